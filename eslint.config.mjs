@@ -1,0 +1,22 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'coverage/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', require: 'readonly', module: 'writable', __dirname: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    // Pure layers never touch I/O or the GitHub toolkit (ARCHITECTURE.md).
+    files: ['src/registry/**/*.ts', 'src/plan/**/*.ts', 'src/report/**/*.ts', 'src/remote/**/*.ts'],
+    ignores: ['src/registry/load.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: ['@actions/*', 'node-ssh', 'ssh2', 'fs', 'node:fs', 'net', 'node:net', 'node:child_process'] }],
+    },
+  },
+);
