@@ -1,0 +1,185 @@
+/**
+ * fleet-deploy's command line. `runCli(argv, io)` returns the exit code: 0 success, 1 failure,
+ * 2 configuration error (bad registry, bad flags, a selection that matches nothing).
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigurationError, isConfigurationError, formatProblem } from '../errors';
+import { parseRegistry, targetsOf, type Registry } from '../registry';
+import { matrices, planDeployment, planJson, type Plan } from '../plan/plan';
+import { plural, table } from '../report/table';
+import { processIO, readUserFile, type CliIO } from './io';
+import { VERSION } from '../version';
+
+export const EXIT = { ok: 0, failure: 1, configuration: 2 } as const;
+
+const DEFAULT_REGISTRY = 'servers/production.json';
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  run: (values: Record<string, string | boolean | undefined>, io: CliIO) => Promise<number>;
+}
+
+const registryOption = { registry: { type: 'string', short: 'r' } } as const;
+
+const COMMANDS: Record<string, Command> = {
+  validate: {
+    summary: 'Check a server registry and report every problem with its line',
+    usage: `fleet-deploy validate [--registry FILE]
+
+Validates the registry against its schema and the checks across entries (unique names, one directory
+and one health port per tenant on a server, known rings, …). Prints every problem at once, each with
+FILE:LINE:COLUMN, the JSON path, the bad value and what would be valid.
+
+Options:
+  -r, --registry FILE   the server registry (default: $FLEET_REGISTRY or ${DEFAULT_REGISTRY})
+  -h, --help            show this help`,
+    options: { ...registryOption },
+    run: async (values, io) => {
+      const registry = await loadRegistry(values, io);
+      const targets = targetsOf(registry);
+      const regions = new Set(registry.servers.map((s) => s.region));
+      const rings = registry.rings
+        .map((r) => `${r} ${targets.filter((t) => t.tenant.ring === r).length}`)
+        .join(', ');
+      io.stdout(
+        `${registry.source}: valid — ${plural(registry.servers.length, 'server')}, ${plural(targets.length, 'tenant')} in ${plural(regions.size, 'region')} (rings: ${rings})\n`,
+      );
+      return EXIT.ok;
+    },
+  },
+  plan: {
+    summary: 'Select targets and cut them into waves and GitHub matrices',
+    usage: `fleet-deploy plan [--registry FILE] [--select EXPR] [--waves SPEC] [--max-per-job N] [--format table|json|matrix]
+
+Selects targets (a target is one tenant on one server, "server/tenant") and cuts them into waves.
+
+Options:
+  -r, --registry FILE   the server registry (default: $FLEET_REGISTRY or ${DEFAULT_REGISTRY})
+  -s, --select EXPR     which targets: clauses KEY=VALUE or KEY!=VALUE joined by "," (AND), alternatives
+                        by "|", "*" as a wildcard. Keys: tenant, server, region, ring, id, or a label.
+                        e.g. "region=eu,ring!=sandbox", "tenant=acme-*|globex", "tier=enterprise"
+                        (default: every target)
+  -w, --waves SPEC      cumulative steps, counts or shares rounded up, ending at 100%: "1,5%,25%,100%";
+                        or "rings" for one wave per ring; or "all" (default) for one wave
+      --max-per-job N   targets per GitHub matrix job (default 1; a wave never exceeds 256 jobs)
+  -f, --format FORMAT   table (default), json (the whole plan) or matrix (one GitHub matrix per wave)
+  -h, --help            show this help`,
+    options: {
+      ...registryOption,
+      select: { type: 'string', short: 's' },
+      waves: { type: 'string', short: 'w' },
+      'max-per-job': { type: 'string' },
+      format: { type: 'string', short: 'f' },
+    },
+    run: async (values, io) => {
+      const format = (values.format as string | undefined) ?? 'table';
+      if (!['table', 'json', 'matrix'].includes(format)) {
+        throw new ConfigurationError([{ path: [], source: '--format', message: `${JSON.stringify(format)} is not a format`, hint: 'use table, json or matrix' }]);
+      }
+      const registry = await loadRegistry(values, io);
+      const plan = planDeployment(registry, {
+        select: values.select as string | undefined,
+        waves: values.waves as string | undefined,
+        maxPerJob: wholeNumber(values['max-per-job'] as string | undefined, '--max-per-job', 1),
+      });
+      if (format === 'json') io.stdout(`${JSON.stringify(planJson(plan), null, 2)}\n`);
+      else if (format === 'matrix') io.stdout(`${JSON.stringify(matrices(plan))}\n`);
+      else io.stdout(renderPlan(plan));
+      return EXIT.ok;
+    },
+  },
+};
+
+function wholeNumber(text: string | undefined, flag: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1) {
+    throw new ConfigurationError([{ path: [], source: flag, message: `${JSON.stringify(text)} is not a whole number of at least 1` }]);
+  }
+  return Number(text);
+}
+
+async function loadRegistry(values: Record<string, unknown>, io: CliIO): Promise<Registry> {
+  const path = (values.registry as string | undefined) ?? io.env.FLEET_REGISTRY ?? DEFAULT_REGISTRY;
+  return parseRegistry(await readUserFile(io, path, '--registry'), path);
+}
+
+const SHOWN_PER_WAVE = 25;
+
+export function renderPlan(plan: Plan): string {
+  const out: string[] = [
+    `Plan: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')} (select: ${plan.select || 'all'}; waves: ${plan.waves})`,
+  ];
+  let done = 0;
+  for (const w of plan.plan) {
+    done += w.targets.length;
+    out.push(
+      '',
+      `Wave ${w.index} · ${plural(w.targets.length, 'target')} · ${plural(w.jobs.length, 'job')} · ${Math.round((done / plan.total) * 1000) / 10}% done after it`,
+    );
+    const rows = w.targets.slice(0, SHOWN_PER_WAVE).map((t) => [t.id, t.server.region, t.tenant.ring]);
+    out.push(table(['TARGET', 'REGION', 'RING'], rows, '  '));
+    if (w.targets.length > SHOWN_PER_WAVE) out.push(`  … and ${plural(w.targets.length - SHOWN_PER_WAVE, 'more target')} (--format json lists all)`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+function usage(): string {
+  const names = Object.keys(COMMANDS);
+  const width = Math.max(...names.map((n) => n.length));
+  return `fleet-deploy ${VERSION} — deploy tenant stacks to a fleet of servers over SSH
+
+Usage: fleet-deploy <command> [options]
+
+Commands:
+${names.map((n) => `  ${n.padEnd(width)}  ${COMMANDS[n]!.summary}`).join('\n')}
+
+Run "fleet-deploy <command> --help" for a command's options.
+Exit codes: 0 success, 1 failure, 2 configuration error.`;
+}
+
+export async function runCli(argv: readonly string[], io: CliIO = processIO()): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout(`${usage()}\n`);
+    return name === undefined ? EXIT.configuration : EXIT.ok;
+  }
+  if (name === '--version' || name === '-V') {
+    io.stdout(`${VERSION}\n`);
+    return EXIT.ok;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    io.stderr(`fleet-deploy: unknown command ${JSON.stringify(name)}\n\n${usage()}\n`);
+    return EXIT.configuration;
+  }
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const parsed = parseArgs({
+      args: [...rest],
+      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: false,
+      strict: true,
+    });
+    values = parsed.values as typeof values;
+  } catch (e) {
+    io.stderr(`fleet-deploy ${name}: ${(e as Error).message}\n\n${command.usage}\n`);
+    return EXIT.configuration;
+  }
+  if (values.help) {
+    io.stdout(`${command.usage}\n`);
+    return EXIT.ok;
+  }
+  try {
+    return await command.run(values, io);
+  } catch (e) {
+    if (isConfigurationError(e)) {
+      io.stderr(`${e.problems.map((p) => `error: ${formatProblem(p)}`).join('\n')}\n`);
+      if (e.problems.length > 1) io.stderr(`${e.problems.length} problems\n`);
+      return EXIT.configuration;
+    }
+    io.stderr(`fleet-deploy ${name} failed: ${(e as Error).stack ?? String(e)}\n`);
+    return EXIT.failure;
+  }
+}

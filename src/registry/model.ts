@@ -1,0 +1,93 @@
+/** The registry after validation, defaults and templating: what planning and deploying work on. */
+import type { PinnedHostKey } from './hostkey';
+import type { composeCommands } from './schema';
+
+export type ComposeCommand = (typeof composeCommands)[number];
+
+export interface Image {
+  /** Variable in the tenant's .env, e.g. APP_IMAGE. */
+  variable: string;
+  /** Repository without tag, e.g. ghcr.io/acme/app. */
+  repository: string;
+}
+
+export interface HealthCheck {
+  /** Probed through the SSH connection on the server's 127.0.0.1; absent when `url` is used. */
+  port?: number;
+  path: string;
+  /** Probed from the runner; may hold {version}. */
+  url?: string;
+  expectStatus: number;
+  bodyIncludes?: string;
+  json?: Readonly<Record<string, string | number | boolean>>;
+  intervalMs: number;
+  timeoutMs: number;
+  deadlineMs: number;
+  successes: number;
+  containerHealth: boolean;
+}
+
+export interface Tenant {
+  id: string;
+  path: string;
+  compose: {
+    files: readonly string[];
+    command: ComposeCommand;
+    project?: string;
+    services?: readonly string[];
+  };
+  images: readonly Image[];
+  health: HealthCheck;
+  ring: string;
+  labels: Readonly<Record<string, string>>;
+  /** JSON path of this tenant in the registry file, for messages. */
+  at: ReadonlyArray<string | number>;
+}
+
+export interface JumpHost {
+  host: string;
+  port: number;
+  user: string;
+  hostKeys: readonly PinnedHostKey[];
+}
+
+export interface Server {
+  name: string;
+  host: string;
+  port: number;
+  user: string;
+  hostKeys: readonly PinnedHostKey[];
+  region: string;
+  labels: Readonly<Record<string, string>>;
+  jump?: JumpHost;
+  tenants: readonly Tenant[];
+  at: ReadonlyArray<string | number>;
+}
+
+export interface Registry {
+  /** Where it was read from, for messages. */
+  source: string;
+  /** Ring names in deploy order. */
+  rings: readonly string[];
+  servers: readonly Server[];
+}
+
+/** One tenant on one server: the unit that is deployed, locked, health-gated and rolled back. */
+export interface Target {
+  /** "server/tenant" */
+  id: string;
+  server: Server;
+  tenant: Tenant;
+  /** Server labels overridden by tenant labels. */
+  labels: Readonly<Record<string, string>>;
+}
+
+export function targetsOf(registry: Registry): Target[] {
+  const out: Target[] = [];
+  for (const server of registry.servers) {
+    for (const tenant of server.tenants) {
+      out.push({ id: `${server.name}/${tenant.id}`, server, tenant, labels: { ...server.labels, ...tenant.labels } });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,85 @@
+/** Text → Registry, or a ConfigurationError listing every problem with its line and column. */
+import { ConfigurationError, formatPath, show, type Problem } from '../errors';
+import { issueProblems } from './issues';
+import { syntaxProblems, TextLocator } from './locate';
+import type { Registry } from './model';
+import { resolveRegistry, type SalvagedFile } from './resolve';
+import { registrySchema, serverSchema, tenantSchema } from './schema';
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Keeps what passed the schema, entry by entry, so cross-entry checks can still run (see SalvagedFile). */
+function salvage(raw: unknown): SalvagedFile | undefined {
+  if (!isObject(raw) || !Array.isArray(raw.servers)) return undefined;
+  const part = <T>(schema: { safeParse(v: unknown): { success: boolean } }, v: unknown) => (schema.safeParse(v).success ? (v as T) : undefined);
+  const top = registrySchema.shape;
+  return {
+    rings: part(top.rings, raw.rings),
+    defaults: part(top.defaults, raw.defaults),
+    servers: raw.servers.map((s) => {
+      if (!isObject(s) || !Array.isArray(s.tenants)) return undefined;
+      const tenants = s.tenants.map((t) => part<NonNullable<SalvagedFile['servers'][number]>['tenants'][number]>(tenantSchema, t));
+      const server = part<NonNullable<SalvagedFile['servers'][number]>>(serverSchema, { ...s, tenants: [] });
+      return server && { ...server, tenants };
+    }),
+  };
+}
+
+/**
+ * Duplicate server names and tenant ids, found on the raw input so they are reported even where other
+ * fields of the same entry are invalid.
+ */
+function duplicateProblems(raw: unknown): Problem[] {
+  if (!isObject(raw) || !Array.isArray(raw.servers)) return [];
+  const problems: Problem[] = [];
+  const servers = new Map<string, number>();
+  const tenants = new Map<string, Array<string | number>>();
+  raw.servers.forEach((s, si) => {
+    if (!isObject(s)) return;
+    if (typeof s.name === 'string') {
+      const first = servers.get(s.name);
+      if (first !== undefined)
+        problems.push({ path: ['servers', si, 'name'], message: `server name ${show(s.name)} is already used by servers[${first}]`, hint: 'server names must be unique' });
+      else servers.set(s.name, si);
+    }
+    if (!Array.isArray(s.tenants)) return;
+    s.tenants.forEach((t, ti) => {
+      if (!isObject(t) || typeof t.id !== 'string') return;
+      const first = tenants.get(t.id);
+      if (first)
+        problems.push({
+          path: ['servers', si, 'tenants', ti, 'id'],
+          message: `tenant id ${show(t.id)} is already used by ${formatPath(first)}`,
+          hint: 'tenant ids must be unique across the registry',
+        });
+      else tenants.set(t.id, ['servers', si, 'tenants', ti]);
+    });
+  });
+  return problems;
+}
+
+export function parseRegistry(text: string, source: string): Registry {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new ConfigurationError(syntaxProblems(text, source));
+  }
+  const parsed = registrySchema.safeParse(raw, { reportInput: true });
+  const problems: Problem[] = parsed.success ? [] : issueProblems(registrySchema, parsed.error.issues);
+  problems.push(...duplicateProblems(raw));
+  const file = parsed.success ? parsed.data : salvage(raw);
+  let registry: Registry | undefined;
+  if (file) {
+    const resolved = resolveRegistry(file, source);
+    problems.push(...resolved.problems);
+    registry = resolved.registry;
+  }
+  if (problems.length > 0 || !registry) {
+    const locator = new TextLocator(text);
+    const located = problems.map((p) => ({ ...p, source, ...locator.locate(p.path, p.atKey) }));
+    located.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+    throw new ConfigurationError(located);
+  }
+  return registry;
+}

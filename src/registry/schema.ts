@@ -1,0 +1,243 @@
+/**
+ * The registry file's schema: the shape of servers/*.json exactly as a person writes it. Everything is
+ * strict (unknown keys are errors) and every string that can reach a remote shell matches a pattern from
+ * patterns.ts. Fields that `defaults` can supply are optional here; resolve.ts merges and then requires them.
+ */
+import { z } from 'zod';
+import * as P from './patterns';
+import { parseHostKey } from './hostkey';
+
+/** A string matching a pattern, with the pattern's words in the error and the JSON Schema. */
+function str(pattern: P.Pattern, noun: string, description: string, example = pattern.example) {
+  return z
+    .string({ error: `must be a string: ${noun}` })
+    .regex(pattern.re, { error: `is not a valid ${noun}: use ${pattern.valid}, e.g. "${example}"` })
+    .meta({ description, examples: [example] });
+}
+
+const port = (description: string) =>
+  z
+    .int({ error: 'must be a whole number from 1 to 65535' })
+    .min(1, { error: 'must be a port number from 1 to 65535' })
+    .max(65535, { error: 'must be a port number from 1 to 65535' })
+    .meta({ description });
+
+const duration = (description: string) => str(P.DURATION, 'duration', description);
+
+/** "a value or a list of values": one way to write both the common single case and the rare list. */
+function oneOrMany<T extends z.ZodType>(item: T, description: string) {
+  return z.union([item, z.array(item).min(1, { error: 'must list at least one value' })]).meta({ description });
+}
+
+const noDotSegments = (what: string) => (v: string) => !P.hasDotSegment(v) || `"." and ".." segments are not allowed in ${what}`;
+
+function refineString<T extends z.ZodString>(schema: T, check: (v: string) => true | string) {
+  return schema.check((ctx) => {
+    const result = check(ctx.value);
+    if (result !== true) ctx.issues.push({ code: 'custom', message: result, input: ctx.value });
+  });
+}
+
+/** Fields that may hold {placeholders} accept only the known ones. */
+const knownPlaceholders = (v: string): true | string => {
+  for (const [, name] of v.matchAll(/\{([^}]*)\}/g)) {
+    if (!(P.PLACEHOLDERS as readonly string[]).includes(name!))
+      return `uses the unknown placeholder {${name}}: use ${P.PLACEHOLDERS.map((x) => `{${x}}`).join(', ')}`;
+  }
+  return true;
+};
+
+export const hostKeySchema = refineString(
+  str(P.HOST_KEY, 'host key', 'A pinned host key: the public key line or its SHA256 fingerprint.'),
+  (v) => {
+    const parsed = parseHostKey(v);
+    return typeof parsed === 'string' ? parsed : true;
+  },
+);
+
+const labels = z
+  .record(str(P.KEY, 'label key', 'Label key.'), str(P.LABEL_VALUE, 'label value', 'Label value.'))
+  .meta({ description: 'Free-form labels for selection, e.g. {"tier": "enterprise"}. Tenant labels override server labels.' });
+
+const jump = z
+  .strictObject({
+    host: str(P.HOST, 'host', 'The jump (bastion) host.'),
+    port: port('SSH port of the jump host.').optional(),
+    user: str(P.USER, 'user name', 'SSH user on the jump host.').optional(),
+    hostKey: oneOrMany(hostKeySchema, 'Pinned host key(s) of the jump host.').optional(),
+  })
+  .meta({ description: 'Reach this server through an SSH jump host (ProxyJump).' });
+
+export const composeCommands = ['docker compose', 'docker-compose', 'podman compose', 'podman-compose'] as const;
+
+const compose = z
+  .strictObject({
+    file: oneOrMany(
+      refineString(
+        str(P.RELATIVE_FILE, 'compose file', 'A Compose file relative to the tenant path.'),
+        noDotSegments('a compose file'),
+      ),
+      'Compose file(s), relative to the tenant path, passed with -f in order. Default: "docker-compose.yml".',
+    ).optional(),
+    command: z
+      .enum(composeCommands, { error: `must be one of ${composeCommands.map((c) => `"${c}"`).join(', ')}` })
+      .meta({ description: 'The Compose command on the server. Default: "docker compose".' })
+      .optional(),
+    project: refineString(
+      str(
+        P.COMPOSE_PROJECT_TEMPLATE,
+        'compose project name',
+        'Compose project name (-p). May use {tenant}, {server}, {region}, {ring}. Default: none, so Compose uses the directory name.',
+        'app-{tenant}',
+      ),
+      knownPlaceholders,
+    ).optional(),
+    services: z
+      .array(str(P.SERVICE, 'service name', 'A Compose service.'))
+      .min(1, { error: 'must list at least one service, or be left out for all services' })
+      .meta({ description: 'Only these services are pulled and restarted. Default: all services.' })
+      .optional(),
+  })
+  .meta({ description: 'How the tenant\'s stack is run.' });
+
+const image = z
+  .strictObject({
+    variable: str(P.ENV_VAR, 'variable name', 'The variable in the tenant\'s .env that holds the image reference.'),
+    repository: str(P.IMAGE_REPOSITORY, 'image repository', 'The image repository; a deploy sets VARIABLE=repository:tag or repository@digest.'),
+  })
+  .meta({ description: 'One image of the stack, set through a variable in the tenant\'s .env.' });
+
+const jsonExpectation = z
+  .record(
+    z.string().regex(/^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/, { error: 'is not a JSON field path: use names joined by ".", e.g. "build.version"' }),
+    z.union([z.string(), z.number(), z.boolean()]),
+  )
+  .meta({
+    description:
+      'Fields the JSON body must hold, by dotted path, e.g. {"status": "ok", "version": "{version}"}. "{version}" is replaced by the version being deployed, so a stale container cannot pass.',
+  });
+
+const health = z
+  .strictObject({
+    port: port('Port on the server\'s 127.0.0.1, probed through the SSH connection (no curl needed on the server).').optional(),
+    path: str(P.HTTP_PATH, 'HTTP path', 'Path probed on that port. Default: "/health".').optional(),
+    url: refineString(
+      z
+        .string({ error: 'must be a string: URL' })
+        .regex(/^https?:\/\/[^\s"'`\\]+$/, { error: 'is not an http:// or https:// URL' })
+        .meta({ description: 'A public URL probed from the runner instead of through SSH. May use {tenant}, {server}, {region}, {ring}.' }),
+      knownPlaceholders,
+    ).optional(),
+    expectStatus: z
+      .int({ error: 'must be an HTTP status code' })
+      .min(100, { error: 'must be an HTTP status code from 100 to 599' })
+      .max(599, { error: 'must be an HTTP status code from 100 to 599' })
+      .meta({ description: 'Expected HTTP status. Default: 200.' })
+      .optional(),
+    bodyIncludes: z.string().min(1).meta({ description: 'Text the body must contain. May use {version}.' }).optional(),
+    json: jsonExpectation.optional(),
+    interval: duration('Time between probes. Default: "2s".').optional(),
+    timeout: duration('Timeout of one probe. Default: "5s".').optional(),
+    deadline: duration('How long the gate waits for the service to become stable. Default: "120s".').optional(),
+    successes: z
+      .int({ error: 'must be a whole number' })
+      .min(1, { error: 'must be at least 1' })
+      .max(100, { error: 'must be at most 100' })
+      .meta({ description: 'Consecutive successful probes needed to pass, so a flapping service fails. Default: 3.' })
+      .optional(),
+    containerHealth: z
+      .boolean({ error: 'must be true or false' })
+      .meta({ description: 'Also require the containers\' own HEALTHCHECK state to be healthy. Default: false.' })
+      .optional(),
+  })
+  .meta({ description: 'The health gate: a deploy passes only when this check is stable.' });
+
+/** Tenant fields that `defaults.tenant` and `servers[].tenantDefaults` may also set. */
+const tenantFields = {
+  path: refineString(
+    str(
+      P.REMOTE_PATH_TEMPLATE,
+      'path',
+      'The tenant\'s directory on the server (holds .env and the compose files). May use {tenant}, {server}, {region}, {ring}.',
+      '/srv/tenants/{tenant}',
+    ),
+    (v) => (P.hasDotSegment(v) ? '"." and ".." segments are not allowed in a path' : knownPlaceholders(v)),
+  ).optional(),
+  compose: compose.optional(),
+  images: z
+    .array(image)
+    .min(1, { error: 'must list at least one image' })
+    .meta({ description: 'The images a deploy sets. A list replaces (does not extend) the one in defaults.' })
+    .optional(),
+  health: health.optional(),
+  ring: str(P.NAME, 'ring', 'Rollout ring, one of `rings`. Default: the last ring ("general").', 'canary').optional(),
+  labels: labels.optional(),
+};
+
+const tenantDefaults = z.strictObject(tenantFields).meta({ description: 'Tenant fields applied to every tenant it covers.' });
+
+export const tenantSchema = z
+  .strictObject({
+    id: str(P.TENANT_ID, 'tenant id', 'Unique tenant id across the registry.'),
+    ...tenantFields,
+  })
+  .meta({ description: 'One tenant: one Compose stack in one directory on the server.' });
+
+const serverFields = {
+  port: port('SSH port. Default: 22.').optional(),
+  user: str(P.USER, 'user name', 'SSH user. Default: "deploy".').optional(),
+  region: str(P.NAME, 'region', 'Region, for selection and reports.', 'eu').optional(),
+  labels: labels.optional(),
+  jump: jump.optional(),
+};
+
+export const serverSchema = z
+  .strictObject({
+    name: str(P.NAME, 'server name', 'Unique server name, used in target ids "server/tenant".', 'eu-1'),
+    host: str(P.HOST, 'host', 'Host name or IP address the runner connects to.'),
+    hostKey: oneOrMany(
+      hostKeySchema,
+      'Pinned SSH host key(s). Without one, a deploy needs a known_hosts text; it never trusts an unknown key.',
+    ).optional(),
+    ...serverFields,
+    tenantDefaults: tenantDefaults.optional(),
+    tenants: z.array(tenantSchema).meta({ description: 'The tenants on this server.' }),
+  })
+  .meta({ description: 'One server, reached over SSH.' });
+
+export const DEFAULT_RINGS = ['sandbox', 'canary', 'general'] as const;
+
+export const registrySchema = z
+  .strictObject({
+    $schema: z.string().meta({ description: 'The JSON Schema, for editors: "./registry.schema.json".' }).optional(),
+    version: z.literal(1, { error: 'must be 1, the only registry format version' }).meta({ description: 'Registry format version.' }).optional(),
+    rings: z
+      .array(str(P.NAME, 'ring', 'A ring name.', 'canary'))
+      .min(1, { error: 'must list at least one ring' })
+      .meta({ description: 'Rollout rings in deploy order. Default: ["sandbox", "canary", "general"].' })
+      .optional(),
+    defaults: z
+      .strictObject({
+        server: z.strictObject(serverFields).meta({ description: 'Server fields applied to every server.' }).optional(),
+        tenant: tenantDefaults.optional(),
+      })
+      .meta({ description: 'Values that servers and tenants inherit and may override (objects merge key by key; lists replace).' })
+      .optional(),
+    servers: z.array(serverSchema).meta({ description: 'The fleet.' }),
+  })
+  .meta({
+    title: 'fleet-deploy server registry',
+    description: 'Servers and the tenants on each, for fleet-deploy.',
+  });
+
+export type RegistryFile = z.input<typeof registrySchema>;
+export type RawServer = z.input<typeof serverSchema>;
+export type RawTenant = z.input<typeof tenantSchema>;
+export type RawTenantFields = z.input<typeof tenantDefaults>;
+export type RawHealth = z.input<typeof health>;
+
+/** The JSON Schema for editors, generated from the zod schema (servers/registry.schema.json). */
+export function registryJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(registrySchema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' });
+  return schema as Record<string, unknown>;
+}
