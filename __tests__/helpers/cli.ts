@@ -2,7 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { runCli } from '../../src/cli/main';
 
 /** Runs the CLI in-process with captured output; files are read from disk unless given in `files`. */
-export async function cli(argv: string[], files: Record<string, string> = {}, env: Record<string, string> = {}) {
+export async function cli(
+  argv: string[],
+  files: Record<string, string> = {},
+  env: Record<string, string> = {},
+) {
   let stdout = '';
   let stderr = '';
   const code = await runCli(argv, {

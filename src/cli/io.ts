@@ -24,7 +24,16 @@ export async function readUserFile(io: CliIO, path: string, flag: string): Promi
     return await io.readText(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : String((e as Error).message);
-    throw new ConfigurationError([{ path: [], source: flag, message: `cannot read ${JSON.stringify(path)}: ${why}` }]);
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : String((e as Error).message);
+    throw new ConfigurationError([
+      { path: [], source: flag, message: `cannot read ${JSON.stringify(path)}: ${why}` },
+    ]);
   }
 }

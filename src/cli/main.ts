@@ -76,7 +76,14 @@ Options:
     run: async (values, io) => {
       const format = (values.format as string | undefined) ?? 'table';
       if (!['table', 'json', 'matrix'].includes(format)) {
-        throw new ConfigurationError([{ path: [], source: '--format', message: `${JSON.stringify(format)} is not a format`, hint: 'use table, json or matrix' }]);
+        throw new ConfigurationError([
+          {
+            path: [],
+            source: '--format',
+            message: `${JSON.stringify(format)} is not a format`,
+            hint: 'use table, json or matrix',
+          },
+        ]);
       }
       const registry = await loadRegistry(values, io);
       const plan = planDeployment(registry, {
@@ -95,7 +102,9 @@ Options:
 function wholeNumber(text: string | undefined, flag: string, fallback: number): number {
   if (text === undefined) return fallback;
   if (!/^\d+$/.test(text.trim()) || Number(text) < 1) {
-    throw new ConfigurationError([{ path: [], source: flag, message: `${JSON.stringify(text)} is not a whole number of at least 1` }]);
+    throw new ConfigurationError([
+      { path: [], source: flag, message: `${JSON.stringify(text)} is not a whole number of at least 1` },
+    ]);
   }
   return Number(text);
 }
@@ -120,7 +129,10 @@ export function renderPlan(plan: Plan): string {
     );
     const rows = w.targets.slice(0, SHOWN_PER_WAVE).map((t) => [t.id, t.server.region, t.tenant.ring]);
     out.push(table(['TARGET', 'REGION', 'RING'], rows, '  '));
-    if (w.targets.length > SHOWN_PER_WAVE) out.push(`  … and ${plural(w.targets.length - SHOWN_PER_WAVE, 'more target')} (--format json lists all)`);
+    if (w.targets.length > SHOWN_PER_WAVE)
+      out.push(
+        `  … and ${plural(w.targets.length - SHOWN_PER_WAVE, 'more target')} (--format json lists all)`,
+      );
   }
   return `${out.join('\n')}\n`;
 }

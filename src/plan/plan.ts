@@ -76,7 +76,9 @@ export function orderTargets(targets: readonly Target[], rings: readonly string[
 
 export function cutJobs(waveIndex: number, targets: readonly Target[], maxPerJob: number): Job[] {
   if (targets.length === 0) return [];
-  const sorted = [...targets].sort((a, b) => (a.server.name < b.server.name ? -1 : a.server.name > b.server.name ? 1 : 0));
+  const sorted = [...targets].sort((a, b) =>
+    a.server.name < b.server.name ? -1 : a.server.name > b.server.name ? 1 : 0,
+  );
   const jobs = Math.min(MAX_MATRIX_JOBS, Math.ceil(sorted.length / maxPerJob));
   const base = Math.floor(sorted.length / jobs);
   const extra = sorted.length % jobs;
@@ -98,14 +100,23 @@ export function planDeployment(registry: Registry, options: PlanOptions = {}): P
   const spec = options.waves ?? 'all';
   const maxPerJob = options.maxPerJob ?? 1;
   if (!Number.isInteger(maxPerJob) || maxPerJob < 1) {
-    throw new ConfigurationError([{ path: [], source: '--max-per-job', message: `${JSON.stringify(options.maxPerJob)} is not a whole number of at least 1`, hint: 'e.g. 1 (one target per job) or 20' }]);
+    throw new ConfigurationError([
+      {
+        path: [],
+        source: '--max-per-job',
+        message: `${JSON.stringify(options.maxPerJob)} is not a whole number of at least 1`,
+        hint: 'e.g. 1 (one target per job) or 20',
+      },
+    ]);
   }
   const waveSpec = parseWaveSpec(spec);
   const selected = orderTargets(selectTargets(targetsOf(registry), select), registry.rings);
 
   let groups: Target[][];
   if (waveSpec.kind === 'rings') {
-    groups = registry.rings.map((ring) => selected.filter((t) => t.tenant.ring === ring)).filter((g) => g.length > 0);
+    groups = registry.rings
+      .map((ring) => selected.filter((t) => t.tenant.ring === ring))
+      .filter((g) => g.length > 0);
   } else {
     let start = 0;
     groups = waveSizes(selected.length, waveSpec.steps).map((n) => selected.slice(start, (start += n)));
@@ -120,9 +131,16 @@ export function planDeployment(registry: Registry, options: PlanOptions = {}): P
 }
 
 /** One GitHub matrix per wave: `strategy.matrix: ${{ fromJSON(needs.plan.outputs.matrices)[0] }}`. */
-export function matrices(plan: Plan): Array<{ include: Array<{ name: string; targets: string; count: number; wave: number }> }> {
+export function matrices(
+  plan: Plan,
+): Array<{ include: Array<{ name: string; targets: string; count: number; wave: number }> }> {
   return plan.plan.map((w) => ({
-    include: w.jobs.map((j) => ({ name: j.name, targets: j.targets.join(' '), count: j.targets.length, wave: w.index })),
+    include: w.jobs.map((j) => ({
+      name: j.name,
+      targets: j.targets.join(' '),
+      count: j.targets.length,
+      wave: w.index,
+    })),
   }));
 }
 
@@ -136,7 +154,13 @@ export function planJson(plan: Plan) {
     plan: plan.plan.map((w) => ({
       wave: w.index,
       count: w.targets.length,
-      targets: w.targets.map((t) => ({ id: t.id, server: t.server.name, tenant: t.tenant.id, region: t.server.region, ring: t.tenant.ring })),
+      targets: w.targets.map((t) => ({
+        id: t.id,
+        server: t.server.name,
+        tenant: t.tenant.id,
+        region: t.server.region,
+        ring: t.tenant.ring,
+      })),
       jobs: w.jobs.length,
     })),
   };

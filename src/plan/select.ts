@@ -112,11 +112,17 @@ export function selectTargets(targets: readonly Target[], expr: string, source =
   const clauses = parseSelection(expr, targets, source);
   const selected = targets.filter((t) => clauses.every((c) => matchesClause(t, c)));
   if (selected.length > 0) return selected;
-  if (targets.length === 0) throw new ConfigurationError([{ path: [], source, message: 'the registry has no targets: no server lists any tenant' }]);
+  if (targets.length === 0)
+    throw new ConfigurationError([
+      { path: [], source, message: 'the registry has no targets: no server lists any tenant' },
+    ]);
   const reasons = clauses.map((c) => {
     const alone = targets.filter((t) => matchesClause(t, c)).length;
-    const known = [...new Set(targets.map((t) => valueOf(t, c)).filter((v): v is string => v !== undefined))].sort();
-    const shown = known.length > 12 ? `${known.slice(0, 12).join(', ')}, … (${known.length})` : known.join(', ');
+    const known = [
+      ...new Set(targets.map((t) => valueOf(t, c)).filter((v): v is string => v !== undefined)),
+    ].sort();
+    const shown =
+      known.length > 12 ? `${known.slice(0, 12).join(', ')}, … (${known.length})` : known.join(', ');
     return `"${c.text}" alone matches ${alone} of ${targets.length}${alone === 0 ? ` (values: ${shown})` : ''}`;
   });
   throw new ConfigurationError([

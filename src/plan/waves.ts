@@ -30,7 +30,8 @@ export function parseWaveSpec(spec: string, source = '--waves'): WaveSpec {
     const pct = /^(\d+(?:\.\d+)?)%$/.exec(s);
     if (pct) {
       const percent = Number(pct[1]);
-      if (percent <= 0 || percent > 100) bad(spec, `step ${i + 1} "${s}" is not a share from 0% (exclusive) to 100%`, EXAMPLE, source);
+      if (percent <= 0 || percent > 100)
+        bad(spec, `step ${i + 1} "${s}" is not a share from 0% (exclusive) to 100%`, EXAMPLE, source);
       return { percent };
     }
     if (/^\d+$/.test(s)) {
@@ -38,16 +39,37 @@ export function parseWaveSpec(spec: string, source = '--waves'): WaveSpec {
       if (count < 1) bad(spec, `step ${i + 1} "${s}" must be at least 1`, EXAMPLE, source);
       return { count };
     }
-    return bad(spec, `step ${i + 1} ${JSON.stringify(s)} is neither a count ("5") nor a share ("25%")`, EXAMPLE, source);
+    return bad(
+      spec,
+      `step ${i + 1} ${JSON.stringify(s)} is neither a count ("5") nor a share ("25%")`,
+      EXAMPLE,
+      source,
+    );
   });
   for (let i = 1; i < steps.length; i++) {
     const [a, b] = [steps[i - 1]!, steps[i]!];
-    const shrinks = 'percent' in a && 'percent' in b ? b.percent < a.percent : 'count' in a && 'count' in b ? b.count < a.count : false;
-    if (shrinks) bad(spec, `step ${i + 1} is smaller than step ${i}; steps are cumulative and never shrink`, EXAMPLE, source);
+    const shrinks =
+      'percent' in a && 'percent' in b
+        ? b.percent < a.percent
+        : 'count' in a && 'count' in b
+          ? b.count < a.count
+          : false;
+    if (shrinks)
+      bad(
+        spec,
+        `step ${i + 1} is smaller than step ${i}; steps are cumulative and never shrink`,
+        EXAMPLE,
+        source,
+      );
   }
   const last = steps[steps.length - 1]!;
   if (!('percent' in last && last.percent === 100)) {
-    bad(spec, 'the last step must be 100%, so that every selected target is deployed', `e.g. "${text},100%"`, source);
+    bad(
+      spec,
+      'the last step must be 100%, so that every selected target is deployed',
+      `e.g. "${text},100%"`,
+      source,
+    );
   }
   return { kind: 'steps', steps };
 }

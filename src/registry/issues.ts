@@ -8,7 +8,9 @@ type Issue = z.core.$ZodIssue;
 /** The keys an object schema accepts at `path`, for "did you mean" hints on unknown keys. */
 export function keysAt(schema: z.ZodType, path: ReadonlyArray<string | number>): string[] {
   // zod 4 keeps each schema's definition in `_zod.def`; walk it through wrappers, arrays and records.
-  let defs: Array<Record<string, unknown>> = [(schema as unknown as { _zod: { def: Record<string, unknown> } })._zod.def];
+  let defs: Array<Record<string, unknown>> = [
+    (schema as unknown as { _zod: { def: Record<string, unknown> } })._zod.def,
+  ];
   const defOf = (s: unknown) => (s as { _zod: { def: Record<string, unknown> } })._zod.def;
   const unwrap = (list: Array<Record<string, unknown>>): Array<Record<string, unknown>> =>
     list.flatMap((d) =>
@@ -66,7 +68,9 @@ function typeName(value: unknown): string {
 
 /** Picks the union branch the user evidently meant: the one whose root type matched. */
 function unionBranch(issue: Extract<Issue, { code: 'invalid_union' }>): Issue[] | undefined {
-  const matched = issue.errors.filter((branch) => !branch.some((i) => i.code === 'invalid_type' && i.path.length === 0));
+  const matched = issue.errors.filter(
+    (branch) => !branch.some((i) => i.code === 'invalid_type' && i.path.length === 0),
+  );
   return matched.length > 0 ? matched.sort((a, b) => a.length - b.length)[0] : undefined;
 }
 
@@ -92,11 +96,21 @@ export function issueProblems(schema: z.ZodType, issues: readonly Issue[], base:
       case 'invalid_union': {
         const branch = unionBranch(issue);
         if (branch) out.push(...issueProblems(schema, branch, path));
-        else out.push({ path, message: `${show(input)} ${issue.message === 'Invalid input' ? 'has the wrong type' : issue.message}`, hint: unionHint(issue) });
+        else
+          out.push({
+            path,
+            message: `${show(input)} ${issue.message === 'Invalid input' ? 'has the wrong type' : issue.message}`,
+            hint: unionHint(issue),
+          });
         break;
       }
+      case 'invalid_key':
+        // A record key that fails its own schema: report the key's issue at the key.
+        out.push(...issueProblems(schema, issue.issues, path).map((p) => ({ ...p, atKey: true })));
+        break;
       case 'invalid_type':
-        if (input === undefined) out.push({ path, message: 'is required', hint: `add ${JSON.stringify(path.at(-1))}` });
+        if (input === undefined)
+          out.push({ path, message: 'is required', hint: `add ${JSON.stringify(path.at(-1))}` });
         else
           out.push({
             path,

@@ -2,7 +2,14 @@
  * Finds where a JSON path sits in the registry's text (line and column), and turns JSON syntax errors into
  * problems. Only runs when something is wrong, so the happy path pays nothing for it.
  */
-import { findNodeAtLocation, parse, parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
+import {
+  findNodeAtLocation,
+  parse,
+  parseTree,
+  printParseErrorCode,
+  type Node,
+  type ParseError,
+} from 'jsonc-parser';
 import type { Problem } from '../errors';
 
 const STRICT_JSON = { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false };
@@ -75,7 +82,10 @@ export function syntaxProblems(text: string, source: string): Problem[] {
       source,
       ...locator.position(e.offset),
       message: `invalid JSON: ${SYNTAX_WORDS[code] ?? code}${near.trim() ? ` near ${JSON.stringify(near)}` : ''}`,
-      hint: code === 'ValueExpected' || code === 'PropertyNameExpected' ? 'JSON allows no trailing commas' : undefined,
+      hint:
+        code === 'ValueExpected' || code === 'PropertyNameExpected'
+          ? 'JSON allows no trailing commas'
+          : undefined,
     } satisfies Problem;
   });
 }

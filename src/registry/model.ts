@@ -86,7 +86,12 @@ export function targetsOf(registry: Registry): Target[] {
   const out: Target[] = [];
   for (const server of registry.servers) {
     for (const tenant of server.tenants) {
-      out.push({ id: `${server.name}/${tenant.id}`, server, tenant, labels: { ...server.labels, ...tenant.labels } });
+      out.push({
+        id: `${server.name}/${tenant.id}`,
+        server,
+        tenant,
+        labels: { ...server.labels, ...tenant.labels },
+      });
     }
   }
   return out;

@@ -6,21 +6,44 @@ import type { Registry } from './model';
 import { resolveRegistry, type SalvagedFile } from './resolve';
 import { registrySchema, serverSchema, tenantSchema } from './schema';
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Keeps what passed the schema, entry by entry, so cross-entry checks can still run (see SalvagedFile). */
+/**
+ * Keeps what passed the schema, entry by entry, so the checks across entries still run and every problem
+ * is reported at once (see SalvagedFile). A server whose own fields are invalid stays, with stand-ins for
+ * those fields, so its tenants are still checked; the stand-ins are unique and never collide.
+ */
 function salvage(raw: unknown): SalvagedFile | undefined {
   if (!isObject(raw) || !Array.isArray(raw.servers)) return undefined;
-  const part = <T>(schema: { safeParse(v: unknown): { success: boolean } }, v: unknown) => (schema.safeParse(v).success ? (v as T) : undefined);
+  const part = <T>(schema: { safeParse(v: unknown): { success: boolean } }, v: unknown) =>
+    schema.safeParse(v).success ? (v as T) : undefined;
+  type SalvagedServer = NonNullable<SalvagedFile['servers'][number]>;
   const top = registrySchema.shape;
   return {
     rings: part(top.rings, raw.rings),
     defaults: part(top.defaults, raw.defaults),
-    servers: raw.servers.map((s) => {
+    servers: raw.servers.map((s, si) => {
       if (!isObject(s) || !Array.isArray(s.tenants)) return undefined;
-      const tenants = s.tenants.map((t) => part<NonNullable<SalvagedFile['servers'][number]>['tenants'][number]>(tenantSchema, t));
-      const server = part<NonNullable<SalvagedFile['servers'][number]>>(serverSchema, { ...s, tenants: [] });
-      return server && { ...server, tenants };
+      const tenants = s.tenants.map((t) => part<SalvagedServer['tenants'][number]>(tenantSchema, t));
+      const server: Record<string, unknown> = { ...s, tenants: [] };
+      const check = serverSchema.safeParse(server);
+      if (!check.success) {
+        for (const issue of check.error.issues) {
+          const keys =
+            issue.code === 'unrecognized_keys' && issue.path.length === 0 ? issue.keys : [issue.path[0]];
+          for (const key of keys) {
+            if (key === 'tenantDefaults') return undefined; // its tenants cannot be resolved
+            if (key === 'name') server.name = `invalid-${si}`;
+            else if (key === 'host' || key === 'port')
+              [server.host, server.port] = [`invalid-${si}.invalid`, 22];
+            else if (key === 'region') server.region = 'invalid';
+            else delete server[key as string];
+          }
+        }
+        if (!serverSchema.safeParse(server).success) return undefined;
+      }
+      return { ...(server as SalvagedServer), tenants };
     }),
   };
 }
@@ -39,7 +62,11 @@ function duplicateProblems(raw: unknown): Problem[] {
     if (typeof s.name === 'string') {
       const first = servers.get(s.name);
       if (first !== undefined)
-        problems.push({ path: ['servers', si, 'name'], message: `server name ${show(s.name)} is already used by servers[${first}]`, hint: 'server names must be unique' });
+        problems.push({
+          path: ['servers', si, 'name'],
+          message: `server name ${show(s.name)} is already used by servers[${first}]`,
+          hint: 'server names must be unique',
+        });
       else servers.set(s.name, si);
     }
     if (!Array.isArray(s.tenants)) return;

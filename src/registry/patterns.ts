@@ -34,7 +34,8 @@ export const HOST: Pattern = {
 
 export const USER: Pattern = {
   re: /^[a-z_][a-z0-9_-]{0,31}$/,
-  valid: 'a POSIX user name: lowercase letters, digits, "_" and "-", starting with a letter or "_", at most 32 characters',
+  valid:
+    'a POSIX user name: lowercase letters, digits, "_" and "-", starting with a letter or "_", at most 32 characters',
   example: 'deploy',
 };
 
@@ -104,7 +105,8 @@ export const IMAGE_REPOSITORY: Pattern = {
 
 export const IMAGE_TAG: Pattern = {
   re: /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/,
-  valid: 'an image tag: letters, digits, "_", "." and "-", at most 128 characters, not starting with "." or "-"',
+  valid:
+    'an image tag: letters, digits, "_", "." and "-", at most 128 characters, not starting with "." or "-"',
   example: 'v1.4.2',
 };
 

@@ -8,7 +8,13 @@ import { formatPath, show, type Problem } from '../errors';
 import { parseHostKey, type PinnedHostKey } from './hostkey';
 import type { HealthCheck, Registry, Server, Tenant } from './model';
 import * as P from './patterns';
-import { DEFAULT_RINGS, type RawServer, type RawTenant, type RawTenantFields, type RegistryFile } from './schema';
+import {
+  DEFAULT_RINGS,
+  type RawServer,
+  type RawTenant,
+  type RawTenantFields,
+  type RegistryFile,
+} from './schema';
 
 /**
  * A registry file in which entries that failed the schema are `undefined`, so the checks across entries
@@ -48,7 +54,10 @@ function hostKeys(value: string | string[] | undefined): PinnedHostKey[] {
   return list(value).map((k) => parseHostKey(k) as PinnedHostKey); // the schema has rejected bad keys
 }
 
-export function resolveRegistry(file: SalvagedFile, source: string): { registry: Registry; problems: Problem[] } {
+export function resolveRegistry(
+  file: SalvagedFile,
+  source: string,
+): { registry: Registry; problems: Problem[] } {
   const problems: Problem[] = [];
   const problem = (path: Path, message: string, hint?: string) => problems.push({ path, message, hint });
 
@@ -66,12 +75,17 @@ export function resolveRegistry(file: SalvagedFile, source: string): { registry:
     if (!raw) return;
     const at: Path = ['servers', si];
     const region = raw.region ?? serverDefaults.region;
-    if (region === undefined) problem(at, `server ${show(raw.name)} has no region`, 'set "region" here or in defaults.server');
+    if (region === undefined)
+      problem(at, `server ${show(raw.name)} has no region`, 'set "region" here or in defaults.server');
     const port = raw.port ?? serverDefaults.port ?? 22;
     const endpoint = `${raw.host.toLowerCase()}:${port}`;
     const sameEndpoint = firstEndpoint.get(endpoint);
     if (sameEndpoint)
-      problem([...at, 'host'], `${endpoint} is already the address of ${formatPath(sameEndpoint)}`, 'list each server once and put all its tenants under it');
+      problem(
+        [...at, 'host'],
+        `${endpoint} is already the address of ${formatPath(sameEndpoint)}`,
+        'list each server once and put all its tenants under it',
+      );
     else firstEndpoint.set(endpoint, at);
 
     const jump = raw.jump ?? serverDefaults.jump;
@@ -109,25 +123,43 @@ export function resolveRegistry(file: SalvagedFile, source: string): { registry:
       const tl = [...layers, { at: tat, data: rawTenant as Record<string, unknown> }];
 
       const ring = pick<string>(tl, 'ring') ?? { value: rings[rings.length - 1]!, at: tat };
-      if (!ringSet.has(ring.value)) problem(ring.at, `ring ${show(ring.value)} is not one of the registry's rings`, `use one of: ${rings.join(', ')}, or add it to "rings"`);
+      if (!ringSet.has(ring.value))
+        problem(
+          ring.at,
+          `ring ${show(ring.value)} is not one of the registry's rings`,
+          `use one of: ${rings.join(', ')}, or add it to "rings"`,
+        );
 
       const vars = { tenant: rawTenant.id, server: raw.name, region: server.region, ring: ring.value };
       // The schema has allowed only known placeholders; the result is checked against the strict pattern.
       const fill = (p: Picked<string>, pattern?: P.Pattern, noun?: string): string => {
         const out = p.value.replace(/\{([a-z]+)\}/g, (_, name: keyof typeof vars) => vars[name]);
         if (pattern && out !== p.value && !pattern.re.test(out))
-          problem(p.at, `${show(p.value)} becomes ${show(out)} for tenant ${rawTenant.id}, which is not a valid ${noun}`, `use ${pattern.valid}`);
+          problem(
+            p.at,
+            `${show(p.value)} becomes ${show(out)} for tenant ${rawTenant.id}, which is not a valid ${noun}`,
+            `use ${pattern.valid}`,
+          );
         return out;
       };
       const missing = (what: string, key: string) =>
-        problem(tat, `tenant ${show(rawTenant.id)} has no ${what}`, `set "${key}" here, in ${formatPath([...at, 'tenantDefaults'])} or in defaults.tenant`);
+        problem(
+          tat,
+          `tenant ${show(rawTenant.id)} has no ${what}`,
+          `set "${key}" here, in ${formatPath([...at, 'tenantDefaults'])} or in defaults.tenant`,
+        );
 
       const rawPath = pick<string>(tl, 'path');
       if (!rawPath) missing('path', 'path');
       const path = rawPath ? fill(rawPath, P.REMOTE_PATH, 'path') : '';
       if (rawPath) {
         const other = paths.get(path.replace(/\/+$/, ''));
-        if (other) problem(rawPath.at, `path ${show(path)} is already the path of ${formatPath(other)} on server ${raw.name}`, 'each tenant needs its own directory');
+        if (other)
+          problem(
+            rawPath.at,
+            `path ${show(path)} is already the path of ${formatPath(other)} on server ${raw.name}`,
+            'each tenant needs its own directory',
+          );
         else paths.set(path.replace(/\/+$/, ''), tat);
       }
 
@@ -143,7 +175,12 @@ export function resolveRegistry(file: SalvagedFile, source: string): { registry:
       const project = rawProject && fill(rawProject, P.COMPOSE_PROJECT, 'compose project name');
       if (rawProject && project) {
         const other = projects.get(project);
-        if (other) problem(rawProject.at, `compose project ${show(project)} is already used by ${formatPath(other)} on server ${raw.name}`, 'two stacks with one project name would replace each other\'s containers');
+        if (other)
+          problem(
+            rawProject.at,
+            `compose project ${show(project)} is already used by ${formatPath(other)} on server ${raw.name}`,
+            "two stacks with one project name would replace each other's containers",
+          );
         else projects.set(project, tat);
       }
 
@@ -151,7 +188,12 @@ export function resolveRegistry(file: SalvagedFile, source: string): { registry:
       if (health?.port !== undefined) {
         const other = healthPorts.get(health.port);
         const portAt = pick<number>(tl, 'health', 'port')!.at;
-        if (other) problem(portAt, `health port ${health.port} is already the health port of ${formatPath(other)} on server ${raw.name}`, 'each tenant on a server listens on its own port');
+        if (other)
+          problem(
+            portAt,
+            `health port ${health.port} is already the health port of ${formatPath(other)} on server ${raw.name}`,
+            'each tenant on a server listens on its own port',
+          );
         else healthPorts.set(health.port, tat);
       }
 
@@ -194,7 +236,11 @@ function resolveHealth(
     return undefined;
   }
   if (port && url) {
-    problem(at, `health has both a port (${formatPath(port.at)}) and a url (${formatPath(url.at)})`, 'set one: "port" to probe through SSH, or "url" to probe from the runner');
+    problem(
+      at,
+      `health has both a port (${formatPath(port.at)}) and a url (${formatPath(url.at)})`,
+      'set one: "port" to probe through SSH, or "url" to probe from the runner',
+    );
     return undefined;
   }
   const ms = (key: string, fallback: number) => {
@@ -217,6 +263,10 @@ function resolveHealth(
   const json = get<Record<string, string | number | boolean>>('json');
   if (json) health.json = json.value;
   if (health.timeoutMs > health.deadlineMs)
-    problem(get<string>('timeout')!.at, `a probe timeout of ${health.timeoutMs} ms is longer than the deadline of ${health.deadlineMs} ms`, 'make "timeout" shorter than "deadline"');
+    problem(
+      get<string>('timeout')!.at,
+      `a probe timeout of ${health.timeoutMs} ms is longer than the deadline of ${health.deadlineMs} ms`,
+      'make "timeout" shorter than "deadline"',
+    );
   return health;
 }

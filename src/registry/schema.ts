@@ -26,10 +26,13 @@ const duration = (description: string) => str(P.DURATION, 'duration', descriptio
 
 /** "a value or a list of values": one way to write both the common single case and the rare list. */
 function oneOrMany<T extends z.ZodType>(item: T, description: string) {
-  return z.union([item, z.array(item).min(1, { error: 'must list at least one value' })]).meta({ description });
+  return z
+    .union([item, z.array(item).min(1, { error: 'must list at least one value' })])
+    .meta({ description });
 }
 
-const noDotSegments = (what: string) => (v: string) => !P.hasDotSegment(v) || `"." and ".." segments are not allowed in ${what}`;
+const noDotSegments = (what: string) => (v: string) =>
+  !P.hasDotSegment(v) || `"." and ".." segments are not allowed in ${what}`;
 
 function refineString<T extends z.ZodString>(schema: T, check: (v: string) => true | string) {
   return schema.check((ctx) => {
@@ -57,7 +60,10 @@ export const hostKeySchema = refineString(
 
 const labels = z
   .record(str(P.KEY, 'label key', 'Label key.'), str(P.LABEL_VALUE, 'label value', 'Label value.'))
-  .meta({ description: 'Free-form labels for selection, e.g. {"tier": "enterprise"}. Tenant labels override server labels.' });
+  .meta({
+    description:
+      'Free-form labels for selection, e.g. {"tier": "enterprise"}. Tenant labels override server labels.',
+  });
 
 const jump = z
   .strictObject({
@@ -68,7 +74,12 @@ const jump = z
   })
   .meta({ description: 'Reach this server through an SSH jump host (ProxyJump).' });
 
-export const composeCommands = ['docker compose', 'docker-compose', 'podman compose', 'podman-compose'] as const;
+export const composeCommands = [
+  'docker compose',
+  'docker-compose',
+  'podman compose',
+  'podman-compose',
+] as const;
 
 const compose = z
   .strictObject({
@@ -98,18 +109,30 @@ const compose = z
       .meta({ description: 'Only these services are pulled and restarted. Default: all services.' })
       .optional(),
   })
-  .meta({ description: 'How the tenant\'s stack is run.' });
+  .meta({ description: "How the tenant's stack is run." });
 
 const image = z
   .strictObject({
-    variable: str(P.ENV_VAR, 'variable name', 'The variable in the tenant\'s .env that holds the image reference.'),
-    repository: str(P.IMAGE_REPOSITORY, 'image repository', 'The image repository; a deploy sets VARIABLE=repository:tag or repository@digest.'),
+    variable: str(
+      P.ENV_VAR,
+      'variable name',
+      "The variable in the tenant's .env that holds the image reference.",
+    ),
+    repository: str(
+      P.IMAGE_REPOSITORY,
+      'image repository',
+      'The image repository; a deploy sets VARIABLE=repository:tag or repository@digest.',
+    ),
   })
-  .meta({ description: 'One image of the stack, set through a variable in the tenant\'s .env.' });
+  .meta({ description: "One image of the stack, set through a variable in the tenant's .env." });
 
 const jsonExpectation = z
   .record(
-    z.string().regex(/^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/, { error: 'is not a JSON field path: use names joined by ".", e.g. "build.version"' }),
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/, {
+        error: 'is not a JSON field path: use names joined by ".", e.g. "build.version"',
+      }),
     z.union([z.string(), z.number(), z.boolean()]),
   )
   .meta({
@@ -119,13 +142,18 @@ const jsonExpectation = z
 
 const health = z
   .strictObject({
-    port: port('Port on the server\'s 127.0.0.1, probed through the SSH connection (no curl needed on the server).').optional(),
+    port: port(
+      "Port on the server's 127.0.0.1, probed through the SSH connection (no curl needed on the server).",
+    ).optional(),
     path: str(P.HTTP_PATH, 'HTTP path', 'Path probed on that port. Default: "/health".').optional(),
     url: refineString(
       z
         .string({ error: 'must be a string: URL' })
         .regex(/^https?:\/\/[^\s"'`\\]+$/, { error: 'is not an http:// or https:// URL' })
-        .meta({ description: 'A public URL probed from the runner instead of through SSH. May use {tenant}, {server}, {region}, {ring}.' }),
+        .meta({
+          description:
+            'A public URL probed from the runner instead of through SSH. May use {tenant}, {server}, {region}, {ring}.',
+        }),
       knownPlaceholders,
     ).optional(),
     expectStatus: z
@@ -134,20 +162,30 @@ const health = z
       .max(599, { error: 'must be an HTTP status code from 100 to 599' })
       .meta({ description: 'Expected HTTP status. Default: 200.' })
       .optional(),
-    bodyIncludes: z.string().min(1).meta({ description: 'Text the body must contain. May use {version}.' }).optional(),
+    bodyIncludes: z
+      .string()
+      .min(1)
+      .meta({ description: 'Text the body must contain. May use {version}.' })
+      .optional(),
     json: jsonExpectation.optional(),
     interval: duration('Time between probes. Default: "2s".').optional(),
     timeout: duration('Timeout of one probe. Default: "5s".').optional(),
-    deadline: duration('How long the gate waits for the service to become stable. Default: "120s".').optional(),
+    deadline: duration(
+      'How long the gate waits for the service to become stable. Default: "120s".',
+    ).optional(),
     successes: z
       .int({ error: 'must be a whole number' })
       .min(1, { error: 'must be at least 1' })
       .max(100, { error: 'must be at most 100' })
-      .meta({ description: 'Consecutive successful probes needed to pass, so a flapping service fails. Default: 3.' })
+      .meta({
+        description: 'Consecutive successful probes needed to pass, so a flapping service fails. Default: 3.',
+      })
       .optional(),
     containerHealth: z
       .boolean({ error: 'must be true or false' })
-      .meta({ description: 'Also require the containers\' own HEALTHCHECK state to be healthy. Default: false.' })
+      .meta({
+        description: "Also require the containers' own HEALTHCHECK state to be healthy. Default: false.",
+      })
       .optional(),
   })
   .meta({ description: 'The health gate: a deploy passes only when this check is stable.' });
@@ -158,7 +196,7 @@ const tenantFields = {
     str(
       P.REMOTE_PATH_TEMPLATE,
       'path',
-      'The tenant\'s directory on the server (holds .env and the compose files). May use {tenant}, {server}, {region}, {ring}.',
+      "The tenant's directory on the server (holds .env and the compose files). May use {tenant}, {server}, {region}, {ring}.",
       '/srv/tenants/{tenant}',
     ),
     (v) => (P.hasDotSegment(v) ? '"." and ".." segments are not allowed in a path' : knownPlaceholders(v)),
@@ -170,11 +208,18 @@ const tenantFields = {
     .meta({ description: 'The images a deploy sets. A list replaces (does not extend) the one in defaults.' })
     .optional(),
   health: health.optional(),
-  ring: str(P.NAME, 'ring', 'Rollout ring, one of `rings`. Default: the last ring ("general").', 'canary').optional(),
+  ring: str(
+    P.NAME,
+    'ring',
+    'Rollout ring, one of `rings`. Default: the last ring ("general").',
+    'canary',
+  ).optional(),
   labels: labels.optional(),
 };
 
-const tenantDefaults = z.strictObject(tenantFields).meta({ description: 'Tenant fields applied to every tenant it covers.' });
+const tenantDefaults = z
+  .strictObject(tenantFields)
+  .meta({ description: 'Tenant fields applied to every tenant it covers.' });
 
 export const tenantSchema = z
   .strictObject({
@@ -209,8 +254,14 @@ export const DEFAULT_RINGS = ['sandbox', 'canary', 'general'] as const;
 
 export const registrySchema = z
   .strictObject({
-    $schema: z.string().meta({ description: 'The JSON Schema, for editors: "./registry.schema.json".' }).optional(),
-    version: z.literal(1, { error: 'must be 1, the only registry format version' }).meta({ description: 'Registry format version.' }).optional(),
+    $schema: z
+      .string()
+      .meta({ description: 'The JSON Schema, for editors: "./registry.schema.json".' })
+      .optional(),
+    version: z
+      .literal(1, { error: 'must be 1, the only registry format version' })
+      .meta({ description: 'Registry format version.' })
+      .optional(),
     rings: z
       .array(str(P.NAME, 'ring', 'A ring name.', 'canary'))
       .min(1, { error: 'must list at least one ring' })
@@ -218,10 +269,16 @@ export const registrySchema = z
       .optional(),
     defaults: z
       .strictObject({
-        server: z.strictObject(serverFields).meta({ description: 'Server fields applied to every server.' }).optional(),
+        server: z
+          .strictObject(serverFields)
+          .meta({ description: 'Server fields applied to every server.' })
+          .optional(),
         tenant: tenantDefaults.optional(),
       })
-      .meta({ description: 'Values that servers and tenants inherit and may override (objects merge key by key; lists replace).' })
+      .meta({
+        description:
+          'Values that servers and tenants inherit and may override (objects merge key by key; lists replace).',
+      })
       .optional(),
     servers: z.array(serverSchema).meta({ description: 'The fleet.' }),
   })
@@ -238,6 +295,10 @@ export type RawHealth = z.input<typeof health>;
 
 /** The JSON Schema for editors, generated from the zod schema (servers/registry.schema.json). */
 export function registryJsonSchema(): Record<string, unknown> {
-  const schema = z.toJSONSchema(registrySchema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' });
+  const schema = z.toJSONSchema(registrySchema, {
+    target: 'draft-2020-12',
+    io: 'input',
+    unrepresentable: 'any',
+  });
   return schema as Record<string, unknown>;
 }

@@ -1,0 +1,17 @@
+/** One entry for every action: each action.yml runs a stub that calls runAction with its name. */
+import { failStep } from '../github/report-error';
+import { runPlan } from './plan';
+
+const ACTIONS: Record<string, () => Promise<void>> = {
+  plan: runPlan,
+};
+
+export async function runAction(name: string): Promise<void> {
+  const action = ACTIONS[name];
+  try {
+    if (!action) throw new Error(`fleet-deploy: no action named ${JSON.stringify(name)}`);
+    await action();
+  } catch (error) {
+    failStep(error);
+  }
+}
