@@ -6,3 +6,4 @@ export { runCli } from './cli/main';
 export { runAction } from './actions/main';
 export { parseRegistry, registryJsonSchema } from './registry';
 export { planDeployment, matrices, planJson } from './plan/plan';
+export { syntheticRegistry } from './sandbox/synthetic';

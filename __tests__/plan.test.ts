@@ -1,0 +1,214 @@
+import { readFileSync } from 'node:fs';
+import { ConfigurationError } from '../src/errors';
+import { cutJobs, matrices, MAX_MATRIX_JOBS, orderTargets, planDeployment } from '../src/plan/plan';
+import { parseSelection, selectTargets } from '../src/plan/select';
+import { parseWaveSpec, waveSizes } from '../src/plan/waves';
+import { parseRegistry, targetsOf } from '../src/registry';
+import { fleet } from './helpers/fleet';
+
+const production = parseRegistry(readFileSync('servers/production.json', 'utf8'), 'servers/production.json');
+const all = targetsOf(production);
+const ids = (ts: ReadonlyArray<{ id: string }>) => ts.map((t) => t.id);
+
+function configError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ConfigurationError) return e.message;
+    throw e;
+  }
+  throw new Error('expected a ConfigurationError');
+}
+
+describe('selection', () => {
+  test.each([
+    ['', 11],
+    ['all', 11],
+    ['*', 11],
+    ['region=eu', 6],
+    ['region=eu,ring!=sandbox', 5],
+    ['ring=canary|sandbox', 5],
+    ['tenant=acme-corp', 1],
+    ['tenant=*-inc|globex', 2],
+    ['server=us-*', 5],
+    ['id=eu-1/acme-corp', 1],
+    ['tier=enterprise', 5],
+    ['label.provider=hetzner', 5],
+    ['provider=netcup, tier != internal', 4],
+    ['tier!=enterprise', 6],
+  ])('%j selects %i', (expr, n) => {
+    expect(selectTargets(all, expr)).toHaveLength(n);
+  });
+
+  test('keeps the given order and each clause narrows', () => {
+    expect(ids(selectTargets(all, 'region=us,ring=canary'))).toEqual(['us-1/umbrella']);
+  });
+
+  test('an unknown key names the key, suggests the closest and lists keys', () => {
+    const msg = configError(() => parseSelection('tier=enterprise,regoin=eu', all));
+    expect(msg).toContain('unknown key "regoin"');
+    expect(msg).toContain('did you mean "region"');
+    expect(msg).toContain('labels: provider, tier');
+  });
+
+  test('a malformed clause or value says how to write one', () => {
+    expect(configError(() => parseSelection('region', all))).toContain('is not a clause');
+    expect(configError(() => parseSelection('region=eu;reboot', all))).toContain('"eu;reboot"');
+  });
+
+  test('a selection that matches nothing says which clause and what exists', () => {
+    const msg = configError(() => selectTargets(all, 'region=eu,ring=nope'));
+    expect(msg).toContain('matched no target');
+    expect(msg).toContain('"region=eu" alone matches 6 of 11');
+    expect(msg).toContain('"ring=nope" alone matches 0 of 11 (values: canary, general, sandbox)');
+  });
+
+  test('a label absent from a target matches != and not =', () => {
+    const withLabel = all.filter((t) => t.labels.tier !== undefined).length;
+    expect(withLabel).toBe(all.length);
+    const reg = fleet(10);
+    const ts = targetsOf(reg).map((t, i) => (i === 0 ? { ...t, labels: {} } : t));
+    expect(selectTargets(ts, 'tier!=enterprise').map((t) => t.id)).toContain(ts[0]!.id);
+    expect(selectTargets(ts, 'tier=enterprise|standard').map((t) => t.id)).not.toContain(ts[0]!.id);
+  });
+});
+
+describe('wave arithmetic', () => {
+  const steps = (spec: string) => {
+    const s = parseWaveSpec(spec);
+    if (s.kind !== 'steps') throw new Error('not steps');
+    return s.steps;
+  };
+
+  test.each([
+    // [total, spec, sizes]
+    [1, '1,5%,25%,100%', [1]],
+    [3, '1,5%,25%,100%', [1, 1, 1]],
+    [4, '1,5%,25%,100%', [1, 1, 1, 1]],
+    [10, '1,5%,25%,100%', [1, 1, 1, 7]],
+    [20, '1,5%,25%,100%', [1, 1, 3, 15]],
+    [100, '1,5%,25%,100%', [1, 4, 20, 75]],
+    [1000, '1,5%,25%,100%', [1, 49, 200, 750]],
+    [10000, '1,5%,25%,100%', [1, 499, 2000, 7500]],
+    [10000, '5%,25%,100%', [500, 2000, 7500]],
+    [7, '50%,100%', [4, 3]],
+    [3, '33%,66%,100%', [1, 1, 1]],
+    [3, '34%,100%', [2, 1]],
+    [5, '10,100%', [5]],
+    [5, '2,2,100%', [2, 1, 2]],
+    [9, '100%', [9]],
+    [1001, '0.1%,100%', [2, 999]],
+  ])('%i targets with %j → %j', (total, spec, sizes) => {
+    const got = waveSizes(total, steps(spec));
+    expect(got).toEqual(sizes);
+    expect(got.reduce((a, b) => a + b, 0)).toBe(total);
+    expect(got.every((n) => n >= 1)).toBe(true);
+  });
+
+  test('"all" and "" are one wave; "rings" cuts by ring', () => {
+    expect(parseWaveSpec('all')).toEqual({ kind: 'steps', steps: [{ percent: 100 }] });
+    expect(parseWaveSpec('')).toEqual({ kind: 'steps', steps: [{ percent: 100 }] });
+    expect(parseWaveSpec('rings')).toEqual({ kind: 'rings' });
+  });
+
+  test.each([
+    ['1,5%', 'the last step must be 100%'],
+    ['0,100%', 'must be at least 1'],
+    ['0%,100%', 'is not a share'],
+    ['150%', 'is not a share'],
+    ['25%,5%,100%', 'never shrink'],
+    ['10,5,100%', 'never shrink'],
+    ['1,five,100%', 'neither a count'],
+    ['-1,100%', 'neither a count'],
+  ])('%j is rejected: %s', (spec, words) => {
+    const msg = configError(() => parseWaveSpec(spec));
+    expect(msg).toContain(words);
+    expect(msg).toContain('--waves');
+    expect(msg).toContain(JSON.stringify(spec));
+  });
+});
+
+describe('order and plan', () => {
+  test('rings first, then round-robin across servers', () => {
+    expect(ids(orderTargets(all, production.rings))).toEqual([
+      'eu-1/internal-qa',
+      'us-1/demo-pool',
+      'eu-1/acme-corp',
+      'eu-2/startup-xyz',
+      'us-1/umbrella',
+      'eu-1/widget-inc',
+      'eu-2/globex',
+      'us-1/hooli',
+      'us-2/soylent',
+      'eu-2/initech',
+      'us-2/tyrell',
+    ]);
+  });
+
+  test('one target: one wave of one job', () => {
+    const plan = planDeployment(production, { select: 'tenant=hooli', waves: '1,5%,25%,100%' });
+    expect(plan.plan).toHaveLength(1);
+    expect(plan.plan[0]!.jobs).toEqual([{ name: 'us-1/hooli', targets: ['us-1/hooli'] }]);
+  });
+
+  test('three targets with 1,5%,25%,100%: three waves of one, no empty wave', () => {
+    const plan = planDeployment(production, { select: 'ring=canary', waves: '1,5%,25%,100%' });
+    expect(plan.plan.map((w) => ids(w.targets))).toEqual([['eu-1/acme-corp'], ['eu-2/startup-xyz'], ['us-1/umbrella']]);
+  });
+
+  test('by ring: one wave per ring that has targets, in ring order', () => {
+    const plan = planDeployment(production, { select: 'ring!=canary', waves: 'rings' });
+    expect(plan.plan.map((w) => [...new Set(w.targets.map((t) => t.tenant.ring))])).toEqual([['sandbox'], ['general']]);
+  });
+
+  test('every selected target is in exactly one wave and one job', () => {
+    const reg = fleet(1000);
+    const plan = planDeployment(reg, { waves: '1,5%,25%,100%', maxPerJob: 3 });
+    const inWaves = plan.plan.flatMap((w) => ids(w.targets));
+    const inJobs = plan.plan.flatMap((w) => w.jobs.flatMap((j) => j.targets));
+    expect(new Set(inWaves).size).toBe(1000);
+    expect([...inJobs].sort()).toEqual([...inWaves].sort());
+    expect(plan.plan.map((w) => w.jobs.length)).toEqual([1, 17, 67, 250]);
+  });
+
+  test('deterministic: the same input gives the same plan', () => {
+    const a = planDeployment(fleet(500), { waves: '5%,100%', select: 'tier=enterprise' });
+    const b = planDeployment(fleet(500), { waves: '5%,100%', select: 'tier=enterprise' });
+    expect(JSON.stringify(matrices(a))).toBe(JSON.stringify(matrices(b)));
+  });
+
+  test('10,000 targets: waves of at most 256 jobs, targets spread evenly', () => {
+    const plan = planDeployment(fleet(10000), { waves: '1,5%,25%,100%' });
+    expect(plan.plan.map((w) => w.targets.length)).toEqual([1, 499, 2000, 7500]);
+    for (const w of plan.plan) {
+      expect(w.jobs.length).toBeLessThanOrEqual(MAX_MATRIX_JOBS);
+      const sizes = w.jobs.map((j) => j.targets.length);
+      expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1);
+    }
+    expect(plan.plan[3]!.jobs).toHaveLength(256);
+  });
+});
+
+describe('sharding at the 256-job limit', () => {
+  const targets = (n: number) => targetsOf(fleet(n));
+  test('256 targets: 256 jobs of one', () => {
+    const jobs = cutJobs(1, targets(256), 1);
+    expect(jobs).toHaveLength(256);
+    expect(jobs.every((j) => j.targets.length === 1)).toBe(true);
+  });
+  test('257 targets: 256 jobs, one of them with two', () => {
+    const jobs = cutJobs(1, targets(257), 1);
+    expect(jobs).toHaveLength(256);
+    expect(jobs.map((j) => j.targets.length).sort()).toEqual([...Array(255).fill(1), 2]);
+    expect(jobs[0]!.name).toBe('wave 1 · 1-2 of 257');
+  });
+  test('max-per-job packs targets of one server together', () => {
+    const jobs = cutJobs(1, targets(64), 8);
+    expect(jobs).toHaveLength(8);
+    for (const j of jobs) expect(new Set(j.targets.map((id) => id.split('/')[0])).size).toBe(1);
+  });
+  test('a wave of zero targets has no job', () => expect(cutJobs(1, [], 1)).toEqual([]));
+  test('max-per-job must be a whole number of at least 1', () => {
+    expect(configError(() => planDeployment(production, { maxPerJob: 0 }))).toContain('--max-per-job');
+  });
+});
