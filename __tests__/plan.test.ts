@@ -153,12 +153,19 @@ describe('order and plan', () => {
 
   test('three targets with 1,5%,25%,100%: three waves of one, no empty wave', () => {
     const plan = planDeployment(production, { select: 'ring=canary', waves: '1,5%,25%,100%' });
-    expect(plan.plan.map((w) => ids(w.targets))).toEqual([['eu-1/acme-corp'], ['eu-2/startup-xyz'], ['us-1/umbrella']]);
+    expect(plan.plan.map((w) => ids(w.targets))).toEqual([
+      ['eu-1/acme-corp'],
+      ['eu-2/startup-xyz'],
+      ['us-1/umbrella'],
+    ]);
   });
 
   test('by ring: one wave per ring that has targets, in ring order', () => {
     const plan = planDeployment(production, { select: 'ring!=canary', waves: 'rings' });
-    expect(plan.plan.map((w) => [...new Set(w.targets.map((t) => t.tenant.ring))])).toEqual([['sandbox'], ['general']]);
+    expect(plan.plan.map((w) => [...new Set(w.targets.map((t) => t.tenant.ring))])).toEqual([
+      ['sandbox'],
+      ['general'],
+    ]);
   });
 
   test('every selected target is in exactly one wave and one job', () => {

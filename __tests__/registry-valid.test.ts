@@ -24,8 +24,19 @@ describe('servers/production.json', () => {
     const byId = Object.fromEntries(targets.map((t) => [t.tenant.id, t]));
     const acme = byId['acme-corp']!;
     expect(acme.tenant.path).toBe('/srv/openclaw/acme-corp');
-    expect(acme.tenant.compose).toEqual({ files: ['docker-compose.yml'], command: 'docker compose', project: 'openclaw-acme-corp' });
-    expect(acme.tenant.health).toMatchObject({ port: 18790, path: '/health', intervalMs: 2000, timeoutMs: 3000, deadlineMs: 90000, successes: 3 });
+    expect(acme.tenant.compose).toEqual({
+      files: ['docker-compose.yml'],
+      command: 'docker compose',
+      project: 'openclaw-acme-corp',
+    });
+    expect(acme.tenant.health).toMatchObject({
+      port: 18790,
+      path: '/health',
+      intervalMs: 2000,
+      timeoutMs: 3000,
+      deadlineMs: 90000,
+      successes: 3,
+    });
     expect(acme.labels).toEqual({ provider: 'netcup', tier: 'enterprise' });
     expect(byId['initech']!.tenant.health.deadlineMs).toBe(180000);
     expect(byId['initech']!.tenant.compose.files).toEqual(['docker-compose.yml', 'docker-compose.prod.yml']);
@@ -43,10 +54,14 @@ describe('servers/production.json', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fd-keys-'));
     const keys = registry.servers.flatMap((s) => s.hostKeys).filter((k) => k.type);
     expect(keys.length).toBeGreaterThanOrEqual(3);
-    const raw = JSON.parse(production).servers.flatMap((s: any) => [s.hostKey].flat()).filter((k: string) => !k.startsWith('SHA256:'));
+    const raw = JSON.parse(production)
+      .servers.flatMap((s: any) => [s.hostKey].flat())
+      .filter((k: string) => !k.startsWith('SHA256:'));
     raw.forEach((line: string, i: number) => {
       writeFileSync(join(dir, `k${i}.pub`), `${line}\n`);
-      const printed = execFileSync('ssh-keygen', ['-lf', join(dir, `k${i}.pub`)], { encoding: 'utf8' }).split(' ')[1];
+      const printed = execFileSync('ssh-keygen', ['-lf', join(dir, `k${i}.pub`)], { encoding: 'utf8' }).split(
+        ' ',
+      )[1];
       expect(parseHostKey(line)).toMatchObject({ fingerprint: printed });
     });
   });
@@ -55,7 +70,9 @@ describe('servers/production.json', () => {
 describe('resolution', () => {
   test('templating fills {tenant}, {server}, {region} and {ring}', () => {
     const r = baseRegistry();
-    r.defaults = { tenant: { path: '/srv/{region}/{server}/{ring}/{tenant}', compose: { project: '{server}-{tenant}' } } };
+    r.defaults = {
+      tenant: { path: '/srv/{region}/{server}/{ring}/{tenant}', compose: { project: '{server}-{tenant}' } },
+    };
     delete r.servers[0].tenants[0].path;
     r.servers[0].tenants[0].ring = 'canary';
     const t = targetsOf(parseRegistry(JSON.stringify(r), 'r.json'))[0]!;
@@ -85,7 +102,14 @@ describe('resolution', () => {
 
   test('a list in a tenant replaces the list in defaults', () => {
     const r = baseRegistry();
-    r.defaults = { tenant: { images: [{ variable: 'A', repository: 'x/a' }, { variable: 'B', repository: 'x/b' }] } };
+    r.defaults = {
+      tenant: {
+        images: [
+          { variable: 'A', repository: 'x/a' },
+          { variable: 'B', repository: 'x/b' },
+        ],
+      },
+    };
     const t = targetsOf(parseRegistry(JSON.stringify(r), 'r.json'))[0]!;
     expect(t.tenant.images).toEqual([{ variable: 'APP_IMAGE', repository: 'ghcr.io/acme/app' }]);
   });
@@ -106,7 +130,10 @@ describe('resolution', () => {
   });
 
   test('10,000 tenants parse', () => {
-    const reg = parseRegistry(JSON.stringify(syntheticRegistry({ servers: 1250, tenantsPerServer: 8 })), 'big.json');
+    const reg = parseRegistry(
+      JSON.stringify(syntheticRegistry({ servers: 1250, tenantsPerServer: 8 })),
+      'big.json',
+    );
     expect(targetsOf(reg)).toHaveLength(10000);
   });
 });

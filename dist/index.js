@@ -30659,7 +30659,8 @@ __nccwpck_require__.d(__webpack_exports__, {
   planJson: () => (/* reexport */ planJson),
   registryJsonSchema: () => (/* reexport */ registryJsonSchema),
   runAction: () => (/* reexport */ runAction),
-  runCli: () => (/* reexport */ runCli)
+  runCli: () => (/* reexport */ runCli),
+  syntheticRegistry: () => (/* reexport */ syntheticRegistry)
 });
 
 // EXTERNAL MODULE: external "node:util"
@@ -30719,7 +30720,9 @@ function show(value) {
 /** The keys an object schema accepts at `path`, for "did you mean" hints on unknown keys. */
 function keysAt(schema, path) {
     // zod 4 keeps each schema's definition in `_zod.def`; walk it through wrappers, arrays and records.
-    let defs = [schema._zod.def];
+    let defs = [
+        schema._zod.def,
+    ];
     const defOf = (s) => s._zod.def;
     const unwrap = (list) => list.flatMap((d) => d.type === 'optional' || d.type === 'default'
         ? unwrap([defOf(d.innerType)])
@@ -30804,9 +30807,17 @@ function issueProblems(schema, issues, base = []) {
                 if (branch)
                     out.push(...issueProblems(schema, branch, path));
                 else
-                    out.push({ path, message: `${show(input)} ${issue.message === 'Invalid input' ? 'has the wrong type' : issue.message}`, hint: unionHint(issue) });
+                    out.push({
+                        path,
+                        message: `${show(input)} ${issue.message === 'Invalid input' ? 'has the wrong type' : issue.message}`,
+                        hint: unionHint(issue),
+                    });
                 break;
             }
+            case 'invalid_key':
+                // A record key that fails its own schema: report the key's issue at the key.
+                out.push(...issueProblems(schema, issue.issues, path).map((p) => ({ ...p, atKey: true })));
+                break;
             case 'invalid_type':
                 if (input === undefined)
                     out.push({ path, message: 'is required', hint: `add ${JSON.stringify(path.at(-1))}` });
@@ -30910,7 +30921,9 @@ function syntaxProblems(text, source) {
             source,
             ...locator.position(e.offset),
             message: `invalid JSON: ${SYNTAX_WORDS[code] ?? code}${near.trim() ? ` near ${JSON.stringify(near)}` : ''}`,
-            hint: code === 'ValueExpected' || code === 'PropertyNameExpected' ? 'JSON allows no trailing commas' : undefined,
+            hint: code === 'ValueExpected' || code === 'PropertyNameExpected'
+                ? 'JSON allows no trailing commas'
+                : undefined,
         };
     });
 }
@@ -40615,7 +40628,8 @@ const port = (description) => schemas_int({ error: 'must be a whole number from 
 const schema_duration = (description) => str(DURATION, 'duration', description);
 /** "a value or a list of values": one way to write both the common single case and the rare list. */
 function oneOrMany(item, description) {
-    return union([item, array(item).min(1, { error: 'must list at least one value' })]).meta({ description });
+    return union([item, array(item).min(1, { error: 'must list at least one value' })])
+        .meta({ description });
 }
 const noDotSegments = (what) => (v) => !hasDotSegment(v) || `"." and ".." segments are not allowed in ${what}`;
 function refineString(schema, check) {
@@ -40638,7 +40652,9 @@ const hostKeySchema = refineString(str(HOST_KEY, 'host key', 'A pinned host key:
     return typeof parsed === 'string' ? parsed : true;
 });
 const labels = record(str(KEY, 'label key', 'Label key.'), str(LABEL_VALUE, 'label value', 'Label value.'))
-    .meta({ description: 'Free-form labels for selection, e.g. {"tier": "enterprise"}. Tenant labels override server labels.' });
+    .meta({
+    description: 'Free-form labels for selection, e.g. {"tier": "enterprise"}. Tenant labels override server labels.',
+});
 const jump = strictObject({
     host: str(HOST, 'host', 'The jump (bastion) host.'),
     port: port('SSH port of the jump host.').optional(),
@@ -40646,7 +40662,12 @@ const jump = strictObject({
     hostKey: oneOrMany(hostKeySchema, 'Pinned host key(s) of the jump host.').optional(),
 })
     .meta({ description: 'Reach this server through an SSH jump host (ProxyJump).' });
-const composeCommands = ['docker compose', 'docker-compose', 'podman compose', 'podman-compose'];
+const composeCommands = [
+    'docker compose',
+    'docker-compose',
+    'podman compose',
+    'podman-compose',
+];
 const compose = strictObject({
     file: oneOrMany(refineString(str(RELATIVE_FILE, 'compose file', 'A Compose file relative to the tenant path.'), noDotSegments('a compose file')), 'Compose file(s), relative to the tenant path, passed with -f in order. Default: "docker-compose.yml".').optional(),
     command: schemas_enum(composeCommands, { error: `must be one of ${composeCommands.map((c) => `"${c}"`).join(', ')}` })
@@ -40658,28 +40679,36 @@ const compose = strictObject({
         .meta({ description: 'Only these services are pulled and restarted. Default: all services.' })
         .optional(),
 })
-    .meta({ description: 'How the tenant\'s stack is run.' });
+    .meta({ description: "How the tenant's stack is run." });
 const schema_image = strictObject({
-    variable: str(ENV_VAR, 'variable name', 'The variable in the tenant\'s .env that holds the image reference.'),
+    variable: str(ENV_VAR, 'variable name', "The variable in the tenant's .env that holds the image reference."),
     repository: str(IMAGE_REPOSITORY, 'image repository', 'The image repository; a deploy sets VARIABLE=repository:tag or repository@digest.'),
 })
-    .meta({ description: 'One image of the stack, set through a variable in the tenant\'s .env.' });
-const jsonExpectation = record(schemas_string().regex(/^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/, { error: 'is not a JSON field path: use names joined by ".", e.g. "build.version"' }), union([schemas_string(), schemas_number(), schemas_boolean()]))
+    .meta({ description: "One image of the stack, set through a variable in the tenant's .env." });
+const jsonExpectation = record(schemas_string()
+    .regex(/^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/, {
+    error: 'is not a JSON field path: use names joined by ".", e.g. "build.version"',
+}), union([schemas_string(), schemas_number(), schemas_boolean()]))
     .meta({
     description: 'Fields the JSON body must hold, by dotted path, e.g. {"status": "ok", "version": "{version}"}. "{version}" is replaced by the version being deployed, so a stale container cannot pass.',
 });
 const health = strictObject({
-    port: port('Port on the server\'s 127.0.0.1, probed through the SSH connection (no curl needed on the server).').optional(),
+    port: port("Port on the server's 127.0.0.1, probed through the SSH connection (no curl needed on the server).").optional(),
     path: str(HTTP_PATH, 'HTTP path', 'Path probed on that port. Default: "/health".').optional(),
     url: refineString(schemas_string({ error: 'must be a string: URL' })
         .regex(/^https?:\/\/[^\s"'`\\]+$/, { error: 'is not an http:// or https:// URL' })
-        .meta({ description: 'A public URL probed from the runner instead of through SSH. May use {tenant}, {server}, {region}, {ring}.' }), knownPlaceholders).optional(),
+        .meta({
+        description: 'A public URL probed from the runner instead of through SSH. May use {tenant}, {server}, {region}, {ring}.',
+    }), knownPlaceholders).optional(),
     expectStatus: schemas_int({ error: 'must be an HTTP status code' })
         .min(100, { error: 'must be an HTTP status code from 100 to 599' })
         .max(599, { error: 'must be an HTTP status code from 100 to 599' })
         .meta({ description: 'Expected HTTP status. Default: 200.' })
         .optional(),
-    bodyIncludes: schemas_string().min(1).meta({ description: 'Text the body must contain. May use {version}.' }).optional(),
+    bodyIncludes: schemas_string()
+        .min(1)
+        .meta({ description: 'Text the body must contain. May use {version}.' })
+        .optional(),
     json: jsonExpectation.optional(),
     interval: schema_duration('Time between probes. Default: "2s".').optional(),
     timeout: schema_duration('Timeout of one probe. Default: "5s".').optional(),
@@ -40687,16 +40716,20 @@ const health = strictObject({
     successes: schemas_int({ error: 'must be a whole number' })
         .min(1, { error: 'must be at least 1' })
         .max(100, { error: 'must be at most 100' })
-        .meta({ description: 'Consecutive successful probes needed to pass, so a flapping service fails. Default: 3.' })
+        .meta({
+        description: 'Consecutive successful probes needed to pass, so a flapping service fails. Default: 3.',
+    })
         .optional(),
     containerHealth: schemas_boolean({ error: 'must be true or false' })
-        .meta({ description: 'Also require the containers\' own HEALTHCHECK state to be healthy. Default: false.' })
+        .meta({
+        description: "Also require the containers' own HEALTHCHECK state to be healthy. Default: false.",
+    })
         .optional(),
 })
     .meta({ description: 'The health gate: a deploy passes only when this check is stable.' });
 /** Tenant fields that `defaults.tenant` and `servers[].tenantDefaults` may also set. */
 const tenantFields = {
-    path: refineString(str(REMOTE_PATH_TEMPLATE, 'path', 'The tenant\'s directory on the server (holds .env and the compose files). May use {tenant}, {server}, {region}, {ring}.', '/srv/tenants/{tenant}'), (v) => (hasDotSegment(v) ? '"." and ".." segments are not allowed in a path' : knownPlaceholders(v))).optional(),
+    path: refineString(str(REMOTE_PATH_TEMPLATE, 'path', "The tenant's directory on the server (holds .env and the compose files). May use {tenant}, {server}, {region}, {ring}.", '/srv/tenants/{tenant}'), (v) => (hasDotSegment(v) ? '"." and ".." segments are not allowed in a path' : knownPlaceholders(v))).optional(),
     compose: compose.optional(),
     images: array(schema_image)
         .min(1, { error: 'must list at least one image' })
@@ -40706,7 +40739,8 @@ const tenantFields = {
     ring: str(NAME, 'ring', 'Rollout ring, one of `rings`. Default: the last ring ("general").', 'canary').optional(),
     labels: labels.optional(),
 };
-const tenantDefaults = strictObject(tenantFields).meta({ description: 'Tenant fields applied to every tenant it covers.' });
+const tenantDefaults = strictObject(tenantFields)
+    .meta({ description: 'Tenant fields applied to every tenant it covers.' });
 const tenantSchema = strictObject({
     id: str(TENANT_ID, 'tenant id', 'Unique tenant id across the registry.'),
     ...tenantFields,
@@ -40730,17 +40764,25 @@ const serverSchema = strictObject({
     .meta({ description: 'One server, reached over SSH.' });
 const DEFAULT_RINGS = ['sandbox', 'canary', 'general'];
 const registrySchema = strictObject({
-    $schema: schemas_string().meta({ description: 'The JSON Schema, for editors: "./registry.schema.json".' }).optional(),
-    version: literal(1, { error: 'must be 1, the only registry format version' }).meta({ description: 'Registry format version.' }).optional(),
+    $schema: schemas_string()
+        .meta({ description: 'The JSON Schema, for editors: "./registry.schema.json".' })
+        .optional(),
+    version: literal(1, { error: 'must be 1, the only registry format version' })
+        .meta({ description: 'Registry format version.' })
+        .optional(),
     rings: array(str(NAME, 'ring', 'A ring name.', 'canary'))
         .min(1, { error: 'must list at least one ring' })
         .meta({ description: 'Rollout rings in deploy order. Default: ["sandbox", "canary", "general"].' })
         .optional(),
     defaults: strictObject({
-        server: strictObject(serverFields).meta({ description: 'Server fields applied to every server.' }).optional(),
+        server: strictObject(serverFields)
+            .meta({ description: 'Server fields applied to every server.' })
+            .optional(),
         tenant: tenantDefaults.optional(),
     })
-        .meta({ description: 'Values that servers and tenants inherit and may override (objects merge key by key; lists replace).' })
+        .meta({
+        description: 'Values that servers and tenants inherit and may override (objects merge key by key; lists replace).',
+    })
         .optional(),
     servers: array(serverSchema).meta({ description: 'The fleet.' }),
 })
@@ -40750,7 +40792,11 @@ const registrySchema = strictObject({
 });
 /** The JSON Schema for editors, generated from the zod schema (servers/registry.schema.json). */
 function registryJsonSchema() {
-    const schema = toJSONSchema(registrySchema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' });
+    const schema = toJSONSchema(registrySchema, {
+        target: 'draft-2020-12',
+        io: 'input',
+        unrepresentable: 'any',
+    });
     return schema;
 }
 
@@ -40876,7 +40922,7 @@ function resolveRegistry(file, source) {
             if (rawProject && project) {
                 const other = projects.get(project);
                 if (other)
-                    problem(rawProject.at, `compose project ${show(project)} is already used by ${formatPath(other)} on server ${raw.name}`, 'two stacks with one project name would replace each other\'s containers');
+                    problem(rawProject.at, `compose project ${show(project)} is already used by ${formatPath(other)} on server ${raw.name}`, "two stacks with one project name would replace each other's containers");
                 else
                     projects.set(project, tat);
             }
@@ -40959,21 +41005,45 @@ function resolveHealth(layers, at, fill, missing, problem) {
 
 
 const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
-/** Keeps what passed the schema, entry by entry, so cross-entry checks can still run (see SalvagedFile). */
+/**
+ * Keeps what passed the schema, entry by entry, so the checks across entries still run and every problem
+ * is reported at once (see SalvagedFile). A server whose own fields are invalid stays, with stand-ins for
+ * those fields, so its tenants are still checked; the stand-ins are unique and never collide.
+ */
 function salvage(raw) {
     if (!isObject(raw) || !Array.isArray(raw.servers))
         return undefined;
-    const part = (schema, v) => (schema.safeParse(v).success ? v : undefined);
+    const part = (schema, v) => schema.safeParse(v).success ? v : undefined;
     const top = registrySchema.shape;
     return {
         rings: part(top.rings, raw.rings),
         defaults: part(top.defaults, raw.defaults),
-        servers: raw.servers.map((s) => {
+        servers: raw.servers.map((s, si) => {
             if (!isObject(s) || !Array.isArray(s.tenants))
                 return undefined;
             const tenants = s.tenants.map((t) => part(tenantSchema, t));
-            const server = part(serverSchema, { ...s, tenants: [] });
-            return server && { ...server, tenants };
+            const server = { ...s, tenants: [] };
+            const check = serverSchema.safeParse(server);
+            if (!check.success) {
+                for (const issue of check.error.issues) {
+                    const keys = issue.code === 'unrecognized_keys' && issue.path.length === 0 ? issue.keys : [issue.path[0]];
+                    for (const key of keys) {
+                        if (key === 'tenantDefaults')
+                            return undefined; // its tenants cannot be resolved
+                        if (key === 'name')
+                            server.name = `invalid-${si}`;
+                        else if (key === 'host' || key === 'port')
+                            [server.host, server.port] = [`invalid-${si}.invalid`, 22];
+                        else if (key === 'region')
+                            server.region = 'invalid';
+                        else
+                            delete server[key];
+                    }
+                }
+                if (!serverSchema.safeParse(server).success)
+                    return undefined;
+            }
+            return { ...server, tenants };
         }),
     };
 }
@@ -40993,7 +41063,11 @@ function duplicateProblems(raw) {
         if (typeof s.name === 'string') {
             const first = servers.get(s.name);
             if (first !== undefined)
-                problems.push({ path: ['servers', si, 'name'], message: `server name ${show(s.name)} is already used by servers[${first}]`, hint: 'server names must be unique' });
+                problems.push({
+                    path: ['servers', si, 'name'],
+                    message: `server name ${show(s.name)} is already used by servers[${first}]`,
+                    hint: 'server names must be unique',
+                });
             else
                 servers.set(s.name, si);
         }
@@ -41047,7 +41121,12 @@ function targetsOf(registry) {
     const out = [];
     for (const server of registry.servers) {
         for (const tenant of server.tenants) {
-            out.push({ id: `${server.name}/${tenant.id}`, server, tenant, labels: { ...server.labels, ...tenant.labels } });
+            out.push({
+                id: `${server.name}/${tenant.id}`,
+                server,
+                tenant,
+                labels: { ...server.labels, ...tenant.labels },
+            });
         }
     }
     return out;
@@ -41162,10 +41241,14 @@ function selectTargets(targets, expr, source = '--select') {
     if (selected.length > 0)
         return selected;
     if (targets.length === 0)
-        throw new ConfigurationError([{ path: [], source, message: 'the registry has no targets: no server lists any tenant' }]);
+        throw new ConfigurationError([
+            { path: [], source, message: 'the registry has no targets: no server lists any tenant' },
+        ]);
     const reasons = clauses.map((c) => {
         const alone = targets.filter((t) => matchesClause(t, c)).length;
-        const known = [...new Set(targets.map((t) => select_valueOf(t, c)).filter((v) => v !== undefined))].sort();
+        const known = [
+            ...new Set(targets.map((t) => select_valueOf(t, c)).filter((v) => v !== undefined)),
+        ].sort();
         const shown = known.length > 12 ? `${known.slice(0, 12).join(', ')}, … (${known.length})` : known.join(', ');
         return `"${c.text}" alone matches ${alone} of ${targets.length}${alone === 0 ? ` (values: ${shown})` : ''}`;
     });
@@ -41222,7 +41305,11 @@ function parseWaveSpec(spec, source = '--waves') {
     });
     for (let i = 1; i < steps.length; i++) {
         const [a, b] = [steps[i - 1], steps[i]];
-        const shrinks = 'percent' in a && 'percent' in b ? b.percent < a.percent : 'count' in a && 'count' in b ? b.count < a.count : false;
+        const shrinks = 'percent' in a && 'percent' in b
+            ? b.percent < a.percent
+            : 'count' in a && 'count' in b
+                ? b.count < a.count
+                : false;
         if (shrinks)
             bad(spec, `step ${i + 1} is smaller than step ${i}; steps are cumulative and never shrink`, EXAMPLE, source);
     }
@@ -41298,7 +41385,7 @@ function orderTargets(targets, rings) {
 function cutJobs(waveIndex, targets, maxPerJob) {
     if (targets.length === 0)
         return [];
-    const sorted = [...targets].sort((a, b) => (a.server.name < b.server.name ? -1 : a.server.name > b.server.name ? 1 : 0));
+    const sorted = [...targets].sort((a, b) => a.server.name < b.server.name ? -1 : a.server.name > b.server.name ? 1 : 0);
     const jobs = Math.min(MAX_MATRIX_JOBS, Math.ceil(sorted.length / maxPerJob));
     const base = Math.floor(sorted.length / jobs);
     const extra = sorted.length % jobs;
@@ -41318,13 +41405,22 @@ function planDeployment(registry, options = {}) {
     const spec = options.waves ?? 'all';
     const maxPerJob = options.maxPerJob ?? 1;
     if (!Number.isInteger(maxPerJob) || maxPerJob < 1) {
-        throw new ConfigurationError([{ path: [], source: '--max-per-job', message: `${JSON.stringify(options.maxPerJob)} is not a whole number of at least 1`, hint: 'e.g. 1 (one target per job) or 20' }]);
+        throw new ConfigurationError([
+            {
+                path: [],
+                source: '--max-per-job',
+                message: `${JSON.stringify(options.maxPerJob)} is not a whole number of at least 1`,
+                hint: 'e.g. 1 (one target per job) or 20',
+            },
+        ]);
     }
     const waveSpec = parseWaveSpec(spec);
     const selected = orderTargets(selectTargets(targetsOf(registry), select), registry.rings);
     let groups;
     if (waveSpec.kind === 'rings') {
-        groups = registry.rings.map((ring) => selected.filter((t) => t.tenant.ring === ring)).filter((g) => g.length > 0);
+        groups = registry.rings
+            .map((ring) => selected.filter((t) => t.tenant.ring === ring))
+            .filter((g) => g.length > 0);
     }
     else {
         let start = 0;
@@ -41341,7 +41437,12 @@ function planDeployment(registry, options = {}) {
 /** One GitHub matrix per wave: `strategy.matrix: ${{ fromJSON(needs.plan.outputs.matrices)[0] }}`. */
 function matrices(plan) {
     return plan.plan.map((w) => ({
-        include: w.jobs.map((j) => ({ name: j.name, targets: j.targets.join(' '), count: j.targets.length, wave: w.index })),
+        include: w.jobs.map((j) => ({
+            name: j.name,
+            targets: j.targets.join(' '),
+            count: j.targets.length,
+            wave: w.index,
+        })),
     }));
 }
 /** The plan as plain JSON (the CLI's --format json and the action's `plan` output). */
@@ -41354,7 +41455,13 @@ function planJson(plan) {
         plan: plan.plan.map((w) => ({
             wave: w.index,
             count: w.targets.length,
-            targets: w.targets.map((t) => ({ id: t.id, server: t.server.name, tenant: t.tenant.id, region: t.server.region, ring: t.tenant.ring })),
+            targets: w.targets.map((t) => ({
+                id: t.id,
+                server: t.server.name,
+                tenant: t.tenant.id,
+                region: t.server.region,
+                ring: t.tenant.ring,
+            })),
             jobs: w.jobs.length,
         })),
     };
@@ -41364,7 +41471,11 @@ function planJson(plan) {
 /** Plain-text tables for terminals and logs (pure). */
 function table(headers, rows, indent = '') {
     const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-    const line = (cells) => indent + cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd();
+    const line = (cells) => indent +
+        cells
+            .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
+            .join('  ')
+            .trimEnd();
     return [line(headers), ...rows.map(line)].join('\n');
 }
 function plural(n, word, many = `${word}s`) {
@@ -41392,8 +41503,16 @@ async function readUserFile(io, path, flag) {
     }
     catch (e) {
         const code = e.code;
-        const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : String(e.message);
-        throw new ConfigurationError([{ path: [], source: flag, message: `cannot read ${JSON.stringify(path)}: ${why}` }]);
+        const why = code === 'ENOENT'
+            ? 'no such file'
+            : code === 'EISDIR'
+                ? 'is a directory'
+                : code === 'EACCES'
+                    ? 'permission denied'
+                    : String(e.message);
+        throw new ConfigurationError([
+            { path: [], source: flag, message: `cannot read ${JSON.stringify(path)}: ${why}` },
+        ]);
     }
 }
 
@@ -41467,7 +41586,14 @@ Options:
         run: async (values, io) => {
             const format = values.format ?? 'table';
             if (!['table', 'json', 'matrix'].includes(format)) {
-                throw new ConfigurationError([{ path: [], source: '--format', message: `${JSON.stringify(format)} is not a format`, hint: 'use table, json or matrix' }]);
+                throw new ConfigurationError([
+                    {
+                        path: [],
+                        source: '--format',
+                        message: `${JSON.stringify(format)} is not a format`,
+                        hint: 'use table, json or matrix',
+                    },
+                ]);
             }
             const registry = await loadRegistry(values, io);
             const plan = planDeployment(registry, {
@@ -41489,7 +41615,9 @@ function wholeNumber(text, flag, fallback) {
     if (text === undefined)
         return fallback;
     if (!/^\d+$/.test(text.trim()) || Number(text) < 1) {
-        throw new ConfigurationError([{ path: [], source: flag, message: `${JSON.stringify(text)} is not a whole number of at least 1` }]);
+        throw new ConfigurationError([
+            { path: [], source: flag, message: `${JSON.stringify(text)} is not a whole number of at least 1` },
+        ]);
     }
     return Number(text);
 }
@@ -44531,7 +44659,12 @@ function failStep(error) {
         for (const p of error.problems) {
             const text = `${p.path.length ? `${formatPath(p.path)}: ` : ''}${p.message}${p.hint ? ` (${p.hint})` : ''}`;
             if (p.line && p.source) {
-                core_error(text, { title: 'fleet-deploy: invalid registry', file: p.source, startLine: p.line, startColumn: p.column });
+                core_error(text, {
+                    title: 'fleet-deploy: invalid registry',
+                    file: p.source,
+                    startLine: p.line,
+                    startColumn: p.column,
+                });
             }
             else {
                 core_error(p.source ? `${p.source}: ${text}` : text, { title: 'fleet-deploy: configuration error' });
@@ -44562,7 +44695,13 @@ function positiveInt(name, fallback) {
     if (v === '')
         return fallback;
     if (!/^\d+$/.test(v) || Number(v) < 1) {
-        throw new ConfigurationError([{ path: [], source: `input "${name}"`, message: `${JSON.stringify(v)} is not a whole number of at least 1` }]);
+        throw new ConfigurationError([
+            {
+                path: [],
+                source: `input "${name}"`,
+                message: `${JSON.stringify(v)} is not a whole number of at least 1`,
+            },
+        ]);
     }
     return Number(v);
 }
@@ -44576,7 +44715,12 @@ function positiveInt(name, fallback) {
 
 
 
-const INPUTS = { registry: 'registry', select: 'select', waves: 'waves', maxPerJob: 'max-per-job' };
+const INPUTS = {
+    registry: 'registry',
+    select: 'select',
+    waves: 'waves',
+    maxPerJob: 'max-per-job',
+};
 const OUTPUTS = {
     matrices: 'matrices',
     plan: 'plan',
@@ -44597,7 +44741,12 @@ async function runPlan() {
     }
     catch (e) {
         throw new ConfigurationError([
-            { path: [], source: `input "${INPUTS.registry}"`, message: `cannot read ${JSON.stringify(registryPath)}: ${e.code ?? e}`, hint: 'check out the repository first (actions/checkout) and give the path from its root' },
+            {
+                path: [],
+                source: `input "${INPUTS.registry}"`,
+                message: `cannot read ${JSON.stringify(registryPath)}: ${e.code ?? e}`,
+                hint: 'check out the repository first (actions/checkout) and give the path from its root',
+            },
         ]);
     }
     const plan = planDeployment(parseRegistry(source, registryPath), settings);
@@ -44628,11 +44777,50 @@ async function runAction(name) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/sandbox/synthetic.ts
+function syntheticRegistry(o) {
+    const regions = o.regions ?? ['eu', 'us', 'ap'];
+    const width = String(o.servers).length;
+    let n = 0;
+    return {
+        version: 1,
+        defaults: {
+            tenant: {
+                path: '/srv/tenants/{tenant}',
+                compose: { project: '{tenant}' },
+                images: [{ variable: 'APP_IMAGE', repository: 'registry.example.com/acme/app' }],
+                health: { path: '/health', json: { version: '{version}' } },
+            },
+        },
+        servers: Array.from({ length: o.servers }, (_, s) => {
+            const region = regions[s % regions.length];
+            const name = `${region}-${String(s + 1).padStart(width, '0')}`;
+            return {
+                name,
+                host: o.host ?? `${name}.fleet.example.com`,
+                ...(o.firstPort ? { port: o.firstPort + s } : {}),
+                region,
+                tenants: Array.from({ length: o.tenantsPerServer }, (_, t) => {
+                    const i = n++;
+                    const ring = i % 50 === 0 ? 'sandbox' : i % 50 < 5 ? 'canary' : 'general';
+                    return {
+                        id: `t${String(i).padStart(5, '0')}`,
+                        ring,
+                        health: { port: (o.firstHealthPort ?? 18000) + t },
+                        labels: { tier: i % 3 === 0 ? 'enterprise' : 'standard' },
+                    };
+                }),
+            };
+        }),
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/index.ts
 /**
  * The bundle's entry (dist/index.js). It only exports; the stubs in dist/ call into it:
  * dist/cli.js (the `fleet-deploy` bin) → runCli, dist/actions/NAME.js (action.yml `main`) → runAction.
  */
+
 
 
 

@@ -1,0 +1,124 @@
+import { readFileSync } from 'node:fs';
+import { cli } from './helpers/cli';
+import { runBundledCli } from './helpers/run';
+
+const bad = readFileSync('__tests__/fixtures/bad-registry.json', 'utf8');
+
+describe('fleet-deploy CLI (in process)', () => {
+  test('validate: exit 0 and a one-line summary', async () => {
+    const r = await cli(['validate', '--registry', 'servers/production.json']);
+    expect(r).toEqual({
+      code: 0,
+      stdout:
+        'servers/production.json: valid — 4 servers, 11 tenants in 2 regions (rings: sandbox 2, canary 3, general 6)\n',
+      stderr: '',
+    });
+  });
+
+  test('validate: exit 2 and every problem with FILE:LINE:COL', async () => {
+    const r = await cli(['validate', '-r', 'bad.json'], { 'bad.json': bad });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.split('\n')).toEqual([
+      'error: bad.json:7:15: servers[0].port: 0 must be a port number from 1 to 65535',
+      expect.stringMatching(
+        /^error: bad.json:11:17: servers\[0\]\.tenants\[0\]\.id: "Acme" is not a valid tenant id/,
+      ),
+      '2 problems',
+      '',
+    ]);
+  });
+
+  test('the registry comes from --registry, else $FLEET_REGISTRY, else servers/production.json', async () => {
+    expect((await cli(['validate'], { 'bad.json': bad }, { FLEET_REGISTRY: 'bad.json' })).stderr).toContain(
+      'bad.json:7:15',
+    );
+    expect(
+      (
+        await cli(
+          ['validate', '-r', 'servers/production.json'],
+          { 'bad.json': bad },
+          { FLEET_REGISTRY: 'bad.json' },
+        )
+      ).code,
+    ).toBe(0);
+    expect((await cli(['validate'])).stdout).toMatch(/^servers\/production.json: valid/);
+  });
+
+  test('a missing registry file is a configuration error naming the flag', async () => {
+    const r = await cli(['plan', '-r', 'missing.json']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('error: --registry: cannot read "missing.json": no such file\n');
+  });
+
+  test('plan: a table by default', async () => {
+    const r = await cli(['plan', '--waves', '1,5%,25%,100%', '--select', 'region=us']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Plan: 5 targets in 4 waves (select: region=us; waves: 1,5%,25%,100%)');
+    expect(r.stdout).toContain(
+      'Wave 1 · 1 target · 1 job · 20% done after it\n  TARGET          REGION  RING\n  us-1/demo-pool  us      sandbox\n',
+    );
+  });
+
+  test('plan --format json and matrix', async () => {
+    const json = JSON.parse((await cli(['plan', '-f', 'json', '-w', 'rings'])).stdout);
+    expect(json).toMatchObject({ select: '', waves: 'rings', total: 11 });
+    expect(json.plan.map((w: any) => w.count)).toEqual([2, 3, 6]);
+    const m = JSON.parse((await cli(['plan', '-f', 'matrix', '-s', 'tenant=hooli'])).stdout);
+    expect(m).toEqual([{ include: [{ name: 'us-1/hooli', targets: 'us-1/hooli', count: 1, wave: 1 }] }]);
+  });
+
+  test.each([
+    [['plan', '--format', 'yaml'], 2, '--format: "yaml" is not a format'],
+    [['plan', '--waves', '1,5%'], 2, 'the last step must be 100%'],
+    [['plan', '--select', 'region=mars'], 2, 'matched no target'],
+    [['plan', '--max-per-job', '0'], 2, '--max-per-job: "0" is not a whole number'],
+    [['plan', '--bogus'], 2, "Unknown option '--bogus'"],
+    [['deploy-everything'], 2, 'unknown command "deploy-everything"'],
+    [[], 2, 'Usage: fleet-deploy <command>'],
+  ])('%j exits %i: %s', async (argv, code, words) => {
+    const r = await cli(argv);
+    expect(r.code).toBe(code);
+    expect(r.stdout + r.stderr).toContain(words);
+  });
+
+  test('--help for the tool and for each command exits 0', async () => {
+    expect((await cli(['--help'])).stdout).toContain('validate  Check a server registry');
+    expect((await cli(['plan', '--help'])).stdout).toContain('--waves SPEC');
+    expect((await cli(['validate', '-h'])).stdout).toContain('fleet-deploy validate [--registry FILE]');
+  });
+
+  test('an unexpected failure exits 1 with the error', async () => {
+    let stderr = '';
+    const { runCli } = await import('../src/cli/main');
+    const code = await runCli(['validate'], {
+      stdout: () => undefined,
+      stderr: (t) => (stderr += t),
+      readText: async () => '{"servers": []}',
+      env: new Proxy(
+        {},
+        {
+          get: () => {
+            throw new Error('boom');
+          },
+        },
+      ),
+    });
+    expect(code).toBe(1);
+    expect(stderr).toContain('fleet-deploy validate failed: Error: boom');
+  });
+});
+
+describe('fleet-deploy CLI (the bundled dist/cli.js)', () => {
+  test('exit codes 0, 2 and output streams', () => {
+    const ok = runBundledCli(['plan', '-w', 'rings', '-f', 'matrix']);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toHaveLength(3);
+    const badRun = runBundledCli(['validate', '-r', '__tests__/fixtures/bad-registry.json']);
+    expect(badRun.code).toBe(2);
+    expect(badRun.stderr).toContain('__tests__/fixtures/bad-registry.json:7:15: servers[0].port');
+    expect(runBundledCli(['--version']).stdout).toBe(
+      `${JSON.parse(readFileSync('package.json', 'utf8')).version}\n`,
+    );
+  });
+});

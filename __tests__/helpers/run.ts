@@ -1,0 +1,44 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Parses a GITHUB_OUTPUT file as the runner writes it (name<<DELIMITER … DELIMITER). */
+export function parseOutputFile(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^([^<=]+)<<(.+)$/.exec(lines[i]!);
+    if (!m) continue;
+    const value: string[] = [];
+    while (++i < lines.length && lines[i] !== m[2]) value.push(lines[i]!);
+    out[m[1]!] = value.join('\n');
+  }
+  return out;
+}
+
+/** Runs a bundled action entry as the runner does: INPUT_* variables and GITHUB_OUTPUT/GITHUB_STEP_SUMMARY files. */
+export function runBundledAction(entry: string, inputs: Record<string, string>) {
+  const dir = mkdtempSync(join(tmpdir(), 'fd-action-'));
+  const files = { GITHUB_OUTPUT: join(dir, 'output'), GITHUB_STEP_SUMMARY: join(dir, 'summary') };
+  for (const f of Object.values(files)) writeFileSync(f, '');
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', ...files };
+  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.replace(/ /g, '_').toUpperCase()}`] = v;
+  const r = spawnSync(process.execPath, [entry], { env, encoding: 'utf8', timeout: 20_000 });
+  return {
+    code: r.status,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    outputs: parseOutputFile(readFileSync(files.GITHUB_OUTPUT, 'utf8')),
+    summary: readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'),
+  };
+}
+
+export function runBundledCli(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, ['dist/cli.js', ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
