@@ -6,7 +6,18 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', require: 'readonly', module: 'writable', __dirname: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        require: 'readonly',
+        module: 'writable',
+        __dirname: 'readonly',
+        URL: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+      },
+    },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
@@ -20,7 +31,21 @@ export default tseslint.config(
     files: ['src/registry/**/*.ts', 'src/plan/**/*.ts', 'src/report/**/*.ts', 'src/remote/**/*.ts'],
     ignores: ['src/registry/load.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['@actions/*', 'node-ssh', 'ssh2', 'fs', 'node:fs', 'net', 'node:net', 'node:child_process'] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            '@actions/*',
+            'node-ssh',
+            'ssh2',
+            'fs',
+            'node:fs',
+            'net',
+            'node:net',
+            'node:child_process',
+          ],
+        },
+      ],
     },
   },
 );

@@ -80,10 +80,17 @@ function rows(schema, prefix, out) {
   return out;
 }
 
+/** Generated files are written as prettier would format them, so `prettier --check` and the build agree. */
+async function writeFormatted(path, text) {
+  const prettier = await import('prettier');
+  const options = (await prettier.resolveConfig(path)) ?? {};
+  await writeFile(path, await prettier.format(text, { ...options, filepath: path }));
+}
+
 async function generated() {
   const dist = require(join(root, 'dist/index.js'));
   const schema = dist.registryJsonSchema();
-  await writeFile(join(root, 'servers/registry.schema.json'), `${JSON.stringify(schema, null, 2)}\n`);
+  await writeFormatted(join(root, 'servers/registry.schema.json'), JSON.stringify(schema, null, 2));
 
   const table = ['| field | type | required | meaning |', '|---|---|---|---|', ...rows(schema, '', [])].join(
     '\n',
@@ -95,7 +102,7 @@ async function generated() {
   const a = doc.indexOf(begin);
   const b = doc.indexOf(end);
   if (a < 0 || b < a) throw new Error(`docs/registry.md lacks the markers ${begin} … ${end}`);
-  await writeFile(docPath, `${doc.slice(0, a + begin.length)}\n${table}\n${doc.slice(b)}`);
+  await writeFormatted(docPath, `${doc.slice(0, a + begin.length)}\n${table}\n${doc.slice(b)}`);
 }
 
 const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));

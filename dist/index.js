@@ -40685,8 +40685,7 @@ const schema_image = strictObject({
     repository: str(IMAGE_REPOSITORY, 'image repository', 'The image repository; a deploy sets VARIABLE=repository:tag or repository@digest.'),
 })
     .meta({ description: "One image of the stack, set through a variable in the tenant's .env." });
-const jsonExpectation = record(schemas_string()
-    .regex(/^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/, {
+const jsonExpectation = record(schemas_string().regex(/^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/, {
     error: 'is not a JSON field path: use names joined by ".", e.g. "build.version"',
 }), union([schemas_string(), schemas_number(), schemas_boolean()]))
     .meta({

@@ -128,11 +128,9 @@ const image = z
 
 const jsonExpectation = z
   .record(
-    z
-      .string()
-      .regex(/^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/, {
-        error: 'is not a JSON field path: use names joined by ".", e.g. "build.version"',
-      }),
+    z.string().regex(/^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/, {
+      error: 'is not a JSON field path: use names joined by ".", e.g. "build.version"',
+    }),
     z.union([z.string(), z.number(), z.boolean()]),
   )
   .meta({
