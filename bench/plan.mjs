@@ -22,7 +22,10 @@ const ms = (x) => `${x.toFixed(1)} ms`;
 
 const dir = mkdtempSync(join(tmpdir(), 'fd-bench-'));
 const file = join(dir, 'fleet-10000.json');
-writeFileSync(file, JSON.stringify(dist.syntheticRegistry({ servers: TARGETS / 8, tenantsPerServer: 8 }), null, 2));
+writeFileSync(
+  file,
+  JSON.stringify(dist.syntheticRegistry({ servers: TARGETS / 8, tenantsPerServer: 8 }), null, 2),
+);
 
 function inProcess() {
   const t0 = performance.now();
@@ -49,7 +52,11 @@ function run(args) {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     child.stdout.on('data', () => (first ??= performance.now() - t0));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve({ wall: performance.now() - t0, first }) : reject(new Error(`${args.join(' ')} exited ${code}`))));
+    child.on('close', (code) =>
+      code === 0
+        ? resolve({ wall: performance.now() - t0, first })
+        : reject(new Error(`${args.join(' ')} exited ${code}`)),
+    );
   });
 }
 async function medianOf(args, key) {
@@ -62,7 +69,13 @@ const firstCold = inProcess();
 const warm = median(Array.from({ length: RUNS }, inProcess));
 const base = median(Array.from({ length: RUNS }, baselineInProcess));
 const cli = await medianOf(['dist/cli.js', 'plan', '-r', file, '-w', WAVES, '-f', 'matrix'], 'wall');
-const cliBase = await medianOf(['-e', `process.stdout.write(JSON.stringify(JSON.parse(require('fs').readFileSync(${JSON.stringify(file)}, 'utf8'))))`], 'wall');
+const cliBase = await medianOf(
+  [
+    '-e',
+    `process.stdout.write(JSON.stringify(JSON.parse(require('fs').readFileSync(${JSON.stringify(file)}, 'utf8'))))`,
+  ],
+  'wall',
+);
 const cold = await medianOf(['dist/cli.js', '--version'], 'first');
 const coldBase = await medianOf(['-e', "process.stdout.write('x')"], 'first');
 
@@ -72,9 +85,17 @@ const rows = [
   ['plan 10,000 targets, CLI process', cli, cliBase, 1000],
   ['cold start to first output', cold, coldBase, 300],
 ];
-console.log(`bench:plan — ${TARGETS.toLocaleString('en-US')} targets, waves ${WAVES}, median of ${RUNS} runs, node ${process.version}\n`);
-console.log(`${'measure'.padEnd(46)}${'ours'.padStart(11)}${'baseline'.padStart(11)}${'ratio'.padStart(8)}  target`);
+console.log(
+  `bench:plan — ${TARGETS.toLocaleString('en-US')} targets, waves ${WAVES}, median of ${RUNS} runs, node ${process.version}\n`,
+);
+console.log(
+  `${'measure'.padEnd(46)}${'ours'.padStart(11)}${'baseline'.padStart(11)}${'ratio'.padStart(8)}  target`,
+);
 for (const [name, ours, baseline, target] of rows) {
-  console.log(`${name.padEnd(46)}${ms(ours).padStart(11)}${ms(baseline).padStart(11)}${`${(ours / baseline).toFixed(1)}×`.padStart(8)}  < ${target} ms ${ours < target ? 'met' : 'MISSED'}`);
+  console.log(
+    `${name.padEnd(46)}${ms(ours).padStart(11)}${ms(baseline).padStart(11)}${`${(ours / baseline).toFixed(1)}×`.padStart(8)}  < ${target} ms ${ours < target ? 'met' : 'MISSED'}`,
+  );
 }
-console.log('\nbaselines: JSON.parse + JSON.stringify of the same registry (in process, and as `node -e`); bare node printing one byte');
+console.log(
+  '\nbaselines: JSON.parse + JSON.stringify of the same registry (in process, and as `node -e`); bare node printing one byte',
+);
