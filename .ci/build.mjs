@@ -16,16 +16,15 @@ const ACTIONS = ['plan'];
 
 async function bundle() {
   const ncc = require('@vercel/ncc');
-  const { code, assets } = await ncc(join(root, 'src/index.ts'), {
-    minify: false,
-    sourceMap: false,
-    license: 'licenses.txt',
-    quiet: true,
-    target: 'es2022',
-  });
+  const options = { minify: false, sourceMap: false, quiet: true, target: 'es2022' };
+  const { code, assets } = await ncc(join(root, 'src/index.ts'), { ...options, license: 'licenses.txt' });
+  // The sandbox container runtime runs on sandbox servers as `docker`: its own small bundle, no deps.
+  const runtime = await ncc(join(root, 'src/sandbox/runtime.ts'), options);
   await rm(join(root, 'dist'), { recursive: true, force: true });
   await mkdir(join(root, 'dist/actions'), { recursive: true });
+  await mkdir(join(root, 'dist/sandbox'), { recursive: true });
   await writeFile(join(root, 'dist/index.js'), code);
+  await writeFile(join(root, 'dist/sandbox/runtime.js'), runtime.code);
   for (const [name, asset] of Object.entries(assets)) {
     await mkdir(dirname(join(root, 'dist', name)), { recursive: true });
     await writeFile(join(root, 'dist', name), asset.source, { mode: asset.permissions });

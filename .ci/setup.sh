@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# openssh-client: ssh-keygen, used to check host-key fingerprints against OpenSSH's own.
-packages=(openssh-client)
+# openssh-client: ssh-keygen (host keys and fingerprints to compare with OpenSSH's own);
+# openssh-server: real sshd servers on 127.0.0.1 for the integration tests; procps: pkill.
+packages=(openssh-client openssh-server procps)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

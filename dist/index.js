@@ -40726,6 +40726,47 @@ const health = strictObject({
         .optional(),
 })
     .meta({ description: 'The health gate: a deploy passes only when this check is stable.' });
+/** A user's shell command, run on the server in the tenant's directory. Shell by design, like a CI step. */
+const shellCommand = (description) => schemas_string({ error: 'must be a string: a shell command' })
+    .min(1, { error: 'must not be empty' })
+    .max(4000, { error: 'is longer than 4000 characters; put it in a script on the server' })
+    .regex(/^[^\0\r]*$/, { error: 'must not contain NUL or carriage-return characters' })
+    .meta({ description });
+const hook = union([
+    shellCommand('A command.'),
+    strictObject({
+        run: shellCommand('The command. $FLEET_VERSION, $FLEET_PREVIOUS_VERSION and $FLEET_TARGET are set.'),
+        once: schemas_boolean({ error: 'must be true or false' })
+            .meta({ description: 'Run once per rollout, on its first target only (e.g. database migrations that must not race).' })
+            .optional(),
+        timeout: schema_duration('How long the hook may run. Default: "10m".').optional(),
+    }),
+]);
+const hookList = (description) => array(hook).meta({ description: `${description} A command string or {run, once, timeout}; a failing hook fails the step.` });
+const hooks = strictObject({
+    preDeploy: hookList('Run after the backup, before the new image is pulled.').optional(),
+    postDeploy: hookList('Run after the health gate passed.').optional(),
+    onRollback: hookList('Run after an automatic rollback restored the previous release.').optional(),
+})
+    .meta({ description: 'Commands run at points of a deploy, in the tenant directory.' });
+const backup = strictObject({
+    paths: array(refineString(str(RELATIVE_FILE, 'backup path', 'A file or directory relative to the tenant path.', 'config'), noDotSegments('a backup path')))
+        .meta({ description: 'Config files or directories to archive besides .env and the compose files.' })
+        .optional(),
+    keepDays: schemas_int({ error: 'must be a whole number of days' })
+        .min(1, { error: 'must be at least 1' })
+        .max(3650, { error: 'must be at most 3650' })
+        .meta({ description: 'Archives older than this are deleted. Default: 7.' })
+        .optional(),
+    command: shellCommand('A command run before the archive, e.g. a pg_dump into a backed-up path.').optional(),
+})
+    .meta({ description: 'Archive .env, the compose files and these paths into .fleet/backups/ before each deploy.' });
+const commands = strictObject({
+    deploy: shellCommand('Deploys $FLEET_VERSION, e.g. "git fetch && git checkout \\"$FLEET_VERSION\\" && npm ci && pm2 restart app".'),
+    rollback: shellCommand('Restores $FLEET_PREVIOUS_VERSION. Without it, rollback runs `deploy` with the previous version.').optional(),
+    current: shellCommand('Prints the version running now (one line).'),
+})
+    .meta({ description: 'Deploy with your own commands instead of Compose (stacks that are not containers). The lock, health gate, rollback and history still apply.' });
 /** Tenant fields that `defaults.tenant` and `servers[].tenantDefaults` may also set. */
 const tenantFields = {
     path: refineString(str(REMOTE_PATH_TEMPLATE, 'path', "The tenant's directory on the server (holds .env and the compose files). May use {tenant}, {server}, {region}, {ring}.", '/srv/tenants/{tenant}'), (v) => (hasDotSegment(v) ? '"." and ".." segments are not allowed in a path' : knownPlaceholders(v))).optional(),
@@ -40735,6 +40776,18 @@ const tenantFields = {
         .meta({ description: 'The images a deploy sets. A list replaces (does not extend) the one in defaults.' })
         .optional(),
     health: health.optional(),
+    hooks: hooks.optional(),
+    backup: backup.optional(),
+    commands: commands.optional(),
+    keepReleases: schemas_int({ error: 'must be a whole number' })
+        .min(1, { error: 'must be at least 1 (the running release)' })
+        .max(100, { error: 'must be at most 100' })
+        .meta({ description: 'Images of the last N releases are kept; older ones are pruned after a deploy. Default: 3.' })
+        .optional(),
+    minFreeDiskMb: schemas_int({ error: 'must be a whole number of MiB' })
+        .min(0, { error: 'must be 0 or more' })
+        .meta({ description: 'Preflight fails when the tenant directory\'s filesystem has less free space (MiB). Default: 1024.' })
+        .optional(),
     ring: str(NAME, 'ring', 'Rollout ring, one of `rings`. Default: the last ring ("general").', 'canary').optional(),
     labels: labels.optional(),
 };
@@ -40935,6 +40988,11 @@ function resolveRegistry(file, source) {
                     healthPorts.set(health.port, tat);
             }
             const services = resolve_pick(tl, 'compose', 'services')?.value;
+            const hookList = (key) => (resolve_pick(tl, 'hooks', key)?.value ?? []).map((h) => typeof h === 'string'
+                ? { run: h, once: false, timeoutMs: 600_000 }
+                : { run: h.run, once: h.once ?? false, timeoutMs: h.timeout ? durationMs(h.timeout) : 600_000 });
+            const backup = resolve_pick(tl, 'backup')?.value;
+            const commands = resolve_pick(tl, 'commands')?.value;
             const tenant = {
                 id: rawTenant.id,
                 path,
@@ -40946,6 +41004,13 @@ function resolveRegistry(file, source) {
                 },
                 images: images?.value ?? [],
                 health: health ?? undefined,
+                hooks: { preDeploy: hookList('preDeploy'), postDeploy: hookList('postDeploy'), onRollback: hookList('onRollback') },
+                ...(backup
+                    ? { backup: { paths: backup.paths ?? [], keepDays: backup.keepDays ?? 7, ...(backup.command ? { command: backup.command } : {}) } }
+                    : {}),
+                ...(commands ? { commands } : {}),
+                keepReleases: resolve_pick(tl, 'keepReleases')?.value ?? 3,
+                minFreeDiskMb: resolve_pick(tl, 'minFreeDiskMb')?.value ?? 1024,
                 ring: ring.value,
                 labels: Object.assign({}, ...tl.map((l) => l.data?.labels ?? {})),
                 at: tat,

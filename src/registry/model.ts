@@ -27,6 +27,31 @@ export interface HealthCheck {
   containerHealth: boolean;
 }
 
+export interface Hook {
+  run: string;
+  once: boolean;
+  timeoutMs: number;
+}
+
+export interface Hooks {
+  preDeploy: readonly Hook[];
+  postDeploy: readonly Hook[];
+  onRollback: readonly Hook[];
+}
+
+export interface Backup {
+  paths: readonly string[];
+  keepDays: number;
+  command?: string;
+}
+
+/** A deploy by the user's own commands instead of Compose. */
+export interface Commands {
+  deploy: string;
+  rollback?: string;
+  current: string;
+}
+
 export interface Tenant {
   id: string;
   path: string;
@@ -38,6 +63,11 @@ export interface Tenant {
   };
   images: readonly Image[];
   health: HealthCheck;
+  hooks: Hooks;
+  backup?: Backup;
+  commands?: Commands;
+  keepReleases: number;
+  minFreeDiskMb: number;
   ring: string;
   labels: Readonly<Record<string, string>>;
   /** JSON path of this tenant in the registry file, for messages. */

@@ -6,7 +6,7 @@
  */
 import { formatPath, show, type Problem } from '../errors';
 import { parseHostKey, type PinnedHostKey } from './hostkey';
-import type { HealthCheck, Registry, Server, Tenant } from './model';
+import type { HealthCheck, Hook, Registry, Server, Tenant } from './model';
 import * as P from './patterns';
 import {
   DEFAULT_RINGS,
@@ -25,6 +25,7 @@ export type SalvagedFile = Omit<RegistryFile, 'servers'> & {
 };
 
 type Path = Array<string | number>;
+type RawHook = NonNullable<NonNullable<RawTenantFields['hooks']>['preDeploy']>[number];
 
 interface Layer {
   at: Path;
@@ -198,6 +199,14 @@ export function resolveRegistry(
       }
 
       const services = pick<string[]>(tl, 'compose', 'services')?.value;
+      const hookList = (key: string): Hook[] =>
+        (pick<RawHook[]>(tl, 'hooks', key)?.value ?? []).map((h) =>
+          typeof h === 'string'
+            ? { run: h, once: false, timeoutMs: 600_000 }
+            : { run: h.run, once: h.once ?? false, timeoutMs: h.timeout ? P.durationMs(h.timeout) : 600_000 },
+        );
+      const backup = pick<NonNullable<RawTenantFields['backup']>>(tl, 'backup')?.value;
+      const commands = pick<NonNullable<RawTenantFields['commands']>>(tl, 'commands')?.value;
       const tenant: Tenant = {
         id: rawTenant.id,
         path,
@@ -209,6 +218,13 @@ export function resolveRegistry(
         },
         images: images?.value ?? [],
         health: health ?? (undefined as unknown as HealthCheck),
+        hooks: { preDeploy: hookList('preDeploy'), postDeploy: hookList('postDeploy'), onRollback: hookList('onRollback') },
+        ...(backup
+          ? { backup: { paths: backup.paths ?? [], keepDays: backup.keepDays ?? 7, ...(backup.command ? { command: backup.command } : {}) } }
+          : {}),
+        ...(commands ? { commands } : {}),
+        keepReleases: pick<number>(tl, 'keepReleases')?.value ?? 3,
+        minFreeDiskMb: pick<number>(tl, 'minFreeDiskMb')?.value ?? 1024,
         ring: ring.value,
         labels: Object.assign({}, ...tl.map((l) => (l.data as RawTenantFields | undefined)?.labels ?? {})),
         at: tat,

@@ -188,6 +188,64 @@ const health = z
   })
   .meta({ description: 'The health gate: a deploy passes only when this check is stable.' });
 
+/** A user's shell command, run on the server in the tenant's directory. Shell by design, like a CI step. */
+const shellCommand = (description: string) =>
+  z
+    .string({ error: 'must be a string: a shell command' })
+    .min(1, { error: 'must not be empty' })
+    .max(4000, { error: 'is longer than 4000 characters; put it in a script on the server' })
+    .regex(/^[^\0\r]*$/, { error: 'must not contain NUL or carriage-return characters' })
+    .meta({ description });
+
+const hook = z.union([
+  shellCommand('A command.'),
+  z.strictObject({
+    run: shellCommand('The command. $FLEET_VERSION, $FLEET_PREVIOUS_VERSION and $FLEET_TARGET are set.'),
+    once: z
+      .boolean({ error: 'must be true or false' })
+      .meta({ description: 'Run once per rollout, on its first target only (e.g. database migrations that must not race).' })
+      .optional(),
+    timeout: duration('How long the hook may run. Default: "10m".').optional(),
+  }),
+]);
+
+const hookList = (description: string) =>
+  z.array(hook).meta({ description: `${description} A command string or {run, once, timeout}; a failing hook fails the step.` });
+
+const hooks = z
+  .strictObject({
+    preDeploy: hookList('Run after the backup, before the new image is pulled.').optional(),
+    postDeploy: hookList('Run after the health gate passed.').optional(),
+    onRollback: hookList('Run after an automatic rollback restored the previous release.').optional(),
+  })
+  .meta({ description: 'Commands run at points of a deploy, in the tenant directory.' });
+
+const backup = z
+  .strictObject({
+    paths: z
+      .array(
+        refineString(str(P.RELATIVE_FILE, 'backup path', 'A file or directory relative to the tenant path.', 'config'), noDotSegments('a backup path')),
+      )
+      .meta({ description: 'Config files or directories to archive besides .env and the compose files.' })
+      .optional(),
+    keepDays: z
+      .int({ error: 'must be a whole number of days' })
+      .min(1, { error: 'must be at least 1' })
+      .max(3650, { error: 'must be at most 3650' })
+      .meta({ description: 'Archives older than this are deleted. Default: 7.' })
+      .optional(),
+    command: shellCommand('A command run before the archive, e.g. a pg_dump into a backed-up path.').optional(),
+  })
+  .meta({ description: 'Archive .env, the compose files and these paths into .fleet/backups/ before each deploy.' });
+
+const commands = z
+  .strictObject({
+    deploy: shellCommand('Deploys $FLEET_VERSION, e.g. "git fetch && git checkout \\"$FLEET_VERSION\\" && npm ci && pm2 restart app".'),
+    rollback: shellCommand('Restores $FLEET_PREVIOUS_VERSION. Without it, rollback runs `deploy` with the previous version.').optional(),
+    current: shellCommand('Prints the version running now (one line).'),
+  })
+  .meta({ description: 'Deploy with your own commands instead of Compose (stacks that are not containers). The lock, health gate, rollback and history still apply.' });
+
 /** Tenant fields that `defaults.tenant` and `servers[].tenantDefaults` may also set. */
 const tenantFields = {
   path: refineString(
@@ -206,6 +264,20 @@ const tenantFields = {
     .meta({ description: 'The images a deploy sets. A list replaces (does not extend) the one in defaults.' })
     .optional(),
   health: health.optional(),
+  hooks: hooks.optional(),
+  backup: backup.optional(),
+  commands: commands.optional(),
+  keepReleases: z
+    .int({ error: 'must be a whole number' })
+    .min(1, { error: 'must be at least 1 (the running release)' })
+    .max(100, { error: 'must be at most 100' })
+    .meta({ description: 'Images of the last N releases are kept; older ones are pruned after a deploy. Default: 3.' })
+    .optional(),
+  minFreeDiskMb: z
+    .int({ error: 'must be a whole number of MiB' })
+    .min(0, { error: 'must be 0 or more' })
+    .meta({ description: 'Preflight fails when the tenant directory\'s filesystem has less free space (MiB). Default: 1024.' })
+    .optional(),
   ring: str(
     P.NAME,
     'ring',

@@ -1,0 +1,117 @@
+/**
+ * A fleet of real sshd servers on 127.0.0.1 with tenants whose stacks run on the SANDBOX runtime (the
+ * docker double), and the registry that describes them.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseRegistry, type Registry } from '../../src/registry';
+import { asDeployUser, freePort, handOver, makeClientKey, startSshd, tempRoot, type ClientKey, type TestSshd } from './sshd';
+
+export const REPO = 'registry.test/acme/app';
+
+export interface TestTenant {
+  server: string;
+  id: string;
+  dir: string;
+  port: number;
+}
+
+export interface TestFleet {
+  root: string;
+  key: ClientKey;
+  sshds: Map<string, TestSshd>;
+  tenants: TestTenant[];
+  registryText: string;
+  registry: Registry;
+  env(t: TestTenant): string;
+  health(t: TestTenant): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export interface FleetSpec {
+  servers: number;
+  tenantsPerServer: number;
+  health?: Record<string, unknown>;
+  /** Edits the registry object before it is written (e.g. break a host key). */
+  edit?: (registry: any) => void;
+  /** Run v1 on every tenant before the test (through the runtime, as an operator would). */
+  startWith?: string;
+}
+
+export async function startFleet(spec: FleetSpec): Promise<TestFleet> {
+  const root = tempRoot('fd-it-');
+  const key = makeClientKey(root);
+  const sshds = new Map<string, TestSshd>();
+  const tenants: TestTenant[] = [];
+  const servers: any[] = [];
+  try {
+    for (let s = 1; s <= spec.servers; s++) {
+      const name = `srv-${s}`;
+      const sshd = await startSshd(name, root, key);
+      sshds.set(name, sshd);
+      const list: any[] = [];
+      for (let i = 1; i <= spec.tenantsPerServer; i++) {
+        const id = `t${s}-${i}`;
+        const dir = join(root, 'srv', name, id);
+        mkdirSync(dir, { recursive: true });
+        const port = await freePort();
+        writeFileSync(join(dir, 'docker-compose.yml'), 'services:\n  app:\n    image: ${APP_IMAGE}\n    network_mode: host\n');
+        writeFileSync(join(dir, '.env'), `# tenant ${id}\nAPP_IMAGE=${REPO}:${spec.startWith ?? 'v1'}\nAPP_PORT=${port}\nSECRET_TOKEN=keep-me\n`);
+        tenants.push({ server: name, id, dir, port });
+        list.push({ id, path: dir, health: { port } });
+      }
+      servers.push({ name, host: '127.0.0.1', port: sshd.port, user: sshd.user, hostKey: sshd.hostKey, region: s % 2 ? 'eu' : 'us', tenants: list });
+    }
+    const registry: any = {
+      defaults: {
+        tenant: {
+          images: [{ variable: 'APP_IMAGE', repository: REPO }],
+          health: { path: '/health', json: { status: 'ok', version: '{version}' }, interval: '150ms', timeout: '1s', deadline: '4s', successes: 2, ...spec.health },
+          minFreeDiskMb: 1,
+        },
+      },
+      servers,
+    };
+    spec.edit?.(registry);
+    handOver(root);
+    const registryText = JSON.stringify(registry, null, 2);
+    writeFileSync(join(root, 'registry.json'), registryText);
+    const fleet: TestFleet = {
+      root,
+      key,
+      sshds,
+      tenants,
+      registryText,
+      registry: parseRegistry(registryText, join(root, 'registry.json')),
+      env: (t) => readFileSync(join(t.dir, '.env'), 'utf8'),
+      health: async (t) => {
+        const r = await fetch(`http://127.0.0.1:${t.port}/health`).catch(() => undefined);
+        return r ? `${r.status} ${await r.text()}` : 'down';
+      },
+      stop: async () => {
+        await Promise.all([...sshds.values()].map((s) => s.stop()));
+      },
+    };
+    if (spec.startWith) {
+      for (const t of tenants) {
+        asDeployUser([process.execPath, resolve('dist/sandbox/runtime.js'), 'compose', 'up', '-d'], {
+          cwd: t.dir,
+          env: { FLEET_SANDBOX_STATE: join(sshds.get(t.server)!.dir, 'sandbox') },
+        });
+      }
+    }
+    return fleet;
+  } catch (e) {
+    await Promise.all([...sshds.values()].map((s) => s.stop()));
+    throw e;
+  }
+}
+
+export const lockExists = (t: TestTenant) => existsSync(join(t.dir, '.fleet', 'lock'));
+export const historyOf = (t: TestTenant) =>
+  existsSync(join(t.dir, '.fleet', 'history.jsonl'))
+    ? readFileSync(join(t.dir, '.fleet', 'history.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+    : [];

@@ -1,0 +1,215 @@
+/**
+ * The fleet: waves one after another; within a wave up to `concurrency` targets at once (and at most
+ * `perServer` on one server, below sshd's MaxSessions); each target fails alone. After each wave the
+ * failure budget is checked on the results so far; when it is exceeded no later wave starts and their
+ * targets are `skipped`, with the reason. One SSH connection per server for the whole run: opened at the
+ * server's first target, shared by its tenants, closed after its last.
+ */
+import type { Plan } from '../plan/plan';
+import type { Server, Target } from '../registry/model';
+import type { Clock, Connector, Transport, UrlGet } from './ports';
+import type { Outcome, TargetResult } from './result';
+import { deployTarget, OnceHooks, type DeployOptions, type ServerSession, type StepEvent } from './target';
+
+export interface FleetOptions extends DeployOptions {
+  concurrency: number;
+  perServer: number;
+  /** Stop after a wave when failures so far exceed this share of the targets so far (0 = any failure stops). */
+  maxFailurePercent: number;
+  /** …or this count, when given. */
+  maxFailures?: number;
+}
+
+export interface FleetPorts {
+  connector: Connector;
+  clock: Clock;
+  urlGet: UrlGet;
+  signal?: AbortSignal;
+  onStep?: (e: StepEvent) => void;
+  onTarget?: (r: TargetResult) => void;
+  onWave?: (e: { wave: number; of: number; targets: number; status: 'start' | 'done'; failures?: number }) => void;
+}
+
+export interface WaveSummary {
+  wave: number;
+  targets: number;
+  counts: Record<Outcome, number>;
+}
+
+export interface FleetReport {
+  version: string;
+  actor: string;
+  runId: string;
+  startedAt: string;
+  durationMs: number;
+  totals: Record<Outcome, number> & { targets: number };
+  waves: WaveSummary[];
+  /** Why the rollout stopped early (failure budget or cancellation), when it did. */
+  stopped?: string;
+  targets: TargetResult[];
+}
+
+export const OUTCOMES: readonly Outcome[] = ['deployed', 'unchanged', 'rolled-back', 'failed', 'skipped'];
+const isFailure = (o: Outcome) => o === 'failed' || o === 'rolled-back';
+
+function counts(results: readonly TargetResult[]): Record<Outcome, number> {
+  const c = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
+  for (const r of results) c[r.outcome]++;
+  return c;
+}
+
+/** A server's shared connection: connects once, reconnects only after the link was lost. */
+class Session implements ServerSession {
+  private current?: Promise<Transport>;
+  remaining: number;
+
+  constructor(
+    private readonly server: Server,
+    private readonly connector: Connector,
+    targets: number,
+  ) {
+    this.remaining = targets;
+  }
+
+  async transport(reconnect = false): Promise<Transport> {
+    for (;;) {
+      const p = this.current;
+      if (!p) return (this.current = this.connector.connect(this.server));
+      const t = await p.catch(() => undefined);
+      if (!t) return p; // the connect failed: every target of the server gets that error
+      if (t.alive || !reconnect) return t;
+      if (this.current === p) this.current = this.connector.connect(this.server); // lost: reconnect once
+    }
+  }
+
+  async close(): Promise<void> {
+    const t = await this.current?.catch(() => undefined);
+    this.current = undefined;
+    await t?.close();
+  }
+}
+
+function skipped(target: Target, wave: number, reason: string, clock: Clock): TargetResult {
+  return {
+    id: target.id,
+    server: target.server.name,
+    tenant: target.tenant.id,
+    region: target.server.region,
+    ring: target.tenant.ring,
+    wave,
+    outcome: 'skipped',
+    steps: [],
+    error: reason,
+    startedAt: new Date(clock.now()).toISOString(),
+    durationMs: 0,
+  };
+}
+
+export function budgetExceeded(results: readonly TargetResult[], options: Pick<FleetOptions, 'maxFailurePercent' | 'maxFailures'>): string | undefined {
+  const done = results.filter((r) => r.outcome !== 'skipped');
+  const failures = done.filter((r) => isFailure(r.outcome)).length;
+  if (failures === 0 || done.length === 0) return undefined;
+  const percent = (failures / done.length) * 100;
+  const overPercent = percent > options.maxFailurePercent;
+  const overCount = options.maxFailures !== undefined && failures > options.maxFailures;
+  if (options.maxFailures !== undefined ? overCount : overPercent) {
+    const limit = options.maxFailures !== undefined ? `more than ${options.maxFailures} allowed` : `${percent.toFixed(1)}% > ${options.maxFailurePercent}%`;
+    return `${failures} of ${done.length} targets failed or rolled back (${limit})`;
+  }
+  return undefined;
+}
+
+export async function deployFleet(plan: Plan, options: FleetOptions, ports: FleetPorts): Promise<FleetReport> {
+  const started = ports.clock.now();
+  const once = new OnceHooks();
+  const sessions = new Map<string, Session>();
+  for (const wave of plan.plan) {
+    for (const t of wave.targets) {
+      const s = sessions.get(t.server.name);
+      if (s) s.remaining++;
+      else sessions.set(t.server.name, new Session(t.server, ports.connector, 1));
+    }
+  }
+  const results: TargetResult[] = [];
+  const waves: WaveSummary[] = [];
+  let stopped: string | undefined;
+
+  try {
+    for (const wave of plan.plan) {
+      if (stopped) {
+        const rs = wave.targets.map((t) => skipped(t, wave.index, stopped!, ports.clock));
+        rs.forEach((r) => ports.onTarget?.(r));
+        results.push(...rs);
+        waves.push({ wave: wave.index, targets: rs.length, counts: counts(rs) });
+        continue;
+      }
+      ports.onWave?.({ wave: wave.index, of: plan.plan.length, targets: wave.targets.length, status: 'start' });
+      const waveResults = await runWave(wave.index, wave.targets);
+      results.push(...waveResults);
+      waves.push({ wave: wave.index, targets: waveResults.length, counts: counts(waveResults) });
+      ports.onWave?.({ wave: wave.index, of: plan.plan.length, targets: wave.targets.length, status: 'done', failures: waveResults.filter((r) => isFailure(r.outcome)).length });
+      if (ports.signal?.aborted) stopped = 'cancelled';
+      else {
+        const over = budgetExceeded(results, options);
+        if (over && wave.index < plan.plan.length) stopped = `wave ${wave.index} exceeded the failure budget: ${over}`;
+        else if (over) stopped = `the failure budget was exceeded in the last wave: ${over}`;
+      }
+    }
+  } finally {
+    await Promise.all([...sessions.values()].map((s) => s.close()));
+  }
+
+  const c = counts(results);
+  return {
+    version: options.version,
+    actor: options.actor,
+    runId: options.runId,
+    startedAt: new Date(started).toISOString(),
+    durationMs: ports.clock.now() - started,
+    totals: { targets: results.length, ...c },
+    waves,
+    ...(stopped ? { stopped } : {}),
+    targets: results,
+  };
+
+  async function runWave(index: number, targets: readonly Target[]): Promise<TargetResult[]> {
+    const out: TargetResult[] = new Array(targets.length);
+    const busy = new Map<string, number>();
+    const queue = targets.map((t, i) => ({ t, i }));
+    let running = 0;
+    return new Promise((resolve) => {
+      const pump = () => {
+        if (queue.length === 0 && running === 0) return resolve(out);
+        for (let k = 0; k < queue.length && running < options.concurrency; ) {
+          const { t, i } = queue[k]!;
+          if (ports.signal?.aborted) {
+            queue.splice(k, 1);
+            out[i] = skipped(t, index, 'cancelled', ports.clock);
+            ports.onTarget?.(out[i]!);
+            continue;
+          }
+          if ((busy.get(t.server.name) ?? 0) >= options.perServer) {
+            k++;
+            continue;
+          }
+          queue.splice(k, 1);
+          running++;
+          busy.set(t.server.name, (busy.get(t.server.name) ?? 0) + 1);
+          const session = sessions.get(t.server.name)!;
+          deployTarget(t, index, options, { session, clock: ports.clock, urlGet: ports.urlGet, onStep: ports.onStep ?? (() => undefined), once, signal: ports.signal })
+            .catch((e: Error): TargetResult => ({ ...skipped(t, index, `internal error: ${e.message}`, ports.clock), outcome: 'failed' }))
+            .then(async (r) => {
+              out[i] = r;
+              ports.onTarget?.(r);
+              busy.set(t.server.name, busy.get(t.server.name)! - 1);
+              if (--session.remaining === 0) await session.close();
+              running--;
+              pump();
+            });
+        }
+        if (queue.length === 0 && running === 0) resolve(out);
+      };
+      pump();
+    });
+  }
+}

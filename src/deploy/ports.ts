@@ -1,0 +1,55 @@
+/**
+ * The small interfaces deploy/ talks to the world through. The SSH edge (src/ssh) implements Transport
+ * and Connector over node-ssh; tests use real sshd, and orchestration tests a recording double.
+ */
+import type { Server } from '../registry/model';
+import type { Script } from '../remote/shell';
+
+export interface ExecResult {
+  /** null when the connection was lost or the command was killed: always a failure. */
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface HttpResponse {
+  status: number;
+  body: string;
+}
+
+/** One SSH connection to one server; every target of the server shares it. */
+export interface Transport {
+  exec(script: Script, options: { timeoutMs: number }): Promise<ExecResult>;
+  /** HTTP GET to 127.0.0.1:port on the server, through the SSH connection (a forwarded channel). */
+  get(port: number, path: string, timeoutMs: number): Promise<HttpResponse>;
+  /** False once the connection is lost. */
+  readonly alive: boolean;
+  close(): Promise<void>;
+}
+
+export interface Connector {
+  connect(server: Server): Promise<Transport>;
+}
+
+/** HTTP GET from the runner, for public health URLs. */
+export type UrlGet = (url: string, timeoutMs: number) => Promise<HttpResponse>;
+
+export interface Clock {
+  now(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise((resolve) => {
+      if (signal?.aborted) return resolve();
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      signal?.addEventListener('abort', done, { once: true });
+    }),
+};

@@ -1,0 +1,37 @@
+/** What a deploy reports for each target and for the whole run. */
+export type Outcome = 'deployed' | 'rolled-back' | 'failed' | 'skipped' | 'unchanged';
+
+export interface Release {
+  /** image variable → reference, as in .env (compose), or { version } (commands) */
+  refs: Record<string, string>;
+  version?: string;
+  /** IDs of the images (compose): the running ones for `previous`, the pulled ones for `next` */
+  imageIds: string[];
+  digests: string[];
+}
+
+export interface StepTiming {
+  step: string;
+  ms: number;
+  ok: boolean;
+  detail?: string;
+}
+
+export interface TargetResult {
+  id: string;
+  server: string;
+  tenant: string;
+  region: string;
+  ring: string;
+  wave: number;
+  outcome: Outcome;
+  previous?: Release;
+  next?: Release;
+  steps: StepTiming[];
+  /** Why the deploy failed (also for rolled-back) or why the target was skipped. */
+  error?: string;
+  /** Why the rollback failed, when the outcome is failed after a rollback attempt. */
+  rollbackError?: string;
+  startedAt: string;
+  durationMs: number;
+}

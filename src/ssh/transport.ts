@@ -1,0 +1,225 @@
+/**
+ * The SSH edge: Connector and Transport over node-ssh (ssh2). One connection per server, host key
+ * verified against the registry's pins or a known_hosts text (fail closed), an optional jump host,
+ * keepalive, an 'error' listener (without one a dead link crashes the process), a timeout on every
+ * command, and retries with backoff for transient connect errors only.
+ */
+import * as http from 'node:http';
+import { NodeSSH } from 'node-ssh';
+import type { Client, ClientChannel } from 'ssh2';
+import type { JumpHost, Server } from '../registry/model';
+import type { PinnedHostKey } from '../registry/hostkey';
+import type { Script } from '../remote/shell';
+import type { Connector, ExecResult, HttpResponse, Transport } from '../deploy/ports';
+import { parseKnownHosts, verifyHostKey, type KnownHostEntry } from './known-hosts';
+
+export interface SshOptions {
+  /** The private key's text (OpenSSH or PEM). Held in memory only; never written to disk. */
+  privateKey: string;
+  passphrase?: string;
+  /** known_hosts lines trusted besides the registry's pinned keys. */
+  knownHosts?: string;
+  /** Override the SSH user of every server (e.g. for a sandbox). */
+  connectTimeoutMs?: number;
+  connectAttempts?: number;
+  keepaliveIntervalMs?: number;
+  /** Called after every successful handshake (tests and benchmarks count them). */
+  onHandshake?: (server: string) => void;
+}
+
+/** An error the user can fix (auth, host key): never retried. */
+export class ConnectError extends Error {
+  constructor(
+    message: string,
+    readonly transient: boolean,
+  ) {
+    super(message);
+  }
+}
+
+const TRANSIENT = /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET|EAI_AGAIN|Timed out while waiting for handshake|Connection lost before handshake|socket hang up/i;
+
+export class SshConnector implements Connector {
+  private readonly known: KnownHostEntry[];
+
+  constructor(private readonly options: SshOptions) {
+    this.known = parseKnownHosts(options.knownHosts ?? '');
+  }
+
+  async connect(server: Server): Promise<Transport> {
+    const attempts = this.options.connectAttempts ?? 3;
+    let last: ConnectError | undefined;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      try {
+        return await this.connectOnce(server);
+      } catch (e) {
+        last = e instanceof ConnectError ? e : new ConnectError((e as Error).message, TRANSIENT.test((e as Error).message));
+        if (!last.transient || attempt === attempts) break;
+        await new Promise((r) => setTimeout(r, 500 * 2 ** (attempt - 1)));
+      }
+    }
+    throw new ConnectError(
+      `cannot connect to ${server.name} (${server.user}@${server.host}:${server.port}): ${last!.message}${last!.transient && attempts > 1 ? ` (after ${attempts} attempts)` : ''}`,
+      false,
+    );
+  }
+
+  private async open(label: string, host: string, port: number, user: string, pins: readonly PinnedHostKey[], sock?: ClientChannel): Promise<NodeSSH> {
+    let refusal: string | undefined;
+    const ssh = new NodeSSH();
+    try {
+      await ssh.connect({
+        host,
+        port,
+        username: user,
+        privateKey: this.options.privateKey,
+        ...(this.options.passphrase ? { passphrase: this.options.passphrase } : {}),
+        ...(sock ? { sock } : {}),
+        readyTimeout: this.options.connectTimeoutMs ?? 20_000,
+        keepaliveInterval: this.options.keepaliveIntervalMs ?? 10_000,
+        keepaliveCountMax: 3,
+        hostVerifier: (key: Buffer) => {
+          const verdict = verifyHostKey(label, host, port, key, pins, this.known);
+          if (!verdict.ok) refusal = verdict.message;
+          return verdict.ok;
+        },
+      });
+    } catch (e) {
+      ssh.dispose();
+      if (refusal) throw new ConnectError(refusal, false);
+      const message = (e as Error).message;
+      if (/authentication methods failed/i.test(message)) throw new ConnectError(`authentication as ${user} was refused (check the private key and the server's authorized_keys)`, false);
+      throw new ConnectError(message, TRANSIENT.test(message) || (e as NodeJS.ErrnoException).code === 'ECONNREFUSED');
+    }
+    ssh.connection!.on('error', () => undefined); // a lost link surfaces as null exit codes instead of a crash
+    this.options.onHandshake?.(label);
+    return ssh;
+  }
+
+  private async connectOnce(server: Server): Promise<Transport> {
+    let jump: NodeSSH | undefined;
+    let sock: ClientChannel | undefined;
+    if (server.jump) {
+      const j: JumpHost = server.jump;
+      jump = await this.open(`${server.name} via jump ${j.host}`, j.host, j.port, j.user, j.hostKeys);
+      sock = await new Promise<ClientChannel>((resolve, reject) =>
+        jump!.connection!.forwardOut('127.0.0.1', 0, server.host, server.port, (err, ch) => (err ? reject(new ConnectError(`jump host ${j.host} cannot reach ${server.host}:${server.port}: ${err.message}`, true)) : resolve(ch))),
+      );
+    }
+    try {
+      const ssh = await this.open(server.name, server.host, server.port, server.user, server.hostKeys, sock);
+      return new SshTransport(ssh, jump);
+    } catch (e) {
+      jump?.dispose();
+      throw e;
+    }
+  }
+}
+
+/** A probe over a dead connection cannot succeed; the gate stops at once on this error. */
+function connectionLost(): Error {
+  const e = new Error('the SSH connection was lost');
+  e.name = 'ConnectionLost';
+  return e;
+}
+
+export class SshTransport implements Transport {
+  private lost = false;
+  private readonly client: Client;
+
+  constructor(
+    private readonly ssh: NodeSSH,
+    private readonly jump?: NodeSSH,
+  ) {
+    this.client = ssh.connection!;
+    const down = () => (this.lost = true);
+    this.client.on('close', down);
+    this.client.on('end', down);
+    this.client.on('error', down);
+  }
+
+  get alive(): boolean {
+    return !this.lost;
+  }
+
+  exec(script: Script, { timeoutMs }: { timeoutMs: number }): Promise<ExecResult> {
+    return new Promise((resolve) => {
+      if (this.lost) return resolve({ code: null, stdout: '', stderr: 'the connection was lost' });
+      let stdout = '';
+      let stderr = '';
+      let done = false;
+      let channel: ClientChannel | undefined;
+      const finish = (code: number | null, extra = '') => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        this.client.removeListener('close', onClose);
+        resolve({ code, stdout, stderr: stderr + extra });
+      };
+      const onClose = () => finish(null, '\nthe connection was lost');
+      this.client.once('close', onClose);
+      const timer = setTimeout(() => {
+        channel?.close();
+        finish(null, `\ntimed out after ${Math.round(timeoutMs / 1000)} s`);
+      }, timeoutMs);
+      try {
+        this.client.exec(script.text, (err, ch) => {
+          if (err) return finish(null, err.message);
+          channel = ch;
+          let exit: number | null | undefined;
+          let signal: string | undefined;
+          ch.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+          ch.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+          ch.on('exit', (code: number | null, sig?: string) => {
+            exit = typeof code === 'number' ? code : null;
+            signal = sig;
+          });
+          // 'close' comes after 'exit' and after all output has arrived.
+          ch.on('close', () =>
+            finish(exit ?? null, exit === undefined ? '\nthe command ended without an exit status' : signal ? `\nkilled by signal ${signal}` : ''),
+          );
+        });
+      } catch (e) {
+        finish(null, (e as Error).message);
+      }
+    });
+  }
+
+  get(port: number, path: string, timeoutMs: number): Promise<HttpResponse> {
+    return new Promise((resolve, reject) => {
+      if (this.lost) return reject(connectionLost());
+      const timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      this.client.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (err, channel) => {
+        if (err) {
+          clearTimeout(timer);
+          return reject(this.lost ? connectionLost() : new Error(`cannot reach 127.0.0.1:${port} on the server: ${err.message}`));
+        }
+        const req = http.request(
+          { host: '127.0.0.1', port, path, method: 'GET', agent: false, createConnection: () => channel as unknown as import('node:net').Socket, headers: { connection: 'close' } },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (body.length < 65536 ? (body += c) : undefined));
+            res.on('end', () => {
+              clearTimeout(timer);
+              channel.close();
+              resolve({ status: res.statusCode ?? 0, body });
+            });
+          },
+        );
+        req.on('error', (e) => {
+          clearTimeout(timer);
+          channel.close();
+          reject(e);
+        });
+        req.end();
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.lost = true;
+    this.ssh.dispose();
+    this.jump?.dispose();
+  }
+}
