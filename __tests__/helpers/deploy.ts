@@ -24,7 +24,14 @@ export async function deploy(
   registry: Registry,
   key: ClientKey,
   version: string,
-  opts: { select?: string; waves?: string; options?: Partial<FleetOptions>; privateKey?: string; onStep?: (e: any) => void; signal?: AbortSignal } = {},
+  opts: {
+    select?: string;
+    waves?: string;
+    options?: Partial<FleetOptions>;
+    privateKey?: string;
+    onStep?: (e: any) => void;
+    signal?: AbortSignal;
+  } = {},
 ): Promise<FleetReport & { handshakes: number }> {
   let handshakes = 0;
   const connector = new SshConnector({

@@ -5,7 +5,16 @@
  * stopped by PID in `stop()`.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -37,7 +46,18 @@ export function handOver(path: string): void {
 
 /** Runs a command as the deploy user. */
 export function asDeployUser(argv: string[], options: { cwd: string; env: Record<string, string> }): void {
-  const [cmd, ...args] = process.getuid?.() === 0 ? ['runuser', '-u', DEPLOY_USER, '--', 'env', ...Object.entries(options.env).map(([k, v]) => `${k}=${v}`), ...argv] : argv;
+  const [cmd, ...args] =
+    process.getuid?.() === 0
+      ? [
+          'runuser',
+          '-u',
+          DEPLOY_USER,
+          '--',
+          'env',
+          ...Object.entries(options.env).map(([k, v]) => `${k}=${v}`),
+          ...argv,
+        ]
+      : argv;
   execFileSync(cmd!, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: 'ignore' });
 }
 
@@ -94,7 +114,12 @@ export interface TestSshd {
   stop(): Promise<void>;
 }
 
-export async function startSshd(name: string, root: string, key: ClientKey, env: Record<string, string> = {}): Promise<TestSshd> {
+export async function startSshd(
+  name: string,
+  root: string,
+  key: ClientKey,
+  env: Record<string, string> = {},
+): Promise<TestSshd> {
   ensureDeployUser();
   const dir = join(root, `sshd-${name}`);
   mkdirSync(dir, { recursive: true });
@@ -107,9 +132,16 @@ export async function startSshd(name: string, root: string, key: ClientKey, env:
   mkdirSync(bin, { recursive: true });
   const runtime = join(bin, 'sandbox-runtime.js');
   copyFileSync(resolve('dist/sandbox/runtime.js'), runtime);
-  writeFileSync(join(bin, 'docker'), `#!/bin/sh\n# SANDBOX container runtime (test double of the docker CLI)\nexec ${process.execPath} ${runtime} "$@"\n`);
+  writeFileSync(
+    join(bin, 'docker'),
+    `#!/bin/sh\n# SANDBOX container runtime (test double of the docker CLI)\nexec ${process.execPath} ${runtime} "$@"\n`,
+  );
   chmodSync(join(bin, 'docker'), 0o755);
-  const allEnv = { PATH: `${bin}:/usr/local/bin:/usr/bin:/bin`, FLEET_SANDBOX_STATE: join(dir, 'sandbox'), ...env };
+  const allEnv = {
+    PATH: `${bin}:/usr/local/bin:/usr/bin:/bin`,
+    FLEET_SANDBOX_STATE: join(dir, 'sandbox'),
+    ...env,
+  };
   const log = join(dir, 'sshd.log');
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
@@ -147,7 +179,7 @@ export async function startSshd(name: string, root: string, key: ClientKey, env:
     } catch (e) {
       child.kill('SIGKILL');
       if (attempt < 3) continue;
-      throw new Error(`${(e as Error).message}\n${logText}`);
+      throw new Error(`${(e as Error).message}\n${logText}`, { cause: e });
     }
     const hostKey = readFileSync(`${hostKeyFile}.pub`, 'utf8').trim().split(' ').slice(0, 2).join(' ');
     return {
@@ -163,9 +195,12 @@ export async function startSshd(name: string, root: string, key: ClientKey, env:
         // Every process under the listener: the per-connection monitor and its unprivileged child,
         // which holds the socket. The listener itself stays up, so a new connection can be made.
         const descendants = (pid: number): number[] => {
-          let kids: number[] = [];
+          let kids: number[];
           try {
-            kids = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+            kids = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+              .split('\n')
+              .filter(Boolean)
+              .map(Number);
           } catch {
             kids = [];
           }
@@ -183,7 +218,9 @@ export async function startSshd(name: string, root: string, key: ClientKey, env:
         if (child.exitCode === null && child.signalCode === null) {
           const exited = new Promise((r) => child.once('exit', r));
           child.kill('SIGTERM');
-          await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 3000)))]);
+          clearTimeout(timer);
           if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
         }
         stopSandboxServices(join(dir, 'sandbox'));

@@ -5,7 +5,16 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseRegistry, type Registry } from '../../src/registry';
-import { asDeployUser, freePort, handOver, makeClientKey, startSshd, tempRoot, type ClientKey, type TestSshd } from './sshd';
+import {
+  asDeployUser,
+  freePort,
+  handOver,
+  makeClientKey,
+  startSshd,
+  tempRoot,
+  type ClientKey,
+  type TestSshd,
+} from './sshd';
 
 export const REPO = 'registry.test/acme/app';
 
@@ -55,18 +64,40 @@ export async function startFleet(spec: FleetSpec): Promise<TestFleet> {
         const dir = join(root, 'srv', name, id);
         mkdirSync(dir, { recursive: true });
         const port = await freePort();
-        writeFileSync(join(dir, 'docker-compose.yml'), 'services:\n  app:\n    image: ${APP_IMAGE}\n    network_mode: host\n');
-        writeFileSync(join(dir, '.env'), `# tenant ${id}\nAPP_IMAGE=${REPO}:${spec.startWith ?? 'v1'}\nAPP_PORT=${port}\nSECRET_TOKEN=keep-me\n`);
+        writeFileSync(
+          join(dir, 'docker-compose.yml'),
+          'services:\n  app:\n    image: ${APP_IMAGE}\n    network_mode: host\n',
+        );
+        writeFileSync(
+          join(dir, '.env'),
+          `# tenant ${id}\nAPP_IMAGE=${REPO}:${spec.startWith ?? 'v1'}\nAPP_PORT=${port}\nSECRET_TOKEN=keep-me\n`,
+        );
         tenants.push({ server: name, id, dir, port });
         list.push({ id, path: dir, health: { port } });
       }
-      servers.push({ name, host: '127.0.0.1', port: sshd.port, user: sshd.user, hostKey: sshd.hostKey, region: s % 2 ? 'eu' : 'us', tenants: list });
+      servers.push({
+        name,
+        host: '127.0.0.1',
+        port: sshd.port,
+        user: sshd.user,
+        hostKey: sshd.hostKey,
+        region: s % 2 ? 'eu' : 'us',
+        tenants: list,
+      });
     }
     const registry: any = {
       defaults: {
         tenant: {
           images: [{ variable: 'APP_IMAGE', repository: REPO }],
-          health: { path: '/health', json: { status: 'ok', version: '{version}' }, interval: '150ms', timeout: '1s', deadline: '4s', successes: 2, ...spec.health },
+          health: {
+            path: '/health',
+            json: { status: 'ok', version: '{version}' },
+            interval: '150ms',
+            timeout: '1s',
+            deadline: '4s',
+            successes: 2,
+            ...spec.health,
+          },
           minFreeDiskMb: 1,
         },
       },

@@ -31,21 +31,42 @@ describeSshd('one server, two tenants, real sshd', () => {
     expect(r.previous!.imageIds).toHaveLength(1);
     expect(r.next).toMatchObject({ refs: { APP_IMAGE: `${REPO}:v2` }, version: 'v2' });
     expect(r.next!.digests[0]).toMatch(new RegExp(`^${REPO}@sha256:[0-9a-f]{64}$`));
-    expect(r.steps.map((s) => s.step)).toEqual(['connect', 'preflight', 'lock', 'current', 'pull', 'switch', 'up', 'health', 'history', 'prune', 'unlock']);
-    expect(fleet.env(t1())).toBe(`# tenant t1-1\nAPP_IMAGE=${REPO}:v2\nAPP_PORT=${t1().port}\nSECRET_TOKEN=keep-me\n`);
+    expect(r.steps.map((s) => s.step)).toEqual([
+      'connect',
+      'preflight',
+      'lock',
+      'current',
+      'pull',
+      'switch',
+      'up',
+      'health',
+      'history',
+      'prune',
+      'unlock',
+    ]);
+    expect(fleet.env(t1())).toBe(
+      `# tenant t1-1\nAPP_IMAGE=${REPO}:v2\nAPP_PORT=${t1().port}\nSECRET_TOKEN=keep-me\n`,
+    );
     expect(await fleet.health(t1())).toBe('200 {"status":"ok","version":"v2"}');
-    expect(historyOf(t1()).map((h) => [h.outcome, h.from, h.to, h.actor, h.run])).toEqual([['deployed', 'v1', 'v2', 'jest', 'test-run']]);
+    expect(historyOf(t1()).map((h) => [h.outcome, h.from, h.to, h.actor, h.run])).toEqual([
+      ['deployed', 'v1', 'v2', 'jest', 'test-run'],
+    ]);
     expect(lockExists(t1())).toBe(false);
     expect(report.handshakes).toBe(1);
     expect(report.totals).toMatchObject({ targets: 2, deployed: 2, failed: 0 });
   });
 
   test('the same version again: unchanged, nothing restarted', async () => {
-    const before = readFileSync(join(fleet.sshds.get('srv-1')!.dir, 'sandbox', 'projects', 't1-1.json'), 'utf8');
+    const before = readFileSync(
+      join(fleet.sshds.get('srv-1')!.dir, 'sandbox', 'projects', 't1-1.json'),
+      'utf8',
+    );
     const report = await deploy(fleet.registry, fleet.key, 'v2', { select: 'tenant=t1-1' });
     expect(report.targets[0]!.outcome).toBe('unchanged');
     expect(report.targets[0]!.steps.map((s) => s.step)).not.toContain('up');
-    expect(readFileSync(join(fleet.sshds.get('srv-1')!.dir, 'sandbox', 'projects', 't1-1.json'), 'utf8')).toBe(before);
+    expect(
+      readFileSync(join(fleet.sshds.get('srv-1')!.dir, 'sandbox', 'projects', 't1-1.json'), 'utf8'),
+    ).toBe(before);
     expect(lockExists(t1())).toBe(false);
   });
 
@@ -79,7 +100,9 @@ describeSshd('one server, two tenants, real sshd', () => {
     const report = await deploy(fleet.registry, fleet.key, 'missing-9', { select: 'tenant=t1-1' });
     const r = report.targets[0]!;
     expect(r.outcome).toBe('failed');
-    expect(r.error).toMatch(/^pull registry.test\/acme\/app:missing-9 failed after 2 attempts: exit code 1: Error response from daemon: manifest for .* not found/);
+    expect(r.error).toMatch(
+      /^pull registry.test\/acme\/app:missing-9 failed after 2 attempts: exit code 1: Error response from daemon: manifest for .* not found/,
+    );
     expect(r.steps.map((s) => s.step)).not.toContain('switch');
     expect(fleet.env(t1())).toBe(envBefore);
     expect(lockExists(t1())).toBe(false);
@@ -94,7 +117,9 @@ describeSshd('one server, two tenants, real sshd', () => {
       const report = await deploy(fleet.registry, fleet.key, 'v3', { select: 'tenant=t1-1' });
       const r = report.targets[0]!;
       expect(r.outcome).toBe('failed');
-      expect(r.error).toMatch(/is locked by another deploy: \{"token":"other","run":"run-42","actor":"alice"\} \(for \d+ s\); waited 1 s/);
+      expect(r.error).toMatch(
+        /is locked by another deploy: \{"token":"other","run":"run-42","actor":"alice"\} \(for \d+ s\); waited 1 s/,
+      );
       expect(existsSync(join(lock, 'owner'))).toBe(true);
       expect(fleet.env(t1())).toContain(`:v2\n`);
     } finally {
@@ -109,7 +134,10 @@ describeSshd('one server, two tenants, real sshd', () => {
     const old = new Date(Date.now() - 3600_000);
     utimesSync(lock, old, old);
     handOver(join(t1().dir, '.fleet'));
-    const report = await deploy(fleet.registry, fleet.key, 'v3', { select: 'tenant=t1-1', options: { breakLocksOlderThanMs: 600_000 } });
+    const report = await deploy(fleet.registry, fleet.key, 'v3', {
+      select: 'tenant=t1-1',
+      options: { breakLocksOlderThanMs: 600_000 },
+    });
     expect(report.targets[0]!.outcome).toBe('deployed');
     expect(lockExists(t1())).toBe(false);
   });
@@ -127,7 +155,13 @@ describeSshd('one server, two tenants, real sshd', () => {
       expect(readFileSync(envFile, 'utf8')).toContain(`APP_IMAGE=${REPO}:v3\n`);
       expect(lockExists(t1())).toBe(false);
     } finally {
-      writeFileSync(envFile, readFileSync(envFile, 'utf8').replace(`APP_IMAGE=${REPO}:v3\n`, `APP_IMAGE=${REPO}:v3\nAPP_PORT=${t1().port}\n`));
+      writeFileSync(
+        envFile,
+        readFileSync(envFile, 'utf8').replace(
+          `APP_IMAGE=${REPO}:v3\n`,
+          `APP_IMAGE=${REPO}:v3\nAPP_PORT=${t1().port}\n`,
+        ),
+      );
     }
   });
 
@@ -182,11 +216,13 @@ describeSshd('connection failures name the server and the reason', () => {
     const { parseRegistry } = await import('../../src/registry');
     const report = await deploy(parseRegistry(JSON.stringify(raw), 'r.json'), fleet.key, 'v2');
     expect(report.targets[0]!.outcome).toBe('failed');
-    expect(report.targets[0]!.error).toMatch(/^cannot connect to srv-1 \(\w+@127\.0\.0\.1:1\): .*ECONNREFUSED.* \(after 2 attempts\)$/);
+    expect(report.targets[0]!.error).toMatch(
+      /^cannot connect to srv-1 \(\w+@127\.0\.0\.1:1\): .*ECONNREFUSED.* \(after 2 attempts\)$/,
+    );
   });
 
   test('refused authentication: not retried, names the user', async () => {
-    const stranger = makeClientKey(join(fleet.root, "stranger"));
+    const stranger = makeClientKey(join(fleet.root, 'stranger'));
     const t0 = Date.now();
     const report = await deploy(fleet.registry, fleet.key, 'v2', { privateKey: stranger.privateKey });
     expect(report.targets[0]!.error).toMatch(/authentication as \w+ was refused/);
@@ -195,7 +231,11 @@ describeSshd('connection failures name the server and the reason', () => {
 
   test('host key mismatch: names the host, the expected and the offered fingerprints', async () => {
     const raw = JSON.parse(fleet.registryText);
-    const offered = execFileSync('ssh-keygen', ['-lf', join(fleet.sshds.get('srv-1')!.dir, 'host_ed25519.pub')], { encoding: 'utf8' }).split(' ')[1];
+    const offered = execFileSync(
+      'ssh-keygen',
+      ['-lf', join(fleet.sshds.get('srv-1')!.dir, 'host_ed25519.pub')],
+      { encoding: 'utf8' },
+    ).split(' ')[1];
     raw.servers[0].hostKey = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
     const { parseRegistry } = await import('../../src/registry');
     const report = await deploy(parseRegistry(JSON.stringify(raw), 'r.json'), fleet.key, 'v2');

@@ -44,7 +44,7 @@ const sha = (s) => (0,external_node_crypto_namespaceObject.createHash)('sha256')
 const imageId = (ref) => `sha256:${sha(`image:${ref}`)}`;
 const digestOf = (ref) => `sha256:${sha(`digest:${ref}`)}`;
 const repoOf = (ref) => ref.replace(/@.*$/, '').replace(/:[^/:]+$/, '');
-const tagOf = (ref) => (ref.includes('@') ? ref.slice(ref.indexOf('@') + 1) : /:([^/:]+)$/.exec(ref)?.[1] ?? 'latest');
+const tagOf = (ref) => ref.includes('@') ? ref.slice(ref.indexOf('@') + 1) : (/:([^/:]+)$/.exec(ref)?.[1] ?? 'latest');
 const fileOf = (ref) => (0,external_node_path_namespaceObject.join)(imagesDir, `${sha(ref)}.json`);
 function writeAtomic(path, data) {
     const tmp = `${path}.${process.pid}.${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
@@ -116,7 +116,9 @@ function compose(args) {
     }
     const [verb, ...opts] = rest;
     const stateFile = (0,external_node_path_namespaceObject.join)(projectsDir, `${project}.json`);
-    const current = (0,external_node_fs_namespaceObject.existsSync)(stateFile) ? JSON.parse((0,external_node_fs_namespaceObject.readFileSync)(stateFile, 'utf8')) : undefined;
+    const current = (0,external_node_fs_namespaceObject.existsSync)(stateFile)
+        ? JSON.parse((0,external_node_fs_namespaceObject.readFileSync)(stateFile, 'utf8'))
+        : undefined;
     switch (verb) {
         case 'version':
             return void process.stdout.write('Docker Compose version v2.29.0 (fleet-deploy sandbox runtime)\n');
@@ -151,12 +153,22 @@ function compose(args) {
             }
             stop(current);
             // A tenant can be told to break chosen versions: SANDBOX_BREAK in its directory lists tags, one a line.
-            const broken = (0,external_node_fs_namespaceObject.existsSync)('SANDBOX_BREAK') && (0,external_node_fs_namespaceObject.readFileSync)('SANDBOX_BREAK', 'utf8').split('\n').map((l) => l.trim()).includes(tagOf(ref));
+            const broken = (0,external_node_fs_namespaceObject.existsSync)('SANDBOX_BREAK') &&
+                (0,external_node_fs_namespaceObject.readFileSync)('SANDBOX_BREAK', 'utf8')
+                    .split('\n')
+                    .map((l) => l.trim())
+                    .includes(tagOf(ref));
             const args = [process.argv[1], '__serve', String(port), tagOf(ref), ...(broken ? ['broken'] : [])];
             const child = (0,external_node_child_process_namespaceObject.spawn)(process.execPath, args, { detached: true, stdio: 'ignore' });
             child.unref();
             (0,external_node_fs_namespaceObject.mkdirSync)(projectsDir, { recursive: true });
-            writeAtomic(stateFile, { id: (0,external_node_crypto_namespaceObject.randomBytes)(32).toString('hex'), ref, imageId: id, pid: child.pid, port });
+            writeAtomic(stateFile, {
+                id: (0,external_node_crypto_namespaceObject.randomBytes)(32).toString('hex'),
+                ref,
+                imageId: id,
+                pid: child.pid,
+                port,
+            });
             return void process.stderr.write(`Container ${project}-app-1  Started\n`);
         }
         default:
@@ -166,7 +178,7 @@ function compose(args) {
 function format(template, fields) {
     if (!template)
         return JSON.stringify(fields);
-    return template.replace(/\{\{\s*(json\s+)?\.(\w+)\s*\}\}/g, (_, json, key) => (json ? fields[`json:${key}`] ?? 'null' : fields[key] ?? ''));
+    return template.replace(/\{\{\s*(json\s+)?\.(\w+)\s*\}\}/g, (_, json, key) => json ? (fields[`json:${key}`] ?? 'null') : (fields[key] ?? ''));
 }
 function main(argv) {
     const [cmd, ...args] = argv;
@@ -240,8 +252,16 @@ function serve(port, version, forceBroken) {
     let n = 0;
     const server = external_node_http_namespaceObject.createServer((req, res) => {
         n++;
-        const behaviour = forceBroken || /^(broken|bad)/.test(version) ? 'broken' : /^slow/.test(version) ? 'slow' : /^flaky/.test(version) ? 'flaky' : 'ok';
-        const healthy = behaviour === 'ok' || (behaviour === 'slow' && Date.now() - started >= slowMs) || (behaviour === 'flaky' && n % 2 === 1);
+        const behaviour = forceBroken || /^(broken|bad)/.test(version)
+            ? 'broken'
+            : /^slow/.test(version)
+                ? 'slow'
+                : /^flaky/.test(version)
+                    ? 'flaky'
+                    : 'ok';
+        const healthy = behaviour === 'ok' ||
+            (behaviour === 'slow' && Date.now() - started >= slowMs) ||
+            (behaviour === 'flaky' && n % 2 === 1);
         if (req.url !== '/health') {
             res.writeHead(404).end();
             return;

@@ -1,20 +1,41 @@
 /** What the CLI needs from the world; tests pass their own. */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { ConfigurationError } from '../errors';
 
 export interface CliIO {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   readText: (path: string) => Promise<string>;
+  writeText?: (path: string, text: string) => Promise<void>;
   env: Readonly<Record<string, string | undefined>>;
+  /** stderr is a terminal: live progress and colour. */
+  tty?: boolean;
+  /** Aborted on the first SIGINT/SIGTERM: no new targets start; running ones finish or roll back. */
+  signal?: AbortSignal;
 }
 
 export function processIO(): CliIO {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const interrupt = (sig: NodeJS.Signals) => {
+    interrupts++;
+    if (interrupts === 1) {
+      process.stderr.write(
+        `\n${sig}: finishing the targets in progress (rolling back where needed) and releasing their locks; no new target starts. Again to quit at once.\n`,
+      );
+      controller.abort();
+    } else process.exit(130);
+  };
+  process.on('SIGINT', interrupt);
+  process.on('SIGTERM', interrupt);
   return {
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
     readText: (p) => readFile(p, 'utf8'),
+    writeText: (p, t) => writeFile(p, t),
     env: process.env,
+    tty: Boolean(process.stderr.isTTY),
+    signal: controller.signal,
   };
 }
 

@@ -4,15 +4,15 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigurationError, isConfigurationError, formatProblem } from '../errors';
-import { parseRegistry, targetsOf, type Registry } from '../registry';
+import { targetsOf } from '../registry';
 import { matrices, planDeployment, planJson, type Plan } from '../plan/plan';
 import { plural, table } from '../report/table';
-import { processIO, readUserFile, type CliIO } from './io';
+import { processIO, type CliIO } from './io';
 import { VERSION } from '../version';
+import { DEPLOY_USAGE, runDeploy } from './deploy';
+import { DEFAULT_REGISTRY, loadRegistry, wholeNumber } from './args';
 
 export const EXIT = { ok: 0, failure: 1, configuration: 2 } as const;
-
-const DEFAULT_REGISTRY = 'servers/production.json';
 
 interface Command {
   summary: string;
@@ -48,6 +48,28 @@ Options:
       );
       return EXIT.ok;
     },
+  },
+  deploy: {
+    summary: 'Deploy a version to the selected targets in waves, with health gates and rollback',
+    usage: DEPLOY_USAGE,
+    options: {
+      ...registryOption,
+      version: { type: 'string', short: 'v' },
+      select: { type: 'string', short: 's' },
+      waves: { type: 'string', short: 'w' },
+      concurrency: { type: 'string', short: 'c' },
+      'per-server': { type: 'string' },
+      'max-failure-percent': { type: 'string' },
+      'max-failures': { type: 'string' },
+      report: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      key: { type: 'string' },
+      'known-hosts': { type: 'string' },
+      'lock-wait': { type: 'string' },
+      'break-stale-locks': { type: 'string' },
+      actor: { type: 'string' },
+    },
+    run: (values, io) => runDeploy(values, io),
   },
   plan: {
     summary: 'Select targets and cut them into waves and GitHub matrices',
@@ -98,21 +120,6 @@ Options:
     },
   },
 };
-
-function wholeNumber(text: string | undefined, flag: string, fallback: number): number {
-  if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text.trim()) || Number(text) < 1) {
-    throw new ConfigurationError([
-      { path: [], source: flag, message: `${JSON.stringify(text)} is not a whole number of at least 1` },
-    ]);
-  }
-  return Number(text);
-}
-
-async function loadRegistry(values: Record<string, unknown>, io: CliIO): Promise<Registry> {
-  const path = (values.registry as string | undefined) ?? io.env.FLEET_REGISTRY ?? DEFAULT_REGISTRY;
-  return parseRegistry(await readUserFile(io, path, '--registry'), path);
-}
 
 const SHOWN_PER_WAVE = 25;
 

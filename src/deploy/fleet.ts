@@ -27,7 +27,13 @@ export interface FleetPorts {
   signal?: AbortSignal;
   onStep?: (e: StepEvent) => void;
   onTarget?: (r: TargetResult) => void;
-  onWave?: (e: { wave: number; of: number; targets: number; status: 'start' | 'done'; failures?: number }) => void;
+  onWave?: (e: {
+    wave: number;
+    of: number;
+    targets: number;
+    status: 'start' | 'done';
+    failures?: number;
+  }) => void;
 }
 
 export interface WaveSummary {
@@ -105,7 +111,10 @@ function skipped(target: Target, wave: number, reason: string, clock: Clock): Ta
   };
 }
 
-export function budgetExceeded(results: readonly TargetResult[], options: Pick<FleetOptions, 'maxFailurePercent' | 'maxFailures'>): string | undefined {
+export function budgetExceeded(
+  results: readonly TargetResult[],
+  options: Pick<FleetOptions, 'maxFailurePercent' | 'maxFailures'>,
+): string | undefined {
   const done = results.filter((r) => r.outcome !== 'skipped');
   const failures = done.filter((r) => isFailure(r.outcome)).length;
   if (failures === 0 || done.length === 0) return undefined;
@@ -113,13 +122,20 @@ export function budgetExceeded(results: readonly TargetResult[], options: Pick<F
   const overPercent = percent > options.maxFailurePercent;
   const overCount = options.maxFailures !== undefined && failures > options.maxFailures;
   if (options.maxFailures !== undefined ? overCount : overPercent) {
-    const limit = options.maxFailures !== undefined ? `more than ${options.maxFailures} allowed` : `${percent.toFixed(1)}% > ${options.maxFailurePercent}%`;
+    const limit =
+      options.maxFailures !== undefined
+        ? `more than ${options.maxFailures} allowed`
+        : `${percent.toFixed(1)}% > ${options.maxFailurePercent}%`;
     return `${failures} of ${done.length} targets failed or rolled back (${limit})`;
   }
   return undefined;
 }
 
-export async function deployFleet(plan: Plan, options: FleetOptions, ports: FleetPorts): Promise<FleetReport> {
+export async function deployFleet(
+  plan: Plan,
+  options: FleetOptions,
+  ports: FleetPorts,
+): Promise<FleetReport> {
   const started = ports.clock.now();
   const once = new OnceHooks();
   const sessions = new Map<string, Session>();
@@ -143,15 +159,27 @@ export async function deployFleet(plan: Plan, options: FleetOptions, ports: Flee
         waves.push({ wave: wave.index, targets: rs.length, counts: counts(rs) });
         continue;
       }
-      ports.onWave?.({ wave: wave.index, of: plan.plan.length, targets: wave.targets.length, status: 'start' });
+      ports.onWave?.({
+        wave: wave.index,
+        of: plan.plan.length,
+        targets: wave.targets.length,
+        status: 'start',
+      });
       const waveResults = await runWave(wave.index, wave.targets);
       results.push(...waveResults);
       waves.push({ wave: wave.index, targets: waveResults.length, counts: counts(waveResults) });
-      ports.onWave?.({ wave: wave.index, of: plan.plan.length, targets: wave.targets.length, status: 'done', failures: waveResults.filter((r) => isFailure(r.outcome)).length });
+      ports.onWave?.({
+        wave: wave.index,
+        of: plan.plan.length,
+        targets: wave.targets.length,
+        status: 'done',
+        failures: waveResults.filter((r) => isFailure(r.outcome)).length,
+      });
       if (ports.signal?.aborted) stopped = 'cancelled';
       else {
         const over = budgetExceeded(results, options);
-        if (over && wave.index < plan.plan.length) stopped = `wave ${wave.index} exceeded the failure budget: ${over}`;
+        if (over && wave.index < plan.plan.length)
+          stopped = `wave ${wave.index} exceeded the failure budget: ${over}`;
         else if (over) stopped = `the failure budget was exceeded in the last wave: ${over}`;
       }
     }
@@ -180,7 +208,7 @@ export async function deployFleet(plan: Plan, options: FleetOptions, ports: Flee
     return new Promise((resolve) => {
       const pump = () => {
         if (queue.length === 0 && running === 0) return resolve(out);
-        for (let k = 0; k < queue.length && running < options.concurrency; ) {
+        for (let k = 0; k < queue.length && running < options.concurrency;) {
           const { t, i } = queue[k]!;
           if (ports.signal?.aborted) {
             queue.splice(k, 1);
@@ -196,8 +224,18 @@ export async function deployFleet(plan: Plan, options: FleetOptions, ports: Flee
           running++;
           busy.set(t.server.name, (busy.get(t.server.name) ?? 0) + 1);
           const session = sessions.get(t.server.name)!;
-          deployTarget(t, index, options, { session, clock: ports.clock, urlGet: ports.urlGet, onStep: ports.onStep ?? (() => undefined), once, signal: ports.signal })
-            .catch((e: Error): TargetResult => ({ ...skipped(t, index, `internal error: ${e.message}`, ports.clock), outcome: 'failed' }))
+          deployTarget(t, index, options, {
+            session,
+            clock: ports.clock,
+            urlGet: ports.urlGet,
+            onStep: ports.onStep ?? (() => undefined),
+            once,
+            signal: ports.signal,
+          })
+            .catch((e: Error): TargetResult => ({
+              ...skipped(t, index, `internal error: ${e.message}`, ports.clock),
+              outcome: 'failed',
+            }))
             .then(async (r) => {
               out[i] = r;
               ports.onTarget?.(r);

@@ -47,7 +47,13 @@ export class OnceHooks {
   }
 }
 
-export type StepEvent = { target: string; step: string; status: 'start' | 'ok' | 'fail'; ms?: number; detail?: string };
+export type StepEvent = {
+  target: string;
+  step: string;
+  status: 'start' | 'ok' | 'fail';
+  ms?: number;
+  detail?: string;
+};
 
 export interface TargetPorts {
   session: ServerSession;
@@ -73,12 +79,18 @@ function tail(text: string, n = 400): string {
 }
 
 function describe(r: ExecResult): string {
-  if (r.code === null) return `connection lost or command timed out${r.stderr ? `: ${tail(r.stderr, 200)}` : ''}`;
+  if (r.code === null)
+    return `connection lost or command timed out${r.stderr ? `: ${tail(r.stderr, 200)}` : ''}`;
   const out = tail(r.stderr) || tail(r.stdout);
   return `exit code ${r.code}${out ? `: ${out}` : ''}`;
 }
 
-export async function deployTarget(target: Target, wave: number, options: DeployOptions, ports: TargetPorts): Promise<TargetResult> {
+export async function deployTarget(
+  target: Target,
+  wave: number,
+  options: DeployOptions,
+  ports: TargetPorts,
+): Promise<TargetResult> {
   const t = target.tenant;
   const started = ports.clock.now();
   const steps: StepTiming[] = [];
@@ -104,7 +116,11 @@ export async function deployTarget(target: Target, wave: number, options: Deploy
     return transport.exec(script, { timeoutMs });
   }
 
-  async function step<T>(name: string, fn: () => Promise<T>, detail?: (v: T) => string | undefined): Promise<T> {
+  async function step<T>(
+    name: string,
+    fn: () => Promise<T>,
+    detail?: (v: T) => string | undefined,
+  ): Promise<T> {
     const t0 = ports.clock.now();
     ports.onStep({ target: target.id, step: name, status: 'start' });
     try {
@@ -136,7 +152,11 @@ export async function deployTarget(target: Target, wave: number, options: Deploy
     FLEET_TARGET: target.id,
   });
 
-  async function runHooks(kind: 'preDeploy' | 'postDeploy' | 'onRollback', version: string, previous: string) {
+  async function runHooks(
+    kind: 'preDeploy' | 'postDeploy' | 'onRollback',
+    version: string,
+    previous: string,
+  ) {
     for (const hook of t.hooks[kind]) {
       if (hook.once && !ports.once.claim(hook)) continue;
       await must(`${kind} hook`, R.runUserCommand(t, hook.run, hookEnv(version, previous)), hook.timeoutMs);
@@ -148,7 +168,8 @@ export async function deployTarget(target: Target, wave: number, options: Deploy
     const probe =
       check.url !== undefined
         ? () => ports.urlGet(check.url!, check.timeoutMs)
-        : async () => (await ports.session.transport(recovering)).get(check.port!, check.path, check.timeoutMs);
+        : async () =>
+            (await ports.session.transport(recovering)).get(check.port!, check.path, check.timeoutMs);
     const g = await runGate(check, version, probe, ports.clock, ports.signal);
     if (!g.ok) throw new StepFailure('health', `health gate failed: ${g.reason}`);
     if (check.containerHealth) {
@@ -166,53 +187,104 @@ export async function deployTarget(target: Target, wave: number, options: Deploy
   let switched = false;
 
   try {
-    await step('connect', () => ports.session.transport(), () => undefined);
-    await step('preflight', async () => {
-      const r = await exec(R.preflight(t));
-      if (r.code === R.PREFLIGHT.noDirectory) throw new StepFailure('preflight', `directory ${t.path} does not exist on ${target.server.name} (or is not accessible to ${target.server.user})`);
-      if (r.code === R.PREFLIGHT.noComposeFile) throw new StepFailure('preflight', `compose file ${r.stdout.trim()} not found in ${t.path}`);
-      if (r.code === R.PREFLIGHT.noEnvFile) throw new StepFailure('preflight', `no .env in ${t.path}: the image variables (${t.images.map((i) => i.variable).join(', ')}) live there`);
-      if (r.code === R.PREFLIGHT.noComposeCommand) throw new StepFailure('preflight', `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set compose.command in the registry`);
-      if (r.code !== 0) throw new StepFailure('preflight', `preflight failed: ${describe(r)}`);
-      const { freeMb } = R.parsePreflight(r.stdout);
-      if (freeMb !== undefined && freeMb < t.minFreeDiskMb) throw new StepFailure('preflight', `only ${freeMb} MiB free on the filesystem of ${t.path}; minFreeDiskMb is ${t.minFreeDiskMb}`);
-      return freeMb;
-    }, (mb) => (mb !== undefined ? `${mb} MiB free` : undefined));
+    await step(
+      'connect',
+      () => ports.session.transport(),
+      () => undefined,
+    );
+    await step(
+      'preflight',
+      async () => {
+        const r = await exec(R.preflight(t));
+        if (r.code === R.PREFLIGHT.noDirectory)
+          throw new StepFailure(
+            'preflight',
+            `directory ${t.path} does not exist on ${target.server.name} (or is not accessible to ${target.server.user})`,
+          );
+        if (r.code === R.PREFLIGHT.noComposeFile)
+          throw new StepFailure('preflight', `compose file ${r.stdout.trim()} not found in ${t.path}`);
+        if (r.code === R.PREFLIGHT.noEnvFile)
+          throw new StepFailure(
+            'preflight',
+            `no .env in ${t.path}: the image variables (${t.images.map((i) => i.variable).join(', ')}) live there`,
+          );
+        if (r.code === R.PREFLIGHT.noComposeCommand)
+          throw new StepFailure(
+            'preflight',
+            `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set compose.command in the registry`,
+          );
+        if (r.code !== 0) throw new StepFailure('preflight', `preflight failed: ${describe(r)}`);
+        const { freeMb } = R.parsePreflight(r.stdout);
+        if (freeMb !== undefined && freeMb < t.minFreeDiskMb)
+          throw new StepFailure(
+            'preflight',
+            `only ${freeMb} MiB free on the filesystem of ${t.path}; minFreeDiskMb is ${t.minFreeDiskMb}`,
+          );
+        return freeMb;
+      },
+      (mb) => (mb !== undefined ? `${mb} MiB free` : undefined),
+    );
 
     await step('lock', async () => {
-      const owner = JSON.stringify({ token, run: options.runId, actor: options.actor, version: options.version, since: new Date(ports.clock.now()).toISOString() });
+      const owner = JSON.stringify({
+        token,
+        run: options.runId,
+        actor: options.actor,
+        version: options.version,
+        since: new Date(ports.clock.now()).toISOString(),
+      });
       const deadline = ports.clock.now() + options.lockWaitMs;
       for (let attempt = 0; ; attempt++) {
         const lock = R.parseLock(await must('lock', R.acquireLock(t, owner)));
         if (lock.acquired) return (locked = true);
-        if (options.breakLocksOlderThanMs !== undefined && lock.ageS * 1000 >= options.breakLocksOlderThanMs) {
+        if (
+          options.breakLocksOlderThanMs !== undefined &&
+          lock.ageS * 1000 >= options.breakLocksOlderThanMs
+        ) {
           await must('lock', R.breakLock(t, Math.floor(options.breakLocksOlderThanMs / 1000)));
-          ports.onStep({ target: target.id, step: 'lock', status: 'start', detail: `broke a stale lock (${lock.ageS} s old) held by ${lock.owner}` });
+          ports.onStep({
+            target: target.id,
+            step: 'lock',
+            status: 'start',
+            detail: `broke a stale lock (${lock.ageS} s old) held by ${lock.owner}`,
+          });
           continue;
         }
         if (ports.clock.now() >= deadline || ports.signal?.aborted) {
-          throw new StepFailure('lock', `${t.path} on ${target.server.name} is locked by another deploy: ${lock.owner} (for ${lock.ageS} s); waited ${Math.round(options.lockWaitMs / 1000)} s`);
+          throw new StepFailure(
+            'lock',
+            `${t.path} on ${target.server.name} is locked by another deploy: ${lock.owner} (for ${lock.ageS} s); waited ${Math.round(options.lockWaitMs / 1000)} s`,
+          );
         }
-        await ports.clock.sleep(Math.min(2000 * (attempt + 1), 5000, Math.max(0, deadline - ports.clock.now())), ports.signal);
+        await ports.clock.sleep(
+          Math.min(2000 * (attempt + 1), 5000, Math.max(0, deadline - ports.clock.now())),
+          ports.signal,
+        );
       }
     });
 
-    const unchanged = await step('current', async () => {
-      const out = await must('current', R.readCurrent(t));
-      if (t.commands) {
-        previous.version = out.trim().split('\n').at(-1) ?? '';
-        previous.refs = { version: previous.version };
-        next.refs = { version: options.version };
-        return previous.version === options.version;
-      }
-      const cur = R.parseCurrent(out);
-      previous.refs = Object.fromEntries(t.images.filter((i) => cur.env[i.variable]).map((i) => [i.variable, cur.env[i.variable]!]));
-      previous.imageIds = cur.running;
-      const first = previous.refs[t.images[0]!.variable];
-      if (first) previous.version = R.versionOf(first);
-      next.refs = Object.fromEntries(t.images.map((i) => [i.variable, R.imageRef(i, options.version)]));
-      return false;
-    }, () => (previous.version ? `running ${previous.version}` : 'no previous release'));
+    const unchanged = await step(
+      'current',
+      async () => {
+        const out = await must('current', R.readCurrent(t));
+        if (t.commands) {
+          previous.version = out.trim().split('\n').at(-1) ?? '';
+          previous.refs = { version: previous.version };
+          next.refs = { version: options.version };
+          return previous.version === options.version;
+        }
+        const cur = R.parseCurrent(out);
+        previous.refs = Object.fromEntries(
+          t.images.filter((i) => cur.env[i.variable]).map((i) => [i.variable, cur.env[i.variable]!]),
+        );
+        previous.imageIds = cur.running;
+        const first = previous.refs[t.images[0]!.variable];
+        if (first) previous.version = R.versionOf(first);
+        next.refs = Object.fromEntries(t.images.map((i) => [i.variable, R.imageRef(i, options.version)]));
+        return false;
+      },
+      () => (previous.version ? `running ${previous.version}` : 'no previous release'),
+    );
 
     if (!t.commands) {
       await step('pull', async () => {
@@ -222,7 +294,8 @@ export async function deployTarget(target: Target, wave: number, options: Deploy
             const r = await exec(R.pullImage(t, ref), options.pullTimeoutMs);
             if (r.code === 0) break;
             last = describe(r);
-            if (attempt === options.pullAttempts) throw new StepFailure('pull', `pull ${ref} failed after ${attempt} attempts: ${last}`);
+            if (attempt === options.pullAttempts)
+              throw new StepFailure('pull', `pull ${ref} failed after ${attempt} attempts: ${last}`);
             await ports.clock.sleep(1000 * 2 ** (attempt - 1), ports.signal);
           }
           const img = R.parseImage(await must('pull', R.inspectImage(t, ref)));
@@ -243,19 +316,39 @@ export async function deployTarget(target: Target, wave: number, options: Deploy
     }
 
     const prevVersion = previous.version ?? '';
-    if (t.backup) await step('backup', async () => (await must('backup', R.backup(t, new Date(ports.clock.now()).toISOString().replace(/[:.]/g, '-')))).trim(), (f) => f);
-    if (t.hooks.preDeploy.length) await step('pre-deploy hooks', () => runHooks('preDeploy', options.version, prevVersion));
+    if (t.backup)
+      await step(
+        'backup',
+        async () =>
+          (
+            await must('backup', R.backup(t, new Date(ports.clock.now()).toISOString().replace(/[:.]/g, '-')))
+          ).trim(),
+        (f) => f,
+      );
+    if (t.hooks.preDeploy.length)
+      await step('pre-deploy hooks', () => runHooks('preDeploy', options.version, prevVersion));
 
     if (t.commands) {
       switched = true;
-      await step('deploy', () => must('deploy', R.runUserCommand(t, t.commands!.deploy, hookEnv(options.version, prevVersion)), options.pullTimeoutMs));
+      await step('deploy', () =>
+        must(
+          'deploy',
+          R.runUserCommand(t, t.commands!.deploy, hookEnv(options.version, prevVersion)),
+          options.pullTimeoutMs,
+        ),
+      );
     } else {
       switched = true; // from here on, a failure rolls back (the switch itself is atomic: old or new .env)
       await step('switch', () => must('switch', R.switchEnv(t, next.refs)));
       await step('up', () => must('up', R.composeUp(t), options.pullTimeoutMs));
     }
-    await step('health', () => gate(options.version), (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`);
-    if (t.hooks.postDeploy.length) await step('post-deploy hooks', () => runHooks('postDeploy', options.version, prevVersion));
+    await step(
+      'health',
+      () => gate(options.version),
+      (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`,
+    );
+    if (t.hooks.postDeploy.length)
+      await step('post-deploy hooks', () => runHooks('postDeploy', options.version, prevVersion));
     result.outcome = 'deployed';
   } catch (e) {
     result.error = (e as Error).message;
@@ -280,16 +373,30 @@ export async function deployTarget(target: Target, wave: number, options: Deploy
       await step('rollback', async () => {
         if (t.commands) {
           if (!prevVersion) throw new StepFailure('rollback', 'no previous version to roll back to');
-          await must('rollback', R.runUserCommand(t, t.commands.rollback ?? t.commands.deploy, hookEnv(prevVersion, options.version)), options.pullTimeoutMs);
+          await must(
+            'rollback',
+            R.runUserCommand(
+              t,
+              t.commands.rollback ?? t.commands.deploy,
+              hookEnv(prevVersion, options.version),
+            ),
+            options.pullTimeoutMs,
+          );
         } else {
-          if (Object.keys(previous.refs).length === 0) throw new StepFailure('rollback', 'no previous release in .env to roll back to');
+          if (Object.keys(previous.refs).length === 0)
+            throw new StepFailure('rollback', 'no previous release in .env to roll back to');
           await must('rollback', R.switchEnv(t, previous.refs));
           await must('rollback', R.composeUp(t), options.pullTimeoutMs);
         }
       });
-      await step('rollback health', () => gate(prevVersion ?? ''), (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`);
+      await step(
+        'rollback health',
+        () => gate(prevVersion ?? ''),
+        (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`,
+      );
       result.outcome = 'rolled-back';
-      if (t.hooks.onRollback.length) await step('on-rollback hooks', () => runHooks('onRollback', prevVersion ?? '', options.version));
+      if (t.hooks.onRollback.length)
+        await step('on-rollback hooks', () => runHooks('onRollback', prevVersion ?? '', options.version));
     } catch (e) {
       if (result.outcome !== 'rolled-back') {
         result.outcome = 'failed';
@@ -316,29 +423,39 @@ export async function deployTarget(target: Target, wave: number, options: Deploy
       digests: next.digests,
       ...(result.error ? { error: result.error } : {}),
     };
-    await step('history', () => must('history', R.appendHistory(t, JSON.stringify(entry)))).catch(() => undefined);
+    await step('history', () => must('history', R.appendHistory(t, JSON.stringify(entry)))).catch(
+      () => undefined,
+    );
   }
 
   async function prune() {
-    await step('prune', async () => {
-      const history = (await must('prune', R.readHistory(t)))
-        .split('\n')
-        .filter(Boolean)
-        .flatMap((l) => {
-          try {
-            return [JSON.parse(l) as { outcome: string; toRefs?: Record<string, string> }];
-          } catch {
-            return [];
-          }
-        });
-      const keep = new Set<string>([...Object.values(next.refs), ...Object.values(previous.refs)]);
-      const releases = history.filter((h) => h.outcome === 'deployed').reverse();
-      for (const h of releases.slice(0, t.keepReleases)) for (const r of Object.values(h.toRefs ?? {})) keep.add(r);
-      const local = (await must('prune', R.listImages(t))).split('\n').map((l) => l.trim()).filter((l) => l && !l.endsWith(':<none>'));
-      const drop = local.filter((ref) => !keep.has(ref));
-      if (drop.length) await exec(R.removeImages(t, drop));
-      return drop;
-    }, (drop) => (drop.length ? `removed ${drop.join(', ')}` : 'nothing to remove')).catch(() => undefined);
+    await step(
+      'prune',
+      async () => {
+        const history = (await must('prune', R.readHistory(t)))
+          .split('\n')
+          .filter(Boolean)
+          .flatMap((l) => {
+            try {
+              return [JSON.parse(l) as { outcome: string; toRefs?: Record<string, string> }];
+            } catch {
+              return [];
+            }
+          });
+        const keep = new Set<string>([...Object.values(next.refs), ...Object.values(previous.refs)]);
+        const releases = history.filter((h) => h.outcome === 'deployed').reverse();
+        for (const h of releases.slice(0, t.keepReleases))
+          for (const r of Object.values(h.toRefs ?? {})) keep.add(r);
+        const local = (await must('prune', R.listImages(t)))
+          .split('\n')
+          .map((l) => l.trim())
+          .filter((l) => l && !l.endsWith(':<none>'));
+        const drop = local.filter((ref) => !keep.has(ref));
+        if (drop.length) await exec(R.removeImages(t, drop));
+        return drop;
+      },
+      (drop) => (drop.length ? `removed ${drop.join(', ')}` : 'nothing to remove'),
+    ).catch(() => undefined);
   }
 
   async function releaseLock() {

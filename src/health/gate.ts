@@ -10,17 +10,20 @@ export type Verdict = { ok: true } | { ok: false; reason: string };
 
 function field(body: unknown, path: string): unknown {
   let v = body;
-  for (const k of path.split('.')) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+  for (const k of path.split('.'))
+    v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
   return v;
 }
 
 const fill = (text: string, version: string) => text.replaceAll('{version}', version);
 
 export function judge(check: HealthCheck, response: HttpResponse, version: string): Verdict {
-  if (response.status !== check.expectStatus) return { ok: false, reason: `HTTP ${response.status}, expected ${check.expectStatus}` };
+  if (response.status !== check.expectStatus)
+    return { ok: false, reason: `HTTP ${response.status}, expected ${check.expectStatus}` };
   if (check.bodyIncludes !== undefined) {
     const want = fill(check.bodyIncludes, version);
-    if (!response.body.includes(want)) return { ok: false, reason: `body does not contain ${JSON.stringify(want)}` };
+    if (!response.body.includes(want))
+      return { ok: false, reason: `body does not contain ${JSON.stringify(want)}` };
   }
   if (check.json) {
     let body: unknown;
@@ -33,7 +36,10 @@ export function judge(check: HealthCheck, response: HttpResponse, version: strin
       const want = typeof expected === 'string' ? fill(expected, version) : expected;
       const got = field(body, path);
       if (typeof want === 'string' ? String(got) !== want : got !== want) {
-        return { ok: false, reason: `${path} is ${got === undefined ? 'missing' : JSON.stringify(got)}, expected ${JSON.stringify(want)}` };
+        return {
+          ok: false,
+          reason: `${path} is ${got === undefined ? 'missing' : JSON.stringify(got)}, expected ${JSON.stringify(want)}`,
+        };
       }
     }
   }
@@ -86,7 +92,10 @@ export async function runGate(
     }
     const elapsed = clock.now() - start;
     if (elapsed + check.intervalMs > check.deadlineMs) {
-      const flapping = passed > 0 ? `flapping: ${passed} of ${probes} probes passed, never ${check.successes} in a row; ` : '';
+      const flapping =
+        passed > 0
+          ? `flapping: ${passed} of ${probes} probes passed, never ${check.successes} in a row; `
+          : '';
       return {
         ok: false,
         probes,

@@ -218,9 +218,19 @@ export function resolveRegistry(
         },
         images: images?.value ?? [],
         health: health ?? (undefined as unknown as HealthCheck),
-        hooks: { preDeploy: hookList('preDeploy'), postDeploy: hookList('postDeploy'), onRollback: hookList('onRollback') },
+        hooks: {
+          preDeploy: hookList('preDeploy'),
+          postDeploy: hookList('postDeploy'),
+          onRollback: hookList('onRollback'),
+        },
         ...(backup
-          ? { backup: { paths: backup.paths ?? [], keepDays: backup.keepDays ?? 7, ...(backup.command ? { command: backup.command } : {}) } }
+          ? {
+              backup: {
+                paths: backup.paths ?? [],
+                keepDays: backup.keepDays ?? 7,
+                ...(backup.command ? { command: backup.command } : {}),
+              },
+            }
           : {}),
         ...(commands ? { commands } : {}),
         keepReleases: pick<number>(tl, 'keepReleases')?.value ?? 3,

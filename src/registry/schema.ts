@@ -203,14 +203,19 @@ const hook = z.union([
     run: shellCommand('The command. $FLEET_VERSION, $FLEET_PREVIOUS_VERSION and $FLEET_TARGET are set.'),
     once: z
       .boolean({ error: 'must be true or false' })
-      .meta({ description: 'Run once per rollout, on its first target only (e.g. database migrations that must not race).' })
+      .meta({
+        description:
+          'Run once per rollout, on its first target only (e.g. database migrations that must not race).',
+      })
       .optional(),
     timeout: duration('How long the hook may run. Default: "10m".').optional(),
   }),
 ]);
 
 const hookList = (description: string) =>
-  z.array(hook).meta({ description: `${description} A command string or {run, once, timeout}; a failing hook fails the step.` });
+  z.array(hook).meta({
+    description: `${description} A command string or {run, once, timeout}; a failing hook fails the step.`,
+  });
 
 const hooks = z
   .strictObject({
@@ -224,7 +229,10 @@ const backup = z
   .strictObject({
     paths: z
       .array(
-        refineString(str(P.RELATIVE_FILE, 'backup path', 'A file or directory relative to the tenant path.', 'config'), noDotSegments('a backup path')),
+        refineString(
+          str(P.RELATIVE_FILE, 'backup path', 'A file or directory relative to the tenant path.', 'config'),
+          noDotSegments('a backup path'),
+        ),
       )
       .meta({ description: 'Config files or directories to archive besides .env and the compose files.' })
       .optional(),
@@ -234,17 +242,28 @@ const backup = z
       .max(3650, { error: 'must be at most 3650' })
       .meta({ description: 'Archives older than this are deleted. Default: 7.' })
       .optional(),
-    command: shellCommand('A command run before the archive, e.g. a pg_dump into a backed-up path.').optional(),
+    command: shellCommand(
+      'A command run before the archive, e.g. a pg_dump into a backed-up path.',
+    ).optional(),
   })
-  .meta({ description: 'Archive .env, the compose files and these paths into .fleet/backups/ before each deploy.' });
+  .meta({
+    description: 'Archive .env, the compose files and these paths into .fleet/backups/ before each deploy.',
+  });
 
 const commands = z
   .strictObject({
-    deploy: shellCommand('Deploys $FLEET_VERSION, e.g. "git fetch && git checkout \\"$FLEET_VERSION\\" && npm ci && pm2 restart app".'),
-    rollback: shellCommand('Restores $FLEET_PREVIOUS_VERSION. Without it, rollback runs `deploy` with the previous version.').optional(),
+    deploy: shellCommand(
+      'Deploys $FLEET_VERSION, e.g. "git fetch && git checkout \\"$FLEET_VERSION\\" && npm ci && pm2 restart app".',
+    ),
+    rollback: shellCommand(
+      'Restores $FLEET_PREVIOUS_VERSION. Without it, rollback runs `deploy` with the previous version.',
+    ).optional(),
     current: shellCommand('Prints the version running now (one line).'),
   })
-  .meta({ description: 'Deploy with your own commands instead of Compose (stacks that are not containers). The lock, health gate, rollback and history still apply.' });
+  .meta({
+    description:
+      'Deploy with your own commands instead of Compose (stacks that are not containers). The lock, health gate, rollback and history still apply.',
+  });
 
 /** Tenant fields that `defaults.tenant` and `servers[].tenantDefaults` may also set. */
 const tenantFields = {
@@ -271,12 +290,18 @@ const tenantFields = {
     .int({ error: 'must be a whole number' })
     .min(1, { error: 'must be at least 1 (the running release)' })
     .max(100, { error: 'must be at most 100' })
-    .meta({ description: 'Images of the last N releases are kept; older ones are pruned after a deploy. Default: 3.' })
+    .meta({
+      description:
+        'Images of the last N releases are kept; older ones are pruned after a deploy. Default: 3.',
+    })
     .optional(),
   minFreeDiskMb: z
     .int({ error: 'must be a whole number of MiB' })
     .min(0, { error: 'must be 0 or more' })
-    .meta({ description: 'Preflight fails when the tenant directory\'s filesystem has less free space (MiB). Default: 1024.' })
+    .meta({
+      description:
+        "Preflight fails when the tenant directory's filesystem has less free space (MiB). Default: 1024.",
+    })
     .optional(),
   ring: str(
     P.NAME,

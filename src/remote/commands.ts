@@ -60,9 +60,12 @@ const enter = (t: Tenant) => sh`cd -- ${t.path}`;
 export function preflight(t: Tenant): Script {
   const checks: Script[] = [sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`];
   if (!t.commands) {
-    for (const f of t.compose.files) checks.push(sh`test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
+    for (const f of t.compose.files)
+      checks.push(sh`test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
     checks.push(sh`test -f .env || exit ${PREFLIGHT.noEnvFile}`);
-    checks.push(sh`${t.compose.command.split(' ')} version >/dev/null 2>&1 || exit ${PREFLIGHT.noComposeCommand}`);
+    checks.push(
+      sh`${t.compose.command.split(' ')} version >/dev/null 2>&1 || exit ${PREFLIGHT.noComposeCommand}`,
+    );
   }
   checks.push(sh`df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
   return new Script(checks.map(String).join('\n'));
@@ -78,7 +81,9 @@ export function acquireLock(t: Tenant, owner: string): Script {
   return sh`${enter(t)} && mkdir -p ${STATE_DIR} && if mkdir ${LOCK_DIR} 2>/dev/null; then printf '%s\n' ${owner} > ${LOCK_DIR}/owner && echo acquired; else echo held; cat ${LOCK_DIR}/owner 2>/dev/null || echo '{}'; echo "age=$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR}) ))"; fi`;
 }
 
-export function parseLock(stdout: string): { acquired: true } | { acquired: false; owner: string; ageS: number } {
+export function parseLock(
+  stdout: string,
+): { acquired: true } | { acquired: false; owner: string; ageS: number } {
   const lines = stdout.trim().split('\n');
   if (lines[0] === 'acquired') return { acquired: true };
   const age = /^age=(-?\d+)$/.exec(lines.at(-1) ?? '');
@@ -141,7 +146,7 @@ export function inspectImage(t: Tenant, ref: string): Script {
 
 export function parseImage(stdout: string): { id: string; digests: string[] } {
   const [id = '', json = '[]'] = stdout.trim().split('\n')[0]!.split('|');
-  let digests: string[] = [];
+  let digests: string[];
   try {
     digests = (JSON.parse(json) as string[] | null) ?? [];
   } catch {
@@ -199,7 +204,9 @@ export function readHistory(t: Tenant, lines = 500): Script {
 export function listImages(t: Tenant): Script {
   const engine = engineOf(t.compose.command);
   return new Script(
-    t.images.map((i) => sh`${engine} image ls --format '{{.Repository}}:{{.Tag}}' ${i.repository}`.text).join('; '),
+    t.images
+      .map((i) => sh`${engine} image ls --format '{{.Repository}}:{{.Tag}}' ${i.repository}`.text)
+      .join('; '),
   );
 }
 

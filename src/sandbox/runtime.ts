@@ -39,7 +39,8 @@ const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const imageId = (ref: string) => `sha256:${sha(`image:${ref}`)}`;
 const digestOf = (ref: string) => `sha256:${sha(`digest:${ref}`)}`;
 const repoOf = (ref: string) => ref.replace(/@.*$/, '').replace(/:[^/:]+$/, '');
-const tagOf = (ref: string) => (ref.includes('@') ? ref.slice(ref.indexOf('@') + 1) : /:([^/:]+)$/.exec(ref)?.[1] ?? 'latest');
+const tagOf = (ref: string) =>
+  ref.includes('@') ? ref.slice(ref.indexOf('@') + 1) : (/:([^/:]+)$/.exec(ref)?.[1] ?? 'latest');
 const fileOf = (ref: string) => join(imagesDir, `${sha(ref)}.json`);
 
 function writeAtomic(path: string, data: unknown): void {
@@ -78,7 +79,8 @@ function containers(): Container[] {
 }
 
 function pull(ref: string): void {
-  if (/^missing/.test(tagOf(ref))) fail(`Error response from daemon: manifest for ${ref} not found: manifest unknown`);
+  if (/^missing/.test(tagOf(ref)))
+    fail(`Error response from daemon: manifest for ${ref} not found: manifest unknown`);
   mkdirSync(imagesDir, { recursive: true });
   writeAtomic(fileOf(ref), { ref, id: imageId(ref) });
 }
@@ -96,7 +98,8 @@ function readEnv(): Record<string, string> {
 function stop(c: Container | undefined): void {
   if (c && alive(c.pid)) {
     process.kill(c.pid, 'SIGTERM');
-    for (let i = 0; i < 200 && alive(c.pid); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    for (let i = 0; i < 200 && alive(c.pid); i++)
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
   }
 }
 
@@ -110,12 +113,17 @@ function compose(args: string[]): void {
   }
   const [verb, ...opts] = rest;
   const stateFile = join(projectsDir, `${project}.json`);
-  const current = existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, 'utf8')) as Container) : undefined;
+  const current = existsSync(stateFile)
+    ? (JSON.parse(readFileSync(stateFile, 'utf8')) as Container)
+    : undefined;
   switch (verb) {
     case 'version':
       return void process.stdout.write('Docker Compose version v2.29.0 (fleet-deploy sandbox runtime)\n');
     case 'ps':
-      if (current && alive(current.pid)) process.stdout.write(opts.includes('-q') ? `${current.id}\n` : `${current.id} ${current.ref} running\n`);
+      if (current && alive(current.pid))
+        process.stdout.write(
+          opts.includes('-q') ? `${current.id}\n` : `${current.id} ${current.ref} running\n`,
+        );
       return;
     case 'down':
       stop(current);
@@ -132,7 +140,8 @@ function compose(args: string[]): void {
       const ref = Object.entries(env).find(([k]) => k.endsWith('_IMAGE'))?.[1];
       const port = Number(env.APP_PORT);
       if (!ref) fail('no service image: the sandbox runtime needs a variable ending in _IMAGE in .env');
-      if (!Number.isInteger(port) || port < 1) fail('no service port: the sandbox runtime needs APP_PORT in .env');
+      if (!Number.isInteger(port) || port < 1)
+        fail('no service port: the sandbox runtime needs APP_PORT in .env');
       if (!existsSync(fileOf(ref))) pull(ref);
       const id = imageId(ref);
       if (current && alive(current.pid) && current.imageId === id && current.port === port) {
@@ -140,12 +149,23 @@ function compose(args: string[]): void {
       }
       stop(current);
       // A tenant can be told to break chosen versions: SANDBOX_BREAK in its directory lists tags, one a line.
-      const broken = existsSync('SANDBOX_BREAK') && readFileSync('SANDBOX_BREAK', 'utf8').split('\n').map((l) => l.trim()).includes(tagOf(ref));
+      const broken =
+        existsSync('SANDBOX_BREAK') &&
+        readFileSync('SANDBOX_BREAK', 'utf8')
+          .split('\n')
+          .map((l) => l.trim())
+          .includes(tagOf(ref));
       const args = [process.argv[1]!, '__serve', String(port), tagOf(ref), ...(broken ? ['broken'] : [])];
       const child = spawn(process.execPath, args, { detached: true, stdio: 'ignore' });
       child.unref();
       mkdirSync(projectsDir, { recursive: true });
-      writeAtomic(stateFile, { id: randomBytes(32).toString('hex'), ref, imageId: id, pid: child.pid!, port } satisfies Container);
+      writeAtomic(stateFile, {
+        id: randomBytes(32).toString('hex'),
+        ref,
+        imageId: id,
+        pid: child.pid!,
+        port,
+      } satisfies Container);
       return void process.stderr.write(`Container ${project}-app-1  Started\n`);
     }
     default:
@@ -155,7 +175,9 @@ function compose(args: string[]): void {
 
 function format(template: string | undefined, fields: Record<string, string>): string {
   if (!template) return JSON.stringify(fields);
-  return template.replace(/\{\{\s*(json\s+)?\.(\w+)\s*\}\}/g, (_, json: string | undefined, key: string) => (json ? fields[`json:${key}`] ?? 'null' : fields[key] ?? ''));
+  return template.replace(/\{\{\s*(json\s+)?\.(\w+)\s*\}\}/g, (_, json: string | undefined, key: string) =>
+    json ? (fields[`json:${key}`] ?? 'null') : (fields[key] ?? ''),
+  );
 }
 
 function main(argv: string[]): void {
@@ -191,7 +213,9 @@ function main(argv: string[]): void {
       if (sub === 'ls') {
         for (const img of localImages()) {
           if (rest[0] && repoOf(img.ref) !== rest[0]) continue;
-          process.stdout.write(`${format(fmt, { Repository: repoOf(img.ref), Tag: tagOf(img.ref), ID: img.id })}\n`);
+          process.stdout.write(
+            `${format(fmt, { Repository: repoOf(img.ref), Tag: tagOf(img.ref), ID: img.id })}\n`,
+          );
         }
         return;
       }
@@ -200,7 +224,9 @@ function main(argv: string[]): void {
         let failed = false;
         for (const ref of rest) {
           if (used.has(ref)) {
-            process.stderr.write(`Error response from daemon: conflict: unable to remove repository reference "${ref}" (must force) - container is using its referenced image\n`);
+            process.stderr.write(
+              `Error response from daemon: conflict: unable to remove repository reference "${ref}" (must force) - container is using its referenced image\n`,
+            );
             failed = true;
           } else if (existsSync(fileOf(ref))) {
             rmSync(fileOf(ref));
@@ -225,8 +251,18 @@ function serve(port: number, version: string, forceBroken: boolean): void {
   let n = 0;
   const server = http.createServer((req, res) => {
     n++;
-    const behaviour = forceBroken || /^(broken|bad)/.test(version) ? 'broken' : /^slow/.test(version) ? 'slow' : /^flaky/.test(version) ? 'flaky' : 'ok';
-    const healthy = behaviour === 'ok' || (behaviour === 'slow' && Date.now() - started >= slowMs) || (behaviour === 'flaky' && n % 2 === 1);
+    const behaviour =
+      forceBroken || /^(broken|bad)/.test(version)
+        ? 'broken'
+        : /^slow/.test(version)
+          ? 'slow'
+          : /^flaky/.test(version)
+            ? 'flaky'
+            : 'ok';
+    const healthy =
+      behaviour === 'ok' ||
+      (behaviour === 'slow' && Date.now() - started >= slowMs) ||
+      (behaviour === 'flaky' && n % 2 === 1);
     if (req.url !== '/health') {
       res.writeHead(404).end();
       return;

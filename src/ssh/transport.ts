@@ -37,7 +37,8 @@ export class ConnectError extends Error {
   }
 }
 
-const TRANSIENT = /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET|EAI_AGAIN|Timed out while waiting for handshake|Connection lost before handshake|socket hang up/i;
+const TRANSIENT =
+  /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET|EAI_AGAIN|Timed out while waiting for handshake|Connection lost before handshake|socket hang up/i;
 
 export class SshConnector implements Connector {
   private readonly known: KnownHostEntry[];
@@ -53,7 +54,10 @@ export class SshConnector implements Connector {
       try {
         return await this.connectOnce(server);
       } catch (e) {
-        last = e instanceof ConnectError ? e : new ConnectError((e as Error).message, TRANSIENT.test((e as Error).message));
+        last =
+          e instanceof ConnectError
+            ? e
+            : new ConnectError((e as Error).message, TRANSIENT.test((e as Error).message));
         if (!last.transient || attempt === attempts) break;
         await new Promise((r) => setTimeout(r, 500 * 2 ** (attempt - 1)));
       }
@@ -64,7 +68,14 @@ export class SshConnector implements Connector {
     );
   }
 
-  private async open(label: string, host: string, port: number, user: string, pins: readonly PinnedHostKey[], sock?: ClientChannel): Promise<NodeSSH> {
+  private async open(
+    label: string,
+    host: string,
+    port: number,
+    user: string,
+    pins: readonly PinnedHostKey[],
+    sock?: ClientChannel,
+  ): Promise<NodeSSH> {
     let refusal: string | undefined;
     const ssh = new NodeSSH();
     try {
@@ -88,8 +99,15 @@ export class SshConnector implements Connector {
       ssh.dispose();
       if (refusal) throw new ConnectError(refusal, false);
       const message = (e as Error).message;
-      if (/authentication methods failed/i.test(message)) throw new ConnectError(`authentication as ${user} was refused (check the private key and the server's authorized_keys)`, false);
-      throw new ConnectError(message, TRANSIENT.test(message) || (e as NodeJS.ErrnoException).code === 'ECONNREFUSED');
+      if (/authentication methods failed/i.test(message))
+        throw new ConnectError(
+          `authentication as ${user} was refused (check the private key and the server's authorized_keys)`,
+          false,
+        );
+      throw new ConnectError(
+        message,
+        TRANSIENT.test(message) || (e as NodeJS.ErrnoException).code === 'ECONNREFUSED',
+      );
     }
     ssh.connection!.on('error', () => undefined); // a lost link surfaces as null exit codes instead of a crash
     this.options.onHandshake?.(label);
@@ -103,7 +121,16 @@ export class SshConnector implements Connector {
       const j: JumpHost = server.jump;
       jump = await this.open(`${server.name} via jump ${j.host}`, j.host, j.port, j.user, j.hostKeys);
       sock = await new Promise<ClientChannel>((resolve, reject) =>
-        jump!.connection!.forwardOut('127.0.0.1', 0, server.host, server.port, (err, ch) => (err ? reject(new ConnectError(`jump host ${j.host} cannot reach ${server.host}:${server.port}: ${err.message}`, true)) : resolve(ch))),
+        jump!.connection!.forwardOut('127.0.0.1', 0, server.host, server.port, (err, ch) =>
+          err
+            ? reject(
+                new ConnectError(
+                  `jump host ${j.host} cannot reach ${server.host}:${server.port}: ${err.message}`,
+                  true,
+                ),
+              )
+            : resolve(ch),
+        ),
       );
     }
     try {
@@ -176,7 +203,14 @@ export class SshTransport implements Transport {
           });
           // 'close' comes after 'exit' and after all output has arrived.
           ch.on('close', () =>
-            finish(exit ?? null, exit === undefined ? '\nthe command ended without an exit status' : signal ? `\nkilled by signal ${signal}` : ''),
+            finish(
+              exit ?? null,
+              exit === undefined
+                ? '\nthe command ended without an exit status'
+                : signal
+                  ? `\nkilled by signal ${signal}`
+                  : '',
+            ),
           );
         });
       } catch (e) {
@@ -192,10 +226,22 @@ export class SshTransport implements Transport {
       this.client.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (err, channel) => {
         if (err) {
           clearTimeout(timer);
-          return reject(this.lost ? connectionLost() : new Error(`cannot reach 127.0.0.1:${port} on the server: ${err.message}`));
+          return reject(
+            this.lost
+              ? connectionLost()
+              : new Error(`cannot reach 127.0.0.1:${port} on the server: ${err.message}`),
+          );
         }
         const req = http.request(
-          { host: '127.0.0.1', port, path, method: 'GET', agent: false, createConnection: () => channel as unknown as import('node:net').Socket, headers: { connection: 'close' } },
+          {
+            host: '127.0.0.1',
+            port,
+            path,
+            method: 'GET',
+            agent: false,
+            createConnection: () => channel as unknown as import('node:net').Socket,
+            headers: { connection: 'close' },
+          },
           (res) => {
             let body = '';
             res.setEncoding('utf8');

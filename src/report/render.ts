@@ -1,0 +1,54 @@
+/** The deploy report for people: the final table, and the outcome words. Pure. */
+import type { FleetReport } from '../deploy/fleet';
+import type { Outcome, TargetResult } from '../deploy/result';
+import { plural, table } from './table';
+
+export const OUTCOME_ORDER: Record<Outcome, number> = {
+  failed: 0,
+  'rolled-back': 1,
+  skipped: 2,
+  deployed: 3,
+  unchanged: 4,
+};
+
+export function seconds(ms: number): string {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
+}
+
+const versionOf = (r: TargetResult, which: 'previous' | 'next') => r[which]?.version ?? '—';
+
+export function renderReport(report: FleetReport): string {
+  const rows = [...report.targets]
+    .sort(
+      (a, b) =>
+        OUTCOME_ORDER[a.outcome] - OUTCOME_ORDER[b.outcome] || a.wave - b.wave || (a.id < b.id ? -1 : 1),
+    )
+    .map((r) => [
+      r.id,
+      String(r.wave),
+      r.outcome,
+      `${versionOf(r, 'previous')} → ${versionOf(r, 'next')}`,
+      seconds(r.durationMs),
+      reason(r),
+    ]);
+  const t = report.totals;
+  const parts = (['deployed', 'unchanged', 'rolled-back', 'failed', 'skipped'] as const)
+    .filter((o) => t[o] > 0)
+    .map((o) => `${t[o]} ${o}`);
+  const lines = [
+    table(['TARGET', 'WAVE', 'OUTCOME', 'FROM → TO', 'TIME', 'REASON'], rows),
+    '',
+    `${plural(t.targets, 'target')}: ${parts.join(', ') || 'none'} in ${seconds(report.durationMs)}`,
+  ];
+  if (report.stopped) lines.push(`Stopped: ${report.stopped}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export function reason(r: TargetResult): string {
+  const text = r.rollbackError ? `${r.error}; rollback: ${r.rollbackError}` : (r.error ?? '');
+  return text.length > 160 ? `${text.slice(0, 157)}…` : text;
+}
+
+export function succeeded(report: FleetReport): boolean {
+  return report.targets.every((r) => r.outcome === 'deployed' || r.outcome === 'unchanged');
+}
