@@ -67858,14 +67858,12 @@ async function deployTarget(target, wave, options, ports) {
         if (!t.commands) {
             await step('pull', async () => {
                 for (const ref of Object.values(next.refs)) {
-                    let last = '';
                     for (let attempt = 1; attempt <= options.pullAttempts; attempt++) {
                         const r = await exec(pullImage(t, ref), options.pullTimeoutMs);
                         if (r.code === 0)
                             break;
-                        last = target_describe(r);
                         if (attempt === options.pullAttempts)
-                            throw new StepFailure('pull', `pull ${ref} failed after ${attempt} attempts: ${last}`);
+                            throw new StepFailure('pull', `pull ${ref} failed after ${attempt} attempts: ${target_describe(r)}`);
                         await ports.clock.sleep(1000 * 2 ** (attempt - 1), ports.signal);
                     }
                     const img = parseImage(await must('pull', inspectImage(t, ref)));

@@ -289,13 +289,11 @@ export async function deployTarget(
     if (!t.commands) {
       await step('pull', async () => {
         for (const ref of Object.values(next.refs)) {
-          let last = '';
           for (let attempt = 1; attempt <= options.pullAttempts; attempt++) {
             const r = await exec(R.pullImage(t, ref), options.pullTimeoutMs);
             if (r.code === 0) break;
-            last = describe(r);
             if (attempt === options.pullAttempts)
-              throw new StepFailure('pull', `pull ${ref} failed after ${attempt} attempts: ${last}`);
+              throw new StepFailure('pull', `pull ${ref} failed after ${attempt} attempts: ${describe(r)}`);
             await ports.clock.sleep(1000 * 2 ** (attempt - 1), ports.signal);
           }
           const img = R.parseImage(await must('pull', R.inspectImage(t, ref)));
