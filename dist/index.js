@@ -67387,9 +67387,11 @@ function piece(v) {
         return quote(v);
     return v.map((x) => (x instanceof Script ? x.text : quote(x))).join(' ');
 }
-function sh(strings, ...values) {
-    let out = strings[0];
-    values.forEach((v, i) => (out += piece(v) + strings[i + 1]));
+function shell_sh(strings, ...values) {
+    // The raw literal parts: shell text is written as the shell reads it (`printf '%s\n'` stays as is).
+    const raw = strings.raw;
+    let out = raw[0];
+    values.forEach((v, i) => (out += piece(v) + raw[i + 1]));
     return new Script(out);
 }
 /** Environment assignments for one command: NAME=value … (names are checked, values quoted). */
@@ -67451,132 +67453,166 @@ function composeArgv(t) {
         argv.push('-p', t.compose.project);
     return argv;
 }
-const enter = (t) => sh `cd -- ${t.path}`;
-function preflight(t) {
-    const checks = [sh `cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`];
+const enter = (t) => shell_sh `cd -- ${t.path}`;
+/** Exit code of `prepare` when another deploy holds the lock. */
+const LOCK_HELD = 20;
+/** Exit code of `update` when .env could not be switched (so nothing changed). */
+const SWITCH_FAILED = 30;
+/**
+ * The first round trip of a deploy: preflight checks, then the lock, then everything the deploy needs
+ * to know about the tenant — the image variables in .env, the image IDs of the running containers, the
+ * history's tail and the local images of its repositories (for pruning) — in one script, so the whole
+ * preparation costs one SSH round trip. Sections of the output start with `@@name`.
+ *
+ * The lock is an atomic `mkdir .fleet/lock` with an owner file. A held lock exits LOCK_HELD after
+ * printing its owner and age; with `breakAfterS`, a lock at least that old is removed and taken.
+ */
+function prepare(t, owner, breakAfterS) {
+    const lines = [shell_sh `cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`];
     if (!t.commands) {
         for (const f of t.compose.files)
-            checks.push(sh `test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
-        checks.push(sh `test -f .env || exit ${PREFLIGHT.noEnvFile}`);
-        checks.push(sh `${t.compose.command.split(' ')} version >/dev/null 2>&1 || exit ${PREFLIGHT.noComposeCommand}`);
+            lines.push(shell_sh `test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
+        lines.push(shell_sh `test -f .env || exit ${PREFLIGHT.noEnvFile}`);
+        lines.push(shell_sh `${t.compose.command.split(' ')} version >/dev/null 2>&1 || exit ${PREFLIGHT.noComposeCommand}`);
     }
-    checks.push(sh `df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
-    return new Script(checks.map(String).join('\n'));
+    lines.push(shell_sh `df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
+    lines.push(shell_sh `mkdir -p ${STATE_DIR} || exit 1`);
+    const take = shell_sh `mkdir ${LOCK_DIR} 2>/dev/null && printf '%s\n' ${owner} > ${LOCK_DIR}/owner`;
+    const age = shell_sh `$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
+    const stale = breakAfterS === undefined
+        ? shell_sh ``
+        : shell_sh `elif [ ${age} -ge ${breakAfterS} ]; then echo "@@stale $(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR} && ${take} || exit ${LOCK_HELD}; `;
+    lines.push(shell_sh `if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`);
+    if (t.commands) {
+        lines.push(shell_sh `echo '@@current'; sh -c ${t.commands.current} || exit 1`);
+    }
+    else {
+        const names = t.images.map((i) => i.variable).join('|');
+        const engine = engineOf(t.compose.command);
+        lines.push(shell_sh `echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`);
+        lines.push(shell_sh `echo '@@running'; ids=$(${composeArgv(t)} ps -q ${t.compose.services ?? []}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`);
+        lines.push(shell_sh `echo '@@images'; ${new Script(t.images.map((i) => shell_sh `${engine} image ls --format '{{.Repository}}:{{.Tag}}' ${i.repository}`.text).join('; '))}`);
+    }
+    lines.push(shell_sh `echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
+    return new Script(lines.map(String).join('\n'));
 }
-function parsePreflight(stdout) {
-    const m = /free_kb=(\d+)/.exec(stdout);
-    return m ? { freeMb: Math.floor(Number(m[1]) / 1024) } : {};
-}
-/** Takes the lock (atomic mkdir) and writes the owner, or reports who holds it and for how long. */
-function acquireLock(t, owner) {
-    return sh `${enter(t)} && mkdir -p ${STATE_DIR} && if mkdir ${LOCK_DIR} 2>/dev/null; then printf '%s\n' ${owner} > ${LOCK_DIR}/owner && echo acquired; else echo held; cat ${LOCK_DIR}/owner 2>/dev/null || echo '{}'; echo "age=$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR}) ))"; fi`;
-}
-function parseLock(stdout) {
-    const lines = stdout.trim().split('\n');
-    if (lines[0] === 'acquired')
-        return { acquired: true };
-    const age = /^age=(-?\d+)$/.exec(lines.at(-1) ?? '');
-    return { acquired: false, owner: lines.slice(1, -1).join('\n').trim(), ageS: age ? Number(age[1]) : 0 };
-}
-/** Removes the lock only when it is still ours (its owner holds our token). */
-function commands_releaseLock(t, token) {
-    return sh `${enter(t)} && if grep -qF -- ${token} ${LOCK_DIR}/owner 2>/dev/null; then rm -rf -- ${LOCK_DIR} && echo released; else echo not-ours; fi`;
-}
-/** Removes a lock whatever its owner, but only when it is older than `minAgeS` (a stale lock). */
-function breakLock(t, minAgeS) {
-    return sh `${enter(t)} && age=$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR}) )) && if [ "$age" -ge ${minAgeS} ]; then rm -rf -- ${LOCK_DIR} && echo broken; else echo fresh; fi`;
-}
-/** The image variables in .env and the image IDs of the containers running now. */
-function readCurrent(t) {
-    if (t.commands)
-        return sh `${enter(t)} && sh -c ${t.commands.current}`;
-    const names = t.images.map((i) => i.variable).join('|');
-    const engine = engineOf(t.compose.command);
-    return sh `${enter(t)} && { grep -E ${`^(export[[:space:]]+)?(${names})=`} .env || true; } && echo '--- running' && ids=$(${composeArgv(t)} ps -q ${t.compose.services ?? []}) && if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids; fi`;
+function parsePrepared(stdout) {
+    const out = { env: {}, running: [], localImages: [], history: [] };
+    let section = '';
+    const lockLines = [];
+    for (const raw of stdout.split('\n')) {
+        const line = raw.trimEnd();
+        const marker = /^@@(\w+)(?: (.*))?$/.exec(line);
+        if (marker) {
+            section = marker[1];
+            if (section === 'age')
+                out.lock = { owner: lockLines.join('\n').trim(), ageS: Number(marker[2]) || 0 };
+            if (section === 'stale')
+                out.brokeStale = marker[2] ?? '';
+            continue;
+        }
+        if (!line.trim())
+            continue;
+        if (section === '') {
+            const free = /^free_kb=(\d+)$/.exec(line);
+            if (free)
+                out.freeMb = Math.floor(Number(free[1]) / 1024);
+        }
+        else if (section === 'lock')
+            lockLines.push(line);
+        else if (section === 'env') {
+            const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
+            if (m)
+                out.env[m[1]] = m[2].trim().replace(/^(["'])(.*)\1$/, '$2');
+        }
+        else if (section === 'running')
+            out.running.push(normalizeId(line));
+        else if (section === 'current')
+            out.current = line.trim();
+        else if (section === 'images') {
+            if (!line.endsWith(':<none>'))
+                out.localImages.push(line.trim());
+        }
+        else if (section === 'history')
+            out.history.push(line);
+    }
+    out.running = [...new Set(out.running)];
+    return out;
 }
 function normalizeId(id) {
     const s = id.trim();
     return s.startsWith('sha256:') ? s : `sha256:${s}`;
 }
-function parseCurrent(stdout) {
-    const [envPart, runPart = ''] = stdout.split('--- running');
-    const env = {};
-    for (const line of envPart.split('\n')) {
-        const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
-        if (m)
-            env[m[1]] = m[2].trim().replace(/^(["'])(.*)\1$/, '$2');
-    }
-    const running = runPart
+/** Pulls every image of the release and prints `ID|["repo@digest", …]` for each, in order. */
+function pullImages(t, refs) {
+    const engine = engineOf(t.compose.command);
+    const pulls = refs.map((ref) => shell_sh `${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
+    return shell_sh `${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`;
+}
+function parseImages(stdout) {
+    return stdout
+        .trim()
         .split('\n')
-        .map((l) => l.trim())
-        .filter(Boolean)
-        .map(normalizeId);
-    return { env, running: [...new Set(running)] };
-}
-function pullImage(t, ref) {
-    return sh `${engineOf(t.compose.command)} pull -q ${ref}`;
-}
-/** ID and repository digests of a local image. */
-function inspectImage(t, ref) {
-    return sh `${engineOf(t.compose.command)} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${ref}`;
-}
-function parseImage(stdout) {
-    const [id = '', json = '[]'] = stdout.trim().split('\n')[0].split('|');
-    let digests;
-    try {
-        digests = JSON.parse(json) ?? [];
-    }
-    catch {
-        digests = [];
-    }
-    return { id: normalizeId(id), digests };
+        .filter((l) => l.includes('|'))
+        .map((line) => {
+        const [id = '', json = '[]'] = line.split('|');
+        let digests;
+        try {
+            digests = JSON.parse(json) ?? [];
+        }
+        catch {
+            digests = [];
+        }
+        return { id: normalizeId(id), digests };
+    });
 }
 /**
- * Sets image variables in .env atomically: the new file is written beside it (same owner and mode, via
- * cp -p), then renamed over it. Other lines, comments and order are untouched; a variable that is not
- * there yet is appended. `export NAME=` lines keep their `export`.
+ * Sets image variables in .env atomically, then runs `compose up -d`: one round trip. The new .env is
+ * written beside the old (same owner and mode, via cp -p) and renamed over it, so .env is always either
+ * the old or the new file. Other lines, comments and order are untouched; a variable that is not there
+ * yet is appended; `export NAME=` lines keep their `export`. When the switch fails, the script exits
+ * SWITCH_FAILED before compose runs.
  */
-function switchEnv(t, assignments) {
+function update(t, assignments) {
     const spec = Object.entries(assignments)
         .map(([k, v]) => `${k}=${v}`)
         .join('\n');
     const program = new Script(`'BEGIN { n = split(spec, a, "\\n"); for (i = 1; i <= n; i++) { eq = index(a[i], "="); val[substr(a[i], 1, eq - 1)] = substr(a[i], eq + 1) } }
 { for (k in val) if ($0 ~ ("^(export[ \\t]+)?" k "=")) { print (($0 ~ /^export[ \\t]/) ? "export " : "") k "=" val[k]; seen[k] = 1; next } print }
 END { for (k in val) if (!(k in seen)) print k "=" val[k] }'`);
-    return sh `${enter(t)} && cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env`;
-}
-function composeUp(t) {
-    return sh `${enter(t)} && ${composeArgv(t)} up -d ${t.compose.services ?? []}`;
+    return shell_sh `${enter(t)} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`;
 }
 /** The containers' own HEALTHCHECK states: healthy, unhealthy, starting, or none. */
 function containerHealth(t) {
-    return sh `${enter(t)} && ids=$(${composeArgv(t)} ps -q ${t.compose.services ?? []}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`;
+    return shell_sh `${enter(t)} && ids=$(${composeArgv(t)} ps -q ${t.compose.services ?? []}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`;
+}
+/**
+ * The last round trip: append the history entry, remove pruned images (the engine refuses those a
+ * container still uses; that is fine), release the lock if it is still ours. Prints `@@unlock released`
+ * or `@@unlock not-ours`.
+ */
+function finish(t, o) {
+    const parts = [enter(t)];
+    if (o.history)
+        parts.push(shell_sh `{ printf '%s\n' ${o.history} >> ${HISTORY_FILE} || echo '@@history-failed'; }`);
+    if (o.remove?.length)
+        parts.push(shell_sh `{ ${engineOf(t.compose.command)} image rm ${[...o.remove]} >/dev/null 2>&1 || true; }`);
+    parts.push(releaseLockPart(o.token));
+    return new Script(parts.map(String).join(' && '));
+}
+const releaseLockPart = (token) => shell_sh `if grep -qF -- ${token} ${LOCK_DIR}/owner 2>/dev/null; then rm -rf -- ${LOCK_DIR} && echo '@@unlock released'; else echo '@@unlock not-ours'; fi`;
+/** Removes the lock only when it is still ours (its owner holds our token): the cancel clean-up. */
+function releaseLock(t, token) {
+    return sh `${enter(t)} && ${releaseLockPart(token)}`;
 }
 function runUserCommand(t, command, env) {
-    return sh `${enter(t)} && ${envPrefix(env)} sh -c ${command}`;
+    return shell_sh `${enter(t)} && ${envPrefix(env)} sh -c ${command}`;
 }
 function commands_backup(t, stamp) {
     const b = t.backup;
     const files = ['.env', ...t.compose.files, ...b.paths];
-    const pre = b.command ? sh `sh -c ${b.command} && ` : sh ``;
-    return sh `${enter(t)} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`;
-}
-function appendHistory(t, line) {
-    return sh `${enter(t)} && mkdir -p ${STATE_DIR} && printf '%s\n' ${line} >> ${HISTORY_FILE}`;
-}
-function readHistory(t, lines = 500) {
-    return sh `${enter(t)} && { tail -n ${lines} ${HISTORY_FILE} 2>/dev/null || true; }`;
-}
-/** Local images of the tenant's repositories, as repository:tag lines. */
-function listImages(t) {
-    const engine = engineOf(t.compose.command);
-    return new Script(t.images
-        .map((i) => sh `${engine} image ls --format '{{.Repository}}:{{.Tag}}' ${i.repository}`.text)
-        .join('; '));
-}
-/** Removes images; an image still used by a container is refused by the engine and kept. */
-function removeImages(t, refs) {
-    return sh `${engineOf(t.compose.command)} image rm ${refs} 2>&1 || true`;
+    const pre = b.command ? shell_sh `sh -c ${b.command} && ` : shell_sh ``;
+    return shell_sh `${enter(t)} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`;
 }
 
 ;// CONCATENATED MODULE: ./src/health/gate.ts
@@ -67784,31 +67820,15 @@ async function deployTarget(target, wave, options, ports) {
         }
         return g;
     }
-    // ---- the steps ----
+    // ---- the steps: four round trips on the happy path (prepare, pull, update, finish) ----
     const previous = { refs: {}, imageIds: [], digests: [] };
     const next = { refs: {}, version: options.version, imageIds: [], digests: [] };
+    let prepared;
     let locked = false;
     let switched = false;
     try {
         await step('connect', () => ports.session.transport(), () => undefined);
-        await step('preflight', async () => {
-            const r = await exec(preflight(t));
-            if (r.code === PREFLIGHT.noDirectory)
-                throw new StepFailure('preflight', `directory ${t.path} does not exist on ${target.server.name} (or is not accessible to ${target.server.user})`);
-            if (r.code === PREFLIGHT.noComposeFile)
-                throw new StepFailure('preflight', `compose file ${r.stdout.trim()} not found in ${t.path}`);
-            if (r.code === PREFLIGHT.noEnvFile)
-                throw new StepFailure('preflight', `no .env in ${t.path}: the image variables (${t.images.map((i) => i.variable).join(', ')}) live there`);
-            if (r.code === PREFLIGHT.noComposeCommand)
-                throw new StepFailure('preflight', `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set compose.command in the registry`);
-            if (r.code !== 0)
-                throw new StepFailure('preflight', `preflight failed: ${target_describe(r)}`);
-            const { freeMb } = parsePreflight(r.stdout);
-            if (freeMb !== undefined && freeMb < t.minFreeDiskMb)
-                throw new StepFailure('preflight', `only ${freeMb} MiB free on the filesystem of ${t.path}; minFreeDiskMb is ${t.minFreeDiskMb}`);
-            return freeMb;
-        }, (mb) => (mb !== undefined ? `${mb} MiB free` : undefined));
-        await step('lock', async () => {
+        prepared = await step('prepare', async () => {
             const owner = JSON.stringify({
                 token,
                 run: options.runId,
@@ -67816,66 +67836,86 @@ async function deployTarget(target, wave, options, ports) {
                 version: options.version,
                 since: new Date(ports.clock.now()).toISOString(),
             });
+            const breakAfterS = options.breakLocksOlderThanMs === undefined
+                ? undefined
+                : Math.floor(options.breakLocksOlderThanMs / 1000);
             const deadline = ports.clock.now() + options.lockWaitMs;
             for (let attempt = 0;; attempt++) {
-                const lock = parseLock(await must('lock', acquireLock(t, owner)));
-                if (lock.acquired)
-                    return (locked = true);
-                if (options.breakLocksOlderThanMs !== undefined &&
-                    lock.ageS * 1000 >= options.breakLocksOlderThanMs) {
-                    await must('lock', breakLock(t, Math.floor(options.breakLocksOlderThanMs / 1000)));
-                    ports.onStep({
-                        target: target.id,
-                        step: 'lock',
-                        status: 'start',
-                        detail: `broke a stale lock (${lock.ageS} s old) held by ${lock.owner}`,
-                    });
-                    continue;
+                const r = await exec(prepare(t, owner, breakAfterS));
+                if (r.code === PREFLIGHT.noDirectory)
+                    throw new StepFailure('prepare', `directory ${t.path} does not exist on ${target.server.name} (or is not accessible to ${target.server.user})`);
+                if (r.code === PREFLIGHT.noComposeFile)
+                    throw new StepFailure('prepare', `compose file ${r.stdout.trim().split('\n').at(-1)} not found in ${t.path}`);
+                if (r.code === PREFLIGHT.noEnvFile)
+                    throw new StepFailure('prepare', `no .env in ${t.path}: the image variables (${t.images.map((i) => i.variable).join(', ')}) live there`);
+                if (r.code === PREFLIGHT.noComposeCommand)
+                    throw new StepFailure('prepare', `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set compose.command in the registry`);
+                const p = parsePrepared(r.stdout);
+                if (p.freeMb !== undefined && p.freeMb < t.minFreeDiskMb && r.code !== LOCK_HELD) {
+                    // Checked before anything changes; the lock just taken is released in `finally`.
+                    locked = r.code === 0;
+                    throw new StepFailure('prepare', `only ${p.freeMb} MiB free on the filesystem of ${t.path}; minFreeDiskMb is ${t.minFreeDiskMb}`);
+                }
+                if (r.code === 0) {
+                    locked = true;
+                    if (p.brokeStale !== undefined)
+                        ports.onStep({
+                            target: target.id,
+                            step: 'prepare',
+                            status: 'start',
+                            detail: `broke a stale lock held by ${p.brokeStale || 'an unknown owner'}`,
+                        });
+                    return p;
+                }
+                if (r.code !== LOCK_HELD) {
+                    locked = r.stdout.includes('@@env') || r.stdout.includes('@@current');
+                    throw new StepFailure('prepare', `prepare failed: ${target_describe(r)}`);
                 }
                 if (ports.clock.now() >= deadline || ports.signal?.aborted) {
-                    throw new StepFailure('lock', `${t.path} on ${target.server.name} is locked by another deploy: ${lock.owner} (for ${lock.ageS} s); waited ${Math.round(options.lockWaitMs / 1000)} s`);
+                    throw new StepFailure('prepare', `${t.path} on ${target.server.name} is locked by another deploy: ${p.lock?.owner || 'unknown owner'} (for ${p.lock?.ageS ?? 0} s); waited ${Math.round(options.lockWaitMs / 1000)} s`);
                 }
-                await ports.clock.sleep(Math.min(2000 * (attempt + 1), 5000, Math.max(0, deadline - ports.clock.now())), ports.signal);
+                await ports.clock.sleep(Math.min(1000 * (attempt + 1), 5000, Math.max(0, deadline - ports.clock.now())), ports.signal);
             }
-        });
-        const unchanged = await step('current', async () => {
-            const out = await must('current', readCurrent(t));
-            if (t.commands) {
-                previous.version = out.trim().split('\n').at(-1) ?? '';
+        }, (p) => [
+            p.freeMb !== undefined ? `${p.freeMb} MiB free` : '',
+            previousVersion(p) ? `running ${previousVersion(p)}` : 'no previous release',
+        ]
+            .filter(Boolean)
+            .join(', '));
+        if (t.commands) {
+            previous.version = prepared.current;
+            if (previous.version)
                 previous.refs = { version: previous.version };
-                next.refs = { version: options.version };
-                return previous.version === options.version;
-            }
-            const cur = parseCurrent(out);
-            previous.refs = Object.fromEntries(t.images.filter((i) => cur.env[i.variable]).map((i) => [i.variable, cur.env[i.variable]]));
-            previous.imageIds = cur.running;
-            const first = previous.refs[t.images[0].variable];
-            if (first)
-                previous.version = versionOf(first);
+            next.refs = { version: options.version };
+        }
+        else {
+            previous.refs = Object.fromEntries(t.images
+                .filter((i) => prepared.env[i.variable])
+                .map((i) => [i.variable, prepared.env[i.variable]]));
+            previous.imageIds = prepared.running;
+            previous.version = previousVersion(prepared);
             next.refs = Object.fromEntries(t.images.map((i) => [i.variable, imageRef(i, options.version)]));
-            return false;
-        }, () => (previous.version ? `running ${previous.version}` : 'no previous release'));
-        if (!t.commands) {
             await step('pull', async () => {
-                for (const ref of Object.values(next.refs)) {
-                    for (let attempt = 1; attempt <= options.pullAttempts; attempt++) {
-                        const r = await exec(pullImage(t, ref), options.pullTimeoutMs);
-                        if (r.code === 0)
-                            break;
-                        if (attempt === options.pullAttempts)
-                            throw new StepFailure('pull', `pull ${ref} failed after ${attempt} attempts: ${target_describe(r)}`);
-                        await ports.clock.sleep(1000 * 2 ** (attempt - 1), ports.signal);
+                const refs = Object.values(next.refs);
+                for (let attempt = 1;; attempt++) {
+                    const r = await exec(pullImages(t, refs), options.pullTimeoutMs);
+                    if (r.code === 0) {
+                        for (const img of parseImages(r.stdout)) {
+                            next.imageIds.push(img.id);
+                            next.digests.push(...img.digests);
+                        }
+                        return;
                     }
-                    const img = parseImage(await must('pull', inspectImage(t, ref)));
-                    next.imageIds.push(img.id);
-                    next.digests.push(...img.digests);
+                    if (attempt >= options.pullAttempts)
+                        throw new StepFailure('pull', `pull ${refs.join(', ')} failed after ${attempt} attempts: ${target_describe(r)}`);
+                    await ports.clock.sleep(1000 * 2 ** (attempt - 1), ports.signal);
                 }
             });
         }
-        const same = unchanged ||
-            (!t.commands &&
-                Object.entries(next.refs).every(([k, v]) => previous.refs[k] === v) &&
-                next.imageIds.every((id) => previous.imageIds.includes(id)));
+        const same = t.commands
+            ? previous.version === options.version
+            : Object.entries(next.refs).every(([k, v]) => previous.refs[k] === v) &&
+                next.imageIds.every((id) => previous.imageIds.includes(id));
         if (same) {
             result.outcome = 'unchanged';
             return result;
@@ -67890,9 +67930,14 @@ async function deployTarget(target, wave, options, ports) {
             await step('deploy', () => must('deploy', runUserCommand(t, t.commands.deploy, hookEnv(options.version, prevVersion)), options.pullTimeoutMs));
         }
         else {
-            switched = true; // from here on, a failure rolls back (the switch itself is atomic: old or new .env)
-            await step('switch', () => must('switch', switchEnv(t, next.refs)));
-            await step('up', () => must('up', composeUp(t), options.pullTimeoutMs));
+            await step('update', async () => {
+                const r = await exec(update(t, next.refs), options.pullTimeoutMs);
+                if (r.code === SWITCH_FAILED)
+                    throw new StepFailure('update', `switching the image in ${t.path}/.env failed: ${target_describe(r)}`);
+                switched = true; // from here on a failure rolls back; .env is the old or the new file, never a mix
+                if (r.code !== 0)
+                    throw new StepFailure('update', `compose up failed: ${target_describe(r)}`);
+            });
         }
         await step('health', () => gate(options.version), (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`);
         if (t.hooks.postDeploy.length)
@@ -67907,19 +67952,20 @@ async function deployTarget(target, wave, options, ports) {
     }
     finally {
         recovering = true;
-        if (locked) {
-            if (result.outcome !== 'unchanged')
-                await recordHistory();
-            if (result.outcome === 'deployed' && !t.commands)
-                await prune();
-            await releaseLock();
-        }
+        if (locked)
+            await finishTarget();
         result.previous = previous;
         if (Object.keys(next.refs).length)
             result.next = next;
         result.durationMs = ports.clock.now() - started;
     }
     return result;
+    function previousVersion(p) {
+        if (t.commands)
+            return p.current;
+        const first = p.env[t.images[0].variable];
+        return first ? versionOf(first) : undefined;
+    }
     async function rollback() {
         const prevVersion = previous.version;
         try {
@@ -67932,8 +67978,7 @@ async function deployTarget(target, wave, options, ports) {
                 else {
                     if (Object.keys(previous.refs).length === 0)
                         throw new StepFailure('rollback', 'no previous release in .env to roll back to');
-                    await must('rollback', switchEnv(t, previous.refs));
-                    await must('rollback', composeUp(t), options.pullTimeoutMs);
+                    await must('rollback', update(t, previous.refs), options.pullTimeoutMs);
                 }
             });
             await step('rollback health', () => gate(prevVersion ?? ''), (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`);
@@ -67951,60 +67996,54 @@ async function deployTarget(target, wave, options, ports) {
             }
         }
     }
-    async function recordHistory() {
-        const entry = {
-            time: new Date(ports.clock.now()).toISOString(),
-            actor: options.actor,
-            run: options.runId,
-            target: target.id,
-            outcome: result.outcome,
-            from: previous.version ?? null,
-            to: options.version,
-            fromRefs: previous.refs,
-            toRefs: next.refs,
-            fromImages: previous.imageIds,
-            toImages: next.imageIds,
-            digests: next.digests,
-            ...(result.error ? { error: result.error } : {}),
-        };
-        await step('history', () => must('history', appendHistory(t, JSON.stringify(entry)))).catch(() => undefined);
+    /** Images to remove after a deploy: not among the last `keepReleases` releases, the running or the previous one. */
+    function pruneList() {
+        if (t.commands || result.outcome !== 'deployed' || !prepared)
+            return [];
+        const keep = new Set([...Object.values(next.refs), ...Object.values(previous.refs)]);
+        const releases = [next.refs];
+        for (const line of [...prepared.history].reverse()) {
+            try {
+                const h = JSON.parse(line);
+                if (h.outcome === 'deployed' && h.toRefs)
+                    releases.push(h.toRefs);
+            }
+            catch {
+                // a line we cannot read keeps nothing and removes nothing
+            }
+        }
+        for (const refs of releases.slice(0, t.keepReleases))
+            for (const r of Object.values(refs))
+                keep.add(r);
+        return prepared.localImages.filter((ref) => !keep.has(ref));
     }
-    async function prune() {
-        await step('prune', async () => {
-            const history = (await must('prune', readHistory(t)))
-                .split('\n')
-                .filter(Boolean)
-                .flatMap((l) => {
-                try {
-                    return [JSON.parse(l)];
-                }
-                catch {
-                    return [];
-                }
+    /** History entry, pruning and the lock release, in one round trip; retried over a new connection if needed. */
+    async function finishTarget() {
+        const history = result.outcome === 'unchanged'
+            ? undefined
+            : JSON.stringify({
+                time: new Date(ports.clock.now()).toISOString(),
+                actor: options.actor,
+                run: options.runId,
+                target: target.id,
+                outcome: result.outcome,
+                from: previous.version ?? null,
+                to: options.version,
+                fromRefs: previous.refs,
+                toRefs: next.refs,
+                fromImages: previous.imageIds,
+                toImages: next.imageIds,
+                digests: next.digests,
+                ...(result.error ? { error: result.error } : {}),
             });
-            const keep = new Set([...Object.values(next.refs), ...Object.values(previous.refs)]);
-            const releases = history.filter((h) => h.outcome === 'deployed').reverse();
-            for (const h of releases.slice(0, t.keepReleases))
-                for (const r of Object.values(h.toRefs ?? {}))
-                    keep.add(r);
-            const local = (await must('prune', listImages(t)))
-                .split('\n')
-                .map((l) => l.trim())
-                .filter((l) => l && !l.endsWith(':<none>'));
-            const drop = local.filter((ref) => !keep.has(ref));
-            if (drop.length)
-                await exec(removeImages(t, drop));
-            return drop;
-        }, (drop) => (drop.length ? `removed ${drop.join(', ')}` : 'nothing to remove')).catch(() => undefined);
-    }
-    async function releaseLock() {
-        await step('unlock', async () => {
+        const remove = pruneList();
+        await step('finish', async () => {
             let last = '';
             for (let attempt = 1; attempt <= 3; attempt++) {
                 try {
-                    const r = await exec(commands_releaseLock(t, token));
+                    const r = await exec(finish(t, { token, ...(history ? { history } : {}), remove }));
                     if (r.code === 0)
-                        return r.stdout.trim();
+                        return r.stdout;
                     last = target_describe(r);
                 }
                 catch (e) {
@@ -68012,8 +68051,14 @@ async function deployTarget(target, wave, options, ports) {
                 }
                 await ports.clock.sleep(500 * attempt);
             }
-            throw new StepFailure('unlock', `could not release the lock on ${t.path}: ${last}`);
-        }).catch((e) => {
+            throw new StepFailure('finish', `could not release the lock on ${t.path}: ${last}`);
+        }, (out) => [
+            history ? (out.includes('@@history-failed') ? 'history NOT written' : 'history written') : '',
+            remove.length ? `pruned ${remove.join(', ')}` : '',
+            out.includes('@@unlock released') ? 'unlocked' : 'lock was not ours',
+        ]
+            .filter(Boolean)
+            .join(', ')).catch((e) => {
             result.error = result.error ? `${result.error}; ${e.message}` : e.message;
             if (result.outcome === 'deployed' || result.outcome === 'unchanged')
                 result.outcome = 'failed';
@@ -68224,25 +68269,17 @@ function dryRunCommands(target, version) {
     const refs = Object.fromEntries(t.images.map((i) => [i.variable, imageRef(i, version)]));
     const out = [];
     const add = (step, script) => out.push({ step, command: script.text });
-    add('preflight', preflight(t));
-    add('lock', acquireLock(t, owner));
-    add('current', readCurrent(t));
-    if (!t.commands) {
-        for (const ref of Object.values(refs)) {
-            add('pull', pullImage(t, ref));
-            add('pull', inspectImage(t, ref));
-        }
-    }
+    add('prepare', prepare(t, owner));
+    if (!t.commands)
+        add('pull', pullImages(t, Object.values(refs)));
     if (t.backup)
         add('backup', commands_backup(t, '<time>'));
     for (const h of t.hooks.preDeploy)
         add('pre-deploy hook', runUserCommand(t, h.run, env));
     if (t.commands)
         add('deploy', runUserCommand(t, t.commands.deploy, env));
-    else {
-        add('switch', switchEnv(t, refs));
-        add('up', composeUp(t));
-    }
+    else
+        add('update', update(t, refs));
     const h = t.health;
     out.push({
         step: 'health',
@@ -68252,12 +68289,7 @@ function dryRunCommands(target, version) {
         add('health', containerHealth(t));
     for (const k of t.hooks.postDeploy)
         add('post-deploy hook', runUserCommand(t, k.run, env));
-    add('history', appendHistory(t, '<entry>'));
-    if (!t.commands) {
-        add('prune', readHistory(t));
-        add('prune', listImages(t));
-    }
-    add('unlock', commands_releaseLock(t, '<token>'));
+    add('finish', finish(t, { token: '<token>', history: '<entry>', remove: ['<images beyond the last releases>'] }));
     return out;
 }
 

@@ -31,19 +31,9 @@ describeSshd('one server, two tenants, real sshd', () => {
     expect(r.previous!.imageIds).toHaveLength(1);
     expect(r.next).toMatchObject({ refs: { APP_IMAGE: `${REPO}:v2` }, version: 'v2' });
     expect(r.next!.digests[0]).toMatch(new RegExp(`^${REPO}@sha256:[0-9a-f]{64}$`));
-    expect(r.steps.map((s) => s.step)).toEqual([
-      'connect',
-      'preflight',
-      'lock',
-      'current',
-      'pull',
-      'switch',
-      'up',
-      'health',
-      'history',
-      'prune',
-      'unlock',
-    ]);
+    // four round trips on the happy path: prepare, pull, update, finish (plus the health probes)
+    expect(r.steps.map((s) => s.step)).toEqual(['connect', 'prepare', 'pull', 'update', 'health', 'finish']);
+    expect(r.steps.at(-1)!.detail).toBe('history written, unlocked');
     expect(fleet.env(t1())).toBe(
       `# tenant t1-1\nAPP_IMAGE=${REPO}:v2\nAPP_PORT=${t1().port}\nSECRET_TOKEN=keep-me\n`,
     );
@@ -63,7 +53,7 @@ describeSshd('one server, two tenants, real sshd', () => {
     );
     const report = await deploy(fleet.registry, fleet.key, 'v2', { select: 'tenant=t1-1' });
     expect(report.targets[0]!.outcome).toBe('unchanged');
-    expect(report.targets[0]!.steps.map((s) => s.step)).not.toContain('up');
+    expect(report.targets[0]!.steps.map((s) => s.step)).toEqual(['connect', 'prepare', 'pull', 'finish']);
     expect(
       readFileSync(join(fleet.sshds.get('srv-1')!.dir, 'sandbox', 'projects', 't1-1.json'), 'utf8'),
     ).toBe(before);
@@ -103,7 +93,7 @@ describeSshd('one server, two tenants, real sshd', () => {
     expect(r.error).toMatch(
       /^pull registry.test\/acme\/app:missing-9 failed after 2 attempts: exit code 1: Error response from daemon: manifest for .* not found/,
     );
-    expect(r.steps.map((s) => s.step)).not.toContain('switch');
+    expect(r.steps.map((s) => s.step)).not.toContain('update');
     expect(fleet.env(t1())).toBe(envBefore);
     expect(lockExists(t1())).toBe(false);
   });
@@ -150,7 +140,7 @@ describeSshd('one server, two tenants, real sshd', () => {
       const report = await deploy(fleet.registry, fleet.key, 'v4', { select: 'tenant=t1-1' });
       const r = report.targets[0]!;
       expect(r.outcome).toBe('failed');
-      expect(r.error).toMatch(/^up failed: exit code 1: no service port/);
+      expect(r.error).toMatch(/^compose up failed: exit code 1: no service port/);
       expect(r.rollbackError).toMatch(/^rollback failed: exit code 1: no service port/);
       expect(readFileSync(envFile, 'utf8')).toContain(`APP_IMAGE=${REPO}:v3\n`);
       expect(lockExists(t1())).toBe(false);

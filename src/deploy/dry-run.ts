@@ -1,7 +1,6 @@
 /**
  * --dry-run: the exact remote commands a deploy would run on each target, in order, on the path where
- * every step succeeds (a rollback would add the `switch` and `up` of the previous release). Connects to
- * nothing.
+ * every step succeeds (a rollback would add an `update` to the previous release). Connects to nothing.
  */
 import type { Target } from '../registry/model';
 import * as R from '../remote/commands';
@@ -13,22 +12,12 @@ export function dryRunCommands(target: Target, version: string): Array<{ step: s
   const refs = Object.fromEntries(t.images.map((i) => [i.variable, R.imageRef(i, version)]));
   const out: Array<{ step: string; command: string }> = [];
   const add = (step: string, script: { text: string }) => out.push({ step, command: script.text });
-  add('preflight', R.preflight(t));
-  add('lock', R.acquireLock(t, owner));
-  add('current', R.readCurrent(t));
-  if (!t.commands) {
-    for (const ref of Object.values(refs)) {
-      add('pull', R.pullImage(t, ref));
-      add('pull', R.inspectImage(t, ref));
-    }
-  }
+  add('prepare', R.prepare(t, owner));
+  if (!t.commands) add('pull', R.pullImages(t, Object.values(refs)));
   if (t.backup) add('backup', R.backup(t, '<time>'));
   for (const h of t.hooks.preDeploy) add('pre-deploy hook', R.runUserCommand(t, h.run, env));
   if (t.commands) add('deploy', R.runUserCommand(t, t.commands.deploy, env));
-  else {
-    add('switch', R.switchEnv(t, refs));
-    add('up', R.composeUp(t));
-  }
+  else add('update', R.update(t, refs));
   const h = t.health;
   out.push({
     step: 'health',
@@ -36,11 +25,9 @@ export function dryRunCommands(target: Target, version: string): Array<{ step: s
   });
   if (h.containerHealth) add('health', R.containerHealth(t));
   for (const k of t.hooks.postDeploy) add('post-deploy hook', R.runUserCommand(t, k.run, env));
-  add('history', R.appendHistory(t, '<entry>'));
-  if (!t.commands) {
-    add('prune', R.readHistory(t));
-    add('prune', R.listImages(t));
-  }
-  add('unlock', R.releaseLock(t, '<token>'));
+  add(
+    'finish',
+    R.finish(t, { token: '<token>', history: '<entry>', remove: ['<images beyond the last releases>'] }),
+  );
   return out;
 }

@@ -180,9 +180,10 @@ export async function deployTarget(
     return g;
   }
 
-  // ---- the steps ----
+  // ---- the steps: four round trips on the happy path (prepare, pull, update, finish) ----
   const previous: Release = { refs: {}, imageIds: [], digests: [] };
   const next: Release = { refs: {}, version: options.version, imageIds: [], digests: [] };
+  let prepared: R.Prepared | undefined;
   let locked = false;
   let switched = false;
 
@@ -192,122 +193,128 @@ export async function deployTarget(
       () => ports.session.transport(),
       () => undefined,
     );
-    await step(
-      'preflight',
+
+    prepared = await step(
+      'prepare',
       async () => {
-        const r = await exec(R.preflight(t));
-        if (r.code === R.PREFLIGHT.noDirectory)
-          throw new StepFailure(
-            'preflight',
-            `directory ${t.path} does not exist on ${target.server.name} (or is not accessible to ${target.server.user})`,
-          );
-        if (r.code === R.PREFLIGHT.noComposeFile)
-          throw new StepFailure('preflight', `compose file ${r.stdout.trim()} not found in ${t.path}`);
-        if (r.code === R.PREFLIGHT.noEnvFile)
-          throw new StepFailure(
-            'preflight',
-            `no .env in ${t.path}: the image variables (${t.images.map((i) => i.variable).join(', ')}) live there`,
-          );
-        if (r.code === R.PREFLIGHT.noComposeCommand)
-          throw new StepFailure(
-            'preflight',
-            `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set compose.command in the registry`,
-          );
-        if (r.code !== 0) throw new StepFailure('preflight', `preflight failed: ${describe(r)}`);
-        const { freeMb } = R.parsePreflight(r.stdout);
-        if (freeMb !== undefined && freeMb < t.minFreeDiskMb)
-          throw new StepFailure(
-            'preflight',
-            `only ${freeMb} MiB free on the filesystem of ${t.path}; minFreeDiskMb is ${t.minFreeDiskMb}`,
-          );
-        return freeMb;
-      },
-      (mb) => (mb !== undefined ? `${mb} MiB free` : undefined),
-    );
-
-    await step('lock', async () => {
-      const owner = JSON.stringify({
-        token,
-        run: options.runId,
-        actor: options.actor,
-        version: options.version,
-        since: new Date(ports.clock.now()).toISOString(),
-      });
-      const deadline = ports.clock.now() + options.lockWaitMs;
-      for (let attempt = 0; ; attempt++) {
-        const lock = R.parseLock(await must('lock', R.acquireLock(t, owner)));
-        if (lock.acquired) return (locked = true);
-        if (
-          options.breakLocksOlderThanMs !== undefined &&
-          lock.ageS * 1000 >= options.breakLocksOlderThanMs
-        ) {
-          await must('lock', R.breakLock(t, Math.floor(options.breakLocksOlderThanMs / 1000)));
-          ports.onStep({
-            target: target.id,
-            step: 'lock',
-            status: 'start',
-            detail: `broke a stale lock (${lock.ageS} s old) held by ${lock.owner}`,
-          });
-          continue;
-        }
-        if (ports.clock.now() >= deadline || ports.signal?.aborted) {
-          throw new StepFailure(
-            'lock',
-            `${t.path} on ${target.server.name} is locked by another deploy: ${lock.owner} (for ${lock.ageS} s); waited ${Math.round(options.lockWaitMs / 1000)} s`,
-          );
-        }
-        await ports.clock.sleep(
-          Math.min(2000 * (attempt + 1), 5000, Math.max(0, deadline - ports.clock.now())),
-          ports.signal,
-        );
-      }
-    });
-
-    const unchanged = await step(
-      'current',
-      async () => {
-        const out = await must('current', R.readCurrent(t));
-        if (t.commands) {
-          previous.version = out.trim().split('\n').at(-1) ?? '';
-          previous.refs = { version: previous.version };
-          next.refs = { version: options.version };
-          return previous.version === options.version;
-        }
-        const cur = R.parseCurrent(out);
-        previous.refs = Object.fromEntries(
-          t.images.filter((i) => cur.env[i.variable]).map((i) => [i.variable, cur.env[i.variable]!]),
-        );
-        previous.imageIds = cur.running;
-        const first = previous.refs[t.images[0]!.variable];
-        if (first) previous.version = R.versionOf(first);
-        next.refs = Object.fromEntries(t.images.map((i) => [i.variable, R.imageRef(i, options.version)]));
-        return false;
-      },
-      () => (previous.version ? `running ${previous.version}` : 'no previous release'),
-    );
-
-    if (!t.commands) {
-      await step('pull', async () => {
-        for (const ref of Object.values(next.refs)) {
-          for (let attempt = 1; attempt <= options.pullAttempts; attempt++) {
-            const r = await exec(R.pullImage(t, ref), options.pullTimeoutMs);
-            if (r.code === 0) break;
-            if (attempt === options.pullAttempts)
-              throw new StepFailure('pull', `pull ${ref} failed after ${attempt} attempts: ${describe(r)}`);
-            await ports.clock.sleep(1000 * 2 ** (attempt - 1), ports.signal);
+        const owner = JSON.stringify({
+          token,
+          run: options.runId,
+          actor: options.actor,
+          version: options.version,
+          since: new Date(ports.clock.now()).toISOString(),
+        });
+        const breakAfterS =
+          options.breakLocksOlderThanMs === undefined
+            ? undefined
+            : Math.floor(options.breakLocksOlderThanMs / 1000);
+        const deadline = ports.clock.now() + options.lockWaitMs;
+        for (let attempt = 0; ; attempt++) {
+          const r = await exec(R.prepare(t, owner, breakAfterS));
+          if (r.code === R.PREFLIGHT.noDirectory)
+            throw new StepFailure(
+              'prepare',
+              `directory ${t.path} does not exist on ${target.server.name} (or is not accessible to ${target.server.user})`,
+            );
+          if (r.code === R.PREFLIGHT.noComposeFile)
+            throw new StepFailure(
+              'prepare',
+              `compose file ${r.stdout.trim().split('\n').at(-1)} not found in ${t.path}`,
+            );
+          if (r.code === R.PREFLIGHT.noEnvFile)
+            throw new StepFailure(
+              'prepare',
+              `no .env in ${t.path}: the image variables (${t.images.map((i) => i.variable).join(', ')}) live there`,
+            );
+          if (r.code === R.PREFLIGHT.noComposeCommand)
+            throw new StepFailure(
+              'prepare',
+              `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set compose.command in the registry`,
+            );
+          const p = R.parsePrepared(r.stdout);
+          if (p.freeMb !== undefined && p.freeMb < t.minFreeDiskMb && r.code !== R.LOCK_HELD) {
+            // Checked before anything changes; the lock just taken is released in `finally`.
+            locked = r.code === 0;
+            throw new StepFailure(
+              'prepare',
+              `only ${p.freeMb} MiB free on the filesystem of ${t.path}; minFreeDiskMb is ${t.minFreeDiskMb}`,
+            );
           }
-          const img = R.parseImage(await must('pull', R.inspectImage(t, ref)));
-          next.imageIds.push(img.id);
-          next.digests.push(...img.digests);
+          if (r.code === 0) {
+            locked = true;
+            if (p.brokeStale !== undefined)
+              ports.onStep({
+                target: target.id,
+                step: 'prepare',
+                status: 'start',
+                detail: `broke a stale lock held by ${p.brokeStale || 'an unknown owner'}`,
+              });
+            return p;
+          }
+          if (r.code !== R.LOCK_HELD) {
+            locked = r.stdout.includes('@@env') || r.stdout.includes('@@current');
+            throw new StepFailure('prepare', `prepare failed: ${describe(r)}`);
+          }
+          if (ports.clock.now() >= deadline || ports.signal?.aborted) {
+            throw new StepFailure(
+              'prepare',
+              `${t.path} on ${target.server.name} is locked by another deploy: ${p.lock?.owner || 'unknown owner'} (for ${p.lock?.ageS ?? 0} s); waited ${Math.round(options.lockWaitMs / 1000)} s`,
+            );
+          }
+          await ports.clock.sleep(
+            Math.min(1000 * (attempt + 1), 5000, Math.max(0, deadline - ports.clock.now())),
+            ports.signal,
+          );
+        }
+      },
+      (p) =>
+        [
+          p.freeMb !== undefined ? `${p.freeMb} MiB free` : '',
+          previousVersion(p) ? `running ${previousVersion(p)}` : 'no previous release',
+        ]
+          .filter(Boolean)
+          .join(', '),
+    );
+
+    if (t.commands) {
+      previous.version = prepared.current;
+      if (previous.version) previous.refs = { version: previous.version };
+      next.refs = { version: options.version };
+    } else {
+      previous.refs = Object.fromEntries(
+        t.images
+          .filter((i) => prepared!.env[i.variable])
+          .map((i) => [i.variable, prepared!.env[i.variable]!]),
+      );
+      previous.imageIds = prepared.running;
+      previous.version = previousVersion(prepared);
+      next.refs = Object.fromEntries(t.images.map((i) => [i.variable, R.imageRef(i, options.version)]));
+
+      await step('pull', async () => {
+        const refs = Object.values(next.refs);
+        for (let attempt = 1; ; attempt++) {
+          const r = await exec(R.pullImages(t, refs), options.pullTimeoutMs);
+          if (r.code === 0) {
+            for (const img of R.parseImages(r.stdout)) {
+              next.imageIds.push(img.id);
+              next.digests.push(...img.digests);
+            }
+            return;
+          }
+          if (attempt >= options.pullAttempts)
+            throw new StepFailure(
+              'pull',
+              `pull ${refs.join(', ')} failed after ${attempt} attempts: ${describe(r)}`,
+            );
+          await ports.clock.sleep(1000 * 2 ** (attempt - 1), ports.signal);
         }
       });
     }
 
-    const same =
-      unchanged ||
-      (!t.commands &&
-        Object.entries(next.refs).every(([k, v]) => previous.refs[k] === v) &&
-        next.imageIds.every((id) => previous.imageIds.includes(id)));
+    const same = t.commands
+      ? previous.version === options.version
+      : Object.entries(next.refs).every(([k, v]) => previous.refs[k] === v) &&
+        next.imageIds.every((id) => previous.imageIds.includes(id));
     if (same) {
       result.outcome = 'unchanged';
       return result;
@@ -336,9 +343,13 @@ export async function deployTarget(
         ),
       );
     } else {
-      switched = true; // from here on, a failure rolls back (the switch itself is atomic: old or new .env)
-      await step('switch', () => must('switch', R.switchEnv(t, next.refs)));
-      await step('up', () => must('up', R.composeUp(t), options.pullTimeoutMs));
+      await step('update', async () => {
+        const r = await exec(R.update(t, next.refs), options.pullTimeoutMs);
+        if (r.code === R.SWITCH_FAILED)
+          throw new StepFailure('update', `switching the image in ${t.path}/.env failed: ${describe(r)}`);
+        switched = true; // from here on a failure rolls back; .env is the old or the new file, never a mix
+        if (r.code !== 0) throw new StepFailure('update', `compose up failed: ${describe(r)}`);
+      });
     }
     await step(
       'health',
@@ -354,16 +365,18 @@ export async function deployTarget(
     if (switched) await rollback();
   } finally {
     recovering = true;
-    if (locked) {
-      if (result.outcome !== 'unchanged') await recordHistory();
-      if (result.outcome === 'deployed' && !t.commands) await prune();
-      await releaseLock();
-    }
+    if (locked) await finishTarget();
     result.previous = previous;
     if (Object.keys(next.refs).length) result.next = next;
     result.durationMs = ports.clock.now() - started;
   }
   return result;
+
+  function previousVersion(p: R.Prepared): string | undefined {
+    if (t.commands) return p.current;
+    const first = p.env[t.images[0]!.variable];
+    return first ? R.versionOf(first) : undefined;
+  }
 
   async function rollback() {
     const prevVersion = previous.version;
@@ -383,8 +396,7 @@ export async function deployTarget(
         } else {
           if (Object.keys(previous.refs).length === 0)
             throw new StepFailure('rollback', 'no previous release in .env to roll back to');
-          await must('rollback', R.switchEnv(t, previous.refs));
-          await must('rollback', R.composeUp(t), options.pullTimeoutMs);
+          await must('rollback', R.update(t, previous.refs), options.pullTimeoutMs);
         }
       });
       await step(
@@ -405,72 +417,69 @@ export async function deployTarget(
     }
   }
 
-  async function recordHistory() {
-    const entry = {
-      time: new Date(ports.clock.now()).toISOString(),
-      actor: options.actor,
-      run: options.runId,
-      target: target.id,
-      outcome: result.outcome,
-      from: previous.version ?? null,
-      to: options.version,
-      fromRefs: previous.refs,
-      toRefs: next.refs,
-      fromImages: previous.imageIds,
-      toImages: next.imageIds,
-      digests: next.digests,
-      ...(result.error ? { error: result.error } : {}),
-    };
-    await step('history', () => must('history', R.appendHistory(t, JSON.stringify(entry)))).catch(
-      () => undefined,
-    );
-  }
-
-  async function prune() {
-    await step(
-      'prune',
-      async () => {
-        const history = (await must('prune', R.readHistory(t)))
-          .split('\n')
-          .filter(Boolean)
-          .flatMap((l) => {
-            try {
-              return [JSON.parse(l) as { outcome: string; toRefs?: Record<string, string> }];
-            } catch {
-              return [];
-            }
-          });
-        const keep = new Set<string>([...Object.values(next.refs), ...Object.values(previous.refs)]);
-        const releases = history.filter((h) => h.outcome === 'deployed').reverse();
-        for (const h of releases.slice(0, t.keepReleases))
-          for (const r of Object.values(h.toRefs ?? {})) keep.add(r);
-        const local = (await must('prune', R.listImages(t)))
-          .split('\n')
-          .map((l) => l.trim())
-          .filter((l) => l && !l.endsWith(':<none>'));
-        const drop = local.filter((ref) => !keep.has(ref));
-        if (drop.length) await exec(R.removeImages(t, drop));
-        return drop;
-      },
-      (drop) => (drop.length ? `removed ${drop.join(', ')}` : 'nothing to remove'),
-    ).catch(() => undefined);
-  }
-
-  async function releaseLock() {
-    await step('unlock', async () => {
-      let last = '';
-      for (let attempt = 1; attempt <= 3; attempt++) {
-        try {
-          const r = await exec(R.releaseLock(t, token));
-          if (r.code === 0) return r.stdout.trim();
-          last = describe(r);
-        } catch (e) {
-          last = (e as Error).message;
-        }
-        await ports.clock.sleep(500 * attempt);
+  /** Images to remove after a deploy: not among the last `keepReleases` releases, the running or the previous one. */
+  function pruneList(): string[] {
+    if (t.commands || result.outcome !== 'deployed' || !prepared) return [];
+    const keep = new Set<string>([...Object.values(next.refs), ...Object.values(previous.refs)]);
+    const releases: Array<Record<string, string>> = [next.refs];
+    for (const line of [...prepared.history].reverse()) {
+      try {
+        const h = JSON.parse(line) as { outcome?: string; toRefs?: Record<string, string> };
+        if (h.outcome === 'deployed' && h.toRefs) releases.push(h.toRefs);
+      } catch {
+        // a line we cannot read keeps nothing and removes nothing
       }
-      throw new StepFailure('unlock', `could not release the lock on ${t.path}: ${last}`);
-    }).catch((e: Error) => {
+    }
+    for (const refs of releases.slice(0, t.keepReleases)) for (const r of Object.values(refs)) keep.add(r);
+    return prepared.localImages.filter((ref) => !keep.has(ref));
+  }
+
+  /** History entry, pruning and the lock release, in one round trip; retried over a new connection if needed. */
+  async function finishTarget() {
+    const history =
+      result.outcome === 'unchanged'
+        ? undefined
+        : JSON.stringify({
+            time: new Date(ports.clock.now()).toISOString(),
+            actor: options.actor,
+            run: options.runId,
+            target: target.id,
+            outcome: result.outcome,
+            from: previous.version ?? null,
+            to: options.version,
+            fromRefs: previous.refs,
+            toRefs: next.refs,
+            fromImages: previous.imageIds,
+            toImages: next.imageIds,
+            digests: next.digests,
+            ...(result.error ? { error: result.error } : {}),
+          });
+    const remove = pruneList();
+    await step(
+      'finish',
+      async () => {
+        let last = '';
+        for (let attempt = 1; attempt <= 3; attempt++) {
+          try {
+            const r = await exec(R.finish(t, { token, ...(history ? { history } : {}), remove }));
+            if (r.code === 0) return r.stdout;
+            last = describe(r);
+          } catch (e) {
+            last = (e as Error).message;
+          }
+          await ports.clock.sleep(500 * attempt);
+        }
+        throw new StepFailure('finish', `could not release the lock on ${t.path}: ${last}`);
+      },
+      (out) =>
+        [
+          history ? (out.includes('@@history-failed') ? 'history NOT written' : 'history written') : '',
+          remove.length ? `pruned ${remove.join(', ')}` : '',
+          out.includes('@@unlock released') ? 'unlocked' : 'lock was not ours',
+        ]
+          .filter(Boolean)
+          .join(', '),
+    ).catch((e: Error) => {
       result.error = result.error ? `${result.error}; ${e.message}` : e.message;
       if (result.outcome === 'deployed' || result.outcome === 'unchanged') result.outcome = 'failed';
     });

@@ -57,62 +57,102 @@ export function composeArgv(t: Tenant): string[] {
 
 const enter = (t: Tenant) => sh`cd -- ${t.path}`;
 
-export function preflight(t: Tenant): Script {
-  const checks: Script[] = [sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`];
+/** Exit code of `prepare` when another deploy holds the lock. */
+export const LOCK_HELD = 20;
+/** Exit code of `update` when .env could not be switched (so nothing changed). */
+export const SWITCH_FAILED = 30;
+
+/**
+ * The first round trip of a deploy: preflight checks, then the lock, then everything the deploy needs
+ * to know about the tenant — the image variables in .env, the image IDs of the running containers, the
+ * history's tail and the local images of its repositories (for pruning) — in one script, so the whole
+ * preparation costs one SSH round trip. Sections of the output start with `@@name`.
+ *
+ * The lock is an atomic `mkdir .fleet/lock` with an owner file. A held lock exits LOCK_HELD after
+ * printing its owner and age; with `breakAfterS`, a lock at least that old is removed and taken.
+ */
+export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script {
+  const lines: Script[] = [sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`];
   if (!t.commands) {
     for (const f of t.compose.files)
-      checks.push(sh`test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
-    checks.push(sh`test -f .env || exit ${PREFLIGHT.noEnvFile}`);
-    checks.push(
+      lines.push(sh`test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
+    lines.push(sh`test -f .env || exit ${PREFLIGHT.noEnvFile}`);
+    lines.push(
       sh`${t.compose.command.split(' ')} version >/dev/null 2>&1 || exit ${PREFLIGHT.noComposeCommand}`,
     );
   }
-  checks.push(sh`df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
-  return new Script(checks.map(String).join('\n'));
+  lines.push(sh`df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
+  lines.push(sh`mkdir -p ${STATE_DIR} || exit 1`);
+  const take = sh`mkdir ${LOCK_DIR} 2>/dev/null && printf '%s\n' ${owner} > ${LOCK_DIR}/owner`;
+  const age = sh`$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
+  const stale =
+    breakAfterS === undefined
+      ? sh``
+      : sh`elif [ ${age} -ge ${breakAfterS} ]; then echo "@@stale $(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR} && ${take} || exit ${LOCK_HELD}; `;
+  lines.push(
+    sh`if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`,
+  );
+  if (t.commands) {
+    lines.push(sh`echo '@@current'; sh -c ${t.commands.current} || exit 1`);
+  } else {
+    const names = t.images.map((i) => i.variable).join('|');
+    const engine = engineOf(t.compose.command);
+    lines.push(sh`echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`);
+    lines.push(
+      sh`echo '@@running'; ids=$(${composeArgv(t)} ps -q ${t.compose.services ?? []}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`,
+    );
+    lines.push(
+      sh`echo '@@images'; ${new Script(t.images.map((i) => sh`${engine} image ls --format '{{.Repository}}:{{.Tag}}' ${i.repository}`.text).join('; '))}`,
+    );
+  }
+  lines.push(sh`echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
+  return new Script(lines.map(String).join('\n'));
 }
 
-export function parsePreflight(stdout: string): { freeMb?: number } {
-  const m = /free_kb=(\d+)/.exec(stdout);
-  return m ? { freeMb: Math.floor(Number(m[1]) / 1024) } : {};
-}
-
-/** Takes the lock (atomic mkdir) and writes the owner, or reports who holds it and for how long. */
-export function acquireLock(t: Tenant, owner: string): Script {
-  return sh`${enter(t)} && mkdir -p ${STATE_DIR} && if mkdir ${LOCK_DIR} 2>/dev/null; then printf '%s\n' ${owner} > ${LOCK_DIR}/owner && echo acquired; else echo held; cat ${LOCK_DIR}/owner 2>/dev/null || echo '{}'; echo "age=$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR}) ))"; fi`;
-}
-
-export function parseLock(
-  stdout: string,
-): { acquired: true } | { acquired: false; owner: string; ageS: number } {
-  const lines = stdout.trim().split('\n');
-  if (lines[0] === 'acquired') return { acquired: true };
-  const age = /^age=(-?\d+)$/.exec(lines.at(-1) ?? '');
-  return { acquired: false, owner: lines.slice(1, -1).join('\n').trim(), ageS: age ? Number(age[1]) : 0 };
-}
-
-/** Removes the lock only when it is still ours (its owner holds our token). */
-export function releaseLock(t: Tenant, token: string): Script {
-  return sh`${enter(t)} && if grep -qF -- ${token} ${LOCK_DIR}/owner 2>/dev/null; then rm -rf -- ${LOCK_DIR} && echo released; else echo not-ours; fi`;
-}
-
-/** Removes a lock whatever its owner, but only when it is older than `minAgeS` (a stale lock). */
-export function breakLock(t: Tenant, minAgeS: number): Script {
-  return sh`${enter(t)} && age=$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR}) )) && if [ "$age" -ge ${minAgeS} ]; then rm -rf -- ${LOCK_DIR} && echo broken; else echo fresh; fi`;
-}
-
-/** The image variables in .env and the image IDs of the containers running now. */
-export function readCurrent(t: Tenant): Script {
-  if (t.commands) return sh`${enter(t)} && sh -c ${t.commands.current}`;
-  const names = t.images.map((i) => i.variable).join('|');
-  const engine = engineOf(t.compose.command);
-  return sh`${enter(t)} && { grep -E ${`^(export[[:space:]]+)?(${names})=`} .env || true; } && echo '--- running' && ids=$(${composeArgv(t)} ps -q ${t.compose.services ?? []}) && if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids; fi`;
-}
-
-export interface Current {
-  /** variable → image reference, as written in .env */
+export interface Prepared {
+  freeMb?: number;
+  /** The owner of the stale lock that was broken, when one was. */
+  brokeStale?: string;
+  lock?: { owner: string; ageS: number };
+  /** variable → reference in .env (compose) */
   env: Record<string, string>;
-  /** image IDs of the running containers (normalized to sha256:…) */
+  /** image IDs of the running containers, normalized to sha256:… */
   running: string[];
+  /** the version the `current` command printed (commands strategy) */
+  current?: string;
+  localImages: string[];
+  history: string[];
+}
+
+export function parsePrepared(stdout: string): Prepared {
+  const out: Prepared = { env: {}, running: [], localImages: [], history: [] };
+  let section = '';
+  const lockLines: string[] = [];
+  for (const raw of stdout.split('\n')) {
+    const line = raw.trimEnd();
+    const marker = /^@@(\w+)(?: (.*))?$/.exec(line);
+    if (marker) {
+      section = marker[1]!;
+      if (section === 'age') out.lock = { owner: lockLines.join('\n').trim(), ageS: Number(marker[2]) || 0 };
+      if (section === 'stale') out.brokeStale = marker[2] ?? '';
+      continue;
+    }
+    if (!line.trim()) continue;
+    if (section === '') {
+      const free = /^free_kb=(\d+)$/.exec(line);
+      if (free) out.freeMb = Math.floor(Number(free[1]) / 1024);
+    } else if (section === 'lock') lockLines.push(line);
+    else if (section === 'env') {
+      const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
+      if (m) out.env[m[1]!] = m[2]!.trim().replace(/^(["'])(.*)\1$/, '$2');
+    } else if (section === 'running') out.running.push(normalizeId(line));
+    else if (section === 'current') out.current = line.trim();
+    else if (section === 'images') {
+      if (!line.endsWith(':<none>')) out.localImages.push(line.trim());
+    } else if (section === 'history') out.history.push(line);
+  }
+  out.running = [...new Set(out.running)];
+  return out;
 }
 
 export function normalizeId(id: string): string {
@@ -120,47 +160,38 @@ export function normalizeId(id: string): string {
   return s.startsWith('sha256:') ? s : `sha256:${s}`;
 }
 
-export function parseCurrent(stdout: string): Current {
-  const [envPart, runPart = ''] = stdout.split('--- running');
-  const env: Record<string, string> = {};
-  for (const line of envPart!.split('\n')) {
-    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
-    if (m) env[m[1]!] = m[2]!.trim().replace(/^(["'])(.*)\1$/, '$2');
-  }
-  const running = runPart
+/** Pulls every image of the release and prints `ID|["repo@digest", …]` for each, in order. */
+export function pullImages(t: Tenant, refs: readonly string[]): Script {
+  const engine = engineOf(t.compose.command);
+  const pulls = refs.map((ref) => sh`${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
+  return sh`${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`;
+}
+
+export function parseImages(stdout: string): Array<{ id: string; digests: string[] }> {
+  return stdout
+    .trim()
     .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .map(normalizeId);
-  return { env, running: [...new Set(running)] };
-}
-
-export function pullImage(t: Tenant, ref: string): Script {
-  return sh`${engineOf(t.compose.command)} pull -q ${ref}`;
-}
-
-/** ID and repository digests of a local image. */
-export function inspectImage(t: Tenant, ref: string): Script {
-  return sh`${engineOf(t.compose.command)} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${ref}`;
-}
-
-export function parseImage(stdout: string): { id: string; digests: string[] } {
-  const [id = '', json = '[]'] = stdout.trim().split('\n')[0]!.split('|');
-  let digests: string[];
-  try {
-    digests = (JSON.parse(json) as string[] | null) ?? [];
-  } catch {
-    digests = [];
-  }
-  return { id: normalizeId(id), digests };
+    .filter((l) => l.includes('|'))
+    .map((line) => {
+      const [id = '', json = '[]'] = line.split('|');
+      let digests: string[];
+      try {
+        digests = (JSON.parse(json) as string[] | null) ?? [];
+      } catch {
+        digests = [];
+      }
+      return { id: normalizeId(id), digests };
+    });
 }
 
 /**
- * Sets image variables in .env atomically: the new file is written beside it (same owner and mode, via
- * cp -p), then renamed over it. Other lines, comments and order are untouched; a variable that is not
- * there yet is appended. `export NAME=` lines keep their `export`.
+ * Sets image variables in .env atomically, then runs `compose up -d`: one round trip. The new .env is
+ * written beside the old (same owner and mode, via cp -p) and renamed over it, so .env is always either
+ * the old or the new file. Other lines, comments and order are untouched; a variable that is not there
+ * yet is appended; `export NAME=` lines keep their `export`. When the switch fails, the script exits
+ * SWITCH_FAILED before compose runs.
  */
-export function switchEnv(t: Tenant, assignments: Readonly<Record<string, string>>): Script {
+export function update(t: Tenant, assignments: Readonly<Record<string, string>>): Script {
   const spec = Object.entries(assignments)
     .map(([k, v]) => `${k}=${v}`)
     .join('\n');
@@ -169,16 +200,38 @@ export function switchEnv(t: Tenant, assignments: Readonly<Record<string, string
 { for (k in val) if ($0 ~ ("^(export[ \\t]+)?" k "=")) { print (($0 ~ /^export[ \\t]/) ? "export " : "") k "=" val[k]; seen[k] = 1; next } print }
 END { for (k in val) if (!(k in seen)) print k "=" val[k] }'`,
   );
-  return sh`${enter(t)} && cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env`;
-}
-
-export function composeUp(t: Tenant): Script {
-  return sh`${enter(t)} && ${composeArgv(t)} up -d ${t.compose.services ?? []}`;
+  return sh`${enter(t)} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`;
 }
 
 /** The containers' own HEALTHCHECK states: healthy, unhealthy, starting, or none. */
 export function containerHealth(t: Tenant): Script {
   return sh`${enter(t)} && ids=$(${composeArgv(t)} ps -q ${t.compose.services ?? []}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`;
+}
+
+/**
+ * The last round trip: append the history entry, remove pruned images (the engine refuses those a
+ * container still uses; that is fine), release the lock if it is still ours. Prints `@@unlock released`
+ * or `@@unlock not-ours`.
+ */
+export function finish(
+  t: Tenant,
+  o: { token: string; history?: string; remove?: readonly string[] },
+): Script {
+  const parts: Script[] = [enter(t)];
+  if (o.history)
+    parts.push(sh`{ printf '%s\n' ${o.history} >> ${HISTORY_FILE} || echo '@@history-failed'; }`);
+  if (o.remove?.length)
+    parts.push(sh`{ ${engineOf(t.compose.command)} image rm ${[...o.remove]} >/dev/null 2>&1 || true; }`);
+  parts.push(releaseLockPart(o.token));
+  return new Script(parts.map(String).join(' && '));
+}
+
+const releaseLockPart = (token: string) =>
+  sh`if grep -qF -- ${token} ${LOCK_DIR}/owner 2>/dev/null; then rm -rf -- ${LOCK_DIR} && echo '@@unlock released'; else echo '@@unlock not-ours'; fi`;
+
+/** Removes the lock only when it is still ours (its owner holds our token): the cancel clean-up. */
+export function releaseLock(t: Tenant, token: string): Script {
+  return sh`${enter(t)} && ${releaseLockPart(token)}`;
 }
 
 export function runUserCommand(t: Tenant, command: string, env: Readonly<Record<string, string>>): Script {
@@ -190,27 +243,4 @@ export function backup(t: Tenant, stamp: string): Script {
   const files = ['.env', ...t.compose.files, ...b.paths];
   const pre = b.command ? sh`sh -c ${b.command} && ` : sh``;
   return sh`${enter(t)} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`;
-}
-
-export function appendHistory(t: Tenant, line: string): Script {
-  return sh`${enter(t)} && mkdir -p ${STATE_DIR} && printf '%s\n' ${line} >> ${HISTORY_FILE}`;
-}
-
-export function readHistory(t: Tenant, lines = 500): Script {
-  return sh`${enter(t)} && { tail -n ${lines} ${HISTORY_FILE} 2>/dev/null || true; }`;
-}
-
-/** Local images of the tenant's repositories, as repository:tag lines. */
-export function listImages(t: Tenant): Script {
-  const engine = engineOf(t.compose.command);
-  return new Script(
-    t.images
-      .map((i) => sh`${engine} image ls --format '{{.Repository}}:{{.Tag}}' ${i.repository}`.text)
-      .join('; '),
-  );
-}
-
-/** Removes images; an image still used by a container is refused by the engine and kept. */
-export function removeImages(t: Tenant, refs: readonly string[]): Script {
-  return sh`${engineOf(t.compose.command)} image rm ${refs} 2>&1 || true`;
 }

@@ -36,8 +36,10 @@ function piece(v: Value): string {
 }
 
 export function sh(strings: TemplateStringsArray, ...values: Value[]): Script {
-  let out = strings[0]!;
-  values.forEach((v, i) => (out += piece(v) + strings[i + 1]!));
+  // The raw literal parts: shell text is written as the shell reads it (`printf '%s\n'` stays as is).
+  const raw = strings.raw;
+  let out = raw[0]!;
+  values.forEach((v, i) => (out += piece(v) + raw[i + 1]!));
   return new Script(out);
 }
 
