@@ -59,7 +59,8 @@ const USER = 'fleetdeploy';
 const SSHD = '/usr/sbin/sshd';
 const TIME = '/usr/bin/time';
 const HEALTH = { interval: 0.5, timeout: 2, deadline: 60, successes: 2 };
-const RUNS = ['ours', 'floor', 'ansible'].filter((r) => ONLY.includes(r));
+const RUNS = ONLY.filter((r, k) => ['ours', 'floor', 'ansible'].includes(r) && ONLY.indexOf(r) === k);
+const TRACE = process.env.BENCH_TRACE === '1';
 if (!['auto', 'podman', 'sandbox'].includes(ENGINE_WANTED))
   throw new Error(`BENCH_ENGINE=${ENGINE_WANTED}: expected podman or sandbox`);
 
@@ -200,6 +201,56 @@ function machineCpuS() {
   // user nice system idle iowait irq softirq steal
   return (f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0)) / 100;
 }
+
+/** CPU seconds of the engine's daemons (podman API service, registry) and their reaped children. */
+function engineCpuS() {
+  if (engine !== 'podman') return undefined;
+  let sum = 0;
+  for (const f of ['podman.pid', 'registry.pid']) {
+    try {
+      const pid = readFileSync(join(ENGINE_DIR, f), 'utf8').trim();
+      const st = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ').map(Number);
+      // after "(comm) ": state=0 … utime=11 stime=12 cutime=13 cstime=14
+      sum += (st[11] + st[12] + st[13] + st[14]) / 100;
+    } catch {
+      // not running
+    }
+  }
+  return sum;
+}
+
+/** The docker / docker-compose calls traced since `offsets` (BENCH_TRACE=1): count and CPU by verb. */
+function traceSince(offsets) {
+  const byVerb = {};
+  servers.forEach((srv, k) => {
+    const file = join(srv.dir, 'trace.log');
+    if (!existsSync(file)) return;
+    const text = readFileSync(file, 'utf8').slice(offsets[k]);
+    for (const line of text.split('\n')) {
+      const m = /^([\d.]+) ([\d.]+) ([\d.]+) (\S+)(.*)$/.exec(line);
+      if (!m) continue;
+      const tool = m[4].split('/').at(-1);
+      const words = m[5].trim().split(/\s+/);
+      const verb = [];
+      for (let i = 0; i < words.length && verb.length < 2; i++) {
+        const w = words[i];
+        if (['-f', '-p', '--format', '--file', '--project-name'].includes(w)) i++;
+        else if (w.startsWith('-')) continue;
+        else if (verb.length === 0) verb.push(w);
+        else if (['image', 'container', 'compose'].includes(verb[0])) verb.push(w);
+        else break;
+      }
+      const key = `${tool} ${verb.join(' ')}`;
+      const e = (byVerb[key] ??= { n: 0, cpuS: 0, wallS: 0 });
+      e.n++;
+      e.cpuS += Number(m[2]) + Number(m[3]);
+      e.wallS += Number(m[1]);
+    }
+  });
+  return byVerb;
+}
+const traceOffsets = () =>
+  servers.map((srv) => (existsSync(join(srv.dir, 'trace.log')) ? readFileSync(join(srv.dir, 'trace.log'), 'utf8').length : 0));
 
 async function freePort() {
   return new Promise((resolveP, reject) => {
@@ -354,7 +405,7 @@ async function startSshd(name) {
   writeFileSync(join(dir, 'authorized_keys'), `${PUBKEY}\n`);
   chmodSync(join(dir, 'authorized_keys'), 0o644);
   let setEnv;
-  if (engine === 'podman') setEnv = { DOCKER_HOST: engineEnv.DOCKER_HOST };
+  if (engine === 'podman') setEnv = { DOCKER_HOST: engineEnv.DOCKER_HOST, PATH: '/usr/local/bin:/usr/bin:/bin' };
   else {
     const bin = join(dir, 'bin');
     mkdirSync(bin);
@@ -365,6 +416,24 @@ async function startSshd(name) {
     mkdirSync(join(dir, 'sandbox'));
     run('chown', [`${USER}:`, join(dir, 'sandbox')]);
     setEnv = { PATH: `${bin}:/usr/local/bin:/usr/bin:/bin`, FLEET_SANDBOX_STATE: join(dir, 'sandbox') };
+  }
+  if (TRACE) {
+    // Diagnostics: every docker / docker-compose call on this server is timed into trace/NAME.log.
+    const traceBin = join(dir, 'trace-bin');
+    mkdirSync(traceBin);
+    for (const tool of ['docker', 'docker-compose']) {
+      const real = run('sh', ['-c', `PATH=${setEnv.PATH}; command -v ${tool}`], { allowFail: true }).stdout?.trim();
+      if (!real) continue;
+      writeFileSync(
+        join(traceBin, tool),
+        `#!/bin/sh\nexec ${TIME} -a -o "$FLEET_TRACE_LOG" -f '%e %U %S %C' ${real} "$@"\n`,
+      );
+      chmodSync(join(traceBin, tool), 0o755);
+    }
+    const traceLog = join(dir, 'trace.log');
+    writeFileSync(traceLog, '');
+    run('chown', [`${USER}:`, traceLog]);
+    setEnv = { ...setEnv, PATH: `${traceBin}:${setEnv.PATH}`, FLEET_TRACE_LOG: traceLog };
   }
   const logFile = join(dir, 'sshd.log');
   for (let attempt = 0; attempt < 4; attempt++) {
@@ -810,9 +879,12 @@ try {
     await sleep(2000); // let the reset's containers settle
     const before = servers.map(acceptedCount);
     const cpu0 = machineCpuS();
+    const eng0 = engineCpuS();
+    const trace0 = TRACE ? traceOffsets() : undefined;
     log(`${name}: deploying v2 to ${TARGETS} targets at concurrency ${CONCURRENCY}`);
     const r = await runAsync(name, ARGV[name](), { env: ENV[name], time: true });
     const machine = machineCpuS() - cpu0;
+    const engineCpu = eng0 === undefined ? undefined : engineCpuS() - eng0;
     if (name === 'ansible') closeControlMasters();
     await sleep(500); // sshd writes its log lines as connections end
     const handshakes = servers.map((s, k) => acceptedCount(s) - before[k]);
@@ -822,6 +894,8 @@ try {
       cpuS: r.cpuS,
       cpuMsPerTarget: r.cpuS !== undefined ? (r.cpuS * 1000) / TARGETS : undefined,
       machineCpuS: machine,
+      engineCpuS: engineCpu,
+      ...(TRACE ? { trace: traceSince(trace0) } : {}),
       exitCode: r.code,
       timedOut: r.timedOut,
       deployed,

@@ -1,0 +1,247 @@
+/**
+ * The remote verbs: exact command strings, and their behaviour run by a real local shell in a temp
+ * tenant directory. Where a script calls `docker`, a recording shim stands in for it on PATH (a double,
+ * named so here; the real engine is exercised by the integration and e2e tests).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  readdirSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseRegistry, targetsOf, type Tenant } from '../src/registry';
+import * as R from '../src/remote/commands';
+import { baseRegistry } from './helpers/registry';
+
+function tenant(extra: Record<string, unknown> = {}, path = '/srv/acme'): Tenant {
+  const r = baseRegistry();
+  Object.assign(r.servers[0].tenants[0], { path, ...extra });
+  return targetsOf(parseRegistry(JSON.stringify(r), 'r.json'))[0]!.tenant;
+}
+
+/** A tenant directory plus a recording `docker` double on PATH. */
+function workdir(env: string) {
+  const root = mkdtempSync(join(tmpdir(), 'fd-cmd-'));
+  const dir = join(root, 'tenant');
+  const bin = join(root, 'bin');
+  mkdirSync(dir);
+  mkdirSync(bin);
+  writeFileSync(join(dir, '.env'), env, { mode: 0o640 });
+  writeFileSync(join(dir, 'docker-compose.yml'), 'services: {}\n');
+  writeFileSync(
+    join(bin, 'docker'),
+    `#!/bin/sh\n# double of the docker CLI: records its arguments\necho "$@" >> ${join(root, 'docker.log')}\n`,
+  );
+  chmodSync(join(bin, 'docker'), 0o755);
+  const run = (script: { text: string }) =>
+    spawnSync('sh', ['-c', script.text], { encoding: 'utf8', env: { PATH: `${bin}:/usr/bin:/bin` } });
+  const calls = () =>
+    existsSync(join(root, 'docker.log'))
+      ? readFileSync(join(root, 'docker.log'), 'utf8').trim().split('\n')
+      : [];
+  return { dir, run, calls };
+}
+
+describe('command strings', () => {
+  const t = tenant({
+    compose: { file: ['base.yml', 'prod.yml'], project: 'acme', services: ['web', 'worker'] },
+  });
+
+  test('pull: every image, then their IDs and digests', () => {
+    expect(R.pullImages(t, ['ghcr.io/acme/app:v2']).text).toBe(
+      "docker pull -q ghcr.io/acme/app:v2 >/dev/null && docker image inspect --format '{{.Id}}|{{json .RepoDigests}}' ghcr.io/acme/app:v2",
+    );
+  });
+
+  test('update: atomic .env switch, then compose up with files, project and services', () => {
+    const text = R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v2' }).text;
+    expect(
+      text.startsWith(
+        "cd -- /srv/acme && { cp -p .env .env.fleet-new && awk -v spec=APP_IMAGE=ghcr.io/acme/app:v2 'BEGIN",
+      ),
+    ).toBe(true);
+    expect(
+      text.endsWith(
+        'mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit 30; }; } && docker compose -f base.yml -f prod.yml -p acme up -d web worker',
+      ),
+    ).toBe(true);
+  });
+
+  test('podman compose uses podman for images; docker-compose v1 uses docker', () => {
+    expect(R.pullImages(tenant({ compose: { command: 'podman-compose' } }), ['x/y:1']).text).toMatch(
+      /^podman pull -q x\/y:1/,
+    );
+    expect(R.update(tenant({ compose: { command: 'docker-compose' } }), { A: 'x/y:1' }).text).toMatch(
+      /&& docker-compose -f docker-compose.yml up -d $/,
+    );
+  });
+
+  test('finish: history line quoted whole, prune, and the lock released only when ours', () => {
+    const entry = JSON.stringify({ note: "it's $(x)" });
+    expect(R.finish(t, { token: 'abc123', history: entry, remove: ['ghcr.io/acme/app:v0'] }).text).toBe(
+      `cd -- /srv/acme && { printf '%s\\n' '{"note":"it'\\''s $(x)"}' >> .fleet/history.jsonl || echo '@@history-failed'; } && { docker image rm ghcr.io/acme/app:v0 >/dev/null 2>&1 || true; } && if grep -qF -- abc123 .fleet/lock/owner 2>/dev/null; then rm -rf -- .fleet/lock && echo '@@unlock released'; else echo '@@unlock not-ours'; fi`,
+    );
+  });
+
+  test('a user command runs as its own shell with the version in its environment', () => {
+    expect(
+      R.runUserCommand(t, 'npm run migrate && echo "$FLEET_VERSION"', { FLEET_VERSION: 'v2' }).text,
+    ).toBe(`cd -- /srv/acme && FLEET_VERSION=v2 sh -c 'npm run migrate && echo "$FLEET_VERSION"'`);
+  });
+
+  test('versions: a tag or a digest, nothing else', () => {
+    expect(R.checkVersion('v1.2.3')).toBe('v1.2.3');
+    expect(R.checkVersion(`sha256:${'a'.repeat(64)}`)).toMatch(/^sha256:/);
+    for (const bad of ['v1;reboot', '$(x)', '', '-v', `sha256:${'a'.repeat(10)}`])
+      expect(() => R.checkVersion(bad)).toThrow('--version');
+    expect(R.imageRef({ variable: 'A', repository: 'r/app' }, `sha256:${'b'.repeat(64)}`)).toBe(
+      `r/app@sha256:${'b'.repeat(64)}`,
+    );
+    expect(R.versionOf('reg:5000/a/b:v9')).toBe('v9');
+    expect(R.versionOf('reg:5000/a/b')).toBe('latest');
+    expect(R.versionOf(`a/b@sha256:${'c'.repeat(64)}`)).toBe(`sha256:${'c'.repeat(64)}`);
+  });
+});
+
+describe('the .env switch, run by a real shell', () => {
+  const ENV =
+    '# the tenant\nexport APP_IMAGE="ghcr.io/acme/app:v1"\nOTHER_IMAGE=x/y:1\n\n# secrets\nTOKEN=s3cr=et\n';
+
+  test('replaces the variables, keeps comments, order, export and other lines, and the file mode', () => {
+    const w = workdir(ENV);
+    const t = tenant({ path: w.dir });
+    const r = w.run(R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v2', NEW_IMAGE: 'n/m:2' }));
+    expect(r.status).toBe(0);
+    expect(readFileSync(join(w.dir, '.env'), 'utf8')).toBe(
+      '# the tenant\nexport APP_IMAGE=ghcr.io/acme/app:v2\nOTHER_IMAGE=x/y:1\n\n# secrets\nTOKEN=s3cr=et\nNEW_IMAGE=n/m:2\n',
+    );
+    expect(statSync(join(w.dir, '.env')).mode & 0o777).toBe(0o640);
+    expect(readdirSync(w.dir).sort()).toEqual(['.env', 'docker-compose.yml']);
+    expect(w.calls()).toEqual(['compose -f docker-compose.yml up -d']);
+  });
+
+  test('a missing .env makes the switch fail with exit 30 before compose runs', () => {
+    const w = workdir(ENV);
+    const t = tenant({ path: w.dir });
+    execFileSync('rm', [join(w.dir, '.env')]);
+    const r = w.run(R.update(t, { APP_IMAGE: 'a/b:1' }));
+    expect(r.status).toBe(R.SWITCH_FAILED);
+    expect(w.calls()).toEqual([]);
+    expect(readdirSync(w.dir)).toEqual(['docker-compose.yml']);
+  });
+});
+
+describe('prepare, run by a real shell', () => {
+  const ENV = 'APP_IMAGE=ghcr.io/acme/app:v1\n';
+  const owner = (token: string) => JSON.stringify({ token, run: 'r1' });
+
+  test('checks, takes the lock, reads .env, running image IDs, images and history', () => {
+    const w = workdir(ENV);
+    const t = tenant({ path: w.dir });
+    const r = w.run(R.prepare(t, owner('t1')));
+    expect(r.status).toBe(0);
+    const p = R.parsePrepared(r.stdout);
+    expect(p.env).toEqual({ APP_IMAGE: 'ghcr.io/acme/app:v1' });
+    expect(p.freeMb).toBeGreaterThan(0);
+    expect(p.lock).toBeUndefined();
+    expect(readFileSync(join(w.dir, '.fleet/lock/owner'), 'utf8')).toBe(`${owner('t1')}\n`);
+    expect(w.calls()).toEqual([
+      'compose version',
+      'compose -f docker-compose.yml ps -q',
+      'image ls --format {{.Repository}}:{{.Tag}} ghcr.io/acme/app',
+    ]);
+  });
+
+  test('a held lock exits 20 with its owner and age, and is left alone', () => {
+    const w = workdir(ENV);
+    const t = tenant({ path: w.dir });
+    expect(w.run(R.prepare(t, owner('first'))).status).toBe(0);
+    const r = w.run(R.prepare(t, owner('second')));
+    expect(r.status).toBe(R.LOCK_HELD);
+    expect(R.parsePrepared(r.stdout).lock).toEqual({ owner: owner('first'), ageS: expect.any(Number) });
+    expect(readFileSync(join(w.dir, '.fleet/lock/owner'), 'utf8')).toBe(`${owner('first')}\n`);
+  });
+
+  test('a stale lock is broken only past the given age', () => {
+    const w = workdir(ENV);
+    const t = tenant({ path: w.dir });
+    w.run(R.prepare(t, owner('crashed')));
+    expect(w.run(R.prepare(t, owner('next'), 3600)).status).toBe(R.LOCK_HELD);
+    const r = w.run(R.prepare(t, owner('next'), 0));
+    expect(r.status).toBe(0);
+    expect(R.parsePrepared(r.stdout).brokeStale).toBe(owner('crashed'));
+    expect(readFileSync(join(w.dir, '.fleet/lock/owner'), 'utf8')).toBe(`${owner('next')}\n`);
+  });
+
+  test.each([
+    [
+      'no directory',
+      (w: ReturnType<typeof workdir>) => execFileSync('rm', ['-r', w.dir]),
+      R.PREFLIGHT.noDirectory,
+    ],
+    [
+      'no compose file',
+      (w: ReturnType<typeof workdir>) => execFileSync('rm', [join(w.dir, 'docker-compose.yml')]),
+      R.PREFLIGHT.noComposeFile,
+    ],
+    [
+      'no .env',
+      (w: ReturnType<typeof workdir>) => execFileSync('rm', [join(w.dir, '.env')]),
+      R.PREFLIGHT.noEnvFile,
+    ],
+  ])('%s: its own exit code, and no lock taken', (_, breakIt, code) => {
+    const w = workdir(ENV);
+    const t = tenant({ path: w.dir });
+    breakIt(w);
+    const r = w.run(R.prepare(t, owner('x')));
+    expect(r.status).toBe(code);
+    expect(existsSync(join(w.dir, '.fleet/lock'))).toBe(false);
+  });
+
+  test('finish releases our lock, not another one', () => {
+    const w = workdir(ENV);
+    const t = tenant({ path: w.dir });
+    w.run(R.prepare(t, owner('mine')));
+    expect(w.run(R.finish(t, { token: 'other' })).stdout).toBe('@@unlock not-ours\n');
+    expect(existsSync(join(w.dir, '.fleet/lock'))).toBe(true);
+    const r = w.run(R.finish(t, { token: 'mine', history: '{"a":1}' }));
+    expect(r.stdout).toBe('@@unlock released\n');
+    expect(existsSync(join(w.dir, '.fleet/lock'))).toBe(false);
+    expect(readFileSync(join(w.dir, '.fleet/history.jsonl'), 'utf8')).toBe('{"a":1}\n');
+  });
+
+  test('parsePrepared reads every section', () => {
+    const p = R.parsePrepared(
+      [
+        'free_kb=2048000',
+        '@@env',
+        'APP_IMAGE=r/a:v1',
+        'export B_IMAGE="r/b:v1"',
+        '@@running',
+        'abc',
+        'sha256:abc',
+        'def',
+        '@@images',
+        'r/a:v1',
+        'r/a:<none>',
+        '@@history',
+        '{"x":1}',
+        '@@end',
+      ].join('\n'),
+    );
+    expect(p).toEqual({
+      freeMb: 2000,
+      env: { APP_IMAGE: 'r/a:v1', B_IMAGE: 'r/b:v1' },
+      running: ['sha256:abc', 'sha256:def'],
+      localImages: ['r/a:v1'],
+      history: ['{"x":1}'],
+    });
+  });
+});

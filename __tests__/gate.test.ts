@@ -1,0 +1,100 @@
+import { judge, runGate } from '../src/health/gate';
+import type { HealthCheck } from '../src/registry';
+import { FakeClock } from './helpers/fakes';
+
+const check = (extra: Partial<HealthCheck> = {}): HealthCheck => ({
+  port: 8080,
+  path: '/health',
+  expectStatus: 200,
+  intervalMs: 1000,
+  timeoutMs: 500,
+  deadlineMs: 10_000,
+  successes: 3,
+  containerHealth: false,
+  ...extra,
+});
+const res = (status: number, body: unknown) => ({
+  status,
+  body: typeof body === 'string' ? body : JSON.stringify(body),
+});
+
+describe('judge', () => {
+  test('status', () => {
+    expect(judge(check(), res(200, ''), 'v1')).toEqual({ ok: true });
+    expect(judge(check(), res(503, ''), 'v1')).toEqual({ ok: false, reason: 'HTTP 503, expected 200' });
+  });
+  test('JSON fields by dotted path, with {version}', () => {
+    const c = check({ json: { status: 'ok', 'build.version': '{version}', ready: true, workers: 4 } });
+    expect(
+      judge(c, res(200, { status: 'ok', build: { version: 'v2' }, ready: true, workers: 4 }), 'v2'),
+    ).toEqual({ ok: true });
+    expect(
+      judge(c, res(200, { status: 'ok', build: { version: 'v1' }, ready: true, workers: 4 }), 'v2'),
+    ).toEqual({ ok: false, reason: 'build.version is "v1", expected "v2"' });
+    expect(judge(c, res(200, { status: 'ok', ready: true, workers: 4 }), 'v2')).toEqual({
+      ok: false,
+      reason: 'build.version is missing, expected "v2"',
+    });
+    expect(
+      judge(c, res(200, { status: 'ok', build: { version: 'v2' }, ready: 'true', workers: 4 }), 'v2'),
+    ).toEqual({ ok: false, reason: 'ready is "true", expected true' });
+    expect(judge(c, res(200, '<html>'), 'v2')).toEqual({ ok: false, reason: 'body is not JSON: "<html>"' });
+  });
+  test('body text with {version}', () => {
+    expect(judge(check({ bodyIncludes: 'version={version}' }), res(200, 'ok version=v3'), 'v3')).toEqual({
+      ok: true,
+    });
+    expect(judge(check({ bodyIncludes: 'version={version}' }), res(200, 'ok version=v2'), 'v3').ok).toBe(
+      false,
+    );
+  });
+});
+
+describe('runGate (fake clock)', () => {
+  test('passes after N consecutive healthy probes', async () => {
+    const clock = new FakeClock();
+    const answers = [503, 503, 200, 200, 200];
+    let i = 0;
+    const g = await runGate(check(), 'v1', async () => res(answers[i++]!, ''), clock);
+    expect(g).toEqual({ ok: true, probes: 5, passed: 3, ms: 4000 });
+  });
+  test('a flapping service never passes and is called flapping', async () => {
+    const clock = new FakeClock();
+    let i = 0;
+    const g = await runGate(check(), 'v1', async () => res(i++ % 2 ? 500 : 200, ''), clock);
+    expect(g.ok).toBe(false);
+    expect(g.reason).toBe(
+      'not healthy within 10 s (flapping: 6 of 11 probes passed, never 3 in a row; last: HTTP 500, expected 200)',
+    );
+  });
+  test('errors count as unhealthy; the deadline ends the gate', async () => {
+    const clock = new FakeClock();
+    const g = await runGate(
+      check(),
+      'v1',
+      async () => Promise.reject(new Error('connect ECONNREFUSED')),
+      clock,
+    );
+    expect(g).toMatchObject({
+      ok: false,
+      probes: 11,
+      passed: 0,
+      reason: 'not healthy within 10 s (last: connect ECONNREFUSED)',
+    });
+  });
+  test('a lost connection ends the gate at once', async () => {
+    const clock = new FakeClock();
+    const lost = Object.assign(new Error('the SSH connection was lost'), { name: 'ConnectionLost' });
+    const g = await runGate(check(), 'v1', async () => Promise.reject(lost), clock);
+    expect(g).toMatchObject({ ok: false, probes: 0, reason: 'the SSH connection was lost' });
+  });
+  test('cancellation stops the gate', async () => {
+    const clock = new FakeClock();
+    const ac = new AbortController();
+    ac.abort();
+    expect(await runGate(check(), 'v1', async () => res(200, ''), clock, ac.signal)).toMatchObject({
+      ok: false,
+      reason: 'cancelled',
+    });
+  });
+});

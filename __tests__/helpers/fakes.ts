@@ -1,0 +1,93 @@
+/**
+ * Doubles for orchestration tests (named so): a fake clock that advances only when slept on, and a
+ * scripted transport that answers each remote command by its first matching rule and records them all.
+ * The real SSH transport is covered by the integration tests against sshd.
+ */
+import type { Clock, Connector, ExecResult, HttpResponse, Transport } from '../../src/deploy/ports';
+import type { Server } from '../../src/registry';
+import type { Script } from '../../src/remote/shell';
+
+export class FakeClock implements Clock {
+  t = 1_700_000_000_000;
+  now = () => this.t;
+  sleep = async (ms: number) => {
+    this.t += ms;
+    await Promise.resolve();
+  };
+}
+
+export type Rule = { match: RegExp; reply: ExecResult | ((cmd: string) => ExecResult | Promise<ExecResult>) };
+
+export const ok = (stdout = ''): ExecResult => ({ code: 0, stdout, stderr: '' });
+export const fail = (code: number | null, stderr = ''): ExecResult => ({ code, stdout: '', stderr });
+
+/** A healthy prepare answer for one image variable. */
+export const prepared = (ref: string, running = ['sha256:old']) =>
+  ok(
+    [
+      'free_kb=4096000',
+      '@@env',
+      `APP_IMAGE=${ref}`,
+      '@@running',
+      ...running,
+      '@@images',
+      '@@history',
+      '@@end',
+    ].join('\n'),
+  );
+
+export class ScriptedConnector implements Connector {
+  readonly log: Array<{ server: string; command: string }> = [];
+  connects = 0;
+  http: (server: string, port: number) => HttpResponse | Promise<HttpResponse> = () => ({
+    status: 200,
+    body: '{"status":"ok"}',
+  });
+  active = 0;
+  maxActive = 0;
+  readonly activeByServer = new Map<string, number>();
+  maxPerServer = 0;
+
+  constructor(
+    public rules: (server: string) => Rule[],
+    public refuse: (server: string) => Error | undefined = () => undefined,
+  ) {}
+
+  async connect(server: Server): Promise<Transport> {
+    this.connects++;
+    const refusal = this.refuse(server.name);
+    if (refusal) throw refusal;
+    const self = this;
+    return {
+      alive: true,
+      async exec(script: Script): Promise<ExecResult> {
+        self.log.push({ server: server.name, command: script.text });
+        self.active++;
+        self.activeByServer.set(server.name, (self.activeByServer.get(server.name) ?? 0) + 1);
+        self.maxActive = Math.max(self.maxActive, self.active);
+        self.maxPerServer = Math.max(self.maxPerServer, self.activeByServer.get(server.name)!);
+        try {
+          await new Promise((r) => setImmediate(r));
+          const rule = self.rules(server.name).find((r) => r.match.test(script.text));
+          if (!rule) throw new Error(`no rule for: ${script.text.slice(0, 80)}`);
+          return typeof rule.reply === 'function' ? await rule.reply(script.text) : rule.reply;
+        } finally {
+          self.active--;
+          self.activeByServer.set(server.name, self.activeByServer.get(server.name)! - 1);
+        }
+      },
+      async get(port: number) {
+        return self.http(server.name, port);
+      },
+      async close() {},
+    };
+  }
+}
+
+/** Rules for a target that deploys cleanly from v1 to the pulled image. */
+export const happyRules = (from = 'r/app:v1'): Rule[] => [
+  { match: /^cd -- \S+ 2>\/dev\/null \|\| exit 10/, reply: prepared(from) },
+  { match: /pull -q/, reply: ok('sha256:new|["r/app@sha256:d1"]\n') },
+  { match: /cp -p \.env/, reply: ok() },
+  { match: /@@unlock/, reply: ok('@@unlock released\n') },
+];

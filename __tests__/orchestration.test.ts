@@ -1,0 +1,218 @@
+/**
+ * Orchestration with a scripted transport and a fake clock (doubles, see helpers/fakes.ts): the order of
+ * round trips, rollback, the lock released on every path, failure budgets, concurrency limits, hooks
+ * that run once, cancellation. The same engine runs against real sshd in __tests__/integration.
+ */
+import { deployFleet, type FleetOptions } from '../src/deploy/fleet';
+import { planDeployment } from '../src/plan/plan';
+import { parseRegistry, type Registry } from '../src/registry';
+import { syntheticRegistry } from '../src/sandbox/synthetic';
+import { FakeClock, fail, happyRules, ok, prepared, ScriptedConnector, type Rule } from './helpers/fakes';
+
+const REPO = 'registry.example.com/acme/app';
+
+function registry(servers: number, tenants: number, edit?: (r: any) => void): Registry {
+  const file: any = syntheticRegistry({ servers, tenantsPerServer: tenants });
+  file.defaults.tenant.health = {
+    ...file.defaults.tenant.health,
+    interval: '1s',
+    deadline: '5s',
+    successes: 2,
+  };
+  edit?.(file);
+  return parseRegistry(JSON.stringify(file), 'synthetic.json');
+}
+
+const options = (extra: Partial<FleetOptions> = {}): FleetOptions => ({
+  version: 'v2',
+  actor: 'test',
+  runId: 'run-1',
+  lockWaitMs: 5000,
+  commandTimeoutMs: 1000,
+  pullTimeoutMs: 1000,
+  pullAttempts: 2,
+  concurrency: 4,
+  perServer: 2,
+  maxFailurePercent: 0,
+  ...extra,
+});
+
+/** Health answers by the version the target's last `update` switched to (from the command log). */
+function versionAware(c: ScriptedConnector, bad: (server: string, version: string) => boolean) {
+  c.http = (server) => {
+    const last = [...c.log].reverse().find((l) => l.server === server && l.command.includes('cp -p .env'));
+    const version = /APP_IMAGE=\S+:([\w.-]+)/.exec(last?.command ?? '')?.[1] ?? 'v1';
+    return bad(server, version)
+      ? { status: 500, body: '{}' }
+      : { status: 200, body: JSON.stringify({ version }) };
+  };
+}
+
+async function run(
+  reg: Registry,
+  c: ScriptedConnector,
+  opts: Partial<FleetOptions> = {},
+  plan: { select?: string; waves?: string } = {},
+  signal?: AbortSignal,
+) {
+  return deployFleet(planDeployment(reg, plan), options(opts), {
+    connector: c,
+    clock: new FakeClock(),
+    urlGet: async () => ({ status: 200, body: '' }),
+    signal,
+  });
+}
+
+test('a clean deploy is four round trips: prepare, pull, update, finish', async () => {
+  const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
+  versionAware(c, () => false);
+  const report = await run(registry(1, 1), c);
+  expect(report.targets[0]!.outcome).toBe('deployed');
+  expect(
+    c.log.map((l) => l.command.match(/^cd -- \S+ 2>\/dev\/null|docker pull|cp -p \.env|@@unlock/)?.[0]),
+  ).toEqual([expect.stringMatching(/^cd -- /), 'docker pull', 'cp -p .env', '@@unlock']);
+  expect(c.log[3]!.command).toContain('"outcome":"deployed"');
+});
+
+test('a failing health gate rolls back to the previous references and gates again', async () => {
+  const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
+  versionAware(c, (_, v) => v === 'v2');
+  const report = await run(registry(1, 1), c);
+  const r = report.targets[0]!;
+  expect(r.outcome).toBe('rolled-back');
+  expect(r.steps.map((s) => `${s.step}:${s.ok}`)).toEqual([
+    'connect:true',
+    'prepare:true',
+    'pull:true',
+    'update:true',
+    'health:false',
+    'rollback:true',
+    'rollback health:true',
+    'finish:true',
+  ]);
+  const updates = c.log
+    .filter((l) => l.command.includes('cp -p .env'))
+    .map((l) => /APP_IMAGE=(\S+)/.exec(l.command)![1]);
+  expect(updates).toEqual([`${REPO}:v2`, `${REPO}:v1`]);
+});
+
+test('when the rollback also fails, the outcome is failed with both reasons', async () => {
+  const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
+  versionAware(c, () => true);
+  const r = (await run(registry(1, 1), c)).targets[0]!;
+  expect(r.outcome).toBe('failed');
+  expect(r.error).toMatch(/^health gate failed: not healthy within 5 s/);
+  expect(r.rollbackError).toMatch(/^health gate failed: not healthy within 5 s/);
+});
+
+describe('the lock is released on every path after it was taken', () => {
+  const finishes = (c: ScriptedConnector) => c.log.filter((l) => l.command.includes('@@unlock')).length;
+
+  test.each<[string, Rule[]]>([
+    ['low disk', [{ match: /exit 10/, reply: ok('free_kb=100\n@@env\n@@running\n@@history\n@@end') }]],
+    ['pull fails', [{ match: /pull -q/, reply: fail(1, 'manifest unknown') }]],
+    ['compose up fails', [{ match: /cp -p \.env/, reply: fail(1, 'no such service') }]],
+    ['switch fails', [{ match: /cp -p \.env/, reply: fail(30, 'read-only file system') }]],
+    [
+      'the connection drops during up',
+      [{ match: /cp -p \.env/, reply: fail(null, 'the connection was lost') }],
+    ],
+  ])('%s', async (_, override) => {
+    const c = new ScriptedConnector(() => [...override, ...happyRules(`${REPO}:v1`)]);
+    versionAware(c, () => false);
+    const r = (await run(registry(1, 1), c)).targets[0]!;
+    expect(['failed', 'rolled-back']).toContain(r.outcome);
+    expect(finishes(c)).toBe(1);
+    expect(r.steps.at(-1)).toMatchObject({ step: 'finish', ok: true });
+  });
+
+  test('a lock held by someone else is never released by us', async () => {
+    const held = ok('free_kb=4096000\n@@lock\n{"token":"theirs"}\n@@age 12');
+    const c = new ScriptedConnector(() => [
+      { match: /exit 10/, reply: { ...held, code: 20 } },
+      ...happyRules(),
+    ]);
+    const r = (await run(registry(1, 1), c, { lockWaitMs: 3000 })).targets[0]!;
+    expect(r.outcome).toBe('failed');
+    expect(r.error).toMatch(/is locked by another deploy: \{"token":"theirs"\} \(for 12 s\); waited 3 s$/);
+    expect(finishes(c)).toBe(0);
+    expect(c.log.length).toBeGreaterThan(1); // it waited and retried
+  });
+
+  test("a refused connection fails the server's targets, connecting once", async () => {
+    const c = new ScriptedConnector(happyRules, () => new Error('cannot connect to x: ECONNREFUSED'));
+    const report = await run(registry(1, 3), c);
+    expect(report.targets.map((t) => t.outcome)).toEqual(['failed', 'failed', 'failed']);
+    expect(report.targets[0]!.error).toBe('cannot connect to x: ECONNREFUSED');
+    expect(c.connects).toBe(1);
+    expect(finishes(c)).toBe(0);
+  });
+});
+
+test('unchanged: same references and the pulled image is the one running: no update, no history', async () => {
+  const c = new ScriptedConnector(() => [
+    { match: /exit 10/, reply: prepared(`${REPO}:v2`, ['sha256:new']) },
+    ...happyRules(),
+  ]);
+  const r = (await run(registry(1, 1), c)).targets[0]!;
+  expect(r.outcome).toBe('unchanged');
+  expect(c.log.some((l) => l.command.includes('cp -p .env'))).toBe(false);
+  expect(c.log.at(-1)!.command).not.toContain('history.jsonl');
+});
+
+test('budget by count: the wave that passes it stops the rollout', async () => {
+  const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
+  const reg = registry(4, 3);
+  const badIds = new Set(['t00001', 't00004']);
+  c.rules = () => [
+    {
+      match: /cp -p \.env/,
+      reply: (cmd) => ([...badIds].some((id) => cmd.includes(`/${id} `)) ? fail(1, 'boom') : ok()),
+    },
+    ...happyRules(`${REPO}:v1`),
+  ];
+  versionAware(c, () => false);
+  const report = await run(reg, c, { maxFailures: 1, concurrency: 12 }, { waves: '50%,100%' });
+  expect(report.waves.map((w) => w.counts)).toEqual([
+    expect.objectContaining({ failed: 2, deployed: 4 }),
+    expect.objectContaining({ skipped: 6 }),
+  ]);
+  expect(report.stopped).toBe(
+    'wave 1 exceeded the failure budget: 2 of 6 targets failed or rolled back (more than 1 allowed)',
+  );
+});
+
+test('concurrency and per-server limits hold; one connection per server', async () => {
+  const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
+  versionAware(c, () => false);
+  const report = await run(registry(3, 6), c, { concurrency: 5, perServer: 2 });
+  expect(report.totals.deployed).toBe(18);
+  expect(c.maxPerServer).toBeLessThanOrEqual(2);
+  expect(c.maxActive).toBeLessThanOrEqual(5);
+  expect(c.maxActive).toBeGreaterThan(1);
+  expect(c.connects).toBe(3);
+});
+
+test('a hook marked once runs on the first target of the rollout only; others on every target', async () => {
+  const reg = registry(2, 2, (f) => {
+    f.defaults.tenant.hooks = { preDeploy: [{ run: 'npm run migrate', once: true }, 'echo pre'] };
+  });
+  const c = new ScriptedConnector(() => [{ match: /sh -c/, reply: ok() }, ...happyRules(`${REPO}:v1`)]);
+  versionAware(c, () => false);
+  const report = await run(reg, c, { concurrency: 1 });
+  expect(report.totals.deployed).toBe(4);
+  expect(c.log.filter((l) => l.command.includes("sh -c 'npm run migrate'"))).toHaveLength(1);
+  expect(c.log.filter((l) => l.command.includes("sh -c 'echo pre'"))).toHaveLength(4);
+  expect(c.log.find((l) => l.command.includes('migrate'))!.command).toMatch(
+    /FLEET_VERSION=v2 FLEET_PREVIOUS_VERSION=v1 FLEET_TARGET=\S+ sh -c/,
+  );
+});
+
+test('cancelled before it starts: every target is skipped as cancelled, nothing is contacted', async () => {
+  const c = new ScriptedConnector(() => happyRules());
+  const ac = new AbortController();
+  ac.abort();
+  const report = await run(registry(2, 2), c, {}, {}, ac.signal);
+  expect(report.targets.every((t) => t.outcome === 'skipped' && t.error === 'cancelled')).toBe(true);
+  expect(c.connects).toBe(0);
+});
