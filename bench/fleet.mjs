@@ -957,7 +957,7 @@ const targetsChecks = [
 const header = `bench:fleet — ${SERVERS} servers × ${TENANTS} tenants = ${TARGETS} targets, concurrency ${CONCURRENCY}, engine ${engine}${engine === 'podman' ? ' (podman + registry + docker-compose 1.29)' : ' (sandbox runtime double)'}, ${cpus().length} cores, node ${process.version}`;
 const rows = RUNS.map((name) => {
   const r = results[name];
-  if (!r) return [name, 'not run', '', '', '', '', '', ''];
+  if (!r) return [name, 'not run', '', '', '', '', '', '', ''];
   return [
     name,
     f1(r.wallS, ' s'),
@@ -965,11 +965,22 @@ const rows = RUNS.map((name) => {
     f2(r.cpuS, ' s'),
     f1(r.cpuMsPerTarget, ' ms'),
     f1(r.machineCpuS, ' s'),
+    f1(r.engineCpuS, ' s'),
     hsText(r),
     `${r.deployed}/${TARGETS}${r.exitCode === 0 ? '' : ` (exit ${r.timedOut ? 'timeout' : r.exitCode})`}`,
   ];
 });
-const cols = ['run', 'wall', '× floor', 'CPU (controller)', 'CPU/target', 'CPU (machine)', 'handshakes/server', 'on v2'];
+const cols = [
+  'run',
+  'wall',
+  '× floor',
+  'CPU (controller)',
+  'CPU/target',
+  'CPU (machine)',
+  'CPU (engine)',
+  'handshakes/server',
+  'on v2',
+];
 const widths = cols.map((c, k) => Math.max(c.length, ...rows.map((r) => String(r[k]).length)));
 const line = (cells) => cells.map((c, k) => (k === 0 ? String(c).padEnd(widths[k]) : String(c).padStart(widths[k]))).join('  ');
 const tableText = [line(cols), ...rows.map(line)].join('\n');
@@ -987,7 +998,7 @@ const notes = [
   '(/usr/bin/time): node for ours; parallel + its shells + one ssh client per target for the floor;',
   'ansible-playbook and its worker forks for Ansible. CPU (machine): every process on this machine during the',
   'run (sshd, shells, docker/compose, the engine, the apps), from /proc/stat. handshakes: "Accepted publickey"',
-  'lines in each sshd\'s log during the run.',
+  'lines in each sshd\'s log during the run. CPU (engine): the podman API service and the registry.',
   `floor: one POSIX sh script per target (bench/fleet.mjs FLOOR_SH) over \`ssh host sh -s\`, \`parallel -j ${CONCURRENCY}\`.`,
   `ansible: ansible-core ${ansibleVersion()}, forks ${CONCURRENCY}, pipelining, ControlPersist 60s, no facts; one task per step, looped over the host's tenants.`,
 ];
@@ -999,6 +1010,16 @@ let out = `${header}\n\n${tableText}\n\ntargets\n${targetsText}\n`;
 if (oursCommands)
   out += `\nours per target: ${remoteCount} remote commands (${oursCommands.map((c) => c.step).join(', ')}) + health probes over forwarded channels, on 1 connection per server; the floor: 1 ssh session running 1 script\n`;
 if (stepsText) out += `ours, where a target's time goes (from --report):\n${stepsText}\n`;
+if (TRACE) {
+  out += '\nremote docker / docker-compose calls per run (BENCH_TRACE=1; client CPU only, the engine is extra):\n';
+  for (const name of RUNS) {
+    const tr = results[name]?.trace;
+    if (!tr) continue;
+    out += `  ${name}\n`;
+    for (const [verb, e] of Object.entries(tr).sort((a, b) => b[1].cpuS - a[1].cpuS))
+      out += `    ${verb.padEnd(28)} ${String(e.n).padStart(4)} calls (${(e.n / TARGETS).toFixed(1)}/target)  CPU ${f1(e.cpuS, ' s').padStart(7)}  (${Math.round((e.cpuS * 1000) / e.n)} ms each)\n`;
+  }
+}
 if (ours?.failures?.length) out += `ours, targets not deployed:\n${ours.failures.map((f) => `  ${f}`).join('\n')}\n`;
 out += `\n${notes.join('\n')}\n`;
 console.log(out);
@@ -1028,8 +1049,8 @@ const md = [
   '',
   `${SERVERS} sshd servers × ${TENANTS} tenants = ${TARGETS} targets on one ${cpus().length}-core machine, engine ${engine}, v1 → v2 at concurrency ${CONCURRENCY}; each run starts from v1 (${new Date().toISOString().slice(0, 10)}, dist ${distHash}).`,
   '',
-  `| run | wall | × floor | CPU (controller) | CPU / target | CPU (machine) | handshakes / server | on v2 |`,
-  `|---|--:|--:|--:|--:|--:|--:|--:|`,
+  `| run | wall | × floor | CPU (controller) | CPU / target | CPU (machine) | CPU (engine) | handshakes / server | on v2 |`,
+  `|---|--:|--:|--:|--:|--:|--:|--:|--:|`,
   ...rows.map((r) => `| ${r.join(' | ')} |`),
   '',
   '| target | value | |',

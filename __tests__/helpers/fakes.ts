@@ -57,7 +57,7 @@ export class ScriptedConnector implements Connector {
     this.connects++;
     const refusal = this.refuse(server.name);
     if (refusal) throw refusal;
-    const self = this;
+    const self = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the transport object refers back to its connector
     return {
       alive: true,
       async exec(script: Script): Promise<ExecResult> {
