@@ -1008,7 +1008,10 @@ function ansibleVersion() {
 }
 let out = `${header}\n\n${tableText}\n\ntargets\n${targetsText}\n`;
 if (oursCommands)
-  out += `\nours per target: ${remoteCount} remote commands (${oursCommands.map((c) => c.step).join(', ')}) + health probes over forwarded channels, on 1 connection per server; the floor: 1 ssh session running 1 script\n`;
+  out += `\nours per target: ${remoteCount} remote commands (${oursCommands
+    .filter((c) => c.remote)
+    .map((c) => c.step)
+    .join(', ')}) + health probes over forwarded channels, on 1 connection per server; the floor: 1 ssh session running 1 script\n`;
 if (stepsText) out += `ours, where a target's time goes (from --report):\n${stepsText}\n`;
 if (TRACE) {
   out += '\nremote docker / docker-compose calls per run (BENCH_TRACE=1; client CPU only, the engine is extra):\n';

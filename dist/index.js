@@ -67387,7 +67387,7 @@ function piece(v) {
         return quote(v);
     return v.map((x) => (x instanceof Script ? x.text : quote(x))).join(' ');
 }
-function shell_sh(strings, ...values) {
+function sh(strings, ...values) {
     // The raw literal parts: shell text is written as the shell reads it (`printf '%s\n'` stays as is).
     const raw = strings.raw;
     let out = raw[0];
@@ -67453,7 +67453,7 @@ function composeArgv(t) {
         argv.push('-p', t.compose.project);
     return argv;
 }
-const enter = (t) => shell_sh `cd -- ${t.path}`;
+const enter = (t) => sh `cd -- ${t.path}`;
 /** Exit code of `prepare` when another deploy holds the lock. */
 const LOCK_HELD = 20;
 /** Exit code of `update` when .env could not be switched (so nothing changed). */
@@ -67468,32 +67468,32 @@ const SWITCH_FAILED = 30;
  * printing its owner and age; with `breakAfterS`, a lock at least that old is removed and taken.
  */
 function prepare(t, owner, breakAfterS) {
-    const lines = [shell_sh `cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`];
+    const lines = [sh `cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`];
     if (!t.commands) {
         for (const f of t.compose.files)
-            lines.push(shell_sh `test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
-        lines.push(shell_sh `test -f .env || exit ${PREFLIGHT.noEnvFile}`);
-        lines.push(shell_sh `${t.compose.command.split(' ')} version >/dev/null 2>&1 || exit ${PREFLIGHT.noComposeCommand}`);
+            lines.push(sh `test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
+        lines.push(sh `test -f .env || exit ${PREFLIGHT.noEnvFile}`);
+        lines.push(sh `${t.compose.command.split(' ')} version >/dev/null 2>&1 || exit ${PREFLIGHT.noComposeCommand}`);
     }
-    lines.push(shell_sh `df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
-    lines.push(shell_sh `mkdir -p ${STATE_DIR} || exit 1`);
-    const take = shell_sh `mkdir ${LOCK_DIR} 2>/dev/null && printf '%s\n' ${owner} > ${LOCK_DIR}/owner`;
-    const age = shell_sh `$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
+    lines.push(sh `df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
+    lines.push(sh `mkdir -p ${STATE_DIR} || exit 1`);
+    const take = sh `mkdir ${LOCK_DIR} 2>/dev/null && printf '%s\n' ${owner} > ${LOCK_DIR}/owner`;
+    const age = sh `$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
     const stale = breakAfterS === undefined
-        ? shell_sh ``
-        : shell_sh `elif [ ${age} -ge ${breakAfterS} ]; then echo "@@stale $(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR} && ${take} || exit ${LOCK_HELD}; `;
-    lines.push(shell_sh `if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`);
+        ? sh ``
+        : sh `elif [ ${age} -ge ${breakAfterS} ]; then echo "@@stale $(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR} && ${take} || exit ${LOCK_HELD}; `;
+    lines.push(sh `if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`);
     if (t.commands) {
-        lines.push(shell_sh `echo '@@current'; sh -c ${t.commands.current} || exit 1`);
+        lines.push(sh `echo '@@current'; sh -c ${t.commands.current} || exit 1`);
     }
     else {
         const names = t.images.map((i) => i.variable).join('|');
         const engine = engineOf(t.compose.command);
-        lines.push(shell_sh `echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`);
-        lines.push(shell_sh `echo '@@running'; ids=$(${composeArgv(t)} ps -q ${t.compose.services ?? []}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`);
-        lines.push(shell_sh `echo '@@images'; ${new Script(t.images.map((i) => shell_sh `${engine} image ls --format '{{.Repository}}:{{.Tag}}' ${i.repository}`.text).join('; '))}`);
+        lines.push(sh `echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`);
+        lines.push(sh `echo '@@running'; ids=$(${composeArgv(t)} ps -q ${t.compose.services ?? []}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`);
+        lines.push(sh `echo '@@images'; ${new Script(t.images.map((i) => sh `${engine} image ls --format '{{.Repository}}:{{.Tag}}' ${i.repository}`.text).join('; '))}`);
     }
-    lines.push(shell_sh `echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
+    lines.push(sh `echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
     return new Script(lines.map(String).join('\n'));
 }
 function parsePrepared(stdout) {
@@ -67546,8 +67546,8 @@ function normalizeId(id) {
 /** Pulls every image of the release and prints `ID|["repo@digest", …]` for each, in order. */
 function pullImages(t, refs) {
     const engine = engineOf(t.compose.command);
-    const pulls = refs.map((ref) => shell_sh `${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
-    return shell_sh `${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`;
+    const pulls = refs.map((ref) => sh `${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
+    return sh `${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`;
 }
 function parseImages(stdout) {
     return stdout
@@ -67580,11 +67580,11 @@ function update(t, assignments) {
     const program = new Script(`'BEGIN { n = split(spec, a, "\\n"); for (i = 1; i <= n; i++) { eq = index(a[i], "="); val[substr(a[i], 1, eq - 1)] = substr(a[i], eq + 1) } }
 { for (k in val) if ($0 ~ ("^(export[ \\t]+)?" k "=")) { print (($0 ~ /^export[ \\t]/) ? "export " : "") k "=" val[k]; seen[k] = 1; next } print }
 END { for (k in val) if (!(k in seen)) print k "=" val[k] }'`);
-    return shell_sh `${enter(t)} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`;
+    return sh `${enter(t)} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`;
 }
 /** The containers' own HEALTHCHECK states: healthy, unhealthy, starting, or none. */
 function containerHealth(t) {
-    return shell_sh `${enter(t)} && ids=$(${composeArgv(t)} ps -q ${t.compose.services ?? []}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`;
+    return sh `${enter(t)} && ids=$(${composeArgv(t)} ps -q ${t.compose.services ?? []}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`;
 }
 /**
  * The last round trip: append the history entry, remove pruned images (the engine refuses those a
@@ -67594,25 +67594,25 @@ function containerHealth(t) {
 function finish(t, o) {
     const parts = [enter(t)];
     if (o.history)
-        parts.push(shell_sh `{ printf '%s\n' ${o.history} >> ${HISTORY_FILE} || echo '@@history-failed'; }`);
+        parts.push(sh `{ printf '%s\n' ${o.history} >> ${HISTORY_FILE} || echo '@@history-failed'; }`);
     if (o.remove?.length)
-        parts.push(shell_sh `{ ${engineOf(t.compose.command)} image rm ${[...o.remove]} >/dev/null 2>&1 || true; }`);
+        parts.push(sh `{ ${engineOf(t.compose.command)} image rm ${[...o.remove]} >/dev/null 2>&1 || true; }`);
     parts.push(releaseLockPart(o.token));
     return new Script(parts.map(String).join(' && '));
 }
-const releaseLockPart = (token) => shell_sh `if grep -qF -- ${token} ${LOCK_DIR}/owner 2>/dev/null; then rm -rf -- ${LOCK_DIR} && echo '@@unlock released'; else echo '@@unlock not-ours'; fi`;
+const releaseLockPart = (token) => sh `if grep -qF -- ${token} ${LOCK_DIR}/owner 2>/dev/null; then rm -rf -- ${LOCK_DIR} && echo '@@unlock released'; else echo '@@unlock not-ours'; fi`;
 /** Removes the lock only when it is still ours (its owner holds our token): the cancel clean-up. */
 function releaseLock(t, token) {
     return sh `${enter(t)} && ${releaseLockPart(token)}`;
 }
 function runUserCommand(t, command, env) {
-    return shell_sh `${enter(t)} && ${envPrefix(env)} sh -c ${command}`;
+    return sh `${enter(t)} && ${envPrefix(env)} sh -c ${command}`;
 }
 function commands_backup(t, stamp) {
     const b = t.backup;
     const files = ['.env', ...t.compose.files, ...b.paths];
-    const pre = b.command ? shell_sh `sh -c ${b.command} && ` : shell_sh ``;
-    return shell_sh `${enter(t)} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`;
+    const pre = b.command ? sh `sh -c ${b.command} && ` : sh ``;
+    return sh `${enter(t)} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`;
 }
 
 ;// CONCATENATED MODULE: ./src/health/gate.ts
@@ -67858,6 +67858,13 @@ async function deployTarget(target, wave, options, ports) {
                 }
                 if (r.code === 0) {
                     locked = true;
+                    ports.onLock?.({
+                        target: target.id,
+                        server: target.server.name,
+                        path: t.path,
+                        token,
+                        held: true,
+                    });
                     if (p.brokeStale !== undefined)
                         ports.onStep({
                             target: target.id,
@@ -68042,8 +68049,16 @@ async function deployTarget(target, wave, options, ports) {
             for (let attempt = 1; attempt <= 3; attempt++) {
                 try {
                     const r = await exec(finish(t, { token, ...(history ? { history } : {}), remove }));
-                    if (r.code === 0)
+                    if (r.code === 0) {
+                        ports.onLock?.({
+                            target: target.id,
+                            server: target.server.name,
+                            path: t.path,
+                            token,
+                            held: false,
+                        });
                         return r.stdout;
+                    }
                     last = target_describe(r);
                 }
                 catch (e) {
@@ -68185,8 +68200,6 @@ async function deployFleet(plan, options, ports) {
                 const over = budgetExceeded(results, options);
                 if (over && wave.index < plan.plan.length)
                     stopped = `wave ${wave.index} exceeded the failure budget: ${over}`;
-                else if (over)
-                    stopped = `the failure budget was exceeded in the last wave: ${over}`;
             }
         }
     }
@@ -68235,6 +68248,7 @@ async function deployFleet(plan, options, ports) {
                         clock: ports.clock,
                         urlGet: ports.urlGet,
                         onStep: ports.onStep ?? (() => undefined),
+                        onLock: ports.onLock,
                         once,
                         signal: ports.signal,
                     })
@@ -68369,6 +68383,7 @@ function succeeded(report) {
  */
 
 
+
 function parseKnownHosts(text) {
     const out = [];
     for (const raw of text.split('\n')) {
@@ -68419,6 +68434,23 @@ function verifyHostKey(label, host, port, offered, pinned, knownHosts) {
         ok: false,
         message: `host key verification failed for ${label} (${host}:${port}): expected ${expected.join(' or ')}, but the server offered ${fingerprint}. If the key was rotated, pin the new one in the registry; otherwise this may be a man-in-the-middle`,
     };
+}
+/**
+ * Before any server is touched: every server of the plan must have a pinned key or a known_hosts entry,
+ * since an unknown key is never trusted. Names every server that has neither, with the fix.
+ */
+function checkTrust(registry, plan, knownHostsText) {
+    const known = parseKnownHosts(knownHostsText);
+    const servers = new Map(plan.plan.flatMap((w) => w.targets).map((t) => [t.server.name, t.server]));
+    const untrusted = [...servers.values()].filter((s) => s.hostKeys.length === 0 && knownFingerprints(known, s.host, s.port).length === 0);
+    if (untrusted.length === 0)
+        return;
+    throw new ConfigurationError(untrusted.map((s) => ({
+        path: [...s.at, 'hostKey'],
+        source: registry.source,
+        message: `server ${s.name} (${s.host}:${s.port}) has no pinned host key and no known_hosts entry, so it cannot be verified`,
+        hint: `pin its key in the registry ("hostKey"), or pass a known_hosts text; get it with: ssh-keyscan -p ${s.port} ${s.host}`,
+    })));
 }
 
 // EXTERNAL MODULE: external "node:http"
@@ -69755,18 +69787,7 @@ async function runDeploy(values, io) {
     const knownHosts = knownHostsFile
         ? await readUserFile(io, knownHostsFile, '--known-hosts')
         : (io.env.FLEET_KNOWN_HOSTS ?? '');
-    const known = parseKnownHosts(knownHosts);
-    const untrusted = [
-        ...new Map(plan.plan.flatMap((w) => w.targets).map((t) => [t.server.name, t.server])).values(),
-    ].filter((s) => s.hostKeys.length === 0 && knownFingerprints(known, s.host, s.port).length === 0);
-    if (untrusted.length) {
-        throw new ConfigurationError(untrusted.map((s) => ({
-            path: [...s.at, 'hostKey'],
-            source: registry.source,
-            message: `server ${s.name} (${s.host}:${s.port}) has no pinned host key and no known_hosts entry, so it cannot be verified`,
-            hint: `pin its key in the registry ("hostKey"), or pass --known-hosts; get it with: ssh-keyscan -p ${s.port} ${s.host}`,
-        })));
-    }
+    checkTrust(registry, plan, knownHosts);
     const progress = new Progress({
         write: io.stderr,
         tty: Boolean(io.tty),
@@ -72684,7 +72705,7 @@ function exportVariable(name, val) {
  * ```
  */
 function core_setSecret(secret) {
-    issueCommand('add-mask', {}, secret);
+    command_issueCommand('add-mask', {}, secret);
 }
 /**
  * Prepends inputPath to the PATH (for this action and future actions)
@@ -72822,7 +72843,7 @@ function core_error(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function warning(message, properties = {}) {
-    issueCommand('warning', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a notice issue
@@ -72847,13 +72868,13 @@ function info(message) {
  * @param name The name of the output group
  */
 function startGroup(name) {
-    issue('group', name);
+    command_issue('group', name);
 }
 /**
  * End an output group.
  */
 function endGroup() {
-    issue('endgroup');
+    command_issue('endgroup');
 }
 /**
  * Wrap an asynchronous function call in a group.
@@ -72889,9 +72910,9 @@ function group(name, fn) {
 function saveState(name, value) {
     const filePath = process.env['GITHUB_STATE'] || '';
     if (filePath) {
-        return issueFileCommand('STATE', prepareKeyValueMessage(name, value));
+        return file_command_issueFileCommand('STATE', file_command_prepareKeyValueMessage(name, value));
     }
-    issueCommand('save-state', { name }, toCommandValue(value));
+    command_issueCommand('save-state', { name }, utils_toCommandValue(value));
 }
 /**
  * Gets the value of an state set by this action's main execution.
@@ -72956,6 +72977,8 @@ function failStep(error) {
         core_debug(e.stack);
 }
 
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: ./src/actions/inputs.ts
 /**
  * Reads action inputs once into typed settings. `required: true` in action.yml is not enforced by the
@@ -72967,20 +72990,259 @@ function inputs_text(name, fallback) {
     const v = getInput(name).trim();
     return v === '' ? fallback : v;
 }
-function positiveInt(name, fallback) {
+function positiveInt(name, fallback, min = 1) {
     const v = getInput(name).trim();
     if (v === '')
         return fallback;
-    if (!/^\d+$/.test(v) || Number(v) < 1) {
+    if (!/^\d+$/.test(v) || Number(v) < min) {
         throw new ConfigurationError([
             {
                 path: [],
                 source: `input "${name}"`,
-                message: `${JSON.stringify(v)} is not a whole number of at least 1`,
+                message: `${JSON.stringify(v)} is not a whole number of at least ${min}`,
             },
         ]);
     }
     return Number(v);
+}
+function durationInput(name, fallbackMs) {
+    const v = getInput(name).trim();
+    if (v === '')
+        return fallbackMs;
+    const m = /^(\d+)(ms|s|m|h)$/.exec(v);
+    if (!m)
+        throw new ConfigurationError([
+            {
+                path: [],
+                source: `input "${name}"`,
+                message: `${JSON.stringify(v)} is not a duration`,
+                hint: 'e.g. 90s, 10m or 2h',
+            },
+        ]);
+    return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2]];
+}
+function percentInput(name, fallback) {
+    const v = getInput(name).trim().replace(/%$/, '');
+    if (v === '')
+        return fallback;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0 || n > 100) {
+        throw new ConfigurationError([
+            {
+                path: [],
+                source: `input "${name}"`,
+                message: `${JSON.stringify(v)} is not a percentage from 0 to 100`,
+            },
+        ]);
+    }
+    return n;
+}
+
+;// CONCATENATED MODULE: ./src/actions/deploy.ts
+/**
+ * The deploy action (actions/deploy: one matrix entry or shard; the root action.yml: a whole selection
+ * in waves, "fleet mode") and its post step, which releases the locks of a cancelled job.
+ */
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+const DEPLOY_INPUTS = {
+    registry: 'registry',
+    version: 'version',
+    targets: 'targets',
+    select: 'select',
+    waves: 'waves',
+    concurrency: 'concurrency',
+    perServer: 'per-server',
+    maxFailurePercent: 'max-failure-percent',
+    maxFailures: 'max-failures',
+    sshKey: 'ssh-key',
+    knownHosts: 'known-hosts',
+    lockWait: 'lock-wait',
+    breakStaleLocks: 'break-stale-locks',
+};
+const STATE_LOCKS = 'fleet-deploy-locks';
+async function readRegistry() {
+    const path = inputs_text(DEPLOY_INPUTS.registry, 'servers/production.json');
+    let source;
+    try {
+        source = await (0,promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch (e) {
+        throw new ConfigurationError([
+            {
+                path: [],
+                source: `input "${DEPLOY_INPUTS.registry}"`,
+                message: `cannot read ${JSON.stringify(path)}: ${e.code ?? e}`,
+                hint: 'check out the repository first (actions/checkout) and give the path from its root',
+            },
+        ]);
+    }
+    return parseRegistry(source, path);
+}
+function sshKey() {
+    const key = getInput(DEPLOY_INPUTS.sshKey);
+    if (!key.trim())
+        throw new ConfigurationError([
+            {
+                path: [],
+                source: `input "${DEPLOY_INPUTS.sshKey}"`,
+                message: 'is required: the SSH private key, from a secret',
+                hint: 'ssh-key: ${{ secrets.SSH_PRIVATE_KEY }}',
+            },
+        ]);
+    core_setSecret(key);
+    for (const line of key.split('\n'))
+        if (line.trim().length > 8 && !line.startsWith('-----'))
+            core_setSecret(line.trim());
+    return key.endsWith('\n') ? key : `${key}\n`;
+}
+/** The matrix entry's `targets` (ids separated by spaces or commas) as a selection, every id checked. */
+function selection(registry) {
+    const targets = getInput(DEPLOY_INPUTS.targets).trim();
+    const select = getInput(DEPLOY_INPUTS.select).trim();
+    if (targets && select)
+        throw new ConfigurationError([
+            { path: [], source: 'inputs', message: 'give "targets" or "select", not both' },
+        ]);
+    if (!targets)
+        return select;
+    const ids = targets.split(/[\s,]+/).filter(Boolean);
+    const known = new Set(targetsOf(registry).map((t) => t.id));
+    const unknown = ids.filter((id) => !known.has(id));
+    if (unknown.length) {
+        throw new ConfigurationError([
+            {
+                path: [],
+                source: `input "${DEPLOY_INPUTS.targets}"`,
+                message: `${unknown.map((u) => JSON.stringify(u)).join(', ')} ${unknown.length === 1 ? 'is not a target' : 'are not targets'} of ${registry.source}`,
+                hint: 'targets are "server/tenant" ids, as in the plan action\'s matrix',
+            },
+        ]);
+    }
+    return `id=${ids.join('|')}`;
+}
+function worst(report) {
+    const outcomes = report.targets.map((t) => t.outcome).sort((a, b) => OUTCOME_ORDER[a] - OUTCOME_ORDER[b]);
+    return outcomes[0] ?? 'skipped';
+}
+async function runDeployAction() {
+    const registry = await readRegistry();
+    const version = checkVersion(getInput(DEPLOY_INPUTS.version).trim(), `input "${DEPLOY_INPUTS.version}"`);
+    const plan = planDeployment(registry, {
+        select: selection(registry),
+        waves: inputs_text(DEPLOY_INPUTS.waves, 'all'),
+    });
+    const maxFailures = getInput(DEPLOY_INPUTS.maxFailures).trim();
+    const options = {
+        version,
+        actor: process.env.GITHUB_ACTOR ?? 'github-actions',
+        runId: `${process.env.GITHUB_REPOSITORY ?? ''}#${process.env.GITHUB_RUN_ID ?? ''}.${process.env.GITHUB_RUN_ATTEMPT ?? '1'}`,
+        lockWaitMs: durationInput(DEPLOY_INPUTS.lockWait, 60_000),
+        ...(getInput(DEPLOY_INPUTS.breakStaleLocks).trim()
+            ? { breakLocksOlderThanMs: durationInput(DEPLOY_INPUTS.breakStaleLocks, 0) }
+            : {}),
+        commandTimeoutMs: 120_000,
+        pullTimeoutMs: 900_000,
+        pullAttempts: 3,
+        concurrency: positiveInt(DEPLOY_INPUTS.concurrency, 10),
+        perServer: positiveInt(DEPLOY_INPUTS.perServer, 4),
+        maxFailurePercent: percentInput(DEPLOY_INPUTS.maxFailurePercent, 0),
+        ...(maxFailures ? { maxFailures: positiveInt(DEPLOY_INPUTS.maxFailures, 0, 0) } : {}),
+    };
+    const knownHosts = getInput(DEPLOY_INPUTS.knownHosts);
+    checkTrust(registry, plan, knownHosts);
+    const privateKey = sshKey();
+    const held = new Map();
+    const saveLocks = (e) => {
+        if (e.held)
+            held.set(e.target, e);
+        else
+            held.delete(e.target);
+        saveState(STATE_LOCKS, JSON.stringify([...held.values()]));
+    };
+    info(`Deploying ${version} to ${plan.total} target(s) in ${plan.plan.length} wave(s)`);
+    const report = await deployFleet(plan, options, {
+        connector: new SshConnector({ privateKey, knownHosts }),
+        clock: systemClock,
+        urlGet: fetchUrl,
+        onLock: saveLocks,
+        onStep: (e) => {
+            if (e.status !== 'start' || e.detail)
+                info(`${e.target}  ${e.step}  ${e.status === 'start' ? '' : e.status}${e.ms !== undefined ? `  ${seconds(e.ms)}` : ''}${e.detail ? `  ${e.detail}` : ''}`);
+        },
+        onWave: (w) => w.status === 'start' && info(`── wave ${w.wave} of ${w.of}: ${w.targets} target(s)`),
+    });
+    for (const r of report.targets) {
+        startGroup(`${r.id}: ${r.outcome} (${seconds(r.durationMs)})`);
+        for (const s of r.steps)
+            info(`${s.ok ? '✓' : '✗'} ${s.step.padEnd(16)} ${seconds(s.ms).padStart(7)}  ${s.detail ?? ''}`);
+        endGroup();
+        if (r.outcome === 'failed' || r.outcome === 'rolled-back')
+            core_error(`${r.id}: ${r.outcome}: ${reason(r)}`, { title: `fleet-deploy: ${r.id} ${r.outcome}` });
+    }
+    info(renderReport(report));
+    const file = (0,external_node_path_namespaceObject.join)(process.env.RUNNER_TEMP ?? '.', `fleet-deploy-report-${process.env.GITHUB_JOB ?? 'job'}-${Date.now()}.json`);
+    await (0,promises_namespaceObject.writeFile)(file, `${JSON.stringify(report, null, 2)}\n`);
+    setOutput('outcome', worst(report));
+    setOutput('report', JSON.stringify(report));
+    setOutput('report-file', file);
+    for (const o of ['deployed', 'unchanged', 'rolled-back', 'failed', 'skipped'])
+        setOutput(o, String(report.totals[o]));
+    if (report.stopped)
+        warning(`Rollout stopped: ${report.stopped}`);
+    const bad = report.totals.failed + report.totals['rolled-back'] + report.totals.skipped;
+    if (bad > 0)
+        setFailed(`${bad} of ${report.totals.targets} target(s) not deployed: ${report.totals.failed} failed, ${report.totals['rolled-back']} rolled back, ${report.totals.skipped} skipped`);
+}
+/** Post step: release the locks a cancelled or killed main step still held (only ours, by token). */
+async function runDeployPost() {
+    const held = JSON.parse(getState(STATE_LOCKS) || '[]');
+    if (held.length === 0)
+        return info('No fleet-deploy lock left to release.');
+    const registry = await readRegistry();
+    const targets = new Map(targetsOf(registry).map((t) => [t.id, t]));
+    const connector = new SshConnector({
+        privateKey: sshKey(),
+        knownHosts: getInput(DEPLOY_INPUTS.knownHosts),
+        connectAttempts: 2,
+    });
+    const byServer = new Map();
+    for (const e of held)
+        byServer.set(e.server, [...(byServer.get(e.server) ?? []), e]);
+    for (const [, locks] of byServer) {
+        const first = targets.get(locks[0].target);
+        if (!first)
+            continue;
+        let transport;
+        try {
+            transport = await connector.connect(first.server);
+            for (const lock of locks) {
+                const t = targets.get(lock.target);
+                if (!t)
+                    continue;
+                const r = await transport.exec(releaseLock(t.tenant, lock.token), { timeoutMs: 30_000 });
+                info(`${lock.target}: ${r.stdout.includes('released') ? 'lock released' : r.code === 0 ? 'lock was no longer ours' : `could not release the lock (${r.stderr.trim()})`}`);
+            }
+        }
+        catch (e) {
+            warning(`could not release locks on ${first.server.name}: ${e.message}`);
+        }
+        finally {
+            await transport?.close();
+        }
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/actions/plan.ts
@@ -73039,8 +73301,11 @@ async function runPlan() {
 /** One entry for every action: each action.yml runs a stub that calls runAction with its name. */
 
 
+
 const ACTIONS = {
     plan: runPlan,
+    deploy: runDeployAction,
+    'deploy-post': runDeployPost,
 };
 async function runAction(name) {
     const action = ACTIONS[name];

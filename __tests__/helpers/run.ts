@@ -17,20 +17,42 @@ export function parseOutputFile(text: string): Record<string, string> {
   return out;
 }
 
-/** Runs a bundled action entry as the runner does: INPUT_* variables and GITHUB_OUTPUT/GITHUB_STEP_SUMMARY files. */
-export function runBundledAction(entry: string, inputs: Record<string, string>) {
+/** The environment the runner gives an action: INPUT_* variables and its command files. */
+export function actionEnv(inputs: Record<string, string>, extra: Record<string, string> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'fd-action-'));
-  const files = { GITHUB_OUTPUT: join(dir, 'output'), GITHUB_STEP_SUMMARY: join(dir, 'summary') };
-  for (const f of Object.values(files)) writeFileSync(f, '');
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '', ...files };
+  const files = {
+    GITHUB_OUTPUT: join(dir, 'output'),
+    GITHUB_STEP_SUMMARY: join(dir, 'summary'),
+    GITHUB_STATE: join(dir, 'state'),
+    RUNNER_TEMP: dir,
+  };
+  for (const [k, f] of Object.entries(files)) if (k !== 'RUNNER_TEMP') writeFileSync(f, '');
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', ...files, ...extra };
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.replace(/ /g, '_').toUpperCase()}`] = v;
-  const r = spawnSync(process.execPath, [entry], { env, encoding: 'utf8', timeout: 20_000 });
+  return {
+    env,
+    outputs: () => parseOutputFile(readFileSync(files.GITHUB_OUTPUT, 'utf8')),
+    state: () => parseOutputFile(readFileSync(files.GITHUB_STATE, 'utf8')),
+    summary: () => readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'),
+  };
+}
+
+/** Runs a bundled action entry as the runner does: INPUT_* variables and GITHUB_OUTPUT/GITHUB_STEP_SUMMARY files. */
+export function runBundledAction(
+  entry: string,
+  inputs: Record<string, string>,
+  extra: Record<string, string> = {},
+  timeout = 20_000,
+) {
+  const a = actionEnv(inputs, extra);
+  const r = spawnSync(process.execPath, [entry], { env: a.env, encoding: 'utf8', timeout });
   return {
     code: r.status,
     stdout: r.stdout,
     stderr: r.stderr,
-    outputs: parseOutputFile(readFileSync(files.GITHUB_OUTPUT, 'utf8')),
-    summary: readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'),
+    outputs: a.outputs(),
+    state: a.state(),
+    summary: a.summary(),
   };
 }
 

@@ -1,9 +1,12 @@
 /** One entry for every action: each action.yml runs a stub that calls runAction with its name. */
 import { failStep } from '../github/report-error';
+import { runDeployAction, runDeployPost } from './deploy';
 import { runPlan } from './plan';
 
 const ACTIONS: Record<string, () => Promise<void>> = {
   plan: runPlan,
+  deploy: runDeployAction,
+  'deploy-post': runDeployPost,
 };
 
 export async function runAction(name: string): Promise<void> {

@@ -8,7 +8,7 @@ import { planDeployment } from '../plan/plan';
 import { checkVersion } from '../remote/commands';
 import { renderReport, succeeded } from '../report/render';
 import { plural } from '../report/table';
-import { parseKnownHosts, knownFingerprints } from '../ssh/known-hosts';
+import { checkTrust } from '../ssh/known-hosts';
 import { SshConnector } from '../ssh/transport';
 import { duration, loadRegistry, percent, wholeNumber } from './args';
 import { readUserFile, type CliIO } from './io';
@@ -113,20 +113,7 @@ export async function runDeploy(values: Values, io: CliIO): Promise<number> {
   const knownHosts = knownHostsFile
     ? await readUserFile(io, knownHostsFile, '--known-hosts')
     : (io.env.FLEET_KNOWN_HOSTS ?? '');
-  const known = parseKnownHosts(knownHosts);
-  const untrusted = [
-    ...new Map(plan.plan.flatMap((w) => w.targets).map((t) => [t.server.name, t.server])).values(),
-  ].filter((s) => s.hostKeys.length === 0 && knownFingerprints(known, s.host, s.port).length === 0);
-  if (untrusted.length) {
-    throw new ConfigurationError(
-      untrusted.map((s) => ({
-        path: [...s.at, 'hostKey'],
-        source: registry.source,
-        message: `server ${s.name} (${s.host}:${s.port}) has no pinned host key and no known_hosts entry, so it cannot be verified`,
-        hint: `pin its key in the registry ("hostKey"), or pass --known-hosts; get it with: ssh-keyscan -p ${s.port} ${s.host}`,
-      })),
-    );
-  }
+  checkTrust(registry, plan, knownHosts);
 
   const progress = new Progress({
     write: io.stderr,

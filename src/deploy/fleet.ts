@@ -9,7 +9,14 @@ import type { Plan } from '../plan/plan';
 import type { Server, Target } from '../registry/model';
 import type { Clock, Connector, Transport, UrlGet } from './ports';
 import type { Outcome, TargetResult } from './result';
-import { deployTarget, OnceHooks, type DeployOptions, type ServerSession, type StepEvent } from './target';
+import {
+  deployTarget,
+  OnceHooks,
+  type DeployOptions,
+  type LockEvent,
+  type ServerSession,
+  type StepEvent,
+} from './target';
 
 export interface FleetOptions extends DeployOptions {
   concurrency: number;
@@ -26,6 +33,7 @@ export interface FleetPorts {
   urlGet: UrlGet;
   signal?: AbortSignal;
   onStep?: (e: StepEvent) => void;
+  onLock?: (e: LockEvent) => void;
   onTarget?: (r: TargetResult) => void;
   onWave?: (e: {
     wave: number;
@@ -180,7 +188,6 @@ export async function deployFleet(
         const over = budgetExceeded(results, options);
         if (over && wave.index < plan.plan.length)
           stopped = `wave ${wave.index} exceeded the failure budget: ${over}`;
-        else if (over) stopped = `the failure budget was exceeded in the last wave: ${over}`;
       }
     }
   } finally {
@@ -229,6 +236,7 @@ export async function deployFleet(
             clock: ports.clock,
             urlGet: ports.urlGet,
             onStep: ports.onStep ?? (() => undefined),
+            onLock: ports.onLock,
             once,
             signal: ports.signal,
           })

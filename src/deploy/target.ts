@@ -55,7 +55,11 @@ export type StepEvent = {
   detail?: string;
 };
 
+/** A lock this run took or released, so a cancelled CI job's post step can release what is left. */
+export type LockEvent = { target: string; server: string; path: string; token: string; held: boolean };
+
 export interface TargetPorts {
+  onLock?: (e: LockEvent) => void;
   session: ServerSession;
   clock: Clock;
   urlGet: UrlGet;
@@ -242,6 +246,13 @@ export async function deployTarget(
           }
           if (r.code === 0) {
             locked = true;
+            ports.onLock?.({
+              target: target.id,
+              server: target.server.name,
+              path: t.path,
+              token,
+              held: true,
+            });
             if (p.brokeStale !== undefined)
               ports.onStep({
                 target: target.id,
@@ -462,7 +473,16 @@ export async function deployTarget(
         for (let attempt = 1; attempt <= 3; attempt++) {
           try {
             const r = await exec(R.finish(t, { token, ...(history ? { history } : {}), remove }));
-            if (r.code === 0) return r.stdout;
+            if (r.code === 0) {
+              ports.onLock?.({
+                target: target.id,
+                server: target.server.name,
+                path: t.path,
+                token,
+                held: false,
+              });
+              return r.stdout;
+            }
             last = describe(r);
           } catch (e) {
             last = (e as Error).message;

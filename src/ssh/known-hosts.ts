@@ -4,6 +4,9 @@
  * key it offers matches one of these; no match, or nothing pinned at all, is a refusal.
  */
 import { createHmac } from 'node:crypto';
+import { ConfigurationError } from '../errors';
+import type { Plan } from '../plan/plan';
+import type { Registry } from '../registry/model';
 import type { PinnedHostKey } from '../registry/hostkey';
 import { fingerprintOf } from '../registry/hostkey';
 
@@ -73,4 +76,25 @@ export function verifyHostKey(
     ok: false,
     message: `host key verification failed for ${label} (${host}:${port}): expected ${expected.join(' or ')}, but the server offered ${fingerprint}. If the key was rotated, pin the new one in the registry; otherwise this may be a man-in-the-middle`,
   };
+}
+
+/**
+ * Before any server is touched: every server of the plan must have a pinned key or a known_hosts entry,
+ * since an unknown key is never trusted. Names every server that has neither, with the fix.
+ */
+export function checkTrust(registry: Registry, plan: Plan, knownHostsText: string): void {
+  const known = parseKnownHosts(knownHostsText);
+  const servers = new Map(plan.plan.flatMap((w) => w.targets).map((t) => [t.server.name, t.server]));
+  const untrusted = [...servers.values()].filter(
+    (s) => s.hostKeys.length === 0 && knownFingerprints(known, s.host, s.port).length === 0,
+  );
+  if (untrusted.length === 0) return;
+  throw new ConfigurationError(
+    untrusted.map((s) => ({
+      path: [...s.at, 'hostKey'],
+      source: registry.source,
+      message: `server ${s.name} (${s.host}:${s.port}) has no pinned host key and no known_hosts entry, so it cannot be verified`,
+      hint: `pin its key in the registry ("hostKey"), or pass a known_hosts text; get it with: ssh-keyscan -p ${s.port} ${s.host}`,
+    })),
+  );
 }

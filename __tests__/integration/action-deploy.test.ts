@@ -1,0 +1,140 @@
+/**
+ * The deploy action's bundle (dist/actions/deploy.js and its post step) run as the runner runs it,
+ * against real sshd (tenants on the SANDBOX runtime, the docker double).
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { actionEnv, runBundledAction } from '../helpers/run';
+import { handOver, haveSshd } from '../helpers/sshd';
+import { lockExists, startFleet, type TestFleet } from '../helpers/testfleet';
+
+const describeSshd = haveSshd ? describe : describe.skip;
+
+describeSshd('actions/deploy', () => {
+  let fleet: TestFleet;
+  let registryFile: string;
+  beforeAll(async () => {
+    fleet = await startFleet({ servers: 2, tenantsPerServer: 1, startWith: 'v1' });
+    registryFile = join(fleet.root, 'registry.json');
+  }, 60_000);
+  afterAll(async () => fleet?.stop());
+
+  test('deploys the targets of a matrix entry; outputs, report file, masked key', () => {
+    const r = runBundledAction(
+      'dist/actions/deploy.js',
+      {
+        registry: registryFile,
+        version: 'v2',
+        targets: 'srv-1/t1-1 srv-2/t2-1',
+        'ssh-key': fleet.key.privateKey,
+      },
+      {},
+      60_000,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.outputs).toMatchObject({ outcome: 'deployed', deployed: '2', failed: '0', 'rolled-back': '0' });
+    expect(JSON.parse(r.outputs.report!).targets.map((t: any) => t.outcome)).toEqual([
+      'deployed',
+      'deployed',
+    ]);
+    expect(r.stdout).toContain('::group::srv-1/t1-1: deployed');
+    // The key reaches the runner only in mask commands (which the runner consumes), never in the log.
+    const logged = r.stdout
+      .split('\n')
+      .filter((l) => !l.startsWith('::add-mask::'))
+      .join('\n');
+    expect(r.stdout).toContain('::add-mask::');
+    for (const line of fleet.key.privateKey.split('\n').filter((l) => l.length > 20))
+      expect(logged).not.toContain(line);
+    expect(JSON.parse(r.state['fleet-deploy-locks']!)).toEqual([]);
+  }, 60_000);
+
+  test('bad inputs fail before any server is touched, naming the input', () => {
+    const before = [...fleet.sshds.values()].map((s) => s.handshakes());
+    const unknown = runBundledAction('dist/actions/deploy.js', {
+      registry: registryFile,
+      version: 'v2',
+      targets: 'srv-1/nope',
+      'ssh-key': 'x',
+    });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stdout).toContain(
+      'input \\"targets\\": \\"srv-1/nope\\" is not a target'.replaceAll('\\"', '"'),
+    );
+    const version = runBundledAction('dist/actions/deploy.js', {
+      registry: registryFile,
+      version: 'v2;reboot',
+      'ssh-key': 'x',
+    });
+    expect(version.stdout).toContain('input "version": "v2;reboot" is neither an image tag nor a digest');
+    const key = runBundledAction('dist/actions/deploy.js', { registry: registryFile, version: 'v2' });
+    expect(key.stdout).toContain('input "ssh-key": is required');
+    expect([...fleet.sshds.values()].map((s) => s.handshakes())).toEqual(before);
+  });
+
+  test('a rolled-back target fails the step with an annotation', () => {
+    const t = fleet.tenants[0]!;
+    writeFileSync(join(t.dir, 'SANDBOX_BREAK'), 'v3\n');
+    handOver(join(t.dir, 'SANDBOX_BREAK'));
+    const r = runBundledAction(
+      'dist/actions/deploy.js',
+      { registry: registryFile, version: 'v3', select: 'server=srv-1', 'ssh-key': fleet.key.privateKey },
+      {},
+      60_000,
+    );
+    expect(r.code).toBe(1);
+    expect(r.outputs.outcome).toBe('rolled-back');
+    expect(r.stdout).toMatch(
+      /::error title=fleet-deploy%3A srv-1\/t1-1 rolled-back::srv-1\/t1-1: rolled-back: health gate failed/,
+    );
+    expect(r.stdout).toContain('::error::1 of 1 target(s) not deployed: 0 failed, 1 rolled back, 0 skipped');
+  }, 60_000);
+
+  test('a job killed mid-deploy: the post step releases the lock it left', async () => {
+    const t = fleet.tenants[1]!; // srv-2/t2-1, on v2
+    const a = actionEnv({
+      registry: registryFile,
+      version: 'slow-9',
+      targets: 'srv-2/t2-1',
+      'ssh-key': fleet.key.privateKey,
+    });
+    const child = spawn(process.execPath, ['dist/actions/deploy.js'], {
+      env: a.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no health step within 30 s:\n${out}`)), 30_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (/srv-2\/t2-1 {2}update {2}ok/.test(out)) {
+          clearTimeout(timer);
+          child.kill('SIGKILL'); // the runner cancelling the job
+          resolve();
+        }
+      });
+    });
+    await new Promise((r) => child.once('exit', r));
+    expect(lockExists(t)).toBe(true);
+    const saved = a.state()['fleet-deploy-locks']!;
+    expect(JSON.parse(saved)).toEqual([expect.objectContaining({ target: 'srv-2/t2-1', held: true })]);
+    const post = runBundledAction(
+      'dist/actions/deploy-post.js',
+      { registry: registryFile, 'ssh-key': fleet.key.privateKey },
+      { 'STATE_fleet-deploy-locks': saved },
+      30_000,
+    );
+    expect(post.code).toBe(0);
+    expect(post.stdout).toContain('srv-2/t2-1: lock released');
+    expect(lockExists(t)).toBe(false);
+  }, 60_000);
+
+  test('the post step with nothing held does nothing', () => {
+    mkdirSync(join(fleet.root, 'x'), { recursive: true });
+    const post = runBundledAction('dist/actions/deploy-post.js', {}, {});
+    expect(post.code).toBe(0);
+    expect(post.stdout).toContain('No fleet-deploy lock left to release.');
+  });
+});
