@@ -127,7 +127,9 @@ export async function startSshd(
   const hostKeyFile = join(dir, 'host_ed25519');
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', hostKeyFile]);
   writeFileSync(join(dir, 'authorized_keys'), `${key.publicKey}\n`);
-  chmodSync(join(dir, 'authorized_keys'), 0o600);
+  // sshd reads it as the user it logs in; StrictModes is off, so world-readable is accepted here.
+  chmodSync(join(dir, 'authorized_keys'), 0o644);
+  chmodSync(dir, 0o755);
   const bin = join(dir, 'bin');
   mkdirSync(bin, { recursive: true });
   const runtime = join(bin, 'sandbox-runtime.js');
