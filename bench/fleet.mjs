@@ -16,9 +16,12 @@
 // BENCH_ENGINE=sandbox uses the sandbox runtime double (dist/sandbox/runtime.js as `docker`).
 //
 // Root required (sshd, a dedicated login user `fleetdeploy`, podman). Knobs: BENCH_SERVERS (20),
-// BENCH_TENANTS (2), BENCH_CONCURRENCY (20), BENCH_ENGINE (podman|sandbox), BENCH_ONLY (e.g. "ours,floor"),
-// BENCH_RUN_TIMEOUT_S (900), BENCH_KEEP=1 (keep the temp dir and its logs).
-// Writes bench/results/fleet-latest.json and bench/results/fleet-latest.md.
+// BENCH_TENANTS (2), BENCH_CONCURRENCY (20), BENCH_ENGINE (podman|sandbox), BENCH_RUN_TIMEOUT_S (900).
+// Diagnostics: BENCH_ONLY picks runs and their order (default "ours,floor,ansible"; "floor+" is the floor
+// script plus the remote commands ours runs and a plain script does not), BENCH_TRACE=1 times every remote
+// docker / docker-compose call (wrappers first on the sessions' PATH), BENCH_KEEP=1 keeps the temp dir
+// and its logs, BENCH_OUT names the result files (default fleet-latest).
+// Writes bench/results/fleet-latest.json and bench/results/fleet-latest.md (for docs/PERFORMANCE.md).
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -54,12 +57,16 @@ const RUN_TIMEOUT_MS = int('BENCH_RUN_TIMEOUT_S', 900) * 1000;
 const ENGINE_WANTED = process.env.BENCH_ENGINE || 'auto';
 const ONLY = (process.env.BENCH_ONLY || 'ours,floor,ansible').split(',').map((s) => s.trim());
 const KEEP = process.env.BENCH_KEEP === '1';
+const OUT = process.env.BENCH_OUT || 'fleet-latest'; // bench/results/OUT.json and OUT.md
+if (!/^[\w.-]+$/.test(OUT)) throw new Error(`BENCH_OUT=${OUT}: a file name without directories`);
 const TARGETS = SERVERS * TENANTS;
 const USER = 'fleetdeploy';
 const SSHD = '/usr/sbin/sshd';
 const TIME = '/usr/bin/time';
 const HEALTH = { interval: 0.5, timeout: 2, deadline: 60, successes: 2 };
-const RUNS = ONLY.filter((r, k) => ['ours', 'floor', 'ansible'].includes(r) && ONLY.indexOf(r) === k);
+// "floor+" (diagnostic, not run by default): the floor script plus the remote commands ours runs and
+// the floor does not (compose version, compose ps + inspect, image ls, image inspect).
+const RUNS = ONLY.filter((r, k) => ['ours', 'floor', 'ansible', 'floor+'].includes(r) && ONLY.indexOf(r) === k);
 const TRACE = process.env.BENCH_TRACE === '1';
 if (!['auto', 'podman', 'sandbox'].includes(ENGINE_WANTED))
   throw new Error(`BENCH_ENGINE=${ENGINE_WANTED}: expected podman or sandbox`);
@@ -576,7 +583,8 @@ done`;
 const SWITCH_SH = (refExpr) =>
   `cp -p .env .env.fleet-new && awk -v ref="${refExpr}" '/^(export[ \\t]+)?APP_IMAGE=/ { print "APP_IMAGE=" ref; seen = 1; next } { print } END { if (!seen) print "APP_IMAGE=" ref }' .env > .env.fleet-new && mv -f .env.fleet-new .env`;
 const FLOOR_SH = `#!/bin/sh
-# floor.sh DIR PROJECT APP_PORT VERSION REPOSITORY COMPOSE(+ for space): one target's deploy.
+# floor.sh DIR PROJECT APP_PORT VERSION REPOSITORY COMPOSE(+ for space) [extra]: one target's deploy.
+# With "extra" it also runs the commands fleet-deploy runs and a plain script does not need (diagnostic).
 set -u
 health() ( port=$1 want=$2
 ${HEALTH_SH('$port', '$want')}
@@ -597,9 +605,17 @@ main() {
   printf '{"actor":"floor","version":"%s","pid":%s}\\n' "$version" "$$" > .fleet/lock/owner
   prev=$(grep -E '^(export[[:space:]]+)?APP_IMAGE=' .env | head -n 1 | sed 's/^[^=]*=//')
   next=$repo:$version
+  if [ "\${7:-}" = extra ]; then
+    $compose version >/dev/null 2>&1 || exit 12
+    ids=$($compose -f docker-compose.yml -p "$project" ps -q) || exit 1
+    if [ -n "$ids" ]; then docker inspect --format '{{.Image}}' $ids >/dev/null || exit 1; fi
+    docker image ls --format '{{.Repository}}:{{.Tag}}' "$repo" >/dev/null
+    tail -n 200 .fleet/history.jsonl >/dev/null 2>&1
+  fi
   if ! docker pull -q "$next" >/dev/null; then
     history failed; rm -rf .fleet/lock; echo "pull of $next failed" >&2; exit 30
   fi
+  if [ "\${7:-}" = extra ]; then docker image inspect --format '{{.Id}}' "$next" >/dev/null; fi
   outcome=deployed
   if ! switch "$next"; then
     rm -f .env.fleet-new; history failed; rm -rf .fleet/lock; exit 31
@@ -641,7 +657,7 @@ const SSH_OPTS = [
   '-o',
   'ConnectTimeout=20',
 ];
-const floorArgv = (version, jobs, label) => [
+const floorArgv = (version, jobs, label, extra = false) => [
   'parallel',
   '--will-cite',
   '-j',
@@ -666,6 +682,7 @@ const floorArgv = (version, jobs, label) => [
   version,
   REPO,
   COMPOSE.replace(' ', '+'),
+  ...(extra ? ['extra'] : []),
   '<',
   FLOOR_FILE,
 ];
@@ -854,9 +871,10 @@ const ARGV = {
     join(LOGS, 'ours-report.json'),
   ],
   floor: () => floorArgv('v2', CONCURRENCY, 'floor'),
+  'floor+': () => floorArgv('v2', CONCURRENCY, 'floor+', true),
   ansible: () => ['ansible-playbook', join(ANSIBLE_DIR, 'deploy.yml'), '-e', 'version=v2'],
 };
-const ENV = { ours: { ...process.env, NO_COLOR: '1' }, floor: process.env, ansible: ansibleEnv };
+const ENV = { ours: { ...process.env, NO_COLOR: '1' }, floor: process.env, 'floor+': process.env, ansible: ansibleEnv };
 
 try {
   log(
@@ -1032,7 +1050,7 @@ mkdirSync(resultsDir, { recursive: true });
 const distHash = createHash('sha256').update(readFileSync(join(REPO_DIR, 'dist/index.js'))).digest('hex').slice(0, 12);
 const gitHead = run('git', ['-C', REPO_DIR, 'rev-parse', '--short', 'HEAD'], { allowFail: true }).stdout?.trim();
 writeFileSync(
-  join(resultsDir, 'fleet-latest.json'),
+  join(resultsDir, `${OUT}.json`),
   `${JSON.stringify(
     {
       date: new Date().toISOString(),
@@ -1063,6 +1081,6 @@ const md = [
   ...notes.map((n) => n),
   '',
 ].join('\n');
-writeFileSync(join(resultsDir, 'fleet-latest.md'), md);
-log(`wrote bench/results/fleet-latest.json and bench/results/fleet-latest.md`);
+writeFileSync(join(resultsDir, `${OUT}.md`), md);
+log(`wrote bench/results/${OUT}.json and bench/results/${OUT}.md`);
 process.exit(RUNS.every((n) => ok(results[n])) ? 0 : 1);
