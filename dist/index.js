@@ -67610,7 +67610,7 @@ function runUserCommand(t, command, env) {
 }
 function commands_backup(t, stamp) {
     const b = t.backup;
-    const files = ['.env', ...t.compose.files, ...b.paths];
+    const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
     const pre = b.command ? sh `sh -c ${b.command} && ` : sh ``;
     return sh `${enter(t)} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`;
 }

@@ -41,7 +41,9 @@ describeSshd('registry features over real sshd', () => {
     await fleet?.stop();
     await jump?.stop();
   });
-  const [ta, tb, tc] = [0, 1, 2].map((i) => () => fleet.tenants[i]!);
+  const ta = () => fleet.tenants[0]!;
+  const tb = () => fleet.tenants[1]!;
+  const tc = () => fleet.tenants[2]!;
 
   test('backup before the change; hooks with the versions; a once-hook runs on one target only', async () => {
     const report = await deploy(fleet.registry, fleet.key, 'v2', {
