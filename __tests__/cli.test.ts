@@ -122,3 +122,58 @@ describe('fleet-deploy CLI (the bundled dist/cli.js)', () => {
     );
   });
 });
+
+describe('fleet-deploy deploy (no server needed)', () => {
+  test("--dry-run prints each target's exact remote commands and contacts nothing", async () => {
+    const r = await cli(['deploy', '--dry-run', '-v', 'v2', '-s', 'tenant=acme-corp|soylent']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Dry run: 2 targets in 1 wave, version v2. Nothing is contacted.');
+    expect(r.stdout).toContain('# eu-1/acme-corp  (ssh deploy@203.0.113.10:22)');
+    expect(r.stdout).toContain(
+      '# us-2/soylent  (ssh deploy@us-2.fleet.example.com:2222 via bastion.fleet.example.com)',
+    );
+    expect(r.stdout).toContain(
+      "[pull] docker pull -q ghcr.io/acme/openclaw:v2 >/dev/null && docker pull -q ghcr.io/acme/safety-wrapper:v2 >/dev/null && docker image inspect --format '{{.Id}}|{{json .RepoDigests}}' ghcr.io/acme/openclaw:v2 ghcr.io/acme/safety-wrapper:v2",
+    );
+    expect(r.stdout).toContain('&& docker-compose -f docker-compose.yml -p openclaw-soylent up -d');
+    expect(r.stdout).toContain(
+      '[health] # GET http://127.0.0.1:18790/health (through the SSH connection) every 2000 ms until 3 healthy answers in a row, at most 90000 ms',
+    );
+  });
+
+  test.each([
+    [['deploy'], '--version: is required'],
+    [['deploy', '-v', 'v2;reboot'], '--version: "v2;reboot" is neither an image tag nor a digest'],
+    [['deploy', '-v', 'v2', '--concurrency', '0'], '--concurrency: "0" is not a whole number of at least 1'],
+    [
+      ['deploy', '-v', 'v2', '--max-failure-percent', '150'],
+      '--max-failure-percent: "150" is not a percentage from 0 to 100',
+    ],
+    [['deploy', '-v', 'v2', '--lock-wait', 'soon'], '--lock-wait: "soon" is not a duration'],
+    [['deploy', '-v', 'v2'], '--key: no SSH private key'],
+  ])('%j is a configuration error before anything connects: %s', async (argv, words) => {
+    const r = await cli(argv);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(words);
+  });
+
+  test('a server with no pinned key and no known_hosts entry is refused before anything connects', async () => {
+    const reg = JSON.parse(readFileSync('servers/production.json', 'utf8'));
+    delete reg.servers[0].hostKey;
+    const r = await cli(
+      ['deploy', '-r', 'r.json', '-v', 'v2', '-s', 'server=eu-1'],
+      { 'r.json': JSON.stringify(reg) },
+      { FLEET_SSH_KEY: 'k' },
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(
+      'servers[0].hostKey: server eu-1 (203.0.113.10:22) has no pinned host key and no known_hosts entry',
+    );
+    expect(r.stderr).toContain('ssh-keyscan -p 22 203.0.113.10');
+    const known = await cli(
+      ['deploy', '-r', 'r.json', '-v', 'v2', '-s', 'server=eu-1', '--known-hosts', 'kh', '--dry-run'],
+      { 'r.json': JSON.stringify(reg), kh: '' },
+    );
+    expect(known.code).toBe(0);
+  });
+});

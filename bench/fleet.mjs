@@ -326,7 +326,9 @@ const USER_GROUP = run('id', ['-gn', USER]).trim();
 // ---------------------------------------------------------------------------------------------------
 // The fleet.
 // ---------------------------------------------------------------------------------------------------
-const ROOT = mkdtempSync('/tmp/fd-bench-');
+// The bundle measured (it may be rebuilt while this runs; the end compares).
+const distHash = createHash('sha256').update(readFileSync(join(REPO_DIR, 'dist/index.js'))).digest('hex').slice(0, 12);
+const ROOT = mkdtempSync('/tmp/fd-fleet-');
 chmodSync(ROOT, 0o755);
 const LOGS = join(ROOT, 'logs');
 mkdirSync(LOGS);
@@ -1047,7 +1049,8 @@ console.log(out);
 
 const resultsDir = join(REPO_DIR, 'bench', 'results');
 mkdirSync(resultsDir, { recursive: true });
-const distHash = createHash('sha256').update(readFileSync(join(REPO_DIR, 'dist/index.js'))).digest('hex').slice(0, 12);
+const distHashNow = createHash('sha256').update(readFileSync(join(REPO_DIR, 'dist/index.js'))).digest('hex').slice(0, 12);
+if (distHashNow !== distHash) log(`WARNING: dist/index.js changed during the benchmark (${distHash} → ${distHashNow})`);
 const gitHead = run('git', ['-C', REPO_DIR, 'rev-parse', '--short', 'HEAD'], { allowFail: true }).stdout?.trim();
 writeFileSync(
   join(resultsDir, `${OUT}.json`),

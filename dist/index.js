@@ -67804,12 +67804,13 @@ async function deployTarget(target, wave, options, ports) {
             await must(`${kind} hook`, runUserCommand(t, hook.run, hookEnv(version, previous)), hook.timeoutMs);
         }
     }
-    async function gate(version) {
+    /** The gate of a deploy stops when the run is cancelled; the rollback's gate runs to the end. */
+    async function gate(version, cancellable = true) {
         const check = t.health;
         const probe = check.url !== undefined
             ? () => ports.urlGet(check.url, check.timeoutMs)
             : async () => (await ports.session.transport(recovering)).get(check.port, check.path, check.timeoutMs);
-        const g = await runGate(check, version, probe, ports.clock, ports.signal);
+        const g = await runGate(check, version, probe, ports.clock, cancellable ? ports.signal : undefined);
         if (!g.ok)
             throw new StepFailure('health', `health gate failed: ${g.reason}`);
         if (check.containerHealth) {
@@ -67988,7 +67989,7 @@ async function deployTarget(target, wave, options, ports) {
                     await must('rollback', update(t, previous.refs), options.pullTimeoutMs);
                 }
             });
-            await step('rollback health', () => gate(prevVersion ?? ''), (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`);
+            await step('rollback health', () => gate(prevVersion ?? '', false), (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`);
             result.outcome = 'rolled-back';
             if (t.hooks.onRollback.length)
                 await step('on-rollback hooks', () => runHooks('onRollback', prevVersion ?? '', options.version));

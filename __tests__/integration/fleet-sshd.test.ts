@@ -2,7 +2,7 @@
  * A fleet of 5 real sshd servers × 2 tenants (SANDBOX runtime as the docker double): waves, the failure
  * budget, one SSH handshake per server, and the CLI run as a user runs it.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deploy } from '../helpers/deploy';
@@ -118,4 +118,54 @@ describeSshd('a fleet of 10 targets on 5 servers', () => {
       /srv-2\/t2-1 +1 +rolled-back +v3 → v2 +[\d.]+ s +health gate failed: not healthy within 4 s/,
     );
   }, 120_000);
+
+  test('Ctrl-C during a deploy: the target in progress rolls back, its lock is released, nothing else starts', async () => {
+    const keyFile = join(fleet.root, 'deploy_key');
+    writeFileSync(keyFile, fleet.key.privateKey, { mode: 0o600 });
+    const child = spawn(
+      process.execPath,
+      [
+        'dist/cli.js',
+        'deploy',
+        '-r',
+        join(fleet.root, 'registry.json'),
+        '-v',
+        'slow-7',
+        '-s',
+        'server=srv-3',
+        '--concurrency',
+        '1',
+        '--key',
+        keyFile,
+      ],
+      {
+        env: { PATH: process.env.PATH ?? '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let err = '';
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no update step within 30 s:\n${err}`)), 30_000);
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (/srv-3\/t3-1 {2}update {2}ok/.test(err) && !child.killed) {
+          clearTimeout(timer);
+          child.kill('SIGINT');
+          resolve();
+        }
+      });
+    });
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    expect(err).toContain(
+      'SIGINT: finishing the targets in progress (rolling back where needed) and releasing their locks',
+    );
+    expect(code).toBe(1);
+    expect(out).toMatch(/srv-3\/t3-1 +1 +rolled-back +\S+ → slow-7 +[\d.]+ s +health gate failed: cancelled/);
+    expect(out).toMatch(/srv-3\/t3-2 +1 +skipped .* cancelled/);
+    const t = fleet.tenants.find((x) => x.id === 't3-1')!;
+    expect(lockExists(t)).toBe(false);
+    expect(fleet.env(t)).not.toContain('slow-7');
+  }, 60_000);
 });

@@ -167,14 +167,15 @@ export async function deployTarget(
     }
   }
 
-  async function gate(version: string) {
+  /** The gate of a deploy stops when the run is cancelled; the rollback's gate runs to the end. */
+  async function gate(version: string, cancellable = true) {
     const check = t.health;
     const probe =
       check.url !== undefined
         ? () => ports.urlGet(check.url!, check.timeoutMs)
         : async () =>
             (await ports.session.transport(recovering)).get(check.port!, check.path, check.timeoutMs);
-    const g = await runGate(check, version, probe, ports.clock, ports.signal);
+    const g = await runGate(check, version, probe, ports.clock, cancellable ? ports.signal : undefined);
     if (!g.ok) throw new StepFailure('health', `health gate failed: ${g.reason}`);
     if (check.containerHealth) {
       const states = (await must('container health', R.containerHealth(t))).split('\n').filter(Boolean);
@@ -412,7 +413,7 @@ export async function deployTarget(
       });
       await step(
         'rollback health',
-        () => gate(prevVersion ?? ''),
+        () => gate(prevVersion ?? '', false),
         (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`,
       );
       result.outcome = 'rolled-back';
