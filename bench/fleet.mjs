@@ -259,6 +259,24 @@ function traceSince(offsets) {
 const traceOffsets = () =>
   servers.map((srv) => (existsSync(join(srv.dir, 'trace.log')) ? readFileSync(join(srv.dir, 'trace.log'), 'utf8').length : 0));
 
+/**
+ * Waits (at most 60 s) until the machine is quiet — under 15% of one core busy over a second — so that
+ * no other work (a build, a test run) shares the CPU with the run. Returns the last busy fraction.
+ */
+async function waitQuiet(name) {
+  let busy = 1;
+  for (let i = 0; i < 30; i++) {
+    const c0 = machineCpuS();
+    await sleep(1000);
+    busy = machineCpuS() - c0;
+    if (busy < 0.15) return busy;
+    if (i === 0) log(`${name}: the machine is busy (${Math.round(busy * 100)}% of a core), waiting for it to quiet down`);
+    await sleep(1000);
+  }
+  log(`${name}: WARNING: the machine stayed busy (${Math.round(busy * 100)}% of a core); measuring anyway`);
+  return busy;
+}
+
 async function freePort() {
   return new Promise((resolveP, reject) => {
     const s = createServer();
@@ -897,6 +915,7 @@ try {
     if (name !== RUNS[0]) await bringTo('v1', `before-${name}`);
     dropImage('v2'); // every run pulls v2 from the registry
     await sleep(2000); // let the reset's containers settle
+    const busyBefore = await waitQuiet(name);
     const before = servers.map(acceptedCount);
     const cpu0 = machineCpuS();
     const eng0 = engineCpuS();
@@ -914,6 +933,7 @@ try {
       cpuS: r.cpuS,
       cpuMsPerTarget: r.cpuS !== undefined ? (r.cpuS * 1000) / TARGETS : undefined,
       machineCpuS: machine,
+      busyBefore,
       engineCpuS: engineCpu,
       ...(TRACE ? { trace: traceSince(trace0) } : {}),
       exitCode: r.code,
