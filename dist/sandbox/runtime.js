@@ -164,6 +164,7 @@ function compose(args) {
             (0,external_node_fs_namespaceObject.mkdirSync)(projectsDir, { recursive: true });
             writeAtomic(stateFile, {
                 id: (0,external_node_crypto_namespaceObject.randomBytes)(32).toString('hex'),
+                project,
                 ref,
                 imageId: id,
                 pid: child.pid,
@@ -188,6 +189,15 @@ function main(argv) {
     switch (cmd) {
         case 'compose':
             return compose(args);
+        case 'ps': {
+            // docker ps -q --filter label=com.docker.compose.project=NAME
+            const filter = args[args.indexOf('--filter') + 1] ?? '';
+            const project = /^label=com\.docker\.compose\.project=(.+)$/.exec(filter)?.[1];
+            for (const c of containers())
+                if (!project || c.project === project)
+                    process.stdout.write(`${c.id}\n`);
+            return;
+        }
         case 'pull':
             pull(operands[0] ?? fail('docker pull needs an image'));
             return void process.stdout.write(`${operands[0]}\n`);

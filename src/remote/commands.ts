@@ -48,6 +48,30 @@ export function engineOf(command: ComposeCommand): 'docker' | 'podman' {
   return command.startsWith('podman') ? 'podman' : 'docker';
 }
 
+/**
+ * The Compose project name the containers carry in their `com.docker.compose.project` label: the
+ * registry's, or the directory name normalized as Compose does (lowercase; letters, digits, "-", "_").
+ */
+export function projectOf(t: Tenant): string {
+  if (t.compose.project) return t.compose.project;
+  const base = t.path.replace(/\/+$/, '').split('/').at(-1) ?? '';
+  return base.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+}
+
+/**
+ * A cheap check that the compose command exists. Compose v1 and podman-compose are Python programs
+ * costing ~0.4 s of CPU per run, so they are looked up, not run; `docker compose` is a fast plugin.
+ */
+function composeAvailable(command: ComposeCommand): Script {
+  if (command === 'docker compose') return sh`docker compose version >/dev/null 2>&1`;
+  return sh`command -v ${command.split(' ')[0]!} >/dev/null 2>&1`;
+}
+
+/** IDs of the project's running containers, by label through the engine (no Compose process). */
+function runningContainers(t: Tenant): Script {
+  return sh`${engineOf(t.compose.command)} ps -q --filter ${`label=com.docker.compose.project=${projectOf(t)}`}`;
+}
+
 export function composeArgv(t: Tenant): string[] {
   const argv = t.compose.command.split(' ');
   for (const f of t.compose.files) argv.push('-f', f);
@@ -77,9 +101,7 @@ export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script 
     for (const f of t.compose.files)
       lines.push(sh`test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
     lines.push(sh`test -f .env || exit ${PREFLIGHT.noEnvFile}`);
-    lines.push(
-      sh`${t.compose.command.split(' ')} version >/dev/null 2>&1 || exit ${PREFLIGHT.noComposeCommand}`,
-    );
+    lines.push(sh`${composeAvailable(t.compose.command)} || exit ${PREFLIGHT.noComposeCommand}`);
   }
   lines.push(sh`df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
   lines.push(sh`mkdir -p ${STATE_DIR} || exit 1`);
@@ -99,7 +121,7 @@ export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script 
     const engine = engineOf(t.compose.command);
     lines.push(sh`echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`);
     lines.push(
-      sh`echo '@@running'; ids=$(${composeArgv(t)} ps -q ${t.compose.services ?? []}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`,
+      sh`echo '@@running'; ids=$(${runningContainers(t)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`,
     );
     lines.push(
       sh`echo '@@images'; ${new Script(t.images.map((i) => sh`${engine} image ls --format '{{.Repository}}:{{.Tag}}' ${i.repository}`.text).join('; '))}`,
@@ -205,7 +227,7 @@ END { for (k in val) if (!(k in seen)) print k "=" val[k] }'`,
 
 /** The containers' own HEALTHCHECK states: healthy, unhealthy, starting, or none. */
 export function containerHealth(t: Tenant): Script {
-  return sh`${enter(t)} && ids=$(${composeArgv(t)} ps -q ${t.compose.services ?? []}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`;
+  return sh`${enter(t)} && ids=$(${runningContainers(t)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`;
 }
 
 /**

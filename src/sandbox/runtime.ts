@@ -25,6 +25,7 @@ import { basename, join } from 'node:path';
 
 interface Container {
   id: string;
+  project: string;
   ref: string;
   imageId: string;
   pid: number;
@@ -161,6 +162,7 @@ function compose(args: string[]): void {
       mkdirSync(projectsDir, { recursive: true });
       writeAtomic(stateFile, {
         id: randomBytes(32).toString('hex'),
+        project,
         ref,
         imageId: id,
         pid: child.pid!,
@@ -188,6 +190,13 @@ function main(argv: string[]): void {
   switch (cmd) {
     case 'compose':
       return compose(args);
+    case 'ps': {
+      // docker ps -q --filter label=com.docker.compose.project=NAME
+      const filter = args[args.indexOf('--filter') + 1] ?? '';
+      const project = /^label=com\.docker\.compose\.project=(.+)$/.exec(filter)?.[1];
+      for (const c of containers()) if (!project || c.project === project) process.stdout.write(`${c.id}\n`);
+      return;
+    }
     case 'pull':
       pull(operands[0] ?? fail('docker pull needs an image'));
       return void process.stdout.write(`${operands[0]}\n`);
