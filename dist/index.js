@@ -67628,6 +67628,10 @@ const releaseLockPart = (token) => sh `if grep -qF -- ${token} ${LOCK_DIR}/owner
 function releaseLock(t, token) {
     return sh `${enter(t)} && ${releaseLockPart(token)}`;
 }
+/** The last lines of the release history, for `fleet-deploy history`. */
+function readHistory(t, lines) {
+    return sh `${enter(t)} 2>/dev/null && { tail -n ${lines} ${HISTORY_FILE} 2>/dev/null || true; }`;
+}
 function runUserCommand(t, command, env) {
     return sh `${enter(t)} && ${envPrefix(env)} sh -c ${command}`;
 }
@@ -67783,6 +67787,8 @@ async function deployTarget(target, wave, options, ports) {
         durationMs: 0,
     };
     const token = (0,external_node_crypto_.randomBytes)(12).toString('hex');
+    /** For a rollback, resolved from the target's history during `prepare`. */
+    let version = options.version;
     /** Set once something failed: from then on (rollback, history, unlock) a lost connection is re-opened. */
     let recovering = false;
     async function exec(script, timeoutMs = options.commandTimeoutMs) {
@@ -67846,7 +67852,7 @@ async function deployTarget(target, wave, options, ports) {
     }
     // ---- the steps: four round trips on the happy path (prepare, pull, update, finish) ----
     const previous = { refs: {}, imageIds: [], digests: [] };
-    const next = { refs: {}, version: options.version, imageIds: [], digests: [] };
+    const next = { refs: {}, version: version, imageIds: [], digests: [] };
     let prepared;
     let locked = false;
     let switched = false;
@@ -67857,7 +67863,7 @@ async function deployTarget(target, wave, options, ports) {
                 token,
                 run: options.runId,
                 actor: options.actor,
-                version: options.version,
+                version: version,
                 since: new Date(ports.clock.now()).toISOString(),
             });
             const breakAfterS = options.breakLocksOlderThanMs === undefined
@@ -67913,11 +67919,16 @@ async function deployTarget(target, wave, options, ports) {
         ]
             .filter(Boolean)
             .join(', '));
+        previous.version = previousVersion(prepared);
+        if (options.rollback) {
+            version = rollbackVersion(prepared, previous.version, options.rollback.to);
+            next.version = version;
+        }
         if (t.commands) {
             previous.version = prepared.current;
             if (previous.version)
                 previous.refs = { version: previous.version };
-            next.refs = { version: options.version };
+            next.refs = { version: version };
         }
         else {
             previous.refs = Object.fromEntries(t.images
@@ -67925,7 +67936,7 @@ async function deployTarget(target, wave, options, ports) {
                 .map((i) => [i.variable, prepared.env[i.variable]]));
             previous.imageIds = prepared.running;
             previous.version = previousVersion(prepared);
-            next.refs = Object.fromEntries(t.images.map((i) => [i.variable, imageRef(i, options.version)]));
+            next.refs = Object.fromEntries(t.images.map((i) => [i.variable, imageRef(i, version)]));
             await step('pull', async () => {
                 const refs = Object.values(next.refs);
                 for (let attempt = 1;; attempt++) {
@@ -67944,7 +67955,7 @@ async function deployTarget(target, wave, options, ports) {
             });
         }
         const same = t.commands
-            ? previous.version === options.version
+            ? previous.version === version
             : Object.entries(next.refs).every(([k, v]) => previous.refs[k] === v) &&
                 next.imageIds.every((id) => previous.imageIds.includes(id));
         if (same) {
@@ -67955,10 +67966,10 @@ async function deployTarget(target, wave, options, ports) {
         if (t.backup)
             await step('backup', async () => (await must('backup', commands_backup(t, new Date(ports.clock.now()).toISOString().replace(/[:.]/g, '-')))).trim(), (f) => f);
         if (t.hooks.preDeploy.length)
-            await step('pre-deploy hooks', () => runHooks('preDeploy', options.version, prevVersion));
+            await step('pre-deploy hooks', () => runHooks('preDeploy', version, prevVersion));
         if (t.commands) {
             switched = true;
-            await step('deploy', () => must('deploy', runUserCommand(t, t.commands.deploy, hookEnv(options.version, prevVersion)), options.pullTimeoutMs));
+            await step('deploy', () => must('deploy', runUserCommand(t, t.commands.deploy, hookEnv(version, prevVersion)), options.pullTimeoutMs));
         }
         else {
             await step('update', async () => {
@@ -67970,9 +67981,9 @@ async function deployTarget(target, wave, options, ports) {
                     throw new StepFailure('update', `compose up failed: ${target_describe(r)}`);
             });
         }
-        await step('health', () => gate(options.version), (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`);
+        await step('health', () => gate(version), (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`);
         if (t.hooks.postDeploy.length)
-            await step('post-deploy hooks', () => runHooks('postDeploy', options.version, prevVersion));
+            await step('post-deploy hooks', () => runHooks('postDeploy', version, prevVersion));
         result.outcome = 'deployed';
     }
     catch (e) {
@@ -67991,6 +68002,19 @@ async function deployTarget(target, wave, options, ports) {
         result.durationMs = ports.clock.now() - started;
     }
     return result;
+    /** The version a rollback goes to, from the history read by `prepare`; a StepFailure when there is none. */
+    function rollbackVersion(p, running, to) {
+        const releases = releasesOf(p.history);
+        if (to !== undefined) {
+            if (releases.includes(to))
+                return to;
+            throw new StepFailure('prepare', `version ${to} is not in the release history of ${target.id}; known versions: ${releases.length ? releases.join(', ') : 'none (no history yet)'}`);
+        }
+        const before = releases.filter((v) => v !== running);
+        if (before.length === 0)
+            throw new StepFailure('prepare', `${target.id} has no earlier release in its history to roll back to (running ${running ?? 'nothing'})`);
+        return before[0];
+    }
     function previousVersion(p) {
         if (t.commands)
             return p.current;
@@ -68004,7 +68028,7 @@ async function deployTarget(target, wave, options, ports) {
                 if (t.commands) {
                     if (!prevVersion)
                         throw new StepFailure('rollback', 'no previous version to roll back to');
-                    await must('rollback', runUserCommand(t, t.commands.rollback ?? t.commands.deploy, hookEnv(prevVersion, options.version)), options.pullTimeoutMs);
+                    await must('rollback', runUserCommand(t, t.commands.rollback ?? t.commands.deploy, hookEnv(prevVersion, version)), options.pullTimeoutMs);
                 }
                 else {
                     if (Object.keys(previous.refs).length === 0)
@@ -68015,7 +68039,7 @@ async function deployTarget(target, wave, options, ports) {
             await step('rollback health', () => gate(prevVersion ?? '', false), (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`);
             result.outcome = 'rolled-back';
             if (t.hooks.onRollback.length)
-                await step('on-rollback hooks', () => runHooks('onRollback', prevVersion ?? '', options.version));
+                await step('on-rollback hooks', () => runHooks('onRollback', prevVersion ?? '', version));
         }
         catch (e) {
             if (result.outcome !== 'rolled-back') {
@@ -68059,12 +68083,13 @@ async function deployTarget(target, wave, options, ports) {
                 target: target.id,
                 outcome: result.outcome,
                 from: previous.version ?? null,
-                to: options.version,
+                to: version,
                 fromRefs: previous.refs,
                 toRefs: next.refs,
                 fromImages: previous.imageIds,
                 toImages: next.imageIds,
                 digests: next.digests,
+                ...(options.rollback ? { rollback: true } : {}),
                 ...(result.error ? { error: result.error } : {}),
             });
         const remove = pruneList();
@@ -68103,6 +68128,30 @@ async function deployTarget(target, wave, options, ports) {
                 result.outcome = 'failed';
         });
     }
+}
+/**
+ * The versions a target has run, newest first, from its history lines: the `to` of every deployed
+ * release and the `from` it replaced (so the release before the first recorded deploy counts too).
+ */
+function releasesOf(history) {
+    const out = [];
+    const add = (v) => {
+        if (typeof v === 'string' && v && !out.includes(v))
+            out.push(v);
+    };
+    for (const line of [...history].reverse()) {
+        try {
+            const h = JSON.parse(line);
+            if (h.outcome === 'deployed') {
+                add(h.to);
+                add(h.from);
+            }
+        }
+        catch {
+            // an unreadable line adds nothing
+        }
+    }
+    return out;
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/fleet.ts
@@ -69749,23 +69798,34 @@ Options:
 
 Exit codes: 0 every target deployed or unchanged, 1 any target failed, rolled back or skipped, 2 bad input.`;
 const deploy_str = (v, k) => v[k];
-async function runDeploy(values, io) {
-    const rawVersion = deploy_str(values, 'version');
-    if (!rawVersion)
-        throw new ConfigurationError([
-            {
-                path: [],
-                source: '--version',
-                message: 'is required: the image tag or digest to deploy',
-                hint: 'e.g. --version v1.4.2',
-            },
-        ]);
-    const version = checkVersion(rawVersion);
+async function runDeploy(values, io, mode = 'deploy') {
+    let version;
+    let rollback;
+    if (mode === 'rollback') {
+        const to = deploy_str(values, 'to');
+        rollback = to === undefined ? {} : { to: checkVersion(to, '--to') };
+        version = rollback.to ?? 'previous';
+    }
+    else {
+        const rawVersion = deploy_str(values, 'version');
+        if (!rawVersion) {
+            throw new ConfigurationError([
+                {
+                    path: [],
+                    source: '--version',
+                    message: 'is required: the image tag or digest to deploy',
+                    hint: 'e.g. --version v1.4.2',
+                },
+            ]);
+        }
+        version = checkVersion(rawVersion);
+    }
     const registry = await loadRegistry(values, io);
     const plan = planDeployment(registry, { select: deploy_str(values, 'select'), waves: deploy_str(values, 'waves') });
     const maxFailures = deploy_str(values, 'max-failures');
     const options = {
         version,
+        ...(rollback ? { rollback } : {}),
         actor: deploy_str(values, 'actor') ?? io.env.GITHUB_ACTOR ?? io.env.USER ?? 'unknown',
         runId: io.env.GITHUB_RUN_ID
             ? `${io.env.GITHUB_REPOSITORY ?? ''}#${io.env.GITHUB_RUN_ID}`
@@ -69782,7 +69842,7 @@ async function runDeploy(values, io) {
         maxFailurePercent: percent(deploy_str(values, 'max-failure-percent'), '--max-failure-percent', 0),
         ...(maxFailures !== undefined ? { maxFailures: wholeNumber(maxFailures, '--max-failures', 0, 0) } : {}),
     };
-    if (values['dry-run']) {
+    if (values['dry-run'] && mode === 'deploy') {
         io.stdout(`Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${version}. Nothing is contacted.\n`);
         for (const wave of plan.plan) {
             io.stdout(`\n== wave ${wave.index}\n`);
@@ -69795,30 +69855,14 @@ async function runDeploy(values, io) {
         return 0;
     }
     // Everything below touches servers: check the trust anchors and the key first.
-    const keyFile = deploy_str(values, 'key') ?? io.env.FLEET_SSH_KEY_FILE;
-    const privateKey = keyFile ? await readUserFile(io, keyFile, '--key') : io.env.FLEET_SSH_KEY;
-    if (!privateKey?.trim()) {
-        throw new ConfigurationError([
-            {
-                path: [],
-                source: '--key',
-                message: 'no SSH private key',
-                hint: 'pass --key FILE, or put the key in $FLEET_SSH_KEY (or its path in $FLEET_SSH_KEY_FILE)',
-            },
-        ]);
-    }
-    const knownHostsFile = deploy_str(values, 'known-hosts');
-    const knownHosts = knownHostsFile
-        ? await readUserFile(io, knownHostsFile, '--known-hosts')
-        : (io.env.FLEET_KNOWN_HOSTS ?? '');
-    checkTrust(registry, plan, knownHosts);
+    const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
     const progress = new Progress({
         write: io.stderr,
         tty: Boolean(io.tty),
         color: Boolean(io.tty) && !io.env.NO_COLOR,
         total: plan.total,
     });
-    io.stderr(`Deploying ${version} to ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`);
+    io.stderr(`${mode === 'rollback' ? `Rolling back to ${rollback?.to ?? 'the previous release'}` : `Deploying ${version}`} to ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`);
     const report = await deployFleet(plan, options, {
         connector: new SshConnector({ privateKey, knownHosts, passphrase: io.env.FLEET_SSH_PASSPHRASE }),
         clock: systemClock,
@@ -69838,12 +69882,130 @@ async function runDeploy(values, io) {
     io.stdout(`\n${renderReport(report)}`);
     return succeeded(report) ? 0 : 1;
 }
+/** The SSH key and host-key trust for a command that connects, checked before anything does. */
+async function sshSettings(values, io, registry, plan) {
+    const keyFile = deploy_str(values, 'key') ?? io.env.FLEET_SSH_KEY_FILE;
+    const privateKey = keyFile ? await readUserFile(io, keyFile, '--key') : io.env.FLEET_SSH_KEY;
+    if (!privateKey?.trim()) {
+        throw new ConfigurationError([
+            {
+                path: [],
+                source: '--key',
+                message: 'no SSH private key',
+                hint: 'pass --key FILE, or put the key in $FLEET_SSH_KEY (or its path in $FLEET_SSH_KEY_FILE)',
+            },
+        ]);
+    }
+    const knownHostsFile = deploy_str(values, 'known-hosts');
+    const knownHosts = knownHostsFile
+        ? await readUserFile(io, knownHostsFile, '--known-hosts')
+        : (io.env.FLEET_KNOWN_HOSTS ?? '');
+    checkTrust(registry, plan, knownHosts);
+    return { privateKey, knownHosts };
+}
+
+;// CONCATENATED MODULE: ./src/cli/history.ts
+/** `fleet-deploy history`: the release history of the selected targets, read over SSH. */
+
+
+
+
+
+
+const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--key FILE] [--known-hosts FILE]
+
+Reads each selected target's release history (.fleet/history.jsonl in its directory: time, actor, CI run,
+outcome, from → to, digests), newest first, over one SSH connection per server.
+
+Options:
+  -r, --registry FILE   the server registry (default: $FLEET_REGISTRY or servers/production.json)
+  -s, --select EXPR     which targets (default: every target)
+  -n, --limit N         entries per target (default 10)
+  -f, --format FORMAT   table (default) or json
+      --key FILE        SSH private key (default: $FLEET_SSH_KEY, or $FLEET_SSH_KEY_FILE)
+      --known-hosts FILE  trusted host keys besides the registry's pins
+  -h, --help            show this help`;
+async function runHistory(values, io) {
+    const registry = await loadRegistry(values, io);
+    const limit = wholeNumber(values.limit, '--limit', 10);
+    const format = values.format ?? 'table';
+    const plan = planDeployment(registry, { select: values.select });
+    const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
+    const connector = new SshConnector({ privateKey, knownHosts });
+    const targets = plan.plan.flatMap((w) => w.targets);
+    const byServer = new Map();
+    for (const t of targets)
+        byServer.set(t.server.name, [...(byServer.get(t.server.name) ?? []), t]);
+    const results = new Map();
+    await Promise.all([...byServer.values()].map(async (list) => {
+        let transport;
+        try {
+            transport = await connector.connect(list[0].server);
+            for (const t of list) {
+                const r = await transport.exec(readHistory(t.tenant, limit), { timeoutMs: 30_000 });
+                results.set(t.id, r.code === 0
+                    ? parseLines(r.stdout).reverse()
+                    : `cannot read the history: exit code ${r.code}: ${r.stderr.trim()}`);
+            }
+        }
+        catch (e) {
+            for (const t of list)
+                results.set(t.id, e.message);
+        }
+        finally {
+            await transport?.close();
+        }
+    }));
+    let failed = false;
+    if (format === 'json') {
+        io.stdout(`${JSON.stringify(Object.fromEntries(targets.map((t) => [t.id, results.get(t.id)])), null, 2)}\n`);
+        failed = [...results.values()].some((v) => typeof v === 'string');
+    }
+    else {
+        const rows = [];
+        for (const t of targets) {
+            const r = results.get(t.id);
+            if (typeof r === 'string') {
+                failed = true;
+                rows.push([t.id, '', '', 'error', '', r]);
+            }
+            else if (r.length === 0)
+                rows.push([t.id, '', '', '(no history)', '', '']);
+            else
+                for (const e of r)
+                    rows.push([
+                        t.id,
+                        e.time ?? '',
+                        e.actor ?? '',
+                        `${e.outcome ?? ''}${e.rollback ? ' (rollback)' : ''}`,
+                        `${e.from ?? '—'} → ${e.to ?? ''}`,
+                        e.error ?? '',
+                    ]);
+        }
+        io.stdout(`${table(['TARGET', 'TIME', 'ACTOR', 'OUTCOME', 'FROM → TO', 'ERROR'], rows)}\n`);
+    }
+    return failed ? 1 : 0;
+}
+function parseLines(text) {
+    return text
+        .split('\n')
+        .filter((l) => l.trim())
+        .flatMap((l) => {
+        try {
+            return [JSON.parse(l)];
+        }
+        catch {
+            return [];
+        }
+    });
+}
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 /**
  * fleet-deploy's command line. `runCli(argv, io)` returns the exit code: 0 success, 1 failure,
  * 2 configuration error (bad registry, bad flags, a selection that matches nothing).
  */
+
 
 
 
@@ -69900,6 +70062,47 @@ Options:
             actor: { type: 'string' },
         },
         run: (values, io) => runDeploy(values, io),
+    },
+    rollback: {
+        summary: 'Roll targets back to their previous release, or to a version from their history',
+        usage: `fleet-deploy rollback [--to VERSION] [--registry FILE] [--select EXPR] [--waves SPEC] [--concurrency N]
+                      [--max-failure-percent P] [--report FILE] [--key FILE] [--known-hosts FILE]
+
+Rolls each selected target back to the release before the one it runs (from its history), or with --to to
+a version in its history; a target whose history does not have that version fails, listing the versions it
+knows. The rollback is a deploy like any other: lock, pull, switch, compose up, health gate, and an
+automatic rollback if it fails. Options as for \`fleet-deploy deploy\`, and:
+  -t, --to VERSION      the version to go back to (default: each target's previous release)`,
+        options: {
+            ...registryOption,
+            to: { type: 'string', short: 't' },
+            select: { type: 'string', short: 's' },
+            waves: { type: 'string', short: 'w' },
+            concurrency: { type: 'string', short: 'c' },
+            'per-server': { type: 'string' },
+            'max-failure-percent': { type: 'string' },
+            'max-failures': { type: 'string' },
+            report: { type: 'string' },
+            key: { type: 'string' },
+            'known-hosts': { type: 'string' },
+            'lock-wait': { type: 'string' },
+            'break-stale-locks': { type: 'string' },
+            actor: { type: 'string' },
+        },
+        run: (values, io) => runDeploy(values, io, 'rollback'),
+    },
+    history: {
+        summary: "Show the selected targets' release history (the audit log on each server)",
+        usage: HISTORY_USAGE,
+        options: {
+            ...registryOption,
+            select: { type: 'string', short: 's' },
+            limit: { type: 'string', short: 'n' },
+            format: { type: 'string', short: 'f' },
+            key: { type: 'string' },
+            'known-hosts': { type: 'string' },
+        },
+        run: (values, io) => runHistory(values, io),
     },
     plan: {
         summary: 'Select targets and cut them into waves and GitHub matrices',

@@ -4,7 +4,8 @@ import { deployFleet, type FleetOptions } from '../deploy/fleet';
 import { dryRunCommands } from '../deploy/dry-run';
 import { systemClock } from '../deploy/ports';
 import { fetchUrl } from '../http/fetch';
-import { planDeployment } from '../plan/plan';
+import { planDeployment, type Plan } from '../plan/plan';
+import type { Registry } from '../registry';
 import { checkVersion } from '../remote/commands';
 import { renderReport, succeeded } from '../report/render';
 import { plural } from '../report/table';
@@ -46,23 +47,37 @@ Exit codes: 0 every target deployed or unchanged, 1 any target failed, rolled ba
 type Values = Record<string, string | boolean | undefined>;
 const str = (v: Values, k: string) => v[k] as string | undefined;
 
-export async function runDeploy(values: Values, io: CliIO): Promise<number> {
-  const rawVersion = str(values, 'version');
-  if (!rawVersion)
-    throw new ConfigurationError([
-      {
-        path: [],
-        source: '--version',
-        message: 'is required: the image tag or digest to deploy',
-        hint: 'e.g. --version v1.4.2',
-      },
-    ]);
-  const version = checkVersion(rawVersion);
+export async function runDeploy(
+  values: Values,
+  io: CliIO,
+  mode: 'deploy' | 'rollback' = 'deploy',
+): Promise<number> {
+  let version: string;
+  let rollback: { to?: string } | undefined;
+  if (mode === 'rollback') {
+    const to = str(values, 'to');
+    rollback = to === undefined ? {} : { to: checkVersion(to, '--to') };
+    version = rollback.to ?? 'previous';
+  } else {
+    const rawVersion = str(values, 'version');
+    if (!rawVersion) {
+      throw new ConfigurationError([
+        {
+          path: [],
+          source: '--version',
+          message: 'is required: the image tag or digest to deploy',
+          hint: 'e.g. --version v1.4.2',
+        },
+      ]);
+    }
+    version = checkVersion(rawVersion);
+  }
   const registry = await loadRegistry(values, io);
   const plan = planDeployment(registry, { select: str(values, 'select'), waves: str(values, 'waves') });
   const maxFailures = str(values, 'max-failures');
   const options: FleetOptions = {
     version,
+    ...(rollback ? { rollback } : {}),
     actor: str(values, 'actor') ?? io.env.GITHUB_ACTOR ?? io.env.USER ?? 'unknown',
     runId: io.env.GITHUB_RUN_ID
       ? `${io.env.GITHUB_REPOSITORY ?? ''}#${io.env.GITHUB_RUN_ID}`
@@ -80,7 +95,7 @@ export async function runDeploy(values: Values, io: CliIO): Promise<number> {
     ...(maxFailures !== undefined ? { maxFailures: wholeNumber(maxFailures, '--max-failures', 0, 0) } : {}),
   };
 
-  if (values['dry-run']) {
+  if (values['dry-run'] && mode === 'deploy') {
     io.stdout(
       `Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${version}. Nothing is contacted.\n`,
     );
@@ -97,23 +112,7 @@ export async function runDeploy(values: Values, io: CliIO): Promise<number> {
   }
 
   // Everything below touches servers: check the trust anchors and the key first.
-  const keyFile = str(values, 'key') ?? io.env.FLEET_SSH_KEY_FILE;
-  const privateKey = keyFile ? await readUserFile(io, keyFile, '--key') : io.env.FLEET_SSH_KEY;
-  if (!privateKey?.trim()) {
-    throw new ConfigurationError([
-      {
-        path: [],
-        source: '--key',
-        message: 'no SSH private key',
-        hint: 'pass --key FILE, or put the key in $FLEET_SSH_KEY (or its path in $FLEET_SSH_KEY_FILE)',
-      },
-    ]);
-  }
-  const knownHostsFile = str(values, 'known-hosts');
-  const knownHosts = knownHostsFile
-    ? await readUserFile(io, knownHostsFile, '--known-hosts')
-    : (io.env.FLEET_KNOWN_HOSTS ?? '');
-  checkTrust(registry, plan, knownHosts);
+  const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
 
   const progress = new Progress({
     write: io.stderr,
@@ -122,7 +121,7 @@ export async function runDeploy(values: Values, io: CliIO): Promise<number> {
     total: plan.total,
   });
   io.stderr(
-    `Deploying ${version} to ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`,
+    `${mode === 'rollback' ? `Rolling back to ${rollback?.to ?? 'the previous release'}` : `Deploying ${version}`} to ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`,
   );
   const report = await deployFleet(plan, options, {
     connector: new SshConnector({ privateKey, knownHosts, passphrase: io.env.FLEET_SSH_PASSPHRASE }),
@@ -141,4 +140,31 @@ export async function runDeploy(values: Values, io: CliIO): Promise<number> {
   }
   io.stdout(`\n${renderReport(report)}`);
   return succeeded(report) ? 0 : 1;
+}
+
+/** The SSH key and host-key trust for a command that connects, checked before anything does. */
+export async function sshSettings(
+  values: Values,
+  io: CliIO,
+  registry: Registry,
+  plan: Plan,
+): Promise<{ privateKey: string; knownHosts: string }> {
+  const keyFile = str(values, 'key') ?? io.env.FLEET_SSH_KEY_FILE;
+  const privateKey = keyFile ? await readUserFile(io, keyFile, '--key') : io.env.FLEET_SSH_KEY;
+  if (!privateKey?.trim()) {
+    throw new ConfigurationError([
+      {
+        path: [],
+        source: '--key',
+        message: 'no SSH private key',
+        hint: 'pass --key FILE, or put the key in $FLEET_SSH_KEY (or its path in $FLEET_SSH_KEY_FILE)',
+      },
+    ]);
+  }
+  const knownHostsFile = str(values, 'known-hosts');
+  const knownHosts = knownHostsFile
+    ? await readUserFile(io, knownHostsFile, '--known-hosts')
+    : (io.env.FLEET_KNOWN_HOSTS ?? '');
+  checkTrust(registry, plan, knownHosts);
+  return { privateKey, knownHosts };
 }

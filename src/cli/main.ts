@@ -10,6 +10,7 @@ import { plural, table } from '../report/table';
 import { processIO, type CliIO } from './io';
 import { VERSION } from '../version';
 import { DEPLOY_USAGE, runDeploy } from './deploy';
+import { HISTORY_USAGE, runHistory } from './history';
 import { DEFAULT_REGISTRY, loadRegistry, wholeNumber } from './args';
 
 export const EXIT = { ok: 0, failure: 1, configuration: 2 } as const;
@@ -70,6 +71,47 @@ Options:
       actor: { type: 'string' },
     },
     run: (values, io) => runDeploy(values, io),
+  },
+  rollback: {
+    summary: 'Roll targets back to their previous release, or to a version from their history',
+    usage: `fleet-deploy rollback [--to VERSION] [--registry FILE] [--select EXPR] [--waves SPEC] [--concurrency N]
+                      [--max-failure-percent P] [--report FILE] [--key FILE] [--known-hosts FILE]
+
+Rolls each selected target back to the release before the one it runs (from its history), or with --to to
+a version in its history; a target whose history does not have that version fails, listing the versions it
+knows. The rollback is a deploy like any other: lock, pull, switch, compose up, health gate, and an
+automatic rollback if it fails. Options as for \`fleet-deploy deploy\`, and:
+  -t, --to VERSION      the version to go back to (default: each target's previous release)`,
+    options: {
+      ...registryOption,
+      to: { type: 'string', short: 't' },
+      select: { type: 'string', short: 's' },
+      waves: { type: 'string', short: 'w' },
+      concurrency: { type: 'string', short: 'c' },
+      'per-server': { type: 'string' },
+      'max-failure-percent': { type: 'string' },
+      'max-failures': { type: 'string' },
+      report: { type: 'string' },
+      key: { type: 'string' },
+      'known-hosts': { type: 'string' },
+      'lock-wait': { type: 'string' },
+      'break-stale-locks': { type: 'string' },
+      actor: { type: 'string' },
+    },
+    run: (values, io) => runDeploy(values, io, 'rollback'),
+  },
+  history: {
+    summary: "Show the selected targets' release history (the audit log on each server)",
+    usage: HISTORY_USAGE,
+    options: {
+      ...registryOption,
+      select: { type: 'string', short: 's' },
+      limit: { type: 'string', short: 'n' },
+      format: { type: 'string', short: 'f' },
+      key: { type: 'string' },
+      'known-hosts': { type: 'string' },
+    },
+    run: (values, io) => runHistory(values, io),
   },
   plan: {
     summary: 'Select targets and cut them into waves and GitHub matrices',

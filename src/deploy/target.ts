@@ -16,7 +16,13 @@ import type { Clock, ExecResult, Transport, UrlGet } from './ports';
 import type { Release, StepTiming, TargetResult } from './result';
 
 export interface DeployOptions {
+  /** The version to deploy; ignored for a rollback, whose version comes from each target's history. */
   version: string;
+  /**
+   * Roll back instead: to the release before the running one (`to` undefined), or to a named version
+   * that must be in the target's release history (otherwise the target fails, listing the known ones).
+   */
+  rollback?: { to?: string };
   /** Who and what is deploying, recorded in the lock and the history. */
   actor: string;
   runId: string;
@@ -111,6 +117,8 @@ export async function deployTarget(
     durationMs: 0,
   };
   const token = randomBytes(12).toString('hex');
+  /** For a rollback, resolved from the target's history during `prepare`. */
+  let version = options.version;
 
   /** Set once something failed: from then on (rollback, history, unlock) a lost connection is re-opened. */
   let recovering = false;
@@ -187,7 +195,7 @@ export async function deployTarget(
 
   // ---- the steps: four round trips on the happy path (prepare, pull, update, finish) ----
   const previous: Release = { refs: {}, imageIds: [], digests: [] };
-  const next: Release = { refs: {}, version: options.version, imageIds: [], digests: [] };
+  const next: Release = { refs: {}, version: version, imageIds: [], digests: [] };
   let prepared: R.Prepared | undefined;
   let locked = false;
   let switched = false;
@@ -206,7 +214,7 @@ export async function deployTarget(
           token,
           run: options.runId,
           actor: options.actor,
-          version: options.version,
+          version: version,
           since: new Date(ports.clock.now()).toISOString(),
         });
         const breakAfterS =
@@ -288,10 +296,16 @@ export async function deployTarget(
           .join(', '),
     );
 
+    previous.version = previousVersion(prepared);
+    if (options.rollback) {
+      version = rollbackVersion(prepared, previous.version, options.rollback.to);
+      next.version = version;
+    }
+
     if (t.commands) {
       previous.version = prepared.current;
       if (previous.version) previous.refs = { version: previous.version };
-      next.refs = { version: options.version };
+      next.refs = { version: version };
     } else {
       previous.refs = Object.fromEntries(
         t.images
@@ -300,7 +314,7 @@ export async function deployTarget(
       );
       previous.imageIds = prepared.running;
       previous.version = previousVersion(prepared);
-      next.refs = Object.fromEntries(t.images.map((i) => [i.variable, R.imageRef(i, options.version)]));
+      next.refs = Object.fromEntries(t.images.map((i) => [i.variable, R.imageRef(i, version)]));
 
       await step('pull', async () => {
         const refs = Object.values(next.refs);
@@ -324,7 +338,7 @@ export async function deployTarget(
     }
 
     const same = t.commands
-      ? previous.version === options.version
+      ? previous.version === version
       : Object.entries(next.refs).every(([k, v]) => previous.refs[k] === v) &&
         next.imageIds.every((id) => previous.imageIds.includes(id));
     if (same) {
@@ -343,14 +357,14 @@ export async function deployTarget(
         (f) => f,
       );
     if (t.hooks.preDeploy.length)
-      await step('pre-deploy hooks', () => runHooks('preDeploy', options.version, prevVersion));
+      await step('pre-deploy hooks', () => runHooks('preDeploy', version, prevVersion));
 
     if (t.commands) {
       switched = true;
       await step('deploy', () =>
         must(
           'deploy',
-          R.runUserCommand(t, t.commands!.deploy, hookEnv(options.version, prevVersion)),
+          R.runUserCommand(t, t.commands!.deploy, hookEnv(version, prevVersion)),
           options.pullTimeoutMs,
         ),
       );
@@ -365,11 +379,11 @@ export async function deployTarget(
     }
     await step(
       'health',
-      () => gate(options.version),
+      () => gate(version),
       (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`,
     );
     if (t.hooks.postDeploy.length)
-      await step('post-deploy hooks', () => runHooks('postDeploy', options.version, prevVersion));
+      await step('post-deploy hooks', () => runHooks('postDeploy', version, prevVersion));
     result.outcome = 'deployed';
   } catch (e) {
     result.error = (e as Error).message;
@@ -383,6 +397,25 @@ export async function deployTarget(
     result.durationMs = ports.clock.now() - started;
   }
   return result;
+
+  /** The version a rollback goes to, from the history read by `prepare`; a StepFailure when there is none. */
+  function rollbackVersion(p: R.Prepared, running: string | undefined, to: string | undefined): string {
+    const releases = releasesOf(p.history);
+    if (to !== undefined) {
+      if (releases.includes(to)) return to;
+      throw new StepFailure(
+        'prepare',
+        `version ${to} is not in the release history of ${target.id}; known versions: ${releases.length ? releases.join(', ') : 'none (no history yet)'}`,
+      );
+    }
+    const before = releases.filter((v) => v !== running);
+    if (before.length === 0)
+      throw new StepFailure(
+        'prepare',
+        `${target.id} has no earlier release in its history to roll back to (running ${running ?? 'nothing'})`,
+      );
+    return before[0]!;
+  }
 
   function previousVersion(p: R.Prepared): string | undefined {
     if (t.commands) return p.current;
@@ -398,11 +431,7 @@ export async function deployTarget(
           if (!prevVersion) throw new StepFailure('rollback', 'no previous version to roll back to');
           await must(
             'rollback',
-            R.runUserCommand(
-              t,
-              t.commands.rollback ?? t.commands.deploy,
-              hookEnv(prevVersion, options.version),
-            ),
+            R.runUserCommand(t, t.commands.rollback ?? t.commands.deploy, hookEnv(prevVersion, version)),
             options.pullTimeoutMs,
           );
         } else {
@@ -418,7 +447,7 @@ export async function deployTarget(
       );
       result.outcome = 'rolled-back';
       if (t.hooks.onRollback.length)
-        await step('on-rollback hooks', () => runHooks('onRollback', prevVersion ?? '', options.version));
+        await step('on-rollback hooks', () => runHooks('onRollback', prevVersion ?? '', version));
     } catch (e) {
       if (result.outcome !== 'rolled-back') {
         result.outcome = 'failed';
@@ -458,12 +487,13 @@ export async function deployTarget(
             target: target.id,
             outcome: result.outcome,
             from: previous.version ?? null,
-            to: options.version,
+            to: version,
             fromRefs: previous.refs,
             toRefs: next.refs,
             fromImages: previous.imageIds,
             toImages: next.imageIds,
             digests: next.digests,
+            ...(options.rollback ? { rollback: true } : {}),
             ...(result.error ? { error: result.error } : {}),
           });
     const remove = pruneList();
@@ -505,4 +535,27 @@ export async function deployTarget(
       if (result.outcome === 'deployed' || result.outcome === 'unchanged') result.outcome = 'failed';
     });
   }
+}
+
+/**
+ * The versions a target has run, newest first, from its history lines: the `to` of every deployed
+ * release and the `from` it replaced (so the release before the first recorded deploy counts too).
+ */
+export function releasesOf(history: readonly string[]): string[] {
+  const out: string[] = [];
+  const add = (v: unknown) => {
+    if (typeof v === 'string' && v && !out.includes(v)) out.push(v);
+  };
+  for (const line of [...history].reverse()) {
+    try {
+      const h = JSON.parse(line) as { outcome?: string; to?: string; from?: string | null };
+      if (h.outcome === 'deployed') {
+        add(h.to);
+        add(h.from);
+      }
+    } catch {
+      // an unreadable line adds nothing
+    }
+  }
+  return out;
 }

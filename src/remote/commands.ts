@@ -256,6 +256,11 @@ export function releaseLock(t: Tenant, token: string): Script {
   return sh`${enter(t)} && ${releaseLockPart(token)}`;
 }
 
+/** The last lines of the release history, for `fleet-deploy history`. */
+export function readHistory(t: Tenant, lines: number): Script {
+  return sh`${enter(t)} 2>/dev/null && { tail -n ${lines} ${HISTORY_FILE} 2>/dev/null || true; }`;
+}
+
 export function runUserCommand(t: Tenant, command: string, env: Readonly<Record<string, string>>): Script {
   return sh`${enter(t)} && ${envPrefix(env)} sh -c ${command}`;
 }
