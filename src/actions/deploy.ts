@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import * as core from '@actions/core';
 import { ConfigurationError } from '../errors';
 import { deployFleet, type FleetOptions, type FleetReport } from '../deploy/fleet';
+import { dryRunCommands } from '../deploy/dry-run';
 import { systemClock } from '../deploy/ports';
 import type { LockEvent } from '../deploy/target';
 import { fetchUrl } from '../http/fetch';
@@ -101,12 +102,17 @@ function worst(report: FleetReport): string {
   return outcomes[0] ?? 'skipped';
 }
 
-export async function runDeployAction(): Promise<void> {
+export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): Promise<void> {
   const registry = await readRegistry();
-  const version = checkVersion(
-    core.getInput(DEPLOY_INPUTS.version).trim(),
-    `input "${DEPLOY_INPUTS.version}"`,
-  );
+  let version: string;
+  let rollback: { to?: string } | undefined;
+  if (mode === 'rollback') {
+    const to = core.getInput('to').trim();
+    rollback = to ? { to: checkVersion(to, 'input "to"') } : {};
+    version = rollback.to ?? 'previous';
+  } else {
+    version = checkVersion(core.getInput(DEPLOY_INPUTS.version).trim(), `input "${DEPLOY_INPUTS.version}"`);
+  }
   const plan = planDeployment(registry, {
     select: selection(registry),
     waves: text(DEPLOY_INPUTS.waves, 'all'),
@@ -114,6 +120,7 @@ export async function runDeployAction(): Promise<void> {
   const maxFailures = core.getInput(DEPLOY_INPUTS.maxFailures).trim();
   const options: FleetOptions = {
     version,
+    ...(rollback ? { rollback } : {}),
     actor: process.env.GITHUB_ACTOR ?? 'github-actions',
     runId: `${process.env.GITHUB_REPOSITORY ?? ''}#${process.env.GITHUB_RUN_ID ?? ''}.${process.env.GITHUB_RUN_ATTEMPT ?? '1'}`,
     lockWaitMs: durationInput(DEPLOY_INPUTS.lockWait, 60_000),
@@ -128,6 +135,16 @@ export async function runDeployAction(): Promise<void> {
     maxFailurePercent: percentInput(DEPLOY_INPUTS.maxFailurePercent, 0),
     ...(maxFailures ? { maxFailures: positiveInt(DEPLOY_INPUTS.maxFailures, 0, 0) } : {}),
   };
+  if (core.getInput('dry-run').trim() === 'true') {
+    for (const t of plan.plan.flatMap((w) => w.targets)) {
+      core.startGroup(`${t.id}: the remote commands a deploy of ${version} would run`);
+      for (const c of dryRunCommands(t, version)) core.info(`[${c.step}] ${c.command}`);
+      core.endGroup();
+    }
+    core.setOutput('outcome', 'skipped');
+    core.setOutput('report', '');
+    return;
+  }
   const knownHosts = core.getInput(DEPLOY_INPUTS.knownHosts);
   checkTrust(registry, plan, knownHosts);
   const privateKey = sshKey();
@@ -138,7 +155,9 @@ export async function runDeployAction(): Promise<void> {
     else held.delete(e.target);
     core.saveState(STATE_LOCKS, JSON.stringify([...held.values()]));
   };
-  core.info(`Deploying ${version} to ${plan.total} target(s) in ${plan.plan.length} wave(s)`);
+  core.info(
+    `${rollback ? `Rolling back to ${rollback.to ?? 'the previous release'}` : `Deploying ${version}`} to ${plan.total} target(s) in ${plan.plan.length} wave(s)`,
+  );
   const report = await deployFleet(plan, options, {
     connector: new SshConnector({ privateKey, knownHosts }),
     clock: systemClock,

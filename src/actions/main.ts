@@ -2,11 +2,16 @@
 import { failStep } from '../github/report-error';
 import { runDeployAction, runDeployPost } from './deploy';
 import { runPlan } from './plan';
+import { runGate } from './gate';
+import { runSummary } from './summary';
 
 const ACTIONS: Record<string, () => Promise<void>> = {
   plan: runPlan,
   deploy: runDeployAction,
   'deploy-post': runDeployPost,
+  rollback: () => runDeployAction('rollback'),
+  gate: runGate,
+  summary: runSummary,
 };
 
 export async function runAction(name: string): Promise<void> {

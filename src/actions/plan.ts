@@ -19,6 +19,7 @@ export const OUTPUTS = {
   waveCount: 'wave-count',
   targetCount: 'target-count',
   targets: 'targets',
+  cumulative: 'cumulative',
 } as const;
 
 export async function runPlan(): Promise<void> {
@@ -47,6 +48,8 @@ export async function runPlan(): Promise<void> {
   core.setOutput(OUTPUTS.waveCount, String(plan.plan.length));
   core.setOutput(OUTPUTS.targetCount, String(plan.total));
   core.setOutput(OUTPUTS.targets, JSON.stringify(plan.plan.flatMap((w) => w.targets.map((t) => t.id))));
+  let sum = 0;
+  core.setOutput(OUTPUTS.cumulative, JSON.stringify(plan.plan.map((w) => (sum += w.targets.length))));
   core.info(
     `Planned ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}: ${plan.plan.map((w) => `${w.targets.length} (${plural(w.jobs.length, 'job')})`).join(' → ')}`,
   );

@@ -9,6 +9,7 @@ import type { Plan } from '../plan/plan';
 import type { Server, Target } from '../registry/model';
 import type { Clock, Connector, Transport, UrlGet } from './ports';
 import type { Outcome, TargetResult } from './result';
+import { budgetExceeded } from './budget';
 import {
   deployTarget,
   OnceHooks,
@@ -117,26 +118,6 @@ function skipped(target: Target, wave: number, reason: string, clock: Clock): Ta
     startedAt: new Date(clock.now()).toISOString(),
     durationMs: 0,
   };
-}
-
-export function budgetExceeded(
-  results: readonly TargetResult[],
-  options: Pick<FleetOptions, 'maxFailurePercent' | 'maxFailures'>,
-): string | undefined {
-  const done = results.filter((r) => r.outcome !== 'skipped');
-  const failures = done.filter((r) => isFailure(r.outcome)).length;
-  if (failures === 0 || done.length === 0) return undefined;
-  const percent = (failures / done.length) * 100;
-  const overPercent = percent > options.maxFailurePercent;
-  const overCount = options.maxFailures !== undefined && failures > options.maxFailures;
-  if (options.maxFailures !== undefined ? overCount : overPercent) {
-    const limit =
-      options.maxFailures !== undefined
-        ? `more than ${options.maxFailures} allowed`
-        : `${percent.toFixed(1)}% > ${options.maxFailurePercent}%`;
-    return `${failures} of ${done.length} targets failed or rolled back (${limit})`;
-  }
-  return undefined;
 }
 
 export async function deployFleet(

@@ -1,0 +1,69 @@
+/**
+ * The gate between waves of the reusable workflow: reads the finished waves' reports, applies the failure
+ * budget and, optionally, an analysis check (an HTTP endpoint whose 2xx answer means go on, or a command
+ * whose exit code 0 does), and says whether the next wave may start.
+ */
+import { execFile } from 'node:child_process';
+import * as core from '@actions/core';
+import { decideGate } from '../deploy/budget';
+import { fetchUrl } from '../http/fetch';
+import { percentInput, positiveInt, text } from './inputs';
+import { readReports } from './reports';
+
+export async function runGate(): Promise<void> {
+  const dir = text('reports', 'fleet-deploy-reports');
+  const reports = await readReports(dir, 'input "reports"');
+  const expectedText = core.getInput('expected-targets').trim();
+  const maxFailures = core.getInput('max-failures').trim();
+  let decision = decideGate(
+    reports,
+    {
+      maxFailurePercent: percentInput('max-failure-percent', 0),
+      ...(maxFailures ? { maxFailures: positiveInt('max-failures', 0, 0) } : {}),
+    },
+    expectedText ? positiveInt('expected-targets', 0, 0) : undefined,
+  );
+  const url = core.getInput('analysis-url').trim();
+  const command = core.getInput('analysis-command').trim();
+  if (decision.proceed && url) {
+    try {
+      const r = await fetchUrl(url, 30_000);
+      if (r.status < 200 || r.status > 299)
+        decision = {
+          ...decision,
+          proceed: false,
+          reason: `analysis ${url} answered HTTP ${r.status}: ${r.body.slice(0, 200)}`,
+        };
+      else
+        decision = { ...decision, reason: `${decision.reason}; analysis ${url} answered HTTP ${r.status}` };
+    } catch (e) {
+      decision = {
+        ...decision,
+        proceed: false,
+        reason: `analysis ${url} did not answer: ${(e as Error).message}`,
+      };
+    }
+  }
+  if (decision.proceed && command) {
+    const result = await new Promise<{ code: number; out: string }>((resolve) =>
+      execFile('sh', ['-c', command], { timeout: 300_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) =>
+        resolve({
+          code: err ? ((err as NodeJS.ErrnoException & { code?: number }).code as unknown as number) || 1 : 0,
+          out: `${stdout}${stderr}`.trim(),
+        }),
+      ),
+    );
+    if (result.code !== 0)
+      decision = {
+        ...decision,
+        proceed: false,
+        reason: `analysis command exited ${result.code}: ${result.out.slice(-300)}`,
+      };
+    else decision = { ...decision, reason: `${decision.reason}; analysis command passed` };
+  }
+  core.setOutput('continue', String(decision.proceed));
+  core.setOutput('reason', decision.reason);
+  core.setOutput('failures', String(decision.failures));
+  if (decision.proceed) core.info(`Next wave may start: ${decision.reason}`);
+  else core.warning(`Rollout stopped: ${decision.reason}`, { title: 'fleet-deploy gate' });
+}

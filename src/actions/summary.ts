@@ -1,0 +1,111 @@
+/**
+ * The summary action: gathers every job's report, writes the job summary (renderSummary), sets outputs,
+ * and optionally records a GitHub Deployment: `deployment: start` creates it and marks it in_progress;
+ * `deployment: finish` (with the deployment-id from start) writes the summary and sets success/failure.
+ */
+import * as core from '@actions/core';
+import * as github from '@actions/github';
+import { mergeReports, renderSummary } from '../report/summary';
+import { readReports } from './reports';
+import { text } from './inputs';
+import { ConfigurationError } from '../errors';
+
+function octokit() {
+  const token = core.getInput('token');
+  if (!token)
+    throw new ConfigurationError([
+      {
+        path: [],
+        source: 'input "token"',
+        message: 'is required for deployments',
+        hint: 'token: ${{ github.token }}, with permissions: deployments: write',
+      },
+    ]);
+  return github.getOctokit(token);
+}
+
+export async function runSummary(): Promise<void> {
+  const mode = text('deployment', 'none');
+  if (!['none', 'start', 'finish'].includes(mode))
+    throw new ConfigurationError([
+      {
+        path: [],
+        source: 'input "deployment"',
+        message: `${JSON.stringify(mode)} is not one of none, start, finish`,
+      },
+    ]);
+  const { owner, repo } = github.context.repo;
+  const environment = text('environment', 'production');
+  if (mode === 'start') {
+    const api = octokit();
+    const created = await api.rest.repos.createDeployment({
+      owner,
+      repo,
+      ref: text('ref', github.context.sha),
+      environment,
+      description: text('title', 'fleet-deploy'),
+      auto_merge: false,
+      required_contexts: [],
+      transient_environment: false,
+    });
+    const id = (created.data as { id?: number }).id;
+    if (!id) throw new Error(`GitHub did not create a deployment: ${JSON.stringify(created.data)}`);
+    await api.rest.repos.createDeploymentStatus({
+      owner,
+      repo,
+      deployment_id: id,
+      state: 'in_progress',
+      environment,
+      log_url: runUrl(),
+    });
+    core.setOutput('deployment-id', String(id));
+    return;
+  }
+
+  const reports = await readReports(text('reports', 'fleet-deploy-reports'), 'input "reports"');
+  const report = mergeReports(reports);
+  const markdown = renderSummary(report, {
+    title: text('title', `Deploy ${report.version}`),
+    reportLink: text('report-link', 'the fleet-deploy-reports artifact'),
+  });
+  await core.summary.addRaw(markdown, true).write();
+  const t = report.totals;
+  const success = t.targets > 0 && t.deployed + t.unchanged === t.targets;
+  core.setOutput('success', String(success));
+  core.setOutput('totals', JSON.stringify(t));
+  core.setOutput('report', JSON.stringify(report));
+  if (mode === 'finish') {
+    const id = Number(core.getInput('deployment-id'));
+    if (!Number.isInteger(id) || id <= 0)
+      throw new ConfigurationError([
+        {
+          path: [],
+          source: 'input "deployment-id"',
+          message: `${JSON.stringify(core.getInput('deployment-id'))} is not a deployment id`,
+          hint: 'pass the deployment-id output of the summary action run with deployment: start',
+        },
+      ]);
+    const url = core.getInput('environment-url').trim();
+    await octokit().rest.repos.createDeploymentStatus({
+      owner,
+      repo,
+      deployment_id: id,
+      state: success ? 'success' : 'failure',
+      environment,
+      log_url: runUrl(),
+      description:
+        `${t.deployed} deployed, ${t.unchanged} unchanged, ${t['rolled-back']} rolled back, ${t.failed} failed, ${t.skipped} skipped`.slice(
+          0,
+          140,
+        ),
+      ...(url ? { environment_url: url } : {}),
+    });
+  }
+  if (!success && core.getInput('fail-on-failure') !== 'false')
+    core.setFailed(`${t.targets - t.deployed - t.unchanged} of ${t.targets} targets were not deployed`);
+}
+
+function runUrl(): string {
+  const c = github.context;
+  return `${c.serverUrl}/${c.repo.owner}/${c.repo.repo}/actions/runs/${c.runId}`;
+}
