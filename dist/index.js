@@ -1536,7 +1536,7 @@ module.exports = Writer;
 
 /***/ }),
 
-/***/ 2218:
+/***/ 9837:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
@@ -9972,7 +9972,7 @@ const {
   randomBytes,
 } = __nccwpck_require__(6982);
 
-const { Ber } = __nccwpck_require__(2218);
+const { Ber } = __nccwpck_require__(9837);
 const bcrypt_pbkdf = (__nccwpck_require__(686).pbkdf);
 
 const { CIPHER_INFO } = __nccwpck_require__(2888);
@@ -20107,7 +20107,7 @@ const {
   randomFillSync,
 } = __nccwpck_require__(6982);
 
-const { Ber } = __nccwpck_require__(2218);
+const { Ber } = __nccwpck_require__(9837);
 
 const {
   COMPAT,
@@ -22029,7 +22029,7 @@ const {
 } = __nccwpck_require__(6982);
 const supportedOpenSSLCiphers = getCiphers();
 
-const { Ber } = __nccwpck_require__(2218);
+const { Ber } = __nccwpck_require__(9837);
 const bcrypt_pbkdf = (__nccwpck_require__(686).pbkdf);
 
 const { CIPHER_INFO } = __nccwpck_require__(2888);
@@ -23627,7 +23627,7 @@ exports.validateNumber = function validateNumber(value, name) {
 "use strict";
 
 
-const Ber = (__nccwpck_require__(2218).Ber);
+const Ber = (__nccwpck_require__(9837).Ber);
 
 let DISCONNECT_REASON;
 
@@ -74135,11 +74135,101 @@ function percentInput(name, fallback) {
     return n;
 }
 
+;// CONCATENATED MODULE: ./src/actions/single.ts
+/**
+ * One server without a registry (seed 004's phase 1): the target is given by inputs — typically from
+ * repository secrets — and becomes a one-server, one-tenant registry, validated by the same schema, so
+ * a user can start with one server and move to a registry file later without changing tools.
+ */
+
+
+
+
+/** Registry path → the input that sets it, so errors name the input. */
+const FIELDS = [
+    ['host', 'servers.0.host', (v) => v],
+    ['ssh-user', 'servers.0.user', (v) => v],
+    ['ssh-port', 'servers.0.port', (v) => (/^\d+$/.test(v) ? Number(v) : v)],
+    ['host-key', 'servers.0.hostKey', (v) => v],
+    ['path', 'servers.0.tenants.0.path', (v) => v],
+    ['compose-command', 'servers.0.tenants.0.compose.command', (v) => v],
+    ['health-port', 'servers.0.tenants.0.health.port', (v) => (/^\d+$/.test(v) ? Number(v) : v)],
+    ['health-url', 'servers.0.tenants.0.health.url', (v) => v],
+    ['health-path', 'servers.0.tenants.0.health.path', (v) => v],
+];
+const SINGLE_INPUTS = [...FIELDS.map(([i]) => i), 'image-variable', 'image-repository'];
+function singleServerRequested() {
+    return getInput('host').trim() !== '';
+}
+function registryFromInputs() {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- built key by key, then checked by the schema
+    const raw = {
+        servers: [{ name: 'server', region: 'default', tenants: [{ id: 'app', images: [{}] }] }],
+    };
+    for (const [input, path, convert] of FIELDS) {
+        const v = getInput(input).trim();
+        if (!v)
+            continue;
+        const keys = path.split('.');
+        let o = raw;
+        for (const k of keys.slice(0, -1))
+            o = o[k] ??= {};
+        o[keys.at(-1)] = convert(v);
+    }
+    raw.servers[0].tenants[0].images[0] = {
+        variable: getInput('image-variable').trim() || 'APP_IMAGE',
+        repository: getInput('image-repository').trim(),
+    };
+    try {
+        return parseRegistry(JSON.stringify(raw), 'inputs');
+    }
+    catch (e) {
+        if (!(e instanceof ConfigurationError))
+            throw e;
+        const byPath = new Map(FIELDS.map(([input, path]) => [path, input]));
+        byPath.set('servers.0.tenants.0.images.0.variable', 'image-variable');
+        byPath.set('servers.0.tenants.0.images.0.repository', 'image-repository');
+        throw new ConfigurationError(e.problems.map((p) => {
+            const input = byPath.get(p.path.join('.'));
+            const missing = /has no (health check|path)/.exec(p.message);
+            const named = input ?? (missing ? (missing[1] === 'path' ? 'path' : 'health-port" or "health-url') : undefined);
+            return {
+                path: [],
+                source: named ? `input "${named}"` : 'inputs',
+                message: p.message,
+                ...(p.hint ? { hint: p.hint } : {}),
+            };
+        }));
+    }
+}
+/** The registry of an action: the file named by `registry`, or the single server given by inputs. */
+async function actionRegistry() {
+    if (singleServerRequested())
+        return registryFromInputs();
+    const path = getInput('registry').trim() || 'servers/production.json';
+    let source;
+    try {
+        source = await (0,promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch (e) {
+        throw new ConfigurationError([
+            {
+                path: [],
+                source: 'input "registry"',
+                message: `cannot read ${JSON.stringify(path)}: ${e.code ?? e}`,
+                hint: 'check out the repository first (actions/checkout) and give the path from its root, or give a single server with the host, path, image-repository and health-port inputs',
+            },
+        ]);
+    }
+    return parseRegistry(source, path);
+}
+
 ;// CONCATENATED MODULE: ./src/actions/deploy.ts
 /**
  * The deploy action (actions/deploy: one matrix entry or shard; the root action.yml: a whole selection
  * in waves, "fleet mode") and its post step, which releases the locks of a cancelled job.
  */
+
 
 
 
@@ -74171,24 +74261,6 @@ const DEPLOY_INPUTS = {
     breakStaleLocks: 'break-stale-locks',
 };
 const STATE_LOCKS = 'fleet-deploy-locks';
-async function readRegistry() {
-    const path = inputs_text(DEPLOY_INPUTS.registry, 'servers/production.json');
-    let source;
-    try {
-        source = await (0,promises_namespaceObject.readFile)(path, 'utf8');
-    }
-    catch (e) {
-        throw new ConfigurationError([
-            {
-                path: [],
-                source: `input "${DEPLOY_INPUTS.registry}"`,
-                message: `cannot read ${JSON.stringify(path)}: ${e.code ?? e}`,
-                hint: 'check out the repository first (actions/checkout) and give the path from its root',
-            },
-        ]);
-    }
-    return parseRegistry(source, path);
-}
 function sshKey() {
     const key = getInput(DEPLOY_INPUTS.sshKey);
     if (!key.trim())
@@ -74236,7 +74308,7 @@ function worst(report) {
     return outcomes[0] ?? 'skipped';
 }
 async function runDeployAction(mode = 'deploy') {
-    const registry = await readRegistry();
+    const registry = await actionRegistry();
     let version;
     let rollback;
     if (mode === 'rollback') {
@@ -74330,7 +74402,7 @@ async function runDeployPost() {
     const held = JSON.parse(getState(STATE_LOCKS) || '[]');
     if (held.length === 0)
         return info('No fleet-deploy lock left to release.');
-    const registry = await readRegistry();
+    const registry = await actionRegistry();
     const targets = new Map(targetsOf(registry).map((t) => [t.id, t]));
     const connector = new SshConnector({
         privateKey: sshKey(),
@@ -74371,8 +74443,6 @@ async function runDeployPost() {
 
 
 
-
-
 const INPUTS = {
     registry: 'registry',
     select: 'select',
@@ -74388,27 +74458,12 @@ const OUTPUTS = {
     cumulative: 'cumulative',
 };
 async function runPlan() {
-    const registryPath = inputs_text(INPUTS.registry, 'servers/production.json');
     const settings = {
         select: inputs_text(INPUTS.select, ''),
         waves: inputs_text(INPUTS.waves, 'all'),
         maxPerJob: positiveInt(INPUTS.maxPerJob, 1),
     };
-    let source;
-    try {
-        source = await (0,promises_namespaceObject.readFile)(registryPath, 'utf8');
-    }
-    catch (e) {
-        throw new ConfigurationError([
-            {
-                path: [],
-                source: `input "${INPUTS.registry}"`,
-                message: `cannot read ${JSON.stringify(registryPath)}: ${e.code ?? e}`,
-                hint: 'check out the repository first (actions/checkout) and give the path from its root',
-            },
-        ]);
-    }
-    const plan = planDeployment(parseRegistry(source, registryPath), settings);
+    const plan = planDeployment(await actionRegistry(), settings);
     setOutput(OUTPUTS.matrices, JSON.stringify(matrices(plan)));
     setOutput(OUTPUTS.plan, JSON.stringify(planJson(plan)));
     setOutput(OUTPUTS.waveCount, String(plan.plan.length));

@@ -137,4 +137,45 @@ describeSshd('actions/deploy', () => {
     expect(post.code).toBe(0);
     expect(post.stdout).toContain('No fleet-deploy lock left to release.');
   });
+
+  test('one server without a registry: the target from inputs (as from repository secrets)', () => {
+    const t = fleet.tenants[0]!;
+    const sshd = fleet.sshds.get('srv-1')!;
+    const single = {
+      host: '127.0.0.1',
+      'ssh-port': String(sshd.port),
+      'ssh-user': sshd.user,
+      'host-key': sshd.hostKey,
+      path: t.dir,
+      'image-repository': 'registry.test/acme/app',
+      'health-port': String(t.port),
+      'ssh-key': fleet.key.privateKey,
+    };
+    const r = runBundledAction('dist/actions/deploy.js', { ...single, version: 'v5' }, {}, 60_000);
+    expect(r.code).toBe(0);
+    expect(r.outputs).toMatchObject({ outcome: 'deployed', deployed: '1' });
+    expect(JSON.parse(r.outputs.report!).targets[0]).toMatchObject({
+      id: 'server/app',
+      next: { version: 'v5' },
+    });
+    const plan = runBundledAction('dist/actions/plan.js', {
+      host: '127.0.0.1',
+      path: t.dir,
+      'image-repository': 'registry.test/acme/app',
+      'health-port': '8080',
+    });
+    expect(JSON.parse(plan.outputs.matrices!)).toEqual([
+      { include: [{ name: 'server/app', targets: 'server/app', count: 1, wave: 1 }] },
+    ]);
+    const bad = runBundledAction('dist/actions/deploy.js', { ...single, path: '~/app', version: 'v5' });
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain('input "path": "~/app" is not a valid path');
+    const none = runBundledAction('dist/actions/deploy.js', {
+      host: '127.0.0.1',
+      'image-repository': 'r/app',
+      version: 'v5',
+      'ssh-key': 'k',
+    });
+    expect(none.stdout).toContain('input "health-port" or "health-url": tenant "app" has no health check');
+  }, 60_000);
 });

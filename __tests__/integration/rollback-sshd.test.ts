@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deploy } from '../helpers/deploy';
 import { haveSshd } from '../helpers/sshd';
+import { runBundledAction } from '../helpers/run';
 import { historyOf, lockExists, startFleet, type TestFleet } from '../helpers/testfleet';
 
 const describeSshd = haveSshd ? describe : describe.skip;
@@ -73,4 +74,26 @@ describeSshd('rollback and history', () => {
     const json = JSON.parse(cli('history', '--format', 'json').stdout);
     expect(json['srv-1/t1-1']).toHaveLength(5);
   });
+
+  test('the rollback action as the runner runs it', () => {
+    const r = runBundledAction(
+      'dist/actions/rollback.js',
+      { registry: join(fleet.root, 'registry.json'), to: 'v3', 'ssh-key': fleet.key.privateKey },
+      {},
+      60_000,
+    );
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Rolling back to v3 to 1 target(s)');
+    expect(r.outputs).toMatchObject({ outcome: 'deployed', deployed: '1' });
+    const refused = runBundledAction(
+      'dist/actions/rollback.js',
+      { registry: join(fleet.root, 'registry.json'), to: 'v0', 'ssh-key': fleet.key.privateKey },
+      {},
+      60_000,
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain(
+      'version v0 is not in the release history of srv-1/t1-1; known versions: v3, v1, v2',
+    );
+  }, 60_000);
 });

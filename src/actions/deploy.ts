@@ -2,7 +2,7 @@
  * The deploy action (actions/deploy: one matrix entry or shard; the root action.yml: a whole selection
  * in waves, "fleet mode") and its post step, which releases the locks of a cancelled job.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as core from '@actions/core';
 import { ConfigurationError } from '../errors';
@@ -12,12 +12,13 @@ import { systemClock } from '../deploy/ports';
 import type { LockEvent } from '../deploy/target';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment } from '../plan/plan';
-import { parseRegistry, targetsOf, type Registry } from '../registry';
+import { targetsOf, type Registry } from '../registry';
 import { checkVersion, releaseLock } from '../remote/commands';
 import { OUTCOME_ORDER, reason, renderReport, seconds } from '../report/render';
 import { checkTrust } from '../ssh/known-hosts';
 import { SshConnector } from '../ssh/transport';
 import { durationInput, percentInput, positiveInt, text } from './inputs';
+import { actionRegistry } from './single';
 
 export const DEPLOY_INPUTS = {
   registry: 'registry',
@@ -36,24 +37,6 @@ export const DEPLOY_INPUTS = {
 } as const;
 
 const STATE_LOCKS = 'fleet-deploy-locks';
-
-async function readRegistry(): Promise<Registry> {
-  const path = text(DEPLOY_INPUTS.registry, 'servers/production.json');
-  let source: string;
-  try {
-    source = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new ConfigurationError([
-      {
-        path: [],
-        source: `input "${DEPLOY_INPUTS.registry}"`,
-        message: `cannot read ${JSON.stringify(path)}: ${(e as NodeJS.ErrnoException).code ?? e}`,
-        hint: 'check out the repository first (actions/checkout) and give the path from its root',
-      },
-    ]);
-  }
-  return parseRegistry(source, path);
-}
 
 function sshKey(): string {
   const key = core.getInput(DEPLOY_INPUTS.sshKey);
@@ -103,7 +86,7 @@ function worst(report: FleetReport): string {
 }
 
 export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): Promise<void> {
-  const registry = await readRegistry();
+  const registry = await actionRegistry();
   let version: string;
   let rollback: { to?: string } | undefined;
   if (mode === 'rollback') {
@@ -204,7 +187,7 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
 export async function runDeployPost(): Promise<void> {
   const held = JSON.parse(core.getState(STATE_LOCKS) || '[]') as LockEvent[];
   if (held.length === 0) return core.info('No fleet-deploy lock left to release.');
-  const registry = await readRegistry();
+  const registry = await actionRegistry();
   const targets = new Map(targetsOf(registry).map((t) => [t.id, t]));
   const connector = new SshConnector({
     privateKey: sshKey(),

@@ -1,11 +1,9 @@
 /** The plan action: registry → per-wave GitHub matrices. */
-import { readFile } from 'node:fs/promises';
 import * as core from '@actions/core';
-import { ConfigurationError } from '../errors';
 import { matrices, planDeployment, planJson } from '../plan/plan';
-import { parseRegistry } from '../registry';
 import { plural } from '../report/table';
 import { positiveInt, text } from './inputs';
+import { actionRegistry } from './single';
 
 export const INPUTS = {
   registry: 'registry',
@@ -23,26 +21,12 @@ export const OUTPUTS = {
 } as const;
 
 export async function runPlan(): Promise<void> {
-  const registryPath = text(INPUTS.registry, 'servers/production.json');
   const settings = {
     select: text(INPUTS.select, ''),
     waves: text(INPUTS.waves, 'all'),
     maxPerJob: positiveInt(INPUTS.maxPerJob, 1),
   };
-  let source: string;
-  try {
-    source = await readFile(registryPath, 'utf8');
-  } catch (e) {
-    throw new ConfigurationError([
-      {
-        path: [],
-        source: `input "${INPUTS.registry}"`,
-        message: `cannot read ${JSON.stringify(registryPath)}: ${(e as NodeJS.ErrnoException).code ?? e}`,
-        hint: 'check out the repository first (actions/checkout) and give the path from its root',
-      },
-    ]);
-  }
-  const plan = planDeployment(parseRegistry(source, registryPath), settings);
+  const plan = planDeployment(await actionRegistry(), settings);
   core.setOutput(OUTPUTS.matrices, JSON.stringify(matrices(plan)));
   core.setOutput(OUTPUTS.plan, JSON.stringify(planJson(plan)));
   core.setOutput(OUTPUTS.waveCount, String(plan.plan.length));

@@ -1,0 +1,89 @@
+/**
+ * One server without a registry (seed 004's phase 1): the target is given by inputs — typically from
+ * repository secrets — and becomes a one-server, one-tenant registry, validated by the same schema, so
+ * a user can start with one server and move to a registry file later without changing tools.
+ */
+import { readFile } from 'node:fs/promises';
+import * as core from '@actions/core';
+import { ConfigurationError, type Problem } from '../errors';
+import { parseRegistry, type Registry } from '../registry';
+
+/** Registry path → the input that sets it, so errors name the input. */
+const FIELDS: Array<[string, string, (v: string) => unknown]> = [
+  ['host', 'servers.0.host', (v) => v],
+  ['ssh-user', 'servers.0.user', (v) => v],
+  ['ssh-port', 'servers.0.port', (v) => (/^\d+$/.test(v) ? Number(v) : v)],
+  ['host-key', 'servers.0.hostKey', (v) => v],
+  ['path', 'servers.0.tenants.0.path', (v) => v],
+  ['compose-command', 'servers.0.tenants.0.compose.command', (v) => v],
+  ['health-port', 'servers.0.tenants.0.health.port', (v) => (/^\d+$/.test(v) ? Number(v) : v)],
+  ['health-url', 'servers.0.tenants.0.health.url', (v) => v],
+  ['health-path', 'servers.0.tenants.0.health.path', (v) => v],
+];
+
+export const SINGLE_INPUTS = [...FIELDS.map(([i]) => i), 'image-variable', 'image-repository'];
+
+export function singleServerRequested(): boolean {
+  return core.getInput('host').trim() !== '';
+}
+
+export function registryFromInputs(): Registry {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- built key by key, then checked by the schema
+  const raw: any = {
+    servers: [{ name: 'server', region: 'default', tenants: [{ id: 'app', images: [{}] }] }],
+  };
+  for (const [input, path, convert] of FIELDS) {
+    const v = core.getInput(input).trim();
+    if (!v) continue;
+    const keys = path.split('.');
+    let o = raw;
+    for (const k of keys.slice(0, -1)) o = o[k] ??= {};
+    o[keys.at(-1)!] = convert(v);
+  }
+  raw.servers[0].tenants[0].images[0] = {
+    variable: core.getInput('image-variable').trim() || 'APP_IMAGE',
+    repository: core.getInput('image-repository').trim(),
+  };
+  try {
+    return parseRegistry(JSON.stringify(raw), 'inputs');
+  } catch (e) {
+    if (!(e instanceof ConfigurationError)) throw e;
+    const byPath = new Map(FIELDS.map(([input, path]) => [path, input]));
+    byPath.set('servers.0.tenants.0.images.0.variable', 'image-variable');
+    byPath.set('servers.0.tenants.0.images.0.repository', 'image-repository');
+    throw new ConfigurationError(
+      e.problems.map((p): Problem => {
+        const input = byPath.get(p.path.join('.'));
+        const missing = /has no (health check|path)/.exec(p.message);
+        const named =
+          input ?? (missing ? (missing[1] === 'path' ? 'path' : 'health-port" or "health-url') : undefined);
+        return {
+          path: [],
+          source: named ? `input "${named}"` : 'inputs',
+          message: p.message,
+          ...(p.hint ? { hint: p.hint } : {}),
+        };
+      }),
+    );
+  }
+}
+
+/** The registry of an action: the file named by `registry`, or the single server given by inputs. */
+export async function actionRegistry(): Promise<Registry> {
+  if (singleServerRequested()) return registryFromInputs();
+  const path = core.getInput('registry').trim() || 'servers/production.json';
+  let source: string;
+  try {
+    source = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new ConfigurationError([
+      {
+        path: [],
+        source: 'input "registry"',
+        message: `cannot read ${JSON.stringify(path)}: ${(e as NodeJS.ErrnoException).code ?? e}`,
+        hint: 'check out the repository first (actions/checkout) and give the path from its root, or give a single server with the host, path, image-repository and health-port inputs',
+      },
+    ]);
+  }
+  return parseRegistry(source, path);
+}
