@@ -74571,6 +74571,85 @@ async function gate_runGate() {
         warning(`Rollout stopped: ${decision.reason}`, { title: 'fleet-deploy gate' });
 }
 
+;// CONCATENATED MODULE: ./src/actions/health.ts
+/**
+ * The health gate alone (actions/health), for teams that deploy their own way: probes each selected
+ * target's health check — through SSH to the server's 127.0.0.1, or a public URL from the runner — until
+ * it is stable or the deadline passes, with the same policy as a deploy's gate.
+ */
+
+
+
+
+
+
+
+
+
+async function runHealth() {
+    const registry = await actionRegistry();
+    const targets = getInput('targets').trim();
+    const select = targets
+        ? `id=${targets
+            .split(/[\s,]+/)
+            .filter(Boolean)
+            .join('|')}`
+        : getInput('select').trim();
+    const plan = planDeployment(registry, { select });
+    const version = getInput('version').trim();
+    const all = plan.plan.flatMap((w) => w.targets);
+    const viaSsh = all.filter((t) => t.tenant.health.url === undefined);
+    let connector;
+    if (viaSsh.length) {
+        const key = getInput('ssh-key');
+        if (!key.trim())
+            throw new ConfigurationError([
+                {
+                    path: [],
+                    source: 'input "ssh-key"',
+                    message: 'is required for health checks probed through SSH (health.port)',
+                },
+            ]);
+        core_setSecret(key);
+        const knownHosts = getInput('known-hosts');
+        checkTrust(registry, plan, knownHosts);
+        connector = new SshConnector({ privateKey: key, knownHosts });
+    }
+    const transports = new Map();
+    const results = [];
+    try {
+        await Promise.all(all.map(async (t) => {
+            const check = t.tenant.health;
+            let probe;
+            if (check.url !== undefined)
+                probe = () => fetchUrl(check.url, check.timeoutMs);
+            else {
+                if (!transports.has(t.server.name))
+                    transports.set(t.server.name, connector.connect(t.server));
+                const transport = transports.get(t.server.name);
+                probe = async () => (await transport).get(check.port, check.path, check.timeoutMs);
+            }
+            try {
+                const g = await runGate(check, version, probe, systemClock);
+                results.push({ id: t.id, ok: g.ok, ...(g.reason ? { reason: g.reason } : {}) });
+                info(`${t.id}: ${g.ok ? `healthy (${g.passed}/${g.probes} probes)` : `NOT healthy: ${g.reason}`}`);
+            }
+            catch (e) {
+                results.push({ id: t.id, ok: false, reason: e.message });
+                info(`${t.id}: NOT healthy: ${e.message}`);
+            }
+        }));
+    }
+    finally {
+        await Promise.all([...transports.values()].map(async (p) => (await p.catch(() => undefined))?.close()));
+    }
+    const unhealthy = results.filter((r) => !r.ok);
+    setOutput('healthy', String(unhealthy.length === 0));
+    setOutput('results', JSON.stringify(results.sort((a, b) => (a.id < b.id ? -1 : 1))));
+    if (unhealthy.length)
+        setFailed(`${unhealthy.length} of ${results.length} target(s) not healthy: ${unhealthy.map((u) => `${u.id} (${u.reason})`).join('; ')}`);
+}
+
 ;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/context.js
 
 
@@ -79786,6 +79865,7 @@ function runUrl() {
 
 
 
+
 const ACTIONS = {
     plan: runPlan,
     deploy: runDeployAction,
@@ -79793,6 +79873,7 @@ const ACTIONS = {
     rollback: () => runDeployAction('rollback'),
     gate: gate_runGate,
     summary: runSummary,
+    health: runHealth,
 };
 async function runAction(name) {
     const action = ACTIONS[name];

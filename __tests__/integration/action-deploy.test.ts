@@ -178,4 +178,21 @@ describeSshd('actions/deploy', () => {
     });
     expect(none.stdout).toContain('input "health-port" or "health-url": tenant "app" has no health check');
   }, 60_000);
+
+  test('actions/health: the gate alone, through SSH, with {version}', () => {
+    const base = { registry: registryFile, targets: 'srv-1/t1-1', 'ssh-key': fleet.key.privateKey };
+    const ok = runBundledAction('dist/actions/health.js', { ...base, version: 'v5' }, {}, 30_000);
+    expect(ok.code).toBe(0);
+    expect(ok.outputs.healthy).toBe('true');
+    expect(ok.stdout).toMatch(/srv-1\/t1-1: healthy \(2\/2 probes\)/);
+    const stale = runBundledAction('dist/actions/health.js', { ...base, version: 'v6' }, {}, 30_000);
+    expect(stale.code).toBe(1);
+    expect(JSON.parse(stale.outputs.results!)).toEqual([
+      {
+        id: 'srv-1/t1-1',
+        ok: false,
+        reason: 'not healthy within 4 s (last: version is "v5", expected "v6")',
+      },
+    ]);
+  }, 60_000);
 });

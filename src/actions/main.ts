@@ -3,6 +3,7 @@ import { failStep } from '../github/report-error';
 import { runDeployAction, runDeployPost } from './deploy';
 import { runPlan } from './plan';
 import { runGate } from './gate';
+import { runHealth } from './health';
 import { runSummary } from './summary';
 
 const ACTIONS: Record<string, () => Promise<void>> = {
@@ -12,6 +13,7 @@ const ACTIONS: Record<string, () => Promise<void>> = {
   rollback: () => runDeployAction('rollback'),
   gate: runGate,
   summary: runSummary,
+  health: runHealth,
 };
 
 export async function runAction(name: string): Promise<void> {
