@@ -216,3 +216,25 @@ test('cancelled before it starts: every target is skipped as cancelled, nothing 
   expect(report.targets.every((t) => t.outcome === 'skipped' && t.error === 'cancelled')).toBe(true);
   expect(c.connects).toBe(0);
 });
+
+test('pruning removes the images of releases beyond keepReleases, from the history, never the previous one', async () => {
+  const line = (from: string, to: string, outcome = 'deployed') =>
+    JSON.stringify({
+      outcome,
+      fromRefs: { APP_IMAGE: `${REPO}:${from}` },
+      toRefs: { APP_IMAGE: `${REPO}:${to}` },
+    });
+  const history = [line('v1', 'v2'), line('v2', 'v3'), line('v3', 'bad', 'rolled-back'), line('v3', 'v4')];
+  const c = new ScriptedConnector(() => [
+    { match: /exit 10/, reply: prepared(`${REPO}:v4`, ['sha256:old'], history) },
+    ...happyRules(),
+  ]);
+  versionAware(c, () => false);
+  const report = await run(registry(1, 1), c); // deploys v2, a release it ran before
+  expect(report.targets[0]!.outcome).toBe('deployed');
+  const finish = c.log.at(-1)!.command;
+  // releases newest first: v2 (this deploy), v4, v3, v2, v1 → keep 3 distinct (v2, v4, v3) and the previous (v4): remove v1
+  expect(finish).toContain(`image rm ${REPO}:v1 >/dev/null`);
+  expect(finish).not.toContain(`${REPO}:bad`);
+  expect(finish).not.toContain(`${REPO}:v3 `);
+});

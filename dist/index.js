@@ -68368,8 +68368,8 @@ const LOCK_HELD = 20;
 const SWITCH_FAILED = 30;
 /**
  * The first round trip of a deploy: preflight checks, then the lock, then everything the deploy needs
- * to know about the tenant — the image variables in .env, the image IDs of the running containers, the
- * history's tail and the local images of its repositories (for pruning) — in one script, so the whole
+ * to know about the tenant — the image variables in .env, the image IDs of the running containers and
+ * the history's tail (its releases, for rollback and pruning) — in one script, so the whole
  * preparation costs one SSH round trip. Sections of the output start with `@@name`.
  *
  * The lock is an atomic `mkdir .fleet/lock` with an owner file. A held lock exits LOCK_HELD after
@@ -68399,13 +68399,12 @@ function prepare(t, owner, breakAfterS) {
         const engine = engineOf(t.compose.command);
         lines.push(sh `echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`);
         lines.push(sh `echo '@@running'; ids=$(${runningContainers(t)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`);
-        lines.push(sh `echo '@@images'; ${new Script(t.images.map((i) => sh `${engine} image ls --format '{{.Repository}}:{{.Tag}}' ${i.repository}`.text).join('; '))}`);
     }
     lines.push(sh `echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
     return new Script(lines.map(String).join('\n'));
 }
 function parsePrepared(stdout) {
-    const out = { env: {}, running: [], localImages: [], history: [] };
+    const out = { env: {}, running: [], history: [] };
     let section = '';
     const lockLines = [];
     for (const raw of stdout.split('\n')) {
@@ -68437,10 +68436,6 @@ function parsePrepared(stdout) {
             out.running.push(normalizeId(line));
         else if (section === 'current')
             out.current = line.trim();
-        else if (section === 'images') {
-            if (!line.endsWith(':<none>'))
-                out.localImages.push(line.trim());
-        }
         else if (section === 'history')
             out.history.push(line);
     }
@@ -68936,26 +68931,37 @@ async function deployTarget(target, wave, options, ports) {
             }
         }
     }
-    /** Images to remove after a deploy: not among the last `keepReleases` releases, the running or the previous one. */
+    /**
+     * Images to remove after a deploy: those of this tool's own earlier releases (from the history) that
+     * fell out of the last `keepReleases`, never the running or the previous one. Found from the history
+     * rather than by listing the engine's images, so pruning costs no extra command; images this tool did
+     * not deploy are left alone.
+     */
     function pruneList() {
         if (t.commands || result.outcome !== 'deployed' || !prepared)
             return [];
-        const keep = new Set([...Object.values(next.refs), ...Object.values(previous.refs)]);
         const releases = [next.refs];
         for (const line of [...prepared.history].reverse()) {
             try {
                 const h = JSON.parse(line);
                 if (h.outcome === 'deployed' && h.toRefs)
                     releases.push(h.toRefs);
+                if (h.outcome === 'deployed' && h.fromRefs)
+                    releases.push(h.fromRefs);
             }
             catch {
                 // a line we cannot read keeps nothing and removes nothing
             }
         }
-        for (const refs of releases.slice(0, t.keepReleases))
+        const keep = new Set([...Object.values(next.refs), ...Object.values(previous.refs)]);
+        const distinct = [];
+        for (const refs of releases)
+            if (!distinct.some((d) => JSON.stringify(d) === JSON.stringify(refs)))
+                distinct.push(refs);
+        for (const refs of distinct.slice(0, t.keepReleases))
             for (const r of Object.values(refs))
                 keep.add(r);
-        return prepared.localImages.filter((ref) => !keep.has(ref));
+        return [...new Set(distinct.slice(t.keepReleases).flatMap((refs) => Object.values(refs)))].filter((r) => !keep.has(r));
     }
     /** History entry, pruning and the lock release, in one round trip; retried over a new connection if needed. */
     async function finishTarget() {

@@ -22,7 +22,7 @@ export const ok = (stdout = ''): ExecResult => ({ code: 0, stdout, stderr: '' })
 export const fail = (code: number | null, stderr = ''): ExecResult => ({ code, stdout: '', stderr });
 
 /** A healthy prepare answer for one image variable. */
-export const prepared = (ref: string, running = ['sha256:old']) =>
+export const prepared = (ref: string, running = ['sha256:old'], history: string[] = []) =>
   ok(
     [
       'free_kb=4096000',
@@ -30,8 +30,8 @@ export const prepared = (ref: string, running = ['sha256:old']) =>
       `APP_IMAGE=${ref}`,
       '@@running',
       ...running,
-      '@@images',
       '@@history',
+      ...history,
       '@@end',
     ].join('\n'),
   );

@@ -458,21 +458,36 @@ export async function deployTarget(
     }
   }
 
-  /** Images to remove after a deploy: not among the last `keepReleases` releases, the running or the previous one. */
+  /**
+   * Images to remove after a deploy: those of this tool's own earlier releases (from the history) that
+   * fell out of the last `keepReleases`, never the running or the previous one. Found from the history
+   * rather than by listing the engine's images, so pruning costs no extra command; images this tool did
+   * not deploy are left alone.
+   */
   function pruneList(): string[] {
     if (t.commands || result.outcome !== 'deployed' || !prepared) return [];
-    const keep = new Set<string>([...Object.values(next.refs), ...Object.values(previous.refs)]);
     const releases: Array<Record<string, string>> = [next.refs];
     for (const line of [...prepared.history].reverse()) {
       try {
-        const h = JSON.parse(line) as { outcome?: string; toRefs?: Record<string, string> };
+        const h = JSON.parse(line) as {
+          outcome?: string;
+          toRefs?: Record<string, string>;
+          fromRefs?: Record<string, string>;
+        };
         if (h.outcome === 'deployed' && h.toRefs) releases.push(h.toRefs);
+        if (h.outcome === 'deployed' && h.fromRefs) releases.push(h.fromRefs);
       } catch {
         // a line we cannot read keeps nothing and removes nothing
       }
     }
-    for (const refs of releases.slice(0, t.keepReleases)) for (const r of Object.values(refs)) keep.add(r);
-    return prepared.localImages.filter((ref) => !keep.has(ref));
+    const keep = new Set<string>([...Object.values(next.refs), ...Object.values(previous.refs)]);
+    const distinct: Array<Record<string, string>> = [];
+    for (const refs of releases)
+      if (!distinct.some((d) => JSON.stringify(d) === JSON.stringify(refs))) distinct.push(refs);
+    for (const refs of distinct.slice(0, t.keepReleases)) for (const r of Object.values(refs)) keep.add(r);
+    return [...new Set(distinct.slice(t.keepReleases).flatMap((refs) => Object.values(refs)))].filter(
+      (r) => !keep.has(r),
+    );
   }
 
   /** History entry, pruning and the lock release, in one round trip; retried over a new connection if needed. */

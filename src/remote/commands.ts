@@ -88,8 +88,8 @@ export const SWITCH_FAILED = 30;
 
 /**
  * The first round trip of a deploy: preflight checks, then the lock, then everything the deploy needs
- * to know about the tenant — the image variables in .env, the image IDs of the running containers, the
- * history's tail and the local images of its repositories (for pruning) — in one script, so the whole
+ * to know about the tenant — the image variables in .env, the image IDs of the running containers and
+ * the history's tail (its releases, for rollback and pruning) — in one script, so the whole
  * preparation costs one SSH round trip. Sections of the output start with `@@name`.
  *
  * The lock is an atomic `mkdir .fleet/lock` with an owner file. A held lock exits LOCK_HELD after
@@ -123,9 +123,6 @@ export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script 
     lines.push(
       sh`echo '@@running'; ids=$(${runningContainers(t)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`,
     );
-    lines.push(
-      sh`echo '@@images'; ${new Script(t.images.map((i) => sh`${engine} image ls --format '{{.Repository}}:{{.Tag}}' ${i.repository}`.text).join('; '))}`,
-    );
   }
   lines.push(sh`echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
   return new Script(lines.map(String).join('\n'));
@@ -142,12 +139,11 @@ export interface Prepared {
   running: string[];
   /** the version the `current` command printed (commands strategy) */
   current?: string;
-  localImages: string[];
   history: string[];
 }
 
 export function parsePrepared(stdout: string): Prepared {
-  const out: Prepared = { env: {}, running: [], localImages: [], history: [] };
+  const out: Prepared = { env: {}, running: [], history: [] };
   let section = '';
   const lockLines: string[] = [];
   for (const raw of stdout.split('\n')) {
@@ -169,9 +165,7 @@ export function parsePrepared(stdout: string): Prepared {
       if (m) out.env[m[1]!] = m[2]!.trim().replace(/^(["'])(.*)\1$/, '$2');
     } else if (section === 'running') out.running.push(normalizeId(line));
     else if (section === 'current') out.current = line.trim();
-    else if (section === 'images') {
-      if (!line.endsWith(':<none>')) out.localImages.push(line.trim());
-    } else if (section === 'history') out.history.push(line);
+    else if (section === 'history') out.history.push(line);
   }
   out.running = [...new Set(out.running)];
   return out;
