@@ -94,10 +94,16 @@ describe('command strings', () => {
     );
   });
 
-  test('finish: history line quoted whole, prune, and the lock released only when ours', () => {
+  test('finish: only while the lock is ours — history line quoted whole, prune, unlock', () => {
     const entry = JSON.stringify({ note: "it's $(x)" });
-    expect(R.finish(t, { token: 'abc123', history: entry, remove: ['ghcr.io/acme/app:v0'] }).text).toBe(
-      `cd -- /srv/acme && { printf '%s\\n' '{"note":"it'\\''s $(x)"}' >> .fleet/history.jsonl || echo '@@history-failed'; } && { docker image rm ghcr.io/acme/app:v0 >/dev/null 2>&1 || true; } && if grep -qF -- abc123 .fleet/lock/owner 2>/dev/null; then rm -rf -- .fleet/lock && echo '@@unlock released'; else echo '@@unlock not-ours'; fi`,
+    expect(
+      R.finish(t, {
+        token: 'abc123',
+        history: entry,
+        remove: ['ghcr.io/acme/app:v0', '--force', 'not a ref'],
+      }).text,
+    ).toBe(
+      `cd -- /srv/acme && if grep -qF -- abc123 .fleet/lock/owner 2>/dev/null; then { printf '%s\\n' '{"note":"it'\\''s $(x)"}' >> .fleet/history.jsonl || echo '@@history-failed'; }; { docker image rm -- ghcr.io/acme/app:v0 >/dev/null 2>&1 || true; }; rm -rf -- .fleet/lock && echo '@@unlock released'; else echo '@@unlock not-ours'; fi`,
     );
   });
 
@@ -217,8 +223,9 @@ describe('prepare, run by a real shell', () => {
     const w = workdir(ENV);
     const t = tenant({ path: w.dir });
     w.run(R.prepare(t, owner('mine')));
-    expect(w.run(R.finish(t, { token: 'other' })).stdout).toBe('@@unlock not-ours\n');
+    expect(w.run(R.finish(t, { token: 'other', history: '{"b":2}' })).stdout).toBe('@@unlock not-ours\n');
     expect(existsSync(join(w.dir, '.fleet/lock'))).toBe(true);
+    expect(existsSync(join(w.dir, '.fleet/history.jsonl'))).toBe(false); // not ours: nothing written
     const r = w.run(R.finish(t, { token: 'mine', history: '{"a":1}' }));
     expect(r.stdout).toBe('@@unlock released\n');
     expect(existsSync(join(w.dir, '.fleet/lock'))).toBe(false);

@@ -114,6 +114,10 @@ describe('the lock is released on every path after it was taken', () => {
     ['compose up fails', [{ match: /cp -p \.env/, reply: fail(1, 'no such service') }]],
     ['switch fails', [{ match: /cp -p \.env/, reply: fail(30, 'read-only file system') }]],
     [
+      'prepare fails after taking the lock',
+      [{ match: /exit 10/, reply: fail(1, 'docker: cannot connect to the engine') }],
+    ],
+    [
       'the connection drops during up',
       [{ match: /cp -p \.env/, reply: fail(null, 'the connection was lost') }],
     ],
@@ -234,7 +238,48 @@ test('pruning removes the images of releases beyond keepReleases, from the histo
   expect(report.targets[0]!.outcome).toBe('deployed');
   const finish = c.log.at(-1)!.command;
   // releases newest first: v2 (this deploy), v4, v3, v2, v1 → keep 3 distinct (v2, v4, v3) and the previous (v4): remove v1
-  expect(finish).toContain(`image rm ${REPO}:v1 >/dev/null`);
+  expect(finish).toContain(`image rm -- ${REPO}:v1 >/dev/null`);
   expect(finish).not.toContain(`${REPO}:bad`);
   expect(finish).not.toContain(`${REPO}:v3 `);
+});
+
+test('a once hook runs once while the other targets wait for it; if it fails, they fail too', async () => {
+  const reg = registry(1, 3, (f) => {
+    f.defaults.tenant.hooks = { preDeploy: [{ run: 'npm run migrate', once: true }] };
+  });
+  let release!: () => void;
+  const migrating = new Promise<void>((r) => (release = r));
+  let updatesDuringMigration = 0;
+  let migrationDone = false;
+  const c = new ScriptedConnector(() => [
+    {
+      match: /npm run migrate/,
+      reply: async () => {
+        await migrating;
+        migrationDone = true;
+        return fail(1, 'migration 42 failed');
+      },
+    },
+    {
+      match: /cp -p \.env/,
+      reply: () => {
+        if (!migrationDone) updatesDuringMigration++;
+        return ok();
+      },
+    },
+    ...happyRules(`${REPO}:v1`),
+  ]);
+  versionAware(c, () => false);
+  const done = run(reg, c, { concurrency: 3, perServer: 3 });
+  await new Promise((r) => setTimeout(r, 50));
+  release();
+  const report = await done;
+  expect(updatesDuringMigration).toBe(0);
+  expect(c.log.filter((l) => l.command.includes('npm run migrate'))).toHaveLength(1);
+  expect(report.targets.map((t) => t.outcome)).toEqual(['failed', 'failed', 'failed']);
+  expect(report.targets.map((t) => t.error).sort()).toEqual([
+    'preDeploy hook failed: exit code 1: migration 42 failed',
+    'the once-per-rollout hook failed on another target: preDeploy hook failed: exit code 1: migration 42 failed',
+    'the once-per-rollout hook failed on another target: preDeploy hook failed: exit code 1: migration 42 failed',
+  ]);
 });

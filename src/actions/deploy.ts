@@ -4,6 +4,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import * as core from '@actions/core';
 import { ConfigurationError } from '../errors';
 import { deployFleet, type FleetOptions, type FleetReport } from '../deploy/fleet';
@@ -117,6 +118,7 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
     perServer: positiveInt(DEPLOY_INPUTS.perServer, 4),
     maxFailurePercent: percentInput(DEPLOY_INPUTS.maxFailurePercent, 0),
     ...(maxFailures ? { maxFailures: positiveInt(DEPLOY_INPUTS.maxFailures, 0, 0) } : {}),
+    skipOnceHooks: core.getInput('once-hooks').trim() === 'false',
   };
   if (core.getInput('dry-run').trim() === 'true') {
     for (const t of plan.plan.flatMap((w) => w.targets)) {
@@ -167,7 +169,7 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
 
   const file = join(
     process.env.RUNNER_TEMP ?? '.',
-    `fleet-deploy-report-${process.env.GITHUB_JOB ?? 'job'}-${Date.now()}.json`,
+    `fleet-deploy-report-${process.env.GITHUB_JOB ?? 'job'}-${randomBytes(6).toString('hex')}.json`,
   );
   await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
   core.setOutput('outcome', worst(report));

@@ -70,7 +70,13 @@ export async function runSummary(): Promise<void> {
   });
   await core.summary.addRaw(markdown, true).write();
   const t = report.totals;
-  const success = t.targets > 0 && t.deployed + t.unchanged === t.targets;
+  const expected = Number(core.getInput('expected-targets').trim() || '0');
+  const missing = Math.max(0, expected - t.targets);
+  if (missing)
+    core.warning(
+      `${missing} of ${expected} planned targets have no result: their wave did not run (the rollout stopped or was cancelled) or their job died before reporting`,
+    );
+  const success = t.targets > 0 && missing === 0 && t.deployed + t.unchanged === t.targets;
   core.setOutput('success', String(success));
   core.setOutput('totals', JSON.stringify(t));
   core.setOutput('report', JSON.stringify(report));

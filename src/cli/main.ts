@@ -11,6 +11,7 @@ import { processIO, type CliIO } from './io';
 import { VERSION } from '../version';
 import { DEPLOY_USAGE, runDeploy } from './deploy';
 import { HISTORY_USAGE, runHistory } from './history';
+import { runDemo, runSandbox, SANDBOX_USAGE } from './sandbox';
 import { DEFAULT_REGISTRY, loadRegistry, wholeNumber } from './args';
 
 export const EXIT = { ok: 0, failure: 1, configuration: 2 } as const;
@@ -19,7 +20,13 @@ interface Command {
   summary: string;
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
-  run: (values: Record<string, string | boolean | undefined>, io: CliIO) => Promise<number>;
+  run: (
+    values: Record<string, string | boolean | undefined>,
+    io: CliIO,
+    positionals: string[],
+  ) => Promise<number>;
+  /** Takes positional words (e.g. `sandbox up`). */
+  positionals?: boolean;
 }
 
 const registryOption = { registry: { type: 'string', short: 'r' } } as const;
@@ -112,6 +119,23 @@ automatic rollback if it fails. Options as for \`fleet-deploy deploy\`, and:
       'known-hosts': { type: 'string' },
     },
     run: (values, io) => runHistory(values, io),
+  },
+  sandbox: {
+    summary: 'A local sandbox fleet to try it without servers: up, down, status',
+    usage: SANDBOX_USAGE,
+    positionals: true,
+    options: { dir: { type: 'string' }, servers: { type: 'string' }, tenants: { type: 'string' } },
+    run: (values, io, positionals) => runSandbox(values, positionals, io),
+  },
+  demo: {
+    summary: 'Deploy, break, roll back and roll out in waves on a sandbox fleet, then tear it down',
+    usage: `fleet-deploy demo
+
+Brings up a sandbox fleet of 3 servers × 3 tenants on 127.0.0.1 (no root, no Docker), deploys v1, then v2
+in waves 1,34%,100% where one tenant's v2 is broken — once with a failure budget of 0 (the rollout stops)
+and once with 30% (it goes on) — shows the history of that tenant and a manual rollback, then tears down.`,
+    options: {},
+    run: (values, io) => runDemo(values, io),
   },
   plan: {
     summary: 'Select targets and cut them into waves and GitHub matrices',
@@ -216,14 +240,16 @@ export async function runCli(argv: readonly string[], io: CliIO = processIO()): 
     return EXIT.configuration;
   }
   let values: Record<string, string | boolean | undefined>;
+  let positionals: string[] = [];
   try {
     const parsed = parseArgs({
       args: [...rest],
       options: { ...command.options, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: false,
+      allowPositionals: Boolean(command.positionals),
       strict: true,
     });
     values = parsed.values as typeof values;
+    positionals = parsed.positionals;
   } catch (e) {
     io.stderr(`fleet-deploy ${name}: ${(e as Error).message}\n\n${command.usage}\n`);
     return EXIT.configuration;
@@ -233,7 +259,7 @@ export async function runCli(argv: readonly string[], io: CliIO = processIO()): 
     return EXIT.ok;
   }
   try {
-    return await command.run(values, io);
+    return await command.run(values, io, positionals);
   } catch (e) {
     if (isConfigurationError(e)) {
       io.stderr(`${e.problems.map((p) => `error: ${formatProblem(p)}`).join('\n')}\n`);

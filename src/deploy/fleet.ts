@@ -26,6 +26,8 @@ export interface FleetOptions extends DeployOptions {
   maxFailurePercent: number;
   /** …or this count, when given. */
   maxFailures?: number;
+  /** Hooks marked `once` already ran elsewhere in this rollout (another matrix job): skip them. */
+  skipOnceHooks?: boolean;
 }
 
 export interface FleetPorts {
@@ -93,7 +95,10 @@ class Session implements ServerSession {
       const t = await p.catch(() => undefined);
       if (!t) return p; // the connect failed: every target of the server gets that error
       if (t.alive || !reconnect) return t;
-      if (this.current === p) this.current = this.connector.connect(this.server); // lost: reconnect once
+      if (this.current === p) {
+        await t.close().catch(() => undefined); // a jump host may still be open behind the lost link
+        if (this.current === p) this.current = this.connector.connect(this.server); // lost: reconnect once
+      }
     }
   }
 
@@ -126,7 +131,7 @@ export async function deployFleet(
   ports: FleetPorts,
 ): Promise<FleetReport> {
   const started = ports.clock.now();
-  const once = new OnceHooks();
+  const once = new OnceHooks(options.skipOnceHooks);
   const sessions = new Map<string, Session>();
   for (const wave of plan.plan) {
     for (const t of wave.targets) {
@@ -226,12 +231,17 @@ export async function deployFleet(
               outcome: 'failed',
             }))
             .then(async (r) => {
-              out[i] = r;
-              ports.onTarget?.(r);
-              busy.set(t.server.name, busy.get(t.server.name)! - 1);
-              if (--session.remaining === 0) await session.close();
-              running--;
-              pump();
+              try {
+                out[i] = r;
+                ports.onTarget?.(r);
+                busy.set(t.server.name, busy.get(t.server.name)! - 1);
+                if (--session.remaining === 0) await session.close();
+              } catch {
+                // a reporting or closing error must not stall the wave
+              } finally {
+                running--;
+                pump();
+              }
             });
         }
         if (queue.length === 0 && running === 0) resolve(out);

@@ -43,13 +43,24 @@ export interface ServerSession {
   transport(reconnect?: boolean): Promise<Transport>;
 }
 
-/** Hooks marked `once` run on the first target of a rollout only. */
+/**
+ * Hooks marked `once` run on the first target of a rollout only; the other targets wait for that run
+ * and fail if it failed (a migration must finish before any new version starts).
+ */
 export class OnceHooks {
-  private readonly claimed = new Set<string>();
-  claim(hook: Hook): boolean {
-    if (this.claimed.has(hook.run)) return false;
-    this.claimed.add(hook.run);
-    return true;
+  private readonly runs = new Map<string, Promise<void>>();
+  constructor(private readonly skip = false) {}
+  async run(hook: Hook, fn: () => Promise<unknown>): Promise<void> {
+    if (this.skip) return;
+    let p = this.runs.get(hook.run);
+    if (!p) {
+      p = fn().then(() => undefined);
+      this.runs.set(hook.run, p);
+      return p;
+    }
+    await p.catch((e: Error) => {
+      throw new Error(`the once-per-rollout hook failed on another target: ${e.message}`);
+    });
   }
 }
 
@@ -170,8 +181,10 @@ export async function deployTarget(
     previous: string,
   ) {
     for (const hook of t.hooks[kind]) {
-      if (hook.once && !ports.once.claim(hook)) continue;
-      await must(`${kind} hook`, R.runUserCommand(t, hook.run, hookEnv(version, previous)), hook.timeoutMs);
+      const run = () =>
+        must(`${kind} hook`, R.runUserCommand(t, hook.run, hookEnv(version, previous)), hook.timeoutMs);
+      if (hook.once) await ports.once.run(hook, run);
+      else await run();
     }
   }
 
@@ -245,9 +258,10 @@ export async function deployTarget(
               `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set compose.command in the registry`,
             );
           const p = R.parsePrepared(r.stdout);
+          // Past preflight and not refused: the lock may be ours (finish releases it only if it is).
+          locked = r.code !== R.LOCK_HELD;
           if (p.freeMb !== undefined && p.freeMb < t.minFreeDiskMb && r.code !== R.LOCK_HELD) {
             // Checked before anything changes; the lock just taken is released in `finally`.
-            locked = r.code === 0;
             throw new StepFailure(
               'prepare',
               `only ${p.freeMb} MiB free on the filesystem of ${t.path}; minFreeDiskMb is ${t.minFreeDiskMb}`,
@@ -272,7 +286,6 @@ export async function deployTarget(
             return p;
           }
           if (r.code !== R.LOCK_HELD) {
-            locked = r.stdout.includes('@@env') || r.stdout.includes('@@current');
             throw new StepFailure('prepare', `prepare failed: ${describe(r)}`);
           }
           if (ports.clock.now() >= deadline || ports.signal?.aborted) {
@@ -573,4 +586,26 @@ export function releasesOf(history: readonly string[]): string[] {
     }
   }
   return out;
+}
+
+/**
+ * The release before `running`: the `from` of the newest forward deploy (not a rollback) that brought
+ * `running` in. So rolling back twice goes further back (v3 → v2 → v1), never forward again.
+ */
+export function previousRelease(history: readonly string[], running: string | undefined): string | undefined {
+  for (const line of [...history].reverse()) {
+    try {
+      const h = JSON.parse(line) as {
+        outcome?: string;
+        to?: string;
+        from?: string | null;
+        rollback?: boolean;
+      };
+      if (h.outcome === 'deployed' && !h.rollback && h.to === running && h.from && h.from !== running)
+        return h.from;
+    } catch {
+      // an unreadable line says nothing
+    }
+  }
+  return undefined;
 }

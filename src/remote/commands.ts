@@ -225,22 +225,25 @@ export function containerHealth(t: Tenant): Script {
 }
 
 /**
- * The last round trip: append the history entry, remove pruned images (the engine refuses those a
- * container still uses; that is fine), release the lock if it is still ours. Prints `@@unlock released`
- * or `@@unlock not-ours`.
+ * The last round trip, only while the lock is still ours (its owner holds our token): append the
+ * history entry, remove pruned images (the engine refuses those a container still uses; that is fine),
+ * release the lock. Prints `@@unlock released`, or `@@unlock not-ours` and changes nothing.
  */
 export function finish(
   t: Tenant,
   o: { token: string; history?: string; remove?: readonly string[] },
 ): Script {
-  const parts: Script[] = [enter(t)];
-  if (o.history)
-    parts.push(sh`{ printf '%s\n' ${o.history} >> ${HISTORY_FILE} || echo '@@history-failed'; }`);
-  if (o.remove?.length)
-    parts.push(sh`{ ${engineOf(t.compose.command)} image rm ${[...o.remove]} >/dev/null 2>&1 || true; }`);
-  parts.push(releaseLockPart(o.token));
-  return new Script(parts.map(String).join(' && '));
+  const work: Script[] = [];
+  if (o.history) work.push(sh`{ printf '%s\n' ${o.history} >> ${HISTORY_FILE} || echo '@@history-failed'; }`);
+  const remove = (o.remove ?? []).filter((r) => IMAGE_REF.test(r));
+  if (remove.length)
+    work.push(sh`{ ${engineOf(t.compose.command)} image rm -- ${remove} >/dev/null 2>&1 || true; }`);
+  work.push(sh`rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`);
+  return sh`${enter(t)} && if grep -qF -- ${o.token} ${LOCK_DIR}/owner 2>/dev/null; then ${new Script(work.map(String).join('; '))}; else echo '@@unlock not-ours'; fi`;
 }
+
+/** A full image reference (repository:tag or repository@digest): what pruning may remove. */
+const IMAGE_REF = /^[A-Za-z0-9][A-Za-z0-9._:/-]*(?::[A-Za-z0-9_][A-Za-z0-9._-]*|@sha256:[a-f0-9]{64})$/;
 
 const releaseLockPart = (token: string) =>
   sh`if grep -qF -- ${token} ${LOCK_DIR}/owner 2>/dev/null; then rm -rf -- ${LOCK_DIR} && echo '@@unlock released'; else echo '@@unlock not-ours'; fi`;

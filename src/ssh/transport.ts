@@ -116,24 +116,24 @@ export class SshConnector implements Connector {
 
   private async connectOnce(server: Server): Promise<Transport> {
     let jump: NodeSSH | undefined;
-    let sock: ClientChannel | undefined;
-    if (server.jump) {
-      const j: JumpHost = server.jump;
-      jump = await this.open(`${server.name} via jump ${j.host}`, j.host, j.port, j.user, j.hostKeys);
-      sock = await new Promise<ClientChannel>((resolve, reject) =>
-        jump!.connection!.forwardOut('127.0.0.1', 0, server.host, server.port, (err, ch) =>
-          err
-            ? reject(
-                new ConnectError(
-                  `jump host ${j.host} cannot reach ${server.host}:${server.port}: ${err.message}`,
-                  true,
-                ),
-              )
-            : resolve(ch),
-        ),
-      );
-    }
     try {
+      let sock: ClientChannel | undefined;
+      if (server.jump) {
+        const j: JumpHost = server.jump;
+        jump = await this.open(`${server.name} via jump ${j.host}`, j.host, j.port, j.user, j.hostKeys);
+        sock = await new Promise<ClientChannel>((resolve, reject) =>
+          jump!.connection!.forwardOut('127.0.0.1', 0, server.host, server.port, (err, ch) =>
+            err
+              ? reject(
+                  new ConnectError(
+                    `jump host ${j.host} cannot reach ${server.host}:${server.port}: ${err.message}`,
+                    true,
+                  ),
+                )
+              : resolve(ch),
+          ),
+        );
+      }
       const ssh = await this.open(server.name, server.host, server.port, server.user, server.hostKeys, sock);
       return new SshTransport(ssh, jump);
     } catch (e) {

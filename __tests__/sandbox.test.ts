@@ -1,0 +1,163 @@
+/**
+ * The sandbox must behave like a server, so the demo cannot pass by accident: its SSH endpoint is driven
+ * by the real SSH client transport (exit codes, stdout/stderr, environment, concurrent sessions, port
+ * forwarding, refused keys), and the sandbox fleet's CLI leaves no process behind.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseRegistry } from '../src/registry';
+import { Script } from '../src/remote/shell';
+import { generateKeyPair, startSandboxSsh } from '../src/sandbox/ssh-server';
+import { SshConnector } from '../src/ssh/transport';
+
+const client = generateKeyPair('test-client');
+const host = generateKeyPair('test-host');
+
+function server(port: number) {
+  const reg = {
+    servers: [
+      {
+        name: 'sb',
+        host: '127.0.0.1',
+        port,
+        region: 'local',
+        hostKey: host.publicKey.split(' ').slice(0, 2).join(' '),
+        tenants: [],
+      },
+    ],
+  };
+  return parseRegistry(JSON.stringify(reg), 'sb.json').servers[0]!;
+}
+
+describe('the sandbox SSH endpoint', () => {
+  let port = 0;
+  let close: () => Promise<void>;
+  const home = mkdtempSync(join(tmpdir(), 'fd-sb-home-'));
+  beforeAll(async () => {
+    const s = await startSandboxSsh({
+      hostKey: host.privateKey,
+      authorizedKey: client.publicKey,
+      port: 0,
+      home,
+      env: { PATH: '/usr/bin:/bin', SANDBOX_MARK: 'sb-1' },
+    });
+    port = s.port;
+    close = s.close;
+  });
+  afterAll(async () => close());
+
+  test('exit codes, stdout, stderr, environment and working directory like a server', async () => {
+    const t = await new SshConnector({ privateKey: client.privateKey }).connect(server(port));
+    try {
+      expect(await t.exec(new Script('echo out; echo err >&2; exit 3'), { timeoutMs: 5000 })).toEqual({
+        code: 3,
+        stdout: 'out\n',
+        stderr: 'err\n',
+      });
+      expect(
+        (await t.exec(new Script('printf %s "$SANDBOX_MARK:$PWD:$HOME"'), { timeoutMs: 5000 })).stdout,
+      ).toBe(`sb-1:${home}:${home}`);
+      expect((await t.exec(new Script('kill -9 $$'), { timeoutMs: 5000 })).code).toBeNull();
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('concurrent sessions on one connection', async () => {
+    const t = await new SshConnector({ privateKey: client.privateKey }).connect(server(port));
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => t.exec(new Script(`sleep 0.2; echo ${i}`), { timeoutMs: 5000 })),
+      );
+      expect(results.map((r) => r.stdout.trim())).toEqual(['0', '1', '2', '3', '4', '5', '6', '7']);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('port forwarding to 127.0.0.1, as the health probe uses it', async () => {
+    const http = createServer((req, res) => res.end(`hello ${req.url}`));
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+    const t = await new SshConnector({ privateKey: client.privateKey }).connect(server(port));
+    try {
+      expect(await t.get((http.address() as { port: number }).port, '/health', 2000)).toEqual({
+        status: 200,
+        body: 'hello /health',
+      });
+    } finally {
+      await t.close();
+      await new Promise((r) => http.close(r));
+    }
+  });
+
+  test('another key is refused; a wrong pinned host key is refused', async () => {
+    const stranger = generateKeyPair('stranger');
+    await expect(
+      new SshConnector({ privateKey: stranger.privateKey, connectAttempts: 1 }).connect(server(port)),
+    ).rejects.toThrow(/authentication as \S+ was refused/);
+    const wrong = {
+      ...server(port),
+      hostKeys: [{ fingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }],
+    };
+    await expect(
+      new SshConnector({ privateKey: client.privateKey, connectAttempts: 1 }).connect(wrong),
+    ).rejects.toThrow(/host key verification failed for sb/);
+  });
+});
+
+describe('fleet-deploy sandbox (the bundled CLI)', () => {
+  test('up, deploy over it, status, down: no process left', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fd-sandbox-'));
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, ['dist/cli.js', ...args], {
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { PATH: process.env.PATH ?? '', HOME: dir },
+      });
+    const up = cli('sandbox', 'up', '--dir', dir, '--servers', '2', '--tenants', '2');
+    expect(up.status).toBe(0);
+    expect(up.stdout).toContain('Sandbox fleet up: 2 servers × 2 tenants on 127.0.0.1');
+    const pid = Number(readFileSync(join(dir, 'sandbox.pid'), 'utf8'));
+    const servicePids = () =>
+      ['sandbox-1', 'sandbox-2'].flatMap((s) => {
+        const projects = join(dir, 'servers', s, '.sandbox-runtime', 'projects');
+        return existsSync(projects)
+          ? readdirSync(projects).map(
+              (f) => (JSON.parse(readFileSync(join(projects, f), 'utf8')) as { pid: number }).pid,
+            )
+          : [];
+      });
+    let services: number[] = [];
+    try {
+      const registry = parseRegistry(readFileSync(join(dir, 'registry.json'), 'utf8'), 'r');
+      expect(registry.servers.map((s) => s.hostKeys.length)).toEqual([1, 1]);
+      const deploy = cli(
+        'deploy',
+        '-r',
+        join(dir, 'registry.json'),
+        '--key',
+        join(dir, 'client_key'),
+        '-v',
+        'v1',
+      );
+      expect(deploy.stdout).toContain('4 targets: 4 deployed');
+      expect(deploy.status).toBe(0);
+      const status = cli('sandbox', 'status', '--dir', dir);
+      expect(status.stdout).toMatch(
+        /sandbox-1\/tenant-1-1 +127\.0\.0\.1:\d+ +sandbox +200 \{"status":"ok","version":"v1"\}/,
+      );
+    } finally {
+      services = servicePids();
+      const down = cli('sandbox', 'down', '--dir', dir);
+      expect(down.stdout).toContain('Sandbox servers stopped; 4 services stopped.');
+    }
+    expect(services).toHaveLength(4);
+    // gone, or a zombie that only waits for PID 1 to reap it: no longer running
+    const running = (p: number) =>
+      existsSync(`/proc/${p}/stat`) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${p}/stat`, 'utf8'));
+    expect([pid, ...services].filter(running)).toEqual([]);
+  }, 90_000);
+});

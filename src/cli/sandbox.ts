@@ -1,0 +1,214 @@
+/** `fleet-deploy sandbox up|down|status` and `fleet-deploy demo`: the local sandbox fleet. */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigurationError } from '../errors';
+import { deployFleet, type FleetOptions, type FleetReport } from '../deploy/fleet';
+import { systemClock } from '../deploy/ports';
+import { fetchUrl } from '../http/fetch';
+import { planDeployment } from '../plan/plan';
+import { parseRegistry, targetsOf, type Registry } from '../registry';
+import { renderReport } from '../report/render';
+import { plural, table } from '../report/table';
+import { sandboxDirDefault, sandboxDown, sandboxPid, sandboxServe, sandboxUp } from '../sandbox/fleet';
+import { SshConnector } from '../ssh/transport';
+import { wholeNumber } from './args';
+import type { CliIO } from './io';
+import { Progress } from './progress';
+
+type Values = Record<string, string | boolean | undefined>;
+
+export const SANDBOX_USAGE = `fleet-deploy sandbox up|down|status [--dir DIR] [--servers N] [--tenants N]
+
+A local SANDBOX fleet for trying fleet-deploy without servers, root or Docker: N sandbox servers on
+127.0.0.1, each a real SSH endpoint with its own host key, whose tenants run on the sandbox container
+runtime (each service a local process answering /health with its version). \`up\` writes DIR/registry.json
+(host keys pinned), DIR/known_hosts and DIR/client_key, so these work against it:
+  fleet-deploy deploy -r DIR/registry.json --key DIR/client_key --version v1
+Tags can break a release on purpose: broken-* never gets healthy, slow-* takes 20 s, flaky-* flaps.
+
+Options:
+      --dir DIR     where the sandbox lives (default: $FLEET_SANDBOX_DIR or ./.fleet-sandbox)
+      --servers N   sandbox servers (default 3)
+      --tenants N   tenants per server (default 3)`;
+
+export async function runSandbox(values: Values, positionals: string[], io: CliIO): Promise<number> {
+  const dir = (values.dir as string | undefined) ?? sandboxDirDefault();
+  const verb = positionals[0];
+  switch (verb) {
+    case 'up': {
+      const servers = wholeNumber(values.servers as string | undefined, '--servers', 3);
+      const tenants = wholeNumber(values.tenants as string | undefined, '--tenants', 3);
+      const r = await sandboxUp(dir, { servers, tenantsPerServer: tenants });
+      io.stdout(
+        `Sandbox fleet up: ${plural(servers, 'server')} × ${plural(tenants, 'tenant')} on 127.0.0.1 (SANDBOX: local processes, not containers)\n  registry     ${r.registry}\n  key          ${r.keyFile}\n  known_hosts  ${r.knownHosts}\nTry: fleet-deploy deploy -r ${r.registry} --key ${r.keyFile} --version v1\nStop: fleet-deploy sandbox down --dir ${dir}\n`,
+      );
+      return 0;
+    }
+    case 'down': {
+      const r = await sandboxDown(dir);
+      io.stdout(
+        `Sandbox ${r.servers ? 'servers stopped' : 'servers were not running'}; ${plural(r.services, 'service')} stopped.\n`,
+      );
+      return 0;
+    }
+    case 'status': {
+      const pid = sandboxPid(dir);
+      if (!pid || !existsSync(join(dir, 'registry.json'))) {
+        io.stdout(`No sandbox running in ${dir}.\n`);
+        return 1;
+      }
+      const registry = parseRegistry(
+        readFileSync(join(dir, 'registry.json'), 'utf8'),
+        join(dir, 'registry.json'),
+      );
+      const rows = await Promise.all(
+        targetsOf(registry).map(async (t) => {
+          const h = await fetchUrl(`http://127.0.0.1:${t.tenant.health.port}/health`, 1000).catch(
+            () => undefined,
+          );
+          return [
+            t.id,
+            `${t.server.host}:${t.server.port}`,
+            t.tenant.ring,
+            h ? `${h.status} ${h.body}` : 'not running',
+          ];
+        }),
+      );
+      io.stdout(
+        `Sandbox running in ${dir} (pid ${pid})\n${table(['TARGET', 'SSH', 'RING', 'HEALTH'], rows)}\n`,
+      );
+      return 0;
+    }
+    case 'serve':
+      await sandboxServe(dir);
+      return 0;
+    default:
+      throw new ConfigurationError([
+        {
+          path: [],
+          source: 'fleet-deploy sandbox',
+          message: `${JSON.stringify(verb ?? '')} is not up, down or status`,
+        },
+      ]);
+  }
+}
+
+const COLOR = { bold: '1', dim: '2', red: '31', green: '32', yellow: '33', cyan: '36' } as const;
+
+/**
+ * The demo: a sandbox of 3 servers × 3 tenants; v1 everywhere; then v2 in waves 1,34%,100% where one
+ * tenant's v2 is bad — with a failure budget of 0 (the rollout stops) and of 30% (it goes on); the
+ * history of that tenant; a manual rollback; then everything is torn down.
+ */
+export async function runDemo(_values: Values, io: CliIO): Promise<number> {
+  const color = Boolean(io.tty) && !io.env.NO_COLOR;
+  const paint = (t: string, c: keyof typeof COLOR) => (color ? `\x1b[${COLOR[c]}m${t}\x1b[0m` : t);
+  const say = (t = '') => io.stdout(`${t}\n`);
+  const title = (n: number, t: string) => say(`\n${paint(`${n}. ${t}`, 'bold')}`);
+  const started = Date.now();
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-deploy-demo-'));
+  let code = 0;
+  try {
+    title(1, 'A sandbox fleet: 3 servers × 3 tenants on 127.0.0.1 (real SSH; services are local processes)');
+    const sb = await sandboxUp(dir, { servers: 3, tenantsPerServer: 3 });
+    const registry = parseRegistry(readFileSync(sb.registry, 'utf8'), sb.registry);
+    const key = readFileSync(sb.keyFile, 'utf8');
+    const targets = targetsOf(registry);
+    say(
+      table(
+        ['TARGET', 'RING', 'REGION'],
+        targets.map((t) => [t.id, t.tenant.ring, t.server.region]),
+        '   ',
+      ),
+    );
+
+    let handshakes = 0;
+    const deploy = async (
+      version: string,
+      extra: Partial<FleetOptions> & { select?: string; waves?: string } = {},
+    ): Promise<FleetReport> => {
+      const plan = planDeployment(registry, { select: extra.select, waves: extra.waves });
+      const progress = new Progress({ write: io.stdout, tty: Boolean(io.tty), color, total: plan.total });
+      const report = await deployFleet(
+        plan,
+        {
+          version,
+          actor: 'demo',
+          runId: 'demo',
+          lockWaitMs: 5000,
+          commandTimeoutMs: 30_000,
+          pullTimeoutMs: 60_000,
+          pullAttempts: 2,
+          concurrency: 6,
+          perServer: 3,
+          maxFailurePercent: 0,
+          ...extra,
+        },
+        {
+          connector: new SshConnector({ privateKey: key, onHandshake: () => handshakes++ }),
+          clock: systemClock,
+          urlGet: fetchUrl,
+          onTarget: progress.onTarget,
+          onWave: progress.onWave,
+          onStep: io.tty ? progress.onStep : () => undefined,
+        },
+      );
+      progress.finish();
+      return report;
+    };
+
+    title(2, 'Deploy v1 to every tenant');
+    let r = await deploy('v1');
+    say(
+      paint(
+        `   ${r.totals.deployed} deployed in ${(r.durationMs / 1000).toFixed(1)} s, one SSH connection per server (${handshakes} handshakes)`,
+        'green',
+      ),
+    );
+
+    const bad = registry.servers[0]!.tenants.find((t) => t.ring === 'canary')!;
+    writeFileSync(join(bad.path, 'SANDBOX_BREAK'), 'v2\n');
+    title(3, `Deploy v2 in waves 1,34%,100% — ${bad.id}'s v2 is broken — failure budget 0`);
+    r = await deploy('v2', { waves: '1,34%,100%' });
+    say(paint(`   ${r.stopped ?? 'not stopped'}`, r.stopped ? 'yellow' : 'green'));
+
+    title(4, 'The same rollout with a failure budget of 30% (1 failure in the 4 targets so far is 25%)');
+    r = await deploy('v2', { waves: '1,34%,100%', maxFailurePercent: 30 });
+    say(renderReport(r).replace(/^/gm, '   '));
+
+    title(5, `The release history of ${bad.id} (the audit log on its server)`);
+    const history = readFileSync(join(bad.path, '.fleet', 'history.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { time: string; outcome: string; from: string | null; to: string });
+    say(
+      table(
+        ['TIME', 'OUTCOME', 'FROM → TO'],
+        history.map((h) => [h.time, h.outcome, `${h.from ?? '—'} → ${h.to}`]),
+        '   ',
+      ),
+    );
+
+    const victim = targets.find((t) => t.tenant.ring === 'general')!;
+    title(6, `A manual rollback: ${victim.id} back to its previous release`);
+    r = await deploy('previous', { select: `id=${victim.id}`, rollback: {} });
+    const t = r.targets[0]!;
+    say(
+      `   ${victim.id}: ${t.outcome === 'deployed' ? paint('rolled back', 'green') : paint(t.outcome, 'red')} ${t.previous?.version} → ${t.next?.version}`,
+    );
+    code = 0;
+  } catch (e) {
+    io.stderr(`demo failed: ${(e as Error).message}\n`);
+    code = 1;
+  } finally {
+    const down = await sandboxDown(dir);
+    rmSync(dir, { recursive: true, force: true });
+    say(
+      `\n${paint('7. Torn down', 'bold')}: sandbox servers stopped, ${plural(down.services, 'service')} stopped. Demo took ${((Date.now() - started) / 1000).toFixed(1)} s.`,
+    );
+  }
+  return code;
+}
+
+export type { Registry };

@@ -1,0 +1,254 @@
+/**
+ * The local SANDBOX fleet: N sandbox servers on 127.0.0.1, each a real SSH endpoint (ssh-server.ts) with
+ * its own host key and a home holding its tenants' directories, and the sandbox container runtime as
+ * `docker`. `up` writes a registry (with the host keys pinned), a known_hosts and a client key, and starts
+ * one background process serving every server; `down` stops it and every service it started, by PID.
+ * Named a sandbox everywhere; nothing here is ever used for a real target.
+ */
+import { spawn } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
+import { join, resolve } from 'node:path';
+import { generateKeyPair, startSandboxSsh } from './ssh-server';
+
+export interface SandboxSpec {
+  servers: number;
+  tenantsPerServer: number;
+}
+
+interface ServerConfig {
+  name: string;
+  home: string;
+  hostKey: string;
+  hostPublic: string;
+}
+
+interface SandboxConfig {
+  authorizedKey: string;
+  runtime: string;
+  servers: ServerConfig[];
+}
+
+export const SANDBOX_REPOSITORY = 'sandbox.local/acme/app';
+
+/** Where the bundle lives: dist/ (the sandbox runtime is dist/sandbox/runtime.js). */
+function distDir(): string {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const d = (globalThis as any).__dirname ?? (typeof __dirname !== 'undefined' ? __dirname : undefined);
+  return d && existsSync(join(d, 'sandbox', 'runtime.js')) ? d : resolve('dist');
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Running: exists and is not a zombie waiting to be reaped (an exited process is not running). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true; // no /proc: trust kill(0)
+  }
+}
+
+async function stopProcess(pid: number): Promise<void> {
+  if (!alive(pid)) return;
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 60 && alive(pid); i++) await sleep(50);
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
+  for (let i = 0; i < 20 && alive(pid); i++) await sleep(50);
+}
+
+export function sandboxPid(dir: string): number | undefined {
+  const file = join(dir, 'sandbox.pid');
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8'));
+  return Number.isInteger(pid) && alive(pid) ? pid : undefined;
+}
+
+/** Creates the sandbox's files and starts its servers. Returns the registry path. */
+export async function sandboxUp(
+  dir: string,
+  spec: SandboxSpec,
+  rings = ['sandbox', 'canary', 'general'],
+): Promise<{ registry: string; keyFile: string; knownHosts: string }> {
+  dir = resolve(dir);
+  if (sandboxPid(dir))
+    throw new Error(`a sandbox is already running in ${dir} (fleet-deploy sandbox down --dir ${dir})`);
+  mkdirSync(dir, { recursive: true });
+  const client = generateKeyPair('fleet-deploy-sandbox');
+  const keyFile = join(dir, 'client_key');
+  writeFileSync(keyFile, client.privateKey, { mode: 0o600 });
+  const runtime = join(distDir(), 'sandbox', 'runtime.js');
+  const servers: ServerConfig[] = [];
+  const tenants: Array<{ server: string; id: string; path: string; port: number; ring: string }> = [];
+  let port = 18000 + Math.floor(Math.random() * 20000);
+  let n = 0;
+  for (let s = 1; s <= spec.servers; s++) {
+    const name = `sandbox-${s}`;
+    const home = join(dir, 'servers', name);
+    mkdirSync(join(home, 'bin'), { recursive: true });
+    writeFileSync(
+      join(home, 'bin', 'docker'),
+      `#!/bin/sh\n# the SANDBOX container runtime, standing in for docker on this sandbox server\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(runtime)} "$@"\n`,
+    );
+    chmodSync(join(home, 'bin', 'docker'), 0o755);
+    const host = generateKeyPair(name);
+    servers.push({ name, home, hostKey: host.privateKey, hostPublic: host.publicKey });
+    for (let t = 1; t <= spec.tenantsPerServer; t++, n++) {
+      const id = `tenant-${s}-${t}`;
+      const path = join(home, 'tenants', id);
+      mkdirSync(path, { recursive: true });
+      const appPort = port++;
+      writeFileSync(
+        join(path, 'docker-compose.yml'),
+        'services:\n  app:\n    image: ${APP_IMAGE}\n    network_mode: host\n    environment:\n      APP_PORT: ${APP_PORT}\n',
+      );
+      writeFileSync(
+        join(path, '.env'),
+        `# sandbox tenant ${id}\nAPP_IMAGE=${SANDBOX_REPOSITORY}:v0\nAPP_PORT=${appPort}\n`,
+      );
+      const ring =
+        n === 0
+          ? rings[0]!
+          : n < 1 + Math.max(1, Math.round((spec.servers * spec.tenantsPerServer) / 4))
+            ? rings[1]!
+            : rings[2]!;
+      tenants.push({ server: name, id, path, port: appPort, ring });
+    }
+  }
+  const config: SandboxConfig = { authorizedKey: client.publicKey, runtime, servers };
+  writeFileSync(join(dir, 'sandbox.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
+
+  // One background process serves every server; it reports the ports it listens on.
+  const portsFile = join(dir, 'ports.json');
+  if (existsSync(portsFile)) writeFileSync(portsFile, '');
+  const log = openSync(join(dir, 'sandbox.log'), 'a');
+  const cli = process.argv[1] && existsSync(process.argv[1]) ? process.argv[1] : join(distDir(), 'cli.js');
+  const child = spawn(process.execPath, [cli, 'sandbox', 'serve', '--dir', dir], {
+    detached: true,
+    stdio: ['ignore', log, log],
+  });
+  child.unref();
+  writeFileSync(join(dir, 'sandbox.pid'), String(child.pid));
+  let ports: Record<string, number> | undefined;
+  for (let i = 0; i < 200 && !ports; i++) {
+    await sleep(50);
+    const text = existsSync(portsFile) ? readFileSync(portsFile, 'utf8') : '';
+    if (text) ports = JSON.parse(text) as Record<string, number>;
+    if (!alive(child.pid!))
+      throw new Error(
+        `the sandbox servers did not start: ${readFileSync(join(dir, 'sandbox.log'), 'utf8').slice(-500)}`,
+      );
+  }
+  if (!ports) throw new Error('the sandbox servers did not report their ports within 10 s');
+
+  const registry = {
+    rings,
+    defaults: {
+      server: { user: process.env.USER || 'sandbox', region: 'local' },
+      tenant: {
+        images: [{ variable: 'APP_IMAGE', repository: SANDBOX_REPOSITORY }],
+        health: {
+          path: '/health',
+          json: { status: 'ok', version: '{version}' },
+          interval: '250ms',
+          timeout: '1s',
+          deadline: '4s',
+          successes: 2,
+        },
+        minFreeDiskMb: 1,
+        keepReleases: 3,
+      },
+    },
+    servers: servers.map((s) => ({
+      name: s.name,
+      host: '127.0.0.1',
+      port: ports![s.name],
+      hostKey: s.hostPublic.split(' ').slice(0, 2).join(' '),
+      region: Number(s.name.split('-')[1]) % 2 ? 'eu' : 'us',
+      tenants: tenants
+        .filter((t) => t.server === s.name)
+        .map((t) => ({ id: t.id, path: t.path, ring: t.ring, health: { port: t.port } })),
+    })),
+  };
+  const registryFile = join(dir, 'registry.json');
+  writeFileSync(registryFile, `${JSON.stringify(registry, null, 2)}\n`);
+  const knownHosts = join(dir, 'known_hosts');
+  writeFileSync(
+    knownHosts,
+    servers
+      .map((s) => `[127.0.0.1]:${ports![s.name]} ${s.hostPublic.split(' ').slice(0, 2).join(' ')}\n`)
+      .join(''),
+  );
+  return { registry: registryFile, keyFile, knownHosts };
+}
+
+/** Runs in the background process: serves every sandbox server until SIGTERM. */
+export async function sandboxServe(dir: string): Promise<void> {
+  const config = JSON.parse(readFileSync(join(dir, 'sandbox.json'), 'utf8')) as SandboxConfig;
+  const ports: Record<string, number> = {};
+  const closers: Array<() => Promise<void>> = [];
+  for (const s of config.servers) {
+    const srv = await startSandboxSsh({
+      hostKey: s.hostKey,
+      authorizedKey: config.authorizedKey,
+      port: 0,
+      home: s.home,
+      env: {
+        PATH: `${join(s.home, 'bin')}:/usr/local/bin:/usr/bin:/bin`,
+        FLEET_SANDBOX_STATE: join(s.home, '.sandbox-runtime'),
+        LANG: 'C.UTF-8',
+      },
+    });
+    ports[s.name] = srv.port;
+    closers.push(srv.close);
+  }
+  writeFileSync(join(dir, 'ports.json'), JSON.stringify(ports));
+  await new Promise<void>((resolveStop) => {
+    const stop = () => resolveStop();
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await Promise.race([Promise.all(closers.map((c) => c())), sleep(2000)]);
+  process.exit(0);
+}
+
+/** Stops the servers and every service process the sandbox runtime started. Returns what it stopped. */
+export async function sandboxDown(dir: string): Promise<{ servers: boolean; services: number }> {
+  dir = resolve(dir);
+  const pid = sandboxPid(dir);
+  if (pid) await stopProcess(pid);
+  const stops: Array<Promise<void>> = [];
+  const root = join(dir, 'servers');
+  if (existsSync(root)) {
+    for (const server of readdirSync(root)) {
+      const projects = join(root, server, '.sandbox-runtime', 'projects');
+      if (!existsSync(projects)) continue;
+      for (const f of readdirSync(projects)) {
+        try {
+          const { pid: svc } = JSON.parse(readFileSync(join(projects, f), 'utf8')) as { pid: number };
+          if (alive(svc)) stops.push(stopProcess(svc));
+        } catch {
+          // gone
+        }
+      }
+    }
+  }
+  await Promise.all(stops);
+  return { servers: Boolean(pid), services: stops.length };
+}
+
+export function sandboxDirDefault(): string {
+  return resolve(process.env.FLEET_SANDBOX_DIR ?? '.fleet-sandbox');
+}
