@@ -130,7 +130,7 @@ describe('fleet-deploy sandbox (the bundled CLI)', () => {
             )
           : [];
       });
-    let services: number[] = [];
+    let services: number[];
     try {
       const registry = parseRegistry(readFileSync(join(dir, 'registry.json'), 'utf8'), 'r');
       expect(registry.servers.map((s) => s.hostKeys.length)).toEqual([1, 1]);

@@ -71332,7 +71332,7 @@ async function runDemo(_values, io) {
     const title = (n, t) => say(`\n${paint(`${n}. ${t}`, 'bold')}`);
     const started = Date.now();
     const dir = (0,external_node_fs_namespaceObject.mkdtempSync)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'fleet-deploy-demo-'));
-    let code = 0;
+    let code;
     try {
         title(1, 'A sandbox fleet: 3 servers × 3 tenants on 127.0.0.1 (real SSH; services are local processes)');
         const sb = await sandboxUp(dir, { servers: 3, tenantsPerServer: 3 });
@@ -71622,7 +71622,7 @@ async function runCli(argv, io = processIO()) {
         return EXIT.configuration;
     }
     let values;
-    let positionals = [];
+    let positionals;
     try {
         const parsed = (0,external_node_util_.parseArgs)({
             args: [...rest],

@@ -70425,7 +70425,9 @@ class SshConnector {
             if (server.jump) {
                 const j = server.jump;
                 jump = await this.open(`${server.name} via jump ${j.host}`, j.host, j.port, j.user, j.hostKeys);
-                sock = await new Promise((resolve, reject) => jump.connection.forwardOut('127.0.0.1', 0, server.host, server.port, (err, ch) => err ? reject(new ConnectError(`jump host ${j.host} cannot reach ${server.host}:${server.port}: ${err.message}`, true)) : resolve(ch)));
+                sock = await new Promise((resolve, reject) => jump.connection.forwardOut('127.0.0.1', 0, server.host, server.port, (err, ch) => err
+                    ? reject(new ConnectError(`jump host ${j.host} cannot reach ${server.host}:${server.port}: ${err.message}`, true))
+                    : resolve(ch)));
             }
             const ssh = await this.open(server.name, server.host, server.port, server.user, server.hostKeys, sock);
             return new SshTransport(ssh, jump);
@@ -70957,7 +70959,9 @@ function startSandboxSsh(o) {
             if (ctx.method !== 'publickey')
                 return ctx.reject(['publickey']);
             const blob = ctx.key.data;
-            const same = blob.length === allowedBlob.length && (0,external_node_crypto_.timingSafeEqual)(blob, allowedBlob) && ctx.key.algo === allowed.type;
+            const same = blob.length === allowedBlob.length &&
+                (0,external_node_crypto_.timingSafeEqual)(blob, allowedBlob) &&
+                ctx.key.algo === allowed.type;
             if (!same)
                 return ctx.reject(['publickey']);
             if (!ctx.signature)
@@ -70972,7 +70976,11 @@ function startSandboxSsh(o) {
                 const session = acceptSession();
                 session.on('exec', (accept, _reject, info) => {
                     const stream = accept();
-                    const child = (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', info.command], { cwd: o.home, env: { ...o.env, HOME: o.home }, stdio: ['pipe', 'pipe', 'pipe'] });
+                    const child = (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', info.command], {
+                        cwd: o.home,
+                        env: { ...o.env, HOME: o.home },
+                        stdio: ['pipe', 'pipe', 'pipe'],
+                    });
                     child.stdout.pipe(stream, { end: false });
                     child.stderr.pipe(stream.stderr, { end: false });
                     stream.pipe(child.stdin);
@@ -71102,7 +71110,11 @@ async function sandboxUp(dir, spec, rings = ['sandbox', 'canary', 'general']) {
             const appPort = port++;
             (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(path, 'docker-compose.yml'), 'services:\n  app:\n    image: ${APP_IMAGE}\n    network_mode: host\n    environment:\n      APP_PORT: ${APP_PORT}\n');
             (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(path, '.env'), `# sandbox tenant ${id}\nAPP_IMAGE=${SANDBOX_REPOSITORY}:v0\nAPP_PORT=${appPort}\n`);
-            const ring = n === 0 ? rings[0] : n < 1 + Math.max(1, Math.round((spec.servers * spec.tenantsPerServer) / 4)) ? rings[1] : rings[2];
+            const ring = n === 0
+                ? rings[0]
+                : n < 1 + Math.max(1, Math.round((spec.servers * spec.tenantsPerServer) / 4))
+                    ? rings[1]
+                    : rings[2];
             tenants.push({ server: name, id, path, port: appPort, ring });
         }
     }
@@ -71114,7 +71126,10 @@ async function sandboxUp(dir, spec, rings = ['sandbox', 'canary', 'general']) {
         (0,external_node_fs_namespaceObject.writeFileSync)(portsFile, '');
     const log = (0,external_node_fs_namespaceObject.openSync)((0,external_node_path_namespaceObject.join)(dir, 'sandbox.log'), 'a');
     const cli = process.argv[1] && (0,external_node_fs_namespaceObject.existsSync)(process.argv[1]) ? process.argv[1] : (0,external_node_path_namespaceObject.join)(distDir(), 'cli.js');
-    const child = (0,external_node_child_process_namespaceObject.spawn)(process.execPath, [cli, 'sandbox', 'serve', '--dir', dir], { detached: true, stdio: ['ignore', log, log] });
+    const child = (0,external_node_child_process_namespaceObject.spawn)(process.execPath, [cli, 'sandbox', 'serve', '--dir', dir], {
+        detached: true,
+        stdio: ['ignore', log, log],
+    });
     child.unref();
     (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(dir, 'sandbox.pid'), String(child.pid));
     let ports;
@@ -71134,7 +71149,14 @@ async function sandboxUp(dir, spec, rings = ['sandbox', 'canary', 'general']) {
             server: { user: process.env.USER || 'sandbox', region: 'local' },
             tenant: {
                 images: [{ variable: 'APP_IMAGE', repository: SANDBOX_REPOSITORY }],
-                health: { path: '/health', json: { status: 'ok', version: '{version}' }, interval: '250ms', timeout: '1s', deadline: '4s', successes: 2 },
+                health: {
+                    path: '/health',
+                    json: { status: 'ok', version: '{version}' },
+                    interval: '250ms',
+                    timeout: '1s',
+                    deadline: '4s',
+                    successes: 2,
+                },
                 minFreeDiskMb: 1,
                 keepReleases: 3,
             },
@@ -71145,13 +71167,17 @@ async function sandboxUp(dir, spec, rings = ['sandbox', 'canary', 'general']) {
             port: ports[s.name],
             hostKey: s.hostPublic.split(' ').slice(0, 2).join(' '),
             region: Number(s.name.split('-')[1]) % 2 ? 'eu' : 'us',
-            tenants: tenants.filter((t) => t.server === s.name).map((t) => ({ id: t.id, path: t.path, ring: t.ring, health: { port: t.port } })),
+            tenants: tenants
+                .filter((t) => t.server === s.name)
+                .map((t) => ({ id: t.id, path: t.path, ring: t.ring, health: { port: t.port } })),
         })),
     };
     const registryFile = (0,external_node_path_namespaceObject.join)(dir, 'registry.json');
     (0,external_node_fs_namespaceObject.writeFileSync)(registryFile, `${JSON.stringify(registry, null, 2)}\n`);
     const knownHosts = (0,external_node_path_namespaceObject.join)(dir, 'known_hosts');
-    (0,external_node_fs_namespaceObject.writeFileSync)(knownHosts, servers.map((s) => `[127.0.0.1]:${ports[s.name]} ${s.hostPublic.split(' ').slice(0, 2).join(' ')}\n`).join(''));
+    (0,external_node_fs_namespaceObject.writeFileSync)(knownHosts, servers
+        .map((s) => `[127.0.0.1]:${ports[s.name]} ${s.hostPublic.split(' ').slice(0, 2).join(' ')}\n`)
+        .join(''));
     return { registry: registryFile, keyFile, knownHosts };
 }
 /** Runs in the background process: serves every sandbox server until SIGTERM. */
@@ -71165,7 +71191,11 @@ async function sandboxServe(dir) {
             authorizedKey: config.authorizedKey,
             port: 0,
             home: s.home,
-            env: { PATH: `${(0,external_node_path_namespaceObject.join)(s.home, 'bin')}:/usr/local/bin:/usr/bin:/bin`, FLEET_SANDBOX_STATE: (0,external_node_path_namespaceObject.join)(s.home, '.sandbox-runtime'), LANG: 'C.UTF-8' },
+            env: {
+                PATH: `${(0,external_node_path_namespaceObject.join)(s.home, 'bin')}:/usr/local/bin:/usr/bin:/bin`,
+                FLEET_SANDBOX_STATE: (0,external_node_path_namespaceObject.join)(s.home, '.sandbox-runtime'),
+                LANG: 'C.UTF-8',
+            },
         });
         ports[s.name] = srv.port;
         closers.push(srv.close);
@@ -71266,7 +71296,12 @@ async function runSandbox(values, positionals, io) {
             const registry = parseRegistry((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(dir, 'registry.json'), 'utf8'), (0,external_node_path_namespaceObject.join)(dir, 'registry.json'));
             const rows = await Promise.all(targetsOf(registry).map(async (t) => {
                 const h = await fetchUrl(`http://127.0.0.1:${t.tenant.health.port}/health`, 1000).catch(() => undefined);
-                return [t.id, `${t.server.host}:${t.server.port}`, t.tenant.ring, h ? `${h.status} ${h.body}` : 'not running'];
+                return [
+                    t.id,
+                    `${t.server.host}:${t.server.port}`,
+                    t.tenant.ring,
+                    h ? `${h.status} ${h.body}` : 'not running',
+                ];
             }));
             io.stdout(`Sandbox running in ${dir} (pid ${pid})\n${table(['TARGET', 'SSH', 'RING', 'HEALTH'], rows)}\n`);
             return 0;
@@ -71275,7 +71310,13 @@ async function runSandbox(values, positionals, io) {
             await sandboxServe(dir);
             return 0;
         default:
-            throw new ConfigurationError([{ path: [], source: 'fleet-deploy sandbox', message: `${JSON.stringify(verb ?? '')} is not up, down or status` }]);
+            throw new ConfigurationError([
+                {
+                    path: [],
+                    source: 'fleet-deploy sandbox',
+                    message: `${JSON.stringify(verb ?? '')} is not up, down or status`,
+                },
+            ]);
     }
 }
 const COLOR = { bold: '1', dim: '2', red: '31', green: '32', yellow: '33', cyan: '36' };
@@ -71303,7 +71344,26 @@ async function runDemo(_values, io) {
         const deploy = async (version, extra = {}) => {
             const plan = planDeployment(registry, { select: extra.select, waves: extra.waves });
             const progress = new Progress({ write: io.stdout, tty: Boolean(io.tty), color, total: plan.total });
-            const report = await deployFleet(plan, { version, actor: 'demo', runId: 'demo', lockWaitMs: 5000, commandTimeoutMs: 30_000, pullTimeoutMs: 60_000, pullAttempts: 2, concurrency: 6, perServer: 3, maxFailurePercent: 0, ...extra }, { connector: new SshConnector({ privateKey: key, onHandshake: () => handshakes++ }), clock: systemClock, urlGet: fetchUrl, onTarget: progress.onTarget, onWave: progress.onWave, onStep: io.tty ? progress.onStep : () => undefined });
+            const report = await deployFleet(plan, {
+                version,
+                actor: 'demo',
+                runId: 'demo',
+                lockWaitMs: 5000,
+                commandTimeoutMs: 30_000,
+                pullTimeoutMs: 60_000,
+                pullAttempts: 2,
+                concurrency: 6,
+                perServer: 3,
+                maxFailurePercent: 0,
+                ...extra,
+            }, {
+                connector: new SshConnector({ privateKey: key, onHandshake: () => handshakes++ }),
+                clock: systemClock,
+                urlGet: fetchUrl,
+                onTarget: progress.onTarget,
+                onWave: progress.onWave,
+                onStep: io.tty ? progress.onStep : () => undefined,
+            });
             progress.finish();
             return report;
         };
@@ -71319,7 +71379,10 @@ async function runDemo(_values, io) {
         r = await deploy('v2', { waves: '1,34%,100%', maxFailurePercent: 30 });
         say(renderReport(r).replace(/^/gm, '   '));
         title(5, `The release history of ${bad.id} (the audit log on its server)`);
-        const history = (0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(bad.path, '.fleet', 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+        const history = (0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(bad.path, '.fleet', 'history.jsonl'), 'utf8')
+            .trim()
+            .split('\n')
+            .map((l) => JSON.parse(l));
         say(table(['TIME', 'OUTCOME', 'FROM → TO'], history.map((h) => [h.time, h.outcome, `${h.from ?? '—'} → ${h.to}`]), '   '));
         const victim = targets.find((t) => t.tenant.ring === 'general');
         title(6, `A manual rollback: ${victim.id} back to its previous release`);

@@ -240,7 +240,7 @@ export async function runCli(argv: readonly string[], io: CliIO = processIO()): 
     return EXIT.configuration;
   }
   let values: Record<string, string | boolean | undefined>;
-  let positionals: string[] = [];
+  let positionals: string[];
   try {
     const parsed = parseArgs({
       args: [...rest],

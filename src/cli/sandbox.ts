@@ -108,7 +108,7 @@ export async function runDemo(_values: Values, io: CliIO): Promise<number> {
   const title = (n: number, t: string) => say(`\n${paint(`${n}. ${t}`, 'bold')}`);
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'fleet-deploy-demo-'));
-  let code = 0;
+  let code: number;
   try {
     title(1, 'A sandbox fleet: 3 servers × 3 tenants on 127.0.0.1 (real SSH; services are local processes)');
     const sb = await sandboxUp(dir, { servers: 3, tenantsPerServer: 3 });

@@ -68490,19 +68490,22 @@ function containerHealth(t) {
     return sh `${enter(t)} && ids=$(${runningContainers(t)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`;
 }
 /**
- * The last round trip: append the history entry, remove pruned images (the engine refuses those a
- * container still uses; that is fine), release the lock if it is still ours. Prints `@@unlock released`
- * or `@@unlock not-ours`.
+ * The last round trip, only while the lock is still ours (its owner holds our token): append the
+ * history entry, remove pruned images (the engine refuses those a container still uses; that is fine),
+ * release the lock. Prints `@@unlock released`, or `@@unlock not-ours` and changes nothing.
  */
 function finish(t, o) {
-    const parts = [enter(t)];
+    const work = [];
     if (o.history)
-        parts.push(sh `{ printf '%s\n' ${o.history} >> ${HISTORY_FILE} || echo '@@history-failed'; }`);
-    if (o.remove?.length)
-        parts.push(sh `{ ${engineOf(t.compose.command)} image rm ${[...o.remove]} >/dev/null 2>&1 || true; }`);
-    parts.push(releaseLockPart(o.token));
-    return new Script(parts.map(String).join(' && '));
+        work.push(sh `{ printf '%s\n' ${o.history} >> ${HISTORY_FILE} || echo '@@history-failed'; }`);
+    const remove = (o.remove ?? []).filter((r) => IMAGE_REF.test(r));
+    if (remove.length)
+        work.push(sh `{ ${engineOf(t.compose.command)} image rm -- ${remove} >/dev/null 2>&1 || true; }`);
+    work.push(sh `rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`);
+    return sh `${enter(t)} && if grep -qF -- ${o.token} ${LOCK_DIR}/owner 2>/dev/null; then ${new Script(work.map(String).join('; '))}; else echo '@@unlock not-ours'; fi`;
 }
+/** A full image reference (repository:tag or repository@digest): what pruning may remove. */
+const IMAGE_REF = /^[A-Za-z0-9][A-Za-z0-9._:/-]*(?::[A-Za-z0-9_][A-Za-z0-9._-]*|@sha256:[a-f0-9]{64})$/;
 const releaseLockPart = (token) => sh `if grep -qF -- ${token} ${LOCK_DIR}/owner 2>/dev/null; then rm -rf -- ${LOCK_DIR} && echo '@@unlock released'; else echo '@@unlock not-ours'; fi`;
 /** Removes the lock only when it is still ours (its owner holds our token): the cancel clean-up. */
 function releaseLock(t, token) {
@@ -68623,14 +68626,28 @@ async function runGate(check, version, probe, clock, signal) {
 
 
 
-/** Hooks marked `once` run on the first target of a rollout only. */
+/**
+ * Hooks marked `once` run on the first target of a rollout only; the other targets wait for that run
+ * and fail if it failed (a migration must finish before any new version starts).
+ */
 class OnceHooks {
-    claimed = new Set();
-    claim(hook) {
-        if (this.claimed.has(hook.run))
-            return false;
-        this.claimed.add(hook.run);
-        return true;
+    skip;
+    runs = new Map();
+    constructor(skip = false) {
+        this.skip = skip;
+    }
+    async run(hook, fn) {
+        if (this.skip)
+            return;
+        let p = this.runs.get(hook.run);
+        if (!p) {
+            p = fn().then(() => undefined);
+            this.runs.set(hook.run, p);
+            return p;
+        }
+        await p.catch((e) => {
+            throw new Error(`the once-per-rollout hook failed on another target: ${e.message}`);
+        });
     }
 }
 class StepFailure extends Error {
@@ -68708,9 +68725,11 @@ async function deployTarget(target, wave, options, ports) {
     });
     async function runHooks(kind, version, previous) {
         for (const hook of t.hooks[kind]) {
-            if (hook.once && !ports.once.claim(hook))
-                continue;
-            await must(`${kind} hook`, runUserCommand(t, hook.run, hookEnv(version, previous)), hook.timeoutMs);
+            const run = () => must(`${kind} hook`, runUserCommand(t, hook.run, hookEnv(version, previous)), hook.timeoutMs);
+            if (hook.once)
+                await ports.once.run(hook, run);
+            else
+                await run();
         }
     }
     /** The gate of a deploy stops when the run is cancelled; the rollback's gate runs to the end. */
@@ -68761,9 +68780,10 @@ async function deployTarget(target, wave, options, ports) {
                 if (r.code === PREFLIGHT.noComposeCommand)
                     throw new StepFailure('prepare', `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set compose.command in the registry`);
                 const p = parsePrepared(r.stdout);
+                // Past preflight and not refused: the lock may be ours (finish releases it only if it is).
+                locked = r.code !== LOCK_HELD;
                 if (p.freeMb !== undefined && p.freeMb < t.minFreeDiskMb && r.code !== LOCK_HELD) {
                     // Checked before anything changes; the lock just taken is released in `finally`.
-                    locked = r.code === 0;
                     throw new StepFailure('prepare', `only ${p.freeMb} MiB free on the filesystem of ${t.path}; minFreeDiskMb is ${t.minFreeDiskMb}`);
                 }
                 if (r.code === 0) {
@@ -68785,7 +68805,6 @@ async function deployTarget(target, wave, options, ports) {
                     return p;
                 }
                 if (r.code !== LOCK_HELD) {
-                    locked = r.stdout.includes('@@env') || r.stdout.includes('@@current');
                     throw new StepFailure('prepare', `prepare failed: ${target_describe(r)}`);
                 }
                 if (ports.clock.now() >= deadline || ports.signal?.aborted) {
@@ -69044,6 +69063,23 @@ function releasesOf(history) {
     }
     return out;
 }
+/**
+ * The release before `running`: the `from` of the newest forward deploy (not a rollback) that brought
+ * `running` in. So rolling back twice goes further back (v3 → v2 → v1), never forward again.
+ */
+function previousRelease(history, running) {
+    for (const line of [...history].reverse()) {
+        try {
+            const h = JSON.parse(line);
+            if (h.outcome === 'deployed' && !h.rollback && h.to === running && h.from && h.from !== running)
+                return h.from;
+        }
+        catch {
+            // an unreadable line says nothing
+        }
+    }
+    return undefined;
+}
 
 ;// CONCATENATED MODULE: ./src/deploy/fleet.ts
 
@@ -69077,8 +69113,11 @@ class Session {
                 return p; // the connect failed: every target of the server gets that error
             if (t.alive || !reconnect)
                 return t;
-            if (this.current === p)
-                this.current = this.connector.connect(this.server); // lost: reconnect once
+            if (this.current === p) {
+                await t.close().catch(() => undefined); // a jump host may still be open behind the lost link
+                if (this.current === p)
+                    this.current = this.connector.connect(this.server); // lost: reconnect once
+            }
         }
     }
     async close() {
@@ -69104,7 +69143,7 @@ function skipped(target, wave, reason, clock) {
 }
 async function deployFleet(plan, options, ports) {
     const started = ports.clock.now();
-    const once = new OnceHooks();
+    const once = new OnceHooks(options.skipOnceHooks);
     const sessions = new Map();
     for (const wave of plan.plan) {
         for (const t of wave.targets) {
@@ -69206,13 +69245,20 @@ async function deployFleet(plan, options, ports) {
                         outcome: 'failed',
                     }))
                         .then(async (r) => {
-                        out[i] = r;
-                        ports.onTarget?.(r);
-                        busy.set(t.server.name, busy.get(t.server.name) - 1);
-                        if (--session.remaining === 0)
-                            await session.close();
-                        running--;
-                        pump();
+                        try {
+                            out[i] = r;
+                            ports.onTarget?.(r);
+                            busy.set(t.server.name, busy.get(t.server.name) - 1);
+                            if (--session.remaining === 0)
+                                await session.close();
+                        }
+                        catch {
+                            // a reporting or closing error must not stall the wave
+                        }
+                        finally {
+                            running--;
+                            pump();
+                        }
                     });
                 }
                 if (queue.length === 0 && running === 0)
@@ -70374,15 +70420,13 @@ class SshConnector {
     }
     async connectOnce(server) {
         let jump;
-        let sock;
-        if (server.jump) {
-            const j = server.jump;
-            jump = await this.open(`${server.name} via jump ${j.host}`, j.host, j.port, j.user, j.hostKeys);
-            sock = await new Promise((resolve, reject) => jump.connection.forwardOut('127.0.0.1', 0, server.host, server.port, (err, ch) => err
-                ? reject(new ConnectError(`jump host ${j.host} cannot reach ${server.host}:${server.port}: ${err.message}`, true))
-                : resolve(ch)));
-        }
         try {
+            let sock;
+            if (server.jump) {
+                const j = server.jump;
+                jump = await this.open(`${server.name} via jump ${j.host}`, j.host, j.port, j.user, j.hostKeys);
+                sock = await new Promise((resolve, reject) => jump.connection.forwardOut('127.0.0.1', 0, server.host, server.port, (err, ch) => err ? reject(new ConnectError(`jump host ${j.host} cannot reach ${server.host}:${server.port}: ${err.message}`, true)) : resolve(ch)));
+            }
             const ssh = await this.open(server.name, server.host, server.port, server.user, server.hostKeys, sock);
             return new SshTransport(ssh, jump);
         }
@@ -74689,6 +74733,7 @@ async function actionRegistry() {
 
 
 
+
 const DEPLOY_INPUTS = {
     registry: 'registry',
     version: 'version',
@@ -74784,6 +74829,7 @@ async function runDeployAction(mode = 'deploy') {
         perServer: positiveInt(DEPLOY_INPUTS.perServer, 4),
         maxFailurePercent: percentInput(DEPLOY_INPUTS.maxFailurePercent, 0),
         ...(maxFailures ? { maxFailures: positiveInt(DEPLOY_INPUTS.maxFailures, 0, 0) } : {}),
+        skipOnceHooks: getInput('once-hooks').trim() === 'false',
     };
     if (getInput('dry-run').trim() === 'true') {
         for (const t of plan.plan.flatMap((w) => w.targets)) {
@@ -74828,7 +74874,7 @@ async function runDeployAction(mode = 'deploy') {
             core_error(`${r.id}: ${r.outcome}: ${reason(r)}`, { title: `fleet-deploy: ${r.id} ${r.outcome}` });
     }
     info(renderReport(report));
-    const file = (0,external_node_path_namespaceObject.join)(process.env.RUNNER_TEMP ?? '.', `fleet-deploy-report-${process.env.GITHUB_JOB ?? 'job'}-${Date.now()}.json`);
+    const file = (0,external_node_path_namespaceObject.join)(process.env.RUNNER_TEMP ?? '.', `fleet-deploy-report-${process.env.GITHUB_JOB ?? 'job'}-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}.json`);
     await (0,promises_namespaceObject.writeFile)(file, `${JSON.stringify(report, null, 2)}\n`);
     setOutput('outcome', worst(report));
     setOutput('report', JSON.stringify(report));
@@ -80265,7 +80311,11 @@ async function runSummary() {
     });
     await summary.addRaw(markdown, true).write();
     const t = report.totals;
-    const success = t.targets > 0 && t.deployed + t.unchanged === t.targets;
+    const expected = Number(getInput('expected-targets').trim() || '0');
+    const missing = Math.max(0, expected - t.targets);
+    if (missing)
+        warning(`${missing} of ${expected} planned targets have no result: their wave did not run (the rollout stopped or was cancelled) or their job died before reporting`);
+    const success = t.targets > 0 && missing === 0 && t.deployed + t.unchanged === t.targets;
     setOutput('success', String(success));
     setOutput('totals', JSON.stringify(t));
     setOutput('report', JSON.stringify(report));

@@ -70996,14 +70996,31 @@ function distDir() {
     return d && (0,external_node_fs_namespaceObject.existsSync)((0,external_node_path_namespaceObject.join)(d, 'sandbox', 'runtime.js')) ? d : __nccwpck_require__.ab + "dist";
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** Running: exists and is not a zombie waiting to be reaped (an exited process is not running). */
 function alive(pid) {
     try {
         process.kill(pid, 0);
-        return true;
     }
     catch {
         return false;
     }
+    try {
+        return !/^\d+ \(.*\) Z/.test((0,external_node_fs_namespaceObject.readFileSync)(`/proc/${pid}/stat`, 'utf8'));
+    }
+    catch {
+        return true; // no /proc: trust kill(0)
+    }
+}
+async function stopProcess(pid) {
+    if (!alive(pid))
+        return;
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 60 && alive(pid); i++)
+        await sleep(50);
+    if (alive(pid))
+        process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 20 && alive(pid); i++)
+        await sleep(50);
 }
 function sandboxPid(dir) {
     const file = (0,external_node_path_namespaceObject.join)(dir, 'sandbox.pid');
@@ -71122,14 +71139,9 @@ async function sandboxServe(dir) {
 async function sandboxDown(dir) {
     dir = (0,external_node_path_namespaceObject.resolve)(dir);
     const pid = sandboxPid(dir);
-    if (pid) {
-        process.kill(pid, 'SIGTERM');
-        for (let i = 0; i < 100 && alive(pid); i++)
-            await sleep(50);
-        if (alive(pid))
-            process.kill(pid, 'SIGKILL');
-    }
-    let services = 0;
+    if (pid)
+        await stopProcess(pid);
+    const stops = [];
     const root = (0,external_node_path_namespaceObject.join)(dir, 'servers');
     if ((0,external_node_fs_namespaceObject.existsSync)(root)) {
         for (const server of (0,external_node_fs_namespaceObject.readdirSync)(root)) {
@@ -71139,10 +71151,8 @@ async function sandboxDown(dir) {
             for (const f of (0,external_node_fs_namespaceObject.readdirSync)(projects)) {
                 try {
                     const { pid: svc } = JSON.parse((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(projects, f), 'utf8'));
-                    if (alive(svc)) {
-                        process.kill(svc, 'SIGTERM');
-                        services++;
-                    }
+                    if (alive(svc))
+                        stops.push(stopProcess(svc));
                 }
                 catch {
                     // gone
@@ -71150,7 +71160,8 @@ async function sandboxDown(dir) {
             }
         }
     }
-    return { servers: Boolean(pid), services };
+    await Promise.all(stops);
+    return { servers: Boolean(pid), services: stops.length };
 }
 function sandboxDirDefault() {
     return (0,external_node_path_namespaceObject.resolve)(process.env.FLEET_SANDBOX_DIR ?? '.fleet-sandbox');

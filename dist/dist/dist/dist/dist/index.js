@@ -71226,7 +71226,7 @@ async function runSandbox(values, positionals, io) {
 const COLOR = { bold: '1', dim: '2', red: '31', green: '32', yellow: '33', cyan: '36' };
 /**
  * The demo: a sandbox of 3 servers × 3 tenants; v1 everywhere; then v2 in waves 1,34%,100% where one
- * tenant's v2 is bad — with a failure budget of 0 (the rollout stops) and of 20% (it goes on); the
+ * tenant's v2 is bad — with a failure budget of 0 (the rollout stops) and of 30% (it goes on); the
  * history of that tenant; a manual rollback; then everything is torn down.
  */
 async function runDemo(_values, io) {
@@ -71260,8 +71260,8 @@ async function runDemo(_values, io) {
         title(3, `Deploy v2 in waves 1,34%,100% — ${bad.id}'s v2 is broken — failure budget 0`);
         r = await deploy('v2', { waves: '1,34%,100%' });
         say(paint(`   ${r.stopped ?? 'not stopped'}`, r.stopped ? 'yellow' : 'green'));
-        title(4, 'The same rollout with a failure budget of 20%');
-        r = await deploy('v2', { waves: '1,34%,100%', maxFailurePercent: 20 });
+        title(4, 'The same rollout with a failure budget of 30% (1 failure in the 4 targets so far is 25%)');
+        r = await deploy('v2', { waves: '1,34%,100%', maxFailurePercent: 30 });
         say(renderReport(r).replace(/^/gm, '   '));
         title(5, `The release history of ${bad.id} (the audit log on its server)`);
         const history = (0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(bad.path, '.fleet', 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
@@ -71403,7 +71403,7 @@ automatic rollback if it fails. Options as for \`fleet-deploy deploy\`, and:
 
 Brings up a sandbox fleet of 3 servers × 3 tenants on 127.0.0.1 (no root, no Docker), deploys v1, then v2
 in waves 1,34%,100% where one tenant's v2 is broken — once with a failure budget of 0 (the rollout stops)
-and once with 20% (it goes on) — shows the history of that tenant and a manual rollback, then tears down.`,
+and once with 30% (it goes on) — shows the history of that tenant and a manual rollback, then tears down.`,
         options: {},
         run: (values, io) => runDemo(values, io),
     },

@@ -70876,11 +70876,421 @@ function parseLines(text) {
     });
 }
 
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = require("node:fs");
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = require("node:os");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = require("node:path");
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = require("node:child_process");
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./src/sandbox/ssh-server.ts
+/**
+ * A SANDBOX server's SSH endpoint, for the local sandbox fleet: a real SSH server (ssh2's server
+ * module), so the sandbox needs neither root nor OpenSSH. It authenticates one public key, runs each
+ * `exec` request as `sh -c` in the sandbox server's home with its environment (where `docker` is the
+ * sandbox container runtime), returns the exit status, and forwards `direct-tcpip` channels to
+ * 127.0.0.1 (the health probes). It listens on 127.0.0.1 only. It is never used for a real target.
+ */
+
+
+
+
+function publicKey(text) {
+    const k = lib.utils.parseKey(text);
+    if (k instanceof Error)
+        throw k;
+    return Array.isArray(k) ? k[0] : k;
+}
+function startSandboxSsh(o) {
+    const allowed = publicKey(o.authorizedKey);
+    const allowedBlob = allowed.getPublicSSH();
+    const server = new lib.Server({ hostKeys: [o.hostKey] }, (client) => {
+        client.on('error', () => undefined);
+        client.on('authentication', (ctx) => {
+            if (ctx.method !== 'publickey')
+                return ctx.reject(['publickey']);
+            const blob = ctx.key.data;
+            const same = blob.length === allowedBlob.length && (0,external_node_crypto_.timingSafeEqual)(blob, allowedBlob) && ctx.key.algo === allowed.type;
+            if (!same)
+                return ctx.reject(['publickey']);
+            if (!ctx.signature)
+                return ctx.accept(); // the client asks whether this key would do
+            if (allowed.verify(ctx.blob, ctx.signature, ctx.hashAlgo) !== true)
+                return ctx.reject(['publickey']);
+            ctx.accept();
+        });
+        client.on('ready', () => {
+            o.onLogin?.();
+            client.on('session', (acceptSession) => {
+                const session = acceptSession();
+                session.on('exec', (accept, _reject, info) => {
+                    const stream = accept();
+                    const child = (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', info.command], { cwd: o.home, env: { ...o.env, HOME: o.home }, stdio: ['pipe', 'pipe', 'pipe'] });
+                    child.stdout.pipe(stream, { end: false });
+                    child.stderr.pipe(stream.stderr, { end: false });
+                    stream.pipe(child.stdin);
+                    child.stdin.on('error', () => undefined);
+                    child.on('error', (e) => {
+                        stream.stderr.write(`${e.message}\n`);
+                        stream.exit(127);
+                        stream.end();
+                    });
+                    child.on('close', (code, signal) => {
+                        if (signal)
+                            stream.exit(signal, false, '');
+                        else
+                            stream.exit(code ?? 1);
+                        stream.end();
+                    });
+                });
+            });
+            client.on('tcpip', (accept, reject, info) => {
+                if (info.destIP !== '127.0.0.1' && info.destIP !== 'localhost')
+                    return reject();
+                const socket = (0,external_node_net_.connect)(info.destPort, '127.0.0.1');
+                let accepted = false;
+                socket.once('connect', () => {
+                    accepted = true;
+                    const channel = accept();
+                    channel.pipe(socket).pipe(channel);
+                    channel.on('error', () => socket.destroy());
+                });
+                socket.on('error', () => (accepted ? undefined : reject()));
+            });
+        });
+    });
+    return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(o.port, '127.0.0.1', () => {
+            const port = server.address().port;
+            resolve({ port, close: () => new Promise((r) => server.close(() => r())) });
+        });
+    });
+}
+/** An ed25519 key pair in OpenSSH format: the private key and the "ssh-ed25519 AAAA…" public line. */
+function generateKeyPair(comment) {
+    const pair = lib.utils.generateKeyPairSync('ed25519', { comment });
+    return { privateKey: pair.private, publicKey: pair.public.trim() };
+}
+
+;// CONCATENATED MODULE: ./src/sandbox/fleet.ts
+/**
+ * The local SANDBOX fleet: N sandbox servers on 127.0.0.1, each a real SSH endpoint (ssh-server.ts) with
+ * its own host key and a home holding its tenants' directories, and the sandbox container runtime as
+ * `docker`. `up` writes a registry (with the host keys pinned), a known_hosts and a client key, and starts
+ * one background process serving every server; `down` stops it and every service it started, by PID.
+ * Named a sandbox everywhere; nothing here is ever used for a real target.
+ */
+
+
+
+
+const SANDBOX_REPOSITORY = 'sandbox.local/acme/app';
+/** Where the bundle lives: dist/ (the sandbox runtime is dist/sandbox/runtime.js). */
+function distDir() {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const d = globalThis.__dirname ?? (typeof __dirname !== 'undefined' ? __dirname : undefined);
+    return d && (0,external_node_fs_namespaceObject.existsSync)((0,external_node_path_namespaceObject.join)(d, 'sandbox', 'runtime.js')) ? d : __nccwpck_require__.ab + "dist";
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+function alive(pid) {
+    try {
+        process.kill(pid, 0);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+function sandboxPid(dir) {
+    const file = (0,external_node_path_namespaceObject.join)(dir, 'sandbox.pid');
+    if (!(0,external_node_fs_namespaceObject.existsSync)(file))
+        return undefined;
+    const pid = Number((0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8'));
+    return Number.isInteger(pid) && alive(pid) ? pid : undefined;
+}
+/** Creates the sandbox's files and starts its servers. Returns the registry path. */
+async function sandboxUp(dir, spec, rings = ['sandbox', 'canary', 'general']) {
+    dir = (0,external_node_path_namespaceObject.resolve)(dir);
+    if (sandboxPid(dir))
+        throw new Error(`a sandbox is already running in ${dir} (fleet-deploy sandbox down --dir ${dir})`);
+    (0,external_node_fs_namespaceObject.mkdirSync)(dir, { recursive: true });
+    const client = generateKeyPair('fleet-deploy-sandbox');
+    const keyFile = (0,external_node_path_namespaceObject.join)(dir, 'client_key');
+    (0,external_node_fs_namespaceObject.writeFileSync)(keyFile, client.privateKey, { mode: 0o600 });
+    const runtime = (0,external_node_path_namespaceObject.join)(distDir(), 'sandbox', 'runtime.js');
+    const servers = [];
+    const tenants = [];
+    let port = 18000 + Math.floor(Math.random() * 20000);
+    let n = 0;
+    for (let s = 1; s <= spec.servers; s++) {
+        const name = `sandbox-${s}`;
+        const home = (0,external_node_path_namespaceObject.join)(dir, 'servers', name);
+        (0,external_node_fs_namespaceObject.mkdirSync)((0,external_node_path_namespaceObject.join)(home, 'bin'), { recursive: true });
+        (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(home, 'bin', 'docker'), `#!/bin/sh\n# the SANDBOX container runtime, standing in for docker on this sandbox server\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(runtime)} "$@"\n`);
+        (0,external_node_fs_namespaceObject.chmodSync)((0,external_node_path_namespaceObject.join)(home, 'bin', 'docker'), 0o755);
+        const host = generateKeyPair(name);
+        servers.push({ name, home, hostKey: host.privateKey, hostPublic: host.publicKey });
+        for (let t = 1; t <= spec.tenantsPerServer; t++, n++) {
+            const id = `tenant-${s}-${t}`;
+            const path = (0,external_node_path_namespaceObject.join)(home, 'tenants', id);
+            (0,external_node_fs_namespaceObject.mkdirSync)(path, { recursive: true });
+            const appPort = port++;
+            (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(path, 'docker-compose.yml'), 'services:\n  app:\n    image: ${APP_IMAGE}\n    network_mode: host\n    environment:\n      APP_PORT: ${APP_PORT}\n');
+            (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(path, '.env'), `# sandbox tenant ${id}\nAPP_IMAGE=${SANDBOX_REPOSITORY}:v0\nAPP_PORT=${appPort}\n`);
+            const ring = n === 0 ? rings[0] : n < 1 + Math.max(1, Math.round((spec.servers * spec.tenantsPerServer) / 4)) ? rings[1] : rings[2];
+            tenants.push({ server: name, id, path, port: appPort, ring });
+        }
+    }
+    const config = { authorizedKey: client.publicKey, runtime, servers };
+    (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(dir, 'sandbox.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
+    // One background process serves every server; it reports the ports it listens on.
+    const portsFile = (0,external_node_path_namespaceObject.join)(dir, 'ports.json');
+    if ((0,external_node_fs_namespaceObject.existsSync)(portsFile))
+        (0,external_node_fs_namespaceObject.writeFileSync)(portsFile, '');
+    const log = (0,external_node_fs_namespaceObject.openSync)((0,external_node_path_namespaceObject.join)(dir, 'sandbox.log'), 'a');
+    const cli = process.argv[1] && (0,external_node_fs_namespaceObject.existsSync)(process.argv[1]) ? process.argv[1] : (0,external_node_path_namespaceObject.join)(distDir(), 'cli.js');
+    const child = (0,external_node_child_process_namespaceObject.spawn)(process.execPath, [cli, 'sandbox', 'serve', '--dir', dir], { detached: true, stdio: ['ignore', log, log] });
+    child.unref();
+    (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(dir, 'sandbox.pid'), String(child.pid));
+    let ports;
+    for (let i = 0; i < 200 && !ports; i++) {
+        await sleep(50);
+        const text = (0,external_node_fs_namespaceObject.existsSync)(portsFile) ? (0,external_node_fs_namespaceObject.readFileSync)(portsFile, 'utf8') : '';
+        if (text)
+            ports = JSON.parse(text);
+        if (!alive(child.pid))
+            throw new Error(`the sandbox servers did not start: ${(0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(dir, 'sandbox.log'), 'utf8').slice(-500)}`);
+    }
+    if (!ports)
+        throw new Error('the sandbox servers did not report their ports within 10 s');
+    const registry = {
+        rings,
+        defaults: {
+            server: { user: process.env.USER || 'sandbox', region: 'local' },
+            tenant: {
+                images: [{ variable: 'APP_IMAGE', repository: SANDBOX_REPOSITORY }],
+                health: { path: '/health', json: { status: 'ok', version: '{version}' }, interval: '250ms', timeout: '1s', deadline: '4s', successes: 2 },
+                minFreeDiskMb: 1,
+                keepReleases: 3,
+            },
+        },
+        servers: servers.map((s) => ({
+            name: s.name,
+            host: '127.0.0.1',
+            port: ports[s.name],
+            hostKey: s.hostPublic.split(' ').slice(0, 2).join(' '),
+            region: Number(s.name.split('-')[1]) % 2 ? 'eu' : 'us',
+            tenants: tenants.filter((t) => t.server === s.name).map((t) => ({ id: t.id, path: t.path, ring: t.ring, health: { port: t.port } })),
+        })),
+    };
+    const registryFile = (0,external_node_path_namespaceObject.join)(dir, 'registry.json');
+    (0,external_node_fs_namespaceObject.writeFileSync)(registryFile, `${JSON.stringify(registry, null, 2)}\n`);
+    const knownHosts = (0,external_node_path_namespaceObject.join)(dir, 'known_hosts');
+    (0,external_node_fs_namespaceObject.writeFileSync)(knownHosts, servers.map((s) => `[127.0.0.1]:${ports[s.name]} ${s.hostPublic.split(' ').slice(0, 2).join(' ')}\n`).join(''));
+    return { registry: registryFile, keyFile, knownHosts };
+}
+/** Runs in the background process: serves every sandbox server until SIGTERM. */
+async function sandboxServe(dir) {
+    const config = JSON.parse((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(dir, 'sandbox.json'), 'utf8'));
+    const ports = {};
+    const closers = [];
+    for (const s of config.servers) {
+        const srv = await startSandboxSsh({
+            hostKey: s.hostKey,
+            authorizedKey: config.authorizedKey,
+            port: 0,
+            home: s.home,
+            env: { PATH: `${(0,external_node_path_namespaceObject.join)(s.home, 'bin')}:/usr/local/bin:/usr/bin:/bin`, FLEET_SANDBOX_STATE: (0,external_node_path_namespaceObject.join)(s.home, '.sandbox-runtime'), LANG: 'C.UTF-8' },
+        });
+        ports[s.name] = srv.port;
+        closers.push(srv.close);
+    }
+    (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(dir, 'ports.json'), JSON.stringify(ports));
+    await new Promise((resolveStop) => {
+        const stop = () => resolveStop();
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+    });
+    await Promise.race([Promise.all(closers.map((c) => c())), sleep(2000)]);
+    process.exit(0);
+}
+/** Stops the servers and every service process the sandbox runtime started. Returns what it stopped. */
+async function sandboxDown(dir) {
+    dir = (0,external_node_path_namespaceObject.resolve)(dir);
+    const pid = sandboxPid(dir);
+    if (pid) {
+        process.kill(pid, 'SIGTERM');
+        for (let i = 0; i < 100 && alive(pid); i++)
+            await sleep(50);
+        if (alive(pid))
+            process.kill(pid, 'SIGKILL');
+    }
+    let services = 0;
+    const root = (0,external_node_path_namespaceObject.join)(dir, 'servers');
+    if ((0,external_node_fs_namespaceObject.existsSync)(root)) {
+        for (const server of (0,external_node_fs_namespaceObject.readdirSync)(root)) {
+            const projects = (0,external_node_path_namespaceObject.join)(root, server, '.sandbox-runtime', 'projects');
+            if (!(0,external_node_fs_namespaceObject.existsSync)(projects))
+                continue;
+            for (const f of (0,external_node_fs_namespaceObject.readdirSync)(projects)) {
+                try {
+                    const { pid: svc } = JSON.parse((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(projects, f), 'utf8'));
+                    if (alive(svc)) {
+                        process.kill(svc, 'SIGTERM');
+                        services++;
+                    }
+                }
+                catch {
+                    // gone
+                }
+            }
+        }
+    }
+    return { servers: Boolean(pid), services };
+}
+function sandboxDirDefault() {
+    return (0,external_node_path_namespaceObject.resolve)(process.env.FLEET_SANDBOX_DIR ?? '.fleet-sandbox');
+}
+
+;// CONCATENATED MODULE: ./src/cli/sandbox.ts
+/** `fleet-deploy sandbox up|down|status` and `fleet-deploy demo`: the local sandbox fleet. */
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+const SANDBOX_USAGE = `fleet-deploy sandbox up|down|status [--dir DIR] [--servers N] [--tenants N]
+
+A local SANDBOX fleet for trying fleet-deploy without servers, root or Docker: N sandbox servers on
+127.0.0.1, each a real SSH endpoint with its own host key, whose tenants run on the sandbox container
+runtime (each service a local process answering /health with its version). \`up\` writes DIR/registry.json
+(host keys pinned), DIR/known_hosts and DIR/client_key, so these work against it:
+  fleet-deploy deploy -r DIR/registry.json --key DIR/client_key --version v1
+Tags can break a release on purpose: broken-* never gets healthy, slow-* takes 20 s, flaky-* flaps.
+
+Options:
+      --dir DIR     where the sandbox lives (default: $FLEET_SANDBOX_DIR or ./.fleet-sandbox)
+      --servers N   sandbox servers (default 3)
+      --tenants N   tenants per server (default 3)`;
+async function runSandbox(values, positionals, io) {
+    const dir = values.dir ?? sandboxDirDefault();
+    const verb = positionals[0];
+    switch (verb) {
+        case 'up': {
+            const servers = wholeNumber(values.servers, '--servers', 3);
+            const tenants = wholeNumber(values.tenants, '--tenants', 3);
+            const r = await sandboxUp(dir, { servers, tenantsPerServer: tenants });
+            io.stdout(`Sandbox fleet up: ${plural(servers, 'server')} × ${plural(tenants, 'tenant')} on 127.0.0.1 (SANDBOX: local processes, not containers)\n  registry     ${r.registry}\n  key          ${r.keyFile}\n  known_hosts  ${r.knownHosts}\nTry: fleet-deploy deploy -r ${r.registry} --key ${r.keyFile} --version v1\nStop: fleet-deploy sandbox down --dir ${dir}\n`);
+            return 0;
+        }
+        case 'down': {
+            const r = await sandboxDown(dir);
+            io.stdout(`Sandbox ${r.servers ? 'servers stopped' : 'servers were not running'}; ${plural(r.services, 'service')} stopped.\n`);
+            return 0;
+        }
+        case 'status': {
+            const pid = sandboxPid(dir);
+            if (!pid || !(0,external_node_fs_namespaceObject.existsSync)((0,external_node_path_namespaceObject.join)(dir, 'registry.json'))) {
+                io.stdout(`No sandbox running in ${dir}.\n`);
+                return 1;
+            }
+            const registry = parseRegistry((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(dir, 'registry.json'), 'utf8'), (0,external_node_path_namespaceObject.join)(dir, 'registry.json'));
+            const rows = await Promise.all(targetsOf(registry).map(async (t) => {
+                const h = await fetchUrl(`http://127.0.0.1:${t.tenant.health.port}/health`, 1000).catch(() => undefined);
+                return [t.id, `${t.server.host}:${t.server.port}`, t.tenant.ring, h ? `${h.status} ${h.body}` : 'not running'];
+            }));
+            io.stdout(`Sandbox running in ${dir} (pid ${pid})\n${table(['TARGET', 'SSH', 'RING', 'HEALTH'], rows)}\n`);
+            return 0;
+        }
+        case 'serve':
+            await sandboxServe(dir);
+            return 0;
+        default:
+            throw new ConfigurationError([{ path: [], source: 'fleet-deploy sandbox', message: `${JSON.stringify(verb ?? '')} is not up, down or status` }]);
+    }
+}
+const COLOR = { bold: '1', dim: '2', red: '31', green: '32', yellow: '33', cyan: '36' };
+/**
+ * The demo: a sandbox of 3 servers × 3 tenants; v1 everywhere; then v2 in waves 1,34%,100% where one
+ * tenant's v2 is bad — with a failure budget of 0 (the rollout stops) and of 20% (it goes on); the
+ * history of that tenant; a manual rollback; then everything is torn down.
+ */
+async function runDemo(_values, io) {
+    const color = Boolean(io.tty) && !io.env.NO_COLOR;
+    const paint = (t, c) => (color ? `\x1b[${COLOR[c]}m${t}\x1b[0m` : t);
+    const say = (t = '') => io.stdout(`${t}\n`);
+    const title = (n, t) => say(`\n${paint(`${n}. ${t}`, 'bold')}`);
+    const started = Date.now();
+    const dir = (0,external_node_fs_namespaceObject.mkdtempSync)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'fleet-deploy-demo-'));
+    let code = 0;
+    try {
+        title(1, 'A sandbox fleet: 3 servers × 3 tenants on 127.0.0.1 (real SSH; services are local processes)');
+        const sb = await sandboxUp(dir, { servers: 3, tenantsPerServer: 3 });
+        const registry = parseRegistry((0,external_node_fs_namespaceObject.readFileSync)(sb.registry, 'utf8'), sb.registry);
+        const key = (0,external_node_fs_namespaceObject.readFileSync)(sb.keyFile, 'utf8');
+        const targets = targetsOf(registry);
+        say(table(['TARGET', 'RING', 'REGION'], targets.map((t) => [t.id, t.tenant.ring, t.server.region]), '   '));
+        let handshakes = 0;
+        const deploy = async (version, extra = {}) => {
+            const plan = planDeployment(registry, { select: extra.select, waves: extra.waves });
+            const progress = new Progress({ write: io.stdout, tty: Boolean(io.tty), color, total: plan.total });
+            const report = await deployFleet(plan, { version, actor: 'demo', runId: 'demo', lockWaitMs: 5000, commandTimeoutMs: 30_000, pullTimeoutMs: 60_000, pullAttempts: 2, concurrency: 6, perServer: 3, maxFailurePercent: 0, ...extra }, { connector: new SshConnector({ privateKey: key, onHandshake: () => handshakes++ }), clock: systemClock, urlGet: fetchUrl, onTarget: progress.onTarget, onWave: progress.onWave, onStep: io.tty ? progress.onStep : () => undefined });
+            progress.finish();
+            return report;
+        };
+        title(2, 'Deploy v1 to every tenant');
+        let r = await deploy('v1');
+        say(paint(`   ${r.totals.deployed} deployed in ${(r.durationMs / 1000).toFixed(1)} s, one SSH connection per server (${handshakes} handshakes)`, 'green'));
+        const bad = registry.servers[0].tenants.find((t) => t.ring === 'canary');
+        (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(bad.path, 'SANDBOX_BREAK'), 'v2\n');
+        title(3, `Deploy v2 in waves 1,34%,100% — ${bad.id}'s v2 is broken — failure budget 0`);
+        r = await deploy('v2', { waves: '1,34%,100%' });
+        say(paint(`   ${r.stopped ?? 'not stopped'}`, r.stopped ? 'yellow' : 'green'));
+        title(4, 'The same rollout with a failure budget of 20%');
+        r = await deploy('v2', { waves: '1,34%,100%', maxFailurePercent: 20 });
+        say(renderReport(r).replace(/^/gm, '   '));
+        title(5, `The release history of ${bad.id} (the audit log on its server)`);
+        const history = (0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(bad.path, '.fleet', 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+        say(table(['TIME', 'OUTCOME', 'FROM → TO'], history.map((h) => [h.time, h.outcome, `${h.from ?? '—'} → ${h.to}`]), '   '));
+        const victim = targets.find((t) => t.tenant.ring === 'general');
+        title(6, `A manual rollback: ${victim.id} back to its previous release`);
+        r = await deploy('previous', { select: `id=${victim.id}`, rollback: {} });
+        const t = r.targets[0];
+        say(`   ${victim.id}: ${t.outcome === 'deployed' ? paint('rolled back', 'green') : paint(t.outcome, 'red')} ${t.previous?.version} → ${t.next?.version}`);
+        code = 0;
+    }
+    catch (e) {
+        io.stderr(`demo failed: ${e.message}\n`);
+        code = 1;
+    }
+    finally {
+        const down = await sandboxDown(dir);
+        (0,external_node_fs_namespaceObject.rmSync)(dir, { recursive: true, force: true });
+        say(`\n${paint('7. Torn down', 'bold')}: sandbox servers stopped, ${plural(down.services, 'service')} stopped. Demo took ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+    }
+    return code;
+}
+
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 /**
  * fleet-deploy's command line. `runCli(argv, io)` returns the exit code: 0 success, 1 failure,
  * 2 configuration error (bad registry, bad flags, a selection that matches nothing).
  */
+
 
 
 
@@ -70980,6 +71390,23 @@ automatic rollback if it fails. Options as for \`fleet-deploy deploy\`, and:
         },
         run: (values, io) => runHistory(values, io),
     },
+    sandbox: {
+        summary: 'A local sandbox fleet to try it without servers: up, down, status',
+        usage: SANDBOX_USAGE,
+        positionals: true,
+        options: { dir: { type: 'string' }, servers: { type: 'string' }, tenants: { type: 'string' } },
+        run: (values, io, positionals) => runSandbox(values, positionals, io),
+    },
+    demo: {
+        summary: 'Deploy, break, roll back and roll out in waves on a sandbox fleet, then tear it down',
+        usage: `fleet-deploy demo
+
+Brings up a sandbox fleet of 3 servers × 3 tenants on 127.0.0.1 (no root, no Docker), deploys v1, then v2
+in waves 1,34%,100% where one tenant's v2 is broken — once with a failure budget of 0 (the rollout stops)
+and once with 20% (it goes on) — shows the history of that tenant and a manual rollback, then tears down.`,
+        options: {},
+        run: (values, io) => runDemo(values, io),
+    },
     plan: {
         summary: 'Select targets and cut them into waves and GitHub matrices',
         usage: `fleet-deploy plan [--registry FILE] [--select EXPR] [--waves SPEC] [--max-per-job N] [--format table|json|matrix]
@@ -71077,14 +71504,16 @@ async function runCli(argv, io = processIO()) {
         return EXIT.configuration;
     }
     let values;
+    let positionals = [];
     try {
         const parsed = (0,external_node_util_.parseArgs)({
             args: [...rest],
             options: { ...command.options, help: { type: 'boolean', short: 'h' } },
-            allowPositionals: false,
+            allowPositionals: Boolean(command.positionals),
             strict: true,
         });
         values = parsed.values;
+        positionals = parsed.positionals;
     }
     catch (e) {
         io.stderr(`fleet-deploy ${name}: ${e.message}\n\n${command.usage}\n`);
@@ -71095,7 +71524,7 @@ async function runCli(argv, io = processIO()) {
         return EXIT.ok;
     }
     try {
-        return await command.run(values, io);
+        return await command.run(values, io, positionals);
     }
     catch (e) {
         if (isConfigurationError(e)) {
@@ -74080,8 +74509,6 @@ function failStep(error) {
         core_debug(e.stack);
 }
 
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: ./src/actions/inputs.ts
 /**
  * Reads action inputs once into typed settings. `required: true` in action.yml is not enforced by the
@@ -74480,8 +74907,6 @@ async function runPlan() {
     info(`Planned ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}: ${plan.plan.map((w) => `${w.targets.length} (${plural(w.jobs.length, 'job')})`).join(' → ')}`);
 }
 
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = require("node:child_process");
 ;// CONCATENATED MODULE: ./src/actions/reports.ts
 /** Reads the deploy reports that matrix jobs uploaded (JSON files under a directory, any depth). */
 

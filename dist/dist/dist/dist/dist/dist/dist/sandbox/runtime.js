@@ -1,0 +1,291 @@
+/******/ (() => { // webpackBootstrap
+/******/ 	"use strict";
+var __webpack_exports__ = {};
+
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = require("node:child_process");
+;// CONCATENATED MODULE: external "node:crypto"
+const external_node_crypto_namespaceObject = require("node:crypto");
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = require("node:fs");
+;// CONCATENATED MODULE: external "node:http"
+const external_node_http_namespaceObject = require("node:http");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = require("node:path");
+;// CONCATENATED MODULE: ./src/sandbox/runtime.ts
+/**
+ * The SANDBOX container runtime: a stand-in for the `docker` CLI (and `docker compose`) that runs each
+ * tenant's service as a local process instead of a container. It is a test double of the container
+ * engine, used by the sandbox fleet and by tests where no real engine runs; the real-engine end-to-end
+ * test uses podman. It is never used for a real target: it only runs when a sandbox server puts it first
+ * on PATH as `docker`.
+ *
+ * What it models:
+ *   - a registry where every `repository:tag` exists (tags starting with "missing" do not); the image ID
+ *     and digest are hashes of the reference, so the same reference is always the same image;
+ *   - local images (pull, image inspect, image ls, image rm — refused while a container uses it);
+ *   - one service per compose project, configured by the tenant's .env: the first variable ending in
+ *     _IMAGE is its image, APP_PORT its port. `up -d` replaces the process when the image changed;
+ *   - the service: an HTTP server on 127.0.0.1:APP_PORT whose GET /health answers
+ *     {"status":"ok","version":TAG}. The tag can break it: "broken…"/"bad…" answer 500 forever,
+ *     "slow…" answer 503 for SANDBOX_SLOW_MS (default 20 s), "flaky…" alternate 200 and 500; and a tenant
+ *     whose directory has a SANDBOX_BREAK file breaks the tags listed in it (one tenant's bad release).
+ * State lives in $FLEET_SANDBOX_STATE (one file per image and per project, written atomically).
+ */
+
+
+
+
+
+const stateDir = process.env.FLEET_SANDBOX_STATE ?? (0,external_node_path_namespaceObject.join)(process.env.HOME ?? '/tmp', '.fleet-sandbox');
+const imagesDir = (0,external_node_path_namespaceObject.join)(stateDir, 'images');
+const projectsDir = (0,external_node_path_namespaceObject.join)(stateDir, 'projects');
+const sha = (s) => (0,external_node_crypto_namespaceObject.createHash)('sha256').update(s).digest('hex');
+const imageId = (ref) => `sha256:${sha(`image:${ref}`)}`;
+const digestOf = (ref) => `sha256:${sha(`digest:${ref}`)}`;
+const repoOf = (ref) => ref.replace(/@.*$/, '').replace(/:[^/:]+$/, '');
+const tagOf = (ref) => ref.includes('@') ? ref.slice(ref.indexOf('@') + 1) : (/:([^/:]+)$/.exec(ref)?.[1] ?? 'latest');
+const fileOf = (ref) => (0,external_node_path_namespaceObject.join)(imagesDir, `${sha(ref)}.json`);
+function writeAtomic(path, data) {
+    const tmp = `${path}.${process.pid}.${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
+    (0,external_node_fs_namespaceObject.writeFileSync)(tmp, JSON.stringify(data));
+    (0,external_node_fs_namespaceObject.renameSync)(tmp, path);
+}
+function fail(message, code = 1) {
+    process.stderr.write(`${message}\n`);
+    process.exit(code);
+}
+function alive(pid) {
+    try {
+        process.kill(pid, 0);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+function localImages() {
+    if (!(0,external_node_fs_namespaceObject.existsSync)(imagesDir))
+        return [];
+    return (0,external_node_fs_namespaceObject.readdirSync)(imagesDir)
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => JSON.parse((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(imagesDir, f), 'utf8')));
+}
+function containers() {
+    if (!(0,external_node_fs_namespaceObject.existsSync)(projectsDir))
+        return [];
+    return (0,external_node_fs_namespaceObject.readdirSync)(projectsDir)
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => JSON.parse((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(projectsDir, f), 'utf8')))
+        .filter((c) => alive(c.pid));
+}
+function pull(ref) {
+    if (/^missing/.test(tagOf(ref)))
+        fail(`Error response from daemon: manifest for ${ref} not found: manifest unknown`);
+    (0,external_node_fs_namespaceObject.mkdirSync)(imagesDir, { recursive: true });
+    writeAtomic(fileOf(ref), { ref, id: imageId(ref) });
+}
+function readEnv() {
+    if (!(0,external_node_fs_namespaceObject.existsSync)('.env'))
+        return {};
+    const env = {};
+    for (const line of (0,external_node_fs_namespaceObject.readFileSync)('.env', 'utf8').split('\n')) {
+        const m = /^(?:export\s+)?([A-Za-z_]\w*)=(.*)$/.exec(line.trim());
+        if (m)
+            env[m[1]] = m[2].replace(/^(["'])(.*)\1$/, '$2');
+    }
+    return env;
+}
+function stop(c) {
+    if (c && alive(c.pid)) {
+        process.kill(c.pid, 'SIGTERM');
+        for (let i = 0; i < 200 && alive(c.pid); i++)
+            Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
+}
+function compose(args) {
+    let project = (0,external_node_path_namespaceObject.basename)(process.cwd()).toLowerCase();
+    const rest = [];
+    for (let i = 0; i < args.length; i++) {
+        if (args[i] === '-f' || args[i] === '--file')
+            i++;
+        else if (args[i] === '-p' || args[i] === '--project-name')
+            project = args[++i];
+        else
+            rest.push(args[i]);
+    }
+    const [verb, ...opts] = rest;
+    const stateFile = (0,external_node_path_namespaceObject.join)(projectsDir, `${project}.json`);
+    const current = (0,external_node_fs_namespaceObject.existsSync)(stateFile)
+        ? JSON.parse((0,external_node_fs_namespaceObject.readFileSync)(stateFile, 'utf8'))
+        : undefined;
+    switch (verb) {
+        case 'version':
+            return void process.stdout.write('Docker Compose version v2.29.0 (fleet-deploy sandbox runtime)\n');
+        case 'ps':
+            if (current && alive(current.pid))
+                process.stdout.write(opts.includes('-q') ? `${current.id}\n` : `${current.id} ${current.ref} running\n`);
+            return;
+        case 'down':
+            stop(current);
+            (0,external_node_fs_namespaceObject.rmSync)(stateFile, { force: true });
+            return;
+        case 'pull': {
+            const env = readEnv();
+            const ref = Object.entries(env).find(([k]) => k.endsWith('_IMAGE'))?.[1];
+            if (ref)
+                pull(ref);
+            return;
+        }
+        case 'up': {
+            const env = readEnv();
+            const ref = Object.entries(env).find(([k]) => k.endsWith('_IMAGE'))?.[1];
+            const port = Number(env.APP_PORT);
+            if (!ref)
+                fail('no service image: the sandbox runtime needs a variable ending in _IMAGE in .env');
+            if (!Number.isInteger(port) || port < 1)
+                fail('no service port: the sandbox runtime needs APP_PORT in .env');
+            if (!(0,external_node_fs_namespaceObject.existsSync)(fileOf(ref)))
+                pull(ref);
+            const id = imageId(ref);
+            if (current && alive(current.pid) && current.imageId === id && current.port === port) {
+                return void process.stderr.write(`Container ${project}-app-1  Running\n`);
+            }
+            stop(current);
+            // A tenant can be told to break chosen versions: SANDBOX_BREAK in its directory lists tags, one a line.
+            const broken = (0,external_node_fs_namespaceObject.existsSync)('SANDBOX_BREAK') &&
+                (0,external_node_fs_namespaceObject.readFileSync)('SANDBOX_BREAK', 'utf8')
+                    .split('\n')
+                    .map((l) => l.trim())
+                    .includes(tagOf(ref));
+            const args = [process.argv[1], '__serve', String(port), tagOf(ref), ...(broken ? ['broken'] : [])];
+            const child = (0,external_node_child_process_namespaceObject.spawn)(process.execPath, args, { detached: true, stdio: 'ignore' });
+            child.unref();
+            (0,external_node_fs_namespaceObject.mkdirSync)(projectsDir, { recursive: true });
+            writeAtomic(stateFile, {
+                id: (0,external_node_crypto_namespaceObject.randomBytes)(32).toString('hex'),
+                project,
+                ref,
+                imageId: id,
+                pid: child.pid,
+                port,
+            });
+            return void process.stderr.write(`Container ${project}-app-1  Started\n`);
+        }
+        default:
+            fail(`sandbox runtime: unsupported compose command: ${verb}`);
+    }
+}
+function format(template, fields) {
+    if (!template)
+        return JSON.stringify(fields);
+    return template.replace(/\{\{\s*(json\s+)?\.(\w+)\s*\}\}/g, (_, json, key) => json ? (fields[`json:${key}`] ?? 'null') : (fields[key] ?? ''));
+}
+function main(argv) {
+    const [cmd, ...args] = argv;
+    const fmtAt = args.indexOf('--format');
+    const fmt = fmtAt >= 0 ? args[fmtAt + 1] : undefined;
+    const operands = args.filter((a, i) => !a.startsWith('-') && (fmtAt < 0 || i !== fmtAt + 1));
+    switch (cmd) {
+        case 'compose':
+            return compose(args);
+        case 'ps': {
+            // docker ps -q --filter label=com.docker.compose.project=NAME
+            const filter = args[args.indexOf('--filter') + 1] ?? '';
+            const project = /^label=com\.docker\.compose\.project=(.+)$/.exec(filter)?.[1];
+            for (const c of containers())
+                if (!project || c.project === project)
+                    process.stdout.write(`${c.id}\n`);
+            return;
+        }
+        case 'pull':
+            pull(operands[0] ?? fail('docker pull needs an image'));
+            return void process.stdout.write(`${operands[0]}\n`);
+        case 'inspect': {
+            const all = containers();
+            for (const id of operands) {
+                const c = all.find((x) => x.id === id) ?? fail(`Error: No such object: ${id}`);
+                if (fmt?.includes('.State.Health'))
+                    process.stdout.write('none\n');
+                else
+                    process.stdout.write(`${format(fmt, { Image: c.imageId, Id: c.id })}\n`);
+            }
+            return;
+        }
+        case 'image': {
+            const [sub, ...rest] = operands;
+            if (sub === 'inspect') {
+                for (const ref of rest) {
+                    if (!(0,external_node_fs_namespaceObject.existsSync)(fileOf(ref)))
+                        fail(`Error: No such image: ${ref}`);
+                    const digests = JSON.stringify([`${repoOf(ref)}@${digestOf(ref)}`]);
+                    process.stdout.write(`${format(fmt, { Id: imageId(ref), 'json:RepoDigests': digests })}\n`);
+                }
+                return;
+            }
+            if (sub === 'ls') {
+                for (const img of localImages()) {
+                    if (rest[0] && repoOf(img.ref) !== rest[0])
+                        continue;
+                    process.stdout.write(`${format(fmt, { Repository: repoOf(img.ref), Tag: tagOf(img.ref), ID: img.id })}\n`);
+                }
+                return;
+            }
+            if (sub === 'rm') {
+                const used = new Set(containers().map((c) => c.ref));
+                let failed = false;
+                for (const ref of rest) {
+                    if (used.has(ref)) {
+                        process.stderr.write(`Error response from daemon: conflict: unable to remove repository reference "${ref}" (must force) - container is using its referenced image\n`);
+                        failed = true;
+                    }
+                    else if ((0,external_node_fs_namespaceObject.existsSync)(fileOf(ref))) {
+                        (0,external_node_fs_namespaceObject.rmSync)(fileOf(ref));
+                        process.stdout.write(`Untagged: ${ref}\n`);
+                    }
+                }
+                if (failed)
+                    process.exit(1);
+                return;
+            }
+            return fail(`sandbox runtime: unsupported image command: ${sub}`);
+        }
+        case '__serve':
+            return serve(Number(args[0]), args[1] ?? 'latest', args[2] === 'broken');
+        default:
+            fail(`sandbox runtime: unsupported command: ${cmd ?? '(none)'}`);
+    }
+}
+function serve(port, version, forceBroken) {
+    const started = Date.now();
+    const slowMs = Number(process.env.SANDBOX_SLOW_MS ?? 20_000);
+    let n = 0;
+    const server = external_node_http_namespaceObject.createServer((req, res) => {
+        n++;
+        const behaviour = forceBroken || /^(broken|bad)/.test(version)
+            ? 'broken'
+            : /^slow/.test(version)
+                ? 'slow'
+                : /^flaky/.test(version)
+                    ? 'flaky'
+                    : 'ok';
+        const healthy = behaviour === 'ok' ||
+            (behaviour === 'slow' && Date.now() - started >= slowMs) ||
+            (behaviour === 'flaky' && n % 2 === 1);
+        if (req.url !== '/health') {
+            res.writeHead(404).end();
+            return;
+        }
+        res.writeHead(healthy ? 200 : behaviour === 'slow' ? 503 : 500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ status: healthy ? 'ok' : 'error', version }));
+    });
+    server.listen(port, '127.0.0.1');
+    const bye = () => server.close(() => process.exit(0));
+    process.on('SIGTERM', bye);
+    process.on('SIGINT', bye);
+}
+main(process.argv.slice(2));
+
+module.exports = __webpack_exports__;
+/******/ })()
+;
