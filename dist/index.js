@@ -71041,11 +71041,12 @@ function generateKeyPair(comment) {
 
 
 const SANDBOX_REPOSITORY = 'sandbox.local/acme/app';
-/** Where the bundle lives: dist/ (the sandbox runtime is dist/sandbox/runtime.js). */
+/** Where the bundle lives: this module's directory in dist/index.js (the runtime is dist/sandbox/runtime.js). */
 function distDir() {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const d = globalThis.__dirname ?? (typeof __dirname !== 'undefined' ? __dirname : undefined);
-    return d && (0,external_node_fs_namespaceObject.existsSync)((0,external_node_path_namespaceObject.join)(d, 'sandbox', 'runtime.js')) ? d : __nccwpck_require__.ab + "dist";
+    const here = typeof __dirname === 'string' ? __dirname : '';
+    if (!here || !(0,external_node_fs_namespaceObject.existsSync)((0,external_node_path_namespaceObject.join)(here, 'sandbox', 'runtime.js')))
+        throw new Error('the sandbox runs from the built bundle: node dist/cli.js sandbox …');
+    return here;
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Running: exists and is not a zombie waiting to be reaped (an exited process is not running). */

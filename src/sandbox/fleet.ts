@@ -38,11 +38,11 @@ interface SandboxConfig {
 
 export const SANDBOX_REPOSITORY = 'sandbox.local/acme/app';
 
-/** Where the bundle lives: dist/ (the sandbox runtime is dist/sandbox/runtime.js). */
+/** Where the bundle lives: this module's directory in dist/index.js (the runtime is dist/sandbox/runtime.js). */
 function distDir(): string {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const d = (globalThis as any).__dirname ?? (typeof __dirname !== 'undefined' ? __dirname : undefined);
-  return d && existsSync(join(d, 'sandbox', 'runtime.js')) ? d : resolve('dist');
+  const here = typeof __dirname === 'string' ? __dirname : '';
+  if (!here || !existsSync(join(here, 'sandbox', 'runtime.js'))) throw new Error('the sandbox runs from the built bundle: node dist/cli.js sandbox …');
+  return here;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
