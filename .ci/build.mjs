@@ -27,7 +27,10 @@ async function bundle() {
   await writeFile(join(root, 'dist/sandbox/runtime.js'), runtime.code);
   // An asset that is a path into dist/ means ncc mistook a runtime path for a file to copy.
   const stray = Object.keys(assets).filter((name) => name.startsWith('dist/') || name.startsWith('src/'));
-  if (stray.length) throw new Error(`ncc copied project files as assets (a path expression it followed): ${stray.slice(0, 5).join(', ')}`);
+  if (stray.length)
+    throw new Error(
+      `ncc copied project files as assets (a path expression it followed): ${stray.slice(0, 5).join(', ')}`,
+    );
   for (const [name, asset] of Object.entries(assets)) {
     await mkdir(dirname(join(root, 'dist', name)), { recursive: true });
     await writeFile(join(root, 'dist', name), asset.source, { mode: asset.permissions });

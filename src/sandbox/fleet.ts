@@ -41,7 +41,8 @@ export const SANDBOX_REPOSITORY = 'sandbox.local/acme/app';
 /** Where the bundle lives: this module's directory in dist/index.js (the runtime is dist/sandbox/runtime.js). */
 function distDir(): string {
   const here = typeof __dirname === 'string' ? __dirname : '';
-  if (!here || !existsSync(join(here, 'sandbox', 'runtime.js'))) throw new Error('the sandbox runs from the built bundle: node dist/cli.js sandbox …');
+  if (!here || !existsSync(join(here, 'sandbox', 'runtime.js')))
+    throw new Error('the sandbox runs from the built bundle: node dist/cli.js sandbox …');
   return here;
 }
 
