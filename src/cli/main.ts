@@ -31,6 +31,23 @@ interface Command {
 
 const registryOption = { registry: { type: 'string', short: 'r' } } as const;
 
+/** The options a deploy and a rollback share: selection, waves, budget, SSH, locks, report. */
+const rolloutOptions = {
+  ...registryOption,
+  select: { type: 'string', short: 's' },
+  waves: { type: 'string', short: 'w' },
+  concurrency: { type: 'string', short: 'c' },
+  'per-server': { type: 'string' },
+  'max-failure-percent': { type: 'string' },
+  'max-failures': { type: 'string' },
+  report: { type: 'string' },
+  key: { type: 'string' },
+  'known-hosts': { type: 'string' },
+  'lock-wait': { type: 'string' },
+  'break-stale-locks': { type: 'string' },
+  actor: { type: 'string' },
+} as const;
+
 const COMMANDS: Record<string, Command> = {
   validate: {
     summary: 'Check a server registry and report every problem with its line',
@@ -60,23 +77,7 @@ Options:
   deploy: {
     summary: 'Deploy a version to the selected targets in waves, with health gates and rollback',
     usage: DEPLOY_USAGE,
-    options: {
-      ...registryOption,
-      version: { type: 'string', short: 'v' },
-      select: { type: 'string', short: 's' },
-      waves: { type: 'string', short: 'w' },
-      concurrency: { type: 'string', short: 'c' },
-      'per-server': { type: 'string' },
-      'max-failure-percent': { type: 'string' },
-      'max-failures': { type: 'string' },
-      report: { type: 'string' },
-      'dry-run': { type: 'boolean' },
-      key: { type: 'string' },
-      'known-hosts': { type: 'string' },
-      'lock-wait': { type: 'string' },
-      'break-stale-locks': { type: 'string' },
-      actor: { type: 'string' },
-    },
+    options: { ...rolloutOptions, version: { type: 'string', short: 'v' }, 'dry-run': { type: 'boolean' } },
     run: (values, io) => runDeploy(values, io),
   },
   rollback: {
@@ -89,22 +90,7 @@ a version in its history; a target whose history does not have that version fail
 knows. The rollback is a deploy like any other: lock, pull, switch, compose up, health gate, and an
 automatic rollback if it fails. Options as for \`fleet-deploy deploy\`, and:
   -t, --to VERSION      the version to go back to (default: each target's previous release)`,
-    options: {
-      ...registryOption,
-      to: { type: 'string', short: 't' },
-      select: { type: 'string', short: 's' },
-      waves: { type: 'string', short: 'w' },
-      concurrency: { type: 'string', short: 'c' },
-      'per-server': { type: 'string' },
-      'max-failure-percent': { type: 'string' },
-      'max-failures': { type: 'string' },
-      report: { type: 'string' },
-      key: { type: 'string' },
-      'known-hosts': { type: 'string' },
-      'lock-wait': { type: 'string' },
-      'break-stale-locks': { type: 'string' },
-      actor: { type: 'string' },
-    },
+    options: { ...rolloutOptions, to: { type: 'string', short: 't' } },
     run: (values, io) => runDeploy(values, io, 'rollback'),
   },
   history: {
