@@ -71040,6 +71040,7 @@ function generateKeyPair(comment) {
 
 
 
+
 const SANDBOX_REPOSITORY = 'sandbox.local/acme/app';
 /** Where the bundle lives: this module's directory in dist/index.js (the runtime is dist/sandbox/runtime.js). */
 function distDir() {
@@ -71049,6 +71050,17 @@ function distDir() {
     return here;
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** A port free on 127.0.0.1 now (the kernel's choice), for a sandbox service. */
+function freePort() {
+    return new Promise((resolvePort, reject) => {
+        const s = (0,external_node_net_.createServer)();
+        s.once('error', reject);
+        s.listen(0, '127.0.0.1', () => {
+            const { port } = s.address();
+            s.close(() => resolvePort(port));
+        });
+    });
+}
 /** Running: exists and is not a zombie waiting to be reaped (an exited process is not running). */
 function alive(pid) {
     try {
@@ -71094,7 +71106,6 @@ async function sandboxUp(dir, spec, rings = ['sandbox', 'canary', 'general']) {
     const runtime = (0,external_node_path_namespaceObject.join)(distDir(), 'sandbox', 'runtime.js');
     const servers = [];
     const tenants = [];
-    let port = 18000 + Math.floor(Math.random() * 20000);
     let n = 0;
     for (let s = 1; s <= spec.servers; s++) {
         const name = `sandbox-${s}`;
@@ -71108,7 +71119,7 @@ async function sandboxUp(dir, spec, rings = ['sandbox', 'canary', 'general']) {
             const id = `tenant-${s}-${t}`;
             const path = (0,external_node_path_namespaceObject.join)(home, 'tenants', id);
             (0,external_node_fs_namespaceObject.mkdirSync)(path, { recursive: true });
-            const appPort = port++;
+            const appPort = await freePort();
             (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(path, 'docker-compose.yml'), 'services:\n  app:\n    image: ${APP_IMAGE}\n    network_mode: host\n    environment:\n      APP_PORT: ${APP_PORT}\n');
             (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(path, '.env'), `# sandbox tenant ${id}\nAPP_IMAGE=${SANDBOX_REPOSITORY}:v0\nAPP_PORT=${appPort}\n`);
             const ring = n === 0

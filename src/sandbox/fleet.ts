@@ -15,6 +15,7 @@ import {
   readFileSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { generateKeyPair, startSandboxSsh } from './ssh-server';
 
@@ -47,6 +48,18 @@ function distDir(): string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A port free on 127.0.0.1 now (the kernel's choice), for a sandbox service. */
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolvePort(port));
+    });
+  });
+}
 
 /** Running: exists and is not a zombie waiting to be reaped (an exited process is not running). */
 function alive(pid: number): boolean {
@@ -93,7 +106,6 @@ export async function sandboxUp(
   const runtime = join(distDir(), 'sandbox', 'runtime.js');
   const servers: ServerConfig[] = [];
   const tenants: Array<{ server: string; id: string; path: string; port: number; ring: string }> = [];
-  let port = 18000 + Math.floor(Math.random() * 20000);
   let n = 0;
   for (let s = 1; s <= spec.servers; s++) {
     const name = `sandbox-${s}`;
@@ -110,7 +122,7 @@ export async function sandboxUp(
       const id = `tenant-${s}-${t}`;
       const path = join(home, 'tenants', id);
       mkdirSync(path, { recursive: true });
-      const appPort = port++;
+      const appPort = await freePort();
       writeFileSync(
         join(path, 'docker-compose.yml'),
         'services:\n  app:\n    image: ${APP_IMAGE}\n    network_mode: host\n    environment:\n      APP_PORT: ${APP_PORT}\n',
