@@ -70556,49 +70556,56 @@ class SshTransport {
 }
 
 ;// CONCATENATED MODULE: ./src/cli/args.ts
-/** Flag values shared by the commands, each checked with an error that names the flag. */
-
-
+/** The registry a command reads: --registry, else $FLEET_REGISTRY, else servers/production.json. */
 
 
 const DEFAULT_REGISTRY = 'servers/production.json';
-function wholeNumber(text, flag, fallback, min = 1) {
-    if (text === undefined)
-        return fallback;
-    if (!/^\d+$/.test(text.trim()) || Number(text) < min) {
-        throw new ConfigurationError([
-            { path: [], source: flag, message: `${JSON.stringify(text)} is not a whole number of at least ${min}` },
-        ]);
-    }
-    return Number(text);
-}
 async function loadRegistry(values, io) {
     const path = values.registry ?? io.env.FLEET_REGISTRY ?? DEFAULT_REGISTRY;
     return parseRegistry(await readUserFile(io, path, '--registry'), path);
 }
-function args_duration(text, flag, fallbackMs) {
-    if (text === undefined)
-        return fallbackMs;
-    if (!DURATION.re.test(text.trim()) && !/^\d+h$/.test(text.trim())) {
+
+;// CONCATENATED MODULE: ./src/values.ts
+/**
+ * Numbers, durations and percentages given by a person — CLI flags and action inputs alike — checked
+ * in one place, each error naming where the value came from (`--concurrency`, `input "lock-wait"`).
+ * An undefined or empty text means "not given" and yields the fallback.
+ */
+
+
+const given = (text) => text === undefined || text.trim() === '' ? undefined : text.trim();
+function wholeNumber(text, source, fallback, min = 1) {
+    const t = given(text);
+    if (t === undefined)
+        return fallback;
+    if (!/^\d+$/.test(t) || Number(t) < min) {
         throw new ConfigurationError([
-            {
-                path: [],
-                source: flag,
-                message: `${JSON.stringify(text)} is not a duration`,
-                hint: 'e.g. 90s, 10m or 2h',
-            },
+            { path: [], source, message: `${JSON.stringify(t)} is not a whole number of at least ${min}` },
         ]);
     }
-    const t = text.trim();
-    return t.endsWith('h') ? Number(t.slice(0, -1)) * 3_600_000 : durationMs(t);
+    return Number(t);
 }
-function percent(text, flag, fallback) {
-    if (text === undefined)
-        return fallback;
-    const n = Number(text.trim().replace(/%$/, ''));
-    if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > 100) {
+/** "90s", "10m", "2h", "500ms" → milliseconds. */
+function values_duration(text, source, fallbackMs) {
+    const t = given(text);
+    if (t === undefined)
+        return fallbackMs;
+    const m = /^(\d{1,7})(ms|s|m|h)$/.exec(t);
+    if (!m)
         throw new ConfigurationError([
-            { path: [], source: flag, message: `${JSON.stringify(text)} is not a percentage from 0 to 100` },
+            { path: [], source, message: `${JSON.stringify(t)} is not a duration`, hint: 'e.g. 90s, 10m or 2h' },
+        ]);
+    return m[2] === 'h' ? Number(m[1]) * 3_600_000 : durationMs(t);
+}
+/** "5" or "5%" → 5, from 0 to 100. */
+function percent(text, source, fallback) {
+    const t = given(text);
+    if (t === undefined)
+        return fallback;
+    const n = Number(t.replace(/%$/, ''));
+    if (!Number.isFinite(n) || n < 0 || n > 100) {
+        throw new ConfigurationError([
+            { path: [], source, message: `${JSON.stringify(t)} is not a percentage from 0 to 100` },
         ]);
     }
     return n;
@@ -70691,6 +70698,7 @@ class Progress {
 
 
 
+
 const DEPLOY_USAGE = `fleet-deploy deploy --version TAG|DIGEST [--registry FILE] [--select EXPR] [--waves SPEC]
                     [--concurrency N] [--per-server N] [--max-failure-percent P] [--max-failures N]
                     [--report FILE] [--dry-run] [--key FILE] [--known-hosts FILE]
@@ -70752,9 +70760,9 @@ async function runDeploy(values, io, mode = 'deploy') {
         runId: io.env.GITHUB_RUN_ID
             ? `${io.env.GITHUB_REPOSITORY ?? ''}#${io.env.GITHUB_RUN_ID}`
             : `cli-${new Date().toISOString()}`,
-        lockWaitMs: args_duration(deploy_str(values, 'lock-wait'), '--lock-wait', 60_000),
+        lockWaitMs: values_duration(deploy_str(values, 'lock-wait'), '--lock-wait', 60_000),
         ...(values['break-stale-locks'] !== undefined
-            ? { breakLocksOlderThanMs: args_duration(deploy_str(values, 'break-stale-locks'), '--break-stale-locks', 0) }
+            ? { breakLocksOlderThanMs: values_duration(deploy_str(values, 'break-stale-locks'), '--break-stale-locks', 0) }
             : {}),
         commandTimeoutMs: 120_000,
         pullTimeoutMs: 900_000,
@@ -70828,6 +70836,7 @@ async function sshSettings(values, io, registry, plan) {
 
 ;// CONCATENATED MODULE: ./src/cli/history.ts
 /** `fleet-deploy history`: the release history of the selected targets, read over SSH. */
+
 
 
 
@@ -71420,6 +71429,7 @@ async function runDemo(_values, io) {
  * fleet-deploy's command line. `runCli(argv, io)` returns the exit code: 0 success, 1 failure,
  * 2 configuration error (bad registry, bad flags, a selection that matches nothing).
  */
+
 
 
 
@@ -74636,51 +74646,13 @@ function inputs_text(name, fallback) {
     return v === '' ? fallback : v;
 }
 function positiveInt(name, fallback, min = 1) {
-    const v = getInput(name).trim();
-    if (v === '')
-        return fallback;
-    if (!/^\d+$/.test(v) || Number(v) < min) {
-        throw new ConfigurationError([
-            {
-                path: [],
-                source: `input "${name}"`,
-                message: `${JSON.stringify(v)} is not a whole number of at least ${min}`,
-            },
-        ]);
-    }
-    return Number(v);
+    return wholeNumber(getInput(name), `input "${name}"`, fallback, min);
 }
 function durationInput(name, fallbackMs) {
-    const v = getInput(name).trim();
-    if (v === '')
-        return fallbackMs;
-    const m = /^(\d+)(ms|s|m|h)$/.exec(v);
-    if (!m)
-        throw new ConfigurationError([
-            {
-                path: [],
-                source: `input "${name}"`,
-                message: `${JSON.stringify(v)} is not a duration`,
-                hint: 'e.g. 90s, 10m or 2h',
-            },
-        ]);
-    return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2]];
+    return values_duration(getInput(name), `input "${name}"`, fallbackMs);
 }
 function percentInput(name, fallback) {
-    const v = getInput(name).trim().replace(/%$/, '');
-    if (v === '')
-        return fallback;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0 || n > 100) {
-        throw new ConfigurationError([
-            {
-                path: [],
-                source: `input "${name}"`,
-                message: `${JSON.stringify(v)} is not a percentage from 0 to 100`,
-            },
-        ]);
-    }
-    return n;
+    return percent(getInput(name), `input "${name}"`, fallback);
 }
 
 ;// CONCATENATED MODULE: ./src/actions/single.ts

@@ -15,7 +15,8 @@ import {
   readFileSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
+import { freePort } from '../../src/sandbox/fleet';
 import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -73,16 +74,7 @@ export function makeClientKey(dir: string): ClientKey {
   return { privateKey: readFileSync(file, 'utf8'), publicKey: readFileSync(`${file}.pub`, 'utf8').trim() };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolveP, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolveP(port));
-    });
-  });
-}
+export { freePort };
 
 /** Resolves once the server sends its SSH banner (bounded: 100 tries, 10 s). */
 async function waitForBanner(port: number): Promise<void> {

@@ -3,7 +3,7 @@
  * against real sshd (tenants on the SANDBOX runtime, the docker double).
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { actionEnv, runBundledAction } from '../helpers/run';
 import { handOver, haveSshd } from '../helpers/sshd';
@@ -132,7 +132,6 @@ describeSshd('actions/deploy', () => {
   }, 60_000);
 
   test('the post step with nothing held does nothing', () => {
-    mkdirSync(join(fleet.root, 'x'), { recursive: true });
     const post = runBundledAction('dist/actions/deploy-post.js', {}, {});
     expect(post.code).toBe(0);
     expect(post.stdout).toContain('No fleet-deploy lock left to release.');

@@ -11,7 +11,8 @@ import { renderReport, succeeded } from '../report/render';
 import { plural } from '../report/table';
 import { checkTrust } from '../ssh/known-hosts';
 import { SshConnector } from '../ssh/transport';
-import { duration, loadRegistry, percent, wholeNumber } from './args';
+import { loadRegistry } from './args';
+import { duration, percent, wholeNumber } from '../values';
 import { readUserFile, type CliIO } from './io';
 import { Progress } from './progress';
 

@@ -3,7 +3,8 @@ import { planDeployment } from '../plan/plan';
 import { readHistory } from '../remote/commands';
 import { table } from '../report/table';
 import { SshConnector } from '../ssh/transport';
-import { loadRegistry, wholeNumber } from './args';
+import { loadRegistry } from './args';
+import { wholeNumber } from '../values';
 import { sshSettings } from './deploy';
 import type { CliIO } from './io';
 

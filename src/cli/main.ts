@@ -12,7 +12,8 @@ import { VERSION } from '../version';
 import { DEPLOY_USAGE, runDeploy } from './deploy';
 import { HISTORY_USAGE, runHistory } from './history';
 import { runDemo, runSandbox, SANDBOX_USAGE } from './sandbox';
-import { DEFAULT_REGISTRY, loadRegistry, wholeNumber } from './args';
+import { DEFAULT_REGISTRY, loadRegistry } from './args';
+import { wholeNumber } from '../values';
 
 export const EXIT = { ok: 0, failure: 1, configuration: 2 } as const;
 

@@ -12,7 +12,7 @@ import { renderReport } from '../report/render';
 import { plural, table } from '../report/table';
 import { sandboxDirDefault, sandboxDown, sandboxPid, sandboxServe, sandboxUp } from '../sandbox/fleet';
 import { SshConnector } from '../ssh/transport';
-import { wholeNumber } from './args';
+import { wholeNumber } from '../values';
 import type { CliIO } from './io';
 import { Progress } from './progress';
 

@@ -50,7 +50,7 @@ function distDir(): string {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A port free on 127.0.0.1 now (the kernel's choice), for a sandbox service. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const s = createServer();
     s.once('error', reject);
