@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRegistry } from '../src/registry';
 import { Script } from '../src/remote/shell';
+import { freePort } from '../src/sandbox/fleet';
 import { generateKeyPair, startSandboxSsh } from '../src/sandbox/ssh-server';
 import { SshConnector } from '../src/ssh/transport';
 
@@ -108,6 +109,27 @@ describe('the sandbox SSH endpoint', () => {
   });
 });
 
+describe('sandbox service ports', () => {
+  test('free, distinct, and outside the ephemeral range that outgoing connections use', async () => {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    const ports: number[] = [];
+    for (let i = 0; i < 50; i++) ports.push(await freePort());
+    expect(new Set(ports).size).toBe(50);
+    expect(ports.filter((p) => p >= lo! && p <= hi!)).toEqual([]);
+    // a port in use is skipped: hold the next candidate, then ask again
+    const held = createServer();
+    await new Promise<void>((r) => held.listen(ports[49]! + 1, '127.0.0.1', r));
+    try {
+      expect(await freePort()).not.toBe(ports[49]! + 1);
+    } finally {
+      held.close();
+    }
+  });
+});
+
 describe('fleet-deploy sandbox (the bundled CLI)', () => {
   test('up, deploy over it, status, down: no process left', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fd-sandbox-'));
@@ -117,9 +139,9 @@ describe('fleet-deploy sandbox (the bundled CLI)', () => {
         timeout: 60_000,
         env: { PATH: process.env.PATH ?? '', HOME: dir },
       });
-    const up = cli('sandbox', 'up', '--dir', dir, '--servers', '2', '--tenants', '2');
+    const up = cli('sandbox', 'up', '--dir', dir, '--servers', '2', '--tenants', '6');
     expect(up.status).toBe(0);
-    expect(up.stdout).toContain('Sandbox fleet up: 2 servers × 2 tenants on 127.0.0.1');
+    expect(up.stdout).toContain('Sandbox fleet up: 2 servers × 6 tenants on 127.0.0.1');
     const pid = Number(readFileSync(join(dir, 'sandbox.pid'), 'utf8'));
     const servicePids = () =>
       ['sandbox-1', 'sandbox-2'].flatMap((s) => {
@@ -142,9 +164,15 @@ describe('fleet-deploy sandbox (the bundled CLI)', () => {
         join(dir, 'client_key'),
         '-v',
         'v1',
+        '--concurrency',
+        '12',
+        '--per-server',
+        '6',
       );
-      expect(deploy.stdout).toContain('4 targets: 4 deployed');
+      expect(deploy.stdout).toContain('12 targets: 12 deployed');
       expect(deploy.status).toBe(0);
+      // 12 health gates wait on one cancellation signal at once: no listener-leak warning
+      expect(deploy.stderr).not.toContain('MaxListenersExceededWarning');
       const status = cli('sandbox', 'status', '--dir', dir);
       expect(status.stdout).toMatch(
         /sandbox-1\/tenant-1-1 +127\.0\.0\.1:\d+ +sandbox +200 \{"status":"ok","version":"v1"\}/,
@@ -152,9 +180,9 @@ describe('fleet-deploy sandbox (the bundled CLI)', () => {
     } finally {
       services = servicePids();
       const down = cli('sandbox', 'down', '--dir', dir);
-      expect(down.stdout).toMatch(/^Sandbox servers stopped; \d services? stopped\.\n$/);
+      expect(down.stdout).toMatch(/^Sandbox servers stopped; \d+ services? stopped\.\n$/);
     }
-    expect(services).toHaveLength(4);
+    expect(services).toHaveLength(12);
     // gone, or a zombie that only waits for PID 1 to reap it: no longer running
     const running = (p: number) =>
       existsSync(`/proc/${p}/stat`) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${p}/stat`, 'utf8'));

@@ -68136,14 +68136,20 @@ function plural(n, word, many = `${word}s`) {
     return `${n.toLocaleString('en-US')} ${n === 1 ? word : many}`;
 }
 
+// EXTERNAL MODULE: external "node:events"
+var external_node_events_ = __nccwpck_require__(8474);
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = require("node:fs/promises");
 ;// CONCATENATED MODULE: ./src/cli/io.ts
 /** What the CLI needs from the world; tests pass their own. */
 
 
+
 function processIO() {
     const controller = new AbortController();
+    // Every target in flight waits on this signal (health probe intervals, retries): as many listeners as
+    // --concurrency allows, removed as each wait ends — not a leak, so no warning past the default 10.
+    (0,external_node_events_.setMaxListeners)(0, controller.signal);
     let interrupts = 0;
     const interrupt = (sig) => {
         interrupts++;
@@ -71059,8 +71065,8 @@ function distDir() {
     return here;
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-/** A port free on 127.0.0.1 now (the kernel's choice), for a sandbox service. */
-function freePort() {
+/** A port the kernel picks (from its ephemeral range) that is free on 127.0.0.1 now. */
+function kernelPort() {
     return new Promise((resolvePort, reject) => {
         const s = (0,external_node_net_.createServer)();
         s.once('error', reject);
@@ -71069,6 +71075,54 @@ function freePort() {
             s.close(() => resolvePort(port));
         });
     });
+}
+function canListen(port) {
+    return new Promise((answer) => {
+        const s = (0,external_node_net_.createServer)();
+        s.once('error', () => answer(false));
+        s.listen(port, '127.0.0.1', () => s.close(() => answer(true)));
+    });
+}
+/**
+ * Where service ports come from: outside the kernel's ephemeral range (which outgoing connections — SSH
+ * sessions, health probes — draw their local ports from), so that no connection made between choosing a
+ * port and starting the service can be holding it. Linux only; elsewhere the kernel picks.
+ */
+function serviceWindow() {
+    let lo, hi;
+    try {
+        [lo, hi] = (0,external_node_fs_namespaceObject.readFileSync)('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+            .trim()
+            .split(/\s+/)
+            .map(Number);
+    }
+    catch {
+        return undefined;
+    }
+    if (lo - 1 - 10_000 >= 4_096)
+        return { from: 10_000, to: lo - 1 };
+    if (65_535 - hi >= 4_096)
+        return { from: hi + 1, to: 65_535 };
+    return undefined;
+}
+let cursor;
+/**
+ * A port free on 127.0.0.1 now, for a sandbox or test service that starts later: taken in turn from a
+ * random point of the service window (free ones only), so one process never hands out a port twice and
+ * two processes rarely meet.
+ */
+async function freePort() {
+    const w = serviceWindow();
+    if (w) {
+        const size = w.to - w.from + 1;
+        cursor ??= Math.floor(Math.random() * size);
+        for (let tries = 0; tries < 256; tries++) {
+            const port = w.from + (cursor++ % size);
+            if (await canListen(port))
+                return port;
+        }
+    }
+    return kernelPort();
 }
 /** Running: exists and is not a zombie waiting to be reaped (an exited process is not running). */
 function alive(pid) {

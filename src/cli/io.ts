@@ -1,4 +1,5 @@
 /** What the CLI needs from the world; tests pass their own. */
+import { setMaxListeners } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { ConfigurationError } from '../errors';
 
@@ -16,6 +17,9 @@ export interface CliIO {
 
 export function processIO(): CliIO {
   const controller = new AbortController();
+  // Every target in flight waits on this signal (health probe intervals, retries): as many listeners as
+  // --concurrency allows, removed as each wait ends — not a leak, so no warning past the default 10.
+  setMaxListeners(0, controller.signal);
   let interrupts = 0;
   const interrupt = (sig: NodeJS.Signals) => {
     interrupts++;
