@@ -260,7 +260,8 @@ async function down(sb) {
   const left = pids.filter(running);
   if (left.length)
     throw new Error(`sandbox down left ${left.length} processes running: ${left.slice(0, 10).join(' ')}`);
-  rmSync(sb.dir, { recursive: true, force: true });
+  if (sb.keep) log(`  kept ${sb.dir} (its logs and reports) for a look at what failed`);
+  else rmSync(sb.dir, { recursive: true, force: true });
 }
 
 for (const sig of ['SIGINT', 'SIGTERM'])
@@ -339,6 +340,9 @@ for (const n of SIZES) {
     log(
       `  sandbox memory: services ${(servicesBytes / MiB).toFixed(0)} MiB, SSH server process ${(serverBytes / MiB).toFixed(0)} MiB (${(perTargetBytes / MiB).toFixed(1)} MiB per target)`,
     );
+  } catch (e) {
+    sb.keep = true;
+    throw e;
   } finally {
     await down(sb);
     live = undefined;

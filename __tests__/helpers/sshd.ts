@@ -111,6 +111,8 @@ export async function startSshd(
   root: string,
   key: ClientKey,
   env: Record<string, string> = {},
+  /** More sshd_config lines (e.g. "PermitOpen none"). */
+  extraConfig: string[] = [],
 ): Promise<TestSshd> {
   ensureDeployUser();
   const dir = join(root, `sshd-${name}`);
@@ -159,6 +161,7 @@ export async function startSshd(
         `SetEnv ${Object.entries(allEnv)
           .map(([k, v]) => `${k}=${v}`)
           .join(' ')}`,
+        ...extraConfig,
         '',
       ].join('\n'),
     );

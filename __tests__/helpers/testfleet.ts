@@ -45,6 +45,8 @@ export interface FleetSpec {
   edit?: (registry: any) => void;
   /** Run v1 on every tenant before the test (through the runtime, as an operator would). */
   startWith?: string;
+  /** More sshd_config lines for every server. */
+  sshdConfig?: string[];
 }
 
 export async function startFleet(spec: FleetSpec): Promise<TestFleet> {
@@ -56,7 +58,7 @@ export async function startFleet(spec: FleetSpec): Promise<TestFleet> {
   try {
     for (let s = 1; s <= spec.servers; s++) {
       const name = `srv-${s}`;
-      const sshd = await startSshd(name, root, key);
+      const sshd = await startSshd(name, root, key, {}, spec.sshdConfig);
       sshds.set(name, sshd);
       const list: any[] = [];
       for (let i = 1; i <= spec.tenantsPerServer; i++) {

@@ -235,3 +235,26 @@ describeSshd('connection failures name the server and the reason', () => {
     expect(fleet.env(fleet.tenants[0]!)).toContain(':v1\n');
   });
 });
+
+describeSshd('health probes need the server to forward to 127.0.0.1', () => {
+  let fleet: TestFleet;
+  beforeAll(async () => {
+    // this sshd forwards no port (that a probe uses no socket of the runner's own is shown in
+    // transport.test.ts, where exactly one connection reaches the service)
+    fleet = await startFleet({
+      servers: 1,
+      tenantsPerServer: 1,
+      startWith: 'v1',
+      sshdConfig: ['PermitOpen none'],
+    });
+  });
+  afterAll(async () => fleet?.stop());
+
+  test('with forwarding refused by sshd, the gate cannot reach the service and says so', async () => {
+    const report = await deploy(fleet.registry, fleet.key, 'v2');
+    const r = report.targets[0]!;
+    expect(r.outcome).not.toBe('deployed');
+    expect(r.error).toMatch(/cannot reach 127\.0\.0\.1:\d+ on the server/);
+    expect(await fleet.health(fleet.tenants[0]!)).toMatch(/^200 /); // the service itself is up
+  });
+});

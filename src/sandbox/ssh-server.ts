@@ -81,6 +81,8 @@ export function startSandboxSsh(o: SandboxSshOptions): Promise<{ port: number; c
           accepted = true;
           const channel = accept();
           channel.pipe(socket).pipe(channel);
+          // as sshd does: a channel closed by the client (a probe that gave up) ends the connection it forwards
+          channel.on('close', () => socket.destroy());
           channel.on('error', () => socket.destroy());
         });
         socket.on('error', () => (accepted ? undefined : reject()));

@@ -153,6 +153,8 @@ function connectionLost(): Error {
 export class SshTransport implements Transport {
   private lost = false;
   private readonly client: Client;
+  /** Commands in flight, ended at once when the connection closes (one listener for all of them). */
+  private readonly inFlight = new Set<() => void>();
 
   constructor(
     private readonly ssh: NodeSSH,
@@ -160,7 +162,10 @@ export class SshTransport implements Transport {
   ) {
     this.client = ssh.connection!;
     const down = () => (this.lost = true);
-    this.client.on('close', down);
+    this.client.on('close', () => {
+      down();
+      for (const lose of [...this.inFlight]) lose();
+    });
     this.client.on('end', down);
     this.client.on('error', down);
   }
@@ -180,11 +185,11 @@ export class SshTransport implements Transport {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        this.client.removeListener('close', onClose);
+        this.inFlight.delete(onClose);
         resolve({ code, stdout, stderr: stderr + extra });
       };
       const onClose = () => finish(null, '\nthe connection was lost');
-      this.client.once('close', onClose);
+      this.inFlight.add(onClose);
       const timer = setTimeout(() => {
         channel?.close();
         finish(null, `\ntimed out after ${Math.round(timeoutMs / 1000)} s`);
@@ -222,42 +227,50 @@ export class SshTransport implements Transport {
   get(port: number, path: string, timeoutMs: number): Promise<HttpResponse> {
     return new Promise((resolve, reject) => {
       if (this.lost) return reject(connectionLost());
-      const timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      this.client.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (err, channel) => {
-        if (err) {
-          clearTimeout(timer);
-          return reject(
-            this.lost
-              ? connectionLost()
-              : new Error(`cannot reach 127.0.0.1:${port} on the server: ${err.message}`),
+      let settled = false;
+      let channel: ClientChannel | undefined;
+      // Whatever ends the probe first (answer, error, timeout) closes its channel: none is left open.
+      const settle = (end: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        channel?.close();
+        end();
+      };
+      const timer = setTimeout(
+        () => settle(() => reject(new Error(`no answer within ${timeoutMs} ms`))),
+        timeoutMs,
+      );
+      this.client.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (err, ch) => {
+        if (err)
+          return settle(() =>
+            reject(
+              this.lost
+                ? connectionLost()
+                : new Error(`cannot reach 127.0.0.1:${port} on the server: ${err.message}`),
+            ),
           );
-        }
+        channel = ch;
+        if (settled) return void ch.close(); // opened after the timeout
         const req = http.request(
           {
             host: '127.0.0.1',
             port,
             path,
             method: 'GET',
-            agent: false,
-            createConnection: () => channel as unknown as import('node:net').Socket,
+            // No `agent` (not even `false`, which makes a fresh Agent that opens its own TCP socket on
+            // the runner): without one, Node speaks HTTP over the connection given here, the channel.
+            createConnection: () => ch as unknown as import('node:net').Socket,
             headers: { connection: 'close' },
           },
           (res) => {
             let body = '';
             res.setEncoding('utf8');
             res.on('data', (c: string) => (body.length < 65536 ? (body += c) : undefined));
-            res.on('end', () => {
-              clearTimeout(timer);
-              channel.close();
-              resolve({ status: res.statusCode ?? 0, body });
-            });
+            res.on('end', () => settle(() => resolve({ status: res.statusCode ?? 0, body })));
           },
         );
-        req.on('error', (e) => {
-          clearTimeout(timer);
-          channel.close();
-          reject(e);
-        });
+        req.on('error', (e) => settle(() => reject(e)));
         req.end();
       });
     });

@@ -1,0 +1,101 @@
+/**
+ * The SSH transport under load on one connection, against a real SSH server (the sandbox's ssh2 server
+ * on 127.0.0.1): many commands at once, and a health probe that travels through the SSH connection and,
+ * when it times out, closes its forwarded channel instead of leaving it open on the server.
+ */
+import { mkdtempSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseRegistry } from '../src/registry';
+import { Script } from '../src/remote/shell';
+import { generateKeyPair, startSandboxSsh } from '../src/sandbox/ssh-server';
+import { SshConnector } from '../src/ssh/transport';
+
+const client = generateKeyPair('test-client');
+const host = generateKeyPair('test-host');
+let port = 0;
+let close: () => Promise<void>;
+
+const server = () =>
+  parseRegistry(
+    JSON.stringify({
+      servers: [
+        {
+          name: 'sb',
+          host: '127.0.0.1',
+          port,
+          region: 'local',
+          hostKey: host.publicKey.split(' ').slice(0, 2).join(' '),
+          tenants: [],
+        },
+      ],
+    }),
+    'sb.json',
+  ).servers[0]!;
+
+beforeAll(async () => {
+  const s = await startSandboxSsh({
+    hostKey: host.privateKey,
+    authorizedKey: client.publicKey,
+    port: 0,
+    home: mkdtempSync(join(tmpdir(), 'fd-transport-')),
+    env: { PATH: '/usr/bin:/bin' },
+  });
+  port = s.port;
+  close = s.close;
+});
+afterAll(async () => close());
+
+// (that the connection's listeners do not pile up is checked where Node's warnings can be seen: the
+// bundled CLI's stderr in sandbox.test.ts)
+test('24 commands at once on one connection: every result, each its own', async () => {
+  const t = await new SshConnector({ privateKey: client.privateKey }).connect(server());
+  try {
+    const results = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        t.exec(new Script(`sleep 0.3; echo ${i}; echo e${i} >&2; exit ${i % 4}`), { timeoutMs: 10_000 }),
+      ),
+    );
+    expect(results).toEqual(
+      Array.from({ length: 24 }, (_, i) => ({ code: i % 4, stdout: `${i}\n`, stderr: `e${i}\n` })),
+    );
+  } finally {
+    await t.close();
+  }
+});
+
+test('a probe goes through the SSH connection; one that gets no answer fails in time and closes its channel', async () => {
+  const held: Socket[] = [];
+  const closed: Array<Promise<void>> = [];
+  const silent = createServer((s) => {
+    held.push(s);
+    closed.push(new Promise((r) => s.once('close', () => r())));
+    s.resume(); // read (and drop) the request, so that its end is seen
+    s.on('end', () => s.end());
+  });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+  const t = await new SshConnector({ privateKey: client.privateKey }).connect(server());
+  try {
+    const started = Date.now();
+    await expect(t.get((silent.address() as { port: number }).port, '/health', 300)).rejects.toThrow(
+      'no answer within 300 ms',
+    );
+    expect(Date.now() - started).toBeLessThan(2_000);
+    // one connection reached the service: the server's end of the forwarded channel, carrying the request
+    // (a probe that opened its own TCP socket on the runner would make a second)
+    expect(held).toHaveLength(1);
+    // the forwarded connection to the service ends although the SSH connection stays up
+    await Promise.race([
+      closed[0],
+      new Promise((_, fail) =>
+        setTimeout(() => fail(new Error('the forwarded connection stayed open')), 3_000),
+      ),
+    ]);
+    expect((await t.exec(new Script('echo still up'), { timeoutMs: 5_000 })).stdout).toBe('still up\n');
+  } finally {
+    await t.close();
+    held.forEach((s) => s.destroy());
+    await new Promise((r) => silent.close(r));
+  }
+});
