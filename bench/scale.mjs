@@ -121,6 +121,43 @@ function procCpuS(pid) {
   }
 }
 
+/** CPU seconds of every process alive now, by PID, with its name (kernel threads included). */
+function processCpu() {
+  const m = new Map();
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat
+        .slice(stat.lastIndexOf(')') + 2)
+        .split(' ')
+        .map(Number);
+      m.set(pid, { name, s: (f[11] + f[12]) / CLK_TCK });
+    } catch {
+      // gone
+    }
+  }
+  return m;
+}
+
+/**
+ * Where the rest of the machine's CPU went during a run: the processes alive at both ends that are not
+ * ours or the sandbox's (kernel threads, daemons), the biggest first.
+ */
+function othersBusy(before, after, exclude) {
+  const by = new Map();
+  for (const [pid, a] of after) {
+    const b = before.get(pid);
+    if (!b || b.name !== a.name || exclude.has(pid) || a.s - b.s <= 0) continue;
+    by.set(a.name, (by.get(a.name) ?? 0) + a.s - b.s);
+  }
+  return [...by]
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, 3)
+    .map(([name, s]) => ({ name, cpuS: s }));
+}
+
 /** Proportional set size (bytes): the memory a process really costs, its shared pages divided among sharers. */
 function pss(pid) {
   try {
@@ -187,6 +224,7 @@ async function deploy(sb, version, concurrency) {
     '--report',
     report,
   ];
+  const procs0 = processCpu();
   const cpu0 = machineCpuS();
   const serve0 = procCpuS(sb.pid);
   const t0 = process.hrtime.bigint();
@@ -200,6 +238,7 @@ async function deploy(sb, version, concurrency) {
   });
   const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
   const machineS = machineCpuS() - cpu0;
+  const others = othersBusy(procs0, processCpu(), new Set([String(sb.pid), String(process.pid)]));
   const serve1 = procCpuS(sb.pid);
   closeSync(out);
   const ru = JSON.parse(readFileSync(rusage, 'utf8'));
@@ -227,6 +266,7 @@ async function deploy(sb, version, concurrency) {
     sandboxCpuMsPerTarget: (sandboxS * 1000) / sb.targets,
     busy: machineS / (wallS * CORES),
     sshServerBusy: (serve1.own - serve0.own) / wallS,
+    othersMsPerTarget: others.map((o) => ({ name: o.name, ms: (o.cpuS * 1000) / sb.targets })),
     targetMedianS: durations[Math.floor(durations.length / 2)] / 1000,
     targetP95S: durations[Math.min(durations.length - 1, Math.floor(durations.length * 0.95))] / 1000,
   };
@@ -403,23 +443,29 @@ const header = [
 // Where it stops and why: the machine's CPU (every sandbox server shares these cores) and its memory.
 const best = runs.reduce((a, r) => (!a || r.targetsPerS > a.targetsPerS ? r : a), undefined);
 const biggest = runs.filter((r) => r.targets === Math.max(...runs.map((x) => x.targets)));
-const sandboxMs = runs.length
-  ? runs.reduce((s, r) => s + r.sandboxCpuMsPerTarget, 0) / runs.length
-  : undefined;
-const oursMs = runs.length ? runs.reduce((s, r) => s + r.oursCpuMsPerTarget, 0) / runs.length : undefined;
-const machineMs = runs.length
-  ? runs.reduce((s, r) => s + r.machineCpuMsPerTarget, 0) / runs.length
-  : undefined;
 const memAvail = meminfo().MemAvailable;
 const holds = perTargetBytes
   ? Math.floor(Math.min(0.8 * memAvail, MAX_MEMORY ?? Infinity) / perTargetBytes)
   : undefined;
 const findings = [];
-if (best && machineMs) {
-  const cap = (CORES * 1000) / machineMs;
+if (best) {
+  const cap = (CORES * 1000) / best.machineCpuMsPerTarget;
+  const rest = best.machineCpuMsPerTarget - best.sandboxCpuMsPerTarget - best.oursCpuMsPerTarget;
   findings.push(
-    `Throughput: the best run made ${f(best.targetsPerS)} targets/s (${best.targets} targets at concurrency ${best.concurrency}, machine busy ${f(best.busy * 100, 0)}%). Each target costs this machine about ${f(machineMs, 0)} ms of CPU — ${f(sandboxMs, 0)} ms in the sandbox (a node process per docker call, the shells, the SSH server), ${f(oursMs)} ms in fleet-deploy (${f((oursMs / machineMs) * 100, 0)}%) — so ${CORES} cores allow at most about ${f(cap)} targets/s here. ${best.busy >= 0.85 ? 'The best run is at that limit: here the machine stops on CPU, nearly all of it spent by the sandbox standing in for servers; more concurrency only makes each target wait longer.' : 'The best run is below that limit: more concurrency would still go faster.'}`,
+    `Throughput: the best run made ${f(best.targetsPerS)} targets/s (${best.targets} targets at concurrency ${best.concurrency}, machine busy ${f(best.busy * 100, 0)}%). There each target cost this machine ${f(best.machineCpuMsPerTarget, 0)} ms of CPU — ${f(best.sandboxCpuMsPerTarget, 0)} ms in the sandbox (a node process per docker call, the shells, the SSH server), ${f(best.oursCpuMsPerTarget)} ms in fleet-deploy (${f((best.oursCpuMsPerTarget / best.machineCpuMsPerTarget) * 100, 0)}%), ${f(rest, 0)} ms elsewhere (the services starting, the kernel) — so ${CORES} cores allow at most about ${f(cap)} targets/s. ${best.busy >= 0.85 ? 'It is at that limit: the machine stops on CPU, nearly all of it spent standing in for servers; past that, more concurrency only makes each target wait longer (see the median target time).' : 'It is below that limit: more concurrency would still go faster.'}`,
   );
+}
+const biggestSlow = biggest.find((r) => r.concurrency === Math.min(...biggest.map((x) => x.concurrency)));
+const smallSlow = runs.find(
+  (r) => r.targets === runs[0].targets && r.concurrency === biggestSlow?.concurrency,
+);
+if (biggestSlow && smallSlow && biggestSlow !== smallSlow) {
+  const grew = biggestSlow.machineCpuMsPerTarget - smallSlow.machineCpuMsPerTarget;
+  const top = biggestSlow.othersMsPerTarget[0];
+  if (grew > 0.1 * smallSlow.machineCpuMsPerTarget)
+    findings.push(
+      `The machine's CPU per target grew from ${f(smallSlow.machineCpuMsPerTarget, 0)} ms at ${smallSlow.targets} targets to ${f(biggestSlow.machineCpuMsPerTarget, 0)} ms at ${biggestSlow.targets} (concurrency ${biggestSlow.concurrency}) while ours and the sandbox's did not${top ? `; the biggest other consumer in that run: ${top.name} with ${f(top.ms, 0)} ms per target${/^kdamond/.test(top.name) ? " (the kernel's DAMON memory monitor, which this VM runs: its work grows with the memory the sandbox's services hold)" : ''}` : ''}.`,
+    );
 }
 if (biggest.length && runs[0].targets !== biggest[0].targets)
   findings.push(

@@ -71069,6 +71069,7 @@ function generateKeyPair(comment) {
 
 
 
+const SANDBOX_HEALTH = { timeout: '3s', deadline: '30s' };
 const SANDBOX_REPOSITORY = 'sandbox.local/acme/app';
 /** Where the bundle lives: this module's directory in dist/index.js (the runtime is dist/sandbox/runtime.js). */
 function distDir() {
@@ -71241,8 +71242,7 @@ async function sandboxUp(dir, spec, rings = ['sandbox', 'canary', 'general']) {
                     path: '/health',
                     json: { status: 'ok', version: '{version}' },
                     interval: '250ms',
-                    timeout: '1s',
-                    deadline: '4s',
+                    ...(spec.health ?? SANDBOX_HEALTH),
                     successes: 2,
                 },
                 minFreeDiskMb: 1,
@@ -71423,7 +71423,12 @@ async function runDemo(_values, io) {
     let code;
     try {
         title(1, 'A sandbox fleet: 3 servers × 3 tenants on 127.0.0.1 (real SSH; services are local processes)');
-        const sb = await sandboxUp(dir, { servers: 3, tenantsPerServer: 3 });
+        // a snappy gate: the bad release is rolled back after 4 s (9 targets leave the machine idle enough)
+        const sb = await sandboxUp(dir, {
+            servers: 3,
+            tenantsPerServer: 3,
+            health: { timeout: '1s', deadline: '4s' },
+        });
         const registry = parseRegistry((0,external_node_fs_namespaceObject.readFileSync)(sb.registry, 'utf8'), sb.registry);
         const key = (0,external_node_fs_namespaceObject.readFileSync)(sb.keyFile, 'utf8');
         const targets = targetsOf(registry);

@@ -111,7 +111,12 @@ export async function runDemo(_values: Values, io: CliIO): Promise<number> {
   let code: number;
   try {
     title(1, 'A sandbox fleet: 3 servers × 3 tenants on 127.0.0.1 (real SSH; services are local processes)');
-    const sb = await sandboxUp(dir, { servers: 3, tenantsPerServer: 3 });
+    // a snappy gate: the bad release is rolled back after 4 s (9 targets leave the machine idle enough)
+    const sb = await sandboxUp(dir, {
+      servers: 3,
+      tenantsPerServer: 3,
+      health: { timeout: '1s', deadline: '4s' },
+    });
     const registry = parseRegistry(readFileSync(sb.registry, 'utf8'), sb.registry);
     const key = readFileSync(sb.keyFile, 'utf8');
     const targets = targetsOf(registry);

@@ -22,7 +22,14 @@ import { generateKeyPair, startSandboxSsh } from './ssh-server';
 export interface SandboxSpec {
   servers: number;
   tenantsPerServer: number;
+  /**
+   * The health gate written to the registry. By default it tolerates a loaded machine (a sandbox of many
+   * servers deploying at high concurrency shares a laptop's few cores); the demo asks for a snappy one.
+   */
+  health?: { timeout: string; deadline: string };
 }
+
+export const SANDBOX_HEALTH = { timeout: '3s', deadline: '30s' };
 
 interface ServerConfig {
   name: string;
@@ -224,8 +231,7 @@ export async function sandboxUp(
           path: '/health',
           json: { status: 'ok', version: '{version}' },
           interval: '250ms',
-          timeout: '1s',
-          deadline: '4s',
+          ...(spec.health ?? SANDBOX_HEALTH),
           successes: 2,
         },
         minFreeDiskMb: 1,

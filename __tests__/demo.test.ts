@@ -1,0 +1,60 @@
+/**
+ * `fleet-deploy demo`, the README's first command, as a user runs it: the bundled CLI, no TTY. It must
+ * show every act of the story (its figures come from the deploys it makes, so they are checked as such)
+ * and leave no process of its sandbox behind.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Running processes (not zombies) whose command line or environment mentions `text`. */
+function processesMentioning(text: string): number[] {
+  const found: number[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) continue;
+      const seen =
+        readFileSync(`/proc/${pid}/cmdline`, 'utf8') + readFileSync(`/proc/${pid}/environ`, 'utf8');
+      if (seen.includes(text)) found.push(Number(pid));
+    } catch {
+      // gone, or another user's
+    }
+  }
+  return found;
+}
+
+test('the demo tells the whole story and tears everything down', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'fd-demo-test-'));
+  const r = spawnSync(process.execPath, ['dist/cli.js', 'demo'], {
+    encoding: 'utf8',
+    timeout: 150_000,
+    env: { PATH: process.env.PATH ?? '', HOME: tmp, TMPDIR: tmp },
+  });
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  const out = r.stdout;
+  expect(out).not.toContain('\x1b['); // no colour without a terminal
+
+  const act = (n: number) => out.slice(out.indexOf(`\n${n}. `), out.indexOf(`\n${n + 1}. `));
+  expect(act(1)).toMatch(/sandbox-1\/tenant-1-1 +sandbox +eu/);
+  expect(act(2)).toContain('9 deployed in');
+  expect(act(2)).toContain('(3 handshakes)');
+  // budget 0: the bad tenant is rolled back and wave 3 never starts
+  expect(act(3)).toMatch(/sandbox-1\/tenant-1-2 +rolled-back .* health gate failed: .*HTTP 500/);
+  expect(act(3).match(/ skipped /g)).toHaveLength(5);
+  expect(act(3)).toContain(
+    'wave 2 exceeded the failure budget: 1 of 4 targets failed or rolled back (25.0% > 0%)',
+  );
+  // budget 30%: the same failure, and the rollout goes on
+  expect(act(4)).toContain('── wave 3 of 3: 5 targets');
+  expect(act(4)).toContain('9 targets: 5 deployed, 3 unchanged, 1 rolled-back');
+  expect(
+    act(5)
+      .match(/^ +\S+Z +(\S+) +(\S+ → \S+)$/gm)
+      ?.map((l) => l.trim().split(/ +/).slice(1).join(' ')),
+  ).toEqual(['deployed v0 → v1', 'rolled-back v1 → v2', 'rolled-back v1 → v2']);
+  expect(act(6)).toContain('sandbox-2/tenant-2-1: rolled back v2 → v1');
+  expect(out).toMatch(/7\. Torn down: sandbox servers stopped, 9 services stopped\. Demo took [\d.]+ s\./);
+  expect(processesMentioning(tmp)).toEqual([]);
+}, 180_000);
