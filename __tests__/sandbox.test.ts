@@ -13,6 +13,7 @@ import { Script } from '../src/remote/shell';
 import { freePort } from '../src/sandbox/fleet';
 import { generateKeyPair, startSandboxSsh } from '../src/sandbox/ssh-server';
 import { SshConnector } from '../src/ssh/transport';
+import { utils } from 'ssh2';
 
 const client = generateKeyPair('test-client');
 const host = generateKeyPair('test-host');
@@ -107,6 +108,16 @@ describe('the sandbox SSH endpoint', () => {
       new SshConnector({ privateKey: client.privateKey, connectAttempts: 1 }).connect(wrong),
     ).rejects.toThrow(/host key verification failed for sb/);
   });
+});
+
+test('generated key pairs always parse (ssh2 makes one malformed pair in 256; those are drawn again)', () => {
+  let malformed = 0;
+  for (let i = 0; i < 2000; i++) {
+    const pair = generateKeyPair(`k${i}`);
+    if (utils.parseKey(pair.privateKey) instanceof Error || utils.parseKey(pair.publicKey) instanceof Error)
+      malformed++;
+  }
+  expect(malformed).toBe(0);
 });
 
 describe('sandbox service ports', () => {

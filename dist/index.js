@@ -71050,10 +71050,19 @@ function startSandboxSsh(o) {
         });
     });
 }
-/** An ed25519 key pair in OpenSSH format: the private key and the "ssh-ed25519 AAAA…" public line. */
+/**
+ * An ed25519 key pair in OpenSSH format: the private key and the "ssh-ed25519 AAAA…" public line.
+ * ssh2's generator strips leading zero bytes from the public key, so one pair in 256 is malformed and
+ * its own parser rejects it (mscdex/ssh2#1390, #1513): such a pair is drawn again.
+ */
 function generateKeyPair(comment) {
-    const pair = lib.utils.generateKeyPairSync('ed25519', { comment });
-    return { privateKey: pair.private, publicKey: pair.public.trim() };
+    for (let attempt = 1;; attempt++) {
+        const pair = lib.utils.generateKeyPairSync('ed25519', { comment });
+        if (!(lib.utils.parseKey(pair.private) instanceof Error) && !(lib.utils.parseKey(pair.public) instanceof Error))
+            return { privateKey: pair.private, publicKey: pair.public.trim() };
+        if (attempt === 20)
+            throw new Error('ssh2 generated 20 malformed ed25519 key pairs in a row');
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/sandbox/fleet.ts
@@ -71354,6 +71363,8 @@ runtime (each service a local process answering /health with its version). \`up\
 (host keys pinned), DIR/known_hosts and DIR/client_key, so these work against it:
   fleet-deploy deploy -r DIR/registry.json --key DIR/client_key --version v1
 Tags can break a release on purpose: broken-* never gets healthy, slow-* takes 20 s, flaky-* flaps.
+The registry's health gate allows 3 s per probe and 30 s in all, enough for a sandbox of many servers
+deploying at high concurrency on a laptop's few cores; edit DIR/registry.json for another.
 
 Options:
       --dir DIR     where the sandbox lives (default: $FLEET_SANDBOX_DIR or ./.fleet-sandbox)

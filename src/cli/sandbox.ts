@@ -26,6 +26,8 @@ runtime (each service a local process answering /health with its version). \`up\
 (host keys pinned), DIR/known_hosts and DIR/client_key, so these work against it:
   fleet-deploy deploy -r DIR/registry.json --key DIR/client_key --version v1
 Tags can break a release on purpose: broken-* never gets healthy, slow-* takes 20 s, flaky-* flaps.
+The registry's health gate allows 3 s per probe and 30 s in all, enough for a sandbox of many servers
+deploying at high concurrency on a laptop's few cores; edit DIR/registry.json for another.
 
 Options:
       --dir DIR     where the sandbox lives (default: $FLEET_SANDBOX_DIR or ./.fleet-sandbox)

@@ -98,8 +98,16 @@ export function startSandboxSsh(o: SandboxSshOptions): Promise<{ port: number; c
   });
 }
 
-/** An ed25519 key pair in OpenSSH format: the private key and the "ssh-ed25519 AAAA…" public line. */
+/**
+ * An ed25519 key pair in OpenSSH format: the private key and the "ssh-ed25519 AAAA…" public line.
+ * ssh2's generator strips leading zero bytes from the public key, so one pair in 256 is malformed and
+ * its own parser rejects it (mscdex/ssh2#1390, #1513): such a pair is drawn again.
+ */
 export function generateKeyPair(comment: string): { privateKey: string; publicKey: string } {
-  const pair = utils.generateKeyPairSync('ed25519', { comment });
-  return { privateKey: pair.private, publicKey: pair.public.trim() };
+  for (let attempt = 1; ; attempt++) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment });
+    if (!(utils.parseKey(pair.private) instanceof Error) && !(utils.parseKey(pair.public) instanceof Error))
+      return { privateKey: pair.private, publicKey: pair.public.trim() };
+    if (attempt === 20) throw new Error('ssh2 generated 20 malformed ed25519 key pairs in a row');
+  }
 }
