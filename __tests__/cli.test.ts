@@ -133,7 +133,7 @@ describe('fleet-deploy deploy (no server needed)', () => {
       '# us-2/soylent  (ssh deploy@us-2.fleet.example.com:2222 via bastion.fleet.example.com)',
     );
     expect(r.stdout).toContain(
-      "[pull] docker pull -q ghcr.io/acme/openclaw:v2 >/dev/null && docker pull -q ghcr.io/acme/safety-wrapper:v2 >/dev/null && docker image inspect --format '{{.Id}}|{{json .RepoDigests}}' ghcr.io/acme/openclaw:v2 ghcr.io/acme/safety-wrapper:v2",
+      "[pull] { touch -c -- /srv/openclaw/acme-corp/.fleet/lock 2>/dev/null || :; } && docker pull -q ghcr.io/acme/openclaw:v2 >/dev/null && docker pull -q ghcr.io/acme/safety-wrapper:v2 >/dev/null && docker image inspect --format '{{.Id}}|{{json .RepoDigests}}' ghcr.io/acme/openclaw:v2 ghcr.io/acme/safety-wrapper:v2",
     );
     expect(r.stdout).toContain('&& docker-compose -f docker-compose.yml -p openclaw-soylent up -d');
     expect(r.stdout).toContain(
@@ -151,6 +151,10 @@ describe('fleet-deploy deploy (no server needed)', () => {
     ],
     [['deploy', '-v', 'v2', '--lock-wait', 'soon'], '--lock-wait: "soon" is not a duration'],
     [['deploy', '-v', 'v2'], '--key: no SSH private key'],
+    [
+      ['deploy', '-v', 'v2', '--break-stale-locks', '10m'],
+      '--break-stale-locks: 10m could break the lock of a deploy still at work: one may leave its lock untouched for 15m (a pull or a switch of',
+    ],
   ])('%j is a configuration error before anything connects: %s', async (argv, words) => {
     const r = await cli(argv);
     expect(r.code).toBe(2);

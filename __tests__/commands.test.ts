@@ -3,7 +3,7 @@
  * tenant directory. Where a script calls `docker`, a recording shim stands in for it on PATH (a double,
  * named so here; the real engine is exercised by the integration and e2e tests).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -11,6 +11,7 @@ import {
   mkdtempSync,
   readFileSync,
   statSync,
+  utimesSync,
   writeFileSync,
   readdirSync,
 } from 'node:fs';
@@ -67,7 +68,7 @@ describe('command strings', () => {
 
   test('pull: every image, then their IDs and digests', () => {
     expect(R.pullImages(t, ['ghcr.io/acme/app:v2']).text).toBe(
-      "docker pull -q ghcr.io/acme/app:v2 >/dev/null && docker image inspect --format '{{.Id}}|{{json .RepoDigests}}' ghcr.io/acme/app:v2",
+      "{ touch -c -- /srv/acme/.fleet/lock 2>/dev/null || :; } && docker pull -q ghcr.io/acme/app:v2 >/dev/null && docker image inspect --format '{{.Id}}|{{json .RepoDigests}}' ghcr.io/acme/app:v2",
     );
   });
 
@@ -75,7 +76,7 @@ describe('command strings', () => {
     const text = R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v2' }).text;
     expect(
       text.startsWith(
-        "cd -- /srv/acme && { cp -p .env .env.fleet-new && awk -v spec=APP_IMAGE=ghcr.io/acme/app:v2 'BEGIN",
+        "cd -- /srv/acme && { touch -c -- /srv/acme/.fleet/lock 2>/dev/null || :; } && { cp -p .env .env.fleet-new && awk -v spec=APP_IMAGE=ghcr.io/acme/app:v2 'BEGIN",
       ),
     ).toBe(true);
     expect(
@@ -87,7 +88,7 @@ describe('command strings', () => {
 
   test('podman compose uses podman for images; docker-compose v1 uses docker', () => {
     expect(R.pullImages(tenant({ compose: { command: 'podman-compose' } }), ['x/y:1']).text).toMatch(
-      /^podman pull -q x\/y:1/,
+      /\} && podman pull -q x\/y:1/,
     );
     expect(R.update(tenant({ compose: { command: 'docker-compose' } }), { A: 'x/y:1' }).text).toMatch(
       /&& docker-compose -f docker-compose.yml up -d $/,
@@ -110,7 +111,9 @@ describe('command strings', () => {
   test('a user command runs as its own shell with the version in its environment', () => {
     expect(
       R.runUserCommand(t, 'npm run migrate && echo "$FLEET_VERSION"', { FLEET_VERSION: 'v2' }).text,
-    ).toBe(`cd -- /srv/acme && FLEET_VERSION=v2 sh -c 'npm run migrate && echo "$FLEET_VERSION"'`);
+    ).toBe(
+      `cd -- /srv/acme && { touch -c -- /srv/acme/.fleet/lock 2>/dev/null || :; } && FLEET_VERSION=v2 sh -c 'npm run migrate && echo "$FLEET_VERSION"'`,
+    );
   });
 
   test('versions: a tag or a digest, nothing else', () => {
@@ -192,6 +195,69 @@ describe('prepare, run by a real shell', () => {
     expect(r.status).toBe(0);
     expect(R.parsePrepared(r.stdout).brokeStale).toBe(owner('crashed'));
     expect(readFileSync(join(w.dir, '.fleet/lock/owner'), 'utf8')).toBe(`${owner('next')}\n`);
+  });
+
+  test('every later round trip of the holder keeps its lock fresh, so it is never taken for stale', () => {
+    const w = workdir(ENV);
+    const t = tenant({ path: w.dir });
+    w.run(R.prepare(t, owner('working')));
+    const lock = join(w.dir, '.fleet/lock');
+    const ageS = () => (Date.now() - statSync(lock).mtimeMs) / 1000;
+    const longAgo = new Date(Date.now() - 2 * 3600_000);
+    for (const step of [
+      R.pullImages(t, ['ghcr.io/acme/app:v2']),
+      R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v2' }),
+      R.runUserCommand(t, 'true', {}),
+    ]) {
+      utimesSync(lock, longAgo, longAgo);
+      expect(ageS()).toBeGreaterThan(3600);
+      w.run(step);
+      expect(ageS()).toBeLessThan(60);
+    }
+    // a deploy that would break locks older than an hour finds this one held
+    expect(w.run(R.prepare(t, owner('next'), 3600)).status).toBe(R.LOCK_HELD);
+    // and a touch never brings back a lock that is gone
+    w.run(R.finish(t, { token: 'working' }));
+    w.run(R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v3' }));
+    expect(existsSync(lock)).toBe(false);
+  });
+
+  test('a stale lock that another deploy is breaking right now is left to it', () => {
+    const w = workdir(ENV);
+    const t = tenant({ path: w.dir });
+    w.run(R.prepare(t, owner('crashed')));
+    mkdirSync(join(w.dir, '.fleet/lock.break')); // the other breaker's turn
+    const r = w.run(R.prepare(t, owner('late'), 0));
+    expect(r.status).toBe(R.LOCK_HELD);
+    expect(R.parsePrepared(r.stdout).lock?.owner).toBe(owner('crashed'));
+    expect(readFileSync(join(w.dir, '.fleet/lock/owner'), 'utf8')).toBe(`${owner('crashed')}\n`);
+  });
+
+  test('deploys that find the same lock stale at once: exactly one breaks and takes it', async () => {
+    for (let round = 0; round < 10; round++) {
+      const w = workdir(ENV);
+      const t = tenant({ path: w.dir });
+      w.run(R.prepare(t, owner('crashed')));
+      const old = new Date(Date.now() - 3600_000);
+      utimesSync(join(w.dir, '.fleet/lock'), old, old);
+      const codes = await Promise.all(
+        ['a', 'b', 'c', 'd'].map(
+          (who) =>
+            new Promise<[string, number | null]>((done) => {
+              const p = spawn('sh', ['-c', R.prepare(t, owner(who), 60).text], {
+                env: { PATH: `${join(w.dir, '../bin')}:/usr/bin:/bin` },
+                stdio: 'ignore',
+              });
+              p.on('close', (code) => done([who, code]));
+            }),
+        ),
+      );
+      const winners = codes.filter(([, c]) => c === 0).map(([who]) => who);
+      expect(winners).toHaveLength(1);
+      expect(codes.filter(([, c]) => c === R.LOCK_HELD)).toHaveLength(3);
+      expect(readFileSync(join(w.dir, '.fleet/lock/owner'), 'utf8')).toBe(`${owner(winners[0]!)}\n`);
+      expect(existsSync(join(w.dir, '.fleet/lock.break'))).toBe(false);
+    }
   });
 
   test.each([

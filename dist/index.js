@@ -68368,6 +68368,12 @@ function composeArgv(t) {
     return argv;
 }
 const enter = (t) => sh `cd -- ${t.path}`;
+/**
+ * Keeps the lock's age (its directory's mtime) fresh: every round trip of a deploy after `prepare`
+ * starts with it, so only a lock no deploy is working under grows old (src/deploy/locks.ts). `-c`: a
+ * lock that is gone stays gone.
+ */
+const touchLock = (t) => sh `{ touch -c -- ${`${t.path}/${LOCK_DIR}`} 2>/dev/null || :; }`;
 /** Exit code of `prepare` when another deploy holds the lock. */
 const LOCK_HELD = 20;
 /** Exit code of `update` when .env could not be switched (so nothing changed). */
@@ -68393,9 +68399,12 @@ function prepare(t, owner, breakAfterS) {
     lines.push(sh `mkdir -p ${STATE_DIR} || exit 1`);
     const take = sh `mkdir ${LOCK_DIR} 2>/dev/null && printf '%s\n' ${owner} > ${LOCK_DIR}/owner`;
     const age = sh `$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
+    // Breaking is done under a second lock (mkdir LOCK_DIR.break) and the age checked again under it, so
+    // of two deploys that both found the lock stale only one breaks it — the other then finds it held.
+    const breaking = `${LOCK_DIR}.break`;
     const stale = breakAfterS === undefined
         ? sh ``
-        : sh `elif [ ${age} -ge ${breakAfterS} ]; then echo "@@stale $(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR} && ${take} || exit ${LOCK_HELD}; `;
+        : sh `elif [ ${age} -ge ${breakAfterS} ] && mkdir ${breaking} 2>/dev/null && { if [ ${age} -ge ${breakAfterS} ]; then echo "@@stale $(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR}; fi; ${take}; took=$?; rmdir ${breaking}; [ $took -eq 0 ]; }; then :; `;
     lines.push(sh `if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`);
     if (t.commands) {
         lines.push(sh `echo '@@current'; sh -c ${t.commands.current} || exit 1`);
@@ -68456,7 +68465,7 @@ function normalizeId(id) {
 function pullImages(t, refs) {
     const engine = engineOf(t.compose.command);
     const pulls = refs.map((ref) => sh `${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
-    return sh `${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`;
+    return sh `${touchLock(t)} && ${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`;
 }
 function parseImages(stdout) {
     return stdout
@@ -68489,7 +68498,7 @@ function update(t, assignments) {
     const program = new Script(`'BEGIN { n = split(spec, a, "\\n"); for (i = 1; i <= n; i++) { eq = index(a[i], "="); val[substr(a[i], 1, eq - 1)] = substr(a[i], eq + 1) } }
 { for (k in val) if ($0 ~ ("^(export[ \\t]+)?" k "=")) { print (($0 ~ /^export[ \\t]/) ? "export " : "") k "=" val[k]; seen[k] = 1; next } print }
 END { for (k in val) if (!(k in seen)) print k "=" val[k] }'`);
-    return sh `${enter(t)} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`;
+    return sh `${enter(t)} && ${touchLock(t)} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`;
 }
 /** The containers' own HEALTHCHECK states: healthy, unhealthy, starting, or none. */
 function containerHealth(t) {
@@ -68522,13 +68531,13 @@ function readHistory(t, lines) {
     return sh `${enter(t)} 2>/dev/null && { tail -n ${lines} ${HISTORY_FILE} 2>/dev/null || true; }`;
 }
 function runUserCommand(t, command, env) {
-    return sh `${enter(t)} && ${envPrefix(env)} sh -c ${command}`;
+    return sh `${enter(t)} && ${touchLock(t)} && ${envPrefix(env)} sh -c ${command}`;
 }
 function commands_backup(t, stamp) {
     const b = t.backup;
     const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
     const pre = b.command ? sh `sh -c ${b.command} && ` : sh ``;
-    return sh `${enter(t)} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`;
+    return sh `${enter(t)} && ${touchLock(t)} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`;
 }
 
 ;// CONCATENATED MODULE: ./src/health/gate.ts
@@ -69306,6 +69315,47 @@ function dryRunCommands(target, version) {
         add('post-deploy hook', runUserCommand(t, k.run, env));
     add('finish', finish(t, { token: '<token>', history: '<entry>', remove: ['<images beyond the last releases>'] }));
     return out;
+}
+
+;// CONCATENATED MODULE: ./src/deploy/locks.ts
+/** The longest a live deploy of this tenant goes between two touches of its lock, and which step that is. */
+function longestQuiet(t, limits) {
+    const steps = [
+        { ms: limits.commandTimeoutMs, step: 'a remote command' },
+        { ms: limits.pullTimeoutMs, step: 'a pull or a switch' },
+        { ms: t.health.deadlineMs + t.health.timeoutMs, step: 'the health gate' },
+        ...[...t.hooks.preDeploy, ...t.hooks.postDeploy, ...t.hooks.onRollback].map((h) => ({
+            ms: h.timeoutMs,
+            step: 'a hook',
+        })),
+    ];
+    return steps.reduce((a, b) => (b.ms > a.ms ? b : a));
+}
+const human = (ms) => ms % 3_600_000 === 0
+    ? `${ms / 3_600_000}h`
+    : ms % 60_000 === 0
+        ? `${ms / 60_000}m`
+        : `${Math.ceil(ms / 1000)}s`;
+/**
+ * A problem when `ageMs` could break the lock of a deploy that is still at work: it must be at least
+ * twice the longest quiet stretch of any target (a margin for clocks and slow round trips).
+ */
+function staleLockProblem(ageMs, targets, limits, source) {
+    let worst;
+    for (const target of targets) {
+        const q = longestQuiet(target.tenant, limits);
+        if (!worst || q.ms > worst.ms)
+            worst = { ...q, id: target.id };
+    }
+    if (!worst || ageMs >= 2 * worst.ms)
+        return undefined;
+    const least = Math.ceil((2 * worst.ms) / 60_000) * 60_000;
+    return {
+        path: [],
+        source,
+        message: `${human(ageMs)} could break the lock of a deploy still at work: one may leave its lock untouched for ${human(worst.ms)} (${worst.step} of ${worst.id})`,
+        hint: `give at least twice that, e.g. ${human(least)}`,
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/ports.ts
@@ -70716,6 +70766,7 @@ class Progress {
 
 
 
+
 const DEPLOY_USAGE = `fleet-deploy deploy --version TAG|DIGEST [--registry FILE] [--select EXPR] [--waves SPEC]
                     [--concurrency N] [--per-server N] [--max-failure-percent P] [--max-failures N]
                     [--report FILE] [--dry-run] [--key FILE] [--known-hosts FILE]
@@ -70789,6 +70840,11 @@ async function runDeploy(values, io, mode = 'deploy') {
         maxFailurePercent: percent(deploy_str(values, 'max-failure-percent'), '--max-failure-percent', 0),
         ...(maxFailures !== undefined ? { maxFailures: wholeNumber(maxFailures, '--max-failures', 0, 0) } : {}),
     };
+    if (options.breakLocksOlderThanMs !== undefined) {
+        const problem = staleLockProblem(options.breakLocksOlderThanMs, plan.plan.flatMap((w) => w.targets), options, '--break-stale-locks');
+        if (problem)
+            throw new ConfigurationError([problem]);
+    }
     if (values['dry-run'] && mode === 'deploy') {
         io.stdout(`Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${version}. Nothing is contacted.\n`);
         for (const wave of plan.plan) {
@@ -74849,6 +74905,7 @@ async function actionRegistry() {
 
 
 
+
 const DEPLOY_INPUTS = {
     registry: 'registry',
     version: 'version',
@@ -74946,6 +75003,11 @@ async function runDeployAction(mode = 'deploy') {
         ...(maxFailures ? { maxFailures: positiveInt(DEPLOY_INPUTS.maxFailures, 0, 0) } : {}),
         skipOnceHooks: getInput('once-hooks').trim() === 'false',
     };
+    if (options.breakLocksOlderThanMs !== undefined) {
+        const problem = staleLockProblem(options.breakLocksOlderThanMs, plan.plan.flatMap((w) => w.targets), options, `input "${DEPLOY_INPUTS.breakStaleLocks}"`);
+        if (problem)
+            throw new ConfigurationError([problem]);
+    }
     if (getInput('dry-run').trim() === 'true') {
         for (const t of plan.plan.flatMap((w) => w.targets)) {
             startGroup(`${t.id}: the remote commands a deploy of ${version} would run`);

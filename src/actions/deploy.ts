@@ -9,6 +9,7 @@ import * as core from '@actions/core';
 import { ConfigurationError } from '../errors';
 import { deployFleet, type FleetOptions, type FleetReport } from '../deploy/fleet';
 import { dryRunCommands } from '../deploy/dry-run';
+import { staleLockProblem } from '../deploy/locks';
 import { systemClock } from '../deploy/ports';
 import type { LockEvent } from '../deploy/target';
 import { fetchUrl } from '../http/fetch';
@@ -120,6 +121,15 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
     ...(maxFailures ? { maxFailures: positiveInt(DEPLOY_INPUTS.maxFailures, 0, 0) } : {}),
     skipOnceHooks: core.getInput('once-hooks').trim() === 'false',
   };
+  if (options.breakLocksOlderThanMs !== undefined) {
+    const problem = staleLockProblem(
+      options.breakLocksOlderThanMs,
+      plan.plan.flatMap((w) => w.targets),
+      options,
+      `input "${DEPLOY_INPUTS.breakStaleLocks}"`,
+    );
+    if (problem) throw new ConfigurationError([problem]);
+  }
   if (core.getInput('dry-run').trim() === 'true') {
     for (const t of plan.plan.flatMap((w) => w.targets)) {
       core.startGroup(`${t.id}: the remote commands a deploy of ${version} would run`);

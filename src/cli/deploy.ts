@@ -2,6 +2,7 @@
 import { ConfigurationError } from '../errors';
 import { deployFleet, type FleetOptions } from '../deploy/fleet';
 import { dryRunCommands } from '../deploy/dry-run';
+import { staleLockProblem } from '../deploy/locks';
 import { systemClock } from '../deploy/ports';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment, type Plan } from '../plan/plan';
@@ -95,6 +96,16 @@ export async function runDeploy(
     maxFailurePercent: percent(str(values, 'max-failure-percent'), '--max-failure-percent', 0),
     ...(maxFailures !== undefined ? { maxFailures: wholeNumber(maxFailures, '--max-failures', 0, 0) } : {}),
   };
+
+  if (options.breakLocksOlderThanMs !== undefined) {
+    const problem = staleLockProblem(
+      options.breakLocksOlderThanMs,
+      plan.plan.flatMap((w) => w.targets),
+      options,
+      '--break-stale-locks',
+    );
+    if (problem) throw new ConfigurationError([problem]);
+  }
 
   if (values['dry-run'] && mode === 'deploy') {
     io.stdout(

@@ -81,6 +81,13 @@ export function composeArgv(t: Tenant): string[] {
 
 const enter = (t: Tenant) => sh`cd -- ${t.path}`;
 
+/**
+ * Keeps the lock's age (its directory's mtime) fresh: every round trip of a deploy after `prepare`
+ * starts with it, so only a lock no deploy is working under grows old (src/deploy/locks.ts). `-c`: a
+ * lock that is gone stays gone.
+ */
+const touchLock = (t: Tenant) => sh`{ touch -c -- ${`${t.path}/${LOCK_DIR}`} 2>/dev/null || :; }`;
+
 /** Exit code of `prepare` when another deploy holds the lock. */
 export const LOCK_HELD = 20;
 /** Exit code of `update` when .env could not be switched (so nothing changed). */
@@ -107,10 +114,13 @@ export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script 
   lines.push(sh`mkdir -p ${STATE_DIR} || exit 1`);
   const take = sh`mkdir ${LOCK_DIR} 2>/dev/null && printf '%s\n' ${owner} > ${LOCK_DIR}/owner`;
   const age = sh`$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
+  // Breaking is done under a second lock (mkdir LOCK_DIR.break) and the age checked again under it, so
+  // of two deploys that both found the lock stale only one breaks it — the other then finds it held.
+  const breaking = `${LOCK_DIR}.break`;
   const stale =
     breakAfterS === undefined
       ? sh``
-      : sh`elif [ ${age} -ge ${breakAfterS} ]; then echo "@@stale $(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR} && ${take} || exit ${LOCK_HELD}; `;
+      : sh`elif [ ${age} -ge ${breakAfterS} ] && mkdir ${breaking} 2>/dev/null && { if [ ${age} -ge ${breakAfterS} ]; then echo "@@stale $(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR}; fi; ${take}; took=$?; rmdir ${breaking}; [ $took -eq 0 ]; }; then :; `;
   lines.push(
     sh`if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`,
   );
@@ -180,7 +190,7 @@ export function normalizeId(id: string): string {
 export function pullImages(t: Tenant, refs: readonly string[]): Script {
   const engine = engineOf(t.compose.command);
   const pulls = refs.map((ref) => sh`${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
-  return sh`${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`;
+  return sh`${touchLock(t)} && ${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`;
 }
 
 export function parseImages(stdout: string): Array<{ id: string; digests: string[] }> {
@@ -216,7 +226,7 @@ export function update(t: Tenant, assignments: Readonly<Record<string, string>>)
 { for (k in val) if ($0 ~ ("^(export[ \\t]+)?" k "=")) { print (($0 ~ /^export[ \\t]/) ? "export " : "") k "=" val[k]; seen[k] = 1; next } print }
 END { for (k in val) if (!(k in seen)) print k "=" val[k] }'`,
   );
-  return sh`${enter(t)} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`;
+  return sh`${enter(t)} && ${touchLock(t)} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`;
 }
 
 /** The containers' own HEALTHCHECK states: healthy, unhealthy, starting, or none. */
@@ -259,12 +269,12 @@ export function readHistory(t: Tenant, lines: number): Script {
 }
 
 export function runUserCommand(t: Tenant, command: string, env: Readonly<Record<string, string>>): Script {
-  return sh`${enter(t)} && ${envPrefix(env)} sh -c ${command}`;
+  return sh`${enter(t)} && ${touchLock(t)} && ${envPrefix(env)} sh -c ${command}`;
 }
 
 export function backup(t: Tenant, stamp: string): Script {
   const b = t.backup!;
   const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
   const pre = b.command ? sh`sh -c ${b.command} && ` : sh``;
-  return sh`${enter(t)} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`;
+  return sh`${enter(t)} && ${touchLock(t)} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`;
 }

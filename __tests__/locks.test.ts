@@ -1,0 +1,39 @@
+/** When a lock may be called stale: never while a live deploy could still be between two touches of it. */
+import { parseRegistry, targetsOf } from '../src/registry';
+import { longestQuiet, staleLockProblem } from '../src/deploy/locks';
+import { formatProblem } from '../src/errors';
+import { baseRegistry } from './helpers/registry';
+
+const limits = { commandTimeoutMs: 120_000, pullTimeoutMs: 900_000 };
+
+function targets(tenant: Record<string, unknown> = {}) {
+  const r = baseRegistry();
+  Object.assign(r.servers[0].tenants[0], tenant);
+  return targetsOf(parseRegistry(JSON.stringify(r), 'r.json'));
+}
+
+test('the longest quiet stretch is the longest step: a pull, the health gate or a hook', () => {
+  expect(longestQuiet(targets()[0]!.tenant, limits)).toEqual({ ms: 900_000, step: 'a pull or a switch' });
+  expect(
+    longestQuiet(targets({ health: { port: 8080, deadline: '20m', timeout: '5s' } })[0]!.tenant, limits),
+  ).toEqual({ ms: 1_205_000, step: 'the health gate' });
+  expect(
+    longestQuiet(
+      targets({ hooks: { preDeploy: [{ run: 'make migrate', timeout: '60m' }] } })[0]!.tenant,
+      limits,
+    ),
+  ).toEqual({ ms: 3_600_000, step: 'a hook' });
+});
+
+test('an age under twice that is refused, naming the flag, the value, the step, the target and the fix', () => {
+  const ts = targets({ hooks: { preDeploy: [{ run: 'make migrate', timeout: '60m' }] } });
+  const p = staleLockProblem(90 * 60_000, ts, limits, '--break-stale-locks');
+  expect(p && formatProblem(p)).toBe(
+    `--break-stale-locks: 90m could break the lock of a deploy still at work: one may leave its lock untouched for 1h (a hook of ${ts[0]!.id}) (give at least twice that, e.g. 2h)`,
+  );
+  expect(staleLockProblem(2 * 3_600_000, ts, limits, '--break-stale-locks')).toBeUndefined();
+  expect(staleLockProblem(30 * 60_000, targets(), limits, 'x')).toBeUndefined();
+  expect(staleLockProblem(29 * 60_000, targets(), limits, 'x')?.hint).toBe(
+    'give at least twice that, e.g. 30m',
+  );
+});

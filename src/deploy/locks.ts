@@ -1,0 +1,61 @@
+/**
+ * When a tenant's lock may be called stale. A lock's age is the time since its directory was last
+ * touched: taking it touches it, and so does every later round trip of the deploy that holds it (pull,
+ * switch, hooks, backup — see src/remote/commands.ts). So a live deploy leaves its lock untouched for
+ * at most its longest single step, and `--break-stale-locks AGE` is safe when AGE is well above that.
+ */
+import type { Problem } from '../errors';
+import type { Target, Tenant } from '../registry/model';
+
+export interface StepLimits {
+  /** Any remote command but a pull or a switch. */
+  commandTimeoutMs: number;
+  /** A pull, and the switch (`compose up` may pull too). */
+  pullTimeoutMs: number;
+}
+
+/** The longest a live deploy of this tenant goes between two touches of its lock, and which step that is. */
+export function longestQuiet(t: Tenant, limits: StepLimits): { ms: number; step: string } {
+  const steps: Array<{ ms: number; step: string }> = [
+    { ms: limits.commandTimeoutMs, step: 'a remote command' },
+    { ms: limits.pullTimeoutMs, step: 'a pull or a switch' },
+    { ms: t.health.deadlineMs + t.health.timeoutMs, step: 'the health gate' },
+    ...[...t.hooks.preDeploy, ...t.hooks.postDeploy, ...t.hooks.onRollback].map((h) => ({
+      ms: h.timeoutMs,
+      step: 'a hook',
+    })),
+  ];
+  return steps.reduce((a, b) => (b.ms > a.ms ? b : a));
+}
+
+const human = (ms: number) =>
+  ms % 3_600_000 === 0
+    ? `${ms / 3_600_000}h`
+    : ms % 60_000 === 0
+      ? `${ms / 60_000}m`
+      : `${Math.ceil(ms / 1000)}s`;
+
+/**
+ * A problem when `ageMs` could break the lock of a deploy that is still at work: it must be at least
+ * twice the longest quiet stretch of any target (a margin for clocks and slow round trips).
+ */
+export function staleLockProblem(
+  ageMs: number,
+  targets: readonly Target[],
+  limits: StepLimits,
+  source: string,
+): Problem | undefined {
+  let worst: { ms: number; step: string; id: string } | undefined;
+  for (const target of targets) {
+    const q = longestQuiet(target.tenant, limits);
+    if (!worst || q.ms > worst.ms) worst = { ...q, id: target.id };
+  }
+  if (!worst || ageMs >= 2 * worst.ms) return undefined;
+  const least = Math.ceil((2 * worst.ms) / 60_000) * 60_000;
+  return {
+    path: [],
+    source,
+    message: `${human(ageMs)} could break the lock of a deploy still at work: one may leave its lock untouched for ${human(worst.ms)} (${worst.step} of ${worst.id})`,
+    hint: `give at least twice that, e.g. ${human(least)}`,
+  };
+}
