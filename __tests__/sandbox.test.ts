@@ -13,26 +13,10 @@ import { Script } from '../src/remote/shell';
 import { freePort } from '../src/sandbox/fleet';
 import { generateKeyPair, startSandboxSsh } from '../src/sandbox/ssh-server';
 import { SshConnector } from '../src/ssh/transport';
+import { client, host, sandboxServer } from './helpers/sandbox-ssh';
 import { utils } from 'ssh2';
 
-const client = generateKeyPair('test-client');
-const host = generateKeyPair('test-host');
-
-function server(port: number) {
-  const reg = {
-    servers: [
-      {
-        name: 'sb',
-        host: '127.0.0.1',
-        port,
-        region: 'local',
-        hostKey: host.publicKey.split(' ').slice(0, 2).join(' '),
-        tenants: [],
-      },
-    ],
-  };
-  return parseRegistry(JSON.stringify(reg), 'sb.json').servers[0]!;
-}
+const server = sandboxServer;
 
 describe('the sandbox SSH endpoint', () => {
   let port = 0;

@@ -7,32 +7,14 @@ import { mkdtempSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseRegistry } from '../src/registry';
 import { Script } from '../src/remote/shell';
-import { generateKeyPair, startSandboxSsh } from '../src/sandbox/ssh-server';
+import { startSandboxSsh } from '../src/sandbox/ssh-server';
 import { SshConnector } from '../src/ssh/transport';
+import { client, host, sandboxServer } from './helpers/sandbox-ssh';
 
-const client = generateKeyPair('test-client');
-const host = generateKeyPair('test-host');
 let port = 0;
 let close: () => Promise<void>;
-
-const server = () =>
-  parseRegistry(
-    JSON.stringify({
-      servers: [
-        {
-          name: 'sb',
-          host: '127.0.0.1',
-          port,
-          region: 'local',
-          hostKey: host.publicKey.split(' ').slice(0, 2).join(' '),
-          tenants: [],
-        },
-      ],
-    }),
-    'sb.json',
-  ).servers[0]!;
+const server = () => sandboxServer(port);
 
 beforeAll(async () => {
   const s = await startSandboxSsh({
