@@ -153,7 +153,7 @@ describe('fleet-deploy deploy (no server needed)', () => {
     [['deploy', '-v', 'v2'], '--key: no SSH private key'],
     [
       ['deploy', '-v', 'v2', '--break-stale-locks', '10m'],
-      '--break-stale-locks: 10m could break the lock of a deploy still at work: one may leave its lock untouched for 15m (a pull or a switch of',
+      '--break-stale-locks: 10m could break the lock of a deploy still at work: one may leave its lock untouched for up to 19m (the switch and the health gate of eu-2/initech) (give at least twice that, e.g. 37m)',
     ],
   ])('%j is a configuration error before anything connects: %s', async (argv, words) => {
     const r = await cli(argv);

@@ -76,7 +76,7 @@ describe('command strings', () => {
     const text = R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v2' }).text;
     expect(
       text.startsWith(
-        "cd -- /srv/acme && { touch -c -- /srv/acme/.fleet/lock 2>/dev/null || :; } && { cp -p .env .env.fleet-new && awk -v spec=APP_IMAGE=ghcr.io/acme/app:v2 'BEGIN",
+        "cd -- /srv/acme && { touch -c -- .fleet/lock 2>/dev/null || :; } && { cp -p .env .env.fleet-new && awk -v spec=APP_IMAGE=ghcr.io/acme/app:v2 'BEGIN",
       ),
     ).toBe(true);
     expect(
@@ -112,7 +112,7 @@ describe('command strings', () => {
     expect(
       R.runUserCommand(t, 'npm run migrate && echo "$FLEET_VERSION"', { FLEET_VERSION: 'v2' }).text,
     ).toBe(
-      `cd -- /srv/acme && { touch -c -- /srv/acme/.fleet/lock 2>/dev/null || :; } && FLEET_VERSION=v2 sh -c 'npm run migrate && echo "$FLEET_VERSION"'`,
+      `cd -- /srv/acme && { touch -c -- .fleet/lock 2>/dev/null || :; } && FLEET_VERSION=v2 sh -c 'npm run migrate && echo "$FLEET_VERSION"'`,
     );
   });
 
@@ -220,6 +220,44 @@ describe('prepare, run by a real shell', () => {
     w.run(R.finish(t, { token: 'working' }));
     w.run(R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v3' }));
     expect(existsSync(lock)).toBe(false);
+  });
+
+  test('a tenant path relative to the login directory: the lock is touched all the same', () => {
+    const w = workdir(ENV);
+    const home = join(w.dir, '..');
+    const t = tenant({ path: 'tenant' });
+    const inHome = (script: { text: string }) =>
+      spawnSync('sh', ['-c', script.text], {
+        cwd: home,
+        encoding: 'utf8',
+        env: { PATH: `${join(home, 'bin')}:/usr/bin:/bin` },
+      });
+    expect(inHome(R.prepare(t, owner('rel'))).status).toBe(0);
+    const lock = join(w.dir, '.fleet/lock');
+    const longAgo = new Date(Date.now() - 2 * 3600_000);
+    for (const step of [
+      R.pullImages(t, ['ghcr.io/acme/app:v2']),
+      R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v2' }),
+      R.runUserCommand(t, 'true', {}),
+    ]) {
+      utimesSync(lock, longAgo, longAgo);
+      inHome(step);
+      expect(Date.now() - statSync(lock).mtimeMs).toBeLessThan(60_000);
+    }
+  });
+
+  test('a breaking lock left by a breaker that died (a minute old) does not block breaking for good', () => {
+    const w = workdir(ENV);
+    const t = tenant({ path: w.dir });
+    w.run(R.prepare(t, owner('crashed')));
+    const leftover = join(w.dir, '.fleet/lock.break');
+    mkdirSync(leftover);
+    const old = new Date(Date.now() - 120_000);
+    utimesSync(leftover, old, old);
+    const r = w.run(R.prepare(t, owner('next'), 0));
+    expect(r.status).toBe(0);
+    expect(R.parsePrepared(r.stdout).brokeStale).toBe(owner('crashed'));
+    expect(existsSync(leftover)).toBe(false);
   });
 
   test('a stale lock that another deploy is breaking right now is left to it', () => {

@@ -68,12 +68,13 @@ test('a probe goes through the SSH connection; one that gets no answer fails in 
     // (a probe that opened its own TCP socket on the runner would make a second)
     expect(held).toHaveLength(1);
     // the forwarded connection to the service ends although the SSH connection stays up
+    let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       closed[0],
-      new Promise((_, fail) =>
-        setTimeout(() => fail(new Error('the forwarded connection stayed open')), 3_000),
-      ),
-    ]);
+      new Promise((_, fail) => {
+        timer = setTimeout(() => fail(new Error('the forwarded connection stayed open')), 3_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
     expect((await t.exec(new Script('echo still up'), { timeoutMs: 5_000 })).stdout).toBe('still up\n');
   } finally {
     await t.close();

@@ -68373,7 +68373,9 @@ const enter = (t) => sh `cd -- ${t.path}`;
  * starts with it, so only a lock no deploy is working under grows old (src/deploy/locks.ts). `-c`: a
  * lock that is gone stays gone.
  */
-const touchLock = (t) => sh `{ touch -c -- ${`${t.path}/${LOCK_DIR}`} 2>/dev/null || :; }`;
+const touchLock = sh `{ touch -c -- ${LOCK_DIR} 2>/dev/null || :; }`;
+/** The same from the login directory, for a script that does not enter the tenant's (the path may be relative to it). */
+const touchLockFromHome = (t) => sh `{ touch -c -- ${`${t.path}/${LOCK_DIR}`} 2>/dev/null || :; }`;
 /** Exit code of `prepare` when another deploy holds the lock. */
 const LOCK_HELD = 20;
 /** Exit code of `update` when .env could not be switched (so nothing changed). */
@@ -68401,10 +68403,13 @@ function prepare(t, owner, breakAfterS) {
     const age = sh `$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
     // Breaking is done under a second lock (mkdir LOCK_DIR.break) and the age checked again under it, so
     // of two deploys that both found the lock stale only one breaks it — the other then finds it held.
+    // The second lock is held for a few shell lines: a trap removes it if the shell dies there (a closed
+    // channel, a signal), nothing is printed while it is held, and one a minute old is an accident's.
     const breaking = `${LOCK_DIR}.break`;
+    const breakingAge = sh `$(( $(date +%s) - $(stat -c %Y ${breaking} 2>/dev/null || date +%s) ))`;
     const stale = breakAfterS === undefined
         ? sh ``
-        : sh `elif [ ${age} -ge ${breakAfterS} ] && mkdir ${breaking} 2>/dev/null && { if [ ${age} -ge ${breakAfterS} ]; then echo "@@stale $(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR}; fi; ${take}; took=$?; rmdir ${breaking}; [ $took -eq 0 ]; }; then :; `;
+        : sh `elif [ ${age} -ge ${breakAfterS} ] && { [ ${breakingAge} -lt 60 ] || rmdir ${breaking} 2>/dev/null; mkdir ${breaking} 2>/dev/null; } && { trap 'rmdir ${breaking} 2>/dev/null' EXIT HUP INT PIPE TERM; broke=; if [ ${age} -ge ${breakAfterS} ]; then broke=yes; old="$(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR}; fi; ${take}; took=$?; rmdir ${breaking}; trap - EXIT HUP INT PIPE TERM; [ -z "$broke" ] || echo "@@stale $old"; [ $took -eq 0 ]; }; then :; `;
     lines.push(sh `if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`);
     if (t.commands) {
         lines.push(sh `echo '@@current'; sh -c ${t.commands.current} || exit 1`);
@@ -68465,7 +68470,7 @@ function normalizeId(id) {
 function pullImages(t, refs) {
     const engine = engineOf(t.compose.command);
     const pulls = refs.map((ref) => sh `${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
-    return sh `${touchLock(t)} && ${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`;
+    return sh `${touchLockFromHome(t)} && ${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`;
 }
 function parseImages(stdout) {
     return stdout
@@ -68498,11 +68503,11 @@ function update(t, assignments) {
     const program = new Script(`'BEGIN { n = split(spec, a, "\\n"); for (i = 1; i <= n; i++) { eq = index(a[i], "="); val[substr(a[i], 1, eq - 1)] = substr(a[i], eq + 1) } }
 { for (k in val) if ($0 ~ ("^(export[ \\t]+)?" k "=")) { print (($0 ~ /^export[ \\t]/) ? "export " : "") k "=" val[k]; seen[k] = 1; next } print }
 END { for (k in val) if (!(k in seen)) print k "=" val[k] }'`);
-    return sh `${enter(t)} && ${touchLock(t)} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`;
+    return sh `${enter(t)} && ${touchLock} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`;
 }
 /** The containers' own HEALTHCHECK states: healthy, unhealthy, starting, or none. */
 function containerHealth(t) {
-    return sh `${enter(t)} && ids=$(${runningContainers(t)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`;
+    return sh `${enter(t)} && ${touchLock} && ids=$(${runningContainers(t)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`;
 }
 /**
  * The last round trip, only while the lock is still ours (its owner holds our token): append the
@@ -68531,13 +68536,13 @@ function readHistory(t, lines) {
     return sh `${enter(t)} 2>/dev/null && { tail -n ${lines} ${HISTORY_FILE} 2>/dev/null || true; }`;
 }
 function runUserCommand(t, command, env) {
-    return sh `${enter(t)} && ${touchLock(t)} && ${envPrefix(env)} sh -c ${command}`;
+    return sh `${enter(t)} && ${touchLock} && ${envPrefix(env)} sh -c ${command}`;
 }
 function commands_backup(t, stamp) {
     const b = t.backup;
     const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
     const pre = b.command ? sh `sh -c ${b.command} && ` : sh ``;
-    return sh `${enter(t)} && ${touchLock(t)} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`;
+    return sh `${enter(t)} && ${touchLock} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`;
 }
 
 ;// CONCATENATED MODULE: ./src/health/gate.ts
@@ -69318,12 +69323,16 @@ function dryRunCommands(target, version) {
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/locks.ts
-/** The longest a live deploy of this tenant goes between two touches of its lock, and which step that is. */
+/** The longest a live deploy of this tenant goes between two touches of its lock, and which steps those are. */
 function longestQuiet(t, limits) {
     const steps = [
         { ms: limits.commandTimeoutMs, step: 'a remote command' },
-        { ms: limits.pullTimeoutMs, step: 'a pull or a switch' },
-        { ms: t.health.deadlineMs + t.health.timeoutMs, step: 'the health gate' },
+        { ms: limits.pullTimeoutMs, step: 'a pull' },
+        // the switch touches the lock as it starts; `compose up` and the health gate after it do not
+        {
+            ms: limits.pullTimeoutMs + t.health.deadlineMs + t.health.timeoutMs,
+            step: 'the switch and the health gate',
+        },
         ...[...t.hooks.preDeploy, ...t.hooks.postDeploy, ...t.hooks.onRollback].map((h) => ({
             ms: h.timeoutMs,
             step: 'a hook',
@@ -69331,11 +69340,14 @@ function longestQuiet(t, limits) {
     ];
     return steps.reduce((a, b) => (b.ms > a.ms ? b : a));
 }
-const human = (ms) => ms % 3_600_000 === 0
+/** A duration as people write it: 2h, 90m, 45s (exact). */
+const exact = (ms) => ms % 3_600_000 === 0
     ? `${ms / 3_600_000}h`
     : ms % 60_000 === 0
         ? `${ms / 60_000}m`
         : `${Math.ceil(ms / 1000)}s`;
+/** Whole minutes, rounded up (what a bound should be). */
+const minutes = (ms) => exact(Math.ceil(ms / 60_000) * 60_000);
 /**
  * A problem when `ageMs` could break the lock of a deploy that is still at work: it must be at least
  * twice the longest quiet stretch of any target (a margin for clocks and slow round trips).
@@ -69353,8 +69365,8 @@ function staleLockProblem(ageMs, targets, limits, source) {
     return {
         path: [],
         source,
-        message: `${human(ageMs)} could break the lock of a deploy still at work: one may leave its lock untouched for ${human(worst.ms)} (${worst.step} of ${worst.id})`,
-        hint: `give at least twice that, e.g. ${human(least)}`,
+        message: `${exact(ageMs)} could break the lock of a deploy still at work: one may leave its lock untouched for up to ${minutes(worst.ms)} (${worst.step} of ${worst.id})`,
+        hint: `give at least twice that, e.g. ${minutes(least)}`,
     };
 }
 
@@ -70609,6 +70621,9 @@ class SshTransport {
                     res.setEncoding('utf8');
                     res.on('data', (c) => (body.length < 65536 ? (body += c) : undefined));
                     res.on('end', () => settle(() => resolve({ status: res.statusCode ?? 0, body })));
+                    // an answer cut off mid-body fails now, not when the timer fires
+                    res.on('aborted', () => settle(() => reject(new Error('the answer was cut off'))));
+                    res.on('error', (e) => settle(() => reject(e)));
                 });
                 req.on('error', (e) => settle(() => reject(e)));
                 req.end();

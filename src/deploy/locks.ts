@@ -1,8 +1,9 @@
 /**
  * When a tenant's lock may be called stale. A lock's age is the time since its directory was last
  * touched: taking it touches it, and so does every later round trip of the deploy that holds it (pull,
- * switch, hooks, backup — see src/remote/commands.ts). So a live deploy leaves its lock untouched for
- * at most its longest single step, and `--break-stale-locks AGE` is safe when AGE is well above that.
+ * switch, hooks, backup, container health — see src/remote/commands.ts). So a live deploy leaves its
+ * lock untouched for at most its longest stretch between two of those — a hook, or the switch's
+ * `compose up` followed by the health gate — and `--break-stale-locks AGE` is safe well above that.
  */
 import type { Problem } from '../errors';
 import type { Target, Tenant } from '../registry/model';
@@ -14,12 +15,16 @@ export interface StepLimits {
   pullTimeoutMs: number;
 }
 
-/** The longest a live deploy of this tenant goes between two touches of its lock, and which step that is. */
+/** The longest a live deploy of this tenant goes between two touches of its lock, and which steps those are. */
 export function longestQuiet(t: Tenant, limits: StepLimits): { ms: number; step: string } {
   const steps: Array<{ ms: number; step: string }> = [
     { ms: limits.commandTimeoutMs, step: 'a remote command' },
-    { ms: limits.pullTimeoutMs, step: 'a pull or a switch' },
-    { ms: t.health.deadlineMs + t.health.timeoutMs, step: 'the health gate' },
+    { ms: limits.pullTimeoutMs, step: 'a pull' },
+    // the switch touches the lock as it starts; `compose up` and the health gate after it do not
+    {
+      ms: limits.pullTimeoutMs + t.health.deadlineMs + t.health.timeoutMs,
+      step: 'the switch and the health gate',
+    },
     ...[...t.hooks.preDeploy, ...t.hooks.postDeploy, ...t.hooks.onRollback].map((h) => ({
       ms: h.timeoutMs,
       step: 'a hook',
@@ -28,12 +33,15 @@ export function longestQuiet(t: Tenant, limits: StepLimits): { ms: number; step:
   return steps.reduce((a, b) => (b.ms > a.ms ? b : a));
 }
 
-const human = (ms: number) =>
+/** A duration as people write it: 2h, 90m, 45s (exact). */
+const exact = (ms: number) =>
   ms % 3_600_000 === 0
     ? `${ms / 3_600_000}h`
     : ms % 60_000 === 0
       ? `${ms / 60_000}m`
       : `${Math.ceil(ms / 1000)}s`;
+/** Whole minutes, rounded up (what a bound should be). */
+const minutes = (ms: number) => exact(Math.ceil(ms / 60_000) * 60_000);
 
 /**
  * A problem when `ageMs` could break the lock of a deploy that is still at work: it must be at least
@@ -55,7 +63,7 @@ export function staleLockProblem(
   return {
     path: [],
     source,
-    message: `${human(ageMs)} could break the lock of a deploy still at work: one may leave its lock untouched for ${human(worst.ms)} (${worst.step} of ${worst.id})`,
-    hint: `give at least twice that, e.g. ${human(least)}`,
+    message: `${exact(ageMs)} could break the lock of a deploy still at work: one may leave its lock untouched for up to ${minutes(worst.ms)} (${worst.step} of ${worst.id})`,
+    hint: `give at least twice that, e.g. ${minutes(least)}`,
   };
 }

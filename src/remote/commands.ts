@@ -86,7 +86,9 @@ const enter = (t: Tenant) => sh`cd -- ${t.path}`;
  * starts with it, so only a lock no deploy is working under grows old (src/deploy/locks.ts). `-c`: a
  * lock that is gone stays gone.
  */
-const touchLock = (t: Tenant) => sh`{ touch -c -- ${`${t.path}/${LOCK_DIR}`} 2>/dev/null || :; }`;
+const touchLock = sh`{ touch -c -- ${LOCK_DIR} 2>/dev/null || :; }`;
+/** The same from the login directory, for a script that does not enter the tenant's (the path may be relative to it). */
+const touchLockFromHome = (t: Tenant) => sh`{ touch -c -- ${`${t.path}/${LOCK_DIR}`} 2>/dev/null || :; }`;
 
 /** Exit code of `prepare` when another deploy holds the lock. */
 export const LOCK_HELD = 20;
@@ -116,11 +118,14 @@ export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script 
   const age = sh`$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
   // Breaking is done under a second lock (mkdir LOCK_DIR.break) and the age checked again under it, so
   // of two deploys that both found the lock stale only one breaks it — the other then finds it held.
+  // The second lock is held for a few shell lines: a trap removes it if the shell dies there (a closed
+  // channel, a signal), nothing is printed while it is held, and one a minute old is an accident's.
   const breaking = `${LOCK_DIR}.break`;
+  const breakingAge = sh`$(( $(date +%s) - $(stat -c %Y ${breaking} 2>/dev/null || date +%s) ))`;
   const stale =
     breakAfterS === undefined
       ? sh``
-      : sh`elif [ ${age} -ge ${breakAfterS} ] && mkdir ${breaking} 2>/dev/null && { if [ ${age} -ge ${breakAfterS} ]; then echo "@@stale $(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR}; fi; ${take}; took=$?; rmdir ${breaking}; [ $took -eq 0 ]; }; then :; `;
+      : sh`elif [ ${age} -ge ${breakAfterS} ] && { [ ${breakingAge} -lt 60 ] || rmdir ${breaking} 2>/dev/null; mkdir ${breaking} 2>/dev/null; } && { trap 'rmdir ${breaking} 2>/dev/null' EXIT HUP INT PIPE TERM; broke=; if [ ${age} -ge ${breakAfterS} ]; then broke=yes; old="$(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR}; fi; ${take}; took=$?; rmdir ${breaking}; trap - EXIT HUP INT PIPE TERM; [ -z "$broke" ] || echo "@@stale $old"; [ $took -eq 0 ]; }; then :; `;
   lines.push(
     sh`if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`,
   );
@@ -190,7 +195,7 @@ export function normalizeId(id: string): string {
 export function pullImages(t: Tenant, refs: readonly string[]): Script {
   const engine = engineOf(t.compose.command);
   const pulls = refs.map((ref) => sh`${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
-  return sh`${touchLock(t)} && ${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`;
+  return sh`${touchLockFromHome(t)} && ${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`;
 }
 
 export function parseImages(stdout: string): Array<{ id: string; digests: string[] }> {
@@ -226,12 +231,12 @@ export function update(t: Tenant, assignments: Readonly<Record<string, string>>)
 { for (k in val) if ($0 ~ ("^(export[ \\t]+)?" k "=")) { print (($0 ~ /^export[ \\t]/) ? "export " : "") k "=" val[k]; seen[k] = 1; next } print }
 END { for (k in val) if (!(k in seen)) print k "=" val[k] }'`,
   );
-  return sh`${enter(t)} && ${touchLock(t)} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`;
+  return sh`${enter(t)} && ${touchLock} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`;
 }
 
 /** The containers' own HEALTHCHECK states: healthy, unhealthy, starting, or none. */
 export function containerHealth(t: Tenant): Script {
-  return sh`${enter(t)} && ids=$(${runningContainers(t)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`;
+  return sh`${enter(t)} && ${touchLock} && ids=$(${runningContainers(t)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`;
 }
 
 /**
@@ -269,12 +274,12 @@ export function readHistory(t: Tenant, lines: number): Script {
 }
 
 export function runUserCommand(t: Tenant, command: string, env: Readonly<Record<string, string>>): Script {
-  return sh`${enter(t)} && ${touchLock(t)} && ${envPrefix(env)} sh -c ${command}`;
+  return sh`${enter(t)} && ${touchLock} && ${envPrefix(env)} sh -c ${command}`;
 }
 
 export function backup(t: Tenant, stamp: string): Script {
   const b = t.backup!;
   const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
   const pre = b.command ? sh`sh -c ${b.command} && ` : sh``;
-  return sh`${enter(t)} && ${touchLock(t)} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`;
+  return sh`${enter(t)} && ${touchLock} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`;
 }

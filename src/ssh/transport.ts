@@ -268,6 +268,9 @@ export class SshTransport implements Transport {
             res.setEncoding('utf8');
             res.on('data', (c: string) => (body.length < 65536 ? (body += c) : undefined));
             res.on('end', () => settle(() => resolve({ status: res.statusCode ?? 0, body })));
+            // an answer cut off mid-body fails now, not when the timer fires
+            res.on('aborted', () => settle(() => reject(new Error('the answer was cut off'))));
+            res.on('error', (e) => settle(() => reject(e)));
           },
         );
         req.on('error', (e) => settle(() => reject(e)));
