@@ -3,17 +3,18 @@
  * show every act of the story (its figures come from the deploys it makes, so they are checked as such)
  * and leave no process of its sandbox behind.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { running } from '../src/sandbox/fleet';
+import { runBundledCli } from './helpers/run';
 
 /** Running processes (not zombies) whose command line or environment mentions `text`. */
 function processesMentioning(text: string): number[] {
   const found: number[] = [];
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
-      if (/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) continue;
+      if (!running(Number(pid))) continue;
       const seen =
         readFileSync(`/proc/${pid}/cmdline`, 'utf8') + readFileSync(`/proc/${pid}/environ`, 'utf8');
       if (seen.includes(text)) found.push(Number(pid));
@@ -26,13 +27,9 @@ function processesMentioning(text: string): number[] {
 
 test('the demo tells the whole story and tears everything down', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'fd-demo-test-'));
-  const r = spawnSync(process.execPath, ['dist/cli.js', 'demo'], {
-    encoding: 'utf8',
-    timeout: 150_000,
-    env: { PATH: process.env.PATH ?? '', HOME: tmp, TMPDIR: tmp },
-  });
+  const r = runBundledCli(['demo'], { HOME: tmp, TMPDIR: tmp }, 150_000);
   expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
+  expect(r.code).toBe(0);
   const out = r.stdout;
   expect(out).not.toContain('\x1b['); // no colour without a terminal
 

@@ -3,16 +3,16 @@
  * by the real SSH client transport (exit codes, stdout/stderr, environment, concurrent sessions, port
  * forwarding, refused keys), and the sandbox fleet's CLI leaves no process behind.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRegistry } from '../src/registry';
 import { Script } from '../src/remote/shell';
-import { freePort } from '../src/sandbox/fleet';
+import { freePort, running } from '../src/sandbox/fleet';
 import { generateKeyPair, startSandboxSsh } from '../src/sandbox/ssh-server';
 import { SshConnector } from '../src/ssh/transport';
+import { runBundledCli } from './helpers/run';
 import { client, host, sandboxServer } from './helpers/sandbox-ssh';
 import { utils } from 'ssh2';
 
@@ -128,14 +128,9 @@ describe('sandbox service ports', () => {
 describe('fleet-deploy sandbox (the bundled CLI)', () => {
   test('up, deploy over it, status, down: no process left', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fd-sandbox-'));
-    const cli = (...args: string[]) =>
-      spawnSync(process.execPath, ['dist/cli.js', ...args], {
-        encoding: 'utf8',
-        timeout: 60_000,
-        env: { PATH: process.env.PATH ?? '', HOME: dir },
-      });
+    const cli = (...args: string[]) => runBundledCli(args, { HOME: dir }, 60_000);
     const up = cli('sandbox', 'up', '--dir', dir, '--servers', '2', '--tenants', '12');
-    expect(up.status).toBe(0);
+    expect(up.code).toBe(0);
     expect(up.stdout).toContain('Sandbox fleet up: 2 servers × 12 tenants on 127.0.0.1');
     const pid = Number(readFileSync(join(dir, 'sandbox.pid'), 'utf8'));
     const servicePids = () =>
@@ -165,7 +160,7 @@ describe('fleet-deploy sandbox (the bundled CLI)', () => {
         '12',
       );
       expect(deploy.stdout).toContain('24 targets: 24 deployed');
-      expect(deploy.status).toBe(0);
+      expect(deploy.code).toBe(0);
       // 24 health gates wait on one cancellation signal, 12 commands run on each connection at once:
       // nothing piles listeners up (Node warns past 10 on one emitter)
       expect(deploy.stderr).not.toContain('MaxListenersExceededWarning');
@@ -173,6 +168,8 @@ describe('fleet-deploy sandbox (the bundled CLI)', () => {
       expect(status.stdout).toMatch(
         /sandbox-1\/tenant-1-1 +127\.0\.0\.1:\d+ +sandbox +200 \{"status":"ok","version":"v1"\}/,
       );
+      // while up, every service and the server process are seen running (so "none left" below means it)
+      expect([pid, ...servicePids()].filter(running)).toHaveLength(25);
     } finally {
       services = servicePids();
       const down = cli('sandbox', 'down', '--dir', dir);
@@ -180,8 +177,6 @@ describe('fleet-deploy sandbox (the bundled CLI)', () => {
     }
     expect(services).toHaveLength(24);
     // gone, or a zombie that only waits for PID 1 to reap it: no longer running
-    const running = (p: number) =>
-      existsSync(`/proc/${p}/stat`) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${p}/stat`, 'utf8'));
     expect([pid, ...services].filter(running)).toEqual([]);
   }, 90_000);
 });

@@ -107,36 +107,34 @@ function meminfo() {
   return m;
 }
 
+/** A process's /proc/PID/stat: its name, state and the numeric fields after them; undefined once gone. */
+function stat(pid) {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return {
+      name: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')),
+      state: rest[0],
+      // utime, stime, cutime, cstime (fields 14-17 of proc(5))
+      cpu: rest.slice(11, 15).map((x) => Number(x) / CLK_TCK),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
 /** A process's CPU seconds: its own, and that of the children it has waited for (and theirs). */
 function procCpuS(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat
-      .slice(stat.lastIndexOf(')') + 2)
-      .split(' ')
-      .map(Number);
-    return { own: (f[11] + f[12]) / CLK_TCK, children: (f[13] + f[14]) / CLK_TCK };
-  } catch {
-    return { own: 0, children: 0 };
-  }
+  const st = stat(pid);
+  return st ? { own: st.cpu[0] + st.cpu[1], children: st.cpu[2] + st.cpu[3] } : { own: 0, children: 0 };
 }
 
 /** CPU seconds of every process alive now, by PID, with its name (kernel threads included). */
 function processCpu() {
   const m = new Map();
   for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const f = stat
-        .slice(stat.lastIndexOf(')') + 2)
-        .split(' ')
-        .map(Number);
-      m.set(pid, { name, s: (f[11] + f[12]) / CLK_TCK });
-    } catch {
-      // gone
-    }
+    const st = /^\d+$/.test(pid) && stat(pid);
+    if (st) m.set(pid, { name: st.name, s: st.cpu[0] + st.cpu[1] });
   }
   return m;
 }
@@ -168,16 +166,13 @@ function pss(pid) {
 }
 
 function running(pid) {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
+  const st = stat(pid);
+  return Boolean(st) && st.state !== 'Z';
 }
 
 const processLimit =
   Number(spawnSync('sh', ['-c', 'ulimit -u'], { encoding: 'utf8' }).stdout.trim()) || Infinity;
-const threadsNow = () => readdirSync('/proc').filter((d) => /^\d+$/.test(d)).length;
+const processesNow = () => readdirSync('/proc').filter((d) => /^\d+$/.test(d)).length;
 
 // ---- the sandbox, through the shipped CLI ---------------------------------------------------------------
 
@@ -328,7 +323,7 @@ for (const n of SIZES) {
     log(`stopping before ${targets} targets — ${stop.why}`);
     break;
   }
-  const processes = threadsNow() + targets + 4 * Math.max(...CONCURRENCY);
+  const processes = processesNow() + targets + 4 * Math.max(...CONCURRENCY);
   if (processes > 0.9 * processLimit) {
     stop = {
       at: targets,

@@ -71219,7 +71219,7 @@ async function freePort() {
     return kernelPort();
 }
 /** Running: exists and is not a zombie waiting to be reaped (an exited process is not running). */
-function alive(pid) {
+function running(pid) {
     try {
         process.kill(pid, 0);
     }
@@ -71234,14 +71234,14 @@ function alive(pid) {
     }
 }
 async function stopProcess(pid) {
-    if (!alive(pid))
+    if (!running(pid))
         return;
     process.kill(pid, 'SIGTERM');
-    for (let i = 0; i < 60 && alive(pid); i++)
+    for (let i = 0; i < 60 && running(pid); i++)
         await sleep(50);
-    if (alive(pid))
+    if (running(pid))
         process.kill(pid, 'SIGKILL');
-    for (let i = 0; i < 20 && alive(pid); i++)
+    for (let i = 0; i < 20 && running(pid); i++)
         await sleep(50);
 }
 function sandboxPid(dir) {
@@ -71249,7 +71249,7 @@ function sandboxPid(dir) {
     if (!(0,external_node_fs_namespaceObject.existsSync)(file))
         return undefined;
     const pid = Number((0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8'));
-    return Number.isInteger(pid) && alive(pid) ? pid : undefined;
+    return Number.isInteger(pid) && running(pid) ? pid : undefined;
 }
 /** Creates the sandbox's files and starts its servers. Returns the registry path. */
 async function sandboxUp(dir, spec, rings = ['sandbox', 'canary', 'general']) {
@@ -71307,7 +71307,7 @@ async function sandboxUp(dir, spec, rings = ['sandbox', 'canary', 'general']) {
         const text = (0,external_node_fs_namespaceObject.existsSync)(portsFile) ? (0,external_node_fs_namespaceObject.readFileSync)(portsFile, 'utf8') : '';
         if (text)
             ports = JSON.parse(text);
-        if (!alive(child.pid))
+        if (!running(child.pid))
             throw new Error(`the sandbox servers did not start: ${(0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(dir, 'sandbox.log'), 'utf8').slice(-500)}`);
     }
     if (!ports)
@@ -71393,7 +71393,7 @@ async function sandboxDown(dir) {
             for (const f of (0,external_node_fs_namespaceObject.readdirSync)(projects)) {
                 try {
                     const { pid: svc } = JSON.parse((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(projects, f), 'utf8'));
-                    if (alive(svc))
+                    if (running(svc))
                         stops.push(stopProcess(svc));
                 }
                 catch {

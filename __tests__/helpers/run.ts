@@ -56,11 +56,11 @@ export function runBundledAction(
   };
 }
 
-export function runBundledCli(args: string[], env: Record<string, string> = {}) {
+export function runBundledCli(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000) {
   const r = spawnSync(process.execPath, ['dist/cli.js', ...args], {
     env: { PATH: process.env.PATH ?? '', ...env },
     encoding: 'utf8',
-    timeout: 20_000,
+    timeout: timeoutMs,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }

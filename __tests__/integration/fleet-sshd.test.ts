@@ -2,9 +2,10 @@
  * A fleet of 5 real sshd servers × 2 tenants (SANDBOX runtime as the docker double): waves, the failure
  * budget, one SSH handshake per server, and the CLI run as a user runs it.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { runBundledCli } from '../helpers/run';
 import { deploy } from '../helpers/deploy';
 import { handOver, haveSshd } from '../helpers/sshd';
 import { lockExists, startFleet, type TestFleet } from '../helpers/testfleet';
@@ -64,10 +65,8 @@ describeSshd('a fleet of 10 targets on 5 servers', () => {
     const keyFile = join(fleet.root, 'deploy_key');
     writeFileSync(keyFile, fleet.key.privateKey, { mode: 0o600 });
     const reportFile = join(fleet.root, 'report.json');
-    const r = spawnSync(
-      process.execPath,
+    const r = runBundledCli(
       [
-        'dist/cli.js',
         'deploy',
         '-r',
         join(fleet.root, 'registry.json'),
@@ -82,38 +81,24 @@ describeSshd('a fleet of 10 targets on 5 servers', () => {
         '--concurrency',
         '4',
       ],
-      { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', USER: 'ci-bot' }, timeout: 120_000 },
+      { USER: 'ci-bot' },
+      120_000,
     );
     expect(r.stderr).toContain('Deploying v3 to 4 targets in 1 wave (concurrency 4, failure budget 0%)');
     expect(r.stderr).toMatch(/srv-1\/t1-1 {2}health {2}ok {2}\d+\.\d s {2}2\/\d+ probes in/);
-    expect(r.status).toBe(0);
+    expect(r.code).toBe(0);
     const report = JSON.parse(readFileSync(reportFile, 'utf8'));
     expect(report).toMatchObject({ version: 'v3', actor: 'ci-bot', totals: { targets: 4, deployed: 4 } });
     expect(report.targets[0]).toMatchObject({ outcome: 'deployed', next: { version: 'v3' } });
     expect(r.stdout).toMatch(/TARGET +WAVE +OUTCOME +FROM → TO +TIME +REASON\n/);
     expect(r.stdout).toContain('4 targets: 4 deployed in');
 
-    const bad = spawnSync(
-      process.execPath,
-      [
-        'dist/cli.js',
-        'deploy',
-        '-r',
-        join(fleet.root, 'registry.json'),
-        '-v',
-        'v2',
-        '-s',
-        'tenant=t2-1',
-        '--key',
-        keyFile,
-      ],
-      {
-        encoding: 'utf8',
-        env: { PATH: process.env.PATH ?? '' },
-        timeout: 120_000,
-      },
+    const bad = runBundledCli(
+      ['deploy', '-r', join(fleet.root, 'registry.json'), '-v', 'v2', '-s', 'tenant=t2-1', '--key', keyFile],
+      {},
+      120_000,
     );
-    expect(bad.status).toBe(1);
+    expect(bad.code).toBe(1);
     expect(bad.stdout).toMatch(
       /srv-2\/t2-1 +1 +rolled-back +v3 → v2 +[\d.]+ s +health gate failed: not healthy within 4 s/,
     );

@@ -117,7 +117,7 @@ export async function freePort(): Promise<number> {
 }
 
 /** Running: exists and is not a zombie waiting to be reaped (an exited process is not running). */
-function alive(pid: number): boolean {
+export function running(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch {
@@ -131,18 +131,18 @@ function alive(pid: number): boolean {
 }
 
 async function stopProcess(pid: number): Promise<void> {
-  if (!alive(pid)) return;
+  if (!running(pid)) return;
   process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 60 && alive(pid); i++) await sleep(50);
-  if (alive(pid)) process.kill(pid, 'SIGKILL');
-  for (let i = 0; i < 20 && alive(pid); i++) await sleep(50);
+  for (let i = 0; i < 60 && running(pid); i++) await sleep(50);
+  if (running(pid)) process.kill(pid, 'SIGKILL');
+  for (let i = 0; i < 20 && running(pid); i++) await sleep(50);
 }
 
 export function sandboxPid(dir: string): number | undefined {
   const file = join(dir, 'sandbox.pid');
   if (!existsSync(file)) return undefined;
   const pid = Number(readFileSync(file, 'utf8'));
-  return Number.isInteger(pid) && alive(pid) ? pid : undefined;
+  return Number.isInteger(pid) && running(pid) ? pid : undefined;
 }
 
 /** Creates the sandbox's files and starts its servers. Returns the registry path. */
@@ -214,7 +214,7 @@ export async function sandboxUp(
     await sleep(50);
     const text = existsSync(portsFile) ? readFileSync(portsFile, 'utf8') : '';
     if (text) ports = JSON.parse(text) as Record<string, number>;
-    if (!alive(child.pid!))
+    if (!running(child.pid!))
       throw new Error(
         `the sandbox servers did not start: ${readFileSync(join(dir, 'sandbox.log'), 'utf8').slice(-500)}`,
       );
@@ -305,7 +305,7 @@ export async function sandboxDown(dir: string): Promise<{ servers: boolean; serv
       for (const f of readdirSync(projects)) {
         try {
           const { pid: svc } = JSON.parse(readFileSync(join(projects, f), 'utf8')) as { pid: number };
-          if (alive(svc)) stops.push(stopProcess(svc));
+          if (running(svc)) stops.push(stopProcess(svc));
         } catch {
           // gone
         }
