@@ -18,7 +18,14 @@ export default tseslint.config(
   },
   {
     // Pure layers never touch I/O or the GitHub toolkit (ARCHITECTURE.md).
-    files: ['src/registry/**/*.ts', 'src/plan/**/*.ts', 'src/report/**/*.ts', 'src/remote/**/*.ts'],
+    files: [
+      'src/registry/**/*.ts',
+      'src/plan/**/*.ts',
+      'src/report/**/*.ts',
+      'src/remote/**/*.ts',
+      'src/deploy/**/*.ts',
+      'src/health/**/*.ts',
+    ],
     ignores: ['src/registry/load.ts'],
     rules: {
       'no-restricted-imports': [

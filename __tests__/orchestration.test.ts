@@ -109,18 +109,15 @@ describe('the lock is released on every path after it was taken', () => {
   const finishes = (c: ScriptedConnector) => c.log.filter((l) => l.command.includes('@@unlock')).length;
 
   test.each<[string, Rule[]]>([
-    ['low disk', [{ match: /exit 10/, reply: ok('free_kb=100\n@@env\n@@running\n@@history\n@@end') }]],
-    ['pull fails', [{ match: /pull -q/, reply: fail(1, 'manifest unknown') }]],
-    ['compose up fails', [{ match: /cp -p \.env/, reply: fail(1, 'no such service') }]],
-    ['switch fails', [{ match: /cp -p \.env/, reply: fail(30, 'read-only file system') }]],
+    ['low disk', [{ match: 'prepare', reply: ok('free_kb=100\n@@env\n@@running\n@@history\n@@end') }]],
+    ['pull fails', [{ match: 'pull', reply: fail(1, 'manifest unknown') }]],
+    ['compose up fails', [{ match: 'update', reply: fail(1, 'no such service') }]],
+    ['switch fails', [{ match: 'update', reply: fail(30, 'read-only file system') }]],
     [
       'prepare fails after taking the lock',
-      [{ match: /exit 10/, reply: fail(1, 'docker: cannot connect to the engine') }],
+      [{ match: 'prepare', reply: fail(1, 'docker: cannot connect to the engine') }],
     ],
-    [
-      'the connection drops during up',
-      [{ match: /cp -p \.env/, reply: fail(null, 'the connection was lost') }],
-    ],
+    ['the connection drops during up', [{ match: 'update', reply: fail(null, 'the connection was lost') }]],
   ])('%s', async (_, override) => {
     const c = new ScriptedConnector(() => [...override, ...happyRules(`${REPO}:v1`)]);
     versionAware(c, () => false);
@@ -133,7 +130,7 @@ describe('the lock is released on every path after it was taken', () => {
   test('a lock held by someone else is never released by us', async () => {
     const held = ok('free_kb=4096000\n@@lock\n{"token":"theirs"}\n@@age 12');
     const c = new ScriptedConnector(() => [
-      { match: /exit 10/, reply: { ...held, code: 20 } },
+      { match: 'prepare', reply: { ...held, code: 20 } },
       ...happyRules(),
     ]);
     const r = (await run(registry(1, 1), c, { lockWaitMs: 3000 })).targets[0]!;
@@ -155,7 +152,7 @@ describe('the lock is released on every path after it was taken', () => {
 
 test('unchanged: same references and the pulled image is the one running: no update, no history', async () => {
   const c = new ScriptedConnector(() => [
-    { match: /exit 10/, reply: prepared(`${REPO}:v2`, ['sha256:new']) },
+    { match: 'prepare', reply: prepared(`${REPO}:v2`, ['sha256:new']) },
     ...happyRules(),
   ]);
   const r = (await run(registry(1, 1), c)).targets[0]!;
@@ -170,7 +167,7 @@ test('budget by count: the wave that passes it stops the rollout', async () => {
   const badIds = new Set(['t00001', 't00004']);
   c.rules = () => [
     {
-      match: /cp -p \.env/,
+      match: 'update',
       reply: (cmd) => ([...badIds].some((id) => cmd.includes(`/${id} `)) ? fail(1, 'boom') : ok()),
     },
     ...happyRules(`${REPO}:v1`),
@@ -201,7 +198,10 @@ test('a hook marked once runs on the first target of the rollout only; others on
   const reg = registry(2, 2, (f) => {
     f.defaults.tenant.hooks = { preDeploy: [{ run: 'npm run migrate', once: true }, 'echo pre'] };
   });
-  const c = new ScriptedConnector(() => [{ match: /sh -c/, reply: ok() }, ...happyRules(`${REPO}:v1`)]);
+  const c = new ScriptedConnector(() => [
+    { match: 'runUserCommand', reply: ok() },
+    ...happyRules(`${REPO}:v1`),
+  ]);
   versionAware(c, () => false);
   const report = await run(reg, c, { concurrency: 1 });
   expect(report.totals.deployed).toBe(4);
@@ -230,7 +230,7 @@ test('pruning removes the images of releases beyond keepReleases, from the histo
     });
   const history = [line('v1', 'v2'), line('v2', 'v3'), line('v3', 'bad', 'rolled-back'), line('v3', 'v4')];
   const c = new ScriptedConnector(() => [
-    { match: /exit 10/, reply: prepared(`${REPO}:v4`, ['sha256:old'], history) },
+    { match: 'prepare', reply: prepared(`${REPO}:v4`, ['sha256:old'], history) },
     ...happyRules(),
   ]);
   versionAware(c, () => false);
@@ -261,7 +261,7 @@ test('a once hook runs once while the other targets wait for it; if it fails, th
       },
     },
     {
-      match: /cp -p \.env/,
+      match: 'update',
       reply: () => {
         if (!migrationDone) updatesDuringMigration++;
         return ok();

@@ -1,5 +1,4 @@
 import { decideGate } from '../src/deploy/budget';
-import { previousRelease, releasesOf } from '../src/deploy/target';
 import type { FleetReport } from '../src/deploy/fleet';
 import type { Outcome, TargetResult } from '../src/deploy/result';
 import { mergeReports, renderSummary, SUMMARY_LIMIT } from '../src/report/summary';
@@ -159,24 +158,5 @@ describe('the gate between waves', () => {
       failures: 100,
     });
     expect(decideGate([report(ts)], { maxFailurePercent: 0.5 }, 10_000)).toMatchObject({ proceed: false });
-  });
-});
-
-describe('release history', () => {
-  const h = (from: string | null, to: string, extra: object = {}) =>
-    JSON.stringify({ outcome: 'deployed', from, to, ...extra });
-  const history = [
-    h('v1', 'v2'),
-    h('v2', 'v3'),
-    JSON.stringify({ outcome: 'rolled-back', from: 'v3', to: 'bad' }),
-    h('v3', 'v2', { rollback: true }),
-  ];
-  test('rolling back twice goes further back, never forward again', () => {
-    expect(previousRelease(history, 'v2')).toBe('v1');
-    expect(previousRelease(history.slice(0, 2), 'v3')).toBe('v2');
-    expect(previousRelease([], 'v1')).toBeUndefined();
-  });
-  test('known versions, newest first, without failed ones', () => {
-    expect(releasesOf(history)).toEqual(['v2', 'v3', 'v1']);
   });
 });

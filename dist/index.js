@@ -66541,7 +66541,7 @@ function object(shape, params) {
     const def = {
         type: "object",
         shape: shape ?? {},
-        ...util.normalizeParams(params),
+        ...normalizeParams(params),
     };
     return new ZodObject(def);
 }
@@ -68196,8 +68196,22 @@ async function readUserFile(io, path, flag) {
 /** The tool's version; .ci/build.mjs checks it against package.json. */
 const VERSION = '0.1.0';
 
-;// CONCATENATED MODULE: ./src/deploy/budget.ts
+;// CONCATENATED MODULE: ./src/deploy/result.ts
+/** What a deploy reports for each target and for the whole run. */
+/** Every outcome, in the order reports list them. */
+const OUTCOMES = ['deployed', 'unchanged', 'rolled-back', 'failed', 'skipped'];
+/** A target that did not end on the new release counts against the failure budget. */
 const isFailure = (o) => o === 'failed' || o === 'rolled-back';
+/** How many targets ended with each outcome. */
+function countOutcomes(results) {
+    const c = Object.fromEntries(OUTCOMES.map((o) => [o, 0]));
+    for (const r of results)
+        c[r.outcome]++;
+    return c;
+}
+
+;// CONCATENATED MODULE: ./src/deploy/budget.ts
+
 /** Whether the results so far exceed the failure budget, and if so a sentence saying by how much. */
 function budgetExceeded(results, options) {
     const done = results.filter((r) => r.outcome !== 'skipped');
@@ -68259,12 +68273,20 @@ function quote(value) {
 }
 class Script {
     text;
-    constructor(text) {
+    verb;
+    constructor(text, 
+    /** The remote verb whose builder made it (`prepare`, `update`, …): what logs and test doubles go by. */
+    verb) {
         this.text = text;
+        this.verb = verb;
     }
     toString() {
         return this.text;
     }
+}
+/** The same script, tagged with the verb of the builder that made it. */
+function named(verb, script) {
+    return new Script(script.text, verb);
 }
 function piece(v) {
     if (v instanceof Script)
@@ -68421,7 +68443,7 @@ function prepare(t, owner, breakAfterS) {
         lines.push(sh `echo '@@running'; ids=$(${runningContainers(t)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`);
     }
     lines.push(sh `echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
-    return new Script(lines.map(String).join('\n'));
+    return new Script(lines.map(String).join('\n'), 'prepare');
 }
 function parsePrepared(stdout) {
     const out = { env: {}, running: [], history: [] };
@@ -68470,7 +68492,7 @@ function normalizeId(id) {
 function pullImages(t, refs) {
     const engine = engineOf(t.compose.command);
     const pulls = refs.map((ref) => sh `${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
-    return sh `${touchLockFromHome(t)} && ${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`;
+    return named('pull', sh `${touchLockFromHome(t)} && ${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`);
 }
 function parseImages(stdout) {
     return stdout
@@ -68503,11 +68525,11 @@ function update(t, assignments) {
     const program = new Script(`'BEGIN { n = split(spec, a, "\\n"); for (i = 1; i <= n; i++) { eq = index(a[i], "="); val[substr(a[i], 1, eq - 1)] = substr(a[i], eq + 1) } }
 { for (k in val) if ($0 ~ ("^(export[ \\t]+)?" k "=")) { print (($0 ~ /^export[ \\t]/) ? "export " : "") k "=" val[k]; seen[k] = 1; next } print }
 END { for (k in val) if (!(k in seen)) print k "=" val[k] }'`);
-    return sh `${enter(t)} && ${touchLock} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`;
+    return named('update', sh `${enter(t)} && ${touchLock} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`);
 }
 /** The containers' own HEALTHCHECK states: healthy, unhealthy, starting, or none. */
 function containerHealth(t) {
-    return sh `${enter(t)} && ${touchLock} && ids=$(${runningContainers(t)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`;
+    return named('containerHealth', sh `${enter(t)} && ${touchLock} && ids=$(${runningContainers(t)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`);
 }
 /**
  * The last round trip, only while the lock is still ours (its owner holds our token): append the
@@ -68522,27 +68544,105 @@ function finish(t, o) {
     if (remove.length)
         work.push(sh `{ ${engineOf(t.compose.command)} image rm -- ${remove} >/dev/null 2>&1 || true; }`);
     work.push(sh `rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`);
-    return sh `${enter(t)} && if grep -qF -- ${o.token} ${LOCK_DIR}/owner 2>/dev/null; then ${new Script(work.map(String).join('; '))}; else echo '@@unlock not-ours'; fi`;
+    return named('finish', sh `${enter(t)} && if grep -qF -- ${o.token} ${LOCK_DIR}/owner 2>/dev/null; then ${new Script(work.map(String).join('; '))}; else echo '@@unlock not-ours'; fi`);
 }
 /** A full image reference (repository:tag or repository@digest): what pruning may remove. */
 const IMAGE_REF = /^[A-Za-z0-9][A-Za-z0-9._:/-]*(?::[A-Za-z0-9_][A-Za-z0-9._-]*|@sha256:[a-f0-9]{64})$/;
 const releaseLockPart = (token) => sh `if grep -qF -- ${token} ${LOCK_DIR}/owner 2>/dev/null; then rm -rf -- ${LOCK_DIR} && echo '@@unlock released'; else echo '@@unlock not-ours'; fi`;
 /** Removes the lock only when it is still ours (its owner holds our token): the cancel clean-up. */
 function releaseLock(t, token) {
-    return sh `${enter(t)} && ${releaseLockPart(token)}`;
+    return named('releaseLock', sh `${enter(t)} && ${releaseLockPart(token)}`);
 }
 /** The last lines of the release history, for `fleet-deploy history`. */
 function readHistory(t, lines) {
-    return sh `${enter(t)} 2>/dev/null && { tail -n ${lines} ${HISTORY_FILE} 2>/dev/null || true; }`;
+    return named('readHistory', sh `${enter(t)} 2>/dev/null && { tail -n ${lines} ${HISTORY_FILE} 2>/dev/null || true; }`);
 }
 function runUserCommand(t, command, env) {
-    return sh `${enter(t)} && ${touchLock} && ${envPrefix(env)} sh -c ${command}`;
+    return named('runUserCommand', sh `${enter(t)} && ${touchLock} && ${envPrefix(env)} sh -c ${command}`);
 }
 function commands_backup(t, stamp) {
     const b = t.backup;
     const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
     const pre = b.command ? sh `sh -c ${b.command} && ` : sh ``;
-    return sh `${enter(t)} && ${touchLock} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`;
+    return named('backup', sh `${enter(t)} && ${touchLock} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`);
+}
+
+;// CONCATENATED MODULE: ./src/deploy/hooks.ts
+
+/** What a hook or a user's deploy command is told: FLEET_VERSION, FLEET_PREVIOUS_VERSION, FLEET_TARGET. */
+function hookEnv(target, version, previous) {
+    return { FLEET_VERSION: version, FLEET_PREVIOUS_VERSION: previous, FLEET_TARGET: target.id };
+}
+/**
+ * Hooks marked `once` run on the first target of a rollout only; the other targets wait for that run
+ * and fail if it failed (a migration must finish before any new version starts).
+ */
+class OnceHooks {
+    skip;
+    runs = new Map();
+    constructor(skip = false) {
+        this.skip = skip;
+    }
+    async run(hook, fn) {
+        if (this.skip)
+            return;
+        let p = this.runs.get(hook.run);
+        if (!p) {
+            p = fn().then(() => undefined);
+            this.runs.set(hook.run, p);
+            return p;
+        }
+        await p.catch((e) => {
+            throw new Error(`the once-per-rollout hook failed on another target: ${e.message}`);
+        });
+    }
+}
+/** Runs a kind of hook in order; the first failure stops them. */
+async function runHooks(kind, target, shell, once, version, previous) {
+    const env = hookEnv(target, version, previous);
+    for (const hook of target.tenant.hooks[kind]) {
+        const run = () => shell.must(`${kind} hook`, runUserCommand(target.tenant, hook.run, env), hook.timeoutMs);
+        if (hook.once)
+            await once.run(hook, run);
+        else
+            await run();
+    }
+}
+
+;// CONCATENATED MODULE: ./src/deploy/session.ts
+/** A server's shared connection: connects once, reconnects only after the link was lost. */
+class Session {
+    server;
+    connector;
+    current;
+    remaining;
+    constructor(server, connector, targets) {
+        this.server = server;
+        this.connector = connector;
+        this.remaining = targets;
+    }
+    async transport(reconnect = false) {
+        for (;;) {
+            const p = this.current;
+            if (!p)
+                return (this.current = this.connector.connect(this.server));
+            const t = await p.catch(() => undefined);
+            if (!t)
+                return p; // the connect failed: every target of the server gets that error
+            if (t.alive || !reconnect)
+                return t;
+            if (this.current === p) {
+                await t.close().catch(() => undefined); // a jump host may still be open behind the lost link
+                if (this.current === p)
+                    this.current = this.connector.connect(this.server); // lost: reconnect once
+            }
+        }
+    }
+    async close() {
+        const t = await this.current?.catch(() => undefined);
+        this.current = undefined;
+        await t?.close();
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/health/gate.ts
@@ -68633,43 +68733,170 @@ async function runGate(check, version, probe, clock, signal) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/deploy/target.ts
+;// CONCATENATED MODULE: ./src/deploy/history.ts
 /**
- * One target's deploy: preflight, lock, record the current release, backup and hooks, pull, switch the
- * image variables in .env, compose up, health gate, then history and prune — or, when anything after the
- * switch fails, the automatic rollback. The lock is released on every path.
- *
- * Every remote step checks its exit code, and a null code (lost connection) is a failure. When the
- * connection is lost, the rollback and the lock release go over a new connection (`session.transport()`
- * reconnects), so a dropped link does not leave a target half-deployed or locked.
+ * The release history of a target: `.fleet/history.jsonl` in its directory, one JSON entry per deploy,
+ * rollback or failed attempt. This module is its one home (as Kamal's auditor is): the entry type, how
+ * an entry is written, how lines read back from a server are parsed — each value checked with the same
+ * patterns as user input, because the file lives on a server and anyone who can write there can edit it —
+ * and every choice made from it: the versions a target ran, the release before the running one (the
+ * rollback rule), and the images a deploy may prune. Pure.
  */
 
 
-
+/** A version as the registry and the flags accept it: an image tag or a digest. */
+const isVersion = (v) => IMAGE_TAG.re.test(v) || IMAGE_DIGEST.re.test(v);
+/** A full image reference (repository:tag or repository@digest), as .env holds and pruning removes. */
+const history_IMAGE_REF = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,254}(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})$/;
+const IMAGE_ID = /^sha256:[a-f0-9]{64}$/;
+const history_version = schemas_string().refine(isVersion);
+/** What a release's refs may hold: image variables → references (compose), or { version } (commands). */
+const refs = record(schemas_string().regex(ENV_VAR.re), schemas_string().refine((r) => history_IMAGE_REF.test(r) || isVersion(r)));
+/** Free text (who, which run, why it failed): shown to people, never run; one line, bounded. */
+const history_text = (max) => schemas_string()
+    .max(max)
+    .refine((s) => !/[\r\n]/.test(s));
+const entrySchema = object({
+    time: schemas_string().max(64).optional(),
+    actor: history_text(256).optional(),
+    run: history_text(512).optional(),
+    target: history_text(256).optional(),
+    outcome: schemas_enum(['deployed', 'rolled-back', 'failed', 'unchanged', 'skipped', 'cancelled']),
+    from: history_version.nullable().optional(),
+    to: history_version.optional(),
+    fromRefs: refs.optional(),
+    toRefs: refs.optional(),
+    fromImages: array(schemas_string().regex(IMAGE_ID)).optional(),
+    toImages: array(schemas_string().regex(IMAGE_ID)).optional(),
+    digests: array(schemas_string().refine((r) => history_IMAGE_REF.test(r))).optional(),
+    rollback: schemas_boolean().optional(),
+    error: schemas_string().max(4096).optional(),
+});
 /**
- * Hooks marked `once` run on the first target of a rollout only; the other targets wait for that run
- * and fail if it failed (a migration must finish before any new version starts).
+ * The entries of history lines as read from a server, oldest first. A line that is not JSON, or whose
+ * values fail the patterns a user's input must pass (a version with a newline, a reference with shell
+ * text), is dropped: it says nothing and steers nothing.
  */
-class OnceHooks {
-    skip;
-    runs = new Map();
-    constructor(skip = false) {
-        this.skip = skip;
-    }
-    async run(hook, fn) {
-        if (this.skip)
-            return;
-        let p = this.runs.get(hook.run);
-        if (!p) {
-            p = fn().then(() => undefined);
-            this.runs.set(hook.run, p);
-            return p;
+function parseHistory(lines) {
+    const out = [];
+    for (const line of lines) {
+        let raw;
+        try {
+            raw = JSON.parse(line);
         }
-        await p.catch((e) => {
-            throw new Error(`the once-per-rollout hook failed on another target: ${e.message}`);
-        });
+        catch {
+            continue;
+        }
+        const entry = entrySchema.safeParse(raw);
+        if (entry.success)
+            out.push(entry.data);
+    }
+    return out;
+}
+/** The history line of a finished deploy (one line of JSON; its field order is the file's). */
+function historyLine(r) {
+    return JSON.stringify({
+        time: r.time.toISOString(),
+        actor: r.actor,
+        run: r.run,
+        target: r.target,
+        outcome: r.outcome,
+        from: r.previous.version ?? null,
+        to: r.next.version,
+        fromRefs: r.previous.refs,
+        toRefs: r.next.refs,
+        fromImages: r.previous.imageIds,
+        toImages: r.next.imageIds,
+        digests: r.next.digests,
+        ...(r.rollback ? { rollback: true } : {}),
+        ...(r.error ? { error: r.error } : {}),
+    });
+}
+/** A target's history, newest entry first, and the choices made from it. */
+class History {
+    /** Newest first. */
+    entries;
+    constructor(oldestFirst) {
+        this.entries = [...oldestFirst].reverse();
+    }
+    static parse(lines) {
+        return new History(parseHistory(lines));
+    }
+    deployed() {
+        return this.entries.filter((e) => e.outcome === 'deployed');
+    }
+    /**
+     * The versions the target has run, newest first: the `to` of every deployed release and the `from`
+     * it replaced (so the release before the first recorded deploy counts too).
+     */
+    releases() {
+        const out = new Set();
+        for (const e of this.deployed()) {
+            if (e.to)
+                out.add(e.to);
+            if (e.from)
+                out.add(e.from);
+        }
+        return [...out];
+    }
+    /**
+     * The release before `running`: the `from` of the newest forward deploy (not a rollback) that brought
+     * `running` in. So rolling back again goes further back (v3 → v2 → v1), never forward.
+     */
+    previous(running) {
+        const e = this.deployed().find((e) => !e.rollback && e.to === running && e.from && e.from !== running);
+        return e?.from ?? undefined;
+    }
+    /**
+     * Where a rollback goes: to `to` when given (it must be a version the target ran), else to the
+     * release before the running one. An error message when there is none.
+     */
+    rollbackTarget(targetId, running, to) {
+        const known = this.releases();
+        if (to !== undefined) {
+            if (known.includes(to))
+                return { version: to };
+            return {
+                error: `version ${to} is not in the release history of ${targetId}; known versions: ${known.length ? known.join(', ') : 'none (no history yet)'}`,
+            };
+        }
+        const before = this.previous(running);
+        if (before)
+            return { version: before };
+        return {
+            error: `${targetId} has no earlier release in its history to roll back to (running ${running ?? 'nothing'}${known.length ? `; known versions: ${known.join(', ')}, pick one with --to` : ''})`,
+        };
+    }
+    /**
+     * Image references a deploy may remove once `next` runs: those of this tool's own earlier releases
+     * (from the history) that fell out of the last `keep`, never one of `next` or `previous`. Found from
+     * the history rather than by listing the engine's images, so pruning costs no extra command, and
+     * images this tool did not deploy are left alone.
+     */
+    prunable(next, previous, keep) {
+        const releases = [next.refs];
+        for (const e of this.deployed()) {
+            if (e.toRefs)
+                releases.push(e.toRefs);
+            if (e.fromRefs)
+                releases.push(e.fromRefs);
+        }
+        const distinct = [];
+        for (const r of releases)
+            if (!distinct.some((d) => JSON.stringify(d) === JSON.stringify(r)))
+                distinct.push(r);
+        const kept = new Set([
+            ...Object.values(next.refs),
+            ...Object.values(previous.refs),
+            ...distinct.slice(0, keep).flatMap((r) => Object.values(r)),
+        ]);
+        const old = distinct.slice(keep).flatMap((r) => Object.values(r));
+        return [...new Set(old)].filter((r) => !kept.has(r) && history_IMAGE_REF.test(r));
     }
 }
+
+;// CONCATENATED MODULE: ./src/deploy/shell.ts
+/** A step that failed, with the message people see; `step` names it in the report. */
 class StepFailure extends Error {
     step;
     constructor(step, message) {
@@ -68681,471 +68908,552 @@ function tail(text, n = 400) {
     const t = text.trim();
     return t.length > n ? `…${t.slice(-n)}` : t;
 }
-function target_describe(r) {
+/** A failed command in a few words: its exit code and the end of what it printed. */
+function shell_describe(r) {
     if (r.code === null)
         return `connection lost or command timed out${r.stderr ? `: ${tail(r.stderr, 200)}` : ''}`;
     const out = tail(r.stderr) || tail(r.stdout);
     return `exit code ${r.code}${out ? `: ${out}` : ''}`;
 }
-async function deployTarget(target, wave, options, ports) {
-    const t = target.tenant;
-    const started = ports.clock.now();
-    const steps = [];
-    const result = {
-        id: target.id,
-        server: target.server.name,
-        tenant: t.id,
-        region: target.server.region,
-        ring: t.ring,
-        wave,
-        outcome: 'failed',
-        steps,
-        startedAt: new Date(started).toISOString(),
-        durationMs: 0,
-    };
-    const token = (0,external_node_crypto_.randomBytes)(12).toString('hex');
-    /** For a rollback, resolved from the target's history during `prepare`. */
-    let version = options.version;
+class TargetShell {
+    session;
+    commandTimeoutMs;
     /** Set once something failed: from then on (rollback, history, unlock) a lost connection is re-opened. */
-    let recovering = false;
-    async function exec(script, timeoutMs = options.commandTimeoutMs) {
-        const transport = await ports.session.transport(recovering);
-        return transport.exec(script, { timeoutMs });
+    recovering = false;
+    constructor(session, commandTimeoutMs) {
+        this.session = session;
+        this.commandTimeoutMs = commandTimeoutMs;
     }
-    async function step(name, fn, detail) {
-        const t0 = ports.clock.now();
-        ports.onStep({ target: target.id, step: name, status: 'start' });
+    transport() {
+        return this.session.transport(this.recovering);
+    }
+    async exec(script, timeoutMs = this.commandTimeoutMs) {
+        return (await this.transport()).exec(script, { timeoutMs });
+    }
+    /** Runs a script that must succeed and returns its stdout; a failure is a StepFailure of `step`. */
+    async must(step, script, timeoutMs) {
+        const r = await this.exec(script, timeoutMs);
+        if (r.code !== 0)
+            throw new StepFailure(step, `${step} failed: ${shell_describe(r)}`);
+        return r.stdout;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/deploy/prepare.ts
+
+
+/** What each preflight exit code means, for this target. */
+function preflightProblem(target, code, stdout) {
+    const t = target.tenant;
+    switch (code) {
+        case PREFLIGHT.noDirectory:
+            return `directory ${t.path} does not exist on ${target.server.name} (or is not accessible to ${target.server.user})`;
+        case PREFLIGHT.noComposeFile:
+            return `compose file ${stdout.trim().split('\n').at(-1)} not found in ${t.path}`;
+        case PREFLIGHT.noEnvFile:
+            return `no .env in ${t.path}: the image variables (${t.images.map((i) => i.variable).join(', ')}) live there`;
+        case PREFLIGHT.noComposeCommand:
+            return `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set compose.command in the registry`;
+        default:
+            return undefined;
+    }
+}
+function lockedBy(target, p, waitedMs) {
+    return `${target.tenant.path} on ${target.server.name} is locked by another deploy: ${p.lock?.owner || 'unknown owner'} (for ${p.lock?.ageS ?? 0} s); waited ${Math.round(waitedMs / 1000)} s`;
+}
+/** Runs `prepare` until the lock is ours, or fails the step saying why. */
+async function prepareTarget(target, shell, lock, hooks) {
+    const t = target.tenant;
+    const deadline = hooks.clock.now() + lock.waitMs;
+    for (let attempt = 0;; attempt++) {
+        const r = await shell.exec(prepare(t, lock.owner, lock.breakAfterS));
+        const problem = preflightProblem(target, r.code, r.stdout);
+        if (problem)
+            throw new StepFailure('prepare', problem);
+        const p = parsePrepared(r.stdout);
+        const held = r.code === LOCK_HELD;
+        // Past preflight and not refused: the lock may be ours (finish releases it only if it is).
+        if (!held)
+            hooks.locked();
+        if (!held && p.freeMb !== undefined && p.freeMb < t.minFreeDiskMb) {
+            // Checked before anything changes; the lock just taken is released by `finish`.
+            throw new StepFailure('prepare', `only ${p.freeMb} MiB free on the filesystem of ${t.path}; minFreeDiskMb is ${t.minFreeDiskMb}`);
+        }
+        if (r.code === 0) {
+            if (p.brokeStale !== undefined)
+                hooks.note(`broke a stale lock held by ${p.brokeStale || 'an unknown owner'}`);
+            return p;
+        }
+        if (!held)
+            throw new StepFailure('prepare', `prepare failed: ${shell_describe(r)}`);
+        if (hooks.clock.now() >= deadline || hooks.signal?.aborted)
+            throw new StepFailure('prepare', lockedBy(target, p, lock.waitMs));
+        await hooks.clock.sleep(Math.min(1000 * (attempt + 1), 5000, Math.max(0, deadline - hooks.clock.now())), hooks.signal);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/deploy/strategies/commands.ts
+
+
+
+class CommandsStrategy {
+    target;
+    commands;
+    switchStep = 'deploy';
+    constructor(target, commands) {
+        this.target = target;
+        this.commands = commands;
+    }
+    current(p) {
+        return p.current
+            ? { refs: { version: p.current }, version: p.current, imageIds: [], digests: [] }
+            : { refs: {}, imageIds: [], digests: [] };
+    }
+    release(version) {
+        return { refs: { version }, version, imageIds: [], digests: [] };
+    }
+    unchanged(current, next) {
+        return current.version === next.version;
+    }
+    run(command, to, from) {
+        return runUserCommand(this.target.tenant, command, hookEnv(this.target, to, from));
+    }
+    async switchTo(ctx, next, current, switched) {
+        switched(); // the user's command may change anything: a failure from here on rolls back
+        await ctx.shell.must('deploy', this.run(this.commands.deploy, next.version, current.version ?? ''), ctx.pullTimeoutMs);
+    }
+    async switchBack(ctx, previous, failed) {
+        if (!previous.version)
+            throw new StepFailure('rollback', 'no previous version to roll back to');
+        const command = this.commands.rollback ?? this.commands.deploy;
+        await ctx.shell.must('rollback', this.run(command, previous.version, failed.version ?? ''), ctx.pullTimeoutMs);
+    }
+    prunable() {
+        return [];
+    }
+    preview(next) {
+        return { switch: this.run(this.commands.deploy, next.version, '<previous>') };
+    }
+}
+
+;// CONCATENATED MODULE: ./src/deploy/strategies/compose.ts
+
+
+class ComposeStrategy {
+    target;
+    switchStep = 'update';
+    constructor(target) {
+        this.target = target;
+    }
+    get tenant() {
+        return this.target.tenant;
+    }
+    current(p) {
+        const refs = {};
+        for (const i of this.tenant.images) {
+            const ref = p.env[i.variable];
+            if (ref)
+                refs[i.variable] = ref;
+        }
+        const first = p.env[this.tenant.images[0].variable];
+        return {
+            refs,
+            ...(first ? { version: versionOf(first) } : {}),
+            imageIds: p.running,
+            digests: [],
+        };
+    }
+    release(version) {
+        const refs = Object.fromEntries(this.tenant.images.map((i) => [i.variable, imageRef(i, version)]));
+        return { refs, version, imageIds: [], digests: [] };
+    }
+    async fetch(ctx, next) {
+        const refs = Object.values(next.refs);
+        for (let attempt = 1;; attempt++) {
+            const r = await ctx.shell.exec(pullImages(this.tenant, refs), ctx.pullTimeoutMs);
+            if (r.code === 0) {
+                for (const img of parseImages(r.stdout)) {
+                    next.imageIds.push(img.id);
+                    next.digests.push(...img.digests);
+                }
+                return;
+            }
+            if (attempt >= ctx.pullAttempts)
+                throw new StepFailure('pull', `pull ${refs.join(', ')} failed after ${attempt} attempts: ${shell_describe(r)}`);
+            await ctx.clock.sleep(1000 * 2 ** (attempt - 1), ctx.signal);
+        }
+    }
+    unchanged(current, next) {
+        return (Object.entries(next.refs).every(([k, v]) => current.refs[k] === v) &&
+            next.imageIds.every((id) => current.imageIds.includes(id)));
+    }
+    async switchTo(ctx, next, _current, switched) {
+        const r = await ctx.shell.exec(update(this.tenant, next.refs), ctx.pullTimeoutMs);
+        if (r.code === SWITCH_FAILED)
+            throw new StepFailure('update', `switching the image in ${this.tenant.path}/.env failed: ${shell_describe(r)}`);
+        switched(); // from here on a failure rolls back; .env is the old or the new file, never a mix
+        if (r.code !== 0)
+            throw new StepFailure('update', `compose up failed: ${shell_describe(r)}`);
+    }
+    async switchBack(ctx, previous) {
+        if (Object.keys(previous.refs).length === 0)
+            throw new StepFailure('rollback', 'no previous release in .env to roll back to');
+        await ctx.shell.must('rollback', update(this.tenant, previous.refs), ctx.pullTimeoutMs);
+    }
+    prunable(history, next, current) {
+        return history.prunable(next, current, this.tenant.keepReleases);
+    }
+    preview(next) {
+        return {
+            fetch: pullImages(this.tenant, Object.values(next.refs)),
+            switch: update(this.tenant, next.refs),
+        };
+    }
+}
+
+;// CONCATENATED MODULE: ./src/deploy/strategies/index.ts
+
+
+function strategyFor(target) {
+    const commands = target.tenant.commands;
+    return commands ? new CommandsStrategy(target, commands) : new ComposeStrategy(target);
+}
+
+;// CONCATENATED MODULE: ./src/deploy/target.ts
+/**
+ * One target's deploy, as a run of named steps (DEPLOY_STEPS): prepare (preflight, lock, what runs now),
+ * pull, compare, backup, pre-deploy hooks, switch, health gate, post-deploy hooks — and, when anything
+ * after the switch fails, the automatic rollback. `finish` (history, prune, unlock) runs on every path
+ * where the lock may be ours. How the release is switched is the target's strategy (strategy.ts).
+ *
+ * Every remote step checks its exit code, and a null code (lost connection) is a failure. Once
+ * something failed, the recovery steps go over a new connection if the old one was lost
+ * (`TargetShell.recovering`), so a dropped link does not leave a target half-deployed or locked.
+ */
+
+
+
+
+
+
+
+
+
+/**
+ * A deploy's steps in order: `TargetRun` runs them, and --dry-run (dry-run.ts) prints the commands of
+ * the same list. Each name is a method of both; a step with nothing to do for a tenant records nothing.
+ */
+const DEPLOY_STEPS = [
+    'prepare',
+    'pull',
+    'compare',
+    'backup',
+    'preDeploy',
+    'switch',
+    'health',
+    'postDeploy',
+];
+/** What a step returns to end the deploy early, successfully: the release already runs. */
+const UNCHANGED = 'unchanged';
+const gateDetail = (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`;
+async function deployTarget(target, wave, options, ports) {
+    return new TargetRun(target, wave, options, ports).run();
+}
+class TargetRun {
+    target;
+    options;
+    ports;
+    started;
+    steps = [];
+    result;
+    token = (0,external_node_crypto_.randomBytes)(12).toString('hex');
+    shell;
+    strategy;
+    ctx;
+    prepared;
+    current = { refs: {}, imageIds: [], digests: [] };
+    next;
+    /** The lock may be ours: `finish` runs (and releases it only if it is). */
+    locked = false;
+    /** Something changed on the server: a failure from here on rolls back. */
+    switched = false;
+    constructor(target, wave, options, ports) {
+        this.target = target;
+        this.options = options;
+        this.ports = ports;
+        this.started = ports.clock.now();
+        this.result = {
+            id: target.id,
+            server: target.server.name,
+            tenant: target.tenant.id,
+            region: target.server.region,
+            ring: target.tenant.ring,
+            wave,
+            outcome: 'failed',
+            steps: this.steps,
+            startedAt: new Date(this.started).toISOString(),
+            durationMs: 0,
+        };
+        this.shell = new TargetShell(ports.session, options.commandTimeoutMs);
+        this.strategy = strategyFor(target);
+        this.ctx = {
+            shell: this.shell,
+            clock: ports.clock,
+            signal: ports.signal,
+            pullTimeoutMs: options.pullTimeoutMs,
+            pullAttempts: options.pullAttempts,
+        };
+        this.next = { refs: {}, version: options.version, imageIds: [], digests: [] };
+    }
+    async run() {
+        try {
+            await this.step('connect', () => this.shell.transport());
+            this.result.outcome = await this.deploy();
+        }
+        catch (e) {
+            await this.recover(e);
+        }
+        finally {
+            this.shell.recovering = true;
+            if (this.locked)
+                await this.finish();
+            this.result.previous = this.current;
+            if (Object.keys(this.next.refs).length)
+                this.result.next = this.next;
+            this.result.durationMs = this.ports.clock.now() - this.started;
+        }
+        return this.result;
+    }
+    async deploy() {
+        for (const step of DEPLOY_STEPS)
+            if ((await this[step]()) === UNCHANGED)
+                return 'unchanged';
+        return 'deployed';
+    }
+    // ---- the steps: four round trips on the happy path (prepare, pull, switch, finish) ----
+    async prepare() {
+        const p = await this.step('prepare', () => prepareTarget(this.target, this.shell, this.lockRequest(), this.prepareHooks()), (p) => this.preparedDetail(p));
+        this.prepared = p;
+        this.current = this.strategy.current(p);
+        this.ports.onLock?.({ ...this.lockEvent(), held: true });
+        if (this.options.rollback)
+            this.next = this.strategy.release(this.rollbackVersion(p));
+        else
+            this.next = this.strategy.release(this.options.version);
+    }
+    async pull() {
+        const strategy = this.strategy;
+        if (strategy.fetch)
+            await this.step('pull', () => strategy.fetch(this.ctx, this.next));
+    }
+    async compare() {
+        if (this.strategy.unchanged(this.current, this.next))
+            return UNCHANGED;
+    }
+    async backup() {
+        if (!this.target.tenant.backup)
+            return;
+        const stamp = new Date(this.ports.clock.now()).toISOString().replace(/[:.]/g, '-');
+        await this.step('backup', async () => (await this.shell.must('backup', commands_backup(this.target.tenant, stamp))).trim(), (file) => file);
+    }
+    async preDeploy() {
+        await this.hooks('preDeploy', 'pre-deploy hooks', this.version, this.previousVersion);
+    }
+    async switch() {
+        await this.step(this.strategy.switchStep, () => this.strategy.switchTo(this.ctx, this.next, this.current, () => (this.switched = true)));
+    }
+    async health() {
+        await this.step('health', () => this.gate(this.version, true), gateDetail);
+    }
+    async postDeploy() {
+        await this.hooks('postDeploy', 'post-deploy hooks', this.version, this.previousVersion);
+    }
+    // ---- when a step failed ----
+    async recover(e) {
+        this.result.error = e.message;
+        this.shell.recovering = true;
+        if (this.switched)
+            await this.rollback();
+    }
+    /** The automatic rollback: switch back, gate the previous release (to the end), on-rollback hooks. */
+    async rollback() {
+        const previous = this.previousVersion;
+        try {
+            await this.step('rollback', () => this.strategy.switchBack(this.ctx, this.current, this.next));
+            await this.step('rollback health', () => this.gate(previous, false), gateDetail);
+            this.result.outcome = 'rolled-back';
+            await this.hooks('onRollback', 'on-rollback hooks', previous, this.version);
+        }
+        catch (e) {
+            if (this.result.outcome !== 'rolled-back') {
+                this.result.outcome = 'failed';
+                this.result.rollbackError = e.message;
+            }
+            else {
+                this.result.error = `${this.result.error}; then ${e.message}`;
+            }
+        }
+    }
+    /** History entry, pruning and the lock release, in one round trip; retried over a new connection if needed. */
+    async finish() {
+        const history = this.result.outcome === 'unchanged' ? undefined : this.historyEntry();
+        const remove = this.pruneList();
+        await this.step('finish', async () => {
+            let last = '';
+            for (let attempt = 1; attempt <= 3; attempt++) {
+                try {
+                    const script = finish(this.target.tenant, { token: this.token, history, remove });
+                    const r = await this.shell.exec(script);
+                    if (r.code === 0) {
+                        this.ports.onLock?.({ ...this.lockEvent(), held: false });
+                        return r.stdout;
+                    }
+                    last = shell_describe(r);
+                }
+                catch (e) {
+                    last = e.message;
+                }
+                await this.ports.clock.sleep(500 * attempt);
+            }
+            throw new StepFailure('finish', `could not release the lock on ${this.target.tenant.path}: ${last}`);
+        }, (out) => finishDetail(out, history !== undefined, remove)).catch((e) => {
+            this.result.error = this.result.error ? `${this.result.error}; ${e.message}` : e.message;
+            if (this.result.outcome === 'deployed' || this.result.outcome === 'unchanged')
+                this.result.outcome = 'failed';
+        });
+    }
+    // ---- helpers of the steps ----
+    /** Runs one step: times it, reports its start and end, and turns any error into a StepFailure. */
+    async step(name, fn, detail) {
+        const t0 = this.ports.clock.now();
+        const event = (status, extra = {}) => this.ports.onStep({ target: this.target.id, step: name, status, ...extra });
+        event('start');
         try {
             const v = await fn();
             const d = detail?.(v);
-            const ms = ports.clock.now() - t0;
-            steps.push({ step: name, ms, ok: true, ...(d ? { detail: d } : {}) });
-            ports.onStep({ target: target.id, step: name, status: 'ok', ms, ...(d ? { detail: d } : {}) });
+            const ms = this.ports.clock.now() - t0;
+            this.steps.push({ step: name, ms, ok: true, ...(d ? { detail: d } : {}) });
+            event('ok', { ms, ...(d ? { detail: d } : {}) });
             return v;
         }
         catch (e) {
-            const ms = ports.clock.now() - t0;
-            const message = e instanceof StepFailure ? e.message : e.message;
-            steps.push({ step: name, ms, ok: false, detail: message });
-            ports.onStep({ target: target.id, step: name, status: 'fail', ms, detail: message });
+            const ms = this.ports.clock.now() - t0;
+            const message = e.message;
+            this.steps.push({ step: name, ms, ok: false, detail: message });
+            event('fail', { ms, detail: message });
             throw e instanceof StepFailure ? e : new StepFailure(name, message);
         }
     }
-    /** Runs a script that must succeed; returns its stdout. */
-    async function must(name, script, timeoutMs) {
-        const r = await exec(script, timeoutMs);
-        if (r.code !== 0)
-            throw new StepFailure(name, `${name} failed: ${target_describe(r)}`);
-        return r.stdout;
-    }
-    const hookEnv = (version, previous) => ({
-        FLEET_VERSION: version,
-        FLEET_PREVIOUS_VERSION: previous,
-        FLEET_TARGET: target.id,
-    });
-    async function runHooks(kind, version, previous) {
-        for (const hook of t.hooks[kind]) {
-            const run = () => must(`${kind} hook`, runUserCommand(t, hook.run, hookEnv(version, previous)), hook.timeoutMs);
-            if (hook.once)
-                await ports.once.run(hook, run);
-            else
-                await run();
-        }
+    async hooks(kind, name, version, previous) {
+        if (this.target.tenant.hooks[kind].length === 0)
+            return;
+        await this.step(name, () => runHooks(kind, this.target, this.shell, this.ports.once, version, previous));
     }
     /** The gate of a deploy stops when the run is cancelled; the rollback's gate runs to the end. */
-    async function gate(version, cancellable = true) {
-        const check = t.health;
+    async gate(version, cancellable) {
+        const check = this.target.tenant.health;
         const probe = check.url !== undefined
-            ? () => ports.urlGet(check.url, check.timeoutMs)
-            : async () => (await ports.session.transport(recovering)).get(check.port, check.path, check.timeoutMs);
-        const g = await runGate(check, version, probe, ports.clock, cancellable ? ports.signal : undefined);
+            ? () => this.ports.urlGet(check.url, check.timeoutMs)
+            : async () => (await this.shell.transport()).get(check.port, check.path, check.timeoutMs);
+        const g = await runGate(check, version, probe, this.ports.clock, cancellable ? this.ports.signal : undefined);
         if (!g.ok)
             throw new StepFailure('health', `health gate failed: ${g.reason}`);
         if (check.containerHealth) {
-            const states = (await must('container health', containerHealth(t))).split('\n').filter(Boolean);
-            const bad = states.filter((s) => s !== 'healthy' && s !== 'none');
+            const out = await this.shell.must('container health', containerHealth(this.target.tenant));
+            const bad = out.split('\n').filter((s) => s && s !== 'healthy' && s !== 'none');
             if (bad.length)
                 throw new StepFailure('health', `containers are not healthy: ${bad.join(', ')}`);
         }
         return g;
     }
-    // ---- the steps: four round trips on the happy path (prepare, pull, update, finish) ----
-    const previous = { refs: {}, imageIds: [], digests: [] };
-    const next = { refs: {}, version: version, imageIds: [], digests: [] };
-    let prepared;
-    let locked = false;
-    let switched = false;
-    try {
-        await step('connect', () => ports.session.transport(), () => undefined);
-        prepared = await step('prepare', async () => {
-            const owner = JSON.stringify({
-                token,
-                run: options.runId,
-                actor: options.actor,
-                version: version,
-                since: new Date(ports.clock.now()).toISOString(),
-            });
-            const breakAfterS = options.breakLocksOlderThanMs === undefined
-                ? undefined
-                : Math.floor(options.breakLocksOlderThanMs / 1000);
-            const deadline = ports.clock.now() + options.lockWaitMs;
-            for (let attempt = 0;; attempt++) {
-                const r = await exec(prepare(t, owner, breakAfterS));
-                if (r.code === PREFLIGHT.noDirectory)
-                    throw new StepFailure('prepare', `directory ${t.path} does not exist on ${target.server.name} (or is not accessible to ${target.server.user})`);
-                if (r.code === PREFLIGHT.noComposeFile)
-                    throw new StepFailure('prepare', `compose file ${r.stdout.trim().split('\n').at(-1)} not found in ${t.path}`);
-                if (r.code === PREFLIGHT.noEnvFile)
-                    throw new StepFailure('prepare', `no .env in ${t.path}: the image variables (${t.images.map((i) => i.variable).join(', ')}) live there`);
-                if (r.code === PREFLIGHT.noComposeCommand)
-                    throw new StepFailure('prepare', `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set compose.command in the registry`);
-                const p = parsePrepared(r.stdout);
-                // Past preflight and not refused: the lock may be ours (finish releases it only if it is).
-                locked = r.code !== LOCK_HELD;
-                if (p.freeMb !== undefined && p.freeMb < t.minFreeDiskMb && r.code !== LOCK_HELD) {
-                    // Checked before anything changes; the lock just taken is released in `finally`.
-                    throw new StepFailure('prepare', `only ${p.freeMb} MiB free on the filesystem of ${t.path}; minFreeDiskMb is ${t.minFreeDiskMb}`);
-                }
-                if (r.code === 0) {
-                    locked = true;
-                    ports.onLock?.({
-                        target: target.id,
-                        server: target.server.name,
-                        path: t.path,
-                        token,
-                        held: true,
-                    });
-                    if (p.brokeStale !== undefined)
-                        ports.onStep({
-                            target: target.id,
-                            step: 'prepare',
-                            status: 'start',
-                            detail: `broke a stale lock held by ${p.brokeStale || 'an unknown owner'}`,
-                        });
-                    return p;
-                }
-                if (r.code !== LOCK_HELD) {
-                    throw new StepFailure('prepare', `prepare failed: ${target_describe(r)}`);
-                }
-                if (ports.clock.now() >= deadline || ports.signal?.aborted) {
-                    throw new StepFailure('prepare', `${t.path} on ${target.server.name} is locked by another deploy: ${p.lock?.owner || 'unknown owner'} (for ${p.lock?.ageS ?? 0} s); waited ${Math.round(options.lockWaitMs / 1000)} s`);
-                }
-                await ports.clock.sleep(Math.min(1000 * (attempt + 1), 5000, Math.max(0, deadline - ports.clock.now())), ports.signal);
-            }
-        }, (p) => [
+    get version() {
+        return this.next.version ?? this.options.version;
+    }
+    get previousVersion() {
+        return this.current.version ?? '';
+    }
+    lockRequest() {
+        const owner = JSON.stringify({
+            token: this.token,
+            run: this.options.runId,
+            actor: this.options.actor,
+            version: this.options.version,
+            since: new Date(this.ports.clock.now()).toISOString(),
+        });
+        const breakMs = this.options.breakLocksOlderThanMs;
+        return {
+            owner,
+            waitMs: this.options.lockWaitMs,
+            ...(breakMs === undefined ? {} : { breakAfterS: Math.floor(breakMs / 1000) }),
+        };
+    }
+    prepareHooks() {
+        return {
+            clock: this.ports.clock,
+            signal: this.ports.signal,
+            locked: () => (this.locked = true),
+            note: (detail) => this.ports.onStep({ target: this.target.id, step: 'prepare', status: 'start', detail }),
+        };
+    }
+    lockEvent() {
+        return {
+            target: this.target.id,
+            server: this.target.server.name,
+            path: this.target.tenant.path,
+            token: this.token,
+        };
+    }
+    preparedDetail(p) {
+        const running = this.strategy.current(p).version;
+        return [
             p.freeMb !== undefined ? `${p.freeMb} MiB free` : '',
-            previousVersion(p) ? `running ${previousVersion(p)}` : 'no previous release',
+            running ? `running ${running}` : 'no previous release',
         ]
             .filter(Boolean)
-            .join(', '));
-        previous.version = previousVersion(prepared);
-        if (options.rollback) {
-            version = rollbackVersion(prepared, previous.version, options.rollback.to);
-            next.version = version;
-        }
-        if (t.commands) {
-            previous.version = prepared.current;
-            if (previous.version)
-                previous.refs = { version: previous.version };
-            next.refs = { version: version };
-        }
-        else {
-            previous.refs = Object.fromEntries(t.images
-                .filter((i) => prepared.env[i.variable])
-                .map((i) => [i.variable, prepared.env[i.variable]]));
-            previous.imageIds = prepared.running;
-            previous.version = previousVersion(prepared);
-            next.refs = Object.fromEntries(t.images.map((i) => [i.variable, imageRef(i, version)]));
-            await step('pull', async () => {
-                const refs = Object.values(next.refs);
-                for (let attempt = 1;; attempt++) {
-                    const r = await exec(pullImages(t, refs), options.pullTimeoutMs);
-                    if (r.code === 0) {
-                        for (const img of parseImages(r.stdout)) {
-                            next.imageIds.push(img.id);
-                            next.digests.push(...img.digests);
-                        }
-                        return;
-                    }
-                    if (attempt >= options.pullAttempts)
-                        throw new StepFailure('pull', `pull ${refs.join(', ')} failed after ${attempt} attempts: ${target_describe(r)}`);
-                    await ports.clock.sleep(1000 * 2 ** (attempt - 1), ports.signal);
-                }
-            });
-        }
-        const same = t.commands
-            ? previous.version === version
-            : Object.entries(next.refs).every(([k, v]) => previous.refs[k] === v) &&
-                next.imageIds.every((id) => previous.imageIds.includes(id));
-        if (same) {
-            result.outcome = 'unchanged';
-            return result;
-        }
-        const prevVersion = previous.version ?? '';
-        if (t.backup)
-            await step('backup', async () => (await must('backup', commands_backup(t, new Date(ports.clock.now()).toISOString().replace(/[:.]/g, '-')))).trim(), (f) => f);
-        if (t.hooks.preDeploy.length)
-            await step('pre-deploy hooks', () => runHooks('preDeploy', version, prevVersion));
-        if (t.commands) {
-            switched = true;
-            await step('deploy', () => must('deploy', runUserCommand(t, t.commands.deploy, hookEnv(version, prevVersion)), options.pullTimeoutMs));
-        }
-        else {
-            await step('update', async () => {
-                const r = await exec(update(t, next.refs), options.pullTimeoutMs);
-                if (r.code === SWITCH_FAILED)
-                    throw new StepFailure('update', `switching the image in ${t.path}/.env failed: ${target_describe(r)}`);
-                switched = true; // from here on a failure rolls back; .env is the old or the new file, never a mix
-                if (r.code !== 0)
-                    throw new StepFailure('update', `compose up failed: ${target_describe(r)}`);
-            });
-        }
-        await step('health', () => gate(version), (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`);
-        if (t.hooks.postDeploy.length)
-            await step('post-deploy hooks', () => runHooks('postDeploy', version, prevVersion));
-        result.outcome = 'deployed';
+            .join(', ');
     }
-    catch (e) {
-        result.error = e.message;
-        recovering = true;
-        if (switched)
-            await rollback();
+    /** The version a rollback goes to, from the history read by `prepare`. */
+    rollbackVersion(p) {
+        const choice = History.parse(p.history).rollbackTarget(this.target.id, this.current.version, this.options.rollback?.to);
+        if ('error' in choice)
+            throw new StepFailure('prepare', choice.error);
+        return choice.version;
     }
-    finally {
-        recovering = true;
-        if (locked)
-            await finishTarget();
-        result.previous = previous;
-        if (Object.keys(next.refs).length)
-            result.next = next;
-        result.durationMs = ports.clock.now() - started;
-    }
-    return result;
-    /** The version a rollback goes to, from the history read by `prepare`; a StepFailure when there is none. */
-    function rollbackVersion(p, running, to) {
-        const releases = releasesOf(p.history);
-        if (to !== undefined) {
-            if (releases.includes(to))
-                return to;
-            throw new StepFailure('prepare', `version ${to} is not in the release history of ${target.id}; known versions: ${releases.length ? releases.join(', ') : 'none (no history yet)'}`);
-        }
-        const before = releases.filter((v) => v !== running);
-        if (before.length === 0)
-            throw new StepFailure('prepare', `${target.id} has no earlier release in its history to roll back to (running ${running ?? 'nothing'})`);
-        return before[0];
-    }
-    function previousVersion(p) {
-        if (t.commands)
-            return p.current;
-        const first = p.env[t.images[0].variable];
-        return first ? versionOf(first) : undefined;
-    }
-    async function rollback() {
-        const prevVersion = previous.version;
-        try {
-            await step('rollback', async () => {
-                if (t.commands) {
-                    if (!prevVersion)
-                        throw new StepFailure('rollback', 'no previous version to roll back to');
-                    await must('rollback', runUserCommand(t, t.commands.rollback ?? t.commands.deploy, hookEnv(prevVersion, version)), options.pullTimeoutMs);
-                }
-                else {
-                    if (Object.keys(previous.refs).length === 0)
-                        throw new StepFailure('rollback', 'no previous release in .env to roll back to');
-                    await must('rollback', update(t, previous.refs), options.pullTimeoutMs);
-                }
-            });
-            await step('rollback health', () => gate(prevVersion ?? '', false), (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`);
-            result.outcome = 'rolled-back';
-            if (t.hooks.onRollback.length)
-                await step('on-rollback hooks', () => runHooks('onRollback', prevVersion ?? '', version));
-        }
-        catch (e) {
-            if (result.outcome !== 'rolled-back') {
-                result.outcome = 'failed';
-                result.rollbackError = e.message;
-            }
-            else {
-                result.error = `${result.error}; then ${e.message}`;
-            }
-        }
-    }
-    /**
-     * Images to remove after a deploy: those of this tool's own earlier releases (from the history) that
-     * fell out of the last `keepReleases`, never the running or the previous one. Found from the history
-     * rather than by listing the engine's images, so pruning costs no extra command; images this tool did
-     * not deploy are left alone.
-     */
-    function pruneList() {
-        if (t.commands || result.outcome !== 'deployed' || !prepared)
-            return [];
-        const releases = [next.refs];
-        for (const line of [...prepared.history].reverse()) {
-            try {
-                const h = JSON.parse(line);
-                if (h.outcome === 'deployed' && h.toRefs)
-                    releases.push(h.toRefs);
-                if (h.outcome === 'deployed' && h.fromRefs)
-                    releases.push(h.fromRefs);
-            }
-            catch {
-                // a line we cannot read keeps nothing and removes nothing
-            }
-        }
-        const keep = new Set([...Object.values(next.refs), ...Object.values(previous.refs)]);
-        const distinct = [];
-        for (const refs of releases)
-            if (!distinct.some((d) => JSON.stringify(d) === JSON.stringify(refs)))
-                distinct.push(refs);
-        for (const refs of distinct.slice(0, t.keepReleases))
-            for (const r of Object.values(refs))
-                keep.add(r);
-        return [...new Set(distinct.slice(t.keepReleases).flatMap((refs) => Object.values(refs)))].filter((r) => !keep.has(r));
-    }
-    /** History entry, pruning and the lock release, in one round trip; retried over a new connection if needed. */
-    async function finishTarget() {
-        const history = result.outcome === 'unchanged'
-            ? undefined
-            : JSON.stringify({
-                time: new Date(ports.clock.now()).toISOString(),
-                actor: options.actor,
-                run: options.runId,
-                target: target.id,
-                outcome: result.outcome,
-                from: previous.version ?? null,
-                to: version,
-                fromRefs: previous.refs,
-                toRefs: next.refs,
-                fromImages: previous.imageIds,
-                toImages: next.imageIds,
-                digests: next.digests,
-                ...(options.rollback ? { rollback: true } : {}),
-                ...(result.error ? { error: result.error } : {}),
-            });
-        const remove = pruneList();
-        await step('finish', async () => {
-            let last = '';
-            for (let attempt = 1; attempt <= 3; attempt++) {
-                try {
-                    const r = await exec(finish(t, { token, ...(history ? { history } : {}), remove }));
-                    if (r.code === 0) {
-                        ports.onLock?.({
-                            target: target.id,
-                            server: target.server.name,
-                            path: t.path,
-                            token,
-                            held: false,
-                        });
-                        return r.stdout;
-                    }
-                    last = target_describe(r);
-                }
-                catch (e) {
-                    last = e.message;
-                }
-                await ports.clock.sleep(500 * attempt);
-            }
-            throw new StepFailure('finish', `could not release the lock on ${t.path}: ${last}`);
-        }, (out) => [
-            history ? (out.includes('@@history-failed') ? 'history NOT written' : 'history written') : '',
-            remove.length ? `pruned ${remove.join(', ')}` : '',
-            out.includes('@@unlock released') ? 'unlocked' : 'lock was not ours',
-        ]
-            .filter(Boolean)
-            .join(', ')).catch((e) => {
-            result.error = result.error ? `${result.error}; ${e.message}` : e.message;
-            if (result.outcome === 'deployed' || result.outcome === 'unchanged')
-                result.outcome = 'failed';
+    historyEntry() {
+        return historyLine({
+            time: new Date(this.ports.clock.now()),
+            actor: this.options.actor,
+            run: this.options.runId,
+            target: this.target.id,
+            outcome: this.result.outcome,
+            previous: this.current,
+            next: this.next,
+            rollback: Boolean(this.options.rollback),
+            ...(this.result.error ? { error: this.result.error } : {}),
         });
     }
-}
-/**
- * The versions a target has run, newest first, from its history lines: the `to` of every deployed
- * release and the `from` it replaced (so the release before the first recorded deploy counts too).
- */
-function releasesOf(history) {
-    const out = [];
-    const add = (v) => {
-        if (typeof v === 'string' && v && !out.includes(v))
-            out.push(v);
-    };
-    for (const line of [...history].reverse()) {
-        try {
-            const h = JSON.parse(line);
-            if (h.outcome === 'deployed') {
-                add(h.to);
-                add(h.from);
-            }
-        }
-        catch {
-            // an unreadable line adds nothing
-        }
+    pruneList() {
+        if (this.result.outcome !== 'deployed' || !this.prepared)
+            return [];
+        return this.strategy.prunable(History.parse(this.prepared.history), this.next, this.current);
     }
-    return out;
 }
-/**
- * The release before `running`: the `from` of the newest forward deploy (not a rollback) that brought
- * `running` in. So rolling back twice goes further back (v3 → v2 → v1), never forward again.
- */
-function previousRelease(history, running) {
-    for (const line of [...history].reverse()) {
-        try {
-            const h = JSON.parse(line);
-            if (h.outcome === 'deployed' && !h.rollback && h.to === running && h.from && h.from !== running)
-                return h.from;
-        }
-        catch {
-            // an unreadable line says nothing
-        }
-    }
-    return undefined;
+function finishDetail(out, wroteHistory, removed) {
+    return [
+        wroteHistory ? (out.includes('@@history-failed') ? 'history NOT written' : 'history written') : '',
+        removed.length ? `pruned ${removed.join(', ')}` : '',
+        out.includes('@@unlock released') ? 'unlocked' : 'lock was not ours',
+    ]
+        .filter(Boolean)
+        .join(', ');
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/fleet.ts
 
 
-const OUTCOMES = ['deployed', 'unchanged', 'rolled-back', 'failed', 'skipped'];
-const fleet_isFailure = (o) => o === 'failed' || o === 'rolled-back';
-function counts(results) {
-    const c = Object.fromEntries(OUTCOMES.map((o) => [o, 0]));
-    for (const r of results)
-        c[r.outcome]++;
-    return c;
-}
-/** A server's shared connection: connects once, reconnects only after the link was lost. */
-class Session {
-    server;
-    connector;
-    current;
-    remaining;
-    constructor(server, connector, targets) {
-        this.server = server;
-        this.connector = connector;
-        this.remaining = targets;
-    }
-    async transport(reconnect = false) {
-        for (;;) {
-            const p = this.current;
-            if (!p)
-                return (this.current = this.connector.connect(this.server));
-            const t = await p.catch(() => undefined);
-            if (!t)
-                return p; // the connect failed: every target of the server gets that error
-            if (t.alive || !reconnect)
-                return t;
-            if (this.current === p) {
-                await t.close().catch(() => undefined); // a jump host may still be open behind the lost link
-                if (this.current === p)
-                    this.current = this.connector.connect(this.server); // lost: reconnect once
-            }
-        }
-    }
-    async close() {
-        const t = await this.current?.catch(() => undefined);
-        this.current = undefined;
-        await t?.close();
-    }
-}
+
+
+
 function skipped(target, wave, reason, clock) {
     return {
         id: target.id,
@@ -69183,7 +69491,7 @@ async function deployFleet(plan, options, ports) {
                 const rs = wave.targets.map((t) => skipped(t, wave.index, stopped, ports.clock));
                 rs.forEach((r) => ports.onTarget?.(r));
                 results.push(...rs);
-                waves.push({ wave: wave.index, targets: rs.length, counts: counts(rs) });
+                waves.push({ wave: wave.index, targets: rs.length, counts: countOutcomes(rs) });
                 continue;
             }
             ports.onWave?.({
@@ -69194,13 +69502,13 @@ async function deployFleet(plan, options, ports) {
             });
             const waveResults = await runWave(wave.index, wave.targets);
             results.push(...waveResults);
-            waves.push({ wave: wave.index, targets: waveResults.length, counts: counts(waveResults) });
+            waves.push({ wave: wave.index, targets: waveResults.length, counts: countOutcomes(waveResults) });
             ports.onWave?.({
                 wave: wave.index,
                 of: plan.plan.length,
                 targets: wave.targets.length,
                 status: 'done',
-                failures: waveResults.filter((r) => fleet_isFailure(r.outcome)).length,
+                failures: waveResults.filter((r) => isFailure(r.outcome)).length,
             });
             if (ports.signal?.aborted)
                 stopped = 'cancelled';
@@ -69214,7 +69522,7 @@ async function deployFleet(plan, options, ports) {
     finally {
         await Promise.all([...sessions.values()].map((s) => s.close()));
     }
-    const c = counts(results);
+    const c = countOutcomes(results);
     return {
         version: options.version,
         actor: options.actor,
@@ -69291,35 +69599,69 @@ async function deployFleet(plan, options, ports) {
 
 ;// CONCATENATED MODULE: ./src/deploy/dry-run.ts
 
+
+
+
+/** Each step's commands on the happy path, named as the deploy's report names them. */
+class Preview {
+    target;
+    version;
+    strategy;
+    next;
+    constructor(target, version) {
+        this.target = target;
+        this.version = version;
+        this.strategy = strategyFor(target);
+        this.next = this.strategy.release(version);
+    }
+    get tenant() {
+        return this.target.tenant;
+    }
+    cmd(step, script) {
+        return script ? [{ step, command: script.text }] : [];
+    }
+    hooks(kind, step) {
+        const env = hookEnv(this.target, this.version, '<previous>');
+        return this.tenant.hooks[kind].flatMap((h) => this.cmd(step, runUserCommand(this.tenant, h.run, env)));
+    }
+    prepare() {
+        const owner = JSON.stringify({ token: '<token>', run: '<run>', actor: '<actor>', version: this.version });
+        return this.cmd('prepare', prepare(this.tenant, owner));
+    }
+    pull() {
+        return this.cmd('pull', this.strategy.preview(this.next).fetch);
+    }
+    compare() {
+        return [];
+    }
+    backup() {
+        return this.cmd('backup', this.tenant.backup && commands_backup(this.tenant, '<time>'));
+    }
+    preDeploy() {
+        return this.hooks('preDeploy', 'pre-deploy hook');
+    }
+    switch() {
+        return this.cmd(this.strategy.switchStep, this.strategy.preview(this.next).switch);
+    }
+    health() {
+        const h = this.tenant.health;
+        const probe = {
+            step: 'health',
+            command: `# GET ${h.url ?? `http://127.0.0.1:${h.port}${h.path} (through the SSH connection)`} every ${h.intervalMs} ms until ${h.successes} healthy answers in a row, at most ${h.deadlineMs} ms`,
+        };
+        return [probe, ...this.cmd('health', h.containerHealth ? containerHealth(this.tenant) : undefined)];
+    }
+    postDeploy() {
+        return this.hooks('postDeploy', 'post-deploy hook');
+    }
+    finish() {
+        const remove = ['<images beyond the last releases>'];
+        return this.cmd('finish', finish(this.tenant, { token: '<token>', history: '<entry>', remove }));
+    }
+}
 function dryRunCommands(target, version) {
-    const t = target.tenant;
-    const owner = JSON.stringify({ token: '<token>', run: '<run>', actor: '<actor>', version });
-    const env = { FLEET_VERSION: version, FLEET_PREVIOUS_VERSION: '<previous>', FLEET_TARGET: target.id };
-    const refs = Object.fromEntries(t.images.map((i) => [i.variable, imageRef(i, version)]));
-    const out = [];
-    const add = (step, script) => out.push({ step, command: script.text });
-    add('prepare', prepare(t, owner));
-    if (!t.commands)
-        add('pull', pullImages(t, Object.values(refs)));
-    if (t.backup)
-        add('backup', commands_backup(t, '<time>'));
-    for (const h of t.hooks.preDeploy)
-        add('pre-deploy hook', runUserCommand(t, h.run, env));
-    if (t.commands)
-        add('deploy', runUserCommand(t, t.commands.deploy, env));
-    else
-        add('update', update(t, refs));
-    const h = t.health;
-    out.push({
-        step: 'health',
-        command: `# GET ${h.url ?? `http://127.0.0.1:${h.port}${h.path} (through the SSH connection)`} every ${h.intervalMs} ms until ${h.successes} healthy answers in a row, at most ${h.deadlineMs} ms`,
-    });
-    if (h.containerHealth)
-        add('health', containerHealth(t));
-    for (const k of t.hooks.postDeploy)
-        add('post-deploy hook', runUserCommand(t, k.run, env));
-    add('finish', finish(t, { token: '<token>', history: '<entry>', remove: ['<images beyond the last releases>'] }));
-    return out;
+    const preview = new Preview(target, version);
+    return [...DEPLOY_STEPS.flatMap((s) => preview[s]()), ...preview.finish()];
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/locks.ts
@@ -69395,6 +69737,7 @@ async function fetchUrl(url, timeoutMs) {
 
 ;// CONCATENATED MODULE: ./src/report/render.ts
 
+
 const OUTCOME_ORDER = {
     failed: 0,
     'rolled-back': 1,
@@ -69418,9 +69761,7 @@ function renderReport(report) {
         reason(r),
     ]);
     const t = report.totals;
-    const parts = ['deployed', 'unchanged', 'rolled-back', 'failed', 'skipped']
-        .filter((o) => t[o] > 0)
-        .map((o) => `${t[o]} ${o}`);
+    const parts = OUTCOMES.filter((o) => t[o] > 0).map((o) => `${t[o]} ${o}`);
     const lines = [
         table(['TARGET', 'WAVE', 'OUTCOME', 'FROM → TO', 'TIME', 'REASON'], rows),
         '',
@@ -70931,6 +71272,7 @@ async function sshSettings(values, io, registry, plan) {
 
 
 
+
 const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--key FILE] [--known-hosts FILE]
 
 Reads each selected target's release history (.fleet/history.jsonl in its directory: time, actor, CI run,
@@ -70963,7 +71305,7 @@ async function runHistory(values, io) {
             for (const t of list) {
                 const r = await transport.exec(readHistory(t.tenant, limit), { timeoutMs: 30_000 });
                 results.set(t.id, r.code === 0
-                    ? parseLines(r.stdout).reverse()
+                    ? parseHistory(r.stdout.split('\n')).reverse()
                     : `cannot read the history: exit code ${r.code}: ${r.stderr.trim()}`);
             }
         }
@@ -71004,19 +71346,6 @@ async function runHistory(values, io) {
         io.stdout(`${table(['TARGET', 'TIME', 'ACTOR', 'OUTCOME', 'FROM → TO', 'ERROR'], rows)}\n`);
     }
     return failed ? 1 : 0;
-}
-function parseLines(text) {
-    return text
-        .split('\n')
-        .filter((l) => l.trim())
-        .flatMap((l) => {
-        try {
-            return [JSON.parse(l)];
-        }
-        catch {
-            return [];
-        }
-    });
 }
 
 ;// CONCATENATED MODULE: external "node:fs"

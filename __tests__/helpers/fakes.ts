@@ -16,7 +16,27 @@ export class FakeClock implements Clock {
   };
 }
 
-export type Rule = { match: RegExp; reply: ExecResult | ((cmd: string) => ExecResult | Promise<ExecResult>) };
+/**
+ * A rule answers the scripts of one remote verb (the builder that made them: 'prepare', 'pull',
+ * 'update', 'finish', …), or those whose text matches a pattern (a user's command).
+ */
+export type Rule = {
+  match: RegExp | Verb;
+  reply: ExecResult | ((cmd: string) => ExecResult | Promise<ExecResult>);
+};
+export type Verb =
+  | 'prepare'
+  | 'pull'
+  | 'update'
+  | 'containerHealth'
+  | 'finish'
+  | 'releaseLock'
+  | 'readHistory'
+  | 'runUserCommand'
+  | 'backup';
+
+const matches = (rule: Rule, script: Script) =>
+  typeof rule.match === 'string' ? script.verb === rule.match : rule.match.test(script.text);
 
 export const ok = (stdout = ''): ExecResult => ({ code: 0, stdout, stderr: '' });
 export const fail = (code: number | null, stderr = ''): ExecResult => ({ code, stdout: '', stderr });
@@ -37,7 +57,7 @@ export const prepared = (ref: string, running = ['sha256:old'], history: string[
   );
 
 export class ScriptedConnector implements Connector {
-  readonly log: Array<{ server: string; command: string }> = [];
+  readonly log: Array<{ server: string; verb?: string; command: string }> = [];
   connects = 0;
   http: (server: string, port: number) => HttpResponse | Promise<HttpResponse> = () => ({
     status: 200,
@@ -61,14 +81,14 @@ export class ScriptedConnector implements Connector {
     return {
       alive: true,
       async exec(script: Script): Promise<ExecResult> {
-        self.log.push({ server: server.name, command: script.text });
+        self.log.push({ server: server.name, verb: script.verb, command: script.text });
         self.active++;
         self.activeByServer.set(server.name, (self.activeByServer.get(server.name) ?? 0) + 1);
         self.maxActive = Math.max(self.maxActive, self.active);
         self.maxPerServer = Math.max(self.maxPerServer, self.activeByServer.get(server.name)!);
         try {
           await new Promise((r) => setImmediate(r));
-          const rule = self.rules(server.name).find((r) => r.match.test(script.text));
+          const rule = self.rules(server.name).find((r) => matches(r, script));
           if (!rule) throw new Error(`no rule for: ${script.text.slice(0, 80)}`);
           return typeof rule.reply === 'function' ? await rule.reply(script.text) : rule.reply;
         } finally {
@@ -86,8 +106,8 @@ export class ScriptedConnector implements Connector {
 
 /** Rules for a target that deploys cleanly from v1 to the pulled image. */
 export const happyRules = (from = 'r/app:v1'): Rule[] => [
-  { match: /^cd -- \S+ 2>\/dev\/null \|\| exit 10/, reply: prepared(from) },
-  { match: /pull -q/, reply: ok('sha256:new|["r/app@sha256:d1"]\n') },
-  { match: /cp -p \.env/, reply: ok() },
-  { match: /@@unlock/, reply: ok('@@unlock released\n') },
+  { match: 'prepare', reply: prepared(from) },
+  { match: 'pull', reply: ok('sha256:new|["r/app@sha256:d1"]\n') },
+  { match: 'update', reply: ok() },
+  { match: 'finish', reply: ok('@@unlock released\n') },
 ];

@@ -1,4 +1,5 @@
 /** `fleet-deploy history`: the release history of the selected targets, read over SSH. */
+import { parseHistory, type HistoryEntry } from '../deploy/history';
 import { planDeployment } from '../plan/plan';
 import { readHistory } from '../remote/commands';
 import { table } from '../report/table';
@@ -24,17 +25,6 @@ Options:
       --known-hosts FILE  trusted host keys besides the registry's pins
   -h, --help            show this help`;
 
-interface Entry {
-  time?: string;
-  actor?: string;
-  run?: string;
-  outcome?: string;
-  from?: string | null;
-  to?: string;
-  error?: string;
-  rollback?: boolean;
-}
-
 export async function runHistory(values: Values, io: CliIO): Promise<number> {
   const registry = await loadRegistry(values, io);
   const limit = wholeNumber(values.limit as string | undefined, '--limit', 10);
@@ -45,7 +35,7 @@ export async function runHistory(values: Values, io: CliIO): Promise<number> {
   const targets = plan.plan.flatMap((w) => w.targets);
   const byServer = new Map<string, typeof targets>();
   for (const t of targets) byServer.set(t.server.name, [...(byServer.get(t.server.name) ?? []), t]);
-  const results = new Map<string, Entry[] | string>();
+  const results = new Map<string, HistoryEntry[] | string>();
   await Promise.all(
     [...byServer.values()].map(async (list) => {
       let transport;
@@ -56,7 +46,7 @@ export async function runHistory(values: Values, io: CliIO): Promise<number> {
           results.set(
             t.id,
             r.code === 0
-              ? parseLines(r.stdout).reverse()
+              ? parseHistory(r.stdout.split('\n')).reverse()
               : `cannot read the history: exit code ${r.code}: ${r.stderr.trim()}`,
           );
         }
@@ -95,17 +85,4 @@ export async function runHistory(values: Values, io: CliIO): Promise<number> {
     io.stdout(`${table(['TARGET', 'TIME', 'ACTOR', 'OUTCOME', 'FROM → TO', 'ERROR'], rows)}\n`);
   }
   return failed ? 1 : 0;
-}
-
-function parseLines(text: string): Entry[] {
-  return text
-    .split('\n')
-    .filter((l) => l.trim())
-    .flatMap((l) => {
-      try {
-        return [JSON.parse(l) as Entry];
-      } catch {
-        return [];
-      }
-    });
 }

@@ -3,9 +3,7 @@
  * budget, continue or stop — the same rule the fleet engine applies between its own waves.
  */
 import type { FleetReport } from './fleet';
-import type { Outcome, TargetResult } from './result';
-
-const isFailure = (o: Outcome) => o === 'failed' || o === 'rolled-back';
+import { isFailure, type TargetResult } from './result';
 
 export interface Budget {
   maxFailurePercent: number;

@@ -1,33 +1,84 @@
 /**
  * --dry-run: the exact remote commands a deploy would run on each target, in order, on the path where
- * every step succeeds (a rollback would add an `update` to the previous release). Connects to nothing.
+ * every step succeeds (a rollback would add a switch back to the previous release). Connects to
+ * nothing. It walks the same step list as the deploy itself (DEPLOY_STEPS), so the two cannot drift.
  */
 import type { Target } from '../registry/model';
 import * as R from '../remote/commands';
+import type { Script } from '../remote/shell';
+import { hookEnv } from './hooks';
+import type { ReleaseStrategy } from './strategy';
+import { strategyFor } from './strategies';
+import { DEPLOY_STEPS, type DeployStep } from './target';
 
-export function dryRunCommands(target: Target, version: string): Array<{ step: string; command: string }> {
-  const t = target.tenant;
-  const owner = JSON.stringify({ token: '<token>', run: '<run>', actor: '<actor>', version });
-  const env = { FLEET_VERSION: version, FLEET_PREVIOUS_VERSION: '<previous>', FLEET_TARGET: target.id };
-  const refs = Object.fromEntries(t.images.map((i) => [i.variable, R.imageRef(i, version)]));
-  const out: Array<{ step: string; command: string }> = [];
-  const add = (step: string, script: { text: string }) => out.push({ step, command: script.text });
-  add('prepare', R.prepare(t, owner));
-  if (!t.commands) add('pull', R.pullImages(t, Object.values(refs)));
-  if (t.backup) add('backup', R.backup(t, '<time>'));
-  for (const h of t.hooks.preDeploy) add('pre-deploy hook', R.runUserCommand(t, h.run, env));
-  if (t.commands) add('deploy', R.runUserCommand(t, t.commands.deploy, env));
-  else add('update', R.update(t, refs));
-  const h = t.health;
-  out.push({
-    step: 'health',
-    command: `# GET ${h.url ?? `http://127.0.0.1:${h.port}${h.path} (through the SSH connection)`} every ${h.intervalMs} ms until ${h.successes} healthy answers in a row, at most ${h.deadlineMs} ms`,
-  });
-  if (h.containerHealth) add('health', R.containerHealth(t));
-  for (const k of t.hooks.postDeploy) add('post-deploy hook', R.runUserCommand(t, k.run, env));
-  add(
-    'finish',
-    R.finish(t, { token: '<token>', history: '<entry>', remove: ['<images beyond the last releases>'] }),
-  );
-  return out;
+export interface PlannedCommand {
+  step: string;
+  command: string;
+}
+
+/** Each step's commands on the happy path, named as the deploy's report names them. */
+class Preview implements Record<DeployStep, () => PlannedCommand[]> {
+  private readonly strategy: ReleaseStrategy;
+  private readonly next;
+
+  constructor(
+    private readonly target: Target,
+    private readonly version: string,
+  ) {
+    this.strategy = strategyFor(target);
+    this.next = this.strategy.release(version);
+  }
+
+  private get tenant() {
+    return this.target.tenant;
+  }
+
+  private cmd(step: string, script: Script | undefined): PlannedCommand[] {
+    return script ? [{ step, command: script.text }] : [];
+  }
+
+  private hooks(kind: 'preDeploy' | 'postDeploy', step: string): PlannedCommand[] {
+    const env = hookEnv(this.target, this.version, '<previous>');
+    return this.tenant.hooks[kind].flatMap((h) => this.cmd(step, R.runUserCommand(this.tenant, h.run, env)));
+  }
+
+  prepare() {
+    const owner = JSON.stringify({ token: '<token>', run: '<run>', actor: '<actor>', version: this.version });
+    return this.cmd('prepare', R.prepare(this.tenant, owner));
+  }
+  pull() {
+    return this.cmd('pull', this.strategy.preview(this.next).fetch);
+  }
+  compare() {
+    return [];
+  }
+  backup() {
+    return this.cmd('backup', this.tenant.backup && R.backup(this.tenant, '<time>'));
+  }
+  preDeploy() {
+    return this.hooks('preDeploy', 'pre-deploy hook');
+  }
+  switch() {
+    return this.cmd(this.strategy.switchStep, this.strategy.preview(this.next).switch);
+  }
+  health() {
+    const h = this.tenant.health;
+    const probe = {
+      step: 'health',
+      command: `# GET ${h.url ?? `http://127.0.0.1:${h.port}${h.path} (through the SSH connection)`} every ${h.intervalMs} ms until ${h.successes} healthy answers in a row, at most ${h.deadlineMs} ms`,
+    };
+    return [probe, ...this.cmd('health', h.containerHealth ? R.containerHealth(this.tenant) : undefined)];
+  }
+  postDeploy() {
+    return this.hooks('postDeploy', 'post-deploy hook');
+  }
+  finish() {
+    const remove = ['<images beyond the last releases>'];
+    return this.cmd('finish', R.finish(this.tenant, { token: '<token>', history: '<entry>', remove }));
+  }
+}
+
+export function dryRunCommands(target: Target, version: string): PlannedCommand[] {
+  const preview = new Preview(target, version);
+  return [...DEPLOY_STEPS.flatMap((s) => preview[s]()), ...preview.finish()];
 }

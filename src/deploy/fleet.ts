@@ -6,18 +6,14 @@
  * server's first target, shared by its tenants, closed after its last.
  */
 import type { Plan } from '../plan/plan';
-import type { Server, Target } from '../registry/model';
-import type { Clock, Connector, Transport, UrlGet } from './ports';
-import type { Outcome, TargetResult } from './result';
+import type { Target } from '../registry/model';
+import type { Clock, Connector, UrlGet } from './ports';
+import { countOutcomes, isFailure, type Outcome, type TargetResult } from './result';
 import { budgetExceeded } from './budget';
-import {
-  deployTarget,
-  OnceHooks,
-  type DeployOptions,
-  type LockEvent,
-  type ServerSession,
-  type StepEvent,
-} from './target';
+import { OnceHooks } from './hooks';
+import { Session } from './session';
+import { deployTarget, type DeployOptions, type LockEvent, type StepEvent } from './target';
+
 
 export interface FleetOptions extends DeployOptions {
   concurrency: number;
@@ -66,49 +62,6 @@ export interface FleetReport {
   targets: TargetResult[];
 }
 
-export const OUTCOMES: readonly Outcome[] = ['deployed', 'unchanged', 'rolled-back', 'failed', 'skipped'];
-const isFailure = (o: Outcome) => o === 'failed' || o === 'rolled-back';
-
-function counts(results: readonly TargetResult[]): Record<Outcome, number> {
-  const c = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
-  for (const r of results) c[r.outcome]++;
-  return c;
-}
-
-/** A server's shared connection: connects once, reconnects only after the link was lost. */
-class Session implements ServerSession {
-  private current?: Promise<Transport>;
-  remaining: number;
-
-  constructor(
-    private readonly server: Server,
-    private readonly connector: Connector,
-    targets: number,
-  ) {
-    this.remaining = targets;
-  }
-
-  async transport(reconnect = false): Promise<Transport> {
-    for (;;) {
-      const p = this.current;
-      if (!p) return (this.current = this.connector.connect(this.server));
-      const t = await p.catch(() => undefined);
-      if (!t) return p; // the connect failed: every target of the server gets that error
-      if (t.alive || !reconnect) return t;
-      if (this.current === p) {
-        await t.close().catch(() => undefined); // a jump host may still be open behind the lost link
-        if (this.current === p) this.current = this.connector.connect(this.server); // lost: reconnect once
-      }
-    }
-  }
-
-  async close(): Promise<void> {
-    const t = await this.current?.catch(() => undefined);
-    this.current = undefined;
-    await t?.close();
-  }
-}
-
 function skipped(target: Target, wave: number, reason: string, clock: Clock): TargetResult {
   return {
     id: target.id,
@@ -150,7 +103,7 @@ export async function deployFleet(
         const rs = wave.targets.map((t) => skipped(t, wave.index, stopped!, ports.clock));
         rs.forEach((r) => ports.onTarget?.(r));
         results.push(...rs);
-        waves.push({ wave: wave.index, targets: rs.length, counts: counts(rs) });
+        waves.push({ wave: wave.index, targets: rs.length, counts: countOutcomes(rs) });
         continue;
       }
       ports.onWave?.({
@@ -161,7 +114,7 @@ export async function deployFleet(
       });
       const waveResults = await runWave(wave.index, wave.targets);
       results.push(...waveResults);
-      waves.push({ wave: wave.index, targets: waveResults.length, counts: counts(waveResults) });
+      waves.push({ wave: wave.index, targets: waveResults.length, counts: countOutcomes(waveResults) });
       ports.onWave?.({
         wave: wave.index,
         of: plan.plan.length,
@@ -180,7 +133,7 @@ export async function deployFleet(
     await Promise.all([...sessions.values()].map((s) => s.close()));
   }
 
-  const c = counts(results);
+  const c = countOutcomes(results);
   return {
     version: options.version,
     actor: options.actor,

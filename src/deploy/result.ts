@@ -1,5 +1,18 @@
 /** What a deploy reports for each target and for the whole run. */
-export type Outcome = 'deployed' | 'rolled-back' | 'failed' | 'skipped' | 'unchanged';
+
+/** Every outcome, in the order reports list them. */
+export const OUTCOMES = ['deployed', 'unchanged', 'rolled-back', 'failed', 'skipped'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+/** A target that did not end on the new release counts against the failure budget. */
+export const isFailure = (o: Outcome) => o === 'failed' || o === 'rolled-back';
+
+/** How many targets ended with each outcome. */
+export function countOutcomes(results: readonly { outcome: Outcome }[]): Record<Outcome, number> {
+  const c = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
+  for (const r of results) c[r.outcome]++;
+  return c;
+}
 
 export interface Release {
   /** image variable → reference, as in .env (compose), or { version } (commands) */

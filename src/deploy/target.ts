@@ -1,19 +1,28 @@
 /**
- * One target's deploy: preflight, lock, record the current release, backup and hooks, pull, switch the
- * image variables in .env, compose up, health gate, then history and prune — or, when anything after the
- * switch fails, the automatic rollback. The lock is released on every path.
+ * One target's deploy, as a run of named steps (DEPLOY_STEPS): prepare (preflight, lock, what runs now),
+ * pull, compare, backup, pre-deploy hooks, switch, health gate, post-deploy hooks — and, when anything
+ * after the switch fails, the automatic rollback. `finish` (history, prune, unlock) runs on every path
+ * where the lock may be ours. How the release is switched is the target's strategy (strategy.ts).
  *
- * Every remote step checks its exit code, and a null code (lost connection) is a failure. When the
- * connection is lost, the rollback and the lock release go over a new connection (`session.transport()`
- * reconnects), so a dropped link does not leave a target half-deployed or locked.
+ * Every remote step checks its exit code, and a null code (lost connection) is a failure. Once
+ * something failed, the recovery steps go over a new connection if the old one was lost
+ * (`TargetShell.recovering`), so a dropped link does not leave a target half-deployed or locked.
  */
 import { randomBytes } from 'node:crypto';
-import type { Hook, Target } from '../registry/model';
+import type { Target } from '../registry/model';
 import * as R from '../remote/commands';
-import type { Script } from '../remote/shell';
-import { runGate } from '../health/gate';
-import type { Clock, ExecResult, Transport, UrlGet } from './ports';
+import { runGate, type GateResult } from '../health/gate';
+import { History, historyLine } from './history';
+import { OnceHooks, runHooks } from './hooks';
+import type { Clock, UrlGet } from './ports';
+import { prepareTarget } from './prepare';
 import type { Release, StepTiming, TargetResult } from './result';
+import { describe, StepFailure, TargetShell, type ServerSession } from './shell';
+import type { ReleaseStrategy, StrategyContext } from './strategy';
+import { strategyFor } from './strategies';
+
+export { OnceHooks } from './hooks';
+export type { ServerSession } from './shell';
 
 export interface DeployOptions {
   /** The version to deploy; ignored for a rollback, whose version comes from each target's history. */
@@ -33,35 +42,6 @@ export interface DeployOptions {
   commandTimeoutMs: number;
   pullTimeoutMs: number;
   pullAttempts: number;
-}
-
-export interface ServerSession {
-  /**
-   * The server's shared connection. A lost connection stays lost (its commands fail with a null exit
-   * code) unless `reconnect` is set, which only the rollback, history and unlock steps do.
-   */
-  transport(reconnect?: boolean): Promise<Transport>;
-}
-
-/**
- * Hooks marked `once` run on the first target of a rollout only; the other targets wait for that run
- * and fail if it failed (a migration must finish before any new version starts).
- */
-export class OnceHooks {
-  private readonly runs = new Map<string, Promise<void>>();
-  constructor(private readonly skip = false) {}
-  async run(hook: Hook, fn: () => Promise<unknown>): Promise<void> {
-    if (this.skip) return;
-    let p = this.runs.get(hook.run);
-    if (!p) {
-      p = fn().then(() => undefined);
-      this.runs.set(hook.run, p);
-      return p;
-    }
-    await p.catch((e: Error) => {
-      throw new Error(`the once-per-rollout hook failed on another target: ${e.message}`);
-    });
-  }
 }
 
 export type StepEvent = {
@@ -85,26 +65,27 @@ export interface TargetPorts {
   signal?: AbortSignal;
 }
 
-class StepFailure extends Error {
-  constructor(
-    readonly step: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+/**
+ * A deploy's steps in order: `TargetRun` runs them, and --dry-run (dry-run.ts) prints the commands of
+ * the same list. Each name is a method of both; a step with nothing to do for a tenant records nothing.
+ */
+export const DEPLOY_STEPS = [
+  'prepare',
+  'pull',
+  'compare',
+  'backup',
+  'preDeploy',
+  'switch',
+  'health',
+  'postDeploy',
+] as const;
+export type DeployStep = (typeof DEPLOY_STEPS)[number];
 
-function tail(text: string, n = 400): string {
-  const t = text.trim();
-  return t.length > n ? `…${t.slice(-n)}` : t;
-}
+/** What a step returns to end the deploy early, successfully: the release already runs. */
+const UNCHANGED = 'unchanged';
+type StepReturn = Promise<void | typeof UNCHANGED>;
 
-function describe(r: ExecResult): string {
-  if (r.code === null)
-    return `connection lost or command timed out${r.stderr ? `: ${tail(r.stderr, 200)}` : ''}`;
-  const out = tail(r.stderr) || tail(r.stdout);
-  return `exit code ${r.code}${out ? `: ${out}` : ''}`;
-}
+const gateDetail = (g: GateResult) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`;
 
 export async function deployTarget(
   target: Target,
@@ -112,500 +93,338 @@ export async function deployTarget(
   options: DeployOptions,
   ports: TargetPorts,
 ): Promise<TargetResult> {
-  const t = target.tenant;
-  const started = ports.clock.now();
-  const steps: StepTiming[] = [];
-  const result: TargetResult = {
-    id: target.id,
-    server: target.server.name,
-    tenant: t.id,
-    region: target.server.region,
-    ring: t.ring,
-    wave,
-    outcome: 'failed',
-    steps,
-    startedAt: new Date(started).toISOString(),
-    durationMs: 0,
-  };
-  const token = randomBytes(12).toString('hex');
-  /** For a rollback, resolved from the target's history during `prepare`. */
-  let version = options.version;
+  return new TargetRun(target, wave, options, ports).run();
+}
 
-  /** Set once something failed: from then on (rollback, history, unlock) a lost connection is re-opened. */
-  let recovering = false;
+export class TargetRun implements Record<DeployStep, () => StepReturn> {
+  private readonly started: number;
+  private readonly steps: StepTiming[] = [];
+  private readonly result: TargetResult;
+  private readonly token = randomBytes(12).toString('hex');
+  private readonly shell: TargetShell;
+  private readonly strategy: ReleaseStrategy;
+  private readonly ctx: StrategyContext;
+  private prepared?: R.Prepared;
+  private current: Release = { refs: {}, imageIds: [], digests: [] };
+  private next: Release;
+  /** The lock may be ours: `finish` runs (and releases it only if it is). */
+  private locked = false;
+  /** Something changed on the server: a failure from here on rolls back. */
+  private switched = false;
 
-  async function exec(script: Script, timeoutMs = options.commandTimeoutMs): Promise<ExecResult> {
-    const transport = await ports.session.transport(recovering);
-    return transport.exec(script, { timeoutMs });
-  }
-
-  async function step<T>(
-    name: string,
-    fn: () => Promise<T>,
-    detail?: (v: T) => string | undefined,
-  ): Promise<T> {
-    const t0 = ports.clock.now();
-    ports.onStep({ target: target.id, step: name, status: 'start' });
-    try {
-      const v = await fn();
-      const d = detail?.(v);
-      const ms = ports.clock.now() - t0;
-      steps.push({ step: name, ms, ok: true, ...(d ? { detail: d } : {}) });
-      ports.onStep({ target: target.id, step: name, status: 'ok', ms, ...(d ? { detail: d } : {}) });
-      return v;
-    } catch (e) {
-      const ms = ports.clock.now() - t0;
-      const message = e instanceof StepFailure ? e.message : (e as Error).message;
-      steps.push({ step: name, ms, ok: false, detail: message });
-      ports.onStep({ target: target.id, step: name, status: 'fail', ms, detail: message });
-      throw e instanceof StepFailure ? e : new StepFailure(name, message);
-    }
-  }
-
-  /** Runs a script that must succeed; returns its stdout. */
-  async function must(name: string, script: Script, timeoutMs?: number): Promise<string> {
-    const r = await exec(script, timeoutMs);
-    if (r.code !== 0) throw new StepFailure(name, `${name} failed: ${describe(r)}`);
-    return r.stdout;
-  }
-
-  const hookEnv = (version: string, previous: string) => ({
-    FLEET_VERSION: version,
-    FLEET_PREVIOUS_VERSION: previous,
-    FLEET_TARGET: target.id,
-  });
-
-  async function runHooks(
-    kind: 'preDeploy' | 'postDeploy' | 'onRollback',
-    version: string,
-    previous: string,
+  constructor(
+    private readonly target: Target,
+    wave: number,
+    private readonly options: DeployOptions,
+    private readonly ports: TargetPorts,
   ) {
-    for (const hook of t.hooks[kind]) {
-      const run = () =>
-        must(`${kind} hook`, R.runUserCommand(t, hook.run, hookEnv(version, previous)), hook.timeoutMs);
-      if (hook.once) await ports.once.run(hook, run);
-      else await run();
-    }
+    this.started = ports.clock.now();
+    this.result = {
+      id: target.id,
+      server: target.server.name,
+      tenant: target.tenant.id,
+      region: target.server.region,
+      ring: target.tenant.ring,
+      wave,
+      outcome: 'failed',
+      steps: this.steps,
+      startedAt: new Date(this.started).toISOString(),
+      durationMs: 0,
+    };
+    this.shell = new TargetShell(ports.session, options.commandTimeoutMs);
+    this.strategy = strategyFor(target);
+    this.ctx = {
+      shell: this.shell,
+      clock: ports.clock,
+      signal: ports.signal,
+      pullTimeoutMs: options.pullTimeoutMs,
+      pullAttempts: options.pullAttempts,
+    };
+    this.next = { refs: {}, version: options.version, imageIds: [], digests: [] };
   }
 
-  /** The gate of a deploy stops when the run is cancelled; the rollback's gate runs to the end. */
-  async function gate(version: string, cancellable = true) {
-    const check = t.health;
-    const probe =
-      check.url !== undefined
-        ? () => ports.urlGet(check.url!, check.timeoutMs)
-        : async () =>
-            (await ports.session.transport(recovering)).get(check.port!, check.path, check.timeoutMs);
-    const g = await runGate(check, version, probe, ports.clock, cancellable ? ports.signal : undefined);
-    if (!g.ok) throw new StepFailure('health', `health gate failed: ${g.reason}`);
-    if (check.containerHealth) {
-      const states = (await must('container health', R.containerHealth(t))).split('\n').filter(Boolean);
-      const bad = states.filter((s) => s !== 'healthy' && s !== 'none');
-      if (bad.length) throw new StepFailure('health', `containers are not healthy: ${bad.join(', ')}`);
-    }
-    return g;
-  }
-
-  // ---- the steps: four round trips on the happy path (prepare, pull, update, finish) ----
-  const previous: Release = { refs: {}, imageIds: [], digests: [] };
-  const next: Release = { refs: {}, version: version, imageIds: [], digests: [] };
-  let prepared: R.Prepared | undefined;
-  let locked = false;
-  let switched = false;
-
-  try {
-    await step(
-      'connect',
-      () => ports.session.transport(),
-      () => undefined,
-    );
-
-    prepared = await step(
-      'prepare',
-      async () => {
-        const owner = JSON.stringify({
-          token,
-          run: options.runId,
-          actor: options.actor,
-          version: version,
-          since: new Date(ports.clock.now()).toISOString(),
-        });
-        const breakAfterS =
-          options.breakLocksOlderThanMs === undefined
-            ? undefined
-            : Math.floor(options.breakLocksOlderThanMs / 1000);
-        const deadline = ports.clock.now() + options.lockWaitMs;
-        for (let attempt = 0; ; attempt++) {
-          const r = await exec(R.prepare(t, owner, breakAfterS));
-          if (r.code === R.PREFLIGHT.noDirectory)
-            throw new StepFailure(
-              'prepare',
-              `directory ${t.path} does not exist on ${target.server.name} (or is not accessible to ${target.server.user})`,
-            );
-          if (r.code === R.PREFLIGHT.noComposeFile)
-            throw new StepFailure(
-              'prepare',
-              `compose file ${r.stdout.trim().split('\n').at(-1)} not found in ${t.path}`,
-            );
-          if (r.code === R.PREFLIGHT.noEnvFile)
-            throw new StepFailure(
-              'prepare',
-              `no .env in ${t.path}: the image variables (${t.images.map((i) => i.variable).join(', ')}) live there`,
-            );
-          if (r.code === R.PREFLIGHT.noComposeCommand)
-            throw new StepFailure(
-              'prepare',
-              `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set compose.command in the registry`,
-            );
-          const p = R.parsePrepared(r.stdout);
-          // Past preflight and not refused: the lock may be ours (finish releases it only if it is).
-          locked = r.code !== R.LOCK_HELD;
-          if (p.freeMb !== undefined && p.freeMb < t.minFreeDiskMb && r.code !== R.LOCK_HELD) {
-            // Checked before anything changes; the lock just taken is released in `finally`.
-            throw new StepFailure(
-              'prepare',
-              `only ${p.freeMb} MiB free on the filesystem of ${t.path}; minFreeDiskMb is ${t.minFreeDiskMb}`,
-            );
-          }
-          if (r.code === 0) {
-            locked = true;
-            ports.onLock?.({
-              target: target.id,
-              server: target.server.name,
-              path: t.path,
-              token,
-              held: true,
-            });
-            if (p.brokeStale !== undefined)
-              ports.onStep({
-                target: target.id,
-                step: 'prepare',
-                status: 'start',
-                detail: `broke a stale lock held by ${p.brokeStale || 'an unknown owner'}`,
-              });
-            return p;
-          }
-          if (r.code !== R.LOCK_HELD) {
-            throw new StepFailure('prepare', `prepare failed: ${describe(r)}`);
-          }
-          if (ports.clock.now() >= deadline || ports.signal?.aborted) {
-            throw new StepFailure(
-              'prepare',
-              `${t.path} on ${target.server.name} is locked by another deploy: ${p.lock?.owner || 'unknown owner'} (for ${p.lock?.ageS ?? 0} s); waited ${Math.round(options.lockWaitMs / 1000)} s`,
-            );
-          }
-          await ports.clock.sleep(
-            Math.min(1000 * (attempt + 1), 5000, Math.max(0, deadline - ports.clock.now())),
-            ports.signal,
-          );
-        }
-      },
-      (p) =>
-        [
-          p.freeMb !== undefined ? `${p.freeMb} MiB free` : '',
-          previousVersion(p) ? `running ${previousVersion(p)}` : 'no previous release',
-        ]
-          .filter(Boolean)
-          .join(', '),
-    );
-
-    previous.version = previousVersion(prepared);
-    if (options.rollback) {
-      version = rollbackVersion(prepared, previous.version, options.rollback.to);
-      next.version = version;
-    }
-
-    if (t.commands) {
-      previous.version = prepared.current;
-      if (previous.version) previous.refs = { version: previous.version };
-      next.refs = { version: version };
-    } else {
-      previous.refs = Object.fromEntries(
-        t.images
-          .filter((i) => prepared!.env[i.variable])
-          .map((i) => [i.variable, prepared!.env[i.variable]!]),
-      );
-      previous.imageIds = prepared.running;
-      previous.version = previousVersion(prepared);
-      next.refs = Object.fromEntries(t.images.map((i) => [i.variable, R.imageRef(i, version)]));
-
-      await step('pull', async () => {
-        const refs = Object.values(next.refs);
-        for (let attempt = 1; ; attempt++) {
-          const r = await exec(R.pullImages(t, refs), options.pullTimeoutMs);
-          if (r.code === 0) {
-            for (const img of R.parseImages(r.stdout)) {
-              next.imageIds.push(img.id);
-              next.digests.push(...img.digests);
-            }
-            return;
-          }
-          if (attempt >= options.pullAttempts)
-            throw new StepFailure(
-              'pull',
-              `pull ${refs.join(', ')} failed after ${attempt} attempts: ${describe(r)}`,
-            );
-          await ports.clock.sleep(1000 * 2 ** (attempt - 1), ports.signal);
-        }
-      });
-    }
-
-    const same = t.commands
-      ? previous.version === version
-      : Object.entries(next.refs).every(([k, v]) => previous.refs[k] === v) &&
-        next.imageIds.every((id) => previous.imageIds.includes(id));
-    if (same) {
-      result.outcome = 'unchanged';
-      return result;
-    }
-
-    const prevVersion = previous.version ?? '';
-    if (t.backup)
-      await step(
-        'backup',
-        async () =>
-          (
-            await must('backup', R.backup(t, new Date(ports.clock.now()).toISOString().replace(/[:.]/g, '-')))
-          ).trim(),
-        (f) => f,
-      );
-    if (t.hooks.preDeploy.length)
-      await step('pre-deploy hooks', () => runHooks('preDeploy', version, prevVersion));
-
-    if (t.commands) {
-      switched = true;
-      await step('deploy', () =>
-        must(
-          'deploy',
-          R.runUserCommand(t, t.commands!.deploy, hookEnv(version, prevVersion)),
-          options.pullTimeoutMs,
-        ),
-      );
-    } else {
-      await step('update', async () => {
-        const r = await exec(R.update(t, next.refs), options.pullTimeoutMs);
-        if (r.code === R.SWITCH_FAILED)
-          throw new StepFailure('update', `switching the image in ${t.path}/.env failed: ${describe(r)}`);
-        switched = true; // from here on a failure rolls back; .env is the old or the new file, never a mix
-        if (r.code !== 0) throw new StepFailure('update', `compose up failed: ${describe(r)}`);
-      });
-    }
-    await step(
-      'health',
-      () => gate(version),
-      (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`,
-    );
-    if (t.hooks.postDeploy.length)
-      await step('post-deploy hooks', () => runHooks('postDeploy', version, prevVersion));
-    result.outcome = 'deployed';
-  } catch (e) {
-    result.error = (e as Error).message;
-    recovering = true;
-    if (switched) await rollback();
-  } finally {
-    recovering = true;
-    if (locked) await finishTarget();
-    result.previous = previous;
-    if (Object.keys(next.refs).length) result.next = next;
-    result.durationMs = ports.clock.now() - started;
-  }
-  return result;
-
-  /** The version a rollback goes to, from the history read by `prepare`; a StepFailure when there is none. */
-  function rollbackVersion(p: R.Prepared, running: string | undefined, to: string | undefined): string {
-    const releases = releasesOf(p.history);
-    if (to !== undefined) {
-      if (releases.includes(to)) return to;
-      throw new StepFailure(
-        'prepare',
-        `version ${to} is not in the release history of ${target.id}; known versions: ${releases.length ? releases.join(', ') : 'none (no history yet)'}`,
-      );
-    }
-    const before = releases.filter((v) => v !== running);
-    if (before.length === 0)
-      throw new StepFailure(
-        'prepare',
-        `${target.id} has no earlier release in its history to roll back to (running ${running ?? 'nothing'})`,
-      );
-    return before[0]!;
-  }
-
-  function previousVersion(p: R.Prepared): string | undefined {
-    if (t.commands) return p.current;
-    const first = p.env[t.images[0]!.variable];
-    return first ? R.versionOf(first) : undefined;
-  }
-
-  async function rollback() {
-    const prevVersion = previous.version;
+  async run(): Promise<TargetResult> {
     try {
-      await step('rollback', async () => {
-        if (t.commands) {
-          if (!prevVersion) throw new StepFailure('rollback', 'no previous version to roll back to');
-          await must(
-            'rollback',
-            R.runUserCommand(t, t.commands.rollback ?? t.commands.deploy, hookEnv(prevVersion, version)),
-            options.pullTimeoutMs,
-          );
-        } else {
-          if (Object.keys(previous.refs).length === 0)
-            throw new StepFailure('rollback', 'no previous release in .env to roll back to');
-          await must('rollback', R.update(t, previous.refs), options.pullTimeoutMs);
-        }
-      });
-      await step(
-        'rollback health',
-        () => gate(prevVersion ?? '', false),
-        (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`,
-      );
-      result.outcome = 'rolled-back';
-      if (t.hooks.onRollback.length)
-        await step('on-rollback hooks', () => runHooks('onRollback', prevVersion ?? '', version));
+      await this.step('connect', () => this.shell.transport());
+      this.result.outcome = await this.deploy();
     } catch (e) {
-      if (result.outcome !== 'rolled-back') {
-        result.outcome = 'failed';
-        result.rollbackError = (e as Error).message;
-      } else {
-        result.error = `${result.error}; then ${(e as Error).message}`;
-      }
+      await this.recover(e as Error);
+    } finally {
+      this.shell.recovering = true;
+      if (this.locked) await this.finish();
+      this.result.previous = this.current;
+      if (Object.keys(this.next.refs).length) this.result.next = this.next;
+      this.result.durationMs = this.ports.clock.now() - this.started;
     }
+    return this.result;
   }
 
-  /**
-   * Images to remove after a deploy: those of this tool's own earlier releases (from the history) that
-   * fell out of the last `keepReleases`, never the running or the previous one. Found from the history
-   * rather than by listing the engine's images, so pruning costs no extra command; images this tool did
-   * not deploy are left alone.
-   */
-  function pruneList(): string[] {
-    if (t.commands || result.outcome !== 'deployed' || !prepared) return [];
-    const releases: Array<Record<string, string>> = [next.refs];
-    for (const line of [...prepared.history].reverse()) {
-      try {
-        const h = JSON.parse(line) as {
-          outcome?: string;
-          toRefs?: Record<string, string>;
-          fromRefs?: Record<string, string>;
-        };
-        if (h.outcome === 'deployed' && h.toRefs) releases.push(h.toRefs);
-        if (h.outcome === 'deployed' && h.fromRefs) releases.push(h.fromRefs);
-      } catch {
-        // a line we cannot read keeps nothing and removes nothing
+  private async deploy(): Promise<'deployed' | 'unchanged'> {
+    for (const step of DEPLOY_STEPS) if ((await this[step]()) === UNCHANGED) return 'unchanged';
+    return 'deployed';
+  }
+
+  // ---- the steps: four round trips on the happy path (prepare, pull, switch, finish) ----
+
+  async prepare(): StepReturn {
+    const p = await this.step(
+      'prepare',
+      () => prepareTarget(this.target, this.shell, this.lockRequest(), this.prepareHooks()),
+      (p) => this.preparedDetail(p),
+    );
+    this.prepared = p;
+    this.current = this.strategy.current(p);
+    this.ports.onLock?.({ ...this.lockEvent(), held: true });
+    if (this.options.rollback) this.next = this.strategy.release(this.rollbackVersion(p));
+    else this.next = this.strategy.release(this.options.version);
+  }
+
+  async pull(): StepReturn {
+    const strategy = this.strategy;
+    if (strategy.fetch) await this.step('pull', () => strategy.fetch!(this.ctx, this.next));
+  }
+
+  async compare(): StepReturn {
+    if (this.strategy.unchanged(this.current, this.next)) return UNCHANGED;
+  }
+
+  async backup(): StepReturn {
+    if (!this.target.tenant.backup) return;
+    const stamp = new Date(this.ports.clock.now()).toISOString().replace(/[:.]/g, '-');
+    await this.step(
+      'backup',
+      async () => (await this.shell.must('backup', R.backup(this.target.tenant, stamp))).trim(),
+      (file) => file,
+    );
+  }
+
+  async preDeploy(): StepReturn {
+    await this.hooks('preDeploy', 'pre-deploy hooks', this.version, this.previousVersion);
+  }
+
+  async switch(): StepReturn {
+    await this.step(this.strategy.switchStep, () =>
+      this.strategy.switchTo(this.ctx, this.next, this.current, () => (this.switched = true)),
+    );
+  }
+
+  async health(): StepReturn {
+    await this.step('health', () => this.gate(this.version, true), gateDetail);
+  }
+
+  async postDeploy(): StepReturn {
+    await this.hooks('postDeploy', 'post-deploy hooks', this.version, this.previousVersion);
+  }
+
+  // ---- when a step failed ----
+
+  private async recover(e: Error): Promise<void> {
+    this.result.error = e.message;
+    this.shell.recovering = true;
+    if (this.switched) await this.rollback();
+  }
+
+  /** The automatic rollback: switch back, gate the previous release (to the end), on-rollback hooks. */
+  private async rollback(): Promise<void> {
+    const previous = this.previousVersion;
+    try {
+      await this.step('rollback', () => this.strategy.switchBack(this.ctx, this.current, this.next));
+      await this.step('rollback health', () => this.gate(previous, false), gateDetail);
+      this.result.outcome = 'rolled-back';
+      await this.hooks('onRollback', 'on-rollback hooks', previous, this.version);
+    } catch (e) {
+      if (this.result.outcome !== 'rolled-back') {
+        this.result.outcome = 'failed';
+        this.result.rollbackError = (e as Error).message;
+      } else {
+        this.result.error = `${this.result.error}; then ${(e as Error).message}`;
       }
     }
-    const keep = new Set<string>([...Object.values(next.refs), ...Object.values(previous.refs)]);
-    const distinct: Array<Record<string, string>> = [];
-    for (const refs of releases)
-      if (!distinct.some((d) => JSON.stringify(d) === JSON.stringify(refs))) distinct.push(refs);
-    for (const refs of distinct.slice(0, t.keepReleases)) for (const r of Object.values(refs)) keep.add(r);
-    return [...new Set(distinct.slice(t.keepReleases).flatMap((refs) => Object.values(refs)))].filter(
-      (r) => !keep.has(r),
-    );
   }
 
   /** History entry, pruning and the lock release, in one round trip; retried over a new connection if needed. */
-  async function finishTarget() {
-    const history =
-      result.outcome === 'unchanged'
-        ? undefined
-        : JSON.stringify({
-            time: new Date(ports.clock.now()).toISOString(),
-            actor: options.actor,
-            run: options.runId,
-            target: target.id,
-            outcome: result.outcome,
-            from: previous.version ?? null,
-            to: version,
-            fromRefs: previous.refs,
-            toRefs: next.refs,
-            fromImages: previous.imageIds,
-            toImages: next.imageIds,
-            digests: next.digests,
-            ...(options.rollback ? { rollback: true } : {}),
-            ...(result.error ? { error: result.error } : {}),
-          });
-    const remove = pruneList();
-    await step(
+  private async finish(): Promise<void> {
+    const history = this.result.outcome === 'unchanged' ? undefined : this.historyEntry();
+    const remove = this.pruneList();
+    await this.step(
       'finish',
       async () => {
         let last = '';
         for (let attempt = 1; attempt <= 3; attempt++) {
           try {
-            const r = await exec(R.finish(t, { token, ...(history ? { history } : {}), remove }));
+            const script = R.finish(this.target.tenant, { token: this.token, history, remove });
+            const r = await this.shell.exec(script);
             if (r.code === 0) {
-              ports.onLock?.({
-                target: target.id,
-                server: target.server.name,
-                path: t.path,
-                token,
-                held: false,
-              });
+              this.ports.onLock?.({ ...this.lockEvent(), held: false });
               return r.stdout;
             }
             last = describe(r);
           } catch (e) {
             last = (e as Error).message;
           }
-          await ports.clock.sleep(500 * attempt);
+          await this.ports.clock.sleep(500 * attempt);
         }
-        throw new StepFailure('finish', `could not release the lock on ${t.path}: ${last}`);
+        throw new StepFailure('finish', `could not release the lock on ${this.target.tenant.path}: ${last}`);
       },
-      (out) =>
-        [
-          history ? (out.includes('@@history-failed') ? 'history NOT written' : 'history written') : '',
-          remove.length ? `pruned ${remove.join(', ')}` : '',
-          out.includes('@@unlock released') ? 'unlocked' : 'lock was not ours',
-        ]
-          .filter(Boolean)
-          .join(', '),
+      (out) => finishDetail(out, history !== undefined, remove),
     ).catch((e: Error) => {
-      result.error = result.error ? `${result.error}; ${e.message}` : e.message;
-      if (result.outcome === 'deployed' || result.outcome === 'unchanged') result.outcome = 'failed';
+      this.result.error = this.result.error ? `${this.result.error}; ${e.message}` : e.message;
+      if (this.result.outcome === 'deployed' || this.result.outcome === 'unchanged')
+        this.result.outcome = 'failed';
     });
   }
-}
 
-/**
- * The versions a target has run, newest first, from its history lines: the `to` of every deployed
- * release and the `from` it replaced (so the release before the first recorded deploy counts too).
- */
-export function releasesOf(history: readonly string[]): string[] {
-  const out: string[] = [];
-  const add = (v: unknown) => {
-    if (typeof v === 'string' && v && !out.includes(v)) out.push(v);
-  };
-  for (const line of [...history].reverse()) {
+  // ---- helpers of the steps ----
+
+  /** Runs one step: times it, reports its start and end, and turns any error into a StepFailure. */
+  private async step<T>(
+    name: string,
+    fn: () => Promise<T>,
+    detail?: (v: T) => string | undefined,
+  ): Promise<T> {
+    const t0 = this.ports.clock.now();
+    const event = (status: StepEvent['status'], extra: Partial<StepEvent> = {}) =>
+      this.ports.onStep({ target: this.target.id, step: name, status, ...extra });
+    event('start');
     try {
-      const h = JSON.parse(line) as { outcome?: string; to?: string; from?: string | null };
-      if (h.outcome === 'deployed') {
-        add(h.to);
-        add(h.from);
-      }
-    } catch {
-      // an unreadable line adds nothing
+      const v = await fn();
+      const d = detail?.(v);
+      const ms = this.ports.clock.now() - t0;
+      this.steps.push({ step: name, ms, ok: true, ...(d ? { detail: d } : {}) });
+      event('ok', { ms, ...(d ? { detail: d } : {}) });
+      return v;
+    } catch (e) {
+      const ms = this.ports.clock.now() - t0;
+      const message = (e as Error).message;
+      this.steps.push({ step: name, ms, ok: false, detail: message });
+      event('fail', { ms, detail: message });
+      throw e instanceof StepFailure ? e : new StepFailure(name, message);
     }
   }
-  return out;
+
+  private async hooks(
+    kind: 'preDeploy' | 'postDeploy' | 'onRollback',
+    name: string,
+    version: string,
+    previous: string,
+  ) {
+    if (this.target.tenant.hooks[kind].length === 0) return;
+    await this.step(name, () => runHooks(kind, this.target, this.shell, this.ports.once, version, previous));
+  }
+
+  /** The gate of a deploy stops when the run is cancelled; the rollback's gate runs to the end. */
+  private async gate(version: string, cancellable: boolean): Promise<GateResult> {
+    const check = this.target.tenant.health;
+    const probe =
+      check.url !== undefined
+        ? () => this.ports.urlGet(check.url!, check.timeoutMs)
+        : async () => (await this.shell.transport()).get(check.port!, check.path, check.timeoutMs);
+    const g = await runGate(
+      check,
+      version,
+      probe,
+      this.ports.clock,
+      cancellable ? this.ports.signal : undefined,
+    );
+    if (!g.ok) throw new StepFailure('health', `health gate failed: ${g.reason}`);
+    if (check.containerHealth) {
+      const out = await this.shell.must('container health', R.containerHealth(this.target.tenant));
+      const bad = out.split('\n').filter((s) => s && s !== 'healthy' && s !== 'none');
+      if (bad.length) throw new StepFailure('health', `containers are not healthy: ${bad.join(', ')}`);
+    }
+    return g;
+  }
+
+  private get version(): string {
+    return this.next.version ?? this.options.version;
+  }
+
+  private get previousVersion(): string {
+    return this.current.version ?? '';
+  }
+
+  private lockRequest() {
+    const owner = JSON.stringify({
+      token: this.token,
+      run: this.options.runId,
+      actor: this.options.actor,
+      version: this.options.version,
+      since: new Date(this.ports.clock.now()).toISOString(),
+    });
+    const breakMs = this.options.breakLocksOlderThanMs;
+    return {
+      owner,
+      waitMs: this.options.lockWaitMs,
+      ...(breakMs === undefined ? {} : { breakAfterS: Math.floor(breakMs / 1000) }),
+    };
+  }
+
+  private prepareHooks() {
+    return {
+      clock: this.ports.clock,
+      signal: this.ports.signal,
+      locked: () => (this.locked = true),
+      note: (detail: string) =>
+        this.ports.onStep({ target: this.target.id, step: 'prepare', status: 'start', detail }),
+    };
+  }
+
+  private lockEvent() {
+    return {
+      target: this.target.id,
+      server: this.target.server.name,
+      path: this.target.tenant.path,
+      token: this.token,
+    };
+  }
+
+  private preparedDetail(p: R.Prepared): string {
+    const running = this.strategy.current(p).version;
+    return [
+      p.freeMb !== undefined ? `${p.freeMb} MiB free` : '',
+      running ? `running ${running}` : 'no previous release',
+    ]
+      .filter(Boolean)
+      .join(', ');
+  }
+
+  /** The version a rollback goes to, from the history read by `prepare`. */
+  private rollbackVersion(p: R.Prepared): string {
+    const choice = History.parse(p.history).rollbackTarget(
+      this.target.id,
+      this.current.version,
+      this.options.rollback?.to,
+    );
+    if ('error' in choice) throw new StepFailure('prepare', choice.error);
+    return choice.version;
+  }
+
+  private historyEntry(): string {
+    return historyLine({
+      time: new Date(this.ports.clock.now()),
+      actor: this.options.actor,
+      run: this.options.runId,
+      target: this.target.id,
+      outcome: this.result.outcome,
+      previous: this.current,
+      next: this.next,
+      rollback: Boolean(this.options.rollback),
+      ...(this.result.error ? { error: this.result.error } : {}),
+    });
+  }
+
+  private pruneList(): string[] {
+    if (this.result.outcome !== 'deployed' || !this.prepared) return [];
+    return this.strategy.prunable(History.parse(this.prepared.history), this.next, this.current);
+  }
 }
 
-/**
- * The release before `running`: the `from` of the newest forward deploy (not a rollback) that brought
- * `running` in. So rolling back twice goes further back (v3 → v2 → v1), never forward again.
- */
-export function previousRelease(history: readonly string[], running: string | undefined): string | undefined {
-  for (const line of [...history].reverse()) {
-    try {
-      const h = JSON.parse(line) as {
-        outcome?: string;
-        to?: string;
-        from?: string | null;
-        rollback?: boolean;
-      };
-      if (h.outcome === 'deployed' && !h.rollback && h.to === running && h.from && h.from !== running)
-        return h.from;
-    } catch {
-      // an unreadable line says nothing
-    }
-  }
-  return undefined;
+function finishDetail(out: string, wroteHistory: boolean, removed: readonly string[]): string {
+  return [
+    wroteHistory ? (out.includes('@@history-failed') ? 'history NOT written' : 'history written') : '',
+    removed.length ? `pruned ${removed.join(', ')}` : '',
+    out.includes('@@unlock released') ? 'unlocked' : 'lock was not ours',
+  ]
+    .filter(Boolean)
+    .join(', ');
 }

@@ -6,7 +6,7 @@
 import type { ComposeCommand, Image, Tenant } from '../registry/model';
 import { IMAGE_DIGEST, IMAGE_TAG } from '../registry/patterns';
 import { ConfigurationError } from '../errors';
-import { envPrefix, Script, sh } from './shell';
+import { envPrefix, named, Script, sh } from './shell';
 
 /** The tool's own files in a tenant directory. */
 export const STATE_DIR = '.fleet';
@@ -140,7 +140,7 @@ export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script 
     );
   }
   lines.push(sh`echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
-  return new Script(lines.map(String).join('\n'));
+  return new Script(lines.map(String).join('\n'), 'prepare');
 }
 
 export interface Prepared {
@@ -195,7 +195,10 @@ export function normalizeId(id: string): string {
 export function pullImages(t: Tenant, refs: readonly string[]): Script {
   const engine = engineOf(t.compose.command);
   const pulls = refs.map((ref) => sh`${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
-  return sh`${touchLockFromHome(t)} && ${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`;
+  return named(
+    'pull',
+    sh`${touchLockFromHome(t)} && ${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`,
+  );
 }
 
 export function parseImages(stdout: string): Array<{ id: string; digests: string[] }> {
@@ -231,12 +234,18 @@ export function update(t: Tenant, assignments: Readonly<Record<string, string>>)
 { for (k in val) if ($0 ~ ("^(export[ \\t]+)?" k "=")) { print (($0 ~ /^export[ \\t]/) ? "export " : "") k "=" val[k]; seen[k] = 1; next } print }
 END { for (k in val) if (!(k in seen)) print k "=" val[k] }'`,
   );
-  return sh`${enter(t)} && ${touchLock} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`;
+  return named(
+    'update',
+    sh`${enter(t)} && ${touchLock} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`,
+  );
 }
 
 /** The containers' own HEALTHCHECK states: healthy, unhealthy, starting, or none. */
 export function containerHealth(t: Tenant): Script {
-  return sh`${enter(t)} && ${touchLock} && ids=$(${runningContainers(t)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`;
+  return named(
+    'containerHealth',
+    sh`${enter(t)} && ${touchLock} && ids=$(${runningContainers(t)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`,
+  );
 }
 
 /**
@@ -254,7 +263,10 @@ export function finish(
   if (remove.length)
     work.push(sh`{ ${engineOf(t.compose.command)} image rm -- ${remove} >/dev/null 2>&1 || true; }`);
   work.push(sh`rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`);
-  return sh`${enter(t)} && if grep -qF -- ${o.token} ${LOCK_DIR}/owner 2>/dev/null; then ${new Script(work.map(String).join('; '))}; else echo '@@unlock not-ours'; fi`;
+  return named(
+    'finish',
+    sh`${enter(t)} && if grep -qF -- ${o.token} ${LOCK_DIR}/owner 2>/dev/null; then ${new Script(work.map(String).join('; '))}; else echo '@@unlock not-ours'; fi`,
+  );
 }
 
 /** A full image reference (repository:tag or repository@digest): what pruning may remove. */
@@ -265,21 +277,27 @@ const releaseLockPart = (token: string) =>
 
 /** Removes the lock only when it is still ours (its owner holds our token): the cancel clean-up. */
 export function releaseLock(t: Tenant, token: string): Script {
-  return sh`${enter(t)} && ${releaseLockPart(token)}`;
+  return named('releaseLock', sh`${enter(t)} && ${releaseLockPart(token)}`);
 }
 
 /** The last lines of the release history, for `fleet-deploy history`. */
 export function readHistory(t: Tenant, lines: number): Script {
-  return sh`${enter(t)} 2>/dev/null && { tail -n ${lines} ${HISTORY_FILE} 2>/dev/null || true; }`;
+  return named(
+    'readHistory',
+    sh`${enter(t)} 2>/dev/null && { tail -n ${lines} ${HISTORY_FILE} 2>/dev/null || true; }`,
+  );
 }
 
 export function runUserCommand(t: Tenant, command: string, env: Readonly<Record<string, string>>): Script {
-  return sh`${enter(t)} && ${touchLock} && ${envPrefix(env)} sh -c ${command}`;
+  return named('runUserCommand', sh`${enter(t)} && ${touchLock} && ${envPrefix(env)} sh -c ${command}`);
 }
 
 export function backup(t: Tenant, stamp: string): Script {
   const b = t.backup!;
   const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
   const pre = b.command ? sh`sh -c ${b.command} && ` : sh``;
-  return sh`${enter(t)} && ${touchLock} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`;
+  return named(
+    'backup',
+    sh`${enter(t)} && ${touchLock} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`,
+  );
 }

@@ -17,10 +17,19 @@ export function quote(value: string): string {
 }
 
 export class Script {
-  constructor(readonly text: string) {}
+  constructor(
+    readonly text: string,
+    /** The remote verb whose builder made it (`prepare`, `update`, …): what logs and test doubles go by. */
+    readonly verb?: string,
+  ) {}
   toString(): string {
     return this.text;
   }
+}
+
+/** The same script, tagged with the verb of the builder that made it. */
+export function named(verb: string, script: Script): Script {
+  return new Script(script.text, verb);
 }
 
 export type Value = string | number | Script | readonly (string | Script)[];

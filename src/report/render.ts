@@ -1,6 +1,6 @@
 /** The deploy report for people: the final table, and the outcome words. Pure. */
 import type { FleetReport } from '../deploy/fleet';
-import type { Outcome, TargetResult } from '../deploy/result';
+import { OUTCOMES, type Outcome, type TargetResult } from '../deploy/result';
 import { plural, table } from './table';
 
 export const OUTCOME_ORDER: Record<Outcome, number> = {
@@ -32,9 +32,7 @@ export function renderReport(report: FleetReport): string {
       reason(r),
     ]);
   const t = report.totals;
-  const parts = (['deployed', 'unchanged', 'rolled-back', 'failed', 'skipped'] as const)
-    .filter((o) => t[o] > 0)
-    .map((o) => `${t[o]} ${o}`);
+  const parts = OUTCOMES.filter((o) => t[o] > 0).map((o) => `${t[o]} ${o}`);
   const lines = [
     table(['TARGET', 'WAVE', 'OUTCOME', 'FROM → TO', 'TIME', 'REASON'], rows),
     '',

@@ -1,0 +1,191 @@
+/**
+ * The release history of a target: `.fleet/history.jsonl` in its directory, one JSON entry per deploy,
+ * rollback or failed attempt. This module is its one home (as Kamal's auditor is): the entry type, how
+ * an entry is written, how lines read back from a server are parsed — each value checked with the same
+ * patterns as user input, because the file lives on a server and anyone who can write there can edit it —
+ * and every choice made from it: the versions a target ran, the release before the running one (the
+ * rollback rule), and the images a deploy may prune. Pure.
+ */
+import { z } from 'zod';
+import { ENV_VAR, IMAGE_DIGEST, IMAGE_TAG } from '../registry/patterns';
+import type { Outcome, Release } from './result';
+
+/** A version as the registry and the flags accept it: an image tag or a digest. */
+export const isVersion = (v: string) => IMAGE_TAG.re.test(v) || IMAGE_DIGEST.re.test(v);
+
+/** A full image reference (repository:tag or repository@digest), as .env holds and pruning removes. */
+export const IMAGE_REF =
+  /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,254}(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})$/;
+const IMAGE_ID = /^sha256:[a-f0-9]{64}$/;
+
+const version = z.string().refine(isVersion);
+/** What a release's refs may hold: image variables → references (compose), or { version } (commands). */
+const refs = z.record(
+  z.string().regex(ENV_VAR.re),
+  z.string().refine((r) => IMAGE_REF.test(r) || isVersion(r)),
+);
+/** Free text (who, which run, why it failed): shown to people, never run; one line, bounded. */
+const text = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine((s) => !/[\r\n]/.test(s));
+
+const entrySchema = z.object({
+  time: z.string().max(64).optional(),
+  actor: text(256).optional(),
+  run: text(512).optional(),
+  target: text(256).optional(),
+  outcome: z.enum(['deployed', 'rolled-back', 'failed', 'unchanged', 'skipped', 'cancelled']),
+  from: version.nullable().optional(),
+  to: version.optional(),
+  fromRefs: refs.optional(),
+  toRefs: refs.optional(),
+  fromImages: z.array(z.string().regex(IMAGE_ID)).optional(),
+  toImages: z.array(z.string().regex(IMAGE_ID)).optional(),
+  digests: z.array(z.string().refine((r) => IMAGE_REF.test(r))).optional(),
+  rollback: z.boolean().optional(),
+  error: z.string().max(4096).optional(),
+});
+
+export type HistoryEntry = z.infer<typeof entrySchema>;
+
+/**
+ * The entries of history lines as read from a server, oldest first. A line that is not JSON, or whose
+ * values fail the patterns a user's input must pass (a version with a newline, a reference with shell
+ * text), is dropped: it says nothing and steers nothing.
+ */
+export function parseHistory(lines: readonly string[]): HistoryEntry[] {
+  const out: HistoryEntry[] = [];
+  for (const line of lines) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const entry = entrySchema.safeParse(raw);
+    if (entry.success) out.push(entry.data);
+  }
+  return out;
+}
+
+/** What one target's deploy records. */
+export interface Recorded {
+  time: Date;
+  actor: string;
+  run: string;
+  target: string;
+  outcome: Outcome;
+  previous: Release;
+  next: Release;
+  rollback: boolean;
+  error?: string;
+}
+
+/** The history line of a finished deploy (one line of JSON; its field order is the file's). */
+export function historyLine(r: Recorded): string {
+  return JSON.stringify({
+    time: r.time.toISOString(),
+    actor: r.actor,
+    run: r.run,
+    target: r.target,
+    outcome: r.outcome,
+    from: r.previous.version ?? null,
+    to: r.next.version,
+    fromRefs: r.previous.refs,
+    toRefs: r.next.refs,
+    fromImages: r.previous.imageIds,
+    toImages: r.next.imageIds,
+    digests: r.next.digests,
+    ...(r.rollback ? { rollback: true } : {}),
+    ...(r.error ? { error: r.error } : {}),
+  });
+}
+
+/** A target's history, newest entry first, and the choices made from it. */
+export class History {
+  /** Newest first. */
+  private readonly entries: readonly HistoryEntry[];
+
+  constructor(oldestFirst: readonly HistoryEntry[]) {
+    this.entries = [...oldestFirst].reverse();
+  }
+
+  static parse(lines: readonly string[]): History {
+    return new History(parseHistory(lines));
+  }
+
+  private deployed(): HistoryEntry[] {
+    return this.entries.filter((e) => e.outcome === 'deployed');
+  }
+
+  /**
+   * The versions the target has run, newest first: the `to` of every deployed release and the `from`
+   * it replaced (so the release before the first recorded deploy counts too).
+   */
+  releases(): string[] {
+    const out = new Set<string>();
+    for (const e of this.deployed()) {
+      if (e.to) out.add(e.to);
+      if (e.from) out.add(e.from);
+    }
+    return [...out];
+  }
+
+  /**
+   * The release before `running`: the `from` of the newest forward deploy (not a rollback) that brought
+   * `running` in. So rolling back again goes further back (v3 → v2 → v1), never forward.
+   */
+  previous(running: string | undefined): string | undefined {
+    const e = this.deployed().find((e) => !e.rollback && e.to === running && e.from && e.from !== running);
+    return e?.from ?? undefined;
+  }
+
+  /**
+   * Where a rollback goes: to `to` when given (it must be a version the target ran), else to the
+   * release before the running one. An error message when there is none.
+   */
+  rollbackTarget(
+    targetId: string,
+    running: string | undefined,
+    to: string | undefined,
+  ): { version: string } | { error: string } {
+    const known = this.releases();
+    if (to !== undefined) {
+      if (known.includes(to)) return { version: to };
+      return {
+        error: `version ${to} is not in the release history of ${targetId}; known versions: ${known.length ? known.join(', ') : 'none (no history yet)'}`,
+      };
+    }
+    const before = this.previous(running);
+    if (before) return { version: before };
+    return {
+      error: `${targetId} has no earlier release in its history to roll back to (running ${running ?? 'nothing'}${known.length ? `; known versions: ${known.join(', ')}, pick one with --to` : ''})`,
+    };
+  }
+
+  /**
+   * Image references a deploy may remove once `next` runs: those of this tool's own earlier releases
+   * (from the history) that fell out of the last `keep`, never one of `next` or `previous`. Found from
+   * the history rather than by listing the engine's images, so pruning costs no extra command, and
+   * images this tool did not deploy are left alone.
+   */
+  prunable(next: Release, previous: Release, keep: number): string[] {
+    const releases: Array<Record<string, string>> = [next.refs];
+    for (const e of this.deployed()) {
+      if (e.toRefs) releases.push(e.toRefs);
+      if (e.fromRefs) releases.push(e.fromRefs);
+    }
+    const distinct: Array<Record<string, string>> = [];
+    for (const r of releases)
+      if (!distinct.some((d) => JSON.stringify(d) === JSON.stringify(r))) distinct.push(r);
+    const kept = new Set([
+      ...Object.values(next.refs),
+      ...Object.values(previous.refs),
+      ...distinct.slice(0, keep).flatMap((r) => Object.values(r)),
+    ]);
+    const old = distinct.slice(keep).flatMap((r) => Object.values(r));
+    return [...new Set(old)].filter((r) => !kept.has(r) && IMAGE_REF.test(r));
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * The first round trip of a target's deploy: preflight, the lock, and what runs now (see
+ * `prepare` in src/remote/commands.ts). This module waits for a lock another deploy holds, within
+ * `lockWaitMs`, and turns each preflight exit code into a message that says what to fix.
+ */
+import type { Target } from '../registry/model';
+import * as R from '../remote/commands';
+import type { Clock } from './ports';
+import { describe, StepFailure, type TargetShell } from './shell';
+
+export interface LockRequest {
+  /** The lock's owner file: token, run, actor, version and time, as JSON. */
+  owner: string;
+  waitMs: number;
+  /** With a value, a lock at least this many seconds old is broken (a crashed deploy's leftover). */
+  breakAfterS?: number;
+}
+
+export interface PrepareHooks {
+  clock: Clock;
+  signal?: AbortSignal;
+  /** Called whenever the lock may be ours (taken, or taken and then refused for free disk). */
+  locked(): void;
+  /** A note for the progress line (a stale lock was broken). */
+  note(detail: string): void;
+}
+
+/** What each preflight exit code means, for this target. */
+function preflightProblem(target: Target, code: number | null, stdout: string): string | undefined {
+  const t = target.tenant;
+  switch (code) {
+    case R.PREFLIGHT.noDirectory:
+      return `directory ${t.path} does not exist on ${target.server.name} (or is not accessible to ${target.server.user})`;
+    case R.PREFLIGHT.noComposeFile:
+      return `compose file ${stdout.trim().split('\n').at(-1)} not found in ${t.path}`;
+    case R.PREFLIGHT.noEnvFile:
+      return `no .env in ${t.path}: the image variables (${t.images.map((i) => i.variable).join(', ')}) live there`;
+    case R.PREFLIGHT.noComposeCommand:
+      return `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set compose.command in the registry`;
+    default:
+      return undefined;
+  }
+}
+
+function lockedBy(target: Target, p: R.Prepared, waitedMs: number): string {
+  return `${target.tenant.path} on ${target.server.name} is locked by another deploy: ${p.lock?.owner || 'unknown owner'} (for ${p.lock?.ageS ?? 0} s); waited ${Math.round(waitedMs / 1000)} s`;
+}
+
+/** Runs `prepare` until the lock is ours, or fails the step saying why. */
+export async function prepareTarget(
+  target: Target,
+  shell: TargetShell,
+  lock: LockRequest,
+  hooks: PrepareHooks,
+): Promise<R.Prepared> {
+  const t = target.tenant;
+  const deadline = hooks.clock.now() + lock.waitMs;
+  for (let attempt = 0; ; attempt++) {
+    const r = await shell.exec(R.prepare(t, lock.owner, lock.breakAfterS));
+    const problem = preflightProblem(target, r.code, r.stdout);
+    if (problem) throw new StepFailure('prepare', problem);
+    const p = R.parsePrepared(r.stdout);
+    const held = r.code === R.LOCK_HELD;
+    // Past preflight and not refused: the lock may be ours (finish releases it only if it is).
+    if (!held) hooks.locked();
+    if (!held && p.freeMb !== undefined && p.freeMb < t.minFreeDiskMb) {
+      // Checked before anything changes; the lock just taken is released by `finish`.
+      throw new StepFailure(
+        'prepare',
+        `only ${p.freeMb} MiB free on the filesystem of ${t.path}; minFreeDiskMb is ${t.minFreeDiskMb}`,
+      );
+    }
+    if (r.code === 0) {
+      if (p.brokeStale !== undefined)
+        hooks.note(`broke a stale lock held by ${p.brokeStale || 'an unknown owner'}`);
+      return p;
+    }
+    if (!held) throw new StepFailure('prepare', `prepare failed: ${describe(r)}`);
+    if (hooks.clock.now() >= deadline || hooks.signal?.aborted)
+      throw new StepFailure('prepare', lockedBy(target, p, lock.waitMs));
+    await hooks.clock.sleep(
+      Math.min(1000 * (attempt + 1), 5000, Math.max(0, deadline - hooks.clock.now())),
+      hooks.signal,
+    );
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * One target's remote shell: runs the Scripts of src/remote over the server's shared connection, and
+ * turns a failed command into a `StepFailure` that says what happened (exit code and the tail of its
+ * output, or a lost connection). Every remote step checks its exit code; a null code is a failure.
+ */
+import type { Script } from '../remote/shell';
+import type { ExecResult, Transport } from './ports';
+
+/** A step that failed, with the message people see; `step` names it in the report. */
+export class StepFailure extends Error {
+  constructor(
+    readonly step: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function tail(text: string, n = 400): string {
+  const t = text.trim();
+  return t.length > n ? `…${t.slice(-n)}` : t;
+}
+
+/** A failed command in a few words: its exit code and the end of what it printed. */
+export function describe(r: ExecResult): string {
+  if (r.code === null)
+    return `connection lost or command timed out${r.stderr ? `: ${tail(r.stderr, 200)}` : ''}`;
+  const out = tail(r.stderr) || tail(r.stdout);
+  return `exit code ${r.code}${out ? `: ${out}` : ''}`;
+}
+
+export interface ServerSession {
+  /**
+   * The server's shared connection. A lost connection stays lost (its commands fail with a null exit
+   * code) unless `reconnect` is set, which only the recovery steps (rollback, history, unlock) do.
+   */
+  transport(reconnect?: boolean): Promise<Transport>;
+}
+
+export class TargetShell {
+  /** Set once something failed: from then on (rollback, history, unlock) a lost connection is re-opened. */
+  recovering = false;
+
+  constructor(
+    private readonly session: ServerSession,
+    private readonly commandTimeoutMs: number,
+  ) {}
+
+  transport(): Promise<Transport> {
+    return this.session.transport(this.recovering);
+  }
+
+  async exec(script: Script, timeoutMs = this.commandTimeoutMs): Promise<ExecResult> {
+    return (await this.transport()).exec(script, { timeoutMs });
+  }
+
+  /** Runs a script that must succeed and returns its stdout; a failure is a StepFailure of `step`. */
+  async must(step: string, script: Script, timeoutMs?: number): Promise<string> {
+    const r = await this.exec(script, timeoutMs);
+    if (r.code !== 0) throw new StepFailure(step, `${step} failed: ${describe(r)}`);
+    return r.stdout;
+  }
+}

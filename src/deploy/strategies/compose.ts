@@ -1,0 +1,101 @@
+/**
+ * The in-place Compose strategy (the default): a release is the image references of the tenant's
+ * image variables in `.env`. Pull every image first; then switch `.env` atomically and `compose up -d`
+ * in one round trip; switch back by writing the previous references and `up -d` again.
+ */
+import type { Target } from '../../registry/model';
+import * as R from '../../remote/commands';
+import type { History } from '../history';
+import type { Release } from '../result';
+import { describe, StepFailure } from '../shell';
+import type { ReleaseStrategy, StrategyContext } from '../strategy';
+
+export class ComposeStrategy implements ReleaseStrategy {
+  readonly switchStep = 'update';
+
+  constructor(private readonly target: Target) {}
+
+  private get tenant() {
+    return this.target.tenant;
+  }
+
+  current(p: R.Prepared): Release {
+    const refs: Record<string, string> = {};
+    for (const i of this.tenant.images) {
+      const ref = p.env[i.variable];
+      if (ref) refs[i.variable] = ref;
+    }
+    const first = p.env[this.tenant.images[0]!.variable];
+    return {
+      refs,
+      ...(first ? { version: R.versionOf(first) } : {}),
+      imageIds: p.running,
+      digests: [],
+    };
+  }
+
+  release(version: string): Release {
+    const refs = Object.fromEntries(this.tenant.images.map((i) => [i.variable, R.imageRef(i, version)]));
+    return { refs, version, imageIds: [], digests: [] };
+  }
+
+  async fetch(ctx: StrategyContext, next: Release): Promise<void> {
+    const refs = Object.values(next.refs);
+    for (let attempt = 1; ; attempt++) {
+      const r = await ctx.shell.exec(R.pullImages(this.tenant, refs), ctx.pullTimeoutMs);
+      if (r.code === 0) {
+        for (const img of R.parseImages(r.stdout)) {
+          next.imageIds.push(img.id);
+          next.digests.push(...img.digests);
+        }
+        return;
+      }
+      if (attempt >= ctx.pullAttempts)
+        throw new StepFailure(
+          'pull',
+          `pull ${refs.join(', ')} failed after ${attempt} attempts: ${describe(r)}`,
+        );
+      await ctx.clock.sleep(1000 * 2 ** (attempt - 1), ctx.signal);
+    }
+  }
+
+  unchanged(current: Release, next: Release): boolean {
+    return (
+      Object.entries(next.refs).every(([k, v]) => current.refs[k] === v) &&
+      next.imageIds.every((id) => current.imageIds.includes(id))
+    );
+  }
+
+  async switchTo(
+    ctx: StrategyContext,
+    next: Release,
+    _current: Release,
+    switched: () => void,
+  ): Promise<void> {
+    const r = await ctx.shell.exec(R.update(this.tenant, next.refs), ctx.pullTimeoutMs);
+    if (r.code === R.SWITCH_FAILED)
+      throw new StepFailure(
+        'update',
+        `switching the image in ${this.tenant.path}/.env failed: ${describe(r)}`,
+      );
+    switched(); // from here on a failure rolls back; .env is the old or the new file, never a mix
+    if (r.code !== 0) throw new StepFailure('update', `compose up failed: ${describe(r)}`);
+  }
+
+  async switchBack(ctx: StrategyContext, previous: Release): Promise<void> {
+    if (Object.keys(previous.refs).length === 0)
+      throw new StepFailure('rollback', 'no previous release in .env to roll back to');
+    await ctx.shell.must('rollback', R.update(this.tenant, previous.refs), ctx.pullTimeoutMs);
+  }
+
+  prunable(history: History, next: Release, current: Release): string[] {
+    return history.prunable(next, current, this.tenant.keepReleases);
+  }
+
+  preview(next: Release) {
+    return {
+      fetch: R.pullImages(this.tenant, Object.values(next.refs)),
+      switch: R.update(this.tenant, next.refs),
+    };
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * How a target's release is switched. A strategy knows what a release is for its kind of tenant, how
+ * to read the running one, how to fetch, switch to and switch back; the per-target run (target.ts) owns
+ * the order, the lock, the health gate, hooks and history. A new way to switch (blue-green behind a
+ * proxy, …) is a new file in strategies/ and one line in `strategyFor`.
+ */
+import type { Target } from '../registry/model';
+import type { Prepared } from '../remote/commands';
+import type { Script } from '../remote/shell';
+import type { History } from './history';
+import type { Clock } from './ports';
+import type { Release } from './result';
+import type { TargetShell } from './shell';
+
+/** What a strategy may use while it runs. */
+export interface StrategyContext {
+  shell: TargetShell;
+  clock: Clock;
+  signal?: AbortSignal;
+  /** A pull, and a switch that may pull. */
+  pullTimeoutMs: number;
+  pullAttempts: number;
+}
+
+export interface ReleaseStrategy {
+  /** The name of the switch step in reports and dry runs ("update", "deploy"). */
+  readonly switchStep: string;
+  /** The release that runs now, from what `prepare` read on the server. */
+  current(prepared: Prepared): Release;
+  /** The release of `version`. */
+  release(version: string): Release;
+  /** Fetches `next` before anything changes (the pull), filling its image IDs and digests. */
+  fetch?(ctx: StrategyContext, next: Release): Promise<void>;
+  /** True when `next` is what runs already: the deploy then changes nothing. */
+  unchanged(current: Release, next: Release): boolean;
+  /**
+   * Switches to `next`. Calls `switched()` at the point from which a failure needs a switch back
+   * (before it, nothing changed).
+   */
+  switchTo(ctx: StrategyContext, next: Release, current: Release, switched: () => void): Promise<void>;
+  /** Switches back to `previous` after `failed` did not come up. */
+  switchBack(ctx: StrategyContext, previous: Release, failed: Release): Promise<void>;
+  /** Images a deploy that brought `next` in may remove. */
+  prunable(history: History, next: Release, current: Release): string[];
+  /** The remote commands of the fetch and the switch, for --dry-run. */
+  preview(next: Release): { fetch?: Script; switch: Script };
+}
+
+export type StrategyFactory = (target: Target) => ReleaseStrategy;
