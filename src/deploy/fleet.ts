@@ -14,7 +14,6 @@ import { OnceHooks } from './hooks';
 import { Session } from './session';
 import { deployTarget, type DeployOptions, type LockEvent, type StepEvent } from './target';
 
-
 export interface FleetOptions extends DeployOptions {
   concurrency: number;
   perServer: number;
