@@ -14,6 +14,9 @@ import {
   utimesSync,
   writeFileSync,
   readdirSync,
+  lstatSync,
+  rmSync,
+  symlinkSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,9 +30,13 @@ function tenant(extra: Record<string, unknown> = {}, path = '/srv/acme'): Tenant
   return targetsOf(parseRegistry(JSON.stringify(r), 'r.json'))[0]!.tenant;
 }
 
+const roots: string[] = [];
+afterAll(() => roots.forEach((root) => rmSync(root, { recursive: true, force: true })));
+
 /** A tenant directory plus a recording `docker` double on PATH. */
 function workdir(env: string) {
   const root = mkdtempSync(join(tmpdir(), 'fd-cmd-'));
+  roots.push(root);
   const dir = join(root, 'tenant');
   const bin = join(root, 'bin');
   mkdirSync(dir);
@@ -72,18 +79,33 @@ describe('command strings', () => {
     );
   });
 
-  test('update: atomic .env switch, then compose up with files, project and services', () => {
+  test('update: atomic .env switch (mktemp, the values through the environment), then compose up with files, project and services', () => {
     const text = R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v2' }).text;
     expect(
       text.startsWith(
-        "cd -- /srv/acme && { touch -c -- .fleet/lock 2>/dev/null || :; } && { cp -p .env .env.fleet-new && awk -v spec=APP_IMAGE=ghcr.io/acme/app:v2 'BEGIN",
+        "cd -- /srv/acme && { touch -c -- .fleet/lock 2>/dev/null || :; } && { [ ! -L .env ] || { printf '%s\\n' '.env in /srv/acme is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file' >&2; exit 30; }; tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit 30; { FLEET_SET=APP_IMAGE=ghcr.io/acme/app:v2 awk 'BEGIN",
       ),
     ).toBe(true);
     expect(
       text.endsWith(
-        'mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit 30; }; } && docker compose -f base.yml -f prod.yml -p acme up -d web worker',
+        `.env > "$tmp" && chmod "$(stat -c %a .env)" "$tmp" && { chown "$(stat -c %u:%g .env)" "$tmp" 2>/dev/null || :; } && mv -f -- "$tmp" .env; } || { rm -f -- "$tmp"; exit 30; }; } && docker compose -f base.yml -f prod.yml -p acme up -d web worker`,
       ),
     ).toBe(true);
+    expect(text).not.toContain('awk -v');
+  });
+
+  test('update refuses values that are not image references (they may come from a server)', () => {
+    for (const bad of ['r/app:v2\nEVIL=1', 'r/app:v2; reboot', 'r/app:$(x)', 'r/app:v2\\n'])
+      expect(() => R.update(t, { APP_IMAGE: bad })).toThrow('refusing to write');
+    expect(() => R.update(t, { 'A B': 'r/app:v2' })).toThrow('refusing to write');
+  });
+
+  test("update with replace: the project's containers are removed by force, retried, before up -d", () => {
+    expect(
+      R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v1' }, { replace: { project: 'acme' } }).text,
+    ).toContain(
+      `mv -f -- "$tmp" .env; } || { rm -f -- "$tmp"; exit 30; }; } && for try in 1 2 3 4 5; do ids=$(docker ps -aq --filter label=com.docker.compose.project=acme) || exit 1; [ -n "$ids" ] || break; docker rm -f $ids >/dev/null 2>&1 || sleep 1; done; [ -z "$(docker ps -aq --filter label=com.docker.compose.project=acme)" ] && docker compose`,
+    );
   });
 
   test('podman compose uses podman for images; docker-compose v1 uses docker', () => {
@@ -155,6 +177,37 @@ describe('the .env switch, run by a real shell', () => {
     expect(r.status).toBe(R.SWITCH_FAILED);
     expect(w.calls()).toEqual([]);
     expect(readdirSync(w.dir)).toEqual(['docker-compose.yml']);
+  });
+
+  test('CRLF files stay CRLF; backslashes and other lines are kept byte for byte', () => {
+    const w = workdir('A=1\r\nAPP_IMAGE=r/app:v1\r\nPASS=a\\nb\\\\c\r\n');
+    const r = w.run(R.update(tenant({ path: w.dir }), { APP_IMAGE: 'r/app:v2', NEW_IMAGE: 'n/m:2' }));
+    expect(r.status).toBe(0);
+    expect(readFileSync(join(w.dir, '.env'), 'utf8')).toBe(
+      'A=1\r\nAPP_IMAGE=r/app:v2\r\nPASS=a\\nb\\\\c\r\nNEW_IMAGE=n/m:2\r\n',
+    );
+  });
+
+  test('a planted .env.fleet-* link is never written through; a .env that is a link is refused', () => {
+    const w = workdir(ENV);
+    const t = tenant({ path: w.dir });
+    const victim = join(w.dir, '..', 'victim');
+    writeFileSync(victim, 'theirs\n');
+    for (const name of ['.env.fleet-new', '.env.fleet-XXXXXX']) symlinkSync(victim, join(w.dir, name));
+    expect(w.run(R.update(t, { APP_IMAGE: 'r/app:v2' })).status).toBe(0);
+    expect(readFileSync(victim, 'utf8')).toBe('theirs\n');
+    expect(lstatSync(join(w.dir, '.env')).isSymbolicLink()).toBe(false);
+
+    const w2 = workdir(ENV);
+    const real = join(w2.dir, '..', 'real.env');
+    writeFileSync(real, ENV);
+    rmSync(join(w2.dir, '.env'));
+    symlinkSync(real, join(w2.dir, '.env'));
+    const r = w2.run(R.update(tenant({ path: w2.dir }), { APP_IMAGE: 'r/app:v2' }));
+    expect(r.status).toBe(R.SWITCH_FAILED);
+    expect(r.stderr).toContain('is a symbolic link');
+    expect(readFileSync(real, 'utf8')).toBe(ENV);
+    expect(w2.calls()).toEqual([]);
   });
 });
 

@@ -46,6 +46,7 @@ export const prepared = (ref: string, running = ['sha256:old'], history: string[
   ok(
     [
       'free_kb=4096000',
+      '@@project app',
       '@@env',
       `APP_IMAGE=${ref}`,
       '@@running',

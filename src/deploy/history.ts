@@ -7,15 +7,12 @@
  * rollback rule), and the images a deploy may prune. Pure.
  */
 import { z } from 'zod';
-import { ENV_VAR, IMAGE_DIGEST, IMAGE_TAG } from '../registry/patterns';
+import { ENV_VAR, IMAGE_DIGEST, IMAGE_REF, IMAGE_TAG } from '../registry/patterns';
 import type { Outcome, Release } from './result';
 
 /** A version as the registry and the flags accept it: an image tag or a digest. */
 export const isVersion = (v: string) => IMAGE_TAG.re.test(v) || IMAGE_DIGEST.re.test(v);
 
-/** A full image reference (repository:tag or repository@digest), as .env holds and pruning removes. */
-export const IMAGE_REF =
-  /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,254}(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})$/;
 const IMAGE_ID = /^sha256:[a-f0-9]{64}$/;
 
 const version = z.string().refine(isVersion);

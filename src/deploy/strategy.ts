@@ -40,6 +40,8 @@ export interface ReleaseStrategy {
   switchTo(ctx: StrategyContext, next: Release, current: Release, switched: () => void): Promise<void>;
   /** Switches back to `previous` after `failed` did not come up. */
   switchBack(ctx: StrategyContext, previous: Release, failed: Release): Promise<void>;
+  /** The script that prints the health state of each of the tenant's containers, when it has containers. */
+  containerHealth?(): Script;
   /** Images a deploy that brought `next` in may remove. */
   prunable(history: History, next: Release, current: Release): string[];
   /** The remote commands of the fetch and the switch, for --dry-run. */

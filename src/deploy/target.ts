@@ -167,16 +167,18 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   // ---- the steps: four round trips on the happy path (prepare, pull, switch, finish) ----
 
   async prepare(): StepReturn {
-    const p = await this.step(
+    this.prepared = await this.step(
       'prepare',
-      () => prepareTarget(this.target, this.shell, this.lockRequest(), this.prepareHooks()),
+      async () => {
+        const p = await prepareTarget(this.target, this.shell, this.lockRequest(), this.prepareHooks());
+        this.current = this.strategy.current(p); // checks what the server sent, like user input
+        return p;
+      },
       (p) => this.preparedDetail(p),
     );
-    this.prepared = p;
-    this.current = this.strategy.current(p);
     this.ports.onLock?.({ ...this.lockEvent(), held: true });
-    if (this.options.rollback) this.next = this.strategy.release(this.rollbackVersion(p));
-    else this.next = this.strategy.release(this.options.version);
+    const version = this.options.rollback ? this.rollbackVersion(this.prepared) : this.options.version;
+    this.next = this.strategy.release(version);
   }
 
   async pull(): StepReturn {
@@ -327,8 +329,9 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       cancellable ? this.ports.signal : undefined,
     );
     if (!g.ok) throw new StepFailure('health', `health gate failed: ${g.reason}`);
-    if (check.containerHealth) {
-      const out = await this.shell.must('container health', R.containerHealth(this.target.tenant));
+    const containers = check.containerHealth && this.strategy.containerHealth?.();
+    if (containers) {
+      const out = await this.shell.must('container health', containers);
       const bad = out.split('\n').filter((s) => s && s !== 'healthy' && s !== 'none');
       if (bad.length) throw new StepFailure('health', `containers are not healthy: ${bad.join(', ')}`);
     }
@@ -379,7 +382,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   }
 
   private preparedDetail(p: R.Prepared): string {
-    const running = this.strategy.current(p).version;
+    const running = this.current.version;
     return [
       p.freeMb !== undefined ? `${p.freeMb} MiB free` : '',
       running ? `running ${running}` : 'no previous release',

@@ -116,6 +116,13 @@ export const IMAGE_DIGEST: Pattern = {
   example: 'sha256:0123…',
 };
 
+/**
+ * A full image reference, repository:tag or repository@digest: what .env holds, history records and
+ * pruning removes. Values read back from a server are checked against it before any use.
+ */
+export const IMAGE_REF =
+  /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,254}(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})$/;
+
 export const HTTP_PATH: Pattern = {
   re: /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$/,
   valid: 'an HTTP path starting with "/"',

@@ -4,7 +4,7 @@
  * entering the tenant's directory, so a wrong path fails the first step with its own exit code.
  */
 import type { ComposeCommand, Image, Tenant } from '../registry/model';
-import { IMAGE_DIGEST, IMAGE_TAG } from '../registry/patterns';
+import { COMPOSE_PROJECT, ENV_VAR, IMAGE_DIGEST, IMAGE_REF, IMAGE_TAG } from '../registry/patterns';
 import { ConfigurationError } from '../errors';
 import { envPrefix, named, Script, sh } from './shell';
 
@@ -15,7 +15,13 @@ export const HISTORY_FILE = `${STATE_DIR}/history.jsonl`;
 export const BACKUP_DIR = `${STATE_DIR}/backups`;
 
 /** Exit codes of preflight's checks, so each failure gets its own message. */
-export const PREFLIGHT = { noDirectory: 10, noComposeFile: 11, noComposeCommand: 12, noEnvFile: 13 } as const;
+export const PREFLIGHT = {
+  noDirectory: 10,
+  noComposeFile: 11,
+  noComposeCommand: 12,
+  noEnvFile: 13,
+  envIsLink: 14,
+} as const;
 
 /** A version is an image tag or a digest; either way the same for every image of the tenant. */
 export function checkVersion(version: string, source = '--version'): string {
@@ -49,13 +55,34 @@ export function engineOf(command: ComposeCommand): 'docker' | 'podman' {
 }
 
 /**
- * The Compose project name the containers carry in their `com.docker.compose.project` label: the
- * registry's, or the directory name normalized as Compose does (lowercase; letters, digits, "-", "_").
+ * The Compose project name when the registry sets it; otherwise Compose decides on the server (see
+ * `deriveProject`), and this is only the guess from the directory name, for checks across the registry.
  */
 export function projectOf(t: Tenant): string {
   if (t.compose.project) return t.compose.project;
-  const base = t.path.replace(/\/+$/, '').split('/').at(-1) ?? '';
-  return base.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+  return normalizeProject(t.path.replace(/\/+$/, '').split('/').at(-1) ?? '');
+}
+
+/** As Compose normalizes a project name: lowercase; letters, digits, "-" and "_"; no leading "-" or "_". */
+export function normalizeProject(name: string): string {
+  return name
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, '')
+    .replace(/^[-_]+/, '');
+}
+
+/**
+ * Sets `$project` to the Compose project as Compose itself derives it when no `-p` is given: the
+ * session's COMPOSE_PROJECT_NAME, else COMPOSE_PROJECT_NAME in the tenant's .env, else the top-level
+ * `name:` of the first compose file, else the name of that file's directory — normalized as Compose
+ * does. The value comes from files on the server: it is only ever expanded inside double quotes here,
+ * and `parsePrepared` checks it against the project pattern before any later command uses it.
+ */
+function deriveProject(t: Tenant): Script {
+  if (t.compose.project) return sh`project=${t.compose.project}`;
+  const first = t.compose.files[0]!;
+  const value = new Script(`tr -d '\\r"'"'"' ' | tail -n 1`);
+  return sh`project="$COMPOSE_PROJECT_NAME"; [ -n "$project" ] || project="$(sed -n 's/^[[:space:]]*\(export[[:space:]]*\)\{0,1\}COMPOSE_PROJECT_NAME=//p' .env 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(sed -n 's/^name:[[:space:]]*//p' ${first} 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(basename -- "$(cd -- "$(dirname -- ${first})" && pwd)")"; project="$(printf '%s' "$project" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9_-' | sed 's/^[-_]*//')"; echo "@@project $project"`;
 }
 
 /**
@@ -67,10 +94,17 @@ function composeAvailable(command: ComposeCommand): Script {
   return sh`command -v ${command.split(' ')[0]!} >/dev/null 2>&1`;
 }
 
-/** IDs of the project's running containers, by label through the engine (no Compose process). */
-function runningContainers(t: Tenant): Script {
-  return sh`${engineOf(t.compose.command)} ps -q --filter ${`label=com.docker.compose.project=${projectOf(t)}`}`;
+/** IDs of the project's running containers (`-a`: all of them), by label through the engine (no Compose process). */
+function containersOf(t: Tenant, project: string | Script, all = false): Script {
+  const label =
+    project instanceof Script
+      ? sh`"label=com.docker.compose.project=${project}"`
+      : sh`${`label=com.docker.compose.project=${project}`}`;
+  return sh`${engineOf(t.compose.command)} ps ${all ? '-aq' : '-q'} --filter ${label}`;
 }
+
+/** The project derived on the server by `deriveProject`, as shell text for double quotes. */
+const PROJECT_VAR = new Script('$project');
 
 export function composeArgv(t: Tenant): string[] {
   const argv = t.compose.command.split(' ');
@@ -110,6 +144,7 @@ export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script 
     for (const f of t.compose.files)
       lines.push(sh`test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
     lines.push(sh`test -f .env || exit ${PREFLIGHT.noEnvFile}`);
+    lines.push(sh`test ! -L .env || exit ${PREFLIGHT.envIsLink}`);
     lines.push(sh`${composeAvailable(t.compose.command)} || exit ${PREFLIGHT.noComposeCommand}`);
   }
   lines.push(sh`df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
@@ -134,9 +169,10 @@ export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script 
   } else {
     const names = t.images.map((i) => i.variable).join('|');
     const engine = engineOf(t.compose.command);
+    lines.push(deriveProject(t));
     lines.push(sh`echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`);
     lines.push(
-      sh`echo '@@running'; ids=$(${runningContainers(t)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`,
+      sh`echo '@@running'; ids=$(${containersOf(t, PROJECT_VAR)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`,
     );
   }
   lines.push(sh`echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
@@ -152,6 +188,8 @@ export interface Prepared {
   env: Record<string, string>;
   /** image IDs of the running containers, normalized to sha256:… */
   running: string[];
+  /** The Compose project, as derived on the server (compose); checked against the project pattern. */
+  project?: string;
   /** the version the `current` command printed (commands strategy) */
   current?: string;
   history: string[];
@@ -168,6 +206,7 @@ export function parsePrepared(stdout: string): Prepared {
       section = marker[1]!;
       if (section === 'age') out.lock = { owner: lockLines.join('\n').trim(), ageS: Number(marker[2]) || 0 };
       if (section === 'stale') out.brokeStale = marker[2] ?? '';
+      if (section === 'project' && COMPOSE_PROJECT.re.test(marker[2] ?? '')) out.project = marker[2];
       continue;
     }
     if (!line.trim()) continue;
@@ -219,32 +258,64 @@ export function parseImages(stdout: string): Array<{ id: string; digests: string
 }
 
 /**
- * Sets image variables in .env atomically, then runs `compose up -d`: one round trip. The new .env is
- * written beside the old (same owner and mode, via cp -p) and renamed over it, so .env is always either
- * the old or the new file. Other lines, comments and order are untouched; a variable that is not there
- * yet is appended; `export NAME=` lines keep their `export`. When the switch fails, the script exits
- * SWITCH_FAILED before compose runs.
+ * The program that rewrites .env: each `NAME=value` of $FLEET_SET replaces that variable's line (an
+ * `export NAME=` line keeps its `export`) or is appended; every other line, comment and the order stay.
+ * Values come through the environment (ENVIRON), never `awk -v`, which would interpret backslashes. A
+ * file with CRLF line ends keeps them.
  */
-export function update(t: Tenant, assignments: Readonly<Record<string, string>>): Script {
+const ENV_PROGRAM = `BEGIN { n = split(ENVIRON["FLEET_SET"], a, "\\n"); for (i = 1; i <= n; i++) { eq = index(a[i], "="); val[substr(a[i], 1, eq - 1)] = substr(a[i], eq + 1) } }
+{ cr = sub(/\\r$/, "") ? "\\r" : ""; if (NR == 1) eol = cr
+  for (k in val) if ($0 ~ ("^(export[ \\t]+)?" k "=")) { print (($0 ~ /^export[ \\t]/) ? "export " : "") k "=" val[k] cr; seen[k] = 1; next }
+  print $0 cr }
+END { for (k in val) if (!(k in seen)) print k "=" val[k] eol }`;
+
+export interface UpdateOptions {
+  /**
+   * Remove the project's containers first (force, retried): a crash-looping container restarted by its
+   * policy can otherwise make `up -d` fail with "container state improper". Needs the project.
+   */
+  replace?: { project: string };
+}
+
+/**
+ * Sets image variables in .env atomically, then runs `compose up -d`: one round trip. The new .env is
+ * made by `mktemp` beside the old (so no planted file or link is written through), given the old one's
+ * mode and owner, and renamed over it: .env is always either the old or the new file. A .env that is a
+ * symbolic link is refused. When the switch fails, the script exits SWITCH_FAILED before compose runs.
+ */
+export function update(
+  t: Tenant,
+  assignments: Readonly<Record<string, string>>,
+  options: UpdateOptions = {},
+): Script {
+  for (const [k, v] of Object.entries(assignments))
+    if (!ENV_VAR.re.test(k) || !IMAGE_REF.test(v))
+      throw new Error(
+        `refusing to write ${JSON.stringify(`${k}=${v}`)} into .env: not an image variable and reference`,
+      );
   const spec = Object.entries(assignments)
     .map(([k, v]) => `${k}=${v}`)
     .join('\n');
-  const program = new Script(
-    `'BEGIN { n = split(spec, a, "\\n"); for (i = 1; i <= n; i++) { eq = index(a[i], "="); val[substr(a[i], 1, eq - 1)] = substr(a[i], eq + 1) } }
-{ for (k in val) if ($0 ~ ("^(export[ \\t]+)?" k "=")) { print (($0 ~ /^export[ \\t]/) ? "export " : "") k "=" val[k]; seen[k] = 1; next } print }
-END { for (k in val) if (!(k in seen)) print k "=" val[k] }'`,
-  );
+  const link = `.env in ${t.path} is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file`;
+  const switchEnv = sh`{ [ ! -L .env ] || { printf '%s\n' ${link} >&2; exit ${SWITCH_FAILED}; }; tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit ${SWITCH_FAILED}; { FLEET_SET=${spec} awk ${ENV_PROGRAM} .env > "$tmp" && chmod "$(stat -c %a .env)" "$tmp" && { chown "$(stat -c %u:%g .env)" "$tmp" 2>/dev/null || :; } && mv -f -- "$tmp" .env; } || { rm -f -- "$tmp"; exit ${SWITCH_FAILED}; }; }`;
+  const replace = options.replace ? sh`${removeContainers(t, options.replace.project)} && ` : sh``;
   return named(
     'update',
-    sh`${enter(t)} && ${touchLock} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`,
+    sh`${enter(t)} && ${touchLock} && ${switchEnv} && ${replace}${composeArgv(t)} up -d ${t.compose.services ?? []}`,
   );
 }
 
+/** Removes every container of the project, with force, until none is left (five tries a second apart). */
+function removeContainers(t: Tenant, project: string): Script {
+  const engine = engineOf(t.compose.command);
+  return sh`for try in 1 2 3 4 5; do ids=$(${containersOf(t, project, true)}) || exit 1; [ -n "$ids" ] || break; ${engine} rm -f $ids >/dev/null 2>&1 || sleep 1; done; [ -z "$(${containersOf(t, project, true)})" ]`;
+}
+
 /** The containers' own HEALTHCHECK states: healthy, unhealthy, starting, or none. */
-export function containerHealth(t: Tenant): Script {
+export function containerHealth(t: Tenant, project: string = projectOf(t)): Script {
   return named(
     'containerHealth',
-    sh`${enter(t)} && ${touchLock} && ids=$(${runningContainers(t)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`,
+    sh`${enter(t)} && ${touchLock} && ids=$(${containersOf(t, project)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`,
   );
 }
 
@@ -268,9 +339,6 @@ export function finish(
     sh`${enter(t)} && if grep -qF -- ${o.token} ${LOCK_DIR}/owner 2>/dev/null; then ${new Script(work.map(String).join('; '))}; else echo '@@unlock not-ours'; fi`,
   );
 }
-
-/** A full image reference (repository:tag or repository@digest): what pruning may remove. */
-const IMAGE_REF = /^[A-Za-z0-9][A-Za-z0-9._:/-]*(?::[A-Za-z0-9_][A-Za-z0-9._-]*|@sha256:[a-f0-9]{64})$/;
 
 const releaseLockPart = (token: string) =>
   sh`if grep -qF -- ${token} ${LOCK_DIR}/owner 2>/dev/null; then rm -rf -- ${LOCK_DIR} && echo '@@unlock released'; else echo '@@unlock not-ours'; fi`;

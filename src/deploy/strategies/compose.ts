@@ -4,7 +4,9 @@
  * in one round trip; switch back by writing the previous references and `up -d` again.
  */
 import type { Target } from '../../registry/model';
+import { IMAGE_REF } from '../../registry/patterns';
 import * as R from '../../remote/commands';
+import type { Script } from '../../remote/shell';
 import type { History } from '../history';
 import type { Release } from '../result';
 import { describe, StepFailure } from '../shell';
@@ -12,6 +14,8 @@ import type { ReleaseStrategy, StrategyContext } from '../strategy';
 
 export class ComposeStrategy implements ReleaseStrategy {
   readonly switchStep = 'update';
+  /** The Compose project as derived on the server by `prepare` (the registry's when it sets one). */
+  private project?: string;
 
   constructor(private readonly target: Target) {}
 
@@ -19,11 +23,27 @@ export class ComposeStrategy implements ReleaseStrategy {
     return this.target.tenant;
   }
 
+  /**
+   * The release in .env. Each reference is checked like user input: a value that is not an image
+   * reference could neither be rolled back to nor safely written again, so the deploy stops here.
+   */
   current(p: R.Prepared): Release {
+    if (!p.project)
+      throw new StepFailure(
+        'prepare',
+        `could not tell the Compose project of ${this.tenant.path} (from COMPOSE_PROJECT_NAME, the compose file's name: or the directory); set compose.project in the registry`,
+      );
+    this.project = p.project;
     const refs: Record<string, string> = {};
     for (const i of this.tenant.images) {
       const ref = p.env[i.variable];
-      if (ref) refs[i.variable] = ref;
+      if (ref === undefined || ref === '') continue;
+      if (!IMAGE_REF.test(ref))
+        throw new StepFailure(
+          'prepare',
+          `${i.variable} in ${this.tenant.path}/.env is ${JSON.stringify(ref)}, not an image reference (repository:tag or repository@sha256:…): it could not be rolled back to, so nothing is deployed over it; fix that line`,
+        );
+      refs[i.variable] = ref;
     }
     const first = p.env[this.tenant.images[0]!.variable];
     return {
@@ -85,7 +105,15 @@ export class ComposeStrategy implements ReleaseStrategy {
   async switchBack(ctx: StrategyContext, previous: Release): Promise<void> {
     if (Object.keys(previous.refs).length === 0)
       throw new StepFailure('rollback', 'no previous release in .env to roll back to');
-    await ctx.shell.must('rollback', R.update(this.tenant, previous.refs), ctx.pullTimeoutMs);
+    // The failed release's containers go first, by force: one that crash-loops under a restart policy
+    // would otherwise make `up -d` fail with "container state improper" and leave two containers.
+    const replace = { project: this.project ?? R.projectOf(this.tenant) };
+    await ctx.shell.must('rollback', R.update(this.tenant, previous.refs, { replace }), ctx.pullTimeoutMs);
+  }
+
+  /** The remote script that lists the containers' own health states. */
+  containerHealth(): Script {
+    return R.containerHealth(this.tenant, this.project);
   }
 
   prunable(history: History, next: Release, current: Release): string[] {
