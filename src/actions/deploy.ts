@@ -9,33 +9,24 @@ import * as core from '@actions/core';
 import { ConfigurationError } from '../errors';
 import { deployFleet, type FleetOptions, type FleetReport } from '../deploy/fleet';
 import { dryRunCommands } from '../deploy/dry-run';
-import { staleLockProblem } from '../deploy/locks';
 import { systemClock } from '../deploy/ports';
 import type { LockEvent } from '../deploy/target';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment } from '../plan/plan';
 import { targetsOf, type Registry } from '../registry';
-import { checkVersion, releaseLock } from '../remote/commands';
+import { releaseLock } from '../remote/commands';
 import { OUTCOME_ORDER, reason, renderReport, seconds } from '../report/render';
 import { checkTrust } from '../ssh/known-hosts';
 import { SshConnector } from '../ssh/transport';
-import { durationInput, percentInput, positiveInt, text } from './inputs';
+import { identity, release, rolloutSettings, setting } from '../settings';
+import { actionInputs } from './inputs';
 import { actionRegistry } from './single';
 
+/** The inputs read here; the rollout settings' inputs are in src/settings.ts. */
 export const DEPLOY_INPUTS = {
-  registry: 'registry',
-  version: 'version',
   targets: 'targets',
-  select: 'select',
-  waves: 'waves',
-  concurrency: 'concurrency',
-  perServer: 'per-server',
-  maxFailurePercent: 'max-failure-percent',
-  maxFailures: 'max-failures',
   sshKey: 'ssh-key',
   knownHosts: 'known-hosts',
-  lockWait: 'lock-wait',
-  breakStaleLocks: 'break-stale-locks',
 } as const;
 
 const STATE_LOCKS = 'fleet-deploy-locks';
@@ -60,7 +51,7 @@ function sshKey(): string {
 /** The matrix entry's `targets` (ids separated by spaces or commas) as a selection, every id checked. */
 function selection(registry: Registry): string {
   const targets = core.getInput(DEPLOY_INPUTS.targets).trim();
-  const select = core.getInput(DEPLOY_INPUTS.select).trim();
+  const select = setting(actionInputs, 'select') ?? '';
   if (targets && select)
     throw new ConfigurationError([
       { path: [], source: 'inputs', message: 'give "targets" or "select", not both' },
@@ -89,49 +80,20 @@ function worst(report: FleetReport): string {
 
 export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): Promise<void> {
   const registry = await actionRegistry();
-  let version: string;
-  let rollback: { to?: string } | undefined;
-  if (mode === 'rollback') {
-    const to = core.getInput('to').trim();
-    rollback = to ? { to: checkVersion(to, 'input "to"') } : {};
-    version = rollback.to ?? 'previous';
-  } else {
-    version = checkVersion(core.getInput(DEPLOY_INPUTS.version).trim(), `input "${DEPLOY_INPUTS.version}"`);
-  }
+  const chosen = release(actionInputs, mode);
   const plan = planDeployment(registry, {
     select: selection(registry),
-    waves: text(DEPLOY_INPUTS.waves, 'all'),
+    waves: setting(actionInputs, 'waves'),
   });
-  const maxFailures = core.getInput(DEPLOY_INPUTS.maxFailures).trim();
+  const targets = plan.plan.flatMap((w) => w.targets);
   const options: FleetOptions = {
-    version,
-    ...(rollback ? { rollback } : {}),
-    actor: process.env.GITHUB_ACTOR ?? 'github-actions',
-    runId: `${process.env.GITHUB_REPOSITORY ?? ''}#${process.env.GITHUB_RUN_ID ?? ''}.${process.env.GITHUB_RUN_ATTEMPT ?? '1'}`,
-    lockWaitMs: durationInput(DEPLOY_INPUTS.lockWait, 60_000),
-    ...(core.getInput(DEPLOY_INPUTS.breakStaleLocks).trim()
-      ? { breakLocksOlderThanMs: durationInput(DEPLOY_INPUTS.breakStaleLocks, 0) }
-      : {}),
-    commandTimeoutMs: 120_000,
-    pullTimeoutMs: 900_000,
-    pullAttempts: 3,
-    concurrency: positiveInt(DEPLOY_INPUTS.concurrency, 10),
-    perServer: positiveInt(DEPLOY_INPUTS.perServer, 4),
-    maxFailurePercent: percentInput(DEPLOY_INPUTS.maxFailurePercent, 0),
-    ...(maxFailures ? { maxFailures: positiveInt(DEPLOY_INPUTS.maxFailures, 0, 0) } : {}),
-    skipOnceHooks: core.getInput('once-hooks').trim() === 'false',
+    ...chosen,
+    ...identity(actionInputs, process.env, 'action'),
+    ...rolloutSettings(actionInputs, targets),
   };
-  if (options.breakLocksOlderThanMs !== undefined) {
-    const problem = staleLockProblem(
-      options.breakLocksOlderThanMs,
-      plan.plan.flatMap((w) => w.targets),
-      options,
-      `input "${DEPLOY_INPUTS.breakStaleLocks}"`,
-    );
-    if (problem) throw new ConfigurationError([problem]);
-  }
-  if (core.getInput('dry-run').trim() === 'true') {
-    for (const t of plan.plan.flatMap((w) => w.targets)) {
+  const version = options.version;
+  if (setting(actionInputs, 'dryRun')) {
+    for (const t of targets) {
       core.startGroup(`${t.id}: the remote commands a deploy of ${version} would run`);
       for (const c of dryRunCommands(t, version)) core.info(`[${c.step}] ${c.command}`);
       core.endGroup();
@@ -151,7 +113,7 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
     core.saveState(STATE_LOCKS, JSON.stringify([...held.values()]));
   };
   core.info(
-    `${rollback ? `Rolling back to ${rollback.to ?? 'the previous release'}` : `Deploying ${version}`} to ${plan.total} target(s) in ${plan.plan.length} wave(s)`,
+    `${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${version}`} to ${plan.total} target(s) in ${plan.plan.length} wave(s)`,
   );
   const report = await deployFleet(plan, options, {
     connector: new SshConnector({ privateKey, knownHosts }),

@@ -3,7 +3,11 @@
  * runner, so every rule lives here, and every error names the input and its value.
  */
 import * as core from '@actions/core';
-import { duration, percent, wholeNumber } from '../values';
+import { fromInputs } from '../settings';
+import { percent, wholeNumber } from '../values';
+
+/** The rollout settings' inputs (src/settings.ts), read the same way as the CLI's flags. */
+export const actionInputs = fromInputs((name) => core.getInput(name));
 
 export function text(name: string, fallback: string): string {
   const v = core.getInput(name).trim();
@@ -12,10 +16,6 @@ export function text(name: string, fallback: string): string {
 
 export function positiveInt(name: string, fallback: number, min = 1): number {
   return wholeNumber(core.getInput(name), `input "${name}"`, fallback, min);
-}
-
-export function durationInput(name: string, fallbackMs: number): number {
-  return duration(core.getInput(name), `input "${name}"`, fallbackMs);
 }
 
 export function percentInput(name: string, fallback: number): number {

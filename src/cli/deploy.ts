@@ -2,24 +2,55 @@
 import { ConfigurationError } from '../errors';
 import { deployFleet, type FleetOptions } from '../deploy/fleet';
 import { dryRunCommands } from '../deploy/dry-run';
-import { staleLockProblem } from '../deploy/locks';
 import { systemClock } from '../deploy/ports';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment, type Plan } from '../plan/plan';
 import type { Registry } from '../registry';
-import { checkVersion } from '../remote/commands';
 import { renderReport, succeeded } from '../report/render';
 import { plural } from '../report/table';
+import {
+  fromFlags,
+  identity,
+  optionsHelp,
+  release,
+  rolloutSettings,
+  setting,
+  synopsis,
+  type SettingName,
+} from '../settings';
 import { checkTrust } from '../ssh/known-hosts';
 import { SshConnector } from '../ssh/transport';
 import { loadRegistry } from './args';
-import { duration, percent, wholeNumber } from '../values';
 import { readUserFile, type CliIO } from './io';
 import { Progress } from './progress';
 
-export const DEPLOY_USAGE = `fleet-deploy deploy --version TAG|DIGEST [--registry FILE] [--select EXPR] [--waves SPEC]
-                    [--concurrency N] [--per-server N] [--max-failure-percent P] [--max-failures N]
-                    [--report FILE] [--dry-run] [--key FILE] [--known-hosts FILE]
+/** The flags of a deploy and a rollback besides the release: which targets, how fast, SSH, locks, report. */
+const ROLLOUT_FLAGS = [
+  'registry',
+  'select',
+  'waves',
+  'concurrency',
+  'perServer',
+  'maxFailurePercent',
+  'maxFailures',
+  'report',
+  'key',
+  'knownHosts',
+  'lockWaitMs',
+  'breakLocksOlderThanMs',
+  'commandTimeoutMs',
+  'pullTimeoutMs',
+  'pullAttempts',
+  'actor',
+] as const satisfies readonly SettingName[];
+
+export const DEPLOY_FLAGS: readonly SettingName[] = ['version', ...ROLLOUT_FLAGS, 'dryRun'];
+export const ROLLBACK_FLAGS: readonly SettingName[] = ['to', ...ROLLOUT_FLAGS];
+
+const EXIT_CODES =
+  'Exit codes: 0 every target deployed or unchanged, 1 any target failed, rolled back or skipped, 2 bad input.';
+
+export const DEPLOY_USAGE = `${synopsis('deploy', DEPLOY_FLAGS)}
 
 Deploys a version to the selected targets, wave by wave, over one SSH connection per server. Each target:
 preflight, lock, record the running release, pull, switch the image variables in .env, compose up, health
@@ -27,101 +58,42 @@ gate; a failure after the switch rolls the target back by itself. After each wav
 decides whether the next wave starts.
 
 Options:
-  -r, --registry FILE          the server registry (default: $FLEET_REGISTRY or ${'servers/production.json'})
-  -v, --version TAG|DIGEST     the image tag (v1.4.2) or digest (sha256:…) to deploy
-  -s, --select EXPR            which targets (see \`fleet-deploy plan --help\`)
-  -w, --waves SPEC             "1,5%,25%,100%", "rings" or "all" (default)
-  -c, --concurrency N          targets deployed at once (default 10)
-      --per-server N           targets of one server at once, on its one connection (default 4)
-      --max-failure-percent P  stop after a wave when more than P% of the targets so far failed (default 0)
-      --max-failures N         …or when more than N failed (replaces the percentage)
-      --report FILE            write the JSON report there (see docs/report.md)
-      --dry-run                print each target's remote commands; connect to nothing
-      --key FILE               SSH private key (default: $FLEET_SSH_KEY holding the key, or $FLEET_SSH_KEY_FILE)
-      --known-hosts FILE       trusted host keys besides the registry's pins (default: $FLEET_KNOWN_HOSTS text)
-      --lock-wait DURATION     how long to wait for another deploy's lock (default 60s)
-      --break-stale-locks AGE  break locks older than AGE (e.g. 2h) left by crashed deploys (default: never)
-      --actor NAME             recorded in locks and history (default: $GITHUB_ACTOR or $USER)
-  -h, --help                   show this help
+${optionsHelp(DEPLOY_FLAGS)}
 
-Exit codes: 0 every target deployed or unchanged, 1 any target failed, rolled back or skipped, 2 bad input.`;
+${EXIT_CODES}`;
+
+export const ROLLBACK_USAGE = `${synopsis('rollback', ROLLBACK_FLAGS)}
+
+Rolls each selected target back to the release before the one it runs (from its history), or with --to to
+a version in its history; a target whose history does not have that version fails, listing the versions it
+knows. The rollback is a deploy like any other: lock, pull, switch, compose up, health gate, and an
+automatic rollback if it fails.
+
+Options:
+${optionsHelp(ROLLBACK_FLAGS)}
+
+${EXIT_CODES}`;
 
 type Values = Record<string, string | boolean | undefined>;
-const str = (v: Values, k: string) => v[k] as string | undefined;
 
 export async function runDeploy(
   values: Values,
   io: CliIO,
   mode: 'deploy' | 'rollback' = 'deploy',
 ): Promise<number> {
-  let version: string;
-  let rollback: { to?: string } | undefined;
-  if (mode === 'rollback') {
-    const to = str(values, 'to');
-    rollback = to === undefined ? {} : { to: checkVersion(to, '--to') };
-    version = rollback.to ?? 'previous';
-  } else {
-    const rawVersion = str(values, 'version');
-    if (!rawVersion) {
-      throw new ConfigurationError([
-        {
-          path: [],
-          source: '--version',
-          message: 'is required: the image tag or digest to deploy',
-          hint: 'e.g. --version v1.4.2',
-        },
-      ]);
-    }
-    version = checkVersion(rawVersion);
-  }
+  const flags = fromFlags(values);
+  const chosen = release(flags, mode);
   const registry = await loadRegistry(values, io);
-  const plan = planDeployment(registry, { select: str(values, 'select'), waves: str(values, 'waves') });
-  const maxFailures = str(values, 'max-failures');
+  const plan = planDeployment(registry, { select: setting(flags, 'select'), waves: setting(flags, 'waves') });
   const options: FleetOptions = {
-    version,
-    ...(rollback ? { rollback } : {}),
-    actor: str(values, 'actor') ?? io.env.GITHUB_ACTOR ?? io.env.USER ?? 'unknown',
-    runId: io.env.GITHUB_RUN_ID
-      ? `${io.env.GITHUB_REPOSITORY ?? ''}#${io.env.GITHUB_RUN_ID}`
-      : `cli-${new Date().toISOString()}`,
-    lockWaitMs: duration(str(values, 'lock-wait'), '--lock-wait', 60_000),
-    ...(values['break-stale-locks'] !== undefined
-      ? { breakLocksOlderThanMs: duration(str(values, 'break-stale-locks'), '--break-stale-locks', 0) }
-      : {}),
-    commandTimeoutMs: 120_000,
-    pullTimeoutMs: 900_000,
-    pullAttempts: 3,
-    concurrency: wholeNumber(str(values, 'concurrency'), '--concurrency', 10),
-    perServer: wholeNumber(str(values, 'per-server'), '--per-server', 4),
-    maxFailurePercent: percent(str(values, 'max-failure-percent'), '--max-failure-percent', 0),
-    ...(maxFailures !== undefined ? { maxFailures: wholeNumber(maxFailures, '--max-failures', 0, 0) } : {}),
-  };
-
-  if (options.breakLocksOlderThanMs !== undefined) {
-    const problem = staleLockProblem(
-      options.breakLocksOlderThanMs,
+    ...chosen,
+    ...identity(flags, io.env, 'cli'),
+    ...rolloutSettings(
+      flags,
       plan.plan.flatMap((w) => w.targets),
-      options,
-      '--break-stale-locks',
-    );
-    if (problem) throw new ConfigurationError([problem]);
-  }
-
-  if (values['dry-run'] && mode === 'deploy') {
-    io.stdout(
-      `Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${version}. Nothing is contacted.\n`,
-    );
-    for (const wave of plan.plan) {
-      io.stdout(`\n== wave ${wave.index}\n`);
-      for (const t of wave.targets) {
-        io.stdout(
-          `\n# ${t.id}  (ssh ${t.server.user}@${t.server.host}:${t.server.port}${t.server.jump ? ` via ${t.server.jump.host}` : ''})\n`,
-        );
-        for (const c of dryRunCommands(t, version)) io.stdout(`[${c.step}] ${c.command}\n`);
-      }
-    }
-    return 0;
-  }
+    ),
+  };
+  if (mode === 'deploy' && setting(flags, 'dryRun')) return printDryRun(plan, options.version, io);
 
   // Everything below touches servers: check the trust anchors and the key first.
   const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
@@ -133,7 +105,7 @@ export async function runDeploy(
     total: plan.total,
   });
   io.stderr(
-    `${mode === 'rollback' ? `Rolling back to ${rollback?.to ?? 'the previous release'}` : `Deploying ${version}`} to ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`,
+    `${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${options.version}`} to ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`,
   );
   const report = await deployFleet(plan, options, {
     connector: new SshConnector({ privateKey, knownHosts, passphrase: io.env.FLEET_SSH_PASSPHRASE }),
@@ -145,7 +117,7 @@ export async function runDeploy(
     onWave: progress.onWave,
   });
   progress.finish();
-  const reportFile = str(values, 'report');
+  const reportFile = setting(flags, 'report');
   if (reportFile) {
     if (!io.writeText) throw new Error('this environment cannot write files');
     await io.writeText(reportFile, `${JSON.stringify(report, null, 2)}\n`);
@@ -161,7 +133,8 @@ export async function sshSettings(
   registry: Registry,
   plan: Plan,
 ): Promise<{ privateKey: string; knownHosts: string }> {
-  const keyFile = str(values, 'key') ?? io.env.FLEET_SSH_KEY_FILE;
+  const flags = fromFlags(values);
+  const keyFile = setting(flags, 'key') ?? io.env.FLEET_SSH_KEY_FILE;
   const privateKey = keyFile ? await readUserFile(io, keyFile, '--key') : io.env.FLEET_SSH_KEY;
   if (!privateKey?.trim()) {
     throw new ConfigurationError([
@@ -173,10 +146,27 @@ export async function sshSettings(
       },
     ]);
   }
-  const knownHostsFile = str(values, 'known-hosts');
+  const knownHostsFile = setting(flags, 'knownHosts');
   const knownHosts = knownHostsFile
     ? await readUserFile(io, knownHostsFile, '--known-hosts')
     : (io.env.FLEET_KNOWN_HOSTS ?? '');
   checkTrust(registry, plan, knownHosts);
   return { privateKey, knownHosts };
+}
+
+/** `--dry-run`: each target's remote commands, wave by wave; nothing is contacted. */
+function printDryRun(plan: Plan, version: string, io: CliIO): number {
+  io.stdout(
+    `Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${version}. Nothing is contacted.\n`,
+  );
+  for (const wave of plan.plan) {
+    io.stdout(`\n== wave ${wave.index}\n`);
+    for (const t of wave.targets) {
+      io.stdout(
+        `\n# ${t.id}  (ssh ${t.server.user}@${t.server.host}:${t.server.port}${t.server.jump ? ` via ${t.server.jump.host}` : ''})\n`,
+      );
+      for (const c of dryRunCommands(t, version)) io.stdout(`[${c.step}] ${c.command}\n`);
+    }
+  }
+  return 0;
 }

@@ -9,11 +9,12 @@ import { matrices, planDeployment, planJson, type Plan } from '../plan/plan';
 import { plural, table } from '../report/table';
 import { processIO, type CliIO } from './io';
 import { VERSION } from '../version';
-import { DEPLOY_USAGE, runDeploy } from './deploy';
+import { DEPLOY_FLAGS, DEPLOY_USAGE, ROLLBACK_FLAGS, ROLLBACK_USAGE, runDeploy } from './deploy';
 import { HISTORY_USAGE, runHistory } from './history';
 import { runDemo, runSandbox, SANDBOX_USAGE } from './sandbox';
 import { DEFAULT_REGISTRY, loadRegistry } from './args';
 import { wholeNumber } from '../values';
+import { flagOptions } from '../settings';
 
 export const EXIT = { ok: 0, failure: 1, configuration: 2 } as const;
 
@@ -31,23 +32,6 @@ interface Command {
 }
 
 const registryOption = { registry: { type: 'string', short: 'r' } } as const;
-
-/** The options a deploy and a rollback share: selection, waves, budget, SSH, locks, report. */
-const rolloutOptions = {
-  ...registryOption,
-  select: { type: 'string', short: 's' },
-  waves: { type: 'string', short: 'w' },
-  concurrency: { type: 'string', short: 'c' },
-  'per-server': { type: 'string' },
-  'max-failure-percent': { type: 'string' },
-  'max-failures': { type: 'string' },
-  report: { type: 'string' },
-  key: { type: 'string' },
-  'known-hosts': { type: 'string' },
-  'lock-wait': { type: 'string' },
-  'break-stale-locks': { type: 'string' },
-  actor: { type: 'string' },
-} as const;
 
 const COMMANDS: Record<string, Command> = {
   validate: {
@@ -78,20 +62,13 @@ Options:
   deploy: {
     summary: 'Deploy a version to the selected targets in waves, with health gates and rollback',
     usage: DEPLOY_USAGE,
-    options: { ...rolloutOptions, version: { type: 'string', short: 'v' }, 'dry-run': { type: 'boolean' } },
+    options: flagOptions(DEPLOY_FLAGS),
     run: (values, io) => runDeploy(values, io),
   },
   rollback: {
     summary: 'Roll targets back to their previous release, or to a version from their history',
-    usage: `fleet-deploy rollback [--to VERSION] [--registry FILE] [--select EXPR] [--waves SPEC] [--concurrency N]
-                      [--max-failure-percent P] [--report FILE] [--key FILE] [--known-hosts FILE]
-
-Rolls each selected target back to the release before the one it runs (from its history), or with --to to
-a version in its history; a target whose history does not have that version fails, listing the versions it
-knows. The rollback is a deploy like any other: lock, pull, switch, compose up, health gate, and an
-automatic rollback if it fails. Options as for \`fleet-deploy deploy\`, and:
-  -t, --to VERSION      the version to go back to (default: each target's previous release)`,
-    options: { ...rolloutOptions, to: { type: 'string', short: 't' } },
+    usage: ROLLBACK_USAGE,
+    options: flagOptions(ROLLBACK_FLAGS),
     run: (values, io) => runDeploy(values, io, 'rollback'),
   },
   history: {

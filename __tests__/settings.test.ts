@@ -1,0 +1,247 @@
+/**
+ * The one table of rollout settings (src/settings.ts): every action.yml and reusable workflow agrees with
+ * its defaults, the CLI's usage names only its flags, and flags and inputs give the same typed settings.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { DEPLOY_FLAGS, DEPLOY_USAGE, ROLLBACK_FLAGS, ROLLBACK_USAGE } from '../src/cli/deploy';
+import { parseRegistry, targetsOf } from '../src/registry';
+import {
+  flagOptions,
+  fromFlags,
+  fromInputs,
+  identity,
+  release,
+  ROLLOUT_NAMES,
+  rolloutSettings,
+  SETTINGS,
+  type Setting,
+} from '../src/settings';
+
+const rows = Object.entries(SETTINGS) as Array<[string, Setting]>;
+const load = (file: string) => parse(readFileSync(file, 'utf8'));
+
+const ACTIONS = ['action.yml', ...readdirSync('actions').map((a) => `actions/${a}/action.yml`)];
+/** Every declaration of an input: the actions' `inputs` and the reusable workflows' `workflow_call` inputs. */
+const declarations = [
+  ...ACTIONS.map((file) => ({ file, inputs: load(file).inputs ?? {} })),
+  ...readdirSync('.github/workflows')
+    .map((f) => join('.github/workflows', f))
+    .map((file) => ({ file, inputs: load(file).on?.workflow_call?.inputs ?? {} })),
+] as Array<{ file: string; inputs: Record<string, { default?: unknown; description?: string }> }>;
+
+const declared = rows
+  .filter(([, r]) => r.input !== undefined)
+  .flatMap(([name, r]) =>
+    declarations
+      .filter((d) => r.input! in d.inputs)
+      .map((d) => [`${d.file}: ${r.input}`, name, r, d.inputs[r.input!]!] as const),
+  );
+
+test('the table is declared where it is read', () => {
+  expect(declared.length).toBeGreaterThan(40);
+});
+
+test.each(declared)('%s has the default of the table', (_, name, row, spec) => {
+  const yamlDefault = spec.default === undefined ? undefined : String(spec.default);
+  if (row.default === undefined) expect([name, yamlDefault ?? '']).toEqual([name, '']);
+  else if (yamlDefault === undefined) expect(spec.description).toContain(row.default);
+  else expect([name, yamlDefault]).toEqual([name, row.default]);
+});
+
+test.each(['action.yml', 'actions/deploy/action.yml', 'actions/rollback/action.yml'])(
+  '%s declares every rollout setting, described',
+  (file) => {
+    const inputs = load(file).inputs;
+    for (const name of ROLLOUT_NAMES) {
+      const input = SETTINGS[name].input!;
+      expect([input, typeof inputs[input]?.description]).toEqual([input, 'string']);
+    }
+  },
+);
+
+test("docs/actions.md's input table shows the table's defaults", () => {
+  const lines = readFileSync('docs/actions.md', 'utf8').split('\n');
+  const documented = new Map(
+    lines.flatMap((l) => {
+      const m = /^\| `([\w-]+)`\s*\|([^|]*)\|/.exec(l);
+      return m ? [[m[1]!, m[2]!.trim()] as const] : [];
+    }),
+  );
+  for (const name of ROLLOUT_NAMES) {
+    const r: Setting = SETTINGS[name];
+    expect([r.input, documented.get(r.input!)]).toEqual([r.input, r.default ? `\`${r.default}\`` : '']);
+  }
+});
+
+test.each([
+  ['deploy', DEPLOY_USAGE, DEPLOY_FLAGS],
+  ['rollback', ROLLBACK_USAGE, ROLLBACK_FLAGS],
+] as const)('the %s usage names only flags of the table, and all of them', (_, usage, names) => {
+  const flags = new Set(rows.flatMap(([, r]) => (r.flag ? [r.flag] : [])));
+  const shown = new Set([...usage.matchAll(/--([a-z][a-z-]*)/g)].map((m) => m[1]!));
+  expect([...shown].filter((f) => f !== 'help' && !flags.has(f))).toEqual([]);
+  expect(Object.keys(flagOptions(names)).filter((f) => !shown.has(f))).toEqual([]);
+  for (const name of names) {
+    const r: Setting = SETTINGS[name];
+    if (r.defaultHelp !== undefined) expect(usage).toContain(`${r.help} (default: ${r.defaultHelp})`);
+    else if (r.default !== undefined && r.arg) expect(usage).toContain(`${r.help} (default ${r.default})`);
+  }
+});
+
+test('the CLI option specs: a string per flag with a value, a switch for --dry-run, one-letter forms unique', () => {
+  const options = flagOptions(DEPLOY_FLAGS);
+  expect(options.concurrency).toEqual({ type: 'string', short: 'c' });
+  expect(options['pull-timeout']).toEqual({ type: 'string' });
+  expect(options['dry-run']).toEqual({ type: 'boolean' });
+  const shorts = rows.flatMap(([, r]) => (r.short ? [r.short] : []));
+  expect(new Set([...shorts, 'h']).size).toBe(shorts.length + 1);
+});
+
+const registry = parseRegistry(readFileSync('servers/production.json', 'utf8'), 'servers/production.json');
+const targets = targetsOf(registry);
+
+test('nothing given: the defaults', () => {
+  const expected = {
+    concurrency: 10,
+    perServer: 4,
+    maxFailurePercent: 0,
+    lockWaitMs: 60_000,
+    commandTimeoutMs: 120_000,
+    pullTimeoutMs: 900_000,
+    pullAttempts: 3,
+    skipOnceHooks: false,
+  };
+  expect(rolloutSettings(fromFlags({}), targets)).toEqual(expected);
+  expect(
+    rolloutSettings(
+      fromInputs(() => ''),
+      targets,
+    ),
+  ).toEqual(expected);
+});
+
+test('flags and inputs give the same settings', () => {
+  const given: Record<string, string> = {
+    concurrency: '3',
+    'per-server': '2',
+    'max-failure-percent': '5%',
+    'max-failures': '0',
+    'lock-wait': '5m',
+    'break-stale-locks': '2h',
+    'command-timeout': '30s',
+    'pull-timeout': '20m',
+    'pull-attempts': '1',
+  };
+  const expected = {
+    concurrency: 3,
+    perServer: 2,
+    maxFailurePercent: 5,
+    maxFailures: 0,
+    lockWaitMs: 300_000,
+    breakLocksOlderThanMs: 7_200_000,
+    commandTimeoutMs: 30_000,
+    pullTimeoutMs: 1_200_000,
+    pullAttempts: 1,
+    skipOnceHooks: false,
+  };
+  expect(rolloutSettings(fromFlags(given), targets)).toEqual(expected);
+  const inputs = fromInputs((name) => ({ ...given, 'once-hooks': 'false' })[name] ?? '');
+  expect(rolloutSettings(inputs, targets)).toEqual({ ...expected, skipOnceHooks: true });
+});
+
+test.each([
+  [fromFlags({ 'pull-timeout': '0s' }), '--pull-timeout: "0s" is not a duration from 1s to 24h'],
+  [fromFlags({ 'command-timeout': '25h' }), '--command-timeout: "25h" is not a duration from 1s to 24h'],
+  [fromFlags({ 'pull-attempts': '0' }), '--pull-attempts: "0" is not a whole number of at least 1'],
+  [fromFlags({ 'max-failure-percent': '%' }), '--max-failure-percent: "%" is not a percentage from 0 to 100'],
+  [
+    fromInputs((n) => (n === 'pull-attempts' ? 'two' : '')),
+    'input "pull-attempts": "two" is not a whole number of at least 1',
+  ],
+  [
+    fromInputs((n) => (n === 'once-hooks' ? 'yes' : '')),
+    'input "once-hooks": "yes" is neither true nor false',
+  ],
+])('a bad value names where it came from: %#', (source, message) => {
+  expect(() => rolloutSettings(source, targets)).toThrow(message);
+});
+
+test('a lock age to break is checked against the timeouts given', () => {
+  const tooShort =
+    'input "break-stale-locks": 10m could break the lock of a deploy still at work: one may leave its lock untouched for up to 19m (the switch and the health gate of eu-2/initech) (give at least twice that, e.g. 37m)';
+  const inputs = (extra: Record<string, string>) =>
+    fromInputs((name) => ({ 'break-stale-locks': '10m', ...extra })[name] ?? '');
+  expect(() => rolloutSettings(inputs({}), targets)).toThrow(tooShort);
+  // With pulls (and the switch) held to a minute, a live deploy touches its lock often enough.
+  expect(rolloutSettings(inputs({ 'pull-timeout': '1m' }), targets).breakLocksOlderThanMs).toBe(600_000);
+});
+
+test('the release: a version is required for a deploy; a rollback goes to the one given, else the previous', () => {
+  expect(release(fromFlags({ version: 'v2' }), 'deploy')).toEqual({ version: 'v2' });
+  expect(() => release(fromFlags({}), 'deploy')).toThrow(
+    '--version: is required: the image tag or digest to deploy (e.g. --version v1.4.2)',
+  );
+  expect(() =>
+    release(
+      fromInputs(() => ' '),
+      'deploy',
+    ),
+  ).toThrow('input "version": is required: the image tag or digest to deploy (e.g. version: v1.4.2)');
+  expect(() =>
+    release(
+      fromInputs((n) => (n === 'version' ? 'v2;reboot' : '')),
+      'deploy',
+    ),
+  ).toThrow('input "version": "v2;reboot" is neither an image tag nor a digest');
+  expect(release(fromFlags({ version: 'v2' }), 'rollback')).toEqual({ version: 'previous', rollback: {} });
+  expect(
+    release(
+      fromInputs((n) => (n === 'to' ? 'v1' : '')),
+      'rollback',
+    ),
+  ).toEqual({
+    version: 'v1',
+    rollback: { to: 'v1' },
+  });
+});
+
+test('who and which run: one rule for the CLI and the actions', () => {
+  const now = new Date('2026-01-02T03:04:05.000Z');
+  const github = {
+    GITHUB_REPOSITORY: 'acme/app',
+    GITHUB_RUN_ID: '812',
+    GITHUB_ACTOR: 'alice',
+    USER: 'runner',
+  };
+  const expected = { actor: 'alice', runId: 'acme/app#812.1' };
+  expect(
+    identity(
+      fromInputs(() => ''),
+      github,
+      'action',
+      now,
+    ),
+  ).toEqual(expected);
+  expect(identity(fromFlags({}), github, 'cli', now)).toEqual(expected);
+  expect(identity(fromFlags({}), { ...github, GITHUB_RUN_ATTEMPT: '2' }, 'cli', now).runId).toBe(
+    'acme/app#812.2',
+  );
+  expect(identity(fromFlags({ actor: 'bob' }), { USER: 'carol' }, 'cli', now)).toEqual({
+    actor: 'bob',
+    runId: 'cli-2026-01-02T03:04:05.000Z',
+  });
+  expect(identity(fromFlags({}), { USER: 'carol' }, 'cli', now).actor).toBe('carol');
+  expect(
+    identity(
+      fromInputs(() => ''),
+      {},
+      'action',
+      now,
+    ),
+  ).toEqual({
+    actor: 'unknown',
+    runId: 'action-2026-01-02T03:04:05.000Z',
+  });
+});

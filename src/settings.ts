@@ -1,0 +1,388 @@
+/**
+ * The settings of a rollout (a deploy or a rollback) in one table: per setting its CLI flag, its action
+ * input, the check of its text (from values.ts), its default and its help line. From the table come the
+ * fleet engine's typed options for the CLI and the actions alike, the CLI's option specs and the options
+ * part of its usage text; __tests__/settings.test.ts holds every action.yml default to it. So a default is
+ * written once, here (and in the action.yml files, which cannot import it, under that test).
+ *
+ * Pure: an edge hands in how to read its flags or inputs (a `SettingSource`).
+ */
+import type { FleetOptions } from './deploy/fleet';
+import { staleLockProblem } from './deploy/locks';
+import { ConfigurationError } from './errors';
+import type { Target } from './registry/model';
+import { checkVersion } from './remote/commands';
+import { checkBoolean, checkDuration, checkPercent, checkWholeNumber, given, type Check } from './values';
+
+export interface Setting<T = unknown> {
+  /** The CLI flag without its dashes, and its one-letter form. */
+  flag?: string;
+  short?: string;
+  /** What the flag takes, as the usage names it (`N`, `FILE`); none: the flag is a switch. */
+  arg?: string;
+  /** The action input. */
+  input?: string;
+  /** The default as a person writes it; every action.yml that declares the input has it too. */
+  default?: string;
+  /** The default as the help tells it, when the command works it out (from the environment, say). */
+  defaultHelp?: string;
+  /** The usage shows it outside brackets. */
+  required?: boolean;
+  check: Check<T>;
+  help: string;
+}
+
+/** The options of the fleet engine a person sets; the rest (version, actor, run) have functions below. */
+export type RolloutSettings = Pick<
+  FleetOptions,
+  | 'concurrency'
+  | 'perServer'
+  | 'maxFailurePercent'
+  | 'maxFailures'
+  | 'lockWaitMs'
+  | 'breakLocksOlderThanMs'
+  | 'commandTimeoutMs'
+  | 'pullTimeoutMs'
+  | 'pullAttempts'
+  | 'skipOnceHooks'
+>;
+
+/** One row per option; an option the engine needs has a default, so "not given" always has a value. */
+type RolloutRows = {
+  [K in keyof RolloutSettings]-?: undefined extends RolloutSettings[K]
+    ? Setting<NonNullable<RolloutSettings[K]>>
+    : Setting<RolloutSettings[K]> & { default: string };
+};
+
+const text: Check<string> = (t) => t;
+const atLeast =
+  (min: number): Check<number> =>
+  (t, source) =>
+    checkWholeNumber(t, source, min);
+/** A remote command's timer: at least a second, and at most a day (far within what a Node timer can wait). */
+const timeout: Check<number> = (t, source) => checkDuration(t, source, { min: '1s', max: '24h' });
+
+const ROLLOUT_ROWS: RolloutRows = {
+  concurrency: {
+    flag: 'concurrency',
+    short: 'c',
+    arg: 'N',
+    input: 'concurrency',
+    default: '10',
+    check: atLeast(1),
+    help: 'targets deployed at once',
+  },
+  perServer: {
+    flag: 'per-server',
+    arg: 'N',
+    input: 'per-server',
+    default: '4',
+    check: atLeast(1),
+    help: 'targets of one server at once, on its one connection',
+  },
+  maxFailurePercent: {
+    flag: 'max-failure-percent',
+    arg: 'P',
+    input: 'max-failure-percent',
+    default: '0',
+    check: checkPercent,
+    help: 'stop after a wave when more than P% of the targets so far failed',
+  },
+  maxFailures: {
+    flag: 'max-failures',
+    arg: 'N',
+    input: 'max-failures',
+    check: atLeast(0),
+    help: '…or when more than N failed (replaces the percentage)',
+  },
+  lockWaitMs: {
+    flag: 'lock-wait',
+    arg: 'DURATION',
+    input: 'lock-wait',
+    default: '60s',
+    check: checkDuration,
+    help: "how long to wait for another deploy's lock",
+  },
+  breakLocksOlderThanMs: {
+    flag: 'break-stale-locks',
+    arg: 'AGE',
+    input: 'break-stale-locks',
+    defaultHelp: 'never',
+    check: checkDuration,
+    help: 'break locks older than AGE (e.g. 2h) left by crashed deploys',
+  },
+  commandTimeoutMs: {
+    flag: 'command-timeout',
+    arg: 'DURATION',
+    input: 'command-timeout',
+    default: '2m',
+    check: timeout,
+    help: 'how long one remote command may run, but a pull or the switch',
+  },
+  pullTimeoutMs: {
+    flag: 'pull-timeout',
+    arg: 'DURATION',
+    input: 'pull-timeout',
+    default: '15m',
+    check: timeout,
+    help: 'how long one pull, or the switch (compose up), may run',
+  },
+  pullAttempts: {
+    flag: 'pull-attempts',
+    arg: 'N',
+    input: 'pull-attempts',
+    default: '3',
+    check: atLeast(1),
+    help: "tries of a target's pull before the target fails",
+  },
+  skipOnceHooks: {
+    input: 'once-hooks',
+    default: 'true',
+    check: (t, source) => !checkBoolean(t, source),
+    help: 'run the hooks marked "once" (true), or skip them: another job of the rollout runs them (false)',
+  },
+};
+
+const row = <T>(r: Setting<T>) => r;
+const REGISTRY = 'servers/production.json';
+
+/** What a command reads besides: the release, which targets, the SSH trust, the report, who deploys. */
+const COMMAND_ROWS = {
+  version: row({
+    flag: 'version',
+    short: 'v',
+    arg: 'TAG|DIGEST',
+    input: 'version',
+    required: true,
+    check: checkVersion,
+    help: 'the image tag (v1.4.2) or digest (sha256:…) to deploy',
+  }),
+  to: row({
+    flag: 'to',
+    short: 't',
+    arg: 'VERSION',
+    input: 'to',
+    defaultHelp: "each target's previous release",
+    check: checkVersion,
+    help: 'the version to go back to, from the history',
+  }),
+  registry: row({
+    flag: 'registry',
+    short: 'r',
+    arg: 'FILE',
+    input: 'registry',
+    default: REGISTRY,
+    defaultHelp: `$FLEET_REGISTRY or ${REGISTRY}`,
+    check: text,
+    help: 'the server registry',
+  }),
+  select: row({
+    flag: 'select',
+    short: 's',
+    arg: 'EXPR',
+    input: 'select',
+    defaultHelp: 'every target',
+    check: text,
+    help: 'which targets, as `fleet-deploy plan --help` tells',
+  }),
+  waves: row({
+    flag: 'waves',
+    short: 'w',
+    arg: 'SPEC',
+    input: 'waves',
+    default: 'all',
+    check: text,
+    help: '"1,5%,25%,100%", "rings" or "all"',
+  }),
+  report: row({
+    flag: 'report',
+    arg: 'FILE',
+    check: text,
+    help: 'write the JSON report there (see docs/report.md)',
+  }),
+  dryRun: row({
+    flag: 'dry-run',
+    input: 'dry-run',
+    default: 'false',
+    check: checkBoolean,
+    help: "print each target's remote commands; connect to nothing",
+  }),
+  key: row({
+    flag: 'key',
+    arg: 'FILE',
+    defaultHelp: '$FLEET_SSH_KEY holding the key, or $FLEET_SSH_KEY_FILE',
+    check: text,
+    help: 'SSH private key',
+  }),
+  knownHosts: row({
+    flag: 'known-hosts',
+    arg: 'FILE',
+    defaultHelp: '$FLEET_KNOWN_HOSTS text',
+    check: text,
+    help: "trusted host keys besides the registry's pins",
+  }),
+  actor: row({
+    flag: 'actor',
+    arg: 'NAME',
+    defaultHelp: '$GITHUB_ACTOR or $USER',
+    check: text,
+    help: 'recorded in locks and history',
+  }),
+};
+
+/** The one table. */
+export const SETTINGS = { ...COMMAND_ROWS, ...ROLLOUT_ROWS };
+export type SettingName = keyof typeof SETTINGS;
+/** The rows that become the engine's options (`rolloutSettings`). */
+export const ROLLOUT_NAMES = Object.keys(ROLLOUT_ROWS) as ReadonlyArray<keyof RolloutSettings>;
+type ValueOf<K extends SettingName> = (typeof SETTINGS)[K] extends Setting<infer T> ? T : never;
+
+/** Where a command's settings come from: CLI flags or action inputs. */
+export interface SettingSource {
+  /** The text given for a row; undefined or blank: not given. */
+  read(row: Setting): string | undefined;
+  /** The flag or input as an error names it. */
+  name(row: Setting): string;
+  /** The row given a value, as a person would write it. */
+  example(row: Setting, value: string): string;
+}
+
+export function fromFlags(values: Readonly<Record<string, string | boolean | undefined>>): SettingSource {
+  return {
+    read: (r) => {
+      const v = r.flag === undefined ? undefined : values[r.flag];
+      return v === undefined ? undefined : String(v);
+    },
+    name: (r) => `--${r.flag}`,
+    example: (r, value) => `--${r.flag} ${value}`,
+  };
+}
+
+/** `getInput` is `@actions/core`'s, handed in by the action (this module stays pure). */
+export function fromInputs(getInput: (name: string) => string): SettingSource {
+  return {
+    read: (r) => (r.input === undefined ? undefined : getInput(r.input)),
+    name: (r) => `input "${r.input}"`,
+    example: (r, value) => `${r.input}: ${value}`,
+  };
+}
+
+/** One setting: the checked text given, else the default, else undefined. */
+export function setting<K extends SettingName>(source: SettingSource, name: K): ValueOf<K> | undefined {
+  const r = SETTINGS[name] as Setting<ValueOf<K>>;
+  const t = given(source.read(r)) ?? r.default;
+  return t === undefined ? undefined : r.check(t, source.name(r));
+}
+
+/**
+ * The engine's options from `source`, each checked, and a lock age to break checked against the longest
+ * stretch a live deploy of `targets` leaves its lock untouched (breaking a working deploy's lock is worse
+ * than waiting).
+ */
+export function rolloutSettings(source: SettingSource, targets: readonly Target[]): RolloutSettings {
+  const values = ROLLOUT_NAMES.map((n) => [n, setting(source, n)] as const).filter(
+    ([, v]) => v !== undefined,
+  );
+  // Complete: every option the engine needs has a default (RolloutRows).
+  const settings = Object.fromEntries(values) as unknown as RolloutSettings;
+  const age = settings.breakLocksOlderThanMs;
+  if (age !== undefined) {
+    const problem = staleLockProblem(age, targets, settings, source.name(SETTINGS.breakLocksOlderThanMs));
+    if (problem) throw new ConfigurationError([problem]);
+  }
+  return settings;
+}
+
+/** What a rollout deploys: the version given; for a rollback the version to go back to, if given. */
+export function release(
+  source: SettingSource,
+  mode: 'deploy' | 'rollback',
+): Pick<FleetOptions, 'version' | 'rollback'> {
+  if (mode === 'rollback') {
+    const to = setting(source, 'to');
+    return { version: to ?? 'previous', rollback: to === undefined ? {} : { to } };
+  }
+  const version = setting(source, 'version');
+  if (version !== undefined) return { version };
+  throw new ConfigurationError([
+    {
+      path: [],
+      source: source.name(SETTINGS.version),
+      message: 'is required: the image tag or digest to deploy',
+      hint: `e.g. ${source.example(SETTINGS.version, 'v1.4.2')}`,
+    },
+  ]);
+}
+
+/**
+ * Who deploys and which run, recorded in locks, history and the report. One rule for the CLI and the
+ * actions: the actor given, else GitHub's, else the login user; the GitHub run and its attempt when there
+ * is one, else the edge and the time it started.
+ */
+export function identity(
+  source: SettingSource,
+  env: Readonly<Record<string, string | undefined>>,
+  edge: 'cli' | 'action',
+  now = new Date(),
+): Pick<FleetOptions, 'actor' | 'runId'> {
+  return {
+    actor: setting(source, 'actor') ?? (env.GITHUB_ACTOR || env.USER || 'unknown'),
+    runId: env.GITHUB_RUN_ID
+      ? `${env.GITHUB_REPOSITORY ?? ''}#${env.GITHUB_RUN_ID}.${env.GITHUB_RUN_ATTEMPT || '1'}`
+      : `${edge}-${now.toISOString()}`,
+  };
+}
+
+// The CLI's side: option specs for parseArgs and the usage text, from the same rows.
+
+const flagRows = (names: readonly SettingName[]): Setting[] =>
+  names.map((n): Setting => SETTINGS[n]).filter((r) => r.flag !== undefined);
+const flagWords = (r: Setting) => `--${r.flag}${r.arg ? ` ${r.arg}` : ''}`;
+
+/** `parseArgs` option specs: a flag with an `arg` takes a string, one without is a switch. */
+export function flagOptions(
+  names: readonly SettingName[],
+): Record<string, { type: 'string' | 'boolean'; short?: string }> {
+  return Object.fromEntries(
+    flagRows(names).map((r) => [
+      r.flag!,
+      { type: r.arg ? ('string' as const) : ('boolean' as const), ...(r.short ? { short: r.short } : {}) },
+    ]),
+  );
+}
+
+const WIDTH = 110;
+
+/** `fleet-deploy deploy --version TAG|DIGEST [--registry FILE] …`, wrapped under the command. */
+export function synopsis(command: string, names: readonly SettingName[]): string {
+  const head = `fleet-deploy ${command}`;
+  const rows = flagRows(names);
+  const words = [
+    ...rows.filter((r) => r.required).map(flagWords),
+    ...rows.filter((r) => !r.required).map((r) => `[${flagWords(r)}]`),
+  ];
+  const lines = [head];
+  for (const w of words) {
+    if (lines.at(-1)!.length + 1 + w.length > WIDTH) lines.push(' '.repeat(head.length));
+    lines[lines.length - 1] += ` ${w}`;
+  }
+  return lines.join('\n');
+}
+
+const defaultText = (r: Setting) =>
+  r.defaultHelp !== undefined
+    ? ` (default: ${r.defaultHelp})`
+    : r.default !== undefined && r.arg
+      ? ` (default ${r.default})`
+      : '';
+
+/** The "Options:" lines of a usage: one per flag, aligned, with its default; then --help. */
+export function optionsHelp(names: readonly SettingName[]): string {
+  const lines = flagRows(names).map((r) => ({
+    left: `${r.short ? `-${r.short},` : '   '} ${flagWords(r)}`,
+    right: `${r.help}${defaultText(r)}`,
+  }));
+  lines.push({ left: '-h, --help', right: 'show this help' });
+  const width = Math.max(...lines.map((l) => l.left.length)) + 2;
+  return lines.map((l) => `  ${l.left.padEnd(width)}${l.right}`).join('\n');
+}
