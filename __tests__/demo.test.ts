@@ -6,7 +6,7 @@
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { running } from '../src/sandbox/fleet';
+import { isRunning } from '../src/testing';
 import { runBundledCli } from './helpers/run';
 
 /** Running processes (not zombies) whose command line or environment mentions `text`. */
@@ -14,7 +14,7 @@ function processesMentioning(text: string): number[] {
   const found: number[] = [];
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
-      if (!running(Number(pid))) continue;
+      if (!isRunning(Number(pid))) continue;
       const seen =
         readFileSync(`/proc/${pid}/cmdline`, 'utf8') + readFileSync(`/proc/${pid}/environ`, 'utf8');
       if (seen.includes(text)) found.push(Number(pid));

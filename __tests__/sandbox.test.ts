@@ -3,13 +3,13 @@
  * by the real SSH client transport (exit codes, stdout/stderr, environment, concurrent sessions, port
  * forwarding, refused keys), and the sandbox fleet's CLI leaves no process behind.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRegistry } from '../src/registry';
 import { Script } from '../src/remote/shell';
-import { freePort, running } from '../src/sandbox/fleet';
+import { freePort, isRunning, servicePids as servicePidsOf } from '../src/testing';
 import { generateKeyPair, startSandboxSsh } from '../src/sandbox/ssh-server';
 import { SshConnector } from '../src/ssh/transport';
 import { runBundledCli } from './helpers/run';
@@ -134,14 +134,7 @@ describe('fleet-deploy sandbox (the bundled CLI)', () => {
     expect(up.stdout).toContain('Sandbox fleet up: 2 servers × 12 tenants on 127.0.0.1');
     const pid = Number(readFileSync(join(dir, 'sandbox.pid'), 'utf8'));
     const servicePids = () =>
-      ['sandbox-1', 'sandbox-2'].flatMap((s) => {
-        const projects = join(dir, 'servers', s, '.sandbox-runtime', 'projects');
-        return existsSync(projects)
-          ? readdirSync(projects).map(
-              (f) => (JSON.parse(readFileSync(join(projects, f), 'utf8')) as { pid: number }).pid,
-            )
-          : [];
-      });
+      ['sandbox-1', 'sandbox-2'].flatMap((s) => servicePidsOf(join(dir, 'servers', s, '.sandbox-runtime')));
     let services: number[];
     try {
       const registry = parseRegistry(readFileSync(join(dir, 'registry.json'), 'utf8'), 'r');
@@ -169,7 +162,7 @@ describe('fleet-deploy sandbox (the bundled CLI)', () => {
         /sandbox-1\/tenant-1-1 +127\.0\.0\.1:\d+ +sandbox +200 \{"status":"ok","version":"v1"\}/,
       );
       // while up, every service and the server process are seen running (so "none left" below means it)
-      expect([pid, ...servicePids()].filter(running)).toHaveLength(25);
+      expect([pid, ...servicePids()].filter(isRunning)).toHaveLength(25);
     } finally {
       services = servicePids();
       const down = cli('sandbox', 'down', '--dir', dir);
@@ -177,6 +170,6 @@ describe('fleet-deploy sandbox (the bundled CLI)', () => {
     }
     expect(services).toHaveLength(24);
     // gone, or a zombie that only waits for PID 1 to reap it: no longer running
-    expect([pid, ...services].filter(running)).toEqual([]);
+    expect([pid, ...services].filter(isRunning)).toEqual([]);
   }, 90_000);
 });

@@ -11,18 +11,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { deploy } from '../helpers/deploy';
-import {
-  DEPLOY_USER,
-  ensureDeployUser,
-  freePort,
-  handOver,
-  haveSshd,
-  makeClientKey,
-  startSshd,
-  tempRoot,
-  type ClientKey,
-  type TestSshd,
-} from '../helpers/sshd';
+import { DEPLOY_USER, ensureDeployUser, freePort, handOver, haveSshd } from '../../src/testing';
+import { makeClientKey, startSshd, tempRoot, type ClientKey, type TestSshd } from '../helpers/sshd';
 import { parseRegistry, type Registry } from '../../src/registry';
 
 const isRoot = process.getuid?.() === 0;

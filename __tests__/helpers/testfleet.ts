@@ -2,19 +2,11 @@
  * A fleet of real sshd servers on 127.0.0.1 with tenants whose stacks run on the SANDBOX runtime (the
  * docker double), and the registry that describes them.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseRegistry, type Registry } from '../../src/registry';
-import {
-  asDeployUser,
-  freePort,
-  handOver,
-  makeClientKey,
-  startSshd,
-  tempRoot,
-  type ClientKey,
-  type TestSshd,
-} from './sshd';
+import { asDeployUser, freePort, handOver, writeTenantDir } from '../../src/testing';
+import { makeClientKey, startSshd, tempRoot, type ClientKey, type TestSshd } from './sshd';
 
 export const REPO = 'registry.test/acme/app';
 
@@ -64,16 +56,13 @@ export async function startFleet(spec: FleetSpec): Promise<TestFleet> {
       for (let i = 1; i <= spec.tenantsPerServer; i++) {
         const id = `t${s}-${i}`;
         const dir = join(root, 'srv', name, id);
-        mkdirSync(dir, { recursive: true });
         const port = await freePort();
-        writeFileSync(
-          join(dir, 'docker-compose.yml'),
-          'services:\n  app:\n    image: ${APP_IMAGE}\n    network_mode: host\n',
-        );
-        writeFileSync(
-          join(dir, '.env'),
-          `# tenant ${id}\nAPP_IMAGE=${REPO}:${spec.startWith ?? 'v1'}\nAPP_PORT=${port}\nSECRET_TOKEN=keep-me\n`,
-        );
+        writeTenantDir(dir, {
+          title: `tenant ${id}`,
+          image: `${REPO}:${spec.startWith ?? 'v1'}`,
+          port,
+          env: { SECRET_TOKEN: 'keep-me' },
+        });
         tenants.push({ server: name, id, dir, port });
         list.push({ id, path: dir, health: { port } });
       }

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { actionEnv, runBundledAction } from '../helpers/run';
-import { handOver, haveSshd } from '../helpers/sshd';
+import { handOver, haveSshd } from '../../src/testing';
 import { lockExists, startFleet, type TestFleet } from '../helpers/testfleet';
 
 const describeSshd = haveSshd ? describe : describe.skip;

@@ -6,7 +6,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { deploy } from '../helpers/deploy';
-import { handOver, haveSshd, makeClientKey } from '../helpers/sshd';
+import { handOver, haveSshd } from '../../src/testing';
+import { makeClientKey } from '../helpers/sshd';
 import { historyOf, lockExists, REPO, startFleet, type TestFleet } from '../helpers/testfleet';
 
 const describeSshd = haveSshd ? describe : describe.skip;

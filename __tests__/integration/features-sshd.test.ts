@@ -7,7 +7,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseRegistry } from '../../src/registry';
 import { deploy } from '../helpers/deploy';
-import { haveSshd, startSshd, type TestSshd } from '../helpers/sshd';
+import { haveSshd } from '../../src/testing';
+import { startSshd, type TestSshd } from '../helpers/sshd';
 import { historyOf, lockExists, REPO, startFleet, type TestFleet } from '../helpers/testfleet';
 
 const describeSshd = haveSshd ? describe : describe.skip;

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBundledCli } from '../helpers/run';
 import { deploy } from '../helpers/deploy';
-import { handOver, haveSshd } from '../helpers/sshd';
+import { handOver, haveSshd } from '../../src/testing';
 import { lockExists, startFleet, type TestFleet } from '../helpers/testfleet';
 
 const describeSshd = haveSshd ? describe : describe.skip;

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deploy } from '../helpers/deploy';
-import { haveSshd } from '../helpers/sshd';
+import { haveSshd } from '../../src/testing';
 import { runBundledAction } from '../helpers/run';
 import { historyOf, lockExists, startFleet, type TestFleet } from '../helpers/testfleet';
 

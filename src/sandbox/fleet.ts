@@ -6,18 +6,13 @@
  * Named a sandbox everywhere; nothing here is ever used for a real target.
  */
 import { spawn } from 'node:child_process';
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { freePort } from './ports';
+import { isRunning, stopProcesses } from './processes';
+import { stopServices } from './services';
 import { generateKeyPair, startSandboxSsh } from './ssh-server';
+import { writeDockerShim, writeTenantDir } from './tenants';
 
 export interface SandboxSpec {
   servers: number;
@@ -56,149 +51,55 @@ function distDir(): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A port the kernel picks (from its ephemeral range) that is free on 127.0.0.1 now. */
-function kernelPort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolvePort(port));
-    });
-  });
-}
-
-function canListen(port: number): Promise<boolean> {
-  return new Promise((answer) => {
-    const s = createServer();
-    s.once('error', () => answer(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => answer(true)));
-  });
-}
-
-/**
- * Where service ports come from: outside the kernel's ephemeral range (which outgoing connections — SSH
- * sessions, health probes — draw their local ports from), so that no connection made between choosing a
- * port and starting the service can be holding it. Linux only; elsewhere the kernel picks.
- */
-function serviceWindow(): { from: number; to: number } | undefined {
-  let lo: number, hi: number;
-  try {
-    [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
-      .trim()
-      .split(/\s+/)
-      .map(Number) as [number, number];
-  } catch {
-    return undefined;
-  }
-  if (lo - 1 - 10_000 >= 4_096) return { from: 10_000, to: lo - 1 };
-  if (65_535 - hi >= 4_096) return { from: hi + 1, to: 65_535 };
-  return undefined;
-}
-
-let cursor: number | undefined;
-
-/**
- * A port free on 127.0.0.1 now, for a sandbox or test service that starts later: taken in turn from a
- * random point of the service window (free ones only), so one process never hands out a port twice and
- * two processes rarely meet.
- */
-export async function freePort(): Promise<number> {
-  const w = serviceWindow();
-  if (w) {
-    const size = w.to - w.from + 1;
-    cursor ??= Math.floor(Math.random() * size);
-    for (let tries = 0; tries < 256; tries++) {
-      const port = w.from + (cursor++ % size);
-      if (await canListen(port)) return port;
-    }
-  }
-  return kernelPort();
-}
-
-/** Running: exists and is not a zombie waiting to be reaped (an exited process is not running). */
-export function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true; // no /proc: trust kill(0)
-  }
-}
-
-async function stopProcess(pid: number): Promise<void> {
-  if (!running(pid)) return;
-  process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 60 && running(pid); i++) await sleep(50);
-  if (running(pid)) process.kill(pid, 'SIGKILL');
-  for (let i = 0; i < 20 && running(pid); i++) await sleep(50);
-}
-
 export function sandboxPid(dir: string): number | undefined {
   const file = join(dir, 'sandbox.pid');
   if (!existsSync(file)) return undefined;
   const pid = Number(readFileSync(file, 'utf8'));
-  return Number.isInteger(pid) && running(pid) ? pid : undefined;
+  return Number.isInteger(pid) && isRunning(pid) ? pid : undefined;
 }
 
-/** Creates the sandbox's files and starts its servers. Returns the registry path. */
-export async function sandboxUp(
+interface SandboxTenant {
+  server: string;
+  id: string;
+  path: string;
+  port: number;
+  ring: string;
+}
+
+/** The ring of the n-th tenant: the first in the first ring, about a quarter in the second, the rest in the third. */
+function ringOf(n: number, spec: SandboxSpec, rings: readonly string[]): string {
+  if (n === 0) return rings[0]!;
+  return n < 1 + Math.max(1, Math.round((spec.servers * spec.tenantsPerServer) / 4)) ? rings[1]! : rings[2]!;
+}
+
+/** Each server's home: `bin/docker` (the sandbox runtime) and its tenants' directories. */
+async function makeServers(
   dir: string,
   spec: SandboxSpec,
-  rings = ['sandbox', 'canary', 'general'],
-): Promise<{ registry: string; keyFile: string; knownHosts: string }> {
-  dir = resolve(dir);
-  if (sandboxPid(dir))
-    throw new Error(`a sandbox is already running in ${dir} (fleet-deploy sandbox down --dir ${dir})`);
-  mkdirSync(dir, { recursive: true });
-  const client = generateKeyPair('fleet-deploy-sandbox');
-  const keyFile = join(dir, 'client_key');
-  writeFileSync(keyFile, client.privateKey, { mode: 0o600 });
-  const runtime = join(distDir(), 'sandbox', 'runtime.js');
+  rings: readonly string[],
+  runtime: string,
+): Promise<{ servers: ServerConfig[]; tenants: SandboxTenant[] }> {
   const servers: ServerConfig[] = [];
-  const tenants: Array<{ server: string; id: string; path: string; port: number; ring: string }> = [];
-  let n = 0;
+  const tenants: SandboxTenant[] = [];
   for (let s = 1; s <= spec.servers; s++) {
     const name = `sandbox-${s}`;
     const home = join(dir, 'servers', name);
-    mkdirSync(join(home, 'bin'), { recursive: true });
-    writeFileSync(
-      join(home, 'bin', 'docker'),
-      `#!/bin/sh\n# the SANDBOX container runtime, standing in for docker on this sandbox server\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(runtime)} "$@"\n`,
-    );
-    chmodSync(join(home, 'bin', 'docker'), 0o755);
+    writeDockerShim(join(home, 'bin'), runtime);
     const host = generateKeyPair(name);
     servers.push({ name, home, hostKey: host.privateKey, hostPublic: host.publicKey });
-    for (let t = 1; t <= spec.tenantsPerServer; t++, n++) {
+    for (let t = 1; t <= spec.tenantsPerServer; t++) {
       const id = `tenant-${s}-${t}`;
       const path = join(home, 'tenants', id);
-      mkdirSync(path, { recursive: true });
-      const appPort = await freePort();
-      writeFileSync(
-        join(path, 'docker-compose.yml'),
-        'services:\n  app:\n    image: ${APP_IMAGE}\n    network_mode: host\n    environment:\n      APP_PORT: ${APP_PORT}\n',
-      );
-      writeFileSync(
-        join(path, '.env'),
-        `# sandbox tenant ${id}\nAPP_IMAGE=${SANDBOX_REPOSITORY}:v0\nAPP_PORT=${appPort}\n`,
-      );
-      const ring =
-        n === 0
-          ? rings[0]!
-          : n < 1 + Math.max(1, Math.round((spec.servers * spec.tenantsPerServer) / 4))
-            ? rings[1]!
-            : rings[2]!;
-      tenants.push({ server: name, id, path, port: appPort, ring });
+      const port = await freePort();
+      writeTenantDir(path, { title: `sandbox tenant ${id}`, image: `${SANDBOX_REPOSITORY}:v0`, port });
+      tenants.push({ server: name, id, path, port, ring: ringOf(tenants.length, spec, rings) });
     }
   }
-  const config: SandboxConfig = { authorizedKey: client.publicKey, runtime, servers };
-  writeFileSync(join(dir, 'sandbox.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
+  return { servers, tenants };
+}
 
-  // One background process serves every server; it reports the ports it listens on.
+/** Starts the one background process that serves every server; returns the ports it listens on. */
+async function startServing(dir: string): Promise<Record<string, number>> {
   const portsFile = join(dir, 'ports.json');
   if (existsSync(portsFile)) writeFileSync(portsFile, '');
   const log = openSync(join(dir, 'sandbox.log'), 'a');
@@ -209,19 +110,28 @@ export async function sandboxUp(
   });
   child.unref();
   writeFileSync(join(dir, 'sandbox.pid'), String(child.pid));
-  let ports: Record<string, number> | undefined;
-  for (let i = 0; i < 200 && !ports; i++) {
+  for (let i = 0; i < 200; i++) {
     await sleep(50);
     const text = existsSync(portsFile) ? readFileSync(portsFile, 'utf8') : '';
-    if (text) ports = JSON.parse(text) as Record<string, number>;
-    if (!running(child.pid!))
+    if (text) return JSON.parse(text) as Record<string, number>;
+    if (!isRunning(child.pid!))
       throw new Error(
         `the sandbox servers did not start: ${readFileSync(join(dir, 'sandbox.log'), 'utf8').slice(-500)}`,
       );
   }
-  if (!ports) throw new Error('the sandbox servers did not report their ports within 10 s');
+  throw new Error('the sandbox servers did not report their ports within 10 s');
+}
 
-  const registry = {
+const publicLine = (s: ServerConfig) => s.hostPublic.split(' ').slice(0, 2).join(' ');
+
+function registryOf(
+  spec: SandboxSpec,
+  rings: readonly string[],
+  servers: ServerConfig[],
+  tenants: SandboxTenant[],
+  ports: Record<string, number>,
+) {
+  return {
     rings,
     defaults: {
       server: { user: process.env.USER || 'sandbox', region: 'local' },
@@ -241,23 +151,39 @@ export async function sandboxUp(
     servers: servers.map((s) => ({
       name: s.name,
       host: '127.0.0.1',
-      port: ports![s.name],
-      hostKey: s.hostPublic.split(' ').slice(0, 2).join(' '),
+      port: ports[s.name],
+      hostKey: publicLine(s),
       region: Number(s.name.split('-')[1]) % 2 ? 'eu' : 'us',
       tenants: tenants
         .filter((t) => t.server === s.name)
         .map((t) => ({ id: t.id, path: t.path, ring: t.ring, health: { port: t.port } })),
     })),
   };
+}
+
+/** Creates the sandbox's files and starts its servers. Returns the registry path. */
+export async function sandboxUp(
+  dir: string,
+  spec: SandboxSpec,
+  rings = ['sandbox', 'canary', 'general'],
+): Promise<{ registry: string; keyFile: string; knownHosts: string }> {
+  dir = resolve(dir);
+  if (sandboxPid(dir))
+    throw new Error(`a sandbox is already running in ${dir} (fleet-deploy sandbox down --dir ${dir})`);
+  mkdirSync(dir, { recursive: true });
+  const client = generateKeyPair('fleet-deploy-sandbox');
+  const keyFile = join(dir, 'client_key');
+  writeFileSync(keyFile, client.privateKey, { mode: 0o600 });
+  const runtime = join(distDir(), 'sandbox', 'runtime.js');
+  const { servers, tenants } = await makeServers(dir, spec, rings, runtime);
+  const config: SandboxConfig = { authorizedKey: client.publicKey, runtime, servers };
+  writeFileSync(join(dir, 'sandbox.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
+  const ports = await startServing(dir);
   const registryFile = join(dir, 'registry.json');
+  const registry = registryOf(spec, rings, servers, tenants, ports);
   writeFileSync(registryFile, `${JSON.stringify(registry, null, 2)}\n`);
   const knownHosts = join(dir, 'known_hosts');
-  writeFileSync(
-    knownHosts,
-    servers
-      .map((s) => `[127.0.0.1]:${ports![s.name]} ${s.hostPublic.split(' ').slice(0, 2).join(' ')}\n`)
-      .join(''),
-  );
+  writeFileSync(knownHosts, servers.map((s) => `[127.0.0.1]:${ports[s.name]} ${publicLine(s)}\n`).join(''));
   return { registry: registryFile, keyFile, knownHosts };
 }
 
@@ -295,25 +221,12 @@ export async function sandboxServe(dir: string): Promise<void> {
 export async function sandboxDown(dir: string): Promise<{ servers: boolean; services: number }> {
   dir = resolve(dir);
   const pid = sandboxPid(dir);
-  if (pid) await stopProcess(pid);
-  const stops: Array<Promise<void>> = [];
+  if (pid) stopProcesses([pid]);
   const root = join(dir, 'servers');
-  if (existsSync(root)) {
-    for (const server of readdirSync(root)) {
-      const projects = join(root, server, '.sandbox-runtime', 'projects');
-      if (!existsSync(projects)) continue;
-      for (const f of readdirSync(projects)) {
-        try {
-          const { pid: svc } = JSON.parse(readFileSync(join(projects, f), 'utf8')) as { pid: number };
-          if (running(svc)) stops.push(stopProcess(svc));
-        } catch {
-          // gone
-        }
-      }
-    }
-  }
-  await Promise.all(stops);
-  return { servers: Boolean(pid), services: stops.length };
+  const states = existsSync(root)
+    ? readdirSync(root).map((server) => join(root, server, '.sandbox-runtime'))
+    : [];
+  return { servers: Boolean(pid), services: stopServices(states) };
 }
 
 export function sandboxDirDefault(): string {

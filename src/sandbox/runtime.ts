@@ -22,6 +22,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { basename, join } from 'node:path';
+import { isRunning, stopProcesses } from './processes';
+import { projectsDir as projectsOf } from './services';
 
 interface Container {
   id: string;
@@ -34,7 +36,7 @@ interface Container {
 
 const stateDir = process.env.FLEET_SANDBOX_STATE ?? join(process.env.HOME ?? '/tmp', '.fleet-sandbox');
 const imagesDir = join(stateDir, 'images');
-const projectsDir = join(stateDir, 'projects');
+const projectsDir = projectsOf(stateDir);
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const imageId = (ref: string) => `sha256:${sha(`image:${ref}`)}`;
@@ -55,15 +57,6 @@ function fail(message: string, code = 1): never {
   process.exit(code);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function localImages(): Array<{ ref: string; id: string }> {
   if (!existsSync(imagesDir)) return [];
   return readdirSync(imagesDir)
@@ -76,7 +69,7 @@ function containers(): Container[] {
   return readdirSync(projectsDir)
     .filter((f) => f.endsWith('.json'))
     .map((f) => JSON.parse(readFileSync(join(projectsDir, f), 'utf8')) as Container)
-    .filter((c) => alive(c.pid));
+    .filter((c) => isRunning(c.pid));
 }
 
 function pull(ref: string): void {
@@ -97,11 +90,7 @@ function readEnv(): Record<string, string> {
 }
 
 function stop(c: Container | undefined): void {
-  if (c && alive(c.pid)) {
-    process.kill(c.pid, 'SIGTERM');
-    for (let i = 0; i < 200 && alive(c.pid); i++)
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-  }
+  if (c) stopProcesses([c.pid], 2000);
 }
 
 function compose(args: string[]): void {
@@ -121,7 +110,7 @@ function compose(args: string[]): void {
     case 'version':
       return void process.stdout.write('Docker Compose version v2.29.0 (fleet-deploy sandbox runtime)\n');
     case 'ps':
-      if (current && alive(current.pid))
+      if (current && isRunning(current.pid))
         process.stdout.write(
           opts.includes('-q') ? `${current.id}\n` : `${current.id} ${current.ref} running\n`,
         );
@@ -145,7 +134,7 @@ function compose(args: string[]): void {
         fail('no service port: the sandbox runtime needs APP_PORT in .env');
       if (!existsSync(fileOf(ref))) pull(ref);
       const id = imageId(ref);
-      if (current && alive(current.pid) && current.imageId === id && current.port === port) {
+      if (current && isRunning(current.pid) && current.imageId === id && current.port === port) {
         return void process.stderr.write(`Container ${project}-app-1  Running\n`);
       }
       stop(current);
