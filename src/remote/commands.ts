@@ -82,7 +82,8 @@ function deriveProject(t: Tenant): Script {
   if (t.compose.project) return sh`project=${t.compose.project}`;
   const first = t.compose.files[0]!;
   const value = new Script(`tr -d '\\r"'"'"' ' | tail -n 1`);
-  return sh`project="$COMPOSE_PROJECT_NAME"; [ -n "$project" ] || project="$(sed -n 's/^[[:space:]]*\(export[[:space:]]*\)\{0,1\}COMPOSE_PROJECT_NAME=//p' .env 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(sed -n 's/^name:[[:space:]]*//p' ${first} 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(basename -- "$(cd -- "$(dirname -- ${first})" && pwd)")"; project="$(printf '%s' "$project" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9_-' | sed 's/^[-_]*//')"; echo "@@project $project"`;
+  const fromSession = new Script('"${COMPOSE_PROJECT_NAME:-}"'); // set -u safe
+  return sh`project=${fromSession}; [ -n "$project" ] || project="$(sed -n 's/^[[:space:]]*\(export[[:space:]]*\)\{0,1\}COMPOSE_PROJECT_NAME=//p' .env 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(sed -n 's/^name:[[:space:]]*//p' ${first} 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(basename -- "$(cd -- "$(dirname -- ${first})" && pwd)")"; project="$(printf '%s' "$project" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9_-' | sed 's/^[-_]*//')"; echo "@@project $project"`;
 }
 
 /**

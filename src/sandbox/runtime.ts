@@ -93,8 +93,17 @@ function stop(c: Container | undefined): void {
   if (c) stopProcesses([c.pid], 2000);
 }
 
+/** The project as Compose names it without -p: COMPOSE_PROJECT_NAME (environment, then .env), else the directory. */
+function defaultProject(): string {
+  const name = process.env.COMPOSE_PROJECT_NAME || readEnv().COMPOSE_PROJECT_NAME || basename(process.cwd());
+  return name
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, '')
+    .replace(/^[-_]+/, '');
+}
+
 function compose(args: string[]): void {
-  let project = basename(process.cwd()).toLowerCase();
+  let project = defaultProject();
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '-f' || args[i] === '--file') i++;
@@ -179,8 +188,18 @@ function main(argv: string[]): void {
   switch (cmd) {
     case 'compose':
       return compose(args);
+    case 'rm': {
+      // docker rm -f ID…: stop and forget the containers
+      const all = containers();
+      for (const id of operands) {
+        const c = all.find((x) => x.id === id) ?? fail(`Error: No such container: ${id}`);
+        stop(c);
+        rmSync(join(projectsDir, `${c.project}.json`), { force: true });
+      }
+      return;
+    }
     case 'ps': {
-      // docker ps -q --filter label=com.docker.compose.project=NAME
+      // docker ps [-a]q --filter label=com.docker.compose.project=NAME
       const filter = args[args.indexOf('--filter') + 1] ?? '';
       const project = /^label=com\.docker\.compose\.project=(.+)$/.exec(filter)?.[1];
       for (const c of containers()) if (!project || c.project === project) process.stdout.write(`${c.id}\n`);
