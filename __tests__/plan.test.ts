@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { ConfigurationError } from '../src/errors';
-import { cutJobs, matrices, MAX_MATRIX_JOBS, orderTargets, planDeployment } from '../src/plan/plan';
+import { cutJobs, matrices, MAX_MATRIX_JOBS, orderTargets, planDeployment, planJson } from '../src/plan/plan';
 import { parseSelection, selectTargets } from '../src/plan/select';
-import { parseWaveSpec, waveSizes } from '../src/plan/waves';
+import { parseWaveSpec, waveEnvironments, waveSizes } from '../src/plan/waves';
 import { parseRegistry, targetsOf } from '../src/registry';
 import { fleet } from './helpers/fleet';
 
@@ -175,7 +175,9 @@ describe('order and plan', () => {
     const inJobs = plan.plan.flatMap((w) => w.jobs.flatMap((j) => j.targets));
     expect(new Set(inWaves).size).toBe(1000);
     expect([...inJobs].sort()).toEqual([...inWaves].sort());
-    expect(plan.plan.map((w) => w.jobs.length)).toEqual([1, 17, 67, 250]);
+    // Waves of 1, 49, 200 and 750 targets on 125 servers: a server's tenants in a wave share one job, and
+    // servers with few of them are packed up to 3 targets a job; the last wave has 6 on every server.
+    expect(plan.plan.map((w) => w.jobs.length)).toEqual([1, 20, 78, 125]);
   });
 
   test('deterministic: the same input gives the same plan', () => {
@@ -184,30 +186,78 @@ describe('order and plan', () => {
     expect(JSON.stringify(matrices(a))).toBe(JSON.stringify(matrices(b)));
   });
 
-  test('10,000 targets: waves of at most 256 jobs, targets spread evenly', () => {
+  test('10,000 targets: waves of at most 256 jobs, no server in two jobs of a wave', () => {
     const plan = planDeployment(fleet(10000), { waves: '1,5%,25%,100%' });
     expect(plan.plan.map((w) => w.targets.length)).toEqual([1, 499, 2000, 7500]);
     for (const w of plan.plan) {
       expect(w.jobs.length).toBeLessThanOrEqual(MAX_MATRIX_JOBS);
+      expect(maxJobsOnOneServer(w.jobs)).toBe(1);
+      // Jobs are whole servers' shares spread evenly: sizes differ by less than two servers' tenants.
       const sizes = w.jobs.map((j) => j.targets.length);
-      expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1);
+      expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThan(16);
     }
-    expect(plan.plan[3]!.jobs).toHaveLength(256);
+    expect(plan.plan[3]!.jobs.length).toBeGreaterThan(240);
+  });
+});
+
+/** The most jobs of one wave that deploy to the same server. */
+function maxJobsOnOneServer(jobs: ReadonlyArray<{ targets: readonly string[] }>): number {
+  const perServer = new Map<string, number>();
+  for (const j of jobs)
+    for (const server of new Set(j.targets.map((id) => id.split('/')[0]!)))
+      perServer.set(server, (perServer.get(server) ?? 0) + 1);
+  return Math.max(...perServer.values());
+}
+
+describe('per-server limits across matrix jobs', () => {
+  const targets = (n: number) => targetsOf(fleet(n));
+  test("by default a server's tenants in a wave share one job, named after the server", () => {
+    const jobs = cutJobs(2, targets(64), 1);
+    expect(jobs).toHaveLength(8);
+    expect(maxJobsOnOneServer(jobs)).toBe(1);
+    expect(jobs[0]!.name).toMatch(/^wave 2 · [a-z]+-\d+ · 8 targets$/);
+  });
+  test('max-jobs-per-server caps, and max-per-job still splits, a large server', () => {
+    const jobs = cutJobs(1, targets(64), 2, 3);
+    expect(maxJobsOnOneServer(jobs)).toBe(3);
+    expect(jobs).toHaveLength(24);
+    expect(jobs.map((j) => j.targets.length).sort()).toEqual(
+      [...Array(8).fill(2), ...Array(16).fill(3)].sort(),
+    );
+  });
+  test('small servers are packed together up to max-per-job', () => {
+    const jobs = cutJobs(1, targetsOf(fleet(40, 1)), 10);
+    expect(jobs).toHaveLength(4);
+    expect(jobs[0]!.name).toBe('wave 1 · 1-10 of 40');
+  });
+  test('the plan says how jobs are cut', () => {
+    const plan = planDeployment(fleet(64), { maxJobsPerServer: 2 });
+    expect(planJson(plan)).toMatchObject({
+      maxPerJob: 1,
+      maxJobsPerServer: 2,
+      plan: [{ jobs: 16, servers: 8 }],
+    });
+  });
+  test('max-jobs-per-server must be a whole number of at least 1', () => {
+    expect(configError(() => planDeployment(production, { maxJobsPerServer: 0.5 }))).toContain(
+      '--max-jobs-per-server',
+    );
   });
 });
 
 describe('sharding at the 256-job limit', () => {
   const targets = (n: number) => targetsOf(fleet(n));
+  // With as many jobs per server as it has tenants, as before the per-server cap.
   test('256 targets: 256 jobs of one', () => {
-    const jobs = cutJobs(1, targets(256), 1);
+    const jobs = cutJobs(1, targets(256), 1, 8);
     expect(jobs).toHaveLength(256);
     expect(jobs.every((j) => j.targets.length === 1)).toBe(true);
   });
   test('257 targets: 256 jobs, one of them with two', () => {
-    const jobs = cutJobs(1, targets(257), 1);
+    const jobs = cutJobs(1, targets(257), 1, 8);
     expect(jobs).toHaveLength(256);
     expect(jobs.map((j) => j.targets.length).sort()).toEqual([...Array(255).fill(1), 2]);
-    expect(jobs[0]!.name).toBe('wave 1 · 1-2 of 257');
+    expect(jobs[0]!.name).toBe('wave 1 · ap-03 · 2 targets');
   });
   test('max-per-job packs targets of one server together', () => {
     const jobs = cutJobs(1, targets(64), 8);
@@ -217,5 +267,23 @@ describe('sharding at the 256-job limit', () => {
   test('a wave of zero targets has no job', () => expect(cutJobs(1, [], 1)).toEqual([]));
   test('max-per-job must be a whole number of at least 1', () => {
     expect(configError(() => planDeployment(production, { maxPerJob: 0 }))).toContain('--max-per-job');
+  });
+});
+
+describe('an environment per wave', () => {
+  test('the Nth name for wave N, the last for every later wave; empty: the one environment', () => {
+    expect(waveEnvironments('canary, production', 'x', 4, 'w')).toEqual([
+      'canary',
+      'production',
+      'production',
+      'production',
+    ]);
+    expect(waveEnvironments('', 'production', 2, 'w')).toEqual(['production', 'production']);
+    expect(waveEnvironments('a,b,c', 'x', 1, 'w')).toEqual(['a']);
+  });
+  test('an empty name is an error that names the input', () => {
+    expect(
+      configError(() => waveEnvironments('canary,,production', 'x', 3, 'input "wave-environments"')),
+    ).toContain('input "wave-environments": "canary,,production": name 2 is empty');
   });
 });

@@ -1,7 +1,15 @@
+import { readFileSync } from 'node:fs';
+import { failureAnnotations } from '../src/report/annotations';
 import { decideGate } from '../src/deploy/budget';
 import type { FleetReport } from '../src/deploy/fleet';
 import type { Outcome, TargetResult } from '../src/deploy/result';
-import { mergeReports, renderSummary, SUMMARY_LIMIT } from '../src/report/summary';
+import {
+  latestResults,
+  mergeReports,
+  renderSummary,
+  shortVersion,
+  SUMMARY_LIMIT,
+} from '../src/report/summary';
 
 function target(i: number, wave: number, outcome: Outcome): TargetResult {
   return {
@@ -84,6 +92,60 @@ describe('the summary', () => {
     expect(md).toMatch(/…and \d+ more not shown here; see the fleet-deploy-reports artifact\./);
   });
 
+  const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
+  /** A rollout at scale as seed 001 saw it: 5% failed in wave 2 (two reasons), the rest skipped. */
+  function atScale(n: number): FleetReport {
+    const ts = Array.from({ length: n }, (_, i) => {
+      const wave = i < 10 ? 1 : i < Math.ceil(n * 0.4) ? 2 : 3;
+      const r = target(i, wave, wave === 3 ? 'skipped' : i % 20 === 7 ? 'failed' : 'deployed');
+      r.next = { refs: {}, version: DIGEST, imageIds: [], digests: [] };
+      if (i % 40 === 7) r.error = 'pull failed: <html>denied</html>';
+      return r;
+    });
+    return report(ts, { version: DIGEST, stopped: 'failure budget exceeded: 5.0% > 2% <after wave 2>' });
+  }
+
+  test.each([
+    [2_000, 40_000],
+    [10_000, 200_000],
+  ])('%i targets: the shape, and a size well under the limit (< %i bytes)', (n, maxBytes) => {
+    const md = renderSummary(atScale(n), { reportLink: 'the fleet-deploy-reports artifact' });
+    expect(Buffer.byteLength(md)).toBeLessThan(maxBytes);
+    const lines = md.split('\n');
+    // Skipped targets: one line for the whole wave, not a row each.
+    expect(lines.filter((l) => l.includes('skipped')).length).toBeLessThanOrEqual(2);
+    expect(md).toContain(`⏭️ **${n - Math.ceil(n * 0.4)} skipped**: wave 2 exceeded the failure budget`);
+    // The full digest once in the head, short in the rows.
+    expect(md.split(DIGEST).length - 1).toBe(1);
+    expect(md).toContain('| v1 → sha256:0123456789ab… |');
+    // The gate's reason, and the top reasons with the servers they hit, escaped.
+    expect(md).toContain('> Rollout stopped: failure budget exceeded: 5.0% &gt; 2% &lt;after wave 2&gt;');
+    expect(md).toContain('### Top failure reasons');
+    expect(md).toMatch(/\| pull failed: &lt;html&gt;denied&lt;\/html&gt; \| \d+ \| \d+: eu-\d+, /);
+    expect(md).not.toContain('<html>');
+    expect(lines.filter((l) => l.includes('❌ failed')).length).toBeGreaterThan(n * 0.4 * 0.05 * 0.5);
+  });
+
+  test('digests are cut to 12 hex digits; tags are left alone', () => {
+    expect(shortVersion(`ghcr.io/a/b@${DIGEST}`)).toBe('ghcr.io/a/b@sha256:0123456789ab…');
+    expect(shortVersion('v1.4.2')).toBe('v1.4.2');
+  });
+
+  test('a re-run: the newest result of each target counts, and a gate judges only its waves', () => {
+    const first = report([target(1, 1, 'failed'), target(2, 1, 'deployed'), target(3, 2, 'deployed')]);
+    const rerun = report([{ ...target(1, 1, 'deployed'), startedAt: '2026-11-22T11:00:00.000Z' }]);
+    const merged = mergeReports([rerun, first]);
+    expect(merged.totals).toMatchObject({ targets: 3, deployed: 3, failed: 0 });
+    const throughWave1 = latestResults([first, rerun], 1).flatMap((r) => r.targets);
+    expect(throughWave1.map((r) => [r.id, r.outcome])).toEqual([
+      ['eu-0000/t00002', 'deployed'],
+      ['eu-0000/t00001', 'deployed'],
+    ]);
+    expect(decideGate(latestResults([first, rerun], 1), { maxFailurePercent: 0 }, 2)).toMatchObject({
+      proceed: true,
+    });
+  });
+
   test('merging job reports: totals, waves and the time span', () => {
     const a = {
       version: 'v2',
@@ -158,5 +220,35 @@ describe('the gate between waves', () => {
       failures: 100,
     });
     expect(decideGate([report(ts)], { maxFailurePercent: 0.5 }, 10_000)).toMatchObject({ proceed: false });
+  });
+});
+
+describe('annotations of failed targets', () => {
+  const text = readFileSync('servers/production.json', 'utf8');
+  const failed = (id: string): TargetResult => ({
+    ...target(1, 1, 'failed'),
+    id,
+    server: id.split('/')[0]!,
+    error: 'pull failed',
+  });
+  test("each failure is placed on its tenant's line in the registry file", () => {
+    const line = text.split('\n').findIndex((l) => l.includes('"id": "acme-corp"')) + 1;
+    const [a] = failureAnnotations(report([failed('eu-1/acme-corp')]), {
+      path: 'servers/production.json',
+      text,
+    });
+    expect(a).toMatchObject({
+      file: 'servers/production.json',
+      message: 'eu-1/acme-corp: failed: pull failed',
+    });
+    // The tenant object opens on the line before its "id".
+    expect(a!.startLine).toBe(line - 1);
+  });
+  test('at most 10, the last one says how many more; without a registry, no file', () => {
+    const many = report(Array.from({ length: 25 }, (_, i) => failed(`eu-9/t${i}`)));
+    const out = failureAnnotations(many);
+    expect(out).toHaveLength(10);
+    expect(out[9]!.message).toContain('…and 16 more failed or rolled-back targets');
+    expect(out[0]!.file).toBeUndefined();
   });
 });

@@ -1,27 +1,35 @@
 /**
  * The contracts between our workflows, our actions and the consumer examples: every input a workflow
- * passes to one of our actions is declared in that action.yml, every input and secret an example passes
- * to our reusable workflows is declared there, required ones are given, and every action runs on node24.
+ * passes to one of our actions is declared in that action.yml; the reusable workflows run our actions from
+ * the commit the caller referenced, never at a fixed ref; every input and secret a caller (an example, or a
+ * YAML snippet in the README or docs) passes is declared, required ones are given, and the caller's
+ * `permissions:` cover every job of the workflow it calls; report artifacts are named per run attempt.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 
 const OWN = 'fleet-deploy/fleet-deploy';
+const OWN_PATH = './.fleet-deploy';
 const load = (f: string) => parse(readFileSync(f, 'utf8'));
+const reusable = ['.github/workflows/deploy.yml', '.github/workflows/rollback.yml'];
 const workflows = [
   ...readdirSync('.github/workflows').map((f) => join('.github/workflows', f)),
   ...readdirSync('docs/examples').map((f) => join('docs/examples', f)),
 ].filter((f) => /\.ya?ml$/.test(f));
 
+/** The action.yml a `uses:` runs, for our actions by full name or checked out at OWN_PATH. */
 function actionFile(uses: string): string | undefined {
-  const m = new RegExp(`^${OWN}(/actions/[\\w-]+)?@`).exec(uses);
+  const m =
+    new RegExp(`^${OWN}(/actions/[\\w-]+)?@`).exec(uses) ??
+    new RegExp(`^${OWN_PATH.replace('.', '\\.')}(/actions/[\\w-]+)?$`).exec(uses);
   if (!m) return undefined;
   return m[1] ? `${m[1].slice(1)}/action.yml` : 'action.yml';
 }
 
+const jobsOf = (file: string) => Object.entries(load(file).jobs ?? {}) as Array<[string, any]>;
 const steps = workflows.flatMap((file) =>
-  Object.entries(load(file).jobs ?? {}).flatMap(([job, spec]: [string, any]) =>
+  jobsOf(file).flatMap(([job, spec]) =>
     (spec.steps ?? [])
       .filter((s: any) => typeof s.uses === 'string' && actionFile(s.uses))
       .map((s: any) => ({
@@ -71,61 +79,213 @@ test.each(['action.yml', ...readdirSync('actions').map((a) => `actions/${a}/acti
   },
 );
 
-const calls = workflows.flatMap((file) =>
-  Object.entries(load(file).jobs ?? {})
-    .filter(
-      ([, spec]: [string, any]) =>
-        typeof spec.uses === 'string' && spec.uses.startsWith(`${OWN}/.github/workflows/`),
-    )
-    .map(([job, spec]: [string, any]) => ({
-      file,
-      job,
-      uses: spec.uses as string,
-      with: spec.with ?? {},
-      secrets: spec.secrets ?? {},
-    })),
-);
+describe('the reusable workflows run the actions of the commit the caller referenced', () => {
+  const jobs = reusable.flatMap((file) => jobsOf(file).map(([job, spec]) => ({ file, job, spec })));
 
-test('the examples call both reusable workflows', () => {
-  expect(new Set(calls.map((c) => c.uses.replace(/@.*/, '').split('/').at(-1)))).toEqual(
-    new Set(['deploy.yml', 'rollback.yml']),
+  test('no job uses this repository (actions or workflows) at a fixed ref', () => {
+    const fixed = jobs.flatMap(({ file, job, spec }) =>
+      [spec.uses, ...(spec.steps ?? []).map((s: any) => s.uses)]
+        .filter((u): u is string => typeof u === 'string' && u.startsWith(`${OWN}`))
+        .map((u) => `${file} ${job}: ${u}`),
+    );
+    expect(fixed).toEqual([]);
+  });
+
+  test.each(jobs.map((j) => [`${j.file} ${j.job}`, j] as const))(
+    '%s checks fleet-deploy out at job.workflow_sha before running its actions',
+    (_, { spec }) => {
+      const list: any[] = spec.steps ?? [];
+      const own = list.findIndex((s) => s.with?.path === '.fleet-deploy');
+      const first = list.findIndex((s) => typeof s.uses === 'string' && s.uses.startsWith(OWN_PATH));
+      if (first < 0) return;
+      expect(own).toBeGreaterThanOrEqual(0);
+      expect(own).toBeLessThan(first);
+      expect(list[own].uses).toMatch(/^actions\/checkout@[0-9a-f]{40}$/);
+      expect(list[own].with).toMatchObject({
+        repository: "${{ job.workflow_repository || 'fleet-deploy/fleet-deploy' }}",
+        ref: '${{ job.workflow_sha || inputs.fleet-deploy-ref }}',
+        'persist-credentials': false,
+      });
+      // The caller's own checkout (which cleans the workspace) comes first, never after ours.
+      const caller = list.findIndex((s) => /^actions\/checkout@/.test(s.uses ?? '') && !s.with?.repository);
+      expect(caller).toBeLessThan(own);
+    },
   );
 });
 
-test.each(calls.map((c) => [`${c.file} ${c.job} → ${c.uses}`, c] as const))(
+describe('report artifacts survive a re-run of failed jobs', () => {
+  const uploads = reusable.flatMap((file) =>
+    jobsOf(file).flatMap(([job, spec]) =>
+      (spec.steps ?? [])
+        .filter((s: any) => /^actions\/upload-artifact@/.test(s.uses ?? ''))
+        .map((s: any) => ({ file, job, spec, name: s.with.name as string })),
+    ),
+  );
+  const downloads = reusable.flatMap((file) =>
+    jobsOf(file).flatMap(([, spec]) =>
+      (spec.steps ?? [])
+        .filter((s: any) => /^actions\/download-artifact@/.test(s.uses ?? ''))
+        .map((s: any) => s.with.pattern as string),
+    ),
+  );
+  const glob = (pattern: string) => new RegExp(`^${pattern.replace(/[.]/g, '\\.').replace(/\*/g, '.*')}$`);
+
+  test.each(uploads.map((u) => [`${u.file} ${u.job}: ${u.name}`, u] as const))(
+    '%s: one name per job and attempt, found by the gates and the summary',
+    (_, u) => {
+      // A re-run uploads beside the first attempt's report instead of failing with 409 on its name.
+      expect(u.name).toMatch(/-a\$\{\{ github\.run_attempt \}\}$/);
+      if (u.spec.strategy) expect(u.name).toContain('${{ strategy.job-index }}');
+      const concrete = u.name.replace(/\$\{\{[^}]*\}\}/g, '0');
+      expect(downloads.filter((p) => glob(p).test(concrete)).length).toBeGreaterThan(0);
+    },
+  );
+
+  test('names differ between waves, jobs and attempts', () => {
+    const names = uploads.map((u) => u.name.replace(/\$\{\{[^}]*\}\}/g, 'X'));
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  test("every gate judges only its own waves, and each target's newest result", () => {
+    const gates = jobsOf('.github/workflows/deploy.yml').filter(([job]) => /^gate-\d+$/.test(job));
+    expect(gates.length).toBeGreaterThanOrEqual(9);
+    for (const [job, spec] of gates) {
+      const gate = spec.steps.find((s: any) => s.uses === `${OWN_PATH}/actions/gate`);
+      expect([job, gate.with.wave]).toEqual([job, job.slice('gate-'.length)]);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------- callers
+
+interface Call {
+  where: string;
+  job: string;
+  uses: string;
+  with: Record<string, unknown>;
+  secrets: any;
+  permissions: Record<string, string> | undefined;
+}
+
+/** The jobs (or a bare job body, as some docs show) that call one of our reusable workflows. */
+function callsIn(where: string, doc: any): Call[] {
+  if (!doc || typeof doc !== 'object') return [];
+  const jobs: Array<[string, any]> =
+    typeof doc.uses === 'string' ? [['(snippet)', doc]] : Object.entries(doc.jobs ?? {});
+  return jobs
+    .filter(([, spec]) => typeof spec?.uses === 'string' && spec.uses.startsWith(`${OWN}/.github/workflows/`))
+    .map(([job, spec]) => ({
+      where,
+      job,
+      uses: spec.uses,
+      with: spec.with ?? {},
+      secrets: spec.secrets ?? {},
+      permissions: spec.permissions ?? doc.permissions,
+    }));
+}
+
+const markdown = [
+  'README.md',
+  ...readdirSync('docs')
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
+const snippets = markdown.flatMap((file) =>
+  [...readFileSync(file, 'utf8').matchAll(/```ya?ml\n([\s\S]*?)```/g)].map((m, i) => ({
+    where: `${file} (yaml block ${i + 1})`,
+    text: m[1]!,
+  })),
+);
+const calls = [
+  ...workflows.filter((f) => f.startsWith('docs/examples')).flatMap((f) => callsIn(f, load(f))),
+  ...snippets.flatMap((s) => parseAllDocuments(s.text).flatMap((d) => callsIn(s.where, d.toJS()))),
+];
+const calledFile = (c: Call) => `.github/workflows/${c.uses.replace(/@.*/, '').split('/').at(-1)}`;
+
+test('the examples call both reusable workflows, and README and docs snippets are checked too', () => {
+  expect(new Set(calls.map((c) => calledFile(c)))).toEqual(new Set(reusable));
+  expect(calls.filter((c) => c.where.endsWith(')')).length).toBeGreaterThanOrEqual(3);
+});
+
+test.each(calls.map((c) => [`${c.where} ${c.job} → ${c.uses}`, c] as const))(
   '%s passes declared inputs and secrets, never secrets: inherit',
   (_, c) => {
-    const wf = load(`.github/workflows/${c.uses.replace(/@.*/, '').split('/').at(-1)}`);
-    const call = wf.on.workflow_call;
+    const call = load(calledFile(c)).on.workflow_call;
     expect(c.secrets).not.toBe('inherit');
     expect(Object.keys(c.with).filter((k) => !(k in call.inputs))).toEqual([]);
     expect(Object.keys(c.secrets).filter((k) => !(k in call.secrets))).toEqual([]);
-    const requiredInputs = Object.entries(call.inputs)
-      .filter(([, v]: [string, any]) => v.required)
-      .map(([k]) => k);
-    const requiredSecrets = Object.entries(call.secrets)
-      .filter(([, v]: [string, any]) => v.required)
-      .map(([k]) => k);
-    expect(requiredInputs.filter((k) => !(k in c.with))).toEqual([]);
-    expect(requiredSecrets.filter((k) => !(k in c.secrets))).toEqual([]);
+    const required = (o: object) =>
+      Object.entries(o)
+        .filter(([, v]: [string, any]) => v.required)
+        .map(([k]) => k);
+    expect(required(call.inputs).filter((k) => !(k in c.with))).toEqual([]);
+    expect(required(call.secrets).filter((k) => !(k in c.secrets))).toEqual([]);
+    // The SSH key: by its own name, or as the environment's secret.
+    expect(['ssh-private-key', 'SSH_PRIVATE_KEY'].filter((k) => k in c.secrets).length).toBeGreaterThan(0);
   },
 );
 
+const LEVEL: Record<string, number> = { none: 0, read: 1, write: 2 };
+/** What the called jobs without a `permissions:` key (they inherit the caller's) need from the caller. */
+const inheritedNeeds = (c: Call): Record<string, string> => ({
+  contents: 'read',
+  ...(c.with.deployments === true ? { deployments: 'write' } : {}),
+});
+
+test.each(calls.map((c) => [`${c.where} ${c.job} → ${c.uses}`, c] as const))(
+  "%s: the caller's permissions cover every job of the called workflow",
+  (_, c) => {
+    // An explicit block: a repository's default token may be read-only (then a deploy fails at start-up)
+    // or write-all (more than any job needs).
+    expect(c.permissions).toEqual(expect.any(Object));
+    const wf = load(calledFile(c));
+    const short: string[] = [];
+    for (const [job, spec] of Object.entries(wf.jobs) as Array<[string, any]>) {
+      const wants: Record<string, string> = spec.permissions ?? wf.permissions ?? inheritedNeeds(c);
+      for (const [scope, level] of Object.entries(wants))
+        if (LEVEL[level]! > LEVEL[c.permissions![scope] ?? 'none']!)
+          short.push(`${job} needs ${scope}: ${level}`);
+    }
+    expect(short).toEqual([]);
+  },
+);
+
+test('the check above can fail: a contents: read caller cannot turn Deployments on', () => {
+  const c = { with: { deployments: true }, permissions: { contents: 'read' } } as unknown as Call;
+  const needs = inheritedNeeds(c);
+  expect(Object.entries(needs).filter(([s, l]) => LEVEL[l]! > LEVEL[c.permissions![s] ?? 'none']!)).toEqual([
+    ['deployments', 'write'],
+  ]);
+});
+
 test('reusable workflows: typed, documented inputs; least privilege; third-party actions pinned by SHA', () => {
-  for (const file of ['.github/workflows/deploy.yml', '.github/workflows/rollback.yml']) {
+  for (const file of reusable) {
     const wf = load(file);
     for (const [name, spec] of Object.entries(wf.on.workflow_call.inputs) as Array<[string, any]>) {
       expect([name, typeof spec.type, typeof spec.description]).toEqual([name, 'string', 'string']);
     }
-    expect(wf.permissions).toEqual({ contents: 'read' });
     expect(wf.concurrency.group).toBe('fleet-deploy-${{ inputs.environment }}');
+    // Every job states its permissions, but the two that touch the Deployments API (they inherit the
+    // calling job's grant, so deployments: write is asked for only by callers that turn Deployments on).
+    const inheriting = (Object.entries(wf.jobs) as Array<[string, any]>)
+      .filter(([, spec]) => spec.permissions === undefined && wf.permissions === undefined)
+      .map(([job]) => job);
+    expect([file, inheriting]).toEqual([file, file.endsWith('deploy.yml') ? ['plan', 'summary'] : []]);
+    for (const [job, spec] of Object.entries(wf.jobs) as Array<[string, any]>)
+      expect([job, JSON.stringify(spec.permissions ?? {})]).not.toEqual([
+        job,
+        expect.stringContaining('write'),
+      ]);
   }
   for (const file of workflows) {
     const text = readFileSync(file, 'utf8');
-    for (const [, uses] of text.matchAll(/uses:\s*([^\s#]+)/g)) {
+    for (const [, uses] of text.matchAll(/^[\s-]*uses:\s*([^\s#]+)/gm)) {
       if (uses!.startsWith(`${OWN}`) || uses!.startsWith('./')) continue;
       expect([file, uses]).toEqual([file, expect.stringMatching(/@[0-9a-f]{40}$/)]);
     }
+    // The pin says which version it is.
+    for (const [line] of text.matchAll(/uses:\s*[\w.-]+\/[\w./-]+@[0-9a-f]{40}.*/g))
+      expect([file, line]).toEqual([file, expect.stringMatching(/# v\d+(\.\d+)*$/)]);
   }
   // Values reach shell through env:, never as ${{ }} inside a run script.
   const runs = workflows.flatMap((file) =>

@@ -57609,6 +57609,11 @@ const IMAGE_DIGEST = {
     valid: 'an image digest: "sha256:" and 64 lowercase hex digits',
     example: 'sha256:0123…',
 };
+/**
+ * A full image reference, repository:tag or repository@digest: what .env holds, history records and
+ * pruning removes. Values read back from a server are checked against it before any use.
+ */
+const IMAGE_REF = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,254}(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})$/;
 const HTTP_PATH = {
     re: /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$/,
     valid: 'an HTTP path starting with "/"',
@@ -68328,7 +68333,13 @@ const LOCK_DIR = `${STATE_DIR}/lock`;
 const HISTORY_FILE = `${STATE_DIR}/history.jsonl`;
 const BACKUP_DIR = `${STATE_DIR}/backups`;
 /** Exit codes of preflight's checks, so each failure gets its own message. */
-const PREFLIGHT = { noDirectory: 10, noComposeFile: 11, noComposeCommand: 12, noEnvFile: 13 };
+const PREFLIGHT = {
+    noDirectory: 10,
+    noComposeFile: 11,
+    noComposeCommand: 12,
+    noEnvFile: 13,
+    envIsLink: 14,
+};
 /** A version is an image tag or a digest; either way the same for every image of the tenant. */
 function checkVersion(version, source = '--version') {
     if (IMAGE_TAG.re.test(version) || IMAGE_DIGEST.re.test(version))
@@ -68359,14 +68370,34 @@ function engineOf(command) {
     return command.startsWith('podman') ? 'podman' : 'docker';
 }
 /**
- * The Compose project name the containers carry in their `com.docker.compose.project` label: the
- * registry's, or the directory name normalized as Compose does (lowercase; letters, digits, "-", "_").
+ * The Compose project name when the registry sets it; otherwise Compose decides on the server (see
+ * `deriveProject`), and this is only the guess from the directory name, for checks across the registry.
  */
 function projectOf(t) {
     if (t.compose.project)
         return t.compose.project;
-    const base = t.path.replace(/\/+$/, '').split('/').at(-1) ?? '';
-    return base.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+    return normalizeProject(t.path.replace(/\/+$/, '').split('/').at(-1) ?? '');
+}
+/** As Compose normalizes a project name: lowercase; letters, digits, "-" and "_"; no leading "-" or "_". */
+function normalizeProject(name) {
+    return name
+        .toLowerCase()
+        .replace(/[^a-z0-9_-]/g, '')
+        .replace(/^[-_]+/, '');
+}
+/**
+ * Sets `$project` to the Compose project as Compose itself derives it when no `-p` is given: the
+ * session's COMPOSE_PROJECT_NAME, else COMPOSE_PROJECT_NAME in the tenant's .env, else the top-level
+ * `name:` of the first compose file, else the name of that file's directory — normalized as Compose
+ * does. The value comes from files on the server: it is only ever expanded inside double quotes here,
+ * and `parsePrepared` checks it against the project pattern before any later command uses it.
+ */
+function deriveProject(t) {
+    if (t.compose.project)
+        return sh `project=${t.compose.project}`;
+    const first = t.compose.files[0];
+    const value = new Script(`tr -d '\\r"'"'"' ' | tail -n 1`);
+    return sh `project="$COMPOSE_PROJECT_NAME"; [ -n "$project" ] || project="$(sed -n 's/^[[:space:]]*\(export[[:space:]]*\)\{0,1\}COMPOSE_PROJECT_NAME=//p' .env 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(sed -n 's/^name:[[:space:]]*//p' ${first} 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(basename -- "$(cd -- "$(dirname -- ${first})" && pwd)")"; project="$(printf '%s' "$project" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9_-' | sed 's/^[-_]*//')"; echo "@@project $project"`;
 }
 /**
  * A cheap check that the compose command exists. Compose v1 and podman-compose are Python programs
@@ -68377,10 +68408,15 @@ function composeAvailable(command) {
         return sh `docker compose version >/dev/null 2>&1`;
     return sh `command -v ${command.split(' ')[0]} >/dev/null 2>&1`;
 }
-/** IDs of the project's running containers, by label through the engine (no Compose process). */
-function runningContainers(t) {
-    return sh `${engineOf(t.compose.command)} ps -q --filter ${`label=com.docker.compose.project=${projectOf(t)}`}`;
+/** IDs of the project's running containers (`-a`: all of them), by label through the engine (no Compose process). */
+function containersOf(t, project, all = false) {
+    const label = project instanceof Script
+        ? sh `"label=com.docker.compose.project=${project}"`
+        : sh `${`label=com.docker.compose.project=${project}`}`;
+    return sh `${engineOf(t.compose.command)} ps ${all ? '-aq' : '-q'} --filter ${label}`;
 }
+/** The project derived on the server by `deriveProject`, as shell text for double quotes. */
+const PROJECT_VAR = new Script('$project');
 function composeArgv(t) {
     const argv = t.compose.command.split(' ');
     for (const f of t.compose.files)
@@ -68417,6 +68453,7 @@ function prepare(t, owner, breakAfterS) {
         for (const f of t.compose.files)
             lines.push(sh `test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
         lines.push(sh `test -f .env || exit ${PREFLIGHT.noEnvFile}`);
+        lines.push(sh `test ! -L .env || exit ${PREFLIGHT.envIsLink}`);
         lines.push(sh `${composeAvailable(t.compose.command)} || exit ${PREFLIGHT.noComposeCommand}`);
     }
     lines.push(sh `df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
@@ -68439,8 +68476,9 @@ function prepare(t, owner, breakAfterS) {
     else {
         const names = t.images.map((i) => i.variable).join('|');
         const engine = engineOf(t.compose.command);
+        lines.push(deriveProject(t));
         lines.push(sh `echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`);
-        lines.push(sh `echo '@@running'; ids=$(${runningContainers(t)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`);
+        lines.push(sh `echo '@@running'; ids=$(${containersOf(t, PROJECT_VAR)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`);
     }
     lines.push(sh `echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
     return new Script(lines.map(String).join('\n'), 'prepare');
@@ -68458,6 +68496,8 @@ function parsePrepared(stdout) {
                 out.lock = { owner: lockLines.join('\n').trim(), ageS: Number(marker[2]) || 0 };
             if (section === 'stale')
                 out.brokeStale = marker[2] ?? '';
+            if (section === 'project' && COMPOSE_PROJECT.re.test(marker[2] ?? ''))
+                out.project = marker[2];
             continue;
         }
         if (!line.trim())
@@ -68512,24 +68552,42 @@ function parseImages(stdout) {
     });
 }
 /**
- * Sets image variables in .env atomically, then runs `compose up -d`: one round trip. The new .env is
- * written beside the old (same owner and mode, via cp -p) and renamed over it, so .env is always either
- * the old or the new file. Other lines, comments and order are untouched; a variable that is not there
- * yet is appended; `export NAME=` lines keep their `export`. When the switch fails, the script exits
- * SWITCH_FAILED before compose runs.
+ * The program that rewrites .env: each `NAME=value` of $FLEET_SET replaces that variable's line (an
+ * `export NAME=` line keeps its `export`) or is appended; every other line, comment and the order stay.
+ * Values come through the environment (ENVIRON), never `awk -v`, which would interpret backslashes. A
+ * file with CRLF line ends keeps them.
  */
-function update(t, assignments) {
+const ENV_PROGRAM = `BEGIN { n = split(ENVIRON["FLEET_SET"], a, "\\n"); for (i = 1; i <= n; i++) { eq = index(a[i], "="); val[substr(a[i], 1, eq - 1)] = substr(a[i], eq + 1) } }
+{ cr = sub(/\\r$/, "") ? "\\r" : ""; if (NR == 1) eol = cr
+  for (k in val) if ($0 ~ ("^(export[ \\t]+)?" k "=")) { print (($0 ~ /^export[ \\t]/) ? "export " : "") k "=" val[k] cr; seen[k] = 1; next }
+  print $0 cr }
+END { for (k in val) if (!(k in seen)) print k "=" val[k] eol }`;
+/**
+ * Sets image variables in .env atomically, then runs `compose up -d`: one round trip. The new .env is
+ * made by `mktemp` beside the old (so no planted file or link is written through), given the old one's
+ * mode and owner, and renamed over it: .env is always either the old or the new file. A .env that is a
+ * symbolic link is refused. When the switch fails, the script exits SWITCH_FAILED before compose runs.
+ */
+function update(t, assignments, options = {}) {
+    for (const [k, v] of Object.entries(assignments))
+        if (!ENV_VAR.re.test(k) || !IMAGE_REF.test(v))
+            throw new Error(`refusing to write ${JSON.stringify(`${k}=${v}`)} into .env: not an image variable and reference`);
     const spec = Object.entries(assignments)
         .map(([k, v]) => `${k}=${v}`)
         .join('\n');
-    const program = new Script(`'BEGIN { n = split(spec, a, "\\n"); for (i = 1; i <= n; i++) { eq = index(a[i], "="); val[substr(a[i], 1, eq - 1)] = substr(a[i], eq + 1) } }
-{ for (k in val) if ($0 ~ ("^(export[ \\t]+)?" k "=")) { print (($0 ~ /^export[ \\t]/) ? "export " : "") k "=" val[k]; seen[k] = 1; next } print }
-END { for (k in val) if (!(k in seen)) print k "=" val[k] }'`);
-    return named('update', sh `${enter(t)} && ${touchLock} && { cp -p .env .env.fleet-new && awk -v spec=${spec} ${program} .env > .env.fleet-new && mv -f .env.fleet-new .env || { rm -f .env.fleet-new; exit ${SWITCH_FAILED}; }; } && ${composeArgv(t)} up -d ${t.compose.services ?? []}`);
+    const link = `.env in ${t.path} is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file`;
+    const switchEnv = sh `{ [ ! -L .env ] || { printf '%s\n' ${link} >&2; exit ${SWITCH_FAILED}; }; tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit ${SWITCH_FAILED}; { FLEET_SET=${spec} awk ${ENV_PROGRAM} .env > "$tmp" && chmod "$(stat -c %a .env)" "$tmp" && { chown "$(stat -c %u:%g .env)" "$tmp" 2>/dev/null || :; } && mv -f -- "$tmp" .env; } || { rm -f -- "$tmp"; exit ${SWITCH_FAILED}; }; }`;
+    const replace = options.replace ? sh `${removeContainers(t, options.replace.project)} && ` : sh ``;
+    return named('update', sh `${enter(t)} && ${touchLock} && ${switchEnv} && ${replace}${composeArgv(t)} up -d ${t.compose.services ?? []}`);
+}
+/** Removes every container of the project, with force, until none is left (five tries a second apart). */
+function removeContainers(t, project) {
+    const engine = engineOf(t.compose.command);
+    return sh `for try in 1 2 3 4 5; do ids=$(${containersOf(t, project, true)}) || exit 1; [ -n "$ids" ] || break; ${engine} rm -f $ids >/dev/null 2>&1 || sleep 1; done; [ -z "$(${containersOf(t, project, true)})" ]`;
 }
 /** The containers' own HEALTHCHECK states: healthy, unhealthy, starting, or none. */
-function containerHealth(t) {
-    return named('containerHealth', sh `${enter(t)} && ${touchLock} && ids=$(${runningContainers(t)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`);
+function containerHealth(t, project = projectOf(t)) {
+    return named('containerHealth', sh `${enter(t)} && ${touchLock} && ids=$(${containersOf(t, project)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`);
 }
 /**
  * The last round trip, only while the lock is still ours (its owner holds our token): append the
@@ -68546,8 +68604,6 @@ function finish(t, o) {
     work.push(sh `rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`);
     return named('finish', sh `${enter(t)} && if grep -qF -- ${o.token} ${LOCK_DIR}/owner 2>/dev/null; then ${new Script(work.map(String).join('; '))}; else echo '@@unlock not-ours'; fi`);
 }
-/** A full image reference (repository:tag or repository@digest): what pruning may remove. */
-const IMAGE_REF = /^[A-Za-z0-9][A-Za-z0-9._:/-]*(?::[A-Za-z0-9_][A-Za-z0-9._-]*|@sha256:[a-f0-9]{64})$/;
 const releaseLockPart = (token) => sh `if grep -qF -- ${token} ${LOCK_DIR}/owner 2>/dev/null; then rm -rf -- ${LOCK_DIR} && echo '@@unlock released'; else echo '@@unlock not-ours'; fi`;
 /** Removes the lock only when it is still ours (its owner holds our token): the cancel clean-up. */
 function releaseLock(t, token) {
@@ -68746,12 +68802,10 @@ async function runGate(check, version, probe, clock, signal) {
 
 /** A version as the registry and the flags accept it: an image tag or a digest. */
 const isVersion = (v) => IMAGE_TAG.re.test(v) || IMAGE_DIGEST.re.test(v);
-/** A full image reference (repository:tag or repository@digest), as .env holds and pruning removes. */
-const history_IMAGE_REF = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,254}(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})$/;
 const IMAGE_ID = /^sha256:[a-f0-9]{64}$/;
 const history_version = schemas_string().refine(isVersion);
 /** What a release's refs may hold: image variables → references (compose), or { version } (commands). */
-const refs = record(schemas_string().regex(ENV_VAR.re), schemas_string().refine((r) => history_IMAGE_REF.test(r) || isVersion(r)));
+const refs = record(schemas_string().regex(ENV_VAR.re), schemas_string().refine((r) => IMAGE_REF.test(r) || isVersion(r)));
 /** Free text (who, which run, why it failed): shown to people, never run; one line, bounded. */
 const history_text = (max) => schemas_string()
     .max(max)
@@ -68768,7 +68822,7 @@ const entrySchema = object({
     toRefs: refs.optional(),
     fromImages: array(schemas_string().regex(IMAGE_ID)).optional(),
     toImages: array(schemas_string().regex(IMAGE_ID)).optional(),
-    digests: array(schemas_string().refine((r) => history_IMAGE_REF.test(r))).optional(),
+    digests: array(schemas_string().refine((r) => IMAGE_REF.test(r))).optional(),
     rollback: schemas_boolean().optional(),
     error: schemas_string().max(4096).optional(),
 });
@@ -68891,7 +68945,7 @@ class History {
             ...distinct.slice(0, keep).flatMap((r) => Object.values(r)),
         ]);
         const old = distinct.slice(keep).flatMap((r) => Object.values(r));
-        return [...new Set(old)].filter((r) => !kept.has(r) && history_IMAGE_REF.test(r));
+        return [...new Set(old)].filter((r) => !kept.has(r) && IMAGE_REF.test(r));
     }
 }
 
@@ -69039,21 +69093,34 @@ class CommandsStrategy {
 ;// CONCATENATED MODULE: ./src/deploy/strategies/compose.ts
 
 
+
 class ComposeStrategy {
     target;
     switchStep = 'update';
+    /** The Compose project as derived on the server by `prepare` (the registry's when it sets one). */
+    project;
     constructor(target) {
         this.target = target;
     }
     get tenant() {
         return this.target.tenant;
     }
+    /**
+     * The release in .env. Each reference is checked like user input: a value that is not an image
+     * reference could neither be rolled back to nor safely written again, so the deploy stops here.
+     */
     current(p) {
+        if (!p.project)
+            throw new StepFailure('prepare', `could not tell the Compose project of ${this.tenant.path} (from COMPOSE_PROJECT_NAME, the compose file's name: or the directory); set compose.project in the registry`);
+        this.project = p.project;
         const refs = {};
         for (const i of this.tenant.images) {
             const ref = p.env[i.variable];
-            if (ref)
-                refs[i.variable] = ref;
+            if (ref === undefined || ref === '')
+                continue;
+            if (!IMAGE_REF.test(ref))
+                throw new StepFailure('prepare', `${i.variable} in ${this.tenant.path}/.env is ${JSON.stringify(ref)}, not an image reference (repository:tag or repository@sha256:…): it could not be rolled back to, so nothing is deployed over it; fix that line`);
+            refs[i.variable] = ref;
         }
         const first = p.env[this.tenant.images[0].variable];
         return {
@@ -69098,7 +69165,14 @@ class ComposeStrategy {
     async switchBack(ctx, previous) {
         if (Object.keys(previous.refs).length === 0)
             throw new StepFailure('rollback', 'no previous release in .env to roll back to');
-        await ctx.shell.must('rollback', update(this.tenant, previous.refs), ctx.pullTimeoutMs);
+        // The failed release's containers go first, by force: one that crash-loops under a restart policy
+        // would otherwise make `up -d` fail with "container state improper" and leave two containers.
+        const replace = { project: this.project ?? projectOf(this.tenant) };
+        await ctx.shell.must('rollback', update(this.tenant, previous.refs, { replace }), ctx.pullTimeoutMs);
+    }
+    /** The remote script that lists the containers' own health states. */
+    containerHealth() {
+        return containerHealth(this.tenant, this.project);
     }
     prunable(history, next, current) {
         return history.prunable(next, current, this.tenant.keepReleases);
@@ -69232,14 +69306,14 @@ class TargetRun {
     }
     // ---- the steps: four round trips on the happy path (prepare, pull, switch, finish) ----
     async prepare() {
-        const p = await this.step('prepare', () => prepareTarget(this.target, this.shell, this.lockRequest(), this.prepareHooks()), (p) => this.preparedDetail(p));
-        this.prepared = p;
-        this.current = this.strategy.current(p);
+        this.prepared = await this.step('prepare', async () => {
+            const p = await prepareTarget(this.target, this.shell, this.lockRequest(), this.prepareHooks());
+            this.current = this.strategy.current(p); // checks what the server sent, like user input
+            return p;
+        }, (p) => this.preparedDetail(p));
         this.ports.onLock?.({ ...this.lockEvent(), held: true });
-        if (this.options.rollback)
-            this.next = this.strategy.release(this.rollbackVersion(p));
-        else
-            this.next = this.strategy.release(this.options.version);
+        const version = this.options.rollback ? this.rollbackVersion(this.prepared) : this.options.version;
+        this.next = this.strategy.release(version);
     }
     async pull() {
         const strategy = this.strategy;
@@ -69358,8 +69432,9 @@ class TargetRun {
         const g = await runGate(check, version, probe, this.ports.clock, cancellable ? this.ports.signal : undefined);
         if (!g.ok)
             throw new StepFailure('health', `health gate failed: ${g.reason}`);
-        if (check.containerHealth) {
-            const out = await this.shell.must('container health', containerHealth(this.target.tenant));
+        const containers = check.containerHealth && this.strategy.containerHealth?.();
+        if (containers) {
+            const out = await this.shell.must('container health', containers);
             const bad = out.split('\n').filter((s) => s && s !== 'healthy' && s !== 'none');
             if (bad.length)
                 throw new StepFailure('health', `containers are not healthy: ${bad.join(', ')}`);
@@ -69404,7 +69479,7 @@ class TargetRun {
         };
     }
     preparedDetail(p) {
-        const running = this.strategy.current(p).version;
+        const running = this.current.version;
         return [
             p.freeMb !== undefined ? `${p.freeMb} MiB free` : '',
             running ? `running ${running}` : 'no previous release',
@@ -69664,54 +69739,6 @@ function dryRunCommands(target, version) {
     return [...DEPLOY_STEPS.flatMap((s) => preview[s]()), ...preview.finish()];
 }
 
-;// CONCATENATED MODULE: ./src/deploy/locks.ts
-/** The longest a live deploy of this tenant goes between two touches of its lock, and which steps those are. */
-function longestQuiet(t, limits) {
-    const steps = [
-        { ms: limits.commandTimeoutMs, step: 'a remote command' },
-        { ms: limits.pullTimeoutMs, step: 'a pull' },
-        // the switch touches the lock as it starts; `compose up` and the health gate after it do not
-        {
-            ms: limits.pullTimeoutMs + t.health.deadlineMs + t.health.timeoutMs,
-            step: 'the switch and the health gate',
-        },
-        ...[...t.hooks.preDeploy, ...t.hooks.postDeploy, ...t.hooks.onRollback].map((h) => ({
-            ms: h.timeoutMs,
-            step: 'a hook',
-        })),
-    ];
-    return steps.reduce((a, b) => (b.ms > a.ms ? b : a));
-}
-/** A duration as people write it: 2h, 90m, 45s (exact). */
-const exact = (ms) => ms % 3_600_000 === 0
-    ? `${ms / 3_600_000}h`
-    : ms % 60_000 === 0
-        ? `${ms / 60_000}m`
-        : `${Math.ceil(ms / 1000)}s`;
-/** Whole minutes, rounded up (what a bound should be). */
-const minutes = (ms) => exact(Math.ceil(ms / 60_000) * 60_000);
-/**
- * A problem when `ageMs` could break the lock of a deploy that is still at work: it must be at least
- * twice the longest quiet stretch of any target (a margin for clocks and slow round trips).
- */
-function staleLockProblem(ageMs, targets, limits, source) {
-    let worst;
-    for (const target of targets) {
-        const q = longestQuiet(target.tenant, limits);
-        if (!worst || q.ms > worst.ms)
-            worst = { ...q, id: target.id };
-    }
-    if (!worst || ageMs >= 2 * worst.ms)
-        return undefined;
-    const least = Math.ceil((2 * worst.ms) / 60_000) * 60_000;
-    return {
-        path: [],
-        source,
-        message: `${exact(ageMs)} could break the lock of a deploy still at work: one may leave its lock untouched for up to ${minutes(worst.ms)} (${worst.step} of ${worst.id})`,
-        hint: `give at least twice that, e.g. ${minutes(least)}`,
-    };
-}
-
 ;// CONCATENATED MODULE: ./src/deploy/ports.ts
 const systemClock = {
     now: () => Date.now(),
@@ -69777,6 +69804,406 @@ function reason(r) {
 }
 function succeeded(report) {
     return report.targets.every((r) => r.outcome === 'deployed' || r.outcome === 'unchanged');
+}
+
+;// CONCATENATED MODULE: ./src/deploy/locks.ts
+/** The longest a live deploy of this tenant goes between two touches of its lock, and which steps those are. */
+function longestQuiet(t, limits) {
+    const steps = [
+        { ms: limits.commandTimeoutMs, step: 'a remote command' },
+        { ms: limits.pullTimeoutMs, step: 'a pull' },
+        // the switch touches the lock as it starts; `compose up` and the health gate after it do not
+        {
+            ms: limits.pullTimeoutMs + t.health.deadlineMs + t.health.timeoutMs,
+            step: 'the switch and the health gate',
+        },
+        ...[...t.hooks.preDeploy, ...t.hooks.postDeploy, ...t.hooks.onRollback].map((h) => ({
+            ms: h.timeoutMs,
+            step: 'a hook',
+        })),
+    ];
+    return steps.reduce((a, b) => (b.ms > a.ms ? b : a));
+}
+/** A duration as people write it: 2h, 90m, 45s (exact). */
+const exact = (ms) => ms % 3_600_000 === 0
+    ? `${ms / 3_600_000}h`
+    : ms % 60_000 === 0
+        ? `${ms / 60_000}m`
+        : `${Math.ceil(ms / 1000)}s`;
+/** Whole minutes, rounded up (what a bound should be). */
+const minutes = (ms) => exact(Math.ceil(ms / 60_000) * 60_000);
+/**
+ * A problem when `ageMs` could break the lock of a deploy that is still at work: it must be at least
+ * twice the longest quiet stretch of any target (a margin for clocks and slow round trips).
+ */
+function staleLockProblem(ageMs, targets, limits, source) {
+    let worst;
+    for (const target of targets) {
+        const q = longestQuiet(target.tenant, limits);
+        if (!worst || q.ms > worst.ms)
+            worst = { ...q, id: target.id };
+    }
+    if (!worst || ageMs >= 2 * worst.ms)
+        return undefined;
+    const least = Math.ceil((2 * worst.ms) / 60_000) * 60_000;
+    return {
+        path: [],
+        source,
+        message: `${exact(ageMs)} could break the lock of a deploy still at work: one may leave its lock untouched for up to ${minutes(worst.ms)} (${worst.step} of ${worst.id})`,
+        hint: `give at least twice that, e.g. ${minutes(least)}`,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/values.ts
+/**
+ * Numbers, durations, percentages and switches given by a person — CLI flags and action inputs alike —
+ * checked in one place, each error naming where the value came from (`--concurrency`, `input "lock-wait"`).
+ * The `check…` functions take a text that was given; `wholeNumber`, `duration` and `percent` treat an
+ * undefined or empty text as "not given" and yield the fallback.
+ */
+
+
+/** The trimmed text, or undefined when none (or only blanks) was given. */
+const given = (text) => text === undefined || text.trim() === '' ? undefined : text.trim();
+const orFallback = (check, text, source, fallback) => {
+    const t = given(text);
+    return t === undefined ? fallback : check(t, source);
+};
+const problem = (source, message, hint) => new ConfigurationError([{ path: [], source, message, ...(hint ? { hint } : {}) }]);
+function checkWholeNumber(text, source, min = 1) {
+    if (!/^\d+$/.test(text) || Number(text) < min)
+        throw problem(source, `${JSON.stringify(text)} is not a whole number of at least ${min}`);
+    return Number(text);
+}
+/**
+ * "90s", "10m", "2h", "500ms" → milliseconds, within `range` when given (written as durations too; a timer
+ * cannot wait much longer than 24 days: Node fires a longer one at once).
+ */
+function checkDuration(text, source, range) {
+    const m = /^(\d{1,7})(ms|s|m|h)$/.exec(text);
+    if (!m)
+        throw problem(source, `${JSON.stringify(text)} is not a duration`, 'e.g. 90s, 10m or 2h');
+    const ms = m[2] === 'h' ? Number(m[1]) * 3_600_000 : durationMs(text);
+    if (range && (ms < checkDuration(range.min, 'min') || ms > checkDuration(range.max, 'max')))
+        throw problem(source, `${JSON.stringify(text)} is not a duration from ${range.min} to ${range.max}`);
+    return ms;
+}
+/** "5" or "5%" → 5, from 0 to 100. */
+function checkPercent(text, source) {
+    const n = Number(text.replace(/%$/, ''));
+    if (!/^\d+(\.\d+)?%?$/.test(text) || n > 100)
+        throw problem(source, `${JSON.stringify(text)} is not a percentage from 0 to 100`);
+    return n;
+}
+/** "true" or "false", as YAML and GitHub's `getBooleanInput` spell them. */
+function checkBoolean(text, source) {
+    if (/^(true|True|TRUE)$/.test(text))
+        return true;
+    if (/^(false|False|FALSE)$/.test(text))
+        return false;
+    throw problem(source, `${JSON.stringify(text)} is neither true nor false`);
+}
+function wholeNumber(text, source, fallback, min = 1) {
+    return orFallback((t, s) => checkWholeNumber(t, s, min), text, source, fallback);
+}
+function values_duration(text, source, fallbackMs) {
+    return orFallback(checkDuration, text, source, fallbackMs);
+}
+function percent(text, source, fallback) {
+    return orFallback(checkPercent, text, source, fallback);
+}
+
+;// CONCATENATED MODULE: ./src/settings.ts
+
+
+
+
+const settings_text = (t) => t;
+const atLeast = (min) => (t, source) => checkWholeNumber(t, source, min);
+/** A remote command's timer: at least a second, and at most a day (far within what a Node timer can wait). */
+const timeout = (t, source) => checkDuration(t, source, { min: '1s', max: '24h' });
+const ROLLOUT_ROWS = {
+    concurrency: {
+        flag: 'concurrency',
+        short: 'c',
+        arg: 'N',
+        input: 'concurrency',
+        default: '10',
+        check: atLeast(1),
+        help: 'targets deployed at once',
+    },
+    perServer: {
+        flag: 'per-server',
+        arg: 'N',
+        input: 'per-server',
+        default: '4',
+        check: atLeast(1),
+        help: 'targets of one server at once, on its one connection',
+    },
+    maxFailurePercent: {
+        flag: 'max-failure-percent',
+        arg: 'P',
+        input: 'max-failure-percent',
+        default: '0',
+        check: checkPercent,
+        help: 'stop after a wave when more than P% of the targets so far failed',
+    },
+    maxFailures: {
+        flag: 'max-failures',
+        arg: 'N',
+        input: 'max-failures',
+        check: atLeast(0),
+        help: '…or when more than N failed (replaces the percentage)',
+    },
+    lockWaitMs: {
+        flag: 'lock-wait',
+        arg: 'DURATION',
+        input: 'lock-wait',
+        default: '60s',
+        check: checkDuration,
+        help: "how long to wait for another deploy's lock",
+    },
+    breakLocksOlderThanMs: {
+        flag: 'break-stale-locks',
+        arg: 'AGE',
+        input: 'break-stale-locks',
+        defaultHelp: 'never',
+        check: checkDuration,
+        help: 'break locks older than AGE (e.g. 2h) left by crashed deploys',
+    },
+    commandTimeoutMs: {
+        flag: 'command-timeout',
+        arg: 'DURATION',
+        input: 'command-timeout',
+        default: '2m',
+        check: timeout,
+        help: 'how long one remote command may run, but a pull or the switch',
+    },
+    pullTimeoutMs: {
+        flag: 'pull-timeout',
+        arg: 'DURATION',
+        input: 'pull-timeout',
+        default: '15m',
+        check: timeout,
+        help: 'how long one pull, or the switch (compose up), may run',
+    },
+    pullAttempts: {
+        flag: 'pull-attempts',
+        arg: 'N',
+        input: 'pull-attempts',
+        default: '3',
+        check: atLeast(1),
+        help: "tries of a target's pull before the target fails",
+    },
+    skipOnceHooks: {
+        input: 'once-hooks',
+        default: 'true',
+        check: (t, source) => !checkBoolean(t, source),
+        help: 'run the hooks marked "once" (true), or skip them: another job of the rollout runs them (false)',
+    },
+};
+const row = (r) => r;
+const REGISTRY = 'servers/production.json';
+/** What a command reads besides: the release, which targets, the SSH trust, the report, who deploys. */
+const COMMAND_ROWS = {
+    version: row({
+        flag: 'version',
+        short: 'v',
+        arg: 'TAG|DIGEST',
+        input: 'version',
+        required: true,
+        check: checkVersion,
+        help: 'the image tag (v1.4.2) or digest (sha256:…) to deploy',
+    }),
+    to: row({
+        flag: 'to',
+        short: 't',
+        arg: 'VERSION',
+        input: 'to',
+        defaultHelp: "each target's previous release",
+        check: checkVersion,
+        help: 'the version to go back to, from the history',
+    }),
+    registry: row({
+        flag: 'registry',
+        short: 'r',
+        arg: 'FILE',
+        input: 'registry',
+        default: REGISTRY,
+        defaultHelp: `$FLEET_REGISTRY or ${REGISTRY}`,
+        check: settings_text,
+        help: 'the server registry',
+    }),
+    select: row({
+        flag: 'select',
+        short: 's',
+        arg: 'EXPR',
+        input: 'select',
+        defaultHelp: 'every target',
+        check: settings_text,
+        help: 'which targets, as `fleet-deploy plan --help` tells',
+    }),
+    waves: row({
+        flag: 'waves',
+        short: 'w',
+        arg: 'SPEC',
+        input: 'waves',
+        default: 'all',
+        check: settings_text,
+        help: '"1,5%,25%,100%", "rings" or "all"',
+    }),
+    report: row({
+        flag: 'report',
+        arg: 'FILE',
+        check: settings_text,
+        help: 'write the JSON report there (see docs/report.md)',
+    }),
+    dryRun: row({
+        flag: 'dry-run',
+        input: 'dry-run',
+        default: 'false',
+        check: checkBoolean,
+        help: "print each target's remote commands; connect to nothing",
+    }),
+    key: row({
+        flag: 'key',
+        arg: 'FILE',
+        defaultHelp: '$FLEET_SSH_KEY holding the key, or $FLEET_SSH_KEY_FILE',
+        check: settings_text,
+        help: 'SSH private key',
+    }),
+    knownHosts: row({
+        flag: 'known-hosts',
+        arg: 'FILE',
+        defaultHelp: '$FLEET_KNOWN_HOSTS text',
+        check: settings_text,
+        help: "trusted host keys besides the registry's pins",
+    }),
+    actor: row({
+        flag: 'actor',
+        arg: 'NAME',
+        defaultHelp: '$GITHUB_ACTOR or $USER',
+        check: settings_text,
+        help: 'recorded in locks and history',
+    }),
+};
+/** The one table. */
+const SETTINGS = { ...COMMAND_ROWS, ...ROLLOUT_ROWS };
+/** The rows that become the engine's options (`rolloutSettings`). */
+const ROLLOUT_NAMES = Object.keys(ROLLOUT_ROWS);
+function fromFlags(values) {
+    return {
+        read: (r) => {
+            const v = r.flag === undefined ? undefined : values[r.flag];
+            return v === undefined ? undefined : String(v);
+        },
+        name: (r) => `--${r.flag}`,
+        example: (r, value) => `--${r.flag} ${value}`,
+    };
+}
+/** `getInput` is `@actions/core`'s, handed in by the action (this module stays pure). */
+function fromInputs(getInput) {
+    return {
+        read: (r) => (r.input === undefined ? undefined : getInput(r.input)),
+        name: (r) => `input "${r.input}"`,
+        example: (r, value) => `${r.input}: ${value}`,
+    };
+}
+/** One setting: the checked text given, else the default, else undefined. */
+function setting(source, name) {
+    const r = SETTINGS[name];
+    const t = given(source.read(r)) ?? r.default;
+    return t === undefined ? undefined : r.check(t, source.name(r));
+}
+/**
+ * The engine's options from `source`, each checked, and a lock age to break checked against the longest
+ * stretch a live deploy of `targets` leaves its lock untouched (breaking a working deploy's lock is worse
+ * than waiting).
+ */
+function rolloutSettings(source, targets) {
+    const values = ROLLOUT_NAMES.map((n) => [n, setting(source, n)]).filter(([, v]) => v !== undefined);
+    // Complete: every option the engine needs has a default (RolloutRows).
+    const settings = Object.fromEntries(values);
+    const age = settings.breakLocksOlderThanMs;
+    if (age !== undefined) {
+        const problem = staleLockProblem(age, targets, settings, source.name(SETTINGS.breakLocksOlderThanMs));
+        if (problem)
+            throw new ConfigurationError([problem]);
+    }
+    return settings;
+}
+/** What a rollout deploys: the version given; for a rollback the version to go back to, if given. */
+function release(source, mode) {
+    if (mode === 'rollback') {
+        const to = setting(source, 'to');
+        return { version: to ?? 'previous', rollback: to === undefined ? {} : { to } };
+    }
+    const version = setting(source, 'version');
+    if (version !== undefined)
+        return { version };
+    throw new ConfigurationError([
+        {
+            path: [],
+            source: source.name(SETTINGS.version),
+            message: 'is required: the image tag or digest to deploy',
+            hint: `e.g. ${source.example(SETTINGS.version, 'v1.4.2')}`,
+        },
+    ]);
+}
+/**
+ * Who deploys and which run, recorded in locks, history and the report. One rule for the CLI and the
+ * actions: the actor given, else GitHub's, else the login user; the GitHub run and its attempt when there
+ * is one, else the edge and the time it started.
+ */
+function identity(source, env, edge, now = new Date()) {
+    return {
+        actor: setting(source, 'actor') ?? (env.GITHUB_ACTOR || env.USER || 'unknown'),
+        runId: env.GITHUB_RUN_ID
+            ? `${env.GITHUB_REPOSITORY ?? ''}#${env.GITHUB_RUN_ID}.${env.GITHUB_RUN_ATTEMPT || '1'}`
+            : `${edge}-${now.toISOString()}`,
+    };
+}
+// The CLI's side: option specs for parseArgs and the usage text, from the same rows.
+const flagRows = (names) => names.map((n) => SETTINGS[n]).filter((r) => r.flag !== undefined);
+const flagWords = (r) => `--${r.flag}${r.arg ? ` ${r.arg}` : ''}`;
+/** `parseArgs` option specs: a flag with an `arg` takes a string, one without is a switch. */
+function flagOptions(names) {
+    return Object.fromEntries(flagRows(names).map((r) => [
+        r.flag,
+        { type: r.arg ? 'string' : 'boolean', ...(r.short ? { short: r.short } : {}) },
+    ]));
+}
+const WIDTH = 110;
+/** `fleet-deploy deploy --version TAG|DIGEST [--registry FILE] …`, wrapped under the command. */
+function synopsis(command, names) {
+    const head = `fleet-deploy ${command}`;
+    const rows = flagRows(names);
+    const words = [
+        ...rows.filter((r) => r.required).map(flagWords),
+        ...rows.filter((r) => !r.required).map((r) => `[${flagWords(r)}]`),
+    ];
+    const lines = [head];
+    for (const w of words) {
+        if (lines.at(-1).length + 1 + w.length > WIDTH)
+            lines.push(' '.repeat(head.length));
+        lines[lines.length - 1] += ` ${w}`;
+    }
+    return lines.join('\n');
+}
+const defaultText = (r) => r.defaultHelp !== undefined
+    ? ` (default: ${r.defaultHelp})`
+    : r.default !== undefined && r.arg
+        ? ` (default ${r.default})`
+        : '';
+/** The "Options:" lines of a usage: one per flag, aligned, with its default; then --help. */
+function optionsHelp(names) {
+    const lines = flagRows(names).map((r) => ({
+        left: `${r.short ? `-${r.short},` : '   '} ${flagWords(r)}`,
+        right: `${r.help}${defaultText(r)}`,
+    }));
+    lines.push({ left: '-h, --help', right: 'show this help' });
+    const width = Math.max(...lines.map((l) => l.left.length)) + 2;
+    return lines.map((l) => `  ${l.left.padEnd(width)}${l.right}`).join('\n');
 }
 
 ;// CONCATENATED MODULE: ./src/ssh/known-hosts.ts
@@ -70988,52 +71415,6 @@ async function loadRegistry(values, io) {
     return parseRegistry(await readUserFile(io, path, '--registry'), path);
 }
 
-;// CONCATENATED MODULE: ./src/values.ts
-/**
- * Numbers, durations and percentages given by a person — CLI flags and action inputs alike — checked
- * in one place, each error naming where the value came from (`--concurrency`, `input "lock-wait"`).
- * An undefined or empty text means "not given" and yields the fallback.
- */
-
-
-const given = (text) => text === undefined || text.trim() === '' ? undefined : text.trim();
-function wholeNumber(text, source, fallback, min = 1) {
-    const t = given(text);
-    if (t === undefined)
-        return fallback;
-    if (!/^\d+$/.test(t) || Number(t) < min) {
-        throw new ConfigurationError([
-            { path: [], source, message: `${JSON.stringify(t)} is not a whole number of at least ${min}` },
-        ]);
-    }
-    return Number(t);
-}
-/** "90s", "10m", "2h", "500ms" → milliseconds. */
-function values_duration(text, source, fallbackMs) {
-    const t = given(text);
-    if (t === undefined)
-        return fallbackMs;
-    const m = /^(\d{1,7})(ms|s|m|h)$/.exec(t);
-    if (!m)
-        throw new ConfigurationError([
-            { path: [], source, message: `${JSON.stringify(t)} is not a duration`, hint: 'e.g. 90s, 10m or 2h' },
-        ]);
-    return m[2] === 'h' ? Number(m[1]) * 3_600_000 : durationMs(t);
-}
-/** "5" or "5%" → 5, from 0 to 100. */
-function percent(text, source, fallback) {
-    const t = given(text);
-    if (t === undefined)
-        return fallback;
-    const n = Number(t.replace(/%$/, ''));
-    if (!Number.isFinite(n) || n < 0 || n > 100) {
-        throw new ConfigurationError([
-            { path: [], source, message: `${JSON.stringify(t)} is not a percentage from 0 to 100` },
-        ]);
-    }
-    return n;
-}
-
 ;// CONCATENATED MODULE: ./src/cli/progress.ts
 
 const COLORS = { red: 31, green: 32, yellow: 33, dim: 2, bold: 1 };
@@ -71121,11 +71502,29 @@ class Progress {
 
 
 
-
-
-const DEPLOY_USAGE = `fleet-deploy deploy --version TAG|DIGEST [--registry FILE] [--select EXPR] [--waves SPEC]
-                    [--concurrency N] [--per-server N] [--max-failure-percent P] [--max-failures N]
-                    [--report FILE] [--dry-run] [--key FILE] [--known-hosts FILE]
+/** The flags of a deploy and a rollback besides the release: which targets, how fast, SSH, locks, report. */
+const ROLLOUT_FLAGS = [
+    'registry',
+    'select',
+    'waves',
+    'concurrency',
+    'perServer',
+    'maxFailurePercent',
+    'maxFailures',
+    'report',
+    'key',
+    'knownHosts',
+    'lockWaitMs',
+    'breakLocksOlderThanMs',
+    'commandTimeoutMs',
+    'pullTimeoutMs',
+    'pullAttempts',
+    'actor',
+];
+const DEPLOY_FLAGS = ['version', ...ROLLOUT_FLAGS, 'dryRun'];
+const ROLLBACK_FLAGS = ['to', ...ROLLOUT_FLAGS];
+const EXIT_CODES = 'Exit codes: 0 every target deployed or unchanged, 1 any target failed, rolled back or skipped, 2 bad input.';
+const DEPLOY_USAGE = `${synopsis('deploy', DEPLOY_FLAGS)}
 
 Deploys a version to the selected targets, wave by wave, over one SSH connection per server. Each target:
 preflight, lock, record the running release, pull, switch the image variables in .env, compose up, health
@@ -71133,86 +71532,32 @@ gate; a failure after the switch rolls the target back by itself. After each wav
 decides whether the next wave starts.
 
 Options:
-  -r, --registry FILE          the server registry (default: $FLEET_REGISTRY or ${'servers/production.json'})
-  -v, --version TAG|DIGEST     the image tag (v1.4.2) or digest (sha256:…) to deploy
-  -s, --select EXPR            which targets (see \`fleet-deploy plan --help\`)
-  -w, --waves SPEC             "1,5%,25%,100%", "rings" or "all" (default)
-  -c, --concurrency N          targets deployed at once (default 10)
-      --per-server N           targets of one server at once, on its one connection (default 4)
-      --max-failure-percent P  stop after a wave when more than P% of the targets so far failed (default 0)
-      --max-failures N         …or when more than N failed (replaces the percentage)
-      --report FILE            write the JSON report there (see docs/report.md)
-      --dry-run                print each target's remote commands; connect to nothing
-      --key FILE               SSH private key (default: $FLEET_SSH_KEY holding the key, or $FLEET_SSH_KEY_FILE)
-      --known-hosts FILE       trusted host keys besides the registry's pins (default: $FLEET_KNOWN_HOSTS text)
-      --lock-wait DURATION     how long to wait for another deploy's lock (default 60s)
-      --break-stale-locks AGE  break locks older than AGE (e.g. 2h) left by crashed deploys (default: never)
-      --actor NAME             recorded in locks and history (default: $GITHUB_ACTOR or $USER)
-  -h, --help                   show this help
+${optionsHelp(DEPLOY_FLAGS)}
 
-Exit codes: 0 every target deployed or unchanged, 1 any target failed, rolled back or skipped, 2 bad input.`;
-const deploy_str = (v, k) => v[k];
+${EXIT_CODES}`;
+const ROLLBACK_USAGE = `${synopsis('rollback', ROLLBACK_FLAGS)}
+
+Rolls each selected target back to the release before the one it runs (from its history), or with --to to
+a version in its history; a target whose history does not have that version fails, listing the versions it
+knows. The rollback is a deploy like any other: lock, pull, switch, compose up, health gate, and an
+automatic rollback if it fails.
+
+Options:
+${optionsHelp(ROLLBACK_FLAGS)}
+
+${EXIT_CODES}`;
 async function runDeploy(values, io, mode = 'deploy') {
-    let version;
-    let rollback;
-    if (mode === 'rollback') {
-        const to = deploy_str(values, 'to');
-        rollback = to === undefined ? {} : { to: checkVersion(to, '--to') };
-        version = rollback.to ?? 'previous';
-    }
-    else {
-        const rawVersion = deploy_str(values, 'version');
-        if (!rawVersion) {
-            throw new ConfigurationError([
-                {
-                    path: [],
-                    source: '--version',
-                    message: 'is required: the image tag or digest to deploy',
-                    hint: 'e.g. --version v1.4.2',
-                },
-            ]);
-        }
-        version = checkVersion(rawVersion);
-    }
+    const flags = fromFlags(values);
+    const chosen = release(flags, mode);
     const registry = await loadRegistry(values, io);
-    const plan = planDeployment(registry, { select: deploy_str(values, 'select'), waves: deploy_str(values, 'waves') });
-    const maxFailures = deploy_str(values, 'max-failures');
+    const plan = planDeployment(registry, { select: setting(flags, 'select'), waves: setting(flags, 'waves') });
     const options = {
-        version,
-        ...(rollback ? { rollback } : {}),
-        actor: deploy_str(values, 'actor') ?? io.env.GITHUB_ACTOR ?? io.env.USER ?? 'unknown',
-        runId: io.env.GITHUB_RUN_ID
-            ? `${io.env.GITHUB_REPOSITORY ?? ''}#${io.env.GITHUB_RUN_ID}`
-            : `cli-${new Date().toISOString()}`,
-        lockWaitMs: values_duration(deploy_str(values, 'lock-wait'), '--lock-wait', 60_000),
-        ...(values['break-stale-locks'] !== undefined
-            ? { breakLocksOlderThanMs: values_duration(deploy_str(values, 'break-stale-locks'), '--break-stale-locks', 0) }
-            : {}),
-        commandTimeoutMs: 120_000,
-        pullTimeoutMs: 900_000,
-        pullAttempts: 3,
-        concurrency: wholeNumber(deploy_str(values, 'concurrency'), '--concurrency', 10),
-        perServer: wholeNumber(deploy_str(values, 'per-server'), '--per-server', 4),
-        maxFailurePercent: percent(deploy_str(values, 'max-failure-percent'), '--max-failure-percent', 0),
-        ...(maxFailures !== undefined ? { maxFailures: wholeNumber(maxFailures, '--max-failures', 0, 0) } : {}),
+        ...chosen,
+        ...identity(flags, io.env, 'cli'),
+        ...rolloutSettings(flags, plan.plan.flatMap((w) => w.targets)),
     };
-    if (options.breakLocksOlderThanMs !== undefined) {
-        const problem = staleLockProblem(options.breakLocksOlderThanMs, plan.plan.flatMap((w) => w.targets), options, '--break-stale-locks');
-        if (problem)
-            throw new ConfigurationError([problem]);
-    }
-    if (values['dry-run'] && mode === 'deploy') {
-        io.stdout(`Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${version}. Nothing is contacted.\n`);
-        for (const wave of plan.plan) {
-            io.stdout(`\n== wave ${wave.index}\n`);
-            for (const t of wave.targets) {
-                io.stdout(`\n# ${t.id}  (ssh ${t.server.user}@${t.server.host}:${t.server.port}${t.server.jump ? ` via ${t.server.jump.host}` : ''})\n`);
-                for (const c of dryRunCommands(t, version))
-                    io.stdout(`[${c.step}] ${c.command}\n`);
-            }
-        }
-        return 0;
-    }
+    if (mode === 'deploy' && setting(flags, 'dryRun'))
+        return printDryRun(plan, options.version, io);
     // Everything below touches servers: check the trust anchors and the key first.
     const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
     const progress = new Progress({
@@ -71221,7 +71566,7 @@ async function runDeploy(values, io, mode = 'deploy') {
         color: Boolean(io.tty) && !io.env.NO_COLOR,
         total: plan.total,
     });
-    io.stderr(`${mode === 'rollback' ? `Rolling back to ${rollback?.to ?? 'the previous release'}` : `Deploying ${version}`} to ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`);
+    io.stderr(`${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${options.version}`} to ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`);
     const report = await deployFleet(plan, options, {
         connector: new SshConnector({ privateKey, knownHosts, passphrase: io.env.FLEET_SSH_PASSPHRASE }),
         clock: systemClock,
@@ -71232,7 +71577,7 @@ async function runDeploy(values, io, mode = 'deploy') {
         onWave: progress.onWave,
     });
     progress.finish();
-    const reportFile = deploy_str(values, 'report');
+    const reportFile = setting(flags, 'report');
     if (reportFile) {
         if (!io.writeText)
             throw new Error('this environment cannot write files');
@@ -71243,7 +71588,8 @@ async function runDeploy(values, io, mode = 'deploy') {
 }
 /** The SSH key and host-key trust for a command that connects, checked before anything does. */
 async function sshSettings(values, io, registry, plan) {
-    const keyFile = deploy_str(values, 'key') ?? io.env.FLEET_SSH_KEY_FILE;
+    const flags = fromFlags(values);
+    const keyFile = setting(flags, 'key') ?? io.env.FLEET_SSH_KEY_FILE;
     const privateKey = keyFile ? await readUserFile(io, keyFile, '--key') : io.env.FLEET_SSH_KEY;
     if (!privateKey?.trim()) {
         throw new ConfigurationError([
@@ -71255,12 +71601,25 @@ async function sshSettings(values, io, registry, plan) {
             },
         ]);
     }
-    const knownHostsFile = deploy_str(values, 'known-hosts');
+    const knownHostsFile = setting(flags, 'knownHosts');
     const knownHosts = knownHostsFile
         ? await readUserFile(io, knownHostsFile, '--known-hosts')
         : (io.env.FLEET_KNOWN_HOSTS ?? '');
     checkTrust(registry, plan, knownHosts);
     return { privateKey, knownHosts };
+}
+/** `--dry-run`: each target's remote commands, wave by wave; nothing is contacted. */
+function printDryRun(plan, version, io) {
+    io.stdout(`Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${version}. Nothing is contacted.\n`);
+    for (const wave of plan.plan) {
+        io.stdout(`\n== wave ${wave.index}\n`);
+        for (const t of wave.targets) {
+            io.stdout(`\n# ${t.id}  (ssh ${t.server.user}@${t.server.host}:${t.server.port}${t.server.jump ? ` via ${t.server.jump.host}` : ''})\n`);
+            for (const c of dryRunCommands(t, version))
+                io.stdout(`[${c.step}] ${c.command}\n`);
+        }
+    }
+    return 0;
 }
 
 ;// CONCATENATED MODULE: ./src/cli/history.ts
@@ -71358,6 +71717,154 @@ const external_node_path_namespaceObject = require("node:path");
 const external_node_child_process_namespaceObject = require("node:child_process");
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./src/sandbox/ports.ts
+/**
+ * Ports for services that start later (sandbox tenants, test and benchmark sshd and apps), on 127.0.0.1.
+ */
+
+
+/** A port the kernel picks (from its ephemeral range) that is free on 127.0.0.1 now. */
+function kernelPort() {
+    return new Promise((resolvePort, reject) => {
+        const s = (0,external_node_net_.createServer)();
+        s.once('error', reject);
+        s.listen(0, '127.0.0.1', () => {
+            const { port } = s.address();
+            s.close(() => resolvePort(port));
+        });
+    });
+}
+function canListen(port) {
+    return new Promise((answer) => {
+        const s = (0,external_node_net_.createServer)();
+        s.once('error', () => answer(false));
+        s.listen(port, '127.0.0.1', () => s.close(() => answer(true)));
+    });
+}
+/**
+ * Where service ports come from: outside the kernel's ephemeral range (which outgoing connections — SSH
+ * sessions, health probes — draw their local ports from), so that no connection made between choosing a
+ * port and starting the service can be holding it. Linux only; elsewhere the kernel picks.
+ */
+function serviceWindow() {
+    let lo, hi;
+    try {
+        [lo, hi] = (0,external_node_fs_namespaceObject.readFileSync)('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+            .trim()
+            .split(/\s+/)
+            .map(Number);
+    }
+    catch {
+        return undefined;
+    }
+    if (lo - 1 - 10_000 >= 4_096)
+        return { from: 10_000, to: lo - 1 };
+    if (65_535 - hi >= 4_096)
+        return { from: hi + 1, to: 65_535 };
+    return undefined;
+}
+let cursor;
+/**
+ * A port free on 127.0.0.1 now, for a service that starts later: taken in turn from a random point of the
+ * service window (free ones only), so one process never hands out a port twice and two processes rarely
+ * meet.
+ */
+async function freePort() {
+    const w = serviceWindow();
+    if (w) {
+        const size = w.to - w.from + 1;
+        cursor ??= Math.floor(Math.random() * size);
+        for (let tries = 0; tries < 256; tries++) {
+            const port = w.from + (cursor++ % size);
+            if (await canListen(port))
+                return port;
+        }
+    }
+    return kernelPort();
+}
+
+;// CONCATENATED MODULE: ./src/sandbox/processes.ts
+/**
+ * Processes of a local fleet (sandbox services and servers, test and benchmark sshd), by PID.
+ */
+
+/** Running: exists and is not a zombie waiting to be reaped (an exited process is not running). */
+function isRunning(pid) {
+    try {
+        process.kill(pid, 0);
+    }
+    catch (e) {
+        if (e.code !== 'EPERM')
+            return false; // EPERM: it exists, another user's
+    }
+    try {
+        const stat = (0,external_node_fs_namespaceObject.readFileSync)(`/proc/${pid}/stat`, 'utf8');
+        // "PID (name) STATE …": the name may hold spaces and parentheses, the state follows the last ")"
+        return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+    }
+    catch {
+        return true; // no /proc: trust kill(0)
+    }
+}
+const sleepSync = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+function signal(pids, name) {
+    for (const pid of pids) {
+        try {
+            process.kill(pid, name);
+        }
+        catch {
+            // gone meanwhile
+        }
+    }
+}
+function waitGone(pids, ms) {
+    for (let waited = 0; waited < ms && pids.some(isRunning); waited += 20)
+        sleepSync(20);
+}
+/**
+ * Stops processes by PID: SIGTERM to each, up to `graceMs` for them to exit, then SIGKILL to the rest.
+ * Synchronous and bounded, so exit and signal handlers can use it too. Returns how many were running.
+ */
+function stopProcesses(pids, graceMs = 3000) {
+    const live = pids.filter(isRunning);
+    signal(live, 'SIGTERM');
+    waitGone(live, graceMs);
+    signal(live.filter(isRunning), 'SIGKILL');
+    waitGone(live, 1000);
+    return live.length;
+}
+
+;// CONCATENATED MODULE: ./src/sandbox/services.ts
+/**
+ * The sandbox runtime's record of the services it started (runtime.ts): one JSON file per compose project
+ * in `$FLEET_SANDBOX_STATE/projects`, holding the service's PID. Whoever brings a sandbox runtime up (the
+ * sandbox, tests, benchmarks) stops its services from here.
+ */
+
+
+
+const projectsDir = (stateDir) => (0,external_node_path_namespaceObject.join)(stateDir, 'projects');
+/** The PIDs of every service the runtime with this state directory started (running or not). */
+function servicePids(stateDir) {
+    const dir = projectsDir(stateDir);
+    if (!(0,external_node_fs_namespaceObject.existsSync)(dir))
+        return [];
+    const pids = [];
+    for (const f of (0,external_node_fs_namespaceObject.readdirSync)(dir).filter((name) => name.endsWith('.json'))) {
+        try {
+            pids.push(JSON.parse((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(dir, f), 'utf8')).pid);
+        }
+        catch {
+            // removed or half-written meanwhile
+        }
+    }
+    return pids;
+}
+/** Stops every service of these runtime state directories. Returns how many were running. */
+function stopServices(stateDirs, graceMs = 3000) {
+    return stopProcesses(stateDirs.flatMap(servicePids), graceMs);
+}
+
 ;// CONCATENATED MODULE: ./src/sandbox/ssh-server.ts
 /**
  * A SANDBOX server's SSH endpoint, for the local sandbox fleet: a real SSH server (ssh2's server
@@ -71465,6 +71972,39 @@ function generateKeyPair(comment) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/sandbox/tenants.ts
+/**
+ * A tenant's directory as every local fleet lays it out (the sandbox, tests, benchmarks), and the `docker`
+ * that runs the SANDBOX container runtime on a local server.
+ */
+
+
+
+/** One service on host networking, its image and port from .env (the sandbox runtime reads APP_PORT there). */
+const TENANT_COMPOSE = [
+    'services:',
+    '  app:',
+    '    image: ${APP_IMAGE}',
+    '    network_mode: host',
+    '    environment:',
+    '      APP_PORT: ${APP_PORT}',
+    '',
+].join('\n');
+/** Creates the directory with docker-compose.yml and .env. */
+function writeTenantDir(dir, t) {
+    (0,external_node_fs_namespaceObject.mkdirSync)(dir, { recursive: true });
+    (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(dir, 'docker-compose.yml'), TENANT_COMPOSE);
+    const vars = { APP_IMAGE: t.image, APP_PORT: String(t.port), ...t.env };
+    const lines = Object.entries(vars).map(([k, v]) => `${k}=${v}`);
+    (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(dir, '.env'), `# ${t.title}\n${lines.join('\n')}\n`);
+}
+/** Writes `binDir/docker`, a shell script that runs the sandbox runtime (a built runtime.js) with this node. */
+function writeDockerShim(binDir, runtime) {
+    (0,external_node_fs_namespaceObject.mkdirSync)(binDir, { recursive: true });
+    (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(binDir, 'docker'), `#!/bin/sh\n# the SANDBOX container runtime (a test double of the docker CLI), standing in for docker here\nexec ${quote(process.execPath)} ${quote(runtime)} "$@"\n`);
+    (0,external_node_fs_namespaceObject.chmodSync)((0,external_node_path_namespaceObject.join)(binDir, 'docker'), 0o755);
+}
+
 ;// CONCATENATED MODULE: ./src/sandbox/fleet.ts
 /**
  * The local SANDBOX fleet: N sandbox servers on 127.0.0.1, each a real SSH endpoint (ssh-server.ts) with
@@ -71473,6 +72013,9 @@ function generateKeyPair(comment) {
  * one background process serving every server; `down` stops it and every service it started, by PID.
  * Named a sandbox everywhere; nothing here is ever used for a real target.
  */
+
+
+
 
 
 
@@ -71488,137 +72031,41 @@ function distDir() {
     return here;
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-/** A port the kernel picks (from its ephemeral range) that is free on 127.0.0.1 now. */
-function kernelPort() {
-    return new Promise((resolvePort, reject) => {
-        const s = (0,external_node_net_.createServer)();
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => {
-            const { port } = s.address();
-            s.close(() => resolvePort(port));
-        });
-    });
-}
-function canListen(port) {
-    return new Promise((answer) => {
-        const s = (0,external_node_net_.createServer)();
-        s.once('error', () => answer(false));
-        s.listen(port, '127.0.0.1', () => s.close(() => answer(true)));
-    });
-}
-/**
- * Where service ports come from: outside the kernel's ephemeral range (which outgoing connections — SSH
- * sessions, health probes — draw their local ports from), so that no connection made between choosing a
- * port and starting the service can be holding it. Linux only; elsewhere the kernel picks.
- */
-function serviceWindow() {
-    let lo, hi;
-    try {
-        [lo, hi] = (0,external_node_fs_namespaceObject.readFileSync)('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
-            .trim()
-            .split(/\s+/)
-            .map(Number);
-    }
-    catch {
-        return undefined;
-    }
-    if (lo - 1 - 10_000 >= 4_096)
-        return { from: 10_000, to: lo - 1 };
-    if (65_535 - hi >= 4_096)
-        return { from: hi + 1, to: 65_535 };
-    return undefined;
-}
-let cursor;
-/**
- * A port free on 127.0.0.1 now, for a sandbox or test service that starts later: taken in turn from a
- * random point of the service window (free ones only), so one process never hands out a port twice and
- * two processes rarely meet.
- */
-async function freePort() {
-    const w = serviceWindow();
-    if (w) {
-        const size = w.to - w.from + 1;
-        cursor ??= Math.floor(Math.random() * size);
-        for (let tries = 0; tries < 256; tries++) {
-            const port = w.from + (cursor++ % size);
-            if (await canListen(port))
-                return port;
-        }
-    }
-    return kernelPort();
-}
-/** Running: exists and is not a zombie waiting to be reaped (an exited process is not running). */
-function running(pid) {
-    try {
-        process.kill(pid, 0);
-    }
-    catch {
-        return false;
-    }
-    try {
-        return !/^\d+ \(.*\) Z/.test((0,external_node_fs_namespaceObject.readFileSync)(`/proc/${pid}/stat`, 'utf8'));
-    }
-    catch {
-        return true; // no /proc: trust kill(0)
-    }
-}
-async function stopProcess(pid) {
-    if (!running(pid))
-        return;
-    process.kill(pid, 'SIGTERM');
-    for (let i = 0; i < 60 && running(pid); i++)
-        await sleep(50);
-    if (running(pid))
-        process.kill(pid, 'SIGKILL');
-    for (let i = 0; i < 20 && running(pid); i++)
-        await sleep(50);
-}
 function sandboxPid(dir) {
     const file = (0,external_node_path_namespaceObject.join)(dir, 'sandbox.pid');
     if (!(0,external_node_fs_namespaceObject.existsSync)(file))
         return undefined;
     const pid = Number((0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8'));
-    return Number.isInteger(pid) && running(pid) ? pid : undefined;
+    return Number.isInteger(pid) && isRunning(pid) ? pid : undefined;
 }
-/** Creates the sandbox's files and starts its servers. Returns the registry path. */
-async function sandboxUp(dir, spec, rings = ['sandbox', 'canary', 'general']) {
-    dir = (0,external_node_path_namespaceObject.resolve)(dir);
-    if (sandboxPid(dir))
-        throw new Error(`a sandbox is already running in ${dir} (fleet-deploy sandbox down --dir ${dir})`);
-    (0,external_node_fs_namespaceObject.mkdirSync)(dir, { recursive: true });
-    const client = generateKeyPair('fleet-deploy-sandbox');
-    const keyFile = (0,external_node_path_namespaceObject.join)(dir, 'client_key');
-    (0,external_node_fs_namespaceObject.writeFileSync)(keyFile, client.privateKey, { mode: 0o600 });
-    const runtime = (0,external_node_path_namespaceObject.join)(distDir(), 'sandbox', 'runtime.js');
+/** The ring of the n-th tenant: the first in the first ring, about a quarter in the second, the rest in the third. */
+function ringOf(n, spec, rings) {
+    if (n === 0)
+        return rings[0];
+    return n < 1 + Math.max(1, Math.round((spec.servers * spec.tenantsPerServer) / 4)) ? rings[1] : rings[2];
+}
+/** Each server's home: `bin/docker` (the sandbox runtime) and its tenants' directories. */
+async function makeServers(dir, spec, rings, runtime) {
     const servers = [];
     const tenants = [];
-    let n = 0;
     for (let s = 1; s <= spec.servers; s++) {
         const name = `sandbox-${s}`;
         const home = (0,external_node_path_namespaceObject.join)(dir, 'servers', name);
-        (0,external_node_fs_namespaceObject.mkdirSync)((0,external_node_path_namespaceObject.join)(home, 'bin'), { recursive: true });
-        (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(home, 'bin', 'docker'), `#!/bin/sh\n# the SANDBOX container runtime, standing in for docker on this sandbox server\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(runtime)} "$@"\n`);
-        (0,external_node_fs_namespaceObject.chmodSync)((0,external_node_path_namespaceObject.join)(home, 'bin', 'docker'), 0o755);
+        writeDockerShim((0,external_node_path_namespaceObject.join)(home, 'bin'), runtime);
         const host = generateKeyPair(name);
         servers.push({ name, home, hostKey: host.privateKey, hostPublic: host.publicKey });
-        for (let t = 1; t <= spec.tenantsPerServer; t++, n++) {
+        for (let t = 1; t <= spec.tenantsPerServer; t++) {
             const id = `tenant-${s}-${t}`;
             const path = (0,external_node_path_namespaceObject.join)(home, 'tenants', id);
-            (0,external_node_fs_namespaceObject.mkdirSync)(path, { recursive: true });
-            const appPort = await freePort();
-            (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(path, 'docker-compose.yml'), 'services:\n  app:\n    image: ${APP_IMAGE}\n    network_mode: host\n    environment:\n      APP_PORT: ${APP_PORT}\n');
-            (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(path, '.env'), `# sandbox tenant ${id}\nAPP_IMAGE=${SANDBOX_REPOSITORY}:v0\nAPP_PORT=${appPort}\n`);
-            const ring = n === 0
-                ? rings[0]
-                : n < 1 + Math.max(1, Math.round((spec.servers * spec.tenantsPerServer) / 4))
-                    ? rings[1]
-                    : rings[2];
-            tenants.push({ server: name, id, path, port: appPort, ring });
+            const port = await freePort();
+            writeTenantDir(path, { title: `sandbox tenant ${id}`, image: `${SANDBOX_REPOSITORY}:v0`, port });
+            tenants.push({ server: name, id, path, port, ring: ringOf(tenants.length, spec, rings) });
         }
     }
-    const config = { authorizedKey: client.publicKey, runtime, servers };
-    (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(dir, 'sandbox.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
-    // One background process serves every server; it reports the ports it listens on.
+    return { servers, tenants };
+}
+/** Starts the one background process that serves every server; returns the ports it listens on. */
+async function startServing(dir) {
     const portsFile = (0,external_node_path_namespaceObject.join)(dir, 'ports.json');
     if ((0,external_node_fs_namespaceObject.existsSync)(portsFile))
         (0,external_node_fs_namespaceObject.writeFileSync)(portsFile, '');
@@ -71630,18 +72077,19 @@ async function sandboxUp(dir, spec, rings = ['sandbox', 'canary', 'general']) {
     });
     child.unref();
     (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(dir, 'sandbox.pid'), String(child.pid));
-    let ports;
-    for (let i = 0; i < 200 && !ports; i++) {
+    for (let i = 0; i < 200; i++) {
         await sleep(50);
         const text = (0,external_node_fs_namespaceObject.existsSync)(portsFile) ? (0,external_node_fs_namespaceObject.readFileSync)(portsFile, 'utf8') : '';
         if (text)
-            ports = JSON.parse(text);
-        if (!running(child.pid))
+            return JSON.parse(text);
+        if (!isRunning(child.pid))
             throw new Error(`the sandbox servers did not start: ${(0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(dir, 'sandbox.log'), 'utf8').slice(-500)}`);
     }
-    if (!ports)
-        throw new Error('the sandbox servers did not report their ports within 10 s');
-    const registry = {
+    throw new Error('the sandbox servers did not report their ports within 10 s');
+}
+const publicLine = (s) => s.hostPublic.split(' ').slice(0, 2).join(' ');
+function registryOf(spec, rings, servers, tenants, ports) {
+    return {
         rings,
         defaults: {
             server: { user: process.env.USER || 'sandbox', region: 'local' },
@@ -71662,19 +72110,33 @@ async function sandboxUp(dir, spec, rings = ['sandbox', 'canary', 'general']) {
             name: s.name,
             host: '127.0.0.1',
             port: ports[s.name],
-            hostKey: s.hostPublic.split(' ').slice(0, 2).join(' '),
+            hostKey: publicLine(s),
             region: Number(s.name.split('-')[1]) % 2 ? 'eu' : 'us',
             tenants: tenants
                 .filter((t) => t.server === s.name)
                 .map((t) => ({ id: t.id, path: t.path, ring: t.ring, health: { port: t.port } })),
         })),
     };
+}
+/** Creates the sandbox's files and starts its servers. Returns the registry path. */
+async function sandboxUp(dir, spec, rings = ['sandbox', 'canary', 'general']) {
+    dir = (0,external_node_path_namespaceObject.resolve)(dir);
+    if (sandboxPid(dir))
+        throw new Error(`a sandbox is already running in ${dir} (fleet-deploy sandbox down --dir ${dir})`);
+    (0,external_node_fs_namespaceObject.mkdirSync)(dir, { recursive: true });
+    const client = generateKeyPair('fleet-deploy-sandbox');
+    const keyFile = (0,external_node_path_namespaceObject.join)(dir, 'client_key');
+    (0,external_node_fs_namespaceObject.writeFileSync)(keyFile, client.privateKey, { mode: 0o600 });
+    const runtime = (0,external_node_path_namespaceObject.join)(distDir(), 'sandbox', 'runtime.js');
+    const { servers, tenants } = await makeServers(dir, spec, rings, runtime);
+    const config = { authorizedKey: client.publicKey, runtime, servers };
+    (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(dir, 'sandbox.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
+    const ports = await startServing(dir);
     const registryFile = (0,external_node_path_namespaceObject.join)(dir, 'registry.json');
+    const registry = registryOf(spec, rings, servers, tenants, ports);
     (0,external_node_fs_namespaceObject.writeFileSync)(registryFile, `${JSON.stringify(registry, null, 2)}\n`);
     const knownHosts = (0,external_node_path_namespaceObject.join)(dir, 'known_hosts');
-    (0,external_node_fs_namespaceObject.writeFileSync)(knownHosts, servers
-        .map((s) => `[127.0.0.1]:${ports[s.name]} ${s.hostPublic.split(' ').slice(0, 2).join(' ')}\n`)
-        .join(''));
+    (0,external_node_fs_namespaceObject.writeFileSync)(knownHosts, servers.map((s) => `[127.0.0.1]:${ports[s.name]} ${publicLine(s)}\n`).join(''));
     return { registry: registryFile, keyFile, knownHosts };
 }
 /** Runs in the background process: serves every sandbox server until SIGTERM. */
@@ -71711,28 +72173,12 @@ async function sandboxDown(dir) {
     dir = (0,external_node_path_namespaceObject.resolve)(dir);
     const pid = sandboxPid(dir);
     if (pid)
-        await stopProcess(pid);
-    const stops = [];
+        stopProcesses([pid]);
     const root = (0,external_node_path_namespaceObject.join)(dir, 'servers');
-    if ((0,external_node_fs_namespaceObject.existsSync)(root)) {
-        for (const server of (0,external_node_fs_namespaceObject.readdirSync)(root)) {
-            const projects = (0,external_node_path_namespaceObject.join)(root, server, '.sandbox-runtime', 'projects');
-            if (!(0,external_node_fs_namespaceObject.existsSync)(projects))
-                continue;
-            for (const f of (0,external_node_fs_namespaceObject.readdirSync)(projects)) {
-                try {
-                    const { pid: svc } = JSON.parse((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(projects, f), 'utf8'));
-                    if (running(svc))
-                        stops.push(stopProcess(svc));
-                }
-                catch {
-                    // gone
-                }
-            }
-        }
-    }
-    await Promise.all(stops);
-    return { servers: Boolean(pid), services: stops.length };
+    const states = (0,external_node_fs_namespaceObject.existsSync)(root)
+        ? (0,external_node_fs_namespaceObject.readdirSync)(root).map((server) => (0,external_node_path_namespaceObject.join)(root, server, '.sandbox-runtime'))
+        : [];
+    return { servers: Boolean(pid), services: stopServices(states) };
 }
 function sandboxDirDefault() {
     return (0,external_node_path_namespaceObject.resolve)(process.env.FLEET_SANDBOX_DIR ?? '.fleet-sandbox');
@@ -71924,24 +72370,9 @@ async function runDemo(_values, io) {
 
 
 
+
 const EXIT = { ok: 0, failure: 1, configuration: 2 };
 const registryOption = { registry: { type: 'string', short: 'r' } };
-/** The options a deploy and a rollback share: selection, waves, budget, SSH, locks, report. */
-const rolloutOptions = {
-    ...registryOption,
-    select: { type: 'string', short: 's' },
-    waves: { type: 'string', short: 'w' },
-    concurrency: { type: 'string', short: 'c' },
-    'per-server': { type: 'string' },
-    'max-failure-percent': { type: 'string' },
-    'max-failures': { type: 'string' },
-    report: { type: 'string' },
-    key: { type: 'string' },
-    'known-hosts': { type: 'string' },
-    'lock-wait': { type: 'string' },
-    'break-stale-locks': { type: 'string' },
-    actor: { type: 'string' },
-};
 const COMMANDS = {
     validate: {
         summary: 'Check a server registry and report every problem with its line',
@@ -71969,20 +72400,13 @@ Options:
     deploy: {
         summary: 'Deploy a version to the selected targets in waves, with health gates and rollback',
         usage: DEPLOY_USAGE,
-        options: { ...rolloutOptions, version: { type: 'string', short: 'v' }, 'dry-run': { type: 'boolean' } },
+        options: flagOptions(DEPLOY_FLAGS),
         run: (values, io) => runDeploy(values, io),
     },
     rollback: {
         summary: 'Roll targets back to their previous release, or to a version from their history',
-        usage: `fleet-deploy rollback [--to VERSION] [--registry FILE] [--select EXPR] [--waves SPEC] [--concurrency N]
-                      [--max-failure-percent P] [--report FILE] [--key FILE] [--known-hosts FILE]
-
-Rolls each selected target back to the release before the one it runs (from its history), or with --to to
-a version in its history; a target whose history does not have that version fails, listing the versions it
-knows. The rollback is a deploy like any other: lock, pull, switch, compose up, health gate, and an
-automatic rollback if it fails. Options as for \`fleet-deploy deploy\`, and:
-  -t, --to VERSION      the version to go back to (default: each target's previous release)`,
-        options: { ...rolloutOptions, to: { type: 'string', short: 't' } },
+        usage: ROLLBACK_USAGE,
+        options: flagOptions(ROLLBACK_FLAGS),
         run: (values, io) => runDeploy(values, io, 'rollback'),
     },
     history: {
@@ -75124,15 +75548,15 @@ function failStep(error) {
  */
 
 
+
+/** The rollout settings' inputs (src/settings.ts), read the same way as the CLI's flags. */
+const actionInputs = fromInputs((name) => getInput(name));
 function inputs_text(name, fallback) {
     const v = getInput(name).trim();
     return v === '' ? fallback : v;
 }
 function positiveInt(name, fallback, min = 1) {
     return wholeNumber(getInput(name), `input "${name}"`, fallback, min);
-}
-function durationInput(name, fallbackMs) {
-    return values_duration(getInput(name), `input "${name}"`, fallbackMs);
 }
 function percentInput(name, fallback) {
     return percent(getInput(name), `input "${name}"`, fallback);
@@ -75250,20 +75674,11 @@ async function actionRegistry() {
 
 
 
+/** The inputs read here; the rollout settings' inputs are in src/settings.ts. */
 const DEPLOY_INPUTS = {
-    registry: 'registry',
-    version: 'version',
     targets: 'targets',
-    select: 'select',
-    waves: 'waves',
-    concurrency: 'concurrency',
-    perServer: 'per-server',
-    maxFailurePercent: 'max-failure-percent',
-    maxFailures: 'max-failures',
     sshKey: 'ssh-key',
     knownHosts: 'known-hosts',
-    lockWait: 'lock-wait',
-    breakStaleLocks: 'break-stale-locks',
 };
 const STATE_LOCKS = 'fleet-deploy-locks';
 function sshKey() {
@@ -75286,7 +75701,7 @@ function sshKey() {
 /** The matrix entry's `targets` (ids separated by spaces or commas) as a selection, every id checked. */
 function selection(registry) {
     const targets = getInput(DEPLOY_INPUTS.targets).trim();
-    const select = getInput(DEPLOY_INPUTS.select).trim();
+    const select = setting(actionInputs, 'select') ?? '';
     if (targets && select)
         throw new ConfigurationError([
             { path: [], source: 'inputs', message: 'give "targets" or "select", not both' },
@@ -75314,46 +75729,20 @@ function worst(report) {
 }
 async function runDeployAction(mode = 'deploy') {
     const registry = await actionRegistry();
-    let version;
-    let rollback;
-    if (mode === 'rollback') {
-        const to = getInput('to').trim();
-        rollback = to ? { to: checkVersion(to, 'input "to"') } : {};
-        version = rollback.to ?? 'previous';
-    }
-    else {
-        version = checkVersion(getInput(DEPLOY_INPUTS.version).trim(), `input "${DEPLOY_INPUTS.version}"`);
-    }
+    const chosen = release(actionInputs, mode);
     const plan = planDeployment(registry, {
         select: selection(registry),
-        waves: inputs_text(DEPLOY_INPUTS.waves, 'all'),
+        waves: setting(actionInputs, 'waves'),
     });
-    const maxFailures = getInput(DEPLOY_INPUTS.maxFailures).trim();
+    const targets = plan.plan.flatMap((w) => w.targets);
     const options = {
-        version,
-        ...(rollback ? { rollback } : {}),
-        actor: process.env.GITHUB_ACTOR ?? 'github-actions',
-        runId: `${process.env.GITHUB_REPOSITORY ?? ''}#${process.env.GITHUB_RUN_ID ?? ''}.${process.env.GITHUB_RUN_ATTEMPT ?? '1'}`,
-        lockWaitMs: durationInput(DEPLOY_INPUTS.lockWait, 60_000),
-        ...(getInput(DEPLOY_INPUTS.breakStaleLocks).trim()
-            ? { breakLocksOlderThanMs: durationInput(DEPLOY_INPUTS.breakStaleLocks, 0) }
-            : {}),
-        commandTimeoutMs: 120_000,
-        pullTimeoutMs: 900_000,
-        pullAttempts: 3,
-        concurrency: positiveInt(DEPLOY_INPUTS.concurrency, 10),
-        perServer: positiveInt(DEPLOY_INPUTS.perServer, 4),
-        maxFailurePercent: percentInput(DEPLOY_INPUTS.maxFailurePercent, 0),
-        ...(maxFailures ? { maxFailures: positiveInt(DEPLOY_INPUTS.maxFailures, 0, 0) } : {}),
-        skipOnceHooks: getInput('once-hooks').trim() === 'false',
+        ...chosen,
+        ...identity(actionInputs, process.env, 'action'),
+        ...rolloutSettings(actionInputs, targets),
     };
-    if (options.breakLocksOlderThanMs !== undefined) {
-        const problem = staleLockProblem(options.breakLocksOlderThanMs, plan.plan.flatMap((w) => w.targets), options, `input "${DEPLOY_INPUTS.breakStaleLocks}"`);
-        if (problem)
-            throw new ConfigurationError([problem]);
-    }
-    if (getInput('dry-run').trim() === 'true') {
-        for (const t of plan.plan.flatMap((w) => w.targets)) {
+    const version = options.version;
+    if (setting(actionInputs, 'dryRun')) {
+        for (const t of targets) {
             startGroup(`${t.id}: the remote commands a deploy of ${version} would run`);
             for (const c of dryRunCommands(t, version))
                 info(`[${c.step}] ${c.command}`);
@@ -75374,7 +75763,7 @@ async function runDeployAction(mode = 'deploy') {
             held.delete(e.target);
         saveState(STATE_LOCKS, JSON.stringify([...held.values()]));
     };
-    info(`${rollback ? `Rolling back to ${rollback.to ?? 'the previous release'}` : `Deploying ${version}`} to ${plan.total} target(s) in ${plan.plan.length} wave(s)`);
+    info(`${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${version}`} to ${plan.total} target(s) in ${plan.plan.length} wave(s)`);
     const report = await deployFleet(plan, options, {
         connector: new SshConnector({ privateKey, knownHosts }),
         clock: systemClock,
@@ -80700,7 +81089,7 @@ function mergeReports(reports) {
     };
 }
 const cell = (s) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
-const row = (r) => `| ${cell(r.id)} | ${cell(r.region)} | ${EMOJI[r.outcome]} ${r.outcome} | ${cell(r.previous?.version ?? '—')} → ${cell(r.next?.version ?? '—')} | ${seconds(r.durationMs)} | ${cell(reason(r))} |`;
+const summary_row = (r) => `| ${cell(r.id)} | ${cell(r.region)} | ${EMOJI[r.outcome]} ${r.outcome} | ${cell(r.previous?.version ?? '—')} → ${cell(r.next?.version ?? '—')} | ${seconds(r.durationMs)} | ${cell(reason(r))} |`;
 function renderSummary(report, o = {}) {
     const limit = o.limit ?? SUMMARY_LIMIT;
     const t = report.totals;
@@ -80734,7 +81123,7 @@ function renderSummary(report, o = {}) {
             used += lines.join('\n').length;
             let shown = 0;
             for (const r of bad) {
-                const line = row(r);
+                const line = summary_row(r);
                 if (used + line.length + 200 > perWave * 0.7)
                     break;
                 lines.push(line);

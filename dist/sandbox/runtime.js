@@ -12,6 +12,88 @@ const external_node_fs_namespaceObject = require("node:fs");
 const external_node_http_namespaceObject = require("node:http");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = require("node:path");
+;// CONCATENATED MODULE: ./src/sandbox/processes.ts
+/**
+ * Processes of a local fleet (sandbox services and servers, test and benchmark sshd), by PID.
+ */
+
+/** Running: exists and is not a zombie waiting to be reaped (an exited process is not running). */
+function isRunning(pid) {
+    try {
+        process.kill(pid, 0);
+    }
+    catch (e) {
+        if (e.code !== 'EPERM')
+            return false; // EPERM: it exists, another user's
+    }
+    try {
+        const stat = (0,external_node_fs_namespaceObject.readFileSync)(`/proc/${pid}/stat`, 'utf8');
+        // "PID (name) STATE …": the name may hold spaces and parentheses, the state follows the last ")"
+        return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+    }
+    catch {
+        return true; // no /proc: trust kill(0)
+    }
+}
+const sleepSync = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+function signal(pids, name) {
+    for (const pid of pids) {
+        try {
+            process.kill(pid, name);
+        }
+        catch {
+            // gone meanwhile
+        }
+    }
+}
+function waitGone(pids, ms) {
+    for (let waited = 0; waited < ms && pids.some(isRunning); waited += 20)
+        sleepSync(20);
+}
+/**
+ * Stops processes by PID: SIGTERM to each, up to `graceMs` for them to exit, then SIGKILL to the rest.
+ * Synchronous and bounded, so exit and signal handlers can use it too. Returns how many were running.
+ */
+function processes_stopProcesses(pids, graceMs = 3000) {
+    const live = pids.filter(isRunning);
+    signal(live, 'SIGTERM');
+    waitGone(live, graceMs);
+    signal(live.filter(isRunning), 'SIGKILL');
+    waitGone(live, 1000);
+    return live.length;
+}
+
+;// CONCATENATED MODULE: ./src/sandbox/services.ts
+/**
+ * The sandbox runtime's record of the services it started (runtime.ts): one JSON file per compose project
+ * in `$FLEET_SANDBOX_STATE/projects`, holding the service's PID. Whoever brings a sandbox runtime up (the
+ * sandbox, tests, benchmarks) stops its services from here.
+ */
+
+
+
+const projectsDir = (stateDir) => (0,external_node_path_namespaceObject.join)(stateDir, 'projects');
+/** The PIDs of every service the runtime with this state directory started (running or not). */
+function servicePids(stateDir) {
+    const dir = projectsDir(stateDir);
+    if (!existsSync(dir))
+        return [];
+    const pids = [];
+    for (const f of readdirSync(dir).filter((name) => name.endsWith('.json'))) {
+        try {
+            pids.push(JSON.parse(readFileSync(join(dir, f), 'utf8')).pid);
+        }
+        catch {
+            // removed or half-written meanwhile
+        }
+    }
+    return pids;
+}
+/** Stops every service of these runtime state directories. Returns how many were running. */
+function stopServices(stateDirs, graceMs = 3000) {
+    return stopProcesses(stateDirs.flatMap(servicePids), graceMs);
+}
+
 ;// CONCATENATED MODULE: ./src/sandbox/runtime.ts
 /**
  * The SANDBOX container runtime: a stand-in for the `docker` CLI (and `docker compose`) that runs each
@@ -37,9 +119,11 @@ const external_node_path_namespaceObject = require("node:path");
 
 
 
+
+
 const stateDir = process.env.FLEET_SANDBOX_STATE ?? (0,external_node_path_namespaceObject.join)(process.env.HOME ?? '/tmp', '.fleet-sandbox');
 const imagesDir = (0,external_node_path_namespaceObject.join)(stateDir, 'images');
-const projectsDir = (0,external_node_path_namespaceObject.join)(stateDir, 'projects');
+const runtime_projectsDir = projectsDir(stateDir);
 const sha = (s) => (0,external_node_crypto_namespaceObject.createHash)('sha256').update(s).digest('hex');
 const imageId = (ref) => `sha256:${sha(`image:${ref}`)}`;
 const digestOf = (ref) => `sha256:${sha(`digest:${ref}`)}`;
@@ -55,15 +139,6 @@ function fail(message, code = 1) {
     process.stderr.write(`${message}\n`);
     process.exit(code);
 }
-function alive(pid) {
-    try {
-        process.kill(pid, 0);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
 function localImages() {
     if (!(0,external_node_fs_namespaceObject.existsSync)(imagesDir))
         return [];
@@ -72,12 +147,12 @@ function localImages() {
         .map((f) => JSON.parse((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(imagesDir, f), 'utf8')));
 }
 function containers() {
-    if (!(0,external_node_fs_namespaceObject.existsSync)(projectsDir))
+    if (!(0,external_node_fs_namespaceObject.existsSync)(runtime_projectsDir))
         return [];
-    return (0,external_node_fs_namespaceObject.readdirSync)(projectsDir)
+    return (0,external_node_fs_namespaceObject.readdirSync)(runtime_projectsDir)
         .filter((f) => f.endsWith('.json'))
-        .map((f) => JSON.parse((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(projectsDir, f), 'utf8')))
-        .filter((c) => alive(c.pid));
+        .map((f) => JSON.parse((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(runtime_projectsDir, f), 'utf8')))
+        .filter((c) => isRunning(c.pid));
 }
 function pull(ref) {
     if (/^missing/.test(tagOf(ref)))
@@ -97,14 +172,19 @@ function readEnv() {
     return env;
 }
 function stop(c) {
-    if (c && alive(c.pid)) {
-        process.kill(c.pid, 'SIGTERM');
-        for (let i = 0; i < 200 && alive(c.pid); i++)
-            Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-    }
+    if (c)
+        processes_stopProcesses([c.pid], 2000);
+}
+/** The project as Compose names it without -p: COMPOSE_PROJECT_NAME (environment, then .env), else the directory. */
+function defaultProject() {
+    const name = process.env.COMPOSE_PROJECT_NAME || readEnv().COMPOSE_PROJECT_NAME || (0,external_node_path_namespaceObject.basename)(process.cwd());
+    return name
+        .toLowerCase()
+        .replace(/[^a-z0-9_-]/g, '')
+        .replace(/^[-_]+/, '');
 }
 function compose(args) {
-    let project = (0,external_node_path_namespaceObject.basename)(process.cwd()).toLowerCase();
+    let project = defaultProject();
     const rest = [];
     for (let i = 0; i < args.length; i++) {
         if (args[i] === '-f' || args[i] === '--file')
@@ -115,7 +195,7 @@ function compose(args) {
             rest.push(args[i]);
     }
     const [verb, ...opts] = rest;
-    const stateFile = (0,external_node_path_namespaceObject.join)(projectsDir, `${project}.json`);
+    const stateFile = (0,external_node_path_namespaceObject.join)(runtime_projectsDir, `${project}.json`);
     const current = (0,external_node_fs_namespaceObject.existsSync)(stateFile)
         ? JSON.parse((0,external_node_fs_namespaceObject.readFileSync)(stateFile, 'utf8'))
         : undefined;
@@ -123,7 +203,7 @@ function compose(args) {
         case 'version':
             return void process.stdout.write('Docker Compose version v2.29.0 (fleet-deploy sandbox runtime)\n');
         case 'ps':
-            if (current && alive(current.pid))
+            if (current && isRunning(current.pid))
                 process.stdout.write(opts.includes('-q') ? `${current.id}\n` : `${current.id} ${current.ref} running\n`);
             return;
         case 'down':
@@ -148,7 +228,7 @@ function compose(args) {
             if (!(0,external_node_fs_namespaceObject.existsSync)(fileOf(ref)))
                 pull(ref);
             const id = imageId(ref);
-            if (current && alive(current.pid) && current.imageId === id && current.port === port) {
+            if (current && isRunning(current.pid) && current.imageId === id && current.port === port) {
                 return void process.stderr.write(`Container ${project}-app-1  Running\n`);
             }
             stop(current);
@@ -161,7 +241,7 @@ function compose(args) {
             const args = [process.argv[1], '__serve', String(port), tagOf(ref), ...(broken ? ['broken'] : [])];
             const child = (0,external_node_child_process_namespaceObject.spawn)(process.execPath, args, { detached: true, stdio: 'ignore' });
             child.unref();
-            (0,external_node_fs_namespaceObject.mkdirSync)(projectsDir, { recursive: true });
+            (0,external_node_fs_namespaceObject.mkdirSync)(runtime_projectsDir, { recursive: true });
             writeAtomic(stateFile, {
                 id: (0,external_node_crypto_namespaceObject.randomBytes)(32).toString('hex'),
                 project,
@@ -189,8 +269,18 @@ function main(argv) {
     switch (cmd) {
         case 'compose':
             return compose(args);
+        case 'rm': {
+            // docker rm -f ID…: stop and forget the containers
+            const all = containers();
+            for (const id of operands) {
+                const c = all.find((x) => x.id === id) ?? fail(`Error: No such container: ${id}`);
+                stop(c);
+                (0,external_node_fs_namespaceObject.rmSync)((0,external_node_path_namespaceObject.join)(runtime_projectsDir, `${c.project}.json`), { force: true });
+            }
+            return;
+        }
         case 'ps': {
-            // docker ps -q --filter label=com.docker.compose.project=NAME
+            // docker ps [-a]q --filter label=com.docker.compose.project=NAME
             const filter = args[args.indexOf('--filter') + 1] ?? '';
             const project = /^label=com\.docker\.compose\.project=(.+)$/.exec(filter)?.[1];
             for (const c of containers())

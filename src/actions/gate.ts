@@ -7,12 +7,19 @@ import { execFile } from 'node:child_process';
 import * as core from '@actions/core';
 import { decideGate } from '../deploy/budget';
 import { fetchUrl } from '../http/fetch';
+import { latestResults } from '../report/summary';
 import { percentInput, positiveInt, text } from './inputs';
 import { readReports } from './reports';
 
 export async function runGate(): Promise<void> {
   const dir = text('reports', 'fleet-deploy-reports');
-  const reports = await readReports(dir, 'input "reports"');
+  // After a re-run of failed jobs the artifacts hold every attempt's reports, and reports of later waves an
+  // earlier attempt got to: judge only each target's newest result, and only waves up to this one.
+  const wave = core.getInput('wave').trim();
+  const reports = latestResults(
+    await readReports(dir, 'input "reports"'),
+    wave ? positiveInt('wave', 1) : undefined,
+  );
   const expectedText = core.getInput('expected-targets').trim();
   const maxFailures = core.getInput('max-failures').trim();
   let decision = decideGate(

@@ -1,6 +1,7 @@
 /** The plan action: registry → per-wave GitHub matrices. */
 import * as core from '@actions/core';
 import { matrices, planDeployment, planJson } from '../plan/plan';
+import { waveEnvironments } from '../plan/waves';
 import { plural } from '../report/table';
 import { positiveInt, text } from './inputs';
 import { actionRegistry } from './single';
@@ -10,6 +11,9 @@ export const INPUTS = {
   select: 'select',
   waves: 'waves',
   maxPerJob: 'max-per-job',
+  maxJobsPerServer: 'max-jobs-per-server',
+  environment: 'environment',
+  waveEnvironments: 'wave-environments',
 } as const;
 export const OUTPUTS = {
   matrices: 'matrices',
@@ -18,6 +22,7 @@ export const OUTPUTS = {
   targetCount: 'target-count',
   targets: 'targets',
   cumulative: 'cumulative',
+  environments: 'environments',
 } as const;
 
 export async function runPlan(): Promise<void> {
@@ -25,8 +30,15 @@ export async function runPlan(): Promise<void> {
     select: text(INPUTS.select, ''),
     waves: text(INPUTS.waves, 'all'),
     maxPerJob: positiveInt(INPUTS.maxPerJob, 1),
+    maxJobsPerServer: positiveInt(INPUTS.maxJobsPerServer, 1),
   };
   const plan = planDeployment(await actionRegistry(), settings);
+  const environments = waveEnvironments(
+    core.getInput(INPUTS.waveEnvironments),
+    text(INPUTS.environment, 'production'),
+    plan.plan.length,
+    `input "${INPUTS.waveEnvironments}"`,
+  );
   core.setOutput(OUTPUTS.matrices, JSON.stringify(matrices(plan)));
   core.setOutput(OUTPUTS.plan, JSON.stringify(planJson(plan)));
   core.setOutput(OUTPUTS.waveCount, String(plan.plan.length));
@@ -34,7 +46,11 @@ export async function runPlan(): Promise<void> {
   core.setOutput(OUTPUTS.targets, JSON.stringify(plan.plan.flatMap((w) => w.targets.map((t) => t.id))));
   let sum = 0;
   core.setOutput(OUTPUTS.cumulative, JSON.stringify(plan.plan.map((w) => (sum += w.targets.length))));
+  core.setOutput(OUTPUTS.environments, JSON.stringify(environments));
   core.info(
-    `Planned ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}: ${plan.plan.map((w) => `${w.targets.length} (${plural(w.jobs.length, 'job')})`).join(' → ')}`,
+    `Planned ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}: ${plan.plan.map((w, i) => `${w.targets.length} (${plural(w.jobs.length, 'job')}, ${environments[i]})`).join(' → ')}`,
+  );
+  core.info(
+    `Matrix jobs: at most ${plural(settings.maxPerJob, 'target')} each, and at most ${plural(settings.maxJobsPerServer, 'job')} of a wave on one server (${settings.maxJobsPerServer === 1 ? "a server's tenants in a wave share one job and one SSH connection" : 'max-jobs-per-server'})`,
   );
 }

@@ -3,8 +3,10 @@
  * and optionally records a GitHub Deployment: `deployment: start` creates it and marks it in_progress;
  * `deployment: finish` (with the deployment-id from start) writes the summary and sets success/failure.
  */
+import { readFile } from 'node:fs/promises';
 import * as core from '@actions/core';
 import * as github from '@actions/github';
+import { failureAnnotations } from '../report/annotations';
 import { mergeReports, renderSummary } from '../report/summary';
 import { readReports } from './reports';
 import { text } from './inputs';
@@ -63,12 +65,19 @@ export async function runSummary(): Promise<void> {
   }
 
   const reports = await readReports(text('reports', 'fleet-deploy-reports'), 'input "reports"');
-  const report = mergeReports(reports);
+  const merged = mergeReports(reports);
+  // The gate's stop reason (matrix mode), when the reports themselves carry none (fleet mode does).
+  const stopped = merged.stopped ?? (core.getInput('stopped').trim() || undefined);
+  const report = { ...merged, ...(stopped ? { stopped } : {}) };
   const markdown = renderSummary(report, {
     title: text('title', `Deploy ${report.version}`),
     reportLink: text('report-link', 'the fleet-deploy-reports artifact'),
   });
   await core.summary.addRaw(markdown, true).write();
+  for (const a of failureAnnotations(report, await registryText())) {
+    const { message, ...properties } = a;
+    core.error(message, properties);
+  }
   const t = report.totals;
   const expected = Number(core.getInput('expected-targets').trim() || '0');
   const missing = Math.max(0, expected - t.targets);
@@ -109,6 +118,18 @@ export async function runSummary(): Promise<void> {
   }
   if (!success && core.getInput('fail-on-failure') !== 'false')
     core.setFailed(`${t.targets - t.deployed - t.unchanged} of ${t.targets} targets were not deployed`);
+}
+
+/** The registry file, to place each failure's annotation on its tenant's line; none when it cannot be read. */
+async function registryText(): Promise<{ path: string; text: string } | undefined> {
+  const path = core.getInput('registry').trim();
+  if (!path) return undefined;
+  try {
+    return { path, text: await readFile(path, 'utf8') };
+  } catch (e) {
+    core.info(`Annotations without file lines: cannot read the registry ${path}: ${(e as Error).message}`);
+    return undefined;
+  }
 }
 
 function runUrl(): string {

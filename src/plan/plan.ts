@@ -6,10 +6,11 @@
  * (by server name), then by the tenant's place on its server. Early waves therefore start with the first
  * rings and touch as many different servers as they can, which is what a canary wants.
  *
- * Jobs. A GitHub matrix holds at most 256 jobs. A wave becomes ceil(targets / maxPerJob) jobs, or 256 when
- * that is more, each with an even share (sizes differ by at most one). Within a wave the targets are
- * grouped by server before they are cut, so a server's tenants tend to share one job and one SSH
- * connection.
+ * Jobs. A GitHub matrix holds at most 256 jobs, and its jobs run in parallel, so the cut is by server first:
+ * a server's tenants in a wave go to at most `maxJobsPerServer` jobs (default 1), so parallel matrix jobs
+ * never pile onto one small server — within its job, the deploy's own per-server limit applies. Then the
+ * servers' shares are packed in server order into jobs of up to `maxPerJob` targets (a share larger than
+ * that stays whole), and when that gives more than 256 jobs the shares are packed into 256 evenly.
  */
 import { ConfigurationError } from '../errors';
 import { targetsOf, type Registry, type Target } from '../registry/model';
@@ -23,6 +24,8 @@ export interface PlanOptions {
   waves?: string;
   /** Targets one matrix job deploys (a job deploys them with bounded concurrency). Default 1. */
   maxPerJob?: number;
+  /** Matrix jobs of one wave that may deploy to the same server at once. Default 1. */
+  maxJobsPerServer?: number;
 }
 
 export interface Job {
@@ -42,6 +45,7 @@ export interface Plan {
   select: string;
   waves: string;
   maxPerJob: number;
+  maxJobsPerServer: number;
   total: number;
   plan: readonly Wave[];
 }
@@ -74,41 +78,90 @@ export function orderTargets(targets: readonly Target[], rings: readonly string[
   return out;
 }
 
-export function cutJobs(waveIndex: number, targets: readonly Target[], maxPerJob: number): Job[] {
-  if (targets.length === 0) return [];
-  const sorted = [...targets].sort((a, b) =>
-    a.server.name < b.server.name ? -1 : a.server.name > b.server.name ? 1 : 0,
-  );
-  const jobs = Math.min(MAX_MATRIX_JOBS, Math.ceil(sorted.length / maxPerJob));
-  const base = Math.floor(sorted.length / jobs);
-  const extra = sorted.length % jobs;
-  const out: Job[] = [];
-  let start = 0;
-  for (let j = 0; j < jobs; j++) {
-    const size = base + (j < extra ? 1 : 0);
-    const slice = sorted.slice(start, start + size);
-    const name =
-      size === 1 ? slice[0]!.id : `wave ${waveIndex} · ${start + 1}-${start + size} of ${sorted.length}`;
-    out.push({ name, targets: slice.map((t) => t.id) });
-    start += size;
+/** A server's targets in a wave, split into at most `parts` even shares. */
+function serverShares(targets: readonly Target[], maxPerJob: number, parts: number): Target[][] {
+  const byServer = new Map<string, Target[]>();
+  for (const t of targets) {
+    const list = byServer.get(t.server.name);
+    if (list) list.push(t);
+    else byServer.set(t.server.name, [t]);
+  }
+  return [...byServer.keys()].sort().flatMap((name) => {
+    const list = byServer.get(name)!;
+    return evenSlices(list, Math.min(parts, Math.ceil(list.length / maxPerJob)));
+  });
+}
+
+function evenSlices<T>(items: readonly T[], count: number): T[][] {
+  const base = Math.floor(items.length / count);
+  const extra = items.length % count;
+  const out: T[][] = [];
+  for (let i = 0, start = 0; i < count; i++) {
+    const size = base + (i < extra ? 1 : 0);
+    out.push(items.slice(start, (start += size)));
   }
   return out;
+}
+
+/** Consecutive shares packed into jobs of up to `capacity` targets (a larger share is a job alone). */
+function pack(shares: readonly Target[][], capacity: number): Target[][] {
+  const jobs: Target[][] = [];
+  for (const share of shares) {
+    const last = jobs[jobs.length - 1];
+    if (last && last.length + share.length <= capacity) last.push(...share);
+    else jobs.push([...share]);
+  }
+  return jobs;
+}
+
+/**
+ * Past the matrix limit: consecutive shares spread over 256 jobs by where each share starts, so jobs are
+ * as even as whole shares allow (shares of one target give sizes that differ by at most one).
+ */
+function spread(shares: readonly Target[][], total: number): Target[][] {
+  const jobs: Target[][] = Array.from({ length: MAX_MATRIX_JOBS }, () => []);
+  let start = 0;
+  for (const share of shares) {
+    jobs[Math.floor((start * MAX_MATRIX_JOBS) / total)]!.push(...share);
+    start += share.length;
+  }
+  return jobs.filter((j) => j.length > 0);
+}
+
+function jobName(waveIndex: number, slice: readonly Target[], start: number, of: number): string {
+  if (slice.length === 1) return slice[0]!.id;
+  const servers = new Set(slice.map((t) => t.server.name));
+  if (servers.size === 1) return `wave ${waveIndex} · ${slice[0]!.server.name} · ${slice.length} targets`;
+  return `wave ${waveIndex} · ${start + 1}-${start + slice.length} of ${of}`;
+}
+
+export function cutJobs(
+  waveIndex: number,
+  targets: readonly Target[],
+  maxPerJob: number,
+  maxJobsPerServer = 1,
+): Job[] {
+  if (targets.length === 0) return [];
+  const shares = serverShares(targets, maxPerJob, maxJobsPerServer);
+  const packed = pack(shares, maxPerJob);
+  const jobs = packed.length <= MAX_MATRIX_JOBS ? packed : spread(shares, targets.length);
+  let start = 0;
+  return jobs.map((slice) => {
+    const job = { name: jobName(waveIndex, slice, start, targets.length), targets: slice.map((t) => t.id) };
+    start += slice.length;
+    return job;
+  });
 }
 
 export function planDeployment(registry: Registry, options: PlanOptions = {}): Plan {
   const select = options.select ?? '';
   const spec = options.waves ?? 'all';
-  const maxPerJob = options.maxPerJob ?? 1;
-  if (!Number.isInteger(maxPerJob) || maxPerJob < 1) {
-    throw new ConfigurationError([
-      {
-        path: [],
-        source: '--max-per-job',
-        message: `${JSON.stringify(options.maxPerJob)} is not a whole number of at least 1`,
-        hint: 'e.g. 1 (one target per job) or 20',
-      },
-    ]);
-  }
+  const maxPerJob = atLeastOne(options.maxPerJob, '--max-per-job', 'e.g. 1 (one target per job) or 20');
+  const maxJobsPerServer = atLeastOne(
+    options.maxJobsPerServer,
+    '--max-jobs-per-server',
+    "e.g. 1 (a server's tenants share one job per wave) or 4",
+  );
   const waveSpec = parseWaveSpec(spec);
   const selected = orderTargets(selectTargets(targetsOf(registry), select), registry.rings);
 
@@ -125,9 +178,22 @@ export function planDeployment(registry: Registry, options: PlanOptions = {}): P
     select,
     waves: spec,
     maxPerJob,
+    maxJobsPerServer,
     total: selected.length,
-    plan: groups.map((targets, i) => ({ index: i + 1, targets, jobs: cutJobs(i + 1, targets, maxPerJob) })),
+    plan: groups.map((targets, i) => ({
+      index: i + 1,
+      targets,
+      jobs: cutJobs(i + 1, targets, maxPerJob, maxJobsPerServer),
+    })),
   };
+}
+
+function atLeastOne(value: number | undefined, source: string, hint: string): number {
+  if (value === undefined) return 1;
+  if (Number.isInteger(value) && value >= 1) return value;
+  throw new ConfigurationError([
+    { path: [], source, message: `${JSON.stringify(value)} is not a whole number of at least 1`, hint },
+  ]);
 }
 
 /** One GitHub matrix per wave: `strategy.matrix: ${{ fromJSON(needs.plan.outputs.matrices)[0] }}`. */
@@ -150,6 +216,7 @@ export function planJson(plan: Plan) {
     select: plan.select,
     waves: plan.waves,
     maxPerJob: plan.maxPerJob,
+    maxJobsPerServer: plan.maxJobsPerServer,
     total: plan.total,
     plan: plan.plan.map((w) => ({
       wave: w.index,
@@ -162,6 +229,7 @@ export function planJson(plan: Plan) {
         ring: t.tenant.ring,
       })),
       jobs: w.jobs.length,
+      servers: new Set(w.targets.map((t) => t.server.name)).size,
     })),
   };
 }

@@ -87,3 +87,23 @@ export function waveSizes(total: number, steps: Extract<WaveSpec, { kind: 'steps
   }
   return sizes;
 }
+
+/**
+ * The GitHub environment of each wave: the Nth name of a comma-separated list for wave N, the last name
+ * for every later wave (so "canary,production" puts wave 1 in canary and the rest in production), and
+ * `fallback` for every wave when the list is empty. Names beyond the plan's waves are unused.
+ */
+export function waveEnvironments(list: string, fallback: string, waves: number, source: string): string[] {
+  const names = list.trim() === '' ? [fallback] : list.split(',').map((n) => n.trim());
+  const bad = names.findIndex((n) => n === '' || n.length > 255);
+  if (bad >= 0)
+    throw new ConfigurationError([
+      {
+        path: [],
+        source,
+        message: `${JSON.stringify(list)}: name ${bad + 1} is ${names[bad] === '' ? 'empty' : 'longer than 255 characters'}`,
+        hint: 'one environment name per wave, separated by ",", e.g. "canary,production"',
+      },
+    ]);
+  return Array.from({ length: waves }, (_, i) => names[Math.min(i, names.length - 1)]!);
+}

@@ -1,8 +1,9 @@
 /**
- * The deployment summary as GitHub job-summary Markdown (pure). Totals, then a table per wave with the
- * failures first; successes are collapsed into a <details> list of ids, and the whole text is kept under
- * GitHub's 1 MiB step-summary limit even for 10,000 targets (cut sections say how many rows they left
- * out and where the full report is).
+ * The deployment summary as GitHub job-summary Markdown (pure). Totals, the reason a rollout stopped, the
+ * top failure reasons with the servers they hit, then per wave a table of failures, skipped targets folded
+ * into one line, and successes collapsed into a <details> list of ids. Digests are shortened in rows (the
+ * full version is in the head once), and the whole text is kept under GitHub's 1 MiB step-summary limit
+ * even for 10,000 targets (cut sections say how many rows they left out and where the full report is).
  */
 import type { FleetReport } from '../deploy/fleet';
 import type { Outcome, TargetResult } from '../deploy/result';
@@ -19,8 +20,29 @@ const EMOJI: Record<Outcome, string> = {
 };
 const OUTCOMES: Outcome[] = ['deployed', 'unchanged', 'rolled-back', 'failed', 'skipped'];
 
-/** Several jobs' reports (one per matrix job or shard) as one. */
-export function mergeReports(reports: readonly FleetReport[]): FleetReport {
+/**
+ * The reports with one result per target, the newest (by start time; the later report on a tie), and
+ * only waves up to `throughWave` when given. A re-run of failed jobs leaves the first attempt's reports in
+ * the run's artifacts beside the new ones, and reports of waves an earlier attempt got to: neither may be
+ * judged again.
+ */
+export function latestResults(reports: readonly FleetReport[], throughWave?: number): FleetReport[] {
+  const latest = new Map<string, TargetResult>();
+  for (const r of reports.flatMap((x) => x.targets)) {
+    const seen = latest.get(r.id);
+    if (!seen || Date.parse(r.startedAt) >= Date.parse(seen.startedAt)) latest.set(r.id, r);
+  }
+  return reports.map((report) => ({
+    ...report,
+    targets: report.targets.filter(
+      (r) => latest.get(r.id) === r && (throughWave === undefined || r.wave <= throughWave),
+    ),
+  }));
+}
+
+/** Several jobs' reports (one per matrix job or shard) as one, with the newest result of each target. */
+export function mergeReports(all: readonly FleetReport[]): FleetReport {
+  const reports = latestResults(all);
   const targets = reports
     .flatMap((r) => r.targets)
     .sort((a, b) => a.wave - b.wave || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -55,9 +77,25 @@ export function mergeReports(reports: readonly FleetReport[]): FleetReport {
   };
 }
 
-const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+/** A table cell: no pipe or line break ends it, and no `<` or `>` from a server opens an HTML tag. */
+const cell = (s: string) =>
+  s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/\|/g, '\\|')
+    .replace(/\r?\n/g, ' ');
+
+/** A digest cut to 12 hex digits ("sha256:0123456789ab…"), as `docker images` shows it; tags unchanged. */
+export function shortVersion(v: string): string {
+  return v.replace(/sha256:([0-9a-f]{12})[0-9a-f]{52}/g, 'sha256:$1…');
+}
+
+const version = (r: TargetResult, which: 'previous' | 'next') => cell(shortVersion(r[which]?.version ?? '—'));
 const row = (r: TargetResult) =>
-  `| ${cell(r.id)} | ${cell(r.region)} | ${EMOJI[r.outcome]} ${r.outcome} | ${cell(r.previous?.version ?? '—')} → ${cell(r.next?.version ?? '—')} | ${seconds(r.durationMs)} | ${cell(reason(r))} |`;
+  `| ${cell(r.id)} | ${cell(r.region)} | ${EMOJI[r.outcome]} ${r.outcome} | ${version(r, 'previous')} → ${version(r, 'next')} | ${seconds(r.durationMs)} | ${cell(reason(r))} |`;
+const isBad = (r: TargetResult) => r.outcome === 'failed' || r.outcome === 'rolled-back';
+const isGood = (r: TargetResult) => r.outcome === 'deployed' || r.outcome === 'unchanged';
 
 export interface SummaryOptions {
   title?: string;
@@ -66,20 +104,62 @@ export interface SummaryOptions {
   limit?: number;
 }
 
+/** Reasons with their counts, most frequent first (ties by text), at most `top`. */
+function countReasons(rs: readonly TargetResult[], top: number) {
+  const by = new Map<string, TargetResult[]>();
+  for (const r of rs) {
+    const key = reason(r) || 'no reason given';
+    by.set(key, [...(by.get(key) ?? []), r]);
+  }
+  return [...by.entries()]
+    .map(([text, list]) => ({ text, list, servers: [...new Set(list.map((r) => r.server))].sort() }))
+    .sort((a, b) => b.list.length - a.list.length || (a.text < b.text ? -1 : 1))
+    .slice(0, top);
+}
+
+const listed = (items: readonly string[], max: number) =>
+  items.length > max ? `${items.slice(0, max).join(', ')} …+${items.length - max}` : items.join(', ');
+
+/** "Top failure reasons × servers": which reasons hit how many targets, on which servers. */
+function topReasons(report: FleetReport): string[] {
+  const bad = report.targets.filter(isBad);
+  if (bad.length === 0) return [];
+  const top = countReasons(bad, 10);
+  return [
+    '### Top failure reasons',
+    '',
+    '| reason | targets | servers |',
+    '|---|---|---|',
+    ...top.map(
+      (t) => `| ${cell(t.text)} | ${t.list.length} | ${t.servers.length}: ${cell(listed(t.servers, 5))} |`,
+    ),
+    '',
+  ];
+}
+
+/** The skipped targets of a wave, folded into one line with their reasons. */
+function skippedLine(skipped: readonly TargetResult[]): string[] {
+  if (skipped.length === 0) return [];
+  const reasons = countReasons(skipped, 3).map((t) => `${cell(t.text)} (${t.list.length})`);
+  return [`${EMOJI.skipped} **${skipped.length} skipped**: ${reasons.join('; ')}`, ''];
+}
+
 export function renderSummary(report: FleetReport, o: SummaryOptions = {}): string {
   const limit = o.limit ?? SUMMARY_LIMIT;
   const t = report.totals;
   const ok = t.deployed + t.unchanged === t.targets;
   const head = [
-    `## ${ok ? '✅' : '❌'} ${cell(o.title ?? `Deploy ${report.version}`)}`,
+    `## ${ok ? '✅' : '❌'} ${cell(shortVersion(o.title ?? `Deploy ${report.version}`))}`,
     '',
     `**${t.targets}** targets in ${seconds(report.durationMs)}: ${
       OUTCOMES.filter((x) => t[x] > 0)
         .map((x) => `${EMOJI[x]} ${t[x]} ${x}`)
         .join(' · ') || 'none'
     }`,
+    ...(report.version ? ['', `Version: \`${report.version.replace(/`/g, "'")}\``] : []),
     ...(report.stopped ? ['', `> [!WARNING]`, `> Rollout stopped: ${cell(report.stopped)}`] : []),
     '',
+    ...topReasons(report),
   ];
   const budgetFor = (sections: number) =>
     Math.floor((limit - head.join('\n').length - 2000) / Math.max(1, sections));
@@ -90,49 +170,51 @@ export function renderSummary(report: FleetReport, o: SummaryOptions = {}): stri
     const rs = report.targets
       .filter((r) => r.wave === wave)
       .sort((a, b) => OUTCOME_ORDER[a.outcome] - OUTCOME_ORDER[b.outcome] || (a.id < b.id ? -1 : 1));
-    const bad = rs.filter((r) => r.outcome !== 'deployed' && r.outcome !== 'unchanged');
-    const good = rs.filter((r) => r.outcome === 'deployed' || r.outcome === 'unchanged');
     const section = [`### Wave ${wave} · ${rs.length} target${rs.length === 1 ? '' : 's'}`, ''];
-    let used = section.join('\n').length;
-    if (bad.length) {
-      const lines = [
-        '| target | region | outcome | from → to | time | reason |',
-        '|---|---|---|---|---|---|',
-      ];
-      used += lines.join('\n').length;
-      let shown = 0;
-      for (const r of bad) {
-        const line = row(r);
-        if (used + line.length + 200 > perWave * 0.7) break;
-        lines.push(line);
-        used += line.length + 1;
-        shown++;
-      }
-      if (shown < bad.length)
-        lines.push(
-          '',
-          `…and ${bad.length - shown} more not shown here${o.reportLink ? `; see ${o.reportLink}` : ''}.`,
-        );
-      section.push(...lines, '');
-    }
-    if (good.length) {
-      const ids: string[] = [];
-      for (const r of good) {
-        if (used + r.id.length + 300 > perWave) break;
-        ids.push(`${EMOJI[r.outcome]} ${r.id}`);
-        used += r.id.length + 6;
-      }
-      const more = good.length - ids.length;
-      section.push(
-        `<details><summary>${good.length} succeeded (${good.filter((r) => r.outcome === 'deployed').length} deployed, ${good.filter((r) => r.outcome === 'unchanged').length} unchanged)</summary>`,
-        '',
-        ids.join(', ') + (more ? ` …and ${more} more${o.reportLink ? ` (${o.reportLink})` : ''}` : ''),
-        '',
-        '</details>',
-        '',
-      );
-    }
+    const used = { chars: section.join('\n').length };
+    section.push(
+      ...failureTable(rs.filter(isBad), used, perWave, o.reportLink),
+      ...skippedLine(rs.filter((r) => r.outcome === 'skipped')),
+      ...successList(rs.filter(isGood), used, perWave, o.reportLink),
+    );
     body.push(...section);
   }
   return [...head, ...body].join('\n');
+}
+
+function failureTable(bad: readonly TargetResult[], used: { chars: number }, perWave: number, link?: string) {
+  if (bad.length === 0) return [];
+  const lines = ['| target | region | outcome | from → to | time | reason |', '|---|---|---|---|---|---|'];
+  used.chars += lines.join('\n').length;
+  let shown = 0;
+  for (const r of bad) {
+    const line = row(r);
+    if (used.chars + line.length + 200 > perWave * 0.7) break;
+    lines.push(line);
+    used.chars += line.length + 1;
+    shown++;
+  }
+  if (shown < bad.length)
+    lines.push('', `…and ${bad.length - shown} more not shown here${link ? `; see ${link}` : ''}.`);
+  return [...lines, ''];
+}
+
+function successList(good: readonly TargetResult[], used: { chars: number }, perWave: number, link?: string) {
+  if (good.length === 0) return [];
+  const ids: string[] = [];
+  for (const r of good) {
+    if (used.chars + r.id.length + 300 > perWave) break;
+    ids.push(`${EMOJI[r.outcome]} ${cell(r.id)}`);
+    used.chars += r.id.length + 6;
+  }
+  const more = good.length - ids.length;
+  const deployed = good.filter((r) => r.outcome === 'deployed').length;
+  return [
+    `<details><summary>${good.length} succeeded (${deployed} deployed, ${good.length - deployed} unchanged)</summary>`,
+    '',
+    ids.join(', ') + (more ? ` …and ${more} more${link ? ` (${link})` : ''}` : ''),
+    '',
+    '</details>',
+    '',
+  ];
 }

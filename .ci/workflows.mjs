@@ -1,0 +1,570 @@
+#!/usr/bin/env node
+// Writes the reusable workflows .github/workflows/deploy.yml and rollback.yml from one description, so a
+// wave's body is written once and the matrix mode has WAVES waves without copies. Edit this file, then
+// run `node .ci/workflows.mjs`; __tests__/workflow-generated.test.ts fails while the files differ from it.
+//
+// Every job that runs one of our actions first checks out fleet-deploy itself at `job.workflow_sha` (the
+// commit of this workflow that the caller's `uses: …@ref` resolved to) and runs `./.fleet-deploy/actions/x`:
+// a caller pinned to @v1.2.3 or to a commit SHA runs exactly those actions, never a moving tag.
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { format } from 'prettier';
+
+/** Waves the matrix mode supports: jobs wave-1 … wave-WAVES and gate-1 … gate-(WAVES-1). */
+export const WAVES = 10;
+
+// Third-party actions, pinned by commit SHA to their Node 24 majors (Dependabot keeps them current).
+export const PINS = {
+  checkout: 'actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1',
+  upload: 'actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f # v7.0.0',
+  download: 'actions/download-artifact@3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c # v8.0.1',
+};
+
+/** Where our own actions are checked out in each job's workspace. */
+export const OWN_PATH = '.fleet-deploy';
+const e = (expr) => '${{ ' + expr + ' }}';
+const indent = (text, n) =>
+  text
+    .split('\n')
+    .map((l) => (l ? ' '.repeat(n) + l : l))
+    .join('\n');
+const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+const SINGLE_SERVER_INPUTS = `
+image-repository:
+  description: 'One server without a registry: the image repository (its host, user, port and path come from secrets).'
+  type: string
+  default: ''
+image-variable:
+  description: 'One server without a registry: the variable in .env that holds the image (default APP_IMAGE).'
+  type: string
+  default: ''
+host-key:
+  description: 'One server without a registry: its pinned host key (or pass the known-hosts secret).'
+  type: string
+  default: ''
+compose-command:
+  description: 'One server without a registry: the compose command on the server (default "docker compose").'
+  type: string
+  default: ''
+health-port:
+  description: "One server without a registry: the health check's port on the server's 127.0.0.1."
+  type: string
+  default: ''
+health-path:
+  description: 'One server without a registry: the health check path (default /health).'
+  type: string
+  default: ''
+health-url:
+  description: 'One server without a registry: a public health URL instead of health-port.'
+  type: string
+  default: ''
+fleet-deploy-ref:
+  description: >-
+    Only where the runner does not set job.workflow_sha (older GitHub Enterprise Server): the tag or commit
+    of fleet-deploy in your uses: line, so the jobs run the actions of that very commit.
+  type: string
+  default: ''`;
+
+const SECRETS = `
+ssh-private-key:
+  description: 'The deploy SSH private key (masked, never written to disk). Or keep it in the environment as SSH_PRIVATE_KEY.'
+  required: false
+SSH_PRIVATE_KEY:
+  description: >-
+    The deploy SSH private key as a secret of the GitHub environment: pass it by this name
+    (SSH_PRIVATE_KEY: secrets.SSH_PRIVATE_KEY in an expression); jobs bound to the environment read the
+    environment's value. Wins over ssh-private-key.
+  required: false
+known-hosts:
+  description: 'Optional known_hosts lines, trusted besides the host keys pinned in the registry.'
+  required: false
+SSH_KNOWN_HOSTS:
+  description: 'known_hosts lines as a secret of the GitHub environment, passed by this name like SSH_PRIVATE_KEY.'
+  required: false
+host:
+  description: 'One server without a registry: its host (with ssh-user, ssh-port and path); the registry is then not read.'
+  required: false
+ssh-user:
+  description: 'One server without a registry: the SSH user.'
+  required: false
+ssh-port:
+  description: 'One server without a registry: the SSH port.'
+  required: false
+path:
+  description: "One server without a registry: the stack's directory on the server."
+  required: false`;
+
+/** The inputs every one of our actions takes for the registry or a single server. */
+const TARGET_WITH = `
+registry: ${e('inputs.registry')}
+host: ${e('secrets.host')}
+ssh-user: ${e('secrets.ssh-user')}
+ssh-port: ${e('secrets.ssh-port')}
+path: ${e('secrets.path')}
+host-key: ${e('inputs.host-key')}
+image-repository: ${e('inputs.image-repository')}
+image-variable: ${e('inputs.image-variable')}
+compose-command: ${e('inputs.compose-command')}
+health-port: ${e('inputs.health-port')}
+health-path: ${e('inputs.health-path')}
+health-url: ${e('inputs.health-url')}`;
+
+const SSH_WITH = `
+ssh-key: ${e('secrets.SSH_PRIVATE_KEY || secrets.ssh-private-key')}
+known-hosts: ${e('secrets.SSH_KNOWN_HOSTS || secrets.known-hosts')}`;
+
+const checkoutCaller = (why) => `
+- uses: ${PINS.checkout}
+  with:
+    persist-credentials: false # ${why}`;
+
+/** fleet-deploy at the commit the caller referenced; the job then runs ./.fleet-deploy/actions/x. */
+const checkoutOwn = `
+- name: Check out fleet-deploy at the commit the caller referenced
+  uses: ${PINS.checkout}
+  with:
+    repository: ${e("job.workflow_repository || 'fleet-deploy/fleet-deploy'")}
+    ref: ${e('job.workflow_sha || inputs.fleet-deploy-ref')}
+    path: ${OWN_PATH}
+    persist-credentials: false
+    sparse-checkout: |
+      actions
+      dist`;
+
+/** The plan and rollback jobs refuse to run when no commit of fleet-deploy is known (no moving fallback). */
+const ownCommitKnown = `
+- name: The fleet-deploy commit is known
+  env:
+    WORKFLOW_SHA: ${e('job.workflow_sha')}
+    FALLBACK_REF: ${e('inputs.fleet-deploy-ref')}
+  run: |
+    if [ -z "$WORKFLOW_SHA" ] && [ -z "$FALLBACK_REF" ]; then
+      echo "::error::this runner does not say which fleet-deploy commit you called (job.workflow_sha is empty): pass fleet-deploy-ref with the tag or commit of your uses: line"
+      exit 1
+    fi`;
+
+/** Report artifacts are named per run attempt: a re-run of failed jobs uploads beside, never onto, the first. */
+const uploadReport = (step, name) => `
+- if: always() && steps.${step}.outputs.report-file != ''
+  uses: ${PINS.upload}
+  with:
+    name: ${name}-a${e('github.run_attempt')}
+    path: ${e(`steps.${step}.outputs.report-file`)}
+    retention-days: 30`;
+
+const downloadReports = (pattern) => `
+- uses: ${PINS.download}
+  with:
+    pattern: ${pattern}
+    path: fleet-deploy-reports
+    merge-multiple: true`;
+
+/** A `steps:` list for a job whose keys sit `base` spaces in. */
+const steps = (base, ...parts) => `steps:${indent(parts.join(''), base + 2)}`;
+
+const HEADER = `# GENERATED by .ci/workflows.mjs: edit that file, then run \`node .ci/workflows.mjs\` (a test fails on drift).`;
+
+// ---------------------------------------------------------------------------------------------- deploy
+
+function planJob() {
+  return `
+plan:
+  runs-on: ubuntu-latest
+  timeout-minutes: 10
+  # No permissions key: this job inherits the calling job's, which must grant contents: read (the registry)
+  # and, only with deployments: true, deployments: write (it creates the GitHub Deployment).
+  outputs:
+    matrices: ${e('steps.plan.outputs.matrices')}
+    wave-count: ${e('steps.plan.outputs.wave-count')}
+    target-count: ${e('steps.plan.outputs.target-count')}
+    cumulative: ${e('steps.plan.outputs.cumulative')}
+    environments: ${e('steps.plan.outputs.environments')}
+    deployment-id: ${e('steps.deployment.outputs.deployment-id')}
+  ${steps(
+    2,
+    ownCommitKnown,
+    checkoutCaller('read the registry'),
+    checkoutOwn,
+    `
+- id: plan
+  uses: ./${OWN_PATH}/actions/plan
+  with:${indent(TARGET_WITH, 4)}
+    select: ${e('inputs.select')}
+    waves: ${e('inputs.waves')}
+    max-per-job: ${e('inputs.max-per-job')}
+    max-jobs-per-server: ${e('inputs.max-jobs-per-server')}
+    environment: ${e('inputs.environment')}
+    wave-environments: ${e('inputs.wave-environments')}
+- name: At most ${WAVES} waves in matrix mode
+  if: inputs.mode == 'matrix'
+  env:
+    WAVES: ${e('steps.plan.outputs.wave-count')}
+  run: |
+    if [ "$WAVES" -gt ${WAVES} ]; then
+      echo "::error::the plan has $WAVES waves; this workflow runs at most ${WAVES} in matrix mode (use fewer steps, or mode: fleet)"
+      exit 1
+    fi
+- id: deployment
+  if: inputs.deployments && !inputs.dry-run
+  uses: ./${OWN_PATH}/actions/summary
+  with:
+    deployment: start
+    environment: ${e('inputs.environment')}
+    title: Deploy ${e('inputs.version')}`,
+  )}`;
+}
+
+function waveJob(n) {
+  const base = "!cancelled() && needs.plan.result == 'success' && inputs.mode == 'matrix'";
+  const condition =
+    n === 1
+      ? "inputs.mode == 'matrix' && fromJSON(needs.plan.outputs.wave-count) >= 1"
+      : e(
+          `${base} && (needs.gate-${n - 1}.outputs.continue == 'true' || (inputs.dry-run && fromJSON(needs.plan.outputs.wave-count) >= ${n}))`,
+        );
+  return `
+wave-${n}:
+  name: wave ${n} · ${e('matrix.name')}
+  needs: [${n === 1 ? 'plan' : `plan, gate-${n - 1}`}]
+  if: ${condition}
+  runs-on: ubuntu-latest
+  timeout-minutes: 60
+  environment:
+    name: ${e(`fromJSON(needs.plan.outputs.environments)[${n - 1}]`)}
+    url: ${e('inputs.environment-url')}
+  permissions:
+    contents: read # read the registry
+  strategy:
+    fail-fast: false
+    max-parallel: ${e('inputs.max-parallel')}
+    matrix: ${e(`fromJSON(needs.plan.outputs.matrices)[${n - 1}]`)}
+  ${steps(
+    2,
+    checkoutCaller('read the registry'),
+    checkoutOwn,
+    `
+- id: deploy
+  uses: ./${OWN_PATH}/actions/deploy
+  with:${indent(TARGET_WITH, 4)}
+    version: ${e('inputs.version')}
+    targets: ${e('matrix.targets')}
+    once-hooks: ${n === 1 ? e('strategy.job-index == 0') : "'false'"}
+    dry-run: ${e('inputs.dry-run')}${indent(SSH_WITH, 4)}`,
+    uploadReport('deploy', `fleet-deploy-report-w${n}-j${e('strategy.job-index')}`),
+  )}`;
+}
+
+function gateJob(n) {
+  return `
+gate-${n}:
+  needs: [plan, wave-${n}]
+  if: ${e(`!cancelled() && needs.plan.result == 'success' && inputs.mode == 'matrix' && !inputs.dry-run && needs.wave-${n}.result != 'skipped' && fromJSON(needs.plan.outputs.wave-count) > ${n}`)}
+  runs-on: ubuntu-latest
+  timeout-minutes: 15
+  permissions:
+    contents: read # check out fleet-deploy's actions; the reports are this run's artifacts
+  outputs:
+    continue: ${e('steps.gate.outputs.continue')}
+    reason: ${e('steps.gate.outputs.reason')}
+  ${steps(
+    2,
+    checkoutOwn,
+    downloadReports('fleet-deploy-report-w*'),
+    `
+- id: gate
+  uses: ./${OWN_PATH}/actions/gate
+  with:
+    reports: fleet-deploy-reports
+    wave: '${n}'
+    max-failure-percent: ${e('inputs.max-failure-percent')}
+    expected-targets: ${e(`fromJSON(needs.plan.outputs.cumulative)[${n - 1}]`)}
+    analysis-url: ${e('inputs.analysis-url')}`,
+  )}`;
+}
+
+function fleetJob() {
+  return `
+fleet:
+  needs: [plan]
+  if: inputs.mode == 'fleet'
+  runs-on: ubuntu-latest
+  timeout-minutes: 360
+  environment:
+    name: ${e('inputs.environment')}
+    url: ${e('inputs.environment-url')}
+  permissions:
+    contents: read # read the registry
+  ${steps(
+    2,
+    checkoutCaller('read the registry'),
+    checkoutOwn,
+    `
+- id: deploy
+  uses: ./${OWN_PATH}
+  with:${indent(TARGET_WITH, 4)}
+    version: ${e('inputs.version')}
+    select: ${e('inputs.select')}
+    waves: ${e('inputs.waves')}
+    concurrency: ${e('inputs.max-parallel')}
+    max-failure-percent: ${e('inputs.max-failure-percent')}
+    dry-run: ${e('inputs.dry-run')}${indent(SSH_WITH, 4)}`,
+    uploadReport('deploy', 'fleet-deploy-report-fleet'),
+  )}`;
+}
+
+function summaryJob() {
+  const gates = range(1, WAVES - 1);
+  const stopped = gates
+    .map((n) => `needs.gate-${n}.outputs.continue == 'false' && needs.gate-${n}.outputs.reason`)
+    .join(' || ');
+  return `
+summary:
+  needs: [plan, ${range(1, WAVES)
+    .map((n) => `wave-${n}`)
+    .join(', ')}, ${gates.map((n) => `gate-${n}`).join(', ')}, fleet]
+  if: always() && needs.plan.result == 'success' && !inputs.dry-run
+  runs-on: ubuntu-latest
+  timeout-minutes: 10
+  # No permissions key: like plan, it inherits the calling job's: contents: read (the registry, for the
+  # annotations) and, only with deployments: true, deployments: write (it finishes the Deployment).
+  outputs:
+    success: ${e('steps.summary.outputs.success')}
+    totals: ${e('steps.summary.outputs.totals')}
+  ${steps(
+    2,
+    checkoutCaller('the registry, to annotate failures on their lines'),
+    checkoutOwn,
+    downloadReports('fleet-deploy-report-*'),
+    `
+- id: summary
+  uses: ./${OWN_PATH}/actions/summary
+  with:
+    reports: fleet-deploy-reports
+    registry: ${e('inputs.registry')}
+    expected-targets: ${e('needs.plan.outputs.target-count')}
+    stopped: ${e(`${stopped} || ''`)}
+    title: Deploy ${e('inputs.version')} to ${e('inputs.environment')}
+    deployment: ${e("inputs.deployments && 'finish' || 'none'")}
+    deployment-id: ${e('needs.plan.outputs.deployment-id')}
+    environment: ${e('inputs.environment')}
+    environment-url: ${e('inputs.environment-url')}`,
+  )}`;
+}
+
+function deployWorkflow() {
+  const jobs = [
+    planJob(),
+    ...range(1, WAVES).flatMap((n) => [waveJob(n), ...(n < WAVES ? [gateJob(n)] : [])]),
+    fleetJob(),
+    summaryJob(),
+  ];
+  return `${HEADER}
+# The push-to-PRD deploy as a reusable workflow: plan → wave 1 → gate → wave 2 → … → summary (up to ${WAVES}
+# waves in matrix mode). Call it from your repository (docs/examples/deploy-prd.yml is a complete file):
+#   jobs:
+#     deploy:
+#       uses: fleet-deploy/fleet-deploy/.github/workflows/deploy.yml@v0
+#       permissions: { contents: read }
+#       with: { version: "\${{ github.sha }}", waves: "1,5%,25%,100%" }
+#       secrets: { ssh-private-key: "\${{ secrets.SSH_PRIVATE_KEY }}" }
+# Each job checks out fleet-deploy at the commit your uses: line resolved to (job.workflow_sha) and runs
+# ./${OWN_PATH}/actions/x from it, so a caller pinned to a tag or a commit runs exactly that code.
+name: fleet-deploy
+
+on:
+  workflow_call:
+    inputs:
+      registry:
+        description: 'Path of the server registry in the calling repository.'
+        type: string
+        default: 'servers/production.json'
+      version:
+        description: 'The image tag or digest to deploy (a digest pins exactly what was built).'
+        type: string
+        required: true
+      select:
+        description: 'Which targets: a selection expression such as "region=eu,ring!=sandbox". Empty: every target.'
+        type: string
+        default: ''
+      waves:
+        description: 'Cumulative steps ("1,5%,25%,100%"), "rings" or "all". At most ${WAVES} waves in matrix mode.'
+        type: string
+        default: 'all'
+      max-parallel:
+        description: 'Matrix jobs of one wave running at once.'
+        type: number
+        default: 20
+      max-per-job:
+        description: 'Targets one matrix job deploys (a wave never has more than 256 jobs).'
+        type: number
+        default: 1
+      max-jobs-per-server:
+        description: "Matrix jobs of one wave on the same server. 1 (the default): a server's tenants in a wave share one job."
+        type: number
+        default: 1
+      max-failure-percent:
+        description: 'After each wave, stop when more than this share of the targets so far failed or were rolled back.'
+        type: number
+        default: 0
+      analysis-url:
+        description: 'Optional canary analysis between waves: an HTTP(S) URL whose 2xx answer lets the rollout go on.'
+        type: string
+        default: ''
+      environment:
+        description: 'GitHub environment of the deploy jobs (protection rules, approvals, secrets), the Deployment and the concurrency group.'
+        type: string
+        default: 'production'
+      wave-environments:
+        description: 'One GitHub environment per wave, e.g. "canary,production": the Nth for wave N, the last for later waves. Empty: environment.'
+        type: string
+        default: ''
+      environment-url:
+        description: 'URL shown on the environment and the Deployment.'
+        type: string
+        default: ''
+      dry-run:
+        description: 'Print every remote command a deploy would run; connect to nothing.'
+        type: boolean
+        default: false
+      mode:
+        description: '"matrix": one job per target or batch, a job per wave; "fleet": one job deploys the whole selection in waves.'
+        type: string
+        default: 'matrix'
+      deployments:
+        description: 'Record a GitHub Deployment (in_progress, success, failure). The calling job must then grant deployments: write.'
+        type: boolean
+        default: false${indent(SINGLE_SERVER_INPUTS, 6)}
+    secrets:${indent(SECRETS, 6)}
+    outputs:
+      success:
+        description: '"true" when every target was deployed or unchanged.'
+        value: ${e('jobs.summary.outputs.success')}
+      totals:
+        description: 'JSON counts of the outcomes.'
+        value: ${e('jobs.summary.outputs.totals')}
+
+# No workflow-wide permissions: plan and summary inherit the calling job's grant (see there); every other
+# job states its own, least privilege.
+
+# Two deploys to one environment never overlap; a second one waits instead of cancelling the first.
+concurrency:
+  group: fleet-deploy-${e('inputs.environment')}
+  cancel-in-progress: false
+
+jobs:${indent(jobs.join('\n'), 2)}
+`;
+}
+
+// -------------------------------------------------------------------------------------------- rollback
+
+function rollbackWorkflow() {
+  return `${HEADER}
+# Manual rollback as a reusable workflow: the selected targets go back to their previous release, or to a
+# version from their release history; then the summary. See docs/examples/rollback.yml for the
+# workflow_dispatch form that calls it.
+name: fleet-deploy rollback
+
+on:
+  workflow_call:
+    inputs:
+      registry:
+        description: 'Path of the server registry in the calling repository.'
+        type: string
+        default: 'servers/production.json'
+      select:
+        description: 'Which targets: a selection expression such as "tenant=acme-corp". Empty: every target.'
+        type: string
+        default: ''
+      to:
+        description: "The version to go back to; it must be in each target's history. Empty: each target's previous release."
+        type: string
+        default: ''
+      concurrency:
+        description: 'Targets rolled back at once.'
+        type: number
+        default: 10
+      environment:
+        description: 'GitHub environment (protection rules, approvals, secrets) and concurrency group.'
+        type: string
+        default: 'production'${indent(SINGLE_SERVER_INPUTS, 6)}
+    secrets:${indent(SECRETS, 6)}
+    outputs:
+      success:
+        description: '"true" when every target was rolled back (or already ran that version).'
+        value: ${e('jobs.summary.outputs.success')}
+
+permissions:
+  contents: read
+
+concurrency:
+  group: fleet-deploy-${e('inputs.environment')}
+  cancel-in-progress: false
+
+jobs:
+  rollback:
+    runs-on: ubuntu-latest
+    timeout-minutes: 120
+    environment:
+      name: ${e('inputs.environment')}
+    permissions:
+      contents: read # read the registry
+    ${steps(
+      4,
+      ownCommitKnown,
+      checkoutCaller('read the registry'),
+      checkoutOwn,
+      `
+- id: rollback
+  uses: ./${OWN_PATH}/actions/rollback
+  with:${indent(TARGET_WITH, 4)}
+    select: ${e('inputs.select')}
+    to: ${e('inputs.to')}
+    concurrency: ${e('inputs.concurrency')}${indent(SSH_WITH, 4)}`,
+      uploadReport('rollback', 'fleet-deploy-report-rollback'),
+    )}
+
+  summary:
+    needs: [rollback]
+    if: always()
+    runs-on: ubuntu-latest
+    timeout-minutes: 10
+    permissions:
+      contents: read # the registry, to annotate failures on their lines
+    outputs:
+      success: ${e('steps.summary.outputs.success')}
+    ${steps(
+      4,
+      checkoutCaller('the registry, to annotate failures on their lines'),
+      checkoutOwn,
+      downloadReports('fleet-deploy-report-*'),
+      `
+- id: summary
+  uses: ./${OWN_PATH}/actions/summary
+  with:
+    reports: fleet-deploy-reports
+    registry: ${e('inputs.registry')}
+    title: Rollback ${e("inputs.to || 'to the previous release'")}`,
+    )}
+`;
+}
+
+/** The generated files, formatted as the repository's prettier formats them. */
+export async function generated() {
+  const out = {};
+  for (const [file, text] of [
+    ['.github/workflows/deploy.yml', deployWorkflow()],
+    ['.github/workflows/rollback.yml', rollbackWorkflow()],
+  ])
+    out[file] = await format(text, { parser: 'yaml', singleQuote: true, printWidth: 110 });
+  return out;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  for (const [file, text] of Object.entries(await generated())) {
+    writeFileSync(join(root, file), text);
+    console.log(`wrote ${file}`);
+  }
+}
