@@ -67992,6 +67992,25 @@ function waveSizes(total, steps) {
     }
     return sizes;
 }
+/**
+ * The GitHub environment of each wave: the Nth name of a comma-separated list for wave N, the last name
+ * for every later wave (so "canary,production" puts wave 1 in canary and the rest in production), and
+ * `fallback` for every wave when the list is empty. Names beyond the plan's waves are unused.
+ */
+function waveEnvironments(list, fallback, waves, source) {
+    const names = list.trim() === '' ? [fallback] : list.split(',').map((n) => n.trim());
+    const bad = names.findIndex((n) => n === '' || n.length > 255);
+    if (bad >= 0)
+        throw new ConfigurationError([
+            {
+                path: [],
+                source,
+                message: `${JSON.stringify(list)}: name ${bad + 1} is ${names[bad] === '' ? 'empty' : 'longer than 255 characters'}`,
+                hint: 'one environment name per wave, separated by ",", e.g. "canary,production"',
+            },
+        ]);
+    return Array.from({ length: waves }, (_, i) => names[Math.min(i, names.length - 1)]);
+}
 
 ;// CONCATENATED MODULE: ./src/plan/plan.ts
 /**
@@ -68002,10 +68021,11 @@ function waveSizes(total, steps) {
  * (by server name), then by the tenant's place on its server. Early waves therefore start with the first
  * rings and touch as many different servers as they can, which is what a canary wants.
  *
- * Jobs. A GitHub matrix holds at most 256 jobs. A wave becomes ceil(targets / maxPerJob) jobs, or 256 when
- * that is more, each with an even share (sizes differ by at most one). Within a wave the targets are
- * grouped by server before they are cut, so a server's tenants tend to share one job and one SSH
- * connection.
+ * Jobs. A GitHub matrix holds at most 256 jobs, and its jobs run in parallel, so the cut is by server first:
+ * a server's tenants in a wave go to at most `maxJobsPerServer` jobs (default 1), so parallel matrix jobs
+ * never pile onto one small server — within its job, the deploy's own per-server limit applies. Then the
+ * servers' shares are packed in server order into jobs of up to `maxPerJob` targets (a share larger than
+ * that stays whole), and when that gives more than 256 jobs the shares are packed into 256 evenly.
  */
 
 
@@ -68041,38 +68061,82 @@ function orderTargets(targets, rings) {
     }
     return out;
 }
-function cutJobs(waveIndex, targets, maxPerJob) {
-    if (targets.length === 0)
-        return [];
-    const sorted = [...targets].sort((a, b) => a.server.name < b.server.name ? -1 : a.server.name > b.server.name ? 1 : 0);
-    const jobs = Math.min(MAX_MATRIX_JOBS, Math.ceil(sorted.length / maxPerJob));
-    const base = Math.floor(sorted.length / jobs);
-    const extra = sorted.length % jobs;
+/** A server's targets in a wave, split into at most `parts` even shares. */
+function serverShares(targets, maxPerJob, parts) {
+    const byServer = new Map();
+    for (const t of targets) {
+        const list = byServer.get(t.server.name);
+        if (list)
+            list.push(t);
+        else
+            byServer.set(t.server.name, [t]);
+    }
+    return [...byServer.keys()].sort().flatMap((name) => {
+        const list = byServer.get(name);
+        return evenSlices(list, Math.min(parts, Math.ceil(list.length / maxPerJob)));
+    });
+}
+function evenSlices(items, count) {
+    const base = Math.floor(items.length / count);
+    const extra = items.length % count;
     const out = [];
-    let start = 0;
-    for (let j = 0; j < jobs; j++) {
-        const size = base + (j < extra ? 1 : 0);
-        const slice = sorted.slice(start, start + size);
-        const name = size === 1 ? slice[0].id : `wave ${waveIndex} · ${start + 1}-${start + size} of ${sorted.length}`;
-        out.push({ name, targets: slice.map((t) => t.id) });
-        start += size;
+    for (let i = 0, start = 0; i < count; i++) {
+        const size = base + (i < extra ? 1 : 0);
+        out.push(items.slice(start, (start += size)));
     }
     return out;
+}
+/** Consecutive shares packed into jobs of up to `capacity` targets (a larger share is a job alone). */
+function pack(shares, capacity) {
+    const jobs = [];
+    for (const share of shares) {
+        const last = jobs[jobs.length - 1];
+        if (last && last.length + share.length <= capacity)
+            last.push(...share);
+        else
+            jobs.push([...share]);
+    }
+    return jobs;
+}
+/**
+ * Past the matrix limit: consecutive shares spread over 256 jobs by where each share starts, so jobs are
+ * as even as whole shares allow (shares of one target give sizes that differ by at most one).
+ */
+function spread(shares, total) {
+    const jobs = Array.from({ length: MAX_MATRIX_JOBS }, () => []);
+    let start = 0;
+    for (const share of shares) {
+        jobs[Math.floor((start * MAX_MATRIX_JOBS) / total)].push(...share);
+        start += share.length;
+    }
+    return jobs.filter((j) => j.length > 0);
+}
+function jobName(waveIndex, slice, start, of) {
+    if (slice.length === 1)
+        return slice[0].id;
+    const servers = new Set(slice.map((t) => t.server.name));
+    if (servers.size === 1)
+        return `wave ${waveIndex} · ${slice[0].server.name} · ${slice.length} targets`;
+    return `wave ${waveIndex} · ${start + 1}-${start + slice.length} of ${of}`;
+}
+function cutJobs(waveIndex, targets, maxPerJob, maxJobsPerServer = 1) {
+    if (targets.length === 0)
+        return [];
+    const shares = serverShares(targets, maxPerJob, maxJobsPerServer);
+    const packed = pack(shares, maxPerJob);
+    const jobs = packed.length <= MAX_MATRIX_JOBS ? packed : spread(shares, targets.length);
+    let start = 0;
+    return jobs.map((slice) => {
+        const job = { name: jobName(waveIndex, slice, start, targets.length), targets: slice.map((t) => t.id) };
+        start += slice.length;
+        return job;
+    });
 }
 function planDeployment(registry, options = {}) {
     const select = options.select ?? '';
     const spec = options.waves ?? 'all';
-    const maxPerJob = options.maxPerJob ?? 1;
-    if (!Number.isInteger(maxPerJob) || maxPerJob < 1) {
-        throw new ConfigurationError([
-            {
-                path: [],
-                source: '--max-per-job',
-                message: `${JSON.stringify(options.maxPerJob)} is not a whole number of at least 1`,
-                hint: 'e.g. 1 (one target per job) or 20',
-            },
-        ]);
-    }
+    const maxPerJob = atLeastOne(options.maxPerJob, '--max-per-job', 'e.g. 1 (one target per job) or 20');
+    const maxJobsPerServer = atLeastOne(options.maxJobsPerServer, '--max-jobs-per-server', "e.g. 1 (a server's tenants share one job per wave) or 4");
     const waveSpec = parseWaveSpec(spec);
     const selected = orderTargets(selectTargets(targetsOf(registry), select), registry.rings);
     let groups;
@@ -68089,9 +68153,23 @@ function planDeployment(registry, options = {}) {
         select,
         waves: spec,
         maxPerJob,
+        maxJobsPerServer,
         total: selected.length,
-        plan: groups.map((targets, i) => ({ index: i + 1, targets, jobs: cutJobs(i + 1, targets, maxPerJob) })),
+        plan: groups.map((targets, i) => ({
+            index: i + 1,
+            targets,
+            jobs: cutJobs(i + 1, targets, maxPerJob, maxJobsPerServer),
+        })),
     };
+}
+function atLeastOne(value, source, hint) {
+    if (value === undefined)
+        return 1;
+    if (Number.isInteger(value) && value >= 1)
+        return value;
+    throw new ConfigurationError([
+        { path: [], source, message: `${JSON.stringify(value)} is not a whole number of at least 1`, hint },
+    ]);
 }
 /** One GitHub matrix per wave: `strategy.matrix: ${{ fromJSON(needs.plan.outputs.matrices)[0] }}`. */
 function matrices(plan) {
@@ -68110,6 +68188,7 @@ function planJson(plan) {
         select: plan.select,
         waves: plan.waves,
         maxPerJob: plan.maxPerJob,
+        maxJobsPerServer: plan.maxJobsPerServer,
         total: plan.total,
         plan: plan.plan.map((w) => ({
             wave: w.index,
@@ -68122,6 +68201,7 @@ function planJson(plan) {
                 ring: t.tenant.ring,
             })),
             jobs: w.jobs.length,
+            servers: new Set(w.targets.map((t) => t.server.name)).size,
         })),
     };
 }
@@ -68397,7 +68477,8 @@ function deriveProject(t) {
         return sh `project=${t.compose.project}`;
     const first = t.compose.files[0];
     const value = new Script(`tr -d '\\r"'"'"' ' | tail -n 1`);
-    return sh `project="$COMPOSE_PROJECT_NAME"; [ -n "$project" ] || project="$(sed -n 's/^[[:space:]]*\(export[[:space:]]*\)\{0,1\}COMPOSE_PROJECT_NAME=//p' .env 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(sed -n 's/^name:[[:space:]]*//p' ${first} 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(basename -- "$(cd -- "$(dirname -- ${first})" && pwd)")"; project="$(printf '%s' "$project" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9_-' | sed 's/^[-_]*//')"; echo "@@project $project"`;
+    const fromSession = new Script('"${COMPOSE_PROJECT_NAME:-}"'); // set -u safe
+    return sh `project=${fromSession}; [ -n "$project" ] || project="$(sed -n 's/^[[:space:]]*\(export[[:space:]]*\)\{0,1\}COMPOSE_PROJECT_NAME=//p' .env 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(sed -n 's/^name:[[:space:]]*//p' ${first} 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(basename -- "$(cd -- "$(dirname -- ${first})" && pwd)")"; project="$(printf '%s' "$project" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9_-' | sed 's/^[-_]*//')"; echo "@@project $project"`;
 }
 /**
  * A cheap check that the compose command exists. Compose v1 and podman-compose are Python programs
@@ -75843,11 +75924,15 @@ async function runDeployPost() {
 
 
 
+
 const INPUTS = {
     registry: 'registry',
     select: 'select',
     waves: 'waves',
     maxPerJob: 'max-per-job',
+    maxJobsPerServer: 'max-jobs-per-server',
+    environment: 'environment',
+    waveEnvironments: 'wave-environments',
 };
 const OUTPUTS = {
     matrices: 'matrices',
@@ -75856,14 +75941,17 @@ const OUTPUTS = {
     targetCount: 'target-count',
     targets: 'targets',
     cumulative: 'cumulative',
+    environments: 'environments',
 };
 async function runPlan() {
     const settings = {
         select: inputs_text(INPUTS.select, ''),
         waves: inputs_text(INPUTS.waves, 'all'),
         maxPerJob: positiveInt(INPUTS.maxPerJob, 1),
+        maxJobsPerServer: positiveInt(INPUTS.maxJobsPerServer, 1),
     };
     const plan = planDeployment(await actionRegistry(), settings);
+    const environments = waveEnvironments(getInput(INPUTS.waveEnvironments), inputs_text(INPUTS.environment, 'production'), plan.plan.length, `input "${INPUTS.waveEnvironments}"`);
     setOutput(OUTPUTS.matrices, JSON.stringify(matrices(plan)));
     setOutput(OUTPUTS.plan, JSON.stringify(planJson(plan)));
     setOutput(OUTPUTS.waveCount, String(plan.plan.length));
@@ -75871,7 +75959,190 @@ async function runPlan() {
     setOutput(OUTPUTS.targets, JSON.stringify(plan.plan.flatMap((w) => w.targets.map((t) => t.id))));
     let sum = 0;
     setOutput(OUTPUTS.cumulative, JSON.stringify(plan.plan.map((w) => (sum += w.targets.length))));
-    info(`Planned ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}: ${plan.plan.map((w) => `${w.targets.length} (${plural(w.jobs.length, 'job')})`).join(' → ')}`);
+    setOutput(OUTPUTS.environments, JSON.stringify(environments));
+    info(`Planned ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}: ${plan.plan.map((w, i) => `${w.targets.length} (${plural(w.jobs.length, 'job')}, ${environments[i]})`).join(' → ')}`);
+    info(`Matrix jobs: at most ${plural(settings.maxPerJob, 'target')} each, and at most ${plural(settings.maxJobsPerServer, 'job')} of a wave on one server (${settings.maxJobsPerServer === 1 ? "a server's tenants in a wave share one job and one SSH connection" : 'max-jobs-per-server'})`);
+}
+
+;// CONCATENATED MODULE: ./src/report/summary.ts
+
+const SUMMARY_LIMIT = 1024 * 1024;
+const EMOJI = {
+    deployed: '✅',
+    unchanged: '⏺️',
+    'rolled-back': '↩️',
+    failed: '❌',
+    skipped: '⏭️',
+};
+const summary_OUTCOMES = ['deployed', 'unchanged', 'rolled-back', 'failed', 'skipped'];
+/**
+ * The reports with one result per target, the newest (by start time; the later report on a tie), and
+ * only waves up to `throughWave` when given. A re-run of failed jobs leaves the first attempt's reports in
+ * the run's artifacts beside the new ones, and reports of waves an earlier attempt got to: neither may be
+ * judged again.
+ */
+function latestResults(reports, throughWave) {
+    const latest = new Map();
+    for (const r of reports.flatMap((x) => x.targets)) {
+        const seen = latest.get(r.id);
+        if (!seen || Date.parse(r.startedAt) >= Date.parse(seen.startedAt))
+            latest.set(r.id, r);
+    }
+    return reports.map((report) => ({
+        ...report,
+        targets: report.targets.filter((r) => latest.get(r.id) === r && (throughWave === undefined || r.wave <= throughWave)),
+    }));
+}
+/** Several jobs' reports (one per matrix job or shard) as one, with the newest result of each target. */
+function mergeReports(all) {
+    const reports = latestResults(all);
+    const targets = reports
+        .flatMap((r) => r.targets)
+        .sort((a, b) => a.wave - b.wave || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const totals = Object.fromEntries(summary_OUTCOMES.map((o) => [o, targets.filter((t) => t.outcome === o).length]));
+    const waves = [...new Set(targets.map((t) => t.wave))]
+        .sort((a, b) => a - b)
+        .map((wave) => {
+        const ts = targets.filter((t) => t.wave === wave);
+        return {
+            wave,
+            targets: ts.length,
+            counts: Object.fromEntries(summary_OUTCOMES.map((o) => [o, ts.filter((t) => t.outcome === o).length])),
+        };
+    });
+    const starts = reports.map((r) => Date.parse(r.startedAt)).filter(Number.isFinite);
+    const ends = reports.map((r) => Date.parse(r.startedAt) + r.durationMs).filter(Number.isFinite);
+    const stopped = reports.map((r) => r.stopped).find(Boolean);
+    return {
+        version: reports[0]?.version ?? '',
+        actor: reports[0]?.actor ?? '',
+        runId: reports[0]?.runId ?? '',
+        startedAt: starts.length ? new Date(Math.min(...starts)).toISOString() : new Date(0).toISOString(),
+        durationMs: starts.length ? Math.max(...ends) - Math.min(...starts) : 0,
+        totals: { targets: targets.length, ...totals },
+        waves,
+        ...(stopped ? { stopped } : {}),
+        targets,
+    };
+}
+/** A table cell: no pipe or line break ends it, and no `<` or `>` from a server opens an HTML tag. */
+const cell = (s) => s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/\|/g, '\\|')
+    .replace(/\r?\n/g, ' ');
+/** A digest cut to 12 hex digits ("sha256:0123456789ab…"), as `docker images` shows it; tags unchanged. */
+function shortVersion(v) {
+    return v.replace(/sha256:([0-9a-f]{12})[0-9a-f]{52}/g, 'sha256:$1…');
+}
+const summary_version = (r, which) => cell(shortVersion(r[which]?.version ?? '—'));
+const summary_row = (r) => `| ${cell(r.id)} | ${cell(r.region)} | ${EMOJI[r.outcome]} ${r.outcome} | ${summary_version(r, 'previous')} → ${summary_version(r, 'next')} | ${seconds(r.durationMs)} | ${cell(reason(r))} |`;
+const isBad = (r) => r.outcome === 'failed' || r.outcome === 'rolled-back';
+const isGood = (r) => r.outcome === 'deployed' || r.outcome === 'unchanged';
+/** Reasons with their counts, most frequent first (ties by text), at most `top`. */
+function countReasons(rs, top) {
+    const by = new Map();
+    for (const r of rs) {
+        const key = reason(r) || 'no reason given';
+        by.set(key, [...(by.get(key) ?? []), r]);
+    }
+    return [...by.entries()]
+        .map(([text, list]) => ({ text, list, servers: [...new Set(list.map((r) => r.server))].sort() }))
+        .sort((a, b) => b.list.length - a.list.length || (a.text < b.text ? -1 : 1))
+        .slice(0, top);
+}
+const listed = (items, max) => items.length > max ? `${items.slice(0, max).join(', ')} …+${items.length - max}` : items.join(', ');
+/** "Top failure reasons × servers": which reasons hit how many targets, on which servers. */
+function topReasons(report) {
+    const bad = report.targets.filter(isBad);
+    if (bad.length === 0)
+        return [];
+    const top = countReasons(bad, 10);
+    return [
+        '### Top failure reasons',
+        '',
+        '| reason | targets | servers |',
+        '|---|---|---|',
+        ...top.map((t) => `| ${cell(t.text)} | ${t.list.length} | ${t.servers.length}: ${cell(listed(t.servers, 5))} |`),
+        '',
+    ];
+}
+/** The skipped targets of a wave, folded into one line with their reasons. */
+function skippedLine(skipped) {
+    if (skipped.length === 0)
+        return [];
+    const reasons = countReasons(skipped, 3).map((t) => `${cell(t.text)} (${t.list.length})`);
+    return [`${EMOJI.skipped} **${skipped.length} skipped**: ${reasons.join('; ')}`, ''];
+}
+function renderSummary(report, o = {}) {
+    const limit = o.limit ?? SUMMARY_LIMIT;
+    const t = report.totals;
+    const ok = t.deployed + t.unchanged === t.targets;
+    const head = [
+        `## ${ok ? '✅' : '❌'} ${cell(shortVersion(o.title ?? `Deploy ${report.version}`))}`,
+        '',
+        `**${t.targets}** targets in ${seconds(report.durationMs)}: ${summary_OUTCOMES.filter((x) => t[x] > 0)
+            .map((x) => `${EMOJI[x]} ${t[x]} ${x}`)
+            .join(' · ') || 'none'}`,
+        ...(report.version ? ['', `Version: \`${report.version.replace(/`/g, "'")}\``] : []),
+        ...(report.stopped ? ['', `> [!WARNING]`, `> Rollout stopped: ${cell(report.stopped)}`] : []),
+        '',
+        ...topReasons(report),
+    ];
+    const budgetFor = (sections) => Math.floor((limit - head.join('\n').length - 2000) / Math.max(1, sections));
+    const waves = [...new Set(report.targets.map((r) => r.wave))].sort((a, b) => a - b);
+    const perWave = budgetFor(waves.length);
+    const body = [];
+    for (const wave of waves) {
+        const rs = report.targets
+            .filter((r) => r.wave === wave)
+            .sort((a, b) => OUTCOME_ORDER[a.outcome] - OUTCOME_ORDER[b.outcome] || (a.id < b.id ? -1 : 1));
+        const section = [`### Wave ${wave} · ${rs.length} target${rs.length === 1 ? '' : 's'}`, ''];
+        const used = { chars: section.join('\n').length };
+        section.push(...failureTable(rs.filter(isBad), used, perWave, o.reportLink), ...skippedLine(rs.filter((r) => r.outcome === 'skipped')), ...successList(rs.filter(isGood), used, perWave, o.reportLink));
+        body.push(...section);
+    }
+    return [...head, ...body].join('\n');
+}
+function failureTable(bad, used, perWave, link) {
+    if (bad.length === 0)
+        return [];
+    const lines = ['| target | region | outcome | from → to | time | reason |', '|---|---|---|---|---|---|'];
+    used.chars += lines.join('\n').length;
+    let shown = 0;
+    for (const r of bad) {
+        const line = summary_row(r);
+        if (used.chars + line.length + 200 > perWave * 0.7)
+            break;
+        lines.push(line);
+        used.chars += line.length + 1;
+        shown++;
+    }
+    if (shown < bad.length)
+        lines.push('', `…and ${bad.length - shown} more not shown here${link ? `; see ${link}` : ''}.`);
+    return [...lines, ''];
+}
+function successList(good, used, perWave, link) {
+    if (good.length === 0)
+        return [];
+    const ids = [];
+    for (const r of good) {
+        if (used.chars + r.id.length + 300 > perWave)
+            break;
+        ids.push(`${EMOJI[r.outcome]} ${cell(r.id)}`);
+        used.chars += r.id.length + 6;
+    }
+    const more = good.length - ids.length;
+    const deployed = good.filter((r) => r.outcome === 'deployed').length;
+    return [
+        `<details><summary>${good.length} succeeded (${deployed} deployed, ${good.length - deployed} unchanged)</summary>`,
+        '',
+        ids.join(', ') + (more ? ` …and ${more} more${link ? ` (${link})` : ''}` : ''),
+        '',
+        '</details>',
+        '',
+    ];
 }
 
 ;// CONCATENATED MODULE: ./src/actions/reports.ts
@@ -75915,9 +76186,13 @@ async function readReports(dir, source) {
 
 
 
+
 async function gate_runGate() {
     const dir = inputs_text('reports', 'fleet-deploy-reports');
-    const reports = await readReports(dir, 'input "reports"');
+    // After a re-run of failed jobs the artifacts hold every attempt's reports, and reports of later waves an
+    // earlier attempt got to: judge only each target's newest result, and only waves up to this one.
+    const wave = getInput('wave').trim();
+    const reports = latestResults(await readReports(dir, 'input "reports"'), wave ? positiveInt('wave', 1) : undefined);
     const expectedText = getInput('expected-targets').trim();
     const maxFailures = getInput('max-failures').trim();
     let decision = decideGate(reports, {
@@ -81046,108 +81321,53 @@ function getOctokit(token, options, ...additionalPlugins) {
     return new GitHubWithPlugins(getOctokitOptions(token, options));
 }
 //# sourceMappingURL=github.js.map
-;// CONCATENATED MODULE: ./src/report/summary.ts
+;// CONCATENATED MODULE: ./src/report/annotations.ts
 
-const SUMMARY_LIMIT = 1024 * 1024;
-const EMOJI = {
-    deployed: '✅',
-    unchanged: '⏺️',
-    'rolled-back': '↩️',
-    failed: '❌',
-    skipped: '⏭️',
-};
-const summary_OUTCOMES = ['deployed', 'unchanged', 'rolled-back', 'failed', 'skipped'];
-/** Several jobs' reports (one per matrix job or shard) as one. */
-function mergeReports(reports) {
-    const targets = reports
-        .flatMap((r) => r.targets)
-        .sort((a, b) => a.wave - b.wave || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    const totals = Object.fromEntries(summary_OUTCOMES.map((o) => [o, targets.filter((t) => t.outcome === o).length]));
-    const waves = [...new Set(targets.map((t) => t.wave))]
-        .sort((a, b) => a - b)
-        .map((wave) => {
-        const ts = targets.filter((t) => t.wave === wave);
+
+const MAX_ANNOTATIONS = 10;
+/** Where each `server/tenant` is listed in the registry text: servers[i].tenants[j]. */
+function tenantPaths(text) {
+    const paths = new Map();
+    let data;
+    try {
+        data = JSON.parse(text);
+    }
+    catch {
+        return paths;
+    }
+    const servers = data?.servers;
+    if (!Array.isArray(servers))
+        return paths;
+    servers.forEach((server, i) => {
+        if (typeof server?.name !== 'string' || !Array.isArray(server.tenants))
+            return;
+        server.tenants.forEach((tenant, j) => {
+            if (typeof tenant?.id === 'string')
+                paths.set(`${server.name}/${tenant.id}`, ['servers', i, 'tenants', j]);
+        });
+    });
+    return paths;
+}
+function failureAnnotations(report, registry, max = MAX_ANNOTATIONS) {
+    const failed = report.targets.filter((r) => r.outcome === 'failed' || r.outcome === 'rolled-back');
+    const paths = registry ? tenantPaths(registry.text) : new Map();
+    const locator = registry ? new TextLocator(registry.text) : undefined;
+    const shown = failed.length > max ? failed.slice(0, max - 1) : failed;
+    const out = shown.map((r) => {
+        const path = paths.get(r.id);
+        const at = path && locator?.locate(path);
         return {
-            wave,
-            targets: ts.length,
-            counts: Object.fromEntries(summary_OUTCOMES.map((o) => [o, ts.filter((t) => t.outcome === o).length])),
+            title: `fleet-deploy: ${r.id} ${r.outcome}`,
+            message: `${r.id}: ${r.outcome}: ${reason(r)}`,
+            ...(at && registry ? { file: registry.path, startLine: at.line, startColumn: at.column } : {}),
         };
     });
-    const starts = reports.map((r) => Date.parse(r.startedAt)).filter(Number.isFinite);
-    const ends = reports.map((r) => Date.parse(r.startedAt) + r.durationMs).filter(Number.isFinite);
-    const stopped = reports.map((r) => r.stopped).find(Boolean);
-    return {
-        version: reports[0]?.version ?? '',
-        actor: reports[0]?.actor ?? '',
-        runId: reports[0]?.runId ?? '',
-        startedAt: starts.length ? new Date(Math.min(...starts)).toISOString() : new Date(0).toISOString(),
-        durationMs: starts.length ? Math.max(...ends) - Math.min(...starts) : 0,
-        totals: { targets: targets.length, ...totals },
-        waves,
-        ...(stopped ? { stopped } : {}),
-        targets,
-    };
-}
-const cell = (s) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
-const summary_row = (r) => `| ${cell(r.id)} | ${cell(r.region)} | ${EMOJI[r.outcome]} ${r.outcome} | ${cell(r.previous?.version ?? '—')} → ${cell(r.next?.version ?? '—')} | ${seconds(r.durationMs)} | ${cell(reason(r))} |`;
-function renderSummary(report, o = {}) {
-    const limit = o.limit ?? SUMMARY_LIMIT;
-    const t = report.totals;
-    const ok = t.deployed + t.unchanged === t.targets;
-    const head = [
-        `## ${ok ? '✅' : '❌'} ${cell(o.title ?? `Deploy ${report.version}`)}`,
-        '',
-        `**${t.targets}** targets in ${seconds(report.durationMs)}: ${summary_OUTCOMES.filter((x) => t[x] > 0)
-            .map((x) => `${EMOJI[x]} ${t[x]} ${x}`)
-            .join(' · ') || 'none'}`,
-        ...(report.stopped ? ['', `> [!WARNING]`, `> Rollout stopped: ${cell(report.stopped)}`] : []),
-        '',
-    ];
-    const budgetFor = (sections) => Math.floor((limit - head.join('\n').length - 2000) / Math.max(1, sections));
-    const waves = [...new Set(report.targets.map((r) => r.wave))].sort((a, b) => a - b);
-    const perWave = budgetFor(waves.length);
-    const body = [];
-    for (const wave of waves) {
-        const rs = report.targets
-            .filter((r) => r.wave === wave)
-            .sort((a, b) => OUTCOME_ORDER[a.outcome] - OUTCOME_ORDER[b.outcome] || (a.id < b.id ? -1 : 1));
-        const bad = rs.filter((r) => r.outcome !== 'deployed' && r.outcome !== 'unchanged');
-        const good = rs.filter((r) => r.outcome === 'deployed' || r.outcome === 'unchanged');
-        const section = [`### Wave ${wave} · ${rs.length} target${rs.length === 1 ? '' : 's'}`, ''];
-        let used = section.join('\n').length;
-        if (bad.length) {
-            const lines = [
-                '| target | region | outcome | from → to | time | reason |',
-                '|---|---|---|---|---|---|',
-            ];
-            used += lines.join('\n').length;
-            let shown = 0;
-            for (const r of bad) {
-                const line = summary_row(r);
-                if (used + line.length + 200 > perWave * 0.7)
-                    break;
-                lines.push(line);
-                used += line.length + 1;
-                shown++;
-            }
-            if (shown < bad.length)
-                lines.push('', `…and ${bad.length - shown} more not shown here${o.reportLink ? `; see ${o.reportLink}` : ''}.`);
-            section.push(...lines, '');
-        }
-        if (good.length) {
-            const ids = [];
-            for (const r of good) {
-                if (used + r.id.length + 300 > perWave)
-                    break;
-                ids.push(`${EMOJI[r.outcome]} ${r.id}`);
-                used += r.id.length + 6;
-            }
-            const more = good.length - ids.length;
-            section.push(`<details><summary>${good.length} succeeded (${good.filter((r) => r.outcome === 'deployed').length} deployed, ${good.filter((r) => r.outcome === 'unchanged').length} unchanged)</summary>`, '', ids.join(', ') + (more ? ` …and ${more} more${o.reportLink ? ` (${o.reportLink})` : ''}` : ''), '', '</details>', '');
-        }
-        body.push(...section);
-    }
-    return [...head, ...body].join('\n');
+    if (shown.length < failed.length)
+        out.push({
+            title: 'fleet-deploy: more failures',
+            message: `…and ${failed.length - shown.length} more failed or rolled-back targets: see the job summary and the report artifact`,
+        });
+    return out;
 }
 
 ;// CONCATENATED MODULE: ./src/actions/summary.ts
@@ -81156,6 +81376,8 @@ function renderSummary(report, o = {}) {
  * and optionally records a GitHub Deployment: `deployment: start` creates it and marks it in_progress;
  * `deployment: finish` (with the deployment-id from start) writes the summary and sets success/failure.
  */
+
+
 
 
 
@@ -81214,12 +81436,19 @@ async function runSummary() {
         return;
     }
     const reports = await readReports(inputs_text('reports', 'fleet-deploy-reports'), 'input "reports"');
-    const report = mergeReports(reports);
+    const merged = mergeReports(reports);
+    // The gate's stop reason (matrix mode), when the reports themselves carry none (fleet mode does).
+    const stopped = merged.stopped ?? (getInput('stopped').trim() || undefined);
+    const report = { ...merged, ...(stopped ? { stopped } : {}) };
     const markdown = renderSummary(report, {
         title: inputs_text('title', `Deploy ${report.version}`),
         reportLink: inputs_text('report-link', 'the fleet-deploy-reports artifact'),
     });
     await summary.addRaw(markdown, true).write();
+    for (const a of failureAnnotations(report, await registryText())) {
+        const { message, ...properties } = a;
+        core_error(message, properties);
+    }
     const t = report.totals;
     const expected = Number(getInput('expected-targets').trim() || '0');
     const missing = Math.max(0, expected - t.targets);
@@ -81254,6 +81483,19 @@ async function runSummary() {
     }
     if (!success && getInput('fail-on-failure') !== 'false')
         setFailed(`${t.targets - t.deployed - t.unchanged} of ${t.targets} targets were not deployed`);
+}
+/** The registry file, to place each failure's annotation on its tenant's line; none when it cannot be read. */
+async function registryText() {
+    const path = getInput('registry').trim();
+    if (!path)
+        return undefined;
+    try {
+        return { path, text: await (0,promises_namespaceObject.readFile)(path, 'utf8') };
+    }
+    catch (e) {
+        info(`Annotations without file lines: cannot read the registry ${path}: ${e.message}`);
+        return undefined;
+    }
 }
 function runUrl() {
     const c = github_context;
