@@ -68515,6 +68515,10 @@ const enter = (t) => sh `cd -- ${t.path}`;
 const touchLock = sh `{ touch -c -- ${LOCK_DIR} 2>/dev/null || :; }`;
 /** The same from the login directory, for a script that does not enter the tenant's (the path may be relative to it). */
 const touchLockFromHome = (t) => sh `{ touch -c -- ${`${t.path}/${LOCK_DIR}`} 2>/dev/null || :; }`;
+/** Seconds since the lock was last touched (its directory's mtime). */
+const LOCK_AGE = sh `$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
+/** Where a deploy notes, while it holds the lock, the switch it is making (for `unlock` and `status`). */
+const SWITCH_NOTE = `${LOCK_DIR}/switch`;
 /** Exit code of `prepare` when another deploy holds the lock. */
 const LOCK_HELD = 20;
 /** Exit code of `update` when .env could not be switched (so nothing changed). */
@@ -68540,7 +68544,7 @@ function prepare(t, owner, breakAfterS) {
     lines.push(sh `df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
     lines.push(sh `mkdir -p ${STATE_DIR} || exit 1`);
     const take = sh `mkdir ${LOCK_DIR} 2>/dev/null && printf '%s\n' ${owner} > ${LOCK_DIR}/owner`;
-    const age = sh `$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
+    const age = LOCK_AGE;
     // Breaking is done under a second lock (mkdir LOCK_DIR.break) and the age checked again under it, so
     // of two deploys that both found the lock stale only one breaks it — the other then finds it held.
     // The second lock is held for a few shell lines: a trap removes it if the shell dies there (a closed
@@ -68659,7 +68663,10 @@ function update(t, assignments, options = {}) {
     const link = `.env in ${t.path} is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file`;
     const switchEnv = sh `{ [ ! -L .env ] || { printf '%s\n' ${link} >&2; exit ${SWITCH_FAILED}; }; tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit ${SWITCH_FAILED}; { FLEET_SET=${spec} awk ${ENV_PROGRAM} .env > "$tmp" && chmod "$(stat -c %a .env)" "$tmp" && { chown "$(stat -c %u:%g .env)" "$tmp" 2>/dev/null || :; } && mv -f -- "$tmp" .env; } || { rm -f -- "$tmp"; exit ${SWITCH_FAILED}; }; }`;
     const replace = options.replace ? sh `${removeContainers(t, options.replace.project)} && ` : sh ``;
-    return named('update', sh `${enter(t)} && ${touchLock} && ${switchEnv} && ${replace}${composeArgv(t)} up -d ${t.compose.services ?? []}`);
+    const note = options.note
+        ? sh `{ [ ! -d ${LOCK_DIR} ] || printf '%s\n' ${options.note} > ${SWITCH_NOTE} || :; } && `
+        : sh ``;
+    return named('update', sh `${enter(t)} && ${touchLock} && ${note}${switchEnv} && ${replace}${composeArgv(t)} up -d ${t.compose.services ?? []}`);
 }
 /** Removes every container of the project, with force, until none is left (five tries a second apart). */
 function removeContainers(t, project) {
@@ -68689,6 +68696,34 @@ const releaseLockPart = (token) => sh `if grep -qF -- ${token} ${LOCK_DIR}/owner
 /** Removes the lock only when it is still ours (its owner holds our token): the cancel clean-up. */
 function releaseLock(t, token) {
     return named('releaseLock', sh `${enter(t)} && ${releaseLockPart(token)}`);
+}
+/** Removes the lock whoever holds it: `fleet-deploy unlock --force` when its owner cannot be read. */
+function breakLock(t) {
+    return named('breakLock', sh `${enter(t)} && rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`);
+}
+/** A tenant's lock for `fleet-deploy unlock`: its owner, its age and the switch it was making, if any. */
+function inspectLock(t) {
+    return named('inspectLock', sh `cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${LOCK_AGE}"; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null; fi; echo '@@end'`);
+}
+function parseLock(stdout) {
+    const sections = new Map();
+    let section = '';
+    let ageS = 0;
+    for (const line of stdout.split('\n')) {
+        const marker = /^@@(\w+)(?: (.*))?$/.exec(line.trimEnd());
+        if (marker) {
+            section = marker[1];
+            if (section === 'age')
+                ageS = Number(marker[2]) || 0;
+            sections.set(section, sections.get(section) ?? []);
+        }
+        else if (section)
+            sections.get(section).push(line);
+    }
+    if (!sections.has('lock'))
+        return undefined;
+    const note = (sections.get('switch') ?? []).join('\n').trim();
+    return { owner: sections.get('lock').join('\n').trim(), ageS, ...(note ? { switchNote: note } : {}) };
 }
 /** The last lines of the release history, for `fleet-deploy history`. */
 function readHistory(t, lines) {
@@ -68747,31 +68782,52 @@ async function runHooks(kind, target, shell, once, version, previous) {
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/session.ts
-/** A server's shared connection: connects once, reconnects only after the link was lost. */
+/**
+ * A server's shared connection. Steps share the first connection; once it is lost it stays lost for
+ * them (their commands fail), except for the recovery steps, which ask for a live one: each try opens
+ * a new connection, backing off (1 s, 2 s, 4 s … at most 10 s) until `recoveryMs` has passed. Targets
+ * recovering at once share each try.
+ */
 class Session {
     server;
     connector;
+    clock;
+    recoveryMs;
     current;
     remaining;
-    constructor(server, connector, targets) {
+    constructor(server, connector, clock, recoveryMs, targets) {
         this.server = server;
         this.connector = connector;
+        this.clock = clock;
+        this.recoveryMs = recoveryMs;
         this.remaining = targets;
     }
     async transport(reconnect = false) {
-        for (;;) {
+        if (!this.current)
+            this.current = this.connector.connect(this.server);
+        if (!reconnect)
+            return this.current; // a failed connect fails every target of the server alike
+        return this.recover();
+    }
+    async recover() {
+        const deadline = this.clock.now() + this.recoveryMs;
+        for (let attempt = 0;; attempt++) {
             const p = this.current;
-            if (!p)
-                return (this.current = this.connector.connect(this.server));
             const t = await p.catch(() => undefined);
-            if (!t)
-                return p; // the connect failed: every target of the server gets that error
-            if (t.alive || !reconnect)
+            if (t?.alive)
                 return t;
+            if (attempt > 0 || !t) {
+                const left = deadline - this.clock.now();
+                if (left <= 0) {
+                    const why = await p.then(() => 'the connection was lost', (e) => e.message);
+                    throw new Error(`${this.server.name} stayed unreachable for ${Math.round(this.recoveryMs / 1000)} s: ${why}`);
+                }
+                if (attempt > 0)
+                    await this.clock.sleep(Math.min(1000 * 2 ** (attempt - 1), 10_000, left));
+            }
             if (this.current === p) {
-                await t.close().catch(() => undefined); // a jump host may still be open behind the lost link
-                if (this.current === p)
-                    this.current = this.connector.connect(this.server); // lost: reconnect once
+                await t?.close().catch(() => undefined); // a jump host may still be open behind the lost link
+                this.current = this.connector.connect(this.server); // each try is a new connection
             }
         }
     }
@@ -68976,11 +69032,25 @@ class History {
     }
     /**
      * The release before `running`: the `from` of the newest forward deploy (not a rollback) that brought
-     * `running` in. So rolling back again goes further back (v3 → v2 → v1), never forward.
+     * `running` in. So rolling back again goes further back (v3 → v2 → v1), never forward. A `from` that
+     * never ran (only ever the target of failed attempts, as when a cut-off deploy left it in .env) is
+     * passed over for what ran before that attempt.
      */
     previous(running) {
         const e = this.deployed().find((e) => !e.rollback && e.to === running && e.from && e.from !== running);
-        return e?.from ?? undefined;
+        let candidate = e?.from ?? undefined;
+        const seen = new Set();
+        while (candidate && this.neverRan(candidate) && !seen.has(candidate)) {
+            seen.add(candidate);
+            const attempt = this.entries.find((x) => x.to === candidate && x.outcome !== 'deployed' && x.from);
+            candidate = attempt?.from ?? undefined;
+        }
+        return candidate;
+    }
+    /** Only ever the target of attempts that did not deploy. */
+    neverRan(version) {
+        return (!this.entries.some((x) => x.to === version && x.outcome === 'deployed') &&
+            this.entries.some((x) => x.to === version));
     }
     /**
      * Where a rollback goes: to `to` when given (it must be a version the target ran), else to the
@@ -69030,6 +69100,93 @@ class History {
     }
 }
 
+;// CONCATENATED MODULE: ./src/deploy/locks.ts
+/** The longest a live deploy of this tenant goes between two touches of its lock, and which steps those are. */
+function longestQuiet(t, limits) {
+    const steps = [
+        { ms: limits.commandTimeoutMs, step: 'a remote command' },
+        { ms: limits.pullTimeoutMs, step: 'a pull' },
+        // the switch touches the lock as it starts; `compose up` and the health gate after it do not
+        {
+            ms: limits.pullTimeoutMs + t.health.deadlineMs + t.health.timeoutMs,
+            step: 'the switch and the health gate',
+        },
+        ...[...t.hooks.preDeploy, ...t.hooks.postDeploy, ...t.hooks.onRollback].map((h) => ({
+            ms: h.timeoutMs,
+            step: 'a hook',
+        })),
+    ];
+    return steps.reduce((a, b) => (b.ms > a.ms ? b : a));
+}
+/** A duration as people write it: 2h, 90m, 45s (exact). */
+const exact = (ms) => ms % 3_600_000 === 0
+    ? `${ms / 3_600_000}h`
+    : ms % 60_000 === 0
+        ? `${ms / 60_000}m`
+        : `${Math.ceil(ms / 1000)}s`;
+/** Whole minutes, rounded up (what a bound should be). */
+const minutes = (ms) => exact(Math.ceil(ms / 60_000) * 60_000);
+/**
+ * A problem when `ageMs` could break the lock of a deploy that is still at work: it must be at least
+ * twice the longest quiet stretch of any target (a margin for clocks and slow round trips).
+ */
+function staleLockProblem(ageMs, targets, limits, source) {
+    let worst;
+    for (const target of targets) {
+        const q = longestQuiet(target.tenant, limits);
+        if (!worst || q.ms > worst.ms)
+            worst = { ...q, id: target.id };
+    }
+    if (!worst || ageMs >= 2 * worst.ms)
+        return undefined;
+    const least = Math.ceil((2 * worst.ms) / 60_000) * 60_000;
+    return {
+        path: [],
+        source,
+        message: `${exact(ageMs)} could break the lock of a deploy still at work: one may leave its lock untouched for up to ${minutes(worst.ms)} (${worst.step} of ${worst.id})`,
+        hint: `give at least twice that, e.g. ${minutes(least)}`,
+    };
+}
+// eslint-disable-next-line no-control-regex -- rejecting control characters is the point
+const OWNER_FIELD = /^[^\x00-\x1f\x7f]{1,200}$/;
+function parseLockOwner(text) {
+    let raw;
+    try {
+        raw = JSON.parse(text);
+    }
+    catch {
+        return undefined;
+    }
+    if (raw === null || typeof raw !== 'object')
+        return undefined;
+    const out = {};
+    for (const k of ['token', 'run', 'actor', 'version', 'since']) {
+        const v = raw[k];
+        if (typeof v === 'string' && OWNER_FIELD.test(v))
+            out[k] = v;
+    }
+    if (out.token && !/^[A-Za-z0-9_-]{1,64}$/.test(out.token))
+        delete out.token;
+    return out;
+}
+const ago = (s) => s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`;
+/** A lock's holder in words: "op (run acme/app#12.1, deploying v2, since 2026-…); last active 40 s ago". */
+function describeHolder(ownerText, ageS) {
+    const o = parseLockOwner(ownerText);
+    if (!o || (!o.actor && !o.run))
+        return `an unknown holder; last active ${ago(ageS)} ago`;
+    const what = [
+        o.run ? `run ${o.run}` : '',
+        o.version ? `deploying ${o.version}` : '',
+        o.since ? `since ${o.since}` : '',
+    ]
+        .filter(Boolean)
+        .join(', ');
+    return `${o.actor ?? 'someone'}${what ? ` (${what})` : ''}; last active ${ago(ageS)} ago`;
+}
+/** The command that releases a target's lock, as a person would type it. */
+const unlockCommand = (targetId) => `fleet-deploy unlock --select 'id=${targetId}'`;
+
 ;// CONCATENATED MODULE: ./src/deploy/shell.ts
 /** A step that failed, with the message people see; `step` names it in the report. */
 class StepFailure extends Error {
@@ -69077,6 +69234,7 @@ class TargetShell {
 ;// CONCATENATED MODULE: ./src/deploy/prepare.ts
 
 
+
 /** What each preflight exit code means, for this target. */
 function preflightProblem(target, code, stdout) {
     const t = target.tenant;
@@ -69094,7 +69252,8 @@ function preflightProblem(target, code, stdout) {
     }
 }
 function lockedBy(target, p, waitedMs) {
-    return `${target.tenant.path} on ${target.server.name} is locked by another deploy: ${p.lock?.owner || 'unknown owner'} (for ${p.lock?.ageS ?? 0} s); waited ${Math.round(waitedMs / 1000)} s`;
+    const holder = describeHolder(p.lock?.owner ?? '', p.lock?.ageS ?? 0);
+    return `${target.tenant.path} on ${target.server.name} is locked by another deploy: ${holder}; waited ${Math.round(waitedMs / 1000)} s. If that deploy is gone, release it: ${unlockCommand(target.id)}`;
 }
 /** Runs `prepare` until the lock is ours, or fails the step saying why. */
 async function prepareTarget(target, shell, lock, hooks) {
@@ -69235,8 +69394,15 @@ class ComposeStrategy {
         return (Object.entries(next.refs).every(([k, v]) => current.refs[k] === v) &&
             next.imageIds.every((id) => current.imageIds.includes(id)));
     }
-    async switchTo(ctx, next, _current, switched) {
-        const r = await ctx.shell.exec(update(this.tenant, next.refs), ctx.pullTimeoutMs);
+    async switchTo(ctx, next, current, switched) {
+        // Noted in the lock first, so a deploy cut off here can be told and mended later (`unlock`).
+        const note = JSON.stringify({
+            from: current.version ?? null,
+            to: next.version,
+            fromRefs: current.refs,
+            toRefs: next.refs,
+        });
+        const r = await ctx.shell.exec(update(this.tenant, next.refs, { note }), ctx.pullTimeoutMs);
         if (r.code === SWITCH_FAILED)
             throw new StepFailure('update', `switching the image in ${this.tenant.path}/.env failed: ${shell_describe(r)}`);
         switched(); // from here on a failure rolls back; .env is the old or the new file, never a mix
@@ -69285,6 +69451,7 @@ function strategyFor(target) {
  * something failed, the recovery steps go over a new connection if the old one was lost
  * (`TargetShell.recovering`), so a dropped link does not leave a target half-deployed or locked.
  */
+
 
 
 
@@ -69449,33 +69616,50 @@ class TargetRun {
             }
         }
     }
-    /** History entry, pruning and the lock release, in one round trip; retried over a new connection if needed. */
+    /** History entry, pruning and the lock release, in one round trip. */
     async finish() {
         const history = this.result.outcome === 'unchanged' ? undefined : this.historyEntry();
         const remove = this.pruneList();
-        await this.step('finish', async () => {
-            let last = '';
-            for (let attempt = 1; attempt <= 3; attempt++) {
-                try {
-                    const script = finish(this.target.tenant, { token: this.token, history, remove });
-                    const r = await this.shell.exec(script);
-                    if (r.code === 0) {
-                        this.ports.onLock?.({ ...this.lockEvent(), held: false });
-                        return r.stdout;
-                    }
-                    last = shell_describe(r);
-                }
-                catch (e) {
-                    last = e.message;
-                }
-                await this.ports.clock.sleep(500 * attempt);
-            }
-            throw new StepFailure('finish', `could not release the lock on ${this.target.tenant.path}: ${last}`);
-        }, (out) => finishDetail(out, history !== undefined, remove)).catch((e) => {
-            this.result.error = this.result.error ? `${this.result.error}; ${e.message}` : e.message;
+        await this.step('finish', () => this.release(history, remove), (out) => finishDetail(out, history !== undefined, remove)).catch((e) => {
+            const message = `${e.message}; left on the server: ${this.leftOnServer()}`;
+            this.result.error = this.result.error ? `${this.result.error}; ${message}` : message;
             if (this.result.outcome === 'deployed' || this.result.outcome === 'unchanged')
                 this.result.outcome = 'failed';
         });
+    }
+    /** The finish round trip, tried again (over a new connection when needed) until the recovery window ends. */
+    async release(history, remove) {
+        const clock = this.ports.clock;
+        const deadline = clock.now() + this.options.recoveryWindowMs;
+        let last;
+        for (let attempt = 1;; attempt++) {
+            try {
+                const r = await this.shell.exec(finish(this.target.tenant, { token: this.token, history, remove }));
+                if (r.code === 0) {
+                    this.ports.onLock?.({ ...this.lockEvent(), held: false });
+                    return r.stdout;
+                }
+                last = shell_describe(r);
+            }
+            catch (e) {
+                last = e.message;
+            }
+            const left = deadline - clock.now();
+            if (left <= 0)
+                throw new StepFailure('finish', `could not release the lock on ${this.target.tenant.path}: ${last}`);
+            await clock.sleep(Math.min(500 * attempt, left));
+        }
+    }
+    /** What a target whose last round trip never reached its server was left with, and how to mend it. */
+    leftOnServer() {
+        const t = this.target;
+        const parts = [
+            `the lock stays at ${t.tenant.path}/.fleet/lock (release it: ${unlockCommand(t.id)})`,
+            'no history entry was written',
+        ];
+        if (this.switched && this.result.outcome !== 'rolled-back')
+            parts.push(`the switch to ${this.version} was not rolled back, so the tenant may run ${this.version} or ${this.previousVersion || 'its old release'}: finish it with a deploy or a rollback`);
+        return parts.join('; ');
     }
     // ---- helpers of the steps ----
     /** Runs one step: times it, reports its start and end, and turns any error into a StepFailure. */
@@ -69635,7 +69819,7 @@ async function deployFleet(plan, options, ports) {
             if (s)
                 s.remaining++;
             else
-                sessions.set(t.server.name, new Session(t.server, ports.connector, 1));
+                sessions.set(t.server.name, new Session(t.server, ports.connector, ports.clock, options.recoveryWindowMs, 1));
         }
     }
     const results = [];
@@ -69887,54 +70071,6 @@ function succeeded(report) {
     return report.targets.every((r) => r.outcome === 'deployed' || r.outcome === 'unchanged');
 }
 
-;// CONCATENATED MODULE: ./src/deploy/locks.ts
-/** The longest a live deploy of this tenant goes between two touches of its lock, and which steps those are. */
-function longestQuiet(t, limits) {
-    const steps = [
-        { ms: limits.commandTimeoutMs, step: 'a remote command' },
-        { ms: limits.pullTimeoutMs, step: 'a pull' },
-        // the switch touches the lock as it starts; `compose up` and the health gate after it do not
-        {
-            ms: limits.pullTimeoutMs + t.health.deadlineMs + t.health.timeoutMs,
-            step: 'the switch and the health gate',
-        },
-        ...[...t.hooks.preDeploy, ...t.hooks.postDeploy, ...t.hooks.onRollback].map((h) => ({
-            ms: h.timeoutMs,
-            step: 'a hook',
-        })),
-    ];
-    return steps.reduce((a, b) => (b.ms > a.ms ? b : a));
-}
-/** A duration as people write it: 2h, 90m, 45s (exact). */
-const exact = (ms) => ms % 3_600_000 === 0
-    ? `${ms / 3_600_000}h`
-    : ms % 60_000 === 0
-        ? `${ms / 60_000}m`
-        : `${Math.ceil(ms / 1000)}s`;
-/** Whole minutes, rounded up (what a bound should be). */
-const minutes = (ms) => exact(Math.ceil(ms / 60_000) * 60_000);
-/**
- * A problem when `ageMs` could break the lock of a deploy that is still at work: it must be at least
- * twice the longest quiet stretch of any target (a margin for clocks and slow round trips).
- */
-function staleLockProblem(ageMs, targets, limits, source) {
-    let worst;
-    for (const target of targets) {
-        const q = longestQuiet(target.tenant, limits);
-        if (!worst || q.ms > worst.ms)
-            worst = { ...q, id: target.id };
-    }
-    if (!worst || ageMs >= 2 * worst.ms)
-        return undefined;
-    const least = Math.ceil((2 * worst.ms) / 60_000) * 60_000;
-    return {
-        path: [],
-        source,
-        message: `${exact(ageMs)} could break the lock of a deploy still at work: one may leave its lock untouched for up to ${minutes(worst.ms)} (${worst.step} of ${worst.id})`,
-        hint: `give at least twice that, e.g. ${minutes(least)}`,
-    };
-}
-
 ;// CONCATENATED MODULE: ./src/values.ts
 /**
  * Numbers, durations, percentages and switches given by a person — CLI flags and action inputs alike —
@@ -70075,6 +70211,14 @@ const ROLLOUT_ROWS = {
         default: '3',
         check: atLeast(1),
         help: "tries of a target's pull before the target fails",
+    },
+    recoveryWindowMs: {
+        flag: 'recovery-window',
+        arg: 'DURATION',
+        input: 'recovery-window',
+        default: '60s',
+        check: timeout,
+        help: 'how long to keep reconnecting to a server that dropped off mid-deploy, to finish its rollback, history and unlock',
     },
     skipOnceHooks: {
         input: 'once-hooks',
@@ -71600,6 +71744,7 @@ const ROLLOUT_FLAGS = [
     'commandTimeoutMs',
     'pullTimeoutMs',
     'pullAttempts',
+    'recoveryWindowMs',
     'actor',
 ];
 const DEPLOY_FLAGS = ['version', ...ROLLOUT_FLAGS, 'dryRun'];
@@ -71786,6 +71931,155 @@ async function runHistory(values, io) {
         io.stdout(`${table(['TARGET', 'TIME', 'ACTOR', 'OUTCOME', 'FROM → TO', 'ERROR'], rows)}\n`);
     }
     return failed ? 1 : 0;
+}
+
+;// CONCATENATED MODULE: ./src/cli/unlock.ts
+/**
+ * `fleet-deploy unlock`: shows the deploy locks of the selected targets — who holds each, which run,
+ * since when, how long ago its holder last touched it, and the switch it was making if it was cut off
+ * there — and releases those whose holder is gone. A lock whose holder still looks at work (touched
+ * within twice the longest quiet stretch of a live deploy) is only released with --force, said so.
+ */
+
+
+
+
+
+
+
+
+
+const FLAGS = [
+    'registry',
+    'select',
+    'key',
+    'knownHosts',
+    'commandTimeoutMs',
+    'pullTimeoutMs',
+    'actor',
+];
+const UNLOCK_OPTIONS = { ...flagOptions(FLAGS), force: { type: 'boolean' } };
+const UNLOCK_USAGE = `${synopsis('unlock', FLAGS)} [--force]
+
+Shows each selected target's deploy lock: who holds it, which run, since when, how long ago its holder last
+touched it, and the switch it was making if it was cut off there. Releases a lock whose holder is gone (not
+touched for twice the longest stretch a live deploy stays quiet, from the timeouts below). A lock that
+still looks in use is left alone unless --force is given. Releasing a lock cut off mid-switch records that
+in the target's history.
+
+Options:
+${optionsHelp(FLAGS)}
+      --force  release locks that still look in use (their deploy was killed, say)
+
+Exit codes: 0 nothing left locked, 1 a lock is still held, 2 bad input.`;
+/** What an interrupted deploy was switching, from the note it left in its lock (server text, checked). */
+function interruptedSwitch(note) {
+    if (!note)
+        return undefined;
+    try {
+        const n = JSON.parse(note);
+        if (typeof n.to !== 'string' || !isVersion(n.to))
+            return undefined;
+        const from = typeof n.from === 'string' && isVersion(n.from) ? n.from : undefined;
+        return { to: n.to, ...(from ? { from } : {}) };
+    }
+    catch {
+        return undefined;
+    }
+}
+async function runUnlock(values, io) {
+    const flags = fromFlags(values);
+    const registry = await loadRegistry(values, io);
+    const plan = planDeployment(registry, { select: setting(flags, 'select') });
+    const targets = plan.plan.flatMap((w) => w.targets);
+    const limits = rolloutSettings(flags, targets);
+    const who = identity(flags, io.env, 'cli');
+    const force = Boolean(values.force);
+    const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
+    const connector = new SshConnector({ privateKey, knownHosts, passphrase: io.env.FLEET_SSH_PASSPHRASE });
+    const byServer = new Map();
+    for (const t of targets)
+        byServer.set(t.server.name, [...(byServer.get(t.server.name) ?? []), t]);
+    const rows = [];
+    await Promise.all([...byServer.values()].map(async (list) => {
+        let transport;
+        try {
+            transport = await connector.connect(list[0].server);
+            for (const target of list)
+                rows.push(await unlockTarget(target, transport));
+        }
+        catch (e) {
+            for (const target of list)
+                rows.push({ target, lock: 'unknown', holder: '', action: e.message, held: true });
+        }
+        finally {
+            await transport?.close();
+        }
+    }));
+    async function unlockTarget(target, transport) {
+        const t = target.tenant;
+        const r = await transport.exec(inspectLock(t), { timeoutMs: limits.commandTimeoutMs });
+        if (r.code !== 0)
+            return { target, lock: 'unknown', holder: '', action: `cannot read: exit ${r.code}`, held: true };
+        const lock = parseLock(r.stdout);
+        if (!lock)
+            return { target, lock: 'free', holder: '', action: '', held: false };
+        const holder = describeHolder(lock.owner, lock.ageS);
+        const quiet = longestQuiet(t, limits);
+        const gone = lock.ageS * 1000 >= 2 * quiet.ms;
+        const cut = interruptedSwitch(lock.switchNote);
+        const state = cut
+            ? `cut off while switching ${cut.from ?? 'nothing'} → ${cut.to}: it may run either; finish with \`fleet-deploy deploy --version ${cut.to}\`${cut.from ? ` or \`fleet-deploy rollback --to ${cut.from}\`` : ''}`
+            : 'held';
+        if (!gone && !force)
+            return {
+                target,
+                lock: state,
+                holder,
+                action: `kept: its holder may be at work (a live deploy can stay quiet ${Math.ceil(quiet.ms / 60_000)} min, ${quiet.step}); --force releases it`,
+                held: true,
+            };
+        const owner = parseLockOwner(lock.owner);
+        const entry = cut
+            ? JSON.stringify({
+                time: new Date().toISOString(),
+                actor: who.actor,
+                run: who.runId,
+                target: target.id,
+                outcome: 'failed',
+                from: cut.from ?? null,
+                to: cut.to,
+                error: `deploy of ${owner?.run ?? 'an unknown run'} cut off during the switch; lock released by fleet-deploy unlock`,
+            })
+            : undefined;
+        const script = owner?.token
+            ? finish(t, { token: owner.token, ...(entry ? { history: entry } : {}) })
+            : force
+                ? breakLock(t)
+                : undefined;
+        if (!script)
+            return {
+                target,
+                lock: state,
+                holder,
+                action: 'kept: its owner cannot be read; --force releases it',
+                held: true,
+            };
+        const done = await transport.exec(script, { timeoutMs: limits.commandTimeoutMs });
+        const released = done.code === 0 && done.stdout.includes('@@unlock released');
+        return {
+            target,
+            lock: state,
+            holder,
+            action: released
+                ? `released${gone ? '' : ' (forced: it looked in use)'}${entry ? ', history noted' : ''}`
+                : `not released: ${done.code === 0 ? 'the lock changed hands meanwhile' : `exit ${done.code}`}`,
+            held: !released,
+        };
+    }
+    const ordered = targets.map((t) => rows.find((r) => r.target === t));
+    io.stdout(`${table(['TARGET', 'LOCK', 'HOLDER', 'ACTION'], ordered.map((r) => [r.target.id, r.lock, r.holder, r.action]))}\n`);
+    return ordered.some((r) => r.held) ? 1 : 0;
 }
 
 ;// CONCATENATED MODULE: external "node:fs"
@@ -72383,6 +72677,7 @@ async function runDemo(_values, io) {
                 commandTimeoutMs: 30_000,
                 pullTimeoutMs: 60_000,
                 pullAttempts: 2,
+                recoveryWindowMs: 30_000,
                 concurrency: 6,
                 perServer: 3,
                 maxFailurePercent: 0,
@@ -72452,6 +72747,7 @@ async function runDemo(_values, io) {
 
 
 
+
 const EXIT = { ok: 0, failure: 1, configuration: 2 };
 const registryOption = { registry: { type: 'string', short: 'r' } };
 const COMMANDS = {
@@ -72502,6 +72798,12 @@ Options:
             'known-hosts': { type: 'string' },
         },
         run: (values, io) => runHistory(values, io),
+    },
+    unlock: {
+        summary: "Show the selected targets' deploy locks and release those whose holder is gone",
+        usage: UNLOCK_USAGE,
+        options: UNLOCK_OPTIONS,
+        run: (values, io) => runUnlock(values, io),
     },
     sandbox: {
         summary: 'A local sandbox fleet to try it without servers: up, down, status',

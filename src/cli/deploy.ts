@@ -41,6 +41,7 @@ const ROLLOUT_FLAGS = [
   'commandTimeoutMs',
   'pullTimeoutMs',
   'pullAttempts',
+  'recoveryWindowMs',
   'actor',
 ] as const satisfies readonly SettingName[];
 

@@ -11,6 +11,7 @@ import { processIO, type CliIO } from './io';
 import { VERSION } from '../version';
 import { DEPLOY_FLAGS, DEPLOY_USAGE, ROLLBACK_FLAGS, ROLLBACK_USAGE, runDeploy } from './deploy';
 import { HISTORY_USAGE, runHistory } from './history';
+import { runUnlock, UNLOCK_OPTIONS, UNLOCK_USAGE } from './unlock';
 import { runDemo, runSandbox, SANDBOX_USAGE } from './sandbox';
 import { DEFAULT_REGISTRY, loadRegistry } from './args';
 import { wholeNumber } from '../values';
@@ -83,6 +84,12 @@ Options:
       'known-hosts': { type: 'string' },
     },
     run: (values, io) => runHistory(values, io),
+  },
+  unlock: {
+    summary: "Show the selected targets' deploy locks and release those whose holder is gone",
+    usage: UNLOCK_USAGE,
+    options: UNLOCK_OPTIONS,
+    run: (values, io) => runUnlock(values, io),
   },
   sandbox: {
     summary: 'A local sandbox fleet to try it without servers: up, down, status',

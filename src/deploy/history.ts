@@ -132,11 +132,28 @@ export class History {
 
   /**
    * The release before `running`: the `from` of the newest forward deploy (not a rollback) that brought
-   * `running` in. So rolling back again goes further back (v3 → v2 → v1), never forward.
+   * `running` in. So rolling back again goes further back (v3 → v2 → v1), never forward. A `from` that
+   * never ran (only ever the target of failed attempts, as when a cut-off deploy left it in .env) is
+   * passed over for what ran before that attempt.
    */
   previous(running: string | undefined): string | undefined {
     const e = this.deployed().find((e) => !e.rollback && e.to === running && e.from && e.from !== running);
-    return e?.from ?? undefined;
+    let candidate = e?.from ?? undefined;
+    const seen = new Set<string>();
+    while (candidate && this.neverRan(candidate) && !seen.has(candidate)) {
+      seen.add(candidate);
+      const attempt = this.entries.find((x) => x.to === candidate && x.outcome !== 'deployed' && x.from);
+      candidate = attempt?.from ?? undefined;
+    }
+    return candidate;
+  }
+
+  /** Only ever the target of attempts that did not deploy. */
+  private neverRan(version: string): boolean {
+    return (
+      !this.entries.some((x) => x.to === version && x.outcome === 'deployed') &&
+      this.entries.some((x) => x.to === version)
+    );
   }
 
   /**

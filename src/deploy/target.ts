@@ -14,6 +14,7 @@ import * as R from '../remote/commands';
 import { runGate, type GateResult } from '../health/gate';
 import { History, historyLine } from './history';
 import { OnceHooks, runHooks } from './hooks';
+import { unlockCommand } from './locks';
 import type { Clock, UrlGet } from './ports';
 import { prepareTarget } from './prepare';
 import type { Release, StepTiming, TargetResult } from './result';
@@ -42,6 +43,11 @@ export interface DeployOptions {
   commandTimeoutMs: number;
   pullTimeoutMs: number;
   pullAttempts: number;
+  /**
+   * How long the recovery steps (rollback, history, unlock) keep opening new connections to a server
+   * that dropped off, backing off between tries.
+   */
+  recoveryWindowMs: number;
 }
 
 export type StepEvent = {
@@ -244,36 +250,57 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     }
   }
 
-  /** History entry, pruning and the lock release, in one round trip; retried over a new connection if needed. */
+  /** History entry, pruning and the lock release, in one round trip. */
   private async finish(): Promise<void> {
     const history = this.result.outcome === 'unchanged' ? undefined : this.historyEntry();
     const remove = this.pruneList();
     await this.step(
       'finish',
-      async () => {
-        let last = '';
-        for (let attempt = 1; attempt <= 3; attempt++) {
-          try {
-            const script = R.finish(this.target.tenant, { token: this.token, history, remove });
-            const r = await this.shell.exec(script);
-            if (r.code === 0) {
-              this.ports.onLock?.({ ...this.lockEvent(), held: false });
-              return r.stdout;
-            }
-            last = describe(r);
-          } catch (e) {
-            last = (e as Error).message;
-          }
-          await this.ports.clock.sleep(500 * attempt);
-        }
-        throw new StepFailure('finish', `could not release the lock on ${this.target.tenant.path}: ${last}`);
-      },
+      () => this.release(history, remove),
       (out) => finishDetail(out, history !== undefined, remove),
     ).catch((e: Error) => {
-      this.result.error = this.result.error ? `${this.result.error}; ${e.message}` : e.message;
+      const message = `${e.message}; left on the server: ${this.leftOnServer()}`;
+      this.result.error = this.result.error ? `${this.result.error}; ${message}` : message;
       if (this.result.outcome === 'deployed' || this.result.outcome === 'unchanged')
         this.result.outcome = 'failed';
     });
+  }
+
+  /** The finish round trip, tried again (over a new connection when needed) until the recovery window ends. */
+  private async release(history: string | undefined, remove: string[]): Promise<string> {
+    const clock = this.ports.clock;
+    const deadline = clock.now() + this.options.recoveryWindowMs;
+    let last: string;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const r = await this.shell.exec(R.finish(this.target.tenant, { token: this.token, history, remove }));
+        if (r.code === 0) {
+          this.ports.onLock?.({ ...this.lockEvent(), held: false });
+          return r.stdout;
+        }
+        last = describe(r);
+      } catch (e) {
+        last = (e as Error).message;
+      }
+      const left = deadline - clock.now();
+      if (left <= 0)
+        throw new StepFailure('finish', `could not release the lock on ${this.target.tenant.path}: ${last}`);
+      await clock.sleep(Math.min(500 * attempt, left));
+    }
+  }
+
+  /** What a target whose last round trip never reached its server was left with, and how to mend it. */
+  private leftOnServer(): string {
+    const t = this.target;
+    const parts = [
+      `the lock stays at ${t.tenant.path}/.fleet/lock (release it: ${unlockCommand(t.id)})`,
+      'no history entry was written',
+    ];
+    if (this.switched && this.result.outcome !== 'rolled-back')
+      parts.push(
+        `the switch to ${this.version} was not rolled back, so the tenant may run ${this.version} or ${this.previousVersion || 'its old release'}: finish it with a deploy or a rollback`,
+      );
+    return parts.join('; ');
   }
 
   // ---- helpers of the steps ----

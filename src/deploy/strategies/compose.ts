@@ -86,13 +86,15 @@ export class ComposeStrategy implements ReleaseStrategy {
     );
   }
 
-  async switchTo(
-    ctx: StrategyContext,
-    next: Release,
-    _current: Release,
-    switched: () => void,
-  ): Promise<void> {
-    const r = await ctx.shell.exec(R.update(this.tenant, next.refs), ctx.pullTimeoutMs);
+  async switchTo(ctx: StrategyContext, next: Release, current: Release, switched: () => void): Promise<void> {
+    // Noted in the lock first, so a deploy cut off here can be told and mended later (`unlock`).
+    const note = JSON.stringify({
+      from: current.version ?? null,
+      to: next.version,
+      fromRefs: current.refs,
+      toRefs: next.refs,
+    });
+    const r = await ctx.shell.exec(R.update(this.tenant, next.refs, { note }), ctx.pullTimeoutMs);
     if (r.code === R.SWITCH_FAILED)
       throw new StepFailure(
         'update',
