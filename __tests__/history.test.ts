@@ -44,6 +44,9 @@ describe('release history', () => {
     ];
     expect(History.parse(lines).previous('v3')).toBe('v2');
     expect(History.parse(lines).previous('v2')).toBe('v1');
+    // a failed attempt from the running release itself leads back to it: look at older deploys instead
+    const again = [...lines, JSON.stringify({ outcome: 'failed', from: 'v2', to: 'bad2' }), h('bad2', 'v2')];
+    expect(History.parse(again).previous('v2')).toBe('v1');
   });
 
   test('--to must name a version the target ran', () => {

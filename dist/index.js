@@ -68235,6 +68235,7 @@ function processIO() {
     // Every target in flight waits on this signal (health probe intervals, retries): as many listeners as
     // --concurrency allows, removed as each wait ends — not a leak, so no warning past the default 10.
     (0,external_node_events_.setMaxListeners)(0, controller.signal);
+    const held = new Map();
     let interrupts = 0;
     const interrupt = (sig) => {
         interrupts++;
@@ -68242,8 +68243,10 @@ function processIO() {
             process.stderr.write(`\n${sig}: finishing the targets in progress (rolling back where needed) and releasing their locks; no new target starts. Again to quit at once.\n`);
             controller.abort();
         }
-        else
+        else {
+            process.stderr.write(quitMessage([...held.keys()]));
             process.exit(130);
+        }
     };
     process.on('SIGINT', interrupt);
     process.on('SIGTERM', interrupt);
@@ -68255,7 +68258,15 @@ function processIO() {
         env: process.env,
         tty: Boolean(process.stderr.isTTY),
         signal: controller.signal,
+        onLock: (e) => (e.held ? held.set(e.target, e) : held.delete(e.target)),
     };
+}
+/** What quitting at once leaves behind, and the command that mends it. */
+function quitMessage(locked) {
+    if (locked.length === 0)
+        return '\nQuit at once; no lock was left behind.\n';
+    const shown = locked.slice(0, 10).join(', ') + (locked.length > 10 ? `, … (${locked.length} in all)` : '');
+    return `\nQuit at once: ${locked.length === 1 ? 'this target keeps its' : `these ${locked.length} targets keep their`} deploy lock: ${shown}.\nRelease ${locked.length === 1 ? 'it' : 'them'} (this deploy is gone): fleet-deploy unlock --force --select 'id=${locked.join('|')}'\n`;
 }
 /** Reads a user-named file; a missing or unreadable file is the user's mistake, said with the flag. */
 async function readUserFile(io, path, flag) {
@@ -68370,7 +68381,7 @@ class Script {
     }
 }
 /** The same script, tagged with the verb of the builder that made it. */
-function named(verb, script) {
+function shell_named(verb, script) {
     return new Script(script.text, verb);
 }
 function piece(v) {
@@ -68385,7 +68396,7 @@ function piece(v) {
         return quote(v);
     return v.map((x) => (x instanceof Script ? x.text : quote(x))).join(' ');
 }
-function sh(strings, ...values) {
+function shell_sh(strings, ...values) {
     // The raw literal parts: shell text is written as the shell reads it (`printf '%s\n'` stays as is).
     const raw = strings.raw;
     let out = raw[0];
@@ -68474,11 +68485,11 @@ function normalizeProject(name) {
  */
 function deriveProject(t) {
     if (t.compose.project)
-        return sh `project=${t.compose.project}`;
+        return shell_sh `project=${t.compose.project}`;
     const first = t.compose.files[0];
     const value = new Script(`tr -d '\\r"'"'"' ' | tail -n 1`);
     const fromSession = new Script('"${COMPOSE_PROJECT_NAME:-}"'); // set -u safe
-    return sh `project=${fromSession}; [ -n "$project" ] || project="$(sed -n 's/^[[:space:]]*\(export[[:space:]]*\)\{0,1\}COMPOSE_PROJECT_NAME=//p' .env 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(sed -n 's/^name:[[:space:]]*//p' ${first} 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(basename -- "$(cd -- "$(dirname -- ${first})" && pwd)")"; project="$(printf '%s' "$project" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9_-' | sed 's/^[-_]*//')"; echo "@@project $project"`;
+    return shell_sh `project=${fromSession}; [ -n "$project" ] || project="$(sed -n 's/^[[:space:]]*\(export[[:space:]]*\)\{0,1\}COMPOSE_PROJECT_NAME=//p' .env 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(sed -n 's/^name:[[:space:]]*//p' ${first} 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(basename -- "$(cd -- "$(dirname -- ${first})" && pwd)")"; project="$(printf '%s' "$project" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9_-' | sed 's/^[-_]*//')"; echo "@@project $project"`;
 }
 /**
  * A cheap check that the compose command exists. Compose v1 and podman-compose are Python programs
@@ -68486,15 +68497,15 @@ function deriveProject(t) {
  */
 function composeAvailable(command) {
     if (command === 'docker compose')
-        return sh `docker compose version >/dev/null 2>&1`;
-    return sh `command -v ${command.split(' ')[0]} >/dev/null 2>&1`;
+        return shell_sh `docker compose version >/dev/null 2>&1`;
+    return shell_sh `command -v ${command.split(' ')[0]} >/dev/null 2>&1`;
 }
 /** IDs of the project's running containers (`-a`: all of them), by label through the engine (no Compose process). */
 function containersOf(t, project, all = false) {
     const label = project instanceof Script
-        ? sh `"label=com.docker.compose.project=${project}"`
-        : sh `${`label=com.docker.compose.project=${project}`}`;
-    return sh `${engineOf(t.compose.command)} ps ${all ? '-aq' : '-q'} --filter ${label}`;
+        ? shell_sh `"label=com.docker.compose.project=${project}"`
+        : shell_sh `${`label=com.docker.compose.project=${project}`}`;
+    return shell_sh `${engineOf(t.compose.command)} ps ${all ? '-aq' : '-q'} --filter ${label}`;
 }
 /** The project derived on the server by `deriveProject`, as shell text for double quotes. */
 const PROJECT_VAR = new Script('$project');
@@ -68506,17 +68517,17 @@ function composeArgv(t) {
         argv.push('-p', t.compose.project);
     return argv;
 }
-const enter = (t) => sh `cd -- ${t.path}`;
+const enter = (t) => shell_sh `cd -- ${t.path}`;
 /**
  * Keeps the lock's age (its directory's mtime) fresh: every round trip of a deploy after `prepare`
  * starts with it, so only a lock no deploy is working under grows old (src/deploy/locks.ts). `-c`: a
  * lock that is gone stays gone.
  */
-const touchLock = sh `{ touch -c -- ${LOCK_DIR} 2>/dev/null || :; }`;
+const touchLock = shell_sh `{ touch -c -- ${LOCK_DIR} 2>/dev/null || :; }`;
 /** The same from the login directory, for a script that does not enter the tenant's (the path may be relative to it). */
-const touchLockFromHome = (t) => sh `{ touch -c -- ${`${t.path}/${LOCK_DIR}`} 2>/dev/null || :; }`;
+const touchLockFromHome = (t) => shell_sh `{ touch -c -- ${`${t.path}/${LOCK_DIR}`} 2>/dev/null || :; }`;
 /** Seconds since the lock was last touched (its directory's mtime). */
-const LOCK_AGE = sh `$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
+const LOCK_AGE = shell_sh `$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
 /** Where a deploy notes, while it holds the lock, the switch it is making (for `unlock` and `status`). */
 const SWITCH_NOTE = `${LOCK_DIR}/switch`;
 /** Exit code of `prepare` when another deploy holds the lock. */
@@ -68533,39 +68544,39 @@ const SWITCH_FAILED = 30;
  * printing its owner and age; with `breakAfterS`, a lock at least that old is removed and taken.
  */
 function prepare(t, owner, breakAfterS) {
-    const lines = [sh `cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`];
+    const lines = [shell_sh `cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`];
     if (!t.commands) {
         for (const f of t.compose.files)
-            lines.push(sh `test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
-        lines.push(sh `test -f .env || exit ${PREFLIGHT.noEnvFile}`);
-        lines.push(sh `test ! -L .env || exit ${PREFLIGHT.envIsLink}`);
-        lines.push(sh `${composeAvailable(t.compose.command)} || exit ${PREFLIGHT.noComposeCommand}`);
+            lines.push(shell_sh `test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
+        lines.push(shell_sh `test -f .env || exit ${PREFLIGHT.noEnvFile}`);
+        lines.push(shell_sh `test ! -L .env || exit ${PREFLIGHT.envIsLink}`);
+        lines.push(shell_sh `${composeAvailable(t.compose.command)} || exit ${PREFLIGHT.noComposeCommand}`);
     }
-    lines.push(sh `df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
-    lines.push(sh `mkdir -p ${STATE_DIR} || exit 1`);
-    const take = sh `mkdir ${LOCK_DIR} 2>/dev/null && printf '%s\n' ${owner} > ${LOCK_DIR}/owner`;
+    lines.push(shell_sh `df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
+    lines.push(shell_sh `mkdir -p ${STATE_DIR} || exit 1`);
+    const take = shell_sh `mkdir ${LOCK_DIR} 2>/dev/null && printf '%s\n' ${owner} > ${LOCK_DIR}/owner`;
     const age = LOCK_AGE;
     // Breaking is done under a second lock (mkdir LOCK_DIR.break) and the age checked again under it, so
     // of two deploys that both found the lock stale only one breaks it — the other then finds it held.
     // The second lock is held for a few shell lines: a trap removes it if the shell dies there (a closed
     // channel, a signal), nothing is printed while it is held, and one a minute old is an accident's.
     const breaking = `${LOCK_DIR}.break`;
-    const breakingAge = sh `$(( $(date +%s) - $(stat -c %Y ${breaking} 2>/dev/null || date +%s) ))`;
+    const breakingAge = shell_sh `$(( $(date +%s) - $(stat -c %Y ${breaking} 2>/dev/null || date +%s) ))`;
     const stale = breakAfterS === undefined
-        ? sh ``
-        : sh `elif [ ${age} -ge ${breakAfterS} ] && { [ ${breakingAge} -lt 60 ] || rmdir ${breaking} 2>/dev/null; mkdir ${breaking} 2>/dev/null; } && { trap 'rmdir ${breaking} 2>/dev/null' EXIT HUP INT PIPE TERM; broke=; if [ ${age} -ge ${breakAfterS} ]; then broke=yes; old="$(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR}; fi; ${take}; took=$?; rmdir ${breaking}; trap - EXIT HUP INT PIPE TERM; [ -z "$broke" ] || echo "@@stale $old"; [ $took -eq 0 ]; }; then :; `;
-    lines.push(sh `if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`);
+        ? shell_sh ``
+        : shell_sh `elif [ ${age} -ge ${breakAfterS} ] && { [ ${breakingAge} -lt 60 ] || rmdir ${breaking} 2>/dev/null; mkdir ${breaking} 2>/dev/null; } && { trap 'rmdir ${breaking} 2>/dev/null' EXIT HUP INT PIPE TERM; broke=; if [ ${age} -ge ${breakAfterS} ]; then broke=yes; old="$(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR}; fi; ${take}; took=$?; rmdir ${breaking}; trap - EXIT HUP INT PIPE TERM; [ -z "$broke" ] || echo "@@stale $old"; [ $took -eq 0 ]; }; then :; `;
+    lines.push(shell_sh `if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`);
     if (t.commands) {
-        lines.push(sh `echo '@@current'; sh -c ${t.commands.current} || exit 1`);
+        lines.push(shell_sh `echo '@@current'; sh -c ${t.commands.current} || exit 1`);
     }
     else {
         const names = t.images.map((i) => i.variable).join('|');
         const engine = engineOf(t.compose.command);
         lines.push(deriveProject(t));
-        lines.push(sh `echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`);
-        lines.push(sh `echo '@@running'; ids=$(${containersOf(t, PROJECT_VAR)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`);
+        lines.push(shell_sh `echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`);
+        lines.push(shell_sh `echo '@@running'; ids=$(${containersOf(t, PROJECT_VAR)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`);
     }
-    lines.push(sh `echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
+    lines.push(shell_sh `echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
     return new Script(lines.map(String).join('\n'), 'prepare');
 }
 function parsePrepared(stdout) {
@@ -68616,8 +68627,8 @@ function normalizeId(id) {
 /** Pulls every image of the release and prints `ID|["repo@digest", …]` for each, in order. */
 function pullImages(t, refs) {
     const engine = engineOf(t.compose.command);
-    const pulls = refs.map((ref) => sh `${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
-    return named('pull', sh `${touchLockFromHome(t)} && ${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`);
+    const pulls = refs.map((ref) => shell_sh `${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
+    return shell_named('pull', shell_sh `${touchLockFromHome(t)} && ${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`);
 }
 function parseImages(stdout) {
     return stdout
@@ -68661,21 +68672,21 @@ function update(t, assignments, options = {}) {
         .map(([k, v]) => `${k}=${v}`)
         .join('\n');
     const link = `.env in ${t.path} is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file`;
-    const switchEnv = sh `{ [ ! -L .env ] || { printf '%s\n' ${link} >&2; exit ${SWITCH_FAILED}; }; tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit ${SWITCH_FAILED}; { FLEET_SET=${spec} awk ${ENV_PROGRAM} .env > "$tmp" && chmod "$(stat -c %a .env)" "$tmp" && { chown "$(stat -c %u:%g .env)" "$tmp" 2>/dev/null || :; } && mv -f -- "$tmp" .env; } || { rm -f -- "$tmp"; exit ${SWITCH_FAILED}; }; }`;
-    const replace = options.replace ? sh `${removeContainers(t, options.replace.project)} && ` : sh ``;
+    const switchEnv = shell_sh `{ [ ! -L .env ] || { printf '%s\n' ${link} >&2; exit ${SWITCH_FAILED}; }; tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit ${SWITCH_FAILED}; { FLEET_SET=${spec} awk ${ENV_PROGRAM} .env > "$tmp" && chmod "$(stat -c %a .env)" "$tmp" && { chown "$(stat -c %u:%g .env)" "$tmp" 2>/dev/null || :; } && mv -f -- "$tmp" .env; } || { rm -f -- "$tmp"; exit ${SWITCH_FAILED}; }; }`;
+    const replace = options.replace ? shell_sh `${removeContainers(t, options.replace.project)} && ` : shell_sh ``;
     const note = options.note
-        ? sh `{ [ ! -d ${LOCK_DIR} ] || printf '%s\n' ${options.note} > ${SWITCH_NOTE} || :; } && `
-        : sh ``;
-    return named('update', sh `${enter(t)} && ${touchLock} && ${note}${switchEnv} && ${replace}${composeArgv(t)} up -d ${t.compose.services ?? []}`);
+        ? shell_sh `{ [ ! -d ${LOCK_DIR} ] || printf '%s\n' ${options.note} > ${SWITCH_NOTE} || :; } && `
+        : shell_sh ``;
+    return shell_named('update', shell_sh `${enter(t)} && ${touchLock} && ${note}${switchEnv} && ${replace}${composeArgv(t)} up -d ${t.compose.services ?? []}`);
 }
 /** Removes every container of the project, with force, until none is left (five tries a second apart). */
 function removeContainers(t, project) {
     const engine = engineOf(t.compose.command);
-    return sh `for try in 1 2 3 4 5; do ids=$(${containersOf(t, project, true)}) || exit 1; [ -n "$ids" ] || break; ${engine} rm -f $ids >/dev/null 2>&1 || sleep 1; done; [ -z "$(${containersOf(t, project, true)})" ]`;
+    return shell_sh `for try in 1 2 3 4 5; do ids=$(${containersOf(t, project, true)}) || exit 1; [ -n "$ids" ] || break; ${engine} rm -f $ids >/dev/null 2>&1 || sleep 1; done; [ -z "$(${containersOf(t, project, true)})" ]`;
 }
 /** The containers' own HEALTHCHECK states: healthy, unhealthy, starting, or none. */
 function containerHealth(t, project = projectOf(t)) {
-    return named('containerHealth', sh `${enter(t)} && ${touchLock} && ids=$(${containersOf(t, project)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`);
+    return shell_named('containerHealth', shell_sh `${enter(t)} && ${touchLock} && ids=$(${containersOf(t, project)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`);
 }
 /**
  * The last round trip, only while the lock is still ours (its owner holds our token): append the
@@ -68685,12 +68696,12 @@ function containerHealth(t, project = projectOf(t)) {
 function finish(t, o) {
     const work = [];
     if (o.history)
-        work.push(sh `{ printf '%s\n' ${o.history} >> ${HISTORY_FILE} || echo '@@history-failed'; }`);
+        work.push(shell_sh `{ printf '%s\n' ${o.history} >> ${HISTORY_FILE} || echo '@@history-failed'; }`);
     const remove = (o.remove ?? []).filter((r) => IMAGE_REF.test(r));
     if (remove.length)
-        work.push(sh `{ ${engineOf(t.compose.command)} image rm -- ${remove} >/dev/null 2>&1 || true; }`);
-    work.push(sh `rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`);
-    return named('finish', sh `${enter(t)} && if grep -qF -- ${o.token} ${LOCK_DIR}/owner 2>/dev/null; then ${new Script(work.map(String).join('; '))}; else echo '@@unlock not-ours'; fi`);
+        work.push(shell_sh `{ ${engineOf(t.compose.command)} image rm -- ${remove} >/dev/null 2>&1 || true; }`);
+    work.push(shell_sh `rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`);
+    return shell_named('finish', shell_sh `${enter(t)} && if grep -qF -- ${o.token} ${LOCK_DIR}/owner 2>/dev/null; then ${new Script(work.map(String).join('; '))}; else echo '@@unlock not-ours'; fi`);
 }
 const releaseLockPart = (token) => sh `if grep -qF -- ${token} ${LOCK_DIR}/owner 2>/dev/null; then rm -rf -- ${LOCK_DIR} && echo '@@unlock released'; else echo '@@unlock not-ours'; fi`;
 /** Removes the lock only when it is still ours (its owner holds our token): the cancel clean-up. */
@@ -68699,11 +68710,11 @@ function releaseLock(t, token) {
 }
 /** Removes the lock whoever holds it: `fleet-deploy unlock --force` when its owner cannot be read. */
 function breakLock(t) {
-    return named('breakLock', sh `${enter(t)} && rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`);
+    return shell_named('breakLock', shell_sh `${enter(t)} && rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`);
 }
 /** A tenant's lock for `fleet-deploy unlock`: its owner, its age and the switch it was making, if any. */
 function inspectLock(t) {
-    return named('inspectLock', sh `cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${LOCK_AGE}"; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null; fi; echo '@@end'`);
+    return shell_named('inspectLock', shell_sh `cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${LOCK_AGE}"; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null; fi; echo '@@end'`);
 }
 function parseLock(stdout) {
     const sections = new Map();
@@ -68727,16 +68738,16 @@ function parseLock(stdout) {
 }
 /** The last lines of the release history, for `fleet-deploy history`. */
 function readHistory(t, lines) {
-    return named('readHistory', sh `${enter(t)} 2>/dev/null && { tail -n ${lines} ${HISTORY_FILE} 2>/dev/null || true; }`);
+    return shell_named('readHistory', shell_sh `${enter(t)} 2>/dev/null && { tail -n ${lines} ${HISTORY_FILE} 2>/dev/null || true; }`);
 }
 function runUserCommand(t, command, env) {
-    return named('runUserCommand', sh `${enter(t)} && ${touchLock} && ${envPrefix(env)} sh -c ${command}`);
+    return shell_named('runUserCommand', shell_sh `${enter(t)} && ${touchLock} && ${envPrefix(env)} sh -c ${command}`);
 }
 function commands_backup(t, stamp) {
     const b = t.backup;
     const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
-    const pre = b.command ? sh `sh -c ${b.command} && ` : sh ``;
-    return named('backup', sh `${enter(t)} && ${touchLock} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`);
+    const pre = b.command ? shell_sh `sh -c ${b.command} && ` : shell_sh ``;
+    return shell_named('backup', shell_sh `${enter(t)} && ${touchLock} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`);
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/hooks.ts
@@ -69037,15 +69048,24 @@ class History {
      * passed over for what ran before that attempt.
      */
     previous(running) {
-        const e = this.deployed().find((e) => !e.rollback && e.to === running && e.from && e.from !== running);
-        let candidate = e?.from ?? undefined;
+        for (const e of this.deployed())
+            if (!e.rollback && e.to === running && e.from) {
+                const before = this.ranBefore(e.from, running);
+                if (before)
+                    return before;
+            }
+        return undefined;
+    }
+    /** `candidate`, or when it never ran, what ran before the attempt at it (and so on); never `running`. */
+    ranBefore(candidate, running) {
         const seen = new Set();
-        while (candidate && this.neverRan(candidate) && !seen.has(candidate)) {
-            seen.add(candidate);
-            const attempt = this.entries.find((x) => x.to === candidate && x.outcome !== 'deployed' && x.from);
-            candidate = attempt?.from ?? undefined;
+        let c = candidate;
+        while (c && c !== running && this.neverRan(c) && !seen.has(c)) {
+            seen.add(c);
+            const attempt = this.entries.find((x) => x.to === c && x.outcome !== 'deployed' && x.from);
+            c = attempt?.from ?? undefined;
         }
-        return candidate;
+        return c && c !== running ? c : undefined;
     }
     /** Only ever the target of attempts that did not deploy. */
     neverRan(version) {
@@ -69368,6 +69388,7 @@ class ComposeStrategy {
             ...(first ? { version: versionOf(first) } : {}),
             imageIds: p.running,
             digests: [],
+            project: p.project,
         };
     }
     release(version) {
@@ -69414,7 +69435,7 @@ class ComposeStrategy {
             throw new StepFailure('rollback', 'no previous release in .env to roll back to');
         // The failed release's containers go first, by force: one that crash-loops under a restart policy
         // would otherwise make `up -d` fail with "container state improper" and leave two containers.
-        const replace = { project: this.project ?? projectOf(this.tenant) };
+        const replace = { project: previous.project ?? this.project ?? projectOf(this.tenant) };
         await ctx.shell.must('rollback', update(this.tenant, previous.refs, { replace }), ctx.pullTimeoutMs);
     }
     /** The remote script that lists the containers' own health states. */
@@ -69582,6 +69603,11 @@ class TargetRun {
         await this.hooks('preDeploy', 'pre-deploy hooks', this.version, this.previousVersion);
     }
     async switch() {
+        this.ports.onLock?.({
+            ...this.lockEvent(),
+            held: true,
+            switching: { from: this.current, to: this.next },
+        });
         await this.step(this.strategy.switchStep, () => this.strategy.switchTo(this.ctx, this.next, this.current, () => (this.switched = true)));
     }
     async health() {
@@ -71798,6 +71824,7 @@ async function runDeploy(values, io, mode = 'deploy') {
         clock: systemClock,
         urlGet: fetchUrl,
         signal: io.signal,
+        onLock: io.onLock,
         onStep: progress.onStep,
         onTarget: progress.onTarget,
         onWave: progress.onWave,
@@ -76063,6 +76090,7 @@ const DEPLOY_INPUTS = {
     sshKey: 'ssh-key',
     knownHosts: 'known-hosts',
 };
+/** The action's state: the locks this job holds, and the switch each is making (for the post step). */
 const STATE_LOCKS = 'fleet-deploy-locks';
 function sshKey() {
     const key = getInput(DEPLOY_INPUTS.sshKey);
@@ -76106,6 +76134,23 @@ function selection(registry) {
     }
     return `id=${ids.join('|')}`;
 }
+/**
+ * A cancelled job: the runner sends SIGINT (then SIGTERM, then kills). Like the CLI's first Ctrl-C, no
+ * new target starts and a target between its switch and the end of its gate rolls back; what a kill
+ * cuts short, the post step finishes (deploy-post.ts).
+ */
+function cancelOnSignals() {
+    const controller = new AbortController();
+    (0,external_node_events_.setMaxListeners)(0, controller.signal); // every target in flight waits on it
+    const cancel = (sig) => {
+        if (!controller.signal.aborted)
+            warning(`${sig}: cancelling — no new target starts; targets mid-switch roll back and unlock`);
+        controller.abort();
+    };
+    process.on('SIGINT', cancel);
+    process.on('SIGTERM', cancel);
+    return controller.signal;
+}
 function worst(report) {
     const outcomes = report.targets.map((t) => t.outcome).sort((a, b) => OUTCOME_ORDER[a] - OUTCOME_ORDER[b]);
     return outcomes[0] ?? 'skipped';
@@ -76146,11 +76191,13 @@ async function runDeployAction(mode = 'deploy') {
             held.delete(e.target);
         saveState(STATE_LOCKS, JSON.stringify([...held.values()]));
     };
+    const signal = cancelOnSignals();
     info(`${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${version}`} to ${plan.total} target(s) in ${plan.plan.length} wave(s)`);
     const report = await deployFleet(plan, options, {
         connector: new SshConnector({ privateKey, knownHosts }),
         clock: systemClock,
         urlGet: fetchUrl,
+        signal,
         onLock: saveLocks,
         onStep: (e) => {
             if (e.status !== 'start' || e.detail)
@@ -76180,7 +76227,28 @@ async function runDeployAction(mode = 'deploy') {
     if (bad > 0)
         setFailed(`${bad} of ${report.totals.targets} target(s) not deployed: ${report.totals.failed} failed, ${report.totals['rolled-back']} rolled back, ${report.totals.skipped} skipped`);
 }
-/** Post step: release the locks a cancelled or killed main step still held (only ours, by token). */
+
+;// CONCATENATED MODULE: ./src/actions/deploy-post.ts
+/**
+ * The deploy action's post step, which runs even when the job was cancelled or its main step killed:
+ * for every lock the main step still held (saved in the action's state with the switch it was making),
+ * a target cut off between its switch and its end is switched back to the release it ran, a `cancelled`
+ * entry goes into its history, and the lock is released — only ours, by token.
+ */
+
+
+
+
+
+
+
+
+
+
+
+
+
+const TIMEOUT_MS = 5 * 60_000;
 async function runDeployPost() {
     const held = JSON.parse(getState(STATE_LOCKS) || '[]');
     if (held.length === 0)
@@ -76193,29 +76261,60 @@ async function runDeployPost() {
         connectAttempts: 2,
     });
     const byServer = new Map();
-    for (const e of held)
-        byServer.set(e.server, [...(byServer.get(e.server) ?? []), e]);
-    for (const [, locks] of byServer) {
-        const first = targets.get(locks[0].target);
-        if (!first)
+    for (const lock of held) {
+        const target = targets.get(lock.target);
+        if (!target) {
+            warning(`${lock.target}: not in the registry any more; its lock at ${lock.path} stays`);
             continue;
-        let transport;
-        try {
-            transport = await connector.connect(first.server);
-            for (const lock of locks) {
-                const t = targets.get(lock.target);
-                if (!t)
-                    continue;
-                const r = await transport.exec(releaseLock(t.tenant, lock.token), { timeoutMs: 30_000 });
-                info(`${lock.target}: ${r.stdout.includes('released') ? 'lock released' : r.code === 0 ? 'lock was no longer ours' : `could not release the lock (${r.stderr.trim()})`}`);
-            }
         }
-        catch (e) {
-            warning(`could not release locks on ${first.server.name}: ${e.message}`);
+        byServer.set(lock.server, [...(byServer.get(lock.server) ?? []), { lock, target }]);
+    }
+    await Promise.all([...byServer.values()].map(async (list) => {
+        const session = new Session(list[0].target.server, connector, systemClock, 60_000, list.length);
+        try {
+            for (const { lock, target } of list)
+                await mend(lock, target, new TargetShell(session, TIMEOUT_MS));
         }
         finally {
-            await transport?.close();
+            await session.close();
         }
+    }));
+}
+/** Switches a target cut off mid-switch back, notes it in its history, and releases its lock. */
+async function mend(lock, target, shell) {
+    shell.recovering = true; // a connection that drops is opened again
+    let history;
+    try {
+        if (lock.switching) {
+            const { from, to } = lock.switching;
+            const ctx = { shell, clock: systemClock, pullTimeoutMs: TIMEOUT_MS, pullAttempts: 1 };
+            let error = `the job was cancelled during the switch; its post step switched back to ${from.version ?? 'the previous release'}`;
+            try {
+                await strategyFor(target).switchBack(ctx, from, to);
+                info(`${target.id}: cut off during the switch to ${to.version}: switched back to ${from.version}`);
+            }
+            catch (e) {
+                error = `the job was cancelled during the switch and switching back failed: ${e.message}`;
+                warning(`${target.id}: ${error}`);
+            }
+            const who = identity(actionInputs, process.env, 'action');
+            history = historyLine({
+                time: new Date(),
+                actor: who.actor,
+                run: who.runId,
+                target: target.id,
+                outcome: 'cancelled',
+                previous: to,
+                next: from,
+                rollback: true,
+                error,
+            });
+        }
+        const r = await shell.exec(finish(target.tenant, { token: lock.token, history }));
+        info(`${target.id}: ${r.stdout.includes('@@unlock released') ? 'lock released' : r.code === 0 ? 'lock was no longer ours' : `could not release the lock (exit ${r.code})`}`);
+    }
+    catch (e) {
+        warning(`${target.id}: could not release its lock at ${lock.path}: ${e.message}`);
     }
 }
 
@@ -81806,6 +81905,7 @@ function runUrl() {
 
 ;// CONCATENATED MODULE: ./src/actions/main.ts
 /** One entry for every action: each action.yml runs a stub that calls runAction with its name. */
+
 
 
 

@@ -4,8 +4,8 @@
  * rollback, writes the history and unlocks; a server that stays away is reported with the state it was
  * left in, and `fleet-deploy unlock` shows and mends it later. Also: rolling back three times in a row.
  */
-import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deploy } from '../helpers/deploy';
 import { haveSshd } from '../../src/testing';
@@ -103,6 +103,48 @@ describeSshd('a server that drops off mid-deploy', () => {
 
     // and the tenant is mended by a deploy, as unlock said
     expect((await deploy(fleet.registry, fleet.key, 'v2')).targets[0]!.outcome).toBe('deployed');
+  }, 60_000);
+
+  test('a second Ctrl-C quits at once, names the locks it leaves and the command that releases them', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        'dist/cli.js',
+        'deploy',
+        '--version',
+        'slow-7',
+        '-r',
+        join(fleet.root, 'registry.json'),
+        '--key',
+        keyFile,
+      ],
+      { env: { PATH: process.env.PATH ?? '', USER: 'op' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no switch within 30 s:\n${err}`)), 30_000);
+      const poll = setInterval(() => {
+        if (existsSync(join(t().dir, '.fleet', 'lock', 'switch'))) {
+          clearInterval(poll);
+          clearTimeout(timer);
+          resolve();
+        }
+      }, 50);
+    });
+    child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 200));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect(code).toBe(130);
+    expect(err).toContain(
+      "Quit at once: this target keeps its deploy lock: srv-1/t1-1.\nRelease it (this deploy is gone): fleet-deploy unlock --force --select 'id=srv-1/t1-1'",
+    );
+    expect(lockExists(t())).toBe(true);
+    const r = cli('unlock', '--force', '--select', 'id=srv-1/t1-1');
+    expect(r.status).toBe(0);
+    expect(lockExists(t())).toBe(false);
+    expect((await deploy(fleet.registry, fleet.key, 'v2')).targets[0]!.outcome).toMatch(/deployed|unchanged/);
   }, 60_000);
 
   test('rolling back three times goes v3 → v2 → v1, then says there is no earlier release', async () => {

@@ -113,6 +113,7 @@ export async function runDeploy(
     clock: systemClock,
     urlGet: fetchUrl,
     signal: io.signal,
+    onLock: io.onLock,
     onStep: progress.onStep,
     onTarget: progress.onTarget,
     onWave: progress.onWave,

@@ -73,7 +73,8 @@ export interface Recorded {
   actor: string;
   run: string;
   target: string;
-  outcome: Outcome;
+  /** `cancelled`: a CI job was cancelled mid-switch and its post step switched the target back. */
+  outcome: Outcome | 'cancelled';
   previous: Release;
   next: Release;
   rollback: boolean;
@@ -137,15 +138,24 @@ export class History {
    * passed over for what ran before that attempt.
    */
   previous(running: string | undefined): string | undefined {
-    const e = this.deployed().find((e) => !e.rollback && e.to === running && e.from && e.from !== running);
-    let candidate = e?.from ?? undefined;
+    for (const e of this.deployed())
+      if (!e.rollback && e.to === running && e.from) {
+        const before = this.ranBefore(e.from, running);
+        if (before) return before;
+      }
+    return undefined;
+  }
+
+  /** `candidate`, or when it never ran, what ran before the attempt at it (and so on); never `running`. */
+  private ranBefore(candidate: string, running: string | undefined): string | undefined {
     const seen = new Set<string>();
-    while (candidate && this.neverRan(candidate) && !seen.has(candidate)) {
-      seen.add(candidate);
-      const attempt = this.entries.find((x) => x.to === candidate && x.outcome !== 'deployed' && x.from);
-      candidate = attempt?.from ?? undefined;
+    let c: string | undefined = candidate;
+    while (c && c !== running && this.neverRan(c) && !seen.has(c)) {
+      seen.add(c);
+      const attempt = this.entries.find((x) => x.to === c && x.outcome !== 'deployed' && x.from);
+      c = attempt?.from ?? undefined;
     }
-    return candidate;
+    return c && c !== running ? c : undefined;
   }
 
   /** Only ever the target of attempts that did not deploy. */

@@ -58,8 +58,18 @@ export type StepEvent = {
   detail?: string;
 };
 
-/** A lock this run took or released, so a cancelled CI job's post step can release what is left. */
-export type LockEvent = { target: string; server: string; path: string; token: string; held: boolean };
+/**
+ * A lock this run took or released, and the switch it is making while it holds it: what a cancelled CI
+ * job's post step needs to switch a target back and release what is left.
+ */
+export type LockEvent = {
+  target: string;
+  server: string;
+  path: string;
+  token: string;
+  held: boolean;
+  switching?: { from: Release; to: Release };
+};
 
 export interface TargetPorts {
   onLock?: (e: LockEvent) => void;
@@ -211,6 +221,11 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   }
 
   async switch(): StepReturn {
+    this.ports.onLock?.({
+      ...this.lockEvent(),
+      held: true,
+      switching: { from: this.current, to: this.next },
+    });
     await this.step(this.strategy.switchStep, () =>
       this.strategy.switchTo(this.ctx, this.next, this.current, () => (this.switched = true)),
     );

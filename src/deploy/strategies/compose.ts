@@ -51,6 +51,7 @@ export class ComposeStrategy implements ReleaseStrategy {
       ...(first ? { version: R.versionOf(first) } : {}),
       imageIds: p.running,
       digests: [],
+      project: p.project,
     };
   }
 
@@ -109,7 +110,7 @@ export class ComposeStrategy implements ReleaseStrategy {
       throw new StepFailure('rollback', 'no previous release in .env to roll back to');
     // The failed release's containers go first, by force: one that crash-loops under a restart policy
     // would otherwise make `up -d` fail with "container state improper" and leave two containers.
-    const replace = { project: this.project ?? R.projectOf(this.tenant) };
+    const replace = { project: previous.project ?? this.project ?? R.projectOf(this.tenant) };
     await ctx.shell.must('rollback', R.update(this.tenant, previous.refs, { replace }), ctx.pullTimeoutMs);
   }
 
