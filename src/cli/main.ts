@@ -11,6 +11,7 @@ import { processIO, type CliIO } from './io';
 import { VERSION } from '../version';
 import { DEPLOY_FLAGS, DEPLOY_USAGE, ROLLBACK_FLAGS, ROLLBACK_USAGE, runDeploy } from './deploy';
 import { HISTORY_USAGE, runHistory } from './history';
+import { REMOTE_OPTIONS } from './remote';
 import { runDemo, runSandbox, SANDBOX_USAGE } from './sandbox';
 import { DEFAULT_REGISTRY, loadRegistry } from './args';
 import { wholeNumber } from '../values';
@@ -75,12 +76,9 @@ Options:
     summary: "Show the selected targets' release history (the audit log on each server)",
     usage: HISTORY_USAGE,
     options: {
-      ...registryOption,
-      select: { type: 'string', short: 's' },
+      ...REMOTE_OPTIONS,
       limit: { type: 'string', short: 'n' },
       format: { type: 'string', short: 'f' },
-      key: { type: 'string' },
-      'known-hosts': { type: 'string' },
     },
     run: (values, io) => runHistory(values, io),
   },
