@@ -12,6 +12,16 @@ import { VERSION } from '../version';
 import { DEPLOY_FLAGS, DEPLOY_USAGE, ROLLBACK_FLAGS, ROLLBACK_USAGE, runDeploy } from './deploy';
 import { HISTORY_USAGE, runHistory } from './history';
 import { REMOTE_OPTIONS } from './remote';
+import {
+  BACKUP_OPTIONS,
+  BACKUP_USAGE,
+  BACKUPS_USAGE,
+  RESTORE_OPTIONS,
+  RESTORE_USAGE,
+  runBackup,
+  runBackups,
+  runRestore,
+} from './backup';
 import { runDemo, runSandbox, SANDBOX_USAGE } from './sandbox';
 import { DEFAULT_REGISTRY, loadRegistry } from './args';
 import { wholeNumber } from '../values';
@@ -81,6 +91,24 @@ Options:
       format: { type: 'string', short: 'f' },
     },
     run: (values, io) => runHistory(values, io),
+  },
+  backup: {
+    summary: "Back up the selected tenants' files and database dump into a checksummed archive on the server",
+    usage: BACKUP_USAGE,
+    options: BACKUP_OPTIONS,
+    run: (values, io) => runBackup(values, io),
+  },
+  backups: {
+    summary: "List the selected tenants' backups",
+    usage: BACKUPS_USAGE,
+    options: BACKUP_OPTIONS,
+    run: (values, io) => runBackups(values, io),
+  },
+  restore: {
+    summary: 'Restore a backup (checksum checked, what it replaces kept), optionally the database too',
+    usage: RESTORE_USAGE,
+    options: RESTORE_OPTIONS,
+    run: (values, io) => runRestore(values, io),
   },
   sandbox: {
     summary: 'A local sandbox fleet to try it without servers: up, down, status',
