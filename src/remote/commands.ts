@@ -360,13 +360,3 @@ export function readHistory(t: Tenant, lines: number): Script {
 export function runUserCommand(t: Tenant, command: string, env: Readonly<Record<string, string>>): Script {
   return named('runUserCommand', sh`${enter(t)} && ${touchLock} && ${envPrefix(env)} sh -c ${command}`);
 }
-
-export function backup(t: Tenant, stamp: string): Script {
-  const b = t.backup!;
-  const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
-  const pre = b.command ? sh`sh -c ${b.command} && ` : sh``;
-  return named(
-    'backup',
-    sh`${enter(t)} && ${touchLock} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`,
-  );
-}
