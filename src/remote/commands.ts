@@ -78,7 +78,7 @@ export function normalizeProject(name: string): string {
  * does. The value comes from files on the server: it is only ever expanded inside double quotes here,
  * and `parsePrepared` checks it against the project pattern before any later command uses it.
  */
-function deriveProject(t: Tenant): Script {
+export function deriveProject(t: Tenant): Script {
   if (t.compose.project) return sh`project=${t.compose.project}`;
   const first = t.compose.files[0]!;
   const value = new Script(`tr -d '\\r"'"'"' ' | tail -n 1`);
@@ -96,7 +96,7 @@ function composeAvailable(command: ComposeCommand): Script {
 }
 
 /** IDs of the project's running containers (`-a`: all of them), by label through the engine (no Compose process). */
-function containersOf(t: Tenant, project: string | Script, all = false): Script {
+export function containersOf(t: Tenant, project: string | Script, all = false): Script {
   const label =
     project instanceof Script
       ? sh`"label=com.docker.compose.project=${project}"`
@@ -105,7 +105,7 @@ function containersOf(t: Tenant, project: string | Script, all = false): Script 
 }
 
 /** The project derived on the server by `deriveProject`, as shell text for double quotes. */
-const PROJECT_VAR = new Script('$project');
+export const PROJECT_VAR = new Script('$project');
 
 export function composeArgv(t: Tenant): string[] {
   const argv = t.compose.command.split(' ');
