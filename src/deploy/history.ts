@@ -41,6 +41,11 @@ const entrySchema = z.object({
   fromImages: z.array(z.string().regex(IMAGE_ID)).optional(),
   toImages: z.array(z.string().regex(IMAGE_ID)).optional(),
   digests: z.array(z.string().refine((r) => IMAGE_REF.test(r))).optional(),
+  /** Compose's config-hash label of the release's containers, when the deploy recorded it (status compares it). */
+  configHash: z
+    .string()
+    .regex(/^[a-f0-9]{64}$/)
+    .optional(),
   rollback: z.boolean().optional(),
   error: z.string().max(4096).optional(),
 });
