@@ -12,6 +12,7 @@ import { VERSION } from '../version';
 import { DEPLOY_FLAGS, DEPLOY_USAGE, ROLLBACK_FLAGS, ROLLBACK_USAGE, runDeploy } from './deploy';
 import { HISTORY_USAGE, runHistory } from './history';
 import { REMOTE_OPTIONS } from './remote';
+import { runStatus, STATUS_OPTIONS, STATUS_USAGE } from './status';
 import {
   BACKUP_OPTIONS,
   BACKUP_USAGE,
@@ -91,6 +92,13 @@ Options:
       format: { type: 'string', short: 'f' },
     },
     run: (values, io) => runHistory(values, io),
+  },
+  status: {
+    summary:
+      'What runs on each target: version, digest, state, health, locks, and drift from what was deployed',
+    usage: STATUS_USAGE,
+    options: STATUS_OPTIONS,
+    run: (values, io) => runStatus(values, io),
   },
   backup: {
     summary: "Back up the selected tenants' files and database dump into a checksummed archive on the server",

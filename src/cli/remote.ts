@@ -33,17 +33,23 @@ export const REMOTE_HELP = `  -r, --registry FILE   the server registry (default
 export interface Remote {
   registry: Registry;
   targets: Target[];
+  /** target id → its wave in the plan (--waves, when the command takes it; else all are wave 1) */
+  waveOf: Map<string, number>;
   connector: Connector;
   concurrency: number;
 }
 
 export async function openRemote(values: Values, io: CliIO, ssh: Partial<SshOptions> = {}): Promise<Remote> {
   const registry = await loadRegistry(values, io);
-  const plan = planDeployment(registry, { select: values.select as string | undefined });
+  const plan = planDeployment(registry, {
+    select: values.select as string | undefined,
+    waves: values.waves as string | undefined,
+  });
   const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
   return {
     registry,
     targets: plan.plan.flatMap((w) => w.targets),
+    waveOf: new Map(plan.plan.flatMap((w) => w.targets.map((t) => [t.id, w.index] as const))),
     connector: new SshConnector({ privateKey, knownHosts, ...ssh }),
     concurrency: wholeNumber(values.concurrency as string | undefined, '--concurrency', 8),
   };
