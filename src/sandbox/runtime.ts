@@ -19,7 +19,16 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import * as http from 'node:http';
 import { basename, join } from 'node:path';
 import { isRunning, stopProcesses } from './processes';
@@ -39,6 +48,8 @@ interface Container {
 const stateDir = process.env.FLEET_SANDBOX_STATE ?? join(process.env.HOME ?? '/tmp', '.fleet-sandbox');
 const imagesDir = join(stateDir, 'images');
 const projectsDir = projectsOf(stateDir);
+/** Each project's service output (one line per request it answered), as `docker logs` shows it. */
+const logFileOf = (project: string) => join(stateDir, 'logs', `${project}.log`);
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const imageId = (ref: string) => `sha256:${sha(`image:${ref}`)}`;
@@ -76,6 +87,25 @@ function containers(all = false): Container[] {
 }
 
 const stateOf = (c: Container) => (!isRunning(c.pid) ? 'exited' : c.paused ? 'paused' : 'running');
+
+/** docker logs [--tail N] [--since …] [-f] ID: the service's output; -f polls for more until killed. */
+function logs(args: readonly string[]): void {
+  const id = args.at(-1) ?? fail('docker logs needs a container');
+  const c = containers(true).find((x) => x.id === id) ?? fail(`Error: No such container: ${id}`);
+  const file = logFileOf(c.project);
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const at = args.indexOf('--tail');
+  const lines = text.split('\n').filter(Boolean);
+  const shown = at >= 0 && args[at + 1] !== 'all' ? lines.slice(-Number(args[at + 1])) : lines;
+  if (shown.length) process.stdout.write(`${shown.join('\n')}\n`);
+  if (!args.includes('-f') && !args.includes('--follow')) return;
+  let pos = Buffer.byteLength(text);
+  setInterval(() => {
+    const now = existsSync(file) ? readFileSync(file) : Buffer.alloc(0);
+    if (now.length > pos) process.stdout.write(now.subarray(pos));
+    pos = now.length;
+  }, 100);
+}
 
 /** docker pause / unpause / stop ID…: SIGSTOP, SIGCONT, or end the process and keep the container. */
 function lifecycle(verb: string, ids: readonly string[]): void {
@@ -172,7 +202,9 @@ function compose(args: string[]): void {
           .map((l) => l.trim())
           .includes(tagOf(ref));
       const args = [process.argv[1]!, '__serve', String(port), tagOf(ref), ...(broken ? ['broken'] : [])];
-      const child = spawn(process.execPath, args, { detached: true, stdio: 'ignore' });
+      mkdirSync(join(stateDir, 'logs'), { recursive: true });
+      const log = openSync(logFileOf(project), 'a');
+      const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log] });
       child.unref();
       mkdirSync(projectsDir, { recursive: true });
       writeAtomic(stateFile, {
@@ -228,6 +260,8 @@ function main(argv: string[]): void {
         if (!project || c.project === project) process.stdout.write(`${c.id}\n`);
       return;
     }
+    case 'logs':
+      return logs(args);
     case 'pause':
     case 'unpause':
     case 'stop':
@@ -320,6 +354,7 @@ function serve(port: number, version: string, forceBroken: boolean): void {
     }
     res.writeHead(healthy ? 200 : behaviour === 'slow' ? 503 : 500, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ status: healthy ? 'ok' : 'error', version }));
+    process.stdout.write(`${new Date().toISOString()} GET ${req.url} ${res.statusCode} (${version})\n`);
   });
   server.listen(port, '127.0.0.1');
   const bye = () => server.close(() => process.exit(0));
