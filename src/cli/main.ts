@@ -12,6 +12,7 @@ import { VERSION } from '../version';
 import { DEPLOY_FLAGS, DEPLOY_USAGE, ROLLBACK_FLAGS, ROLLBACK_USAGE, runDeploy } from './deploy';
 import { HISTORY_USAGE, runHistory } from './history';
 import { REMOTE_OPTIONS } from './remote';
+import { LOGS_OPTIONS, LOGS_USAGE, runLogs } from './logs';
 import { runStatus, STATUS_OPTIONS, STATUS_USAGE } from './status';
 import {
   BACKUP_OPTIONS,
@@ -99,6 +100,12 @@ Options:
     usage: STATUS_USAGE,
     options: STATUS_OPTIONS,
     run: (values, io) => runStatus(values, io),
+  },
+  logs: {
+    summary: "Show or follow (-f) the selected tenants' container logs, prefixed by target",
+    usage: LOGS_USAGE,
+    options: LOGS_OPTIONS,
+    run: (values, io) => runLogs(values, io),
   },
   backup: {
     summary: "Back up the selected tenants' files and database dump into a checksummed archive on the server",
