@@ -174,6 +174,15 @@ export class History {
    * images this tool did not deploy are left alone.
    */
   prunable(next: Release, previous: Release, keep: number): string[] {
+    return this.retention(next, previous, keep).prunable;
+  }
+
+  /**
+   * The retention rule both ways: the references kept (`next`, `previous` and the last `keep` releases)
+   * and the older ones of this tool's releases that may go. `fleet-deploy prune` keeps what any tenant
+   * sharing a server keeps.
+   */
+  retention(next: Release, previous: Release, keep: number): { kept: string[]; prunable: string[] } {
     const releases: Array<Record<string, string>> = [next.refs];
     for (const e of this.deployed()) {
       if (e.toRefs) releases.push(e.toRefs);
@@ -188,6 +197,9 @@ export class History {
       ...distinct.slice(0, keep).flatMap((r) => Object.values(r)),
     ]);
     const old = distinct.slice(keep).flatMap((r) => Object.values(r));
-    return [...new Set(old)].filter((r) => !kept.has(r) && IMAGE_REF.test(r));
+    return {
+      kept: [...kept],
+      prunable: [...new Set(old)].filter((r) => !kept.has(r) && IMAGE_REF.test(r)),
+    };
   }
 }
