@@ -291,7 +291,9 @@ function main(argv: string[]): void {
           const ref = localImages().find((i) => i.id === name)?.ref ?? name;
           if (!existsSync(fileOf(ref))) fail(`Error: No such image: ${name}`);
           const digests = JSON.stringify([`${repoOf(ref)}@${digestOf(ref)}`]);
-          process.stdout.write(`${format(fmt, { Id: imageId(ref), 'json:RepoDigests': digests })}\n`);
+          process.stdout.write(
+            `${format(fmt, { Id: imageId(ref), 'json:RepoDigests': digests, Size: '1048576' })}\n`,
+          );
         }
         return;
       }
