@@ -12,6 +12,7 @@ import { VERSION } from '../version';
 import { DEPLOY_FLAGS, DEPLOY_USAGE, ROLLBACK_FLAGS, ROLLBACK_USAGE, runDeploy } from './deploy';
 import { HISTORY_USAGE, runHistory } from './history';
 import { REMOTE_OPTIONS } from './remote';
+import { PRUNE_OPTIONS, PRUNE_USAGE, runPrune } from './prune';
 import { LOGS_OPTIONS, LOGS_USAGE, runLogs } from './logs';
 import { runStatus, STATUS_OPTIONS, STATUS_USAGE } from './status';
 import {
@@ -106,6 +107,12 @@ Options:
     usage: LOGS_USAGE,
     options: LOGS_OPTIONS,
     run: (values, io) => runLogs(values, io),
+  },
+  prune: {
+    summary: "Remove old releases' images no tenant of the server keeps (--dry-run: list them and the space)",
+    usage: PRUNE_USAGE,
+    options: PRUNE_OPTIONS,
+    run: (values, io) => runPrune(values, io),
   },
   backup: {
     summary: "Back up the selected tenants' files and database dump into a checksummed archive on the server",

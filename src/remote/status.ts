@@ -119,3 +119,18 @@ export function parseInspection(stdout: string): TenantInspection {
   if (out.lock) out.lock.owner = lockLines.join('\n').trim();
   return out;
 }
+
+/**
+ * Removes images (`dryRun`: only measures them): prints `@@image REF BYTES` for each present, then
+ * `@@removed REF` or `@@kept REF` (the engine refused: a container, even a stopped one, still uses it).
+ */
+export function removeImages(t: Tenant, refs: readonly string[], dryRun: boolean): Script {
+  const engine = engineOf(t.compose.command);
+  const remove = dryRun
+    ? sh``
+    : sh` if ${engine} image rm -- "$ref" >/dev/null 2>&1; then echo "@@removed $ref"; else echo "@@kept $ref"; fi;`;
+  return named(
+    'removeImages',
+    sh`for ref in ${[...refs]}; do size=$(${engine} image inspect --format '{{.Size}}' -- "$ref" 2>/dev/null) || continue; echo "@@image $ref $size";${remove} done`,
+  );
+}
