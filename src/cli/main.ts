@@ -12,6 +12,20 @@ import { VERSION } from '../version';
 import { DEPLOY_FLAGS, DEPLOY_USAGE, ROLLBACK_FLAGS, ROLLBACK_USAGE, runDeploy } from './deploy';
 import { HISTORY_USAGE, runHistory } from './history';
 import { runUnlock, UNLOCK_OPTIONS, UNLOCK_USAGE } from './unlock';
+import { REMOTE_OPTIONS } from './remote';
+import { PRUNE_OPTIONS, PRUNE_USAGE, runPrune } from './prune';
+import { LOGS_OPTIONS, LOGS_USAGE, runLogs } from './logs';
+import { runStatus, STATUS_OPTIONS, STATUS_USAGE } from './status';
+import {
+  BACKUP_OPTIONS,
+  BACKUP_USAGE,
+  BACKUPS_USAGE,
+  RESTORE_OPTIONS,
+  RESTORE_USAGE,
+  runBackup,
+  runBackups,
+  runRestore,
+} from './backup';
 import { runDemo, runSandbox, SANDBOX_USAGE } from './sandbox';
 import { DEFAULT_REGISTRY, loadRegistry } from './args';
 import { wholeNumber } from '../values';
@@ -76,12 +90,9 @@ Options:
     summary: "Show the selected targets' release history (the audit log on each server)",
     usage: HISTORY_USAGE,
     options: {
-      ...registryOption,
-      select: { type: 'string', short: 's' },
+      ...REMOTE_OPTIONS,
       limit: { type: 'string', short: 'n' },
       format: { type: 'string', short: 'f' },
-      key: { type: 'string' },
-      'known-hosts': { type: 'string' },
     },
     run: (values, io) => runHistory(values, io),
   },
@@ -90,6 +101,43 @@ Options:
     usage: UNLOCK_USAGE,
     options: UNLOCK_OPTIONS,
     run: (values, io) => runUnlock(values, io),
+  },
+  status: {
+    summary:
+      'What runs on each target: version, digest, state, health, locks, and drift from what was deployed',
+    usage: STATUS_USAGE,
+    options: STATUS_OPTIONS,
+    run: (values, io) => runStatus(values, io),
+  },
+  logs: {
+    summary: "Show or follow (-f) the selected tenants' container logs, prefixed by target",
+    usage: LOGS_USAGE,
+    options: LOGS_OPTIONS,
+    run: (values, io) => runLogs(values, io),
+  },
+  prune: {
+    summary: "Remove old releases' images no tenant of the server keeps (--dry-run: list them and the space)",
+    usage: PRUNE_USAGE,
+    options: PRUNE_OPTIONS,
+    run: (values, io) => runPrune(values, io),
+  },
+  backup: {
+    summary: "Back up the selected tenants' files and database dump into a checksummed archive on the server",
+    usage: BACKUP_USAGE,
+    options: BACKUP_OPTIONS,
+    run: (values, io) => runBackup(values, io),
+  },
+  backups: {
+    summary: "List the selected tenants' backups",
+    usage: BACKUPS_USAGE,
+    options: BACKUP_OPTIONS,
+    run: (values, io) => runBackups(values, io),
+  },
+  restore: {
+    summary: 'Restore a backup (checksum checked, what it replaces kept), optionally the database too',
+    usage: RESTORE_USAGE,
+    options: RESTORE_OPTIONS,
+    run: (values, io) => runRestore(values, io),
   },
   sandbox: {
     summary: 'A local sandbox fleet to try it without servers: up, down, status',

@@ -4,27 +4,16 @@
  * there — and releases those whose holder is gone. A lock whose holder still looks at work (touched
  * within twice the longest quiet stretch of a live deploy) is only released with --force, said so.
  */
-import { isVersion } from '../deploy/history';
+import { historyLine, isVersion } from '../deploy/history';
 import { describeHolder, longestQuiet, parseLockOwner } from '../deploy/locks';
-import { planDeployment } from '../plan/plan';
 import type { Target } from '../registry/model';
 import * as R from '../remote/commands';
 import { table } from '../report/table';
-import {
-  flagOptions,
-  fromFlags,
-  identity,
-  optionsHelp,
-  rolloutSettings,
-  setting,
-  synopsis,
-} from '../settings';
-import { SshConnector } from '../ssh/transport';
-import { loadRegistry } from './args';
-import { sshSettings } from './deploy';
+import { flagOptions, fromFlags, identity, optionsHelp, rolloutSettings, synopsis } from '../settings';
+import { eachServer } from '../deploy/each-server';
+import type { Transport } from '../deploy/ports';
+import { openRemote, type Values } from './remote';
 import type { CliIO } from './io';
-
-type Values = Record<string, string | boolean | undefined>;
 
 const FLAGS = [
   'registry',
@@ -75,37 +64,26 @@ function interruptedSwitch(note: string | undefined): { from?: string; to: strin
 
 export async function runUnlock(values: Values, io: CliIO): Promise<number> {
   const flags = fromFlags(values);
-  const registry = await loadRegistry(values, io);
-  const plan = planDeployment(registry, { select: setting(flags, 'select') });
-  const targets = plan.plan.flatMap((w) => w.targets);
-  const limits = rolloutSettings(flags, targets);
+  const remote = await openRemote(values, io, { passphrase: io.env.FLEET_SSH_PASSPHRASE });
+  const limits = rolloutSettings(flags, remote.targets);
   const who = identity(flags, io.env, 'cli');
   const force = Boolean(values.force);
-  const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
-  const connector = new SshConnector({ privateKey, knownHosts, passphrase: io.env.FLEET_SSH_PASSPHRASE });
-
-  const byServer = new Map<string, Target[]>();
-  for (const t of targets) byServer.set(t.server.name, [...(byServer.get(t.server.name) ?? []), t]);
-  const rows: Row[] = [];
-  await Promise.all(
-    [...byServer.values()].map(async (list) => {
-      let transport;
-      try {
-        transport = await connector.connect(list[0]!.server);
-        for (const target of list) rows.push(await unlockTarget(target, transport));
-      } catch (e) {
-        for (const target of list)
-          rows.push({ target, lock: 'unknown', holder: '', action: (e as Error).message, held: true });
-      } finally {
-        await transport?.close();
-      }
-    }),
+  const results = await eachServer(remote.targets, remote.connector, unlockTarget, {
+    concurrency: remote.concurrency,
+  });
+  const rows = remote.targets.map((target): Row => {
+    const r = results.get(target.id)!;
+    return r.ok ? r.value : { target, lock: 'unknown', holder: '', action: r.error, held: true };
+  });
+  io.stdout(
+    `${table(
+      ['TARGET', 'LOCK', 'HOLDER', 'ACTION'],
+      rows.map((r) => [r.target.id, r.lock, r.holder, r.action]),
+    )}\n`,
   );
+  return rows.some((r) => r.held) ? 1 : 0;
 
-  async function unlockTarget(
-    target: Target,
-    transport: Awaited<ReturnType<SshConnector['connect']>>,
-  ): Promise<Row> {
+  async function unlockTarget(target: Target, transport: Transport): Promise<Row> {
     const t = target.tenant;
     const r = await transport.exec(R.inspectLock(t), { timeoutMs: limits.commandTimeoutMs });
     if (r.code !== 0)
@@ -128,15 +106,22 @@ export async function runUnlock(values: Values, io: CliIO): Promise<number> {
         held: true,
       };
     const owner = parseLockOwner(lock.owner);
+    const release = (version?: string) => ({
+      refs: {},
+      ...(version ? { version } : {}),
+      imageIds: [],
+      digests: [],
+    });
     const entry = cut
-      ? JSON.stringify({
-          time: new Date().toISOString(),
+      ? historyLine({
+          time: new Date(),
           actor: who.actor,
           run: who.runId,
           target: target.id,
           outcome: 'failed',
-          from: cut.from ?? null,
-          to: cut.to,
+          previous: release(cut.from),
+          next: release(cut.to),
+          rollback: false,
           error: `deploy of ${owner?.run ?? 'an unknown run'} cut off during the switch; lock released by fleet-deploy unlock`,
         })
       : undefined;
@@ -165,13 +150,4 @@ export async function runUnlock(values: Values, io: CliIO): Promise<number> {
       held: !released,
     };
   }
-
-  const ordered = targets.map((t) => rows.find((r) => r.target === t)!);
-  io.stdout(
-    `${table(
-      ['TARGET', 'LOCK', 'HOLDER', 'ACTION'],
-      ordered.map((r) => [r.target.id, r.lock, r.holder, r.action]),
-    )}\n`,
-  );
-  return ordered.some((r) => r.held) ? 1 : 0;
 }

@@ -41,6 +41,11 @@ const entrySchema = z.object({
   fromImages: z.array(z.string().regex(IMAGE_ID)).optional(),
   toImages: z.array(z.string().regex(IMAGE_ID)).optional(),
   digests: z.array(z.string().refine((r) => IMAGE_REF.test(r))).optional(),
+  /** Compose's config-hash label of the release's containers, when the deploy recorded it (status compares it). */
+  configHash: z
+    .string()
+    .regex(/^[a-f0-9]{64}$/)
+    .optional(),
   rollback: z.boolean().optional(),
   error: z.string().max(4096).optional(),
 });
@@ -196,6 +201,15 @@ export class History {
    * images this tool did not deploy are left alone.
    */
   prunable(next: Release, previous: Release, keep: number): string[] {
+    return this.retention(next, previous, keep).prunable;
+  }
+
+  /**
+   * The retention rule both ways: the references kept (`next`, `previous` and the last `keep` releases)
+   * and the older ones of this tool's releases that may go. `fleet-deploy prune` keeps what any tenant
+   * sharing a server keeps.
+   */
+  retention(next: Release, previous: Release, keep: number): { kept: string[]; prunable: string[] } {
     const releases: Array<Record<string, string>> = [next.refs];
     for (const e of this.deployed()) {
       if (e.toRefs) releases.push(e.toRefs);
@@ -210,6 +224,9 @@ export class History {
       ...distinct.slice(0, keep).flatMap((r) => Object.values(r)),
     ]);
     const old = distinct.slice(keep).flatMap((r) => Object.values(r));
-    return [...new Set(old)].filter((r) => !kept.has(r) && IMAGE_REF.test(r));
+    return {
+      kept: [...kept],
+      prunable: [...new Set(old)].filter((r) => !kept.has(r) && IMAGE_REF.test(r)),
+    };
   }
 }

@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Target } from '../registry/model';
 import * as R from '../remote/commands';
+import { backup, backupId, parseBackupTaken } from '../remote/backup';
 import { runGate, type GateResult } from '../health/gate';
 import { History, historyLine } from './history';
 import { OnceHooks, runHooks } from './hooks';
@@ -208,11 +209,11 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
 
   async backup(): StepReturn {
     if (!this.target.tenant.backup) return;
-    const stamp = new Date(this.ports.clock.now()).toISOString().replace(/[:.]/g, '-');
+    const id = backupId(new Date(this.ports.clock.now()));
     await this.step(
       'backup',
-      async () => (await this.shell.must('backup', R.backup(this.target.tenant, stamp))).trim(),
-      (file) => file,
+      async () => parseBackupTaken(await this.shell.must('backup', backup(this.target.tenant, id))),
+      (taken) => (taken ? `backup ${taken.id}` : undefined),
     );
   }
 

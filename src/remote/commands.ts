@@ -78,7 +78,7 @@ export function normalizeProject(name: string): string {
  * does. The value comes from files on the server: it is only ever expanded inside double quotes here,
  * and `parsePrepared` checks it against the project pattern before any later command uses it.
  */
-function deriveProject(t: Tenant): Script {
+export function deriveProject(t: Tenant): Script {
   if (t.compose.project) return sh`project=${t.compose.project}`;
   const first = t.compose.files[0]!;
   const value = new Script(`tr -d '\\r"'"'"' ' | tail -n 1`);
@@ -96,7 +96,7 @@ function composeAvailable(command: ComposeCommand): Script {
 }
 
 /** IDs of the project's running containers (`-a`: all of them), by label through the engine (no Compose process). */
-function containersOf(t: Tenant, project: string | Script, all = false): Script {
+export function containersOf(t: Tenant, project: string | Script, all = false): Script {
   const label =
     project instanceof Script
       ? sh`"label=com.docker.compose.project=${project}"`
@@ -105,7 +105,7 @@ function containersOf(t: Tenant, project: string | Script, all = false): Script 
 }
 
 /** The project derived on the server by `deriveProject`, as shell text for double quotes. */
-const PROJECT_VAR = new Script('$project');
+export const PROJECT_VAR = new Script('$project');
 
 export function composeArgv(t: Tenant): string[] {
   const argv = t.compose.command.split(' ');
@@ -406,14 +406,4 @@ export function readHistory(t: Tenant, lines: number): Script {
 
 export function runUserCommand(t: Tenant, command: string, env: Readonly<Record<string, string>>): Script {
   return named('runUserCommand', sh`${enter(t)} && ${touchLock} && ${envPrefix(env)} sh -c ${command}`);
-}
-
-export function backup(t: Tenant, stamp: string): Script {
-  const b = t.backup!;
-  const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
-  const pre = b.command ? sh`sh -c ${b.command} && ` : sh``;
-  return named(
-    'backup',
-    sh`${enter(t)} && ${touchLock} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`,
-  );
 }

@@ -5,12 +5,13 @@
  * command, and retries with backoff for transient connect errors only.
  */
 import * as http from 'node:http';
+import { StringDecoder } from 'node:string_decoder';
 import { NodeSSH } from 'node-ssh';
 import type { Client, ClientChannel } from 'ssh2';
 import type { JumpHost, Server } from '../registry/model';
 import type { PinnedHostKey } from '../registry/hostkey';
 import type { Script } from '../remote/shell';
-import type { Connector, ExecResult, HttpResponse, Transport } from '../deploy/ports';
+import type { Connector, ExecOptions, ExecResult, HttpResponse, Transport } from '../deploy/ports';
 import { parseKnownHosts, verifyHostKey, type KnownHostEntry } from './known-hosts';
 
 export interface SshOptions {
@@ -174,9 +175,10 @@ export class SshTransport implements Transport {
     return !this.lost;
   }
 
-  exec(script: Script, { timeoutMs }: { timeoutMs: number }): Promise<ExecResult> {
+  exec(script: Script, { timeoutMs, onOutput, pty, signal }: ExecOptions): Promise<ExecResult> {
     return new Promise((resolve) => {
       if (this.lost) return resolve({ code: null, stdout: '', stderr: 'the connection was lost' });
+      if (signal?.aborted) return resolve({ code: null, stdout: '', stderr: 'stopped' });
       let stdout = '';
       let stderr = '';
       let done = false;
@@ -186,21 +188,28 @@ export class SshTransport implements Transport {
         done = true;
         clearTimeout(timer);
         this.inFlight.delete(onClose);
+        signal?.removeEventListener('abort', onAbort);
         resolve({ code, stdout, stderr: stderr + extra });
       };
       const onClose = () => finish(null, '\nthe connection was lost');
       this.inFlight.add(onClose);
+      const onAbort = () => {
+        channel?.close();
+        finish(null, '\nstopped');
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
       const timer = setTimeout(() => {
         channel?.close();
         finish(null, `\ntimed out after ${Math.round(timeoutMs / 1000)} s`);
       }, timeoutMs);
       try {
-        this.client.exec(script.text, (err, ch) => {
+        this.client.exec(script.text, pty ? { pty: true } : {}, (err, ch) => {
           if (err) return finish(null, err.message);
           channel = ch;
           let exit: number | null | undefined;
           let signal: string | undefined;
-          ch.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+          const utf8 = new StringDecoder('utf8'); // a character split across chunks stays whole
+          ch.on('data', (d: Buffer) => (onOutput ? onOutput(utf8.write(d)) : (stdout += d.toString('utf8'))));
           ch.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
           ch.on('exit', (code: number | null, sig?: string) => {
             exit = typeof code === 'number' ? code : null;
