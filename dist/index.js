@@ -67335,10 +67335,22 @@ const backup = strictObject({
         .max(3650, { error: 'must be at most 3650' })
         .meta({ description: 'Archives older than this are deleted. Default: 7.' })
         .optional(),
+    keepCount: schemas_int({ error: 'must be a whole number of archives' })
+        .min(1, { error: 'must be at least 1' })
+        .max(1000, { error: 'must be at most 1000' })
+        .meta({ description: 'Only the newest N archives are kept. Default: no limit by count.' })
+        .optional(),
     command: shellCommand('A command run before the archive, e.g. a pg_dump into a backed-up path.').optional(),
+    dump: strictObject({
+        command: shellCommand('Prints the database dump on stdout, run in the tenant directory, e.g. "docker compose exec -T db pg_dump -U app app".'),
+        restore: shellCommand('Reads a dump on stdin and loads it, e.g. "docker compose exec -T db psql -U app -d app". Used by `fleet-deploy restore`.').optional(),
+        file: refineString(str(RELATIVE_FILE, 'dump file name', 'Name of the dump inside the archive. Default: "dump.sql".', 'dump.sql'), noDotSegments('a dump file name')).optional(),
+    })
+        .meta({ description: "A database dump taken through the tenant's containers into each archive." })
+        .optional(),
 })
     .meta({
-    description: 'Archive .env, the compose files and these paths into .fleet/backups/ before each deploy.',
+    description: 'Archive .env, the compose files, these paths and a database dump into .fleet/backups/ (gzip, with a sha256 checksum) before each deploy and on `fleet-deploy backup`.',
 });
 const commands = strictObject({
     deploy: shellCommand('Deploys $FLEET_VERSION, e.g. "git fetch && git checkout \\"$FLEET_VERSION\\" && npm ci && pm2 restart app".'),
@@ -67375,6 +67387,11 @@ const tenantFields = {
         .optional(),
     ring: str(NAME, 'ring', 'Rollout ring, one of `rings`. Default: the last ring ("general").', 'canary').optional(),
     labels: labels.optional(),
+    hibernated: schemas_enum(['restore', 'wake'], { error: 'must be "restore" or "wake"' })
+        .meta({
+        description: 'A deploy to a tenant whose containers are paused or stopped (hibernated): "restore" deploys, gates, then pauses or stops them again; "wake" leaves them running. Default: "restore".',
+    })
+        .optional(),
 };
 const tenantDefaults = strictObject(tenantFields)
     .meta({ description: 'Tenant fields applied to every tenant it covers.' });
@@ -67599,13 +67616,16 @@ function resolveRegistry(file, source) {
                         backup: {
                             paths: backup.paths ?? [],
                             keepDays: backup.keepDays ?? 7,
+                            ...(backup.keepCount ? { keepCount: backup.keepCount } : {}),
                             ...(backup.command ? { command: backup.command } : {}),
+                            ...(backup.dump ? { dump: { ...backup.dump, file: backup.dump.file ?? 'dump.sql' } } : {}),
                         },
                     }
                     : {}),
                 ...(commands ? { commands } : {}),
                 keepReleases: resolve_pick(tl, 'keepReleases')?.value ?? 3,
                 minFreeDiskMb: resolve_pick(tl, 'minFreeDiskMb')?.value ?? 1024,
+                hibernated: resolve_pick(tl, 'hibernated')?.value ?? 'restore',
                 ring: ring.value,
                 labels: Object.assign({}, ...tl.map((l) => l.data?.labels ?? {})),
                 at: tat,
@@ -68743,12 +68763,6 @@ function readHistory(t, lines) {
 function runUserCommand(t, command, env) {
     return shell_named('runUserCommand', shell_sh `${enter(t)} && ${touchLock} && ${envPrefix(env)} sh -c ${command}`);
 }
-function commands_backup(t, stamp) {
-    const b = t.backup;
-    const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
-    const pre = b.command ? shell_sh `sh -c ${b.command} && ` : shell_sh ``;
-    return shell_named('backup', shell_sh `${enter(t)} && ${touchLock} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`);
-}
 
 ;// CONCATENATED MODULE: ./src/deploy/hooks.ts
 
@@ -68847,6 +68861,110 @@ class Session {
         this.current = undefined;
         await t?.close();
     }
+}
+
+;// CONCATENATED MODULE: ./src/remote/backup.ts
+
+
+/** A backup's ID: its time and an optional label. What `restore --backup` accepts. */
+const BACKUP_ID = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z(?:-[a-z]+)*$/;
+/** The same, as an extended regular expression for grep on the server (archive names). */
+const ARCHIVE_ERE = '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}-[0-9]{2}-[0-9]{2}-[0-9]{3}Z(-[a-z]+)*[.]tar[.]gz$';
+/** Where a dump is staged in the tenant directory while it is archived (and its name in the archive). */
+const DUMP_DIR = `${STATE_DIR}/dump`;
+/** Exit codes of `restore`, each with its own message. */
+const RESTORE_EXIT = { noBackup: 40, badChecksum: 41, locked: 42, noDump: 43 };
+/** A tenant without a `backup` block is backed up by the command with these settings. */
+const DEFAULT_BACKUP = { paths: [], keepDays: 7 };
+function backupId(time, label) {
+    return `${time.toISOString().replace(/[:.]/g, '-')}${label ? `-${label}` : ''}`;
+}
+const archiveOf = (id) => `${BACKUP_DIR}/${id}.tar.gz`;
+const settings = (t) => t.backup ?? DEFAULT_BACKUP;
+/**
+ * Takes one backup and applies the retention (not while restoring: it could remove the archive restored). Run in the tenant directory. Prints `@@backup ID SIZE`
+ * and `@@removed NAME` for each archive the retention removed. The archive is written under a temporary
+ * name and renamed once complete, so a failed backup leaves no archive that looks whole.
+ */
+function takeBackup(t, id, applyRetention = true) {
+    const b = settings(t);
+    const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
+    const archive = archiveOf(id);
+    const pre = b.command ? shell_sh `sh -c ${b.command} && ` : shell_sh ``;
+    const dumpFile = b.dump ? `${DUMP_DIR}/${b.dump.file}` : undefined;
+    const dump = b.dump && dumpFile
+        ? shell_sh `rm -rf -- ${DUMP_DIR} && mkdir -p "$(dirname -- ${dumpFile})" && { sh -c ${b.dump.command} > ${dumpFile} || { rm -rf -- ${DUMP_DIR}; echo 'the dump command failed' >&2; exit 1; }; } && `
+        : shell_sh ``;
+    const archived = dumpFile ? [...files, dumpFile] : files;
+    return shell_sh `umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}${dump}{ tar -czf ${`${archive}.part`} -- ${archived} || { rm -f -- ${`${archive}.part`}; ${dumpFile ? shell_sh `rm -rf -- ${DUMP_DIR}; ` : shell_sh ``}exit 1; }; } && ${dumpFile ? shell_sh `rm -rf -- ${DUMP_DIR} && ` : shell_sh ``}mv -f -- ${`${archive}.part`} ${archive} && (cd -- ${BACKUP_DIR} && sha256sum -- ${`${id}.tar.gz`} > ${`${id}.tar.gz.sha256`}) && echo "@@backup ${id} $(stat -c %s -- ${archive})"${applyRetention ? shell_sh ` && ${retention(b)}` : shell_sh ``}`;
+}
+/**
+ * Removes the archives older than `keepDays` (by modification time, to the minute) and, with
+ * `keepCount`, all but the newest N — only files named as this tool names them; each with its checksum.
+ */
+function retention(b) {
+    const byAge = shell_sh `find . -maxdepth 1 -type f -name '*.tar.gz' -mmin +${b.keepDays * 1440} | sed 's|^[.]/||' | grep -E ${ARCHIVE_ERE}`;
+    const byCount = b.keepCount
+        ? shell_sh `; ls -1 | grep -E ${ARCHIVE_ERE} | sort -r | tail -n +${b.keepCount + 1}`
+        : shell_sh ``;
+    return shell_sh `(cd -- ${BACKUP_DIR} && { ${byAge}${byCount}; } | sort -u | while IFS= read -r f; do rm -f -- "$f" "$f.sha256" && echo "@@removed $f"; done)`;
+}
+/** `fleet-deploy backup` and the deploy's pre-deploy backup step. */
+function backup_backup(t, id) {
+    return shell_named('backup', shell_sh `cd -- ${t.path} && { touch -c -- ${LOCK_DIR} 2>/dev/null || :; } && ${takeBackup(t, id)}`);
+}
+function parseBackupTaken(stdout) {
+    let taken;
+    const removed = [];
+    for (const line of stdout.split('\n')) {
+        const b = /^@@backup (\S+) (\d+)$/.exec(line.trim());
+        if (b && BACKUP_ID.test(b[1]))
+            taken = { id: b[1], bytes: Number(b[2]), removed };
+        const r = /^@@removed (\S+)\.tar\.gz$/.exec(line.trim());
+        if (r && BACKUP_ID.test(r[1]))
+            removed.push(r[1]);
+    }
+    return taken;
+}
+/** Lists the tenant's archives: `NAME|BYTES|MTIME|SHA256` a line (the checksum empty when its file is missing). */
+function listBackups(t) {
+    return shell_named('listBackups', shell_sh `cd -- ${t.path} && { cd -- ${BACKUP_DIR} 2>/dev/null || exit 0; } && for f in *.tar.gz; do [ -f "$f" ] || continue; printf '%s|%s|%s|%s\n' "$f" "$(stat -c %s -- "$f")" "$(stat -c %Y -- "$f")" "$(cut -c 1-64 -- "$f.sha256" 2>/dev/null)"; done`);
+}
+/** The archives as listed, newest first; a line that is not one of this tool's archives is dropped. */
+function parseBackups(stdout) {
+    const out = [];
+    for (const line of stdout.split('\n')) {
+        const m = /^(.+)\.tar\.gz\|(\d+)\|(\d+)\|([a-f0-9]{64})?$/.exec(line.trim());
+        if (!m || !BACKUP_ID.test(m[1]))
+            continue;
+        out.push({
+            id: m[1],
+            bytes: Number(m[2]),
+            time: new Date(Number(m[3]) * 1000).toISOString(),
+            ...(m[4] ? { sha256: m[4] } : {}),
+        });
+    }
+    return out.sort((a, b) => (a.id < b.id ? 1 : -1));
+}
+/**
+ * Restores archive `id`: under the deploy lock (a deploy or another restore in progress refuses it),
+ * checks the archive's sha256, takes a backup of what it is about to replace (`keepAs`), extracts the
+ * files over the tenant's, then optionally loads the dump and brings the stack up.
+ */
+function restore(t, id, o) {
+    if (!BACKUP_ID.test(id))
+        throw new Error(`not a backup ID: ${JSON.stringify(id)}`);
+    const b = settings(t);
+    const archive = archiveOf(id);
+    const lock = shell_sh `mkdir -p ${STATE_DIR} && { mkdir ${LOCK_DIR} 2>/dev/null || { echo 'a deploy or restore holds the lock' >&2; exit ${RESTORE_EXIT.locked}; }; } && trap 'rm -rf -- ${LOCK_DIR}' EXIT && printf '%s\n' ${o.owner} > ${`${LOCK_DIR}/owner`}`;
+    const check = shell_sh `{ test -f ${archive} || exit ${RESTORE_EXIT.noBackup}; } && { (cd -- ${BACKUP_DIR} && sha256sum -c --status -- ${`${id}.tar.gz.sha256`}) || exit ${RESTORE_EXIT.badChecksum}; }`;
+    const files = shell_sh `tar -xzf ${archive} --exclude=${DUMP_DIR} && echo '@@restored files'`;
+    const dumpFile = b.dump ? `${DUMP_DIR}/${b.dump.file}` : '';
+    const database = o.database && b.dump?.restore
+        ? shell_sh ` && dump=$(mktemp) && { tar -xzOf ${archive} -- ${dumpFile} > "$dump" 2>/dev/null || { rm -f -- "$dump"; exit ${RESTORE_EXIT.noDump}; }; } && { sh -c ${b.dump.restore} < "$dump"; rc=$?; rm -f -- "$dump"; [ $rc -eq 0 ]; } && echo '@@restored database'`
+        : shell_sh ``;
+    const up = o.up ? shell_sh ` && ${composeArgv(t)} up -d && echo '@@up'` : shell_sh ``;
+    return shell_named('restore', shell_sh `cd -- ${t.path} && ${lock} && ${check} && ${takeBackup(t, o.keepAs, false)} && ${files}${database}${up}`);
 }
 
 ;// CONCATENATED MODULE: ./src/health/gate.ts
@@ -68971,6 +69089,10 @@ const entrySchema = object({
     fromImages: array(schemas_string().regex(IMAGE_ID)).optional(),
     toImages: array(schemas_string().regex(IMAGE_ID)).optional(),
     digests: array(schemas_string().refine((r) => IMAGE_REF.test(r))).optional(),
+    /** Compose's config-hash label of the release's containers, when the deploy recorded it (status compares it). */
+    configHash: schemas_string()
+        .regex(/^[a-f0-9]{64}$/)
+        .optional(),
     rollback: schemas_boolean().optional(),
     error: schemas_string().max(4096).optional(),
 });
@@ -69099,6 +69221,14 @@ class History {
      * images this tool did not deploy are left alone.
      */
     prunable(next, previous, keep) {
+        return this.retention(next, previous, keep).prunable;
+    }
+    /**
+     * The retention rule both ways: the references kept (`next`, `previous` and the last `keep` releases)
+     * and the older ones of this tool's releases that may go. `fleet-deploy prune` keeps what any tenant
+     * sharing a server keeps.
+     */
+    retention(next, previous, keep) {
         const releases = [next.refs];
         for (const e of this.deployed()) {
             if (e.toRefs)
@@ -69116,7 +69246,10 @@ class History {
             ...distinct.slice(0, keep).flatMap((r) => Object.values(r)),
         ]);
         const old = distinct.slice(keep).flatMap((r) => Object.values(r));
-        return [...new Set(old)].filter((r) => !kept.has(r) && IMAGE_REF.test(r));
+        return {
+            kept: [...kept],
+            prunable: [...new Set(old)].filter((r) => !kept.has(r) && IMAGE_REF.test(r)),
+        };
     }
 }
 
@@ -69482,6 +69615,7 @@ function strategyFor(target) {
 
 
 
+
 /**
  * A deploy's steps in order: `TargetRun` runs them, and --dry-run (dry-run.ts) prints the commands of
  * the same list. Each name is a method of both; a step with nothing to do for a tenant records nothing.
@@ -69596,8 +69730,8 @@ class TargetRun {
     async backup() {
         if (!this.target.tenant.backup)
             return;
-        const stamp = new Date(this.ports.clock.now()).toISOString().replace(/[:.]/g, '-');
-        await this.step('backup', async () => (await this.shell.must('backup', commands_backup(this.target.tenant, stamp))).trim(), (file) => file);
+        const id = backupId(new Date(this.ports.clock.now()));
+        await this.step('backup', async () => parseBackupTaken(await this.shell.must('backup', backup_backup(this.target.tenant, id))), (taken) => (taken ? `backup ${taken.id}` : undefined));
     }
     async preDeploy() {
         await this.hooks('preDeploy', 'pre-deploy hooks', this.version, this.previousVersion);
@@ -69968,6 +70102,7 @@ async function deployFleet(plan, options, ports) {
 
 
 
+
 /** Each step's commands on the happy path, named as the deploy's report names them. */
 class Preview {
     target;
@@ -70001,7 +70136,7 @@ class Preview {
         return [];
     }
     backup() {
-        return this.cmd('backup', this.tenant.backup && commands_backup(this.tenant, '<time>'));
+        return this.cmd('backup', this.tenant.backup && backup_backup(this.tenant, '<time>'));
     }
     preDeploy() {
         return this.hooks('preDeploy', 'pre-deploy hook');
@@ -70537,6 +70672,8 @@ function checkTrust(registry, plan, knownHostsText) {
 
 // EXTERNAL MODULE: external "node:http"
 var external_node_http_ = __nccwpck_require__(7067);
+;// CONCATENATED MODULE: external "node:string_decoder"
+const external_node_string_decoder_namespaceObject = require("node:string_decoder");
 // EXTERNAL MODULE: external "assert"
 var external_assert_ = __nccwpck_require__(2613);
 // EXTERNAL MODULE: external "fs"
@@ -71435,6 +71572,7 @@ class NodeSSH {
 
 
 
+
 /** An error the user can fix (auth, host key): never retried. */
 class ConnectError extends Error {
     transient;
@@ -71554,10 +71692,12 @@ class SshTransport {
     get alive() {
         return !this.lost;
     }
-    exec(script, { timeoutMs }) {
+    exec(script, { timeoutMs, onOutput, pty, signal }) {
         return new Promise((resolve) => {
             if (this.lost)
                 return resolve({ code: null, stdout: '', stderr: 'the connection was lost' });
+            if (signal?.aborted)
+                return resolve({ code: null, stdout: '', stderr: 'stopped' });
             let stdout = '';
             let stderr = '';
             let done = false;
@@ -71568,22 +71708,29 @@ class SshTransport {
                 done = true;
                 clearTimeout(timer);
                 this.inFlight.delete(onClose);
+                signal?.removeEventListener('abort', onAbort);
                 resolve({ code, stdout, stderr: stderr + extra });
             };
             const onClose = () => finish(null, '\nthe connection was lost');
             this.inFlight.add(onClose);
+            const onAbort = () => {
+                channel?.close();
+                finish(null, '\nstopped');
+            };
+            signal?.addEventListener('abort', onAbort, { once: true });
             const timer = setTimeout(() => {
                 channel?.close();
                 finish(null, `\ntimed out after ${Math.round(timeoutMs / 1000)} s`);
             }, timeoutMs);
             try {
-                this.client.exec(script.text, (err, ch) => {
+                this.client.exec(script.text, pty ? { pty: true } : {}, (err, ch) => {
                     if (err)
                         return finish(null, err.message);
                     channel = ch;
                     let exit;
                     let signal;
-                    ch.on('data', (d) => (stdout += d.toString('utf8')));
+                    const utf8 = new external_node_string_decoder_namespaceObject.StringDecoder('utf8'); // a character split across chunks stays whole
+                    ch.on('data', (d) => (onOutput ? onOutput(utf8.write(d)) : (stdout += d.toString('utf8'))));
                     ch.stderr.on('data', (d) => (stderr += d.toString('utf8')));
                     ch.on('exit', (code, sig) => {
                         exit = typeof code === 'number' ? code : null;
@@ -71875,6 +72022,91 @@ function printDryRun(plan, version, io) {
     return 0;
 }
 
+;// CONCATENATED MODULE: ./src/deploy/each-server.ts
+/** The targets grouped by server, in the order they were given. */
+function byServer(targets) {
+    const groups = new Map();
+    for (const t of targets)
+        groups.set(t.server.name, [...(groups.get(t.server.name) ?? []), t]);
+    return [...groups.values()];
+}
+/** Runs `items` through `work`, at most `limit` at once. */
+async function bounded(items, limit, work) {
+    let next = 0;
+    const lanes = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+        while (next < items.length)
+            await work(items[next++]);
+    });
+    await Promise.all(lanes);
+}
+/** Each target's outcome, keyed by target id (every target of `targets` has one). */
+async function eachServer(targets, connector, work, options = {}) {
+    const results = new Map();
+    await bounded(byServer(targets), options.concurrency ?? 8, async (list) => {
+        const server = list[0].server;
+        let transport;
+        try {
+            transport = await connector.connect(options.as ? options.as(server) : server);
+        }
+        catch (e) {
+            for (const t of list)
+                results.set(t.id, { ok: false, error: e.message });
+            return;
+        }
+        try {
+            await bounded(list, options.perServer ?? 1, async (t) => {
+                try {
+                    results.set(t.id, { ok: true, value: await work(t, transport) });
+                }
+                catch (e) {
+                    results.set(t.id, { ok: false, error: e.message });
+                }
+            });
+        }
+        finally {
+            await transport.close();
+        }
+    });
+    return results;
+}
+
+;// CONCATENATED MODULE: ./src/cli/remote.ts
+
+
+
+
+
+/** The flags of every remote command. */
+const REMOTE_OPTIONS = {
+    registry: { type: 'string', short: 'r' },
+    select: { type: 'string', short: 's' },
+    key: { type: 'string' },
+    'known-hosts': { type: 'string' },
+    concurrency: { type: 'string', short: 'c' },
+};
+/** Their help lines, for each command's usage. */
+const REMOTE_HELP = `  -r, --registry FILE   the server registry (default: $FLEET_REGISTRY or servers/production.json)
+  -s, --select EXPR     which targets (default: every target)
+  -c, --concurrency N   servers worked on at once, one SSH connection each (default 8)
+      --key FILE        SSH private key (default: $FLEET_SSH_KEY, or $FLEET_SSH_KEY_FILE)
+      --known-hosts FILE  trusted host keys besides the registry's pins
+  -h, --help            show this help`;
+async function openRemote(values, io, ssh = {}) {
+    const registry = await loadRegistry(values, io);
+    const plan = planDeployment(registry, {
+        select: values.select,
+        waves: values.waves,
+    });
+    const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
+    return {
+        registry,
+        targets: plan.plan.flatMap((w) => w.targets),
+        waveOf: new Map(plan.plan.flatMap((w) => w.targets.map((t) => [t.id, w.index]))),
+        connector: new SshConnector({ privateKey, knownHosts, ...ssh }),
+        concurrency: wholeNumber(values.concurrency, '--concurrency', 8),
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/cli/history.ts
 /** `fleet-deploy history`: the release history of the selected targets, read over SSH. */
 
@@ -71884,51 +72116,26 @@ function printDryRun(plan, version, io) {
 
 
 
-
-const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--key FILE] [--known-hosts FILE]
+const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--concurrency N] [--key FILE] [--known-hosts FILE]
 
 Reads each selected target's release history (.fleet/history.jsonl in its directory: time, actor, CI run,
 outcome, from → to, digests), newest first, over one SSH connection per server.
 
 Options:
-  -r, --registry FILE   the server registry (default: $FLEET_REGISTRY or servers/production.json)
-  -s, --select EXPR     which targets (default: every target)
   -n, --limit N         entries per target (default 10)
   -f, --format FORMAT   table (default) or json
-      --key FILE        SSH private key (default: $FLEET_SSH_KEY, or $FLEET_SSH_KEY_FILE)
-      --known-hosts FILE  trusted host keys besides the registry's pins
-  -h, --help            show this help`;
+${REMOTE_HELP}`;
 async function runHistory(values, io) {
-    const registry = await loadRegistry(values, io);
     const limit = wholeNumber(values.limit, '--limit', 10);
     const format = values.format ?? 'table';
-    const plan = planDeployment(registry, { select: values.select });
-    const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
-    const connector = new SshConnector({ privateKey, knownHosts });
-    const targets = plan.plan.flatMap((w) => w.targets);
-    const byServer = new Map();
-    for (const t of targets)
-        byServer.set(t.server.name, [...(byServer.get(t.server.name) ?? []), t]);
-    const results = new Map();
-    await Promise.all([...byServer.values()].map(async (list) => {
-        let transport;
-        try {
-            transport = await connector.connect(list[0].server);
-            for (const t of list) {
-                const r = await transport.exec(readHistory(t.tenant, limit), { timeoutMs: 30_000 });
-                results.set(t.id, r.code === 0
-                    ? parseHistory(r.stdout.split('\n')).reverse()
-                    : `cannot read the history: exit code ${r.code}: ${r.stderr.trim()}`);
-            }
-        }
-        catch (e) {
-            for (const t of list)
-                results.set(t.id, e.message);
-        }
-        finally {
-            await transport?.close();
-        }
-    }));
+    const { targets, connector, concurrency } = await openRemote(values, io);
+    const outcomes = await eachServer(targets, connector, async (t, transport) => {
+        const r = await transport.exec(readHistory(t.tenant, limit), { timeoutMs: 30_000 });
+        if (r.code !== 0)
+            throw new Error(`cannot read the history: ${shell_describe(r)}`);
+        return parseHistory(r.stdout.split('\n')).reverse();
+    }, { concurrency });
+    const results = new Map([...outcomes].map(([id, o]) => [id, o.ok ? o.value : o.error]));
     let failed = false;
     if (format === 'json') {
         io.stdout(`${JSON.stringify(Object.fromEntries(targets.map((t) => [t.id, results.get(t.id)])), null, 2)}\n`);
@@ -71967,8 +72174,6 @@ async function runHistory(values, io) {
  * there — and releases those whose holder is gone. A lock whose holder still looks at work (touched
  * within twice the longest quiet stretch of a live deploy) is only released with --force, said so.
  */
-
-
 
 
 
@@ -72016,33 +72221,19 @@ function interruptedSwitch(note) {
 }
 async function runUnlock(values, io) {
     const flags = fromFlags(values);
-    const registry = await loadRegistry(values, io);
-    const plan = planDeployment(registry, { select: setting(flags, 'select') });
-    const targets = plan.plan.flatMap((w) => w.targets);
-    const limits = rolloutSettings(flags, targets);
+    const remote = await openRemote(values, io, { passphrase: io.env.FLEET_SSH_PASSPHRASE });
+    const limits = rolloutSettings(flags, remote.targets);
     const who = identity(flags, io.env, 'cli');
     const force = Boolean(values.force);
-    const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
-    const connector = new SshConnector({ privateKey, knownHosts, passphrase: io.env.FLEET_SSH_PASSPHRASE });
-    const byServer = new Map();
-    for (const t of targets)
-        byServer.set(t.server.name, [...(byServer.get(t.server.name) ?? []), t]);
-    const rows = [];
-    await Promise.all([...byServer.values()].map(async (list) => {
-        let transport;
-        try {
-            transport = await connector.connect(list[0].server);
-            for (const target of list)
-                rows.push(await unlockTarget(target, transport));
-        }
-        catch (e) {
-            for (const target of list)
-                rows.push({ target, lock: 'unknown', holder: '', action: e.message, held: true });
-        }
-        finally {
-            await transport?.close();
-        }
-    }));
+    const results = await eachServer(remote.targets, remote.connector, unlockTarget, {
+        concurrency: remote.concurrency,
+    });
+    const rows = remote.targets.map((target) => {
+        const r = results.get(target.id);
+        return r.ok ? r.value : { target, lock: 'unknown', holder: '', action: r.error, held: true };
+    });
+    io.stdout(`${table(['TARGET', 'LOCK', 'HOLDER', 'ACTION'], rows.map((r) => [r.target.id, r.lock, r.holder, r.action]))}\n`);
+    return rows.some((r) => r.held) ? 1 : 0;
     async function unlockTarget(target, transport) {
         const t = target.tenant;
         const r = await transport.exec(inspectLock(t), { timeoutMs: limits.commandTimeoutMs });
@@ -72067,15 +72258,22 @@ async function runUnlock(values, io) {
                 held: true,
             };
         const owner = parseLockOwner(lock.owner);
+        const release = (version) => ({
+            refs: {},
+            ...(version ? { version } : {}),
+            imageIds: [],
+            digests: [],
+        });
         const entry = cut
-            ? JSON.stringify({
-                time: new Date().toISOString(),
+            ? historyLine({
+                time: new Date(),
                 actor: who.actor,
                 run: who.runId,
                 target: target.id,
                 outcome: 'failed',
-                from: cut.from ?? null,
-                to: cut.to,
+                previous: release(cut.from),
+                next: release(cut.to),
+                rollback: false,
                 error: `deploy of ${owner?.run ?? 'an unknown run'} cut off during the switch; lock released by fleet-deploy unlock`,
             })
             : undefined;
@@ -72104,15 +72302,754 @@ async function runUnlock(values, io) {
             held: !released,
         };
     }
-    const ordered = targets.map((t) => rows.find((r) => r.target === t));
-    io.stdout(`${table(['TARGET', 'LOCK', 'HOLDER', 'ACTION'], ordered.map((r) => [r.target.id, r.lock, r.holder, r.action]))}\n`);
-    return ordered.some((r) => r.held) ? 1 : 0;
+}
+
+;// CONCATENATED MODULE: ./src/deploy/prune.ts
+
+const prune_release = (refs) => ({ refs, imageIds: [], digests: [] });
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+function serverPrunable(tenants) {
+    const kept = new Set();
+    const prunable = new Set();
+    for (const t of tenants) {
+        const entries = parseHistory(t.history);
+        // the release the running one replaced: the `from` of the newest deploy that brought it in
+        const brought = [...entries]
+            .reverse()
+            .find((e) => e.outcome === 'deployed' && e.toRefs && same(e.toRefs, t.env));
+        const r = new History(entries).retention(prune_release(t.env), prune_release(brought?.fromRefs ?? {}), t.tenant.keepReleases);
+        r.kept.forEach((ref) => kept.add(ref));
+        r.prunable.forEach((ref) => prunable.add(ref));
+    }
+    return [...prunable].filter((ref) => !kept.has(ref)).sort();
+}
+
+;// CONCATENATED MODULE: ./src/remote/status.ts
+
+
+
+const CONFIG_HASH_LABEL = 'com.docker.compose.config-hash';
+const INSPECT = `{{.Name}}|{{.State.Status}}|{{.Image}}|{{index .Config.Labels "${CONFIG_HASH_LABEL}"}}|{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}`;
+function inspectTenant(t, historyLines = 50) {
+    const lines = [shell_sh `cd -- ${t.path} 2>/dev/null || { echo '@@nodir'; exit 0; }`];
+    if (t.commands) {
+        lines.push(shell_sh `echo '@@current'; sh -c ${t.commands.current} 2>/dev/null | head -n 1`);
+    }
+    else {
+        const engine = engineOf(t.compose.command);
+        const names = t.images.map((i) => i.variable).join('|');
+        lines.push(deriveProject(t));
+        lines.push(shell_sh `echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env 2>/dev/null`);
+        lines.push(shell_sh `echo '@@containers'; ids=$(${containersOf(t, PROJECT_VAR, true)}) || ids=; if [ -n "$ids" ]; then ${engine} inspect --format ${INSPECT} $ids; echo '@@images'; ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' $(${engine} inspect --format '{{.Image}}' $ids | sort -u) 2>/dev/null; fi`);
+    }
+    lines.push(shell_sh `if [ -d ${LOCK_DIR} ]; then echo "@@lock $(( $(date +%s) - $(stat -c %Y ${LOCK_DIR}) ))"; head -c 2048 ${`${LOCK_DIR}/owner`} 2>/dev/null; echo; fi`);
+    lines.push(shell_sh `echo '@@history'; tail -n ${historyLines} ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
+    return shell_named('inspectTenant', new Script(lines.map(String).join('\n')));
+}
+const CONTAINER_STATES = (/* unused pure expression or super */ null && (['running', 'paused', 'stopped', 'restarting', 'missing']));
+/** The engine's states in the five words status uses. */
+function stateOf(engineState) {
+    if (engineState === 'running' || engineState === 'paused' || engineState === 'restarting')
+        return engineState;
+    return 'stopped'; // created, exited, dead, removing, configured, stopping
+}
+const status_NAME = /^\/?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const WORD = /^[a-z]{1,20}$/;
+const HASH = /^[a-f0-9]{64}$/;
+function parseContainer(line) {
+    const [name = '', state = '', image = '', hash = '', health = ''] = line.split('|');
+    if (!status_NAME.test(name) || !WORD.test(state) || !/^(sha256:)?[a-f0-9]{64}$/.test(image))
+        return undefined;
+    return {
+        name: name.replace(/^\//, ''),
+        state: stateOf(state),
+        image: normalizeId(image),
+        ...(HASH.test(hash) ? { configHash: hash } : {}),
+        health: WORD.test(health) ? health : 'unknown',
+    };
+}
+function parseInspection(stdout) {
+    const out = { noDirectory: false, env: {}, containers: [], digests: {}, history: [] };
+    let section = '';
+    const lockLines = [];
+    const imageLines = [];
+    for (const raw of stdout.split('\n')) {
+        const line = raw.trimEnd();
+        const marker = /^@@(\w+)(?: (.*))?$/.exec(line);
+        if (marker) {
+            section = marker[1];
+            if (section === 'nodir')
+                out.noDirectory = true;
+            if (section === 'project' && COMPOSE_PROJECT.re.test(marker[2] ?? ''))
+                out.project = marker[2];
+            if (section === 'lock')
+                out.lock = { ageS: Number(marker[2]) || 0, owner: '' };
+            continue;
+        }
+        if (!line.trim())
+            continue;
+        if (section === 'env') {
+            const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
+            if (m)
+                out.env[m[1]] = m[2].trim().replace(/^(["'])(.*)\1$/, '$2');
+        }
+        else if (section === 'containers') {
+            const c = parseContainer(line);
+            if (c)
+                out.containers.push(c);
+        }
+        else if (section === 'images')
+            imageLines.push(line);
+        else if (section === 'lock')
+            lockLines.push(line);
+        else if (section === 'current')
+            out.current = line.trim().slice(0, 200);
+        else if (section === 'history')
+            out.history.push(line);
+    }
+    for (const i of parseImages(imageLines.join('\n')))
+        out.digests[i.id] = i.digests;
+    if (out.lock)
+        out.lock.owner = lockLines.join('\n').trim();
+    return out;
+}
+/**
+ * Removes images (`dryRun`: only measures them): prints `@@image REF BYTES` for each present, then
+ * `@@removed REF` or `@@kept REF` (the engine refused: a container, even a stopped one, still uses it).
+ */
+function removeImages(t, refs, dryRun) {
+    const engine = engineOf(t.compose.command);
+    const remove = dryRun
+        ? shell_sh ``
+        : shell_sh ` if ${engine} image rm -- "$ref" >/dev/null 2>&1; then echo "@@removed $ref"; else echo "@@kept $ref"; fi;`;
+    return shell_named('removeImages', shell_sh `for ref in ${[...refs]}; do size=$(${engine} image inspect --format '{{.Size}}' -- "$ref" 2>/dev/null) || continue; echo "@@image $ref $size";${remove} done`);
+}
+
+;// CONCATENATED MODULE: ./src/cli/prune.ts
+/**
+ * `fleet-deploy prune`: the deploy's image retention as a command. Per server, over its one connection:
+ * read every selected tenant's running release and history, then remove the images of older releases
+ * that no tenant sharing the server keeps (src/deploy/prune.ts). `--dry-run` lists them and their size.
+ */
+
+
+
+
+
+
+const PRUNE_USAGE = `fleet-deploy prune [--select EXPR] [--dry-run] [options]
+
+Removes the images of releases older than each tenant's last keepReleases, as a deploy does after it
+succeeds — never the image a tenant runs, the release before it, nor one any other tenant of the same
+server keeps. Only images this tool deployed (from the histories) are considered. Select whole servers:
+tenants of a server left out of the selection are not read, so prune skips servers selected only in part.
+
+Options:
+      --dry-run         list what would be removed and the space it would free; remove nothing
+${REMOTE_HELP}`;
+const PRUNE_OPTIONS = { ...REMOTE_OPTIONS, 'dry-run': { type: 'boolean' } };
+async function pruneServer(list, exec, dryRun) {
+    const tenants = [];
+    for (const t of list) {
+        const i = parseInspection(await exec(inspectTenant(t.tenant, 200)));
+        tenants.push({ tenant: t.tenant, env: i.env, history: i.history });
+    }
+    const refs = serverPrunable(tenants);
+    if (!refs.length)
+        return [];
+    const out = await exec(removeImages(list[0].tenant, refs, dryRun));
+    const images = new Map();
+    for (const line of out.split('\n')) {
+        const m = /^@@(image|removed|kept) (\S+)(?: (\d+))?$/.exec(line.trim());
+        if (!m || !refs.includes(m[2]))
+            continue;
+        if (m[1] === 'image')
+            images.set(m[2], { image: m[2], bytes: Number(m[3] ?? 0), removed: false });
+        else if (m[1] === 'removed' && images.has(m[2]))
+            images.get(m[2]).removed = true;
+    }
+    return [...images.values()];
+}
+async function runPrune(values, io) {
+    const { registry, targets, connector, concurrency } = await openRemote(values, io);
+    const dryRun = Boolean(values['dry-run']);
+    const whole = byServer(targets).filter((list) => {
+        const all = registry.servers.find((s) => s.name === list[0].server.name).tenants.length;
+        if (list.length === all)
+            return true;
+        io.stderr(`${list[0].server.name}: skipped, only ${list.length} of its ${all} tenants are selected\n`);
+        return false;
+    });
+    const results = await eachServer(whole.map((list) => list[0]), connector, (first, transport) => pruneServer(whole.find((l) => l[0] === first), async (script) => {
+        const r = await transport.exec(script, { timeoutMs: 300_000 });
+        if (r.code !== 0)
+            throw new Error(shell_describe(r));
+        return r.stdout;
+    }, dryRun), { concurrency });
+    const rows = [];
+    let freed = 0;
+    let failed = 0;
+    for (const [id, r] of results) {
+        const server = id.split('/')[0];
+        if (!r.ok) {
+            failed++;
+            rows.push([server, '', '', `failed: ${r.error}`]);
+            continue;
+        }
+        for (const p of r.value) {
+            if (dryRun || p.removed)
+                freed += p.bytes;
+            const what = dryRun ? 'would remove' : p.removed ? 'removed' : 'kept (a container uses it)';
+            rows.push([server, p.image, `${(p.bytes / (1 << 20)).toFixed(1)} MiB`, what]);
+        }
+        if (!r.value.length)
+            rows.push([server, '(nothing to prune)', '', '']);
+    }
+    io.stdout(`${table(['SERVER', 'IMAGE', 'SIZE', dryRun ? 'DRY RUN' : 'RESULT'], rows)}\n`);
+    io.stdout(`${dryRun ? 'Would free' : 'Freed'} ${(freed / (1 << 20)).toFixed(1)} MiB on ${plural(results.size, 'server')}\n`);
+    return failed ? 1 : 0;
+}
+
+;// CONCATENATED MODULE: ./src/remote/logs.ts
+
+
+const SINCE = /^(?:\d+[smhd]|\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2})?Z?)?)$/;
+function logs(t, o) {
+    const engine = engineOf(t.compose.command);
+    const flags = [
+        '--tail',
+        String(o.tail),
+        ...(o.since ? ['--since', o.since] : []),
+        ...(o.follow ? ['--follow'] : []),
+    ];
+    // a container's name from the server is only used when it is a plain name (it goes into sed's text)
+    const name = shell_sh `name=$(${engine} inspect --format '{{.Name}}' "$id" 2>/dev/null); name=${new Script('${name#/}')}; case "$name" in '' | *[!A-Za-z0-9_.-]*) name=$id ;; esac`;
+    return shell_named('logs', shell_sh `cd -- ${t.path} && { ${deriveProject(t)}; } >/dev/null && ids=$(${containersOf(t, PROJECT_VAR, true)}) && for id in $ids; do ${name}; ${engine} logs ${flags} "$id" 2>&1 | sed "s|^|$name |" & done; wait`);
+}
+
+;// CONCATENATED MODULE: ./src/cli/logs.ts
+/**
+ * `fleet-deploy logs`: the selected tenants' container logs, each line prefixed by its target; with -f,
+ * following every tenant at once — one connection per server, one exec channel per tenant on it.
+ */
+
+
+
+
+
+
+const LOGS_USAGE = `fleet-deploy logs [--select EXPR] [--tail N] [--since TIME] [-f] [options]
+
+Prints the logs of the selected tenants' containers, each line as "TARGET CONTAINER line". With -f it
+keeps following all of them at once (Ctrl-C stops) over one SSH connection per server.
+
+Options:
+  -n, --tail N          lines per container (default 100)
+      --since TIME      only lines since TIME: a duration (10m, 2h, 1d) or a date (2024-05-01T12:00:00Z)
+  -f, --follow          keep following (at most 10 tenants a server: sshd's MaxSessions)
+${REMOTE_HELP}`;
+const LOGS_OPTIONS = {
+    ...REMOTE_OPTIONS,
+    tail: { type: 'string', short: 'n' },
+    since: { type: 'string' },
+    follow: { type: 'boolean', short: 'f' },
+};
+function sinceFlag(values) {
+    const since = values.since;
+    if (since === undefined || SINCE.test(since))
+        return since;
+    throw new ConfigurationError([
+        {
+            path: [],
+            source: '--since',
+            message: `${JSON.stringify(since)} is not a time`,
+            hint: 'use a duration such as 10m, 2h or 1d, or a date such as 2024-05-01T12:00:00Z',
+        },
+    ]);
+}
+/** Writes whole lines only, each prefixed by its target, whatever the chunks' boundaries. */
+function lineWriter(prefix, write) {
+    let rest = '';
+    return {
+        chunk(text) {
+            const lines = (rest + text.replaceAll('\r\n', '\n')).split('\n');
+            rest = lines.pop();
+            if (lines.length)
+                write(lines.map((l) => `${prefix} ${l}\n`).join(''));
+        },
+        end() {
+            if (rest)
+                write(`${prefix} ${rest}\n`);
+        },
+    };
+}
+async function runLogs(values, io) {
+    const options = {
+        tail: wholeNumber(values.tail, '--tail', 100, 0),
+        since: sinceFlag(values),
+        follow: Boolean(values.follow),
+    };
+    const { targets, connector, concurrency } = await openRemote(values, io);
+    const results = await eachServer(targets, connector, async (t, transport) => {
+        const out = lineWriter(t.id, io.stdout);
+        const r = await transport.exec(logs(t.tenant, options), {
+            timeoutMs: options.follow ? 2 ** 31 - 1 : 120_000,
+            onOutput: (text) => out.chunk(text),
+            // following: a terminal, so the remote `logs -f` is hung up when the channel closes
+            pty: options.follow,
+            ...(io.signal ? { signal: io.signal } : {}),
+        });
+        out.end();
+        if (r.code !== 0 && !io.signal?.aborted)
+            throw new Error(shell_describe(r));
+    }, { concurrency, perServer: options.follow ? 10 : 4 });
+    let failed = 0;
+    for (const [id, r] of results)
+        if (!r.ok) {
+            failed++;
+            io.stderr(`${id}: cannot read the logs: ${r.error}\n`);
+        }
+    return failed ? 1 : 0;
+}
+
+;// CONCATENATED MODULE: ./src/deploy/status.ts
+
+
+
+/** The defaults of --command-timeout and --pull-timeout: how long a live deploy may leave its lock untouched. */
+const DEFAULT_LIMITS = { commandTimeoutMs: 120_000, pullTimeoutMs: 900_000 };
+function aggregate(states) {
+    if (states.length === 0)
+        return 'missing';
+    for (const s of ['restarting', 'paused', 'stopped'])
+        if (states.includes(s))
+            return s;
+    return 'running';
+}
+function healthOf(states) {
+    for (const h of ['unhealthy', 'starting', 'healthy'])
+        if (states.includes(h))
+            return h;
+    return states.length ? 'none' : '';
+}
+function lockOf(target, lock) {
+    let owner = {};
+    try {
+        owner = JSON.parse(lock.owner);
+    }
+    catch {
+        // an owner that is not ours to read is shown as text
+    }
+    const text = (v) => (typeof v === 'string' && !/[\r\n]/.test(v) ? v.slice(0, 200) : undefined);
+    const quietMs = longestQuiet(target.tenant, DEFAULT_LIMITS).ms;
+    return {
+        ageS: lock.ageS,
+        owner: lock.owner.slice(0, 500),
+        ...(text(owner.actor) ? { actor: text(owner.actor) } : {}),
+        ...(text(owner.run) ? { run: text(owner.run) } : {}),
+        // no deploy at work leaves its lock untouched this long: its owner is gone
+        interrupted: lock.ageS * 1000 >= 2 * quietMs,
+    };
+}
+const lastDeployed = (entries) => [...entries].reverse().find((e) => e.outcome === 'deployed');
+function driftOf(i, images, last) {
+    const drift = [];
+    if (!last)
+        return drift;
+    if (last.toRefs && Object.keys(i.env).length) {
+        const changed = Object.entries(last.toRefs).filter(([k, v]) => i.env[k] !== undefined && i.env[k] !== v);
+        for (const [k, v] of changed)
+            drift.push(`.env sets ${k}=${i.env[k]}, the last release set ${v}`);
+    }
+    if (last.toImages?.length && images.length) {
+        const foreign = images.filter((id) => !last.toImages.includes(id));
+        if (foreign.length)
+            drift.push(`runs image ${foreign.map((id) => id.slice(7, 19)).join(', ')}, not the last release's (${last.to ?? '?'})`);
+    }
+    if (last.configHash) {
+        const hashes = new Set(i.containers.map((c) => c.configHash).filter(Boolean));
+        if (hashes.size && !hashes.has(last.configHash))
+            drift.push('its Compose config differs from the deployed one (config-hash label)');
+    }
+    return drift;
+}
+function targetStatus(target, wave, i) {
+    if (i.noDirectory)
+        return {
+            id: target.id,
+            wave,
+            state: 'missing',
+            refs: {},
+            images: [],
+            digests: [],
+            health: '',
+            drift: [],
+            error: `no directory ${target.tenant.path}`,
+        };
+    const entries = parseHistory(i.history);
+    const history = new History(entries);
+    const first = target.tenant.images[0];
+    const version = i.current ?? (first && i.env[first.variable] ? versionOf(i.env[first.variable]) : undefined);
+    const images = [...new Set(i.containers.map((c) => c.image))];
+    const last = [...entries].reverse()[0];
+    const previous = history.previous(version);
+    return {
+        id: target.id,
+        wave,
+        state: target.tenant.commands ? 'running' : aggregate(i.containers.map((c) => c.state)),
+        ...(version ? { version } : {}),
+        refs: i.env,
+        images,
+        digests: [...new Set(images.flatMap((id) => i.digests[id] ?? []))],
+        ...(previous ? { previous } : {}),
+        ...(last
+            ? {
+                lastDeploy: {
+                    outcome: last.outcome,
+                    ...(last.time ? { time: last.time } : {}),
+                    ...(last.actor ? { actor: last.actor } : {}),
+                    ...(last.run ? { run: last.run } : {}),
+                    ...(last.to ? { to: last.to } : {}),
+                },
+            }
+            : {}),
+        health: healthOf(i.containers.map((c) => c.health)),
+        ...(i.lock ? { lock: lockOf(target, i.lock) } : {}),
+        drift: driftOf(i, images, lastDeployed(entries)),
+    };
+}
+/** Adds "differs from most of its wave" to each target whose version is not its wave's most common one. */
+function waveDrift(statuses) {
+    const waves = new Map();
+    for (const s of statuses)
+        waves.set(s.wave, [...(waves.get(s.wave) ?? []), s]);
+    for (const [wave, list] of waves) {
+        const counts = new Map();
+        for (const s of list)
+            if (s.version)
+                counts.set(s.version, (counts.get(s.version) ?? 0) + 1);
+        const [top, n] = [...counts].sort((a, b) => b[1] - a[1])[0] ?? [];
+        if (!top || n * 2 <= list.length)
+            continue; // no majority, no verdict
+        for (const s of list)
+            if (s.version && s.version !== top)
+                s.drift.push(`runs ${s.version} where most of wave ${wave} (${n}/${list.length}) runs ${top}`);
+    }
+}
+const hasDrift = (s) => s.drift.length > 0;
+
+;// CONCATENATED MODULE: ./src/cli/status.ts
+/**
+ * `fleet-deploy status`: per target, what runs (version, image, digest), the release before it, the last
+ * deploy, container state and health now, a lock left behind, and drift. One connection per server; per
+ * tenant one inspection (one exec) and, at the same time on the same connection, one health probe.
+ */
+
+
+
+
+
+
+
+
+
+const STATUS_USAGE = `fleet-deploy status [--select EXPR] [--waves SPEC] [--format table|json] [--fail-on-drift] [options]
+
+For each selected target: the version, image and digest that run, the release before it and the last
+deploy (from its history), the state of its containers (running, paused, stopped, restarting, missing),
+health now (the containers' own checks and one probe of the registry's health check), a lock left in
+place (owner and age; "interrupted" when no live deploy leaves a lock untouched that long), and drift:
+it runs something other than its last recorded release (.env or the running images), its Compose
+config-hash differs from the deployed one (when recorded), or it runs another version than most of its
+wave. Reads only; takes no lock.
+
+Options:
+  -f, --format FORMAT   table (default) or json
+  -w, --waves SPEC      the waves "most of its wave" compares within (default: all targets are one wave)
+      --fail-on-drift   exit 3 when any target drifted (for scheduled checks)
+${REMOTE_HELP}`;
+const STATUS_OPTIONS = {
+    ...REMOTE_OPTIONS,
+    format: { type: 'string', short: 'f' },
+    waves: { type: 'string', short: 'w' },
+    'fail-on-drift': { type: 'boolean' },
+};
+const DRIFT_EXIT = 3;
+/** One GET of the registry's health check (the answer is judged once the version is known). */
+async function get(t, transport) {
+    const check = t.tenant.health;
+    try {
+        return check.url !== undefined
+            ? await fetchUrl(check.url.replaceAll('{version}', ''), check.timeoutMs)
+            : await transport.get(check.port, check.path, check.timeoutMs);
+    }
+    catch (e) {
+        return e;
+    }
+}
+function verdict(t, answer, version) {
+    if (answer instanceof Error)
+        return { ok: false, detail: answer.message };
+    const v = judge(t.tenant.health, answer, version);
+    return v.ok ? { ok: true, detail: `${answer.status}` } : { ok: false, detail: v.reason };
+}
+/** The status of every selected target, drift across waves included (the status action uses it too). */
+async function fleetStatus(values, io) {
+    const { targets, connector, concurrency, waveOf } = await openRemote(values, io);
+    const results = await eachServer(targets, connector, async (t, transport) => {
+        // the inspection and the probe at once, on two channels of the one connection: one round trip
+        const [r, answer] = await Promise.all([
+            transport.exec(inspectTenant(t.tenant), { timeoutMs: 60_000 }),
+            get(t, transport),
+        ]);
+        if (r.code !== 0)
+            throw new Error(`cannot inspect: ${shell_describe(r)}`);
+        const status = targetStatus(t, waveOf.get(t.id) ?? 1, parseInspection(r.stdout));
+        if (status.state !== 'missing')
+            status.probe = verdict(t, answer, status.version ?? '');
+        return status;
+    }, { concurrency, perServer: 4 });
+    const statuses = targets.map((t) => {
+        const r = results.get(t.id);
+        if (r.ok)
+            return r.value;
+        const empty = { refs: {}, images: [], digests: [], health: '', drift: [] };
+        return { id: t.id, wave: waveOf.get(t.id) ?? 1, state: 'missing', ...empty, error: r.error };
+    });
+    waveDrift(statuses);
+    return statuses;
+}
+const status_ago = (s) => s >= 86_400
+    ? `${Math.floor(s / 86_400)}d`
+    : s >= 3600
+        ? `${Math.floor(s / 3600)}h`
+        : `${Math.floor(s / 60)}m`;
+function lockText(l) {
+    const who = [l.actor, l.run].filter(Boolean).join(', ') || l.owner.slice(0, 60);
+    return `${l.interrupted ? 'INTERRUPTED deploy' : 'locked'} by ${who} (${status_ago(l.ageS)} old)`;
+}
+function healthText(s) {
+    const probe = s.probe ? (s.probe.ok ? `probe ok` : `probe FAILED: ${s.probe.detail}`) : '';
+    return [s.health && s.health !== 'none' ? s.health : '', probe].filter(Boolean).join(', ');
+}
+function statusRows(statuses) {
+    return statuses.map((s) => [
+        s.id,
+        s.state,
+        s.version ?? '',
+        s.digests[0]?.replace(/^.*@sha256:/, '').slice(0, 12) ?? s.images[0]?.slice(7, 19) ?? '',
+        s.previous ?? '',
+        s.lastDeploy
+            ? `${s.lastDeploy.outcome} ${s.lastDeploy.time?.slice(0, 16) ?? ''} ${s.lastDeploy.actor ?? ''}`.trim()
+            : '',
+        healthText(s),
+        [s.error, ...s.drift, s.lock ? lockText(s.lock) : ''].filter(Boolean).join('; '),
+    ]);
+}
+const STATUS_HEADERS = [
+    'TARGET',
+    'STATE',
+    'VERSION',
+    'DIGEST',
+    'PREVIOUS',
+    'LAST DEPLOY',
+    'HEALTH',
+    'DRIFT / NOTES',
+];
+async function runStatus(values, io) {
+    const format = values.format ?? 'table';
+    if (format !== 'table' && format !== 'json')
+        throw new ConfigurationError([
+            {
+                path: [],
+                source: '--format',
+                message: `${JSON.stringify(format)} is not a format`,
+                hint: 'use table or json',
+            },
+        ]);
+    const statuses = await fleetStatus(values, io);
+    const drifted = statuses.filter(hasDrift).length;
+    if (format === 'json')
+        io.stdout(`${JSON.stringify(statuses, null, 2)}\n`);
+    else {
+        io.stdout(`${table(STATUS_HEADERS, statusRows(statuses))}\n`);
+        io.stderr(`${plural(statuses.length, 'target')}: ${drifted} drifted, ${statuses.filter((s) => s.error).length} unreachable\n`);
+    }
+    if (statuses.some((s) => s.error))
+        return 1;
+    return values['fail-on-drift'] && drifted ? DRIFT_EXIT : 0;
+}
+
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = require("node:os");
+;// CONCATENATED MODULE: ./src/cli/backup.ts
+/** `fleet-deploy backup`, `backups` and `restore`: the tenants' archives on their servers (src/remote/backup.ts). */
+
+
+
+
+
+
+
+
+const TIMEOUT_MS = 30 * 60_000; // a database dump can take a while
+const BACKUP_USAGE = `fleet-deploy backup [--select EXPR] [--format table|json] [options]
+
+Takes a backup of each selected tenant on its server: .env, the compose files, the tenant's backup.paths
+and, with backup.dump, the output of its dump command (e.g. pg_dump through the container), into
+.fleet/backups/ID.tar.gz with ID.tar.gz.sha256 beside it. Then applies the retention (backup.keepDays,
+backup.keepCount) and says which archives it removed. The deploy's pre-deploy backup is the same.
+
+Options:
+  -f, --format FORMAT   table (default) or json
+${REMOTE_HELP}`;
+const BACKUPS_USAGE = `fleet-deploy backups [--select EXPR] [--format table|json] [options]
+
+Lists each selected tenant's backups, newest first: ID, time, size and sha256.
+
+Options:
+  -f, --format FORMAT   table (default) or json
+${REMOTE_HELP}`;
+const RESTORE_USAGE = `fleet-deploy restore --backup ID --select EXPR [--database] [--up] [options]
+
+Restores a backup of each selected tenant (usually one: --select id=SERVER/TENANT): under the deploy lock,
+checks the archive's sha256, keeps a copy of what it replaces (a backup labelled pre-restore), extracts
+the archived files over the tenant's, and with --database loads the archived dump through
+backup.dump.restore. With --up, runs compose up -d afterwards so the restored files take effect.
+
+Options:
+      --backup ID       the backup to restore (see fleet-deploy backups)
+      --database        also restore the database dump (needs backup.dump.restore)
+      --up              compose up -d after the restore
+${REMOTE_HELP}`;
+const BACKUP_OPTIONS = { ...REMOTE_OPTIONS, format: { type: 'string', short: 'f' } };
+const RESTORE_OPTIONS = {
+    ...REMOTE_OPTIONS,
+    backup: { type: 'string' },
+    database: { type: 'boolean' },
+    up: { type: 'boolean' },
+};
+function backup_json(targets, results) {
+    const out = Object.fromEntries(targets.map((t) => {
+        const r = results.get(t.id);
+        return [t.id, r.ok ? r.value : { error: r.error }];
+    }));
+    return `${JSON.stringify(out, null, 2)}\n`;
+}
+const failed = (results) => ([...results.values()].some((r) => !r.ok) ? 1 : 0);
+const size = (bytes) => bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${Math.ceil(bytes / 1024)} KiB`;
+async function runBackup(values, io) {
+    const { targets, connector, concurrency } = await openRemote(values, io);
+    const id = backupId(new Date());
+    const results = await eachServer(targets, connector, async (t, transport) => {
+        const r = await transport.exec(backup_backup(t.tenant, id), { timeoutMs: TIMEOUT_MS });
+        const taken = r.code === 0 ? parseBackupTaken(r.stdout) : undefined;
+        if (!taken)
+            throw new Error(`backup failed: ${shell_describe(r)}`);
+        return taken;
+    }, { concurrency });
+    if (values.format === 'json')
+        io.stdout(backup_json(targets, results));
+    else {
+        const rows = targets.map((t) => {
+            const r = results.get(t.id);
+            if (!r.ok)
+                return [t.id, 'failed', '', r.error];
+            const removed = r.value.removed.length ? `removed ${r.value.removed.join(', ')}` : '';
+            return [t.id, r.value.id, size(r.value.bytes), removed];
+        });
+        io.stdout(`${table(['TARGET', 'BACKUP', 'SIZE', 'RETENTION'], rows)}\n`);
+    }
+    return failed(results);
+}
+async function runBackups(values, io) {
+    const { targets, connector, concurrency } = await openRemote(values, io);
+    const results = await eachServer(targets, connector, async (t, transport) => {
+        const r = await transport.exec(listBackups(t.tenant), { timeoutMs: 30_000 });
+        if (r.code !== 0)
+            throw new Error(`cannot list the backups: ${shell_describe(r)}`);
+        return parseBackups(r.stdout);
+    }, { concurrency });
+    if (values.format === 'json')
+        io.stdout(backup_json(targets, results));
+    else {
+        const rows = [];
+        for (const t of targets) {
+            const r = results.get(t.id);
+            if (!r.ok)
+                rows.push([t.id, 'error', '', '', r.error]);
+            else if (!r.value.length)
+                rows.push([t.id, '(no backups)', '', '', '']);
+            else
+                for (const b of r.value)
+                    rows.push(backupRow(t.id, b));
+        }
+        io.stdout(`${table(['TARGET', 'BACKUP', 'TIME', 'SIZE', 'SHA256'], rows)}\n`);
+    }
+    return failed(results);
+}
+function backupRow(id, b) {
+    return [id, b.id, b.time, size(b.bytes), b.sha256 ? b.sha256.slice(0, 16) : 'MISSING'];
+}
+const RESTORE_FAILURES = {
+    [RESTORE_EXIT.noBackup]: 'no such backup on this target (see fleet-deploy backups)',
+    [RESTORE_EXIT.badChecksum]: 'the archive does not match its sha256 checksum: not restored',
+    [RESTORE_EXIT.locked]: 'a deploy or another restore holds the lock: not restored',
+    [RESTORE_EXIT.noDump]: 'the backup holds no database dump',
+};
+function backupFlag(values) {
+    const id = values.backup;
+    if (id && BACKUP_ID.test(id))
+        return id;
+    throw new ConfigurationError([
+        {
+            path: [],
+            source: '--backup',
+            message: id ? `${JSON.stringify(id)} is not a backup ID` : 'which backup? --backup is required',
+            hint: 'an ID as fleet-deploy backups lists it, e.g. 2024-05-01T12-00-00-000Z',
+        },
+    ]);
+}
+async function runRestore(values, io) {
+    const id = backupFlag(values);
+    const { targets, connector, concurrency } = await openRemote(values, io);
+    const database = Boolean(values.database);
+    for (const t of targets)
+        if (database && !t.tenant.backup?.dump?.restore)
+            throw new ConfigurationError([
+                {
+                    path: [...t.tenant.at, 'backup', 'dump', 'restore'],
+                    source: '--database',
+                    message: `${t.id} has no backup.dump.restore command to load a dump with`,
+                    hint: 'set backup.dump.restore in the registry, or restore without --database',
+                },
+            ]);
+    const keepAs = backupId(new Date(), 'pre-restore');
+    const owner = JSON.stringify({
+        token: (0,external_node_crypto_.randomBytes)(12).toString('hex'),
+        run: `restore ${id}`,
+        actor: io.env.USER ?? (0,external_node_os_namespaceObject.userInfo)().username,
+        since: new Date().toISOString(),
+    });
+    const results = await eachServer(targets, connector, async (t, transport) => {
+        const script = restore(t.tenant, id, { keepAs, database, up: Boolean(values.up), owner });
+        const r = await transport.exec(script, { timeoutMs: TIMEOUT_MS });
+        if (r.code !== 0)
+            throw new Error(RESTORE_FAILURES[r.code ?? -1] ?? `restore failed: ${shell_describe(r)}`);
+        return r.stdout.includes('@@restored database') ? 'files and database' : 'files';
+    }, { concurrency });
+    for (const t of targets) {
+        const r = results.get(t.id);
+        io.stdout(r.ok
+            ? `${t.id}: restored ${r.value} from ${id}; what it replaced is kept as backup ${keepAs}\n`
+            : `${t.id}: ${r.error}\n`);
+    }
+    io.stderr(`${plural(targets.length, 'target')}, ${[...results.values()].filter((r) => !r.ok).length} failed\n`);
+    return failed(results);
 }
 
 ;// CONCATENATED MODULE: external "node:fs"
 const external_node_fs_namespaceObject = require("node:fs");
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = require("node:os");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: external "node:child_process"
@@ -72775,6 +73712,11 @@ async function runDemo(_values, io) {
 
 
 
+
+
+
+
+
 const EXIT = { ok: 0, failure: 1, configuration: 2 };
 const registryOption = { registry: { type: 'string', short: 'r' } };
 const COMMANDS = {
@@ -72817,12 +73759,9 @@ Options:
         summary: "Show the selected targets' release history (the audit log on each server)",
         usage: HISTORY_USAGE,
         options: {
-            ...registryOption,
-            select: { type: 'string', short: 's' },
+            ...REMOTE_OPTIONS,
             limit: { type: 'string', short: 'n' },
             format: { type: 'string', short: 'f' },
-            key: { type: 'string' },
-            'known-hosts': { type: 'string' },
         },
         run: (values, io) => runHistory(values, io),
     },
@@ -72831,6 +73770,42 @@ Options:
         usage: UNLOCK_USAGE,
         options: UNLOCK_OPTIONS,
         run: (values, io) => runUnlock(values, io),
+    },
+    status: {
+        summary: 'What runs on each target: version, digest, state, health, locks, and drift from what was deployed',
+        usage: STATUS_USAGE,
+        options: STATUS_OPTIONS,
+        run: (values, io) => runStatus(values, io),
+    },
+    logs: {
+        summary: "Show or follow (-f) the selected tenants' container logs, prefixed by target",
+        usage: LOGS_USAGE,
+        options: LOGS_OPTIONS,
+        run: (values, io) => runLogs(values, io),
+    },
+    prune: {
+        summary: "Remove old releases' images no tenant of the server keeps (--dry-run: list them and the space)",
+        usage: PRUNE_USAGE,
+        options: PRUNE_OPTIONS,
+        run: (values, io) => runPrune(values, io),
+    },
+    backup: {
+        summary: "Back up the selected tenants' files and database dump into a checksummed archive on the server",
+        usage: BACKUP_USAGE,
+        options: BACKUP_OPTIONS,
+        run: (values, io) => runBackup(values, io),
+    },
+    backups: {
+        summary: "List the selected tenants' backups",
+        usage: BACKUPS_USAGE,
+        options: BACKUP_OPTIONS,
+        run: (values, io) => runBackups(values, io),
+    },
+    restore: {
+        summary: 'Restore a backup (checksum checked, what it replaces kept), optionally the database too',
+        usage: RESTORE_USAGE,
+        options: RESTORE_OPTIONS,
+        run: (values, io) => runRestore(values, io),
     },
     sandbox: {
         summary: 'A local sandbox fleet to try it without servers: up, down, status',
@@ -76248,7 +77223,7 @@ async function runDeployAction(mode = 'deploy') {
 
 
 
-const TIMEOUT_MS = 5 * 60_000;
+const deploy_post_TIMEOUT_MS = 5 * 60_000;
 async function runDeployPost() {
     const held = JSON.parse(getState(STATE_LOCKS) || '[]');
     if (held.length === 0)
@@ -76273,7 +77248,7 @@ async function runDeployPost() {
         const session = new Session(list[0].target.server, connector, systemClock, 60_000, list.length);
         try {
             for (const { lock, target } of list)
-                await mend(lock, target, new TargetShell(session, TIMEOUT_MS));
+                await mend(lock, target, new TargetShell(session, deploy_post_TIMEOUT_MS));
         }
         finally {
             await session.close();
@@ -76287,7 +77262,7 @@ async function mend(lock, target, shell) {
     try {
         if (lock.switching) {
             const { from, to } = lock.switching;
-            const ctx = { shell, clock: systemClock, pullTimeoutMs: TIMEOUT_MS, pullAttempts: 1 };
+            const ctx = { shell, clock: systemClock, pullTimeoutMs: deploy_post_TIMEOUT_MS, pullAttempts: 1 };
             let error = `the job was cancelled during the switch; its post step switched back to ${from.version ?? 'the previous release'}`;
             try {
                 await strategyFor(target).switchBack(ctx, from, to);
