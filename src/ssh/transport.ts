@@ -11,6 +11,7 @@ import type { JumpHost, Server } from '../registry/model';
 import type { PinnedHostKey } from '../registry/hostkey';
 import type { Script } from '../remote/shell';
 import type { Connector, ExecResult, HttpResponse, Transport } from '../deploy/ports';
+import { readCapped } from '../http/body';
 import { parseKnownHosts, verifyHostKey, type KnownHostEntry } from './known-hosts';
 
 export interface SshOptions {
@@ -264,13 +265,12 @@ export class SshTransport implements Transport {
             headers: { connection: 'close' },
           },
           (res) => {
-            let body = '';
-            res.setEncoding('utf8');
-            res.on('data', (c: string) => (body.length < 65536 ? (body += c) : undefined));
-            res.on('end', () => settle(() => resolve({ status: res.statusCode ?? 0, body })));
             // an answer cut off mid-body fails now, not when the timer fires
             res.on('aborted', () => settle(() => reject(new Error('the answer was cut off'))));
-            res.on('error', (e) => settle(() => reject(e)));
+            readCapped(res).then(
+              ({ text }) => settle(() => resolve({ status: res.statusCode ?? 0, body: text })),
+              (e: Error) => settle(() => reject(e)),
+            );
           },
         );
         req.on('error', (e) => settle(() => reject(e)));

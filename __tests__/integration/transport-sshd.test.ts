@@ -1,0 +1,85 @@
+/**
+ * The SSH edge against a real OpenSSH sshd on 127.0.0.1: what a server can send back is bounded (a health
+ * answer whose body never ends), and which host keys are trusted.
+ */
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { Socket } from 'node:net';
+import { rmSync } from 'node:fs';
+import { PROBE_BODY_LIMIT } from '../../src/http/body';
+import { parseRegistry } from '../../src/registry';
+import type { Server } from '../../src/registry/model';
+import { Script } from '../../src/remote/shell';
+import { SshConnector } from '../../src/ssh/transport';
+import {
+  handOver,
+  haveSshd,
+  makeClientKey,
+  startSshd,
+  tempRoot,
+  type ClientKey,
+  type TestSshd,
+} from '../helpers/sshd';
+
+const describeSshd = haveSshd ? describe : describe.skip;
+
+/** The registry's view of a test sshd; `extra` edits the raw server entry (host key, jump host). */
+export function serverOf(sshd: TestSshd, extra: Record<string, unknown> = {}): Server {
+  const raw = {
+    name: sshd.name,
+    host: '127.0.0.1',
+    port: sshd.port,
+    user: sshd.user,
+    region: 'local',
+    hostKey: sshd.hostKey,
+    tenants: [],
+    ...extra,
+  };
+  return parseRegistry(JSON.stringify({ servers: [raw] }), `${sshd.name}.json`).servers[0]!;
+}
+
+describeSshd('the SSH edge over real sshd', () => {
+  let root: string;
+  let key: ClientKey;
+  let sshd: TestSshd;
+  beforeAll(async () => {
+    root = tempRoot('fd-edge-');
+    key = makeClientKey(root);
+    sshd = await startSshd('edge', root, key);
+    handOver(root);
+  }, 30_000);
+  afterAll(async () => {
+    await sshd?.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  test('a health answer whose body never ends: the probe keeps the first PROBE_BODY_LIMIT bytes and stops', async () => {
+    const sockets = new Set<Socket>();
+    let sent = 0;
+    let closed!: () => void;
+    const connectionClosed = new Promise<void>((r) => (closed = r));
+    const chunk = Buffer.alloc(16 * 1024, 'y');
+    const endless: HttpServer = createServer((_req, res) => {
+      res.writeHead(200);
+      res.on('close', () => closed());
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk)) sent += chunk.length;
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+    });
+    endless.on('connection', (s) => sockets.add(s));
+    await new Promise<void>((r) => endless.listen(0, '127.0.0.1', () => r()));
+    const t = await new SshConnector({ privateKey: key.privateKey }).connect(serverOf(sshd));
+    try {
+      const r = await t.get((endless.address() as { port: number }).port, '/health', 60_000);
+      expect(r).toEqual({ status: 200, body: 'y'.repeat(PROBE_BODY_LIMIT) });
+      await connectionClosed;
+      expect(sent).toBeLessThan(64 * 1024 * 1024); // channel and socket buffers, not the endless rest
+      expect((await t.exec(new Script('echo still up'), { timeoutMs: 5_000 })).stdout).toBe('still up\n');
+    } finally {
+      await t.close();
+      sockets.forEach((s) => s.destroy());
+      await new Promise((r) => endless.close(r));
+    }
+  }, 90_000);
+});
