@@ -49,11 +49,11 @@ export async function runHealth(): Promise<void> {
       all.map(async (t) => {
         const check = t.tenant.health;
         let probe;
-        if (check.url !== undefined) probe = () => fetchUrl(check.url!, check.timeoutMs);
+        if (check.url !== undefined) probe = (timeoutMs: number) => fetchUrl(check.url!, timeoutMs);
         else {
           if (!transports.has(t.server.name)) transports.set(t.server.name, connector!.connect(t.server));
           const transport = transports.get(t.server.name)!;
-          probe = async () => (await transport).get(check.port!, check.path, check.timeoutMs);
+          probe = async (timeoutMs: number) => (await transport).get(check.port!, check.path, timeoutMs);
         }
         try {
           const g = await runGate(check, version, probe, systemClock);
