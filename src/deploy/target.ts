@@ -193,9 +193,9 @@ export async function deployTarget(
     const check = t.health;
     const probe =
       check.url !== undefined
-        ? () => ports.urlGet(check.url!, check.timeoutMs)
-        : async () =>
-            (await ports.session.transport(recovering)).get(check.port!, check.path, check.timeoutMs);
+        ? (timeoutMs: number) => ports.urlGet(check.url!, timeoutMs)
+        : async (timeoutMs: number) =>
+            (await ports.session.transport(recovering)).get(check.port!, check.path, timeoutMs);
     const g = await runGate(check, version, probe, ports.clock, cancellable ? ports.signal : undefined);
     if (!g.ok) throw new StepFailure('health', `health gate failed: ${g.reason}`);
     if (check.containerHealth) {
