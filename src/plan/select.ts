@@ -20,14 +20,33 @@ export interface Clause {
   text: string;
   key: { builtin: Builtin } | { label: string };
   negate: boolean;
-  values: RegExp[];
+  /** Patterns; "*" is a wildcard (see wildcardMatch). */
+  values: string[];
 }
 
 const CLAUSE = /^\s*([A-Za-z0-9._-]+)\s*(!=|=)\s*(.*?)\s*$/;
 const VALUE = /^[A-Za-z0-9._/*-]+$/;
 
-function glob(value: string): RegExp {
-  return new RegExp(`^${value.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*')}$`);
+/**
+ * Whether `text` matches `pattern`, where "*" matches any run of characters. The parts between stars are
+ * found left to right, each at its first place after the previous one (the first part anchored at the
+ * start, the last at the end), which is exact for "*"-only patterns and never backtracks: a pattern such
+ * as "*a*a*a*a*a*c" costs one pass, where the regular expression it used to be built into took minutes.
+ */
+export function wildcardMatch(pattern: string, text: string): boolean {
+  const parts = pattern.split('*');
+  if (parts.length === 1) return pattern === text;
+  const first = parts[0]!;
+  const last = parts[parts.length - 1]!;
+  const end = text.length - last.length;
+  if (end < first.length || !text.startsWith(first) || !text.endsWith(last)) return false;
+  let at = first.length;
+  for (const part of parts.slice(1, -1)) {
+    const found = text.indexOf(part, at);
+    if (found < 0 || found + part.length > end) return false;
+    at = found + part.length;
+  }
+  return true;
 }
 
 function valueOf(target: Target, clause: Clause): string | undefined {
@@ -48,7 +67,7 @@ function valueOf(target: Target, clause: Clause): string | undefined {
 
 export function matchesClause(target: Target, clause: Clause): boolean {
   const v = valueOf(target, clause);
-  const hit = v !== undefined && clause.values.some((re) => re.test(v));
+  const hit = v !== undefined && clause.values.some((pattern) => wildcardMatch(pattern, v));
   return clause.negate ? !hit : hit;
 }
 
@@ -100,7 +119,7 @@ export function parseSelection(expr: string, targets: readonly Target[], source 
         ]);
       }
     }
-    return { text: part.trim(), key, negate: op === '!=', values: values.map(glob) };
+    return { text: part.trim(), key, negate: op === '!=', values };
   });
 }
 
