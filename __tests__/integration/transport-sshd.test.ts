@@ -1,6 +1,7 @@
 /**
  * The SSH edge against a real OpenSSH sshd on 127.0.0.1: what a server can send back is bounded (a health
- * answer whose body never ends), and which host keys are trusted.
+ * answer whose body never ends, a command that prints hundreds of megabytes), and which host keys are
+ * trusted.
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
@@ -9,6 +10,7 @@ import { PROBE_BODY_LIMIT } from '../../src/http/body';
 import { parseRegistry } from '../../src/registry';
 import type { Server } from '../../src/registry/model';
 import { Script } from '../../src/remote/shell';
+import { STDERR_TAIL_LIMIT, STDOUT_TAIL_LIMIT } from '../../src/ssh/tail';
 import { SshConnector } from '../../src/ssh/transport';
 import {
   handOver,
@@ -51,6 +53,44 @@ describeSshd('the SSH edge over real sshd', () => {
     await sshd?.stop();
     rmSync(root, { recursive: true, force: true });
   });
+
+  test('a command that prints 300 MB: the tail of each stream is kept, marked as cut, and the connection stays', async () => {
+    const t = await new SshConnector({ privateKey: key.privateKey }).connect(serverOf(sshd));
+    try {
+      const handshakes = sshd.handshakes();
+      const r = await t.exec(
+        new Script(
+          'yes | head -c 300000000; echo last-out; yes e | head -c 100000000 >&2; echo last-err >&2; exit 3',
+        ),
+        { timeoutMs: 300_000 },
+      );
+      expect(r.code).toBe(3);
+      const [outMarker, ...out] = r.stdout.split('\n');
+      expect(outMarker).toBe(
+        `[fleet-deploy: ${300_000_000 + 9 - STDOUT_TAIL_LIMIT} bytes of stdout cut here; the last ${STDOUT_TAIL_LIMIT} bytes follow]`,
+      );
+      expect(out.join('\n')).toBe(
+        `${'y\n'.repeat(STDOUT_TAIL_LIMIT / 2)}last-out\n`.slice(-STDOUT_TAIL_LIMIT),
+      );
+      const [errMarker, ...err] = r.stderr.split('\n');
+      expect(errMarker).toBe(
+        `[fleet-deploy: ${100_000_000 + 9 - STDERR_TAIL_LIMIT} bytes of stderr cut here; the last ${STDERR_TAIL_LIMIT} bytes follow]`,
+      );
+      expect(err.join('\n')).toBe(
+        `${'e\n'.repeat(STDERR_TAIL_LIMIT / 2)}last-err\n`.slice(-STDERR_TAIL_LIMIT),
+      );
+      // the same connection answers the next command: no reconnect
+      expect(await t.exec(new Script('echo still up'), { timeoutMs: 10_000 })).toEqual({
+        code: 0,
+        stdout: 'still up\n',
+        stderr: '',
+      });
+      expect(t.alive).toBe(true);
+      expect(sshd.handshakes()).toBe(handshakes);
+    } finally {
+      await t.close();
+    }
+  }, 320_000);
 
   test('a health answer whose body never ends: the probe keeps the first PROBE_BODY_LIMIT bytes and stops', async () => {
     const sockets = new Set<Socket>();

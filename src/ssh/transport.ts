@@ -12,6 +12,7 @@ import type { PinnedHostKey } from '../registry/hostkey';
 import type { Script } from '../remote/shell';
 import type { Connector, ExecResult, HttpResponse, Transport } from '../deploy/ports';
 import { readCapped } from '../http/body';
+import { OutputTail, STDERR_TAIL_LIMIT, STDOUT_TAIL_LIMIT } from './tail';
 import { parseKnownHosts, verifyHostKey, type KnownHostEntry } from './known-hosts';
 
 export interface SshOptions {
@@ -178,8 +179,8 @@ export class SshTransport implements Transport {
   exec(script: Script, { timeoutMs }: { timeoutMs: number }): Promise<ExecResult> {
     return new Promise((resolve) => {
       if (this.lost) return resolve({ code: null, stdout: '', stderr: 'the connection was lost' });
-      let stdout = '';
-      let stderr = '';
+      const stdout = new OutputTail('stdout', STDOUT_TAIL_LIMIT);
+      const stderr = new OutputTail('stderr', STDERR_TAIL_LIMIT);
       let done = false;
       let channel: ClientChannel | undefined;
       const finish = (code: number | null, extra = '') => {
@@ -187,7 +188,7 @@ export class SshTransport implements Transport {
         done = true;
         clearTimeout(timer);
         this.inFlight.delete(onClose);
-        resolve({ code, stdout, stderr: stderr + extra });
+        resolve({ code, stdout: stdout.text(), stderr: stderr.text() + extra });
       };
       const onClose = () => finish(null, '\nthe connection was lost');
       this.inFlight.add(onClose);
@@ -201,8 +202,8 @@ export class SshTransport implements Transport {
           channel = ch;
           let exit: number | null | undefined;
           let signal: string | undefined;
-          ch.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-          ch.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+          ch.on('data', (d: Buffer) => stdout.push(d));
+          ch.stderr.on('data', (d: Buffer) => stderr.push(d));
           ch.on('exit', (code: number | null, sig?: string) => {
             exit = typeof code === 'number' ? code : null;
             signal = sig;
