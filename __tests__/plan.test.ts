@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { ConfigurationError } from '../src/errors';
 import { cutJobs, matrices, MAX_MATRIX_JOBS, orderTargets, planDeployment } from '../src/plan/plan';
-import { parseSelection, selectTargets, wildcardMatch } from '../src/plan/select';
+import { parseSelection, selectTargets } from '../src/plan/select';
 import { parseWaveSpec, waveSizes } from '../src/plan/waves';
 import { parseRegistry, targetsOf } from '../src/registry';
+import { wildcardMatch } from '../src/wildcard';
 import { fleet } from './helpers/fleet';
 import { baseRegistry } from './helpers/registry';
 
@@ -75,13 +76,13 @@ describe('selection', () => {
 });
 
 describe('wildcards', () => {
-  test('"*" matches any run, exactly as the regular expression it replaces (every pattern and text over a, b)', () => {
+  test('"*" matches any run and "?" one character, exactly as a regular expression (every pattern and text over a, b)', () => {
     const words = (alphabet: string, max: number): string[] =>
       max === 0 ? [''] : ['', ...words(alphabet, max - 1).flatMap((w) => [...alphabet].map((c) => c + w))];
     const texts = [...new Set(words('ab', 5))];
-    const patterns = [...new Set(words('ab*', 4))];
+    const patterns = [...new Set(words('ab*?', 4))];
     for (const p of patterns) {
-      const reference = new RegExp(`^${p.replaceAll('*', '.*')}$`); // test oracle on tiny inputs only
+      const reference = new RegExp(`^${p.replaceAll('*', '.*').replaceAll('?', '.')}$`); // test oracle on tiny inputs only
       for (const t of texts) expect([p, t, wildcardMatch(p, t)]).toEqual([p, t, reference.test(t)]);
     }
   });

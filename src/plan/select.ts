@@ -12,6 +12,7 @@
 import { ConfigurationError } from '../errors';
 import { closest } from '../registry/issues';
 import type { Target } from '../registry/model';
+import { wildcardMatch } from '../wildcard';
 
 const BUILTIN = ['tenant', 'server', 'region', 'ring', 'id'] as const;
 type Builtin = (typeof BUILTIN)[number];
@@ -26,28 +27,6 @@ export interface Clause {
 
 const CLAUSE = /^\s*([A-Za-z0-9._-]+)\s*(!=|=)\s*(.*?)\s*$/;
 const VALUE = /^[A-Za-z0-9._/*-]+$/;
-
-/**
- * Whether `text` matches `pattern`, where "*" matches any run of characters. The parts between stars are
- * found left to right, each at its first place after the previous one (the first part anchored at the
- * start, the last at the end), which is exact for "*"-only patterns and never backtracks: a pattern such
- * as "*a*a*a*a*a*c" costs one pass, where the regular expression it used to be built into took minutes.
- */
-export function wildcardMatch(pattern: string, text: string): boolean {
-  const parts = pattern.split('*');
-  if (parts.length === 1) return pattern === text;
-  const first = parts[0]!;
-  const last = parts[parts.length - 1]!;
-  const end = text.length - last.length;
-  if (end < first.length || !text.startsWith(first) || !text.endsWith(last)) return false;
-  let at = first.length;
-  for (const part of parts.slice(1, -1)) {
-    const found = text.indexOf(part, at);
-    if (found < 0 || found + part.length > end) return false;
-    at = found + part.length;
-  }
-  return true;
-}
 
 function valueOf(target: Target, clause: Clause): string | undefined {
   if ('label' in clause.key) return target.labels[clause.key.label];
