@@ -5,7 +5,9 @@
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
-import { rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PROBE_BODY_LIMIT } from '../../src/http/body';
 import { parseRegistry } from '../../src/registry';
 import type { Server } from '../../src/registry/model';
@@ -122,4 +124,64 @@ describeSshd('the SSH edge over real sshd', () => {
       await new Promise((r) => endless.close(r));
     }
   }, 90_000);
+  describe('host keys', () => {
+    let jump: TestSshd;
+    beforeAll(async () => {
+      jump = await startSshd('jump', root, key);
+      handOver(root);
+    }, 30_000);
+    afterAll(async () => jump?.stop());
+    const fingerprint = (s: TestSshd) =>
+      execFileSync('ssh-keygen', ['-lf', '-'], { input: s.hostKey, encoding: 'utf8' }).split(' ')[1]!;
+    /** TCP connections the server has seen (the log says so before any key is exchanged). */
+    const connections = (s: TestSshd) =>
+      (readFileSync(s.log, 'utf8').match(/Connection from /g) ?? []).length;
+
+    test('a pinned key that known_hosts marks @revoked is refused before logging in, naming host and fingerprint', async () => {
+      const before = sshd.handshakes();
+      const connector = new SshConnector({
+        privateKey: key.privateKey,
+        knownHosts: `@revoked * ${sshd.hostKey}\n`,
+        connectAttempts: 1,
+      });
+      await expect(connector.connect(serverOf(sshd))).rejects.toThrow(
+        `host key verification failed for edge (127.0.0.1:${sshd.port}): it offered ${fingerprint(sshd)}, a key marked @revoked in the known_hosts text`,
+      );
+      expect(sshd.handshakes()).toBe(before); // no login happened
+    }, 30_000);
+
+    test('a hashed known_hosts entry (ssh-keygen -H) is trusted without a pin', async () => {
+      const file = join(root, 'known_hosts_hashed');
+      writeFileSync(file, `[127.0.0.1]:${sshd.port} ${sshd.hostKey}\n`);
+      execFileSync('ssh-keygen', ['-q', '-H', '-f', file], { stdio: 'ignore' });
+      const hashed = readFileSync(file, 'utf8');
+      expect(hashed).toMatch(/^\|1\|/);
+      expect(hashed).not.toContain('127.0.0.1');
+      const t = await new SshConnector({ privateKey: key.privateKey, knownHosts: hashed }).connect(
+        serverOf(sshd, { hostKey: undefined }),
+      );
+      try {
+        expect((await t.exec(new Script('echo in'), { timeoutMs: 10_000 })).stdout).toBe('in\n');
+      } finally {
+        await t.close();
+      }
+    }, 30_000);
+
+    test('a jump host whose key is revoked is refused, and the server behind it is never reached', async () => {
+      const reached = connections(sshd);
+      const connector = new SshConnector({
+        privateKey: key.privateKey,
+        knownHosts: `@revoked [127.0.0.1]:${jump.port} ${jump.hostKey}\n`,
+        connectAttempts: 1,
+      });
+      const server = serverOf(sshd, {
+        jump: { host: '127.0.0.1', port: jump.port, user: jump.user, hostKey: jump.hostKey },
+      });
+      await expect(connector.connect(server)).rejects.toThrow(
+        `host key verification failed for edge via jump 127.0.0.1 (127.0.0.1:${jump.port}): it offered ${fingerprint(jump)}, a key marked @revoked`,
+      );
+      expect(jump.handshakes()).toBe(0);
+      expect(connections(sshd)).toBe(reached);
+    }, 30_000);
+  });
 });
