@@ -7,6 +7,7 @@
 import type { FleetReport } from '../deploy/fleet';
 import type { Outcome, TargetResult } from '../deploy/result';
 import { OUTCOME_ORDER, reason, seconds } from './render';
+import { sanitizeLine } from './sanitize';
 
 export const SUMMARY_LIMIT = 1024 * 1024;
 
@@ -55,7 +56,7 @@ export function mergeReports(reports: readonly FleetReport[]): FleetReport {
   };
 }
 
-const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+const cell = (s: string) => sanitizeLine(s).replace(/\|/g, '\\|');
 const row = (r: TargetResult) =>
   `| ${cell(r.id)} | ${cell(r.region)} | ${EMOJI[r.outcome]} ${r.outcome} | ${cell(r.previous?.version ?? '—')} → ${cell(r.next?.version ?? '—')} | ${seconds(r.durationMs)} | ${cell(reason(r))} |`;
 
