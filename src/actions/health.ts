@@ -3,7 +3,7 @@
  * target's health check — through SSH to the server's 127.0.0.1, or a public URL from the runner — until
  * it is stable or the deadline passes, with the same policy as a deploy's gate.
  */
-import * as core from '@actions/core';
+import { core } from './log';
 import { ConfigurationError } from '../errors';
 import { systemClock, type Transport } from '../deploy/ports';
 import { runGate } from '../health/gate';

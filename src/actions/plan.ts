@@ -1,5 +1,5 @@
 /** The plan action: registry → per-wave GitHub matrices. */
-import * as core from '@actions/core';
+import { core } from './log';
 import { matrices, planDeployment, planJson } from '../plan/plan';
 import { plural } from '../report/table';
 import { positiveInt, text } from './inputs';

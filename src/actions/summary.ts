@@ -3,7 +3,7 @@
  * and optionally records a GitHub Deployment: `deployment: start` creates it and marks it in_progress;
  * `deployment: finish` (with the deployment-id from start) writes the summary and sets success/failure.
  */
-import * as core from '@actions/core';
+import { core } from './log';
 import * as github from '@actions/github';
 import { mergeReports, renderSummary } from '../report/summary';
 import { readReports } from './reports';
