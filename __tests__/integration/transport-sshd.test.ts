@@ -27,7 +27,7 @@ import {
 const describeSshd = haveSshd ? describe : describe.skip;
 
 /** The registry's view of a test sshd; `extra` edits the raw server entry (host key, jump host). */
-export function serverOf(sshd: TestSshd, extra: Record<string, unknown> = {}): Server {
+function serverOf(sshd: TestSshd, extra: Record<string, unknown> = {}): Server {
   const raw = {
     name: sshd.name,
     host: '127.0.0.1',
