@@ -4,7 +4,7 @@
  * a target cut off between its switch and its end is switched back to the release it ran, a `cancelled`
  * entry goes into its history, and the lock is released — only ours, by token.
  */
-import * as core from '@actions/core';
+import { core } from './log';
 import { historyLine } from '../deploy/history';
 import { systemClock } from '../deploy/ports';
 import { Session } from '../deploy/session';

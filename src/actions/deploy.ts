@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import * as core from '@actions/core';
+import { core } from './log';
 import { ConfigurationError } from '../errors';
 import { deployFleet, type FleetOptions, type FleetReport } from '../deploy/fleet';
 import { dryRunCommands } from '../deploy/dry-run';

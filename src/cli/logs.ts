@@ -2,6 +2,7 @@
  * `fleet-deploy logs`: the selected tenants' container logs, each line prefixed by its target; with -f,
  * following every tenant at once — one connection per server, one exec channel per tenant on it.
  */
+import { sanitizeLine } from '../report/sanitize';
 import { eachServer } from '../deploy/each-server';
 import { describe } from '../deploy/shell';
 import { ConfigurationError } from '../errors';
@@ -41,17 +42,17 @@ function sinceFlag(values: Values): string | undefined {
   ]);
 }
 
-/** Writes whole lines only, each prefixed by its target, whatever the chunks' boundaries. */
+/** Writes whole lines only, each prefixed by its target and cleaned of terminal escapes, whatever the chunks' boundaries. */
 function lineWriter(prefix: string, write: (text: string) => void) {
   let rest = '';
   return {
     chunk(text: string) {
       const lines = (rest + text.replaceAll('\r\n', '\n')).split('\n');
       rest = lines.pop()!;
-      if (lines.length) write(lines.map((l) => `${prefix} ${l}\n`).join(''));
+      if (lines.length) write(lines.map((l) => `${prefix} ${sanitizeLine(l)}\n`).join(''));
     },
     end() {
-      if (rest) write(`${prefix} ${rest}\n`);
+      if (rest) write(`${prefix} ${sanitizeLine(rest)}\n`);
     },
   };
 }
@@ -84,7 +85,7 @@ export async function runLogs(values: Values, io: CliIO): Promise<number> {
   for (const [id, r] of results)
     if (!r.ok) {
       failed++;
-      io.stderr(`${id}: cannot read the logs: ${r.error}\n`);
+      io.stderr(`${id}: cannot read the logs: ${sanitizeLine(r.error)}\n`);
     }
   return failed ? 1 : 0;
 }

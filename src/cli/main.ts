@@ -6,6 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigurationError, isConfigurationError, formatProblem } from '../errors';
 import { targetsOf } from '../registry';
 import { matrices, planDeployment, planJson, type Plan } from '../plan/plan';
+import { sanitize } from '../report/sanitize';
 import { plural, table } from '../report/table';
 import { processIO, type CliIO } from './io';
 import { VERSION } from '../version';
@@ -281,11 +282,12 @@ export async function runCli(argv: readonly string[], io: CliIO = processIO()): 
     return await command.run(values, io, positionals);
   } catch (e) {
     if (isConfigurationError(e)) {
-      io.stderr(`${e.problems.map((p) => `error: ${formatProblem(p)}`).join('\n')}\n`);
+      // a problem can quote server text (a lock's owner, a history value): printed safe
+      io.stderr(`${e.problems.map((p) => `error: ${sanitize(formatProblem(p))}`).join('\n')}\n`);
       if (e.problems.length > 1) io.stderr(`${e.problems.length} problems\n`);
       return EXIT.configuration;
     }
-    io.stderr(`fleet-deploy ${name} failed: ${(e as Error).stack ?? String(e)}\n`);
+    io.stderr(`fleet-deploy ${name} failed: ${sanitize((e as Error).stack ?? String(e))}\n`);
     return EXIT.failure;
   }
 }

@@ -362,8 +362,8 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     const check = this.target.tenant.health;
     const probe =
       check.url !== undefined
-        ? () => this.ports.urlGet(check.url!, check.timeoutMs)
-        : async () => (await this.shell.transport()).get(check.port!, check.path, check.timeoutMs);
+        ? (timeoutMs: number) => this.ports.urlGet(check.url!, timeoutMs)
+        : async (timeoutMs: number) => (await this.shell.transport()).get(check.port!, check.path, timeoutMs);
     const g = await runGate(
       check,
       version,

@@ -168,7 +168,7 @@ export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script 
       ? sh``
       : sh`elif [ ${age} -ge ${breakAfterS} ] && { [ ${breakingAge} -lt 60 ] || rmdir ${breaking} 2>/dev/null; mkdir ${breaking} 2>/dev/null; } && { trap 'rmdir ${breaking} 2>/dev/null' EXIT HUP INT PIPE TERM; broke=; if [ ${age} -ge ${breakAfterS} ]; then broke=yes; old="$(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR}; fi; ${take}; took=$?; rmdir ${breaking}; trap - EXIT HUP INT PIPE TERM; [ -z "$broke" ] || echo "@@stale $old"; [ $took -eq 0 ]; }; then :; `;
   lines.push(
-    sh`if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`,
+    sh`if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`,
   );
   if (t.commands) {
     lines.push(sh`echo '@@current'; sh -c ${t.commands.current} || exit 1`);
@@ -368,7 +368,7 @@ export function breakLock(t: Tenant): Script {
 export function inspectLock(t: Tenant): Script {
   return named(
     'inspectLock',
-    sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${LOCK_AGE}"; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null; fi; echo '@@end'`,
+    sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${LOCK_AGE}"; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null; fi; echo '@@end'`,
   );
 }
 

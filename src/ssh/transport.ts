@@ -12,6 +12,8 @@ import type { JumpHost, Server } from '../registry/model';
 import type { PinnedHostKey } from '../registry/hostkey';
 import type { Script } from '../remote/shell';
 import type { Connector, ExecOptions, ExecResult, HttpResponse, Transport } from '../deploy/ports';
+import { readCapped } from '../http/body';
+import { OutputTail, STDERR_TAIL_LIMIT, STDOUT_TAIL_LIMIT } from './tail';
 import { parseKnownHosts, verifyHostKey, type KnownHostEntry } from './known-hosts';
 
 export interface SshOptions {
@@ -179,8 +181,8 @@ export class SshTransport implements Transport {
     return new Promise((resolve) => {
       if (this.lost) return resolve({ code: null, stdout: '', stderr: 'the connection was lost' });
       if (signal?.aborted) return resolve({ code: null, stdout: '', stderr: 'stopped' });
-      let stdout = '';
-      let stderr = '';
+      const stdout = new OutputTail('stdout', STDOUT_TAIL_LIMIT);
+      const stderr = new OutputTail('stderr', STDERR_TAIL_LIMIT);
       let done = false;
       let channel: ClientChannel | undefined;
       const finish = (code: number | null, extra = '') => {
@@ -189,7 +191,7 @@ export class SshTransport implements Transport {
         clearTimeout(timer);
         this.inFlight.delete(onClose);
         signal?.removeEventListener('abort', onAbort);
-        resolve({ code, stdout, stderr: stderr + extra });
+        resolve({ code, stdout: stdout.text(), stderr: stderr.text() + extra });
       };
       const onClose = () => finish(null, '\nthe connection was lost');
       this.inFlight.add(onClose);
@@ -209,8 +211,8 @@ export class SshTransport implements Transport {
           let exit: number | null | undefined;
           let signal: string | undefined;
           const utf8 = new StringDecoder('utf8'); // a character split across chunks stays whole
-          ch.on('data', (d: Buffer) => (onOutput ? onOutput(utf8.write(d)) : (stdout += d.toString('utf8'))));
-          ch.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+          ch.on('data', (d: Buffer) => (onOutput ? onOutput(utf8.write(d)) : stdout.push(d)));
+          ch.stderr.on('data', (d: Buffer) => stderr.push(d));
           ch.on('exit', (code: number | null, sig?: string) => {
             exit = typeof code === 'number' ? code : null;
             signal = sig;
@@ -273,13 +275,12 @@ export class SshTransport implements Transport {
             headers: { connection: 'close' },
           },
           (res) => {
-            let body = '';
-            res.setEncoding('utf8');
-            res.on('data', (c: string) => (body.length < 65536 ? (body += c) : undefined));
-            res.on('end', () => settle(() => resolve({ status: res.statusCode ?? 0, body })));
             // an answer cut off mid-body fails now, not when the timer fires
             res.on('aborted', () => settle(() => reject(new Error('the answer was cut off'))));
-            res.on('error', (e) => settle(() => reject(e)));
+            readCapped(res).then(
+              ({ text }) => settle(() => resolve({ status: res.statusCode ?? 0, body: text })),
+              (e: Error) => settle(() => reject(e)),
+            );
           },
         );
         req.on('error', (e) => settle(() => reject(e)));
