@@ -57183,6 +57183,36 @@ module.exports = {"rE":"1.17.0"};
 /******/ 	/* webpack/runtime/asset-relocator-loader */
 /******/ 	if (typeof __nccwpck_require__ !== 'undefined') __nccwpck_require__.ab = __dirname + "/";
 /******/ 	
+/******/ 	/* webpack/runtime/create fake namespace object */
+/******/ 	(() => {
+/******/ 		var getProto = Object.getPrototypeOf ? (obj) => (Object.getPrototypeOf(obj)) : (obj) => (obj.__proto__);
+/******/ 		var leafPrototypes;
+/******/ 		// create a fake namespace object
+/******/ 		// mode & 1: value is a module id, require it
+/******/ 		// mode & 2: merge all properties of value into the ns
+/******/ 		// mode & 4: return value when already ns object
+/******/ 		// mode & 16: return value when it's Promise-like
+/******/ 		// mode & 8|1: behave like require
+/******/ 		__nccwpck_require__.t = function(value, mode) {
+/******/ 			if(mode & 1) value = this(value);
+/******/ 			if(mode & 8) return value;
+/******/ 			if(typeof value === 'object' && value) {
+/******/ 				if((mode & 4) && value.__esModule) return value;
+/******/ 				if((mode & 16) && typeof value.then === 'function') return value;
+/******/ 			}
+/******/ 			var ns = Object.create(null);
+/******/ 			__nccwpck_require__.r(ns);
+/******/ 			var def = {};
+/******/ 			leafPrototypes = leafPrototypes || [null, getProto({}), getProto([]), getProto(getProto)];
+/******/ 			for(var current = mode & 2 && value; typeof current == 'object' && !~leafPrototypes.indexOf(current); current = getProto(current)) {
+/******/ 				Object.getOwnPropertyNames(current).forEach((key) => (def[key] = () => (value[key])));
+/******/ 			}
+/******/ 			def['default'] = () => (value);
+/******/ 			__nccwpck_require__.d(ns, def);
+/******/ 			return ns;
+/******/ 		};
+/******/ 	})();
+/******/ 	
 /******/ 	/* webpack/runtime/define property getters */
 /******/ 	(() => {
 /******/ 		// define getter functions for harmony exports
@@ -57229,6 +57259,52 @@ __nccwpck_require__.d(__webpack_exports__, {
   runAction: () => (/* reexport */ runAction),
   runCli: () => (/* reexport */ runCli),
   syntheticRegistry: () => (/* reexport */ syntheticRegistry)
+});
+
+// NAMESPACE OBJECT: ./node_modules/@actions/core/lib/platform.js
+var platform_namespaceObject = {};
+__nccwpck_require__.r(platform_namespaceObject);
+__nccwpck_require__.d(platform_namespaceObject, {
+  arch: () => (arch),
+  getDetails: () => (getDetails),
+  isLinux: () => (isLinux),
+  isMacOS: () => (isMacOS),
+  isWindows: () => (isWindows),
+  platform: () => (platform)
+});
+
+// NAMESPACE OBJECT: ./node_modules/@actions/core/lib/core.js
+var lib_core_namespaceObject = {};
+__nccwpck_require__.r(lib_core_namespaceObject);
+__nccwpck_require__.d(lib_core_namespaceObject, {
+  ExitCode: () => (ExitCode),
+  addPath: () => (addPath),
+  debug: () => (debug),
+  endGroup: () => (endGroup),
+  error: () => (core_error),
+  exportVariable: () => (exportVariable),
+  getBooleanInput: () => (getBooleanInput),
+  getIDToken: () => (getIDToken),
+  getInput: () => (getInput),
+  getMultilineInput: () => (getMultilineInput),
+  getState: () => (getState),
+  group: () => (group),
+  info: () => (info),
+  isDebug: () => (isDebug),
+  markdownSummary: () => (markdownSummary),
+  notice: () => (notice),
+  platform: () => (platform_namespaceObject),
+  saveState: () => (saveState),
+  setCommandEcho: () => (setCommandEcho),
+  setFailed: () => (setFailed),
+  setOutput: () => (setOutput),
+  setSecret: () => (setSecret),
+  startGroup: () => (startGroup),
+  summary: () => (summary),
+  toPlatformPath: () => (toPlatformPath),
+  toPosixPath: () => (toPosixPath),
+  toWin32Path: () => (toWin32Path),
+  warning: () => (warning)
 });
 
 // EXTERNAL MODULE: external "node:util"
@@ -57494,6 +57570,49 @@ function syntaxProblems(text, source) {
                 : undefined,
         };
     });
+}
+/**
+ * How deep a registry may nest. A real one nests about eight levels; the parsers after JSON.parse (the
+ * schema, the locator) recurse once per level, so a file nested thousands deep would overflow the stack.
+ */
+const MAX_NESTING = 64;
+/**
+ * A problem when `text` nests arrays and objects deeper than MAX_NESTING, placed at the first bracket that
+ * goes too deep and naming the deepest level. One pass over the text, without recursion (it runs before
+ * any parser, on valid JSON or not).
+ */
+function nestingProblem(text, source) {
+    let depth = 0;
+    let deepest = 0;
+    let first = -1;
+    let inString = false;
+    for (let i = 0; i < text.length; i++) {
+        const c = text[i];
+        if (inString) {
+            if (c === '\\')
+                i++;
+            else if (c === '"')
+                inString = false;
+        }
+        else if (c === '"')
+            inString = true;
+        else if (c === '[' || c === '{') {
+            deepest = Math.max(deepest, ++depth);
+            if (depth > MAX_NESTING && first < 0)
+                first = i;
+        }
+        else if (c === ']' || c === '}')
+            depth--;
+    }
+    if (first < 0)
+        return undefined;
+    return {
+        path: [],
+        source,
+        ...new TextLocator(text).position(first),
+        message: `the JSON nests ${deepest} levels deep (arrays and objects inside each other); at most ${MAX_NESTING} are read`,
+        hint: 'a registry nests about 8 levels: this file is not a registry, or was generated wrongly',
+    };
 }
 
 // EXTERNAL MODULE: external "node:crypto"
@@ -67769,6 +67888,9 @@ function duplicateProblems(raw) {
     return problems;
 }
 function parseRegistry(text, source) {
+    const tooDeep = nestingProblem(text, source);
+    if (tooDeep)
+        throw new ConfigurationError([tooDeep]);
     let raw;
     try {
         raw = JSON.parse(text);
@@ -67816,6 +67938,39 @@ function targetsOf(registry) {
 
 
 
+;// CONCATENATED MODULE: ./src/wildcard.ts
+/**
+ * Wildcard patterns given by people (--select values, known_hosts host patterns): "*" matches any run of
+ * characters, "?" any one character. Never a regular expression built from the text: matching walks both
+ * strings once, going back only to the last "*" seen, so it takes at most length × length steps; a pattern
+ * such as "*a*a*a*a*a*c" that made a backtracking regex run for minutes is answered at once.
+ */
+function wildcardMatch(pattern, text) {
+    let p = 0;
+    let t = 0;
+    let star = -1; // where the last "*" was in the pattern
+    let mark = 0; // and where in the text its run would end
+    while (t < text.length) {
+        if (p < pattern.length && (pattern[p] === '?' || pattern[p] === text[t])) {
+            p++;
+            t++;
+        }
+        else if (p < pattern.length && pattern[p] === '*') {
+            star = p++;
+            mark = t;
+        }
+        else if (star >= 0) {
+            p = star + 1; // let the last "*" take one more character
+            t = ++mark;
+        }
+        else
+            return false;
+    }
+    while (pattern[p] === '*')
+        p++;
+    return p === pattern.length;
+}
+
 ;// CONCATENATED MODULE: ./src/plan/select.ts
 /**
  * Target selection: a small expression language for --select.
@@ -67830,12 +67985,10 @@ function targetsOf(registry) {
  */
 
 
+
 const BUILTIN = ['tenant', 'server', 'region', 'ring', 'id'];
 const CLAUSE = /^\s*([A-Za-z0-9._-]+)\s*(!=|=)\s*(.*?)\s*$/;
 const VALUE = /^[A-Za-z0-9._/*-]+$/;
-function glob(value) {
-    return new RegExp(`^${value.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*')}$`);
-}
 function select_valueOf(target, clause) {
     if ('label' in clause.key)
         return target.labels[clause.key.label];
@@ -67854,7 +68007,7 @@ function select_valueOf(target, clause) {
 }
 function matchesClause(target, clause) {
     const v = select_valueOf(target, clause);
-    const hit = v !== undefined && clause.values.some((re) => re.test(v));
+    const hit = v !== undefined && clause.values.some((pattern) => wildcardMatch(pattern, v));
     return clause.negate ? !hit : hit;
 }
 /** Parses an expression against the targets it will select from (to know which label keys exist). */
@@ -67907,7 +68060,7 @@ function parseSelection(expr, targets, source = '--select') {
                 ]);
             }
         }
-        return { text: part.trim(), key, negate: op === '!=', values: values.map(glob) };
+        return { text: part.trim(), key, negate: op === '!=', values };
     });
 }
 /**
@@ -68226,16 +68379,64 @@ function planJson(plan) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/report/sanitize.ts
+/**
+ * Text from a server (remote stderr, hook output, lock owners, history fields) made safe to print, pure.
+ * Every path from such text to a terminal or a GitHub Actions log goes through here, because:
+ * - terminal control: escape sequences (CSI, OSC, DCS …), C0/C1 control characters and a bare carriage
+ *   return can clear the screen, retitle the window, hide or overwrite lines; Unicode bidirectional
+ *   overrides make text read differently from what it is. All are removed (newlines and tabs kept where
+ *   the text has lines).
+ * - workflow commands: the Actions runner executes any log line that starts with "::" once leading
+ *   whitespace is trimmed (`::warning …`, `::add-mask::…`, `::stop-commands::…`), and the older form
+ *   `##[command]` anywhere in a line. Such a line gets a zero-width space (U+200B, which the runner does
+ *   not trim) in front, and `##[` a zero-width space inside, so the text reads the same and runs nothing.
+ */
+const ZWSP = '\u200b';
+/* eslint-disable no-control-regex -- matching control characters is the point */
+const ESCAPES = new RegExp([
+    '\\x1b\\[[0-?]*[ -/]*[@-~]', // CSI: colours, cursor moves, erase screen
+    '\\x9b[0-?]*[ -/]*[@-~]', // the same, as one 8-bit C1 character
+    // OSC (window title, hyperlinks, clipboard), DCS, SOS, PM, APC: a string up to its terminator (the
+    // string stops at any introducer, so many unterminated ones cost one pass, not one pass each)
+    '(?:\\x1b[\\]PX^_]|[\\x90\\x98\\x9d\\x9e\\x9f])[^\\x07\\x1b\\x90\\x98\\x9c-\\x9f]*(?:\\x07|\\x1b\\\\|\\x9c)',
+    '\\x1b[ -/]*[0-~]', // every other escape sequence (ESC c resets the terminal)
+].join('|'), 'g');
+/** C0 controls but tab and newline, DEL, C1 controls, and the Unicode bidi marks, embeddings and overrides. */
+const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/* eslint-enable no-control-regex */
+/** A line the runner would read as a workflow command: "::" after any leading whitespace. */
+const COMMAND_LINE = /^([^\S\n]*::)/gm;
+/**
+ * Server text with its lines kept: escape sequences and control characters removed (but "\n" and "\t"),
+ * and lines that would be workflow commands neutralised.
+ */
+function sanitize(text) {
+    return text
+        .replace(/\r\n?/g, '\n') // the runner also splits lines at a bare "\r"
+        .replace(ESCAPES, '')
+        .replace(CONTROLS, '')
+        .replace(COMMAND_LINE, `${ZWSP}$1`)
+        .replaceAll('##[', `#${ZWSP}#[`);
+}
+/** Server text for one line (a table cell, a status line): as sanitize, with line breaks and tabs as spaces. */
+function sanitizeLine(text) {
+    return sanitize(text).replace(/[\n\t]/g, ' ');
+}
+
 ;// CONCATENATED MODULE: ./src/report/table.ts
 /** Plain-text tables for terminals and logs (pure). */
+
+/** A table; every cell is printed as one safe line (cells carry server text: errors, history fields). */
 function table(headers, rows, indent = '') {
-    const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+    const safe = rows.map((r) => r.map(sanitizeLine));
+    const widths = headers.map((h, i) => Math.max(h.length, ...safe.map((r) => (r[i] ?? '').length)));
     const line = (cells) => indent +
         cells
             .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
             .join('  ')
             .trimEnd();
-    return [line(headers), ...rows.map(line)].join('\n');
+    return [line(headers), ...safe.map(line)].join('\n');
 }
 function plural(n, word, many = `${word}s`) {
     return `${n.toLocaleString('en-US')} ${n === 1 ? word : many}`;
@@ -68585,7 +68786,7 @@ function prepare(t, owner, breakAfterS) {
     const stale = breakAfterS === undefined
         ? shell_sh ``
         : shell_sh `elif [ ${age} -ge ${breakAfterS} ] && { [ ${breakingAge} -lt 60 ] || rmdir ${breaking} 2>/dev/null; mkdir ${breaking} 2>/dev/null; } && { trap 'rmdir ${breaking} 2>/dev/null' EXIT HUP INT PIPE TERM; broke=; if [ ${age} -ge ${breakAfterS} ]; then broke=yes; old="$(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR}; fi; ${take}; took=$?; rmdir ${breaking}; trap - EXIT HUP INT PIPE TERM; [ -z "$broke" ] || echo "@@stale $old"; [ $took -eq 0 ]; }; then :; `;
-    lines.push(shell_sh `if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`);
+    lines.push(shell_sh `if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`);
     if (t.commands) {
         lines.push(shell_sh `echo '@@current'; sh -c ${t.commands.current} || exit 1`);
     }
@@ -68734,7 +68935,7 @@ function breakLock(t) {
 }
 /** A tenant's lock for `fleet-deploy unlock`: its owner, its age and the switch it was making, if any. */
 function inspectLock(t) {
-    return shell_named('inspectLock', shell_sh `cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${LOCK_AGE}"; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null; fi; echo '@@end'`);
+    return shell_named('inspectLock', shell_sh `cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${LOCK_AGE}"; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null; fi; echo '@@end'`);
 }
 function parseLock(stdout) {
     const sections = new Map();
@@ -69006,24 +69207,40 @@ function judge(check, response, version) {
 }
 /**
  * Polls `probe` every interval until `successes` consecutive healthy answers, or fails at the deadline.
- * Probe errors (refused, timeout) count as unhealthy answers.
+ * Probe errors (refused, timeout) count as unhealthy answers. No probe outlives the deadline: each gets
+ * at most the time left, and none starts when no time is left (a probe with a 10 s timeout against an
+ * 11 s deadline would otherwise end the gate at 21 s).
  */
 async function runGate(check, version, probe, clock, signal) {
     const start = clock.now();
+    const elapsed = () => clock.now() - start;
     let probes = 0;
     let passed = 0;
     let streak = 0;
     let last = 'no probe answered';
+    const timeUp = () => {
+        const flapping = passed > 0 ? `flapping: ${passed} of ${probes} probes passed, never ${check.successes} in a row; ` : '';
+        return {
+            ok: false,
+            probes,
+            passed,
+            ms: elapsed(),
+            reason: `not healthy within ${check.deadlineMs / 1000} s (${flapping}last: ${last})`,
+        };
+    };
     for (;;) {
         if (signal?.aborted)
-            return { ok: false, probes, passed, ms: clock.now() - start, reason: 'cancelled' };
+            return { ok: false, probes, passed, ms: elapsed(), reason: 'cancelled' };
+        const left = check.deadlineMs - elapsed();
+        if (left <= 0)
+            return timeUp();
         let verdict;
         try {
-            verdict = judge(check, await probe(), version);
+            verdict = judge(check, await probe(Math.min(check.timeoutMs, left)), version);
         }
         catch (e) {
             if (e.name === 'ConnectionLost') {
-                return { ok: false, probes, passed, ms: clock.now() - start, reason: e.message };
+                return { ok: false, probes, passed, ms: elapsed(), reason: e.message };
             }
             verdict = { ok: false, reason: e.message };
         }
@@ -69032,25 +69249,15 @@ async function runGate(check, version, probe, clock, signal) {
             passed++;
             streak++;
             if (streak >= check.successes)
-                return { ok: true, probes, passed, ms: clock.now() - start };
+                return { ok: true, probes, passed, ms: elapsed() };
         }
         else {
             streak = 0;
             last = verdict.reason;
         }
-        const elapsed = clock.now() - start;
-        if (elapsed + check.intervalMs > check.deadlineMs) {
-            const flapping = passed > 0
-                ? `flapping: ${passed} of ${probes} probes passed, never ${check.successes} in a row; `
-                : '';
-            return {
-                ok: false,
-                probes,
-                passed,
-                ms: elapsed,
-                reason: `not healthy within ${check.deadlineMs / 1000} s (${flapping}last: ${last})`,
-            };
-        }
+        // the next probe would start with no time left
+        if (elapsed() + check.intervalMs >= check.deadlineMs)
+            return timeUp();
         await clock.sleep(check.intervalMs, signal);
     }
 }
@@ -69852,8 +70059,8 @@ class TargetRun {
     async gate(version, cancellable) {
         const check = this.target.tenant.health;
         const probe = check.url !== undefined
-            ? () => this.ports.urlGet(check.url, check.timeoutMs)
-            : async () => (await this.shell.transport()).get(check.port, check.path, check.timeoutMs);
+            ? (timeoutMs) => this.ports.urlGet(check.url, timeoutMs)
+            : async (timeoutMs) => (await this.shell.transport()).get(check.port, check.path, timeoutMs);
         const g = await runGate(check, version, probe, this.ports.clock, cancellable ? this.ports.signal : undefined);
         if (!g.ok)
             throw new StepFailure('health', `health gate failed: ${g.reason}`);
@@ -70181,14 +70388,51 @@ const systemClock = {
     }),
 };
 
+;// CONCATENATED MODULE: ./src/http/body.ts
+/**
+ * How much of a health answer a probe reads, for both probes (from the runner and through SSH): the
+ * first PROBE_BODY_LIMIT bytes, then the stream is closed. A server that sends an endless body cannot make
+ * the runner hold more than that, and the probe ends as soon as it has it.
+ */
+const PROBE_BODY_LIMIT = 64 * 1024;
+/** Reads at most `limit` bytes of a body (a Node stream or a web stream) and stops reading there. */
+async function readCapped(body, limit = PROBE_BODY_LIMIT) {
+    const chunks = [];
+    let size = 0;
+    // leaving the loop early calls the iterator's return(), which destroys or cancels the stream
+    for await (const chunk of body) {
+        const room = limit - size;
+        chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(chunk.byteLength, room)));
+        size += Math.min(chunk.byteLength, room);
+        if (chunk.byteLength >= room)
+            return { text: Buffer.concat(chunks).toString('utf8'), truncated: true };
+    }
+    return { text: Buffer.concat(chunks).toString('utf8'), truncated: false };
+}
+
 ;// CONCATENATED MODULE: ./src/http/fetch.ts
+
 async function fetchUrl(url, timeoutMs) {
-    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
-    const body = await response.text();
-    return { status: response.status, body: body.slice(0, 65536) };
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), timeoutMs);
+    try {
+        const response = await fetch(url, { signal: ac.signal, redirect: 'manual' });
+        const body = response.body ? (await readCapped(response.body)).text : '';
+        return { status: response.status, body };
+    }
+    catch (e) {
+        if (ac.signal.aborted)
+            throw new Error(`no answer within ${timeoutMs} ms`, { cause: e });
+        throw e;
+    }
+    finally {
+        clearTimeout(timer);
+        ac.abort(); // a body left unread (cut at the cap) is not kept open
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/report/render.ts
+
 
 
 const OUTCOME_ORDER = {
@@ -70221,7 +70465,7 @@ function renderReport(report) {
         `${plural(t.targets, 'target')}: ${parts.join(', ') || 'none'} in ${seconds(report.durationMs)}`,
     ];
     if (report.stopped)
-        lines.push(`Stopped: ${report.stopped}`);
+        lines.push(`Stopped: ${sanitizeLine(report.stopped)}`);
     return `${lines.join('\n')}\n`;
 }
 function reason(r) {
@@ -70594,10 +70838,12 @@ function optionsHelp(names) {
 
 ;// CONCATENATED MODULE: ./src/ssh/known-hosts.ts
 /**
- * Host-key trust, pure: the keys pinned in the registry, or the lines of a known_hosts text (plain or
- * hashed `|1|salt|hash` host names, `[host]:port` for other ports). A server is trusted only when the
- * key it offers matches one of these; no match, or nothing pinned at all, is a refusal.
+ * Host-key trust, pure: the keys pinned in the registry, or the lines of a known_hosts text (host
+ * patterns with "*", "?" and "!", hashed `|1|salt|hash` names, `[host]:port` for other ports). A server
+ * is trusted only when the key it offers matches one of these; no match, or nothing pinned at all, is a
+ * refusal. As in OpenSSH, a key on a `@revoked` line for the host is refused even where it is pinned.
  */
+
 
 
 
@@ -70608,13 +70854,20 @@ function parseKnownHosts(text) {
         if (!line || line.startsWith('#'))
             continue;
         const parts = line.split(/\s+/);
-        if (parts[0]?.startsWith('@'))
-            continue; // @cert-authority / @revoked: not supported, never trusted
+        const marker = parts[0]?.startsWith('@') ? parts.shift() : undefined;
+        // @cert-authority (host certificates) is not supported: such a line trusts nothing here
+        if (marker !== undefined && marker !== '@revoked')
+            continue;
         const [hosts, type, b64] = parts;
         if (!hosts || !type || !b64)
             continue;
         const blob = Buffer.from(b64, 'base64');
-        const entry = { hosts: [], type, fingerprint: fingerprintOf(blob) };
+        const entry = {
+            hosts: [],
+            revoked: marker === '@revoked',
+            type,
+            fingerprint: fingerprintOf(blob),
+        };
         const hashed = /^\|1\|([^|]+)\|([^|]+)$/.exec(hosts);
         if (hashed)
             entry.hashed = { salt: Buffer.from(hashed[1], 'base64'), hash: hashed[2] };
@@ -70624,20 +70877,51 @@ function parseKnownHosts(text) {
     }
     return out;
 }
-function hostPattern(host, port) {
+/** The name known_hosts files use for a host: `host`, or `[host]:port` for another port than 22. */
+function hostName(host, port) {
     return port === 22 ? host : `[${host}]:${port}`;
 }
-function knownFingerprints(entries, host, port) {
-    const name = hostPattern(host, port);
-    return entries
-        .filter((e) => e.hashed
+/** OpenSSH's rule for a pattern list: some pattern matches and no negated ("!") one does. */
+function patternsMatch(patterns, name) {
+    let hit = false;
+    for (const pattern of patterns) {
+        const negated = pattern.startsWith('!');
+        if (!wildcardMatch((negated ? pattern.slice(1) : pattern).toLowerCase(), name.toLowerCase()))
+            continue;
+        if (negated)
+            return false;
+        hit = true;
+    }
+    return hit;
+}
+function entriesFor(entries, host, port) {
+    const name = hostName(host, port);
+    return entries.filter((e) => e.hashed
         ? (0,external_node_crypto_.createHmac)('sha1', e.hashed.salt).update(name).digest('base64') === e.hashed.hash
-        : e.hosts.includes(name))
+        : patternsMatch(e.hosts, name));
+}
+/** The fingerprints the known_hosts text revokes for host:port. */
+function revokedFingerprints(entries, host, port) {
+    return entriesFor(entries, host, port)
+        .filter((e) => e.revoked)
+        .map((e) => e.fingerprint);
+}
+/** The fingerprints the known_hosts text trusts for host:port: listed, and not revoked for it. */
+function knownFingerprints(entries, host, port) {
+    const revoked = revokedFingerprints(entries, host, port);
+    return entriesFor(entries, host, port)
+        .filter((e) => !e.revoked && !revoked.includes(e.fingerprint))
         .map((e) => e.fingerprint);
 }
 /** Decides whether `offered` (the raw key blob the server sent) is trusted for host:port. */
 function verifyHostKey(label, host, port, offered, pinned, knownHosts) {
     const fingerprint = fingerprintOf(offered);
+    if (revokedFingerprints(knownHosts, host, port).includes(fingerprint)) {
+        return {
+            ok: false,
+            message: `host key verification failed for ${label} (${host}:${port}): it offered ${fingerprint}, a key marked @revoked in the known_hosts text, which is refused even where it is pinned. Give the server a new host key and pin that one`,
+        };
+    }
     const expected = [...pinned.map((k) => k.fingerprint), ...knownFingerprints(knownHosts, host, port)];
     if (expected.includes(fingerprint))
         return { ok: true, fingerprint };
@@ -70652,22 +70936,49 @@ function verifyHostKey(label, host, port, offered, pinned, knownHosts) {
         message: `host key verification failed for ${label} (${host}:${port}): expected ${expected.join(' or ')}, but the server offered ${fingerprint}. If the key was rotated, pin the new one in the registry; otherwise this may be a man-in-the-middle`,
     };
 }
+/** What stops a host from being verified, before connecting: no usable key, or only revoked ones. */
+function trustProblem(what, host, port, pinned, known) {
+    const revoked = revokedFingerprints(known, host, port);
+    const pins = pinned.map((k) => k.fingerprint);
+    const usable = [...pins.filter((k) => !revoked.includes(k)), ...knownFingerprints(known, host, port)];
+    if (usable.length > 0)
+        return undefined;
+    const revokedPins = pins.filter((k) => revoked.includes(k));
+    const scan = `ssh-keyscan -p ${port} ${host}`;
+    if (revokedPins.length > 0)
+        return {
+            message: `${what} (${host}:${port}) is pinned only to revoked keys (${revokedPins.join(', ')} marked @revoked in the known_hosts text), so it cannot be verified`,
+            hint: `give it a new host key and pin that one; get it with: ${scan}`,
+        };
+    return {
+        message: `${what} (${host}:${port}) has no pinned host key and no known_hosts entry, so it cannot be verified`,
+        hint: `pin its key in the registry ("hostKey"), or pass a known_hosts text; get it with: ${scan}`,
+    };
+}
 /**
- * Before any server is touched: every server of the plan must have a pinned key or a known_hosts entry,
- * since an unknown key is never trusted. Names every server that has neither, with the fix.
+ * Before any server is touched: every server of the plan, and every jump host it is reached through, must
+ * have a pinned key or a known_hosts entry that is not revoked, since an unknown key is never trusted.
+ * Names every host that has none, with the fix.
  */
 function checkTrust(registry, plan, knownHostsText) {
     const known = parseKnownHosts(knownHostsText);
     const servers = new Map(plan.plan.flatMap((w) => w.targets).map((t) => [t.server.name, t.server]));
-    const untrusted = [...servers.values()].filter((s) => s.hostKeys.length === 0 && knownFingerprints(known, s.host, s.port).length === 0);
-    if (untrusted.length === 0)
-        return;
-    throw new ConfigurationError(untrusted.map((s) => ({
-        path: [...s.at, 'hostKey'],
-        source: registry.source,
-        message: `server ${s.name} (${s.host}:${s.port}) has no pinned host key and no known_hosts entry, so it cannot be verified`,
-        hint: `pin its key in the registry ("hostKey"), or pass a known_hosts text; get it with: ssh-keyscan -p ${s.port} ${s.host}`,
-    })));
+    const problems = [];
+    const jumps = new Set();
+    for (const s of servers.values()) {
+        const own = trustProblem(`server ${s.name}`, s.host, s.port, s.hostKeys, known);
+        if (own)
+            problems.push({ path: [...s.at, 'hostKey'], source: registry.source, ...own });
+        const j = s.jump;
+        if (!j || jumps.has(`${j.host}:${j.port}`))
+            continue;
+        jumps.add(`${j.host}:${j.port}`);
+        const jump = trustProblem(`jump host ${j.host} of server ${s.name}`, j.host, j.port, j.hostKeys, known);
+        if (jump)
+            problems.push({ path: [...s.at, 'jump', 'hostKey'], source: registry.source, ...jump });
+    }
+    if (problems.length)
+        throw new ConfigurationError(problems);
 }
 
 // EXTERNAL MODULE: external "node:http"
@@ -71562,6 +71873,52 @@ class NodeSSH {
     }
 }
 
+;// CONCATENATED MODULE: ./src/ssh/tail.ts
+/**
+ * What the transport keeps of a command's output: the last `limit` bytes of each stream. A command that
+ * prints hundreds of megabytes (a chatty hook) costs the runner no more than that, and the output keeps
+ * its end, where errors are; a marker line says how much was cut.
+ */
+const STDOUT_TAIL_LIMIT = 1024 * 1024; // room for the tool's own structured answers (200 history lines)
+const STDERR_TAIL_LIMIT = 64 * 1024;
+class OutputTail {
+    stream;
+    limit;
+    chunks = [];
+    size = 0;
+    cut = 0;
+    constructor(stream, limit) {
+        this.stream = stream;
+        this.limit = limit;
+    }
+    push(chunk) {
+        this.chunks.push(chunk);
+        this.size += chunk.length;
+        if (this.size > this.limit * 2)
+            this.trim(); // amortised: trim when twice the limit is held
+    }
+    text() {
+        this.trim();
+        let kept = Buffer.concat(this.chunks);
+        if (this.cut === 0)
+            return kept.toString('utf8');
+        let skip = 0; // start on a whole UTF-8 character
+        while (skip < kept.length && skip < 3 && (kept[skip] & 0xc0) === 0x80)
+            skip++;
+        kept = kept.subarray(skip);
+        return `[fleet-deploy: ${this.cut + skip} bytes of ${this.stream} cut here; the last ${kept.length} bytes follow]\n${kept.toString('utf8')}`;
+    }
+    trim() {
+        if (this.size <= this.limit)
+            return;
+        const all = Buffer.concat(this.chunks);
+        const drop = all.length - this.limit;
+        this.cut += drop;
+        this.chunks = [Buffer.from(all.subarray(drop))]; // a copy: the dropped head is freed
+        this.size = this.limit;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/ssh/transport.ts
 /**
  * The SSH edge: Connector and Transport over node-ssh (ssh2). One connection per server, host key
@@ -71569,6 +71926,8 @@ class NodeSSH {
  * keepalive, an 'error' listener (without one a dead link crashes the process), a timeout on every
  * command, and retries with backoff for transient connect errors only.
  */
+
+
 
 
 
@@ -71698,8 +72057,8 @@ class SshTransport {
                 return resolve({ code: null, stdout: '', stderr: 'the connection was lost' });
             if (signal?.aborted)
                 return resolve({ code: null, stdout: '', stderr: 'stopped' });
-            let stdout = '';
-            let stderr = '';
+            const stdout = new OutputTail('stdout', STDOUT_TAIL_LIMIT);
+            const stderr = new OutputTail('stderr', STDERR_TAIL_LIMIT);
             let done = false;
             let channel;
             const finish = (code, extra = '') => {
@@ -71709,7 +72068,7 @@ class SshTransport {
                 clearTimeout(timer);
                 this.inFlight.delete(onClose);
                 signal?.removeEventListener('abort', onAbort);
-                resolve({ code, stdout, stderr: stderr + extra });
+                resolve({ code, stdout: stdout.text(), stderr: stderr.text() + extra });
             };
             const onClose = () => finish(null, '\nthe connection was lost');
             this.inFlight.add(onClose);
@@ -71730,8 +72089,8 @@ class SshTransport {
                     let exit;
                     let signal;
                     const utf8 = new external_node_string_decoder_namespaceObject.StringDecoder('utf8'); // a character split across chunks stays whole
-                    ch.on('data', (d) => (onOutput ? onOutput(utf8.write(d)) : (stdout += d.toString('utf8'))));
-                    ch.stderr.on('data', (d) => (stderr += d.toString('utf8')));
+                    ch.on('data', (d) => (onOutput ? onOutput(utf8.write(d)) : stdout.push(d)));
+                    ch.stderr.on('data', (d) => stderr.push(d));
                     ch.on('exit', (code, sig) => {
                         exit = typeof code === 'number' ? code : null;
                         signal = sig;
@@ -71783,13 +72142,9 @@ class SshTransport {
                     createConnection: () => ch,
                     headers: { connection: 'close' },
                 }, (res) => {
-                    let body = '';
-                    res.setEncoding('utf8');
-                    res.on('data', (c) => (body.length < 65536 ? (body += c) : undefined));
-                    res.on('end', () => settle(() => resolve({ status: res.statusCode ?? 0, body })));
                     // an answer cut off mid-body fails now, not when the timer fires
                     res.on('aborted', () => settle(() => reject(new Error('the answer was cut off'))));
-                    res.on('error', (e) => settle(() => reject(e)));
+                    readCapped(res).then(({ text }) => settle(() => resolve({ status: res.statusCode ?? 0, body: text })), (e) => settle(() => reject(e)));
                 });
                 req.on('error', (e) => settle(() => reject(e)));
                 req.end();
@@ -71814,6 +72169,7 @@ async function loadRegistry(values, io) {
 }
 
 ;// CONCATENATED MODULE: ./src/cli/progress.ts
+
 
 const COLORS = { red: 31, green: 32, yellow: 33, dim: 2, bold: 1 };
 class Progress {
@@ -71856,7 +72212,7 @@ class Progress {
             this.running.add(e.target);
         if (this.o.tty) {
             if (e.status === 'fail')
-                this.line(`${e.target}  ${this.paint(`${e.step} failed`, 'red')}: ${e.detail ?? ''}`);
+                this.line(`${e.target}  ${this.paint(`${e.step} failed`, 'red')}: ${sanitizeLine(e.detail ?? '')}`);
             else
                 this.status();
             return;
@@ -71864,7 +72220,7 @@ class Progress {
         if (e.status === 'start' && !e.detail)
             return;
         const state = e.status === 'ok' ? 'ok' : e.status === 'fail' ? 'FAILED' : '';
-        this.o.write(`${e.target}  ${e.step}  ${state}${e.ms !== undefined ? `  ${seconds(e.ms)}` : ''}${e.detail ? `  ${e.detail}` : ''}\n`);
+        this.o.write(`${e.target}  ${e.step}  ${state}${e.ms !== undefined ? `  ${seconds(e.ms)}` : ''}${e.detail ? `  ${sanitizeLine(e.detail)}` : ''}\n`);
     };
     onTarget = (r) => {
         this.running.delete(r.id);
@@ -71876,7 +72232,7 @@ class Progress {
             : r.outcome === 'skipped'
                 ? 'yellow'
                 : 'red';
-        this.line(`${r.id}  ${this.paint(r.outcome, color)}  ${seconds(r.durationMs)}${r.error && r.outcome !== 'skipped' ? `  ${r.error}` : ''}`);
+        this.line(`${r.id}  ${this.paint(r.outcome, color)}  ${seconds(r.durationMs)}${r.error && r.outcome !== 'skipped' ? `  ${sanitizeLine(r.error)}` : ''}`);
     };
     finish() {
         if (this.o.tty && this.statusShown)
@@ -72538,6 +72894,7 @@ function logs(t, o) {
 
 
 
+
 const LOGS_USAGE = `fleet-deploy logs [--select EXPR] [--tail N] [--since TIME] [-f] [options]
 
 Prints the logs of the selected tenants' containers, each line as "TARGET CONTAINER line". With -f it
@@ -72567,7 +72924,7 @@ function sinceFlag(values) {
         },
     ]);
 }
-/** Writes whole lines only, each prefixed by its target, whatever the chunks' boundaries. */
+/** Writes whole lines only, each prefixed by its target and cleaned of terminal escapes, whatever the chunks' boundaries. */
 function lineWriter(prefix, write) {
     let rest = '';
     return {
@@ -72575,11 +72932,11 @@ function lineWriter(prefix, write) {
             const lines = (rest + text.replaceAll('\r\n', '\n')).split('\n');
             rest = lines.pop();
             if (lines.length)
-                write(lines.map((l) => `${prefix} ${l}\n`).join(''));
+                write(lines.map((l) => `${prefix} ${sanitizeLine(l)}\n`).join(''));
         },
         end() {
             if (rest)
-                write(`${prefix} ${rest}\n`);
+                write(`${prefix} ${sanitizeLine(rest)}\n`);
         },
     };
 }
@@ -72607,7 +72964,7 @@ async function runLogs(values, io) {
     for (const [id, r] of results)
         if (!r.ok) {
             failed++;
-            io.stderr(`${id}: cannot read the logs: ${r.error}\n`);
+            io.stderr(`${id}: cannot read the logs: ${sanitizeLine(r.error)}\n`);
         }
     return failed ? 1 : 0;
 }
@@ -73717,6 +74074,7 @@ async function runDemo(_values, io) {
 
 
 
+
 const EXIT = { ok: 0, failure: 1, configuration: 2 };
 const registryOption = { registry: { type: 'string', short: 'r' } };
 const COMMANDS = {
@@ -73945,12 +74303,13 @@ async function runCli(argv, io = processIO()) {
     }
     catch (e) {
         if (isConfigurationError(e)) {
-            io.stderr(`${e.problems.map((p) => `error: ${formatProblem(p)}`).join('\n')}\n`);
+            // a problem can quote server text (a lock's owner, a history value): printed safe
+            io.stderr(`${e.problems.map((p) => `error: ${sanitize(formatProblem(p))}`).join('\n')}\n`);
             if (e.problems.length > 1)
                 io.stderr(`${e.problems.length} problems\n`);
             return EXIT.configuration;
         }
-        io.stderr(`fleet-deploy ${name} failed: ${e.stack ?? String(e)}\n`);
+        io.stderr(`fleet-deploy ${name} failed: ${sanitize(e.stack ?? String(e))}\n`);
         return EXIT.failure;
     }
 }
@@ -73964,7 +74323,7 @@ const external_os_namespaceObject = require("os");
  * Sanitizes an input into a string so it can be passed into issueCommand safely
  * @param input input to sanitize into a string
  */
-function utils_toCommandValue(input) {
+function toCommandValue(input) {
     if (input === null || input === undefined) {
         return '';
     }
@@ -73979,7 +74338,7 @@ function utils_toCommandValue(input) {
  * @returns The command properties to send with the actual annotation command
  * See IssueCommandProperties: https://github.com/actions/runner/blob/main/src/Runner.Worker/ActionCommandManager.cs#L646
  */
-function utils_toCommandProperties(annotationProperties) {
+function toCommandProperties(annotationProperties) {
     if (!Object.keys(annotationProperties).length) {
         return {};
     }
@@ -74029,12 +74388,12 @@ function utils_toCommandProperties(annotationProperties) {
  * This is an internal utility function that powers the public API functions
  * such as setSecret, warning, error, and exportVariable.
  */
-function command_issueCommand(command, properties, message) {
+function issueCommand(command, properties, message) {
     const cmd = new Command(command, properties, message);
     process.stdout.write(cmd.toString() + external_os_namespaceObject.EOL);
 }
-function command_issue(name, message = '') {
-    command_issueCommand(name, {}, message);
+function issue(name, message = '') {
+    issueCommand(name, {}, message);
 }
 const CMD_STRING = '::';
 class Command {
@@ -74071,13 +74430,13 @@ class Command {
     }
 }
 function escapeData(s) {
-    return utils_toCommandValue(s)
+    return toCommandValue(s)
         .replace(/%/g, '%25')
         .replace(/\r/g, '%0D')
         .replace(/\n/g, '%0A');
 }
 function escapeProperty(s) {
-    return utils_toCommandValue(s)
+    return toCommandValue(s)
         .replace(/%/g, '%25')
         .replace(/\r/g, '%0D')
         .replace(/\n/g, '%0A')
@@ -74095,7 +74454,7 @@ var external_crypto_ = __nccwpck_require__(6982);
 
 
 
-function file_command_issueFileCommand(command, message) {
+function issueFileCommand(command, message) {
     const filePath = process.env[`GITHUB_${command}`];
     if (!filePath) {
         throw new Error(`Unable to find environment variable for file command ${command}`);
@@ -74103,13 +74462,13 @@ function file_command_issueFileCommand(command, message) {
     if (!external_fs_.existsSync(filePath)) {
         throw new Error(`Missing file at path: ${filePath}`);
     }
-    external_fs_.appendFileSync(filePath, `${utils_toCommandValue(message)}${external_os_namespaceObject.EOL}`, {
+    external_fs_.appendFileSync(filePath, `${toCommandValue(message)}${external_os_namespaceObject.EOL}`, {
         encoding: 'utf8'
     });
 }
-function file_command_prepareKeyValueMessage(key, value) {
+function prepareKeyValueMessage(key, value) {
     const delimiter = `ghadelimiter_${external_crypto_.randomUUID()}`;
-    const convertedValue = utils_toCommandValue(value);
+    const convertedValue = toCommandValue(value);
     // These should realistically never happen, but just in case someone finds a
     // way to exploit uuid generation let's not allow keys or values that contain
     // the delimiter.
@@ -74124,8 +74483,10 @@ function file_command_prepareKeyValueMessage(key, value) {
 //# sourceMappingURL=file-command.js.map
 // EXTERNAL MODULE: external "http"
 var external_http_ = __nccwpck_require__(8611);
+var external_http_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_http_, 2);
 // EXTERNAL MODULE: external "https"
 var external_https_ = __nccwpck_require__(5692);
+var external_https_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_https_, 2);
 ;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/proxy.js
 function getProxyUrl(reqUrl) {
     const usingSsl = reqUrl.protocol === 'https:';
@@ -74218,7 +74579,7 @@ class DecodedURL extends URL {
 }
 //# sourceMappingURL=proxy.js.map
 // EXTERNAL MODULE: ./node_modules/tunnel/index.js
-var node_modules_tunnel = __nccwpck_require__(770);
+var tunnel = __nccwpck_require__(770);
 // EXTERNAL MODULE: ./node_modules/undici/index.js
 var undici = __nccwpck_require__(6752);
 ;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/index.js
@@ -74296,7 +74657,7 @@ const HttpResponseRetryCodes = [
     HttpCodes.ServiceUnavailable,
     HttpCodes.GatewayTimeout
 ];
-const RetryableHttpVerbs = (/* unused pure expression or super */ null && (['OPTIONS', 'GET', 'DELETE', 'HEAD']));
+const RetryableHttpVerbs = ['OPTIONS', 'GET', 'DELETE', 'HEAD'];
 const ExponentialBackoffCeiling = 10;
 const ExponentialBackoffTimeSlice = 5;
 class HttpClientError extends Error {
@@ -74342,7 +74703,7 @@ function isHttps(requestUrl) {
     const parsedUrl = new URL(requestUrl);
     return parsedUrl.protocol === 'https:';
 }
-class lib_HttpClient {
+class HttpClient {
     constructor(userAgent, handlers, requestOptions) {
         this._ignoreSslError = false;
         this._allowRedirects = true;
@@ -74645,7 +75006,7 @@ class lib_HttpClient {
     }
     getAgentDispatcher(serverUrl) {
         const parsedUrl = new URL(serverUrl);
-        const proxyUrl = pm.getProxyUrl(parsedUrl);
+        const proxyUrl = getProxyUrl(parsedUrl);
         const useProxy = proxyUrl && proxyUrl.hostname;
         if (!useProxy) {
             return;
@@ -74656,7 +75017,7 @@ class lib_HttpClient {
         const info = {};
         info.parsedUrl = requestUrl;
         const usingSsl = info.parsedUrl.protocol === 'https:';
-        info.httpModule = usingSsl ? https : http;
+        info.httpModule = usingSsl ? external_https_namespaceObject : external_http_namespaceObject;
         const defaultPort = usingSsl ? 443 : 80;
         info.options = {};
         info.options.host = info.parsedUrl.hostname;
@@ -74755,7 +75116,7 @@ class lib_HttpClient {
     }
     _getAgent(parsedUrl) {
         let agent;
-        const proxyUrl = pm.getProxyUrl(parsedUrl);
+        const proxyUrl = getProxyUrl(parsedUrl);
         const useProxy = proxyUrl && proxyUrl.hostname;
         if (this._keepAlive && useProxy) {
             agent = this._proxyAgent;
@@ -74770,7 +75131,7 @@ class lib_HttpClient {
         const usingSsl = parsedUrl.protocol === 'https:';
         let maxSockets = 100;
         if (this.requestOptions) {
-            maxSockets = this.requestOptions.maxSockets || http.globalAgent.maxSockets;
+            maxSockets = this.requestOptions.maxSockets || external_http_.globalAgent.maxSockets;
         }
         // This is `useProxy` again, but we need to check `proxyURl` directly for TypeScripts's flow analysis.
         if (proxyUrl && proxyUrl.hostname) {
@@ -74795,7 +75156,7 @@ class lib_HttpClient {
         // if tunneling agent isn't assigned create a new agent
         if (!agent) {
             const options = { keepAlive: this._keepAlive, maxSockets };
-            agent = usingSsl ? new https.Agent(options) : new http.Agent(options);
+            agent = usingSsl ? new external_https_.Agent(options) : new external_http_.Agent(options);
             this._agent = agent;
         }
         if (usingSsl && this._ignoreSslError) {
@@ -74818,7 +75179,7 @@ class lib_HttpClient {
             return proxyAgent;
         }
         const usingSsl = parsedUrl.protocol === 'https:';
-        proxyAgent = new ProxyAgent(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
+        proxyAgent = new undici.ProxyAgent(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
             token: `Basic ${Buffer.from(`${proxyUrl.username}:${proxyUrl.password}`).toString('base64')}`
         })));
         this._proxyAgentDispatcher = proxyAgent;
@@ -74949,7 +75310,7 @@ class BasicCredentialHandler {
         });
     }
 }
-class auth_BearerCredentialHandler {
+class BearerCredentialHandler {
     constructor(token) {
         this.token = token;
     }
@@ -75007,13 +75368,13 @@ var oidc_utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg
 
 
 
-class oidc_utils_OidcClient {
+class OidcClient {
     static createHttpClient(allowRetry = true, maxRetry = 10) {
         const requestOptions = {
             allowRetries: allowRetry,
             maxRetries: maxRetry
         };
-        return new HttpClient('actions/oidc-client', [new BearerCredentialHandler(oidc_utils_OidcClient.getRequestToken())], requestOptions);
+        return new HttpClient('actions/oidc-client', [new BearerCredentialHandler(OidcClient.getRequestToken())], requestOptions);
     }
     static getRequestToken() {
         const token = process.env['ACTIONS_ID_TOKEN_REQUEST_TOKEN'];
@@ -75032,7 +75393,7 @@ class oidc_utils_OidcClient {
     static getCall(id_token_url) {
         return oidc_utils_awaiter(this, void 0, void 0, function* () {
             var _a;
-            const httpclient = oidc_utils_OidcClient.createHttpClient();
+            const httpclient = OidcClient.createHttpClient();
             const res = yield httpclient
                 .getJson(id_token_url)
                 .catch(error => {
@@ -75051,13 +75412,13 @@ class oidc_utils_OidcClient {
         return oidc_utils_awaiter(this, void 0, void 0, function* () {
             try {
                 // New ID Token is requested from action service
-                let id_token_url = oidc_utils_OidcClient.getIDTokenUrl();
+                let id_token_url = OidcClient.getIDTokenUrl();
                 if (audience) {
                     const encodedAudience = encodeURIComponent(audience);
                     id_token_url = `${id_token_url}&audience=${encodedAudience}`;
                 }
                 debug(`ID token url is ${id_token_url}`);
-                const id_token = yield oidc_utils_OidcClient.getCall(id_token_url);
+                const id_token = yield OidcClient.getCall(id_token_url);
                 setSecret(id_token);
                 return id_token;
             }
@@ -75346,7 +75707,7 @@ const _summary = new Summary();
 /**
  * @deprecated use `core.summary`
  */
-const markdownSummary = (/* unused pure expression or super */ null && (_summary));
+const markdownSummary = _summary;
 const summary = _summary;
 //# sourceMappingURL=summary.js.map
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/path-utils.js
@@ -75380,7 +75741,7 @@ function toWin32Path(pth) {
  * @return string The platform-specific path.
  */
 function toPlatformPath(pth) {
-    return pth.replace(/[/\\]/g, path.sep);
+    return pth.replace(/[/\\]/g, external_path_.sep);
 }
 //# sourceMappingURL=path-utils.js.map
 // EXTERNAL MODULE: external "string_decoder"
@@ -76453,16 +76814,16 @@ var exec_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arg
  * @param     options            optional exec options.  See ExecOptions
  * @returns   Promise<number>    exit code
  */
-function exec_exec(commandLine, args, options) {
+function exec(commandLine, args, options) {
     return exec_awaiter(this, void 0, void 0, function* () {
-        const commandArgs = tr.argStringToArray(commandLine);
+        const commandArgs = argStringToArray(commandLine);
         if (commandArgs.length === 0) {
             throw new Error(`Parameter 'commandLine' cannot be null or empty.`);
         }
         // Path to tool to execute should be first arg
         const toolPath = commandArgs[0];
         args = commandArgs.slice(1).concat(args || []);
-        const runner = new tr.ToolRunner(toolPath, args, options);
+        const runner = new ToolRunner(toolPath, args, options);
         return runner.exec();
     });
 }
@@ -76482,8 +76843,8 @@ function getExecOutput(commandLine, args, options) {
         let stdout = '';
         let stderr = '';
         //Using string decoder covers the case where a mult-byte character is split
-        const stdoutDecoder = new StringDecoder('utf8');
-        const stderrDecoder = new StringDecoder('utf8');
+        const stdoutDecoder = new external_string_decoder_.StringDecoder('utf8');
+        const stderrDecoder = new external_string_decoder_.StringDecoder('utf8');
         const originalStdoutListener = (_a = options === null || options === void 0 ? void 0 : options.listeners) === null || _a === void 0 ? void 0 : _a.stdout;
         const originalStdErrListener = (_b = options === null || options === void 0 ? void 0 : options.listeners) === null || _b === void 0 ? void 0 : _b.stderr;
         const stdErrListener = (data) => {
@@ -76499,7 +76860,7 @@ function getExecOutput(commandLine, args, options) {
             }
         };
         const listeners = Object.assign(Object.assign({}, options === null || options === void 0 ? void 0 : options.listeners), { stdout: stdOutListener, stderr: stdErrListener });
-        const exitCode = yield exec_exec(commandLine, args, Object.assign(Object.assign({}, options), { listeners }));
+        const exitCode = yield exec(commandLine, args, Object.assign(Object.assign({}, options), { listeners }));
         //flush any remaining characters
         stdout += stdoutDecoder.end();
         stderr += stderrDecoder.end();
@@ -76524,10 +76885,10 @@ var platform_awaiter = (undefined && undefined.__awaiter) || function (thisArg, 
 
 
 const getWindowsInfo = () => platform_awaiter(void 0, void 0, void 0, function* () {
-    const { stdout: version } = yield exec.getExecOutput('powershell -command "(Get-CimInstance -ClassName Win32_OperatingSystem).Version"', undefined, {
+    const { stdout: version } = yield getExecOutput('powershell -command "(Get-CimInstance -ClassName Win32_OperatingSystem).Version"', undefined, {
         silent: true
     });
-    const { stdout: name } = yield exec.getExecOutput('powershell -command "(Get-CimInstance -ClassName Win32_OperatingSystem).Caption"', undefined, {
+    const { stdout: name } = yield getExecOutput('powershell -command "(Get-CimInstance -ClassName Win32_OperatingSystem).Caption"', undefined, {
         silent: true
     });
     return {
@@ -76537,7 +76898,7 @@ const getWindowsInfo = () => platform_awaiter(void 0, void 0, void 0, function* 
 });
 const getMacOsInfo = () => platform_awaiter(void 0, void 0, void 0, function* () {
     var _a, _b, _c, _d;
-    const { stdout } = yield exec.getExecOutput('sw_vers', undefined, {
+    const { stdout } = yield getExecOutput('sw_vers', undefined, {
         silent: true
     });
     const version = (_b = (_a = stdout.match(/ProductVersion:\s*(.+)/)) === null || _a === void 0 ? void 0 : _a[1]) !== null && _b !== void 0 ? _b : '';
@@ -76548,7 +76909,7 @@ const getMacOsInfo = () => platform_awaiter(void 0, void 0, void 0, function* ()
     };
 });
 const getLinuxInfo = () => platform_awaiter(void 0, void 0, void 0, function* () {
-    const { stdout } = yield exec.getExecOutput('lsb_release', ['-i', '-r', '-s'], {
+    const { stdout } = yield getExecOutput('lsb_release', ['-i', '-r', '-s'], {
         silent: true
     });
     const [name, version] = stdout.trim().split('\n');
@@ -76653,8 +77014,8 @@ function exportVariable(name, val) {
  * console.log(`Using token: ${apiToken}`); // Outputs: "Using token: ***"
  * ```
  */
-function core_setSecret(secret) {
-    command_issueCommand('add-mask', {}, secret);
+function setSecret(secret) {
+    issueCommand('add-mask', {}, secret);
 }
 /**
  * Prepends inputPath to the PATH (for this action and future actions)
@@ -76668,7 +77029,7 @@ function addPath(inputPath) {
     else {
         issueCommand('add-path', {}, inputPath);
     }
-    process.env['PATH'] = `${inputPath}${path.delimiter}${process.env['PATH']}`;
+    process.env['PATH'] = `${inputPath}${external_path_.delimiter}${process.env['PATH']}`;
 }
 /**
  * Gets the value of an input.
@@ -76737,10 +77098,10 @@ function getBooleanInput(name, options) {
 function setOutput(name, value) {
     const filePath = process.env['GITHUB_OUTPUT'] || '';
     if (filePath) {
-        return file_command_issueFileCommand('OUTPUT', file_command_prepareKeyValueMessage(name, value));
+        return issueFileCommand('OUTPUT', prepareKeyValueMessage(name, value));
     }
     process.stdout.write(external_os_namespaceObject.EOL);
-    command_issueCommand('set-output', { name }, utils_toCommandValue(value));
+    issueCommand('set-output', { name }, toCommandValue(value));
 }
 /**
  * Enables or disables the echoing of commands into stdout for the rest of the step.
@@ -76775,8 +77136,8 @@ function isDebug() {
  * Writes debug message to user log
  * @param message debug message
  */
-function core_debug(message) {
-    command_issueCommand('debug', {}, message);
+function debug(message) {
+    issueCommand('debug', {}, message);
 }
 /**
  * Adds an error issue
@@ -76784,7 +77145,7 @@ function core_debug(message) {
  * @param properties optional properties to add to the annotation.
  */
 function core_error(message, properties = {}) {
-    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    issueCommand('error', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a warning issue
@@ -76792,7 +77153,7 @@ function core_error(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function warning(message, properties = {}) {
-    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    issueCommand('warning', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a notice issue
@@ -76817,13 +77178,13 @@ function info(message) {
  * @param name The name of the output group
  */
 function startGroup(name) {
-    command_issue('group', name);
+    issue('group', name);
 }
 /**
  * End an output group.
  */
 function endGroup() {
-    command_issue('endgroup');
+    issue('endgroup');
 }
 /**
  * Wrap an asynchronous function call in a group.
@@ -76859,9 +77220,9 @@ function group(name, fn) {
 function saveState(name, value) {
     const filePath = process.env['GITHUB_STATE'] || '';
     if (filePath) {
-        return file_command_issueFileCommand('STATE', file_command_prepareKeyValueMessage(name, value));
+        return issueFileCommand('STATE', prepareKeyValueMessage(name, value));
     }
-    command_issueCommand('save-state', { name }, utils_toCommandValue(value));
+    issueCommand('save-state', { name }, toCommandValue(value));
 }
 /**
  * Gets the value of an state set by this action's main execution.
@@ -76894,6 +77255,32 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
+;// CONCATENATED MODULE: ./src/actions/log.ts
+/**
+ * The log of every action: @actions/core, with everything it writes to the log made safe first. Actions
+ * print server text (remote stderr, hook output, lock owners, history fields); the runner would run a
+ * line of it that starts with "::" as a workflow command, and a terminal reading the raw log would obey
+ * its escape sequences. So the actions import `core` from here, not from '@actions/core', and every
+ * message (info, debug, notice, warning, error, setFailed, group names, annotation titles) passes through
+ * report/sanitize at this one sink; inputs, outputs, state and the summary pass through unchanged (the
+ * summary's Markdown is made safe where it is built, in report/summary).
+ */
+
+
+const message = (m) => sanitize(m instanceof Error ? m.message : m);
+const annotation = (p) => p && { ...p, ...(p.title !== undefined ? { title: sanitizeLine(p.title) } : {}) };
+const log_core = {
+    ...lib_core_namespaceObject,
+    info: (m) => info(sanitize(m)),
+    debug: (m) => debug(sanitize(m)),
+    notice: (m, p) => notice(message(m), annotation(p)),
+    warning: (m, p) => warning(message(m), annotation(p)),
+    error: (m, p) => core_error(message(m), annotation(p)),
+    setFailed: (m) => setFailed(message(m)),
+    startGroup: (name) => startGroup(sanitizeLine(name)),
+    group: (name, fn) => group(sanitizeLine(name), fn),
+};
+
 ;// CONCATENATED MODULE: ./src/github/report-error.ts
 /**
  * Turns an error into what GitHub shows: a configuration error becomes one annotation per problem, on the
@@ -76906,7 +77293,7 @@ function failStep(error) {
         for (const p of error.problems) {
             const text = `${p.path.length ? `${formatPath(p.path)}: ` : ''}${p.message}${p.hint ? ` (${p.hint})` : ''}`;
             if (p.line && p.source) {
-                core_error(text, {
+                log_core.error(text, {
                     title: 'fleet-deploy: invalid registry',
                     file: p.source,
                     startLine: p.line,
@@ -76914,16 +77301,16 @@ function failStep(error) {
                 });
             }
             else {
-                core_error(p.source ? `${p.source}: ${text}` : text, { title: 'fleet-deploy: configuration error' });
+                log_core.error(p.source ? `${p.source}: ${text}` : text, { title: 'fleet-deploy: configuration error' });
             }
         }
-        setFailed(`configuration error: ${error.problems.length === 1 ? 'see the annotation above' : `${error.problems.length} problems, see the annotations above`}`);
+        log_core.setFailed(`configuration error: ${error.problems.length === 1 ? 'see the annotation above' : `${error.problems.length} problems, see the annotations above`}`);
         return;
     }
     const e = error;
-    setFailed(e?.message ?? String(error));
+    log_core.setFailed(e?.message ?? String(error));
     if (e?.stack)
-        core_debug(e.stack);
+        log_core.debug(e.stack);
 }
 
 ;// CONCATENATED MODULE: ./src/actions/inputs.ts
@@ -76935,16 +77322,16 @@ function failStep(error) {
 
 
 /** The rollout settings' inputs (src/settings.ts), read the same way as the CLI's flags. */
-const actionInputs = fromInputs((name) => getInput(name));
+const actionInputs = fromInputs((name) => log_core.getInput(name));
 function inputs_text(name, fallback) {
-    const v = getInput(name).trim();
+    const v = log_core.getInput(name).trim();
     return v === '' ? fallback : v;
 }
 function positiveInt(name, fallback, min = 1) {
-    return wholeNumber(getInput(name), `input "${name}"`, fallback, min);
+    return wholeNumber(log_core.getInput(name), `input "${name}"`, fallback, min);
 }
 function percentInput(name, fallback) {
-    return percent(getInput(name), `input "${name}"`, fallback);
+    return percent(log_core.getInput(name), `input "${name}"`, fallback);
 }
 
 ;// CONCATENATED MODULE: ./src/actions/single.ts
@@ -76971,7 +77358,7 @@ const FIELDS = [
 ];
 const SINGLE_INPUTS = [...FIELDS.map(([i]) => i), 'image-variable', 'image-repository'];
 function singleServerRequested() {
-    return getInput('host').trim() !== '';
+    return log_core.getInput('host').trim() !== '';
 }
 function registryFromInputs() {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- built key by key, then checked by the schema
@@ -76979,7 +77366,7 @@ function registryFromInputs() {
         servers: [{ name: 'server', region: 'default', tenants: [{ id: 'app', images: [{}] }] }],
     };
     for (const [input, path, convert] of FIELDS) {
-        const v = getInput(input).trim();
+        const v = log_core.getInput(input).trim();
         if (!v)
             continue;
         const keys = path.split('.');
@@ -76989,8 +77376,8 @@ function registryFromInputs() {
         o[keys.at(-1)] = convert(v);
     }
     raw.servers[0].tenants[0].images[0] = {
-        variable: getInput('image-variable').trim() || 'APP_IMAGE',
-        repository: getInput('image-repository').trim(),
+        variable: log_core.getInput('image-variable').trim() || 'APP_IMAGE',
+        repository: log_core.getInput('image-repository').trim(),
     };
     try {
         return parseRegistry(JSON.stringify(raw), 'inputs');
@@ -77018,7 +77405,7 @@ function registryFromInputs() {
 async function actionRegistry() {
     if (singleServerRequested())
         return registryFromInputs();
-    const path = getInput('registry').trim() || 'servers/production.json';
+    const path = log_core.getInput('registry').trim() || 'servers/production.json';
     let source;
     try {
         source = await (0,promises_namespaceObject.readFile)(path, 'utf8');
@@ -77068,7 +77455,7 @@ const DEPLOY_INPUTS = {
 /** The action's state: the locks this job holds, and the switch each is making (for the post step). */
 const STATE_LOCKS = 'fleet-deploy-locks';
 function sshKey() {
-    const key = getInput(DEPLOY_INPUTS.sshKey);
+    const key = log_core.getInput(DEPLOY_INPUTS.sshKey);
     if (!key.trim())
         throw new ConfigurationError([
             {
@@ -77078,15 +77465,15 @@ function sshKey() {
                 hint: 'ssh-key: ${{ secrets.SSH_PRIVATE_KEY }}',
             },
         ]);
-    core_setSecret(key);
+    log_core.setSecret(key);
     for (const line of key.split('\n'))
         if (line.trim().length > 8 && !line.startsWith('-----'))
-            core_setSecret(line.trim());
+            log_core.setSecret(line.trim());
     return key.endsWith('\n') ? key : `${key}\n`;
 }
 /** The matrix entry's `targets` (ids separated by spaces or commas) as a selection, every id checked. */
 function selection(registry) {
-    const targets = getInput(DEPLOY_INPUTS.targets).trim();
+    const targets = log_core.getInput(DEPLOY_INPUTS.targets).trim();
     const select = setting(actionInputs, 'select') ?? '';
     if (targets && select)
         throw new ConfigurationError([
@@ -77119,7 +77506,7 @@ function cancelOnSignals() {
     (0,external_node_events_.setMaxListeners)(0, controller.signal); // every target in flight waits on it
     const cancel = (sig) => {
         if (!controller.signal.aborted)
-            warning(`${sig}: cancelling — no new target starts; targets mid-switch roll back and unlock`);
+            log_core.warning(`${sig}: cancelling — no new target starts; targets mid-switch roll back and unlock`);
         controller.abort();
     };
     process.on('SIGINT', cancel);
@@ -77146,16 +77533,16 @@ async function runDeployAction(mode = 'deploy') {
     const version = options.version;
     if (setting(actionInputs, 'dryRun')) {
         for (const t of targets) {
-            startGroup(`${t.id}: the remote commands a deploy of ${version} would run`);
+            log_core.startGroup(`${t.id}: the remote commands a deploy of ${version} would run`);
             for (const c of dryRunCommands(t, version))
-                info(`[${c.step}] ${c.command}`);
-            endGroup();
+                log_core.info(`[${c.step}] ${c.command}`);
+            log_core.endGroup();
         }
-        setOutput('outcome', 'skipped');
-        setOutput('report', '');
+        log_core.setOutput('outcome', 'skipped');
+        log_core.setOutput('report', '');
         return;
     }
-    const knownHosts = getInput(DEPLOY_INPUTS.knownHosts);
+    const knownHosts = log_core.getInput(DEPLOY_INPUTS.knownHosts);
     checkTrust(registry, plan, knownHosts);
     const privateKey = sshKey();
     const held = new Map();
@@ -77164,10 +77551,10 @@ async function runDeployAction(mode = 'deploy') {
             held.set(e.target, e);
         else
             held.delete(e.target);
-        saveState(STATE_LOCKS, JSON.stringify([...held.values()]));
+        log_core.saveState(STATE_LOCKS, JSON.stringify([...held.values()]));
     };
     const signal = cancelOnSignals();
-    info(`${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${version}`} to ${plan.total} target(s) in ${plan.plan.length} wave(s)`);
+    log_core.info(`${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${version}`} to ${plan.total} target(s) in ${plan.plan.length} wave(s)`);
     const report = await deployFleet(plan, options, {
         connector: new SshConnector({ privateKey, knownHosts }),
         clock: systemClock,
@@ -77176,31 +77563,31 @@ async function runDeployAction(mode = 'deploy') {
         onLock: saveLocks,
         onStep: (e) => {
             if (e.status !== 'start' || e.detail)
-                info(`${e.target}  ${e.step}  ${e.status === 'start' ? '' : e.status}${e.ms !== undefined ? `  ${seconds(e.ms)}` : ''}${e.detail ? `  ${e.detail}` : ''}`);
+                log_core.info(`${e.target}  ${e.step}  ${e.status === 'start' ? '' : e.status}${e.ms !== undefined ? `  ${seconds(e.ms)}` : ''}${e.detail ? `  ${e.detail}` : ''}`);
         },
-        onWave: (w) => w.status === 'start' && info(`── wave ${w.wave} of ${w.of}: ${w.targets} target(s)`),
+        onWave: (w) => w.status === 'start' && log_core.info(`── wave ${w.wave} of ${w.of}: ${w.targets} target(s)`),
     });
     for (const r of report.targets) {
-        startGroup(`${r.id}: ${r.outcome} (${seconds(r.durationMs)})`);
+        log_core.startGroup(`${r.id}: ${r.outcome} (${seconds(r.durationMs)})`);
         for (const s of r.steps)
-            info(`${s.ok ? '✓' : '✗'} ${s.step.padEnd(16)} ${seconds(s.ms).padStart(7)}  ${s.detail ?? ''}`);
-        endGroup();
+            log_core.info(`${s.ok ? '✓' : '✗'} ${s.step.padEnd(16)} ${seconds(s.ms).padStart(7)}  ${s.detail ?? ''}`);
+        log_core.endGroup();
         if (r.outcome === 'failed' || r.outcome === 'rolled-back')
-            core_error(`${r.id}: ${r.outcome}: ${reason(r)}`, { title: `fleet-deploy: ${r.id} ${r.outcome}` });
+            log_core.error(`${r.id}: ${r.outcome}: ${reason(r)}`, { title: `fleet-deploy: ${r.id} ${r.outcome}` });
     }
-    info(renderReport(report));
+    log_core.info(renderReport(report));
     const file = (0,external_node_path_namespaceObject.join)(process.env.RUNNER_TEMP ?? '.', `fleet-deploy-report-${process.env.GITHUB_JOB ?? 'job'}-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}.json`);
     await (0,promises_namespaceObject.writeFile)(file, `${JSON.stringify(report, null, 2)}\n`);
-    setOutput('outcome', worst(report));
-    setOutput('report', JSON.stringify(report));
-    setOutput('report-file', file);
+    log_core.setOutput('outcome', worst(report));
+    log_core.setOutput('report', JSON.stringify(report));
+    log_core.setOutput('report-file', file);
     for (const o of ['deployed', 'unchanged', 'rolled-back', 'failed', 'skipped'])
-        setOutput(o, String(report.totals[o]));
+        log_core.setOutput(o, String(report.totals[o]));
     if (report.stopped)
-        warning(`Rollout stopped: ${report.stopped}`);
+        log_core.warning(`Rollout stopped: ${report.stopped}`);
     const bad = report.totals.failed + report.totals['rolled-back'] + report.totals.skipped;
     if (bad > 0)
-        setFailed(`${bad} of ${report.totals.targets} target(s) not deployed: ${report.totals.failed} failed, ${report.totals['rolled-back']} rolled back, ${report.totals.skipped} skipped`);
+        log_core.setFailed(`${bad} of ${report.totals.targets} target(s) not deployed: ${report.totals.failed} failed, ${report.totals['rolled-back']} rolled back, ${report.totals.skipped} skipped`);
 }
 
 ;// CONCATENATED MODULE: ./src/actions/deploy-post.ts
@@ -77225,21 +77612,21 @@ async function runDeployAction(mode = 'deploy') {
 
 const deploy_post_TIMEOUT_MS = 5 * 60_000;
 async function runDeployPost() {
-    const held = JSON.parse(getState(STATE_LOCKS) || '[]');
+    const held = JSON.parse(log_core.getState(STATE_LOCKS) || '[]');
     if (held.length === 0)
-        return info('No fleet-deploy lock left to release.');
+        return log_core.info('No fleet-deploy lock left to release.');
     const registry = await actionRegistry();
     const targets = new Map(targetsOf(registry).map((t) => [t.id, t]));
     const connector = new SshConnector({
         privateKey: sshKey(),
-        knownHosts: getInput(DEPLOY_INPUTS.knownHosts),
+        knownHosts: log_core.getInput(DEPLOY_INPUTS.knownHosts),
         connectAttempts: 2,
     });
     const byServer = new Map();
     for (const lock of held) {
         const target = targets.get(lock.target);
         if (!target) {
-            warning(`${lock.target}: not in the registry any more; its lock at ${lock.path} stays`);
+            log_core.warning(`${lock.target}: not in the registry any more; its lock at ${lock.path} stays`);
             continue;
         }
         byServer.set(lock.server, [...(byServer.get(lock.server) ?? []), { lock, target }]);
@@ -77266,11 +77653,11 @@ async function mend(lock, target, shell) {
             let error = `the job was cancelled during the switch; its post step switched back to ${from.version ?? 'the previous release'}`;
             try {
                 await strategyFor(target).switchBack(ctx, from, to);
-                info(`${target.id}: cut off during the switch to ${to.version}: switched back to ${from.version}`);
+                log_core.info(`${target.id}: cut off during the switch to ${to.version}: switched back to ${from.version}`);
             }
             catch (e) {
                 error = `the job was cancelled during the switch and switching back failed: ${e.message}`;
-                warning(`${target.id}: ${error}`);
+                log_core.warning(`${target.id}: ${error}`);
             }
             const who = identity(actionInputs, process.env, 'action');
             history = historyLine({
@@ -77286,10 +77673,10 @@ async function mend(lock, target, shell) {
             });
         }
         const r = await shell.exec(finish(target.tenant, { token: lock.token, history }));
-        info(`${target.id}: ${r.stdout.includes('@@unlock released') ? 'lock released' : r.code === 0 ? 'lock was no longer ours' : `could not release the lock (exit ${r.code})`}`);
+        log_core.info(`${target.id}: ${r.stdout.includes('@@unlock released') ? 'lock released' : r.code === 0 ? 'lock was no longer ours' : `could not release the lock (exit ${r.code})`}`);
     }
     catch (e) {
-        warning(`${target.id}: could not release its lock at ${lock.path}: ${e.message}`);
+        log_core.warning(`${target.id}: could not release its lock at ${lock.path}: ${e.message}`);
     }
 }
 
@@ -77327,20 +77714,21 @@ async function runPlan() {
         maxJobsPerServer: positiveInt(INPUTS.maxJobsPerServer, 1),
     };
     const plan = planDeployment(await actionRegistry(), settings);
-    const environments = waveEnvironments(getInput(INPUTS.waveEnvironments), inputs_text(INPUTS.environment, 'production'), plan.plan.length, `input "${INPUTS.waveEnvironments}"`);
-    setOutput(OUTPUTS.matrices, JSON.stringify(matrices(plan)));
-    setOutput(OUTPUTS.plan, JSON.stringify(planJson(plan)));
-    setOutput(OUTPUTS.waveCount, String(plan.plan.length));
-    setOutput(OUTPUTS.targetCount, String(plan.total));
-    setOutput(OUTPUTS.targets, JSON.stringify(plan.plan.flatMap((w) => w.targets.map((t) => t.id))));
+    const environments = waveEnvironments(log_core.getInput(INPUTS.waveEnvironments), inputs_text(INPUTS.environment, 'production'), plan.plan.length, `input "${INPUTS.waveEnvironments}"`);
+    log_core.setOutput(OUTPUTS.matrices, JSON.stringify(matrices(plan)));
+    log_core.setOutput(OUTPUTS.plan, JSON.stringify(planJson(plan)));
+    log_core.setOutput(OUTPUTS.waveCount, String(plan.plan.length));
+    log_core.setOutput(OUTPUTS.targetCount, String(plan.total));
+    log_core.setOutput(OUTPUTS.targets, JSON.stringify(plan.plan.flatMap((w) => w.targets.map((t) => t.id))));
     let sum = 0;
-    setOutput(OUTPUTS.cumulative, JSON.stringify(plan.plan.map((w) => (sum += w.targets.length))));
-    setOutput(OUTPUTS.environments, JSON.stringify(environments));
-    info(`Planned ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}: ${plan.plan.map((w, i) => `${w.targets.length} (${plural(w.jobs.length, 'job')}, ${environments[i]})`).join(' → ')}`);
-    info(`Matrix jobs: at most ${plural(settings.maxPerJob, 'target')} each, and at most ${plural(settings.maxJobsPerServer, 'job')} of a wave on one server (${settings.maxJobsPerServer === 1 ? "a server's tenants in a wave share one job and one SSH connection" : 'max-jobs-per-server'})`);
+    log_core.setOutput(OUTPUTS.cumulative, JSON.stringify(plan.plan.map((w) => (sum += w.targets.length))));
+    log_core.setOutput(OUTPUTS.environments, JSON.stringify(environments));
+    log_core.info(`Planned ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}: ${plan.plan.map((w, i) => `${w.targets.length} (${plural(w.jobs.length, 'job')}, ${environments[i]})`).join(' → ')}`);
+    log_core.info(`Matrix jobs: at most ${plural(settings.maxPerJob, 'target')} each, and at most ${plural(settings.maxJobsPerServer, 'job')} of a wave on one server (${settings.maxJobsPerServer === 1 ? "a server's tenants in a wave share one job and one SSH connection" : 'max-jobs-per-server'})`);
 }
 
 ;// CONCATENATED MODULE: ./src/report/summary.ts
+
 
 const SUMMARY_LIMIT = 1024 * 1024;
 const EMOJI = {
@@ -77401,8 +77789,11 @@ function mergeReports(all) {
         targets,
     };
 }
-/** A table cell: no pipe or line break ends it, and no `<` or `>` from a server opens an HTML tag. */
-const cell = (s) => s
+/**
+ * A table cell: server text cleaned (no escape sequence, control character or workflow command), and
+ * no pipe or line break ends it, and no `<` or `>` from a server opens an HTML tag.
+ */
+const cell = (s) => sanitizeLine(s)
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
@@ -77567,16 +77958,16 @@ async function gate_runGate() {
     const dir = inputs_text('reports', 'fleet-deploy-reports');
     // After a re-run of failed jobs the artifacts hold every attempt's reports, and reports of later waves an
     // earlier attempt got to: judge only each target's newest result, and only waves up to this one.
-    const wave = getInput('wave').trim();
+    const wave = log_core.getInput('wave').trim();
     const reports = latestResults(await readReports(dir, 'input "reports"'), wave ? positiveInt('wave', 1) : undefined);
-    const expectedText = getInput('expected-targets').trim();
-    const maxFailures = getInput('max-failures').trim();
+    const expectedText = log_core.getInput('expected-targets').trim();
+    const maxFailures = log_core.getInput('max-failures').trim();
     let decision = decideGate(reports, {
         maxFailurePercent: percentInput('max-failure-percent', 0),
         ...(maxFailures ? { maxFailures: positiveInt('max-failures', 0, 0) } : {}),
     }, expectedText ? positiveInt('expected-targets', 0, 0) : undefined);
-    const url = getInput('analysis-url').trim();
-    const command = getInput('analysis-command').trim();
+    const url = log_core.getInput('analysis-url').trim();
+    const command = log_core.getInput('analysis-command').trim();
     if (decision.proceed && url) {
         try {
             const r = await fetchUrl(url, 30_000);
@@ -77611,13 +78002,13 @@ async function gate_runGate() {
         else
             decision = { ...decision, reason: `${decision.reason}; analysis command passed` };
     }
-    setOutput('continue', String(decision.proceed));
-    setOutput('reason', decision.reason);
-    setOutput('failures', String(decision.failures));
+    log_core.setOutput('continue', String(decision.proceed));
+    log_core.setOutput('reason', decision.reason);
+    log_core.setOutput('failures', String(decision.failures));
     if (decision.proceed)
-        info(`Next wave may start: ${decision.reason}`);
+        log_core.info(`Next wave may start: ${decision.reason}`);
     else
-        warning(`Rollout stopped: ${decision.reason}`, { title: 'fleet-deploy gate' });
+        log_core.warning(`Rollout stopped: ${decision.reason}`, { title: 'fleet-deploy gate' });
 }
 
 ;// CONCATENATED MODULE: ./src/actions/health.ts
@@ -77637,20 +78028,20 @@ async function gate_runGate() {
 
 async function runHealth() {
     const registry = await actionRegistry();
-    const targets = getInput('targets').trim();
+    const targets = log_core.getInput('targets').trim();
     const select = targets
         ? `id=${targets
             .split(/[\s,]+/)
             .filter(Boolean)
             .join('|')}`
-        : getInput('select').trim();
+        : log_core.getInput('select').trim();
     const plan = planDeployment(registry, { select });
-    const version = getInput('version').trim();
+    const version = log_core.getInput('version').trim();
     const all = plan.plan.flatMap((w) => w.targets);
     const viaSsh = all.filter((t) => t.tenant.health.url === undefined);
     let connector;
     if (viaSsh.length) {
-        const key = getInput('ssh-key');
+        const key = log_core.getInput('ssh-key');
         if (!key.trim())
             throw new ConfigurationError([
                 {
@@ -77659,8 +78050,8 @@ async function runHealth() {
                     message: 'is required for health checks probed through SSH (health.port)',
                 },
             ]);
-        core_setSecret(key);
-        const knownHosts = getInput('known-hosts');
+        log_core.setSecret(key);
+        const knownHosts = log_core.getInput('known-hosts');
         checkTrust(registry, plan, knownHosts);
         connector = new SshConnector({ privateKey: key, knownHosts });
     }
@@ -77671,21 +78062,21 @@ async function runHealth() {
             const check = t.tenant.health;
             let probe;
             if (check.url !== undefined)
-                probe = () => fetchUrl(check.url, check.timeoutMs);
+                probe = (timeoutMs) => fetchUrl(check.url, timeoutMs);
             else {
                 if (!transports.has(t.server.name))
                     transports.set(t.server.name, connector.connect(t.server));
                 const transport = transports.get(t.server.name);
-                probe = async () => (await transport).get(check.port, check.path, check.timeoutMs);
+                probe = async (timeoutMs) => (await transport).get(check.port, check.path, timeoutMs);
             }
             try {
                 const g = await runGate(check, version, probe, systemClock);
                 results.push({ id: t.id, ok: g.ok, ...(g.reason ? { reason: g.reason } : {}) });
-                info(`${t.id}: ${g.ok ? `healthy (${g.passed}/${g.probes} probes)` : `NOT healthy: ${g.reason}`}`);
+                log_core.info(`${t.id}: ${g.ok ? `healthy (${g.passed}/${g.probes} probes)` : `NOT healthy: ${g.reason}`}`);
             }
             catch (e) {
                 results.push({ id: t.id, ok: false, reason: e.message });
-                info(`${t.id}: NOT healthy: ${e.message}`);
+                log_core.info(`${t.id}: NOT healthy: ${e.message}`);
             }
         }));
     }
@@ -77693,10 +78084,10 @@ async function runHealth() {
         await Promise.all([...transports.values()].map(async (p) => (await p.catch(() => undefined))?.close()));
     }
     const unhealthy = results.filter((r) => !r.ok);
-    setOutput('healthy', String(unhealthy.length === 0));
-    setOutput('results', JSON.stringify(results.sort((a, b) => (a.id < b.id ? -1 : 1))));
+    log_core.setOutput('healthy', String(unhealthy.length === 0));
+    log_core.setOutput('results', JSON.stringify(results.sort((a, b) => (a.id < b.id ? -1 : 1))));
     if (unhealthy.length)
-        setFailed(`${unhealthy.length} of ${results.length} target(s) not healthy: ${unhealthy.map((u) => `${u.id} (${u.reason})`).join('; ')}`);
+        log_core.setFailed(`${unhealthy.length} of ${results.length} target(s) not healthy: ${unhealthy.map((u) => `${u.id} (${u.reason})`).join('; ')}`);
 }
 
 ;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/context.js
@@ -82761,7 +83152,7 @@ function failureAnnotations(report, registry, max = MAX_ANNOTATIONS) {
 
 
 function octokit() {
-    const token = getInput('token');
+    const token = log_core.getInput('token');
     if (!token)
         throw new ConfigurationError([
             {
@@ -82808,44 +83199,44 @@ async function runSummary() {
             environment,
             log_url: runUrl(),
         });
-        setOutput('deployment-id', String(id));
+        log_core.setOutput('deployment-id', String(id));
         return;
     }
     const reports = await readReports(inputs_text('reports', 'fleet-deploy-reports'), 'input "reports"');
     const merged = mergeReports(reports);
     // The gate's stop reason (matrix mode), when the reports themselves carry none (fleet mode does).
-    const stopped = merged.stopped ?? (getInput('stopped').trim() || undefined);
+    const stopped = merged.stopped ?? (log_core.getInput('stopped').trim() || undefined);
     const report = { ...merged, ...(stopped ? { stopped } : {}) };
     const markdown = renderSummary(report, {
         title: inputs_text('title', `Deploy ${report.version}`),
         reportLink: inputs_text('report-link', 'the fleet-deploy-reports artifact'),
     });
-    await summary.addRaw(markdown, true).write();
+    await log_core.summary.addRaw(markdown, true).write();
     for (const a of failureAnnotations(report, await registryText())) {
         const { message, ...properties } = a;
-        core_error(message, properties);
+        log_core.error(message, properties);
     }
     const t = report.totals;
-    const expected = Number(getInput('expected-targets').trim() || '0');
+    const expected = Number(log_core.getInput('expected-targets').trim() || '0');
     const missing = Math.max(0, expected - t.targets);
     if (missing)
-        warning(`${missing} of ${expected} planned targets have no result: their wave did not run (the rollout stopped or was cancelled) or their job died before reporting`);
+        log_core.warning(`${missing} of ${expected} planned targets have no result: their wave did not run (the rollout stopped or was cancelled) or their job died before reporting`);
     const success = t.targets > 0 && missing === 0 && t.deployed + t.unchanged === t.targets;
-    setOutput('success', String(success));
-    setOutput('totals', JSON.stringify(t));
-    setOutput('report', JSON.stringify(report));
+    log_core.setOutput('success', String(success));
+    log_core.setOutput('totals', JSON.stringify(t));
+    log_core.setOutput('report', JSON.stringify(report));
     if (mode === 'finish') {
-        const id = Number(getInput('deployment-id'));
+        const id = Number(log_core.getInput('deployment-id'));
         if (!Number.isInteger(id) || id <= 0)
             throw new ConfigurationError([
                 {
                     path: [],
                     source: 'input "deployment-id"',
-                    message: `${JSON.stringify(getInput('deployment-id'))} is not a deployment id`,
+                    message: `${JSON.stringify(log_core.getInput('deployment-id'))} is not a deployment id`,
                     hint: 'pass the deployment-id output of the summary action run with deployment: start',
                 },
             ]);
-        const url = getInput('environment-url').trim();
+        const url = log_core.getInput('environment-url').trim();
         await octokit().rest.repos.createDeploymentStatus({
             owner,
             repo,
@@ -82857,19 +83248,19 @@ async function runSummary() {
             ...(url ? { environment_url: url } : {}),
         });
     }
-    if (!success && getInput('fail-on-failure') !== 'false')
-        setFailed(`${t.targets - t.deployed - t.unchanged} of ${t.targets} targets were not deployed`);
+    if (!success && log_core.getInput('fail-on-failure') !== 'false')
+        log_core.setFailed(`${t.targets - t.deployed - t.unchanged} of ${t.targets} targets were not deployed`);
 }
 /** The registry file, to place each failure's annotation on its tenant's line; none when it cannot be read. */
 async function registryText() {
-    const path = getInput('registry').trim();
+    const path = log_core.getInput('registry').trim();
     if (!path)
         return undefined;
     try {
         return { path, text: await (0,promises_namespaceObject.readFile)(path, 'utf8') };
     }
     catch (e) {
-        info(`Annotations without file lines: cannot read the registry ${path}: ${e.message}`);
+        log_core.info(`Annotations without file lines: cannot read the registry ${path}: ${e.message}`);
         return undefined;
     }
 }
