@@ -211,6 +211,44 @@ describe('the .env switch, run by a real shell', () => {
   });
 });
 
+describe('the Compose project, derived on the server as Compose does', () => {
+  const project = (
+    env: string,
+    extra: Record<string, unknown> = {},
+    compose = 'services: {}\n',
+    vars = {},
+  ) => {
+    const w = workdir(env);
+    writeFileSync(join(w.dir, 'docker-compose.yml'), compose);
+    const script = R.prepare(tenant({ path: w.dir, ...extra }), '{}').text;
+    const r = spawnSync('sh', ['-c', script], {
+      encoding: 'utf8',
+      env: { PATH: `${join(w.dir, '..', 'bin')}:/usr/bin:/bin`, ...vars },
+    });
+    return R.parsePrepared(r.stdout).project;
+  };
+  test("the registry's project first", () => {
+    expect(project('COMPOSE_PROJECT_NAME=other\n', { compose: { project: 'acme' } })).toBe('acme');
+  });
+  test('then COMPOSE_PROJECT_NAME of the session, then of .env', () => {
+    expect(
+      project('COMPOSE_PROJECT_NAME=from-env\n', {}, undefined, { COMPOSE_PROJECT_NAME: 'Session_1' }),
+    ).toBe('session_1');
+    expect(project('A=1\nexport COMPOSE_PROJECT_NAME="My.Project"\r\n')).toBe('myproject');
+  });
+  test("then the compose file's top-level name:", () => {
+    expect(project('A=1\n', {}, 'name: shop-eu\nservices: {}\n')).toBe('shop-eu');
+  });
+  test('else the directory of the compose file, normalized', () => {
+    expect(project('A=1\n')).toBe('tenant');
+  });
+  test('a hostile value is cut down to a project name, never run', () => {
+    const w = project('COMPOSE_PROJECT_NAME=$(touch /tmp/fd-pwned)`id`;x\n');
+    expect(w).toBe('touchtmpfd-pwnedidx');
+    expect(existsSync('/tmp/fd-pwned')).toBe(false);
+  });
+});
+
 describe('prepare, run by a real shell', () => {
   const ENV = 'APP_IMAGE=ghcr.io/acme/app:v1\n';
   const owner = (token: string) => JSON.stringify({ token, run: 'r1' });

@@ -102,8 +102,28 @@ describe('runGate (fake clock)', () => {
       ok: false,
       probes: 2,
       ms: 11_000,
-      reason: 'not healthy within 11 s (last: no answer within 500 ms)',
+      reason: 'not healthy within 11 s (last: no answer within 10000 ms)',
     });
+  });
+  test('a last probe the deadline cut short does not hide the answer before it', async () => {
+    const clock = new FakeClock();
+    let n = 0;
+    const probe = async (timeoutMs: number) => {
+      if (++n === 1) {
+        await clock.sleep(300);
+        return { status: 500, body: '' };
+      }
+      await clock.sleep(timeoutMs);
+      throw new Error(`no answer within ${timeoutMs} ms`);
+    };
+    const g = await runGate(
+      check({ timeoutMs: 1000, deadlineMs: 1000, intervalMs: 500 }),
+      'v1',
+      probe,
+      clock,
+    );
+    expect(n).toBe(2);
+    expect(g.reason).toBe('not healthy within 1 s (last: HTTP 500, expected 200)');
   });
   test('a lost connection ends the gate at once', async () => {
     const clock = new FakeClock();

@@ -68706,7 +68706,7 @@ function normalizeProject(name) {
  */
 function deriveProject(t) {
     if (t.compose.project)
-        return shell_sh `project=${t.compose.project}`;
+        return shell_sh `project=${t.compose.project}; echo "@@project $project"`;
     const first = t.compose.files[0];
     const value = new Script(`tr -d '\\r"'"'"' ' | tail -n 1`);
     const fromSession = new Script('"${COMPOSE_PROJECT_NAME:-}"'); // set -u safe
@@ -69235,14 +69235,18 @@ async function runGate(check, version, probe, clock, signal) {
         if (left <= 0)
             return timeUp();
         let verdict;
+        const budget = Math.min(check.timeoutMs, left);
+        /** A probe the deadline cut short that got no answer says less than the answer before it. */
+        let cutShort = false;
         try {
-            verdict = judge(check, await probe(Math.min(check.timeoutMs, left)), version);
+            verdict = judge(check, await probe(budget), version);
         }
         catch (e) {
             if (e.name === 'ConnectionLost') {
                 return { ok: false, probes, passed, ms: elapsed(), reason: e.message };
             }
             verdict = { ok: false, reason: e.message };
+            cutShort = budget < check.timeoutMs;
         }
         probes++;
         if (verdict.ok) {
@@ -69253,7 +69257,8 @@ async function runGate(check, version, probe, clock, signal) {
         }
         else {
             streak = 0;
-            last = verdict.reason;
+            if (!cutShort || probes === 1)
+                last = verdict.reason;
         }
         // the next probe would start with no time left
         if (elapsed() + check.intervalMs >= check.deadlineMs)

@@ -1,7 +1,8 @@
 /**
- * What a server sends back is printed safe, over real sshd: a hook's stderr, a lock's owner and a
- * history line that carry workflow commands ("::warning …", "##[error]"), terminal escapes (clear screen,
- * window title) and bidi overrides reach the CLI's output and the bundled deploy action's log neutralised.
+ * What a server sends back is printed safe, over real sshd: a hook's stderr and a history line's free
+ * text that carry workflow commands ("::warning …", "##[error]"), terminal escapes (clear screen, window
+ * title) and bidi overrides reach the CLI's output and the bundled deploy action's log neutralised; a lock
+ * owner or a history field that fails its check is not shown at all.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,6 +26,13 @@ function expectNeutralised(log: string, who: string) {
   expect(log).not.toMatch(/[\x1b\x07\u202e]/); // eslint-disable-line no-control-regex
   expect(log).toContain(`::warning file=${who}::forged`); // shown, as text
   expect(log).toContain(`#${Z}#[error]${who}-old-style`);
+}
+
+/** A lock owner that is not the JSON a deploy writes is not shown at all ("an unknown holder"). */
+function expectNoTrace(log: string, who: string) {
+  expect(log).not.toContain(`file=${who}::`);
+  expect(log).not.toContain(`${who}-old-style`);
+  expect(log).not.toMatch(/[\x1b\x07\u202e]/); // eslint-disable-line no-control-regex
 }
 
 describeSshd('server text reaches every log neutralised', () => {
@@ -51,7 +59,21 @@ describeSshd('server text reaches every log neutralised', () => {
     mkdirSync(state, { recursive: true });
     writeFileSync(
       join(state, 'history.jsonl'),
-      `${JSON.stringify({ time: '2024-01-01T00:00:00Z', actor: hostile('actor'), outcome: 'deployed', from: 'v0', to: 'v1', error: hostile('history') })}\n`,
+      [
+        // free text (the error) is shown, neutralised
+        {
+          time: '2024-01-01T00:00:00Z',
+          actor: 'op',
+          outcome: 'deployed',
+          from: 'v0',
+          to: 'v1',
+          error: hostile('history'),
+        },
+        // a field that must be one line (the actor) fails its check: the whole line is dropped
+        { time: '2024-01-02T00:00:00Z', actor: hostile('actor'), outcome: 'deployed', from: 'v1', to: 'v9' },
+      ]
+        .map((e) => `${JSON.stringify(e)}\n`)
+        .join(''),
     );
     handOver(fleet.root);
   }, 60_000);
@@ -78,11 +100,13 @@ describeSshd('server text reaches every log neutralised', () => {
     expect(run.code).toBe(1);
     const out = run.stderr + run.stdout;
     expectNeutralised(out, 'hook');
-    expectNeutralised(out, 'lock');
+    expectNoTrace(out, 'lock');
+    expect(out).toContain('is locked by another deploy: an unknown holder');
     const history = await cli(['history', '-r', registry, '--key', keyFile, '-s', 'tenant=t1-3']);
     expect(history.code).toBe(0);
-    expectNeutralised(history.stdout, 'actor');
     expectNeutralised(history.stdout, 'history');
+    expectNoTrace(history.stdout, 'actor');
+    expect(history.stdout).not.toContain('v9');
   }, 60_000);
 
   test('the deploy action: its log (stdout, where the runner reads commands)', () => {
@@ -100,7 +124,7 @@ describeSshd('server text reaches every log neutralised', () => {
     );
     expect(r.code).toBe(1);
     expectNeutralised(r.stdout, 'hook');
-    expectNeutralised(r.stdout, 'lock');
+    expectNoTrace(r.stdout, 'lock');
     // the action's own commands still work
     expect(r.stdout).toContain('::group::srv-1/t1-1: failed');
     expect(r.stdout).toMatch(/^::error title=fleet-deploy%3A srv-1\/t1-1 failed::/m);

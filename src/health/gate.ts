@@ -92,13 +92,17 @@ export async function runGate(
     const left = check.deadlineMs - elapsed();
     if (left <= 0) return timeUp();
     let verdict: Verdict;
+    const budget = Math.min(check.timeoutMs, left);
+    /** A probe the deadline cut short that got no answer says less than the answer before it. */
+    let cutShort = false;
     try {
-      verdict = judge(check, await probe(Math.min(check.timeoutMs, left)), version);
+      verdict = judge(check, await probe(budget), version);
     } catch (e) {
       if ((e as Error).name === 'ConnectionLost') {
         return { ok: false, probes, passed, ms: elapsed(), reason: (e as Error).message };
       }
       verdict = { ok: false, reason: (e as Error).message };
+      cutShort = budget < check.timeoutMs;
     }
     probes++;
     if (verdict.ok) {
@@ -107,7 +111,7 @@ export async function runGate(
       if (streak >= check.successes) return { ok: true, probes, passed, ms: elapsed() };
     } else {
       streak = 0;
-      last = verdict.reason;
+      if (!cutShort || probes === 1) last = verdict.reason;
     }
     // the next probe would start with no time left
     if (elapsed() + check.intervalMs >= check.deadlineMs) return timeUp();
