@@ -69,8 +69,14 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
     };
     return [probe, ...this.cmd('health', h.containerHealth ? R.containerHealth(this.tenant) : undefined)];
   }
+  promote() {
+    return (this.strategy.preview(this.next).promote ?? []).flatMap((s) => this.cmd('promote', s));
+  }
   postDeploy() {
     return this.hooks('postDeploy', 'post-deploy hook');
+  }
+  retire() {
+    return (this.strategy.preview(this.next).retire ?? []).flatMap((s) => this.cmd('retire', s));
   }
   finish() {
     const remove = ['<images beyond the last releases>'];
