@@ -65,7 +65,7 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
     const h = this.tenant.health;
     const probe = {
       step: 'health',
-      command: `# GET ${h.url ?? `http://127.0.0.1:${h.port}${h.path} (through the SSH connection)`} every ${h.intervalMs} ms until ${h.successes} healthy answers in a row, at most ${h.deadlineMs} ms`,
+      command: `# GET ${h.url ?? `http://127.0.0.1:${this.strategy.gatePort?.() ?? h.port}${h.path} (through the SSH connection)`} every ${h.intervalMs} ms until ${h.successes} healthy answers in a row, at most ${h.deadlineMs} ms`,
     };
     return [probe, ...this.cmd('health', h.containerHealth ? R.containerHealth(this.tenant) : undefined)];
   }
