@@ -179,6 +179,13 @@ export class BlueGreenStrategy implements ReleaseStrategy {
       );
   }
 
+  /** Where the proxy sends the tenant now, when it answers: a refused switch left it where it was. */
+  private async proxyPort(ctx: StrategyContext): Promise<number | undefined> {
+    const r = await ctx.shell.exec(B.inTenant(this.tenant, this.proxy.read()));
+    const now = r.code === 0 ? this.proxy.parse(r.stdout) : undefined;
+    return now && 'port' in now ? now.port : undefined;
+  }
+
   /** Waits until no connection to the old slot is open (or the drain timeout), then stops it. */
   async retire(ctx: StrategyContext): Promise<string> {
     const old = this.live!;
@@ -206,7 +213,7 @@ export class BlueGreenStrategy implements ReleaseStrategy {
    */
   async switchBack(ctx: StrategyContext, previous: Release): Promise<void> {
     const live = this.live!;
-    if (this.proxyTouched) {
+    if (this.proxyTouched && (await this.proxyPort(ctx)) !== live.port) {
       await this.pointProxy(ctx, live.port, live.name, 'rollback');
       if (this.recorded && Object.keys(previous.refs).length)
         await ctx.shell.must('rollback', B.recordLive(this.tenant, live.slot, previous.refs));
