@@ -52,6 +52,11 @@ export interface GateResult {
   passed: number;
   ms: number;
   reason?: string;
+  /**
+   * The downtime the gate saw: from the first failed probe to the first healthy one after it (0 when
+   * the first probe was healthy; absent when no probe was healthy).
+   */
+  downtimeMs?: number;
 }
 
 /**
@@ -70,8 +75,11 @@ export async function runGate(
   let passed = 0;
   let streak = 0;
   let last = 'no probe answered';
+  let firstFailed: number | undefined;
+  let downtimeMs: number | undefined;
   for (;;) {
     if (signal?.aborted) return { ok: false, probes, passed, ms: clock.now() - start, reason: 'cancelled' };
+    const sent = clock.now();
     let verdict: Verdict;
     try {
       verdict = judge(check, await probe(), version);
@@ -85,10 +93,12 @@ export async function runGate(
     if (verdict.ok) {
       passed++;
       streak++;
-      if (streak >= check.successes) return { ok: true, probes, passed, ms: clock.now() - start };
+      downtimeMs ??= firstFailed === undefined ? 0 : sent - firstFailed;
+      if (streak >= check.successes) return { ok: true, probes, passed, ms: clock.now() - start, downtimeMs };
     } else {
       streak = 0;
       last = verdict.reason;
+      firstFailed ??= sent;
     }
     const elapsed = clock.now() - start;
     if (elapsed + check.intervalMs > check.deadlineMs) {
