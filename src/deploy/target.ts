@@ -87,7 +87,8 @@ export type DeployStep = (typeof DEPLOY_STEPS)[number];
 const UNCHANGED = 'unchanged';
 type StepReturn = Promise<void | typeof UNCHANGED>;
 
-const gateDetail = (g: GateResult) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`;
+const gateDetail = (g: GateResult) =>
+  `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s${g.downtimeMs ? `, down ${(g.downtimeMs / 1000).toFixed(1)} s` : ''}`;
 
 export async function deployTarget(
   target: Target,
@@ -213,7 +214,12 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   }
 
   async health(): StepReturn {
-    await this.step('health', () => this.gate(this.version, true, this.strategy.gatePort?.()), gateDetail);
+    const g = await this.step(
+      'health',
+      () => this.gate(this.version, true, this.strategy.gatePort?.()),
+      gateDetail,
+    );
+    if (g.downtimeMs !== undefined) this.result.downtimeMs = g.downtimeMs;
   }
 
   async promote(): StepReturn {
