@@ -45,6 +45,17 @@ describe('fleet-deploy CLI (in process)', () => {
     expect((await cli(['validate'])).stdout).toMatch(/^servers\/production.json: valid/);
   });
 
+  test('a registry nested 8,000 deep: exit 2, naming the file, the place and the depth', async () => {
+    const deep = `{"servers": [], "x": ${'['.repeat(7999)}${']'.repeat(7999)}}`;
+    const r = await cli(['validate', '-r', 'deep.json'], { 'deep.json': deep });
+    expect(r).toEqual({
+      code: 2,
+      stdout: '',
+      stderr:
+        'error: deep.json:1:85: the JSON nests 8000 levels deep (arrays and objects inside each other); at most 64 are read (a registry nests about 8 levels: this file is not a registry, or was generated wrongly)\n',
+    });
+  });
+
   test('a missing registry file is a configuration error naming the flag', async () => {
     const r = await cli(['plan', '-r', 'missing.json']);
     expect(r.code).toBe(2);

@@ -75,7 +75,7 @@ describe('runGate (fake clock)', () => {
     const g = await runGate(check(), 'v1', async () => res(i++ % 2 ? 500 : 200, ''), clock);
     expect(g.ok).toBe(false);
     expect(g.reason).toBe(
-      'not healthy within 10 s (flapping: 6 of 11 probes passed, never 3 in a row; last: HTTP 500, expected 200)',
+      'not healthy within 10 s (flapping: 5 of 10 probes passed, never 3 in a row; last: HTTP 500, expected 200)',
     );
   });
   test('errors count as unhealthy; the deadline ends the gate', async () => {
@@ -88,9 +88,32 @@ describe('runGate (fake clock)', () => {
     );
     expect(g).toMatchObject({
       ok: false,
-      probes: 11,
+      probes: 10, // at 0, 1, … 9 s: none starts at the deadline, with no time left
       passed: 0,
       reason: 'not healthy within 10 s (last: connect ECONNREFUSED)',
+    });
+  });
+  test('no probe outlives the deadline: each is given at most the time left', async () => {
+    // a probe double that takes all the time it is given and then fails, as one against a hung service
+    const clock = new FakeClock();
+    const given: number[] = [];
+    const hung = async (timeoutMs: number) => {
+      given.push(timeoutMs);
+      await clock.sleep(timeoutMs);
+      throw new Error(`no answer within ${timeoutMs} ms`);
+    };
+    const g = await runGate(
+      check({ timeoutMs: 10_000, deadlineMs: 11_000, intervalMs: 500 }),
+      'v1',
+      hung,
+      clock,
+    );
+    expect(given).toEqual([10_000, 500]);
+    expect(g).toMatchObject({
+      ok: false,
+      probes: 2,
+      ms: 11_000,
+      reason: 'not healthy within 11 s (last: no answer within 500 ms)',
     });
   });
   test('a lost connection ends the gate at once', async () => {

@@ -35,6 +35,20 @@ describe('release history', () => {
     });
   });
 
+  test('a release that never ran (a cut-off deploy left it in .env) is passed over', () => {
+    const lines = [
+      h('v0', 'v1'),
+      JSON.stringify({ outcome: 'failed', from: 'v1', to: 'bad' }),
+      h('bad', 'v2'),
+      h('v2', 'v3'),
+    ];
+    expect(History.parse(lines).previous('v3')).toBe('v2');
+    expect(History.parse(lines).previous('v2')).toBe('v1');
+    // a failed attempt from the running release itself leads back to it: look at older deploys instead
+    const again = [...lines, JSON.stringify({ outcome: 'failed', from: 'v2', to: 'bad2' }), h('bad2', 'v2')];
+    expect(History.parse(again).previous('v2')).toBe('v1');
+  });
+
   test('--to must name a version the target ran', () => {
     const hist = History.parse([h(null, 'v1'), h('v1', 'v2')]);
     expect(hist.rollbackTarget('s/t', 'v2', 'v1')).toEqual({ version: 'v1' });

@@ -4,7 +4,9 @@ import { cutJobs, matrices, MAX_MATRIX_JOBS, orderTargets, planDeployment, planJ
 import { parseSelection, selectTargets } from '../src/plan/select';
 import { parseWaveSpec, waveEnvironments, waveSizes } from '../src/plan/waves';
 import { parseRegistry, targetsOf } from '../src/registry';
+import { wildcardMatch } from '../src/wildcard';
 import { fleet } from './helpers/fleet';
+import { baseRegistry } from './helpers/registry';
 
 const production = parseRegistry(readFileSync('servers/production.json', 'utf8'), 'servers/production.json');
 const all = targetsOf(production);
@@ -70,6 +72,29 @@ describe('selection', () => {
     const ts = targetsOf(reg).map((t, i) => (i === 0 ? { ...t, labels: {} } : t));
     expect(selectTargets(ts, 'tier!=enterprise').map((t) => t.id)).toContain(ts[0]!.id);
     expect(selectTargets(ts, 'tier=enterprise|standard').map((t) => t.id)).not.toContain(ts[0]!.id);
+  });
+});
+
+describe('wildcards', () => {
+  test('"*" matches any run and "?" one character, exactly as a regular expression (every pattern and text over a, b)', () => {
+    const words = (alphabet: string, max: number): string[] =>
+      max === 0 ? [''] : ['', ...words(alphabet, max - 1).flatMap((w) => [...alphabet].map((c) => c + w))];
+    const texts = [...new Set(words('ab', 5))];
+    const patterns = [...new Set(words('ab*?', 4))];
+    for (const p of patterns) {
+      const reference = new RegExp(`^${p.replaceAll('*', '.*').replaceAll('?', '.')}$`); // test oracle on tiny inputs only
+      for (const t of texts) expect([p, t, wildcardMatch(p, t)]).toEqual([p, t, reference.test(t)]);
+    }
+  });
+
+  test('a pattern that makes a backtracking matcher run for minutes is answered at once', () => {
+    // ids of 127 characters: "^.*a.*a.*a.*a.*a.*a.*a.*c$" takes hours on them; the matcher one pass
+    const reg = baseRegistry();
+    reg.servers[0].name = 'a'.repeat(63);
+    reg.servers[0].tenants[0].id = 'a'.repeat(63);
+    const ts = targetsOf(parseRegistry(JSON.stringify(reg), 'reg.json'));
+    expect(configError(() => selectTargets(ts, 'id=*a*a*a*a*a*a*a*c'))).toContain('matched no target');
+    expect(selectTargets(ts, 'id=*a*a*a*a*a*a*a*a')).toHaveLength(1);
   });
 });
 

@@ -48,6 +48,14 @@ const cases: Case[] = [
     marker: '"eu-1',
     says: ['invalid JSON'],
   },
+  {
+    // JSON.parse reads it, but everything after it recursed once per level (a stack overflow)
+    name: 'nested 8,000 deep',
+    text: `{\n  "servers": [],\n  "x":\n    ${'['.repeat(7999)}${']'.repeat(7999)}\n}\n`,
+    path: [],
+    marker: '[[[',
+    says: ['nests 8000 levels deep', 'at most 64'],
+  },
   { name: 'root is a list', text: '[\n  1\n]\n', path: [], marker: '[', says: ['a list', 'object'] },
   // top level
   {

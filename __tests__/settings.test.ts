@@ -111,6 +111,7 @@ test('nothing given: the defaults', () => {
     commandTimeoutMs: 120_000,
     pullTimeoutMs: 900_000,
     pullAttempts: 3,
+    recoveryWindowMs: 60_000,
     skipOnceHooks: false,
   };
   expect(rolloutSettings(fromFlags({}), targets)).toEqual(expected);
@@ -144,6 +145,7 @@ test('flags and inputs give the same settings', () => {
     commandTimeoutMs: 30_000,
     pullTimeoutMs: 1_200_000,
     pullAttempts: 1,
+    recoveryWindowMs: 60_000,
     skipOnceHooks: false,
   };
   expect(rolloutSettings(fromFlags(given), targets)).toEqual(expected);

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Script } from '../src/remote/shell';
 import { startSandboxSsh } from '../src/sandbox/ssh-server';
+import { OutputTail } from '../src/ssh/tail';
 import { SshConnector } from '../src/ssh/transport';
 import { client, host, sandboxServer } from './helpers/sandbox-ssh';
 
@@ -81,4 +82,18 @@ test('a probe goes through the SSH connection; one that gets no answer fails in 
     held.forEach((s) => s.destroy());
     await new Promise((r) => silent.close(r));
   }
+});
+
+test('the kept tail of an output: whole UTF-8 characters, across chunks and at the cut', () => {
+  const tail = new OutputTail('stderr', 8);
+  const text = 'ééééééé'; // 14 bytes, 2 each
+  const bytes = Buffer.from(text);
+  for (let i = 0; i < bytes.length; i += 3) tail.push(bytes.subarray(i, i + 3)); // chunks split characters
+  expect(tail.text()).toBe('[fleet-deploy: 6 bytes of stderr cut here; the last 8 bytes follow]\néééé');
+  const odd = new OutputTail('stdout', 7);
+  odd.push(bytes);
+  expect(odd.text()).toBe('[fleet-deploy: 8 bytes of stdout cut here; the last 6 bytes follow]\nééé');
+  const short = new OutputTail('stdout', 64);
+  short.push(Buffer.from('é'));
+  expect(short.text()).toBe('é');
 });

@@ -57183,6 +57183,36 @@ module.exports = {"rE":"1.17.0"};
 /******/ 	/* webpack/runtime/asset-relocator-loader */
 /******/ 	if (typeof __nccwpck_require__ !== 'undefined') __nccwpck_require__.ab = __dirname + "/";
 /******/ 	
+/******/ 	/* webpack/runtime/create fake namespace object */
+/******/ 	(() => {
+/******/ 		var getProto = Object.getPrototypeOf ? (obj) => (Object.getPrototypeOf(obj)) : (obj) => (obj.__proto__);
+/******/ 		var leafPrototypes;
+/******/ 		// create a fake namespace object
+/******/ 		// mode & 1: value is a module id, require it
+/******/ 		// mode & 2: merge all properties of value into the ns
+/******/ 		// mode & 4: return value when already ns object
+/******/ 		// mode & 16: return value when it's Promise-like
+/******/ 		// mode & 8|1: behave like require
+/******/ 		__nccwpck_require__.t = function(value, mode) {
+/******/ 			if(mode & 1) value = this(value);
+/******/ 			if(mode & 8) return value;
+/******/ 			if(typeof value === 'object' && value) {
+/******/ 				if((mode & 4) && value.__esModule) return value;
+/******/ 				if((mode & 16) && typeof value.then === 'function') return value;
+/******/ 			}
+/******/ 			var ns = Object.create(null);
+/******/ 			__nccwpck_require__.r(ns);
+/******/ 			var def = {};
+/******/ 			leafPrototypes = leafPrototypes || [null, getProto({}), getProto([]), getProto(getProto)];
+/******/ 			for(var current = mode & 2 && value; typeof current == 'object' && !~leafPrototypes.indexOf(current); current = getProto(current)) {
+/******/ 				Object.getOwnPropertyNames(current).forEach((key) => (def[key] = () => (value[key])));
+/******/ 			}
+/******/ 			def['default'] = () => (value);
+/******/ 			__nccwpck_require__.d(ns, def);
+/******/ 			return ns;
+/******/ 		};
+/******/ 	})();
+/******/ 	
 /******/ 	/* webpack/runtime/define property getters */
 /******/ 	(() => {
 /******/ 		// define getter functions for harmony exports
@@ -57229,6 +57259,52 @@ __nccwpck_require__.d(__webpack_exports__, {
   runAction: () => (/* reexport */ runAction),
   runCli: () => (/* reexport */ runCli),
   syntheticRegistry: () => (/* reexport */ syntheticRegistry)
+});
+
+// NAMESPACE OBJECT: ./node_modules/@actions/core/lib/platform.js
+var platform_namespaceObject = {};
+__nccwpck_require__.r(platform_namespaceObject);
+__nccwpck_require__.d(platform_namespaceObject, {
+  arch: () => (arch),
+  getDetails: () => (getDetails),
+  isLinux: () => (isLinux),
+  isMacOS: () => (isMacOS),
+  isWindows: () => (isWindows),
+  platform: () => (platform)
+});
+
+// NAMESPACE OBJECT: ./node_modules/@actions/core/lib/core.js
+var lib_core_namespaceObject = {};
+__nccwpck_require__.r(lib_core_namespaceObject);
+__nccwpck_require__.d(lib_core_namespaceObject, {
+  ExitCode: () => (ExitCode),
+  addPath: () => (addPath),
+  debug: () => (debug),
+  endGroup: () => (endGroup),
+  error: () => (core_error),
+  exportVariable: () => (exportVariable),
+  getBooleanInput: () => (getBooleanInput),
+  getIDToken: () => (getIDToken),
+  getInput: () => (getInput),
+  getMultilineInput: () => (getMultilineInput),
+  getState: () => (getState),
+  group: () => (group),
+  info: () => (info),
+  isDebug: () => (isDebug),
+  markdownSummary: () => (markdownSummary),
+  notice: () => (notice),
+  platform: () => (platform_namespaceObject),
+  saveState: () => (saveState),
+  setCommandEcho: () => (setCommandEcho),
+  setFailed: () => (setFailed),
+  setOutput: () => (setOutput),
+  setSecret: () => (setSecret),
+  startGroup: () => (startGroup),
+  summary: () => (summary),
+  toPlatformPath: () => (toPlatformPath),
+  toPosixPath: () => (toPosixPath),
+  toWin32Path: () => (toWin32Path),
+  warning: () => (warning)
 });
 
 // EXTERNAL MODULE: external "node:util"
@@ -57494,6 +57570,49 @@ function syntaxProblems(text, source) {
                 : undefined,
         };
     });
+}
+/**
+ * How deep a registry may nest. A real one nests about eight levels; the parsers after JSON.parse (the
+ * schema, the locator) recurse once per level, so a file nested thousands deep would overflow the stack.
+ */
+const MAX_NESTING = 64;
+/**
+ * A problem when `text` nests arrays and objects deeper than MAX_NESTING, placed at the first bracket that
+ * goes too deep and naming the deepest level. One pass over the text, without recursion (it runs before
+ * any parser, on valid JSON or not).
+ */
+function nestingProblem(text, source) {
+    let depth = 0;
+    let deepest = 0;
+    let first = -1;
+    let inString = false;
+    for (let i = 0; i < text.length; i++) {
+        const c = text[i];
+        if (inString) {
+            if (c === '\\')
+                i++;
+            else if (c === '"')
+                inString = false;
+        }
+        else if (c === '"')
+            inString = true;
+        else if (c === '[' || c === '{') {
+            deepest = Math.max(deepest, ++depth);
+            if (depth > MAX_NESTING && first < 0)
+                first = i;
+        }
+        else if (c === ']' || c === '}')
+            depth--;
+    }
+    if (first < 0)
+        return undefined;
+    return {
+        path: [],
+        source,
+        ...new TextLocator(text).position(first),
+        message: `the JSON nests ${deepest} levels deep (arrays and objects inside each other); at most ${MAX_NESTING} are read`,
+        hint: 'a registry nests about 8 levels: this file is not a registry, or was generated wrongly',
+    };
 }
 
 // EXTERNAL MODULE: external "node:crypto"
@@ -67335,10 +67454,22 @@ const backup = strictObject({
         .max(3650, { error: 'must be at most 3650' })
         .meta({ description: 'Archives older than this are deleted. Default: 7.' })
         .optional(),
+    keepCount: schemas_int({ error: 'must be a whole number of archives' })
+        .min(1, { error: 'must be at least 1' })
+        .max(1000, { error: 'must be at most 1000' })
+        .meta({ description: 'Only the newest N archives are kept. Default: no limit by count.' })
+        .optional(),
     command: shellCommand('A command run before the archive, e.g. a pg_dump into a backed-up path.').optional(),
+    dump: strictObject({
+        command: shellCommand('Prints the database dump on stdout, run in the tenant directory, e.g. "docker compose exec -T db pg_dump -U app app".'),
+        restore: shellCommand('Reads a dump on stdin and loads it, e.g. "docker compose exec -T db psql -U app -d app". Used by `fleet-deploy restore`.').optional(),
+        file: refineString(str(RELATIVE_FILE, 'dump file name', 'Name of the dump inside the archive. Default: "dump.sql".', 'dump.sql'), noDotSegments('a dump file name')).optional(),
+    })
+        .meta({ description: "A database dump taken through the tenant's containers into each archive." })
+        .optional(),
 })
     .meta({
-    description: 'Archive .env, the compose files and these paths into .fleet/backups/ before each deploy.',
+    description: 'Archive .env, the compose files, these paths and a database dump into .fleet/backups/ (gzip, with a sha256 checksum) before each deploy and on `fleet-deploy backup`.',
 });
 const commands = strictObject({
     deploy: shellCommand('Deploys $FLEET_VERSION, e.g. "git fetch && git checkout \\"$FLEET_VERSION\\" && npm ci && pm2 restart app".'),
@@ -67375,6 +67506,11 @@ const tenantFields = {
         .optional(),
     ring: str(NAME, 'ring', 'Rollout ring, one of `rings`. Default: the last ring ("general").', 'canary').optional(),
     labels: labels.optional(),
+    hibernated: schemas_enum(['restore', 'wake'], { error: 'must be "restore" or "wake"' })
+        .meta({
+        description: 'A deploy to a tenant whose containers are paused or stopped (hibernated): "restore" deploys, gates, then pauses or stops them again; "wake" leaves them running. Default: "restore".',
+    })
+        .optional(),
 };
 const tenantDefaults = strictObject(tenantFields)
     .meta({ description: 'Tenant fields applied to every tenant it covers.' });
@@ -67599,13 +67735,16 @@ function resolveRegistry(file, source) {
                         backup: {
                             paths: backup.paths ?? [],
                             keepDays: backup.keepDays ?? 7,
+                            ...(backup.keepCount ? { keepCount: backup.keepCount } : {}),
                             ...(backup.command ? { command: backup.command } : {}),
+                            ...(backup.dump ? { dump: { ...backup.dump, file: backup.dump.file ?? 'dump.sql' } } : {}),
                         },
                     }
                     : {}),
                 ...(commands ? { commands } : {}),
                 keepReleases: resolve_pick(tl, 'keepReleases')?.value ?? 3,
                 minFreeDiskMb: resolve_pick(tl, 'minFreeDiskMb')?.value ?? 1024,
+                hibernated: resolve_pick(tl, 'hibernated')?.value ?? 'restore',
                 ring: ring.value,
                 labels: Object.assign({}, ...tl.map((l) => l.data?.labels ?? {})),
                 at: tat,
@@ -67749,6 +67888,9 @@ function duplicateProblems(raw) {
     return problems;
 }
 function parseRegistry(text, source) {
+    const tooDeep = nestingProblem(text, source);
+    if (tooDeep)
+        throw new ConfigurationError([tooDeep]);
     let raw;
     try {
         raw = JSON.parse(text);
@@ -67796,6 +67938,39 @@ function targetsOf(registry) {
 
 
 
+;// CONCATENATED MODULE: ./src/wildcard.ts
+/**
+ * Wildcard patterns given by people (--select values, known_hosts host patterns): "*" matches any run of
+ * characters, "?" any one character. Never a regular expression built from the text: matching walks both
+ * strings once, going back only to the last "*" seen, so it takes at most length × length steps; a pattern
+ * such as "*a*a*a*a*a*c" that made a backtracking regex run for minutes is answered at once.
+ */
+function wildcardMatch(pattern, text) {
+    let p = 0;
+    let t = 0;
+    let star = -1; // where the last "*" was in the pattern
+    let mark = 0; // and where in the text its run would end
+    while (t < text.length) {
+        if (p < pattern.length && (pattern[p] === '?' || pattern[p] === text[t])) {
+            p++;
+            t++;
+        }
+        else if (p < pattern.length && pattern[p] === '*') {
+            star = p++;
+            mark = t;
+        }
+        else if (star >= 0) {
+            p = star + 1; // let the last "*" take one more character
+            t = ++mark;
+        }
+        else
+            return false;
+    }
+    while (pattern[p] === '*')
+        p++;
+    return p === pattern.length;
+}
+
 ;// CONCATENATED MODULE: ./src/plan/select.ts
 /**
  * Target selection: a small expression language for --select.
@@ -67810,12 +67985,10 @@ function targetsOf(registry) {
  */
 
 
+
 const BUILTIN = ['tenant', 'server', 'region', 'ring', 'id'];
 const CLAUSE = /^\s*([A-Za-z0-9._-]+)\s*(!=|=)\s*(.*?)\s*$/;
 const VALUE = /^[A-Za-z0-9._/*-]+$/;
-function glob(value) {
-    return new RegExp(`^${value.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*')}$`);
-}
 function select_valueOf(target, clause) {
     if ('label' in clause.key)
         return target.labels[clause.key.label];
@@ -67834,7 +68007,7 @@ function select_valueOf(target, clause) {
 }
 function matchesClause(target, clause) {
     const v = select_valueOf(target, clause);
-    const hit = v !== undefined && clause.values.some((re) => re.test(v));
+    const hit = v !== undefined && clause.values.some((pattern) => wildcardMatch(pattern, v));
     return clause.negate ? !hit : hit;
 }
 /** Parses an expression against the targets it will select from (to know which label keys exist). */
@@ -67887,7 +68060,7 @@ function parseSelection(expr, targets, source = '--select') {
                 ]);
             }
         }
-        return { text: part.trim(), key, negate: op === '!=', values: values.map(glob) };
+        return { text: part.trim(), key, negate: op === '!=', values };
     });
 }
 /**
@@ -68206,16 +68379,64 @@ function planJson(plan) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/report/sanitize.ts
+/**
+ * Text from a server (remote stderr, hook output, lock owners, history fields) made safe to print, pure.
+ * Every path from such text to a terminal or a GitHub Actions log goes through here, because:
+ * - terminal control: escape sequences (CSI, OSC, DCS …), C0/C1 control characters and a bare carriage
+ *   return can clear the screen, retitle the window, hide or overwrite lines; Unicode bidirectional
+ *   overrides make text read differently from what it is. All are removed (newlines and tabs kept where
+ *   the text has lines).
+ * - workflow commands: the Actions runner executes any log line that starts with "::" once leading
+ *   whitespace is trimmed (`::warning …`, `::add-mask::…`, `::stop-commands::…`), and the older form
+ *   `##[command]` anywhere in a line. Such a line gets a zero-width space (U+200B, which the runner does
+ *   not trim) in front, and `##[` a zero-width space inside, so the text reads the same and runs nothing.
+ */
+const ZWSP = '\u200b';
+/* eslint-disable no-control-regex -- matching control characters is the point */
+const ESCAPES = new RegExp([
+    '\\x1b\\[[0-?]*[ -/]*[@-~]', // CSI: colours, cursor moves, erase screen
+    '\\x9b[0-?]*[ -/]*[@-~]', // the same, as one 8-bit C1 character
+    // OSC (window title, hyperlinks, clipboard), DCS, SOS, PM, APC: a string up to its terminator (the
+    // string stops at any introducer, so many unterminated ones cost one pass, not one pass each)
+    '(?:\\x1b[\\]PX^_]|[\\x90\\x98\\x9d\\x9e\\x9f])[^\\x07\\x1b\\x90\\x98\\x9c-\\x9f]*(?:\\x07|\\x1b\\\\|\\x9c)',
+    '\\x1b[ -/]*[0-~]', // every other escape sequence (ESC c resets the terminal)
+].join('|'), 'g');
+/** C0 controls but tab and newline, DEL, C1 controls, and the Unicode bidi marks, embeddings and overrides. */
+const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/* eslint-enable no-control-regex */
+/** A line the runner would read as a workflow command: "::" after any leading whitespace. */
+const COMMAND_LINE = /^([^\S\n]*::)/gm;
+/**
+ * Server text with its lines kept: escape sequences and control characters removed (but "\n" and "\t"),
+ * and lines that would be workflow commands neutralised.
+ */
+function sanitize(text) {
+    return text
+        .replace(/\r\n?/g, '\n') // the runner also splits lines at a bare "\r"
+        .replace(ESCAPES, '')
+        .replace(CONTROLS, '')
+        .replace(COMMAND_LINE, `${ZWSP}$1`)
+        .replaceAll('##[', `#${ZWSP}#[`);
+}
+/** Server text for one line (a table cell, a status line): as sanitize, with line breaks and tabs as spaces. */
+function sanitizeLine(text) {
+    return sanitize(text).replace(/[\n\t]/g, ' ');
+}
+
 ;// CONCATENATED MODULE: ./src/report/table.ts
 /** Plain-text tables for terminals and logs (pure). */
+
+/** A table; every cell is printed as one safe line (cells carry server text: errors, history fields). */
 function table(headers, rows, indent = '') {
-    const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+    const safe = rows.map((r) => r.map(sanitizeLine));
+    const widths = headers.map((h, i) => Math.max(h.length, ...safe.map((r) => (r[i] ?? '').length)));
     const line = (cells) => indent +
         cells
             .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
             .join('  ')
             .trimEnd();
-    return [line(headers), ...rows.map(line)].join('\n');
+    return [line(headers), ...safe.map(line)].join('\n');
 }
 function plural(n, word, many = `${word}s`) {
     return `${n.toLocaleString('en-US')} ${n === 1 ? word : many}`;
@@ -68235,6 +68456,7 @@ function processIO() {
     // Every target in flight waits on this signal (health probe intervals, retries): as many listeners as
     // --concurrency allows, removed as each wait ends — not a leak, so no warning past the default 10.
     (0,external_node_events_.setMaxListeners)(0, controller.signal);
+    const held = new Map();
     let interrupts = 0;
     const interrupt = (sig) => {
         interrupts++;
@@ -68242,8 +68464,10 @@ function processIO() {
             process.stderr.write(`\n${sig}: finishing the targets in progress (rolling back where needed) and releasing their locks; no new target starts. Again to quit at once.\n`);
             controller.abort();
         }
-        else
+        else {
+            process.stderr.write(quitMessage([...held.keys()]));
             process.exit(130);
+        }
     };
     process.on('SIGINT', interrupt);
     process.on('SIGTERM', interrupt);
@@ -68255,7 +68479,15 @@ function processIO() {
         env: process.env,
         tty: Boolean(process.stderr.isTTY),
         signal: controller.signal,
+        onLock: (e) => (e.held ? held.set(e.target, e) : held.delete(e.target)),
     };
+}
+/** What quitting at once leaves behind, and the command that mends it. */
+function quitMessage(locked) {
+    if (locked.length === 0)
+        return '\nQuit at once; no lock was left behind.\n';
+    const shown = locked.slice(0, 10).join(', ') + (locked.length > 10 ? `, … (${locked.length} in all)` : '');
+    return `\nQuit at once: ${locked.length === 1 ? 'this target keeps its' : `these ${locked.length} targets keep their`} deploy lock: ${shown}.\nRelease ${locked.length === 1 ? 'it' : 'them'} (this deploy is gone): fleet-deploy unlock --force --select 'id=${locked.join('|')}'\n`;
 }
 /** Reads a user-named file; a missing or unreadable file is the user's mistake, said with the flag. */
 async function readUserFile(io, path, flag) {
@@ -68370,7 +68602,7 @@ class Script {
     }
 }
 /** The same script, tagged with the verb of the builder that made it. */
-function named(verb, script) {
+function shell_named(verb, script) {
     return new Script(script.text, verb);
 }
 function piece(v) {
@@ -68385,7 +68617,7 @@ function piece(v) {
         return quote(v);
     return v.map((x) => (x instanceof Script ? x.text : quote(x))).join(' ');
 }
-function sh(strings, ...values) {
+function shell_sh(strings, ...values) {
     // The raw literal parts: shell text is written as the shell reads it (`printf '%s\n'` stays as is).
     const raw = strings.raw;
     let out = raw[0];
@@ -68474,11 +68706,11 @@ function normalizeProject(name) {
  */
 function deriveProject(t) {
     if (t.compose.project)
-        return sh `project=${t.compose.project}`;
+        return shell_sh `project=${t.compose.project}`;
     const first = t.compose.files[0];
     const value = new Script(`tr -d '\\r"'"'"' ' | tail -n 1`);
     const fromSession = new Script('"${COMPOSE_PROJECT_NAME:-}"'); // set -u safe
-    return sh `project=${fromSession}; [ -n "$project" ] || project="$(sed -n 's/^[[:space:]]*\(export[[:space:]]*\)\{0,1\}COMPOSE_PROJECT_NAME=//p' .env 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(sed -n 's/^name:[[:space:]]*//p' ${first} 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(basename -- "$(cd -- "$(dirname -- ${first})" && pwd)")"; project="$(printf '%s' "$project" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9_-' | sed 's/^[-_]*//')"; echo "@@project $project"`;
+    return shell_sh `project=${fromSession}; [ -n "$project" ] || project="$(sed -n 's/^[[:space:]]*\(export[[:space:]]*\)\{0,1\}COMPOSE_PROJECT_NAME=//p' .env 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(sed -n 's/^name:[[:space:]]*//p' ${first} 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(basename -- "$(cd -- "$(dirname -- ${first})" && pwd)")"; project="$(printf '%s' "$project" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9_-' | sed 's/^[-_]*//')"; echo "@@project $project"`;
 }
 /**
  * A cheap check that the compose command exists. Compose v1 and podman-compose are Python programs
@@ -68486,15 +68718,15 @@ function deriveProject(t) {
  */
 function composeAvailable(command) {
     if (command === 'docker compose')
-        return sh `docker compose version >/dev/null 2>&1`;
-    return sh `command -v ${command.split(' ')[0]} >/dev/null 2>&1`;
+        return shell_sh `docker compose version >/dev/null 2>&1`;
+    return shell_sh `command -v ${command.split(' ')[0]} >/dev/null 2>&1`;
 }
 /** IDs of the project's running containers (`-a`: all of them), by label through the engine (no Compose process). */
 function containersOf(t, project, all = false) {
     const label = project instanceof Script
-        ? sh `"label=com.docker.compose.project=${project}"`
-        : sh `${`label=com.docker.compose.project=${project}`}`;
-    return sh `${engineOf(t.compose.command)} ps ${all ? '-aq' : '-q'} --filter ${label}`;
+        ? shell_sh `"label=com.docker.compose.project=${project}"`
+        : shell_sh `${`label=com.docker.compose.project=${project}`}`;
+    return shell_sh `${engineOf(t.compose.command)} ps ${all ? '-aq' : '-q'} --filter ${label}`;
 }
 /** The project derived on the server by `deriveProject`, as shell text for double quotes. */
 const PROJECT_VAR = new Script('$project');
@@ -68506,15 +68738,19 @@ function composeArgv(t) {
         argv.push('-p', t.compose.project);
     return argv;
 }
-const enter = (t) => sh `cd -- ${t.path}`;
+const enter = (t) => shell_sh `cd -- ${t.path}`;
 /**
  * Keeps the lock's age (its directory's mtime) fresh: every round trip of a deploy after `prepare`
  * starts with it, so only a lock no deploy is working under grows old (src/deploy/locks.ts). `-c`: a
  * lock that is gone stays gone.
  */
-const touchLock = sh `{ touch -c -- ${LOCK_DIR} 2>/dev/null || :; }`;
+const touchLock = shell_sh `{ touch -c -- ${LOCK_DIR} 2>/dev/null || :; }`;
 /** The same from the login directory, for a script that does not enter the tenant's (the path may be relative to it). */
-const touchLockFromHome = (t) => sh `{ touch -c -- ${`${t.path}/${LOCK_DIR}`} 2>/dev/null || :; }`;
+const touchLockFromHome = (t) => shell_sh `{ touch -c -- ${`${t.path}/${LOCK_DIR}`} 2>/dev/null || :; }`;
+/** Seconds since the lock was last touched (its directory's mtime). */
+const LOCK_AGE = shell_sh `$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
+/** Where a deploy notes, while it holds the lock, the switch it is making (for `unlock` and `status`). */
+const SWITCH_NOTE = `${LOCK_DIR}/switch`;
 /** Exit code of `prepare` when another deploy holds the lock. */
 const LOCK_HELD = 20;
 /** Exit code of `update` when .env could not be switched (so nothing changed). */
@@ -68529,39 +68765,39 @@ const SWITCH_FAILED = 30;
  * printing its owner and age; with `breakAfterS`, a lock at least that old is removed and taken.
  */
 function prepare(t, owner, breakAfterS) {
-    const lines = [sh `cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`];
+    const lines = [shell_sh `cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`];
     if (!t.commands) {
         for (const f of t.compose.files)
-            lines.push(sh `test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
-        lines.push(sh `test -f .env || exit ${PREFLIGHT.noEnvFile}`);
-        lines.push(sh `test ! -L .env || exit ${PREFLIGHT.envIsLink}`);
-        lines.push(sh `${composeAvailable(t.compose.command)} || exit ${PREFLIGHT.noComposeCommand}`);
+            lines.push(shell_sh `test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
+        lines.push(shell_sh `test -f .env || exit ${PREFLIGHT.noEnvFile}`);
+        lines.push(shell_sh `test ! -L .env || exit ${PREFLIGHT.envIsLink}`);
+        lines.push(shell_sh `${composeAvailable(t.compose.command)} || exit ${PREFLIGHT.noComposeCommand}`);
     }
-    lines.push(sh `df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
-    lines.push(sh `mkdir -p ${STATE_DIR} || exit 1`);
-    const take = sh `mkdir ${LOCK_DIR} 2>/dev/null && printf '%s\n' ${owner} > ${LOCK_DIR}/owner`;
-    const age = sh `$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
+    lines.push(shell_sh `df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
+    lines.push(shell_sh `mkdir -p ${STATE_DIR} || exit 1`);
+    const take = shell_sh `mkdir ${LOCK_DIR} 2>/dev/null && printf '%s\n' ${owner} > ${LOCK_DIR}/owner`;
+    const age = LOCK_AGE;
     // Breaking is done under a second lock (mkdir LOCK_DIR.break) and the age checked again under it, so
     // of two deploys that both found the lock stale only one breaks it — the other then finds it held.
     // The second lock is held for a few shell lines: a trap removes it if the shell dies there (a closed
     // channel, a signal), nothing is printed while it is held, and one a minute old is an accident's.
     const breaking = `${LOCK_DIR}.break`;
-    const breakingAge = sh `$(( $(date +%s) - $(stat -c %Y ${breaking} 2>/dev/null || date +%s) ))`;
+    const breakingAge = shell_sh `$(( $(date +%s) - $(stat -c %Y ${breaking} 2>/dev/null || date +%s) ))`;
     const stale = breakAfterS === undefined
-        ? sh ``
-        : sh `elif [ ${age} -ge ${breakAfterS} ] && { [ ${breakingAge} -lt 60 ] || rmdir ${breaking} 2>/dev/null; mkdir ${breaking} 2>/dev/null; } && { trap 'rmdir ${breaking} 2>/dev/null' EXIT HUP INT PIPE TERM; broke=; if [ ${age} -ge ${breakAfterS} ]; then broke=yes; old="$(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR}; fi; ${take}; took=$?; rmdir ${breaking}; trap - EXIT HUP INT PIPE TERM; [ -z "$broke" ] || echo "@@stale $old"; [ $took -eq 0 ]; }; then :; `;
-    lines.push(sh `if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`);
+        ? shell_sh ``
+        : shell_sh `elif [ ${age} -ge ${breakAfterS} ] && { [ ${breakingAge} -lt 60 ] || rmdir ${breaking} 2>/dev/null; mkdir ${breaking} 2>/dev/null; } && { trap 'rmdir ${breaking} 2>/dev/null' EXIT HUP INT PIPE TERM; broke=; if [ ${age} -ge ${breakAfterS} ]; then broke=yes; old="$(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR}; fi; ${take}; took=$?; rmdir ${breaking}; trap - EXIT HUP INT PIPE TERM; [ -z "$broke" ] || echo "@@stale $old"; [ $took -eq 0 ]; }; then :; `;
+    lines.push(shell_sh `if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`);
     if (t.commands) {
-        lines.push(sh `echo '@@current'; sh -c ${t.commands.current} || exit 1`);
+        lines.push(shell_sh `echo '@@current'; sh -c ${t.commands.current} || exit 1`);
     }
     else {
         const names = t.images.map((i) => i.variable).join('|');
         const engine = engineOf(t.compose.command);
         lines.push(deriveProject(t));
-        lines.push(sh `echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`);
-        lines.push(sh `echo '@@running'; ids=$(${containersOf(t, PROJECT_VAR)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`);
+        lines.push(shell_sh `echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`);
+        lines.push(shell_sh `echo '@@running'; ids=$(${containersOf(t, PROJECT_VAR)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`);
     }
-    lines.push(sh `echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
+    lines.push(shell_sh `echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
     return new Script(lines.map(String).join('\n'), 'prepare');
 }
 function parsePrepared(stdout) {
@@ -68612,8 +68848,8 @@ function normalizeId(id) {
 /** Pulls every image of the release and prints `ID|["repo@digest", …]` for each, in order. */
 function pullImages(t, refs) {
     const engine = engineOf(t.compose.command);
-    const pulls = refs.map((ref) => sh `${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
-    return named('pull', sh `${touchLockFromHome(t)} && ${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`);
+    const pulls = refs.map((ref) => shell_sh `${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
+    return shell_named('pull', shell_sh `${touchLockFromHome(t)} && ${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`);
 }
 function parseImages(stdout) {
     return stdout
@@ -68657,18 +68893,21 @@ function update(t, assignments, options = {}) {
         .map(([k, v]) => `${k}=${v}`)
         .join('\n');
     const link = `.env in ${t.path} is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file`;
-    const switchEnv = sh `{ [ ! -L .env ] || { printf '%s\n' ${link} >&2; exit ${SWITCH_FAILED}; }; tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit ${SWITCH_FAILED}; { FLEET_SET=${spec} awk ${ENV_PROGRAM} .env > "$tmp" && chmod "$(stat -c %a .env)" "$tmp" && { chown "$(stat -c %u:%g .env)" "$tmp" 2>/dev/null || :; } && mv -f -- "$tmp" .env; } || { rm -f -- "$tmp"; exit ${SWITCH_FAILED}; }; }`;
-    const replace = options.replace ? sh `${removeContainers(t, options.replace.project)} && ` : sh ``;
-    return named('update', sh `${enter(t)} && ${touchLock} && ${switchEnv} && ${replace}${composeArgv(t)} up -d ${t.compose.services ?? []}`);
+    const switchEnv = shell_sh `{ [ ! -L .env ] || { printf '%s\n' ${link} >&2; exit ${SWITCH_FAILED}; }; tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit ${SWITCH_FAILED}; { FLEET_SET=${spec} awk ${ENV_PROGRAM} .env > "$tmp" && chmod "$(stat -c %a .env)" "$tmp" && { chown "$(stat -c %u:%g .env)" "$tmp" 2>/dev/null || :; } && mv -f -- "$tmp" .env; } || { rm -f -- "$tmp"; exit ${SWITCH_FAILED}; }; }`;
+    const replace = options.replace ? shell_sh `${removeContainers(t, options.replace.project)} && ` : shell_sh ``;
+    const note = options.note
+        ? shell_sh `{ [ ! -d ${LOCK_DIR} ] || printf '%s\n' ${options.note} > ${SWITCH_NOTE} || :; } && `
+        : shell_sh ``;
+    return shell_named('update', shell_sh `${enter(t)} && ${touchLock} && ${note}${switchEnv} && ${replace}${composeArgv(t)} up -d ${t.compose.services ?? []}`);
 }
 /** Removes every container of the project, with force, until none is left (five tries a second apart). */
 function removeContainers(t, project) {
     const engine = engineOf(t.compose.command);
-    return sh `for try in 1 2 3 4 5; do ids=$(${containersOf(t, project, true)}) || exit 1; [ -n "$ids" ] || break; ${engine} rm -f $ids >/dev/null 2>&1 || sleep 1; done; [ -z "$(${containersOf(t, project, true)})" ]`;
+    return shell_sh `for try in 1 2 3 4 5; do ids=$(${containersOf(t, project, true)}) || exit 1; [ -n "$ids" ] || break; ${engine} rm -f $ids >/dev/null 2>&1 || sleep 1; done; [ -z "$(${containersOf(t, project, true)})" ]`;
 }
 /** The containers' own HEALTHCHECK states: healthy, unhealthy, starting, or none. */
 function containerHealth(t, project = projectOf(t)) {
-    return named('containerHealth', sh `${enter(t)} && ${touchLock} && ids=$(${containersOf(t, project)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`);
+    return shell_named('containerHealth', shell_sh `${enter(t)} && ${touchLock} && ids=$(${containersOf(t, project)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`);
 }
 /**
  * The last round trip, only while the lock is still ours (its owner holds our token): append the
@@ -68678,30 +68917,52 @@ function containerHealth(t, project = projectOf(t)) {
 function finish(t, o) {
     const work = [];
     if (o.history)
-        work.push(sh `{ printf '%s\n' ${o.history} >> ${HISTORY_FILE} || echo '@@history-failed'; }`);
+        work.push(shell_sh `{ printf '%s\n' ${o.history} >> ${HISTORY_FILE} || echo '@@history-failed'; }`);
     const remove = (o.remove ?? []).filter((r) => IMAGE_REF.test(r));
     if (remove.length)
-        work.push(sh `{ ${engineOf(t.compose.command)} image rm -- ${remove} >/dev/null 2>&1 || true; }`);
-    work.push(sh `rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`);
-    return named('finish', sh `${enter(t)} && if grep -qF -- ${o.token} ${LOCK_DIR}/owner 2>/dev/null; then ${new Script(work.map(String).join('; '))}; else echo '@@unlock not-ours'; fi`);
+        work.push(shell_sh `{ ${engineOf(t.compose.command)} image rm -- ${remove} >/dev/null 2>&1 || true; }`);
+    work.push(shell_sh `rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`);
+    return shell_named('finish', shell_sh `${enter(t)} && if grep -qF -- ${o.token} ${LOCK_DIR}/owner 2>/dev/null; then ${new Script(work.map(String).join('; '))}; else echo '@@unlock not-ours'; fi`);
 }
 const releaseLockPart = (token) => sh `if grep -qF -- ${token} ${LOCK_DIR}/owner 2>/dev/null; then rm -rf -- ${LOCK_DIR} && echo '@@unlock released'; else echo '@@unlock not-ours'; fi`;
 /** Removes the lock only when it is still ours (its owner holds our token): the cancel clean-up. */
 function releaseLock(t, token) {
     return named('releaseLock', sh `${enter(t)} && ${releaseLockPart(token)}`);
 }
+/** Removes the lock whoever holds it: `fleet-deploy unlock --force` when its owner cannot be read. */
+function breakLock(t) {
+    return shell_named('breakLock', shell_sh `${enter(t)} && rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`);
+}
+/** A tenant's lock for `fleet-deploy unlock`: its owner, its age and the switch it was making, if any. */
+function inspectLock(t) {
+    return shell_named('inspectLock', shell_sh `cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${LOCK_AGE}"; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null; fi; echo '@@end'`);
+}
+function parseLock(stdout) {
+    const sections = new Map();
+    let section = '';
+    let ageS = 0;
+    for (const line of stdout.split('\n')) {
+        const marker = /^@@(\w+)(?: (.*))?$/.exec(line.trimEnd());
+        if (marker) {
+            section = marker[1];
+            if (section === 'age')
+                ageS = Number(marker[2]) || 0;
+            sections.set(section, sections.get(section) ?? []);
+        }
+        else if (section)
+            sections.get(section).push(line);
+    }
+    if (!sections.has('lock'))
+        return undefined;
+    const note = (sections.get('switch') ?? []).join('\n').trim();
+    return { owner: sections.get('lock').join('\n').trim(), ageS, ...(note ? { switchNote: note } : {}) };
+}
 /** The last lines of the release history, for `fleet-deploy history`. */
 function readHistory(t, lines) {
-    return named('readHistory', sh `${enter(t)} 2>/dev/null && { tail -n ${lines} ${HISTORY_FILE} 2>/dev/null || true; }`);
+    return shell_named('readHistory', shell_sh `${enter(t)} 2>/dev/null && { tail -n ${lines} ${HISTORY_FILE} 2>/dev/null || true; }`);
 }
 function runUserCommand(t, command, env) {
-    return named('runUserCommand', sh `${enter(t)} && ${touchLock} && ${envPrefix(env)} sh -c ${command}`);
-}
-function commands_backup(t, stamp) {
-    const b = t.backup;
-    const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
-    const pre = b.command ? sh `sh -c ${b.command} && ` : sh ``;
-    return named('backup', sh `${enter(t)} && ${touchLock} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`);
+    return shell_named('runUserCommand', shell_sh `${enter(t)} && ${touchLock} && ${envPrefix(env)} sh -c ${command}`);
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/hooks.ts
@@ -68747,31 +69008,52 @@ async function runHooks(kind, target, shell, once, version, previous) {
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/session.ts
-/** A server's shared connection: connects once, reconnects only after the link was lost. */
+/**
+ * A server's shared connection. Steps share the first connection; once it is lost it stays lost for
+ * them (their commands fail), except for the recovery steps, which ask for a live one: each try opens
+ * a new connection, backing off (1 s, 2 s, 4 s … at most 10 s) until `recoveryMs` has passed. Targets
+ * recovering at once share each try.
+ */
 class Session {
     server;
     connector;
+    clock;
+    recoveryMs;
     current;
     remaining;
-    constructor(server, connector, targets) {
+    constructor(server, connector, clock, recoveryMs, targets) {
         this.server = server;
         this.connector = connector;
+        this.clock = clock;
+        this.recoveryMs = recoveryMs;
         this.remaining = targets;
     }
     async transport(reconnect = false) {
-        for (;;) {
+        if (!this.current)
+            this.current = this.connector.connect(this.server);
+        if (!reconnect)
+            return this.current; // a failed connect fails every target of the server alike
+        return this.recover();
+    }
+    async recover() {
+        const deadline = this.clock.now() + this.recoveryMs;
+        for (let attempt = 0;; attempt++) {
             const p = this.current;
-            if (!p)
-                return (this.current = this.connector.connect(this.server));
             const t = await p.catch(() => undefined);
-            if (!t)
-                return p; // the connect failed: every target of the server gets that error
-            if (t.alive || !reconnect)
+            if (t?.alive)
                 return t;
+            if (attempt > 0 || !t) {
+                const left = deadline - this.clock.now();
+                if (left <= 0) {
+                    const why = await p.then(() => 'the connection was lost', (e) => e.message);
+                    throw new Error(`${this.server.name} stayed unreachable for ${Math.round(this.recoveryMs / 1000)} s: ${why}`);
+                }
+                if (attempt > 0)
+                    await this.clock.sleep(Math.min(1000 * 2 ** (attempt - 1), 10_000, left));
+            }
             if (this.current === p) {
-                await t.close().catch(() => undefined); // a jump host may still be open behind the lost link
-                if (this.current === p)
-                    this.current = this.connector.connect(this.server); // lost: reconnect once
+                await t?.close().catch(() => undefined); // a jump host may still be open behind the lost link
+                this.current = this.connector.connect(this.server); // each try is a new connection
             }
         }
     }
@@ -68780,6 +69062,110 @@ class Session {
         this.current = undefined;
         await t?.close();
     }
+}
+
+;// CONCATENATED MODULE: ./src/remote/backup.ts
+
+
+/** A backup's ID: its time and an optional label. What `restore --backup` accepts. */
+const BACKUP_ID = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z(?:-[a-z]+)*$/;
+/** The same, as an extended regular expression for grep on the server (archive names). */
+const ARCHIVE_ERE = '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}-[0-9]{2}-[0-9]{2}-[0-9]{3}Z(-[a-z]+)*[.]tar[.]gz$';
+/** Where a dump is staged in the tenant directory while it is archived (and its name in the archive). */
+const DUMP_DIR = `${STATE_DIR}/dump`;
+/** Exit codes of `restore`, each with its own message. */
+const RESTORE_EXIT = { noBackup: 40, badChecksum: 41, locked: 42, noDump: 43 };
+/** A tenant without a `backup` block is backed up by the command with these settings. */
+const DEFAULT_BACKUP = { paths: [], keepDays: 7 };
+function backupId(time, label) {
+    return `${time.toISOString().replace(/[:.]/g, '-')}${label ? `-${label}` : ''}`;
+}
+const archiveOf = (id) => `${BACKUP_DIR}/${id}.tar.gz`;
+const settings = (t) => t.backup ?? DEFAULT_BACKUP;
+/**
+ * Takes one backup and applies the retention (not while restoring: it could remove the archive restored). Run in the tenant directory. Prints `@@backup ID SIZE`
+ * and `@@removed NAME` for each archive the retention removed. The archive is written under a temporary
+ * name and renamed once complete, so a failed backup leaves no archive that looks whole.
+ */
+function takeBackup(t, id, applyRetention = true) {
+    const b = settings(t);
+    const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
+    const archive = archiveOf(id);
+    const pre = b.command ? shell_sh `sh -c ${b.command} && ` : shell_sh ``;
+    const dumpFile = b.dump ? `${DUMP_DIR}/${b.dump.file}` : undefined;
+    const dump = b.dump && dumpFile
+        ? shell_sh `rm -rf -- ${DUMP_DIR} && mkdir -p "$(dirname -- ${dumpFile})" && { sh -c ${b.dump.command} > ${dumpFile} || { rm -rf -- ${DUMP_DIR}; echo 'the dump command failed' >&2; exit 1; }; } && `
+        : shell_sh ``;
+    const archived = dumpFile ? [...files, dumpFile] : files;
+    return shell_sh `umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}${dump}{ tar -czf ${`${archive}.part`} -- ${archived} || { rm -f -- ${`${archive}.part`}; ${dumpFile ? shell_sh `rm -rf -- ${DUMP_DIR}; ` : shell_sh ``}exit 1; }; } && ${dumpFile ? shell_sh `rm -rf -- ${DUMP_DIR} && ` : shell_sh ``}mv -f -- ${`${archive}.part`} ${archive} && (cd -- ${BACKUP_DIR} && sha256sum -- ${`${id}.tar.gz`} > ${`${id}.tar.gz.sha256`}) && echo "@@backup ${id} $(stat -c %s -- ${archive})"${applyRetention ? shell_sh ` && ${retention(b)}` : shell_sh ``}`;
+}
+/**
+ * Removes the archives older than `keepDays` (by modification time, to the minute) and, with
+ * `keepCount`, all but the newest N — only files named as this tool names them; each with its checksum.
+ */
+function retention(b) {
+    const byAge = shell_sh `find . -maxdepth 1 -type f -name '*.tar.gz' -mmin +${b.keepDays * 1440} | sed 's|^[.]/||' | grep -E ${ARCHIVE_ERE}`;
+    const byCount = b.keepCount
+        ? shell_sh `; ls -1 | grep -E ${ARCHIVE_ERE} | sort -r | tail -n +${b.keepCount + 1}`
+        : shell_sh ``;
+    return shell_sh `(cd -- ${BACKUP_DIR} && { ${byAge}${byCount}; } | sort -u | while IFS= read -r f; do rm -f -- "$f" "$f.sha256" && echo "@@removed $f"; done)`;
+}
+/** `fleet-deploy backup` and the deploy's pre-deploy backup step. */
+function backup_backup(t, id) {
+    return shell_named('backup', shell_sh `cd -- ${t.path} && { touch -c -- ${LOCK_DIR} 2>/dev/null || :; } && ${takeBackup(t, id)}`);
+}
+function parseBackupTaken(stdout) {
+    let taken;
+    const removed = [];
+    for (const line of stdout.split('\n')) {
+        const b = /^@@backup (\S+) (\d+)$/.exec(line.trim());
+        if (b && BACKUP_ID.test(b[1]))
+            taken = { id: b[1], bytes: Number(b[2]), removed };
+        const r = /^@@removed (\S+)\.tar\.gz$/.exec(line.trim());
+        if (r && BACKUP_ID.test(r[1]))
+            removed.push(r[1]);
+    }
+    return taken;
+}
+/** Lists the tenant's archives: `NAME|BYTES|MTIME|SHA256` a line (the checksum empty when its file is missing). */
+function listBackups(t) {
+    return shell_named('listBackups', shell_sh `cd -- ${t.path} && { cd -- ${BACKUP_DIR} 2>/dev/null || exit 0; } && for f in *.tar.gz; do [ -f "$f" ] || continue; printf '%s|%s|%s|%s\n' "$f" "$(stat -c %s -- "$f")" "$(stat -c %Y -- "$f")" "$(cut -c 1-64 -- "$f.sha256" 2>/dev/null)"; done`);
+}
+/** The archives as listed, newest first; a line that is not one of this tool's archives is dropped. */
+function parseBackups(stdout) {
+    const out = [];
+    for (const line of stdout.split('\n')) {
+        const m = /^(.+)\.tar\.gz\|(\d+)\|(\d+)\|([a-f0-9]{64})?$/.exec(line.trim());
+        if (!m || !BACKUP_ID.test(m[1]))
+            continue;
+        out.push({
+            id: m[1],
+            bytes: Number(m[2]),
+            time: new Date(Number(m[3]) * 1000).toISOString(),
+            ...(m[4] ? { sha256: m[4] } : {}),
+        });
+    }
+    return out.sort((a, b) => (a.id < b.id ? 1 : -1));
+}
+/**
+ * Restores archive `id`: under the deploy lock (a deploy or another restore in progress refuses it),
+ * checks the archive's sha256, takes a backup of what it is about to replace (`keepAs`), extracts the
+ * files over the tenant's, then optionally loads the dump and brings the stack up.
+ */
+function restore(t, id, o) {
+    if (!BACKUP_ID.test(id))
+        throw new Error(`not a backup ID: ${JSON.stringify(id)}`);
+    const b = settings(t);
+    const archive = archiveOf(id);
+    const lock = shell_sh `mkdir -p ${STATE_DIR} && { mkdir ${LOCK_DIR} 2>/dev/null || { echo 'a deploy or restore holds the lock' >&2; exit ${RESTORE_EXIT.locked}; }; } && trap 'rm -rf -- ${LOCK_DIR}' EXIT && printf '%s\n' ${o.owner} > ${`${LOCK_DIR}/owner`}`;
+    const check = shell_sh `{ test -f ${archive} || exit ${RESTORE_EXIT.noBackup}; } && { (cd -- ${BACKUP_DIR} && sha256sum -c --status -- ${`${id}.tar.gz.sha256`}) || exit ${RESTORE_EXIT.badChecksum}; }`;
+    const files = shell_sh `tar -xzf ${archive} --exclude=${DUMP_DIR} && echo '@@restored files'`;
+    const dumpFile = b.dump ? `${DUMP_DIR}/${b.dump.file}` : '';
+    const database = o.database && b.dump?.restore
+        ? shell_sh ` && dump=$(mktemp) && { tar -xzOf ${archive} -- ${dumpFile} > "$dump" 2>/dev/null || { rm -f -- "$dump"; exit ${RESTORE_EXIT.noDump}; }; } && { sh -c ${b.dump.restore} < "$dump"; rc=$?; rm -f -- "$dump"; [ $rc -eq 0 ]; } && echo '@@restored database'`
+        : shell_sh ``;
+    const up = o.up ? shell_sh ` && ${composeArgv(t)} up -d && echo '@@up'` : shell_sh ``;
+    return shell_named('restore', shell_sh `cd -- ${t.path} && ${lock} && ${check} && ${takeBackup(t, o.keepAs, false)} && ${files}${database}${up}`);
 }
 
 ;// CONCATENATED MODULE: ./src/health/gate.ts
@@ -68821,24 +69207,40 @@ function judge(check, response, version) {
 }
 /**
  * Polls `probe` every interval until `successes` consecutive healthy answers, or fails at the deadline.
- * Probe errors (refused, timeout) count as unhealthy answers.
+ * Probe errors (refused, timeout) count as unhealthy answers. No probe outlives the deadline: each gets
+ * at most the time left, and none starts when no time is left (a probe with a 10 s timeout against an
+ * 11 s deadline would otherwise end the gate at 21 s).
  */
 async function runGate(check, version, probe, clock, signal) {
     const start = clock.now();
+    const elapsed = () => clock.now() - start;
     let probes = 0;
     let passed = 0;
     let streak = 0;
     let last = 'no probe answered';
+    const timeUp = () => {
+        const flapping = passed > 0 ? `flapping: ${passed} of ${probes} probes passed, never ${check.successes} in a row; ` : '';
+        return {
+            ok: false,
+            probes,
+            passed,
+            ms: elapsed(),
+            reason: `not healthy within ${check.deadlineMs / 1000} s (${flapping}last: ${last})`,
+        };
+    };
     for (;;) {
         if (signal?.aborted)
-            return { ok: false, probes, passed, ms: clock.now() - start, reason: 'cancelled' };
+            return { ok: false, probes, passed, ms: elapsed(), reason: 'cancelled' };
+        const left = check.deadlineMs - elapsed();
+        if (left <= 0)
+            return timeUp();
         let verdict;
         try {
-            verdict = judge(check, await probe(), version);
+            verdict = judge(check, await probe(Math.min(check.timeoutMs, left)), version);
         }
         catch (e) {
             if (e.name === 'ConnectionLost') {
-                return { ok: false, probes, passed, ms: clock.now() - start, reason: e.message };
+                return { ok: false, probes, passed, ms: elapsed(), reason: e.message };
             }
             verdict = { ok: false, reason: e.message };
         }
@@ -68847,25 +69249,15 @@ async function runGate(check, version, probe, clock, signal) {
             passed++;
             streak++;
             if (streak >= check.successes)
-                return { ok: true, probes, passed, ms: clock.now() - start };
+                return { ok: true, probes, passed, ms: elapsed() };
         }
         else {
             streak = 0;
             last = verdict.reason;
         }
-        const elapsed = clock.now() - start;
-        if (elapsed + check.intervalMs > check.deadlineMs) {
-            const flapping = passed > 0
-                ? `flapping: ${passed} of ${probes} probes passed, never ${check.successes} in a row; `
-                : '';
-            return {
-                ok: false,
-                probes,
-                passed,
-                ms: elapsed,
-                reason: `not healthy within ${check.deadlineMs / 1000} s (${flapping}last: ${last})`,
-            };
-        }
+        // the next probe would start with no time left
+        if (elapsed() + check.intervalMs >= check.deadlineMs)
+            return timeUp();
         await clock.sleep(check.intervalMs, signal);
     }
 }
@@ -68904,6 +69296,10 @@ const entrySchema = object({
     fromImages: array(schemas_string().regex(IMAGE_ID)).optional(),
     toImages: array(schemas_string().regex(IMAGE_ID)).optional(),
     digests: array(schemas_string().refine((r) => IMAGE_REF.test(r))).optional(),
+    /** Compose's config-hash label of the release's containers, when the deploy recorded it (status compares it). */
+    configHash: schemas_string()
+        .regex(/^[a-f0-9]{64}$/)
+        .optional(),
     rollback: schemas_boolean().optional(),
     error: schemas_string().max(4096).optional(),
 });
@@ -68976,11 +69372,34 @@ class History {
     }
     /**
      * The release before `running`: the `from` of the newest forward deploy (not a rollback) that brought
-     * `running` in. So rolling back again goes further back (v3 → v2 → v1), never forward.
+     * `running` in. So rolling back again goes further back (v3 → v2 → v1), never forward. A `from` that
+     * never ran (only ever the target of failed attempts, as when a cut-off deploy left it in .env) is
+     * passed over for what ran before that attempt.
      */
     previous(running) {
-        const e = this.deployed().find((e) => !e.rollback && e.to === running && e.from && e.from !== running);
-        return e?.from ?? undefined;
+        for (const e of this.deployed())
+            if (!e.rollback && e.to === running && e.from) {
+                const before = this.ranBefore(e.from, running);
+                if (before)
+                    return before;
+            }
+        return undefined;
+    }
+    /** `candidate`, or when it never ran, what ran before the attempt at it (and so on); never `running`. */
+    ranBefore(candidate, running) {
+        const seen = new Set();
+        let c = candidate;
+        while (c && c !== running && this.neverRan(c) && !seen.has(c)) {
+            seen.add(c);
+            const attempt = this.entries.find((x) => x.to === c && x.outcome !== 'deployed' && x.from);
+            c = attempt?.from ?? undefined;
+        }
+        return c && c !== running ? c : undefined;
+    }
+    /** Only ever the target of attempts that did not deploy. */
+    neverRan(version) {
+        return (!this.entries.some((x) => x.to === version && x.outcome === 'deployed') &&
+            this.entries.some((x) => x.to === version));
     }
     /**
      * Where a rollback goes: to `to` when given (it must be a version the target ran), else to the
@@ -69009,6 +69428,14 @@ class History {
      * images this tool did not deploy are left alone.
      */
     prunable(next, previous, keep) {
+        return this.retention(next, previous, keep).prunable;
+    }
+    /**
+     * The retention rule both ways: the references kept (`next`, `previous` and the last `keep` releases)
+     * and the older ones of this tool's releases that may go. `fleet-deploy prune` keeps what any tenant
+     * sharing a server keeps.
+     */
+    retention(next, previous, keep) {
         const releases = [next.refs];
         for (const e of this.deployed()) {
             if (e.toRefs)
@@ -69026,9 +69453,99 @@ class History {
             ...distinct.slice(0, keep).flatMap((r) => Object.values(r)),
         ]);
         const old = distinct.slice(keep).flatMap((r) => Object.values(r));
-        return [...new Set(old)].filter((r) => !kept.has(r) && IMAGE_REF.test(r));
+        return {
+            kept: [...kept],
+            prunable: [...new Set(old)].filter((r) => !kept.has(r) && IMAGE_REF.test(r)),
+        };
     }
 }
+
+;// CONCATENATED MODULE: ./src/deploy/locks.ts
+/** The longest a live deploy of this tenant goes between two touches of its lock, and which steps those are. */
+function longestQuiet(t, limits) {
+    const steps = [
+        { ms: limits.commandTimeoutMs, step: 'a remote command' },
+        { ms: limits.pullTimeoutMs, step: 'a pull' },
+        // the switch touches the lock as it starts; `compose up` and the health gate after it do not
+        {
+            ms: limits.pullTimeoutMs + t.health.deadlineMs + t.health.timeoutMs,
+            step: 'the switch and the health gate',
+        },
+        ...[...t.hooks.preDeploy, ...t.hooks.postDeploy, ...t.hooks.onRollback].map((h) => ({
+            ms: h.timeoutMs,
+            step: 'a hook',
+        })),
+    ];
+    return steps.reduce((a, b) => (b.ms > a.ms ? b : a));
+}
+/** A duration as people write it: 2h, 90m, 45s (exact). */
+const exact = (ms) => ms % 3_600_000 === 0
+    ? `${ms / 3_600_000}h`
+    : ms % 60_000 === 0
+        ? `${ms / 60_000}m`
+        : `${Math.ceil(ms / 1000)}s`;
+/** Whole minutes, rounded up (what a bound should be). */
+const minutes = (ms) => exact(Math.ceil(ms / 60_000) * 60_000);
+/**
+ * A problem when `ageMs` could break the lock of a deploy that is still at work: it must be at least
+ * twice the longest quiet stretch of any target (a margin for clocks and slow round trips).
+ */
+function staleLockProblem(ageMs, targets, limits, source) {
+    let worst;
+    for (const target of targets) {
+        const q = longestQuiet(target.tenant, limits);
+        if (!worst || q.ms > worst.ms)
+            worst = { ...q, id: target.id };
+    }
+    if (!worst || ageMs >= 2 * worst.ms)
+        return undefined;
+    const least = Math.ceil((2 * worst.ms) / 60_000) * 60_000;
+    return {
+        path: [],
+        source,
+        message: `${exact(ageMs)} could break the lock of a deploy still at work: one may leave its lock untouched for up to ${minutes(worst.ms)} (${worst.step} of ${worst.id})`,
+        hint: `give at least twice that, e.g. ${minutes(least)}`,
+    };
+}
+// eslint-disable-next-line no-control-regex -- rejecting control characters is the point
+const OWNER_FIELD = /^[^\x00-\x1f\x7f]{1,200}$/;
+function parseLockOwner(text) {
+    let raw;
+    try {
+        raw = JSON.parse(text);
+    }
+    catch {
+        return undefined;
+    }
+    if (raw === null || typeof raw !== 'object')
+        return undefined;
+    const out = {};
+    for (const k of ['token', 'run', 'actor', 'version', 'since']) {
+        const v = raw[k];
+        if (typeof v === 'string' && OWNER_FIELD.test(v))
+            out[k] = v;
+    }
+    if (out.token && !/^[A-Za-z0-9_-]{1,64}$/.test(out.token))
+        delete out.token;
+    return out;
+}
+const ago = (s) => s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`;
+/** A lock's holder in words: "op (run acme/app#12.1, deploying v2, since 2026-…); last active 40 s ago". */
+function describeHolder(ownerText, ageS) {
+    const o = parseLockOwner(ownerText);
+    if (!o || (!o.actor && !o.run))
+        return `an unknown holder; last active ${ago(ageS)} ago`;
+    const what = [
+        o.run ? `run ${o.run}` : '',
+        o.version ? `deploying ${o.version}` : '',
+        o.since ? `since ${o.since}` : '',
+    ]
+        .filter(Boolean)
+        .join(', ');
+    return `${o.actor ?? 'someone'}${what ? ` (${what})` : ''}; last active ${ago(ageS)} ago`;
+}
+/** The command that releases a target's lock, as a person would type it. */
+const unlockCommand = (targetId) => `fleet-deploy unlock --select 'id=${targetId}'`;
 
 ;// CONCATENATED MODULE: ./src/deploy/shell.ts
 /** A step that failed, with the message people see; `step` names it in the report. */
@@ -69077,6 +69594,7 @@ class TargetShell {
 ;// CONCATENATED MODULE: ./src/deploy/prepare.ts
 
 
+
 /** What each preflight exit code means, for this target. */
 function preflightProblem(target, code, stdout) {
     const t = target.tenant;
@@ -69094,7 +69612,8 @@ function preflightProblem(target, code, stdout) {
     }
 }
 function lockedBy(target, p, waitedMs) {
-    return `${target.tenant.path} on ${target.server.name} is locked by another deploy: ${p.lock?.owner || 'unknown owner'} (for ${p.lock?.ageS ?? 0} s); waited ${Math.round(waitedMs / 1000)} s`;
+    const holder = describeHolder(p.lock?.owner ?? '', p.lock?.ageS ?? 0);
+    return `${target.tenant.path} on ${target.server.name} is locked by another deploy: ${holder}; waited ${Math.round(waitedMs / 1000)} s. If that deploy is gone, release it: ${unlockCommand(target.id)}`;
 }
 /** Runs `prepare` until the lock is ours, or fails the step saying why. */
 async function prepareTarget(target, shell, lock, hooks) {
@@ -69209,6 +69728,7 @@ class ComposeStrategy {
             ...(first ? { version: versionOf(first) } : {}),
             imageIds: p.running,
             digests: [],
+            project: p.project,
         };
     }
     release(version) {
@@ -69235,8 +69755,15 @@ class ComposeStrategy {
         return (Object.entries(next.refs).every(([k, v]) => current.refs[k] === v) &&
             next.imageIds.every((id) => current.imageIds.includes(id)));
     }
-    async switchTo(ctx, next, _current, switched) {
-        const r = await ctx.shell.exec(update(this.tenant, next.refs), ctx.pullTimeoutMs);
+    async switchTo(ctx, next, current, switched) {
+        // Noted in the lock first, so a deploy cut off here can be told and mended later (`unlock`).
+        const note = JSON.stringify({
+            from: current.version ?? null,
+            to: next.version,
+            fromRefs: current.refs,
+            toRefs: next.refs,
+        });
+        const r = await ctx.shell.exec(update(this.tenant, next.refs, { note }), ctx.pullTimeoutMs);
         if (r.code === SWITCH_FAILED)
             throw new StepFailure('update', `switching the image in ${this.tenant.path}/.env failed: ${shell_describe(r)}`);
         switched(); // from here on a failure rolls back; .env is the old or the new file, never a mix
@@ -69248,7 +69775,7 @@ class ComposeStrategy {
             throw new StepFailure('rollback', 'no previous release in .env to roll back to');
         // The failed release's containers go first, by force: one that crash-loops under a restart policy
         // would otherwise make `up -d` fail with "container state improper" and leave two containers.
-        const replace = { project: this.project ?? projectOf(this.tenant) };
+        const replace = { project: previous.project ?? this.project ?? projectOf(this.tenant) };
         await ctx.shell.must('rollback', update(this.tenant, previous.refs, { replace }), ctx.pullTimeoutMs);
     }
     /** The remote script that lists the containers' own health states. */
@@ -69285,6 +69812,8 @@ function strategyFor(target) {
  * something failed, the recovery steps go over a new connection if the old one was lost
  * (`TargetShell.recovering`), so a dropped link does not leave a target half-deployed or locked.
  */
+
+
 
 
 
@@ -69408,13 +69937,18 @@ class TargetRun {
     async backup() {
         if (!this.target.tenant.backup)
             return;
-        const stamp = new Date(this.ports.clock.now()).toISOString().replace(/[:.]/g, '-');
-        await this.step('backup', async () => (await this.shell.must('backup', commands_backup(this.target.tenant, stamp))).trim(), (file) => file);
+        const id = backupId(new Date(this.ports.clock.now()));
+        await this.step('backup', async () => parseBackupTaken(await this.shell.must('backup', backup_backup(this.target.tenant, id))), (taken) => (taken ? `backup ${taken.id}` : undefined));
     }
     async preDeploy() {
         await this.hooks('preDeploy', 'pre-deploy hooks', this.version, this.previousVersion);
     }
     async switch() {
+        this.ports.onLock?.({
+            ...this.lockEvent(),
+            held: true,
+            switching: { from: this.current, to: this.next },
+        });
         await this.step(this.strategy.switchStep, () => this.strategy.switchTo(this.ctx, this.next, this.current, () => (this.switched = true)));
     }
     async health() {
@@ -69449,33 +69983,50 @@ class TargetRun {
             }
         }
     }
-    /** History entry, pruning and the lock release, in one round trip; retried over a new connection if needed. */
+    /** History entry, pruning and the lock release, in one round trip. */
     async finish() {
         const history = this.result.outcome === 'unchanged' ? undefined : this.historyEntry();
         const remove = this.pruneList();
-        await this.step('finish', async () => {
-            let last = '';
-            for (let attempt = 1; attempt <= 3; attempt++) {
-                try {
-                    const script = finish(this.target.tenant, { token: this.token, history, remove });
-                    const r = await this.shell.exec(script);
-                    if (r.code === 0) {
-                        this.ports.onLock?.({ ...this.lockEvent(), held: false });
-                        return r.stdout;
-                    }
-                    last = shell_describe(r);
-                }
-                catch (e) {
-                    last = e.message;
-                }
-                await this.ports.clock.sleep(500 * attempt);
-            }
-            throw new StepFailure('finish', `could not release the lock on ${this.target.tenant.path}: ${last}`);
-        }, (out) => finishDetail(out, history !== undefined, remove)).catch((e) => {
-            this.result.error = this.result.error ? `${this.result.error}; ${e.message}` : e.message;
+        await this.step('finish', () => this.release(history, remove), (out) => finishDetail(out, history !== undefined, remove)).catch((e) => {
+            const message = `${e.message}; left on the server: ${this.leftOnServer()}`;
+            this.result.error = this.result.error ? `${this.result.error}; ${message}` : message;
             if (this.result.outcome === 'deployed' || this.result.outcome === 'unchanged')
                 this.result.outcome = 'failed';
         });
+    }
+    /** The finish round trip, tried again (over a new connection when needed) until the recovery window ends. */
+    async release(history, remove) {
+        const clock = this.ports.clock;
+        const deadline = clock.now() + this.options.recoveryWindowMs;
+        let last;
+        for (let attempt = 1;; attempt++) {
+            try {
+                const r = await this.shell.exec(finish(this.target.tenant, { token: this.token, history, remove }));
+                if (r.code === 0) {
+                    this.ports.onLock?.({ ...this.lockEvent(), held: false });
+                    return r.stdout;
+                }
+                last = shell_describe(r);
+            }
+            catch (e) {
+                last = e.message;
+            }
+            const left = deadline - clock.now();
+            if (left <= 0)
+                throw new StepFailure('finish', `could not release the lock on ${this.target.tenant.path}: ${last}`);
+            await clock.sleep(Math.min(500 * attempt, left));
+        }
+    }
+    /** What a target whose last round trip never reached its server was left with, and how to mend it. */
+    leftOnServer() {
+        const t = this.target;
+        const parts = [
+            `the lock stays at ${t.tenant.path}/.fleet/lock (release it: ${unlockCommand(t.id)})`,
+            'no history entry was written',
+        ];
+        if (this.switched && this.result.outcome !== 'rolled-back')
+            parts.push(`the switch to ${this.version} was not rolled back, so the tenant may run ${this.version} or ${this.previousVersion || 'its old release'}: finish it with a deploy or a rollback`);
+        return parts.join('; ');
     }
     // ---- helpers of the steps ----
     /** Runs one step: times it, reports its start and end, and turns any error into a StepFailure. */
@@ -69508,8 +70059,8 @@ class TargetRun {
     async gate(version, cancellable) {
         const check = this.target.tenant.health;
         const probe = check.url !== undefined
-            ? () => this.ports.urlGet(check.url, check.timeoutMs)
-            : async () => (await this.shell.transport()).get(check.port, check.path, check.timeoutMs);
+            ? (timeoutMs) => this.ports.urlGet(check.url, timeoutMs)
+            : async (timeoutMs) => (await this.shell.transport()).get(check.port, check.path, timeoutMs);
         const g = await runGate(check, version, probe, this.ports.clock, cancellable ? this.ports.signal : undefined);
         if (!g.ok)
             throw new StepFailure('health', `health gate failed: ${g.reason}`);
@@ -69635,7 +70186,7 @@ async function deployFleet(plan, options, ports) {
             if (s)
                 s.remaining++;
             else
-                sessions.set(t.server.name, new Session(t.server, ports.connector, 1));
+                sessions.set(t.server.name, new Session(t.server, ports.connector, ports.clock, options.recoveryWindowMs, 1));
         }
     }
     const results = [];
@@ -69758,6 +70309,7 @@ async function deployFleet(plan, options, ports) {
 
 
 
+
 /** Each step's commands on the happy path, named as the deploy's report names them. */
 class Preview {
     target;
@@ -69791,7 +70343,7 @@ class Preview {
         return [];
     }
     backup() {
-        return this.cmd('backup', this.tenant.backup && commands_backup(this.tenant, '<time>'));
+        return this.cmd('backup', this.tenant.backup && backup_backup(this.tenant, '<time>'));
     }
     preDeploy() {
         return this.hooks('preDeploy', 'pre-deploy hook');
@@ -69836,14 +70388,51 @@ const systemClock = {
     }),
 };
 
+;// CONCATENATED MODULE: ./src/http/body.ts
+/**
+ * How much of a health answer a probe reads, for both probes (from the runner and through SSH): the
+ * first PROBE_BODY_LIMIT bytes, then the stream is closed. A server that sends an endless body cannot make
+ * the runner hold more than that, and the probe ends as soon as it has it.
+ */
+const PROBE_BODY_LIMIT = 64 * 1024;
+/** Reads at most `limit` bytes of a body (a Node stream or a web stream) and stops reading there. */
+async function readCapped(body, limit = PROBE_BODY_LIMIT) {
+    const chunks = [];
+    let size = 0;
+    // leaving the loop early calls the iterator's return(), which destroys or cancels the stream
+    for await (const chunk of body) {
+        const room = limit - size;
+        chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(chunk.byteLength, room)));
+        size += Math.min(chunk.byteLength, room);
+        if (chunk.byteLength >= room)
+            return { text: Buffer.concat(chunks).toString('utf8'), truncated: true };
+    }
+    return { text: Buffer.concat(chunks).toString('utf8'), truncated: false };
+}
+
 ;// CONCATENATED MODULE: ./src/http/fetch.ts
+
 async function fetchUrl(url, timeoutMs) {
-    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
-    const body = await response.text();
-    return { status: response.status, body: body.slice(0, 65536) };
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), timeoutMs);
+    try {
+        const response = await fetch(url, { signal: ac.signal, redirect: 'manual' });
+        const body = response.body ? (await readCapped(response.body)).text : '';
+        return { status: response.status, body };
+    }
+    catch (e) {
+        if (ac.signal.aborted)
+            throw new Error(`no answer within ${timeoutMs} ms`, { cause: e });
+        throw e;
+    }
+    finally {
+        clearTimeout(timer);
+        ac.abort(); // a body left unread (cut at the cap) is not kept open
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/report/render.ts
+
 
 
 const OUTCOME_ORDER = {
@@ -69876,7 +70465,7 @@ function renderReport(report) {
         `${plural(t.targets, 'target')}: ${parts.join(', ') || 'none'} in ${seconds(report.durationMs)}`,
     ];
     if (report.stopped)
-        lines.push(`Stopped: ${report.stopped}`);
+        lines.push(`Stopped: ${sanitizeLine(report.stopped)}`);
     return `${lines.join('\n')}\n`;
 }
 function reason(r) {
@@ -69885,54 +70474,6 @@ function reason(r) {
 }
 function succeeded(report) {
     return report.targets.every((r) => r.outcome === 'deployed' || r.outcome === 'unchanged');
-}
-
-;// CONCATENATED MODULE: ./src/deploy/locks.ts
-/** The longest a live deploy of this tenant goes between two touches of its lock, and which steps those are. */
-function longestQuiet(t, limits) {
-    const steps = [
-        { ms: limits.commandTimeoutMs, step: 'a remote command' },
-        { ms: limits.pullTimeoutMs, step: 'a pull' },
-        // the switch touches the lock as it starts; `compose up` and the health gate after it do not
-        {
-            ms: limits.pullTimeoutMs + t.health.deadlineMs + t.health.timeoutMs,
-            step: 'the switch and the health gate',
-        },
-        ...[...t.hooks.preDeploy, ...t.hooks.postDeploy, ...t.hooks.onRollback].map((h) => ({
-            ms: h.timeoutMs,
-            step: 'a hook',
-        })),
-    ];
-    return steps.reduce((a, b) => (b.ms > a.ms ? b : a));
-}
-/** A duration as people write it: 2h, 90m, 45s (exact). */
-const exact = (ms) => ms % 3_600_000 === 0
-    ? `${ms / 3_600_000}h`
-    : ms % 60_000 === 0
-        ? `${ms / 60_000}m`
-        : `${Math.ceil(ms / 1000)}s`;
-/** Whole minutes, rounded up (what a bound should be). */
-const minutes = (ms) => exact(Math.ceil(ms / 60_000) * 60_000);
-/**
- * A problem when `ageMs` could break the lock of a deploy that is still at work: it must be at least
- * twice the longest quiet stretch of any target (a margin for clocks and slow round trips).
- */
-function staleLockProblem(ageMs, targets, limits, source) {
-    let worst;
-    for (const target of targets) {
-        const q = longestQuiet(target.tenant, limits);
-        if (!worst || q.ms > worst.ms)
-            worst = { ...q, id: target.id };
-    }
-    if (!worst || ageMs >= 2 * worst.ms)
-        return undefined;
-    const least = Math.ceil((2 * worst.ms) / 60_000) * 60_000;
-    return {
-        path: [],
-        source,
-        message: `${exact(ageMs)} could break the lock of a deploy still at work: one may leave its lock untouched for up to ${minutes(worst.ms)} (${worst.step} of ${worst.id})`,
-        hint: `give at least twice that, e.g. ${minutes(least)}`,
-    };
 }
 
 ;// CONCATENATED MODULE: ./src/values.ts
@@ -70075,6 +70616,14 @@ const ROLLOUT_ROWS = {
         default: '3',
         check: atLeast(1),
         help: "tries of a target's pull before the target fails",
+    },
+    recoveryWindowMs: {
+        flag: 'recovery-window',
+        arg: 'DURATION',
+        input: 'recovery-window',
+        default: '60s',
+        check: timeout,
+        help: 'how long to keep reconnecting to a server that dropped off mid-deploy, to finish its rollback, history and unlock',
     },
     skipOnceHooks: {
         input: 'once-hooks',
@@ -70289,10 +70838,12 @@ function optionsHelp(names) {
 
 ;// CONCATENATED MODULE: ./src/ssh/known-hosts.ts
 /**
- * Host-key trust, pure: the keys pinned in the registry, or the lines of a known_hosts text (plain or
- * hashed `|1|salt|hash` host names, `[host]:port` for other ports). A server is trusted only when the
- * key it offers matches one of these; no match, or nothing pinned at all, is a refusal.
+ * Host-key trust, pure: the keys pinned in the registry, or the lines of a known_hosts text (host
+ * patterns with "*", "?" and "!", hashed `|1|salt|hash` names, `[host]:port` for other ports). A server
+ * is trusted only when the key it offers matches one of these; no match, or nothing pinned at all, is a
+ * refusal. As in OpenSSH, a key on a `@revoked` line for the host is refused even where it is pinned.
  */
+
 
 
 
@@ -70303,13 +70854,20 @@ function parseKnownHosts(text) {
         if (!line || line.startsWith('#'))
             continue;
         const parts = line.split(/\s+/);
-        if (parts[0]?.startsWith('@'))
-            continue; // @cert-authority / @revoked: not supported, never trusted
+        const marker = parts[0]?.startsWith('@') ? parts.shift() : undefined;
+        // @cert-authority (host certificates) is not supported: such a line trusts nothing here
+        if (marker !== undefined && marker !== '@revoked')
+            continue;
         const [hosts, type, b64] = parts;
         if (!hosts || !type || !b64)
             continue;
         const blob = Buffer.from(b64, 'base64');
-        const entry = { hosts: [], type, fingerprint: fingerprintOf(blob) };
+        const entry = {
+            hosts: [],
+            revoked: marker === '@revoked',
+            type,
+            fingerprint: fingerprintOf(blob),
+        };
         const hashed = /^\|1\|([^|]+)\|([^|]+)$/.exec(hosts);
         if (hashed)
             entry.hashed = { salt: Buffer.from(hashed[1], 'base64'), hash: hashed[2] };
@@ -70319,20 +70877,51 @@ function parseKnownHosts(text) {
     }
     return out;
 }
-function hostPattern(host, port) {
+/** The name known_hosts files use for a host: `host`, or `[host]:port` for another port than 22. */
+function hostName(host, port) {
     return port === 22 ? host : `[${host}]:${port}`;
 }
-function knownFingerprints(entries, host, port) {
-    const name = hostPattern(host, port);
-    return entries
-        .filter((e) => e.hashed
+/** OpenSSH's rule for a pattern list: some pattern matches and no negated ("!") one does. */
+function patternsMatch(patterns, name) {
+    let hit = false;
+    for (const pattern of patterns) {
+        const negated = pattern.startsWith('!');
+        if (!wildcardMatch((negated ? pattern.slice(1) : pattern).toLowerCase(), name.toLowerCase()))
+            continue;
+        if (negated)
+            return false;
+        hit = true;
+    }
+    return hit;
+}
+function entriesFor(entries, host, port) {
+    const name = hostName(host, port);
+    return entries.filter((e) => e.hashed
         ? (0,external_node_crypto_.createHmac)('sha1', e.hashed.salt).update(name).digest('base64') === e.hashed.hash
-        : e.hosts.includes(name))
+        : patternsMatch(e.hosts, name));
+}
+/** The fingerprints the known_hosts text revokes for host:port. */
+function revokedFingerprints(entries, host, port) {
+    return entriesFor(entries, host, port)
+        .filter((e) => e.revoked)
+        .map((e) => e.fingerprint);
+}
+/** The fingerprints the known_hosts text trusts for host:port: listed, and not revoked for it. */
+function knownFingerprints(entries, host, port) {
+    const revoked = revokedFingerprints(entries, host, port);
+    return entriesFor(entries, host, port)
+        .filter((e) => !e.revoked && !revoked.includes(e.fingerprint))
         .map((e) => e.fingerprint);
 }
 /** Decides whether `offered` (the raw key blob the server sent) is trusted for host:port. */
 function verifyHostKey(label, host, port, offered, pinned, knownHosts) {
     const fingerprint = fingerprintOf(offered);
+    if (revokedFingerprints(knownHosts, host, port).includes(fingerprint)) {
+        return {
+            ok: false,
+            message: `host key verification failed for ${label} (${host}:${port}): it offered ${fingerprint}, a key marked @revoked in the known_hosts text, which is refused even where it is pinned. Give the server a new host key and pin that one`,
+        };
+    }
     const expected = [...pinned.map((k) => k.fingerprint), ...knownFingerprints(knownHosts, host, port)];
     if (expected.includes(fingerprint))
         return { ok: true, fingerprint };
@@ -70347,26 +70936,55 @@ function verifyHostKey(label, host, port, offered, pinned, knownHosts) {
         message: `host key verification failed for ${label} (${host}:${port}): expected ${expected.join(' or ')}, but the server offered ${fingerprint}. If the key was rotated, pin the new one in the registry; otherwise this may be a man-in-the-middle`,
     };
 }
+/** What stops a host from being verified, before connecting: no usable key, or only revoked ones. */
+function trustProblem(what, host, port, pinned, known) {
+    const revoked = revokedFingerprints(known, host, port);
+    const pins = pinned.map((k) => k.fingerprint);
+    const usable = [...pins.filter((k) => !revoked.includes(k)), ...knownFingerprints(known, host, port)];
+    if (usable.length > 0)
+        return undefined;
+    const revokedPins = pins.filter((k) => revoked.includes(k));
+    const scan = `ssh-keyscan -p ${port} ${host}`;
+    if (revokedPins.length > 0)
+        return {
+            message: `${what} (${host}:${port}) is pinned only to revoked keys (${revokedPins.join(', ')} marked @revoked in the known_hosts text), so it cannot be verified`,
+            hint: `give it a new host key and pin that one; get it with: ${scan}`,
+        };
+    return {
+        message: `${what} (${host}:${port}) has no pinned host key and no known_hosts entry, so it cannot be verified`,
+        hint: `pin its key in the registry ("hostKey"), or pass a known_hosts text; get it with: ${scan}`,
+    };
+}
 /**
- * Before any server is touched: every server of the plan must have a pinned key or a known_hosts entry,
- * since an unknown key is never trusted. Names every server that has neither, with the fix.
+ * Before any server is touched: every server of the plan, and every jump host it is reached through, must
+ * have a pinned key or a known_hosts entry that is not revoked, since an unknown key is never trusted.
+ * Names every host that has none, with the fix.
  */
 function checkTrust(registry, plan, knownHostsText) {
     const known = parseKnownHosts(knownHostsText);
     const servers = new Map(plan.plan.flatMap((w) => w.targets).map((t) => [t.server.name, t.server]));
-    const untrusted = [...servers.values()].filter((s) => s.hostKeys.length === 0 && knownFingerprints(known, s.host, s.port).length === 0);
-    if (untrusted.length === 0)
-        return;
-    throw new ConfigurationError(untrusted.map((s) => ({
-        path: [...s.at, 'hostKey'],
-        source: registry.source,
-        message: `server ${s.name} (${s.host}:${s.port}) has no pinned host key and no known_hosts entry, so it cannot be verified`,
-        hint: `pin its key in the registry ("hostKey"), or pass a known_hosts text; get it with: ssh-keyscan -p ${s.port} ${s.host}`,
-    })));
+    const problems = [];
+    const jumps = new Set();
+    for (const s of servers.values()) {
+        const own = trustProblem(`server ${s.name}`, s.host, s.port, s.hostKeys, known);
+        if (own)
+            problems.push({ path: [...s.at, 'hostKey'], source: registry.source, ...own });
+        const j = s.jump;
+        if (!j || jumps.has(`${j.host}:${j.port}`))
+            continue;
+        jumps.add(`${j.host}:${j.port}`);
+        const jump = trustProblem(`jump host ${j.host} of server ${s.name}`, j.host, j.port, j.hostKeys, known);
+        if (jump)
+            problems.push({ path: [...s.at, 'jump', 'hostKey'], source: registry.source, ...jump });
+    }
+    if (problems.length)
+        throw new ConfigurationError(problems);
 }
 
 // EXTERNAL MODULE: external "node:http"
 var external_node_http_ = __nccwpck_require__(7067);
+;// CONCATENATED MODULE: external "node:string_decoder"
+const external_node_string_decoder_namespaceObject = require("node:string_decoder");
 // EXTERNAL MODULE: external "assert"
 var external_assert_ = __nccwpck_require__(2613);
 // EXTERNAL MODULE: external "fs"
@@ -71255,6 +71873,52 @@ class NodeSSH {
     }
 }
 
+;// CONCATENATED MODULE: ./src/ssh/tail.ts
+/**
+ * What the transport keeps of a command's output: the last `limit` bytes of each stream. A command that
+ * prints hundreds of megabytes (a chatty hook) costs the runner no more than that, and the output keeps
+ * its end, where errors are; a marker line says how much was cut.
+ */
+const STDOUT_TAIL_LIMIT = 1024 * 1024; // room for the tool's own structured answers (200 history lines)
+const STDERR_TAIL_LIMIT = 64 * 1024;
+class OutputTail {
+    stream;
+    limit;
+    chunks = [];
+    size = 0;
+    cut = 0;
+    constructor(stream, limit) {
+        this.stream = stream;
+        this.limit = limit;
+    }
+    push(chunk) {
+        this.chunks.push(chunk);
+        this.size += chunk.length;
+        if (this.size > this.limit * 2)
+            this.trim(); // amortised: trim when twice the limit is held
+    }
+    text() {
+        this.trim();
+        let kept = Buffer.concat(this.chunks);
+        if (this.cut === 0)
+            return kept.toString('utf8');
+        let skip = 0; // start on a whole UTF-8 character
+        while (skip < kept.length && skip < 3 && (kept[skip] & 0xc0) === 0x80)
+            skip++;
+        kept = kept.subarray(skip);
+        return `[fleet-deploy: ${this.cut + skip} bytes of ${this.stream} cut here; the last ${kept.length} bytes follow]\n${kept.toString('utf8')}`;
+    }
+    trim() {
+        if (this.size <= this.limit)
+            return;
+        const all = Buffer.concat(this.chunks);
+        const drop = all.length - this.limit;
+        this.cut += drop;
+        this.chunks = [Buffer.from(all.subarray(drop))]; // a copy: the dropped head is freed
+        this.size = this.limit;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/ssh/transport.ts
 /**
  * The SSH edge: Connector and Transport over node-ssh (ssh2). One connection per server, host key
@@ -71262,6 +71926,9 @@ class NodeSSH {
  * keepalive, an 'error' listener (without one a dead link crashes the process), a timeout on every
  * command, and retries with backoff for transient connect errors only.
  */
+
+
+
 
 
 
@@ -71384,12 +72051,14 @@ class SshTransport {
     get alive() {
         return !this.lost;
     }
-    exec(script, { timeoutMs }) {
+    exec(script, { timeoutMs, onOutput, pty, signal }) {
         return new Promise((resolve) => {
             if (this.lost)
                 return resolve({ code: null, stdout: '', stderr: 'the connection was lost' });
-            let stdout = '';
-            let stderr = '';
+            if (signal?.aborted)
+                return resolve({ code: null, stdout: '', stderr: 'stopped' });
+            const stdout = new OutputTail('stdout', STDOUT_TAIL_LIMIT);
+            const stderr = new OutputTail('stderr', STDERR_TAIL_LIMIT);
             let done = false;
             let channel;
             const finish = (code, extra = '') => {
@@ -71398,23 +72067,30 @@ class SshTransport {
                 done = true;
                 clearTimeout(timer);
                 this.inFlight.delete(onClose);
-                resolve({ code, stdout, stderr: stderr + extra });
+                signal?.removeEventListener('abort', onAbort);
+                resolve({ code, stdout: stdout.text(), stderr: stderr.text() + extra });
             };
             const onClose = () => finish(null, '\nthe connection was lost');
             this.inFlight.add(onClose);
+            const onAbort = () => {
+                channel?.close();
+                finish(null, '\nstopped');
+            };
+            signal?.addEventListener('abort', onAbort, { once: true });
             const timer = setTimeout(() => {
                 channel?.close();
                 finish(null, `\ntimed out after ${Math.round(timeoutMs / 1000)} s`);
             }, timeoutMs);
             try {
-                this.client.exec(script.text, (err, ch) => {
+                this.client.exec(script.text, pty ? { pty: true } : {}, (err, ch) => {
                     if (err)
                         return finish(null, err.message);
                     channel = ch;
                     let exit;
                     let signal;
-                    ch.on('data', (d) => (stdout += d.toString('utf8')));
-                    ch.stderr.on('data', (d) => (stderr += d.toString('utf8')));
+                    const utf8 = new external_node_string_decoder_namespaceObject.StringDecoder('utf8'); // a character split across chunks stays whole
+                    ch.on('data', (d) => (onOutput ? onOutput(utf8.write(d)) : stdout.push(d)));
+                    ch.stderr.on('data', (d) => stderr.push(d));
                     ch.on('exit', (code, sig) => {
                         exit = typeof code === 'number' ? code : null;
                         signal = sig;
@@ -71466,13 +72142,9 @@ class SshTransport {
                     createConnection: () => ch,
                     headers: { connection: 'close' },
                 }, (res) => {
-                    let body = '';
-                    res.setEncoding('utf8');
-                    res.on('data', (c) => (body.length < 65536 ? (body += c) : undefined));
-                    res.on('end', () => settle(() => resolve({ status: res.statusCode ?? 0, body })));
                     // an answer cut off mid-body fails now, not when the timer fires
                     res.on('aborted', () => settle(() => reject(new Error('the answer was cut off'))));
-                    res.on('error', (e) => settle(() => reject(e)));
+                    readCapped(res).then(({ text }) => settle(() => resolve({ status: res.statusCode ?? 0, body: text })), (e) => settle(() => reject(e)));
                 });
                 req.on('error', (e) => settle(() => reject(e)));
                 req.end();
@@ -71497,6 +72169,7 @@ async function loadRegistry(values, io) {
 }
 
 ;// CONCATENATED MODULE: ./src/cli/progress.ts
+
 
 const COLORS = { red: 31, green: 32, yellow: 33, dim: 2, bold: 1 };
 class Progress {
@@ -71539,7 +72212,7 @@ class Progress {
             this.running.add(e.target);
         if (this.o.tty) {
             if (e.status === 'fail')
-                this.line(`${e.target}  ${this.paint(`${e.step} failed`, 'red')}: ${e.detail ?? ''}`);
+                this.line(`${e.target}  ${this.paint(`${e.step} failed`, 'red')}: ${sanitizeLine(e.detail ?? '')}`);
             else
                 this.status();
             return;
@@ -71547,7 +72220,7 @@ class Progress {
         if (e.status === 'start' && !e.detail)
             return;
         const state = e.status === 'ok' ? 'ok' : e.status === 'fail' ? 'FAILED' : '';
-        this.o.write(`${e.target}  ${e.step}  ${state}${e.ms !== undefined ? `  ${seconds(e.ms)}` : ''}${e.detail ? `  ${e.detail}` : ''}\n`);
+        this.o.write(`${e.target}  ${e.step}  ${state}${e.ms !== undefined ? `  ${seconds(e.ms)}` : ''}${e.detail ? `  ${sanitizeLine(e.detail)}` : ''}\n`);
     };
     onTarget = (r) => {
         this.running.delete(r.id);
@@ -71559,7 +72232,7 @@ class Progress {
             : r.outcome === 'skipped'
                 ? 'yellow'
                 : 'red';
-        this.line(`${r.id}  ${this.paint(r.outcome, color)}  ${seconds(r.durationMs)}${r.error && r.outcome !== 'skipped' ? `  ${r.error}` : ''}`);
+        this.line(`${r.id}  ${this.paint(r.outcome, color)}  ${seconds(r.durationMs)}${r.error && r.outcome !== 'skipped' ? `  ${sanitizeLine(r.error)}` : ''}`);
     };
     finish() {
         if (this.o.tty && this.statusShown)
@@ -71600,6 +72273,7 @@ const ROLLOUT_FLAGS = [
     'commandTimeoutMs',
     'pullTimeoutMs',
     'pullAttempts',
+    'recoveryWindowMs',
     'actor',
 ];
 const DEPLOY_FLAGS = ['version', ...ROLLOUT_FLAGS, 'dryRun'];
@@ -71653,6 +72327,7 @@ async function runDeploy(values, io, mode = 'deploy') {
         clock: systemClock,
         urlGet: fetchUrl,
         signal: io.signal,
+        onLock: io.onLock,
         onStep: progress.onStep,
         onTarget: progress.onTarget,
         onWave: progress.onWave,
@@ -71703,6 +72378,91 @@ function printDryRun(plan, version, io) {
     return 0;
 }
 
+;// CONCATENATED MODULE: ./src/deploy/each-server.ts
+/** The targets grouped by server, in the order they were given. */
+function byServer(targets) {
+    const groups = new Map();
+    for (const t of targets)
+        groups.set(t.server.name, [...(groups.get(t.server.name) ?? []), t]);
+    return [...groups.values()];
+}
+/** Runs `items` through `work`, at most `limit` at once. */
+async function bounded(items, limit, work) {
+    let next = 0;
+    const lanes = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+        while (next < items.length)
+            await work(items[next++]);
+    });
+    await Promise.all(lanes);
+}
+/** Each target's outcome, keyed by target id (every target of `targets` has one). */
+async function eachServer(targets, connector, work, options = {}) {
+    const results = new Map();
+    await bounded(byServer(targets), options.concurrency ?? 8, async (list) => {
+        const server = list[0].server;
+        let transport;
+        try {
+            transport = await connector.connect(options.as ? options.as(server) : server);
+        }
+        catch (e) {
+            for (const t of list)
+                results.set(t.id, { ok: false, error: e.message });
+            return;
+        }
+        try {
+            await bounded(list, options.perServer ?? 1, async (t) => {
+                try {
+                    results.set(t.id, { ok: true, value: await work(t, transport) });
+                }
+                catch (e) {
+                    results.set(t.id, { ok: false, error: e.message });
+                }
+            });
+        }
+        finally {
+            await transport.close();
+        }
+    });
+    return results;
+}
+
+;// CONCATENATED MODULE: ./src/cli/remote.ts
+
+
+
+
+
+/** The flags of every remote command. */
+const REMOTE_OPTIONS = {
+    registry: { type: 'string', short: 'r' },
+    select: { type: 'string', short: 's' },
+    key: { type: 'string' },
+    'known-hosts': { type: 'string' },
+    concurrency: { type: 'string', short: 'c' },
+};
+/** Their help lines, for each command's usage. */
+const REMOTE_HELP = `  -r, --registry FILE   the server registry (default: $FLEET_REGISTRY or servers/production.json)
+  -s, --select EXPR     which targets (default: every target)
+  -c, --concurrency N   servers worked on at once, one SSH connection each (default 8)
+      --key FILE        SSH private key (default: $FLEET_SSH_KEY, or $FLEET_SSH_KEY_FILE)
+      --known-hosts FILE  trusted host keys besides the registry's pins
+  -h, --help            show this help`;
+async function openRemote(values, io, ssh = {}) {
+    const registry = await loadRegistry(values, io);
+    const plan = planDeployment(registry, {
+        select: values.select,
+        waves: values.waves,
+    });
+    const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
+    return {
+        registry,
+        targets: plan.plan.flatMap((w) => w.targets),
+        waveOf: new Map(plan.plan.flatMap((w) => w.targets.map((t) => [t.id, w.index]))),
+        connector: new SshConnector({ privateKey, knownHosts, ...ssh }),
+        concurrency: wholeNumber(values.concurrency, '--concurrency', 8),
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/cli/history.ts
 /** `fleet-deploy history`: the release history of the selected targets, read over SSH. */
 
@@ -71712,51 +72472,26 @@ function printDryRun(plan, version, io) {
 
 
 
-
-const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--key FILE] [--known-hosts FILE]
+const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--concurrency N] [--key FILE] [--known-hosts FILE]
 
 Reads each selected target's release history (.fleet/history.jsonl in its directory: time, actor, CI run,
 outcome, from → to, digests), newest first, over one SSH connection per server.
 
 Options:
-  -r, --registry FILE   the server registry (default: $FLEET_REGISTRY or servers/production.json)
-  -s, --select EXPR     which targets (default: every target)
   -n, --limit N         entries per target (default 10)
   -f, --format FORMAT   table (default) or json
-      --key FILE        SSH private key (default: $FLEET_SSH_KEY, or $FLEET_SSH_KEY_FILE)
-      --known-hosts FILE  trusted host keys besides the registry's pins
-  -h, --help            show this help`;
+${REMOTE_HELP}`;
 async function runHistory(values, io) {
-    const registry = await loadRegistry(values, io);
     const limit = wholeNumber(values.limit, '--limit', 10);
     const format = values.format ?? 'table';
-    const plan = planDeployment(registry, { select: values.select });
-    const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
-    const connector = new SshConnector({ privateKey, knownHosts });
-    const targets = plan.plan.flatMap((w) => w.targets);
-    const byServer = new Map();
-    for (const t of targets)
-        byServer.set(t.server.name, [...(byServer.get(t.server.name) ?? []), t]);
-    const results = new Map();
-    await Promise.all([...byServer.values()].map(async (list) => {
-        let transport;
-        try {
-            transport = await connector.connect(list[0].server);
-            for (const t of list) {
-                const r = await transport.exec(readHistory(t.tenant, limit), { timeoutMs: 30_000 });
-                results.set(t.id, r.code === 0
-                    ? parseHistory(r.stdout.split('\n')).reverse()
-                    : `cannot read the history: exit code ${r.code}: ${r.stderr.trim()}`);
-            }
-        }
-        catch (e) {
-            for (const t of list)
-                results.set(t.id, e.message);
-        }
-        finally {
-            await transport?.close();
-        }
-    }));
+    const { targets, connector, concurrency } = await openRemote(values, io);
+    const outcomes = await eachServer(targets, connector, async (t, transport) => {
+        const r = await transport.exec(readHistory(t.tenant, limit), { timeoutMs: 30_000 });
+        if (r.code !== 0)
+            throw new Error(`cannot read the history: ${shell_describe(r)}`);
+        return parseHistory(r.stdout.split('\n')).reverse();
+    }, { concurrency });
+    const results = new Map([...outcomes].map(([id, o]) => [id, o.ok ? o.value : o.error]));
     let failed = false;
     if (format === 'json') {
         io.stdout(`${JSON.stringify(Object.fromEntries(targets.map((t) => [t.id, results.get(t.id)])), null, 2)}\n`);
@@ -71788,10 +72523,890 @@ async function runHistory(values, io) {
     return failed ? 1 : 0;
 }
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = require("node:fs");
+;// CONCATENATED MODULE: ./src/cli/unlock.ts
+/**
+ * `fleet-deploy unlock`: shows the deploy locks of the selected targets — who holds each, which run,
+ * since when, how long ago its holder last touched it, and the switch it was making if it was cut off
+ * there — and releases those whose holder is gone. A lock whose holder still looks at work (touched
+ * within twice the longest quiet stretch of a live deploy) is only released with --force, said so.
+ */
+
+
+
+
+
+
+
+const FLAGS = [
+    'registry',
+    'select',
+    'key',
+    'knownHosts',
+    'commandTimeoutMs',
+    'pullTimeoutMs',
+    'actor',
+];
+const UNLOCK_OPTIONS = { ...flagOptions(FLAGS), force: { type: 'boolean' } };
+const UNLOCK_USAGE = `${synopsis('unlock', FLAGS)} [--force]
+
+Shows each selected target's deploy lock: who holds it, which run, since when, how long ago its holder last
+touched it, and the switch it was making if it was cut off there. Releases a lock whose holder is gone (not
+touched for twice the longest stretch a live deploy stays quiet, from the timeouts below). A lock that
+still looks in use is left alone unless --force is given. Releasing a lock cut off mid-switch records that
+in the target's history.
+
+Options:
+${optionsHelp(FLAGS)}
+      --force  release locks that still look in use (their deploy was killed, say)
+
+Exit codes: 0 nothing left locked, 1 a lock is still held, 2 bad input.`;
+/** What an interrupted deploy was switching, from the note it left in its lock (server text, checked). */
+function interruptedSwitch(note) {
+    if (!note)
+        return undefined;
+    try {
+        const n = JSON.parse(note);
+        if (typeof n.to !== 'string' || !isVersion(n.to))
+            return undefined;
+        const from = typeof n.from === 'string' && isVersion(n.from) ? n.from : undefined;
+        return { to: n.to, ...(from ? { from } : {}) };
+    }
+    catch {
+        return undefined;
+    }
+}
+async function runUnlock(values, io) {
+    const flags = fromFlags(values);
+    const remote = await openRemote(values, io, { passphrase: io.env.FLEET_SSH_PASSPHRASE });
+    const limits = rolloutSettings(flags, remote.targets);
+    const who = identity(flags, io.env, 'cli');
+    const force = Boolean(values.force);
+    const results = await eachServer(remote.targets, remote.connector, unlockTarget, {
+        concurrency: remote.concurrency,
+    });
+    const rows = remote.targets.map((target) => {
+        const r = results.get(target.id);
+        return r.ok ? r.value : { target, lock: 'unknown', holder: '', action: r.error, held: true };
+    });
+    io.stdout(`${table(['TARGET', 'LOCK', 'HOLDER', 'ACTION'], rows.map((r) => [r.target.id, r.lock, r.holder, r.action]))}\n`);
+    return rows.some((r) => r.held) ? 1 : 0;
+    async function unlockTarget(target, transport) {
+        const t = target.tenant;
+        const r = await transport.exec(inspectLock(t), { timeoutMs: limits.commandTimeoutMs });
+        if (r.code !== 0)
+            return { target, lock: 'unknown', holder: '', action: `cannot read: exit ${r.code}`, held: true };
+        const lock = parseLock(r.stdout);
+        if (!lock)
+            return { target, lock: 'free', holder: '', action: '', held: false };
+        const holder = describeHolder(lock.owner, lock.ageS);
+        const quiet = longestQuiet(t, limits);
+        const gone = lock.ageS * 1000 >= 2 * quiet.ms;
+        const cut = interruptedSwitch(lock.switchNote);
+        const state = cut
+            ? `cut off while switching ${cut.from ?? 'nothing'} → ${cut.to}: it may run either; finish with \`fleet-deploy deploy --version ${cut.to}\`${cut.from ? ` or \`fleet-deploy rollback --to ${cut.from}\`` : ''}`
+            : 'held';
+        if (!gone && !force)
+            return {
+                target,
+                lock: state,
+                holder,
+                action: `kept: its holder may be at work (a live deploy can stay quiet ${Math.ceil(quiet.ms / 60_000)} min, ${quiet.step}); --force releases it`,
+                held: true,
+            };
+        const owner = parseLockOwner(lock.owner);
+        const release = (version) => ({
+            refs: {},
+            ...(version ? { version } : {}),
+            imageIds: [],
+            digests: [],
+        });
+        const entry = cut
+            ? historyLine({
+                time: new Date(),
+                actor: who.actor,
+                run: who.runId,
+                target: target.id,
+                outcome: 'failed',
+                previous: release(cut.from),
+                next: release(cut.to),
+                rollback: false,
+                error: `deploy of ${owner?.run ?? 'an unknown run'} cut off during the switch; lock released by fleet-deploy unlock`,
+            })
+            : undefined;
+        const script = owner?.token
+            ? finish(t, { token: owner.token, ...(entry ? { history: entry } : {}) })
+            : force
+                ? breakLock(t)
+                : undefined;
+        if (!script)
+            return {
+                target,
+                lock: state,
+                holder,
+                action: 'kept: its owner cannot be read; --force releases it',
+                held: true,
+            };
+        const done = await transport.exec(script, { timeoutMs: limits.commandTimeoutMs });
+        const released = done.code === 0 && done.stdout.includes('@@unlock released');
+        return {
+            target,
+            lock: state,
+            holder,
+            action: released
+                ? `released${gone ? '' : ' (forced: it looked in use)'}${entry ? ', history noted' : ''}`
+                : `not released: ${done.code === 0 ? 'the lock changed hands meanwhile' : `exit ${done.code}`}`,
+            held: !released,
+        };
+    }
+}
+
+;// CONCATENATED MODULE: ./src/deploy/prune.ts
+
+const prune_release = (refs) => ({ refs, imageIds: [], digests: [] });
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+function serverPrunable(tenants) {
+    const kept = new Set();
+    const prunable = new Set();
+    for (const t of tenants) {
+        const entries = parseHistory(t.history);
+        // the release the running one replaced: the `from` of the newest deploy that brought it in
+        const brought = [...entries]
+            .reverse()
+            .find((e) => e.outcome === 'deployed' && e.toRefs && same(e.toRefs, t.env));
+        const r = new History(entries).retention(prune_release(t.env), prune_release(brought?.fromRefs ?? {}), t.tenant.keepReleases);
+        r.kept.forEach((ref) => kept.add(ref));
+        r.prunable.forEach((ref) => prunable.add(ref));
+    }
+    return [...prunable].filter((ref) => !kept.has(ref)).sort();
+}
+
+;// CONCATENATED MODULE: ./src/remote/status.ts
+
+
+
+const CONFIG_HASH_LABEL = 'com.docker.compose.config-hash';
+const INSPECT = `{{.Name}}|{{.State.Status}}|{{.Image}}|{{index .Config.Labels "${CONFIG_HASH_LABEL}"}}|{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}`;
+function inspectTenant(t, historyLines = 50) {
+    const lines = [shell_sh `cd -- ${t.path} 2>/dev/null || { echo '@@nodir'; exit 0; }`];
+    if (t.commands) {
+        lines.push(shell_sh `echo '@@current'; sh -c ${t.commands.current} 2>/dev/null | head -n 1`);
+    }
+    else {
+        const engine = engineOf(t.compose.command);
+        const names = t.images.map((i) => i.variable).join('|');
+        lines.push(deriveProject(t));
+        lines.push(shell_sh `echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env 2>/dev/null`);
+        lines.push(shell_sh `echo '@@containers'; ids=$(${containersOf(t, PROJECT_VAR, true)}) || ids=; if [ -n "$ids" ]; then ${engine} inspect --format ${INSPECT} $ids; echo '@@images'; ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' $(${engine} inspect --format '{{.Image}}' $ids | sort -u) 2>/dev/null; fi`);
+    }
+    lines.push(shell_sh `if [ -d ${LOCK_DIR} ]; then echo "@@lock $(( $(date +%s) - $(stat -c %Y ${LOCK_DIR}) ))"; head -c 2048 ${`${LOCK_DIR}/owner`} 2>/dev/null; echo; fi`);
+    lines.push(shell_sh `echo '@@history'; tail -n ${historyLines} ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
+    return shell_named('inspectTenant', new Script(lines.map(String).join('\n')));
+}
+const CONTAINER_STATES = (/* unused pure expression or super */ null && (['running', 'paused', 'stopped', 'restarting', 'missing']));
+/** The engine's states in the five words status uses. */
+function stateOf(engineState) {
+    if (engineState === 'running' || engineState === 'paused' || engineState === 'restarting')
+        return engineState;
+    return 'stopped'; // created, exited, dead, removing, configured, stopping
+}
+const status_NAME = /^\/?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const WORD = /^[a-z]{1,20}$/;
+const HASH = /^[a-f0-9]{64}$/;
+function parseContainer(line) {
+    const [name = '', state = '', image = '', hash = '', health = ''] = line.split('|');
+    if (!status_NAME.test(name) || !WORD.test(state) || !/^(sha256:)?[a-f0-9]{64}$/.test(image))
+        return undefined;
+    return {
+        name: name.replace(/^\//, ''),
+        state: stateOf(state),
+        image: normalizeId(image),
+        ...(HASH.test(hash) ? { configHash: hash } : {}),
+        health: WORD.test(health) ? health : 'unknown',
+    };
+}
+function parseInspection(stdout) {
+    const out = { noDirectory: false, env: {}, containers: [], digests: {}, history: [] };
+    let section = '';
+    const lockLines = [];
+    const imageLines = [];
+    for (const raw of stdout.split('\n')) {
+        const line = raw.trimEnd();
+        const marker = /^@@(\w+)(?: (.*))?$/.exec(line);
+        if (marker) {
+            section = marker[1];
+            if (section === 'nodir')
+                out.noDirectory = true;
+            if (section === 'project' && COMPOSE_PROJECT.re.test(marker[2] ?? ''))
+                out.project = marker[2];
+            if (section === 'lock')
+                out.lock = { ageS: Number(marker[2]) || 0, owner: '' };
+            continue;
+        }
+        if (!line.trim())
+            continue;
+        if (section === 'env') {
+            const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
+            if (m)
+                out.env[m[1]] = m[2].trim().replace(/^(["'])(.*)\1$/, '$2');
+        }
+        else if (section === 'containers') {
+            const c = parseContainer(line);
+            if (c)
+                out.containers.push(c);
+        }
+        else if (section === 'images')
+            imageLines.push(line);
+        else if (section === 'lock')
+            lockLines.push(line);
+        else if (section === 'current')
+            out.current = line.trim().slice(0, 200);
+        else if (section === 'history')
+            out.history.push(line);
+    }
+    for (const i of parseImages(imageLines.join('\n')))
+        out.digests[i.id] = i.digests;
+    if (out.lock)
+        out.lock.owner = lockLines.join('\n').trim();
+    return out;
+}
+/**
+ * Removes images (`dryRun`: only measures them): prints `@@image REF BYTES` for each present, then
+ * `@@removed REF` or `@@kept REF` (the engine refused: a container, even a stopped one, still uses it).
+ */
+function removeImages(t, refs, dryRun) {
+    const engine = engineOf(t.compose.command);
+    const remove = dryRun
+        ? shell_sh ``
+        : shell_sh ` if ${engine} image rm -- "$ref" >/dev/null 2>&1; then echo "@@removed $ref"; else echo "@@kept $ref"; fi;`;
+    return shell_named('removeImages', shell_sh `for ref in ${[...refs]}; do size=$(${engine} image inspect --format '{{.Size}}' -- "$ref" 2>/dev/null) || continue; echo "@@image $ref $size";${remove} done`);
+}
+
+;// CONCATENATED MODULE: ./src/cli/prune.ts
+/**
+ * `fleet-deploy prune`: the deploy's image retention as a command. Per server, over its one connection:
+ * read every selected tenant's running release and history, then remove the images of older releases
+ * that no tenant sharing the server keeps (src/deploy/prune.ts). `--dry-run` lists them and their size.
+ */
+
+
+
+
+
+
+const PRUNE_USAGE = `fleet-deploy prune [--select EXPR] [--dry-run] [options]
+
+Removes the images of releases older than each tenant's last keepReleases, as a deploy does after it
+succeeds — never the image a tenant runs, the release before it, nor one any other tenant of the same
+server keeps. Only images this tool deployed (from the histories) are considered. Select whole servers:
+tenants of a server left out of the selection are not read, so prune skips servers selected only in part.
+
+Options:
+      --dry-run         list what would be removed and the space it would free; remove nothing
+${REMOTE_HELP}`;
+const PRUNE_OPTIONS = { ...REMOTE_OPTIONS, 'dry-run': { type: 'boolean' } };
+async function pruneServer(list, exec, dryRun) {
+    const tenants = [];
+    for (const t of list) {
+        const i = parseInspection(await exec(inspectTenant(t.tenant, 200)));
+        tenants.push({ tenant: t.tenant, env: i.env, history: i.history });
+    }
+    const refs = serverPrunable(tenants);
+    if (!refs.length)
+        return [];
+    const out = await exec(removeImages(list[0].tenant, refs, dryRun));
+    const images = new Map();
+    for (const line of out.split('\n')) {
+        const m = /^@@(image|removed|kept) (\S+)(?: (\d+))?$/.exec(line.trim());
+        if (!m || !refs.includes(m[2]))
+            continue;
+        if (m[1] === 'image')
+            images.set(m[2], { image: m[2], bytes: Number(m[3] ?? 0), removed: false });
+        else if (m[1] === 'removed' && images.has(m[2]))
+            images.get(m[2]).removed = true;
+    }
+    return [...images.values()];
+}
+async function runPrune(values, io) {
+    const { registry, targets, connector, concurrency } = await openRemote(values, io);
+    const dryRun = Boolean(values['dry-run']);
+    const whole = byServer(targets).filter((list) => {
+        const all = registry.servers.find((s) => s.name === list[0].server.name).tenants.length;
+        if (list.length === all)
+            return true;
+        io.stderr(`${list[0].server.name}: skipped, only ${list.length} of its ${all} tenants are selected\n`);
+        return false;
+    });
+    const results = await eachServer(whole.map((list) => list[0]), connector, (first, transport) => pruneServer(whole.find((l) => l[0] === first), async (script) => {
+        const r = await transport.exec(script, { timeoutMs: 300_000 });
+        if (r.code !== 0)
+            throw new Error(shell_describe(r));
+        return r.stdout;
+    }, dryRun), { concurrency });
+    const rows = [];
+    let freed = 0;
+    let failed = 0;
+    for (const [id, r] of results) {
+        const server = id.split('/')[0];
+        if (!r.ok) {
+            failed++;
+            rows.push([server, '', '', `failed: ${r.error}`]);
+            continue;
+        }
+        for (const p of r.value) {
+            if (dryRun || p.removed)
+                freed += p.bytes;
+            const what = dryRun ? 'would remove' : p.removed ? 'removed' : 'kept (a container uses it)';
+            rows.push([server, p.image, `${(p.bytes / (1 << 20)).toFixed(1)} MiB`, what]);
+        }
+        if (!r.value.length)
+            rows.push([server, '(nothing to prune)', '', '']);
+    }
+    io.stdout(`${table(['SERVER', 'IMAGE', 'SIZE', dryRun ? 'DRY RUN' : 'RESULT'], rows)}\n`);
+    io.stdout(`${dryRun ? 'Would free' : 'Freed'} ${(freed / (1 << 20)).toFixed(1)} MiB on ${plural(results.size, 'server')}\n`);
+    return failed ? 1 : 0;
+}
+
+;// CONCATENATED MODULE: ./src/remote/logs.ts
+
+
+const SINCE = /^(?:\d+[smhd]|\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2})?Z?)?)$/;
+function logs(t, o) {
+    const engine = engineOf(t.compose.command);
+    const flags = [
+        '--tail',
+        String(o.tail),
+        ...(o.since ? ['--since', o.since] : []),
+        ...(o.follow ? ['--follow'] : []),
+    ];
+    // a container's name from the server is only used when it is a plain name (it goes into sed's text)
+    const name = shell_sh `name=$(${engine} inspect --format '{{.Name}}' "$id" 2>/dev/null); name=${new Script('${name#/}')}; case "$name" in '' | *[!A-Za-z0-9_.-]*) name=$id ;; esac`;
+    return shell_named('logs', shell_sh `cd -- ${t.path} && { ${deriveProject(t)}; } >/dev/null && ids=$(${containersOf(t, PROJECT_VAR, true)}) && for id in $ids; do ${name}; ${engine} logs ${flags} "$id" 2>&1 | sed "s|^|$name |" & done; wait`);
+}
+
+;// CONCATENATED MODULE: ./src/cli/logs.ts
+/**
+ * `fleet-deploy logs`: the selected tenants' container logs, each line prefixed by its target; with -f,
+ * following every tenant at once — one connection per server, one exec channel per tenant on it.
+ */
+
+
+
+
+
+
+
+const LOGS_USAGE = `fleet-deploy logs [--select EXPR] [--tail N] [--since TIME] [-f] [options]
+
+Prints the logs of the selected tenants' containers, each line as "TARGET CONTAINER line". With -f it
+keeps following all of them at once (Ctrl-C stops) over one SSH connection per server.
+
+Options:
+  -n, --tail N          lines per container (default 100)
+      --since TIME      only lines since TIME: a duration (10m, 2h, 1d) or a date (2024-05-01T12:00:00Z)
+  -f, --follow          keep following (at most 10 tenants a server: sshd's MaxSessions)
+${REMOTE_HELP}`;
+const LOGS_OPTIONS = {
+    ...REMOTE_OPTIONS,
+    tail: { type: 'string', short: 'n' },
+    since: { type: 'string' },
+    follow: { type: 'boolean', short: 'f' },
+};
+function sinceFlag(values) {
+    const since = values.since;
+    if (since === undefined || SINCE.test(since))
+        return since;
+    throw new ConfigurationError([
+        {
+            path: [],
+            source: '--since',
+            message: `${JSON.stringify(since)} is not a time`,
+            hint: 'use a duration such as 10m, 2h or 1d, or a date such as 2024-05-01T12:00:00Z',
+        },
+    ]);
+}
+/** Writes whole lines only, each prefixed by its target and cleaned of terminal escapes, whatever the chunks' boundaries. */
+function lineWriter(prefix, write) {
+    let rest = '';
+    return {
+        chunk(text) {
+            const lines = (rest + text.replaceAll('\r\n', '\n')).split('\n');
+            rest = lines.pop();
+            if (lines.length)
+                write(lines.map((l) => `${prefix} ${sanitizeLine(l)}\n`).join(''));
+        },
+        end() {
+            if (rest)
+                write(`${prefix} ${sanitizeLine(rest)}\n`);
+        },
+    };
+}
+async function runLogs(values, io) {
+    const options = {
+        tail: wholeNumber(values.tail, '--tail', 100, 0),
+        since: sinceFlag(values),
+        follow: Boolean(values.follow),
+    };
+    const { targets, connector, concurrency } = await openRemote(values, io);
+    const results = await eachServer(targets, connector, async (t, transport) => {
+        const out = lineWriter(t.id, io.stdout);
+        const r = await transport.exec(logs(t.tenant, options), {
+            timeoutMs: options.follow ? 2 ** 31 - 1 : 120_000,
+            onOutput: (text) => out.chunk(text),
+            // following: a terminal, so the remote `logs -f` is hung up when the channel closes
+            pty: options.follow,
+            ...(io.signal ? { signal: io.signal } : {}),
+        });
+        out.end();
+        if (r.code !== 0 && !io.signal?.aborted)
+            throw new Error(shell_describe(r));
+    }, { concurrency, perServer: options.follow ? 10 : 4 });
+    let failed = 0;
+    for (const [id, r] of results)
+        if (!r.ok) {
+            failed++;
+            io.stderr(`${id}: cannot read the logs: ${sanitizeLine(r.error)}\n`);
+        }
+    return failed ? 1 : 0;
+}
+
+;// CONCATENATED MODULE: ./src/deploy/status.ts
+
+
+
+/** The defaults of --command-timeout and --pull-timeout: how long a live deploy may leave its lock untouched. */
+const DEFAULT_LIMITS = { commandTimeoutMs: 120_000, pullTimeoutMs: 900_000 };
+function aggregate(states) {
+    if (states.length === 0)
+        return 'missing';
+    for (const s of ['restarting', 'paused', 'stopped'])
+        if (states.includes(s))
+            return s;
+    return 'running';
+}
+function healthOf(states) {
+    for (const h of ['unhealthy', 'starting', 'healthy'])
+        if (states.includes(h))
+            return h;
+    return states.length ? 'none' : '';
+}
+function lockOf(target, lock) {
+    let owner = {};
+    try {
+        owner = JSON.parse(lock.owner);
+    }
+    catch {
+        // an owner that is not ours to read is shown as text
+    }
+    const text = (v) => (typeof v === 'string' && !/[\r\n]/.test(v) ? v.slice(0, 200) : undefined);
+    const quietMs = longestQuiet(target.tenant, DEFAULT_LIMITS).ms;
+    return {
+        ageS: lock.ageS,
+        owner: lock.owner.slice(0, 500),
+        ...(text(owner.actor) ? { actor: text(owner.actor) } : {}),
+        ...(text(owner.run) ? { run: text(owner.run) } : {}),
+        // no deploy at work leaves its lock untouched this long: its owner is gone
+        interrupted: lock.ageS * 1000 >= 2 * quietMs,
+    };
+}
+const lastDeployed = (entries) => [...entries].reverse().find((e) => e.outcome === 'deployed');
+function driftOf(i, images, last) {
+    const drift = [];
+    if (!last)
+        return drift;
+    if (last.toRefs && Object.keys(i.env).length) {
+        const changed = Object.entries(last.toRefs).filter(([k, v]) => i.env[k] !== undefined && i.env[k] !== v);
+        for (const [k, v] of changed)
+            drift.push(`.env sets ${k}=${i.env[k]}, the last release set ${v}`);
+    }
+    if (last.toImages?.length && images.length) {
+        const foreign = images.filter((id) => !last.toImages.includes(id));
+        if (foreign.length)
+            drift.push(`runs image ${foreign.map((id) => id.slice(7, 19)).join(', ')}, not the last release's (${last.to ?? '?'})`);
+    }
+    if (last.configHash) {
+        const hashes = new Set(i.containers.map((c) => c.configHash).filter(Boolean));
+        if (hashes.size && !hashes.has(last.configHash))
+            drift.push('its Compose config differs from the deployed one (config-hash label)');
+    }
+    return drift;
+}
+function targetStatus(target, wave, i) {
+    if (i.noDirectory)
+        return {
+            id: target.id,
+            wave,
+            state: 'missing',
+            refs: {},
+            images: [],
+            digests: [],
+            health: '',
+            drift: [],
+            error: `no directory ${target.tenant.path}`,
+        };
+    const entries = parseHistory(i.history);
+    const history = new History(entries);
+    const first = target.tenant.images[0];
+    const version = i.current ?? (first && i.env[first.variable] ? versionOf(i.env[first.variable]) : undefined);
+    const images = [...new Set(i.containers.map((c) => c.image))];
+    const last = [...entries].reverse()[0];
+    const previous = history.previous(version);
+    return {
+        id: target.id,
+        wave,
+        state: target.tenant.commands ? 'running' : aggregate(i.containers.map((c) => c.state)),
+        ...(version ? { version } : {}),
+        refs: i.env,
+        images,
+        digests: [...new Set(images.flatMap((id) => i.digests[id] ?? []))],
+        ...(previous ? { previous } : {}),
+        ...(last
+            ? {
+                lastDeploy: {
+                    outcome: last.outcome,
+                    ...(last.time ? { time: last.time } : {}),
+                    ...(last.actor ? { actor: last.actor } : {}),
+                    ...(last.run ? { run: last.run } : {}),
+                    ...(last.to ? { to: last.to } : {}),
+                },
+            }
+            : {}),
+        health: healthOf(i.containers.map((c) => c.health)),
+        ...(i.lock ? { lock: lockOf(target, i.lock) } : {}),
+        drift: driftOf(i, images, lastDeployed(entries)),
+    };
+}
+/** Adds "differs from most of its wave" to each target whose version is not its wave's most common one. */
+function waveDrift(statuses) {
+    const waves = new Map();
+    for (const s of statuses)
+        waves.set(s.wave, [...(waves.get(s.wave) ?? []), s]);
+    for (const [wave, list] of waves) {
+        const counts = new Map();
+        for (const s of list)
+            if (s.version)
+                counts.set(s.version, (counts.get(s.version) ?? 0) + 1);
+        const [top, n] = [...counts].sort((a, b) => b[1] - a[1])[0] ?? [];
+        if (!top || n * 2 <= list.length)
+            continue; // no majority, no verdict
+        for (const s of list)
+            if (s.version && s.version !== top)
+                s.drift.push(`runs ${s.version} where most of wave ${wave} (${n}/${list.length}) runs ${top}`);
+    }
+}
+const hasDrift = (s) => s.drift.length > 0;
+
+;// CONCATENATED MODULE: ./src/cli/status.ts
+/**
+ * `fleet-deploy status`: per target, what runs (version, image, digest), the release before it, the last
+ * deploy, container state and health now, a lock left behind, and drift. One connection per server; per
+ * tenant one inspection (one exec) and, at the same time on the same connection, one health probe.
+ */
+
+
+
+
+
+
+
+
+
+const STATUS_USAGE = `fleet-deploy status [--select EXPR] [--waves SPEC] [--format table|json] [--fail-on-drift] [options]
+
+For each selected target: the version, image and digest that run, the release before it and the last
+deploy (from its history), the state of its containers (running, paused, stopped, restarting, missing),
+health now (the containers' own checks and one probe of the registry's health check), a lock left in
+place (owner and age; "interrupted" when no live deploy leaves a lock untouched that long), and drift:
+it runs something other than its last recorded release (.env or the running images), its Compose
+config-hash differs from the deployed one (when recorded), or it runs another version than most of its
+wave. Reads only; takes no lock.
+
+Options:
+  -f, --format FORMAT   table (default) or json
+  -w, --waves SPEC      the waves "most of its wave" compares within (default: all targets are one wave)
+      --fail-on-drift   exit 3 when any target drifted (for scheduled checks)
+${REMOTE_HELP}`;
+const STATUS_OPTIONS = {
+    ...REMOTE_OPTIONS,
+    format: { type: 'string', short: 'f' },
+    waves: { type: 'string', short: 'w' },
+    'fail-on-drift': { type: 'boolean' },
+};
+const DRIFT_EXIT = 3;
+/** One GET of the registry's health check (the answer is judged once the version is known). */
+async function get(t, transport) {
+    const check = t.tenant.health;
+    try {
+        return check.url !== undefined
+            ? await fetchUrl(check.url.replaceAll('{version}', ''), check.timeoutMs)
+            : await transport.get(check.port, check.path, check.timeoutMs);
+    }
+    catch (e) {
+        return e;
+    }
+}
+function verdict(t, answer, version) {
+    if (answer instanceof Error)
+        return { ok: false, detail: answer.message };
+    const v = judge(t.tenant.health, answer, version);
+    return v.ok ? { ok: true, detail: `${answer.status}` } : { ok: false, detail: v.reason };
+}
+/** The status of every selected target, drift across waves included (the status action uses it too). */
+async function fleetStatus(values, io) {
+    const { targets, connector, concurrency, waveOf } = await openRemote(values, io);
+    const results = await eachServer(targets, connector, async (t, transport) => {
+        // the inspection and the probe at once, on two channels of the one connection: one round trip
+        const [r, answer] = await Promise.all([
+            transport.exec(inspectTenant(t.tenant), { timeoutMs: 60_000 }),
+            get(t, transport),
+        ]);
+        if (r.code !== 0)
+            throw new Error(`cannot inspect: ${shell_describe(r)}`);
+        const status = targetStatus(t, waveOf.get(t.id) ?? 1, parseInspection(r.stdout));
+        if (status.state !== 'missing')
+            status.probe = verdict(t, answer, status.version ?? '');
+        return status;
+    }, { concurrency, perServer: 4 });
+    const statuses = targets.map((t) => {
+        const r = results.get(t.id);
+        if (r.ok)
+            return r.value;
+        const empty = { refs: {}, images: [], digests: [], health: '', drift: [] };
+        return { id: t.id, wave: waveOf.get(t.id) ?? 1, state: 'missing', ...empty, error: r.error };
+    });
+    waveDrift(statuses);
+    return statuses;
+}
+const status_ago = (s) => s >= 86_400
+    ? `${Math.floor(s / 86_400)}d`
+    : s >= 3600
+        ? `${Math.floor(s / 3600)}h`
+        : `${Math.floor(s / 60)}m`;
+function lockText(l) {
+    const who = [l.actor, l.run].filter(Boolean).join(', ') || l.owner.slice(0, 60);
+    return `${l.interrupted ? 'INTERRUPTED deploy' : 'locked'} by ${who} (${status_ago(l.ageS)} old)`;
+}
+function healthText(s) {
+    const probe = s.probe ? (s.probe.ok ? `probe ok` : `probe FAILED: ${s.probe.detail}`) : '';
+    return [s.health && s.health !== 'none' ? s.health : '', probe].filter(Boolean).join(', ');
+}
+function statusRows(statuses) {
+    return statuses.map((s) => [
+        s.id,
+        s.state,
+        s.version ?? '',
+        s.digests[0]?.replace(/^.*@sha256:/, '').slice(0, 12) ?? s.images[0]?.slice(7, 19) ?? '',
+        s.previous ?? '',
+        s.lastDeploy
+            ? `${s.lastDeploy.outcome} ${s.lastDeploy.time?.slice(0, 16) ?? ''} ${s.lastDeploy.actor ?? ''}`.trim()
+            : '',
+        healthText(s),
+        [s.error, ...s.drift, s.lock ? lockText(s.lock) : ''].filter(Boolean).join('; '),
+    ]);
+}
+const STATUS_HEADERS = [
+    'TARGET',
+    'STATE',
+    'VERSION',
+    'DIGEST',
+    'PREVIOUS',
+    'LAST DEPLOY',
+    'HEALTH',
+    'DRIFT / NOTES',
+];
+async function runStatus(values, io) {
+    const format = values.format ?? 'table';
+    if (format !== 'table' && format !== 'json')
+        throw new ConfigurationError([
+            {
+                path: [],
+                source: '--format',
+                message: `${JSON.stringify(format)} is not a format`,
+                hint: 'use table or json',
+            },
+        ]);
+    const statuses = await fleetStatus(values, io);
+    const drifted = statuses.filter(hasDrift).length;
+    if (format === 'json')
+        io.stdout(`${JSON.stringify(statuses, null, 2)}\n`);
+    else {
+        io.stdout(`${table(STATUS_HEADERS, statusRows(statuses))}\n`);
+        io.stderr(`${plural(statuses.length, 'target')}: ${drifted} drifted, ${statuses.filter((s) => s.error).length} unreachable\n`);
+    }
+    if (statuses.some((s) => s.error))
+        return 1;
+    return values['fail-on-drift'] && drifted ? DRIFT_EXIT : 0;
+}
+
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = require("node:os");
+;// CONCATENATED MODULE: ./src/cli/backup.ts
+/** `fleet-deploy backup`, `backups` and `restore`: the tenants' archives on their servers (src/remote/backup.ts). */
+
+
+
+
+
+
+
+
+const TIMEOUT_MS = 30 * 60_000; // a database dump can take a while
+const BACKUP_USAGE = `fleet-deploy backup [--select EXPR] [--format table|json] [options]
+
+Takes a backup of each selected tenant on its server: .env, the compose files, the tenant's backup.paths
+and, with backup.dump, the output of its dump command (e.g. pg_dump through the container), into
+.fleet/backups/ID.tar.gz with ID.tar.gz.sha256 beside it. Then applies the retention (backup.keepDays,
+backup.keepCount) and says which archives it removed. The deploy's pre-deploy backup is the same.
+
+Options:
+  -f, --format FORMAT   table (default) or json
+${REMOTE_HELP}`;
+const BACKUPS_USAGE = `fleet-deploy backups [--select EXPR] [--format table|json] [options]
+
+Lists each selected tenant's backups, newest first: ID, time, size and sha256.
+
+Options:
+  -f, --format FORMAT   table (default) or json
+${REMOTE_HELP}`;
+const RESTORE_USAGE = `fleet-deploy restore --backup ID --select EXPR [--database] [--up] [options]
+
+Restores a backup of each selected tenant (usually one: --select id=SERVER/TENANT): under the deploy lock,
+checks the archive's sha256, keeps a copy of what it replaces (a backup labelled pre-restore), extracts
+the archived files over the tenant's, and with --database loads the archived dump through
+backup.dump.restore. With --up, runs compose up -d afterwards so the restored files take effect.
+
+Options:
+      --backup ID       the backup to restore (see fleet-deploy backups)
+      --database        also restore the database dump (needs backup.dump.restore)
+      --up              compose up -d after the restore
+${REMOTE_HELP}`;
+const BACKUP_OPTIONS = { ...REMOTE_OPTIONS, format: { type: 'string', short: 'f' } };
+const RESTORE_OPTIONS = {
+    ...REMOTE_OPTIONS,
+    backup: { type: 'string' },
+    database: { type: 'boolean' },
+    up: { type: 'boolean' },
+};
+function backup_json(targets, results) {
+    const out = Object.fromEntries(targets.map((t) => {
+        const r = results.get(t.id);
+        return [t.id, r.ok ? r.value : { error: r.error }];
+    }));
+    return `${JSON.stringify(out, null, 2)}\n`;
+}
+const failed = (results) => ([...results.values()].some((r) => !r.ok) ? 1 : 0);
+const size = (bytes) => bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${Math.ceil(bytes / 1024)} KiB`;
+async function runBackup(values, io) {
+    const { targets, connector, concurrency } = await openRemote(values, io);
+    const id = backupId(new Date());
+    const results = await eachServer(targets, connector, async (t, transport) => {
+        const r = await transport.exec(backup_backup(t.tenant, id), { timeoutMs: TIMEOUT_MS });
+        const taken = r.code === 0 ? parseBackupTaken(r.stdout) : undefined;
+        if (!taken)
+            throw new Error(`backup failed: ${shell_describe(r)}`);
+        return taken;
+    }, { concurrency });
+    if (values.format === 'json')
+        io.stdout(backup_json(targets, results));
+    else {
+        const rows = targets.map((t) => {
+            const r = results.get(t.id);
+            if (!r.ok)
+                return [t.id, 'failed', '', r.error];
+            const removed = r.value.removed.length ? `removed ${r.value.removed.join(', ')}` : '';
+            return [t.id, r.value.id, size(r.value.bytes), removed];
+        });
+        io.stdout(`${table(['TARGET', 'BACKUP', 'SIZE', 'RETENTION'], rows)}\n`);
+    }
+    return failed(results);
+}
+async function runBackups(values, io) {
+    const { targets, connector, concurrency } = await openRemote(values, io);
+    const results = await eachServer(targets, connector, async (t, transport) => {
+        const r = await transport.exec(listBackups(t.tenant), { timeoutMs: 30_000 });
+        if (r.code !== 0)
+            throw new Error(`cannot list the backups: ${shell_describe(r)}`);
+        return parseBackups(r.stdout);
+    }, { concurrency });
+    if (values.format === 'json')
+        io.stdout(backup_json(targets, results));
+    else {
+        const rows = [];
+        for (const t of targets) {
+            const r = results.get(t.id);
+            if (!r.ok)
+                rows.push([t.id, 'error', '', '', r.error]);
+            else if (!r.value.length)
+                rows.push([t.id, '(no backups)', '', '', '']);
+            else
+                for (const b of r.value)
+                    rows.push(backupRow(t.id, b));
+        }
+        io.stdout(`${table(['TARGET', 'BACKUP', 'TIME', 'SIZE', 'SHA256'], rows)}\n`);
+    }
+    return failed(results);
+}
+function backupRow(id, b) {
+    return [id, b.id, b.time, size(b.bytes), b.sha256 ? b.sha256.slice(0, 16) : 'MISSING'];
+}
+const RESTORE_FAILURES = {
+    [RESTORE_EXIT.noBackup]: 'no such backup on this target (see fleet-deploy backups)',
+    [RESTORE_EXIT.badChecksum]: 'the archive does not match its sha256 checksum: not restored',
+    [RESTORE_EXIT.locked]: 'a deploy or another restore holds the lock: not restored',
+    [RESTORE_EXIT.noDump]: 'the backup holds no database dump',
+};
+function backupFlag(values) {
+    const id = values.backup;
+    if (id && BACKUP_ID.test(id))
+        return id;
+    throw new ConfigurationError([
+        {
+            path: [],
+            source: '--backup',
+            message: id ? `${JSON.stringify(id)} is not a backup ID` : 'which backup? --backup is required',
+            hint: 'an ID as fleet-deploy backups lists it, e.g. 2024-05-01T12-00-00-000Z',
+        },
+    ]);
+}
+async function runRestore(values, io) {
+    const id = backupFlag(values);
+    const { targets, connector, concurrency } = await openRemote(values, io);
+    const database = Boolean(values.database);
+    for (const t of targets)
+        if (database && !t.tenant.backup?.dump?.restore)
+            throw new ConfigurationError([
+                {
+                    path: [...t.tenant.at, 'backup', 'dump', 'restore'],
+                    source: '--database',
+                    message: `${t.id} has no backup.dump.restore command to load a dump with`,
+                    hint: 'set backup.dump.restore in the registry, or restore without --database',
+                },
+            ]);
+    const keepAs = backupId(new Date(), 'pre-restore');
+    const owner = JSON.stringify({
+        token: (0,external_node_crypto_.randomBytes)(12).toString('hex'),
+        run: `restore ${id}`,
+        actor: io.env.USER ?? (0,external_node_os_namespaceObject.userInfo)().username,
+        since: new Date().toISOString(),
+    });
+    const results = await eachServer(targets, connector, async (t, transport) => {
+        const script = restore(t.tenant, id, { keepAs, database, up: Boolean(values.up), owner });
+        const r = await transport.exec(script, { timeoutMs: TIMEOUT_MS });
+        if (r.code !== 0)
+            throw new Error(RESTORE_FAILURES[r.code ?? -1] ?? `restore failed: ${shell_describe(r)}`);
+        return r.stdout.includes('@@restored database') ? 'files and database' : 'files';
+    }, { concurrency });
+    for (const t of targets) {
+        const r = results.get(t.id);
+        io.stdout(r.ok
+            ? `${t.id}: restored ${r.value} from ${id}; what it replaced is kept as backup ${keepAs}\n`
+            : `${t.id}: ${r.error}\n`);
+    }
+    io.stderr(`${plural(targets.length, 'target')}, ${[...results.values()].filter((r) => !r.ok).length} failed\n`);
+    return failed(results);
+}
+
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = require("node:fs");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: external "node:child_process"
@@ -72383,6 +73998,7 @@ async function runDemo(_values, io) {
                 commandTimeoutMs: 30_000,
                 pullTimeoutMs: 60_000,
                 pullAttempts: 2,
+                recoveryWindowMs: 30_000,
                 concurrency: 6,
                 perServer: 3,
                 maxFailurePercent: 0,
@@ -72452,6 +74068,13 @@ async function runDemo(_values, io) {
 
 
 
+
+
+
+
+
+
+
 const EXIT = { ok: 0, failure: 1, configuration: 2 };
 const registryOption = { registry: { type: 'string', short: 'r' } };
 const COMMANDS = {
@@ -72494,14 +74117,53 @@ Options:
         summary: "Show the selected targets' release history (the audit log on each server)",
         usage: HISTORY_USAGE,
         options: {
-            ...registryOption,
-            select: { type: 'string', short: 's' },
+            ...REMOTE_OPTIONS,
             limit: { type: 'string', short: 'n' },
             format: { type: 'string', short: 'f' },
-            key: { type: 'string' },
-            'known-hosts': { type: 'string' },
         },
         run: (values, io) => runHistory(values, io),
+    },
+    unlock: {
+        summary: "Show the selected targets' deploy locks and release those whose holder is gone",
+        usage: UNLOCK_USAGE,
+        options: UNLOCK_OPTIONS,
+        run: (values, io) => runUnlock(values, io),
+    },
+    status: {
+        summary: 'What runs on each target: version, digest, state, health, locks, and drift from what was deployed',
+        usage: STATUS_USAGE,
+        options: STATUS_OPTIONS,
+        run: (values, io) => runStatus(values, io),
+    },
+    logs: {
+        summary: "Show or follow (-f) the selected tenants' container logs, prefixed by target",
+        usage: LOGS_USAGE,
+        options: LOGS_OPTIONS,
+        run: (values, io) => runLogs(values, io),
+    },
+    prune: {
+        summary: "Remove old releases' images no tenant of the server keeps (--dry-run: list them and the space)",
+        usage: PRUNE_USAGE,
+        options: PRUNE_OPTIONS,
+        run: (values, io) => runPrune(values, io),
+    },
+    backup: {
+        summary: "Back up the selected tenants' files and database dump into a checksummed archive on the server",
+        usage: BACKUP_USAGE,
+        options: BACKUP_OPTIONS,
+        run: (values, io) => runBackup(values, io),
+    },
+    backups: {
+        summary: "List the selected tenants' backups",
+        usage: BACKUPS_USAGE,
+        options: BACKUP_OPTIONS,
+        run: (values, io) => runBackups(values, io),
+    },
+    restore: {
+        summary: 'Restore a backup (checksum checked, what it replaces kept), optionally the database too',
+        usage: RESTORE_USAGE,
+        options: RESTORE_OPTIONS,
+        run: (values, io) => runRestore(values, io),
     },
     sandbox: {
         summary: 'A local sandbox fleet to try it without servers: up, down, status',
@@ -72641,12 +74303,13 @@ async function runCli(argv, io = processIO()) {
     }
     catch (e) {
         if (isConfigurationError(e)) {
-            io.stderr(`${e.problems.map((p) => `error: ${formatProblem(p)}`).join('\n')}\n`);
+            // a problem can quote server text (a lock's owner, a history value): printed safe
+            io.stderr(`${e.problems.map((p) => `error: ${sanitize(formatProblem(p))}`).join('\n')}\n`);
             if (e.problems.length > 1)
                 io.stderr(`${e.problems.length} problems\n`);
             return EXIT.configuration;
         }
-        io.stderr(`fleet-deploy ${name} failed: ${e.stack ?? String(e)}\n`);
+        io.stderr(`fleet-deploy ${name} failed: ${sanitize(e.stack ?? String(e))}\n`);
         return EXIT.failure;
     }
 }
@@ -72660,7 +74323,7 @@ const external_os_namespaceObject = require("os");
  * Sanitizes an input into a string so it can be passed into issueCommand safely
  * @param input input to sanitize into a string
  */
-function utils_toCommandValue(input) {
+function toCommandValue(input) {
     if (input === null || input === undefined) {
         return '';
     }
@@ -72675,7 +74338,7 @@ function utils_toCommandValue(input) {
  * @returns The command properties to send with the actual annotation command
  * See IssueCommandProperties: https://github.com/actions/runner/blob/main/src/Runner.Worker/ActionCommandManager.cs#L646
  */
-function utils_toCommandProperties(annotationProperties) {
+function toCommandProperties(annotationProperties) {
     if (!Object.keys(annotationProperties).length) {
         return {};
     }
@@ -72725,12 +74388,12 @@ function utils_toCommandProperties(annotationProperties) {
  * This is an internal utility function that powers the public API functions
  * such as setSecret, warning, error, and exportVariable.
  */
-function command_issueCommand(command, properties, message) {
+function issueCommand(command, properties, message) {
     const cmd = new Command(command, properties, message);
     process.stdout.write(cmd.toString() + external_os_namespaceObject.EOL);
 }
-function command_issue(name, message = '') {
-    command_issueCommand(name, {}, message);
+function issue(name, message = '') {
+    issueCommand(name, {}, message);
 }
 const CMD_STRING = '::';
 class Command {
@@ -72767,13 +74430,13 @@ class Command {
     }
 }
 function escapeData(s) {
-    return utils_toCommandValue(s)
+    return toCommandValue(s)
         .replace(/%/g, '%25')
         .replace(/\r/g, '%0D')
         .replace(/\n/g, '%0A');
 }
 function escapeProperty(s) {
-    return utils_toCommandValue(s)
+    return toCommandValue(s)
         .replace(/%/g, '%25')
         .replace(/\r/g, '%0D')
         .replace(/\n/g, '%0A')
@@ -72791,7 +74454,7 @@ var external_crypto_ = __nccwpck_require__(6982);
 
 
 
-function file_command_issueFileCommand(command, message) {
+function issueFileCommand(command, message) {
     const filePath = process.env[`GITHUB_${command}`];
     if (!filePath) {
         throw new Error(`Unable to find environment variable for file command ${command}`);
@@ -72799,13 +74462,13 @@ function file_command_issueFileCommand(command, message) {
     if (!external_fs_.existsSync(filePath)) {
         throw new Error(`Missing file at path: ${filePath}`);
     }
-    external_fs_.appendFileSync(filePath, `${utils_toCommandValue(message)}${external_os_namespaceObject.EOL}`, {
+    external_fs_.appendFileSync(filePath, `${toCommandValue(message)}${external_os_namespaceObject.EOL}`, {
         encoding: 'utf8'
     });
 }
-function file_command_prepareKeyValueMessage(key, value) {
+function prepareKeyValueMessage(key, value) {
     const delimiter = `ghadelimiter_${external_crypto_.randomUUID()}`;
-    const convertedValue = utils_toCommandValue(value);
+    const convertedValue = toCommandValue(value);
     // These should realistically never happen, but just in case someone finds a
     // way to exploit uuid generation let's not allow keys or values that contain
     // the delimiter.
@@ -72820,8 +74483,10 @@ function file_command_prepareKeyValueMessage(key, value) {
 //# sourceMappingURL=file-command.js.map
 // EXTERNAL MODULE: external "http"
 var external_http_ = __nccwpck_require__(8611);
+var external_http_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_http_, 2);
 // EXTERNAL MODULE: external "https"
 var external_https_ = __nccwpck_require__(5692);
+var external_https_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_https_, 2);
 ;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/proxy.js
 function getProxyUrl(reqUrl) {
     const usingSsl = reqUrl.protocol === 'https:';
@@ -72914,7 +74579,7 @@ class DecodedURL extends URL {
 }
 //# sourceMappingURL=proxy.js.map
 // EXTERNAL MODULE: ./node_modules/tunnel/index.js
-var node_modules_tunnel = __nccwpck_require__(770);
+var tunnel = __nccwpck_require__(770);
 // EXTERNAL MODULE: ./node_modules/undici/index.js
 var undici = __nccwpck_require__(6752);
 ;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/index.js
@@ -72992,7 +74657,7 @@ const HttpResponseRetryCodes = [
     HttpCodes.ServiceUnavailable,
     HttpCodes.GatewayTimeout
 ];
-const RetryableHttpVerbs = (/* unused pure expression or super */ null && (['OPTIONS', 'GET', 'DELETE', 'HEAD']));
+const RetryableHttpVerbs = ['OPTIONS', 'GET', 'DELETE', 'HEAD'];
 const ExponentialBackoffCeiling = 10;
 const ExponentialBackoffTimeSlice = 5;
 class HttpClientError extends Error {
@@ -73038,7 +74703,7 @@ function isHttps(requestUrl) {
     const parsedUrl = new URL(requestUrl);
     return parsedUrl.protocol === 'https:';
 }
-class lib_HttpClient {
+class HttpClient {
     constructor(userAgent, handlers, requestOptions) {
         this._ignoreSslError = false;
         this._allowRedirects = true;
@@ -73341,7 +75006,7 @@ class lib_HttpClient {
     }
     getAgentDispatcher(serverUrl) {
         const parsedUrl = new URL(serverUrl);
-        const proxyUrl = pm.getProxyUrl(parsedUrl);
+        const proxyUrl = getProxyUrl(parsedUrl);
         const useProxy = proxyUrl && proxyUrl.hostname;
         if (!useProxy) {
             return;
@@ -73352,7 +75017,7 @@ class lib_HttpClient {
         const info = {};
         info.parsedUrl = requestUrl;
         const usingSsl = info.parsedUrl.protocol === 'https:';
-        info.httpModule = usingSsl ? https : http;
+        info.httpModule = usingSsl ? external_https_namespaceObject : external_http_namespaceObject;
         const defaultPort = usingSsl ? 443 : 80;
         info.options = {};
         info.options.host = info.parsedUrl.hostname;
@@ -73451,7 +75116,7 @@ class lib_HttpClient {
     }
     _getAgent(parsedUrl) {
         let agent;
-        const proxyUrl = pm.getProxyUrl(parsedUrl);
+        const proxyUrl = getProxyUrl(parsedUrl);
         const useProxy = proxyUrl && proxyUrl.hostname;
         if (this._keepAlive && useProxy) {
             agent = this._proxyAgent;
@@ -73466,7 +75131,7 @@ class lib_HttpClient {
         const usingSsl = parsedUrl.protocol === 'https:';
         let maxSockets = 100;
         if (this.requestOptions) {
-            maxSockets = this.requestOptions.maxSockets || http.globalAgent.maxSockets;
+            maxSockets = this.requestOptions.maxSockets || external_http_.globalAgent.maxSockets;
         }
         // This is `useProxy` again, but we need to check `proxyURl` directly for TypeScripts's flow analysis.
         if (proxyUrl && proxyUrl.hostname) {
@@ -73491,7 +75156,7 @@ class lib_HttpClient {
         // if tunneling agent isn't assigned create a new agent
         if (!agent) {
             const options = { keepAlive: this._keepAlive, maxSockets };
-            agent = usingSsl ? new https.Agent(options) : new http.Agent(options);
+            agent = usingSsl ? new external_https_.Agent(options) : new external_http_.Agent(options);
             this._agent = agent;
         }
         if (usingSsl && this._ignoreSslError) {
@@ -73514,7 +75179,7 @@ class lib_HttpClient {
             return proxyAgent;
         }
         const usingSsl = parsedUrl.protocol === 'https:';
-        proxyAgent = new ProxyAgent(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
+        proxyAgent = new undici.ProxyAgent(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
             token: `Basic ${Buffer.from(`${proxyUrl.username}:${proxyUrl.password}`).toString('base64')}`
         })));
         this._proxyAgentDispatcher = proxyAgent;
@@ -73645,7 +75310,7 @@ class BasicCredentialHandler {
         });
     }
 }
-class auth_BearerCredentialHandler {
+class BearerCredentialHandler {
     constructor(token) {
         this.token = token;
     }
@@ -73703,13 +75368,13 @@ var oidc_utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg
 
 
 
-class oidc_utils_OidcClient {
+class OidcClient {
     static createHttpClient(allowRetry = true, maxRetry = 10) {
         const requestOptions = {
             allowRetries: allowRetry,
             maxRetries: maxRetry
         };
-        return new HttpClient('actions/oidc-client', [new BearerCredentialHandler(oidc_utils_OidcClient.getRequestToken())], requestOptions);
+        return new HttpClient('actions/oidc-client', [new BearerCredentialHandler(OidcClient.getRequestToken())], requestOptions);
     }
     static getRequestToken() {
         const token = process.env['ACTIONS_ID_TOKEN_REQUEST_TOKEN'];
@@ -73728,7 +75393,7 @@ class oidc_utils_OidcClient {
     static getCall(id_token_url) {
         return oidc_utils_awaiter(this, void 0, void 0, function* () {
             var _a;
-            const httpclient = oidc_utils_OidcClient.createHttpClient();
+            const httpclient = OidcClient.createHttpClient();
             const res = yield httpclient
                 .getJson(id_token_url)
                 .catch(error => {
@@ -73747,13 +75412,13 @@ class oidc_utils_OidcClient {
         return oidc_utils_awaiter(this, void 0, void 0, function* () {
             try {
                 // New ID Token is requested from action service
-                let id_token_url = oidc_utils_OidcClient.getIDTokenUrl();
+                let id_token_url = OidcClient.getIDTokenUrl();
                 if (audience) {
                     const encodedAudience = encodeURIComponent(audience);
                     id_token_url = `${id_token_url}&audience=${encodedAudience}`;
                 }
                 debug(`ID token url is ${id_token_url}`);
-                const id_token = yield oidc_utils_OidcClient.getCall(id_token_url);
+                const id_token = yield OidcClient.getCall(id_token_url);
                 setSecret(id_token);
                 return id_token;
             }
@@ -74042,7 +75707,7 @@ const _summary = new Summary();
 /**
  * @deprecated use `core.summary`
  */
-const markdownSummary = (/* unused pure expression or super */ null && (_summary));
+const markdownSummary = _summary;
 const summary = _summary;
 //# sourceMappingURL=summary.js.map
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/path-utils.js
@@ -74076,7 +75741,7 @@ function toWin32Path(pth) {
  * @return string The platform-specific path.
  */
 function toPlatformPath(pth) {
-    return pth.replace(/[/\\]/g, path.sep);
+    return pth.replace(/[/\\]/g, external_path_.sep);
 }
 //# sourceMappingURL=path-utils.js.map
 // EXTERNAL MODULE: external "string_decoder"
@@ -75149,16 +76814,16 @@ var exec_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arg
  * @param     options            optional exec options.  See ExecOptions
  * @returns   Promise<number>    exit code
  */
-function exec_exec(commandLine, args, options) {
+function exec(commandLine, args, options) {
     return exec_awaiter(this, void 0, void 0, function* () {
-        const commandArgs = tr.argStringToArray(commandLine);
+        const commandArgs = argStringToArray(commandLine);
         if (commandArgs.length === 0) {
             throw new Error(`Parameter 'commandLine' cannot be null or empty.`);
         }
         // Path to tool to execute should be first arg
         const toolPath = commandArgs[0];
         args = commandArgs.slice(1).concat(args || []);
-        const runner = new tr.ToolRunner(toolPath, args, options);
+        const runner = new ToolRunner(toolPath, args, options);
         return runner.exec();
     });
 }
@@ -75178,8 +76843,8 @@ function getExecOutput(commandLine, args, options) {
         let stdout = '';
         let stderr = '';
         //Using string decoder covers the case where a mult-byte character is split
-        const stdoutDecoder = new StringDecoder('utf8');
-        const stderrDecoder = new StringDecoder('utf8');
+        const stdoutDecoder = new external_string_decoder_.StringDecoder('utf8');
+        const stderrDecoder = new external_string_decoder_.StringDecoder('utf8');
         const originalStdoutListener = (_a = options === null || options === void 0 ? void 0 : options.listeners) === null || _a === void 0 ? void 0 : _a.stdout;
         const originalStdErrListener = (_b = options === null || options === void 0 ? void 0 : options.listeners) === null || _b === void 0 ? void 0 : _b.stderr;
         const stdErrListener = (data) => {
@@ -75195,7 +76860,7 @@ function getExecOutput(commandLine, args, options) {
             }
         };
         const listeners = Object.assign(Object.assign({}, options === null || options === void 0 ? void 0 : options.listeners), { stdout: stdOutListener, stderr: stdErrListener });
-        const exitCode = yield exec_exec(commandLine, args, Object.assign(Object.assign({}, options), { listeners }));
+        const exitCode = yield exec(commandLine, args, Object.assign(Object.assign({}, options), { listeners }));
         //flush any remaining characters
         stdout += stdoutDecoder.end();
         stderr += stderrDecoder.end();
@@ -75220,10 +76885,10 @@ var platform_awaiter = (undefined && undefined.__awaiter) || function (thisArg, 
 
 
 const getWindowsInfo = () => platform_awaiter(void 0, void 0, void 0, function* () {
-    const { stdout: version } = yield exec.getExecOutput('powershell -command "(Get-CimInstance -ClassName Win32_OperatingSystem).Version"', undefined, {
+    const { stdout: version } = yield getExecOutput('powershell -command "(Get-CimInstance -ClassName Win32_OperatingSystem).Version"', undefined, {
         silent: true
     });
-    const { stdout: name } = yield exec.getExecOutput('powershell -command "(Get-CimInstance -ClassName Win32_OperatingSystem).Caption"', undefined, {
+    const { stdout: name } = yield getExecOutput('powershell -command "(Get-CimInstance -ClassName Win32_OperatingSystem).Caption"', undefined, {
         silent: true
     });
     return {
@@ -75233,7 +76898,7 @@ const getWindowsInfo = () => platform_awaiter(void 0, void 0, void 0, function* 
 });
 const getMacOsInfo = () => platform_awaiter(void 0, void 0, void 0, function* () {
     var _a, _b, _c, _d;
-    const { stdout } = yield exec.getExecOutput('sw_vers', undefined, {
+    const { stdout } = yield getExecOutput('sw_vers', undefined, {
         silent: true
     });
     const version = (_b = (_a = stdout.match(/ProductVersion:\s*(.+)/)) === null || _a === void 0 ? void 0 : _a[1]) !== null && _b !== void 0 ? _b : '';
@@ -75244,7 +76909,7 @@ const getMacOsInfo = () => platform_awaiter(void 0, void 0, void 0, function* ()
     };
 });
 const getLinuxInfo = () => platform_awaiter(void 0, void 0, void 0, function* () {
-    const { stdout } = yield exec.getExecOutput('lsb_release', ['-i', '-r', '-s'], {
+    const { stdout } = yield getExecOutput('lsb_release', ['-i', '-r', '-s'], {
         silent: true
     });
     const [name, version] = stdout.trim().split('\n');
@@ -75349,8 +77014,8 @@ function exportVariable(name, val) {
  * console.log(`Using token: ${apiToken}`); // Outputs: "Using token: ***"
  * ```
  */
-function core_setSecret(secret) {
-    command_issueCommand('add-mask', {}, secret);
+function setSecret(secret) {
+    issueCommand('add-mask', {}, secret);
 }
 /**
  * Prepends inputPath to the PATH (for this action and future actions)
@@ -75364,7 +77029,7 @@ function addPath(inputPath) {
     else {
         issueCommand('add-path', {}, inputPath);
     }
-    process.env['PATH'] = `${inputPath}${path.delimiter}${process.env['PATH']}`;
+    process.env['PATH'] = `${inputPath}${external_path_.delimiter}${process.env['PATH']}`;
 }
 /**
  * Gets the value of an input.
@@ -75433,10 +77098,10 @@ function getBooleanInput(name, options) {
 function setOutput(name, value) {
     const filePath = process.env['GITHUB_OUTPUT'] || '';
     if (filePath) {
-        return file_command_issueFileCommand('OUTPUT', file_command_prepareKeyValueMessage(name, value));
+        return issueFileCommand('OUTPUT', prepareKeyValueMessage(name, value));
     }
     process.stdout.write(external_os_namespaceObject.EOL);
-    command_issueCommand('set-output', { name }, utils_toCommandValue(value));
+    issueCommand('set-output', { name }, toCommandValue(value));
 }
 /**
  * Enables or disables the echoing of commands into stdout for the rest of the step.
@@ -75471,8 +77136,8 @@ function isDebug() {
  * Writes debug message to user log
  * @param message debug message
  */
-function core_debug(message) {
-    command_issueCommand('debug', {}, message);
+function debug(message) {
+    issueCommand('debug', {}, message);
 }
 /**
  * Adds an error issue
@@ -75480,7 +77145,7 @@ function core_debug(message) {
  * @param properties optional properties to add to the annotation.
  */
 function core_error(message, properties = {}) {
-    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    issueCommand('error', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a warning issue
@@ -75488,7 +77153,7 @@ function core_error(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function warning(message, properties = {}) {
-    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    issueCommand('warning', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a notice issue
@@ -75513,13 +77178,13 @@ function info(message) {
  * @param name The name of the output group
  */
 function startGroup(name) {
-    command_issue('group', name);
+    issue('group', name);
 }
 /**
  * End an output group.
  */
 function endGroup() {
-    command_issue('endgroup');
+    issue('endgroup');
 }
 /**
  * Wrap an asynchronous function call in a group.
@@ -75555,9 +77220,9 @@ function group(name, fn) {
 function saveState(name, value) {
     const filePath = process.env['GITHUB_STATE'] || '';
     if (filePath) {
-        return file_command_issueFileCommand('STATE', file_command_prepareKeyValueMessage(name, value));
+        return issueFileCommand('STATE', prepareKeyValueMessage(name, value));
     }
-    command_issueCommand('save-state', { name }, utils_toCommandValue(value));
+    issueCommand('save-state', { name }, toCommandValue(value));
 }
 /**
  * Gets the value of an state set by this action's main execution.
@@ -75590,6 +77255,32 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
+;// CONCATENATED MODULE: ./src/actions/log.ts
+/**
+ * The log of every action: @actions/core, with everything it writes to the log made safe first. Actions
+ * print server text (remote stderr, hook output, lock owners, history fields); the runner would run a
+ * line of it that starts with "::" as a workflow command, and a terminal reading the raw log would obey
+ * its escape sequences. So the actions import `core` from here, not from '@actions/core', and every
+ * message (info, debug, notice, warning, error, setFailed, group names, annotation titles) passes through
+ * report/sanitize at this one sink; inputs, outputs, state and the summary pass through unchanged (the
+ * summary's Markdown is made safe where it is built, in report/summary).
+ */
+
+
+const message = (m) => sanitize(m instanceof Error ? m.message : m);
+const annotation = (p) => p && { ...p, ...(p.title !== undefined ? { title: sanitizeLine(p.title) } : {}) };
+const log_core = {
+    ...lib_core_namespaceObject,
+    info: (m) => info(sanitize(m)),
+    debug: (m) => debug(sanitize(m)),
+    notice: (m, p) => notice(message(m), annotation(p)),
+    warning: (m, p) => warning(message(m), annotation(p)),
+    error: (m, p) => core_error(message(m), annotation(p)),
+    setFailed: (m) => setFailed(message(m)),
+    startGroup: (name) => startGroup(sanitizeLine(name)),
+    group: (name, fn) => group(sanitizeLine(name), fn),
+};
+
 ;// CONCATENATED MODULE: ./src/github/report-error.ts
 /**
  * Turns an error into what GitHub shows: a configuration error becomes one annotation per problem, on the
@@ -75602,7 +77293,7 @@ function failStep(error) {
         for (const p of error.problems) {
             const text = `${p.path.length ? `${formatPath(p.path)}: ` : ''}${p.message}${p.hint ? ` (${p.hint})` : ''}`;
             if (p.line && p.source) {
-                core_error(text, {
+                log_core.error(text, {
                     title: 'fleet-deploy: invalid registry',
                     file: p.source,
                     startLine: p.line,
@@ -75610,16 +77301,16 @@ function failStep(error) {
                 });
             }
             else {
-                core_error(p.source ? `${p.source}: ${text}` : text, { title: 'fleet-deploy: configuration error' });
+                log_core.error(p.source ? `${p.source}: ${text}` : text, { title: 'fleet-deploy: configuration error' });
             }
         }
-        setFailed(`configuration error: ${error.problems.length === 1 ? 'see the annotation above' : `${error.problems.length} problems, see the annotations above`}`);
+        log_core.setFailed(`configuration error: ${error.problems.length === 1 ? 'see the annotation above' : `${error.problems.length} problems, see the annotations above`}`);
         return;
     }
     const e = error;
-    setFailed(e?.message ?? String(error));
+    log_core.setFailed(e?.message ?? String(error));
     if (e?.stack)
-        core_debug(e.stack);
+        log_core.debug(e.stack);
 }
 
 ;// CONCATENATED MODULE: ./src/actions/inputs.ts
@@ -75631,16 +77322,16 @@ function failStep(error) {
 
 
 /** The rollout settings' inputs (src/settings.ts), read the same way as the CLI's flags. */
-const actionInputs = fromInputs((name) => getInput(name));
+const actionInputs = fromInputs((name) => log_core.getInput(name));
 function inputs_text(name, fallback) {
-    const v = getInput(name).trim();
+    const v = log_core.getInput(name).trim();
     return v === '' ? fallback : v;
 }
 function positiveInt(name, fallback, min = 1) {
-    return wholeNumber(getInput(name), `input "${name}"`, fallback, min);
+    return wholeNumber(log_core.getInput(name), `input "${name}"`, fallback, min);
 }
 function percentInput(name, fallback) {
-    return percent(getInput(name), `input "${name}"`, fallback);
+    return percent(log_core.getInput(name), `input "${name}"`, fallback);
 }
 
 ;// CONCATENATED MODULE: ./src/actions/single.ts
@@ -75667,7 +77358,7 @@ const FIELDS = [
 ];
 const SINGLE_INPUTS = [...FIELDS.map(([i]) => i), 'image-variable', 'image-repository'];
 function singleServerRequested() {
-    return getInput('host').trim() !== '';
+    return log_core.getInput('host').trim() !== '';
 }
 function registryFromInputs() {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- built key by key, then checked by the schema
@@ -75675,7 +77366,7 @@ function registryFromInputs() {
         servers: [{ name: 'server', region: 'default', tenants: [{ id: 'app', images: [{}] }] }],
     };
     for (const [input, path, convert] of FIELDS) {
-        const v = getInput(input).trim();
+        const v = log_core.getInput(input).trim();
         if (!v)
             continue;
         const keys = path.split('.');
@@ -75685,8 +77376,8 @@ function registryFromInputs() {
         o[keys.at(-1)] = convert(v);
     }
     raw.servers[0].tenants[0].images[0] = {
-        variable: getInput('image-variable').trim() || 'APP_IMAGE',
-        repository: getInput('image-repository').trim(),
+        variable: log_core.getInput('image-variable').trim() || 'APP_IMAGE',
+        repository: log_core.getInput('image-repository').trim(),
     };
     try {
         return parseRegistry(JSON.stringify(raw), 'inputs');
@@ -75714,7 +77405,7 @@ function registryFromInputs() {
 async function actionRegistry() {
     if (singleServerRequested())
         return registryFromInputs();
-    const path = getInput('registry').trim() || 'servers/production.json';
+    const path = log_core.getInput('registry').trim() || 'servers/production.json';
     let source;
     try {
         source = await (0,promises_namespaceObject.readFile)(path, 'utf8');
@@ -75761,9 +77452,10 @@ const DEPLOY_INPUTS = {
     sshKey: 'ssh-key',
     knownHosts: 'known-hosts',
 };
+/** The action's state: the locks this job holds, and the switch each is making (for the post step). */
 const STATE_LOCKS = 'fleet-deploy-locks';
 function sshKey() {
-    const key = getInput(DEPLOY_INPUTS.sshKey);
+    const key = log_core.getInput(DEPLOY_INPUTS.sshKey);
     if (!key.trim())
         throw new ConfigurationError([
             {
@@ -75773,15 +77465,15 @@ function sshKey() {
                 hint: 'ssh-key: ${{ secrets.SSH_PRIVATE_KEY }}',
             },
         ]);
-    core_setSecret(key);
+    log_core.setSecret(key);
     for (const line of key.split('\n'))
         if (line.trim().length > 8 && !line.startsWith('-----'))
-            core_setSecret(line.trim());
+            log_core.setSecret(line.trim());
     return key.endsWith('\n') ? key : `${key}\n`;
 }
 /** The matrix entry's `targets` (ids separated by spaces or commas) as a selection, every id checked. */
 function selection(registry) {
-    const targets = getInput(DEPLOY_INPUTS.targets).trim();
+    const targets = log_core.getInput(DEPLOY_INPUTS.targets).trim();
     const select = setting(actionInputs, 'select') ?? '';
     if (targets && select)
         throw new ConfigurationError([
@@ -75804,6 +77496,23 @@ function selection(registry) {
     }
     return `id=${ids.join('|')}`;
 }
+/**
+ * A cancelled job: the runner sends SIGINT (then SIGTERM, then kills). Like the CLI's first Ctrl-C, no
+ * new target starts and a target between its switch and the end of its gate rolls back; what a kill
+ * cuts short, the post step finishes (deploy-post.ts).
+ */
+function cancelOnSignals() {
+    const controller = new AbortController();
+    (0,external_node_events_.setMaxListeners)(0, controller.signal); // every target in flight waits on it
+    const cancel = (sig) => {
+        if (!controller.signal.aborted)
+            log_core.warning(`${sig}: cancelling — no new target starts; targets mid-switch roll back and unlock`);
+        controller.abort();
+    };
+    process.on('SIGINT', cancel);
+    process.on('SIGTERM', cancel);
+    return controller.signal;
+}
 function worst(report) {
     const outcomes = report.targets.map((t) => t.outcome).sort((a, b) => OUTCOME_ORDER[a] - OUTCOME_ORDER[b]);
     return outcomes[0] ?? 'skipped';
@@ -75824,16 +77533,16 @@ async function runDeployAction(mode = 'deploy') {
     const version = options.version;
     if (setting(actionInputs, 'dryRun')) {
         for (const t of targets) {
-            startGroup(`${t.id}: the remote commands a deploy of ${version} would run`);
+            log_core.startGroup(`${t.id}: the remote commands a deploy of ${version} would run`);
             for (const c of dryRunCommands(t, version))
-                info(`[${c.step}] ${c.command}`);
-            endGroup();
+                log_core.info(`[${c.step}] ${c.command}`);
+            log_core.endGroup();
         }
-        setOutput('outcome', 'skipped');
-        setOutput('report', '');
+        log_core.setOutput('outcome', 'skipped');
+        log_core.setOutput('report', '');
         return;
     }
-    const knownHosts = getInput(DEPLOY_INPUTS.knownHosts);
+    const knownHosts = log_core.getInput(DEPLOY_INPUTS.knownHosts);
     checkTrust(registry, plan, knownHosts);
     const privateKey = sshKey();
     const held = new Map();
@@ -75842,78 +77551,132 @@ async function runDeployAction(mode = 'deploy') {
             held.set(e.target, e);
         else
             held.delete(e.target);
-        saveState(STATE_LOCKS, JSON.stringify([...held.values()]));
+        log_core.saveState(STATE_LOCKS, JSON.stringify([...held.values()]));
     };
-    info(`${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${version}`} to ${plan.total} target(s) in ${plan.plan.length} wave(s)`);
+    const signal = cancelOnSignals();
+    log_core.info(`${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${version}`} to ${plan.total} target(s) in ${plan.plan.length} wave(s)`);
     const report = await deployFleet(plan, options, {
         connector: new SshConnector({ privateKey, knownHosts }),
         clock: systemClock,
         urlGet: fetchUrl,
+        signal,
         onLock: saveLocks,
         onStep: (e) => {
             if (e.status !== 'start' || e.detail)
-                info(`${e.target}  ${e.step}  ${e.status === 'start' ? '' : e.status}${e.ms !== undefined ? `  ${seconds(e.ms)}` : ''}${e.detail ? `  ${e.detail}` : ''}`);
+                log_core.info(`${e.target}  ${e.step}  ${e.status === 'start' ? '' : e.status}${e.ms !== undefined ? `  ${seconds(e.ms)}` : ''}${e.detail ? `  ${e.detail}` : ''}`);
         },
-        onWave: (w) => w.status === 'start' && info(`── wave ${w.wave} of ${w.of}: ${w.targets} target(s)`),
+        onWave: (w) => w.status === 'start' && log_core.info(`── wave ${w.wave} of ${w.of}: ${w.targets} target(s)`),
     });
     for (const r of report.targets) {
-        startGroup(`${r.id}: ${r.outcome} (${seconds(r.durationMs)})`);
+        log_core.startGroup(`${r.id}: ${r.outcome} (${seconds(r.durationMs)})`);
         for (const s of r.steps)
-            info(`${s.ok ? '✓' : '✗'} ${s.step.padEnd(16)} ${seconds(s.ms).padStart(7)}  ${s.detail ?? ''}`);
-        endGroup();
+            log_core.info(`${s.ok ? '✓' : '✗'} ${s.step.padEnd(16)} ${seconds(s.ms).padStart(7)}  ${s.detail ?? ''}`);
+        log_core.endGroup();
         if (r.outcome === 'failed' || r.outcome === 'rolled-back')
-            core_error(`${r.id}: ${r.outcome}: ${reason(r)}`, { title: `fleet-deploy: ${r.id} ${r.outcome}` });
+            log_core.error(`${r.id}: ${r.outcome}: ${reason(r)}`, { title: `fleet-deploy: ${r.id} ${r.outcome}` });
     }
-    info(renderReport(report));
+    log_core.info(renderReport(report));
     const file = (0,external_node_path_namespaceObject.join)(process.env.RUNNER_TEMP ?? '.', `fleet-deploy-report-${process.env.GITHUB_JOB ?? 'job'}-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}.json`);
     await (0,promises_namespaceObject.writeFile)(file, `${JSON.stringify(report, null, 2)}\n`);
-    setOutput('outcome', worst(report));
-    setOutput('report', JSON.stringify(report));
-    setOutput('report-file', file);
+    log_core.setOutput('outcome', worst(report));
+    log_core.setOutput('report', JSON.stringify(report));
+    log_core.setOutput('report-file', file);
     for (const o of ['deployed', 'unchanged', 'rolled-back', 'failed', 'skipped'])
-        setOutput(o, String(report.totals[o]));
+        log_core.setOutput(o, String(report.totals[o]));
     if (report.stopped)
-        warning(`Rollout stopped: ${report.stopped}`);
+        log_core.warning(`Rollout stopped: ${report.stopped}`);
     const bad = report.totals.failed + report.totals['rolled-back'] + report.totals.skipped;
     if (bad > 0)
-        setFailed(`${bad} of ${report.totals.targets} target(s) not deployed: ${report.totals.failed} failed, ${report.totals['rolled-back']} rolled back, ${report.totals.skipped} skipped`);
+        log_core.setFailed(`${bad} of ${report.totals.targets} target(s) not deployed: ${report.totals.failed} failed, ${report.totals['rolled-back']} rolled back, ${report.totals.skipped} skipped`);
 }
-/** Post step: release the locks a cancelled or killed main step still held (only ours, by token). */
+
+;// CONCATENATED MODULE: ./src/actions/deploy-post.ts
+/**
+ * The deploy action's post step, which runs even when the job was cancelled or its main step killed:
+ * for every lock the main step still held (saved in the action's state with the switch it was making),
+ * a target cut off between its switch and its end is switched back to the release it ran, a `cancelled`
+ * entry goes into its history, and the lock is released — only ours, by token.
+ */
+
+
+
+
+
+
+
+
+
+
+
+
+
+const deploy_post_TIMEOUT_MS = 5 * 60_000;
 async function runDeployPost() {
-    const held = JSON.parse(getState(STATE_LOCKS) || '[]');
+    const held = JSON.parse(log_core.getState(STATE_LOCKS) || '[]');
     if (held.length === 0)
-        return info('No fleet-deploy lock left to release.');
+        return log_core.info('No fleet-deploy lock left to release.');
     const registry = await actionRegistry();
     const targets = new Map(targetsOf(registry).map((t) => [t.id, t]));
     const connector = new SshConnector({
         privateKey: sshKey(),
-        knownHosts: getInput(DEPLOY_INPUTS.knownHosts),
+        knownHosts: log_core.getInput(DEPLOY_INPUTS.knownHosts),
         connectAttempts: 2,
     });
     const byServer = new Map();
-    for (const e of held)
-        byServer.set(e.server, [...(byServer.get(e.server) ?? []), e]);
-    for (const [, locks] of byServer) {
-        const first = targets.get(locks[0].target);
-        if (!first)
+    for (const lock of held) {
+        const target = targets.get(lock.target);
+        if (!target) {
+            log_core.warning(`${lock.target}: not in the registry any more; its lock at ${lock.path} stays`);
             continue;
-        let transport;
-        try {
-            transport = await connector.connect(first.server);
-            for (const lock of locks) {
-                const t = targets.get(lock.target);
-                if (!t)
-                    continue;
-                const r = await transport.exec(releaseLock(t.tenant, lock.token), { timeoutMs: 30_000 });
-                info(`${lock.target}: ${r.stdout.includes('released') ? 'lock released' : r.code === 0 ? 'lock was no longer ours' : `could not release the lock (${r.stderr.trim()})`}`);
-            }
         }
-        catch (e) {
-            warning(`could not release locks on ${first.server.name}: ${e.message}`);
+        byServer.set(lock.server, [...(byServer.get(lock.server) ?? []), { lock, target }]);
+    }
+    await Promise.all([...byServer.values()].map(async (list) => {
+        const session = new Session(list[0].target.server, connector, systemClock, 60_000, list.length);
+        try {
+            for (const { lock, target } of list)
+                await mend(lock, target, new TargetShell(session, deploy_post_TIMEOUT_MS));
         }
         finally {
-            await transport?.close();
+            await session.close();
         }
+    }));
+}
+/** Switches a target cut off mid-switch back, notes it in its history, and releases its lock. */
+async function mend(lock, target, shell) {
+    shell.recovering = true; // a connection that drops is opened again
+    let history;
+    try {
+        if (lock.switching) {
+            const { from, to } = lock.switching;
+            const ctx = { shell, clock: systemClock, pullTimeoutMs: deploy_post_TIMEOUT_MS, pullAttempts: 1 };
+            let error = `the job was cancelled during the switch; its post step switched back to ${from.version ?? 'the previous release'}`;
+            try {
+                await strategyFor(target).switchBack(ctx, from, to);
+                log_core.info(`${target.id}: cut off during the switch to ${to.version}: switched back to ${from.version}`);
+            }
+            catch (e) {
+                error = `the job was cancelled during the switch and switching back failed: ${e.message}`;
+                log_core.warning(`${target.id}: ${error}`);
+            }
+            const who = identity(actionInputs, process.env, 'action');
+            history = historyLine({
+                time: new Date(),
+                actor: who.actor,
+                run: who.runId,
+                target: target.id,
+                outcome: 'cancelled',
+                previous: to,
+                next: from,
+                rollback: true,
+                error,
+            });
+        }
+        const r = await shell.exec(finish(target.tenant, { token: lock.token, history }));
+        log_core.info(`${target.id}: ${r.stdout.includes('@@unlock released') ? 'lock released' : r.code === 0 ? 'lock was no longer ours' : `could not release the lock (exit ${r.code})`}`);
+    }
+    catch (e) {
+        log_core.warning(`${target.id}: could not release its lock at ${lock.path}: ${e.message}`);
     }
 }
 
@@ -75951,20 +77714,21 @@ async function runPlan() {
         maxJobsPerServer: positiveInt(INPUTS.maxJobsPerServer, 1),
     };
     const plan = planDeployment(await actionRegistry(), settings);
-    const environments = waveEnvironments(getInput(INPUTS.waveEnvironments), inputs_text(INPUTS.environment, 'production'), plan.plan.length, `input "${INPUTS.waveEnvironments}"`);
-    setOutput(OUTPUTS.matrices, JSON.stringify(matrices(plan)));
-    setOutput(OUTPUTS.plan, JSON.stringify(planJson(plan)));
-    setOutput(OUTPUTS.waveCount, String(plan.plan.length));
-    setOutput(OUTPUTS.targetCount, String(plan.total));
-    setOutput(OUTPUTS.targets, JSON.stringify(plan.plan.flatMap((w) => w.targets.map((t) => t.id))));
+    const environments = waveEnvironments(log_core.getInput(INPUTS.waveEnvironments), inputs_text(INPUTS.environment, 'production'), plan.plan.length, `input "${INPUTS.waveEnvironments}"`);
+    log_core.setOutput(OUTPUTS.matrices, JSON.stringify(matrices(plan)));
+    log_core.setOutput(OUTPUTS.plan, JSON.stringify(planJson(plan)));
+    log_core.setOutput(OUTPUTS.waveCount, String(plan.plan.length));
+    log_core.setOutput(OUTPUTS.targetCount, String(plan.total));
+    log_core.setOutput(OUTPUTS.targets, JSON.stringify(plan.plan.flatMap((w) => w.targets.map((t) => t.id))));
     let sum = 0;
-    setOutput(OUTPUTS.cumulative, JSON.stringify(plan.plan.map((w) => (sum += w.targets.length))));
-    setOutput(OUTPUTS.environments, JSON.stringify(environments));
-    info(`Planned ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}: ${plan.plan.map((w, i) => `${w.targets.length} (${plural(w.jobs.length, 'job')}, ${environments[i]})`).join(' → ')}`);
-    info(`Matrix jobs: at most ${plural(settings.maxPerJob, 'target')} each, and at most ${plural(settings.maxJobsPerServer, 'job')} of a wave on one server (${settings.maxJobsPerServer === 1 ? "a server's tenants in a wave share one job and one SSH connection" : 'max-jobs-per-server'})`);
+    log_core.setOutput(OUTPUTS.cumulative, JSON.stringify(plan.plan.map((w) => (sum += w.targets.length))));
+    log_core.setOutput(OUTPUTS.environments, JSON.stringify(environments));
+    log_core.info(`Planned ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}: ${plan.plan.map((w, i) => `${w.targets.length} (${plural(w.jobs.length, 'job')}, ${environments[i]})`).join(' → ')}`);
+    log_core.info(`Matrix jobs: at most ${plural(settings.maxPerJob, 'target')} each, and at most ${plural(settings.maxJobsPerServer, 'job')} of a wave on one server (${settings.maxJobsPerServer === 1 ? "a server's tenants in a wave share one job and one SSH connection" : 'max-jobs-per-server'})`);
 }
 
 ;// CONCATENATED MODULE: ./src/report/summary.ts
+
 
 const SUMMARY_LIMIT = 1024 * 1024;
 const EMOJI = {
@@ -76025,8 +77789,11 @@ function mergeReports(all) {
         targets,
     };
 }
-/** A table cell: no pipe or line break ends it, and no `<` or `>` from a server opens an HTML tag. */
-const cell = (s) => s
+/**
+ * A table cell: server text cleaned (no escape sequence, control character or workflow command), and
+ * no pipe or line break ends it, and no `<` or `>` from a server opens an HTML tag.
+ */
+const cell = (s) => sanitizeLine(s)
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
@@ -76191,16 +77958,16 @@ async function gate_runGate() {
     const dir = inputs_text('reports', 'fleet-deploy-reports');
     // After a re-run of failed jobs the artifacts hold every attempt's reports, and reports of later waves an
     // earlier attempt got to: judge only each target's newest result, and only waves up to this one.
-    const wave = getInput('wave').trim();
+    const wave = log_core.getInput('wave').trim();
     const reports = latestResults(await readReports(dir, 'input "reports"'), wave ? positiveInt('wave', 1) : undefined);
-    const expectedText = getInput('expected-targets').trim();
-    const maxFailures = getInput('max-failures').trim();
+    const expectedText = log_core.getInput('expected-targets').trim();
+    const maxFailures = log_core.getInput('max-failures').trim();
     let decision = decideGate(reports, {
         maxFailurePercent: percentInput('max-failure-percent', 0),
         ...(maxFailures ? { maxFailures: positiveInt('max-failures', 0, 0) } : {}),
     }, expectedText ? positiveInt('expected-targets', 0, 0) : undefined);
-    const url = getInput('analysis-url').trim();
-    const command = getInput('analysis-command').trim();
+    const url = log_core.getInput('analysis-url').trim();
+    const command = log_core.getInput('analysis-command').trim();
     if (decision.proceed && url) {
         try {
             const r = await fetchUrl(url, 30_000);
@@ -76235,13 +78002,13 @@ async function gate_runGate() {
         else
             decision = { ...decision, reason: `${decision.reason}; analysis command passed` };
     }
-    setOutput('continue', String(decision.proceed));
-    setOutput('reason', decision.reason);
-    setOutput('failures', String(decision.failures));
+    log_core.setOutput('continue', String(decision.proceed));
+    log_core.setOutput('reason', decision.reason);
+    log_core.setOutput('failures', String(decision.failures));
     if (decision.proceed)
-        info(`Next wave may start: ${decision.reason}`);
+        log_core.info(`Next wave may start: ${decision.reason}`);
     else
-        warning(`Rollout stopped: ${decision.reason}`, { title: 'fleet-deploy gate' });
+        log_core.warning(`Rollout stopped: ${decision.reason}`, { title: 'fleet-deploy gate' });
 }
 
 ;// CONCATENATED MODULE: ./src/actions/health.ts
@@ -76261,20 +78028,20 @@ async function gate_runGate() {
 
 async function runHealth() {
     const registry = await actionRegistry();
-    const targets = getInput('targets').trim();
+    const targets = log_core.getInput('targets').trim();
     const select = targets
         ? `id=${targets
             .split(/[\s,]+/)
             .filter(Boolean)
             .join('|')}`
-        : getInput('select').trim();
+        : log_core.getInput('select').trim();
     const plan = planDeployment(registry, { select });
-    const version = getInput('version').trim();
+    const version = log_core.getInput('version').trim();
     const all = plan.plan.flatMap((w) => w.targets);
     const viaSsh = all.filter((t) => t.tenant.health.url === undefined);
     let connector;
     if (viaSsh.length) {
-        const key = getInput('ssh-key');
+        const key = log_core.getInput('ssh-key');
         if (!key.trim())
             throw new ConfigurationError([
                 {
@@ -76283,8 +78050,8 @@ async function runHealth() {
                     message: 'is required for health checks probed through SSH (health.port)',
                 },
             ]);
-        core_setSecret(key);
-        const knownHosts = getInput('known-hosts');
+        log_core.setSecret(key);
+        const knownHosts = log_core.getInput('known-hosts');
         checkTrust(registry, plan, knownHosts);
         connector = new SshConnector({ privateKey: key, knownHosts });
     }
@@ -76295,21 +78062,21 @@ async function runHealth() {
             const check = t.tenant.health;
             let probe;
             if (check.url !== undefined)
-                probe = () => fetchUrl(check.url, check.timeoutMs);
+                probe = (timeoutMs) => fetchUrl(check.url, timeoutMs);
             else {
                 if (!transports.has(t.server.name))
                     transports.set(t.server.name, connector.connect(t.server));
                 const transport = transports.get(t.server.name);
-                probe = async () => (await transport).get(check.port, check.path, check.timeoutMs);
+                probe = async (timeoutMs) => (await transport).get(check.port, check.path, timeoutMs);
             }
             try {
                 const g = await runGate(check, version, probe, systemClock);
                 results.push({ id: t.id, ok: g.ok, ...(g.reason ? { reason: g.reason } : {}) });
-                info(`${t.id}: ${g.ok ? `healthy (${g.passed}/${g.probes} probes)` : `NOT healthy: ${g.reason}`}`);
+                log_core.info(`${t.id}: ${g.ok ? `healthy (${g.passed}/${g.probes} probes)` : `NOT healthy: ${g.reason}`}`);
             }
             catch (e) {
                 results.push({ id: t.id, ok: false, reason: e.message });
-                info(`${t.id}: NOT healthy: ${e.message}`);
+                log_core.info(`${t.id}: NOT healthy: ${e.message}`);
             }
         }));
     }
@@ -76317,10 +78084,10 @@ async function runHealth() {
         await Promise.all([...transports.values()].map(async (p) => (await p.catch(() => undefined))?.close()));
     }
     const unhealthy = results.filter((r) => !r.ok);
-    setOutput('healthy', String(unhealthy.length === 0));
-    setOutput('results', JSON.stringify(results.sort((a, b) => (a.id < b.id ? -1 : 1))));
+    log_core.setOutput('healthy', String(unhealthy.length === 0));
+    log_core.setOutput('results', JSON.stringify(results.sort((a, b) => (a.id < b.id ? -1 : 1))));
     if (unhealthy.length)
-        setFailed(`${unhealthy.length} of ${results.length} target(s) not healthy: ${unhealthy.map((u) => `${u.id} (${u.reason})`).join('; ')}`);
+        log_core.setFailed(`${unhealthy.length} of ${results.length} target(s) not healthy: ${unhealthy.map((u) => `${u.id} (${u.reason})`).join('; ')}`);
 }
 
 ;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/context.js
@@ -81385,7 +83152,7 @@ function failureAnnotations(report, registry, max = MAX_ANNOTATIONS) {
 
 
 function octokit() {
-    const token = getInput('token');
+    const token = log_core.getInput('token');
     if (!token)
         throw new ConfigurationError([
             {
@@ -81432,44 +83199,44 @@ async function runSummary() {
             environment,
             log_url: runUrl(),
         });
-        setOutput('deployment-id', String(id));
+        log_core.setOutput('deployment-id', String(id));
         return;
     }
     const reports = await readReports(inputs_text('reports', 'fleet-deploy-reports'), 'input "reports"');
     const merged = mergeReports(reports);
     // The gate's stop reason (matrix mode), when the reports themselves carry none (fleet mode does).
-    const stopped = merged.stopped ?? (getInput('stopped').trim() || undefined);
+    const stopped = merged.stopped ?? (log_core.getInput('stopped').trim() || undefined);
     const report = { ...merged, ...(stopped ? { stopped } : {}) };
     const markdown = renderSummary(report, {
         title: inputs_text('title', `Deploy ${report.version}`),
         reportLink: inputs_text('report-link', 'the fleet-deploy-reports artifact'),
     });
-    await summary.addRaw(markdown, true).write();
+    await log_core.summary.addRaw(markdown, true).write();
     for (const a of failureAnnotations(report, await registryText())) {
         const { message, ...properties } = a;
-        core_error(message, properties);
+        log_core.error(message, properties);
     }
     const t = report.totals;
-    const expected = Number(getInput('expected-targets').trim() || '0');
+    const expected = Number(log_core.getInput('expected-targets').trim() || '0');
     const missing = Math.max(0, expected - t.targets);
     if (missing)
-        warning(`${missing} of ${expected} planned targets have no result: their wave did not run (the rollout stopped or was cancelled) or their job died before reporting`);
+        log_core.warning(`${missing} of ${expected} planned targets have no result: their wave did not run (the rollout stopped or was cancelled) or their job died before reporting`);
     const success = t.targets > 0 && missing === 0 && t.deployed + t.unchanged === t.targets;
-    setOutput('success', String(success));
-    setOutput('totals', JSON.stringify(t));
-    setOutput('report', JSON.stringify(report));
+    log_core.setOutput('success', String(success));
+    log_core.setOutput('totals', JSON.stringify(t));
+    log_core.setOutput('report', JSON.stringify(report));
     if (mode === 'finish') {
-        const id = Number(getInput('deployment-id'));
+        const id = Number(log_core.getInput('deployment-id'));
         if (!Number.isInteger(id) || id <= 0)
             throw new ConfigurationError([
                 {
                     path: [],
                     source: 'input "deployment-id"',
-                    message: `${JSON.stringify(getInput('deployment-id'))} is not a deployment id`,
+                    message: `${JSON.stringify(log_core.getInput('deployment-id'))} is not a deployment id`,
                     hint: 'pass the deployment-id output of the summary action run with deployment: start',
                 },
             ]);
-        const url = getInput('environment-url').trim();
+        const url = log_core.getInput('environment-url').trim();
         await octokit().rest.repos.createDeploymentStatus({
             owner,
             repo,
@@ -81481,19 +83248,19 @@ async function runSummary() {
             ...(url ? { environment_url: url } : {}),
         });
     }
-    if (!success && getInput('fail-on-failure') !== 'false')
-        setFailed(`${t.targets - t.deployed - t.unchanged} of ${t.targets} targets were not deployed`);
+    if (!success && log_core.getInput('fail-on-failure') !== 'false')
+        log_core.setFailed(`${t.targets - t.deployed - t.unchanged} of ${t.targets} targets were not deployed`);
 }
 /** The registry file, to place each failure's annotation on its tenant's line; none when it cannot be read. */
 async function registryText() {
-    const path = getInput('registry').trim();
+    const path = log_core.getInput('registry').trim();
     if (!path)
         return undefined;
     try {
         return { path, text: await (0,promises_namespaceObject.readFile)(path, 'utf8') };
     }
     catch (e) {
-        info(`Annotations without file lines: cannot read the registry ${path}: ${e.message}`);
+        log_core.info(`Annotations without file lines: cannot read the registry ${path}: ${e.message}`);
         return undefined;
     }
 }
@@ -81504,6 +83271,7 @@ function runUrl() {
 
 ;// CONCATENATED MODULE: ./src/actions/main.ts
 /** One entry for every action: each action.yml runs a stub that calls runAction with its name. */
+
 
 
 

@@ -44,6 +44,7 @@ export type RolloutSettings = Pick<
   | 'commandTimeoutMs'
   | 'pullTimeoutMs'
   | 'pullAttempts'
+  | 'recoveryWindowMs'
   | 'skipOnceHooks'
 >;
 
@@ -134,6 +135,14 @@ const ROLLOUT_ROWS: RolloutRows = {
     default: '3',
     check: atLeast(1),
     help: "tries of a target's pull before the target fails",
+  },
+  recoveryWindowMs: {
+    flag: 'recovery-window',
+    arg: 'DURATION',
+    input: 'recovery-window',
+    default: '60s',
+    check: timeout,
+    help: 'how long to keep reconnecting to a server that dropped off mid-deploy, to finish its rollback, history and unlock',
   },
   skipOnceHooks: {
     input: 'once-hooks',

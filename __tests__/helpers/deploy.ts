@@ -14,6 +14,7 @@ export const testOptions = (version: string, extra: Partial<FleetOptions> = {}):
   commandTimeoutMs: 20_000,
   pullTimeoutMs: 30_000,
   pullAttempts: 2,
+  recoveryWindowMs: 10_000,
   concurrency: 8,
   perServer: 4,
   maxFailurePercent: 0,

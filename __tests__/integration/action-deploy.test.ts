@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { actionEnv, runBundledAction } from '../helpers/run';
 import { handOver, haveSshd } from '../../src/testing';
-import { lockExists, startFleet, type TestFleet } from '../helpers/testfleet';
+import { historyOf, lockExists, startFleet, type TestFleet } from '../helpers/testfleet';
 
 const describeSshd = haveSshd ? describe : describe.skip;
 
@@ -92,11 +92,11 @@ describeSshd('actions/deploy', () => {
     expect(r.stdout).toContain('::error::1 of 1 target(s) not deployed: 0 failed, 1 rolled back, 0 skipped');
   }, 60_000);
 
-  test('a job killed mid-deploy: the post step releases the lock it left', async () => {
-    const t = fleet.tenants[1]!; // srv-2/t2-1, on v2
+  /** Starts the deploy action on a slow release and signals it once its switch has run (mid-gate). */
+  async function cancelMidGate(signal: NodeJS.Signals, version: string) {
     const a = actionEnv({
       registry: registryFile,
-      version: 'slow-9',
+      version,
       targets: 'srv-2/t2-1',
       'ssh-key': fleet.key.privateKey,
     });
@@ -105,21 +105,45 @@ describeSshd('actions/deploy', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no health step within 30 s:\n${out}`)), 30_000);
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
+      const look = () => {
         if (/srv-2\/t2-1 {2}update {2}ok/.test(out)) {
           clearTimeout(timer);
-          child.kill('SIGKILL'); // the runner cancelling the job
+          child.stdout!.off('data', look);
+          child.kill(signal); // the runner cancelling the job
           resolve();
         }
-      });
+      };
+      child.stdout!.on('data', look);
     });
-    await new Promise((r) => child.once('exit', r));
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    return { a, code, out: () => out };
+  }
+
+  test('a cancelled job (SIGINT mid-gate): the action rolls the target back itself and unlocks', async () => {
+    const t = fleet.tenants[1]!; // srv-2/t2-1, on v2
+    const before = fleet.env(t);
+    const { a, out } = await cancelMidGate('SIGINT', 'slow-8');
+    expect(out()).toContain('SIGINT: cancelling');
+    expect(out()).toMatch(/srv-2\/t2-1 {2}rollback {2}ok/);
+    expect(fleet.env(t)).toBe(before);
+    expect(lockExists(t)).toBe(false);
+    expect(historyOf(t).at(-1)).toMatchObject({ outcome: 'rolled-back', to: 'slow-8' });
+    expect(JSON.parse(a.state()['fleet-deploy-locks']!)).toEqual([]);
+  }, 60_000);
+
+  test('a job killed mid-gate: the post step switches the target back, notes it and releases the lock', async () => {
+    const t = fleet.tenants[1]!;
+    const before = fleet.env(t);
+    const { a } = await cancelMidGate('SIGKILL', 'slow-9');
     expect(lockExists(t)).toBe(true);
+    expect(fleet.env(t)).toContain('slow-9');
     const saved = a.state()['fleet-deploy-locks']!;
-    expect(JSON.parse(saved)).toEqual([expect.objectContaining({ target: 'srv-2/t2-1', held: true })]);
+    expect(JSON.parse(saved)).toEqual([
+      expect.objectContaining({ target: 'srv-2/t2-1', held: true, switching: expect.any(Object) }),
+    ]);
     const post = runBundledAction(
       'dist/actions/deploy-post.js',
       { registry: registryFile, 'ssh-key': fleet.key.privateKey },
@@ -127,8 +151,11 @@ describeSshd('actions/deploy', () => {
       30_000,
     );
     expect(post.code).toBe(0);
+    expect(post.stdout).toContain('srv-2/t2-1: cut off during the switch to slow-9: switched back to');
     expect(post.stdout).toContain('srv-2/t2-1: lock released');
     expect(lockExists(t)).toBe(false);
+    expect(fleet.env(t)).toBe(before);
+    expect(historyOf(t).at(-1)).toMatchObject({ outcome: 'cancelled', from: 'slow-9', rollback: true });
   }, 60_000);
 
   test('the post step with nothing held does nothing', () => {

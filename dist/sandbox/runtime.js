@@ -124,6 +124,8 @@ function stopServices(stateDirs, graceMs = 3000) {
 const stateDir = process.env.FLEET_SANDBOX_STATE ?? (0,external_node_path_namespaceObject.join)(process.env.HOME ?? '/tmp', '.fleet-sandbox');
 const imagesDir = (0,external_node_path_namespaceObject.join)(stateDir, 'images');
 const runtime_projectsDir = projectsDir(stateDir);
+/** Each project's service output (one line per request it answered), as `docker logs` shows it. */
+const logFileOf = (project) => (0,external_node_path_namespaceObject.join)(stateDir, 'logs', `${project}.log`);
 const sha = (s) => (0,external_node_crypto_namespaceObject.createHash)('sha256').update(s).digest('hex');
 const imageId = (ref) => `sha256:${sha(`image:${ref}`)}`;
 const digestOf = (ref) => `sha256:${sha(`digest:${ref}`)}`;
@@ -146,13 +148,49 @@ function localImages() {
         .filter((f) => f.endsWith('.json'))
         .map((f) => JSON.parse((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(imagesDir, f), 'utf8')));
 }
-function containers() {
+/** The running containers; with `all`, the stopped ones too (their process ended, their state kept). */
+function containers(all = false) {
     if (!(0,external_node_fs_namespaceObject.existsSync)(runtime_projectsDir))
         return [];
     return (0,external_node_fs_namespaceObject.readdirSync)(runtime_projectsDir)
         .filter((f) => f.endsWith('.json'))
         .map((f) => JSON.parse((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(runtime_projectsDir, f), 'utf8')))
-        .filter((c) => isRunning(c.pid));
+        .filter((c) => all || isRunning(c.pid));
+}
+const stateOf = (c) => (!isRunning(c.pid) ? 'exited' : c.paused ? 'paused' : 'running');
+/** docker logs [--tail N] [--since …] [-f] ID: the service's output; -f polls for more until killed. */
+function logs(args) {
+    const id = args.at(-1) ?? fail('docker logs needs a container');
+    const c = containers(true).find((x) => x.id === id) ?? fail(`Error: No such container: ${id}`);
+    const file = logFileOf(c.project);
+    const text = (0,external_node_fs_namespaceObject.existsSync)(file) ? (0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8') : '';
+    const at = args.indexOf('--tail');
+    const lines = text.split('\n').filter(Boolean);
+    const shown = at >= 0 && args[at + 1] !== 'all' ? lines.slice(-Number(args[at + 1])) : lines;
+    if (shown.length)
+        process.stdout.write(`${shown.join('\n')}\n`);
+    if (!args.includes('-f') && !args.includes('--follow'))
+        return;
+    let pos = Buffer.byteLength(text);
+    setInterval(() => {
+        const now = (0,external_node_fs_namespaceObject.existsSync)(file) ? (0,external_node_fs_namespaceObject.readFileSync)(file) : Buffer.alloc(0);
+        if (now.length > pos)
+            process.stdout.write(now.subarray(pos));
+        pos = now.length;
+    }, 100);
+}
+/** docker pause / unpause / stop ID…: SIGSTOP, SIGCONT, or end the process and keep the container. */
+function lifecycle(verb, ids) {
+    const all = containers(true);
+    for (const id of ids) {
+        const c = all.find((x) => x.id === id) ?? fail(`Error: No such container: ${id}`);
+        if (verb === 'stop')
+            processes_stopProcesses([c.pid], 2000);
+        else
+            process.kill(c.pid, verb === 'pause' ? 'SIGSTOP' : 'SIGCONT');
+        writeAtomic((0,external_node_path_namespaceObject.join)(runtime_projectsDir, `${c.project}.json`), { ...c, paused: verb === 'pause' });
+        process.stdout.write(`${id}\n`);
+    }
 }
 function pull(ref) {
     if (/^missing/.test(tagOf(ref)))
@@ -239,7 +277,9 @@ function compose(args) {
                     .map((l) => l.trim())
                     .includes(tagOf(ref));
             const args = [process.argv[1], '__serve', String(port), tagOf(ref), ...(broken ? ['broken'] : [])];
-            const child = (0,external_node_child_process_namespaceObject.spawn)(process.execPath, args, { detached: true, stdio: 'ignore' });
+            (0,external_node_fs_namespaceObject.mkdirSync)((0,external_node_path_namespaceObject.join)(stateDir, 'logs'), { recursive: true });
+            const log = (0,external_node_fs_namespaceObject.openSync)(logFileOf(project), 'a');
+            const child = (0,external_node_child_process_namespaceObject.spawn)(process.execPath, args, { detached: true, stdio: ['ignore', log, log] });
             child.unref();
             (0,external_node_fs_namespaceObject.mkdirSync)(runtime_projectsDir, { recursive: true });
             writeAtomic(stateFile, {
@@ -256,10 +296,14 @@ function compose(args) {
             fail(`sandbox runtime: unsupported compose command: ${verb}`);
     }
 }
+/** Go templates as the status and health commands use them: fields, `json`, a label, no health check. */
 function format(template, fields) {
     if (!template)
         return JSON.stringify(fields);
-    return template.replace(/\{\{\s*(json\s+)?\.(\w+)\s*\}\}/g, (_, json, key) => json ? (fields[`json:${key}`] ?? 'null') : (fields[key] ?? ''));
+    return template
+        .replace(/\{\{if \.State\.Health\}\}.*?\{\{else\}\}(.*?)\{\{end\}\}/g, '$1')
+        .replace(/\{\{index \.Config\.Labels "[^"]*"\}\}/g, '')
+        .replace(/\{\{\s*(json\s+)?\.([\w.]+)\s*\}\}/g, (_, json, key) => json ? (fields[`json:${key}`] ?? 'null') : (fields[key] ?? ''));
 }
 function main(argv) {
     const [cmd, ...args] = argv;
@@ -271,7 +315,7 @@ function main(argv) {
             return compose(args);
         case 'rm': {
             // docker rm -f ID…: stop and forget the containers
-            const all = containers();
+            const all = containers(true);
             for (const id of operands) {
                 const c = all.find((x) => x.id === id) ?? fail(`Error: No such container: ${id}`);
                 stop(c);
@@ -283,33 +327,45 @@ function main(argv) {
             // docker ps [-a]q --filter label=com.docker.compose.project=NAME
             const filter = args[args.indexOf('--filter') + 1] ?? '';
             const project = /^label=com\.docker\.compose\.project=(.+)$/.exec(filter)?.[1];
-            for (const c of containers())
+            const all = args.some((a) => /^-[a-z]*a/.test(a));
+            for (const c of containers(all))
                 if (!project || c.project === project)
                     process.stdout.write(`${c.id}\n`);
             return;
         }
+        case 'logs':
+            return logs(args);
+        case 'pause':
+        case 'unpause':
+        case 'stop':
+            return lifecycle(cmd, operands);
         case 'pull':
             pull(operands[0] ?? fail('docker pull needs an image'));
             return void process.stdout.write(`${operands[0]}\n`);
         case 'inspect': {
-            const all = containers();
+            const all = containers(true);
             for (const id of operands) {
                 const c = all.find((x) => x.id === id) ?? fail(`Error: No such object: ${id}`);
-                if (fmt?.includes('.State.Health'))
-                    process.stdout.write('none\n');
-                else
-                    process.stdout.write(`${format(fmt, { Image: c.imageId, Id: c.id })}\n`);
+                const fields = {
+                    Image: c.imageId,
+                    Id: c.id,
+                    Name: `/${c.project}-app-1`,
+                    'State.Status': stateOf(c),
+                };
+                process.stdout.write(`${format(fmt, fields)}\n`);
             }
             return;
         }
         case 'image': {
             const [sub, ...rest] = operands;
             if (sub === 'inspect') {
-                for (const ref of rest) {
+                for (const name of rest) {
+                    // by reference, or by ID as `docker image inspect` takes it too
+                    const ref = localImages().find((i) => i.id === name)?.ref ?? name;
                     if (!(0,external_node_fs_namespaceObject.existsSync)(fileOf(ref)))
-                        fail(`Error: No such image: ${ref}`);
+                        fail(`Error: No such image: ${name}`);
                     const digests = JSON.stringify([`${repoOf(ref)}@${digestOf(ref)}`]);
-                    process.stdout.write(`${format(fmt, { Id: imageId(ref), 'json:RepoDigests': digests })}\n`);
+                    process.stdout.write(`${format(fmt, { Id: imageId(ref), 'json:RepoDigests': digests, Size: '1048576' })}\n`);
                 }
                 return;
             }
@@ -368,6 +424,7 @@ function serve(port, version, forceBroken) {
         }
         res.writeHead(healthy ? 200 : behaviour === 'slow' ? 503 : 500, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ status: healthy ? 'ok' : 'error', version }));
+        process.stdout.write(`${new Date().toISOString()} GET ${req.url} ${res.statusCode} (${version})\n`);
     });
     server.listen(port, '127.0.0.1');
     const bye = () => server.close(() => process.exit(0));

@@ -5,7 +5,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import * as core from '@actions/core';
+import { setMaxListeners } from 'node:events';
+import { core } from './log';
 import { ConfigurationError } from '../errors';
 import { deployFleet, type FleetOptions, type FleetReport } from '../deploy/fleet';
 import { dryRunCommands } from '../deploy/dry-run';
@@ -14,7 +15,6 @@ import type { LockEvent } from '../deploy/target';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment } from '../plan/plan';
 import { targetsOf, type Registry } from '../registry';
-import { releaseLock } from '../remote/commands';
 import { OUTCOME_ORDER, reason, renderReport, seconds } from '../report/render';
 import { checkTrust } from '../ssh/known-hosts';
 import { SshConnector } from '../ssh/transport';
@@ -29,9 +29,10 @@ export const DEPLOY_INPUTS = {
   knownHosts: 'known-hosts',
 } as const;
 
-const STATE_LOCKS = 'fleet-deploy-locks';
+/** The action's state: the locks this job holds, and the switch each is making (for the post step). */
+export const STATE_LOCKS = 'fleet-deploy-locks';
 
-function sshKey(): string {
+export function sshKey(): string {
   const key = core.getInput(DEPLOY_INPUTS.sshKey);
   if (!key.trim())
     throw new ConfigurationError([
@@ -73,6 +74,24 @@ function selection(registry: Registry): string {
   return `id=${ids.join('|')}`;
 }
 
+/**
+ * A cancelled job: the runner sends SIGINT (then SIGTERM, then kills). Like the CLI's first Ctrl-C, no
+ * new target starts and a target between its switch and the end of its gate rolls back; what a kill
+ * cuts short, the post step finishes (deploy-post.ts).
+ */
+function cancelOnSignals(): AbortSignal {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal); // every target in flight waits on it
+  const cancel = (sig: NodeJS.Signals) => {
+    if (!controller.signal.aborted)
+      core.warning(`${sig}: cancelling — no new target starts; targets mid-switch roll back and unlock`);
+    controller.abort();
+  };
+  process.on('SIGINT', cancel);
+  process.on('SIGTERM', cancel);
+  return controller.signal;
+}
+
 function worst(report: FleetReport): string {
   const outcomes = report.targets.map((t) => t.outcome).sort((a, b) => OUTCOME_ORDER[a] - OUTCOME_ORDER[b]);
   return outcomes[0] ?? 'skipped';
@@ -112,6 +131,7 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
     else held.delete(e.target);
     core.saveState(STATE_LOCKS, JSON.stringify([...held.values()]));
   };
+  const signal = cancelOnSignals();
   core.info(
     `${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${version}`} to ${plan.total} target(s) in ${plan.plan.length} wave(s)`,
   );
@@ -119,6 +139,7 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
     connector: new SshConnector({ privateKey, knownHosts }),
     clock: systemClock,
     urlGet: fetchUrl,
+    signal,
     onLock: saveLocks,
     onStep: (e) => {
       if (e.status !== 'start' || e.detail)
@@ -155,39 +176,4 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
     core.setFailed(
       `${bad} of ${report.totals.targets} target(s) not deployed: ${report.totals.failed} failed, ${report.totals['rolled-back']} rolled back, ${report.totals.skipped} skipped`,
     );
-}
-
-/** Post step: release the locks a cancelled or killed main step still held (only ours, by token). */
-export async function runDeployPost(): Promise<void> {
-  const held = JSON.parse(core.getState(STATE_LOCKS) || '[]') as LockEvent[];
-  if (held.length === 0) return core.info('No fleet-deploy lock left to release.');
-  const registry = await actionRegistry();
-  const targets = new Map(targetsOf(registry).map((t) => [t.id, t]));
-  const connector = new SshConnector({
-    privateKey: sshKey(),
-    knownHosts: core.getInput(DEPLOY_INPUTS.knownHosts),
-    connectAttempts: 2,
-  });
-  const byServer = new Map<string, LockEvent[]>();
-  for (const e of held) byServer.set(e.server, [...(byServer.get(e.server) ?? []), e]);
-  for (const [, locks] of byServer) {
-    const first = targets.get(locks[0]!.target);
-    if (!first) continue;
-    let transport;
-    try {
-      transport = await connector.connect(first.server);
-      for (const lock of locks) {
-        const t = targets.get(lock.target);
-        if (!t) continue;
-        const r = await transport.exec(releaseLock(t.tenant, lock.token), { timeoutMs: 30_000 });
-        core.info(
-          `${lock.target}: ${r.stdout.includes('released') ? 'lock released' : r.code === 0 ? 'lock was no longer ours' : `could not release the lock (${r.stderr.trim()})`}`,
-        );
-      }
-    } catch (e) {
-      core.warning(`could not release locks on ${first.server.name}: ${(e as Error).message}`);
-    } finally {
-      await transport?.close();
-    }
-  }
 }

@@ -4,7 +4,7 @@
  * whose exit code 0 does), and says whether the next wave may start.
  */
 import { execFile } from 'node:child_process';
-import * as core from '@actions/core';
+import { core } from './log';
 import { decideGate } from '../deploy/budget';
 import { fetchUrl } from '../http/fetch';
 import { latestResults } from '../report/summary';

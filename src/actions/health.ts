@@ -3,7 +3,7 @@
  * target's health check — through SSH to the server's 127.0.0.1, or a public URL from the runner — until
  * it is stable or the deadline passes, with the same policy as a deploy's gate.
  */
-import * as core from '@actions/core';
+import { core } from './log';
 import { ConfigurationError } from '../errors';
 import { systemClock, type Transport } from '../deploy/ports';
 import { runGate } from '../health/gate';
@@ -49,11 +49,11 @@ export async function runHealth(): Promise<void> {
       all.map(async (t) => {
         const check = t.tenant.health;
         let probe;
-        if (check.url !== undefined) probe = () => fetchUrl(check.url!, check.timeoutMs);
+        if (check.url !== undefined) probe = (timeoutMs: number) => fetchUrl(check.url!, timeoutMs);
         else {
           if (!transports.has(t.server.name)) transports.set(t.server.name, connector!.connect(t.server));
           const transport = transports.get(t.server.name)!;
-          probe = async () => (await transport).get(check.port!, check.path, check.timeoutMs);
+          probe = async (timeoutMs: number) => (await transport).get(check.port!, check.path, timeoutMs);
         }
         try {
           const g = await runGate(check, version, probe, systemClock);

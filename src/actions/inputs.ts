@@ -2,7 +2,7 @@
  * Reads action inputs once into typed settings. `required: true` in action.yml is not enforced by the
  * runner, so every rule lives here, and every error names the input and its value.
  */
-import * as core from '@actions/core';
+import { core } from './log';
 import { fromInputs } from '../settings';
 import { percent, wholeNumber } from '../values';
 

@@ -1,6 +1,7 @@
 /** One entry for every action: each action.yml runs a stub that calls runAction with its name. */
 import { failStep } from '../github/report-error';
-import { runDeployAction, runDeployPost } from './deploy';
+import { runDeployAction } from './deploy';
+import { runDeployPost } from './deploy-post';
 import { runPlan } from './plan';
 import { runGate } from './gate';
 import { runHealth } from './health';

@@ -1,5 +1,5 @@
 /** The plan action: registry → per-wave GitHub matrices. */
-import * as core from '@actions/core';
+import { core } from './log';
 import { matrices, planDeployment, planJson } from '../plan/plan';
 import { waveEnvironments } from '../plan/waves';
 import { plural } from '../report/table';

@@ -4,7 +4,7 @@
  * a user can start with one server and move to a registry file later without changing tools.
  */
 import { readFile } from 'node:fs/promises';
-import * as core from '@actions/core';
+import { core } from './log';
 import { ConfigurationError, type Problem } from '../errors';
 import { parseRegistry, type Registry } from '../registry';
 

@@ -4,7 +4,7 @@
  * `deployment: finish` (with the deployment-id from start) writes the summary and sets success/failure.
  */
 import { readFile } from 'node:fs/promises';
-import * as core from '@actions/core';
+import { core } from './log';
 import * as github from '@actions/github';
 import { failureAnnotations } from '../report/annotations';
 import { mergeReports, renderSummary } from '../report/summary';

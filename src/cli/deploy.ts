@@ -41,6 +41,7 @@ const ROLLOUT_FLAGS = [
   'commandTimeoutMs',
   'pullTimeoutMs',
   'pullAttempts',
+  'recoveryWindowMs',
   'actor',
 ] as const satisfies readonly SettingName[];
 
@@ -112,6 +113,7 @@ export async function runDeploy(
     clock: systemClock,
     urlGet: fetchUrl,
     signal: io.signal,
+    onLock: io.onLock,
     onStep: progress.onStep,
     onTarget: progress.onTarget,
     onWave: progress.onWave,

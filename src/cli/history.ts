@@ -1,61 +1,39 @@
 /** `fleet-deploy history`: the release history of the selected targets, read over SSH. */
 import { parseHistory, type HistoryEntry } from '../deploy/history';
-import { planDeployment } from '../plan/plan';
 import { readHistory } from '../remote/commands';
 import { table } from '../report/table';
-import { SshConnector } from '../ssh/transport';
-import { loadRegistry } from './args';
 import { wholeNumber } from '../values';
-import { sshSettings } from './deploy';
+import { eachServer } from '../deploy/each-server';
+import { describe } from '../deploy/shell';
+import { openRemote, REMOTE_HELP, type Values } from './remote';
 import type { CliIO } from './io';
 
-type Values = Record<string, string | boolean | undefined>;
-
-export const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--key FILE] [--known-hosts FILE]
+export const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--concurrency N] [--key FILE] [--known-hosts FILE]
 
 Reads each selected target's release history (.fleet/history.jsonl in its directory: time, actor, CI run,
 outcome, from → to, digests), newest first, over one SSH connection per server.
 
 Options:
-  -r, --registry FILE   the server registry (default: $FLEET_REGISTRY or servers/production.json)
-  -s, --select EXPR     which targets (default: every target)
   -n, --limit N         entries per target (default 10)
   -f, --format FORMAT   table (default) or json
-      --key FILE        SSH private key (default: $FLEET_SSH_KEY, or $FLEET_SSH_KEY_FILE)
-      --known-hosts FILE  trusted host keys besides the registry's pins
-  -h, --help            show this help`;
+${REMOTE_HELP}`;
 
 export async function runHistory(values: Values, io: CliIO): Promise<number> {
-  const registry = await loadRegistry(values, io);
   const limit = wholeNumber(values.limit as string | undefined, '--limit', 10);
   const format = (values.format as string | undefined) ?? 'table';
-  const plan = planDeployment(registry, { select: values.select as string | undefined });
-  const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
-  const connector = new SshConnector({ privateKey, knownHosts });
-  const targets = plan.plan.flatMap((w) => w.targets);
-  const byServer = new Map<string, typeof targets>();
-  for (const t of targets) byServer.set(t.server.name, [...(byServer.get(t.server.name) ?? []), t]);
-  const results = new Map<string, HistoryEntry[] | string>();
-  await Promise.all(
-    [...byServer.values()].map(async (list) => {
-      let transport;
-      try {
-        transport = await connector.connect(list[0]!.server);
-        for (const t of list) {
-          const r = await transport.exec(readHistory(t.tenant, limit), { timeoutMs: 30_000 });
-          results.set(
-            t.id,
-            r.code === 0
-              ? parseHistory(r.stdout.split('\n')).reverse()
-              : `cannot read the history: exit code ${r.code}: ${r.stderr.trim()}`,
-          );
-        }
-      } catch (e) {
-        for (const t of list) results.set(t.id, (e as Error).message);
-      } finally {
-        await transport?.close();
-      }
-    }),
+  const { targets, connector, concurrency } = await openRemote(values, io);
+  const outcomes = await eachServer(
+    targets,
+    connector,
+    async (t, transport) => {
+      const r = await transport.exec(readHistory(t.tenant, limit), { timeoutMs: 30_000 });
+      if (r.code !== 0) throw new Error(`cannot read the history: ${describe(r)}`);
+      return parseHistory(r.stdout.split('\n')).reverse();
+    },
+    { concurrency },
+  );
+  const results = new Map<string, HistoryEntry[] | string>(
+    [...outcomes].map(([id, o]) => [id, o.ok ? o.value : o.error]),
   );
   let failed = false;
   if (format === 'json') {

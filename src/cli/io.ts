@@ -1,6 +1,7 @@
 /** What the CLI needs from the world; tests pass their own. */
 import { setMaxListeners } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
+import type { LockEvent } from '../deploy/target';
 import { ConfigurationError } from '../errors';
 
 export interface CliIO {
@@ -13,6 +14,8 @@ export interface CliIO {
   tty?: boolean;
   /** Aborted on the first SIGINT/SIGTERM: no new targets start; running ones finish or roll back. */
   signal?: AbortSignal;
+  /** Told of each lock a deploy takes and releases, so quitting at once can say which it leaves. */
+  onLock?: (e: LockEvent) => void;
 }
 
 export function processIO(): CliIO {
@@ -20,6 +23,7 @@ export function processIO(): CliIO {
   // Every target in flight waits on this signal (health probe intervals, retries): as many listeners as
   // --concurrency allows, removed as each wait ends — not a leak, so no warning past the default 10.
   setMaxListeners(0, controller.signal);
+  const held = new Map<string, LockEvent>();
   let interrupts = 0;
   const interrupt = (sig: NodeJS.Signals) => {
     interrupts++;
@@ -28,7 +32,10 @@ export function processIO(): CliIO {
         `\n${sig}: finishing the targets in progress (rolling back where needed) and releasing their locks; no new target starts. Again to quit at once.\n`,
       );
       controller.abort();
-    } else process.exit(130);
+    } else {
+      process.stderr.write(quitMessage([...held.keys()]));
+      process.exit(130);
+    }
   };
   process.on('SIGINT', interrupt);
   process.on('SIGTERM', interrupt);
@@ -40,7 +47,15 @@ export function processIO(): CliIO {
     env: process.env,
     tty: Boolean(process.stderr.isTTY),
     signal: controller.signal,
+    onLock: (e) => (e.held ? held.set(e.target, e) : held.delete(e.target)),
   };
+}
+
+/** What quitting at once leaves behind, and the command that mends it. */
+export function quitMessage(locked: readonly string[]): string {
+  if (locked.length === 0) return '\nQuit at once; no lock was left behind.\n';
+  const shown = locked.slice(0, 10).join(', ') + (locked.length > 10 ? `, … (${locked.length} in all)` : '');
+  return `\nQuit at once: ${locked.length === 1 ? 'this target keeps its' : `these ${locked.length} targets keep their`} deploy lock: ${shown}.\nRelease ${locked.length === 1 ? 'it' : 'them'} (this deploy is gone): fleet-deploy unlock --force --select 'id=${locked.join('|')}'\n`;
 }
 
 /** Reads a user-named file; a missing or unreadable file is the user's mistake, said with the flag. */

@@ -6,11 +6,27 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigurationError, isConfigurationError, formatProblem } from '../errors';
 import { targetsOf } from '../registry';
 import { matrices, planDeployment, planJson, type Plan } from '../plan/plan';
+import { sanitize } from '../report/sanitize';
 import { plural, table } from '../report/table';
 import { processIO, type CliIO } from './io';
 import { VERSION } from '../version';
 import { DEPLOY_FLAGS, DEPLOY_USAGE, ROLLBACK_FLAGS, ROLLBACK_USAGE, runDeploy } from './deploy';
 import { HISTORY_USAGE, runHistory } from './history';
+import { runUnlock, UNLOCK_OPTIONS, UNLOCK_USAGE } from './unlock';
+import { REMOTE_OPTIONS } from './remote';
+import { PRUNE_OPTIONS, PRUNE_USAGE, runPrune } from './prune';
+import { LOGS_OPTIONS, LOGS_USAGE, runLogs } from './logs';
+import { runStatus, STATUS_OPTIONS, STATUS_USAGE } from './status';
+import {
+  BACKUP_OPTIONS,
+  BACKUP_USAGE,
+  BACKUPS_USAGE,
+  RESTORE_OPTIONS,
+  RESTORE_USAGE,
+  runBackup,
+  runBackups,
+  runRestore,
+} from './backup';
 import { runDemo, runSandbox, SANDBOX_USAGE } from './sandbox';
 import { DEFAULT_REGISTRY, loadRegistry } from './args';
 import { wholeNumber } from '../values';
@@ -75,14 +91,54 @@ Options:
     summary: "Show the selected targets' release history (the audit log on each server)",
     usage: HISTORY_USAGE,
     options: {
-      ...registryOption,
-      select: { type: 'string', short: 's' },
+      ...REMOTE_OPTIONS,
       limit: { type: 'string', short: 'n' },
       format: { type: 'string', short: 'f' },
-      key: { type: 'string' },
-      'known-hosts': { type: 'string' },
     },
     run: (values, io) => runHistory(values, io),
+  },
+  unlock: {
+    summary: "Show the selected targets' deploy locks and release those whose holder is gone",
+    usage: UNLOCK_USAGE,
+    options: UNLOCK_OPTIONS,
+    run: (values, io) => runUnlock(values, io),
+  },
+  status: {
+    summary:
+      'What runs on each target: version, digest, state, health, locks, and drift from what was deployed',
+    usage: STATUS_USAGE,
+    options: STATUS_OPTIONS,
+    run: (values, io) => runStatus(values, io),
+  },
+  logs: {
+    summary: "Show or follow (-f) the selected tenants' container logs, prefixed by target",
+    usage: LOGS_USAGE,
+    options: LOGS_OPTIONS,
+    run: (values, io) => runLogs(values, io),
+  },
+  prune: {
+    summary: "Remove old releases' images no tenant of the server keeps (--dry-run: list them and the space)",
+    usage: PRUNE_USAGE,
+    options: PRUNE_OPTIONS,
+    run: (values, io) => runPrune(values, io),
+  },
+  backup: {
+    summary: "Back up the selected tenants' files and database dump into a checksummed archive on the server",
+    usage: BACKUP_USAGE,
+    options: BACKUP_OPTIONS,
+    run: (values, io) => runBackup(values, io),
+  },
+  backups: {
+    summary: "List the selected tenants' backups",
+    usage: BACKUPS_USAGE,
+    options: BACKUP_OPTIONS,
+    run: (values, io) => runBackups(values, io),
+  },
+  restore: {
+    summary: 'Restore a backup (checksum checked, what it replaces kept), optionally the database too',
+    usage: RESTORE_USAGE,
+    options: RESTORE_OPTIONS,
+    run: (values, io) => runRestore(values, io),
   },
   sandbox: {
     summary: 'A local sandbox fleet to try it without servers: up, down, status',
@@ -226,11 +282,12 @@ export async function runCli(argv: readonly string[], io: CliIO = processIO()): 
     return await command.run(values, io, positionals);
   } catch (e) {
     if (isConfigurationError(e)) {
-      io.stderr(`${e.problems.map((p) => `error: ${formatProblem(p)}`).join('\n')}\n`);
+      // a problem can quote server text (a lock's owner, a history value): printed safe
+      io.stderr(`${e.problems.map((p) => `error: ${sanitize(formatProblem(p))}`).join('\n')}\n`);
       if (e.problems.length > 1) io.stderr(`${e.problems.length} problems\n`);
       return EXIT.configuration;
     }
-    io.stderr(`fleet-deploy ${name} failed: ${(e as Error).stack ?? String(e)}\n`);
+    io.stderr(`fleet-deploy ${name} failed: ${sanitize((e as Error).stack ?? String(e))}\n`);
     return EXIT.failure;
   }
 }

@@ -1,11 +1,12 @@
 /**
  * Progress a person can follow. In a log (CI, pipes): one line per target per step. In a terminal: one
  * line per finished target and a live status line below them. Colour only in a terminal, never with
- * NO_COLOR.
+ * NO_COLOR. Step details and errors carry server text, printed as safe single lines (report/sanitize).
  */
 import type { TargetResult } from '../deploy/result';
 import type { StepEvent } from '../deploy/target';
 import { seconds } from '../report/render';
+import { sanitizeLine } from '../report/sanitize';
 
 export interface ProgressOptions {
   write: (text: string) => void;
@@ -60,14 +61,14 @@ export class Progress {
     if (e.status === 'start') this.running.add(e.target);
     if (this.o.tty) {
       if (e.status === 'fail')
-        this.line(`${e.target}  ${this.paint(`${e.step} failed`, 'red')}: ${e.detail ?? ''}`);
+        this.line(`${e.target}  ${this.paint(`${e.step} failed`, 'red')}: ${sanitizeLine(e.detail ?? '')}`);
       else this.status();
       return;
     }
     if (e.status === 'start' && !e.detail) return;
     const state = e.status === 'ok' ? 'ok' : e.status === 'fail' ? 'FAILED' : '';
     this.o.write(
-      `${e.target}  ${e.step}  ${state}${e.ms !== undefined ? `  ${seconds(e.ms)}` : ''}${e.detail ? `  ${e.detail}` : ''}\n`,
+      `${e.target}  ${e.step}  ${state}${e.ms !== undefined ? `  ${seconds(e.ms)}` : ''}${e.detail ? `  ${sanitizeLine(e.detail)}` : ''}\n`,
     );
   };
 
@@ -82,7 +83,7 @@ export class Progress {
           ? 'yellow'
           : 'red';
     this.line(
-      `${r.id}  ${this.paint(r.outcome, color)}  ${seconds(r.durationMs)}${r.error && r.outcome !== 'skipped' ? `  ${r.error}` : ''}`,
+      `${r.id}  ${this.paint(r.outcome, color)}  ${seconds(r.durationMs)}${r.error && r.outcome !== 'skipped' ? `  ${sanitizeLine(r.error)}` : ''}`,
     );
   };
 

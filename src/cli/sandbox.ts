@@ -147,6 +147,7 @@ export async function runDemo(_values: Values, io: CliIO): Promise<number> {
           commandTimeoutMs: 30_000,
           pullTimeoutMs: 60_000,
           pullAttempts: 2,
+          recoveryWindowMs: 30_000,
           concurrency: 6,
           perServer: 3,
           maxFailurePercent: 0,

@@ -5,6 +5,7 @@
  */
 import type { Target } from '../registry/model';
 import * as R from '../remote/commands';
+import { backup } from '../remote/backup';
 import type { Script } from '../remote/shell';
 import { hookEnv } from './hooks';
 import type { ReleaseStrategy } from './strategy';
@@ -53,7 +54,7 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
     return [];
   }
   backup() {
-    return this.cmd('backup', this.tenant.backup && R.backup(this.tenant, '<time>'));
+    return this.cmd('backup', this.tenant.backup && backup(this.tenant, '<time>'));
   }
   preDeploy() {
     return this.hooks('preDeploy', 'pre-deploy hook');

@@ -89,7 +89,11 @@ export async function deployFleet(
     for (const t of wave.targets) {
       const s = sessions.get(t.server.name);
       if (s) s.remaining++;
-      else sessions.set(t.server.name, new Session(t.server, ports.connector, 1));
+      else
+        sessions.set(
+          t.server.name,
+          new Session(t.server, ports.connector, ports.clock, options.recoveryWindowMs, 1),
+        );
     }
   }
   const results: TargetResult[] = [];

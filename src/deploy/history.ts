@@ -41,6 +41,11 @@ const entrySchema = z.object({
   fromImages: z.array(z.string().regex(IMAGE_ID)).optional(),
   toImages: z.array(z.string().regex(IMAGE_ID)).optional(),
   digests: z.array(z.string().refine((r) => IMAGE_REF.test(r))).optional(),
+  /** Compose's config-hash label of the release's containers, when the deploy recorded it (status compares it). */
+  configHash: z
+    .string()
+    .regex(/^[a-f0-9]{64}$/)
+    .optional(),
   rollback: z.boolean().optional(),
   error: z.string().max(4096).optional(),
 });
@@ -73,7 +78,8 @@ export interface Recorded {
   actor: string;
   run: string;
   target: string;
-  outcome: Outcome;
+  /** `cancelled`: a CI job was cancelled mid-switch and its post step switched the target back. */
+  outcome: Outcome | 'cancelled';
   previous: Release;
   next: Release;
   rollback: boolean;
@@ -132,11 +138,37 @@ export class History {
 
   /**
    * The release before `running`: the `from` of the newest forward deploy (not a rollback) that brought
-   * `running` in. So rolling back again goes further back (v3 → v2 → v1), never forward.
+   * `running` in. So rolling back again goes further back (v3 → v2 → v1), never forward. A `from` that
+   * never ran (only ever the target of failed attempts, as when a cut-off deploy left it in .env) is
+   * passed over for what ran before that attempt.
    */
   previous(running: string | undefined): string | undefined {
-    const e = this.deployed().find((e) => !e.rollback && e.to === running && e.from && e.from !== running);
-    return e?.from ?? undefined;
+    for (const e of this.deployed())
+      if (!e.rollback && e.to === running && e.from) {
+        const before = this.ranBefore(e.from, running);
+        if (before) return before;
+      }
+    return undefined;
+  }
+
+  /** `candidate`, or when it never ran, what ran before the attempt at it (and so on); never `running`. */
+  private ranBefore(candidate: string, running: string | undefined): string | undefined {
+    const seen = new Set<string>();
+    let c: string | undefined = candidate;
+    while (c && c !== running && this.neverRan(c) && !seen.has(c)) {
+      seen.add(c);
+      const attempt = this.entries.find((x) => x.to === c && x.outcome !== 'deployed' && x.from);
+      c = attempt?.from ?? undefined;
+    }
+    return c && c !== running ? c : undefined;
+  }
+
+  /** Only ever the target of attempts that did not deploy. */
+  private neverRan(version: string): boolean {
+    return (
+      !this.entries.some((x) => x.to === version && x.outcome === 'deployed') &&
+      this.entries.some((x) => x.to === version)
+    );
   }
 
   /**
@@ -169,6 +201,15 @@ export class History {
    * images this tool did not deploy are left alone.
    */
   prunable(next: Release, previous: Release, keep: number): string[] {
+    return this.retention(next, previous, keep).prunable;
+  }
+
+  /**
+   * The retention rule both ways: the references kept (`next`, `previous` and the last `keep` releases)
+   * and the older ones of this tool's releases that may go. `fleet-deploy prune` keeps what any tenant
+   * sharing a server keeps.
+   */
+  retention(next: Release, previous: Release, keep: number): { kept: string[]; prunable: string[] } {
     const releases: Array<Record<string, string>> = [next.refs];
     for (const e of this.deployed()) {
       if (e.toRefs) releases.push(e.toRefs);
@@ -183,6 +224,9 @@ export class History {
       ...distinct.slice(0, keep).flatMap((r) => Object.values(r)),
     ]);
     const old = distinct.slice(keep).flatMap((r) => Object.values(r));
-    return [...new Set(old)].filter((r) => !kept.has(r) && IMAGE_REF.test(r));
+    return {
+      kept: [...kept],
+      prunable: [...new Set(old)].filter((r) => !kept.has(r) && IMAGE_REF.test(r)),
+    };
   }
 }

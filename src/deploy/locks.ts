@@ -67,3 +67,52 @@ export function staleLockProblem(
     hint: `give at least twice that, e.g. ${minutes(least)}`,
   };
 }
+
+/** Who holds a lock, from its owner file (server text: each field checked, anything else ignored). */
+export interface LockOwner {
+  token?: string;
+  run?: string;
+  actor?: string;
+  version?: string;
+  since?: string;
+}
+
+// eslint-disable-next-line no-control-regex -- rejecting control characters is the point
+const OWNER_FIELD = /^[^\x00-\x1f\x7f]{1,200}$/;
+
+export function parseLockOwner(text: string): LockOwner | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (raw === null || typeof raw !== 'object') return undefined;
+  const out: LockOwner = {};
+  for (const k of ['token', 'run', 'actor', 'version', 'since'] as const) {
+    const v = (raw as Record<string, unknown>)[k];
+    if (typeof v === 'string' && OWNER_FIELD.test(v)) out[k] = v;
+  }
+  if (out.token && !/^[A-Za-z0-9_-]{1,64}$/.test(out.token)) delete out.token;
+  return out;
+}
+
+const ago = (s: number) =>
+  s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`;
+
+/** A lock's holder in words: "op (run acme/app#12.1, deploying v2, since 2026-…); last active 40 s ago". */
+export function describeHolder(ownerText: string, ageS: number): string {
+  const o = parseLockOwner(ownerText);
+  if (!o || (!o.actor && !o.run)) return `an unknown holder; last active ${ago(ageS)} ago`;
+  const what = [
+    o.run ? `run ${o.run}` : '',
+    o.version ? `deploying ${o.version}` : '',
+    o.since ? `since ${o.since}` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
+  return `${o.actor ?? 'someone'}${what ? ` (${what})` : ''}; last active ${ago(ageS)} ago`;
+}
+
+/** The command that releases a target's lock, as a person would type it. */
+export const unlockCommand = (targetId: string) => `fleet-deploy unlock --select 'id=${targetId}'`;

@@ -17,9 +17,20 @@ export interface HttpResponse {
   body: string;
 }
 
+export interface ExecOptions {
+  timeoutMs: number;
+  /**
+   * Streams stdout as it arrives (and leaves it out of the result): `logs -f`. With it, `pty` asks for a
+   * terminal so the remote command is hung up when the channel closes, and `signal` closes the channel.
+   */
+  onOutput?: (chunk: string) => void;
+  pty?: boolean;
+  signal?: AbortSignal;
+}
+
 /** One SSH connection to one server; every target of the server shares it. */
 export interface Transport {
-  exec(script: Script, options: { timeoutMs: number }): Promise<ExecResult>;
+  exec(script: Script, options: ExecOptions): Promise<ExecResult>;
   /** HTTP GET to 127.0.0.1:port on the server, through the SSH connection (a forwarded channel). */
   get(port: number, path: string, timeoutMs: number): Promise<HttpResponse>;
   /** False once the connection is lost. */

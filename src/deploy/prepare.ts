@@ -5,6 +5,7 @@
  */
 import type { Target } from '../registry/model';
 import * as R from '../remote/commands';
+import { describeHolder, unlockCommand } from './locks';
 import type { Clock } from './ports';
 import { describe, StepFailure, type TargetShell } from './shell';
 
@@ -43,7 +44,8 @@ function preflightProblem(target: Target, code: number | null, stdout: string): 
 }
 
 function lockedBy(target: Target, p: R.Prepared, waitedMs: number): string {
-  return `${target.tenant.path} on ${target.server.name} is locked by another deploy: ${p.lock?.owner || 'unknown owner'} (for ${p.lock?.ageS ?? 0} s); waited ${Math.round(waitedMs / 1000)} s`;
+  const holder = describeHolder(p.lock?.owner ?? '', p.lock?.ageS ?? 0);
+  return `${target.tenant.path} on ${target.server.name} is locked by another deploy: ${holder}; waited ${Math.round(waitedMs / 1000)} s. If that deploy is gone, release it: ${unlockCommand(target.id)}`;
 }
 
 /** Runs `prepare` until the lock is ours, or fails the step saying why. */

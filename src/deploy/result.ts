@@ -21,6 +21,8 @@ export interface Release {
   /** IDs of the images (compose): the running ones for `previous`, the pulled ones for `next` */
   imageIds: string[];
   digests: string[];
+  /** The Compose project it runs as, derived on the server (compose). */
+  project?: string;
 }
 
 export interface StepTiming {

@@ -11,9 +11,11 @@
 import { randomBytes } from 'node:crypto';
 import type { Target } from '../registry/model';
 import * as R from '../remote/commands';
+import { backup, backupId, parseBackupTaken } from '../remote/backup';
 import { runGate, type GateResult } from '../health/gate';
 import { History, historyLine } from './history';
 import { OnceHooks, runHooks } from './hooks';
+import { unlockCommand } from './locks';
 import type { Clock, UrlGet } from './ports';
 import { prepareTarget } from './prepare';
 import type { Release, StepTiming, TargetResult } from './result';
@@ -42,6 +44,11 @@ export interface DeployOptions {
   commandTimeoutMs: number;
   pullTimeoutMs: number;
   pullAttempts: number;
+  /**
+   * How long the recovery steps (rollback, history, unlock) keep opening new connections to a server
+   * that dropped off, backing off between tries.
+   */
+  recoveryWindowMs: number;
 }
 
 export type StepEvent = {
@@ -52,8 +59,18 @@ export type StepEvent = {
   detail?: string;
 };
 
-/** A lock this run took or released, so a cancelled CI job's post step can release what is left. */
-export type LockEvent = { target: string; server: string; path: string; token: string; held: boolean };
+/**
+ * A lock this run took or released, and the switch it is making while it holds it: what a cancelled CI
+ * job's post step needs to switch a target back and release what is left.
+ */
+export type LockEvent = {
+  target: string;
+  server: string;
+  path: string;
+  token: string;
+  held: boolean;
+  switching?: { from: Release; to: Release };
+};
 
 export interface TargetPorts {
   onLock?: (e: LockEvent) => void;
@@ -195,11 +212,11 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
 
   async backup(): StepReturn {
     if (!this.target.tenant.backup) return;
-    const stamp = new Date(this.ports.clock.now()).toISOString().replace(/[:.]/g, '-');
+    const id = backupId(new Date(this.ports.clock.now()));
     await this.step(
       'backup',
-      async () => (await this.shell.must('backup', R.backup(this.target.tenant, stamp))).trim(),
-      (file) => file,
+      async () => parseBackupTaken(await this.shell.must('backup', backup(this.target.tenant, id))),
+      (taken) => (taken ? `backup ${taken.id}` : undefined),
     );
   }
 
@@ -208,6 +225,11 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   }
 
   async switch(): StepReturn {
+    this.ports.onLock?.({
+      ...this.lockEvent(),
+      held: true,
+      switching: { from: this.current, to: this.next },
+    });
     await this.step(this.strategy.switchStep, () =>
       this.strategy.switchTo(this.ctx, this.next, this.current, () => (this.switched = true)),
     );
@@ -272,36 +294,57 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     }
   }
 
-  /** History entry, pruning and the lock release, in one round trip; retried over a new connection if needed. */
+  /** History entry, pruning and the lock release, in one round trip. */
   private async finish(): Promise<void> {
     const history = this.result.outcome === 'unchanged' ? undefined : this.historyEntry();
     const remove = this.pruneList();
     await this.step(
       'finish',
-      async () => {
-        let last = '';
-        for (let attempt = 1; attempt <= 3; attempt++) {
-          try {
-            const script = R.finish(this.target.tenant, { token: this.token, history, remove });
-            const r = await this.shell.exec(script);
-            if (r.code === 0) {
-              this.ports.onLock?.({ ...this.lockEvent(), held: false });
-              return r.stdout;
-            }
-            last = describe(r);
-          } catch (e) {
-            last = (e as Error).message;
-          }
-          await this.ports.clock.sleep(500 * attempt);
-        }
-        throw new StepFailure('finish', `could not release the lock on ${this.target.tenant.path}: ${last}`);
-      },
+      () => this.release(history, remove),
       (out) => finishDetail(out, history !== undefined, remove),
     ).catch((e: Error) => {
-      this.result.error = this.result.error ? `${this.result.error}; ${e.message}` : e.message;
+      const message = `${e.message}; left on the server: ${this.leftOnServer()}`;
+      this.result.error = this.result.error ? `${this.result.error}; ${message}` : message;
       if (this.result.outcome === 'deployed' || this.result.outcome === 'unchanged')
         this.result.outcome = 'failed';
     });
+  }
+
+  /** The finish round trip, tried again (over a new connection when needed) until the recovery window ends. */
+  private async release(history: string | undefined, remove: string[]): Promise<string> {
+    const clock = this.ports.clock;
+    const deadline = clock.now() + this.options.recoveryWindowMs;
+    let last: string;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const r = await this.shell.exec(R.finish(this.target.tenant, { token: this.token, history, remove }));
+        if (r.code === 0) {
+          this.ports.onLock?.({ ...this.lockEvent(), held: false });
+          return r.stdout;
+        }
+        last = describe(r);
+      } catch (e) {
+        last = (e as Error).message;
+      }
+      const left = deadline - clock.now();
+      if (left <= 0)
+        throw new StepFailure('finish', `could not release the lock on ${this.target.tenant.path}: ${last}`);
+      await clock.sleep(Math.min(500 * attempt, left));
+    }
+  }
+
+  /** What a target whose last round trip never reached its server was left with, and how to mend it. */
+  private leftOnServer(): string {
+    const t = this.target;
+    const parts = [
+      `the lock stays at ${t.tenant.path}/.fleet/lock (release it: ${unlockCommand(t.id)})`,
+      'no history entry was written',
+    ];
+    if (this.switched && this.result.outcome !== 'rolled-back')
+      parts.push(
+        `the switch to ${this.version} was not rolled back, so the tenant may run ${this.version} or ${this.previousVersion || 'its old release'}: finish it with a deploy or a rollback`,
+      );
+    return parts.join('; ');
   }
 
   // ---- helpers of the steps ----
@@ -350,8 +393,9 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     const check = this.target.tenant.health;
     const probe =
       check.url !== undefined && port === undefined
-        ? () => this.ports.urlGet(check.url!, check.timeoutMs)
-        : async () => (await this.shell.transport()).get(port ?? check.port!, check.path, check.timeoutMs);
+        ? (timeoutMs: number) => this.ports.urlGet(check.url!, timeoutMs)
+        : async (timeoutMs: number) =>
+            (await this.shell.transport()).get(port ?? check.port!, check.path, timeoutMs);
     const g = await runGate(
       check,
       version,

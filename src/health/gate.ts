@@ -59,33 +59,52 @@ export interface GateResult {
   downtimeMs?: number;
 }
 
+/** A probe is given the timeout to use: the check's own, or less when the deadline is nearer. */
+export type GateProbe = (timeoutMs: number) => Promise<HttpResponse>;
+
 /**
  * Polls `probe` every interval until `successes` consecutive healthy answers, or fails at the deadline.
- * Probe errors (refused, timeout) count as unhealthy answers.
+ * Probe errors (refused, timeout) count as unhealthy answers. No probe outlives the deadline: each gets
+ * at most the time left, and none starts when no time is left (a probe with a 10 s timeout against an
+ * 11 s deadline would otherwise end the gate at 21 s).
  */
 export async function runGate(
   check: HealthCheck,
   version: string,
-  probe: () => Promise<HttpResponse>,
+  probe: GateProbe,
   clock: Clock,
   signal?: AbortSignal,
 ): Promise<GateResult> {
   const start = clock.now();
+  const elapsed = () => clock.now() - start;
   let probes = 0;
   let passed = 0;
   let streak = 0;
   let last = 'no probe answered';
+  const timeUp = (): GateResult => {
+    const flapping =
+      passed > 0 ? `flapping: ${passed} of ${probes} probes passed, never ${check.successes} in a row; ` : '';
+    return {
+      ok: false,
+      probes,
+      passed,
+      ms: elapsed(),
+      reason: `not healthy within ${check.deadlineMs / 1000} s (${flapping}last: ${last})`,
+    };
+  };
   let firstFailed: number | undefined;
   let downtimeMs: number | undefined;
   for (;;) {
-    if (signal?.aborted) return { ok: false, probes, passed, ms: clock.now() - start, reason: 'cancelled' };
+    if (signal?.aborted) return { ok: false, probes, passed, ms: elapsed(), reason: 'cancelled' };
+    const left = check.deadlineMs - elapsed();
+    if (left <= 0) return timeUp();
     const sent = clock.now();
     let verdict: Verdict;
     try {
-      verdict = judge(check, await probe(), version);
+      verdict = judge(check, await probe(Math.min(check.timeoutMs, left)), version);
     } catch (e) {
       if ((e as Error).name === 'ConnectionLost') {
-        return { ok: false, probes, passed, ms: clock.now() - start, reason: (e as Error).message };
+        return { ok: false, probes, passed, ms: elapsed(), reason: (e as Error).message };
       }
       verdict = { ok: false, reason: (e as Error).message };
     }
@@ -94,26 +113,14 @@ export async function runGate(
       passed++;
       streak++;
       downtimeMs ??= firstFailed === undefined ? 0 : sent - firstFailed;
-      if (streak >= check.successes) return { ok: true, probes, passed, ms: clock.now() - start, downtimeMs };
+      if (streak >= check.successes) return { ok: true, probes, passed, ms: elapsed(), downtimeMs };
     } else {
       streak = 0;
       last = verdict.reason;
       firstFailed ??= sent;
     }
-    const elapsed = clock.now() - start;
-    if (elapsed + check.intervalMs > check.deadlineMs) {
-      const flapping =
-        passed > 0
-          ? `flapping: ${passed} of ${probes} probes passed, never ${check.successes} in a row; `
-          : '';
-      return {
-        ok: false,
-        probes,
-        passed,
-        ms: elapsed,
-        reason: `not healthy within ${check.deadlineMs / 1000} s (${flapping}last: ${last})`,
-      };
-    }
+    // the next probe would start with no time left
+    if (elapsed() + check.intervalMs >= check.deadlineMs) return timeUp();
     await clock.sleep(check.intervalMs, signal);
   }
 }

@@ -12,6 +12,7 @@
 import { ConfigurationError } from '../errors';
 import { closest } from '../registry/issues';
 import type { Target } from '../registry/model';
+import { wildcardMatch } from '../wildcard';
 
 const BUILTIN = ['tenant', 'server', 'region', 'ring', 'id'] as const;
 type Builtin = (typeof BUILTIN)[number];
@@ -20,15 +21,12 @@ export interface Clause {
   text: string;
   key: { builtin: Builtin } | { label: string };
   negate: boolean;
-  values: RegExp[];
+  /** Patterns; "*" is a wildcard (see wildcardMatch). */
+  values: string[];
 }
 
 const CLAUSE = /^\s*([A-Za-z0-9._-]+)\s*(!=|=)\s*(.*?)\s*$/;
 const VALUE = /^[A-Za-z0-9._/*-]+$/;
-
-function glob(value: string): RegExp {
-  return new RegExp(`^${value.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*')}$`);
-}
 
 function valueOf(target: Target, clause: Clause): string | undefined {
   if ('label' in clause.key) return target.labels[clause.key.label];
@@ -48,7 +46,7 @@ function valueOf(target: Target, clause: Clause): string | undefined {
 
 export function matchesClause(target: Target, clause: Clause): boolean {
   const v = valueOf(target, clause);
-  const hit = v !== undefined && clause.values.some((re) => re.test(v));
+  const hit = v !== undefined && clause.values.some((pattern) => wildcardMatch(pattern, v));
   return clause.negate ? !hit : hit;
 }
 
@@ -100,7 +98,7 @@ export function parseSelection(expr: string, targets: readonly Target[], source 
         ]);
       }
     }
-    return { text: part.trim(), key, negate: op === '!=', values: values.map(glob) };
+    return { text: part.trim(), key, negate: op === '!=', values };
   });
 }
 

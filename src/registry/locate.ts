@@ -89,3 +89,40 @@ export function syntaxProblems(text: string, source: string): Problem[] {
     } satisfies Problem;
   });
 }
+
+/**
+ * How deep a registry may nest. A real one nests about eight levels; the parsers after JSON.parse (the
+ * schema, the locator) recurse once per level, so a file nested thousands deep would overflow the stack.
+ */
+export const MAX_NESTING = 64;
+
+/**
+ * A problem when `text` nests arrays and objects deeper than MAX_NESTING, placed at the first bracket that
+ * goes too deep and naming the deepest level. One pass over the text, without recursion (it runs before
+ * any parser, on valid JSON or not).
+ */
+export function nestingProblem(text: string, source: string): Problem | undefined {
+  let depth = 0;
+  let deepest = 0;
+  let first = -1;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '[' || c === '{') {
+      deepest = Math.max(deepest, ++depth);
+      if (depth > MAX_NESTING && first < 0) first = i;
+    } else if (c === ']' || c === '}') depth--;
+  }
+  if (first < 0) return undefined;
+  return {
+    path: [],
+    source,
+    ...new TextLocator(text).position(first),
+    message: `the JSON nests ${deepest} levels deep (arrays and objects inside each other); at most ${MAX_NESTING} are read`,
+    hint: 'a registry nests about 8 levels: this file is not a registry, or was generated wrongly',
+  };
+}

@@ -42,7 +42,11 @@ export interface Hooks {
 export interface Backup {
   paths: readonly string[];
   keepDays: number;
+  /** Only the newest N archives are kept, when set. */
+  keepCount?: number;
   command?: string;
+  /** A database dump through the tenant's containers: its stdout goes into the archive as `file`. */
+  dump?: { command: string; restore?: string; file: string };
 }
 
 /** A deploy by the user's own commands instead of Compose. */
@@ -88,6 +92,8 @@ export interface Tenant {
   blueGreen?: BlueGreen;
   keepReleases: number;
   minFreeDiskMb: number;
+  /** A deploy to a paused or stopped tenant puts it back afterwards ("restore") or leaves it running ("wake"). */
+  hibernated: 'restore' | 'wake';
   ring: string;
   labels: Readonly<Record<string, string>>;
   /** JSON path of this tenant in the registry file, for messages. */

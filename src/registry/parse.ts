@@ -1,7 +1,7 @@
 /** Text → Registry, or a ConfigurationError listing every problem with its line and column. */
 import { ConfigurationError, formatPath, show, type Problem } from '../errors';
 import { issueProblems } from './issues';
-import { syntaxProblems, TextLocator } from './locate';
+import { nestingProblem, syntaxProblems, TextLocator } from './locate';
 import type { Registry } from './model';
 import { resolveRegistry, type SalvagedFile } from './resolve';
 import { registrySchema, serverSchema, tenantSchema } from './schema';
@@ -86,6 +86,8 @@ function duplicateProblems(raw: unknown): Problem[] {
 }
 
 export function parseRegistry(text: string, source: string): Registry {
+  const tooDeep = nestingProblem(text, source);
+  if (tooDeep) throw new ConfigurationError([tooDeep]);
   let raw: unknown;
   try {
     raw = JSON.parse(text);

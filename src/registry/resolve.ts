@@ -229,7 +229,9 @@ export function resolveRegistry(
               backup: {
                 paths: backup.paths ?? [],
                 keepDays: backup.keepDays ?? 7,
+                ...(backup.keepCount ? { keepCount: backup.keepCount } : {}),
                 ...(backup.command ? { command: backup.command } : {}),
+                ...(backup.dump ? { dump: { ...backup.dump, file: backup.dump.file ?? 'dump.sql' } } : {}),
               },
             }
           : {}),
@@ -237,6 +239,7 @@ export function resolveRegistry(
         ...(blueGreen ? { blueGreen } : {}),
         keepReleases: pick<number>(tl, 'keepReleases')?.value ?? 3,
         minFreeDiskMb: pick<number>(tl, 'minFreeDiskMb')?.value ?? 1024,
+        hibernated: pick<Tenant['hibernated']>(tl, 'hibernated')?.value ?? 'restore',
         ring: ring.value,
         labels: Object.assign({}, ...tl.map((l) => (l.data as RawTenantFields | undefined)?.labels ?? {})),
         at: tat,

@@ -242,12 +242,39 @@ const backup = z
       .max(3650, { error: 'must be at most 3650' })
       .meta({ description: 'Archives older than this are deleted. Default: 7.' })
       .optional(),
+    keepCount: z
+      .int({ error: 'must be a whole number of archives' })
+      .min(1, { error: 'must be at least 1' })
+      .max(1000, { error: 'must be at most 1000' })
+      .meta({ description: 'Only the newest N archives are kept. Default: no limit by count.' })
+      .optional(),
     command: shellCommand(
       'A command run before the archive, e.g. a pg_dump into a backed-up path.',
     ).optional(),
+    dump: z
+      .strictObject({
+        command: shellCommand(
+          'Prints the database dump on stdout, run in the tenant directory, e.g. "docker compose exec -T db pg_dump -U app app".',
+        ),
+        restore: shellCommand(
+          'Reads a dump on stdin and loads it, e.g. "docker compose exec -T db psql -U app -d app". Used by `fleet-deploy restore`.',
+        ).optional(),
+        file: refineString(
+          str(
+            P.RELATIVE_FILE,
+            'dump file name',
+            'Name of the dump inside the archive. Default: "dump.sql".',
+            'dump.sql',
+          ),
+          noDotSegments('a dump file name'),
+        ).optional(),
+      })
+      .meta({ description: "A database dump taken through the tenant's containers into each archive." })
+      .optional(),
   })
   .meta({
-    description: 'Archive .env, the compose files and these paths into .fleet/backups/ before each deploy.',
+    description:
+      'Archive .env, the compose files, these paths and a database dump into .fleet/backups/ (gzip, with a sha256 checksum) before each deploy and on `fleet-deploy backup`.',
   });
 
 const commands = z
@@ -411,6 +438,13 @@ const tenantFields = {
     'canary',
   ).optional(),
   labels: labels.optional(),
+  hibernated: z
+    .enum(['restore', 'wake'], { error: 'must be "restore" or "wake"' })
+    .meta({
+      description:
+        'A deploy to a tenant whose containers are paused or stopped (hibernated): "restore" deploys, gates, then pauses or stops them again; "wake" leaves them running. Default: "restore".',
+    })
+    .optional(),
 };
 
 const tenantDefaults = z

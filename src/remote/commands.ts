@@ -78,7 +78,7 @@ export function normalizeProject(name: string): string {
  * does. The value comes from files on the server: it is only ever expanded inside double quotes here,
  * and `parsePrepared` checks it against the project pattern before any later command uses it.
  */
-function deriveProject(t: Tenant): Script {
+export function deriveProject(t: Tenant): Script {
   if (t.compose.project) return sh`project=${t.compose.project}; echo "@@project $project"`;
   const first = t.compose.files[0]!;
   const value = new Script(`tr -d '\\r"'"'"' ' | tail -n 1`);
@@ -105,7 +105,7 @@ export function containersOf(t: Tenant, project: string | Script, all = false): 
 }
 
 /** The project derived on the server by `deriveProject`, as shell text for double quotes. */
-const PROJECT_VAR = new Script('$project');
+export const PROJECT_VAR = new Script('$project');
 
 export function composeArgv(t: Tenant): string[] {
   const argv = t.compose.command.split(' ');
@@ -124,6 +124,11 @@ export const enter = (t: Tenant) => sh`cd -- ${t.path}`;
 export const touchLock = sh`{ touch -c -- ${LOCK_DIR} 2>/dev/null || :; }`;
 /** The same from the login directory, for a script that does not enter the tenant's (the path may be relative to it). */
 const touchLockFromHome = (t: Tenant) => sh`{ touch -c -- ${`${t.path}/${LOCK_DIR}`} 2>/dev/null || :; }`;
+
+/** Seconds since the lock was last touched (its directory's mtime). */
+const LOCK_AGE = sh`$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
+/** Where a deploy notes, while it holds the lock, the switch it is making (for `unlock` and `status`). */
+export const SWITCH_NOTE = `${LOCK_DIR}/switch`;
 
 /** Exit code of `prepare` when another deploy holds the lock. */
 export const LOCK_HELD = 20;
@@ -151,7 +156,7 @@ export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script 
   lines.push(sh`df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
   lines.push(sh`mkdir -p ${STATE_DIR} || exit 1`);
   const take = sh`mkdir ${LOCK_DIR} 2>/dev/null && printf '%s\n' ${owner} > ${LOCK_DIR}/owner`;
-  const age = sh`$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
+  const age = LOCK_AGE;
   // Breaking is done under a second lock (mkdir LOCK_DIR.break) and the age checked again under it, so
   // of two deploys that both found the lock stale only one breaks it — the other then finds it held.
   // The second lock is held for a few shell lines: a trap removes it if the shell dies there (a closed
@@ -163,7 +168,7 @@ export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script 
       ? sh``
       : sh`elif [ ${age} -ge ${breakAfterS} ] && { [ ${breakingAge} -lt 60 ] || rmdir ${breaking} 2>/dev/null; mkdir ${breaking} 2>/dev/null; } && { trap 'rmdir ${breaking} 2>/dev/null' EXIT HUP INT PIPE TERM; broke=; if [ ${age} -ge ${breakAfterS} ]; then broke=yes; old="$(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR}; fi; ${take}; took=$?; rmdir ${breaking}; trap - EXIT HUP INT PIPE TERM; [ -z "$broke" ] || echo "@@stale $old"; [ $took -eq 0 ]; }; then :; `;
   lines.push(
-    sh`if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`,
+    sh`if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`,
   );
   if (t.commands) {
     lines.push(sh`echo '@@current'; sh -c ${t.commands.current} || exit 1`);
@@ -271,6 +276,8 @@ export const ENV_PROGRAM = `BEGIN { n = split(ENVIRON["FLEET_SET"], a, "\\n"); f
 END { for (k in val) if (!(k in seen)) print k "=" val[k] eol }`;
 
 export interface UpdateOptions {
+  /** Noted in the lock before the switch (one line of JSON): what an interrupted deploy was switching. */
+  note?: string;
   /**
    * Remove the project's containers first (force, retried): a crash-looping container restarted by its
    * policy can otherwise make `up -d` fail with "container state improper". Needs the project.
@@ -300,9 +307,12 @@ export function update(
   const link = `.env in ${t.path} is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file`;
   const switchEnv = sh`{ [ ! -L .env ] || { printf '%s\n' ${link} >&2; exit ${SWITCH_FAILED}; }; tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit ${SWITCH_FAILED}; { FLEET_SET=${spec} awk ${ENV_PROGRAM} .env > "$tmp" && chmod "$(stat -c %a .env)" "$tmp" && { chown "$(stat -c %u:%g .env)" "$tmp" 2>/dev/null || :; } && mv -f -- "$tmp" .env; } || { rm -f -- "$tmp"; exit ${SWITCH_FAILED}; }; }`;
   const replace = options.replace ? sh`${removeContainers(t, options.replace.project)} && ` : sh``;
+  const note = options.note
+    ? sh`{ [ ! -d ${LOCK_DIR} ] || printf '%s\n' ${options.note} > ${SWITCH_NOTE} || :; } && `
+    : sh``;
   return named(
     'update',
-    sh`${enter(t)} && ${touchLock} && ${switchEnv} && ${replace}${composeArgv(t)} up -d ${t.compose.services ?? []}`,
+    sh`${enter(t)} && ${touchLock} && ${note}${switchEnv} && ${replace}${composeArgv(t)} up -d ${t.compose.services ?? []}`,
   );
 }
 
@@ -349,6 +359,43 @@ export function releaseLock(t: Tenant, token: string): Script {
   return named('releaseLock', sh`${enter(t)} && ${releaseLockPart(token)}`);
 }
 
+/** Removes the lock whoever holds it: `fleet-deploy unlock --force` when its owner cannot be read. */
+export function breakLock(t: Tenant): Script {
+  return named('breakLock', sh`${enter(t)} && rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`);
+}
+
+/** A tenant's lock for `fleet-deploy unlock`: its owner, its age and the switch it was making, if any. */
+export function inspectLock(t: Tenant): Script {
+  return named(
+    'inspectLock',
+    sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${LOCK_AGE}"; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null; fi; echo '@@end'`,
+  );
+}
+
+export interface LockState {
+  owner: string;
+  ageS: number;
+  /** The note of a switch the holder was making (server text: parse and check before use). */
+  switchNote?: string;
+}
+
+export function parseLock(stdout: string): LockState | undefined {
+  const sections = new Map<string, string[]>();
+  let section = '';
+  let ageS = 0;
+  for (const line of stdout.split('\n')) {
+    const marker = /^@@(\w+)(?: (.*))?$/.exec(line.trimEnd());
+    if (marker) {
+      section = marker[1]!;
+      if (section === 'age') ageS = Number(marker[2]) || 0;
+      sections.set(section, sections.get(section) ?? []);
+    } else if (section) sections.get(section)!.push(line);
+  }
+  if (!sections.has('lock')) return undefined;
+  const note = (sections.get('switch') ?? []).join('\n').trim();
+  return { owner: sections.get('lock')!.join('\n').trim(), ageS, ...(note ? { switchNote: note } : {}) };
+}
+
 /** The last lines of the release history, for `fleet-deploy history`. */
 export function readHistory(t: Tenant, lines: number): Script {
   return named(
@@ -359,14 +406,4 @@ export function readHistory(t: Tenant, lines: number): Script {
 
 export function runUserCommand(t: Tenant, command: string, env: Readonly<Record<string, string>>): Script {
   return named('runUserCommand', sh`${enter(t)} && ${touchLock} && ${envPrefix(env)} sh -c ${command}`);
-}
-
-export function backup(t: Tenant, stamp: string): Script {
-  const b = t.backup!;
-  const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
-  const pre = b.command ? sh`sh -c ${b.command} && ` : sh``;
-  return named(
-    'backup',
-    sh`${enter(t)} && ${touchLock} && umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}tar -czf ${`${BACKUP_DIR}/${stamp}.tar.gz`} -- ${files} && find ${BACKUP_DIR} -name '*.tar.gz' -mtime +${b.keepDays} -delete && echo ${`${BACKUP_DIR}/${stamp}.tar.gz`}`,
-  );
 }

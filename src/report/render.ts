@@ -1,6 +1,7 @@
 /** The deploy report for people: the final table, and the outcome words. Pure. */
 import type { FleetReport } from '../deploy/fleet';
 import { OUTCOMES, type Outcome, type TargetResult } from '../deploy/result';
+import { sanitizeLine } from './sanitize';
 import { plural, table } from './table';
 
 export const OUTCOME_ORDER: Record<Outcome, number> = {
@@ -43,7 +44,7 @@ export function renderReport(report: FleetReport): string {
     '',
     `${plural(t.targets, 'target')}: ${parts.join(', ') || 'none'} in ${seconds(report.durationMs)}`,
   ];
-  if (report.stopped) lines.push(`Stopped: ${report.stopped}`);
+  if (report.stopped) lines.push(`Stopped: ${sanitizeLine(report.stopped)}`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -8,6 +8,7 @@
 import type { FleetReport } from '../deploy/fleet';
 import type { Outcome, TargetResult } from '../deploy/result';
 import { OUTCOME_ORDER, reason, seconds, targetTime } from './render';
+import { sanitizeLine } from './sanitize';
 
 export const SUMMARY_LIMIT = 1024 * 1024;
 
@@ -77,9 +78,12 @@ export function mergeReports(all: readonly FleetReport[]): FleetReport {
   };
 }
 
-/** A table cell: no pipe or line break ends it, and no `<` or `>` from a server opens an HTML tag. */
+/**
+ * A table cell: server text cleaned (no escape sequence, control character or workflow command), and
+ * no pipe or line break ends it, and no `<` or `>` from a server opens an HTML tag.
+ */
 const cell = (s: string) =>
-  s
+  sanitizeLine(s)
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')

@@ -19,7 +19,16 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import * as http from 'node:http';
 import { basename, join } from 'node:path';
 import { isRunning, stopProcesses } from './processes';
@@ -32,11 +41,15 @@ interface Container {
   imageId: string;
   pid: number;
   port: number;
+  /** `docker pause`: the process is stopped by SIGSTOP until `docker unpause`. */
+  paused?: boolean;
 }
 
 const stateDir = process.env.FLEET_SANDBOX_STATE ?? join(process.env.HOME ?? '/tmp', '.fleet-sandbox');
 const imagesDir = join(stateDir, 'images');
 const projectsDir = projectsOf(stateDir);
+/** Each project's service output (one line per request it answered), as `docker logs` shows it. */
+const logFileOf = (project: string) => join(stateDir, 'logs', `${project}.log`);
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const imageId = (ref: string) => `sha256:${sha(`image:${ref}`)}`;
@@ -64,12 +77,46 @@ function localImages(): Array<{ ref: string; id: string }> {
     .map((f) => JSON.parse(readFileSync(join(imagesDir, f), 'utf8')) as { ref: string; id: string });
 }
 
-function containers(): Container[] {
+/** The running containers; with `all`, the stopped ones too (their process ended, their state kept). */
+function containers(all = false): Container[] {
   if (!existsSync(projectsDir)) return [];
   return readdirSync(projectsDir)
     .filter((f) => f.endsWith('.json'))
     .map((f) => JSON.parse(readFileSync(join(projectsDir, f), 'utf8')) as Container)
-    .filter((c) => isRunning(c.pid));
+    .filter((c) => all || isRunning(c.pid));
+}
+
+const stateOf = (c: Container) => (!isRunning(c.pid) ? 'exited' : c.paused ? 'paused' : 'running');
+
+/** docker logs [--tail N] [--since …] [-f] ID: the service's output; -f polls for more until killed. */
+function logs(args: readonly string[]): void {
+  const id = args.at(-1) ?? fail('docker logs needs a container');
+  const c = containers(true).find((x) => x.id === id) ?? fail(`Error: No such container: ${id}`);
+  const file = logFileOf(c.project);
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const at = args.indexOf('--tail');
+  const lines = text.split('\n').filter(Boolean);
+  const shown = at >= 0 && args[at + 1] !== 'all' ? lines.slice(-Number(args[at + 1])) : lines;
+  if (shown.length) process.stdout.write(`${shown.join('\n')}\n`);
+  if (!args.includes('-f') && !args.includes('--follow')) return;
+  let pos = Buffer.byteLength(text);
+  setInterval(() => {
+    const now = existsSync(file) ? readFileSync(file) : Buffer.alloc(0);
+    if (now.length > pos) process.stdout.write(now.subarray(pos));
+    pos = now.length;
+  }, 100);
+}
+
+/** docker pause / unpause / stop ID…: SIGSTOP, SIGCONT, or end the process and keep the container. */
+function lifecycle(verb: string, ids: readonly string[]): void {
+  const all = containers(true);
+  for (const id of ids) {
+    const c = all.find((x) => x.id === id) ?? fail(`Error: No such container: ${id}`);
+    if (verb === 'stop') stopProcesses([c.pid], 2000);
+    else process.kill(c.pid, verb === 'pause' ? 'SIGSTOP' : 'SIGCONT');
+    writeAtomic(join(projectsDir, `${c.project}.json`), { ...c, paused: verb === 'pause' });
+    process.stdout.write(`${id}\n`);
+  }
 }
 
 function pull(ref: string): void {
@@ -155,7 +202,9 @@ function compose(args: string[]): void {
           .map((l) => l.trim())
           .includes(tagOf(ref));
       const args = [process.argv[1]!, '__serve', String(port), tagOf(ref), ...(broken ? ['broken'] : [])];
-      const child = spawn(process.execPath, args, { detached: true, stdio: 'ignore' });
+      mkdirSync(join(stateDir, 'logs'), { recursive: true });
+      const log = openSync(logFileOf(project), 'a');
+      const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log] });
       child.unref();
       mkdirSync(projectsDir, { recursive: true });
       writeAtomic(stateFile, {
@@ -173,11 +222,15 @@ function compose(args: string[]): void {
   }
 }
 
+/** Go templates as the status and health commands use them: fields, `json`, a label, no health check. */
 function format(template: string | undefined, fields: Record<string, string>): string {
   if (!template) return JSON.stringify(fields);
-  return template.replace(/\{\{\s*(json\s+)?\.(\w+)\s*\}\}/g, (_, json: string | undefined, key: string) =>
-    json ? (fields[`json:${key}`] ?? 'null') : (fields[key] ?? ''),
-  );
+  return template
+    .replace(/\{\{if \.State\.Health\}\}.*?\{\{else\}\}(.*?)\{\{end\}\}/g, '$1')
+    .replace(/\{\{index \.Config\.Labels "[^"]*"\}\}/g, '')
+    .replace(/\{\{\s*(json\s+)?\.([\w.]+)\s*\}\}/g, (_, json: string | undefined, key: string) =>
+      json ? (fields[`json:${key}`] ?? 'null') : (fields[key] ?? ''),
+    );
 }
 
 function main(argv: string[]): void {
@@ -190,7 +243,7 @@ function main(argv: string[]): void {
       return compose(args);
     case 'rm': {
       // docker rm -f ID…: stop and forget the containers
-      const all = containers();
+      const all = containers(true);
       for (const id of operands) {
         const c = all.find((x) => x.id === id) ?? fail(`Error: No such container: ${id}`);
         stop(c);
@@ -202,28 +255,45 @@ function main(argv: string[]): void {
       // docker ps [-a]q --filter label=com.docker.compose.project=NAME
       const filter = args[args.indexOf('--filter') + 1] ?? '';
       const project = /^label=com\.docker\.compose\.project=(.+)$/.exec(filter)?.[1];
-      for (const c of containers()) if (!project || c.project === project) process.stdout.write(`${c.id}\n`);
+      const all = args.some((a) => /^-[a-z]*a/.test(a));
+      for (const c of containers(all))
+        if (!project || c.project === project) process.stdout.write(`${c.id}\n`);
       return;
     }
+    case 'logs':
+      return logs(args);
+    case 'pause':
+    case 'unpause':
+    case 'stop':
+      return lifecycle(cmd, operands);
     case 'pull':
       pull(operands[0] ?? fail('docker pull needs an image'));
       return void process.stdout.write(`${operands[0]}\n`);
     case 'inspect': {
-      const all = containers();
+      const all = containers(true);
       for (const id of operands) {
         const c = all.find((x) => x.id === id) ?? fail(`Error: No such object: ${id}`);
-        if (fmt?.includes('.State.Health')) process.stdout.write('none\n');
-        else process.stdout.write(`${format(fmt, { Image: c.imageId, Id: c.id })}\n`);
+        const fields = {
+          Image: c.imageId,
+          Id: c.id,
+          Name: `/${c.project}-app-1`,
+          'State.Status': stateOf(c),
+        };
+        process.stdout.write(`${format(fmt, fields)}\n`);
       }
       return;
     }
     case 'image': {
       const [sub, ...rest] = operands;
       if (sub === 'inspect') {
-        for (const ref of rest) {
-          if (!existsSync(fileOf(ref))) fail(`Error: No such image: ${ref}`);
+        for (const name of rest) {
+          // by reference, or by ID as `docker image inspect` takes it too
+          const ref = localImages().find((i) => i.id === name)?.ref ?? name;
+          if (!existsSync(fileOf(ref))) fail(`Error: No such image: ${name}`);
           const digests = JSON.stringify([`${repoOf(ref)}@${digestOf(ref)}`]);
-          process.stdout.write(`${format(fmt, { Id: imageId(ref), 'json:RepoDigests': digests })}\n`);
+          process.stdout.write(
+            `${format(fmt, { Id: imageId(ref), 'json:RepoDigests': digests, Size: '1048576' })}\n`,
+          );
         }
         return;
       }
@@ -286,6 +356,7 @@ function serve(port: number, version: string, forceBroken: boolean): void {
     }
     res.writeHead(healthy ? 200 : behaviour === 'slow' ? 503 : 500, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ status: healthy ? 'ok' : 'error', version }));
+    process.stdout.write(`${new Date().toISOString()} GET ${req.url} ${res.statusCode} (${version})\n`);
   });
   server.listen(port, '127.0.0.1');
   const bye = () => server.close(() => process.exit(0));

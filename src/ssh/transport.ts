@@ -5,12 +5,15 @@
  * command, and retries with backoff for transient connect errors only.
  */
 import * as http from 'node:http';
+import { StringDecoder } from 'node:string_decoder';
 import { NodeSSH } from 'node-ssh';
 import type { Client, ClientChannel } from 'ssh2';
 import type { JumpHost, Server } from '../registry/model';
 import type { PinnedHostKey } from '../registry/hostkey';
 import type { Script } from '../remote/shell';
-import type { Connector, ExecResult, HttpResponse, Transport } from '../deploy/ports';
+import type { Connector, ExecOptions, ExecResult, HttpResponse, Transport } from '../deploy/ports';
+import { readCapped } from '../http/body';
+import { OutputTail, STDERR_TAIL_LIMIT, STDOUT_TAIL_LIMIT } from './tail';
 import { parseKnownHosts, verifyHostKey, type KnownHostEntry } from './known-hosts';
 
 export interface SshOptions {
@@ -174,11 +177,12 @@ export class SshTransport implements Transport {
     return !this.lost;
   }
 
-  exec(script: Script, { timeoutMs }: { timeoutMs: number }): Promise<ExecResult> {
+  exec(script: Script, { timeoutMs, onOutput, pty, signal }: ExecOptions): Promise<ExecResult> {
     return new Promise((resolve) => {
       if (this.lost) return resolve({ code: null, stdout: '', stderr: 'the connection was lost' });
-      let stdout = '';
-      let stderr = '';
+      if (signal?.aborted) return resolve({ code: null, stdout: '', stderr: 'stopped' });
+      const stdout = new OutputTail('stdout', STDOUT_TAIL_LIMIT);
+      const stderr = new OutputTail('stderr', STDERR_TAIL_LIMIT);
       let done = false;
       let channel: ClientChannel | undefined;
       const finish = (code: number | null, extra = '') => {
@@ -186,22 +190,29 @@ export class SshTransport implements Transport {
         done = true;
         clearTimeout(timer);
         this.inFlight.delete(onClose);
-        resolve({ code, stdout, stderr: stderr + extra });
+        signal?.removeEventListener('abort', onAbort);
+        resolve({ code, stdout: stdout.text(), stderr: stderr.text() + extra });
       };
       const onClose = () => finish(null, '\nthe connection was lost');
       this.inFlight.add(onClose);
+      const onAbort = () => {
+        channel?.close();
+        finish(null, '\nstopped');
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
       const timer = setTimeout(() => {
         channel?.close();
         finish(null, `\ntimed out after ${Math.round(timeoutMs / 1000)} s`);
       }, timeoutMs);
       try {
-        this.client.exec(script.text, (err, ch) => {
+        this.client.exec(script.text, pty ? { pty: true } : {}, (err, ch) => {
           if (err) return finish(null, err.message);
           channel = ch;
           let exit: number | null | undefined;
           let signal: string | undefined;
-          ch.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-          ch.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+          const utf8 = new StringDecoder('utf8'); // a character split across chunks stays whole
+          ch.on('data', (d: Buffer) => (onOutput ? onOutput(utf8.write(d)) : stdout.push(d)));
+          ch.stderr.on('data', (d: Buffer) => stderr.push(d));
           ch.on('exit', (code: number | null, sig?: string) => {
             exit = typeof code === 'number' ? code : null;
             signal = sig;
@@ -264,13 +275,12 @@ export class SshTransport implements Transport {
             headers: { connection: 'close' },
           },
           (res) => {
-            let body = '';
-            res.setEncoding('utf8');
-            res.on('data', (c: string) => (body.length < 65536 ? (body += c) : undefined));
-            res.on('end', () => settle(() => resolve({ status: res.statusCode ?? 0, body })));
             // an answer cut off mid-body fails now, not when the timer fires
             res.on('aborted', () => settle(() => reject(new Error('the answer was cut off'))));
-            res.on('error', (e) => settle(() => reject(e)));
+            readCapped(res).then(
+              ({ text }) => settle(() => resolve({ status: res.statusCode ?? 0, body: text })),
+              (e: Error) => settle(() => reject(e)),
+            );
           },
         );
         req.on('error', (e) => settle(() => reject(e)));

@@ -129,6 +129,10 @@ export interface OpenSsh {
   handshakes(): number;
   /** Kills the per-connection sshd processes (drops every open connection), keeps the listener. */
   dropConnections(): void;
+  /** The server goes down: the listener and every connection are killed (restart() brings it back). */
+  kill(): void;
+  /** Starts the listener again on the same port, with the same keys and config. */
+  restart(): Promise<void>;
   stop(): void;
 }
 
@@ -143,6 +147,14 @@ function prepareDir(o: SshdOptions): string {
   return hostKey.split(' ').slice(0, 2).join(' ');
 }
 
+function launch(config: string, log: string): number {
+  const fd = openSync(log, 'a');
+  const child = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', fd] });
+  closeSync(fd);
+  child.unref();
+  return child.pid!;
+}
+
 /** Starts an sshd on a free port (a few tries, should another process take the port first). */
 export async function startOpenSsh(o: SshdOptions): Promise<OpenSsh> {
   const hostKey = prepareDir(o);
@@ -151,11 +163,7 @@ export async function startOpenSsh(o: SshdOptions): Promise<OpenSsh> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     writeFileSync(config, sshdConfig(o, port));
-    const fd = openSync(log, 'a');
-    const child = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', fd] });
-    closeSync(fd);
-    child.unref();
-    const pid = child.pid!;
+    let pid = launch(config, log);
     if (await answers(port)) {
       return {
         port,
@@ -165,6 +173,15 @@ export async function startOpenSsh(o: SshdOptions): Promise<OpenSsh> {
         log,
         handshakes: () => (readFileSync(log, 'utf8').match(/Accepted publickey for /g) ?? []).length,
         dropConnections: () => killAll(descendants(pid)),
+        kill: () => {
+          const children = descendants(pid);
+          stopProcesses([pid], 500);
+          killAll(children);
+        },
+        restart: async () => {
+          pid = launch(config, log);
+          if (!(await answers(port))) throw new Error(`sshd in ${o.dir} did not come back on port ${port}`);
+        },
         stop: () => void stopProcesses([pid]),
       };
     }

@@ -156,7 +156,7 @@ export class BlueGreenStrategy implements ReleaseStrategy {
     const g = await runGate(
       check,
       next.version ?? '',
-      async () => (await ctx.shell.transport()).get(check.port!, check.path, check.timeoutMs),
+      async (timeoutMs: number) => (await ctx.shell.transport()).get(check.port!, check.path, timeoutMs),
       ctx.clock,
       ctx.signal,
     );
@@ -211,7 +211,8 @@ export class BlueGreenStrategy implements ReleaseStrategy {
    * Before the proxy moved: stop the idle slot. After: point the proxy back at the old slot (it runs
    * until `retire`), record it as live again, then stop the failed slot.
    */
-  async switchBack(ctx: StrategyContext, previous: Release): Promise<void> {
+  async switchBack(ctx: StrategyContext, previous: Release, failed: Release): Promise<void> {
+    if (!this.live) await this.recoverState(ctx, previous, failed);
     const live = this.live!;
     if (this.proxyTouched && (await this.proxyPort(ctx)) !== live.port) {
       await this.pointProxy(ctx, live.port, live.name, 'rollback');
@@ -220,6 +221,30 @@ export class BlueGreenStrategy implements ReleaseStrategy {
     }
     this.checked = live.project;
     await ctx.shell.must('rollback', B.stopProject(this.tenant, this.projects[this.idle]));
+  }
+
+  /**
+   * For a switch back by a strategy that did not run the deploy (a cancelled job's post step): reads
+   * the slots and the proxy, and when the proxy already sends the tenant to the slot that holds
+   * `failed` while the other holds `previous`, takes that other slot as the one to return to.
+   */
+  private async recoverState(ctx: StrategyContext, previous: Release, failed: Release): Promise<void> {
+    await this.readState(ctx);
+    const holds = (slot: SlotName, r: Release) =>
+      Object.entries(r.refs).every(([k, v]) => this.slots![slot].refs[k] === v);
+    const moved = this.live!.slot;
+    const back = moved === 'blue' ? 'green' : 'blue';
+    if (moved && holds(moved, failed) && holds(back, previous) && this.slots![back].running.length) {
+      const port = this.bg.slots[back].port;
+      this.live = { slot: back, port, project: this.projects[back], name: `slot ${back}` };
+      this.idle = moved;
+      this.proxyTouched = this.recorded = true;
+    } else if (!holds(this.idle, failed)) {
+      throw new StepFailure(
+        'rollback',
+        `neither slot holds ${failed.version ?? 'the failed release'}: nothing to switch back`,
+      );
+    }
   }
 
   prunable(history: History, next: Release, current: Release): string[] {

@@ -51,6 +51,7 @@ export class ComposeStrategy implements ReleaseStrategy {
       ...(first ? { version: R.versionOf(first) } : {}),
       imageIds: p.running,
       digests: [],
+      project: p.project,
     };
   }
 
@@ -86,13 +87,15 @@ export class ComposeStrategy implements ReleaseStrategy {
     );
   }
 
-  async switchTo(
-    ctx: StrategyContext,
-    next: Release,
-    _current: Release,
-    switched: () => void,
-  ): Promise<void> {
-    const r = await ctx.shell.exec(R.update(this.tenant, next.refs), ctx.pullTimeoutMs);
+  async switchTo(ctx: StrategyContext, next: Release, current: Release, switched: () => void): Promise<void> {
+    // Noted in the lock first, so a deploy cut off here can be told and mended later (`unlock`).
+    const note = JSON.stringify({
+      from: current.version ?? null,
+      to: next.version,
+      fromRefs: current.refs,
+      toRefs: next.refs,
+    });
+    const r = await ctx.shell.exec(R.update(this.tenant, next.refs, { note }), ctx.pullTimeoutMs);
     if (r.code === R.SWITCH_FAILED)
       throw new StepFailure(
         'update',
@@ -107,7 +110,7 @@ export class ComposeStrategy implements ReleaseStrategy {
       throw new StepFailure('rollback', 'no previous release in .env to roll back to');
     // The failed release's containers go first, by force: one that crash-loops under a restart policy
     // would otherwise make `up -d` fail with "container state improper" and leave two containers.
-    const replace = { project: this.project ?? R.projectOf(this.tenant) };
+    const replace = { project: previous.project ?? this.project ?? R.projectOf(this.tenant) };
     await ctx.shell.must('rollback', R.update(this.tenant, previous.refs, { replace }), ctx.pullTimeoutMs);
   }
 

@@ -1,0 +1,91 @@
+/**
+ * `fleet-deploy logs`: the selected tenants' container logs, each line prefixed by its target; with -f,
+ * following every tenant at once — one connection per server, one exec channel per tenant on it.
+ */
+import { sanitizeLine } from '../report/sanitize';
+import { eachServer } from '../deploy/each-server';
+import { describe } from '../deploy/shell';
+import { ConfigurationError } from '../errors';
+import { logs, SINCE } from '../remote/logs';
+import { wholeNumber } from '../values';
+import type { CliIO } from './io';
+import { openRemote, REMOTE_HELP, REMOTE_OPTIONS, type Values } from './remote';
+
+export const LOGS_USAGE = `fleet-deploy logs [--select EXPR] [--tail N] [--since TIME] [-f] [options]
+
+Prints the logs of the selected tenants' containers, each line as "TARGET CONTAINER line". With -f it
+keeps following all of them at once (Ctrl-C stops) over one SSH connection per server.
+
+Options:
+  -n, --tail N          lines per container (default 100)
+      --since TIME      only lines since TIME: a duration (10m, 2h, 1d) or a date (2024-05-01T12:00:00Z)
+  -f, --follow          keep following (at most 10 tenants a server: sshd's MaxSessions)
+${REMOTE_HELP}`;
+
+export const LOGS_OPTIONS = {
+  ...REMOTE_OPTIONS,
+  tail: { type: 'string', short: 'n' },
+  since: { type: 'string' },
+  follow: { type: 'boolean', short: 'f' },
+} as const;
+
+function sinceFlag(values: Values): string | undefined {
+  const since = values.since as string | undefined;
+  if (since === undefined || SINCE.test(since)) return since;
+  throw new ConfigurationError([
+    {
+      path: [],
+      source: '--since',
+      message: `${JSON.stringify(since)} is not a time`,
+      hint: 'use a duration such as 10m, 2h or 1d, or a date such as 2024-05-01T12:00:00Z',
+    },
+  ]);
+}
+
+/** Writes whole lines only, each prefixed by its target and cleaned of terminal escapes, whatever the chunks' boundaries. */
+function lineWriter(prefix: string, write: (text: string) => void) {
+  let rest = '';
+  return {
+    chunk(text: string) {
+      const lines = (rest + text.replaceAll('\r\n', '\n')).split('\n');
+      rest = lines.pop()!;
+      if (lines.length) write(lines.map((l) => `${prefix} ${sanitizeLine(l)}\n`).join(''));
+    },
+    end() {
+      if (rest) write(`${prefix} ${sanitizeLine(rest)}\n`);
+    },
+  };
+}
+
+export async function runLogs(values: Values, io: CliIO): Promise<number> {
+  const options = {
+    tail: wholeNumber(values.tail as string | undefined, '--tail', 100, 0),
+    since: sinceFlag(values),
+    follow: Boolean(values.follow),
+  };
+  const { targets, connector, concurrency } = await openRemote(values, io);
+  const results = await eachServer(
+    targets,
+    connector,
+    async (t, transport) => {
+      const out = lineWriter(t.id, io.stdout);
+      const r = await transport.exec(logs(t.tenant, options), {
+        timeoutMs: options.follow ? 2 ** 31 - 1 : 120_000,
+        onOutput: (text) => out.chunk(text),
+        // following: a terminal, so the remote `logs -f` is hung up when the channel closes
+        pty: options.follow,
+        ...(io.signal ? { signal: io.signal } : {}),
+      });
+      out.end();
+      if (r.code !== 0 && !io.signal?.aborted) throw new Error(describe(r));
+    },
+    { concurrency, perServer: options.follow ? 10 : 4 },
+  );
+  let failed = 0;
+  for (const [id, r] of results)
+    if (!r.ok) {
+      failed++;
+      io.stderr(`${id}: cannot read the logs: ${sanitizeLine(r.error)}\n`);
+    }
+  return failed ? 1 : 0;
+}

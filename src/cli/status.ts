@@ -1,0 +1,156 @@
+/**
+ * `fleet-deploy status`: per target, what runs (version, image, digest), the release before it, the last
+ * deploy, container state and health now, a lock left behind, and drift. One connection per server; per
+ * tenant one inspection (one exec) and, at the same time on the same connection, one health probe.
+ */
+import { eachServer } from '../deploy/each-server';
+import type { HttpResponse, Transport } from '../deploy/ports';
+import { describe } from '../deploy/shell';
+import { hasDrift, targetStatus, waveDrift, type TargetStatus } from '../deploy/status';
+import { ConfigurationError } from '../errors';
+import { judge } from '../health/gate';
+import { fetchUrl } from '../http/fetch';
+import type { Target } from '../registry/model';
+import { inspectTenant, parseInspection } from '../remote/status';
+import { plural, table } from '../report/table';
+import type { CliIO } from './io';
+import { openRemote, REMOTE_HELP, REMOTE_OPTIONS, type Values } from './remote';
+
+export const STATUS_USAGE = `fleet-deploy status [--select EXPR] [--waves SPEC] [--format table|json] [--fail-on-drift] [options]
+
+For each selected target: the version, image and digest that run, the release before it and the last
+deploy (from its history), the state of its containers (running, paused, stopped, restarting, missing),
+health now (the containers' own checks and one probe of the registry's health check), a lock left in
+place (owner and age; "interrupted" when no live deploy leaves a lock untouched that long), and drift:
+it runs something other than its last recorded release (.env or the running images), its Compose
+config-hash differs from the deployed one (when recorded), or it runs another version than most of its
+wave. Reads only; takes no lock.
+
+Options:
+  -f, --format FORMAT   table (default) or json
+  -w, --waves SPEC      the waves "most of its wave" compares within (default: all targets are one wave)
+      --fail-on-drift   exit 3 when any target drifted (for scheduled checks)
+${REMOTE_HELP}`;
+
+export const STATUS_OPTIONS = {
+  ...REMOTE_OPTIONS,
+  format: { type: 'string', short: 'f' },
+  waves: { type: 'string', short: 'w' },
+  'fail-on-drift': { type: 'boolean' },
+} as const;
+
+export const DRIFT_EXIT = 3;
+
+/** One GET of the registry's health check (the answer is judged once the version is known). */
+async function get(t: Target, transport: Transport): Promise<HttpResponse | Error> {
+  const check = t.tenant.health;
+  try {
+    return check.url !== undefined
+      ? await fetchUrl(check.url.replaceAll('{version}', ''), check.timeoutMs)
+      : await transport.get(check.port!, check.path, check.timeoutMs);
+  } catch (e) {
+    return e as Error;
+  }
+}
+
+function verdict(t: Target, answer: HttpResponse | Error, version: string): TargetStatus['probe'] {
+  if (answer instanceof Error) return { ok: false, detail: answer.message };
+  const v = judge(t.tenant.health, answer, version);
+  return v.ok ? { ok: true, detail: `${answer.status}` } : { ok: false, detail: v.reason };
+}
+
+/** The status of every selected target, drift across waves included (the status action uses it too). */
+export async function fleetStatus(values: Values, io: CliIO): Promise<TargetStatus[]> {
+  const { targets, connector, concurrency, waveOf } = await openRemote(values, io);
+  const results = await eachServer(
+    targets,
+    connector,
+    async (t, transport) => {
+      // the inspection and the probe at once, on two channels of the one connection: one round trip
+      const [r, answer] = await Promise.all([
+        transport.exec(inspectTenant(t.tenant), { timeoutMs: 60_000 }),
+        get(t, transport),
+      ]);
+      if (r.code !== 0) throw new Error(`cannot inspect: ${describe(r)}`);
+      const status = targetStatus(t, waveOf.get(t.id) ?? 1, parseInspection(r.stdout));
+      if (status.state !== 'missing') status.probe = verdict(t, answer, status.version ?? '');
+      return status;
+    },
+    { concurrency, perServer: 4 },
+  );
+  const statuses = targets.map((t): TargetStatus => {
+    const r = results.get(t.id)!;
+    if (r.ok) return r.value;
+    const empty = { refs: {}, images: [], digests: [], health: '', drift: [] };
+    return { id: t.id, wave: waveOf.get(t.id) ?? 1, state: 'missing', ...empty, error: r.error };
+  });
+  waveDrift(statuses);
+  return statuses;
+}
+
+const ago = (s: number) =>
+  s >= 86_400
+    ? `${Math.floor(s / 86_400)}d`
+    : s >= 3600
+      ? `${Math.floor(s / 3600)}h`
+      : `${Math.floor(s / 60)}m`;
+
+export function lockText(l: NonNullable<TargetStatus['lock']>): string {
+  const who = [l.actor, l.run].filter(Boolean).join(', ') || l.owner.slice(0, 60);
+  return `${l.interrupted ? 'INTERRUPTED deploy' : 'locked'} by ${who} (${ago(l.ageS)} old)`;
+}
+
+export function healthText(s: TargetStatus): string {
+  const probe = s.probe ? (s.probe.ok ? `probe ok` : `probe FAILED: ${s.probe.detail}`) : '';
+  return [s.health && s.health !== 'none' ? s.health : '', probe].filter(Boolean).join(', ');
+}
+
+export function statusRows(statuses: readonly TargetStatus[]): string[][] {
+  return statuses.map((s) => [
+    s.id,
+    s.state,
+    s.version ?? '',
+    s.digests[0]?.replace(/^.*@sha256:/, '').slice(0, 12) ?? s.images[0]?.slice(7, 19) ?? '',
+    s.previous ?? '',
+    s.lastDeploy
+      ? `${s.lastDeploy.outcome} ${s.lastDeploy.time?.slice(0, 16) ?? ''} ${s.lastDeploy.actor ?? ''}`.trim()
+      : '',
+    healthText(s),
+    [s.error, ...s.drift, s.lock ? lockText(s.lock) : ''].filter(Boolean).join('; '),
+  ]);
+}
+
+export const STATUS_HEADERS = [
+  'TARGET',
+  'STATE',
+  'VERSION',
+  'DIGEST',
+  'PREVIOUS',
+  'LAST DEPLOY',
+  'HEALTH',
+  'DRIFT / NOTES',
+];
+
+export async function runStatus(values: Values, io: CliIO): Promise<number> {
+  const format = (values.format as string | undefined) ?? 'table';
+  if (format !== 'table' && format !== 'json')
+    throw new ConfigurationError([
+      {
+        path: [],
+        source: '--format',
+        message: `${JSON.stringify(format)} is not a format`,
+        hint: 'use table or json',
+      },
+    ]);
+  const statuses = await fleetStatus(values, io);
+  const drifted = statuses.filter(hasDrift).length;
+  if (format === 'json') io.stdout(`${JSON.stringify(statuses, null, 2)}\n`);
+  else {
+    io.stdout(`${table(STATUS_HEADERS, statusRows(statuses))}\n`);
+    io.stderr(
+      `${plural(statuses.length, 'target')}: ${drifted} drifted, ${statuses.filter((s) => s.error).length} unreachable\n`,
+    );
+  }
+  if (statuses.some((s) => s.error)) return 1;
+  return values['fail-on-drift'] && drifted ? DRIFT_EXIT : 0;
+}

@@ -1,0 +1,153 @@
+/**
+ * `fleet-deploy unlock`: shows the deploy locks of the selected targets — who holds each, which run,
+ * since when, how long ago its holder last touched it, and the switch it was making if it was cut off
+ * there — and releases those whose holder is gone. A lock whose holder still looks at work (touched
+ * within twice the longest quiet stretch of a live deploy) is only released with --force, said so.
+ */
+import { historyLine, isVersion } from '../deploy/history';
+import { describeHolder, longestQuiet, parseLockOwner } from '../deploy/locks';
+import type { Target } from '../registry/model';
+import * as R from '../remote/commands';
+import { table } from '../report/table';
+import { flagOptions, fromFlags, identity, optionsHelp, rolloutSettings, synopsis } from '../settings';
+import { eachServer } from '../deploy/each-server';
+import type { Transport } from '../deploy/ports';
+import { openRemote, type Values } from './remote';
+import type { CliIO } from './io';
+
+const FLAGS = [
+  'registry',
+  'select',
+  'key',
+  'knownHosts',
+  'commandTimeoutMs',
+  'pullTimeoutMs',
+  'actor',
+] as const;
+
+export const UNLOCK_OPTIONS = { ...flagOptions(FLAGS), force: { type: 'boolean' as const } };
+
+export const UNLOCK_USAGE = `${synopsis('unlock', FLAGS)} [--force]
+
+Shows each selected target's deploy lock: who holds it, which run, since when, how long ago its holder last
+touched it, and the switch it was making if it was cut off there. Releases a lock whose holder is gone (not
+touched for twice the longest stretch a live deploy stays quiet, from the timeouts below). A lock that
+still looks in use is left alone unless --force is given. Releasing a lock cut off mid-switch records that
+in the target's history.
+
+Options:
+${optionsHelp(FLAGS)}
+      --force  release locks that still look in use (their deploy was killed, say)
+
+Exit codes: 0 nothing left locked, 1 a lock is still held, 2 bad input.`;
+
+interface Row {
+  target: Target;
+  lock: string;
+  holder: string;
+  action: string;
+  held: boolean;
+}
+
+/** What an interrupted deploy was switching, from the note it left in its lock (server text, checked). */
+function interruptedSwitch(note: string | undefined): { from?: string; to: string } | undefined {
+  if (!note) return undefined;
+  try {
+    const n = JSON.parse(note) as { from?: unknown; to?: unknown };
+    if (typeof n.to !== 'string' || !isVersion(n.to)) return undefined;
+    const from = typeof n.from === 'string' && isVersion(n.from) ? n.from : undefined;
+    return { to: n.to, ...(from ? { from } : {}) };
+  } catch {
+    return undefined;
+  }
+}
+
+export async function runUnlock(values: Values, io: CliIO): Promise<number> {
+  const flags = fromFlags(values);
+  const remote = await openRemote(values, io, { passphrase: io.env.FLEET_SSH_PASSPHRASE });
+  const limits = rolloutSettings(flags, remote.targets);
+  const who = identity(flags, io.env, 'cli');
+  const force = Boolean(values.force);
+  const results = await eachServer(remote.targets, remote.connector, unlockTarget, {
+    concurrency: remote.concurrency,
+  });
+  const rows = remote.targets.map((target): Row => {
+    const r = results.get(target.id)!;
+    return r.ok ? r.value : { target, lock: 'unknown', holder: '', action: r.error, held: true };
+  });
+  io.stdout(
+    `${table(
+      ['TARGET', 'LOCK', 'HOLDER', 'ACTION'],
+      rows.map((r) => [r.target.id, r.lock, r.holder, r.action]),
+    )}\n`,
+  );
+  return rows.some((r) => r.held) ? 1 : 0;
+
+  async function unlockTarget(target: Target, transport: Transport): Promise<Row> {
+    const t = target.tenant;
+    const r = await transport.exec(R.inspectLock(t), { timeoutMs: limits.commandTimeoutMs });
+    if (r.code !== 0)
+      return { target, lock: 'unknown', holder: '', action: `cannot read: exit ${r.code}`, held: true };
+    const lock = R.parseLock(r.stdout);
+    if (!lock) return { target, lock: 'free', holder: '', action: '', held: false };
+    const holder = describeHolder(lock.owner, lock.ageS);
+    const quiet = longestQuiet(t, limits);
+    const gone = lock.ageS * 1000 >= 2 * quiet.ms;
+    const cut = interruptedSwitch(lock.switchNote);
+    const state = cut
+      ? `cut off while switching ${cut.from ?? 'nothing'} → ${cut.to}: it may run either; finish with \`fleet-deploy deploy --version ${cut.to}\`${cut.from ? ` or \`fleet-deploy rollback --to ${cut.from}\`` : ''}`
+      : 'held';
+    if (!gone && !force)
+      return {
+        target,
+        lock: state,
+        holder,
+        action: `kept: its holder may be at work (a live deploy can stay quiet ${Math.ceil(quiet.ms / 60_000)} min, ${quiet.step}); --force releases it`,
+        held: true,
+      };
+    const owner = parseLockOwner(lock.owner);
+    const release = (version?: string) => ({
+      refs: {},
+      ...(version ? { version } : {}),
+      imageIds: [],
+      digests: [],
+    });
+    const entry = cut
+      ? historyLine({
+          time: new Date(),
+          actor: who.actor,
+          run: who.runId,
+          target: target.id,
+          outcome: 'failed',
+          previous: release(cut.from),
+          next: release(cut.to),
+          rollback: false,
+          error: `deploy of ${owner?.run ?? 'an unknown run'} cut off during the switch; lock released by fleet-deploy unlock`,
+        })
+      : undefined;
+    const script = owner?.token
+      ? R.finish(t, { token: owner.token, ...(entry ? { history: entry } : {}) })
+      : force
+        ? R.breakLock(t)
+        : undefined;
+    if (!script)
+      return {
+        target,
+        lock: state,
+        holder,
+        action: 'kept: its owner cannot be read; --force releases it',
+        held: true,
+      };
+    const done = await transport.exec(script, { timeoutMs: limits.commandTimeoutMs });
+    const released = done.code === 0 && done.stdout.includes('@@unlock released');
+    return {
+      target,
+      lock: state,
+      holder,
+      action: released
+        ? `released${gone ? '' : ' (forced: it looked in use)'}${entry ? ', history noted' : ''}`
+        : `not released: ${done.code === 0 ? 'the lock changed hands meanwhile' : `exit ${done.code}`}`,
+      held: !released,
+    };
+  }
+}

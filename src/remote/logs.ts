@@ -1,0 +1,33 @@
+/**
+ * The logs of a tenant's containers through the engine (no Compose process): each container's last lines,
+ * or those since a time, each line prefixed with its container's name; following them all at once with
+ * `follow` (the command then runs until its channel closes).
+ */
+import type { Tenant } from '../registry/model';
+import { containersOf, deriveProject, engineOf, PROJECT_VAR } from './commands';
+import { named, Script, sh } from './shell';
+
+export interface LogsOptions {
+  tail: number;
+  /** As the engine takes it: a duration (10m) or a time (2024-05-01T12:00:00). */
+  since?: string;
+  follow: boolean;
+}
+
+export const SINCE = /^(?:\d+[smhd]|\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2})?Z?)?)$/;
+
+export function logs(t: Tenant, o: LogsOptions): Script {
+  const engine = engineOf(t.compose.command);
+  const flags = [
+    '--tail',
+    String(o.tail),
+    ...(o.since ? ['--since', o.since] : []),
+    ...(o.follow ? ['--follow'] : []),
+  ];
+  // a container's name from the server is only used when it is a plain name (it goes into sed's text)
+  const name = sh`name=$(${engine} inspect --format '{{.Name}}' "$id" 2>/dev/null); name=${new Script('${name#/}')}; case "$name" in '' | *[!A-Za-z0-9_.-]*) name=$id ;; esac`;
+  return named(
+    'logs',
+    sh`cd -- ${t.path} && { ${deriveProject(t)}; } >/dev/null && ids=$(${containersOf(t, PROJECT_VAR, true)}) && for id in $ids; do ${name}; ${engine} logs ${flags} "$id" 2>&1 | sed "s|^|$name |" & done; wait`,
+  );
+}
