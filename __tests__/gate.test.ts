@@ -56,7 +56,18 @@ describe('runGate (fake clock)', () => {
     const answers = [503, 503, 200, 200, 200];
     let i = 0;
     const g = await runGate(check(), 'v1', async () => res(answers[i++]!, ''), clock);
-    expect(g).toEqual({ ok: true, probes: 5, passed: 3, ms: 4000 });
+    // down from the first failed probe (t=0) to the first healthy one (t=2000)
+    expect(g).toEqual({ ok: true, probes: 5, passed: 3, ms: 4000, downtimeMs: 2000 });
+  });
+  test('the downtime window: 0 when the first probe is healthy, from the first failure otherwise', async () => {
+    const gate = async (answers: number[]) => {
+      let i = 0;
+      return (await runGate(check(), 'v1', async () => res(answers[i++]!, ''), new FakeClock())).downtimeMs;
+    };
+    expect(await gate([200, 200, 200])).toBe(0);
+    expect(await gate([200, 503, 200, 200, 200])).toBe(0);
+    expect(await gate([503, 200, 503, 200, 200, 200])).toBe(1000);
+    expect(await gate([503, 503, 503, 503])).toBeUndefined();
   });
   test('a flapping service never passes and is called flapping', async () => {
     const clock = new FakeClock();

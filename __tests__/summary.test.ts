@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { failureAnnotations } from '../src/report/annotations';
+import { renderReport } from '../src/report/render';
 import { decideGate } from '../src/deploy/budget';
 import type { FleetReport } from '../src/deploy/fleet';
 import type { Outcome, TargetResult } from '../src/deploy/result';
@@ -251,4 +252,17 @@ describe('annotations of failed targets', () => {
     expect(out[9]!.message).toContain('…and 16 more failed or rolled-back targets');
     expect(out[0]!.file).toBeUndefined();
   });
+});
+
+test("a deploy's measured downtime is in its time cell, in the summary and the terminal table", () => {
+  const down = { ...target(0, 1, 'deployed'), downtimeMs: 3100 };
+  const md = renderSummary(report([down, target(1, 1, 'deployed')]));
+  expect(md).toContain(
+    'Downtime measured by the health gate on 1 of 2 targets, at most 3.1 s (eu-0000/t00000)',
+  );
+  expect(renderSummary(report([target(1, 1, 'deployed')]))).not.toContain('Downtime');
+  const failed = { ...target(2, 1, 'rolled-back'), downtimeMs: 2000 };
+  expect(renderSummary(report([failed]))).toContain('| 4.2 s (down 2.0 s) |');
+  const table = renderReport({ ...report([down]), targets: [down] });
+  expect(table).toMatch(/eu-0000\/t00000 +1 +deployed +v1 → v2 +4\.2 s \(down 3\.1 s\)/);
 });

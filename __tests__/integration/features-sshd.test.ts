@@ -52,8 +52,9 @@ describeSshd('registry features over real sshd', () => {
       options: { concurrency: 1 },
     });
     expect(report.targets.map((t) => t.outcome)).toEqual(['deployed', 'deployed']);
-    const backups = readdirSync(join(ta().dir, '.fleet', 'backups'));
-    expect(backups).toHaveLength(1);
+    const backups = readdirSync(join(ta().dir, '.fleet', 'backups')).sort();
+    expect(backups).toHaveLength(2); // the archive and its checksum
+    expect(backups[1]).toBe(`${backups[0]}.sha256`);
     const listing = execFileSync('tar', ['-tzf', join(ta().dir, '.fleet', 'backups', backups[0]!)], {
       encoding: 'utf8',
     })

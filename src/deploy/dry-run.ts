@@ -66,12 +66,18 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
     const h = this.tenant.health;
     const probe = {
       step: 'health',
-      command: `# GET ${h.url ?? `http://127.0.0.1:${h.port}${h.path} (through the SSH connection)`} every ${h.intervalMs} ms until ${h.successes} healthy answers in a row, at most ${h.deadlineMs} ms`,
+      command: `# GET ${h.url ?? `http://127.0.0.1:${this.strategy.gatePort?.() ?? h.port}${h.path} (through the SSH connection)`} every ${h.intervalMs} ms until ${h.successes} healthy answers in a row, at most ${h.deadlineMs} ms`,
     };
     return [probe, ...this.cmd('health', h.containerHealth ? R.containerHealth(this.tenant) : undefined)];
   }
+  promote() {
+    return (this.strategy.preview(this.next).promote ?? []).flatMap((s) => this.cmd('promote', s));
+  }
   postDeploy() {
     return this.hooks('postDeploy', 'post-deploy hook');
+  }
+  retire() {
+    return (this.strategy.preview(this.next).retire ?? []).flatMap((s) => this.cmd('retire', s));
   }
   finish() {
     const remove = ['<images beyond the last releases>'];

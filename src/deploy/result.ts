@@ -45,6 +45,11 @@ export interface TargetResult {
   steps: StepTiming[];
   /** Why the deploy failed (also for rolled-back) or why the target was skipped. */
   error?: string;
+  /**
+   * The downtime the deploy's health gate measured: first failed probe to first healthy one (0: every
+   * probe answered). A lower bound: the gate starts once the switch returned.
+   */
+  downtimeMs?: number;
   /** Why the rollback failed, when the outcome is failed after a rollback attempt. */
   rollbackError?: string;
   startedAt: string;

@@ -40,12 +40,27 @@ export interface ReleaseStrategy {
   switchTo(ctx: StrategyContext, next: Release, current: Release, switched: () => void): Promise<void>;
   /** Switches back to `previous` after `failed` did not come up. */
   switchBack(ctx: StrategyContext, previous: Release, failed: Release): Promise<void>;
+  /**
+   * The port on the server's 127.0.0.1 that the deploy's health gate probes, when `next` is started
+   * beside the live release on a port of its own (blue-green: the new slot's); otherwise health.port.
+   */
+  gatePort?(): number | undefined;
+  /**
+   * After the gate passed: makes `next` the release users reach (blue-green: switches the proxy and
+   * verifies through it). Returns a detail for the report. A failure here rolls back (`switchBack`).
+   */
+  promote?(ctx: StrategyContext, next: Release): Promise<string>;
+  /**
+   * Last, after the post-deploy hooks: retires the release that ran before (blue-green: drains the old
+   * slot, then stops it). Never fails the deploy: the new release is live; returns a detail.
+   */
+  retire?(ctx: StrategyContext): Promise<string>;
   /** The script that prints the health state of each of the tenant's containers, when it has containers. */
   containerHealth?(): Script;
   /** Images a deploy that brought `next` in may remove. */
   prunable(history: History, next: Release, current: Release): string[];
-  /** The remote commands of the fetch and the switch, for --dry-run. */
-  preview(next: Release): { fetch?: Script; switch: Script };
+  /** The remote commands of the fetch, the switch, promote and retire, for --dry-run. */
+  preview(next: Release): { fetch?: Script; switch: Script; promote?: Script[]; retire?: Script[] };
 }
 
 export type StrategyFactory = (target: Target) => ReleaseStrategy;

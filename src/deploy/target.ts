@@ -94,7 +94,9 @@ export const DEPLOY_STEPS = [
   'preDeploy',
   'switch',
   'health',
+  'promote',
   'postDeploy',
+  'retire',
 ] as const;
 export type DeployStep = (typeof DEPLOY_STEPS)[number];
 
@@ -102,7 +104,8 @@ export type DeployStep = (typeof DEPLOY_STEPS)[number];
 const UNCHANGED = 'unchanged';
 type StepReturn = Promise<void | typeof UNCHANGED>;
 
-const gateDetail = (g: GateResult) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`;
+const gateDetail = (g: GateResult) =>
+  `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s${g.downtimeMs ? `, down ${(g.downtimeMs / 1000).toFixed(1)} s` : ''}`;
 
 export async function deployTarget(
   target: Target,
@@ -233,11 +236,36 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   }
 
   async health(): StepReturn {
-    await this.step('health', () => this.gate(this.version, true), gateDetail);
+    const g = await this.step(
+      'health',
+      () => this.gate(this.version, true, this.strategy.gatePort?.()),
+      gateDetail,
+    );
+    if (g.downtimeMs !== undefined) this.result.downtimeMs = g.downtimeMs;
+  }
+
+  async promote(): StepReturn {
+    const strategy = this.strategy;
+    if (strategy.promote)
+      await this.step(
+        'promote',
+        () => strategy.promote!(this.ctx, this.next),
+        (d) => d,
+      );
   }
 
   async postDeploy(): StepReturn {
     await this.hooks('postDeploy', 'post-deploy hooks', this.version, this.previousVersion);
+  }
+
+  async retire(): StepReturn {
+    const strategy = this.strategy;
+    if (strategy.retire)
+      await this.step(
+        'retire',
+        () => strategy.retire!(this.ctx),
+        (d) => d,
+      );
   }
 
   // ---- when a step failed ----
@@ -357,13 +385,17 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     await this.step(name, () => runHooks(kind, this.target, this.shell, this.ports.once, version, previous));
   }
 
-  /** The gate of a deploy stops when the run is cancelled; the rollback's gate runs to the end. */
-  private async gate(version: string, cancellable: boolean): Promise<GateResult> {
+  /**
+   * The gate of a deploy stops when the run is cancelled; the rollback's gate runs to the end. `port`:
+   * probe this port through the SSH connection instead of the registry's check (a new blue-green slot).
+   */
+  private async gate(version: string, cancellable: boolean, port?: number): Promise<GateResult> {
     const check = this.target.tenant.health;
     const probe =
-      check.url !== undefined
+      check.url !== undefined && port === undefined
         ? (timeoutMs: number) => this.ports.urlGet(check.url!, timeoutMs)
-        : async (timeoutMs: number) => (await this.shell.transport()).get(check.port!, check.path, timeoutMs);
+        : async (timeoutMs: number) =>
+            (await this.shell.transport()).get(port ?? check.port!, check.path, timeoutMs);
     const g = await runGate(
       check,
       version,

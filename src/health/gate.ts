@@ -52,6 +52,11 @@ export interface GateResult {
   passed: number;
   ms: number;
   reason?: string;
+  /**
+   * The downtime the gate saw: from the first failed probe to the first healthy one after it (0 when
+   * the first probe was healthy; absent when no probe was healthy).
+   */
+  downtimeMs?: number;
 }
 
 /** A probe is given the timeout to use: the check's own, or less when the deadline is nearer. */
@@ -87,10 +92,13 @@ export async function runGate(
       reason: `not healthy within ${check.deadlineMs / 1000} s (${flapping}last: ${last})`,
     };
   };
+  let firstFailed: number | undefined;
+  let downtimeMs: number | undefined;
   for (;;) {
     if (signal?.aborted) return { ok: false, probes, passed, ms: elapsed(), reason: 'cancelled' };
     const left = check.deadlineMs - elapsed();
     if (left <= 0) return timeUp();
+    const sent = clock.now();
     let verdict: Verdict;
     const budget = Math.min(check.timeoutMs, left);
     /** A probe the deadline cut short that got no answer says less than the answer before it. */
@@ -108,10 +116,12 @@ export async function runGate(
     if (verdict.ok) {
       passed++;
       streak++;
-      if (streak >= check.successes) return { ok: true, probes, passed, ms: elapsed() };
+      downtimeMs ??= firstFailed === undefined ? 0 : sent - firstFailed;
+      if (streak >= check.successes) return { ok: true, probes, passed, ms: elapsed(), downtimeMs };
     } else {
       streak = 0;
       if (!cutShort || probes === 1) last = verdict.reason;
+      firstFailed ??= sent;
     }
     // the next probe would start with no time left
     if (elapsed() + check.intervalMs >= check.deadlineMs) return timeUp();

@@ -56,6 +56,24 @@ export interface Commands {
   current: string;
 }
 
+/** The reverse proxy in front of a blue-green tenant's slots. */
+export type Proxy =
+  | { kind: 'caddy'; adminPort: number; route: string }
+  | { kind: 'nginx'; upstreamFile: string; check: string; reload: string }
+  | { kind: 'command'; switch: string; current: string };
+
+export const SLOTS = ['blue', 'green'] as const;
+export type SlotName = (typeof SLOTS)[number];
+
+/** Two slots behind a proxy: the new release starts beside the live one. */
+export interface BlueGreen {
+  kind: 'blue-green';
+  slots: Readonly<Record<SlotName, { port: number }>>;
+  portVariable: string;
+  proxy: Proxy;
+  drainTimeoutMs: number;
+}
+
 export interface Tenant {
   id: string;
   path: string;
@@ -70,6 +88,8 @@ export interface Tenant {
   hooks: Hooks;
   backup?: Backup;
   commands?: Commands;
+  /** Absent: the in-place switch. */
+  blueGreen?: BlueGreen;
   keepReleases: number;
   minFreeDiskMb: number;
   /** A deploy to a paused or stopped tenant puts it back afterwards ("restore") or leaves it running ("wake"). */

@@ -83,6 +83,15 @@ export const COMPOSE_PROJECT: Pattern = {
 
 export const COMPOSE_PROJECT_TEMPLATE = templated(COMPOSE_PROJECT, 'a-z0-9_-', '^C+$');
 
+/** The `@id` of a Caddy config object (the tenant's reverse_proxy handler), reached at /id/ID on the admin API. */
+export const CADDY_ID: Pattern = {
+  re: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/,
+  valid: 'letters, digits, ".", "_" and "-", starting with a letter or digit, at most 100 characters',
+  example: 'fleet-acme',
+};
+
+export const CADDY_ID_TEMPLATE = templated(CADDY_ID, 'A-Za-z0-9_.-', '^C+$');
+
 export const SERVICE: Pattern = {
   re: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/,
   valid: 'a Compose service name: letters, digits, ".", "_" and "-"',

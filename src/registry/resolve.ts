@@ -6,7 +6,7 @@
  */
 import { formatPath, show, type Problem } from '../errors';
 import { parseHostKey, type PinnedHostKey } from './hostkey';
-import type { HealthCheck, Hook, Registry, Server, Tenant } from './model';
+import type { BlueGreen, HealthCheck, Hook, Proxy, Registry, Server, Tenant } from './model';
 import * as P from './patterns';
 import {
   DEFAULT_RINGS,
@@ -207,6 +207,7 @@ export function resolveRegistry(
         );
       const backup = pick<NonNullable<RawTenantFields['backup']>>(tl, 'backup')?.value;
       const commands = pick<NonNullable<RawTenantFields['commands']>>(tl, 'commands')?.value;
+      const blueGreen = resolveBlueGreen(tl, tat, fill, problem, Boolean(commands), health);
       const tenant: Tenant = {
         id: rawTenant.id,
         path,
@@ -235,6 +236,7 @@ export function resolveRegistry(
             }
           : {}),
         ...(commands ? { commands } : {}),
+        ...(blueGreen ? { blueGreen } : {}),
         keepReleases: pick<number>(tl, 'keepReleases')?.value ?? 3,
         minFreeDiskMb: pick<number>(tl, 'minFreeDiskMb')?.value ?? 1024,
         hibernated: pick<Tenant['hibernated']>(tl, 'hibernated')?.value ?? 'restore',
@@ -244,6 +246,7 @@ export function resolveRegistry(
       };
       tenants.push(tenant);
     });
+    checkSlotPorts(tenants, raw.name, problem);
     servers.push(server);
   });
 
@@ -298,4 +301,99 @@ function resolveHealth(
       'make "timeout" shorter than "deadline"',
     );
   return health;
+}
+
+type RawStrategy = NonNullable<RawTenantFields['strategy']>;
+type RawBlueGreen = Extract<RawStrategy, { kind: 'blue-green' }>;
+
+/** The blue-green settings with their defaults, or undefined for the in-place switch. */
+function resolveBlueGreen(
+  layers: readonly Layer[],
+  at: Path,
+  fill: (p: Picked<string>) => string,
+  problem: (path: Path, message: string, hint?: string) => void,
+  hasCommands: boolean,
+  health: HealthCheck | undefined,
+): BlueGreen | undefined {
+  const picked = pick<RawStrategy>(layers, 'strategy');
+  if (!picked || picked.value.kind !== 'blue-green') return undefined;
+  const raw = picked.value as RawBlueGreen;
+  if (hasCommands)
+    problem(
+      picked.at,
+      'a tenant deployed by its own commands cannot use the blue-green strategy',
+      'remove one of "commands" and "strategy"',
+    );
+  if (health?.url !== undefined)
+    problem(
+      picked.at,
+      'the blue-green strategy verifies through the proxy on health.port, but health has a url',
+      'set health.port to the port the proxy serves this tenant on (127.0.0.1)',
+    );
+  const { blue, green } = raw.slots;
+  if (blue.port === green.port)
+    problem(
+      [...picked.at, 'slots', 'green', 'port'],
+      `both slots use port ${blue.port}`,
+      'give each slot its own port',
+    );
+  for (const name of ['blue', 'green'] as const)
+    if (raw.slots[name].port === health?.port)
+      problem(
+        [...picked.at, 'slots', name, 'port'],
+        `slot ${name} uses port ${health.port}, the health port (the proxy's)`,
+        'the proxy listens on health.port; the slots need ports of their own',
+      );
+  return {
+    kind: 'blue-green',
+    slots: { blue: { port: blue.port }, green: { port: green.port } },
+    portVariable: raw.portVariable ?? 'APP_PORT',
+    proxy: resolveProxy(raw.proxy, [...picked.at, 'proxy'], fill),
+    drainTimeoutMs: raw.drainTimeout ? P.durationMs(raw.drainTimeout) : 30_000,
+  };
+}
+
+function resolveProxy(raw: RawBlueGreen['proxy'], at: Path, fill: (p: Picked<string>) => string): Proxy {
+  switch (raw.kind) {
+    case 'caddy':
+      return {
+        kind: 'caddy',
+        adminPort: raw.admin ?? 2019,
+        route: fill({ value: raw.route ?? 'fleet-{tenant}', at: [...at, 'route'] }),
+      };
+    case 'nginx':
+      return {
+        kind: 'nginx',
+        upstreamFile: fill({ value: raw.upstreamFile, at: [...at, 'upstreamFile'] }),
+        check: raw.check ?? 'nginx -t -q',
+        reload: raw.reload ?? 'nginx -s reload',
+      };
+    case 'command':
+      return { kind: 'command', switch: raw.switch, current: raw.current };
+  }
+}
+
+/** A slot's port must not be any other port a tenant of the server listens on. */
+function checkSlotPorts(
+  tenants: readonly Tenant[],
+  server: string,
+  problem: (path: Path, message: string, hint?: string) => void,
+): void {
+  const owners = new Map<number, string>();
+  for (const t of tenants)
+    if (t.health?.port !== undefined) owners.set(t.health.port, `the health port of ${t.id}`);
+  for (const t of tenants) {
+    for (const name of ['blue', 'green'] as const) {
+      const port = t.blueGreen?.slots[name].port;
+      if (port === undefined) continue;
+      const other = owners.get(port);
+      if (other && !other.endsWith(` ${t.id}`))
+        problem(
+          [...t.at, 'strategy', 'slots', name, 'port'],
+          `slot port ${port} is already ${other} on server ${server}`,
+          'each tenant on a server listens on ports of its own',
+        );
+      owners.set(port, `the ${name} slot of ${t.id}`);
+    }
+  }
 }

@@ -292,6 +292,106 @@ const commands = z
       'Deploy with your own commands instead of Compose (stacks that are not containers). The lock, health gate, rollback and history still apply.',
   });
 
+const proxy = z
+  .discriminatedUnion(
+    'kind',
+    [
+      z
+        .strictObject({
+          kind: z.literal('caddy'),
+          admin: port("The Caddy admin API's port on the server's 127.0.0.1. Default: 2019.").optional(),
+          route: refineString(
+            str(
+              P.CADDY_ID_TEMPLATE,
+              'Caddy @id',
+              'The "@id" of the tenant\'s reverse_proxy handler in the Caddy config; its upstreams are replaced at /id/ROUTE/upstreams. May use {tenant}, {server}, {region}, {ring}. Default: "fleet-{tenant}".',
+              'fleet-{tenant}',
+            ),
+            knownPlaceholders,
+          ).optional(),
+        })
+        .meta({
+          description:
+            "Caddy, switched through its admin API on the server's 127.0.0.1 (curl on the server).",
+        }),
+      z
+        .strictObject({
+          kind: z.literal('nginx'),
+          upstreamFile: refineString(
+            str(
+              P.REMOTE_PATH_TEMPLATE,
+              'path',
+              "The file holding the upstream's one `server 127.0.0.1:PORT;` line, included in an `upstream { }` block; written atomically by the deploy user. May use {tenant}, {server}, {region}, {ring}.",
+              '/etc/nginx/fleet/{tenant}.conf',
+            ),
+            (v) =>
+              P.hasDotSegment(v) ? '"." and ".." segments are not allowed in a path' : knownPlaceholders(v),
+          ),
+          check: shellCommand(
+            'Checks the configuration before the reload. Default: "nginx -t -q".',
+          ).optional(),
+          reload: shellCommand(
+            'Reloads nginx (old workers finish their requests). Default: "nginx -s reload".',
+          ).optional(),
+        })
+        .meta({
+          description: 'nginx: an upstream file written atomically, checked, then `nginx -s reload`.',
+        }),
+      z
+        .strictObject({
+          kind: z.literal('command'),
+          switch: shellCommand(
+            'Points the tenant at 127.0.0.1:$FLEET_UPSTREAM_PORT ($FLEET_UPSTREAM is "127.0.0.1:PORT"); exits non-zero when the proxy refused.',
+          ),
+          current: shellCommand(
+            'Prints the port the proxy sends the tenant to now (one line); fails when the proxy is down.',
+          ),
+        })
+        .meta({ description: 'Any other proxy, switched by your own commands.' }),
+    ],
+    { error: 'must have "kind": "caddy", "nginx" or "command"' },
+  )
+  .meta({ description: 'The reverse proxy in front of the two slots.' });
+
+const slot = (name: string) =>
+  z
+    .strictObject({ port: port(`The ${name} slot's port on the server's 127.0.0.1 (its PORT variable).`) })
+    .meta({ description: `The ${name} slot.` });
+
+const strategy = z
+  .discriminatedUnion(
+    'kind',
+    [
+      z
+        .strictObject({ kind: z.literal('in-place') })
+        .meta({ description: 'Switch the image variables in .env and `compose up -d` (the default).' }),
+      z
+        .strictObject({
+          kind: z.literal('blue-green'),
+          slots: z.strictObject({ blue: slot('blue'), green: slot('green') }).meta({
+            description:
+              'Two slots, each its own Compose project (PROJECT-blue, PROJECT-green) on its own port.',
+          }),
+          portVariable: str(
+            P.ENV_VAR,
+            'variable name',
+            'The variable the compose file publishes the app on, set per slot. Default: "APP_PORT".',
+            'APP_PORT',
+          ).optional(),
+          proxy,
+          drainTimeout: duration(
+            'How long the old slot may finish its requests after the switch before it is stopped. Default: "30s".',
+          ).optional(),
+        })
+        .meta({
+          description:
+            'Start the new release in the idle slot beside the live one, gate it directly, switch the proxy, verify through it (health.port is the port the proxy serves the tenant on), drain and stop the old slot.',
+        }),
+    ],
+    { error: 'must have "kind": "in-place" or "blue-green"' },
+  )
+  .meta({ description: 'How a release is switched. Default: in place.' });
+
 /** Tenant fields that `defaults.tenant` and `servers[].tenantDefaults` may also set. */
 const tenantFields = {
   path: refineString(
@@ -313,6 +413,7 @@ const tenantFields = {
   hooks: hooks.optional(),
   backup: backup.optional(),
   commands: commands.optional(),
+  strategy: strategy.optional(),
   keepReleases: z
     .int({ error: 'must be a whole number' })
     .min(1, { error: 'must be at least 1 (the running release)' })

@@ -114,14 +114,14 @@ export function composeArgv(t: Tenant): string[] {
   return argv;
 }
 
-const enter = (t: Tenant) => sh`cd -- ${t.path}`;
+export const enter = (t: Tenant) => sh`cd -- ${t.path}`;
 
 /**
  * Keeps the lock's age (its directory's mtime) fresh: every round trip of a deploy after `prepare`
  * starts with it, so only a lock no deploy is working under grows old (src/deploy/locks.ts). `-c`: a
  * lock that is gone stays gone.
  */
-const touchLock = sh`{ touch -c -- ${LOCK_DIR} 2>/dev/null || :; }`;
+export const touchLock = sh`{ touch -c -- ${LOCK_DIR} 2>/dev/null || :; }`;
 /** The same from the login directory, for a script that does not enter the tenant's (the path may be relative to it). */
 const touchLockFromHome = (t: Tenant) => sh`{ touch -c -- ${`${t.path}/${LOCK_DIR}`} 2>/dev/null || :; }`;
 
@@ -269,7 +269,7 @@ export function parseImages(stdout: string): Array<{ id: string; digests: string
  * Values come through the environment (ENVIRON), never `awk -v`, which would interpret backslashes. A
  * file with CRLF line ends keeps them.
  */
-const ENV_PROGRAM = `BEGIN { n = split(ENVIRON["FLEET_SET"], a, "\\n"); for (i = 1; i <= n; i++) { eq = index(a[i], "="); val[substr(a[i], 1, eq - 1)] = substr(a[i], eq + 1) } }
+export const ENV_PROGRAM = `BEGIN { n = split(ENVIRON["FLEET_SET"], a, "\\n"); for (i = 1; i <= n; i++) { eq = index(a[i], "="); val[substr(a[i], 1, eq - 1)] = substr(a[i], eq + 1) } }
 { cr = sub(/\\r$/, "") ? "\\r" : ""; if (NR == 1) eol = cr
   for (k in val) if ($0 ~ ("^(export[ \\t]+)?" k "=")) { print (($0 ~ /^export[ \\t]/) ? "export " : "") k "=" val[k] cr; seen[k] = 1; next }
   print $0 cr }

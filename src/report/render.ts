@@ -16,6 +16,11 @@ export function seconds(ms: number): string {
   return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
 }
 
+/** A target's time, with the downtime its health gate measured when there was any. */
+export function targetTime(r: TargetResult): string {
+  return r.downtimeMs ? `${seconds(r.durationMs)} (down ${seconds(r.downtimeMs)})` : seconds(r.durationMs);
+}
+
 const versionOf = (r: TargetResult, which: 'previous' | 'next') => r[which]?.version ?? '—';
 
 export function renderReport(report: FleetReport): string {
@@ -29,7 +34,7 @@ export function renderReport(report: FleetReport): string {
       String(r.wave),
       r.outcome,
       `${versionOf(r, 'previous')} → ${versionOf(r, 'next')}`,
-      seconds(r.durationMs),
+      targetTime(r),
       reason(r),
     ]);
   const t = report.totals;

@@ -7,7 +7,7 @@
  */
 import type { FleetReport } from '../deploy/fleet';
 import type { Outcome, TargetResult } from '../deploy/result';
-import { OUTCOME_ORDER, reason, seconds } from './render';
+import { OUTCOME_ORDER, reason, seconds, targetTime } from './render';
 import { sanitizeLine } from './sanitize';
 
 export const SUMMARY_LIMIT = 1024 * 1024;
@@ -97,7 +97,7 @@ export function shortVersion(v: string): string {
 
 const version = (r: TargetResult, which: 'previous' | 'next') => cell(shortVersion(r[which]?.version ?? '—'));
 const row = (r: TargetResult) =>
-  `| ${cell(r.id)} | ${cell(r.region)} | ${EMOJI[r.outcome]} ${r.outcome} | ${version(r, 'previous')} → ${version(r, 'next')} | ${seconds(r.durationMs)} | ${cell(reason(r))} |`;
+  `| ${cell(r.id)} | ${cell(r.region)} | ${EMOJI[r.outcome]} ${r.outcome} | ${version(r, 'previous')} → ${version(r, 'next')} | ${targetTime(r)} | ${cell(reason(r))} |`;
 const isBad = (r: TargetResult) => r.outcome === 'failed' || r.outcome === 'rolled-back';
 const isGood = (r: TargetResult) => r.outcome === 'deployed' || r.outcome === 'unchanged';
 
@@ -148,6 +148,17 @@ function skippedLine(skipped: readonly TargetResult[]): string[] {
   return [`${EMOJI.skipped} **${skipped.length} skipped**: ${reasons.join('; ')}`, ''];
 }
 
+/** The downtime the health gates measured (first failed probe to first healthy), when any target had some. */
+function downtimeLine(rs: readonly TargetResult[]): string[] {
+  const down = rs.filter((r) => r.downtimeMs).sort((a, b) => b.downtimeMs! - a.downtimeMs!);
+  if (down.length === 0) return [];
+  const worst = down[0]!;
+  return [
+    '',
+    `Downtime measured by the health gate on ${down.length} of ${rs.length} targets, at most ${seconds(worst.downtimeMs!)} (${cell(worst.id)})`,
+  ];
+}
+
 export function renderSummary(report: FleetReport, o: SummaryOptions = {}): string {
   const limit = o.limit ?? SUMMARY_LIMIT;
   const t = report.totals;
@@ -162,6 +173,7 @@ export function renderSummary(report: FleetReport, o: SummaryOptions = {}): stri
     }`,
     ...(report.version ? ['', `Version: \`${report.version.replace(/`/g, "'")}\``] : []),
     ...(report.stopped ? ['', `> [!WARNING]`, `> Rollout stopped: ${cell(report.stopped)}`] : []),
+    ...downtimeLine(report.targets),
     '',
     ...topReasons(report),
   ];

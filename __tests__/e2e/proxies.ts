@@ -1,0 +1,128 @@
+/**
+ * Real reverse proxies for the end-to-end tests, from Debian's packages: Caddy with its admin API on
+ * 127.0.0.1, and nginx run as the deploy user (who then may reload it), each with its files in a temp
+ * dir. Both are started in the foreground and stopped by PID.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEPLOY_USER, handOver, stopProcesses } from '../../src/testing';
+
+export interface RunningProxy {
+  pid: number;
+  stop(): void;
+}
+
+async function waitFor(what: string, ok: () => Promise<boolean>, child: ChildProcess, log: () => string) {
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) throw new Error(`${what} exited (${child.exitCode}): ${log()}`);
+    if (await ok()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not answer within 10 s: ${log()}`);
+}
+
+const answers = (url: string) => async () =>
+  fetch(url, { signal: AbortSignal.timeout(1000) }).then(
+    () => true,
+    () => false,
+  );
+
+export interface CaddyRoute {
+  /** The port Caddy serves the tenant on (127.0.0.1). */
+  listen: number;
+  /** The @id of the tenant's reverse_proxy handler. */
+  id: string;
+  upstream: number;
+}
+
+/** Caddy with one server per route; its admin API on 127.0.0.1:admin. */
+export async function startCaddy(dir: string, admin: number, routes: CaddyRoute[]): Promise<RunningProxy> {
+  mkdirSync(dir, { recursive: true });
+  const servers = Object.fromEntries(
+    routes.map((r) => [
+      r.id,
+      {
+        listen: [`127.0.0.1:${r.listen}`],
+        routes: [
+          {
+            handle: [
+              { handler: 'reverse_proxy', '@id': r.id, upstreams: [{ dial: `127.0.0.1:${r.upstream}` }] },
+            ],
+          },
+        ],
+      },
+    ]),
+  );
+  const config = { admin: { listen: `127.0.0.1:${admin}` }, apps: { http: { servers } } };
+  writeFileSync(join(dir, 'caddy.json'), JSON.stringify(config, null, 2));
+  let log = '';
+  const child = spawn('caddy', ['run', '--config', join(dir, 'caddy.json')], {
+    env: {
+      PATH: '/usr/bin:/bin',
+      HOME: dir,
+      XDG_DATA_HOME: join(dir, 'data'),
+      XDG_CONFIG_HOME: join(dir, 'config'),
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-2000)));
+  await waitFor('caddy', answers(`http://127.0.0.1:${admin}/config/`), child, () => log);
+  return { pid: child.pid!, stop: () => void stopProcesses([child.pid!]) };
+}
+
+export interface NginxSite {
+  listen: number;
+  /** The upstream file the deploy writes (one `server 127.0.0.1:PORT;` line). */
+  upstreamFile: string;
+  upstream: number;
+}
+
+export interface Nginx extends RunningProxy {
+  /** The tenant's registry `proxy.check` and `proxy.reload` for this instance. */
+  check: string;
+  reload: string;
+}
+
+/** nginx as the deploy user, its configuration, pid file, logs and temp paths under `dir`. */
+export async function startNginx(dir: string, sites: NginxSite[]): Promise<Nginx> {
+  mkdirSync(join(dir, 'upstreams'), { recursive: true });
+  const conf = join(dir, 'nginx.conf');
+  const servers = sites.map((s, i) => {
+    writeFileSync(s.upstreamFile, `server 127.0.0.1:${s.upstream};\n`);
+    return `  upstream site${i} { include ${s.upstreamFile}; }\n  server { listen 127.0.0.1:${s.listen}; location / { proxy_pass http://site${i}; proxy_read_timeout 60s; } }`;
+  });
+  writeFileSync(
+    conf,
+    [
+      `pid ${dir}/nginx.pid;`,
+      `error_log ${dir}/error.log;`,
+      'worker_processes 1;',
+      'events { worker_connections 256; }',
+      'http {',
+      `  access_log off; client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp;`,
+      `  fastcgi_temp_path ${dir}/tmp; uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp;`,
+      ...servers,
+      '}',
+      '',
+    ].join('\n'),
+  );
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
+  handOver(dir);
+  const base = ['-e', join(dir, 'error.log'), '-c', conf];
+  const uid = execFileSync('id', ['-u', DEPLOY_USER], { encoding: 'utf8' }).trim();
+  const gid = execFileSync('id', ['-g', DEPLOY_USER], { encoding: 'utf8' }).trim();
+  const asUser =
+    process.getuid?.() === 0 ? ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--init-groups'] : [];
+  let log = '';
+  const argv = [...asUser, '/usr/sbin/nginx', ...base, '-g', 'daemon off;'];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-2000)));
+  await waitFor('nginx', answers(`http://127.0.0.1:${sites[0]!.listen}/`), child, () => log);
+  return {
+    pid: child.pid!,
+    stop: () => void stopProcesses([child.pid!]),
+    check: `nginx ${base.join(' ')} -t -q`,
+    reload: `nginx ${base.join(' ')} -s reload`,
+  };
+}

@@ -1,0 +1,271 @@
+/**
+ * Blue-green behind a proxy: the tenant's two slots are Compose projects of their own, each on its own
+ * port. A deploy reads where the proxy sends the tenant (the live slot; a port of neither slot is the
+ * in-place stack the tenant ran before it moved to blue-green), starts the idle slot with the new release
+ * (`switchTo`), has the gate probe that slot directly (`gatePort`), switches the proxy and verifies through
+ * it (`promote`), then drains the old slot's connections and stops it (`retire`). Before the proxy
+ * switch a rollback only stops the idle slot; after it, the proxy is switched back to the old slot,
+ * which runs until `retire`, the last step. A release a slot still runs is switched to without restarting
+ * it: that is how a manual rollback returns to the old slot.
+ */
+import type { BlueGreen, SlotName, Target } from '../../registry/model';
+import { SLOTS } from '../../registry/model';
+import { COMPOSE_PROJECT } from '../../registry/patterns';
+import * as R from '../../remote/commands';
+import * as B from '../../remote/blue-green';
+import { Script } from '../../remote/shell';
+import { runGate } from '../../health/gate';
+import { proxyDriver, type ProxyDriver } from '../../proxy';
+import type { History } from '../history';
+import type { Release } from '../result';
+import { describe, StepFailure } from '../shell';
+import type { ReleaseStrategy, StrategyContext } from '../strategy';
+import { ComposeStrategy } from './compose';
+
+/** Where the proxy sent the tenant when the deploy began. */
+interface Live {
+  /** undefined: a port of neither slot, the tenant's in-place stack (the Compose project itself). */
+  slot?: SlotName;
+  port: number;
+  project: string;
+  name: string;
+}
+
+type Projects = { base: string; blue: string; green: string };
+
+/** How often the drain counts the old slot's connections. */
+const DRAIN_POLL_MS = 250;
+
+export class BlueGreenStrategy implements ReleaseStrategy {
+  readonly switchStep = 'start';
+  private readonly compose: ComposeStrategy;
+  private readonly proxy: ProxyDriver;
+  private projects: Projects;
+  private running?: Release;
+  private slots?: B.Slots;
+  private live?: Live;
+  private idle: SlotName = 'blue';
+  /** The slot whose containers the health checks look at. */
+  private checked?: string;
+  private proxyTouched = false;
+  private recorded = false;
+
+  constructor(
+    private readonly target: Target,
+    private readonly bg: BlueGreen,
+  ) {
+    this.compose = new ComposeStrategy(target);
+    this.proxy = proxyDriver(target.tenant, bg.proxy);
+    this.projects = slotProjects(R.projectOf(target.tenant));
+  }
+
+  private get tenant() {
+    return this.target.tenant;
+  }
+
+  current(p: R.Prepared): Release {
+    this.running = this.compose.current(p);
+    this.projects = slotProjects(p.project!);
+    if (!COMPOSE_PROJECT.re.test(this.projects.green))
+      throw new StepFailure(
+        'prepare',
+        `the slots' Compose projects of ${p.project} would be longer than 63 characters; set a shorter compose.project`,
+      );
+    return this.running;
+  }
+
+  release(version: string): Release {
+    return this.compose.release(version);
+  }
+
+  /** Reads the slots and the proxy (a proxy that is down fails here, before anything starts), then pulls. */
+  async fetch(ctx: StrategyContext, next: Release): Promise<void> {
+    await this.readState(ctx);
+    await this.compose.fetch(ctx, next);
+  }
+
+  private async readState(ctx: StrategyContext): Promise<void> {
+    const r = await ctx.shell.exec(B.readSlots(this.tenant, this.projects, this.proxy.read()));
+    if (r.code === B.PROXY_DOWN)
+      throw new StepFailure(
+        'pull',
+        `${this.proxy.label} did not answer, so nothing was started: ${describe(r)}`,
+      );
+    if (r.code !== 0) throw new StepFailure('pull', `reading the slots failed: ${describe(r)}`);
+    const slots = (this.slots = B.parseSlots(r.stdout));
+    const upstream = this.proxy.parse(slots.proxy);
+    if ('error' in upstream) throw new StepFailure('pull', `${this.proxy.label}: ${upstream.error}`);
+    const slot = SLOTS.find((s) => this.bg.slots[s].port === upstream.port);
+    this.live = {
+      port: upstream.port,
+      ...(slot
+        ? { slot, project: this.projects[slot], name: `slot ${slot}` }
+        : { project: this.projects.base, name: `the in-place stack on port ${upstream.port}` }),
+    };
+    this.idle = slot === 'blue' ? 'green' : 'blue';
+    // The running release's images are the live slot's (`prepare` saw only the in-place project's).
+    const ids = slot ? slots[slot].running : slots.legacyRunning;
+    this.running?.imageIds.splice(0, Infinity, ...ids);
+  }
+
+  /** True when `slot` runs `release` now: its recorded references and its containers' images. */
+  private runs(slot: SlotName, release: Release): boolean {
+    const s = this.slots?.[slot];
+    if (!s || s.running.length === 0 || release.imageIds.length === 0) return false;
+    return (
+      Object.entries(release.refs).every(([k, v]) => s.refs[k] === v) &&
+      release.imageIds.every((id) => s.running.includes(id))
+    );
+  }
+
+  unchanged(_current: Release, next: Release): boolean {
+    return this.live?.slot !== undefined && this.runs(this.live.slot, next);
+  }
+
+  async switchTo(
+    ctx: StrategyContext,
+    next: Release,
+    _current: Release,
+    switched: () => void,
+  ): Promise<void> {
+    switched(); // from here on a failure stops the idle slot (and switches the proxy back once it moved)
+    this.checked = this.projects[this.idle];
+    if (this.runs(this.idle, next)) return; // the old slot of a switch back: up already
+    const port = { variable: this.bg.portVariable, value: this.bg.slots[this.idle].port };
+    await ctx.shell.must(
+      'start',
+      B.startSlot(this.tenant, this.idle, this.projects[this.idle], next.refs, port),
+      ctx.pullTimeoutMs,
+    );
+  }
+
+  gatePort(): number {
+    return this.bg.slots[this.idle].port;
+  }
+
+  containerHealth(): Script {
+    return R.containerHealth(this.tenant, this.checked ?? this.projects[this.idle]);
+  }
+
+  async promote(ctx: StrategyContext, next: Release): Promise<string> {
+    const port = this.bg.slots[this.idle].port;
+    const to = `slot ${this.idle} (127.0.0.1:${port})`;
+    this.proxyTouched = true;
+    await this.pointProxy(ctx, port, to, 'promote');
+    const check = this.tenant.health;
+    const g = await runGate(
+      check,
+      next.version ?? '',
+      async (timeoutMs: number) => (await ctx.shell.transport()).get(check.port!, check.path, timeoutMs),
+      ctx.clock,
+      ctx.signal,
+    );
+    if (!g.ok) throw new StepFailure('promote', `through the proxy on port ${check.port}: ${g.reason}`);
+    await ctx.shell.must('promote', B.recordLive(this.tenant, this.idle, next.refs));
+    this.recorded = true;
+    return `${this.proxy.label} → ${to}, verified through port ${check.port} (${g.passed}/${g.probes} probes)`;
+  }
+
+  /** Switches the proxy to `port` and reads it back: a proxy that refused or holds another port fails. */
+  private async pointProxy(ctx: StrategyContext, port: number, to: string, step: string): Promise<void> {
+    const r = await ctx.shell.exec(B.inTenant(this.tenant, this.proxy.switchTo(port)));
+    if (r.code !== 0)
+      throw new StepFailure(step, `${this.proxy.label} refused the switch to ${to}: ${describe(r)}`);
+    const now = this.proxy.parse(r.stdout);
+    if ('error' in now || now.port !== port)
+      throw new StepFailure(
+        step,
+        `${this.proxy.label} did not take the switch to ${to}: ${'error' in now ? now.error : `it sends the tenant to port ${now.port}`}`,
+      );
+  }
+
+  /** Where the proxy sends the tenant now, when it answers: a refused switch left it where it was. */
+  private async proxyPort(ctx: StrategyContext): Promise<number | undefined> {
+    const r = await ctx.shell.exec(B.inTenant(this.tenant, this.proxy.read()));
+    const now = r.code === 0 ? this.proxy.parse(r.stdout) : undefined;
+    return now && 'port' in now ? now.port : undefined;
+  }
+
+  /** Waits until no connection to the old slot is open (or the drain timeout), then stops it. */
+  async retire(ctx: StrategyContext): Promise<string> {
+    const old = this.live!;
+    const start = ctx.clock.now();
+    let open: number;
+    for (;;) {
+      const r = await ctx.shell.exec(B.connectionsTo(old.port));
+      open = r.code === 0 ? Number(r.stdout.trim()) || 0 : -1;
+      if (open === 0) break;
+      if (ctx.signal?.aborted)
+        return `drain cancelled with ${open} connections open: ${old.name} left running`;
+      if (ctx.clock.now() - start >= this.bg.drainTimeoutMs) break;
+      await ctx.clock.sleep(DRAIN_POLL_MS, ctx.signal);
+    }
+    const s = ((ctx.clock.now() - start) / 1000).toFixed(1);
+    const drained =
+      open === 0 ? `drained ${old.name} in ${s} s` : `${old.name} still had ${open} connections after ${s} s`;
+    const r = await ctx.shell.exec(B.stopProject(this.tenant, old.project));
+    return r.code === 0 ? `${drained}, stopped` : `${drained}, NOT stopped: ${describe(r)}`;
+  }
+
+  /**
+   * Before the proxy moved: stop the idle slot. After: point the proxy back at the old slot (it runs
+   * until `retire`), record it as live again, then stop the failed slot.
+   */
+  async switchBack(ctx: StrategyContext, previous: Release, failed: Release): Promise<void> {
+    if (!this.live) await this.recoverState(ctx, previous, failed);
+    const live = this.live!;
+    if (this.proxyTouched && (await this.proxyPort(ctx)) !== live.port) {
+      await this.pointProxy(ctx, live.port, live.name, 'rollback');
+      if (this.recorded && Object.keys(previous.refs).length)
+        await ctx.shell.must('rollback', B.recordLive(this.tenant, live.slot, previous.refs));
+    }
+    this.checked = live.project;
+    await ctx.shell.must('rollback', B.stopProject(this.tenant, this.projects[this.idle]));
+  }
+
+  /**
+   * For a switch back by a strategy that did not run the deploy (a cancelled job's post step): reads
+   * the slots and the proxy, and when the proxy already sends the tenant to the slot that holds
+   * `failed` while the other holds `previous`, takes that other slot as the one to return to.
+   */
+  private async recoverState(ctx: StrategyContext, previous: Release, failed: Release): Promise<void> {
+    await this.readState(ctx);
+    const holds = (slot: SlotName, r: Release) =>
+      Object.entries(r.refs).every(([k, v]) => this.slots![slot].refs[k] === v);
+    const moved = this.live!.slot;
+    const back = moved === 'blue' ? 'green' : 'blue';
+    if (moved && holds(moved, failed) && holds(back, previous) && this.slots![back].running.length) {
+      const port = this.bg.slots[back].port;
+      this.live = { slot: back, port, project: this.projects[back], name: `slot ${back}` };
+      this.idle = moved;
+      this.proxyTouched = this.recorded = true;
+    } else if (!holds(this.idle, failed)) {
+      throw new StepFailure(
+        'rollback',
+        `neither slot holds ${failed.version ?? 'the failed release'}: nothing to switch back`,
+      );
+    }
+  }
+
+  prunable(history: History, next: Release, current: Release): string[] {
+    return this.compose.prunable(history, next, current);
+  }
+
+  /** The commands when blue is the idle slot (green the live one). */
+  preview(next: Release) {
+    const t = this.tenant;
+    const [blue, green] = [this.bg.slots.blue.port, this.bg.slots.green.port];
+    const fetch = [B.readSlots(t, this.projects, this.proxy.read()), this.compose.preview(next).fetch!];
+    const port = { variable: this.bg.portVariable, value: blue };
+    return {
+      fetch: new Script(fetch.map(String).join('\n')),
+      switch: B.startSlot(t, 'blue', this.projects.blue, next.refs, port),
+      promote: [B.inTenant(t, this.proxy.switchTo(blue)), B.recordLive(t, 'blue', next.refs)],
+      retire: [B.connectionsTo(green), B.stopProject(t, this.projects.green)],
+    };
+  }
+}
+
+function slotProjects(base: string): Projects {
+  return { base, blue: `${base}-blue`, green: `${base}-green` };
+}

@@ -1,0 +1,162 @@
+/**
+ * The remote verbs of the blue-green strategy. A tenant's two slots are Compose projects of their own
+ * (PROJECT-blue, PROJECT-green) run from the tenant's compose files; each slot's variables are a copy
+ * of .env with the release's image references and the slot's port (`.fleet/slots/SLOT.env`, passed with
+ * --env-file), so what a slot runs is recorded beside it. `.env` keeps the live release (what `prepare`
+ * reads as the running one) and `.fleet/slots/active` names the live slot.
+ */
+import type { SlotName, Tenant } from '../registry/model';
+import { ENV_VAR, IMAGE_REF } from '../registry/patterns';
+import { containersOf, engineOf, enter, ENV_PROGRAM, STATE_DIR, touchLock } from './commands';
+import { named, Script, sh } from './shell';
+
+export const SLOTS_DIR = `${STATE_DIR}/slots`;
+export const ACTIVE_FILE = `${SLOTS_DIR}/active`;
+export const slotEnvFile = (slot: SlotName) => `${SLOTS_DIR}/${slot}.env`;
+
+/** Exit code of `readSlots` when the proxy did not answer. */
+export const PROXY_DOWN = 40;
+
+/** `NAME=value` lines for ENV_PROGRAM, each checked (the values reach a file the shell reads). */
+function assignments(refs: Readonly<Record<string, string>>, extra: Record<string, string> = {}): string {
+  for (const [k, v] of Object.entries(refs))
+    if (!ENV_VAR.re.test(k) || !IMAGE_REF.test(v))
+      throw new Error(
+        `refusing to write ${JSON.stringify(`${k}=${v}`)}: not an image variable and reference`,
+      );
+  for (const [k, v] of Object.entries(extra))
+    if (!ENV_VAR.re.test(k) || !/^[0-9A-Za-z]+$/.test(v)) throw new Error(`refusing to write ${k}=${v}`);
+  return Object.entries({ ...refs, ...extra })
+    .map(([k, v]) => `${k}=${v}`)
+    .join('\n');
+}
+
+/** Writes FILE as a copy of .env with `set` applied, through a temp file renamed over it (atomic). */
+function writeFromEnv(file: string, set: string): Script {
+  return sh`{ tmp=$(umask 077 && mktemp ${`${file}.fleet-XXXXXX`}) && { FLEET_SET=${set} awk ${ENV_PROGRAM} .env > "$tmp" && chmod "$(stat -c %a .env)" "$tmp" && { chown "$(stat -c %u:%g .env)" "$tmp" 2>/dev/null || :; } && mv -f -- "$tmp" ${file}; } || { rm -f -- "$tmp"; exit 1; }; }`;
+}
+
+/** The image IDs of a project's running containers, after a `@@name` line. */
+function runningImages(t: Tenant, section: string, project: string): Script {
+  const engine = engineOf(t.compose.command);
+  return sh`{ echo ${`@@${section}`}; ids=$(${containersOf(t, project)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi; }`;
+}
+
+/**
+ * One round trip before anything changes: the live slot's name, each slot's recorded release and
+ * running images, the legacy (in-place) project's running images, and where the proxy sends the tenant
+ * (exit PROXY_DOWN when it does not answer).
+ */
+export function readSlots(
+  t: Tenant,
+  projects: { base: string; blue: string; green: string },
+  proxyRead: Script,
+): Script {
+  const names = t.images.map((i) => i.variable).join('|');
+  const slot = (s: SlotName) =>
+    sh`{ echo ${`@@env ${s}`}; { grep -E ${`^(${names})=`} ${slotEnvFile(s)} 2>/dev/null || :; }; ${runningImages(t, `running ${s}`, projects[s])}; }`;
+  return named(
+    'readSlots',
+    sh`${enter(t)} && ${touchLock} && echo '@@active' && { cat ${ACTIVE_FILE} 2>/dev/null || :; } && ${slot('blue')} && ${slot('green')} && ${runningImages(t, 'running legacy', projects.base)} && echo '@@proxy' && { ${proxyRead} || exit ${PROXY_DOWN}; }`,
+  );
+}
+
+export interface SlotState {
+  refs: Record<string, string>;
+  running: string[];
+}
+
+export interface Slots {
+  active?: SlotName;
+  blue: SlotState;
+  green: SlotState;
+  legacyRunning: string[];
+  proxy: string;
+}
+
+/** Reads `readSlots`' output; every value is checked like user input. */
+export function parseSlots(stdout: string): Slots {
+  const out: Slots = {
+    blue: { refs: {}, running: [] },
+    green: { refs: {}, running: [] },
+    legacyRunning: [],
+    proxy: '',
+  };
+  let section = '';
+  for (const raw of stdout.split('\n')) {
+    const line = raw.trimEnd();
+    const marker = section === 'proxy' ? null : /^@@(\w+(?: \w+)?)$/.exec(line);
+    if (marker) {
+      section = marker[1]!;
+      continue;
+    }
+    if (section === 'proxy') out.proxy += `${raw}\n`;
+    else if (section === 'active' && (line === 'blue' || line === 'green')) out.active = line;
+    else if (section.startsWith('env ')) {
+      const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
+      if (m && IMAGE_REF.test(m[2]!)) out[section.slice(4) as SlotName].refs[m[1]!] = m[2]!;
+    } else if (section.startsWith('running ') && /^(sha256:)?[a-f0-9]{64}$/.test(line.trim())) {
+      const id = line.trim().startsWith('sha256:') ? line.trim() : `sha256:${line.trim()}`;
+      const which = section.slice(8);
+      if (which === 'legacy') out.legacyRunning.push(id);
+      else out[which as SlotName].running.push(id);
+    }
+  }
+  return out;
+}
+
+/** The compose command for a slot: its own env file and project. */
+function slotCompose(t: Tenant, slot: SlotName, project: string): string[] {
+  const argv = t.compose.command.split(' ');
+  for (const f of t.compose.files) argv.push('-f', f);
+  return [...argv, '--env-file', slotEnvFile(slot), '-p', project];
+}
+
+/** Records the slot's release and port in its env file, then `compose up -d` its project. */
+export function startSlot(
+  t: Tenant,
+  slot: SlotName,
+  project: string,
+  refs: Readonly<Record<string, string>>,
+  port: { variable: string; value: number },
+): Script {
+  const set = assignments(refs, { [port.variable]: String(port.value) });
+  return named(
+    'startSlot',
+    sh`${enter(t)} && ${touchLock} && mkdir -p ${SLOTS_DIR} && ${writeFromEnv(slotEnvFile(slot), set)} && ${slotCompose(t, slot, project)} up -d ${t.compose.services ?? []}`,
+  );
+}
+
+/** Records the live release: its image references in .env, and the live slot's name (none: legacy). */
+export function recordLive(
+  t: Tenant,
+  slot: SlotName | undefined,
+  refs: Readonly<Record<string, string>>,
+): Script {
+  const active = slot
+    ? sh`printf '%s\n' ${slot} > ${`${ACTIVE_FILE}.tmp`} && mv -f -- ${`${ACTIVE_FILE}.tmp`} ${ACTIVE_FILE}`
+    : sh`rm -f -- ${ACTIVE_FILE}`;
+  return named(
+    'recordLive',
+    sh`${enter(t)} && ${touchLock} && mkdir -p ${SLOTS_DIR} && ${writeFromEnv('.env', assignments(refs))} && ${active}`,
+  );
+}
+
+/** Stops a project's running containers (SIGTERM, then SIGKILL after `graceS`); kept, so a rollback can start them. */
+export function stopProject(t: Tenant, project: string, graceS = 10): Script {
+  const engine = engineOf(t.compose.command);
+  return named(
+    'stopProject',
+    sh`${enter(t)} && ${touchLock} && { ids=$(${containersOf(t, project)}) || exit 1; [ -z "$ids" ] || ${engine} stop -t ${graceS} $ids >/dev/null; }`,
+  );
+}
+
+/** The number of established TCP connections to a port on the server: requests still in flight to a slot. */
+export function connectionsTo(port: number): Script {
+  return named('connectionsTo', sh`ss -Htn state established ${`( sport = :${port} )`} | wc -l`);
+}
+
+/** A proxy script, run in the tenant directory (where relative paths and the user's commands start). */
+export function inTenant(t: Tenant, script: Script): Script {
+  return named(script.verb ?? 'proxy', sh`${enter(t)} && ${touchLock} && ${script}`);
+}
