@@ -57703,6 +57703,13 @@ const COMPOSE_PROJECT = {
     example: 'acme-corp',
 };
 const COMPOSE_PROJECT_TEMPLATE = templated(COMPOSE_PROJECT, 'a-z0-9_-', '^C+$');
+/** The `@id` of a Caddy config object (the tenant's reverse_proxy handler), reached at /id/ID on the admin API. */
+const CADDY_ID = {
+    re: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/,
+    valid: 'letters, digits, ".", "_" and "-", starting with a letter or digit, at most 100 characters',
+    example: 'fleet-acme',
+};
+const CADDY_ID_TEMPLATE = templated(CADDY_ID, 'A-Za-z0-9_.-', '^C+$');
 const SERVICE = {
     re: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/,
     valid: 'a Compose service name: letters, digits, ".", "_" and "-"',
@@ -61207,11 +61214,11 @@ function discriminatorMap(def) {
 }
 const $ZodDiscriminatedUnion = 
 /*@__PURE__*/
-(/* unused pure expression or super */ null && (core.$constructor("$ZodDiscriminatedUnion", (inst, def) => {
+$constructor("$ZodDiscriminatedUnion", (inst, def) => {
     def.inclusive = false;
     $ZodUnion.init(inst, def);
     const _super = inst._zod.parse;
-    util.defineLazyInternal(inst, "propValues", (zod) => {
+    defineLazyInternal(inst, "propValues", (zod) => {
         const propValues = {};
         let undefinedCount = 0;
         for (const option of zod.def.options) {
@@ -61222,7 +61229,7 @@ const $ZodDiscriminatedUnion =
                 undefinedCount++;
             for (const [k, v] of Object.entries(pv)) {
                 if (!Object.prototype.hasOwnProperty.call(propValues, k)) {
-                    util.assignProp(propValues, k, new Set());
+                    assignProp(propValues, k, new Set());
                 }
                 for (const val of v) {
                     propValues[k].add(val);
@@ -61235,15 +61242,15 @@ const $ZodDiscriminatedUnion =
     });
     // Checked now rather than in the lookup map below, so an option that lacks the discriminator fails at the `discriminatedUnion` call instead of on the first object parsed. Options whose shape cannot be enumerated without resolving it — pipes and lazies — are left to the map.
     def.options.forEach((option, i) => {
-        const propShape = util.rawShape(option._zod.def);
+        const propShape = rawShape(option._zod.def);
         if (propShape && !Object.prototype.hasOwnProperty.call(propShape, def.discriminator)) {
             throw new Error(`Invalid discriminated union option at index "${i}"`);
         }
     });
-    const disc = util.cached(() => discriminatorMap(def));
+    const disc = cached(() => discriminatorMap(def));
     inst._zod.parse = (payload, ctx) => {
         const input = payload.value;
-        if (!util.isObject(input)) {
+        if (!util_isObject(input)) {
             payload.issues.push({
                 code: "invalid_type",
                 expected: "object",
@@ -61277,7 +61284,7 @@ const $ZodDiscriminatedUnion =
         });
         return payload;
     };
-})));
+});
 const $ZodIntersection = /*@__PURE__*/ $constructor("$ZodIntersection", (inst, def) => {
     $ZodType.init(inst, def);
     inst._zod.parse = (payload, ctx) => {
@@ -66717,17 +66724,17 @@ function xor(options, params) {
         ...util.normalizeParams(params),
     });
 }
-const ZodDiscriminatedUnion = /*@__PURE__*/ (/* unused pure expression or super */ null && (core.$constructor("ZodDiscriminatedUnion", (inst, def) => {
+const ZodDiscriminatedUnion = /*@__PURE__*/ $constructor("ZodDiscriminatedUnion", (inst, def) => {
     ZodUnion.init(inst, def);
-    core.$ZodDiscriminatedUnion.init(inst, def);
-})));
+    $ZodDiscriminatedUnion.init(inst, def);
+});
 function discriminatedUnion(discriminator, options, params) {
     // const [options, params] = args;
     return new ZodDiscriminatedUnion({
         type: "union",
         options: options,
         discriminator,
-        ...util.normalizeParams(params),
+        ...normalizeParams(params),
     });
 }
 const ZodIntersection = /*@__PURE__*/ $constructor("ZodIntersection", (inst, def) => {
@@ -67479,6 +67486,51 @@ const commands = strictObject({
     .meta({
     description: 'Deploy with your own commands instead of Compose (stacks that are not containers). The lock, health gate, rollback and history still apply.',
 });
+const proxy = discriminatedUnion('kind', [
+    strictObject({
+        kind: literal('caddy'),
+        admin: port("The Caddy admin API's port on the server's 127.0.0.1. Default: 2019.").optional(),
+        route: refineString(str(CADDY_ID_TEMPLATE, 'Caddy @id', 'The "@id" of the tenant\'s reverse_proxy handler in the Caddy config; its upstreams are replaced at /id/ROUTE/upstreams. May use {tenant}, {server}, {region}, {ring}. Default: "fleet-{tenant}".', 'fleet-{tenant}'), knownPlaceholders).optional(),
+    })
+        .meta({
+        description: "Caddy, switched through its admin API on the server's 127.0.0.1 (curl on the server).",
+    }),
+    strictObject({
+        kind: literal('nginx'),
+        upstreamFile: refineString(str(REMOTE_PATH_TEMPLATE, 'path', "The file holding the upstream's one `server 127.0.0.1:PORT;` line, included in an `upstream { }` block; written atomically by the deploy user. May use {tenant}, {server}, {region}, {ring}.", '/etc/nginx/fleet/{tenant}.conf'), (v) => hasDotSegment(v) ? '"." and ".." segments are not allowed in a path' : knownPlaceholders(v)),
+        check: shellCommand('Checks the configuration before the reload. Default: "nginx -t -q".').optional(),
+        reload: shellCommand('Reloads nginx (old workers finish their requests). Default: "nginx -s reload".').optional(),
+    })
+        .meta({
+        description: 'nginx: an upstream file written atomically, checked, then `nginx -s reload`.',
+    }),
+    strictObject({
+        kind: literal('command'),
+        switch: shellCommand('Points the tenant at 127.0.0.1:$FLEET_UPSTREAM_PORT ($FLEET_UPSTREAM is "127.0.0.1:PORT"); exits non-zero when the proxy refused.'),
+        current: shellCommand('Prints the port the proxy sends the tenant to now (one line); fails when the proxy is down.'),
+    })
+        .meta({ description: 'Any other proxy, switched by your own commands.' }),
+], { error: 'must have "kind": "caddy", "nginx" or "command"' })
+    .meta({ description: 'The reverse proxy in front of the two slots.' });
+const slot = (name) => strictObject({ port: port(`The ${name} slot's port on the server's 127.0.0.1 (its PORT variable).`) })
+    .meta({ description: `The ${name} slot.` });
+const strategy = discriminatedUnion('kind', [
+    strictObject({ kind: literal('in-place') })
+        .meta({ description: 'Switch the image variables in .env and `compose up -d` (the default).' }),
+    strictObject({
+        kind: literal('blue-green'),
+        slots: strictObject({ blue: slot('blue'), green: slot('green') }).meta({
+            description: 'Two slots, each its own Compose project (PROJECT-blue, PROJECT-green) on its own port.',
+        }),
+        portVariable: str(ENV_VAR, 'variable name', 'The variable the compose file publishes the app on, set per slot. Default: "APP_PORT".', 'APP_PORT').optional(),
+        proxy,
+        drainTimeout: schema_duration('How long the old slot may finish its requests after the switch before it is stopped. Default: "30s".').optional(),
+    })
+        .meta({
+        description: 'Start the new release in the idle slot beside the live one, gate it directly, switch the proxy, verify through it (health.port is the port the proxy serves the tenant on), drain and stop the old slot.',
+    }),
+], { error: 'must have "kind": "in-place" or "blue-green"' })
+    .meta({ description: 'How a release is switched. Default: in place.' });
 /** Tenant fields that `defaults.tenant` and `servers[].tenantDefaults` may also set. */
 const tenantFields = {
     path: refineString(str(REMOTE_PATH_TEMPLATE, 'path', "The tenant's directory on the server (holds .env and the compose files). May use {tenant}, {server}, {region}, {ring}.", '/srv/tenants/{tenant}'), (v) => (hasDotSegment(v) ? '"." and ".." segments are not allowed in a path' : knownPlaceholders(v))).optional(),
@@ -67491,6 +67543,7 @@ const tenantFields = {
     hooks: hooks.optional(),
     backup: backup.optional(),
     commands: commands.optional(),
+    strategy: strategy.optional(),
     keepReleases: schemas_int({ error: 'must be a whole number' })
         .min(1, { error: 'must be at least 1 (the running release)' })
         .max(100, { error: 'must be at most 100' })
@@ -67714,6 +67767,7 @@ function resolveRegistry(file, source) {
                 : { run: h.run, once: h.once ?? false, timeoutMs: h.timeout ? durationMs(h.timeout) : 600_000 });
             const backup = resolve_pick(tl, 'backup')?.value;
             const commands = resolve_pick(tl, 'commands')?.value;
+            const blueGreen = resolveBlueGreen(tl, tat, fill, problem, Boolean(commands), health);
             const tenant = {
                 id: rawTenant.id,
                 path,
@@ -67742,6 +67796,7 @@ function resolveRegistry(file, source) {
                     }
                     : {}),
                 ...(commands ? { commands } : {}),
+                ...(blueGreen ? { blueGreen } : {}),
                 keepReleases: resolve_pick(tl, 'keepReleases')?.value ?? 3,
                 minFreeDiskMb: resolve_pick(tl, 'minFreeDiskMb')?.value ?? 1024,
                 hibernated: resolve_pick(tl, 'hibernated')?.value ?? 'restore',
@@ -67751,6 +67806,7 @@ function resolveRegistry(file, source) {
             };
             tenants.push(tenant);
         });
+        checkSlotPorts(tenants, raw.name, problem);
         servers.push(server);
     });
     return { registry: { source, rings, servers }, problems };
@@ -67793,6 +67849,67 @@ function resolveHealth(layers, at, fill, missing, problem) {
     if (health.timeoutMs > health.deadlineMs)
         problem(get('timeout').at, `a probe timeout of ${health.timeoutMs} ms is longer than the deadline of ${health.deadlineMs} ms`, 'make "timeout" shorter than "deadline"');
     return health;
+}
+/** The blue-green settings with their defaults, or undefined for the in-place switch. */
+function resolveBlueGreen(layers, at, fill, problem, hasCommands, health) {
+    const picked = resolve_pick(layers, 'strategy');
+    if (!picked || picked.value.kind !== 'blue-green')
+        return undefined;
+    const raw = picked.value;
+    if (hasCommands)
+        problem(picked.at, 'a tenant deployed by its own commands cannot use the blue-green strategy', 'remove one of "commands" and "strategy"');
+    if (health?.url !== undefined)
+        problem(picked.at, 'the blue-green strategy verifies through the proxy on health.port, but health has a url', 'set health.port to the port the proxy serves this tenant on (127.0.0.1)');
+    const { blue, green } = raw.slots;
+    if (blue.port === green.port)
+        problem([...picked.at, 'slots', 'green', 'port'], `both slots use port ${blue.port}`, 'give each slot its own port');
+    for (const name of ['blue', 'green'])
+        if (raw.slots[name].port === health?.port)
+            problem([...picked.at, 'slots', name, 'port'], `slot ${name} uses port ${health.port}, the health port (the proxy's)`, 'the proxy listens on health.port; the slots need ports of their own');
+    return {
+        kind: 'blue-green',
+        slots: { blue: { port: blue.port }, green: { port: green.port } },
+        portVariable: raw.portVariable ?? 'APP_PORT',
+        proxy: resolveProxy(raw.proxy, [...picked.at, 'proxy'], fill),
+        drainTimeoutMs: raw.drainTimeout ? durationMs(raw.drainTimeout) : 30_000,
+    };
+}
+function resolveProxy(raw, at, fill) {
+    switch (raw.kind) {
+        case 'caddy':
+            return {
+                kind: 'caddy',
+                adminPort: raw.admin ?? 2019,
+                route: fill({ value: raw.route ?? 'fleet-{tenant}', at: [...at, 'route'] }),
+            };
+        case 'nginx':
+            return {
+                kind: 'nginx',
+                upstreamFile: fill({ value: raw.upstreamFile, at: [...at, 'upstreamFile'] }),
+                check: raw.check ?? 'nginx -t -q',
+                reload: raw.reload ?? 'nginx -s reload',
+            };
+        case 'command':
+            return { kind: 'command', switch: raw.switch, current: raw.current };
+    }
+}
+/** A slot's port must not be any other port a tenant of the server listens on. */
+function checkSlotPorts(tenants, server, problem) {
+    const owners = new Map();
+    for (const t of tenants)
+        if (t.health?.port !== undefined)
+            owners.set(t.health.port, `the health port of ${t.id}`);
+    for (const t of tenants) {
+        for (const name of ['blue', 'green']) {
+            const port = t.blueGreen?.slots[name].port;
+            if (port === undefined)
+                continue;
+            const other = owners.get(port);
+            if (other && !other.endsWith(` ${t.id}`))
+                problem([...t.at, 'strategy', 'slots', name, 'port'], `slot port ${port} is already ${other} on server ${server}`, 'each tenant on a server listens on ports of its own');
+            owners.set(port, `the ${name} slot of ${t.id}`);
+        }
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/registry/parse.ts
@@ -67918,6 +68035,7 @@ function parseRegistry(text, source) {
 }
 
 ;// CONCATENATED MODULE: ./src/registry/model.ts
+const SLOTS = ['blue', 'green'];
 function targetsOf(registry) {
     const out = [];
     for (const server of registry.servers) {
@@ -69228,12 +69346,15 @@ async function runGate(check, version, probe, clock, signal) {
             reason: `not healthy within ${check.deadlineMs / 1000} s (${flapping}last: ${last})`,
         };
     };
+    let firstFailed;
+    let downtimeMs;
     for (;;) {
         if (signal?.aborted)
             return { ok: false, probes, passed, ms: elapsed(), reason: 'cancelled' };
         const left = check.deadlineMs - elapsed();
         if (left <= 0)
             return timeUp();
+        const sent = clock.now();
         let verdict;
         const budget = Math.min(check.timeoutMs, left);
         /** A probe the deadline cut short that got no answer says less than the answer before it. */
@@ -69252,13 +69373,15 @@ async function runGate(check, version, probe, clock, signal) {
         if (verdict.ok) {
             passed++;
             streak++;
+            downtimeMs ??= firstFailed === undefined ? 0 : sent - firstFailed;
             if (streak >= check.successes)
-                return { ok: true, probes, passed, ms: elapsed() };
+                return { ok: true, probes, passed, ms: elapsed(), downtimeMs };
         }
         else {
             streak = 0;
             if (!cutShort || probes === 1)
                 last = verdict.reason;
+            firstFailed ??= sent;
         }
         // the next probe would start with no time left
         if (elapsed() + check.intervalMs >= check.deadlineMs)
@@ -69651,48 +69774,219 @@ async function prepareTarget(target, shell, lock, hooks) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/deploy/strategies/commands.ts
+;// CONCATENATED MODULE: ./src/remote/blue-green.ts
 
 
 
-class CommandsStrategy {
-    target;
-    commands;
-    switchStep = 'deploy';
-    constructor(target, commands) {
-        this.target = target;
-        this.commands = commands;
+const SLOTS_DIR = `${STATE_DIR}/slots`;
+const ACTIVE_FILE = `${SLOTS_DIR}/active`;
+const slotEnvFile = (slot) => `${SLOTS_DIR}/${slot}.env`;
+/** Exit code of `readSlots` when the proxy did not answer. */
+const PROXY_DOWN = 40;
+/** `NAME=value` lines for ENV_PROGRAM, each checked (the values reach a file the shell reads). */
+function assignments(refs, extra = {}) {
+    for (const [k, v] of Object.entries(refs))
+        if (!ENV_VAR.re.test(k) || !IMAGE_REF.test(v))
+            throw new Error(`refusing to write ${JSON.stringify(`${k}=${v}`)}: not an image variable and reference`);
+    for (const [k, v] of Object.entries(extra))
+        if (!ENV_VAR.re.test(k) || !/^[0-9A-Za-z]+$/.test(v))
+            throw new Error(`refusing to write ${k}=${v}`);
+    return Object.entries({ ...refs, ...extra })
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n');
+}
+/** Writes FILE as a copy of .env with `set` applied, through a temp file renamed over it (atomic). */
+function writeFromEnv(file, set) {
+    return shell_sh `{ tmp=$(umask 077 && mktemp ${`${file}.fleet-XXXXXX`}) && { FLEET_SET=${set} awk ${ENV_PROGRAM} .env > "$tmp" && chmod "$(stat -c %a .env)" "$tmp" && { chown "$(stat -c %u:%g .env)" "$tmp" 2>/dev/null || :; } && mv -f -- "$tmp" ${file}; } || { rm -f -- "$tmp"; exit 1; }; }`;
+}
+/** The image IDs of a project's running containers, after a `@@name` line. */
+function runningImages(t, section, project) {
+    const engine = engineOf(t.compose.command);
+    return shell_sh `{ echo ${`@@${section}`}; ids=$(${containersOf(t, project)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi; }`;
+}
+/**
+ * One round trip before anything changes: the live slot's name, each slot's recorded release and
+ * running images, the legacy (in-place) project's running images, and where the proxy sends the tenant
+ * (exit PROXY_DOWN when it does not answer).
+ */
+function readSlots(t, projects, proxyRead) {
+    const names = t.images.map((i) => i.variable).join('|');
+    const slot = (s) => shell_sh `{ echo ${`@@env ${s}`}; { grep -E ${`^(${names})=`} ${slotEnvFile(s)} 2>/dev/null || :; }; ${runningImages(t, `running ${s}`, projects[s])}; }`;
+    return shell_named('readSlots', shell_sh `${enter(t)} && ${touchLock} && echo '@@active' && { cat ${ACTIVE_FILE} 2>/dev/null || :; } && ${slot('blue')} && ${slot('green')} && ${runningImages(t, 'running legacy', projects.base)} && echo '@@proxy' && { ${proxyRead} || exit ${PROXY_DOWN}; }`);
+}
+/** Reads `readSlots`' output; every value is checked like user input. */
+function parseSlots(stdout) {
+    const out = {
+        blue: { refs: {}, running: [] },
+        green: { refs: {}, running: [] },
+        legacyRunning: [],
+        proxy: '',
+    };
+    let section = '';
+    for (const raw of stdout.split('\n')) {
+        const line = raw.trimEnd();
+        const marker = section === 'proxy' ? null : /^@@(\w+(?: \w+)?)$/.exec(line);
+        if (marker) {
+            section = marker[1];
+            continue;
+        }
+        if (section === 'proxy')
+            out.proxy += `${raw}\n`;
+        else if (section === 'active' && (line === 'blue' || line === 'green'))
+            out.active = line;
+        else if (section.startsWith('env ')) {
+            const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
+            if (m && IMAGE_REF.test(m[2]))
+                out[section.slice(4)].refs[m[1]] = m[2];
+        }
+        else if (section.startsWith('running ') && /^(sha256:)?[a-f0-9]{64}$/.test(line.trim())) {
+            const id = line.trim().startsWith('sha256:') ? line.trim() : `sha256:${line.trim()}`;
+            const which = section.slice(8);
+            if (which === 'legacy')
+                out.legacyRunning.push(id);
+            else
+                out[which].running.push(id);
+        }
     }
-    current(p) {
-        return p.current
-            ? { refs: { version: p.current }, version: p.current, imageIds: [], digests: [] }
-            : { refs: {}, imageIds: [], digests: [] };
+    return out;
+}
+/** The compose command for a slot: its own env file and project. */
+function slotCompose(t, slot, project) {
+    const argv = t.compose.command.split(' ');
+    for (const f of t.compose.files)
+        argv.push('-f', f);
+    return [...argv, '--env-file', slotEnvFile(slot), '-p', project];
+}
+/** Records the slot's release and port in its env file, then `compose up -d` its project. */
+function startSlot(t, slot, project, refs, port) {
+    const set = assignments(refs, { [port.variable]: String(port.value) });
+    return shell_named('startSlot', shell_sh `${enter(t)} && ${touchLock} && mkdir -p ${SLOTS_DIR} && ${writeFromEnv(slotEnvFile(slot), set)} && ${slotCompose(t, slot, project)} up -d ${t.compose.services ?? []}`);
+}
+/** Records the live release: its image references in .env, and the live slot's name (none: legacy). */
+function recordLive(t, slot, refs) {
+    const active = slot
+        ? shell_sh `printf '%s\n' ${slot} > ${`${ACTIVE_FILE}.tmp`} && mv -f -- ${`${ACTIVE_FILE}.tmp`} ${ACTIVE_FILE}`
+        : shell_sh `rm -f -- ${ACTIVE_FILE}`;
+    return shell_named('recordLive', shell_sh `${enter(t)} && ${touchLock} && mkdir -p ${SLOTS_DIR} && ${writeFromEnv('.env', assignments(refs))} && ${active}`);
+}
+/** Stops a project's running containers (SIGTERM, then SIGKILL after `graceS`); kept, so a rollback can start them. */
+function stopProject(t, project, graceS = 10) {
+    const engine = engineOf(t.compose.command);
+    return shell_named('stopProject', shell_sh `${enter(t)} && ${touchLock} && { ids=$(${containersOf(t, project)}) || exit 1; [ -z "$ids" ] || ${engine} stop -t ${graceS} $ids >/dev/null; }`);
+}
+/** The number of established TCP connections to a port on the server: requests still in flight to a slot. */
+function connectionsTo(port) {
+    return shell_named('connectionsTo', shell_sh `ss -Htn state established ${`( sport = :${port} )`} | wc -l`);
+}
+/** A proxy script, run in the tenant directory (where relative paths and the user's commands start). */
+function inTenant(t, script) {
+    return shell_named(script.verb ?? 'proxy', shell_sh `${enter(t)} && ${touchLock} && ${script}`);
+}
+
+;// CONCATENATED MODULE: ./src/proxy/caddy.ts
+
+
+function caddy(p) {
+    const url = `http://127.0.0.1:${p.adminPort}/id/${p.route}/upstreams`;
+    const get = shell_sh `curl -sS --fail-with-body --max-time 10 ${url}`;
+    return {
+        label: `caddy route ${p.route} (admin 127.0.0.1:${p.adminPort})`,
+        read: () => shell_named('proxyRead', get),
+        switchTo: (port) => shell_named('proxySwitch', shell_sh `curl -sS --fail-with-body --max-time 10 -X PATCH -H 'Content-Type: application/json' --data-binary ${JSON.stringify([{ dial: `127.0.0.1:${port}` }])} ${url} >/dev/null && ${get}`),
+        parse: parseUpstreams,
+    };
+}
+/** Caddy's `upstreams` array, which must hold exactly one loopback dial address. */
+function parseUpstreams(stdout) {
+    let value;
+    try {
+        value = JSON.parse(stdout);
     }
-    release(version) {
-        return { refs: { version }, version, imageIds: [], digests: [] };
+    catch {
+        return { error: `Caddy answered ${JSON.stringify(stdout.slice(0, 80))}, not JSON` };
     }
-    unchanged(current, next) {
-        return current.version === next.version;
+    if (!Array.isArray(value) || value.length !== 1)
+        return { error: `the route has ${Array.isArray(value) ? value.length : 'no'} upstreams; expected one` };
+    const dial = value[0]?.dial;
+    const port = typeof dial === 'string' ? loopbackPort(dial) : undefined;
+    return port ? { port } : { error: `the route's upstream ${JSON.stringify(dial)} is not 127.0.0.1:PORT` };
+}
+
+;// CONCATENATED MODULE: ./src/proxy/command.ts
+
+
+function commandProxy(t, p) {
+    const current = shell_sh `sh -c ${p.current}`;
+    return {
+        label: 'the proxy command',
+        read: () => shell_named('proxyRead', current),
+        switchTo: (port) => {
+            const env = envPrefix({
+                FLEET_UPSTREAM_PORT: String(port),
+                FLEET_UPSTREAM: `127.0.0.1:${port}`,
+                FLEET_TARGET: t.id,
+            });
+            return shell_named('proxySwitch', shell_sh `${env} sh -c ${p.switch} >&2 && ${current}`);
+        },
+        parse: (stdout) => {
+            const port = loopbackPort(stdout.trim().split('\n').at(-1) ?? '');
+            return port
+                ? { port }
+                : { error: `the current command printed ${JSON.stringify(stdout.trim().slice(0, 80))}, not a port` };
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/proxy/nginx.ts
+
+
+function nginx(p) {
+    const read = shell_sh `cat -- ${p.upstreamFile}`;
+    return {
+        label: `nginx upstream ${p.upstreamFile}`,
+        read: () => shell_named('proxyRead', read),
+        switchTo: (port) => {
+            const write = (content) => shell_sh `{ tmp="$(mktemp "$f.fleet-XXXXXX")" && printf '%s\n' ${content} > "$tmp" && chmod 644 "$tmp" && mv -f -- "$tmp" "$f"; }`;
+            const restore = write(new Script('"$old"')); // the old file's text, expanded by the shell
+            return shell_named('proxySwitch', shell_sh `f=${p.upstreamFile}; old="$(cat -- "$f")" || exit 3; ${write(`server 127.0.0.1:${port};`)} || { rm -f -- "$tmp"; exit 3; }; if ! sh -c ${p.check}; then echo 'nginx refused the configuration: the upstream file was put back' >&2; ${restore}; exit 3; fi; if ! sh -c ${p.reload}; then echo 'nginx did not reload (is it running?): the upstream file was put back' >&2; ${restore}; exit 3; fi; ${read}`);
+        },
+        parse: parseServerLine,
+    };
+}
+/** The upstream file's one `server 127.0.0.1:PORT;` line. */
+function parseServerLine(stdout) {
+    const lines = stdout
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#'));
+    const m = lines.length === 1 ? /^server\s+(\S+?)\s*(?:\s[^;]*)?;$/.exec(lines[0]) : null;
+    const port = m ? loopbackPort(m[1]) : undefined;
+    return port
+        ? { port }
+        : {
+            error: `the upstream file holds ${JSON.stringify(stdout.trim().slice(0, 80))}, not one "server 127.0.0.1:PORT;" line`,
+        };
+}
+
+;// CONCATENATED MODULE: ./src/proxy/index.ts
+
+
+
+function proxyDriver(tenant, proxy) {
+    switch (proxy.kind) {
+        case 'caddy':
+            return caddy(proxy);
+        case 'nginx':
+            return nginx(proxy);
+        case 'command':
+            return commandProxy(tenant, proxy);
     }
-    run(command, to, from) {
-        return runUserCommand(this.target.tenant, command, hookEnv(this.target, to, from));
-    }
-    async switchTo(ctx, next, current, switched) {
-        switched(); // the user's command may change anything: a failure from here on rolls back
-        await ctx.shell.must('deploy', this.run(this.commands.deploy, next.version, current.version ?? ''), ctx.pullTimeoutMs);
-    }
-    async switchBack(ctx, previous, failed) {
-        if (!previous.version)
-            throw new StepFailure('rollback', 'no previous version to roll back to');
-        const command = this.commands.rollback ?? this.commands.deploy;
-        await ctx.shell.must('rollback', this.run(command, previous.version, failed.version ?? ''), ctx.pullTimeoutMs);
-    }
-    prunable() {
-        return [];
-    }
-    preview(next) {
-        return { switch: this.run(this.commands.deploy, next.version, '<previous>') };
-    }
+}
+/** A port number as the proxy printed it, checked: `127.0.0.1:PORT`, `localhost:PORT` or `PORT`. */
+function loopbackPort(text) {
+    const m = /^(?:(?:127\.0\.0\.1|localhost):)?([0-9]{1,5})$/.exec(text.trim());
+    const port = m ? Number(m[1]) : NaN;
+    return port >= 1 && port <= 65535 ? port : undefined;
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/strategies/compose.ts
@@ -69798,12 +70092,264 @@ class ComposeStrategy {
     }
 }
 
+;// CONCATENATED MODULE: ./src/deploy/strategies/blue-green.ts
+
+
+
+
+
+
+
+
+
+/** How often the drain counts the old slot's connections. */
+const DRAIN_POLL_MS = 250;
+class BlueGreenStrategy {
+    target;
+    bg;
+    switchStep = 'start';
+    compose;
+    proxy;
+    projects;
+    running;
+    slots;
+    live;
+    idle = 'blue';
+    /** The slot whose containers the health checks look at. */
+    checked;
+    proxyTouched = false;
+    recorded = false;
+    constructor(target, bg) {
+        this.target = target;
+        this.bg = bg;
+        this.compose = new ComposeStrategy(target);
+        this.proxy = proxyDriver(target.tenant, bg.proxy);
+        this.projects = slotProjects(projectOf(target.tenant));
+    }
+    get tenant() {
+        return this.target.tenant;
+    }
+    current(p) {
+        this.running = this.compose.current(p);
+        this.projects = slotProjects(p.project);
+        if (!COMPOSE_PROJECT.re.test(this.projects.green))
+            throw new StepFailure('prepare', `the slots' Compose projects of ${p.project} would be longer than 63 characters; set a shorter compose.project`);
+        return this.running;
+    }
+    release(version) {
+        return this.compose.release(version);
+    }
+    /** Reads the slots and the proxy (a proxy that is down fails here, before anything starts), then pulls. */
+    async fetch(ctx, next) {
+        await this.readState(ctx);
+        await this.compose.fetch(ctx, next);
+    }
+    async readState(ctx) {
+        const r = await ctx.shell.exec(readSlots(this.tenant, this.projects, this.proxy.read()));
+        if (r.code === PROXY_DOWN)
+            throw new StepFailure('pull', `${this.proxy.label} did not answer, so nothing was started: ${shell_describe(r)}`);
+        if (r.code !== 0)
+            throw new StepFailure('pull', `reading the slots failed: ${shell_describe(r)}`);
+        const slots = (this.slots = parseSlots(r.stdout));
+        const upstream = this.proxy.parse(slots.proxy);
+        if ('error' in upstream)
+            throw new StepFailure('pull', `${this.proxy.label}: ${upstream.error}`);
+        const slot = SLOTS.find((s) => this.bg.slots[s].port === upstream.port);
+        this.live = {
+            port: upstream.port,
+            ...(slot
+                ? { slot, project: this.projects[slot], name: `slot ${slot}` }
+                : { project: this.projects.base, name: `the in-place stack on port ${upstream.port}` }),
+        };
+        this.idle = slot === 'blue' ? 'green' : 'blue';
+        // The running release's images are the live slot's (`prepare` saw only the in-place project's).
+        const ids = slot ? slots[slot].running : slots.legacyRunning;
+        this.running?.imageIds.splice(0, Infinity, ...ids);
+    }
+    /** True when `slot` runs `release` now: its recorded references and its containers' images. */
+    runs(slot, release) {
+        const s = this.slots?.[slot];
+        if (!s || s.running.length === 0 || release.imageIds.length === 0)
+            return false;
+        return (Object.entries(release.refs).every(([k, v]) => s.refs[k] === v) &&
+            release.imageIds.every((id) => s.running.includes(id)));
+    }
+    unchanged(_current, next) {
+        return this.live?.slot !== undefined && this.runs(this.live.slot, next);
+    }
+    async switchTo(ctx, next, _current, switched) {
+        switched(); // from here on a failure stops the idle slot (and switches the proxy back once it moved)
+        this.checked = this.projects[this.idle];
+        if (this.runs(this.idle, next))
+            return; // the old slot of a switch back: up already
+        const port = { variable: this.bg.portVariable, value: this.bg.slots[this.idle].port };
+        await ctx.shell.must('start', startSlot(this.tenant, this.idle, this.projects[this.idle], next.refs, port), ctx.pullTimeoutMs);
+    }
+    gatePort() {
+        return this.bg.slots[this.idle].port;
+    }
+    containerHealth() {
+        return containerHealth(this.tenant, this.checked ?? this.projects[this.idle]);
+    }
+    async promote(ctx, next) {
+        const port = this.bg.slots[this.idle].port;
+        const to = `slot ${this.idle} (127.0.0.1:${port})`;
+        this.proxyTouched = true;
+        await this.pointProxy(ctx, port, to, 'promote');
+        const check = this.tenant.health;
+        const g = await runGate(check, next.version ?? '', async (timeoutMs) => (await ctx.shell.transport()).get(check.port, check.path, timeoutMs), ctx.clock, ctx.signal);
+        if (!g.ok)
+            throw new StepFailure('promote', `through the proxy on port ${check.port}: ${g.reason}`);
+        await ctx.shell.must('promote', recordLive(this.tenant, this.idle, next.refs));
+        this.recorded = true;
+        return `${this.proxy.label} → ${to}, verified through port ${check.port} (${g.passed}/${g.probes} probes)`;
+    }
+    /** Switches the proxy to `port` and reads it back: a proxy that refused or holds another port fails. */
+    async pointProxy(ctx, port, to, step) {
+        const r = await ctx.shell.exec(inTenant(this.tenant, this.proxy.switchTo(port)));
+        if (r.code !== 0)
+            throw new StepFailure(step, `${this.proxy.label} refused the switch to ${to}: ${shell_describe(r)}`);
+        const now = this.proxy.parse(r.stdout);
+        if ('error' in now || now.port !== port)
+            throw new StepFailure(step, `${this.proxy.label} did not take the switch to ${to}: ${'error' in now ? now.error : `it sends the tenant to port ${now.port}`}`);
+    }
+    /** Where the proxy sends the tenant now, when it answers: a refused switch left it where it was. */
+    async proxyPort(ctx) {
+        const r = await ctx.shell.exec(inTenant(this.tenant, this.proxy.read()));
+        const now = r.code === 0 ? this.proxy.parse(r.stdout) : undefined;
+        return now && 'port' in now ? now.port : undefined;
+    }
+    /** Waits until no connection to the old slot is open (or the drain timeout), then stops it. */
+    async retire(ctx) {
+        const old = this.live;
+        const start = ctx.clock.now();
+        let open;
+        for (;;) {
+            const r = await ctx.shell.exec(connectionsTo(old.port));
+            open = r.code === 0 ? Number(r.stdout.trim()) || 0 : -1;
+            if (open === 0)
+                break;
+            if (ctx.signal?.aborted)
+                return `drain cancelled with ${open} connections open: ${old.name} left running`;
+            if (ctx.clock.now() - start >= this.bg.drainTimeoutMs)
+                break;
+            await ctx.clock.sleep(DRAIN_POLL_MS, ctx.signal);
+        }
+        const s = ((ctx.clock.now() - start) / 1000).toFixed(1);
+        const drained = open === 0 ? `drained ${old.name} in ${s} s` : `${old.name} still had ${open} connections after ${s} s`;
+        const r = await ctx.shell.exec(stopProject(this.tenant, old.project));
+        return r.code === 0 ? `${drained}, stopped` : `${drained}, NOT stopped: ${shell_describe(r)}`;
+    }
+    /**
+     * Before the proxy moved: stop the idle slot. After: point the proxy back at the old slot (it runs
+     * until `retire`), record it as live again, then stop the failed slot.
+     */
+    async switchBack(ctx, previous, failed) {
+        if (!this.live)
+            await this.recoverState(ctx, previous, failed);
+        const live = this.live;
+        if (this.proxyTouched && (await this.proxyPort(ctx)) !== live.port) {
+            await this.pointProxy(ctx, live.port, live.name, 'rollback');
+            if (this.recorded && Object.keys(previous.refs).length)
+                await ctx.shell.must('rollback', recordLive(this.tenant, live.slot, previous.refs));
+        }
+        this.checked = live.project;
+        await ctx.shell.must('rollback', stopProject(this.tenant, this.projects[this.idle]));
+    }
+    /**
+     * For a switch back by a strategy that did not run the deploy (a cancelled job's post step): reads
+     * the slots and the proxy, and when the proxy already sends the tenant to the slot that holds
+     * `failed` while the other holds `previous`, takes that other slot as the one to return to.
+     */
+    async recoverState(ctx, previous, failed) {
+        await this.readState(ctx);
+        const holds = (slot, r) => Object.entries(r.refs).every(([k, v]) => this.slots[slot].refs[k] === v);
+        const moved = this.live.slot;
+        const back = moved === 'blue' ? 'green' : 'blue';
+        if (moved && holds(moved, failed) && holds(back, previous) && this.slots[back].running.length) {
+            const port = this.bg.slots[back].port;
+            this.live = { slot: back, port, project: this.projects[back], name: `slot ${back}` };
+            this.idle = moved;
+            this.proxyTouched = this.recorded = true;
+        }
+        else if (!holds(this.idle, failed)) {
+            throw new StepFailure('rollback', `neither slot holds ${failed.version ?? 'the failed release'}: nothing to switch back`);
+        }
+    }
+    prunable(history, next, current) {
+        return this.compose.prunable(history, next, current);
+    }
+    /** The commands when blue is the idle slot (green the live one). */
+    preview(next) {
+        const t = this.tenant;
+        const [blue, green] = [this.bg.slots.blue.port, this.bg.slots.green.port];
+        const fetch = [readSlots(t, this.projects, this.proxy.read()), this.compose.preview(next).fetch];
+        const port = { variable: this.bg.portVariable, value: blue };
+        return {
+            fetch: new Script(fetch.map(String).join('\n')),
+            switch: startSlot(t, 'blue', this.projects.blue, next.refs, port),
+            promote: [inTenant(t, this.proxy.switchTo(blue)), recordLive(t, 'blue', next.refs)],
+            retire: [connectionsTo(green), stopProject(t, this.projects.green)],
+        };
+    }
+}
+function slotProjects(base) {
+    return { base, blue: `${base}-blue`, green: `${base}-green` };
+}
+
+;// CONCATENATED MODULE: ./src/deploy/strategies/commands.ts
+
+
+
+class CommandsStrategy {
+    target;
+    commands;
+    switchStep = 'deploy';
+    constructor(target, commands) {
+        this.target = target;
+        this.commands = commands;
+    }
+    current(p) {
+        return p.current
+            ? { refs: { version: p.current }, version: p.current, imageIds: [], digests: [] }
+            : { refs: {}, imageIds: [], digests: [] };
+    }
+    release(version) {
+        return { refs: { version }, version, imageIds: [], digests: [] };
+    }
+    unchanged(current, next) {
+        return current.version === next.version;
+    }
+    run(command, to, from) {
+        return runUserCommand(this.target.tenant, command, hookEnv(this.target, to, from));
+    }
+    async switchTo(ctx, next, current, switched) {
+        switched(); // the user's command may change anything: a failure from here on rolls back
+        await ctx.shell.must('deploy', this.run(this.commands.deploy, next.version, current.version ?? ''), ctx.pullTimeoutMs);
+    }
+    async switchBack(ctx, previous, failed) {
+        if (!previous.version)
+            throw new StepFailure('rollback', 'no previous version to roll back to');
+        const command = this.commands.rollback ?? this.commands.deploy;
+        await ctx.shell.must('rollback', this.run(command, previous.version, failed.version ?? ''), ctx.pullTimeoutMs);
+    }
+    prunable() {
+        return [];
+    }
+    preview(next) {
+        return { switch: this.run(this.commands.deploy, next.version, '<previous>') };
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/deploy/strategies/index.ts
 
 
+
 function strategyFor(target) {
-    const commands = target.tenant.commands;
-    return commands ? new CommandsStrategy(target, commands) : new ComposeStrategy(target);
+    const { commands, blueGreen } = target.tenant;
+    if (commands)
+        return new CommandsStrategy(target, commands);
+    return blueGreen ? new BlueGreenStrategy(target, blueGreen) : new ComposeStrategy(target);
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/target.ts
@@ -69840,11 +70386,13 @@ const DEPLOY_STEPS = [
     'preDeploy',
     'switch',
     'health',
+    'promote',
     'postDeploy',
+    'retire',
 ];
 /** What a step returns to end the deploy early, successfully: the release already runs. */
 const UNCHANGED = 'unchanged';
-const gateDetail = (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s`;
+const gateDetail = (g) => `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s${g.downtimeMs ? `, down ${(g.downtimeMs / 1000).toFixed(1)} s` : ''}`;
 async function deployTarget(target, wave, options, ports) {
     return new TargetRun(target, wave, options, ports).run();
 }
@@ -69957,10 +70505,22 @@ class TargetRun {
         await this.step(this.strategy.switchStep, () => this.strategy.switchTo(this.ctx, this.next, this.current, () => (this.switched = true)));
     }
     async health() {
-        await this.step('health', () => this.gate(this.version, true), gateDetail);
+        const g = await this.step('health', () => this.gate(this.version, true, this.strategy.gatePort?.()), gateDetail);
+        if (g.downtimeMs !== undefined)
+            this.result.downtimeMs = g.downtimeMs;
+    }
+    async promote() {
+        const strategy = this.strategy;
+        if (strategy.promote)
+            await this.step('promote', () => strategy.promote(this.ctx, this.next), (d) => d);
     }
     async postDeploy() {
         await this.hooks('postDeploy', 'post-deploy hooks', this.version, this.previousVersion);
+    }
+    async retire() {
+        const strategy = this.strategy;
+        if (strategy.retire)
+            await this.step('retire', () => strategy.retire(this.ctx), (d) => d);
     }
     // ---- when a step failed ----
     async recover(e) {
@@ -70060,12 +70620,15 @@ class TargetRun {
             return;
         await this.step(name, () => runHooks(kind, this.target, this.shell, this.ports.once, version, previous));
     }
-    /** The gate of a deploy stops when the run is cancelled; the rollback's gate runs to the end. */
-    async gate(version, cancellable) {
+    /**
+     * The gate of a deploy stops when the run is cancelled; the rollback's gate runs to the end. `port`:
+     * probe this port through the SSH connection instead of the registry's check (a new blue-green slot).
+     */
+    async gate(version, cancellable, port) {
         const check = this.target.tenant.health;
-        const probe = check.url !== undefined
+        const probe = check.url !== undefined && port === undefined
             ? (timeoutMs) => this.ports.urlGet(check.url, timeoutMs)
-            : async (timeoutMs) => (await this.shell.transport()).get(check.port, check.path, timeoutMs);
+            : async (timeoutMs) => (await this.shell.transport()).get(port ?? check.port, check.path, timeoutMs);
         const g = await runGate(check, version, probe, this.ports.clock, cancellable ? this.ports.signal : undefined);
         if (!g.ok)
             throw new StepFailure('health', `health gate failed: ${g.reason}`);
@@ -70360,12 +70923,18 @@ class Preview {
         const h = this.tenant.health;
         const probe = {
             step: 'health',
-            command: `# GET ${h.url ?? `http://127.0.0.1:${h.port}${h.path} (through the SSH connection)`} every ${h.intervalMs} ms until ${h.successes} healthy answers in a row, at most ${h.deadlineMs} ms`,
+            command: `# GET ${h.url ?? `http://127.0.0.1:${this.strategy.gatePort?.() ?? h.port}${h.path} (through the SSH connection)`} every ${h.intervalMs} ms until ${h.successes} healthy answers in a row, at most ${h.deadlineMs} ms`,
         };
         return [probe, ...this.cmd('health', h.containerHealth ? containerHealth(this.tenant) : undefined)];
     }
+    promote() {
+        return (this.strategy.preview(this.next).promote ?? []).flatMap((s) => this.cmd('promote', s));
+    }
     postDeploy() {
         return this.hooks('postDeploy', 'post-deploy hook');
+    }
+    retire() {
+        return (this.strategy.preview(this.next).retire ?? []).flatMap((s) => this.cmd('retire', s));
     }
     finish() {
         const remove = ['<images beyond the last releases>'];
@@ -70450,6 +71019,10 @@ const OUTCOME_ORDER = {
 function seconds(ms) {
     return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
 }
+/** A target's time, with the downtime its health gate measured when there was any. */
+function targetTime(r) {
+    return r.downtimeMs ? `${seconds(r.durationMs)} (down ${seconds(r.downtimeMs)})` : seconds(r.durationMs);
+}
 const render_versionOf = (r, which) => r[which]?.version ?? '—';
 function renderReport(report) {
     const rows = [...report.targets]
@@ -70459,7 +71032,7 @@ function renderReport(report) {
         String(r.wave),
         r.outcome,
         `${render_versionOf(r, 'previous')} → ${render_versionOf(r, 'next')}`,
-        seconds(r.durationMs),
+        targetTime(r),
         reason(r),
     ]);
     const t = report.totals;
@@ -77809,7 +78382,7 @@ function shortVersion(v) {
     return v.replace(/sha256:([0-9a-f]{12})[0-9a-f]{52}/g, 'sha256:$1…');
 }
 const summary_version = (r, which) => cell(shortVersion(r[which]?.version ?? '—'));
-const summary_row = (r) => `| ${cell(r.id)} | ${cell(r.region)} | ${EMOJI[r.outcome]} ${r.outcome} | ${summary_version(r, 'previous')} → ${summary_version(r, 'next')} | ${seconds(r.durationMs)} | ${cell(reason(r))} |`;
+const summary_row = (r) => `| ${cell(r.id)} | ${cell(r.region)} | ${EMOJI[r.outcome]} ${r.outcome} | ${summary_version(r, 'previous')} → ${summary_version(r, 'next')} | ${targetTime(r)} | ${cell(reason(r))} |`;
 const isBad = (r) => r.outcome === 'failed' || r.outcome === 'rolled-back';
 const isGood = (r) => r.outcome === 'deployed' || r.outcome === 'unchanged';
 /** Reasons with their counts, most frequent first (ties by text), at most `top`. */
@@ -77847,6 +78420,17 @@ function skippedLine(skipped) {
     const reasons = countReasons(skipped, 3).map((t) => `${cell(t.text)} (${t.list.length})`);
     return [`${EMOJI.skipped} **${skipped.length} skipped**: ${reasons.join('; ')}`, ''];
 }
+/** The downtime the health gates measured (first failed probe to first healthy), when any target had some. */
+function downtimeLine(rs) {
+    const down = rs.filter((r) => r.downtimeMs).sort((a, b) => b.downtimeMs - a.downtimeMs);
+    if (down.length === 0)
+        return [];
+    const worst = down[0];
+    return [
+        '',
+        `Downtime measured by the health gate on ${down.length} of ${rs.length} targets, at most ${seconds(worst.downtimeMs)} (${cell(worst.id)})`,
+    ];
+}
 function renderSummary(report, o = {}) {
     const limit = o.limit ?? SUMMARY_LIMIT;
     const t = report.totals;
@@ -77859,6 +78443,7 @@ function renderSummary(report, o = {}) {
             .join(' · ') || 'none'}`,
         ...(report.version ? ['', `Version: \`${report.version.replace(/`/g, "'")}\``] : []),
         ...(report.stopped ? ['', `> [!WARNING]`, `> Rollout stopped: ${cell(report.stopped)}`] : []),
+        ...downtimeLine(report.targets),
         '',
         ...topReasons(report),
     ];
