@@ -2,6 +2,7 @@
 import { setMaxListeners } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { ConfigurationError } from '../errors';
+import { invocation } from './invocation';
 
 export interface CliIO {
   stdout: (text: string) => void;
@@ -11,9 +12,21 @@ export interface CliIO {
   env: Readonly<Record<string, string | undefined>>;
   /** stderr is a terminal: live progress and colour. */
   tty?: boolean;
-  /** Aborted on the first SIGINT/SIGTERM: no new targets start; running ones finish or roll back. */
+  /**
+   * Aborted on the first SIGINT/SIGTERM (its reason the signal's name) or when the reader of stdout went
+   * away (reason 'EPIPE'): no new targets start; running ones finish or roll back.
+   */
   signal?: AbortSignal;
+  /** The command as the person runs it, for hints that run as printed (invocation.ts). */
+  self?: string;
+  /** The terminal's width (stderr's), and a call on each resize; absent when not a terminal. */
+  columns?: () => number | undefined;
+  onResize?: (redraw: () => void) => () => void;
 }
+
+/** Why the run was interrupted, or undefined. */
+export const interruption = (io: CliIO): string | undefined =>
+  io.signal?.aborted ? String(io.signal.reason) : undefined;
 
 export function processIO(): CliIO {
   const controller = new AbortController();
@@ -24,23 +37,47 @@ export function processIO(): CliIO {
   const interrupt = (sig: NodeJS.Signals) => {
     interrupts++;
     if (interrupts === 1) {
-      process.stderr.write(
+      write(
+        process.stderr,
         `\n${sig}: finishing the targets in progress (rolling back where needed) and releasing their locks; no new target starts. Again to quit at once.\n`,
       );
-      controller.abort();
-    } else process.exit(130);
+      controller.abort(sig);
+    } else process.exit(130); // 'exit' handlers still run (the demo tears its sandbox down in one)
   };
   process.on('SIGINT', interrupt);
   process.on('SIGTERM', interrupt);
+  // `… | head`: the reader left. Write nothing more, stop like an interrupt, exit without a stack.
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      closed.add(stream);
+      if (!controller.signal.aborted) controller.abort('EPIPE');
+    });
+  const stderr = process.stderr;
   return {
-    stdout: (t) => process.stdout.write(t),
-    stderr: (t) => process.stderr.write(t),
+    stdout: (t) => write(process.stdout, t),
+    stderr: (t) => write(stderr, t),
     readText: (p) => readFile(p, 'utf8'),
     writeText: (p, t) => writeFile(p, t),
     env: process.env,
-    tty: Boolean(process.stderr.isTTY),
+    tty: Boolean(stderr.isTTY),
     signal: controller.signal,
+    self: invocation(process.env),
+    ...(stderr.isTTY
+      ? {
+          columns: () => stderr.columns,
+          onResize: (redraw: () => void) => {
+            stderr.on('resize', redraw);
+            return () => stderr.off('resize', redraw);
+          },
+        }
+      : {}),
   };
+}
+
+const closed = new Set<NodeJS.WriteStream>();
+function write(stream: NodeJS.WriteStream, text: string): void {
+  if (!closed.has(stream)) stream.write(text);
 }
 
 /** Reads a user-named file; a missing or unreadable file is the user's mistake, said with the flag. */
