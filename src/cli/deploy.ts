@@ -1,5 +1,4 @@
 /** `fleet-deploy deploy`: flags → checked settings → the fleet engine over SSH (or --dry-run). */
-import { ConfigurationError } from '../errors';
 import { deployFleet, type FleetOptions } from '../deploy/fleet';
 import { dryRunCommands } from '../deploy/dry-run';
 import { systemClock } from '../deploy/ports';
@@ -19,9 +18,10 @@ import {
   type SettingName,
 } from '../settings';
 import { checkTrust } from '../ssh/known-hosts';
-import { SshConnector } from '../ssh/transport';
+import { SshConnector, type SshOptions } from '../ssh/transport';
 import { loadRegistry } from './args';
-import { readUserFile, type CliIO } from './io';
+import type { CliIO } from './io';
+import { knownHostsText, sshCredentials } from './keys';
 import { Progress } from './progress';
 
 /** The flags of a deploy and a rollback besides the release: which targets, how fast, SSH, locks, report. */
@@ -96,7 +96,7 @@ export async function runDeploy(
   if (mode === 'deploy' && setting(flags, 'dryRun')) return printDryRun(plan, options.version, io);
 
   // Everything below touches servers: check the trust anchors and the key first.
-  const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
+  const ssh = await sshSettings(values, io, registry, plan);
 
   const progress = new Progress({
     write: io.stderr,
@@ -108,7 +108,7 @@ export async function runDeploy(
     `${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${options.version}`} to ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`,
   );
   const report = await deployFleet(plan, options, {
-    connector: new SshConnector({ privateKey, knownHosts, passphrase: io.env.FLEET_SSH_PASSPHRASE }),
+    connector: new SshConnector(ssh),
     clock: systemClock,
     urlGet: fetchUrl,
     signal: io.signal,
@@ -126,32 +126,19 @@ export async function runDeploy(
   return succeeded(report) ? 0 : 1;
 }
 
-/** The SSH key and host-key trust for a command that connects, checked before anything does. */
+/** The SSH credentials and host-key trust for a command that connects, checked before anything does. */
 export async function sshSettings(
   values: Values,
   io: CliIO,
   registry: Registry,
   plan: Plan,
-): Promise<{ privateKey: string; knownHosts: string }> {
+): Promise<SshOptions> {
   const flags = fromFlags(values);
-  const keyFile = setting(flags, 'key') ?? io.env.FLEET_SSH_KEY_FILE;
-  const privateKey = keyFile ? await readUserFile(io, keyFile, '--key') : io.env.FLEET_SSH_KEY;
-  if (!privateKey?.trim()) {
-    throw new ConfigurationError([
-      {
-        path: [],
-        source: '--key',
-        message: 'no SSH private key',
-        hint: 'pass --key FILE, or put the key in $FLEET_SSH_KEY (or its path in $FLEET_SSH_KEY_FILE)',
-      },
-    ]);
-  }
-  const knownHostsFile = setting(flags, 'knownHosts');
-  const knownHosts = knownHostsFile
-    ? await readUserFile(io, knownHostsFile, '--known-hosts')
-    : (io.env.FLEET_KNOWN_HOSTS ?? '');
-  checkTrust(registry, plan, knownHosts);
-  return { privateKey, knownHosts };
+  const known = await knownHostsText(setting(flags, 'knownHosts'), io);
+  checkTrust(registry, plan, known.text);
+  const { from, ...credentials } = await sshCredentials(setting(flags, 'key'), io);
+  io.stderr(`SSH: ${from}${known.from ? `; known hosts from ${known.from}` : ''}\n`);
+  return { ...credentials, knownHosts: known.text };
 }
 
 /** `--dry-run`: each target's remote commands, wave by wave; nothing is contacted. */

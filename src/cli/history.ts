@@ -21,8 +21,10 @@ Options:
   -s, --select EXPR     which targets (default: every target)
   -n, --limit N         entries per target (default 10)
   -f, --format FORMAT   table (default) or json
-      --key FILE        SSH private key (default: $FLEET_SSH_KEY, or $FLEET_SSH_KEY_FILE)
-      --known-hosts FILE  trusted host keys besides the registry's pins
+      --key FILE        SSH private key (default: $FLEET_SSH_KEY (the key or its path),
+                        $FLEET_SSH_KEY_FILE, else the ssh-agent at $SSH_AUTH_SOCK)
+      --known-hosts FILE  trusted host keys besides the registry's pins (default: $FLEET_KNOWN_HOSTS
+                        text, else ~/.ssh/known_hosts when not in CI)
   -h, --help            show this help`;
 
 export async function runHistory(values: Values, io: CliIO): Promise<number> {
@@ -30,8 +32,7 @@ export async function runHistory(values: Values, io: CliIO): Promise<number> {
   const limit = wholeNumber(values.limit as string | undefined, '--limit', 10);
   const format = (values.format as string | undefined) ?? 'table';
   const plan = planDeployment(registry, { select: values.select as string | undefined });
-  const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
-  const connector = new SshConnector({ privateKey, knownHosts });
+  const connector = new SshConnector(await sshSettings(values, io, registry, plan));
   const targets = plan.plan.flatMap((w) => w.targets);
   const byServer = new Map<string, typeof targets>();
   for (const t of targets) byServer.set(t.server.name, [...(byServer.get(t.server.name) ?? []), t]);
