@@ -23,6 +23,7 @@ import { loadRegistry } from './args';
 import type { CliIO } from './io';
 import { knownHostsText, sshCredentials } from './keys';
 import { Progress } from './progress';
+import { colorWanted } from './style';
 
 /** The flags of a deploy and a rollback besides the release: which targets, how fast, SSH, locks, report. */
 const ROLLOUT_FLAGS = [
@@ -101,8 +102,10 @@ export async function runDeploy(
   const progress = new Progress({
     write: io.stderr,
     tty: Boolean(io.tty),
-    color: Boolean(io.tty) && !io.env.NO_COLOR,
+    color: colorWanted(io.env, Boolean(io.tty)),
     total: plan.total,
+    columns: io.columns,
+    onResize: io.onResize,
   });
   io.stderr(
     `${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${options.version}`} to ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`,
