@@ -22,6 +22,11 @@ export interface CliIO {
   /** The terminal's width (stderr's), and a call on each resize; absent when not a terminal. */
   columns?: () => number | undefined;
   onResize?: (redraw: () => void) => () => void;
+  /**
+   * Ends the process with `code` once the current work returns, even if sockets of abandoned work (an
+   * interrupted demo's deploy) would keep it alive; absent in tests, which run in-process.
+   */
+  exitSoon?: (code: number) => void;
 }
 
 /** Why the run was interrupted, or undefined. */
@@ -63,6 +68,10 @@ export function processIO(): CliIO {
     tty: Boolean(stderr.isTTY),
     signal: controller.signal,
     self: invocation(process.env),
+    exitSoon: (code) => {
+      process.exitCode = code;
+      setImmediate(() => process.exit(code));
+    },
     ...(stderr.isTTY
       ? {
           columns: () => stderr.columns,
