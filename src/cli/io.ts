@@ -1,6 +1,7 @@
 /** What the CLI needs from the world; tests pass their own. */
 import { setMaxListeners } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline/promises';
 import { ConfigurationError } from '../errors';
 import { invocation } from './invocation';
 
@@ -27,6 +28,8 @@ export interface CliIO {
    * interrupted demo's deploy) would keep it alive; absent in tests, which run in-process.
    */
   exitSoon?: (code: number) => void;
+  /** Asks the person a question and returns the answer; absent when nobody can answer (no terminal). */
+  ask?: (question: string) => Promise<string>;
 }
 
 /** Why the run was interrupted, or undefined. */
@@ -68,6 +71,7 @@ export function processIO(): CliIO {
     tty: Boolean(stderr.isTTY),
     signal: controller.signal,
     self: invocation(process.env),
+    ...(process.stdin.isTTY ? { ask } : {}),
     exitSoon: (code) => {
       process.exitCode = code;
       setImmediate(() => process.exit(code));
@@ -82,6 +86,15 @@ export function processIO(): CliIO {
         }
       : {}),
   };
+}
+
+async function ask(question: string): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return await rl.question(question);
+  } finally {
+    rl.close();
+  }
 }
 
 const closed = new Set<NodeJS.WriteStream>();

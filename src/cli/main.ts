@@ -16,6 +16,15 @@ import { DEFAULT_REGISTRY, loadRegistry } from './args';
 import { wholeNumber } from '../values';
 import { flagOptions } from '../settings';
 import { closest } from '../registry/issues';
+import {
+  ADD_SERVER_USAGE,
+  ADD_TENANT_USAGE,
+  INIT_OPTIONS,
+  INIT_USAGE,
+  runAddServer,
+  runAddTenant,
+  runInit,
+} from './init';
 import { completionScript, SHELLS, type Completable, type Shell } from './completion';
 
 export const EXIT = { ok: 0, failure: 1, configuration: 2 } as const;
@@ -107,6 +116,24 @@ in waves 1,34%,100% where one tenant's v2 is broken — once with a failure budg
 and once with 30% (it goes on) — shows the history of that tenant and a manual rollback, then tears down.`,
     options: {},
     run: (values, io) => runDemo(values, io),
+  },
+  init: {
+    summary: 'Write a starter registry for your servers (host keys fetched, pinned with your consent)',
+    usage: INIT_USAGE,
+    options: INIT_OPTIONS,
+    run: (values, io) => runInit(values, io),
+  },
+  'add-server': {
+    summary: 'Add a server to the registry (its host key fetched, pinned with your consent)',
+    usage: ADD_SERVER_USAGE,
+    options: INIT_OPTIONS,
+    run: (values, io) => runAddServer(values, io),
+  },
+  'add-tenant': {
+    summary: 'Add a tenant to a server of the registry',
+    usage: ADD_TENANT_USAGE,
+    options: INIT_OPTIONS,
+    run: (values, io) => runAddTenant(values, io),
   },
   plan: {
     summary: 'Select targets and cut them into waves and GitHub matrices',
