@@ -200,6 +200,11 @@ const COMMAND_ROWS = {
     check: text,
     help: 'write the JSON report there (see docs/report.md)',
   }),
+  json: row({
+    flag: 'json',
+    check: checkBoolean,
+    help: 'write the JSON report to stdout instead of the table (progress stays on stderr)',
+  }),
   dryRun: row({
     flag: 'dry-run',
     input: 'dry-run',

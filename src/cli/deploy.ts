@@ -18,6 +18,7 @@ import {
   type SettingName,
 } from '../settings';
 import { checkTrust } from '../ssh/known-hosts';
+import { userInfo } from 'node:os';
 import { SshConnector, type SshOptions } from '../ssh/transport';
 import { loadRegistry } from './args';
 import type { CliIO } from './io';
@@ -43,6 +44,7 @@ const ROLLOUT_FLAGS = [
   'pullTimeoutMs',
   'pullAttempts',
   'actor',
+  'json',
 ] as const satisfies readonly SettingName[];
 
 export const DEPLOY_FLAGS: readonly SettingName[] = ['version', ...ROLLOUT_FLAGS, 'dryRun'];
@@ -88,7 +90,8 @@ export async function runDeploy(
   const plan = planDeployment(registry, { select: setting(flags, 'select'), waves: setting(flags, 'waves') });
   const options: FleetOptions = {
     ...chosen,
-    ...identity(flags, io.env, 'cli'),
+    // With $USER unset (a container, cron), the OS account rather than "unknown".
+    ...identity(flags, { ...io.env, USER: io.env.USER || osUser() }, 'cli'),
     ...rolloutSettings(
       flags,
       plan.plan.flatMap((w) => w.targets),
@@ -108,7 +111,7 @@ export async function runDeploy(
     onResize: io.onResize,
   });
   io.stderr(
-    `${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${options.version}`} to ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`,
+    `${options.rollback ? `Rolling ${plural(plan.total, 'target')} back to ${options.rollback.to ?? (plan.total === 1 ? 'its previous release' : 'their previous releases')}` : `Deploying ${options.version} to ${plural(plan.total, 'target')}`} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`,
   );
   const report = await deployFleet(plan, options, {
     connector: new SshConnector(ssh),
@@ -125,8 +128,17 @@ export async function runDeploy(
     if (!io.writeText) throw new Error('this environment cannot write files');
     await io.writeText(reportFile, `${JSON.stringify(report, null, 2)}\n`);
   }
-  io.stdout(`\n${renderReport(report)}`);
+  if (setting(flags, 'json')) io.stdout(`${JSON.stringify(report, null, 2)}\n`);
+  else io.stdout(`\n${renderReport(report)}`);
   return succeeded(report) ? 0 : 1;
+}
+
+function osUser(): string | undefined {
+  try {
+    return userInfo().username;
+  } catch {
+    return undefined; // no passwd entry for this uid
+  }
 }
 
 /** The SSH credentials and host-key trust for a command that connects, checked before anything does. */

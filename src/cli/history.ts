@@ -11,7 +11,7 @@ import type { CliIO } from './io';
 
 type Values = Record<string, string | boolean | undefined>;
 
-export const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--key FILE] [--known-hosts FILE]
+export const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--json] [--key FILE] [--known-hosts FILE]
 
 Reads each selected target's release history (.fleet/history.jsonl in its directory: time, actor, CI run,
 outcome, from → to, digests), newest first, over one SSH connection per server.
@@ -21,6 +21,7 @@ Options:
   -s, --select EXPR     which targets (default: every target)
   -n, --limit N         entries per target (default 10)
   -f, --format FORMAT   table (default) or json
+      --json            the same as --format json
       --key FILE        SSH private key (default: $FLEET_SSH_KEY (the key or its path),
                         $FLEET_SSH_KEY_FILE, else the ssh-agent at $SSH_AUTH_SOCK)
       --known-hosts FILE  trusted host keys besides the registry's pins (default: $FLEET_KNOWN_HOSTS
@@ -30,7 +31,7 @@ Options:
 export async function runHistory(values: Values, io: CliIO): Promise<number> {
   const registry = await loadRegistry(values, io);
   const limit = wholeNumber(values.limit as string | undefined, '--limit', 10);
-  const format = (values.format as string | undefined) ?? 'table';
+  const format = values.json ? 'json' : ((values.format as string | undefined) ?? 'table');
   const plan = planDeployment(registry, { select: values.select as string | undefined });
   const connector = new SshConnector(await sshSettings(values, io, registry, plan));
   const targets = plan.plan.flatMap((w) => w.targets);

@@ -94,6 +94,7 @@ Options:
       select: { type: 'string', short: 's' },
       limit: { type: 'string', short: 'n' },
       format: { type: 'string', short: 'f' },
+      json: { type: 'boolean' },
       key: { type: 'string' },
       'known-hosts': { type: 'string' },
     },
@@ -137,7 +138,7 @@ and once with 30% (it goes on) — shows the history of that tenant and a manual
   },
   plan: {
     summary: 'Select targets and cut them into waves and GitHub matrices',
-    usage: `fleet-deploy plan [--registry FILE] [--select EXPR] [--waves SPEC] [--max-per-job N] [--format table|json|matrix]
+    usage: `fleet-deploy plan [--registry FILE] [--select EXPR] [--waves SPEC] [--max-per-job N] [--format table|json|matrix] [--json]
 
 Selects targets (a target is one tenant on one server, "server/tenant") and cuts them into waves.
 
@@ -151,6 +152,7 @@ Options:
                         or "rings" for one wave per ring; or "all" (default) for one wave
       --max-per-job N   targets per GitHub matrix job (default 1; a wave never exceeds 256 jobs)
   -f, --format FORMAT   table (default), json (the whole plan) or matrix (one GitHub matrix per wave)
+      --json            the same as --format json
   -h, --help            show this help`,
     options: {
       ...registryOption,
@@ -158,9 +160,10 @@ Options:
       waves: { type: 'string', short: 'w' },
       'max-per-job': { type: 'string' },
       format: { type: 'string', short: 'f' },
+      json: { type: 'boolean' },
     },
     run: async (values, io) => {
-      const format = (values.format as string | undefined) ?? 'table';
+      const format = values.json ? 'json' : ((values.format as string | undefined) ?? 'table');
       if (!['table', 'json', 'matrix'].includes(format)) {
         throw new ConfigurationError([
           {
