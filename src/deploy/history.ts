@@ -73,7 +73,8 @@ export interface Recorded {
   actor: string;
   run: string;
   target: string;
-  outcome: Outcome;
+  /** A deploy's outcome, or "cancelled": the run was stopped while its gate waited (and it was rolled back). */
+  outcome: Outcome | 'cancelled';
   previous: Release;
   next: Release;
   rollback: boolean;
