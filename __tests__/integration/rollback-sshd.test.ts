@@ -48,7 +48,7 @@ describeSshd('rollback and history', () => {
     const r = cli('rollback', '--to', 'v1');
     expect(r.stderr).toContain('Rolling 1 target back to v1');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/srv-1\/t1-1 +1 +deployed +v2 → v1/);
+    expect(r.stdout).toMatch(/srv-1\/t1-1 +1 +deployed \(rollback\) +v2 → v1/);
   });
 
   test('a version not in the history is refused, listing the known ones; nothing changes', async () => {

@@ -129,7 +129,7 @@ export async function runDeploy(
     await io.writeText(reportFile, `${JSON.stringify(report, null, 2)}\n`);
   }
   if (setting(flags, 'json')) io.stdout(`${JSON.stringify(report, null, 2)}\n`);
-  else io.stdout(`\n${renderReport(report)}`);
+  else io.stdout(`\n${renderReport(report, { rollback: Boolean(options.rollback) })}`);
   return succeeded(report) ? 0 : 1;
 }
 
