@@ -8,6 +8,8 @@ import { runBundledAction } from '../helpers/run';
 import { historyOf, lockExists, startFleet, type TestFleet } from '../helpers/testfleet';
 
 const describeSshd = haveSshd ? describe : describe.skip;
+if (!haveSshd)
+  console.warn('skipped: integration tests need /usr/sbin/sshd (npm run setup as root installs it)');
 
 describeSshd('rollback and history', () => {
   let fleet: TestFleet;
