@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cli } from './helpers/cli';
 import { runBundledCli } from './helpers/run';
@@ -84,7 +85,7 @@ describe('fleet-deploy CLI (in process)', () => {
     [['plan', '--waves', '1,5%'], 2, 'the last step must be 100%'],
     [['plan', '--select', 'region=mars'], 2, 'matched no target'],
     [['plan', '--max-per-job', '0'], 2, '--max-per-job: "0" is not a whole number'],
-    [['plan', '--bogus'], 2, "Unknown option '--bogus'"],
+    [['plan', '--bogus'], 2, 'fleet-deploy plan: unknown option --bogus (fleet-deploy help plan)\n'],
     [['deploy-everything'], 2, 'unknown command "deploy-everything"'],
     [[], 2, 'Usage: fleet-deploy <command>'],
   ])('%j exits %i: %s', async (argv, code, words) => {
@@ -93,8 +94,76 @@ describe('fleet-deploy CLI (in process)', () => {
     expect(r.stdout + r.stderr).toContain(words);
   });
 
+  test.each([
+    [['deploy', '--wave', 'rings'], 'fleet-deploy deploy: unknown option --wave; did you mean --waves?'],
+    [['deploy', '--dryrun'], 'fleet-deploy deploy: unknown option --dryrun; did you mean --dry-run?'],
+    [['deplyo'], 'fleet-deploy: unknown command "deplyo"; did you mean "deploy"?'],
+    [['sandbox'], 'fleet-deploy sandbox: say which: up, down or status'],
+    [
+      ['sandbox', 'stauts'],
+      'fleet-deploy sandbox: "stauts" is not up, down or status; did you mean "status"?',
+    ],
+    [['plan', '--registry'], 'fleet-deploy plan: --registry needs a value'],
+    [
+      ['validate', 'servers/production.json'],
+      'fleet-deploy validate: unexpected argument "servers/production.json"',
+    ],
+    [['help', 'deplyo'], 'fleet-deploy help: unknown command "deplyo"; did you mean "deploy"?'],
+  ])('%j: one line with the nearest word, exit 2', async (argv, line) => {
+    const r = await cli(argv);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.split('\n')).toEqual([expect.stringContaining(line), '']);
+  });
+
+  test('hints name the command as the person runs it (io.self)', async () => {
+    const { runCli } = await import('../src/cli/main');
+    let stderr = '';
+    await runCli(['deplyo'], {
+      stdout: () => undefined,
+      stderr: (t) => (stderr += t),
+      readText: async () => '',
+      env: {},
+      self: 'npx fleet-deploy',
+    });
+    expect(stderr).toBe(
+      'fleet-deploy: unknown command "deplyo"; did you mean "deploy"? (npx fleet-deploy help)\n',
+    );
+  });
+
+  test("help <command> is the command's usage; help alone lists the commands", async () => {
+    expect((await cli(['help', 'plan'])).stdout).toBe((await cli(['plan', '--help'])).stdout);
+    const all = await cli(['help']);
+    expect(all.code).toBe(0);
+    expect(all.stdout).toContain('Run "fleet-deploy help <command>"');
+  });
+
+  test('completion for bash, zsh and fish comes from the command table', async () => {
+    for (const shell of ['bash', 'zsh', 'fish']) {
+      const r = await cli(['completion', shell]);
+      expect(r.code).toBe(0);
+      for (const word of ['deploy', 'rollback', 'sandbox', 'waves', 'max-failure-percent', 'status'])
+        expect(r.stdout).toContain(word);
+    }
+    // bash completes as a person would see it
+    const script = (await cli(['completion', 'bash'])).stdout;
+    const complete = (...words: string[]) =>
+      execFileSync(
+        'bash',
+        [
+          '-c',
+          `eval "$SCRIPT"; COMP_WORDS=(${words.join(' ')}); COMP_CWORD=${words.length - 1}; _fleet_deploy; echo "\${COMPREPLY[*]}"`,
+        ],
+        { env: { SCRIPT: script, PATH: process.env.PATH }, encoding: 'utf8' },
+      ).trim();
+    expect(complete('fleet-deploy', 'depl')).toBe('deploy');
+    expect(complete('fleet-deploy', 'sandbox', 'st')).toBe('status');
+    expect(complete('fleet-deploy', 'deploy', '--max-f')).toBe('--max-failure-percent --max-failures');
+    expect((await cli(['completion', 'tcsh'])).stderr).toContain('"tcsh" is not bash, zsh or fish');
+  });
+
   test('--help for the tool and for each command exits 0', async () => {
-    expect((await cli(['--help'])).stdout).toContain('validate  Check a server registry');
+    expect((await cli(['--help'])).stdout).toMatch(/\n {2}validate +Check a server registry/);
     expect((await cli(['plan', '--help'])).stdout).toContain('--waves SPEC');
     expect((await cli(['validate', '-h'])).stdout).toContain('fleet-deploy validate [--registry FILE]');
   });
@@ -109,14 +178,14 @@ describe('fleet-deploy CLI (in process)', () => {
       env: new Proxy(
         {},
         {
-          get: () => {
-            throw new Error('boom');
+          get: (_, key) => {
+            if (key === 'FLEET_REGISTRY') throw new Error('boom');
           },
         },
       ),
     });
     expect(code).toBe(1);
-    expect(stderr).toContain('fleet-deploy validate failed: Error: boom');
+    expect(stderr).toBe('fleet-deploy validate failed: boom\n'); // no stack for a person
   });
 });
 

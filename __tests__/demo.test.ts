@@ -3,7 +3,7 @@
  * show every act of the story (its figures come from the deploys it makes, so they are checked as such)
  * and leave no process of its sandbox behind.
  */
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isRunning } from '../src/testing';
@@ -54,4 +54,6 @@ test('the demo tells the whole story and tears everything down', () => {
   expect(act(6)).toContain('sandbox-2/tenant-2-1: rolled back v2 → v1');
   expect(out).toMatch(/7\. Torn down: sandbox servers stopped, 9 services stopped\. Demo took [\d.]+ s\./);
   expect(processesMentioning(tmp)).toEqual([]);
+  expect(readdirSync(tmp)).toEqual([]); // the demo's own temp directory is gone too
+  rmSync(tmp, { recursive: true, force: true });
 }, 180_000);

@@ -93,6 +93,22 @@ test('a failing health gate rolls back to the previous references and gates agai
   expect(updates).toEqual([`${REPO}:v2`, `${REPO}:v1`]);
 });
 
+test('cancelled while its gate waits: rolled back, the reason "cancelled", recorded as cancelled (not a health failure)', async () => {
+  const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
+  versionAware(c, (_, v) => v === 'v2');
+  const ac = new AbortController();
+  const answer = c.http!;
+  c.http = (server, ...rest) => {
+    if (!ac.signal.aborted) ac.abort(); // the person presses Ctrl-C while the first probe is answered
+    return answer(server, ...rest);
+  };
+  const r = (await run(registry(1, 1), c, {}, {}, ac.signal)).targets[0]!;
+  expect([r.outcome, r.error]).toEqual(['rolled-back', 'cancelled']);
+  const finish = c.log.find((l) => l.verb === 'finish')!.command;
+  expect(finish).toContain('"outcome":"cancelled"');
+  expect(finish).not.toContain('health gate failed');
+});
+
 test('when the rollback also fails, the outcome is failed with both reasons', async () => {
   const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
   versionAware(c, () => true);

@@ -39,8 +39,37 @@ test('in a terminal: a live status line with a bar and counts, redrawn in place,
   p.finish();
   expect(out).toContain('\r\x1b[2K');
   expect(out).toContain('wave 1/1 █████░░░░░░░░░░░░░░░ 1/4');
-  expect(out).toContain('\x1b[32mdeployed\x1b[0m');
-  expect(out).toContain('\x1b[31mfailed\x1b[0m  1.5 s  boom');
-  expect(out).toContain('2/4\x1b[31m · 1 failed\x1b[0m');
+  expect(out).toContain('\x1b[32mdeployed\x1b[39m');
+  expect(out).toContain('\x1b[31mfailed\x1b[39m  1.5 s  boom');
+  expect(out).toContain('2/4\x1b[31m · 1 failed\x1b[39m');
   expect(out.endsWith('\r\x1b[2K')).toBe(true);
+});
+
+test('in a terminal: the status line is clipped to the width, and redrawn over its wrapped rows on a resize', () => {
+  let out = '';
+  let columns = 120;
+  let resize: () => void = () => undefined;
+  const p = new Progress({
+    write: (t) => (out += t),
+    tty: true,
+    color: false,
+    total: 40,
+    columns: () => columns,
+    onResize: (redraw) => ((resize = redraw), () => (resize = () => undefined)),
+  });
+  p.onWave({ wave: 1, of: 1, targets: 40, status: 'start' });
+  for (const t of ['eu-1/acme-corporation', 'eu-1/globex-international', 'eu-2/initech-holdings', 'us-1/x'])
+    p.onStep({ target: t, step: 'pull', status: 'start' });
+  const last = () => out.slice(out.lastIndexOf('\x1b[2K') + 4);
+  expect(last()).toBe(
+    'wave 1/1 ░░░░░░░░░░░░░░░░░░░░ 0/40 · eu-1/acme-corporation, eu-1/globex-international, eu-2/initech-holdings +1',
+  );
+  columns = 40;
+  out = '';
+  resize();
+  // the 105 characters drawn at 120 columns take 3 rows of 40: up 2 rows, clear to the end, draw 39
+  expect(out.startsWith('\r\x1b[2A\x1b[J')).toBe(true);
+  expect(last()).toBe('wave 1/1 ░░░░░░░░░░░░░░░░░░░░ 0/40 · e…');
+  expect([...last()].length).toBe(39);
+  p.finish();
 });

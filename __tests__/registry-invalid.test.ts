@@ -603,3 +603,46 @@ describe('every problem at once', () => {
     expect([...lines].sort((a, b) => a - b)).toEqual(lines);
   });
 });
+
+describe('one typo, one error', () => {
+  const text = (block: string) =>
+    JSON.stringify(
+      {
+        defaults: {
+          server: { user: 'deploy', region: 'eu' },
+          tenant: {
+            path: '/srv/app/{tenant}',
+            images: [{ variable: 'APP_IMAGE', repository: 'ghcr.io/acme/app' }],
+            [block]: { port: 8080, path: '/health' },
+          },
+        },
+        servers: [
+          {
+            name: 'eu-1',
+            host: '203.0.113.10',
+            hostKey: ED25519,
+            tenants: ['acme', 'globex', 'initech'].map((id, i) => ({ id, health: { port: 8080 + i } })),
+          },
+        ],
+      },
+      null,
+      2,
+    );
+
+  test('a typo in defaults.tenant is reported once; the rest of defaults still applies to every tenant', () => {
+    const problems = problemsOf(text('helth'));
+    expect(problems.map((p) => [p.path.join('.'), p.message, p.hint])).toEqual([
+      ['defaults.tenant.helth', 'unknown key "helth"', expect.stringContaining('did you mean "health"?')],
+    ]);
+  });
+
+  test("a typo in a server's tenantDefaults keeps its tenants checked with the valid part", () => {
+    const r = JSON.parse(text('health'));
+    r.servers[0].tenantDefaults = { keepReleses: 3, ring: 'nope' };
+    // the ring the valid part sets is still checked on its tenants (the server is not dropped)
+    expect([...new Set(problemsOf(JSON.stringify(r, null, 2)).map((p) => p.path.join('.')))]).toEqual([
+      'servers.0.tenantDefaults.keepReleses',
+      'servers.0.tenantDefaults.ring',
+    ]);
+  });
+});

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRegistry, targetsOf } from '../src/registry';
@@ -64,6 +64,7 @@ describe('servers/production.json', () => {
       )[1];
       expect(parseHostKey(line)).toMatchObject({ fingerprint: printed });
     });
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 

@@ -3,7 +3,7 @@
  * by the real SSH client transport (exit codes, stdout/stderr, environment, concurrent sessions, port
  * forwarding, refused keys), and the sandbox fleet's CLI leaves no process behind.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +33,10 @@ describe('the sandbox SSH endpoint', () => {
     port = s.port;
     close = s.close;
   });
-  afterAll(async () => close());
+  afterAll(async () => {
+    await close();
+    rmSync(home, { recursive: true, force: true });
+  });
 
   test('exit codes, stdout, stderr, environment and working directory like a server', async () => {
     const t = await new SshConnector({ privateKey: client.privateKey }).connect(server(port));
@@ -171,5 +174,6 @@ describe('fleet-deploy sandbox (the bundled CLI)', () => {
     expect(services).toHaveLength(24);
     // gone, or a zombie that only waits for PID 1 to reap it: no longer running
     expect([pid, ...services].filter(isRunning)).toEqual([]);
+    rmSync(dir, { recursive: true, force: true });
   }, 90_000);
 });

@@ -3,7 +3,8 @@
  * on 127.0.0.1): many commands at once, and a health probe that travels through the SSH connection and,
  * when it times out, closes its forwarded channel instead of leaving it open on the server.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import { client, host, sandboxServer } from './helpers/sandbox-ssh';
 
 let port = 0;
 let close: () => Promise<void>;
+const home = mkdtempSync(join(tmpdir(), 'fd-transport-'));
 const server = () => sandboxServer(port);
 
 beforeAll(async () => {
@@ -22,13 +24,16 @@ beforeAll(async () => {
     hostKey: host.privateKey,
     authorizedKey: client.publicKey,
     port: 0,
-    home: mkdtempSync(join(tmpdir(), 'fd-transport-')),
+    home,
     env: { PATH: '/usr/bin:/bin' },
   });
   port = s.port;
   close = s.close;
 });
-afterAll(async () => close());
+afterAll(async () => {
+  await close();
+  rmSync(home, { recursive: true, force: true });
+});
 
 // (that the connection's listeners do not pile up is checked where Node's warnings can be seen: the
 // bundled CLI's stderr in sandbox.test.ts)

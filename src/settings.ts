@@ -209,6 +209,11 @@ const COMMAND_ROWS = {
     check: text,
     help: 'write the JSON report there (see docs/report.md)',
   }),
+  json: row({
+    flag: 'json',
+    check: checkBoolean,
+    help: 'write the JSON report to stdout instead of the table (progress stays on stderr)',
+  }),
   dryRun: row({
     flag: 'dry-run',
     input: 'dry-run',
@@ -219,14 +224,14 @@ const COMMAND_ROWS = {
   key: row({
     flag: 'key',
     arg: 'FILE',
-    defaultHelp: '$FLEET_SSH_KEY holding the key, or $FLEET_SSH_KEY_FILE',
+    defaultHelp: '$FLEET_SSH_KEY (the key or its path), $FLEET_SSH_KEY_FILE, else the ssh-agent',
     check: text,
     help: 'SSH private key',
   }),
   knownHosts: row({
     flag: 'known-hosts',
     arg: 'FILE',
-    defaultHelp: '$FLEET_KNOWN_HOSTS text',
+    defaultHelp: '$FLEET_KNOWN_HOSTS text, else ~/.ssh/known_hosts when not in CI',
     check: text,
     help: "trusted host keys besides the registry's pins",
   }),

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -17,9 +17,16 @@ export function parseOutputFile(text: string): Record<string, string> {
   return out;
 }
 
+/** The runner directories made by this test file, removed after it (they are read until its last test). */
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
 /** The environment the runner gives an action: INPUT_* variables and its command files. */
 export function actionEnv(inputs: Record<string, string>, extra: Record<string, string> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'fd-action-'));
+  made.push(dir);
   const files = {
     GITHUB_OUTPUT: join(dir, 'output'),
     GITHUB_STEP_SUMMARY: join(dir, 'summary'),

@@ -2,7 +2,7 @@
  * A fleet of real sshd servers on 127.0.0.1 with tenants whose stacks run on the SANDBOX runtime (the
  * docker double), and the registry that describes them.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseRegistry, type Registry } from '../../src/registry';
 import { asDeployUser, freePort, handOver, writeTenantDir } from '../../src/testing';
@@ -112,6 +112,7 @@ export async function startFleet(spec: FleetSpec): Promise<TestFleet> {
       },
       stop: async () => {
         await Promise.all([...sshds.values()].map((s) => s.stop()));
+        rmSync(root, { recursive: true, force: true }); // it holds the client's private key
       },
     };
     if (spec.startWith) {
@@ -125,6 +126,7 @@ export async function startFleet(spec: FleetSpec): Promise<TestFleet> {
     return fleet;
   } catch (e) {
     await Promise.all([...sshds.values()].map((s) => s.stop()));
+    rmSync(root, { recursive: true, force: true });
     throw e;
   }
 }

@@ -10,6 +10,8 @@ import { handOver, haveSshd } from '../../src/testing';
 import { historyOf, lockExists, startFleet, type TestFleet } from '../helpers/testfleet';
 
 const describeSshd = haveSshd ? describe : describe.skip;
+if (!haveSshd)
+  console.warn('skipped: integration tests need /usr/sbin/sshd (npm run setup as root installs it)');
 
 describeSshd('actions/deploy', () => {
   let fleet: TestFleet;

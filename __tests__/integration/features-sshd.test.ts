@@ -12,6 +12,8 @@ import { startSshd, type TestSshd } from '../helpers/sshd';
 import { historyOf, lockExists, REPO, startFleet, type TestFleet } from '../helpers/testfleet';
 
 const describeSshd = haveSshd ? describe : describe.skip;
+if (!haveSshd)
+  console.warn('skipped: integration tests need /usr/sbin/sshd (npm run setup as root installs it)');
 
 describeSshd('registry features over real sshd', () => {
   let fleet: TestFleet;

@@ -11,6 +11,8 @@ import { handOver, haveSshd } from '../../src/testing';
 import { lockExists, startFleet, type TestFleet } from '../helpers/testfleet';
 
 const describeSshd = haveSshd ? describe : describe.skip;
+if (!haveSshd)
+  console.warn('skipped: integration tests need /usr/sbin/sshd (npm run setup as root installs it)');
 
 describeSshd('a fleet of 10 targets on 5 servers', () => {
   let fleet: TestFleet;

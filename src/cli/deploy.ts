@@ -1,5 +1,4 @@
 /** `fleet-deploy deploy`: flags → checked settings → the fleet engine over SSH (or --dry-run). */
-import { ConfigurationError } from '../errors';
 import { deployFleet, type FleetOptions } from '../deploy/fleet';
 import { dryRunCommands } from '../deploy/dry-run';
 import { systemClock } from '../deploy/ports';
@@ -19,10 +18,13 @@ import {
   type SettingName,
 } from '../settings';
 import { checkTrust } from '../ssh/known-hosts';
-import { SshConnector } from '../ssh/transport';
+import { userInfo } from 'node:os';
+import { SshConnector, type SshOptions } from '../ssh/transport';
 import { loadRegistry } from './args';
-import { readUserFile, type CliIO } from './io';
+import type { CliIO } from './io';
+import { knownHostsText, sshCredentials } from './keys';
 import { Progress } from './progress';
+import { colorWanted } from './style';
 
 /** The flags of a deploy and a rollback besides the release: which targets, how fast, SSH, locks, report. */
 const ROLLOUT_FLAGS = [
@@ -43,6 +45,7 @@ const ROLLOUT_FLAGS = [
   'pullAttempts',
   'recoveryWindowMs',
   'actor',
+  'json',
 ] as const satisfies readonly SettingName[];
 
 export const DEPLOY_FLAGS: readonly SettingName[] = ['version', ...ROLLOUT_FLAGS, 'dryRun'];
@@ -88,7 +91,8 @@ export async function runDeploy(
   const plan = planDeployment(registry, { select: setting(flags, 'select'), waves: setting(flags, 'waves') });
   const options: FleetOptions = {
     ...chosen,
-    ...identity(flags, io.env, 'cli'),
+    // With $USER unset (a container, cron), the OS account rather than "unknown".
+    ...identity(flags, { ...io.env, USER: io.env.USER || osUser() }, 'cli'),
     ...rolloutSettings(
       flags,
       plan.plan.flatMap((w) => w.targets),
@@ -97,19 +101,21 @@ export async function runDeploy(
   if (mode === 'deploy' && setting(flags, 'dryRun')) return printDryRun(plan, options.version, io);
 
   // Everything below touches servers: check the trust anchors and the key first.
-  const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
+  const ssh = await sshSettings(values, io, registry, plan);
 
   const progress = new Progress({
     write: io.stderr,
     tty: Boolean(io.tty),
-    color: Boolean(io.tty) && !io.env.NO_COLOR,
+    color: colorWanted(io.env, Boolean(io.tty)),
     total: plan.total,
+    columns: io.columns,
+    onResize: io.onResize,
   });
   io.stderr(
-    `${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${options.version}`} to ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`,
+    `${options.rollback ? `Rolling ${plural(plan.total, 'target')} back to ${options.rollback.to ?? (plan.total === 1 ? 'its previous release' : 'their previous releases')}` : `Deploying ${options.version} to ${plural(plan.total, 'target')}`} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`,
   );
   const report = await deployFleet(plan, options, {
-    connector: new SshConnector({ privateKey, knownHosts, passphrase: io.env.FLEET_SSH_PASSPHRASE }),
+    connector: new SshConnector(ssh),
     clock: systemClock,
     urlGet: fetchUrl,
     signal: io.signal,
@@ -124,36 +130,32 @@ export async function runDeploy(
     if (!io.writeText) throw new Error('this environment cannot write files');
     await io.writeText(reportFile, `${JSON.stringify(report, null, 2)}\n`);
   }
-  io.stdout(`\n${renderReport(report)}`);
+  if (setting(flags, 'json')) io.stdout(`${JSON.stringify(report, null, 2)}\n`);
+  else io.stdout(`\n${renderReport(report, { rollback: Boolean(options.rollback) })}`);
   return succeeded(report) ? 0 : 1;
 }
 
-/** The SSH key and host-key trust for a command that connects, checked before anything does. */
+function osUser(): string | undefined {
+  try {
+    return userInfo().username;
+  } catch {
+    return undefined; // no passwd entry for this uid
+  }
+}
+
+/** The SSH credentials and host-key trust for a command that connects, checked before anything does. */
 export async function sshSettings(
   values: Values,
   io: CliIO,
   registry: Registry,
   plan: Plan,
-): Promise<{ privateKey: string; knownHosts: string }> {
+): Promise<SshOptions> {
   const flags = fromFlags(values);
-  const keyFile = setting(flags, 'key') ?? io.env.FLEET_SSH_KEY_FILE;
-  const privateKey = keyFile ? await readUserFile(io, keyFile, '--key') : io.env.FLEET_SSH_KEY;
-  if (!privateKey?.trim()) {
-    throw new ConfigurationError([
-      {
-        path: [],
-        source: '--key',
-        message: 'no SSH private key',
-        hint: 'pass --key FILE, or put the key in $FLEET_SSH_KEY (or its path in $FLEET_SSH_KEY_FILE)',
-      },
-    ]);
-  }
-  const knownHostsFile = setting(flags, 'knownHosts');
-  const knownHosts = knownHostsFile
-    ? await readUserFile(io, knownHostsFile, '--known-hosts')
-    : (io.env.FLEET_KNOWN_HOSTS ?? '');
-  checkTrust(registry, plan, knownHosts);
-  return { privateKey, knownHosts };
+  const known = await knownHostsText(setting(flags, 'knownHosts'), io);
+  checkTrust(registry, plan, known.text);
+  const { from, ...credentials } = await sshCredentials(setting(flags, 'key'), io);
+  io.stderr(`SSH: ${from}${known.from ? `; known hosts from ${known.from}` : ''}\n`);
+  return { ...credentials, knownHosts: known.text };
 }
 
 /** `--dry-run`: each target's remote commands, wave by wave; nothing is contacted. */

@@ -8,7 +8,7 @@ import { describe } from '../deploy/shell';
 import { openRemote, REMOTE_HELP, type Values } from './remote';
 import type { CliIO } from './io';
 
-export const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--concurrency N] [--key FILE] [--known-hosts FILE]
+export const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--json] [--concurrency N] [--key FILE] [--known-hosts FILE]
 
 Reads each selected target's release history (.fleet/history.jsonl in its directory: time, actor, CI run,
 outcome, from → to, digests), newest first, over one SSH connection per server.
@@ -16,11 +16,12 @@ outcome, from → to, digests), newest first, over one SSH connection per server
 Options:
   -n, --limit N         entries per target (default 10)
   -f, --format FORMAT   table (default) or json
+      --json            the same as --format json
 ${REMOTE_HELP}`;
 
 export async function runHistory(values: Values, io: CliIO): Promise<number> {
   const limit = wholeNumber(values.limit as string | undefined, '--limit', 10);
-  const format = (values.format as string | undefined) ?? 'table';
+  const format = values.json ? 'json' : ((values.format as string | undefined) ?? 'table');
   const { targets, connector, concurrency } = await openRemote(values, io);
   const outcomes = await eachServer(
     targets,

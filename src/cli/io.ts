@@ -2,7 +2,9 @@
 import { setMaxListeners } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import type { LockEvent } from '../deploy/target';
+import { createInterface } from 'node:readline/promises';
 import { ConfigurationError } from '../errors';
+import { invocation } from './invocation';
 
 export interface CliIO {
   stdout: (text: string) => void;
@@ -12,11 +14,30 @@ export interface CliIO {
   env: Readonly<Record<string, string | undefined>>;
   /** stderr is a terminal: live progress and colour. */
   tty?: boolean;
-  /** Aborted on the first SIGINT/SIGTERM: no new targets start; running ones finish or roll back. */
+  /**
+   * Aborted on the first SIGINT/SIGTERM (its reason the signal's name) or when the reader of stdout went
+   * away (reason 'EPIPE'): no new targets start; running ones finish or roll back.
+   */
   signal?: AbortSignal;
   /** Told of each lock a deploy takes and releases, so quitting at once can say which it leaves. */
   onLock?: (e: LockEvent) => void;
+  /** The command as the person runs it, for hints that run as printed (invocation.ts). */
+  self?: string;
+  /** The terminal's width (stderr's), and a call on each resize; absent when not a terminal. */
+  columns?: () => number | undefined;
+  onResize?: (redraw: () => void) => () => void;
+  /**
+   * Ends the process with `code` once the current work returns, even if sockets of abandoned work (an
+   * interrupted demo's deploy) would keep it alive; absent in tests, which run in-process.
+   */
+  exitSoon?: (code: number) => void;
+  /** Asks the person a question and returns the answer; absent when nobody can answer (no terminal). */
+  ask?: (question: string) => Promise<string>;
 }
+
+/** Why the run was interrupted, or undefined. */
+export const interruption = (io: CliIO): string | undefined =>
+  io.signal?.aborted ? String(io.signal.reason) : undefined;
 
 export function processIO(): CliIO {
   const controller = new AbortController();
@@ -28,34 +49,66 @@ export function processIO(): CliIO {
   const interrupt = (sig: NodeJS.Signals) => {
     interrupts++;
     if (interrupts === 1) {
-      process.stderr.write(
+      write(
+        process.stderr,
         `\n${sig}: finishing the targets in progress (rolling back where needed) and releasing their locks; no new target starts. Again to quit at once.\n`,
       );
-      controller.abort();
+      controller.abort(sig);
     } else {
-      process.stderr.write(quitMessage([...held.keys()]));
+      // 'exit' handlers still run (the demo tears its sandbox down in one)
+      write(process.stderr, quitMessage([...held.keys()], invocation(process.env)));
       process.exit(130);
     }
   };
   process.on('SIGINT', interrupt);
   process.on('SIGTERM', interrupt);
+  // `… | head`: the reader left. Write nothing more, stop like an interrupt, exit without a stack.
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      closed.add(stream);
+      if (!controller.signal.aborted) controller.abort('EPIPE');
+    });
+  const stderr = process.stderr;
   return {
-    stdout: (t) => process.stdout.write(t),
-    stderr: (t) => process.stderr.write(t),
+    stdout: (t) => write(process.stdout, t),
+    stderr: (t) => write(stderr, t),
     readText: (p) => readFile(p, 'utf8'),
     writeText: (p, t) => writeFile(p, t),
     env: process.env,
-    tty: Boolean(process.stderr.isTTY),
+    tty: Boolean(stderr.isTTY),
     signal: controller.signal,
     onLock: (e) => (e.held ? held.set(e.target, e) : held.delete(e.target)),
+    self: invocation(process.env),
+    ...(process.stdin.isTTY ? { ask } : {}),
+    exitSoon: (code) => {
+      process.exitCode = code;
+      setImmediate(() => process.exit(code));
+    },
+    ...(stderr.isTTY
+      ? {
+          columns: () => stderr.columns,
+          onResize: (redraw: () => void) => {
+            stderr.on('resize', redraw);
+            return () => stderr.off('resize', redraw);
+          },
+        }
+      : {}),
   };
 }
 
-/** What quitting at once leaves behind, and the command that mends it. */
-export function quitMessage(locked: readonly string[]): string {
-  if (locked.length === 0) return '\nQuit at once; no lock was left behind.\n';
-  const shown = locked.slice(0, 10).join(', ') + (locked.length > 10 ? `, … (${locked.length} in all)` : '');
-  return `\nQuit at once: ${locked.length === 1 ? 'this target keeps its' : `these ${locked.length} targets keep their`} deploy lock: ${shown}.\nRelease ${locked.length === 1 ? 'it' : 'them'} (this deploy is gone): fleet-deploy unlock --force --select 'id=${locked.join('|')}'\n`;
+async function ask(question: string): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return await rl.question(question);
+  } finally {
+    rl.close();
+  }
+}
+
+const closed = new Set<NodeJS.WriteStream>();
+function write(stream: NodeJS.WriteStream, text: string): void {
+  if (!closed.has(stream)) stream.write(text);
 }
 
 /** Reads a user-named file; a missing or unreadable file is the user's mistake, said with the flag. */
@@ -76,4 +129,12 @@ export async function readUserFile(io: CliIO, path: string, flag: string): Promi
       { path: [], source: flag, message: `cannot read ${JSON.stringify(path)}: ${why}` },
     ]);
   }
+}
+
+/** What quitting at once leaves behind, and the command that mends it (`self`: how to run this tool). */
+export function quitMessage(locked: readonly string[], self = 'fleet-deploy'): string {
+  if (locked.length === 0) return '\nQuit at once; no lock was left behind.\n';
+  const one = locked.length === 1;
+  const shown = locked.slice(0, 10).join(', ') + (locked.length > 10 ? `, … (${locked.length} in all)` : '');
+  return `\nQuit at once: ${one ? 'this target keeps its' : `these ${locked.length} targets keep their`} deploy lock: ${shown}.\nRelease ${one ? 'it' : 'them'} (this deploy is gone): ${self} unlock --force --select 'id=${locked.join('|')}'\n`;
 }

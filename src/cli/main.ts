@@ -31,6 +31,17 @@ import { runDemo, runSandbox, SANDBOX_USAGE } from './sandbox';
 import { DEFAULT_REGISTRY, loadRegistry } from './args';
 import { wholeNumber } from '../values';
 import { flagOptions } from '../settings';
+import { closest } from '../registry/issues';
+import {
+  ADD_SERVER_USAGE,
+  ADD_TENANT_USAGE,
+  INIT_OPTIONS,
+  INIT_USAGE,
+  runAddServer,
+  runAddTenant,
+  runInit,
+} from './init';
+import { completionScript, SHELLS, type Completable, type Shell } from './completion';
 
 export const EXIT = { ok: 0, failure: 1, configuration: 2 } as const;
 
@@ -43,8 +54,12 @@ interface Command {
     io: CliIO,
     positionals: string[],
   ) => Promise<number>;
-  /** Takes positional words (e.g. `sandbox up`). */
+  /** Takes positional words besides its verbs (e.g. `add-tenant SERVER`). */
   positionals?: boolean;
+  /** The words it takes first, one of which is required (`sandbox up|down|status`): checked, completed. */
+  verbs?: readonly string[];
+  /** Verbs that work but are not offered (`sandbox serve`, the background process). */
+  hiddenVerbs?: readonly string[];
 }
 
 const registryOption = { registry: { type: 'string', short: 'r' } } as const;
@@ -94,6 +109,7 @@ Options:
       ...REMOTE_OPTIONS,
       limit: { type: 'string', short: 'n' },
       format: { type: 'string', short: 'f' },
+      json: { type: 'boolean' },
     },
     run: (values, io) => runHistory(values, io),
   },
@@ -143,7 +159,8 @@ Options:
   sandbox: {
     summary: 'A local sandbox fleet to try it without servers: up, down, status',
     usage: SANDBOX_USAGE,
-    positionals: true,
+    verbs: ['up', 'down', 'status'],
+    hiddenVerbs: ['serve'],
     options: { dir: { type: 'string' }, servers: { type: 'string' }, tenants: { type: 'string' } },
     run: (values, io, positionals) => runSandbox(values, positionals, io),
   },
@@ -157,9 +174,27 @@ and once with 30% (it goes on) — shows the history of that tenant and a manual
     options: {},
     run: (values, io) => runDemo(values, io),
   },
+  init: {
+    summary: 'Write a starter registry for your servers (host keys fetched, pinned with your consent)',
+    usage: INIT_USAGE,
+    options: INIT_OPTIONS,
+    run: (values, io) => runInit(values, io),
+  },
+  'add-server': {
+    summary: 'Add a server to the registry (its host key fetched, pinned with your consent)',
+    usage: ADD_SERVER_USAGE,
+    options: INIT_OPTIONS,
+    run: (values, io) => runAddServer(values, io),
+  },
+  'add-tenant': {
+    summary: 'Add a tenant to a server of the registry',
+    usage: ADD_TENANT_USAGE,
+    options: INIT_OPTIONS,
+    run: (values, io) => runAddTenant(values, io),
+  },
   plan: {
     summary: 'Select targets and cut them into waves and GitHub matrices',
-    usage: `fleet-deploy plan [--registry FILE] [--select EXPR] [--waves SPEC] [--max-per-job N] [--format table|json|matrix]
+    usage: `fleet-deploy plan [--registry FILE] [--select EXPR] [--waves SPEC] [--max-per-job N] [--format table|json|matrix] [--json]
 
 Selects targets (a target is one tenant on one server, "server/tenant") and cuts them into waves.
 
@@ -173,6 +208,7 @@ Options:
                         or "rings" for one wave per ring; or "all" (default) for one wave
       --max-per-job N   targets per GitHub matrix job (default 1; a wave never exceeds 256 jobs)
   -f, --format FORMAT   table (default), json (the whole plan) or matrix (one GitHub matrix per wave)
+      --json            the same as --format json
   -h, --help            show this help`,
     options: {
       ...registryOption,
@@ -180,9 +216,10 @@ Options:
       waves: { type: 'string', short: 'w' },
       'max-per-job': { type: 'string' },
       format: { type: 'string', short: 'f' },
+      json: { type: 'boolean' },
     },
     run: async (values, io) => {
-      const format = (values.format as string | undefined) ?? 'table';
+      const format = values.json ? 'json' : ((values.format as string | undefined) ?? 'table');
       if (!['table', 'json', 'matrix'].includes(format)) {
         throw new ConfigurationError([
           {
@@ -202,6 +239,48 @@ Options:
       if (format === 'json') io.stdout(`${JSON.stringify(planJson(plan), null, 2)}\n`);
       else if (format === 'matrix') io.stdout(`${JSON.stringify(matrices(plan))}\n`);
       else io.stdout(renderPlan(plan));
+      return EXIT.ok;
+    },
+  },
+  help: {
+    summary: "Show the commands, or one command's options: help <command>",
+    usage: `fleet-deploy help [COMMAND]
+
+Without a command, lists the commands; with one, shows its usage and options (as COMMAND --help does).`,
+    options: {},
+    positionals: true,
+    run: async (_values, io, [topic]) => {
+      if (topic === undefined) {
+        io.stdout(`${usage(io.self)}\n`);
+        return EXIT.ok;
+      }
+      const command = COMMANDS[topic];
+      if (!command) {
+        const near = closest(topic, Object.keys(COMMANDS));
+        return usageError(
+          io,
+          'fleet-deploy help',
+          `unknown command ${JSON.stringify(topic)}`,
+          near && JSON.stringify(near),
+        );
+      }
+      io.stdout(`${command.usage}\n`);
+      return EXIT.ok;
+    },
+  },
+  completion: {
+    summary: 'Print shell completion for bash, zsh or fish',
+    usage: `fleet-deploy completion bash|zsh|fish
+
+Prints a completion script for the commands, their verbs and their flags. Install it:
+  bash  echo 'eval "$(fleet-deploy completion bash)"' >> ~/.bashrc
+  zsh   echo 'eval "$(fleet-deploy completion zsh)"' >> ~/.zshrc   (after compinit)
+  fish  fleet-deploy completion fish > ~/.config/fish/completions/fleet-deploy.fish
+(With npx: the same, as "npx fleet-deploy completion …"; the script completes the fleet-deploy command.)`,
+    options: {},
+    verbs: SHELLS,
+    run: async (_values, io, [shell]) => {
+      io.stdout(completionScript(shell as Shell, completable()));
       return EXIT.ok;
     },
   },
@@ -230,24 +309,102 @@ export function renderPlan(plan: Plan): string {
   return `${out.join('\n')}\n`;
 }
 
-function usage(): string {
+function usage(self = 'fleet-deploy'): string {
   const names = Object.keys(COMMANDS);
   const width = Math.max(...names.map((n) => n.length));
   return `fleet-deploy ${VERSION} — deploy tenant stacks to a fleet of servers over SSH
 
-Usage: fleet-deploy <command> [options]
+Usage: ${self} <command> [options]
 
 Commands:
 ${names.map((n) => `  ${n.padEnd(width)}  ${COMMANDS[n]!.summary}`).join('\n')}
 
-Run "fleet-deploy <command> --help" for a command's options.
+Run "${self} help <command>" for a command's options.
 Exit codes: 0 success, 1 failure, 2 configuration error.`;
+}
+
+/** The command table as shells complete it (completion.ts). */
+function completable(): Completable[] {
+  return Object.entries(COMMANDS).map(([name, c]) => ({
+    name,
+    summary: c.summary,
+    flags: [...Object.keys(c.options), 'help'],
+    verbs: c.verbs ?? [],
+  }));
+}
+
+/** A mistake in how the command was typed: one line, the nearest right word, exit 2. */
+function usageError(io: CliIO, where: string, message: string, near?: string, helpFor?: string): number {
+  const self = io.self ?? 'fleet-deploy';
+  io.stderr(
+    `${where}: ${message}${near ? `; did you mean ${near}?` : ''} (${self} help${helpFor ? ` ${helpFor}` : ''})\n`,
+  );
+  return EXIT.configuration;
+}
+
+/** parseArgs' errors, as one line naming the nearest flag. */
+function parseError(io: CliIO, name: string, command: Command, e: Error): number {
+  const where = `fleet-deploy ${name}`;
+  const code = (e as NodeJS.ErrnoException).code;
+  const flags = [...Object.keys(command.options), 'help'];
+  const unknown = /Unknown option '(-{1,2})([^'=]+)/.exec(e.message);
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && unknown) {
+    const near = closest(unknown[2]!, flags);
+    return usageError(io, where, `unknown option ${unknown[1]}${unknown[2]}`, near && `--${near}`, name);
+  }
+  const positional = /Unexpected argument '([^']*)'/.exec(e.message);
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' && positional) {
+    const near = closest(positional[1]!, flags);
+    return usageError(
+      io,
+      where,
+      `unexpected argument ${JSON.stringify(positional[1])}`,
+      near && `--${near}`,
+      name,
+    );
+  }
+  const missing = /Option '(?:-\w, )?(--[\w-]+)/.exec(e.message);
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && missing)
+    return usageError(io, where, `${missing[1]} needs a value`, undefined, name);
+  return usageError(io, where, e.message.split('\n')[0]!, undefined, name);
+}
+
+/** A command's first word when it takes verbs (`sandbox up`): one of them, else a one-line error. */
+function checkVerb(io: CliIO, name: string, command: Command, positionals: string[]): number | undefined {
+  const verbs = command.verbs;
+  if (!verbs) return undefined;
+  const verb = positionals[0];
+  if (verb !== undefined && (verbs.includes(verb) || command.hiddenVerbs?.includes(verb))) return undefined;
+  const list = `${verbs.slice(0, -1).join(', ')} or ${verbs.at(-1)}`;
+  if (verb === undefined)
+    return usageError(io, `fleet-deploy ${name}`, `say which: ${list}`, undefined, name);
+  const near = closest(verb, verbs);
+  return usageError(
+    io,
+    `fleet-deploy ${name}`,
+    `${JSON.stringify(verb)} is not ${list}`,
+    near && JSON.stringify(near),
+    name,
+  );
+}
+
+/** The message of an unexpected failure; its stack only when asked (FLEET_DEBUG=1). */
+function failure(io: CliIO, name: string, e: unknown): number {
+  const debug = Boolean(io.env.FLEET_DEBUG);
+  const text =
+    e instanceof Error
+      ? debug
+        ? (e.stack ?? e.message)
+        : `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}`
+      : String(e);
+  io.stderr(`fleet-deploy ${name} failed: ${sanitize(text)}\n`);
+  return EXIT.failure;
 }
 
 export async function runCli(argv: readonly string[], io: CliIO = processIO()): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    io.stdout(`${usage()}\n`);
+  if (name === undefined || name === '--help' || name === '-h') {
+    io.stdout(`${usage(io.self)}\n`);
     return name === undefined ? EXIT.configuration : EXIT.ok;
   }
   if (name === '--version' || name === '-V') {
@@ -256,8 +413,13 @@ export async function runCli(argv: readonly string[], io: CliIO = processIO()): 
   }
   const command = COMMANDS[name];
   if (!command) {
-    io.stderr(`fleet-deploy: unknown command ${JSON.stringify(name)}\n\n${usage()}\n`);
-    return EXIT.configuration;
+    const near = closest(name, Object.keys(COMMANDS));
+    return usageError(
+      io,
+      'fleet-deploy',
+      `unknown command ${JSON.stringify(name)}`,
+      near && JSON.stringify(near),
+    );
   }
   let values: Record<string, string | boolean | undefined>;
   let positionals: string[];
@@ -265,19 +427,20 @@ export async function runCli(argv: readonly string[], io: CliIO = processIO()): 
     const parsed = parseArgs({
       args: [...rest],
       options: { ...command.options, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: Boolean(command.positionals),
+      allowPositionals: Boolean(command.positionals || command.verbs),
       strict: true,
     });
     values = parsed.values as typeof values;
     positionals = parsed.positionals;
   } catch (e) {
-    io.stderr(`fleet-deploy ${name}: ${(e as Error).message}\n\n${command.usage}\n`);
-    return EXIT.configuration;
+    return parseError(io, name, command, e as Error);
   }
   if (values.help) {
     io.stdout(`${command.usage}\n`);
     return EXIT.ok;
   }
+  const badVerb = checkVerb(io, name, command, positionals);
+  if (badVerb !== undefined) return badVerb;
   try {
     return await command.run(values, io, positionals);
   } catch (e) {
@@ -287,7 +450,6 @@ export async function runCli(argv: readonly string[], io: CliIO = processIO()): 
       if (e.problems.length > 1) io.stderr(`${e.problems.length} problems\n`);
       return EXIT.configuration;
     }
-    io.stderr(`fleet-deploy ${name} failed: ${sanitize((e as Error).stack ?? String(e))}\n`);
-    return EXIT.failure;
+    return failure(io, name, e);
   }
 }

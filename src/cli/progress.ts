@@ -1,12 +1,15 @@
 /**
  * Progress a person can follow. In a log (CI, pipes): one line per target per step. In a terminal: one
- * line per finished target and a live status line below them. Colour only in a terminal, never with
- * NO_COLOR. Step details and errors carry server text, printed as safe single lines (report/sanitize).
+ * line per finished target and a live status line below them, clipped to the terminal's width (a line
+ * that wraps cannot be redrawn in place: each redraw would leave a stale copy) and redrawn when the
+ * terminal is resized. Colour only in a terminal, never with NO_COLOR (style.ts). Step details and
+ * errors carry server text, printed as safe single lines (report/sanitize).
  */
 import type { TargetResult } from '../deploy/result';
 import type { StepEvent } from '../deploy/target';
 import { seconds } from '../report/render';
 import { sanitizeLine } from '../report/sanitize';
+import { painter, type Paint, type Style } from './style';
 
 export interface ProgressOptions {
   write: (text: string) => void;
@@ -14,9 +17,30 @@ export interface ProgressOptions {
   color: boolean;
   total: number;
   now?: () => number;
+  /** The terminal's width now (it changes); undefined: 80. */
+  columns?: () => number | undefined;
+  /** Calls `redraw` on each resize; returns how to stop. */
+  onResize?: (redraw: () => void) => () => void;
 }
 
-const COLORS = { red: 31, green: 32, yellow: 33, dim: 2, bold: 1 } as const;
+type Segment = [text: string, style?: Style];
+
+/** The segments cut to `width` characters, the last cut one ending in "…". */
+export function clip(segments: readonly Segment[], width: number): Segment[] {
+  const out: Segment[] = [];
+  let room = width;
+  for (const [text, style] of segments) {
+    const chars = [...text];
+    if (chars.length <= room) {
+      out.push([text, style]);
+      room -= chars.length;
+      continue;
+    }
+    if (room > 0) out.push([`${chars.slice(0, room - 1).join('')}…`, style]);
+    break;
+  }
+  return out;
+}
 
 export class Progress {
   private done = 0;
@@ -24,11 +48,14 @@ export class Progress {
   private wave = '';
   private readonly running = new Set<string>();
   private statusShown = false;
+  /** The width the status line was drawn for, and how many characters it took. */
+  private drawn = { columns: 0, length: 0 };
+  private readonly paint: Paint;
+  private readonly stopResize?: () => void;
 
-  constructor(private readonly o: ProgressOptions) {}
-
-  private paint(text: string, color: keyof typeof COLORS): string {
-    return this.o.color ? `\x1b[${COLORS[color]}m${text}\x1b[0m` : text;
+  constructor(private readonly o: ProgressOptions) {
+    this.paint = painter(o.color);
+    if (o.tty) this.stopResize = o.onResize?.(() => this.redraw());
   }
 
   private line(text: string): void {
@@ -37,15 +64,38 @@ export class Progress {
     if (this.o.tty) this.status();
   }
 
+  private columns(): number {
+    return Math.max(10, this.o.columns?.() ?? 80);
+  }
+
+  /**
+   * After a resize: a terminal that reflows (most do) may have wrapped the old status line onto several
+   * rows of the narrower width; go up to its first row and clear to the end of the screen, then draw.
+   */
+  private redraw(): void {
+    if (!this.statusShown) return;
+    const rows = Math.ceil(this.drawn.length / this.columns());
+    this.o.write(`\r${rows > 1 ? `\x1b[${rows - 1}A` : ''}\x1b[J`);
+    this.statusShown = false;
+    this.status();
+  }
+
   private status(): void {
     const names = [...this.running];
     const shown = names.slice(0, 3).join(', ') + (names.length > 3 ? ` +${names.length - 3}` : '');
     const width = 20;
     const filled = Math.round((this.done / Math.max(1, this.o.total)) * width);
     const bar = `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
-    this.o.write(
-      `\r\x1b[2K${this.wave} ${bar} ${this.done}/${this.o.total}${this.failed ? this.paint(` · ${this.failed} failed`, 'red') : ''}${shown ? this.paint(` · ${shown}`, 'dim') : ''}`,
-    );
+    const segments: Segment[] = [
+      [`${this.wave} ${bar} ${this.done}/${this.o.total}`],
+      ...(this.failed ? [[` · ${this.failed} failed`, 'red'] as Segment] : []),
+      ...(shown ? [[` · ${shown}`, 'dim'] as Segment] : []),
+    ];
+    // One column short of the width: a line that fills the last column wraps on some terminals.
+    const columns = this.columns();
+    const line = clip(segments, columns - 1);
+    this.o.write(`\r\x1b[2K${line.map(([t, style]) => (style ? this.paint(t, style) : t)).join('')}`);
+    this.drawn = { columns, length: line.reduce((n, [t]) => n + [...t].length, 0) };
     this.statusShown = true;
   }
 
@@ -88,6 +138,7 @@ export class Progress {
   };
 
   finish(): void {
+    this.stopResize?.();
     if (this.o.tty && this.statusShown) this.o.write('\r\x1b[2K');
   }
 }

@@ -26,8 +26,10 @@ export const REMOTE_OPTIONS = {
 export const REMOTE_HELP = `  -r, --registry FILE   the server registry (default: $FLEET_REGISTRY or servers/production.json)
   -s, --select EXPR     which targets (default: every target)
   -c, --concurrency N   servers worked on at once, one SSH connection each (default 8)
-      --key FILE        SSH private key (default: $FLEET_SSH_KEY, or $FLEET_SSH_KEY_FILE)
-      --known-hosts FILE  trusted host keys besides the registry's pins
+      --key FILE        SSH private key (default: $FLEET_SSH_KEY (the key or its path),
+                        $FLEET_SSH_KEY_FILE, else the ssh-agent at $SSH_AUTH_SOCK)
+      --known-hosts FILE  trusted host keys besides the registry's pins (default: $FLEET_KNOWN_HOSTS
+                        text, else ~/.ssh/known_hosts when not in CI)
   -h, --help            show this help`;
 
 export interface Remote {
@@ -45,12 +47,12 @@ export async function openRemote(values: Values, io: CliIO, ssh: Partial<SshOpti
     select: values.select as string | undefined,
     waves: values.waves as string | undefined,
   });
-  const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
+  const trust = await sshSettings(values, io, registry, plan);
   return {
     registry,
     targets: plan.plan.flatMap((w) => w.targets),
     waveOf: new Map(plan.plan.flatMap((w) => w.targets.map((t) => [t.id, w.index] as const))),
-    connector: new SshConnector({ privateKey, knownHosts, ...ssh }),
+    connector: new SshConnector({ ...trust, ...ssh }),
     concurrency: wholeNumber(values.concurrency as string | undefined, '--concurrency', 8),
   };
 }

@@ -13,8 +13,9 @@ import { plural, table } from '../report/table';
 import { sandboxDirDefault, sandboxDown, sandboxPid, sandboxServe, sandboxUp } from '../sandbox/fleet';
 import { SshConnector } from '../ssh/transport';
 import { wholeNumber } from '../values';
-import type { CliIO } from './io';
+import { interruption, type CliIO } from './io';
 import { Progress } from './progress';
+import { colorWanted, painter } from './style';
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -41,14 +42,15 @@ export async function runSandbox(values: Values, positionals: string[], io: CliI
     case 'up': {
       const servers = wholeNumber(values.servers as string | undefined, '--servers', 3);
       const tenants = wholeNumber(values.tenants as string | undefined, '--tenants', 3);
-      const r = await sandboxUp(dir, { servers, tenantsPerServer: tenants });
+      const self = io.self ?? 'fleet-deploy';
+      const r = await sandboxUp(dir, { servers, tenantsPerServer: tenants }, undefined, self);
       io.stdout(
-        `Sandbox fleet up: ${plural(servers, 'server')} × ${plural(tenants, 'tenant')} on 127.0.0.1 (SANDBOX: local processes, not containers)\n  registry     ${r.registry}\n  key          ${r.keyFile}\n  known_hosts  ${r.knownHosts}\nTry: fleet-deploy deploy -r ${r.registry} --key ${r.keyFile} --version v1\nStop: fleet-deploy sandbox down --dir ${dir}\n`,
+        `Sandbox fleet up: ${plural(servers, 'server')} × ${plural(tenants, 'tenant')} on 127.0.0.1 (SANDBOX: local processes, not containers)\n  registry     ${r.registry}\n  key          ${r.keyFile}\n  known_hosts  ${r.knownHosts}\nTry: ${self} deploy -r ${r.registry} --key ${r.keyFile} --version v1\nStop: ${self} sandbox down --dir ${dir}\n`,
       );
       return 0;
     }
     case 'down': {
-      const r = await sandboxDown(dir);
+      const r = sandboxDown(dir);
       io.stdout(
         `Sandbox ${r.servers ? 'servers stopped' : 'servers were not running'}; ${plural(r.services, 'service')} stopped.\n`,
       );
@@ -96,7 +98,11 @@ export async function runSandbox(values: Values, positionals: string[], io: CliI
   }
 }
 
-const COLOR = { bold: '1', dim: '2', red: '31', green: '32', yellow: '33', cyan: '36' } as const;
+/** Thrown between the demo's acts once it was asked to stop. */
+class Stopped extends Error {}
+
+/** The exit code of a demo stopped by `reason`: 0 when its reader left (`| head`), else 128 + the signal. */
+const stoppedCode = (reason: string) => (reason === 'SIGINT' ? 130 : reason === 'SIGTERM' ? 143 : 0);
 
 /**
  * The demo: a sandbox of 3 servers × 3 tenants; v1 everywhere; then v2 in waves 1,34%,100% where one
@@ -104,21 +110,43 @@ const COLOR = { bold: '1', dim: '2', red: '31', green: '32', yellow: '33', cyan:
  * history of that tenant; a manual rollback; then everything is torn down.
  */
 export async function runDemo(_values: Values, io: CliIO): Promise<number> {
-  const color = Boolean(io.tty) && !io.env.NO_COLOR;
-  const paint = (t: string, c: keyof typeof COLOR) => (color ? `\x1b[${COLOR[c]}m${t}\x1b[0m` : t);
+  const color = colorWanted(io.env, Boolean(io.tty));
+  const paint = painter(color);
   const say = (t = '') => io.stdout(`${t}\n`);
-  const title = (n: number, t: string) => say(`\n${paint(`${n}. ${t}`, 'bold')}`);
+  const title = (n: number, t: string) => {
+    const why = interruption(io);
+    if (why) throw new Stopped(why);
+    say(`\n${paint(`${n}. ${t}`, 'bold')}`);
+  };
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'fleet-deploy-demo-'));
-  let code: number;
+  // A second Ctrl-C (or `timeout`'s signal echoed by npm) quits at once: tear down on the way out too.
+  const tearDown = () => {
+    const down = sandboxDown(dir);
+    rmSync(dir, { recursive: true, force: true });
+    return down;
+  };
+  process.on('exit', tearDown);
+  // Asked to stop: the sandbox is torn down at once, not after its targets in flight finish (a demo's
+  // deploy has nothing worth finishing); what is left of the deploy then fails fast on closed servers.
+  const stop = new Promise<never>((_, reject) => {
+    const abort = () => reject(new Stopped(interruption(io)));
+    if (io.signal?.aborted) abort();
+    else io.signal?.addEventListener('abort', abort, { once: true });
+  });
+  stop.catch(() => undefined);
+  const untilStopped = <T>(work: Promise<T>) => Promise.race([work, stop]);
+  let code = 1;
   try {
     title(1, 'A sandbox fleet: 3 servers × 3 tenants on 127.0.0.1 (real SSH; services are local processes)');
     // a snappy gate: the bad release is rolled back after 4 s (9 targets leave the machine idle enough)
-    const sb = await sandboxUp(dir, {
-      servers: 3,
-      tenantsPerServer: 3,
-      health: { timeout: '1s', deadline: '4s' },
-    });
+    const sb = await untilStopped(
+      sandboxUp(dir, {
+        servers: 3,
+        tenantsPerServer: 3,
+        health: { timeout: '1s', deadline: '4s' },
+      }),
+    );
     const registry = parseRegistry(readFileSync(sb.registry, 'utf8'), sb.registry);
     const key = readFileSync(sb.keyFile, 'utf8');
     const targets = targetsOf(registry);
@@ -136,7 +164,14 @@ export async function runDemo(_values: Values, io: CliIO): Promise<number> {
       extra: Partial<FleetOptions> & { select?: string; waves?: string } = {},
     ): Promise<FleetReport> => {
       const plan = planDeployment(registry, { select: extra.select, waves: extra.waves });
-      const progress = new Progress({ write: io.stdout, tty: Boolean(io.tty), color, total: plan.total });
+      const progress = new Progress({
+        write: io.stdout,
+        tty: Boolean(io.tty),
+        color,
+        total: plan.total,
+        columns: io.columns,
+        onResize: io.onResize,
+      });
       const report = await deployFleet(
         plan,
         {
@@ -157,6 +192,7 @@ export async function runDemo(_values: Values, io: CliIO): Promise<number> {
           connector: new SshConnector({ privateKey: key, onHandshake: () => handshakes++ }),
           clock: systemClock,
           urlGet: fetchUrl,
+          signal: io.signal,
           onTarget: progress.onTarget,
           onWave: progress.onWave,
           onStep: io.tty ? progress.onStep : () => undefined,
@@ -167,7 +203,7 @@ export async function runDemo(_values: Values, io: CliIO): Promise<number> {
     };
 
     title(2, 'Deploy v1 to every tenant');
-    let r = await deploy('v1');
+    let r = await untilStopped(deploy('v1'));
     say(
       paint(
         `   ${r.totals.deployed} deployed in ${(r.durationMs / 1000).toFixed(1)} s, one SSH connection per server (${handshakes} handshakes)`,
@@ -178,11 +214,11 @@ export async function runDemo(_values: Values, io: CliIO): Promise<number> {
     const bad = registry.servers[0]!.tenants.find((t) => t.ring === 'canary')!;
     writeFileSync(join(bad.path, 'SANDBOX_BREAK'), 'v2\n');
     title(3, `Deploy v2 in waves 1,34%,100% — ${bad.id}'s v2 is broken — failure budget 0`);
-    r = await deploy('v2', { waves: '1,34%,100%' });
+    r = await untilStopped(deploy('v2', { waves: '1,34%,100%' }));
     say(paint(`   ${r.stopped ?? 'not stopped'}`, r.stopped ? 'yellow' : 'green'));
 
     title(4, 'The same rollout with a failure budget of 30% (1 failure in the 4 targets so far is 25%)');
-    r = await deploy('v2', { waves: '1,34%,100%', maxFailurePercent: 30 });
+    r = await untilStopped(deploy('v2', { waves: '1,34%,100%', maxFailurePercent: 30 }));
     say(renderReport(r).replace(/^/gm, '   '));
 
     title(5, `The release history of ${bad.id} (the audit log on its server)`);
@@ -200,18 +236,25 @@ export async function runDemo(_values: Values, io: CliIO): Promise<number> {
 
     const victim = targets.find((t) => t.tenant.ring === 'general')!;
     title(6, `A manual rollback: ${victim.id} back to its previous release`);
-    r = await deploy('previous', { select: `id=${victim.id}`, rollback: {} });
+    r = await untilStopped(deploy('previous', { select: `id=${victim.id}`, rollback: {} }));
     const t = r.targets[0]!;
     say(
       `   ${victim.id}: ${t.outcome === 'deployed' ? paint('rolled back', 'green') : paint(t.outcome, 'red')} ${t.previous?.version} → ${t.next?.version}`,
     );
     code = 0;
   } catch (e) {
-    io.stderr(`demo failed: ${(e as Error).message}\n`);
-    code = 1;
+    const why = e instanceof Stopped ? e.message : interruption(io);
+    if (why) {
+      io.stderr(`demo stopped (${why}): tearing the sandbox down\n`);
+      code = stoppedCode(why);
+    } else {
+      io.stderr(`demo failed: ${(e as Error).message}\n`);
+      code = 1;
+    }
   } finally {
-    const down = await sandboxDown(dir);
-    rmSync(dir, { recursive: true, force: true });
+    process.off('exit', tearDown);
+    const down = tearDown();
+    if (interruption(io)) io.exitSoon?.(code);
     say(
       `\n${paint('7. Torn down', 'bold')}: sandbox servers stopped, ${plural(down.services, 'service')} stopped. Demo took ${((Date.now() - started) / 1000).toFixed(1)} s.`,
     );

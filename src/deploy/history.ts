@@ -78,7 +78,10 @@ export interface Recorded {
   actor: string;
   run: string;
   target: string;
-  /** `cancelled`: a CI job was cancelled mid-switch and its post step switched the target back. */
+  /**
+   * A deploy's outcome, or "cancelled": the run was stopped while its gate waited (and it was rolled
+   * back), or a CI job was cancelled mid-switch and its post step switched the target back.
+   */
   outcome: Outcome | 'cancelled';
   previous: Release;
   next: Release;

@@ -131,6 +131,10 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   private locked = false;
   /** Something changed on the server: a failure from here on rolls back. */
   private switched = false;
+  /** A rollback to a version the history does not have: refused before anything, so nothing is recorded. */
+  private unresolved = false;
+  /** The run was cancelled while the gate waited: recorded as cancelled, not as a health failure. */
+  private cancelled = false;
 
   constructor(
     private readonly target: Target,
@@ -296,7 +300,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
 
   /** History entry, pruning and the lock release, in one round trip. */
   private async finish(): Promise<void> {
-    const history = this.result.outcome === 'unchanged' ? undefined : this.historyEntry();
+    const history = this.result.outcome === 'unchanged' || this.unresolved ? undefined : this.historyEntry();
     const remove = this.pruneList();
     await this.step(
       'finish',
@@ -403,6 +407,10 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       this.ports.clock,
       cancellable ? this.ports.signal : undefined,
     );
+    if (!g.ok && g.reason === 'cancelled') {
+      this.cancelled = true;
+      throw new StepFailure('health', 'cancelled');
+    }
     if (!g.ok) throw new StepFailure('health', `health gate failed: ${g.reason}`);
     const containers = check.containerHealth && this.strategy.containerHealth?.();
     if (containers) {
@@ -473,7 +481,10 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       this.current.version,
       this.options.rollback?.to,
     );
-    if ('error' in choice) throw new StepFailure('prepare', choice.error);
+    if ('error' in choice) {
+      this.unresolved = true;
+      throw new StepFailure('prepare', choice.error);
+    }
     return choice.version;
   }
 
@@ -483,7 +494,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       actor: this.options.actor,
       run: this.options.runId,
       target: this.target.id,
-      outcome: this.result.outcome,
+      outcome: this.cancelled ? 'cancelled' : this.result.outcome,
       previous: this.current,
       next: this.next,
       rollback: Boolean(this.options.rollback),

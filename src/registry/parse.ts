@@ -9,6 +9,44 @@ import { registrySchema, serverSchema, tenantSchema } from './schema';
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
+type Schema = { safeParse(v: unknown): { success: boolean; error?: { issues: readonly Issue[] } } };
+type Issue = { code: string; path: readonly PropertyKey[]; keys?: readonly string[] };
+
+/** Deletes the value at `path` inside `root`; false when there is nothing deletable (the root itself). */
+function deleteAt(root: Record<string, unknown>, path: readonly PropertyKey[]): boolean {
+  if (path.length === 0) return false;
+  let node: unknown = root;
+  for (const key of path.slice(0, -1))
+    node = isObject(node) || Array.isArray(node) ? node[key as never] : undefined;
+  if (!isObject(node) && !Array.isArray(node)) return false;
+  const last = path.at(-1)!;
+  if (Array.isArray(node)) node.splice(Number(last), 1);
+  else delete node[last as string];
+  return true;
+}
+
+/**
+ * What is valid of a block of defaults: each field the schema rejects (a typo such as "helth", a bad
+ * value) is removed and the rest kept, so one mistake in `defaults` is reported once and every tenant is
+ * still checked with the defaults that are valid (instead of a "no path" for each). Undefined when the
+ * block as a whole is wrong (not an object).
+ */
+function validPart<T>(schema: Schema, value: unknown): T | undefined {
+  if (!isObject(value)) return undefined;
+  const copy = structuredClone(value);
+  // One issue a round: removing a list item shifts the paths of the others.
+  for (let round = 0; round < 100; round++) {
+    const r = schema.safeParse(copy);
+    if (r.success) return copy as T;
+    const issue = r.error?.issues[0];
+    if (!issue) return undefined;
+    const path =
+      issue.code === 'unrecognized_keys' && issue.keys?.length ? [...issue.path, issue.keys[0]!] : issue.path;
+    if (!deleteAt(copy, path)) return undefined;
+  }
+  return undefined;
+}
+
 /**
  * Keeps what passed the schema, entry by entry, so the checks across entries still run and every problem
  * is reported at once (see SalvagedFile). A server whose own fields are invalid stays, with stand-ins for
@@ -22,7 +60,7 @@ function salvage(raw: unknown): SalvagedFile | undefined {
   const top = registrySchema.shape;
   return {
     rings: part(top.rings, raw.rings),
-    defaults: part(top.defaults, raw.defaults),
+    defaults: validPart(top.defaults, raw.defaults),
     servers: raw.servers.map((s, si) => {
       if (!isObject(s) || !Array.isArray(s.tenants)) return undefined;
       const tenants = s.tenants.map((t) => part<SalvagedServer['tenants'][number]>(tenantSchema, t));
@@ -33,8 +71,10 @@ function salvage(raw: unknown): SalvagedFile | undefined {
           const keys =
             issue.code === 'unrecognized_keys' && issue.path.length === 0 ? issue.keys : [issue.path[0]];
           for (const key of keys) {
-            if (key === 'tenantDefaults') return undefined; // its tenants cannot be resolved
-            if (key === 'name') server.name = `invalid-${si}`;
+            if (key === 'tenantDefaults') {
+              server.tenantDefaults = validPart(serverSchema.shape.tenantDefaults, s.tenantDefaults);
+              if (server.tenantDefaults === undefined) return undefined; // its tenants cannot be resolved
+            } else if (key === 'name') server.name = `invalid-${si}`;
             else if (key === 'host' || key === 'port')
               [server.host, server.port] = [`invalid-${si}.invalid`, 22];
             else if (key === 'region') server.region = 'invalid';

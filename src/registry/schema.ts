@@ -166,7 +166,9 @@ const health = z
       .meta({ description: 'Text the body must contain. May use {version}.' })
       .optional(),
     json: jsonExpectation.optional(),
-    interval: duration('Time between probes. Default: "2s".').optional(),
+    interval: duration(
+      'The pause after each probe before the next (not a period: a slow answer delays the next probe). Default: "2s".',
+    ).optional(),
     timeout: duration('Timeout of one probe. Default: "5s".').optional(),
     deadline: duration(
       'How long the gate waits for the service to become stable. Default: "120s".',

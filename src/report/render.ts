@@ -23,7 +23,12 @@ export function targetTime(r: TargetResult): string {
 
 const versionOf = (r: TargetResult, which: 'previous' | 'next') => r[which]?.version ?? '—';
 
-export function renderReport(report: FleetReport): string {
+/**
+ * `rollback`: the run was a manual rollback, whose targets that reached the old release read
+ * "deployed (rollback)" — not "rolled-back", which is the automatic rollback after a failed deploy and
+ * counts as a failure.
+ */
+export function renderReport(report: FleetReport, o: { rollback?: boolean } = {}): string {
   const rows = [...report.targets]
     .sort(
       (a, b) =>
@@ -32,7 +37,7 @@ export function renderReport(report: FleetReport): string {
     .map((r) => [
       r.id,
       String(r.wave),
-      r.outcome,
+      o.rollback && r.outcome === 'deployed' ? 'deployed (rollback)' : r.outcome,
       `${versionOf(r, 'previous')} → ${versionOf(r, 'next')}`,
       targetTime(r),
       reason(r),

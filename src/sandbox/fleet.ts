@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { ConfigurationError } from '../errors';
 import { freePort } from './ports';
 import { isRunning, stopProcesses } from './processes';
 import { stopServices } from './services';
@@ -166,10 +167,19 @@ export async function sandboxUp(
   dir: string,
   spec: SandboxSpec,
   rings = ['sandbox', 'canary', 'general'],
+  /** The command as the person runs it, for the hint (`fleet-deploy` or `npx fleet-deploy`). */
+  self = 'fleet-deploy',
 ): Promise<{ registry: string; keyFile: string; knownHosts: string }> {
   dir = resolve(dir);
   if (sandboxPid(dir))
-    throw new Error(`a sandbox is already running in ${dir} (fleet-deploy sandbox down --dir ${dir})`);
+    throw new ConfigurationError([
+      {
+        path: [],
+        source: '--dir',
+        message: `a sandbox is already running in ${dir}`,
+        hint: `use it, or stop it first: ${self} sandbox down --dir ${dir}`,
+      },
+    ]);
   mkdirSync(dir, { recursive: true });
   const client = generateKeyPair('fleet-deploy-sandbox');
   const keyFile = join(dir, 'client_key');
@@ -213,12 +223,17 @@ export async function sandboxServe(dir: string): Promise<void> {
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
-  await Promise.race([Promise.all(closers.map((c) => c())), sleep(2000)]);
+  // Close what closes at once; open client connections need no goodbye (the OS closes them on exit), and
+  // waiting for them would hold up a demo being torn down.
+  await Promise.race([Promise.all(closers.map((c) => c())), sleep(250)]);
   process.exit(0);
 }
 
-/** Stops the servers and every service process the sandbox runtime started. Returns what it stopped. */
-export async function sandboxDown(dir: string): Promise<{ servers: boolean; services: number }> {
+/**
+ * Stops the servers and every service process the sandbox runtime started. Returns what it stopped.
+ * Synchronous and bounded (stopProcesses), so an 'exit' handler can run it when the process must quit.
+ */
+export function sandboxDown(dir: string): { servers: boolean; services: number } {
   dir = resolve(dir);
   const pid = sandboxPid(dir);
   if (pid) stopProcesses([pid]);

@@ -18,8 +18,10 @@ import { parseKnownHosts, verifyHostKey, type KnownHostEntry } from './known-hos
 
 export interface SshOptions {
   /** The private key's text (OpenSSH or PEM). Held in memory only; never written to disk. */
-  privateKey: string;
+  privateKey?: string;
   passphrase?: string;
+  /** An ssh-agent's socket, used when there is no private key. */
+  agent?: string;
   /** known_hosts lines trusted besides the registry's pinned keys. */
   knownHosts?: string;
   /** Override the SSH user of every server (e.g. for a sandbox). */
@@ -86,7 +88,8 @@ export class SshConnector implements Connector {
         host,
         port,
         username: user,
-        privateKey: this.options.privateKey,
+        ...(this.options.privateKey ? { privateKey: this.options.privateKey } : {}),
+        ...(this.options.agent ? { agent: this.options.agent } : {}),
         ...(this.options.passphrase ? { passphrase: this.options.passphrase } : {}),
         ...(sock ? { sock } : {}),
         readyTimeout: this.options.connectTimeoutMs ?? 20_000,
