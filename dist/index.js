@@ -67408,7 +67408,7 @@ const health = strictObject({
         .meta({ description: 'Text the body must contain. May use {version}.' })
         .optional(),
     json: jsonExpectation.optional(),
-    interval: schema_duration('Time between probes. Default: "2s".').optional(),
+    interval: schema_duration('The pause after each probe before the next (not a period: a slow answer delays the next probe). Default: "2s".').optional(),
     timeout: schema_duration('Timeout of one probe. Default: "5s".').optional(),
     deadline: schema_duration('How long the gate waits for the service to become stable. Default: "120s".').optional(),
     successes: schemas_int({ error: 'must be a whole number' })
@@ -67920,6 +67920,46 @@ function checkSlotPorts(tenants, server, problem) {
 
 
 const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** Deletes the value at `path` inside `root`; false when there is nothing deletable (the root itself). */
+function deleteAt(root, path) {
+    if (path.length === 0)
+        return false;
+    let node = root;
+    for (const key of path.slice(0, -1))
+        node = isObject(node) || Array.isArray(node) ? node[key] : undefined;
+    if (!isObject(node) && !Array.isArray(node))
+        return false;
+    const last = path.at(-1);
+    if (Array.isArray(node))
+        node.splice(Number(last), 1);
+    else
+        delete node[last];
+    return true;
+}
+/**
+ * What is valid of a block of defaults: each field the schema rejects (a typo such as "helth", a bad
+ * value) is removed and the rest kept, so one mistake in `defaults` is reported once and every tenant is
+ * still checked with the defaults that are valid (instead of a "no path" for each). Undefined when the
+ * block as a whole is wrong (not an object).
+ */
+function validPart(schema, value) {
+    if (!isObject(value))
+        return undefined;
+    const copy = structuredClone(value);
+    // One issue a round: removing a list item shifts the paths of the others.
+    for (let round = 0; round < 100; round++) {
+        const r = schema.safeParse(copy);
+        if (r.success)
+            return copy;
+        const issue = r.error?.issues[0];
+        if (!issue)
+            return undefined;
+        const path = issue.code === 'unrecognized_keys' && issue.keys?.length ? [...issue.path, issue.keys[0]] : issue.path;
+        if (!deleteAt(copy, path))
+            return undefined;
+    }
+    return undefined;
+}
 /**
  * Keeps what passed the schema, entry by entry, so the checks across entries still run and every problem
  * is reported at once (see SalvagedFile). A server whose own fields are invalid stays, with stand-ins for
@@ -67932,7 +67972,7 @@ function salvage(raw) {
     const top = registrySchema.shape;
     return {
         rings: part(top.rings, raw.rings),
-        defaults: part(top.defaults, raw.defaults),
+        defaults: validPart(top.defaults, raw.defaults),
         servers: raw.servers.map((s, si) => {
             if (!isObject(s) || !Array.isArray(s.tenants))
                 return undefined;
@@ -67943,9 +67983,12 @@ function salvage(raw) {
                 for (const issue of check.error.issues) {
                     const keys = issue.code === 'unrecognized_keys' && issue.path.length === 0 ? issue.keys : [issue.path[0]];
                     for (const key of keys) {
-                        if (key === 'tenantDefaults')
-                            return undefined; // its tenants cannot be resolved
-                        if (key === 'name')
+                        if (key === 'tenantDefaults') {
+                            server.tenantDefaults = validPart(serverSchema.shape.tenantDefaults, s.tenantDefaults);
+                            if (server.tenantDefaults === undefined)
+                                return undefined; // its tenants cannot be resolved
+                        }
+                        else if (key === 'name')
                             server.name = `invalid-${si}`;
                         else if (key === 'host' || key === 'port')
                             [server.host, server.port] = [`invalid-${si}.invalid`, 22];
@@ -68564,11 +68607,51 @@ function plural(n, word, many = `${word}s`) {
 var external_node_events_ = __nccwpck_require__(8474);
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = require("node:fs/promises");
+;// CONCATENATED MODULE: external "node:readline/promises"
+const external_node_readline_promises_namespaceObject = require("node:readline/promises");
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = require("node:fs");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = require("node:path");
+;// CONCATENATED MODULE: ./src/cli/invocation.ts
+/**
+ * How the person runs this command, so every hint it prints runs as printed: `fleet-deploy` when that
+ * name on their PATH is this very program, else `npx fleet-deploy` (a clone, where npx runs the
+ * project's own bin; a repository with the package installed; or a run through npm/npx, whose PATH is
+ * npm's and not the person's shell's).
+ */
+
+
+const invocation_NAME = 'fleet-deploy';
+const real = (path) => {
+    try {
+        return (0,external_node_fs_namespaceObject.realpathSync)(path);
+    }
+    catch {
+        return undefined;
+    }
+};
+function invocation(env, script = process.argv[1]) {
+    if (env.npm_command || !script)
+        return `npx ${invocation_NAME}`;
+    const self = real(script);
+    const onPath = (env.PATH ?? '')
+        .split(external_node_path_namespaceObject.delimiter)
+        .filter(Boolean)
+        .map((dir) => real((0,external_node_path_namespaceObject.join)(dir, invocation_NAME)))
+        .find((p) => p !== undefined);
+    return self !== undefined && onPath === self ? invocation_NAME : `npx ${invocation_NAME}`;
+}
+
 ;// CONCATENATED MODULE: ./src/cli/io.ts
 /** What the CLI needs from the world; tests pass their own. */
 
 
 
+
+
+/** Why the run was interrupted, or undefined. */
+const interruption = (io) => io.signal?.aborted ? String(io.signal.reason) : undefined;
 function processIO() {
     const controller = new AbortController();
     // Every target in flight waits on this signal (health probe intervals, retries): as many listeners as
@@ -68579,33 +68662,66 @@ function processIO() {
     const interrupt = (sig) => {
         interrupts++;
         if (interrupts === 1) {
-            process.stderr.write(`\n${sig}: finishing the targets in progress (rolling back where needed) and releasing their locks; no new target starts. Again to quit at once.\n`);
-            controller.abort();
+            write(process.stderr, `\n${sig}: finishing the targets in progress (rolling back where needed) and releasing their locks; no new target starts. Again to quit at once.\n`);
+            controller.abort(sig);
         }
         else {
-            process.stderr.write(quitMessage([...held.keys()]));
+            // 'exit' handlers still run (the demo tears its sandbox down in one)
+            write(process.stderr, quitMessage([...held.keys()], invocation(process.env)));
             process.exit(130);
         }
     };
     process.on('SIGINT', interrupt);
     process.on('SIGTERM', interrupt);
+    // `… | head`: the reader left. Write nothing more, stop like an interrupt, exit without a stack.
+    for (const stream of [process.stdout, process.stderr])
+        stream.on('error', (e) => {
+            if (e.code !== 'EPIPE')
+                throw e;
+            io_closed.add(stream);
+            if (!controller.signal.aborted)
+                controller.abort('EPIPE');
+        });
+    const stderr = process.stderr;
     return {
-        stdout: (t) => process.stdout.write(t),
-        stderr: (t) => process.stderr.write(t),
+        stdout: (t) => write(process.stdout, t),
+        stderr: (t) => write(stderr, t),
         readText: (p) => (0,promises_namespaceObject.readFile)(p, 'utf8'),
         writeText: (p, t) => (0,promises_namespaceObject.writeFile)(p, t),
         env: process.env,
-        tty: Boolean(process.stderr.isTTY),
+        tty: Boolean(stderr.isTTY),
         signal: controller.signal,
         onLock: (e) => (e.held ? held.set(e.target, e) : held.delete(e.target)),
+        self: invocation(process.env),
+        ...(process.stdin.isTTY ? { ask } : {}),
+        exitSoon: (code) => {
+            process.exitCode = code;
+            setImmediate(() => process.exit(code));
+        },
+        ...(stderr.isTTY
+            ? {
+                columns: () => stderr.columns,
+                onResize: (redraw) => {
+                    stderr.on('resize', redraw);
+                    return () => stderr.off('resize', redraw);
+                },
+            }
+            : {}),
     };
 }
-/** What quitting at once leaves behind, and the command that mends it. */
-function quitMessage(locked) {
-    if (locked.length === 0)
-        return '\nQuit at once; no lock was left behind.\n';
-    const shown = locked.slice(0, 10).join(', ') + (locked.length > 10 ? `, … (${locked.length} in all)` : '');
-    return `\nQuit at once: ${locked.length === 1 ? 'this target keeps its' : `these ${locked.length} targets keep their`} deploy lock: ${shown}.\nRelease ${locked.length === 1 ? 'it' : 'them'} (this deploy is gone): fleet-deploy unlock --force --select 'id=${locked.join('|')}'\n`;
+async function ask(question) {
+    const rl = (0,external_node_readline_promises_namespaceObject.createInterface)({ input: process.stdin, output: process.stderr });
+    try {
+        return await rl.question(question);
+    }
+    finally {
+        rl.close();
+    }
+}
+const io_closed = new Set();
+function write(stream, text) {
+    if (!io_closed.has(stream))
+        stream.write(text);
 }
 /** Reads a user-named file; a missing or unreadable file is the user's mistake, said with the flag. */
 async function readUserFile(io, path, flag) {
@@ -68625,6 +68741,14 @@ async function readUserFile(io, path, flag) {
             { path: [], source: flag, message: `cannot read ${JSON.stringify(path)}: ${why}` },
         ]);
     }
+}
+/** What quitting at once leaves behind, and the command that mends it (`self`: how to run this tool). */
+function quitMessage(locked, self = 'fleet-deploy') {
+    if (locked.length === 0)
+        return '\nQuit at once; no lock was left behind.\n';
+    const one = locked.length === 1;
+    const shown = locked.slice(0, 10).join(', ') + (locked.length > 10 ? `, … (${locked.length} in all)` : '');
+    return `\nQuit at once: ${one ? 'this target keeps its' : `these ${locked.length} targets keep their`} deploy lock: ${shown}.\nRelease ${one ? 'it' : 'them'} (this deploy is gone): ${self} unlock --force --select 'id=${locked.join('|')}'\n`;
 }
 
 ;// CONCATENATED MODULE: ./src/version.ts
@@ -70414,6 +70538,10 @@ class TargetRun {
     locked = false;
     /** Something changed on the server: a failure from here on rolls back. */
     switched = false;
+    /** A rollback to a version the history does not have: refused before anything, so nothing is recorded. */
+    unresolved = false;
+    /** The run was cancelled while the gate waited: recorded as cancelled, not as a health failure. */
+    cancelled = false;
     constructor(target, wave, options, ports) {
         this.target = target;
         this.options = options;
@@ -70550,7 +70678,7 @@ class TargetRun {
     }
     /** History entry, pruning and the lock release, in one round trip. */
     async finish() {
-        const history = this.result.outcome === 'unchanged' ? undefined : this.historyEntry();
+        const history = this.result.outcome === 'unchanged' || this.unresolved ? undefined : this.historyEntry();
         const remove = this.pruneList();
         await this.step('finish', () => this.release(history, remove), (out) => finishDetail(out, history !== undefined, remove)).catch((e) => {
             const message = `${e.message}; left on the server: ${this.leftOnServer()}`;
@@ -70630,6 +70758,10 @@ class TargetRun {
             ? (timeoutMs) => this.ports.urlGet(check.url, timeoutMs)
             : async (timeoutMs) => (await this.shell.transport()).get(port ?? check.port, check.path, timeoutMs);
         const g = await runGate(check, version, probe, this.ports.clock, cancellable ? this.ports.signal : undefined);
+        if (!g.ok && g.reason === 'cancelled') {
+            this.cancelled = true;
+            throw new StepFailure('health', 'cancelled');
+        }
         if (!g.ok)
             throw new StepFailure('health', `health gate failed: ${g.reason}`);
         const containers = check.containerHealth && this.strategy.containerHealth?.();
@@ -70690,8 +70822,10 @@ class TargetRun {
     /** The version a rollback goes to, from the history read by `prepare`. */
     rollbackVersion(p) {
         const choice = History.parse(p.history).rollbackTarget(this.target.id, this.current.version, this.options.rollback?.to);
-        if ('error' in choice)
+        if ('error' in choice) {
+            this.unresolved = true;
             throw new StepFailure('prepare', choice.error);
+        }
         return choice.version;
     }
     historyEntry() {
@@ -70700,7 +70834,7 @@ class TargetRun {
             actor: this.options.actor,
             run: this.options.runId,
             target: this.target.id,
-            outcome: this.result.outcome,
+            outcome: this.cancelled ? 'cancelled' : this.result.outcome,
             previous: this.current,
             next: this.next,
             rollback: Boolean(this.options.rollback),
@@ -71024,13 +71158,18 @@ function targetTime(r) {
     return r.downtimeMs ? `${seconds(r.durationMs)} (down ${seconds(r.downtimeMs)})` : seconds(r.durationMs);
 }
 const render_versionOf = (r, which) => r[which]?.version ?? '—';
-function renderReport(report) {
+/**
+ * `rollback`: the run was a manual rollback, whose targets that reached the old release read
+ * "deployed (rollback)" — not "rolled-back", which is the automatic rollback after a failed deploy and
+ * counts as a failure.
+ */
+function renderReport(report, o = {}) {
     const rows = [...report.targets]
         .sort((a, b) => OUTCOME_ORDER[a.outcome] - OUTCOME_ORDER[b.outcome] || a.wave - b.wave || (a.id < b.id ? -1 : 1))
         .map((r) => [
         r.id,
         String(r.wave),
-        r.outcome,
+        o.rollback && r.outcome === 'deployed' ? 'deployed (rollback)' : r.outcome,
         `${render_versionOf(r, 'previous')} → ${render_versionOf(r, 'next')}`,
         targetTime(r),
         reason(r),
@@ -71266,6 +71405,11 @@ const COMMAND_ROWS = {
         check: settings_text,
         help: 'write the JSON report there (see docs/report.md)',
     }),
+    json: row({
+        flag: 'json',
+        check: checkBoolean,
+        help: 'write the JSON report to stdout instead of the table (progress stays on stderr)',
+    }),
     dryRun: row({
         flag: 'dry-run',
         input: 'dry-run',
@@ -71276,14 +71420,14 @@ const COMMAND_ROWS = {
     key: row({
         flag: 'key',
         arg: 'FILE',
-        defaultHelp: '$FLEET_SSH_KEY holding the key, or $FLEET_SSH_KEY_FILE',
+        defaultHelp: '$FLEET_SSH_KEY (the key or its path), $FLEET_SSH_KEY_FILE, else the ssh-agent',
         check: settings_text,
         help: 'SSH private key',
     }),
     knownHosts: row({
         flag: 'known-hosts',
         arg: 'FILE',
-        defaultHelp: '$FLEET_KNOWN_HOSTS text',
+        defaultHelp: '$FLEET_KNOWN_HOSTS text, else ~/.ssh/known_hosts when not in CI',
         check: settings_text,
         help: "trusted host keys besides the registry's pins",
     }),
@@ -71559,6 +71703,8 @@ function checkTrust(registry, plan, knownHostsText) {
         throw new ConfigurationError(problems);
 }
 
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = require("node:os");
 // EXTERNAL MODULE: external "node:http"
 var external_node_http_ = __nccwpck_require__(7067);
 ;// CONCATENATED MODULE: external "node:string_decoder"
@@ -72553,7 +72699,8 @@ class SshConnector {
                 host,
                 port,
                 username: user,
-                privateKey: this.options.privateKey,
+                ...(this.options.privateKey ? { privateKey: this.options.privateKey } : {}),
+                ...(this.options.agent ? { agent: this.options.agent } : {}),
                 ...(this.options.passphrase ? { passphrase: this.options.passphrase } : {}),
                 ...(sock ? { sock } : {}),
                 readyTimeout: this.options.connectTimeoutMs ?? 20_000,
@@ -72742,14 +72889,143 @@ class SshTransport {
 
 const DEFAULT_REGISTRY = 'servers/production.json';
 async function loadRegistry(values, io) {
-    const path = values.registry ?? io.env.FLEET_REGISTRY ?? DEFAULT_REGISTRY;
-    return parseRegistry(await readUserFile(io, path, '--registry'), path);
+    const flag = values.registry;
+    const path = flag ?? io.env.FLEET_REGISTRY ?? DEFAULT_REGISTRY;
+    // Name where the path came from: a person who passed no --registry is not told "--registry".
+    const source = flag
+        ? '--registry'
+        : io.env.FLEET_REGISTRY
+            ? '$FLEET_REGISTRY'
+            : `the default registry (pass --registry FILE, or set $FLEET_REGISTRY, or create one with: ${io.self ?? 'fleet-deploy'} init)`;
+    return parseRegistry(await readUserFile(io, path, source), path);
+}
+
+;// CONCATENATED MODULE: ./src/cli/keys.ts
+/**
+ * The SSH credentials of a command that connects, as people have them, checked before anything connects
+ * (a bad key fails the command once, with the fix, instead of every target late):
+ *  - `--key FILE`, or `$FLEET_SSH_KEY_FILE` naming one;
+ *  - `$FLEET_SSH_KEY` holding the key's text, or a path to it (the message says which it took);
+ *  - none of them: the ssh-agent at `$SSH_AUTH_SOCK`, as OpenSSH users expect.
+ * A public key, an encrypted key without `$FLEET_SSH_PASSPHRASE`, or text that is no key: exit 2.
+ *
+ * And where host keys are trusted from besides the registry's pins: `--known-hosts FILE`, else
+ * `$FLEET_KNOWN_HOSTS` (text), else on a laptop `~/.ssh/known_hosts` — never in CI (`CI=true`) unless
+ * given with --known-hosts, so a runner's file cannot widen trust silently.
+ */
+
+
+
+
+
+
+const KEY_TEXT = /-----BEGIN |^\s*(ssh-|ecdsa-|sk-)|PuTTY-User-Key-File/;
+const NO_KEY_HINT = 'pass --key FILE, put the key (or its path) in $FLEET_SSH_KEY, or load it into an ssh-agent (ssh-add) so $SSH_AUTH_SOCK finds it';
+const keys_problem = (source, message, hint) => new ConfigurationError([{ path: [], source, message, ...(hint ? { hint } : {}) }]);
+/** The key's text and where it came from, or undefined when no key was given. */
+async function keyText(keyFlag, io) {
+    if (keyFlag)
+        return { text: await readUserFile(io, keyFlag, '--key'), source: '--key', from: `key ${keyFlag}` };
+    const file = io.env.FLEET_SSH_KEY_FILE;
+    if (file)
+        return {
+            text: await readUserFile(io, file, '$FLEET_SSH_KEY_FILE'),
+            source: '$FLEET_SSH_KEY_FILE',
+            from: `key ${file} (from $FLEET_SSH_KEY_FILE)`,
+        };
+    const value = io.env.FLEET_SSH_KEY;
+    if (!value?.trim())
+        return undefined;
+    if (KEY_TEXT.test(value) || value.includes('\n'))
+        return { text: value, source: '$FLEET_SSH_KEY', from: 'key text in $FLEET_SSH_KEY' };
+    const path = value.trim().replace(/^~(?=\/)/, (0,external_node_os_namespaceObject.homedir)());
+    return {
+        text: await readUserFile(io, path, '$FLEET_SSH_KEY (taken as a path: it holds no key text)'),
+        source: '$FLEET_SSH_KEY',
+        from: `key ${path} (the path in $FLEET_SSH_KEY)`,
+    };
+}
+/** Checks the key's text can log in: a private key, decryptable with the passphrase given. */
+function checkKey(text, source, passphrase) {
+    const parsed = lib.utils.parseKey(text, passphrase);
+    if (parsed instanceof Error) {
+        if (/encrypted/i.test(parsed.message))
+            throw keys_problem(source, 'the private key is encrypted and no passphrase was given', 'set $FLEET_SSH_PASSPHRASE, or load the key into your ssh-agent (ssh-add) and pass no key');
+        if (/passphrase/i.test(parsed.message))
+            throw keys_problem(source, 'the private key cannot be decrypted: wrong $FLEET_SSH_PASSPHRASE?');
+        throw keys_problem(source, `not an SSH private key (${parsed.message})`, 'pass the private key file, e.g. ~/.ssh/id_ed25519');
+    }
+    const key = Array.isArray(parsed) ? parsed[0] : parsed;
+    if (!key?.isPrivateKey())
+        throw keys_problem(source, 'this is a public key; pass the private one', 'the private key is the file without ".pub", e.g. ~/.ssh/id_ed25519');
+}
+async function sshCredentials(keyFlag, io) {
+    const passphrase = io.env.FLEET_SSH_PASSPHRASE || undefined;
+    const key = await keyText(keyFlag, io);
+    if (key) {
+        checkKey(key.text, key.source, passphrase);
+        return { privateKey: key.text, ...(passphrase ? { passphrase } : {}), from: key.from };
+    }
+    const agent = io.env.SSH_AUTH_SOCK;
+    if (agent && (0,external_node_fs_namespaceObject.existsSync)(agent))
+        return { agent, from: `the ssh-agent at $SSH_AUTH_SOCK (${agent})` };
+    throw keys_problem('--key', 'no SSH private key', NO_KEY_HINT);
+}
+/** The known_hosts text trusted besides the registry's pins, and where it came from. */
+async function knownHostsText(flag, io) {
+    if (flag)
+        return { text: await readUserFile(io, flag, '--known-hosts'), from: flag };
+    if (io.env.FLEET_KNOWN_HOSTS !== undefined)
+        return { text: io.env.FLEET_KNOWN_HOSTS, from: '$FLEET_KNOWN_HOSTS' };
+    if (io.env.CI === 'true' || !io.env.HOME)
+        return { text: '' };
+    const file = (0,external_node_path_namespaceObject.join)(io.env.HOME, '.ssh', 'known_hosts');
+    if (!(0,external_node_fs_namespaceObject.existsSync)(file))
+        return { text: '' };
+    return { text: await readUserFile(io, file, '~/.ssh/known_hosts'), from: file };
+}
+
+;// CONCATENATED MODULE: ./src/cli/style.ts
+/**
+ * Colour for people, never for logs: through `util.styleText`, on when FORCE_COLOR asks for it (any value
+ * but 0), off with NO_COLOR (https://no-color.org), else only when the output is a terminal.
+ */
+
+function colorWanted(env, tty) {
+    if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0')
+        return true;
+    if (env.NO_COLOR)
+        return false;
+    return tty;
+}
+/** `paint(text, style)`, or the text as it is when colour is off. */
+function painter(on) {
+    // validateStream: false — the choice is made above, for the stream the text goes to (Node 22+ would
+    // otherwise check stdout even for text written to stderr).
+    return on ? (text, style) => (0,external_node_util_.styleText)(style, text, { validateStream: false }) : (text) => text;
 }
 
 ;// CONCATENATED MODULE: ./src/cli/progress.ts
 
 
-const COLORS = { red: 31, green: 32, yellow: 33, dim: 2, bold: 1 };
+
+/** The segments cut to `width` characters, the last cut one ending in "…". */
+function clip(segments, width) {
+    const out = [];
+    let room = width;
+    for (const [text, style] of segments) {
+        const chars = [...text];
+        if (chars.length <= room) {
+            out.push([text, style]);
+            room -= chars.length;
+            continue;
+        }
+        if (room > 0)
+            out.push([`${chars.slice(0, room - 1).join('')}…`, style]);
+        break;
+    }
+    return out;
+}
 class Progress {
     o;
     done = 0;
@@ -72757,11 +73033,15 @@ class Progress {
     wave = '';
     running = new Set();
     statusShown = false;
+    /** The width the status line was drawn for, and how many characters it took. */
+    drawn = { columns: 0, length: 0 };
+    paint;
+    stopResize;
     constructor(o) {
         this.o = o;
-    }
-    paint(text, color) {
-        return this.o.color ? `\x1b[${COLORS[color]}m${text}\x1b[0m` : text;
+        this.paint = painter(o.color);
+        if (o.tty)
+            this.stopResize = o.onResize?.(() => this.redraw());
     }
     line(text) {
         if (this.o.tty && this.statusShown)
@@ -72770,13 +73050,37 @@ class Progress {
         if (this.o.tty)
             this.status();
     }
+    columns() {
+        return Math.max(10, this.o.columns?.() ?? 80);
+    }
+    /**
+     * After a resize: a terminal that reflows (most do) may have wrapped the old status line onto several
+     * rows of the narrower width; go up to its first row and clear to the end of the screen, then draw.
+     */
+    redraw() {
+        if (!this.statusShown)
+            return;
+        const rows = Math.ceil(this.drawn.length / this.columns());
+        this.o.write(`\r${rows > 1 ? `\x1b[${rows - 1}A` : ''}\x1b[J`);
+        this.statusShown = false;
+        this.status();
+    }
     status() {
         const names = [...this.running];
         const shown = names.slice(0, 3).join(', ') + (names.length > 3 ? ` +${names.length - 3}` : '');
         const width = 20;
         const filled = Math.round((this.done / Math.max(1, this.o.total)) * width);
         const bar = `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
-        this.o.write(`\r\x1b[2K${this.wave} ${bar} ${this.done}/${this.o.total}${this.failed ? this.paint(` · ${this.failed} failed`, 'red') : ''}${shown ? this.paint(` · ${shown}`, 'dim') : ''}`);
+        const segments = [
+            [`${this.wave} ${bar} ${this.done}/${this.o.total}`],
+            ...(this.failed ? [[` · ${this.failed} failed`, 'red']] : []),
+            ...(shown ? [[` · ${shown}`, 'dim']] : []),
+        ];
+        // One column short of the width: a line that fills the last column wraps on some terminals.
+        const columns = this.columns();
+        const line = clip(segments, columns - 1);
+        this.o.write(`\r\x1b[2K${line.map(([t, style]) => (style ? this.paint(t, style) : t)).join('')}`);
+        this.drawn = { columns, length: line.reduce((n, [t]) => n + [...t].length, 0) };
         this.statusShown = true;
     }
     onWave = (e) => {
@@ -72813,6 +73117,7 @@ class Progress {
         this.line(`${r.id}  ${this.paint(r.outcome, color)}  ${seconds(r.durationMs)}${r.error && r.outcome !== 'skipped' ? `  ${sanitizeLine(r.error)}` : ''}`);
     };
     finish() {
+        this.stopResize?.();
         if (this.o.tty && this.statusShown)
             this.o.write('\r\x1b[2K');
     }
@@ -72820,6 +73125,7 @@ class Progress {
 
 ;// CONCATENATED MODULE: ./src/cli/deploy.ts
 /** `fleet-deploy deploy`: flags → checked settings → the fleet engine over SSH (or --dry-run). */
+
 
 
 
@@ -72853,6 +73159,7 @@ const ROLLOUT_FLAGS = [
     'pullAttempts',
     'recoveryWindowMs',
     'actor',
+    'json',
 ];
 const DEPLOY_FLAGS = ['version', ...ROLLOUT_FLAGS, 'dryRun'];
 const ROLLBACK_FLAGS = ['to', ...ROLLOUT_FLAGS];
@@ -72886,22 +73193,25 @@ async function runDeploy(values, io, mode = 'deploy') {
     const plan = planDeployment(registry, { select: setting(flags, 'select'), waves: setting(flags, 'waves') });
     const options = {
         ...chosen,
-        ...identity(flags, io.env, 'cli'),
+        // With $USER unset (a container, cron), the OS account rather than "unknown".
+        ...identity(flags, { ...io.env, USER: io.env.USER || osUser() }, 'cli'),
         ...rolloutSettings(flags, plan.plan.flatMap((w) => w.targets)),
     };
     if (mode === 'deploy' && setting(flags, 'dryRun'))
         return printDryRun(plan, options.version, io);
     // Everything below touches servers: check the trust anchors and the key first.
-    const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
+    const ssh = await sshSettings(values, io, registry, plan);
     const progress = new Progress({
         write: io.stderr,
         tty: Boolean(io.tty),
-        color: Boolean(io.tty) && !io.env.NO_COLOR,
+        color: colorWanted(io.env, Boolean(io.tty)),
         total: plan.total,
+        columns: io.columns,
+        onResize: io.onResize,
     });
-    io.stderr(`${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${options.version}`} to ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`);
+    io.stderr(`${options.rollback ? `Rolling ${plural(plan.total, 'target')} back to ${options.rollback.to ?? (plan.total === 1 ? 'its previous release' : 'their previous releases')}` : `Deploying ${options.version} to ${plural(plan.total, 'target')}`} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`);
     const report = await deployFleet(plan, options, {
-        connector: new SshConnector({ privateKey, knownHosts, passphrase: io.env.FLEET_SSH_PASSPHRASE }),
+        connector: new SshConnector(ssh),
         clock: systemClock,
         urlGet: fetchUrl,
         signal: io.signal,
@@ -72917,30 +73227,28 @@ async function runDeploy(values, io, mode = 'deploy') {
             throw new Error('this environment cannot write files');
         await io.writeText(reportFile, `${JSON.stringify(report, null, 2)}\n`);
     }
-    io.stdout(`\n${renderReport(report)}`);
+    if (setting(flags, 'json'))
+        io.stdout(`${JSON.stringify(report, null, 2)}\n`);
+    else
+        io.stdout(`\n${renderReport(report, { rollback: Boolean(options.rollback) })}`);
     return succeeded(report) ? 0 : 1;
 }
-/** The SSH key and host-key trust for a command that connects, checked before anything does. */
+function osUser() {
+    try {
+        return (0,external_node_os_namespaceObject.userInfo)().username;
+    }
+    catch {
+        return undefined; // no passwd entry for this uid
+    }
+}
+/** The SSH credentials and host-key trust for a command that connects, checked before anything does. */
 async function sshSettings(values, io, registry, plan) {
     const flags = fromFlags(values);
-    const keyFile = setting(flags, 'key') ?? io.env.FLEET_SSH_KEY_FILE;
-    const privateKey = keyFile ? await readUserFile(io, keyFile, '--key') : io.env.FLEET_SSH_KEY;
-    if (!privateKey?.trim()) {
-        throw new ConfigurationError([
-            {
-                path: [],
-                source: '--key',
-                message: 'no SSH private key',
-                hint: 'pass --key FILE, or put the key in $FLEET_SSH_KEY (or its path in $FLEET_SSH_KEY_FILE)',
-            },
-        ]);
-    }
-    const knownHostsFile = setting(flags, 'knownHosts');
-    const knownHosts = knownHostsFile
-        ? await readUserFile(io, knownHostsFile, '--known-hosts')
-        : (io.env.FLEET_KNOWN_HOSTS ?? '');
-    checkTrust(registry, plan, knownHosts);
-    return { privateKey, knownHosts };
+    const known = await knownHostsText(setting(flags, 'knownHosts'), io);
+    checkTrust(registry, plan, known.text);
+    const { from, ...credentials } = await sshCredentials(setting(flags, 'key'), io);
+    io.stderr(`SSH: ${from}${known.from ? `; known hosts from ${known.from}` : ''}\n`);
+    return { ...credentials, knownHosts: known.text };
 }
 /** `--dry-run`: each target's remote commands, wave by wave; nothing is contacted. */
 function printDryRun(plan, version, io) {
@@ -73022,8 +73330,10 @@ const REMOTE_OPTIONS = {
 const REMOTE_HELP = `  -r, --registry FILE   the server registry (default: $FLEET_REGISTRY or servers/production.json)
   -s, --select EXPR     which targets (default: every target)
   -c, --concurrency N   servers worked on at once, one SSH connection each (default 8)
-      --key FILE        SSH private key (default: $FLEET_SSH_KEY, or $FLEET_SSH_KEY_FILE)
-      --known-hosts FILE  trusted host keys besides the registry's pins
+      --key FILE        SSH private key (default: $FLEET_SSH_KEY (the key or its path),
+                        $FLEET_SSH_KEY_FILE, else the ssh-agent at $SSH_AUTH_SOCK)
+      --known-hosts FILE  trusted host keys besides the registry's pins (default: $FLEET_KNOWN_HOSTS
+                        text, else ~/.ssh/known_hosts when not in CI)
   -h, --help            show this help`;
 async function openRemote(values, io, ssh = {}) {
     const registry = await loadRegistry(values, io);
@@ -73031,12 +73341,12 @@ async function openRemote(values, io, ssh = {}) {
         select: values.select,
         waves: values.waves,
     });
-    const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
+    const trust = await sshSettings(values, io, registry, plan);
     return {
         registry,
         targets: plan.plan.flatMap((w) => w.targets),
         waveOf: new Map(plan.plan.flatMap((w) => w.targets.map((t) => [t.id, w.index]))),
-        connector: new SshConnector({ privateKey, knownHosts, ...ssh }),
+        connector: new SshConnector({ ...trust, ...ssh }),
         concurrency: wholeNumber(values.concurrency, '--concurrency', 8),
     };
 }
@@ -73050,7 +73360,7 @@ async function openRemote(values, io, ssh = {}) {
 
 
 
-const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--concurrency N] [--key FILE] [--known-hosts FILE]
+const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--json] [--concurrency N] [--key FILE] [--known-hosts FILE]
 
 Reads each selected target's release history (.fleet/history.jsonl in its directory: time, actor, CI run,
 outcome, from → to, digests), newest first, over one SSH connection per server.
@@ -73058,10 +73368,11 @@ outcome, from → to, digests), newest first, over one SSH connection per server
 Options:
   -n, --limit N         entries per target (default 10)
   -f, --format FORMAT   table (default) or json
+      --json            the same as --format json
 ${REMOTE_HELP}`;
 async function runHistory(values, io) {
     const limit = wholeNumber(values.limit, '--limit', 10);
-    const format = values.format ?? 'table';
+    const format = values.json ? 'json' : (values.format ?? 'table');
     const { targets, connector, concurrency } = await openRemote(values, io);
     const outcomes = await eachServer(targets, connector, async (t, transport) => {
         const r = await transport.exec(readHistory(t.tenant, limit), { timeoutMs: 30_000 });
@@ -73815,8 +74126,6 @@ async function runStatus(values, io) {
     return values['fail-on-drift'] && drifted ? DRIFT_EXIT : 0;
 }
 
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = require("node:os");
 ;// CONCATENATED MODULE: ./src/cli/backup.ts
 /** `fleet-deploy backup`, `backups` and `restore`: the tenants' archives on their servers (src/remote/backup.ts). */
 
@@ -73983,10 +74292,6 @@ async function runRestore(values, io) {
     return failed(results);
 }
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = require("node:fs");
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = require("node:child_process");
 // EXTERNAL MODULE: external "node:net"
@@ -74295,6 +74600,7 @@ function writeDockerShim(binDir, runtime) {
 
 
 
+
 const SANDBOX_HEALTH = { timeout: '3s', deadline: '30s' };
 const SANDBOX_REPOSITORY = 'sandbox.local/acme/app';
 /** Where the bundle lives: this module's directory in dist/index.js (the runtime is dist/sandbox/runtime.js). */
@@ -74393,10 +74699,19 @@ function registryOf(spec, rings, servers, tenants, ports) {
     };
 }
 /** Creates the sandbox's files and starts its servers. Returns the registry path. */
-async function sandboxUp(dir, spec, rings = ['sandbox', 'canary', 'general']) {
+async function sandboxUp(dir, spec, rings = ['sandbox', 'canary', 'general'], 
+/** The command as the person runs it, for the hint (`fleet-deploy` or `npx fleet-deploy`). */
+self = 'fleet-deploy') {
     dir = (0,external_node_path_namespaceObject.resolve)(dir);
     if (sandboxPid(dir))
-        throw new Error(`a sandbox is already running in ${dir} (fleet-deploy sandbox down --dir ${dir})`);
+        throw new ConfigurationError([
+            {
+                path: [],
+                source: '--dir',
+                message: `a sandbox is already running in ${dir}`,
+                hint: `use it, or stop it first: ${self} sandbox down --dir ${dir}`,
+            },
+        ]);
     (0,external_node_fs_namespaceObject.mkdirSync)(dir, { recursive: true });
     const client = generateKeyPair('fleet-deploy-sandbox');
     const keyFile = (0,external_node_path_namespaceObject.join)(dir, 'client_key');
@@ -74439,11 +74754,16 @@ async function sandboxServe(dir) {
         process.once('SIGTERM', stop);
         process.once('SIGINT', stop);
     });
-    await Promise.race([Promise.all(closers.map((c) => c())), sleep(2000)]);
+    // Close what closes at once; open client connections need no goodbye (the OS closes them on exit), and
+    // waiting for them would hold up a demo being torn down.
+    await Promise.race([Promise.all(closers.map((c) => c())), sleep(250)]);
     process.exit(0);
 }
-/** Stops the servers and every service process the sandbox runtime started. Returns what it stopped. */
-async function sandboxDown(dir) {
+/**
+ * Stops the servers and every service process the sandbox runtime started. Returns what it stopped.
+ * Synchronous and bounded (stopProcesses), so an 'exit' handler can run it when the process must quit.
+ */
+function sandboxDown(dir) {
     dir = (0,external_node_path_namespaceObject.resolve)(dir);
     const pid = sandboxPid(dir);
     if (pid)
@@ -74460,6 +74780,8 @@ function sandboxDirDefault() {
 
 ;// CONCATENATED MODULE: ./src/cli/sandbox.ts
 /** `fleet-deploy sandbox up|down|status` and `fleet-deploy demo`: the local sandbox fleet. */
+
+
 
 
 
@@ -74497,12 +74819,13 @@ async function runSandbox(values, positionals, io) {
         case 'up': {
             const servers = wholeNumber(values.servers, '--servers', 3);
             const tenants = wholeNumber(values.tenants, '--tenants', 3);
-            const r = await sandboxUp(dir, { servers, tenantsPerServer: tenants });
-            io.stdout(`Sandbox fleet up: ${plural(servers, 'server')} × ${plural(tenants, 'tenant')} on 127.0.0.1 (SANDBOX: local processes, not containers)\n  registry     ${r.registry}\n  key          ${r.keyFile}\n  known_hosts  ${r.knownHosts}\nTry: fleet-deploy deploy -r ${r.registry} --key ${r.keyFile} --version v1\nStop: fleet-deploy sandbox down --dir ${dir}\n`);
+            const self = io.self ?? 'fleet-deploy';
+            const r = await sandboxUp(dir, { servers, tenantsPerServer: tenants }, undefined, self);
+            io.stdout(`Sandbox fleet up: ${plural(servers, 'server')} × ${plural(tenants, 'tenant')} on 127.0.0.1 (SANDBOX: local processes, not containers)\n  registry     ${r.registry}\n  key          ${r.keyFile}\n  known_hosts  ${r.knownHosts}\nTry: ${self} deploy -r ${r.registry} --key ${r.keyFile} --version v1\nStop: ${self} sandbox down --dir ${dir}\n`);
             return 0;
         }
         case 'down': {
-            const r = await sandboxDown(dir);
+            const r = sandboxDown(dir);
             io.stdout(`Sandbox ${r.servers ? 'servers stopped' : 'servers were not running'}; ${plural(r.services, 'service')} stopped.\n`);
             return 0;
         }
@@ -74538,28 +74861,55 @@ async function runSandbox(values, positionals, io) {
             ]);
     }
 }
-const COLOR = { bold: '1', dim: '2', red: '31', green: '32', yellow: '33', cyan: '36' };
+/** Thrown between the demo's acts once it was asked to stop. */
+class Stopped extends Error {
+}
+/** The exit code of a demo stopped by `reason`: 0 when its reader left (`| head`), else 128 + the signal. */
+const stoppedCode = (reason) => (reason === 'SIGINT' ? 130 : reason === 'SIGTERM' ? 143 : 0);
 /**
  * The demo: a sandbox of 3 servers × 3 tenants; v1 everywhere; then v2 in waves 1,34%,100% where one
  * tenant's v2 is bad — with a failure budget of 0 (the rollout stops) and of 30% (it goes on); the
  * history of that tenant; a manual rollback; then everything is torn down.
  */
 async function runDemo(_values, io) {
-    const color = Boolean(io.tty) && !io.env.NO_COLOR;
-    const paint = (t, c) => (color ? `\x1b[${COLOR[c]}m${t}\x1b[0m` : t);
+    const color = colorWanted(io.env, Boolean(io.tty));
+    const paint = painter(color);
     const say = (t = '') => io.stdout(`${t}\n`);
-    const title = (n, t) => say(`\n${paint(`${n}. ${t}`, 'bold')}`);
+    const title = (n, t) => {
+        const why = interruption(io);
+        if (why)
+            throw new Stopped(why);
+        say(`\n${paint(`${n}. ${t}`, 'bold')}`);
+    };
     const started = Date.now();
     const dir = (0,external_node_fs_namespaceObject.mkdtempSync)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'fleet-deploy-demo-'));
-    let code;
+    // A second Ctrl-C (or `timeout`'s signal echoed by npm) quits at once: tear down on the way out too.
+    const tearDown = () => {
+        const down = sandboxDown(dir);
+        (0,external_node_fs_namespaceObject.rmSync)(dir, { recursive: true, force: true });
+        return down;
+    };
+    process.on('exit', tearDown);
+    // Asked to stop: the sandbox is torn down at once, not after its targets in flight finish (a demo's
+    // deploy has nothing worth finishing); what is left of the deploy then fails fast on closed servers.
+    const stop = new Promise((_, reject) => {
+        const abort = () => reject(new Stopped(interruption(io)));
+        if (io.signal?.aborted)
+            abort();
+        else
+            io.signal?.addEventListener('abort', abort, { once: true });
+    });
+    stop.catch(() => undefined);
+    const untilStopped = (work) => Promise.race([work, stop]);
+    let code = 1;
     try {
         title(1, 'A sandbox fleet: 3 servers × 3 tenants on 127.0.0.1 (real SSH; services are local processes)');
         // a snappy gate: the bad release is rolled back after 4 s (9 targets leave the machine idle enough)
-        const sb = await sandboxUp(dir, {
+        const sb = await untilStopped(sandboxUp(dir, {
             servers: 3,
             tenantsPerServer: 3,
             health: { timeout: '1s', deadline: '4s' },
-        });
+        }));
         const registry = parseRegistry((0,external_node_fs_namespaceObject.readFileSync)(sb.registry, 'utf8'), sb.registry);
         const key = (0,external_node_fs_namespaceObject.readFileSync)(sb.keyFile, 'utf8');
         const targets = targetsOf(registry);
@@ -74567,7 +74917,14 @@ async function runDemo(_values, io) {
         let handshakes = 0;
         const deploy = async (version, extra = {}) => {
             const plan = planDeployment(registry, { select: extra.select, waves: extra.waves });
-            const progress = new Progress({ write: io.stdout, tty: Boolean(io.tty), color, total: plan.total });
+            const progress = new Progress({
+                write: io.stdout,
+                tty: Boolean(io.tty),
+                color,
+                total: plan.total,
+                columns: io.columns,
+                onResize: io.onResize,
+            });
             const report = await deployFleet(plan, {
                 version,
                 actor: 'demo',
@@ -74585,6 +74942,7 @@ async function runDemo(_values, io) {
                 connector: new SshConnector({ privateKey: key, onHandshake: () => handshakes++ }),
                 clock: systemClock,
                 urlGet: fetchUrl,
+                signal: io.signal,
                 onTarget: progress.onTarget,
                 onWave: progress.onWave,
                 onStep: io.tty ? progress.onStep : () => undefined,
@@ -74593,15 +74951,15 @@ async function runDemo(_values, io) {
             return report;
         };
         title(2, 'Deploy v1 to every tenant');
-        let r = await deploy('v1');
+        let r = await untilStopped(deploy('v1'));
         say(paint(`   ${r.totals.deployed} deployed in ${(r.durationMs / 1000).toFixed(1)} s, one SSH connection per server (${handshakes} handshakes)`, 'green'));
         const bad = registry.servers[0].tenants.find((t) => t.ring === 'canary');
         (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(bad.path, 'SANDBOX_BREAK'), 'v2\n');
         title(3, `Deploy v2 in waves 1,34%,100% — ${bad.id}'s v2 is broken — failure budget 0`);
-        r = await deploy('v2', { waves: '1,34%,100%' });
+        r = await untilStopped(deploy('v2', { waves: '1,34%,100%' }));
         say(paint(`   ${r.stopped ?? 'not stopped'}`, r.stopped ? 'yellow' : 'green'));
         title(4, 'The same rollout with a failure budget of 30% (1 failure in the 4 targets so far is 25%)');
-        r = await deploy('v2', { waves: '1,34%,100%', maxFailurePercent: 30 });
+        r = await untilStopped(deploy('v2', { waves: '1,34%,100%', maxFailurePercent: 30 }));
         say(renderReport(r).replace(/^/gm, '   '));
         title(5, `The release history of ${bad.id} (the audit log on its server)`);
         const history = (0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(bad.path, '.fleet', 'history.jsonl'), 'utf8')
@@ -74611,21 +74969,453 @@ async function runDemo(_values, io) {
         say(table(['TIME', 'OUTCOME', 'FROM → TO'], history.map((h) => [h.time, h.outcome, `${h.from ?? '—'} → ${h.to}`]), '   '));
         const victim = targets.find((t) => t.tenant.ring === 'general');
         title(6, `A manual rollback: ${victim.id} back to its previous release`);
-        r = await deploy('previous', { select: `id=${victim.id}`, rollback: {} });
+        r = await untilStopped(deploy('previous', { select: `id=${victim.id}`, rollback: {} }));
         const t = r.targets[0];
         say(`   ${victim.id}: ${t.outcome === 'deployed' ? paint('rolled back', 'green') : paint(t.outcome, 'red')} ${t.previous?.version} → ${t.next?.version}`);
         code = 0;
     }
     catch (e) {
-        io.stderr(`demo failed: ${e.message}\n`);
-        code = 1;
+        const why = e instanceof Stopped ? e.message : interruption(io);
+        if (why) {
+            io.stderr(`demo stopped (${why}): tearing the sandbox down\n`);
+            code = stoppedCode(why);
+        }
+        else {
+            io.stderr(`demo failed: ${e.message}\n`);
+            code = 1;
+        }
     }
     finally {
-        const down = await sandboxDown(dir);
-        (0,external_node_fs_namespaceObject.rmSync)(dir, { recursive: true, force: true });
+        process.off('exit', tearDown);
+        const down = tearDown();
+        if (interruption(io))
+            io.exitSoon?.(code);
         say(`\n${paint('7. Torn down', 'bold')}: sandbox servers stopped, ${plural(down.services, 'service')} stopped. Demo took ${((Date.now() - started) / 1000).toFixed(1)} s.`);
     }
     return code;
+}
+
+;// CONCATENATED MODULE: ./src/cli/init.ts
+/**
+ * `fleet-deploy init`, `add-server` and `add-tenant`: a starter registry for the person's own servers,
+ * and the next servers and tenants added to it. Asks nothing when flags say it all. Each server's host key
+ * is fetched (a connection that stops at the key exchange, never logs in) and its SHA256 fingerprint shown
+ * to compare out of band; it is pinned only with consent: a "y" at the prompt on a terminal, or
+ * `--accept-host-key SHA256:…` naming the key offered. Never silently. With `--discover`, it logs in and
+ * lists the Compose projects and image variables already on the server. The result is validated by the
+ * registry parser before it is written.
+ */
+
+
+
+
+
+
+
+
+
+
+const init_bad = (source, message, hint) => new ConfigurationError([{ path: [], source, message, ...(hint ? { hint } : {}) }]);
+/** `eu-1=deploy@203.0.113.10[:2222]` */
+function parseServerSpec(text) {
+    const m = /^([^=]+)=([^@]+)@(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(text);
+    const example = 'e.g. --server eu-1=deploy@203.0.113.10 or eu-1=deploy@eu-1.example.com:2222';
+    if (!m)
+        throw init_bad('--server', `${JSON.stringify(text)} is not NAME=USER@HOST[:PORT]`, example);
+    const [, name, user, rawHost, port] = m;
+    const host = rawHost.replace(/^\[|\]$/g, '');
+    const spec = { name: name, user: user, host, port: port ? Number(port) : 22 };
+    if (!matches(NAME, spec.name))
+        throw init_bad('--server', `${JSON.stringify(spec.name)} is not a server name`, NAME.valid);
+    if (!matches(USER, spec.user))
+        throw init_bad('--server', `${JSON.stringify(spec.user)} is not a user name`, USER.valid);
+    if (!matches(HOST, spec.host))
+        throw init_bad('--server', `${JSON.stringify(spec.host)} is not a host`, HOST.valid);
+    if (!(spec.port >= 1 && spec.port <= 65535))
+        throw init_bad('--server', `${spec.port} is not a port`);
+    return spec;
+}
+/** `acme:/srv/app/acme`, or `eu-1/acme:/srv/app/acme` to name the server. */
+function parseTenantSpec(text) {
+    const m = /^(?:([^/:]+)\/)?([^/:]+):(\/.*)$/.exec(text);
+    if (!m)
+        throw init_bad('--tenant', `${JSON.stringify(text)} is not [SERVER/]ID:PATH`, 'e.g. --tenant acme:/srv/app/acme');
+    const [, server, id, path] = m;
+    if (!matches(TENANT_ID, id))
+        throw init_bad('--tenant', `${JSON.stringify(id)} is not a tenant id`, TENANT_ID.valid);
+    if (!matches(REMOTE_PATH, path))
+        throw init_bad('--tenant', `${JSON.stringify(path)} is not a path`, REMOTE_PATH.valid);
+    return { ...(server ? { server } : {}), id: id, path: path };
+}
+/** The host key a server offers: a connection that ends at the key exchange (it never authenticates). */
+function fetchHostKey(server, timeoutMs = 10_000) {
+    return new Promise((resolve, reject) => {
+        const client = new lib.Client();
+        let offered;
+        const done = () => {
+            client.end();
+            if (offered)
+                resolve(offered);
+            else
+                reject(new Error(`${server.name} (${server.host}:${server.port}) offered no host key`));
+        };
+        client.on('error', (e) => offered
+            ? done()
+            : reject(new Error(`cannot reach ${server.name} (${server.host}:${server.port}): ${e.message}`)));
+        client.on('close', done);
+        client.connect({
+            host: server.host,
+            port: server.port,
+            username: server.user,
+            readyTimeout: timeoutMs,
+            hostVerifier: (key) => {
+                const type = key.subarray(4, 4 + key.readUInt32BE(0)).toString('latin1');
+                offered = { line: `${type} ${key.toString('base64')}`, fingerprint: fingerprintOf(key) };
+                return false; // stop here: nothing is sent on to a server not yet trusted
+            },
+        });
+    });
+}
+/** Whether the person consents to pinning `key` for `server`. */
+async function consent(server, key, setup, io) {
+    const accepted = setup.accepted;
+    io.stderr(`${server.name} (${server.host}:${server.port}) offers ${key.line.split(' ')[0]} ${key.fingerprint}\n` +
+        `  Compare it out of band, on the server: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub (or your provider's console)\n`);
+    if (accepted.length) {
+        if (accepted.includes(key.fingerprint))
+            return true;
+        throw init_bad('--accept-host-key', `${server.name} offered ${key.fingerprint}, not ${accepted.join(' or ')}`, 'the key changed or this is not the server you meant: do not pin it; check the fingerprint out of band');
+    }
+    if (!setup.ask)
+        return false;
+    const answer = await setup.ask(`Pin this key for ${server.name}? [y/N] `);
+    return /^y(es)?$/i.test(answer.trim());
+}
+const COMPOSE_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yml', 'docker-compose.yaml'];
+/** The shell that lists Compose projects under `roots` and the image variables of their .env files. */
+function discoverScript(roots) {
+    const where = roots.length ? shell_sh `${[...roots]}` : new Script('/srv /opt "$HOME"');
+    return shell_sh `find ${where} -maxdepth 3 -type f \( -name compose.yaml -o -name compose.yml -o -name docker-compose.yml -o -name docker-compose.yaml \) 2>/dev/null | sort | while IFS= read -r f; do d=$(dirname -- "$f"); printf '@@project %s %s\n' "$d" "$(basename -- "$f")"; if [ -f "$d/.env" ]; then grep -E '^[A-Za-z0-9_]*IMAGE[A-Za-z0-9_]*=' "$d/.env"; fi; done; true`;
+}
+/** What the server sent, each value checked like user input; the rest dropped. */
+function parseDiscovery(stdout) {
+    const out = [];
+    for (const line of stdout.split('\n')) {
+        const project = /^@@project (\/\S*) (\S+)$/.exec(line);
+        if (project) {
+            if (matches(REMOTE_PATH, project[1]) && COMPOSE_FILES.includes(project[2]))
+                out.push({ path: project[1], composeFile: project[2], images: [] });
+            continue;
+        }
+        const v = /^([A-Za-z_][A-Za-z0-9_]*)=["']?([^"'\s]+)["']?$/.exec(line);
+        if (v && out.length && matches(ENV_VAR, v[1]) && IMAGE_REF.test(v[2]))
+            out.at(-1).images.push({ variable: v[1], ref: v[2] });
+    }
+    return out;
+}
+async function discover(server, hostKey, roots, io, key) {
+    const credentials = await sshCredentials(key, io);
+    const connector = new SshConnector({ ...credentials, connectAttempts: 1 });
+    const asServer = {
+        name: server.name,
+        host: server.host,
+        port: server.port,
+        user: server.user,
+        hostKeys: [{ fingerprint: hostKey }],
+    };
+    const transport = await connector.connect(asServer);
+    try {
+        const r = await transport.exec(discoverScript(roots), { timeoutMs: 30_000 });
+        if (r.code !== 0)
+            throw new Error(`discovery on ${server.name} failed: exit code ${r.code}: ${r.stderr.trim()}`);
+        return parseDiscovery(r.stdout);
+    }
+    finally {
+        await transport.close();
+    }
+}
+/** A server entry for the file: the pinned key when consented to, else none (deploys refuse it until then). */
+function serverEntry(spec, region, hostKey, tenants) {
+    return {
+        name: spec.name,
+        host: spec.host,
+        ...(spec.port !== 22 ? { port: spec.port } : {}),
+        user: spec.user,
+        ...(hostKey ? { hostKey } : {}),
+        region,
+        tenants,
+    };
+}
+const repositoryOf = (ref) => ref.replace(/@sha256:[a-f0-9]{64}$/, '').replace(/:[^:/]+$/, '');
+/** A tenant entry: its path, the image variables found there (if discovered), a health port to edit. */
+function tenantEntry(t, found, port) {
+    return {
+        id: t.id,
+        path: t.path,
+        ...(found && found.composeFile !== 'docker-compose.yml' ? { compose: { file: found.composeFile } } : {}),
+        ...(found?.images.length
+            ? { images: found.images.map((i) => ({ variable: i.variable, repository: repositoryOf(i.ref) })) }
+            : {}),
+        health: { port, path: '/health' },
+    };
+}
+/** Text of a registry, checked by the parser (exit 2 with every problem, nothing written, when invalid). */
+function checked(registry, file) {
+    const text = `${JSON.stringify(registry, null, 2)}\n`;
+    parseRegistry(text, file);
+    return text;
+}
+function setupOf(values, io) {
+    return {
+        file: values.registry ?? io.env.FLEET_REGISTRY ?? DEFAULT_REGISTRY,
+        region: values.region ?? 'default',
+        accepted: values['accept-host-key'] ?? [],
+        discover: Boolean(values.discover),
+        ...(io.ask && !values.yes ? { ask: io.ask } : {}),
+        ...(values.key ? { key: values.key } : {}),
+    };
+}
+/** One server's entry: its host key (fetched, shown, pinned with consent), its tenants (discovered if asked). */
+async function buildServer(spec, tenants, setup, io, firstPort) {
+    const offered = await fetchHostKey(spec);
+    const pinned = (await consent(spec, offered, setup, io)) ? offered.line : undefined;
+    if (!pinned)
+        io.stderr(`  Not pinned. Once you have compared it: ${io.self ?? 'fleet-deploy'} add-server … --accept-host-key ${offered.fingerprint}, or set "hostKey" to "${offered.fingerprint}" in the registry.\n`);
+    let found = [];
+    if (setup.discover) {
+        if (!pinned)
+            throw init_bad('--discover', `logs in to ${spec.name}, which needs its host key pinned first`);
+        found = await discover(spec, offered.fingerprint, tenants.map((t) => t.path), io, setup.key);
+        for (const d of found)
+            io.stderr(`  found ${d.path} (${d.composeFile})${d.images.length ? `: ${d.images.map((i) => `${i.variable}=${i.ref}`).join(', ')}` : ''}\n`);
+    }
+    const list = tenants.length
+        ? tenants
+        : found.map((d) => ({
+            id: d.path
+                .split('/')
+                .pop()
+                .toLowerCase()
+                .replace(/[^a-z0-9-]/g, '-'),
+            path: d.path,
+        }));
+    const entries = list.map((t, i) => tenantEntry(t, found.find((d) => d.path === t.path), firstPort + i));
+    return serverEntry(spec, setup.region, pinned, entries);
+}
+const init_list = (v) => (Array.isArray(v) ? v : v === undefined ? [] : [String(v)]);
+/** Which server each tenant goes to: the one it names, else the only server. */
+function tenantsFor(servers, tenants) {
+    const by = new Map(servers.map((s) => [s.name, []]));
+    for (const t of tenants) {
+        const name = t.server ?? (servers.length === 1 ? servers[0].name : undefined);
+        if (!name || !by.has(name))
+            throw init_bad('--tenant', `${t.id}: which server? ${t.server ? `"${t.server}" is not one of ${[...by.keys()].join(', ')}` : 'there are several'}`, `name it: --tenant ${servers[0]?.name ?? 'eu-1'}/${t.id}:${t.path}`);
+        by.get(name).push(t);
+    }
+    return by;
+}
+async function writeNew(io, file, text, mayExist) {
+    if (!mayExist) {
+        const exists = await io.readText(file).then(() => true, () => false);
+        if (exists)
+            throw init_bad('--registry', `${file} exists already`, `add to it: ${io.self ?? 'fleet-deploy'} add-server / add-tenant -r ${file}`);
+    }
+    if (!io.writeText)
+        throw new Error('this environment cannot write files');
+    await io.writeText(file, text);
+}
+const PLACEHOLDER_IMAGE = { variable: 'APP_IMAGE', repository: 'ghcr.io/your-org/your-app' };
+function nextSteps(io, file) {
+    const self = io.self ?? 'fleet-deploy';
+    return `Next: edit what it could not know (each tenant's health port; the images, if not discovered:
+${PLACEHOLDER_IMAGE.variable}=${PLACEHOLDER_IMAGE.repository} stands in for them), then
+  ${self} validate -r ${file}
+  ${self} plan -r ${file}
+  ${self} deploy -r ${file} --version TAG --select server=NAME
+`;
+}
+async function runInit(values, io) {
+    const setup = setupOf(values, io);
+    const servers = init_list(values.server).map(parseServerSpec);
+    if (!servers.length)
+        throw init_bad('--server', 'at least one server is needed', 'e.g. --server eu-1=deploy@203.0.113.10');
+    const byServer = tenantsFor(servers, init_list(values.tenant).map(parseTenantSpec));
+    const entries = [];
+    let port = 8080;
+    for (const s of servers) {
+        const entry = await buildServer(s, byServer.get(s.name), setup, io, port);
+        port += entry.tenants.length;
+        entries.push(entry);
+    }
+    const registry = {
+        $schema: 'https://unpkg.com/fleet-deploy/servers/registry.schema.json',
+        version: 1,
+        // The images of a tenant not discovered: a stand-in to replace with your own.
+        defaults: { tenant: { images: [PLACEHOLDER_IMAGE] } },
+        servers: entries,
+    };
+    await writeNew(io, setup.file, checked(registry, setup.file), false);
+    io.stdout(`Wrote ${setup.file}: ${entries.length} server(s), ${entries.flatMap((e) => e.tenants).length} tenant(s).\n${nextSteps(io, setup.file)}`);
+    return 0;
+}
+async function readRegistryJson(io, file) {
+    const text = await readUserFile(io, file, '--registry');
+    parseRegistry(text, file); // start from a valid file, so a problem after the edit is the edit's
+    return JSON.parse(text);
+}
+async function runAddServer(values, io) {
+    const setup = setupOf(values, io);
+    const registry = await readRegistryJson(io, setup.file);
+    const servers = registry.servers ?? [];
+    const specs = init_list(values.server).map(parseServerSpec);
+    if (!specs.length)
+        throw init_bad('--server', 'which server?', 'e.g. --server eu-2=deploy@203.0.113.11');
+    const byServer = tenantsFor(specs, init_list(values.tenant).map(parseTenantSpec));
+    for (const s of specs) {
+        if (servers.some((e) => e.name === s.name))
+            throw init_bad('--server', `${s.name} is in ${setup.file} already`);
+        servers.push(await buildServer(s, byServer.get(s.name), setup, io, 8080));
+    }
+    registry.servers = servers;
+    await writeNew(io, setup.file, checked(registry, setup.file), true);
+    io.stdout(`Added ${specs.map((s) => s.name).join(', ')} to ${setup.file}.\n${nextSteps(io, setup.file)}`);
+    return 0;
+}
+async function runAddTenant(values, io) {
+    const setup = setupOf(values, io);
+    const registry = await readRegistryJson(io, setup.file);
+    const servers = registry.servers ?? [];
+    const tenants = init_list(values.tenant).map(parseTenantSpec);
+    if (!tenants.length)
+        throw init_bad('--tenant', 'which tenant?', 'e.g. --tenant eu-1/acme:/srv/app/acme');
+    for (const t of tenants) {
+        const name = t.server ?? (servers.length === 1 ? servers[0].name : undefined);
+        const server = servers.find((s) => s.name === name);
+        if (!server)
+            throw init_bad('--tenant', `${t.id}: which server? ${name ? `"${name}" is not in ${setup.file}` : 'there are several'}`, `name it: --tenant SERVER/${t.id}:${t.path}`);
+        const list = server.tenants ?? [];
+        const ports = list
+            .map((x) => x.health?.port)
+            .filter((p) => typeof p === 'number');
+        list.push(tenantEntry(t, undefined, ports.length ? Math.max(...ports) + 1 : 8080));
+        server.tenants = list;
+    }
+    await writeNew(io, setup.file, checked(registry, setup.file), true);
+    io.stdout(`Added ${tenants.map((t) => t.id).join(', ')} to ${setup.file}.\n${nextSteps(io, setup.file)}`);
+    return 0;
+}
+const COMMON = `  -r, --registry FILE         the registry file (default: $FLEET_REGISTRY or ${DEFAULT_REGISTRY})
+      --server NAME=USER@HOST[:PORT]   a server (repeat for several)
+      --tenant [SERVER/]ID:PATH        a tenant and its directory on the server (repeat for several)
+      --region NAME               the servers' region (default "default")
+      --accept-host-key SHA256:…  pin the key offered only if it has this fingerprint (repeatable)
+      --discover                  log in and list the Compose projects and image variables found
+                                  (under the tenants' paths, else /srv, /opt and ~); needs a pinned key
+      --key FILE                  SSH private key for --discover (default: as deploy: $FLEET_SSH_KEY, …, the agent)
+      --yes                       ask nothing (a host key is then pinned only by --accept-host-key)
+  -h, --help                      show this help`;
+const INIT_USAGE = `fleet-deploy init --server NAME=USER@HOST[:PORT] [--tenant [SERVER/]ID:PATH]… [--region NAME] [--discover] [--accept-host-key SHA256:…] [--yes] [-r FILE]
+
+Writes a starter registry for your servers. For each server it fetches the host key (the connection stops
+at the key exchange; nothing logs in), prints its SHA256 fingerprint for you to compare out of band, and
+pins it only with your consent: "y" at the prompt on a terminal, or --accept-host-key with that
+fingerprint. A key not pinned is left out, and deploys refuse the server until it is. The file is validated
+before it is written; an existing file is never overwritten (use add-server / add-tenant).
+e.g. fleet-deploy init --server eu-1=deploy@203.0.113.10 --tenant acme:/srv/app/acme --region eu
+
+Options:
+${COMMON}`;
+const ADD_SERVER_USAGE = `fleet-deploy add-server --server NAME=USER@HOST[:PORT] [--tenant [SERVER/]ID:PATH]… [--region NAME] [--discover] [--accept-host-key SHA256:…] [-r FILE]
+
+Adds servers to an existing registry, their host keys fetched and pinned as init does.
+
+Options:
+${COMMON}`;
+const ADD_TENANT_USAGE = `fleet-deploy add-tenant --tenant [SERVER/]ID:PATH… [-r FILE]
+
+Adds tenants to servers of an existing registry (SERVER/ may be left out when there is one server); each
+gets the next free health port to edit.
+
+Options:
+${COMMON}`;
+const INIT_OPTIONS = {
+    registry: { type: 'string', short: 'r' },
+    server: { type: 'string', multiple: true },
+    tenant: { type: 'string', multiple: true },
+    region: { type: 'string' },
+    'accept-host-key': { type: 'string', multiple: true },
+    discover: { type: 'boolean' },
+    key: { type: 'string' },
+    yes: { type: 'boolean' },
+};
+
+;// CONCATENATED MODULE: ./src/cli/completion.ts
+const SHELLS = ['bash', 'zsh', 'fish'];
+const words = (list) => list.join(' ');
+const completion_flagWords = (c) => words(c.flags.map((f) => `--${f}`));
+function bash(commands) {
+    const cases = commands.map((c) => `    ${c.name}) words="${words(c.verbs)} ${completion_flagWords(c)}" ;;`).join('\n');
+    return `# fleet-deploy completion for bash: eval "$(fleet-deploy completion bash)" in ~/.bashrc
+_fleet_deploy() {
+  local cur=\${COMP_WORDS[COMP_CWORD]} words
+  if [ "$COMP_CWORD" -eq 1 ]; then
+    COMPREPLY=($(compgen -W "${words(commands.map((c) => c.name))} --help --version" -- "$cur"))
+    return
+  fi
+  case "\${COMP_WORDS[1]}" in
+${cases}
+    *) words="" ;;
+  esac
+  case "$cur" in
+    -*) COMPREPLY=($(compgen -W "$words" -- "$cur")) ;;
+    *) COMPREPLY=($(compgen -W "$words" -- "$cur")); [ \${#COMPREPLY[@]} -gt 0 ] || COMPREPLY=($(compgen -f -- "$cur")) ;;
+  esac
+}
+complete -F _fleet_deploy fleet-deploy
+`;
+}
+const zshQuote = (t) => t.replace(/'/g, "'\\''").replace(/:/g, '\\:');
+function zsh(commands) {
+    const list = commands.map((c) => `    '${c.name}:${zshQuote(c.summary)}'`).join('\n');
+    const cases = commands
+        .map((c) => `    ${c.name}) compadd -- ${words([...c.verbs, ...c.flags.map((f) => `--${f}`)])}; _files ;;`)
+        .join('\n');
+    return `#compdef fleet-deploy
+# fleet-deploy completion for zsh: eval "$(fleet-deploy completion zsh)" in ~/.zshrc (after compinit)
+_fleet_deploy() {
+  local -a commands
+  commands=(
+${list}
+  )
+  if (( CURRENT == 2 )); then
+    _describe 'command' commands
+    return
+  fi
+  case "$words[2]" in
+${cases}
+  esac
+}
+compdef _fleet_deploy fleet-deploy
+`;
+}
+const fishQuote = (t) => `'${t.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+function fish(commands) {
+    const lines = [
+        '# fleet-deploy completion for fish: fleet-deploy completion fish > ~/.config/fish/completions/fleet-deploy.fish',
+        'complete -c fleet-deploy -f',
+        ...commands.map((c) => `complete -c fleet-deploy -n __fish_use_subcommand -a ${c.name} -d ${fishQuote(c.summary)}`),
+    ];
+    for (const c of commands) {
+        const when = `-n '__fish_seen_subcommand_from ${c.name}'`;
+        if (c.verbs.length)
+            lines.push(`complete -c fleet-deploy ${when} -a ${fishQuote(words(c.verbs))}`);
+        for (const f of c.flags)
+            lines.push(`complete -c fleet-deploy ${when} -l ${f}`);
+    }
+    return `${lines.join('\n')}\n`;
+}
+function completionScript(shell, commands) {
+    return { bash, zsh, fish }[shell](commands);
 }
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts
@@ -74633,6 +75423,9 @@ async function runDemo(_values, io) {
  * fleet-deploy's command line. `runCli(argv, io)` returns the exit code: 0 success, 1 failure,
  * 2 configuration error (bad registry, bad flags, a selection that matches nothing).
  */
+
+
+
 
 
 
@@ -74698,6 +75491,7 @@ Options:
             ...REMOTE_OPTIONS,
             limit: { type: 'string', short: 'n' },
             format: { type: 'string', short: 'f' },
+            json: { type: 'boolean' },
         },
         run: (values, io) => runHistory(values, io),
     },
@@ -74746,7 +75540,8 @@ Options:
     sandbox: {
         summary: 'A local sandbox fleet to try it without servers: up, down, status',
         usage: SANDBOX_USAGE,
-        positionals: true,
+        verbs: ['up', 'down', 'status'],
+        hiddenVerbs: ['serve'],
         options: { dir: { type: 'string' }, servers: { type: 'string' }, tenants: { type: 'string' } },
         run: (values, io, positionals) => runSandbox(values, positionals, io),
     },
@@ -74760,9 +75555,27 @@ and once with 30% (it goes on) — shows the history of that tenant and a manual
         options: {},
         run: (values, io) => runDemo(values, io),
     },
+    init: {
+        summary: 'Write a starter registry for your servers (host keys fetched, pinned with your consent)',
+        usage: INIT_USAGE,
+        options: INIT_OPTIONS,
+        run: (values, io) => runInit(values, io),
+    },
+    'add-server': {
+        summary: 'Add a server to the registry (its host key fetched, pinned with your consent)',
+        usage: ADD_SERVER_USAGE,
+        options: INIT_OPTIONS,
+        run: (values, io) => runAddServer(values, io),
+    },
+    'add-tenant': {
+        summary: 'Add a tenant to a server of the registry',
+        usage: ADD_TENANT_USAGE,
+        options: INIT_OPTIONS,
+        run: (values, io) => runAddTenant(values, io),
+    },
     plan: {
         summary: 'Select targets and cut them into waves and GitHub matrices',
-        usage: `fleet-deploy plan [--registry FILE] [--select EXPR] [--waves SPEC] [--max-per-job N] [--format table|json|matrix]
+        usage: `fleet-deploy plan [--registry FILE] [--select EXPR] [--waves SPEC] [--max-per-job N] [--format table|json|matrix] [--json]
 
 Selects targets (a target is one tenant on one server, "server/tenant") and cuts them into waves.
 
@@ -74776,6 +75589,7 @@ Options:
                         or "rings" for one wave per ring; or "all" (default) for one wave
       --max-per-job N   targets per GitHub matrix job (default 1; a wave never exceeds 256 jobs)
   -f, --format FORMAT   table (default), json (the whole plan) or matrix (one GitHub matrix per wave)
+      --json            the same as --format json
   -h, --help            show this help`,
         options: {
             ...registryOption,
@@ -74783,9 +75597,10 @@ Options:
             waves: { type: 'string', short: 'w' },
             'max-per-job': { type: 'string' },
             format: { type: 'string', short: 'f' },
+            json: { type: 'boolean' },
         },
         run: async (values, io) => {
-            const format = values.format ?? 'table';
+            const format = values.json ? 'json' : (values.format ?? 'table');
             if (!['table', 'json', 'matrix'].includes(format)) {
                 throw new ConfigurationError([
                     {
@@ -74811,6 +75626,43 @@ Options:
             return EXIT.ok;
         },
     },
+    help: {
+        summary: "Show the commands, or one command's options: help <command>",
+        usage: `fleet-deploy help [COMMAND]
+
+Without a command, lists the commands; with one, shows its usage and options (as COMMAND --help does).`,
+        options: {},
+        positionals: true,
+        run: async (_values, io, [topic]) => {
+            if (topic === undefined) {
+                io.stdout(`${usage(io.self)}\n`);
+                return EXIT.ok;
+            }
+            const command = COMMANDS[topic];
+            if (!command) {
+                const near = closest(topic, Object.keys(COMMANDS));
+                return usageError(io, 'fleet-deploy help', `unknown command ${JSON.stringify(topic)}`, near && JSON.stringify(near));
+            }
+            io.stdout(`${command.usage}\n`);
+            return EXIT.ok;
+        },
+    },
+    completion: {
+        summary: 'Print shell completion for bash, zsh or fish',
+        usage: `fleet-deploy completion bash|zsh|fish
+
+Prints a completion script for the commands, their verbs and their flags. Install it:
+  bash  echo 'eval "$(fleet-deploy completion bash)"' >> ~/.bashrc
+  zsh   echo 'eval "$(fleet-deploy completion zsh)"' >> ~/.zshrc   (after compinit)
+  fish  fleet-deploy completion fish > ~/.config/fish/completions/fleet-deploy.fish
+(With npx: the same, as "npx fleet-deploy completion …"; the script completes the fleet-deploy command.)`,
+        options: {},
+        verbs: SHELLS,
+        run: async (_values, io, [shell]) => {
+            io.stdout(completionScript(shell, completable()));
+            return EXIT.ok;
+        },
+    },
 };
 const SHOWN_PER_WAVE = 25;
 function renderPlan(plan) {
@@ -74828,23 +75680,83 @@ function renderPlan(plan) {
     }
     return `${out.join('\n')}\n`;
 }
-function usage() {
+function usage(self = 'fleet-deploy') {
     const names = Object.keys(COMMANDS);
     const width = Math.max(...names.map((n) => n.length));
     return `fleet-deploy ${VERSION} — deploy tenant stacks to a fleet of servers over SSH
 
-Usage: fleet-deploy <command> [options]
+Usage: ${self} <command> [options]
 
 Commands:
 ${names.map((n) => `  ${n.padEnd(width)}  ${COMMANDS[n].summary}`).join('\n')}
 
-Run "fleet-deploy <command> --help" for a command's options.
+Run "${self} help <command>" for a command's options.
 Exit codes: 0 success, 1 failure, 2 configuration error.`;
+}
+/** The command table as shells complete it (completion.ts). */
+function completable() {
+    return Object.entries(COMMANDS).map(([name, c]) => ({
+        name,
+        summary: c.summary,
+        flags: [...Object.keys(c.options), 'help'],
+        verbs: c.verbs ?? [],
+    }));
+}
+/** A mistake in how the command was typed: one line, the nearest right word, exit 2. */
+function usageError(io, where, message, near, helpFor) {
+    const self = io.self ?? 'fleet-deploy';
+    io.stderr(`${where}: ${message}${near ? `; did you mean ${near}?` : ''} (${self} help${helpFor ? ` ${helpFor}` : ''})\n`);
+    return EXIT.configuration;
+}
+/** parseArgs' errors, as one line naming the nearest flag. */
+function parseError(io, name, command, e) {
+    const where = `fleet-deploy ${name}`;
+    const code = e.code;
+    const flags = [...Object.keys(command.options), 'help'];
+    const unknown = /Unknown option '(-{1,2})([^'=]+)/.exec(e.message);
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && unknown) {
+        const near = closest(unknown[2], flags);
+        return usageError(io, where, `unknown option ${unknown[1]}${unknown[2]}`, near && `--${near}`, name);
+    }
+    const positional = /Unexpected argument '([^']*)'/.exec(e.message);
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' && positional) {
+        const near = closest(positional[1], flags);
+        return usageError(io, where, `unexpected argument ${JSON.stringify(positional[1])}`, near && `--${near}`, name);
+    }
+    const missing = /Option '(?:-\w, )?(--[\w-]+)/.exec(e.message);
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && missing)
+        return usageError(io, where, `${missing[1]} needs a value`, undefined, name);
+    return usageError(io, where, e.message.split('\n')[0], undefined, name);
+}
+/** A command's first word when it takes verbs (`sandbox up`): one of them, else a one-line error. */
+function checkVerb(io, name, command, positionals) {
+    const verbs = command.verbs;
+    if (!verbs)
+        return undefined;
+    const verb = positionals[0];
+    if (verb !== undefined && (verbs.includes(verb) || command.hiddenVerbs?.includes(verb)))
+        return undefined;
+    const list = `${verbs.slice(0, -1).join(', ')} or ${verbs.at(-1)}`;
+    if (verb === undefined)
+        return usageError(io, `fleet-deploy ${name}`, `say which: ${list}`, undefined, name);
+    const near = closest(verb, verbs);
+    return usageError(io, `fleet-deploy ${name}`, `${JSON.stringify(verb)} is not ${list}`, near && JSON.stringify(near), name);
+}
+/** The message of an unexpected failure; its stack only when asked (FLEET_DEBUG=1). */
+function main_failure(io, name, e) {
+    const debug = Boolean(io.env.FLEET_DEBUG);
+    const text = e instanceof Error
+        ? debug
+            ? (e.stack ?? e.message)
+            : `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}`
+        : String(e);
+    io.stderr(`fleet-deploy ${name} failed: ${sanitize(text)}\n`);
+    return EXIT.failure;
 }
 async function runCli(argv, io = processIO()) {
     const [name, ...rest] = argv;
-    if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-        io.stdout(`${usage()}\n`);
+    if (name === undefined || name === '--help' || name === '-h') {
+        io.stdout(`${usage(io.self)}\n`);
         return name === undefined ? EXIT.configuration : EXIT.ok;
     }
     if (name === '--version' || name === '-V') {
@@ -74853,8 +75765,8 @@ async function runCli(argv, io = processIO()) {
     }
     const command = COMMANDS[name];
     if (!command) {
-        io.stderr(`fleet-deploy: unknown command ${JSON.stringify(name)}\n\n${usage()}\n`);
-        return EXIT.configuration;
+        const near = closest(name, Object.keys(COMMANDS));
+        return usageError(io, 'fleet-deploy', `unknown command ${JSON.stringify(name)}`, near && JSON.stringify(near));
     }
     let values;
     let positionals;
@@ -74862,20 +75774,22 @@ async function runCli(argv, io = processIO()) {
         const parsed = (0,external_node_util_.parseArgs)({
             args: [...rest],
             options: { ...command.options, help: { type: 'boolean', short: 'h' } },
-            allowPositionals: Boolean(command.positionals),
+            allowPositionals: Boolean(command.positionals || command.verbs),
             strict: true,
         });
         values = parsed.values;
         positionals = parsed.positionals;
     }
     catch (e) {
-        io.stderr(`fleet-deploy ${name}: ${e.message}\n\n${command.usage}\n`);
-        return EXIT.configuration;
+        return parseError(io, name, command, e);
     }
     if (values.help) {
         io.stdout(`${command.usage}\n`);
         return EXIT.ok;
     }
+    const badVerb = checkVerb(io, name, command, positionals);
+    if (badVerb !== undefined)
+        return badVerb;
     try {
         return await command.run(values, io, positionals);
     }
@@ -74887,8 +75801,7 @@ async function runCli(argv, io = processIO()) {
                 io.stderr(`${e.problems.length} problems\n`);
             return EXIT.configuration;
         }
-        io.stderr(`fleet-deploy ${name} failed: ${sanitize(e.stack ?? String(e))}\n`);
-        return EXIT.failure;
+        return main_failure(io, name, e);
     }
 }
 
