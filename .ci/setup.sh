@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # openssh-server: real sshd servers on 127.0.0.1 for the integration tests; procps: pgrep;
 # podman, runc, busybox-static, docker-registry, docker-compose, curl: the real container engine,
 # registry and Compose of the end-to-end test (__tests__/e2e/engine-up.sh sets them up); shellcheck: the
-# run: blocks of the workflows (npm run lint:workflows).
-packages=(openssh-client openssh-server procps podman runc busybox-static docker-registry docker-compose curl shellcheck)
+# run: blocks of the workflows (npm run lint:workflows); nftables: the network faults of npm run test:chaos
+# (drop, reset, random loss inside the namespaces it makes; iproute2 gives ip netns and tc).
+packages=(openssh-client openssh-server procps podman runc busybox-static docker-registry docker-compose curl shellcheck nftables iproute2)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
