@@ -83,12 +83,12 @@ describe('command strings', () => {
     const text = R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v2' }).text;
     expect(
       text.startsWith(
-        "cd -- /srv/acme && { touch -c -- .fleet/lock 2>/dev/null || :; } && { [ ! -L .env ] || { printf '%s\\n' '.env in /srv/acme is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file' >&2; exit 30; }; tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit 30; { FLEET_SET=APP_IMAGE=ghcr.io/acme/app:v2 awk 'BEGIN",
+        'cd -- /srv/acme && { touch -c -- .fleet/lock 2>/dev/null || :; } && { [ ! -L .env ] || { printf \'%s\\n\' \'.env in /srv/acme is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file\' >&2; exit 30; }; swapped=; for try in 1 2 3 4 5; do tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit 30; old="$tmp.old"; ln -f -- .env "$old" && set -- $(cksum < "$old") && sum="$1 $2" && size=$2 && FLEET_SET=APP_IMAGE=ghcr.io/acme/app:v2 awk \'BEGIN',
       ),
     ).toBe(true);
     expect(
       text.endsWith(
-        `.env > "$tmp" && chmod "$(stat -c %a .env)" "$tmp" && { chown "$(stat -c %u:%g .env)" "$tmp" 2>/dev/null || :; } && mv -f -- "$tmp" .env; } || { rm -f -- "$tmp"; exit 30; }; } && docker compose -f base.yml -f prod.yml -p acme up -d web worker`,
+        `"$old" > "$tmp" && chmod "$(stat -c %a "$old")" "$tmp" && { chown "$(stat -c %u:%g "$old")" "$tmp" 2>/dev/null || :; } || { rm -f -- "$tmp" "$old"; exit 30; }; if [ .env -ef "$old" ]; then mv -f -- "$tmp" .env || { rm -f -- "$tmp" "$old"; exit 30; }; if [ "$(head -c "$size" "$old" | cksum)" = "$sum" ]; then tail -c +"$((size + 1))" "$old" >> .env && swapped=yes; else mv -f -- "$old" .env; fi; fi; rm -f -- "$tmp" "$old"; [ -z "$swapped" ] || break; done; [ -n "$swapped" ] || { printf '%s\\n' '.env kept changing while it was being switched (another writer, five tries): nothing was changed' >&2; exit 30; }; } && docker compose -f base.yml -f prod.yml -p acme up -d web worker`,
       ),
     ).toBe(true);
     expect(text).not.toContain('awk -v');
@@ -104,7 +104,7 @@ describe('command strings', () => {
     expect(
       R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v1' }, { replace: { project: 'acme' } }).text,
     ).toContain(
-      `mv -f -- "$tmp" .env; } || { rm -f -- "$tmp"; exit 30; }; } && for try in 1 2 3 4 5; do ids=$(docker ps -aq --filter label=com.docker.compose.project=acme) || exit 1; [ -n "$ids" ] || break; docker rm -f $ids >/dev/null 2>&1 || sleep 1; done; [ -z "$(docker ps -aq --filter label=com.docker.compose.project=acme)" ] && docker compose`,
+      `nothing was changed' >&2; exit 30; }; } && for try in 1 2 3 4 5; do ids=$(docker ps -aq --filter label=com.docker.compose.project=acme) || exit 1; [ -n "$ids" ] || break; docker rm -f $ids >/dev/null 2>&1 || sleep 1; done; [ -z "$(docker ps -aq --filter label=com.docker.compose.project=acme)" ] && docker compose`,
     );
   });
 
