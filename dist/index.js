@@ -69122,10 +69122,29 @@ const ENV_PROGRAM = `BEGIN { n = split(ENVIRON["FLEET_SET"], a, "\\n"); for (i =
   print $0 cr }
 END { for (k in val) if (!(k in seen)) print k "=" val[k] eol }`;
 /**
+ * The .env rewrite as a compare-and-swap against other writers: the current file is hard-linked aside
+ * (`$old`, so it can be read after the rename) and its checksum and size taken in one read; the new file
+ * is written from it and renamed over .env only if .env is still that file (`-ef`: not replaced by
+ * someone else's rename). After the rename, a writer that had opened the old file may have appended to
+ * it: those bytes are carried over to the new .env. If the old file was changed in any other way (its
+ * first `size` bytes differ), it is put back and the switch tried again; five tries, then the switch
+ * refuses and says why. What is left: an append whose writer opened .env before the rename and writes
+ * after the carry-over, a window of microseconds that only a lock the other writer honours could close.
+ */
+function swapEnv(spec) {
+    const changing = '.env kept changing while it was being switched (another writer, five tries): nothing was changed';
+    const fail = shell_sh `{ rm -f -- "$tmp" "$old"; exit ${SWITCH_FAILED}; }`;
+    const build = shell_sh `ln -f -- .env "$old" && set -- $(cksum < "$old") && sum="$1 $2" && size=$2 && FLEET_SET=${spec} awk ${ENV_PROGRAM} "$old" > "$tmp" && chmod "$(stat -c %a "$old")" "$tmp" && { chown "$(stat -c %u:%g "$old")" "$tmp" 2>/dev/null || :; }`;
+    const carry = shell_sh `if [ "$(head -c "$size" "$old" | cksum)" = "$sum" ]; then tail -c +"$((size + 1))" "$old" >> .env && swapped=yes; else mv -f -- "$old" .env; fi`;
+    return shell_sh `swapped=; for try in 1 2 3 4 5; do tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit ${SWITCH_FAILED}; old="$tmp.old"; ${build} || ${fail}; if [ .env -ef "$old" ]; then mv -f -- "$tmp" .env || ${fail}; ${carry}; fi; rm -f -- "$tmp" "$old"; [ -z "$swapped" ] || break; done; [ -n "$swapped" ] || { printf '%s\n' ${changing} >&2; exit ${SWITCH_FAILED}; }`;
+}
+/**
  * Sets image variables in .env atomically, then runs `compose up -d`: one round trip. The new .env is
  * made by `mktemp` beside the old (so no planted file or link is written through), given the old one's
  * mode and owner, and renamed over it: .env is always either the old or the new file. A .env that is a
  * symbolic link is refused. When the switch fails, the script exits SWITCH_FAILED before compose runs.
+ *
+ * Another writer may change .env while it is rewritten (SWITCH_ENV says how nothing it wrote is lost).
  */
 function update(t, assignments, options = {}) {
     for (const [k, v] of Object.entries(assignments))
@@ -69135,7 +69154,7 @@ function update(t, assignments, options = {}) {
         .map(([k, v]) => `${k}=${v}`)
         .join('\n');
     const link = `.env in ${t.path} is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file`;
-    const switchEnv = shell_sh `{ [ ! -L .env ] || { printf '%s\n' ${link} >&2; exit ${SWITCH_FAILED}; }; tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit ${SWITCH_FAILED}; { FLEET_SET=${spec} awk ${ENV_PROGRAM} .env > "$tmp" && chmod "$(stat -c %a .env)" "$tmp" && { chown "$(stat -c %u:%g .env)" "$tmp" 2>/dev/null || :; } && mv -f -- "$tmp" .env; } || { rm -f -- "$tmp"; exit ${SWITCH_FAILED}; }; }`;
+    const switchEnv = shell_sh `{ [ ! -L .env ] || { printf '%s\n' ${link} >&2; exit ${SWITCH_FAILED}; }; ${swapEnv(spec)}; }`;
     const replace = options.replace ? shell_sh `${removeContainers(t, options.replace.project)} && ` : shell_sh ``;
     const note = options.note
         ? shell_sh `{ [ ! -d ${LOCK_DIR} ] || printf '%s\n' ${options.note} > ${SWITCH_NOTE} || :; } && `
