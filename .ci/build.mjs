@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const ACTIONS = ['plan', 'deploy', 'deploy-post', 'rollback', 'gate', 'summary', 'health'];
+const ACTIONS = ['plan', 'deploy', 'deploy-post', 'rollback', 'gate', 'summary', 'health', 'status'];
 
 async function bundle() {
   const ncc = require('@vercel/ncc');

@@ -264,7 +264,7 @@ describe('prepare, run by a real shell', () => {
     expect(p.lock).toBeUndefined();
     expect(readFileSync(join(w.dir, '.fleet/lock/owner'), 'utf8')).toBe(`${owner('t1')}\n`);
     // No Compose process at all (Compose v1 costs ~0.4 s of CPU a run): the engine answers by label.
-    expect(w.calls()).toEqual(['compose version', 'ps -q --filter label=com.docker.compose.project=tenant']);
+    expect(w.calls()).toEqual(['compose version', 'ps -aq --filter label=com.docker.compose.project=tenant']);
   });
 
   test('a held lock exits 20 with its owner and age, and is left alone', () => {
@@ -434,7 +434,50 @@ describe('prepare, run by a real shell', () => {
       freeMb: 2000,
       env: { APP_IMAGE: 'r/a:v1', B_IMAGE: 'r/b:v1' },
       running: ['sha256:abc', 'sha256:def'],
+      containers: [],
       history: ['{"x":1}'],
     });
+  });
+
+  test('parsePrepared: each container with its state; stopped ones run no image; server text checked', () => {
+    const p = R.parsePrepared(
+      [
+        '@@running',
+        'sha256:aaa running 0123456789ab',
+        'sha256:bbb paused 123456789abc',
+        'sha256:ccc exited 23456789abcd',
+        'sha256:ddd running $(reboot)',
+        '@@history',
+      ].join('\n'),
+    );
+    expect(p.running).toEqual(['sha256:aaa', 'sha256:bbb', 'sha256:ddd']);
+    expect(p.containers).toEqual([
+      { id: '0123456789ab', state: 'running' },
+      { id: '123456789abc', state: 'paused' },
+      { id: '23456789abcd', state: 'stopped' },
+    ]);
+  });
+
+  test.each([
+    [[], undefined],
+    [['paused', 'paused'], 'paused'],
+    [['paused', 'stopped'], 'stopped'],
+    [['stopped'], 'stopped'],
+    [['paused', 'running'], undefined],
+    [['restarting'], undefined],
+  ] as const)('hibernationOf %j is %s', (states, expected) => {
+    expect(R.hibernationOf(states.map((state) => ({ state })))).toBe(expected);
+  });
+
+  test('configHashOf: one service its label; several a hash of the sorted labels; non-hashes ignored', () => {
+    const h1 = 'a'.repeat(64);
+    const h2 = 'b'.repeat(64);
+    expect(R.configHashOf([h1, h1, 'junk'])).toBe(h1);
+    expect(R.configHashOf([])).toBeUndefined();
+    expect(R.configHashOf([h2, h1])).toBe(R.configHashOf([h1, h2]));
+    expect(R.configHashOf([h2, h1])).toMatch(/^[a-f0-9]{64}$/);
+    expect(R.configHashOf([h2, h1])).not.toBe(h1);
+    expect(R.parseConfigHash(`Creating x\n@@confighash\n${h1}\n`)).toBe(h1);
+    expect(R.parseConfigHash('no marker')).toBeUndefined();
   });
 });

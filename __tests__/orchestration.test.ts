@@ -176,6 +176,72 @@ test('unchanged: same references and the pulled image is the one running: no upd
   expect(c.log.at(-1)!.command).not.toContain('history.jsonl');
 });
 
+describe('a hibernated tenant (its containers paused or stopped before the deploy)', () => {
+  const paused = ['sha256:old paused aaaaaaaaaaaa', 'sha256:old paused bbbbbbbbbbbb'].join('\n');
+  const asleep = (running: string) => ({
+    match: 'prepare' as const,
+    reply: prepared(`${REPO}:v1`, [running]),
+  });
+
+  test('paused: woken for the switch, gated, paused again after the post-deploy hooks; the step says so', async () => {
+    const c = new ScriptedConnector(() => [
+      asleep(paused),
+      { match: 'hibernate', reply: ok() },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, () => false);
+    const r = (await run(registry(1, 1), c)).targets[0]!;
+    expect(r.outcome).toBe('deployed');
+    expect(c.log.map((l) => l.verb)).toEqual(['prepare', 'pull', 'update', 'hibernate', 'finish']);
+    expect(c.log[2]!.command).toContain(
+      'docker unpause aaaaaaaaaaaa bbbbbbbbbbbb >/dev/null && docker compose',
+    );
+    expect(c.log[3]!.command).toMatch(/ docker pause \$ids >\/dev\/null; }$/);
+    expect(r.steps.at(-2)).toMatchObject({
+      step: 'hibernate',
+      ok: true,
+      detail: 'paused again, as before the deploy',
+    });
+  });
+
+  test('stopped, "wake": deployed and left running, said in the step; no extra round trip', async () => {
+    const reg = registry(1, 1, (f) => (f.defaults.tenant.hibernated = 'wake'));
+    const c = new ScriptedConnector(() => [
+      asleep('sha256:old exited cccccccccccc'),
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, () => false);
+    const r = (await run(reg, c)).targets[0]!;
+    expect(c.log.map((l) => l.verb)).toEqual(['prepare', 'pull', 'update', 'finish']);
+    expect(c.log[2]!.command).not.toContain('unpause');
+    expect(r.steps.find((s) => s.step === 'hibernate')?.detail).toBe(
+      'was stopped; left running (hibernated: "wake")',
+    );
+  });
+
+  test('a release that fails its gate is rolled back, and the previous one goes back to sleep', async () => {
+    const c = new ScriptedConnector(() => [
+      asleep(paused),
+      { match: 'hibernate', reply: ok() },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, (_, v) => v === 'v2');
+    const r = (await run(registry(1, 1), c)).targets[0]!;
+    expect(r.outcome).toBe('rolled-back');
+    expect(c.log.map((l) => l.verb)).toEqual(['prepare', 'pull', 'update', 'update', 'hibernate', 'finish']);
+  });
+
+  test('a tenant with a container running is not hibernated: no hibernate step', async () => {
+    const c = new ScriptedConnector(() => [
+      asleep('sha256:old paused aaaaaaaaaaaa\nsha256:old running bbbbbbbbbbbb'),
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, () => false);
+    const r = (await run(registry(1, 1), c)).targets[0]!;
+    expect(r.steps.some((s) => s.step === 'hibernate')).toBe(false);
+  });
+});
+
 test('budget by count: the wave that passes it stops the rollout', async () => {
   const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
   const reg = registry(4, 3);

@@ -49,10 +49,24 @@ test('the workflows use our actions', () => {
       'actions/gate/action.yml',
       'actions/summary/action.yml',
       'actions/rollback/action.yml',
+      'actions/status/action.yml',
       'action.yml',
     ]),
   );
 });
+
+test.each(workflows.filter((f) => f.startsWith('docs/examples')))(
+  '%s: explicit permissions on the workflow; a job that writes issues is granted issues: write',
+  (file) => {
+    const wf = load(file);
+    expect(wf.permissions).toEqual(expect.any(Object));
+    for (const [job, spec] of jobsOf(file)) {
+      const runs = (spec.steps ?? []).map((st: any) => st.run ?? '').join('\n');
+      if (!/\bgh issue (create|comment)\b/.test(runs)) continue;
+      expect([job, (spec.permissions ?? wf.permissions).issues]).toEqual([job, 'write']);
+    }
+  },
+);
 
 test.each(steps.map((s) => [`${s.file} ${s.job} → ${s.uses}`, s] as const))(
   '%s passes only declared inputs, and every required one',

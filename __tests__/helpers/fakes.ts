@@ -28,6 +28,7 @@ export type Verb =
   | 'prepare'
   | 'pull'
   | 'update'
+  | 'hibernate'
   | 'containerHealth'
   | 'finish'
   | 'releaseLock'

@@ -5,6 +5,7 @@ import { runDeployPost } from './deploy-post';
 import { runPlan } from './plan';
 import { runGate } from './gate';
 import { runHealth } from './health';
+import { runStatusAction } from './status';
 import { runSummary } from './summary';
 
 const ACTIONS: Record<string, () => Promise<void>> = {
@@ -15,6 +16,7 @@ const ACTIONS: Record<string, () => Promise<void>> = {
   gate: runGate,
   summary: runSummary,
   health: runHealth,
+  status: runStatusAction,
 };
 
 export async function runAction(name: string): Promise<void> {

@@ -28,6 +28,7 @@ import {
   runRestore,
 } from './backup';
 import { runDemo, runSandbox, SANDBOX_USAGE } from './sandbox';
+import { runSetupServer, SETUP_OPTIONS, SETUP_USAGE } from './setup-server';
 import { DEFAULT_REGISTRY, loadRegistry } from './args';
 import { wholeNumber } from '../values';
 import { flagOptions } from '../settings';
@@ -155,6 +156,13 @@ Options:
     usage: RESTORE_USAGE,
     options: RESTORE_OPTIONS,
     run: (values, io) => runRestore(values, io),
+  },
+  'setup-server': {
+    summary:
+      'Provision servers and tenants as root: deploy user, key, directories, .env with secrets, systemd',
+    usage: SETUP_USAGE,
+    options: SETUP_OPTIONS,
+    run: (values, io) => runSetupServer(values, io),
   },
   sandbox: {
     summary: 'A local sandbox fleet to try it without servers: up, down, status',

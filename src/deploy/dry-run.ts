@@ -79,6 +79,11 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
   retire() {
     return (this.strategy.preview(this.next).retire ?? []).flatMap((s) => this.cmd('retire', s));
   }
+  hibernate() {
+    if (this.tenant.hibernated === 'wake' || !this.strategy.hibernate) return [];
+    const pause = this.strategy.hibernate('paused').text;
+    return [{ step: 'hibernate', command: `# only if it was paused (stopped: "stop") before: ${pause}` }];
+  }
   finish() {
     const remove = ['<images beyond the last releases>'];
     return this.cmd('finish', R.finish(this.tenant, { token: '<token>', history: '<entry>', remove }));

@@ -104,6 +104,7 @@ export function historyLine(r: Recorded): string {
     fromImages: r.previous.imageIds,
     toImages: r.next.imageIds,
     digests: r.next.digests,
+    ...(r.next.configHash ? { configHash: r.next.configHash } : {}),
     ...(r.rollback ? { rollback: true } : {}),
     ...(r.error ? { error: r.error } : {}),
   });

@@ -23,6 +23,8 @@ export interface Release {
   digests: string[];
   /** The Compose project it runs as, derived on the server (compose). */
   project?: string;
+  /** Its Compose configuration's hash, read after `compose up` (see configHashOf). */
+  configHash?: string;
 }
 
 export interface StepTiming {

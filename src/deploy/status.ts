@@ -5,7 +5,7 @@
  * (a target running something other than most of its wave) is added by `waveDrift`. Pure.
  */
 import type { Target } from '../registry/model';
-import { versionOf } from '../remote/commands';
+import { configHashOf, versionOf } from '../remote/commands';
 import type { ContainerState, TenantInspection } from '../remote/status';
 import { History, parseHistory, type HistoryEntry } from './history';
 import { longestQuiet } from './locks';
@@ -81,11 +81,9 @@ function driftOf(i: TenantInspection, images: string[], last: HistoryEntry | und
         `runs image ${foreign.map((id) => id.slice(7, 19)).join(', ')}, not the last release's (${last.to ?? '?'})`,
       );
   }
-  if (last.configHash) {
-    const hashes = new Set(i.containers.map((c) => c.configHash).filter(Boolean));
-    if (hashes.size && !hashes.has(last.configHash))
-      drift.push('its Compose config differs from the deployed one (config-hash label)');
-  }
+  const now = configHashOf(i.containers.flatMap((c) => (c.configHash ? [c.configHash] : [])));
+  if (last.configHash && now && now !== last.configHash)
+    drift.push('its Compose config differs from the deployed one (config-hash label)');
   return drift;
 }
 

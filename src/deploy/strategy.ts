@@ -5,7 +5,7 @@
  * proxy, …) is a new file in strategies/ and one line in `strategyFor`.
  */
 import type { Target } from '../registry/model';
-import type { Prepared } from '../remote/commands';
+import type { Hibernation, Prepared } from '../remote/commands';
 import type { Script } from '../remote/shell';
 import type { History } from './history';
 import type { Clock } from './ports';
@@ -57,6 +57,10 @@ export interface ReleaseStrategy {
   retire?(ctx: StrategyContext): Promise<string>;
   /** The script that prints the health state of each of the tenant's containers, when it has containers. */
   containerHealth?(): Script;
+  /** How the tenant slept before the deploy (every container paused, or stopped), from `current`. */
+  hibernated?(): Hibernation | undefined;
+  /** The script that puts it back to sleep that way after the deploy. */
+  hibernate?(how: Hibernation): Script;
   /** Images a deploy that brought `next` in may remove. */
   prunable(history: History, next: Release, current: Release): string[];
   /** The remote commands of the fetch, the switch, promote and retire, for --dry-run. */

@@ -1,6 +1,7 @@
 /**
  * One target's deploy, as a run of named steps (DEPLOY_STEPS): prepare (preflight, lock, what runs now),
- * pull, compare, backup, pre-deploy hooks, switch, health gate, post-deploy hooks — and, when anything
+ * pull, compare, backup, pre-deploy hooks, switch, health gate, post-deploy hooks, hibernate (a tenant
+ * that was paused or stopped goes back to sleep) — and, when anything
  * after the switch fails, the automatic rollback. `finish` (history, prune, unlock) runs on every path
  * where the lock may be ours. How the release is switched is the target's strategy (strategy.ts).
  *
@@ -97,6 +98,7 @@ export const DEPLOY_STEPS = [
   'promote',
   'postDeploy',
   'retire',
+  'hibernate',
 ] as const;
 export type DeployStep = (typeof DEPLOY_STEPS)[number];
 
@@ -272,6 +274,28 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       );
   }
 
+  /**
+   * A tenant that was paused or stopped before the deploy (hibernated) is put back so once the release
+   * passed its gate — or, with `hibernated: "wake"`, left running; either way the step says so.
+   */
+  async hibernate(): StepReturn {
+    const how = this.strategy.hibernated?.();
+    if (!how) return;
+    if (this.target.tenant.hibernated === 'wake') {
+      await this.step(
+        'hibernate',
+        async () => `was ${how}; left running (hibernated: "wake")`,
+        (d) => d,
+      );
+      return;
+    }
+    await this.step(
+      'hibernate',
+      () => this.shell.must('hibernate', this.strategy.hibernate!(how)),
+      () => `${how} again, as before the deploy`,
+    );
+  }
+
   // ---- when a step failed ----
 
   private async recover(e: Error): Promise<void> {
@@ -288,6 +312,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       await this.step('rollback health', () => this.gate(previous, false), gateDetail);
       this.result.outcome = 'rolled-back';
       await this.hooks('onRollback', 'on-rollback hooks', previous, this.version);
+      await this.hibernate(); // the previous release goes back to sleep too
     } catch (e) {
       if (this.result.outcome !== 'rolled-back') {
         this.result.outcome = 'failed';

@@ -5,6 +5,7 @@
  */
 import type { ComposeCommand, Image, Tenant } from '../registry/model';
 import { COMPOSE_PROJECT, ENV_VAR, IMAGE_DIGEST, IMAGE_REF, IMAGE_TAG } from '../registry/patterns';
+import { createHash } from 'node:crypto';
 import { ConfigurationError } from '../errors';
 import { envPrefix, named, Script, sh } from './shell';
 
@@ -177,13 +178,37 @@ export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script 
     const engine = engineOf(t.compose.command);
     lines.push(deriveProject(t));
     lines.push(sh`echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`);
+    // every container, stopped ones too: a paused or stopped (hibernated) tenant is told apart
     lines.push(
-      sh`echo '@@running'; ids=$(${containersOf(t, PROJECT_VAR)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`,
+      sh`echo '@@running'; ids=$(${containersOf(t, PROJECT_VAR, true)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}} {{.State.Status}} {{.Id}}' $ids || exit 1; fi`,
     );
   }
   lines.push(sh`echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
   return new Script(lines.map(String).join('\n'), 'prepare');
 }
+
+/** A container's state in the five words status and the deploy use. */
+export const CONTAINER_STATES = ['running', 'paused', 'stopped', 'restarting', 'missing'] as const;
+export type ContainerState = (typeof CONTAINER_STATES)[number];
+
+/** The engine's state (`.State.Status`) in those words. */
+export function containerState(engineState: string): ContainerState {
+  if (engineState === 'running' || engineState === 'paused' || engineState === 'restarting')
+    return engineState;
+  return 'stopped'; // created, exited, dead, removing, configured, stopping
+}
+
+/** How a tenant sleeps: every container paused, or none running and some stopped. */
+export type Hibernation = 'paused' | 'stopped';
+
+export function hibernationOf(containers: readonly { state: ContainerState }[]): Hibernation | undefined {
+  if (!containers.length || containers.some((c) => c.state === 'running' || c.state === 'restarting'))
+    return undefined;
+  return containers.every((c) => c.state === 'paused') ? 'paused' : 'stopped';
+}
+
+const CONTAINER_ID = /^[a-f0-9]{12,64}$/;
+const ENGINE_STATE = /^[a-z]{1,20}$/;
 
 export interface Prepared {
   freeMb?: number;
@@ -192,8 +217,10 @@ export interface Prepared {
   lock?: { owner: string; ageS: number };
   /** variable → reference in .env (compose) */
   env: Record<string, string>;
-  /** image IDs of the running containers, normalized to sha256:… */
+  /** image IDs of the running (and paused) containers, normalized to sha256:… */
   running: string[];
+  /** Every container of the project (stopped ones too), by ID, with its state. */
+  containers: Array<{ id: string; state: ContainerState }>;
   /** The Compose project, as derived on the server (compose); checked against the project pattern. */
   project?: string;
   /** the version the `current` command printed (commands strategy) */
@@ -202,7 +229,7 @@ export interface Prepared {
 }
 
 export function parsePrepared(stdout: string): Prepared {
-  const out: Prepared = { env: {}, running: [], history: [] };
+  const out: Prepared = { env: {}, running: [], containers: [], history: [] };
   let section = '';
   const lockLines: string[] = [];
   for (const raw of stdout.split('\n')) {
@@ -223,12 +250,23 @@ export function parsePrepared(stdout: string): Prepared {
     else if (section === 'env') {
       const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
       if (m) out.env[m[1]!] = m[2]!.trim().replace(/^(["'])(.*)\1$/, '$2');
-    } else if (section === 'running') out.running.push(normalizeId(line));
+    } else if (section === 'running') readContainer(out, line);
     else if (section === 'current') out.current = line.trim();
     else if (section === 'history') out.history.push(line);
   }
   out.running = [...new Set(out.running)];
   return out;
+}
+
+/**
+ * One `IMAGE STATE ID` line of the @@running section (a bare image ID: a running container). The ID
+ * and state are server text: a line whose ID or state is not one is left out of `containers`.
+ */
+function readContainer(out: Prepared, line: string): void {
+  const [image = '', engineState = 'running', id] = line.trim().split(/\s+/);
+  const state = ENGINE_STATE.test(engineState) ? containerState(engineState) : 'stopped';
+  if (state !== 'stopped') out.running.push(normalizeId(image));
+  if (id !== undefined && CONTAINER_ID.test(id)) out.containers.push({ id, state });
 }
 
 export function normalizeId(id: string): string {
@@ -294,6 +332,27 @@ function swapEnv(spec: string): Script {
   return sh`swapped=; for try in 1 2 3 4 5; do tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit ${SWITCH_FAILED}; old="$tmp.old"; ${build} || ${fail}; if [ .env -ef "$old" ]; then mv -f -- "$tmp" .env || ${fail}; ${carry}; fi; rm -f -- "$tmp" "$old"; [ -z "$swapped" ] || break; done; [ -n "$swapped" ] || { printf '%s\n' ${changing} >&2; exit ${SWITCH_FAILED}; }`;
 }
 
+/** The label Compose puts on each container: a hash of its service's configuration. */
+export const CONFIG_HASH_LABEL = 'com.docker.compose.config-hash';
+const CONFIG_HASH = /^[a-f0-9]{64}$/;
+
+/**
+ * One hash for a release's Compose configuration: the config-hash label of its one service, or for
+ * several services a sha256 over their distinct labels, sorted (so a change to any service shows).
+ * Labels that are not hashes (server text) are ignored; undefined when none is left.
+ */
+export function configHashOf(labels: readonly string[]): string | undefined {
+  const hashes = [...new Set(labels.map((l) => l.trim()).filter((l) => CONFIG_HASH.test(l)))].sort();
+  if (hashes.length <= 1) return hashes[0];
+  return createHash('sha256').update(hashes.join('\n')).digest('hex');
+}
+
+/** The config hash `update` read after `compose up` (the lines after its @@confighash marker). */
+export function parseConfigHash(stdout: string): string | undefined {
+  const at = stdout.lastIndexOf('@@confighash\n');
+  return at < 0 ? undefined : configHashOf(stdout.slice(at + '@@confighash\n'.length).split('\n'));
+}
+
 export interface UpdateOptions {
   /** Noted in the lock before the switch (one line of JSON): what an interrupted deploy was switching. */
   note?: string;
@@ -302,6 +361,10 @@ export interface UpdateOptions {
    * policy can otherwise make `up -d` fail with "container state improper". Needs the project.
    */
   replace?: { project: string };
+  /** After `up -d`, print the project's containers' config-hash labels (see parseConfigHash). */
+  configHash?: { project: string };
+  /** Containers to unpause before `up -d` (a paused tenant: Compose recreates only what changed). */
+  unpause?: readonly string[];
 }
 
 /**
@@ -331,9 +394,25 @@ export function update(
   const note = options.note
     ? sh`{ [ ! -d ${LOCK_DIR} ] || printf '%s\n' ${options.note} > ${SWITCH_NOTE} || :; } && `
     : sh``;
+  const engine = engineOf(t.compose.command);
+  const unpause = options.unpause?.length
+    ? sh`${engine} unpause ${[...options.unpause]} >/dev/null && `
+    : sh``;
+  const hash = options.configHash
+    ? sh` && { echo '@@confighash'; ids=$(${containersOf(t, options.configHash.project)}) && [ -n "$ids" ] && ${engine} inspect --format ${`{{index .Config.Labels "${CONFIG_HASH_LABEL}"}}`} $ids || :; }`
+    : sh``;
   return named(
     'update',
-    sh`${enter(t)} && ${touchLock} && ${note}${switchEnv} && ${replace}${composeArgv(t)} up -d ${t.compose.services ?? []}`,
+    sh`${enter(t)} && ${touchLock} && ${note}${switchEnv} && ${replace}${unpause}${composeArgv(t)} up -d ${t.compose.services ?? []}${hash}`,
+  );
+}
+
+/** Puts a hibernated tenant back to sleep after a deploy: its project's running containers paused or stopped. */
+export function hibernate(t: Tenant, project: string, how: Hibernation): Script {
+  const engine = engineOf(t.compose.command);
+  return named(
+    'hibernate',
+    sh`${enter(t)} && ${touchLock} && ids=$(${containersOf(t, project)}) && { [ -z "$ids" ] || ${engine} ${how === 'paused' ? 'pause' : 'stop'} $ids >/dev/null; }`,
   );
 }
 

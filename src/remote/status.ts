@@ -7,7 +7,10 @@
 import type { Tenant } from '../registry/model';
 import { COMPOSE_PROJECT } from '../registry/patterns';
 import {
+  CONFIG_HASH_LABEL,
+  containerState,
   containersOf,
+  type ContainerState,
   deriveProject,
   engineOf,
   HISTORY_FILE,
@@ -18,7 +21,6 @@ import {
 } from './commands';
 import { named, Script, sh } from './shell';
 
-export const CONFIG_HASH_LABEL = 'com.docker.compose.config-hash';
 const INSPECT = `{{.Name}}|{{.State.Status}}|{{.Image}}|{{index .Config.Labels "${CONFIG_HASH_LABEL}"}}|{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}`;
 
 export function inspectTenant(t: Tenant, historyLines = 50): Script {
@@ -41,8 +43,7 @@ export function inspectTenant(t: Tenant, historyLines = 50): Script {
   return named('inspectTenant', new Script(lines.map(String).join('\n')));
 }
 
-export const CONTAINER_STATES = ['running', 'paused', 'stopped', 'restarting', 'missing'] as const;
-export type ContainerState = (typeof CONTAINER_STATES)[number];
+export { CONFIG_HASH_LABEL, CONTAINER_STATES, type ContainerState } from './commands';
 
 export interface ContainerInfo {
   name: string;
@@ -65,13 +66,6 @@ export interface TenantInspection {
   history: string[];
 }
 
-/** The engine's states in the five words status uses. */
-function stateOf(engineState: string): ContainerState {
-  if (engineState === 'running' || engineState === 'paused' || engineState === 'restarting')
-    return engineState;
-  return 'stopped'; // created, exited, dead, removing, configured, stopping
-}
-
 const NAME = /^\/?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const WORD = /^[a-z]{1,20}$/;
 const HASH = /^[a-f0-9]{64}$/;
@@ -81,7 +75,7 @@ function parseContainer(line: string): ContainerInfo | undefined {
   if (!NAME.test(name) || !WORD.test(state) || !/^(sha256:)?[a-f0-9]{64}$/.test(image)) return undefined;
   return {
     name: name.replace(/^\//, ''),
-    state: stateOf(state),
+    state: containerState(state),
     image: normalizeId(image),
     ...(HASH.test(hash) ? { configHash: hash } : {}),
     health: WORD.test(health) ? health : 'unknown',

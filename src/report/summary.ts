@@ -82,7 +82,7 @@ export function mergeReports(all: readonly FleetReport[]): FleetReport {
  * A table cell: server text cleaned (no escape sequence, control character or workflow command), and
  * no pipe or line break ends it, and no `<` or `>` from a server opens an HTML tag.
  */
-const cell = (s: string) =>
+export const cell = (s: string) =>
   sanitizeLine(s)
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')

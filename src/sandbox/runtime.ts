@@ -43,6 +43,8 @@ interface Container {
   port: number;
   /** `docker pause`: the process is stopped by SIGSTOP until `docker unpause`. */
   paused?: boolean;
+  /** Compose's config-hash label: here a hash of what configures the service (image and port). */
+  configHash?: string;
 }
 
 const stateDir = process.env.FLEET_SANDBOX_STATE ?? join(process.env.HOME ?? '/tmp', '.fleet-sandbox');
@@ -214,6 +216,7 @@ function compose(args: string[]): void {
         imageId: id,
         pid: child.pid!,
         port,
+        configHash: sha(`config:${ref}:${port}`),
       } satisfies Container);
       return void process.stderr.write(`Container ${project}-app-1  Started\n`);
     }
@@ -227,7 +230,10 @@ function format(template: string | undefined, fields: Record<string, string>): s
   if (!template) return JSON.stringify(fields);
   return template
     .replace(/\{\{if \.State\.Health\}\}.*?\{\{else\}\}(.*?)\{\{end\}\}/g, '$1')
-    .replace(/\{\{index \.Config\.Labels "[^"]*"\}\}/g, '')
+    .replace(
+      /\{\{index \.Config\.Labels "([^"]*)"\}\}/g,
+      (_, label: string) => fields[`label:${label}`] ?? '',
+    )
     .replace(/\{\{\s*(json\s+)?\.([\w.]+)\s*\}\}/g, (_, json: string | undefined, key: string) =>
       json ? (fields[`json:${key}`] ?? 'null') : (fields[key] ?? ''),
     );
@@ -278,6 +284,7 @@ function main(argv: string[]): void {
           Id: c.id,
           Name: `/${c.project}-app-1`,
           'State.Status': stateOf(c),
+          'label:com.docker.compose.config-hash': c.configHash ?? '',
         };
         process.stdout.write(`${format(fmt, fields)}\n`);
       }

@@ -30,6 +30,8 @@ export interface SshOptions {
   keepaliveIntervalMs?: number;
   /** Called after every successful handshake (tests and benchmarks count them). */
   onHandshake?: (server: string) => void;
+  /** Told the host key each server offered once it was accepted (setup-server prints it to pin). */
+  onHostKey?: (server: string, key: Buffer) => void;
 }
 
 /** An error the user can fix (auth, host key): never retried. */
@@ -98,6 +100,7 @@ export class SshConnector implements Connector {
         hostVerifier: (key: Buffer) => {
           const verdict = verifyHostKey(label, host, port, key, pins, this.known);
           if (!verdict.ok) refusal = verdict.message;
+          else this.options.onHostKey?.(label, key);
           return verdict.ok;
         },
       });

@@ -16,6 +16,9 @@ export class ComposeStrategy implements ReleaseStrategy {
   readonly switchStep = 'update';
   /** The Compose project as derived on the server by `prepare` (the registry's when it sets one). */
   private project?: string;
+  /** How the tenant slept when `prepare` read it, and its paused containers (woken for the switch). */
+  private asleep?: R.Hibernation;
+  private paused: string[] = [];
 
   constructor(private readonly target: Target) {}
 
@@ -34,6 +37,8 @@ export class ComposeStrategy implements ReleaseStrategy {
         `could not tell the Compose project of ${this.tenant.path} (from COMPOSE_PROJECT_NAME, the compose file's name: or the directory); set compose.project in the registry`,
       );
     this.project = p.project;
+    this.asleep = R.hibernationOf(p.containers);
+    this.paused = p.containers.filter((c) => c.state === 'paused').map((c) => c.id);
     const refs: Record<string, string> = {};
     for (const i of this.tenant.images) {
       const ref = p.env[i.variable];
@@ -95,7 +100,15 @@ export class ComposeStrategy implements ReleaseStrategy {
       fromRefs: current.refs,
       toRefs: next.refs,
     });
-    const r = await ctx.shell.exec(R.update(this.tenant, next.refs, { note }), ctx.pullTimeoutMs);
+    const r = await ctx.shell.exec(
+      R.update(this.tenant, next.refs, {
+        note,
+        // paused containers are woken first: Compose recreates only what changed, and the rest must answer the gate
+        unpause: this.paused,
+        ...(this.project ? { configHash: { project: this.project } } : {}),
+      }),
+      ctx.pullTimeoutMs,
+    );
     if (r.code === R.SWITCH_FAILED)
       throw new StepFailure(
         'update',
@@ -103,6 +116,8 @@ export class ComposeStrategy implements ReleaseStrategy {
       );
     switched(); // from here on a failure rolls back; .env is the old or the new file, never a mix
     if (r.code !== 0) throw new StepFailure('update', `compose up failed: ${describe(r)}`);
+    const hash = R.parseConfigHash(r.stdout);
+    if (hash) next.configHash = hash;
   }
 
   async switchBack(ctx: StrategyContext, previous: Release): Promise<void> {
@@ -119,6 +134,14 @@ export class ComposeStrategy implements ReleaseStrategy {
     return R.containerHealth(this.tenant, this.project);
   }
 
+  hibernated(): R.Hibernation | undefined {
+    return this.asleep;
+  }
+
+  hibernate(how: R.Hibernation): Script {
+    return R.hibernate(this.tenant, this.project ?? R.projectOf(this.tenant), how);
+  }
+
   prunable(history: History, next: Release, current: Release): string[] {
     return history.prunable(next, current, this.tenant.keepReleases);
   }
@@ -126,7 +149,7 @@ export class ComposeStrategy implements ReleaseStrategy {
   preview(next: Release) {
     return {
       fetch: R.pullImages(this.tenant, Object.values(next.refs)),
-      switch: R.update(this.tenant, next.refs),
+      switch: R.update(this.tenant, next.refs, { configHash: { project: R.projectOf(this.tenant) } }),
     };
   }
 }

@@ -1,0 +1,72 @@
+/**
+ * The status action (actions/status): `fleet-deploy status` in a workflow. Writes the status table into
+ * the job summary, sets outputs (drifted, unreachable, statuses as JSON) and, with `fail-on-drift`, fails
+ * the step when a target drifted. The work is the CLI's (`fleetStatus`), given the inputs as its flags.
+ */
+import { readFile } from 'node:fs/promises';
+import { core } from './log';
+import { fleetStatus, statusRows, STATUS_HEADERS } from '../cli/status';
+import { hasDrift, type TargetStatus } from '../deploy/status';
+import { ConfigurationError } from '../errors';
+import { renderStatusSummary } from '../report/status-summary';
+import { checkBoolean } from '../values';
+import { positiveInt, text } from './inputs';
+
+/** A target that needs a look: drifted, unreachable, not running, or a lock left in place. */
+const attention = (s: TargetStatus) =>
+  hasDrift(s) || Boolean(s.error) || s.state !== 'running' || Boolean(s.lock) || s.probe?.ok === false;
+
+function sshKey(): string {
+  const key = core.getInput('ssh-key');
+  if (!key.trim())
+    throw new ConfigurationError([
+      { path: [], source: 'input "ssh-key"', message: 'is required: status reads every server over SSH' },
+    ]);
+  core.setSecret(key);
+  return key;
+}
+
+export async function runStatusAction(): Promise<void> {
+  const failOnDrift = checkBoolean(text('fail-on-drift', 'false'), 'input "fail-on-drift"');
+  const values = {
+    registry: text('registry', 'servers/production.json'),
+    select: core.getInput('select').trim() || undefined,
+    waves: core.getInput('waves').trim() || undefined,
+    concurrency: String(positiveInt('concurrency', 8)),
+  };
+  const io = {
+    stdout: (t: string) => core.info(t.trimEnd()),
+    stderr: (t: string) => core.info(t.trimEnd()),
+    readText: (p: string) => readFile(p, 'utf8'),
+    env: { FLEET_SSH_KEY: sshKey(), FLEET_KNOWN_HOSTS: core.getInput('known-hosts') },
+  };
+  const statuses = await fleetStatus(values, io);
+  const rows = statusRows(statuses);
+  const drifted = statuses.filter(hasDrift).length;
+  const unreachable = statuses.filter((s) => s.error).length;
+  for (const [i, s] of statuses.entries())
+    core.info(`${s.id}: ${rows[i]!.slice(1).filter(Boolean).join(' · ')}`);
+  await core.summary
+    .addRaw(
+      renderStatusSummary({
+        headers: STATUS_HEADERS,
+        rows,
+        attention: statuses.map(attention),
+        drifted,
+        unreachable,
+      }),
+      true,
+    )
+    .write();
+  core.setOutput('drifted', String(drifted));
+  core.setOutput('unreachable', String(unreachable));
+  core.setOutput('statuses', JSON.stringify(statuses));
+  if (unreachable) core.setFailed(`${unreachable} of ${statuses.length} target(s) could not be read`);
+  else if (failOnDrift && drifted)
+    core.setFailed(
+      `${drifted} of ${statuses.length} target(s) drifted: ${statuses
+        .filter(hasDrift)
+        .map((s) => `${s.id} (${s.drift.join('; ')})`)
+        .join(', ')}`,
+    );
+}
