@@ -68881,6 +68881,7 @@ function envPrefix(env) {
 
 
 
+
 /** The tool's own files in a tenant directory. */
 const STATE_DIR = '.fleet';
 const LOCK_DIR = `${STATE_DIR}/lock`;
@@ -69037,13 +69038,29 @@ function prepare(t, owner, breakAfterS) {
         const engine = engineOf(t.compose.command);
         lines.push(deriveProject(t));
         lines.push(shell_sh `echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`);
-        lines.push(shell_sh `echo '@@running'; ids=$(${containersOf(t, PROJECT_VAR)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi`);
+        // every container, stopped ones too: a paused or stopped (hibernated) tenant is told apart
+        lines.push(shell_sh `echo '@@running'; ids=$(${containersOf(t, PROJECT_VAR, true)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}} {{.State.Status}} {{.Id}}' $ids || exit 1; fi`);
     }
     lines.push(shell_sh `echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
     return new Script(lines.map(String).join('\n'), 'prepare');
 }
+/** A container's state in the five words status and the deploy use. */
+const CONTAINER_STATES = (/* unused pure expression or super */ null && (['running', 'paused', 'stopped', 'restarting', 'missing']));
+/** The engine's state (`.State.Status`) in those words. */
+function containerState(engineState) {
+    if (engineState === 'running' || engineState === 'paused' || engineState === 'restarting')
+        return engineState;
+    return 'stopped'; // created, exited, dead, removing, configured, stopping
+}
+function hibernationOf(containers) {
+    if (!containers.length || containers.some((c) => c.state === 'running' || c.state === 'restarting'))
+        return undefined;
+    return containers.every((c) => c.state === 'paused') ? 'paused' : 'stopped';
+}
+const CONTAINER_ID = /^[a-f0-9]{12,64}$/;
+const ENGINE_STATE = /^[a-z]{1,20}$/;
 function parsePrepared(stdout) {
-    const out = { env: {}, running: [], history: [] };
+    const out = { env: {}, running: [], containers: [], history: [] };
     let section = '';
     const lockLines = [];
     for (const raw of stdout.split('\n')) {
@@ -69074,7 +69091,7 @@ function parsePrepared(stdout) {
                 out.env[m[1]] = m[2].trim().replace(/^(["'])(.*)\1$/, '$2');
         }
         else if (section === 'running')
-            out.running.push(normalizeId(line));
+            readContainer(out, line);
         else if (section === 'current')
             out.current = line.trim();
         else if (section === 'history')
@@ -69082,6 +69099,18 @@ function parsePrepared(stdout) {
     }
     out.running = [...new Set(out.running)];
     return out;
+}
+/**
+ * One `IMAGE STATE ID` line of the @@running section (a bare image ID: a running container). The ID
+ * and state are server text: a line whose ID or state is not one is left out of `containers`.
+ */
+function readContainer(out, line) {
+    const [image = '', engineState = 'running', id] = line.trim().split(/\s+/);
+    const state = ENGINE_STATE.test(engineState) ? containerState(engineState) : 'stopped';
+    if (state !== 'stopped')
+        out.running.push(normalizeId(image));
+    if (id !== undefined && CONTAINER_ID.test(id))
+        out.containers.push({ id, state });
 }
 function normalizeId(id) {
     const s = id.trim();
@@ -69138,6 +69167,25 @@ function swapEnv(spec) {
     const carry = shell_sh `if [ "$(head -c "$size" "$old" | cksum)" = "$sum" ]; then tail -c +"$((size + 1))" "$old" >> .env && swapped=yes; else mv -f -- "$old" .env; fi`;
     return shell_sh `swapped=; for try in 1 2 3 4 5; do tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit ${SWITCH_FAILED}; old="$tmp.old"; ${build} || ${fail}; if [ .env -ef "$old" ]; then mv -f -- "$tmp" .env || ${fail}; ${carry}; fi; rm -f -- "$tmp" "$old"; [ -z "$swapped" ] || break; done; [ -n "$swapped" ] || { printf '%s\n' ${changing} >&2; exit ${SWITCH_FAILED}; }`;
 }
+/** The label Compose puts on each container: a hash of its service's configuration. */
+const CONFIG_HASH_LABEL = 'com.docker.compose.config-hash';
+const CONFIG_HASH = /^[a-f0-9]{64}$/;
+/**
+ * One hash for a release's Compose configuration: the config-hash label of its one service, or for
+ * several services a sha256 over their distinct labels, sorted (so a change to any service shows).
+ * Labels that are not hashes (server text) are ignored; undefined when none is left.
+ */
+function configHashOf(labels) {
+    const hashes = [...new Set(labels.map((l) => l.trim()).filter((l) => CONFIG_HASH.test(l)))].sort();
+    if (hashes.length <= 1)
+        return hashes[0];
+    return (0,external_node_crypto_.createHash)('sha256').update(hashes.join('\n')).digest('hex');
+}
+/** The config hash `update` read after `compose up` (the lines after its @@confighash marker). */
+function parseConfigHash(stdout) {
+    const at = stdout.lastIndexOf('@@confighash\n');
+    return at < 0 ? undefined : configHashOf(stdout.slice(at + '@@confighash\n'.length).split('\n'));
+}
 /**
  * Sets image variables in .env atomically, then runs `compose up -d`: one round trip. The new .env is
  * made by `mktemp` beside the old (so no planted file or link is written through), given the old one's
@@ -69159,7 +69207,19 @@ function update(t, assignments, options = {}) {
     const note = options.note
         ? shell_sh `{ [ ! -d ${LOCK_DIR} ] || printf '%s\n' ${options.note} > ${SWITCH_NOTE} || :; } && `
         : shell_sh ``;
-    return shell_named('update', shell_sh `${enter(t)} && ${touchLock} && ${note}${switchEnv} && ${replace}${composeArgv(t)} up -d ${t.compose.services ?? []}`);
+    const engine = engineOf(t.compose.command);
+    const unpause = options.unpause?.length
+        ? shell_sh `${engine} unpause ${[...options.unpause]} >/dev/null && `
+        : shell_sh ``;
+    const hash = options.configHash
+        ? shell_sh ` && { echo '@@confighash'; ids=$(${containersOf(t, options.configHash.project)}) && [ -n "$ids" ] && ${engine} inspect --format ${`{{index .Config.Labels "${CONFIG_HASH_LABEL}"}}`} $ids || :; }`
+        : shell_sh ``;
+    return shell_named('update', shell_sh `${enter(t)} && ${touchLock} && ${note}${switchEnv} && ${replace}${unpause}${composeArgv(t)} up -d ${t.compose.services ?? []}${hash}`);
+}
+/** Puts a hibernated tenant back to sleep after a deploy: its project's running containers paused or stopped. */
+function hibernate(t, project, how) {
+    const engine = engineOf(t.compose.command);
+    return shell_named('hibernate', shell_sh `${enter(t)} && ${touchLock} && ids=$(${containersOf(t, project)}) && { [ -z "$ids" ] || ${engine} ${how === 'paused' ? 'pause' : 'stop'} $ids >/dev/null; }`);
 }
 /** Removes every container of the project, with force, until none is left (five tries a second apart). */
 function removeContainers(t, project) {
@@ -69610,6 +69670,7 @@ function historyLine(r) {
         fromImages: r.previous.imageIds,
         toImages: r.next.imageIds,
         digests: r.next.digests,
+        ...(r.next.configHash ? { configHash: r.next.configHash } : {}),
         ...(r.rollback ? { rollback: true } : {}),
         ...(r.error ? { error: r.error } : {}),
     });
@@ -70141,6 +70202,9 @@ class ComposeStrategy {
     switchStep = 'update';
     /** The Compose project as derived on the server by `prepare` (the registry's when it sets one). */
     project;
+    /** How the tenant slept when `prepare` read it, and its paused containers (woken for the switch). */
+    asleep;
+    paused = [];
     constructor(target) {
         this.target = target;
     }
@@ -70155,6 +70219,8 @@ class ComposeStrategy {
         if (!p.project)
             throw new StepFailure('prepare', `could not tell the Compose project of ${this.tenant.path} (from COMPOSE_PROJECT_NAME, the compose file's name: or the directory); set compose.project in the registry`);
         this.project = p.project;
+        this.asleep = hibernationOf(p.containers);
+        this.paused = p.containers.filter((c) => c.state === 'paused').map((c) => c.id);
         const refs = {};
         for (const i of this.tenant.images) {
             const ref = p.env[i.variable];
@@ -70205,12 +70271,20 @@ class ComposeStrategy {
             fromRefs: current.refs,
             toRefs: next.refs,
         });
-        const r = await ctx.shell.exec(update(this.tenant, next.refs, { note }), ctx.pullTimeoutMs);
+        const r = await ctx.shell.exec(update(this.tenant, next.refs, {
+            note,
+            // paused containers are woken first: Compose recreates only what changed, and the rest must answer the gate
+            unpause: this.paused,
+            ...(this.project ? { configHash: { project: this.project } } : {}),
+        }), ctx.pullTimeoutMs);
         if (r.code === SWITCH_FAILED)
             throw new StepFailure('update', `switching the image in ${this.tenant.path}/.env failed: ${shell_describe(r)}`);
         switched(); // from here on a failure rolls back; .env is the old or the new file, never a mix
         if (r.code !== 0)
             throw new StepFailure('update', `compose up failed: ${shell_describe(r)}`);
+        const hash = parseConfigHash(r.stdout);
+        if (hash)
+            next.configHash = hash;
     }
     async switchBack(ctx, previous) {
         if (Object.keys(previous.refs).length === 0)
@@ -70224,13 +70298,19 @@ class ComposeStrategy {
     containerHealth() {
         return containerHealth(this.tenant, this.project);
     }
+    hibernated() {
+        return this.asleep;
+    }
+    hibernate(how) {
+        return hibernate(this.tenant, this.project ?? projectOf(this.tenant), how);
+    }
     prunable(history, next, current) {
         return history.prunable(next, current, this.tenant.keepReleases);
     }
     preview(next) {
         return {
             fetch: pullImages(this.tenant, Object.values(next.refs)),
-            switch: update(this.tenant, next.refs),
+            switch: update(this.tenant, next.refs, { configHash: { project: projectOf(this.tenant) } }),
         };
     }
 }
@@ -70498,7 +70578,8 @@ function strategyFor(target) {
 ;// CONCATENATED MODULE: ./src/deploy/target.ts
 /**
  * One target's deploy, as a run of named steps (DEPLOY_STEPS): prepare (preflight, lock, what runs now),
- * pull, compare, backup, pre-deploy hooks, switch, health gate, post-deploy hooks — and, when anything
+ * pull, compare, backup, pre-deploy hooks, switch, health gate, post-deploy hooks, hibernate (a tenant
+ * that was paused or stopped goes back to sleep) — and, when anything
  * after the switch fails, the automatic rollback. `finish` (history, prune, unlock) runs on every path
  * where the lock may be ours. How the release is switched is the target's strategy (strategy.ts).
  *
@@ -70532,6 +70613,7 @@ const DEPLOY_STEPS = [
     'promote',
     'postDeploy',
     'retire',
+    'hibernate',
 ];
 /** What a step returns to end the deploy early, successfully: the release already runs. */
 const UNCHANGED = 'unchanged';
@@ -70669,6 +70751,20 @@ class TargetRun {
         if (strategy.retire)
             await this.step('retire', () => strategy.retire(this.ctx), (d) => d);
     }
+    /**
+     * A tenant that was paused or stopped before the deploy (hibernated) is put back so once the release
+     * passed its gate — or, with `hibernated: "wake"`, left running; either way the step says so.
+     */
+    async hibernate() {
+        const how = this.strategy.hibernated?.();
+        if (!how)
+            return;
+        if (this.target.tenant.hibernated === 'wake') {
+            await this.step('hibernate', async () => `was ${how}; left running (hibernated: "wake")`, (d) => d);
+            return;
+        }
+        await this.step('hibernate', () => this.shell.must('hibernate', this.strategy.hibernate(how)), () => `${how} again, as before the deploy`);
+    }
     // ---- when a step failed ----
     async recover(e) {
         this.result.error = e.message;
@@ -70684,6 +70780,7 @@ class TargetRun {
             await this.step('rollback health', () => this.gate(previous, false), gateDetail);
             this.result.outcome = 'rolled-back';
             await this.hooks('onRollback', 'on-rollback hooks', previous, this.version);
+            await this.hibernate(); // the previous release goes back to sleep too
         }
         catch (e) {
             if (this.result.outcome !== 'rolled-back') {
@@ -71088,6 +71185,12 @@ class Preview {
     }
     retire() {
         return (this.strategy.preview(this.next).retire ?? []).flatMap((s) => this.cmd('retire', s));
+    }
+    hibernate() {
+        if (this.tenant.hibernated === 'wake' || !this.strategy.hibernate)
+            return [];
+        const pause = this.strategy.hibernate('paused').text;
+        return [{ step: 'hibernate', command: `# only if it was paused (stopped: "stop") before: ${pause}` }];
     }
     finish() {
         const remove = ['<images beyond the last releases>'];
@@ -72729,6 +72832,8 @@ class SshConnector {
                     const verdict = verifyHostKey(label, host, port, key, pins, this.known);
                     if (!verdict.ok)
                         refusal = verdict.message;
+                    else
+                        this.options.onHostKey?.(label, key);
                     return verdict.ok;
                 },
             });
@@ -73592,7 +73697,6 @@ function serverPrunable(tenants) {
 
 
 
-const CONFIG_HASH_LABEL = 'com.docker.compose.config-hash';
 const INSPECT = `{{.Name}}|{{.State.Status}}|{{.Image}}|{{index .Config.Labels "${CONFIG_HASH_LABEL}"}}|{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}`;
 function inspectTenant(t, historyLines = 50) {
     const lines = [shell_sh `cd -- ${t.path} 2>/dev/null || { echo '@@nodir'; exit 0; }`];
@@ -73610,13 +73714,7 @@ function inspectTenant(t, historyLines = 50) {
     lines.push(shell_sh `echo '@@history'; tail -n ${historyLines} ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
     return shell_named('inspectTenant', new Script(lines.map(String).join('\n')));
 }
-const CONTAINER_STATES = (/* unused pure expression or super */ null && (['running', 'paused', 'stopped', 'restarting', 'missing']));
-/** The engine's states in the five words status uses. */
-function stateOf(engineState) {
-    if (engineState === 'running' || engineState === 'paused' || engineState === 'restarting')
-        return engineState;
-    return 'stopped'; // created, exited, dead, removing, configured, stopping
-}
+
 const status_NAME = /^\/?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const WORD = /^[a-z]{1,20}$/;
 const HASH = /^[a-f0-9]{64}$/;
@@ -73626,7 +73724,7 @@ function parseContainer(line) {
         return undefined;
     return {
         name: name.replace(/^\//, ''),
-        state: stateOf(state),
+        state: containerState(state),
         image: normalizeId(image),
         ...(HASH.test(hash) ? { configHash: hash } : {}),
         health: WORD.test(health) ? health : 'unknown',
@@ -73931,11 +74029,9 @@ function driftOf(i, images, last) {
         if (foreign.length)
             drift.push(`runs image ${foreign.map((id) => id.slice(7, 19)).join(', ')}, not the last release's (${last.to ?? '?'})`);
     }
-    if (last.configHash) {
-        const hashes = new Set(i.containers.map((c) => c.configHash).filter(Boolean));
-        if (hashes.size && !hashes.has(last.configHash))
-            drift.push('its Compose config differs from the deployed one (config-hash label)');
-    }
+    const now = configHashOf(i.containers.flatMap((c) => (c.configHash ? [c.configHash] : [])));
+    if (last.configHash && now && now !== last.configHash)
+        drift.push('its Compose config differs from the deployed one (config-hash label)');
     return drift;
 }
 function targetStatus(target, wave, i) {
@@ -75014,6 +75110,313 @@ async function runDemo(_values, io) {
     return code;
 }
 
+;// CONCATENATED MODULE: ./src/remote/setup.ts
+
+
+
+/** `{{secret:NAME:LENGTH}}` in an .env template: a random value of LENGTH letters and digits, made on the server. */
+const SECRET_PLACEHOLDER = /\{\{secret:([^:}]*):([^}]*)\}\}/g;
+const SECRET_LENGTH = { min: 16, max: 4096 };
+/** The distinct placeholders of a template, or the first one that is not well formed (as a message). */
+function secretsOf(template) {
+    const out = [];
+    for (const m of template.matchAll(SECRET_PLACEHOLDER)) {
+        const [placeholder, name = '', len = ''] = m;
+        const length = Number(len);
+        if (!ENV_VAR.re.test(name))
+            return `${placeholder}: ${JSON.stringify(name)} is not a variable name`;
+        if (!/^\d+$/.test(len) || length < SECRET_LENGTH.min || length > SECRET_LENGTH.max)
+            return `${placeholder}: the length must be a whole number from ${SECRET_LENGTH.min} to ${SECRET_LENGTH.max}`;
+        if (!out.some((s) => s.placeholder === placeholder))
+            out.push({ placeholder, name, length });
+    }
+    return out;
+}
+/** The shell function every setup script reports through. */
+const STEP_FN = new Script(`step() { printf '@@step %s %s %s\\n' "$1" "$2" "$3"; }`);
+/** Runs the script as root: directly for root, else through `sudo -n` (no password prompt). */
+function asRoot(adminUser, script) {
+    if (adminUser === 'root')
+        return script;
+    return shell_named(script.verb ?? 'setup', shell_sh `sudo -n sh -c ${script.text}`);
+}
+/**
+ * The server's steps: the deploy user (made with a home and bash; no password: `usermod -p '*'`, so only
+ * keys log it in), its membership of the engine's group, and its authorized key.
+ */
+function setupServer(o) {
+    const lines = [
+        STEP_FN,
+        shell_sh `user=${o.user}; group=${o.group}; key=${o.publicKey}`,
+        shell_sh `if id -u "$user" >/dev/null 2>&1; then step user unchanged "$user exists"; elif useradd -m -s /bin/bash "$user"; then step user changed "created $user"; else step user failed "useradd $user failed"; fi`,
+        shell_sh `pw=$(getent shadow "$user" | cut -d: -f2); if [ "$pw" = '*' ]; then step password unchanged 'no password (key login only)'; elif usermod -p '*' "$user"; then step password changed 'set to none (key login only)'; else step password failed 'usermod -p failed'; fi`,
+        shell_sh `if ! getent group "$group" >/dev/null; then step group failed "no group $group on this server: install the container engine first, or pass --group"; elif id -nG "$user" 2>/dev/null | tr ' ' '\n' | grep -qxF -- "$group"; then step group unchanged "$user is in $group"; elif usermod -aG "$group" "$user"; then step group changed "added $user to $group"; else step group failed "usermod -aG $group failed"; fi`,
+        shell_sh `home=$(getent passwd "$user" | cut -d: -f6); ug=$(id -g "$user" 2>/dev/null)`,
+        shell_sh `if [ -z "$home" ]; then step key failed 'no home directory'; elif [ -f "$home/.ssh/authorized_keys" ] && grep -qxF -- "$key" "$home/.ssh/authorized_keys"; then step key unchanged 'authorized'; elif install -d -m 700 -o "$user" -g "$ug" "$home/.ssh" && printf '%s\n' "$key" >> "$home/.ssh/authorized_keys" && chown "$user:$ug" "$home/.ssh/authorized_keys" && chmod 600 "$home/.ssh/authorized_keys"; then step key changed "added to $home/.ssh/authorized_keys"; else step key failed 'could not write authorized_keys'; fi`,
+    ];
+    return shell_named('setupServer', new Script(lines.map(String).join('\n')));
+}
+/**
+ * Replaces each placeholder ($FLEET_PH, one a line) by the value in $FLEET_S_<i>, literally (index(), not
+ * a regular expression). Values come through the environment, never awk -v, which reads backslashes.
+ */
+const FILL_PROGRAM = `BEGIN { n = split(ENVIRON["FLEET_PH"], ph, "\\n") }
+{ line = $0; for (i = 1; i <= n; i++) { v = ENVIRON["FLEET_S_" i]; out = ""; while ((p = index(line, ph[i])) > 0) { out = out substr(line, 1, p - 1) v; line = substr(line, p + length(ph[i])) } line = out line } print line }`;
+/** A new .env: secrets made here, the template filled in a private temporary file, then renamed. */
+function writeEnv(template, secrets) {
+    const make = secrets.map((s, i) => {
+        const v = `FLEET_S_${i + 1}`; // a constant name: the value is only ever in this variable
+        return shell_sh `${new Script(v)}=$(head -c ${s.length * 2 + 64} /dev/urandom | base64 | tr -dc A-Za-z0-9 | head -c ${s.length}); [ ${new Script(`\${#${v}}`)} -eq ${s.length} ] || ok=; export ${new Script(v)}`;
+    });
+    const placeholders = secrets.map((s) => s.placeholder).join('\n');
+    return shell_sh `( umask 077; ok=1; ${new Script(make.map(String).join('; ') || ':')}; [ -n "$ok" ] && tmp=$(mktemp "$dir/.env.fleet-XXXXXX") && { printf '%s' ${template} | FLEET_PH=${placeholders} awk ${FILL_PROGRAM} > "$tmp" && chown "$user:$ug" "$tmp" && chmod 600 "$tmp" && mv -f -- "$tmp" "$dir/.env" || { rm -f -- "$tmp"; false; }; } )`;
+}
+/** A file's content put in place when it differs: a temporary file beside it, renamed over it. */
+function putFile(path, text, mode, owner) {
+    return shell_sh `tmp=$(mktemp ${path}.fleet-XXXXXX) && printf '%s' ${text} > "$tmp" && chmod ${mode} "$tmp" && chown ${owner} "$tmp" && mv -f -- "$tmp" ${path}`;
+}
+/** The systemd unit that brings the tenant's stack up at boot (as the deploy user, in its directory). */
+function systemdUnit(t, user, dir) {
+    const compose = ['/usr/bin/env', ...composeArgv(t)].join(' ');
+    return [
+        '[Unit]',
+        `Description=fleet-deploy stack ${t.id} (${dir})`,
+        'Wants=network-online.target',
+        'After=network-online.target docker.service podman.socket',
+        '',
+        '[Service]',
+        'Type=oneshot',
+        'RemainAfterExit=yes',
+        `User=${user}`,
+        `WorkingDirectory=${dir}`,
+        `ExecStart=${compose} up -d`,
+        `ExecStop=${compose} stop`,
+        '',
+        '[Install]',
+        'WantedBy=multi-user.target',
+        '',
+    ].join('\n');
+}
+const unitName = (t) => `fleet-${t.id}.service`;
+/**
+ * A tenant's steps: its directory (owned by the deploy user; a relative path is under the user's home),
+ * the compose file (replaced when it differs), a `.env` from the template when there is none (an existing
+ * one is never touched), and the systemd unit (enabled only where systemd runs).
+ */
+function setupTenant(o) {
+    const t = o.tenant;
+    const file = t.compose.files[0];
+    const lines = [
+        STEP_FN,
+        shell_sh `user=${o.user}; path=${t.path}; home=$(getent passwd "$user" | cut -d: -f6); ug=$(id -g "$user" 2>/dev/null) || { step directory failed "no user $user"; exit 0; }`,
+        new Script('case $path in /*) dir=$path ;; *) dir="$home/$path" ;; esac; dir=${dir%/}'),
+        shell_sh `if [ -d "$dir" ] && [ "$(stat -c %U "$dir")" = "$user" ]; then step directory unchanged "$dir"; elif [ -d "$dir" ] && chown "$user:$ug" "$dir"; then step directory changed "$dir now owned by $user"; elif mkdir -p -- "$dir" && chown "$user:$ug" "$dir" && chmod 750 "$dir"; then step directory changed "created $dir"; else step directory failed "could not make $dir"; exit 0; fi`,
+    ];
+    if (o.compose !== undefined) {
+        const target = shell_sh `"$dir"/${file}`;
+        lines.push(shell_sh `if [ -f ${target} ] && [ "$(cat ${target}; echo x)" = ${`${o.compose}x`} ]; then step compose unchanged ${file}; elif ${putFile(target, o.compose, '644', shell_sh `"$user:$ug"`)}; then step compose changed ${`wrote ${file}`}; else rm -f -- "$tmp"; step compose failed ${`could not write ${file}`}; fi`);
+    }
+    const secrets = o.envTemplate === undefined ? [] : secretsOf(o.envTemplate);
+    if (typeof secrets === 'string')
+        throw new Error(secrets); // checked by the caller first
+    const template = o.envTemplate ?? '# made by fleet-deploy setup-server: the image variables are set by the first deploy';
+    const made = secrets.length
+        ? `made with ${secrets.length} secret(s) generated on the server, mode 0600`
+        : 'made, mode 0600';
+    lines.push(shell_sh `if [ -e "$dir/.env" ]; then step env unchanged 'kept: an existing .env is never overwritten'; elif ${writeEnv(template, secrets)}; then step env changed ${made}; else step env failed 'could not write .env'; fi`);
+    if (o.systemdDir !== undefined) {
+        const unit = shell_sh `${o.systemdDir}/${unitName(t)}`;
+        const text = systemdUnit(t, o.user, '@DIR@');
+        lines.push(shell_sh `unit=$(printf '%s' ${text} | sed "s|@DIR@|$dir|g"); if [ -f ${unit} ] && [ "$(cat ${unit}; echo x)" = "$unit"x ]; then what=unchanged; elif mkdir -p ${o.systemdDir} && printf '%s' "$unit" > ${unit}.tmp && mv -f ${unit}.tmp ${unit}; then what=changed; else step systemd failed 'could not write the unit'; what=; fi`, shell_sh `if [ -z "$what" ]; then :; elif ! command -v systemctl >/dev/null 2>&1 || [ ! -d /run/systemd/system ]; then step systemd "$what" ${`${unitName(t)} written; not enabled: systemd does not run here`}; elif systemctl is-enabled --quiet ${unitName(t)} 2>/dev/null && [ "$what" = unchanged ]; then step systemd unchanged ${`${unitName(t)} enabled`}; elif systemctl daemon-reload && systemctl enable --quiet ${unitName(t)}; then step systemd changed ${`${unitName(t)} written and enabled`}; else step systemd failed 'systemctl enable failed'; fi`);
+    }
+    return shell_named('setupTenant', new Script(lines.map(String).join('\n')));
+}
+/** The step lines of a setup script's output (server text: names and results checked, details bounded). */
+function parseSteps(stdout) {
+    const out = [];
+    for (const line of stdout.split('\n')) {
+        const m = /^@@step ([a-z]{1,20}) (unchanged|changed|failed) ?(.*)$/.exec(line.trimEnd());
+        if (m)
+            out.push({ step: m[1], result: m[2], detail: m[3].slice(0, 300) });
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/cli/setup-server.ts
+/**
+ * `fleet-deploy setup-server`: idempotent provisioning of the selected servers over SSH as a privileged
+ * user (root, or a user with password-less sudo): the deploy user, its engine group and key; each
+ * selected tenant's directory, compose file, `.env` (secrets made on the server, never sent back) and
+ * optional systemd unit. Every step says unchanged, changed or failed; a second run changes nothing.
+ * Prints the host key each server offered, to pin in the registry.
+ */
+
+
+
+
+
+
+
+
+
+
+const SETUP_USAGE = `fleet-deploy setup-server --admin-key FILE --deploy-key-pub FILE [--select EXPR] [options]
+
+Provisions the selected servers and tenants, logging in as a privileged user to each server's host and
+port from the registry (host keys checked as for a deploy). Safe to run again: each step looks before it
+changes, and reports unchanged, changed or failed.
+
+  per server: the deploy user (the registry's "user"; home, bash, no password — key login only), its
+              membership of the container engine's group, its authorized key
+  per tenant: its directory (owned by the deploy user; a relative path is under its home), the compose
+              file (--compose-source; replaced when it differs), a .env from --env-template when there
+              is none — an existing .env is never touched — and with --systemd a unit that runs
+              "compose up -d" at boot (enabled where systemd runs)
+
+In the template, {{secret:NAME:LENGTH}} becomes LENGTH random letters and digits made on the server
+(the same NAME twice gets the same value); {tenant} and {server} are filled in. Secrets never leave the
+server: they are not printed, logged or sent back. The new .env is mode 0600, owned by the deploy user.
+
+Options:
+      --admin-user USER     who logs in to provision (default root; another user runs sudo -n)
+      --admin-key FILE      that user's SSH private key (required)
+      --deploy-key-pub FILE the deploy user's public key (required)
+      --group NAME          the group that gives access to the container engine (default docker)
+      --compose-source FILE the compose file to copy into each tenant directory
+      --env-template FILE   the .env template for tenants that have no .env yet
+      --systemd             write a systemd unit per tenant stack
+      --systemd-dir DIR     where the units go (default /etc/systemd/system)
+  -r, --registry FILE       the server registry (default: $FLEET_REGISTRY or servers/production.json)
+  -s, --select EXPR         which targets (default: every target)
+  -c, --concurrency N       servers worked on at once (default 8)
+      --known-hosts FILE    trusted host keys besides the registry's pins (a new server's, checked by you)
+  -h, --help                show this help`;
+const { key: _key, ...remote } = REMOTE_OPTIONS;
+const SETUP_OPTIONS = {
+    ...remote,
+    'admin-user': { type: 'string' },
+    'admin-key': { type: 'string' },
+    'deploy-key-pub': { type: 'string' },
+    group: { type: 'string' },
+    'compose-source': { type: 'string' },
+    'env-template': { type: 'string' },
+    systemd: { type: 'boolean' },
+    'systemd-dir': { type: 'string' },
+};
+/** Compose files and templates travel inside the command line, which sshd hands to one shell argument. */
+const MAX_FILE = 100 * 1024;
+const setup_server_problem = (source, message, hint) => new ConfigurationError([{ path: [], source, message, ...(hint ? { hint } : {}) }]);
+function setup_server_name(values, flag, fallback) {
+    const v = values[flag] ?? fallback;
+    if (!USER.re.test(v))
+        throw setup_server_problem(`--${flag}`, `${JSON.stringify(v)} is not ${USER.valid}`);
+    return v;
+}
+async function optionalFile(values, io, flag) {
+    const path = values[flag];
+    if (path === undefined)
+        return undefined;
+    const text = await readUserFile(io, path, `--${flag}`);
+    if (text.length > MAX_FILE)
+        throw setup_server_problem(`--${flag}`, `${path} is larger than ${MAX_FILE / 1024} KiB`);
+    if (text.includes('\0'))
+        throw setup_server_problem(`--${flag}`, `${path} is not a text file`);
+    return text;
+}
+async function readInputs(values, io) {
+    if (!values['admin-key'])
+        throw setup_server_problem('--admin-key', 'is required', 'the private key of the user that provisions (root)');
+    if (!values['deploy-key-pub'])
+        throw setup_server_problem('--deploy-key-pub', 'is required', "the deploy user's public key, e.g. deploy_ed25519.pub");
+    const publicKey = (await readUserFile(io, values['deploy-key-pub'], '--deploy-key-pub')).trim();
+    if (!/^(ssh-|ecdsa-|sk-)[\w@.-]+ [A-Za-z0-9+/]+=* ?[^\r\n]*$/.test(publicKey))
+        throw setup_server_problem('--deploy-key-pub', 'is not one public key line ("ssh-ed25519 AAAA… comment")');
+    const envTemplate = await optionalFile(values, io, 'env-template');
+    const secrets = envTemplate === undefined ? [] : secretsOf(envTemplate);
+    if (typeof secrets === 'string')
+        throw setup_server_problem('--env-template', secrets, 'write {{secret:NAME:48}}');
+    const compose = await optionalFile(values, io, 'compose-source');
+    const systemdDir = values['systemd-dir'] ?? '/etc/systemd/system';
+    if (!/^\/[\w./-]*$/.test(systemdDir))
+        throw setup_server_problem('--systemd-dir', `${systemdDir} is not an absolute path`);
+    return {
+        adminUser: setup_server_name(values, 'admin-user', 'root'),
+        group: setup_server_name(values, 'group', 'docker'),
+        publicKey,
+        ...(compose !== undefined ? { compose } : {}),
+        ...(envTemplate !== undefined ? { envTemplate } : {}),
+        ...(values.systemd ? { systemdDir } : {}),
+    };
+}
+const setup_server_fill = (template, t) => template.replaceAll('{tenant}', t.tenant.id).replaceAll('{server}', t.server.name);
+/** The host key line a connection accepted, and its fingerprint. */
+function keyLine(blob) {
+    const type = blob.subarray(4, 4 + blob.readUInt32BE(0)).toString('latin1');
+    return `${type} ${blob.toString('base64')}  (${fingerprintOf(blob)})`;
+}
+async function runSetupServer(values, io) {
+    const inputs = await readInputs(values, io);
+    const hostKeys = new Map();
+    const { targets, connector, concurrency } = await openRemote({ ...values, key: values['admin-key'] }, io, {
+        onHostKey: (server, key) => hostKeys.set(server, keyLine(key)),
+    });
+    const done = new Set();
+    const results = await eachServer(targets, connector, async (t, transport) => {
+        const run = async (script) => {
+            const r = await transport.exec(asRoot(inputs.adminUser, script), { timeoutMs: 120_000 });
+            const steps = parseSteps(r.stdout);
+            if (r.code !== 0 && !steps.length)
+                throw new Error(shell_describe(r));
+            return steps;
+        };
+        const server = done.has(t.server.name) ? [] : await serverSteps(t, inputs, run);
+        done.add(t.server.name);
+        return { server, tenant: await run(tenantScript(t, inputs)) };
+    }, { concurrency, as: (s) => ({ ...s, user: inputs.adminUser }) });
+    return report(targets, results, hostKeys, io);
+}
+function serverSteps(t, i, run) {
+    return run(setupServer({ user: t.server.user, group: i.group, publicKey: i.publicKey }));
+}
+function tenantScript(t, i) {
+    return setupTenant({
+        user: t.server.user,
+        tenant: t.tenant,
+        ...(i.compose !== undefined ? { compose: i.compose } : {}),
+        ...(i.envTemplate !== undefined ? { envTemplate: setup_server_fill(i.envTemplate, t) } : {}),
+        ...(i.systemdDir !== undefined ? { systemdDir: i.systemdDir } : {}),
+    });
+}
+function report(targets, results, hostKeys, io) {
+    const rows = [];
+    const counts = { unchanged: 0, changed: 0, failed: 0 };
+    const add = (who, s) => {
+        counts[s.result]++;
+        rows.push([who, s.step, s.result, sanitizeLine(s.detail)]);
+    };
+    for (const t of targets) {
+        const r = results.get(t.id);
+        if (!r.ok) {
+            counts.failed++;
+            rows.push([t.id, 'connect', 'failed', sanitizeLine(r.error)]);
+            continue;
+        }
+        for (const s of r.value.server)
+            add(t.server.name, s);
+        for (const s of r.value.tenant)
+            add(t.id, s);
+    }
+    io.stdout(`${table(['WHERE', 'STEP', 'RESULT', 'DETAIL'], rows)}\n`);
+    const servers = [...new Set(targets.map((t) => t.server.name))];
+    for (const s of servers)
+        if (hostKeys.has(s))
+            io.stdout(`${s}: host key to pin (servers[].hostKey): ${hostKeys.get(s)}\n`);
+    io.stdout(counts.changed || counts.failed
+        ? `${plural(rows.length, 'step')}: ${counts.changed} changed, ${counts.unchanged} unchanged, ${counts.failed} failed\n`
+        : `${plural(rows.length, 'step')}, all unchanged: nothing to do\n`);
+    return counts.failed ? 1 : 0;
+}
+
 ;// CONCATENATED MODULE: ./src/cli/init.ts
 /**
  * `fleet-deploy init`, `add-server` and `add-tenant`: a starter registry for the person's own servers,
@@ -75465,6 +75868,7 @@ function completionScript(shell, commands) {
 
 
 
+
 const EXIT = { ok: 0, failure: 1, configuration: 2 };
 const registryOption = { registry: { type: 'string', short: 'r' } };
 const COMMANDS = {
@@ -75555,6 +75959,12 @@ Options:
         usage: RESTORE_USAGE,
         options: RESTORE_OPTIONS,
         run: (values, io) => runRestore(values, io),
+    },
+    'setup-server': {
+        summary: 'Provision servers and tenants as root: deploy user, key, directories, .env with secrets, systemd',
+        usage: SETUP_USAGE,
+        options: SETUP_OPTIONS,
+        run: (values, io) => runSetupServer(values, io),
     },
     sandbox: {
         summary: 'A local sandbox fleet to try it without servers: up, down, status',
@@ -79610,6 +80020,111 @@ async function runHealth() {
     log_core.setOutput('results', JSON.stringify(results.sort((a, b) => (a.id < b.id ? -1 : 1))));
     if (unhealthy.length)
         log_core.setFailed(`${unhealthy.length} of ${results.length} target(s) not healthy: ${unhealthy.map((u) => `${u.id} (${u.reason})`).join('; ')}`);
+}
+
+;// CONCATENATED MODULE: ./src/report/status-summary.ts
+/**
+ * `fleet-deploy status` as GitHub job-summary Markdown (pure): the counts, then a table of the targets
+ * that need a look (drifted, unreachable, not running, a lock left behind) and the others folded into a
+ * <details> table. Cells are made safe by `cell` (server text); the text is kept under the summary limit.
+ */
+
+const line = (cells) => `| ${cells.map(cell).join(' | ')} |`;
+function tableOf(headers, rows, budget) {
+    const out = [line(headers), `|${headers.map(() => ' --- ').join('|')}|`];
+    let size = out.join('\n').length;
+    for (const [i, r] of rows.entries()) {
+        const text = line(r);
+        if (size + text.length + 1 > budget) {
+            out.push('', `… and ${rows.length - i} more targets (the \`statuses\` output lists all)`);
+            break;
+        }
+        out.push(text);
+        size += text.length + 1;
+    }
+    return out;
+}
+function renderStatusSummary(s) {
+    const ok = s.drifted === 0 && s.unreachable === 0;
+    const head = [
+        `## ${ok ? '✅' : '⚠️'} Fleet status: ${s.rows.length} targets, ${s.drifted} drifted, ${s.unreachable} unreachable`,
+        '',
+    ];
+    const look = s.rows.filter((_, i) => s.attention[i]);
+    const fine = s.rows.filter((_, i) => !s.attention[i]);
+    const budget = SUMMARY_LIMIT - 4096;
+    const out = [...head];
+    if (look.length)
+        out.push(...tableOf(s.headers, look, budget / 2), '');
+    if (fine.length)
+        out.push(`<details><summary>${fine.length} targets as deployed, running, no lock</summary>`, '', ...tableOf(s.headers, fine, budget / 2), '', '</details>', '');
+    return out.join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/actions/status.ts
+/**
+ * The status action (actions/status): `fleet-deploy status` in a workflow. Writes the status table into
+ * the job summary, sets outputs (drifted, unreachable, statuses as JSON) and, with `fail-on-drift`, fails
+ * the step when a target drifted. The work is the CLI's (`fleetStatus`), given the inputs as its flags.
+ */
+
+
+
+
+
+
+
+
+/** A target that needs a look: drifted, unreachable, not running, or a lock left in place. */
+const attention = (s) => hasDrift(s) || Boolean(s.error) || s.state !== 'running' || Boolean(s.lock) || s.probe?.ok === false;
+function status_sshKey() {
+    const key = log_core.getInput('ssh-key');
+    if (!key.trim())
+        throw new ConfigurationError([
+            { path: [], source: 'input "ssh-key"', message: 'is required: status reads every server over SSH' },
+        ]);
+    log_core.setSecret(key);
+    return key;
+}
+async function runStatusAction() {
+    const failOnDrift = checkBoolean(inputs_text('fail-on-drift', 'false'), 'input "fail-on-drift"');
+    const values = {
+        registry: inputs_text('registry', 'servers/production.json'),
+        select: log_core.getInput('select').trim() || undefined,
+        waves: log_core.getInput('waves').trim() || undefined,
+        concurrency: String(positiveInt('concurrency', 8)),
+    };
+    const io = {
+        stdout: (t) => log_core.info(t.trimEnd()),
+        stderr: (t) => log_core.info(t.trimEnd()),
+        readText: (p) => (0,promises_namespaceObject.readFile)(p, 'utf8'),
+        env: { FLEET_SSH_KEY: status_sshKey(), FLEET_KNOWN_HOSTS: log_core.getInput('known-hosts') },
+    };
+    const statuses = await fleetStatus(values, io);
+    const rows = statusRows(statuses);
+    const drifted = statuses.filter(hasDrift).length;
+    const unreachable = statuses.filter((s) => s.error).length;
+    for (const [i, s] of statuses.entries())
+        log_core.info(`${s.id}: ${rows[i].slice(1).filter(Boolean).join(' · ')}`);
+    await log_core.summary
+        .addRaw(renderStatusSummary({
+        headers: STATUS_HEADERS,
+        rows,
+        attention: statuses.map(attention),
+        drifted,
+        unreachable,
+    }), true)
+        .write();
+    log_core.setOutput('drifted', String(drifted));
+    log_core.setOutput('unreachable', String(unreachable));
+    log_core.setOutput('statuses', JSON.stringify(statuses));
+    if (unreachable)
+        log_core.setFailed(`${unreachable} of ${statuses.length} target(s) could not be read`);
+    else if (failOnDrift && drifted)
+        log_core.setFailed(`${drifted} of ${statuses.length} target(s) drifted: ${statuses
+            .filter(hasDrift)
+            .map((s) => `${s.id} (${s.drift.join('; ')})`)
+            .join(', ')}`);
 }
 
 ;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/context.js
@@ -84800,6 +85315,7 @@ function runUrl() {
 
 
 
+
 const ACTIONS = {
     plan: runPlan,
     deploy: runDeployAction,
@@ -84808,6 +85324,7 @@ const ACTIONS = {
     gate: gate_runGate,
     summary: runSummary,
     health: runHealth,
+    status: runStatusAction,
 };
 async function runAction(name) {
     const action = ACTIONS[name];

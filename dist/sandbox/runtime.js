@@ -289,6 +289,7 @@ function compose(args) {
                 imageId: id,
                 pid: child.pid,
                 port,
+                configHash: sha(`config:${ref}:${port}`),
             });
             return void process.stderr.write(`Container ${project}-app-1  Started\n`);
         }
@@ -302,7 +303,7 @@ function format(template, fields) {
         return JSON.stringify(fields);
     return template
         .replace(/\{\{if \.State\.Health\}\}.*?\{\{else\}\}(.*?)\{\{end\}\}/g, '$1')
-        .replace(/\{\{index \.Config\.Labels "[^"]*"\}\}/g, '')
+        .replace(/\{\{index \.Config\.Labels "([^"]*)"\}\}/g, (_, label) => fields[`label:${label}`] ?? '')
         .replace(/\{\{\s*(json\s+)?\.([\w.]+)\s*\}\}/g, (_, json, key) => json ? (fields[`json:${key}`] ?? 'null') : (fields[key] ?? ''));
 }
 function main(argv) {
@@ -351,6 +352,7 @@ function main(argv) {
                     Id: c.id,
                     Name: `/${c.project}-app-1`,
                     'State.Status': stateOf(c),
+                    'label:com.docker.compose.config-hash': c.configHash ?? '',
                 };
                 process.stdout.write(`${format(fmt, fields)}\n`);
             }
