@@ -1,7 +1,7 @@
 /** `fleet-deploy deploy`: flags → checked settings → the fleet engine over SSH (or --dry-run). */
 import { ConfigurationError } from '../errors';
 import { deployFleet, type FleetOptions } from '../deploy/fleet';
-import { dryRunCommands } from '../deploy/dry-run';
+import { dryRunCommands, type DryRunOptions } from '../deploy/dry-run';
 import { systemClock } from '../deploy/ports';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment, type Plan } from '../plan/plan';
@@ -12,6 +12,7 @@ import {
   fromFlags,
   identity,
   optionsHelp,
+  registryLogin,
   release,
   rolloutSettings,
   setting,
@@ -42,10 +43,12 @@ const ROLLOUT_FLAGS = [
   'pullTimeoutMs',
   'pullAttempts',
   'recoveryWindowMs',
+  'registryUsername',
+  'keepRegistryLogin',
   'actor',
 ] as const satisfies readonly SettingName[];
 
-export const DEPLOY_FLAGS: readonly SettingName[] = ['version', ...ROLLOUT_FLAGS, 'dryRun'];
+export const DEPLOY_FLAGS: readonly SettingName[] = ['version', 'versions', ...ROLLOUT_FLAGS, 'dryRun'];
 export const ROLLBACK_FLAGS: readonly SettingName[] = ['to', ...ROLLOUT_FLAGS];
 
 const EXIT_CODES =
@@ -83,18 +86,17 @@ export async function runDeploy(
   mode: 'deploy' | 'rollback' = 'deploy',
 ): Promise<number> {
   const flags = fromFlags(values);
-  const chosen = release(flags, mode);
   const registry = await loadRegistry(values, io);
   const plan = planDeployment(registry, { select: setting(flags, 'select'), waves: setting(flags, 'waves') });
+  const targets = plan.plan.flatMap((w) => w.targets);
+  const login = registryLogin(flags, io.env);
   const options: FleetOptions = {
-    ...chosen,
+    ...release(flags, mode, targets),
     ...identity(flags, io.env, 'cli'),
-    ...rolloutSettings(
-      flags,
-      plan.plan.flatMap((w) => w.targets),
-    ),
+    ...rolloutSettings(flags, targets),
+    ...(login ? { registry: login } : {}),
   };
-  if (mode === 'deploy' && setting(flags, 'dryRun')) return printDryRun(plan, options.version, io);
+  if (mode === 'deploy' && setting(flags, 'dryRun')) return printDryRun(plan, options, io);
 
   // Everything below touches servers: check the trust anchors and the key first.
   const { privateKey, knownHosts } = await sshSettings(values, io, registry, plan);
@@ -157,9 +159,9 @@ export async function sshSettings(
 }
 
 /** `--dry-run`: each target's remote commands, wave by wave; nothing is contacted. */
-function printDryRun(plan: Plan, version: string, io: CliIO): number {
+function printDryRun(plan: Plan, options: DryRunOptions, io: CliIO): number {
   io.stdout(
-    `Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${version}. Nothing is contacted.\n`,
+    `Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${options.version}. Nothing is contacted.\n`,
   );
   for (const wave of plan.plan) {
     io.stdout(`\n== wave ${wave.index}\n`);
@@ -167,7 +169,7 @@ function printDryRun(plan: Plan, version: string, io: CliIO): number {
       io.stdout(
         `\n# ${t.id}  (ssh ${t.server.user}@${t.server.host}:${t.server.port}${t.server.jump ? ` via ${t.server.jump.host}` : ''})\n`,
       );
-      for (const c of dryRunCommands(t, version)) io.stdout(`[${c.step}] ${c.command}\n`);
+      for (const c of dryRunCommands(t, options)) io.stdout(`[${c.step}] ${c.command}\n`);
     }
   }
   return 0;
