@@ -79,7 +79,7 @@ export function normalizeProject(name: string): string {
  * and `parsePrepared` checks it against the project pattern before any later command uses it.
  */
 export function deriveProject(t: Tenant): Script {
-  if (t.compose.project) return sh`project=${t.compose.project}`;
+  if (t.compose.project) return sh`project=${t.compose.project}; echo "@@project $project"`;
   const first = t.compose.files[0]!;
   const value = new Script(`tr -d '\\r"'"'"' ' | tail -n 1`);
   const fromSession = new Script('"${COMPOSE_PROJECT_NAME:-}"'); // set -u safe
