@@ -7,12 +7,13 @@ cd "$(dirname "$0")/.."
 # openssh-client: ssh-keygen (host keys and fingerprints to compare with OpenSSH's own);
 # openssh-server: real sshd servers on 127.0.0.1 for the integration tests; procps: pgrep;
 # podman, runc, busybox-static, docker-registry, docker-compose, curl: the real container engine,
-# registry and Compose of the end-to-end test (__tests__/e2e/engine-up.sh sets them up); shellcheck: the
+# registry and Compose of the end-to-end test (__tests__/e2e/engine-up.sh sets them up); apache2-utils:
+# htpasswd, for the e2e test's registry that requires a login; shellcheck: the
 # run: blocks of the workflows (npm run lint:workflows); caddy, nginx: the real proxies of the blue-green
 # end-to-end test and bench:downtime (they run their own instances; policy-rc.d keeps the services off);
 # tmux: a real terminal of a given width for the terminal tests (__tests__/terminal.test.ts); nftables:
 # the network faults of npm run test:chaos (iproute2 gives ip netns and tc).
-packages=(openssh-client openssh-server procps podman runc busybox-static docker-registry docker-compose curl shellcheck caddy nginx tmux nftables iproute2)
+packages=(openssh-client openssh-server procps podman runc busybox-static docker-registry docker-compose curl apache2-utils shellcheck caddy nginx tmux nftables iproute2)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

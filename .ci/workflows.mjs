@@ -83,6 +83,15 @@ known-hosts:
 SSH_KNOWN_HOSTS:
   description: 'known_hosts lines as a secret of the GitHub environment, passed by this name like SSH_PRIVATE_KEY.'
   required: false
+REGISTRY_USERNAME:
+  description: 'The image registry user for the pull, when it is a secret (a repository, organisation or environment secret; wins over the registry-username input).'
+  required: false
+REGISTRY_PASSWORD:
+  description: >-
+    The image registry password or token for the pull (masked; it reaches the servers on stdin only, and
+    no credential stays on them unless keep-registry-login). For GHCR: secrets.GITHUB_TOKEN, with
+    packages: read granted by the calling job.
+  required: false
 host:
   description: 'One server without a registry: its host (with ssh-user, ssh-port and path); the registry is then not read.'
   required: false
@@ -113,7 +122,27 @@ health-url: ${e('inputs.health-url')}`;
 
 const SSH_WITH = `
 ssh-key: ${e('secrets.SSH_PRIVATE_KEY || secrets.ssh-private-key')}
-known-hosts: ${e('secrets.SSH_KNOWN_HOSTS || secrets.known-hosts')}`;
+known-hosts: ${e('secrets.SSH_KNOWN_HOSTS || secrets.known-hosts')}
+registry-username: ${e('secrets.REGISTRY_USERNAME || inputs.registry-username')}
+registry-password: ${e('secrets.REGISTRY_PASSWORD')}
+keep-registry-login: ${e('inputs.keep-registry-login')}`;
+
+/** The inputs of the registry login, in both reusable workflows. */
+const REGISTRY_INPUTS = `
+registry-username:
+  description: "The image registry user for the pull, with the REGISTRY_PASSWORD secret (for GHCR with the job token: github.actor). Empty: no login (the servers are logged in, or the images are public)."
+  type: string
+  default: ''
+keep-registry-login:
+  description: "Leave the registry login on the servers (the engine's own config) instead of removing it after the pull."
+  type: boolean
+  default: false`;
+
+/** What a job that pulls needs: the registry, and GHCR packages for a login with the job token. */
+const PULL_PERMISSIONS = `
+permissions:
+  contents: read # read the registry
+  packages: read # pull private images from GHCR with the job token (REGISTRY_PASSWORD)`;
 
 const checkoutCaller = (why) => `
 - uses: ${PINS.checkout}
@@ -212,7 +241,7 @@ plan:
   with:
     deployment: start
     environment: ${e('inputs.environment')}
-    title: Deploy ${e('inputs.version')}`,
+    title: Deploy ${e('inputs.version || inputs.versions')}`,
   )}`;
 }
 
@@ -233,9 +262,7 @@ wave-${n}:
   timeout-minutes: 60
   environment:
     name: ${e(`fromJSON(needs.plan.outputs.environments)[${n - 1}]`)}
-    url: ${e('inputs.environment-url')}
-  permissions:
-    contents: read # read the registry
+    url: ${e('inputs.environment-url')}${indent(PULL_PERMISSIONS, 2)}
   strategy:
     fail-fast: false
     max-parallel: ${e('inputs.max-parallel')}
@@ -249,6 +276,7 @@ wave-${n}:
   uses: ./${OWN_PATH}/actions/deploy
   with:${indent(TARGET_WITH, 4)}
     version: ${e('inputs.version')}
+    versions: ${e('inputs.versions')}
     targets: ${e('matrix.targets')}
     once-hooks: ${n === 1 ? e('strategy.job-index == 0') : "'false'"}
     dry-run: ${e('inputs.dry-run')}${indent(SSH_WITH, 4)}`,
@@ -293,9 +321,7 @@ fleet:
   timeout-minutes: 360
   environment:
     name: ${e('inputs.environment')}
-    url: ${e('inputs.environment-url')}
-  permissions:
-    contents: read # read the registry
+    url: ${e('inputs.environment-url')}${indent(PULL_PERMISSIONS, 2)}
   ${steps(
     2,
     checkoutCaller('read the registry'),
@@ -305,6 +331,7 @@ fleet:
   uses: ./${OWN_PATH}
   with:${indent(TARGET_WITH, 4)}
     version: ${e('inputs.version')}
+    versions: ${e('inputs.versions')}
     select: ${e('inputs.select')}
     waves: ${e('inputs.waves')}
     concurrency: ${e('inputs.max-parallel')}
@@ -345,7 +372,7 @@ summary:
     registry: ${e('inputs.registry')}
     expected-targets: ${e('needs.plan.outputs.target-count')}
     stopped: ${e(`${stopped} || ''`)}
-    title: Deploy ${e('inputs.version')} to ${e('inputs.environment')}
+    title: Deploy ${e('inputs.version || inputs.versions')} to ${e('inputs.environment')}
     deployment: ${e("inputs.deployments && 'finish' || 'none'")}
     deployment-id: ${e('needs.plan.outputs.deployment-id')}
     environment: ${e('inputs.environment')}
@@ -366,7 +393,7 @@ function deployWorkflow() {
 #   jobs:
 #     deploy:
 #       uses: fleet-deploy/fleet-deploy/.github/workflows/deploy.yml@v0
-#       permissions: { contents: read }
+#       permissions: { contents: read, packages: read }
 #       with: { version: "\${{ github.sha }}", waves: "1,5%,25%,100%" }
 #       secrets: { ssh-private-key: "\${{ secrets.SSH_PRIVATE_KEY }}" }
 # Each job checks out fleet-deploy at the commit your uses: line resolved to (job.workflow_sha) and runs
@@ -381,9 +408,13 @@ on:
         type: string
         default: 'servers/production.json'
       version:
-        description: 'The image tag or digest to deploy (a digest pins exactly what was built).'
+        description: 'The image tag or digest to deploy (a digest pins exactly what was built): of every image not named in versions. Give this, versions, or both.'
         type: string
-        required: true
+        default: ''
+      versions:
+        description: 'A version per image: "IMAGE_VARIABLE=VERSION" pairs separated by commas or newlines, e.g. "OPENCLAW_IMAGE=sha256:…,WRAPPER_IMAGE=sha256:…" (each build job''s digest).'
+        type: string
+        default: ''
       select:
         description: 'Which targets: a selection expression such as "region=eu,ring!=sandbox". Empty: every target.'
         type: string
@@ -435,7 +466,7 @@ on:
       deployments:
         description: 'Record a GitHub Deployment (in_progress, success, failure). The calling job must then grant deployments: write.'
         type: boolean
-        default: false${indent(SINGLE_SERVER_INPUTS, 6)}
+        default: false${indent(REGISTRY_INPUTS, 6)}${indent(SINGLE_SERVER_INPUTS, 6)}
     secrets:${indent(SECRETS, 6)}
     outputs:
       success:
@@ -488,7 +519,7 @@ on:
       environment:
         description: 'GitHub environment (protection rules, approvals, secrets) and concurrency group.'
         type: string
-        default: 'production'${indent(SINGLE_SERVER_INPUTS, 6)}
+        default: 'production'${indent(REGISTRY_INPUTS, 6)}${indent(SINGLE_SERVER_INPUTS, 6)}
     secrets:${indent(SECRETS, 6)}
     outputs:
       success:
@@ -507,9 +538,7 @@ jobs:
     runs-on: ubuntu-latest
     timeout-minutes: 120
     environment:
-      name: ${e('inputs.environment')}
-    permissions:
-      contents: read # read the registry
+      name: ${e('inputs.environment')}${indent(PULL_PERMISSIONS, 4)}
     ${steps(
       4,
       ownCommitKnown,

@@ -212,7 +212,7 @@ describe('slots', () => {
 
 test('--dry-run shows the blue-green commands in the order they run', () => {
   const [target] = targetsOf(parse(withStrategy(strategy())));
-  const planned = dryRunCommands(target!, 'v2');
+  const planned = dryRunCommands(target!, { version: 'v2' });
   expect(planned.map((c) => c.step)).toEqual([
     'prepare',
     'pull',

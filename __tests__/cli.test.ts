@@ -221,8 +221,38 @@ describe('fleet-deploy deploy (no server needed)', () => {
     );
   });
 
+  test('--dry-run with --versions and a registry login: each image at its version, the password never shown', async () => {
+    const digest = `sha256:${'e'.repeat(64)}`;
+    const r = await cli(
+      [
+        'deploy',
+        '--dry-run',
+        '--versions',
+        `OPENCLAW_IMAGE=${digest},SAFETY_WRAPPER_IMAGE=v3`,
+        '--registry-username',
+        'bot',
+        '-s',
+        'tenant=acme-corp',
+      ],
+      {},
+      { FLEET_REGISTRY_PASSWORD: 'hunter2-s3cret' },
+    );
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      `docker pull -q ghcr.io/acme/openclaw@${digest} >/dev/null && docker pull -q ghcr.io/acme/safety-wrapper:v3 >/dev/null`,
+    );
+    expect(r.stdout).toContain('docker login --username bot --password-stdin ghcr.io');
+    expect(r.stdout).toMatch(/\[pull\] .* {2}# stdin: <password on stdin>\n/);
+    expect(r.stdout + r.stderr).not.toContain('hunter2-s3cret');
+    expect(r.stdout).toContain(`OPENCLAW_IMAGE=ghcr.io/acme/openclaw@${digest}`);
+  });
+
   test.each([
-    [['deploy'], '--version: is required'],
+    [['deploy'], '--version: is required (or --versions)'],
+    [
+      ['deploy', '--versions', 'APP_IMAGE=v2'],
+      '--versions: APP_IMAGE is not an image variable of any selected target',
+    ],
     [['deploy', '-v', 'v2;reboot'], '--version: "v2;reboot" is neither an image tag nor a digest'],
     [['deploy', '-v', 'v2', '--concurrency', '0'], '--concurrency: "0" is not a whole number of at least 1'],
     [

@@ -152,6 +152,96 @@ describe('command strings', () => {
   });
 });
 
+describe('the registry login of the pull', () => {
+  const t = tenant({ path: '/srv/acme' });
+  const login = { username: 'bot', hosts: ['ghcr.io', 'docker.io'], keep: false };
+
+  test('registry hosts: the first component when it looks like a host, else Docker Hub', () => {
+    expect(R.registryHost('ghcr.io/acme/app')).toBe('ghcr.io');
+    expect(R.registryHost('127.0.0.1:5001/fleet/app')).toBe('127.0.0.1:5001');
+    expect(R.registryHost('localhost/app')).toBe('localhost');
+    expect(R.registryHost('acme/app')).toBe('docker.io');
+    expect(R.registryHost('app')).toBe('docker.io');
+  });
+
+  test('the command line holds the user and the hosts, never a password: that comes on stdin', () => {
+    expect(R.pullImages(t, ['ghcr.io/acme/app:v2'], login).text).toBe(
+      "{ touch -c -- /srv/acme/.fleet/lock 2>/dev/null || :; } && tmp=$(umask 077; mktemp -d) || exit 1; trap 'rm -rf -- \"$tmp\"' EXIT; trap 'exit 129' HUP INT PIPE TERM; export DOCKER_CONFIG=\"$tmp\" REGISTRY_AUTH_FILE=\"$tmp/auth.json\"; pw=$(cat) && { printf '%s\\n' \"$pw\" | docker login --username bot --password-stdin ghcr.io >/dev/null || { printf '%s\\n' 'registry login to ghcr.io as bot failed' >&2; exit 40; }; } && { printf '%s\\n' \"$pw\" | docker login --username bot --password-stdin docker.io >/dev/null || { printf '%s\\n' 'registry login to docker.io as bot failed' >&2; exit 40; }; } && docker pull -q ghcr.io/acme/app:v2 >/dev/null && docker image inspect --format '{{.Id}}|{{json .RepoDigests}}' ghcr.io/acme/app:v2",
+    );
+    // Kept: the engine's own config, no throwaway directory.
+    expect(R.pullImages(t, ['ghcr.io/acme/app:v2'], { ...login, keep: true }).text).not.toContain('mktemp');
+    // A hostile user name stays one quoted word.
+    expect(R.pullImages(t, ['x/y:1'], { ...login, username: "a' b;$(id)" }).text).toContain(
+      "--username 'a'\\'' b;$(id)' --password-stdin",
+    );
+  });
+
+  /** A docker double that records its arguments, its DOCKER_CONFIG and what login read on stdin. */
+  function loginWorkdir(loginExit = 0) {
+    const w = workdir('APP_IMAGE=r/app:v1\n');
+    const root = join(w.dir, '..');
+    writeFileSync(
+      join(root, 'bin', 'docker'),
+      `#!/bin/sh
+# double of the docker CLI: records its arguments, the config it was given and a login's stdin
+echo "$@ config=$DOCKER_CONFIG auth=$REGISTRY_AUTH_FILE" >> ${join(root, 'docker.log')}
+case "$1" in
+  login) cat > "$DOCKER_CONFIG/stdin-$5"; ls -ld "$DOCKER_CONFIG" | cut -c1-10 >> ${join(root, 'docker.log')}; exit ${loginExit} ;;
+  image) echo 'sha256:abc|["r/app@sha256:d1"]' ;;
+esac
+`,
+    );
+    return { ...w, root };
+  }
+  const runWithStdin = (root: string, script: { text: string }, stdin: string) =>
+    spawnSync('sh', ['-c', script.text], {
+      encoding: 'utf8',
+      input: stdin,
+      env: { PATH: `${join(root, 'bin')}:/usr/bin:/bin`, TMPDIR: root },
+    });
+
+  test('run by a real shell: each host gets the password from stdin, in a private config removed afterwards', () => {
+    const w = loginWorkdir();
+    const t2 = tenant({ path: w.dir });
+    const r = runWithStdin(w.root, R.pullImages(t2, ['r/app:v2'], login), 'pa ss$(x)\n');
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    const calls = w.calls();
+    const config = /config=(\S+)/.exec(calls[0]!)![1]!;
+    expect(config.startsWith(`${w.root}/tmp.`)).toBe(true);
+    expect(calls).toEqual([
+      `login --username bot --password-stdin ghcr.io config=${config} auth=${config}/auth.json`,
+      'drwx------',
+      `login --username bot --password-stdin docker.io config=${config} auth=${config}/auth.json`,
+      'drwx------',
+      `pull -q r/app:v2 config=${config} auth=${config}/auth.json`,
+      expect.stringMatching(/^image inspect /),
+    ]);
+    // the throwaway config is gone, and with it what the logins stored
+    expect(existsSync(config)).toBe(false);
+  });
+
+  test('the password each login read is the one on stdin, byte for byte; a refused login stops with exit 40', () => {
+    const w = loginWorkdir();
+    const t2 = tenant({ path: w.dir });
+    const keep = { ...login, keep: true, hosts: ['ghcr.io'] };
+    const config = join(w.root, 'kept');
+    mkdirSync(config);
+    const script = { text: `export DOCKER_CONFIG=${config}; ${R.pullImages(t2, ['r/app:v2'], keep).text}` };
+    expect(runWithStdin(w.root, script, "pa ss'$(x)\n").status).toBe(0);
+    expect(readFileSync(join(config, 'stdin-ghcr.io'), 'utf8')).toBe("pa ss'$(x)\n");
+
+    const refused = loginWorkdir(1);
+    const r = runWithStdin(
+      refused.root,
+      R.pullImages(tenant({ path: refused.dir }), ['r/app:v2'], login),
+      'x',
+    );
+    expect([r.status, r.stderr]).toEqual([R.LOGIN_FAILED, 'registry login to ghcr.io as bot failed\n']);
+    expect(refused.calls().filter((c) => c.startsWith('pull'))).toEqual([]);
+    expect(readdirSync(refused.root).filter((f) => f.startsWith('tmp.'))).toEqual([]);
+  });
+});
+
 describe('the .env switch, run by a real shell', () => {
   const ENV =
     '# the tenant\nexport APP_IMAGE="ghcr.io/acme/app:v1"\nOTHER_IMAGE=x/y:1\n\n# secrets\nTOKEN=s3cr=et\n';

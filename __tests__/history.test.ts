@@ -58,6 +58,50 @@ describe('release history', () => {
   });
 });
 
+describe('a release whose images run at different versions', () => {
+  const d = (c: string) => `sha256:${c.repeat(64)}`;
+  const refs = (app: string, worker: string) => ({
+    APP_IMAGE: app.startsWith('sha256:') ? `r/app@${app}` : `r/app:${app}`,
+    WORKER_IMAGE: `r/worker:${worker}`,
+  });
+  // v1/w1 → v1/w2 (only the worker changed: the same first-image version) → v2/w3
+  const lines = [
+    h(null, 'v1', { fromRefs: {}, toRefs: refs('v1', 'w1') }),
+    h('v1', 'v1', { fromRefs: refs('v1', 'w1'), toRefs: refs('v1', 'w2') }),
+    h('v1', d('a'), { fromRefs: refs('v1', 'w2'), toRefs: refs(d('a'), 'w3') }),
+  ];
+  const hist = History.parse(lines);
+
+  test('the previous release comes back with each image at the version it ran', () => {
+    expect(hist.rollbackTarget('s/t', { version: d('a'), refs: refs(d('a'), 'w3') }, undefined)).toEqual({
+      version: 'v1',
+      versions: { APP_IMAGE: 'v1', WORKER_IMAGE: 'w2' },
+    });
+    // the release before v1/w2 shares its first image's version: told apart by the references
+    expect(hist.rollbackTarget('s/t', { version: 'v1', refs: refs('v1', 'w2') }, undefined)).toEqual({
+      version: 'v1',
+      versions: { APP_IMAGE: 'v1', WORKER_IMAGE: 'w1' },
+    });
+  });
+
+  test('--to V: the references of the newest deploy of V', () => {
+    expect(hist.rollbackTarget('s/t', { version: d('a'), refs: refs(d('a'), 'w3') }, 'v1')).toEqual({
+      version: 'v1',
+      versions: { APP_IMAGE: 'v1', WORKER_IMAGE: 'w2' },
+    });
+    expect(hist.rollbackTarget('s/t', 'v1', d('a'))).toEqual({
+      version: d('a'),
+      versions: { APP_IMAGE: d('a'), WORKER_IMAGE: 'w3' },
+    });
+  });
+
+  test('references the history never saw (the images changed in the registry): matched by version', () => {
+    expect(
+      hist.previous({ version: d('a'), refs: { APP_IMAGE: `r/app@${d('a')}`, NEW_IMAGE: 'n/x:1' } }),
+    ).toBe('v1');
+  });
+});
+
 describe('what a server sends back is checked like user input', () => {
   test('a line whose version, refs or images fail their patterns is dropped', () => {
     const hostile = [

@@ -364,3 +364,69 @@ test('a once hook runs once while the other targets wait for it; if it fails, th
     'the once-per-rollout hook failed on another target: preDeploy hook failed: exit code 1: migration 42 failed',
   ]);
 });
+
+describe('a version per image and the registry login (scripted transport)', () => {
+  const twoImages = (r: any) =>
+    (r.defaults.tenant.images = [
+      { variable: 'APP_IMAGE', repository: REPO },
+      { variable: 'WORKER_IMAGE', repository: 'ghcr.io/acme/worker' },
+    ]);
+  const digest = `sha256:${'d'.repeat(64)}`;
+  const PASSWORD = 'hunter2-s3cret';
+  const registryLogin = { username: 'bot', password: PASSWORD, keep: false };
+
+  test('each image at its own version; the release is labelled with the first image’s', async () => {
+    const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
+    versionAware(c, () => false);
+    const report = await run(registry(1, 1, twoImages), c, { versions: { WORKER_IMAGE: digest } });
+    const r = report.targets[0]!;
+    expect(r.outcome).toBe('deployed');
+    expect(r.next).toMatchObject({
+      version: 'v2',
+      refs: { APP_IMAGE: `${REPO}:v2`, WORKER_IMAGE: `ghcr.io/acme/worker@${digest}` },
+    });
+    expect(c.log.find((l) => l.verb === 'pull')!.command).toContain(
+      `docker pull -q ghcr.io/acme/worker@${digest}`,
+    );
+  });
+
+  test('the password goes on the pull’s stdin only: in no command, history line or lock owner', async () => {
+    const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
+    versionAware(c, () => false);
+    const report = await run(registry(1, 1, twoImages), c, { registry: registryLogin });
+    expect(report.targets[0]!.outcome).toBe('deployed');
+    const pull = c.log.find((l) => l.verb === 'pull')!;
+    expect(pull.stdin).toBe(PASSWORD);
+    expect(pull.command).toContain('--password-stdin registry.example.com');
+    expect(pull.command).toContain('--password-stdin ghcr.io');
+    expect(c.log.filter((l) => l.stdin !== undefined).map((l) => l.verb)).toEqual(['pull']);
+    expect(JSON.stringify(c.log.map((l) => l.command))).not.toContain(PASSWORD);
+    expect(JSON.stringify(report)).not.toContain(PASSWORD);
+  });
+
+  test('a refused login fails the target at once (not tried again), with the password cut from what it says', async () => {
+    const c = new ScriptedConnector(() => [
+      { match: 'prepare', reply: prepared(`${REPO}:v1`) },
+      { match: 'pull', reply: fail(40, `registry login to ghcr.io as bot failed: bad password ${PASSWORD}`) },
+      { match: 'finish', reply: ok('@@unlock released\n') },
+    ]);
+    const report = await run(registry(1, 1), c, { registry: registryLogin });
+    const r = report.targets[0]!;
+    expect(r.outcome).toBe('failed');
+    expect(r.error).toBe('exit code 40: registry login to ghcr.io as bot failed: bad password ***');
+    expect(c.log.filter((l) => l.verb === 'pull')).toHaveLength(1);
+    expect(JSON.stringify(c.log.map((l) => l.command))).not.toContain(PASSWORD);
+  });
+
+  test('a pull refused for want of credentials says how to give them', async () => {
+    const c = new ScriptedConnector(() => [
+      { match: 'prepare', reply: prepared(`${REPO}:v1`) },
+      { match: 'pull', reply: fail(1, 'Error response from daemon: unauthorized: authentication required') },
+      { match: 'finish', reply: ok('@@unlock released\n') },
+    ]);
+    const report = await run(registry(1, 1), c);
+    expect(report.targets[0]!.error).toContain(
+      'the registry wants credentials: set FLEET_REGISTRY_USERNAME and FLEET_REGISTRY_PASSWORD for the CLI, or the registry-username and registry-password inputs',
+    );
+  });
+});

@@ -12,6 +12,7 @@ import {
   fromFlags,
   fromInputs,
   identity,
+  registryLogin,
   release,
   ROLLOUT_NAMES,
   rolloutSettings,
@@ -181,31 +182,113 @@ test('a lock age to break is checked against the timeouts given', () => {
 });
 
 test('the release: a version is required for a deploy; a rollback goes to the one given, else the previous', () => {
-  expect(release(fromFlags({ version: 'v2' }), 'deploy')).toEqual({ version: 'v2' });
-  expect(() => release(fromFlags({}), 'deploy')).toThrow(
-    '--version: is required: the image tag or digest to deploy (e.g. --version v1.4.2)',
+  expect(release(fromFlags({ version: 'v2' }), 'deploy', targets)).toEqual({ version: 'v2' });
+  expect(() => release(fromFlags({}), 'deploy', targets)).toThrow(
+    '--version: is required (or --versions): the image tag or digest to deploy (e.g. --version v1.4.2)',
   );
   expect(() =>
     release(
       fromInputs(() => ' '),
       'deploy',
+      targets,
     ),
-  ).toThrow('input "version": is required: the image tag or digest to deploy (e.g. version: v1.4.2)');
+  ).toThrow(
+    'input "version": is required (or input "versions"): the image tag or digest to deploy (e.g. version: v1.4.2)',
+  );
   expect(() =>
     release(
       fromInputs((n) => (n === 'version' ? 'v2;reboot' : '')),
       'deploy',
+      targets,
     ),
   ).toThrow('input "version": "v2;reboot" is neither an image tag nor a digest');
-  expect(release(fromFlags({ version: 'v2' }), 'rollback')).toEqual({ version: 'previous', rollback: {} });
+  expect(release(fromFlags({ version: 'v2' }), 'rollback', targets)).toEqual({
+    version: 'previous',
+    rollback: {},
+  });
   expect(
     release(
       fromInputs((n) => (n === 'to' ? 'v1' : '')),
       'rollback',
+      targets,
     ),
   ).toEqual({
     version: 'v1',
     rollback: { to: 'v1' },
+  });
+});
+
+describe('a version per image', () => {
+  const digest = `sha256:${'a'.repeat(64)}`;
+  const flag = (versions: string, version?: string) =>
+    release(fromFlags({ versions, ...(version ? { version } : {}) }), 'deploy', targets);
+  const input = (versions: string, version = '') =>
+    release(
+      fromInputs((n) => ({ versions, version })[n] ?? ''),
+      'deploy',
+      targets,
+    );
+
+  test('flags and inputs give the same release: comma or newline separated, every image named', () => {
+    const expected = {
+      version: `OPENCLAW_IMAGE=${digest},SAFETY_WRAPPER_IMAGE=v3`,
+      versions: { OPENCLAW_IMAGE: digest, SAFETY_WRAPPER_IMAGE: 'v3' },
+    };
+    expect(flag(`OPENCLAW_IMAGE=${digest},SAFETY_WRAPPER_IMAGE=v3`)).toEqual(expected);
+    expect(input(`OPENCLAW_IMAGE=${digest}\n  SAFETY_WRAPPER_IMAGE = v3\n`)).toEqual(expected);
+  });
+
+  test('--version gives the version of every image versions leaves out', () => {
+    expect(flag('SAFETY_WRAPPER_IMAGE=v3', 'v2')).toEqual({
+      version: 'v2',
+      versions: { SAFETY_WRAPPER_IMAGE: 'v3' },
+    });
+    expect(() => flag('SAFETY_WRAPPER_IMAGE=v3')).toThrow(
+      '--versions: names no version for OPENCLAW_IMAGE of eu-1/internal-qa (add OPENCLAW_IMAGE=… to it, or give --version for the images it leaves out)',
+    );
+  });
+
+  test('a variable no selected target has, a bad version or a bad pair is refused, naming it', () => {
+    expect(() => flag('APP_IMAGE=v3', 'v2')).toThrow(
+      '--versions: APP_IMAGE is not an image variable of any selected target (the image variables of the selection: OPENCLAW_IMAGE, SAFETY_WRAPPER_IMAGE)',
+    );
+    expect(() => input('OPENCLAW_IMAGE=v3;reboot', 'v2')).toThrow(
+      'input "versions": "v3;reboot" is neither an image tag nor a digest',
+    );
+    expect(() => flag('OPENCLAW_IMAGE', 'v2')).toThrow(
+      '--versions: "OPENCLAW_IMAGE" is not IMAGE_VARIABLE=VERSION',
+    );
+    expect(() => flag('OPENCLAW_IMAGE=v1,OPENCLAW_IMAGE=v2', 'v2')).toThrow(
+      '--versions: "OPENCLAW_IMAGE=v2" is not the only version of its variable',
+    );
+  });
+});
+
+describe('the registry login', () => {
+  test('the username from the flag or the environment, the password from the environment only', () => {
+    const env = { FLEET_REGISTRY_USERNAME: 'bot', FLEET_REGISTRY_PASSWORD: 's3cret' };
+    expect(registryLogin(fromFlags({}), {})).toBeUndefined();
+    expect(registryLogin(fromFlags({}), env)).toEqual({ username: 'bot', password: 's3cret', keep: false });
+    expect(
+      registryLogin(fromFlags({ 'registry-username': 'alice', 'keep-registry-login': true }), env),
+    ).toEqual({ username: 'alice', password: 's3cret', keep: true });
+    expect(flagOptions(DEPLOY_FLAGS)).not.toHaveProperty('registry-password');
+    expect(() => registryLogin(fromFlags({ 'registry-username': 'alice' }), {})).toThrow(
+      '$FLEET_REGISTRY_PASSWORD: is needed to log in to the image registries as alice',
+    );
+  });
+
+  test('inputs: registry-username, registry-password, keep-registry-login', () => {
+    const inputs = (given: Record<string, string>) => fromInputs((n) => given[n] ?? '');
+    expect(
+      registryLogin(
+        inputs({ 'registry-username': 'bot', 'registry-password': 'tok', 'keep-registry-login': 'true' }),
+        {},
+      ),
+    ).toEqual({ username: 'bot', password: 'tok', keep: true });
+    expect(() => registryLogin(inputs({ 'registry-password': 'tok' }), {})).toThrow(
+      'input "registry-username": is needed with a registry password: the user to log in as',
+    );
   });
 });
 

@@ -9,7 +9,9 @@
  */
 import type { FleetOptions } from './deploy/fleet';
 import { staleLockProblem } from './deploy/locks';
-import { ConfigurationError } from './errors';
+import type { RegistryCredentials } from './deploy/strategy';
+import { ConfigurationError, type Problem } from './errors';
+import { ENV_VAR } from './registry/patterns';
 import type { Target } from './registry/model';
 import { checkVersion } from './remote/commands';
 import { checkBoolean, checkDuration, checkPercent, checkWholeNumber, given, type Check } from './values';
@@ -162,9 +164,15 @@ const COMMAND_ROWS = {
     short: 'v',
     arg: 'TAG|DIGEST',
     input: 'version',
-    required: true,
     check: checkVersion,
-    help: 'the image tag (v1.4.2) or digest (sha256:…) to deploy',
+    help: 'the image tag (v1.4.2) or digest (sha256:…) to deploy: of every image not named in --versions',
+  }),
+  versions: row({
+    flag: 'versions',
+    arg: 'VAR=VERSION,…',
+    input: 'versions',
+    check: checkVersions,
+    help: 'a version per image, e.g. "APP_IMAGE=sha256:…,WORKER_IMAGE=v3" (comma or newline separated)',
   }),
   to: row({
     flag: 'to',
@@ -235,6 +243,27 @@ const COMMAND_ROWS = {
     check: text,
     help: "trusted host keys besides the registry's pins",
   }),
+  registryUsername: row({
+    flag: 'registry-username',
+    arg: 'USER',
+    input: 'registry-username',
+    defaultHelp: '$FLEET_REGISTRY_USERNAME',
+    check: text,
+    help: 'log in to the image registries for the pull as USER; the password comes from $FLEET_REGISTRY_PASSWORD, never a flag',
+  }),
+  registryPassword: row({
+    input: 'registry-password',
+    defaultHelp: '$FLEET_REGISTRY_PASSWORD',
+    check: text,
+    help: 'the password or token of registry-username, from a secret: masked, sent to the servers on stdin only',
+  }),
+  keepRegistryLogin: row({
+    flag: 'keep-registry-login',
+    input: 'keep-registry-login',
+    default: 'false',
+    check: checkBoolean,
+    help: "leave the registry login on the servers (the engine's own config) instead of removing it after the pull",
+  }),
   actor: row({
     flag: 'actor',
     arg: 'NAME',
@@ -267,7 +296,8 @@ export function fromFlags(values: Readonly<Record<string, string | boolean | und
       const v = r.flag === undefined ? undefined : values[r.flag];
       return v === undefined ? undefined : String(v);
     },
-    name: (r) => `--${r.flag}`,
+    // A setting without a flag (a password) is read from the environment: named as its variable.
+    name: (r) => (r.flag !== undefined ? `--${r.flag}` : (r.defaultHelp ?? `input "${r.input}"`)),
     example: (r, value) => `--${r.flag} ${value}`,
   };
 }
@@ -307,25 +337,117 @@ export function rolloutSettings(source: SettingSource, targets: readonly Target[
   return settings;
 }
 
-/** What a rollout deploys: the version given; for a rollback the version to go back to, if given. */
+/**
+ * What a rollout deploys: the version given, and a version per image (`versions`), each of whose
+ * variables must be an image variable of a selected target; without `version`, `versions` must name
+ * every image of every selected target. For a rollback, the version to go back to, if given.
+ */
 export function release(
   source: SettingSource,
   mode: 'deploy' | 'rollback',
-): Pick<FleetOptions, 'version' | 'rollback'> {
+  targets: readonly Target[],
+): Pick<FleetOptions, 'version' | 'versions' | 'rollback'> {
   if (mode === 'rollback') {
     const to = setting(source, 'to');
     return { version: to ?? 'previous', rollback: to === undefined ? {} : { to } };
   }
   const version = setting(source, 'version');
-  if (version !== undefined) return { version };
-  throw new ConfigurationError([
-    {
+  const versions = setting(source, 'versions');
+  if (version === undefined && versions === undefined)
+    throw new ConfigurationError([
+      {
+        path: [],
+        source: source.name(SETTINGS.version),
+        message: `is required (or ${source.name(SETTINGS.versions)}): the image tag or digest to deploy`,
+        hint: `e.g. ${source.example(SETTINGS.version, 'v1.4.2')}`,
+      },
+    ]);
+  if (versions === undefined) return { version: version! };
+  const problems = versionsProblems(source, versions, version, targets);
+  if (problems.length) throw new ConfigurationError(problems);
+  const label = Object.entries(versions)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+  return { version: version ?? label, versions };
+}
+
+/** `VAR=VERSION` pairs, separated by commas or newlines: each variable a name, each version a tag or digest. */
+function checkVersions(text: string, source: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of text.split(/[,\n]/).map((p) => p.trim())) {
+    if (!pair) continue;
+    const eq = pair.indexOf('=');
+    const variable = pair.slice(0, eq).trim();
+    if (eq < 0 || !ENV_VAR.re.test(variable) || variable in out)
+      throw new ConfigurationError([
+        {
+          path: [],
+          source,
+          message: `${JSON.stringify(pair)} is not ${eq < 0 || !ENV_VAR.re.test(variable) ? 'IMAGE_VARIABLE=VERSION' : 'the only version of its variable'}`,
+          hint: 'give each image variable once, e.g. "APP_IMAGE=sha256:…,WORKER_IMAGE=v3"',
+        },
+      ]);
+    out[variable] = checkVersion(pair.slice(eq + 1).trim(), source);
+  }
+  return out;
+}
+
+/** Variables no selected target has; without `version`, images of a target that `versions` leaves out. */
+function versionsProblems(
+  source: SettingSource,
+  versions: Readonly<Record<string, string>>,
+  version: string | undefined,
+  targets: readonly Target[],
+): Problem[] {
+  const where = source.name(SETTINGS.versions);
+  const known = [...new Set(targets.flatMap((t) => t.tenant.images.map((i) => i.variable)))];
+  const problems: Problem[] = Object.keys(versions)
+    .filter((v) => !known.includes(v))
+    .map((v) => ({
       path: [],
-      source: source.name(SETTINGS.version),
-      message: 'is required: the image tag or digest to deploy',
-      hint: `e.g. ${source.example(SETTINGS.version, 'v1.4.2')}`,
-    },
-  ]);
+      source: where,
+      message: `${v} is not an image variable of any selected target`,
+      hint: `the image variables of the selection: ${known.join(', ') || 'none (no target selected)'}`,
+    }));
+  if (version !== undefined) return problems;
+  for (const t of targets) {
+    const missing = t.tenant.images.map((i) => i.variable).filter((v) => !(v in versions));
+    if (missing.length)
+      problems.push({
+        path: [],
+        source: where,
+        message: `names no version for ${missing.join(', ')} of ${t.id}`,
+        hint: `add ${missing.map((m) => `${m}=…`).join(',')} to it, or give ${source.name(SETTINGS.version)} for the images it leaves out`,
+      });
+  }
+  return problems;
+}
+
+/**
+ * The login to the image registries for the pull, when a username or password is given: the username
+ * from the flag or input (else $FLEET_REGISTRY_USERNAME), the password from the input (else
+ * $FLEET_REGISTRY_PASSWORD) — never from a flag, which a process listing or a shell history would show.
+ */
+export function registryLogin(
+  source: SettingSource,
+  env: Readonly<Record<string, string | undefined>>,
+): RegistryCredentials | undefined {
+  const username = setting(source, 'registryUsername') ?? given(env.FLEET_REGISTRY_USERNAME);
+  const password = setting(source, 'registryPassword') ?? given(env.FLEET_REGISTRY_PASSWORD);
+  if (username === undefined && password === undefined) return undefined;
+  if (username === undefined || password === undefined)
+    throw new ConfigurationError([
+      {
+        path: [],
+        source: source.name(username === undefined ? SETTINGS.registryUsername : SETTINGS.registryPassword),
+        message:
+          username === undefined
+            ? 'is needed with a registry password: the user to log in as'
+            : `is needed to log in to the image registries as ${username}`,
+        hint: 'give both the registry username and password, or neither (the servers are logged in already, or the images are public)',
+      },
+    ]);
+  return { username, password, keep: setting(source, 'keepRegistryLogin') ?? false };
 }
 
 /**

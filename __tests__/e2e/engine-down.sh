@@ -35,7 +35,7 @@ wait_gone() { # wait_gone PID TENTHS: poll until PID is gone, at most TENTHS * 0
 
 # PIDs to see vanish at the end: the daemons and every container's conmon.
 WATCH=()
-for f in "$STATE/podman.pid" "$STATE/registry.pid" "$STATE"/run/overlay-containers/*/userdata/conmon.pid; do
+for f in "$STATE/podman.pid" "$STATE/registry.pid" "$STATE/registry-auth.pid" "$STATE"/run/overlay-containers/*/userdata/conmon.pid; do
   [ -s "$f" ] && WATCH+=("$(cat "$f")")
 done
 
@@ -87,6 +87,7 @@ stop_pid() { # stop_pid NAME NEEDLE
 rc=0
 stop_pid podman "$SOCK" || rc=1
 stop_pid registry "$STATE/registry.yml" || rc=1
+stop_pid registry-auth "$STATE/registry-auth.yml" || rc=1
 rm -f "$SOCK"
 
 # 3. Anything else started for this STATE_DIR (e.g. a conmon left by a killed service): every

@@ -5,7 +5,9 @@
 #   * podman's Docker-compatible API on unix://STATE_DIR/podman.sock (for `docker` and Debian's
 #     docker-compose 1.29 through DOCKER_HOST),
 #   * a real registry (Debian's docker-registry) on 127.0.0.1:5000 (or the next free port),
-#   * three images pushed to it: REGISTRY/fleet/app:v1, :v2 and :bad.
+#   * three images pushed to it: REGISTRY/fleet/app:v1, :v2 and :bad,
+#   * a second registry that requires a login (htpasswd; user `fleet`, a random password kept in
+#     STATE_DIR) on the next free port, holding AUTH_REGISTRY/fleet/private:v2 (the v2 image).
 # Everything lives under STATE_DIR: configs, podman's own storage root (not /var/lib/containers),
 # the registry's data, logs and the PID files engine-down.sh uses.
 #
@@ -48,7 +50,7 @@ flock -w 600 9 || die "could not lock $STATE/.engine-up.lock"
 # ---------------------------------------------------------------------------------------------
 # 1. Packages (only if missing).
 # ---------------------------------------------------------------------------------------------
-PKGS=(podman runc busybox-static docker-registry docker-compose)
+PKGS=(podman runc busybox-static docker-registry docker-compose apache2-utils)
 command -v curl >/dev/null 2>&1 || PKGS+=(curl)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -116,6 +118,26 @@ else
 fi
 REGISTRY="127.0.0.1:$PORT"
 
+# The registry that requires a login: its running port, else the first free one after PORT.
+if pid_alive "$STATE/registry-auth.pid" "$STATE/registry-auth.yml" && [ -s "$STATE/registry-auth.port" ]; then
+  AUTH_PORT=$(cat "$STATE/registry-auth.port")
+else
+  AUTH_PORT=
+  for ((p = PORT + 1; ${#AUTH_PORT} == 0 && p < PORT + 100; p++)); do
+    if port_free "$p"; then AUTH_PORT=$p; fi
+  done
+  [ -n "$AUTH_PORT" ] || die "no free port for the registry that requires a login"
+fi
+# Images are named by localhost:PORT: podman's Docker-API login (/auth) ignores registries.conf's
+# `insecure` and speaks plain HTTP only to a localhost registry. It listens on 127.0.0.1 all the same.
+AUTH_ADDR="127.0.0.1:$AUTH_PORT"
+AUTH_REGISTRY="localhost:$AUTH_PORT"
+AUTH_USER=fleet
+[ -s "$STATE/registry-auth.password" ] ||
+  (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$STATE/registry-auth.password")
+AUTH_PASSWORD=$(cat "$STATE/registry-auth.password")
+htpasswd -Bbn "$AUTH_USER" "$AUTH_PASSWORD" >"$STATE/htpasswd" 2>/dev/null || die "htpasswd failed"
+
 cat >"$STATE/containers.conf" <<EOF
 # Written by engine-up.sh. crun fails on this kernel (setrlimit RLIMIT_NOFILE, cgroups hybrid
 # mode); runc with lowered ulimits works.
@@ -137,7 +159,7 @@ EOF
 {
   echo '# Written by engine-up.sh: the local test registry speaks plain HTTP.'
   echo 'unqualified-search-registries = []'
-  for loc in 127.0.0.1:5000 localhost:5000 "127.0.0.1:$PORT" "localhost:$PORT"; do
+  for loc in 127.0.0.1:5000 localhost:5000 "127.0.0.1:$PORT" "localhost:$PORT" "$AUTH_ADDR" "$AUTH_REGISTRY"; do
     echo "$loc"
   done | awk '!seen[$0]++' | while read -r loc; do
     printf '\n[[registry]]\nlocation = "%s"\ninsecure = true\n' "$loc"
@@ -169,6 +191,16 @@ storage:
 http:
   addr: $REGISTRY
   secret: fleet-e2e-local-only
+EOF
+
+# The same registry program, but every request needs the htpasswd user (plain HTTP: local only).
+sed -e "s|^  addr: .*|  addr: $AUTH_ADDR|" -e "s|rootdirectory: .*|rootdirectory: $STATE/registry-auth-data|" \
+  "$STATE/registry.yml" >"$STATE/registry-auth.yml"
+cat >>"$STATE/registry-auth.yml" <<EOF
+auth:
+  htpasswd:
+    realm: fleet-e2e
+    path: $STATE/htpasswd
 EOF
 
 export CONTAINERS_CONF="$STATE/containers.conf"
@@ -213,6 +245,20 @@ else
   log "registry started (pid $(cat "$STATE/registry.pid")) on $REGISTRY"
 fi
 wait_for registry "$STATE/registry.pid" "$STATE/registry.yml" registry_ok
+
+# Answers 401 without credentials, 200 with them.
+auth_registry_ok() { curl -fsS --max-time 2 -u "$AUTH_USER:$AUTH_PASSWORD" "http://$AUTH_ADDR/v2/"; }
+if pid_alive "$STATE/registry-auth.pid" "$STATE/registry-auth.yml"; then
+  log "registry with login already running (pid $(cat "$STATE/registry-auth.pid")) on $AUTH_ADDR"
+else
+  mkdir -p "$STATE/registry-auth-data"
+  start_daemon registry-auth "$STATE/logs/registry-auth.log" docker-registry serve "$STATE/registry-auth.yml"
+  echo "$AUTH_PORT" >"$STATE/registry-auth.port"
+  log "registry with login started (pid $(cat "$STATE/registry-auth.pid")) on $AUTH_ADDR"
+fi
+wait_for "registry with login" "$STATE/registry-auth.pid" "$STATE/registry-auth.yml" auth_registry_ok
+[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$AUTH_ADDR/v2/")" = 401 ] ||
+  die "the registry on $AUTH_ADDR answers without a login"
 
 service_ok() { curl -fsS --max-time 2 --unix-socket "$SOCK" http://d/_ping; }
 if pid_alive "$STATE/podman.pid" "$SOCK"; then
@@ -294,12 +340,32 @@ else
 fi
 [ "${DIGEST[v1]}" != "${DIGEST[v2]}" ] || die "v1 and v2 have the same digest"
 
+# The v2 image again, in the registry that requires a login: pulled from the open one, pushed with a
+# login whose password goes on stdin to an auth file of this STATE_DIR, and dropped from the store again.
+PRIVATE="$AUTH_REGISTRY/fleet/private:v2"
+if ! curl -fsS --max-time 5 -o /dev/null -u "$AUTH_USER:$AUTH_PASSWORD" -H "Accept: $MANIFEST_ACCEPT" \
+  "http://$AUTH_ADDR/v2/fleet/private/manifests/v2"; then
+  log "pushing $PRIVATE"
+  {
+    podman pull -q --tls-verify=false "$REGISTRY/fleet/app:v2" &&
+      podman tag "$REGISTRY/fleet/app:v2" "$PRIVATE" &&
+      podman login --authfile "$STATE/push-auth.json" --tls-verify=false -u "$AUTH_USER" --password-stdin \
+        "$AUTH_REGISTRY" <"$STATE/registry-auth.password" &&
+      podman push -q --authfile "$STATE/push-auth.json" --tls-verify=false --format v2s2 "$PRIVATE"
+  } >>"$STATE/logs/push.log" 2>&1 || die "push of $PRIVATE failed; see $STATE/logs/push.log"
+  podman rmi -f "$PRIVATE" "$REGISTRY/fleet/app:v2" >/dev/null 2>&1 || true
+fi
+
 # ---------------------------------------------------------------------------------------------
 # 5. Environment for the tests.
 # ---------------------------------------------------------------------------------------------
 {
   printf 'export DOCKER_HOST=%q\n' "unix://$SOCK"
   printf 'export FLEET_E2E_REGISTRY=%q\n' "$REGISTRY"
+  printf 'export FLEET_E2E_AUTH_REGISTRY=%q\n' "$AUTH_REGISTRY"
+  printf 'export FLEET_E2E_AUTH_USER=%q\n' "$AUTH_USER"
+  printf 'export FLEET_E2E_AUTH_PASSWORD_FILE=%q\n' "$STATE/registry-auth.password"
+  printf 'export FLEET_E2E_IMAGE_PRIVATE=%q\n' "$PRIVATE"
   printf 'export CONTAINERS_CONF=%q\n' "$CONTAINERS_CONF"
   printf 'export CONTAINERS_REGISTRIES_CONF=%q\n' "$CONTAINERS_REGISTRIES_CONF"
   printf 'export CONTAINERS_STORAGE_CONF=%q\n' "$CONTAINERS_STORAGE_CONF"

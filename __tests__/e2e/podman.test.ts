@@ -76,6 +76,9 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
   let sshd: TestSshd | undefined;
   let key: ClientKey;
   let registry: Registry;
+  /** The same fleet with its images in the registry that requires a login. */
+  let privateRegistry: Registry;
+  let deployHome: string;
   let env: Record<string, string>;
   let dockerEnv: NodeJS.ProcessEnv;
   let registryHost: string;
@@ -146,6 +149,7 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
     chmodSync(state, 0o710);
     chmodSync(sock, 0o660);
     const home = execFileSync('getent', ['passwd', DEPLOY_USER], { encoding: 'utf8' }).split(':')[5]!;
+    deployHome = home;
     const asUser = (argv: string[]) =>
       execFileSync(
         'runuser',
@@ -227,6 +231,9 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
     const registryFile = join(root, 'registry.json');
     writeFileSync(registryFile, JSON.stringify(raw, null, 2));
     registry = parseRegistry(JSON.stringify(raw), registryFile);
+    for (const t of raw.servers[0]!.tenants)
+      t.images = [{ variable: 'APP_IMAGE', repository: `${env.FLEET_E2E_AUTH_REGISTRY}/fleet/private` }];
+    privateRegistry = parseRegistry(JSON.stringify(raw), registryFile);
     console.log(`e2e setup took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }, SETUP_TIMEOUT_MS);
 
@@ -369,4 +376,114 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
     expect(report.handshakes).toBe(1);
     expect(sshd!.handshakes() - before).toBe(1);
   }, 90_000);
+
+  describe('private images: a registry that requires a login (htpasswd)', () => {
+    const privateRef = () => env.FLEET_E2E_IMAGE_PRIVATE!;
+    const password = () => readFileSync(env.FLEET_E2E_AUTH_PASSWORD_FILE!, 'utf8').trim();
+    const login = (extra: { password?: string; keep?: boolean } = {}) => ({
+      registry: {
+        username: env.FLEET_E2E_AUTH_USER!,
+        password: extra.password ?? password(),
+        keep: extra.keep ?? false,
+      },
+    });
+    /** Files a registry login writes (docker's config.json, podman's auth.json) that the deploy user made since `since`. */
+    const credentialFiles = (since: string) =>
+      execFileSync(
+        'find',
+        [
+          '/tmp',
+          '/var/tmp',
+          deployHome,
+          '-user',
+          DEPLOY_USER,
+          '-newer',
+          since,
+          '(',
+          '-name',
+          'config.json',
+          '-o',
+          '-name',
+          'auth.json',
+          ')',
+        ],
+        { encoding: 'utf8' },
+      )
+        .split('\n')
+        .filter(Boolean);
+    let marker: string;
+    beforeEach(() => {
+      marker = join(root!, `marker-${Date.now()}`);
+      writeFileSync(marker, '');
+    });
+
+    test('without credentials: the pull is refused, the error says so and how to log in; nothing changes', async () => {
+      const report = await deploy(privateRegistry, key, 'v2');
+      for (const [i, t] of tenants.entries()) {
+        const r = report.targets[i]!;
+        expect(r.outcome).toBe('failed');
+        expect(r.error).toMatch(
+          new RegExp(
+            `^pull ${privateRef().replace(/[.]/g, '\\.')} failed after 2 attempts: exit code \\d+: .*(unauthorized|authentication required)`,
+            'i',
+          ),
+        );
+        expect(r.error).toContain(
+          'the registry wants credentials: set FLEET_REGISTRY_USERNAME and FLEET_REGISTRY_PASSWORD',
+        );
+        expect(envOf(t)).toBe(envText(t, 'v2'));
+        expect(await health(t)).toBe('200 {"status":"ok","version":"v2"}');
+        expect(lockExists(t)).toBe(false);
+      }
+    }, 90_000);
+
+    test('with credentials: deployed from it; no credential left on the server; the password in no output, history or lock', async () => {
+      const steps: string[] = [];
+      const report = await deploy(privateRegistry, key, 'v2', {
+        options: login(),
+        onStep: (e) => steps.push(JSON.stringify(e)),
+      });
+      expect(report.targets.map((r) => [r.id, r.outcome, r.error])).toEqual([
+        ['e2e-1/alpha', 'deployed', undefined],
+        ['e2e-1/beta', 'deployed', undefined],
+      ]);
+      for (const t of tenants) {
+        expect(envOf(t)).toContain(`APP_IMAGE=${privateRef()}\n`);
+        expect(await health(t)).toBe('200 {"status":"ok","version":"v2"}');
+        expect(lockExists(t)).toBe(false);
+        expect(readFileSync(join(t.dir, '.fleet', 'history.jsonl'), 'utf8')).not.toContain(password());
+      }
+      // The throwaway config held the login during the pull and is gone; the engine's own config has none.
+      expect(credentialFiles(marker)).toEqual([]);
+      expect(existsSync(join(deployHome, '.docker', 'config.json'))).toBe(false);
+      expect(JSON.stringify(report)).not.toContain(password());
+      expect(steps.join('\n')).not.toContain(password());
+    }, 90_000);
+
+    test("keep-registry-login: the login stays in the engine's own config (so the check above can fail)", async () => {
+      const config = join(deployHome, '.docker', 'config.json');
+      try {
+        const report = await deploy(privateRegistry, key, 'v2', { options: login({ keep: true }) });
+        expect(report.targets.map((r) => r.outcome)).toEqual(['unchanged', 'unchanged']);
+        expect(credentialFiles(marker)).toEqual([config]);
+        expect(readFileSync(config, 'utf8')).toContain(env.FLEET_E2E_AUTH_REGISTRY!);
+      } finally {
+        rmSync(join(deployHome, '.docker'), { recursive: true, force: true });
+      }
+    }, 90_000);
+
+    test('a wrong password: the login is refused by name, nothing is pulled or changed, and it is not echoed', async () => {
+      const wrong = 'not-the-password-4711';
+      const report = await deploy(privateRegistry, key, 'v2', { options: login({ password: wrong }) });
+      for (const [i, t] of tenants.entries()) {
+        const r = report.targets[i]!;
+        expect(r.outcome).toBe('failed');
+        expect(r.error).toContain(`registry login to ${env.FLEET_E2E_AUTH_REGISTRY} as fleet failed`);
+        expect(r.steps.filter((s) => s.step === 'pull')).toHaveLength(1);
+        expect(envOf(t)).toContain(`APP_IMAGE=${privateRef()}\n`);
+      }
+      expect(JSON.stringify(report)).not.toContain(wrong);
+      expect(credentialFiles(marker)).toEqual([]);
+    }, 90_000);
+  });
 });

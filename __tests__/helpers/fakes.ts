@@ -3,7 +3,14 @@
  * scripted transport that answers each remote command by its first matching rule and records them all.
  * The real SSH transport is covered by the integration tests against sshd.
  */
-import type { Clock, Connector, ExecResult, HttpResponse, Transport } from '../../src/deploy/ports';
+import type {
+  Clock,
+  Connector,
+  ExecOptions,
+  ExecResult,
+  HttpResponse,
+  Transport,
+} from '../../src/deploy/ports';
 import type { Server } from '../../src/registry';
 import type { Script } from '../../src/remote/shell';
 
@@ -59,7 +66,8 @@ export const prepared = (ref: string, running = ['sha256:old'], history: string[
   );
 
 export class ScriptedConnector implements Connector {
-  readonly log: Array<{ server: string; verb?: string; command: string }> = [];
+  /** Every command run, and what was written to its stdin (a registry password), if anything. */
+  readonly log: Array<{ server: string; verb?: string; command: string; stdin?: string }> = [];
   connects = 0;
   http: (server: string, port: number) => HttpResponse | Promise<HttpResponse> = () => ({
     status: 200,
@@ -82,8 +90,13 @@ export class ScriptedConnector implements Connector {
     const self = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the transport object refers back to its connector
     return {
       alive: true,
-      async exec(script: Script): Promise<ExecResult> {
-        self.log.push({ server: server.name, verb: script.verb, command: script.text });
+      async exec(script: Script, options?: ExecOptions): Promise<ExecResult> {
+        self.log.push({
+          server: server.name,
+          verb: script.verb,
+          command: script.text,
+          ...(options?.stdin !== undefined ? { stdin: options.stdin } : {}),
+        });
         self.active++;
         self.activeByServer.set(server.name, (self.activeByServer.get(server.name) ?? 0) + 1);
         self.maxActive = Math.max(self.maxActive, self.active);

@@ -53,6 +53,28 @@ describeSshd('actions/deploy', () => {
     expect(JSON.parse(r.state['fleet-deploy-locks']!)).toEqual([]);
   }, 60_000);
 
+  test('a registry login: the password masked, shown in a dry run only as <password on stdin>', () => {
+    const password = 'hunter2-s3cret-token';
+    const r = runBundledAction('dist/actions/deploy.js', {
+      registry: registryFile,
+      versions: 'APP_IMAGE=v3',
+      targets: 'srv-1/t1-1',
+      'registry-username': 'bot',
+      'registry-password': password,
+      'dry-run': 'true',
+    });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`::add-mask::${password}`);
+    expect(r.stdout).toContain('docker login --username bot --password-stdin registry.test');
+    expect(r.stdout).toContain('# stdin: <password on stdin>');
+    expect(r.stdout).toContain('docker pull -q registry.test/acme/app:v3');
+    const logged = r.stdout
+      .split('\n')
+      .filter((l) => !l.startsWith('::add-mask::'))
+      .join('\n');
+    expect(logged + r.stderr).not.toContain(password);
+  });
+
   test('bad inputs fail before any server is touched, naming the input', () => {
     const before = [...fleet.sshds.values()].map((s) => s.handshakes());
     const unknown = runBundledAction('dist/actions/deploy.js', {

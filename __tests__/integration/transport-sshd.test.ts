@@ -49,6 +49,29 @@ describeSshd('the SSH edge over real sshd', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
+  test('stdin: written to the command, then closed; never part of the command line', async () => {
+    const t = await new SshConnector({ privateKey: key.privateKey }).connect(serverOf(sshd));
+    try {
+      const secret = "pa ss'$(id)\nline two";
+      const r = await t.exec(
+        new Script('pw=$(cat) && printf %s "$pw" | wc -c && ps -o args= -u "$(id -u)"'),
+        {
+          timeoutMs: 10_000,
+          stdin: secret,
+        },
+      );
+      expect(r.code).toBe(0);
+      const [count, ...processes] = r.stdout.trim().split('\n');
+      expect(Number(count)).toBe(Buffer.byteLength(secret));
+      expect(processes.join('\n')).not.toContain('pa ss');
+      // An empty stdin is closed too: a reader sees its end at once rather than waiting.
+      const empty = await t.exec(new Script('cat | wc -c'), { timeoutMs: 10_000, stdin: '' });
+      expect([empty.code, empty.stdout.trim()]).toEqual([0, '0']);
+    } finally {
+      await t.close();
+    }
+  });
+
   test('a command that prints 300 MB: the tail of each stream is kept, marked as cut, and the connection stays', async () => {
     const t = await new SshConnector({ privateKey: key.privateKey }).connect(serverOf(sshd));
     try {

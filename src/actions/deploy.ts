@@ -18,7 +18,7 @@ import { targetsOf, type Registry } from '../registry';
 import { OUTCOME_ORDER, reason, renderReport, seconds } from '../report/render';
 import { checkTrust } from '../ssh/known-hosts';
 import { SshConnector } from '../ssh/transport';
-import { identity, release, rolloutSettings, setting } from '../settings';
+import { identity, registryLogin, release, rolloutSettings, setting } from '../settings';
 import { actionInputs } from './inputs';
 import { actionRegistry } from './single';
 
@@ -99,22 +99,24 @@ function worst(report: FleetReport): string {
 
 export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): Promise<void> {
   const registry = await actionRegistry();
-  const chosen = release(actionInputs, mode);
   const plan = planDeployment(registry, {
     select: selection(registry),
     waves: setting(actionInputs, 'waves'),
   });
   const targets = plan.plan.flatMap((w) => w.targets);
+  const login = registryLogin(actionInputs, process.env);
+  if (login) core.setSecret(login.password);
   const options: FleetOptions = {
-    ...chosen,
+    ...release(actionInputs, mode, targets),
     ...identity(actionInputs, process.env, 'action'),
     ...rolloutSettings(actionInputs, targets),
+    ...(login ? { registry: login } : {}),
   };
   const version = options.version;
   if (setting(actionInputs, 'dryRun')) {
     for (const t of targets) {
       core.startGroup(`${t.id}: the remote commands a deploy of ${version} would run`);
-      for (const c of dryRunCommands(t, version)) core.info(`[${c.step}] ${c.command}`);
+      for (const c of dryRunCommands(t, options)) core.info(`[${c.step}] ${c.command}`);
       core.endGroup();
     }
     core.setOutput('outcome', 'skipped');

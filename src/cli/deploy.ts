@@ -1,6 +1,6 @@
 /** `fleet-deploy deploy`: flags → checked settings → the fleet engine over SSH (or --dry-run). */
 import { deployFleet, type FleetOptions } from '../deploy/fleet';
-import { dryRunCommands } from '../deploy/dry-run';
+import { dryRunCommands, type DryRunOptions } from '../deploy/dry-run';
 import { systemClock } from '../deploy/ports';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment, type Plan } from '../plan/plan';
@@ -11,6 +11,7 @@ import {
   fromFlags,
   identity,
   optionsHelp,
+  registryLogin,
   release,
   rolloutSettings,
   setting,
@@ -44,11 +45,13 @@ const ROLLOUT_FLAGS = [
   'pullTimeoutMs',
   'pullAttempts',
   'recoveryWindowMs',
+  'registryUsername',
+  'keepRegistryLogin',
   'actor',
   'json',
 ] as const satisfies readonly SettingName[];
 
-export const DEPLOY_FLAGS: readonly SettingName[] = ['version', ...ROLLOUT_FLAGS, 'dryRun'];
+export const DEPLOY_FLAGS: readonly SettingName[] = ['version', 'versions', ...ROLLOUT_FLAGS, 'dryRun'];
 export const ROLLBACK_FLAGS: readonly SettingName[] = ['to', ...ROLLOUT_FLAGS];
 
 const EXIT_CODES =
@@ -86,19 +89,18 @@ export async function runDeploy(
   mode: 'deploy' | 'rollback' = 'deploy',
 ): Promise<number> {
   const flags = fromFlags(values);
-  const chosen = release(flags, mode);
   const registry = await loadRegistry(values, io);
   const plan = planDeployment(registry, { select: setting(flags, 'select'), waves: setting(flags, 'waves') });
+  const targets = plan.plan.flatMap((w) => w.targets);
+  const login = registryLogin(flags, io.env);
   const options: FleetOptions = {
-    ...chosen,
+    ...release(flags, mode, targets),
     // With $USER unset (a container, cron), the OS account rather than "unknown".
     ...identity(flags, { ...io.env, USER: io.env.USER || osUser() }, 'cli'),
-    ...rolloutSettings(
-      flags,
-      plan.plan.flatMap((w) => w.targets),
-    ),
+    ...rolloutSettings(flags, targets),
+    ...(login ? { registry: login } : {}),
   };
-  if (mode === 'deploy' && setting(flags, 'dryRun')) return printDryRun(plan, options.version, io);
+  if (mode === 'deploy' && setting(flags, 'dryRun')) return printDryRun(plan, options, io);
 
   // Everything below touches servers: check the trust anchors and the key first.
   const ssh = await sshSettings(values, io, registry, plan);
@@ -159,9 +161,9 @@ export async function sshSettings(
 }
 
 /** `--dry-run`: each target's remote commands, wave by wave; nothing is contacted. */
-function printDryRun(plan: Plan, version: string, io: CliIO): number {
+function printDryRun(plan: Plan, options: DryRunOptions, io: CliIO): number {
   io.stdout(
-    `Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${version}. Nothing is contacted.\n`,
+    `Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${options.version}. Nothing is contacted.\n`,
   );
   for (const wave of plan.plan) {
     io.stdout(`\n== wave ${wave.index}\n`);
@@ -169,7 +171,7 @@ function printDryRun(plan: Plan, version: string, io: CliIO): number {
       io.stdout(
         `\n# ${t.id}  (ssh ${t.server.user}@${t.server.host}:${t.server.port}${t.server.jump ? ` via ${t.server.jump.host}` : ''})\n`,
       );
-      for (const c of dryRunCommands(t, version)) io.stdout(`[${c.step}] ${c.command}\n`);
+      for (const c of dryRunCommands(t, options)) io.stdout(`[${c.step}] ${c.command}\n`);
     }
   }
   return 0;

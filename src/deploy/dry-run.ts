@@ -10,7 +10,7 @@ import type { Script } from '../remote/shell';
 import { hookEnv } from './hooks';
 import type { ReleaseStrategy } from './strategy';
 import { strategyFor } from './strategies';
-import { DEPLOY_STEPS, type DeployStep } from './target';
+import { DEPLOY_STEPS, type DeployOptions, type DeployStep } from './target';
 
 export interface PlannedCommand {
   step: string;
@@ -22,12 +22,15 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
   private readonly strategy: ReleaseStrategy;
   private readonly next;
 
+  private readonly version: string;
+
   constructor(
     private readonly target: Target,
-    private readonly version: string,
+    private readonly options: DryRunOptions,
   ) {
     this.strategy = strategyFor(target);
-    this.next = this.strategy.release(version);
+    this.next = this.strategy.release(options.version, options.versions);
+    this.version = this.next.version ?? options.version;
   }
 
   private get tenant() {
@@ -48,7 +51,10 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
     return this.cmd('prepare', R.prepare(this.tenant, owner));
   }
   pull() {
-    return this.cmd('pull', this.strategy.preview(this.next).fetch);
+    const registry = this.options.registry && { ...this.options.registry, password: '' };
+    return this.cmd('pull', this.strategy.preview(this.next, registry).fetch).map((c) =>
+      registry ? { ...c, command: `${c.command}  # stdin: ${PASSWORD_SHOWN}` } : c,
+    );
   }
   compare() {
     return [];
@@ -90,7 +96,13 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
   }
 }
 
-export function dryRunCommands(target: Target, version: string): PlannedCommand[] {
-  const preview = new Preview(target, version);
+/** What a dry run shows of the release and the registry login (never the password itself). */
+export type DryRunOptions = Pick<DeployOptions, 'version' | 'versions' | 'registry'>;
+
+/** Stands in the dry run for the registry password, which only ever goes on the pull's stdin. */
+export const PASSWORD_SHOWN = '<password on stdin>';
+
+export function dryRunCommands(target: Target, options: DryRunOptions): PlannedCommand[] {
+  const preview = new Preview(target, options);
   return [...DEPLOY_STEPS.flatMap((s) => preview[s]()), ...preview.finish()];
 }

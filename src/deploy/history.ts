@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { ENV_VAR, IMAGE_DIGEST, IMAGE_REF, IMAGE_TAG } from '../registry/patterns';
+import { versionOf } from '../remote/commands';
 import type { Outcome, Release } from './result';
 
 /** A version as the registry and the flags accept it: an image tag or a digest. */
@@ -110,6 +111,46 @@ export function historyLine(r: Recorded): string {
   });
 }
 
+/** The running release, as the history matches it: by its references when known, else by its version. */
+export interface Running {
+  version?: string;
+  refs?: Readonly<Record<string, string>>;
+}
+
+/** A release recalled from the history: its version, and its references when the entry had them. */
+interface Recalled {
+  version: string;
+  refs?: Readonly<Record<string, string>>;
+}
+
+const asRunning = (r: string | undefined | Running): Running =>
+  typeof r === 'object' ? r : r === undefined ? {} : { version: r };
+const hasRefs = (refs: Readonly<Record<string, string>> | undefined): refs is Record<string, string> =>
+  refs !== undefined && Object.keys(refs).length > 0;
+const refsKey = (refs: Readonly<Record<string, string>>) =>
+  JSON.stringify(Object.entries(refs).sort(([a], [b]) => (a < b ? -1 : 1)));
+const key = (r: Recalled) => (hasRefs(r.refs) ? refsKey(r.refs) : `v:${r.version}`);
+
+/** An entry's side (`version`, `refs`) is release `r`: the same references when both have them, else the same version. */
+function same(
+  version: string | null | undefined,
+  refs: Readonly<Record<string, string>> | undefined,
+  r: Running,
+) {
+  if (hasRefs(refs) && hasRefs(r.refs)) return refsKey(refs) === refsKey(r.refs);
+  return version != null && version === r.version;
+}
+
+/** A rollback's choice: the version, and each image's version from the references recorded with it. */
+function withVersions(version: string, refs: Readonly<Record<string, string>> | undefined) {
+  const versions = Object.fromEntries(
+    Object.entries(refs ?? {})
+      .filter(([, ref]) => IMAGE_REF.test(ref))
+      .map(([variable, ref]) => [variable, versionOf(ref)]),
+  );
+  return Object.keys(versions).length ? { version, versions } : { version };
+}
+
 /** A target's history, newest entry first, and the choices made from it. */
 export class History {
   /** Newest first. */
@@ -146,56 +187,86 @@ export class History {
    * never ran (only ever the target of failed attempts, as when a cut-off deploy left it in .env) is
    * passed over for what ran before that attempt.
    */
-  previous(running: string | undefined): string | undefined {
+  previous(running: string | undefined | Running): string | undefined {
+    return this.previousRelease(asRunning(running))?.version;
+  }
+
+  /**
+   * `previous`, with the references the release had (`fromRefs` of the deploy that brought the running
+   * one in). Releases are told apart by their references when both sides have them — two releases of a
+   * tenant with several images may share the first image's version — else by their versions.
+   */
+  private previousRelease(running: Running): Recalled | undefined {
+    const found = this.previousOf(running);
+    // References the history never saw (the registry's images changed since): match by version.
+    return found ?? (hasRefs(running.refs) ? this.previousOf({ version: running.version }) : undefined);
+  }
+
+  private previousOf(running: Running): Recalled | undefined {
     for (const e of this.deployed())
-      if (!e.rollback && e.to === running && e.from) {
-        const before = this.ranBefore(e.from, running);
+      if (!e.rollback && e.from && same(e.to, e.toRefs, running)) {
+        const before = this.ranBefore({ version: e.from, refs: e.fromRefs }, running);
         if (before) return before;
       }
     return undefined;
   }
 
   /** `candidate`, or when it never ran, what ran before the attempt at it (and so on); never `running`. */
-  private ranBefore(candidate: string, running: string | undefined): string | undefined {
+  private ranBefore(candidate: Recalled, running: Running): Recalled | undefined {
     const seen = new Set<string>();
-    let c: string | undefined = candidate;
-    while (c && c !== running && this.neverRan(c) && !seen.has(c)) {
-      seen.add(c);
-      const attempt = this.entries.find((x) => x.to === c && x.outcome !== 'deployed' && x.from);
-      c = attempt?.from ?? undefined;
+    let c: Recalled | undefined = candidate;
+    while (c && !same(c.version, c.refs, running) && this.neverRan(c) && !seen.has(key(c))) {
+      seen.add(key(c));
+      const at: Recalled = c;
+      const attempt = this.entries.find(
+        (x) => same(x.to, x.toRefs, at) && x.outcome !== 'deployed' && x.from,
+      );
+      c = attempt?.from ? { version: attempt.from, refs: attempt.fromRefs } : undefined;
     }
-    return c && c !== running ? c : undefined;
+    return c && !same(c.version, c.refs, running) ? c : undefined;
   }
 
   /** Only ever the target of attempts that did not deploy. */
-  private neverRan(version: string): boolean {
+  private neverRan(r: Recalled): boolean {
     return (
-      !this.entries.some((x) => x.to === version && x.outcome === 'deployed') &&
-      this.entries.some((x) => x.to === version)
+      !this.entries.some((x) => same(x.to, x.toRefs, r) && x.outcome === 'deployed') &&
+      this.entries.some((x) => same(x.to, x.toRefs, r))
     );
   }
 
   /**
    * Where a rollback goes: to `to` when given (it must be a version the target ran), else to the
-   * release before the running one. An error message when there is none.
+   * release before the running one; an error message when there is none. With the version come the
+   * versions of each image as the history recorded them (`toRefs` of the newest deploy of `to`, or the
+   * `fromRefs` of the deploy that brought the running release in), so a release whose images were at
+   * different versions comes back exactly as it ran.
    */
   rollbackTarget(
     targetId: string,
-    running: string | undefined,
+    running: string | undefined | Running,
     to: string | undefined,
-  ): { version: string } | { error: string } {
+  ): { version: string; versions?: Record<string, string> } | { error: string } {
     const known = this.releases();
+    const now = asRunning(running);
     if (to !== undefined) {
-      if (known.includes(to)) return { version: to };
+      if (known.includes(to)) return withVersions(to, this.refsOf(to));
       return {
         error: `version ${to} is not in the release history of ${targetId}; known versions: ${known.length ? known.join(', ') : 'none (no history yet)'}`,
       };
     }
-    const before = this.previous(running);
-    if (before) return { version: before };
+    const before = this.previousRelease(now);
+    if (before) return withVersions(before.version, before.refs ?? this.refsOf(before.version));
     return {
-      error: `${targetId} has no earlier release in its history to roll back to (running ${running ?? 'nothing'}${known.length ? `; known versions: ${known.join(', ')}, pick one with --to` : ''})`,
+      error: `${targetId} has no earlier release in its history to roll back to (running ${now.version ?? 'nothing'}${known.length ? `; known versions: ${known.join(', ')}, pick one with --to` : ''})`,
     };
+  }
+
+  /** The references `version` ran with: of the newest deploy that brought it in, else that replaced it. */
+  private refsOf(version: string): Record<string, string> | undefined {
+    const deployed = this.deployed();
+    const to = deployed.find((e) => e.to === version && e.toRefs && Object.keys(e.toRefs).length);
+    if (to) return to.toRefs;
+    return deployed.find((e) => e.from === version && e.fromRefs && Object.keys(e.fromRefs).length)?.fromRefs;
   }
 
   /**

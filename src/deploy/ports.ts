@@ -26,6 +26,11 @@ export interface ExecOptions {
   onOutput?: (chunk: string) => void;
   pty?: boolean;
   signal?: AbortSignal;
+  /**
+   * Written to the command's stdin, which is then closed: how a secret (a registry password) reaches
+   * the server without being part of the command line, a log or a process listing.
+   */
+  stdin?: string;
 }
 
 /** One SSH connection to one server; every target of the server shares it. */

@@ -50,8 +50,9 @@ export class TargetShell {
     return this.session.transport(this.recovering);
   }
 
-  async exec(script: Script, timeoutMs = this.commandTimeoutMs): Promise<ExecResult> {
-    return (await this.transport()).exec(script, { timeoutMs });
+  /** `stdin`: written to the command's stdin, then closed (a secret that must not be on its command line). */
+  async exec(script: Script, timeoutMs = this.commandTimeoutMs, stdin?: string): Promise<ExecResult> {
+    return (await this.transport()).exec(script, { timeoutMs, ...(stdin !== undefined ? { stdin } : {}) });
   }
 
   /** Runs a script that must succeed and returns its stdout; a failure is a StepFailure of `step`. */

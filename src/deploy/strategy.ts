@@ -12,6 +12,17 @@ import type { Clock } from './ports';
 import type { Release } from './result';
 import type { TargetShell } from './shell';
 
+/** Credentials for the image registries, for a strategy that pulls. The password only ever goes on stdin. */
+export interface RegistryCredentials {
+  username: string;
+  password: string;
+  /** Keep the login on the server (the engine's own config); else it is removed after the pull. */
+  keep: boolean;
+}
+
+/** Image variable → the version (tag or digest) of that image, for the images not at the one version. */
+export type ImageVersions = Readonly<Record<string, string>>;
+
 /** What a strategy may use while it runs. */
 export interface StrategyContext {
   shell: TargetShell;
@@ -20,6 +31,8 @@ export interface StrategyContext {
   /** A pull, and a switch that may pull. */
   pullTimeoutMs: number;
   pullAttempts: number;
+  /** Log in to the image registries for the pull. */
+  registry?: RegistryCredentials;
 }
 
 export interface ReleaseStrategy {
@@ -27,8 +40,11 @@ export interface ReleaseStrategy {
   readonly switchStep: string;
   /** The release that runs now, from what `prepare` read on the server. */
   current(prepared: Prepared): Release;
-  /** The release of `version`. */
-  release(version: string): Release;
+  /**
+   * The release of `version`, with the images named in `versions` at their own version (a strategy
+   * without images ignores it). Its `version` is its first image's.
+   */
+  release(version: string, versions?: ImageVersions): Release;
   /** Fetches `next` before anything changes (the pull), filling its image IDs and digests. */
   fetch?(ctx: StrategyContext, next: Release): Promise<void>;
   /** True when `next` is what runs already: the deploy then changes nothing. */
@@ -63,8 +79,11 @@ export interface ReleaseStrategy {
   hibernate?(how: Hibernation): Script;
   /** Images a deploy that brought `next` in may remove. */
   prunable(history: History, next: Release, current: Release): string[];
-  /** The remote commands of the fetch, the switch, promote and retire, for --dry-run. */
-  preview(next: Release): { fetch?: Script; switch: Script; promote?: Script[]; retire?: Script[] };
+  /** The remote commands of the fetch (logging in with `registry`), the switch, promote and retire, for --dry-run. */
+  preview(
+    next: Release,
+    registry?: RegistryCredentials,
+  ): { fetch?: Script; switch: Script; promote?: Script[]; retire?: Script[] };
 }
 
 export type StrategyFactory = (target: Target) => ReleaseStrategy;

@@ -21,15 +21,22 @@ import type { Clock, UrlGet } from './ports';
 import { prepareTarget } from './prepare';
 import type { Release, StepTiming, TargetResult } from './result';
 import { describe, StepFailure, TargetShell, type ServerSession } from './shell';
-import type { ReleaseStrategy, StrategyContext } from './strategy';
+import type { ImageVersions, RegistryCredentials, ReleaseStrategy, StrategyContext } from './strategy';
 import { strategyFor } from './strategies';
 
 export { OnceHooks } from './hooks';
 export type { ServerSession } from './shell';
 
 export interface DeployOptions {
-  /** The version to deploy; ignored for a rollback, whose version comes from each target's history. */
+  /**
+   * The version to deploy: of every image not named in `versions`. With `versions` naming every image,
+   * only the rollout's label. Ignored for a rollback, whose versions come from each target's history.
+   */
   version: string;
+  /** Image variable → the version of that image, when images of a release differ (`--versions`). */
+  versions?: ImageVersions;
+  /** Log in to the image registries for the pull (the password goes on stdin only). */
+  registry?: RegistryCredentials;
   /**
    * Roll back instead: to the release before the running one (`to` undefined), or to a named version
    * that must be in the target's release history (otherwise the target fails, listing the known ones).
@@ -165,6 +172,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       signal: ports.signal,
       pullTimeoutMs: options.pullTimeoutMs,
       pullAttempts: options.pullAttempts,
+      ...(options.registry ? { registry: options.registry } : {}),
     };
     this.next = { refs: {}, version: options.version, imageIds: [], digests: [] };
   }
@@ -203,8 +211,8 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       (p) => this.preparedDetail(p),
     );
     this.ports.onLock?.({ ...this.lockEvent(), held: true });
-    const version = this.options.rollback ? this.rollbackVersion(this.prepared) : this.options.version;
-    this.next = this.strategy.release(version);
+    const { version, versions } = this.options.rollback ? this.rollbackRelease(this.prepared) : this.options;
+    this.next = this.strategy.release(version, versions);
   }
 
   async pull(): StepReturn {
@@ -499,18 +507,18 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       .join(', ');
   }
 
-  /** The version a rollback goes to, from the history read by `prepare`. */
-  private rollbackVersion(p: R.Prepared): string {
+  /** The release a rollback goes to, each image at the version recorded, from the history read by `prepare`. */
+  private rollbackRelease(p: R.Prepared): { version: string; versions?: ImageVersions } {
     const choice = History.parse(p.history).rollbackTarget(
       this.target.id,
-      this.current.version,
+      this.current,
       this.options.rollback?.to,
     );
     if ('error' in choice) {
       this.unresolved = true;
       throw new StepFailure('prepare', choice.error);
     }
-    return choice.version;
+    return choice;
   }
 
   private historyEntry(): string {

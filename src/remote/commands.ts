@@ -274,13 +274,56 @@ export function normalizeId(id: string): string {
   return s.startsWith('sha256:') ? s : `sha256:${s}`;
 }
 
-/** Pulls every image of the release and prints `ID|["repo@digest", …]` for each, in order. */
-export function pullImages(t: Tenant, refs: readonly string[]): Script {
+/**
+ * The registry host of an image repository, as the engines read it: the first path component when it
+ * looks like a host (has a "." or ":", or is "localhost"), else Docker Hub.
+ */
+export function registryHost(repository: string): string {
+  const first = repository.split('/')[0]!;
+  return repository.includes('/') && (/[.:]/.test(first) || first === 'localhost') ? first : 'docker.io';
+}
+
+/** Exit code of `pull` when a registry refused the login (so the pull is not tried again). */
+export const LOGIN_FAILED = 40;
+
+/** A registry login before the pull. The password is not here: it goes on the command's stdin. */
+export interface PullLogin {
+  username: string;
+  /** The registry hosts to log in to (`registryHost` of each image). */
+  hosts: readonly string[];
+  /** Log in to the engine's own config (it stays); else to a throwaway one removed after the pull. */
+  keep: boolean;
+}
+
+/**
+ * Logs in with the password read from stdin (never an argument, so no process listing shows it):
+ * `$pw` is read once, then piped by the shell's builtin printf to each host's `login --password-stdin`.
+ * Without `keep`, the login goes to a config directory made for this command only (DOCKER_CONFIG for
+ * docker, REGISTRY_AUTH_FILE for podman) and a trap removes it when the command ends, however it ends.
+ */
+function registryLogin(engine: string, login: PullLogin): Script {
+  const throwaway = login.keep
+    ? sh``
+    : sh`tmp=$(umask 077; mktemp -d) || exit 1; trap 'rm -rf -- "$tmp"' EXIT; trap 'exit 129' HUP INT PIPE TERM; export DOCKER_CONFIG="$tmp" REGISTRY_AUTH_FILE="$tmp/auth.json"; `;
+  const logins = login.hosts.map(
+    (host) =>
+      sh`{ printf '%s\n' "$pw" | ${engine} login --username ${login.username} --password-stdin ${host} >/dev/null || { printf '%s\n' ${`registry login to ${host} as ${login.username} failed`} >&2; exit ${LOGIN_FAILED}; }; }`
+        .text,
+  );
+  return new Script(`${throwaway.text}pw=$(cat) && ${logins.join(' && ')}`);
+}
+
+/**
+ * Pulls every image of the release and prints `ID|["repo@digest", …]` for each, in order; with `login`,
+ * logs in to the registries first, in the same round trip (the password on stdin: `PullLogin`).
+ */
+export function pullImages(t: Tenant, refs: readonly string[], login?: PullLogin): Script {
   const engine = engineOf(t.compose.command);
   const pulls = refs.map((ref) => sh`${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
+  const before = login ? sh`${registryLogin(engine, login)} && ` : sh``;
   return named(
     'pull',
-    sh`${touchLockFromHome(t)} && ${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`,
+    sh`${touchLockFromHome(t)} && ${before}${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`,
   );
 }
 

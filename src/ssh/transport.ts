@@ -183,7 +183,7 @@ export class SshTransport implements Transport {
     return !this.lost;
   }
 
-  exec(script: Script, { timeoutMs, onOutput, pty, signal }: ExecOptions): Promise<ExecResult> {
+  exec(script: Script, { timeoutMs, onOutput, pty, signal, stdin }: ExecOptions): Promise<ExecResult> {
     return new Promise((resolve) => {
       if (this.lost) return resolve({ code: null, stdout: '', stderr: 'the connection was lost' });
       if (signal?.aborted) return resolve({ code: null, stdout: '', stderr: 'stopped' });
@@ -214,6 +214,7 @@ export class SshTransport implements Transport {
         this.client.exec(script.text, pty ? { pty: true } : {}, (err, ch) => {
           if (err) return finish(null, err.message);
           channel = ch;
+          if (stdin !== undefined) ch.end(stdin); // then EOF: `cat` or `--password-stdin` stops reading
           let exit: number | null | undefined;
           let signal: string | undefined;
           const utf8 = new StringDecoder('utf8'); // a character split across chunks stays whole

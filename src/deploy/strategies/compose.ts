@@ -3,14 +3,14 @@
  * image variables in `.env`. Pull every image first; then switch `.env` atomically and `compose up -d`
  * in one round trip; switch back by writing the previous references and `up -d` again.
  */
-import type { Target } from '../../registry/model';
+import type { Image, Target } from '../../registry/model';
 import { IMAGE_REF } from '../../registry/patterns';
 import * as R from '../../remote/commands';
 import type { Script } from '../../remote/shell';
 import type { History } from '../history';
 import type { Release } from '../result';
 import { describe, StepFailure } from '../shell';
-import type { ReleaseStrategy, StrategyContext } from '../strategy';
+import type { ImageVersions, RegistryCredentials, ReleaseStrategy, StrategyContext } from '../strategy';
 
 export class ComposeStrategy implements ReleaseStrategy {
   readonly switchStep = 'update';
@@ -60,15 +60,19 @@ export class ComposeStrategy implements ReleaseStrategy {
     };
   }
 
-  release(version: string): Release {
-    const refs = Object.fromEntries(this.tenant.images.map((i) => [i.variable, R.imageRef(i, version)]));
-    return { refs, version, imageIds: [], digests: [] };
+  /** Each image at its version in `versions`, else at `version`; the release's version is the first image's. */
+  release(version: string, versions: ImageVersions = {}): Release {
+    const versionOf = (i: Image) => versions[i.variable] ?? version;
+    const refs = Object.fromEntries(this.tenant.images.map((i) => [i.variable, R.imageRef(i, versionOf(i))]));
+    return { refs, version: versionOf(this.tenant.images[0]!), imageIds: [], digests: [] };
   }
 
   async fetch(ctx: StrategyContext, next: Release): Promise<void> {
     const refs = Object.values(next.refs);
+    const login = this.login(ctx.registry);
+    const password = ctx.registry?.password;
     for (let attempt = 1; ; attempt++) {
-      const r = await ctx.shell.exec(R.pullImages(this.tenant, refs), ctx.pullTimeoutMs);
+      const r = await ctx.shell.exec(R.pullImages(this.tenant, refs, login), ctx.pullTimeoutMs, password);
       if (r.code === 0) {
         for (const img of R.parseImages(r.stdout)) {
           next.imageIds.push(img.id);
@@ -76,13 +80,22 @@ export class ComposeStrategy implements ReleaseStrategy {
         }
         return;
       }
+      const why = redact(describe(r), password);
+      if (r.code === R.LOGIN_FAILED) throw new StepFailure('pull', why);
       if (attempt >= ctx.pullAttempts)
         throw new StepFailure(
           'pull',
-          `pull ${refs.join(', ')} failed after ${attempt} attempts: ${describe(r)}`,
+          `pull ${refs.join(', ')} failed after ${attempt} attempts: ${why}${login ? '' : credentialsHint(why)}`,
         );
       await ctx.clock.sleep(1000 * 2 ** (attempt - 1), ctx.signal);
     }
+  }
+
+  /** The login of the pull: the registry host of each of the tenant's images, once each. */
+  private login(registry: RegistryCredentials | undefined): R.PullLogin | undefined {
+    if (!registry) return undefined;
+    const hosts = [...new Set(this.tenant.images.map((i) => R.registryHost(i.repository)))];
+    return { username: registry.username, hosts, keep: registry.keep };
   }
 
   unchanged(current: Release, next: Release): boolean {
@@ -146,10 +159,22 @@ export class ComposeStrategy implements ReleaseStrategy {
     return history.prunable(next, current, this.tenant.keepReleases);
   }
 
-  preview(next: Release) {
+  preview(next: Release, registry?: RegistryCredentials) {
     return {
-      fetch: R.pullImages(this.tenant, Object.values(next.refs)),
+      fetch: R.pullImages(this.tenant, Object.values(next.refs), this.login(registry)),
       switch: R.update(this.tenant, next.refs, { configHash: { project: R.projectOf(this.tenant) } }),
     };
   }
+}
+
+/** A command's output with the password cut out, should a registry or an engine ever echo it back. */
+function redact(text: string, password: string | undefined): string {
+  return password ? text.split(password).join('***') : text;
+}
+
+/** What to do about a pull that a registry refused for want of credentials. */
+function credentialsHint(why: string): string {
+  return /unauthorized|authentication required|denied|no basic auth credentials|401/i.test(why)
+    ? ' (the registry wants credentials: set FLEET_REGISTRY_USERNAME and FLEET_REGISTRY_PASSWORD for the CLI, or the registry-username and registry-password inputs; see docs/deploy.md)'
+    : '';
 }
