@@ -69116,11 +69116,39 @@ function normalizeId(id) {
     const s = id.trim();
     return s.startsWith('sha256:') ? s : `sha256:${s}`;
 }
-/** Pulls every image of the release and prints `ID|["repo@digest", …]` for each, in order. */
-function pullImages(t, refs) {
+/**
+ * The registry host of an image repository, as the engines read it: the first path component when it
+ * looks like a host (has a "." or ":", or is "localhost"), else Docker Hub.
+ */
+function registryHost(repository) {
+    const first = repository.split('/')[0];
+    return repository.includes('/') && (/[.:]/.test(first) || first === 'localhost') ? first : 'docker.io';
+}
+/** Exit code of `pull` when a registry refused the login (so the pull is not tried again). */
+const LOGIN_FAILED = 40;
+/**
+ * Logs in with the password read from stdin (never an argument, so no process listing shows it):
+ * `$pw` is read once, then piped by the shell's builtin printf to each host's `login --password-stdin`.
+ * Without `keep`, the login goes to a config directory made for this command only (DOCKER_CONFIG for
+ * docker, REGISTRY_AUTH_FILE for podman) and a trap removes it when the command ends, however it ends.
+ */
+function registryLogin(engine, login) {
+    const throwaway = login.keep
+        ? shell_sh ``
+        : shell_sh `tmp=$(umask 077; mktemp -d) || exit 1; trap 'rm -rf -- "$tmp"' EXIT; trap 'exit 129' HUP INT PIPE TERM; export DOCKER_CONFIG="$tmp" REGISTRY_AUTH_FILE="$tmp/auth.json"; `;
+    const logins = login.hosts.map((host) => shell_sh `{ printf '%s\n' "$pw" | ${engine} login --username ${login.username} --password-stdin ${host} >/dev/null || { printf '%s\n' ${`registry login to ${host} as ${login.username} failed`} >&2; exit ${LOGIN_FAILED}; }; }`
+        .text);
+    return new Script(`${throwaway.text}pw=$(cat) && ${logins.join(' && ')}`);
+}
+/**
+ * Pulls every image of the release and prints `ID|["repo@digest", …]` for each, in order; with `login`,
+ * logs in to the registries first, in the same round trip (the password on stdin: `PullLogin`).
+ */
+function pullImages(t, refs, login) {
     const engine = engineOf(t.compose.command);
     const pulls = refs.map((ref) => shell_sh `${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
-    return shell_named('pull', shell_sh `${touchLockFromHome(t)} && ${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`);
+    const before = login ? shell_sh `${registryLogin(engine, login)} && ` : shell_sh ``;
+    return shell_named('pull', shell_sh `${touchLockFromHome(t)} && ${before}${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`);
 }
 function parseImages(stdout) {
     return stdout
@@ -69604,6 +69632,7 @@ async function runGate(check, version, probe, clock, signal) {
  */
 
 
+
 /** A version as the registry and the flags accept it: an image tag or a digest. */
 const isVersion = (v) => IMAGE_TAG.re.test(v) || IMAGE_DIGEST.re.test(v);
 const IMAGE_ID = /^sha256:[a-f0-9]{64}$/;
@@ -69675,6 +69704,23 @@ function historyLine(r) {
         ...(r.error ? { error: r.error } : {}),
     });
 }
+const asRunning = (r) => typeof r === 'object' ? r : r === undefined ? {} : { version: r };
+const hasRefs = (refs) => refs !== undefined && Object.keys(refs).length > 0;
+const refsKey = (refs) => JSON.stringify(Object.entries(refs).sort(([a], [b]) => (a < b ? -1 : 1)));
+const key = (r) => (hasRefs(r.refs) ? refsKey(r.refs) : `v:${r.version}`);
+/** An entry's side (`version`, `refs`) is release `r`: the same references when both have them, else the same version. */
+function same(version, refs, r) {
+    if (hasRefs(refs) && hasRefs(r.refs))
+        return refsKey(refs) === refsKey(r.refs);
+    return version != null && version === r.version;
+}
+/** A rollback's choice: the version, and each image's version from the references recorded with it. */
+function withVersions(version, refs) {
+    const versions = Object.fromEntries(Object.entries(refs ?? {})
+        .filter(([, ref]) => IMAGE_REF.test(ref))
+        .map(([variable, ref]) => [variable, versionOf(ref)]));
+    return Object.keys(versions).length ? { version, versions } : { version };
+}
 /** A target's history, newest entry first, and the choices made from it. */
 class History {
     /** Newest first. */
@@ -69709,9 +69755,22 @@ class History {
      * passed over for what ran before that attempt.
      */
     previous(running) {
+        return this.previousRelease(asRunning(running))?.version;
+    }
+    /**
+     * `previous`, with the references the release had (`fromRefs` of the deploy that brought the running
+     * one in). Releases are told apart by their references when both sides have them — two releases of a
+     * tenant with several images may share the first image's version — else by their versions.
+     */
+    previousRelease(running) {
+        const found = this.previousOf(running);
+        // References the history never saw (the registry's images changed since): match by version.
+        return found ?? (hasRefs(running.refs) ? this.previousOf({ version: running.version }) : undefined);
+    }
+    previousOf(running) {
         for (const e of this.deployed())
-            if (!e.rollback && e.to === running && e.from) {
-                const before = this.ranBefore(e.from, running);
+            if (!e.rollback && e.from && same(e.to, e.toRefs, running)) {
+                const before = this.ranBefore({ version: e.from, refs: e.fromRefs }, running);
                 if (before)
                     return before;
             }
@@ -69721,37 +69780,50 @@ class History {
     ranBefore(candidate, running) {
         const seen = new Set();
         let c = candidate;
-        while (c && c !== running && this.neverRan(c) && !seen.has(c)) {
-            seen.add(c);
-            const attempt = this.entries.find((x) => x.to === c && x.outcome !== 'deployed' && x.from);
-            c = attempt?.from ?? undefined;
+        while (c && !same(c.version, c.refs, running) && this.neverRan(c) && !seen.has(key(c))) {
+            seen.add(key(c));
+            const at = c;
+            const attempt = this.entries.find((x) => same(x.to, x.toRefs, at) && x.outcome !== 'deployed' && x.from);
+            c = attempt?.from ? { version: attempt.from, refs: attempt.fromRefs } : undefined;
         }
-        return c && c !== running ? c : undefined;
+        return c && !same(c.version, c.refs, running) ? c : undefined;
     }
     /** Only ever the target of attempts that did not deploy. */
-    neverRan(version) {
-        return (!this.entries.some((x) => x.to === version && x.outcome === 'deployed') &&
-            this.entries.some((x) => x.to === version));
+    neverRan(r) {
+        return (!this.entries.some((x) => same(x.to, x.toRefs, r) && x.outcome === 'deployed') &&
+            this.entries.some((x) => same(x.to, x.toRefs, r)));
     }
     /**
      * Where a rollback goes: to `to` when given (it must be a version the target ran), else to the
-     * release before the running one. An error message when there is none.
+     * release before the running one; an error message when there is none. With the version come the
+     * versions of each image as the history recorded them (`toRefs` of the newest deploy of `to`, or the
+     * `fromRefs` of the deploy that brought the running release in), so a release whose images were at
+     * different versions comes back exactly as it ran.
      */
     rollbackTarget(targetId, running, to) {
         const known = this.releases();
+        const now = asRunning(running);
         if (to !== undefined) {
             if (known.includes(to))
-                return { version: to };
+                return withVersions(to, this.refsOf(to));
             return {
                 error: `version ${to} is not in the release history of ${targetId}; known versions: ${known.length ? known.join(', ') : 'none (no history yet)'}`,
             };
         }
-        const before = this.previous(running);
+        const before = this.previousRelease(now);
         if (before)
-            return { version: before };
+            return withVersions(before.version, before.refs ?? this.refsOf(before.version));
         return {
-            error: `${targetId} has no earlier release in its history to roll back to (running ${running ?? 'nothing'}${known.length ? `; known versions: ${known.join(', ')}, pick one with --to` : ''})`,
+            error: `${targetId} has no earlier release in its history to roll back to (running ${now.version ?? 'nothing'}${known.length ? `; known versions: ${known.join(', ')}, pick one with --to` : ''})`,
         };
+    }
+    /** The references `version` ran with: of the newest deploy that brought it in, else that replaced it. */
+    refsOf(version) {
+        const deployed = this.deployed();
+        const to = deployed.find((e) => e.to === version && e.toRefs && Object.keys(e.toRefs).length);
+        if (to)
+            return to.toRefs;
+        return deployed.find((e) => e.from === version && e.fromRefs && Object.keys(e.fromRefs).length)?.fromRefs;
     }
     /**
      * Image references a deploy may remove once `next` runs: those of this tool's own earlier releases
@@ -69911,8 +69983,9 @@ class TargetShell {
     transport() {
         return this.session.transport(this.recovering);
     }
-    async exec(script, timeoutMs = this.commandTimeoutMs) {
-        return (await this.transport()).exec(script, { timeoutMs });
+    /** `stdin`: written to the command's stdin, then closed (a secret that must not be on its command line). */
+    async exec(script, timeoutMs = this.commandTimeoutMs, stdin) {
+        return (await this.transport()).exec(script, { timeoutMs, ...(stdin !== undefined ? { stdin } : {}) });
     }
     /** Runs a script that must succeed and returns its stdout; a failure is a StepFailure of `step`. */
     async must(step, script, timeoutMs) {
@@ -70239,14 +70312,18 @@ class ComposeStrategy {
             project: p.project,
         };
     }
-    release(version) {
-        const refs = Object.fromEntries(this.tenant.images.map((i) => [i.variable, imageRef(i, version)]));
-        return { refs, version, imageIds: [], digests: [] };
+    /** Each image at its version in `versions`, else at `version`; the release's version is the first image's. */
+    release(version, versions = {}) {
+        const versionOf = (i) => versions[i.variable] ?? version;
+        const refs = Object.fromEntries(this.tenant.images.map((i) => [i.variable, imageRef(i, versionOf(i))]));
+        return { refs, version: versionOf(this.tenant.images[0]), imageIds: [], digests: [] };
     }
     async fetch(ctx, next) {
         const refs = Object.values(next.refs);
+        const login = this.login(ctx.registry);
+        const password = ctx.registry?.password;
         for (let attempt = 1;; attempt++) {
-            const r = await ctx.shell.exec(pullImages(this.tenant, refs), ctx.pullTimeoutMs);
+            const r = await ctx.shell.exec(pullImages(this.tenant, refs, login), ctx.pullTimeoutMs, password);
             if (r.code === 0) {
                 for (const img of parseImages(r.stdout)) {
                     next.imageIds.push(img.id);
@@ -70254,10 +70331,20 @@ class ComposeStrategy {
                 }
                 return;
             }
+            const why = redact(shell_describe(r), password);
+            if (r.code === LOGIN_FAILED)
+                throw new StepFailure('pull', why);
             if (attempt >= ctx.pullAttempts)
-                throw new StepFailure('pull', `pull ${refs.join(', ')} failed after ${attempt} attempts: ${shell_describe(r)}`);
+                throw new StepFailure('pull', `pull ${refs.join(', ')} failed after ${attempt} attempts: ${why}${login ? '' : credentialsHint(why)}`);
             await ctx.clock.sleep(1000 * 2 ** (attempt - 1), ctx.signal);
         }
+    }
+    /** The login of the pull: the registry host of each of the tenant's images, once each. */
+    login(registry) {
+        if (!registry)
+            return undefined;
+        const hosts = [...new Set(this.tenant.images.map((i) => registryHost(i.repository)))];
+        return { username: registry.username, hosts, keep: registry.keep };
     }
     unchanged(current, next) {
         return (Object.entries(next.refs).every(([k, v]) => current.refs[k] === v) &&
@@ -70307,12 +70394,22 @@ class ComposeStrategy {
     prunable(history, next, current) {
         return history.prunable(next, current, this.tenant.keepReleases);
     }
-    preview(next) {
+    preview(next, registry) {
         return {
-            fetch: pullImages(this.tenant, Object.values(next.refs)),
+            fetch: pullImages(this.tenant, Object.values(next.refs), this.login(registry)),
             switch: update(this.tenant, next.refs, { configHash: { project: projectOf(this.tenant) } }),
         };
     }
+}
+/** A command's output with the password cut out, should a registry or an engine ever echo it back. */
+function redact(text, password) {
+    return password ? text.split(password).join('***') : text;
+}
+/** What to do about a pull that a registry refused for want of credentials. */
+function credentialsHint(why) {
+    return /unauthorized|authentication required|denied|no basic auth credentials|401/i.test(why)
+        ? ' (the registry wants credentials: set FLEET_REGISTRY_USERNAME and FLEET_REGISTRY_PASSWORD for the CLI, or the registry-username and registry-password inputs; see docs/deploy.md)'
+        : '';
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/strategies/blue-green.ts
@@ -70537,8 +70634,10 @@ class CommandsStrategy {
             ? { refs: { version: p.current }, version: p.current, imageIds: [], digests: [] }
             : { refs: {}, imageIds: [], digests: [] };
     }
-    release(version) {
-        return { refs: { version }, version, imageIds: [], digests: [] };
+    /** The version of the tenant's first image when `versions` names it (what `current` reports), else `version`. */
+    release(version, versions = {}) {
+        const v = versions[this.target.tenant.images[0]?.variable ?? ''] ?? version;
+        return { refs: { version: v }, version: v, imageIds: [], digests: [] };
     }
     unchanged(current, next) {
         return current.version === next.version;
@@ -70668,6 +70767,7 @@ class TargetRun {
             signal: ports.signal,
             pullTimeoutMs: options.pullTimeoutMs,
             pullAttempts: options.pullAttempts,
+            ...(options.registry ? { registry: options.registry } : {}),
         };
         this.next = { refs: {}, version: options.version, imageIds: [], digests: [] };
     }
@@ -70704,8 +70804,8 @@ class TargetRun {
             return p;
         }, (p) => this.preparedDetail(p));
         this.ports.onLock?.({ ...this.lockEvent(), held: true });
-        const version = this.options.rollback ? this.rollbackVersion(this.prepared) : this.options.version;
-        this.next = this.strategy.release(version);
+        const { version, versions } = this.options.rollback ? this.rollbackRelease(this.prepared) : this.options;
+        this.next = this.strategy.release(version, versions);
     }
     async pull() {
         const strategy = this.strategy;
@@ -70935,14 +71035,14 @@ class TargetRun {
             .filter(Boolean)
             .join(', ');
     }
-    /** The version a rollback goes to, from the history read by `prepare`. */
-    rollbackVersion(p) {
-        const choice = History.parse(p.history).rollbackTarget(this.target.id, this.current.version, this.options.rollback?.to);
+    /** The release a rollback goes to, each image at the version recorded, from the history read by `prepare`. */
+    rollbackRelease(p) {
+        const choice = History.parse(p.history).rollbackTarget(this.target.id, this.current, this.options.rollback?.to);
         if ('error' in choice) {
             this.unresolved = true;
             throw new StepFailure('prepare', choice.error);
         }
-        return choice.version;
+        return choice;
     }
     historyEntry() {
         return historyLine({
@@ -71131,14 +71231,16 @@ async function deployFleet(plan, options, ports) {
 /** Each step's commands on the happy path, named as the deploy's report names them. */
 class Preview {
     target;
-    version;
+    options;
     strategy;
     next;
-    constructor(target, version) {
+    version;
+    constructor(target, options) {
         this.target = target;
-        this.version = version;
+        this.options = options;
         this.strategy = strategyFor(target);
-        this.next = this.strategy.release(version);
+        this.next = this.strategy.release(options.version, options.versions);
+        this.version = this.next.version ?? options.version;
     }
     get tenant() {
         return this.target.tenant;
@@ -71155,7 +71257,8 @@ class Preview {
         return this.cmd('prepare', prepare(this.tenant, owner));
     }
     pull() {
-        return this.cmd('pull', this.strategy.preview(this.next).fetch);
+        const registry = this.options.registry && { ...this.options.registry, password: '' };
+        return this.cmd('pull', this.strategy.preview(this.next, registry).fetch).map((c) => registry ? { ...c, command: `${c.command}  # stdin: ${PASSWORD_SHOWN}` } : c);
     }
     compare() {
         return [];
@@ -71197,8 +71300,10 @@ class Preview {
         return this.cmd('finish', finish(this.tenant, { token: '<token>', history: '<entry>', remove }));
     }
 }
-function dryRunCommands(target, version) {
-    const preview = new Preview(target, version);
+/** Stands in the dry run for the registry password, which only ever goes on the pull's stdin. */
+const PASSWORD_SHOWN = '<password on stdin>';
+function dryRunCommands(target, options) {
+    const preview = new Preview(target, options);
     return [...DEPLOY_STEPS.flatMap((s) => preview[s]()), ...preview.finish()];
 }
 
@@ -71379,6 +71484,7 @@ function percent(text, source, fallback) {
 
 
 
+
 const settings_text = (t) => t;
 const atLeast = (min) => (t, source) => checkWholeNumber(t, source, min);
 /** A remote command's timer: at least a second, and at most a day (far within what a Node timer can wait). */
@@ -71480,9 +71586,15 @@ const COMMAND_ROWS = {
         short: 'v',
         arg: 'TAG|DIGEST',
         input: 'version',
-        required: true,
         check: checkVersion,
-        help: 'the image tag (v1.4.2) or digest (sha256:…) to deploy',
+        help: 'the image tag (v1.4.2) or digest (sha256:…) to deploy: of every image not named in --versions',
+    }),
+    versions: row({
+        flag: 'versions',
+        arg: 'VAR=VERSION,…',
+        input: 'versions',
+        check: checkVersions,
+        help: 'a version per image, e.g. "APP_IMAGE=sha256:…,WORKER_IMAGE=v3" (comma or newline separated)',
     }),
     to: row({
         flag: 'to',
@@ -71553,6 +71665,27 @@ const COMMAND_ROWS = {
         check: settings_text,
         help: "trusted host keys besides the registry's pins",
     }),
+    registryUsername: row({
+        flag: 'registry-username',
+        arg: 'USER',
+        input: 'registry-username',
+        defaultHelp: '$FLEET_REGISTRY_USERNAME',
+        check: settings_text,
+        help: 'log in to the image registries for the pull as USER; the password comes from $FLEET_REGISTRY_PASSWORD, never a flag',
+    }),
+    registryPassword: row({
+        input: 'registry-password',
+        defaultHelp: '$FLEET_REGISTRY_PASSWORD',
+        check: settings_text,
+        help: 'the password or token of registry-username, from a secret: masked, sent to the servers on stdin only',
+    }),
+    keepRegistryLogin: row({
+        flag: 'keep-registry-login',
+        input: 'keep-registry-login',
+        default: 'false',
+        check: checkBoolean,
+        help: "leave the registry login on the servers (the engine's own config) instead of removing it after the pull",
+    }),
     actor: row({
         flag: 'actor',
         arg: 'NAME',
@@ -71571,7 +71704,8 @@ function fromFlags(values) {
             const v = r.flag === undefined ? undefined : values[r.flag];
             return v === undefined ? undefined : String(v);
         },
-        name: (r) => `--${r.flag}`,
+        // A setting without a flag (a password) is read from the environment: named as its variable.
+        name: (r) => (r.flag !== undefined ? `--${r.flag}` : (r.defaultHelp ?? `input "${r.input}"`)),
         example: (r, value) => `--${r.flag} ${value}`,
     };
 }
@@ -71606,23 +71740,106 @@ function rolloutSettings(source, targets) {
     }
     return settings;
 }
-/** What a rollout deploys: the version given; for a rollback the version to go back to, if given. */
-function release(source, mode) {
+/**
+ * What a rollout deploys: the version given, and a version per image (`versions`), each of whose
+ * variables must be an image variable of a selected target; without `version`, `versions` must name
+ * every image of every selected target. For a rollback, the version to go back to, if given.
+ */
+function release(source, mode, targets) {
     if (mode === 'rollback') {
         const to = setting(source, 'to');
         return { version: to ?? 'previous', rollback: to === undefined ? {} : { to } };
     }
     const version = setting(source, 'version');
+    const versions = setting(source, 'versions');
+    if (version === undefined && versions === undefined)
+        throw new ConfigurationError([
+            {
+                path: [],
+                source: source.name(SETTINGS.version),
+                message: `is required (or ${source.name(SETTINGS.versions)}): the image tag or digest to deploy`,
+                hint: `e.g. ${source.example(SETTINGS.version, 'v1.4.2')}`,
+            },
+        ]);
+    if (versions === undefined)
+        return { version: version };
+    const problems = versionsProblems(source, versions, version, targets);
+    if (problems.length)
+        throw new ConfigurationError(problems);
+    const label = Object.entries(versions)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',');
+    return { version: version ?? label, versions };
+}
+/** `VAR=VERSION` pairs, separated by commas or newlines: each variable a name, each version a tag or digest. */
+function checkVersions(text, source) {
+    const out = {};
+    for (const pair of text.split(/[,\n]/).map((p) => p.trim())) {
+        if (!pair)
+            continue;
+        const eq = pair.indexOf('=');
+        const variable = pair.slice(0, eq).trim();
+        if (eq < 0 || !ENV_VAR.re.test(variable) || variable in out)
+            throw new ConfigurationError([
+                {
+                    path: [],
+                    source,
+                    message: `${JSON.stringify(pair)} is not ${eq < 0 || !ENV_VAR.re.test(variable) ? 'IMAGE_VARIABLE=VERSION' : 'the only version of its variable'}`,
+                    hint: 'give each image variable once, e.g. "APP_IMAGE=sha256:…,WORKER_IMAGE=v3"',
+                },
+            ]);
+        out[variable] = checkVersion(pair.slice(eq + 1).trim(), source);
+    }
+    return out;
+}
+/** Variables no selected target has; without `version`, images of a target that `versions` leaves out. */
+function versionsProblems(source, versions, version, targets) {
+    const where = source.name(SETTINGS.versions);
+    const known = [...new Set(targets.flatMap((t) => t.tenant.images.map((i) => i.variable)))];
+    const problems = Object.keys(versions)
+        .filter((v) => !known.includes(v))
+        .map((v) => ({
+        path: [],
+        source: where,
+        message: `${v} is not an image variable of any selected target`,
+        hint: `the image variables of the selection: ${known.join(', ') || 'none (no target selected)'}`,
+    }));
     if (version !== undefined)
-        return { version };
-    throw new ConfigurationError([
-        {
-            path: [],
-            source: source.name(SETTINGS.version),
-            message: 'is required: the image tag or digest to deploy',
-            hint: `e.g. ${source.example(SETTINGS.version, 'v1.4.2')}`,
-        },
-    ]);
+        return problems;
+    for (const t of targets) {
+        const missing = t.tenant.images.map((i) => i.variable).filter((v) => !(v in versions));
+        if (missing.length)
+            problems.push({
+                path: [],
+                source: where,
+                message: `names no version for ${missing.join(', ')} of ${t.id}`,
+                hint: `add ${missing.map((m) => `${m}=…`).join(',')} to it, or give ${source.name(SETTINGS.version)} for the images it leaves out`,
+            });
+    }
+    return problems;
+}
+/**
+ * The login to the image registries for the pull, when a username or password is given: the username
+ * from the flag or input (else $FLEET_REGISTRY_USERNAME), the password from the input (else
+ * $FLEET_REGISTRY_PASSWORD) — never from a flag, which a process listing or a shell history would show.
+ */
+function settings_registryLogin(source, env) {
+    const username = setting(source, 'registryUsername') ?? given(env.FLEET_REGISTRY_USERNAME);
+    const password = setting(source, 'registryPassword') ?? given(env.FLEET_REGISTRY_PASSWORD);
+    if (username === undefined && password === undefined)
+        return undefined;
+    if (username === undefined || password === undefined)
+        throw new ConfigurationError([
+            {
+                path: [],
+                source: source.name(username === undefined ? SETTINGS.registryUsername : SETTINGS.registryPassword),
+                message: username === undefined
+                    ? 'is needed with a registry password: the user to log in as'
+                    : `is needed to log in to the image registries as ${username}`,
+                hint: 'give both the registry username and password, or neither (the servers are logged in already, or the images are public)',
+            },
+        ]);
+    return { username, password, keep: setting(source, 'keepRegistryLogin') ?? false };
 }
 /**
  * Who deploys and which run, recorded in locks, history and the report. One rule for the CLI and the
@@ -72900,7 +73117,7 @@ class SshTransport {
     get alive() {
         return !this.lost;
     }
-    exec(script, { timeoutMs, onOutput, pty, signal }) {
+    exec(script, { timeoutMs, onOutput, pty, signal, stdin }) {
         return new Promise((resolve) => {
             if (this.lost)
                 return resolve({ code: null, stdout: '', stderr: 'the connection was lost' });
@@ -72935,6 +73152,8 @@ class SshTransport {
                     if (err)
                         return finish(null, err.message);
                     channel = ch;
+                    if (stdin !== undefined)
+                        ch.end(stdin); // then EOF: `cat` or `--password-stdin` stops reading
                     let exit;
                     let signal;
                     const utf8 = new external_node_string_decoder_namespaceObject.StringDecoder('utf8'); // a character split across chunks stays whole
@@ -73282,10 +73501,12 @@ const ROLLOUT_FLAGS = [
     'pullTimeoutMs',
     'pullAttempts',
     'recoveryWindowMs',
+    'registryUsername',
+    'keepRegistryLogin',
     'actor',
     'json',
 ];
-const DEPLOY_FLAGS = ['version', ...ROLLOUT_FLAGS, 'dryRun'];
+const DEPLOY_FLAGS = ['version', 'versions', ...ROLLOUT_FLAGS, 'dryRun'];
 const ROLLBACK_FLAGS = ['to', ...ROLLOUT_FLAGS];
 const EXIT_CODES = 'Exit codes: 0 every target deployed or unchanged, 1 any target failed, rolled back or skipped, 2 bad input.';
 const DEPLOY_USAGE = `${synopsis('deploy', DEPLOY_FLAGS)}
@@ -73312,17 +73533,19 @@ ${optionsHelp(ROLLBACK_FLAGS)}
 ${EXIT_CODES}`;
 async function runDeploy(values, io, mode = 'deploy') {
     const flags = fromFlags(values);
-    const chosen = release(flags, mode);
     const registry = await loadRegistry(values, io);
     const plan = planDeployment(registry, { select: setting(flags, 'select'), waves: setting(flags, 'waves') });
+    const targets = plan.plan.flatMap((w) => w.targets);
+    const login = settings_registryLogin(flags, io.env);
     const options = {
-        ...chosen,
+        ...release(flags, mode, targets),
         // With $USER unset (a container, cron), the OS account rather than "unknown".
         ...identity(flags, { ...io.env, USER: io.env.USER || osUser() }, 'cli'),
-        ...rolloutSettings(flags, plan.plan.flatMap((w) => w.targets)),
+        ...rolloutSettings(flags, targets),
+        ...(login ? { registry: login } : {}),
     };
     if (mode === 'deploy' && setting(flags, 'dryRun'))
-        return printDryRun(plan, options.version, io);
+        return printDryRun(plan, options, io);
     // Everything below touches servers: check the trust anchors and the key first.
     const ssh = await sshSettings(values, io, registry, plan);
     const progress = new Progress({
@@ -73375,13 +73598,13 @@ async function sshSettings(values, io, registry, plan) {
     return { ...credentials, knownHosts: known.text };
 }
 /** `--dry-run`: each target's remote commands, wave by wave; nothing is contacted. */
-function printDryRun(plan, version, io) {
-    io.stdout(`Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${version}. Nothing is contacted.\n`);
+function printDryRun(plan, options, io) {
+    io.stdout(`Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${options.version}. Nothing is contacted.\n`);
     for (const wave of plan.plan) {
         io.stdout(`\n== wave ${wave.index}\n`);
         for (const t of wave.targets) {
             io.stdout(`\n# ${t.id}  (ssh ${t.server.user}@${t.server.host}:${t.server.port}${t.server.jump ? ` via ${t.server.jump.host}` : ''})\n`);
-            for (const c of dryRunCommands(t, version))
+            for (const c of dryRunCommands(t, options))
                 io.stdout(`[${c.step}] ${c.command}\n`);
         }
     }
@@ -73676,7 +73899,7 @@ async function runUnlock(values, io) {
 ;// CONCATENATED MODULE: ./src/deploy/prune.ts
 
 const prune_release = (refs) => ({ refs, imageIds: [], digests: [] });
-const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+const prune_same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 function serverPrunable(tenants) {
     const kept = new Set();
     const prunable = new Set();
@@ -73685,7 +73908,7 @@ function serverPrunable(tenants) {
         // the release the running one replaced: the `from` of the newest deploy that brought it in
         const brought = [...entries]
             .reverse()
-            .find((e) => e.outcome === 'deployed' && e.toRefs && same(e.toRefs, t.env));
+            .find((e) => e.outcome === 'deployed' && e.toRefs && prune_same(e.toRefs, t.env));
         const r = new History(entries).retention(prune_release(t.env), prune_release(brought?.fromRefs ?? {}), t.tenant.keepReleases);
         r.kept.forEach((ref) => kept.add(ref));
         r.prunable.forEach((ref) => prunable.add(ref));
@@ -79439,22 +79662,25 @@ function worst(report) {
 }
 async function runDeployAction(mode = 'deploy') {
     const registry = await actionRegistry();
-    const chosen = release(actionInputs, mode);
     const plan = planDeployment(registry, {
         select: selection(registry),
         waves: setting(actionInputs, 'waves'),
     });
     const targets = plan.plan.flatMap((w) => w.targets);
+    const login = settings_registryLogin(actionInputs, process.env);
+    if (login)
+        log_core.setSecret(login.password);
     const options = {
-        ...chosen,
+        ...release(actionInputs, mode, targets),
         ...identity(actionInputs, process.env, 'action'),
         ...rolloutSettings(actionInputs, targets),
+        ...(login ? { registry: login } : {}),
     };
     const version = options.version;
     if (setting(actionInputs, 'dryRun')) {
         for (const t of targets) {
             log_core.startGroup(`${t.id}: the remote commands a deploy of ${version} would run`);
-            for (const c of dryRunCommands(t, version))
+            for (const c of dryRunCommands(t, options))
                 log_core.info(`[${c.step}] ${c.command}`);
             log_core.endGroup();
         }
