@@ -73593,8 +73593,16 @@ async function sshSettings(values, io, registry, plan) {
     const flags = fromFlags(values);
     const known = await knownHostsText(setting(flags, 'knownHosts'), io);
     checkTrust(registry, plan, known.text);
-    const { from, ...credentials } = await sshCredentials(setting(flags, 'key'), io);
-    io.stderr(`SSH: ${from}${known.from ? `; known hosts from ${known.from}` : ''}\n`);
+    const keyFlag = setting(flags, 'key');
+    const { from, ...credentials } = await sshCredentials(keyFlag, io);
+    // Say where the key and the trust came from when the person did not name them (an environment
+    // variable that may hold a path or a key, the agent, ~/.ssh/known_hosts).
+    const said = [
+        keyFlag ? '' : from,
+        known.from && known.from !== setting(flags, 'knownHosts') ? `known hosts from ${known.from}` : '',
+    ].filter(Boolean);
+    if (said.length)
+        io.stderr(`SSH: ${said.join('; ')}\n`);
     return { ...credentials, knownHosts: known.text };
 }
 /** `--dry-run`: each target's remote commands, wave by wave; nothing is contacted. */
@@ -73676,7 +73684,7 @@ const REMOTE_OPTIONS = {
 /** Their help lines, for each command's usage. */
 const REMOTE_HELP = `  -r, --registry FILE   the server registry (default: $FLEET_REGISTRY or servers/production.json)
   -s, --select EXPR     which targets (default: every target)
-  -c, --concurrency N   servers worked on at once, one SSH connection each (default 8)
+  -c, --concurrency N   servers worked on at once, one SSH connection each (default 10)
       --key FILE        SSH private key (default: $FLEET_SSH_KEY (the key or its path),
                         $FLEET_SSH_KEY_FILE, else the ssh-agent at $SSH_AUTH_SOCK)
       --known-hosts FILE  trusted host keys besides the registry's pins (default: $FLEET_KNOWN_HOSTS
@@ -73694,7 +73702,7 @@ async function openRemote(values, io, ssh = {}) {
         targets: plan.plan.flatMap((w) => w.targets),
         waveOf: new Map(plan.plan.flatMap((w) => w.targets.map((t) => [t.id, w.index]))),
         connector: new SshConnector({ ...trust, ...ssh }),
-        concurrency: wholeNumber(values.concurrency, '--concurrency', 8),
+        concurrency: wholeNumber(values.concurrency, '--concurrency', 10),
     };
 }
 

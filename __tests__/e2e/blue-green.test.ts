@@ -128,10 +128,14 @@ describeE2e('e2e blue-green: real engine, Compose, sshd, Caddy and nginx', () =>
         sent++;
         const r = await fetch(`http://127.0.0.1:${t.proxy}/health`, {
           signal: AbortSignal.timeout(5000),
-        }).catch((e: Error) => e);
-        if (r instanceof Error) failures.push(`${t.id}: ${r.message}`);
-        else if (r.status !== 200) failures.push(`${t.id}: HTTP ${r.status}`);
-        if (!(r instanceof Error)) await r.arrayBuffer();
+        }).catch((e: unknown) => e);
+        // errors from fetch come from another realm than jest's: tell a response by its shape
+        if (!(r instanceof Object) || typeof (r as Response).status !== 'number')
+          failures.push(`${t.id}: ${(r as Error)?.message ?? String(r)}`);
+        else {
+          if ((r as Response).status !== 200) failures.push(`${t.id}: HTTP ${(r as Response).status}`);
+          await (r as Response).arrayBuffer();
+        }
         await new Promise((res) => setTimeout(res, 25));
       }
     });

@@ -154,7 +154,7 @@ describeSshd('actions/deploy', () => {
     expect(out()).toMatch(/srv-2\/t2-1 {2}rollback {2}ok/);
     expect(fleet.env(t)).toBe(before);
     expect(lockExists(t)).toBe(false);
-    expect(historyOf(t).at(-1)).toMatchObject({ outcome: 'rolled-back', to: 'slow-8' });
+    expect(historyOf(t).at(-1)).toMatchObject({ outcome: 'cancelled', to: 'slow-8' }); // rolled back, cancelled
     expect(JSON.parse(a.state()['fleet-deploy-locks']!)).toEqual([]);
   }, 60_000);
 

@@ -155,8 +155,15 @@ export async function sshSettings(
   const flags = fromFlags(values);
   const known = await knownHostsText(setting(flags, 'knownHosts'), io);
   checkTrust(registry, plan, known.text);
-  const { from, ...credentials } = await sshCredentials(setting(flags, 'key'), io);
-  io.stderr(`SSH: ${from}${known.from ? `; known hosts from ${known.from}` : ''}\n`);
+  const keyFlag = setting(flags, 'key');
+  const { from, ...credentials } = await sshCredentials(keyFlag, io);
+  // Say where the key and the trust came from when the person did not name them (an environment
+  // variable that may hold a path or a key, the agent, ~/.ssh/known_hosts).
+  const said = [
+    keyFlag ? '' : from,
+    known.from && known.from !== setting(flags, 'knownHosts') ? `known hosts from ${known.from}` : '',
+  ].filter(Boolean);
+  if (said.length) io.stderr(`SSH: ${said.join('; ')}\n`);
   return { ...credentials, knownHosts: known.text };
 }
 

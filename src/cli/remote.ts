@@ -25,7 +25,7 @@ export const REMOTE_OPTIONS = {
 /** Their help lines, for each command's usage. */
 export const REMOTE_HELP = `  -r, --registry FILE   the server registry (default: $FLEET_REGISTRY or servers/production.json)
   -s, --select EXPR     which targets (default: every target)
-  -c, --concurrency N   servers worked on at once, one SSH connection each (default 8)
+  -c, --concurrency N   servers worked on at once, one SSH connection each (default 10)
       --key FILE        SSH private key (default: $FLEET_SSH_KEY (the key or its path),
                         $FLEET_SSH_KEY_FILE, else the ssh-agent at $SSH_AUTH_SOCK)
       --known-hosts FILE  trusted host keys besides the registry's pins (default: $FLEET_KNOWN_HOSTS
@@ -53,6 +53,6 @@ export async function openRemote(values: Values, io: CliIO, ssh: Partial<SshOpti
     targets: plan.plan.flatMap((w) => w.targets),
     waveOf: new Map(plan.plan.flatMap((w) => w.targets.map((t) => [t.id, w.index] as const))),
     connector: new SshConnector({ ...trust, ...ssh }),
-    concurrency: wholeNumber(values.concurrency as string | undefined, '--concurrency', 8),
+    concurrency: wholeNumber(values.concurrency as string | undefined, '--concurrency', 10),
   };
 }
