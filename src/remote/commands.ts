@@ -302,6 +302,11 @@ export interface UpdateOptions {
    * policy can otherwise make `up -d` fail with "container state improper". Needs the project.
    */
   replace?: { project: string };
+  /**
+   * Start only these services, without touching their dependencies (`up -d --no-deps SERVICE…`): the
+   * ones whose image changed, so the others keep serving. Absent: the tenant's services, or all.
+   */
+  only?: readonly string[];
 }
 
 /**
@@ -331,9 +336,10 @@ export function update(
   const note = options.note
     ? sh`{ [ ! -d ${LOCK_DIR} ] || printf '%s\n' ${options.note} > ${SWITCH_NOTE} || :; } && `
     : sh``;
+  const upArgs = options.only ? sh`--no-deps ${options.only}` : sh`${t.compose.services ?? []}`;
   return named(
     'update',
-    sh`${enter(t)} && ${touchLock} && ${note}${switchEnv} && ${replace}${composeArgv(t)} up -d ${t.compose.services ?? []}`,
+    sh`${enter(t)} && ${touchLock} && ${note}${switchEnv} && ${replace}${composeArgv(t)} up -d ${upArgs}`,
   );
 }
 
