@@ -42,7 +42,7 @@ test('compose.services still bounds the list; nothing left of it means the usual
 
 test('every service (undefined) when which one changed is not certain', () => {
   const next = release({ APP_IMAGE: 'r/app:v2', PROXY_IMAGE: 'r/proxy:1' });
-  const unmapped = [mapped[0], { variable: 'PROXY_IMAGE', repository: 'r/proxy' }];
+  const unmapped = [mapped[0]!, { variable: 'PROXY_IMAGE', repository: 'r/proxy' }];
   expect(changedServices(tenant(unmapped), v1, next)).toBeUndefined(); // an image names no service
   expect(changedServices(tenant(mapped), release({ APP_IMAGE: 'r/app:v1' }), next)).toBeUndefined(); // first deploy of PROXY_IMAGE
   expect(changedServices(tenant(mapped), v1, v1)).toBeUndefined(); // same references: a re-pushed tag
