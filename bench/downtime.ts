@@ -182,7 +182,7 @@ async function main() {
     const base = await steady(b, 6000);
     const rows = [...(await measure(b, 'in-place', DEPLOYS)), ...(await measure(b, 'blue-green', DEPLOYS))];
     const result = { when: new Date().toISOString(), deploys: DEPLOYS, rows, steady: base };
-    report(result);
+    await report(result);
   } finally {
     b.caddy.stop();
     b.nginx.stop();
@@ -202,19 +202,36 @@ function table(rows: Row[], steadyP99: Record<string, number>): string {
   return [head, '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|', ...lines].join('\n');
 }
 
-function report(result: { when: string; deploys: number; rows: Row[]; steady: Record<string, Figures> }) {
+/** Markdown as prettier writes it, so `prettier --check` passes on what this script regenerates. */
+async function formatted(md: string): Promise<string> {
+  try {
+    const prettier = await import('prettier');
+    const config = await prettier.resolveConfig('docs/PERFORMANCE.md');
+    return await prettier.format(md, { ...config, parser: 'markdown' });
+  } catch {
+    return md; // prettier is a dev dependency; unformatted Markdown reads the same
+  }
+}
+
+async function report(result: {
+  when: string;
+  deploys: number;
+  rows: Row[];
+  steady: Record<string, Figures>;
+}) {
   const steadyP99 = Object.fromEntries(Object.entries(result.steady).map(([k, v]) => [k, v.p99]));
   const md = [
     `${result.deploys} consecutive deploys per strategy (slow1 ↔ slow2, an app that boots in 3 s), ${result.when}.`,
     'Load through each proxy on 127.0.0.1: one /health request at a time every 20 ms, and one 5 s /cgi-bin/slow',
-    'request at a time. Failed: connection errors and 5xx. Cut mid-flight: slow requests that did not complete.',
+    'request at a time. Failed: connection errors and 5xx, fast and slow requests together. Cut mid-flight: slow',
+    'requests that failed after more than 1 s in flight (accepted, then dropped); p50/p99/max: the /health requests.',
     '',
     table(result.rows, steadyP99),
   ].join('\n');
   console.log(`\n${md}\n`);
   mkdirSync('bench/results', { recursive: true });
   writeFileSync('bench/results/downtime-latest.json', `${JSON.stringify(result, null, 2)}\n`);
-  writeFileSync('bench/results/downtime-latest.md', `# npm run bench:downtime\n\n${md}\n`);
+  writeFileSync('bench/results/downtime-latest.md', await formatted(`# npm run bench:downtime\n\n${md}\n`));
   const begin = '<!-- BEGIN GENERATED: downtime (npm run bench:downtime) -->';
   const end = '<!-- END GENERATED: downtime -->';
   const doc = readFileSync('docs/PERFORMANCE.md', 'utf8');
@@ -225,7 +242,7 @@ function report(result: { when: string; deploys: number; rows: Row[]; steady: Re
     a >= 0 && b > a
       ? `${doc.slice(0, a)}${section}${doc.slice(b + end.length)}`
       : `${doc.trimEnd()}\n\n## Downtime per deploy: in place vs blue-green\n\n${section}\n`;
-  writeFileSync('docs/PERFORMANCE.md', next);
+  writeFileSync('docs/PERFORMANCE.md', await formatted(next));
 }
 
 main().catch((e: Error) => {
