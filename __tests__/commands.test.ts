@@ -94,6 +94,12 @@ describe('command strings', () => {
     expect(text).not.toContain('awk -v');
   });
 
+  test('update with only: the changed services alone, without their dependencies', () => {
+    expect(R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v2' }, { only: ['web', 'api'] }).text).toMatch(
+      / && docker compose -f base\.yml -f prod\.yml -p acme up -d --no-deps web api$/,
+    );
+  });
+
   test('update refuses values that are not image references (they may come from a server)', () => {
     for (const bad of ['r/app:v2\nEVIL=1', 'r/app:v2; reboot', 'r/app:$(x)', 'r/app:v2\\n'])
       expect(() => R.update(t, { APP_IMAGE: bad })).toThrow('refusing to write');

@@ -52,7 +52,13 @@ test('the demo tells the whole story and tears everything down', () => {
       ?.map((l) => l.trim().split(/ +/).slice(1).join(' ')),
   ).toEqual(['deployed v0 → v1', 'rolled-back v1 → v2', 'rolled-back v1 → v2']);
   expect(act(6)).toContain('sandbox-2/tenant-2-1: rolled back v2 → v1');
-  expect(out).toMatch(/7\. Torn down: sandbox servers stopped, 9 services stopped\. Demo took [\d.]+ s\./);
+  // a rollout under load through the tenant's sandbox proxy: errors in place, none blue-green
+  const inPlace = /in place {3}\(v3\): (\d+) requests, (\d+) failed/.exec(act(7));
+  const blueGreen = /blue-green \(v4\): (\d+) requests, (\d+) failed/.exec(act(7));
+  expect(Number(inPlace?.[2])).toBeGreaterThan(0);
+  expect(Number(blueGreen?.[1])).toBeGreaterThan(0);
+  expect(blueGreen?.[2]).toBe('0');
+  expect(out).toMatch(/8\. Torn down: sandbox servers stopped, 9 services stopped\. Demo took [\d.]+ s\./);
   expect(processesMentioning(tmp)).toEqual([]);
   expect(readdirSync(tmp)).toEqual([]); // the demo's own temp directory is gone too
   rmSync(tmp, { recursive: true, force: true });

@@ -448,6 +448,13 @@ const cases: Case[] = [
     says: ['"ghcr.io/acme/app:latest"', 'without tag'],
   },
   {
+    name: 'image service that is not a service name',
+    mutate: (r) => (r.servers[0].tenants[0].images[0].service = 'web; reboot'),
+    path: [...T0, 'images', 0, 'service'],
+    marker: 'web; reboot',
+    says: ['service name'],
+  },
+  {
     name: 'image variable listed twice',
     mutate: (r) =>
       r.servers[0].tenants[0].images.push({ variable: 'APP_IMAGE', repository: 'ghcr.io/acme/other' }),

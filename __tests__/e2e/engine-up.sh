@@ -5,7 +5,7 @@
 #   * podman's Docker-compatible API on unix://STATE_DIR/podman.sock (for `docker` and Debian's
 #     docker-compose 1.29 through DOCKER_HOST),
 #   * a real registry (Debian's docker-registry) on 127.0.0.1:5000 (or the next free port),
-#   * three images pushed to it: REGISTRY/fleet/app:v1, :v2 and :bad,
+#   * five images pushed to it: REGISTRY/fleet/app:v1, :v2, :bad, :slow1 and :slow2,
 #   * a second registry that requires a login (htpasswd; user `fleet`, a random password kept in
 #     STATE_DIR) on the next free port, holding AUTH_REGISTRY/fleet/private:v2 (the v2 image).
 # Everything lives under STATE_DIR: configs, podman's own storage root (not /var/lib/containers),
@@ -275,7 +275,7 @@ wait_for "podman service" "$STATE/podman.pid" "$SOCK" service_ok
 # 4. Images: build, push, and drop them from the engine's store again so that a deploy really
 #    pulls them from the registry.
 # ---------------------------------------------------------------------------------------------
-TAGS=(v1 v2 bad)
+TAGS=(v1 v2 bad slow1 slow2)
 MANIFEST_ACCEPT='application/vnd.docker.distribution.manifest.v2+json,application/vnd.oci.image.manifest.v1+json'
 registry_digest() { # digest of REGISTRY/fleet/app:TAG as the registry serves it, or nothing
   curl -fsS --max-time 5 -o /dev/null -D - -I -H "Accept: $MANIFEST_ACCEPT" \
@@ -301,10 +301,23 @@ build_image() { # build_image TAG
     printf '{"status":"ok","version":"%s"}\n' "$tag" >"$root/www/health"
     : >"$root/www/httpd.conf"
   fi
+  local boot=0
+  case $tag in slow*)
+    # A real app's boot (BOOT_SECONDS, default 3, before it listens) and a slow endpoint: GET
+    # /cgi-bin/slow answers after 5 s, to tell requests cut mid-flight (bench/downtime.ts).
+    boot='${BOOT_SECONDS:-3}'
+    mkdir -p "$root/www/cgi-bin"
+    printf '#!/bin/sh\n/bin/busybox sleep 5\nprintf "Content-Type: text/plain\\r\\n\\r\\nslow %s\\n"\n' "$tag" \
+      >"$root/www/cgi-bin/slow"
+    chmod 755 "$root/www/cgi-bin/slow"
+    ;;
+  esac
   # PID 1 ignores SIGTERM unless it has a handler: this wrapper makes `docker stop` quick.
-  cat >"$root/bin/app-start" <<'SH'
-#!/bin/sh
+  { printf '#!/bin/sh\n'; cat <<'SH'; } >"$root/bin/app-start"
 trap 'kill "$pid" 2>/dev/null; exit 0' TERM INT
+SH
+  printf '/bin/busybox sleep %s\n' "$boot" >>"$root/bin/app-start"
+  cat >>"$root/bin/app-start" <<'SH'
 /bin/busybox httpd -f -c /www/httpd.conf -p "${APP_ADDR:-127.0.0.1}:${APP_PORT:-8080}" -h /www &
 pid=$!
 wait "$pid"

@@ -7,10 +7,12 @@ import { deployFleet, type FleetOptions, type FleetReport } from '../deploy/flee
 import { systemClock } from '../deploy/ports';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment } from '../plan/plan';
-import { parseRegistry, targetsOf, type Registry } from '../registry';
+import { parseRegistry, targetsOf, type Registry, type Target } from '../registry';
 import { renderReport } from '../report/render';
 import { plural, table } from '../report/table';
 import { sandboxDirDefault, sandboxDown, sandboxPid, sandboxServe, sandboxUp } from '../sandbox/fleet';
+import { freePort } from '../sandbox/ports';
+import { countRequests, sandboxProxyCommands, startSandboxProxy } from '../sandbox/proxy';
 import { SshConnector } from '../ssh/transport';
 import { wholeNumber } from '../values';
 import { interruption, type CliIO } from './io';
@@ -107,7 +109,8 @@ const stoppedCode = (reason: string) => (reason === 'SIGINT' ? 130 : reason === 
 /**
  * The demo: a sandbox of 3 servers × 3 tenants; v1 everywhere; then v2 in waves 1,34%,100% where one
  * tenant's v2 is bad — with a failure budget of 0 (the rollout stops) and of 30% (it goes on); the
- * history of that tenant; a manual rollback; then everything is torn down.
+ * history of that tenant; a manual rollback; a rollout under load through a tenant's proxy, in place
+ * and then blue-green; then everything is torn down.
  */
 export async function runDemo(_values: Values, io: CliIO): Promise<number> {
   const color = colorWanted(io.env, Boolean(io.tty));
@@ -162,8 +165,9 @@ export async function runDemo(_values: Values, io: CliIO): Promise<number> {
     const deploy = async (
       version: string,
       extra: Partial<FleetOptions> & { select?: string; waves?: string } = {},
+      from: Registry = registry,
     ): Promise<FleetReport> => {
-      const plan = planDeployment(registry, { select: extra.select, waves: extra.waves });
+      const plan = planDeployment(from, { select: extra.select, waves: extra.waves });
       const progress = new Progress({
         write: io.stdout,
         tty: Boolean(io.tty),
@@ -241,6 +245,17 @@ export async function runDemo(_values: Values, io: CliIO): Promise<number> {
     say(
       `   ${victim.id}: ${t.outcome === 'deployed' ? paint('rolled back', 'green') : paint(t.outcome, 'red')} ${t.previous?.version} → ${t.next?.version}`,
     );
+
+    const shown = targets.find((t) => t.tenant.ring === 'general' && t.id !== victim.id)!;
+    title(7, `A rollout under load: ${shown.id} behind its sandbox proxy, a request every 20 ms`);
+    const counts = await untilStopped(rolloutUnderLoad(sb.registry, shown, deploy));
+    for (const [name, c] of [
+      ['in place   (v3)', counts.inPlace],
+      ['blue-green (v4)', counts.blueGreen],
+    ] as const)
+      say(
+        `   ${name}: ${c.sent} requests, ${c.failed === 0 ? paint('0 failed', 'green') : paint(`${c.failed} failed`, 'red')}`,
+      );
     code = 0;
   } catch (e) {
     const why = e instanceof Stopped ? e.message : interruption(io);
@@ -256,10 +271,61 @@ export async function runDemo(_values: Values, io: CliIO): Promise<number> {
     const down = tearDown();
     if (interruption(io)) io.exitSoon?.(code);
     say(
-      `\n${paint('7. Torn down', 'bold')}: sandbox servers stopped, ${plural(down.services, 'service')} stopped. Demo took ${((Date.now() - started) / 1000).toFixed(1)} s.`,
+      `\n${paint('8. Torn down', 'bold')}: sandbox servers stopped, ${plural(down.services, 'service')} stopped. Demo took ${((Date.now() - started) / 1000).toFixed(1)} s.`,
     );
   }
   return code;
 }
 
 export type { Registry };
+
+type DemoDeploy = (version: string, extra: { select?: string }, from?: Registry) => Promise<FleetReport>;
+
+/**
+ * The demo's seventh act: the tenant gets a boot time like a real app's (1.5 s) and a sandbox proxy in
+ * front of it; a request counter runs through the proxy while it is deployed in place (the proxy answers
+ * 502 while the new process boots), then while it moves to blue-green (the new slot boots beside the old
+ * one, the proxy is switched, the old one drained: nothing fails).
+ */
+async function rolloutUnderLoad(registryFile: string, target: Target, deploy: DemoDeploy) {
+  const dir = target.tenant.path;
+  writeFileSync(join(dir, 'SANDBOX_BOOT_MS'), '1500\n');
+  const proxy = await startSandboxProxy(dir, await freePort(), target.tenant.health.port!);
+  const select = `id=${target.id}`;
+  const counted = async (version: string, from?: Registry) => {
+    const counter = countRequests(proxy.port);
+    const report = await deploy(version, { select }, from).catch(async (e: unknown) => {
+      await counter.stop();
+      throw e;
+    });
+    const counts = await counter.stop();
+    const r = report.targets[0];
+    if (r?.outcome !== 'deployed') throw new Error(`${target.id}: ${version} was ${r?.outcome}: ${r?.error}`);
+    return counts;
+  };
+  try {
+    const inPlace = await counted('v3');
+    const blueGreen = await counted('v4', await blueGreenRegistry(registryFile, target, proxy.port));
+    return { inPlace, blueGreen };
+  } finally {
+    await proxy.stop();
+  }
+}
+
+/** The sandbox registry with `target` moved to blue-green behind its sandbox proxy on `proxyPort`. */
+async function blueGreenRegistry(registryFile: string, target: Target, proxyPort: number): Promise<Registry> {
+  const raw = JSON.parse(readFileSync(registryFile, 'utf8')) as {
+    servers: Array<{ tenants: Array<{ id: string; health?: object } & Record<string, unknown>> }>;
+  };
+  const entry = raw.servers
+    .flatMap((s) => s.tenants)
+    .find((t) => t.id === target.tenant.id && t.path === target.tenant.path)!;
+  entry.health = { ...entry.health, port: proxyPort };
+  entry.strategy = {
+    kind: 'blue-green',
+    slots: { blue: { port: await freePort() }, green: { port: await freePort() } },
+    drainTimeout: '2s',
+    proxy: sandboxProxyCommands,
+  };
+  return parseRegistry(JSON.stringify(raw), registryFile);
+}

@@ -9,6 +9,8 @@ export interface Image {
   variable: string;
   /** Repository without tag, e.g. ghcr.io/acme/app. */
   repository: string;
+  /** The Compose services that run it (registry `service`); absent: unknown, so all are restarted. */
+  services?: readonly string[];
 }
 
 export interface HealthCheck {

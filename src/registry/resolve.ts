@@ -164,7 +164,10 @@ export function resolveRegistry(
         else paths.set(path.replace(/\/+$/, ''), tat);
       }
 
-      const images = pick<Array<{ variable: string; repository: string }>>(tl, 'images');
+      const images = pick<Array<{ variable: string; repository: string; service?: string | string[] }>>(
+        tl,
+        'images',
+      );
       if (!images) missing('images', 'images');
       else
         images.value.forEach((img, i) => {
@@ -217,7 +220,9 @@ export function resolveRegistry(
           ...(project ? { project } : {}),
           ...(services ? { services } : {}),
         },
-        images: images?.value ?? [],
+        images: (images?.value ?? []).map(({ service, ...img }) =>
+          service ? { ...img, services: list(service) } : img,
+        ),
         health: health ?? (undefined as unknown as HealthCheck),
         hooks: {
           preDeploy: hookList('preDeploy'),

@@ -123,6 +123,10 @@ const image = z
       'image repository',
       'The image repository; a deploy sets VARIABLE=repository:tag or repository@digest.',
     ),
+    service: oneOrMany(
+      str(P.SERVICE, 'service name', 'A Compose service.'),
+      'The Compose service(s) that run this image. When every image names its services, the in-place switch restarts only the services whose image changed (`up -d --no-deps SERVICE…`). Default: none, so every service is restarted.',
+    ).optional(),
   })
   .meta({ description: "One image of the stack, set through a variable in the tenant's .env." });
 

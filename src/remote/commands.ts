@@ -408,6 +408,11 @@ export interface UpdateOptions {
   configHash?: { project: string };
   /** Containers to unpause before `up -d` (a paused tenant: Compose recreates only what changed). */
   unpause?: readonly string[];
+  /**
+   * Start only these services, without touching their dependencies (`up -d --no-deps SERVICE…`): the
+   * ones whose image changed, so the others keep serving. Absent: the tenant's services, or all.
+   */
+  only?: readonly string[];
 }
 
 /**
@@ -444,9 +449,10 @@ export function update(
   const hash = options.configHash
     ? sh` && { echo '@@confighash'; ids=$(${containersOf(t, options.configHash.project)}) && [ -n "$ids" ] && ${engine} inspect --format ${`{{index .Config.Labels "${CONFIG_HASH_LABEL}"}}`} $ids || :; }`
     : sh``;
+  const upArgs = options.only ? sh`--no-deps ${options.only}` : sh`${t.compose.services ?? []}`;
   return named(
     'update',
-    sh`${enter(t)} && ${touchLock} && ${note}${switchEnv} && ${replace}${unpause}${composeArgv(t)} up -d ${t.compose.services ?? []}${hash}`,
+    sh`${enter(t)} && ${touchLock} && ${note}${switchEnv} && ${replace}${unpause}${composeArgv(t)} up -d ${upArgs}${hash}`,
   );
 }
 

@@ -14,7 +14,9 @@
  *   - the service: an HTTP server on 127.0.0.1:APP_PORT whose GET /health answers
  *     {"status":"ok","version":TAG}. The tag can break it: "broken…"/"bad…" answer 500 forever,
  *     "slow…" answer 503 for SANDBOX_SLOW_MS (default 20 s), "flaky…" alternate 200 and 500; and a tenant
- *     whose directory has a SANDBOX_BREAK file breaks the tags listed in it (one tenant's bad release).
+ *     whose directory has a SANDBOX_BREAK file breaks the tags listed in it (one tenant's bad release);
+ *     a SANDBOX_BOOT_MS file there makes its service listen only that long after it starts;
+ *   - a blue-green slot: `compose --env-file FILE -p PROJECT-SLOT up -d` reads FILE instead of .env.
  * State lives in $FLEET_SANDBOX_STATE (one file per image and per project, written atomically).
  */
 import { spawn } from 'node:child_process';
@@ -128,10 +130,10 @@ function pull(ref: string): void {
   writeAtomic(fileOf(ref), { ref, id: imageId(ref) });
 }
 
-function readEnv(): Record<string, string> {
-  if (!existsSync('.env')) return {};
+function readEnv(file = '.env'): Record<string, string> {
+  if (!existsSync(file)) return {};
   const env: Record<string, string> = {};
-  for (const line of readFileSync('.env', 'utf8').split('\n')) {
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
     const m = /^(?:export\s+)?([A-Za-z_]\w*)=(.*)$/.exec(line.trim());
     if (m) env[m[1]!] = m[2]!.replace(/^(["'])(.*)\1$/, '$2');
   }
@@ -153,9 +155,11 @@ function defaultProject(): string {
 
 function compose(args: string[]): void {
   let project = defaultProject();
+  let envFile = '.env'; // a blue-green slot's own, with --env-file
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '-f' || args[i] === '--file') i++;
+    else if (args[i] === '--env-file') envFile = args[++i]!;
     else if (args[i] === '-p' || args[i] === '--project-name') project = args[++i]!;
     else rest.push(args[i]!);
   }
@@ -184,7 +188,7 @@ function compose(args: string[]): void {
       return;
     }
     case 'up': {
-      const env = readEnv();
+      const env = readEnv(envFile);
       const ref = Object.entries(env).find(([k]) => k.endsWith('_IMAGE'))?.[1];
       const port = Number(env.APP_PORT);
       if (!ref) fail('no service image: the sandbox runtime needs a variable ending in _IMAGE in .env');
@@ -206,7 +210,13 @@ function compose(args: string[]): void {
       const args = [process.argv[1]!, '__serve', String(port), tagOf(ref), ...(broken ? ['broken'] : [])];
       mkdirSync(join(stateDir, 'logs'), { recursive: true });
       const log = openSync(logFileOf(project), 'a');
-      const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log] });
+      // A tenant can be given a boot time like a real app's: SANDBOX_BOOT_MS in its directory.
+      const bootMs = existsSync('SANDBOX_BOOT_MS') ? readFileSync('SANDBOX_BOOT_MS', 'utf8').trim() : '0';
+      const child = spawn(process.execPath, args, {
+        detached: true,
+        stdio: ['ignore', log, log],
+        env: { ...process.env, SANDBOX_BOOT_MS: bootMs },
+      });
       child.unref();
       mkdirSync(projectsDir, { recursive: true });
       writeAtomic(stateFile, {
@@ -243,7 +253,9 @@ function main(argv: string[]): void {
   const [cmd, ...args] = argv;
   const fmtAt = args.indexOf('--format');
   const fmt = fmtAt >= 0 ? args[fmtAt + 1] : undefined;
-  const operands = args.filter((a, i) => !a.startsWith('-') && (fmtAt < 0 || i !== fmtAt + 1));
+  // options that take a value: --format TEMPLATE, stop -t SECONDS
+  const valued = new Set(['--format', '-t', '--time']);
+  const operands = args.filter((a, i) => !a.startsWith('-') && !valued.has(args[i - 1] ?? ''));
   switch (cmd) {
     case 'compose':
       return compose(args);
@@ -365,7 +377,8 @@ function serve(port: number, version: string, forceBroken: boolean): void {
     res.end(JSON.stringify({ status: healthy ? 'ok' : 'error', version }));
     process.stdout.write(`${new Date().toISOString()} GET ${req.url} ${res.statusCode} (${version})\n`);
   });
-  server.listen(port, '127.0.0.1');
+  // Listening only after SANDBOX_BOOT_MS, as a real app that boots: the in-place switch's downtime.
+  setTimeout(() => server.listen(port, '127.0.0.1'), Number(process.env.SANDBOX_BOOT_MS || 0));
   const bye = () => server.close(() => process.exit(0));
   process.on('SIGTERM', bye);
   process.on('SIGINT', bye);

@@ -3,7 +3,7 @@
  * image variables in `.env`. Pull every image first; then switch `.env` atomically and `compose up -d`
  * in one round trip; switch back by writing the previous references and `up -d` again.
  */
-import type { Image, Target } from '../../registry/model';
+import type { Image, Target, Tenant } from '../../registry/model';
 import { IMAGE_REF } from '../../registry/patterns';
 import * as R from '../../remote/commands';
 import type { Script } from '../../remote/shell';
@@ -113,12 +113,14 @@ export class ComposeStrategy implements ReleaseStrategy {
       fromRefs: current.refs,
       toRefs: next.refs,
     });
+    const only = changedServices(this.tenant, current, next);
     const r = await ctx.shell.exec(
       R.update(this.tenant, next.refs, {
         note,
         // paused containers are woken first: Compose recreates only what changed, and the rest must answer the gate
         unpause: this.paused,
         ...(this.project ? { configHash: { project: this.project } } : {}),
+        ...(only ? { only } : {}),
       }),
       ctx.pullTimeoutMs,
     );
@@ -177,4 +179,20 @@ function credentialsHint(why: string): string {
   return /unauthorized|authentication required|denied|no basic auth credentials|401/i.test(why)
     ? ' (the registry wants credentials: set FLEET_REGISTRY_USERNAME and FLEET_REGISTRY_PASSWORD for the CLI, or the registry-username and registry-password inputs; see docs/deploy.md)'
     : '';
+}
+
+/**
+ * The services to restart when switching from `current` to `next`: those running an image whose
+ * reference changed. Undefined (restart every service, as before) unless that is certain: some image
+ * names no service, the running release lacks a reference (a first deploy starts everything), or no
+ * reference changed (a re-pushed tag: which image moved is not known). `compose.services` still bounds it.
+ */
+export function changedServices(t: Tenant, current: Release, next: Release): string[] | undefined {
+  if (t.images.some((i) => !i.services || !current.refs[i.variable])) return undefined;
+  const changed = t.images.filter((i) => next.refs[i.variable] !== current.refs[i.variable]);
+  if (changed.length === 0) return undefined;
+  const services = [...new Set(changed.flatMap((i) => i.services!))];
+  const bound = t.compose.services;
+  const only = bound ? services.filter((s) => bound.includes(s)) : services;
+  return only.length > 0 ? only : undefined;
 }

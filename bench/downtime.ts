@@ -1,0 +1,251 @@
+/**
+ * npm run bench:downtime — what a deploy costs the tenant's users, in place vs blue-green.
+ *
+ * The real engine and Compose (the end-to-end stack: engine-up.sh), real OpenSSH, real Caddy and nginx
+ * from Debian. The app image (fleet/app:slow1, :slow2) takes BOOT_SECONDS (3) to listen and serves
+ * /cgi-bin/slow in 5 s. Four tenants, one per strategy and proxy; while each strategy's tenants go
+ * through N consecutive deploys (slow1 ↔ slow2), a bounded load generator on 127.0.0.1 sends through each
+ * proxy one /health request at a time (every 20 ms) and one /cgi-bin/slow request at a time.
+ *
+ *   FLEET_BENCH_DEPLOYS=3 npm run bench:downtime     # N (default 10)
+ *
+ * Writes bench/results/downtime-latest.{json,md} and the section of docs/PERFORMANCE.md between its
+ * markers. Needs root and /usr/sbin/sshd, like the e2e tests.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { deploy } from '../__tests__/helpers/deploy';
+import { e2eSkipReason, stackUp, type Stack } from '../__tests__/e2e/stack';
+import { startCaddy, startNginx, type Nginx, type RunningProxy } from '../__tests__/e2e/proxies';
+import { freePort, handOver } from '../src/testing';
+import { parseRegistry } from '../src/registry';
+import { loadStream, summarize, type Figures } from './downtime/load';
+
+type Strategy = 'in-place' | 'blue-green';
+type ProxyKind = 'caddy' | 'nginx';
+interface Tenant {
+  id: string;
+  strategy: Strategy;
+  proxyKind: ProxyKind;
+  dir: string;
+  legacy: number;
+  proxy: number;
+  blue: number;
+  green: number;
+}
+
+const DEPLOYS = Number(process.env.FLEET_BENCH_DEPLOYS ?? 10);
+const VERSIONS = ['slow1', 'slow2'] as const;
+
+interface Bench {
+  stack: Stack;
+  tenants: Tenant[];
+  caddyAdmin: number;
+  nginx: Nginx;
+  caddy: RunningProxy;
+}
+
+function registry(b: Bench, tenants: Tenant[], blueGreen: boolean) {
+  const raw = {
+    servers: [
+      {
+        name: 'dt-1',
+        host: '127.0.0.1',
+        port: b.stack.sshd.port,
+        user: b.stack.sshd.user,
+        hostKey: b.stack.sshd.hostKey,
+        region: 'local',
+        tenants: tenants.map((t) => ({
+          id: t.id,
+          path: t.dir,
+          compose: { command: 'docker-compose', project: 'dt-{tenant}' },
+          images: [{ variable: 'APP_IMAGE', repository: b.stack.repo, service: 'app' }],
+          health: {
+            port: blueGreen ? t.proxy : t.legacy,
+            json: { status: 'ok', version: '{version}' },
+            interval: '300ms',
+            timeout: '2s',
+            deadline: '30s',
+            successes: 2,
+          },
+          ...(blueGreen ? { strategy: blueGreenOf(b, t) } : {}),
+          minFreeDiskMb: 1,
+        })),
+      },
+    ],
+  };
+  return parseRegistry(JSON.stringify(raw), 'downtime-registry.json');
+}
+
+function blueGreenOf(b: Bench, t: Tenant) {
+  return {
+    kind: 'blue-green',
+    slots: { blue: { port: t.blue }, green: { port: t.green } },
+    drainTimeout: '20s',
+    proxy:
+      t.proxyKind === 'caddy'
+        ? { kind: 'caddy', admin: b.caddyAdmin, route: 'fleet-{tenant}' }
+        : {
+            kind: 'nginx',
+            upstreamFile: upstreamFile(b.stack, t),
+            check: b.nginx.check,
+            reload: b.nginx.reload,
+          },
+  };
+}
+
+const upstreamFile = (stack: Stack, t: Tenant) => join(stack.root, 'nginx', 'upstreams', `${t.id}.conf`);
+
+async function setUp(): Promise<Bench> {
+  const stack = await stackUp('fd-downtime-', 600_000);
+  const tenants: Tenant[] = [];
+  for (const strategy of ['in-place', 'blue-green'] as const)
+    for (const proxyKind of ['caddy', 'nginx'] as const) {
+      const id = `${strategy === 'in-place' ? 'ip' : 'bg'}-${proxyKind}`;
+      const dir = join(stack.root, 'tenants', id);
+      mkdirSync(dir, { recursive: true });
+      const [legacy, proxy, blue, green] = [
+        await freePort(),
+        await freePort(),
+        await freePort(),
+        await freePort(),
+      ];
+      tenants.push({ id, strategy, proxyKind, dir, legacy, proxy, blue, green });
+      writeFileSync(
+        join(dir, 'docker-compose.yml'),
+        'services:\n  app:\n    image: ${APP_IMAGE}\n    network_mode: host\n    environment:\n      APP_PORT: ${APP_PORT}\n',
+      );
+      writeFileSync(join(dir, '.env'), `APP_IMAGE=${stack.repo}:${VERSIONS[0]}\nAPP_PORT=${legacy}\n`);
+    }
+  handOver(join(stack.root, 'tenants'));
+  const caddyAdmin = await freePort();
+  const of = (k: ProxyKind) => tenants.filter((t) => t.proxyKind === k);
+  const caddy = await startCaddy(
+    join(stack.root, 'caddy'),
+    caddyAdmin,
+    of('caddy').map((t) => ({ id: `fleet-${t.id}`, listen: t.proxy, upstream: t.legacy })),
+  );
+  const nginx = await startNginx(
+    join(stack.root, 'nginx'),
+    of('nginx').map((t) => ({ listen: t.proxy, upstreamFile: upstreamFile(stack, t), upstream: t.legacy })),
+  );
+  return { stack, tenants, caddyAdmin, caddy, nginx };
+}
+
+async function mustDeploy(b: Bench, tenants: Tenant[], blueGreen: boolean, version: string) {
+  const report = await deploy(registry(b, tenants, blueGreen), b.stack.key, version, {
+    options: { commandTimeoutMs: 60_000, pullTimeoutMs: 120_000 },
+  });
+  const bad = report.targets.filter((r) => r.outcome !== 'deployed');
+  if (bad.length > 0)
+    throw new Error(`deploy of ${version} failed: ${bad.map((r) => `${r.tenant}: ${r.error}`).join('; ')}`);
+}
+
+/** N deploys of one strategy's tenants, under load; the load's figures per tenant. */
+async function measure(b: Bench, strategy: Strategy, deploys: number) {
+  const tenants = b.tenants.filter((t) => t.strategy === strategy);
+  const streams = tenants.map((t) => loadStream(t.proxy));
+  const started = Date.now();
+  for (let i = 0; i < deploys; i++)
+    await mustDeploy(b, tenants, strategy === 'blue-green', VERSIONS[(i + 1) % 2]!);
+  const seconds = (Date.now() - started) / 1000;
+  const results = await Promise.all(streams.map((s) => s.stop()));
+  return tenants.map((t, i) => ({
+    tenant: t.id,
+    strategy,
+    proxy: t.proxyKind,
+    seconds,
+    ...summarize(results[i]!),
+  }));
+}
+
+/** The steady state: the same load for a few seconds with no deploy, to compare p99 with. */
+async function steady(b: Bench, ms: number) {
+  const streams = b.tenants.map((t) => loadStream(t.proxy));
+  await new Promise((r) => setTimeout(r, ms));
+  const results = await Promise.all(streams.map((s) => s.stop()));
+  return Object.fromEntries(b.tenants.map((t, i) => [t.id, summarize(results[i]!)]));
+}
+
+async function main() {
+  if (e2eSkipReason) throw new Error(e2eSkipReason);
+  const b = await setUp();
+  try {
+    // Warm-up, not measured: every tenant in place on slow1, then the blue-green ones moved to their slots.
+    await mustDeploy(b, b.tenants, false, VERSIONS[0]);
+    await mustDeploy(
+      b,
+      b.tenants.filter((t) => t.strategy === 'blue-green'),
+      true,
+      VERSIONS[0],
+    );
+    const base = await steady(b, 6000);
+    const rows = [...(await measure(b, 'in-place', DEPLOYS)), ...(await measure(b, 'blue-green', DEPLOYS))];
+    const result = { when: new Date().toISOString(), deploys: DEPLOYS, rows, steady: base };
+    await report(result);
+  } finally {
+    b.caddy.stop();
+    b.nginx.stop();
+    await b.stack.down();
+  }
+}
+
+type Row = Figures & { tenant: string; strategy: Strategy; proxy: ProxyKind; seconds: number };
+
+function table(rows: Row[], steadyP99: Record<string, number>): string {
+  const head =
+    '| strategy | proxy | requests sent | failed (conn + 5xx) | p50 ms | p99 ms | max ms | steady p99 ms | slow requests | cut mid-flight |';
+  const lines = rows.map(
+    (r) =>
+      `| ${r.strategy} | ${r.proxy} | ${r.sent} | ${r.failed} | ${r.p50} | ${r.p99} | ${r.max} | ${steadyP99[r.tenant]} | ${r.slowSent} | ${r.slowCut} |`,
+  );
+  return [head, '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|', ...lines].join('\n');
+}
+
+/** Markdown as prettier writes it, so `prettier --check` passes on what this script regenerates. */
+async function formatted(md: string): Promise<string> {
+  try {
+    const prettier = await import('prettier');
+    const config = await prettier.resolveConfig('docs/PERFORMANCE.md');
+    return await prettier.format(md, { ...config, parser: 'markdown' });
+  } catch {
+    return md; // prettier is a dev dependency; unformatted Markdown reads the same
+  }
+}
+
+async function report(result: {
+  when: string;
+  deploys: number;
+  rows: Row[];
+  steady: Record<string, Figures>;
+}) {
+  const steadyP99 = Object.fromEntries(Object.entries(result.steady).map(([k, v]) => [k, v.p99]));
+  const md = [
+    `${result.deploys} consecutive deploys per strategy (slow1 ↔ slow2, an app that boots in 3 s), ${result.when}.`,
+    'Load through each proxy on 127.0.0.1: one /health request at a time every 20 ms, and one 5 s /cgi-bin/slow',
+    'request at a time. Failed: connection errors and 5xx, fast and slow requests together. Cut mid-flight: slow',
+    'requests that failed after more than 1 s in flight (accepted, then dropped); p50/p99/max: the /health requests.',
+    '',
+    table(result.rows, steadyP99),
+  ].join('\n');
+  console.log(`\n${md}\n`);
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync('bench/results/downtime-latest.json', `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync('bench/results/downtime-latest.md', await formatted(`# npm run bench:downtime\n\n${md}\n`));
+  const begin = '<!-- BEGIN GENERATED: downtime (npm run bench:downtime) -->';
+  const end = '<!-- END GENERATED: downtime -->';
+  const doc = readFileSync('docs/PERFORMANCE.md', 'utf8');
+  const a = doc.indexOf(begin);
+  const b = doc.indexOf(end);
+  const section = `${begin}\n${md}\n${end}`;
+  const next =
+    a >= 0 && b > a
+      ? `${doc.slice(0, a)}${section}${doc.slice(b + end.length)}`
+      : `${doc.trimEnd()}\n\n## Downtime per deploy: in place vs blue-green\n\n${section}\n`;
+  writeFileSync('docs/PERFORMANCE.md', await formatted(next));
+}
+
+main().catch((e: Error) => {
+  console.error(e.stack ?? e.message);
+  process.exitCode = 1;
+});
