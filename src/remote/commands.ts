@@ -21,6 +21,8 @@ export const PREFLIGHT = {
   noComposeCommand: 12,
   noEnvFile: 13,
   envIsLink: 14,
+  /** The lock's owner file could not be written (a full disk): the half-made lock is removed. */
+  lockUnwritable: 15,
 } as const;
 
 /** A version is an image tag or a digest; either way the same for every image of the tenant. */
@@ -155,7 +157,9 @@ export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script 
   }
   lines.push(sh`df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
   lines.push(sh`mkdir -p ${STATE_DIR} || exit 1`);
-  const take = sh`mkdir ${LOCK_DIR} 2>/dev/null && printf '%s\n' ${owner} > ${LOCK_DIR}/owner`;
+  // A lock without its owner would read as another deploy's: when the owner cannot be written (a full
+  // disk takes the file's bytes, not the directory), the lock is removed again and the deploy stops.
+  const take = sh`mkdir ${LOCK_DIR} 2>/dev/null && { printf '%s\n' ${owner} > ${LOCK_DIR}/owner || { rm -rf -- ${LOCK_DIR}; exit ${PREFLIGHT.lockUnwritable}; }; }`;
   const age = LOCK_AGE;
   // Breaking is done under a second lock (mkdir LOCK_DIR.break) and the age checked again under it, so
   // of two deploys that both found the lock stale only one breaks it — the other then finds it held.
