@@ -312,7 +312,8 @@ export interface UpdateOptions {
  * Sets image variables in .env atomically, then runs `compose up -d`: one round trip. The new .env is
  * made by `mktemp` beside the old (so no planted file or link is written through), given the old one's
  * mode and owner, and renamed over it: .env is always either the old or the new file. A .env that is a
- * symbolic link is refused. When the switch fails, the script exits SWITCH_FAILED before compose runs.
+ * symbolic link is refused. Compose files that do not parse (`compose config`), or a switch that fails,
+ * exit SWITCH_FAILED before .env changes or compose starts anything.
  *
  * Another writer may change .env while it is rewritten (SWITCH_ENV says how nothing it wrote is lost).
  */
@@ -331,13 +332,17 @@ export function update(
     .join('\n');
   const link = `.env in ${t.path} is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file`;
   const switchEnv = sh`{ [ ! -L .env ] || { printf '%s\n' ${link} >&2; exit ${SWITCH_FAILED}; }; ${swapEnv(spec)}; }`;
+  // Compose reads its files before it touches a container: ones that do not parse fail here, before
+  // .env changes and before a rollback removes the running containers it could not start again.
+  const unparsable = `the compose files of ${t.path} do not parse (${t.compose.command} config failed): nothing was changed`;
+  const checkFiles = sh`{ ${composeArgv(t)} config >/dev/null || { printf '%s\n' ${unparsable} >&2; exit ${SWITCH_FAILED}; }; }`;
   const replace = options.replace ? sh`${removeContainers(t, options.replace.project)} && ` : sh``;
   const note = options.note
     ? sh`{ [ ! -d ${LOCK_DIR} ] || printf '%s\n' ${options.note} > ${SWITCH_NOTE} || :; } && `
     : sh``;
   return named(
     'update',
-    sh`${enter(t)} && ${touchLock} && ${note}${switchEnv} && ${replace}${composeArgv(t)} up -d ${t.compose.services ?? []}`,
+    sh`${enter(t)} && ${touchLock} && ${checkFiles} && ${note}${switchEnv} && ${replace}${composeArgv(t)} up -d ${t.compose.services ?? []}`,
   );
 }
 
