@@ -79,11 +79,12 @@ describe('command strings', () => {
     );
   });
 
-  test('update: atomic .env switch (mktemp, the values through the environment), then compose up with files, project and services', () => {
+  test('update: the compose files checked, an atomic .env switch (mktemp, the values through the environment), then compose up with files, project and services', () => {
     const text = R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v2' }).text;
     expect(
       text.startsWith(
-        'cd -- /srv/acme && { touch -c -- .fleet/lock 2>/dev/null || :; } && { [ ! -L .env ] || { printf \'%s\\n\' \'.env in /srv/acme is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file\' >&2; exit 30; }; swapped=; for try in 1 2 3 4 5; do tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit 30; old="$tmp.old"; ln -f -- .env "$old" && set -- $(cksum < "$old") && sum="$1 $2" && size=$2 && FLEET_SET=APP_IMAGE=ghcr.io/acme/app:v2 awk \'BEGIN',
+        "cd -- /srv/acme && { touch -c -- .fleet/lock 2>/dev/null || :; } && { docker compose -f base.yml -f prod.yml -p acme config >/dev/null || { printf '%s\\n' 'the compose files of /srv/acme do not parse (docker compose config failed): nothing was changed' >&2; exit 30; }; } && " +
+          '{ [ ! -L .env ] || { printf \'%s\\n\' \'.env in /srv/acme is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file\' >&2; exit 30; }; swapped=; for try in 1 2 3 4 5; do tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit 30; old="$tmp.old"; ln -f -- .env "$old" && set -- $(cksum < "$old") && sum="$1 $2" && size=$2 && FLEET_SET=APP_IMAGE=ghcr.io/acme/app:v2 awk \'BEGIN',
       ),
     ).toBe(true);
     expect(
@@ -262,16 +263,19 @@ describe('the .env switch, run by a real shell', () => {
     );
     expect(statSync(join(w.dir, '.env')).mode & 0o777).toBe(0o640);
     expect(readdirSync(w.dir).sort()).toEqual(['.env', 'docker-compose.yml']);
-    expect(w.calls()).toEqual(['compose -f docker-compose.yml up -d']);
+    expect(w.calls()).toEqual([
+      'compose -f docker-compose.yml config',
+      'compose -f docker-compose.yml up -d',
+    ]);
   });
 
-  test('a missing .env makes the switch fail with exit 30 before compose runs', () => {
+  test('a missing .env makes the switch fail with exit 30 before compose starts anything', () => {
     const w = workdir(ENV);
     const t = tenant({ path: w.dir });
     execFileSync('rm', [join(w.dir, '.env')]);
     const r = w.run(R.update(t, { APP_IMAGE: 'a/b:1' }));
     expect(r.status).toBe(R.SWITCH_FAILED);
-    expect(w.calls()).toEqual([]);
+    expect(w.calls()).toEqual(['compose -f docker-compose.yml config']); // only its files' check
     expect(readdirSync(w.dir)).toEqual(['docker-compose.yml']);
   });
 
@@ -303,7 +307,7 @@ describe('the .env switch, run by a real shell', () => {
     expect(r.status).toBe(R.SWITCH_FAILED);
     expect(r.stderr).toContain('is a symbolic link');
     expect(readFileSync(real, 'utf8')).toBe(ENV);
-    expect(w2.calls()).toEqual([]);
+    expect(w2.calls()).toEqual(['compose -f docker-compose.yml config']); // only its files' check
   });
 });
 

@@ -36,6 +36,10 @@ function preflightProblem(target: Target, code: number | null, stdout: string): 
       return `compose file ${stdout.trim().split('\n').at(-1)} not found in ${t.path}`;
     case R.PREFLIGHT.noEnvFile:
       return `no .env in ${t.path}: the image variables (${t.images.map((i) => i.variable).join(', ')}) live there`;
+    case R.PREFLIGHT.lockUnwritable: {
+      const free = R.parsePrepared(stdout).freeMb;
+      return `cannot write the deploy lock in ${t.path}/.fleet on ${target.server.name}${free === undefined ? '' : ` (${free} MiB free)`}: is the disk full? Nothing was changed`;
+    }
     case R.PREFLIGHT.noComposeCommand:
       return `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set compose.command in the registry`;
     default:

@@ -22,6 +22,8 @@ export const PREFLIGHT = {
   noComposeCommand: 12,
   noEnvFile: 13,
   envIsLink: 14,
+  /** The lock's owner file could not be written (a full disk): the half-made lock is removed. */
+  lockUnwritable: 15,
 } as const;
 
 /** A version is an image tag or a digest; either way the same for every image of the tenant. */
@@ -156,7 +158,9 @@ export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script 
   }
   lines.push(sh`df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
   lines.push(sh`mkdir -p ${STATE_DIR} || exit 1`);
-  const take = sh`mkdir ${LOCK_DIR} 2>/dev/null && printf '%s\n' ${owner} > ${LOCK_DIR}/owner`;
+  // A lock without its owner would read as another deploy's: when the owner cannot be written (a full
+  // disk takes the file's bytes, not the directory), the lock is removed again and the deploy stops.
+  const take = sh`mkdir ${LOCK_DIR} 2>/dev/null && { printf '%s\n' ${owner} > ${LOCK_DIR}/owner || { rm -rf -- ${LOCK_DIR}; exit ${PREFLIGHT.lockUnwritable}; }; }`;
   const age = LOCK_AGE;
   // Breaking is done under a second lock (mkdir LOCK_DIR.break) and the age checked again under it, so
   // of two deploys that both found the lock stale only one breaks it — the other then finds it held.
@@ -419,7 +423,8 @@ export interface UpdateOptions {
  * Sets image variables in .env atomically, then runs `compose up -d`: one round trip. The new .env is
  * made by `mktemp` beside the old (so no planted file or link is written through), given the old one's
  * mode and owner, and renamed over it: .env is always either the old or the new file. A .env that is a
- * symbolic link is refused. When the switch fails, the script exits SWITCH_FAILED before compose runs.
+ * symbolic link is refused. Compose files that do not parse (`compose config`), or a switch that fails,
+ * exit SWITCH_FAILED before .env changes or compose starts anything.
  *
  * Another writer may change .env while it is rewritten (SWITCH_ENV says how nothing it wrote is lost).
  */
@@ -438,6 +443,10 @@ export function update(
     .join('\n');
   const link = `.env in ${t.path} is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file`;
   const switchEnv = sh`{ [ ! -L .env ] || { printf '%s\n' ${link} >&2; exit ${SWITCH_FAILED}; }; ${swapEnv(spec)}; }`;
+  // Compose reads its files before it touches a container: ones that do not parse fail here, before
+  // .env changes and before a rollback removes the running containers it could not start again.
+  const unparsable = `the compose files of ${t.path} do not parse (${t.compose.command} config failed): nothing was changed`;
+  const checkFiles = sh`{ ${composeArgv(t)} config >/dev/null || { printf '%s\n' ${unparsable} >&2; exit ${SWITCH_FAILED}; }; }`;
   const replace = options.replace ? sh`${removeContainers(t, options.replace.project)} && ` : sh``;
   const note = options.note
     ? sh`{ [ ! -d ${LOCK_DIR} ] || printf '%s\n' ${options.note} > ${SWITCH_NOTE} || :; } && `
@@ -452,7 +461,7 @@ export function update(
   const upArgs = options.only ? sh`--no-deps ${options.only}` : sh`${t.compose.services ?? []}`;
   return named(
     'update',
-    sh`${enter(t)} && ${touchLock} && ${note}${switchEnv} && ${replace}${unpause}${composeArgv(t)} up -d ${upArgs}${hash}`,
+    sh`${enter(t)} && ${touchLock} && ${checkFiles} && ${note}${switchEnv} && ${replace}${unpause}${composeArgv(t)} up -d ${upArgs}${hash}`,
   );
 }
 

@@ -153,6 +153,12 @@ function defaultProject(): string {
     .replace(/^[-_]+/, '');
 }
 
+/** The compose files a command names (-f), else the default one. */
+function composeFiles(args: string[]): string[] {
+  const files = args.flatMap((a, i) => (args[i - 1] === '-f' || args[i - 1] === '--file' ? [a] : []));
+  return files.length ? files : ['docker-compose.yml'];
+}
+
 function compose(args: string[]): void {
   let project = defaultProject();
   let envFile = '.env'; // a blue-green slot's own, with --env-file
@@ -171,6 +177,10 @@ function compose(args: string[]): void {
   switch (verb) {
     case 'version':
       return void process.stdout.write('Docker Compose version v2.29.0 (fleet-deploy sandbox runtime)\n');
+    case 'config':
+      // Compose's own check of its files; the runtime reads only .env, so the files need only exist.
+      for (const f of composeFiles(args)) if (!existsSync(f)) fail(`open ${f}: no such file or directory`);
+      return;
     case 'ps':
       if (current && isRunning(current.pid))
         process.stdout.write(
