@@ -67382,6 +67382,7 @@ const compose = strictObject({
 const schema_image = strictObject({
     variable: str(ENV_VAR, 'variable name', "The variable in the tenant's .env that holds the image reference."),
     repository: str(IMAGE_REPOSITORY, 'image repository', 'The image repository; a deploy sets VARIABLE=repository:tag or repository@digest.'),
+    service: oneOrMany(str(SERVICE, 'service name', 'A Compose service.'), 'The Compose service(s) that run this image. When every image names its services, the in-place switch restarts only the services whose image changed (`up -d --no-deps SERVICE…`). Default: none, so every service is restarted.').optional(),
 })
     .meta({ description: "One image of the stack, set through a variable in the tenant's .env." });
 const jsonExpectation = record(schemas_string().regex(/^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/, {
@@ -67777,7 +67778,7 @@ function resolveRegistry(file, source) {
                     ...(project ? { project } : {}),
                     ...(services ? { services } : {}),
                 },
-                images: images?.value ?? [],
+                images: (images?.value ?? []).map(({ service, ...img }) => service ? { ...img, services: list(service) } : img),
                 health: health ?? undefined,
                 hooks: {
                     preDeploy: hookList('preDeploy'),
@@ -68894,6 +68895,8 @@ const PREFLIGHT = {
     noComposeCommand: 12,
     noEnvFile: 13,
     envIsLink: 14,
+    /** The lock's owner file could not be written (a full disk): the half-made lock is removed. */
+    lockUnwritable: 15,
 };
 /** A version is an image tag or a digest; either way the same for every image of the tenant. */
 function checkVersion(version, source = '--version') {
@@ -69018,7 +69021,9 @@ function prepare(t, owner, breakAfterS) {
     }
     lines.push(shell_sh `df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
     lines.push(shell_sh `mkdir -p ${STATE_DIR} || exit 1`);
-    const take = shell_sh `mkdir ${LOCK_DIR} 2>/dev/null && printf '%s\n' ${owner} > ${LOCK_DIR}/owner`;
+    // A lock without its owner would read as another deploy's: when the owner cannot be written (a full
+    // disk takes the file's bytes, not the directory), the lock is removed again and the deploy stops.
+    const take = shell_sh `mkdir ${LOCK_DIR} 2>/dev/null && { printf '%s\n' ${owner} > ${LOCK_DIR}/owner || { rm -rf -- ${LOCK_DIR}; exit ${PREFLIGHT.lockUnwritable}; }; }`;
     const age = LOCK_AGE;
     // Breaking is done under a second lock (mkdir LOCK_DIR.break) and the age checked again under it, so
     // of two deploys that both found the lock stale only one breaks it — the other then finds it held.
@@ -69218,7 +69223,8 @@ function parseConfigHash(stdout) {
  * Sets image variables in .env atomically, then runs `compose up -d`: one round trip. The new .env is
  * made by `mktemp` beside the old (so no planted file or link is written through), given the old one's
  * mode and owner, and renamed over it: .env is always either the old or the new file. A .env that is a
- * symbolic link is refused. When the switch fails, the script exits SWITCH_FAILED before compose runs.
+ * symbolic link is refused. Compose files that do not parse (`compose config`), or a switch that fails,
+ * exit SWITCH_FAILED before .env changes or compose starts anything.
  *
  * Another writer may change .env while it is rewritten (SWITCH_ENV says how nothing it wrote is lost).
  */
@@ -69231,6 +69237,10 @@ function update(t, assignments, options = {}) {
         .join('\n');
     const link = `.env in ${t.path} is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file`;
     const switchEnv = shell_sh `{ [ ! -L .env ] || { printf '%s\n' ${link} >&2; exit ${SWITCH_FAILED}; }; ${swapEnv(spec)}; }`;
+    // Compose reads its files before it touches a container: ones that do not parse fail here, before
+    // .env changes and before a rollback removes the running containers it could not start again.
+    const unparsable = `the compose files of ${t.path} do not parse (${t.compose.command} config failed): nothing was changed`;
+    const checkFiles = shell_sh `{ ${composeArgv(t)} config >/dev/null || { printf '%s\n' ${unparsable} >&2; exit ${SWITCH_FAILED}; }; }`;
     const replace = options.replace ? shell_sh `${removeContainers(t, options.replace.project)} && ` : shell_sh ``;
     const note = options.note
         ? shell_sh `{ [ ! -d ${LOCK_DIR} ] || printf '%s\n' ${options.note} > ${SWITCH_NOTE} || :; } && `
@@ -69242,7 +69252,8 @@ function update(t, assignments, options = {}) {
     const hash = options.configHash
         ? shell_sh ` && { echo '@@confighash'; ids=$(${containersOf(t, options.configHash.project)}) && [ -n "$ids" ] && ${engine} inspect --format ${`{{index .Config.Labels "${CONFIG_HASH_LABEL}"}}`} $ids || :; }`
         : shell_sh ``;
-    return shell_named('update', shell_sh `${enter(t)} && ${touchLock} && ${note}${switchEnv} && ${replace}${unpause}${composeArgv(t)} up -d ${t.compose.services ?? []}${hash}`);
+    const upArgs = options.only ? shell_sh `--no-deps ${options.only}` : shell_sh `${t.compose.services ?? []}`;
+    return shell_named('update', shell_sh `${enter(t)} && ${touchLock} && ${checkFiles} && ${note}${switchEnv} && ${replace}${unpause}${composeArgv(t)} up -d ${upArgs}${hash}`);
 }
 /** Puts a hibernated tenant back to sleep after a deploy: its project's running containers paused or stopped. */
 function hibernate(t, project, how) {
@@ -70010,6 +70021,10 @@ function preflightProblem(target, code, stdout) {
             return `compose file ${stdout.trim().split('\n').at(-1)} not found in ${t.path}`;
         case PREFLIGHT.noEnvFile:
             return `no .env in ${t.path}: the image variables (${t.images.map((i) => i.variable).join(', ')}) live there`;
+        case PREFLIGHT.lockUnwritable: {
+            const free = parsePrepared(stdout).freeMb;
+            return `cannot write the deploy lock in ${t.path}/.fleet on ${target.server.name}${free === undefined ? '' : ` (${free} MiB free)`}: is the disk full? Nothing was changed`;
+        }
         case PREFLIGHT.noComposeCommand:
             return `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set compose.command in the registry`;
         default:
@@ -70358,11 +70373,13 @@ class ComposeStrategy {
             fromRefs: current.refs,
             toRefs: next.refs,
         });
+        const only = changedServices(this.tenant, current, next);
         const r = await ctx.shell.exec(update(this.tenant, next.refs, {
             note,
             // paused containers are woken first: Compose recreates only what changed, and the rest must answer the gate
             unpause: this.paused,
             ...(this.project ? { configHash: { project: this.project } } : {}),
+            ...(only ? { only } : {}),
         }), ctx.pullTimeoutMs);
         if (r.code === SWITCH_FAILED)
             throw new StepFailure('update', `switching the image in ${this.tenant.path}/.env failed: ${shell_describe(r)}`);
@@ -70410,6 +70427,23 @@ function credentialsHint(why) {
     return /unauthorized|authentication required|denied|no basic auth credentials|401/i.test(why)
         ? ' (the registry wants credentials: set FLEET_REGISTRY_USERNAME and FLEET_REGISTRY_PASSWORD for the CLI, or the registry-username and registry-password inputs; see docs/deploy.md)'
         : '';
+}
+/**
+ * The services to restart when switching from `current` to `next`: those running an image whose
+ * reference changed. Undefined (restart every service, as before) unless that is certain: some image
+ * names no service, the running release lacks a reference (a first deploy starts everything), or no
+ * reference changed (a re-pushed tag: which image moved is not known). `compose.services` still bounds it.
+ */
+function changedServices(t, current, next) {
+    if (t.images.some((i) => !i.services || !current.refs[i.variable]))
+        return undefined;
+    const changed = t.images.filter((i) => next.refs[i.variable] !== current.refs[i.variable]);
+    if (changed.length === 0)
+        return undefined;
+    const services = [...new Set(changed.flatMap((i) => i.services))];
+    const bound = t.compose.services;
+    const only = bound ? services.filter((s) => bound.includes(s)) : services;
+    return only.length > 0 ? only : undefined;
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/strategies/blue-green.ts
@@ -75124,8 +75158,88 @@ function sandboxDirDefault() {
     return (0,external_node_path_namespaceObject.resolve)(process.env.FLEET_SANDBOX_DIR ?? '.fleet-sandbox');
 }
 
+;// CONCATENATED MODULE: ./src/sandbox/proxy.ts
+/**
+ * A tenant's reverse proxy in the sandbox: a test double of Caddy or nginx, named so, small enough to
+ * read. It listens on 127.0.0.1 and sends each request to 127.0.0.1:PORT, PORT read from the tenant's
+ * SANDBOX_PROXY_UPSTREAM file at every request: the blue-green strategy's `command` proxy switches it by
+ * renaming a new file over that one (atomic), and reads it back. A request already forwarded finishes
+ * on the upstream it started on, as with a real proxy.
+ *
+ * Also here: the request counter the demo shows, a steady stream of requests through such a proxy.
+ */
+
+
+
+const SANDBOX_PROXY_UPSTREAM = 'SANDBOX_PROXY_UPSTREAM';
+/** The registry's `strategy.proxy` for a tenant behind a sandbox proxy (commands run in its directory). */
+const sandboxProxyCommands = {
+    kind: 'command',
+    switch: `printf '%s\\n' "$FLEET_UPSTREAM_PORT" > ${SANDBOX_PROXY_UPSTREAM}.tmp && mv -f ${SANDBOX_PROXY_UPSTREAM}.tmp ${SANDBOX_PROXY_UPSTREAM}`,
+    current: `cat ${SANDBOX_PROXY_UPSTREAM}`,
+};
+/** Starts the proxy for the tenant in `dir` on `port`, sending to `upstream` until switched. */
+async function startSandboxProxy(dir, port, upstream) {
+    const file = (0,external_node_path_namespaceObject.join)(dir, SANDBOX_PROXY_UPSTREAM);
+    (0,external_node_fs_namespaceObject.writeFileSync)(`${file}.tmp`, `${upstream}\n`);
+    (0,external_node_fs_namespaceObject.renameSync)(`${file}.tmp`, file);
+    const server = external_node_http_.createServer((req, res) => {
+        const to = Number((0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8').trim());
+        const out = external_node_http_.request(
+        // a connection per request: none idles on an old upstream, so its drain ends when its requests do
+        { host: '127.0.0.1', port: to, path: req.url, method: req.method, headers: req.headers, agent: false }, (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+        });
+        out.on('error', () => {
+            if (!res.headersSent)
+                res.writeHead(502, { 'content-type': 'text/plain' });
+            res.end('bad gateway: the upstream did not answer\n');
+        });
+        req.pipe(out);
+    });
+    server.keepAliveTimeout = 1000;
+    await new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, '127.0.0.1', resolve);
+    });
+    return {
+        port,
+        stop: () => new Promise((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+        }),
+    };
+}
+/** A steady stream of GET /health through `port` (one at a time, 20 ms apart); `stop()` counts them. */
+function countRequests(port) {
+    let on = true;
+    let sent = 0;
+    let failed = 0;
+    const loop = (async () => {
+        while (on) {
+            sent++;
+            const ok = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(5000) })
+                .then(async (r) => (await r.arrayBuffer(), r.status < 500))
+                .catch(() => false);
+            if (!ok)
+                failed++;
+            await new Promise((r) => setTimeout(r, 20));
+        }
+    })();
+    return {
+        stop: async () => {
+            on = false;
+            await loop;
+            return { sent, failed };
+        },
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/cli/sandbox.ts
 /** `fleet-deploy sandbox up|down|status` and `fleet-deploy demo`: the local sandbox fleet. */
+
+
 
 
 
@@ -75215,7 +75329,8 @@ const stoppedCode = (reason) => (reason === 'SIGINT' ? 130 : reason === 'SIGTERM
 /**
  * The demo: a sandbox of 3 servers × 3 tenants; v1 everywhere; then v2 in waves 1,34%,100% where one
  * tenant's v2 is bad — with a failure budget of 0 (the rollout stops) and of 30% (it goes on); the
- * history of that tenant; a manual rollback; then everything is torn down.
+ * history of that tenant; a manual rollback; a rollout under load through a tenant's proxy, in place
+ * and then blue-green; then everything is torn down.
  */
 async function runDemo(_values, io) {
     const color = colorWanted(io.env, Boolean(io.tty));
@@ -75261,8 +75376,8 @@ async function runDemo(_values, io) {
         const targets = targetsOf(registry);
         say(table(['TARGET', 'RING', 'REGION'], targets.map((t) => [t.id, t.tenant.ring, t.server.region]), '   '));
         let handshakes = 0;
-        const deploy = async (version, extra = {}) => {
-            const plan = planDeployment(registry, { select: extra.select, waves: extra.waves });
+        const deploy = async (version, extra = {}, from = registry) => {
+            const plan = planDeployment(from, { select: extra.select, waves: extra.waves });
             const progress = new Progress({
                 write: io.stdout,
                 tty: Boolean(io.tty),
@@ -75318,6 +75433,14 @@ async function runDemo(_values, io) {
         r = await untilStopped(deploy('previous', { select: `id=${victim.id}`, rollback: {} }));
         const t = r.targets[0];
         say(`   ${victim.id}: ${t.outcome === 'deployed' ? paint('rolled back', 'green') : paint(t.outcome, 'red')} ${t.previous?.version} → ${t.next?.version}`);
+        const shown = targets.find((t) => t.tenant.ring === 'general' && t.id !== victim.id);
+        title(7, `A rollout under load: ${shown.id} behind its sandbox proxy, a request every 20 ms`);
+        const counts = await untilStopped(rolloutUnderLoad(sb.registry, shown, deploy));
+        for (const [name, c] of [
+            ['in place   (v3)', counts.inPlace],
+            ['blue-green (v4)', counts.blueGreen],
+        ])
+            say(`   ${name}: ${c.sent} requests, ${c.failed === 0 ? paint('0 failed', 'green') : paint(`${c.failed} failed`, 'red')}`);
         code = 0;
     }
     catch (e) {
@@ -75336,9 +75459,56 @@ async function runDemo(_values, io) {
         const down = tearDown();
         if (interruption(io))
             io.exitSoon?.(code);
-        say(`\n${paint('7. Torn down', 'bold')}: sandbox servers stopped, ${plural(down.services, 'service')} stopped. Demo took ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+        say(`\n${paint('8. Torn down', 'bold')}: sandbox servers stopped, ${plural(down.services, 'service')} stopped. Demo took ${((Date.now() - started) / 1000).toFixed(1)} s.`);
     }
     return code;
+}
+/**
+ * The demo's seventh act: the tenant gets a boot time like a real app's (1.5 s) and a sandbox proxy in
+ * front of it; a request counter runs through the proxy while it is deployed in place (the proxy answers
+ * 502 while the new process boots), then while it moves to blue-green (the new slot boots beside the old
+ * one, the proxy is switched, the old one drained: nothing fails).
+ */
+async function rolloutUnderLoad(registryFile, target, deploy) {
+    const dir = target.tenant.path;
+    (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(dir, 'SANDBOX_BOOT_MS'), '1500\n');
+    const proxy = await startSandboxProxy(dir, await freePort(), target.tenant.health.port);
+    const select = `id=${target.id}`;
+    const counted = async (version, from) => {
+        const counter = countRequests(proxy.port);
+        const report = await deploy(version, { select }, from).catch(async (e) => {
+            await counter.stop();
+            throw e;
+        });
+        const counts = await counter.stop();
+        const r = report.targets[0];
+        if (r?.outcome !== 'deployed')
+            throw new Error(`${target.id}: ${version} was ${r?.outcome}: ${r?.error}`);
+        return counts;
+    };
+    try {
+        const inPlace = await counted('v3');
+        const blueGreen = await counted('v4', await blueGreenRegistry(registryFile, target, proxy.port));
+        return { inPlace, blueGreen };
+    }
+    finally {
+        await proxy.stop();
+    }
+}
+/** The sandbox registry with `target` moved to blue-green behind its sandbox proxy on `proxyPort`. */
+async function blueGreenRegistry(registryFile, target, proxyPort) {
+    const raw = JSON.parse((0,external_node_fs_namespaceObject.readFileSync)(registryFile, 'utf8'));
+    const entry = raw.servers
+        .flatMap((s) => s.tenants)
+        .find((t) => t.id === target.tenant.id && t.path === target.tenant.path);
+    entry.health = { ...entry.health, port: proxyPort };
+    entry.strategy = {
+        kind: 'blue-green',
+        slots: { blue: { port: await freePort() }, green: { port: await freePort() } },
+        drainTimeout: '2s',
+        proxy: sandboxProxyCommands,
+    };
+    return parseRegistry(JSON.stringify(raw), registryFile);
 }
 
 ;// CONCATENATED MODULE: ./src/remote/setup.ts

@@ -111,7 +111,9 @@ function stopServices(stateDirs, graceMs = 3000) {
  *   - the service: an HTTP server on 127.0.0.1:APP_PORT whose GET /health answers
  *     {"status":"ok","version":TAG}. The tag can break it: "broken…"/"bad…" answer 500 forever,
  *     "slow…" answer 503 for SANDBOX_SLOW_MS (default 20 s), "flaky…" alternate 200 and 500; and a tenant
- *     whose directory has a SANDBOX_BREAK file breaks the tags listed in it (one tenant's bad release).
+ *     whose directory has a SANDBOX_BREAK file breaks the tags listed in it (one tenant's bad release);
+ *     a SANDBOX_BOOT_MS file there makes its service listen only that long after it starts;
+ *   - a blue-green slot: `compose --env-file FILE -p PROJECT-SLOT up -d` reads FILE instead of .env.
  * State lives in $FLEET_SANDBOX_STATE (one file per image and per project, written atomically).
  */
 
@@ -198,11 +200,11 @@ function pull(ref) {
     (0,external_node_fs_namespaceObject.mkdirSync)(imagesDir, { recursive: true });
     writeAtomic(fileOf(ref), { ref, id: imageId(ref) });
 }
-function readEnv() {
-    if (!(0,external_node_fs_namespaceObject.existsSync)('.env'))
+function readEnv(file = '.env') {
+    if (!(0,external_node_fs_namespaceObject.existsSync)(file))
         return {};
     const env = {};
-    for (const line of (0,external_node_fs_namespaceObject.readFileSync)('.env', 'utf8').split('\n')) {
+    for (const line of (0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8').split('\n')) {
         const m = /^(?:export\s+)?([A-Za-z_]\w*)=(.*)$/.exec(line.trim());
         if (m)
             env[m[1]] = m[2].replace(/^(["'])(.*)\1$/, '$2');
@@ -221,12 +223,20 @@ function defaultProject() {
         .replace(/[^a-z0-9_-]/g, '')
         .replace(/^[-_]+/, '');
 }
+/** The compose files a command names (-f), else the default one. */
+function composeFiles(args) {
+    const files = args.flatMap((a, i) => (args[i - 1] === '-f' || args[i - 1] === '--file' ? [a] : []));
+    return files.length ? files : ['docker-compose.yml'];
+}
 function compose(args) {
     let project = defaultProject();
+    let envFile = '.env'; // a blue-green slot's own, with --env-file
     const rest = [];
     for (let i = 0; i < args.length; i++) {
         if (args[i] === '-f' || args[i] === '--file')
             i++;
+        else if (args[i] === '--env-file')
+            envFile = args[++i];
         else if (args[i] === '-p' || args[i] === '--project-name')
             project = args[++i];
         else
@@ -240,6 +250,12 @@ function compose(args) {
     switch (verb) {
         case 'version':
             return void process.stdout.write('Docker Compose version v2.29.0 (fleet-deploy sandbox runtime)\n');
+        case 'config':
+            // Compose's own check of its files; the runtime reads only .env, so the files need only exist.
+            for (const f of composeFiles(args))
+                if (!(0,external_node_fs_namespaceObject.existsSync)(f))
+                    fail(`open ${f}: no such file or directory`);
+            return;
         case 'ps':
             if (current && isRunning(current.pid))
                 process.stdout.write(opts.includes('-q') ? `${current.id}\n` : `${current.id} ${current.ref} running\n`);
@@ -256,7 +272,7 @@ function compose(args) {
             return;
         }
         case 'up': {
-            const env = readEnv();
+            const env = readEnv(envFile);
             const ref = Object.entries(env).find(([k]) => k.endsWith('_IMAGE'))?.[1];
             const port = Number(env.APP_PORT);
             if (!ref)
@@ -279,7 +295,13 @@ function compose(args) {
             const args = [process.argv[1], '__serve', String(port), tagOf(ref), ...(broken ? ['broken'] : [])];
             (0,external_node_fs_namespaceObject.mkdirSync)((0,external_node_path_namespaceObject.join)(stateDir, 'logs'), { recursive: true });
             const log = (0,external_node_fs_namespaceObject.openSync)(logFileOf(project), 'a');
-            const child = (0,external_node_child_process_namespaceObject.spawn)(process.execPath, args, { detached: true, stdio: ['ignore', log, log] });
+            // A tenant can be given a boot time like a real app's: SANDBOX_BOOT_MS in its directory.
+            const bootMs = (0,external_node_fs_namespaceObject.existsSync)('SANDBOX_BOOT_MS') ? (0,external_node_fs_namespaceObject.readFileSync)('SANDBOX_BOOT_MS', 'utf8').trim() : '0';
+            const child = (0,external_node_child_process_namespaceObject.spawn)(process.execPath, args, {
+                detached: true,
+                stdio: ['ignore', log, log],
+                env: { ...process.env, SANDBOX_BOOT_MS: bootMs },
+            });
             child.unref();
             (0,external_node_fs_namespaceObject.mkdirSync)(runtime_projectsDir, { recursive: true });
             writeAtomic(stateFile, {
@@ -310,7 +332,9 @@ function main(argv) {
     const [cmd, ...args] = argv;
     const fmtAt = args.indexOf('--format');
     const fmt = fmtAt >= 0 ? args[fmtAt + 1] : undefined;
-    const operands = args.filter((a, i) => !a.startsWith('-') && (fmtAt < 0 || i !== fmtAt + 1));
+    // options that take a value: --format TEMPLATE, stop -t SECONDS
+    const valued = new Set(['--format', '-t', '--time']);
+    const operands = args.filter((a, i) => !a.startsWith('-') && !valued.has(args[i - 1] ?? ''));
     switch (cmd) {
         case 'compose':
             return compose(args);
@@ -428,7 +452,8 @@ function serve(port, version, forceBroken) {
         res.end(JSON.stringify({ status: healthy ? 'ok' : 'error', version }));
         process.stdout.write(`${new Date().toISOString()} GET ${req.url} ${res.statusCode} (${version})\n`);
     });
-    server.listen(port, '127.0.0.1');
+    // Listening only after SANDBOX_BOOT_MS, as a real app that boots: the in-place switch's downtime.
+    setTimeout(() => server.listen(port, '127.0.0.1'), Number(process.env.SANDBOX_BOOT_MS || 0));
     const bye = () => server.close(() => process.exit(0));
     process.on('SIGTERM', bye);
     process.on('SIGINT', bye);
