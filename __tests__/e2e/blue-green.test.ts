@@ -130,7 +130,7 @@ describeE2e('e2e blue-green: real engine, Compose, sshd, Caddy and nginx', () =>
           signal: AbortSignal.timeout(5000),
         }).catch((e: unknown) => e);
         // errors from fetch come from another realm than jest's: tell a response by its shape
-        if (!(r instanceof Object) || typeof (r as Response).status !== 'number')
+        if (typeof (r as Response | undefined)?.status !== 'number')
           failures.push(`${t.id}: ${(r as Error)?.message ?? String(r)}`);
         else {
           if ((r as Response).status !== 200) failures.push(`${t.id}: HTTP ${(r as Response).status}`);
