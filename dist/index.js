@@ -80290,7 +80290,7 @@ async function readReports(dir, source) {
 
 
 
-async function gate_runGate() {
+async function runWaveGate() {
     const dir = inputs_text('reports', 'fleet-deploy-reports');
     // After a re-run of failed jobs the artifacts hold every attempt's reports, and reports of later waves an
     // earlier attempt got to: judge only each target's newest result, and only waves up to this one.
@@ -85725,7 +85725,7 @@ const ACTIONS = {
     deploy: runDeployAction,
     'deploy-post': runDeployPost,
     rollback: () => runDeployAction('rollback'),
-    gate: gate_runGate,
+    gate: runWaveGate,
     summary: runSummary,
     health: runHealth,
     status: runStatusAction,

@@ -11,7 +11,7 @@ import { latestResults } from '../report/summary';
 import { percentInput, positiveInt, text } from './inputs';
 import { readReports } from './reports';
 
-export async function runGate(): Promise<void> {
+export async function runWaveGate(): Promise<void> {
   const dir = text('reports', 'fleet-deploy-reports');
   // After a re-run of failed jobs the artifacts hold every attempt's reports, and reports of later waves an
   // earlier attempt got to: judge only each target's newest result, and only waves up to this one.

@@ -3,7 +3,7 @@ import { failStep } from '../github/report-error';
 import { runDeployAction } from './deploy';
 import { runDeployPost } from './deploy-post';
 import { runPlan } from './plan';
-import { runGate } from './gate';
+import { runWaveGate } from './gate';
 import { runHealth } from './health';
 import { runStatusAction } from './status';
 import { runSummary } from './summary';
@@ -13,7 +13,7 @@ const ACTIONS: Record<string, () => Promise<void>> = {
   deploy: runDeployAction,
   'deploy-post': runDeployPost,
   rollback: () => runDeployAction('rollback'),
-  gate: runGate,
+  gate: runWaveGate,
   summary: runSummary,
   health: runHealth,
   status: runStatusAction,
