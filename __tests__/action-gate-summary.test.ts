@@ -51,8 +51,12 @@ const report = (targets: unknown[]) => ({
   targets,
 });
 
+const madeDirs: string[] = [];
+afterAll(() => madeDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
 function reportsDir(...reports: unknown[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'fd-reports-'));
+  madeDirs.push(dir);
   reports.forEach((r, i) => {
     mkdirSync(join(dir, `job-${i}`), { recursive: true });
     writeFileSync(join(dir, `job-${i}`, 'report.json'), JSON.stringify(r));

@@ -2,6 +2,7 @@
  * A fleet of real sshd servers on 127.0.0.1 with tenants whose stacks run on the SANDBOX runtime (the
  * docker double), and the registry that describes them.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseRegistry, type Registry } from '../../src/registry';
@@ -139,3 +140,13 @@ export const historyOf = (t: TestTenant) =>
         .split('\n')
         .map((l) => JSON.parse(l))
     : [];
+
+/** The bundled CLI against a test fleet's registry and a key file, as an operator named "op" runs it. */
+export function fleetCli(fleet: TestFleet, keyFile: string) {
+  return (...args: string[]) =>
+    spawnSync(
+      process.execPath,
+      ['dist/cli.js', ...args, '-r', join(fleet.root, 'registry.json'), '--key', keyFile],
+      { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', USER: 'op' }, timeout: 60_000 },
+    );
+}

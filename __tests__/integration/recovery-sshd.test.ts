@@ -4,24 +4,19 @@
  * rollback, writes the history and unlocks; a server that stays away is reported with the state it was
  * left in, and `fleet-deploy unlock` shows and mends it later. Also: rolling back three times in a row.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deploy } from '../helpers/deploy';
 import { haveSshd } from '../../src/testing';
-import { historyOf, lockExists, REPO, startFleet, type TestFleet } from '../helpers/testfleet';
+import { fleetCli, historyOf, lockExists, REPO, startFleet, type TestFleet } from '../helpers/testfleet';
 
 const describeSshd = haveSshd ? describe : describe.skip;
 
 describeSshd('a server that drops off mid-deploy', () => {
   let fleet: TestFleet;
   let keyFile: string;
-  const cli = (...args: string[]) =>
-    spawnSync(
-      process.execPath,
-      ['dist/cli.js', ...args, '-r', join(fleet.root, 'registry.json'), '--key', keyFile],
-      { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', USER: 'op' }, timeout: 60_000 },
-    );
+  const cli = (...args: string[]) => fleetCli(fleet, keyFile)(...args);
   beforeAll(async () => {
     fleet = await startFleet({ servers: 1, tenantsPerServer: 1, startWith: 'v1' });
     keyFile = join(fleet.root, 'key');

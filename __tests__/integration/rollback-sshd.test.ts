@@ -1,11 +1,10 @@
 /** Rollback to the previous release or a named one, and the history, over real sshd (SANDBOX runtime as docker). */
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deploy } from '../helpers/deploy';
 import { haveSshd } from '../../src/testing';
 import { runBundledAction } from '../helpers/run';
-import { historyOf, lockExists, startFleet, type TestFleet } from '../helpers/testfleet';
+import { fleetCli, historyOf, lockExists, startFleet, type TestFleet } from '../helpers/testfleet';
 
 const describeSshd = haveSshd ? describe : describe.skip;
 if (!haveSshd)
@@ -14,12 +13,7 @@ if (!haveSshd)
 describeSshd('rollback and history', () => {
   let fleet: TestFleet;
   let keyFile: string;
-  const cli = (...args: string[]) =>
-    spawnSync(
-      process.execPath,
-      ['dist/cli.js', ...args, '-r', join(fleet.root, 'registry.json'), '--key', keyFile],
-      { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', USER: 'op' }, timeout: 60_000 },
-    );
+  const cli = (...args: string[]) => fleetCli(fleet, keyFile)(...args);
   beforeAll(async () => {
     fleet = await startFleet({ servers: 1, tenantsPerServer: 1, startWith: 'v1' });
     keyFile = join(fleet.root, 'key');
