@@ -71131,16 +71131,7 @@ function skipped(target, wave, reason, clock) {
 async function deployFleet(plan, options, ports) {
     const started = ports.clock.now();
     const once = new OnceHooks(options.skipOnceHooks);
-    const sessions = new Map();
-    for (const wave of plan.plan) {
-        for (const t of wave.targets) {
-            const s = sessions.get(t.server.name);
-            if (s)
-                s.remaining++;
-            else
-                sessions.set(t.server.name, new Session(t.server, ports.connector, ports.clock, options.recoveryWindowMs, 1));
-        }
-    }
+    const sessions = sessionsFor(plan, options, ports);
     const results = [];
     const waves = [];
     let stopped;
@@ -71159,7 +71150,7 @@ async function deployFleet(plan, options, ports) {
                 targets: wave.targets.length,
                 status: 'start',
             });
-            const waveResults = await runWave(wave.index, wave.targets);
+            const waveResults = await runWave({ options, ports, sessions, once }, wave.index, wave.targets);
             results.push(...waveResults);
             waves.push({ wave: wave.index, targets: waveResults.length, counts: countOutcomes(waveResults) });
             ports.onWave?.({
@@ -71193,67 +71184,80 @@ async function deployFleet(plan, options, ports) {
         ...(stopped ? { stopped } : {}),
         targets: results,
     };
-    async function runWave(index, targets) {
-        const out = new Array(targets.length);
-        const busy = new Map();
-        const queue = targets.map((t, i) => ({ t, i }));
-        let running = 0;
-        return new Promise((resolve) => {
-            const pump = () => {
-                if (queue.length === 0 && running === 0)
-                    return resolve(out);
-                for (let k = 0; k < queue.length && running < options.concurrency;) {
-                    const { t, i } = queue[k];
-                    if (ports.signal?.aborted) {
-                        queue.splice(k, 1);
-                        out[i] = skipped(t, index, 'cancelled', ports.clock);
-                        ports.onTarget?.(out[i]);
-                        continue;
-                    }
-                    if ((busy.get(t.server.name) ?? 0) >= options.perServer) {
-                        k++;
-                        continue;
-                    }
-                    queue.splice(k, 1);
-                    running++;
-                    busy.set(t.server.name, (busy.get(t.server.name) ?? 0) + 1);
-                    const session = sessions.get(t.server.name);
-                    deployTarget(t, index, options, {
-                        session,
-                        clock: ports.clock,
-                        urlGet: ports.urlGet,
-                        onStep: ports.onStep ?? (() => undefined),
-                        onLock: ports.onLock,
-                        once,
-                        signal: ports.signal,
-                    })
-                        .catch((e) => ({
-                        ...skipped(t, index, `internal error: ${e.message}`, ports.clock),
-                        outcome: 'failed',
-                    }))
-                        .then(async (r) => {
-                        try {
-                            out[i] = r;
-                            ports.onTarget?.(r);
-                            busy.set(t.server.name, busy.get(t.server.name) - 1);
-                            if (--session.remaining === 0)
-                                await session.close();
-                        }
-                        catch {
-                            // a reporting or closing error must not stall the wave
-                        }
-                        finally {
-                            running--;
-                            pump();
-                        }
-                    });
-                }
-                if (queue.length === 0 && running === 0)
-                    resolve(out);
-            };
-            pump();
-        });
+}
+/** One session per server of the plan, counting the targets that will use it. */
+function sessionsFor(plan, options, ports) {
+    const sessions = new Map();
+    for (const t of plan.plan.flatMap((w) => w.targets)) {
+        const s = sessions.get(t.server.name);
+        if (s)
+            s.remaining++;
+        else
+            sessions.set(t.server.name, new Session(t.server, ports.connector, ports.clock, options.recoveryWindowMs, 1));
     }
+    return sessions;
+}
+/** One wave: up to `concurrency` targets at once, at most `perServer` of one server; each fails alone. */
+async function runWave({ options, ports, sessions, once }, index, targets) {
+    const out = new Array(targets.length);
+    const busy = new Map();
+    const queue = targets.map((t, i) => ({ t, i }));
+    let running = 0;
+    return new Promise((resolve) => {
+        const pump = () => {
+            if (queue.length === 0 && running === 0)
+                return resolve(out);
+            for (let k = 0; k < queue.length && running < options.concurrency;) {
+                const { t, i } = queue[k];
+                if (ports.signal?.aborted) {
+                    queue.splice(k, 1);
+                    out[i] = skipped(t, index, 'cancelled', ports.clock);
+                    ports.onTarget?.(out[i]);
+                    continue;
+                }
+                if ((busy.get(t.server.name) ?? 0) >= options.perServer) {
+                    k++;
+                    continue;
+                }
+                queue.splice(k, 1);
+                running++;
+                busy.set(t.server.name, (busy.get(t.server.name) ?? 0) + 1);
+                const session = sessions.get(t.server.name);
+                deployTarget(t, index, options, {
+                    session,
+                    clock: ports.clock,
+                    urlGet: ports.urlGet,
+                    onStep: ports.onStep ?? (() => undefined),
+                    onLock: ports.onLock,
+                    once,
+                    signal: ports.signal,
+                })
+                    .catch((e) => ({
+                    ...skipped(t, index, `internal error: ${e.message}`, ports.clock),
+                    outcome: 'failed',
+                }))
+                    .then(async (r) => {
+                    try {
+                        out[i] = r;
+                        ports.onTarget?.(r);
+                        busy.set(t.server.name, busy.get(t.server.name) - 1);
+                        if (--session.remaining === 0)
+                            await session.close();
+                    }
+                    catch {
+                        // a reporting or closing error must not stall the wave
+                    }
+                    finally {
+                        running--;
+                        pump();
+                    }
+                });
+            }
+            if (queue.length === 0 && running === 0)
+                resolve(out);
+        };
+        pump();
+    });
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/dry-run.ts

@@ -84,18 +84,7 @@ export async function deployFleet(
 ): Promise<FleetReport> {
   const started = ports.clock.now();
   const once = new OnceHooks(options.skipOnceHooks);
-  const sessions = new Map<string, Session>();
-  for (const wave of plan.plan) {
-    for (const t of wave.targets) {
-      const s = sessions.get(t.server.name);
-      if (s) s.remaining++;
-      else
-        sessions.set(
-          t.server.name,
-          new Session(t.server, ports.connector, ports.clock, options.recoveryWindowMs, 1),
-        );
-    }
-  }
+  const sessions = sessionsFor(plan, options, ports);
   const results: TargetResult[] = [];
   const waves: WaveSummary[] = [];
   let stopped: string | undefined;
@@ -115,7 +104,7 @@ export async function deployFleet(
         targets: wave.targets.length,
         status: 'start',
       });
-      const waveResults = await runWave(wave.index, wave.targets);
+      const waveResults = await runWave({ options, ports, sessions, once }, wave.index, wave.targets);
       results.push(...waveResults);
       waves.push({ wave: wave.index, targets: waveResults.length, counts: countOutcomes(waveResults) });
       ports.onWave?.({
@@ -148,61 +137,88 @@ export async function deployFleet(
     ...(stopped ? { stopped } : {}),
     targets: results,
   };
+}
 
-  async function runWave(index: number, targets: readonly Target[]): Promise<TargetResult[]> {
-    const out: TargetResult[] = new Array(targets.length);
-    const busy = new Map<string, number>();
-    const queue = targets.map((t, i) => ({ t, i }));
-    let running = 0;
-    return new Promise((resolve) => {
-      const pump = () => {
-        if (queue.length === 0 && running === 0) return resolve(out);
-        for (let k = 0; k < queue.length && running < options.concurrency;) {
-          const { t, i } = queue[k]!;
-          if (ports.signal?.aborted) {
-            queue.splice(k, 1);
-            out[i] = skipped(t, index, 'cancelled', ports.clock);
-            ports.onTarget?.(out[i]!);
-            continue;
-          }
-          if ((busy.get(t.server.name) ?? 0) >= options.perServer) {
-            k++;
-            continue;
-          }
-          queue.splice(k, 1);
-          running++;
-          busy.set(t.server.name, (busy.get(t.server.name) ?? 0) + 1);
-          const session = sessions.get(t.server.name)!;
-          deployTarget(t, index, options, {
-            session,
-            clock: ports.clock,
-            urlGet: ports.urlGet,
-            onStep: ports.onStep ?? (() => undefined),
-            onLock: ports.onLock,
-            once,
-            signal: ports.signal,
-          })
-            .catch((e: Error): TargetResult => ({
-              ...skipped(t, index, `internal error: ${e.message}`, ports.clock),
-              outcome: 'failed',
-            }))
-            .then(async (r) => {
-              try {
-                out[i] = r;
-                ports.onTarget?.(r);
-                busy.set(t.server.name, busy.get(t.server.name)! - 1);
-                if (--session.remaining === 0) await session.close();
-              } catch {
-                // a reporting or closing error must not stall the wave
-              } finally {
-                running--;
-                pump();
-              }
-            });
-        }
-        if (queue.length === 0 && running === 0) resolve(out);
-      };
-      pump();
-    });
+interface WaveContext {
+  options: FleetOptions;
+  ports: FleetPorts;
+  sessions: Map<string, Session>;
+  once: OnceHooks;
+}
+
+/** One session per server of the plan, counting the targets that will use it. */
+function sessionsFor(plan: Plan, options: FleetOptions, ports: FleetPorts): Map<string, Session> {
+  const sessions = new Map<string, Session>();
+  for (const t of plan.plan.flatMap((w) => w.targets)) {
+    const s = sessions.get(t.server.name);
+    if (s) s.remaining++;
+    else
+      sessions.set(
+        t.server.name,
+        new Session(t.server, ports.connector, ports.clock, options.recoveryWindowMs, 1),
+      );
   }
+  return sessions;
+}
+
+/** One wave: up to `concurrency` targets at once, at most `perServer` of one server; each fails alone. */
+async function runWave(
+  { options, ports, sessions, once }: WaveContext,
+  index: number,
+  targets: readonly Target[],
+): Promise<TargetResult[]> {
+  const out: TargetResult[] = new Array(targets.length);
+  const busy = new Map<string, number>();
+  const queue = targets.map((t, i) => ({ t, i }));
+  let running = 0;
+  return new Promise((resolve) => {
+    const pump = () => {
+      if (queue.length === 0 && running === 0) return resolve(out);
+      for (let k = 0; k < queue.length && running < options.concurrency;) {
+        const { t, i } = queue[k]!;
+        if (ports.signal?.aborted) {
+          queue.splice(k, 1);
+          out[i] = skipped(t, index, 'cancelled', ports.clock);
+          ports.onTarget?.(out[i]!);
+          continue;
+        }
+        if ((busy.get(t.server.name) ?? 0) >= options.perServer) {
+          k++;
+          continue;
+        }
+        queue.splice(k, 1);
+        running++;
+        busy.set(t.server.name, (busy.get(t.server.name) ?? 0) + 1);
+        const session = sessions.get(t.server.name)!;
+        deployTarget(t, index, options, {
+          session,
+          clock: ports.clock,
+          urlGet: ports.urlGet,
+          onStep: ports.onStep ?? (() => undefined),
+          onLock: ports.onLock,
+          once,
+          signal: ports.signal,
+        })
+          .catch((e: Error): TargetResult => ({
+            ...skipped(t, index, `internal error: ${e.message}`, ports.clock),
+            outcome: 'failed',
+          }))
+          .then(async (r) => {
+            try {
+              out[i] = r;
+              ports.onTarget?.(r);
+              busy.set(t.server.name, busy.get(t.server.name)! - 1);
+              if (--session.remaining === 0) await session.close();
+            } catch {
+              // a reporting or closing error must not stall the wave
+            } finally {
+              running--;
+              pump();
+            }
+          });
+      }
+      if (queue.length === 0 && running === 0) resolve(out);
+    };
+    pump();
+  });
 }
