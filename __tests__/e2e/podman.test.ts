@@ -2,64 +2,26 @@
  * End to end with a REAL container engine: the deploy engine over real OpenSSH to a deploy user whose
  * `docker` and `docker-compose` (Debian's compose 1.29) talk to podman's Docker-compatible API, pulling
  * from a real registry (engine-up.sh). Two tenants on one server, each its own compose project on host
- * networking. Covers: a fresh start, an upgrade, a bad release rolled back, and a no-op redeploy.
+ * networking. Covers: a fresh start, an upgrade, a bad release rolled back, a no-op redeploy, a release
+ * that crash-loops under its restart policy rolled back 20 times in a row, and private registries.
  *
  * Needs root (engine-up.sh installs packages and runs podman) and /usr/sbin/sshd; skipped otherwise.
  * The engine state lives in a temp dir and is torn down (engine-down.sh --purge) in afterAll.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { deploy } from '../helpers/deploy';
-import { DEPLOY_USER, ensureDeployUser, freePort, handOver, haveSshd } from '../../src/testing';
-import { makeClientKey, startSshd, tempRoot, type ClientKey, type TestSshd } from '../helpers/sshd';
+import { DEPLOY_USER, freePort, handOver } from '../../src/testing';
 import { parseRegistry, type Registry } from '../../src/registry';
+import type { ClientKey, TestSshd } from '../helpers/sshd';
+import { e2eSkipReason, stackUp, type Stack } from './stack';
 
-const isRoot = process.getuid?.() === 0;
-const skipReason = !isRoot
-  ? 'e2e podman test needs root (engine-up.sh installs packages and runs podman): skipped'
-  : !haveSshd
-    ? 'e2e podman test needs /usr/sbin/sshd (apt-get install openssh-server): skipped'
-    : undefined;
-if (skipReason) console.warn(skipReason);
-const describeE2e = skipReason ? describe.skip : describe;
+if (e2eSkipReason) console.warn(e2eSkipReason);
+const describeE2e = e2eSkipReason ? describe.skip : describe;
 
-const E2E_DIR = resolve('__tests__/e2e');
 const SETUP_TIMEOUT_MS = 300_000;
 const TEARDOWN_TIMEOUT_MS = 120_000;
-
-/** Runs a command asynchronously (so jest's timers keep working), bounded by `timeoutMs`. */
-function run(
-  cmd: string,
-  args: string[],
-  timeoutMs: number,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolveP, reject) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', (e) => (clearTimeout(timer), reject(e)));
-    child.once('close', (code) => (clearTimeout(timer), resolveP({ code, stdout, stderr })));
-  });
-}
-
-/** The `export` lines engine-up.sh wrote, as bash reads them (values are %q-quoted). */
-function readEngineEnv(file: string): Record<string, string> {
-  const out = execFileSync('bash', ['-c', 'set -a && . "$1" && env -0', 'read-env', file], {
-    encoding: 'utf8',
-    env: { PATH: '/usr/bin:/bin' },
-  });
-  const vars: Record<string, string> = {};
-  for (const entry of out.split('\0')) {
-    const eq = entry.indexOf('=');
-    if (eq > 0) vars[entry.slice(0, eq)] = entry.slice(eq + 1);
-  }
-  return vars;
-}
 
 interface Tenant {
   id: string;
@@ -70,21 +32,20 @@ interface Tenant {
 
 describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', () => {
   const t0 = Date.now();
-  let root: string | undefined;
-  let state: string | undefined;
-  let engineStarted = false;
-  let sshd: TestSshd | undefined;
-  let key: ClientKey;
+  let stack: Stack | undefined;
   let registry: Registry;
   /** The same fleet with its images in the registry that requires a login. */
   let privateRegistry: Registry;
   let deployHome: string;
-  let env: Record<string, string>;
-  let dockerEnv: NodeJS.ProcessEnv;
-  let registryHost: string;
-  let repo: string;
   const tenants: Tenant[] = [];
   const imageIds: Record<string, string> = {};
+  // The stack's parts, under the names the tests use.
+  let root: string;
+  let key: ClientKey;
+  let env: Record<string, string>;
+  let repo: string;
+  let sshd: TestSshd;
+  const docker = (args: string[]) => stack!.docker(args);
 
   const envOf = (t: Tenant) => readFileSync(join(t.dir, '.env'), 'utf8');
   const envText = (t: Tenant, version: string) =>
@@ -105,9 +66,6 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
     );
     return r ? `${r.status} ${(await r.text()).trim()}` : 'down';
   };
-  /** The engine's view, as root straight through the socket (not through the tool). */
-  const docker = (args: string[]) =>
-    execFileSync('docker', args, { env: dockerEnv, encoding: 'utf8', timeout: 30_000 }).trim();
   const runningImages = (t: Tenant) => {
     const ids = docker([
       'ps',
@@ -122,84 +80,8 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
     return ids.length ? docker(['inspect', '--format', '{{.Image}}', ...ids]).split('\n') : [];
   };
 
-  beforeAll(async () => {
-    ensureDeployUser();
-    root = tempRoot('fd-e2e-');
-    chmodSync(root, 0o711); // the deploy user may traverse, not list
-    state = join(root, 'engine');
-    mkdirSync(state, { mode: 0o700 });
-
-    // 1. The engine stack: podman API, registry, images v1/v2/bad.
-    engineStarted = true; // from here on afterAll runs engine-down.sh, whatever engine-up.sh got to
-    const up = await run('bash', [join(E2E_DIR, 'engine-up.sh'), state], SETUP_TIMEOUT_MS - 20_000);
-    if (up.code !== 0) throw new Error(`engine-up.sh failed (exit ${up.code}):\n${up.stderr}`);
-    env = readEngineEnv(join(state, 'env'));
-    registryHost = env.FLEET_E2E_REGISTRY!;
-    repo = `${registryHost}/fleet/app`;
-    expect(env.DOCKER_HOST).toBe(`unix://${join(state, 'podman.sock')}`);
-    expect(env.FLEET_E2E_DIGEST_V1).toMatch(/^sha256:[0-9a-f]{64}$/);
-    expect(env.FLEET_E2E_DIGEST_V2).toMatch(/^sha256:[0-9a-f]{64}$/);
-    dockerEnv = { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: root, DOCKER_HOST: env.DOCKER_HOST };
-
-    // 2. The deploy user reaches the socket through its own group (like the docker group), and only
-    //    the socket in this test's temp dir is opened up.
-    const group = execFileSync('id', ['-gn', DEPLOY_USER], { encoding: 'utf8' }).trim();
-    const sock = join(state, 'podman.sock');
-    execFileSync('chgrp', [group, state, sock]);
-    chmodSync(state, 0o710);
-    chmodSync(sock, 0o660);
-    const home = execFileSync('getent', ['passwd', DEPLOY_USER], { encoding: 'utf8' }).split(':')[5]!;
-    deployHome = home;
-    const asUser = (argv: string[]) =>
-      execFileSync(
-        'runuser',
-        [
-          '-u',
-          DEPLOY_USER,
-          '--',
-          'env',
-          '-i',
-          `HOME=${home}`,
-          'PATH=/usr/local/bin:/usr/bin:/bin',
-          `DOCKER_HOST=${env.DOCKER_HOST}`,
-          ...argv,
-        ],
-        { encoding: 'utf8', timeout: 30_000, cwd: '/' },
-      );
-    expect(asUser(['docker', 'version', '--format', '{{.Server.Version}}']).trim()).toMatch(/^\d+\.\d+/);
-    expect(asUser(['docker-compose', 'version', '--short']).trim()).toMatch(/^1\.29\./);
-
-    // 3. One real sshd whose sessions get the real docker/docker-compose (not the sandbox double that
-    //    startSshd puts first on PATH by default) and the engine's socket.
-    key = makeClientKey(join(root, 'client'));
-    sshd = await startSshd('e2e', root, key, {
-      PATH: '/usr/local/bin:/usr/bin:/bin',
-      DOCKER_HOST: env.DOCKER_HOST!,
-    });
-    handOver(sshd.dir); // authorized_keys is read as the deploy user
-
-    // 4. Two tenants, each a compose project of its own on host networking.
-    const tenantsRoot = join(root, 'tenants');
-    for (const id of ['alpha', 'beta']) {
-      const dir = join(tenantsRoot, id);
-      mkdirSync(dir, { recursive: true });
-      const t: Tenant = { id, dir, port: await freePort(), project: `e2e-${id}` };
-      writeFileSync(
-        join(dir, 'docker-compose.yml'),
-        [
-          'services:',
-          '  app:',
-          '    image: ${APP_IMAGE}',
-          '    network_mode: host',
-          '    environment:',
-          '      APP_PORT: ${APP_PORT}',
-          '',
-        ].join('\n'),
-      );
-      writeFileSync(join(dir, '.env'), envText(t, 'v1'));
-      tenants.push(t);
-    }
-    handOver(tenantsRoot);
+  /** The fleet's registry: one server, both tenants, health gated on the app's version. */
+  const fleetRegistry = (o: { repository: string; deadline: string }): Registry => {
     const raw = {
       servers: [
         {
@@ -213,14 +95,14 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
             id: t.id,
             path: t.dir,
             compose: { command: 'docker-compose', project: 'e2e-{tenant}' },
-            images: [{ variable: 'APP_IMAGE', repository: repo }],
+            images: [{ variable: 'APP_IMAGE', repository: o.repository }],
             health: {
               port: t.port,
               path: '/health',
               json: { status: 'ok', version: '{version}' },
               interval: '300ms',
               timeout: '2s',
-              deadline: '8s',
+              deadline: o.deadline,
               successes: 2,
             },
             minFreeDiskMb: 1,
@@ -228,30 +110,77 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
         },
       ],
     };
-    const registryFile = join(root, 'registry.json');
-    writeFileSync(registryFile, JSON.stringify(raw, null, 2));
-    registry = parseRegistry(JSON.stringify(raw), registryFile);
-    for (const t of raw.servers[0]!.tenants)
-      t.images = [{ variable: 'APP_IMAGE', repository: `${env.FLEET_E2E_AUTH_REGISTRY}/fleet/private` }];
-    privateRegistry = parseRegistry(JSON.stringify(raw), registryFile);
+    const file = join(root, 'registry.json');
+    writeFileSync(file, JSON.stringify(raw, null, 2));
+    return parseRegistry(JSON.stringify(raw), file);
+  };
+
+  beforeAll(async () => {
+    // 1. The engine stack (engine-up.sh: podman API, registry, images), the deploy user reaching the
+    //    engine's socket through its own group, and one real sshd whose sessions get the real
+    //    docker/docker-compose (not the sandbox double).
+    stack = await stackUp('fd-e2e-', SETUP_TIMEOUT_MS - 20_000);
+    ({ root, key, env, repo, sshd } = stack);
+    expect(env.DOCKER_HOST).toBe(`unix://${join(root, 'engine', 'podman.sock')}`);
+    expect(env.FLEET_E2E_DIGEST_V1).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(env.FLEET_E2E_DIGEST_V2).toMatch(/^sha256:[0-9a-f]{64}$/);
+
+    // 2. The deploy user's own docker and docker-compose talk to that engine.
+    deployHome = execFileSync('getent', ['passwd', DEPLOY_USER], { encoding: 'utf8' }).split(':')[5]!;
+    const asUser = (argv: string[]) =>
+      execFileSync(
+        'runuser',
+        [
+          '-u',
+          DEPLOY_USER,
+          '--',
+          'env',
+          '-i',
+          `HOME=${deployHome}`,
+          'PATH=/usr/local/bin:/usr/bin:/bin',
+          `DOCKER_HOST=${env.DOCKER_HOST}`,
+          ...argv,
+        ],
+        { encoding: 'utf8', timeout: 30_000, cwd: '/' },
+      );
+    expect(asUser(['docker', 'version', '--format', '{{.Server.Version}}']).trim()).toMatch(/^\d+\.\d+/);
+    expect(asUser(['docker-compose', 'version', '--short']).trim()).toMatch(/^1\.29\./);
+
+    // 3. Two tenants, each a compose project of its own on host networking, restarted by the engine
+    //    when their process exits (as production stacks are).
+    const tenantsRoot = join(root, 'tenants');
+    for (const id of ['alpha', 'beta']) {
+      const dir = join(tenantsRoot, id);
+      mkdirSync(dir, { recursive: true });
+      const t: Tenant = { id, dir, port: await freePort(), project: `e2e-${id}` };
+      writeFileSync(
+        join(dir, 'docker-compose.yml'),
+        [
+          'services:',
+          '  app:',
+          '    image: ${APP_IMAGE}',
+          '    network_mode: host',
+          '    restart: unless-stopped',
+          '    environment:',
+          '      APP_PORT: ${APP_PORT}',
+          '',
+        ].join('\n'),
+      );
+      writeFileSync(join(dir, '.env'), envText(t, 'v1'));
+      tenants.push(t);
+    }
+    handOver(tenantsRoot);
+    registry = fleetRegistry({ repository: repo, deadline: '8s' });
+    privateRegistry = fleetRegistry({
+      repository: `${env.FLEET_E2E_AUTH_REGISTRY}/fleet/private`,
+      deadline: '8s',
+    });
     console.log(`e2e setup took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }, SETUP_TIMEOUT_MS);
 
   afterAll(async () => {
-    const problems: string[] = [];
-    await sshd?.stop();
-    if (state && engineStarted) {
-      const down = await run(
-        'bash',
-        [join(E2E_DIR, 'engine-down.sh'), '--purge', state],
-        TEARDOWN_TIMEOUT_MS - 10_000,
-      );
-      if (down.code !== 0) problems.push(`engine-down.sh failed (exit ${down.code}):\n${down.stderr}`);
-    }
-    // Only delete the rest when the engine is really down (no overlay mounts left under root).
-    if (root && problems.length === 0) rmSync(root, { recursive: true, force: true });
+    await stack?.down();
     console.log(`e2e file took ${((Date.now() - t0) / 1000).toFixed(1)} s in all`);
-    if (problems.length) throw new Error(problems.join('\n'));
   }, TEARDOWN_TIMEOUT_MS);
 
   /** Steps that did not succeed, as "step: detail" (step names are the engine's; only failures matter here). */
@@ -260,7 +189,7 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
 
   test('v1 on a fresh server (nothing running): deployed and healthy on v1', async () => {
     for (const t of tenants) expect(runningImages(t)).toEqual([]);
-    const before = sshd!.handshakes();
+    const before = sshd.handshakes();
     const report = await deploy(registry, key, 'v1');
     expect(report.targets.map((r) => [r.id, r.outcome, r.error])).toEqual([
       ['e2e-1/alpha', 'deployed', undefined],
@@ -281,13 +210,13 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
       expect(lockExists(t)).toBe(false);
     }
     // The real engine ran it, not the sandbox double.
-    expect(existsSync(join(sshd!.dir, 'sandbox'))).toBe(false);
+    expect(existsSync(join(sshd.dir, 'sandbox'))).toBe(false);
     expect(report.handshakes).toBe(1);
-    expect(sshd!.handshakes() - before).toBe(1);
+    expect(sshd.handshakes() - before).toBe(1);
   }, 90_000);
 
   test('v1 → v2: deployed, .env switched with other lines untouched, ids and digests reported, history, no lock', async () => {
-    const before = sshd!.handshakes();
+    const before = sshd.handshakes();
     const report = await deploy(registry, key, 'v2');
     expect(report.targets.map((r) => [r.id, r.outcome, r.error])).toEqual([
       ['e2e-1/alpha', 'deployed', undefined],
@@ -319,11 +248,11 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
     }
     expect(report.totals).toMatchObject({ targets: 2, deployed: 2, failed: 0, 'rolled-back': 0 });
     expect(report.handshakes).toBe(1);
-    expect(sshd!.handshakes() - before).toBe(1);
+    expect(sshd.handshakes() - before).toBe(1);
   }, 90_000);
 
   test('v2 → bad: the health gate fails, rolled back automatically, healthy on v2 with .env on v2', async () => {
-    const before = sshd!.handshakes();
+    const before = sshd.handshakes();
     const report = await deploy(registry, key, 'bad');
     expect(report.targets.map((r) => [r.id, r.outcome])).toEqual([
       ['e2e-1/alpha', 'rolled-back'],
@@ -348,14 +277,14 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
       expect(lockExists(t)).toBe(false);
     }
     expect(report.handshakes).toBe(1);
-    expect(sshd!.handshakes() - before).toBe(1);
+    expect(sshd.handshakes() - before).toBe(1);
   }, 90_000);
 
   test('v2 again: unchanged, nothing recreated, no history entry', async () => {
     const containers = (t: Tenant) =>
       docker(['ps', '-q', '--no-trunc', '--filter', `label=com.docker.compose.project=${t.project}`]);
     const ids = tenants.map(containers);
-    const before = sshd!.handshakes();
+    const before = sshd.handshakes();
     const report = await deploy(registry, key, 'v2');
     expect(report.targets.map((r) => [r.id, r.outcome, r.error])).toEqual([
       ['e2e-1/alpha', 'unchanged', undefined],
@@ -374,8 +303,59 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
       expect(lockExists(t)).toBe(false);
     }
     expect(report.handshakes).toBe(1);
-    expect(sshd!.handshakes() - before).toBe(1);
+    expect(sshd.handshakes() - before).toBe(1);
   }, 90_000);
+
+  test('a crash loop, 20 times: an image that exits at once under `restart: unless-stopped` is rolled back every time, one container left', async () => {
+    // The engine keeps restarting the failed release while the rollback replaces it: the rollback must
+    // win that race every time (it removes the project's containers by force, retried, before `up -d`).
+    const crashRegistry = fleetRegistry({ repository: repo, deadline: '2s' });
+    const rounds = 10; // × 2 tenants = 20 rollbacks
+    const seen: string[] = [];
+    const containersOf = (t: Tenant) =>
+      docker([
+        'ps',
+        '-a',
+        '--format',
+        '{{.Image}} {{.State}}',
+        '--filter',
+        `label=com.docker.compose.project=${t.project}`,
+      ])
+        .split('\n')
+        .filter(Boolean);
+    for (let round = 1; round <= rounds; round++) {
+      const report = await deploy(crashRegistry, key, 'crash');
+      for (const [i, t] of tenants.entries()) {
+        const r = report.targets[i]!;
+        const left = containersOf(t);
+        seen.push(
+          [
+            `round ${round} ${t.id}: ${r.outcome}`,
+            r.rollbackError ? `rollback error: ${r.rollbackError}` : '',
+            `containers: ${left.join(', ')}`,
+            `health: ${await health(t)}`,
+            lockExists(t) ? 'LOCKED' : '',
+          ]
+            .filter(Boolean)
+            .join('; '),
+        );
+      }
+    }
+    const expected = (round: number, t: Tenant) =>
+      `round ${round} ${t.id}: rolled-back; containers: ${repo}:v2 running; health: 200 {"status":"ok","version":"v2"}`;
+    expect(seen).toEqual(
+      Array.from({ length: rounds }, (_, i) => tenants.map((t) => expected(i + 1, t))).flat(),
+    );
+    for (const t of tenants) {
+      expect(envOf(t)).toBe(envText(t, 'v2'));
+      expect(runningImages(t)).toEqual([imageIds.v2]);
+      expect(
+        historyOf(t)
+          .slice(-rounds)
+          .map((h) => [h.outcome, h.from, h.to]),
+      ).toEqual(Array.from({ length: rounds }, () => ['rolled-back', 'v2', 'crash']));
+    }
+  }, 600_000);
 
   describe('private images: a registry that requires a login (htpasswd)', () => {
     const privateRef = () => env.FLEET_E2E_IMAGE_PRIVATE!;
@@ -413,7 +393,7 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
         .filter(Boolean);
     let marker: string;
     beforeEach(() => {
-      marker = join(root!, `marker-${Date.now()}`);
+      marker = join(root, `marker-${Date.now()}`);
       writeFileSync(marker, '');
     });
 
