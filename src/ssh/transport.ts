@@ -11,7 +11,14 @@ import type { Client, ClientChannel } from 'ssh2';
 import type { JumpHost, Server } from '../registry/model';
 import type { PinnedHostKey } from '../registry/hostkey';
 import type { Script } from '../remote/shell';
-import type { Connector, ExecOptions, ExecResult, HttpResponse, Transport } from '../deploy/ports';
+import {
+  ConnectionLost,
+  type Connector,
+  type ExecOptions,
+  type ExecResult,
+  type HttpResponse,
+  type Transport,
+} from '../deploy/ports';
 import { readCapped } from '../http/body';
 import { OutputTail, STDERR_TAIL_LIMIT, STDOUT_TAIL_LIMIT } from './tail';
 import { parseKnownHosts, verifyHostKey, type KnownHostEntry } from './known-hosts';
@@ -152,13 +159,6 @@ export class SshConnector implements Connector {
   }
 }
 
-/** A probe over a dead connection cannot succeed; the gate stops at once on this error. */
-function connectionLost(): Error {
-  const e = new Error('the SSH connection was lost');
-  e.name = 'ConnectionLost';
-  return e;
-}
-
 export class SshTransport implements Transport {
   private lost = false;
   private readonly client: Client;
@@ -244,7 +244,7 @@ export class SshTransport implements Transport {
 
   get(port: number, path: string, timeoutMs: number): Promise<HttpResponse> {
     return new Promise((resolve, reject) => {
-      if (this.lost) return reject(connectionLost());
+      if (this.lost) return reject(new ConnectionLost());
       let settled = false;
       let channel: ClientChannel | undefined;
       // Whatever ends the probe first (answer, error, timeout) closes its channel: none is left open.
@@ -264,7 +264,7 @@ export class SshTransport implements Transport {
           return settle(() =>
             reject(
               this.lost
-                ? connectionLost()
+                ? new ConnectionLost()
                 : new Error(`cannot reach 127.0.0.1:${port} on the server: ${err.message}`),
             ),
           );
