@@ -13,6 +13,8 @@ import type { PinnedHostKey } from '../registry/hostkey';
 import type { Script } from '../remote/shell';
 import {
   ConnectionLost,
+  systemClock,
+  type Clock,
   type Connector,
   type ExecOptions,
   type ExecResult,
@@ -34,6 +36,8 @@ export interface SshOptions {
   /** Override the SSH user of every server (e.g. for a sandbox). */
   connectTimeoutMs?: number;
   connectAttempts?: number;
+  /** Waits between connect attempts (systemClock; tests give a fake one to see the backoff at once). */
+  clock?: Pick<Clock, 'sleep'>;
   keepaliveIntervalMs?: number;
   /** Called after every successful handshake (tests and benchmarks count them). */
   onHandshake?: (server: string) => void;
@@ -50,6 +54,9 @@ export class ConnectError extends Error {
     super(message);
   }
 }
+
+/** The wait after failed attempt n (1, 2, …) before the next: 0.5 s, 1 s, 2 s, … */
+const connectBackoffMs = (attempt: number) => 500 * 2 ** (attempt - 1);
 
 const TRANSIENT =
   /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET|EAI_AGAIN|Timed out while waiting for handshake|Connection lost before handshake|socket hang up/i;
@@ -73,7 +80,7 @@ export class SshConnector implements Connector {
             ? e
             : new ConnectError((e as Error).message, TRANSIENT.test((e as Error).message));
         if (!last.transient || attempt === attempts) break;
-        await new Promise((r) => setTimeout(r, 500 * 2 ** (attempt - 1)));
+        await (this.options.clock ?? systemClock).sleep(connectBackoffMs(attempt));
       }
     }
     throw new ConnectError(
