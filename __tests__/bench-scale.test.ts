@@ -4,7 +4,7 @@
  * so), and leaves no sandbox behind. The figures themselves belong to `npm run bench:scale`, not here.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -18,13 +18,24 @@ interface Run {
   machineCpuMsPerTarget: number;
 }
 
+/** The results folder goes after the test, passed or not. */
+let leftovers: string[] = [];
+const afterTestRemove = (dir: string) => leftovers.push(dir);
+afterEach(() => {
+  for (const dir of leftovers) rmSync(dir, { recursive: true, force: true });
+  leftovers = [];
+});
+
 test('bench:scale measures each size and concurrency, then stops where memory runs out', () => {
   const results = mkdtempSync(join(tmpdir(), 'fd-bench-scale-'));
+  afterTestRemove(results);
   const before = readdirSync(tmpdir()).filter((d) => d.startsWith('fd-scale-'));
   const r = spawnSync(
     process.execPath,
     [
-      'bench/scale.mjs',
+      '--require',
+      './bench/lib/register-ts.cjs',
+      'bench/scale.ts',
       '--sizes',
       '4,200',
       '--concurrency',

@@ -1,4 +1,5 @@
 import { judge, runGate } from '../src/health/gate';
+import { ConnectionLost } from '../src/deploy/ports';
 import type { HealthCheck } from '../src/registry';
 import { FakeClock } from './helpers/fakes';
 
@@ -138,7 +139,7 @@ describe('runGate (fake clock)', () => {
   });
   test('a lost connection ends the gate at once', async () => {
     const clock = new FakeClock();
-    const lost = Object.assign(new Error('the SSH connection was lost'), { name: 'ConnectionLost' });
+    const lost = new ConnectionLost();
     const g = await runGate(check(), 'v1', async () => Promise.reject(lost), clock);
     expect(g).toMatchObject({ ok: false, probes: 0, reason: 'the SSH connection was lost' });
   });

@@ -1,7 +1,8 @@
 /**
  * The SSH transport under load on one connection, against a real SSH server (the sandbox's ssh2 server
  * on 127.0.0.1): many commands at once, and a health probe that travels through the SSH connection and,
- * when it times out, closes its forwarded channel instead of leaving it open on the server.
+ * when it times out, closes its forwarded channel instead of leaving it open on the server; and the
+ * connect backoff, seen on a fake clock.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 
@@ -9,7 +10,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Script } from '../src/remote/shell';
-import { startSandboxSsh } from '../src/sandbox/ssh-server';
+import { generateKeyPair, startSandboxSsh } from '../src/sandbox/ssh-server';
 import { OutputTail } from '../src/ssh/tail';
 import { SshConnector } from '../src/ssh/transport';
 import { client, host, sandboxServer } from './helpers/sandbox-ssh';
@@ -87,6 +88,45 @@ test('a probe goes through the SSH connection; one that gets no answer fails in 
     held.forEach((s) => s.destroy());
     await new Promise((r) => silent.close(r));
   }
+});
+
+describe('connect retries with backoff, waiting on the clock it is given', () => {
+  /** A clock that only records the waits asked of it. */
+  const recording = () => {
+    const sleeps: number[] = [];
+    return { sleeps, sleep: async (ms: number) => void sleeps.push(ms) };
+  };
+  /** A port on 127.0.0.1 that nothing listens on: a connection there is refused (transient). */
+  const closedPort = async () => {
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const { port: p } = s.address() as { port: number };
+    await new Promise((r) => s.close(r));
+    return p;
+  };
+
+  test('a refused connection is tried again after 0.5 s, then 1 s, then given up (no real waiting)', async () => {
+    const clock = recording();
+    const started = Date.now();
+    const target = server();
+    await expect(
+      new SshConnector({ privateKey: client.privateKey, connectAttempts: 3, clock }).connect({
+        ...target,
+        port: await closedPort(),
+      }),
+    ).rejects.toThrow(/ECONNREFUSED.*\(after 3 attempts\)/);
+    expect(clock.sleeps).toEqual([500, 1000]);
+    expect(Date.now() - started).toBeLessThan(1500); // the real backoff alone would take 1.5 s
+  });
+
+  test('a refused key is not tried again', async () => {
+    const clock = recording();
+    const stranger = generateKeyPair('stranger');
+    await expect(
+      new SshConnector({ privateKey: stranger.privateKey, connectAttempts: 3, clock }).connect(server()),
+    ).rejects.toThrow(/authentication as \S+ was refused/);
+    expect(clock.sleeps).toEqual([]);
+  });
 });
 
 test('the kept tail of an output: whole UTF-8 characters, across chunks and at the cut', () => {

@@ -26,6 +26,10 @@ function octokit() {
   return github.getOctokit(token);
 }
 
+type Totals = ReturnType<typeof mergeReports>['totals'];
+/** The repository and environment of the GitHub Deployment. */
+type Where = { owner: string; repo: string; environment: string };
+
 export async function runSummary(): Promise<void> {
   const mode = text('deployment', 'none');
   if (!['none', 'start', 'finish'].includes(mode))
@@ -36,34 +40,42 @@ export async function runSummary(): Promise<void> {
         message: `${JSON.stringify(mode)} is not one of none, start, finish`,
       },
     ]);
-  const { owner, repo } = github.context.repo;
-  const environment = text('environment', 'production');
-  if (mode === 'start') {
-    const api = octokit();
-    const created = await api.rest.repos.createDeployment({
-      owner,
-      repo,
-      ref: text('ref', github.context.sha),
-      environment,
-      description: text('title', 'fleet-deploy'),
-      auto_merge: false,
-      required_contexts: [],
-      transient_environment: false,
-    });
-    const id = (created.data as { id?: number }).id;
-    if (!id) throw new Error(`GitHub did not create a deployment: ${JSON.stringify(created.data)}`);
-    await api.rest.repos.createDeploymentStatus({
-      owner,
-      repo,
-      deployment_id: id,
-      state: 'in_progress',
-      environment,
-      log_url: runUrl(),
-    });
-    core.setOutput('deployment-id', String(id));
-    return;
-  }
+  const where: Where = { ...github.context.repo, environment: text('environment', 'production') };
+  if (mode === 'start') return startDeployment(where);
+  const { totals: t, success } = await summarize();
+  if (mode === 'finish') await finishDeployment(where, t, success);
+  if (!success && core.getInput('fail-on-failure') !== 'false')
+    core.setFailed(`${t.targets - t.deployed - t.unchanged} of ${t.targets} targets were not deployed`);
+}
 
+/** `deployment: start`: a GitHub Deployment, in progress; its id is the output `deployment-id`. */
+async function startDeployment({ owner, repo, environment }: Where): Promise<void> {
+  const api = octokit();
+  const created = await api.rest.repos.createDeployment({
+    owner,
+    repo,
+    ref: text('ref', github.context.sha),
+    environment,
+    description: text('title', 'fleet-deploy'),
+    auto_merge: false,
+    required_contexts: [],
+    transient_environment: false,
+  });
+  const id = (created.data as { id?: number }).id;
+  if (!id) throw new Error(`GitHub did not create a deployment: ${JSON.stringify(created.data)}`);
+  await api.rest.repos.createDeploymentStatus({
+    owner,
+    repo,
+    deployment_id: id,
+    state: 'in_progress',
+    environment,
+    log_url: runUrl(),
+  });
+  core.setOutput('deployment-id', String(id));
+}
+
+/** Every job's report merged: the job summary, the failures' annotations and the outputs. */
+async function summarize(): Promise<{ totals: Totals; success: boolean }> {
   const reports = await readReports(text('reports', 'fleet-deploy-reports'), 'input "reports"');
   const merged = mergeReports(reports);
   // The gate's stop reason (matrix mode), when the reports themselves carry none (fleet mode does).
@@ -89,35 +101,40 @@ export async function runSummary(): Promise<void> {
   core.setOutput('success', String(success));
   core.setOutput('totals', JSON.stringify(t));
   core.setOutput('report', JSON.stringify(report));
-  if (mode === 'finish') {
-    const id = Number(core.getInput('deployment-id'));
-    if (!Number.isInteger(id) || id <= 0)
-      throw new ConfigurationError([
-        {
-          path: [],
-          source: 'input "deployment-id"',
-          message: `${JSON.stringify(core.getInput('deployment-id'))} is not a deployment id`,
-          hint: 'pass the deployment-id output of the summary action run with deployment: start',
-        },
-      ]);
-    const url = core.getInput('environment-url').trim();
-    await octokit().rest.repos.createDeploymentStatus({
-      owner,
-      repo,
-      deployment_id: id,
-      state: success ? 'success' : 'failure',
-      environment,
-      log_url: runUrl(),
-      description:
-        `${t.deployed} deployed, ${t.unchanged} unchanged, ${t['rolled-back']} rolled back, ${t.failed} failed, ${t.skipped} skipped`.slice(
-          0,
-          140,
-        ),
-      ...(url ? { environment_url: url } : {}),
-    });
-  }
-  if (!success && core.getInput('fail-on-failure') !== 'false')
-    core.setFailed(`${t.targets - t.deployed - t.unchanged} of ${t.targets} targets were not deployed`);
+  return { totals: t, success };
+}
+
+/** `deployment: finish`: the Deployment started before gets the rollout's outcome. */
+async function finishDeployment(
+  { owner, repo, environment }: Where,
+  t: Totals,
+  success: boolean,
+): Promise<void> {
+  const id = Number(core.getInput('deployment-id'));
+  if (!Number.isInteger(id) || id <= 0)
+    throw new ConfigurationError([
+      {
+        path: [],
+        source: 'input "deployment-id"',
+        message: `${JSON.stringify(core.getInput('deployment-id'))} is not a deployment id`,
+        hint: 'pass the deployment-id output of the summary action run with deployment: start',
+      },
+    ]);
+  const url = core.getInput('environment-url').trim();
+  await octokit().rest.repos.createDeploymentStatus({
+    owner,
+    repo,
+    deployment_id: id,
+    state: success ? 'success' : 'failure',
+    environment,
+    log_url: runUrl(),
+    description:
+      `${t.deployed} deployed, ${t.unchanged} unchanged, ${t['rolled-back']} rolled back, ${t.failed} failed, ${t.skipped} skipped`.slice(
+        0,
+        140,
+      ),
+    ...(url ? { environment_url: url } : {}),
+  });
 }
 
 /** The registry file, to place each failure's annotation on its tenant's line; none when it cannot be read. */

@@ -27,7 +27,8 @@ import {
   runBackups,
   runRestore,
 } from './backup';
-import { runDemo, runSandbox, SANDBOX_USAGE } from './sandbox';
+import { runDemo } from './demo';
+import { runSandbox, SANDBOX_USAGE } from './sandbox';
 import { runSetupServer, SETUP_OPTIONS, SETUP_USAGE } from './setup-server';
 import { DEFAULT_REGISTRY, loadRegistry } from './args';
 import { wholeNumber } from '../values';

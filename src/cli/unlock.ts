@@ -65,12 +65,17 @@ function interruptedSwitch(note: string | undefined): { from?: string; to: strin
 export async function runUnlock(values: Values, io: CliIO): Promise<number> {
   const flags = fromFlags(values);
   const remote = await openRemote(values, io, { passphrase: io.env.FLEET_SSH_PASSPHRASE });
-  const limits = rolloutSettings(flags, remote.targets);
-  const who = identity(flags, io.env, 'cli');
-  const force = Boolean(values.force);
-  const results = await eachServer(remote.targets, remote.connector, unlockTarget, {
-    concurrency: remote.concurrency,
-  });
+  const how: UnlockHow = {
+    limits: rolloutSettings(flags, remote.targets),
+    who: identity(flags, io.env, 'cli'),
+    force: Boolean(values.force),
+  };
+  const results = await eachServer(
+    remote.targets,
+    remote.connector,
+    (target, transport) => unlockTarget(target, transport, how),
+    { concurrency: remote.concurrency },
+  );
   const rows = remote.targets.map((target): Row => {
     const r = results.get(target.id)!;
     return r.ok ? r.value : { target, lock: 'unknown', holder: '', action: r.error, held: true };
@@ -82,72 +87,80 @@ export async function runUnlock(values: Values, io: CliIO): Promise<number> {
     )}\n`,
   );
   return rows.some((r) => r.held) ? 1 : 0;
+}
 
-  async function unlockTarget(target: Target, transport: Transport): Promise<Row> {
-    const t = target.tenant;
-    const r = await transport.exec(R.inspectLock(t), { timeoutMs: limits.commandTimeoutMs });
-    if (r.code !== 0)
-      return { target, lock: 'unknown', holder: '', action: `cannot read: exit ${r.code}`, held: true };
-    const lock = R.parseLock(r.stdout);
-    if (!lock) return { target, lock: 'free', holder: '', action: '', held: false };
-    const holder = describeHolder(lock.owner, lock.ageS);
-    const quiet = longestQuiet(t, limits);
-    const gone = lock.ageS * 1000 >= 2 * quiet.ms;
-    const cut = interruptedSwitch(lock.switchNote);
-    const state = cut
-      ? `cut off while switching ${cut.from ?? 'nothing'} → ${cut.to}: it may run either; finish with \`fleet-deploy deploy --version ${cut.to}\`${cut.from ? ` or \`fleet-deploy rollback --to ${cut.from}\`` : ''}`
-      : 'held';
-    if (!gone && !force)
-      return {
-        target,
-        lock: state,
-        holder,
-        action: `kept: its holder may be at work (a live deploy can stay quiet ${Math.ceil(quiet.ms / 60_000)} min, ${quiet.step}); --force releases it`,
-        held: true,
-      };
-    const owner = parseLockOwner(lock.owner);
-    const release = (version?: string) => ({
-      refs: {},
-      ...(version ? { version } : {}),
-      imageIds: [],
-      digests: [],
-    });
-    const entry = cut
-      ? historyLine({
-          time: new Date(),
-          actor: who.actor,
-          run: who.runId,
-          target: target.id,
-          outcome: 'failed',
-          previous: release(cut.from),
-          next: release(cut.to),
-          rollback: false,
-          error: `deploy of ${owner?.run ?? 'an unknown run'} cut off during the switch; lock released by fleet-deploy unlock`,
-        })
+/** The timeouts that say how long a live deploy stays quiet, who unlocks, and whether by force. */
+interface UnlockHow {
+  limits: ReturnType<typeof rolloutSettings>;
+  who: ReturnType<typeof identity>;
+  force: boolean;
+}
+
+type Switch = NonNullable<ReturnType<typeof interruptedSwitch>>;
+
+/** One target's lock: read, judged, and released when its holder is gone (or by force). */
+async function unlockTarget(target: Target, transport: Transport, how: UnlockHow): Promise<Row> {
+  const { limits, force } = how;
+  const t = target.tenant;
+  const r = await transport.exec(R.inspectLock(t), { timeoutMs: limits.commandTimeoutMs });
+  if (r.code !== 0)
+    return { target, lock: 'unknown', holder: '', action: `cannot read: exit ${r.code}`, held: true };
+  const lock = R.parseLock(r.stdout);
+  if (!lock) return { target, lock: 'free', holder: '', action: '', held: false };
+  const holder = describeHolder(lock.owner, lock.ageS);
+  const quiet = longestQuiet(t, limits);
+  const gone = lock.ageS * 1000 >= 2 * quiet.ms;
+  const cut = interruptedSwitch(lock.switchNote);
+  const kept = (action: string): Row => ({ target, lock: lockState(cut), holder, action, held: true });
+  if (!gone && !force)
+    return kept(
+      `kept: its holder may be at work (a live deploy can stay quiet ${Math.ceil(quiet.ms / 60_000)} min, ${quiet.step}); --force releases it`,
+    );
+  const owner = parseLockOwner(lock.owner);
+  const entry = cut ? cutOffEntry(target, how.who, cut, owner?.run) : undefined;
+  const script = owner?.token
+    ? R.finish(t, { token: owner.token, ...(entry ? { history: entry } : {}) })
+    : force
+      ? R.breakLock(t)
       : undefined;
-    const script = owner?.token
-      ? R.finish(t, { token: owner.token, ...(entry ? { history: entry } : {}) })
-      : force
-        ? R.breakLock(t)
-        : undefined;
-    if (!script)
-      return {
-        target,
-        lock: state,
-        holder,
-        action: 'kept: its owner cannot be read; --force releases it',
-        held: true,
-      };
-    const done = await transport.exec(script, { timeoutMs: limits.commandTimeoutMs });
-    const released = done.code === 0 && done.stdout.includes('@@unlock released');
-    return {
-      target,
-      lock: state,
-      holder,
-      action: released
-        ? `released${gone ? '' : ' (forced: it looked in use)'}${entry ? ', history noted' : ''}`
-        : `not released: ${done.code === 0 ? 'the lock changed hands meanwhile' : `exit ${done.code}`}`,
-      held: !released,
-    };
-  }
+  if (!script) return kept('kept: its owner cannot be read; --force releases it');
+  const done = await transport.exec(script, { timeoutMs: limits.commandTimeoutMs });
+  const released = done.code === 0 && done.stdout.includes('@@unlock released');
+  return {
+    target,
+    lock: lockState(cut),
+    holder,
+    action: released
+      ? `released${gone ? '' : ' (forced: it looked in use)'}${entry ? ', history noted' : ''}`
+      : `not released: ${done.code === 0 ? 'the lock changed hands meanwhile' : `exit ${done.code}`}`,
+    held: !released,
+  };
+}
+
+/** The LOCK column: held, or the switch it was cut off in and how to finish it. */
+function lockState(cut: Switch | undefined): string {
+  return cut
+    ? `cut off while switching ${cut.from ?? 'nothing'} → ${cut.to}: it may run either; finish with \`fleet-deploy deploy --version ${cut.to}\`${cut.from ? ` or \`fleet-deploy rollback --to ${cut.from}\`` : ''}`
+    : 'held';
+}
+
+/** The history line that records a deploy cut off during its switch, written as its lock is released. */
+function cutOffEntry(target: Target, who: UnlockHow['who'], cut: Switch, run: string | undefined): string {
+  const release = (version?: string) => ({
+    refs: {},
+    ...(version ? { version } : {}),
+    imageIds: [],
+    digests: [],
+  });
+  return historyLine({
+    time: new Date(),
+    actor: who.actor,
+    run: who.runId,
+    target: target.id,
+    outcome: 'failed',
+    previous: release(cut.from),
+    next: release(cut.to),
+    rollback: false,
+    error: `deploy of ${run ?? 'an unknown run'} cut off during the switch; lock released by fleet-deploy unlock`,
+  });
 }

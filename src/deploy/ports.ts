@@ -33,10 +33,21 @@ export interface ExecOptions {
   stdin?: string;
 }
 
+/** A probe over a dead connection cannot succeed; the health gate stops at once on this error. */
+export class ConnectionLost extends Error {
+  constructor(message = 'the SSH connection was lost') {
+    super(message);
+    this.name = 'ConnectionLost';
+  }
+}
+
 /** One SSH connection to one server; every target of the server shares it. */
 export interface Transport {
   exec(script: Script, options: ExecOptions): Promise<ExecResult>;
-  /** HTTP GET to 127.0.0.1:port on the server, through the SSH connection (a forwarded channel). */
+  /**
+   * HTTP GET to 127.0.0.1:port on the server, through the SSH connection (a forwarded channel). Rejects
+   * with ConnectionLost once the connection is gone (no probe can succeed then).
+   */
   get(port: number, path: string, timeoutMs: number): Promise<HttpResponse>;
   /** False once the connection is lost. */
   readonly alive: boolean;

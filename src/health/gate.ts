@@ -4,7 +4,7 @@
  * last probe failed and how many passed, so a flapping service is told apart from a dead one.
  */
 import type { HealthCheck } from '../registry/model';
-import type { Clock, HttpResponse } from '../deploy/ports';
+import { ConnectionLost, type Clock, type HttpResponse } from '../deploy/ports';
 
 export type Verdict = { ok: true } | { ok: false; reason: string };
 
@@ -106,9 +106,7 @@ export async function runGate(
     try {
       verdict = judge(check, await probe(budget), version);
     } catch (e) {
-      if ((e as Error).name === 'ConnectionLost') {
-        return { ok: false, probes, passed, ms: elapsed(), reason: (e as Error).message };
-      }
+      if (e instanceof ConnectionLost) return { ok: false, probes, passed, ms: elapsed(), reason: e.message };
       verdict = { ok: false, reason: (e as Error).message };
       cutShort = budget < check.timeoutMs;
     }

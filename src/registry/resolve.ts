@@ -55,207 +55,275 @@ function hostKeys(value: string | string[] | undefined): PinnedHostKey[] {
   return list(value).map((k) => parseHostKey(k) as PinnedHostKey); // the schema has rejected bad keys
 }
 
+type Report = (path: Path, message: string, hint?: string) => void;
+type Fill = (p: Picked<string>, pattern?: P.Pattern, noun?: string) => string;
+type RawEntry = NonNullable<SalvagedFile['servers'][number]>;
+type RawImage = { variable: string; repository: string; service?: string | string[] };
+
+/** What every server's resolution reads: the file, its rings and where problems go. */
+interface FileScope {
+  file: SalvagedFile;
+  rings: readonly string[];
+  problem: Report;
+}
+
+/** One server's tenants: the layers above them and what two of them must not share. */
+interface ServerScope extends FileScope {
+  server: Server;
+  layers: readonly Layer[];
+  paths: Map<string, Path>;
+  healthPorts: Map<number, Path>;
+  projects: Map<string, Path>;
+}
+
+/** One tenant: its layers (most specific last), where it was written and its placeholders. */
+interface TenantScope extends ServerScope {
+  id: string;
+  at: Path;
+  fill: Fill;
+  missing: (what: string, key: string) => void;
+}
+
 export function resolveRegistry(
   file: SalvagedFile,
   source: string,
 ): { registry: Registry; problems: Problem[] } {
   const problems: Problem[] = [];
-  const problem = (path: Path, message: string, hint?: string) => problems.push({ path, message, hint });
+  const problem: Report = (path, message, hint) => void problems.push({ path, message, hint });
+  const scope: FileScope = { file, rings: resolveRings(file.rings, problem), problem };
+  const endpoints = new Map<string, Path>();
+  const servers: Server[] = [];
+  file.servers.forEach((raw, si) => {
+    if (raw) servers.push(resolveServer(scope, raw, ['servers', si], endpoints));
+  });
+  return { registry: { source, rings: scope.rings as string[], servers }, problems };
+}
 
-  const rings = file.rings ?? [...DEFAULT_RINGS];
+/** The owner already recorded for `key`, or undefined after recording `owner` as its first. */
+function claim<K>(owners: Map<K, Path>, key: K, owner: Path): Path | undefined {
+  const other = owners.get(key);
+  if (!other) owners.set(key, owner);
+  return other;
+}
+
+function resolveRings(listed: RegistryFile['rings'], problem: Report): string[] {
+  const rings = listed ?? [...DEFAULT_RINGS];
   rings.forEach((r, i) => {
     if (rings.indexOf(r) !== i) problem(['rings', i], `ring ${show(r)} is listed twice`);
   });
-  const ringSet = new Set(rings);
+  return rings;
+}
 
-  const serverDefaults = file.defaults?.server ?? {};
-  const firstEndpoint = new Map<string, Path>();
+function resolveServer(scope: FileScope, raw: RawEntry, at: Path, endpoints: Map<string, Path>): Server {
+  const defaults = scope.file.defaults?.server ?? {};
+  const region = raw.region ?? defaults.region;
+  if (region === undefined)
+    scope.problem(at, `server ${show(raw.name)} has no region`, 'set "region" here or in defaults.server');
+  const port = raw.port ?? defaults.port ?? 22;
+  const endpoint = `${raw.host.toLowerCase()}:${port}`;
+  const sameEndpoint = claim(endpoints, endpoint, at);
+  if (sameEndpoint)
+    scope.problem(
+      [...at, 'host'],
+      `${endpoint} is already the address of ${formatPath(sameEndpoint)}`,
+      'list each server once and put all its tenants under it',
+    );
 
-  const servers: Server[] = [];
-  file.servers.forEach((raw, si) => {
-    if (!raw) return;
-    const at: Path = ['servers', si];
-    const region = raw.region ?? serverDefaults.region;
-    if (region === undefined)
-      problem(at, `server ${show(raw.name)} has no region`, 'set "region" here or in defaults.server');
-    const port = raw.port ?? serverDefaults.port ?? 22;
-    const endpoint = `${raw.host.toLowerCase()}:${port}`;
-    const sameEndpoint = firstEndpoint.get(endpoint);
-    if (sameEndpoint)
-      problem(
-        [...at, 'host'],
-        `${endpoint} is already the address of ${formatPath(sameEndpoint)}`,
-        'list each server once and put all its tenants under it',
-      );
-    else firstEndpoint.set(endpoint, at);
+  const user = raw.user ?? defaults.user ?? 'deploy';
+  const jump = raw.jump ?? defaults.jump;
+  const server: Server = {
+    name: raw.name,
+    host: raw.host,
+    port,
+    user,
+    hostKeys: hostKeys(raw.hostKey),
+    region: region ?? '',
+    labels: { ...defaults.labels, ...raw.labels },
+    jump: jump && {
+      host: jump.host,
+      port: jump.port ?? 22,
+      user: jump.user ?? user,
+      hostKeys: hostKeys(jump.hostKey),
+    },
+    tenants: [],
+    at,
+  };
+  server.tenants = resolveTenants(scope, raw, server);
+  return server;
+}
 
-    const jump = raw.jump ?? serverDefaults.jump;
-    const server: Server = {
-      name: raw.name,
-      host: raw.host,
-      port,
-      user: raw.user ?? serverDefaults.user ?? 'deploy',
-      hostKeys: hostKeys(raw.hostKey),
-      region: region ?? '',
-      labels: { ...serverDefaults.labels, ...raw.labels },
-      jump: jump && {
-        host: jump.host,
-        port: jump.port ?? 22,
-        user: jump.user ?? raw.user ?? serverDefaults.user ?? 'deploy',
-        hostKeys: hostKeys(jump.hostKey),
-      },
-      tenants: [],
-      at,
-    };
-
-    const layers: Layer[] = [
-      { at: ['defaults', 'tenant'], data: file.defaults?.tenant as Record<string, unknown> | undefined },
-      { at: [...at, 'tenantDefaults'], data: raw.tenantDefaults as Record<string, unknown> | undefined },
-    ];
-    const paths = new Map<string, Path>();
-    const healthPorts = new Map<number, Path>();
-    const projects = new Map<string, Path>();
-
-    const tenants: Tenant[] = [];
-    server.tenants = tenants;
-    raw.tenants.forEach((rawTenant, ti) => {
-      if (!rawTenant) return;
-      const tat: Path = [...at, 'tenants', ti];
-      const tl = [...layers, { at: tat, data: rawTenant as Record<string, unknown> }];
-
-      const ring = pick<string>(tl, 'ring') ?? { value: rings[rings.length - 1]!, at: tat };
-      if (!ringSet.has(ring.value))
-        problem(
-          ring.at,
-          `ring ${show(ring.value)} is not one of the registry's rings`,
-          `use one of: ${rings.join(', ')}, or add it to "rings"`,
-        );
-
-      const vars = { tenant: rawTenant.id, server: raw.name, region: server.region, ring: ring.value };
-      // The schema has allowed only known placeholders; the result is checked against the strict pattern.
-      const fill = (p: Picked<string>, pattern?: P.Pattern, noun?: string): string => {
-        const out = p.value.replace(/\{([a-z]+)\}/g, (_, name: keyof typeof vars) => vars[name]);
-        if (pattern && out !== p.value && !pattern.re.test(out))
-          problem(
-            p.at,
-            `${show(p.value)} becomes ${show(out)} for tenant ${rawTenant.id}, which is not a valid ${noun}`,
-            `use ${pattern.valid}`,
-          );
-        return out;
-      };
-      const missing = (what: string, key: string) =>
-        problem(
-          tat,
-          `tenant ${show(rawTenant.id)} has no ${what}`,
-          `set "${key}" here, in ${formatPath([...at, 'tenantDefaults'])} or in defaults.tenant`,
-        );
-
-      const rawPath = pick<string>(tl, 'path');
-      if (!rawPath) missing('path', 'path');
-      const path = rawPath ? fill(rawPath, P.REMOTE_PATH, 'path') : '';
-      if (rawPath) {
-        const other = paths.get(path.replace(/\/+$/, ''));
-        if (other)
-          problem(
-            rawPath.at,
-            `path ${show(path)} is already the path of ${formatPath(other)} on server ${raw.name}`,
-            'each tenant needs its own directory',
-          );
-        else paths.set(path.replace(/\/+$/, ''), tat);
-      }
-
-      const images = pick<Array<{ variable: string; repository: string; service?: string | string[] }>>(
-        tl,
-        'images',
-      );
-      if (!images) missing('images', 'images');
-      else
-        images.value.forEach((img, i) => {
-          if (images.value.findIndex((o) => o.variable === img.variable) !== i)
-            problem([...images.at, i, 'variable'], `variable ${show(img.variable)} is listed twice`);
-        });
-
-      const rawProject = pick<string>(tl, 'compose', 'project');
-      const project = rawProject && fill(rawProject, P.COMPOSE_PROJECT, 'compose project name');
-      if (rawProject && project) {
-        const other = projects.get(project);
-        if (other)
-          problem(
-            rawProject.at,
-            `compose project ${show(project)} is already used by ${formatPath(other)} on server ${raw.name}`,
-            "two stacks with one project name would replace each other's containers",
-          );
-        else projects.set(project, tat);
-      }
-
-      const health = resolveHealth(tl, tat, (p) => fill(p), missing, problem);
-      if (health?.port !== undefined) {
-        const other = healthPorts.get(health.port);
-        const portAt = pick<number>(tl, 'health', 'port')!.at;
-        if (other)
-          problem(
-            portAt,
-            `health port ${health.port} is already the health port of ${formatPath(other)} on server ${raw.name}`,
-            'each tenant on a server listens on its own port',
-          );
-        else healthPorts.set(health.port, tat);
-      }
-
-      const services = pick<string[]>(tl, 'compose', 'services')?.value;
-      const hookList = (key: string): Hook[] =>
-        (pick<RawHook[]>(tl, 'hooks', key)?.value ?? []).map((h) =>
-          typeof h === 'string'
-            ? { run: h, once: false, timeoutMs: 600_000 }
-            : { run: h.run, once: h.once ?? false, timeoutMs: h.timeout ? P.durationMs(h.timeout) : 600_000 },
-        );
-      const backup = pick<NonNullable<RawTenantFields['backup']>>(tl, 'backup')?.value;
-      const commands = pick<NonNullable<RawTenantFields['commands']>>(tl, 'commands')?.value;
-      const blueGreen = resolveBlueGreen(tl, tat, fill, problem, Boolean(commands), health);
-      const tenant: Tenant = {
-        id: rawTenant.id,
-        path,
-        compose: {
-          files: list(pick<string | string[]>(tl, 'compose', 'file')?.value ?? 'docker-compose.yml'),
-          command: pick<Tenant['compose']['command']>(tl, 'compose', 'command')?.value ?? 'docker compose',
-          ...(project ? { project } : {}),
-          ...(services ? { services } : {}),
-        },
-        images: (images?.value ?? []).map(({ service, ...img }) =>
-          service ? { ...img, services: list(service) } : img,
-        ),
-        health: health ?? (undefined as unknown as HealthCheck),
-        hooks: {
-          preDeploy: hookList('preDeploy'),
-          postDeploy: hookList('postDeploy'),
-          onRollback: hookList('onRollback'),
-        },
-        ...(backup
-          ? {
-              backup: {
-                paths: backup.paths ?? [],
-                keepDays: backup.keepDays ?? 7,
-                ...(backup.keepCount ? { keepCount: backup.keepCount } : {}),
-                ...(backup.command ? { command: backup.command } : {}),
-                ...(backup.dump ? { dump: { ...backup.dump, file: backup.dump.file ?? 'dump.sql' } } : {}),
-              },
-            }
-          : {}),
-        ...(commands ? { commands } : {}),
-        ...(blueGreen ? { blueGreen } : {}),
-        keepReleases: pick<number>(tl, 'keepReleases')?.value ?? 3,
-        minFreeDiskMb: pick<number>(tl, 'minFreeDiskMb')?.value ?? 1024,
-        hibernated: pick<Tenant['hibernated']>(tl, 'hibernated')?.value ?? 'restore',
-        ring: ring.value,
-        labels: Object.assign({}, ...tl.map((l) => (l.data as RawTenantFields | undefined)?.labels ?? {})),
-        at: tat,
-      };
-      tenants.push(tenant);
-    });
-    checkSlotPorts(tenants, raw.name, problem);
-    servers.push(server);
+function resolveTenants(scope: FileScope, raw: RawEntry, server: Server): Tenant[] {
+  const layers: Layer[] = [
+    { at: ['defaults', 'tenant'], data: scope.file.defaults?.tenant as Record<string, unknown> | undefined },
+    { at: [...server.at, 'tenantDefaults'], data: raw.tenantDefaults as Record<string, unknown> | undefined },
+  ];
+  const serverScope: ServerScope = {
+    ...scope,
+    server,
+    layers,
+    paths: new Map(),
+    healthPorts: new Map(),
+    projects: new Map(),
+  };
+  const tenants: Tenant[] = [];
+  raw.tenants.forEach((rawTenant, ti) => {
+    if (rawTenant) tenants.push(resolveTenant(serverScope, rawTenant, [...server.at, 'tenants', ti]));
   });
+  checkSlotPorts(tenants, raw.name, scope.problem);
+  return tenants;
+}
 
-  return { registry: { source, rings, servers }, problems };
+/** One tenant, its problems reported in the order of its fields. */
+function resolveTenant(scope: ServerScope, rawTenant: RawTenant, at: Path): Tenant {
+  const layers = [...scope.layers, { at, data: rawTenant as Record<string, unknown> }];
+  const ring = resolveRing(scope, layers, at);
+  const t = tenantScope({ ...scope, layers }, rawTenant.id, at, ring);
+  const path = resolvePath(t);
+  const images = resolveImages(t);
+  const project = resolveProject(t);
+  const health = resolveHealth(layers, at, (p) => t.fill(p), t.missing, t.problem);
+  checkHealthPort(t, health);
+  const services = pick<string[]>(layers, 'compose', 'services')?.value;
+  const backup = pick<NonNullable<RawTenantFields['backup']>>(layers, 'backup')?.value;
+  const commands = pick<NonNullable<RawTenantFields['commands']>>(layers, 'commands')?.value;
+  const blueGreen = resolveBlueGreen(layers, at, t.fill, t.problem, Boolean(commands), health);
+  return {
+    id: rawTenant.id,
+    path,
+    compose: {
+      files: list(pick<string | string[]>(layers, 'compose', 'file')?.value ?? 'docker-compose.yml'),
+      command: pick<Tenant['compose']['command']>(layers, 'compose', 'command')?.value ?? 'docker compose',
+      ...(project ? { project } : {}),
+      ...(services ? { services } : {}),
+    },
+    images: (images ?? []).map(({ service, ...img }) =>
+      service ? { ...img, services: list(service) } : img,
+    ),
+    health: health ?? (undefined as unknown as HealthCheck),
+    hooks: {
+      preDeploy: hookList(layers, 'preDeploy'),
+      postDeploy: hookList(layers, 'postDeploy'),
+      onRollback: hookList(layers, 'onRollback'),
+    },
+    ...(backup ? { backup: resolveBackup(backup) } : {}),
+    ...(commands ? { commands } : {}),
+    ...(blueGreen ? { blueGreen } : {}),
+    keepReleases: pick<number>(layers, 'keepReleases')?.value ?? 3,
+    minFreeDiskMb: pick<number>(layers, 'minFreeDiskMb')?.value ?? 1024,
+    hibernated: pick<Tenant['hibernated']>(layers, 'hibernated')?.value ?? 'restore',
+    ring,
+    labels: Object.assign({}, ...layers.map((l) => (l.data as RawTenantFields | undefined)?.labels ?? {})),
+    at,
+  };
+}
+
+function resolveRing(scope: ServerScope, layers: readonly Layer[], at: Path): string {
+  const { rings } = scope;
+  const ring = pick<string>(layers, 'ring') ?? { value: rings[rings.length - 1]!, at };
+  if (!rings.includes(ring.value))
+    scope.problem(
+      ring.at,
+      `ring ${show(ring.value)} is not one of the registry's rings`,
+      `use one of: ${rings.join(', ')}, or add it to "rings"`,
+    );
+  return ring.value;
+}
+
+/** The tenant's scope: `fill` substitutes its placeholders, `missing` reports a field no layer set. */
+function tenantScope(scope: ServerScope, id: string, at: Path, ring: string): TenantScope {
+  const { server, problem } = scope;
+  const vars = { tenant: id, server: server.name, region: server.region, ring };
+  // The schema has allowed only known placeholders; the result is checked against the strict pattern.
+  const fill: Fill = (p, pattern, noun) => {
+    const out = p.value.replace(/\{([a-z]+)\}/g, (_, name: keyof typeof vars) => vars[name]);
+    if (pattern && out !== p.value && !pattern.re.test(out))
+      problem(
+        p.at,
+        `${show(p.value)} becomes ${show(out)} for tenant ${id}, which is not a valid ${noun}`,
+        `use ${pattern.valid}`,
+      );
+    return out;
+  };
+  const missing = (what: string, key: string) =>
+    problem(
+      at,
+      `tenant ${show(id)} has no ${what}`,
+      `set "${key}" here, in ${formatPath([...server.at, 'tenantDefaults'])} or in defaults.tenant`,
+    );
+  return { ...scope, id, at, fill, missing };
+}
+
+function resolvePath(t: TenantScope): string {
+  const rawPath = pick<string>(t.layers, 'path');
+  if (!rawPath) {
+    t.missing('path', 'path');
+    return '';
+  }
+  const path = t.fill(rawPath, P.REMOTE_PATH, 'path');
+  const other = claim(t.paths, path.replace(/\/+$/, ''), t.at);
+  if (other)
+    t.problem(
+      rawPath.at,
+      `path ${show(path)} is already the path of ${formatPath(other)} on server ${t.server.name}`,
+      'each tenant needs its own directory',
+    );
+  return path;
+}
+
+function resolveImages(t: TenantScope): RawImage[] | undefined {
+  const images = pick<RawImage[]>(t.layers, 'images');
+  if (!images) {
+    t.missing('images', 'images');
+    return undefined;
+  }
+  images.value.forEach((img, i) => {
+    if (images.value.findIndex((o) => o.variable === img.variable) !== i)
+      t.problem([...images.at, i, 'variable'], `variable ${show(img.variable)} is listed twice`);
+  });
+  return images.value;
+}
+
+function resolveProject(t: TenantScope): string | undefined {
+  const rawProject = pick<string>(t.layers, 'compose', 'project');
+  const project = rawProject && t.fill(rawProject, P.COMPOSE_PROJECT, 'compose project name');
+  if (!rawProject || !project) return project;
+  const other = claim(t.projects, project, t.at);
+  if (other)
+    t.problem(
+      rawProject.at,
+      `compose project ${show(project)} is already used by ${formatPath(other)} on server ${t.server.name}`,
+      "two stacks with one project name would replace each other's containers",
+    );
+  return project;
+}
+
+function checkHealthPort(t: TenantScope, health: HealthCheck | undefined): void {
+  if (health?.port === undefined) return;
+  const other = claim(t.healthPorts, health.port, t.at);
+  if (other)
+    t.problem(
+      pick<number>(t.layers, 'health', 'port')!.at,
+      `health port ${health.port} is already the health port of ${formatPath(other)} on server ${t.server.name}`,
+      'each tenant on a server listens on its own port',
+    );
+}
+
+function hookList(layers: readonly Layer[], key: string): Hook[] {
+  return (pick<RawHook[]>(layers, 'hooks', key)?.value ?? []).map((h) =>
+    typeof h === 'string'
+      ? { run: h, once: false, timeoutMs: 600_000 }
+      : { run: h.run, once: h.once ?? false, timeoutMs: h.timeout ? P.durationMs(h.timeout) : 600_000 },
+  );
+}
+
+function resolveBackup(backup: NonNullable<RawTenantFields['backup']>): NonNullable<Tenant['backup']> {
+  return {
+    paths: backup.paths ?? [],
+    keepDays: backup.keepDays ?? 7,
+    ...(backup.keepCount ? { keepCount: backup.keepCount } : {}),
+    ...(backup.command ? { command: backup.command } : {}),
+    ...(backup.dump ? { dump: { ...backup.dump, file: backup.dump.file ?? 'dump.sql' } } : {}),
+  };
 }
 
 function resolveHealth(
@@ -263,7 +331,7 @@ function resolveHealth(
   at: Path,
   fill: (p: Picked<string>) => string,
   missing: (what: string, key: string) => void,
-  problem: (path: Path, message: string, hint?: string) => void,
+  problem: Report,
 ): HealthCheck | undefined {
   const get = <T>(key: string) => pick<T>(layers, 'health', key);
   const port = get<number>('port');
@@ -316,7 +384,7 @@ function resolveBlueGreen(
   layers: readonly Layer[],
   at: Path,
   fill: (p: Picked<string>) => string,
-  problem: (path: Path, message: string, hint?: string) => void,
+  problem: Report,
   hasCommands: boolean,
   health: HealthCheck | undefined,
 ): BlueGreen | undefined {
@@ -379,11 +447,7 @@ function resolveProxy(raw: RawBlueGreen['proxy'], at: Path, fill: (p: Picked<str
 }
 
 /** A slot's port must not be any other port a tenant of the server listens on. */
-function checkSlotPorts(
-  tenants: readonly Tenant[],
-  server: string,
-  problem: (path: Path, message: string, hint?: string) => void,
-): void {
+function checkSlotPorts(tenants: readonly Tenant[], server: string, problem: Report): void {
   const owners = new Map<number, string>();
   for (const t of tenants)
     if (t.health?.port !== undefined) owners.set(t.health.port, `the health port of ${t.id}`);

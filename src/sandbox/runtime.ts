@@ -197,52 +197,61 @@ function compose(args: string[]): void {
       if (ref) pull(ref);
       return;
     }
-    case 'up': {
-      const env = readEnv(envFile);
-      const ref = Object.entries(env).find(([k]) => k.endsWith('_IMAGE'))?.[1];
-      const port = Number(env.APP_PORT);
-      if (!ref) fail('no service image: the sandbox runtime needs a variable ending in _IMAGE in .env');
-      if (!Number.isInteger(port) || port < 1)
-        fail('no service port: the sandbox runtime needs APP_PORT in .env');
-      if (!existsSync(fileOf(ref))) pull(ref);
-      const id = imageId(ref);
-      if (current && isRunning(current.pid) && current.imageId === id && current.port === port) {
-        return void process.stderr.write(`Container ${project}-app-1  Running\n`);
-      }
-      stop(current);
-      // A tenant can be told to break chosen versions: SANDBOX_BREAK in its directory lists tags, one a line.
-      const broken =
-        existsSync('SANDBOX_BREAK') &&
-        readFileSync('SANDBOX_BREAK', 'utf8')
-          .split('\n')
-          .map((l) => l.trim())
-          .includes(tagOf(ref));
-      const args = [process.argv[1]!, '__serve', String(port), tagOf(ref), ...(broken ? ['broken'] : [])];
-      mkdirSync(join(stateDir, 'logs'), { recursive: true });
-      const log = openSync(logFileOf(project), 'a');
-      // A tenant can be given a boot time like a real app's: SANDBOX_BOOT_MS in its directory.
-      const bootMs = existsSync('SANDBOX_BOOT_MS') ? readFileSync('SANDBOX_BOOT_MS', 'utf8').trim() : '0';
-      const child = spawn(process.execPath, args, {
-        detached: true,
-        stdio: ['ignore', log, log],
-        env: { ...process.env, SANDBOX_BOOT_MS: bootMs },
-      });
-      child.unref();
-      mkdirSync(projectsDir, { recursive: true });
-      writeAtomic(stateFile, {
-        id: randomBytes(32).toString('hex'),
-        project,
-        ref,
-        imageId: id,
-        pid: child.pid!,
-        port,
-        configHash: sha(`config:${ref}:${port}`),
-      } satisfies Container);
-      return void process.stderr.write(`Container ${project}-app-1  Started\n`);
-    }
+    case 'up':
+      return composeUp(project, envFile, stateFile, current);
     default:
       fail(`sandbox runtime: unsupported compose command: ${verb}`);
   }
+}
+
+/** `compose up`: the service of the image in .env, on APP_PORT, unless it runs already as asked. */
+function composeUp(
+  project: string,
+  envFile: string,
+  stateFile: string,
+  current: Container | undefined,
+): void {
+  const env = readEnv(envFile);
+  const ref = Object.entries(env).find(([k]) => k.endsWith('_IMAGE'))?.[1];
+  const port = Number(env.APP_PORT);
+  if (!ref) fail('no service image: the sandbox runtime needs a variable ending in _IMAGE in .env');
+  if (!Number.isInteger(port) || port < 1)
+    fail('no service port: the sandbox runtime needs APP_PORT in .env');
+  if (!existsSync(fileOf(ref))) pull(ref);
+  const id = imageId(ref);
+  if (current && isRunning(current.pid) && current.imageId === id && current.port === port) {
+    return void process.stderr.write(`Container ${project}-app-1  Running\n`);
+  }
+  stop(current);
+  // A tenant can be told to break chosen versions: SANDBOX_BREAK in its directory lists tags, one a line.
+  const broken =
+    existsSync('SANDBOX_BREAK') &&
+    readFileSync('SANDBOX_BREAK', 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .includes(tagOf(ref));
+  const args = [process.argv[1]!, '__serve', String(port), tagOf(ref), ...(broken ? ['broken'] : [])];
+  mkdirSync(join(stateDir, 'logs'), { recursive: true });
+  const log = openSync(logFileOf(project), 'a');
+  // A tenant can be given a boot time like a real app's: SANDBOX_BOOT_MS in its directory.
+  const bootMs = existsSync('SANDBOX_BOOT_MS') ? readFileSync('SANDBOX_BOOT_MS', 'utf8').trim() : '0';
+  const child = spawn(process.execPath, args, {
+    detached: true,
+    stdio: ['ignore', log, log],
+    env: { ...process.env, SANDBOX_BOOT_MS: bootMs },
+  });
+  child.unref();
+  mkdirSync(projectsDir, { recursive: true });
+  writeAtomic(stateFile, {
+    id: randomBytes(32).toString('hex'),
+    project,
+    ref,
+    imageId: id,
+    pid: child.pid!,
+    port,
+    configHash: sha(`config:${ref}:${port}`),
+  } satisfies Container);
+  return void process.stderr.write(`Container ${project}-app-1  Started\n`);
 }
 
 /** Go templates as the status and health commands use them: fields, `json`, a label, no health check. */
@@ -269,16 +278,8 @@ function main(argv: string[]): void {
   switch (cmd) {
     case 'compose':
       return compose(args);
-    case 'rm': {
-      // docker rm -f ID…: stop and forget the containers
-      const all = containers(true);
-      for (const id of operands) {
-        const c = all.find((x) => x.id === id) ?? fail(`Error: No such container: ${id}`);
-        stop(c);
-        rmSync(join(projectsDir, `${c.project}.json`), { force: true });
-      }
-      return;
-    }
+    case 'rm':
+      return removeContainers(operands);
     case 'ps': {
       // docker ps [-a]q --filter label=com.docker.compose.project=NAME
       const filter = args[args.indexOf('--filter') + 1] ?? '';
@@ -297,68 +298,88 @@ function main(argv: string[]): void {
     case 'pull':
       pull(operands[0] ?? fail('docker pull needs an image'));
       return void process.stdout.write(`${operands[0]}\n`);
-    case 'inspect': {
-      const all = containers(true);
-      for (const id of operands) {
-        const c = all.find((x) => x.id === id) ?? fail(`Error: No such object: ${id}`);
-        const fields = {
-          Image: c.imageId,
-          Id: c.id,
-          Name: `/${c.project}-app-1`,
-          'State.Status': stateOf(c),
-          'label:com.docker.compose.config-hash': c.configHash ?? '',
-        };
-        process.stdout.write(`${format(fmt, fields)}\n`);
-      }
-      return;
-    }
-    case 'image': {
-      const [sub, ...rest] = operands;
-      if (sub === 'inspect') {
-        for (const name of rest) {
-          // by reference, or by ID as `docker image inspect` takes it too
-          const ref = localImages().find((i) => i.id === name)?.ref ?? name;
-          if (!existsSync(fileOf(ref))) fail(`Error: No such image: ${name}`);
-          const digests = JSON.stringify([`${repoOf(ref)}@${digestOf(ref)}`]);
-          process.stdout.write(
-            `${format(fmt, { Id: imageId(ref), 'json:RepoDigests': digests, Size: '1048576' })}\n`,
-          );
-        }
-        return;
-      }
-      if (sub === 'ls') {
-        for (const img of localImages()) {
-          if (rest[0] && repoOf(img.ref) !== rest[0]) continue;
-          process.stdout.write(
-            `${format(fmt, { Repository: repoOf(img.ref), Tag: tagOf(img.ref), ID: img.id })}\n`,
-          );
-        }
-        return;
-      }
-      if (sub === 'rm') {
-        const used = new Set(containers().map((c) => c.ref));
-        let failed = false;
-        for (const ref of rest) {
-          if (used.has(ref)) {
-            process.stderr.write(
-              `Error response from daemon: conflict: unable to remove repository reference "${ref}" (must force) - container is using its referenced image\n`,
-            );
-            failed = true;
-          } else if (existsSync(fileOf(ref))) {
-            rmSync(fileOf(ref));
-            process.stdout.write(`Untagged: ${ref}\n`);
-          }
-        }
-        if (failed) process.exit(1);
-        return;
-      }
-      return fail(`sandbox runtime: unsupported image command: ${sub}`);
-    }
+    case 'inspect':
+      return inspectContainers(operands, fmt);
+    case 'image':
+      return image(operands, fmt);
     case '__serve':
       return serve(Number(args[0]), args[1] ?? 'latest', args[2] === 'broken');
     default:
       fail(`sandbox runtime: unsupported command: ${cmd ?? '(none)'}`);
   }
+}
+
+/** docker rm -f ID…: stop and forget the containers. */
+function removeContainers(ids: string[]): void {
+  const all = containers(true);
+  for (const id of ids) {
+    const c = all.find((x) => x.id === id) ?? fail(`Error: No such container: ${id}`);
+    stop(c);
+    rmSync(join(projectsDir, `${c.project}.json`), { force: true });
+  }
+}
+
+function inspectContainers(ids: string[], fmt: string | undefined): void {
+  const all = containers(true);
+  for (const id of ids) {
+    const c = all.find((x) => x.id === id) ?? fail(`Error: No such object: ${id}`);
+    const fields = {
+      Image: c.imageId,
+      Id: c.id,
+      Name: `/${c.project}-app-1`,
+      'State.Status': stateOf(c),
+      'label:com.docker.compose.config-hash': c.configHash ?? '',
+    };
+    process.stdout.write(`${format(fmt, fields)}\n`);
+  }
+}
+
+/** docker image inspect|ls|rm. */
+function image(operands: string[], fmt: string | undefined): void {
+  const [sub, ...rest] = operands;
+  if (sub === 'inspect') return inspectImages(rest, fmt);
+  if (sub === 'ls') return listImages(rest[0], fmt);
+  if (sub === 'rm') return removeImages(rest);
+  return fail(`sandbox runtime: unsupported image command: ${sub}`);
+}
+
+function inspectImages(names: string[], fmt: string | undefined): void {
+  for (const name of names) {
+    // by reference, or by ID as `docker image inspect` takes it too
+    const ref = localImages().find((i) => i.id === name)?.ref ?? name;
+    if (!existsSync(fileOf(ref))) fail(`Error: No such image: ${name}`);
+    const digests = JSON.stringify([`${repoOf(ref)}@${digestOf(ref)}`]);
+    process.stdout.write(
+      `${format(fmt, { Id: imageId(ref), 'json:RepoDigests': digests, Size: '1048576' })}\n`,
+    );
+  }
+}
+
+function listImages(repository: string | undefined, fmt: string | undefined): void {
+  for (const img of localImages()) {
+    if (repository && repoOf(img.ref) !== repository) continue;
+    process.stdout.write(
+      `${format(fmt, { Repository: repoOf(img.ref), Tag: tagOf(img.ref), ID: img.id })}\n`,
+    );
+  }
+}
+
+/** Removes the images no container uses; exits 1 after the others, as docker does. */
+function removeImages(refs: string[]): void {
+  const used = new Set(containers().map((c) => c.ref));
+  let failed = false;
+  for (const ref of refs) {
+    if (used.has(ref)) {
+      process.stderr.write(
+        `Error response from daemon: conflict: unable to remove repository reference "${ref}" (must force) - container is using its referenced image\n`,
+      );
+      failed = true;
+    } else if (existsSync(fileOf(ref))) {
+      rmSync(fileOf(ref));
+      process.stdout.write(`Untagged: ${ref}\n`);
+    }
+  }
+  if (failed) process.exit(1);
 }
 
 function serve(port: number, version: string, forceBroken: boolean): void {

@@ -11,7 +11,16 @@ import type { Client, ClientChannel } from 'ssh2';
 import type { JumpHost, Server } from '../registry/model';
 import type { PinnedHostKey } from '../registry/hostkey';
 import type { Script } from '../remote/shell';
-import type { Connector, ExecOptions, ExecResult, HttpResponse, Transport } from '../deploy/ports';
+import {
+  ConnectionLost,
+  systemClock,
+  type Clock,
+  type Connector,
+  type ExecOptions,
+  type ExecResult,
+  type HttpResponse,
+  type Transport,
+} from '../deploy/ports';
 import { readCapped } from '../http/body';
 import { OutputTail, STDERR_TAIL_LIMIT, STDOUT_TAIL_LIMIT } from './tail';
 import { parseKnownHosts, verifyHostKey, type KnownHostEntry } from './known-hosts';
@@ -27,6 +36,8 @@ export interface SshOptions {
   /** Override the SSH user of every server (e.g. for a sandbox). */
   connectTimeoutMs?: number;
   connectAttempts?: number;
+  /** Waits between connect attempts (systemClock; tests give a fake one to see the backoff at once). */
+  clock?: Pick<Clock, 'sleep'>;
   keepaliveIntervalMs?: number;
   /** Called after every successful handshake (tests and benchmarks count them). */
   onHandshake?: (server: string) => void;
@@ -43,6 +54,9 @@ export class ConnectError extends Error {
     super(message);
   }
 }
+
+/** The wait after failed attempt n (1, 2, …) before the next: 0.5 s, 1 s, 2 s, … */
+const connectBackoffMs = (attempt: number) => 500 * 2 ** (attempt - 1);
 
 const TRANSIENT =
   /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET|EAI_AGAIN|Timed out while waiting for handshake|Connection lost before handshake|socket hang up/i;
@@ -66,7 +80,7 @@ export class SshConnector implements Connector {
             ? e
             : new ConnectError((e as Error).message, TRANSIENT.test((e as Error).message));
         if (!last.transient || attempt === attempts) break;
-        await new Promise((r) => setTimeout(r, 500 * 2 ** (attempt - 1)));
+        await (this.options.clock ?? systemClock).sleep(connectBackoffMs(attempt));
       }
     }
     throw new ConnectError(
@@ -150,13 +164,6 @@ export class SshConnector implements Connector {
       throw e;
     }
   }
-}
-
-/** A probe over a dead connection cannot succeed; the gate stops at once on this error. */
-function connectionLost(): Error {
-  const e = new Error('the SSH connection was lost');
-  e.name = 'ConnectionLost';
-  return e;
 }
 
 export class SshTransport implements Transport {
@@ -244,7 +251,7 @@ export class SshTransport implements Transport {
 
   get(port: number, path: string, timeoutMs: number): Promise<HttpResponse> {
     return new Promise((resolve, reject) => {
-      if (this.lost) return reject(connectionLost());
+      if (this.lost) return reject(new ConnectionLost());
       let settled = false;
       let channel: ClientChannel | undefined;
       // Whatever ends the probe first (answer, error, timeout) closes its channel: none is left open.
@@ -264,7 +271,7 @@ export class SshTransport implements Transport {
           return settle(() =>
             reject(
               this.lost
-                ? connectionLost()
+                ? new ConnectionLost()
                 : new Error(`cannot reach 127.0.0.1:${port} on the server: ${err.message}`),
             ),
           );

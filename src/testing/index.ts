@@ -9,6 +9,7 @@ export { servicePids, stopServices } from '../sandbox/services';
 export { TENANT_COMPOSE, writeDockerShim, writeTenantDir, type TenantFiles } from '../sandbox/tenants';
 export { asDeployUser, DEPLOY_USER, ensureDeployUser, handOver } from './deploy-user';
 export {
+  descendants,
   haveSshd,
   makeKeyPair,
   sandboxRuntimeEnv,

@@ -94,7 +94,7 @@ async function answers(port: number): Promise<boolean> {
 }
 
 /** The processes under `pid` (pgrep -P, recursively). */
-function descendants(pid: number): number[] {
+export function descendants(pid: number): number[] {
   let kids: number[];
   try {
     kids = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })

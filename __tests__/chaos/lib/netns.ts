@@ -10,6 +10,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  descendants,
   DEPLOY_USER,
   ensureDeployUser,
   handOver,
@@ -143,7 +144,7 @@ export function makeNetHost(root: string, n: number, key: KeyPair, port: number,
     ]);
     waitForBanner(inNs, address);
     const stopSignal = (sig: 'STOP' | 'CONT') => {
-      for (const pid of [pids[0]!, ...descendantsOf(pids[0]!)]) quiet(['kill', `-${sig}`, String(pid)]);
+      for (const pid of [pids[0]!, ...descendants(pids[0]!)]) quiet(['kill', `-${sig}`, String(pid)]);
     };
     return {
       ns,
@@ -201,19 +202,6 @@ export function makeNetHost(root: string, n: number, key: KeyPair, port: number,
     destroy();
     throw e;
   }
-}
-
-function descendantsOf(pid: number): number[] {
-  let kids: number[];
-  try {
-    kids = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    kids = [];
-  }
-  return kids.flatMap((k) => [k, ...descendantsOf(k)]);
 }
 
 function waitForBanner(inNs: (argv: string[]) => string, address: string): void {
