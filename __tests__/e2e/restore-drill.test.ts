@@ -281,7 +281,9 @@ describeE2e(
       // the .env is back, byte for byte; the stack runs (compose up -d) and no lock is left
       expect(envNow()).toBe(before.env);
       expect(stack.running(PROJECT)).toHaveLength(2);
-      expect((await fetch(`http://127.0.0.1:${appPort}/health`)).status).toBe(200);
+      expect(
+        (await fetch(`http://127.0.0.1:${appPort}/health`, { signal: AbortSignal.timeout(5000) })).status,
+      ).toBe(200);
       expect(existsSync(join(dir, '.fleet', 'lock'))).toBe(false);
       expect(existsSync(join(dir, '.fleet', 'dump'))).toBe(false);
 
