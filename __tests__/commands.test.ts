@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRegistry, targetsOf, type Tenant } from '../src/registry';
 import * as R from '../src/remote/commands';
+import { backup, backupId, restore } from '../src/remote/backup';
 import { baseRegistry } from './helpers/registry';
 
 function tenant(extra: Record<string, unknown> = {}, path = '/srv/acme'): Tenant {
@@ -579,5 +580,46 @@ describe('prepare, run by a real shell', () => {
     expect(R.configHashOf([h2, h1])).not.toBe(h1);
     expect(R.parseConfigHash(`Creating x\n@@confighash\n${h1}\n`)).toBe(h1);
     expect(R.parseConfigHash('no marker')).toBeUndefined();
+  });
+});
+
+describe("backup and restore: the dump commands run with the tenant's Compose files and project", () => {
+  test('a plain `docker compose exec` in dump.command and dump.restore reaches the deploy’s project', () => {
+    const { dir, run } = workdir('APP_IMAGE=r/app:v1\n');
+    writeFileSync(join(dir, 'base.yml'), 'services: {}\n');
+    writeFileSync(join(dir, 'prod.yml'), 'services: {}\n');
+    const seen = 'printf "%s|%s\\n" "$COMPOSE_FILE" "${COMPOSE_PROJECT_NAME-unset}"';
+    const t = tenant(
+      {
+        compose: { file: ['base.yml', 'prod.yml'], project: 'acme' },
+        backup: {
+          keepDays: 7,
+          dump: { command: seen, restore: `cat > loaded.txt && ${seen} >> loaded.txt`, file: 'db.sql' },
+        },
+      },
+      dir,
+    );
+    const id = backupId(new Date('2024-05-01T12:00:00Z'));
+    const taken = run(backup(t, id));
+    expect([taken.status, taken.stderr]).toEqual([0, '']);
+    const archive = join(dir, '.fleet', 'backups', `${id}.tar.gz`);
+    const dump = execFileSync('tar', ['-xzOf', archive, '.fleet/dump/db.sql'], { encoding: 'utf8' });
+    expect(dump).toBe('base.yml:prod.yml|acme\n');
+    const restored = run(
+      restore(t, id, { keepAs: backupId(new Date(), 'pre-restore'), database: true, up: false, owner: '{}' }),
+    );
+    expect([restored.status, restored.stderr]).toEqual([0, '']);
+    expect(readFileSync(join(dir, 'loaded.txt'), 'utf8')).toBe(
+      'base.yml:prod.yml|acme\nbase.yml:prod.yml|acme\n',
+    );
+    // without compose.project, Compose derives the project itself (as the deploy does): nothing is set
+    const derived = tenant({ backup: { keepDays: 7, dump: { command: seen, file: 'db.sql' } } }, dir);
+    const id2 = backupId(new Date('2024-05-01T13:00:00Z'));
+    expect(run(backup(derived, id2)).status).toBe(0);
+    expect(
+      execFileSync('tar', ['-xzOf', join(dir, '.fleet', 'backups', `${id2}.tar.gz`), '.fleet/dump/db.sql'], {
+        encoding: 'utf8',
+      }),
+    ).toBe('docker-compose.yml|unset\n');
   });
 });
