@@ -623,3 +623,29 @@ describe("backup and restore: the dump commands run with the tenant's Compose fi
     ).toBe('docker-compose.yml|unset\n');
   });
 });
+
+test('a files-only restore works while the database is down: its pre-restore copy has no dump', () => {
+  const { dir, run } = workdir('APP_IMAGE=r/app:v1\n');
+  const dumpOk = tenant({ backup: { keepDays: 7, dump: { command: 'echo rows', file: 'db.sql' } } }, dir);
+  const id = backupId(new Date('2024-05-01T12:00:00Z'));
+  expect(run(backup(dumpOk, id)).status).toBe(0);
+  // the stack is down now: the dump command fails
+  const down = tenant({ backup: { keepDays: 7, dump: { command: 'exit 1', file: 'db.sql' } } }, dir);
+  writeFileSync(join(dir, '.env'), 'APP_IMAGE=broken\n');
+  const keepAs = backupId(new Date('2024-05-02T12:00:00Z'), 'pre-restore');
+  const r = run(restore(down, id, { keepAs, database: false, up: false, owner: '{}' }));
+  expect([r.status, r.stderr]).toEqual([0, '']);
+  expect(readFileSync(join(dir, '.env'), 'utf8')).toBe('APP_IMAGE=r/app:v1\n');
+  const kept = join(dir, '.fleet', 'backups', `${keepAs}.tar.gz`);
+  expect(execFileSync('tar', ['-tzf', kept], { encoding: 'utf8' }).trim().split('\n').sort()).toEqual([
+    '.env',
+    'docker-compose.yml',
+  ]);
+  expect(execFileSync('tar', ['-xzOf', kept, '.env'], { encoding: 'utf8' })).toBe('APP_IMAGE=broken\n');
+  // with --database the copy must hold the database as it is: a dump that fails refuses the restore
+  const refused = run(
+    restore(down, id, { keepAs: `${keepAs}-again`, database: true, up: false, owner: '{}' }),
+  );
+  expect(refused.status).not.toBe(0);
+  expect(refused.stderr).toContain('the dump command failed');
+});

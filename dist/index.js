@@ -69528,8 +69528,10 @@ function parseBackups(stdout) {
 }
 /**
  * Restores archive `id`: under the deploy lock (a deploy or another restore in progress refuses it),
- * checks the archive's sha256, takes a backup of what it is about to replace (`keepAs`), extracts the
- * files over the tenant's, then optionally loads the dump and brings the stack up.
+ * checks the archive's sha256, takes a backup of what it is about to replace (`keepAs`; with the database
+ * dump only when the database is replaced too: a files-only restore must work while the stack is down,
+ * e.g. after a broken .env stopped it), extracts the files over the tenant's, then optionally loads the
+ * dump and brings the stack up.
  */
 function restore(t, id, o) {
     if (!BACKUP_ID.test(id))
@@ -69544,7 +69546,7 @@ function restore(t, id, o) {
         ? shell_sh ` && dump=$(mktemp) && { tar -xzOf ${archive} -- ${dumpFile} > "$dump" 2>/dev/null || { rm -f -- "$dump"; exit ${RESTORE_EXIT.noDump}; }; } && { ${composeEnv(t)} sh -c ${b.dump.restore} < "$dump"; rc=$?; rm -f -- "$dump"; [ $rc -eq 0 ]; } && echo '@@restored database'`
         : shell_sh ``;
     const up = o.up ? shell_sh ` && ${composeArgv(t)} up -d && echo '@@up'` : shell_sh ``;
-    return shell_named('restore', shell_sh `cd -- ${t.path} && ${lock} && ${check} && ${takeBackup(t, o.keepAs, false)} && ${files}${database}${up}`);
+    return shell_named('restore', shell_sh `cd -- ${t.path} && ${lock} && ${check} && ${takeBackup(t, o.keepAs, false, o.database)} && ${files}${database}${up}`);
 }
 
 ;// CONCATENATED MODULE: ./src/health/gate.ts

@@ -151,8 +151,10 @@ export interface RestoreOptions {
 
 /**
  * Restores archive `id`: under the deploy lock (a deploy or another restore in progress refuses it),
- * checks the archive's sha256, takes a backup of what it is about to replace (`keepAs`), extracts the
- * files over the tenant's, then optionally loads the dump and brings the stack up.
+ * checks the archive's sha256, takes a backup of what it is about to replace (`keepAs`; with the database
+ * dump only when the database is replaced too: a files-only restore must work while the stack is down,
+ * e.g. after a broken .env stopped it), extracts the files over the tenant's, then optionally loads the
+ * dump and brings the stack up.
  */
 export function restore(t: Tenant, id: string, o: RestoreOptions): Script {
   if (!BACKUP_ID.test(id)) throw new Error(`not a backup ID: ${JSON.stringify(id)}`);
@@ -169,6 +171,6 @@ export function restore(t: Tenant, id: string, o: RestoreOptions): Script {
   const up = o.up ? sh` && ${composeArgv(t)} up -d && echo '@@up'` : sh``;
   return named(
     'restore',
-    sh`cd -- ${t.path} && ${lock} && ${check} && ${takeBackup(t, o.keepAs, false)} && ${files}${database}${up}`,
+    sh`cd -- ${t.path} && ${lock} && ${check} && ${takeBackup(t, o.keepAs, false, o.database)} && ${files}${database}${up}`,
   );
 }
