@@ -69,6 +69,9 @@ describeE2e(
     let keyFile: string;
     let backupIdTaken: string;
     let deployBackupId: string;
+    /** The ordered rows and the .env at backup time. */
+    let rowsAtBackup: string;
+    let envAtBackup: string;
     const at: Record<string, number> = {};
     const timings: string[] = [];
     const t0 = Date.now();
@@ -106,6 +109,19 @@ describeE2e(
         timeout: 30_000,
         env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: stack.root, DOCKER_HOST: stack.env.DOCKER_HOST },
       });
+    };
+    /** Waits (at most 30 s) until the server takes connections. */
+    const dbReady = async () => {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        try {
+          inDb(['pg_isready', '-q', '-U', 'app']);
+          return;
+        } catch (e) {
+          if (Date.now() > deadline) throw e;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
     };
     const sql = (statements: string) =>
       inDb(['psql', '-U', 'app', '-d', 'app', '-q', '-v', 'ON_ERROR_STOP=1'], statements);
@@ -221,23 +237,15 @@ describeE2e(
       expect(step.detail).toMatch(/^backup \S+ without the database dump \(no container was running\)$/);
       deployBackupId = step.detail!.split(' ')[1]!;
       expect(members(join(backupsDir(), `${deployBackupId}.tar.gz`))).toEqual(['.env', 'docker-compose.yml']);
-      // initdb runs on the container's first start: wait (bounded) until the server takes connections
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        try {
-          inDb(['pg_isready', '-q', '-U', 'app']);
-          break;
-        } catch (e) {
-          if (Date.now() > deadline) throw e;
-          await new Promise((r) => setTimeout(r, 250));
-        }
-      }
+      await dbReady(); // initdb runs on the container's first start
       sql(SCHEMA_AND_ROWS);
       expect(query('SELECT count(*) FROM orders')).toBe('200\n');
     }, 90_000);
 
     test('backup → damage the database and the .env → restore --database --up → identical, the damage kept aside', async () => {
       const before = { dump: dumpNow(), rows: query(ORDERED_QUERY), env: envNow() };
+      rowsAtBackup = before.rows;
+      envAtBackup = before.env;
       expect(before.rows).toMatch(/^200\|Zoë ✓\|-\|250\.00\|<null>\|2024-05-09 20:00:00\+00$/m);
       expect(before.dump).toContain('COPY public.orders');
 
@@ -320,6 +328,33 @@ describeE2e(
       expect(comparable(archived(archive, '.fleet/dump/app.sql'))).toBe(dumpNow());
       expect(archived(archive, '.env')).toContain(`APP_IMAGE=${stack.repo}:v1\n`);
       expect(envNow()).toContain(`APP_IMAGE=${stack.repo}:v2\n`);
+    }, 90_000);
+
+    test('the stack is down (a broken .env): a files-only restore --up brings it back, the data untouched', async () => {
+      stack.docker(['stop', '-t', '5', ...stack.running(PROJECT)]);
+      expect(stack.running(PROJECT)).toEqual([]);
+      const broken = envNow().replace(/^PG_IMAGE=.*\n/m, '');
+      writeFileSync(join(dir, '.env'), broken);
+
+      const restored = await fleet('restore', '--backup', backupIdTaken, '--up', '-s', SELECT);
+      expect(restored.stdout).toMatch(
+        new RegExp(
+          `^pg-1/shop: restored files from ${backupIdTaken}; what it replaced is kept as backup \\S+-pre-restore\\n$`,
+        ),
+      );
+      expect(restored.code).toBe(0);
+      expect(envNow()).toBe(envAtBackup);
+      expect(stack.running(PROJECT)).toHaveLength(2);
+      await dbReady();
+      expect(query(ORDERED_QUERY)).toBe(rowsAtBackup); // the volume's data, as the drill restored it
+      expect(
+        (await fetch(`http://127.0.0.1:${appPort}/health`, { signal: AbortSignal.timeout(5000) })).status,
+      ).toBe(200);
+      // the copy of what it replaced: the broken .env; no dump (the database was neither running nor replaced)
+      const keptId = /kept as backup (\S+)$/m.exec(restored.stdout)![1]!;
+      const kept = join(backupsDir(), `${keptId}.tar.gz`);
+      expect(members(kept)).toEqual(['.env', 'docker-compose.yml']);
+      expect(archived(kept, '.env')).toBe(broken);
       at.drill = Date.now() - t0;
     }, 90_000);
   },
