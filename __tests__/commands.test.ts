@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRegistry, targetsOf, type Tenant } from '../src/registry';
 import * as R from '../src/remote/commands';
+import { backup, backupId, restore } from '../src/remote/backup';
 import { baseRegistry } from './helpers/registry';
 
 function tenant(extra: Record<string, unknown> = {}, path = '/srv/acme'): Tenant {
@@ -580,4 +581,71 @@ describe('prepare, run by a real shell', () => {
     expect(R.parseConfigHash(`Creating x\n@@confighash\n${h1}\n`)).toBe(h1);
     expect(R.parseConfigHash('no marker')).toBeUndefined();
   });
+});
+
+describe("backup and restore: the dump commands run with the tenant's Compose files and project", () => {
+  test('a plain `docker compose exec` in dump.command and dump.restore reaches the deploy’s project', () => {
+    const { dir, run } = workdir('APP_IMAGE=r/app:v1\n');
+    writeFileSync(join(dir, 'base.yml'), 'services: {}\n');
+    writeFileSync(join(dir, 'prod.yml'), 'services: {}\n');
+    const seen = 'printf "%s|%s\\n" "$COMPOSE_FILE" "${COMPOSE_PROJECT_NAME-unset}"';
+    const t = tenant(
+      {
+        compose: { file: ['base.yml', 'prod.yml'], project: 'acme' },
+        backup: {
+          keepDays: 7,
+          dump: { command: seen, restore: `cat > loaded.txt && ${seen} >> loaded.txt`, file: 'db.sql' },
+        },
+      },
+      dir,
+    );
+    const id = backupId(new Date('2024-05-01T12:00:00Z'));
+    const taken = run(backup(t, id));
+    expect([taken.status, taken.stderr]).toEqual([0, '']);
+    const archive = join(dir, '.fleet', 'backups', `${id}.tar.gz`);
+    const dump = execFileSync('tar', ['-xzOf', archive, '.fleet/dump/db.sql'], { encoding: 'utf8' });
+    expect(dump).toBe('base.yml:prod.yml|acme\n');
+    const restored = run(
+      restore(t, id, { keepAs: backupId(new Date(), 'pre-restore'), database: true, up: false, owner: '{}' }),
+    );
+    expect([restored.status, restored.stderr]).toEqual([0, '']);
+    expect(readFileSync(join(dir, 'loaded.txt'), 'utf8')).toBe(
+      'base.yml:prod.yml|acme\nbase.yml:prod.yml|acme\n',
+    );
+    // without compose.project, Compose derives the project itself (as the deploy does): nothing is set
+    const derived = tenant({ backup: { keepDays: 7, dump: { command: seen, file: 'db.sql' } } }, dir);
+    const id2 = backupId(new Date('2024-05-01T13:00:00Z'));
+    expect(run(backup(derived, id2)).status).toBe(0);
+    expect(
+      execFileSync('tar', ['-xzOf', join(dir, '.fleet', 'backups', `${id2}.tar.gz`), '.fleet/dump/db.sql'], {
+        encoding: 'utf8',
+      }),
+    ).toBe('docker-compose.yml|unset\n');
+  });
+});
+
+test('a files-only restore works while the database is down: its pre-restore copy has no dump', () => {
+  const { dir, run } = workdir('APP_IMAGE=r/app:v1\n');
+  const dumpOk = tenant({ backup: { keepDays: 7, dump: { command: 'echo rows', file: 'db.sql' } } }, dir);
+  const id = backupId(new Date('2024-05-01T12:00:00Z'));
+  expect(run(backup(dumpOk, id)).status).toBe(0);
+  // the stack is down now: the dump command fails
+  const down = tenant({ backup: { keepDays: 7, dump: { command: 'exit 1', file: 'db.sql' } } }, dir);
+  writeFileSync(join(dir, '.env'), 'APP_IMAGE=broken\n');
+  const keepAs = backupId(new Date('2024-05-02T12:00:00Z'), 'pre-restore');
+  const r = run(restore(down, id, { keepAs, database: false, up: false, owner: '{}' }));
+  expect([r.status, r.stderr]).toEqual([0, '']);
+  expect(readFileSync(join(dir, '.env'), 'utf8')).toBe('APP_IMAGE=r/app:v1\n');
+  const kept = join(dir, '.fleet', 'backups', `${keepAs}.tar.gz`);
+  expect(execFileSync('tar', ['-tzf', kept], { encoding: 'utf8' }).trim().split('\n').sort()).toEqual([
+    '.env',
+    'docker-compose.yml',
+  ]);
+  expect(execFileSync('tar', ['-xzOf', kept, '.env'], { encoding: 'utf8' })).toBe('APP_IMAGE=broken\n');
+  // with --database the copy must hold the database as it is: a dump that fails refuses the restore
+  const refused = run(
+    restore(down, id, { keepAs: `${keepAs}-again`, database: true, up: false, owner: '{}' }),
+  );
+  expect(refused.status).not.toBe(0);
+  expect(refused.stderr).toContain('the dump command failed');
 });

@@ -430,3 +430,60 @@ describe('a version per image and the registry login (scripted transport)', () =
     );
   });
 });
+
+describe('the pre-deploy backup and the database dump', () => {
+  const withDump = () =>
+    registry(1, 1, (f) => {
+      f.defaults.tenant.backup = {
+        keepDays: 7,
+        dump: { command: 'docker compose exec -T db pg_dump -U app app', file: 'app.sql' },
+      };
+    });
+  const deployWith = async (prepare: Rule['reply']) => {
+    const c = new ScriptedConnector(() => [
+      { match: 'prepare', reply: prepare },
+      { match: 'backup', reply: ok('@@backup 2024-05-01T12-00-00-000Z 100\n') },
+      { match: 'hibernate', reply: ok() },
+      ...happyRules(`${REPO}:v1`).slice(1),
+    ]);
+    versionAware(c, () => false);
+    const report = await run(withDump(), c);
+    const backup = c.log.find((l) => l.verb === 'backup')!.command;
+    return { target: report.targets[0]!, backup };
+  };
+  const stateful = (states: string[]) =>
+    ok(
+      [
+        'free_kb=4096000',
+        '@@project app',
+        '@@env',
+        `APP_IMAGE=${REPO}:v1`,
+        '@@running',
+        ...states.map((s, i) => `sha256:old ${s} ${String(i).padStart(12, 'c')}`),
+        '@@history',
+        '@@end',
+      ].join('\n'),
+    );
+
+  test('a container runs: the dump is taken, with the compose files and project in its environment', async () => {
+    const { target, backup } = await deployWith(stateful(['running', 'exited']));
+    expect(target.outcome).toBe('deployed');
+    expect(target.steps.find((s) => s.step === 'backup')!.detail).toBe('backup 2024-05-01T12-00-00-000Z');
+    expect(backup).toContain("pg_dump -U app app' > .fleet/dump/app.sql");
+    expect(backup).toContain('COMPOSE_FILE=docker-compose.yml COMPOSE_PROJECT_NAME=t00000 sh -c ');
+  });
+
+  test.each([
+    ['a first deploy (no container)', []],
+    ['a stopped tenant', ['exited', 'exited']],
+    ['a paused tenant', ['paused']],
+  ])('%s: the files are archived without the dump, and the step says so', async (_, states) => {
+    const { target, backup } = await deployWith(stateful(states));
+    expect([target.outcome, target.error]).toEqual(['deployed', undefined]);
+    expect(target.steps.find((s) => s.step === 'backup')!.detail).toBe(
+      'backup 2024-05-01T12-00-00-000Z without the database dump (no container was running)',
+    );
+    expect(backup).not.toContain('pg_dump');
+    expect(backup).not.toContain('.fleet/dump');
+  });
+});

@@ -67469,8 +67469,8 @@ const backup = strictObject({
         .optional(),
     command: shellCommand('A command run before the archive, e.g. a pg_dump into a backed-up path.').optional(),
     dump: strictObject({
-        command: shellCommand('Prints the database dump on stdout, run in the tenant directory, e.g. "docker compose exec -T db pg_dump -U app app".'),
-        restore: shellCommand('Reads a dump on stdin and loads it, e.g. "docker compose exec -T db psql -U app -d app". Used by `fleet-deploy restore`.').optional(),
+        command: shellCommand('Prints the database dump on stdout, run in the tenant directory with COMPOSE_FILE and COMPOSE_PROJECT_NAME set to the tenant\'s, e.g. "docker compose exec -T db pg_dump -U app app". A deploy to a tenant with no container running archives its files without the dump.'),
+        restore: shellCommand('Reads a dump on stdin and loads it, run like `command`, e.g. "docker compose exec -T db sh -c \'dropdb -U app --force app && createdb -U app app && psql -U app -d app -1 -v ON_ERROR_STOP=1\'" (a restore into a fresh database: psql alone keeps the tables made since the backup). Used by `fleet-deploy restore --database`.').optional(),
         file: refineString(str(RELATIVE_FILE, 'dump file name', 'Name of the dump inside the archive. Default: "dump.sql".', 'dump.sql'), noDotSegments('a dump file name')).optional(),
     })
         .meta({ description: "A database dump taken through the tenant's containers into each archive." })
@@ -69483,18 +69483,33 @@ function backupId(time, label) {
 const archiveOf = (id) => `${BACKUP_DIR}/${id}.tar.gz`;
 const settings = (t) => t.backup ?? DEFAULT_BACKUP;
 /**
- * Takes one backup and applies the retention (not while restoring: it could remove the archive restored). Run in the tenant directory. Prints `@@backup ID SIZE`
- * and `@@removed NAME` for each archive the retention removed. The archive is written under a temporary
- * name and renamed once complete, so a failed backup leaves no archive that looks whole.
+ * The environment of the backup's own commands (`backup.command`, `backup.dump.command` and `.restore`):
+ * the tenant's compose files and, when the registry sets it, its project — so that a plain
+ * `docker compose exec -T db pg_dump …` run in the tenant directory reaches the same project as the
+ * deploy's `compose -f … -p …` (without them Compose would take the project from the directory's name).
+ * A command that passes its own `-f` or `-p` still wins.
  */
-function takeBackup(t, id, applyRetention = true) {
+function composeEnv(t) {
+    return envPrefix({
+        COMPOSE_FILE: t.compose.files.join(':'),
+        ...(t.compose.project ? { COMPOSE_PROJECT_NAME: t.compose.project } : {}),
+    });
+}
+/**
+ * Takes one backup and applies the retention (not while restoring: it could remove the archive restored).
+ * Run in the tenant directory. Prints `@@backup ID SIZE` and `@@removed NAME` for each archive the
+ * retention removed. The archive is written under a temporary name and renamed once complete, so a failed
+ * backup leaves no archive that looks whole. `withDump: false` leaves the database dump out.
+ */
+function takeBackup(t, id, applyRetention = true, withDump = true) {
     const b = settings(t);
     const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
     const archive = archiveOf(id);
-    const pre = b.command ? shell_sh `sh -c ${b.command} && ` : shell_sh ``;
-    const dumpFile = b.dump ? `${DUMP_DIR}/${b.dump.file}` : undefined;
+    const env = composeEnv(t);
+    const pre = b.command ? shell_sh `${env} sh -c ${b.command} && ` : shell_sh ``;
+    const dumpFile = b.dump && withDump ? `${DUMP_DIR}/${b.dump.file}` : undefined;
     const dump = b.dump && dumpFile
-        ? shell_sh `rm -rf -- ${DUMP_DIR} && mkdir -p "$(dirname -- ${dumpFile})" && { sh -c ${b.dump.command} > ${dumpFile} || { rm -rf -- ${DUMP_DIR}; echo 'the dump command failed' >&2; exit 1; }; } && `
+        ? shell_sh `rm -rf -- ${DUMP_DIR} && mkdir -p "$(dirname -- ${dumpFile})" && { ${env} sh -c ${b.dump.command} > ${dumpFile} || { rm -rf -- ${DUMP_DIR}; echo 'the dump command failed' >&2; exit 1; }; } && `
         : shell_sh ``;
     const archived = dumpFile ? [...files, dumpFile] : files;
     return shell_sh `umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}${dump}{ tar -czf ${`${archive}.part`} -- ${archived} || { rm -f -- ${`${archive}.part`}; ${dumpFile ? shell_sh `rm -rf -- ${DUMP_DIR}; ` : shell_sh ``}exit 1; }; } && ${dumpFile ? shell_sh `rm -rf -- ${DUMP_DIR} && ` : shell_sh ``}mv -f -- ${`${archive}.part`} ${archive} && (cd -- ${BACKUP_DIR} && sha256sum -- ${`${id}.tar.gz`} > ${`${id}.tar.gz.sha256`}) && echo "@@backup ${id} $(stat -c %s -- ${archive})"${applyRetention ? shell_sh ` && ${retention(b)}` : shell_sh ``}`;
@@ -69510,9 +69525,13 @@ function retention(b) {
         : shell_sh ``;
     return shell_sh `(cd -- ${BACKUP_DIR} && { ${byAge}${byCount}; } | sort -u | while IFS= read -r f; do rm -f -- "$f" "$f.sha256" && echo "@@removed $f"; done)`;
 }
-/** `fleet-deploy backup` and the deploy's pre-deploy backup step. */
-function backup_backup(t, id) {
-    return shell_named('backup', shell_sh `cd -- ${t.path} && { touch -c -- ${LOCK_DIR} 2>/dev/null || :; } && ${takeBackup(t, id)}`);
+/**
+ * `fleet-deploy backup` and the deploy's pre-deploy backup step. `withDump: false` (the deploy, when none
+ * of the tenant's containers runs: a first deploy, a stopped or paused tenant) archives the files without
+ * the database dump, which could only fail: the dump runs through the containers.
+ */
+function backup_backup(t, id, withDump = true) {
+    return shell_named('backup', shell_sh `cd -- ${t.path} && { touch -c -- ${LOCK_DIR} 2>/dev/null || :; } && ${takeBackup(t, id, true, withDump)}`);
 }
 function parseBackupTaken(stdout) {
     let taken;
@@ -69549,8 +69568,10 @@ function parseBackups(stdout) {
 }
 /**
  * Restores archive `id`: under the deploy lock (a deploy or another restore in progress refuses it),
- * checks the archive's sha256, takes a backup of what it is about to replace (`keepAs`), extracts the
- * files over the tenant's, then optionally loads the dump and brings the stack up.
+ * checks the archive's sha256, takes a backup of what it is about to replace (`keepAs`; with the database
+ * dump only when the database is replaced too: a files-only restore must work while the stack is down,
+ * e.g. after a broken .env stopped it), extracts the files over the tenant's, then optionally loads the
+ * dump and brings the stack up.
  */
 function restore(t, id, o) {
     if (!BACKUP_ID.test(id))
@@ -69562,10 +69583,10 @@ function restore(t, id, o) {
     const files = shell_sh `tar -xzf ${archive} --exclude=${DUMP_DIR} && echo '@@restored files'`;
     const dumpFile = b.dump ? `${DUMP_DIR}/${b.dump.file}` : '';
     const database = o.database && b.dump?.restore
-        ? shell_sh ` && dump=$(mktemp) && { tar -xzOf ${archive} -- ${dumpFile} > "$dump" 2>/dev/null || { rm -f -- "$dump"; exit ${RESTORE_EXIT.noDump}; }; } && { sh -c ${b.dump.restore} < "$dump"; rc=$?; rm -f -- "$dump"; [ $rc -eq 0 ]; } && echo '@@restored database'`
+        ? shell_sh ` && dump=$(mktemp) && { tar -xzOf ${archive} -- ${dumpFile} > "$dump" 2>/dev/null || { rm -f -- "$dump"; exit ${RESTORE_EXIT.noDump}; }; } && { ${composeEnv(t)} sh -c ${b.dump.restore} < "$dump"; rc=$?; rm -f -- "$dump"; [ $rc -eq 0 ]; } && echo '@@restored database'`
         : shell_sh ``;
     const up = o.up ? shell_sh ` && ${composeArgv(t)} up -d && echo '@@up'` : shell_sh ``;
-    return shell_named('restore', shell_sh `cd -- ${t.path} && ${lock} && ${check} && ${takeBackup(t, o.keepAs, false)} && ${files}${database}${up}`);
+    return shell_named('restore', shell_sh `cd -- ${t.path} && ${lock} && ${check} && ${takeBackup(t, o.keepAs, false, o.database)} && ${files}${database}${up}`);
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/ports.ts
@@ -70356,6 +70377,7 @@ class ComposeStrategy {
     /** How the tenant slept when `prepare` read it, and its paused containers (woken for the switch). */
     asleep;
     paused = [];
+    running = false;
     constructor(target) {
         this.target = target;
     }
@@ -70372,6 +70394,10 @@ class ComposeStrategy {
         this.project = p.project;
         this.asleep = hibernationOf(p.containers);
         this.paused = p.containers.filter((c) => c.state === 'paused').map((c) => c.id);
+        // (a server that lists bare image IDs gives no states: those are running containers)
+        this.running = p.containers.length
+            ? p.containers.some((c) => c.state === 'running')
+            : p.running.length > 0;
         const refs = {};
         for (const i of this.tenant.images) {
             const ref = p.env[i.variable];
@@ -70467,6 +70493,9 @@ class ComposeStrategy {
     }
     hibernated() {
         return this.asleep;
+    }
+    stackRunning() {
+        return this.running;
     }
     hibernate(how) {
         return hibernate(this.tenant, this.project ?? projectOf(this.tenant), how);
@@ -70914,10 +70943,15 @@ class TargetRun {
             return UNCHANGED;
     }
     async backup() {
-        if (!this.target.tenant.backup)
+        const settings = this.target.tenant.backup;
+        if (!settings)
             return;
         const id = backupId(new Date(this.ports.clock.now()));
-        await this.step('backup', async () => parseBackupTaken(await this.shell.must('backup', backup_backup(this.target.tenant, id))), (taken) => (taken ? `backup ${taken.id}` : undefined));
+        // The dump runs through the containers: with none running (a first deploy, a stopped or paused
+        // tenant) it could only fail, and the database is not changing. The files are archived all the same.
+        const withDump = this.strategy.stackRunning?.() ?? true;
+        const noDump = settings.dump && !withDump ? ' without the database dump (no container was running)' : '';
+        await this.step('backup', async () => parseBackupTaken(await this.shell.must('backup', backup_backup(this.target.tenant, id, withDump))), (taken) => (taken ? `backup ${taken.id}${noDump}` : undefined));
     }
     async preDeploy() {
         await this.hooks('preDeploy', 'pre-deploy hooks', this.version, this.previousVersion);

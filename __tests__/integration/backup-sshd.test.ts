@@ -2,7 +2,7 @@
  * backup, backups and restore over real sshd: an archive with its checksum, the retention removing
  * exactly the expired archives, a damaged tenant restored to identical files and "database", a
  * corrupted archive refused. The database here is a test double (a file behind `cat`); the drill with a
- * real Postgres runs on the real engine (__tests__/e2e/lifecycle.test.ts).
+ * real Postgres runs on the real engine (__tests__/e2e/restore-drill.test.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';

@@ -77,6 +77,12 @@ export interface ReleaseStrategy {
   hibernated?(): Hibernation | undefined;
   /** The script that puts it back to sleep that way after the deploy. */
   hibernate?(how: Hibernation): Script;
+  /**
+   * Whether a container of the tenant's stack runs (from `current`), when the strategy knows its stack
+   * (in-place Compose). False: the pre-deploy backup leaves out the database dump, which runs through
+   * the containers and could only fail (a first deploy, a stopped or paused tenant).
+   */
+  stackRunning?(): boolean;
   /** Images a deploy that brought `next` in may remove. */
   prunable(history: History, next: Release, current: Release): string[];
   /** The remote commands of the fetch (logging in with `registry`), the switch, promote and retire, for --dry-run. */

@@ -225,12 +225,17 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   }
 
   async backup(): StepReturn {
-    if (!this.target.tenant.backup) return;
+    const settings = this.target.tenant.backup;
+    if (!settings) return;
     const id = backupId(new Date(this.ports.clock.now()));
+    // The dump runs through the containers: with none running (a first deploy, a stopped or paused
+    // tenant) it could only fail, and the database is not changing. The files are archived all the same.
+    const withDump = this.strategy.stackRunning?.() ?? true;
+    const noDump = settings.dump && !withDump ? ' without the database dump (no container was running)' : '';
     await this.step(
       'backup',
-      async () => parseBackupTaken(await this.shell.must('backup', backup(this.target.tenant, id))),
-      (taken) => (taken ? `backup ${taken.id}` : undefined),
+      async () => parseBackupTaken(await this.shell.must('backup', backup(this.target.tenant, id, withDump))),
+      (taken) => (taken ? `backup ${taken.id}${noDump}` : undefined),
     );
   }
 

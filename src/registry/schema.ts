@@ -260,10 +260,10 @@ const backup = z
     dump: z
       .strictObject({
         command: shellCommand(
-          'Prints the database dump on stdout, run in the tenant directory, e.g. "docker compose exec -T db pg_dump -U app app".',
+          'Prints the database dump on stdout, run in the tenant directory with COMPOSE_FILE and COMPOSE_PROJECT_NAME set to the tenant\'s, e.g. "docker compose exec -T db pg_dump -U app app". A deploy to a tenant with no container running archives its files without the dump.',
         ),
         restore: shellCommand(
-          'Reads a dump on stdin and loads it, e.g. "docker compose exec -T db psql -U app -d app". Used by `fleet-deploy restore`.',
+          'Reads a dump on stdin and loads it, run like `command`, e.g. "docker compose exec -T db sh -c \'dropdb -U app --force app && createdb -U app app && psql -U app -d app -1 -v ON_ERROR_STOP=1\'" (a restore into a fresh database: psql alone keeps the tables made since the backup). Used by `fleet-deploy restore --database`.',
         ).optional(),
         file: refineString(
           str(

@@ -7,7 +7,7 @@
  */
 import type { Backup, Tenant } from '../registry/model';
 import { BACKUP_DIR, composeArgv, LOCK_DIR, STATE_DIR } from './commands';
-import { named, Script, sh } from './shell';
+import { envPrefix, named, Script, sh } from './shell';
 
 /** A backup's ID: its time and an optional label. What `restore --backup` accepts. */
 export const BACKUP_ID = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z(?:-[a-z]+)*$/;
@@ -31,19 +31,35 @@ const archiveOf = (id: string) => `${BACKUP_DIR}/${id}.tar.gz`;
 const settings = (t: Tenant) => t.backup ?? DEFAULT_BACKUP;
 
 /**
- * Takes one backup and applies the retention (not while restoring: it could remove the archive restored). Run in the tenant directory. Prints `@@backup ID SIZE`
- * and `@@removed NAME` for each archive the retention removed. The archive is written under a temporary
- * name and renamed once complete, so a failed backup leaves no archive that looks whole.
+ * The environment of the backup's own commands (`backup.command`, `backup.dump.command` and `.restore`):
+ * the tenant's compose files and, when the registry sets it, its project — so that a plain
+ * `docker compose exec -T db pg_dump …` run in the tenant directory reaches the same project as the
+ * deploy's `compose -f … -p …` (without them Compose would take the project from the directory's name).
+ * A command that passes its own `-f` or `-p` still wins.
  */
-function takeBackup(t: Tenant, id: string, applyRetention = true): Script {
+function composeEnv(t: Tenant): Script {
+  return envPrefix({
+    COMPOSE_FILE: t.compose.files.join(':'),
+    ...(t.compose.project ? { COMPOSE_PROJECT_NAME: t.compose.project } : {}),
+  });
+}
+
+/**
+ * Takes one backup and applies the retention (not while restoring: it could remove the archive restored).
+ * Run in the tenant directory. Prints `@@backup ID SIZE` and `@@removed NAME` for each archive the
+ * retention removed. The archive is written under a temporary name and renamed once complete, so a failed
+ * backup leaves no archive that looks whole. `withDump: false` leaves the database dump out.
+ */
+function takeBackup(t: Tenant, id: string, applyRetention = true, withDump = true): Script {
   const b = settings(t);
   const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
   const archive = archiveOf(id);
-  const pre = b.command ? sh`sh -c ${b.command} && ` : sh``;
-  const dumpFile = b.dump ? `${DUMP_DIR}/${b.dump.file}` : undefined;
+  const env = composeEnv(t);
+  const pre = b.command ? sh`${env} sh -c ${b.command} && ` : sh``;
+  const dumpFile = b.dump && withDump ? `${DUMP_DIR}/${b.dump.file}` : undefined;
   const dump =
     b.dump && dumpFile
-      ? sh`rm -rf -- ${DUMP_DIR} && mkdir -p "$(dirname -- ${dumpFile})" && { sh -c ${b.dump.command} > ${dumpFile} || { rm -rf -- ${DUMP_DIR}; echo 'the dump command failed' >&2; exit 1; }; } && `
+      ? sh`rm -rf -- ${DUMP_DIR} && mkdir -p "$(dirname -- ${dumpFile})" && { ${env} sh -c ${b.dump.command} > ${dumpFile} || { rm -rf -- ${DUMP_DIR}; echo 'the dump command failed' >&2; exit 1; }; } && `
       : sh``;
   const archived = dumpFile ? [...files, dumpFile] : files;
   return sh`umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}${dump}{ tar -czf ${`${archive}.part`} -- ${archived} || { rm -f -- ${`${archive}.part`}; ${dumpFile ? sh`rm -rf -- ${DUMP_DIR}; ` : sh``}exit 1; }; } && ${dumpFile ? sh`rm -rf -- ${DUMP_DIR} && ` : sh``}mv -f -- ${`${archive}.part`} ${archive} && (cd -- ${BACKUP_DIR} && sha256sum -- ${`${id}.tar.gz`} > ${`${id}.tar.gz.sha256`}) && echo "@@backup ${id} $(stat -c %s -- ${archive})"${applyRetention ? sh` && ${retention(b)}` : sh``}`;
@@ -61,11 +77,15 @@ export function retention(b: Backup): Script {
   return sh`(cd -- ${BACKUP_DIR} && { ${byAge}${byCount}; } | sort -u | while IFS= read -r f; do rm -f -- "$f" "$f.sha256" && echo "@@removed $f"; done)`;
 }
 
-/** `fleet-deploy backup` and the deploy's pre-deploy backup step. */
-export function backup(t: Tenant, id: string): Script {
+/**
+ * `fleet-deploy backup` and the deploy's pre-deploy backup step. `withDump: false` (the deploy, when none
+ * of the tenant's containers runs: a first deploy, a stopped or paused tenant) archives the files without
+ * the database dump, which could only fail: the dump runs through the containers.
+ */
+export function backup(t: Tenant, id: string, withDump = true): Script {
   return named(
     'backup',
-    sh`cd -- ${t.path} && { touch -c -- ${LOCK_DIR} 2>/dev/null || :; } && ${takeBackup(t, id)}`,
+    sh`cd -- ${t.path} && { touch -c -- ${LOCK_DIR} 2>/dev/null || :; } && ${takeBackup(t, id, true, withDump)}`,
   );
 }
 
@@ -131,8 +151,10 @@ export interface RestoreOptions {
 
 /**
  * Restores archive `id`: under the deploy lock (a deploy or another restore in progress refuses it),
- * checks the archive's sha256, takes a backup of what it is about to replace (`keepAs`), extracts the
- * files over the tenant's, then optionally loads the dump and brings the stack up.
+ * checks the archive's sha256, takes a backup of what it is about to replace (`keepAs`; with the database
+ * dump only when the database is replaced too: a files-only restore must work while the stack is down,
+ * e.g. after a broken .env stopped it), extracts the files over the tenant's, then optionally loads the
+ * dump and brings the stack up.
  */
 export function restore(t: Tenant, id: string, o: RestoreOptions): Script {
   if (!BACKUP_ID.test(id)) throw new Error(`not a backup ID: ${JSON.stringify(id)}`);
@@ -144,11 +166,11 @@ export function restore(t: Tenant, id: string, o: RestoreOptions): Script {
   const dumpFile = b.dump ? `${DUMP_DIR}/${b.dump.file}` : '';
   const database =
     o.database && b.dump?.restore
-      ? sh` && dump=$(mktemp) && { tar -xzOf ${archive} -- ${dumpFile} > "$dump" 2>/dev/null || { rm -f -- "$dump"; exit ${RESTORE_EXIT.noDump}; }; } && { sh -c ${b.dump.restore} < "$dump"; rc=$?; rm -f -- "$dump"; [ $rc -eq 0 ]; } && echo '@@restored database'`
+      ? sh` && dump=$(mktemp) && { tar -xzOf ${archive} -- ${dumpFile} > "$dump" 2>/dev/null || { rm -f -- "$dump"; exit ${RESTORE_EXIT.noDump}; }; } && { ${composeEnv(t)} sh -c ${b.dump.restore} < "$dump"; rc=$?; rm -f -- "$dump"; [ $rc -eq 0 ]; } && echo '@@restored database'`
       : sh``;
   const up = o.up ? sh` && ${composeArgv(t)} up -d && echo '@@up'` : sh``;
   return named(
     'restore',
-    sh`cd -- ${t.path} && ${lock} && ${check} && ${takeBackup(t, o.keepAs, false)} && ${files}${database}${up}`,
+    sh`cd -- ${t.path} && ${lock} && ${check} && ${takeBackup(t, o.keepAs, false, o.database)} && ${files}${database}${up}`,
   );
 }

@@ -19,6 +19,7 @@ export class ComposeStrategy implements ReleaseStrategy {
   /** How the tenant slept when `prepare` read it, and its paused containers (woken for the switch). */
   private asleep?: R.Hibernation;
   private paused: string[] = [];
+  private running = false;
 
   constructor(private readonly target: Target) {}
 
@@ -39,6 +40,10 @@ export class ComposeStrategy implements ReleaseStrategy {
     this.project = p.project;
     this.asleep = R.hibernationOf(p.containers);
     this.paused = p.containers.filter((c) => c.state === 'paused').map((c) => c.id);
+    // (a server that lists bare image IDs gives no states: those are running containers)
+    this.running = p.containers.length
+      ? p.containers.some((c) => c.state === 'running')
+      : p.running.length > 0;
     const refs: Record<string, string> = {};
     for (const i of this.tenant.images) {
       const ref = p.env[i.variable];
@@ -151,6 +156,10 @@ export class ComposeStrategy implements ReleaseStrategy {
 
   hibernated(): R.Hibernation | undefined {
     return this.asleep;
+  }
+
+  stackRunning(): boolean {
+    return this.running;
   }
 
   hibernate(how: R.Hibernation): Script {
