@@ -3,7 +3,8 @@
  * `docker` and `docker-compose` (Debian's compose 1.29) talk to podman's Docker-compatible API, pulling
  * from a real registry (engine-up.sh). Two tenants on one server, each its own compose project on host
  * networking. Covers: a fresh start, an upgrade, a bad release rolled back, a no-op redeploy, a release
- * that crash-loops under its restart policy rolled back 20 times in a row, and private registries.
+ * that crash-loops under its restart policy rolled back 20 times in a row, hibernated (paused and stopped)
+ * tenants put back to sleep or woken, and private registries.
  *
  * Needs root (engine-up.sh installs packages and runs podman) and /usr/sbin/sshd; skipped otherwise.
  * The engine state lives in a temp dir and is torn down (engine-down.sh --purge) in afterAll.
@@ -81,7 +82,7 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
   };
 
   /** The fleet's registry: one server, both tenants, health gated on the app's version. */
-  const fleetRegistry = (o: { repository: string; deadline: string }): Registry => {
+  const fleetRegistry = (o: { repository: string; deadline: string; hibernated?: 'wake' }): Registry => {
     const raw = {
       servers: [
         {
@@ -106,6 +107,7 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
               successes: 2,
             },
             minFreeDiskMb: 1,
+            ...(o.hibernated ? { hibernated: o.hibernated } : {}),
           })),
         },
       ],
@@ -356,6 +358,60 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
       ).toEqual(Array.from({ length: rounds }, () => ['rolled-back', 'v2', 'crash']));
     }
   }, 600_000);
+
+  describe('hibernated tenants: paused and stopped on the real engine', () => {
+    const [alpha, beta] = [() => tenants[0]!, () => tenants[1]!];
+    const containerOf = (t: Tenant) =>
+      docker(['ps', '-aq', '--filter', `label=com.docker.compose.project=${t.project}`]);
+    const stateOf = (t: Tenant) => docker(['inspect', '--format', '{{.State.Status}}', containerOf(t)]);
+    const hibernateStep = (r: { steps: { step: string; ok: boolean; detail?: string }[] }) =>
+      r.steps.find((x) => x.step === 'hibernate');
+
+    test('"restore" (the default): a paused and a stopped tenant are deployed, gated and put back to sleep', async () => {
+      docker(['pause', containerOf(alpha())]);
+      docker(['stop', containerOf(beta())]);
+      expect([stateOf(alpha()), stateOf(beta())]).toEqual(['paused', 'exited']);
+      const report = await deploy(registry, key, 'v1');
+      expect(report.targets.map((r) => [r.id, r.outcome, r.error])).toEqual([
+        ['e2e-1/alpha', 'deployed', undefined],
+        ['e2e-1/beta', 'deployed', undefined],
+      ]);
+      expect(report.targets.map(hibernateStep)).toEqual([
+        expect.objectContaining({ ok: true, detail: 'paused again, as before the deploy' }),
+        expect.objectContaining({ ok: true, detail: 'stopped again, as before the deploy' }),
+      ]);
+      // the new release passed its gate before it went back to sleep
+      for (const r of report.targets) expect(r.steps.find((x) => x.step === 'health')?.ok).toBe(true);
+      expect([stateOf(alpha()), stateOf(beta())]).toEqual(['paused', 'exited']);
+      for (const t of tenants) {
+        expect(docker(['inspect', '--format', '{{.Config.Image}}', containerOf(t)])).toBe(`${repo}:v1`);
+        expect(envOf(t)).toBe(envText(t, 'v1'));
+        expect(lockExists(t)).toBe(false);
+      }
+    }, 120_000);
+
+    test('"wake": the same tenants are deployed and left running', async () => {
+      const report = await deploy(
+        fleetRegistry({ repository: repo, deadline: '8s', hibernated: 'wake' }),
+        key,
+        'v2',
+      );
+      expect(report.targets.map((r) => [r.id, r.outcome, r.error])).toEqual([
+        ['e2e-1/alpha', 'deployed', undefined],
+        ['e2e-1/beta', 'deployed', undefined],
+      ]);
+      expect(report.targets.map(hibernateStep)).toEqual([
+        expect.objectContaining({ ok: true, detail: 'was paused; left running (hibernated: "wake")' }),
+        expect.objectContaining({ ok: true, detail: 'was stopped; left running (hibernated: "wake")' }),
+      ]);
+      for (const t of tenants) {
+        expect(stateOf(t)).toBe('running');
+        expect(runningImages(t)).toEqual([imageIds.v2]);
+        expect(await health(t)).toBe('200 {"status":"ok","version":"v2"}');
+        expect(envOf(t)).toBe(envText(t, 'v2'));
+      }
+    }, 120_000);
+  });
 
   describe('private images: a registry that requires a login (htpasswd)', () => {
     const privateRef = () => env.FLEET_E2E_IMAGE_PRIVATE!;
