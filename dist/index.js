@@ -75027,6 +75027,18 @@ const TENANT_COMPOSE = [
     '      APP_PORT: ${APP_PORT}',
     '',
 ].join('\n');
+/**
+ * The registry's `defaults.tenant` of a local fleet: the one image variable of TENANT_COMPOSE from
+ * `repository`, and a health gate on GET /health that wants `{"status":"ok","version":"{version}"}` twice
+ * in a row; `health` sets or overrides the gate's other fields (interval, timeout, deadline, …).
+ */
+function tenants_tenantDefaults(repository, health = {}) {
+    return {
+        images: [{ variable: 'APP_IMAGE', repository }],
+        health: { path: '/health', json: { status: 'ok', version: '{version}' }, successes: 2, ...health },
+        minFreeDiskMb: 1,
+    };
+}
 /** Creates the directory with docker-compose.yml and .env. */
 function writeTenantDir(dir, t) {
     (0,external_node_fs_namespaceObject.mkdirSync)(dir, { recursive: true });
@@ -75132,15 +75144,7 @@ function registryOf(spec, rings, servers, tenants, ports) {
         defaults: {
             server: { user: process.env.USER || 'sandbox', region: 'local' },
             tenant: {
-                images: [{ variable: 'APP_IMAGE', repository: SANDBOX_REPOSITORY }],
-                health: {
-                    path: '/health',
-                    json: { status: 'ok', version: '{version}' },
-                    interval: '250ms',
-                    ...(spec.health ?? SANDBOX_HEALTH),
-                    successes: 2,
-                },
-                minFreeDiskMb: 1,
+                ...tenants_tenantDefaults(SANDBOX_REPOSITORY, { interval: '250ms', ...(spec.health ?? SANDBOX_HEALTH) }),
                 keepReleases: 3,
             },
         },

@@ -16,7 +16,7 @@ import { fetchUrl } from '../../src/http/fetch';
 import { planDeployment } from '../../src/plan/plan';
 import { parseRegistry } from '../../src/registry';
 import { SshConnector } from '../../src/ssh/transport';
-import { DEPLOY_USER, freePort, makeKeyPair } from '../../src/testing';
+import { DEPLOY_USER, freePort, makeKeyPair, tenantDefaults } from '../../src/testing';
 import { envVersion } from './lib/fleet';
 import { canNetns, makeNetHost, type NetHost } from './lib/netns';
 import { scenario } from './lib/record';
@@ -62,18 +62,11 @@ describeNetns('network faults', () => {
     hosts.push(h);
     const registryText = JSON.stringify({
       defaults: {
-        tenant: {
-          images: [{ variable: 'APP_IMAGE', repository: REPO }],
-          health: {
-            path: '/health',
-            json: { status: 'ok', version: '{version}' },
-            interval: '150ms',
-            timeout: '1s',
-            deadline: `${GATE_DEADLINE_MS / 1000}s`,
-            successes: 2,
-          },
-          minFreeDiskMb: 1,
-        },
+        tenant: tenantDefaults(REPO, {
+          interval: '150ms',
+          timeout: '1s',
+          deadline: `${GATE_DEADLINE_MS / 1000}s`,
+        }),
       },
       servers: [
         {

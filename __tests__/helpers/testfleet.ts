@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseRegistry, type Registry } from '../../src/registry';
-import { asDeployUser, freePort, handOver, writeTenantDir } from '../../src/testing';
+import { asDeployUser, freePort, handOver, tenantDefaults, writeTenantDir } from '../../src/testing';
 import { makeClientKey, startSshd, tempRoot, type ClientKey, type TestSshd } from './sshd';
 
 export const REPO = 'registry.test/acme/app';
@@ -79,19 +79,7 @@ export async function startFleet(spec: FleetSpec): Promise<TestFleet> {
     }
     const registry: any = {
       defaults: {
-        tenant: {
-          images: [{ variable: 'APP_IMAGE', repository: REPO }],
-          health: {
-            path: '/health',
-            json: { status: 'ok', version: '{version}' },
-            interval: '150ms',
-            timeout: '1s',
-            deadline: '4s',
-            successes: 2,
-            ...spec.health,
-          },
-          minFreeDiskMb: 1,
-        },
+        tenant: tenantDefaults(REPO, { interval: '150ms', timeout: '1s', deadline: '4s', ...spec.health }),
       },
       servers,
     };

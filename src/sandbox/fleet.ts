@@ -13,7 +13,7 @@ import { freePort } from './ports';
 import { isRunning, stopProcesses } from './processes';
 import { stopServices } from './services';
 import { generateKeyPair, startSandboxSsh } from './ssh-server';
-import { writeDockerShim, writeTenantDir } from './tenants';
+import { tenantDefaults, writeDockerShim, writeTenantDir } from './tenants';
 
 export interface SandboxSpec {
   servers: number;
@@ -137,15 +137,7 @@ function registryOf(
     defaults: {
       server: { user: process.env.USER || 'sandbox', region: 'local' },
       tenant: {
-        images: [{ variable: 'APP_IMAGE', repository: SANDBOX_REPOSITORY }],
-        health: {
-          path: '/health',
-          json: { status: 'ok', version: '{version}' },
-          interval: '250ms',
-          ...(spec.health ?? SANDBOX_HEALTH),
-          successes: 2,
-        },
-        minFreeDiskMb: 1,
+        ...tenantDefaults(SANDBOX_REPOSITORY, { interval: '250ms', ...(spec.health ?? SANDBOX_HEALTH) }),
         keepReleases: 3,
       },
     },

@@ -17,6 +17,19 @@ export const TENANT_COMPOSE = [
   '',
 ].join('\n');
 
+/**
+ * The registry's `defaults.tenant` of a local fleet: the one image variable of TENANT_COMPOSE from
+ * `repository`, and a health gate on GET /health that wants `{"status":"ok","version":"{version}"}` twice
+ * in a row; `health` sets or overrides the gate's other fields (interval, timeout, deadline, …).
+ */
+export function tenantDefaults(repository: string, health: Readonly<Record<string, unknown>> = {}) {
+  return {
+    images: [{ variable: 'APP_IMAGE', repository }],
+    health: { path: '/health', json: { status: 'ok', version: '{version}' }, successes: 2, ...health },
+    minFreeDiskMb: 1,
+  };
+}
+
 export interface TenantFiles {
   /** The first line of .env, a comment. */
   title: string;

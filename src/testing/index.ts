@@ -6,7 +6,13 @@
 export { freePort } from '../sandbox/ports';
 export { isRunning, stopProcesses } from '../sandbox/processes';
 export { servicePids, stopServices } from '../sandbox/services';
-export { TENANT_COMPOSE, writeDockerShim, writeTenantDir, type TenantFiles } from '../sandbox/tenants';
+export {
+  TENANT_COMPOSE,
+  tenantDefaults,
+  writeDockerShim,
+  writeTenantDir,
+  type TenantFiles,
+} from '../sandbox/tenants';
 export { asDeployUser, DEPLOY_USER, ensureDeployUser, handOver } from './deploy-user';
 export {
   descendants,
