@@ -49,12 +49,7 @@ function registry(b: Bench, tenants: Tenant[], blueGreen: boolean) {
   const raw = {
     servers: [
       {
-        name: 'dt-1',
-        host: '127.0.0.1',
-        port: b.stack.sshd.port,
-        user: b.stack.sshd.user,
-        hostKey: b.stack.sshd.hostKey,
-        region: 'local',
+        ...b.stack.server('dt-1'),
         tenants: tenants.map((t) => ({
           id: t.id,
           path: t.dir,

@@ -46,12 +46,7 @@ describeE2e('e2e blue-green: real engine, Compose, sshd, Caddy and nginx', () =>
     const raw = {
       servers: [
         {
-          name: 'bg-1',
-          host: '127.0.0.1',
-          port: stack.sshd.port,
-          user: stack.sshd.user,
-          hostKey: stack.sshd.hostKey,
-          region: 'local',
+          ...stack.server('bg-1'),
           tenants: tenants.map((t) => ({
             id: t.id,
             path: t.dir,

@@ -86,12 +86,7 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
     const raw = {
       servers: [
         {
-          name: 'e2e-1',
-          host: '127.0.0.1',
-          port: sshd.port,
-          user: sshd.user,
-          hostKey: sshd.hostKey,
-          region: 'local',
+          ...stack!.server('e2e-1'),
           tenants: tenants.map((t) => ({
             id: t.id,
             path: t.dir,

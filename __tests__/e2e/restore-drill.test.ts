@@ -181,12 +181,7 @@ describeE2e(
       const raw = {
         servers: [
           {
-            name: 'pg-1',
-            host: '127.0.0.1',
-            port: stack.sshd.port,
-            user: stack.sshd.user,
-            hostKey: stack.sshd.hostKey,
-            region: 'local',
+            ...stack.server('pg-1'),
             tenants: [
               {
                 id: 'shop',

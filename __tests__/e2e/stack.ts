@@ -62,6 +62,15 @@ export interface Stack {
   docker(args: string[]): string;
   /** IDs of a Compose project's running containers. */
   running(project: string): string[];
+  /** The registry's entry for the stack's one server (its sshd, host key pinned), without tenants. */
+  server(name: string): {
+    name: string;
+    host: string;
+    port: number;
+    user: string;
+    hostKey: string;
+    region: string;
+  };
   down(): Promise<void>;
 }
 
@@ -100,7 +109,25 @@ export async function stackUp(prefix: string, timeoutMs: number): Promise<Stack>
       docker(['ps', '-q', '--no-trunc', '--filter', `label=com.docker.compose.project=${project}`])
         .split('\n')
         .filter(Boolean);
-    return { root, env, repo: `${env.FLEET_E2E_REGISTRY}/fleet/app`, key, sshd, docker, running, down };
+    const server = (name: string) => ({
+      name,
+      host: '127.0.0.1',
+      port: sshd!.port,
+      user: sshd!.user,
+      hostKey: sshd!.hostKey,
+      region: 'local',
+    });
+    return {
+      root,
+      env,
+      repo: `${env.FLEET_E2E_REGISTRY}/fleet/app`,
+      key,
+      sshd,
+      docker,
+      running,
+      server,
+      down,
+    };
   } catch (e) {
     await down().catch(() => undefined);
     throw e;
