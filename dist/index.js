@@ -80001,17 +80001,8 @@ async function runDeployAction(mode = 'deploy') {
         ...(login ? { registry: login } : {}),
     };
     const version = options.version;
-    if (setting(actionInputs, 'dryRun')) {
-        for (const t of targets) {
-            log_core.startGroup(`${t.id}: the remote commands a deploy of ${version} would run`);
-            for (const c of dryRunCommands(t, options))
-                log_core.info(`[${c.step}] ${c.command}`);
-            log_core.endGroup();
-        }
-        log_core.setOutput('outcome', 'skipped');
-        log_core.setOutput('report', '');
-        return;
-    }
+    if (setting(actionInputs, 'dryRun'))
+        return deploy_printDryRun(targets, options);
     const knownHosts = log_core.getInput(DEPLOY_INPUTS.knownHosts);
     checkTrust(registry, plan, knownHosts);
     const privateKey = sshKey();
@@ -80037,6 +80028,10 @@ async function runDeployAction(mode = 'deploy') {
         },
         onWave: (w) => w.status === 'start' && log_core.info(`── wave ${w.wave} of ${w.of}: ${w.targets} target(s)`),
     });
+    await publishReport(report);
+}
+/** Each target's steps in a log group, an error annotation per failed target, the table, the outputs. */
+async function publishReport(report) {
     for (const r of report.targets) {
         log_core.startGroup(`${r.id}: ${r.outcome} (${seconds(r.durationMs)})`);
         for (const s of r.steps)
@@ -80058,6 +80053,17 @@ async function runDeployAction(mode = 'deploy') {
     const bad = report.totals.failed + report.totals['rolled-back'] + report.totals.skipped;
     if (bad > 0)
         log_core.setFailed(`${bad} of ${report.totals.targets} target(s) not deployed: ${report.totals.failed} failed, ${report.totals['rolled-back']} rolled back, ${report.totals.skipped} skipped`);
+}
+/** `dry-run: true`: each target's remote commands in a log group; nothing is connected to. */
+function deploy_printDryRun(targets, options) {
+    for (const t of targets) {
+        log_core.startGroup(`${t.id}: the remote commands a deploy of ${options.version} would run`);
+        for (const c of dryRunCommands(t, options))
+            log_core.info(`[${c.step}] ${c.command}`);
+        log_core.endGroup();
+    }
+    log_core.setOutput('outcome', 'skipped');
+    log_core.setOutput('report', '');
 }
 
 ;// CONCATENATED MODULE: ./src/actions/deploy-post.ts

@@ -14,7 +14,7 @@ import { systemClock } from '../deploy/ports';
 import type { LockEvent } from '../deploy/target';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment } from '../plan/plan';
-import { targetsOf, type Registry } from '../registry';
+import { targetsOf, type Registry, type Target } from '../registry';
 import { OUTCOME_ORDER, reason, renderReport, seconds } from '../report/render';
 import { checkTrust } from '../ssh/known-hosts';
 import { SshConnector } from '../ssh/transport';
@@ -113,16 +113,7 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
     ...(login ? { registry: login } : {}),
   };
   const version = options.version;
-  if (setting(actionInputs, 'dryRun')) {
-    for (const t of targets) {
-      core.startGroup(`${t.id}: the remote commands a deploy of ${version} would run`);
-      for (const c of dryRunCommands(t, options)) core.info(`[${c.step}] ${c.command}`);
-      core.endGroup();
-    }
-    core.setOutput('outcome', 'skipped');
-    core.setOutput('report', '');
-    return;
-  }
+  if (setting(actionInputs, 'dryRun')) return printDryRun(targets, options);
   const knownHosts = core.getInput(DEPLOY_INPUTS.knownHosts);
   checkTrust(registry, plan, knownHosts);
   const privateKey = sshKey();
@@ -152,6 +143,11 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
     onWave: (w) => w.status === 'start' && core.info(`── wave ${w.wave} of ${w.of}: ${w.targets} target(s)`),
   });
 
+  await publishReport(report);
+}
+
+/** Each target's steps in a log group, an error annotation per failed target, the table, the outputs. */
+async function publishReport(report: FleetReport): Promise<void> {
   for (const r of report.targets) {
     core.startGroup(`${r.id}: ${r.outcome} (${seconds(r.durationMs)})`);
     for (const s of r.steps)
@@ -178,4 +174,15 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
     core.setFailed(
       `${bad} of ${report.totals.targets} target(s) not deployed: ${report.totals.failed} failed, ${report.totals['rolled-back']} rolled back, ${report.totals.skipped} skipped`,
     );
+}
+
+/** `dry-run: true`: each target's remote commands in a log group; nothing is connected to. */
+function printDryRun(targets: readonly Target[], options: FleetOptions): void {
+  for (const t of targets) {
+    core.startGroup(`${t.id}: the remote commands a deploy of ${options.version} would run`);
+    for (const c of dryRunCommands(t, options)) core.info(`[${c.step}] ${c.command}`);
+    core.endGroup();
+  }
+  core.setOutput('outcome', 'skipped');
+  core.setOutput('report', '');
 }
