@@ -114,6 +114,8 @@ describe('load', () => {
       const fdsBefore = openFds();
       const listenersBefore = listeners();
       const r = await deploy(registry, key, 'v2', {
+        // the CLI's own connect defaults: 50 handshakes at once on 2 busy cores can take over 5 s
+        connect: { timeoutMs: 20_000, attempts: 3 },
         options: {
           concurrency: CONCURRENCY,
           perServer: 10,

@@ -32,13 +32,15 @@ export async function deploy(
     privateKey?: string;
     onStep?: (e: any) => void;
     signal?: AbortSignal;
+    /** The connect timeout and attempts (default 5 s × 2: a test fleet answers at once). */
+    connect?: { timeoutMs: number; attempts: number };
   } = {},
 ): Promise<FleetReport & { handshakes: number }> {
   let handshakes = 0;
   const connector = new SshConnector({
     privateKey: opts.privateKey ?? key.privateKey,
-    connectAttempts: 2,
-    connectTimeoutMs: 5000,
+    connectAttempts: opts.connect?.attempts ?? 2,
+    connectTimeoutMs: opts.connect?.timeoutMs ?? 5000,
     onHandshake: () => handshakes++,
   });
   const plan = planDeployment(registry, { select: opts.select, waves: opts.waves });
