@@ -44,7 +44,7 @@ Options:
   -f, --format FORMAT   table (default) or json
 ${REMOTE_HELP}`;
 
-export const RESTORE_USAGE = `fleet-deploy restore --backup ID --select EXPR [--database] [--up] [options]
+export const RESTORE_USAGE = `fleet-deploy restore --backup ID [--sha256 HEX] --select EXPR [--database] [--up] [options]
 
 Restores a backup of each selected tenant (usually one: --select id=SERVER/TENANT): under the deploy lock,
 checks the archive's sha256 (against --sha256 when given, else the .sha256 file beside it on the server),
