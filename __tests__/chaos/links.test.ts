@@ -28,9 +28,10 @@ import { parseRegistry, targetsOf, type Tenant } from '../../src/registry';
 import * as B from '../../src/remote/blue-green';
 import { backup, backupId } from '../../src/remote/backup';
 import * as R from '../../src/remote/commands';
-import type { Script } from '../../src/remote/shell';
+import { setupServer, setupTenant } from '../../src/remote/setup';
+import { sh, type Script } from '../../src/remote/shell';
 import { SshConnector } from '../../src/ssh/transport';
-import { haveSshd, handOver } from '../../src/testing';
+import { haveSshd, handOver, makeKeyPair, startOpenSsh, type OpenSsh } from '../../src/testing';
 import type { Transport } from '../../src/deploy/ports';
 import { makeClientKey, startSshd, tempRoot, type ClientKey, type TestSshd } from '../helpers/sshd';
 import { scenario } from './lib/record';
@@ -206,4 +207,150 @@ describeLinks('planted links, raced by a real inotify watcher', () => {
       },
       180_000,
     );
+});
+
+/**
+ * `setup-server` runs as root; the attacker is the deploy user itself, with its own real inotify watcher on
+ * its ~/.ssh and its tenant directory: every name created there becomes a link to a root-owned file (a
+ * private directory: renamed, and a link to a root-owned directory put in its place), and before every
+ * run ~/.ssh/authorized_keys is planted as a link to that file (the reproduction of the issue). Each run
+ * has something to write: the key, a new compose file, a new .env. A leak is the root-owned file or
+ * directory changed in content, owner or mode.
+ */
+describeLinks('setup-server as root, raced by the deploy user', () => {
+  const user = `fdlinks${process.pid % 100000}`;
+  const group = `fdlinksg${process.pid % 100000}`;
+  let root: string;
+  let sshd: OpenSsh;
+  let transport: Transport;
+  let watcher: ChildProcess;
+  let home: string;
+  let dir: string;
+  let victim: string;
+  let victimDir: string;
+  let t: Tenant;
+  let publicKey: string;
+
+  beforeAll(async () => {
+    root = tempRoot('fd-chaos-setup-');
+    chmodSync(root, 0o755);
+    const admin = makeKeyPair(join(root, 'admin_ed25519'), 'admin');
+    publicKey = makeKeyPair(join(root, 'deploy_ed25519'), 'deploy').publicKey.trim();
+    spawnSync('groupadd', [group]);
+    spawnSync('useradd', ['-m', '-s', '/bin/bash', user]);
+    home = spawnSync('getent', ['passwd', user], { encoding: 'utf8' }).stdout.split(':')[5]!;
+    sshd = await startOpenSsh({
+      dir: join(root, 'sshd'),
+      user: 'root',
+      authorizedKey: admin.publicKey,
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    });
+    victim = join(root, 'victim');
+    victimDir = join(root, 'victim-dir');
+    writeFileSync(victim, 'root only\n', { mode: 0o600 });
+    mkdirSync(victimDir, { mode: 0o755 });
+    dir = join(home, 'apps', 'acme');
+    const registry = {
+      servers: [
+        {
+          name: 'setup',
+          host: '127.0.0.1',
+          port: sshd.port,
+          user: 'root',
+          hostKey: sshd.hostKey,
+          region: 'local',
+          tenants: [
+            {
+              id: 'acme',
+              path: 'apps/acme',
+              health: { port: 18998 },
+              images: [{ variable: 'APP_IMAGE', repository: 'registry.test/acme/app' }],
+            },
+          ],
+        },
+      ],
+    };
+    const target = targetsOf(parseRegistry(JSON.stringify(registry), 'setup.json'))[0]!;
+    t = target.tenant;
+    transport = await new SshConnector({ privateKey: admin.privateKey }).connect(target.server);
+    // the first run makes the user's places; the race is on the runs after it
+    const first = await transport.exec(setupTenant({ user, tenant: t, compose: 'services: {}\n' }), {
+      timeoutMs: 30_000,
+    });
+    expect(first.stdout).toContain('@@step env changed');
+    spawnSync('runuser', ['-u', user, '--', 'mkdir', '-p', join(home, '.ssh')]);
+    const swap = `inotifywait -m -e create,moved_to --format '%w%f' "$H/.ssh" "$D" |
+while IFS= read -r p; do
+  case \${p##*/} in
+    *.gone) ;;
+    .fleet-tmp.*) mv "$p" "$p.gone" 2>/dev/null && ln -s "$VD" "$p" ;;
+    *) [ -L "$p" ] || { rm -f "$p" 2>/dev/null && ln -s "$V" "$p"; } ;;
+  esac
+done`;
+    watcher = spawn('runuser', ['-u', user, '--', 'sh', '-c', swap], {
+      env: { ...process.env, H: home, D: dir, V: victim, VD: victimDir },
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      let err = '';
+      watcher.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (err.includes('Watches established')) resolve();
+      });
+      watcher.on('exit', () => reject(new Error(`the watcher stopped: ${err}`)));
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    if (watcher?.pid) process.kill(-watcher.pid, 'SIGTERM');
+    await transport?.close();
+    sshd?.stop();
+    spawnSync('userdel', ['-r', user], { stdio: 'ignore' });
+    spawnSync('groupdel', [group], { stdio: 'ignore' });
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const intact = () => {
+    const v = statSync(victim);
+    const d = statSync(victimDir);
+    return (
+      readFileSync(victim, 'utf8') === 'root only\n' &&
+      v.uid === 0 &&
+      (v.mode & 0o777) === 0o600 &&
+      d.uid === 0 &&
+      (d.mode & 0o777) === 0o755 &&
+      readdirSync(victimDir).length === 0
+    );
+  };
+
+  scenario(
+    'planted links',
+    `setup-server as root: the deploy user races it with links (inotify) in its home and tenant directory, ${RUNS} runs`,
+    "root never writes, chowns or chmods through the deploy user's links: 0 leaks",
+    async () => {
+      let leaks = 0;
+      for (let i = 0; i < RUNS; i++) {
+        // something to write each run: the key (authorized_keys planted as a link), the compose file, .env
+        rmSync(join(home, '.ssh', 'authorized_keys'), { force: true });
+        symlinkSync(victim, join(home, '.ssh', 'authorized_keys'));
+        rmSync(join(dir, '.env'), { force: true });
+        const script = sh`${setupServer({ user, group, publicKey })}
+${setupTenant({ user, tenant: t, compose: `services: {} # ${i}\n` })}`;
+        await transport.exec(script, { timeoutMs: 30_000 });
+        if (!intact()) {
+          leaks++;
+          writeFileSync(victim, 'root only\n', { mode: 0o600 });
+          spawnSync('chown', ['root:root', victim, victimDir]);
+          chmodSync(victim, 0o600);
+          chmodSync(victimDir, 0o755);
+          for (const f of readdirSync(victimDir))
+            rmSync(join(victimDir, f), { recursive: true, force: true });
+        }
+      }
+      expect(leaks).toBe(0);
+      return { measured: `0 of ${RUNS} runs leaked`, cases: RUNS };
+    },
+    180_000,
+  );
 });
