@@ -164,7 +164,7 @@ const USER_DIR = `if [ -d "$dir" ] && [ ! -L "$dir" ] && [ "$(stat -c %u -- "$di
  * root alone can change (owned by root, not writable by group or others unless sticky). Then any link on
  * the way sits in such a directory: root put it there, nobody else can have.
  */
-const ROOT_ONLY = new Script(
+export const ROOT_ONLY = new Script(
   `root_only() { p=$1; while :; do if [ -e "$p" ]; then set -- $(stat -L -c '%u %a' -- "$p"); m=$((0$2)); [ "$1" = 0 ] && { [ $((m & 18)) -eq 0 ] || [ $((m & 512)) -ne 0 ]; } || return 1; fi; [ "$p" = / ] && return 0; p=$(dirname -- "$p"); done; }`,
 );
 
