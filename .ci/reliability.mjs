@@ -15,6 +15,7 @@ const END = '<!-- reliability:end -->';
 const AREAS = [
   'network faults',
   'hostile input',
+  'planted links',
   'host keys',
   'secrets',
   'concurrency',

@@ -80,17 +80,20 @@ describe('command strings', () => {
     );
   });
 
-  test('update: the compose files checked, an atomic .env switch (mktemp, the values through the environment), then compose up with files, project and services', () => {
+  test('update: the compose files checked, an atomic .env switch (in a private directory, the values through the environment), then compose up with files, project and services', () => {
     const text = R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v2' }).text;
     expect(
       text.startsWith(
         "cd -- /srv/acme && { touch -c -- .fleet/lock 2>/dev/null || :; } && { docker compose -f base.yml -f prod.yml -p acme config >/dev/null || { printf '%s\\n' 'the compose files of /srv/acme do not parse (docker compose config failed): nothing was changed' >&2; exit 30; }; } && " +
-          '{ [ ! -L .env ] || { printf \'%s\\n\' \'.env in /srv/acme is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file\' >&2; exit 30; }; swapped=; for try in 1 2 3 4 5; do tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit 30; old="$tmp.old"; ln -f -- .env "$old" && set -- $(cksum < "$old") && sum="$1 $2" && size=$2 && FLEET_SET=APP_IMAGE=ghcr.io/acme/app:v2 awk \'BEGIN',
+          "{ [ ! -L .env ] || { printf '%s\\n' '.env in /srv/acme is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file' >&2; exit 30; }; " +
+          '{ ( top=$(stat -c %d:%i .) && p=$(umask 077 && mktemp -d ./.fleet-tmp.XXXXXX) || exit 1; cd -P -- "$p" 2>/dev/null && [ "$(stat -c %u:%a .)" = "$(id -u):700" ] && [ -z "$(ls -A)" ] && [ "$(stat -c %d:%i ..)" = "$top" ] || { printf \'%s\\n\' \'fleet-deploy: refusing to write in .: the private directory it made there was replaced (a link, or not its own): nothing was written\' >&2; exit 31; }; ' +
+          'trap \'find . -mindepth 1 -delete 2>/dev/null; cd .. && rmdir -- "${p##*/}" 2>/dev/null\' EXIT; ' +
+          "swapped=; for try in 1 2 3 4 5; do rm -f -- new old cur && ln -P -- ../.env old && { [ -f old ] && [ ! -L old ] || { printf '%s\\n' '.env was replaced by a link or a special file while it was being switched: fleet-deploy does not read or write through links; nothing was changed' >&2; { rm -f -- new old cur; exit 30; }; }; } && set -- $(cksum < old) && sum=\"$1 $2\" && size=$2 && FLEET_SET=APP_IMAGE=ghcr.io/acme/app:v2 awk 'BEGIN",
       ),
     ).toBe(true);
     expect(
       text.endsWith(
-        `"$old" > "$tmp" && chmod "$(stat -c %a "$old")" "$tmp" && { chown "$(stat -c %u:%g "$old")" "$tmp" 2>/dev/null || :; } || { rm -f -- "$tmp" "$old"; exit 30; }; if [ .env -ef "$old" ]; then mv -f -- "$tmp" .env || { rm -f -- "$tmp" "$old"; exit 30; }; if [ "$(head -c "$size" "$old" | cksum)" = "$sum" ]; then tail -c +"$((size + 1))" "$old" >> .env && swapped=yes; else mv -f -- "$old" .env; fi; fi; rm -f -- "$tmp" "$old"; [ -z "$swapped" ] || break; done; [ -n "$swapped" ] || { printf '%s\\n' '.env kept changing while it was being switched (another writer, five tries): nothing was changed' >&2; exit 30; }; } && docker compose -f base.yml -f prod.yml -p acme up -d web worker`,
+        `old > new && chmod "$(stat -c %a old)" new && { chown "$(stat -c %u:%g old)" new 2>/dev/null || :; } && ln -- new cur || { rm -f -- new old cur; exit 30; }; if [ ../.env -ef old ]; then mv -f -- new ../.env || { rm -f -- new old cur; exit 30; }; if [ "$(head -c "$size" old | cksum)" = "$sum" ]; then tail -c +"$((size + 1))" old >> cur && swapped=yes; else mv -f -- old ../.env; fi; fi; rm -f -- new old cur; [ -z "$swapped" ] || break; done; [ -n "$swapped" ] || { printf '%s\\n' '.env kept changing while it was being switched (another writer, five tries): nothing was changed' >&2; exit 30; } ) || exit $?; }; } && docker compose -f base.yml -f prod.yml -p acme up -d web worker`,
       ),
     ).toBe(true);
     expect(text).not.toContain('awk -v');
@@ -112,7 +115,7 @@ describe('command strings', () => {
     expect(
       R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v1' }, { replace: { project: 'acme' } }).text,
     ).toContain(
-      `nothing was changed' >&2; exit 30; }; } && for try in 1 2 3 4 5; do ids=$(docker ps -aq --filter label=com.docker.compose.project=acme) || exit 1; [ -n "$ids" ] || break; docker rm -f $ids >/dev/null 2>&1 || sleep 1; done; [ -z "$(docker ps -aq --filter label=com.docker.compose.project=acme)" ] && docker compose`,
+      `nothing was changed' >&2; exit 30; } ) || exit $?; }; } && for try in 1 2 3 4 5; do ids=$(docker ps -aq --filter label=com.docker.compose.project=acme) || exit 1; [ -n "$ids" ] || break; docker rm -f $ids >/dev/null 2>&1 || sleep 1; done; [ -z "$(docker ps -aq --filter label=com.docker.compose.project=acme)" ] && docker compose`,
     );
   });
 

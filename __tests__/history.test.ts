@@ -1,5 +1,6 @@
 /** The release history (src/deploy/history.ts): parsing what a server sends back, and the choices made from it. */
-import { History, historyLine, parseHistory } from '../src/deploy/history';
+import { History, historyLine, parseHistory, repositoryOf } from '../src/deploy/history';
+import { serverPrunable } from '../src/deploy/prune';
 
 const h = (from: string | null, to: string, extra: object = {}) =>
   JSON.stringify({ outcome: 'deployed', from, to, ...extra });
@@ -150,7 +151,30 @@ describe('prune list', () => {
     h(from, to, { fromRefs: { APP_IMAGE: `r/app:${from}` }, toRefs: { APP_IMAGE: `r/app:${to}` } });
   test('keeps the last releases, the running and the new one; removes only what the tool deployed', () => {
     const hist = History.parse([entry('v1', 'v2'), entry('v2', 'v3'), entry('v3', 'v4')]);
-    expect(hist.prunable(release('v5'), release('v4'), 3)).toEqual(['r/app:v2', 'r/app:v1']);
-    expect(hist.prunable(release('v5'), release('v4'), 10)).toEqual([]);
+    expect(hist.prunable(release('v5'), release('v4'), 3, ['r/app'])).toEqual(['r/app:v2', 'r/app:v1']);
+    expect(hist.prunable(release('v5'), release('v4'), 10, ['r/app'])).toEqual([]);
+  });
+
+  test('history lines naming other repositories (server text) never put another image on the list', () => {
+    const hostile = (refs: Record<string, string>) => h('v0', 'v0', { fromRefs: refs, toRefs: refs });
+    const hist = History.parse([
+      hostile({ APP_IMAGE: 'postgres:16', DB: 'docker.io/library/redis:7' }),
+      hostile({ APP_IMAGE: 'r/app-other:v1', X: 'r/app/sub:v1', Y: 'registry:5000/r/app:v1' }),
+      entry('v1', 'v2'),
+      entry('v2', 'v3'),
+      hostile({ APP_IMAGE: 'r/app@sha256:' + 'a'.repeat(64) }),
+    ]);
+    expect(hist.prunable(release('v9'), release('v3'), 1, ['r/app']).sort()).toEqual([
+      'r/app:v1',
+      'r/app:v2',
+      `r/app@sha256:${'a'.repeat(64)}`,
+    ]);
+    const tenant = { images: [{ variable: 'APP_IMAGE', repository: 'r/app' }], keepReleases: 1 } as never;
+    const lines = [hostile({ APP_IMAGE: 'postgres:16' }), entry('v1', 'v2'), entry('v2', 'v3')];
+    expect(serverPrunable([{ tenant, env: { APP_IMAGE: 'r/app:v3' }, history: lines }])).toEqual([
+      'r/app:v1',
+    ]);
+    expect(repositoryOf('localhost:5000/r/app:v1')).toBe('localhost:5000/r/app');
+    expect(repositoryOf('localhost:5000/r/app')).toBe('localhost:5000/r/app');
   });
 });

@@ -442,7 +442,7 @@ describe('the pre-deploy backup and the database dump', () => {
   const deployWith = async (prepare: Rule['reply']) => {
     const c = new ScriptedConnector(() => [
       { match: 'prepare', reply: prepare },
-      { match: 'backup', reply: ok('@@backup 2024-05-01T12-00-00-000Z 100\n') },
+      { match: 'backup', reply: ok(`@@backup 2024-05-01T12-00-00-000Z 100 ${'c'.repeat(64)}\n`) },
       { match: 'hibernate', reply: ok() },
       ...happyRules(`${REPO}:v1`).slice(1),
     ]);
@@ -468,8 +468,10 @@ describe('the pre-deploy backup and the database dump', () => {
   test('a container runs: the dump is taken, with the compose files and project in its environment', async () => {
     const { target, backup } = await deployWith(stateful(['running', 'exited']));
     expect(target.outcome).toBe('deployed');
-    expect(target.steps.find((s) => s.step === 'backup')!.detail).toBe('backup 2024-05-01T12-00-00-000Z');
-    expect(backup).toContain("pg_dump -U app app' > .fleet/dump/app.sql");
+    expect(target.steps.find((s) => s.step === 'backup')!.detail).toBe(
+      `backup 2024-05-01T12-00-00-000Z (sha256 ${'c'.repeat(64)})`,
+    );
+    expect(backup).toContain("pg_dump -U app app') > .fleet/dump/app.sql");
     expect(backup).toContain('COMPOSE_FILE=docker-compose.yml COMPOSE_PROJECT_NAME=t00000 sh -c ');
   });
 
@@ -481,7 +483,7 @@ describe('the pre-deploy backup and the database dump', () => {
     const { target, backup } = await deployWith(stateful(states));
     expect([target.outcome, target.error]).toEqual(['deployed', undefined]);
     expect(target.steps.find((s) => s.step === 'backup')!.detail).toBe(
-      'backup 2024-05-01T12-00-00-000Z without the database dump (no container was running)',
+      `backup 2024-05-01T12-00-00-000Z (sha256 ${'c'.repeat(64)}) without the database dump (no container was running)`,
     );
     expect(backup).not.toContain('pg_dump');
     expect(backup).not.toContain('.fleet/dump');

@@ -327,6 +327,27 @@ const cases: Case[] = [
     says: ['"/srv/acme"', 'servers[0].tenants[0]', 'own directory'],
   },
   {
+    name: "a tenant inside another tenant's directory",
+    mutate: (r) => r.servers[0].tenants.push(tenant('globex', 8081, { path: '/srv/acme/globex' })),
+    path: ['servers', 0, 'tenants', 1, 'path'],
+    marker: '"id": "globex"',
+    offset: 1,
+    says: [
+      '"globex"',
+      '"/srv/acme/globex"',
+      'inside the directory of tenant "acme"',
+      '"/srv/acme"',
+      'of its own',
+    ],
+  },
+  {
+    name: "a tenant inside another tenant's .fleet (written first)",
+    mutate: (r) => r.servers[0].tenants.unshift(tenant('globex', 8081, { path: '/srv/acme/.fleet/x' })),
+    path: ['servers', 0, 'tenants', 1, 'path'],
+    marker: '"/srv/acme"',
+    says: ['"globex"', 'inside the .fleet directory of tenant "acme"', 'of its own'],
+  },
+  {
     name: 'a templated path collides',
     mutate: (r) => {
       r.defaults = { tenant: { path: '/srv/{server}' } };

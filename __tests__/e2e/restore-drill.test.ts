@@ -229,7 +229,9 @@ describeE2e(
       // nothing ran before this first deploy, so its pre-deploy backup has the files and no dump (which
       // could only fail: the dump runs through the db container)
       const step = report.targets[0]!.steps.find((s) => s.step === 'backup')!;
-      expect(step.detail).toMatch(/^backup \S+ without the database dump \(no container was running\)$/);
+      expect(step.detail).toMatch(
+        /^backup \S+ \(sha256 [a-f0-9]{64}\) without the database dump \(no container was running\)$/,
+      );
       deployBackupId = step.detail!.split(' ')[1]!;
       expect(members(join(backupsDir(), `${deployBackupId}.tar.gz`))).toEqual(['.env', 'docker-compose.yml']);
       await dbReady(); // initdb runs on the container's first start
@@ -317,7 +319,7 @@ describeE2e(
       const r = report.targets[0]!;
       expect([r.outcome, r.error]).toEqual(['deployed', undefined]);
       const detail = r.steps.find((s) => s.step === 'backup')!.detail!;
-      expect(detail).toMatch(/^backup \S+$/);
+      expect(detail).toMatch(/^backup \S+ \(sha256 [a-f0-9]{64}\)$/);
       const archive = join(backupsDir(), `${detail.split(' ')[1]}.tar.gz`);
       expect(members(archive)).toEqual(['.env', '.fleet/dump/app.sql', 'docker-compose.yml']);
       expect(comparable(archived(archive, '.fleet/dump/app.sql'))).toBe(dumpNow());

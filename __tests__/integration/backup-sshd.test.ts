@@ -5,6 +5,7 @@
  * real Postgres runs on the real engine (__tests__/e2e/restore-drill.test.ts).
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli } from '../helpers/cli';
@@ -118,6 +119,86 @@ describeSshd('backup, backups, restore over sshd', () => {
     expect(fleet.env(a)).toBe('APP_IMAGE=changed\n');
     writeFileSync(file, good);
   }, 30_000);
+
+  test('backup prints the sha256; restore --sha256 refuses an archive changed on the server with its .sha256', async () => {
+    const a = fleet.tenants[0]!;
+    const atBackup = fleet.env(a);
+    const r = await run('backup', '-s', `id=${a.server}/${a.id}`, '--format', 'json');
+    expect(r.code).toBe(0);
+    const taken = JSON.parse(r.stdout)[`${a.server}/${a.id}`] as { id: string; sha256: string };
+    const file = join(backupsDir(a), `${taken.id}.tar.gz`);
+    expect(taken.sha256).toBe(createHash('sha256').update(readFileSync(file)).digest('hex'));
+    // someone who controls the server replaces the archive and the checksum beside it
+    const good = readFileSync(file);
+    const forged = Buffer.concat([good, Buffer.from('x')]);
+    writeFileSync(file, forged);
+    writeFileSync(
+      `${file}.sha256`,
+      `${createHash('sha256').update(forged).digest('hex')}  ${taken.id}.tar.gz\n`,
+    );
+    writeFileSync(join(a.dir, '.env'), 'APP_IMAGE=other\n');
+    const refused = await run(
+      'restore',
+      '--backup',
+      taken.id,
+      '--sha256',
+      taken.sha256,
+      '-s',
+      `id=${a.server}/${a.id}`,
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain('does not match its sha256 checksum');
+    expect(fleet.env(a)).toBe('APP_IMAGE=other\n');
+    const bad = await run('restore', '--backup', taken.id, '--sha256', 'xyz', '-s', `id=${a.server}/${a.id}`);
+    expect([bad.code, bad.stderr]).toEqual([2, expect.stringContaining('--sha256: "xyz" is not a sha256')]);
+    writeFileSync(file, good);
+    writeFileSync(`${file}.sha256`, `${taken.sha256}  ${taken.id}.tar.gz\n`);
+    const restored = await run(
+      'restore',
+      '--backup',
+      taken.id,
+      '--sha256',
+      taken.sha256,
+      '-s',
+      `id=${a.server}/${a.id}`,
+    );
+    expect(restored.code).toBe(0);
+    expect(fleet.env(a)).toBe(atBackup);
+  }, 60_000);
+
+  test('an archive tar cannot extract whole (a hostile member) changes nothing, .env included', async () => {
+    const a = fleet.tenants[0]!;
+    const work = join(fleet.root, 'hostile');
+    mkdirSync(work, { recursive: true });
+    writeFileSync(join(work, '.env'), 'APP_IMAGE=evil\n');
+    writeFileSync(join(work, 'escape'), 'x\n');
+    const id = '2030-01-01T00-00-00-000Z';
+    const file = join(backupsDir(a), `${id}.tar.gz`);
+    // .env first, then a member whose name climbs out: GNU tar extracts the first and fails on the second
+    execFileSync('tar', [
+      '-czPf',
+      file,
+      '-C',
+      work,
+      '.env',
+      '--transform',
+      's|^escape$|../escape|',
+      'escape',
+    ]);
+    writeFileSync(
+      `${file}.sha256`,
+      `${createHash('sha256').update(readFileSync(file)).digest('hex')}  ${id}.tar.gz\n`,
+    );
+    handOver(backupsDir(a));
+    const before = fleet.env(a);
+    const r = await run('restore', '--backup', id, '-s', `id=${a.server}/${a.id}`);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('could not be extracted whole');
+    expect(fleet.env(a)).toBe(before);
+    expect(existsSync(join(a.dir, '..', 'escape'))).toBe(false);
+    expect(readdirSync(join(a.dir, '.fleet')).filter((f) => f.startsWith('.fleet-tmp'))).toEqual([]);
+    execFileSync('rm', ['-f', file, `${file}.sha256`]);
+  }, 60_000);
 
   test('retention by days removes exactly the expired archives (and only files named as backups)', async () => {
     const a = fleet.tenants[0]!;

@@ -2,6 +2,7 @@
  * `fleet-deploy prune` over real sshd (SANDBOX runtime): the images of old releases go, never the
  * running one, the one before it, nor one another tenant of the server runs; --dry-run removes nothing.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli } from '../helpers/cli';
@@ -64,6 +65,30 @@ describeSshd('prune over sshd', () => {
     expect(images()).toEqual([`${REPO}:v1`, `${REPO}:v3`, `${REPO}:v4`]);
     const again = await run('prune');
     expect(again.stdout).toContain('(nothing to prune)');
+  }, 30_000);
+
+  test('history lines naming other repositories (written by whoever controls the server) remove nothing of theirs', async () => {
+    const dir = join(fleet.sshds.get('srv-1')!.dir, 'sandbox', 'images');
+    const sample = readdirSync(dir)[0]!;
+    for (const ref of ['postgres:16', 'registry.test/other/app:v1']) {
+      const image = { ...JSON.parse(readFileSync(join(dir, sample), 'utf8')), ref };
+      writeFileSync(
+        join(dir, `${createHash('sha256').update(ref).digest('hex')}.json`),
+        JSON.stringify(image),
+      );
+    }
+    const tenantDir = fleet.tenants.find((t) => t.id === 't1-1')!.dir;
+    const line = (refs: Record<string, string>) =>
+      JSON.stringify({ outcome: 'deployed', from: 'v0', to: 'v0', fromRefs: refs, toRefs: refs });
+    const hostile = [{ APP_IMAGE: 'postgres:16' }, { APP_IMAGE: 'registry.test/other/app:v1' }];
+    const history = join(tenantDir, '.fleet', 'history.jsonl');
+    writeFileSync(history, `${hostile.map(line).join('\n')}\n${readFileSync(history, 'utf8')}`);
+    const before = images();
+    const r = await run('prune');
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toMatch(/postgres|other\/app/);
+    expect(images()).toEqual(before);
+    expect(before).toEqual(expect.arrayContaining(['postgres:16', 'registry.test/other/app:v1']));
   }, 30_000);
 
   test('a server selected only in part is skipped', async () => {

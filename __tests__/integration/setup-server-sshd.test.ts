@@ -5,7 +5,18 @@
  * (0600, the user's) and in no output or log.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  renameSync,
+  symlinkSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { cli } from '../helpers/cli';
 import { tempRoot } from '../helpers/sshd';
@@ -34,6 +45,7 @@ describeRoot('setup-server over sshd, as root', () => {
 
   beforeAll(async () => {
     root = tempRoot('fd-setup-');
+    chmodSync(root, 0o755); // the deploy user must reach the tenant directory made below it
     const admin = makeKeyPair(join(root, 'admin_ed25519'), 'admin');
     makeKeyPair(join(root, 'deploy_ed25519'), 'deploy@fleet');
     execFileSync('groupadd', [group]); // the engine's group, as installing the engine makes it
@@ -154,6 +166,51 @@ describeRoot('setup-server over sshd, as root', () => {
     expect(secrets).toHaveLength(6);
     const seen = [first.stdout, first.stderr, second.stdout, second.stderr, readFileSync(sshd.log, 'utf8')];
     for (const s of secrets) for (const text of seen) expect(text).not.toContain(s);
+  }, 60_000);
+
+  test("root follows none of the deploy user's links: authorized_keys, the tenant directory, the compose file", async () => {
+    // as the deploy user (after the first run): links to root's files where setup-server writes
+    const asUser = (cmd: string) => execFileSync('runuser', ['-u', user, '--', 'sh', '-c', cmd]);
+    const victim = join(root, 'victim');
+    writeFileSync(victim, 'root only\n', { mode: 0o600 });
+    mkdirSync(join(root, 'victimdir'), { mode: 0o755 });
+    const absDir = join(root, 'srv', 'abs');
+    asUser(`rm -f ~/.ssh/authorized_keys && ln -s ${victim} ~/.ssh/authorized_keys`);
+    // (~/apps is the user's, as the first run leaves it: done here by root, the link given to the user)
+    renameSync(join(home, 'apps', 'rel'), join(home, 'apps', 'rel.moved'));
+    symlinkSync(join(root, 'victimdir'), join(home, 'apps', 'rel'));
+    const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }));
+    lchownSync(join(home, 'apps', 'rel'), uid, uid);
+    asUser(`ln -sfn ${victim} ${join(absDir, 'docker-compose.yml')}`);
+
+    const r = await cli(args);
+    const rows = r.stdout.split('\n').filter((l) => /^(fresh|fresh\/\w+) /.test(l));
+    expect(rows.map((l) => l.split(/\s+/).slice(0, 3).join(' '))).toEqual([
+      'fresh user unchanged',
+      'fresh password unchanged',
+      'fresh group unchanged',
+      'fresh key failed',
+      'fresh/abs directory unchanged',
+      'fresh/abs compose changed',
+      'fresh/abs env unchanged',
+      'fresh/abs systemd unchanged',
+      'fresh/rel directory failed',
+    ]);
+    expect(r.stdout).toMatch(/fresh\/rel +directory +failed .*apps\/rel is not owned by/);
+    expect(r.code).toBe(1);
+    // root's file and directory: as they were (content, owner, mode)
+    const v = statSync(victim);
+    expect([readFileSync(victim, 'utf8'), v.uid, v.mode & 0o777]).toEqual(['root only\n', 0, 0o600]);
+    const d = statSync(join(root, 'victimdir'));
+    expect([d.uid, d.mode & 0o777]).toEqual([0, 0o755]);
+    // the compose file's link was replaced by the file, not written through
+    expect(lstatSync(join(absDir, 'docker-compose.yml')).isSymbolicLink()).toBe(false);
+    expect(readFileSync(join(absDir, 'docker-compose.yml'), 'utf8')).toBe(COMPOSE);
+    // back as the first run left it
+    rmSync(join(home, 'apps', 'rel'));
+    renameSync(join(home, 'apps', 'rel.moved'), join(home, 'apps', 'rel'));
+    asUser('rm -f ~/.ssh/authorized_keys');
+    rmSync(join(root, 'victimdir'), { recursive: true });
   }, 60_000);
 
   test('bad input is a configuration error naming the flag, before anything connects', async () => {

@@ -14,6 +14,7 @@ import {
   parseBackupTaken,
   restore,
   RESTORE_EXIT,
+  SHA256,
   type BackupEntry,
 } from '../remote/backup';
 import { plural, table } from '../report/table';
@@ -28,6 +29,8 @@ Takes a backup of each selected tenant on its server: .env, the compose files, t
 and, with backup.dump, the output of its dump command (e.g. pg_dump through the container), into
 .fleet/backups/ID.tar.gz with ID.tar.gz.sha256 beside it. Then applies the retention (backup.keepDays,
 backup.keepCount) and says which archives it removed. The deploy's pre-deploy backup is the same.
+Prints each archive's sha256: keep it off the server (the JSON output, the job's artifacts) and give it to
+restore --sha256, so a restore can tell an archive someone changed on the server.
 
 Options:
   -f, --format FORMAT   table (default) or json
@@ -41,15 +44,18 @@ Options:
   -f, --format FORMAT   table (default) or json
 ${REMOTE_HELP}`;
 
-export const RESTORE_USAGE = `fleet-deploy restore --backup ID --select EXPR [--database] [--up] [options]
+export const RESTORE_USAGE = `fleet-deploy restore --backup ID [--sha256 HEX] --select EXPR [--database] [--up] [options]
 
 Restores a backup of each selected tenant (usually one: --select id=SERVER/TENANT): under the deploy lock,
-checks the archive's sha256, keeps a copy of what it replaces (a backup labelled pre-restore), extracts
-the archived files over the tenant's, and with --database loads the archived dump through
-backup.dump.restore. With --up, runs compose up -d afterwards so the restored files take effect.
+checks the archive's sha256 (against --sha256 when given, else the .sha256 file beside it on the server),
+keeps a copy of what it replaces (a backup labelled pre-restore), extracts the archive into a fresh
+directory and only when that worked puts the archived files in place of the tenant's (a damaged or hostile
+archive changes nothing), and with --database loads the archived dump through backup.dump.restore. With
+--up, runs compose up -d afterwards so the restored files take effect.
 
 Options:
       --backup ID       the backup to restore (see fleet-deploy backups)
+      --sha256 HEX      the archive's sha256 as fleet-deploy backup printed it (kept off the server)
       --database        also restore the database dump (needs backup.dump.restore)
       --up              compose up -d after the restore
 ${REMOTE_HELP}`;
@@ -58,6 +64,7 @@ export const BACKUP_OPTIONS = { ...REMOTE_OPTIONS, format: { type: 'string', sho
 export const RESTORE_OPTIONS = {
   ...REMOTE_OPTIONS,
   backup: { type: 'string' },
+  sha256: { type: 'string' },
   database: { type: 'boolean' },
   up: { type: 'boolean' },
 } as const;
@@ -96,11 +103,11 @@ export async function runBackup(values: Values, io: CliIO): Promise<number> {
   else {
     const rows = targets.map((t) => {
       const r = results.get(t.id)!;
-      if (!r.ok) return [t.id, 'failed', '', r.error];
+      if (!r.ok) return [t.id, 'failed', '', '', r.error];
       const removed = r.value.removed.length ? `removed ${r.value.removed.join(', ')}` : '';
-      return [t.id, r.value.id, size(r.value.bytes), removed];
+      return [t.id, r.value.id, size(r.value.bytes), r.value.sha256 ?? '', removed];
     });
-    io.stdout(`${table(['TARGET', 'BACKUP', 'SIZE', 'RETENTION'], rows)}\n`);
+    io.stdout(`${table(['TARGET', 'BACKUP', 'SIZE', 'SHA256', 'RETENTION'], rows)}\n`);
   }
   return failed(results);
 }
@@ -140,7 +147,22 @@ const RESTORE_FAILURES: Record<number, string> = {
   [RESTORE_EXIT.badChecksum]: 'the archive does not match its sha256 checksum: not restored',
   [RESTORE_EXIT.locked]: 'a deploy or another restore holds the lock: not restored',
   [RESTORE_EXIT.noDump]: 'the backup holds no database dump',
+  [RESTORE_EXIT.badArchive]:
+    'the archive could not be extracted whole, or holds a link or special file where .env or a compose file belongs: nothing was changed',
 };
+
+function sha256Flag(values: Values): string | undefined {
+  const v = values.sha256 as string | undefined;
+  if (v === undefined || SHA256.test(v)) return v;
+  throw new ConfigurationError([
+    {
+      path: [],
+      source: '--sha256',
+      message: `${JSON.stringify(v)} is not a sha256`,
+      hint: 'the 64 lowercase hexadecimal digits fleet-deploy backup printed for this archive',
+    },
+  ]);
+}
 
 function backupFlag(values: Values): string {
   const id = values.backup as string | undefined;
@@ -157,6 +179,7 @@ function backupFlag(values: Values): string {
 
 export async function runRestore(values: Values, io: CliIO): Promise<number> {
   const id = backupFlag(values);
+  const sha256 = sha256Flag(values);
   const { targets, connector, concurrency } = await openRemote(values, io);
   const database = Boolean(values.database);
   for (const t of targets)
@@ -180,7 +203,13 @@ export async function runRestore(values: Values, io: CliIO): Promise<number> {
     targets,
     connector,
     async (t, transport) => {
-      const script = restore(t.tenant, id, { keepAs, database, up: Boolean(values.up), owner });
+      const script = restore(t.tenant, id, {
+        keepAs,
+        database,
+        up: Boolean(values.up),
+        owner,
+        ...(sha256 ? { sha256 } : {}),
+      });
       const r = await transport.exec(script, { timeoutMs: TIMEOUT_MS });
       if (r.code !== 0) throw new Error(RESTORE_FAILURES[r.code ?? -1] ?? `restore failed: ${describe(r)}`);
       return r.stdout.includes('@@restored database') ? 'files and database' : 'files';

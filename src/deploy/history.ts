@@ -58,6 +58,14 @@ export type HistoryEntry = z.infer<typeof entrySchema>;
  * values fail the patterns a user's input must pass (a version with a newline, a reference with shell
  * text), is dropped: it says nothing and steers nothing.
  */
+/** The repository of an image reference: without its digest (`@…`) and its tag (`:…` after the last `/`). */
+export function repositoryOf(ref: string): string {
+  const bare = ref.replace(/@.*$/, '');
+  const slash = bare.lastIndexOf('/');
+  const colon = bare.lastIndexOf(':');
+  return colon > slash ? bare.slice(0, colon) : bare;
+}
+
 export function parseHistory(lines: readonly string[]): HistoryEntry[] {
   const out: HistoryEntry[] = [];
   for (const line of lines) {
@@ -275,16 +283,22 @@ export class History {
    * the history rather than by listing the engine's images, so pruning costs no extra command, and
    * images this tool did not deploy are left alone.
    */
-  prunable(next: Release, previous: Release, keep: number): string[] {
-    return this.retention(next, previous, keep).prunable;
+  prunable(next: Release, previous: Release, keep: number, repositories: readonly string[]): string[] {
+    return this.retention(next, previous, keep, repositories).prunable;
   }
 
   /**
    * The retention rule both ways: the references kept (`next`, `previous` and the last `keep` releases)
    * and the older ones of this tool's releases that may go. `fleet-deploy prune` keeps what any tenant
-   * sharing a server keeps.
+   * sharing a server keeps. The history is server text: only references to `repositories` (the tenant's
+   * own images, as the registry names them) may go, whatever else a history line names.
    */
-  retention(next: Release, previous: Release, keep: number): { kept: string[]; prunable: string[] } {
+  retention(
+    next: Release,
+    previous: Release,
+    keep: number,
+    repositories: readonly string[],
+  ): { kept: string[]; prunable: string[] } {
     const releases: Array<Record<string, string>> = [next.refs];
     for (const e of this.deployed()) {
       if (e.toRefs) releases.push(e.toRefs);
@@ -301,7 +315,9 @@ export class History {
     const old = distinct.slice(keep).flatMap((r) => Object.values(r));
     return {
       kept: [...kept],
-      prunable: [...new Set(old)].filter((r) => !kept.has(r) && IMAGE_REF.test(r)),
+      prunable: [...new Set(old)].filter(
+        (r) => !kept.has(r) && IMAGE_REF.test(r) && repositories.includes(repositoryOf(r)),
+      ),
     };
   }
 }

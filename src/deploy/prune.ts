@@ -1,7 +1,8 @@
 /**
  * What `fleet-deploy prune` may remove on one server: the images of this tool's older releases
  * (History.retention), never one that any tenant sharing the server keeps — its running release, the
- * one it replaced, or its last `keepReleases`. Pure.
+ * one it replaced, or its last `keepReleases` — and only images of a tenant's own repositories, as the
+ * registry names them (the history on the server may name any image). Pure.
  */
 import type { Tenant } from '../registry/model';
 import { History, parseHistory } from './history';
@@ -31,6 +32,7 @@ export function serverPrunable(tenants: readonly TenantImages[]): string[] {
       release(t.env),
       release(brought?.fromRefs ?? {}),
       t.tenant.keepReleases,
+      t.tenant.images.map((i) => i.repository),
     );
     r.kept.forEach((ref) => kept.add(ref));
     r.prunable.forEach((ref) => prunable.add(ref));

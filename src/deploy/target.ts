@@ -235,7 +235,8 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     await this.step(
       'backup',
       async () => parseBackupTaken(await this.shell.must('backup', backup(this.target.tenant, id, withDump))),
-      (taken) => (taken ? `backup ${taken.id}${noDump}` : undefined),
+      (taken) =>
+        taken ? `backup ${taken.id}${taken.sha256 ? ` (sha256 ${taken.sha256})` : ''}${noDump}` : undefined,
     );
   }
 

@@ -72,6 +72,8 @@ interface ServerScope extends FileScope {
   server: Server;
   layers: readonly Layer[];
   paths: Map<string, Path>;
+  /** Each tenant's directory so far, as its parts: a tenant inside another's directory is refused. */
+  dirs: Array<{ id: string; path: string; absolute: boolean; parts: string[] }>;
   healthPorts: Map<number, Path>;
   projects: Map<string, Path>;
 }
@@ -162,6 +164,7 @@ function resolveTenants(scope: FileScope, raw: RawEntry, server: Server): Tenant
     server,
     layers,
     paths: new Map(),
+    dirs: [],
     healthPorts: new Map(),
     projects: new Map(),
   };
@@ -267,7 +270,33 @@ function resolvePath(t: TenantScope): string {
       `path ${show(path)} is already the path of ${formatPath(other)} on server ${t.server.name}`,
       'each tenant needs its own directory',
     );
+  else checkNested(t, path, rawPath.at);
   return path;
+}
+
+/**
+ * Refuses a tenant directory inside another tenant's (or its `.fleet`), or one that holds another: the
+ * outer tenant's deploys, backups and restores would read and replace the inner one's files, and the
+ * inner one's writer could plant links in the outer one's directory. Paths are compared as written
+ * (relative ones are under the same user's home).
+ */
+function checkNested(t: TenantScope, path: string, at: Path): void {
+  const parts = path.split('/').filter((p) => p && p !== '.');
+  const mine = { id: t.id, path, absolute: path.startsWith('/'), parts };
+  const within = (inner: string[], outer: string[]) =>
+    inner.length > outer.length && outer.every((p, i) => inner[i] === p);
+  for (const d of t.dirs) {
+    if (d.absolute !== mine.absolute) continue;
+    const [inner, outer] = within(parts, d.parts) ? [mine, d] : within(d.parts, parts) ? [d, mine] : [];
+    if (!inner || !outer) continue;
+    const where = inner.parts[outer.parts.length] === '.fleet' ? 'the .fleet directory' : 'the directory';
+    t.problem(
+      at,
+      `tenant ${show(inner.id)} (path ${show(inner.path)}) is inside ${where} of tenant ${show(outer.id)} (path ${show(outer.path)}) on server ${t.server.name}`,
+      "each tenant needs a directory of its own, not inside another tenant's: one's deploys, backups and restores would reach into the other's files",
+    );
+  }
+  t.dirs.push(mine);
 }
 
 function resolveImages(t: TenantScope): RawImage[] | undefined {

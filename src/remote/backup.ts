@@ -7,6 +7,7 @@
  */
 import type { Backup, Tenant } from '../registry/model';
 import { BACKUP_DIR, composeArgv, LOCK_DIR, STATE_DIR } from './commands';
+import { inPrivateDir, tenantFromPrivate } from './private-dir';
 import { envPrefix, named, Script, sh } from './shell';
 
 /** A backup's ID: its time and an optional label. What `restore --backup` accepts. */
@@ -18,7 +19,16 @@ const ARCHIVE_ERE = '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}-[0-9]{2}-[0-9]{2}-[0-9
 const DUMP_DIR = `${STATE_DIR}/dump`;
 
 /** Exit codes of `restore`, each with its own message. */
-export const RESTORE_EXIT = { noBackup: 40, badChecksum: 41, locked: 42, noDump: 43 } as const;
+export const RESTORE_EXIT = {
+  noBackup: 40,
+  badChecksum: 41,
+  locked: 42,
+  noDump: 43,
+  badArchive: 44,
+} as const;
+
+/** A sha256 as `backup` prints it and `restore --sha256` takes it. */
+export const SHA256 = /^[a-f0-9]{64}$/;
 
 /** A tenant without a `backup` block is backed up by the command with these settings. */
 export const DEFAULT_BACKUP: Backup = { paths: [], keepDays: 7 };
@@ -27,7 +37,6 @@ export function backupId(time: Date, label?: string): string {
   return `${time.toISOString().replace(/[:.]/g, '-')}${label ? `-${label}` : ''}`;
 }
 
-const archiveOf = (id: string) => `${BACKUP_DIR}/${id}.tar.gz`;
 const settings = (t: Tenant) => t.backup ?? DEFAULT_BACKUP;
 
 /**
@@ -46,23 +55,28 @@ function composeEnv(t: Tenant): Script {
 
 /**
  * Takes one backup and applies the retention (not while restoring: it could remove the archive restored).
- * Run in the tenant directory. Prints `@@backup ID SIZE` and `@@removed NAME` for each archive the
- * retention removed. The archive is written under a temporary name and renamed once complete, so a failed
- * backup leaves no archive that looks whole. `withDump: false` leaves the database dump out.
+ * Run in the tenant directory. Prints `@@backup ID SIZE SHA256` and `@@removed NAME` for each archive the
+ * retention removed. The dump and the archive are made in a private directory in BACKUP_DIR (see
+ * private-dir.ts: no fixed name there can be turned into a link by anyone else), then renamed into place
+ * once complete, so a failed backup leaves no archive that looks whole and nothing is written through a
+ * link. `withDump: false` leaves the database dump out.
  */
 function takeBackup(t: Tenant, id: string, applyRetention = true, withDump = true): Script {
   const b = settings(t);
   const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
-  const archive = archiveOf(id);
   const env = composeEnv(t);
+  const top = tenantFromPrivate(BACKUP_DIR);
   const pre = b.command ? sh`${env} sh -c ${b.command} && ` : sh``;
+  // the dump is staged as DUMP_DIR/FILE inside the private directory: the same name in the archive
   const dumpFile = b.dump && withDump ? `${DUMP_DIR}/${b.dump.file}` : undefined;
   const dump =
     b.dump && dumpFile
-      ? sh`rm -rf -- ${DUMP_DIR} && mkdir -p "$(dirname -- ${dumpFile})" && { ${env} sh -c ${b.dump.command} > ${dumpFile} || { rm -rf -- ${DUMP_DIR}; echo 'the dump command failed' >&2; exit 1; }; } && `
+      ? sh`mkdir -p "$(dirname -- ${dumpFile})" && { (cd -- ${top} && ${env} sh -c ${b.dump.command}) > ${dumpFile} || { echo 'the dump command failed' >&2; exit 1; }; } && `
       : sh``;
-  const archived = dumpFile ? [...files, dumpFile] : files;
-  return sh`umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}${dump}{ tar -czf ${`${archive}.part`} -- ${archived} || { rm -f -- ${`${archive}.part`}; ${dumpFile ? sh`rm -rf -- ${DUMP_DIR}; ` : sh``}exit 1; }; } && ${dumpFile ? sh`rm -rf -- ${DUMP_DIR} && ` : sh``}mv -f -- ${`${archive}.part`} ${archive} && (cd -- ${BACKUP_DIR} && sha256sum -- ${`${id}.tar.gz`} > ${`${id}.tar.gz.sha256`}) && echo "@@backup ${id} $(stat -c %s -- ${archive})"${applyRetention ? sh` && ${retention(b)}` : sh``}`;
+  const archive = sh`tar -czf part ${dumpFile ? sh`${dumpFile} ` : sh``}-C ${top} -- ${files}`;
+  const name = `${id}.tar.gz`;
+  const place = sh`sum=$(sha256sum < part | cut -c 1-64) && bytes=$(stat -c %s part) && printf '%s  %s\n' "$sum" ${name} > sum && mv -f -- part ${`../${name}`} && mv -f -- sum ${`../${name}.sha256`} && echo "@@backup ${id} $bytes $sum"`;
+  return sh`umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}${inPrivateDir(BACKUP_DIR, sh`${dump}${archive} && ${place}`)}${applyRetention ? sh` && ${retention(b)}` : sh``}`;
 }
 
 /**
@@ -92,6 +106,8 @@ export function backup(t: Tenant, id: string, withDump = true): Script {
 export interface BackupTaken {
   id: string;
   bytes: number;
+  /** The archive's sha256, as the server computed it when it made the archive: keep it off the server. */
+  sha256?: string;
   removed: string[];
 }
 
@@ -99,8 +115,9 @@ export function parseBackupTaken(stdout: string): BackupTaken | undefined {
   let taken: BackupTaken | undefined;
   const removed: string[] = [];
   for (const line of stdout.split('\n')) {
-    const b = /^@@backup (\S+) (\d+)$/.exec(line.trim());
-    if (b && BACKUP_ID.test(b[1]!)) taken = { id: b[1]!, bytes: Number(b[2]), removed };
+    const b = /^@@backup (\S+) (\d+)(?: ([a-f0-9]{64}))?$/.exec(line.trim());
+    if (b && BACKUP_ID.test(b[1]!))
+      taken = { id: b[1]!, bytes: Number(b[2]), ...(b[3] ? { sha256: b[3] } : {}), removed };
     const r = /^@@removed (\S+)\.tar\.gz$/.exec(line.trim());
     if (r && BACKUP_ID.test(r[1]!)) removed.push(r[1]!);
   }
@@ -147,30 +164,45 @@ export interface RestoreOptions {
   up: boolean;
   /** Written into the lock while the restore holds it. */
   owner: string;
+  /** The archive's sha256 as recorded off the server when it was made: checked instead of the server's. */
+  sha256?: string;
 }
 
 /**
- * Restores archive `id`: under the deploy lock (a deploy or another restore in progress refuses it),
- * checks the archive's sha256, takes a backup of what it is about to replace (`keepAs`; with the database
+ * Restores archive `id`: under the deploy lock (a deploy or another restore in progress refuses it), in a
+ * private directory in STATE_DIR (private-dir.ts). The archive is copied there and checked against
+ * `sha256` when given (the checksum kept off the server when the backup was made), else against the
+ * `.sha256` beside it; then a backup of what the restore replaces is taken (`keepAs`; with the database
  * dump only when the database is replaced too: a files-only restore must work while the stack is down,
- * e.g. after a broken .env stopped it), extracts the files over the tenant's, then optionally loads the
- * dump and brings the stack up.
+ * e.g. after a broken .env stopped it). The copy is extracted into a fresh directory: when tar fails (a
+ * hostile or damaged member) or .env or a compose file is not a regular file, nothing was changed. Only
+ * then is each archived path renamed into place (a directory's old copy moved aside first). Then,
+ * optionally, the dump is loaded and the stack brought up.
  */
 export function restore(t: Tenant, id: string, o: RestoreOptions): Script {
   if (!BACKUP_ID.test(id)) throw new Error(`not a backup ID: ${JSON.stringify(id)}`);
+  if (o.sha256 !== undefined && !SHA256.test(o.sha256))
+    throw new Error(`not a sha256: ${JSON.stringify(o.sha256)}`);
   const b = settings(t);
-  const archive = archiveOf(id);
+  const top = tenantFromPrivate(STATE_DIR);
+  const stored = `../${BACKUP_DIR.slice(STATE_DIR.length + 1)}/${id}.tar.gz`;
   const lock = sh`mkdir -p ${STATE_DIR} && { mkdir ${LOCK_DIR} 2>/dev/null || { echo 'a deploy or restore holds the lock' >&2; exit ${RESTORE_EXIT.locked}; }; } && trap 'rm -rf -- ${LOCK_DIR}' EXIT && printf '%s\n' ${o.owner} > ${`${LOCK_DIR}/owner`}`;
-  const check = sh`{ test -f ${archive} || exit ${RESTORE_EXIT.noBackup}; } && { (cd -- ${BACKUP_DIR} && sha256sum -c --status -- ${`${id}.tar.gz.sha256`}) || exit ${RESTORE_EXIT.badChecksum}; }`;
-  const files = sh`tar -xzf ${archive} --exclude=${DUMP_DIR} && echo '@@restored files'`;
+  const want = o.sha256 ?? sh`"$(cut -c 1-64 -- ${`${stored}.sha256`} 2>/dev/null)"`;
+  const check = sh`{ [ -f ${stored} ] && cat -- ${stored} > a || exit ${RESTORE_EXIT.noBackup}; } && want=${want} && { [ -n "$want" ] && [ "$(sha256sum < a | cut -c 1-64)" = "$want" ] || exit ${RESTORE_EXIT.badChecksum}; }`;
+  const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
+  const regular = ['.env', ...t.compose.files];
+  const bad = `the archive ${id} could not be extracted whole, or holds a link or special file where .env or a compose file belongs: nothing was changed`;
+  const extract = sh`{ mkdir x old && tar -xzf a -C x --exclude=${DUMP_DIR} && [ -f x/.env ] && [ ! -L x/.env ] && ok=1 && for f in ${regular}; do { [ ! -e "x/$f" ] && [ ! -L "x/$f" ]; } || { [ -f "x/$f" ] && [ ! -L "x/$f" ]; } || ok=; done && [ -n "$ok" ]; } || { printf '%s\n' ${bad} >&2; exit ${RESTORE_EXIT.badArchive}; }`;
+  const swap = sh`for f in ${files}; do { [ -e "x/$f" ] || [ -L "x/$f" ]; } || continue; d=$(dirname -- "$f") && mkdir -p -- ${top}/"$d" old/"$d" && { [ ! -d "x/$f" ] || [ -L "x/$f" ] || [ ! -d ${top}/"$f" ] || [ -L ${top}/"$f" ] || mv -T -- ${top}/"$f" old/"$f"; } && mv -fT -- "x/$f" ${top}/"$f" || exit 1; done && echo '@@restored files'`;
   const dumpFile = b.dump ? `${DUMP_DIR}/${b.dump.file}` : '';
   const database =
     o.database && b.dump?.restore
-      ? sh` && dump=$(mktemp) && { tar -xzOf ${archive} -- ${dumpFile} > "$dump" 2>/dev/null || { rm -f -- "$dump"; exit ${RESTORE_EXIT.noDump}; }; } && { ${composeEnv(t)} sh -c ${b.dump.restore} < "$dump"; rc=$?; rm -f -- "$dump"; [ $rc -eq 0 ]; } && echo '@@restored database'`
+      ? sh` && { tar -xzOf a -- ${dumpFile} > dump 2>/dev/null || exit ${RESTORE_EXIT.noDump}; } && (cd -- ${top} && ${composeEnv(t)} sh -c ${b.dump.restore}) < dump && echo '@@restored database'`
       : sh``;
+  const keep = sh`(cd -- ${top} && ${takeBackup(t, o.keepAs, false, o.database)})`;
   const up = o.up ? sh` && ${composeArgv(t)} up -d && echo '@@up'` : sh``;
   return named(
     'restore',
-    sh`cd -- ${t.path} && ${lock} && ${check} && ${takeBackup(t, o.keepAs, false, o.database)} && ${files}${database}${up}`,
+    sh`cd -- ${t.path} && ${lock} && ${inPrivateDir(STATE_DIR, sh`${check} && ${keep} && ${extract} && ${swap}${database}`)}${up}`,
   );
 }

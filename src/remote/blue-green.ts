@@ -8,6 +8,7 @@
 import type { SlotName, Tenant } from '../registry/model';
 import { ENV_VAR, IMAGE_REF } from '../registry/patterns';
 import { containersOf, engineOf, enter, ENV_PROGRAM, STATE_DIR, touchLock } from './commands';
+import { inPrivateDir, tenantFromPrivate } from './private-dir';
 import { named, Script, sh } from './shell';
 
 export const SLOTS_DIR = `${STATE_DIR}/slots`;
@@ -31,9 +32,25 @@ function assignments(refs: Readonly<Record<string, string>>, extra: Record<strin
     .join('\n');
 }
 
-/** Writes FILE as a copy of .env with `set` applied, through a temp file renamed over it (atomic). */
+/**
+ * Writes FILE (`.env` or a file in SLOTS_DIR) as a copy of .env with `set` applied, in a private
+ * directory beside it (private-dir.ts: no name anyone else could turn into a link is written through),
+ * then renamed over it (atomic). .env is read through a hard link in that directory, refused unless a
+ * regular file.
+ */
 function writeFromEnv(file: string, set: string): Script {
-  return sh`{ tmp=$(umask 077 && mktemp ${`${file}.fleet-XXXXXX`}) && { FLEET_SET=${set} awk ${ENV_PROGRAM} .env > "$tmp" && chmod "$(stat -c %a .env)" "$tmp" && { chown "$(stat -c %u:%g .env)" "$tmp" 2>/dev/null || :; } && mv -f -- "$tmp" ${file}; } || { rm -f -- "$tmp"; exit 1; }; }`;
+  const slash = file.lastIndexOf('/');
+  const dir = slash < 0 ? '.' : file.slice(0, slash);
+  const top = tenantFromPrivate(dir);
+  return inPrivateDir(
+    dir,
+    sh`ln -P -- ${`${top}/.env`} env && [ -f env ] && [ ! -L env ] && FLEET_SET=${set} awk ${ENV_PROGRAM} env > new && chmod "$(stat -c %a env)" new && { chown "$(stat -c %u:%g env)" new 2>/dev/null || :; } && mv -f -- new ${`../${file.slice(slash + 1)}`}`,
+  );
+}
+
+/** Writes the live slot's name to ACTIVE_FILE the same way (in a private directory, then renamed). */
+function writeActive(slot: SlotName): Script {
+  return inPrivateDir(SLOTS_DIR, sh`printf '%s\n' ${slot} > new && mv -f -- new ../active`);
 }
 
 /** The image IDs of a project's running containers, after a `@@name` line. */
@@ -133,9 +150,7 @@ export function recordLive(
   slot: SlotName | undefined,
   refs: Readonly<Record<string, string>>,
 ): Script {
-  const active = slot
-    ? sh`printf '%s\n' ${slot} > ${`${ACTIVE_FILE}.tmp`} && mv -f -- ${`${ACTIVE_FILE}.tmp`} ${ACTIVE_FILE}`
-    : sh`rm -f -- ${ACTIVE_FILE}`;
+  const active = slot ? writeActive(slot) : sh`rm -f -- ${ACTIVE_FILE}`;
   return named(
     'recordLive',
     sh`${enter(t)} && ${touchLock} && mkdir -p ${SLOTS_DIR} && ${writeFromEnv('.env', assignments(refs))} && ${active}`,

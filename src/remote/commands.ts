@@ -7,6 +7,7 @@ import type { ComposeCommand, Image, Tenant } from '../registry/model';
 import { COMPOSE_PROJECT, ENV_VAR, IMAGE_DIGEST, IMAGE_REF, IMAGE_TAG } from '../registry/patterns';
 import { createHash } from 'node:crypto';
 import { ConfigurationError } from '../errors';
+import { inPrivateDir } from './private-dir';
 import { envPrefix, named, Script, sh } from './shell';
 
 /** The tool's own files in a tenant directory. */
@@ -361,22 +362,31 @@ export const ENV_PROGRAM = `BEGIN { n = split(ENVIRON["FLEET_SET"], a, "\\n"); f
 END { for (k in val) if (!(k in seen)) print k "=" val[k] eol }`;
 
 /**
- * The .env rewrite as a compare-and-swap against other writers: the current file is hard-linked aside
- * (`$old`, so it can be read after the rename) and its checksum and size taken in one read; the new file
- * is written from it and renamed over .env only if .env is still that file (`-ef`: not replaced by
- * someone else's rename). After the rename, a writer that had opened the old file may have appended to
- * it: those bytes are carried over to the new .env. If the old file was changed in any other way (its
- * first `size` bytes differ), it is put back and the switch tried again; five tries, then the switch
- * refuses and says why. What is left: an append whose writer opened .env before the rename and writes
- * after the carry-over, a window of microseconds that only a lock the other writer honours could close.
+ * The .env rewrite as a compare-and-swap against other writers, done in a private directory (see
+ * private-dir.ts: nothing is opened, chmodded or chowned by a name anyone else could turn into a link).
+ * The current file is hard-linked into it (`old`, refused unless a regular file: a link planted as .env
+ * after the check is not read through) and its checksum and size taken in one read; the new file is
+ * written from it and renamed over .env only if .env is still that file (`-ef`: not replaced by someone
+ * else's rename). After the rename, a writer that had opened the old file may have appended to it: those
+ * bytes are carried over to the new .env (through `cur`, the new file's second name in the private
+ * directory, never through the name .env). If the old file was changed in any other way (its first `size`
+ * bytes differ), it is put back and the switch tried again; five tries, then the switch refuses and says
+ * why. What is left: an append whose writer opened .env before the rename and writes after the carry-over,
+ * a window of microseconds that only a lock the other writer honours could close.
  */
 function swapEnv(spec: string): Script {
   const changing =
     '.env kept changing while it was being switched (another writer, five tries): nothing was changed';
-  const fail = sh`{ rm -f -- "$tmp" "$old"; exit ${SWITCH_FAILED}; }`;
-  const build = sh`ln -f -- .env "$old" && set -- $(cksum < "$old") && sum="$1 $2" && size=$2 && FLEET_SET=${spec} awk ${ENV_PROGRAM} "$old" > "$tmp" && chmod "$(stat -c %a "$old")" "$tmp" && { chown "$(stat -c %u:%g "$old")" "$tmp" 2>/dev/null || :; }`;
-  const carry = sh`if [ "$(head -c "$size" "$old" | cksum)" = "$sum" ]; then tail -c +"$((size + 1))" "$old" >> .env && swapped=yes; else mv -f -- "$old" .env; fi`;
-  return sh`swapped=; for try in 1 2 3 4 5; do tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit ${SWITCH_FAILED}; old="$tmp.old"; ${build} || ${fail}; if [ .env -ef "$old" ]; then mv -f -- "$tmp" .env || ${fail}; ${carry}; fi; rm -f -- "$tmp" "$old"; [ -z "$swapped" ] || break; done; [ -n "$swapped" ] || { printf '%s\n' ${changing} >&2; exit ${SWITCH_FAILED}; }`;
+  const link =
+    '.env was replaced by a link or a special file while it was being switched: fleet-deploy does not read or write through links; nothing was changed';
+  const fail = sh`{ rm -f -- new old cur; exit ${SWITCH_FAILED}; }`;
+  const refuse = sh`{ printf '%s\n' ${link} >&2; ${fail}; }`;
+  const build = sh`rm -f -- new old cur && ln -P -- ../.env old && { [ -f old ] && [ ! -L old ] || ${refuse}; } && set -- $(cksum < old) && sum="$1 $2" && size=$2 && FLEET_SET=${spec} awk ${ENV_PROGRAM} old > new && chmod "$(stat -c %a old)" new && { chown "$(stat -c %u:%g old)" new 2>/dev/null || :; } && ln -- new cur`;
+  const carry = sh`if [ "$(head -c "$size" old | cksum)" = "$sum" ]; then tail -c +"$((size + 1))" old >> cur && swapped=yes; else mv -f -- old ../.env; fi`;
+  return inPrivateDir(
+    '.',
+    sh`swapped=; for try in 1 2 3 4 5; do ${build} || ${fail}; if [ ../.env -ef old ]; then mv -f -- new ../.env || ${fail}; ${carry}; fi; rm -f -- new old cur; [ -z "$swapped" ] || break; done; [ -n "$swapped" ] || { printf '%s\n' ${changing} >&2; exit ${SWITCH_FAILED}; }`,
+  );
 }
 
 /** The label Compose puts on each container: a hash of its service's configuration. */
@@ -421,8 +431,8 @@ export interface UpdateOptions {
 
 /**
  * Sets image variables in .env atomically, then runs `compose up -d`: one round trip. The new .env is
- * made by `mktemp` beside the old (so no planted file or link is written through), given the old one's
- * mode and owner, and renamed over it: .env is always either the old or the new file. A .env that is a
+ * made in a private directory the script made and checked (so no planted file or link is written
+ * through), given the old one's mode and owner, and renamed over it: .env is always either the old or the new file. A .env that is a
  * symbolic link is refused. Compose files that do not parse (`compose config`), or a switch that fails,
  * exit SWITCH_FAILED before .env changes or compose starts anything.
  *

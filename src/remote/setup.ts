@@ -3,10 +3,20 @@
  * each script is a list of idempotent steps that look before they change, and print one line per step,
  * `@@step NAME unchanged|changed|failed DETAIL`. Nothing a step writes is printed: the secrets of a new
  * `.env` are made on the server (`/dev/urandom`) and written to the file, never to the output.
+ *
+ * Root never opens, chmods or chowns anything in a directory the deploy user can write (its home, a
+ * tenant directory under it): the deploy user could have put a link there. What goes in such a place
+ * (the authorized key, the tenant directory under the home, the compose file, `.env`) is written AS the
+ * deploy user (`runuser`, else `su`), so a link can only lead where that user could write anyway, and
+ * in a private directory (private-dir.ts) then renamed into place. Root itself only makes or chowns
+ * (`chown -h`) a tenant directory whose every parent only root can change, and refuses, naming the
+ * path, one that is not owned by the deploy user inside a directory someone else can write.
  */
+import { createHash } from 'node:crypto';
 import type { Tenant } from '../registry/model';
 import { ENV_VAR } from '../registry/patterns';
 import { composeArgv } from './commands';
+import { inPrivateDir } from './private-dir';
 import { named, Script, sh } from './shell';
 
 export type StepResult = 'unchanged' | 'changed' | 'failed';
@@ -41,8 +51,19 @@ export function secretsOf(template: string): Secret[] | string {
   return out;
 }
 
-/** The shell function every setup script reports through. */
-const STEP_FN = new Script(`step() { printf '@@step %s %s %s\\n' "$1" "$2" "$3"; }`);
+/**
+ * The shell functions every setup script uses: `step` reports, `as_user SCRIPT` runs SCRIPT as $user
+ * (runuser where util-linux has it, else su; neither asks a password of root).
+ */
+const STEP_FN = new Script(
+  [
+    `step() { printf '@@step %s %s %s\\n' "$1" "$2" "$3"; }`,
+    `as_user() { if command -v runuser >/dev/null 2>&1; then runuser -u "$user" -- sh -c "$1"; else su -s /bin/sh -c "$1" "$user"; fi; }`,
+  ].join('\n'),
+);
+
+/** Exit code of a script run as the user when there was nothing to do (0: changed; anything else: failed). */
+const UNCHANGED = 3;
 
 /** Runs the script as root: directly for root, else through `sudo -n` (no password prompt). */
 export function asRoot(adminUser: string, script: Script): Script {
@@ -60,6 +81,15 @@ export interface ServerSetup {
 }
 
 /**
+ * Run as the deploy user: its authorized key, appended when missing (~/.ssh made 0700 when missing). As
+ * that user, a link in its home leads nowhere it could not write itself.
+ */
+function authorizeKey(publicKey: string): string {
+  return sh`umask 077; key=${publicKey}; f="$HOME/.ssh/authorized_keys"; if [ -f "$f" ] && grep -qxF -- "$key" "$f"; then exit ${UNCHANGED}; fi; mkdir -p -- "$HOME/.ssh" && printf '%s\n' "$key" >> "$f" && chmod 600 -- "$f"`
+    .text;
+}
+
+/**
  * The server's steps: the deploy user (made with a home and bash; no password: `usermod -p '*'`, so only
  * keys log it in), its membership of the engine's group, and its authorized key.
  */
@@ -71,7 +101,7 @@ export function setupServer(o: ServerSetup): Script {
     sh`pw=$(getent shadow "$user" | cut -d: -f2); if [ "$pw" = '*' ]; then step password unchanged 'no password (key login only)'; elif usermod -p '*' "$user"; then step password changed 'set to none (key login only)'; else step password failed 'usermod -p failed'; fi`,
     sh`if ! getent group "$group" >/dev/null; then step group failed "no group $group on this server: install the container engine first, or pass --group"; elif id -nG "$user" 2>/dev/null | tr ' ' '\n' | grep -qxF -- "$group"; then step group unchanged "$user is in $group"; elif usermod -aG "$group" "$user"; then step group changed "added $user to $group"; else step group failed "usermod -aG $group failed"; fi`,
     sh`home=$(getent passwd "$user" | cut -d: -f6); ug=$(id -g "$user" 2>/dev/null)`,
-    sh`if [ -z "$home" ]; then step key failed 'no home directory'; elif [ -f "$home/.ssh/authorized_keys" ] && grep -qxF -- "$key" "$home/.ssh/authorized_keys"; then step key unchanged 'authorized'; elif install -d -m 700 -o "$user" -g "$ug" "$home/.ssh" && printf '%s\n' "$key" >> "$home/.ssh/authorized_keys" && chown "$user:$ug" "$home/.ssh/authorized_keys" && chmod 600 "$home/.ssh/authorized_keys"; then step key changed "added to $home/.ssh/authorized_keys"; else step key failed 'could not write authorized_keys'; fi`,
+    sh`if [ -z "$home" ]; then step key failed 'no home directory'; else as_user ${authorizeKey(o.publicKey)}; case $? in 0) step key changed "added to $home/.ssh/authorized_keys" ;; ${UNCHANGED}) step key unchanged 'authorized' ;; *) step key failed "could not write $home/.ssh/authorized_keys as $user" ;; esac; fi`,
   ];
   return named('setupServer', new Script(lines.map(String).join('\n')));
 }
@@ -94,19 +124,64 @@ export interface TenantSetup {
 const FILL_PROGRAM = `BEGIN { n = split(ENVIRON["FLEET_PH"], ph, "\\n") }
 { line = $0; for (i = 1; i <= n; i++) { v = ENVIRON["FLEET_S_" i]; out = ""; while ((p = index(line, ph[i])) > 0) { out = out substr(line, 1, p - 1) v; line = substr(line, p + length(ph[i])) } line = out line } print line }`;
 
-/** A new .env: secrets made here, the template filled in a private temporary file, then renamed. */
-function writeEnv(template: string, secrets: readonly Secret[]): Script {
+/**
+ * Run as the deploy user in the tenant directory: a new .env when there is none. The secrets are made
+ * here, the template filled in a private directory (private-dir.ts) and the file linked into place
+ * (`ln`: it fails, rather than replace, when a .env appeared meanwhile; it never follows a link there).
+ */
+function writeEnv(template: string, secrets: readonly Secret[]): string {
   const make = secrets.map((s, i) => {
     const v = `FLEET_S_${i + 1}`; // a constant name: the value is only ever in this variable
     return sh`${new Script(v)}=$(head -c ${s.length * 2 + 64} /dev/urandom | base64 | tr -dc A-Za-z0-9 | head -c ${s.length}); [ ${new Script(`\${#${v}}`)} -eq ${s.length} ] || ok=; export ${new Script(v)}`;
   });
   const placeholders = secrets.map((s) => s.placeholder).join('\n');
-  return sh`( umask 077; ok=1; ${new Script(make.map(String).join('; ') || ':')}; [ -n "$ok" ] && tmp=$(mktemp "$dir/.env.fleet-XXXXXX") && { printf '%s' ${template} | FLEET_PH=${placeholders} awk ${FILL_PROGRAM} > "$tmp" && chown "$user:$ug" "$tmp" && chmod 600 "$tmp" && mv -f -- "$tmp" "$dir/.env" || { rm -f -- "$tmp"; false; }; } )`;
+  const fill = sh`umask 077; ok=1; ${new Script(make.map(String).join('; ') || ':')}; [ -n "$ok" ] && printf '%s' ${template} | FLEET_PH=${placeholders} awk ${FILL_PROGRAM} > new && chmod 600 new && ln -- new ../.env`;
+  return sh`cd -- "$dir" || exit 1; if [ -e .env ] || [ -L .env ]; then exit ${UNCHANGED}; fi; ${inPrivateDir('.', fill)}`
+    .text;
 }
 
-/** A file's content put in place when it differs: a temporary file beside it, renamed over it. */
-function putFile(path: Script, text: string, mode: string, owner: Script): Script {
-  return sh`tmp=$(mktemp ${path}.fleet-XXXXXX) && printf '%s' ${text} > "$tmp" && chmod ${mode} "$tmp" && chown ${owner} "$tmp" && mv -f -- "$tmp" ${path}`;
+/**
+ * Run as the deploy user in the tenant directory: FILE (relative) given `text` when it differs (compared
+ * by sha256, so the text travels once), written in a private directory beside it and renamed over it.
+ */
+function putFile(file: string, text: string, mode: string): string {
+  const slash = file.lastIndexOf('/');
+  const dir = slash < 0 ? '.' : file.slice(0, slash);
+  const sum = createHash('sha256').update(text).digest('hex');
+  const write = sh`printf '%s' ${text} > new && chmod ${mode} new && mv -f -- new ${`../${file.slice(slash + 1)}`}`;
+  return sh`cd -- "$dir" || exit 1; if [ -f ${file} ] && [ "$(sha256sum < ${file} | cut -c 1-64)" = ${sum} ]; then exit ${UNCHANGED}; fi; mkdir -p -- ${dir} && ${inPrivateDir(dir, write)}`
+    .text;
+}
+
+/**
+ * Run as the deploy user: the tenant directory when it is the user's own already (unchanged), or made
+ * by the user (so a link on the way, e.g. in its home, leads only where it could write anyway).
+ */
+const USER_DIR = `if [ -d "$dir" ] && [ ! -L "$dir" ] && [ "$(stat -c %u -- "$dir")" = "$(id -u)" ]; then exit ${UNCHANGED}; fi; [ ! -e "$dir" ] && [ ! -L "$dir" ] && mkdir -p -- "$dir" && chmod 750 -- "$dir"`;
+
+/**
+ * `root_only PATH` succeeds when PATH and every directory above it that exists resolve to directories
+ * root alone can change (owned by root, not writable by group or others unless sticky). Then any link on
+ * the way sits in such a directory: root put it there, nobody else can have.
+ */
+export const ROOT_ONLY = new Script(
+  `root_only() { p=$1; while :; do if [ -e "$p" ]; then set -- $(stat -L -c '%u %a' -- "$p"); m=$((0$2)); [ "$1" = 0 ] && { [ $((m & 18)) -eq 0 ] || [ $((m & 512)) -ne 0 ]; } || return 1; fi; [ "$p" = / ] && return 0; p=$(dirname -- "$p"); done; }`,
+);
+
+/**
+ * The tenant directory's step. The deploy user makes it, or finds it its own, when it can. Otherwise root
+ * makes it or gives it to the user (`chown -h`), but only when every directory above it only root can
+ * change (root_only: so nobody else can have put a link on the way), and never when it is a link.
+ */
+function directoryStep(): Script {
+  const shared =
+    'is not owned by $user, and a directory above it can be changed by another user than root: fleet-deploy does not create or chown it as root; check it and chown it by hand, or put the tenant under a root-owned directory';
+  return sh`as_user ${USER_DIR}; rc=$?; if [ $rc -eq ${UNCHANGED} ]; then step directory unchanged "$dir"; elif [ $rc -eq 0 ]; then step directory changed "created $dir"; else canon=$dir; if ! root_only "$(dirname -- "$canon")"; then step directory failed "$dir ${new Script(shared)}"; exit 0; elif [ -L "$canon" ] || { [ -e "$canon" ] && [ ! -d "$canon" ]; }; then step directory failed "$canon is not a directory (a link or a file): fleet-deploy does not follow or chown it"; exit 0; elif [ -d "$canon" ] && chown -h "$user:$ug" "$canon"; then step directory changed "$dir now owned by $user"; elif mkdir -p -- "$canon" && chown -h "$user:$ug" "$canon" && chmod 750 "$canon"; then step directory changed "created $dir"; else step directory failed "could not make $dir"; exit 0; fi; fi`;
+}
+
+/** A step run as the deploy user: its script's exit code says changed (0), unchanged or failed. */
+function userStep(name: string, script: string, changed: string, unchanged: string, failed: string): Script {
+  return sh`as_user ${script}; case $? in 0) step ${name} changed ${changed} ;; ${UNCHANGED}) step ${name} unchanged ${unchanged} ;; *) step ${name} failed ${failed} ;; esac`;
 }
 
 /** The systemd unit that brings the tenant's stack up at boot (as the deploy user, in its directory). */
@@ -144,16 +219,21 @@ export function setupTenant(o: TenantSetup): Script {
   const file = t.compose.files[0]!;
   const lines: Script[] = [
     STEP_FN,
+    ROOT_ONLY,
     sh`user=${o.user}; path=${t.path}; home=$(getent passwd "$user" | cut -d: -f6); ug=$(id -g "$user" 2>/dev/null) || { step directory failed "no user $user"; exit 0; }`,
-    new Script('case $path in /*) dir=$path ;; *) dir="$home/$path" ;; esac; dir=${dir%/}'),
-    sh`if [ -d "$dir" ] && [ "$(stat -c %U "$dir")" = "$user" ]; then step directory unchanged "$dir"; elif [ -d "$dir" ] && chown "$user:$ug" "$dir"; then step directory changed "$dir now owned by $user"; elif mkdir -p -- "$dir" && chown "$user:$ug" "$dir" && chmod 750 "$dir"; then step directory changed "created $dir"; else step directory failed "could not make $dir"; exit 0; fi`,
+    new Script('case $path in /*) dir=$path ;; *) dir="$home/$path" ;; esac; dir=${dir%/}; export dir'),
+    directoryStep(),
   ];
-  if (o.compose !== undefined) {
-    const target = sh`"$dir"/${file}`;
+  if (o.compose !== undefined)
     lines.push(
-      sh`if [ -f ${target} ] && [ "$(cat ${target}; echo x)" = ${`${o.compose}x`} ]; then step compose unchanged ${file}; elif ${putFile(target, o.compose, '644', sh`"$user:$ug"`)}; then step compose changed ${`wrote ${file}`}; else rm -f -- "$tmp"; step compose failed ${`could not write ${file}`}; fi`,
+      userStep(
+        'compose',
+        putFile(file, o.compose, '644'),
+        `wrote ${file}`,
+        file,
+        `could not write ${file} (as the deploy user)`,
+      ),
     );
-  }
   const secrets = o.envTemplate === undefined ? [] : secretsOf(o.envTemplate);
   if (typeof secrets === 'string') throw new Error(secrets); // checked by the caller first
   const template =
@@ -162,7 +242,13 @@ export function setupTenant(o: TenantSetup): Script {
     ? `made with ${secrets.length} secret(s) generated on the server, mode 0600`
     : 'made, mode 0600';
   lines.push(
-    sh`if [ -e "$dir/.env" ]; then step env unchanged 'kept: an existing .env is never overwritten'; elif ${writeEnv(template, secrets)}; then step env changed ${made}; else step env failed 'could not write .env'; fi`,
+    userStep(
+      'env',
+      writeEnv(template, secrets),
+      made,
+      'kept: an existing .env is never overwritten',
+      'could not write .env (as the deploy user)',
+    ),
   );
   if (o.systemdDir !== undefined) {
     const unit = sh`${o.systemdDir}/${unitName(t)}`;

@@ -9,7 +9,14 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type Area =
-  'network faults' | 'hostile input' | 'host keys' | 'secrets' | 'concurrency' | 'load' | 'server limits';
+  | 'network faults'
+  | 'hostile input'
+  | 'planted links'
+  | 'host keys'
+  | 'secrets'
+  | 'concurrency'
+  | 'load'
+  | 'server limits';
 
 export interface Measured {
   /** What was observed, in words that do not change from run to run. */

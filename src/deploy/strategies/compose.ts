@@ -167,7 +167,12 @@ export class ComposeStrategy implements ReleaseStrategy {
   }
 
   prunable(history: History, next: Release, current: Release): string[] {
-    return history.prunable(next, current, this.tenant.keepReleases);
+    return history.prunable(
+      next,
+      current,
+      this.tenant.keepReleases,
+      this.tenant.images.map((i) => i.repository),
+    );
   }
 
   preview(next: Release, registry?: RegistryCredentials) {
