@@ -65,6 +65,19 @@ fleet-deploy-ref:
     Only where the runner does not set job.workflow_sha (older GitHub Enterprise Server): the tag or commit
     of fleet-deploy in your uses: line, so the jobs run the actions of that very commit.
   type: string
+  default: ''
+fleet-deploy-repository:
+  description: >-
+    Only where the runner does not set job.workflow_repository (older GitHub Enterprise Server): the
+    owner/name of the fleet-deploy repository in your uses: line (your fork, say).
+  type: string
+  default: ''
+call-key:
+  description: >-
+    Names this call's report artifacts (letters, digits, _ and -; at most 40). Empty: derived from the
+    call's inputs, so two calls in one run (a matrix of components, staging then production) never share
+    a name. Set it when one run calls this workflow twice with the same inputs.
+  type: string
   default: ''`;
 
 const SECRETS = `
@@ -103,6 +116,13 @@ ssh-port:
   required: false
 path:
   description: "One server without a registry: the stack's directory on the server."
+  required: false
+fleet-deploy-token:
+  description: >-
+    A token that can read the fleet-deploy repository you call (a GitHub App installation token, or a
+    fine-grained token with contents: read), for the jobs' checkout of its actions. Needed when that
+    repository is private or internal and not the caller's own: the job's GITHUB_TOKEN reaches only the
+    caller's repository. Empty: the job's token.
   required: false`;
 
 /** The inputs every one of our actions takes for the registry or a single server. */
@@ -149,13 +169,20 @@ const checkoutCaller = (why) => `
   with:
     persist-credentials: false # ${why}`;
 
+/** Where the called fleet-deploy lives: the runner says (job.workflow_*), or an older GHES's caller does. */
+export const OWN_REPOSITORY = e('job.workflow_repository || inputs.fleet-deploy-repository');
+export const OWN_REF = e('job.workflow_sha || inputs.fleet-deploy-ref');
+/** The checkout's token: the caller's own for a private fork or an internal repository, else the job's. */
+export const OWN_TOKEN = e('secrets.fleet-deploy-token || github.token');
+
 /** fleet-deploy at the commit the caller referenced; the job then runs ./.fleet-deploy/actions/x. */
 const checkoutOwn = `
 - name: Check out fleet-deploy at the commit the caller referenced
   uses: ${PINS.checkout}
   with:
-    repository: ${e("job.workflow_repository || 'fleet-deploy/fleet-deploy'")}
-    ref: ${e('job.workflow_sha || inputs.fleet-deploy-ref')}
+    repository: ${OWN_REPOSITORY}
+    ref: ${OWN_REF}
+    token: ${OWN_TOKEN}
     path: ${OWN_PATH}
     persist-credentials: false
     sparse-checkout: |
@@ -164,22 +191,55 @@ const checkoutOwn = `
 
 /** The plan and rollback jobs refuse to run when no commit of fleet-deploy is known (no moving fallback). */
 const ownCommitKnown = `
-- name: The fleet-deploy commit is known
+- name: The fleet-deploy repository and commit are known
   env:
     WORKFLOW_SHA: ${e('job.workflow_sha')}
     FALLBACK_REF: ${e('inputs.fleet-deploy-ref')}
+    WORKFLOW_REPOSITORY: ${e('job.workflow_repository')}
+    FALLBACK_REPOSITORY: ${e('inputs.fleet-deploy-repository')}
   run: |
     if [ -z "$WORKFLOW_SHA" ] && [ -z "$FALLBACK_REF" ]; then
       echo "::error::this runner does not say which fleet-deploy commit you called (job.workflow_sha is empty): pass fleet-deploy-ref with the tag or commit of your uses: line"
       exit 1
+    fi
+    if [ -z "$WORKFLOW_REPOSITORY" ] && [ -z "$FALLBACK_REPOSITORY" ]; then
+      echo "::error::this runner does not say which fleet-deploy repository you called (job.workflow_repository is empty): pass fleet-deploy-repository with the owner/name of your uses: line"
+      exit 1
     fi`;
+
+/**
+ * Every report artifact of one call is named \`fleet-deploy-report.<call key>.<job>-a<attempt>\`: the key
+ * keeps two calls in one run apart (a run's artifacts are shared by all its calls), and it holds no dot,
+ * so one call's download pattern never matches another's names. The key: the call-key input, else the
+ * first 12 hex digits of a SHA-256 over all the call's inputs (two calls with equal inputs need call-key).
+ */
+const callKeyStep = `
+- name: This call's key (its report artifacts' names)
+  id: key
+  env:
+    CALL_KEY: ${e('inputs.call-key')}
+    CALL_INPUTS: ${e('toJSON(inputs)')}
+  run: |
+    if [ -z "$CALL_KEY" ]; then
+      CALL_KEY=$(printf '%s' "$CALL_INPUTS" | sha256sum | cut -c1-12)
+    elif ! [[ "$CALL_KEY" =~ ^[A-Za-z0-9_-]{1,40}$ ]]; then
+      echo "::error::the call-key input must be 1 to 40 letters, digits, _ or - (it names this call's artifacts; no dot, no space)"
+      exit 1
+    fi
+    echo "call-key=$CALL_KEY" >> "$GITHUB_OUTPUT"`;
+
+/** The artifact name of one job's report in a call (`key`: an expression giving the call key). */
+const reportName = (key, job) => `fleet-deploy-report.${e(key)}.${job}-a${e('github.run_attempt')}`;
+/** The download pattern for a call's reports whose job part starts with `prefix`. */
+const reportPattern = (key, prefix = '') => `fleet-deploy-report.${e(key)}.${prefix}*`;
+const PLAN_KEY = 'needs.plan.outputs.call-key';
 
 /** Report artifacts are named per run attempt: a re-run of failed jobs uploads beside, never onto, the first. */
 const uploadReport = (step, name) => `
 - if: always() && steps.${step}.outputs.report-file != ''
   uses: ${PINS.upload}
   with:
-    name: ${name}-a${e('github.run_attempt')}
+    name: ${name}
     path: ${e(`steps.${step}.outputs.report-file`)}
     retention-days: 30`;
 
@@ -194,6 +254,24 @@ const downloadReports = (pattern) => `
 const steps = (base, ...parts) => `steps:${indent(parts.join(''), base + 2)}`;
 
 const HEADER = `# GENERATED by .ci/workflows.mjs: edit that file, then run \`node .ci/workflows.mjs\` (a test fails on drift).`;
+
+/**
+ * Concurrency. Two deploys to one environment never overlap: a second waits (GitHub keeps one waiting
+ * run per group, and a newer one replaces it). A rollback has a group of its own, so no deploy, waiting or
+ * running, ever drops or cancels it; a rollback and a deploy that meet on a target are kept apart by the
+ * target's lock on the server. Neither cancels what runs. The two prefixes differ before the environment's
+ * name, so no environment's name makes a deploy's group equal a rollback's.
+ */
+export const DEPLOY_GROUP = `fleet-deploy-${e('inputs.environment')}`;
+export const ROLLBACK_GROUP = `fleet-rollback-${e('inputs.environment')}`;
+const DEPLOY_CONCURRENCY = `# Two deploys to one environment never overlap; a second one waits instead of cancelling the first.
+concurrency:
+  group: ${DEPLOY_GROUP}
+  cancel-in-progress: false`;
+const ROLLBACK_CONCURRENCY = `# A group of its own: no deploy (waiting for an approval, say) can drop or cancel a rollback.
+concurrency:
+  group: ${ROLLBACK_GROUP}
+  cancel-in-progress: false`;
 
 // ---------------------------------------------------------------------------------------------- deploy
 
@@ -211,9 +289,11 @@ plan:
     cumulative: ${e('steps.plan.outputs.cumulative')}
     environments: ${e('steps.plan.outputs.environments')}
     deployment-id: ${e('steps.deployment.outputs.deployment-id')}
+    call-key: ${e('steps.key.outputs.call-key')}
   ${steps(
     2,
     ownCommitKnown,
+    callKeyStep,
     checkoutCaller('read the registry'),
     checkoutOwn,
     `
@@ -280,7 +360,7 @@ wave-${n}:
     targets: ${e('matrix.targets')}
     once-hooks: ${n === 1 ? e('strategy.job-index == 0') : "'false'"}
     dry-run: ${e('inputs.dry-run')}${indent(SSH_WITH, 4)}`,
-    uploadReport('deploy', `fleet-deploy-report-w${n}-j${e('strategy.job-index')}`),
+    uploadReport('deploy', reportName(PLAN_KEY, `w${n}-j${e('strategy.job-index')}`)),
   )}`;
 }
 
@@ -299,7 +379,7 @@ gate-${n}:
   ${steps(
     2,
     checkoutOwn,
-    downloadReports('fleet-deploy-report-w*'),
+    downloadReports(reportPattern(PLAN_KEY, 'w')),
     `
 - id: gate
   uses: ./${OWN_PATH}/actions/gate
@@ -337,7 +417,7 @@ fleet:
     concurrency: ${e('inputs.max-parallel')}
     max-failure-percent: ${e('inputs.max-failure-percent')}
     dry-run: ${e('inputs.dry-run')}${indent(SSH_WITH, 4)}`,
-    uploadReport('deploy', 'fleet-deploy-report-fleet'),
+    uploadReport('deploy', reportName(PLAN_KEY, 'fleet')),
   )}`;
 }
 
@@ -363,7 +443,7 @@ summary:
     2,
     checkoutCaller('the registry, to annotate failures on their lines'),
     checkoutOwn,
-    downloadReports('fleet-deploy-report-*'),
+    downloadReports(reportPattern(PLAN_KEY)),
     `
 - id: summary
   uses: ./${OWN_PATH}/actions/summary
@@ -479,10 +559,7 @@ on:
 # No workflow-wide permissions: plan and summary inherit the calling job's grant (see there); every other
 # job states its own, least privilege.
 
-# Two deploys to one environment never overlap; a second one waits instead of cancelling the first.
-concurrency:
-  group: fleet-deploy-${e('inputs.environment')}
-  cancel-in-progress: false
+${DEPLOY_CONCURRENCY}
 
 jobs:${indent(jobs.join('\n'), 2)}
 `;
@@ -529,9 +606,7 @@ on:
 permissions:
   contents: read
 
-concurrency:
-  group: fleet-deploy-${e('inputs.environment')}
-  cancel-in-progress: false
+${ROLLBACK_CONCURRENCY}
 
 jobs:
   rollback:
@@ -539,9 +614,12 @@ jobs:
     timeout-minutes: 120
     environment:
       name: ${e('inputs.environment')}${indent(PULL_PERMISSIONS, 4)}
+    outputs:
+      call-key: ${e('steps.key.outputs.call-key')}
     ${steps(
       4,
       ownCommitKnown,
+      callKeyStep,
       checkoutCaller('read the registry'),
       checkoutOwn,
       `
@@ -551,7 +629,7 @@ jobs:
     select: ${e('inputs.select')}
     to: ${e('inputs.to')}
     concurrency: ${e('inputs.concurrency')}${indent(SSH_WITH, 4)}`,
-      uploadReport('rollback', 'fleet-deploy-report-rollback'),
+      uploadReport('rollback', reportName('steps.key.outputs.call-key', 'rollback')),
     )}
 
   summary:
@@ -567,7 +645,7 @@ jobs:
       4,
       checkoutCaller('the registry, to annotate failures on their lines'),
       checkoutOwn,
-      downloadReports('fleet-deploy-report-*'),
+      downloadReports(reportPattern('needs.rollback.outputs.call-key')),
       `
 - id: summary
   uses: ./${OWN_PATH}/actions/summary
