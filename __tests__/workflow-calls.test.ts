@@ -105,7 +105,7 @@ describe('two calls of one workflow in one run keep their reports apart', () => 
     ['two rollbacks of different tenants', ROLLBACK, [{ select: 'tenant=a' }, { select: 'tenant=b' }]],
     ['two equal calls told apart by call-key', DEPLOY, [{ 'call-key': 'eu' }, { 'call-key': 'eu-2' }]],
   ])('%s', (_, file, calls) => {
-    const [a, b] = (calls as Array<Record<string, unknown>>).map(
+    const [a = '', b = ''] = (calls as Array<Record<string, unknown>>).map(
       (c) => callKey(file, inputsOf(file, c)).key!,
     );
     expect(a).toMatch(/^[A-Za-z0-9_-]{1,40}$/);
