@@ -103,7 +103,13 @@ REGISTRY_PASSWORD:
   description: >-
     The image registry password or token for the pull (masked; it reaches the servers on stdin only, and
     no credential stays on them unless keep-registry-login). For GHCR: secrets.GITHUB_TOKEN, with
-    packages: read granted by the calling job.
+    packages: read granted by the calling job, and registry-host: ghcr.io.
+  required: false
+REGISTRY_LOGINS:
+  description: >-
+    More registry logins, one a line: "HOST USERNAME PASSWORD" (a stack mixing GHCR and Docker Hub, say).
+    Each goes only to its host, and only for a tenant whose images name it. Passed by this name, it can be
+    a secret of the GitHub environment like SSH_PRIVATE_KEY.
   required: false
 host:
   description: 'One server without a registry: its host (with ssh-user, ssh-port and path); the registry is then not read.'
@@ -143,12 +149,18 @@ health-url: ${e('inputs.health-url')}`;
 const SSH_WITH = `
 ssh-key: ${e('secrets.SSH_PRIVATE_KEY || secrets.ssh-private-key')}
 known-hosts: ${e('secrets.SSH_KNOWN_HOSTS || secrets.known-hosts')}
+registry-host: ${e('inputs.registry-host')}
 registry-username: ${e('secrets.REGISTRY_USERNAME || inputs.registry-username')}
 registry-password: ${e('secrets.REGISTRY_PASSWORD')}
+registry-logins: ${e('secrets.REGISTRY_LOGINS')}
 keep-registry-login: ${e('inputs.keep-registry-login')}`;
 
 /** The inputs of the registry login, in both reusable workflows. */
 const REGISTRY_INPUTS = `
+registry-host:
+  description: "The registry host the registry-username login is for, as image names have it (ghcr.io; docker.io for Docker Hub). Only images of that host log in: the token never reaches another registry."
+  type: string
+  default: ''
 registry-username:
   description: "The image registry user for the pull, with the REGISTRY_PASSWORD secret (for GHCR with the job token: github.actor). Empty: no login (the servers are logged in, or the images are public)."
   type: string

@@ -144,7 +144,7 @@ function runBranches(wf: any, job: any): string[] {
           ? '(default)'
           : /"\$REF" != refs\/heads\/([\w.-]+)/.exec(s.run ?? '')?.[1],
       )
-      .filter(Boolean);
+      .filter((g: string | undefined): g is string => Boolean(g));
     out.push(...(guards.length ? guards : ['(any)']));
   }
   return out;

@@ -46,6 +46,7 @@ const ROLLOUT_FLAGS = [
   'pullTimeoutMs',
   'pullAttempts',
   'recoveryWindowMs',
+  'registryHost',
   'registryUsername',
   'keepRegistryLogin',
   'actor',
