@@ -7,6 +7,7 @@
 // commit of this workflow that the caller's `uses: …@ref` resolved to) and runs `./.fleet-deploy/actions/x`:
 // a caller pinned to @v1.2.3 or to a commit SHA runs exactly those actions, never a moving tag.
 import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { format } from 'prettier';
@@ -20,6 +21,56 @@ export const PINS = {
   upload: 'actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f # v7.0.0',
   download: 'actions/download-artifact@3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c # v8.0.1',
 };
+
+/**
+ * The rollout settings the workflows pass through to the deploy and rollback actions, by their names in
+ * src/settings.ts: each becomes a workflow input with the setting's input name, help and default, so the
+ * CLI, the actions and the workflows share one table and cannot drift (workflow-generated.test.ts).
+ */
+export const PASSED_SETTINGS = [
+  'perServer',
+  'lockWaitMs',
+  'breakLocksOlderThanMs',
+  'commandTimeoutMs',
+  'pullTimeoutMs',
+  'pullAttempts',
+  'recoveryWindowMs',
+];
+/** The wave jobs' timeout-minutes when the caller sets none (GitHub's own default is 360). */
+export const WAVE_TIMEOUT_MINUTES = 60;
+
+/** src/settings.ts's table, loaded the way the benchmarks load TypeScript on Node 20. */
+export function loadSettings() {
+  const require = createRequire(import.meta.url);
+  require('../bench/lib/register-ts.cjs');
+  return require('../src/settings.ts').SETTINGS;
+}
+
+/** The settings' rows, each with its input name (a row the table no longer has is an error here). */
+const passedRows = (settings) =>
+  PASSED_SETTINGS.filter((name) => settings[name]).map((name) => {
+    const row = settings[name];
+    if (!row.input) throw new Error(`settings.${name} has no action input to pass`);
+    return row;
+  });
+
+/** The workflow_call inputs of the passed settings: the table's input name, help and default. */
+const settingInputs = (settings) =>
+  passedRows(settings)
+    .map(
+      (row) => `
+${row.input}:
+  description: ${JSON.stringify(`${row.help[0].toUpperCase()}${row.help.slice(1)} (as the CLI's --${row.flag ?? row.input}).`)}
+  type: string
+  default: ${JSON.stringify(row.default ?? '')}`,
+    )
+    .join('');
+
+/** The action inputs that hand them on. */
+const settingWith = (settings) =>
+  passedRows(settings)
+    .map((row) => `\n${row.input}: ${e(`inputs.${row.input}`)}`)
+    .join('');
 
 /** Where our own actions are checked out in each job's workspace. */
 export const OWN_PATH = '.fleet-deploy';
@@ -337,7 +388,7 @@ plan:
   )}`;
 }
 
-function waveJob(n) {
+function waveJob(n, settings) {
   const base = "!cancelled() && needs.plan.result == 'success' && inputs.mode == 'matrix'";
   const condition =
     n === 1
@@ -351,7 +402,7 @@ wave-${n}:
   needs: [${n === 1 ? 'plan' : `plan, gate-${n - 1}`}]
   if: ${condition}
   runs-on: ubuntu-latest
-  timeout-minutes: 60
+  timeout-minutes: ${e('inputs.wave-timeout-minutes')}
   environment:
     name: ${e(`fromJSON(needs.plan.outputs.environments)[${n - 1}]`)}
     url: ${e('inputs.environment-url')}${indent(PULL_PERMISSIONS, 2)}
@@ -371,7 +422,7 @@ wave-${n}:
     versions: ${e('inputs.versions')}
     targets: ${e('matrix.targets')}
     once-hooks: ${n === 1 ? e('strategy.job-index == 0') : "'false'"}
-    dry-run: ${e('inputs.dry-run')}${indent(SSH_WITH, 4)}`,
+    dry-run: ${e('inputs.dry-run')}${indent(SSH_WITH, 4)}${indent(settingWith(settings), 4)}`,
     uploadReport('deploy', reportName(PLAN_KEY, `w${n}-j${e('strategy.job-index')}`)),
   )}`;
 }
@@ -404,7 +455,7 @@ gate-${n}:
   )}`;
 }
 
-function fleetJob() {
+function fleetJob(settings) {
   return `
 fleet:
   needs: [plan]
@@ -428,7 +479,7 @@ fleet:
     waves: ${e('inputs.waves')}
     concurrency: ${e('inputs.max-parallel')}
     max-failure-percent: ${e('inputs.max-failure-percent')}
-    dry-run: ${e('inputs.dry-run')}${indent(SSH_WITH, 4)}`,
+    dry-run: ${e('inputs.dry-run')}${indent(SSH_WITH, 4)}${indent(settingWith(settings), 4)}`,
     uploadReport('deploy', reportName(PLAN_KEY, 'fleet')),
   )}`;
 }
@@ -472,11 +523,11 @@ summary:
   )}`;
 }
 
-function deployWorkflow() {
+function deployWorkflow(settings) {
   const jobs = [
     planJob(),
-    ...range(1, WAVES).flatMap((n) => [waveJob(n), ...(n < WAVES ? [gateJob(n)] : [])]),
-    fleetJob(),
+    ...range(1, WAVES).flatMap((n) => [waveJob(n, settings), ...(n < WAVES ? [gateJob(n)] : [])]),
+    fleetJob(settings),
     summaryJob(),
   ];
   return `${HEADER}
@@ -558,7 +609,11 @@ on:
       deployments:
         description: 'Record a GitHub Deployment (in_progress, success, failure). The calling job must then grant deployments: write.'
         type: boolean
-        default: false${indent(REGISTRY_INPUTS, 6)}${indent(SINGLE_SERVER_INPUTS, 6)}
+        default: false
+      wave-timeout-minutes:
+        description: 'How long one wave job may run before GitHub stops it (its post step then switches back and unlocks).'
+        type: number
+        default: ${WAVE_TIMEOUT_MINUTES}${indent(settingInputs(settings), 6)}${indent(REGISTRY_INPUTS, 6)}${indent(SINGLE_SERVER_INPUTS, 6)}
     secrets:${indent(SECRETS, 6)}
     outputs:
       success:
@@ -579,7 +634,7 @@ jobs:${indent(jobs.join('\n'), 2)}
 
 // -------------------------------------------------------------------------------------------- rollback
 
-function rollbackWorkflow() {
+function rollbackWorkflow(settings) {
   return `${HEADER}
 # Manual rollback as a reusable workflow: the selected targets go back to their previous release, or to a
 # version from their release history; then the summary. See docs/examples/rollback.yml for the
@@ -608,7 +663,7 @@ on:
       environment:
         description: 'GitHub environment (protection rules, approvals, secrets) and concurrency group.'
         type: string
-        default: 'production'${indent(REGISTRY_INPUTS, 6)}${indent(SINGLE_SERVER_INPUTS, 6)}
+        default: 'production'${indent(settingInputs(settings), 6)}${indent(REGISTRY_INPUTS, 6)}${indent(SINGLE_SERVER_INPUTS, 6)}
     secrets:${indent(SECRETS, 6)}
     outputs:
       success:
@@ -640,7 +695,7 @@ jobs:
   with:${indent(TARGET_WITH, 4)}
     select: ${e('inputs.select')}
     to: ${e('inputs.to')}
-    concurrency: ${e('inputs.concurrency')}${indent(SSH_WITH, 4)}`,
+    concurrency: ${e('inputs.concurrency')}${indent(SSH_WITH, 4)}${indent(settingWith(settings), 4)}`,
       uploadReport('rollback', reportName('steps.key.outputs.call-key', 'rollback')),
     )}
 
@@ -670,11 +725,11 @@ jobs:
 }
 
 /** The generated files, formatted as the repository's prettier formats them. */
-export async function generated() {
+export async function generated(settings = loadSettings()) {
   const out = {};
   for (const [file, text] of [
-    ['.github/workflows/deploy.yml', deployWorkflow()],
-    ['.github/workflows/rollback.yml', rollbackWorkflow()],
+    ['.github/workflows/deploy.yml', deployWorkflow(settings)],
+    ['.github/workflows/rollback.yml', rollbackWorkflow(settings)],
   ])
     out[file] = await format(text, { parser: 'yaml', singleQuote: true, printWidth: 110 });
   return out;

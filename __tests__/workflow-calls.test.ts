@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { SETTINGS } from '../src/settings';
 
 const load = (f: string) => parse(readFileSync(f, 'utf8'));
 const DEPLOY = '.github/workflows/deploy.yml';
@@ -231,5 +232,54 @@ describe('a rollback is never dropped or cancelled by a deploy', () => {
     const text = readFileSync('docs/workflows.md', 'utf8');
     expect(text).toContain('fleet-rollback-<environment>');
     expect(text).toMatch(/cancel-in-progress: true/);
+  });
+});
+
+const gen = (await import('../.ci/workflows.mjs' as string)) as {
+  PASSED_SETTINGS: string[];
+  WAVE_TIMEOUT_MINUTES: number;
+};
+
+describe('the workflows pass the rollout settings of the one table (src/settings.ts)', () => {
+  const rows = gen.PASSED_SETTINGS.map((name) => (SETTINGS as Record<string, any>)[name]);
+
+  test('the knobs the CLI has are inputs of both workflows, with the table’s name, help and default', () => {
+    const inputs = rows.map((r) => r.input as string);
+    for (const knob of ['per-server', 'lock-wait', 'break-stale-locks', 'command-timeout', 'pull-timeout'])
+      expect(inputs).toContain(knob);
+    for (const file of [DEPLOY, ROLLBACK]) {
+      const declared = load(file).on.workflow_call.inputs;
+      for (const r of rows) {
+        expect([file, r.input, declared[r.input]?.default]).toEqual([file, r.input, r.default ?? '']);
+        expect(declared[r.input].description.toLowerCase()).toContain(r.help.toLowerCase().slice(0, 30));
+        // The same knob has a CLI flag of the same name.
+        expect([r.input, r.flag]).toEqual([r.input, r.input]);
+      }
+    }
+  });
+
+  test('every job that deploys or rolls back hands each of them to its action', () => {
+    const steps = [DEPLOY, ROLLBACK].flatMap((file) =>
+      jobsOf(file).flatMap(([job, j]) =>
+        (j.steps ?? [])
+          .filter((s) => ['deploy', 'rollback'].includes(s.id) && /^\.\/\.fleet-deploy/.test(s.uses ?? ''))
+          .map((s) => ({ where: `${file} ${job}`, with: s.with as Record<string, string> })),
+      ),
+    );
+    expect(steps.length).toBe(12); // 10 waves, the fleet job, the rollback
+    for (const s of steps)
+      for (const r of rows)
+        expect([s.where, s.with[r.input]]).toEqual([s.where, `\${{ inputs.${r.input} }}`]);
+  });
+
+  test('the wave jobs’ timeout is an input (default 60 minutes), no longer fixed', () => {
+    const wf = load(DEPLOY);
+    expect(wf.on.workflow_call.inputs['wave-timeout-minutes']).toMatchObject({
+      type: 'number',
+      default: gen.WAVE_TIMEOUT_MINUTES,
+    });
+    const waves = jobsOf(DEPLOY).filter(([job]) => /^wave-\d+$/.test(job));
+    for (const [job, j] of waves)
+      expect([job, (j as any)['timeout-minutes']]).toEqual([job, '${{ inputs.wave-timeout-minutes }}']);
   });
 });
