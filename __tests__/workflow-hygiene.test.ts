@@ -86,18 +86,16 @@ test('the write list above names real jobs (so the check can fail)', () => {
 describe('Dependabot', () => {
   const config = load('.github/dependabot.yml');
 
-  test.each(config.updates.map((u: any) => [u['package-ecosystem'], u]))(
-    '%s: majors in a group of their own, a cooldown',
-    (_, u: any) => {
-      const groups = Object.values(u.groups ?? {}) as Array<{ 'update-types'?: string[] }>;
-      const majors = groups.filter((g) => g['update-types']?.includes('major'));
-      expect(majors).toHaveLength(1);
-      expect(majors[0]!['update-types']).toEqual(['major']);
-      expect(groups.some((g) => !g['update-types']?.includes('major'))).toBe(true);
-      expect(u.cooldown?.['default-days']).toBeGreaterThanOrEqual(3);
-      expect(u.cooldown?.['semver-major-days']).toBeGreaterThanOrEqual(u.cooldown['default-days']);
-    },
-  );
+  const updates: Array<[string, any]> = (config.updates as any[]).map((u) => [u['package-ecosystem'], u]);
+  test.each(updates)('%s: majors in a group of their own, a cooldown', (_: string, u: any) => {
+    const groups = Object.values(u.groups ?? {}) as Array<{ 'update-types'?: string[] }>;
+    const majors = groups.filter((g) => g['update-types']?.includes('major'));
+    expect(majors).toHaveLength(1);
+    expect(majors[0]!['update-types']).toEqual(['major']);
+    expect(groups.some((g) => !g['update-types']?.includes('major'))).toBe(true);
+    expect(u.cooldown?.['default-days']).toBeGreaterThanOrEqual(3);
+    expect(u.cooldown?.['semver-major-days']).toBeGreaterThanOrEqual(u.cooldown['default-days']);
+  });
 
   test('the actions pinned in docs/examples are scanned too', () => {
     const actions = config.updates.find((u: any) => u['package-ecosystem'] === 'github-actions');
