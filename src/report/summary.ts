@@ -9,6 +9,7 @@
 import type { FleetReport } from '../deploy/fleet';
 import type { Outcome, TargetResult } from '../deploy/result';
 import { OUTCOME_ORDER, reason, seconds, targetTime } from './render';
+import { rolloutChart } from './rollout-chart';
 import { codeSpan, sanitizeLine, utf8Bytes } from './sanitize';
 
 export const SUMMARY_LIMIT = 1024 * 1024;
@@ -154,6 +155,14 @@ function skippedLine(skipped: readonly TargetResult[]): string[] {
   return [`${EMOJI.skipped} **${skipped.length} skipped**: ${reasons.join('; ')}`, ''];
 }
 
+/** The rollout as a picture (waves, gates, failures marked) in a <details> that is open by default. */
+function chartSection(report: FleetReport): string[] {
+  const chart = rolloutChart(report);
+  return chart
+    ? ['<details open><summary>The rollout: waves and gates</summary>', '', chart, '', '</details>', '']
+    : [];
+}
+
 /** The downtime the health gates measured (first failed probe to first healthy), when any target had some. */
 function downtimeLine(rs: readonly TargetResult[]): string[] {
   const down = rs.filter((r) => r.downtimeMs).sort((a, b) => b.downtimeMs! - a.downtimeMs!);
@@ -181,6 +190,7 @@ export function renderSummary(report: FleetReport, o: SummaryOptions = {}): stri
     ...(report.stopped ? ['', `> [!WARNING]`, `> Rollout stopped: ${codeSpan(report.stopped, false)}`] : []),
     ...downtimeLine(report.targets),
     '',
+    ...chartSection(report),
     ...topReasons(report),
   ];
   const budgetFor = (sections: number) =>
