@@ -119,7 +119,9 @@ function countReasons(rs: readonly TargetResult[], top: number) {
   const by = new Map<string, TargetResult[]>();
   for (const r of rs) {
     const key = reason(r) || 'no reason given';
-    by.set(key, [...(by.get(key) ?? []), r]);
+    const list = by.get(key);
+    if (list) list.push(r);
+    else by.set(key, [r]);
   }
   return [...by.entries()]
     .map(([text, list]) => ({ text, list, servers: [...new Set(list.map((r) => r.server))].sort() }))
