@@ -7,6 +7,7 @@
 // commit of this workflow that the caller's `uses: …@ref` resolved to) and runs `./.fleet-deploy/actions/x`:
 // a caller pinned to @v1.2.3 or to a commit SHA runs exactly those actions, never a moving tag.
 import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { format } from 'prettier';
@@ -20,6 +21,56 @@ export const PINS = {
   upload: 'actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f # v7.0.0',
   download: 'actions/download-artifact@3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c # v8.0.1',
 };
+
+/**
+ * The rollout settings the workflows pass through to the deploy and rollback actions, by their names in
+ * src/settings.ts: each becomes a workflow input with the setting's input name, help and default, so the
+ * CLI, the actions and the workflows share one table and cannot drift (workflow-generated.test.ts).
+ */
+export const PASSED_SETTINGS = [
+  'perServer',
+  'lockWaitMs',
+  'breakLocksOlderThanMs',
+  'commandTimeoutMs',
+  'pullTimeoutMs',
+  'pullAttempts',
+  'recoveryWindowMs',
+];
+/** The wave jobs' timeout-minutes when the caller sets none (GitHub's own default is 360). */
+export const WAVE_TIMEOUT_MINUTES = 60;
+
+/** src/settings.ts's table, loaded the way the benchmarks load TypeScript on Node 20. */
+export function loadSettings() {
+  const require = createRequire(import.meta.url);
+  require('../bench/lib/register-ts.cjs');
+  return require('../src/settings.ts').SETTINGS;
+}
+
+/** The settings' rows, each with its input name (a row the table no longer has is an error here). */
+const passedRows = (settings) =>
+  PASSED_SETTINGS.filter((name) => settings[name]).map((name) => {
+    const row = settings[name];
+    if (!row.input) throw new Error(`settings.${name} has no action input to pass`);
+    return row;
+  });
+
+/** The workflow_call inputs of the passed settings: the table's input name, help and default. */
+const settingInputs = (settings) =>
+  passedRows(settings)
+    .map(
+      (row) => `
+${row.input}:
+  description: ${JSON.stringify(`${row.help[0].toUpperCase()}${row.help.slice(1)} (as the CLI's --${row.flag ?? row.input}).`)}
+  type: string
+  default: ${JSON.stringify(row.default ?? '')}`,
+    )
+    .join('');
+
+/** The action inputs that hand them on. */
+const settingWith = (settings) =>
+  passedRows(settings)
+    .map((row) => `\n${row.input}: ${e(`inputs.${row.input}`)}`)
+    .join('');
 
 /** Where our own actions are checked out in each job's workspace. */
 export const OWN_PATH = '.fleet-deploy';
@@ -65,6 +116,19 @@ fleet-deploy-ref:
     Only where the runner does not set job.workflow_sha (older GitHub Enterprise Server): the tag or commit
     of fleet-deploy in your uses: line, so the jobs run the actions of that very commit.
   type: string
+  default: ''
+fleet-deploy-repository:
+  description: >-
+    Only where the runner does not set job.workflow_repository (older GitHub Enterprise Server): the
+    owner/name of the fleet-deploy repository in your uses: line (your fork, say).
+  type: string
+  default: ''
+call-key:
+  description: >-
+    Names this call's report artifacts (letters, digits, _ and -; at most 40). Empty: derived from the
+    call's inputs, so two calls in one run (a matrix of components, staging then production) never share
+    a name. Set it when one run calls this workflow twice with the same inputs.
+  type: string
   default: ''`;
 
 const SECRETS = `
@@ -90,7 +154,13 @@ REGISTRY_PASSWORD:
   description: >-
     The image registry password or token for the pull (masked; it reaches the servers on stdin only, and
     no credential stays on them unless keep-registry-login). For GHCR: secrets.GITHUB_TOKEN, with
-    packages: read granted by the calling job.
+    packages: read granted by the calling job, and registry-host: ghcr.io.
+  required: false
+REGISTRY_LOGINS:
+  description: >-
+    More registry logins, one a line: "HOST USERNAME PASSWORD" (a stack mixing GHCR and Docker Hub, say).
+    Each goes only to its host, and only for a tenant whose images name it. Passed by this name, it can be
+    a secret of the GitHub environment like SSH_PRIVATE_KEY.
   required: false
 host:
   description: 'One server without a registry: its host (with ssh-user, ssh-port and path); the registry is then not read.'
@@ -103,6 +173,13 @@ ssh-port:
   required: false
 path:
   description: "One server without a registry: the stack's directory on the server."
+  required: false
+fleet-deploy-token:
+  description: >-
+    A token that can read the fleet-deploy repository you call (a GitHub App installation token, or a
+    fine-grained token with contents: read), for the jobs' checkout of its actions. Needed when that
+    repository is private or internal and not the caller's own: the job's GITHUB_TOKEN reaches only the
+    caller's repository. Empty: the job's token.
   required: false`;
 
 /** The inputs every one of our actions takes for the registry or a single server. */
@@ -123,12 +200,18 @@ health-url: ${e('inputs.health-url')}`;
 const SSH_WITH = `
 ssh-key: ${e('secrets.SSH_PRIVATE_KEY || secrets.ssh-private-key')}
 known-hosts: ${e('secrets.SSH_KNOWN_HOSTS || secrets.known-hosts')}
+registry-host: ${e('inputs.registry-host')}
 registry-username: ${e('secrets.REGISTRY_USERNAME || inputs.registry-username')}
 registry-password: ${e('secrets.REGISTRY_PASSWORD')}
+registry-logins: ${e('secrets.REGISTRY_LOGINS')}
 keep-registry-login: ${e('inputs.keep-registry-login')}`;
 
 /** The inputs of the registry login, in both reusable workflows. */
 const REGISTRY_INPUTS = `
+registry-host:
+  description: "The registry host the registry-username login is for, as image names have it (ghcr.io; docker.io for Docker Hub). Only images of that host log in: the token never reaches another registry."
+  type: string
+  default: ''
 registry-username:
   description: "The image registry user for the pull, with the REGISTRY_PASSWORD secret (for GHCR with the job token: github.actor). Empty: no login (the servers are logged in, or the images are public)."
   type: string
@@ -149,13 +232,20 @@ const checkoutCaller = (why) => `
   with:
     persist-credentials: false # ${why}`;
 
+/** Where the called fleet-deploy lives: the runner says (job.workflow_*), or an older GHES's caller does. */
+export const OWN_REPOSITORY = e('job.workflow_repository || inputs.fleet-deploy-repository');
+export const OWN_REF = e('job.workflow_sha || inputs.fleet-deploy-ref');
+/** The checkout's token: the caller's own for a private fork or an internal repository, else the job's. */
+export const OWN_TOKEN = e('secrets.fleet-deploy-token || github.token');
+
 /** fleet-deploy at the commit the caller referenced; the job then runs ./.fleet-deploy/actions/x. */
 const checkoutOwn = `
 - name: Check out fleet-deploy at the commit the caller referenced
   uses: ${PINS.checkout}
   with:
-    repository: ${e("job.workflow_repository || 'fleet-deploy/fleet-deploy'")}
-    ref: ${e('job.workflow_sha || inputs.fleet-deploy-ref')}
+    repository: ${OWN_REPOSITORY}
+    ref: ${OWN_REF}
+    token: ${OWN_TOKEN}
     path: ${OWN_PATH}
     persist-credentials: false
     sparse-checkout: |
@@ -164,22 +254,55 @@ const checkoutOwn = `
 
 /** The plan and rollback jobs refuse to run when no commit of fleet-deploy is known (no moving fallback). */
 const ownCommitKnown = `
-- name: The fleet-deploy commit is known
+- name: The fleet-deploy repository and commit are known
   env:
     WORKFLOW_SHA: ${e('job.workflow_sha')}
     FALLBACK_REF: ${e('inputs.fleet-deploy-ref')}
+    WORKFLOW_REPOSITORY: ${e('job.workflow_repository')}
+    FALLBACK_REPOSITORY: ${e('inputs.fleet-deploy-repository')}
   run: |
     if [ -z "$WORKFLOW_SHA" ] && [ -z "$FALLBACK_REF" ]; then
       echo "::error::this runner does not say which fleet-deploy commit you called (job.workflow_sha is empty): pass fleet-deploy-ref with the tag or commit of your uses: line"
       exit 1
+    fi
+    if [ -z "$WORKFLOW_REPOSITORY" ] && [ -z "$FALLBACK_REPOSITORY" ]; then
+      echo "::error::this runner does not say which fleet-deploy repository you called (job.workflow_repository is empty): pass fleet-deploy-repository with the owner/name of your uses: line"
+      exit 1
     fi`;
+
+/**
+ * Every report artifact of one call is named \`fleet-deploy-report.<call key>.<job>-a<attempt>\`: the key
+ * keeps two calls in one run apart (a run's artifacts are shared by all its calls), and it holds no dot,
+ * so one call's download pattern never matches another's names. The key: the call-key input, else the
+ * first 12 hex digits of a SHA-256 over all the call's inputs (two calls with equal inputs need call-key).
+ */
+const callKeyStep = `
+- name: This call's key (its report artifacts' names)
+  id: key
+  env:
+    CALL_KEY: ${e('inputs.call-key')}
+    CALL_INPUTS: ${e('toJSON(inputs)')}
+  run: |
+    if [ -z "$CALL_KEY" ]; then
+      CALL_KEY=$(printf '%s' "$CALL_INPUTS" | sha256sum | cut -c1-12)
+    elif ! [[ "$CALL_KEY" =~ ^[A-Za-z0-9_-]{1,40}$ ]]; then
+      echo "::error::the call-key input must be 1 to 40 letters, digits, _ or - (it names this call's artifacts; no dot, no space)"
+      exit 1
+    fi
+    echo "call-key=$CALL_KEY" >> "$GITHUB_OUTPUT"`;
+
+/** The artifact name of one job's report in a call (`key`: an expression giving the call key). */
+const reportName = (key, job) => `fleet-deploy-report.${e(key)}.${job}-a${e('github.run_attempt')}`;
+/** The download pattern for a call's reports whose job part starts with `prefix`. */
+const reportPattern = (key, prefix = '') => `fleet-deploy-report.${e(key)}.${prefix}*`;
+const PLAN_KEY = 'needs.plan.outputs.call-key';
 
 /** Report artifacts are named per run attempt: a re-run of failed jobs uploads beside, never onto, the first. */
 const uploadReport = (step, name) => `
 - if: always() && steps.${step}.outputs.report-file != ''
   uses: ${PINS.upload}
   with:
-    name: ${name}-a${e('github.run_attempt')}
+    name: ${name}
     path: ${e(`steps.${step}.outputs.report-file`)}
     retention-days: 30`;
 
@@ -194,6 +317,24 @@ const downloadReports = (pattern) => `
 const steps = (base, ...parts) => `steps:${indent(parts.join(''), base + 2)}`;
 
 const HEADER = `# GENERATED by .ci/workflows.mjs: edit that file, then run \`node .ci/workflows.mjs\` (a test fails on drift).`;
+
+/**
+ * Concurrency. Two deploys to one environment never overlap: a second waits (GitHub keeps one waiting
+ * run per group, and a newer one replaces it). A rollback has a group of its own, so no deploy, waiting or
+ * running, ever drops or cancels it; a rollback and a deploy that meet on a target are kept apart by the
+ * target's lock on the server. Neither cancels what runs. The two prefixes differ before the environment's
+ * name, so no environment's name makes a deploy's group equal a rollback's.
+ */
+export const DEPLOY_GROUP = `fleet-deploy-${e('inputs.environment')}`;
+export const ROLLBACK_GROUP = `fleet-rollback-${e('inputs.environment')}`;
+const DEPLOY_CONCURRENCY = `# Two deploys to one environment never overlap; a second one waits instead of cancelling the first.
+concurrency:
+  group: ${DEPLOY_GROUP}
+  cancel-in-progress: false`;
+const ROLLBACK_CONCURRENCY = `# A group of its own: no deploy (waiting for an approval, say) can drop or cancel a rollback.
+concurrency:
+  group: ${ROLLBACK_GROUP}
+  cancel-in-progress: false`;
 
 // ---------------------------------------------------------------------------------------------- deploy
 
@@ -211,9 +352,11 @@ plan:
     cumulative: ${e('steps.plan.outputs.cumulative')}
     environments: ${e('steps.plan.outputs.environments')}
     deployment-id: ${e('steps.deployment.outputs.deployment-id')}
+    call-key: ${e('steps.key.outputs.call-key')}
   ${steps(
     2,
     ownCommitKnown,
+    callKeyStep,
     checkoutCaller('read the registry'),
     checkoutOwn,
     `
@@ -245,7 +388,7 @@ plan:
   )}`;
 }
 
-function waveJob(n) {
+function waveJob(n, settings) {
   const base = "!cancelled() && needs.plan.result == 'success' && inputs.mode == 'matrix'";
   const condition =
     n === 1
@@ -259,7 +402,7 @@ wave-${n}:
   needs: [${n === 1 ? 'plan' : `plan, gate-${n - 1}`}]
   if: ${condition}
   runs-on: ubuntu-latest
-  timeout-minutes: 60
+  timeout-minutes: ${e('inputs.wave-timeout-minutes')}
   environment:
     name: ${e(`fromJSON(needs.plan.outputs.environments)[${n - 1}]`)}
     url: ${e('inputs.environment-url')}${indent(PULL_PERMISSIONS, 2)}
@@ -279,8 +422,8 @@ wave-${n}:
     versions: ${e('inputs.versions')}
     targets: ${e('matrix.targets')}
     once-hooks: ${n === 1 ? e('strategy.job-index == 0') : "'false'"}
-    dry-run: ${e('inputs.dry-run')}${indent(SSH_WITH, 4)}`,
-    uploadReport('deploy', `fleet-deploy-report-w${n}-j${e('strategy.job-index')}`),
+    dry-run: ${e('inputs.dry-run')}${indent(SSH_WITH, 4)}${indent(settingWith(settings), 4)}`,
+    uploadReport('deploy', reportName(PLAN_KEY, `w${n}-j${e('strategy.job-index')}`)),
   )}`;
 }
 
@@ -299,7 +442,7 @@ gate-${n}:
   ${steps(
     2,
     checkoutOwn,
-    downloadReports('fleet-deploy-report-w*'),
+    downloadReports(reportPattern(PLAN_KEY, 'w')),
     `
 - id: gate
   uses: ./${OWN_PATH}/actions/gate
@@ -312,7 +455,7 @@ gate-${n}:
   )}`;
 }
 
-function fleetJob() {
+function fleetJob(settings) {
   return `
 fleet:
   needs: [plan]
@@ -336,8 +479,8 @@ fleet:
     waves: ${e('inputs.waves')}
     concurrency: ${e('inputs.max-parallel')}
     max-failure-percent: ${e('inputs.max-failure-percent')}
-    dry-run: ${e('inputs.dry-run')}${indent(SSH_WITH, 4)}`,
-    uploadReport('deploy', 'fleet-deploy-report-fleet'),
+    dry-run: ${e('inputs.dry-run')}${indent(SSH_WITH, 4)}${indent(settingWith(settings), 4)}`,
+    uploadReport('deploy', reportName(PLAN_KEY, 'fleet')),
   )}`;
 }
 
@@ -363,7 +506,7 @@ summary:
     2,
     checkoutCaller('the registry, to annotate failures on their lines'),
     checkoutOwn,
-    downloadReports('fleet-deploy-report-*'),
+    downloadReports(reportPattern(PLAN_KEY)),
     `
 - id: summary
   uses: ./${OWN_PATH}/actions/summary
@@ -380,11 +523,11 @@ summary:
   )}`;
 }
 
-function deployWorkflow() {
+function deployWorkflow(settings) {
   const jobs = [
     planJob(),
-    ...range(1, WAVES).flatMap((n) => [waveJob(n), ...(n < WAVES ? [gateJob(n)] : [])]),
-    fleetJob(),
+    ...range(1, WAVES).flatMap((n) => [waveJob(n, settings), ...(n < WAVES ? [gateJob(n)] : [])]),
+    fleetJob(settings),
     summaryJob(),
   ];
   return `${HEADER}
@@ -466,7 +609,11 @@ on:
       deployments:
         description: 'Record a GitHub Deployment (in_progress, success, failure). The calling job must then grant deployments: write.'
         type: boolean
-        default: false${indent(REGISTRY_INPUTS, 6)}${indent(SINGLE_SERVER_INPUTS, 6)}
+        default: false
+      wave-timeout-minutes:
+        description: 'How long one wave job may run before GitHub stops it (its post step then switches back and unlocks).'
+        type: number
+        default: ${WAVE_TIMEOUT_MINUTES}${indent(settingInputs(settings), 6)}${indent(REGISTRY_INPUTS, 6)}${indent(SINGLE_SERVER_INPUTS, 6)}
     secrets:${indent(SECRETS, 6)}
     outputs:
       success:
@@ -479,10 +626,7 @@ on:
 # No workflow-wide permissions: plan and summary inherit the calling job's grant (see there); every other
 # job states its own, least privilege.
 
-# Two deploys to one environment never overlap; a second one waits instead of cancelling the first.
-concurrency:
-  group: fleet-deploy-${e('inputs.environment')}
-  cancel-in-progress: false
+${DEPLOY_CONCURRENCY}
 
 jobs:${indent(jobs.join('\n'), 2)}
 `;
@@ -490,7 +634,7 @@ jobs:${indent(jobs.join('\n'), 2)}
 
 // -------------------------------------------------------------------------------------------- rollback
 
-function rollbackWorkflow() {
+function rollbackWorkflow(settings) {
   return `${HEADER}
 # Manual rollback as a reusable workflow: the selected targets go back to their previous release, or to a
 # version from their release history; then the summary. See docs/examples/rollback.yml for the
@@ -519,7 +663,7 @@ on:
       environment:
         description: 'GitHub environment (protection rules, approvals, secrets) and concurrency group.'
         type: string
-        default: 'production'${indent(REGISTRY_INPUTS, 6)}${indent(SINGLE_SERVER_INPUTS, 6)}
+        default: 'production'${indent(settingInputs(settings), 6)}${indent(REGISTRY_INPUTS, 6)}${indent(SINGLE_SERVER_INPUTS, 6)}
     secrets:${indent(SECRETS, 6)}
     outputs:
       success:
@@ -529,9 +673,7 @@ on:
 permissions:
   contents: read
 
-concurrency:
-  group: fleet-deploy-${e('inputs.environment')}
-  cancel-in-progress: false
+${ROLLBACK_CONCURRENCY}
 
 jobs:
   rollback:
@@ -539,9 +681,12 @@ jobs:
     timeout-minutes: 120
     environment:
       name: ${e('inputs.environment')}${indent(PULL_PERMISSIONS, 4)}
+    outputs:
+      call-key: ${e('steps.key.outputs.call-key')}
     ${steps(
       4,
       ownCommitKnown,
+      callKeyStep,
       checkoutCaller('read the registry'),
       checkoutOwn,
       `
@@ -550,8 +695,8 @@ jobs:
   with:${indent(TARGET_WITH, 4)}
     select: ${e('inputs.select')}
     to: ${e('inputs.to')}
-    concurrency: ${e('inputs.concurrency')}${indent(SSH_WITH, 4)}`,
-      uploadReport('rollback', 'fleet-deploy-report-rollback'),
+    concurrency: ${e('inputs.concurrency')}${indent(SSH_WITH, 4)}${indent(settingWith(settings), 4)}`,
+      uploadReport('rollback', reportName('steps.key.outputs.call-key', 'rollback')),
     )}
 
   summary:
@@ -567,7 +712,7 @@ jobs:
       4,
       checkoutCaller('the registry, to annotate failures on their lines'),
       checkoutOwn,
-      downloadReports('fleet-deploy-report-*'),
+      downloadReports(reportPattern('needs.rollback.outputs.call-key')),
       `
 - id: summary
   uses: ./${OWN_PATH}/actions/summary
@@ -580,11 +725,11 @@ jobs:
 }
 
 /** The generated files, formatted as the repository's prettier formats them. */
-export async function generated() {
+export async function generated(settings = loadSettings()) {
   const out = {};
   for (const [file, text] of [
-    ['.github/workflows/deploy.yml', deployWorkflow()],
-    ['.github/workflows/rollback.yml', rollbackWorkflow()],
+    ['.github/workflows/deploy.yml', deployWorkflow(settings)],
+    ['.github/workflows/rollback.yml', rollbackWorkflow(settings)],
   ])
     out[file] = await format(text, { parser: 'yaml', singleQuote: true, printWidth: 110 });
   return out;

@@ -229,6 +229,8 @@ describe('fleet-deploy deploy (no server needed)', () => {
         '--dry-run',
         '--versions',
         `OPENCLAW_IMAGE=${digest},SAFETY_WRAPPER_IMAGE=v3`,
+        '--registry-host',
+        'ghcr.io',
         '--registry-username',
         'bot',
         '-s',

@@ -165,7 +165,13 @@ describe('command strings', () => {
 
 describe('the registry login of the pull', () => {
   const t = tenant({ path: '/srv/acme' });
-  const login = { username: 'bot', hosts: ['ghcr.io', 'docker.io'], keep: false };
+  const login = {
+    logins: [
+      { host: 'ghcr.io', username: 'bot' },
+      { host: 'docker.io', username: 'hubuser' },
+    ],
+    keep: false,
+  };
 
   test('registry hosts: the first component when it looks like a host, else Docker Hub', () => {
     expect(R.registryHost('ghcr.io/acme/app')).toBe('ghcr.io');
@@ -177,14 +183,14 @@ describe('the registry login of the pull', () => {
 
   test('the command line holds the user and the hosts, never a password: that comes on stdin', () => {
     expect(R.pullImages(t, ['ghcr.io/acme/app:v2'], login).text).toBe(
-      "{ touch -c -- /srv/acme/.fleet/lock 2>/dev/null || :; } && tmp=$(umask 077; mktemp -d) || exit 1; trap 'rm -rf -- \"$tmp\"' EXIT; trap 'exit 129' HUP INT PIPE TERM; export DOCKER_CONFIG=\"$tmp\" REGISTRY_AUTH_FILE=\"$tmp/auth.json\"; pw=$(cat) && { printf '%s\\n' \"$pw\" | docker login --username bot --password-stdin ghcr.io >/dev/null || { printf '%s\\n' 'registry login to ghcr.io as bot failed' >&2; exit 40; }; } && { printf '%s\\n' \"$pw\" | docker login --username bot --password-stdin docker.io >/dev/null || { printf '%s\\n' 'registry login to docker.io as bot failed' >&2; exit 40; }; } && docker pull -q ghcr.io/acme/app:v2 >/dev/null && docker image inspect --format '{{.Id}}|{{json .RepoDigests}}' ghcr.io/acme/app:v2",
+      "{ touch -c -- /srv/acme/.fleet/lock 2>/dev/null || :; } && tmp=$(umask 077; mktemp -d) || exit 1; trap 'rm -rf -- \"$tmp\"' EXIT; trap 'exit 129' HUP INT PIPE TERM; export DOCKER_CONFIG=\"$tmp\" REGISTRY_AUTH_FILE=\"$tmp/auth.json\"; { IFS= read -r pw && printf '%s\\n' \"$pw\" | docker login --username bot --password-stdin ghcr.io >/dev/null || { printf '%s\\n' 'registry login to ghcr.io as bot failed' >&2; exit 40; }; } && { IFS= read -r pw && printf '%s\\n' \"$pw\" | docker login --username hubuser --password-stdin docker.io >/dev/null || { printf '%s\\n' 'registry login to docker.io as hubuser failed' >&2; exit 40; }; } && docker pull -q ghcr.io/acme/app:v2 >/dev/null && docker image inspect --format '{{.Id}}|{{json .RepoDigests}}' ghcr.io/acme/app:v2",
     );
     // Kept: the engine's own config, no throwaway directory.
     expect(R.pullImages(t, ['ghcr.io/acme/app:v2'], { ...login, keep: true }).text).not.toContain('mktemp');
     // A hostile user name stays one quoted word.
-    expect(R.pullImages(t, ['x/y:1'], { ...login, username: "a' b;$(id)" }).text).toContain(
-      "--username 'a'\\'' b;$(id)' --password-stdin",
-    );
+    expect(
+      R.pullImages(t, ['x/y:1'], { ...login, logins: [{ host: 'x', username: "a' b;$(id)" }] }).text,
+    ).toContain("--username 'a'\\'' b;$(id)' --password-stdin");
   });
 
   /** A docker double that records its arguments, its DOCKER_CONFIG and what login read on stdin. */
@@ -214,7 +220,7 @@ esac
   test('run by a real shell: each host gets the password from stdin, in a private config removed afterwards', () => {
     const w = loginWorkdir();
     const t2 = tenant({ path: w.dir });
-    const r = runWithStdin(w.root, R.pullImages(t2, ['r/app:v2'], login), 'pa ss$(x)\n');
+    const r = runWithStdin(w.root, R.pullImages(t2, ['r/app:v2'], login), 'pa ss$(x)\nhub-token\n');
     expect([r.status, r.stderr]).toEqual([0, '']);
     const calls = w.calls();
     const config = /config=(\S+)/.exec(calls[0]!)![1]!;
@@ -222,7 +228,7 @@ esac
     expect(calls).toEqual([
       `login --username bot --password-stdin ghcr.io config=${config} auth=${config}/auth.json`,
       'drwx------',
-      `login --username bot --password-stdin docker.io config=${config} auth=${config}/auth.json`,
+      `login --username hubuser --password-stdin docker.io config=${config} auth=${config}/auth.json`,
       'drwx------',
       `pull -q r/app:v2 config=${config} auth=${config}/auth.json`,
       expect.stringMatching(/^image inspect /),
@@ -231,21 +237,22 @@ esac
     expect(existsSync(config)).toBe(false);
   });
 
-  test('the password each login read is the one on stdin, byte for byte; a refused login stops with exit 40', () => {
+  test('each host reads its own password from stdin, byte for byte; a refused login stops with exit 40', () => {
     const w = loginWorkdir();
     const t2 = tenant({ path: w.dir });
-    const keep = { ...login, keep: true, hosts: ['ghcr.io'] };
+    const keep = { ...login, keep: true };
     const config = join(w.root, 'kept');
     mkdirSync(config);
     const script = { text: `export DOCKER_CONFIG=${config}; ${R.pullImages(t2, ['r/app:v2'], keep).text}` };
-    expect(runWithStdin(w.root, script, "pa ss'$(x)\n").status).toBe(0);
-    expect(readFileSync(join(config, 'stdin-ghcr.io'), 'utf8')).toBe("pa ss'$(x)\n");
+    expect(runWithStdin(w.root, script, "pa ss'$(x) \\n\nhub token\n").status).toBe(0);
+    expect(readFileSync(join(config, 'stdin-ghcr.io'), 'utf8')).toBe("pa ss'$(x) \\n\n");
+    expect(readFileSync(join(config, 'stdin-docker.io'), 'utf8')).toBe('hub token\n');
 
     const refused = loginWorkdir(1);
     const r = runWithStdin(
       refused.root,
       R.pullImages(tenant({ path: refused.dir }), ['r/app:v2'], login),
-      'x',
+      'x\ny\n',
     );
     expect([r.status, r.stderr]).toEqual([R.LOGIN_FAILED, 'registry login to ghcr.io as bot failed\n']);
     expect(refused.calls().filter((c) => c.startsWith('pull'))).toEqual([]);

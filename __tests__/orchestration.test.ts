@@ -373,7 +373,17 @@ describe('a version per image and the registry login (scripted transport)', () =
     ]);
   const digest = `sha256:${'d'.repeat(64)}`;
   const PASSWORD = 'hunter2-s3cret';
-  const registryLogin = { username: 'bot', password: PASSWORD, keep: false };
+  const GHCR_TOKEN = 'ghs_run-token';
+  const HUB_TOKEN = 'dckr_pat_hub';
+  /** A login per host: the tenants' own registry, GHCR, and Docker Hub (which no image here names). */
+  const registryLogin = {
+    logins: [
+      { host: 'registry.example.com', username: 'bot', password: PASSWORD },
+      { host: 'ghcr.io', username: 'gh-actor', password: GHCR_TOKEN },
+      { host: 'docker.io', username: 'hub', password: HUB_TOKEN },
+    ],
+    keep: false,
+  };
 
   test('each image at its own version; the release is labelled with the first image’s', async () => {
     const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
@@ -396,12 +406,28 @@ describe('a version per image and the registry login (scripted transport)', () =
     const report = await run(registry(1, 1, twoImages), c, { registry: registryLogin });
     expect(report.targets[0]!.outcome).toBe('deployed');
     const pull = c.log.find((l) => l.verb === 'pull')!;
-    expect(pull.stdin).toBe(PASSWORD);
-    expect(pull.command).toContain('--password-stdin registry.example.com');
-    expect(pull.command).toContain('--password-stdin ghcr.io');
+    // Each host its own login and password, in order; Docker Hub, which no image names, gets nothing.
+    expect(pull.stdin).toBe(`${PASSWORD}\n${GHCR_TOKEN}\n`);
+    expect(pull.command).toContain('--username bot --password-stdin registry.example.com');
+    expect(pull.command).toContain('--username gh-actor --password-stdin ghcr.io');
+    expect(pull.command).not.toContain('docker.io');
     expect(c.log.filter((l) => l.stdin !== undefined).map((l) => l.verb)).toEqual(['pull']);
-    expect(JSON.stringify(c.log.map((l) => l.command))).not.toContain(PASSWORD);
-    expect(JSON.stringify(report)).not.toContain(PASSWORD);
+    for (const secret of [PASSWORD, GHCR_TOKEN, HUB_TOKEN]) {
+      expect(JSON.stringify(c.log.map((l) => l.command))).not.toContain(secret);
+      expect(JSON.stringify(report)).not.toContain(secret);
+    }
+  });
+
+  test('a stack of one registry logs in there only: the GHCR token never goes to another host', async () => {
+    const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
+    versionAware(c, () => false);
+    const ghcrOnly = { logins: [registryLogin.logins[1]!], keep: false };
+    const report = await run(registry(1, 1), c, { registry: ghcrOnly });
+    expect(report.targets[0]!.outcome).toBe('deployed');
+    const pull = c.log.find((l) => l.verb === 'pull')!;
+    // registry.example.com has no credentials given: no login at all, no stdin.
+    expect(pull.command).not.toContain('login');
+    expect(pull.stdin).toBeUndefined();
   });
 
   test('a refused login fails the target at once (not tried again), with the password cut from what it says', async () => {
@@ -414,6 +440,7 @@ describe('a version per image and the registry login (scripted transport)', () =
     const r = report.targets[0]!;
     expect(r.outcome).toBe('failed');
     expect(r.error).toBe('exit code 40: registry login to ghcr.io as bot failed: bad password ***');
+    expect(c.log.find((l) => l.verb === 'pull')!.stdin).toBe(`${PASSWORD}\n`);
     expect(c.log.filter((l) => l.verb === 'pull')).toHaveLength(1);
     expect(JSON.stringify(c.log.map((l) => l.command))).not.toContain(PASSWORD);
   });
@@ -426,7 +453,7 @@ describe('a version per image and the registry login (scripted transport)', () =
     ]);
     const report = await run(registry(1, 1), c);
     expect(report.targets[0]!.error).toContain(
-      'the registry wants credentials: set FLEET_REGISTRY_USERNAME and FLEET_REGISTRY_PASSWORD for the CLI, or the registry-username and registry-password inputs',
+      'the registry wants credentials: set FLEET_REGISTRY_HOST, FLEET_REGISTRY_USERNAME and FLEET_REGISTRY_PASSWORD for the CLI, or the registry-host, registry-username and registry-password inputs, for the host of that image',
     );
   });
 });

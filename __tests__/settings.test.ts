@@ -265,30 +265,104 @@ describe('a version per image', () => {
 });
 
 describe('the registry login', () => {
-  test('the username from the flag or the environment, the password from the environment only', () => {
-    const env = { FLEET_REGISTRY_USERNAME: 'bot', FLEET_REGISTRY_PASSWORD: 's3cret' };
+  const login = (host: string, username: string, password: string) => ({ host, username, password });
+
+  test('the host and username from the flags or the environment, the password from the environment only', () => {
+    const env = {
+      FLEET_REGISTRY_HOST: 'ghcr.io',
+      FLEET_REGISTRY_USERNAME: 'bot',
+      FLEET_REGISTRY_PASSWORD: 's3cret',
+    };
     expect(registryLogin(fromFlags({}), {})).toBeUndefined();
-    expect(registryLogin(fromFlags({}), env)).toEqual({ username: 'bot', password: 's3cret', keep: false });
+    expect(registryLogin(fromFlags({}), env)).toEqual({
+      logins: [login('ghcr.io', 'bot', 's3cret')],
+      keep: false,
+    });
     expect(
-      registryLogin(fromFlags({ 'registry-username': 'alice', 'keep-registry-login': true }), env),
-    ).toEqual({ username: 'alice', password: 's3cret', keep: true });
+      registryLogin(
+        fromFlags({
+          'registry-host': 'localhost:5000',
+          'registry-username': 'alice',
+          'keep-registry-login': true,
+        }),
+        env,
+      ),
+    ).toEqual({ logins: [login('localhost:5000', 'alice', 's3cret')], keep: true });
     expect(flagOptions(DEPLOY_FLAGS)).not.toHaveProperty('registry-password');
-    expect(() => registryLogin(fromFlags({ 'registry-username': 'alice' }), {})).toThrow(
-      '$FLEET_REGISTRY_PASSWORD: is needed to log in to the image registries as alice',
-    );
+    expect(flagOptions(DEPLOY_FLAGS)).not.toHaveProperty('registry-logins');
+    expect(() =>
+      registryLogin(fromFlags({ 'registry-username': 'alice', 'registry-host': 'ghcr.io' }), {}),
+    ).toThrow('$FLEET_REGISTRY_PASSWORD: is needed to log in to the image registries as alice');
   });
 
-  test('inputs: registry-username, registry-password, keep-registry-login', () => {
+  test('a login names its host: without one it is refused before anything connects', () => {
+    const env = { FLEET_REGISTRY_USERNAME: 'bot', FLEET_REGISTRY_PASSWORD: 's3cret' };
+    expect(() => registryLogin(fromFlags({}), env)).toThrow(
+      '--registry-host: is needed with a registry login: the registry host the login of bot is for',
+    );
+    expect(() => registryLogin(fromFlags({ 'registry-host': 'ghcr.io/acme' }), env)).toThrow(
+      '--registry-host: "ghcr.io/acme" is not a registry host',
+    );
+    expect(() =>
+      registryLogin(fromFlags({ 'registry-host': 'ghcr.io' }), { ...env, FLEET_REGISTRY_PASSWORD: 'a\nb' }),
+    ).toThrow('holds a line break');
+  });
+
+  test('inputs: registry-host, registry-username, registry-password, registry-logins, keep-registry-login', () => {
     const inputs = (given: Record<string, string>) => fromInputs((n) => given[n] ?? '');
     expect(
       registryLogin(
-        inputs({ 'registry-username': 'bot', 'registry-password': 'tok', 'keep-registry-login': 'true' }),
+        inputs({
+          'registry-host': 'ghcr.io',
+          'registry-username': 'bot',
+          'registry-password': 'tok',
+          'keep-registry-login': 'true',
+          'registry-logins':
+            '# Docker Hub and our mirror\n docker.io  hubuser  hub-pat \n\nregistry.example.com:5000 ci p@ss:w0rd\n',
+        }),
         {},
       ),
-    ).toEqual({ username: 'bot', password: 'tok', keep: true });
+    ).toEqual({
+      logins: [
+        login('ghcr.io', 'bot', 'tok'),
+        login('docker.io', 'hubuser', 'hub-pat'),
+        login('registry.example.com:5000', 'ci', 'p@ss:w0rd'),
+      ],
+      keep: true,
+    });
     expect(() => registryLogin(inputs({ 'registry-password': 'tok' }), {})).toThrow(
       'input "registry-username": is needed with a registry password: the user to log in as',
     );
+  });
+
+  test('registry-logins: a bad line is named by its number, never quoted (it holds a password); one login a host', () => {
+    const inputs = (given: Record<string, string>) => fromInputs((n) => given[n] ?? '');
+    const bad = () => registryLogin(inputs({ 'registry-logins': 'ghcr.io bot\n' }), {});
+    expect(bad).toThrow('input "registry-logins": line 1 has 2 words, not 3');
+    expect(() => registryLogin(inputs({ 'registry-logins': 'ghcr.io bot secret-one two' }), {})).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining('secret-one') }),
+    );
+    expect(() => registryLogin(inputs({ 'registry-logins': 'gh cr.io a b\n' }), {})).toThrow(
+      'line 1 has 4 words',
+    );
+    expect(() => registryLogin(inputs({ 'registry-logins': 'http://ghcr.io a b' }), {})).toThrow(
+      'input "registry-logins" line 1: "http://ghcr.io" is not a registry host',
+    );
+    expect(() =>
+      registryLogin(
+        inputs({
+          'registry-host': 'ghcr.io',
+          'registry-username': 'a',
+          'registry-password': 'b',
+          'registry-logins': 'ghcr.io c d',
+        }),
+        {},
+      ),
+    ).toThrow('input "registry-logins": names the registry host ghcr.io twice');
+    expect(registryLogin(fromFlags({}), { FLEET_REGISTRY_LOGINS: 'ghcr.io u p' })).toEqual({
+      logins: [login('ghcr.io', 'u', 'p')],
+      keep: false,
+    });
   });
 });
 

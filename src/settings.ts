@@ -9,7 +9,7 @@
  */
 import type { FleetOptions } from './deploy/fleet';
 import { staleLockProblem } from './deploy/locks';
-import type { RegistryCredentials } from './deploy/strategy';
+import type { RegistryCredentials, RegistryLogin } from './deploy/strategy';
 import { ConfigurationError, type Problem } from './errors';
 import { ENV_VAR } from './registry/patterns';
 import type { Target } from './registry/model';
@@ -243,6 +243,20 @@ const COMMAND_ROWS = {
     check: text,
     help: "trusted host keys besides the registry's pins",
   }),
+  registryHost: row({
+    flag: 'registry-host',
+    arg: 'HOST',
+    input: 'registry-host',
+    defaultHelp: '$FLEET_REGISTRY_HOST',
+    check: checkRegistryHost,
+    help: 'the registry host the login is for (ghcr.io; docker.io for Docker Hub): only images of that host log in',
+  }),
+  registryLogins: row({
+    input: 'registry-logins',
+    defaultHelp: '$FLEET_REGISTRY_LOGINS',
+    check: text,
+    help: 'more registry logins, from a secret: one a line, "HOST USERNAME PASSWORD"; each sent only to its host',
+  }),
   registryUsername: row({
     flag: 'registry-username',
     arg: 'USER',
@@ -423,31 +437,106 @@ function versionsProblems(
   return problems;
 }
 
+/** A registry host as images name it: a DNS name or address, and a port (ghcr.io, localhost:5000). */
+const REGISTRY_HOST = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(?::\d{1,5})?$/;
+function checkRegistryHost(t: string, source: string): string {
+  if (REGISTRY_HOST.test(t)) return t;
+  throw new ConfigurationError([
+    {
+      path: [],
+      source,
+      message: `${JSON.stringify(t)} is not a registry host`,
+      hint: 'the host part of the image names it is for, e.g. ghcr.io, registry.example.com:5000, or docker.io for Docker Hub',
+    },
+  ]);
+}
+
+const loginProblem = (source: string, message: string, hint: string): ConfigurationError =>
+  new ConfigurationError([{ path: [], source, message, hint }]);
+
+/** The one login of registry-host, registry-username and registry-password (or their variables). */
+function singleLogin(
+  source: SettingSource,
+  env: Readonly<Record<string, string | undefined>>,
+): RegistryLogin[] {
+  const username = setting(source, 'registryUsername') ?? given(env.FLEET_REGISTRY_USERNAME);
+  const password = setting(source, 'registryPassword') ?? given(env.FLEET_REGISTRY_PASSWORD);
+  const host =
+    setting(source, 'registryHost') ??
+    (given(env.FLEET_REGISTRY_HOST) && checkRegistryHost(env.FLEET_REGISTRY_HOST!, '$FLEET_REGISTRY_HOST'));
+  if (username === undefined && password === undefined) return [];
+  if (username === undefined || password === undefined)
+    throw loginProblem(
+      source.name(username === undefined ? SETTINGS.registryUsername : SETTINGS.registryPassword),
+      username === undefined
+        ? 'is needed with a registry password: the user to log in as'
+        : `is needed to log in to the image registries as ${username}`,
+      'give both the registry username and password, or neither (the servers are logged in already, or the images are public)',
+    );
+  if (!host)
+    throw loginProblem(
+      source.name(SETTINGS.registryHost),
+      `is needed with a registry login: the registry host the login of ${username} is for`,
+      "name the host of the images it is for (ghcr.io for GitHub's registry, docker.io for Docker Hub); only those images log in, so a token never reaches another registry",
+    );
+  if (/[\r\n]/.test(password))
+    throw loginProblem(
+      source.name(SETTINGS.registryPassword),
+      'holds a line break',
+      'a registry password is one line',
+    );
+  return [{ host, username, password }];
+}
+
+/** The logins of registry-logins (or $FLEET_REGISTRY_LOGINS): "HOST USERNAME PASSWORD", one a line. */
+function moreLogins(
+  source: SettingSource,
+  env: Readonly<Record<string, string | undefined>>,
+): RegistryLogin[] {
+  const fromSetting = setting(source, 'registryLogins');
+  const text = fromSetting ?? given(env.FLEET_REGISTRY_LOGINS) ?? '';
+  const where = fromSetting !== undefined ? source.name(SETTINGS.registryLogins) : '$FLEET_REGISTRY_LOGINS';
+  return text
+    .split(/\r?\n/)
+    .map((line, i) => ({ words: line.trim().split(/\s+/).filter(Boolean), n: i + 1 }))
+    .filter(({ words }) => words.length > 0 && !words[0]!.startsWith('#'))
+    .map(({ words, n }) => {
+      // The line itself is never quoted: it holds a password.
+      if (words.length !== 3)
+        throw loginProblem(
+          where,
+          `line ${n} has ${words.length} words, not 3`,
+          'write each login as "HOST USERNAME PASSWORD"',
+        );
+      return {
+        host: checkRegistryHost(words[0]!, `${where} line ${n}`),
+        username: words[1]!,
+        password: words[2]!,
+      };
+    });
+}
+
 /**
- * The login to the image registries for the pull, when a username or password is given: the username
- * from the flag or input (else $FLEET_REGISTRY_USERNAME), the password from the input (else
- * $FLEET_REGISTRY_PASSWORD) — never from a flag, which a process listing or a shell history would show.
+ * The logins to the image registries for the pull, each for the registry host it names: the one of
+ * registry-host, registry-username and registry-password (the flags or inputs, else $FLEET_REGISTRY_HOST,
+ * $FLEET_REGISTRY_USERNAME, $FLEET_REGISTRY_PASSWORD), then the lines of registry-logins (else
+ * $FLEET_REGISTRY_LOGINS). A password never comes from a flag, which a process listing or a shell history
+ * would show. One login per host.
  */
 export function registryLogin(
   source: SettingSource,
   env: Readonly<Record<string, string | undefined>>,
 ): RegistryCredentials | undefined {
-  const username = setting(source, 'registryUsername') ?? given(env.FLEET_REGISTRY_USERNAME);
-  const password = setting(source, 'registryPassword') ?? given(env.FLEET_REGISTRY_PASSWORD);
-  if (username === undefined && password === undefined) return undefined;
-  if (username === undefined || password === undefined)
-    throw new ConfigurationError([
-      {
-        path: [],
-        source: source.name(username === undefined ? SETTINGS.registryUsername : SETTINGS.registryPassword),
-        message:
-          username === undefined
-            ? 'is needed with a registry password: the user to log in as'
-            : `is needed to log in to the image registries as ${username}`,
-        hint: 'give both the registry username and password, or neither (the servers are logged in already, or the images are public)',
-      },
-    ]);
-  return { username, password, keep: setting(source, 'keepRegistryLogin') ?? false };
+  const logins = [...singleLogin(source, env), ...moreLogins(source, env)];
+  if (logins.length === 0) return undefined;
+  const twice = logins.find((l, i) => logins.findIndex((m) => m.host === l.host) !== i);
+  if (twice)
+    throw loginProblem(
+      source.name(SETTINGS.registryLogins),
+      `names the registry host ${twice.host} twice`,
+      'give one login per registry host',
+    );
+  return { logins, keep: setting(source, 'keepRegistryLogin') ?? false };
 }
 
 /**

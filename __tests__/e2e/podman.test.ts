@@ -413,8 +413,13 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
     const password = () => readFileSync(env.FLEET_E2E_AUTH_PASSWORD_FILE!, 'utf8').trim();
     const login = (extra: { password?: string; keep?: boolean } = {}) => ({
       registry: {
-        username: env.FLEET_E2E_AUTH_USER!,
-        password: extra.password ?? password(),
+        logins: [
+          {
+            host: env.FLEET_E2E_AUTH_REGISTRY!,
+            username: env.FLEET_E2E_AUTH_USER!,
+            password: extra.password ?? password(),
+          },
+        ],
         keep: extra.keep ?? false,
       },
     });

@@ -59,6 +59,7 @@ describeSshd('actions/deploy', () => {
       registry: registryFile,
       versions: 'APP_IMAGE=v3',
       targets: 'srv-1/t1-1',
+      'registry-host': 'registry.test',
       'registry-username': 'bot',
       'registry-password': password,
       'dry-run': 'true',

@@ -40,7 +40,11 @@ describeSshd('actions/status', () => {
     ]);
     expect(r.summary).toContain('## ⚠️ Fleet status: 4 targets, 1 drifted, 0 unreachable');
     expect(r.summary).toMatch(
-      /\| srv-2\/t2-2 \| running \| v9 \| .* \.env sets APP_IMAGE=registry\.test\/acme\/app:v9, the last release set registry\.test\/acme\/app:v2/,
+      /\| srv-2\/t2-2 \| `running` \| `v9` \| .* `\.env sets APP_IMAGE=registry\.test\/acme\/app:v9, the last release set registry\.test\/acme\/app:v2/,
+    );
+    // The drift list for an issue: what the server said as code.
+    expect(r.outputs['drift-list']).toMatch(
+      /^- `srv-2\/t2-2`: `\.env sets APP_IMAGE=registry\.test\/acme\/app:v9, /,
     );
     expect(r.summary).toContain('<details><summary>3 targets as deployed, running, no lock</summary>');
     expect(r.stdout).toContain('srv-1/t1-1: running · v2');

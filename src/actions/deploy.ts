@@ -105,7 +105,7 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
   });
   const targets = plan.plan.flatMap((w) => w.targets);
   const login = registryLogin(actionInputs, process.env);
-  if (login) core.setSecret(login.password);
+  for (const l of login?.logins ?? []) core.setSecret(l.password);
   const options: FleetOptions = {
     ...release(actionInputs, mode, targets),
     ...identity(actionInputs, process.env, 'action'),

@@ -1,6 +1,7 @@
 /**
  * The status action (actions/status): `fleet-deploy status` in a workflow. Writes the status table into
- * the job summary, sets outputs (drifted, unreachable, statuses as JSON) and, with `fail-on-drift`, fails
+ * the job summary, sets outputs (drifted, unreachable, statuses as JSON, drift-list as Markdown) and, with
+ * `fail-on-drift`, fails
  * the step when a target drifted. The work is the CLI's (`fleetStatus`), given the inputs as its flags.
  */
 import { readFile } from 'node:fs/promises';
@@ -8,7 +9,8 @@ import { core } from './log';
 import { fleetStatus, statusRows, STATUS_HEADERS } from '../cli/status';
 import { hasDrift, type TargetStatus } from '../deploy/status';
 import { ConfigurationError } from '../errors';
-import { renderStatusSummary } from '../report/status-summary';
+import { jsonText } from '../report/sanitize';
+import { driftList, renderStatusSummary } from '../report/status-summary';
 import { checkBoolean } from '../values';
 import { positiveInt, text } from './inputs';
 
@@ -60,7 +62,8 @@ export async function runStatusAction(): Promise<void> {
     .write();
   core.setOutput('drifted', String(drifted));
   core.setOutput('unreachable', String(unreachable));
-  core.setOutput('statuses', JSON.stringify(statuses));
+  core.setOutput('statuses', jsonText(statuses));
+  core.setOutput('drift-list', driftList(statuses.filter(hasDrift)));
   if (unreachable) core.setFailed(`${unreachable} of ${statuses.length} target(s) could not be read`);
   else if (failOnDrift && drifted)
     core.setFailed(

@@ -18,6 +18,7 @@ import {
   type BackupEntry,
 } from '../remote/backup';
 import { plural, table } from '../report/table';
+import { jsonText } from '../report/sanitize';
 import type { CliIO } from './io';
 import { openRemote, REMOTE_HELP, REMOTE_OPTIONS, type Values } from './remote';
 
@@ -78,7 +79,7 @@ function json<T>(targets: readonly Target[], results: Results<T>): string {
       return [t.id, r.ok ? r.value : { error: r.error }];
     }),
   );
-  return `${JSON.stringify(out, null, 2)}\n`;
+  return `${jsonText(out, 2)}\n`;
 }
 
 const failed = (results: Results<unknown>) => ([...results.values()].some((r) => !r.ok) ? 1 : 0);

@@ -7,6 +7,7 @@ import { planDeployment, type Plan } from '../plan/plan';
 import type { Registry } from '../registry';
 import { renderReport, succeeded } from '../report/render';
 import { plural } from '../report/table';
+import { jsonText } from '../report/sanitize';
 import {
   fromFlags,
   identity,
@@ -45,6 +46,7 @@ const ROLLOUT_FLAGS = [
   'pullTimeoutMs',
   'pullAttempts',
   'recoveryWindowMs',
+  'registryHost',
   'registryUsername',
   'keepRegistryLogin',
   'actor',
@@ -132,7 +134,7 @@ export async function runDeploy(
     if (!io.writeText) throw new Error('this environment cannot write files');
     await io.writeText(reportFile, `${JSON.stringify(report, null, 2)}\n`);
   }
-  if (setting(flags, 'json')) io.stdout(`${JSON.stringify(report, null, 2)}\n`);
+  if (setting(flags, 'json')) io.stdout(`${jsonText(report, 2)}\n`);
   else io.stdout(`\n${renderReport(report, { rollback: Boolean(options.rollback) })}`);
   return succeeded(report) ? 0 : 1;
 }

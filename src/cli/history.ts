@@ -2,6 +2,7 @@
 import { parseHistory, type HistoryEntry } from '../deploy/history';
 import { readHistory } from '../remote/commands';
 import { table } from '../report/table';
+import { jsonText } from '../report/sanitize';
 import { wholeNumber } from '../values';
 import { eachServer } from '../deploy/each-server';
 import { describe } from '../deploy/shell';
@@ -38,9 +39,7 @@ export async function runHistory(values: Values, io: CliIO): Promise<number> {
   );
   let failed = false;
   if (format === 'json') {
-    io.stdout(
-      `${JSON.stringify(Object.fromEntries(targets.map((t) => [t.id, results.get(t.id)])), null, 2)}\n`,
-    );
+    io.stdout(`${jsonText(Object.fromEntries(targets.map((t) => [t.id, results.get(t.id)])), 2)}\n`);
     failed = [...results.values()].some((v) => typeof v === 'string');
   } else {
     const rows: string[][] = [];

@@ -13,6 +13,7 @@ import { fetchUrl } from '../http/fetch';
 import type { Target } from '../registry/model';
 import { inspectTenant, parseInspection } from '../remote/status';
 import { plural, table } from '../report/table';
+import { jsonText } from '../report/sanitize';
 import type { CliIO } from './io';
 import { openRemote, REMOTE_HELP, REMOTE_OPTIONS, type Values } from './remote';
 
@@ -144,7 +145,7 @@ export async function runStatus(values: Values, io: CliIO): Promise<number> {
     ]);
   const statuses = await fleetStatus(values, io);
   const drifted = statuses.filter(hasDrift).length;
-  if (format === 'json') io.stdout(`${JSON.stringify(statuses, null, 2)}\n`);
+  if (format === 'json') io.stdout(`${jsonText(statuses, 2)}\n`);
   else {
     io.stdout(`${table(STATUS_HEADERS, statusRows(statuses))}\n`);
     io.stderr(

@@ -12,10 +12,17 @@ import type { Clock } from './ports';
 import type { Release } from './result';
 import type { TargetShell } from './shell';
 
-/** Credentials for the image registries, for a strategy that pulls. The password only ever goes on stdin. */
-export interface RegistryCredentials {
+/** One registry's login: the host it is for (as `registryHost` names an image's), never sent elsewhere. */
+export interface RegistryLogin {
+  host: string;
   username: string;
+  /** Only ever on stdin. */
   password: string;
+}
+
+/** Credentials for the image registries, for a strategy that pulls: each for its own host. */
+export interface RegistryCredentials {
+  logins: readonly RegistryLogin[];
   /** Keep the login on the server (the engine's own config); else it is removed after the pull. */
   keep: boolean;
 }

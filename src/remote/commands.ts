@@ -291,18 +291,18 @@ export function registryHost(repository: string): string {
 /** Exit code of `pull` when a registry refused the login (so the pull is not tried again). */
 export const LOGIN_FAILED = 40;
 
-/** A registry login before the pull. The password is not here: it goes on the command's stdin. */
+/** Registry logins before the pull. The passwords are not here: they go on the command's stdin. */
 export interface PullLogin {
-  username: string;
-  /** The registry hosts to log in to (`registryHost` of each image). */
-  hosts: readonly string[];
+  /** Each registry host to log in to (`registryHost` of an image) with its user; stdin has a line each. */
+  logins: ReadonlyArray<{ host: string; username: string }>;
   /** Log in to the engine's own config (it stays); else to a throwaway one removed after the pull. */
   keep: boolean;
 }
 
 /**
- * Logs in with the password read from stdin (never an argument, so no process listing shows it):
- * `$pw` is read once, then piped by the shell's builtin printf to each host's `login --password-stdin`.
+ * Logs in with the passwords read from stdin (never an argument, so no process listing shows them): one
+ * line per login, in order, each read into `$pw` just before its host's `login --password-stdin`, to which
+ * the shell's builtin printf pipes it. A host gets its own password only.
  * Without `keep`, the login goes to a config directory made for this command only (DOCKER_CONFIG for
  * docker, REGISTRY_AUTH_FILE for podman) and a trap removes it when the command ends, however it ends.
  */
@@ -310,12 +310,12 @@ function registryLogin(engine: string, login: PullLogin): Script {
   const throwaway = login.keep
     ? sh``
     : sh`tmp=$(umask 077; mktemp -d) || exit 1; trap 'rm -rf -- "$tmp"' EXIT; trap 'exit 129' HUP INT PIPE TERM; export DOCKER_CONFIG="$tmp" REGISTRY_AUTH_FILE="$tmp/auth.json"; `;
-  const logins = login.hosts.map(
-    (host) =>
-      sh`{ printf '%s\n' "$pw" | ${engine} login --username ${login.username} --password-stdin ${host} >/dev/null || { printf '%s\n' ${`registry login to ${host} as ${login.username} failed`} >&2; exit ${LOGIN_FAILED}; }; }`
+  const logins = login.logins.map(
+    ({ host, username }) =>
+      sh`{ IFS= read -r pw && printf '%s\n' "$pw" | ${engine} login --username ${username} --password-stdin ${host} >/dev/null || { printf '%s\n' ${`registry login to ${host} as ${username} failed`} >&2; exit ${LOGIN_FAILED}; }; }`
         .text,
   );
-  return new Script(`${throwaway.text}pw=$(cat) && ${logins.join(' && ')}`);
+  return new Script(`${throwaway.text}${logins.join(' && ')}`);
 }
 
 /**

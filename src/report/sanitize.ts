@@ -49,3 +49,56 @@ export function sanitize(text: string): string {
 export function sanitizeLine(text: string): string {
   return sanitize(text).replace(/[\n\t]/g, ' ');
 }
+
+/** C1 controls and the Unicode bidi marks, embeddings and overrides: what JSON leaves raw but a terminal obeys. */
+const RAW_IN_JSON = /[\x80-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * A value as JSON for `--format json` and the actions' JSON outputs, with every string cleaned of C1
+ * controls and bidi overrides (JSON escapes C0 controls, ESC included, but prints these raw, so a terminal
+ * or a reader would obey them). Everything else is kept as the server sent it.
+ */
+export function jsonText(value: unknown, indent?: number): string {
+  return JSON.stringify(
+    value,
+    (_, v: unknown) => (typeof v === 'string' ? v.replace(RAW_IN_JSON, '') : v),
+    indent,
+  );
+}
+
+/**
+ * Server text as a Markdown code span, so none of it is live Markdown or HTML (a link, an image, bold, an
+ * @mention, a tag): cleaned as `sanitizeLine`, on one line, fenced by one backtick more than its longest
+ * run of backticks (padded with a space when it starts or ends with one). In a table (`inTable`) its pipes
+ * are escaped, which GitHub's tables read inside code spans too. Empty text: an empty string.
+ */
+export function codeSpan(text: string, inTable = true): string {
+  const line = sanitizeLine(text).trim();
+  if (!line) return '';
+  const longest = [...line.matchAll(/`+/g)].reduce((max, m) => Math.max(max, m[0].length), 0);
+  const fence = '`'.repeat(longest + 1);
+  const pad = line.startsWith('`') || line.endsWith('`') ? ' ' : '';
+  // A pipe after an even run of backslashes (none included) would end the cell: give it one more.
+  const body = inTable
+    ? line.replace(/(\\*)\|/g, (_, bs: string) => `${bs}${bs.length % 2 ? '' : '\\'}|`)
+    : line;
+  return `${fence}${pad}${body}${pad}${fence}`;
+}
+
+/** The size of text in UTF-8 bytes (what GitHub's step-summary limit counts), without encoding it. */
+export function utf8Bytes(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        bytes += 4;
+        i++;
+      } else bytes += 3;
+    } else bytes += 3;
+  }
+  return bytes;
+}

@@ -3,12 +3,14 @@
  * top failure reasons with the servers they hit, then per wave a table of failures, skipped targets folded
  * into one line, and successes collapsed into a <details> list of ids. Digests are shortened in rows (the
  * full version is in the head once), and the whole text is kept under GitHub's 1 MiB step-summary limit
- * even for 10,000 targets (cut sections say how many rows they left out and where the full report is).
+ * even for 10,000 targets, counted in UTF-8 bytes as GitHub counts (cut sections say how many rows they
+ * left out and where the full report is). Server text (reasons, versions, the stop reason) is shown as code.
  */
 import type { FleetReport } from '../deploy/fleet';
 import type { Outcome, TargetResult } from '../deploy/result';
 import { OUTCOME_ORDER, reason, seconds, targetTime } from './render';
-import { sanitizeLine } from './sanitize';
+import { rolloutChart } from './rollout-chart';
+import { codeSpan, sanitizeLine, utf8Bytes } from './sanitize';
 
 export const SUMMARY_LIMIT = 1024 * 1024;
 
@@ -90,14 +92,18 @@ export const cell = (s: string) =>
     .replace(/\|/g, '\\|')
     .replace(/\r?\n/g, ' ');
 
+/** Server text in a cell: a code span (no live Markdown, HTML or @mention), or an em dash when empty. */
+export const serverCell = (s: string | undefined) => codeSpan(s ?? '') || '—';
+
 /** A digest cut to 12 hex digits ("sha256:0123456789ab…"), as `docker images` shows it; tags unchanged. */
 export function shortVersion(v: string): string {
   return v.replace(/sha256:([0-9a-f]{12})[0-9a-f]{52}/g, 'sha256:$1…');
 }
 
-const version = (r: TargetResult, which: 'previous' | 'next') => cell(shortVersion(r[which]?.version ?? '—'));
+const version = (r: TargetResult, which: 'previous' | 'next') =>
+  serverCell(shortVersion(r[which]?.version ?? ''));
 const row = (r: TargetResult) =>
-  `| ${cell(r.id)} | ${cell(r.region)} | ${EMOJI[r.outcome]} ${r.outcome} | ${version(r, 'previous')} → ${version(r, 'next')} | ${targetTime(r)} | ${cell(reason(r))} |`;
+  `| ${cell(r.id)} | ${cell(r.region)} | ${EMOJI[r.outcome]} ${r.outcome} | ${version(r, 'previous')} → ${version(r, 'next')} | ${targetTime(r)} | ${serverCell(reason(r))} |`;
 const isBad = (r: TargetResult) => r.outcome === 'failed' || r.outcome === 'rolled-back';
 const isGood = (r: TargetResult) => r.outcome === 'deployed' || r.outcome === 'unchanged';
 
@@ -113,7 +119,9 @@ function countReasons(rs: readonly TargetResult[], top: number) {
   const by = new Map<string, TargetResult[]>();
   for (const r of rs) {
     const key = reason(r) || 'no reason given';
-    by.set(key, [...(by.get(key) ?? []), r]);
+    const list = by.get(key);
+    if (list) list.push(r);
+    else by.set(key, [r]);
   }
   return [...by.entries()]
     .map(([text, list]) => ({ text, list, servers: [...new Set(list.map((r) => r.server))].sort() }))
@@ -135,7 +143,8 @@ function topReasons(report: FleetReport): string[] {
     '| reason | targets | servers |',
     '|---|---|---|',
     ...top.map(
-      (t) => `| ${cell(t.text)} | ${t.list.length} | ${t.servers.length}: ${cell(listed(t.servers, 5))} |`,
+      (t) =>
+        `| ${serverCell(t.text)} | ${t.list.length} | ${t.servers.length}: ${cell(listed(t.servers, 5))} |`,
     ),
     '',
   ];
@@ -144,8 +153,16 @@ function topReasons(report: FleetReport): string[] {
 /** The skipped targets of a wave, folded into one line with their reasons. */
 function skippedLine(skipped: readonly TargetResult[]): string[] {
   if (skipped.length === 0) return [];
-  const reasons = countReasons(skipped, 3).map((t) => `${cell(t.text)} (${t.list.length})`);
+  const reasons = countReasons(skipped, 3).map((t) => `${codeSpan(t.text, false) || '—'} (${t.list.length})`);
   return [`${EMOJI.skipped} **${skipped.length} skipped**: ${reasons.join('; ')}`, ''];
+}
+
+/** The rollout as a picture (waves, gates, failures marked) in a <details> that is open by default. */
+function chartSection(report: FleetReport): string[] {
+  const chart = rolloutChart(report);
+  return chart
+    ? ['<details open><summary>The rollout: waves and gates</summary>', '', chart, '', '</details>', '']
+    : [];
 }
 
 /** The downtime the health gates measured (first failed probe to first healthy), when any target had some. */
@@ -172,13 +189,14 @@ export function renderSummary(report: FleetReport, o: SummaryOptions = {}): stri
         .join(' · ') || 'none'
     }`,
     ...(report.version ? ['', `Version: \`${report.version.replace(/`/g, "'")}\``] : []),
-    ...(report.stopped ? ['', `> [!WARNING]`, `> Rollout stopped: ${cell(report.stopped)}`] : []),
+    ...(report.stopped ? ['', `> [!WARNING]`, `> Rollout stopped: ${codeSpan(report.stopped, false)}`] : []),
     ...downtimeLine(report.targets),
     '',
+    ...chartSection(report),
     ...topReasons(report),
   ];
   const budgetFor = (sections: number) =>
-    Math.floor((limit - head.join('\n').length - 2000) / Math.max(1, sections));
+    Math.floor((limit - utf8Bytes(head.join('\n')) - 2000) / Math.max(1, sections));
   const waves = [...new Set(report.targets.map((r) => r.wave))].sort((a, b) => a - b);
   const perWave = budgetFor(waves.length);
   const body: string[] = [];
@@ -187,7 +205,7 @@ export function renderSummary(report: FleetReport, o: SummaryOptions = {}): stri
       .filter((r) => r.wave === wave)
       .sort((a, b) => OUTCOME_ORDER[a.outcome] - OUTCOME_ORDER[b.outcome] || (a.id < b.id ? -1 : 1));
     const section = [`### Wave ${wave} · ${rs.length} target${rs.length === 1 ? '' : 's'}`, ''];
-    const used = { chars: section.join('\n').length };
+    const used = { bytes: utf8Bytes(section.join('\n')) };
     section.push(
       ...failureTable(rs.filter(isBad), used, perWave, o.reportLink),
       ...skippedLine(rs.filter((r) => r.outcome === 'skipped')),
@@ -198,16 +216,17 @@ export function renderSummary(report: FleetReport, o: SummaryOptions = {}): stri
   return [...head, ...body].join('\n');
 }
 
-function failureTable(bad: readonly TargetResult[], used: { chars: number }, perWave: number, link?: string) {
+function failureTable(bad: readonly TargetResult[], used: { bytes: number }, perWave: number, link?: string) {
   if (bad.length === 0) return [];
   const lines = ['| target | region | outcome | from → to | time | reason |', '|---|---|---|---|---|---|'];
-  used.chars += lines.join('\n').length;
+  used.bytes += utf8Bytes(lines.join('\n'));
   let shown = 0;
   for (const r of bad) {
     const line = row(r);
-    if (used.chars + line.length + 200 > perWave * 0.7) break;
+    const size = utf8Bytes(line);
+    if (used.bytes + size + 200 > perWave * 0.7) break;
     lines.push(line);
-    used.chars += line.length + 1;
+    used.bytes += size + 1;
     shown++;
   }
   if (shown < bad.length)
@@ -215,13 +234,15 @@ function failureTable(bad: readonly TargetResult[], used: { chars: number }, per
   return [...lines, ''];
 }
 
-function successList(good: readonly TargetResult[], used: { chars: number }, perWave: number, link?: string) {
+function successList(good: readonly TargetResult[], used: { bytes: number }, perWave: number, link?: string) {
   if (good.length === 0) return [];
   const ids: string[] = [];
   for (const r of good) {
-    if (used.chars + r.id.length + 300 > perWave) break;
-    ids.push(`${EMOJI[r.outcome]} ${cell(r.id)}`);
-    used.chars += r.id.length + 6;
+    const entry = `${EMOJI[r.outcome]} ${cell(r.id)}`;
+    const size = utf8Bytes(entry) + 2;
+    if (used.bytes + size + 300 > perWave) break;
+    ids.push(entry);
+    used.bytes += size;
   }
   const more = good.length - ids.length;
   const deployed = good.filter((r) => r.outcome === 'deployed').length;

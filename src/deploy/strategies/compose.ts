@@ -74,10 +74,10 @@ export class ComposeStrategy implements ReleaseStrategy {
 
   async fetch(ctx: StrategyContext, next: Release): Promise<void> {
     const refs = Object.values(next.refs);
-    const login = this.login(ctx.registry);
-    const password = ctx.registry?.password;
+    const { login, stdin } = this.login(ctx.registry) ?? {};
+    const passwords = ctx.registry?.logins.map((l) => l.password) ?? [];
     for (let attempt = 1; ; attempt++) {
-      const r = await ctx.shell.exec(R.pullImages(this.tenant, refs, login), ctx.pullTimeoutMs, password);
+      const r = await ctx.shell.exec(R.pullImages(this.tenant, refs, login), ctx.pullTimeoutMs, stdin);
       if (r.code === 0) {
         for (const img of R.parseImages(r.stdout)) {
           next.imageIds.push(img.id);
@@ -85,7 +85,7 @@ export class ComposeStrategy implements ReleaseStrategy {
         }
         return;
       }
-      const why = redact(describe(r), password);
+      const why = redact(describe(r), passwords);
       if (r.code === R.LOGIN_FAILED) throw new StepFailure('pull', why);
       if (attempt >= ctx.pullAttempts)
         throw new StepFailure(
@@ -96,11 +96,22 @@ export class ComposeStrategy implements ReleaseStrategy {
     }
   }
 
-  /** The login of the pull: the registry host of each of the tenant's images, once each. */
-  private login(registry: RegistryCredentials | undefined): R.PullLogin | undefined {
+  /**
+   * The login of the pull: the credentials given for a registry host that one of the tenant's images
+   * names, and no other (a GHCR token never goes to Docker Hub); their passwords on stdin, a line each,
+   * in the order of the logins. None: no login.
+   */
+  private login(
+    registry: RegistryCredentials | undefined,
+  ): { login: R.PullLogin; stdin: string } | undefined {
     if (!registry) return undefined;
-    const hosts = [...new Set(this.tenant.images.map((i) => R.registryHost(i.repository)))];
-    return { username: registry.username, hosts, keep: registry.keep };
+    const hosts = new Set(this.tenant.images.map((i) => R.registryHost(i.repository)));
+    const logins = registry.logins.filter((l) => hosts.has(l.host));
+    if (logins.length === 0) return undefined;
+    return {
+      login: { logins: logins.map(({ host, username }) => ({ host, username })), keep: registry.keep },
+      stdin: logins.map((l) => `${l.password}\n`).join(''),
+    };
   }
 
   unchanged(current: Release, next: Release): boolean {
@@ -177,21 +188,21 @@ export class ComposeStrategy implements ReleaseStrategy {
 
   preview(next: Release, registry?: RegistryCredentials) {
     return {
-      fetch: R.pullImages(this.tenant, Object.values(next.refs), this.login(registry)),
+      fetch: R.pullImages(this.tenant, Object.values(next.refs), this.login(registry)?.login),
       switch: R.update(this.tenant, next.refs, { configHash: { project: R.projectOf(this.tenant) } }),
     };
   }
 }
 
-/** A command's output with the password cut out, should a registry or an engine ever echo it back. */
-function redact(text: string, password: string | undefined): string {
-  return password ? text.split(password).join('***') : text;
+/** A command's output with the passwords cut out, should a registry or an engine ever echo one back. */
+function redact(text: string, passwords: readonly string[]): string {
+  return passwords.filter(Boolean).reduce((t, p) => t.split(p).join('***'), text);
 }
 
 /** What to do about a pull that a registry refused for want of credentials. */
 function credentialsHint(why: string): string {
   return /unauthorized|authentication required|denied|no basic auth credentials|401/i.test(why)
-    ? ' (the registry wants credentials: set FLEET_REGISTRY_USERNAME and FLEET_REGISTRY_PASSWORD for the CLI, or the registry-username and registry-password inputs; see docs/deploy.md)'
+    ? ' (the registry wants credentials: set FLEET_REGISTRY_HOST, FLEET_REGISTRY_USERNAME and FLEET_REGISTRY_PASSWORD for the CLI, or the registry-host, registry-username and registry-password inputs, for the host of that image; see docs/deploy.md)'
     : '';
 }
 
