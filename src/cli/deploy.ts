@@ -99,6 +99,7 @@ export async function runDeploy(
     ...identity(flags, { ...io.env, USER: io.env.USER || osUser() }, 'cli'),
     ...rolloutSettings(flags, targets),
     ...(login ? { registry: login } : {}),
+    ...(mode === 'deploy' && registry.analysis ? { analysis: registry.analysis } : {}),
   };
   if (mode === 'deploy' && setting(flags, 'dryRun')) return printDryRun(plan, options, io);
 
@@ -125,6 +126,7 @@ export async function runDeploy(
     onStep: progress.onStep,
     onTarget: progress.onTarget,
     onWave: progress.onWave,
+    onAnalysis: progress.onAnalysis,
   });
   progress.finish();
   const reportFile = setting(flags, 'report');
