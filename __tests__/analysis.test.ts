@@ -4,6 +4,8 @@
  * command paths against real servers are in integration/analysis-sshd.test.ts.
  */
 import { parseRegistry } from '../src/registry';
+import { planDeployment } from '../src/plan/plan';
+import { renderPlan } from '../src/cli/main';
 import { conditionProblem } from '../src/analysis/condition';
 import { Judge, observeCommand, observePrometheus } from '../src/analysis/measure';
 import { analyseWave, decide } from '../src/analysis/run';
@@ -293,4 +295,41 @@ describe('the registry', () => {
       'no check is named "nope"',
     ]);
   });
+});
+
+test('`plan` shows the checks each wave will run, templated for it, and none after the last', () => {
+  const file = baseRegistry();
+  file.servers[0].tenants[0].ring = 'canary';
+  file.servers[0].tenants.push({
+    ...file.servers[0].tenants[0],
+    id: 'globex',
+    path: '/srv/globex',
+    ring: 'general',
+    health: { port: 8081 },
+  });
+  file.rollout = {
+    analysis: {
+      soak: '10m',
+      checks: [
+        {
+          name: 'hb',
+          prometheus: { url: 'http://prom:9090', query: 'x{tenant=~"{tenants}"}' },
+          failureCondition: 'value < 1',
+        },
+        { name: 'redaction', command: 'redaction-test {version}', dryRun: true },
+      ],
+    },
+  };
+  const reg = parseRegistry(JSON.stringify(file), 'r.json');
+  const text = renderPlan(planDeployment(reg, { waves: 'rings' }), reg.analysis);
+  expect(text).toContain(
+    [
+      '  Analysis after wave 1: soak 10m, 2 check(s), on failure roll back: wave, inconclusive: stop',
+      '    hb: prometheus every 30s, failureLimit 0, inconclusiveLimit 0; failure: value < 1',
+      '      x{tenant=~"acme"} @ http://prom:9090',
+      '    redaction (dry run): command every 30s, failureLimit 0, inconclusiveLimit 0; failure: failed > 0',
+      "      on each target: redaction-test '{version}'",
+    ].join('\n'),
+  );
+  expect(text.match(/Analysis after/g)).toHaveLength(1);
 });

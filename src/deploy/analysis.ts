@@ -6,6 +6,7 @@
 import {
   analyseWave,
   checksFor,
+  plannedCheck,
   soakFor,
   type Analysis,
   type AnalysisPorts,
@@ -116,4 +117,41 @@ export function rolledBack(original: TargetResult, back: TargetResult, reason: s
     ...(ok ? {} : { rollbackError: back.error ?? 'the rollback failed' }),
     durationMs: original.durationMs + back.durationMs,
   };
+}
+
+const duration = (ms: number) =>
+  ms % 60_000 === 0 && ms > 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+
+/**
+ * What `plan` and `--dry-run` print after a wave: its soak and each check it will run, templated for
+ * the wave ({previousVersion} is known only once the wave ran: shown empty). Nothing after the last wave.
+ */
+export function describeWaveAnalysis(
+  analysis: Analysis | undefined,
+  plan: { plan: readonly Wave[] },
+  wave: Wave,
+  version: string,
+): string[] {
+  if (!analysis || wave.index >= plan.plan.length) return [];
+  const values = templateValues(
+    plan.plan.flatMap((w) => w.targets),
+    wave,
+    version,
+    [],
+  );
+  const checks = checksFor(analysis, values.rings);
+  const lines = [
+    `Analysis after wave ${wave.index}: soak ${duration(soakFor(analysis, values.rings))}, ${checks.length} check(s), on failure roll back: ${analysis.rollback}, inconclusive: ${analysis.inconclusive}`,
+  ];
+  for (const c of checks.map((x) => plannedCheck(x, values))) {
+    const conditions = [
+      c.failureCondition ? `failure: ${c.failureCondition}` : '',
+      c.successCondition ? `success: ${c.successCondition}` : '',
+    ].filter(Boolean);
+    lines.push(
+      `  ${c.name}${c.dryRun ? ' (dry run)' : ''}: ${c.kind} every ${duration(c.intervalMs)}${c.count ? ` ×${c.count}` : ''}, failureLimit ${c.failureLimit}, inconclusiveLimit ${c.inconclusiveLimit}; ${conditions.join('; ')}`,
+      `    ${c.what}`,
+    );
+  }
+  return lines;
 }
