@@ -16,7 +16,6 @@ import {
   type WaveAnalysis,
 } from '../analysis';
 import type { Wave } from '../plan/plan';
-import type { Target } from '../registry/model';
 import type { Session } from './session';
 import type { TargetResult } from './result';
 
@@ -34,14 +33,18 @@ function mostCommon(values: readonly (string | undefined)[]): string {
 
 const onNewRelease = (r: TargetResult) => r.outcome === 'deployed' || r.outcome === 'unchanged';
 
-/** What a wave's checks fill their placeholders with, from the plan and the wave's results. */
+/**
+ * What a wave's checks fill their placeholders with, from the plan and the wave's results. The other
+ * tenants are those of the later waves: the baseline that has not moved yet.
+ */
 export function templateValues(
-  all: readonly Target[],
-  wave: { index: number; targets: readonly Target[] },
+  plan: { plan: readonly Wave[] },
+  wave: Wave,
   version: string,
   waveResults: readonly TargetResult[],
 ): TemplateValues {
   const mine = new Set(wave.targets.map((t) => t.tenant.id));
+  const later = plan.plan.filter((w) => w.index > wave.index).flatMap((w) => w.targets);
   return {
     wave: wave.index,
     rings: [...new Set(wave.targets.map((t) => t.tenant.ring))],
@@ -49,12 +52,12 @@ export function templateValues(
     previousVersion: mostCommon(waveResults.filter(onNewRelease).map((r) => r.previous?.version)),
     tenants: [...mine],
     servers: [...new Set(wave.targets.map((t) => t.server.name))],
-    otherTenants: [...new Set(all.map((t) => t.tenant.id).filter((id) => !mine.has(id)))],
+    otherTenants: [...new Set(later.map((t) => t.tenant.id))],
   };
 }
 
 export interface FleetAnalysisContext {
-  all: readonly Target[];
+  plan: { plan: readonly Wave[] };
   version: string;
   sessions: Map<string, Session>;
   ports: Omit<AnalysisPorts, 'execOn' | 'onMeasurement'>;
@@ -68,7 +71,7 @@ export async function analyseFleetWave(
   wave: Wave,
   waveResults: readonly TargetResult[],
 ): Promise<WaveAnalysis> {
-  const values = templateValues(ctx.all, wave, ctx.version, waveResults);
+  const values = templateValues(ctx.plan, wave, ctx.version, waveResults);
   const live = new Set(waveResults.filter(onNewRelease).map((r) => r.id));
   ctx.onAnalysis?.({
     status: 'start',
@@ -133,12 +136,7 @@ export function describeWaveAnalysis(
   version: string,
 ): string[] {
   if (!analysis || wave.index >= plan.plan.length) return [];
-  const values = templateValues(
-    plan.plan.flatMap((w) => w.targets),
-    wave,
-    version,
-    [],
-  );
+  const values = templateValues(plan, wave, version, []);
   const checks = checksFor(analysis, values.rings);
   const lines = [
     `Analysis after wave ${wave.index}: soak ${duration(soakFor(analysis, values.rings))}, ${checks.length} check(s), on failure roll back: ${analysis.rollback}, inconclusive: ${analysis.inconclusive}`,

@@ -172,7 +172,7 @@ async function analyseAfterWave(
   const { options, ports, sessions } = ctx;
   const analysis = await analyseFleetWave(
     {
-      all: plan.plan.flatMap((w) => w.targets),
+      plan,
       version: options.version,
       sessions,
       ports: { clock: ports.clock, urlGet: ports.urlGet, ...(ports.signal ? { signal: ports.signal } : {}) },
