@@ -10,6 +10,8 @@ import { startFleet, type TestFleet } from '../helpers/testfleet';
 import { freePort, haveSshd } from '../../src/testing';
 import { parseRegistry } from '../../src/registry';
 import type { Analysis } from '../../src/analysis';
+import { renderReport } from '../../src/report/render';
+import { renderSummary } from '../../src/report/summary';
 
 const run = haveSshd && havePrometheus ? describe : describe.skip;
 if (!havePrometheus) console.warn('skipped: the analysis tests need prometheus (npm run setup installs it)');
@@ -64,6 +66,12 @@ run('analysis between waves, with a real Prometheus', () => {
     expect(report.stopped).toMatch(
       /^analysis after wave 1 failed: check "heartbeat-drop" failed: value 1; .*failureCondition: value > 0\.03; query: 1 - avg\(sandbox_heartbeat_ok\{tenant=~"t1-1"\}\)/,
     );
+    // The CLI's table and the job summary say it too.
+    expect(renderReport(report)).toMatch(
+      /\nAnalysis after wave 1: failed in [\d.]+ s: check "heartbeat-drop" failed: value 1; /,
+    );
+    expect(renderSummary(report)).toContain('### Analysis after wave 1: failed → stop');
+    expect(renderSummary(report)).toContain('| heartbeat-drop | failed | 1 | `failure: value > 0.03` |');
     // It stopped at the first failed measurement, not at the end of the soak.
     expect(a.checks[0]!.measurements.at(-1)!.outcome).toBe('failed');
     expect(a.checks[0]!.measurements.length).toBeLessThan(7);

@@ -5,6 +5,7 @@
  * full version is in the head once), and the whole text is kept under GitHub's 1 MiB step-summary limit
  * even for 10,000 targets (cut sections say how many rows they left out and where the full report is).
  */
+import { analysisMarkdown } from './analysis';
 import type { FleetReport } from '../deploy/fleet';
 import type { Outcome, TargetResult } from '../deploy/result';
 import { OUTCOME_ORDER, reason, seconds, targetTime } from './render';
@@ -65,6 +66,7 @@ export function mergeReports(all: readonly FleetReport[]): FleetReport {
   const starts = reports.map((r) => Date.parse(r.startedAt)).filter(Number.isFinite);
   const ends = reports.map((r) => Date.parse(r.startedAt) + r.durationMs).filter(Number.isFinite);
   const stopped = reports.map((r) => r.stopped).find(Boolean);
+  const analysis = reports.flatMap((r) => r.analysis ?? []);
   return {
     version: reports[0]?.version ?? '',
     actor: reports[0]?.actor ?? '',
@@ -74,6 +76,7 @@ export function mergeReports(all: readonly FleetReport[]): FleetReport {
     totals: { targets: targets.length, ...totals },
     waves,
     ...(stopped ? { stopped } : {}),
+    ...(analysis.length ? { analysis } : {}),
     targets,
   };
 }
@@ -194,6 +197,9 @@ export function renderSummary(report: FleetReport, o: SummaryOptions = {}): stri
       ...successList(rs.filter(isGood), used, perWave, o.reportLink),
     );
     body.push(...section);
+    // fleet mode: the analysis after this wave (the workflow's gate writes its own to its job summary)
+    const analysed = report.analysis?.find((a) => a.wave === wave);
+    if (analysed) body.push('', analysisMarkdown(analysed));
   }
   return [...head, ...body].join('\n');
 }
