@@ -3,6 +3,7 @@
  * counting against the limits, the policies, and the registry's refusals. The Prometheus, HTTP and
  * command paths against real servers are in integration/analysis-sshd.test.ts.
  */
+import { readFileSync } from 'node:fs';
 import { parseRegistry } from '../src/registry';
 import { planDeployment } from '../src/plan/plan';
 import { renderPlan } from '../src/cli/main';
@@ -332,4 +333,23 @@ test('`plan` shows the checks each wave will run, templated for it, and none aft
     ].join('\n'),
   );
   expect(text.match(/Analysis after/g)).toHaveLength(1);
+});
+
+test('the example registry (servers/examples/analysis.json, seed 003 as checks) is valid', () => {
+  const file = 'servers/examples/analysis.json';
+  const reg = parseRegistry(readFileSync(file, 'utf8'), file);
+  expect(reg.analysis!.checks.map((c) => c.name)).toEqual([
+    'redaction-test',
+    'approval-routing-failures',
+    'heartbeat-drop',
+    'hub-heartbeats',
+  ]);
+  const text = renderPlan(planDeployment(reg, { waves: 'rings' }), reg.analysis);
+  expect(text).toContain(
+    'Analysis after wave 1: soak 5m, 1 check(s), on failure roll back: wave, inconclusive: pause',
+  );
+  expect(text).toContain('Analysis after wave 2: soak 30m, 4 check(s)');
+  expect(text).toContain(
+    '1 - avg(tenant:heartbeat_fresh:bool{tenant=~"acme-corp|startup-xyz|umbrella"}) @ http://prometheus.internal:9090',
+  );
 });

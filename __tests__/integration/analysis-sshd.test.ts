@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { deploy } from '../helpers/deploy';
 import { havePrometheus, startPrometheus, waitForSeries, type TestPrometheus } from '../helpers/prometheus';
-import { startFleet, type TestFleet } from '../helpers/testfleet';
+import { historyOf, startFleet, type TestFleet } from '../helpers/testfleet';
 import { freePort, haveSshd } from '../../src/testing';
 import { parseRegistry } from '../../src/registry';
 import type { Analysis } from '../../src/analysis';
@@ -66,6 +66,16 @@ run('analysis between waves, with a real Prometheus', () => {
     expect(report.stopped).toMatch(
       /^analysis after wave 1 failed: check "heartbeat-drop" failed: value 1; .*failureCondition: value > 0\.03; query: 1 - avg\(sandbox_heartbeat_ok\{tenant=~"t1-1"\}\)/,
     );
+    // The tenant's history on its server records the rollback and why.
+    expect(historyOf(fleet.tenants[0]!).at(-1)).toMatchObject({
+      outcome: 'deployed',
+      rollback: true,
+      from: 'silent-1',
+      to: 'v1',
+      reason: expect.stringMatching(
+        /^analysis after wave 1 failed: check "heartbeat-drop" failed: value 1; /,
+      ),
+    });
     // The CLI's table and the job summary say it too.
     expect(renderReport(report)).toMatch(
       /\nAnalysis after wave 1: failed in [\d.]+ s: check "heartbeat-drop" failed: value 1; /,

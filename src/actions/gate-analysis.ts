@@ -46,6 +46,7 @@ async function rollBack(
   plan: Plan,
   ids: readonly string[],
   ssh: SshConnector,
+  reason: string,
 ): Promise<string> {
   const targets = plan.plan.flatMap((w) => w.targets).filter((t) => ids.includes(t.id));
   const login = registryLogin(actionInputs, process.env);
@@ -55,7 +56,7 @@ async function rollBack(
     backPlan,
     {
       version: 'previous',
-      rollback: {},
+      rollback: { reason },
       ...identity(actionInputs, process.env, 'action'),
       ...rolloutSettings(actionInputs, targets),
       ...(login ? { registry: login } : {}),
@@ -103,7 +104,16 @@ export async function analyseInGate(
       return { analysis, rolledBack: `rollback policy ${registry.analysis.rollback}: nothing rolled back` };
     if (!ssh)
       return { analysis, rolledBack: 'not rolled back: the gate has no ssh-key (run the rollback workflow)' };
-    return { analysis, rolledBack: await rollBack(registry, plan, ids, ssh) };
+    return {
+      analysis,
+      rolledBack: await rollBack(
+        registry,
+        plan,
+        ids,
+        ssh,
+        `analysis after wave ${wave} failed: ${analysis.reason}`,
+      ),
+    };
   } finally {
     await Promise.all([...sessions.values()].map((s) => s.close()));
   }

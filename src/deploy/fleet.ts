@@ -193,7 +193,14 @@ async function analyseAfterWave(
     // The rollback's results replace the targets' own below; they are not new targets for onTarget.
     const quiet = { ...ports, onTarget: undefined };
     const undone = await runWave(
-      { ...ctx, ports: quiet, options: { ...options, rollback: {} } },
+      {
+        ...ctx,
+        ports: quiet,
+        options: {
+          ...options,
+          rollback: { reason: `analysis after wave ${wave.index} failed: ${analysis.reason}` },
+        },
+      },
       wave.index,
       targets,
     );
