@@ -3,7 +3,9 @@
  * expose a heartbeat metric, scraped every second by a real Prometheus. A "silent…" release passes every
  * tenant's health gate but stops its heartbeats: only the analysis sees it.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { runBundledAction } from '../helpers/run';
 import { deploy } from '../helpers/deploy';
 import { havePrometheus, startPrometheus, waitForSeries, type TestPrometheus } from '../helpers/prometheus';
 import { historyOf, startFleet, type TestFleet } from '../helpers/testfleet';
@@ -183,5 +185,33 @@ run('analysis between waves, with a real Prometheus', () => {
     expect(a.reason).toContain('check "heartbeat-drop" failed (dry run)');
     expect(report.stopped).toBeUndefined();
     expect(report.totals.deployed).toBe(4);
+  }, 120_000);
+
+  test("the workflow's gate job: the same analysis over SSH; the failed wave is rolled back from the gate", async () => {
+    // wave 1 of "1,100%" (srv-1/t1-1) was deployed by its wave job; its report is the gate's input
+    const waveJob = await deploy(fleet.registry, fleet.key, 'silent-7', { select: 'id=srv-1/t1-1' });
+    const reports = join(fleet.root, 'gate-reports');
+    mkdirSync(reports, { recursive: true });
+    writeFileSync(join(reports, 'report.json'), JSON.stringify(waveJob));
+    const registry = join(fleet.root, 'gate-registry.json');
+    const check = { name: 'redaction', command: "! grep -q ':silent' .env" };
+    writeFileSync(
+      registry,
+      JSON.stringify({ ...JSON.parse(fleet.registryText), rollout: { analysis: { checks: [check] } } }),
+    );
+    const r = runBundledAction(
+      'dist/actions/gate.js',
+      { reports, wave: '1', waves: '1,100%', version: 'silent-7', registry, 'ssh-key': fleet.key.privateKey },
+      {},
+      60_000,
+    );
+    expect(r.outputs).toMatchObject({ continue: 'false', pause: 'false' });
+    expect(r.outputs.reason).toContain(
+      'analysis after wave 1 failed: check "redaction" failed: value 1/1 targets failed: srv-1/t1-1: exit 1',
+    );
+    expect(r.outputs.reason).toContain('; rolled back 1 of 1 target(s)');
+    expect(r.summary).toContain('### Analysis after wave 1: failed → stop');
+    expect(version('t1-1')).not.toBe('silent-7');
+    expect(historyOf(fleet.tenants[0]!).at(-1)).toMatchObject({ rollback: true, from: 'silent-7' });
   }, 120_000);
 });
