@@ -7,9 +7,11 @@ import { readFileSync } from 'node:fs';
 import { parseRegistry } from '../src/registry';
 import { planDeployment } from '../src/plan/plan';
 import { renderPlan } from '../src/cli/main';
+import { Progress } from '../src/cli/progress';
+import { cli } from './helpers/cli';
 import { conditionProblem } from '../src/analysis/condition';
 import { Judge, observeCommand, observePrometheus } from '../src/analysis/measure';
-import { analyseWave, decide } from '../src/analysis/run';
+import { analyseWave, decide, plannedCheck } from '../src/analysis/run';
 import { alternation, fill, type TemplateValues } from '../src/analysis/template';
 import { toRollBack } from '../src/deploy/analysis';
 import type { Analysis, Check, CheckResult } from '../src/analysis';
@@ -49,7 +51,7 @@ describe('templating', () => {
 
 describe('conditions (CEL)', () => {
   test('a condition that does not parse, or names a variable the check lacks, is refused', () => {
-    expect(conditionProblem('value >', 'prometheus')).toMatch(/^is not a valid CEL expression: at 1:/);
+    expect(conditionProblem('value >', 'prometheus')).toMatch(/^is not a valid CEL expression \(at 1:/);
     expect(conditionProblem('status == 200', 'prometheus')).toBe(
       'uses "status", which a prometheus check does not have: use result, value, series',
     );
@@ -351,5 +353,44 @@ test('the example registry (servers/examples/analysis.json, seed 003 as checks) 
   expect(text).toContain('Analysis after wave 2: soak 30m, 4 check(s)');
   expect(text).toContain(
     '1 - avg(tenant:heartbeat_fresh:bool{tenant=~"acme-corp|startup-xyz|umbrella"}) @ http://prometheus.internal:9090',
+  );
+});
+
+test('`validate` refuses a condition that does not parse: file, line, column, the field and the fix', async () => {
+  const text = readFileSync('servers/examples/analysis.json', 'utf8').replace(
+    '"value > 0.01"',
+    '"value >> 0.01"',
+  );
+  const r = await cli(['validate', '-r', 'analysis.json'], { 'analysis.json': text });
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(
+    /^error: analysis\.json:\d+:\d+: rollout\.analysis\.checks\[1\]\.failureCondition: "value >> 0\.01" is not a valid CEL expression \(at 1:7: found > but expecting end of input\): write e\.g\. "value > 0\.03" \(docs\/analysis\.md\)\n/,
+  );
+});
+
+test('the CLI shows the analysis as it runs: the checks, each measurement, the outcome', () => {
+  const out: string[] = [];
+  const p = new Progress({ write: (t) => out.push(t), tty: false, color: false, total: 1 });
+  const check = plannedCheck(
+    {
+      name: 'hb',
+      source: { kind: 'http', url: 'http://h' },
+      intervalMs: 1000,
+      failureLimit: 0,
+      inconclusiveLimit: 0,
+      timeoutMs: 1,
+      dryRun: true,
+    },
+    values,
+  );
+  p.onAnalysis({ status: 'start', wave: 1, soakMs: 2000, checks: ['hb'] });
+  p.onAnalysis({
+    status: 'measurement',
+    wave: 1,
+    check,
+    measurement: { at: '', outcome: 'failed', value: 'HTTP 500 \x1b[31mx' },
+  });
+  expect(out.join('')).toBe(
+    '── analysis after wave 1: soak 2.0 s, checks hb\ncheck hb (dry run)  failed  HTTP 500 x\n',
   );
 });

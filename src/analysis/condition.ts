@@ -31,6 +31,12 @@ export const VARIABLES: Readonly<Record<CheckKind, Readonly<Record<string, strin
   },
 };
 
+const EXAMPLES: Readonly<Record<CheckKind, string>> = {
+  prometheus: 'value > 0.03',
+  http: 'status == 200 && json.ok',
+  command: 'failedPercent > 1',
+};
+
 export type Compiled = (vars: Record<string, CelInput>) => boolean | string;
 
 const env = celEnv();
@@ -63,7 +69,8 @@ export function conditionProblem(expr: string, kind: CheckKind): string | undefi
   try {
     parsed = parse(expr);
   } catch (e) {
-    return `is not a valid CEL expression: ${(e as Error).message.replace(/^.*?<input>:/, 'at ')}`;
+    const why = (e as Error).message.replace(/^.*?<input>:/, 'at ');
+    return `is not a valid CEL expression (${why}): write e.g. ${JSON.stringify(EXAMPLES[kind])} (docs/analysis.md)`;
   }
   const names = new Set<string>();
   identifiers(parsed.expr, new Set(), names);

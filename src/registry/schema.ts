@@ -610,7 +610,7 @@ const analysisCheck = z
           code: 'custom',
           input: text,
           path: [field],
-          message: `${JSON.stringify(text)} ${problem}`,
+          message: problem,
         });
     }
   })
