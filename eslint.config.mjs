@@ -30,6 +30,7 @@ export default tseslint.config(
       'src/remote/**/*.ts',
       'src/deploy/**/*.ts',
       'src/health/**/*.ts',
+      'src/analysis/**/*.ts',
     ],
     ignores: ['src/registry/load.ts'],
     rules: {

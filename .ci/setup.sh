@@ -15,8 +15,9 @@ cd "$(dirname "$0")/.."
 # the network faults of npm run test:chaos (iproute2 gives ip netns and tc); postgresql-15: the binaries of
 # the Postgres image the restore drill builds (__tests__/e2e/postgres-image.sh; no server is started here);
 # inotify-tools: the attacker's watcher (inotifywait) that races the tool with links in the chaos suite
-# (__tests__/chaos/links.test.ts).
-packages=(openssh-client openssh-server procps podman runc busybox-static docker-registry docker-compose curl apache2-utils shellcheck caddy nginx tmux nftables iproute2 postgresql-15 inotify-tools)
+# (__tests__/chaos/links.test.ts); prometheus: the real Prometheus the analysis tests start and scrape
+# (__tests__/helpers/prometheus.ts).
+packages=(openssh-client openssh-server procps podman runc busybox-static docker-registry docker-compose curl apache2-utils shellcheck caddy nginx tmux nftables iproute2 postgresql-15 inotify-tools prometheus)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -394,12 +394,12 @@ function waveJob(n, settings) {
     n === 1
       ? "inputs.mode == 'matrix' && fromJSON(needs.plan.outputs.wave-count) >= 1"
       : e(
-          `${base} && (needs.gate-${n - 1}.outputs.continue == 'true' || (inputs.dry-run && fromJSON(needs.plan.outputs.wave-count) >= ${n}))`,
+          `${base} && (needs.gate-${n - 1}.outputs.continue == 'true' || needs.approve-${n - 1}.result == 'success' || (inputs.dry-run && fromJSON(needs.plan.outputs.wave-count) >= ${n}))`,
         );
   return `
 wave-${n}:
   name: wave ${n} · ${e('matrix.name')}
-  needs: [${n === 1 ? 'plan' : `plan, gate-${n - 1}`}]
+  needs: [${n === 1 ? 'plan' : `plan, gate-${n - 1}, approve-${n - 1}`}]
   if: ${condition}
   runs-on: ubuntu-latest
   timeout-minutes: ${e('inputs.wave-timeout-minutes')}
@@ -433,14 +433,18 @@ gate-${n}:
   needs: [plan, wave-${n}]
   if: ${e(`!cancelled() && needs.plan.result == 'success' && inputs.mode == 'matrix' && !inputs.dry-run && needs.wave-${n}.result != 'skipped' && fromJSON(needs.plan.outputs.wave-count) > ${n}`)}
   runs-on: ubuntu-latest
-  timeout-minutes: 15
+  # The registry's analysis soaks here (rollout.analysis.soak), not in a sleeping deploy job.
+  timeout-minutes: 360
   permissions:
-    contents: read # check out fleet-deploy's actions; the reports are this run's artifacts
+    contents: read # the registry (its rollout.analysis) and fleet-deploy's actions; the reports are this run's artifacts
+    packages: read # a failed analysis's rollback may pull the previous images from GHCR with the job token
   outputs:
     continue: ${e('steps.gate.outputs.continue')}
+    pause: ${e('steps.gate.outputs.pause')}
     reason: ${e('steps.gate.outputs.reason')}
   ${steps(
     2,
+    checkoutCaller('read the registry and its analysis'),
     checkoutOwn,
     downloadReports(reportPattern(PLAN_KEY, 'w')),
     `
@@ -451,8 +455,26 @@ gate-${n}:
     wave: '${n}'
     max-failure-percent: ${e('inputs.max-failure-percent')}
     expected-targets: ${e(`fromJSON(needs.plan.outputs.cumulative)[${n - 1}]`)}
-    analysis-url: ${e('inputs.analysis-url')}`,
-  )}`;
+    analysis-url: ${e('inputs.analysis-url')}
+    registry: ${e('inputs.registry')}
+    select: ${e('inputs.select')}
+    waves: ${e('inputs.waves')}
+    version: ${e('inputs.version')}${indent(SSH_WITH, 4)}`,
+  )}
+approve-${n}:
+  name: approve wave ${n + 1} (analysis inconclusive)
+  needs: [gate-${n}]
+  if: ${e(`!cancelled() && needs.gate-${n}.outputs.pause == 'true'`)}
+  runs-on: ubuntu-latest
+  timeout-minutes: 5
+  # Give this environment required reviewers: the job (and so wave ${n + 1}) waits for their approval.
+  environment: ${e('inputs.analysis-approval-environment')}
+  permissions: {}
+  steps:
+    - name: Approved
+      env:
+        REASON: ${e(`needs.gate-${n}.outputs.reason`)}
+      run: 'echo "approved after an inconclusive analysis — $REASON"'`;
 }
 
 function fleetJob(settings) {
@@ -586,6 +608,10 @@ on:
         description: 'Optional canary analysis between waves: an HTTP(S) URL whose 2xx answer lets the rollout go on.'
         type: string
         default: ''
+      analysis-approval-environment:
+        description: 'The environment whose reviewers approve the next wave when the registry''s analysis is inconclusive under the "pause" policy (give it required reviewers).'
+        type: string
+        default: 'fleet-deploy-approval'
       environment:
         description: 'GitHub environment of the deploy jobs (protection rules, approvals, secrets), the Deployment and the concurrency group.'
         type: string

@@ -75,7 +75,7 @@ beforeAll(async () => {
     req.on('end', () => {
       requests.push({ method: req.method!, url: req.url!, body: body ? JSON.parse(body) : undefined });
       res.setHeader('content-type', 'application/json');
-      if (req.url === '/analysis')
+      if (req.url!.split('?')[0] === '/analysis')
         return void res
           .writeHead(analysisStatus)
           .end(JSON.stringify({ heartbeatDrop: analysisStatus === 200 ? 0.01 : 0.05 }));
@@ -152,6 +152,84 @@ describe('actions/gate', () => {
       continue: 'false',
       reason: 'analysis command exited 3: approval-routing failures 3%',
     });
+  });
+});
+
+describe("actions/gate with the registry's analysis (the same engine as fleet mode)", () => {
+  /** A registry of one server "s" with tenants a and b, whose rollout.analysis is `analysis`. */
+  function registryFile(analysis: unknown): string {
+    const dir = mkdtempSync(join(tmpdir(), 'fd-gate-reg-'));
+    madeDirs.push(dir);
+    const tenant = (id: string, port: number) => ({
+      id,
+      path: `/srv/${id}`,
+      images: [{ variable: 'APP_IMAGE', repository: 'ghcr.io/acme/app' }],
+      health: { port },
+    });
+    const registry = {
+      rollout: { analysis },
+      servers: [
+        { name: 's', host: '10.0.0.1', region: 'eu', tenants: [tenant('a', 8080), tenant('b', 8081)] },
+      ],
+    };
+    writeFileSync(join(dir, 'registry.json'), JSON.stringify(registry));
+    return join(dir, 'registry.json');
+  }
+  const inputs = (analysis: unknown) => ({
+    reports: reportsDir(report([target('s/a', 'deployed')])),
+    wave: '1',
+    waves: '1,100%',
+    version: 'v2',
+    registry: registryFile(analysis),
+  });
+
+  test('a failed check stops the rollout; the job summary says which check, the value, the condition and the request', async () => {
+    analysisStatus = 200;
+    const check = {
+      name: 'heartbeat-drop',
+      http: { url: `${base}/analysis?tenants={tenants}&others={otherTenants}` },
+      failureCondition: 'json.heartbeatDrop > 0.005',
+    };
+    const a = actionEnv(inputs({ checks: [check] }));
+    const r = await runAsync('dist/actions/gate.js', a.env);
+    expect(r.code).toBe(0);
+    expect(a.outputs()).toMatchObject({ continue: 'false', pause: 'false' });
+    expect(a.outputs().reason).toContain(
+      'analysis after wave 1 failed: check "heartbeat-drop" failed: value HTTP 200 {"heartbeatDrop":0.01}',
+    );
+    expect(a.outputs().reason).toContain(
+      '; not rolled back: the gate has no ssh-key (run the rollback workflow)',
+    );
+    expect(requests.map((q) => q.url)).toEqual(['/analysis?tenants=a&others=b']);
+    expect(a.summary()).toContain('### Analysis after wave 1: failed → stop');
+    expect(a.summary()).toContain(
+      `| heartbeat-drop | failed | HTTP 200 {"heartbeatDrop":0.01} | \`failure: json.heartbeatDrop > 0.005\` | \`GET ${base}/analysis?tenants=a&others=b\` |`,
+    );
+  });
+
+  test('inconclusive under "pause": the gate asks for the approval job (pause=true) and does not continue', async () => {
+    const check = {
+      name: 'hub',
+      http: { url: 'http://127.0.0.1:9/heartbeats' },
+      successCondition: 'json.ok',
+    };
+    const a = actionEnv(inputs({ inconclusive: 'pause', checks: [check] }));
+    const r = await runAsync('dist/actions/gate.js', a.env);
+    expect(a.outputs()).toMatchObject({ continue: 'false', pause: 'true' });
+    expect(r.stdout).toContain('::warning title=fleet-deploy gate::Rollout paused for approval: ');
+  });
+
+  test('a passing check lets the next wave start', async () => {
+    analysisStatus = 200;
+    const check = {
+      name: 'hb',
+      http: { url: `${base}/analysis` },
+      successCondition: 'json.heartbeatDrop < 0.03',
+    };
+    const a = actionEnv(inputs({ checks: [check] }));
+    await runAsync('dist/actions/gate.js', a.env);
+    expect(a.outputs()).toMatchObject({ continue: 'true', pause: 'false' });
+    expect(a.outputs().reason).toContain('analysis after wave 1 successful: 1 check(s) passed');
   });
 });
 

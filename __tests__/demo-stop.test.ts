@@ -67,7 +67,7 @@ test.each([
     expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
     if (how !== 'close stdout') {
       expect(r.err).toContain(`demo stopped (${how}): tearing the sandbox down`);
-      expect(r.out).toMatch(/8\. Torn down: sandbox servers stopped/);
+      expect(r.out).toMatch(/9\. Torn down: sandbox servers stopped/);
       expect(r.out).not.toContain('6. A manual rollback');
     }
   },

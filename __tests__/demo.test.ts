@@ -52,13 +52,24 @@ test('the demo tells the whole story and tears everything down', () => {
       ?.map((l) => l.trim().split(/ +/).slice(1).join(' ')),
   ).toEqual(['deployed v0 → v1', 'rolled-back v1 → v2', 'rolled-back v1 → v2']);
   expect(act(6)).toContain('sandbox-2/tenant-2-1: rolled back v2 → v1');
+  // analysis between waves: the silent release stops at the first ring and is rolled back; v5 soaks and goes on
+  const [silent, healthy] = act(7).split('\n   v5,');
+  expect(silent).toMatch(
+    /analysis after wave 1: failed, 1 measurement\(s\) in [\d.]+ s, last: HTTP 200 \{"tenants":1,"silent":1,"dropPercent":100\}/,
+  );
+  expect(silent).toContain('0 deployed, 1 rolled back, 8 skipped — stopped');
+  expect(healthy).toMatch(
+    /analysis after wave 1: successful, 3 measurement\(s\) in 2\.\d s, last: HTTP 200 \{"tenants":1,"silent":0,"dropPercent":0\}/,
+  );
+  expect(healthy).toMatch(/analysis after wave 2: successful, 3 measurement\(s\)/);
+  expect(healthy).toContain('9 deployed, 0 rolled back, 0 skipped\n');
   // a rollout under load through the tenant's sandbox proxy: errors in place, none blue-green
-  const inPlace = /in place {3}\(v3\): (\d+) requests, (\d+) failed/.exec(act(7));
-  const blueGreen = /blue-green \(v4\): (\d+) requests, (\d+) failed/.exec(act(7));
+  const inPlace = /in place {3}\(v3\): (\d+) requests, (\d+) failed/.exec(act(8));
+  const blueGreen = /blue-green \(v4\): (\d+) requests, (\d+) failed/.exec(act(8));
   expect(Number(inPlace?.[2])).toBeGreaterThan(0);
   expect(Number(blueGreen?.[1])).toBeGreaterThan(0);
   expect(blueGreen?.[2]).toBe('0');
-  expect(out).toMatch(/8\. Torn down: sandbox servers stopped, 9 services stopped\. Demo took [\d.]+ s\./);
+  expect(out).toMatch(/9\. Torn down: sandbox servers stopped, 9 services stopped\. Demo took [\d.]+ s\./);
   expect(processesMentioning(tmp)).toEqual([]);
   expect(readdirSync(tmp)).toEqual([]); // the demo's own temp directory is gone too
   rmSync(tmp, { recursive: true, force: true });

@@ -28,7 +28,15 @@ test('at least 10 waves, with a gate between each two and the summary after all'
   expect(waves).toHaveLength(WAVES);
   expect(gates).toHaveLength(WAVES - 1);
   expect(jobs.summary.needs).toEqual(expect.arrayContaining([...waves, ...gates, 'plan', 'fleet']));
-  for (let n = 2; n <= WAVES; n++) expect(jobs[`wave-${n}`].needs).toEqual(['plan', `gate-${n - 1}`]);
+  for (let n = 2; n <= WAVES; n++)
+    expect(jobs[`wave-${n}`].needs).toEqual(['plan', `gate-${n - 1}`, `approve-${n - 1}`]);
+  // An inconclusive analysis under "pause": the approve job waits for the environment's reviewers.
+  for (let n = 1; n < WAVES; n++)
+    expect(jobs[`approve-${n}`]).toMatchObject({
+      needs: [`gate-${n}`],
+      if: `\${{ !cancelled() && needs.gate-${n}.outputs.pause == 'true' }}`,
+      environment: '${{ inputs.analysis-approval-environment }}',
+    });
 });
 
 test('every wave job is one body: equal once its wave number is taken out', () => {
@@ -36,7 +44,7 @@ test('every wave job is one body: equal once its wave number is taken out', () =
   const body = (n: number) =>
     JSON.stringify(jobs[`wave-${n}`])
       .replaceAll(`[${n - 1}]`, '[N-1]')
-      .replace(/wave-\d+|gate-\d+|wave \d+|\.w\d+-|>= \d+/g, (m) => m.replace(/\d+/, 'N'))
+      .replace(/wave-\d+|gate-\d+|approve-\d+|wave \d+|\.w\d+-|>= \d+/g, (m) => m.replace(/\d+/, 'N'))
       // Hooks marked `once` run in wave 1's first job only.
       .replace('"once-hooks":"${{ strategy.job-index == 0 }}"', '"once-hooks":"\'false\'"');
   for (let n = 3; n <= WAVES; n++) expect(body(n)).toBe(body(2));

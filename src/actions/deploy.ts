@@ -2,6 +2,7 @@
  * The deploy action (actions/deploy: one matrix entry or shard; the root action.yml: a whole selection
  * in waves, "fleet mode") and its post step, which releases the locks of a cancelled job.
  */
+import type { AnalysisEvent } from '../deploy/analysis';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -111,6 +112,7 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
     ...identity(actionInputs, process.env, 'action'),
     ...rolloutSettings(actionInputs, targets),
     ...(login ? { registry: login } : {}),
+    ...(mode === 'deploy' && registry.analysis ? { analysis: registry.analysis } : {}),
   };
   const version = options.version;
   if (setting(actionInputs, 'dryRun')) return printDryRun(targets, options);
@@ -141,9 +143,26 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
         );
     },
     onWave: (w) => w.status === 'start' && core.info(`── wave ${w.wave} of ${w.of}: ${w.targets} target(s)`),
+    onAnalysis: logAnalysis,
   });
 
   await publishReport(report);
+}
+
+/** The analysis between waves in the job's log: what it measures, each measurement, the outcome. */
+export function logAnalysis(e: AnalysisEvent): void {
+  if (e.status === 'start')
+    core.info(`── analysis after wave ${e.wave}: soak ${seconds(e.soakMs)}, checks ${e.checks.join(', ')}`);
+  else if (e.status === 'measurement')
+    core.info(
+      `check ${e.check.name}${e.check.dryRun ? ' (dry run)' : ''}  ${e.measurement.outcome}  ${e.measurement.value}${e.measurement.detail ? `  ${e.measurement.detail}` : ''}`,
+    );
+  else if (e.analysis.decision === 'proceed')
+    core.info(`analysis after wave ${e.wave}: ${e.analysis.reason}`);
+  else
+    core.warning(`analysis after wave ${e.wave} ${e.analysis.outcome}: ${e.analysis.reason}`, {
+      title: 'fleet-deploy analysis',
+    });
 }
 
 /** Each target's steps in a log group, an error annotation per failed target, the table, the outputs. */

@@ -1,7 +1,9 @@
 /**
  * The gate between waves of the reusable workflow: reads the finished waves' reports, applies the failure
- * budget and, optionally, an analysis check (an HTTP endpoint whose 2xx answer means go on, or a command
- * whose exit code 0 does), and says whether the next wave may start.
+ * budget, the registry's analysis (`rollout.analysis`, measured here through the wave's soak: the same
+ * engine as fleet mode) and, optionally, a simple analysis check (an HTTP endpoint whose 2xx answer means
+ * go on, or a command whose exit code 0 does), and says whether the next wave may start — or, for an
+ * inconclusive analysis under the "pause" policy, that a person must approve it (output `pause`).
  */
 import { execFile } from 'node:child_process';
 import { core } from './log';
@@ -10,6 +12,8 @@ import { fetchUrl } from '../http/fetch';
 import { latestResults } from '../report/summary';
 import { percentInput, positiveInt, text } from './inputs';
 import { readReports } from './reports';
+import { analyseInGate } from './gate-analysis';
+import { analysisMarkdown } from '../report/analysis';
 
 export async function runWaveGate(): Promise<void> {
   const dir = text('reports', 'fleet-deploy-reports');
@@ -30,6 +34,17 @@ export async function runWaveGate(): Promise<void> {
     },
     expectedText ? positiveInt('expected-targets', 0, 0) : undefined,
   );
+  let pause = false;
+  if (decision.proceed && wave) {
+    const gated = await analyseInGate(positiveInt('wave', 1), reports);
+    if (gated) {
+      const a = gated.analysis;
+      pause = a.decision === 'pause';
+      const said = `analysis after wave ${a.wave} ${a.outcome}: ${a.reason}${gated.rolledBack ? `; ${gated.rolledBack}` : ''}`;
+      decision = { ...decision, proceed: a.decision === 'proceed', reason: `${decision.reason}; ${said}` };
+      await core.summary.addRaw(analysisMarkdown(a, gated.rolledBack), true).write();
+    }
+  }
   const url = core.getInput('analysis-url').trim();
   const command = core.getInput('analysis-command').trim();
   if (decision.proceed && url) {
@@ -69,8 +84,11 @@ export async function runWaveGate(): Promise<void> {
     else decision = { ...decision, reason: `${decision.reason}; analysis command passed` };
   }
   core.setOutput('continue', String(decision.proceed));
+  core.setOutput('pause', String(pause));
   core.setOutput('reason', decision.reason);
   core.setOutput('failures', String(decision.failures));
   if (decision.proceed) core.info(`Next wave may start: ${decision.reason}`);
+  else if (pause)
+    core.warning(`Rollout paused for approval: ${decision.reason}`, { title: 'fleet-deploy gate' });
   else core.warning(`Rollout stopped: ${decision.reason}`, { title: 'fleet-deploy gate' });
 }

@@ -1,8 +1,9 @@
 /**
  * `fleet-deploy demo`: a sandbox of 3 servers × 3 tenants; v1 everywhere; then v2 in waves 1,34%,100% where
  * one tenant's v2 is bad — with a failure budget of 0 (the rollout stops) and of 30% (it goes on); the
- * history of that tenant; a manual rollback; a rollout under load through a tenant's proxy, in place and
- * then blue-green; then everything is torn down.
+ * history of that tenant; a manual rollback; a rollout gated by an analysis between waves (a release whose
+ * heartbeats stop is stopped at the first ring and rolled back, a healthy one soaks and goes on); a rollout
+ * under load through a tenant's proxy, in place and then blue-green; then everything is torn down.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,7 @@ import { renderReport } from '../report/render';
 import { plural, table } from '../report/table';
 import { sandboxDown, sandboxUp } from '../sandbox/fleet';
 import { freePort } from '../sandbox/ports';
+import { startSandboxHub } from '../sandbox/hub';
 import { countRequests, sandboxProxyCommands, startSandboxProxy } from '../sandbox/proxy';
 import { SshConnector } from '../ssh/transport';
 import { interruption, type CliIO } from './io';
@@ -46,7 +48,7 @@ export async function runDemo(_values: Values, io: CliIO): Promise<number> {
     const down = demo.tearDown();
     if (interruption(io)) io.exitSoon?.(code);
     demo.say(
-      `\n${demo.paint('8. Torn down', 'bold')}: sandbox servers stopped, ${plural(down.services, 'service')} stopped. Demo took ${((Date.now() - started) / 1000).toFixed(1)} s.`,
+      `\n${demo.paint('9. Torn down', 'bold')}: sandbox servers stopped, ${plural(down.services, 'service')} stopped. Demo took ${((Date.now() - started) / 1000).toFixed(1)} s.`,
     );
   }
   return code;
@@ -59,6 +61,7 @@ async function playActs(demo: Demo): Promise<void> {
   const bad = await rollOutBrokenRelease(demo, fleet);
   showHistory(demo, bad);
   const victim = await rollBackOne(demo, fleet);
+  await rollOutWatched(demo, fleet);
   await rollOutUnderLoad(demo, fleet, victim);
 }
 
@@ -253,10 +256,61 @@ async function rollBackOne(demo: Demo, fleet: DemoFleet): Promise<Target> {
   return victim;
 }
 
-/** Act 7: another general tenant deployed under load, in place and then blue-green. */
+/**
+ * Act 7: analysis between waves. A "silent" v5 passes every health gate but its heartbeats stop; the
+ * Hub's heartbeat API (a sandbox stand-in) is checked after each ring's wave: the canary wave's drop stops
+ * the rollout and rolls that wave back. Then a healthy v5 soaks after each wave and goes on.
+ */
+async function rollOutWatched(demo: Demo, fleet: DemoFleet): Promise<void> {
+  demo.title(7, "Analysis between waves: each ring soaks while the Hub's heartbeat API is checked");
+  const ports = new Map(fleet.targets.map((t) => [t.tenant.id, t.tenant.health.port!]));
+  const hub = await startSandboxHub(ports);
+  try {
+    const registry = withAnalysis(fleet.registryFile, {
+      soak: '2s',
+      interval: '1s',
+      checks: [
+        {
+          name: 'heartbeat-drop',
+          http: { url: `${hub.url}/heartbeats?tenants={tenants}` },
+          failureCondition: 'json.dropPercent > 3',
+        },
+      ],
+    });
+    demo.say(
+      '   rollout.analysis: heartbeat-drop = GET /heartbeats?tenants={tenants}, fails when json.dropPercent > 3',
+    );
+    for (const version of ['silent-5', 'v5']) {
+      demo.say(
+        `\n   ${version}${version.startsWith('silent') ? ' (its heartbeats stop)' : ''}, waves by ring:`,
+      );
+      const r = await demo.untilStopped(
+        fleet.deploy(version, { waves: 'rings', analysis: registry.analysis! }),
+      );
+      for (const a of r.analysis ?? [])
+        demo.say(
+          `   analysis after wave ${a.wave}: ${demo.paint(a.outcome, a.outcome === 'successful' ? 'green' : 'red')}, ${a.checks[0]?.measurements.length ?? 0} measurement(s) in ${(a.durationMs / 1000).toFixed(1)} s, last: ${a.checks[0]?.measurements.at(-1)?.value ?? '-'}`,
+        );
+      const t = r.totals;
+      demo.say(
+        `   ${t.deployed} deployed, ${t['rolled-back']} rolled back, ${t.skipped} skipped${r.stopped ? ` — ${demo.paint('stopped', 'yellow')}` : ''}`,
+      );
+    }
+  } finally {
+    await hub.close();
+  }
+}
+
+/** The sandbox registry with `rollout.analysis` added. */
+function withAnalysis(registryFile: string, analysis: unknown): Registry {
+  const raw = JSON.parse(readFileSync(registryFile, 'utf8')) as Record<string, unknown>;
+  return parseRegistry(JSON.stringify({ ...raw, rollout: { analysis } }), registryFile);
+}
+
+/** Act 8: another general tenant deployed under load, in place and then blue-green. */
 async function rollOutUnderLoad(demo: Demo, fleet: DemoFleet, victim: Target): Promise<void> {
   const shown = fleet.targets.find((t) => t.tenant.ring === 'general' && t.id !== victim.id)!;
-  demo.title(7, `A rollout under load: ${shown.id} behind its sandbox proxy, a request every 20 ms`);
+  demo.title(8, `A rollout under load: ${shown.id} behind its sandbox proxy, a request every 20 ms`);
   const counts = await demo.untilStopped(countedRollouts(fleet.registryFile, shown, fleet.deploy));
   for (const [name, c] of [
     ['in place   (v3)', counts.inPlace],

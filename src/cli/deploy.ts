@@ -1,4 +1,6 @@
 /** `fleet-deploy deploy`: flags → checked settings → the fleet engine over SSH (or --dry-run). */
+import type { Analysis } from '../analysis';
+import { describeWaveAnalysis } from '../deploy/analysis';
 import { deployFleet, type FleetOptions } from '../deploy/fleet';
 import { dryRunCommands, type DryRunOptions } from '../deploy/dry-run';
 import { systemClock } from '../deploy/ports';
@@ -101,8 +103,10 @@ export async function runDeploy(
     ...identity(flags, { ...io.env, USER: io.env.USER || osUser() }, 'cli'),
     ...rolloutSettings(flags, targets),
     ...(login ? { registry: login } : {}),
+    ...(mode === 'deploy' && registry.analysis ? { analysis: registry.analysis } : {}),
   };
-  if (mode === 'deploy' && setting(flags, 'dryRun')) return printDryRun(plan, options, io);
+  if (mode === 'deploy' && setting(flags, 'dryRun'))
+    return printDryRun(plan, { ...options, analysis: registry.analysis }, io);
 
   // Everything below touches servers: check the trust anchors and the key first.
   const ssh = await sshSettings(values, io, registry, plan);
@@ -127,6 +131,7 @@ export async function runDeploy(
     onStep: progress.onStep,
     onTarget: progress.onTarget,
     onWave: progress.onWave,
+    onAnalysis: progress.onAnalysis,
   });
   progress.finish();
   const reportFile = setting(flags, 'report');
@@ -170,7 +175,7 @@ export async function sshSettings(
 }
 
 /** `--dry-run`: each target's remote commands, wave by wave; nothing is contacted. */
-function printDryRun(plan: Plan, options: DryRunOptions, io: CliIO): number {
+function printDryRun(plan: Plan, options: DryRunOptions & { analysis?: Analysis }, io: CliIO): number {
   io.stdout(
     `Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${options.version}. Nothing is contacted.\n`,
   );
@@ -182,6 +187,8 @@ function printDryRun(plan: Plan, options: DryRunOptions, io: CliIO): number {
       );
       for (const c of dryRunCommands(t, options)) io.stdout(`[${c.step}] ${c.command}\n`);
     }
+    const analysis = describeWaveAnalysis(options.analysis, plan, wave, options.version);
+    if (analysis.length) io.stdout(`\n${analysis.join('\n')}\n`);
   }
   return 0;
 }

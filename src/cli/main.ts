@@ -2,6 +2,8 @@
  * fleet-deploy's command line. `runCli(argv, io)` returns the exit code: 0 success, 1 failure,
  * 2 configuration error (bad registry, bad flags, a selection that matches nothing).
  */
+import type { Analysis } from '../analysis';
+import { describeWaveAnalysis } from '../deploy/analysis';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigurationError, isConfigurationError, formatProblem } from '../errors';
 import { targetsOf } from '../registry';
@@ -247,7 +249,7 @@ Options:
       });
       if (format === 'json') io.stdout(`${JSON.stringify(planJson(plan), null, 2)}\n`);
       else if (format === 'matrix') io.stdout(`${JSON.stringify(matrices(plan))}\n`);
-      else io.stdout(renderPlan(plan));
+      else io.stdout(renderPlan(plan, registry.analysis));
       return EXIT.ok;
     },
   },
@@ -297,7 +299,7 @@ Prints a completion script for the commands, their verbs and their flags. Instal
 
 const SHOWN_PER_WAVE = 25;
 
-export function renderPlan(plan: Plan): string {
+export function renderPlan(plan: Plan, analysis?: Analysis): string {
   const out: string[] = [
     `Plan: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')} (select: ${plan.select || 'all'}; waves: ${plan.waves})`,
   ];
@@ -314,6 +316,7 @@ export function renderPlan(plan: Plan): string {
       out.push(
         `  … and ${plural(w.targets.length - SHOWN_PER_WAVE, 'more target')} (--format json lists all)`,
       );
+    out.push(...describeWaveAnalysis(analysis, plan, w, '{version}').map((l) => `  ${l}`));
   }
   return `${out.join('\n')}\n`;
 }

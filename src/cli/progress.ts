@@ -7,6 +7,7 @@
  */
 import type { TargetResult } from '../deploy/result';
 import type { StepEvent } from '../deploy/target';
+import type { AnalysisEvent } from '../deploy/analysis';
 import { seconds } from '../report/render';
 import { sanitizeLine } from '../report/sanitize';
 import { painter, type Paint, type Style } from './style';
@@ -105,6 +106,28 @@ export class Progress {
     this.line(
       this.paint(`── wave ${e.wave} of ${e.of}: ${e.targets} target${e.targets === 1 ? '' : 's'}`, 'bold'),
     );
+  };
+
+  /** The analysis between waves: what it measures, each measurement, and its outcome. */
+  onAnalysis = (e: AnalysisEvent): void => {
+    if (e.status === 'start')
+      this.line(
+        this.paint(
+          `── analysis after wave ${e.wave}: soak ${seconds(e.soakMs)}, checks ${e.checks.join(', ')}`,
+          'bold',
+        ),
+      );
+    else if (e.status === 'measurement') {
+      const m = e.measurement;
+      const color = m.outcome === 'successful' ? 'green' : m.outcome === 'failed' ? 'red' : 'yellow';
+      this.line(
+        `check ${e.check.name}${e.check.dryRun ? ' (dry run)' : ''}  ${this.paint(m.outcome, color)}  ${sanitizeLine(m.value)}${m.detail ? `  ${sanitizeLine(m.detail)}` : ''}`,
+      );
+    } else {
+      const a = e.analysis;
+      const color = a.decision === 'proceed' ? 'green' : a.decision === 'pause' ? 'yellow' : 'red';
+      this.line(`analysis after wave ${e.wave}  ${this.paint(a.outcome, color)}  ${sanitizeLine(a.reason)}`);
+    }
   };
 
   onStep = (e: StepEvent): void => {

@@ -13,6 +13,8 @@ import { budgetExceeded } from './budget';
 import { OnceHooks } from './hooks';
 import { Session } from './session';
 import { deployTarget, type DeployOptions, type LockEvent, type StepEvent } from './target';
+import type { Analysis, WaveAnalysis } from '../analysis';
+import { analyseFleetWave, rolledBack, toRollBack, type AnalysisEvent } from './analysis';
 
 export interface FleetOptions extends DeployOptions {
   concurrency: number;
@@ -23,6 +25,8 @@ export interface FleetOptions extends DeployOptions {
   maxFailures?: number;
   /** Hooks marked `once` already ran elsewhere in this rollout (another matrix job): skip them. */
   skipOnceHooks?: boolean;
+  /** Checks measured after each wave but the last, through its soak (registry `rollout.analysis`). */
+  analysis?: Analysis;
 }
 
 export interface FleetPorts {
@@ -40,6 +44,7 @@ export interface FleetPorts {
     status: 'start' | 'done';
     failures?: number;
   }) => void;
+  onAnalysis?: (e: AnalysisEvent) => void;
 }
 
 export interface WaveSummary {
@@ -56,8 +61,12 @@ export interface FleetReport {
   durationMs: number;
   totals: Record<Outcome, number> & { targets: number };
   waves: WaveSummary[];
-  /** Why the rollout stopped early (failure budget or cancellation), when it did. */
+  /** Why the rollout stopped early (failure budget, analysis or cancellation), when it did. */
   stopped?: string;
+  /** The analysis after each wave that had one. */
+  analysis?: WaveAnalysis[];
+  /** The analysis asked for a person (inconclusive policy "pause"): the rollout stopped, nothing rolled back. */
+  paused?: boolean;
   targets: TargetResult[];
 }
 
@@ -87,7 +96,9 @@ export async function deployFleet(
   const sessions = sessionsFor(plan, options, ports);
   const results: TargetResult[] = [];
   const waves: WaveSummary[] = [];
+  const analyses: WaveAnalysis[] = [];
   let stopped: string | undefined;
+  let paused = false;
 
   try {
     for (const wave of plan.plan) {
@@ -120,6 +131,12 @@ export async function deployFleet(
         if (over && wave.index < plan.plan.length)
           stopped = `wave ${wave.index} exceeded the failure budget: ${over}`;
       }
+      if (!stopped && options.analysis && wave.index < plan.plan.length) {
+        const gate = await analyseAfterWave({ options, ports, sessions, once }, plan, wave, results);
+        analyses.push(gate.analysis);
+        stopped = gate.stopped;
+        paused = gate.analysis.decision === 'pause';
+      }
     }
   } finally {
     await Promise.all([...sessions.values()].map((s) => s.close()));
@@ -133,10 +150,66 @@ export async function deployFleet(
     startedAt: new Date(started).toISOString(),
     durationMs: ports.clock.now() - started,
     totals: { targets: results.length, ...c },
-    waves,
+    // counted again: an analysis may have rolled back targets of earlier waves
+    waves: waves.map((w) => ({ ...w, counts: countOutcomes(results.filter((r) => r.wave === w.wave)) })),
     ...(stopped ? { stopped } : {}),
+    ...(analyses.length ? { analysis: analyses } : {}),
+    ...(paused ? { paused } : {}),
     targets: results,
   };
+}
+
+/**
+ * The wave's analysis (src/deploy/analysis.ts); when it stops the rollout, the targets the `rollback`
+ * policy names are rolled back in place in `results`. Returns why the rollout stops, if it does.
+ */
+async function analyseAfterWave(
+  ctx: WaveContext,
+  plan: Plan,
+  wave: Plan['plan'][number],
+  results: TargetResult[],
+): Promise<{ analysis: WaveAnalysis; stopped?: string }> {
+  const { options, ports, sessions } = ctx;
+  const analysis = await analyseFleetWave(
+    {
+      plan,
+      version: options.version,
+      sessions,
+      ports: { clock: ports.clock, urlGet: ports.urlGet, ...(ports.signal ? { signal: ports.signal } : {}) },
+      ...(ports.onAnalysis ? { onAnalysis: ports.onAnalysis } : {}),
+    },
+    options.analysis!,
+    wave,
+    results.filter((r) => r.wave === wave.index),
+  );
+  if (analysis.decision === 'proceed') return { analysis };
+  if (analysis.decision === 'pause')
+    return { analysis, stopped: `paused after wave ${wave.index} for a person: ${analysis.reason}` };
+  const back =
+    analysis.outcome === 'failed' ? toRollBack(options.analysis!.rollback, wave.index, results) : [];
+  if (back.length && !ports.signal?.aborted) {
+    const targets = back.map((r) => plan.plan[r.wave - 1]!.targets.find((t) => t.id === r.id)!);
+    targets.forEach((t) => sessions.get(t.server.name)!.remaining++);
+    // The rollback's results replace the targets' own below; they are not new targets for onTarget.
+    const quiet = { ...ports, onTarget: undefined };
+    const undone = await runWave(
+      {
+        ...ctx,
+        ports: quiet,
+        options: {
+          ...options,
+          rollback: { reason: `analysis after wave ${wave.index} failed: ${analysis.reason}` },
+        },
+      },
+      wave.index,
+      targets,
+    );
+    for (const u of undone) {
+      const i = results.findIndex((r) => r.id === u.id);
+      results[i] = rolledBack(results[i]!, u, analysis.reason);
+    }
+  }
+  return { analysis, stopped: `analysis after wave ${wave.index} ${analysis.outcome}: ${analysis.reason}` };
 }
 
 interface WaveContext {

@@ -96,6 +96,8 @@ export interface Recorded {
   next: Release;
   rollback: boolean;
   error?: string;
+  /** Why a rollback was made, when a rollout decided it (an analysis between waves that failed). */
+  reason?: string;
 }
 
 /** The history line of a finished deploy (one line of JSON; its field order is the file's). */
@@ -116,6 +118,7 @@ export function historyLine(r: Recorded): string {
     ...(r.next.configHash ? { configHash: r.next.configHash } : {}),
     ...(r.rollback ? { rollback: true } : {}),
     ...(r.error ? { error: r.error } : {}),
+    ...(r.reason ? { reason: r.reason } : {}),
   });
 }
 

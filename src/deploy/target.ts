@@ -41,7 +41,7 @@ export interface DeployOptions {
    * Roll back instead: to the release before the running one (`to` undefined), or to a named version
    * that must be in the target's release history (otherwise the target fails, listing the known ones).
    */
-  rollback?: { to?: string };
+  rollback?: { to?: string; reason?: string };
   /** Who and what is deploying, recorded in the lock and the history. */
   actor: string;
   runId: string;
@@ -538,6 +538,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       next: this.next,
       rollback: Boolean(this.options.rollback),
       ...(this.result.error ? { error: this.result.error } : {}),
+      ...(this.options.rollback?.reason ? { reason: this.options.rollback.reason.slice(0, 1000) } : {}),
     });
   }
 

@@ -1,4 +1,5 @@
 /** The registry after validation, defaults and templating: what planning and deploying work on. */
+import type { Analysis } from '../analysis/model';
 import type { PinnedHostKey } from './hostkey';
 import type { composeCommands } from './schema';
 
@@ -128,6 +129,8 @@ export interface Registry {
   /** Ring names in deploy order. */
   rings: readonly string[];
   servers: readonly Server[];
+  /** Checks between waves (`rollout.analysis`), when the registry has them. */
+  analysis?: Analysis;
 }
 
 /** One tenant on one server: the unit that is deployed, locked, health-gated and rolled back. */

@@ -60,6 +60,7 @@ function salvage(raw: unknown): SalvagedFile | undefined {
   const top = registrySchema.shape;
   return {
     rings: part(top.rings, raw.rings),
+    rollout: part(top.rollout, raw.rollout),
     defaults: validPart(top.defaults, raw.defaults),
     servers: raw.servers.map((s, si) => {
       if (!isObject(s) || !Array.isArray(s.tenants)) return undefined;

@@ -4,6 +4,7 @@
  * cannot: duplicate names, and two tenants of one server sharing a directory, a health port or a project.
  * Every problem names the JSON path where the offending value was written (which may be in defaults).
  */
+import { resolveAnalysis } from './analysis';
 import { formatPath, show, type Problem } from '../errors';
 import { parseHostKey, type PinnedHostKey } from './hostkey';
 import type { BlueGreen, HealthCheck, Hook, Proxy, Registry, Server, Tenant } from './model';
@@ -98,7 +99,11 @@ export function resolveRegistry(
   file.servers.forEach((raw, si) => {
     if (raw) servers.push(resolveServer(scope, raw, ['servers', si], endpoints));
   });
-  return { registry: { source, rings: scope.rings as string[], servers }, problems };
+  const analysis = resolveAnalysis(file.rollout?.analysis, scope.rings, problem);
+  return {
+    registry: { source, rings: scope.rings as string[], servers, ...(analysis ? { analysis } : {}) },
+    problems,
+  };
 }
 
 /** The owner already recorded for `key`, or undefined after recording `owner` as its first. */

@@ -6,6 +6,8 @@
 import { z } from 'zod';
 import * as P from './patterns';
 import { parseHostKey } from './hostkey';
+import { ANALYSIS_PLACEHOLDERS, unknownPlaceholders } from '../analysis/template';
+import { conditionProblem } from '../analysis/condition';
 
 /** A string matching a pattern, with the pattern's words in the error and the JSON Schema. */
 function str(pattern: P.Pattern, noun: string, description: string, example = pattern.example) {
@@ -486,6 +488,183 @@ export const serverSchema = z
   })
   .meta({ description: 'One server, reached over SSH.' });
 
+/** A check's query, URL or command accepts only the analysis placeholders. */
+const analysisPlaceholders = (v: string): true | string => {
+  const unknown = unknownPlaceholders(v);
+  return unknown.length
+    ? `uses the unknown placeholder {${unknown[0]}}: use ${ANALYSIS_PLACEHOLDERS.map((x) => `{${x}}`).join(', ')}`
+    : true;
+};
+
+const analysisUrl = (description: string) =>
+  refineString(
+    z
+      .string({ error: 'must be a string: URL' })
+      .regex(/^https?:\/\/[^\s"'`\\]+$/, { error: 'is not an http:// or https:// URL' })
+      .meta({ description }),
+    analysisPlaceholders,
+  );
+
+const condition = (description: string) =>
+  z
+    .string({ error: 'must be a string: a CEL expression' })
+    .min(1, { error: 'must not be empty' })
+    .max(2000, { error: 'is longer than 2000 characters' })
+    .meta({ description, examples: ['result.all(v, v < 0.03)'] });
+
+const count = (description: string) =>
+  z.int({ error: 'must be a whole number' }).min(0, { error: 'must be 0 or more' }).meta({ description });
+
+const INCONCLUSIVE = ['stop', 'continue', 'pause'] as const;
+const ROLLBACK = ['wave', 'all', 'none'] as const;
+
+const analysisCheck = z
+  .strictObject({
+    name: str(
+      P.NAME,
+      'check name',
+      "The check's name, in reports and in `rings.*.checks`.",
+      'heartbeat-drop',
+    ),
+    prometheus: z
+      .strictObject({
+        url: analysisUrl(
+          'Prometheus\' base URL, e.g. "http://prometheus:9090"; the check asks /api/v1/query.',
+        ),
+        query: refineString(
+          z
+            .string({ error: 'must be a string: a PromQL query' })
+            .min(1, { error: 'must not be empty' })
+            .meta({
+              description:
+                'A PromQL instant query. {tenants}, {servers}, {otherTenants} and {ring} are regexes for `=~"…"`; every placeholder is escaped for a PromQL string.',
+            }),
+          analysisPlaceholders,
+        ),
+      })
+      .meta({ description: "An instant query over Prometheus' HTTP API." })
+      .optional(),
+    http: z
+      .strictObject({
+        url: analysisUrl(
+          'The endpoint, asked with GET from where the rollout runs. Placeholders are URL-encoded.',
+        ),
+      })
+      .meta({ description: 'An HTTP endpoint; its status, body and JSON are the variables.' })
+      .optional(),
+    command: refineString(
+      shellCommand(
+        "Run on each target of the wave, in the tenant directory, over the deploy's SSH connection; exit 0 passes. Placeholders become quoted words; $FLEET_VERSION, $FLEET_PREVIOUS_VERSION, $FLEET_TARGET, $FLEET_WAVE are set.",
+      ),
+      analysisPlaceholders,
+    ).optional(),
+    successCondition: condition(
+      'CEL: the measurement is successful when true (with failureCondition too: inconclusive when neither holds). Default for http: "status >= 200 && status < 300".',
+    ).optional(),
+    failureCondition: condition(
+      'CEL: the measurement failed when true. Default for command: "failed > 0"; use e.g. "failedPercent > 1".',
+    ).optional(),
+    interval: duration("Time between measurements. Default: the analysis's interval.").optional(),
+    count: z
+      .int({ error: 'must be a whole number' })
+      .min(1, { error: 'must be at least 1' })
+      .meta({ description: 'Measurements to take. Default: one every interval until the soak is over.' })
+      .optional(),
+    failureLimit: count('Failed measurements tolerated; one more fails the check. Default: 0.').optional(),
+    inconclusiveLimit: count(
+      'Inconclusive measurements tolerated; one more makes the check inconclusive. Default: 0.',
+    ).optional(),
+    timeout: duration('How long one measurement may take. Default: "10s" (command: "60s").').optional(),
+    dryRun: z
+      .boolean({ error: 'must be true or false' })
+      .meta({
+        description:
+          'Measure and report, never stop the rollout: how a new check is introduced. Default: false.',
+      })
+      .optional(),
+  })
+  .check((ctx) => {
+    const v = ctx.value;
+    const kinds = (['prometheus', 'http', 'command'] as const).filter((k) => v[k] !== undefined);
+    if (kinds.length !== 1)
+      ctx.issues.push({
+        code: 'custom',
+        input: v,
+        message: kinds.length
+          ? `has ${kinds.join(' and ')}: a check is exactly one of prometheus, http or command`
+          : 'says nothing to measure: give one of prometheus, http or command',
+      });
+    const kind = kinds[0];
+    if (kind === 'prometheus' && !v.successCondition && !v.failureCondition)
+      ctx.issues.push({
+        code: 'custom',
+        input: v,
+        path: ['failureCondition'],
+        message: 'is missing: a prometheus check needs a successCondition or a failureCondition',
+      });
+    for (const field of ['successCondition', 'failureCondition'] as const) {
+      const text = v[field];
+      const problem = kind && text ? conditionProblem(text, kind) : undefined;
+      if (problem)
+        ctx.issues.push({
+          code: 'custom',
+          input: text,
+          path: [field],
+          message: problem,
+        });
+    }
+  })
+  .meta({ description: 'One check: exactly one of prometheus, http or command, and its conditions.' });
+
+const analysis = z
+  .strictObject({
+    soak: duration(
+      'How long each wave runs, measured, before the next one starts. Default: "0s" (one measurement).',
+    ).optional(),
+    interval: duration('Default time between a check\'s measurements. Default: "30s".').optional(),
+    inconclusive: z
+      .enum(INCONCLUSIVE, { error: `must be one of ${INCONCLUSIVE.join(', ')}` })
+      .meta({
+        description:
+          'When a check is inconclusive (no data, a query error, a timeout): "stop" the rollout (default), "continue", or "pause" for a person (fleet mode stops without rolling back; the workflow waits for an environment\'s approval).',
+      })
+      .optional(),
+    rollback: z
+      .enum(ROLLBACK, { error: `must be one of ${ROLLBACK.join(', ')}` })
+      .meta({
+        description:
+          'After a failed analysis: roll back the "wave" that failed (default), "all" waves done so far, or "none" (the targets stay for a person to look at).',
+      })
+      .optional(),
+    rings: z
+      .record(
+        str(P.NAME, 'ring', 'A ring name.', 'canary'),
+        z.strictObject({
+          soak: duration(
+            'The soak of a wave of this ring (a wave of several rings soaks the longest).',
+          ).optional(),
+          checks: z
+            .array(str(P.NAME, 'check name', 'A check name.', 'heartbeat-drop'))
+            .meta({ description: 'Only these checks after a wave of this ring. Default: all.' })
+            .optional(),
+        }),
+      )
+      .meta({ description: 'Per ring: its own soak, and which checks it runs.' })
+      .optional(),
+    checks: z
+      .array(analysisCheck)
+      .min(1, { error: 'must list at least one check' })
+      .meta({ description: 'The checks measured after each wave but the last.' }),
+  })
+  .meta({
+    description:
+      'Analysis between waves: checks measured while each wave soaks; a failed one stops the rollout (docs/analysis.md).',
+  });
+
+const rollout = z
+  .strictObject({ analysis: analysis.optional() })
+  .meta({ description: 'How a rollout proceeds from wave to wave.' });
+
 export const DEFAULT_RINGS = ['sandbox', 'canary', 'general'] as const;
 
 export const registrySchema = z
@@ -516,6 +695,7 @@ export const registrySchema = z
           'Values that servers and tenants inherit and may override (objects merge key by key; lists replace).',
       })
       .optional(),
+    rollout: rollout.optional(),
     servers: z.array(serverSchema).meta({ description: 'The fleet.' }),
   })
   .meta({
@@ -528,6 +708,7 @@ export type RawServer = z.input<typeof serverSchema>;
 export type RawTenant = z.input<typeof tenantSchema>;
 export type RawTenantFields = z.input<typeof tenantDefaults>;
 export type RawHealth = z.input<typeof health>;
+export type RawAnalysis = z.input<typeof analysis>;
 
 /** The JSON Schema for editors, generated from the zod schema (servers/registry.schema.json). */
 export function registryJsonSchema(): Record<string, unknown> {

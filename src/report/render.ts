@@ -49,7 +49,11 @@ export function renderReport(report: FleetReport, o: { rollback?: boolean } = {}
     '',
     `${plural(t.targets, 'target')}: ${parts.join(', ') || 'none'} in ${seconds(report.durationMs)}`,
   ];
-  if (report.stopped) lines.push(`Stopped: ${sanitizeLine(report.stopped)}`);
+  for (const a of report.analysis ?? [])
+    lines.push(
+      `Analysis after wave ${a.wave}: ${a.outcome} in ${seconds(a.durationMs)}: ${sanitizeLine(a.reason)}`,
+    );
+  if (report.stopped) lines.push(`${report.paused ? 'Paused' : 'Stopped'}: ${sanitizeLine(report.stopped)}`);
   return `${lines.join('\n')}\n`;
 }
 

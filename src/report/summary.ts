@@ -6,6 +6,7 @@
  * even for 10,000 targets, counted in UTF-8 bytes as GitHub counts (cut sections say how many rows they
  * left out and where the full report is). Server text (reasons, versions, the stop reason) is shown as code.
  */
+import { analysisMarkdown } from './analysis';
 import type { FleetReport } from '../deploy/fleet';
 import type { Outcome, TargetResult } from '../deploy/result';
 import { OUTCOME_ORDER, reason, seconds, targetTime } from './render';
@@ -67,6 +68,7 @@ export function mergeReports(all: readonly FleetReport[]): FleetReport {
   const starts = reports.map((r) => Date.parse(r.startedAt)).filter(Number.isFinite);
   const ends = reports.map((r) => Date.parse(r.startedAt) + r.durationMs).filter(Number.isFinite);
   const stopped = reports.map((r) => r.stopped).find(Boolean);
+  const analysis = reports.flatMap((r) => r.analysis ?? []);
   return {
     version: reports[0]?.version ?? '',
     actor: reports[0]?.actor ?? '',
@@ -76,6 +78,7 @@ export function mergeReports(all: readonly FleetReport[]): FleetReport {
     totals: { targets: targets.length, ...totals },
     waves,
     ...(stopped ? { stopped } : {}),
+    ...(analysis.length ? { analysis } : {}),
     targets,
   };
 }
@@ -212,6 +215,9 @@ export function renderSummary(report: FleetReport, o: SummaryOptions = {}): stri
       ...successList(rs.filter(isGood), used, perWave, o.reportLink),
     );
     body.push(...section);
+    // fleet mode: the analysis after this wave (the workflow's gate writes its own to its job summary)
+    const analysed = report.analysis?.find((a) => a.wave === wave);
+    if (analysed) body.push('', analysisMarkdown(analysed));
   }
   return [...head, ...body].join('\n');
 }
