@@ -50,7 +50,7 @@ async function rollBack(
 ): Promise<string> {
   const targets = plan.plan.flatMap((w) => w.targets).filter((t) => ids.includes(t.id));
   const login = registryLogin(actionInputs, process.env);
-  if (login) core.setSecret(login.password);
+  for (const l of login?.logins ?? []) core.setSecret(l.password);
   const backPlan = planDeployment(registry, { select: `id=${targets.map((t) => t.id).join('|')}` });
   const report: FleetReport = await deployFleet(
     backPlan,
