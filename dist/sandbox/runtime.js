@@ -113,6 +113,8 @@ function stopServices(stateDirs, graceMs = 3000) {
  *     "slow…" answer 503 for SANDBOX_SLOW_MS (default 20 s), "flaky…" alternate 200 and 500; and a tenant
  *     whose directory has a SANDBOX_BREAK file breaks the tags listed in it (one tenant's bad release);
  *     a SANDBOX_BOOT_MS file there makes its service listen only that long after it starts;
+ *   - heartbeats: GET /metrics (Prometheus text, `sandbox_heartbeat_ok 1`) and GET /heartbeat
+ *     ({"ok":true,"version":TAG}); a "silent…" tag is healthy but its heartbeats are 0 / false;
  *   - a blue-green slot: `compose --env-file FILE -p PROJECT-SLOT up -d` reads FILE instead of .env.
  * State lives in $FLEET_SANDBOX_STATE (one file per image and per project, written atomically).
  */
@@ -456,6 +458,18 @@ function serve(port, version, forceBroken) {
         const healthy = behaviour === 'ok' ||
             (behaviour === 'slow' && Date.now() - started >= slowMs) ||
             (behaviour === 'flaky' && n % 2 === 1);
+        if (req.url === '/metrics' || req.url === '/heartbeat') {
+            // A "silent…" release answers /health but its heartbeats stop: what only an analysis sees.
+            const beating = !/^silent/.test(version);
+            const text = req.url === '/metrics'
+                ? `# HELP sandbox_heartbeat_ok 1 while the tenant's heartbeats reach the hub.\n# TYPE sandbox_heartbeat_ok gauge\nsandbox_heartbeat_ok ${beating ? 1 : 0}\n`
+                : JSON.stringify({ ok: beating, version });
+            res.writeHead(200, {
+                'content-type': req.url === '/metrics' ? 'text/plain; version=0.0.4' : 'application/json',
+            });
+            res.end(text);
+            return;
+        }
         if (req.url !== '/health') {
             res.writeHead(404).end();
             return;
