@@ -589,13 +589,15 @@ export function breakLock(t: Tenant): Script {
 export function inspectLock(t: Tenant): Script {
   return named(
     'inspectLock',
-    sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${LOCK_AGE}"; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null; fi; echo '@@end'`,
+    sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${LOCK_AGE}"; echo "@@lease ${LEASE_EXPIRES} $(date +%s)"; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null; fi; echo '@@end'`,
   );
 }
 
 export interface LockState {
   owner: string;
   ageS: number;
+  /** Seconds its lease runs more (≤ 0: run out); undefined: it has none (an older fleet-deploy's lock). */
+  leaseLeftS?: number;
   /** The note of a switch the holder was making (server text: parse and check before use). */
   switchNote?: string;
 }
@@ -604,17 +606,25 @@ export function parseLock(stdout: string): LockState | undefined {
   const sections = new Map<string, string[]>();
   let section = '';
   let ageS = 0;
+  let leaseLeftS: number | undefined;
   for (const line of stdout.split('\n')) {
     const marker = /^@@(\w+)(?: (.*))?$/.exec(line.trimEnd());
     if (marker) {
       section = marker[1]!;
       if (section === 'age') ageS = Number(marker[2]) || 0;
+      const lease = section === 'lease' ? /^(\d{1,12}) (\d{1,12})$/.exec(marker[2] ?? '') : null;
+      if (lease) leaseLeftS = Number(lease[1]) - Number(lease[2]);
       sections.set(section, sections.get(section) ?? []);
     } else if (section) sections.get(section)!.push(line);
   }
   if (!sections.has('lock')) return undefined;
   const note = (sections.get('switch') ?? []).join('\n').trim();
-  return { owner: sections.get('lock')!.join('\n').trim(), ageS, ...(note ? { switchNote: note } : {}) };
+  return {
+    owner: sections.get('lock')!.join('\n').trim(),
+    ageS,
+    ...(leaseLeftS !== undefined ? { leaseLeftS } : {}),
+    ...(note ? { switchNote: note } : {}),
+  };
 }
 
 /** The last lines of the release history, for `fleet-deploy history`. */
