@@ -55,7 +55,7 @@ export class Lease {
       await this.clock.sleep(this.everyMs, signal);
       if (signal.aborted) return;
       const sent = this.clock.now();
-      const r = await this.renewOnce();
+      const r = await this.renewOnce().catch((e: Error) => ({ code: null, stdout: '', stderr: e.message }));
       if (r.code === 0 && r.stdout.includes('@@lease ok'))
         this.until = Math.max(this.until, sent + this.windowMs);
       else if (r.code === 0 && r.stdout.includes('@@lease lost')) {
