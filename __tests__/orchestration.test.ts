@@ -487,4 +487,46 @@ describe('the pre-deploy backup and the database dump', () => {
     expect(backup).not.toContain('pg_dump');
     expect(backup).not.toContain('.fleet/dump');
   });
+
+  test.each([
+    ['no slot runs', [], false],
+    ['the blue slot runs (nothing in place)', ['a'], true],
+  ])('blue-green, %s: the dump only when something runs', async (_, blue, dumped) => {
+    const reg = registry(1, 1, (f) => {
+      f.defaults.tenant.backup = {
+        keepDays: 7,
+        dump: { command: 'docker compose exec -T db pg_dump -U app app', file: 'app.sql' },
+      };
+      f.defaults.tenant.strategy = {
+        kind: 'blue-green',
+        slots: { blue: { port: 8081 }, green: { port: 8082 } },
+        proxy: { kind: 'caddy' },
+      };
+    });
+    const slots = [
+      '@@active',
+      'blue',
+      '@@env blue',
+      `APP_IMAGE=${REPO}:v1`,
+      '@@running blue',
+      ...blue.map((c) => c.repeat(64)),
+      '@@env green',
+      '@@running green',
+      '@@running legacy',
+      '@@proxy',
+      '[{"dial":"127.0.0.1:8081"}]',
+    ].join('\n');
+    const c = new ScriptedConnector(() => [
+      { match: 'prepare', reply: prepared(`${REPO}:v1`, []) },
+      { match: /@@active/, reply: ok(slots) },
+      { match: 'backup', reply: ok('@@backup 2024-05-01T12-00-00-000Z 100\n') },
+      ...happyRules(`${REPO}:v1`).slice(1),
+    ]);
+    const report = await run(reg, c);
+    const backup = c.log.find((l) => l.verb === 'backup')!.command;
+    expect(backup.includes('pg_dump')).toBe(dumped);
+    expect(report.targets[0]!.steps.find((s) => s.step === 'backup')!.detail).toBe(
+      `backup 2024-05-01T12-00-00-000Z${dumped ? '' : ' without the database dump (no container was running)'}`,
+    );
+  });
 });
