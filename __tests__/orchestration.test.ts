@@ -150,7 +150,7 @@ describe('the lock is released on every path after it was taken', () => {
     const r = (await run(registry(1, 1), c, { lockWaitMs: 3000 })).targets[0]!;
     expect(r.outcome).toBe('failed');
     expect(r.error).toMatch(
-      /is locked by another deploy: an unknown holder; last active 12 s ago; waited 3 s; it has no lease \(left by an older fleet-deploy\): if that deploy is gone, release it: fleet-deploy unlock --select 'id=eu-1\/t00000'$/,
+      /is locked by another deploy: an unknown holder; last active 12 s ago; waited 3 s; it has no lease \(a restore's, or an older fleet-deploy's\): if that deploy is gone, release it: fleet-deploy unlock --select 'id=eu-1\/t00000'$/,
     );
     expect(finishes(c)).toBe(0);
     expect(c.log.length).toBeGreaterThan(1); // it waited and retried

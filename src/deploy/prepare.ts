@@ -48,7 +48,7 @@ function lockedBy(target: Target, p: R.Prepared, waitedMs: number): string {
   const left = p.lock?.leaseLeftS;
   const lease =
     left === undefined
-      ? `it has no lease (left by an older fleet-deploy): if that deploy is gone, release it: ${unlockCommand(target.id)}`
+      ? `it has no lease (a restore's, or an older fleet-deploy's): if that deploy is gone, release it: ${unlockCommand(target.id)}`
       : `its lease runs ${left} s more; if its holder is gone, a deploy after that takes the lock over`;
   return `${target.tenant.path} on ${target.server.name} is locked by another deploy: ${holder}; waited ${Math.round(waitedMs / 1000)} s; ${lease}`;
 }
