@@ -127,61 +127,6 @@ describeSshd('a server that drops off mid-deploy', () => {
     expect(lockExists(t())).toBe(false);
   }, 60_000);
 
-  test('one recovery window per server: the finish after a rollback that spent it tries no connection', async () => {
-    // No lease renewals here, so nothing but the server's window bounds the recovery steps.
-    const tries: string[] = [];
-    let last = '';
-    const report = await deploy(fleet.registry, fleet.key, 'bad-3', {
-      onStep: (e: { step: string; status: string }) => {
-        last = `${e.step}:${e.status}`;
-        killAfterSwitch(() => undefined)(e);
-      },
-      wrap: (c) => ({ connect: (server) => (tries.push(last), c.connect(server)) }),
-      options: { recoveryWindowMs: 3000, leaseRenewMs: 0 },
-    });
-    const r = report.targets[0]!;
-    expect(r.steps.slice(-2).map((s) => `${s.step}:${s.ok}`)).toEqual(['rollback:false', 'finish:false']);
-    expect(tries.filter((x) => x.startsWith('rollback')).length).toBeGreaterThan(1); // it did try in its window
-    expect(tries.filter((x) => x === 'rollback:fail' || x.startsWith('finish'))).toEqual([]);
-    expect(r.rollbackError).toMatch(/^srv-1 stayed unreachable for its recovery window \(3 s, ended /);
-    await sshd().restart();
-    await leaseRunsOut();
-    const next = (await deploy(fleet.registry, fleet.key, 'v3')).targets[0]!;
-    expect([next.outcome, next.steps.find((s) => s.step === 'take over')?.detail]).toEqual([
-      'deployed',
-      expect.stringContaining('switched back to v2 (reverted), history noted'),
-    ]);
-  }, 60_000);
-
-  test('a live lease is renewed and never taken over: a second deploy waits for it', async () => {
-    // A holds the lock longer than its lease (3 s: a 1 s window) — a failing gate and a rollback — so
-    // only its renewals keep B from taking the lock over while A works.
-    let b: ReturnType<typeof deploy> | undefined;
-    const a = await deploy(fleet.registry, fleet.key, 'slow-8', {
-      onStep: (e: { step: string; status: string }) => {
-        if (e.step === 'update' && e.status === 'ok' && !b)
-          b = deploy(fleet.registry, fleet.key, 'v4', {
-            options: { recoveryWindowMs: 1000, lockWaitMs: 30_000 },
-          });
-      },
-      options: { recoveryWindowMs: 1000 },
-    });
-    const second = (await b!).targets[0]!;
-    const first = a.targets[0]!;
-    expect(first.outcome).toBe('rolled-back');
-    expect(first.steps.at(-1)).toMatchObject({
-      step: 'finish',
-      ok: true,
-      detail: expect.stringMatching(/unlocked$/),
-    });
-    expect(second.outcome).toBe('deployed');
-    expect(second.steps.map((s) => s.step)).not.toContain('take over');
-    expect(historyOf(t()).slice(-2)).toMatchObject([
-      { outcome: 'rolled-back', to: 'slow-8' },
-      { outcome: 'deployed', to: 'v4' },
-    ]);
-  }, 60_000);
-
   test('a second Ctrl-C quits at once, names the locks it leaves and the command that releases them', async () => {
     const child = spawn(
       process.execPath,
@@ -238,5 +183,60 @@ describeSshd('a server that drops off mid-deploy', () => {
     expect(fleet.env(t())).toContain(`APP_IMAGE=${REPO}:v1\n`);
     expect(lockExists(t())).toBe(false);
     expect(readFileSync(join(t().dir, '.env'), 'utf8')).not.toContain('bad');
+  }, 60_000);
+
+  test('one recovery window per server: the finish after a rollback that spent it tries no connection', async () => {
+    // No lease renewals here, so nothing but the server's window bounds the recovery steps.
+    const tries: string[] = [];
+    let last = '';
+    const report = await deploy(fleet.registry, fleet.key, 'bad-3', {
+      onStep: (e: { step: string; status: string }) => {
+        last = `${e.step}:${e.status}`;
+        killAfterSwitch(() => undefined)(e);
+      },
+      wrap: (c) => ({ connect: (server) => (tries.push(last), c.connect(server)) }),
+      options: { recoveryWindowMs: 3000, leaseRenewMs: 0 },
+    });
+    const r = report.targets[0]!;
+    expect(r.steps.slice(-2).map((s) => `${s.step}:${s.ok}`)).toEqual(['rollback:false', 'finish:false']);
+    expect(tries.filter((x) => x.startsWith('rollback')).length).toBeGreaterThan(1); // it did try in its window
+    expect(tries.filter((x) => x === 'rollback:fail' || x.startsWith('finish'))).toEqual([]);
+    expect(r.rollbackError).toMatch(/^srv-1 stayed unreachable for its recovery window \(3 s, ended /);
+    await sshd().restart();
+    await leaseRunsOut();
+    const next = (await deploy(fleet.registry, fleet.key, 'v3')).targets[0]!;
+    expect([next.outcome, next.steps.find((s) => s.step === 'take over')?.detail]).toEqual([
+      'deployed',
+      expect.stringContaining('switched back to v1 (reverted), history noted'),
+    ]);
+  }, 60_000);
+
+  test('a live lease is renewed and never taken over: a second deploy waits for it', async () => {
+    // A holds the lock longer than its lease (3 s: a 1 s window) — a failing gate and a rollback — so
+    // only its renewals keep B from taking the lock over while A works.
+    let b: ReturnType<typeof deploy> | undefined;
+    const a = await deploy(fleet.registry, fleet.key, 'slow-8', {
+      onStep: (e: { step: string; status: string }) => {
+        if (e.step === 'update' && e.status === 'ok' && !b)
+          b = deploy(fleet.registry, fleet.key, 'v4', {
+            options: { recoveryWindowMs: 1000, lockWaitMs: 30_000 },
+          });
+      },
+      options: { recoveryWindowMs: 1000 },
+    });
+    const second = (await b!).targets[0]!;
+    const first = a.targets[0]!;
+    expect(first.outcome).toBe('rolled-back');
+    expect(first.steps.at(-1)).toMatchObject({
+      step: 'finish',
+      ok: true,
+      detail: expect.stringMatching(/unlocked$/),
+    });
+    expect(second.outcome).toBe('deployed');
+    expect(second.steps.map((s) => s.step)).not.toContain('take over');
+    expect(historyOf(t()).slice(-2)).toMatchObject([
+      { outcome: 'rolled-back', to: 'slow-8' },
+      { outcome: 'deployed', to: 'v4' },
+    ]);
   }, 60_000);
 });

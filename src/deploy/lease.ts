@@ -69,6 +69,7 @@ export class Lease {
     }
   }
 
+  /** Stops renewing, and waits for a renewal in flight (so it cannot write into a lock being released). */
   async end(): Promise<void> {
     this.stop.abort();
     await this.loop;

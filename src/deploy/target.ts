@@ -192,7 +192,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       options.leaseRenewMs ?? renewEveryMs(options.recoveryWindowMs),
       async () =>
         (await ports.session.transport()).exec(R.renewLease(target.tenant, this.token, leaseS), {
-          timeoutMs: Math.min(options.commandTimeoutMs, options.recoveryWindowMs),
+          timeoutMs: Math.min(options.commandTimeoutMs, options.recoveryWindowMs, 10_000),
         }),
       (why) => (this.shell.halted = `${target.id} stopped: ${why}`),
     );
@@ -206,8 +206,8 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       await this.recover(e as Error);
     } finally {
       this.shell.recovering = true;
+      await this.lease.end(); // finish then runs within the lease last renewed (and releases it)
       if (this.locked) await this.finish();
-      await this.lease.end();
       this.result.previous = this.current;
       if (Object.keys(this.next.refs).length) this.result.next = this.next;
       this.result.durationMs = this.ports.clock.now() - this.started;
