@@ -207,9 +207,9 @@ describeSshd('actions/deploy', () => {
       /srv-2\/t2-1: left as it is: the server did not answer \(.*\): its lease runs out by itself and the next deploy takes it over and mends it/,
     );
     expect(lockExists(t)).toBe(true);
-    // no person: once the lease (3 s and 2 s) has run out on the server's clock, a deploy takes it over
+    // no person: once the lease (the window, a renewal interval and timeout, and 2 s) has run out on the server's clock, a deploy takes it over
     const lease = () => Number(readFileSync(join(t.dir, '.fleet', 'lock', 'lease'), 'utf8'));
-    for (let i = 0; i < 100 && Date.now() / 1000 < lease() + 1; i++)
+    for (let i = 0; i < 250 && Date.now() / 1000 < lease() + 1; i++)
       await new Promise((w) => setTimeout(w, 100));
     const next = runBundledAction(
       'dist/actions/deploy.js',

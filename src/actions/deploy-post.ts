@@ -20,7 +20,7 @@ import type { LockEvent } from '../deploy/target';
 import { targetsOf, type Target } from '../registry';
 import { finish, renewLease } from '../remote/commands';
 import { identity, setting } from '../settings';
-import { Lease, leaseSeconds, renewEveryMs } from '../deploy/lease';
+import { Lease, leaseTerms } from '../deploy/lease';
 import { SshConnector } from '../ssh/transport';
 import { DEPLOY_INPUTS, sshKey, STATE_LOCKS } from './deploy';
 import { actionInputs } from './inputs';
@@ -91,18 +91,12 @@ async function mend(
   const shell = new TargetShell(session, left(), systemClock);
   shell.recovering = true; // a connection that drops is opened again, within the window and the budget
   shell.giveUpBy = () => Math.min(deadline, lease.until);
-  const leaseS = leaseSeconds(windowMs);
+  const terms = leaseTerms(windowMs);
   const renew = async () =>
-    (await session.transport(true, deadline)).exec(renewLease(target.tenant, lock.token, leaseS), {
-      timeoutMs: Math.min(left(), 10_000),
+    (await session.transport(true, deadline)).exec(renewLease(target.tenant, lock.token, terms.leaseS), {
+      timeoutMs: Math.min(left(), terms.renewTimeoutMs),
     });
-  const lease = new Lease(
-    systemClock,
-    windowMs,
-    renewEveryMs(windowMs),
-    renew,
-    (why) => (shell.halted = why),
-  );
+  const lease = new Lease(systemClock, terms.holdMs, terms.everyMs, renew, (why) => (shell.halted = why));
   let history: string | undefined;
   try {
     const sent = Date.now();

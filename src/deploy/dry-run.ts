@@ -8,7 +8,7 @@ import * as R from '../remote/commands';
 import { backup } from '../remote/backup';
 import type { Script } from '../remote/shell';
 import { hookEnv } from './hooks';
-import { leaseSeconds } from './lease';
+import { leaseTerms } from './lease';
 import type { ReleaseStrategy } from './strategy';
 import { strategyFor } from './strategies';
 import { DEPLOY_STEPS, type DeployOptions, type DeployStep } from './target';
@@ -51,7 +51,7 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
     const owner = JSON.stringify({ token: '<token>', run: '<run>', actor: '<actor>', version: this.version });
     return this.cmd(
       'prepare',
-      R.prepare(this.tenant, { owner, leaseS: leaseSeconds(this.options.recoveryWindowMs ?? 60_000) }),
+      R.prepare(this.tenant, { owner, leaseS: leaseTerms(this.options.recoveryWindowMs ?? 60_000).leaseS }),
     );
   }
   pull() {

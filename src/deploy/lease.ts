@@ -8,8 +8,10 @@
  *
  * Why the holder's deadline is safe on the runner's clock: a renewal sent at runner time `s` runs on the
  * server at or after `s` and writes "now + leaseS", so the server's expiry is at least `s + leaseS` (less
- * the second `date +%s` truncates, which `leaseSeconds` adds back, with a second for slack). The holder
- * stops at `s + recoveryWindow`, before that; only the two clocks' rates must agree, not their settings.
+ * the second `date +%s` truncates, which `leaseTerms` adds back, with a second for slack). The holder
+ * stops at `s + holdMs`, before that; only the two clocks' rates must agree, not their settings. holdMs
+ * is the recovery window plus the longest a lost connection can go unnoticed by the renewals (an interval
+ * and a renewal's timeout), so the holder still gets its whole window after it finds the connection lost.
  */
 import type { Tenant } from '../registry/model';
 import { IMAGE_REF } from '../registry/patterns';
@@ -17,12 +19,27 @@ import { isVersion } from './history';
 import type { Clock, ExecResult } from './ports';
 import type { Release } from './result';
 
-/** The lease written on the server: the recovery window, in whole seconds, and two for truncation and slack. */
-export const leaseSeconds = (recoveryWindowMs: number) => Math.ceil(recoveryWindowMs / 1000) + 2;
+/** How a holder's lease is timed, from its recovery window and its command timeout. */
+export interface LeaseTerms {
+  /** How often it is renewed: a quarter of the window, between 1 s and 10 s (or as given). */
+  everyMs: number;
+  /** How long a renewal may take before it counts as unanswered. */
+  renewTimeoutMs: number;
+  /**
+   * How long after a renewal was sent the holder may still work (runner clock): the window, counted from
+   * when a lost connection is found at the latest — a renewal interval and a renewal's timeout later.
+   */
+  holdMs: number;
+  /** The lease written on the server, in seconds from its now: holdMs, and 2 s for truncation and slack. */
+  leaseS: number;
+}
 
-/** How often a holder renews: a quarter of its window, between 1 s and 10 s. */
-export const renewEveryMs = (recoveryWindowMs: number) =>
-  Math.min(10_000, Math.max(1000, Math.floor(recoveryWindowMs / 4)));
+export function leaseTerms(windowMs: number, commandTimeoutMs = 10_000, everyMs?: number): LeaseTerms {
+  const every = everyMs ?? Math.min(10_000, Math.max(1000, Math.floor(windowMs / 4)));
+  const renewTimeoutMs = Math.min(commandTimeoutMs, windowMs, 10_000);
+  const holdMs = windowMs + every + renewTimeoutMs;
+  return { everyMs: every, renewTimeoutMs, holdMs, leaseS: Math.ceil(holdMs / 1000) + 2 };
+}
 
 /** A holder's lease: renewed in the background while the lock is held, and the moment it gives up. */
 export class Lease {
@@ -35,7 +52,8 @@ export class Lease {
 
   constructor(
     private readonly clock: Clock,
-    private readonly windowMs: number,
+    /** How long after a renewal was sent the holder may still work (LeaseTerms.holdMs). */
+    private readonly holdMs: number,
     /** 0: no renewals (a fake clock's tests). */
     private readonly everyMs: number,
     private readonly renewOnce: () => Promise<ExecResult>,
@@ -45,7 +63,7 @@ export class Lease {
   /** The lock was taken (or found ours) by a command sent at `sentAt`: renew from now on. */
   taken(sentAt: number): void {
     if (this.everyMs <= 0 || this.loop) return;
-    this.until = sentAt + this.windowMs;
+    this.until = sentAt + this.holdMs;
     this.loop = this.renewing().catch(() => undefined);
   }
 
@@ -57,7 +75,7 @@ export class Lease {
       const sent = this.clock.now();
       const r = await this.renewOnce().catch((e: Error) => ({ code: null, stdout: '', stderr: e.message }));
       if (r.code === 0 && r.stdout.includes('@@lease ok'))
-        this.until = Math.max(this.until, sent + this.windowMs);
+        this.until = Math.max(this.until, sent + this.holdMs);
       else if (r.code === 0 && r.stdout.includes('@@lease lost')) {
         this.lost =
           'its lease on the lock ran out or the lock is no longer its own (another deploy took it over)';

@@ -16,7 +16,7 @@ import { backup, backupId, parseBackupTaken } from '../remote/backup';
 import { runGate, type GateResult } from '../health/gate';
 import { History, historyLine } from './history';
 import { OnceHooks, runHooks } from './hooks';
-import { interruptedSwitch, Lease, leaseSeconds, renewEveryMs } from './lease';
+import { interruptedSwitch, Lease, leaseTerms } from './lease';
 import { describeHolder, parseLockOwner, unlockCommand } from './locks';
 import type { Clock, UrlGet } from './ports';
 import { prepareTarget } from './prepare';
@@ -185,14 +185,14 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       ...(options.registry ? { registry: options.registry } : {}),
     };
     this.next = { refs: {}, version: options.version, imageIds: [], digests: [] };
-    const leaseS = leaseSeconds(options.recoveryWindowMs);
+    const terms = this.leaseTerms();
     this.lease = new Lease(
       ports.clock,
-      options.recoveryWindowMs,
-      options.leaseRenewMs ?? renewEveryMs(options.recoveryWindowMs),
+      terms.holdMs,
+      terms.everyMs,
       async () =>
-        (await ports.session.transport()).exec(R.renewLease(target.tenant, this.token, leaseS), {
-          timeoutMs: Math.min(options.commandTimeoutMs, options.recoveryWindowMs, 10_000),
+        (await ports.session.transport()).exec(R.renewLease(target.tenant, this.token, terms.leaseS), {
+          timeoutMs: terms.renewTimeoutMs,
         }),
       (why) => (this.shell.halted = `${target.id} stopped: ${why}`),
     );
@@ -550,10 +550,15 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     const breakMs = this.options.breakLocksOlderThanMs;
     return {
       owner,
-      leaseS: leaseSeconds(this.options.recoveryWindowMs),
+      leaseS: this.leaseTerms().leaseS,
       waitMs: this.options.lockWaitMs,
       ...(breakMs === undefined ? {} : { breakAfterS: Math.floor(breakMs / 1000) }),
     };
+  }
+
+  private leaseTerms() {
+    const o = this.options;
+    return leaseTerms(o.recoveryWindowMs, o.commandTimeoutMs, o.leaseRenewMs);
   }
 
   private prepareHooks() {
