@@ -40,7 +40,9 @@ test('the floor script is the builders’ scripts, rolls back to the release in 
     const t = { id: 't1', dir, project: 't1', appPort: port, target } as BenchTarget;
     const script = floorScript(t, 'v2');
     const owner = /"token":"(floor-[0-9a-f]+)"/.exec(script)![0];
-    expect(script).toContain(prepare(target.tenant, `{"actor":"floor","version":"v2",${owner}}`).text);
+    expect(script).toContain(
+      prepare(target.tenant, { owner: `{"actor":"floor","version":"v2",${owner}}`, leaseS: 3600 }).text,
+    );
     expect(script).toContain(pullImages(target.tenant, ['registry.test/app:v2']).text);
     expect(script).toContain(update(target.tenant, { APP_IMAGE: 'registry.test/app:v2' }).text);
     // the rollback goes to the release .env names now

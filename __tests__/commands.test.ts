@@ -65,9 +65,9 @@ describe('command strings', () => {
   });
 
   test('compose v1 is looked up, not run, in preflight', () => {
-    expect(R.prepare(tenant({ compose: { command: 'docker-compose' } }), '{}').text).toContain(
-      'command -v docker-compose >/dev/null 2>&1 || exit 12',
-    );
+    expect(
+      R.prepare(tenant({ compose: { command: 'docker-compose' } }), { owner: '{}', leaseS: 3600 }).text,
+    ).toContain('command -v docker-compose >/dev/null 2>&1 || exit 12');
   });
 
   const t = tenant({
@@ -331,7 +331,7 @@ describe('the Compose project, derived on the server as Compose does', () => {
   ) => {
     const w = workdir(env);
     writeFileSync(join(w.dir, 'docker-compose.yml'), compose);
-    const script = R.prepare(tenant({ path: w.dir, ...extra }), '{}').text;
+    const script = R.prepare(tenant({ path: w.dir, ...extra }), { owner: '{}', leaseS: 3600 }).text;
     const r = spawnSync('sh', ['-c', script], {
       encoding: 'utf8',
       env: { PATH: `${join(w.dir, '..', 'bin')}:/usr/bin:/bin`, ...vars },
@@ -367,7 +367,7 @@ describe('prepare, run by a real shell', () => {
   test('checks, takes the lock, reads .env, running image IDs, images and history', () => {
     const w = workdir(ENV);
     const t = tenant({ path: w.dir });
-    const r = w.run(R.prepare(t, owner('t1')));
+    const r = w.run(R.prepare(t, { owner: owner('t1'), leaseS: 3600 }));
     expect(r.status).toBe(0);
     const p = R.parsePrepared(r.stdout);
     expect(p.env).toEqual({ APP_IMAGE: 'ghcr.io/acme/app:v1' });
@@ -381,19 +381,95 @@ describe('prepare, run by a real shell', () => {
   test('a held lock exits 20 with its owner and age, and is left alone', () => {
     const w = workdir(ENV);
     const t = tenant({ path: w.dir });
-    expect(w.run(R.prepare(t, owner('first'))).status).toBe(0);
-    const r = w.run(R.prepare(t, owner('second')));
+    expect(w.run(R.prepare(t, { owner: owner('first'), leaseS: 3600 })).status).toBe(0);
+    const r = w.run(R.prepare(t, { owner: owner('second'), leaseS: 3600 }));
     expect(r.status).toBe(R.LOCK_HELD);
-    expect(R.parsePrepared(r.stdout).lock).toEqual({ owner: owner('first'), ageS: expect.any(Number) });
+    expect(R.parsePrepared(r.stdout).lock).toEqual({
+      owner: owner('first'),
+      ageS: expect.any(Number),
+      leaseLeftS: expect.any(Number),
+    });
     expect(readFileSync(join(w.dir, '.fleet/lock/owner'), 'utf8')).toBe(`${owner('first')}\n`);
+  });
+
+  test('a lease past its second is taken over, with the old owner and its switch note; a live one is not', () => {
+    const w = workdir(ENV);
+    const t = tenant({ path: w.dir });
+    expect(w.run(R.prepare(t, { owner: owner('gone'), leaseS: 3600 })).status).toBe(0);
+    expect(Number(readFileSync(join(w.dir, '.fleet/lock/lease'), 'utf8'))).toBeGreaterThan(Date.now() / 1000);
+    writeFileSync(join(w.dir, '.fleet/lock/switch'), '{"from":"v1","to":"v2"}\n');
+    // live: held, whatever the lease length of the one asking
+    const held = w.run(R.prepare(t, { owner: owner('next'), leaseS: 1 }));
+    expect(held.status).toBe(R.LOCK_HELD);
+    expect(R.parsePrepared(held.stdout).lock?.leaseLeftS).toBeGreaterThan(3500);
+    // its holder's second has passed: taken over
+    writeFileSync(join(w.dir, '.fleet/lock/lease'), `${Math.floor(Date.now() / 1000) - 5}\n`);
+    const r = w.run(R.prepare(t, { owner: owner('next'), leaseS: 60 }));
+    expect(r.status).toBe(0);
+    const p = R.parsePrepared(r.stdout);
+    expect(p.tookOver).toEqual({
+      owner: owner('gone'),
+      switchNote: '{"from":"v1","to":"v2"}',
+      pastS: expect.any(Number),
+    });
+    expect(p.tookOver!.pastS).toBeGreaterThanOrEqual(5);
+    expect(readFileSync(join(w.dir, '.fleet/lock/owner'), 'utf8')).toBe(`${owner('next')}\n`);
+    expect(existsSync(join(w.dir, '.fleet/lock/switch'))).toBe(false);
+    expect(existsSync(join(w.dir, '.fleet/lock.break'))).toBe(false);
+  });
+
+  test.each([
+    ['words', 'soon\n'],
+    ['nothing', ''],
+    ['a huge number', '99999999999999999999\n'],
+  ])('a lease file holding %s is no lease: the lock is held, never taken over', (_, text) => {
+    const w = workdir(ENV);
+    const t = tenant({ path: w.dir });
+    w.run(R.prepare(t, { owner: owner('first'), leaseS: 3600 }));
+    writeFileSync(join(w.dir, '.fleet/lock/lease'), text);
+    const r = w.run(R.prepare(t, { owner: owner('next'), leaseS: 60 }));
+    expect(r.status).toBe(R.LOCK_HELD);
+    expect(readFileSync(join(w.dir, '.fleet/lock/owner'), 'utf8')).toBe(`${owner('first')}\n`);
+  });
+
+  test('a hostile owner or switch note reaches the taker on one printable line each', () => {
+    const w = workdir(ENV);
+    const t = tenant({ path: w.dir });
+    w.run(R.prepare(t, { owner: owner('gone'), leaseS: 3600 }));
+    writeFileSync(join(w.dir, '.fleet/lock/owner'), '{"actor":"x"}\n@@env\nAPP_IMAGE=evil:1\n\x1b[2J');
+    writeFileSync(join(w.dir, '.fleet/lock/switch'), 'a\n@@history\nb');
+    writeFileSync(join(w.dir, '.fleet/lock/lease'), '1\n');
+    const p = R.parsePrepared(w.run(R.prepare(t, { owner: owner('next'), leaseS: 60 })).stdout);
+    expect(p.tookOver).toMatchObject({
+      owner: '{"actor":"x"}@@envAPP_IMAGE=evil:1[2J',
+      switchNote: 'a@@historyb',
+    });
+    expect(p.env).toEqual({ APP_IMAGE: 'ghcr.io/acme/app:v1' });
+  });
+
+  test('renewLease: renews only a live lease of its own; a lost one stays lost', () => {
+    const w = workdir(ENV);
+    const t = tenant({ path: w.dir });
+    w.run(R.prepare(t, { owner: owner('mine'), leaseS: 5 }));
+    const lease = () => Number(readFileSync(join(w.dir, '.fleet/lock/lease'), 'utf8'));
+    expect(w.run(R.renewLease(t, 'mine', 3600)).stdout).toBe('@@lease ok\n');
+    expect(lease()).toBeGreaterThan(Date.now() / 1000 + 3000);
+    expect(w.run(R.renewLease(t, 'other', 3600)).stdout).toBe('@@lease lost\n');
+    writeFileSync(join(w.dir, '.fleet/lock/lease'), '1\n');
+    expect(w.run(R.renewLease(t, 'mine', 3600)).stdout).toBe('@@lease lost\n');
+    expect(lease()).toBe(1);
+    mkdirSync(join(w.dir, '.fleet/lock.break'));
+    expect(w.run(R.renewLease(t, 'mine', 3600)).stdout).toBe('@@lease busy\n');
   });
 
   test('a stale lock is broken only past the given age', () => {
     const w = workdir(ENV);
     const t = tenant({ path: w.dir });
-    w.run(R.prepare(t, owner('crashed')));
-    expect(w.run(R.prepare(t, owner('next'), 3600)).status).toBe(R.LOCK_HELD);
-    const r = w.run(R.prepare(t, owner('next'), 0));
+    w.run(R.prepare(t, { owner: owner('crashed'), leaseS: 3600 }));
+    expect(w.run(R.prepare(t, { owner: owner('next'), leaseS: 3600, breakAfterS: 3600 })).status).toBe(
+      R.LOCK_HELD,
+    );
+    const r = w.run(R.prepare(t, { owner: owner('next'), leaseS: 3600, breakAfterS: 0 }));
     expect(r.status).toBe(0);
     expect(R.parsePrepared(r.stdout).brokeStale).toBe(owner('crashed'));
     expect(readFileSync(join(w.dir, '.fleet/lock/owner'), 'utf8')).toBe(`${owner('next')}\n`);
@@ -412,7 +488,7 @@ describe('prepare, run by a real shell', () => {
         encoding: 'utf8',
         env: { PATH: `${join(home, 'bin')}:/usr/bin:/bin` },
       });
-    expect(run(R.prepare(t, owner('working'))).status).toBe(0);
+    expect(run(R.prepare(t, { owner: owner('working'), leaseS: 3600 })).status).toBe(0);
     const lock = join(w.dir, '.fleet/lock');
     const ageS = () => (Date.now() - statSync(lock).mtimeMs) / 1000;
     const longAgo = new Date(Date.now() - 2 * 3600_000);
@@ -428,7 +504,9 @@ describe('prepare, run by a real shell', () => {
       expect(ageS()).toBeLessThan(60);
     }
     // a deploy that would break locks older than an hour finds this one held
-    expect(run(R.prepare(t, owner('next'), 3600)).status).toBe(R.LOCK_HELD);
+    expect(run(R.prepare(t, { owner: owner('next'), leaseS: 3600, breakAfterS: 3600 })).status).toBe(
+      R.LOCK_HELD,
+    );
     // and a touch never brings back a lock that is gone
     run(R.finish(t, { token: 'working' }));
     run(R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v3' }));
@@ -438,12 +516,12 @@ describe('prepare, run by a real shell', () => {
   test('a breaking lock left by a breaker that died (a minute old) does not block breaking for good', () => {
     const w = workdir(ENV);
     const t = tenant({ path: w.dir });
-    w.run(R.prepare(t, owner('crashed')));
+    w.run(R.prepare(t, { owner: owner('crashed'), leaseS: 3600 }));
     const leftover = join(w.dir, '.fleet/lock.break');
     mkdirSync(leftover);
     const old = new Date(Date.now() - 120_000);
     utimesSync(leftover, old, old);
-    const r = w.run(R.prepare(t, owner('next'), 0));
+    const r = w.run(R.prepare(t, { owner: owner('next'), leaseS: 3600, breakAfterS: 0 }));
     expect(r.status).toBe(0);
     expect(R.parsePrepared(r.stdout).brokeStale).toBe(owner('crashed'));
     expect(existsSync(leftover)).toBe(false);
@@ -452,9 +530,9 @@ describe('prepare, run by a real shell', () => {
   test('a stale lock that another deploy is breaking right now is left to it', () => {
     const w = workdir(ENV);
     const t = tenant({ path: w.dir });
-    w.run(R.prepare(t, owner('crashed')));
+    w.run(R.prepare(t, { owner: owner('crashed'), leaseS: 3600 }));
     mkdirSync(join(w.dir, '.fleet/lock.break')); // the other breaker's turn
-    const r = w.run(R.prepare(t, owner('late'), 0));
+    const r = w.run(R.prepare(t, { owner: owner('late'), leaseS: 3600, breakAfterS: 0 }));
     expect(r.status).toBe(R.LOCK_HELD);
     expect(R.parsePrepared(r.stdout).lock?.owner).toBe(owner('crashed'));
     expect(readFileSync(join(w.dir, '.fleet/lock/owner'), 'utf8')).toBe(`${owner('crashed')}\n`);
@@ -464,17 +542,21 @@ describe('prepare, run by a real shell', () => {
     for (let round = 0; round < 10; round++) {
       const w = workdir(ENV);
       const t = tenant({ path: w.dir });
-      w.run(R.prepare(t, owner('crashed')));
+      w.run(R.prepare(t, { owner: owner('crashed'), leaseS: 3600 }));
       const old = new Date(Date.now() - 3600_000);
       utimesSync(join(w.dir, '.fleet/lock'), old, old);
       const codes = await Promise.all(
         ['a', 'b', 'c', 'd'].map(
           (who) =>
             new Promise<[string, number | null]>((done) => {
-              const p = spawn('sh', ['-c', R.prepare(t, owner(who), 60).text], {
-                env: { PATH: `${join(w.dir, '../bin')}:/usr/bin:/bin` },
-                stdio: 'ignore',
-              });
+              const p = spawn(
+                'sh',
+                ['-c', R.prepare(t, { owner: owner(who), leaseS: 3600, breakAfterS: 60 }).text],
+                {
+                  env: { PATH: `${join(w.dir, '../bin')}:/usr/bin:/bin` },
+                  stdio: 'ignore',
+                },
+              );
               p.on('close', (code) => done([who, code]));
             }),
         ),
@@ -507,7 +589,7 @@ describe('prepare, run by a real shell', () => {
     const w = workdir(ENV);
     const t = tenant({ path: w.dir });
     breakIt(w);
-    const r = w.run(R.prepare(t, owner('x')));
+    const r = w.run(R.prepare(t, { owner: owner('x'), leaseS: 3600 }));
     expect(r.status).toBe(code);
     expect(existsSync(join(w.dir, '.fleet/lock'))).toBe(false);
   });
@@ -515,7 +597,7 @@ describe('prepare, run by a real shell', () => {
   test('finish releases our lock, not another one', () => {
     const w = workdir(ENV);
     const t = tenant({ path: w.dir });
-    w.run(R.prepare(t, owner('mine')));
+    w.run(R.prepare(t, { owner: owner('mine'), leaseS: 3600 }));
     expect(w.run(R.finish(t, { token: 'other', history: '{"b":2}' })).stdout).toBe('@@unlock not-ours\n');
     expect(existsSync(join(w.dir, '.fleet/lock'))).toBe(true);
     expect(existsSync(join(w.dir, '.fleet/history.jsonl'))).toBe(false); // not ours: nothing written

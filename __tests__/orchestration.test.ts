@@ -32,6 +32,7 @@ const options = (extra: Partial<FleetOptions> = {}): FleetOptions => ({
   pullTimeoutMs: 1000,
   pullAttempts: 2,
   recoveryWindowMs: 10_000,
+  leaseRenewMs: 0, // a fake clock: no renewals in the background (lease.ts)
   concurrency: 4,
   perServer: 2,
   maxFailurePercent: 0,
@@ -149,7 +150,7 @@ describe('the lock is released on every path after it was taken', () => {
     const r = (await run(registry(1, 1), c, { lockWaitMs: 3000 })).targets[0]!;
     expect(r.outcome).toBe('failed');
     expect(r.error).toMatch(
-      /is locked by another deploy: an unknown holder; last active 12 s ago; waited 3 s\. If that deploy is gone, release it: fleet-deploy unlock --select 'id=eu-1\/t00000'$/,
+      /is locked by another deploy: an unknown holder; last active 12 s ago; waited 3 s; it has no lease \(a restore's, or an older fleet-deploy's\): if that deploy is gone, release it: fleet-deploy unlock --select 'id=eu-1\/t00000'$/,
     );
     expect(finishes(c)).toBe(0);
     expect(c.log.length).toBeGreaterThan(1); // it waited and retried
@@ -514,5 +515,47 @@ describe('the pre-deploy backup and the database dump', () => {
     );
     expect(backup).not.toContain('pg_dump');
     expect(backup).not.toContain('.fleet/dump');
+  });
+
+  test.each([
+    ['no slot runs', [], false],
+    ['the blue slot runs (nothing in place)', ['a'], true],
+  ])('blue-green, %s: the dump only when something runs', async (_, blue, dumped) => {
+    const reg = registry(1, 1, (f) => {
+      f.defaults.tenant.backup = {
+        keepDays: 7,
+        dump: { command: 'docker compose exec -T db pg_dump -U app app', file: 'app.sql' },
+      };
+      f.defaults.tenant.strategy = {
+        kind: 'blue-green',
+        slots: { blue: { port: 8081 }, green: { port: 8082 } },
+        proxy: { kind: 'caddy' },
+      };
+    });
+    const slots = [
+      '@@active',
+      'blue',
+      '@@env blue',
+      `APP_IMAGE=${REPO}:v1`,
+      '@@running blue',
+      ...blue.map((c) => c.repeat(64)),
+      '@@env green',
+      '@@running green',
+      '@@running legacy',
+      '@@proxy',
+      '[{"dial":"127.0.0.1:8081"}]',
+    ].join('\n');
+    const c = new ScriptedConnector(() => [
+      { match: 'prepare', reply: prepared(`${REPO}:v1`, []) },
+      { match: /@@active/, reply: ok(slots) },
+      { match: 'backup', reply: ok('@@backup 2024-05-01T12-00-00-000Z 100\n') },
+      ...happyRules(`${REPO}:v1`).slice(1),
+    ]);
+    const report = await run(reg, c);
+    const backup = c.log.find((l) => l.verb === 'backup')!.command;
+    expect(backup.includes('pg_dump')).toBe(dumped);
+    expect(report.targets[0]!.steps.find((s) => s.step === 'backup')!.detail).toBe(
+      `backup 2024-05-01T12-00-00-000Z${dumped ? '' : ' without the database dump (no container was running)'}`,
+    );
   });
 });

@@ -192,7 +192,7 @@ describe('hostile input', () => {
               }
               const ref = R.imageRef(tenant.images[0]!, v);
               const built = [
-                R.prepare(tenant, JSON.stringify({ actor: value }), 60),
+                R.prepare(tenant, { owner: JSON.stringify({ actor: value }), leaseS: 60, breakAfterS: 60 }),
                 R.pullImages(tenant, [ref]),
                 R.update(tenant, { [tenant.images[0]!.variable]: ref }),
                 R.finish(tenant, { token: 'tok', history: JSON.stringify({ error: value }) }),

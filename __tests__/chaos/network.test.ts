@@ -6,7 +6,7 @@
  * what runs) and the total time within the bound the configured timeouts set.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deployFleet, type FleetOptions } from '../../src/deploy/fleet';
@@ -325,6 +325,64 @@ describeNetns('network faults', () => {
         faults: 2,
         ms: ms + unlockMs,
         boundMs: BOUND_MS + 60_000,
+      };
+    },
+  );
+
+  scenario(
+    'network faults',
+    'server drops off 1 s into a deploy and stays away past the recovery window, then comes back',
+    'the deploy ends within the window (and the seconds to notice the loss) naming what it left; the next deploy takes the expired lease over, mends the tenant and deploys, no person involved',
+    async () => {
+      const { h, registryText } = await host();
+      const windowMs = OPTIONS.recoveryWindowMs;
+      let downAt = 0;
+      const { r, ms } = await deploy(
+        registryText,
+        'v2',
+        once('connect', 'start', () =>
+          later(1000, () => {
+            downAt = Date.now();
+            h.linkDown();
+          }),
+        ),
+      );
+      const t0 = Date.now() - ms;
+      // ended within the window after the drop, plus the time to notice the loss (a command's timeout at
+      // most, the keepalive's 3 s at least), a connection attempt in flight at the window's end, and 1.5 s
+      const bound =
+        windowMs + OPTIONS.commandTimeoutMs + CONNECT.connectTimeoutMs * CONNECT.connectAttempts + 1500;
+      const afterDropMs = Date.now() - downAt;
+      expect(downAt).toBeGreaterThan(0);
+      expect(afterDropMs).toBeLessThan(bound);
+      expect(r.outcome).toBe('failed');
+      expect(r.error).toMatch(
+        /lock stays at .* until its lease runs out .*the next deploy then takes it over/,
+      );
+      expect(lockExists(tenant(h))).toBe(true);
+
+      // back once its lease has run out on the server's clock (the window and 2 s)
+      const lease = Number(readFileSync(join(h.tenantDir, '.fleet', 'lock', 'lease'), 'utf8'));
+      await new Promise((w) => setTimeout(w, Math.max(0, lease * 1000 - Date.now()) + 1500));
+      h.linkUp();
+      const next = await deploy(registryText, 'v3', () => undefined);
+      expect(next.r.outcome).toBe('deployed');
+      const took = next.r.steps.find((s) => s.step === 'take over');
+      expect(took?.detail).toMatch(
+        /^took over the lock of chaos \(run chaos-run, deploying v2, since [^)]+\): its lease ran out \d+ s ago; /,
+      );
+      expect(envVersion(h.tenantDir)).toBe('v3');
+      expect(lockExists(tenant(h))).toBe(false);
+      expect(historyOf(tenant(h)).at(-1)).toMatchObject({ outcome: 'deployed', to: 'v3' });
+      const mended = /switched back to v1/.test(took!.detail!)
+        ? 'switched back to v1 first'
+        : 'nothing to mend';
+      return {
+        measured: `first deploy failed within the window, lock left with its lease; next deploy took it over (${mended}) and deployed v3`,
+        faults: 1,
+        ms: Date.now() - t0,
+        boundMs: bound + 1000,
+        detail: `ended ${((afterDropMs - windowMs) / 1000).toFixed(1)} s after the window (dropped ${downAt - t0} ms in); take-over: ${took!.detail}`,
       };
     },
   );

@@ -1,5 +1,5 @@
 import { deployFleet, type FleetOptions, type FleetReport } from '../../src/deploy/fleet';
-import { systemClock } from '../../src/deploy/ports';
+import { systemClock, type Connector } from '../../src/deploy/ports';
 import { planDeployment } from '../../src/plan/plan';
 import { fetchUrl } from '../../src/http/fetch';
 import type { Registry } from '../../src/registry';
@@ -32,6 +32,8 @@ export async function deploy(
     privateKey?: string;
     onStep?: (e: any) => void;
     signal?: AbortSignal;
+    /** Wraps the connector (a test counts or times the connections tried). */
+    wrap?: (c: Connector) => Connector;
     /** The connect timeout and attempts (default 5 s × 2: a test fleet answers at once). */
     connect?: { timeoutMs: number; attempts: number };
   } = {},
@@ -45,7 +47,7 @@ export async function deploy(
   });
   const plan = planDeployment(registry, { select: opts.select, waves: opts.waves });
   const report = await deployFleet(plan, testOptions(version, opts.options), {
-    connector,
+    connector: opts.wrap ? opts.wrap(connector) : connector,
     clock: systemClock,
     urlGet: fetchUrl,
     onStep: opts.onStep,

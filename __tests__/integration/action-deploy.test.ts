@@ -3,7 +3,7 @@
  * against real sshd (tenants on the SANDBOX runtime, the docker double).
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { actionEnv, runBundledAction } from '../helpers/run';
 import { handOver, haveSshd } from '../../src/testing';
@@ -118,12 +118,13 @@ describeSshd('actions/deploy', () => {
   }, 60_000);
 
   /** Starts the deploy action on a slow release and signals it once its switch has run (mid-gate). */
-  async function cancelMidGate(signal: NodeJS.Signals, version: string) {
+  async function cancelMidGate(signal: NodeJS.Signals, version: string, inputs: Record<string, string> = {}) {
     const a = actionEnv({
       registry: registryFile,
       version,
       targets: 'srv-2/t2-1',
       'ssh-key': fleet.key.privateKey,
+      ...inputs,
     });
     const child = spawn(process.execPath, ['dist/actions/deploy.js'], {
       env: a.env,
@@ -182,6 +183,53 @@ describeSshd('actions/deploy', () => {
     expect(fleet.env(t)).toBe(before);
     expect(historyOf(t).at(-1)).toMatchObject({ outcome: 'cancelled', from: 'slow-9', rollback: true });
   }, 60_000);
+
+  test('force-stopped, and the server away during the post step: the post step gives up within its window; the lease runs out by itself and the next deploy takes over', async () => {
+    const t = fleet.tenants[1]!;
+    const before = fleet.env(t);
+    const window = { 'recovery-window': '3s' };
+    const { a } = await cancelMidGate('SIGKILL', 'slow-10', window);
+    expect(lockExists(t)).toBe(true);
+    const sshd = fleet.sshds.get('srv-2')!;
+    sshd.kill();
+    let post;
+    try {
+      post = runBundledAction(
+        'dist/actions/deploy-post.js',
+        { registry: registryFile, 'ssh-key': fleet.key.privateKey, ...window },
+        { 'STATE_fleet-deploy-locks': a.state()['fleet-deploy-locks']! },
+        30_000,
+      );
+    } finally {
+      await sshd.restart();
+    }
+    expect(post.code).toBe(0);
+    expect(post.stdout).toMatch(
+      /srv-2\/t2-1: left as it is: the server did not answer \(.*\): its lease runs out by itself and the next deploy takes it over and mends it/,
+    );
+    expect(lockExists(t)).toBe(true);
+    // no person: once the lease (the window, a renewal interval and timeout, and 2 s) has run out on the server's clock, a deploy takes it over
+    const lease = () => Number(readFileSync(join(t.dir, '.fleet', 'lock', 'lease'), 'utf8'));
+    for (let i = 0; i < 250 && Date.now() / 1000 < lease() + 1; i++)
+      await new Promise((w) => setTimeout(w, 100));
+    const next = runBundledAction(
+      'dist/actions/deploy.js',
+      { registry: registryFile, version: 'v7', targets: 'srv-2/t2-1', 'ssh-key': fleet.key.privateKey },
+      {},
+      60_000,
+    );
+    expect(next.code).toBe(0);
+    const steps = JSON.parse(next.outputs.report!).targets[0].steps;
+    expect(steps.find((s: { step: string }) => s.step === 'take over').detail).toMatch(
+      /its lease ran out \d+ s ago; it was cut off switching \S+ → slow-10: switched back to \S+ \(reverted\), history noted$/,
+    );
+    expect(historyOf(t).slice(-2)).toMatchObject([
+      { outcome: 'failed', to: 'slow-10' },
+      { outcome: 'deployed', to: 'v7' },
+    ]);
+    expect(lockExists(t)).toBe(false);
+    expect(fleet.env(t)).toBe(before.replace(/:[^:\n]+\n/, ':v7\n'));
+  }, 90_000);
 
   test('the post step with nothing held does nothing', () => {
     const post = runBundledAction('dist/actions/deploy-post.js', {}, {});

@@ -109,7 +109,7 @@ describeSshd('one server, two tenants, real sshd', () => {
       const r = report.targets[0]!;
       expect(r.outcome).toBe('failed');
       expect(r.error).toMatch(
-        /is locked by another deploy: alice \(run run-42\); last active \d+ s ago; waited 1 s\. If that deploy is gone, release it: fleet-deploy unlock --select 'id=/,
+        /is locked by another deploy: alice \(run run-42\); last active \d+ s ago; waited 1 s; it has no lease \(a restore's, or an older fleet-deploy's\): if that deploy is gone, release it: fleet-deploy unlock --select 'id=/,
       );
       expect(existsSync(join(lock, 'owner'))).toBe(true);
       expect(fleet.env(t1())).toContain(`:v2\n`);

@@ -25,6 +25,12 @@ describeSshd('a server that drops off mid-deploy', () => {
   afterAll(async () => fleet?.stop());
   const t = () => fleet.tenants[0]!;
   const sshd = () => fleet.sshds.get('srv-1')!;
+  /** Waits (at most 20 s) until the server's clock is past the lock's lease. */
+  const leaseRunsOut = async () => {
+    const lease = () => Number(readFileSync(join(t().dir, '.fleet', 'lock', 'lease'), 'utf8'));
+    for (let i = 0; i < 200 && Date.now() / 1000 < lease() + 1; i++)
+      await new Promise((w) => setTimeout(w, 100));
+  };
   /** Kills the server's sshd (listener and connections) when the switch has run. */
   const killAfterSwitch = (then: () => void) => (e: { step: string; status: string }) => {
     if (e.step === 'update' && e.status === 'ok') {
@@ -62,42 +68,63 @@ describeSshd('a server that drops off mid-deploy', () => {
     expect(sshd().handshakes() - before).toBeGreaterThanOrEqual(2); // a new connection after the drop
   }, 60_000);
 
-  test('killed after the switch and gone: the report says what was left; unlock shows and mends it later', async () => {
+  test('killed after the switch and gone: one recovery window for the server; its lease runs out and the next deploy takes over and mends it', async () => {
+    const tries: string[] = []; // each connection tried, after which step event
+    let last = '';
     const report = await deploy(fleet.registry, fleet.key, 'bad-2', {
-      onStep: killAfterSwitch(() => undefined),
+      onStep: (e: { step: string; status: string }) => {
+        last = `${e.step}:${e.status}`;
+        killAfterSwitch(() => undefined)(e);
+      },
+      wrap: (c) => ({ connect: (server) => (tries.push(last), c.connect(server)) }),
       options: { recoveryWindowMs: 3000 },
     });
     const r = report.targets[0]!;
     expect(r.outcome).toBe('failed');
+    // the rollback spent the server's recovery window; the finish step after it tried no connection
+    expect(r.steps.map((s) => `${s.step}:${s.ok}`)).toEqual([
+      'connect:true',
+      'prepare:true',
+      'pull:true',
+      'update:true',
+      'health:false',
+      'rollback:false',
+      'finish:false',
+    ]);
+    expect(tries.filter((t) => t === 'rollback:fail' || t.startsWith('finish'))).toEqual([]);
+    expect(r.rollbackError).toMatch(/srv-1 stayed unreachable (for its recovery window \(3 s|until .*lease)/);
     expect(r.error).toContain(
-      `left on the server: the lock stays at ${t().dir}/.fleet/lock (release it: fleet-deploy unlock --select 'id=srv-1/t1-1'); no history entry was written; the switch to bad-2 was not rolled back, so the tenant may run bad-2 or v1`,
+      `left on the server: the lock stays at ${t().dir}/.fleet/lock until its lease runs out (`,
+    );
+    expect(r.error).toContain(
+      "the next deploy then takes it over and mends what was left, no person needed (or release it now: fleet-deploy unlock --select 'id=srv-1/t1-1' --force); no history entry was written; the switch to bad-2 was not rolled back",
     );
     expect(lockExists(t())).toBe(true);
     expect(fleet.env(t())).toContain(`APP_IMAGE=${REPO}:bad-2\n`);
 
+    // back, and its lease runs out (5 s: the 3 s window and 2 s of margin, on the server's clock)
     await sshd().restart();
-    const look = cli('unlock');
-    expect(look.status).toBe(1);
-    expect(look.stdout).toContain('cut off while switching v1 → bad-2: it may run either');
-    expect(look.stdout).toMatch(/jest \(run test-run, deploying bad-2, since [^)]+\); last active \d+ s ago/);
-    expect(look.stdout).toContain('kept: its holder may be at work');
-    expect(lockExists(t())).toBe(true);
-
-    const force = cli('unlock', '--force');
-    expect(force.status).toBe(0);
-    expect(force.stdout).toContain('released (forced: it looked in use), history noted');
+    await leaseRunsOut();
+    const next = (await deploy(fleet.registry, fleet.key, 'v2')).targets[0]!;
+    expect(next.outcome).toBe('deployed');
+    const takeover = next.steps.find((s) => s.step === 'take over');
+    expect(takeover?.detail).toMatch(
+      /^took over the lock of jest \(run test-run, deploying bad-2, since [^)]+\): its lease ran out \d+ s ago; it was cut off switching v1 → bad-2: switched back to v1 \(reverted\), history noted$/,
+    );
+    expect(historyOf(t()).slice(-2)).toMatchObject([
+      {
+        outcome: 'failed',
+        from: 'v1',
+        to: 'bad-2',
+        actor: 'jest',
+        error:
+          'cut off during the switch to bad-2; its lease ran out and run test-run took the lock over and switched back to v1',
+      },
+      { outcome: 'deployed', from: 'v1', to: 'v2' },
+    ]);
+    expect(fleet.env(t())).toContain(`APP_IMAGE=${REPO}:v2\n`);
+    expect(await fleet.health(t())).toBe('200 {"status":"ok","version":"v2"}');
     expect(lockExists(t())).toBe(false);
-    expect(historyOf(t()).at(-1)).toMatchObject({
-      outcome: 'failed',
-      from: 'v1',
-      to: 'bad-2',
-      actor: 'op',
-      error: 'deploy of test-run cut off during the switch; lock released by fleet-deploy unlock',
-    });
-    expect(cli('unlock').stdout).toMatch(/srv-1\/t1-1\s+free/);
-
-    // and the tenant is mended by a deploy, as unlock said
-    expect((await deploy(fleet.registry, fleet.key, 'v2')).targets[0]!.outcome).toBe('deployed');
   }, 60_000);
 
   test('a second Ctrl-C quits at once, names the locks it leaves and the command that releases them', async () => {
@@ -156,5 +183,60 @@ describeSshd('a server that drops off mid-deploy', () => {
     expect(fleet.env(t())).toContain(`APP_IMAGE=${REPO}:v1\n`);
     expect(lockExists(t())).toBe(false);
     expect(readFileSync(join(t().dir, '.env'), 'utf8')).not.toContain('bad');
+  }, 60_000);
+
+  test('one recovery window per server: the finish after a rollback that spent it tries no connection', async () => {
+    // No lease renewals here, so nothing but the server's window bounds the recovery steps.
+    const tries: string[] = [];
+    let last = '';
+    const report = await deploy(fleet.registry, fleet.key, 'bad-3', {
+      onStep: (e: { step: string; status: string }) => {
+        last = `${e.step}:${e.status}`;
+        killAfterSwitch(() => undefined)(e);
+      },
+      wrap: (c) => ({ connect: (server) => (tries.push(last), c.connect(server)) }),
+      options: { recoveryWindowMs: 3000, leaseRenewMs: 0 },
+    });
+    const r = report.targets[0]!;
+    expect(r.steps.slice(-2).map((s) => `${s.step}:${s.ok}`)).toEqual(['rollback:false', 'finish:false']);
+    expect(tries.filter((x) => x.startsWith('rollback')).length).toBeGreaterThan(1); // it did try in its window
+    expect(tries.filter((x) => x === 'rollback:fail' || x.startsWith('finish'))).toEqual([]);
+    expect(r.rollbackError).toMatch(/^srv-1 stayed unreachable for its recovery window \(3 s, ended /);
+    await sshd().restart();
+    await leaseRunsOut();
+    const next = (await deploy(fleet.registry, fleet.key, 'v3')).targets[0]!;
+    expect([next.outcome, next.steps.find((s) => s.step === 'take over')?.detail]).toEqual([
+      'deployed',
+      expect.stringMatching(/: switched back to v\d \(reverted\), history noted$/),
+    ]);
+  }, 60_000);
+
+  test('a live lease is renewed and never taken over: a second deploy waits for it', async () => {
+    // A holds the lock longer than its lease (3 s: a 1 s window) — a failing gate and a rollback — so
+    // only its renewals keep B from taking the lock over while A works.
+    let b: ReturnType<typeof deploy> | undefined;
+    const a = await deploy(fleet.registry, fleet.key, 'slow-8', {
+      onStep: (e: { step: string; status: string }) => {
+        if (e.step === 'update' && e.status === 'ok' && !b)
+          b = deploy(fleet.registry, fleet.key, 'v4', {
+            options: { recoveryWindowMs: 1000, lockWaitMs: 30_000 },
+          });
+      },
+      options: { recoveryWindowMs: 1000 },
+    });
+    const second = (await b!).targets[0]!;
+    const first = a.targets[0]!;
+    expect(first.outcome).toBe('rolled-back');
+    expect(first.steps.at(-1)).toMatchObject({
+      step: 'finish',
+      ok: true,
+      detail: expect.stringMatching(/unlocked$/),
+    });
+    expect(second.outcome).toBe('deployed');
+    expect(second.steps.map((s) => s.step)).not.toContain('take over');
+    expect(historyOf(t()).slice(-2)).toMatchObject([
+      { outcome: 'rolled-back', to: 'slow-8' },
+      { outcome: 'deployed', to: 'v4' },
+    ]);
   }, 60_000);
 });

@@ -72,6 +72,36 @@ describeSshd('the SSH edge over real sshd', () => {
     }
   });
 
+  test('a command that times out is stopped on the server (its whole process group), and the error says so', async () => {
+    const t = await new SshConnector({ privateKey: key.privateKey }).connect(serverOf(sshd));
+    const pidFile = join(root, 'hung.pid');
+    try {
+      // a hung pull: a child of the command's shell that would sleep on after the tool gave up
+      const r = await t.exec(new Script(`sleep 300 & echo $! > ${pidFile}; echo started >&2; wait`), {
+        timeoutMs: 1500,
+      });
+      expect(r.code).toBeNull();
+      expect(r.stderr).toMatch(
+        /^started\s+timed out after 2 s; its processes on the server \(process group \d+\) were stopped$/,
+      );
+      const pid = Number(readFileSync(pidFile, 'utf8'));
+      const alive = () => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      expect(alive()).toBe(false);
+      // the connection still serves
+      expect((await t.exec(new Script('echo ok'), { timeoutMs: 5000 })).stdout).toBe('ok\n');
+    } finally {
+      await t.close();
+      rmSync(pidFile, { force: true });
+    }
+  });
+
   test('a command that prints 300 MB: the tail of each stream is kept, marked as cut, and the connection stays', async () => {
     const t = await new SshConnector({ privateKey: key.privateKey }).connect(serverOf(sshd));
     try {

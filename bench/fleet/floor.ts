@@ -65,7 +65,7 @@ set -u
 health() ( ${healthPoll('$1', '$2')}
 )
 main() {
-  out=$( ${sub(prepare(tenant, owner))} ) || { code=$?; printf '%s\\n' "$out" >&2; exit $code; }
+  out=$( ${sub(prepare(tenant, { owner, leaseS: 3600 }))} ) || { code=$?; printf '%s\\n' "$out" >&2; exit $code; }
   if ! ${sub(pullImages(tenant, [next]))} >/dev/null; then
     ${done('failed')} >/dev/null; echo ${quote(`pull of ${next} failed`)} >&2; exit 30
   fi

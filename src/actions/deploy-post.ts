@@ -2,7 +2,13 @@
  * The deploy action's post step, which runs even when the job was cancelled or its main step killed:
  * for every lock the main step still held (saved in the action's state with the switch it was making),
  * a target cut off between its switch and its end is switched back to the release it ran, a `cancelled`
- * entry goes into its history, and the lock is released — only ours, by token.
+ * entry goes into its history, and the lock is released — only ours, by token, and only while its lease
+ * is still ours (renewed first and while the post step works: once it ran out, the next deploy mends it).
+ *
+ * GitHub force-stops a job about 5 minutes after a cancel. The post step's work is bounded to fit well
+ * inside: every command, the switch back and the reconnecting share POST_BUDGET_MS (2 minutes), and the
+ * reconnecting is bounded by the recovery window too; a target not mended by then is left to its lease,
+ * which runs out by itself. A post step that is itself force-stopped leaves the same: a lease that runs out.
  */
 import { core } from './log';
 import { historyLine } from '../deploy/history';
@@ -12,24 +18,29 @@ import { TargetShell } from '../deploy/shell';
 import { strategyFor } from '../deploy/strategies';
 import type { LockEvent } from '../deploy/target';
 import { targetsOf, type Target } from '../registry';
-import { finish } from '../remote/commands';
-import { identity } from '../settings';
+import { finish, renewLease } from '../remote/commands';
+import { identity, setting } from '../settings';
+import { Lease, leaseTerms } from '../deploy/lease';
 import { SshConnector } from '../ssh/transport';
 import { DEPLOY_INPUTS, sshKey, STATE_LOCKS } from './deploy';
 import { actionInputs } from './inputs';
 import { actionRegistry } from './single';
 
-const TIMEOUT_MS = 5 * 60_000;
+/** The post step's whole work: every command and reconnect of every target (a connect in flight may add its timeout). */
+export const POST_BUDGET_MS = 2 * 60_000;
 
 export async function runDeployPost(): Promise<void> {
   const held = JSON.parse(core.getState(STATE_LOCKS) || '[]') as LockEvent[];
   if (held.length === 0) return core.info('No fleet-deploy lock left to release.');
   const registry = await actionRegistry();
   const targets = new Map(targetsOf(registry).map((t) => [t.id, t]));
+  const deadline = Date.now() + POST_BUDGET_MS;
+  const windowMs = Math.min(setting(actionInputs, 'recoveryWindowMs') ?? 60_000, POST_BUDGET_MS);
   const connector = new SshConnector({
     privateKey: sshKey(),
     knownHosts: core.getInput(DEPLOY_INPUTS.knownHosts),
     connectAttempts: 2,
+    connectTimeoutMs: 15_000,
   });
   const byServer = new Map<string, Array<{ lock: LockEvent; target: Target }>>();
   for (const lock of held) {
@@ -42,9 +53,17 @@ export async function runDeployPost(): Promise<void> {
   }
   await Promise.all(
     [...byServer.values()].map(async (list) => {
-      const session = new Session(list[0]!.target.server, connector, systemClock, 60_000, list.length);
+      const session = new Session(list[0]!.target.server, connector, systemClock, windowMs, list.length);
       try {
-        for (const { lock, target } of list) await mend(lock, target, new TargetShell(session, TIMEOUT_MS));
+        for (const { lock, target } of list) {
+          if (Date.now() >= deadline) {
+            core.warning(
+              `${target.id}: not mended within the post step's ${POST_BUDGET_MS / 60_000} minutes: its lock's lease runs out by itself and the next deploy takes it over and switches it back`,
+            );
+            continue;
+          }
+          await mend(lock, target, { session, deadline, windowMs });
+        }
       } finally {
         await session.close();
       }
@@ -52,14 +71,47 @@ export async function runDeployPost(): Promise<void> {
   );
 }
 
-/** Switches a target cut off mid-switch back, notes it in its history, and releases its lock. */
-async function mend(lock: LockEvent, target: Target, shell: TargetShell): Promise<void> {
-  shell.recovering = true; // a connection that drops is opened again
+interface PostBounds {
+  session: Session;
+  /** When the post step's budget ends. */
+  deadline: number;
+  windowMs: number;
+}
+
+/**
+ * Switches a target cut off mid-switch back, notes it in its history, and releases its lock — each only
+ * while the lock's lease is still ours (renewed first, and in the background while this works).
+ */
+async function mend(
+  lock: LockEvent,
+  target: Target,
+  { session, deadline, windowMs }: PostBounds,
+): Promise<void> {
+  const left = () => Math.max(1000, deadline - Date.now());
+  const shell = new TargetShell(session, left(), systemClock);
+  shell.recovering = true; // a connection that drops is opened again, within the window and the budget
+  shell.giveUpBy = () => Math.min(deadline, lease.until);
+  const terms = leaseTerms(windowMs);
+  const renew = async () =>
+    (await session.transport(true, deadline)).exec(renewLease(target.tenant, lock.token, terms.leaseS), {
+      timeoutMs: Math.min(left(), terms.renewTimeoutMs),
+    });
+  const lease = new Lease(systemClock, terms.holdMs, terms.everyMs, renew, (why) => (shell.halted = why));
   let history: string | undefined;
   try {
+    const sent = Date.now();
+    const first = await renew().catch((e: Error) => ({ code: null, stdout: '', stderr: e.message }));
+    if (!first.stdout.includes('@@lease ok')) {
+      const why = first.stdout.includes('@@lease')
+        ? 'its lease ran out or the lock is no longer ours: the next deploy takes it over and mends it'
+        : `the server did not answer (${first.stderr.trim().split('\n').at(-1) || `exit ${first.code}`}): its lease runs out by itself and the next deploy takes it over and mends it`;
+      core.warning(`${target.id}: left as it is: ${why}`);
+      return;
+    }
+    lease.taken(sent);
     if (lock.switching) {
       const { from, to } = lock.switching;
-      const ctx = { shell, clock: systemClock, pullTimeoutMs: TIMEOUT_MS, pullAttempts: 1 };
+      const ctx = { shell, clock: systemClock, pullTimeoutMs: left(), pullAttempts: 1 };
       let error = `the job was cancelled during the switch; its post step switched back to ${from.version ?? 'the previous release'}`;
       try {
         await strategyFor(target).switchBack(ctx, from, to);
@@ -89,5 +141,7 @@ async function mend(lock: LockEvent, target: Target, shell: TargetShell): Promis
     );
   } catch (e) {
     core.warning(`${target.id}: could not release its lock at ${lock.path}: ${(e as Error).message}`);
+  } finally {
+    await lease.end();
   }
 }

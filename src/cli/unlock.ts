@@ -30,9 +30,10 @@ export const UNLOCK_OPTIONS = { ...flagOptions(FLAGS), force: { type: 'boolean' 
 export const UNLOCK_USAGE = `${synopsis('unlock', FLAGS)} [--force]
 
 Shows each selected target's deploy lock: who holds it, which run, since when, how long ago its holder last
-touched it, and the switch it was making if it was cut off there. Releases a lock whose holder is gone (not
-touched for twice the longest stretch a live deploy stays quiet, from the timeouts below). A lock that
-still looks in use is left alone unless --force is given. Releasing a lock cut off mid-switch records that
+touched it, and the switch it was making if it was cut off there. Releases a lock whose holder is gone: its
+lease has run out (a deploy renews its lease while it works; the next deploy also takes such a lock over
+by itself), or, for a lock without a lease, not touched for twice the longest stretch a live deploy stays
+quiet (from the timeouts below). A lock that still looks in use is left alone unless --force is given. Releasing a lock cut off mid-switch records that
 in the target's history.
 
 Options:
@@ -109,12 +110,16 @@ async function unlockTarget(target: Target, transport: Transport, how: UnlockHow
   if (!lock) return { target, lock: 'free', holder: '', action: '', held: false };
   const holder = describeHolder(lock.owner, lock.ageS);
   const quiet = longestQuiet(t, limits);
-  const gone = lock.ageS * 1000 >= 2 * quiet.ms;
+  // A lease says when its holder gives up; a lock without one (an older fleet-deploy's) is judged by age.
+  const left = lock.leaseLeftS;
+  const gone = left !== undefined ? left <= 0 : lock.ageS * 1000 >= 2 * quiet.ms;
   const cut = interruptedSwitch(lock.switchNote);
   const kept = (action: string): Row => ({ target, lock: lockState(cut), holder, action, held: true });
   if (!gone && !force)
     return kept(
-      `kept: its holder may be at work (a live deploy can stay quiet ${Math.ceil(quiet.ms / 60_000)} min, ${quiet.step}); --force releases it`,
+      left !== undefined
+        ? `kept: its lease runs ${left} s more (its holder renews it while it works; once it runs out the next deploy takes the lock over); --force releases it`
+        : `kept: its holder may be at work (a live deploy can stay quiet ${Math.ceil(quiet.ms / 60_000)} min, ${quiet.step}); --force releases it`,
     );
   const owner = parseLockOwner(lock.owner);
   const entry = cut ? cutOffEntry(target, how.who, cut, owner?.run) : undefined;

@@ -8,6 +8,7 @@ import * as R from '../remote/commands';
 import { backup } from '../remote/backup';
 import type { Script } from '../remote/shell';
 import { hookEnv } from './hooks';
+import { leaseTerms } from './lease';
 import type { ReleaseStrategy } from './strategy';
 import { strategyFor } from './strategies';
 import { DEPLOY_STEPS, type DeployOptions, type DeployStep } from './target';
@@ -48,7 +49,10 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
 
   prepare() {
     const owner = JSON.stringify({ token: '<token>', run: '<run>', actor: '<actor>', version: this.version });
-    return this.cmd('prepare', R.prepare(this.tenant, owner));
+    return this.cmd(
+      'prepare',
+      R.prepare(this.tenant, { owner, leaseS: leaseTerms(this.options.recoveryWindowMs ?? 60_000).leaseS }),
+    );
   }
   pull() {
     const registry = this.options.registry && { ...this.options.registry, password: '' };
@@ -97,7 +101,8 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
 }
 
 /** What a dry run shows of the release and the registry login (never the password itself). */
-export type DryRunOptions = Pick<DeployOptions, 'version' | 'versions' | 'registry'>;
+export type DryRunOptions = Pick<DeployOptions, 'version' | 'versions' | 'registry'> &
+  Partial<Pick<DeployOptions, 'recoveryWindowMs'>>;
 
 /** Stands in the dry run for the registry password, which only ever goes on the pull's stdin. */
 export const PASSWORD_SHOWN = '<password on stdin>';

@@ -9,19 +9,15 @@ import { describeHolder, unlockCommand } from './locks';
 import type { Clock } from './ports';
 import { describe, StepFailure, type TargetShell } from './shell';
 
-export interface LockRequest {
-  /** The lock's owner file: token, run, actor, version and time, as JSON. */
-  owner: string;
+export interface LockRequest extends R.LockTerms {
   waitMs: number;
-  /** With a value, a lock at least this many seconds old is broken (a crashed deploy's leftover). */
-  breakAfterS?: number;
 }
 
 export interface PrepareHooks {
   clock: Clock;
   signal?: AbortSignal;
-  /** Called whenever the lock may be ours (taken, or taken and then refused for free disk). */
-  locked(): void;
+  /** Called whenever the lock may be ours (taken, or taken and then refused for free disk), with when its command was sent. */
+  locked(sentAt: number): void;
   /** A note for the progress line (a stale lock was broken). */
   note(detail: string): void;
 }
@@ -49,7 +45,12 @@ function preflightProblem(target: Target, code: number | null, stdout: string): 
 
 function lockedBy(target: Target, p: R.Prepared, waitedMs: number): string {
   const holder = describeHolder(p.lock?.owner ?? '', p.lock?.ageS ?? 0);
-  return `${target.tenant.path} on ${target.server.name} is locked by another deploy: ${holder}; waited ${Math.round(waitedMs / 1000)} s. If that deploy is gone, release it: ${unlockCommand(target.id)}`;
+  const left = p.lock?.leaseLeftS;
+  const lease =
+    left === undefined
+      ? `it has no lease (a restore's, or an older fleet-deploy's): if that deploy is gone, release it: ${unlockCommand(target.id)}`
+      : `its lease runs ${left} s more; if its holder is gone, a deploy after that takes the lock over`;
+  return `${target.tenant.path} on ${target.server.name} is locked by another deploy: ${holder}; waited ${Math.round(waitedMs / 1000)} s; ${lease}`;
 }
 
 /** Runs `prepare` until the lock is ours, or fails the step saying why. */
@@ -62,13 +63,14 @@ export async function prepareTarget(
   const t = target.tenant;
   const deadline = hooks.clock.now() + lock.waitMs;
   for (let attempt = 0; ; attempt++) {
-    const r = await shell.exec(R.prepare(t, lock.owner, lock.breakAfterS));
+    const sent = hooks.clock.now();
+    const r = await shell.exec(R.prepare(t, lock));
     const problem = preflightProblem(target, r.code, r.stdout);
     if (problem) throw new StepFailure('prepare', problem);
     const p = R.parsePrepared(r.stdout);
     const held = r.code === R.LOCK_HELD;
     // Past preflight and not refused: the lock may be ours (finish releases it only if it is).
-    if (!held) hooks.locked();
+    if (!held) hooks.locked(sent);
     if (!held && p.freeMb !== undefined && p.freeMb < t.minFreeDiskMb) {
       // Checked before anything changes; the lock just taken is released by `finish`.
       throw new StepFailure(

@@ -9,11 +9,18 @@ import type { ServerSession } from './shell';
 /**
  * A server's shared connection. Steps share the first connection; once it is lost it stays lost for
  * them (their commands fail), except for the recovery steps, which ask for a live one: each try opens
- * a new connection, backing off (1 s, 2 s, 4 s … at most 10 s) until `recoveryMs` has passed. Targets
- * recovering at once share each try.
+ * a new connection, backing off (1 s, 2 s, 4 s … at most 10 s). Targets recovering at once share each
+ * try.
+ *
+ * One recovery window per server and loss: it starts when the first step or target finds the connection
+ * lost and ends `recoveryMs` later, whichever step or target asks. A rollback that spent it leaves none
+ * for the finish step after it, nor for the server's other targets. Only a command sent after the window
+ * started that comes back (the server is there again) closes it; a later loss opens a new one.
  */
 export class Session implements ServerSession {
   private current?: Promise<Transport>;
+  /** When the open recovery window started (undefined: none is open). */
+  private windowStart?: number;
   remaining: number;
 
   constructor(
@@ -26,29 +33,32 @@ export class Session implements ServerSession {
     this.remaining = targets;
   }
 
-  async transport(reconnect = false): Promise<Transport> {
+  async transport(reconnect = false, by?: number): Promise<Transport> {
     if (!this.current) this.current = this.connector.connect(this.server);
     if (!reconnect) return this.current; // a failed connect fails every target of the server alike
-    return this.recover();
+    return this.recover(by);
   }
 
-  private async recover(): Promise<Transport> {
-    const deadline = this.clock.now() + this.recoveryMs;
+  /** A command sent at `at` came back: the server was there then, so an open window closes. */
+  heard(at: number): void {
+    if (this.windowStart !== undefined && at >= this.windowStart) this.windowStart = undefined;
+  }
+
+  /** When this server's recovery window ends (or ended); a window not open yet would start now. */
+  recoveryDeadline(): number {
+    return (this.windowStart ?? this.clock.now()) + this.recoveryMs;
+  }
+
+  /** A live connection, opened again if need be, until the window ends (or `by`, when earlier). */
+  private async recover(by = Infinity): Promise<Transport> {
     for (let attempt = 0; ; attempt++) {
       const p = this.current!;
       const t = await p.catch(() => undefined);
       if (t?.alive) return t;
+      this.windowStart ??= this.clock.now();
       if (attempt > 0 || !t) {
-        const left = deadline - this.clock.now();
-        if (left <= 0) {
-          const why = await p.then(
-            () => 'the connection was lost',
-            (e: Error) => e.message,
-          );
-          throw new Error(
-            `${this.server.name} stayed unreachable for ${Math.round(this.recoveryMs / 1000)} s: ${why}`,
-          );
-        }
+        const left = Math.min(this.recoveryDeadline(), by) - this.clock.now();
+        if (left <= 0) throw new Error(await this.gaveUp(p, by));
         if (attempt > 0) await this.clock.sleep(Math.min(1000 * 2 ** (attempt - 1), 10_000, left));
       }
       if (this.current === p) {
@@ -56,6 +66,18 @@ export class Session implements ServerSession {
         this.current = this.connector.connect(this.server); // each try is a new connection
       }
     }
+  }
+
+  private async gaveUp(p: Promise<Transport>, by: number): Promise<string> {
+    const why = await p.then(
+      () => 'the connection was lost',
+      (e: Error) => e.message,
+    );
+    const window = Math.round(this.recoveryMs / 1000);
+    const end = new Date(Math.min(this.recoveryDeadline(), by)).toISOString();
+    return by < this.recoveryDeadline()
+      ? `${this.server.name} stayed unreachable until ${end}, when this deploy's lease on the lock ran out: ${why}`
+      : `${this.server.name} stayed unreachable for its recovery window (${window} s, ended ${end}): ${why}`;
   }
 
   async close(): Promise<void> {

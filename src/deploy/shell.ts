@@ -4,7 +4,7 @@
  * output, or a lost connection). Every remote step checks its exit code; a null code is a failure.
  */
 import type { Script } from '../remote/shell';
-import type { ExecResult, Transport } from './ports';
+import type { Clock, ExecResult, Transport } from './ports';
 
 /** A step that failed, with the message people see; `step` names it in the report. */
 export class StepFailure extends Error {
@@ -34,25 +34,45 @@ export interface ServerSession {
    * The server's shared connection. A lost connection stays lost (its commands fail with a null exit
    * code) unless `reconnect` is set, which only the recovery steps (rollback, history, unlock) do.
    */
-  transport(reconnect?: boolean): Promise<Transport>;
+  transport(reconnect?: boolean, by?: number): Promise<Transport>;
+  /** A command sent at `at` came back (the server was there): an open recovery window closes. */
+  heard?(at: number): void;
+  /** When the server's recovery window ends: one per server and loss, shared by its steps and targets. */
+  recoveryDeadline?(): number;
 }
 
 export class TargetShell {
   /** Set once something failed: from then on (rollback, history, unlock) a lost connection is re-opened. */
   recovering = false;
+  /** When this target must stop trying (its lease on the lock runs out then); none: the server's window. */
+  giveUpBy?: () => number;
+  /** Set when the target must stop (its lease was lost): every command fails with this. */
+  halted?: string;
 
   constructor(
     private readonly session: ServerSession,
     private readonly commandTimeoutMs: number,
+    private readonly clock?: Pick<Clock, 'now'>,
   ) {}
 
   transport(): Promise<Transport> {
-    return this.session.transport(this.recovering);
+    return this.session.transport(this.recovering, this.giveUpBy?.());
+  }
+
+  /** When the recovery steps stop: the server's recovery window, or this target's lease if it ends first. */
+  recoveryDeadline(fallback: number): number {
+    return Math.min(this.session.recoveryDeadline?.() ?? fallback, this.giveUpBy?.() ?? Infinity);
   }
 
   /** `stdin`: written to the command's stdin, then closed (a secret that must not be on its command line). */
   async exec(script: Script, timeoutMs = this.commandTimeoutMs, stdin?: string): Promise<ExecResult> {
-    return (await this.transport()).exec(script, { timeoutMs, ...(stdin !== undefined ? { stdin } : {}) });
+    if (this.halted) return { code: null, stdout: '', stderr: this.halted };
+    const sent = this.clock?.now();
+    const r = await (
+      await this.transport()
+    ).exec(script, { timeoutMs, ...(stdin !== undefined ? { stdin } : {}) });
+    if (sent !== undefined && r.code !== null) this.session.heard?.(sent);
+    return r;
   }
 
   /** Runs a script that must succeed and returns its stdout; a failure is a StepFailure of `step`. */

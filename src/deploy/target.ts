@@ -16,7 +16,8 @@ import { backup, backupId, parseBackupTaken } from '../remote/backup';
 import { runGate, type GateResult } from '../health/gate';
 import { History, historyLine } from './history';
 import { OnceHooks, runHooks } from './hooks';
-import { unlockCommand } from './locks';
+import { interruptedSwitch, Lease, leaseTerms } from './lease';
+import { describeHolder, parseLockOwner, unlockCommand } from './locks';
 import type { Clock, UrlGet } from './ports';
 import { prepareTarget } from './prepare';
 import type { Release, StepTiming, TargetResult } from './result';
@@ -57,6 +58,11 @@ export interface DeployOptions {
    * that dropped off, backing off between tries.
    */
   recoveryWindowMs: number;
+  /**
+   * How often the holder renews its lease on the lock (default: a quarter of the recovery window, 1–10 s).
+   * 0: never, and the recovery steps are bounded by the window only — for tests on a fake clock.
+   */
+  leaseRenewMs?: number;
 }
 
 export type StepEvent = {
@@ -144,6 +150,10 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   private unresolved = false;
   /** The run was cancelled while the gate waited: recorded as cancelled, not as a health failure. */
   private cancelled = false;
+  /** The lease on the lock, renewed while it is held. */
+  private readonly lease: Lease;
+  /** The history line of a deploy whose expired lock this one took over, when it was cut off mid-switch. */
+  private takenOverEntry?: string;
 
   constructor(
     private readonly target: Target,
@@ -164,7 +174,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       startedAt: new Date(this.started).toISOString(),
       durationMs: 0,
     };
-    this.shell = new TargetShell(ports.session, options.commandTimeoutMs);
+    this.shell = new TargetShell(ports.session, options.commandTimeoutMs, ports.clock);
     this.strategy = strategyFor(target);
     this.ctx = {
       shell: this.shell,
@@ -175,6 +185,17 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       ...(options.registry ? { registry: options.registry } : {}),
     };
     this.next = { refs: {}, version: options.version, imageIds: [], digests: [] };
+    const terms = this.leaseTerms();
+    this.lease = new Lease(
+      ports.clock,
+      terms.holdMs,
+      terms.everyMs,
+      async () =>
+        (await ports.session.transport()).exec(R.renewLease(target.tenant, this.token, terms.leaseS), {
+          timeoutMs: terms.renewTimeoutMs,
+        }),
+      (why) => (this.shell.halted = `${target.id} stopped: ${why}`),
+    );
   }
 
   async run(): Promise<TargetResult> {
@@ -185,6 +206,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       await this.recover(e as Error);
     } finally {
       this.shell.recovering = true;
+      await this.lease.end(); // finish then runs within the lease last renewed (and releases it)
       if (this.locked) await this.finish();
       this.result.previous = this.current;
       if (Object.keys(this.next.refs).length) this.result.next = this.next;
@@ -211,6 +233,12 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       (p) => this.preparedDetail(p),
     );
     this.ports.onLock?.({ ...this.lockEvent(), held: true });
+    if (this.prepared.tookOver)
+      await this.step(
+        'take over',
+        () => this.takeOver(this.prepared!),
+        (d) => d,
+      );
     const { version, versions } = this.options.rollback ? this.rollbackRelease(this.prepared) : this.options;
     this.next = this.strategy.release(version, versions);
   }
@@ -318,6 +346,44 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     if (this.switched) await this.rollback();
   }
 
+  /**
+   * The lock was another deploy's, whose lease had run out (it gave up): said so, and what it left is
+   * mended first. Cut off mid-switch (its note in the lock), the tenant is switched back to the release
+   * it ran before — the last one that passed its gate — and the history records the cut-off deploy; with
+   * no switch noted, nothing had changed (.env, the containers and the history still agree).
+   */
+  private async takeOver(p: R.Prepared): Promise<string> {
+    const old = p.tookOver!;
+    const holder = describeHolder(old.owner, old.pastS).replace(/; last active .*$/, '');
+    const said = `took over the lock of ${holder}: its lease ran out ${old.pastS} s ago`;
+    const cut = old.switchNote ? interruptedSwitch(old.switchNote, this.target.tenant) : undefined;
+    if (!cut) return `${said}; it had not begun a switch, so nothing needed mending`;
+    if (!cut.from)
+      return `${said}; it was cut off switching to ${cut.to.version} with no earlier release to go back to: this deploy's switch replaces it`;
+    const owner = parseLockOwner(old.owner);
+    let error = `cut off during the switch to ${cut.to.version}; its lease ran out and run ${this.options.runId} took the lock over and switched back to ${cut.from.version}`;
+    try {
+      await this.strategy.switchBack(this.ctx, { ...cut.from, project: this.current.project }, cut.to);
+      this.current = { ...this.current, refs: cut.from.refs, version: cut.from.version, imageIds: [] };
+    } catch (e) {
+      error = `cut off during the switch to ${cut.to.version}; switching back to ${cut.from.version} after taking the lock over failed: ${(e as Error).message}`;
+      throw new StepFailure('take over', `${said}; ${error}`);
+    } finally {
+      this.takenOverEntry = historyLine({
+        time: new Date(this.ports.clock.now()),
+        actor: owner?.actor ?? 'unknown',
+        run: owner?.run ?? 'unknown',
+        target: this.target.id,
+        outcome: 'failed',
+        previous: cut.from,
+        next: cut.to,
+        rollback: false,
+        error,
+      });
+    }
+    return `${said}; it was cut off switching ${cut.from.version} → ${cut.to.version}: switched back to ${cut.from.version} (reverted), history noted`;
+  }
+
   /** The automatic rollback: switch back, gate the previous release (to the end), on-rollback hooks. */
   private async rollback(): Promise<void> {
     const previous = this.previousVersion;
@@ -339,12 +405,13 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
 
   /** History entry, pruning and the lock release, in one round trip. */
   private async finish(): Promise<void> {
-    const history = this.result.outcome === 'unchanged' || this.unresolved ? undefined : this.historyEntry();
+    const own = this.result.outcome === 'unchanged' || this.unresolved ? undefined : this.historyEntry();
+    const history = [this.takenOverEntry, own].filter(Boolean).join('\n') || undefined;
     const remove = this.pruneList();
     await this.step(
       'finish',
       () => this.release(history, remove),
-      (out) => finishDetail(out, history !== undefined, remove),
+      (out) => finishDetail(out, own !== undefined, remove),
     ).catch((e: Error) => {
       const message = `${e.message}; left on the server: ${this.leftOnServer()}`;
       this.result.error = this.result.error ? `${this.result.error}; ${message}` : message;
@@ -353,10 +420,13 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     });
   }
 
-  /** The finish round trip, tried again (over a new connection when needed) until the recovery window ends. */
+  /**
+   * The finish round trip, tried again (over a new connection when needed) until the server's recovery
+   * window ends — the one its other steps and targets share, so a rollback that spent it leaves none.
+   */
   private async release(history: string | undefined, remove: string[]): Promise<string> {
     const clock = this.ports.clock;
-    const deadline = clock.now() + this.options.recoveryWindowMs;
+    const started = clock.now();
     let last: string;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -369,7 +439,8 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       } catch (e) {
         last = (e as Error).message;
       }
-      const left = deadline - clock.now();
+      const own = started + this.options.recoveryWindowMs; // a server that answers with failures is not retried for ever
+      const left = Math.min(own, this.shell.recoveryDeadline(own)) - clock.now();
       if (left <= 0)
         throw new StepFailure('finish', `could not release the lock on ${this.target.tenant.path}: ${last}`);
       await clock.sleep(Math.min(500 * attempt, left));
@@ -379,10 +450,11 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   /** What a target whose last round trip never reached its server was left with, and how to mend it. */
   private leftOnServer(): string {
     const t = this.target;
-    const parts = [
-      `the lock stays at ${t.tenant.path}/.fleet/lock (release it: ${unlockCommand(t.id)})`,
-      'no history entry was written',
-    ];
+    const until = this.lease.until;
+    const lock = Number.isFinite(until)
+      ? `the lock stays at ${t.tenant.path}/.fleet/lock until its lease runs out (${new Date(until).toISOString()} or a few seconds later): the next deploy then takes it over and mends what was left, no person needed (or release it now: ${unlockCommand(t.id)} --force)`
+      : `the lock stays at ${t.tenant.path}/.fleet/lock (release it: ${unlockCommand(t.id)})`;
+    const parts = [lock, 'no history entry was written'];
     if (this.switched && this.result.outcome !== 'rolled-back')
       parts.push(
         `the switch to ${this.version} was not rolled back, so the tenant may run ${this.version} or ${this.previousVersion || 'its old release'}: finish it with a deploy or a rollback`,
@@ -479,16 +551,26 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     const breakMs = this.options.breakLocksOlderThanMs;
     return {
       owner,
+      leaseS: this.leaseTerms().leaseS,
       waitMs: this.options.lockWaitMs,
       ...(breakMs === undefined ? {} : { breakAfterS: Math.floor(breakMs / 1000) }),
     };
+  }
+
+  private leaseTerms() {
+    const o = this.options;
+    return leaseTerms(o.recoveryWindowMs, o.commandTimeoutMs, o.leaseRenewMs);
   }
 
   private prepareHooks() {
     return {
       clock: this.ports.clock,
       signal: this.ports.signal,
-      locked: () => (this.locked = true),
+      locked: (sentAt: number) => {
+        this.locked = true;
+        this.lease.taken(sentAt);
+        this.shell.giveUpBy = () => this.lease.until;
+      },
       note: (detail: string) =>
         this.ports.onStep({ target: this.target.id, step: 'prepare', status: 'start', detail }),
     };

@@ -133,11 +133,56 @@ const touchLockFromHome = (t: Tenant) => sh`{ touch -c -- ${`${t.path}/${LOCK_DI
 const LOCK_AGE = sh`$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
 /** Where a deploy notes, while it holds the lock, the switch it is making (for `unlock` and `status`). */
 export const SWITCH_NOTE = `${LOCK_DIR}/switch`;
+/**
+ * The lock's lease: one line, the second (the server's clock, `date +%s`) at which its holder gives up
+ * — it renews it while it works (renewLease) and stops trying once its last renewal would have run out.
+ * A lease at or past that second is the holder's leftover: the next deploy takes the lock over.
+ */
+export const LEASE_FILE = `${LOCK_DIR}/lease`;
+/** The lease's second if the file holds one (digits only: server text), else empty. */
+const LEASE_EXPIRES = sh`$(head -c 32 ${LEASE_FILE} 2>/dev/null | tr -cd 0-9 | head -c 12)`;
+/** A second lock for a few shell lines: breaking, taking over and renewing are done under it. */
+const GUARD = `${LOCK_DIR}.break`;
+const GUARD_AGE = sh`$(( $(date +%s) - $(stat -c %Y ${GUARD} 2>/dev/null || date +%s) ))`;
+/** Takes GUARD (one a minute old is an accident's) and removes it if the shell dies holding it. */
+const takeGuard = sh`{ [ ${GUARD_AGE} -lt 60 ] || rmdir ${GUARD} 2>/dev/null; mkdir ${GUARD} 2>/dev/null; } && trap 'rmdir ${GUARD} 2>/dev/null' EXIT HUP INT PIPE TERM`;
+const dropGuard = sh`rmdir ${GUARD}; trap - EXIT HUP INT PIPE TERM`;
+/** Server text printed on one line, at most `n` bytes, printable ASCII only. */
+const oneLine = (file: string, n: number) =>
+  sh`$(head -c ${String(n)} ${file} 2>/dev/null | tr -cd '[:print:]')`;
 
 /** Exit code of `prepare` when another deploy holds the lock. */
 export const LOCK_HELD = 20;
 /** Exit code of `update` when .env could not be switched (so nothing changed). */
 export const SWITCH_FAILED = 30;
+
+/** How `prepare` takes the lock. */
+export interface LockTerms {
+  /** The owner file (one line of JSON). */
+  owner: string;
+  /** The lease, in seconds from the server's now: its holder's recovery window and a margin. */
+  leaseS: number;
+  /** With a value, a lock at least this many seconds old is broken whatever its lease says. */
+  breakAfterS?: number;
+}
+
+/** The lock's shell: take it, take over an expired lease, break a stale lock (when asked), or report it held. */
+function lockScript(terms: LockTerms): Script {
+  const { owner, leaseS, breakAfterS } = terms;
+  // A lock without its owner or lease would read as another deploy's: when either cannot be written (a
+  // full disk takes the file's bytes, not the directory), the lock is removed again and the deploy stops.
+  const write = sh`{ printf '%s\n' ${owner} > ${LOCK_DIR}/owner && printf '%s\n' "$(( $(date +%s) + ${String(leaseS)} ))" > ${LEASE_FILE}; }`;
+  const take = sh`mkdir ${LOCK_DIR} 2>/dev/null && { ${write} || { rm -rf -- ${LOCK_DIR}; exit ${PREFLIGHT.lockUnwritable}; }; }`;
+  // Taking over and breaking are done under GUARD, and the lease or age checked again under it, so of
+  // two deploys that both found the lock expired only one takes it — the other then finds it held. A
+  // holder renews under GUARD too, so a renewal and a takeover never interleave. Nothing is printed
+  // while GUARD is held (a closed channel would stop the shell there).
+  const expired = sh`{ exp=${LEASE_EXPIRES}; [ -n "$exp" ] && [ "$(date +%s)" -ge "$exp" ]; }`;
+  const stale = breakAfterS === undefined ? sh`false` : sh`[ ${LOCK_AGE} -ge ${String(breakAfterS)} ]`;
+  const replace = sh`old=${oneLine(`${LOCK_DIR}/owner`, 1000)}; note=${oneLine(SWITCH_NOTE, 4000)}; rm -rf -- ${LOCK_DIR}`;
+  const over = sh`elif { ${expired} || ${stale}; } && ${takeGuard} && { how=; if ${expired}; then how=takeover; past=$(( $(date +%s) - exp )); elif ${stale}; then how=stale; fi; [ -z "$how" ] || { ${replace}; }; ${take}; took=$?; ${dropGuard}; [ $took -eq 0 ]; }; then if [ "$how" = takeover ]; then echo "@@takeover $past"; printf '@@oldowner %s\n' "$old"; printf '@@oldswitch %s\n' "$note"; elif [ -n "$how" ]; then echo "@@stale $old"; fi; `;
+  return sh`if ${take}; then :; ${over}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${LOCK_AGE}"; echo "@@lease ${LEASE_EXPIRES} $(date +%s)"; exit ${LOCK_HELD}; fi`;
+}
 
 /**
  * The first round trip of a deploy: preflight checks, then the lock, then everything the deploy needs
@@ -145,10 +190,12 @@ export const SWITCH_FAILED = 30;
  * the history's tail (its releases, for rollback and pruning) — in one script, so the whole
  * preparation costs one SSH round trip. Sections of the output start with `@@name`.
  *
- * The lock is an atomic `mkdir .fleet/lock` with an owner file. A held lock exits LOCK_HELD after
- * printing its owner and age; with `breakAfterS`, a lock at least that old is removed and taken.
+ * The lock is an atomic `mkdir .fleet/lock` with an owner file and a lease (LEASE_FILE). A lock whose
+ * lease has run out is taken over (`@@takeover`, with the old owner and the switch it was making); a
+ * held one exits LOCK_HELD after printing its owner, age and lease; with `breakAfterS`, a lock at least
+ * that old is removed and taken whatever its lease says.
  */
-export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script {
+export function prepare(t: Tenant, terms: LockTerms): Script {
   const lines: Script[] = [sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`];
   if (!t.commands) {
     for (const f of t.compose.files)
@@ -159,23 +206,7 @@ export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script 
   }
   lines.push(sh`df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
   lines.push(sh`mkdir -p ${STATE_DIR} || exit 1`);
-  // A lock without its owner would read as another deploy's: when the owner cannot be written (a full
-  // disk takes the file's bytes, not the directory), the lock is removed again and the deploy stops.
-  const take = sh`mkdir ${LOCK_DIR} 2>/dev/null && { printf '%s\n' ${owner} > ${LOCK_DIR}/owner || { rm -rf -- ${LOCK_DIR}; exit ${PREFLIGHT.lockUnwritable}; }; }`;
-  const age = LOCK_AGE;
-  // Breaking is done under a second lock (mkdir LOCK_DIR.break) and the age checked again under it, so
-  // of two deploys that both found the lock stale only one breaks it — the other then finds it held.
-  // The second lock is held for a few shell lines: a trap removes it if the shell dies there (a closed
-  // channel, a signal), nothing is printed while it is held, and one a minute old is an accident's.
-  const breaking = `${LOCK_DIR}.break`;
-  const breakingAge = sh`$(( $(date +%s) - $(stat -c %Y ${breaking} 2>/dev/null || date +%s) ))`;
-  const stale =
-    breakAfterS === undefined
-      ? sh``
-      : sh`elif [ ${age} -ge ${breakAfterS} ] && { [ ${breakingAge} -lt 60 ] || rmdir ${breaking} 2>/dev/null; mkdir ${breaking} 2>/dev/null; } && { trap 'rmdir ${breaking} 2>/dev/null' EXIT HUP INT PIPE TERM; broke=; if [ ${age} -ge ${breakAfterS} ]; then broke=yes; old="$(cat ${LOCK_DIR}/owner 2>/dev/null)"; rm -rf -- ${LOCK_DIR}; fi; ${take}; took=$?; rmdir ${breaking}; trap - EXIT HUP INT PIPE TERM; [ -z "$broke" ] || echo "@@stale $old"; [ $took -eq 0 ]; }; then :; `;
-  lines.push(
-    sh`if ${take}; then :; ${stale}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${age}"; exit ${LOCK_HELD}; fi`,
-  );
+  lines.push(lockScript(terms));
   if (t.commands) {
     lines.push(sh`echo '@@current'; sh -c ${t.commands.current} || exit 1`);
   } else {
@@ -190,6 +221,20 @@ export function prepare(t: Tenant, owner: string, breakAfterS?: number): Script 
   }
   lines.push(sh`echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
   return new Script(lines.map(String).join('\n'), 'prepare');
+}
+
+/**
+ * Renews the lease while the lock is ours (its owner holds our token) and the lease has not run out:
+ * `@@lease ok`. A lease that ran out stays so (its lock may be another deploy's now): `@@lease lost`.
+ * `@@lease busy`: another deploy was taking over or breaking it at that moment; try again.
+ */
+export function renewLease(t: Tenant, token: string, leaseS: number): Script {
+  const ours = sh`grep -qF -- ${token} ${LOCK_DIR}/owner 2>/dev/null && exp=${LEASE_EXPIRES} && [ -n "$exp" ] && [ "$(date +%s)" -lt "$exp" ]`;
+  const write = sh`printf '%s\n' "$(( $(date +%s) + ${String(leaseS)} ))" > ${LEASE_FILE}`;
+  return named(
+    'renewLease',
+    sh`${enter(t)} && if ${takeGuard}; then if ${ours} && ${write}; then r=ok; else r=lost; fi; ${dropGuard}; echo "@@lease $r"; else echo '@@lease busy'; fi`,
+  );
 }
 
 /** A container's state in the five words status and the deploy use. */
@@ -219,7 +264,12 @@ export interface Prepared {
   freeMb?: number;
   /** The owner of the stale lock that was broken, when one was. */
   brokeStale?: string;
-  lock?: { owner: string; ageS: number };
+  /**
+   * A lock whose lease had run out, taken over: its owner and the switch it noted (server text, one
+   * line each, to be checked before use), and how many seconds past its lease it was.
+   */
+  tookOver?: { owner: string; switchNote: string; pastS: number };
+  lock?: { owner: string; ageS: number; leaseLeftS?: number };
   /** variable → reference in .env (compose) */
   env: Record<string, string>;
   /** image IDs of the running (and paused) containers, normalized to sha256:… */
@@ -244,6 +294,7 @@ export function parsePrepared(stdout: string): Prepared {
       section = marker[1]!;
       if (section === 'age') out.lock = { owner: lockLines.join('\n').trim(), ageS: Number(marker[2]) || 0 };
       if (section === 'stale') out.brokeStale = marker[2] ?? '';
+      readLockMarker(out, section, marker[2] ?? '');
       if (section === 'project' && COMPOSE_PROJECT.re.test(marker[2] ?? '')) out.project = marker[2];
       continue;
     }
@@ -261,6 +312,18 @@ export function parsePrepared(stdout: string): Prepared {
   }
   out.running = [...new Set(out.running)];
   return out;
+}
+
+/** The markers of a taken-over lease, and of a held lock's lease (numbers: digits only, else left out). */
+function readLockMarker(out: Prepared, section: string, value: string): void {
+  const digits = (v: string | undefined) => (v !== undefined && /^\d{1,12}$/.test(v) ? Number(v) : undefined);
+  if (section === 'takeover') out.tookOver = { owner: '', switchNote: '', pastS: digits(value) ?? 0 };
+  else if (section === 'oldowner' && out.tookOver) out.tookOver.owner = value;
+  else if (section === 'oldswitch' && out.tookOver) out.tookOver.switchNote = value;
+  else if (section === 'lease' && out.lock) {
+    const [exp, now] = value.split(' ').map(digits);
+    if (exp !== undefined && now !== undefined) out.lock.leaseLeftS = exp - now;
+  }
 }
 
 /**
@@ -536,13 +599,15 @@ export function breakLock(t: Tenant): Script {
 export function inspectLock(t: Tenant): Script {
   return named(
     'inspectLock',
-    sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${LOCK_AGE}"; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null; fi; echo '@@end'`,
+    sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${LOCK_AGE}"; echo "@@lease ${LEASE_EXPIRES} $(date +%s)"; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null; fi; echo '@@end'`,
   );
 }
 
 export interface LockState {
   owner: string;
   ageS: number;
+  /** Seconds its lease runs more (≤ 0: run out); undefined: it has none (an older fleet-deploy's lock). */
+  leaseLeftS?: number;
   /** The note of a switch the holder was making (server text: parse and check before use). */
   switchNote?: string;
 }
@@ -551,17 +616,25 @@ export function parseLock(stdout: string): LockState | undefined {
   const sections = new Map<string, string[]>();
   let section = '';
   let ageS = 0;
+  let leaseLeftS: number | undefined;
   for (const line of stdout.split('\n')) {
     const marker = /^@@(\w+)(?: (.*))?$/.exec(line.trimEnd());
     if (marker) {
       section = marker[1]!;
       if (section === 'age') ageS = Number(marker[2]) || 0;
+      const lease = section === 'lease' ? /^(\d{1,12}) (\d{1,12})$/.exec(marker[2] ?? '') : null;
+      if (lease) leaseLeftS = Number(lease[1]) - Number(lease[2]);
       sections.set(section, sections.get(section) ?? []);
     } else if (section) sections.get(section)!.push(line);
   }
   if (!sections.has('lock')) return undefined;
   const note = (sections.get('switch') ?? []).join('\n').trim();
-  return { owner: sections.get('lock')!.join('\n').trim(), ageS, ...(note ? { switchNote: note } : {}) };
+  return {
+    owner: sections.get('lock')!.join('\n').trim(),
+    ageS,
+    ...(leaseLeftS !== undefined ? { leaseLeftS } : {}),
+    ...(note ? { switchNote: note } : {}),
+  };
 }
 
 /** The last lines of the release history, for `fleet-deploy history`. */

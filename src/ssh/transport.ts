@@ -10,7 +10,7 @@ import { NodeSSH } from 'node-ssh';
 import type { Client, ClientChannel } from 'ssh2';
 import type { JumpHost, Server } from '../registry/model';
 import type { PinnedHostKey } from '../registry/hostkey';
-import type { Script } from '../remote/shell';
+import { Script } from '../remote/shell';
 import {
   ConnectionLost,
   systemClock,
@@ -166,6 +166,35 @@ export class SshConnector implements Connector {
   }
 }
 
+/** Reads the `@@pgid N` line a command prints first on stderr, and hands back the rest of the stream. */
+class GroupMarker {
+  pgid?: number;
+  private head: Buffer | undefined = Buffer.alloc(0);
+
+  take(d: Buffer): Buffer {
+    if (!this.head) return d;
+    const all = Buffer.concat([this.head, d]);
+    const nl = all.indexOf(10);
+    if (nl < 0 && all.length < 64) {
+      this.head = all;
+      return Buffer.alloc(0);
+    }
+    this.head = undefined;
+    const m = nl < 0 ? null : /^@@pgid (\d{1,10})$/.exec(all.subarray(0, nl).toString('latin1'));
+    if (!m) return all;
+    const n = Number(m[1]);
+    if (n > 1) this.pgid = n; // never 0 or 1: `kill -- -1` would signal every process of the user
+    return all.subarray(nl + 1);
+  }
+
+  /** What is still held back when the stream ends (a short first line that was not the marker). */
+  flush(): Buffer | undefined {
+    const h = this.head;
+    this.head = undefined;
+    return h;
+  }
+}
+
 export class SshTransport implements Transport {
   private lost = false;
   private readonly client: Client;
@@ -190,13 +219,28 @@ export class SshTransport implements Transport {
     return !this.lost;
   }
 
-  exec(script: Script, { timeoutMs, onOutput, pty, signal, stdin }: ExecOptions): Promise<ExecResult> {
+  exec(script: Script, options: ExecOptions): Promise<ExecResult> {
+    return this.run(script, options, !options.pty);
+  }
+
+  /**
+   * `marked`: sshd starts each command in a session of its own, so the shell's PID is its process group;
+   * it is printed first on stderr (and taken off again) so that a command given up on can be stopped.
+   */
+  private run(
+    script: Script,
+    { timeoutMs, onOutput, pty, signal, stdin }: ExecOptions,
+    marked: boolean,
+  ): Promise<ExecResult> {
+    const group = marked ? new GroupMarker() : undefined;
+    const text = group ? `printf '@@pgid %s\n' "$$" >&2; ${script.text}` : script.text;
     return new Promise((resolve) => {
       if (this.lost) return resolve({ code: null, stdout: '', stderr: 'the connection was lost' });
       if (signal?.aborted) return resolve({ code: null, stdout: '', stderr: 'stopped' });
       const stdout = new OutputTail('stdout', STDOUT_TAIL_LIMIT);
       const stderr = new OutputTail('stderr', STDERR_TAIL_LIMIT);
       let done = false;
+      let givenUp = false;
       let channel: ClientChannel | undefined;
       const finish = (code: number | null, extra = '') => {
         if (done) return;
@@ -215,10 +259,13 @@ export class SshTransport implements Transport {
       signal?.addEventListener('abort', onAbort, { once: true });
       const timer = setTimeout(() => {
         channel?.close();
-        finish(null, `\ntimed out after ${Math.round(timeoutMs / 1000)} s`);
+        const timedOut = `\ntimed out after ${Math.round(timeoutMs / 1000)} s`;
+        if (!group) return finish(null, timedOut);
+        givenUp = true; // the channel's end is ours now: the stop below says how it went
+        void this.stopGroup(group.pgid).then((what) => finish(null, `${timedOut}; ${what}`));
       }, timeoutMs);
       try {
-        this.client.exec(script.text, pty ? { pty: true } : {}, (err, ch) => {
+        this.client.exec(text, pty ? { pty: true } : {}, (err, ch) => {
           if (err) return finish(null, err.message);
           channel = ch;
           if (stdin !== undefined) ch.end(stdin); // then EOF: `cat` or `--password-stdin` stops reading
@@ -226,13 +273,19 @@ export class SshTransport implements Transport {
           let signal: string | undefined;
           const utf8 = new StringDecoder('utf8'); // a character split across chunks stays whole
           ch.on('data', (d: Buffer) => (onOutput ? onOutput(utf8.write(d)) : stdout.push(d)));
-          ch.stderr.on('data', (d: Buffer) => stderr.push(d));
+          ch.stderr.on('data', (d: Buffer) => {
+            const rest = group ? group.take(d) : d;
+            if (rest.length) stderr.push(rest);
+          });
           ch.on('exit', (code: number | null, sig?: string) => {
             exit = typeof code === 'number' ? code : null;
             signal = sig;
           });
           // 'close' comes after 'exit' and after all output has arrived.
-          ch.on('close', () =>
+          ch.on('close', () => {
+            if (givenUp) return;
+            const held = group?.flush();
+            if (held?.length) stderr.push(held);
             finish(
               exit ?? null,
               exit === undefined
@@ -240,13 +293,32 @@ export class SshTransport implements Transport {
                 : signal
                   ? `\nkilled by signal ${signal}`
                   : '',
-            ),
-          );
+            );
+          });
         });
       } catch (e) {
         finish(null, (e as Error).message);
       }
     });
+  }
+
+  /**
+   * Stops what a command given up on left running on the server (a hung `compose pull`): TERM to its
+   * process group, then KILL after 5 s, over a new channel of the same connection. Says what happened.
+   */
+  private async stopGroup(pgid: number | undefined): Promise<string> {
+    if (pgid === undefined) return 'its process group on the server is not known: it may still run there';
+    const g = `-${pgid}`;
+    const r = await this.run(
+      new Script(
+        `kill -TERM -- ${g} 2>/dev/null || exit 0; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.5; kill -0 -- ${g} 2>/dev/null || exit 0; done; kill -KILL -- ${g} 2>/dev/null; sleep 0.2; ! kill -0 -- ${g} 2>/dev/null`,
+      ),
+      { timeoutMs: 15_000 },
+      false,
+    );
+    return r.code === 0
+      ? `its processes on the server (process group ${pgid}) were stopped`
+      : `its processes on the server (process group ${pgid}) could not be stopped (${r.code === null ? 'no answer' : `exit ${r.code}`}): they may still run there`;
   }
 
   get(port: number, path: string, timeoutMs: number): Promise<HttpResponse> {

@@ -108,6 +108,13 @@ export class BlueGreenStrategy implements ReleaseStrategy {
     this.running?.imageIds.splice(0, Infinity, ...ids);
   }
 
+  /** Something runs (a slot, or the in-place stack): only then can the backup's dump go through it. */
+  stackRunning(): boolean {
+    const s = this.slots;
+    if (!s) return this.compose.stackRunning();
+    return s.blue.running.length + s.green.running.length + s.legacyRunning.length > 0;
+  }
+
   /** True when `slot` runs `release` now: its recorded references and its containers' images. */
   private runs(slot: SlotName, release: Release): boolean {
     const s = this.slots?.[slot];
