@@ -23,6 +23,16 @@ export interface RegistryCredentials {
 /** Image variable → the version (tag or digest) of that image, for the images not at the one version. */
 export type ImageVersions = Readonly<Record<string, string>>;
 
+/**
+ * The release a deploy asks for: one version, and the images named in `versions` at their own. One
+ * object, both fields required, so a strategy whose `release` took only the version would not compile
+ * (a positional second parameter could be dropped silently; the contract test checks the rest).
+ */
+export interface ReleaseSpec {
+  version: string;
+  versions: ImageVersions;
+}
+
 /** What a strategy may use while it runs. */
 export interface StrategyContext {
   shell: TargetShell;
@@ -41,10 +51,10 @@ export interface ReleaseStrategy {
   /** The release that runs now, from what `prepare` read on the server. */
   current(prepared: Prepared): Release;
   /**
-   * The release of `version`, with the images named in `versions` at their own version (a strategy
-   * without images ignores it). Its `version` is its first image's.
+   * The release of `spec.version`, with the images named in `spec.versions` at their own version.
+   * Its `version` is its first image's (the user's commands: the version of the first image).
    */
-  release(version: string, versions?: ImageVersions): Release;
+  release(spec: ReleaseSpec): Release;
   /** Fetches `next` before anything changes (the pull), filling its image IDs and digests. */
   fetch?(ctx: StrategyContext, next: Release): Promise<void>;
   /** True when `next` is what runs already: the deploy then changes nothing. */

@@ -212,7 +212,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     );
     this.ports.onLock?.({ ...this.lockEvent(), held: true });
     const { version, versions } = this.options.rollback ? this.rollbackRelease(this.prepared) : this.options;
-    this.next = this.strategy.release(version, versions);
+    this.next = this.strategy.release({ version, versions: versions ?? {} });
   }
 
   async pull(): StepReturn {

@@ -19,7 +19,7 @@ import { proxyDriver, type ProxyDriver } from '../../proxy';
 import type { History } from '../history';
 import type { Release } from '../result';
 import { describe, StepFailure } from '../shell';
-import type { ReleaseStrategy, StrategyContext } from '../strategy';
+import type { ReleaseSpec, ReleaseStrategy, StrategyContext } from '../strategy';
 import { ComposeStrategy } from './compose';
 
 /** Where the proxy sent the tenant when the deploy began. */
@@ -74,8 +74,8 @@ export class BlueGreenStrategy implements ReleaseStrategy {
     return this.running;
   }
 
-  release(version: string): Release {
-    return this.compose.release(version);
+  release(spec: ReleaseSpec): Release {
+    return this.compose.release(spec);
   }
 
   /** Reads the slots and the proxy (a proxy that is down fails here, before anything starts), then pulls. */
