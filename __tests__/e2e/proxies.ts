@@ -34,6 +34,33 @@ export interface CaddyRoute {
   /** The @id of the tenant's reverse_proxy handler. */
   id: string;
   upstream: number;
+  /**
+   * The flag-file switch: the tenant directory and its slots' ports. Each request goes to the slot
+   * whose flag (.fleet/slots/live-SLOT) exists, else to `upstream` (the in-place stack).
+   */
+  flags?: { dir: string; blue: number; green: number };
+}
+
+const proxyTo = (port: number, id?: string) => ({
+  handler: 'reverse_proxy',
+  ...(id ? { '@id': id } : {}),
+  upstreams: [{ dial: `127.0.0.1:${port}` }],
+});
+
+/** The route's handler: one reverse_proxy (switched through the admin API), or the flag-file routes. */
+function caddyHandler(r: CaddyRoute) {
+  if (!r.flags) return proxyTo(r.upstream, r.id);
+  const root = join(r.flags.dir, '.fleet', 'slots');
+  const slot = (name: 'blue' | 'green', port: number) => ({
+    match: [{ file: { root, try_files: [`/live-${name}`] } }],
+    handle: [proxyTo(port)],
+    terminal: true,
+  });
+  return {
+    handler: 'subroute',
+    '@id': r.id,
+    routes: [slot('blue', r.flags.blue), slot('green', r.flags.green), { handle: [proxyTo(r.upstream)] }],
+  };
 }
 
 /** Caddy with one server per route; its admin API on 127.0.0.1:admin. */
@@ -44,13 +71,7 @@ export async function startCaddy(dir: string, admin: number, routes: CaddyRoute[
       r.id,
       {
         listen: [`127.0.0.1:${r.listen}`],
-        routes: [
-          {
-            handle: [
-              { handler: 'reverse_proxy', '@id': r.id, upstreams: [{ dial: `127.0.0.1:${r.upstream}` }] },
-            ],
-          },
-        ],
+        routes: [{ handle: [caddyHandler(r)] }],
       },
     ]),
   );

@@ -33,6 +33,12 @@ export interface ReleaseSpec {
   versions: ImageVersions;
 }
 
+/** What `promote` did: a detail for the report, and the downtime users saw through the proxy. */
+export interface Promoted {
+  detail: string;
+  downtimeMs?: number;
+}
+
 /** What a strategy may use while it runs. */
 export interface StrategyContext {
   shell: TargetShell;
@@ -73,9 +79,12 @@ export interface ReleaseStrategy {
   gatePort?(): number | undefined;
   /**
    * After the gate passed: makes `next` the release users reach (blue-green: switches the proxy and
-   * verifies through it). Returns a detail for the report. A failure here rolls back (`switchBack`).
+   * verifies through it). Returns a detail for the report and the downtime the tenant's users saw, as
+   * the check through the proxy measured it (0: every probe answered); a strategy with a `gatePort`
+   * reports downtime only here, since its gate probed a port no user reaches. A failure here rolls back
+   * (`switchBack`).
    */
-  promote?(ctx: StrategyContext, next: Release): Promise<string>;
+  promote?(ctx: StrategyContext, next: Release): Promise<Promoted>;
   /**
    * Last, after the post-deploy hooks: retires the release that ran before (blue-green: drains the old
    * slot, then stops it). Never fails the deploy: the new release is live; returns a detail.
