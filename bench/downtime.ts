@@ -2,8 +2,8 @@
  * npm run bench:downtime — what a deploy costs the tenant's users, in place vs blue-green.
  *
  * The real engine and Compose (the end-to-end stack: engine-up.sh), real OpenSSH, real Caddy and nginx
- * from Debian. The app image (fleet/app:slow1, :slow2) takes BOOT_SECONDS (3) to listen and serves
- * /cgi-bin/slow in 5 s. Five tenants: in place behind Caddy and nginx; blue-green behind Caddy switched
+ * from Debian (the flag-file tenant behind a Caddy of its own). The app image (fleet/app:slow1, :slow2)
+ * takes BOOT_SECONDS (3) to listen and serves /cgi-bin/slow in 5 s. Five tenants: in place behind Caddy and nginx; blue-green behind Caddy switched
  * by a flag file (no reload), behind Caddy switched through its admin API (a reload) and behind nginx
  * (a reload). While each strategy's tenants go through N consecutive deploys (slow1 ↔ slow2), a bounded
  * load generator on 127.0.0.1 sends through each proxy one /health request at a time on a kept-alive
@@ -52,6 +52,7 @@ interface Bench {
   caddyAdmin: number;
   nginx: Nginx;
   caddy: RunningProxy;
+  caddyFlag: RunningProxy;
 }
 
 function registry(b: Bench, tenants: Tenant[], blueGreen: boolean) {
@@ -130,20 +131,24 @@ async function setUp(): Promise<Bench> {
   const caddy = await startCaddy(
     join(stack.root, 'caddy'),
     caddyAdmin,
-    tenants
-      .filter((t) => t.proxyKind !== 'nginx')
-      .map((t) => ({
-        id: `fleet-${t.id}`,
-        listen: t.proxy,
-        upstream: t.legacy,
-        ...(t.proxyKind === 'caddy-flag' ? { flags: { dir: t.dir, blue: t.blue, green: t.green } } : {}),
-      })),
+    of('caddy').map((t) => ({ id: `fleet-${t.id}`, listen: t.proxy, upstream: t.legacy })),
+  );
+  // A Caddy of its own: a switch through the other one's admin API reloads every route it serves.
+  const caddyFlag = await startCaddy(
+    join(stack.root, 'caddy-flag'),
+    await freePort(),
+    of('caddy-flag').map((t) => ({
+      id: `fleet-${t.id}`,
+      listen: t.proxy,
+      upstream: t.legacy,
+      flags: { dir: t.dir, blue: t.blue, green: t.green },
+    })),
   );
   const nginx = await startNginx(
     join(stack.root, 'nginx'),
     of('nginx').map((t) => ({ listen: t.proxy, upstreamFile: upstreamFile(stack, t), upstream: t.legacy })),
   );
-  return { stack, tenants, caddyAdmin, caddy, nginx };
+  return { stack, tenants, caddyAdmin, caddy, caddyFlag, nginx };
 }
 
 async function mustDeploy(b: Bench, tenants: Tenant[], blueGreen: boolean, version: string) {
@@ -162,9 +167,13 @@ async function measure(b: Bench, strategy: Strategy, deploys: number) {
   const streams = tenants.map((t) => loadStream(t.proxy));
   const started = Date.now();
   const reported = new Map<string, number[]>(tenants.map((t) => [t.id, []]));
-  for (let i = 0; i < deploys; i++)
-    for (const r of await mustDeploy(b, tenants, strategy === 'blue-green', VERSIONS[(i + 1) % 2]!))
+  for (let i = 0; i < deploys; i++) {
+    const at = new Date().toISOString();
+    for (const r of await mustDeploy(b, tenants, strategy === 'blue-green', VERSIONS[(i + 1) % 2]!)) {
       reported.get(r.tenant)!.push(r.downtimeMs ?? NaN);
+      console.log(`${at} ${r.tenant}: ${r.steps.map((s) => `${s.step} ${s.ms}`).join(', ')}`);
+    }
+  }
   const seconds = (Date.now() - started) / 1000;
   const results = await Promise.all(streams.map((s) => s.stop()));
   return tenants.map((t, i) => ({
@@ -203,6 +212,7 @@ async function main() {
     await report(result);
   } finally {
     b.caddy.stop();
+    b.caddyFlag.stop();
     b.nginx.stop();
     await b.stack.down();
   }
@@ -222,7 +232,7 @@ function table(rows: Row[], steadyP99: Record<string, number>): string {
     '| strategy | proxy | requests sent | failed (conn + 5xx) | of them fresh / kept-alive | reported downtime, max s | p50 ms | p99 ms | max ms | steady p99 ms | slow requests | cut mid-flight |';
   const lines = rows.map(
     (r) =>
-      `| ${r.strategy} | ${PROXY_LABEL[r.proxy]} | ${r.sent} | ${r.failed} | ${r.failedFresh} / ${r.failedKept} | ${(r.reportedMaxMs / 1000).toFixed(1)} | ${r.p50} | ${r.p99} | ${r.max} | ${steadyP99[r.tenant]} | ${r.slowSent} | ${r.slowCut} |`,
+      `| ${r.strategy} | ${r.strategy === 'in-place' ? r.proxy : PROXY_LABEL[r.proxy]} | ${r.sent} | ${r.failed} | ${r.failedFresh} / ${r.failedKept} | ${(r.reportedMaxMs / 1000).toFixed(1)} | ${r.p50} | ${r.p99} | ${r.max} | ${steadyP99[r.tenant]} | ${r.slowSent} | ${r.slowCut} |`,
   );
   return [head, '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|', ...lines].join('\n');
 }
@@ -256,6 +266,9 @@ async function report(result: {
     table(result.rows, steadyP99),
   ].join('\n');
   console.log(`\n${md}\n`);
+  for (const r of result.rows)
+    if (r.strategy === 'blue-green' && r.failures.length)
+      console.log(`${r.tenant} failures:\n  ${r.failures.join('\n  ')}`);
   mkdirSync('bench/results', { recursive: true });
   writeFileSync('bench/results/downtime-latest.json', `${JSON.stringify(result, null, 2)}\n`);
   writeFileSync('bench/results/downtime-latest.md', await formatted(`# npm run bench:downtime\n\n${md}\n`));

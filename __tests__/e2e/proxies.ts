@@ -59,7 +59,14 @@ function caddyHandler(r: CaddyRoute) {
   return {
     handler: 'subroute',
     '@id': r.id,
-    routes: [slot('blue', r.flags.blue), slot('green', r.flags.green), { handle: [proxyTo(r.upstream)] }],
+    // blue a second time: a request that looked for live-blue just before live-green was renamed to it,
+    // and for live-green just after, finds live-blue then instead of falling through to the in-place stack
+    routes: [
+      slot('blue', r.flags.blue),
+      slot('green', r.flags.green),
+      slot('blue', r.flags.blue),
+      { handle: [proxyTo(r.upstream)] },
+    ],
   };
 }
 

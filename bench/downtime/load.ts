@@ -9,6 +9,8 @@ import { Agent, get } from 'node:http';
 export interface Sample {
   ms: number;
   ok: boolean;
+  /** A failure: when (ISO time) and what (the error's code and message, or the status). */
+  failure?: string;
 }
 
 /**
@@ -34,21 +36,32 @@ export interface Figures {
   max: number;
   slowSent: number;
   slowCut: number;
+  /** What each failed request saw (at most 20). */
+  failures: string[];
 }
 
 function once(port: number, path: string, agent: Agent | false, expect: (body: string) => boolean) {
   const t0 = performance.now();
   return new Promise<Sample>((resolve) => {
-    const done = (ok: boolean) => resolve({ ms: performance.now() - t0, ok });
+    const done = (ok: boolean, why = '') =>
+      resolve({
+        ms: performance.now() - t0,
+        ok,
+        ...(ok ? {} : { failure: `${new Date().toISOString()} ${path} ${why}` }),
+      });
     const req = get({ host: '127.0.0.1', port, path, agent, timeout: 15_000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
-      res.on('end', () => done((res.statusCode ?? 500) < 500 && expect(body)));
-      res.on('error', () => done(false));
+      res.on('end', () =>
+        done((res.statusCode ?? 500) < 500 && expect(body), `HTTP ${res.statusCode} ${body.slice(0, 80)}`),
+      );
+      res.on('error', (e: NodeJS.ErrnoException) => done(false, `${e.code} ${e.message} (mid-response)`));
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => done(false));
+    req.on('error', (e: NodeJS.ErrnoException) =>
+      done(false, `${e.code} ${e.message}${req.reusedSocket ? ' (kept-alive socket)' : ''}`),
+    );
   });
 }
 
@@ -103,5 +116,6 @@ export function summarize(r: LoadResult): Figures {
     max: round(ms.at(-1) ?? 0),
     slowSent: r.slow.length,
     slowCut: r.slow.filter((s) => !s.ok && s.ms >= IN_FLIGHT_MS).length,
+    failures: [...r.kept, ...r.fresh, ...r.slow].flatMap((s) => (s.failure ? [s.failure] : [])).slice(0, 20),
   };
 }
