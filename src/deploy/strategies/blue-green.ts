@@ -82,6 +82,7 @@ export class BlueGreenStrategy implements ReleaseStrategy {
   /** Reads the slots and the proxy (a proxy that is down fails here, before anything starts), then pulls. */
   async fetch(ctx: StrategyContext, next: Release): Promise<void> {
     await this.readState(ctx);
+    if (this.bg.proxy.kind === 'flag-file') await this.proxyAnswers(ctx);
     await this.compose.fetch(ctx, next);
   }
 
@@ -96,7 +97,6 @@ export class BlueGreenStrategy implements ReleaseStrategy {
     const slots = (this.slots = B.parseSlots(r.stdout));
     const upstream = this.proxy.parse(slots.proxy);
     if ('error' in upstream) throw new StepFailure('pull', `${this.proxy.label}: ${upstream.error}`);
-    if (this.bg.proxy.kind === 'flag-file') await this.proxyAnswers(ctx);
     const slot = SLOTS.find((s) => this.bg.slots[s].port === upstream.port);
     this.live = {
       port: upstream.port,
