@@ -2,10 +2,11 @@
  * npm run bench:downtime — what a deploy costs the tenant's users, in place vs blue-green.
  *
  * The real engine and Compose (the end-to-end stack: engine-up.sh), real OpenSSH, real Caddy and nginx
- * from Debian (the flag-file tenant behind a Caddy of its own). The app image (fleet/app:slow1, :slow2)
- * takes BOOT_SECONDS (3) to listen and serves /cgi-bin/slow in 5 s. Five tenants: in place behind Caddy and nginx; blue-green behind Caddy switched
- * by a flag file (no reload), behind Caddy switched through its admin API (a reload) and behind nginx
- * (a reload). While each strategy's tenants go through N consecutive deploys (slow1 ↔ slow2), a bounded
+ * from Debian (each flag-file tenant behind a proxy of its own). The app image (fleet/app:slow1, :slow2)
+ * takes BOOT_SECONDS (3) to listen and serves /cgi-bin/slow in 5 s. Six tenants: in place behind Caddy
+ * and nginx; blue-green behind Caddy and nginx switched by a flag file (no reload), behind Caddy switched
+ * through its admin API (a reload) and behind nginx switched by its upstream file (a reload). While each
+ * strategy's tenants go through N consecutive deploys (slow1 ↔ slow2), a bounded
  * load generator on 127.0.0.1 sends through each proxy one /health request at a time on a kept-alive
  * connection and one on a fresh connection (every 10 ms each), and one /cgi-bin/slow request at a time;
  * nothing is retried. Each deploy's reported downtime (`downtimeMs`) is kept beside what the load saw.
@@ -25,11 +26,12 @@ import { parseRegistry } from '../src/registry';
 import { loadStream, summarize, type Figures } from './downtime/load';
 
 type Strategy = 'in-place' | 'blue-green';
-/** caddy-flag: Caddy with a `file` matcher per slot (the flag-file switch); caddy: its admin API. */
-type ProxyKind = 'caddy-flag' | 'caddy' | 'nginx';
+/** caddy-flag, nginx-flag: the flag-file switch (Caddy's `file` matcher, nginx's `if (-f)`); caddy: the admin API. */
+type ProxyKind = 'caddy-flag' | 'caddy' | 'nginx-flag' | 'nginx';
 const PROXY_LABEL: Record<ProxyKind, string> = {
   'caddy-flag': 'caddy, flag file',
   caddy: 'caddy, admin API',
+  'nginx-flag': 'nginx, flag file',
   nginx: 'nginx, reload',
 };
 interface Tenant {
@@ -53,6 +55,7 @@ interface Bench {
   nginx: Nginx;
   caddy: RunningProxy;
   caddyFlag: RunningProxy;
+  nginxFlag: RunningProxy;
 }
 
 function registry(b: Bench, tenants: Tenant[], blueGreen: boolean) {
@@ -88,7 +91,7 @@ function blueGreenOf(b: Bench, t: Tenant) {
     slots: { blue: { port: t.blue }, green: { port: t.green } },
     drainTimeout: '20s',
     proxy:
-      t.proxyKind === 'caddy-flag'
+      t.proxyKind === 'caddy-flag' || t.proxyKind === 'nginx-flag'
         ? { kind: 'flag-file' }
         : t.proxyKind === 'caddy'
           ? { kind: 'caddy', admin: b.caddyAdmin, route: 'fleet-{tenant}' }
@@ -106,7 +109,10 @@ const upstreamFile = (stack: Stack, t: Tenant) => join(stack.root, 'nginx', 'ups
 async function setUp(): Promise<Bench> {
   const stack = await stackUp('fd-downtime-', 600_000);
   const tenants: Tenant[] = [];
-  const kinds = { 'in-place': ['caddy', 'nginx'], 'blue-green': ['caddy-flag', 'caddy', 'nginx'] } as const;
+  const kinds = {
+    'in-place': ['caddy', 'nginx'],
+    'blue-green': ['caddy-flag', 'caddy', 'nginx-flag', 'nginx'],
+  } as const;
   for (const strategy of ['in-place', 'blue-green'] as const)
     for (const proxyKind of kinds[strategy]) {
       const id = `${strategy === 'in-place' ? 'ip' : 'bg'}-${proxyKind}`;
@@ -148,7 +154,17 @@ async function setUp(): Promise<Bench> {
     join(stack.root, 'nginx'),
     of('nginx').map((t) => ({ listen: t.proxy, upstreamFile: upstreamFile(stack, t), upstream: t.legacy })),
   );
-  return { stack, tenants, caddyAdmin, caddy, caddyFlag, nginx };
+  // An nginx of its own too: the other one's reload would reach every site it serves.
+  const nginxFlag = await startNginx(
+    join(stack.root, 'nginx-flag'),
+    of('nginx-flag').map((t) => ({
+      listen: t.proxy,
+      upstreamFile: upstreamFile(stack, t),
+      upstream: t.legacy,
+      flags: { dir: t.dir, blue: t.blue, green: t.green },
+    })),
+  );
+  return { stack, tenants, caddyAdmin, caddy, caddyFlag, nginx, nginxFlag };
 }
 
 async function mustDeploy(b: Bench, tenants: Tenant[], blueGreen: boolean, version: string) {
@@ -213,6 +229,7 @@ async function main() {
   } finally {
     b.caddy.stop();
     b.caddyFlag.stop();
+    b.nginxFlag.stop();
     b.nginx.stop();
     await b.stack.down();
   }

@@ -104,6 +104,29 @@ export interface NginxSite {
   /** The upstream file the deploy writes (one `server 127.0.0.1:PORT;` line). */
   upstreamFile: string;
   upstream: number;
+  /** The flag-file switch instead: as CaddyRoute's (`upstream` is the in-place stack's port). */
+  flags?: { dir: string; blue: number; green: number };
+}
+
+/** A site's upstream and server blocks: the upstream file's, or the flag-file switch's (docs/deploy.md). */
+function nginxSite(s: NginxSite, i: number): string {
+  const server = (location: string) =>
+    `  server { listen 127.0.0.1:${s.listen}; location / { ${location} proxy_read_timeout 60s; } }`;
+  if (!s.flags) {
+    writeFileSync(s.upstreamFile, `server 127.0.0.1:${s.upstream};\n`);
+    return `  upstream site${i} { include ${s.upstreamFile}; }\n${server(`proxy_pass http://site${i};`)}`;
+  }
+  const { dir } = s.flags;
+  const flag = (slot: string) =>
+    `if (-f ${join(dir, '.fleet', 'slots', `live-${slot}`)}) { set $slot ${slot}; }`;
+  return [
+    `  upstream site${i}_blue { server 127.0.0.1:${s.flags.blue}; }`,
+    `  upstream site${i}_green { server 127.0.0.1:${s.flags.green}; }`,
+    `  upstream site${i}_inplace { server 127.0.0.1:${s.upstream}; }`,
+    server(
+      `set $slot inplace; ${flag('blue')} ${flag('green')} ${flag('blue')} proxy_pass http://site${i}_$slot;`,
+    ),
+  ].join('\n');
 }
 
 export interface Nginx extends RunningProxy {
@@ -116,10 +139,7 @@ export interface Nginx extends RunningProxy {
 export async function startNginx(dir: string, sites: NginxSite[]): Promise<Nginx> {
   mkdirSync(join(dir, 'upstreams'), { recursive: true });
   const conf = join(dir, 'nginx.conf');
-  const servers = sites.map((s, i) => {
-    writeFileSync(s.upstreamFile, `server 127.0.0.1:${s.upstream};\n`);
-    return `  upstream site${i} { include ${s.upstreamFile}; }\n  server { listen 127.0.0.1:${s.listen}; location / { proxy_pass http://site${i}; proxy_read_timeout 60s; } }`;
-  });
+  const servers = sites.map(nginxSite);
   writeFileSync(
     conf,
     [
