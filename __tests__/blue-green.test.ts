@@ -2,6 +2,10 @@
  * Blue-green without a server: the registry field and its checks, the proxies' scripts and what they
  * read back from a server (untrusted), the slots' scripts and their parsing, and --dry-run's commands.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { formatPath } from '../src/errors';
 import { parseRegistry, targetsOf } from '../src/registry';
 import { dryRunCommands } from '../src/deploy/dry-run';
@@ -135,6 +139,33 @@ describe('proxies', () => {
     expect(parseServerLine('server 127.0.0.1:8081 max_fails=0;')).toEqual({ port: 8081 });
     expect(parseServerLine('server 127.0.0.1:8081;\nserver 127.0.0.1:8082;')).toHaveProperty('error');
     expect(parseServerLine('server evil.example:80;')).toHaveProperty('error');
+  });
+
+  test('flag-file: a real shell renames one flag into the other; neither: the in-place port from .env', () => {
+    const flags = proxyDriver(t, { kind: 'flag-file' });
+    const dir = mkdtempSync(join(tmpdir(), 'fd-flag-'));
+    try {
+      const run = (script: { text: string }) =>
+        execFileSync('sh', ['-c', script.text], { cwd: dir, encoding: 'utf8' });
+      const live = () => readdirSync(join(dir, '.fleet', 'slots')).sort();
+      writeFileSync(join(dir, '.env'), 'APP_IMAGE=ghcr.io/acme/app:v1\nAPP_PORT=8080\n');
+      expect(flags.parse(run(flags.read()))).toEqual({ port: 8080 });
+      expect(flags.parse(run(flags.switchTo(8081)))).toEqual({ port: 8081 });
+      expect(live()).toEqual(['live-blue']);
+      expect(flags.parse(run(flags.switchTo(8081)))).toEqual({ port: 8081 }); // again: unchanged
+      expect(flags.parse(run(flags.switchTo(8082)))).toEqual({ port: 8082 });
+      expect(live()).toEqual(['live-green']);
+      expect(flags.parse(run(flags.switchTo(8080)))).toEqual({ port: 8080 }); // back to the in-place stack
+      expect(live()).toEqual([]);
+      writeFileSync(join(dir, '.env'), 'APP_PORT=$(reboot)\n');
+      expect(flags.parse(run(flags.read()))).toEqual({
+        error: 'no flag file is set and .env\'s APP_PORT is "$(reboot)", not a port',
+      });
+      rmSync(join(dir, '.env'));
+      expect(flags.parse(run(flags.read()))).toEqual({ port: 8081 }); // a new tenant: slot blue's
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('command: the switch gets FLEET_UPSTREAM, then the current command reads back', () => {

@@ -262,7 +262,7 @@ test("a deploy's measured downtime is in its time cell, in the summary and the t
   const down = { ...target(0, 1, 'deployed'), downtimeMs: 3100 };
   const md = renderSummary(report([down, target(1, 1, 'deployed')]));
   expect(md).toContain(
-    'Downtime measured by the health gate on 1 of 2 targets, at most 3.1 s (eu-0000/t00000)',
+    'Downtime users saw, as the health checks measured it, on 1 of 2 targets, at most 3.1 s (eu-0000/t00000)',
   );
   expect(renderSummary(report([target(1, 1, 'deployed')]))).not.toContain('Downtime');
   const failed = { ...target(2, 1, 'rolled-back'), downtimeMs: 2000 };

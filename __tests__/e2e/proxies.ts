@@ -34,6 +34,40 @@ export interface CaddyRoute {
   /** The @id of the tenant's reverse_proxy handler. */
   id: string;
   upstream: number;
+  /**
+   * The flag-file switch: the tenant directory and its slots' ports. Each request goes to the slot
+   * whose flag (.fleet/slots/live-SLOT) exists, else to `upstream` (the in-place stack).
+   */
+  flags?: { dir: string; blue: number; green: number };
+}
+
+const proxyTo = (port: number, id?: string) => ({
+  handler: 'reverse_proxy',
+  ...(id ? { '@id': id } : {}),
+  upstreams: [{ dial: `127.0.0.1:${port}` }],
+});
+
+/** The route's handler: one reverse_proxy (switched through the admin API), or the flag-file routes. */
+function caddyHandler(r: CaddyRoute) {
+  if (!r.flags) return proxyTo(r.upstream, r.id);
+  const root = join(r.flags.dir, '.fleet', 'slots');
+  const slot = (name: 'blue' | 'green', port: number) => ({
+    match: [{ file: { root, try_files: [`/live-${name}`] } }],
+    handle: [proxyTo(port)],
+    terminal: true,
+  });
+  return {
+    handler: 'subroute',
+    '@id': r.id,
+    // blue a second time: a request that looked for live-blue just before live-green was renamed to it,
+    // and for live-green just after, finds live-blue then instead of falling through to the in-place stack
+    routes: [
+      slot('blue', r.flags.blue),
+      slot('green', r.flags.green),
+      slot('blue', r.flags.blue),
+      { handle: [proxyTo(r.upstream)] },
+    ],
+  };
 }
 
 /** Caddy with one server per route; its admin API on 127.0.0.1:admin. */
@@ -44,13 +78,7 @@ export async function startCaddy(dir: string, admin: number, routes: CaddyRoute[
       r.id,
       {
         listen: [`127.0.0.1:${r.listen}`],
-        routes: [
-          {
-            handle: [
-              { handler: 'reverse_proxy', '@id': r.id, upstreams: [{ dial: `127.0.0.1:${r.upstream}` }] },
-            ],
-          },
-        ],
+        routes: [{ handle: [caddyHandler(r)] }],
       },
     ]),
   );
@@ -76,6 +104,29 @@ export interface NginxSite {
   /** The upstream file the deploy writes (one `server 127.0.0.1:PORT;` line). */
   upstreamFile: string;
   upstream: number;
+  /** The flag-file switch instead: as CaddyRoute's (`upstream` is the in-place stack's port). */
+  flags?: { dir: string; blue: number; green: number };
+}
+
+/** A site's upstream and server blocks: the upstream file's, or the flag-file switch's (docs/deploy.md). */
+function nginxSite(s: NginxSite, i: number): string {
+  const server = (location: string) =>
+    `  server { listen 127.0.0.1:${s.listen}; location / { ${location} proxy_read_timeout 60s; } }`;
+  if (!s.flags) {
+    writeFileSync(s.upstreamFile, `server 127.0.0.1:${s.upstream};\n`);
+    return `  upstream site${i} { include ${s.upstreamFile}; }\n${server(`proxy_pass http://site${i};`)}`;
+  }
+  const { dir } = s.flags;
+  const flag = (slot: string) =>
+    `if (-f ${join(dir, '.fleet', 'slots', `live-${slot}`)}) { set $slot ${slot}; }`;
+  return [
+    `  upstream site${i}_blue { server 127.0.0.1:${s.flags.blue}; }`,
+    `  upstream site${i}_green { server 127.0.0.1:${s.flags.green}; }`,
+    `  upstream site${i}_inplace { server 127.0.0.1:${s.upstream}; }`,
+    server(
+      `set $slot inplace; ${flag('blue')} ${flag('green')} ${flag('blue')} proxy_pass http://site${i}_$slot;`,
+    ),
+  ].join('\n');
 }
 
 export interface Nginx extends RunningProxy {
@@ -88,10 +139,7 @@ export interface Nginx extends RunningProxy {
 export async function startNginx(dir: string, sites: NginxSite[]): Promise<Nginx> {
   mkdirSync(join(dir, 'upstreams'), { recursive: true });
   const conf = join(dir, 'nginx.conf');
-  const servers = sites.map((s, i) => {
-    writeFileSync(s.upstreamFile, `server 127.0.0.1:${s.upstream};\n`);
-    return `  upstream site${i} { include ${s.upstreamFile}; }\n  server { listen 127.0.0.1:${s.listen}; location / { proxy_pass http://site${i}; proxy_read_timeout 60s; } }`;
-  });
+  const servers = sites.map(nginxSite);
   writeFileSync(
     conf,
     [

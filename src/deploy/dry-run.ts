@@ -30,7 +30,7 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
     private readonly options: DryRunOptions,
   ) {
     this.strategy = strategyFor(target);
-    this.next = this.strategy.release(options.version, options.versions);
+    this.next = this.strategy.release({ version: options.version, versions: options.versions ?? {} });
     this.version = this.next.version ?? options.version;
   }
 

@@ -48,8 +48,10 @@ export interface TargetResult {
   /** Why the deploy failed (also for rolled-back) or why the target was skipped. */
   error?: string;
   /**
-   * The downtime the deploy's health gate measured: first failed probe to first healthy one (0: every
-   * probe answered). A lower bound: the gate starts once the switch returned.
+   * The downtime the tenant's users saw (0: every probe answered). In place: the health gate's, first
+   * failed probe to first healthy one. Blue-green: the check through the proxy after the switch, first
+   * probe with no answer or a 5xx to the next answer (the gate on the idle slot measures a boot no user
+   * sees). A lower bound: the probes start once the switch returned.
    */
   downtimeMs?: number;
   /** Why the rollback failed, when the outcome is failed after a rollback attempt. */

@@ -30,6 +30,22 @@ export interface RegistryCredentials {
 /** Image variable → the version (tag or digest) of that image, for the images not at the one version. */
 export type ImageVersions = Readonly<Record<string, string>>;
 
+/**
+ * The release a deploy asks for: one version, and the images named in `versions` at their own. One
+ * object, both fields required, so a strategy whose `release` took only the version would not compile
+ * (a positional second parameter could be dropped silently; the contract test checks the rest).
+ */
+export interface ReleaseSpec {
+  version: string;
+  versions: ImageVersions;
+}
+
+/** What `promote` did: a detail for the report, and the downtime users saw through the proxy. */
+export interface Promoted {
+  detail: string;
+  downtimeMs?: number;
+}
+
 /** What a strategy may use while it runs. */
 export interface StrategyContext {
   shell: TargetShell;
@@ -48,10 +64,10 @@ export interface ReleaseStrategy {
   /** The release that runs now, from what `prepare` read on the server. */
   current(prepared: Prepared): Release;
   /**
-   * The release of `version`, with the images named in `versions` at their own version (a strategy
-   * without images ignores it). Its `version` is its first image's.
+   * The release of `spec.version`, with the images named in `spec.versions` at their own version.
+   * Its `version` is its first image's (the user's commands: the version of the first image).
    */
-  release(version: string, versions?: ImageVersions): Release;
+  release(spec: ReleaseSpec): Release;
   /** Fetches `next` before anything changes (the pull), filling its image IDs and digests. */
   fetch?(ctx: StrategyContext, next: Release): Promise<void>;
   /** True when `next` is what runs already: the deploy then changes nothing. */
@@ -70,9 +86,12 @@ export interface ReleaseStrategy {
   gatePort?(): number | undefined;
   /**
    * After the gate passed: makes `next` the release users reach (blue-green: switches the proxy and
-   * verifies through it). Returns a detail for the report. A failure here rolls back (`switchBack`).
+   * verifies through it). Returns a detail for the report and the downtime the tenant's users saw, as
+   * the check through the proxy measured it (0: every probe answered); a strategy with a `gatePort`
+   * reports downtime only here, since its gate probed a port no user reaches. A failure here rolls back
+   * (`switchBack`).
    */
-  promote?(ctx: StrategyContext, next: Release): Promise<string>;
+  promote?(ctx: StrategyContext, next: Release): Promise<Promoted>;
   /**
    * Last, after the post-deploy hooks: retires the release that ran before (blue-green: drains the old
    * slot, then stops it). Never fails the deploy: the new release is live; returns a detail.

@@ -119,8 +119,9 @@ export type DeployStep = (typeof DEPLOY_STEPS)[number];
 const UNCHANGED = 'unchanged';
 type StepReturn = Promise<void | typeof UNCHANGED>;
 
-const gateDetail = (g: GateResult) =>
-  `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s${g.downtimeMs ? `, down ${(g.downtimeMs / 1000).toFixed(1)} s` : ''}`;
+/** The gate's figures; its downtime only when it probed what users reach (not a slot no user sees yet). */
+const gateDetail = (g: GateResult, usersSee = true) =>
+  `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s${g.downtimeMs && usersSee ? `, down ${(g.downtimeMs / 1000).toFixed(1)} s` : ''}`;
 
 export async function deployTarget(
   target: Target,
@@ -240,7 +241,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
         (d) => d,
       );
     const { version, versions } = this.options.rollback ? this.rollbackRelease(this.prepared) : this.options;
-    this.next = this.strategy.release(version, versions);
+    this.next = this.strategy.release({ version, versions: versions ?? {} });
   }
 
   async pull(): StepReturn {
@@ -284,22 +285,27 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   }
 
   async health(): StepReturn {
+    // A gate on a port of its own (blue-green's idle slot) measures that slot's boot, which no user
+    // sees: the downtime users saw is then measured through the proxy by `promote`.
+    const port = this.strategy.gatePort?.();
+    const usersSee = port === undefined;
     const g = await this.step(
       'health',
-      () => this.gate(this.version, true, this.strategy.gatePort?.()),
-      gateDetail,
+      () => this.gate(this.version, true, port),
+      (g) => gateDetail(g, usersSee),
     );
-    if (g.downtimeMs !== undefined) this.result.downtimeMs = g.downtimeMs;
+    if (usersSee && g.downtimeMs !== undefined) this.result.downtimeMs = g.downtimeMs;
   }
 
   async promote(): StepReturn {
     const strategy = this.strategy;
-    if (strategy.promote)
-      await this.step(
-        'promote',
-        () => strategy.promote!(this.ctx, this.next),
-        (d) => d,
-      );
+    if (!strategy.promote) return;
+    const p = await this.step(
+      'promote',
+      () => strategy.promote!(this.ctx, this.next),
+      (p) => p.detail,
+    );
+    if (p.downtimeMs !== undefined) this.result.downtimeMs = p.downtimeMs;
   }
 
   async postDeploy(): StepReturn {

@@ -8,6 +8,7 @@ import type { Proxy, Tenant } from '../registry/model';
 import type { Script } from '../remote/shell';
 import { caddy } from './caddy';
 import { commandProxy } from './command';
+import { flagFileProxy } from './flag-file';
 import { nginx } from './nginx';
 
 export type Upstream = { port: number } | { error: string };
@@ -25,6 +26,8 @@ export interface ProxyDriver {
 
 export function proxyDriver(tenant: Tenant, proxy: Proxy): ProxyDriver {
   switch (proxy.kind) {
+    case 'flag-file':
+      return flagFileProxy(tenant, tenant.blueGreen!);
     case 'caddy':
       return caddy(proxy);
     case 'nginx':

@@ -61,6 +61,7 @@ export interface Commands {
 
 /** The reverse proxy in front of a blue-green tenant's slots. */
 export type Proxy =
+  | { kind: 'flag-file' }
   | { kind: 'caddy'; adminPort: number; route: string }
   | { kind: 'nginx'; upstreamFile: string; check: string; reload: string }
   | { kind: 'command'; switch: string; current: string };

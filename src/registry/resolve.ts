@@ -462,6 +462,8 @@ function resolveBlueGreen(
 
 function resolveProxy(raw: RawBlueGreen['proxy'], at: Path, fill: (p: Picked<string>) => string): Proxy {
   switch (raw.kind) {
+    case 'flag-file':
+      return { kind: 'flag-file' };
     case 'caddy':
       return {
         kind: 'caddy',

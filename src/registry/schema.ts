@@ -345,6 +345,10 @@ const proxy = z
         .meta({
           description: 'nginx: an upstream file written atomically, checked, then `nginx -s reload`.',
         }),
+      z.strictObject({ kind: z.literal('flag-file') }).meta({
+        description:
+          'Any proxy that picks the live slot per request by which flag file exists, .fleet/slots/live-blue or .fleet/slots/live-green in the tenant directory (Caddy: a `file` matcher; nginx: `if (-f …)`): the switch renames one into the other, with no proxy reload.',
+      }),
       z
         .strictObject({
           kind: z.literal('command'),
@@ -357,7 +361,7 @@ const proxy = z
         })
         .meta({ description: 'Any other proxy, switched by your own commands.' }),
     ],
-    { error: 'must have "kind": "caddy", "nginx" or "command"' },
+    { error: 'must have "kind": "flag-file", "caddy", "nginx" or "command"' },
   )
   .meta({ description: 'The reverse proxy in front of the two slots.' });
 

@@ -168,14 +168,14 @@ function chartSection(report: FleetReport): string[] {
     : [];
 }
 
-/** The downtime the health gates measured (first failed probe to first healthy), when any target had some. */
+/** The downtime users saw, as the health checks measured it (in place: the gate; blue-green: through the proxy). */
 function downtimeLine(rs: readonly TargetResult[]): string[] {
   const down = rs.filter((r) => r.downtimeMs).sort((a, b) => b.downtimeMs! - a.downtimeMs!);
   if (down.length === 0) return [];
   const worst = down[0]!;
   return [
     '',
-    `Downtime measured by the health gate on ${down.length} of ${rs.length} targets, at most ${seconds(worst.downtimeMs!)} (${cell(worst.id)})`,
+    `Downtime users saw, as the health checks measured it, on ${down.length} of ${rs.length} targets, at most ${seconds(worst.downtimeMs!)} (${cell(worst.id)})`,
   ];
 }
 

@@ -14,12 +14,13 @@ import { COMPOSE_PROJECT } from '../../registry/patterns';
 import * as R from '../../remote/commands';
 import * as B from '../../remote/blue-green';
 import { Script } from '../../remote/shell';
-import { runGate } from '../../health/gate';
+import { runGate, type GateProbe } from '../../health/gate';
 import { proxyDriver, type ProxyDriver } from '../../proxy';
 import type { History } from '../history';
+import type { Clock } from '../ports';
 import type { Release } from '../result';
 import { describe, StepFailure } from '../shell';
-import type { ReleaseStrategy, StrategyContext } from '../strategy';
+import type { Promoted, ReleaseSpec, ReleaseStrategy, StrategyContext } from '../strategy';
 import { ComposeStrategy } from './compose';
 
 /** Where the proxy sent the tenant when the deploy began. */
@@ -74,13 +75,14 @@ export class BlueGreenStrategy implements ReleaseStrategy {
     return this.running;
   }
 
-  release(version: string): Release {
-    return this.compose.release(version);
+  release(spec: ReleaseSpec): Release {
+    return this.compose.release(spec);
   }
 
   /** Reads the slots and the proxy (a proxy that is down fails here, before anything starts), then pulls. */
   async fetch(ctx: StrategyContext, next: Release): Promise<void> {
     await this.readState(ctx);
+    if (this.bg.proxy.kind === 'flag-file') await this.proxyAnswers(ctx);
     await this.compose.fetch(ctx, next);
   }
 
@@ -113,6 +115,19 @@ export class BlueGreenStrategy implements ReleaseStrategy {
     const s = this.slots;
     if (!s) return this.compose.stackRunning();
     return s.blue.running.length + s.green.running.length + s.legacyRunning.length > 0;
+  }
+
+  /** A flag-file proxy has no API to read: one request through it tells that it answers, before anything starts. */
+  private async proxyAnswers(ctx: StrategyContext): Promise<void> {
+    const check = this.tenant.health;
+    try {
+      await (await ctx.shell.transport()).get(check.port!, check.path, check.timeoutMs);
+    } catch (e) {
+      throw new StepFailure(
+        'pull',
+        `the proxy on 127.0.0.1:${check.port} did not answer, so nothing was started: ${(e as Error).message}`,
+      );
+    }
   }
 
   /** True when `slot` runs `release` now: its recorded references and its containers' images. */
@@ -154,23 +169,31 @@ export class BlueGreenStrategy implements ReleaseStrategy {
     return R.containerHealth(this.tenant, this.checked ?? this.projects[this.idle]);
   }
 
-  async promote(ctx: StrategyContext, next: Release): Promise<string> {
+  async promote(ctx: StrategyContext, next: Release): Promise<Promoted> {
     const port = this.bg.slots[this.idle].port;
     const to = `slot ${this.idle} (127.0.0.1:${port})`;
     this.proxyTouched = true;
     await this.pointProxy(ctx, port, to, 'promote');
     const check = this.tenant.health;
+    const seen = usersSaw(ctx.clock);
     const g = await runGate(
       check,
       next.version ?? '',
-      async (timeoutMs: number) => (await ctx.shell.transport()).get(check.port!, check.path, timeoutMs),
+      seen.probe(async (timeoutMs: number) =>
+        (await ctx.shell.transport()).get(check.port!, check.path, timeoutMs),
+      ),
       ctx.clock,
       ctx.signal,
     );
     if (!g.ok) throw new StepFailure('promote', `through the proxy on port ${check.port}: ${g.reason}`);
     await ctx.shell.must('promote', B.recordLive(this.tenant, this.idle, next.refs));
     this.recorded = true;
-    return `${this.proxy.label} → ${to}, verified through port ${check.port} (${g.passed}/${g.probes} probes)`;
+    const downtimeMs = seen.downtimeMs();
+    const down = downtimeMs ? `, down ${(downtimeMs / 1000).toFixed(1)} s` : '';
+    return {
+      detail: `${this.proxy.label} → ${to}, verified through port ${check.port} (${g.passed}/${g.probes} probes${down})`,
+      downtimeMs,
+    };
   }
 
   /** Switches the proxy to `port` and reads it back: a proxy that refused or holds another port fails. */
@@ -271,6 +294,36 @@ export class BlueGreenStrategy implements ReleaseStrategy {
       retire: [B.connectionsTo(green), B.stopProject(t, this.projects.green)],
     };
   }
+}
+
+/**
+ * The downtime users saw through the proxy, from the probes of the check through it: from the first probe
+ * that got no answer (refused, reset, timed out) or a 5xx to the first answer after it. An answer from
+ * the old release (the proxy still finishing its switch) is not downtime: users were served.
+ */
+function usersSaw(clock: Clock) {
+  let firstDown: number | undefined;
+  let down = 0;
+  const answered = (sent: number) => {
+    if (firstDown !== undefined && !down) down = sent - firstDown;
+  };
+  return {
+    probe:
+      (get: GateProbe): GateProbe =>
+      async (timeoutMs) => {
+        const sent = clock.now();
+        try {
+          const res = await get(timeoutMs);
+          if (res.status >= 500) firstDown ??= sent;
+          else answered(sent);
+          return res;
+        } catch (e) {
+          firstDown ??= sent;
+          throw e;
+        }
+      },
+    downtimeMs: () => down,
+  };
 }
 
 function slotProjects(base: string): Projects {

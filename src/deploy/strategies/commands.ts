@@ -8,7 +8,7 @@ import * as R from '../../remote/commands';
 import { hookEnv } from '../hooks';
 import type { Release } from '../result';
 import { StepFailure } from '../shell';
-import type { ImageVersions, ReleaseStrategy, StrategyContext } from '../strategy';
+import type { ReleaseSpec, ReleaseStrategy, StrategyContext } from '../strategy';
 
 export class CommandsStrategy implements ReleaseStrategy {
   readonly switchStep = 'deploy';
@@ -25,7 +25,7 @@ export class CommandsStrategy implements ReleaseStrategy {
   }
 
   /** The version of the tenant's first image when `versions` names it (what `current` reports), else `version`. */
-  release(version: string, versions: ImageVersions = {}): Release {
+  release({ version, versions }: ReleaseSpec): Release {
     const v = versions[this.target.tenant.images[0]?.variable ?? ''] ?? version;
     return { refs: { version: v }, version: v, imageIds: [], digests: [] };
   }

@@ -10,7 +10,7 @@ import type { Script } from '../../remote/shell';
 import type { History } from '../history';
 import type { Release } from '../result';
 import { describe, StepFailure } from '../shell';
-import type { ImageVersions, RegistryCredentials, ReleaseStrategy, StrategyContext } from '../strategy';
+import type { RegistryCredentials, ReleaseSpec, ReleaseStrategy, StrategyContext } from '../strategy';
 
 export class ComposeStrategy implements ReleaseStrategy {
   readonly switchStep = 'update';
@@ -66,7 +66,7 @@ export class ComposeStrategy implements ReleaseStrategy {
   }
 
   /** Each image at its version in `versions`, else at `version`; the release's version is the first image's. */
-  release(version: string, versions: ImageVersions = {}): Release {
+  release({ version, versions }: ReleaseSpec): Release {
     const versionOf = (i: Image) => versions[i.variable] ?? version;
     const refs = Object.fromEntries(this.tenant.images.map((i) => [i.variable, R.imageRef(i, versionOf(i))]));
     return { refs, version: versionOf(this.tenant.images[0]!), imageIds: [], digests: [] };
