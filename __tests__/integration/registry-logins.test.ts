@@ -148,7 +148,7 @@ describeIf('registry logins per host, against real htpasswd registries', () => {
       registry: { logins, keep: false },
     } as unknown as StrategyContext;
     try {
-      await strategy.fetch!(ctx, strategy.release('v2'));
+      await strategy.fetch!(ctx, strategy.release({ version: 'v2', versions: {} }));
       return '';
     } catch (e) {
       return (e as Error).message;
