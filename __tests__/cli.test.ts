@@ -1,17 +1,21 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { cli } from './helpers/cli';
+import { existsSync, readFileSync } from 'node:fs';
+import { cli as run } from './helpers/cli';
 import { runBundledCli } from './helpers/run';
 
 const bad = readFileSync('__tests__/fixtures/bad-registry.json', 'utf8');
+/** The example fleet (servers/example.json) stands in for the default registry of these tests. */
+const EXAMPLE = { FLEET_REGISTRY: 'servers/example.json' };
+const cli = (argv: string[], files: Record<string, string> = {}, env: Record<string, string> = {}) =>
+  run(argv, files, { ...EXAMPLE, ...env });
 
 describe('fleet-deploy CLI (in process)', () => {
   test('validate: exit 0 and a one-line summary', async () => {
-    const r = await cli(['validate', '--registry', 'servers/production.json']);
+    const r = await cli(['validate', '--registry', 'servers/example.json']);
     expect(r).toEqual({
       code: 0,
       stdout:
-        'servers/production.json: valid — 4 servers, 11 tenants in 2 regions (rings: sandbox 2, canary 3, general 6)\n',
+        'servers/example.json: valid — 4 servers, 11 tenants in 2 regions (rings: sandbox 2, canary 3, general 6)\n',
       stderr: '',
     });
   });
@@ -37,13 +41,18 @@ describe('fleet-deploy CLI (in process)', () => {
     expect(
       (
         await cli(
-          ['validate', '-r', 'servers/production.json'],
+          ['validate', '-r', 'servers/example.json'],
           { 'bad.json': bad },
           { FLEET_REGISTRY: 'bad.json' },
         )
       ).code,
     ).toBe(0);
-    expect((await cli(['validate'])).stdout).toMatch(/^servers\/production.json: valid/);
+    // the default is the person's own registry: the clone ships its example elsewhere (servers/example.json)
+    const example = readFileSync('servers/example.json', 'utf8');
+    expect((await run(['validate'], { 'servers/production.json': example })).stdout).toMatch(
+      /^servers\/production.json: valid/,
+    );
+    expect(existsSync('servers/production.json')).toBe(false);
   });
 
   test('a registry nested 8,000 deep: exit 2, naming the file, the place and the depth', async () => {
@@ -191,7 +200,7 @@ describe('fleet-deploy CLI (in process)', () => {
 
 describe('fleet-deploy CLI (the bundled dist/cli.js)', () => {
   test('exit codes 0, 2 and output streams', () => {
-    const ok = runBundledCli(['plan', '-w', 'rings', '-f', 'matrix']);
+    const ok = runBundledCli(['plan', '-w', 'rings', '-f', 'matrix'], EXAMPLE);
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.stdout)).toHaveLength(3);
     const badRun = runBundledCli(['validate', '-r', '__tests__/fixtures/bad-registry.json']);
@@ -272,7 +281,7 @@ describe('fleet-deploy deploy (no server needed)', () => {
   });
 
   test('a server with no pinned key and no known_hosts entry is refused before anything connects', async () => {
-    const reg = JSON.parse(readFileSync('servers/production.json', 'utf8'));
+    const reg = JSON.parse(readFileSync('servers/example.json', 'utf8'));
     delete reg.servers[0].hostKey;
     const r = await cli(
       ['deploy', '-r', 'r.json', '-v', 'v2', '-s', 'server=eu-1'],

@@ -128,6 +128,58 @@ describeSshd('init against real sshd', () => {
     });
   }, 60_000);
 
+  test('pin-host-key: an unpinned server of the registry is pinned after its fingerprint is shown; a rebuilt one re-pinned', async () => {
+    const file = join(fleet.root, 'unpinned.json');
+    const fp = fingerprint(fleet.sshds.get('srv-1')!.hostKey);
+    const init = await cli(['init', '-r', file, '--server', spec('srv-1'), '--tenant', tenant(0)], {}, {}, [
+      'n',
+    ]);
+    expect(init.stderr).toContain(
+      `Not pinned. Once you have compared it: fleet-deploy pin-host-key --server srv-1 -r ${file} --accept-host-key ${fp}\n`,
+    );
+    // validate says so; add-server of the same server points to the command
+    const validate = await cli(['validate', '-r', file]);
+    expect(validate.stderr).toBe(
+      'warning: srv-1 has no pinned host key: deploys refuse it unless a known_hosts text has its key; pin it: fleet-deploy pin-host-key --server srv-1\n',
+    );
+    const again = await cli(['add-server', '-r', file, '--server', spec('srv-1'), '--yes']);
+    expect(again.stderr).toContain('srv-1 is in');
+    expect(again.stderr).toContain('to pin or re-pin its host key: fleet-deploy pin-host-key --server srv-1');
+    // no consent: nothing written, exit 1
+    const no = await cli(['pin-host-key', '-r', file, '--server', 'srv-1'], {}, {}, ['n']);
+    expect(no.code).toBe(1);
+    expect(JSON.parse(readFileSync(file, 'utf8')).servers[0].hostKey).toBeUndefined();
+    // consent at the prompt: pinned
+    const yes = await cli(['pin-host-key', '-r', file, '--server', 'srv-1'], {}, {}, ['y']);
+    expect(yes.stderr).toContain(`offers ssh-ed25519 ${fp}`);
+    expect(yes.stdout).toBe(`Pinned srv-1's key (${fp}) in ${file}.\n`);
+    expect(yes.code).toBe(0);
+    expect(JSON.parse(readFileSync(file, 'utf8')).servers[0].hostKey).toBe(fleet.sshds.get('srv-1')!.hostKey);
+    expect((await cli(['validate', '-r', file])).stderr).toBe('');
+    expect((await cli(['pin-host-key', '-r', file, '--server', 'srv-1'])).stdout).toContain('already pinned');
+    // the server "rebuilt": the file pins another key; re-pinned only with the fingerprint now offered
+    const rebuilt = JSON.parse(readFileSync(file, 'utf8'));
+    rebuilt.servers[0].hostKey = fleet.sshds.get('srv-2')!.hostKey;
+    writeFileSync(file, JSON.stringify(rebuilt, null, 2));
+    const wrong = await cli([
+      'pin-host-key',
+      '-r',
+      file,
+      '--server',
+      'srv-1',
+      '--accept-host-key',
+      fingerprint(fleet.sshds.get('srv-2')!.hostKey),
+    ]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('now offers another key');
+    const repin = await cli(['pin-host-key', '-r', file, '--server', 'srv-1', '--accept-host-key', fp]);
+    expect(repin.code).toBe(0);
+    expect(JSON.parse(readFileSync(file, 'utf8')).servers[0].hostKey).toBe(fleet.sshds.get('srv-1')!.hostKey);
+    expect((await cli(['pin-host-key', '-r', file, '--server', 'nope'])).stderr).toContain(
+      '"nope" is not in',
+    );
+  }, 60_000);
+
   test('init never overwrites a registry', async () => {
     const file = join(fleet.root, 'exists.json');
     writeFileSync(file, '{}');

@@ -3,7 +3,7 @@
  * 2 configuration error (bad registry, bad flags, a selection that matches nothing).
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigurationError, isConfigurationError, formatProblem } from '../errors';
+import { isConfigurationError, formatProblem } from '../errors';
 import { targetsOf } from '../registry';
 import { matrices, planDeployment, planJson, type Plan } from '../plan/plan';
 import { sanitize } from '../report/sanitize';
@@ -30,7 +30,7 @@ import {
 import { runDemo } from './demo';
 import { runSandbox, SANDBOX_USAGE } from './sandbox';
 import { runSetupServer, SETUP_OPTIONS, SETUP_USAGE } from './setup-server';
-import { DEFAULT_REGISTRY, loadRegistry } from './args';
+import { DEFAULT_REGISTRY, FORMAT_OPTIONS, loadRegistry, outputFormat } from './args';
 import { wholeNumber } from '../values';
 import { flagOptions } from '../settings';
 import { closest } from '../registry/issues';
@@ -39,7 +39,10 @@ import {
   ADD_TENANT_USAGE,
   INIT_OPTIONS,
   INIT_USAGE,
+  PIN_HOST_KEY_OPTIONS,
+  PIN_HOST_KEY_USAGE,
   runAddServer,
+  runPinHostKey,
   runAddTenant,
   runInit,
 } from './init';
@@ -89,6 +92,10 @@ Options:
       io.stdout(
         `${registry.source}: valid — ${plural(registry.servers.length, 'server')}, ${plural(targets.length, 'tenant')} in ${plural(regions.size, 'region')} (rings: ${rings})\n`,
       );
+      for (const s of registry.servers.filter((x) => x.hostKeys.length === 0))
+        io.stderr(
+          `warning: ${s.name} has no pinned host key: deploys refuse it unless a known_hosts text has its key; pin it: ${io.self ?? 'fleet-deploy'} pin-host-key --server ${s.name}\n`,
+        );
       return EXIT.ok;
     },
   },
@@ -110,8 +117,7 @@ Options:
     options: {
       ...REMOTE_OPTIONS,
       limit: { type: 'string', short: 'n' },
-      format: { type: 'string', short: 'f' },
-      json: { type: 'boolean' },
+      ...FORMAT_OPTIONS,
     },
     run: (values, io) => runHistory(values, io),
   },
@@ -195,6 +201,12 @@ and once with 30% (it goes on) — shows the history of that tenant and a manual
     options: INIT_OPTIONS,
     run: (values, io) => runAddServer(values, io),
   },
+  'pin-host-key': {
+    summary: "Pin (or re-pin) a registry server's host key, after showing its fingerprint",
+    usage: PIN_HOST_KEY_USAGE,
+    options: PIN_HOST_KEY_OPTIONS,
+    run: (values, io) => runPinHostKey(values, io),
+  },
   'add-tenant': {
     summary: 'Add a tenant to a server of the registry',
     usage: ADD_TENANT_USAGE,
@@ -224,21 +236,10 @@ Options:
       select: { type: 'string', short: 's' },
       waves: { type: 'string', short: 'w' },
       'max-per-job': { type: 'string' },
-      format: { type: 'string', short: 'f' },
-      json: { type: 'boolean' },
+      ...FORMAT_OPTIONS,
     },
     run: async (values, io) => {
-      const format = values.json ? 'json' : ((values.format as string | undefined) ?? 'table');
-      if (!['table', 'json', 'matrix'].includes(format)) {
-        throw new ConfigurationError([
-          {
-            path: [],
-            source: '--format',
-            message: `${JSON.stringify(format)} is not a format`,
-            hint: 'use table, json or matrix',
-          },
-        ]);
-      }
+      const format = outputFormat(values, ['table', 'json', 'matrix']);
       const registry = await loadRegistry(values, io);
       const plan = planDeployment(registry, {
         select: values.select as string | undefined,
@@ -416,7 +417,7 @@ export async function runCli(argv: readonly string[], io: CliIO = processIO()): 
     io.stdout(`${usage(io.self)}\n`);
     return name === undefined ? EXIT.configuration : EXIT.ok;
   }
-  if (name === '--version' || name === '-V') {
+  if (name === '--version' || name === '-V' || name === '-v') {
     io.stdout(`${VERSION}\n`);
     return EXIT.ok;
   }

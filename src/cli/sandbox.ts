@@ -51,8 +51,9 @@ export async function runSandbox(values: Values, positionals: string[], io: CliI
     case 'status': {
       const pid = sandboxPid(dir);
       if (!pid || !existsSync(join(dir, 'registry.json'))) {
-        io.stdout(`No sandbox running in ${dir}.\n`);
-        return 1;
+        // a question answered, not a failure: exit 0 (`sandbox up` starts one)
+        io.stdout(`No sandbox running in ${dir} (start one: ${io.self ?? 'fleet-deploy'} sandbox up).\n`);
+        return 0;
       }
       const registry = parseRegistry(
         readFileSync(join(dir, 'registry.json'), 'utf8'),
