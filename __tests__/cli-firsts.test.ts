@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { cli } from './helpers/cli';
-import { runCli } from '../src/cli/main';
+import { asStarted, runCli } from '../src/cli/main';
 import { VERSION } from '../src/version';
 
 const example = readFileSync('servers/example.json', 'utf8');
@@ -96,4 +96,38 @@ test('sandbox status with no sandbox: a message and exit 0', async () => {
     'No sandbox running in /nonexistent/fd-sandbox (start one: npx fleet-deploy sandbox up).\n',
   );
   expect(code).toBe(0);
+});
+
+test('help sandbox says which tags do what, missing-* included, naming the tool as started', async () => {
+  let stdout = '';
+  await runCli(['help', 'sandbox'], {
+    stdout: (t) => (stdout += t),
+    stderr: () => undefined,
+    readText: async () => '',
+    env: {},
+    self: 'npx fleet-deploy',
+  });
+  expect(stdout).toContain('missing-* fails to pull (manifest unknown)');
+  expect(stdout).toMatch(/broken-\* and bad-\* answer HTTP 500/);
+  expect(stdout).toContain(
+    '  npx fleet-deploy deploy -r DIR/registry.json --key DIR/client_key --version v1',
+  );
+  expect(stdout).not.toMatch(/(?<!npx )fleet-deploy deploy/);
+});
+
+test('hints name the tool as started: a lock message from the engine reads "npx fleet-deploy unlock"', () => {
+  let stderr = '';
+  const io = asStarted({
+    stdout: () => undefined,
+    stderr: (t) => (stderr += t),
+    readText: async () => '',
+    env: {},
+    self: 'npx fleet-deploy',
+  });
+  io.stderr(
+    "eu-1/acme: locked; release it: fleet-deploy unlock --select 'id=eu-1/acme'; npx fleet-deploy help\n",
+  );
+  expect(stderr).toBe(
+    "eu-1/acme: locked; release it: npx fleet-deploy unlock --select 'id=eu-1/acme'; npx fleet-deploy help\n",
+  );
 });

@@ -168,6 +168,11 @@ describe('fleet-deploy CLI (in process)', () => {
     expect(complete('fleet-deploy', 'depl')).toBe('deploy');
     expect(complete('fleet-deploy', 'sandbox', 'st')).toBe('status');
     expect(complete('fleet-deploy', 'deploy', '--max-f')).toBe('--max-failure-percent --max-failures');
+    // as the README installs it, from npx: npx fleet-deploy dep<Tab>
+    expect(complete('npx', 'fleet')).toBe('fleet-deploy');
+    expect(complete('npx', 'fleet-deploy', 'depl')).toBe('deploy');
+    expect(complete('npx', 'fleet-deploy', 'sandbox', 'st')).toBe('status');
+    expect(complete('npx', 'fleet-deploy', 'deploy', '--max-f')).toBe('--max-failure-percent --max-failures');
     expect((await cli(['completion', 'tcsh'])).stderr).toContain('"tcsh" is not bash, zsh or fish');
   });
 
@@ -292,7 +297,7 @@ describe('fleet-deploy deploy (no server needed)', () => {
     expect(r.stderr).toContain(
       'servers[0].hostKey: server eu-1 (203.0.113.10:22) has no pinned host key and no known_hosts entry',
     );
-    expect(r.stderr).toContain('ssh-keyscan -p 22 203.0.113.10');
+    expect(r.stderr).toContain('pin its key: fleet-deploy pin-host-key --server eu-1 (shows its fingerprint');
     const known = await cli(
       ['deploy', '-r', 'r.json', '-v', 'v2', '-s', 'server=eu-1', '--known-hosts', 'kh', '--dry-run'],
       { 'r.json': JSON.stringify(reg), kh: '' },

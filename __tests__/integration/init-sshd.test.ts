@@ -7,7 +7,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fingerprintOf } from '../../src/registry/hostkey';
-import { haveSshd } from '../../src/testing';
+import { freePort, haveSshd } from '../../src/testing';
+import { SshConnector } from '../../src/ssh/transport';
 import { cli } from '../helpers/cli';
 import { REPO, startFleet, type TestFleet } from '../helpers/testfleet';
 
@@ -179,6 +180,20 @@ describeSshd('init against real sshd', () => {
       '"nope" is not in',
     );
   }, 60_000);
+
+  test("a health port nothing listens on: OpenSSH's empty refusal said as what it means", async () => {
+    const closed = await freePort();
+    const transport = await new SshConnector({ privateKey: fleet.key.privateKey }).connect(
+      fleet.registry.servers[0]!,
+    );
+    try {
+      await expect(transport.get(closed, '/health', 5000)).rejects.toThrow(
+        new RegExp(`^nothing listens on 127\\.0\\.0\\.1:${closed} on srv-1 — check health\\.port`),
+      );
+    } finally {
+      await transport.close();
+    }
+  });
 
   test('init never overwrites a registry', async () => {
     const file = join(fleet.root, 'exists.json');

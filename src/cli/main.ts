@@ -286,7 +286,8 @@ Prints a completion script for the commands, their verbs and their flags. Instal
   bash  echo 'eval "$(fleet-deploy completion bash)"' >> ~/.bashrc
   zsh   echo 'eval "$(fleet-deploy completion zsh)"' >> ~/.zshrc   (after compinit)
   fish  fleet-deploy completion fish > ~/.config/fish/completions/fleet-deploy.fish
-(With npx: the same, as "npx fleet-deploy completion …"; the script completes the fleet-deploy command.)`,
+(With npx: the same, as "npx fleet-deploy completion …"; the script completes both "fleet-deploy …" and
+"npx fleet-deploy …".)`,
     options: {},
     verbs: SHELLS,
     run: async (_values, io, [shell]) => {
@@ -411,7 +412,22 @@ function failure(io: CliIO, name: string, e: unknown): number {
   return EXIT.failure;
 }
 
-export async function runCli(argv: readonly string[], io: CliIO = processIO()): Promise<number> {
+/**
+ * The tool named as the person started it in everything it prints: "fleet-deploy unlock …" in a lock's
+ * message (written by the engine, which knows no invocation) and in help texts reads "npx fleet-deploy
+ * unlock …" under npx, so every hint runs as printed.
+ */
+export function asStarted(io: CliIO): CliIO {
+  const self = io.self ?? 'fleet-deploy';
+  if (self === 'fleet-deploy') return io;
+  const words = [...Object.keys(COMMANDS), 'help'].join('|');
+  const command = new RegExp(`(?<![\\w./-])(?<!npx )fleet-deploy (?=(?:${words})\\b)`, 'g');
+  const name = (text: string) => text.replace(command, `${self} `);
+  return { ...io, stdout: (t) => io.stdout(name(t)), stderr: (t) => io.stderr(name(t)) };
+}
+
+export async function runCli(argv: readonly string[], given: CliIO = processIO()): Promise<number> {
+  const io = asStarted(given);
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h') {
     io.stdout(`${usage(io.self)}\n`);
