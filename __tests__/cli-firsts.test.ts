@@ -107,8 +107,9 @@ test('help sandbox says which tags do what, missing-* included, naming the tool 
     env: {},
     self: 'npx fleet-deploy',
   });
-  expect(stdout).toContain('missing-* fails to pull (manifest unknown)');
-  expect(stdout).toMatch(/broken-\* and bad-\* answer HTTP 500/);
+  const flat = stdout.replace(/\s+/g, ' '); // (wrapped to the width)
+  expect(flat).toContain('missing-* fails to pull (manifest unknown)');
+  expect(flat).toMatch(/broken-\* and bad-\* answer HTTP 500/);
   expect(stdout).toContain(
     '  npx fleet-deploy deploy -r DIR/registry.json --key DIR/client_key --version v1',
   );
@@ -130,4 +131,35 @@ test('hints name the tool as started: a lock message from the engine reads "npx 
   expect(stderr).toBe(
     "eu-1/acme: locked; release it: npx fleet-deploy unlock --select 'id=eu-1/acme'; npx fleet-deploy help\n",
   );
+});
+
+describe('help fits the terminal: 80 columns when not a terminal, hanging indents', () => {
+  const help = async (argv: string[], columns?: number) => {
+    let stdout = '';
+    await runCli(argv, {
+      stdout: (t) => (stdout += t),
+      stderr: () => undefined,
+      readText: async () => '',
+      env: {},
+      self: 'npx fleet-deploy',
+      ...(columns ? { columns: () => columns } : {}),
+    });
+    return stdout;
+  };
+  test.each([['help'], ['help', 'deploy'], ['help', 'init'], ['deploy', '--help'], ['help', 'status']])(
+    '%j: no line over 80 columns, under npx too',
+    async (...argv) => {
+      const lines = (await help(argv)).split('\n');
+      expect(lines.filter((l) => [...l].length > 80)).toEqual([]);
+    },
+  );
+  test("an option's description continues under its column; a wider terminal gets longer lines", async () => {
+    const text = await help(['help', 'deploy']);
+    const at = text.split('\n').findIndex((l) => /^ +--max-failure-percent /.test(l));
+    const column = /^( +--max-failure-percent \S+ +)/.exec(text.split('\n')[at]!)![1]!.length;
+    expect(text.split('\n')[at + 1]).toMatch(new RegExp(`^ {${column}}\\S`));
+    const wide = (await help(['help', 'deploy'], 160)).split('\n');
+    expect(Math.max(...wide.map((l) => l.length))).toBeGreaterThan(80);
+    expect(wide.filter((l) => l.length > 160)).toEqual([]);
+  });
 });

@@ -89,11 +89,20 @@ describeSshd('init against real sshd', () => {
         { id: 't1-1', path: fleet.tenants[0]!.dir, images: [{ variable: 'APP_IMAGE', repository: REPO }] },
       ],
     });
-    expect((await cli(['validate', '-r', file])).code).toBe(0);
+    // validate flags what init could not know, on its line, until it is edited
+    expect(written.placeholders).toEqual({ 'servers[0].tenants[0].health.port': 8080 });
+    const unedited = await cli(['validate', '-r', file]);
+    expect(unedited.code).toBe(2);
+    expect(unedited.stderr).toMatch(
+      new RegExp(
+        `^error: ${file}:\\d+:\\d+: servers\\[0\\]\\.tenants\\[0\\]\\.health\\.port: 8080 is a placeholder init wrote: it could not know this value \\(set the port the tenant's health check answers on`,
+      ),
+    );
 
     // what the person edits next: the health port the tool could not know
     written.servers[0].tenants[0].health.port = fleet.tenants[0]!.port;
     writeFileSync(file, JSON.stringify(written, null, 2));
+    expect((await cli(['validate', '-r', file])).code).toBe(0);
     const deployed = await cli(['deploy', '-r', file, '--version', 'v2', ...key]);
     expect(deployed.stdout).toMatch(/srv-1\/t1-1 .* deployed /);
     expect(deployed.code).toBe(0);
@@ -135,6 +144,11 @@ describeSshd('init against real sshd', () => {
     const init = await cli(['init', '-r', file, '--server', spec('srv-1'), '--tenant', tenant(0)], {}, {}, [
       'n',
     ]);
+    // (the placeholders edited, as the person would: port and image)
+    const edited = JSON.parse(readFileSync(file, 'utf8'));
+    edited.servers[0].tenants[0].health.port = fleet.tenants[0]!.port;
+    edited.defaults.tenant.images[0].repository = REPO;
+    writeFileSync(file, JSON.stringify(edited, null, 2));
     expect(init.stderr).toContain(
       `Not pinned. Once you have compared it: fleet-deploy pin-host-key --server srv-1 -r ${file} --accept-host-key ${fp}\n`,
     );

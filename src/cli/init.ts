@@ -352,6 +352,27 @@ ${PLACEHOLDER_IMAGE.variable}=${PLACEHOLDER_IMAGE.repository} stands in for them
 `;
 }
 
+/**
+ * Lists in `placeholders` what was just written without being known — each new tenant's health port, and
+ * the stand-in image of a tenant whose images were not discovered — so `validate` flags them until edited.
+ */
+function notePlaceholders(registry: Json, fresh: ReadonlySet<Json>): void {
+  const noted = { ...((registry.placeholders as Json | undefined) ?? {}) };
+  (registry.servers as Json[]).forEach((s, si) =>
+    ((s.tenants as Json[] | undefined) ?? []).forEach((t, ti) => {
+      if (!fresh.has(t)) return;
+      noted[`servers[${si}].tenants[${ti}].health.port`] = (t.health as Json).port;
+      const images = ((registry.defaults as Json | undefined)?.tenant as Json | undefined)?.images as Json[];
+      if (!t.images && images?.[0]?.repository === PLACEHOLDER_IMAGE.repository)
+        noted['defaults.tenant.images[0].repository'] = PLACEHOLDER_IMAGE.repository;
+    }),
+  );
+  if (Object.keys(noted).length) registry.placeholders = noted;
+}
+
+const tenantsOf = (servers: Json[]) =>
+  new Set(servers.flatMap((s) => (s.tenants as Json[] | undefined) ?? []));
+
 export async function runInit(values: Values, io: CliIO): Promise<number> {
   const setup = setupOf(values, io);
   const servers = list(values.server).map(parseServerSpec);
@@ -373,6 +394,7 @@ export async function runInit(values: Values, io: CliIO): Promise<number> {
     defaults: { tenant: { images: [PLACEHOLDER_IMAGE] } },
     servers: entries,
   };
+  notePlaceholders(registry, tenantsOf(entries));
   await writeNew(io, setup.file, checked(registry, setup.file), false);
   io.stdout(
     `Wrote ${setup.file}: ${entries.length} server(s), ${entries.flatMap((e) => e.tenants as Json[]).length} tenant(s).\n${nextSteps(io, setup.file)}`,
@@ -403,6 +425,7 @@ export async function runAddServer(values: Values, io: CliIO): Promise<number> {
     servers.push(await buildServer(s, byServer.get(s.name)!, setup, io, 8080));
   }
   registry.servers = servers;
+  notePlaceholders(registry, tenantsOf(servers.slice(-specs.length)));
   await writeNew(io, setup.file, checked(registry, setup.file), true);
   io.stdout(`Added ${specs.map((s) => s.name).join(', ')} to ${setup.file}.\n${nextSteps(io, setup.file)}`);
   return 0;
@@ -414,6 +437,7 @@ export async function runAddTenant(values: Values, io: CliIO): Promise<number> {
   const servers = (registry.servers as Json[]) ?? [];
   const tenants = list(values.tenant).map(parseTenantSpec);
   if (!tenants.length) throw bad('--tenant', 'which tenant?', 'e.g. --tenant eu-1/acme:/srv/app/acme');
+  const added = new Set<Json>();
   for (const t of tenants) {
     const name = t.server ?? (servers.length === 1 ? (servers[0]!.name as string) : undefined);
     const server = servers.find((s) => s.name === name);
@@ -427,9 +451,12 @@ export async function runAddTenant(values: Values, io: CliIO): Promise<number> {
     const ports = list
       .map((x) => (x.health as Json | undefined)?.port)
       .filter((p): p is number => typeof p === 'number');
-    list.push(tenantEntry(t, undefined, ports.length ? Math.max(...ports) + 1 : 8080));
+    const entry = tenantEntry(t, undefined, ports.length ? Math.max(...ports) + 1 : 8080);
+    added.add(entry);
+    list.push(entry);
     server.tenants = list;
   }
+  notePlaceholders(registry, added);
   await writeNew(io, setup.file, checked(registry, setup.file), true);
   io.stdout(`Added ${tenants.map((t) => t.id).join(', ')} to ${setup.file}.\n${nextSteps(io, setup.file)}`);
   return 0;

@@ -3,7 +3,9 @@
  * 2 configuration error (bad registry, bad flags, a selection that matches nothing).
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { isConfigurationError, formatProblem } from '../errors';
+import { ConfigurationError, isConfigurationError, formatProblem } from '../errors';
+import { placeholderProblems } from '../registry/placeholders';
+import { wrapText } from './wrap';
 import { targetsOf } from '../registry';
 import { matrices, planDeployment, planJson, type Plan } from '../plan/plan';
 import { sanitize } from '../report/sanitize';
@@ -84,6 +86,9 @@ Options:
     options: { ...registryOption },
     run: async (values, io) => {
       const registry = await loadRegistry(values, io);
+      // what init wrote without knowing it, still unedited: a deploy would wait on a port nothing serves
+      const placeholders = placeholderProblems(await io.readText(registry.source), registry.source);
+      if (placeholders.length) throw new ConfigurationError(placeholders);
       const targets = targetsOf(registry);
       const regions = new Set(registry.servers.map((s) => s.region));
       const rings = registry.rings
@@ -261,7 +266,7 @@ Without a command, lists the commands; with one, shows its usage and options (as
     positionals: true,
     run: async (_values, io, [topic]) => {
       if (topic === undefined) {
-        io.stdout(`${usage(io.self)}\n`);
+        io.stdout(`${helpText(io, usage(io.self))}\n`);
         return EXIT.ok;
       }
       const command = COMMANDS[topic];
@@ -274,7 +279,7 @@ Without a command, lists the commands; with one, shows its usage and options (as
           near && JSON.stringify(near),
         );
       }
-      io.stdout(`${command.usage}\n`);
+      io.stdout(`${helpText(io, command.usage)}\n`);
       return EXIT.ok;
     },
   },
@@ -319,6 +324,10 @@ export function renderPlan(plan: Plan): string {
   }
   return `${out.join('\n')}\n`;
 }
+
+/** Help fitted to the terminal's width, 80 columns when not a terminal. */
+const helpText = (io: CliIO, text: string) =>
+  wrapText(renamer(io.self)?.(text) ?? text, io.columns?.() ?? 80);
 
 function usage(self = 'fleet-deploy'): string {
   const names = Object.keys(COMMANDS);
@@ -418,19 +427,24 @@ function failure(io: CliIO, name: string, e: unknown): number {
  * unlock …" under npx, so every hint runs as printed.
  */
 export function asStarted(io: CliIO): CliIO {
-  const self = io.self ?? 'fleet-deploy';
-  if (self === 'fleet-deploy') return io;
+  const name = renamer(io.self);
+  if (!name) return io;
+  return { ...io, stdout: (t) => io.stdout(name(t)), stderr: (t) => io.stderr(name(t)) };
+}
+
+/** "fleet-deploy COMMAND" → "SELF COMMAND"; none when the tool runs as fleet-deploy. */
+function renamer(self = 'fleet-deploy'): ((text: string) => string) | undefined {
+  if (self === 'fleet-deploy') return undefined;
   const words = [...Object.keys(COMMANDS), 'help'].join('|');
   const command = new RegExp(`(?<![\\w./-])(?<!npx )fleet-deploy (?=(?:${words})\\b)`, 'g');
-  const name = (text: string) => text.replace(command, `${self} `);
-  return { ...io, stdout: (t) => io.stdout(name(t)), stderr: (t) => io.stderr(name(t)) };
+  return (text) => text.replace(command, `${self} `);
 }
 
 export async function runCli(argv: readonly string[], given: CliIO = processIO()): Promise<number> {
   const io = asStarted(given);
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h') {
-    io.stdout(`${usage(io.self)}\n`);
+    io.stdout(`${helpText(io, usage(io.self))}\n`);
     return name === undefined ? EXIT.configuration : EXIT.ok;
   }
   if (name === '--version' || name === '-V' || name === '-v') {
@@ -462,7 +476,7 @@ export async function runCli(argv: readonly string[], given: CliIO = processIO()
     return parseError(io, name, command, e as Error);
   }
   if (values.help) {
-    io.stdout(`${command.usage}\n`);
+    io.stdout(`${helpText(io, command.usage)}\n`);
     return EXIT.ok;
   }
   const badVerb = checkVerb(io, name, command, positionals);
