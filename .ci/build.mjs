@@ -32,6 +32,9 @@ async function bundle() {
       `ncc copied project files as assets (a path expression it followed): ${stray.slice(0, 5).join(', ')}`,
     );
   for (const [name, asset] of Object.entries(assets)) {
+    // ssh2's Pageant helper (a Windows .exe): ssh2 runs it only for `agent: 'pageant'`, which the tool
+    // never passes (it hands ssh2 $SSH_AUTH_SOCK, and only a socket that exists), so it is left out.
+    if (name.endsWith('pagent.exe')) continue;
     await mkdir(dirname(join(root, 'dist', name)), { recursive: true });
     await writeFile(join(root, 'dist', name), asset.source, { mode: asset.permissions });
   }

@@ -346,7 +346,7 @@ describe('actions/summary: the stop reason and the annotations', () => {
       const a = actionEnv(
         {
           reports: dir,
-          registry: 'servers/production.json',
+          registry: 'servers/example.json',
           stopped: 'failure budget exceeded: 1 of 2 <50%>',
         },
         github(),
@@ -354,11 +354,11 @@ describe('actions/summary: the stop reason and the annotations', () => {
       const r = await runAsync('dist/actions/summary.js', a.env);
       expect(a.summary()).toContain('> Rollout stopped: failure budget exceeded: 1 of 2 &lt;50%&gt;');
       const line =
-        readFileSync('servers/production.json', 'utf8')
+        readFileSync('servers/example.json', 'utf8')
           .split('\n')
           .findIndex((l) => l.includes('"id": "acme-corp"')) + 1;
       expect(r.stdout).toContain(
-        `::error title=fleet-deploy%3A eu-1/acme-corp rolled-back,file=servers/production.json,line=${line - 1},`,
+        `::error title=fleet-deploy%3A eu-1/acme-corp rolled-back,file=servers/example.json,line=${line - 1},`,
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });

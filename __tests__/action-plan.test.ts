@@ -10,7 +10,7 @@ describe('plan action (with a double of @actions/core)', () => {
 
   test('sets matrices, counts and targets', async () => {
     core.reset({
-      registry: 'servers/production.json',
+      registry: 'servers/example.json',
       waves: '1,5%,25%,100%',
       select: 'region=eu',
       'max-per-job': '2',
@@ -25,7 +25,11 @@ describe('plan action (with a double of @actions/core)', () => {
   });
 
   test('one environment per wave, the last name for the later waves', async () => {
-    core.reset({ waves: '1,5%,25%,100%', 'wave-environments': 'canary, production' });
+    core.reset({
+      registry: 'servers/example.json',
+      waves: '1,5%,25%,100%',
+      'wave-environments': 'canary, production',
+    });
     await runAction('plan');
     expect(core.setFailed).not.toHaveBeenCalled();
     expect(JSON.parse(core.outputs.environments!)).toEqual([
@@ -57,7 +61,7 @@ describe('plan action (with a double of @actions/core)', () => {
 describe('plan action as the runner runs it (dist/actions/plan.js)', () => {
   test('writes its outputs to GITHUB_OUTPUT', () => {
     const r = runBundledAction('dist/actions/plan.js', {
-      registry: 'servers/production.json',
+      registry: 'servers/example.json',
       waves: 'rings',
     });
     expect(r.code).toBe(0);

@@ -66,7 +66,7 @@ test.each([
   ],
   ['a path in $FLEET_SSH_KEY that does not exist', () => [], { missing: true }, 'no such file'],
 ])('%s: exit 2 before anything connects', async (_, args, opts: Record<string, unknown>, words) => {
-  const env: Record<string, string> = {};
+  const env: Record<string, string> = { FLEET_REGISTRY: 'servers/example.json' };
   if (opts.FLEET_SSH_PASSPHRASE) env.FLEET_SSH_PASSPHRASE = String(opts.FLEET_SSH_PASSPHRASE);
   if (opts.pub) env.FLEET_SSH_KEY = `${plain}.pub`;
   if (opts.missing) env.FLEET_SSH_KEY = join(dir, 'nope');

@@ -1,17 +1,21 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { cli } from './helpers/cli';
+import { existsSync, readFileSync } from 'node:fs';
+import { cli as run } from './helpers/cli';
 import { runBundledCli } from './helpers/run';
 
 const bad = readFileSync('__tests__/fixtures/bad-registry.json', 'utf8');
+/** The example fleet (servers/example.json) stands in for the default registry of these tests. */
+const EXAMPLE = { FLEET_REGISTRY: 'servers/example.json' };
+const cli = (argv: string[], files: Record<string, string> = {}, env: Record<string, string> = {}) =>
+  run(argv, files, { ...EXAMPLE, ...env });
 
 describe('fleet-deploy CLI (in process)', () => {
   test('validate: exit 0 and a one-line summary', async () => {
-    const r = await cli(['validate', '--registry', 'servers/production.json']);
+    const r = await cli(['validate', '--registry', 'servers/example.json']);
     expect(r).toEqual({
       code: 0,
       stdout:
-        'servers/production.json: valid — 4 servers, 11 tenants in 2 regions (rings: sandbox 2, canary 3, general 6)\n',
+        'servers/example.json: valid — 4 servers, 11 tenants in 2 regions (rings: sandbox 2, canary 3, general 6)\n',
       stderr: '',
     });
   });
@@ -37,13 +41,18 @@ describe('fleet-deploy CLI (in process)', () => {
     expect(
       (
         await cli(
-          ['validate', '-r', 'servers/production.json'],
+          ['validate', '-r', 'servers/example.json'],
           { 'bad.json': bad },
           { FLEET_REGISTRY: 'bad.json' },
         )
       ).code,
     ).toBe(0);
-    expect((await cli(['validate'])).stdout).toMatch(/^servers\/production.json: valid/);
+    // the default is the person's own registry: the clone ships its example elsewhere (servers/example.json)
+    const example = readFileSync('servers/example.json', 'utf8');
+    expect((await run(['validate'], { 'servers/production.json': example })).stdout).toMatch(
+      /^servers\/production.json: valid/,
+    );
+    expect(existsSync('servers/production.json')).toBe(false);
   });
 
   test('a registry nested 8,000 deep: exit 2, naming the file, the place and the depth', async () => {
@@ -159,6 +168,11 @@ describe('fleet-deploy CLI (in process)', () => {
     expect(complete('fleet-deploy', 'depl')).toBe('deploy');
     expect(complete('fleet-deploy', 'sandbox', 'st')).toBe('status');
     expect(complete('fleet-deploy', 'deploy', '--max-f')).toBe('--max-failure-percent --max-failures');
+    // as the README installs it, from npx: npx fleet-deploy dep<Tab>
+    expect(complete('npx', 'fleet')).toBe('fleet-deploy');
+    expect(complete('npx', 'fleet-deploy', 'depl')).toBe('deploy');
+    expect(complete('npx', 'fleet-deploy', 'sandbox', 'st')).toBe('status');
+    expect(complete('npx', 'fleet-deploy', 'deploy', '--max-f')).toBe('--max-failure-percent --max-failures');
     expect((await cli(['completion', 'tcsh'])).stderr).toContain('"tcsh" is not bash, zsh or fish');
   });
 
@@ -191,7 +205,7 @@ describe('fleet-deploy CLI (in process)', () => {
 
 describe('fleet-deploy CLI (the bundled dist/cli.js)', () => {
   test('exit codes 0, 2 and output streams', () => {
-    const ok = runBundledCli(['plan', '-w', 'rings', '-f', 'matrix']);
+    const ok = runBundledCli(['plan', '-w', 'rings', '-f', 'matrix'], EXAMPLE);
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.stdout)).toHaveLength(3);
     const badRun = runBundledCli(['validate', '-r', '__tests__/fixtures/bad-registry.json']);
@@ -274,7 +288,7 @@ describe('fleet-deploy deploy (no server needed)', () => {
   });
 
   test('a server with no pinned key and no known_hosts entry is refused before anything connects', async () => {
-    const reg = JSON.parse(readFileSync('servers/production.json', 'utf8'));
+    const reg = JSON.parse(readFileSync('servers/example.json', 'utf8'));
     delete reg.servers[0].hostKey;
     const r = await cli(
       ['deploy', '-r', 'r.json', '-v', 'v2', '-s', 'server=eu-1'],
@@ -285,7 +299,7 @@ describe('fleet-deploy deploy (no server needed)', () => {
     expect(r.stderr).toContain(
       'servers[0].hostKey: server eu-1 (203.0.113.10:22) has no pinned host key and no known_hosts entry',
     );
-    expect(r.stderr).toContain('ssh-keyscan -p 22 203.0.113.10');
+    expect(r.stderr).toContain('pin its key: fleet-deploy pin-host-key --server eu-1 (shows its fingerprint');
     const known = await cli(
       ['deploy', '-r', 'r.json', '-v', 'v2', '-s', 'server=eu-1', '--known-hosts', 'kh', '--dry-run'],
       { 'r.json': JSON.stringify(reg), kh: '' },

@@ -33,7 +33,10 @@ test('the demo tells the whole story and tears everything down', () => {
   const out = r.stdout;
   expect(out).not.toContain('\x1b['); // no colour without a terminal
 
-  const act = (n: number) => out.slice(out.indexOf(`\n${n}. `), out.indexOf(`\n${n + 1}. `));
+  // the first heading opens the output: no blank line before it
+  expect(out.startsWith('1. ')).toBe(true);
+  const act = (n: number) =>
+    out.slice(out.indexOf(`${n === 1 ? '' : '\n'}${n}. `), out.indexOf(`\n${n + 1}. `));
   expect(act(1)).toMatch(/sandbox-1\/tenant-1-1 +sandbox +eu/);
   expect(act(2)).toContain('9 deployed in');
   expect(act(2)).toContain('(3 handshakes)');

@@ -12,7 +12,7 @@ const ajv = new Ajv2020({ allErrors: true, strict: false });
 const validate = ajv.compile(schema);
 
 test('the example registry references the schema and passes it', () => {
-  const production = JSON.parse(readFileSync('servers/production.json', 'utf8'));
+  const production = JSON.parse(readFileSync('servers/example.json', 'utf8'));
   expect(production.$schema).toBe('./registry.schema.json');
   expect(validate(production)).toBe(true);
 });

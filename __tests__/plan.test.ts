@@ -8,7 +8,7 @@ import { wildcardMatch } from '../src/wildcard';
 import { fleet } from './helpers/fleet';
 import { baseRegistry } from './helpers/registry';
 
-const production = parseRegistry(readFileSync('servers/production.json', 'utf8'), 'servers/production.json');
+const production = parseRegistry(readFileSync('servers/example.json', 'utf8'), 'servers/example.json');
 const all = targetsOf(production);
 const ids = (ts: ReadonlyArray<{ id: string }>) => ts.map((t) => t.id);
 

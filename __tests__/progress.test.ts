@@ -62,14 +62,28 @@ test('in a terminal: the status line is clipped to the width, and redrawn over i
     p.onStep({ target: t, step: 'pull', status: 'start' });
   const last = () => out.slice(out.lastIndexOf('\x1b[2K') + 4);
   expect(last()).toBe(
-    'wave 1/1 ░░░░░░░░░░░░░░░░░░░░ 0/40 · eu-1/acme-corporation, eu-1/globex-international, eu-2/initech-holdings +1',
+    'wave 1/1 ░░░░░░░░░░░░░░░░░░░░ 0/40 · eu-1/acme-corporation pull 0s, eu-1/globex-international pull 0s, eu-2/initech-ho…',
   );
   columns = 40;
   out = '';
   resize();
-  // the 105 characters drawn at 120 columns take 3 rows of 40: up 2 rows, clear to the end, draw 39
+  // the 119 characters drawn at 120 columns take 3 rows of 40: up 2 rows, clear to the end, draw 39
   expect(out.startsWith('\r\x1b[2A\x1b[J')).toBe(true);
   expect(last()).toBe('wave 1/1 ░░░░░░░░░░░░░░░░░░░░ 0/40 · e…');
   expect([...last()].length).toBe(39);
   p.finish();
+});
+
+test("in a terminal: the status line shows each target's step and its time so far", () => {
+  let out = '';
+  let now = 1_000_000;
+  const p = new Progress({ write: (t) => (out += t), tty: true, color: false, total: 2, now: () => now });
+  p.onWave({ wave: 1, of: 1, targets: 2, status: 'start' });
+  p.onStep({ target: 'eu-1/acme', step: 'pull', status: 'start' });
+  now += 12_400;
+  p.onStep({ target: 'eu-1/acme', step: 'pull', status: 'ok', ms: 12_400 });
+  p.onStep({ target: 'eu-1/acme', step: 'health', status: 'start' });
+  p.onStep({ target: 'eu-2/globex', step: 'pull', status: 'start' });
+  p.finish();
+  expect(out).toContain(' · eu-1/acme health 12s, eu-2/globex pull 0s');
 });

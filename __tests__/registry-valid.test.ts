@@ -7,10 +7,10 @@ import { fingerprintOf, parseHostKey } from '../src/registry/hostkey';
 import { syntheticRegistry } from '../src/sandbox/synthetic';
 import { baseRegistry, tenant } from './helpers/registry';
 
-const production = readFileSync('servers/production.json', 'utf8');
+const production = readFileSync('servers/example.json', 'utf8');
 
-describe('servers/production.json', () => {
-  const registry = parseRegistry(production, 'servers/production.json');
+describe('servers/example.json', () => {
+  const registry = parseRegistry(production, 'servers/example.json');
   const targets = targetsOf(registry);
 
   test('is a realistic fleet: 3+ servers in 2 regions, 8+ tenants, three rings', () => {

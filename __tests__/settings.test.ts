@@ -100,7 +100,7 @@ test('the CLI option specs: a string per flag with a value, a switch for --dry-r
   expect(new Set([...shorts, 'h']).size).toBe(shorts.length + 1);
 });
 
-const registry = parseRegistry(readFileSync('servers/production.json', 'utf8'), 'servers/production.json');
+const registry = parseRegistry(readFileSync('servers/example.json', 'utf8'), 'servers/example.json');
 const targets = targetsOf(registry);
 
 test('nothing given: the defaults', () => {

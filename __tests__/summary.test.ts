@@ -229,7 +229,7 @@ describe('the gate between waves', () => {
 });
 
 describe('annotations of failed targets', () => {
-  const text = readFileSync('servers/production.json', 'utf8');
+  const text = readFileSync('servers/example.json', 'utf8');
   const failed = (id: string): TargetResult => ({
     ...target(1, 1, 'failed'),
     id,
@@ -239,11 +239,11 @@ describe('annotations of failed targets', () => {
   test("each failure is placed on its tenant's line in the registry file", () => {
     const line = text.split('\n').findIndex((l) => l.includes('"id": "acme-corp"')) + 1;
     const [a] = failureAnnotations(report([failed('eu-1/acme-corp')]), {
-      path: 'servers/production.json',
+      path: 'servers/example.json',
       text,
     });
     expect(a).toMatchObject({
-      file: 'servers/production.json',
+      file: 'servers/example.json',
       message: 'eu-1/acme-corp: failed: pull failed',
     });
     // The tenant object opens on the line before its "id".

@@ -7,7 +7,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fingerprintOf } from '../../src/registry/hostkey';
-import { haveSshd } from '../../src/testing';
+import { freePort, haveSshd } from '../../src/testing';
+import { SshConnector } from '../../src/ssh/transport';
 import { cli } from '../helpers/cli';
 import { REPO, startFleet, type TestFleet } from '../helpers/testfleet';
 
@@ -88,11 +89,20 @@ describeSshd('init against real sshd', () => {
         { id: 't1-1', path: fleet.tenants[0]!.dir, images: [{ variable: 'APP_IMAGE', repository: REPO }] },
       ],
     });
-    expect((await cli(['validate', '-r', file])).code).toBe(0);
+    // validate flags what init could not know, on its line, until it is edited
+    expect(written.placeholders).toEqual({ 'servers[0].tenants[0].health.port': 8080 });
+    const unedited = await cli(['validate', '-r', file]);
+    expect(unedited.code).toBe(2);
+    expect(unedited.stderr).toMatch(
+      new RegExp(
+        `^error: ${file}:\\d+:\\d+: servers\\[0\\]\\.tenants\\[0\\]\\.health\\.port: 8080 is a placeholder init wrote: it could not know this value \\(set the port the tenant's health check answers on`,
+      ),
+    );
 
     // what the person edits next: the health port the tool could not know
     written.servers[0].tenants[0].health.port = fleet.tenants[0]!.port;
     writeFileSync(file, JSON.stringify(written, null, 2));
+    expect((await cli(['validate', '-r', file])).code).toBe(0);
     const deployed = await cli(['deploy', '-r', file, '--version', 'v2', ...key]);
     expect(deployed.stdout).toMatch(/srv-1\/t1-1 .* deployed /);
     expect(deployed.code).toBe(0);
@@ -127,6 +137,77 @@ describeSshd('init against real sshd', () => {
       path: '/srv/app/extra',
     });
   }, 60_000);
+
+  test('pin-host-key: an unpinned server of the registry is pinned after its fingerprint is shown; a rebuilt one re-pinned', async () => {
+    const file = join(fleet.root, 'unpinned.json');
+    const fp = fingerprint(fleet.sshds.get('srv-1')!.hostKey);
+    const init = await cli(['init', '-r', file, '--server', spec('srv-1'), '--tenant', tenant(0)], {}, {}, [
+      'n',
+    ]);
+    // (the placeholders edited, as the person would: port and image)
+    const edited = JSON.parse(readFileSync(file, 'utf8'));
+    edited.servers[0].tenants[0].health.port = fleet.tenants[0]!.port;
+    edited.defaults.tenant.images[0].repository = REPO;
+    writeFileSync(file, JSON.stringify(edited, null, 2));
+    expect(init.stderr).toContain(
+      `Not pinned. Once you have compared it: fleet-deploy pin-host-key --server srv-1 -r ${file} --accept-host-key ${fp}\n`,
+    );
+    // validate says so; add-server of the same server points to the command
+    const validate = await cli(['validate', '-r', file]);
+    expect(validate.stderr).toBe(
+      'warning: srv-1 has no pinned host key: deploys refuse it unless a known_hosts text has its key; pin it: fleet-deploy pin-host-key --server srv-1\n',
+    );
+    const again = await cli(['add-server', '-r', file, '--server', spec('srv-1'), '--yes']);
+    expect(again.stderr).toContain('srv-1 is in');
+    expect(again.stderr).toContain('to pin or re-pin its host key: fleet-deploy pin-host-key --server srv-1');
+    // no consent: nothing written, exit 1
+    const no = await cli(['pin-host-key', '-r', file, '--server', 'srv-1'], {}, {}, ['n']);
+    expect(no.code).toBe(1);
+    expect(JSON.parse(readFileSync(file, 'utf8')).servers[0].hostKey).toBeUndefined();
+    // consent at the prompt: pinned
+    const yes = await cli(['pin-host-key', '-r', file, '--server', 'srv-1'], {}, {}, ['y']);
+    expect(yes.stderr).toContain(`offers ssh-ed25519 ${fp}`);
+    expect(yes.stdout).toBe(`Pinned srv-1's key (${fp}) in ${file}.\n`);
+    expect(yes.code).toBe(0);
+    expect(JSON.parse(readFileSync(file, 'utf8')).servers[0].hostKey).toBe(fleet.sshds.get('srv-1')!.hostKey);
+    expect((await cli(['validate', '-r', file])).stderr).toBe('');
+    expect((await cli(['pin-host-key', '-r', file, '--server', 'srv-1'])).stdout).toContain('already pinned');
+    // the server "rebuilt": the file pins another key; re-pinned only with the fingerprint now offered
+    const rebuilt = JSON.parse(readFileSync(file, 'utf8'));
+    rebuilt.servers[0].hostKey = fleet.sshds.get('srv-2')!.hostKey;
+    writeFileSync(file, JSON.stringify(rebuilt, null, 2));
+    const wrong = await cli([
+      'pin-host-key',
+      '-r',
+      file,
+      '--server',
+      'srv-1',
+      '--accept-host-key',
+      fingerprint(fleet.sshds.get('srv-2')!.hostKey),
+    ]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('now offers another key');
+    const repin = await cli(['pin-host-key', '-r', file, '--server', 'srv-1', '--accept-host-key', fp]);
+    expect(repin.code).toBe(0);
+    expect(JSON.parse(readFileSync(file, 'utf8')).servers[0].hostKey).toBe(fleet.sshds.get('srv-1')!.hostKey);
+    expect((await cli(['pin-host-key', '-r', file, '--server', 'nope'])).stderr).toContain(
+      '"nope" is not in',
+    );
+  }, 60_000);
+
+  test("a health port nothing listens on: OpenSSH's empty refusal said as what it means", async () => {
+    const closed = await freePort();
+    const transport = await new SshConnector({ privateKey: fleet.key.privateKey }).connect(
+      fleet.registry.servers[0]!,
+    );
+    try {
+      await expect(transport.get(closed, '/health', 5000)).rejects.toThrow(
+        new RegExp(`^nothing listens on 127\\.0\\.0\\.1:${closed} on srv-1 — check health\\.port`),
+      );
+    } finally {
+      await transport.close();
+    }
+  });
 
   test('init never overwrites a registry', async () => {
     const file = join(fleet.root, 'exists.json');

@@ -3,9 +3,10 @@
  * last lines prefixed by target, and -f following two tenants of one server over ONE connection until
  * stopped, leaving no remote `logs` process behind.
  */
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { appendFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { LOG_LINE_LIMIT } from '../../src/remote/logs';
 import { runCli } from '../../src/cli/main';
 import { haveSshd } from '../../src/testing';
 import { startFleet, type TestFleet } from '../helpers/testfleet';
@@ -72,4 +73,68 @@ describeSshd('logs over sshd', () => {
     while (remoteLogs().length) await new Promise((r) => setTimeout(r, 100));
     expect(remoteLogs()).toEqual([]);
   }, 60_000);
+
+  /**
+   * One line of 32 MiB in a tenant's log (the bug held it whole, and more: 1.49 GB for 100 MB): the bundled
+   * CLI, as a child process, shows it cut and marked, the lines after it whole, and its peak RSS (from
+   * the kernel, at exit) stays far below the line's size — once, and following (-f).
+   */
+  test('a 32 MiB line is cut and marked; the tool never holds it, with or without -f', async () => {
+    const t = fleet.tenants[0]!;
+    const logsDir = join(fleet.sshds.get('srv-1')!.dir, 'sandbox', 'logs');
+    const file = join(
+      logsDir,
+      readdirSync(logsDir).find((f) => f.includes(t.id))!,
+    );
+    appendFileSync(file, `${'x'.repeat(32 * 1024 * 1024)}\nafter the long line\n`);
+    const preload = join(fleet.root, 'maxrss.cjs');
+    writeFileSync(
+      preload,
+      "process.on('exit', () => process.stderr.write(`@@maxrss ${process.resourceUsage().maxRSS}\\n`));\n",
+    );
+    const run = (follow: boolean) =>
+      new Promise<{ stdout: string; maxRssKiB: number }>((resolve, reject) => {
+        const child = spawn(
+          process.execPath,
+          [
+            '--require',
+            preload,
+            'dist/cli.js',
+            'logs',
+            '--tail',
+            '3',
+            '-s',
+            `tenant=${t.id}`,
+            ...args(),
+            ...(follow ? ['-f'] : []),
+          ],
+          { env: { PATH: process.env.PATH ?? '' } },
+        );
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => {
+          stdout += d.toString();
+          if (follow && stdout.includes('after the long line')) child.kill('SIGINT');
+        });
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('error', reject);
+        child.on('close', () => {
+          const rss = /@@maxrss (\d+)/.exec(stderr);
+          if (!rss) reject(new Error(`no figure: ${stderr}`));
+          else resolve({ stdout, maxRssKiB: Number(rss[1]) });
+        });
+      });
+    for (const follow of [false, true]) {
+      const r = await run(follow);
+      const lines = r.stdout.split('\n').filter((l) => l.startsWith(`srv-1/${t.id} `));
+      const cut = lines.filter((l) =>
+        l.endsWith(` [fleet-deploy: line cut at ${LOG_LINE_LIMIT} characters]`),
+      );
+      expect(cut).toHaveLength(1);
+      expect(cut[0]!).toContain(`${t.id}-app-1 ${'x'.repeat(LOG_LINE_LIMIT - 20)}`);
+      expect(lines.at(-1)).toBe(`srv-1/${t.id} ${t.id}-app-1 after the long line`);
+      // a CLI run is about 60-80 MiB; holding the line (and a copy of it to split) adds 64 MiB and more
+      expect(r.maxRssKiB).toBeLessThan(120 * 1024);
+    }
+  }, 120_000);
 });

@@ -96,14 +96,18 @@ class Demo {
     this.stop.catch(() => undefined);
   }
 
+  /** Whether anything was written yet: the first heading opens the output, without a blank line. */
+  private said = false;
+
   say(text = ''): void {
+    this.said = true;
     this.io.stdout(`${text}\n`);
   }
 
   title(n: number, text: string): void {
     const why = interruption(this.io);
     if (why) throw new Stopped(why);
-    this.say(`\n${this.paint(`${n}. ${text}`, 'bold')}`);
+    this.say(`${this.said ? '\n' : ''}${this.paint(`${n}. ${text}`, 'bold')}`);
   }
 
   untilStopped<T>(work: Promise<T>): Promise<T> {

@@ -161,7 +161,7 @@ export async function sshSettings(
 ): Promise<SshOptions> {
   const flags = fromFlags(values);
   const known = await knownHostsText(setting(flags, 'knownHosts'), io);
-  checkTrust(registry, plan, known.text);
+  checkTrust(registry, plan, known.text, (s) => `${io.self ?? 'fleet-deploy'} pin-host-key --server ${s}`);
   const keyFlag = setting(flags, 'key');
   const { from, ...credentials } = await sshCredentials(keyFlag, io);
   // Say where the key and the trust came from when the person did not name them (an environment

@@ -8,6 +8,7 @@ import { eachServer } from '../deploy/each-server';
 import { describe } from '../deploy/shell';
 import { openRemote, REMOTE_HELP, type Values } from './remote';
 import type { CliIO } from './io';
+import { outputFormat } from './args';
 
 export const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--json] [--concurrency N] [--key FILE] [--known-hosts FILE]
 
@@ -22,7 +23,7 @@ ${REMOTE_HELP}`;
 
 export async function runHistory(values: Values, io: CliIO): Promise<number> {
   const limit = wholeNumber(values.limit as string | undefined, '--limit', 10);
-  const format = values.json ? 'json' : ((values.format as string | undefined) ?? 'table');
+  const format = outputFormat(values, ['table', 'json']);
   const { targets, connector, concurrency } = await openRemote(values, io);
   const outcomes = await eachServer(
     targets,

@@ -15,7 +15,7 @@ import { ENV_VAR, HOST, IMAGE_REF, NAME, REMOTE_PATH, TENANT_ID, USER, matches }
 import type { Server } from '../registry/model';
 import { Script, sh } from '../remote/shell';
 import { SshConnector } from '../ssh/transport';
-import { DEFAULT_REGISTRY } from './args';
+import { DEFAULT_REGISTRY, registryPath } from './args';
 import { readUserFile, type CliIO } from './io';
 import { sshCredentials } from './keys';
 
@@ -126,6 +126,12 @@ async function consent(server: ServerSpec, key: OfferedKey, setup: Setup, io: Cl
   if (!setup.ask) return false;
   const answer = await setup.ask(`Pin this key for ${server.name}? [y/N] `);
   return /^y(es)?$/i.test(answer.trim());
+}
+
+/** What to run once the fingerprint is compared: the server is in the registry by then. */
+function notPinned(io: CliIO, server: string, fingerprint: string, file: string): string {
+  const r = file === registryPath({}, io) ? '' : ` -r ${file}`;
+  return `  Not pinned. Once you have compared it: ${io.self ?? 'fleet-deploy'} pin-host-key --server ${server}${r} --accept-host-key ${fingerprint}\n`;
 }
 
 // ---- discovery ----
@@ -239,7 +245,7 @@ interface Setup {
 
 function setupOf(values: Values, io: CliIO): Setup {
   return {
-    file: (values.registry as string | undefined) ?? io.env.FLEET_REGISTRY ?? DEFAULT_REGISTRY,
+    file: registryPath(values, io),
     region: (values.region as string | undefined) ?? 'default',
     accepted: (values['accept-host-key'] as string[] | undefined) ?? [],
     discover: Boolean(values.discover),
@@ -258,10 +264,7 @@ async function buildServer(
 ) {
   const offered = await fetchHostKey(spec);
   const pinned = (await consent(spec, offered, setup, io)) ? offered.line : undefined;
-  if (!pinned)
-    io.stderr(
-      `  Not pinned. Once you have compared it: ${io.self ?? 'fleet-deploy'} add-server … --accept-host-key ${offered.fingerprint}, or set "hostKey" to "${offered.fingerprint}" in the registry.\n`,
-    );
+  if (!pinned) io.stderr(notPinned(io, spec.name, offered.fingerprint, setup.file));
   let found: Discovered[] = [];
   if (setup.discover) {
     if (!pinned) throw bad('--discover', `logs in to ${spec.name}, which needs its host key pinned first`);
@@ -315,19 +318,22 @@ function tenantsFor(servers: ServerSpec[], tenants: TenantSpec[]): Map<string, T
   return by;
 }
 
-async function writeNew(io: CliIO, file: string, text: string, mayExist: boolean): Promise<void> {
-  if (!mayExist) {
-    const exists = await io.readText(file).then(
-      () => true,
-      () => false,
+/** init never overwrites a registry: checked before any question or connection, and again before writing. */
+async function refuseExisting(io: CliIO, file: string): Promise<void> {
+  const exists = await io.readText(file).then(
+    () => true,
+    () => false,
+  );
+  if (exists)
+    throw bad(
+      '--registry',
+      `${file} exists already`,
+      `add to it: ${io.self ?? 'fleet-deploy'} add-server / add-tenant${file === DEFAULT_REGISTRY ? '' : ` -r ${file}`}; or write another file: -r FILE`,
     );
-    if (exists)
-      throw bad(
-        '--registry',
-        `${file} exists already`,
-        `add to it: ${io.self ?? 'fleet-deploy'} add-server / add-tenant -r ${file}`,
-      );
-  }
+}
+
+async function writeNew(io: CliIO, file: string, text: string, mayExist: boolean): Promise<void> {
+  if (!mayExist) await refuseExisting(io, file);
   if (!io.writeText) throw new Error('this environment cannot write files');
   await io.writeText(file, text);
 }
@@ -336,13 +342,36 @@ const PLACEHOLDER_IMAGE = { variable: 'APP_IMAGE', repository: 'ghcr.io/your-org
 
 function nextSteps(io: CliIO, file: string): string {
   const self = io.self ?? 'fleet-deploy';
+  // the file the commands read anyway needs no -r: the steps then read as the README's quick start
+  const r = file === registryPath({}, io) ? '' : ` -r ${file}`;
   return `Next: edit what it could not know (each tenant's health port; the images, if not discovered:
 ${PLACEHOLDER_IMAGE.variable}=${PLACEHOLDER_IMAGE.repository} stands in for them), then
-  ${self} validate -r ${file}
-  ${self} plan -r ${file}
-  ${self} deploy -r ${file} --version TAG --select server=NAME
+  ${self} validate${r}
+  ${self} plan${r}
+  ${self} deploy${r} --version TAG --select server=NAME
 `;
 }
+
+/**
+ * Lists in `placeholders` what was just written without being known — each new tenant's health port, and
+ * the stand-in image of a tenant whose images were not discovered — so `validate` flags them until edited.
+ */
+function notePlaceholders(registry: Json, fresh: ReadonlySet<Json>): void {
+  const noted = { ...((registry.placeholders as Json | undefined) ?? {}) };
+  (registry.servers as Json[]).forEach((s, si) =>
+    ((s.tenants as Json[] | undefined) ?? []).forEach((t, ti) => {
+      if (!fresh.has(t)) return;
+      noted[`servers[${si}].tenants[${ti}].health.port`] = (t.health as Json).port;
+      const images = ((registry.defaults as Json | undefined)?.tenant as Json | undefined)?.images as Json[];
+      if (!t.images && images?.[0]?.repository === PLACEHOLDER_IMAGE.repository)
+        noted['defaults.tenant.images[0].repository'] = PLACEHOLDER_IMAGE.repository;
+    }),
+  );
+  if (Object.keys(noted).length) registry.placeholders = noted;
+}
+
+const tenantsOf = (servers: Json[]) =>
+  new Set(servers.flatMap((s) => (s.tenants as Json[] | undefined) ?? []));
 
 export async function runInit(values: Values, io: CliIO): Promise<number> {
   const setup = setupOf(values, io);
@@ -350,6 +379,7 @@ export async function runInit(values: Values, io: CliIO): Promise<number> {
   if (!servers.length)
     throw bad('--server', 'at least one server is needed', 'e.g. --server eu-1=deploy@203.0.113.10');
   const byServer = tenantsFor(servers, list(values.tenant).map(parseTenantSpec));
+  await refuseExisting(io, setup.file);
   const entries: Json[] = [];
   let port = 8080;
   for (const s of servers) {
@@ -364,6 +394,7 @@ export async function runInit(values: Values, io: CliIO): Promise<number> {
     defaults: { tenant: { images: [PLACEHOLDER_IMAGE] } },
     servers: entries,
   };
+  notePlaceholders(registry, tenantsOf(entries));
   await writeNew(io, setup.file, checked(registry, setup.file), false);
   io.stdout(
     `Wrote ${setup.file}: ${entries.length} server(s), ${entries.flatMap((e) => e.tenants as Json[]).length} tenant(s).\n${nextSteps(io, setup.file)}`,
@@ -386,10 +417,15 @@ export async function runAddServer(values: Values, io: CliIO): Promise<number> {
   const byServer = tenantsFor(specs, list(values.tenant).map(parseTenantSpec));
   for (const s of specs) {
     if (servers.some((e) => e.name === s.name))
-      throw bad('--server', `${s.name} is in ${setup.file} already`);
+      throw bad(
+        '--server',
+        `${s.name} is in ${setup.file} already`,
+        `to pin or re-pin its host key: ${io.self ?? 'fleet-deploy'} pin-host-key --server ${s.name}`,
+      );
     servers.push(await buildServer(s, byServer.get(s.name)!, setup, io, 8080));
   }
   registry.servers = servers;
+  notePlaceholders(registry, tenantsOf(servers.slice(-specs.length)));
   await writeNew(io, setup.file, checked(registry, setup.file), true);
   io.stdout(`Added ${specs.map((s) => s.name).join(', ')} to ${setup.file}.\n${nextSteps(io, setup.file)}`);
   return 0;
@@ -401,6 +437,7 @@ export async function runAddTenant(values: Values, io: CliIO): Promise<number> {
   const servers = (registry.servers as Json[]) ?? [];
   const tenants = list(values.tenant).map(parseTenantSpec);
   if (!tenants.length) throw bad('--tenant', 'which tenant?', 'e.g. --tenant eu-1/acme:/srv/app/acme');
+  const added = new Set<Json>();
   for (const t of tenants) {
     const name = t.server ?? (servers.length === 1 ? (servers[0]!.name as string) : undefined);
     const server = servers.find((s) => s.name === name);
@@ -414,13 +451,83 @@ export async function runAddTenant(values: Values, io: CliIO): Promise<number> {
     const ports = list
       .map((x) => (x.health as Json | undefined)?.port)
       .filter((p): p is number => typeof p === 'number');
-    list.push(tenantEntry(t, undefined, ports.length ? Math.max(...ports) + 1 : 8080));
+    const entry = tenantEntry(t, undefined, ports.length ? Math.max(...ports) + 1 : 8080);
+    added.add(entry);
+    list.push(entry);
     server.tenants = list;
   }
+  notePlaceholders(registry, added);
   await writeNew(io, setup.file, checked(registry, setup.file), true);
   io.stdout(`Added ${tenants.map((t) => t.id).join(', ')} to ${setup.file}.\n${nextSteps(io, setup.file)}`);
   return 0;
 }
+
+/** `pin-host-key --server NAME`: fetch the key a server of the registry offers, show it, pin it with consent. */
+export async function runPinHostKey(values: Values, io: CliIO): Promise<number> {
+  const setup = setupOf(values, io);
+  const name = values.server as string | undefined;
+  if (!name) throw bad('--server', 'which server?', 'e.g. --server eu-1');
+  const registry = parseRegistry(await readUserFile(io, setup.file, '--registry'), setup.file);
+  const server = registry.servers.find((s) => s.name === name);
+  if (!server)
+    throw bad(
+      '--server',
+      `${JSON.stringify(name)} is not in ${setup.file}`,
+      `servers: ${registry.servers.map((s) => s.name).join(', ')}`,
+    );
+  if (server.jump)
+    throw bad(
+      '--server',
+      `${name} is reached through a jump host, which this command does not go through`,
+      `on the server: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub, then set "hostKey" to that SHA256:… in ${setup.file}`,
+    );
+  const spec = { name, user: server.user, host: server.host, port: server.port };
+  const offered = await fetchHostKey(spec);
+  const pins = server.hostKeys.map((k) => k.fingerprint);
+  if (pins.includes(offered.fingerprint)) {
+    io.stdout(
+      `${name} offers ${offered.fingerprint}, the key already pinned in ${setup.file}: nothing to do.\n`,
+    );
+    return 0;
+  }
+  if (pins.length)
+    io.stderr(
+      `${name} is pinned to ${pins.join(', ')} in ${setup.file}, but now offers another key. Re-pin only if the server was rebuilt or its key rotated; otherwise this may be a man-in-the-middle.\n`,
+    );
+  if (!(await consent(spec, offered, setup, io))) {
+    io.stderr(notPinned(io, name, offered.fingerprint, setup.file));
+    return 1;
+  }
+  const raw = JSON.parse(await readUserFile(io, setup.file, '--registry')) as Json;
+  const entry = (raw.servers as Json[]).find((s) => s.name === name)!;
+  entry.hostKey = offered.line;
+  await writeNew(io, setup.file, checked(raw, setup.file), true);
+  io.stdout(`Pinned ${name}'s key (${offered.fingerprint}) in ${setup.file}.\n`);
+  return 0;
+}
+
+export const PIN_HOST_KEY_USAGE = `fleet-deploy pin-host-key --server NAME [--accept-host-key SHA256:…] [--yes] [-r FILE]
+
+Pins the host key of a server already in the registry, or re-pins it after the server was rebuilt: it
+fetches the key the server offers (the connection stops at the key exchange; nothing logs in), prints its
+SHA256 fingerprint for you to compare out of band (on the server: ssh-keygen -lf
+/etc/ssh/ssh_host_ed25519_key.pub), and writes it as the server's "hostKey" only with your consent: "y"
+at the prompt on a terminal, or --accept-host-key with that fingerprint.
+e.g. fleet-deploy pin-host-key --server eu-1
+
+Options:
+  -r, --registry FILE         the registry file (default: $FLEET_REGISTRY or ${DEFAULT_REGISTRY})
+      --server NAME           the server, by its name in the registry
+      --accept-host-key SHA256:…  pin the key offered only if it has this fingerprint
+      --yes                   ask nothing (the key is then pinned only by --accept-host-key)
+  -h, --help                  show this help`;
+
+export const PIN_HOST_KEY_OPTIONS = {
+  registry: { type: 'string', short: 'r' },
+  server: { type: 'string' },
+  'accept-host-key': { type: 'string', multiple: true },
+  yes: { type: 'boolean' },
+} as const;
 
 const COMMON = `  -r, --registry FILE         the registry file (default: $FLEET_REGISTRY or ${DEFAULT_REGISTRY})
       --server NAME=USER@HOST[:PORT]   a server (repeat for several)

@@ -1,6 +1,7 @@
 /** What the CLI needs from the world; tests pass their own. */
 import { setMaxListeners } from 'node:events';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { LockEvent } from '../deploy/target';
 import { createInterface } from 'node:readline/promises';
 import { ConfigurationError } from '../errors';
@@ -74,7 +75,11 @@ export function processIO(): CliIO {
     stdout: (t) => write(process.stdout, t),
     stderr: (t) => write(stderr, t),
     readText: (p) => readFile(p, 'utf8'),
-    writeText: (p, t) => writeFile(p, t),
+    // `init` from any directory writes servers/production.json: its directory is made if missing
+    writeText: async (p, t) => {
+      await mkdir(dirname(p), { recursive: true });
+      await writeFile(p, t);
+    },
     env: process.env,
     tty: Boolean(stderr.isTTY),
     signal: controller.signal,

@@ -6,7 +6,7 @@ import { sanitizeLine } from '../report/sanitize';
 import { eachServer } from '../deploy/each-server';
 import { describe } from '../deploy/shell';
 import { ConfigurationError } from '../errors';
-import { logs, SINCE } from '../remote/logs';
+import { LOG_LINE_LIMIT, logs, SINCE } from '../remote/logs';
 import { wholeNumber } from '../values';
 import type { CliIO } from './io';
 import { openRemote, REMOTE_HELP, REMOTE_OPTIONS, type Values } from './remote';
@@ -14,7 +14,8 @@ import { openRemote, REMOTE_HELP, REMOTE_OPTIONS, type Values } from './remote';
 export const LOGS_USAGE = `fleet-deploy logs [--select EXPR] [--tail N] [--since TIME] [-f] [options]
 
 Prints the logs of the selected tenants' containers, each line as "TARGET CONTAINER line". With -f it
-keeps following all of them at once (Ctrl-C stops) over one SSH connection per server.
+keeps following all of them at once (Ctrl-C stops) over one SSH connection per server. A line longer
+than ${LOG_LINE_LIMIT} characters is cut there and marked "[fleet-deploy: line cut at … characters]".
 
 Options:
   -n, --tail N          lines per container (default 100)
@@ -42,17 +43,35 @@ function sinceFlag(values: Values): string | undefined {
   ]);
 }
 
-/** Writes whole lines only, each prefixed by its target and cleaned of terminal escapes, whatever the chunks' boundaries. */
-function lineWriter(prefix: string, write: (text: string) => void) {
+/**
+ * Writes whole lines only, each prefixed by its target and cleaned of terminal escapes, whatever the
+ * chunks' boundaries. A line longer than `limit` characters is cut there, marked, and the rest of it
+ * dropped as it arrives: what is held is at most `limit` characters, however long the line.
+ */
+export function lineWriter(prefix: string, write: (text: string) => void, limit = LOG_LINE_LIMIT) {
   let rest = '';
+  let dropping = false; // this line was cut: drop what comes until its end
+  const line = (text: string, cut: boolean) =>
+    `${prefix} ${sanitizeLine(text)}${cut ? ` [fleet-deploy: line cut at ${limit} characters]` : ''}\n`;
   return {
-    chunk(text: string) {
-      const lines = (rest + text.replaceAll('\r\n', '\n')).split('\n');
-      rest = lines.pop()!;
-      if (lines.length) write(lines.map((l) => `${prefix} ${sanitizeLine(l)}\n`).join(''));
+    chunk(chunk: string) {
+      const text = chunk.replaceAll('\r\n', '\n');
+      let out = '';
+      for (let i = 0; i < text.length;) {
+        const nl = text.indexOf('\n', i);
+        const end = nl < 0 ? text.length : nl;
+        if (!dropping) {
+          rest += text.slice(i, Math.min(end, i + limit + 1 - rest.length));
+          if (rest.length > limit) [out, rest, dropping] = [out + line(rest.slice(0, limit), true), '', true];
+        }
+        if (nl < 0) break;
+        if (!dropping) out += line(rest, false);
+        [rest, dropping, i] = ['', false, nl + 1];
+      }
+      if (out) write(out);
     },
     end() {
-      if (rest) write(`${prefix} ${sanitizeLine(rest)}\n`);
+      if (rest) write(line(rest, false));
     },
   };
 }

@@ -6,6 +6,8 @@ import type { Analysis } from '../analysis';
 import { describeWaveAnalysis } from '../deploy/analysis';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigurationError, isConfigurationError, formatProblem } from '../errors';
+import { placeholderProblems } from '../registry/placeholders';
+import { wrapText } from './wrap';
 import { targetsOf } from '../registry';
 import { matrices, planDeployment, planJson, type Plan } from '../plan/plan';
 import { sanitize } from '../report/sanitize';
@@ -32,7 +34,7 @@ import {
 import { runDemo } from './demo';
 import { runSandbox, SANDBOX_USAGE } from './sandbox';
 import { runSetupServer, SETUP_OPTIONS, SETUP_USAGE } from './setup-server';
-import { DEFAULT_REGISTRY, loadRegistry } from './args';
+import { DEFAULT_REGISTRY, FORMAT_OPTIONS, loadRegistry, outputFormat } from './args';
 import { wholeNumber } from '../values';
 import { flagOptions } from '../settings';
 import { closest } from '../registry/issues';
@@ -41,7 +43,10 @@ import {
   ADD_TENANT_USAGE,
   INIT_OPTIONS,
   INIT_USAGE,
+  PIN_HOST_KEY_OPTIONS,
+  PIN_HOST_KEY_USAGE,
   runAddServer,
+  runPinHostKey,
   runAddTenant,
   runInit,
 } from './init';
@@ -83,6 +88,9 @@ Options:
     options: { ...registryOption },
     run: async (values, io) => {
       const registry = await loadRegistry(values, io);
+      // what init wrote without knowing it, still unedited: a deploy would wait on a port nothing serves
+      const placeholders = placeholderProblems(await io.readText(registry.source), registry.source);
+      if (placeholders.length) throw new ConfigurationError(placeholders);
       const targets = targetsOf(registry);
       const regions = new Set(registry.servers.map((s) => s.region));
       const rings = registry.rings
@@ -91,6 +99,10 @@ Options:
       io.stdout(
         `${registry.source}: valid — ${plural(registry.servers.length, 'server')}, ${plural(targets.length, 'tenant')} in ${plural(regions.size, 'region')} (rings: ${rings})\n`,
       );
+      for (const s of registry.servers.filter((x) => x.hostKeys.length === 0))
+        io.stderr(
+          `warning: ${s.name} has no pinned host key: deploys refuse it unless a known_hosts text has its key; pin it: ${io.self ?? 'fleet-deploy'} pin-host-key --server ${s.name}\n`,
+        );
       return EXIT.ok;
     },
   },
@@ -112,8 +124,7 @@ Options:
     options: {
       ...REMOTE_OPTIONS,
       limit: { type: 'string', short: 'n' },
-      format: { type: 'string', short: 'f' },
-      json: { type: 'boolean' },
+      ...FORMAT_OPTIONS,
     },
     run: (values, io) => runHistory(values, io),
   },
@@ -197,6 +208,12 @@ and once with 30% (it goes on) — shows the history of that tenant and a manual
     options: INIT_OPTIONS,
     run: (values, io) => runAddServer(values, io),
   },
+  'pin-host-key': {
+    summary: "Pin (or re-pin) a registry server's host key, after showing its fingerprint",
+    usage: PIN_HOST_KEY_USAGE,
+    options: PIN_HOST_KEY_OPTIONS,
+    run: (values, io) => runPinHostKey(values, io),
+  },
   'add-tenant': {
     summary: 'Add a tenant to a server of the registry',
     usage: ADD_TENANT_USAGE,
@@ -226,21 +243,10 @@ Options:
       select: { type: 'string', short: 's' },
       waves: { type: 'string', short: 'w' },
       'max-per-job': { type: 'string' },
-      format: { type: 'string', short: 'f' },
-      json: { type: 'boolean' },
+      ...FORMAT_OPTIONS,
     },
     run: async (values, io) => {
-      const format = values.json ? 'json' : ((values.format as string | undefined) ?? 'table');
-      if (!['table', 'json', 'matrix'].includes(format)) {
-        throw new ConfigurationError([
-          {
-            path: [],
-            source: '--format',
-            message: `${JSON.stringify(format)} is not a format`,
-            hint: 'use table, json or matrix',
-          },
-        ]);
-      }
+      const format = outputFormat(values, ['table', 'json', 'matrix']);
       const registry = await loadRegistry(values, io);
       const plan = planDeployment(registry, {
         select: values.select as string | undefined,
@@ -262,7 +268,7 @@ Without a command, lists the commands; with one, shows its usage and options (as
     positionals: true,
     run: async (_values, io, [topic]) => {
       if (topic === undefined) {
-        io.stdout(`${usage(io.self)}\n`);
+        io.stdout(`${helpText(io, usage(io.self))}\n`);
         return EXIT.ok;
       }
       const command = COMMANDS[topic];
@@ -275,7 +281,7 @@ Without a command, lists the commands; with one, shows its usage and options (as
           near && JSON.stringify(near),
         );
       }
-      io.stdout(`${command.usage}\n`);
+      io.stdout(`${helpText(io, command.usage)}\n`);
       return EXIT.ok;
     },
   },
@@ -287,7 +293,8 @@ Prints a completion script for the commands, their verbs and their flags. Instal
   bash  echo 'eval "$(fleet-deploy completion bash)"' >> ~/.bashrc
   zsh   echo 'eval "$(fleet-deploy completion zsh)"' >> ~/.zshrc   (after compinit)
   fish  fleet-deploy completion fish > ~/.config/fish/completions/fleet-deploy.fish
-(With npx: the same, as "npx fleet-deploy completion …"; the script completes the fleet-deploy command.)`,
+(With npx: the same, as "npx fleet-deploy completion …"; the script completes both "fleet-deploy …" and
+"npx fleet-deploy …".)`,
     options: {},
     verbs: SHELLS,
     run: async (_values, io, [shell]) => {
@@ -320,6 +327,10 @@ export function renderPlan(plan: Plan, analysis?: Analysis): string {
   }
   return `${out.join('\n')}\n`;
 }
+
+/** Help fitted to the terminal's width, 80 columns when not a terminal. */
+const helpText = (io: CliIO, text: string) =>
+  wrapText(renamer(io.self)?.(text) ?? text, io.columns?.() ?? 80);
 
 function usage(self = 'fleet-deploy'): string {
   const names = Object.keys(COMMANDS);
@@ -413,13 +424,33 @@ function failure(io: CliIO, name: string, e: unknown): number {
   return EXIT.failure;
 }
 
-export async function runCli(argv: readonly string[], io: CliIO = processIO()): Promise<number> {
+/**
+ * The tool named as the person started it in everything it prints: "fleet-deploy unlock …" in a lock's
+ * message (written by the engine, which knows no invocation) and in help texts reads "npx fleet-deploy
+ * unlock …" under npx, so every hint runs as printed.
+ */
+export function asStarted(io: CliIO): CliIO {
+  const name = renamer(io.self);
+  if (!name) return io;
+  return { ...io, stdout: (t) => io.stdout(name(t)), stderr: (t) => io.stderr(name(t)) };
+}
+
+/** "fleet-deploy COMMAND" → "SELF COMMAND"; none when the tool runs as fleet-deploy. */
+function renamer(self = 'fleet-deploy'): ((text: string) => string) | undefined {
+  if (self === 'fleet-deploy') return undefined;
+  const words = [...Object.keys(COMMANDS), 'help'].join('|');
+  const command = new RegExp(`(?<![\\w./-])(?<!npx )fleet-deploy (?=(?:${words})\\b)`, 'g');
+  return (text) => text.replace(command, `${self} `);
+}
+
+export async function runCli(argv: readonly string[], given: CliIO = processIO()): Promise<number> {
+  const io = asStarted(given);
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h') {
-    io.stdout(`${usage(io.self)}\n`);
+    io.stdout(`${helpText(io, usage(io.self))}\n`);
     return name === undefined ? EXIT.configuration : EXIT.ok;
   }
-  if (name === '--version' || name === '-V') {
+  if (name === '--version' || name === '-V' || name === '-v') {
     io.stdout(`${VERSION}\n`);
     return EXIT.ok;
   }
@@ -448,7 +479,7 @@ export async function runCli(argv: readonly string[], io: CliIO = processIO()): 
     return parseError(io, name, command, e as Error);
   }
   if (values.help) {
-    io.stdout(`${command.usage}\n`);
+    io.stdout(`${helpText(io, command.usage)}\n`);
     return EXIT.ok;
   }
   const badVerb = checkVerb(io, name, command, positionals);

@@ -47,7 +47,10 @@ export class Progress {
   private done = 0;
   private failed = 0;
   private wave = '';
-  private readonly running = new Set<string>();
+  /** Each target in flight: its step now and when it started (the status line shows both). */
+  private readonly running = new Map<string, { step: string; since: number }>();
+  /** Redraws the status line each second, so the elapsed times move while a gate waits. */
+  private readonly ticker?: ReturnType<typeof setInterval>;
   private statusShown = false;
   /** The width the status line was drawn for, and how many characters it took. */
   private drawn = { columns: 0, length: 0 };
@@ -57,6 +60,14 @@ export class Progress {
   constructor(private readonly o: ProgressOptions) {
     this.paint = painter(o.color);
     if (o.tty) this.stopResize = o.onResize?.(() => this.redraw());
+    if (o.tty) {
+      this.ticker = setInterval(() => this.statusShown && this.running.size && this.status(), 1000);
+      this.ticker.unref?.();
+    }
+  }
+
+  private now(): number {
+    return (this.o.now ?? Date.now)();
   }
 
   private line(text: string): void {
@@ -82,7 +93,9 @@ export class Progress {
   }
 
   private status(): void {
-    const names = [...this.running];
+    const names = [...this.running].map(
+      ([id, r]) => `${id} ${r.step} ${Math.floor((this.now() - r.since) / 1000)}s`,
+    );
     const shown = names.slice(0, 3).join(', ') + (names.length > 3 ? ` +${names.length - 3}` : '');
     const width = 20;
     const filled = Math.round((this.done / Math.max(1, this.o.total)) * width);
@@ -131,7 +144,8 @@ export class Progress {
   };
 
   onStep = (e: StepEvent): void => {
-    if (e.status === 'start') this.running.add(e.target);
+    if (e.status === 'start')
+      this.running.set(e.target, { step: e.step, since: this.running.get(e.target)?.since ?? this.now() });
     if (this.o.tty) {
       if (e.status === 'fail')
         this.line(`${e.target}  ${this.paint(`${e.step} failed`, 'red')}: ${sanitizeLine(e.detail ?? '')}`);
@@ -162,6 +176,7 @@ export class Progress {
 
   finish(): void {
     this.stopResize?.();
+    if (this.ticker) clearInterval(this.ticker);
     if (this.o.tty && this.statusShown) this.o.write('\r\x1b[2K');
   }
 }

@@ -18,7 +18,10 @@ A local SANDBOX fleet for trying fleet-deploy without servers, root or Docker: N
 runtime (each service a local process answering /health with its version). \`up\` writes DIR/registry.json
 (host keys pinned), DIR/known_hosts and DIR/client_key, so these work against it:
   fleet-deploy deploy -r DIR/registry.json --key DIR/client_key --version v1
-Tags can break a release on purpose: broken-* never gets healthy, slow-* takes 20 s, flaky-* flaps.
+What a tag does there (the sandbox's image registry has every repository, so any image name deploys;
+only the tag matters): missing-* fails to pull (manifest unknown), broken-* and bad-* answer HTTP 500
+forever, slow-* answers 503 for 20 s, flaky-* flaps between 200 and 500; any other tag deploys and
+answers {"status":"ok","version":TAG} on /health.
 The registry's health gate allows 3 s per probe and 30 s in all, enough for a sandbox of many servers
 deploying at high concurrency on a laptop's few cores; edit DIR/registry.json for another.
 
@@ -51,8 +54,9 @@ export async function runSandbox(values: Values, positionals: string[], io: CliI
     case 'status': {
       const pid = sandboxPid(dir);
       if (!pid || !existsSync(join(dir, 'registry.json'))) {
-        io.stdout(`No sandbox running in ${dir}.\n`);
-        return 1;
+        // a question answered, not a failure: exit 0 (`sandbox up` starts one)
+        io.stdout(`No sandbox running in ${dir} (start one: ${io.self ?? 'fleet-deploy'} sandbox up).\n`);
+        return 0;
       }
       const registry = parseRegistry(
         readFileSync(join(dir, 'registry.json'), 'utf8'),

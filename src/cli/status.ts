@@ -7,7 +7,7 @@ import { eachServer } from '../deploy/each-server';
 import type { HttpResponse, Transport } from '../deploy/ports';
 import { describe } from '../deploy/shell';
 import { hasDrift, targetStatus, waveDrift, type TargetStatus } from '../deploy/status';
-import { ConfigurationError } from '../errors';
+import { FORMAT_OPTIONS, outputFormat } from './args';
 import { judge } from '../health/gate';
 import { fetchUrl } from '../http/fetch';
 import type { Target } from '../registry/model';
@@ -17,7 +17,7 @@ import { jsonText } from '../report/sanitize';
 import type { CliIO } from './io';
 import { openRemote, REMOTE_HELP, REMOTE_OPTIONS, type Values } from './remote';
 
-export const STATUS_USAGE = `fleet-deploy status [--select EXPR] [--waves SPEC] [--format table|json] [--fail-on-drift] [options]
+export const STATUS_USAGE = `fleet-deploy status [--select EXPR] [--waves SPEC] [--format table|json] [--json] [--fail-on-drift] [options]
 
 For each selected target: the version, image and digest that run, the release before it and the last
 deploy (from its history), the state of its containers (running, paused, stopped, restarting, missing),
@@ -29,13 +29,14 @@ wave. Reads only; takes no lock.
 
 Options:
   -f, --format FORMAT   table (default) or json
+      --json            the same as --format json
   -w, --waves SPEC      the waves "most of its wave" compares within (default: all targets are one wave)
       --fail-on-drift   exit 3 when any target drifted (for scheduled checks)
 ${REMOTE_HELP}`;
 
 export const STATUS_OPTIONS = {
   ...REMOTE_OPTIONS,
-  format: { type: 'string', short: 'f' },
+  ...FORMAT_OPTIONS,
   waves: { type: 'string', short: 'w' },
   'fail-on-drift': { type: 'boolean' },
 } as const;
@@ -133,16 +134,7 @@ export const STATUS_HEADERS = [
 ];
 
 export async function runStatus(values: Values, io: CliIO): Promise<number> {
-  const format = (values.format as string | undefined) ?? 'table';
-  if (format !== 'table' && format !== 'json')
-    throw new ConfigurationError([
-      {
-        path: [],
-        source: '--format',
-        message: `${JSON.stringify(format)} is not a format`,
-        hint: 'use table or json',
-      },
-    ]);
+  const format = outputFormat(values, ['table', 'json']);
   const statuses = await fleetStatus(values, io);
   const drifted = statuses.filter(hasDrift).length;
   if (format === 'json') io.stdout(`${jsonText(statuses, 2)}\n`);

@@ -14,7 +14,7 @@ import type { Target } from '../registry/model';
 import * as R from '../remote/commands';
 import { backup, backupId, parseBackupTaken } from '../remote/backup';
 import { runGate, type GateResult } from '../health/gate';
-import { History, historyLine } from './history';
+import { History, historyLine, parseHistory } from './history';
 import { OnceHooks, runHooks } from './hooks';
 import { interruptedSwitch, Lease, leaseTerms } from './lease';
 import { describeHolder, parseLockOwner, unlockCommand } from './locks';
@@ -141,6 +141,8 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   private readonly strategy: ReleaseStrategy;
   private readonly ctx: StrategyContext;
   private prepared?: R.Prepared;
+  /** The deploy's gate failed without any probe reaching the health port (quickRollbackGate). */
+  private portNeverAnswered = false;
   private current: Release = { refs: {}, imageIds: [], digests: [] };
   private next: Release;
   /** The lock may be ours: `finish` runs (and releases it only if it is). */
@@ -390,12 +392,27 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     return `${said}; it was cut off switching ${cut.from.version} → ${cut.to.version}: switched back to ${cut.from.version} (reverted), history noted`;
   }
 
+  /**
+   * A first deploy (no history) whose gate never reached the health port at all — nothing listened there,
+   * most likely a wrong health.port — gates the rollback for one round of probes, not its whole deadline
+   * again: the release before it was never seen on that port either.
+   */
+  private quickRollbackGate(): number | undefined {
+    if (!this.portNeverAnswered || parseHistory(this.prepared?.history ?? []).length > 0) return undefined;
+    const h = this.target.tenant.health;
+    return Math.min(h.deadlineMs, h.timeoutMs + h.intervalMs * (h.successes + 1));
+  }
+
   /** The automatic rollback: switch back, gate the previous release (to the end), on-rollback hooks. */
   private async rollback(): Promise<void> {
     const previous = this.previousVersion;
     try {
       await this.step('rollback', () => this.strategy.switchBack(this.ctx, this.current, this.next));
-      await this.step('rollback health', () => this.gate(previous, false), gateDetail);
+      await this.step(
+        'rollback health',
+        () => this.gate(previous, false, undefined, this.quickRollbackGate()),
+        gateDetail,
+      );
       this.result.outcome = 'rolled-back';
       await this.hooks('onRollback', 'on-rollback hooks', previous, this.version);
       await this.hibernate(); // the previous release goes back to sleep too
@@ -510,8 +527,13 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
    * The gate of a deploy stops when the run is cancelled; the rollback's gate runs to the end. `port`:
    * probe this port through the SSH connection instead of the registry's check (a new blue-green slot).
    */
-  private async gate(version: string, cancellable: boolean, port?: number): Promise<GateResult> {
-    const check = this.target.tenant.health;
+  private async gate(
+    version: string,
+    cancellable: boolean,
+    port?: number,
+    deadlineMs?: number,
+  ): Promise<GateResult> {
+    const check = { ...this.target.tenant.health, ...(deadlineMs ? { deadlineMs } : {}) };
     const probe =
       check.url !== undefined && port === undefined
         ? (timeoutMs: number) => this.ports.urlGet(check.url!, timeoutMs)
@@ -528,6 +550,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       this.cancelled = true;
       throw new StepFailure('health', 'cancelled');
     }
+    if (!g.ok && !g.reached && port === undefined && check.url === undefined) this.portNeverAnswered = true;
     if (!g.ok) throw new StepFailure('health', `health gate failed: ${g.reason}`);
     const containers = check.containerHealth && this.strategy.containerHealth?.();
     if (containers) {

@@ -57,6 +57,8 @@ export interface GateResult {
    * the first probe was healthy; absent when no probe was healthy).
    */
   downtimeMs?: number;
+  /** Some probe got an HTTP answer (any status): the port was reached at least once. */
+  reached?: boolean;
 }
 
 /** A probe is given the timeout to use: the check's own, or less when the deadline is nearer. */
@@ -94,17 +96,20 @@ export async function runGate(
   };
   let firstFailed: number | undefined;
   let downtimeMs: number | undefined;
+  let reached = false;
   for (;;) {
     if (signal?.aborted) return { ok: false, probes, passed, ms: elapsed(), reason: 'cancelled' };
     const left = check.deadlineMs - elapsed();
-    if (left <= 0) return timeUp();
+    if (left <= 0) return { ...timeUp(), reached };
     const sent = clock.now();
     let verdict: Verdict;
     const budget = Math.min(check.timeoutMs, left);
     /** A probe the deadline cut short that got no answer says less than the answer before it. */
     let cutShort = false;
     try {
-      verdict = judge(check, await probe(budget), version);
+      const answer = await probe(budget);
+      reached = true;
+      verdict = judge(check, answer, version);
     } catch (e) {
       if (e instanceof ConnectionLost) return { ok: false, probes, passed, ms: elapsed(), reason: e.message };
       verdict = { ok: false, reason: (e as Error).message };
@@ -122,7 +127,7 @@ export async function runGate(
       firstFailed ??= sent;
     }
     // the next probe would start with no time left
-    if (elapsed() + check.intervalMs >= check.deadlineMs) return timeUp();
+    if (elapsed() + check.intervalMs >= check.deadlineMs) return { ...timeUp(), reached };
     await clock.sleep(check.intervalMs, signal);
   }
 }

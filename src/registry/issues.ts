@@ -55,7 +55,13 @@ export function closest(word: string, candidates: readonly string[]): string | u
     const score = c.toLowerCase() === word.toLowerCase() ? 0 : distance(word.toLowerCase(), c.toLowerCase());
     if (score < bestScore) [best, bestScore] = [c, score];
   }
-  return bestScore <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+  if (bestScore <= Math.max(2, Math.floor(word.length / 3))) return best;
+  // a word that one of them begins (`hostname` → `host`) or that begins one of them (`disc` → `discover`)
+  const w = word.toLowerCase();
+  const prefixed = candidates
+    .filter((c) => Math.min(c.length, w.length) >= 3)
+    .filter((c) => w.startsWith(c.toLowerCase()) || c.toLowerCase().startsWith(w));
+  return prefixed.sort((a, b) => Math.abs(a.length - w.length) - Math.abs(b.length - w.length))[0];
 }
 
 function typeName(value: unknown): string {

@@ -701,6 +701,13 @@ export const registrySchema = z
       .optional(),
     rollout: rollout.optional(),
     servers: z.array(serverSchema).meta({ description: 'The fleet.' }),
+    placeholders: z
+      .record(z.string(), z.union([z.string(), z.number()]))
+      .meta({
+        description:
+          'Written by init: the JSON path of each value it could not know (a health port, a stand-in image) and the value it wrote there. `validate` flags each while it still has that value.',
+      })
+      .optional(),
   })
   .meta({
     title: 'fleet-deploy server registry',

@@ -14,6 +14,12 @@ export interface LogsOptions {
   follow: boolean;
 }
 
+/**
+ * The longest log line shown, in characters: a longer one is cut there, marked, and the rest of it dropped
+ * as it arrives (cli/logs.ts), so the tool holds at most this much of a line, however long it is.
+ */
+export const LOG_LINE_LIMIT = 16 * 1024;
+
 export const SINCE = /^(?:\d+[smhd]|\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2})?Z?)?)$/;
 
 export function logs(t: Tenant, o: LogsOptions): Script {

@@ -133,6 +133,8 @@ function trustProblem(
   port: number,
   pinned: readonly PinnedHostKey[],
   known: readonly KnownHostEntry[],
+  /** The command that pins this host's key after showing it (a server of the registry). */
+  pin?: string,
 ): Pick<Problem, 'message' | 'hint'> | undefined {
   const revoked = revokedFingerprints(known, host, port);
   const pins = pinned.map((k) => k.fingerprint);
@@ -147,7 +149,9 @@ function trustProblem(
     };
   return {
     message: `${what} (${host}:${port}) has no pinned host key and no known_hosts entry, so it cannot be verified`,
-    hint: `pin its key in the registry ("hostKey"), or pass a known_hosts text; get it with: ${scan}`,
+    hint: pin
+      ? `pin its key: ${pin} (shows its fingerprint to compare first), or pass a known_hosts text`
+      : `pin its key in the registry ("hostKey"), or pass a known_hosts text; get it with: ${scan}`,
   };
 }
 
@@ -156,13 +160,19 @@ function trustProblem(
  * have a pinned key or a known_hosts entry that is not revoked, since an unknown key is never trusted.
  * Names every host that has none, with the fix.
  */
-export function checkTrust(registry: Registry, plan: Plan, knownHostsText: string): void {
+export function checkTrust(
+  registry: Registry,
+  plan: Plan,
+  knownHostsText: string,
+  /** How to run `pin-host-key` for a server, as the person started the tool (the CLI's hint). */
+  pinCommand?: (server: string) => string,
+): void {
   const known = parseKnownHosts(knownHostsText);
   const servers = new Map(plan.plan.flatMap((w) => w.targets).map((t) => [t.server.name, t.server]));
   const problems: Problem[] = [];
   const jumps = new Set<string>();
   for (const s of servers.values()) {
-    const own = trustProblem(`server ${s.name}`, s.host, s.port, s.hostKeys, known);
+    const own = trustProblem(`server ${s.name}`, s.host, s.port, s.hostKeys, known, pinCommand?.(s.name));
     if (own) problems.push({ path: [...s.at, 'hostKey'], source: registry.source, ...own });
     const j = s.jump;
     if (!j || jumps.has(`${j.host}:${j.port}`)) continue;

@@ -158,7 +158,7 @@ export class SshConnector implements Connector {
         );
       }
       const ssh = await this.open(server.name, server.host, server.port, server.user, server.hostKeys, sock);
-      return new SshTransport(ssh, jump);
+      return new SshTransport(ssh, jump, server.name);
     } catch (e) {
       jump?.dispose();
       throw e;
@@ -195,6 +195,21 @@ class GroupMarker {
   }
 }
 
+/**
+ * Why a forward to 127.0.0.1:PORT failed. sshd answers a refused connection with "connect failed" and,
+ * often, an empty description ("(SSH) Channel open failure: "): said as what it means.
+ */
+export function forwardError(err: Error & { reason?: unknown }, port: number, server: string): Error {
+  const why = err.message.replace(/^\(SSH\) Channel open failure: ?/, '').trim();
+  if (err.reason === 2)
+    return new Error(
+      `nothing listens on 127.0.0.1:${port} on ${server} — check health.port${why ? ` (${why})` : ''}`,
+    );
+  return new Error(
+    `cannot reach 127.0.0.1:${port} on ${server}: ${why || `the SSH server refused the forward (reason ${String(err.reason)})`}`,
+  );
+}
+
 export class SshTransport implements Transport {
   private lost = false;
   private readonly client: Client;
@@ -204,6 +219,8 @@ export class SshTransport implements Transport {
   constructor(
     private readonly ssh: NodeSSH,
     private readonly jump?: NodeSSH,
+    /** The server's name, for messages. */
+    private readonly name = 'the server',
   ) {
     this.client = ssh.connection!;
     const down = () => (this.lost = true);
@@ -340,13 +357,7 @@ export class SshTransport implements Transport {
       );
       this.client.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (err, ch) => {
         if (err)
-          return settle(() =>
-            reject(
-              this.lost
-                ? new ConnectionLost()
-                : new Error(`cannot reach 127.0.0.1:${port} on the server: ${err.message}`),
-            ),
-          );
+          return settle(() => reject(this.lost ? new ConnectionLost() : forwardError(err, port, this.name)));
         channel = ch;
         if (settled) return void ch.close(); // opened after the timeout
         const req = http.request(

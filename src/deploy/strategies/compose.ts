@@ -87,10 +87,12 @@ export class ComposeStrategy implements ReleaseStrategy {
       }
       const why = redact(describe(r), passwords);
       if (r.code === R.LOGIN_FAILED) throw new StepFailure('pull', why);
-      if (attempt >= ctx.pullAttempts)
+      // an image that does not exist or may not be read will not appear on a retry: fail at once
+      const permanent = PERMANENT_PULL_ERROR.test(why);
+      if (permanent || attempt >= ctx.pullAttempts)
         throw new StepFailure(
           'pull',
-          `pull ${refs.join(', ')} failed after ${attempt} attempts: ${why}${login ? '' : credentialsHint(why)}`,
+          `pull ${refs.join(', ')} failed${permanent ? '' : ` after ${attempt} attempts`}: ${why}${login ? '' : credentialsHint(why)}`,
         );
       await ctx.clock.sleep(1000 * 2 ** (attempt - 1), ctx.signal);
     }
@@ -198,6 +200,13 @@ export class ComposeStrategy implements ReleaseStrategy {
 function redact(text: string, passwords: readonly string[]): string {
   return passwords.filter(Boolean).reduce((t, p) => t.split(p).join('***'), text);
 }
+
+/**
+ * What a registry or engine says of an image that is not there or not readable (docker, podman,
+ * containerd): no retry brings it. Anything else (a timeout, a reset, a 5xx) is retried.
+ */
+const PERMANENT_PULL_ERROR =
+  /manifest unknown|manifest for \S+ not found|not found: manifest|name unknown|repository does not exist|pull access denied|unauthorized|authentication required|invalid reference format/i;
 
 /** What to do about a pull that a registry refused for want of credentials. */
 function credentialsHint(why: string): string {
