@@ -75,7 +75,7 @@ function takeBackup(t: Tenant, id: string, applyRetention = true, withDump = tru
       : sh``;
   const archive = sh`tar -czf part ${dumpFile ? sh`${dumpFile} ` : sh``}-C ${top} -- ${files}`;
   const name = `${id}.tar.gz`;
-  const place = sh`sum=$(sha256sum < part | cut -c 1-64) && bytes=$(stat -c %s part) && printf '%s  %s\n' "$sum" ${name} > sum && mv -f -- part ${`../${name}`} && mv -f -- sum ${`../${name}.sha256`} && echo "@@backup ${id} $bytes $sum"`;
+  const place = sh`sum=$(sha256sum < part | cut -c 1-64) && bytes=$(stat -c %s part) && printf '%s  %s\n' "$sum" ${name} > sum && mv -fT -- part ${`../${name}`} && mv -fT -- sum ${`../${name}.sha256`} && echo "@@backup ${id} $bytes $sum"`;
   return sh`umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}${inPrivateDir(BACKUP_DIR, sh`${dump}${archive} && ${place}`)}${applyRetention ? sh` && ${retention(b)}` : sh``}`;
 }
 
