@@ -149,6 +149,10 @@ const RESTORE_FAILURES: Record<number, string> = {
   [RESTORE_EXIT.noDump]: 'the backup holds no database dump',
   [RESTORE_EXIT.badArchive]:
     'the archive could not be extracted whole, or holds a link or special file where .env or a compose file belongs: nothing was changed',
+  [RESTORE_EXIT.notSwapped]:
+    'a path in the archive could not be put in place (a directory where it has a file, or a mount point): what the restore had replaced was put back, nothing was changed',
+  [RESTORE_EXIT.notPutBack]:
+    'a path in the archive could not be put in place, and putting back what the restore had replaced failed too: restore the backup it took first',
 };
 
 function sha256Flag(values: Values): string | undefined {
