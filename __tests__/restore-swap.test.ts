@@ -3,10 +3,22 @@
  * nothing. A path whose kind changed since the backup (a directory where the archive has a file) is put
  * in place, not left half-done; when a path cannot be put in place at all, every path already replaced
  * (.env, a directory) is put back and the restore says so. The path that cannot be renamed (as a mount
- * point could not be) is made by an `mv` double on PATH that fails for that one path.
+ * point could not be) is made by an `mv` double on PATH that fails for that one path. Run as root (as CI
+ * runs), an archive planted on the server with its .sha256 that holds a setuid root file or a device is
+ * refused before anything changes: tar run by root would make them as the archive says.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRegistry, targetsOf, type Tenant } from '../src/registry';
@@ -79,3 +91,29 @@ test('a path that cannot be put in place: .env and the directory already replace
   ]);
   expect(readdirSync(join(w.dir, '.fleet')).filter((f) => f.startsWith('.fleet-tmp'))).toEqual([]);
 });
+
+const asRootOnly = process.getuid?.() === 0 ? test : test.skip;
+
+asRootOnly.each([
+  ['a setuid root file', (p: string) => (copyFileSync('/bin/true', p), execFileSync('chmod', ['4755', p]))],
+  ['a device', (p: string) => execFileSync('mknod', ['-m', '666', p, 'c', '1', '3'])],
+])(
+  'run as root, an archive planted with its .sha256 that holds %s is refused: nothing changes',
+  (_, make) => {
+    const w = backedUp();
+    const staged = join(w.root, 'staged');
+    mkdirSync(join(staged, 'data'), { recursive: true });
+    writeFileSync(join(staged, '.env'), 'APP_IMAGE=r/app:evil\n');
+    writeFileSync(join(staged, 'docker-compose.yml'), 'services: {}\n');
+    make(join(staged, 'data', 'planted'));
+    const archive = join(w.dir, '.fleet', 'backups', `${ID}.tar.gz`);
+    execFileSync('tar', ['-czf', archive, '-C', staged, '.env', 'docker-compose.yml', 'data']);
+    const sum = createHash('sha256').update(readFileSync(archive)).digest('hex');
+    writeFileSync(`${archive}.sha256`, `${sum}  ${ID}.tar.gz\n`);
+    const r = w.run(restore(w.t, ID, options));
+    expect(r.status).toBe(RESTORE_EXIT.badArchive);
+    expect(r.stderr).toContain('or a device or setuid/setgid file: nothing was changed');
+    expect(existsSync(join(w.dir, 'data', 'planted'))).toBe(false);
+    expect([w.read('.env'), w.read('data/a')]).toEqual(['APP_IMAGE=r/app:v2\n', 'current\n']);
+  },
+);

@@ -215,8 +215,10 @@ export function restore(t: Tenant, id: string, o: RestoreOptions): Script {
   const check = sh`{ [ -f ${stored} ] && cat -- ${stored} > a || exit ${RESTORE_EXIT.noBackup}; } && want=${want} && { [ -n "$want" ] && [ "$(sha256sum < a | cut -c 1-64)" = "$want" ] || exit ${RESTORE_EXIT.badChecksum}; }`;
   const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
   const regular = ['.env', ...t.compose.files];
-  const bad = `the archive ${id} could not be extracted whole, or holds a link or special file where .env or a compose file belongs: nothing was changed`;
-  const extract = sh`{ mkdir x old && tar -xzf a -C x --exclude=${DUMP_DIR} && [ -f x/.env ] && [ ! -L x/.env ] && ok=1 && for f in ${regular}; do { [ ! -e "x/$f" ] && [ ! -L "x/$f" ]; } || { [ -f "x/$f" ] && [ ! -L "x/$f" ]; } || ok=; done && [ -n "$ok" ]; } || { printf '%s\n' ${bad} >&2; exit ${RESTORE_EXIT.badArchive}; }`;
+  const bad = `the archive ${id} could not be extracted whole, or holds a link or special file where .env or a compose file belongs, or a device or setuid/setgid file: nothing was changed`;
+  // tar run by root makes the devices and keeps the owners and setuid/setgid bits an archive names: refused
+  const special = sh`[ -z "$(find x \( -type b -o -type c -o \( ! -type d \( -perm -4000 -o -perm -2000 \) \) \) -print | head -n 1)" ]`;
+  const extract = sh`{ mkdir x old && tar -xzf a -C x --exclude=${DUMP_DIR} && ${special} && [ -f x/.env ] && [ ! -L x/.env ] && ok=1 && for f in ${regular}; do { [ ! -e "x/$f" ] && [ ! -L "x/$f" ]; } || { [ -f "x/$f" ] && [ ! -L "x/$f" ]; } || ok=; done && [ -n "$ok" ]; } || { printf '%s\n' ${bad} >&2; exit ${RESTORE_EXIT.badArchive}; }`;
   const swap = swapIn(id, top, files, o.keepAs);
   const dumpFile = b.dump ? `${DUMP_DIR}/${b.dump.file}` : '';
   const database =
