@@ -11,6 +11,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   copyFileSync,
+  renameSync,
+  symlinkSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -33,13 +35,13 @@ const ID = backupId(new Date('2030-01-01T00:00:00Z'));
 const KEEP = backupId(new Date('2030-01-02T00:00:00Z'), 'pre-restore');
 
 /** A tenant directory backed up with `data/` and `conf`, then changed: .env, data/a and conf. */
-function backedUp() {
+function backedUp(archivedEnv = 'APP_IMAGE=r/app:v1\n') {
   const root = mkdtempSync(join(tmpdir(), 'fd-restore-'));
   roots.push(root);
   const dir = join(root, 'tenant');
   mkdirSync(join(dir, 'data'), { recursive: true });
   mkdirSync(join(root, 'bin'));
-  writeFileSync(join(dir, '.env'), 'APP_IMAGE=r/app:v1\n', { mode: 0o600 });
+  writeFileSync(join(dir, '.env'), archivedEnv, { mode: 0o600 });
   writeFileSync(join(dir, 'docker-compose.yml'), 'services: {}\n');
   writeFileSync(join(dir, 'data', 'a'), 'archived\n');
   writeFileSync(join(dir, 'conf'), 'archived conf\n');
@@ -117,3 +119,30 @@ asRootOnly.each([
     expect([w.read('.env'), w.read('data/a')]).toEqual(['APP_IMAGE=r/app:v2\n', 'current\n']);
   },
 );
+
+test.each([
+  [
+    'the archive and its .sha256 are links to',
+    (w: { dir: string }, other: string) => {
+      const [mine, theirs] = [join(w.dir, '.fleet', 'backups'), join(other, '.fleet', 'backups')];
+      for (const f of [`${ID}.tar.gz`, `${ID}.tar.gz.sha256`]) {
+        rmSync(join(mine, f));
+        symlinkSync(join(theirs, f), join(mine, f));
+      }
+    },
+  ],
+  [
+    '.fleet/backups is a link to',
+    (w: { dir: string }, other: string) => {
+      renameSync(join(w.dir, '.fleet', 'backups'), join(w.dir, '.fleet', 'mine'));
+      symlinkSync(join(other, '.fleet', 'backups'), join(w.dir, '.fleet', 'backups'));
+    },
+  ],
+])('%s another tenant’s: restore refuses, and reads nothing of it', (_, plant) => {
+  const w = backedUp();
+  const other = backedUp('OTHER_TENANT_SECRET=s3cret\n');
+  plant(w, other.dir);
+  const r = w.run(restore(w.t, ID, options));
+  expect(r.status).toBe(RESTORE_EXIT.noBackup);
+  expect(w.read('.env')).toBe('APP_IMAGE=r/app:v2\n');
+});

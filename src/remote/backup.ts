@@ -209,10 +209,18 @@ export function restore(t: Tenant, id: string, o: RestoreOptions): Script {
     throw new Error(`not a sha256: ${JSON.stringify(o.sha256)}`);
   const b = settings(t);
   const top = tenantFromPrivate(STATE_DIR);
-  const stored = `../${BACKUP_DIR.slice(STATE_DIR.length + 1)}/${id}.tar.gz`;
+  const backups = `../${BACKUP_DIR.slice(STATE_DIR.length + 1)}`;
   const lock = sh`mkdir -p ${STATE_DIR} && { mkdir ${LOCK_DIR} 2>/dev/null || { echo 'a deploy or restore holds the lock' >&2; exit ${RESTORE_EXIT.locked}; }; } && trap 'rm -rf -- ${LOCK_DIR}' EXIT && printf '%s\n' ${o.owner} > ${`${LOCK_DIR}/owner`}`;
-  const want = o.sha256 ?? sh`"$(cut -c 1-64 -- ${`${stored}.sha256`} 2>/dev/null)"`;
-  const check = sh`{ [ -f ${stored} ] && cat -- ${stored} > a || exit ${RESTORE_EXIT.noBackup}; } && want=${want} && { [ -n "$want" ] && [ "$(sha256sum < a | cut -c 1-64)" = "$want" ] || exit ${RESTORE_EXIT.badChecksum}; }`;
+  // read from BACKUP_DIR itself (entered with cd -P and found to be a directory of this .fleet, not a link
+  // to another tenant's) and never through a link there (dd iflag=nofollow): root reads any file
+  const inBackups = (file: string, then: Script) =>
+    sh`(cd -P -- ${backups} && [ "$(stat -c %d:%i ..)" = "$fleet" ] && [ -f ${file} ] && ${then})`;
+  const read = (file: string) => sh`dd if=${file} iflag=nofollow status=none`;
+  const archive = `${id}.tar.gz`;
+  const want =
+    o.sha256 ??
+    sh`"$( ${inBackups(`${archive}.sha256`, read(`${archive}.sha256`))} 2>/dev/null | cut -c 1-64)"`;
+  const check = sh`fleet=$(stat -c %d:%i ..) && { ${inBackups(archive, read(archive))} > a || exit ${RESTORE_EXIT.noBackup}; } && want=${want} && { [ -n "$want" ] && [ "$(sha256sum < a | cut -c 1-64)" = "$want" ] || exit ${RESTORE_EXIT.badChecksum}; }`;
   const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
   const regular = ['.env', ...t.compose.files];
   const bad = `the archive ${id} could not be extracted whole, or holds a link or special file where .env or a compose file belongs, or a device or setuid/setgid file: nothing was changed`;
