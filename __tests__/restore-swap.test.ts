@@ -45,8 +45,10 @@ function backedUp(archivedEnv = 'APP_IMAGE=r/app:v1\n') {
   writeFileSync(join(dir, 'docker-compose.yml'), 'services: {}\n');
   writeFileSync(join(dir, 'data', 'a'), 'archived\n');
   writeFileSync(join(dir, 'conf'), 'archived conf\n');
+  mkdirSync(join(dir, 'cfg'));
+  writeFileSync(join(dir, 'cfg', 'app.yml'), 'archived app\n');
   const r = baseRegistry();
-  Object.assign(r.servers[0].tenants[0], { path: dir, backup: { paths: ['data', 'conf'] } });
+  Object.assign(r.servers[0].tenants[0], { path: dir, backup: { paths: ['data', 'conf', 'cfg/app.yml'] } });
   const t: Tenant = targetsOf(parseRegistry(JSON.stringify(r), 'r.json'))[0]!.tenant;
   const run = (script: Script, path = '/usr/bin:/bin') =>
     spawnSync('sh', ['-c', script.text], { cwd: dir, encoding: 'utf8', env: { PATH: path } });
@@ -145,4 +147,20 @@ test.each([
   const r = w.run(restore(w.t, ID, options));
   expect(r.status).toBe(RESTORE_EXIT.noBackup);
   expect(w.read('.env')).toBe('APP_IMAGE=r/app:v2\n');
+});
+
+test('a link where a directory on the way to a path belongs: refused before anything is replaced', () => {
+  const w = backedUp();
+  const outside = join(w.root, 'outside');
+  mkdirSync(outside);
+  writeFileSync(join(outside, 'app.yml'), 'theirs\n');
+  rmSync(join(w.dir, 'cfg'), { recursive: true });
+  symlinkSync(outside, join(w.dir, 'cfg'));
+  const r = w.run(restore(w.t, ID, options));
+  expect(r.status).toBe(RESTORE_EXIT.notSwapped);
+  expect(r.stderr).toContain('found a link or a file where a directory on the way to a path belongs');
+  expect(r.stderr).toContain('nothing was changed: cfg/app.yml');
+  expect(readdirSync(outside)).toEqual(['app.yml']);
+  expect(readFileSync(join(outside, 'app.yml'), 'utf8')).toBe('theirs\n');
+  expect([w.read('.env'), w.read('data/a')]).toEqual(['APP_IMAGE=r/app:v2\n', 'current\n']);
 });

@@ -150,7 +150,7 @@ const RESTORE_FAILURES: Record<number, string> = {
   [RESTORE_EXIT.badArchive]:
     'the archive could not be extracted whole, or holds a link or special file where .env or a compose file belongs, or a device or setuid/setgid file: nothing was changed',
   [RESTORE_EXIT.notSwapped]:
-    'a path in the archive could not be put in place (a directory where it has a file, or a mount point): what the restore had replaced was put back, nothing was changed',
+    'a path in the archive could not be put in place (a mount point, or a link where a directory on its way belongs): what the restore had replaced was put back, nothing was changed',
   [RESTORE_EXIT.notPutBack]:
     'a path in the archive could not be put in place, and putting back what the restore had replaced failed too: restore the backup it took first',
 };

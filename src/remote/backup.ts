@@ -187,8 +187,12 @@ function swapIn(id: string, top: string, files: readonly string[], keepAs: strin
   const current = sh`f=$cur; t=${top}/"$f"; if ! ${exists(t.text)} && ${exists(o.text)}; then mv -T -- ${o} ${t} || back=; fi`;
   const putBack = sh`for f in $placed; do t=${top}/"$f"; if ${isDir(t.text)} || ${isDir(o.text)} || ! ${exists(o.text)}; then mv -T -- ${t} ${x} || back=; fi; if ${exists(o.text)}; then mv -fT -- ${o} ${t} || back=; fi; done`;
   const undone = `the restore of ${id} could not put a path in place (a directory where the archive has a file, a mount point, or a name changed meanwhile): what it had replaced was put back, nothing was changed:`;
+  const onWay = `the restore of ${id} found a link or a file where a directory on the way to a path belongs (it does not write through links): nothing was changed:`;
   const stuck = `the restore of ${id} could not put a path in place, and putting back what it had replaced failed too: the files as they were before the restore are in backup ${keepAs}:`;
-  return sh`placed=; cur=; ${place}; if [ -n "$cur" ]; then back=yes; bad=$cur; ${current}; ${putBack}; if [ -n "$back" ]; then printf '%s %s\n' ${undone} "$bad" >&2; else printf '%s %s\n' ${stuck} "$bad" >&2; fi; [ -n "$back" ] && exit ${RESTORE_EXIT.notSwapped}; exit ${RESTORE_EXIT.notPutBack}; fi; echo '@@restored files'`;
+  // a link (or a file) where a directory on the way to a path belongs: refused before anything is replaced
+  const parent = new Script('[ "${q%/*}" != "$q" ]; do q=${q%/*}');
+  const onTheWay = sh`for f in ${files}; do q=$f; while ${parent}; t=${top}/"$q"; if [ -L "$t" ] || { [ -e "$t" ] && [ ! -d "$t" ]; }; then printf '%s %s\n' ${onWay} "$f" >&2; exit ${RESTORE_EXIT.notSwapped}; fi; done; done`;
+  return sh`${onTheWay}; placed=; cur=; ${place}; if [ -n "$cur" ]; then back=yes; bad=$cur; ${current}; ${putBack}; if [ -n "$back" ]; then printf '%s %s\n' ${undone} "$bad" >&2; else printf '%s %s\n' ${stuck} "$bad" >&2; fi; [ -n "$back" ] && exit ${RESTORE_EXIT.notSwapped}; exit ${RESTORE_EXIT.notPutBack}; fi; echo '@@restored files'`;
 }
 
 /**
