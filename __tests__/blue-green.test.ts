@@ -226,7 +226,7 @@ describe('slots', () => {
     expect(text).toContain(`FLEET_SET='APP_IMAGE=${ref}\nAPP_PORT=8082' awk`);
     expect(text).toContain('mktemp -d .fleet/slots/.fleet-tmp.XXXXXX');
     expect(text).toContain('ln -P -- ../../../.env env && [ -f env ] && [ ! -L env ] && FLEET_SET=');
-    expect(text).toContain('mv -f -- new ../green.env ) || exit $?; }');
+    expect(text).toContain('mv -fT -- new ../green.env ) || exit $?; }');
     expect(text).toMatch(
       /docker compose -f docker-compose\.yml --env-file \.fleet\/slots\/green\.env -p acme-green up -d $/,
     );

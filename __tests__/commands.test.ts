@@ -93,7 +93,7 @@ describe('command strings', () => {
     ).toBe(true);
     expect(
       text.endsWith(
-        `old > new && chmod "$(stat -c %a old)" new && { chown "$(stat -c %u:%g old)" new 2>/dev/null || :; } && ln -- new cur || { rm -f -- new old cur; exit 30; }; if [ ../.env -ef old ]; then mv -f -- new ../.env || { rm -f -- new old cur; exit 30; }; if [ "$(head -c "$size" old | cksum)" = "$sum" ]; then tail -c +"$((size + 1))" old >> cur && swapped=yes; else mv -f -- old ../.env; fi; fi; rm -f -- new old cur; [ -z "$swapped" ] || break; done; [ -n "$swapped" ] || { printf '%s\\n' '.env kept changing while it was being switched (another writer, five tries): nothing was changed' >&2; exit 30; } ) || exit $?; }; } && docker compose -f base.yml -f prod.yml -p acme up -d web worker`,
+        `old > new && chmod "$(stat -c %a old)" new && { chown "$(stat -c %u:%g old)" new 2>/dev/null || :; } && ln -- new cur || { rm -f -- new old cur; exit 30; }; if [ ../.env -ef old ]; then mv -fT -- new ../.env || { rm -f -- new old cur; exit 30; }; if [ "$(head -c "$size" old | cksum)" = "$sum" ]; then tail -c +"$((size + 1))" old >> cur && swapped=yes; else mv -fT -- old ../.env; fi; fi; rm -f -- new old cur; [ -z "$swapped" ] || break; done; [ -n "$swapped" ] || { printf '%s\\n' '.env kept changing while it was being switched (another writer, five tries): nothing was changed' >&2; exit 30; } ) || exit $?; }; } && docker compose -f base.yml -f prod.yml -p acme up -d web worker`,
       ),
     ).toBe(true);
     expect(text).not.toContain('awk -v');

@@ -23,9 +23,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRegistry, targetsOf, type Tenant } from '../src/registry';
 import { backup, backupId, parseBackupTaken } from '../src/remote/backup';
-import { recordLive } from '../src/remote/blue-green';
+import { recordLive, startSlot } from '../src/remote/blue-green';
 import { inPrivateDir, PRIVATE_DIR_REFUSED } from '../src/remote/private-dir';
 import { update } from '../src/remote/commands';
+import { setupTenant } from '../src/remote/setup';
 import { sh, type Script } from '../src/remote/shell';
 import { baseRegistry } from './helpers/registry';
 
@@ -139,4 +140,79 @@ test('the .env switch: a temporary name swapped for a link right after it was ma
   expect(readdirSync(w.outside)).toEqual([]);
   expect(readFileSync(join(w.dir, '.env'), 'utf8')).toBe('APP_IMAGE=r/app:v1\nTOKEN=secret\n');
   expect(lstatSync(join(w.dir, '.env')).isFile()).toBe(true);
+});
+
+/**
+ * A destination name planted as a link to a DIRECTORY: `mv new ../NAME` (and `ln new ../NAME`) would move
+ * (link) the file INTO that directory and leave the link; `mv -T` replaces the link itself.
+ */
+describe('a destination planted as a link to a directory is replaced, never written into', () => {
+  test('blue-green: the slot file, the slot env file (a copy of .env) and active', () => {
+    const w = workdir();
+    writeFileSync(join(w.root, 'bin', 'docker'), '#!/bin/sh\nexit 0\n', { mode: 0o755 }); // a compose double
+    symlinkSync(w.outside, join(w.dir, '.fleet', 'slots', 'active'));
+    symlinkSync(w.outside, join(w.dir, '.fleet', 'slots', 'green.env'));
+    const path = `${join(w.root, 'bin')}:/usr/bin:/bin`;
+    const t = tenant(w.dir);
+    const started = w.run(
+      startSlot(t, 'green', 'p-green', { APP_IMAGE: 'r/app:v2' }, { variable: 'PORT', value: 8081 }),
+      path,
+    );
+    expect([started.status, started.stderr]).toEqual([0, '']);
+    const live = w.run(recordLive(t, 'green', { APP_IMAGE: 'r/app:v2' }), path);
+    expect([live.status, live.stderr]).toEqual([0, '']);
+    expect(readdirSync(w.outside)).toEqual([]);
+    expect(readFileSync(join(w.dir, '.fleet', 'slots', 'active'), 'utf8')).toBe('green\n');
+    const env = join(w.dir, '.fleet', 'slots', 'green.env');
+    expect(lstatSync(env).isFile()).toBe(true);
+    expect(readFileSync(env, 'utf8')).toBe('APP_IMAGE=r/app:v2\nTOKEN=secret\nPORT=8081\n');
+  });
+
+  test('backup: the archive and its .sha256', () => {
+    const w = workdir();
+    const id = backupId(new Date('2030-01-01T00:00:00Z'));
+    mkdirSync(join(w.dir, '.fleet', 'backups'));
+    symlinkSync(w.outside, join(w.dir, '.fleet', 'backups', `${id}.tar.gz`));
+    symlinkSync(w.outside, join(w.dir, '.fleet', 'backups', `${id}.tar.gz.sha256`));
+    const r = w.run(backup(tenant(w.dir), id));
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(readdirSync(w.outside)).toEqual([]);
+    expect(lstatSync(join(w.dir, '.fleet', 'backups', `${id}.tar.gz`)).isFile()).toBe(true);
+    expect(lstatSync(join(w.dir, '.fleet', 'backups', `${id}.tar.gz.sha256`)).isFile()).toBe(true);
+  });
+
+  test('the .env switch: .env swapped for such a link right before the rename (an mv double plants it)', () => {
+    const w = workdir();
+    writeFileSync(join(w.root, 'bin', 'docker'), '#!/bin/sh\nexit 0\n', { mode: 0o755 }); // a compose double
+    const done = join(w.root, 'planted');
+    // an `mv` double: the first time it is asked to rename onto ../.env, it first swaps .env for the link
+    writeFileSync(
+      join(w.root, 'bin', 'mv'),
+      `#!/bin/sh\nfor last; do :; done\nif [ "$last" = ../.env ] && [ ! -e '${done}' ]; then : > '${done}'; rm -f ../.env && ln -s '${w.outside}' ../.env; fi\nexec /bin/mv "$@"\n`,
+      { mode: 0o755 },
+    );
+    const r = w.run(update(tenant(w.dir), { APP_IMAGE: 'r/app:v2' }), `${join(w.root, 'bin')}:/usr/bin:/bin`);
+    expect(existsSync(done)).toBe(true);
+    expect(readdirSync(w.outside)).toEqual([]);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(lstatSync(join(w.dir, '.env')).isFile()).toBe(true);
+    expect(readFileSync(join(w.dir, '.env'), 'utf8')).toBe('APP_IMAGE=r/app:v2\nTOKEN=secret\n');
+  });
+
+  test('setup-server (as root, for the deploy user root here): the compose file', () => {
+    const w = workdir();
+    const compose = join(w.dir, 'docker-compose.yml');
+    rmSync(compose);
+    symlinkSync(w.outside, compose);
+    const script = setupTenant({ user: 'root', tenant: tenant(w.dir), compose: 'services: {}\n' });
+    const r = spawnSync('sh', ['-c', script.text], {
+      cwd: w.dir,
+      encoding: 'utf8',
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    });
+    expect(r.stdout).toContain('@@step compose changed');
+    expect(readdirSync(w.outside)).toEqual([]);
+    expect(lstatSync(compose).isFile()).toBe(true);
+    expect(readFileSync(compose, 'utf8')).toBe('services: {}\n');
+  });
 });

@@ -4,7 +4,8 @@
  * races the tool: every name the tool's scripts create there — a temporary file, a private directory —
  * is replaced within milliseconds by a link to the attacker's own directory, and the fixed names older
  * versions wrote through (`.fleet/slots/active.tmp`, `.fleet/backups/ID.tar.gz.part`) are planted as links
- * before every run. The deploy user then runs the scripts that write files (the .env switch of a deploy,
+ * before every run, and the names the tool renames into place (`active`, `green.env`, `ID.tar.gz` and its
+ * `.sha256`) as links to a directory of the attacker's (before `mv -T`: 5, 5 and 11 of 50 runs leaked). The deploy user then runs the scripts that write files (the .env switch of a deploy,
  * the blue-green slot file, live marker and .env, a backup), 50 times each. A leak is any byte of a
  * tool-written file — the .env's secret, an archive, a slot name — reaching the attacker's directory, or a
  * planted link's target changed. 0 leaks of 200 runs; a run the tool refuses (the private directory it
@@ -65,6 +66,7 @@ describeLinks('planted links, raced by a real inotify watcher', () => {
   let watcher: ChildProcess;
   let dir: string;
   let loot: string;
+  let lootDir: string;
   let t: Tenant;
 
   beforeAll(async () => {
@@ -80,14 +82,17 @@ describeLinks('planted links, raced by a real inotify watcher', () => {
     mkdirSync(join(dir, '.fleet', 'slots'), { recursive: true });
     mkdirSync(join(dir, '.fleet', 'backups'), { recursive: true });
     mkdirSync(loot);
+    lootDir = join(loot, 'dir');
+    mkdirSync(lootDir);
     writeFileSync(join(dir, '.env'), `APP_IMAGE=registry.test/acme/app:v1\n${SECRET}\n`, { mode: 0o600 });
     writeFileSync(join(dir, 'docker-compose.yml'), 'services: {}\n');
     handOver(dir);
     // the tenant directory and .fleet are writable by others: the attacker is one of them
     for (const d of [dir, join(dir, '.fleet'), join(dir, '.fleet', 'slots'), join(dir, '.fleet', 'backups')])
       chmodSync(d, 0o777);
-    spawnSync('chown', ['nobody', loot]);
+    spawnSync('chown', ['nobody', loot, lootDir]);
     chmodSync(loot, 0o777);
+    chmodSync(lootDir, 0o777);
     chmodSync(root, 0o755);
     const registry = {
       servers: [
@@ -134,17 +139,29 @@ describeLinks('planted links, raced by a real inotify watcher', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  /** Plants the fixed names older versions wrote through, each a link to a file of the attacker's. */
+  /**
+   * Plants the fixed names older versions wrote through, each a link to a file of the attacker's, and the
+   * names the tool renames into place (the live marker, the slot env file, the archive and its .sha256),
+   * each a link to a directory of the attacker's: `mv` without -T would put the file INTO it.
+   */
   function plantFixed(id: string): void {
     for (const name of ['.fleet/slots/active.tmp', `.fleet/backups/${id}.tar.gz.part`]) {
       rmSync(join(dir, name), { force: true });
       symlinkSync(join(loot, name.replaceAll('/', '_')), join(dir, name));
     }
+    const into = ['.fleet/slots/active', '.fleet/slots/green.env', `.fleet/backups/${id}.tar.gz`];
+    for (const name of [...into, `.fleet/backups/${id}.tar.gz.sha256`]) {
+      rmSync(join(dir, name), { force: true });
+      symlinkSync(lootDir, join(dir, name));
+    }
   }
 
-  /** What reached the attacker: any file in the loot directory with content. */
+  /** What reached the attacker: any file in the loot directory with content, or anything in lootDir. */
   function leaked(): string[] {
-    return readdirSync(loot).filter((f) => statSync(join(loot, f)).size > 0);
+    const files = readdirSync(loot).filter((f) => f !== 'dir' && statSync(join(loot, f)).size > 0);
+    const moved = readdirSync(lootDir);
+    for (const f of moved) rmSync(join(lootDir, f), { recursive: true, force: true });
+    return [...files, ...moved.map((f) => `dir/${f}`)];
   }
 
   /** The tenant's .env: still its own regular file with its secret (else put back, and counted). */

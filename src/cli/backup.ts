@@ -149,7 +149,11 @@ const RESTORE_FAILURES: Record<number, string> = {
   [RESTORE_EXIT.locked]: 'a deploy or another restore holds the lock: not restored',
   [RESTORE_EXIT.noDump]: 'the backup holds no database dump',
   [RESTORE_EXIT.badArchive]:
-    'the archive could not be extracted whole, or holds a link or special file where .env or a compose file belongs: nothing was changed',
+    'the archive could not be extracted whole, or holds a link or special file where .env or a compose file belongs, or a device or setuid/setgid file: nothing was changed',
+  [RESTORE_EXIT.notSwapped]:
+    'a path in the archive could not be put in place (a mount point, or a link where a directory on its way belongs): what the restore had replaced was put back, nothing was changed',
+  [RESTORE_EXIT.notPutBack]:
+    'a path in the archive could not be put in place, and putting back what the restore had replaced failed too: restore the backup it took first',
 };
 
 function sha256Flag(values: Values): string | undefined {

@@ -25,6 +25,8 @@ export const RESTORE_EXIT = {
   locked: 42,
   noDump: 43,
   badArchive: 44,
+  notSwapped: 45,
+  notPutBack: 46,
 } as const;
 
 /** A sha256 as `backup` prints it and `restore --sha256` takes it. */
@@ -75,7 +77,7 @@ function takeBackup(t: Tenant, id: string, applyRetention = true, withDump = tru
       : sh``;
   const archive = sh`tar -czf part ${dumpFile ? sh`${dumpFile} ` : sh``}-C ${top} -- ${files}`;
   const name = `${id}.tar.gz`;
-  const place = sh`sum=$(sha256sum < part | cut -c 1-64) && bytes=$(stat -c %s part) && printf '%s  %s\n' "$sum" ${name} > sum && mv -f -- part ${`../${name}`} && mv -f -- sum ${`../${name}.sha256`} && echo "@@backup ${id} $bytes $sum"`;
+  const place = sh`sum=$(sha256sum < part | cut -c 1-64) && bytes=$(stat -c %s part) && printf '%s  %s\n' "$sum" ${name} > sum && mv -fT -- part ${`../${name}`} && mv -fT -- sum ${`../${name}.sha256`} && echo "@@backup ${id} $bytes $sum"`;
   return sh`umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}${inPrivateDir(BACKUP_DIR, sh`${dump}${archive} && ${place}`)}${applyRetention ? sh` && ${retention(b)}` : sh``}`;
 }
 
@@ -169,6 +171,31 @@ export interface RestoreOptions {
 }
 
 /**
+ * Restore's swap, in the private directory: puts each archived path extracted in `x` in place at
+ * `top`/PATH, all or nothing. What is there is kept in `old` first: a hard link to it when a file or
+ * link replaces a file or link (the rename over it is atomic), else (a directory on either side, or a
+ * file that cannot be hard-linked) it is moved there. When any path cannot be put in place (a directory
+ * where a file was, a mount point, a name changed meanwhile), every path already replaced is put back
+ * as it was, and the restore stops with notSwapped, naming the path: nothing was changed.
+ */
+function swapIn(id: string, top: string, files: readonly string[], keepAs: string): Script {
+  const exists = (p: string) => new Script(`{ [ -e ${p} ] || [ -L ${p} ]; }`);
+  const isDir = (p: string) => new Script(`{ [ -d ${p} ] && [ ! -L ${p} ]; }`);
+  const [x, t, o] = ['"x/$f"', '"$t"', 'old/"$f"'].map((p) => new Script(p)) as [Script, Script, Script];
+  const aside = sh`if ${exists(t.text)}; then if ${isDir(x.text)} || ${isDir(t.text)} || ! ln -P -- ${t} ${o} 2>/dev/null; then mv -T -- ${t} ${o} || break; fi; fi`;
+  const place = sh`for f in ${files}; do ${exists(x.text)} || continue; cur=$f; t=${top}/"$f"; d=$(dirname -- "$f") && mkdir -p -- ${top}/"$d" old/"$d" || break; ${aside}; mv -fT -- ${x} ${t} || break; cur=; placed="$f $placed"; done`;
+  const current = sh`f=$cur; t=${top}/"$f"; if ! ${exists(t.text)} && ${exists(o.text)}; then mv -T -- ${o} ${t} || back=; fi`;
+  const putBack = sh`for f in $placed; do t=${top}/"$f"; if ${isDir(t.text)} || ${isDir(o.text)} || ! ${exists(o.text)}; then mv -T -- ${t} ${x} || back=; fi; if ${exists(o.text)}; then mv -fT -- ${o} ${t} || back=; fi; done`;
+  const undone = `the restore of ${id} could not put a path in place (a directory where the archive has a file, a mount point, or a name changed meanwhile): what it had replaced was put back, nothing was changed:`;
+  const onWay = `the restore of ${id} found a link or a file where a directory on the way to a path belongs (it does not write through links): nothing was changed:`;
+  const stuck = `the restore of ${id} could not put a path in place, and putting back what it had replaced failed too: the files as they were before the restore are in backup ${keepAs}:`;
+  // a link (or a file) where a directory on the way to a path belongs: refused before anything is replaced
+  const parent = new Script('[ "${q%/*}" != "$q" ]; do q=${q%/*}');
+  const onTheWay = sh`for f in ${files}; do q=$f; while ${parent}; t=${top}/"$q"; if [ -L "$t" ] || { [ -e "$t" ] && [ ! -d "$t" ]; }; then printf '%s %s\n' ${onWay} "$f" >&2; exit ${RESTORE_EXIT.notSwapped}; fi; done; done`;
+  return sh`${onTheWay}; placed=; cur=; ${place}; if [ -n "$cur" ]; then back=yes; bad=$cur; ${current}; ${putBack}; if [ -n "$back" ]; then printf '%s %s\n' ${undone} "$bad" >&2; else printf '%s %s\n' ${stuck} "$bad" >&2; fi; [ -n "$back" ] && exit ${RESTORE_EXIT.notSwapped}; exit ${RESTORE_EXIT.notPutBack}; fi; echo '@@restored files'`;
+}
+
+/**
  * Restores archive `id`: under the deploy lock (a deploy or another restore in progress refuses it), in a
  * private directory in STATE_DIR (private-dir.ts). The archive is copied there and checked against
  * `sha256` when given (the checksum kept off the server when the backup was made), else against the
@@ -176,7 +203,8 @@ export interface RestoreOptions {
  * dump only when the database is replaced too: a files-only restore must work while the stack is down,
  * e.g. after a broken .env stopped it). The copy is extracted into a fresh directory: when tar fails (a
  * hostile or damaged member) or .env or a compose file is not a regular file, nothing was changed. Only
- * then is each archived path renamed into place (a directory's old copy moved aside first). Then,
+ * then is each archived path put in place, all or nothing (swapIn: when one cannot be, those already
+ * replaced are put back). Then,
  * optionally, the dump is loaded and the stack brought up.
  */
 export function restore(t: Tenant, id: string, o: RestoreOptions): Script {
@@ -185,15 +213,25 @@ export function restore(t: Tenant, id: string, o: RestoreOptions): Script {
     throw new Error(`not a sha256: ${JSON.stringify(o.sha256)}`);
   const b = settings(t);
   const top = tenantFromPrivate(STATE_DIR);
-  const stored = `../${BACKUP_DIR.slice(STATE_DIR.length + 1)}/${id}.tar.gz`;
+  const backups = `../${BACKUP_DIR.slice(STATE_DIR.length + 1)}`;
   const lock = sh`mkdir -p ${STATE_DIR} && { mkdir ${LOCK_DIR} 2>/dev/null || { echo 'a deploy or restore holds the lock' >&2; exit ${RESTORE_EXIT.locked}; }; } && trap 'rm -rf -- ${LOCK_DIR}' EXIT && printf '%s\n' ${o.owner} > ${`${LOCK_DIR}/owner`}`;
-  const want = o.sha256 ?? sh`"$(cut -c 1-64 -- ${`${stored}.sha256`} 2>/dev/null)"`;
-  const check = sh`{ [ -f ${stored} ] && cat -- ${stored} > a || exit ${RESTORE_EXIT.noBackup}; } && want=${want} && { [ -n "$want" ] && [ "$(sha256sum < a | cut -c 1-64)" = "$want" ] || exit ${RESTORE_EXIT.badChecksum}; }`;
+  // read from BACKUP_DIR itself (entered with cd -P and found to be a directory of this .fleet, not a link
+  // to another tenant's) and never through a link there (dd iflag=nofollow): root reads any file
+  const inBackups = (file: string, then: Script) =>
+    sh`(cd -P -- ${backups} && [ "$(stat -c %d:%i ..)" = "$fleet" ] && [ -f ${file} ] && ${then})`;
+  const read = (file: string) => sh`dd if=${file} iflag=nofollow status=none`;
+  const archive = `${id}.tar.gz`;
+  const want =
+    o.sha256 ??
+    sh`"$( ${inBackups(`${archive}.sha256`, read(`${archive}.sha256`))} 2>/dev/null | cut -c 1-64)"`;
+  const check = sh`fleet=$(stat -c %d:%i ..) && { ${inBackups(archive, read(archive))} > a || exit ${RESTORE_EXIT.noBackup}; } && want=${want} && { [ -n "$want" ] && [ "$(sha256sum < a | cut -c 1-64)" = "$want" ] || exit ${RESTORE_EXIT.badChecksum}; }`;
   const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
   const regular = ['.env', ...t.compose.files];
-  const bad = `the archive ${id} could not be extracted whole, or holds a link or special file where .env or a compose file belongs: nothing was changed`;
-  const extract = sh`{ mkdir x old && tar -xzf a -C x --exclude=${DUMP_DIR} && [ -f x/.env ] && [ ! -L x/.env ] && ok=1 && for f in ${regular}; do { [ ! -e "x/$f" ] && [ ! -L "x/$f" ]; } || { [ -f "x/$f" ] && [ ! -L "x/$f" ]; } || ok=; done && [ -n "$ok" ]; } || { printf '%s\n' ${bad} >&2; exit ${RESTORE_EXIT.badArchive}; }`;
-  const swap = sh`for f in ${files}; do { [ -e "x/$f" ] || [ -L "x/$f" ]; } || continue; d=$(dirname -- "$f") && mkdir -p -- ${top}/"$d" old/"$d" && { [ ! -d "x/$f" ] || [ -L "x/$f" ] || [ ! -d ${top}/"$f" ] || [ -L ${top}/"$f" ] || mv -T -- ${top}/"$f" old/"$f"; } && mv -fT -- "x/$f" ${top}/"$f" || exit 1; done && echo '@@restored files'`;
+  const bad = `the archive ${id} could not be extracted whole, or holds a link or special file where .env or a compose file belongs, or a device or setuid/setgid file: nothing was changed`;
+  // tar run by root makes the devices and keeps the owners and setuid/setgid bits an archive names: refused
+  const special = sh`[ -z "$(find x \( -type b -o -type c -o \( ! -type d \( -perm -4000 -o -perm -2000 \) \) \) -print | head -n 1)" ]`;
+  const extract = sh`{ mkdir x old && tar -xzf a -C x --exclude=${DUMP_DIR} && ${special} && [ -f x/.env ] && [ ! -L x/.env ] && ok=1 && for f in ${regular}; do { [ ! -e "x/$f" ] && [ ! -L "x/$f" ]; } || { [ -f "x/$f" ] && [ ! -L "x/$f" ]; } || ok=; done && [ -n "$ok" ]; } || { printf '%s\n' ${bad} >&2; exit ${RESTORE_EXIT.badArchive}; }`;
+  const swap = swapIn(id, top, files, o.keepAs);
   const dumpFile = b.dump ? `${DUMP_DIR}/${b.dump.file}` : '';
   const database =
     o.database && b.dump?.restore

@@ -44,13 +44,13 @@ function writeFromEnv(file: string, set: string): Script {
   const top = tenantFromPrivate(dir);
   return inPrivateDir(
     dir,
-    sh`ln -P -- ${`${top}/.env`} env && [ -f env ] && [ ! -L env ] && FLEET_SET=${set} awk ${ENV_PROGRAM} env > new && chmod "$(stat -c %a env)" new && { chown "$(stat -c %u:%g env)" new 2>/dev/null || :; } && mv -f -- new ${`../${file.slice(slash + 1)}`}`,
+    sh`ln -P -- ${`${top}/.env`} env && [ -f env ] && [ ! -L env ] && FLEET_SET=${set} awk ${ENV_PROGRAM} env > new && chmod "$(stat -c %a env)" new && { chown "$(stat -c %u:%g env)" new 2>/dev/null || :; } && mv -fT -- new ${`../${file.slice(slash + 1)}`}`,
   );
 }
 
 /** Writes the live slot's name to ACTIVE_FILE the same way (in a private directory, then renamed). */
 function writeActive(slot: SlotName): Script {
-  return inPrivateDir(SLOTS_DIR, sh`printf '%s\n' ${slot} > new && mv -f -- new ../active`);
+  return inPrivateDir(SLOTS_DIR, sh`printf '%s\n' ${slot} > new && mv -fT -- new ../active`);
 }
 
 /** The image IDs of a project's running containers, after a `@@name` line. */

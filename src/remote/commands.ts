@@ -445,10 +445,10 @@ function swapEnv(spec: string): Script {
   const fail = sh`{ rm -f -- new old cur; exit ${SWITCH_FAILED}; }`;
   const refuse = sh`{ printf '%s\n' ${link} >&2; ${fail}; }`;
   const build = sh`rm -f -- new old cur && ln -P -- ../.env old && { [ -f old ] && [ ! -L old ] || ${refuse}; } && set -- $(cksum < old) && sum="$1 $2" && size=$2 && FLEET_SET=${spec} awk ${ENV_PROGRAM} old > new && chmod "$(stat -c %a old)" new && { chown "$(stat -c %u:%g old)" new 2>/dev/null || :; } && ln -- new cur`;
-  const carry = sh`if [ "$(head -c "$size" old | cksum)" = "$sum" ]; then tail -c +"$((size + 1))" old >> cur && swapped=yes; else mv -f -- old ../.env; fi`;
+  const carry = sh`if [ "$(head -c "$size" old | cksum)" = "$sum" ]; then tail -c +"$((size + 1))" old >> cur && swapped=yes; else mv -fT -- old ../.env; fi`;
   return inPrivateDir(
     '.',
-    sh`swapped=; for try in 1 2 3 4 5; do ${build} || ${fail}; if [ ../.env -ef old ]; then mv -f -- new ../.env || ${fail}; ${carry}; fi; rm -f -- new old cur; [ -z "$swapped" ] || break; done; [ -n "$swapped" ] || { printf '%s\n' ${changing} >&2; exit ${SWITCH_FAILED}; }`,
+    sh`swapped=; for try in 1 2 3 4 5; do ${build} || ${fail}; if [ ../.env -ef old ]; then mv -fT -- new ../.env || ${fail}; ${carry}; fi; rm -f -- new old cur; [ -z "$swapped" ] || break; done; [ -n "$swapped" ] || { printf '%s\n' ${changing} >&2; exit ${SWITCH_FAILED}; }`,
   );
 }
 

@@ -8,7 +8,8 @@
  * the running user, mode 0700, empty, and with the tenant directory where its parents should be. From then
  * on nobody else can add, remove or rename anything in it (no write permission), so the files it writes
  * there by fixed names are its own; each is finished (content, mode, owner) and then renamed into place
- * (`mv` to `../NAME`: rename(2) replaces a link there, it does not follow it). What is left is only that a
+ * (`mv -T` to `../NAME`: rename(2) replaces a link there, it does not follow it; without `-T`, a link there
+ * to a directory would make `mv` (and `ln`) put the file INTO that directory). What is left is only that a
  * writer of the tenant directory can replace a finished file afterwards, as it could replace any file there.
  */
 import { Script, sh } from './shell';

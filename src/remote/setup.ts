@@ -135,7 +135,7 @@ function writeEnv(template: string, secrets: readonly Secret[]): string {
     return sh`${new Script(v)}=$(head -c ${s.length * 2 + 64} /dev/urandom | base64 | tr -dc A-Za-z0-9 | head -c ${s.length}); [ ${new Script(`\${#${v}}`)} -eq ${s.length} ] || ok=; export ${new Script(v)}`;
   });
   const placeholders = secrets.map((s) => s.placeholder).join('\n');
-  const fill = sh`umask 077; ok=1; ${new Script(make.map(String).join('; ') || ':')}; [ -n "$ok" ] && printf '%s' ${template} | FLEET_PH=${placeholders} awk ${FILL_PROGRAM} > new && chmod 600 new && ln -- new ../.env`;
+  const fill = sh`umask 077; ok=1; ${new Script(make.map(String).join('; ') || ':')}; [ -n "$ok" ] && printf '%s' ${template} | FLEET_PH=${placeholders} awk ${FILL_PROGRAM} > new && chmod 600 new && ln -T -- new ../.env`;
   return sh`cd -- "$dir" || exit 1; if [ -e .env ] || [ -L .env ]; then exit ${UNCHANGED}; fi; ${inPrivateDir('.', fill)}`
     .text;
 }
@@ -148,7 +148,7 @@ function putFile(file: string, text: string, mode: string): string {
   const slash = file.lastIndexOf('/');
   const dir = slash < 0 ? '.' : file.slice(0, slash);
   const sum = createHash('sha256').update(text).digest('hex');
-  const write = sh`printf '%s' ${text} > new && chmod ${mode} new && mv -f -- new ${`../${file.slice(slash + 1)}`}`;
+  const write = sh`printf '%s' ${text} > new && chmod ${mode} new && mv -fT -- new ${`../${file.slice(slash + 1)}`}`;
   return sh`cd -- "$dir" || exit 1; if [ -f ${file} ] && [ "$(sha256sum < ${file} | cut -c 1-64)" = ${sum} ]; then exit ${UNCHANGED}; fi; mkdir -p -- ${dir} && ${inPrivateDir(dir, write)}`
     .text;
 }
