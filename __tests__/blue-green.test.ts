@@ -3,7 +3,16 @@
  * read back from a server (untrusted), the slots' scripts and their parsing, and --dry-run's commands.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatPath } from '../src/errors';
@@ -163,6 +172,30 @@ describe('proxies', () => {
       });
       rmSync(join(dir, '.env'));
       expect(flags.parse(run(flags.read()))).toEqual({ port: 8081 }); // a new tenant: slot blue's
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('flag-file: a flag planted as a link to a directory is replaced, nothing is put into the directory', () => {
+    const flags = proxyDriver(t, { kind: 'flag-file' });
+    const dir = mkdtempSync(join(tmpdir(), 'fd-flag-'));
+    try {
+      const run = (script: { text: string }) =>
+        execFileSync('sh', ['-c', script.text], { cwd: dir, encoding: 'utf8' });
+      const [elsewhere, slots] = [join(dir, 'elsewhere'), join(dir, '.fleet', 'slots')];
+      mkdirSync(slots, { recursive: true });
+      mkdirSync(elsewhere);
+      writeFileSync(join(elsewhere, 'precious'), 'keep me\n');
+      // No flag yet, and the name a flag could be made under is a link to someone's file.
+      symlinkSync(join(elsewhere, 'precious'), join(slots, 'live-green.tmp'));
+      expect(flags.parse(run(flags.switchTo(8082)))).toEqual({ port: 8082 });
+      // Green is live; the other flag's name is a link to a directory.
+      symlinkSync(elsewhere, join(slots, 'live-blue'));
+      expect(flags.parse(run(flags.switchTo(8081)))).toEqual({ port: 8081 });
+      expect(lstatSync(join(slots, 'live-blue')).isSymbolicLink()).toBe(false);
+      expect(readdirSync(elsewhere)).toEqual(['precious']);
+      expect(readFileSync(join(elsewhere, 'precious'), 'utf8')).toBe('keep me\n');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

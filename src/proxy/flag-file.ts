@@ -7,6 +7,7 @@
  */
 import type { BlueGreen, SlotName, Tenant } from '../registry/model';
 import { SLOTS_DIR } from '../remote/blue-green';
+import { inPrivateDir } from '../remote/private-dir';
 import { named, sh } from '../remote/shell';
 import { loopbackPort, type ProxyDriver } from './index';
 
@@ -18,9 +19,14 @@ export function flagFileProxy(t: Tenant, bg: BlueGreen): ProxyDriver {
   const inPlace = sh`sed -n ${`s/^${bg.portVariable}=//p`} .env 2>/dev/null | tail -n 1`;
   // Neither flag: the in-place stack's port (.env), or slot blue's when the tenant never had one.
   const read = sh`if [ -e ${blue} ]; then echo ${ports.blue}; elif [ -e ${green} ]; then echo ${ports.green}; else p="$(${inPlace})"; if [ -n "$p" ]; then echo "$p"; else echo ${ports.blue}; fi; fi`;
+  // Renamed, or made in a private directory and renamed into place (`-T`: never into a directory a
+  // planted link names, never written through a name someone else could have made a link).
   const raise = (slot: SlotName, other: SlotName) => {
-    const [to, from, tmp] = [flagFile(slot), flagFile(other), `${flagFile(slot)}.tmp`];
-    return sh`{ mv -f -- ${from} ${to} 2>/dev/null || [ -e ${to} ] || { : > ${tmp} && mv -f -- ${tmp} ${to}; }; }`;
+    const [to, from] = [`../live-${slot}`, `../live-${other}`];
+    return inPrivateDir(
+      SLOTS_DIR,
+      sh`mv -fT -- ${from} ${to} 2>/dev/null || [ -e ${to} ] || { : > flag && mv -fT -- flag ${to}; }`,
+    );
   };
   return {
     label: `the flag file ${SLOTS_DIR}/live-SLOT`,
