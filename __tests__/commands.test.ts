@@ -80,11 +80,14 @@ describe('command strings', () => {
     );
   });
 
-  test('update: the compose files checked, an atomic .env switch (mktemp, the values through the environment), then compose up with files, project and services', () => {
+  test('update: the compose files checked when they or .env (but its image variables) changed since their last check, an atomic .env switch (mktemp, the values through the environment), then compose up with files, project and services', () => {
     const text = R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v2' }).text;
     expect(
       text.startsWith(
-        "cd -- /srv/acme && { touch -c -- .fleet/lock 2>/dev/null || :; } && { docker compose -f base.yml -f prod.yml -p acme config >/dev/null || { printf '%s\\n' 'the compose files of /srv/acme do not parse (docker compose config failed): nothing was changed' >&2; exit 30; }; } && " +
+        "cd -- /srv/acme && { touch -c -- .fleet/lock 2>/dev/null || :; } && { sum=$({ printf '%s\\n' docker compose -f base.yml -f prod.yml -p acme; cat -- base.yml prod.yml; grep -vE '^(export[[:space:]]+)?(APP_IMAGE)=' .env; } 2>/dev/null | sha256sum) || sum=; " +
+          'if [ -z "$sum" ] || [ "$sum" != "$(cat .fleet/compose-checked 2>/dev/null)" ]; then ' +
+          "{ docker compose -f base.yml -f prod.yml -p acme config >/dev/null || { printf '%s\\n' 'the compose files of /srv/acme do not parse (docker compose config failed): nothing was changed' >&2; exit 30; }; echo @@compose-checked; " +
+          '{ [ -z "$sum" ] || { f=$(mktemp .fleet/compose-checked.XXXXXX) && printf \'%s\\n\' "$sum" > "$f" && mv -f -- "$f" .fleet/compose-checked; } 2>/dev/null || :; }; }; fi; } && ' +
           '{ [ ! -L .env ] || { printf \'%s\\n\' \'.env in /srv/acme is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file\' >&2; exit 30; }; swapped=; for try in 1 2 3 4 5; do tmp=$(umask 077 && mktemp .env.fleet-XXXXXX) || exit 30; old="$tmp.old"; ln -f -- .env "$old" && set -- $(cksum < "$old") && sum="$1 $2" && size=$2 && FLEET_SET=APP_IMAGE=ghcr.io/acme/app:v2 awk \'BEGIN',
       ),
     ).toBe(true);

@@ -37,6 +37,8 @@ export type Verb =
   | 'update'
   | 'hibernate'
   | 'containerHealth'
+  | 'containerRuns'
+  | 'containerLogs'
   | 'finish'
   | 'releaseLock'
   | 'readHistory'

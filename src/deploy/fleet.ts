@@ -11,6 +11,7 @@ import type { Clock, Connector, UrlGet } from './ports';
 import { countOutcomes, isFailure, type Outcome, type TargetResult } from './result';
 import { budgetExceeded } from './budget';
 import { OnceHooks } from './hooks';
+import { ServerPulls } from './pulls';
 import { Session } from './session';
 import { deployTarget, type DeployOptions, type LockEvent, type StepEvent } from './target';
 
@@ -23,6 +24,8 @@ export interface FleetOptions extends DeployOptions {
   maxFailures?: number;
   /** Hooks marked `once` already ran elsewhere in this rollout (another matrix job): skip them. */
   skipOnceHooks?: boolean;
+  /** Tenants of one server deploying the same images share one pull (pulls.ts); default true. */
+  sharePulls?: boolean;
 }
 
 export interface FleetPorts {
@@ -85,6 +88,7 @@ export async function deployFleet(
   const started = ports.clock.now();
   const once = new OnceHooks(options.skipOnceHooks);
   const sessions = sessionsFor(plan, options, ports);
+  const pulls = new Map<string, ServerPulls>();
   const results: TargetResult[] = [];
   const waves: WaveSummary[] = [];
   let stopped: string | undefined;
@@ -104,7 +108,7 @@ export async function deployFleet(
         targets: wave.targets.length,
         status: 'start',
       });
-      const waveResults = await runWave({ options, ports, sessions, once }, wave.index, wave.targets);
+      const waveResults = await runWave({ options, ports, sessions, once, pulls }, wave.index, wave.targets);
       results.push(...waveResults);
       waves.push({ wave: wave.index, targets: waveResults.length, counts: countOutcomes(waveResults) });
       ports.onWave?.({
@@ -144,6 +148,8 @@ interface WaveContext {
   ports: FleetPorts;
   sessions: Map<string, Session>;
   once: OnceHooks;
+  /** Each server's shared pulls (filled as servers come up). */
+  pulls: Map<string, ServerPulls>;
 }
 
 /** One session per server of the plan, counting the targets that will use it. */
@@ -161,9 +167,15 @@ function sessionsFor(plan: Plan, options: FleetOptions, ports: FleetPorts): Map<
   return sessions;
 }
 
+function serverPulls(pulls: Map<string, ServerPulls>, server: string): ServerPulls {
+  let p = pulls.get(server);
+  if (!p) pulls.set(server, (p = new ServerPulls()));
+  return p;
+}
+
 /** One wave: up to `concurrency` targets at once, at most `perServer` of one server; each fails alone. */
 async function runWave(
-  { options, ports, sessions, once }: WaveContext,
+  { options, ports, sessions, once, pulls }: WaveContext,
   index: number,
   targets: readonly Target[],
 ): Promise<TargetResult[]> {
@@ -198,6 +210,7 @@ async function runWave(
           onLock: ports.onLock,
           once,
           signal: ports.signal,
+          ...(options.sharePulls === false ? {} : { pulls: serverPulls(pulls, t.server.name) }),
         })
           .catch((e: Error): TargetResult => ({
             ...skipped(t, index, `internal error: ${e.message}`, ports.clock),

@@ -8,7 +8,9 @@ import type { Target } from '../registry/model';
 import type { Hibernation, Prepared } from '../remote/commands';
 import type { Script } from '../remote/shell';
 import type { History } from './history';
+import type { CrashWatchSpec } from './crash-watch';
 import type { Clock } from './ports';
+import type { ServerPulls } from './pulls';
 import type { Release } from './result';
 import type { TargetShell } from './shell';
 
@@ -33,6 +35,10 @@ export interface StrategyContext {
   pullAttempts: number;
   /** Log in to the image registries for the pull. */
   registry?: RegistryCredentials;
+  /** The server's pulls, shared by its targets (pulls.ts); absent: each target pulls for itself. */
+  pulls?: ServerPulls;
+  /** The target's ID, as a shared pull names the target that ran it. */
+  targetId?: string;
 }
 
 export interface ReleaseStrategy {
@@ -45,15 +51,20 @@ export interface ReleaseStrategy {
    * without images ignores it). Its `version` is its first image's.
    */
   release(version: string, versions?: ImageVersions): Release;
-  /** Fetches `next` before anything changes (the pull), filling its image IDs and digests. */
-  fetch?(ctx: StrategyContext, next: Release): Promise<void>;
+  /** Fetches `next` before anything changes (the pull), filling its image IDs and digests; may return a detail. */
+  fetch?(ctx: StrategyContext, next: Release): Promise<void | string>;
   /** True when `next` is what runs already: the deploy then changes nothing. */
   unchanged(current: Release, next: Release): boolean;
   /**
    * Switches to `next`. Calls `switched()` at the point from which a failure needs a switch back
-   * (before it, nothing changed).
+   * (before it, nothing changed). May return a detail for the report.
    */
-  switchTo(ctx: StrategyContext, next: Release, current: Release, switched: () => void): Promise<void>;
+  switchTo(
+    ctx: StrategyContext,
+    next: Release,
+    current: Release,
+    switched: () => void,
+  ): Promise<void | string>;
   /** Switches back to `previous` after `failed` did not come up. */
   switchBack(ctx: StrategyContext, previous: Release, failed: Release): Promise<void>;
   /**
@@ -71,6 +82,11 @@ export interface ReleaseStrategy {
    * slot, then stops it). Never fails the deploy: the new release is live; returns a detail.
    */
   retire?(ctx: StrategyContext): Promise<string>;
+  /**
+   * What the health gate's crash watch reads (crash-watch.ts): the script listing the release's
+   * containers with their restart counts, and the IDs of those that ran before the switch.
+   */
+  crashWatch?(): CrashWatchSpec;
   /** The script that prints the health state of each of the tenant's containers, when it has containers. */
   containerHealth?(): Script;
   /** How the tenant slept before the deploy (every container paused, or stopped), from `current`. */
