@@ -472,6 +472,85 @@ describe('one pull per server and image: tenants of a server deploying the same 
   });
 });
 
+describe("pre-pull: the next wave's images pulled on their servers while a wave gates", () => {
+  const twoWaves = { waves: '1,100%' };
+  const verbsOn = (c: ScriptedConnector, server: string) =>
+    c.log.filter((l) => l.server === server).map((l) => l.verb);
+
+  test("wave 2's server pulls its images once wave 1 is past its pull, before its own deploy; the deploy is unchanged", async () => {
+    const c = new ScriptedConnector(() => [
+      { match: 'prePull', reply: ok('@@prepulled\n') },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, () => false);
+    const report = await run(registry(2, 1), c, { prePull: true }, twoWaves);
+    expect(report.targets.map((r) => [r.server, r.wave, r.outcome])).toEqual([
+      ['eu-1', 1, 'deployed'],
+      ['us-2', 2, 'deployed'],
+    ]);
+    expect(verbsOn(c, 'eu-1')).toEqual(['prepare', 'pull', 'update', 'finish']);
+    expect(verbsOn(c, 'us-2')).toEqual(['prePull', 'prepare', 'pull', 'update', 'finish']);
+    const first = c.log.findIndex((l) => l.verb === 'prePull');
+    expect(first).toBeGreaterThan(c.log.findIndex((l) => l.server === 'eu-1' && l.verb === 'pull'));
+    expect(c.log[first]!.command).toContain(`pull -q ${REPO}:v2`);
+    expect(c.log[first]!.command).not.toContain('.fleet/lock'); // it holds no lock and touches none
+    expect(report.prePulls).toEqual([
+      { wave: 2, server: 'us-2', refs: [`${REPO}:v2`], status: 'pulled', ms: expect.any(Number) },
+    ]);
+  });
+
+  test('a disk too full for it stops the pre-pull on that server with a warning; the deploy goes on and pulls as usual', async () => {
+    const c = new ScriptedConnector(() => [
+      { match: 'prePull', reply: ok('@@low-disk 12\n') },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, () => false);
+    const report = await run(registry(2, 1), c, { prePull: true, prePullMinFreeMb: 500 }, twoWaves);
+    expect(report.targets.map((r) => r.outcome)).toEqual(['deployed', 'deployed']);
+    expect(report.prePulls).toEqual([
+      expect.objectContaining({
+        status: 'skipped',
+        detail: expect.stringMatching(
+          /^only 12 MiB free on the filesystem of .*, under the pre-pull's 500 MiB: pre-pull stopped on us-2/,
+        ),
+      }),
+    ]);
+    expect(c.log.find((l) => l.verb === 'prePull')!.command).toContain('-ge 500 ]');
+  });
+
+  test('a failed pre-pull is a warning, not a failure', async () => {
+    const c = new ScriptedConnector(() => [
+      { match: 'prePull', reply: fail(1, 'registry down') },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, () => false);
+    const report = await run(registry(2, 1), c, { prePull: true }, twoWaves);
+    expect(report.targets.map((r) => r.outcome)).toEqual(['deployed', 'deployed']);
+    expect(report.prePulls).toEqual([
+      expect.objectContaining({ status: 'failed', detail: 'exit code 1: registry down' }),
+    ]);
+  });
+
+  test('a rollout stopped by wave 1: the pre-pulled server runs nothing new (no prepare, no switch)', async () => {
+    const c = new ScriptedConnector(() => [
+      { match: 'prePull', reply: ok('@@prepulled\n') },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, (_, v) => v === 'v2');
+    const report = await run(registry(2, 1), c, { prePull: true }, twoWaves);
+    expect(report.targets.map((r) => r.outcome)).toEqual(['rolled-back', 'skipped']);
+    expect(verbsOn(c, 'us-2')).toEqual(['prePull']);
+  });
+
+  test('off (the engine default; the CLI and action turn it on): nothing is pre-pulled', async () => {
+    const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
+    versionAware(c, () => false);
+    const report = await run(registry(2, 1), c, {}, twoWaves);
+    expect(c.log.filter((l) => l.verb === 'prePull')).toHaveLength(0);
+    expect(report.prePulls).toBeUndefined();
+  });
+});
+
 describe('a version per image and the registry login (scripted transport)', () => {
   const twoImages = (r: any) =>
     (r.defaults.tenant.images = [

@@ -9,7 +9,8 @@
 #   * a second registry that requires a login (htpasswd; user `fleet`, a random password kept in
 #     STATE_DIR) on the next free port, holding AUTH_REGISTRY/fleet/private:v2 (the v2 image).
 # Everything lives under STATE_DIR: configs, podman's own storage root (not /var/lib/containers),
-# the registry's data, logs and the PID files engine-down.sh uses.
+# the registry's data, logs (the registry's access log, one line per request, is
+# STATE_DIR/logs/registry.log: what tests and benchmarks count pulls by) and the PID files engine-down.sh uses.
 #
 # Idempotent: a second run with the same STATE_DIR reuses the running processes and the pushed
 # images. Progress goes to stderr; stdout carries only `export` lines (also written to
@@ -182,7 +183,7 @@ version: 0.1
 log:
   level: warn
   accesslog:
-    disabled: true
+    disabled: false
 storage:
   filesystem:
     rootdirectory: $STATE/registry-data

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { deploy } from '../helpers/deploy';
 import { DEPLOY_USER, freePort, handOver } from '../../src/testing';
 import { parseRegistry, type Registry } from '../../src/registry';
-import type { ClientKey, TestSshd } from '../helpers/sshd';
+import { startSshd, type ClientKey, type TestSshd } from '../helpers/sshd';
 import { e2eSkipReason, stackUp, type Stack } from './stack';
 
 if (e2eSkipReason) console.warn(e2eSkipReason);
@@ -217,9 +217,24 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
     expect(sshd.handshakes() - before).toBe(1);
   }, 90_000);
 
-  test('v1 → v2: deployed, .env switched with other lines untouched, ids and digests reported, history, no lock', async () => {
+  /** Pulls of fleet/app:`tag` the registry served: the manifest requests in its access log (engine-up.sh). */
+  const pullsOf = (tag: string) =>
+    readFileSync(join(root, 'engine', 'logs', 'registry.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(`"GET /v2/fleet/app/manifests/${tag} `)).length;
+
+  test('v1 → v2: deployed, .env switched with other lines untouched, ids and digests reported, history, no lock; the two tenants pulled v2 once', async () => {
     const before = sshd.handshakes();
+    const pulls = pullsOf('v2');
     const report = await deploy(registry, key, 'v2');
+    // one pull for the server, shared by its two tenants: the registry was asked once
+    expect(pullsOf('v2') - pulls).toBe(1);
+    // whichever tenant came first pulled; the other's step says it shared that pull
+    const [a, b] = report.targets.map((r) => r.steps.find((s) => s.step === 'pull')?.detail);
+    expect([a, b].sort()).toEqual([
+      `shared: pulled once on this server, by ${a ? 'e2e-1/beta' : 'e2e-1/alpha'}`,
+      undefined,
+    ]);
     expect(report.targets.map((r) => [r.id, r.outcome, r.error])).toEqual([
       ['e2e-1/alpha', 'deployed', undefined],
       ['e2e-1/beta', 'deployed', undefined],
@@ -416,6 +431,81 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
     const back = await deploy(registry, key, 'v2');
     expect(back.targets.map((r) => r.outcome)).toEqual(['deployed', 'deployed']);
   }, 120_000);
+
+  describe('pre-pull: wave 2 on a second server (a second sshd on the same engine), pulled while wave 1 gates', () => {
+    let second: TestSshd | undefined;
+    beforeAll(async () => {
+      second = await startSshd('e2e-2', root, key, {
+        PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin',
+        DOCKER_HOST: env.DOCKER_HOST!,
+      });
+      handOver(second.dir);
+    });
+    afterAll(async () => {
+      await second?.stop();
+    });
+    /** alpha on e2e-1 in wave 1, beta on e2e-2 in wave 2. */
+    const twoServers = (deadline: string): Registry => {
+      fleetRegistry({ repository: repo, deadline });
+      const raw = JSON.parse(readFileSync(join(root, 'registry.json'), 'utf8'));
+      const [a, b] = raw.servers[0].tenants;
+      raw.servers = [
+        { ...raw.servers[0], tenants: [a] },
+        {
+          ...raw.servers[0],
+          name: 'e2e-2',
+          port: second!.port,
+          hostKey: second!.hostKey,
+          tenants: [b],
+        },
+      ];
+      return parseRegistry(JSON.stringify(raw), join(root, 'registry.json'));
+    };
+    const waves = '1,100%';
+
+    test("a rollout stopped by wave 1: wave 2's server pulled the release, and it runs nowhere", async () => {
+      const pulls = pullsOf('bad');
+      const report = await deploy(twoServers('4s'), key, 'bad', { waves, options: { prePull: true } });
+      expect(report.targets.map((r) => [r.id, r.outcome])).toEqual([
+        ['e2e-1/alpha', 'rolled-back'],
+        ['e2e-2/beta', 'skipped'],
+      ]);
+      expect(report.prePulls).toEqual([
+        { wave: 2, server: 'e2e-2', refs: [`${repo}:bad`], status: 'pulled', ms: expect.any(Number) },
+      ]);
+      expect(pullsOf('bad') - pulls).toBe(2); // alpha's pull, and the pre-pull for beta
+      for (const t of tenants) {
+        expect(runningImages(t)).toEqual([imageIds.v2]);
+        expect(envOf(t)).toBe(envText(t, 'v2'));
+        expect(await health(t)).toBe('200 {"status":"ok","version":"v2"}');
+        expect(lockExists(t)).toBe(false);
+      }
+      expect(docker(['ps', '-aq', '--filter', `ancestor=${repo}:bad`])).toBe('');
+    }, 120_000);
+
+    test('a disk with less free than pre-pull-min-free stops the pre-pull with a warning; the deploy itself goes on', async () => {
+      // The free-disk check's input, honestly: the real free space of the tenant's filesystem (df on the
+      // server), against a threshold no disk meets (1,000,000,000 MiB) — not a filled-up disk.
+      const report = await deploy(twoServers('8s'), key, 'v2', {
+        waves,
+        options: { prePull: true, prePullMinFreeMb: 1_000_000_000 },
+      });
+      expect(report.targets.map((r) => [r.id, r.outcome, r.error])).toEqual([
+        ['e2e-1/alpha', 'unchanged', undefined],
+        ['e2e-2/beta', 'unchanged', undefined],
+      ]);
+      expect(report.prePulls).toEqual([
+        expect.objectContaining({
+          wave: 2,
+          server: 'e2e-2',
+          status: 'skipped',
+          detail: expect.stringMatching(
+            /^only \d+ MiB free on the filesystem of .*beta, under the pre-pull's 1000000000 MiB: pre-pull stopped on e2e-2 \(the deploy pulls as usual\)$/,
+          ),
+        }),
+      ]);
+    }, 120_000);
+  });
 
   describe('hibernated tenants: paused and stopped on the real engine', () => {
     const [alpha, beta] = [() => tenants[0]!, () => tenants[1]!];

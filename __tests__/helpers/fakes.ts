@@ -39,6 +39,7 @@ export type Verb =
   | 'containerHealth'
   | 'containerRuns'
   | 'containerLogs'
+  | 'prePull'
   | 'finish'
   | 'releaseLock'
   | 'readHistory'

@@ -1,11 +1,13 @@
 /** `fleet-deploy deploy`: flags → checked settings → the fleet engine over SSH (or --dry-run). */
 import { deployFleet, type FleetOptions } from '../deploy/fleet';
 import { dryRunCommands, type DryRunOptions } from '../deploy/dry-run';
+import { describePrePull, prePullJobs, prePullPreview } from '../deploy/prepull';
 import { systemClock } from '../deploy/ports';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment, type Plan } from '../plan/plan';
 import type { Registry } from '../registry';
 import { renderReport, succeeded } from '../report/render';
+import { sanitizeLine } from '../report/sanitize';
 import { plural } from '../report/table';
 import {
   fromFlags,
@@ -125,6 +127,7 @@ export async function runDeploy(
     onStep: progress.onStep,
     onTarget: progress.onTarget,
     onWave: progress.onWave,
+    onPrePull: (e) => e.status !== 'pulled' && io.stderr(`warning: ${sanitizeLine(describePrePull(e))}\n`),
   });
   progress.finish();
   const reportFile = setting(flags, 'report');
@@ -168,12 +171,16 @@ export async function sshSettings(
 }
 
 /** `--dry-run`: each target's remote commands, wave by wave; nothing is contacted. */
-function printDryRun(plan: Plan, options: DryRunOptions, io: CliIO): number {
+function printDryRun(plan: Plan, options: DryRunOptions & Partial<FleetOptions>, io: CliIO): number {
+  const jobs = prePullJobs(plan, options);
   io.stdout(
     `Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${options.version}. Nothing is contacted.\n`,
   );
   for (const wave of plan.plan) {
     io.stdout(`\n== wave ${wave.index}\n`);
+    if (options.prePull)
+      for (const line of prePullPreview(jobs, wave.index, options.prePullMinFreeMb ?? 0))
+        io.stdout(`${line}\n`);
     for (const t of wave.targets) {
       io.stdout(
         `\n# ${t.id}  (ssh ${t.server.user}@${t.server.host}:${t.server.port}${t.server.jump ? ` via ${t.server.jump.host}` : ''})\n`,

@@ -11,6 +11,7 @@ import type { Clock, Connector, UrlGet } from './ports';
 import { countOutcomes, isFailure, type Outcome, type TargetResult } from './result';
 import { budgetExceeded } from './budget';
 import { OnceHooks } from './hooks';
+import { PrePull, type PrePullEvent } from './prepull';
 import { ServerPulls } from './pulls';
 import { Session } from './session';
 import { deployTarget, type DeployOptions, type LockEvent, type StepEvent } from './target';
@@ -26,6 +27,10 @@ export interface FleetOptions extends DeployOptions {
   skipOnceHooks?: boolean;
   /** Tenants of one server deploying the same images share one pull (pulls.ts); default true. */
   sharePulls?: boolean;
+  /** While a wave gates, pull the next wave's images on their servers (prepull.ts); default false here. */
+  prePull?: boolean;
+  /** A server's filesystem with less free than this (MiB) gets no pre-pull. */
+  prePullMinFreeMb?: number;
 }
 
 export interface FleetPorts {
@@ -36,6 +41,8 @@ export interface FleetPorts {
   onStep?: (e: StepEvent) => void;
   onLock?: (e: LockEvent) => void;
   onTarget?: (r: TargetResult) => void;
+  /** A pre-pull ended: pulled, or skipped or failed (a warning, never a failure of the deploy). */
+  onPrePull?: (e: PrePullEvent) => void;
   onWave?: (e: {
     wave: number;
     of: number;
@@ -61,6 +68,8 @@ export interface FleetReport {
   waves: WaveSummary[];
   /** Why the rollout stopped early (failure budget or cancellation), when it did. */
   stopped?: string;
+  /** The pre-pulls of later waves' images, when pre-pull was on. */
+  prePulls?: PrePullEvent[];
   targets: TargetResult[];
 }
 
@@ -89,6 +98,7 @@ export async function deployFleet(
   const once = new OnceHooks(options.skipOnceHooks);
   const sessions = sessionsFor(plan, options, ports);
   const pulls = new Map<string, ServerPulls>();
+  const prePull = prePullFor(plan, options, ports, sessions, pulls);
   const results: TargetResult[] = [];
   const waves: WaveSummary[] = [];
   let stopped: string | undefined;
@@ -108,7 +118,12 @@ export async function deployFleet(
         targets: wave.targets.length,
         status: 'start',
       });
-      const waveResults = await runWave({ options, ports, sessions, once, pulls }, wave.index, wave.targets);
+      const wavePorts = withPrePull(ports, prePull, wave.index, wave.targets);
+      const waveResults = await runWave(
+        { options, ports: wavePorts, sessions, once, pulls },
+        wave.index,
+        wave.targets,
+      );
       results.push(...waveResults);
       waves.push({ wave: wave.index, targets: waveResults.length, counts: countOutcomes(waveResults) });
       ports.onWave?.({
@@ -127,6 +142,7 @@ export async function deployFleet(
     }
   } finally {
     await Promise.all([...sessions.values()].map((s) => s.close()));
+    await prePull?.settle(); // a pre-pull cut off by the close ends with its connection
   }
 
   const c = countOutcomes(results);
@@ -139,6 +155,7 @@ export async function deployFleet(
     totals: { targets: results.length, ...c },
     waves,
     ...(stopped ? { stopped } : {}),
+    ...(prePull ? { prePulls: prePull.events } : {}),
     targets: results,
   };
 }
@@ -165,6 +182,47 @@ function sessionsFor(plan: Plan, options: FleetOptions, ports: FleetPorts): Map<
       );
   }
   return sessions;
+}
+
+/** The rollout's pre-pull, when it is on (and the pulls are shared, which it goes by). */
+function prePullFor(
+  plan: Plan,
+  options: FleetOptions,
+  ports: FleetPorts,
+  sessions: Map<string, Session>,
+  pulls: Map<string, ServerPulls>,
+): PrePull | undefined {
+  if (!options.prePull || options.sharePulls === false) return undefined;
+  return new PrePull(
+    plan,
+    { ...options, prePullMinFreeMb: options.prePullMinFreeMb ?? 1024 },
+    {
+      sessions,
+      pulls: (server) => serverPulls(pulls, server),
+      clock: ports.clock,
+      ...(ports.signal ? { signal: ports.signal } : {}),
+      ...(ports.onPrePull ? { onPrePull: ports.onPrePull } : {}),
+    },
+  );
+}
+
+/** The wave's ports, telling the pre-pull when its targets are past their pulls (so the next wave's start). */
+function withPrePull(
+  ports: FleetPorts,
+  prePull: PrePull | undefined,
+  index: number,
+  targets: readonly Target[],
+): FleetPorts {
+  if (!prePull) return ports;
+  const watch = prePull.watch(
+    index,
+    targets.map((t) => t.id),
+  );
+  return {
+    ...ports,
+    onStep: (e) => (watch.onStep(e), ports.onStep?.(e)),
+    onTarget: (r) => (watch.onTarget(r), ports.onTarget?.(r)),
+  };
 }
 
 function serverPulls(pulls: Map<string, ServerPulls>, server: string): ServerPulls {

@@ -19,17 +19,34 @@ export interface SharedPull {
   sharedWith?: string;
 }
 
+const keyOf = (refs: readonly string[]) => JSON.stringify([...refs].sort());
+
 export class ServerPulls {
   private readonly pulls = new Map<string, { by: string; images: Promise<PulledImage[]> }>();
+  /** Pre-pulls in flight (prepull.ts): a pull of the same images waits for them, then finds the layers. */
+  private readonly prePulls = new Map<string, Promise<unknown>>();
 
   /** The pull of `refs` for target `by`: the one already started by another target, or `pull()` now. */
   share(refs: readonly string[], by: string, pull: () => Promise<PulledImage[]>): SharedPull {
-    const key = JSON.stringify([...refs].sort());
+    const key = keyOf(refs);
     const known = this.pulls.get(key);
     if (known) return { images: known.images, sharedWith: known.by };
-    const images = pull();
+    const prePull = this.prePulls.get(key);
+    const images = prePull ? prePull.then(pull, pull) : pull();
     this.pulls.set(key, { by, images });
     images.catch(() => this.pulls.delete(key));
     return { images };
+  }
+
+  /** Whether `refs` were pulled, or are being pulled, on this server in this rollout. */
+  has(refs: readonly string[]): boolean {
+    return this.pulls.has(keyOf(refs));
+  }
+
+  /** Notes a pre-pull of `refs` in flight, so a pull of them waits for it instead of racing it. */
+  prePulling(refs: readonly string[], done: Promise<unknown>): void {
+    const key = keyOf(refs);
+    this.prePulls.set(key, done);
+    void done.finally(() => this.prePulls.get(key) === done && this.prePulls.delete(key));
   }
 }

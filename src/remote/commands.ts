@@ -305,7 +305,7 @@ export interface PullLogin {
  * Without `keep`, the login goes to a config directory made for this command only (DOCKER_CONFIG for
  * docker, REGISTRY_AUTH_FILE for podman) and a trap removes it when the command ends, however it ends.
  */
-function registryLogin(engine: string, login: PullLogin): Script {
+export function registryLogin(engine: string, login: PullLogin): Script {
   const throwaway = login.keep
     ? sh``
     : sh`tmp=$(umask 077; mktemp -d) || exit 1; trap 'rm -rf -- "$tmp"' EXIT; trap 'exit 129' HUP INT PIPE TERM; export DOCKER_CONFIG="$tmp" REGISTRY_AUTH_FILE="$tmp/auth.json"; `;
