@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 # end-to-end test and bench:downtime (they run their own instances; policy-rc.d keeps the services off);
 # tmux: a real terminal of a given width for the terminal tests (__tests__/terminal.test.ts); nftables:
 # the network faults of npm run test:chaos (iproute2 gives ip netns and tc); postgresql-15: the binaries of
-# the Postgres image the restore drill builds (__tests__/e2e/postgres-image.sh; no server is started here).
-packages=(openssh-client openssh-server procps podman runc busybox-static docker-registry docker-compose curl apache2-utils shellcheck caddy nginx tmux nftables iproute2 postgresql-15)
+# the Postgres image the restore drill builds (__tests__/e2e/postgres-image.sh; no server is started here); parallel: the
+# plain-script floor of npm run bench:fleet and bench:rollout.
+packages=(openssh-client openssh-server procps podman runc busybox-static docker-registry docker-compose curl apache2-utils shellcheck caddy nginx tmux nftables iproute2 postgresql-15 parallel)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -518,6 +518,18 @@ describe("pre-pull: the next wave's images pulled on their servers while a wave 
     expect(c.log.find((l) => l.verb === 'prePull')!.command).toContain('-ge 500 ]');
   });
 
+  test('a server that pulled the same images in an earlier wave gets no pre-pull (nothing to say either)', async () => {
+    const c = new ScriptedConnector(() => [
+      { match: 'prePull', reply: ok('@@prepulled\n') },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, () => false);
+    const report = await run(registry(1, 2), c, { prePull: true }, twoWaves);
+    expect(report.targets.map((r) => r.outcome)).toEqual(['deployed', 'deployed']);
+    expect(c.log.filter((l) => l.verb === 'prePull')).toHaveLength(0);
+    expect(report.prePulls).toEqual([]);
+  });
+
   test('a failed pre-pull is a warning, not a failure', async () => {
     const c = new ScriptedConnector(() => [
       { match: 'prePull', reply: fail(1, 'registry down') },

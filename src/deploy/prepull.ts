@@ -146,7 +146,7 @@ export class PrePull {
     };
     if (this.ports.signal?.aborted) return done('skipped', 'cancelled');
     if (this.lowDisk.has(job.server)) return done('skipped', 'the disk was too full for a pre-pull');
-    if (this.ports.pulls(job.server)?.has(job.refs)) return done('skipped', 'already pulled in this rollout');
+    if (this.ports.pulls(job.server)?.has(job.refs)) return; // pulled in this rollout already: nothing to do
     const session = this.ports.sessions.get(job.server);
     if (!session) return done('skipped', 'no connection');
     const script = prePullImages(
