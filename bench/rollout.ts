@@ -287,7 +287,7 @@ ${row('plain parallel script, per wave', runs.floor!)}
 | a crash loop rolled back ≤ 5 s after the switch (deadline ${crash.deadlineS} s) | ${crash.gateS.toFixed(1)} s | ${crash.gateS <= 5 ? 'met' : 'not met'} |
 
 - ${runs.ours!.prePulls} pre-pulls ran in the ours run; the crash-looping release's error: \`${crash.error.slice(0, 160)}\`.
-- One podman engine serves every server here: a layer pulled once is in the store for all, so "registry served" is the bytes of the whole fleet, not per server (one copy of the new ${knobs.appMb} MiB layer is the floor for this machine; separate engines would each need their own). Manifest GETs count the pulls each run asked the registry for: one per server and image with shared pulls, one per target without.
+- One podman engine serves every server here: a layer pulled once is in the store for all, so "registry served" is the bytes of the whole fleet, not per server (one copy of the new ${knobs.appMb} MiB layer is the floor for this machine; separate engines would each need their own). Manifest GETs count the pulls each run asked the registry for: with shared pulls one per server and image, plus one per pre-pull (the wave's own pull after a pre-pull only checks the manifest); without, one per target.
 - "target time in pull": the targets' pull steps over their whole time, from ours' report (the plain script does not time its steps).
 - No soak between waves on this branch: each wave's health gate (2 healthy probes 0.5 s apart) is the only wait.
 <!-- bench:rollout end -->

@@ -206,7 +206,7 @@ function prePullFor(
   );
 }
 
-/** The wave's ports, telling the pre-pull when its targets are past their pulls (so the next wave's start). */
+/** The wave's ports, telling the pre-pull when its targets are past their pulls (the next wave's pre-pull then starts). */
 function withPrePull(
   ports: FleetPorts,
   prePull: PrePull | undefined,
