@@ -16,8 +16,8 @@ cd "$(dirname "$0")/.."
 # the Postgres image the restore drill builds (__tests__/e2e/postgres-image.sh; no server is started here);
 # inotify-tools: the attacker's watcher (inotifywait) that races the tool with links in the chaos suite
 # (__tests__/chaos/links.test.ts); prometheus: the real Prometheus the analysis tests start and scrape
-# (__tests__/helpers/prometheus.ts).
-packages=(openssh-client openssh-server procps podman runc busybox-static docker-registry docker-compose curl apache2-utils shellcheck caddy nginx tmux nftables iproute2 postgresql-15 inotify-tools prometheus)
+# (__tests__/helpers/prometheus.ts); parallel: the plain-script floor of npm run bench:fleet and bench:rollout.
+packages=(openssh-client openssh-server procps podman runc busybox-static docker-registry docker-compose curl apache2-utils shellcheck caddy nginx tmux nftables iproute2 postgresql-15 inotify-tools prometheus parallel)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

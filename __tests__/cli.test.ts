@@ -235,6 +235,20 @@ describe('fleet-deploy deploy (no server needed)', () => {
     );
   });
 
+  test('--dry-run says what each wave pre-pulls while the wave before it gates; --pre-pull false: nothing; plan says which waves', async () => {
+    const args = ['deploy', '--dry-run', '-v', 'v2', '-s', 'tenant=acme-corp|soylent', '--waves', '1,100%'];
+    const r = await cli(args);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      '== wave 2\n# pre-pull, while wave 1 gates (after its pulls), on us-2 if 1024 MiB are free: ghcr.io/acme/openclaw:v2, ghcr.io/acme/safety-wrapper:v2\n',
+    );
+    expect((await cli([...args, '--pre-pull', 'false'])).stdout).not.toContain('pre-pull');
+    const plan = await cli(['plan', '-s', 'tenant=acme-corp|soylent', '--waves', '1,100%']);
+    expect(plan.stdout).toContain(
+      'its images pre-pulled on its 1 server while wave 1 gates (deploy --pre-pull false: not)',
+    );
+  });
+
   test('--dry-run with --versions and a registry login: each image at its version, the password never shown', async () => {
     const digest = `sha256:${'e'.repeat(64)}`;
     const r = await cli(

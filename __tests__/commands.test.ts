@@ -80,11 +80,16 @@ describe('command strings', () => {
     );
   });
 
-  test('update: the compose files checked, an atomic .env switch (in a private directory, the values through the environment), then compose up with files, project and services', () => {
+  test('update: the compose files checked when they or .env (but its image variables) changed since their last check, an atomic .env switch (in a private directory, the values through the environment), then compose up with files, project and services', () => {
     const text = R.update(t, { APP_IMAGE: 'ghcr.io/acme/app:v2' }).text;
     expect(
       text.startsWith(
-        "cd -- /srv/acme && { touch -c -- .fleet/lock 2>/dev/null || :; } && { docker compose -f base.yml -f prod.yml -p acme config >/dev/null || { printf '%s\\n' 'the compose files of /srv/acme do not parse (docker compose config failed): nothing was changed' >&2; exit 30; }; } && " +
+        "cd -- /srv/acme && { touch -c -- .fleet/lock 2>/dev/null || :; } && { sum=$({ printf '%s\\n' docker compose -f base.yml -f prod.yml -p acme; cat -- base.yml prod.yml; grep -vE '^(export[[:space:]]+)?(APP_IMAGE)=' .env; } 2>/dev/null | sha256sum) || sum=; " +
+          'if [ -z "$sum" ] || [ "$sum" != "$(cat .fleet/compose-checked 2>/dev/null)" ]; then ' +
+          "{ docker compose -f base.yml -f prod.yml -p acme config >/dev/null || { printf '%s\\n' 'the compose files of /srv/acme do not parse (docker compose config failed): nothing was changed' >&2; exit 30; }; echo @@compose-checked; " +
+          '{ [ -z "$sum" ] || { ( top=$(stat -c %d:%i .) && p=$(umask 077 && mktemp -d .fleet/.fleet-tmp.XXXXXX) || exit 1; cd -P -- "$p" 2>/dev/null && [ "$(stat -c %u:%a .)" = "$(id -u):700" ] && [ -z "$(ls -A)" ] && [ "$(stat -c %d:%i ../..)" = "$top" ] || { printf \'%s\\n\' \'fleet-deploy: refusing to write in .fleet: the private directory it made there was replaced (a link, or not its own): nothing was written\' >&2; exit 31; }; ' +
+          'trap \'find . -mindepth 1 -delete 2>/dev/null; cd .. && rmdir -- "${p##*/}" 2>/dev/null\' EXIT; ' +
+          '{ printf \'%s\\n\' "$sum" > new && mv -fT -- new ../compose-checked; } 2>/dev/null || : ) || exit $?; }; }; }; fi; } && ' +
           "{ [ ! -L .env ] || { printf '%s\\n' '.env in /srv/acme is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file' >&2; exit 30; }; " +
           '{ ( top=$(stat -c %d:%i .) && p=$(umask 077 && mktemp -d ./.fleet-tmp.XXXXXX) || exit 1; cd -P -- "$p" 2>/dev/null && [ "$(stat -c %u:%a .)" = "$(id -u):700" ] && [ -z "$(ls -A)" ] && [ "$(stat -c %d:%i ..)" = "$top" ] || { printf \'%s\\n\' \'fleet-deploy: refusing to write in .: the private directory it made there was replaced (a link, or not its own): nothing was written\' >&2; exit 31; }; ' +
           'trap \'find . -mindepth 1 -delete 2>/dev/null; cd .. && rmdir -- "${p##*/}" 2>/dev/null\' EXIT; ' +

@@ -1,4 +1,6 @@
 import { judge, runGate } from '../src/health/gate';
+import { CrashJudge, describeCrash } from '../src/health/crash';
+import { parseContainerRuns } from '../src/remote/containers';
 import { ConnectionLost } from '../src/deploy/ports';
 import type { HealthCheck } from '../src/registry';
 import { FakeClock } from './helpers/fakes';
@@ -151,5 +153,58 @@ describe('runGate (fake clock)', () => {
       ok: false,
       reason: 'cancelled',
     });
+  });
+});
+
+describe('the crash judge (src/health/crash.ts)', () => {
+  const id = (c: string) => c.repeat(64);
+  const run = (c: string, status: string, restarts: number, exitCode: number, policy = 'unless-stopped') =>
+    `${id(c)} ${status} ${restarts} ${exitCode} ${policy}`;
+
+  test('the engine lines are parsed; a line that is not one is left out', () => {
+    expect(
+      parseContainerRuns(
+        `${run('a', 'running', 2, 0)}\n${id('b')} running; rm -rf / 1 0 no\nnoise\n${run('c', 'exited', 0, 3, '')}`,
+      ),
+    ).toEqual([
+      { id: id('a'), status: 'running', restarts: 2, exitCode: 0, policy: 'unless-stopped' },
+      { id: id('c'), status: 'exited', restarts: 0, exitCode: 3, policy: '' },
+    ]);
+  });
+
+  test('a new container: restarted twice is a crash loop, once is not; the last exit code other than 0 is kept', () => {
+    const judge = new CrashJudge(new Set());
+    expect(judge.judge(parseContainerRuns(run('a', 'stopped', 1, 3)))).toBeUndefined();
+    expect(judge.judge(parseContainerRuns(run('a', 'running', 2, 0)))).toEqual({
+      id: id('a'),
+      restarts: 2,
+      exitCode: 3,
+    });
+  });
+
+  test('a new container that exited with an error and no restart policy is failed; one that exited 0 (a one-off job) is not', () => {
+    const judge = new CrashJudge(new Set());
+    expect(judge.judge(parseContainerRuns(run('j', 'exited', 0, 0, 'no')))).toBeUndefined();
+    expect(judge.judge(parseContainerRuns(run('a', 'exited', 0, 2, 'no')))).toEqual({
+      id: id('a'),
+      restarts: 0,
+      exitCode: 2,
+    });
+    // an old container stopped before the deploy is not this release's
+    expect(
+      new CrashJudge(new Set([id('a')])).judge(parseContainerRuns(run('a', 'exited', 0, 2, 'no'))),
+    ).toBeUndefined();
+  });
+
+  test('the message: restarts, seconds, exit code (or that it is not known), log lines', () => {
+    expect(describeCrash({ id: id('a'), restarts: 4, exitCode: 3 }, 6, ['boom', 'bye'])).toBe(
+      'container aaaaaaaaaaaa restarted 4 times in 6.0 s; last exit code 3; last log lines: boom | bye',
+    );
+    expect(describeCrash({ id: id('a'), restarts: 2 }, 1.25, [])).toBe(
+      'container aaaaaaaaaaaa restarted 2 times in 1.3 s; last exit code not known (it was running again)',
+    );
+    expect(describeCrash({ id: id('a'), restarts: 0, exitCode: 1 }, 2, [])).toBe(
+      'container aaaaaaaaaaaa exited after 2.0 s and is not restarted (no restart policy); last exit code 1',
+    );
   });
 });

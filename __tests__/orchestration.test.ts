@@ -110,6 +110,67 @@ test('cancelled while its gate waits: rolled back, the reason "cancelled", recor
   expect(finish).not.toContain('health gate failed');
 });
 
+describe('the crash watch: a container that keeps restarting fails the gate at once', () => {
+  const ID = 'a'.repeat(64);
+  /** The containers as the engine tells them: `restarts(n)` for the n-th look (1, 2, …). */
+  const watched = (restarts: (n: number) => number, status = 'stopped') => {
+    let n = 0;
+    return [
+      {
+        match: 'containerRuns' as const,
+        reply: () => ok(`${ID} ${status} ${restarts(++n)} 3 unless-stopped\n`),
+      },
+      {
+        match: 'containerLogs' as const,
+        reply: ok('starting\n\u001b[31mboom: exit 3\u001b[0m\n::warning::x\n'),
+      },
+    ];
+  };
+
+  test('restarted twice since the switch: failed on that probe (not at the deadline), rolled back, exit code and log lines said', async () => {
+    const c = new ScriptedConnector(() => [...watched((n) => 2 * n), ...happyRules(`${REPO}:v1`)]);
+    versionAware(c, (_, v) => v === 'v2');
+    const r = (await run(registry(1, 1), c)).targets[0]!;
+    expect(r.outcome).toBe('rolled-back');
+    expect(r.error).toMatch(
+      /^health gate failed: container aaaaaaaaaaaa restarted 2 times in \d+\.\d s; last exit code 3; last log lines: starting \| boom: exit 3 \| \u200b::warning::x$/,
+    );
+    // one look after the first failed probe was enough; the rollback's gate does not watch
+    expect(c.log.filter((l) => l.verb === 'containerRuns')).toHaveLength(1);
+    expect(r.steps.find((s) => s.step === 'health')?.detail).toBe(r.error);
+  });
+
+  test('a container that restarted once and then answers is judged by the gate as before: deployed', async () => {
+    const c = new ScriptedConnector(() => [...watched(() => 1, 'running'), ...happyRules(`${REPO}:v1`)]);
+    let probes = 0;
+    c.http = () => (++probes === 1 ? { status: 502, body: '' } : { status: 200, body: '{"version":"v2"}' });
+    const r = (await run(registry(1, 1), c)).targets[0]!;
+    expect([r.outcome, r.error]).toEqual(['deployed', undefined]);
+    expect(c.log.filter((l) => l.verb === 'containerRuns')).toHaveLength(1);
+  });
+
+  test("a container that ran before the switch counts from the gate's first look, not from its old count", async () => {
+    // prepare saw the container (an unchanged service): its 7 old restarts are not this release's
+    const before = `sha256:old running ${ID}`;
+    const c = new ScriptedConnector(() => [
+      { match: 'prepare', reply: prepared(`${REPO}:v1`, [before]) },
+      ...watched((n) => (n === 1 ? 7 : 8), 'running'),
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    let probes = 0;
+    c.http = () => (++probes <= 2 ? { status: 502, body: '' } : { status: 200, body: '{"version":"v2"}' });
+    const r = (await run(registry(1, 1), c)).targets[0]!;
+    expect([r.outcome, r.error]).toEqual(['deployed', undefined]);
+  });
+
+  test('a healthy release never pays for the watch: no look at the containers', async () => {
+    const c = new ScriptedConnector(() => [...watched((n) => 9 * n), ...happyRules(`${REPO}:v1`)]);
+    versionAware(c, () => false);
+    expect((await run(registry(1, 1), c)).targets[0]!.outcome).toBe('deployed');
+    expect(c.log.map((l) => l.verb)).toEqual(['prepare', 'pull', 'update', 'finish']);
+  });
+});
+
 test('when the rollback also fails, the outcome is failed with both reasons', async () => {
   const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
   versionAware(c, () => true);
@@ -229,7 +290,15 @@ describe('a hibernated tenant (its containers paused or stopped before the deplo
     versionAware(c, (_, v) => v === 'v2');
     const r = (await run(registry(1, 1), c)).targets[0]!;
     expect(r.outcome).toBe('rolled-back');
-    expect(c.log.map((l) => l.verb)).toEqual(['prepare', 'pull', 'update', 'update', 'hibernate', 'finish']);
+    // (each failed probe also reads the containers' states: the crash watch, tested below)
+    expect(c.log.map((l) => l.verb).filter((v) => v !== 'containerRuns')).toEqual([
+      'prepare',
+      'pull',
+      'update',
+      'update',
+      'hibernate',
+      'finish',
+    ]);
   });
 
   test('a tenant with a container running is not hibernated: no hibernate step', async () => {
@@ -364,6 +433,135 @@ test('a once hook runs once while the other targets wait for it; if it fails, th
     'the once-per-rollout hook failed on another target: preDeploy hook failed: exit code 1: migration 42 failed',
     'the once-per-rollout hook failed on another target: preDeploy hook failed: exit code 1: migration 42 failed',
   ]);
+});
+
+describe('one pull per server and image: tenants of a server deploying the same images share one pull', () => {
+  const pullStep = (r: { steps: { step: string; ok: boolean; detail?: string }[] }) =>
+    r.steps.find((s) => s.step === 'pull');
+
+  test('three tenants of each of two servers: one pull per server; the others wait for it, their step marked shared', async () => {
+    const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
+    versionAware(c, () => false);
+    const report = await run(registry(2, 3), c, { concurrency: 6, perServer: 3 });
+    expect(report.targets.map((r) => r.outcome)).toEqual(Array(6).fill('deployed'));
+    expect(c.log.filter((l) => l.verb === 'pull').map((l) => l.server)).toEqual(['eu-1', 'us-2']);
+    const details = report.targets.map((r) => pullStep(r)?.detail);
+    expect(details.filter((d) => d?.startsWith('shared: pulled once on this server, by '))).toHaveLength(4);
+    // every target still has its release's image IDs and digests, for its history
+    for (const r of report.targets)
+      expect(r.next).toMatchObject({ imageIds: ['sha256:new'], digests: ['r/app@sha256:d1'] });
+  });
+
+  test('a failed shared pull fails each target that waited for it, with the same error; nothing is switched', async () => {
+    const c = new ScriptedConnector(() => [
+      { match: 'pull', reply: fail(1, 'manifest unknown') },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    const report = await run(registry(1, 3), c, { concurrency: 3, perServer: 3, pullAttempts: 1 });
+    expect(report.targets.map((r) => r.outcome)).toEqual(['failed', 'failed', 'failed']);
+    expect(new Set(report.targets.map((r) => r.error)).size).toBe(1);
+    expect(report.targets[0]!.error).toMatch(/manifest unknown/);
+    expect(c.log.filter((l) => l.verb === 'pull')).toHaveLength(1);
+    expect(c.log.filter((l) => l.verb === 'update')).toHaveLength(0);
+  });
+
+  test('sharePulls off: each target pulls for itself', async () => {
+    const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
+    versionAware(c, () => false);
+    await run(registry(1, 3), c, { concurrency: 3, perServer: 3, sharePulls: false });
+    expect(c.log.filter((l) => l.verb === 'pull')).toHaveLength(3);
+  });
+});
+
+describe("pre-pull: the next wave's images pulled on their servers while a wave gates", () => {
+  const twoWaves = { waves: '1,100%' };
+  const verbsOn = (c: ScriptedConnector, server: string) =>
+    c.log.filter((l) => l.server === server).map((l) => l.verb);
+
+  test("wave 2's server pulls its images once wave 1 is past its pull, before its own deploy; the deploy is unchanged", async () => {
+    const c = new ScriptedConnector(() => [
+      { match: 'prePull', reply: ok('@@prepulled\n') },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, () => false);
+    const report = await run(registry(2, 1), c, { prePull: true }, twoWaves);
+    expect(report.targets.map((r) => [r.server, r.wave, r.outcome])).toEqual([
+      ['eu-1', 1, 'deployed'],
+      ['us-2', 2, 'deployed'],
+    ]);
+    expect(verbsOn(c, 'eu-1')).toEqual(['prepare', 'pull', 'update', 'finish']);
+    expect(verbsOn(c, 'us-2')).toEqual(['prePull', 'prepare', 'pull', 'update', 'finish']);
+    const first = c.log.findIndex((l) => l.verb === 'prePull');
+    expect(first).toBeGreaterThan(c.log.findIndex((l) => l.server === 'eu-1' && l.verb === 'pull'));
+    expect(c.log[first]!.command).toContain(`pull -q ${REPO}:v2`);
+    expect(c.log[first]!.command).not.toContain('.fleet/lock'); // it holds no lock and touches none
+    expect(report.prePulls).toEqual([
+      { wave: 2, server: 'us-2', refs: [`${REPO}:v2`], status: 'pulled', ms: expect.any(Number) },
+    ]);
+  });
+
+  test('a disk too full for it stops the pre-pull on that server with a warning; the deploy goes on and pulls as usual', async () => {
+    const c = new ScriptedConnector(() => [
+      { match: 'prePull', reply: ok('@@low-disk 12\n') },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, () => false);
+    const report = await run(registry(2, 1), c, { prePull: true, prePullMinFreeMb: 500 }, twoWaves);
+    expect(report.targets.map((r) => r.outcome)).toEqual(['deployed', 'deployed']);
+    expect(report.prePulls).toEqual([
+      expect.objectContaining({
+        status: 'skipped',
+        detail: expect.stringMatching(
+          /^only 12 MiB free on the filesystem of .*, under the pre-pull's 500 MiB: pre-pull stopped on us-2/,
+        ),
+      }),
+    ]);
+    expect(c.log.find((l) => l.verb === 'prePull')!.command).toContain('-ge 500 ]');
+  });
+
+  test('a server that pulled the same images in an earlier wave gets no pre-pull (nothing to say either)', async () => {
+    const c = new ScriptedConnector(() => [
+      { match: 'prePull', reply: ok('@@prepulled\n') },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, () => false);
+    const report = await run(registry(1, 2), c, { prePull: true }, twoWaves);
+    expect(report.targets.map((r) => r.outcome)).toEqual(['deployed', 'deployed']);
+    expect(c.log.filter((l) => l.verb === 'prePull')).toHaveLength(0);
+    expect(report.prePulls).toEqual([]);
+  });
+
+  test('a failed pre-pull is a warning, not a failure', async () => {
+    const c = new ScriptedConnector(() => [
+      { match: 'prePull', reply: fail(1, 'registry down') },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, () => false);
+    const report = await run(registry(2, 1), c, { prePull: true }, twoWaves);
+    expect(report.targets.map((r) => r.outcome)).toEqual(['deployed', 'deployed']);
+    expect(report.prePulls).toEqual([
+      expect.objectContaining({ status: 'failed', detail: 'exit code 1: registry down' }),
+    ]);
+  });
+
+  test('a rollout stopped by wave 1: the pre-pulled server runs nothing new (no prepare, no switch)', async () => {
+    const c = new ScriptedConnector(() => [
+      { match: 'prePull', reply: ok('@@prepulled\n') },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, (_, v) => v === 'v2');
+    const report = await run(registry(2, 1), c, { prePull: true }, twoWaves);
+    expect(report.targets.map((r) => r.outcome)).toEqual(['rolled-back', 'skipped']);
+    expect(verbsOn(c, 'us-2')).toEqual(['prePull']);
+  });
+
+  test('off (the engine default; the CLI and action turn it on): nothing is pre-pulled', async () => {
+    const c = new ScriptedConnector(() => happyRules(`${REPO}:v1`));
+    versionAware(c, () => false);
+    const report = await run(registry(2, 1), c, {}, twoWaves);
+    expect(c.log.filter((l) => l.verb === 'prePull')).toHaveLength(0);
+    expect(report.prePulls).toBeUndefined();
+  });
 });
 
 describe('a version per image and the registry login (scripted transport)', () => {

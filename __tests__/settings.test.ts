@@ -112,6 +112,9 @@ test('nothing given: the defaults', () => {
     commandTimeoutMs: 120_000,
     pullTimeoutMs: 900_000,
     pullAttempts: 3,
+    sharePulls: true,
+    prePull: true,
+    prePullMinFreeMb: 1024,
     recoveryWindowMs: 60_000,
     skipOnceHooks: false,
   };
@@ -135,6 +138,9 @@ test('flags and inputs give the same settings', () => {
     'command-timeout': '30s',
     'pull-timeout': '20m',
     'pull-attempts': '1',
+    'share-pulls': 'false',
+    'pre-pull': 'false',
+    'pre-pull-min-free': '50',
   };
   const expected = {
     concurrency: 3,
@@ -146,6 +152,9 @@ test('flags and inputs give the same settings', () => {
     commandTimeoutMs: 30_000,
     pullTimeoutMs: 1_200_000,
     pullAttempts: 1,
+    sharePulls: false,
+    prePull: false,
+    prePullMinFreeMb: 50,
     recoveryWindowMs: 60_000,
     skipOnceHooks: false,
   };

@@ -46,6 +46,9 @@ export type RolloutSettings = Pick<
   | 'commandTimeoutMs'
   | 'pullTimeoutMs'
   | 'pullAttempts'
+  | 'sharePulls'
+  | 'prePull'
+  | 'prePullMinFreeMb'
   | 'recoveryWindowMs'
   | 'skipOnceHooks'
 >;
@@ -137,6 +140,30 @@ const ROLLOUT_ROWS: RolloutRows = {
     default: '3',
     check: atLeast(1),
     help: "tries of a target's pull before the target fails",
+  },
+  sharePulls: {
+    flag: 'share-pulls',
+    arg: 'BOOL',
+    input: 'share-pulls',
+    default: 'true',
+    check: checkBoolean,
+    help: 'tenants of one server deploying the same images share one pull (true), or each pulls its own (false)',
+  },
+  prePull: {
+    flag: 'pre-pull',
+    arg: 'BOOL',
+    input: 'pre-pull',
+    default: 'true',
+    check: checkBoolean,
+    help: "while a wave gates, pull the next wave's images on their servers (true), or not (false)",
+  },
+  prePullMinFreeMb: {
+    flag: 'pre-pull-min-free',
+    arg: 'MIB',
+    input: 'pre-pull-min-free',
+    default: '1024',
+    check: atLeast(0),
+    help: 'no pre-pull on a server whose tenant filesystem has less than MIB MiB free (a warning; the deploy pulls as usual)',
   },
   recoveryWindowMs: {
     flag: 'recovery-window',

@@ -5,11 +5,12 @@
 #   * podman's Docker-compatible API on unix://STATE_DIR/podman.sock (for `docker` and Debian's
 #     docker-compose 1.29 through DOCKER_HOST),
 #   * a real registry (Debian's docker-registry) on 127.0.0.1:5000 (or the next free port),
-#   * six images pushed to it: REGISTRY/fleet/app:v1, :v2, :bad, :crash, :slow1 and :slow2,
+#   * seven images pushed to it: REGISTRY/fleet/app:v1, :v2, :bad, :crash, :once, :slow1 and :slow2,
 #   * a second registry that requires a login (htpasswd; user `fleet`, a random password kept in
 #     STATE_DIR) on the next free port, holding AUTH_REGISTRY/fleet/private:v2 (the v2 image).
 # Everything lives under STATE_DIR: configs, podman's own storage root (not /var/lib/containers),
-# the registry's data, logs and the PID files engine-down.sh uses.
+# the registry's data, logs (the registry's access log, one line per request, is
+# STATE_DIR/logs/registry.log: what tests and benchmarks count pulls by) and the PID files engine-down.sh uses.
 #
 # Idempotent: a second run with the same STATE_DIR reuses the running processes and the pushed
 # images. Progress goes to stderr; stdout carries only `export` lines (also written to
@@ -27,6 +28,8 @@
 #           {"status":"starting","version":"bad"}, i.e. it fails both a status-code check and a
 #           body check. The container itself stays "running" (exit code never set).
 #   crash:  its process exits at once (code 3), so a restart policy keeps restarting it: a crash loop.
+#   once:   its first start exits (code 3) after 2 s; restarted (same container), it serves like v1
+#           with version "once": a container that restarts once and recovers.
 # Content-Type of /health is application/octet-stream (busybox httpd maps by file extension).
 #
 # Environment knobs: ENGINE_UP_WAIT (seconds to wait for each daemon, default 20),
@@ -180,7 +183,7 @@ version: 0.1
 log:
   level: warn
   accesslog:
-    disabled: true
+    disabled: false
 storage:
   filesystem:
     rootdirectory: $STATE/registry-data
@@ -276,7 +279,7 @@ wait_for "podman service" "$STATE/podman.pid" "$SOCK" service_ok
 # 4. Images: build, push, and drop them from the engine's store again so that a deploy really
 #    pulls them from the registry.
 # ---------------------------------------------------------------------------------------------
-TAGS=(v1 v2 bad crash slow1 slow2)
+TAGS=(v1 v2 bad crash once slow1 slow2)
 MANIFEST_ACCEPT='application/vnd.docker.distribution.manifest.v2+json,application/vnd.oci.image.manifest.v1+json'
 registry_digest() { # digest of REGISTRY/fleet/app:TAG as the registry serves it, or nothing
   curl -fsS --max-time 5 -o /dev/null -D - -I -H "Accept: $MANIFEST_ACCEPT" \
@@ -320,6 +323,10 @@ build_image() { # build_image TAG
     { printf '#!/bin/sh\n'; cat <<'SH'; } >"$root/bin/app-start"
 trap 'kill "$pid" 2>/dev/null; exit 0' TERM INT
 SH
+    if [ "$tag" = once ]; then # a restart keeps the container's files: only the first start fails
+      printf '[ -e /tmp/started ] || { : >/tmp/started; /bin/busybox sleep 2; echo "once: first start fails" >&2; exit 3; }\n' \
+        >>"$root/bin/app-start"
+    fi
     printf '/bin/busybox sleep %s\n' "$boot" >>"$root/bin/app-start"
     cat >>"$root/bin/app-start" <<'SH'
 /bin/busybox httpd -f -c /www/httpd.conf -p "${APP_ADDR:-127.0.0.1}:${APP_PORT:-8080}" -h /www &

@@ -3,7 +3,8 @@
  * `docker` and `docker-compose` (Debian's compose 1.29) talk to podman's Docker-compatible API, pulling
  * from a real registry (engine-up.sh). Two tenants on one server, each its own compose project on host
  * networking. Covers: a fresh start, an upgrade, a bad release rolled back, a no-op redeploy, a release
- * that crash-loops under its restart policy rolled back 20 times in a row, hibernated (paused and stopped)
+ * that crash-loops under its restart policy failed by the crash watch and rolled back 20 times in a row,
+ * a container that restarts once and recovers (deployed), hibernated (paused and stopped)
  * tenants put back to sleep or woken, and private registries.
  *
  * Needs root (engine-up.sh installs packages and runs podman) and /usr/sbin/sshd; skipped otherwise.
@@ -15,7 +16,7 @@ import { join } from 'node:path';
 import { deploy } from '../helpers/deploy';
 import { DEPLOY_USER, freePort, handOver } from '../../src/testing';
 import { parseRegistry, type Registry } from '../../src/registry';
-import type { ClientKey, TestSshd } from '../helpers/sshd';
+import { startSshd, type ClientKey, type TestSshd } from '../helpers/sshd';
 import { e2eSkipReason, stackUp, type Stack } from './stack';
 
 if (e2eSkipReason) console.warn(e2eSkipReason);
@@ -205,6 +206,10 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
       expect(envOf(t)).toBe(envText(t, 'v1'));
       expect(historyOf(t).map((h) => [h.outcome, h.from, h.to])).toEqual([['deployed', 'v1', 'v1']]);
       expect(lockExists(t)).toBe(false);
+      // the compose files were checked (no fingerprint yet) and remembered
+      expect(r.steps.find((s) => s.step === 'update')?.detail).toBe(
+        'compose files checked (changed since their last check)',
+      );
     }
     // The real engine ran it, not the sandbox double.
     expect(existsSync(join(sshd.dir, 'sandbox'))).toBe(false);
@@ -212,9 +217,24 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
     expect(sshd.handshakes() - before).toBe(1);
   }, 90_000);
 
-  test('v1 → v2: deployed, .env switched with other lines untouched, ids and digests reported, history, no lock', async () => {
+  /** Pulls of fleet/app:`tag` the registry served: the manifest requests in its access log (engine-up.sh). */
+  const pullsOf = (tag: string) =>
+    readFileSync(join(root, 'engine', 'logs', 'registry.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(`"GET /v2/fleet/app/manifests/${tag} `)).length;
+
+  test('v1 → v2: deployed, .env switched with other lines untouched, ids and digests reported, history, no lock; the two tenants pulled v2 once', async () => {
     const before = sshd.handshakes();
+    const pulls = pullsOf('v2');
     const report = await deploy(registry, key, 'v2');
+    // one pull for the server, shared by its two tenants: the registry was asked once
+    expect(pullsOf('v2') - pulls).toBe(1);
+    // whichever tenant came first pulled; the other's step says it shared that pull
+    const [a, b] = report.targets.map((r) => r.steps.find((s) => s.step === 'pull')?.detail);
+    expect([a, b].sort()).toEqual([
+      `shared: pulled once on this server, by ${a ? 'e2e-1/beta' : 'e2e-1/alpha'}`,
+      undefined,
+    ]);
     expect(report.targets.map((r) => [r.id, r.outcome, r.error])).toEqual([
       ['e2e-1/alpha', 'deployed', undefined],
       ['e2e-1/beta', 'deployed', undefined],
@@ -229,6 +249,8 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
       expect(r.next).toMatchObject({ refs: { APP_IMAGE: `${repo}:v2` }, version: 'v2' });
       expect(r.next!.imageIds).toEqual([imageIds.v2]);
       expect(r.next!.digests).toContain(`${repo}@${env.FLEET_E2E_DIGEST_V2}`);
+      // only APP_IMAGE changed since the last check: no Compose process for it
+      expect(r.steps.find((s) => s.step === 'update')?.detail).toBeUndefined();
       expect(envOf(t)).toBe(envText(t, 'v2'));
       expect(await health(t)).toBe('200 {"status":"ok","version":"v2"}');
       expect(runningImages(t)).toEqual([imageIds.v2]);
@@ -303,10 +325,40 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
     expect(sshd.handshakes() - before).toBe(1);
   }, 90_000);
 
-  test('a crash loop, 20 times: an image that exits at once under `restart: unless-stopped` is rolled back every time, one container left', async () => {
+  test('a compose file changed so that it does not parse: refused before .env changes, still on v2; mended, checked again', async () => {
+    const t = tenants[0]!;
+    const file = join(t.dir, 'docker-compose.yml');
+    const good = readFileSync(file, 'utf8');
+    writeFileSync(file, `${good}  : [unclosed\n`);
+    try {
+      const r = (await deploy(registry, key, 'v1')).targets[0]!;
+      expect([r.outcome, r.rollbackError]).toEqual(['failed', undefined]);
+      expect(r.error).toContain(`the compose files of ${t.dir} do not parse (docker-compose config failed)`);
+      expect(envOf(t)).toBe(envText(t, 'v2'));
+      expect(runningImages(t)).toEqual([imageIds.v2]);
+      expect(await health(t)).toBe('200 {"status":"ok","version":"v2"}');
+      expect(lockExists(t)).toBe(false);
+    } finally {
+      writeFileSync(file, good);
+    }
+    // a change that parses is checked once, then remembered
+    writeFileSync(join(t.dir, '.env'), `${envText(t, 'v2')}EXTRA=1\n`);
+    const updateStep = async (version: string) => {
+      const r = (await deploy(registry, key, version)).targets[0]!;
+      expect([r.outcome, r.error]).toEqual(['deployed', undefined]);
+      return r.steps.find((s) => s.step === 'update')?.detail;
+    };
+    expect(await updateStep('v1')).toBe('compose files checked (changed since their last check)');
+    expect(await updateStep('v2')).toBeUndefined();
+    writeFileSync(join(t.dir, '.env'), envText(t, 'v2'));
+  }, 120_000);
+
+  test('a crash loop, 20 times: an image that exits at once under `restart: unless-stopped` is failed by the crash watch (not at the deadline) and rolled back every time, one container left', async () => {
     // The engine keeps restarting the failed release while the rollback replaces it: the rollback must
     // win that race every time (it removes the project's containers by force, retried, before `up -d`).
-    const crashRegistry = fleetRegistry({ repository: repo, deadline: '2s' });
+    // The gate's deadline is long (30 s, the default's order): only the crash watch ends it early.
+    const crashRegistry = fleetRegistry({ repository: repo, deadline: '30s' });
+    const errors: string[] = [];
     const rounds = 10; // × 2 tenants = 20 rollbacks
     const seen: string[] = [];
     const containersOf = (t: Tenant) =>
@@ -324,6 +376,7 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
       const report = await deploy(crashRegistry, key, 'crash');
       for (const [i, t] of tenants.entries()) {
         const r = report.targets[i]!;
+        errors.push(r.error ?? '');
         const left = containersOf(t);
         seen.push(
           [
@@ -343,6 +396,9 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
     expect(seen).toEqual(
       Array.from({ length: rounds }, (_, i) => tenants.map((t) => expected(i + 1, t))).flat(),
     );
+    const crashed =
+      /^health gate failed: container [0-9a-f]{12} restarted \d+ times in \d+\.\d s; last exit code (3|not known \(it was running again\)); last log lines: .*crash: exits at once$/;
+    for (const e of errors) expect(e).toMatch(crashed);
     for (const t of tenants) {
       expect(envOf(t)).toBe(envText(t, 'v2'));
       expect(runningImages(t)).toEqual([imageIds.v2]);
@@ -353,6 +409,103 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
       ).toEqual(Array.from({ length: rounds }, () => ['rolled-back', 'v2', 'crash']));
     }
   }, 600_000);
+
+  test('a container that restarts once and then serves is judged by the gate as before: deployed', async () => {
+    // `once`: its first start fails after 2 s (exit 3), the engine restarts it, and it serves
+    const report = await deploy(fleetRegistry({ repository: repo, deadline: '30s' }), key, 'once');
+    expect(report.targets.map((r) => [r.id, r.outcome, r.error])).toEqual([
+      ['e2e-1/alpha', 'deployed', undefined],
+      ['e2e-1/beta', 'deployed', undefined],
+    ]);
+    for (const [i, t] of tenants.entries()) {
+      const ids = stack!.running(t.project);
+      expect(docker(['inspect', '--format', '{{.RestartCount}} {{.Config.Image}}', ...ids])).toBe(
+        `1 ${repo}:once`,
+      );
+      // probes failed while it restarted, so the crash watch looked and let the gate judge
+      expect(report.targets[i]!.steps.find((s) => s.step === 'health')?.detail).not.toMatch(
+        /^(\d+)\/\1 probes/,
+      );
+      expect(await health(t)).toBe('200 {"status":"ok","version":"once"}');
+    }
+    const back = await deploy(registry, key, 'v2');
+    expect(back.targets.map((r) => r.outcome)).toEqual(['deployed', 'deployed']);
+  }, 120_000);
+
+  describe('pre-pull: wave 2 on a second server (a second sshd on the same engine), pulled while wave 1 gates', () => {
+    let second: TestSshd | undefined;
+    beforeAll(async () => {
+      second = await startSshd('e2e-2', root, key, {
+        PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin',
+        DOCKER_HOST: env.DOCKER_HOST!,
+      });
+      handOver(second.dir);
+    });
+    afterAll(async () => {
+      await second?.stop();
+    });
+    /** alpha on e2e-1 in wave 1, beta on e2e-2 in wave 2. */
+    const twoServers = (deadline: string): Registry => {
+      fleetRegistry({ repository: repo, deadline });
+      const raw = JSON.parse(readFileSync(join(root, 'registry.json'), 'utf8'));
+      const [a, b] = raw.servers[0].tenants;
+      raw.servers = [
+        { ...raw.servers[0], tenants: [a] },
+        {
+          ...raw.servers[0],
+          name: 'e2e-2',
+          port: second!.port,
+          hostKey: second!.hostKey,
+          tenants: [b],
+        },
+      ];
+      return parseRegistry(JSON.stringify(raw), join(root, 'registry.json'));
+    };
+    const waves = '1,100%';
+
+    test("a rollout stopped by wave 1: wave 2's server pulled the release, and it runs nowhere", async () => {
+      const pulls = pullsOf('bad');
+      const report = await deploy(twoServers('4s'), key, 'bad', { waves, options: { prePull: true } });
+      expect(report.targets.map((r) => [r.id, r.outcome])).toEqual([
+        ['e2e-1/alpha', 'rolled-back'],
+        ['e2e-2/beta', 'skipped'],
+      ]);
+      expect(report.prePulls).toEqual([
+        { wave: 2, server: 'e2e-2', refs: [`${repo}:bad`], status: 'pulled', ms: expect.any(Number) },
+      ]);
+      expect(pullsOf('bad') - pulls).toBe(2); // alpha's pull, and the pre-pull for beta
+      for (const t of tenants) {
+        expect(runningImages(t)).toEqual([imageIds.v2]);
+        expect(envOf(t)).toBe(envText(t, 'v2'));
+        expect(await health(t)).toBe('200 {"status":"ok","version":"v2"}');
+        expect(lockExists(t)).toBe(false);
+      }
+      expect(docker(['ps', '-aq', '--filter', `ancestor=${repo}:bad`])).toBe('');
+    }, 120_000);
+
+    test('a disk with less free than pre-pull-min-free stops the pre-pull with a warning; the deploy itself goes on', async () => {
+      // The free-disk check's input, honestly: the real free space of the tenant's filesystem (df on the
+      // server), against a threshold no disk meets (1,000,000,000 MiB) — not a filled-up disk.
+      const report = await deploy(twoServers('8s'), key, 'v2', {
+        waves,
+        options: { prePull: true, prePullMinFreeMb: 1_000_000_000 },
+      });
+      expect(report.targets.map((r) => [r.id, r.outcome, r.error])).toEqual([
+        ['e2e-1/alpha', 'unchanged', undefined],
+        ['e2e-2/beta', 'unchanged', undefined],
+      ]);
+      expect(report.prePulls).toEqual([
+        expect.objectContaining({
+          wave: 2,
+          server: 'e2e-2',
+          status: 'skipped',
+          detail: expect.stringMatching(
+            /^only \d+ MiB free on the filesystem of .*beta, under the pre-pull's 1000000000 MiB: pre-pull stopped on e2e-2 \(the deploy pulls as usual\)$/,
+          ),
+        }),
+      ]);
+    }, 120_000);
+  });
 
   describe('hibernated tenants: paused and stopped on the real engine', () => {
     const [alpha, beta] = [() => tenants[0]!, () => tenants[1]!];

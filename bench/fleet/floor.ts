@@ -70,10 +70,10 @@ main() {
     ${done('failed')} >/dev/null; echo ${quote(`pull of ${next} failed`)} >&2; exit 30
   fi
   outcome=deployed
-  if ! { ${sub(update(tenant, { APP_IMAGE: next }))} && health ${port} ${quote(version)}; }; then
+  if ! { ${sub(update(tenant, { APP_IMAGE: next }))} >/dev/null && health ${port} ${quote(version)}; }; then
     echo ${quote(`${next} is not healthy: rolling back to ${prev}`)} >&2
     outcome=rolled-back
-    { ${sub(update(tenant, { APP_IMAGE: prev }))} && health ${port} ${quote(versionOf(prev))}; } || outcome=failed
+    { ${sub(update(tenant, { APP_IMAGE: prev }))} >/dev/null && health ${port} ${quote(versionOf(prev))}; } || outcome=failed
   fi
   case $outcome in
     deployed) ${done('deployed')} ;;

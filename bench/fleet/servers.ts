@@ -130,7 +130,7 @@ function registryOf(servers: Server[], tenants: Omit<BenchTarget, 'target'>[], e
 /** Starts the servers, lays out their tenants on v1, writes known_hosts and the registry. */
 export async function startFleet(
   root: string,
-  knobs: Knobs,
+  knobs: Pick<Knobs, 'servers' | 'tenants' | 'trace'> & { tenantsOf?: (server: number) => number },
   engine: Engine,
   session: Session,
 ): Promise<Fleet> {
@@ -140,7 +140,7 @@ export async function startFleet(
   for (let s = 1; s <= knobs.servers; s++) {
     const server = await startServer(`srv-${s}`, root, key.publicKey, engine, knobs.trace, session);
     servers.push(server);
-    for (let i = 1; i <= knobs.tenants; i++) {
+    for (let i = 1; i <= (knobs.tenantsOf?.(s) ?? knobs.tenants); i++) {
       const id = `t${s}-${i}`;
       const dir = join(server.dir, 'tenants', id);
       const appPort = await freePort();

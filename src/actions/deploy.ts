@@ -11,6 +11,7 @@ import { core } from './log';
 import { ConfigurationError } from '../errors';
 import { deployFleet, type FleetOptions, type FleetReport } from '../deploy/fleet';
 import { dryRunCommands } from '../deploy/dry-run';
+import { describePrePull } from '../deploy/prepull';
 import { systemClock } from '../deploy/ports';
 import type { LockEvent } from '../deploy/target';
 import { fetchUrl } from '../http/fetch';
@@ -144,6 +145,7 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
     },
     onWave: (w) => w.status === 'start' && core.info(`── wave ${w.wave} of ${w.of}: ${w.targets} target(s)`),
     onAnalysis: logAnalysis,
+    onPrePull: (e) => (e.status === 'pulled' ? core.info : core.warning)(describePrePull(e)),
   });
 
   await publishReport(report);

@@ -1,13 +1,14 @@
 /** `fleet-deploy deploy`: flags → checked settings → the fleet engine over SSH (or --dry-run). */
-import type { Analysis } from '../analysis';
 import { describeWaveAnalysis } from '../deploy/analysis';
 import { deployFleet, type FleetOptions } from '../deploy/fleet';
 import { dryRunCommands, type DryRunOptions } from '../deploy/dry-run';
+import { describePrePull, prePullJobs, prePullPreview } from '../deploy/prepull';
 import { systemClock } from '../deploy/ports';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment, type Plan } from '../plan/plan';
 import type { Registry } from '../registry';
 import { renderReport, succeeded } from '../report/render';
+import { sanitizeLine } from '../report/sanitize';
 import { plural } from '../report/table';
 import { jsonText } from '../report/sanitize';
 import {
@@ -47,6 +48,9 @@ const ROLLOUT_FLAGS = [
   'commandTimeoutMs',
   'pullTimeoutMs',
   'pullAttempts',
+  'sharePulls',
+  'prePull',
+  'prePullMinFreeMb',
   'recoveryWindowMs',
   'registryHost',
   'registryUsername',
@@ -132,6 +136,7 @@ export async function runDeploy(
     onTarget: progress.onTarget,
     onWave: progress.onWave,
     onAnalysis: progress.onAnalysis,
+    onPrePull: (e) => e.status !== 'pulled' && io.stderr(`warning: ${sanitizeLine(describePrePull(e))}\n`),
   });
   progress.finish();
   const reportFile = setting(flags, 'report');
@@ -175,12 +180,16 @@ export async function sshSettings(
 }
 
 /** `--dry-run`: each target's remote commands, wave by wave; nothing is contacted. */
-function printDryRun(plan: Plan, options: DryRunOptions & { analysis?: Analysis }, io: CliIO): number {
+function printDryRun(plan: Plan, options: DryRunOptions & Partial<FleetOptions>, io: CliIO): number {
+  const jobs = prePullJobs(plan, options);
   io.stdout(
     `Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${options.version}. Nothing is contacted.\n`,
   );
   for (const wave of plan.plan) {
     io.stdout(`\n== wave ${wave.index}\n`);
+    if (options.prePull)
+      for (const line of prePullPreview(jobs, wave.index, options.prePullMinFreeMb ?? 0))
+        io.stdout(`${line}\n`);
     for (const t of wave.targets) {
       io.stdout(
         `\n# ${t.id}  (ssh ${t.server.user}@${t.server.host}:${t.server.port}${t.server.jump ? ` via ${t.server.jump.host}` : ''})\n`,

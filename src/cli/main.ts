@@ -317,6 +317,13 @@ export function renderPlan(plan: Plan, analysis?: Analysis): string {
       '',
       `Wave ${w.index} · ${plural(w.targets.length, 'target')} · ${plural(w.jobs.length, 'job')} · ${Math.round((done / plan.total) * 1000) / 10}% done after it`,
     );
+    if (w.index > 1) {
+      const servers = new Set(w.targets.filter((t) => !t.tenant.commands).map((t) => t.server.name)).size;
+      if (servers)
+        out.push(
+          `  its images pre-pulled on its ${plural(servers, 'server')} while wave ${w.index - 1} gates (deploy --pre-pull false: not)`,
+        );
+    }
     const rows = w.targets.slice(0, SHOWN_PER_WAVE).map((t) => [t.id, t.server.region, t.tenant.ring]);
     out.push(table(['TARGET', 'REGION', 'RING'], rows, '  '));
     if (w.targets.length > SHOWN_PER_WAVE)

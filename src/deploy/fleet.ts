@@ -11,6 +11,8 @@ import type { Clock, Connector, UrlGet } from './ports';
 import { countOutcomes, isFailure, type Outcome, type TargetResult } from './result';
 import { budgetExceeded } from './budget';
 import { OnceHooks } from './hooks';
+import { PrePull, type PrePullEvent } from './prepull';
+import { ServerPulls } from './pulls';
 import { Session } from './session';
 import { deployTarget, type DeployOptions, type LockEvent, type StepEvent } from './target';
 import type { Analysis, WaveAnalysis } from '../analysis';
@@ -27,6 +29,12 @@ export interface FleetOptions extends DeployOptions {
   skipOnceHooks?: boolean;
   /** Checks measured after each wave but the last, through its soak (registry `rollout.analysis`). */
   analysis?: Analysis;
+  /** Tenants of one server deploying the same images share one pull (pulls.ts); default true. */
+  sharePulls?: boolean;
+  /** While a wave gates, pull the next wave's images on their servers (prepull.ts); default false here. */
+  prePull?: boolean;
+  /** A server's filesystem with less free than this (MiB) gets no pre-pull. */
+  prePullMinFreeMb?: number;
 }
 
 export interface FleetPorts {
@@ -37,6 +45,8 @@ export interface FleetPorts {
   onStep?: (e: StepEvent) => void;
   onLock?: (e: LockEvent) => void;
   onTarget?: (r: TargetResult) => void;
+  /** A pre-pull ended: pulled, or skipped or failed (a warning, never a failure of the deploy). */
+  onPrePull?: (e: PrePullEvent) => void;
   onWave?: (e: {
     wave: number;
     of: number;
@@ -67,6 +77,8 @@ export interface FleetReport {
   analysis?: WaveAnalysis[];
   /** The analysis asked for a person (inconclusive policy "pause"): the rollout stopped, nothing rolled back. */
   paused?: boolean;
+  /** The pre-pulls of later waves' images, when pre-pull was on. */
+  prePulls?: PrePullEvent[];
   targets: TargetResult[];
 }
 
@@ -94,6 +106,8 @@ export async function deployFleet(
   const started = ports.clock.now();
   const once = new OnceHooks(options.skipOnceHooks);
   const sessions = sessionsFor(plan, options, ports);
+  const pulls = new Map<string, ServerPulls>();
+  const prePull = prePullFor(plan, options, ports, sessions, pulls);
   const results: TargetResult[] = [];
   const waves: WaveSummary[] = [];
   const analyses: WaveAnalysis[] = [];
@@ -115,7 +129,12 @@ export async function deployFleet(
         targets: wave.targets.length,
         status: 'start',
       });
-      const waveResults = await runWave({ options, ports, sessions, once }, wave.index, wave.targets);
+      const wavePorts = withPrePull(ports, prePull, wave.index, wave.targets);
+      const waveResults = await runWave(
+        { options, ports: wavePorts, sessions, once, pulls },
+        wave.index,
+        wave.targets,
+      );
       results.push(...waveResults);
       waves.push({ wave: wave.index, targets: waveResults.length, counts: countOutcomes(waveResults) });
       ports.onWave?.({
@@ -132,7 +151,7 @@ export async function deployFleet(
           stopped = `wave ${wave.index} exceeded the failure budget: ${over}`;
       }
       if (!stopped && options.analysis && wave.index < plan.plan.length) {
-        const gate = await analyseAfterWave({ options, ports, sessions, once }, plan, wave, results);
+        const gate = await analyseAfterWave({ options, ports, sessions, once, pulls }, plan, wave, results);
         analyses.push(gate.analysis);
         stopped = gate.stopped;
         paused = gate.analysis.decision === 'pause';
@@ -140,6 +159,7 @@ export async function deployFleet(
     }
   } finally {
     await Promise.all([...sessions.values()].map((s) => s.close()));
+    await prePull?.settle(); // a pre-pull cut off by the close ends with its connection
   }
 
   const c = countOutcomes(results);
@@ -155,6 +175,7 @@ export async function deployFleet(
     ...(stopped ? { stopped } : {}),
     ...(analyses.length ? { analysis: analyses } : {}),
     ...(paused ? { paused } : {}),
+    ...(prePull ? { prePulls: prePull.events } : {}),
     targets: results,
   };
 }
@@ -217,6 +238,8 @@ interface WaveContext {
   ports: FleetPorts;
   sessions: Map<string, Session>;
   once: OnceHooks;
+  /** Each server's shared pulls (filled as servers come up). */
+  pulls: Map<string, ServerPulls>;
 }
 
 /** One session per server of the plan, counting the targets that will use it. */
@@ -234,9 +257,56 @@ function sessionsFor(plan: Plan, options: FleetOptions, ports: FleetPorts): Map<
   return sessions;
 }
 
+/** The rollout's pre-pull, when it is on (and the pulls are shared, which it goes by). */
+function prePullFor(
+  plan: Plan,
+  options: FleetOptions,
+  ports: FleetPorts,
+  sessions: Map<string, Session>,
+  pulls: Map<string, ServerPulls>,
+): PrePull | undefined {
+  if (!options.prePull || options.sharePulls === false) return undefined;
+  return new PrePull(
+    plan,
+    { ...options, prePullMinFreeMb: options.prePullMinFreeMb ?? 1024 },
+    {
+      sessions,
+      pulls: (server) => serverPulls(pulls, server),
+      clock: ports.clock,
+      ...(ports.signal ? { signal: ports.signal } : {}),
+      ...(ports.onPrePull ? { onPrePull: ports.onPrePull } : {}),
+    },
+  );
+}
+
+/** The wave's ports, telling the pre-pull when its targets are past their pulls (the next wave's pre-pull then starts). */
+function withPrePull(
+  ports: FleetPorts,
+  prePull: PrePull | undefined,
+  index: number,
+  targets: readonly Target[],
+): FleetPorts {
+  if (!prePull) return ports;
+  const watch = prePull.watch(
+    index,
+    targets.map((t) => t.id),
+  );
+  return {
+    ...ports,
+    onStep: (e) => (watch.onStep(e), ports.onStep?.(e)),
+    onTarget: (r) => (watch.onTarget(r), ports.onTarget?.(r)),
+  };
+}
+
+function serverPulls(pulls: Map<string, ServerPulls>, server: string): ServerPulls {
+  let p = pulls.get(server);
+  if (!p) pulls.set(server, (p = new ServerPulls()));
+  return p;
+}
+
 /** One wave: up to `concurrency` targets at once, at most `perServer` of one server; each fails alone. */
 async function runWave(
-  { options, ports, sessions, once }: WaveContext,
+  { options, ports, sessions, once, pulls }: WaveContext,
   index: number,
   targets: readonly Target[],
 ): Promise<TargetResult[]> {
@@ -271,6 +341,7 @@ async function runWave(
           onLock: ports.onLock,
           once,
           signal: ports.signal,
+          ...(options.sharePulls === false ? {} : { pulls: serverPulls(pulls, t.server.name) }),
         })
           .catch((e: Error): TargetResult => ({
             ...skipped(t, index, `internal error: ${e.message}`, ports.clock),

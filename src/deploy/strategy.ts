@@ -5,10 +5,12 @@
  * proxy, …) is a new file in strategies/ and one line in `strategyFor`.
  */
 import type { Target } from '../registry/model';
-import type { Hibernation, Prepared } from '../remote/commands';
+import type { Hibernation, Prepared, PullLogin } from '../remote/commands';
 import type { Script } from '../remote/shell';
 import type { History } from './history';
+import type { CrashWatchSpec } from './crash-watch';
 import type { Clock } from './ports';
+import type { ServerPulls } from './pulls';
 import type { Release } from './result';
 import type { TargetShell } from './shell';
 
@@ -56,6 +58,10 @@ export interface StrategyContext {
   pullAttempts: number;
   /** Log in to the image registries for the pull. */
   registry?: RegistryCredentials;
+  /** The server's pulls, shared by its targets (pulls.ts); absent: each target pulls for itself. */
+  pulls?: ServerPulls;
+  /** The target's ID, as a shared pull names the target that ran it. */
+  targetId?: string;
 }
 
 export interface ReleaseStrategy {
@@ -68,15 +74,20 @@ export interface ReleaseStrategy {
    * Its `version` is its first image's (the user's commands: the version of the first image).
    */
   release(spec: ReleaseSpec): Release;
-  /** Fetches `next` before anything changes (the pull), filling its image IDs and digests. */
-  fetch?(ctx: StrategyContext, next: Release): Promise<void>;
+  /** Fetches `next` before anything changes (the pull), filling its image IDs and digests; may return a detail. */
+  fetch?(ctx: StrategyContext, next: Release): Promise<void | string>;
   /** True when `next` is what runs already: the deploy then changes nothing. */
   unchanged(current: Release, next: Release): boolean;
   /**
    * Switches to `next`. Calls `switched()` at the point from which a failure needs a switch back
-   * (before it, nothing changed).
+   * (before it, nothing changed). May return a detail for the report.
    */
-  switchTo(ctx: StrategyContext, next: Release, current: Release, switched: () => void): Promise<void>;
+  switchTo(
+    ctx: StrategyContext,
+    next: Release,
+    current: Release,
+    switched: () => void,
+  ): Promise<void | string>;
   /** Switches back to `previous` after `failed` did not come up. */
   switchBack(ctx: StrategyContext, previous: Release, failed: Release): Promise<void>;
   /**
@@ -97,6 +108,11 @@ export interface ReleaseStrategy {
    * slot, then stops it). Never fails the deploy: the new release is live; returns a detail.
    */
   retire?(ctx: StrategyContext): Promise<string>;
+  /**
+   * What the health gate's crash watch reads (crash-watch.ts): the script listing the release's
+   * containers with their restart counts, and the IDs of those that ran before the switch.
+   */
+  crashWatch?(): CrashWatchSpec;
   /** The script that prints the health state of each of the tenant's containers, when it has containers. */
   containerHealth?(): Script;
   /** How the tenant slept before the deploy (every container paused, or stopped), from `current`. */
@@ -119,3 +135,28 @@ export interface ReleaseStrategy {
 }
 
 export type StrategyFactory = (target: Target) => ReleaseStrategy;
+
+/**
+ * The login of a pull: the credentials given for the registry hosts the pull's images name, and no
+ * other (a GHCR token never goes to Docker Hub); their passwords on stdin, a line each, in the order of
+ * the logins. None: no login.
+ */
+export function pullLogin(
+  registry: RegistryCredentials | undefined,
+  hosts: Iterable<string>,
+): { login: PullLogin; stdin: string } | undefined {
+  if (!registry) return undefined;
+  const wanted = new Set(hosts);
+  const logins = registry.logins.filter((l) => wanted.has(l.host));
+  if (logins.length === 0) return undefined;
+  return {
+    login: { logins: logins.map(({ host, username }) => ({ host, username })), keep: registry.keep },
+    stdin: logins.map((l) => `${l.password}\n`).join(''),
+  };
+}
+
+/** `text` with every password of the logins given replaced by ***: a registry's error may echo one. */
+export function redactPasswords(text: string, registry: RegistryCredentials | undefined): string {
+  const passwords = registry?.logins.map((l) => l.password).filter(Boolean) ?? [];
+  return passwords.reduce((t, p) => t.split(p).join('***'), text);
+}

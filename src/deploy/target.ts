@@ -14,12 +14,14 @@ import type { Target } from '../registry/model';
 import * as R from '../remote/commands';
 import { backup, backupId, parseBackupTaken } from '../remote/backup';
 import { runGate, type GateResult } from '../health/gate';
+import { crashWatch } from './crash-watch';
 import { History, historyLine, parseHistory } from './history';
 import { OnceHooks, runHooks } from './hooks';
 import { interruptedSwitch, Lease, leaseTerms } from './lease';
 import { describeHolder, parseLockOwner, unlockCommand } from './locks';
 import type { Clock, UrlGet } from './ports';
 import { prepareTarget } from './prepare';
+import type { ServerPulls } from './pulls';
 import type { Release, StepTiming, TargetResult } from './result';
 import { describe, StepFailure, TargetShell, type ServerSession } from './shell';
 import type { ImageVersions, RegistryCredentials, ReleaseStrategy, StrategyContext } from './strategy';
@@ -94,6 +96,8 @@ export interface TargetPorts {
   onStep: (e: StepEvent) => void;
   once: OnceHooks;
   signal?: AbortSignal;
+  /** The server's shared pulls (one pull per server and image); absent: the target pulls for itself. */
+  pulls?: ServerPulls;
 }
 
 /**
@@ -157,6 +161,8 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   private readonly lease: Lease;
   /** The history line of a deploy whose expired lock this one took over, when it was cut off mid-switch. */
   private takenOverEntry?: string;
+  /** When the switch started: the crash watch counts restarts from here. */
+  private switchedAt = 0;
 
   constructor(
     private readonly target: Target,
@@ -185,7 +191,9 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       signal: ports.signal,
       pullTimeoutMs: options.pullTimeoutMs,
       pullAttempts: options.pullAttempts,
+      targetId: target.id,
       ...(options.registry ? { registry: options.registry } : {}),
+      ...(ports.pulls ? { pulls: ports.pulls } : {}),
     };
     this.next = { refs: {}, version: options.version, imageIds: [], digests: [] };
     const terms = this.leaseTerms();
@@ -248,7 +256,12 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
 
   async pull(): StepReturn {
     const strategy = this.strategy;
-    if (strategy.fetch) await this.step('pull', () => strategy.fetch!(this.ctx, this.next));
+    if (strategy.fetch)
+      await this.step(
+        'pull',
+        () => strategy.fetch!(this.ctx, this.next),
+        (d) => d || undefined,
+      );
   }
 
   async compare(): StepReturn {
@@ -281,8 +294,11 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       held: true,
       switching: { from: this.current, to: this.next },
     });
-    await this.step(this.strategy.switchStep, () =>
-      this.strategy.switchTo(this.ctx, this.next, this.current, () => (this.switched = true)),
+    this.switchedAt = this.ports.clock.now();
+    await this.step(
+      this.strategy.switchStep,
+      () => this.strategy.switchTo(this.ctx, this.next, this.current, () => (this.switched = true)),
+      (d) => d || undefined,
     );
   }
 
@@ -539,12 +555,16 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
         ? (timeoutMs: number) => this.ports.urlGet(check.url!, timeoutMs)
         : async (timeoutMs: number) =>
             (await this.shell.transport()).get(port ?? check.port!, check.path, timeoutMs);
+    // the deploy's gate watches for a crash loop; the rollback's runs to its end
+    const spec = cancellable ? this.strategy.crashWatch?.() : undefined;
+    const watch = spec && crashWatch(this.target.tenant, spec, this.shell, this.ports.clock, this.switchedAt);
     const g = await runGate(
       check,
       version,
       probe,
       this.ports.clock,
       cancellable ? this.ports.signal : undefined,
+      watch,
     );
     if (!g.ok && g.reason === 'cancelled') {
       this.cancelled = true;

@@ -59,16 +59,34 @@ export interface GateResult {
   downtimeMs?: number;
   /** Some probe got an HTTP answer (any status): the port was reached at least once. */
   reached?: boolean;
+  /** The gate ended early because a container crash-loops (`GateWatch`): `reason` says how. */
+  crashed?: boolean;
 }
 
 /** A probe is given the timeout to use: the check's own, or less when the deadline is nearer. */
 export type GateProbe = (timeoutMs: number) => Promise<HttpResponse>;
 
 /**
+ * Looks at the release's containers after a probe that failed: a reason ends the gate at once (a crash
+ * loop, src/health/crash.ts); undefined, or an error other than a lost connection, lets it go on.
+ */
+export type GateWatch = () => Promise<string | undefined>;
+
+/** The watch's verdict: a reason to stop now, `lost` when the connection went, else undefined. */
+async function watched(watch: GateWatch | undefined): Promise<string | ConnectionLost | undefined> {
+  try {
+    return await watch?.();
+  } catch (e) {
+    return e instanceof ConnectionLost ? e : undefined;
+  }
+}
+
+/**
  * Polls `probe` every interval until `successes` consecutive healthy answers, or fails at the deadline.
  * Probe errors (refused, timeout) count as unhealthy answers. No probe outlives the deadline: each gets
  * at most the time left, and none starts when no time is left (a probe with a 10 s timeout against an
- * 11 s deadline would otherwise end the gate at 21 s).
+ * 11 s deadline would otherwise end the gate at 21 s). After each failed probe, `watch` (when given)
+ * may end the gate at once: a crash-looping release is failed now, not at the deadline.
  */
 export async function runGate(
   check: HealthCheck,
@@ -76,6 +94,7 @@ export async function runGate(
   probe: GateProbe,
   clock: Clock,
   signal?: AbortSignal,
+  watch?: GateWatch,
 ): Promise<GateResult> {
   const start = clock.now();
   const elapsed = () => clock.now() - start;
@@ -125,6 +144,10 @@ export async function runGate(
       streak = 0;
       if (!cutShort || probes === 1) last = verdict.reason;
       firstFailed ??= sent;
+      const crash = await watched(watch);
+      if (crash instanceof ConnectionLost)
+        return { ok: false, probes, passed, ms: elapsed(), reason: crash.message };
+      if (crash) return { ok: false, probes, passed, ms: elapsed(), reason: crash, crashed: true };
     }
     // the next probe would start with no time left
     if (elapsed() + check.intervalMs >= check.deadlineMs) return { ...timeUp(), reached };

@@ -369,7 +369,7 @@ export interface PullLogin {
  * Without `keep`, the login goes to a config directory made for this command only (DOCKER_CONFIG for
  * docker, REGISTRY_AUTH_FILE for podman) and a trap removes it when the command ends, however it ends.
  */
-function registryLogin(engine: string, login: PullLogin): Script {
+export function registryLogin(engine: string, login: PullLogin): Script {
   const throwaway = login.keep
     ? sh``
     : sh`tmp=$(umask 077; mktemp -d) || exit 1; trap 'rm -rf -- "$tmp"' EXIT; trap 'exit 129' HUP INT PIPE TERM; export DOCKER_CONFIG="$tmp" REGISTRY_AUTH_FILE="$tmp/auth.json"; `;
@@ -496,8 +496,9 @@ export interface UpdateOptions {
  * Sets image variables in .env atomically, then runs `compose up -d`: one round trip. The new .env is
  * made in a private directory the script made and checked (so no planted file or link is written
  * through), given the old one's mode and owner, and renamed over it: .env is always either the old or the new file. A .env that is a
- * symbolic link is refused. Compose files that do not parse (`compose config`), or a switch that fails,
- * exit SWITCH_FAILED before .env changes or compose starts anything.
+ * symbolic link is refused. Compose files that do not parse (`compose config`, run only when they or
+ * what they read changed: `checkComposeFiles`), or a switch that fails, exit SWITCH_FAILED before .env
+ * changes or compose starts anything.
  *
  * Another writer may change .env while it is rewritten (SWITCH_ENV says how nothing it wrote is lost).
  */
@@ -516,10 +517,7 @@ export function update(
     .join('\n');
   const link = `.env in ${t.path} is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file`;
   const switchEnv = sh`{ [ ! -L .env ] || { printf '%s\n' ${link} >&2; exit ${SWITCH_FAILED}; }; ${swapEnv(spec)}; }`;
-  // Compose reads its files before it touches a container: ones that do not parse fail here, before
-  // .env changes and before a rollback removes the running containers it could not start again.
-  const unparsable = `the compose files of ${t.path} do not parse (${t.compose.command} config failed): nothing was changed`;
-  const checkFiles = sh`{ ${composeArgv(t)} config >/dev/null || { printf '%s\n' ${unparsable} >&2; exit ${SWITCH_FAILED}; }; }`;
+  const checkFiles = checkComposeFiles(t);
   const replace = options.replace ? sh`${removeContainers(t, options.replace.project)} && ` : sh``;
   const note = options.note
     ? sh`{ [ ! -d ${LOCK_DIR} ] || printf '%s\n' ${options.note} > ${SWITCH_NOTE} || :; } && `
@@ -536,6 +534,29 @@ export function update(
     'update',
     sh`${enter(t)} && ${touchLock} && ${checkFiles} && ${note}${switchEnv} && ${replace}${unpause}${composeArgv(t)} up -d ${upArgs}${hash}`,
   );
+}
+
+/** Where `update` keeps the fingerprint of the compose files it last found to parse. */
+export const COMPOSE_CHECKED = `${STATE_DIR}/compose-checked`;
+/** Printed by `update` when it ran `compose config` (the files or what they read changed). */
+export const COMPOSE_CHECKED_MARK = '@@compose-checked';
+
+/**
+ * Compose files that do not parse fail here, before .env changes and before a rollback removes the
+ * running containers it could not start again. Compose is a process (~0.4 s of CPU for compose v1), so
+ * it runs only when something it reads changed since it last passed: a sha256 over the compose command
+ * and files, the files' text and .env without the image variables the deploy itself switches, kept in
+ * .fleet/compose-checked (made in a private directory and renamed into place, never written through a link). Files the compose files name
+ * (`env_file`, `extends`) are not in it: a change there alone is found by `compose up`, which rolls back.
+ */
+function checkComposeFiles(t: Tenant): Script {
+  const unparsable = `the compose files of ${t.path} do not parse (${t.compose.command} config failed): nothing was changed`;
+  const names = t.images.map((i) => i.variable).join('|');
+  const fingerprint = sh`sum=$({ printf '%s\n' ${composeArgv(t)}; cat -- ${t.compose.files}; grep -vE ${`^(export[[:space:]]+)?(${names})=`} .env; } 2>/dev/null | sha256sum) || sum=`;
+  const write = sh`{ printf '%s\n' "$sum" > new && mv -fT -- new ${`../${COMPOSE_CHECKED.slice(STATE_DIR.length + 1)}`}; } 2>/dev/null || :`;
+  const remember = sh`{ [ -z "$sum" ] || ${inPrivateDir(STATE_DIR, write)}; }`;
+  const config = sh`{ ${composeArgv(t)} config >/dev/null || { printf '%s\n' ${unparsable} >&2; exit ${SWITCH_FAILED}; }; echo ${COMPOSE_CHECKED_MARK}; ${remember}; }`;
+  return sh`{ ${fingerprint}; if [ -z "$sum" ] || [ "$sum" != "$(cat ${COMPOSE_CHECKED} 2>/dev/null)" ]; then ${config}; fi; }`;
 }
 
 /** Puts a hibernated tenant back to sleep after a deploy: its project's running containers paused or stopped. */

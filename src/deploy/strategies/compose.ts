@@ -6,11 +6,21 @@
 import type { Image, Target, Tenant } from '../../registry/model';
 import { IMAGE_REF } from '../../registry/patterns';
 import * as R from '../../remote/commands';
+import { containerRuns } from '../../remote/containers';
 import type { Script } from '../../remote/shell';
+import type { CrashWatchSpec } from '../crash-watch';
+import type { PulledImage } from '../pulls';
 import type { History } from '../history';
 import type { Release } from '../result';
 import { describe, StepFailure } from '../shell';
-import type { RegistryCredentials, ReleaseSpec, ReleaseStrategy, StrategyContext } from '../strategy';
+import {
+  pullLogin,
+  redactPasswords,
+  type RegistryCredentials,
+  type ReleaseSpec,
+  type ReleaseStrategy,
+  type StrategyContext,
+} from '../strategy';
 
 export class ComposeStrategy implements ReleaseStrategy {
   readonly switchStep = 'update';
@@ -19,6 +29,8 @@ export class ComposeStrategy implements ReleaseStrategy {
   /** How the tenant slept when `prepare` read it, and its paused containers (woken for the switch). */
   private asleep?: R.Hibernation;
   private paused: string[] = [];
+  /** Every container of the project when `prepare` read it (the crash watch counts new ones from zero). */
+  private before: string[] = [];
   private running = false;
 
   constructor(private readonly target: Target) {}
@@ -40,6 +52,7 @@ export class ComposeStrategy implements ReleaseStrategy {
     this.project = p.project;
     this.asleep = R.hibernationOf(p.containers);
     this.paused = p.containers.filter((c) => c.state === 'paused').map((c) => c.id);
+    this.before = p.containers.map((c) => c.id);
     // (a server that lists bare image IDs gives no states: those are running containers)
     this.running = p.containers.length
       ? p.containers.some((c) => c.state === 'running')
@@ -72,20 +85,24 @@ export class ComposeStrategy implements ReleaseStrategy {
     return { refs, version: versionOf(this.tenant.images[0]!), imageIds: [], digests: [] };
   }
 
-  async fetch(ctx: StrategyContext, next: Release): Promise<void> {
+  /** Pulls `next`'s images, or waits for the same pull another tenant of the server started (pulls.ts). */
+  async fetch(ctx: StrategyContext, next: Release): Promise<string | void> {
     const refs = Object.values(next.refs);
+    const pull = () => this.pull(ctx, refs);
+    const shared = ctx.pulls && ctx.targetId ? ctx.pulls.share(refs, ctx.targetId, pull) : { images: pull() };
+    for (const img of await shared.images) {
+      next.imageIds.push(img.id);
+      next.digests.push(...img.digests);
+    }
+    if (shared.sharedWith) return `shared: pulled once on this server, by ${shared.sharedWith}`;
+  }
+
+  private async pull(ctx: StrategyContext, refs: string[]): Promise<PulledImage[]> {
     const { login, stdin } = this.login(ctx.registry) ?? {};
-    const passwords = ctx.registry?.logins.map((l) => l.password) ?? [];
     for (let attempt = 1; ; attempt++) {
       const r = await ctx.shell.exec(R.pullImages(this.tenant, refs, login), ctx.pullTimeoutMs, stdin);
-      if (r.code === 0) {
-        for (const img of R.parseImages(r.stdout)) {
-          next.imageIds.push(img.id);
-          next.digests.push(...img.digests);
-        }
-        return;
-      }
-      const why = redact(describe(r), passwords);
+      if (r.code === 0) return R.parseImages(r.stdout);
+      const why = redactPasswords(describe(r), ctx.registry);
       if (r.code === R.LOGIN_FAILED) throw new StepFailure('pull', why);
       // an image that does not exist or may not be read will not appear on a retry: fail at once
       const permanent = PERMANENT_PULL_ERROR.test(why);
@@ -98,22 +115,12 @@ export class ComposeStrategy implements ReleaseStrategy {
     }
   }
 
-  /**
-   * The login of the pull: the credentials given for a registry host that one of the tenant's images
-   * names, and no other (a GHCR token never goes to Docker Hub); their passwords on stdin, a line each,
-   * in the order of the logins. None: no login.
-   */
-  private login(
-    registry: RegistryCredentials | undefined,
-  ): { login: R.PullLogin; stdin: string } | undefined {
-    if (!registry) return undefined;
-    const hosts = new Set(this.tenant.images.map((i) => R.registryHost(i.repository)));
-    const logins = registry.logins.filter((l) => hosts.has(l.host));
-    if (logins.length === 0) return undefined;
-    return {
-      login: { logins: logins.map(({ host, username }) => ({ host, username })), keep: registry.keep },
-      stdin: logins.map((l) => `${l.password}\n`).join(''),
-    };
+  /** The login of the pull: the credentials of the registry hosts the tenant's images name. */
+  private login(registry: RegistryCredentials | undefined) {
+    return pullLogin(
+      registry,
+      this.tenant.images.map((i) => R.registryHost(i.repository)),
+    );
   }
 
   unchanged(current: Release, next: Release): boolean {
@@ -123,7 +130,12 @@ export class ComposeStrategy implements ReleaseStrategy {
     );
   }
 
-  async switchTo(ctx: StrategyContext, next: Release, current: Release, switched: () => void): Promise<void> {
+  async switchTo(
+    ctx: StrategyContext,
+    next: Release,
+    current: Release,
+    switched: () => void,
+  ): Promise<string | void> {
     // Noted in the lock first, so a deploy cut off here can be told and mended later (`unlock`).
     const note = JSON.stringify({
       from: current.version ?? null,
@@ -151,6 +163,8 @@ export class ComposeStrategy implements ReleaseStrategy {
     if (r.code !== 0) throw new StepFailure('update', `compose up failed: ${describe(r)}`);
     const hash = R.parseConfigHash(r.stdout);
     if (hash) next.configHash = hash;
+    if (r.stdout.includes(`${R.COMPOSE_CHECKED_MARK}\n`))
+      return 'compose files checked (changed since their last check)';
   }
 
   async switchBack(ctx: StrategyContext, previous: Release): Promise<void> {
@@ -160,6 +174,13 @@ export class ComposeStrategy implements ReleaseStrategy {
     // would otherwise make `up -d` fail with "container state improper" and leave two containers.
     const replace = { project: previous.project ?? this.project ?? R.projectOf(this.tenant) };
     await ctx.shell.must('rollback', R.update(this.tenant, previous.refs, { replace }), ctx.pullTimeoutMs);
+  }
+
+  crashWatch(): CrashWatchSpec {
+    return {
+      script: containerRuns(this.tenant, this.project ?? R.projectOf(this.tenant)),
+      before: this.before,
+    };
   }
 
   /** The remote script that lists the containers' own health states. */
@@ -197,10 +218,6 @@ export class ComposeStrategy implements ReleaseStrategy {
 }
 
 /** A command's output with the passwords cut out, should a registry or an engine ever echo one back. */
-function redact(text: string, passwords: readonly string[]): string {
-  return passwords.filter(Boolean).reduce((t, p) => t.split(p).join('***'), text);
-}
-
 /**
  * What a registry or engine says of an image that is not there or not readable (docker, podman,
  * containerd): no retry brings it. Anything else (a timeout, a reset, a 5xx) is retried.

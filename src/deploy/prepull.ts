@@ -1,0 +1,203 @@
+/**
+ * Pre-pull: while wave N gates and soaks, the images of wave N+1 are pulled on their servers, so that
+ * wave starts with its images present. It starts once every target of wave N is past its own pull (so
+ * the two do not compete for the registry), runs at most `concurrency` servers at once, one script per
+ * server and set of image references, over the server's one connection, and holds no lock. A pre-pull
+ * never changes what runs (src/remote/prepull.ts), never fails the deploy: a disk with less than
+ * `prePullMinFreeMb` free stops it on that server with a warning, and a failed one is a warning too (the
+ * wave's own pull then does the work). Images already pulled on the server in this rollout are skipped.
+ * A rollout that stops leaves what was pulled to the usual retention (`prune`).
+ */
+import type { Plan } from '../plan/plan';
+import type { Target } from '../registry/model';
+import { registryHost } from '../remote/commands';
+import { parsePrePull, prePullImages } from '../remote/prepull';
+import type { Clock } from './ports';
+import type { ServerPulls } from './pulls';
+import { describe } from './shell';
+import type { ServerSession } from './shell';
+import { pullLogin, redactPasswords, type ImageVersions, type RegistryCredentials } from './strategy';
+import { strategyFor } from './strategies';
+
+export interface PrePullOptions {
+  version: string;
+  versions?: ImageVersions;
+  registry?: RegistryCredentials;
+  /** A rollback takes each target's own previous release: nothing is known to pre-pull. */
+  rollback?: unknown;
+  concurrency: number;
+  pullTimeoutMs: number;
+  prePullMinFreeMb: number;
+}
+
+/** One pre-pull: a server's images for a later wave. */
+export interface PrePullJob {
+  /** The wave whose images these are; pulled while the wave before it runs. */
+  wave: number;
+  server: string;
+  refs: string[];
+  /** The target whose tenant directory and compose command the script uses. */
+  target: Target;
+}
+
+export interface PrePullEvent {
+  wave: number;
+  server: string;
+  refs: string[];
+  status: 'pulled' | 'skipped' | 'failed';
+  ms: number;
+  /** Why it was skipped or failed: a warning, never a failure of the deploy. */
+  detail?: string;
+}
+
+/** What pre-pulls before each wave: per server, the distinct image references of its targets (Compose tenants). */
+export function prePullJobs(
+  plan: Plan,
+  options: Pick<PrePullOptions, 'version' | 'versions' | 'rollback'>,
+): PrePullJob[] {
+  if (options.rollback) return [];
+  const jobs: PrePullJob[] = [];
+  for (const wave of plan.plan.slice(1)) {
+    const seen = new Set<string>();
+    for (const t of wave.targets) {
+      if (t.tenant.commands) continue;
+      const refs = Object.values(
+        strategyFor(t).release({ version: options.version, versions: options.versions ?? {} }).refs,
+      );
+      const key = `${t.server.name}\n${[...refs].sort().join('\n')}`;
+      if (refs.length === 0 || seen.has(key)) continue;
+      seen.add(key);
+      jobs.push({ wave: wave.index, server: t.server.name, refs, target: t });
+    }
+  }
+  return jobs;
+}
+
+export interface PrePullPorts {
+  sessions: ReadonlyMap<string, ServerSession>;
+  pulls: (server: string) => ServerPulls | undefined;
+  clock: Clock;
+  signal?: AbortSignal;
+  onPrePull?: (e: PrePullEvent) => void;
+}
+
+export class PrePull {
+  private readonly jobs: PrePullJob[];
+  private readonly running: Promise<void>[] = [];
+  private readonly started = new Set<number>();
+  /** Servers whose disk was too full: no more pre-pulls there in this rollout. */
+  private readonly lowDisk = new Set<string>();
+  readonly events: PrePullEvent[] = [];
+
+  constructor(
+    plan: Plan,
+    private readonly options: PrePullOptions,
+    private readonly ports: PrePullPorts,
+  ) {
+    this.jobs = prePullJobs(plan, options);
+  }
+
+  /**
+   * Watches wave `index` (its targets' IDs): once each is past its pull (its pull step ended, or the
+   * target did), the next wave's pre-pull starts. Returns the two hooks to call from the wave.
+   */
+  watch(index: number, targets: readonly string[]) {
+    const past = new Set<string>();
+    const seen = (id: string) => {
+      past.add(id);
+      if (past.size >= targets.length) this.start(index + 1);
+    };
+    return {
+      onStep: (e: { target: string; step: string; status: string }) => {
+        if (e.step === 'pull' && e.status !== 'start') seen(e.target);
+      },
+      onTarget: (r: { id: string }) => seen(r.id),
+    };
+  }
+
+  /** Starts the pre-pull of wave `wave` (once), at most `concurrency` jobs at once. */
+  start(wave: number): void {
+    if (this.started.has(wave) || this.ports.signal?.aborted) return;
+    this.started.add(wave);
+    const queue = this.jobs.filter((j) => j.wave === wave);
+    const worker = async () => {
+      for (let job = queue.shift(); job; job = queue.shift()) await this.run(job);
+    };
+    const n = Math.min(this.options.concurrency, queue.length);
+    for (let i = 0; i < n; i++) this.running.push(worker());
+  }
+
+  /** Waits for every pre-pull started (they never reject). */
+  async settle(): Promise<void> {
+    await Promise.all(this.running);
+  }
+
+  private async run(job: PrePullJob): Promise<void> {
+    const t0 = this.ports.clock.now();
+    const done = (status: PrePullEvent['status'], detail?: string) => {
+      const e = {
+        wave: job.wave,
+        server: job.server,
+        refs: job.refs,
+        status,
+        ms: this.ports.clock.now() - t0,
+      };
+      const event: PrePullEvent = detail ? { ...e, detail } : e;
+      this.events.push(event);
+      this.ports.onPrePull?.(event);
+    };
+    if (this.ports.signal?.aborted) return done('skipped', 'cancelled');
+    if (this.lowDisk.has(job.server)) return done('skipped', 'the disk was too full for a pre-pull');
+    if (this.ports.pulls(job.server)?.has(job.refs)) return; // pulled in this rollout already: nothing to do
+    const session = this.ports.sessions.get(job.server);
+    if (!session) return done('skipped', 'no connection');
+    const auth = pullLogin(this.options.registry, job.refs.map(hostOf));
+    const script = prePullImages(job.target.tenant, job.refs, this.options.prePullMinFreeMb, auth?.login);
+    try {
+      const exec = session.transport().then((t) =>
+        t.exec(script, {
+          timeoutMs: this.options.pullTimeoutMs,
+          ...(auth ? { stdin: auth.stdin } : {}),
+        }),
+      );
+      this.ports.pulls(job.server)?.prePulling(job.refs, exec);
+      const r = await exec;
+      const said = r.code === 0 ? parsePrePull(r.stdout) : undefined;
+      if (said && 'lowDiskMb' in said) {
+        this.lowDisk.add(job.server);
+        return done(
+          'skipped',
+          `only ${said.lowDiskMb} MiB free on the filesystem of ${job.target.tenant.path}, under the pre-pull's ${this.options.prePullMinFreeMb} MiB: pre-pull stopped on ${job.server} (the deploy pulls as usual)`,
+        );
+      }
+      if (said) return done('pulled');
+      done('failed', redactPasswords(describe(r), this.options.registry));
+    } catch (e) {
+      done('failed', (e as Error).message);
+    }
+  }
+}
+
+/** The registry host of an image reference (its repository's). */
+function hostOf(ref: string): string {
+  const at = ref.indexOf('@');
+  const repo = at >= 0 ? ref.slice(0, at) : ref.replace(/:[^/:]+$/, '');
+  return registryHost(repo);
+}
+
+/** A pre-pull in one line, for a log: what was pulled where, or the warning. (Server text: sanitize it.) */
+export function describePrePull(e: PrePullEvent): string {
+  const what = `pre-pull of wave ${e.wave}'s ${e.refs.join(', ')} on ${e.server}`;
+  if (e.status === 'pulled') return `${what}: pulled in ${(e.ms / 1000).toFixed(1)} s`;
+  return `${what}: ${e.status}${e.detail ? `: ${e.detail}` : ''}`;
+}
+
+/** For --dry-run: per wave (from the second), the pre-pulls that run while the wave before it gates. */
+export function prePullPreview(jobs: readonly PrePullJob[], wave: number, minFreeMb: number): string[] {
+  return jobs
+    .filter((j) => j.wave === wave)
+    .map(
+      (j) =>
+        `# pre-pull, while wave ${wave - 1} gates (after its pulls), on ${j.server} if ${minFreeMb} MiB are free: ${j.refs.join(', ')}`,
+    );
+}

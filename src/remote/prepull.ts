@@ -1,0 +1,31 @@
+/**
+ * The pre-pull: a later wave's images pulled onto a server while the wave before it gates and soaks. It
+ * holds no lock and changes nothing that runs (no .env, no container): it only puts layers into the
+ * engine's store. A filesystem with less than `minFreeMb` free is left alone (`@@low-disk FREE`).
+ */
+import type { Tenant } from '../registry/model';
+import { engineOf, enter, registryLogin, type PullLogin } from './commands';
+import { named, Script, sh } from './shell';
+
+export function prePullImages(
+  t: Tenant,
+  refs: readonly string[],
+  minFreeMb: number,
+  login?: PullLogin,
+): Script {
+  const engine = engineOf(t.compose.command);
+  const pulls = refs.map((ref) => sh`${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
+  const before = login ? sh`${registryLogin(engine, login)} && ` : sh``;
+  const free = sh`free=$(df -Pk . | awk 'NR==2 {print int($4 / 1024)}')`;
+  return named(
+    'prePull',
+    sh`${enter(t)} && ${free} && { [ "$free" -ge ${minFreeMb} ] || { echo "@@low-disk $free"; exit 0; }; } && ${before}${new Script(pulls)} && echo '@@prepulled'`,
+  );
+}
+
+/** What the pre-pull said: pulled, or the MiB free on a disk too full for it. */
+export function parsePrePull(stdout: string): { pulled: true } | { lowDiskMb: number } | undefined {
+  const low = /^@@low-disk (\d+)$/m.exec(stdout);
+  if (low) return { lowDiskMb: Number(low[1]) };
+  return /^@@prepulled$/m.test(stdout) ? { pulled: true } : undefined;
+}
