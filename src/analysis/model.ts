@@ -49,19 +49,11 @@ export interface Analysis {
 export const checkKind = (c: Check): CheckKind => c.source.kind;
 
 /** What the checks of one wave will run, after templating: for --dry-run, `plan` and the reports. */
-export interface PlannedCheck {
-  name: string;
+export type PlannedCheck = Omit<Check, 'source' | 'timeoutMs'> & {
   kind: CheckKind;
   /** The query, URL or command, with the wave's values filled in. */
   what: string;
-  successCondition?: string;
-  failureCondition?: string;
-  intervalMs: number;
-  count?: number;
-  failureLimit: number;
-  inconclusiveLimit: number;
-  dryRun: boolean;
-}
+};
 
 export interface Measurement {
   at: string;
