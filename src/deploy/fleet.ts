@@ -98,6 +98,27 @@ function skipped(target: Target, wave: number, reason: string, clock: Clock): Ta
   };
 }
 
+/** A wave the rollout stopped before: each target skipped, and said so. */
+function skipWave(wave: Plan['plan'][number], why: string, ports: FleetPorts): TargetResult[] {
+  const rs = wave.targets.map((t) => skipped(t, wave.index, why, ports.clock));
+  rs.forEach((r) => ports.onTarget?.(r));
+  return rs;
+}
+
+/** Why the rollout stops after a wave: cancelled, or (before the last wave) the failure budget spent. */
+function stopAfterWave(
+  results: readonly TargetResult[],
+  options: FleetOptions,
+  ports: FleetPorts,
+  waveBeforeLast: number | undefined,
+): string | undefined {
+  if (ports.signal?.aborted) return 'cancelled';
+  const over = budgetExceeded(results, options);
+  return over && waveBeforeLast !== undefined
+    ? `wave ${waveBeforeLast} exceeded the failure budget: ${over}`
+    : undefined;
+}
+
 export async function deployFleet(
   plan: Plan,
   options: FleetOptions,
@@ -117,8 +138,7 @@ export async function deployFleet(
   try {
     for (const wave of plan.plan) {
       if (stopped) {
-        const rs = wave.targets.map((t) => skipped(t, wave.index, stopped!, ports.clock));
-        rs.forEach((r) => ports.onTarget?.(r));
+        const rs = skipWave(wave, stopped, ports);
         results.push(...rs);
         waves.push({ wave: wave.index, targets: rs.length, counts: countOutcomes(rs) });
         continue;
@@ -144,12 +164,12 @@ export async function deployFleet(
         status: 'done',
         failures: waveResults.filter((r) => isFailure(r.outcome)).length,
       });
-      if (ports.signal?.aborted) stopped = 'cancelled';
-      else {
-        const over = budgetExceeded(results, options);
-        if (over && wave.index < plan.plan.length)
-          stopped = `wave ${wave.index} exceeded the failure budget: ${over}`;
-      }
+      stopped = stopAfterWave(
+        results,
+        options,
+        ports,
+        wave.index < plan.plan.length ? wave.index : undefined,
+      );
       if (!stopped && options.analysis && wave.index < plan.plan.length) {
         const gate = await analyseAfterWave({ options, ports, sessions, once, pulls }, plan, wave, results);
         analyses.push(gate.analysis);
