@@ -87,7 +87,7 @@ describe('command strings', () => {
         "cd -- /srv/acme && { touch -c -- .fleet/lock 2>/dev/null || :; } && { sum=$({ printf '%s\\n' docker compose -f base.yml -f prod.yml -p acme; cat -- base.yml prod.yml; grep -vE '^(export[[:space:]]+)?(APP_IMAGE)=' .env; } 2>/dev/null | sha256sum) || sum=; " +
           'if [ -z "$sum" ] || [ "$sum" != "$(cat .fleet/compose-checked 2>/dev/null)" ]; then ' +
           "{ docker compose -f base.yml -f prod.yml -p acme config >/dev/null || { printf '%s\\n' 'the compose files of /srv/acme do not parse (docker compose config failed): nothing was changed' >&2; exit 30; }; echo @@compose-checked; " +
-          '{ [ -z "$sum" ] || { ( top=$(stat -c %d:%i .) && p=$(umask 077 && mktemp -d .fleet/.fleet-tmp.XXXXXX) || exit 1; cd -P -- "$p" 2>/dev/null && [ "$(stat -c %u:%a .)" = "$(id -u):700" ] && [ -z "$(ls -A)" ] && [ "$(stat -c %d:%i ../..)" = "$top" ] || { printf \'%s\\n\' \'fleet-deploy: refusing to write in .fleet: the private directory it made there was replaced (a link, or not its own): nothing was written\' >&2; exit 31; }; ' +
+          '{ [ -z "$sum" ] || [ ! -d .fleet ] || { ( top=$(stat -c %d:%i .) && p=$(umask 077 && mktemp -d .fleet/.fleet-tmp.XXXXXX) || exit 1; cd -P -- "$p" 2>/dev/null && [ "$(stat -c %u:%a .)" = "$(id -u):700" ] && [ -z "$(ls -A)" ] && [ "$(stat -c %d:%i ../..)" = "$top" ] || { printf \'%s\\n\' \'fleet-deploy: refusing to write in .fleet: the private directory it made there was replaced (a link, or not its own): nothing was written\' >&2; exit 31; }; ' +
           'trap \'find . -mindepth 1 -delete 2>/dev/null; cd .. && rmdir -- "${p##*/}" 2>/dev/null\' EXIT; ' +
           '{ printf \'%s\\n\' "$sum" > new && mv -fT -- new ../compose-checked; } 2>/dev/null || : ) || exit $?; }; }; }; fi; } && ' +
           "{ [ ! -L .env ] || { printf '%s\\n' '.env in /srv/acme is a symbolic link: fleet-deploy replaces .env atomically and does not write through links; make it a regular file' >&2; exit 30; }; " +
@@ -324,6 +324,24 @@ describe('the .env switch, run by a real shell', () => {
     expect(r.stderr).toContain('is a symbolic link');
     expect(readFileSync(real, 'utf8')).toBe(ENV);
     expect(w2.calls()).toEqual(['compose -f docker-compose.yml config']); // only its files' check
+  });
+
+  test('the compose check is remembered in .fleet by rename: a planted link there is replaced, never written through', () => {
+    const w = workdir(ENV);
+    const t = tenant({ path: w.dir });
+    const victim = join(w.dir, '..', 'victim');
+    writeFileSync(victim, 'theirs\n');
+    mkdirSync(join(w.dir, '.fleet'));
+    symlinkSync(victim, join(w.dir, '.fleet', 'compose-checked'));
+    const config = 'compose -f docker-compose.yml config';
+    expect(w.run(R.update(t, { APP_IMAGE: 'r/app:v2' })).status).toBe(0);
+    expect(readFileSync(victim, 'utf8')).toBe('theirs\n');
+    expect(lstatSync(join(w.dir, '.fleet', 'compose-checked')).isSymbolicLink()).toBe(false);
+    expect(readdirSync(join(w.dir, '.fleet'))).toEqual(['compose-checked']); // the private directory is gone
+    expect(w.calls().filter((c) => c === config)).toHaveLength(1);
+    // Nothing the check reads changed (only the image variable): no second Compose process.
+    expect(w.run(R.update(t, { APP_IMAGE: 'r/app:v3' })).status).toBe(0);
+    expect(w.calls().filter((c) => c === config)).toHaveLength(1);
   });
 });
 

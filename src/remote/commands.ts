@@ -554,7 +554,7 @@ function checkComposeFiles(t: Tenant): Script {
   const names = t.images.map((i) => i.variable).join('|');
   const fingerprint = sh`sum=$({ printf '%s\n' ${composeArgv(t)}; cat -- ${t.compose.files}; grep -vE ${`^(export[[:space:]]+)?(${names})=`} .env; } 2>/dev/null | sha256sum) || sum=`;
   const write = sh`{ printf '%s\n' "$sum" > new && mv -fT -- new ${`../${COMPOSE_CHECKED.slice(STATE_DIR.length + 1)}`}; } 2>/dev/null || :`;
-  const remember = sh`{ [ -z "$sum" ] || ${inPrivateDir(STATE_DIR, write)}; }`;
+  const remember = sh`{ [ -z "$sum" ] || [ ! -d ${STATE_DIR} ] || ${inPrivateDir(STATE_DIR, write)}; }`;
   const config = sh`{ ${composeArgv(t)} config >/dev/null || { printf '%s\n' ${unparsable} >&2; exit ${SWITCH_FAILED}; }; echo ${COMPOSE_CHECKED_MARK}; ${remember}; }`;
   return sh`{ ${fingerprint}; if [ -z "$sum" ] || [ "$sum" != "$(cat ${COMPOSE_CHECKED} 2>/dev/null)" ]; then ${config}; fi; }`;
 }
