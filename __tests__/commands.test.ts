@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRegistry, targetsOf, type Tenant } from '../src/registry';
 import * as R from '../src/remote/commands';
-import { backup, backupId, restore } from '../src/remote/backup';
+import { backup, backupId, restore, RESTORE_EXIT } from '../src/remote/backup';
 import { baseRegistry } from './helpers/registry';
 
 function tenant(extra: Record<string, unknown> = {}, path = '/srv/acme'): Tenant {
@@ -51,11 +51,17 @@ function workdir(env: string) {
   chmodSync(join(bin, 'docker'), 0o755);
   const run = (script: { text: string }) =>
     spawnSync('sh', ['-c', script.text], { encoding: 'utf8', env: { PATH: `${bin}:/usr/bin:/bin` } });
+  /** The double answers `ps` with one container ID from now on: the stack runs. */
+  const stackRuns = () =>
+    writeFileSync(
+      join(bin, 'docker'),
+      `#!/bin/sh\n# double of the docker CLI: records its arguments; one container runs\necho "$@" >> ${join(root, 'docker.log')}\n[ "$1" != ps ] || echo 0123456789ab\n`,
+    );
   const calls = () =>
     existsSync(join(root, 'docker.log'))
       ? readFileSync(join(root, 'docker.log'), 'utf8').trim().split('\n')
       : [];
-  return { dir, run, calls };
+  return { dir, run, calls, stackRuns };
 }
 
 describe('command strings', () => {
@@ -700,7 +706,8 @@ describe('prepare, run by a real shell', () => {
 
 describe("backup and restore: the dump commands run with the tenant's Compose files and project", () => {
   test('a plain `docker compose exec` in dump.command and dump.restore reaches the deploy’s project', () => {
-    const { dir, run } = workdir('APP_IMAGE=r/app:v1\n');
+    const { dir, run, stackRuns } = workdir('APP_IMAGE=r/app:v1\n');
+    stackRuns();
     writeFileSync(join(dir, 'base.yml'), 'services: {}\n');
     writeFileSync(join(dir, 'prod.yml'), 'services: {}\n');
     const seen = 'printf "%s|%s\\n" "$COMPOSE_FILE" "${COMPOSE_PROJECT_NAME-unset}"';
@@ -740,7 +747,7 @@ describe("backup and restore: the dump commands run with the tenant's Compose fi
 });
 
 test('a files-only restore works while the database is down: its pre-restore copy has no dump', () => {
-  const { dir, run } = workdir('APP_IMAGE=r/app:v1\n');
+  const { dir, run, stackRuns } = workdir('APP_IMAGE=r/app:v1\n');
   const dumpOk = tenant({ backup: { keepDays: 7, dump: { command: 'echo rows', file: 'db.sql' } } }, dir);
   const id = backupId(new Date('2024-05-01T12:00:00Z'));
   expect(run(backup(dumpOk, id)).status).toBe(0);
@@ -758,9 +765,97 @@ test('a files-only restore works while the database is down: its pre-restore cop
   ]);
   expect(execFileSync('tar', ['-xzOf', kept, '.env'], { encoding: 'utf8' })).toBe('APP_IMAGE=broken\n');
   // with --database the copy must hold the database as it is: a dump that fails refuses the restore
+  stackRuns();
   const refused = run(
     restore(down, id, { keepAs: `${keepAs}-again`, database: true, up: false, owner: '{}' }),
   );
-  expect(refused.status).not.toBe(0);
-  expect(refused.stderr).toContain('the dump command failed');
+  expect([refused.status, refused.stderr.trim()]).toEqual([1, 'the dump command failed']);
+});
+
+describe('restore --database while the stack is stopped: started first, the dump retried while it comes up', () => {
+  /** The dump command, a double of a database that answers from its third attempt after `up -d`. */
+  const dumpOnceUp =
+    '[ -f up ] && n=$(($(cat tries 2>/dev/null || echo 0) + 1)) && echo $n > tries && [ $n -ge 3 ] && echo rows';
+  const setup = () => {
+    const w = workdir('APP_IMAGE=r/app:v1\n');
+    const t = tenant(
+      {
+        compose: { command: 'docker compose', project: 'acme' },
+        backup: {
+          keepDays: 7,
+          dump: { command: 'echo rows-at-backup', restore: 'cat > loaded.txt', file: 'db.sql' },
+        },
+      },
+      w.dir,
+    );
+    const id = backupId(new Date('2024-05-01T12:00:00Z'));
+    expect(w.run(backup(t, id)).status).toBe(0);
+    return { ...w, id };
+  };
+
+  test('no container runs: compose up -d, then the dump waits for the database, then the restore loads it', () => {
+    const { dir, run, calls, id } = setup();
+    // the double of `docker compose ... up -d` marks the stack started
+    writeFileSync(
+      join(dir, '..', 'bin', 'docker'),
+      `#!/bin/sh\n# double of the docker CLI\necho "$@" >> ${join(dir, '..', 'docker.log')}\ncase "$*" in *' up -d') touch ${join(dir, 'up')};; esac\n`,
+    );
+    const t = tenant(
+      {
+        compose: { command: 'docker compose', project: 'acme' },
+        backup: { keepDays: 7, dump: { command: dumpOnceUp, restore: 'cat > loaded.txt', file: 'db.sql' } },
+      },
+      dir,
+    );
+    const keepAs = backupId(new Date('2024-05-02T12:00:00Z'), 'pre-restore');
+    const r = run(restore(t, id, { keepAs, database: true, up: false, owner: '{}' }));
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^@@started$/m);
+    expect(r.stdout).toMatch(/^@@restored database$/m);
+    expect(calls().filter((c) => c.startsWith('ps ') || c.includes('up -d'))).toEqual([
+      'ps -q --filter label=com.docker.compose.project=acme',
+      'compose -f docker-compose.yml -p acme up -d',
+    ]);
+    expect(readFileSync(join(dir, 'tries'), 'utf8')).toBe('3\n');
+    expect(readFileSync(join(dir, 'loaded.txt'), 'utf8')).toBe('rows-at-backup\n');
+    const kept = join(dir, '.fleet', 'backups', `${keepAs}.tar.gz`);
+    expect(execFileSync('tar', ['-xzOf', kept, '.fleet/dump/db.sql'], { encoding: 'utf8' })).toBe('rows\n');
+  });
+
+  test('the stack runs: nothing is started and the dump is tried once', () => {
+    const { dir, run, calls, stackRuns, id } = setup();
+    stackRuns();
+    const t = tenant(
+      {
+        backup: { keepDays: 7, dump: { command: 'echo x >> tries; exit 1', restore: 'cat', file: 'db.sql' } },
+      },
+      dir,
+    );
+    const r = run(
+      restore(t, id, { keepAs: backupId(new Date(), 'pre-restore'), database: true, up: false, owner: '{}' }),
+    );
+    expect([r.status, r.stderr.trim()]).toEqual([1, 'the dump command failed']);
+    expect(readFileSync(join(dir, 'tries'), 'utf8')).toBe('x\n');
+    expect(calls().filter((c) => c.includes('up -d'))).toEqual([]);
+  });
+
+  test('compose up -d fails: refused with its own exit code, nothing changed', () => {
+    const { dir, run, id } = setup();
+    writeFileSync(
+      join(dir, '..', 'bin', 'docker'),
+      '#!/bin/sh\n# double of the docker CLI: every command fails\nexit 1\n',
+    );
+    writeFileSync(join(dir, '.env'), 'APP_IMAGE=broken\n');
+    const t = tenant(
+      { backup: { keepDays: 7, dump: { command: 'echo x', restore: 'cat', file: 'db.sql' } } },
+      dir,
+    );
+    const r = run(
+      restore(t, id, { keepAs: backupId(new Date(), 'pre-restore'), database: true, up: false, owner: '{}' }),
+    );
+    expect(r.status).toBe(RESTORE_EXIT.notStarted);
+    expect(r.stderr).toContain('the database is not running and compose up -d failed');
+    expect(readFileSync(join(dir, '.env'), 'utf8')).toBe('APP_IMAGE=broken\n');
+    expect(existsSync(join(dir, '.fleet', 'lock'))).toBe(false);
+  });
 });

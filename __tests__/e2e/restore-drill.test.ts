@@ -354,5 +354,29 @@ describeE2e(
       expect(archived(kept, '.env')).toBe(broken);
       at.drill = Date.now() - t0;
     }, 90_000);
+
+    test('the database is stopped: restore --database starts the stack first, waits for it, and restores', async () => {
+      sql('DELETE FROM orders WHERE id > 100;');
+      const damagedDump = dumpNow();
+      stack.docker(['stop', '-t', '5', ...stack.running(PROJECT)]);
+      expect(stack.running(PROJECT)).toEqual([]);
+
+      const restored = await fleet('restore', '--backup', backupIdTaken, '--database', '-s', SELECT);
+      expect(restored.stdout).toMatch(
+        new RegExp(
+          `^pg-1/shop: restored files and database from ${backupIdTaken}; what it replaced is kept as backup (\\S+-pre-restore); the stack was not running: started it first\\n$`,
+        ),
+      );
+      expect(restored.code).toBe(0);
+      expect(stack.running(PROJECT)).toHaveLength(2);
+      expect(query(ORDERED_QUERY)).toBe(rowsAtBackup);
+      // the pre-restore copy holds the database as it was when stopped: dumped once the stack was up
+      const keptId = /kept as backup (\S+-pre-restore)/.exec(restored.stdout)![1]!;
+      expect(comparable(archived(join(backupsDir(), `${keptId}.tar.gz`), '.fleet/dump/app.sql'))).toBe(
+        damagedDump,
+      );
+      expect(existsSync(join(dir, '.fleet', 'lock'))).toBe(false);
+      at.drill = Date.now() - t0;
+    }, 90_000);
   },
 );

@@ -57,7 +57,8 @@ archive changes nothing), and with --database loads the archived dump through ba
 Options:
       --backup ID       the backup to restore (see fleet-deploy backups)
       --sha256 HEX      the archive's sha256 as fleet-deploy backup printed it (kept off the server)
-      --database        also restore the database dump (needs backup.dump.restore)
+      --database        also restore the database dump (needs backup.dump.restore); when none of the
+                        stack's containers runs, starts it first (compose up -d) for the dumps
       --up              compose up -d after the restore
 ${REMOTE_HELP}`;
 
@@ -154,6 +155,9 @@ const RESTORE_FAILURES: Record<number, string> = {
     'a path in the archive could not be put in place (a mount point, or a link where a directory on its way belongs): what the restore had replaced was put back, nothing was changed',
   [RESTORE_EXIT.notPutBack]:
     'a path in the archive could not be put in place, and putting back what the restore had replaced failed too: restore the backup it took first',
+  [RESTORE_EXIT.notStarted]:
+    'the database is not running and compose up -d failed to start the stack: nothing was changed; ' +
+    'start it (or restore the files first, without --database, then the database)',
 };
 
 function sha256Flag(values: Values): string | undefined {
@@ -217,15 +221,17 @@ export async function runRestore(values: Values, io: CliIO): Promise<number> {
       });
       const r = await transport.exec(script, { timeoutMs: TIMEOUT_MS });
       if (r.code !== 0) throw new Error(RESTORE_FAILURES[r.code ?? -1] ?? `restore failed: ${describe(r)}`);
-      return r.stdout.includes('@@restored database') ? 'files and database' : 'files';
+      const what = r.stdout.includes('@@restored database') ? 'files and database' : 'files';
+      return { what, started: /^@@started$/m.test(r.stdout) };
     },
     { concurrency },
   );
+  const startedNote = '; the stack was not running: started it first';
   for (const t of targets) {
     const r = results.get(t.id)!;
     io.stdout(
       r.ok
-        ? `${t.id}: restored ${r.value} from ${id}; what it replaced is kept as backup ${keepAs}\n`
+        ? `${t.id}: restored ${r.value.what} from ${id}; what it replaced is kept as backup ${keepAs}${r.value.started ? startedNote : ''}\n`
         : `${t.id}: ${r.error}\n`,
     );
   }

@@ -6,7 +6,15 @@
  * the deploy's pre-deploy step, `fleet-deploy backup` and the copy a restore keeps of what it replaces.
  */
 import type { Backup, Tenant } from '../registry/model';
-import { BACKUP_DIR, composeArgv, LOCK_DIR, STATE_DIR } from './commands';
+import {
+  BACKUP_DIR,
+  composeArgv,
+  containersOf,
+  deriveProject,
+  LOCK_DIR,
+  PROJECT_VAR,
+  STATE_DIR,
+} from './commands';
 import { inPrivateDir, tenantFromPrivate } from './private-dir';
 import { envPrefix, named, Script, sh } from './shell';
 
@@ -27,7 +35,11 @@ export const RESTORE_EXIT = {
   badArchive: 44,
   notSwapped: 45,
   notPutBack: 46,
+  notStarted: 47,
 } as const;
+
+/** How long (seconds, one dump attempt a second) a restore waits for a database it started to take the dump. */
+export const DUMP_WAIT_S = 30;
 
 /** A sha256 as `backup` prints it and `restore --sha256` takes it. */
 export const SHA256 = /^[a-f0-9]{64}$/;
@@ -61,9 +73,17 @@ function composeEnv(t: Tenant): Script {
  * retention removed. The dump and the archive are made in a private directory in BACKUP_DIR (see
  * private-dir.ts: no fixed name there can be turned into a link by anyone else), then renamed into place
  * once complete, so a failed backup leaves no archive that looks whole and nothing is written through a
- * link. `withDump: false` leaves the database dump out.
+ * link. `withDump: false` leaves the database dump out. `waitForDump`: the dump is tried up to `$dump_tries`
+ * times a second apart (a restore that has just started the database, which takes a moment to accept
+ * connections); the script sets that variable.
  */
-function takeBackup(t: Tenant, id: string, applyRetention = true, withDump = true): Script {
+function takeBackup(
+  t: Tenant,
+  id: string,
+  applyRetention = true,
+  withDump = true,
+  waitForDump = false,
+): Script {
   const b = settings(t);
   const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
   const env = composeEnv(t);
@@ -71,10 +91,15 @@ function takeBackup(t: Tenant, id: string, applyRetention = true, withDump = tru
   const pre = b.command ? sh`${env} sh -c ${b.command} && ` : sh``;
   // the dump is staged as DUMP_DIR/FILE inside the private directory: the same name in the archive
   const dumpFile = b.dump && withDump ? `${DUMP_DIR}/${b.dump.file}` : undefined;
-  const dump =
-    b.dump && dumpFile
-      ? sh`mkdir -p "$(dirname -- ${dumpFile})" && { (cd -- ${top} && ${env} sh -c ${b.dump.command}) > ${dumpFile} || { echo 'the dump command failed' >&2; exit 1; }; } && `
-      : sh``;
+  const failed = sh`{ echo 'the dump command failed' >&2; exit 1; }`;
+  let dump = sh``;
+  if (b.dump && dumpFile) {
+    const once = sh`(cd -- ${top} && ${env} sh -c ${b.dump.command}) > ${dumpFile}`;
+    const attempts = waitForDump
+      ? sh`n=1 && until ${once}; do [ "$n" -lt "$dump_tries" ] || ${failed}; n=$((n + 1)) && sleep 1; done`
+      : sh`{ ${once} || ${failed}; }`;
+    dump = sh`mkdir -p "$(dirname -- ${dumpFile})" && ${attempts} && `;
+  }
   const archive = sh`tar -czf part ${dumpFile ? sh`${dumpFile} ` : sh``}-C ${top} -- ${files}`;
   const name = `${id}.tar.gz`;
   const place = sh`sum=$(sha256sum < part | cut -c 1-64) && bytes=$(stat -c %s part) && printf '%s  %s\n' "$sum" ${name} > sum && mv -fT -- part ${`../${name}`} && mv -fT -- sum ${`../${name}.sha256`} && echo "@@backup ${id} $bytes $sum"`;
@@ -192,7 +217,8 @@ function swapIn(id: string, top: string, files: readonly string[], keepAs: strin
   // a link (or a file) where a directory on the way to a path belongs: refused before anything is replaced
   const parent = new Script('[ "${q%/*}" != "$q" ]; do q=${q%/*}');
   const onTheWay = sh`for f in ${files}; do q=$f; while ${parent}; t=${top}/"$q"; if [ -L "$t" ] || { [ -e "$t" ] && [ ! -d "$t" ]; }; then printf '%s %s\n' ${onWay} "$f" >&2; exit ${RESTORE_EXIT.notSwapped}; fi; done; done`;
-  return sh`${onTheWay}; placed=; cur=; ${place}; if [ -n "$cur" ]; then back=yes; bad=$cur; ${current}; ${putBack}; if [ -n "$back" ]; then printf '%s %s\n' ${undone} "$bad" >&2; else printf '%s %s\n' ${stuck} "$bad" >&2; fi; [ -n "$back" ] && exit ${RESTORE_EXIT.notSwapped}; exit ${RESTORE_EXIT.notPutBack}; fi; echo '@@restored files'`;
+  // one brace group: it follows `&&` in the restore, so nothing in it runs when a step before it failed
+  return sh`{ ${onTheWay}; placed=; cur=; ${place}; if [ -n "$cur" ]; then back=yes; bad=$cur; ${current}; ${putBack}; if [ -n "$back" ]; then printf '%s %s\n' ${undone} "$bad" >&2; else printf '%s %s\n' ${stuck} "$bad" >&2; fi; [ -n "$back" ] && exit ${RESTORE_EXIT.notSwapped}; exit ${RESTORE_EXIT.notPutBack}; fi; echo '@@restored files'; }`;
 }
 
 /**
@@ -206,6 +232,12 @@ function swapIn(id: string, top: string, files: readonly string[], keepAs: strin
  * then is each archived path put in place, all or nothing (swapIn: when one cannot be, those already
  * replaced are put back). Then,
  * optionally, the dump is loaded and the stack brought up.
+ *
+ * A database restore needs the database running twice: for the pre-restore dump and to load the archived
+ * one. When none of the project's containers runs, the stack is started first (`compose up -d`, as `--up`
+ * would; prints `@@started`) and the dump retried for up to DUMP_WAIT_S seconds while the database comes
+ * up. The dump command names its own service, so the whole stack is started, not a guessed one. When
+ * `up -d` fails (e.g. the .env is what is broken), nothing is changed: RESTORE_EXIT.notStarted.
  */
 export function restore(t: Tenant, id: string, o: RestoreOptions): Script {
   if (!BACKUP_ID.test(id)) throw new Error(`not a backup ID: ${JSON.stringify(id)}`);
@@ -230,17 +262,26 @@ export function restore(t: Tenant, id: string, o: RestoreOptions): Script {
   const bad = `the archive ${id} could not be extracted whole, or holds a link or special file where .env or a compose file belongs, or a device or setuid/setgid file: nothing was changed`;
   // tar run by root makes the devices and keeps the owners and setuid/setgid bits an archive names: refused
   const special = sh`[ -z "$(find x \( -type b -o -type c -o \( ! -type d \( -perm -4000 -o -perm -2000 \) \) \) -print | head -n 1)" ]`;
-  const extract = sh`{ mkdir x old && tar -xzf a -C x --exclude=${DUMP_DIR} && ${special} && [ -f x/.env ] && [ ! -L x/.env ] && ok=1 && for f in ${regular}; do { [ ! -e "x/$f" ] && [ ! -L "x/$f" ]; } || { [ -f "x/$f" ] && [ ! -L "x/$f" ]; } || ok=; done && [ -n "$ok" ]; } || { printf '%s\n' ${bad} >&2; exit ${RESTORE_EXIT.badArchive}; }`;
+  // braced whole: `keep && { … } || refuse` would report a failed pre-restore backup as a bad archive
+  const extract = sh`{ { mkdir x old && tar -xzf a -C x --exclude=${DUMP_DIR} && ${special} && [ -f x/.env ] && [ ! -L x/.env ] && ok=1 && for f in ${regular}; do { [ ! -e "x/$f" ] && [ ! -L "x/$f" ]; } || { [ -f "x/$f" ] && [ ! -L "x/$f" ]; } || ok=; done && [ -n "$ok" ]; } || { printf '%s\n' ${bad} >&2; exit ${RESTORE_EXIT.badArchive}; }; }`;
   const swap = swapIn(id, top, files, o.keepAs);
   const dumpFile = b.dump ? `${DUMP_DIR}/${b.dump.file}` : '';
   const database =
     o.database && b.dump?.restore
       ? sh` && { tar -xzOf a -- ${dumpFile} > dump 2>/dev/null || exit ${RESTORE_EXIT.noDump}; } && (cd -- ${top} && ${composeEnv(t)} sh -c ${b.dump.restore}) < dump && echo '@@restored database'`
       : sh``;
-  const keep = sh`(cd -- ${top} && ${takeBackup(t, o.keepAs, false, o.database)})`;
+  const keep = sh`(cd -- ${top} && ${takeBackup(t, o.keepAs, false, o.database, o.database)})`;
   const up = o.up ? sh` && ${composeArgv(t)} up -d && echo '@@up'` : sh``;
+  const start = o.database && b.dump ? sh`${startDatabase(t)} && ` : sh``;
   return named(
     'restore',
-    sh`cd -- ${t.path} && ${lock} && ${inPrivateDir(STATE_DIR, sh`${check} && ${keep} && ${extract} && ${swap}${database}`)}${up}`,
+    sh`cd -- ${t.path} && ${lock} && ${start}${inPrivateDir(STATE_DIR, sh`${check} && ${keep} && ${extract} && ${swap}${database}`)}${up}`,
   );
+}
+
+/** Starts the tenant's stack when none of its containers runs (see `restore`); sets `dump_tries`. */
+function startDatabase(t: Tenant): Script {
+  const refused = sh`{ echo 'the database is not running and compose up -d failed' >&2; exit ${RESTORE_EXIT.notStarted}; }`;
+  const up = sh`{ { ${composeArgv(t)} up -d >&2 || ${refused}; } && echo '@@started' && dump_tries=${DUMP_WAIT_S}; }`;
+  return sh`{ ${deriveProject(t)}; } >/dev/null && dump_tries=1 && { [ -n "$(${containersOf(t, PROJECT_VAR)})" ] || ${up}; }`;
 }
