@@ -456,7 +456,7 @@ gate-${n}:
     max-failure-percent: ${e('inputs.max-failure-percent')}
     expected-targets: ${e(`fromJSON(needs.plan.outputs.cumulative)[${n - 1}]`)}
     analysis-url: ${e('inputs.analysis-url')}
-    registry: ${e('inputs.registry')}
+    analysis-registry: ${e('inputs.registry')}
     select: ${e('inputs.select')}
     waves: ${e('inputs.waves')}
     version: ${e('inputs.version')}${indent(SSH_WITH, 4)}`,

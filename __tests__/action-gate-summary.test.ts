@@ -180,7 +180,7 @@ describe("actions/gate with the registry's analysis (the same engine as fleet mo
     wave: '1',
     waves: '1,100%',
     version: 'v2',
-    registry: registryFile(analysis),
+    'analysis-registry': registryFile(analysis),
   });
 
   test('a failed check stops the rollout; the job summary says which check, the value, the condition and the request', async () => {
@@ -268,7 +268,7 @@ describe('actions/summary', () => {
     const r = await runAsync('dist/actions/summary.js', a.env);
     expect(r.code).toBe(1);
     expect(a.summary()).toContain('## ❌ Deploy v2 to production');
-    expect(a.summary()).toContain('| eu-2/b | eu | ↩️ rolled-back | v1 → v2 |');
+    expect(a.summary()).toContain('| eu-2/b | eu | ↩️ rolled-back | `v1` → `v2` |');
     expect(JSON.parse(a.outputs().totals!)).toEqual({
       targets: 2,
       deployed: 1,
@@ -352,7 +352,7 @@ describe('actions/summary: the stop reason and the annotations', () => {
         github(),
       );
       const r = await runAsync('dist/actions/summary.js', a.env);
-      expect(a.summary()).toContain('> Rollout stopped: failure budget exceeded: 1 of 2 &lt;50%&gt;');
+      expect(a.summary()).toContain('> Rollout stopped: `failure budget exceeded: 1 of 2 <50%>`');
       const line =
         readFileSync('servers/example.json', 'utf8')
           .split('\n')

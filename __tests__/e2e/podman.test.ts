@@ -618,7 +618,7 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
           ),
         );
         expect(r.error).toContain(
-          'the registry wants credentials: set FLEET_REGISTRY_USERNAME and FLEET_REGISTRY_PASSWORD',
+          'the registry wants credentials: set FLEET_REGISTRY_HOST, FLEET_REGISTRY_USERNAME and FLEET_REGISTRY_PASSWORD',
         );
         expect(envOf(t)).toBe(envText(t, 'v2'));
         expect(await health(t)).toBe('200 {"status":"ok","version":"v2"}');

@@ -255,7 +255,7 @@ describeSshd('health probes need the server to forward to 127.0.0.1', () => {
     const report = await deploy(fleet.registry, fleet.key, 'v2');
     const r = report.targets[0]!;
     expect(r.outcome).not.toBe('deployed');
-    expect(r.error).toMatch(/cannot reach 127\.0\.0\.1:\d+ on the server/);
+    expect(r.error).toMatch(/cannot reach 127\.0\.0\.1:\d+ on srv-1: /);
     expect(await fleet.health(fleet.tenants[0]!)).toMatch(/^200 /); // the service itself is up
   });
 });

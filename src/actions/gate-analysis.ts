@@ -74,8 +74,8 @@ export async function analyseInGate(
   wave: number,
   reports: readonly FleetReport[],
 ): Promise<GateAnalysis | undefined> {
-  if (!core.getInput('registry').trim()) return undefined;
-  const registry = await actionRegistry();
+  if (!core.getInput('analysis-registry').trim()) return undefined;
+  const registry = await actionRegistry('analysis-registry');
   if (!registry.analysis) return undefined;
   const plan = planDeployment(registry, {
     select: setting(actionInputs, 'select'),

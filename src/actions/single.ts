@@ -69,9 +69,9 @@ export function registryFromInputs(): Registry {
 }
 
 /** The registry of an action: the file named by `registry`, or the single server given by inputs. */
-export async function actionRegistry(): Promise<Registry> {
+export async function actionRegistry(input = 'registry'): Promise<Registry> {
   if (singleServerRequested()) return registryFromInputs();
-  const path = core.getInput('registry').trim() || 'servers/production.json';
+  const path = core.getInput(input).trim() || 'servers/production.json';
   let source: string;
   try {
     source = await readFile(path, 'utf8');
@@ -79,7 +79,7 @@ export async function actionRegistry(): Promise<Registry> {
     throw new ConfigurationError([
       {
         path: [],
-        source: 'input "registry"',
+        source: `input "${input}"`,
         message: `cannot read ${JSON.stringify(path)}: ${(e as NodeJS.ErrnoException).code ?? e}`,
         hint: 'check out the repository first (actions/checkout) and give the path from its root, or give a single server with the host, path, image-repository and health-port inputs',
       },
