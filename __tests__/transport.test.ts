@@ -119,6 +119,32 @@ describe('connect retries with backoff, waiting on the clock it is given', () =>
     expect(Date.now() - started).toBeLessThan(1500); // the real backoff alone would take 1.5 s
   });
 
+  test('a deadline cuts off a handshake in flight and the retries after it, and says the time ran out', async () => {
+    const held: Socket[] = [];
+    const mute = createServer((s) => void held.push(s)); // accepts, never speaks: the handshake hangs
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', () => r()));
+    const clock = recording();
+    try {
+      const deadline = Date.now() + 300;
+      await expect(
+        new SshConnector({
+          privateKey: client.privateKey,
+          connectTimeoutMs: 20_000,
+          connectAttempts: 3,
+          clock,
+        }).connect({ ...server(), port: (mute.address() as { port: number }).port }, { deadline }),
+      ).rejects.toThrow(
+        new RegExp(
+          `Timed out while waiting for handshake \\(cut off at ${new Date(deadline).toISOString()}: the time to try had run out\\)`,
+        ),
+      );
+      expect(clock.sleeps).toEqual([]); // no retry once the time is up
+    } finally {
+      held.forEach((s) => s.destroy());
+      await new Promise((r) => mute.close(r));
+    }
+  }, 10_000); // without the cut-off: 20 s for the first try alone
+
   test('a refused key is not tried again', async () => {
     const clock = recording();
     const stranger = generateKeyPair('stranger');

@@ -1,7 +1,8 @@
 /**
  * `fleet-deploy status` over real sshd, with the SANDBOX runtime (the docker double) as the engine:
  * versions and previous releases from the history, paused / stopped containers, drift (an .env edited
- * by hand, a target off its wave's majority), a lock left behind by a deploy that is gone, and one
+ * by hand, a target off its wave's majority), locks judged by their lease on the server's clock (a live
+ * one whose directory is old, one that ran out, one without a lease judged by its age), and one
  * connection per server.
  */
 import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
@@ -55,7 +56,14 @@ describeSshd('status over sshd', () => {
   }, 30_000);
 
   test('paused, stopped, drift and an interrupted deploy; one connection per server', async () => {
-    const [a, b, c, d] = fleet.tenants as [TestTenant, TestTenant, TestTenant, TestTenant];
+    const [a, b, c, d, e, f] = fleet.tenants as [
+      TestTenant,
+      TestTenant,
+      TestTenant,
+      TestTenant,
+      TestTenant,
+      TestTenant,
+    ];
     docker(a, 'pause', container(a));
     docker(b, 'stop', container(b));
     // someone edited .env by hand (and did not deploy): it names v3 now
@@ -68,6 +76,17 @@ describeSshd('status over sshd', () => {
     );
     const old = Date.now() / 1000 - 3 * 3600;
     utimesSync(join(d.dir, '.fleet', 'lock'), old, old);
+    // leases (the server's clock is this machine's): e's lock dir is hours old but its lease runs 10 min
+    // more (a deploy at work, quiet in a long step); f's was touched now but its lease ran out 30 s ago
+    const lock = (t: TestTenant, owner: object, leaseS: number, mtime: number) => {
+      mkdirSync(join(t.dir, '.fleet', 'lock'));
+      writeFileSync(join(t.dir, '.fleet', 'lock', 'owner'), JSON.stringify({ token: 'y', ...owner }));
+      writeFileSync(join(t.dir, '.fleet', 'lock', 'lease'), `${leaseS}\n`);
+      utimesSync(join(t.dir, '.fleet', 'lock'), mtime, mtime);
+    };
+    const nowS = Math.floor(Date.now() / 1000);
+    lock(e, { run: 'ci-run-8', actor: 'bob' }, nowS + 600, old);
+    lock(f, { run: 'ci-run-9', actor: 'carol' }, nowS - 30, Date.now() / 1000);
     handOver(fleet.root);
     const before = [...fleet.sshds.values()].map((s) => s.handshakes());
 
@@ -88,11 +107,29 @@ describeSshd('status over sshd', () => {
       run: 'ci-run-7',
       interrupted: true,
     });
+    expect(byId[`${d.server}/${d.id}`].lock.lease).toBeUndefined();
+    const live = byId[`${e.server}/${e.id}`].lock;
+    expect(live).toMatchObject({
+      actor: 'bob',
+      interrupted: false,
+      lease: { until: new Date((nowS + 600) * 1000).toISOString() },
+    });
+    expect(live.lease.leftS).toBeGreaterThan(500);
+    expect(live.lease.leftS).toBeLessThanOrEqual(600);
+    const gone = byId[`${f.server}/${f.id}`].lock;
+    expect(gone).toMatchObject({ actor: 'carol', interrupted: true });
+    expect(gone.lease.leftS).toBeLessThanOrEqual(-30);
 
     const table = await run('status');
     expect(table.stdout).toMatch(new RegExp(`${a.server}/${a.id} +paused +v2`));
     expect(table.stdout).toMatch(new RegExp(`${b.server}/${b.id} +stopped +v2`));
-    expect(table.stdout).toContain('INTERRUPTED deploy by alice, ci-run-7 (3h old)');
+    expect(table.stdout).toContain('INTERRUPTED deploy by alice, ci-run-7 (3h old, no lease)');
+    expect(table.stdout).toMatch(
+      /locked by bob, ci-run-8: a deploy at work, its lease runs \d+[sm] more \(until \S+Z, server clock\)/,
+    );
+    expect(table.stdout).toMatch(
+      /INTERRUPTED deploy by carol, ci-run-9: its lease ran out \d+s ago \(the next deploy takes the lock over\)/,
+    );
     docker(a, 'unpause', container(a));
   }, 60_000);
 });

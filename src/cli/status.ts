@@ -22,10 +22,10 @@ export const STATUS_USAGE = `fleet-deploy status [--select EXPR] [--waves SPEC] 
 For each selected target: the version, image and digest that run, the release before it and the last
 deploy (from its history), the state of its containers (running, paused, stopped, restarting, missing),
 health now (the containers' own checks and one probe of the registry's health check), a lock left in
-place (owner and age; "interrupted" when no live deploy leaves a lock untouched that long), and drift:
-it runs something other than its last recorded release (.env or the running images), its Compose
-config-hash differs from the deployed one (when recorded), or it runs another version than most of its
-wave. Reads only; takes no lock.
+place (its owner; live while its lease runs, "interrupted" once the lease ran out on the server's clock,
+a lock without a lease judged by its age), and drift: it runs something other than its last recorded
+release (.env or the running images), its Compose config-hash differs from the deployed one (when
+recorded), or it runs another version than most of its wave. Reads only; takes no lock.
 
 Options:
   -f, --format FORMAT   table (default) or json
@@ -97,9 +97,15 @@ const ago = (s: number) =>
       ? `${Math.floor(s / 3600)}h`
       : `${Math.floor(s / 60)}m`;
 
+const span = (s: number) => (s < 120 ? `${s}s` : ago(s));
+
 export function lockText(l: NonNullable<TargetStatus['lock']>): string {
   const who = [l.actor, l.run].filter(Boolean).join(', ') || l.owner.slice(0, 60);
-  return `${l.interrupted ? 'INTERRUPTED deploy' : 'locked'} by ${who} (${ago(l.ageS)} old)`;
+  if (l.lease && !l.interrupted)
+    return `locked by ${who}: a deploy at work, its lease runs ${span(l.lease.leftS)} more (until ${l.lease.until}, server clock)`;
+  if (l.lease)
+    return `INTERRUPTED deploy by ${who}: its lease ran out ${span(-l.lease.leftS)} ago (the next deploy takes the lock over)`;
+  return `${l.interrupted ? 'INTERRUPTED deploy' : 'locked'} by ${who} (${ago(l.ageS)} old, no lease)`;
 }
 
 export function healthText(s: TargetStatus): string {

@@ -54,8 +54,16 @@ export interface Transport {
   close(): Promise<void>;
 }
 
+export interface ConnectOptions {
+  /**
+   * When to give up (ms since the epoch, on the runner's clock): a recovery step passes its window's end,
+   * so no connection attempt, retry or backoff runs past it. The error then says the time ran out.
+   */
+  deadline?: number;
+}
+
 export interface Connector {
-  connect(server: Server): Promise<Transport>;
+  connect(server: Server, options?: ConnectOptions): Promise<Transport>;
 }
 
 /** HTTP GET from the runner, for public health URLs. */

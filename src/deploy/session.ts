@@ -15,7 +15,9 @@ import type { ServerSession } from './shell';
  * One recovery window per server and loss: it starts when the first step or target finds the connection
  * lost and ends `recoveryMs` later, whichever step or target asks. A rollback that spent it leaves none
  * for the finish step after it, nor for the server's other targets. Only a command sent after the window
- * started that comes back (the server is there again) closes it; a later loss opens a new one.
+ * started that comes back (the server is there again) closes it; a later loss opens a new one. Each
+ * connection attempt made while recovering is given the window's end as its deadline: neither a handshake
+ * in flight nor the connector's own retries and backoff run past it.
  */
 export class Session implements ServerSession {
   private current?: Promise<Transport>;
@@ -56,14 +58,17 @@ export class Session implements ServerSession {
       const t = await p.catch(() => undefined);
       if (t?.alive) return t;
       this.windowStart ??= this.clock.now();
+      const end = Math.min(this.recoveryDeadline(), by);
       if (attempt > 0 || !t) {
-        const left = Math.min(this.recoveryDeadline(), by) - this.clock.now();
-        if (left <= 0) throw new Error(await this.gaveUp(p, by));
-        if (attempt > 0) await this.clock.sleep(Math.min(1000 * 2 ** (attempt - 1), 10_000, left));
+        const left = end - this.clock.now();
+        if (attempt > 0 && left > 0)
+          await this.clock.sleep(Math.min(1000 * 2 ** (attempt - 1), 10_000, left));
+        if (end <= this.clock.now()) throw new Error(await this.gaveUp(p, by)); // the window ran out
       }
       if (this.current === p) {
         await t?.close().catch(() => undefined); // a jump host may still be open behind the lost link
-        this.current = this.connector.connect(this.server); // each try is a new connection
+        // each try is a new connection, cut off at the window's end (a try in flight then does not outlast it)
+        this.current = this.connector.connect(this.server, { deadline: end });
       }
     }
   }

@@ -26,7 +26,20 @@ export interface TargetStatus {
   health: string;
   /** The registry's health check probed now, when it was. */
   probe?: { ok: boolean; detail: string };
-  lock?: { ageS: number; owner: string; actor?: string; run?: string; interrupted: boolean };
+  /**
+   * A lock in place. With a lease, `interrupted` is whether it ran out on the server's clock (as a deploy
+   * judges it: it then takes the lock over), `lease.leftS` how long it runs more (≤ 0: ran out that long
+   * ago) and `lease.until` its end (the server's clock). Without one (a restore's, an older
+   * fleet-deploy's), `interrupted` is judged by its age, as `--break-stale-locks` would.
+   */
+  lock?: {
+    ageS: number;
+    owner: string;
+    actor?: string;
+    run?: string;
+    interrupted: boolean;
+    lease?: { leftS: number; until: string };
+  };
   drift: string[];
   error?: string;
 }
@@ -59,8 +72,11 @@ function lockOf(target: Target, lock: NonNullable<TenantInspection['lock']>): Ta
     owner: lock.owner.slice(0, 500),
     ...(text(owner.actor) ? { actor: text(owner.actor) } : {}),
     ...(text(owner.run) ? { run: text(owner.run) } : {}),
-    // no deploy at work leaves its lock untouched this long: its owner is gone
-    interrupted: lock.ageS * 1000 >= 2 * quietMs,
+    // a lease says when its holder gives up; without one, no deploy at work leaves its lock untouched this long
+    interrupted: lock.lease ? lock.lease.leftS <= 0 : lock.ageS * 1000 >= 2 * quietMs,
+    ...(lock.lease
+      ? { lease: { leftS: lock.lease.leftS, until: new Date(lock.lease.expiresS * 1000).toISOString() } }
+      : {}),
   };
 }
 

@@ -141,6 +141,18 @@ export const SWITCH_NOTE = `${LOCK_DIR}/switch`;
 export const LEASE_FILE = `${LOCK_DIR}/lease`;
 /** The lease's second if the file holds one (digits only: server text), else empty. */
 const LEASE_EXPIRES = sh`$(head -c 32 ${LEASE_FILE} 2>/dev/null | tr -cd 0-9 | head -c 12)`;
+/** `@@lease EXPIRES NOW`: the lease's second and the server's now (either empty when there is none). */
+export const LEASE_MARKER = sh`echo "@@lease ${LEASE_EXPIRES} $(date +%s)"`;
+
+/**
+ * A `@@lease` marker's value, read back (server text: two numbers of digits only, else no lease): the
+ * second the lease runs out and how many seconds it runs more, both on the server's clock (≤ 0: run out).
+ */
+export function parseLeaseMarker(value: string | undefined): { expiresS: number; leftS: number } | undefined {
+  const m = /^(\d{1,12}) (\d{1,12})$/.exec(value ?? '');
+  return m ? { expiresS: Number(m[1]), leftS: Number(m[1]) - Number(m[2]) } : undefined;
+}
+
 /** A second lock for a few shell lines: breaking, taking over and renewing are done under it. */
 const GUARD = `${LOCK_DIR}.break`;
 const GUARD_AGE = sh`$(( $(date +%s) - $(stat -c %Y ${GUARD} 2>/dev/null || date +%s) ))`;
@@ -181,7 +193,7 @@ function lockScript(terms: LockTerms): Script {
   const stale = breakAfterS === undefined ? sh`false` : sh`[ ${LOCK_AGE} -ge ${String(breakAfterS)} ]`;
   const replace = sh`old=${oneLine(`${LOCK_DIR}/owner`, 1000)}; note=${oneLine(SWITCH_NOTE, 4000)}; rm -rf -- ${LOCK_DIR}`;
   const over = sh`elif { ${expired} || ${stale}; } && ${takeGuard} && { how=; if ${expired}; then how=takeover; past=$(( $(date +%s) - exp )); elif ${stale}; then how=stale; fi; [ -z "$how" ] || { ${replace}; }; ${take}; took=$?; ${dropGuard}; [ $took -eq 0 ]; }; then if [ "$how" = takeover ]; then echo "@@takeover $past"; printf '@@oldowner %s\n' "$old"; printf '@@oldswitch %s\n' "$note"; elif [ -n "$how" ]; then echo "@@stale $old"; fi; `;
-  return sh`if ${take}; then :; ${over}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${LOCK_AGE}"; echo "@@lease ${LEASE_EXPIRES} $(date +%s)"; exit ${LOCK_HELD}; fi`;
+  return sh`if ${take}; then :; ${over}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${LOCK_AGE}"; ${LEASE_MARKER}; exit ${LOCK_HELD}; fi`;
 }
 
 /**
@@ -321,8 +333,8 @@ function readLockMarker(out: Prepared, section: string, value: string): void {
   else if (section === 'oldowner' && out.tookOver) out.tookOver.owner = value;
   else if (section === 'oldswitch' && out.tookOver) out.tookOver.switchNote = value;
   else if (section === 'lease' && out.lock) {
-    const [exp, now] = value.split(' ').map(digits);
-    if (exp !== undefined && now !== undefined) out.lock.leaseLeftS = exp - now;
+    const lease = parseLeaseMarker(value);
+    if (lease) out.lock.leaseLeftS = lease.leftS;
   }
 }
 
@@ -620,7 +632,7 @@ export function breakLock(t: Tenant): Script {
 export function inspectLock(t: Tenant): Script {
   return named(
     'inspectLock',
-    sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${LOCK_AGE}"; echo "@@lease ${LEASE_EXPIRES} $(date +%s)"; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null; fi; echo '@@end'`,
+    sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${LOCK_AGE}"; ${LEASE_MARKER}; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null; fi; echo '@@end'`,
   );
 }
 
@@ -643,8 +655,8 @@ export function parseLock(stdout: string): LockState | undefined {
     if (marker) {
       section = marker[1]!;
       if (section === 'age') ageS = Number(marker[2]) || 0;
-      const lease = section === 'lease' ? /^(\d{1,12}) (\d{1,12})$/.exec(marker[2] ?? '') : null;
-      if (lease) leaseLeftS = Number(lease[1]) - Number(lease[2]);
+      const lease = section === 'lease' ? parseLeaseMarker(marker[2]) : undefined;
+      if (lease) leaseLeftS = lease.leftS;
       sections.set(section, sections.get(section) ?? []);
     } else if (section) sections.get(section)!.push(line);
   }

@@ -1,7 +1,7 @@
 /**
  * What runs on a tenant, read in ONE round trip without taking the lock: the image variables in .env,
  * each container of its Compose project (name, state, image ID, Compose's config-hash label, health),
- * the running images' digests, a lock left in place (owner and age) and the history's tail. Sections of
+ * the running images' digests, a lock left in place (owner, age and lease) and the history's tail. Sections of
  * the output start with `@@name`; every value is checked before use (the server is not trusted).
  */
 import type { Tenant } from '../registry/model';
@@ -14,8 +14,10 @@ import {
   deriveProject,
   engineOf,
   HISTORY_FILE,
+  LEASE_MARKER,
   LOCK_DIR,
   normalizeId,
+  parseLeaseMarker,
   parseImages,
   PROJECT_VAR,
 } from './commands';
@@ -37,7 +39,7 @@ export function inspectTenant(t: Tenant, historyLines = 50): Script {
     );
   }
   lines.push(
-    sh`if [ -d ${LOCK_DIR} ]; then echo "@@lock $(( $(date +%s) - $(stat -c %Y ${LOCK_DIR}) ))"; head -c 2048 ${`${LOCK_DIR}/owner`} 2>/dev/null; echo; fi`,
+    sh`if [ -d ${LOCK_DIR} ]; then echo "@@lock $(( $(date +%s) - $(stat -c %Y ${LOCK_DIR}) ))"; head -c 2048 ${`${LOCK_DIR}/owner`} 2>/dev/null; echo; ${LEASE_MARKER}; fi`,
   );
   lines.push(sh`echo '@@history'; tail -n ${historyLines} ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
   return named('inspectTenant', new Script(lines.map(String).join('\n')));
@@ -62,7 +64,8 @@ export interface TenantInspection {
   containers: ContainerInfo[];
   /** image ID → its repository digests */
   digests: Record<string, string[]>;
-  lock?: { ageS: number; owner: string };
+  /** A lock in place: its age, its owner (server text) and its lease, when it has one (the server's clock). */
+  lock?: { ageS: number; owner: string; lease?: { expiresS: number; leftS: number } };
   history: string[];
 }
 
@@ -95,6 +98,8 @@ export function parseInspection(stdout: string): TenantInspection {
       if (section === 'nodir') out.noDirectory = true;
       if (section === 'project' && COMPOSE_PROJECT.re.test(marker[2] ?? '')) out.project = marker[2];
       if (section === 'lock') out.lock = { ageS: Number(marker[2]) || 0, owner: '' };
+      const lease = section === 'lease' && out.lock ? parseLeaseMarker(marker[2]) : undefined;
+      if (lease) out.lock!.lease = lease; // the last marker counts: ours follows the owner's text
       continue;
     }
     if (!line.trim()) continue;

@@ -15,6 +15,7 @@ import {
   ConnectionLost,
   systemClock,
   type Clock,
+  type ConnectOptions,
   type Connector,
   type ExecOptions,
   type ExecResult,
@@ -37,7 +38,7 @@ export interface SshOptions {
   connectTimeoutMs?: number;
   connectAttempts?: number;
   /** Waits between connect attempts (systemClock; tests give a fake one to see the backoff at once). */
-  clock?: Pick<Clock, 'sleep'>;
+  clock?: Pick<Clock, 'sleep'> & { now?: () => number };
   keepaliveIntervalMs?: number;
   /** Called after every successful handshake (tests and benchmarks count them). */
   onHandshake?: (server: string) => void;
@@ -68,23 +69,39 @@ export class SshConnector implements Connector {
     this.known = parseKnownHosts(options.knownHosts ?? '');
   }
 
-  async connect(server: Server): Promise<Transport> {
+  async connect(server: Server, options: ConnectOptions = {}): Promise<Transport> {
     const attempts = this.options.connectAttempts ?? 3;
+    const clock = this.options.clock ?? systemClock;
+    const now = clock.now ?? Date.now;
+    const timeoutMs = this.options.connectTimeoutMs ?? 20_000;
+    const left = () => (options.deadline === undefined ? Infinity : options.deadline - now());
     let last: ConnectError | undefined;
+    let cut = false;
     for (let attempt = 1; attempt <= attempts; attempt++) {
+      if (left() <= 0) {
+        cut = true;
+        break;
+      }
+      const timeout = Math.max(1, Math.min(timeoutMs, left()));
       try {
-        return await this.connectOnce(server);
+        return await this.connectOnce(server, timeout);
       } catch (e) {
         last =
           e instanceof ConnectError
             ? e
             : new ConnectError((e as Error).message, TRANSIENT.test((e as Error).message));
-        if (!last.transient || attempt === attempts) break;
-        await (this.options.clock ?? systemClock).sleep(connectBackoffMs(attempt));
+        cut = last.transient && left() <= 0;
+        if (!last.transient || attempt === attempts || cut) break;
+        await clock.sleep(Math.min(connectBackoffMs(attempt), Math.max(0, left())));
       }
     }
+    const why = last ? last.message : 'no time left to try';
+    const tries = last?.transient && attempts > 1 ? ` (after ${attempts} attempts)` : '';
     throw new ConnectError(
-      `cannot connect to ${server.name} (${server.user}@${server.host}:${server.port}): ${last!.message}${last!.transient && attempts > 1 ? ` (after ${attempts} attempts)` : ''}`,
+      `cannot connect to ${server.name} (${server.user}@${server.host}:${server.port}): ${why}` +
+        (cut
+          ? ` (cut off at ${new Date(options.deadline!).toISOString()}: the time to try had run out)`
+          : tries),
       false,
     );
   }
@@ -95,6 +112,7 @@ export class SshConnector implements Connector {
     port: number,
     user: string,
     pins: readonly PinnedHostKey[],
+    timeoutMs: number,
     sock?: ClientChannel,
   ): Promise<NodeSSH> {
     let refusal: string | undefined;
@@ -108,7 +126,7 @@ export class SshConnector implements Connector {
         ...(this.options.agent ? { agent: this.options.agent } : {}),
         ...(this.options.passphrase ? { passphrase: this.options.passphrase } : {}),
         ...(sock ? { sock } : {}),
-        readyTimeout: this.options.connectTimeoutMs ?? 20_000,
+        readyTimeout: timeoutMs,
         keepaliveInterval: this.options.keepaliveIntervalMs ?? 10_000,
         keepaliveCountMax: 3,
         hostVerifier: (key: Buffer) => {
@@ -137,13 +155,20 @@ export class SshConnector implements Connector {
     return ssh;
   }
 
-  private async connectOnce(server: Server): Promise<Transport> {
+  private async connectOnce(server: Server, timeoutMs: number): Promise<Transport> {
     let jump: NodeSSH | undefined;
     try {
       let sock: ClientChannel | undefined;
       if (server.jump) {
         const j: JumpHost = server.jump;
-        jump = await this.open(`${server.name} via jump ${j.host}`, j.host, j.port, j.user, j.hostKeys);
+        jump = await this.open(
+          `${server.name} via jump ${j.host}`,
+          j.host,
+          j.port,
+          j.user,
+          j.hostKeys,
+          timeoutMs,
+        );
         sock = await new Promise<ClientChannel>((resolve, reject) =>
           jump!.connection!.forwardOut('127.0.0.1', 0, server.host, server.port, (err, ch) =>
             err
@@ -157,7 +182,15 @@ export class SshConnector implements Connector {
           ),
         );
       }
-      const ssh = await this.open(server.name, server.host, server.port, server.user, server.hostKeys, sock);
+      const ssh = await this.open(
+        server.name,
+        server.host,
+        server.port,
+        server.user,
+        server.hostKeys,
+        timeoutMs,
+        sock,
+      );
       return new SshTransport(ssh, jump, server.name);
     } catch (e) {
       jump?.dispose();
