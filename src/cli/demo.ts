@@ -23,6 +23,7 @@ import { SshConnector } from '../ssh/transport';
 import { interruption, type CliIO } from './io';
 import { Progress } from './progress';
 import { colorWanted, painter } from './style';
+import { wrapText } from './wrap';
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -107,7 +108,9 @@ class Demo {
   title(n: number, text: string): void {
     const why = interruption(this.io);
     if (why) throw new Stopped(why);
-    this.say(`${this.said ? '\n' : ''}${this.paint(`${n}. ${text}`, 'bold')}`);
+    // fitted to the terminal (80 columns when not one), continuation lines under the heading's text
+    const lines = wrapText(`${n}. ${text}`, this.io.columns?.() ?? 80).split('\n');
+    this.say(`${this.said ? '\n' : ''}${lines.map((l) => this.paint(l, 'bold')).join('\n')}`);
   }
 
   untilStopped<T>(work: Promise<T>): Promise<T> {

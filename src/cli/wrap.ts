@@ -1,15 +1,23 @@
 /**
  * Help text fitted to the terminal: each line longer than the width is wrapped at spaces, its continuation
  * lines indented under where its text starts — an option's description column, a synopsis's first
- * argument, a paragraph's own indent (a hanging indent, as the progress output does).
+ * argument, a numbered heading's text, a paragraph's own indent (a hanging indent, as the progress output
+ * does).
  */
 
 /** Where a long line's continuation lines start. */
 function hangingIndent(line: string, width: number): number {
   const option = /^(\s*(?:-\w, )?--?[\w-]+(?: \S+)?\s{2,})\S/.exec(line);
   const synopsis = /^((?:npx )?fleet-deploy [\w-]+ )/.exec(line);
+  const numbered = /^(\s*\d{1,3}\. )\S/.exec(line);
   const lead = /^\s*/.exec(line)![0].length;
-  const indent = option ? option[1]!.length : synopsis ? synopsis[1]!.length : lead;
+  const indent = option
+    ? option[1]!.length
+    : synopsis
+      ? synopsis[1]!.length
+      : numbered
+        ? numbered[1]!.length
+        : lead;
   return indent <= width / 2 ? indent : lead + 4;
 }
 
