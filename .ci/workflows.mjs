@@ -347,6 +347,7 @@ plan:
   # and, only with deployments: true, deployments: write (it creates the GitHub Deployment).
   outputs:
     matrices: ${e('steps.plan.outputs.matrices')}
+    wave-1-rest: ${e('steps.plan.outputs.wave-1-rest')}
     wave-count: ${e('steps.plan.outputs.wave-count')}
     target-count: ${e('steps.plan.outputs.target-count')}
     cumulative: ${e('steps.plan.outputs.cumulative')}
@@ -388,29 +389,9 @@ plan:
   )}`;
 }
 
-function waveJob(n, settings) {
-  const base = "!cancelled() && needs.plan.result == 'success' && inputs.mode == 'matrix'";
-  const condition =
-    n === 1
-      ? "inputs.mode == 'matrix' && fromJSON(needs.plan.outputs.wave-count) >= 1"
-      : e(
-          `${base} && (needs.gate-${n - 1}.outputs.continue == 'true' || needs.approve-${n - 1}.result == 'success' || (inputs.dry-run && fromJSON(needs.plan.outputs.wave-count) >= ${n}))`,
-        );
-  return `
-wave-${n}:
-  name: wave ${n} · ${e('matrix.name')}
-  needs: [${n === 1 ? 'plan' : `plan, gate-${n - 1}, approve-${n - 1}`}]
-  if: ${condition}
-  runs-on: ubuntu-latest
-  timeout-minutes: ${e('inputs.wave-timeout-minutes')}
-  environment:
-    name: ${e(`fromJSON(needs.plan.outputs.environments)[${n - 1}]`)}
-    url: ${e('inputs.environment-url')}${indent(PULL_PERMISSIONS, 2)}
-  strategy:
-    fail-fast: false
-    max-parallel: ${e('inputs.max-parallel')}
-    matrix: ${e(`fromJSON(needs.plan.outputs.matrices)[${n - 1}]`)}
-  ${steps(
+/** A wave job's steps: deploy `targets`, with the hooks marked `once` or not, and upload the report as `job`. */
+const waveSteps = (settings, targets, onceHooks, job) =>
+  steps(
     2,
     checkoutCaller('read the registry'),
     checkoutOwn,
@@ -420,18 +401,69 @@ wave-${n}:
   with:${indent(TARGET_WITH, 4)}
     version: ${e('inputs.version')}
     versions: ${e('inputs.versions')}
-    targets: ${e('matrix.targets')}
-    once-hooks: ${n === 1 ? e('strategy.job-index == 0') : "'false'"}
+    targets: ${targets}
+    once-hooks: '${onceHooks}'
     dry-run: ${e('inputs.dry-run')}${indent(SSH_WITH, 4)}${indent(settingWith(settings), 4)}`,
-    uploadReport('deploy', reportName(PLAN_KEY, `w${n}-j${e('strategy.job-index')}`)),
-  )}`;
+    uploadReport('deploy', reportName(PLAN_KEY, job)),
+  );
+
+/** The keys every wave job has: its timeout, its wave's environment and the pull permissions. */
+const waveEnvironment = (n) => `runs-on: ubuntu-latest
+  timeout-minutes: ${e('inputs.wave-timeout-minutes')}
+  environment:
+    name: ${e(`fromJSON(needs.plan.outputs.environments)[${n - 1}]`)}
+    url: ${e('inputs.environment-url')}${indent(PULL_PERMISSIONS, 2)}`;
+
+/**
+ * Hooks marked `once` (a database migration) run once per rollout, before any other target deploys: a
+ * matrix cannot order its own jobs, so wave 1's first job is a job of its own, and the rest of wave 1
+ * (wave-1, from the plan's wave-1-rest) needs it and runs only when it succeeded.
+ */
+function waveOneFirstJob(settings) {
+  const first = 'fromJSON(needs.plan.outputs.matrices)[0].include[0]';
+  return `
+wave-1-first:
+  name: wave 1 · ${e(`${first}.name`)} (hooks marked once)
+  needs: [plan]
+  if: inputs.mode == 'matrix' && fromJSON(needs.plan.outputs.wave-count) >= 1
+  ${waveEnvironment(1)}
+  ${waveSteps(settings, e(`${first}.targets`), 'true', 'w1-first')}`;
 }
+
+function waveJob(n, settings) {
+  const base = "!cancelled() && needs.plan.result == 'success' && inputs.mode == 'matrix'";
+  const condition =
+    n === 1
+      ? e(`${base} && needs.wave-1-first.result == 'success' && needs.plan.outputs.wave-1-rest != ''`)
+      : e(
+          `${base} && (needs.gate-${n - 1}.outputs.continue == 'true' || needs.approve-${n - 1}.result == 'success' || (inputs.dry-run && fromJSON(needs.plan.outputs.wave-count) >= ${n}))`,
+        );
+  const matrix =
+    n === 1 ? 'fromJSON(needs.plan.outputs.wave-1-rest)' : `fromJSON(needs.plan.outputs.matrices)[${n - 1}]`;
+  return `
+wave-${n}:
+  name: wave ${n} · ${e('matrix.name')}
+  needs: [${n === 1 ? 'plan, wave-1-first' : `plan, gate-${n - 1}, approve-${n - 1}`}]
+  if: ${condition}
+  ${waveEnvironment(n)}
+  strategy:
+    fail-fast: false
+    max-parallel: ${e('inputs.max-parallel')}
+    matrix: ${e(matrix)}
+  ${waveSteps(settings, e('matrix.targets'), 'false', `w${n}-j${e('strategy.job-index')}`)}`;
+}
+
+/** Wave n ran (wave 1: its first job, on its own, or the rest of it). */
+const ran = (n) =>
+  n === 1
+    ? "(needs.wave-1-first.result != 'skipped' || needs.wave-1.result != 'skipped')"
+    : `needs.wave-${n}.result != 'skipped'`;
 
 function gateJob(n) {
   return `
 gate-${n}:
-  needs: [plan, wave-${n}]
-  if: ${e(`!cancelled() && needs.plan.result == 'success' && inputs.mode == 'matrix' && !inputs.dry-run && needs.wave-${n}.result != 'skipped' && fromJSON(needs.plan.outputs.wave-count) > ${n}`)}
+  needs: [plan, ${n === 1 ? 'wave-1-first, ' : ''}wave-${n}]
+  if: ${e(`!cancelled() && needs.plan.result == 'success' && inputs.mode == 'matrix' && !inputs.dry-run && ${ran(n)} && fromJSON(needs.plan.outputs.wave-count) > ${n}`)}
   runs-on: ubuntu-latest
   # The registry's analysis soaks here (rollout.analysis.soak), not in a sleeping deploy job.
   timeout-minutes: 360
@@ -513,7 +545,7 @@ function summaryJob() {
     .join(' || ');
   return `
 summary:
-  needs: [plan, ${range(1, WAVES)
+  needs: [plan, wave-1-first, ${range(1, WAVES)
     .map((n) => `wave-${n}`)
     .join(', ')}, ${gates.map((n) => `gate-${n}`).join(', ')}, fleet]
   if: always() && needs.plan.result == 'success' && !inputs.dry-run
@@ -548,6 +580,7 @@ summary:
 function deployWorkflow(settings) {
   const jobs = [
     planJob(),
+    waveOneFirstJob(settings),
     ...range(1, WAVES).flatMap((n) => [waveJob(n, settings), ...(n < WAVES ? [gateJob(n)] : [])]),
     fleetJob(settings),
     summaryJob(),

@@ -22,6 +22,17 @@ describe('plan action (with a double of @actions/core)', () => {
     const m = JSON.parse(core.outputs.matrices!);
     expect(m.map((w: any) => w.include.reduce((a: number, j: any) => a + j.count, 0))).toEqual([1, 1, 1, 3]);
     expect(JSON.parse(core.outputs.targets!)[0]).toBe('eu-1/internal-qa');
+    // Wave 1 has one job here: nothing is left for its matrix after the first job.
+    expect(core.outputs['wave-1-rest']).toBe('');
+  });
+
+  test('wave-1-rest: wave 1 without its first job, which the workflow runs alone for the once hooks', async () => {
+    core.reset({ registry: 'servers/example.json', waves: 'rings' });
+    await runAction('plan');
+    expect(core.setFailed).not.toHaveBeenCalled();
+    const [first] = JSON.parse(core.outputs.matrices!);
+    expect(first.include.length).toBeGreaterThan(1);
+    expect(JSON.parse(core.outputs['wave-1-rest']!)).toEqual({ include: first.include.slice(1) });
   });
 
   test('one environment per wave, the last name for the later waves', async () => {

@@ -5,7 +5,7 @@
  */
 import { Evaluator, Lexer, Parser, data } from '@actions/expressions';
 import { NoOperationTraceWriter, parseWorkflow } from '@actions/workflow-parser';
-import { matrices, planDeployment } from '../src/plan/plan';
+import { matrices, planDeployment, waveOneRest } from '../src/plan/plan';
 import { fleet } from './helpers/fleet';
 
 function evaluate(expression: string, outputs: Record<string, string>): unknown {
@@ -75,3 +75,27 @@ test.each([
 test('the parser does reject a malformed matrix (the check above can fail)', () => {
   expect(workflowErrors({ include: 'not a list' }).length).toBeGreaterThan(0);
 });
+
+test.each([
+  [11, 'rings'],
+  [600, '1,5%,25%,100%'],
+])(
+  '%i targets (%s): wave-1-first and wave-1 deploy wave 1 between them, each target once, as the workflow reads them',
+  (n, waves) => {
+    const plan = planDeployment(fleet(n), { waves });
+    const perWave = matrices(plan);
+    const outputs = { matrices: JSON.stringify(perWave), 'wave-1-rest': waveOneRest(perWave) };
+    const first = evaluate('fromJSON(needs.plan.outputs.matrices)[0].include[0].targets', outputs) as string;
+    const runs = evaluate("needs.plan.outputs['wave-1-rest'] != ''", outputs);
+    const rest = runs
+      ? (evaluate("fromJSON(needs.plan.outputs['wave-1-rest'])", outputs) as {
+          include: Array<{ targets: string }>;
+        })
+      : { include: [] };
+    if (runs) expect(workflowErrors(rest)).toEqual([]);
+    const deployed = [first, ...rest.include.map((j) => j.targets)].flatMap((t) => t.split(' '));
+    expect(deployed).toEqual(plan.plan[0]!.targets.map((t) => t.id));
+    // A wave 1 of one job (the canary "1"): nothing is left, and wave-1's `if` keeps the matrix from running.
+    expect(runs).toBe(plan.plan[0]!.jobs.length > 1);
+  },
+);

@@ -238,6 +238,7 @@ describe('a rollback is never dropped or cancelled by a deploy', () => {
 const gen = (await import('../.ci/workflows.mjs' as string)) as {
   PASSED_SETTINGS: string[];
   WAVE_TIMEOUT_MINUTES: number;
+  WAVES: number;
 };
 
 describe('the workflows pass the rollout settings of the one table (src/settings.ts)', () => {
@@ -266,7 +267,7 @@ describe('the workflows pass the rollout settings of the one table (src/settings
           .map((s) => ({ where: `${file} ${job}`, with: s.with as Record<string, string> })),
       ),
     );
-    expect(steps.length).toBe(12); // 10 waves, the fleet job, the rollback
+    expect(steps.length).toBe(13); // wave 1's first job, 10 waves, the fleet job, the rollback
     for (const s of steps)
       for (const r of rows)
         expect([s.where, s.with[r.input]]).toEqual([s.where, `\${{ inputs.${r.input} }}`]);
@@ -278,7 +279,8 @@ describe('the workflows pass the rollout settings of the one table (src/settings
       type: 'number',
       default: gen.WAVE_TIMEOUT_MINUTES,
     });
-    const waves = jobsOf(DEPLOY).filter(([job]) => /^wave-\d+$/.test(job));
+    const waves = jobsOf(DEPLOY).filter(([job]) => /^wave-\d+(-first)?$/.test(job));
+    expect(waves).toHaveLength(gen.WAVES + 1);
     for (const [job, j] of waves)
       expect([job, (j as any)['timeout-minutes']]).toEqual([job, '${{ inputs.wave-timeout-minutes }}']);
   });

@@ -130,6 +130,60 @@ describe('the reusable workflows run the actions of the commit the caller refere
   );
 });
 
+describe('hooks marked `once` run before the rest of wave 1 (a matrix cannot order its own jobs)', () => {
+  const deploy = Object.fromEntries(jobsOf('.github/workflows/deploy.yml'));
+  const deploySteps = (spec: any) => (spec.steps ?? []).filter((s: any) => s.id === 'deploy');
+
+  test('only wave-1-first deploys with once-hooks other than false', () => {
+    const once = Object.entries(deploy).flatMap(([job, spec]) =>
+      deploySteps(spec)
+        .filter((s: any) => s.uses.endsWith('/actions/deploy') && String(s.with['once-hooks']) !== 'false')
+        .map((s: any) => [job, s.with['once-hooks']]),
+    );
+    expect(once).toEqual([['wave-1-first', 'true']]);
+  });
+
+  test("wave-1-first deploys wave 1's first matrix entry, on its own, and uploads its report as a wave job", () => {
+    const first = deploy['wave-1-first'];
+    expect(first.needs).toEqual(['plan']);
+    expect(first.strategy).toBeUndefined();
+    expect(deploySteps(first)[0].with.targets).toBe(
+      '${{ fromJSON(needs.plan.outputs.matrices)[0].include[0].targets }}',
+    );
+    expect(first.environment).toEqual(deploy['wave-1'].environment);
+    const upload = first.steps.find((s: any) => /^actions\/upload-artifact@/.test(s.uses ?? ''));
+    expect(upload.with.name).toBe(
+      'fleet-deploy-report.${{ needs.plan.outputs.call-key }}.w1-first-a${{ github.run_attempt }}',
+    );
+  });
+
+  test('the rest of wave 1 waits for wave-1-first, runs only when it succeeded, and never holds its entry', () => {
+    const wave1 = deploy['wave-1'];
+    expect(wave1.needs).toEqual(expect.arrayContaining(['plan', 'wave-1-first']));
+    expect(wave1.if).toContain("needs.wave-1-first.result == 'success'");
+    // A one-job wave 1 leaves nothing for the matrix: the plan's wave-1-rest is then empty.
+    expect(wave1.if).toContain("needs.plan.outputs.wave-1-rest != ''");
+    expect(wave1.strategy.matrix).toBe('${{ fromJSON(needs.plan.outputs.wave-1-rest) }}');
+    expect(deploy.plan.outputs['wave-1-rest']).toBe('${{ steps.plan.outputs.wave-1-rest }}');
+  });
+
+  test('gate-1 and the summary need wave-1-first and read its report; approve-1 follows gate-1', () => {
+    expect(deploy['gate-1'].needs).toEqual(expect.arrayContaining(['plan', 'wave-1-first', 'wave-1']));
+    // wave 1 ran when either part of it did: a failed wave-1-first (wave-1 skipped) is still judged.
+    expect(deploy['gate-1'].if).toContain("needs.wave-1-first.result != 'skipped'");
+    expect(deploy['approve-1'].needs).toEqual(['gate-1']);
+    expect(deploy.summary.needs).toEqual(expect.arrayContaining(['wave-1-first']));
+    const patterns = (job: string) =>
+      deploy[job].steps
+        .filter((s: any) => /^actions\/download-artifact@/.test(s.uses ?? ''))
+        .map((s: any) => s.with.pattern);
+    for (const job of ['gate-1', 'summary'])
+      expect(
+        patterns(job).some((p: string) => 'w1-first'.startsWith(p.replace(/^.*\}\}\./, '').replace('*', ''))),
+      ).toBe(true);
+  });
+});
+
 describe('report artifacts survive a re-run of failed jobs', () => {
   const uploads = reusable.flatMap((file) =>
     jobsOf(file).flatMap(([job, spec]) =>

@@ -1,6 +1,6 @@
 /** The plan action: registry → per-wave GitHub matrices. */
 import { core } from './log';
-import { matrices, planDeployment, planJson } from '../plan/plan';
+import { matrices, planDeployment, planJson, waveOneRest } from '../plan/plan';
 import { waveEnvironments } from '../plan/waves';
 import { plural } from '../report/table';
 import { positiveInt, text } from './inputs';
@@ -17,6 +17,7 @@ export const INPUTS = {
 } as const;
 export const OUTPUTS = {
   matrices: 'matrices',
+  waveOneRest: 'wave-1-rest',
   plan: 'plan',
   waveCount: 'wave-count',
   targetCount: 'target-count',
@@ -39,7 +40,9 @@ export async function runPlan(): Promise<void> {
     plan.plan.length,
     `input "${INPUTS.waveEnvironments}"`,
   );
-  core.setOutput(OUTPUTS.matrices, JSON.stringify(matrices(plan)));
+  const perWave = matrices(plan);
+  core.setOutput(OUTPUTS.matrices, JSON.stringify(perWave));
+  core.setOutput(OUTPUTS.waveOneRest, waveOneRest(perWave));
   core.setOutput(OUTPUTS.plan, JSON.stringify(planJson(plan)));
   core.setOutput(OUTPUTS.waveCount, String(plan.plan.length));
   core.setOutput(OUTPUTS.targetCount, String(plan.total));

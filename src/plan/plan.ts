@@ -210,6 +210,15 @@ export function matrices(
   }));
 }
 
+/**
+ * Wave 1's matrix without its first job, for the matrix workflow: that first job runs on its own (it runs
+ * the hooks marked `once`) and the rest of wave 1 waits for it. '' when wave 1 has no other job.
+ */
+export function waveOneRest(m: ReturnType<typeof matrices>): string {
+  const rest = m[0]?.include.slice(1) ?? [];
+  return rest.length > 0 ? JSON.stringify({ include: rest }) : '';
+}
+
 /** The plan as plain JSON (the CLI's --format json and the action's `plan` output). */
 export function planJson(plan: Plan) {
   return {
