@@ -35,6 +35,8 @@ export const PASSED_SETTINGS = [
   'pullTimeoutMs',
   'pullAttempts',
   'recoveryWindowMs',
+  'prePull',
+  'prePullMinFreeMb',
 ];
 /** The wave jobs' timeout-minutes when the caller sets none (GitHub's own default is 360). */
 export const WAVE_TIMEOUT_MINUTES = 60;
@@ -509,6 +511,39 @@ approve-${n}:
       run: 'echo "approved after an inconclusive analysis — $REASON"'`;
 }
 
+/**
+ * Wave n's pre-pull: once wave n-1 ended (its pulls are over), beside gate n-1 and its soak, pull wave n's
+ * images on its servers (the deploy action's pre-pull-wave). It never delays or blocks wave n: no job needs
+ * it, and a failure is continue-on-error. It runs in wave n's environment (its SSH key), or in
+ * pre-pull-environment when that is set (one without required reviewers: docs/workflows.md).
+ */
+function prePullJob(n, settings) {
+  return `
+prepull-${n}:
+  name: pre-pull wave ${n} (beside gate ${n - 1})
+  needs: [plan, ${n === 2 ? 'wave-1-first, ' : ''}wave-${n - 1}]
+  if: ${e(`!cancelled() && needs.plan.result == 'success' && inputs.mode == 'matrix' && !inputs.dry-run && inputs.pre-pull != 'false' && ${ran(n - 1)} && fromJSON(needs.plan.outputs.wave-count) >= ${n}`)}
+  continue-on-error: true
+  runs-on: ubuntu-latest
+  timeout-minutes: ${e('inputs.wave-timeout-minutes')}
+  environment:
+    name: ${e(`inputs.pre-pull-environment || fromJSON(needs.plan.outputs.environments)[${n - 1}]`)}${indent(PULL_PERMISSIONS, 2)}
+  ${steps(
+    2,
+    checkoutCaller('read the registry'),
+    checkoutOwn,
+    `
+- id: prepull
+  uses: ./${OWN_PATH}/actions/deploy
+  with:${indent(TARGET_WITH, 4)}
+    version: ${e('inputs.version')}
+    versions: ${e('inputs.versions')}
+    select: ${e('inputs.select')}
+    waves: ${e('inputs.waves')}
+    pre-pull-wave: '${n}'${indent(SSH_WITH, 4)}${indent(settingWith(settings), 4)}`,
+  )}`;
+}
+
 function fleetJob(settings) {
   return `
 fleet:
@@ -581,7 +616,11 @@ function deployWorkflow(settings) {
   const jobs = [
     planJob(),
     waveOneFirstJob(settings),
-    ...range(1, WAVES).flatMap((n) => [waveJob(n, settings), ...(n < WAVES ? [gateJob(n)] : [])]),
+    ...range(1, WAVES).flatMap((n) => [
+      ...(n > 1 ? [prePullJob(n, settings)] : []),
+      waveJob(n, settings),
+      ...(n < WAVES ? [gateJob(n)] : []),
+    ]),
     fleetJob(settings),
     summaryJob(),
   ];
@@ -651,6 +690,13 @@ on:
         default: 'production'
       wave-environments:
         description: 'One GitHub environment per wave, e.g. "canary,production": the Nth for wave N, the last for later waves. Empty: environment.'
+        type: string
+        default: ''
+      pre-pull-environment:
+        description: >-
+          The GitHub environment of the prepull-N jobs (they pull wave N's images beside gate N-1). Empty:
+          wave N's own. Set it when that environment has required reviewers: an environment with the same
+          SSH key secret and no reviewers, so a pre-pull never asks for a second approval.
         type: string
         default: ''
       environment-url:

@@ -3,7 +3,7 @@
  * round trips, rollback, the lock released on every path, failure budgets, concurrency limits, hooks
  * that run once, cancellation. The same engine runs against real sshd in __tests__/integration.
  */
-import { deployFleet, type FleetOptions } from '../src/deploy/fleet';
+import { deployFleet, prePullWave, type FleetOptions } from '../src/deploy/fleet';
 import { planDeployment } from '../src/plan/plan';
 import { parseRegistry, type Registry } from '../src/registry';
 import { syntheticRegistry } from '../src/sandbox/synthetic';
@@ -561,6 +561,58 @@ describe("pre-pull: the next wave's images pulled on their servers while a wave 
     const report = await run(registry(2, 1), c, {}, twoWaves);
     expect(c.log.filter((l) => l.verb === 'prePull')).toHaveLength(0);
     expect(report.prePulls).toBeUndefined();
+  });
+});
+
+describe("pre-pull of one wave only (the reusable workflow's prepull-N job, beside gate N-1)", () => {
+  const plan = planDeployment(registry(3, 1), { waves: '1,2,100%' });
+  /** The one server of each wave (the plan orders them by its own rules). */
+  const serverOf = (wave: number) => plan.plan[wave - 1]!.targets[0]!.server.name;
+  const prePullOnly = (c: ScriptedConnector, wave: number, events: unknown[] = []) =>
+    prePullWave(plan, wave, options({ prePull: true }), {
+      connector: c,
+      clock: new FakeClock(),
+      onPrePull: (e) => events.push(e),
+    });
+
+  test("wave 2: only wave 2's server, only the pre-pull script: nothing locked, deployed or touched elsewhere", async () => {
+    const c = new ScriptedConnector(() => [{ match: 'prePull', reply: ok('@@prepulled\n') }]);
+    const seen: unknown[] = [];
+    const events = await prePullOnly(c, 2, seen);
+    expect(plan.plan.map((w) => w.targets.length)).toEqual([1, 1, 1]);
+    expect(c.log.map((l) => [l.server, l.verb])).toEqual([[serverOf(2), 'prePull']]);
+    expect(c.log[0]!.command).toContain(`pull -q ${REPO}:v2`);
+    expect(c.log[0]!.command).not.toContain('.fleet/lock');
+    expect(c.connects).toBe(1);
+    expect(events).toEqual([
+      { wave: 2, server: serverOf(2), refs: [`${REPO}:v2`], status: 'pulled', ms: expect.any(Number) },
+    ]);
+    expect(seen).toEqual(events);
+  });
+
+  test('wave 1 (nothing runs before it) and a wave the plan lacks: nothing connected, nothing pulled', async () => {
+    const c = new ScriptedConnector(() => []);
+    expect(await prePullOnly(c, 1)).toEqual([]);
+    expect(await prePullOnly(c, 4)).toEqual([]);
+    expect(c.connects).toBe(0);
+  });
+
+  test('a server that cannot be reached, or a pull that fails, is an event, never a throw', async () => {
+    const c = new ScriptedConnector(
+      () => [{ match: 'prePull', reply: fail(1, 'registry down') }],
+      (server) => (server === serverOf(2) ? new Error('connection refused') : undefined),
+    );
+    const refused = await prePullOnly(c, 2);
+    expect(refused).toEqual([expect.objectContaining({ server: serverOf(2), status: 'failed' })]);
+    expect(refused[0]!.detail).toContain('connection refused');
+    expect(await prePullOnly(c, 3)).toEqual([
+      expect.objectContaining({
+        wave: 3,
+        server: serverOf(3),
+        status: 'failed',
+        detail: 'exit code 1: registry down',
+      }),
+    ]);
   });
 });
 

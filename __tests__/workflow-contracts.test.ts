@@ -184,6 +184,62 @@ describe('hooks marked `once` run before the rest of wave 1 (a matrix cannot ord
   });
 });
 
+describe("wave N's images are pre-pulled beside gate N-1, and the pre-pull never holds wave N", () => {
+  const deploy = Object.fromEntries(jobsOf('.github/workflows/deploy.yml'));
+  const waves = Object.keys(deploy)
+    .map((j) => /^wave-(\d+)$/.exec(j)?.[1])
+    .filter(Boolean)
+    .map(Number);
+  const later = waves.filter((n) => n >= 2);
+  const needs = (spec: any): string[] => (spec.needs === undefined ? [] : [spec.needs].flat());
+
+  test('a prepull job for every wave after the first, and none for wave 1', () => {
+    expect(later.length).toBeGreaterThan(1);
+    expect(
+      Object.keys(deploy)
+        .filter((j) => j.startsWith('prepull-'))
+        .sort(),
+    ).toEqual(later.map((n) => `prepull-${n}`).sort());
+  });
+
+  test.each(later)(
+    'prepull-%i needs the wave before it and runs when it ran, the plan has the wave and pre-pull is on',
+    (n) => {
+      const job = deploy[`prepull-${n}`];
+      expect(needs(job)).toEqual(expect.arrayContaining(['plan', `wave-${n - 1}`]));
+      expect(needs(job)).not.toContain(`gate-${n - 1}`); // beside the gate, not after it
+      expect(job.if).toContain(`needs.wave-${n - 1}.result != 'skipped'`);
+      expect(job.if).toContain(`fromJSON(needs.plan.outputs.wave-count) >= ${n}`);
+      expect(job.if).toContain("inputs.pre-pull != 'false'");
+      expect(job.if).toContain('!inputs.dry-run');
+      expect(job['continue-on-error']).toBe(true);
+      expect(job.environment.name).toContain(`fromJSON(needs.plan.outputs.environments)[${n - 1}]`);
+      const step = job.steps.find((s: any) => String(s.uses).endsWith('/actions/deploy'));
+      expect(String(step.with['pre-pull-wave'])).toBe(String(n));
+      expect(step.with.targets).toBeUndefined(); // it plans the selection, as the gate does
+      expect(step.with.select).toBe('${{ inputs.select }}');
+      expect(step.with.waves).toBe('${{ inputs.waves }}');
+    },
+  );
+
+  test('no job needs a prepull job, so it never delays or blocks a wave', () => {
+    const held = Object.entries(deploy).flatMap(([job, spec]) =>
+      needs(spec)
+        .filter((j) => j.startsWith('prepull-'))
+        .map((j) => `${job} needs ${j}`),
+    );
+    expect(held).toEqual([]);
+  });
+
+  test('only prepull jobs set pre-pull-wave, and the deploy action declares it', () => {
+    const set = Object.entries(deploy).filter(([, spec]) =>
+      (spec.steps ?? []).some((s: any) => s.with?.['pre-pull-wave'] !== undefined),
+    );
+    expect(set.map(([j]) => j).sort()).toEqual(later.map((n) => `prepull-${n}`).sort());
+    expect(typeof load('actions/deploy/action.yml').inputs['pre-pull-wave'].description).toBe('string');
+  });
+});
+
 describe('report artifacts survive a re-run of failed jobs', () => {
   const uploads = reusable.flatMap((file) =>
     jobsOf(file).flatMap(([job, spec]) =>

@@ -99,6 +99,50 @@ describeSshd('actions/deploy', () => {
     expect([...fleet.sshds.values()].map((s) => s.handshakes())).toEqual(before);
   });
 
+  test("pre-pull-wave (deploy.yml's prepull-N): only wave N's server pulls; nothing switched or locked; a failed pull is a warning", () => {
+    const envs = () => fleet.tenants.map((t) => fleet.env(t));
+    const before = envs();
+    const prePull = (version: string) =>
+      runBundledAction(
+        'dist/actions/deploy.js',
+        {
+          registry: registryFile,
+          version,
+          waves: '1,100%',
+          'pre-pull-wave': '2',
+          'ssh-key': fleet.key.privateKey,
+        },
+        {},
+        60_000,
+      );
+    const r = prePull('v5');
+    expect(r.code).toBe(0);
+    const pulled = r.stdout.split('\n').filter((l) => / on srv-\d: pulled in /.test(l));
+    expect(pulled).toEqual([expect.stringMatching(/^pre-pull of wave 2's \S+:v5 on srv-\d: pulled in /)]);
+    expect(r.stdout).not.toContain('::warning::');
+    expect(r.stdout).not.toContain('::error::');
+    expect(envs()).toEqual(before); // no .env switched, on either server
+    for (const t of fleet.tenants) expect(lockExists(t)).toBe(false);
+    expect(r.outputs).toMatchObject({ outcome: 'skipped' });
+
+    const failed = prePull('missing-9'); // the runtime has no such image: the pull fails
+    expect(failed.code).toBe(0);
+    expect(failed.stdout).toMatch(/::warning::pre-pull of wave 2's \S+:missing-9 on srv-\d: failed: /);
+    expect(failed.stdout).not.toContain('::error::');
+    expect(envs()).toEqual(before);
+
+    const off = runBundledAction('dist/actions/deploy.js', {
+      registry: registryFile,
+      version: 'v5',
+      waves: '1,100%',
+      'pre-pull-wave': '2',
+      'pre-pull': 'false',
+      'ssh-key': fleet.key.privateKey,
+    });
+    expect(off.code).toBe(0);
+    expect(off.stdout).toContain('No pre-pull of wave 2: pre-pull is false');
+  }, 60_000);
+
   test('a rolled-back target fails the step with an annotation', () => {
     const t = fleet.tenants[0]!;
     writeFileSync(join(t.dir, 'SANDBOX_BREAK'), 'v3\n');

@@ -9,17 +9,18 @@ import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { core } from './log';
 import { ConfigurationError } from '../errors';
-import { deployFleet, type FleetOptions, type FleetReport } from '../deploy/fleet';
+import { deployFleet, prePullWave, type FleetOptions, type FleetReport } from '../deploy/fleet';
 import { dryRunCommands } from '../deploy/dry-run';
-import { describePrePull } from '../deploy/prepull';
+import { describePrePull, type PrePullEvent } from '../deploy/prepull';
 import { systemClock } from '../deploy/ports';
 import type { LockEvent } from '../deploy/target';
 import { fetchUrl } from '../http/fetch';
-import { planDeployment } from '../plan/plan';
+import { planDeployment, type Plan } from '../plan/plan';
 import { targetsOf, type Registry, type Target } from '../registry';
 import { OUTCOME_ORDER, reason, renderReport, seconds } from '../report/render';
 import { checkTrust } from '../ssh/known-hosts';
 import { SshConnector } from '../ssh/transport';
+import { checkWholeNumber } from '../values';
 import { identity, registryLogin, release, rolloutSettings, setting } from '../settings';
 import { actionInputs } from './inputs';
 import { actionRegistry } from './single';
@@ -29,6 +30,7 @@ export const DEPLOY_INPUTS = {
   targets: 'targets',
   sshKey: 'ssh-key',
   knownHosts: 'known-hosts',
+  prePullWave: 'pre-pull-wave',
 } as const;
 
 /** The action's state: the locks this job holds, and the switch each is making (for the post step). */
@@ -116,6 +118,8 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
     ...(mode === 'deploy' && registry.analysis ? { analysis: registry.analysis } : {}),
   };
   const version = options.version;
+  const prePullOnly = core.getInput(DEPLOY_INPUTS.prePullWave).trim();
+  if (prePullOnly) return runPrePullWave(registry, plan, options, prePullOnly);
   if (setting(actionInputs, 'dryRun')) return printDryRun(targets, options);
   const knownHosts = core.getInput(DEPLOY_INPUTS.knownHosts);
   checkTrust(registry, plan, knownHosts);
@@ -145,11 +149,48 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
     },
     onWave: (w) => w.status === 'start' && core.info(`── wave ${w.wave} of ${w.of}: ${w.targets} target(s)`),
     onAnalysis: logAnalysis,
-    onPrePull: (e) => (e.status === 'pulled' ? core.info : core.warning)(describePrePull(e)),
+    onPrePull: logPrePull,
   });
 
   await publishReport(report);
 }
+
+/**
+ * `pre-pull-wave: N` (the reusable workflow's prepull-N job, beside gate N-1): only the pre-pull of wave
+ * N's images on its servers, each logged as in fleet mode. It fails nothing: a failed or skipped pre-pull
+ * is a warning (the wave's own pull then does the work), and the step succeeds.
+ */
+async function runPrePullWave(registry: Registry, plan: Plan, options: FleetOptions, input: string) {
+  const wave = checkWholeNumber(input, `input "${DEPLOY_INPUTS.prePullWave}"`, 1);
+  core.setOutput('outcome', 'skipped');
+  core.setOutput('report', '');
+  if (!options.prePull || options.rollback || wave < 2 || wave > plan.plan.length) {
+    const why = !options.prePull
+      ? 'pre-pull is false'
+      : options.rollback
+        ? 'a rollback'
+        : `the plan has no wave ${wave} after another`;
+    return core.info(`No pre-pull of wave ${wave}: ${why}`);
+  }
+  if (setting(actionInputs, 'dryRun'))
+    return core.info(`No pre-pull of wave ${wave}: a dry run connects to nothing`);
+  const knownHosts = core.getInput(DEPLOY_INPUTS.knownHosts);
+  checkTrust(registry, plan, knownHosts);
+  const privateKey = sshKey();
+  core.info(`Pre-pulling the images of wave ${wave} of ${plan.plan.length} on their servers`);
+  const events = await prePullWave(plan, wave, options, {
+    connector: new SshConnector({ privateKey, knownHosts }),
+    clock: systemClock,
+    signal: cancelOnSignals(),
+    onPrePull: logPrePull,
+  });
+  const pulled = events.filter((e) => e.status === 'pulled').length;
+  core.info(`Pre-pull of wave ${wave}: ${pulled} of ${events.length} server pull(s) done`);
+}
+
+/** A pre-pull in the job's log: pulled, or a warning (never a failure). */
+const logPrePull = (e: PrePullEvent) =>
+  (e.status === 'pulled' ? core.info : core.warning)(describePrePull(e));
 
 /** The analysis between waves in the job's log: what it measures, each measurement, the outcome. */
 export function logAnalysis(e: AnalysisEvent): void {

@@ -299,6 +299,44 @@ function prePullFor(
   );
 }
 
+/**
+ * Only the pre-pull of wave `wave` (the reusable workflow's prepull-N job, which runs beside gate N-1): the
+ * same PrePull over one connection per server of the wave's pre-pulls, each ended through `onPrePull`.
+ * Never throws for a server: a pre-pull holds no lock, changes nothing that runs and fails nothing.
+ */
+export async function prePullWave(
+  plan: Plan,
+  wave: number,
+  options: FleetOptions,
+  ports: Pick<FleetPorts, 'connector' | 'clock' | 'signal' | 'onPrePull'>,
+): Promise<PrePullEvent[]> {
+  const sessions = new Map<string, Session>();
+  for (const t of plan.plan[wave - 1]?.targets ?? [])
+    if (!sessions.has(t.server.name))
+      sessions.set(
+        t.server.name,
+        new Session(t.server, ports.connector, ports.clock, options.recoveryWindowMs, 1),
+      );
+  const prePull = new PrePull(
+    plan,
+    { ...options, prePullMinFreeMb: options.prePullMinFreeMb ?? 1024 },
+    {
+      sessions,
+      pulls: () => undefined,
+      clock: ports.clock,
+      ...(ports.signal ? { signal: ports.signal } : {}),
+      ...(ports.onPrePull ? { onPrePull: ports.onPrePull } : {}),
+    },
+  );
+  try {
+    prePull.start(wave);
+    await prePull.settle();
+  } finally {
+    await Promise.all([...sessions.values()].map((s) => s.close()));
+  }
+  return prePull.events;
+}
+
 /** The wave's ports, telling the pre-pull when its targets are past their pulls (the next wave's pre-pull then starts). */
 function withPrePull(
   ports: FleetPorts,
