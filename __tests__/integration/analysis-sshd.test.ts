@@ -201,7 +201,14 @@ run('analysis between waves, with a real Prometheus', () => {
     );
     const r = runBundledAction(
       'dist/actions/gate.js',
-      { reports, wave: '1', waves: '1,100%', version: 'silent-7', registry, 'ssh-key': fleet.key.privateKey },
+      {
+        reports,
+        wave: '1',
+        waves: '1,100%',
+        version: 'silent-7',
+        'analysis-registry': registry,
+        'ssh-key': fleet.key.privateKey,
+      },
       {},
       60_000,
     );
