@@ -167,7 +167,9 @@ export class Judge {
     if (this.usesValue && !('value' in o.vars))
       return {
         outcome: 'inconclusive',
-        detail: `"value" needs exactly one series, the query returned ${(o.vars.result as unknown[]).length}: use result.all(…) or aggregate`,
+        detail:
+          `"value" needs exactly one series, the query returned ${(o.vars.result as unknown[]).length}: ` +
+          `use result.all(…) or aggregate`,
       };
     const f = this.failure?.(o.vars);
     if (typeof f === 'string') return { outcome: 'inconclusive', detail: `failureCondition: ${f}` };
