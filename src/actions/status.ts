@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { core } from './log';
 import { fleetStatus, statusRows, STATUS_HEADERS } from '../cli/status';
-import { hasDrift, type TargetStatus } from '../deploy/status';
+import { hasDrift, type TargetStatus } from '../fleet/status';
 import { ConfigurationError } from '../errors';
 import { jsonText } from '../report/sanitize';
 import { driftList, renderStatusSummary } from '../report/status-summary';

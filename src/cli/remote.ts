@@ -2,7 +2,7 @@
  * What every command that works on servers starts with: the registry, the selected targets, the SSH key
  * and trusted host keys (checked like a deploy's), and a connector; and the options they share.
  */
-import type { Connector } from '../deploy/ports';
+import type { Connector } from '../ports';
 import { planDeployment } from '../plan/plan';
 import type { Registry, Target } from '../registry/model';
 import { SshConnector, type SshOptions } from '../ssh/transport';

@@ -3,10 +3,10 @@
  * deploy, container state and health now, a lock left behind, and drift. One connection per server; per
  * tenant one inspection (one exec) and, at the same time on the same connection, one health probe.
  */
-import { eachServer } from '../deploy/each-server';
-import type { HttpResponse, Transport } from '../deploy/ports';
+import { eachServer } from '../fleet/each-server';
+import type { HttpResponse, Transport } from '../ports';
 import { describe } from '../deploy/shell';
-import { hasDrift, targetStatus, waveDrift, type TargetStatus } from '../deploy/status';
+import { hasDrift, targetStatus, waveDrift, type TargetStatus } from '../fleet/status';
 import { FORMAT_OPTIONS, outputFormat } from './args';
 import { judge } from '../health/gate';
 import { fetchUrl } from '../http/fetch';

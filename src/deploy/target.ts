@@ -19,7 +19,7 @@ import { History, historyLine, parseHistory } from './history';
 import { OnceHooks, runHooks } from './hooks';
 import { interruptedSwitch, Lease, leaseTerms } from './lease';
 import { describeHolder, parseLockOwner, unlockCommand } from './locks';
-import type { Clock, UrlGet } from './ports';
+import type { Clock, UrlGet } from '../ports';
 import { prepareTarget } from './prepare';
 import type { ServerPulls } from './pulls';
 import type { Release, StepTiming, TargetResult } from './result';

@@ -5,7 +5,7 @@
  * Each target fails alone; a server that cannot be reached fails its targets with the connect error.
  */
 import type { Server, Target } from '../registry/model';
-import type { Connector, Transport } from './ports';
+import type { Connector, Transport } from '../ports';
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: string };
 

@@ -2,8 +2,8 @@
  * The small interfaces deploy/ talks to the world through. The SSH edge (src/ssh) implements Transport
  * and Connector over node-ssh; tests use real sshd, and orchestration tests a recording double.
  */
-import type { Server } from '../registry/model';
-import type { Script } from '../remote/shell';
+import type { Server } from './registry/model';
+import type { Script } from './remote/shell';
 
 export interface ExecResult {
   /** null when the connection was lost or the command was killed: always a failure. */
