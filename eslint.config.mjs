@@ -13,7 +13,7 @@ export default tseslint.config(
     },
   },
   {
-    // A function longer than this is several steps that want names of their own (issue 9).
+    // A function longer than this is several steps that want names of their own.
     files: ['src/**/*.ts'],
     rules: { 'max-lines-per-function': ['error', { max: 80, skipBlankLines: true, skipComments: true }] },
   },
