@@ -46,13 +46,20 @@ function importGraph(root: string): Graph {
   return graph;
 }
 
-/** Every cycle, one per strongly connected set of files, as the path that goes round it. */
-function cycles(graph: Graph): string[][] {
+interface Cycle {
+  /** A path from a file back to itself. */
+  path: string[];
+  /** Every file of the strongly connected set it belongs to, sorted. */
+  files: string[];
+}
+
+/** Every cycle, one per strongly connected set of files. */
+function cycles(graph: Graph): Cycle[] {
   const index = new Map<string, number>();
   const low = new Map<string, number>();
   const stack: string[] = [];
   const onStack = new Set<string>();
-  const found: string[][] = [];
+  const found: Cycle[] = [];
   const visit = (v: string) => {
     index.set(v, index.size);
     low.set(v, index.get(v)!);
@@ -72,10 +79,17 @@ function cycles(graph: Graph): string[][] {
       onStack.delete(w);
       set.add(w);
     } while (w !== v);
-    if (set.size > 1 || graph.get(v)?.includes(v)) found.push(roundTrip(graph, v, set));
+    if (set.size > 1 || graph.get(v)?.includes(v))
+      found.push({ path: roundTrip(graph, v, set), files: [...set].sort() });
   };
   for (const v of [...graph.keys()].sort()) if (!index.has(v)) visit(v);
   return found;
+}
+
+/** A cycle in words: the path round it, and every file tangled with it when there are more. */
+function describeCycle({ path, files }: Cycle): string {
+  const others = files.filter((f) => !path.includes(f));
+  return `${path.join(' → ')}${others.length ? ` (tangled with it: ${others.join(', ')})` : ''}`;
 }
 
 /** The shortest path from `start` back to itself within `set` (breadth first). */
@@ -147,7 +161,7 @@ describe('imports in src/', () => {
   const graph = importGraph(SRC);
 
   test('no file imports itself back through others (no import cycle)', () => {
-    expect(cycles(graph).map((c) => c.join(' → '))).toEqual([]);
+    expect(cycles(graph).map(describeCycle)).toEqual([]);
   });
 
   test('no upward import between rooms', () => {
@@ -169,7 +183,9 @@ describe('the checks find what they look for', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'fleet-imports-'));
     const files: Record<string, string> = {
-      'proxy/index.ts': "import { caddy } from './caddy';\nexport const d = caddy;",
+      'proxy/index.ts':
+        "import { caddy } from './caddy';\nimport { nginx } from './nginx';\nexport const d = [caddy, nginx];",
+      'proxy/nginx.ts': "import type { Driver } from './index';\nexport const nginx = 2;",
       'proxy/caddy.ts':
         "import type { Driver } from './index';\nexport const caddy = 1;\nexport type Driver = Driver;",
       'deploy/a.ts': "export { b } from './b';",
@@ -189,9 +205,9 @@ describe('the checks find what they look for', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   test('every cycle is reported with its files, type-only and re-exports included', () => {
-    expect(cycles(importGraph(dir))).toEqual([
-      ['deploy/a.ts', 'deploy/b.ts', 'fleet/c.ts', 'deploy/a.ts'],
-      ['proxy/caddy.ts', 'proxy/index.ts', 'proxy/caddy.ts'],
+    expect(cycles(importGraph(dir)).map(describeCycle)).toEqual([
+      'deploy/a.ts → deploy/b.ts → fleet/c.ts → deploy/a.ts',
+      'proxy/caddy.ts → proxy/index.ts → proxy/caddy.ts (tangled with it: proxy/nginx.ts)',
     ]);
   });
 
