@@ -4,7 +4,7 @@
  * never run, and only short excerpts reach a report.
  */
 import type { CelInput } from '@bufbuild/cel';
-import type { ExecResult, HttpResponse } from '../deploy/ports';
+import type { ExecResult, HttpResponse } from '../ports';
 import { sh, envPrefix, type Script } from '../remote/shell';
 import type { Target } from '../registry/model';
 import { sanitizeLine } from '../report/sanitize';

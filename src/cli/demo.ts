@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deployFleet, type FleetOptions, type FleetReport } from '../deploy/fleet';
-import { systemClock } from '../deploy/ports';
+import { systemClock } from '../ports';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment } from '../plan/plan';
 import { parseRegistry, targetsOf, type Registry, type Target, type Tenant } from '../registry';

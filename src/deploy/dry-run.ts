@@ -7,7 +7,7 @@ import type { Target } from '../registry/model';
 import * as R from '../remote/commands';
 import { backup } from '../remote/backup';
 import type { Script } from '../remote/shell';
-import { hookEnv } from './hooks';
+import { hookEnv, HOOK_NAMES } from './hooks';
 import { leaseTerms } from './lease';
 import type { ReleaseStrategy } from './strategy';
 import { strategyFor } from './strategies';
@@ -42,9 +42,11 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
     return script ? [{ step, command: script.text }] : [];
   }
 
-  private hooks(kind: 'preDeploy' | 'postDeploy', step: string): PlannedCommand[] {
+  private hooks(kind: 'preDeploy' | 'postDeploy'): PlannedCommand[] {
     const env = hookEnv(this.target, this.version, '<previous>');
-    return this.tenant.hooks[kind].flatMap((h) => this.cmd(step, R.runUserCommand(this.tenant, h.run, env)));
+    return this.tenant.hooks[kind].flatMap((h) =>
+      this.cmd(HOOK_NAMES[kind], R.runUserCommand(this.tenant, h.run, env)),
+    );
   }
 
   prepare() {
@@ -67,7 +69,7 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
     return this.cmd('backup', this.tenant.backup && backup(this.tenant, '<time>'));
   }
   preDeploy() {
-    return this.hooks('preDeploy', 'pre-deploy hook');
+    return this.hooks('preDeploy');
   }
   switch() {
     return this.cmd(this.strategy.switchStep, this.strategy.preview(this.next).switch);
@@ -84,7 +86,7 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
     return (this.strategy.preview(this.next).promote ?? []).flatMap((s) => this.cmd('promote', s));
   }
   postDeploy() {
-    return this.hooks('postDeploy', 'post-deploy hook');
+    return this.hooks('postDeploy');
   }
   retire() {
     return (this.strategy.preview(this.next).retire ?? []).flatMap((s) => this.cmd('retire', s));

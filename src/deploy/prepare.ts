@@ -6,7 +6,7 @@
 import type { Target } from '../registry/model';
 import * as R from '../remote/commands';
 import { describeHolder, unlockCommand } from './locks';
-import type { Clock } from './ports';
+import type { Clock } from '../ports';
 import { describe, StepFailure, type TargetShell } from './shell';
 
 export interface LockRequest extends R.LockTerms {

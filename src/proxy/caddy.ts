@@ -5,7 +5,7 @@
  */
 import type { Proxy } from '../registry/model';
 import { named, sh } from '../remote/shell';
-import { loopbackPort, type ProxyDriver, type Upstream } from './index';
+import { loopbackPort, type ProxyDriver, type Upstream } from './driver';
 
 type Caddy = Extract<Proxy, { kind: 'caddy' }>;
 

@@ -9,7 +9,7 @@ import type { BlueGreen, SlotName, Tenant } from '../registry/model';
 import { SLOTS_DIR } from '../remote/blue-green';
 import { inPrivateDir } from '../remote/private-dir';
 import { named, sh } from '../remote/shell';
-import { loopbackPort, type ProxyDriver } from './index';
+import { loopbackPort, type ProxyDriver } from './driver';
 
 export const flagFile = (slot: SlotName) => `${SLOTS_DIR}/live-${slot}`;
 

@@ -6,7 +6,7 @@
  */
 import type { Proxy } from '../registry/model';
 import { named, Script, sh, type Value } from '../remote/shell';
-import { loopbackPort, type ProxyDriver } from './index';
+import { loopbackPort, type ProxyDriver } from './driver';
 
 type Nginx = Extract<Proxy, { kind: 'nginx' }>;
 

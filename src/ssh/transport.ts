@@ -21,7 +21,7 @@ import {
   type ExecResult,
   type HttpResponse,
   type Transport,
-} from '../deploy/ports';
+} from '../ports';
 import { readCapped } from '../http/body';
 import { OutputTail, STDERR_TAIL_LIMIT, STDOUT_TAIL_LIMIT } from './tail';
 import { parseKnownHosts, verifyHostKey, type KnownHostEntry } from './known-hosts';

@@ -7,8 +7,8 @@
 import type { Target } from '../registry/model';
 import { configHashOf, versionOf } from '../remote/commands';
 import type { ContainerState, TenantInspection } from '../remote/status';
-import { History, parseHistory, type HistoryEntry } from './history';
-import { longestQuiet } from './locks';
+import { History, parseHistory, type HistoryEntry } from '../deploy/history';
+import { longestQuiet } from '../deploy/locks';
 
 export interface TargetStatus {
   id: string;
