@@ -7,6 +7,7 @@ import { eachServer } from '../deploy/each-server';
 import type { HttpResponse, Transport } from '../deploy/ports';
 import { describe } from '../deploy/shell';
 import { hasDrift, targetStatus, waveDrift, type TargetStatus } from '../deploy/status';
+import { strategyFor } from '../deploy/strategies';
 import { FORMAT_OPTIONS, outputFormat } from './args';
 import { judge } from '../health/gate';
 import { fetchUrl } from '../http/fetch';
@@ -69,12 +70,13 @@ export async function fleetStatus(values: Values, io: CliIO): Promise<TargetStat
     connector,
     async (t, transport) => {
       // the inspection and the probe at once, on two channels of the one connection: one round trip
+      const strategy = strategyFor(t);
       const [r, answer] = await Promise.all([
-        transport.exec(inspectTenant(t.tenant), { timeoutMs: 60_000 }),
+        transport.exec(inspectTenant(t.tenant, strategy.inspect()), { timeoutMs: 60_000 }),
         get(t, transport),
       ]);
       if (r.code !== 0) throw new Error(`cannot inspect: ${describe(r)}`);
-      const status = targetStatus(t, waveOf.get(t.id) ?? 1, parseInspection(r.stdout));
+      const status = targetStatus(t, waveOf.get(t.id) ?? 1, parseInspection(r.stdout), strategy);
       if (status.state !== 'missing') status.probe = verdict(t, answer, status.version ?? '');
       return status;
     },

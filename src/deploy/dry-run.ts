@@ -51,7 +51,11 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
     const owner = JSON.stringify({ token: '<token>', run: '<run>', actor: '<actor>', version: this.version });
     return this.cmd(
       'prepare',
-      R.prepare(this.tenant, { owner, leaseS: leaseTerms(this.options.recoveryWindowMs ?? 60_000).leaseS }),
+      R.prepare(
+        this.tenant,
+        { owner, leaseS: leaseTerms(this.options.recoveryWindowMs ?? 60_000).leaseS },
+        this.strategy.prepareReads(),
+      ),
     );
   }
   pull() {

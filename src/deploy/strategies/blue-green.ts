@@ -14,13 +14,21 @@ import { COMPOSE_PROJECT } from '../../registry/patterns';
 import * as R from '../../remote/commands';
 import * as B from '../../remote/blue-green';
 import { Script } from '../../remote/shell';
+import { slotsInspection, stackState, type TenantInspection } from '../../remote/status';
 import { runGate, type GateProbe } from '../../health/gate';
 import { proxyDriver, type ProxyDriver } from '../../proxy';
 import type { History } from '../history';
 import type { Clock } from '../ports';
 import type { Release } from '../result';
 import { describe, StepFailure } from '../shell';
-import type { Promoted, ReleaseSpec, ReleaseStrategy, StrategyContext } from '../strategy';
+import type {
+  Promoted,
+  ReleaseSpec,
+  ReleaseStrategy,
+  SlotStatus,
+  StrategyContext,
+  StrategyStatus,
+} from '../strategy';
 import { ComposeStrategy } from './compose';
 
 /** Where the proxy sent the tenant when the deploy began. */
@@ -62,6 +70,33 @@ export class BlueGreenStrategy implements ReleaseStrategy {
 
   private get tenant() {
     return this.target.tenant;
+  }
+
+  prepareReads(): R.PrepareReads {
+    return this.compose.prepareReads();
+  }
+
+  inspect(): Script {
+    return slotsInspection(this.tenant);
+  }
+
+  /**
+   * The live release (.env) and the live slot's containers (none live yet: the in-place stack's), and
+   * each slot's recorded release and state: the idle one holds the release a switch back returns to.
+   */
+  status(i: TenantInspection): StrategyStatus {
+    const live = i.slots?.live;
+    const first = this.tenant.images[0]?.variable ?? '';
+    const slot = (s: SlotName): SlotStatus => {
+      const { refs = {}, containers = [] } = i.slots?.[s] ?? {};
+      const ref = refs[first];
+      return { ...(ref ? { version: R.versionOf(ref) } : {}), refs, state: stackState(containers) };
+    };
+    return {
+      ...this.compose.status(i),
+      containers: live ? i.slots![live].containers : i.containers,
+      slots: { ...(live ? { live } : {}), blue: slot('blue'), green: slot('green') },
+    };
   }
 
   current(p: R.Prepared): Release {

@@ -8,6 +8,7 @@ import { IMAGE_REF } from '../../registry/patterns';
 import * as R from '../../remote/commands';
 import { containerRuns } from '../../remote/containers';
 import type { Script } from '../../remote/shell';
+import { composeInspection, type TenantInspection } from '../../remote/status';
 import type { CrashWatchSpec } from '../crash-watch';
 import type { PulledImage } from '../pulls';
 import type { History } from '../history';
@@ -20,6 +21,7 @@ import {
   type ReleaseSpec,
   type ReleaseStrategy,
   type StrategyContext,
+  type StrategyStatus,
 } from '../strategy';
 
 export class ComposeStrategy implements ReleaseStrategy {
@@ -37,6 +39,20 @@ export class ComposeStrategy implements ReleaseStrategy {
 
   private get tenant() {
     return this.target.tenant;
+  }
+
+  prepareReads(): R.PrepareReads {
+    return R.composeReads(this.tenant);
+  }
+
+  inspect(): Script {
+    return composeInspection(this.tenant);
+  }
+
+  /** The release in .env and the project's containers. */
+  status(i: TenantInspection): StrategyStatus {
+    const first = i.env[this.tenant.images[0]?.variable ?? ''];
+    return { ...(first ? { version: R.versionOf(first) } : {}), containers: i.containers };
   }
 
   /**
