@@ -11,7 +11,7 @@ import { strategyFor } from '../deploy/strategies';
 import { FORMAT_OPTIONS, outputFormat } from './args';
 import { judge } from '../health/gate';
 import { fetchUrl } from '../http/fetch';
-import type { Target } from '../registry/model';
+import type { SlotName, Target } from '../registry/model';
 import { inspectTenant, parseInspection } from '../remote/status';
 import { plural, table } from '../report/table';
 import { jsonText } from '../report/sanitize';
@@ -26,7 +26,8 @@ health now (the containers' own checks and one probe of the registry's health ch
 place (its owner; live while its lease runs, "interrupted" once the lease ran out on the server's clock,
 a lock without a lease judged by its age), and drift: it runs something other than its last recorded
 release (.env or the running images), its Compose config-hash differs from the deployed one (when
-recorded), or it runs another version than most of its wave. Reads only; takes no lock.
+recorded), or it runs another version than most of its wave. A blue-green target: its live slot (its
+containers are the ones shown) and the release each slot holds. Reads only; takes no lock.
 
 Options:
   -f, --format FORMAT   table (default) or json
@@ -115,6 +116,17 @@ export function healthText(s: TargetStatus): string {
   return [s.health && s.health !== 'none' ? s.health : '', probe].filter(Boolean).join(', ');
 }
 
+/** A blue-green target's slots: the live one and the release each holds (the idle one's: what a switch back returns to). */
+export function slotsText(s: TargetStatus): string {
+  const slots = s.slots;
+  if (!slots) return '';
+  const held = (n: SlotName) => `${slots[n].version ?? 'nothing'} (${slots[n].state})`;
+  if (!slots.live)
+    return `no live slot (the in-place stack serves); blue holds ${held('blue')}, green ${held('green')}`;
+  const idle = slots.live === 'blue' ? 'green' : 'blue';
+  return `live slot ${slots.live}: ${held(slots.live)}; idle slot ${idle} holds ${held(idle)}`;
+}
+
 export function statusRows(statuses: readonly TargetStatus[]): string[][] {
   return statuses.map((s) => [
     s.id,
@@ -126,7 +138,7 @@ export function statusRows(statuses: readonly TargetStatus[]): string[][] {
       ? `${s.lastDeploy.outcome} ${s.lastDeploy.time?.slice(0, 16) ?? ''} ${s.lastDeploy.actor ?? ''}`.trim()
       : '',
     healthText(s),
-    [s.error, ...s.drift, s.lock ? lockText(s.lock) : ''].filter(Boolean).join('; '),
+    [s.error, ...s.drift, s.lock ? lockText(s.lock) : '', slotsText(s)].filter(Boolean).join('; '),
   ]);
 }
 
