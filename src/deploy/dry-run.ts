@@ -78,9 +78,12 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
   }
   health() {
     const h = this.tenant.health;
+    const url =
+      h.url ??
+      `http://127.0.0.1:${this.strategy.gatePort?.() ?? h.port}${h.path} (through the SSH connection)`;
     const probe = {
       step: 'health',
-      command: `# GET ${h.url ?? `http://127.0.0.1:${this.strategy.gatePort?.() ?? h.port}${h.path} (through the SSH connection)`} every ${h.intervalMs} ms until ${h.successes} healthy answers in a row, at most ${h.deadlineMs} ms`,
+      command: `# GET ${url} every ${h.intervalMs} ms until ${h.successes} healthy answers in a row, at most ${h.deadlineMs} ms`,
     };
     return [probe, ...this.cmd('health', h.containerHealth ? R.containerHealth(this.tenant) : undefined)];
   }

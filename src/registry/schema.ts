@@ -295,7 +295,8 @@ const commandsFields = {
   current: shellCommand('Prints the version running now (one line).'),
 };
 const COMMANDS_DESCRIPTION =
-  'Deploy with your own commands instead of Compose (stacks that are not containers). The lock, health gate, rollback and history still apply.';
+  'Deploy with your own commands instead of Compose (stacks that are not containers). ' +
+  'The lock, health gate, rollback and history still apply.';
 const commands = z.strictObject(commandsFields).meta({
   description: `${COMMANDS_DESCRIPTION} The same as "strategy": {"kind": "commands", …}.`,
 });

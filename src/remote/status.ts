@@ -24,7 +24,13 @@ import {
 import { ACTIVE_FILE, slotEnvFile } from './blue-green';
 import { named, Script, sh } from './shell';
 
-const INSPECT = `{{.Name}}|{{.State.Status}}|{{.Image}}|{{index .Config.Labels "${CONFIG_HASH_LABEL}"}}|{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}`;
+const INSPECT = [
+  '{{.Name}}',
+  '{{.State.Status}}',
+  '{{.Image}}',
+  `{{index .Config.Labels "${CONFIG_HASH_LABEL}"}}`,
+  '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}',
+].join('|');
 
 /**
  * The inspection of a tenant: `part` is its strategy's (`composeInspection`, `currentInspection`,
@@ -32,9 +38,9 @@ const INSPECT = `{{.Name}}|{{.State.Status}}|{{.Image}}|{{index .Config.Labels "
  */
 export function inspectTenant(t: Tenant, part: Script, historyLines = 50): Script {
   const lines: Script[] = [sh`cd -- ${t.path} 2>/dev/null || { echo '@@nodir'; exit 0; }`, part];
-  lines.push(
-    sh`if [ -d ${LOCK_DIR} ]; then echo "@@lock $(( $(date +%s) - $(stat -c %Y ${LOCK_DIR}) ))"; head -c 2048 ${`${LOCK_DIR}/owner`} 2>/dev/null; echo; ${LEASE_MARKER}; fi`,
-  );
+  const age = sh`$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR}) ))`;
+  const owner = sh`head -c 2048 ${`${LOCK_DIR}/owner`} 2>/dev/null`;
+  lines.push(sh`if [ -d ${LOCK_DIR} ]; then echo "@@lock ${age}"; ${owner}; echo; ${LEASE_MARKER}; fi`);
   lines.push(sh`echo '@@history'; tail -n ${historyLines} ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
   return named('inspectTenant', new Script(lines.map(String).join('\n')));
 }
@@ -42,7 +48,11 @@ export function inspectTenant(t: Tenant, part: Script, historyLines = 50): Scrip
 /** A project's containers (every one, stopped too) after a `@@SECTION` line, then their images' digests. */
 function containersSection(t: Tenant, section: string, project: Script): Script {
   const engine = engineOf(t.compose.command);
-  return sh`echo ${`@@${section}`}; ids=$(${containersOf(t, project, true)}) || ids=; if [ -n "$ids" ]; then ${engine} inspect --format ${INSPECT} $ids; echo '@@images'; ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' $(${engine} inspect --format '{{.Image}}' $ids | sort -u) 2>/dev/null; fi`;
+  const inspect = sh`${engine} inspect --format ${INSPECT} $ids`;
+  const images = sh`$(${engine} inspect --format '{{.Image}}' $ids | sort -u)`;
+  const digests = sh`${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${images} 2>/dev/null`;
+  const ids = sh`ids=$(${containersOf(t, project, true)}) || ids=`;
+  return sh`echo ${`@@${section}`}; ${ids}; if [ -n "$ids" ]; then ${inspect}; echo '@@images'; ${digests}; fi`;
 }
 
 /** The in-place stack's part: its project, .env's image variables and each container of the project. */
@@ -68,8 +78,10 @@ export function currentInspection(current: string): Script {
  */
 export function slotsInspection(t: Tenant): Script {
   const names = t.images.map((i) => i.variable).join('|');
-  const slot = (s: SlotName) =>
-    sh`echo ${`@@slotenv ${s}`}; grep -E ${`^(${names})=`} ${slotEnvFile(s)} 2>/dev/null; ${containersSection(t, `slotcontainers ${s}`, new Script(`$project-${s}`))}`;
+  const slot = (s: SlotName) => {
+    const env = sh`echo ${`@@slotenv ${s}`}; grep -E ${`^(${names})=`} ${slotEnvFile(s)} 2>/dev/null`;
+    return sh`${env}; ${containersSection(t, `slotcontainers ${s}`, new Script(`$project-${s}`))}`;
+  };
   return new Script(
     [composeInspection(t), sh`echo '@@active'; cat ${ACTIVE_FILE} 2>/dev/null`, ...SLOTS.map(slot)].join(
       '\n',
@@ -197,11 +209,12 @@ const emptySlots = () => ({ blue: { refs: {}, containers: [] }, green: { refs: {
  */
 export function removeImages(t: Tenant, refs: readonly string[], dryRun: boolean): Script {
   const engine = engineOf(t.compose.command);
+  const size = sh`size=$(${engine} image inspect --format '{{.Size}}' -- "$ref" 2>/dev/null)`;
   const remove = dryRun
     ? sh``
     : sh` if ${engine} image rm -- "$ref" >/dev/null 2>&1; then echo "@@removed $ref"; else echo "@@kept $ref"; fi;`;
   return named(
     'removeImages',
-    sh`for ref in ${[...refs]}; do size=$(${engine} image inspect --format '{{.Size}}' -- "$ref" 2>/dev/null) || continue; echo "@@image $ref $size";${remove} done`,
+    sh`for ref in ${[...refs]}; do ${size} || continue; echo "@@image $ref $size";${remove} done`,
   );
 }
