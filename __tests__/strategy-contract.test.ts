@@ -14,6 +14,8 @@ import { strategy as strategySchema } from '../src/registry/schema';
 import { strategyFor } from '../src/deploy/strategies';
 import { dryRunCommands } from '../src/deploy/dry-run';
 import { parseInspection } from '../src/remote/status';
+import { targetStatus } from '../src/deploy/status';
+import { slotsText } from '../src/cli/status';
 import { baseRegistry, problemsOf } from './helpers/registry';
 
 const images = [
@@ -121,6 +123,28 @@ describe('every kind of strategy', () => {
         WORKER_IMAGE: 'ghcr.io/acme/worker:v1',
       });
     });
+  });
+});
+
+describe("status of a blue-green target: the live slot's containers, and what each slot holds", () => {
+  const statusOf = (inspection: string) => {
+    const target = targetOf('blue-green');
+    return targetStatus(target, 1, parseInspection(inspection), strategyFor(target));
+  };
+
+  test("green live: its containers are the target's, and the idle slot holds v2", () => {
+    const s = statusOf(kinds['blue-green'].inspection);
+    expect(s).toMatchObject({ state: 'running', version: 'v3', health: 'healthy' });
+    expect(slotsText(s)).toBe('live slot green: v3 (running); idle slot blue holds v2 (missing)');
+  });
+
+  test('before the first blue-green deploy: the in-place stack serves, and the slots hold nothing', () => {
+    const legacy = `@@env\nAPP_IMAGE=ghcr.io/acme/app:v1\n@@containers\n/acme-app-1|running|sha256:${'b'.repeat(64)}||none\n@@active`;
+    const s = statusOf(`${legacy}\n@@slotenv blue\n@@slotenv green\n@@history\n@@end`);
+    expect(s).toMatchObject({ state: 'running', version: 'v1', slots: { blue: { state: 'missing' } } });
+    expect(slotsText(s)).toBe(
+      'no live slot (the in-place stack serves); blue holds nothing (missing), green nothing (missing)',
+    );
   });
 });
 
