@@ -101,6 +101,23 @@ describe('every kind of strategy', () => {
       if (s.retire) expect(preview.retire?.length).toBeGreaterThan(0);
     });
 
+    test("the dry run's container health check is the strategy's (blue-green: the slot it gates)", () => {
+      const target = targetOf(kind);
+      const withCheck = {
+        ...target,
+        tenant: { ...target.tenant, health: { ...target.tenant.health, containerHealth: true } },
+      };
+      const health = dryRunCommands(withCheck, { version: 'v1' }).filter((c) => c.step === 'health');
+      const expected = {
+        'in-place': 'compose.project=acme)',
+        commands: undefined,
+        'blue-green': 'compose.project=acme-blue)',
+      }[kind];
+      if (!expected) return expect(health).toHaveLength(1); // the probe only: the commands own their stack
+      expect(health).toHaveLength(2);
+      expect(health[1]!.command).toContain(expected);
+    });
+
     test('status: its inspection, and what it reads from it', () => {
       const s = strategyOf(kind);
       expect(s.inspect().text).not.toBe('');

@@ -85,7 +85,7 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
       step: 'health',
       command: `# GET ${url} every ${h.intervalMs} ms until ${h.successes} healthy answers in a row, at most ${h.deadlineMs} ms`,
     };
-    return [probe, ...this.cmd('health', h.containerHealth ? R.containerHealth(this.tenant) : undefined)];
+    return [probe, ...this.cmd('health', h.containerHealth ? this.strategy.containerHealth?.() : undefined)];
   }
   promote() {
     return (this.strategy.preview(this.next).promote ?? []).flatMap((s) => this.cmd('promote', s));
