@@ -44,22 +44,24 @@ const messages = (r: unknown) =>
 describe('registry', () => {
   test('blue-green with its defaults; no strategy is in place', () => {
     const t = parse(withStrategy(strategy())).servers[0]!.tenants[0]!;
-    expect(t.blueGreen).toEqual({
+    expect(t.strategy).toEqual({
       kind: 'blue-green',
       slots: { blue: { port: 8081 }, green: { port: 8082 } },
       portVariable: 'APP_PORT',
       proxy: { kind: 'caddy', adminPort: 2019, route: 'fleet-acme' },
       drainTimeoutMs: 30_000,
     });
-    expect(parse(baseRegistry()).servers[0]!.tenants[0]!.blueGreen).toBeUndefined();
-    expect(parse(withStrategy({ kind: 'in-place' })).servers[0]!.tenants[0]!.blueGreen).toBeUndefined();
+    expect(parse(baseRegistry()).servers[0]!.tenants[0]!.strategy).toEqual({ kind: 'in-place' });
+    expect(parse(withStrategy({ kind: 'in-place' })).servers[0]!.tenants[0]!.strategy).toEqual({
+      kind: 'in-place',
+    });
   });
 
   test('nginx and command proxies, placeholders filled', () => {
     const nginx = parse(
       withStrategy(strategy({ proxy: { kind: 'nginx', upstreamFile: '/etc/nginx/fleet/{tenant}.conf' } })),
     );
-    expect(nginx.servers[0]!.tenants[0]!.blueGreen!.proxy).toEqual({
+    expect(nginx.servers[0]!.tenants[0]!.strategy).toHaveProperty('proxy', {
       kind: 'nginx',
       upstreamFile: '/etc/nginx/fleet/acme.conf',
       check: 'nginx -t -q',
@@ -72,7 +74,7 @@ describe('registry', () => {
         }),
       ),
     );
-    expect(cmd.servers[0]!.tenants[0]!.blueGreen!.proxy.kind).toBe('command');
+    expect(cmd.servers[0]!.tenants[0]!.strategy).toHaveProperty('proxy.kind', 'command');
   });
 
   test('bad values name the field, the value and the fix', () => {

@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { Agent, get as httpGet } from 'node:http';
 import { join } from 'node:path';
+import { cli } from '../helpers/cli';
 import { deploy } from '../helpers/deploy';
 import { freePort, handOver } from '../../src/testing';
 import { parseRegistry, type Registry } from '../../src/registry';
@@ -51,8 +52,11 @@ describeE2e('e2e blue-green: real engine, Compose, sshd, Caddy and nginx', () =>
     flags: { dir: t.dir, blue: t.blue, green: t.green },
   });
 
-  const registry = (o: { blueGreen: boolean; postDeploy?: string[]; drainTimeout?: string }): Registry => {
-    const raw = {
+  type Options = { blueGreen: boolean; postDeploy?: string[]; drainTimeout?: string };
+  const registry = (o: Options): Registry =>
+    parseRegistry(JSON.stringify(rawRegistry(o)), 'bg-registry.json');
+  const rawRegistry = (o: Options) => {
+    return {
       servers: [
         {
           ...stack.server('bg-1'),
@@ -93,7 +97,6 @@ describeE2e('e2e blue-green: real engine, Compose, sshd, Caddy and nginx', () =>
         },
       ],
     };
-    return parseRegistry(JSON.stringify(raw), 'bg-registry.json');
   };
 
   /** Where each proxy sends its tenant now, read from the proxy itself. */
@@ -413,6 +416,28 @@ describeE2e('e2e blue-green: real engine, Compose, sshd, Caddy and nginx', () =>
       });
     }
     expect(failures).toEqual([]);
+    // `fleet-deploy status` tells the live slot and the release the idle one holds (v1, cancelled mid-drain)
+    const registryFile = join(stack.root, 'bg-registry.json');
+    const keyFile = join(stack.root, 'bg-client-key');
+    writeFileSync(registryFile, JSON.stringify(rawRegistry({ blueGreen: true })));
+    writeFileSync(keyFile, stack.key.privateKey, { mode: 0o600 });
+    const status = (...args: string[]) =>
+      cli(['status', ...args, '-r', registryFile, '--key', keyFile], {}, { USER: 'bg' });
+    const json = await status('--json');
+    expect([json.code, json.stderr]).toEqual([0, '']);
+    for (const s of JSON.parse(json.stdout))
+      expect(s).toMatchObject({
+        state: 'running',
+        version: 'v2',
+        slots: {
+          live: 'blue',
+          blue: { version: 'v2', state: 'running' },
+          green: { version: 'v1', state: 'stopped' },
+        },
+        drift: [],
+      });
+    const table = await status();
+    expect(table.stdout).toContain('live slot blue: v2 (running); idle slot green holds v1 (stopped)');
   }, 120_000);
 
   test('manual rollback once the old slot was stopped: a normal deploy of that version into it', async () => {

@@ -4,6 +4,7 @@
  */
 import type { Analysis } from '../analysis';
 import { describeWaveAnalysis } from '../deploy/analysis';
+import { strategyFor } from '../deploy/strategies';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigurationError, isConfigurationError, formatProblem } from '../errors';
 import { placeholderProblems } from '../registry/placeholders';
@@ -318,7 +319,7 @@ export function renderPlan(plan: Plan, analysis?: Analysis): string {
       `Wave ${w.index} · ${plural(w.targets.length, 'target')} · ${plural(w.jobs.length, 'job')} · ${Math.round((done / plan.total) * 1000) / 10}% done after it`,
     );
     if (w.index > 1) {
-      const servers = new Set(w.targets.filter((t) => !t.tenant.commands).map((t) => t.server.name)).size;
+      const servers = new Set(w.targets.filter((t) => strategyFor(t).fetch).map((t) => t.server.name)).size;
       if (servers)
         out.push(
           `  its images pre-pulled on its ${plural(servers, 'server')} while wave ${w.index - 1} gates (deploy --pre-pull false: not)`,

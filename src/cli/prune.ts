@@ -9,6 +9,7 @@ import { describe } from '../deploy/shell';
 import type { Target } from '../registry/model';
 import type { Script } from '../remote/shell';
 import { inspectTenant, parseInspection, removeImages } from '../remote/status';
+import { strategyFor } from '../deploy/strategies';
 import { plural, table } from '../report/table';
 import type { CliIO } from './io';
 import { openRemote, REMOTE_HELP, REMOTE_OPTIONS, type Values } from './remote';
@@ -35,7 +36,7 @@ interface Pruned {
 async function pruneServer(list: readonly Target[], exec: (s: Script) => Promise<string>, dryRun: boolean) {
   const tenants = [];
   for (const t of list) {
-    const i = parseInspection(await exec(inspectTenant(t.tenant, 200)));
+    const i = parseInspection(await exec(inspectTenant(t.tenant, strategyFor(t).inspect(), 200)));
     tenants.push({ tenant: t.tenant, env: i.env, history: i.history });
   }
   const refs = serverPrunable(tenants);

@@ -21,7 +21,8 @@ health now (the containers' own checks and one probe of the registry's health ch
 place (its owner; live while its lease runs, "interrupted" once the lease ran out on the server's clock,
 a lock without a lease judged by its age), and drift: it runs something other than its last recorded
 release (.env or the running images), its Compose config-hash differs from the deployed one (when
-recorded), or it runs another version than most of its wave. Reads only; takes no lock.
+recorded), or it runs another version than most of its wave. A blue-green target: its live slot (its
+containers are the ones shown) and the release each slot holds. Reads only; takes no lock.
 
 Options:
   -f, --format FORMAT   table (default) or json

@@ -53,7 +53,11 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
     const owner = JSON.stringify({ token: '<token>', run: '<run>', actor: '<actor>', version: this.version });
     return this.cmd(
       'prepare',
-      R.prepare(this.tenant, { owner, leaseS: leaseTerms(this.options.recoveryWindowMs ?? 60_000).leaseS }),
+      R.prepare(
+        this.tenant,
+        { owner, leaseS: leaseTerms(this.options.recoveryWindowMs ?? 60_000).leaseS },
+        this.strategy.prepareReads(),
+      ),
     );
   }
   pull() {
@@ -76,11 +80,14 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
   }
   health() {
     const h = this.tenant.health;
+    const url =
+      h.url ??
+      `http://127.0.0.1:${this.strategy.gatePort?.() ?? h.port}${h.path} (through the SSH connection)`;
     const probe = {
       step: 'health',
-      command: `# GET ${h.url ?? `http://127.0.0.1:${this.strategy.gatePort?.() ?? h.port}${h.path} (through the SSH connection)`} every ${h.intervalMs} ms until ${h.successes} healthy answers in a row, at most ${h.deadlineMs} ms`,
+      command: `# GET ${url} every ${h.intervalMs} ms until ${h.successes} healthy answers in a row, at most ${h.deadlineMs} ms`,
     };
-    return [probe, ...this.cmd('health', h.containerHealth ? R.containerHealth(this.tenant) : undefined)];
+    return [probe, ...this.cmd('health', h.containerHealth ? this.strategy.containerHealth?.() : undefined)];
   }
   promote() {
     return (this.strategy.preview(this.next).promote ?? []).flatMap((s) => this.cmd('promote', s));

@@ -56,6 +56,7 @@ function lockedBy(target: Target, p: R.Prepared, waitedMs: number): string {
 /** Runs `prepare` until the lock is ours, or fails the step saying why. */
 export async function prepareTarget(
   target: Target,
+  reads: R.PrepareReads,
   shell: TargetShell,
   lock: LockRequest,
   hooks: PrepareHooks,
@@ -64,7 +65,7 @@ export async function prepareTarget(
   const deadline = hooks.clock.now() + lock.waitMs;
   for (let attempt = 0; ; attempt++) {
     const sent = hooks.clock.now();
-    const r = await shell.exec(R.prepare(t, lock));
+    const r = await shell.exec(R.prepare(t, lock, reads));
     const problem = preflightProblem(target, r.code, r.stdout);
     if (problem) throw new StepFailure('prepare', problem);
     const p = R.parsePrepared(r.stdout);

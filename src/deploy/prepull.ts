@@ -60,9 +60,10 @@ export function prePullJobs(
   for (const wave of plan.plan.slice(1)) {
     const seen = new Set<string>();
     for (const t of wave.targets) {
-      if (t.tenant.commands) continue;
+      const strategy = strategyFor(t);
+      if (!strategy.fetch) continue; // nothing to pull: the user's commands own their images
       const refs = Object.values(
-        strategyFor(t).release({ version: options.version, versions: options.versions ?? {} }).refs,
+        strategy.release({ version: options.version, versions: options.versions ?? {} }).refs,
       );
       const key = `${t.server.name}\n${[...refs].sort().join('\n')}`;
       if (refs.length === 0 || seen.has(key)) continue;

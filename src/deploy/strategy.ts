@@ -2,11 +2,13 @@
  * How a target's release is switched. A strategy knows what a release is for its kind of tenant, how
  * to read the running one, how to fetch, switch to and switch back; the per-target run (target.ts) owns
  * the order, the lock, the health gate, hooks and history. A new way to switch (blue-green behind a
- * proxy, …) is a new file in strategies/ and one line in `strategyFor`.
+ * proxy, …) is a new file in strategies/, its member of `Strategy` (registry/model.ts) and its case in
+ * `strategyFor`; the contract test (__tests__/strategy-contract.test.ts) runs every kind through this interface.
  */
-import type { Target } from '../registry/model';
-import type { Hibernation, Prepared, PullLogin } from '../remote/commands';
+import type { SlotName } from '../registry/model';
+import type { Hibernation, PrepareReads, Prepared, PullLogin } from '../remote/commands';
 import type { Script } from '../remote/shell';
+import type { ContainerInfo, ContainerState, TenantInspection } from '../remote/status';
 import type { History } from './history';
 import type { CrashWatchSpec } from './crash-watch';
 import type { Clock } from '../ports';
@@ -64,9 +66,34 @@ export interface StrategyContext {
   targetId?: string;
 }
 
+/** A slot of a blue-green tenant in `fleet-deploy status`: the release it holds and its containers' state. */
+export interface SlotStatus {
+  version?: string;
+  refs: Record<string, string>;
+  state: ContainerState;
+}
+
+/** What a strategy makes of `fleet-deploy status`'s inspection of its tenant. */
+export interface StrategyStatus {
+  /** The release that serves users (compose: in .env; commands: what `current` prints). */
+  version?: string;
+  /** The containers that serve users (blue-green: the live slot's); their state is the target's. */
+  containers: readonly ContainerInfo[];
+  /** The target's state when no containers tell it (the user's commands: running). */
+  state?: ContainerState;
+  /** Blue-green: the live slot (none yet: the in-place stack serves) and what each slot holds. */
+  slots?: { live?: SlotName } & Record<SlotName, SlotStatus>;
+}
+
 export interface ReleaseStrategy {
   /** The name of the switch step in reports and dry runs ("update", "deploy"). */
   readonly switchStep: string;
+  /** Its part of `prepare`: preflight checks before the lock, and what it reads of the running release. */
+  prepareReads(): PrepareReads;
+  /** Its part of `fleet-deploy status`'s inspection (one round trip, no lock: src/remote/status.ts). */
+  inspect(): Script;
+  /** What runs, from that inspection. */
+  status(i: TenantInspection): StrategyStatus;
   /** The release that runs now, from what `prepare` read on the server. */
   current(prepared: Prepared): Release;
   /**
@@ -133,8 +160,6 @@ export interface ReleaseStrategy {
     registry?: RegistryCredentials,
   ): { fetch?: Script; switch: Script; promote?: Script[]; retire?: Script[] };
 }
-
-export type StrategyFactory = (target: Target) => ReleaseStrategy;
 
 /**
  * The login of a pull: the credentials given for the registry hosts the pull's images name, and no

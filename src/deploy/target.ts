@@ -237,7 +237,14 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     this.prepared = await this.step(
       'prepare',
       async () => {
-        const p = await prepareTarget(this.target, this.shell, this.lockRequest(), this.prepareHooks());
+        const reads = this.strategy.prepareReads();
+        const p = await prepareTarget(
+          this.target,
+          reads,
+          this.shell,
+          this.lockRequest(),
+          this.prepareHooks(),
+        );
         this.current = this.strategy.current(p); // checks what the server sent, like user input
         return p;
       },

@@ -4,6 +4,7 @@
  * (`TargetStatus`), drift across each wave included; the CLI and the status action render it.
  */
 import { describe } from '../deploy/shell';
+import { strategyFor } from '../deploy/strategies';
 import { judge } from '../health/gate';
 import type { Plan } from '../plan/plan';
 import type { Connector, HttpResponse, Transport, UrlGet } from '../ports';
@@ -63,12 +64,13 @@ export async function fleetStatus({
     connector,
     async (t, transport) => {
       // the inspection and the probe at once, on two channels of the one connection: one round trip
+      const strategy = strategyFor(t);
       const [r, answer] = await Promise.all([
-        transport.exec(inspectTenant(t.tenant), { timeoutMs: 60_000 }),
+        transport.exec(inspectTenant(t.tenant, strategy.inspect()), { timeoutMs: 60_000 }),
         get(t, transport, getUrl),
       ]);
       if (r.code !== 0) throw new Error(`cannot inspect: ${describe(r)}`);
-      const status = targetStatus(t, waveOf.get(t.id) ?? 1, parseInspection(r.stdout));
+      const status = targetStatus(t, waveOf.get(t.id) ?? 1, parseInspection(r.stdout), strategy);
       if (status.state !== 'missing') status.probe = verdict(t, answer, status.version ?? '');
       return status;
     },

@@ -5,17 +5,20 @@
  * (a target running something other than most of its wave) is added by `waveDrift`. Pure.
  */
 import type { Target } from '../registry/model';
-import { configHashOf, versionOf } from '../remote/commands';
-import type { ContainerState, TenantInspection } from '../remote/status';
+import { configHashOf } from '../remote/commands';
+import { stackState, type ContainerInfo, type ContainerState, type TenantInspection } from '../remote/status';
 import { History, parseHistory, type HistoryEntry } from '../deploy/history';
 import { longestQuiet } from '../deploy/locks';
+import type { ReleaseStrategy, StrategyStatus } from '../deploy/strategy';
 
 export interface TargetStatus {
   id: string;
   wave: number;
   state: ContainerState;
-  /** The version .env names (compose) or the `current` command prints (commands). */
+  /** The version .env names (compose, blue-green: the live one) or the `current` command prints (commands). */
   version?: string;
+  /** Blue-green: the live slot (none: the in-place stack serves) and the release and state of each slot. */
+  slots?: StrategyStatus['slots'];
   refs: Record<string, string>;
   /** IDs of the images the containers run, and their repository digests. */
   images: string[];
@@ -47,12 +50,6 @@ export interface TargetStatus {
 /** The defaults of --command-timeout and --pull-timeout: how long a live deploy may leave its lock untouched. */
 const DEFAULT_LIMITS = { commandTimeoutMs: 120_000, pullTimeoutMs: 900_000 };
 
-function aggregate(states: readonly ContainerState[]): ContainerState {
-  if (states.length === 0) return 'missing';
-  for (const s of ['restarting', 'paused', 'stopped'] as const) if (states.includes(s)) return s;
-  return 'running';
-}
-
 function healthOf(states: readonly string[]): string {
   for (const h of ['unhealthy', 'starting', 'healthy']) if (states.includes(h)) return h;
   return states.length ? 'none' : '';
@@ -83,7 +80,12 @@ function lockOf(target: Target, lock: NonNullable<TenantInspection['lock']>): Ta
 const lastDeployed = (entries: readonly HistoryEntry[]) =>
   [...entries].reverse().find((e) => e.outcome === 'deployed');
 
-function driftOf(i: TenantInspection, images: string[], last: HistoryEntry | undefined): string[] {
+function driftOf(
+  i: TenantInspection,
+  containers: readonly ContainerInfo[],
+  images: string[],
+  last: HistoryEntry | undefined,
+): string[] {
   const drift: string[] = [];
   if (!last) return drift;
   if (last.toRefs && Object.keys(i.env).length) {
@@ -97,13 +99,19 @@ function driftOf(i: TenantInspection, images: string[], last: HistoryEntry | und
         `runs image ${foreign.map((id) => id.slice(7, 19)).join(', ')}, not the last release's (${last.to ?? '?'})`,
       );
   }
-  const now = configHashOf(i.containers.flatMap((c) => (c.configHash ? [c.configHash] : [])));
+  const now = configHashOf(containers.flatMap((c) => (c.configHash ? [c.configHash] : [])));
   if (last.configHash && now && now !== last.configHash)
     drift.push('its Compose config differs from the deployed one (config-hash label)');
   return drift;
 }
 
-export function targetStatus(target: Target, wave: number, i: TenantInspection): TargetStatus {
+/** The target's status from its inspection, read by its strategy (`status`). */
+export function targetStatus(
+  target: Target,
+  wave: number,
+  i: TenantInspection,
+  strategy: Pick<ReleaseStrategy, 'status'>,
+): TargetStatus {
   if (i.noDirectory)
     return {
       id: target.id,
@@ -118,17 +126,16 @@ export function targetStatus(target: Target, wave: number, i: TenantInspection):
     };
   const entries = parseHistory(i.history);
   const history = new History(entries);
-  const first = target.tenant.images[0];
-  const version =
-    i.current ?? (first && i.env[first.variable] ? versionOf(i.env[first.variable]!) : undefined);
-  const images = [...new Set(i.containers.map((c) => c.image))];
+  const { version, containers, state, slots } = strategy.status(i);
+  const images = [...new Set(containers.map((c) => c.image))];
   const last = [...entries].reverse()[0];
   const previous = history.previous(version);
   return {
     id: target.id,
     wave,
-    state: target.tenant.commands ? 'running' : aggregate(i.containers.map((c) => c.state)),
+    state: state ?? stackState(containers),
     ...(version ? { version } : {}),
+    ...(slots ? { slots } : {}),
     refs: i.env,
     images,
     digests: [...new Set(images.flatMap((id) => i.digests[id] ?? []))],
@@ -144,9 +151,9 @@ export function targetStatus(target: Target, wave: number, i: TenantInspection):
           },
         }
       : {}),
-    health: healthOf(i.containers.map((c) => c.health)),
+    health: healthOf(containers.map((c) => c.health)),
     ...(i.lock ? { lock: lockOf(target, i.lock) } : {}),
-    drift: driftOf(i, images, lastDeployed(entries)),
+    drift: driftOf(i, containers, images, lastDeployed(entries)),
   };
 }
 

@@ -16,7 +16,9 @@ export type { ProxyDriver } from './driver';
 export function proxyDriver(tenant: Tenant, proxy: Proxy): ProxyDriver {
   switch (proxy.kind) {
     case 'flag-file':
-      return flagFileProxy(tenant, tenant.blueGreen!);
+      if (tenant.strategy.kind !== 'blue-green')
+        throw new Error(`${tenant.id}: a flag-file proxy fronts blue-green slots`);
+      return flagFileProxy(tenant, tenant.strategy);
     case 'caddy':
       return caddy(proxy);
     case 'nginx':

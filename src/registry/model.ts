@@ -52,8 +52,14 @@ export interface Backup {
   dump?: { command: string; restore?: string; file: string };
 }
 
+/** The in-place switch (the default): the image variables in .env, then `compose up -d`. */
+export interface InPlace {
+  kind: 'in-place';
+}
+
 /** A deploy by the user's own commands instead of Compose. */
 export interface Commands {
+  kind: 'commands';
   deploy: string;
   rollback?: string;
   current: string;
@@ -78,6 +84,20 @@ export interface BlueGreen {
   drainTimeoutMs: number;
 }
 
+/**
+ * How a tenant's release is switched: one member per kind, each deployed by its own file in
+ * src/deploy/strategies/ (`strategyFor` switches on `kind`, exhaustively).
+ */
+export type Strategy = InPlace | Commands | BlueGreen;
+export type StrategyKind = Strategy['kind'];
+
+/** Every kind of `Strategy`, as a list (a kind missing here or not in the union does not compile). */
+export const STRATEGY_KINDS = Object.keys({
+  'in-place': true,
+  commands: true,
+  'blue-green': true,
+} satisfies Record<StrategyKind, true>) as StrategyKind[];
+
 export interface Tenant {
   id: string;
   path: string;
@@ -91,9 +111,7 @@ export interface Tenant {
   health: HealthCheck;
   hooks: Hooks;
   backup?: Backup;
-  commands?: Commands;
-  /** Absent: the in-place switch. */
-  blueGreen?: BlueGreen;
+  strategy: Strategy;
   keepReleases: number;
   minFreeDiskMb: number;
   /** A deploy to a paused or stopped tenant puts it back afterwards ("restore") or leaves it running ("wake"). */

@@ -7,7 +7,17 @@
 import { resolveAnalysis } from './analysis';
 import { formatPath, show, type Problem } from '../errors';
 import { parseHostKey, type PinnedHostKey } from './hostkey';
-import type { BlueGreen, HealthCheck, Hook, Proxy, Registry, Server, Tenant } from './model';
+import type {
+  BlueGreen,
+  Commands,
+  HealthCheck,
+  Hook,
+  Proxy,
+  Registry,
+  Server,
+  Strategy,
+  Tenant,
+} from './model';
 import * as P from './patterns';
 import {
   DEFAULT_RINGS,
@@ -193,8 +203,7 @@ function resolveTenant(scope: ServerScope, rawTenant: RawTenant, at: Path): Tena
   checkHealthPort(t, health);
   const services = pick<string[]>(layers, 'compose', 'services')?.value;
   const backup = pick<NonNullable<RawTenantFields['backup']>>(layers, 'backup')?.value;
-  const commands = pick<NonNullable<RawTenantFields['commands']>>(layers, 'commands')?.value;
-  const blueGreen = resolveBlueGreen(layers, at, t.fill, t.problem, Boolean(commands), health);
+  const strategy = resolveStrategy(layers, t.fill, t.problem, health);
   return {
     id: rawTenant.id,
     path,
@@ -214,8 +223,7 @@ function resolveTenant(scope: ServerScope, rawTenant: RawTenant, at: Path): Tena
       onRollback: hookList(layers, 'onRollback'),
     },
     ...(backup ? { backup: resolveBackup(backup) } : {}),
-    ...(commands ? { commands } : {}),
-    ...(blueGreen ? { blueGreen } : {}),
+    strategy,
     keepReleases: pick<number>(layers, 'keepReleases')?.value ?? 3,
     minFreeDiskMb: pick<number>(layers, 'minFreeDiskMb')?.value ?? 1024,
     hibernated: pick<Tenant['hibernated']>(layers, 'hibernated')?.value ?? 'restore',
@@ -413,24 +421,51 @@ function resolveHealth(
 type RawStrategy = NonNullable<RawTenantFields['strategy']>;
 type RawBlueGreen = Extract<RawStrategy, { kind: 'blue-green' }>;
 
-/** The blue-green settings with their defaults, or undefined for the in-place switch. */
-function resolveBlueGreen(
+/**
+ * The tenant's strategy: `strategy` (in place when no layer sets one), or the user's `commands` — the
+ * older spelling of `"strategy": {"kind": "commands", …}`, which it wins over an in-place `strategy`.
+ */
+function resolveStrategy(
   layers: readonly Layer[],
-  at: Path,
   fill: (p: Picked<string>) => string,
   problem: Report,
-  hasCommands: boolean,
   health: HealthCheck | undefined,
-): BlueGreen | undefined {
+): Strategy {
+  const commands = pick<NonNullable<RawTenantFields['commands']>>(layers, 'commands');
   const picked = pick<RawStrategy>(layers, 'strategy');
-  if (!picked || picked.value.kind !== 'blue-green') return undefined;
-  const raw = picked.value as RawBlueGreen;
-  if (hasCommands)
+  const kind = picked?.value.kind ?? 'in-place';
+  if (commands && kind !== 'in-place')
     problem(
-      picked.at,
-      'a tenant deployed by its own commands cannot use the blue-green strategy',
+      picked!.at,
+      kind === 'blue-green'
+        ? 'a tenant deployed by its own commands cannot use the blue-green strategy'
+        : 'the commands are set twice, in "commands" and in "strategy"',
       'remove one of "commands" and "strategy"',
     );
+  if (commands) return userCommands(commands.value);
+  switch (picked?.value.kind) {
+    case undefined:
+    case 'in-place':
+      return { kind: 'in-place' };
+    case 'commands':
+      return userCommands(picked.value);
+    case 'blue-green':
+      return resolveBlueGreen(picked as Picked<RawBlueGreen>, fill, problem, health);
+  }
+}
+
+function userCommands({ deploy, rollback, current }: Omit<Commands, 'kind'>): Commands {
+  return { kind: 'commands', deploy, ...(rollback !== undefined ? { rollback } : {}), current };
+}
+
+/** The blue-green settings with their defaults. */
+function resolveBlueGreen(
+  picked: Picked<RawBlueGreen>,
+  fill: (p: Picked<string>) => string,
+  problem: Report,
+  health: HealthCheck | undefined,
+): BlueGreen {
+  const raw = picked.value;
   if (health?.url !== undefined)
     problem(
       picked.at,
@@ -489,7 +524,7 @@ function checkSlotPorts(tenants: readonly Tenant[], server: string, problem: Rep
     if (t.health?.port !== undefined) owners.set(t.health.port, `the health port of ${t.id}`);
   for (const t of tenants) {
     for (const name of ['blue', 'green'] as const) {
-      const port = t.blueGreen?.slots[name].port;
+      const port = t.strategy.kind === 'blue-green' ? t.strategy.slots[name].port : undefined;
       if (port === undefined) continue;
       const other = owners.get(port);
       if (other && !other.endsWith(` ${t.id}`))

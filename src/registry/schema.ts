@@ -293,20 +293,21 @@ const backup = z
       'Archive .env, the compose files, these paths and a database dump into .fleet/backups/ (gzip, with a sha256 checksum) before each deploy and on `fleet-deploy backup`.',
   });
 
-const commands = z
-  .strictObject({
-    deploy: shellCommand(
-      'Deploys $FLEET_VERSION, e.g. "git fetch && git checkout \\"$FLEET_VERSION\\" && npm ci && pm2 restart app".',
-    ),
-    rollback: shellCommand(
-      'Restores $FLEET_PREVIOUS_VERSION. Without it, rollback runs `deploy` with the previous version.',
-    ).optional(),
-    current: shellCommand('Prints the version running now (one line).'),
-  })
-  .meta({
-    description:
-      'Deploy with your own commands instead of Compose (stacks that are not containers). The lock, health gate, rollback and history still apply.',
-  });
+const commandsFields = {
+  deploy: shellCommand(
+    'Deploys $FLEET_VERSION, e.g. "git fetch && git checkout \\"$FLEET_VERSION\\" && npm ci && pm2 restart app".',
+  ),
+  rollback: shellCommand(
+    'Restores $FLEET_PREVIOUS_VERSION. Without it, rollback runs `deploy` with the previous version.',
+  ).optional(),
+  current: shellCommand('Prints the version running now (one line).'),
+};
+const COMMANDS_DESCRIPTION =
+  'Deploy with your own commands instead of Compose (stacks that are not containers). ' +
+  'The lock, health gate, rollback and history still apply.';
+const commands = z.strictObject(commandsFields).meta({
+  description: `${COMMANDS_DESCRIPTION} The same as "strategy": {"kind": "commands", …}.`,
+});
 
 const proxy = z
   .discriminatedUnion(
@@ -378,13 +379,17 @@ const slot = (name: string) =>
     .strictObject({ port: port(`The ${name} slot's port on the server's 127.0.0.1 (its PORT variable).`) })
     .meta({ description: `The ${name} slot.` });
 
-const strategy = z
+/** The registry's `strategy`: one member per kind of `Strategy` (registry/model.ts). */
+export const strategy = z
   .discriminatedUnion(
     'kind',
     [
       z
         .strictObject({ kind: z.literal('in-place') })
         .meta({ description: 'Switch the image variables in .env and `compose up -d` (the default).' }),
+      z
+        .strictObject({ kind: z.literal('commands'), ...commandsFields })
+        .meta({ description: COMMANDS_DESCRIPTION }),
       z
         .strictObject({
           kind: z.literal('blue-green'),
@@ -408,7 +413,7 @@ const strategy = z
             'Start the new release in the idle slot beside the live one, gate it directly, switch the proxy, verify through it (health.port is the port the proxy serves the tenant on), drain and stop the old slot.',
         }),
     ],
-    { error: 'must have "kind": "in-place" or "blue-green"' },
+    { error: 'must have "kind": "in-place", "commands" or "blue-green"' },
   )
   .meta({ description: 'How a release is switched. Default: in place.' });
 

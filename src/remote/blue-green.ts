@@ -42,9 +42,11 @@ function writeFromEnv(file: string, set: string): Script {
   const slash = file.lastIndexOf('/');
   const dir = slash < 0 ? '.' : file.slice(0, slash);
   const top = tenantFromPrivate(dir);
+  const link = sh`ln -P -- ${`${top}/.env`} env && [ -f env ] && [ ! -L env ]`;
+  const sameMode = sh`chmod "$(stat -c %a env)" new && { chown "$(stat -c %u:%g env)" new 2>/dev/null || :; }`;
   return inPrivateDir(
     dir,
-    sh`ln -P -- ${`${top}/.env`} env && [ -f env ] && [ ! -L env ] && FLEET_SET=${set} awk ${ENV_PROGRAM} env > new && chmod "$(stat -c %a env)" new && { chown "$(stat -c %u:%g env)" new 2>/dev/null || :; } && mv -fT -- new ${`../${file.slice(slash + 1)}`}`,
+    sh`${link} && FLEET_SET=${set} awk ${ENV_PROGRAM} env > new && ${sameMode} && mv -fT -- new ${`../${file.slice(slash + 1)}`}`,
   );
 }
 
@@ -56,7 +58,8 @@ function writeActive(slot: SlotName): Script {
 /** The image IDs of a project's running containers, after a `@@name` line. */
 function runningImages(t: Tenant, section: string, project: string): Script {
   const engine = engineOf(t.compose.command);
-  return sh`{ echo ${`@@${section}`}; ids=$(${containersOf(t, project)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi; }`;
+  const ids = sh`ids=$(${containersOf(t, project)}) || exit 1`;
+  return sh`{ echo ${`@@${section}`}; ${ids}; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}}' $ids || exit 1; fi; }`;
 }
 
 /**
@@ -70,11 +73,16 @@ export function readSlots(
   proxyRead: Script,
 ): Script {
   const names = t.images.map((i) => i.variable).join('|');
-  const slot = (s: SlotName) =>
-    sh`{ echo ${`@@env ${s}`}; { grep -E ${`^(${names})=`} ${slotEnvFile(s)} 2>/dev/null || :; }; ${runningImages(t, `running ${s}`, projects[s])}; }`;
+  const slot = (s: SlotName) => {
+    const env = sh`echo ${`@@env ${s}`}; { grep -E ${`^(${names})=`} ${slotEnvFile(s)} 2>/dev/null || :; }`;
+    return sh`{ ${env}; ${runningImages(t, `running ${s}`, projects[s])}; }`;
+  };
+  const active = sh`echo '@@active' && { cat ${ACTIVE_FILE} 2>/dev/null || :; }`;
+  const legacy = runningImages(t, 'running legacy', projects.base);
+  const proxy = sh`echo '@@proxy' && { ${proxyRead} || exit ${PROXY_DOWN}; }`;
   return named(
     'readSlots',
-    sh`${enter(t)} && ${touchLock} && echo '@@active' && { cat ${ACTIVE_FILE} 2>/dev/null || :; } && ${slot('blue')} && ${slot('green')} && ${runningImages(t, 'running legacy', projects.base)} && echo '@@proxy' && { ${proxyRead} || exit ${PROXY_DOWN}; }`,
+    sh`${enter(t)} && ${touchLock} && ${active} && ${slot('blue')} && ${slot('green')} && ${legacy} && ${proxy}`,
   );
 }
 
@@ -138,9 +146,10 @@ export function startSlot(
   port: { variable: string; value: number },
 ): Script {
   const set = assignments(refs, { [port.variable]: String(port.value) });
+  const up = sh`${slotCompose(t, slot, project)} up -d ${t.compose.services ?? []}`;
   return named(
     'startSlot',
-    sh`${enter(t)} && ${touchLock} && mkdir -p ${SLOTS_DIR} && ${writeFromEnv(slotEnvFile(slot), set)} && ${slotCompose(t, slot, project)} up -d ${t.compose.services ?? []}`,
+    sh`${enter(t)} && ${touchLock} && mkdir -p ${SLOTS_DIR} && ${writeFromEnv(slotEnvFile(slot), set)} && ${up}`,
   );
 }
 
@@ -160,9 +169,10 @@ export function recordLive(
 /** Stops a project's running containers (SIGTERM, then SIGKILL after `graceS`); kept, so a rollback can start them. */
 export function stopProject(t: Tenant, project: string, graceS = 10): Script {
   const engine = engineOf(t.compose.command);
+  const stop = sh`[ -z "$ids" ] || ${engine} stop -t ${graceS} $ids >/dev/null`;
   return named(
     'stopProject',
-    sh`${enter(t)} && ${touchLock} && { ids=$(${containersOf(t, project)}) || exit 1; [ -z "$ids" ] || ${engine} stop -t ${graceS} $ids >/dev/null; }`,
+    sh`${enter(t)} && ${touchLock} && { ids=$(${containersOf(t, project)}) || exit 1; ${stop}; }`,
   );
 }
 

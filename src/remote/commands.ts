@@ -207,32 +207,38 @@ function lockScript(terms: LockTerms): Script {
  * held one exits LOCK_HELD after printing its owner, age and lease; with `breakAfterS`, a lock at least
  * that old is removed and taken whatever its lease says.
  */
-export function prepare(t: Tenant, terms: LockTerms): Script {
-  const lines: Script[] = [sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`];
-  if (!t.commands) {
-    for (const f of t.compose.files)
-      lines.push(sh`test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
-    lines.push(sh`test -f .env || exit ${PREFLIGHT.noEnvFile}`);
-    lines.push(sh`test ! -L .env || exit ${PREFLIGHT.envIsLink}`);
-    lines.push(sh`${composeAvailable(t.compose.command)} || exit ${PREFLIGHT.noComposeCommand}`);
-  }
+export function prepare(t: Tenant, terms: LockTerms, reads: PrepareReads = composeReads(t)): Script {
+  const lines: Script[] = [sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`, ...reads.checks];
   lines.push(sh`df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
   lines.push(sh`mkdir -p ${STATE_DIR} || exit 1`);
   lines.push(lockScript(terms));
-  if (t.commands) {
-    lines.push(sh`echo '@@current'; sh -c ${t.commands.current} || exit 1`);
-  } else {
-    const names = t.images.map((i) => i.variable).join('|');
-    const engine = engineOf(t.compose.command);
-    lines.push(deriveProject(t));
-    lines.push(sh`echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`);
-    // every container, stopped ones too: a paused or stopped (hibernated) tenant is told apart
-    lines.push(
-      sh`echo '@@running'; ids=$(${containersOf(t, PROJECT_VAR, true)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}} {{.State.Status}} {{.Id}}' $ids || exit 1; fi`,
-    );
-  }
+  lines.push(...reads.state);
   lines.push(sh`echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
   return new Script(lines.map(String).join('\n'), 'prepare');
+}
+
+/** A strategy's part of `prepare`: preflight checks (before the lock), and what it reads of the running release. */
+export interface PrepareReads {
+  checks: Script[];
+  state: Script[];
+}
+
+/** `prepare`'s part for a Compose stack: its files, .env and compose command; .env's image variables and every container. */
+export function composeReads(t: Tenant): PrepareReads {
+  const checks: Script[] = [];
+  for (const f of t.compose.files)
+    checks.push(sh`test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
+  checks.push(sh`test -f .env || exit ${PREFLIGHT.noEnvFile}`);
+  checks.push(sh`test ! -L .env || exit ${PREFLIGHT.envIsLink}`);
+  checks.push(sh`${composeAvailable(t.compose.command)} || exit ${PREFLIGHT.noComposeCommand}`);
+  const names = t.images.map((i) => i.variable).join('|');
+  const engine = engineOf(t.compose.command);
+  const state = [deriveProject(t), sh`echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`];
+  // every container, stopped ones too: a paused or stopped (hibernated) tenant is told apart
+  state.push(
+    sh`echo '@@running'; ids=$(${containersOf(t, PROJECT_VAR, true)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}} {{.State.Status}} {{.Id}}' $ids || exit 1; fi`,
+  );
+  return { checks, state };
 }
 
 /**

@@ -3,6 +3,7 @@
  * table (`fleet-deploy status`) and the status action's job summary (`status-summary.ts`).
  */
 import type { TargetStatus } from '../fleet/status';
+import type { SlotName } from '../registry/model';
 
 const ago = (s: number) =>
   s >= 86_400
@@ -27,6 +28,17 @@ export function healthText(s: TargetStatus): string {
   return [s.health && s.health !== 'none' ? s.health : '', probe].filter(Boolean).join(', ');
 }
 
+/** A blue-green target's slots: the live one and the release each holds (the idle one's: what a switch back returns to). */
+export function slotsText(s: TargetStatus): string {
+  const slots = s.slots;
+  if (!slots) return '';
+  const held = (n: SlotName) => `${slots[n].version ?? 'nothing'} (${slots[n].state})`;
+  if (!slots.live)
+    return `no live slot (the in-place stack serves); blue holds ${held('blue')}, green ${held('green')}`;
+  const idle = slots.live === 'blue' ? 'green' : 'blue';
+  return `live slot ${slots.live}: ${held(slots.live)}; idle slot ${idle} holds ${held(idle)}`;
+}
+
 export function statusRows(statuses: readonly TargetStatus[]): string[][] {
   return statuses.map((s) => [
     s.id,
@@ -38,7 +50,7 @@ export function statusRows(statuses: readonly TargetStatus[]): string[][] {
       ? `${s.lastDeploy.outcome} ${s.lastDeploy.time?.slice(0, 16) ?? ''} ${s.lastDeploy.actor ?? ''}`.trim()
       : '',
     healthText(s),
-    [s.error, ...s.drift, s.lock ? lockText(s.lock) : ''].filter(Boolean).join('; '),
+    [s.error, ...s.drift, s.lock ? lockText(s.lock) : '', slotsText(s)].filter(Boolean).join('; '),
   ]);
 }
 

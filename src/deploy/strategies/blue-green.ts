@@ -14,13 +14,21 @@ import { COMPOSE_PROJECT } from '../../registry/patterns';
 import * as R from '../../remote/commands';
 import * as B from '../../remote/blue-green';
 import { Script } from '../../remote/shell';
+import { slotsInspection, stackState, type TenantInspection } from '../../remote/status';
 import { runGate, type GateProbe } from '../../health/gate';
 import { proxyDriver, type ProxyDriver } from '../../proxy';
 import type { History } from '../history';
 import type { Clock } from '../../ports';
 import type { Release } from '../result';
 import { describe, StepFailure } from '../shell';
-import type { Promoted, ReleaseSpec, ReleaseStrategy, StrategyContext } from '../strategy';
+import type {
+  Promoted,
+  ReleaseSpec,
+  ReleaseStrategy,
+  SlotStatus,
+  StrategyContext,
+  StrategyStatus,
+} from '../strategy';
 import { ComposeStrategy } from './compose';
 
 /** Where the proxy sent the tenant when the deploy began. */
@@ -34,6 +42,38 @@ interface Live {
 
 type Projects = { base: string; blue: string; green: string };
 
+/** What the deploy read before anything changed (`fetch`): the slots, the live one and the idle one. */
+interface SlotsRead {
+  projects: Projects;
+  slots: B.Slots;
+  live: Live;
+  idle: SlotName;
+  /** The image IDs the live slot (or the in-place stack) runs. */
+  liveImages: string[];
+}
+
+/**
+ * How far a deploy got, which a switch back undoes: the slots read; the idle slot started; the proxy
+ * switched to it; the new slot recorded as live.
+ */
+type Reached = 'read' | 'started' | 'proxy' | 'recorded';
+
+interface Deploy {
+  read: SlotsRead;
+  reached: Reached;
+  /** Switched back: the health checks look at the live slot again. */
+  switchedBack?: boolean;
+}
+
+/** True when a slot runs `release` now: its recorded references and its containers' images. */
+function runs(slot: B.SlotState, release: Release): boolean {
+  if (slot.running.length === 0 || release.imageIds.length === 0) return false;
+  return (
+    Object.entries(release.refs).every(([k, v]) => slot.refs[k] === v) &&
+    release.imageIds.every((id) => slot.running.includes(id))
+  );
+}
+
 /** How often the drain counts the old slot's connections. */
 const DRAIN_POLL_MS = 250;
 
@@ -41,15 +81,10 @@ export class BlueGreenStrategy implements ReleaseStrategy {
   readonly switchStep = 'start';
   private readonly compose: ComposeStrategy;
   private readonly proxy: ProxyDriver;
-  private projects: Projects;
+  /** The running release, as `current` read it (its project names the slots' projects). */
   private running?: Release;
-  private slots?: B.Slots;
-  private live?: Live;
-  private idle: SlotName = 'blue';
-  /** The slot whose containers the health checks look at. */
-  private checked?: string;
-  private proxyTouched = false;
-  private recorded = false;
+  /** What `fetch` read, and how far the deploy got since: the data each later step takes. */
+  private deploy?: Deploy;
 
   constructor(
     private readonly target: Target,
@@ -57,22 +92,54 @@ export class BlueGreenStrategy implements ReleaseStrategy {
   ) {
     this.compose = new ComposeStrategy(target);
     this.proxy = proxyDriver(target.tenant, bg.proxy);
-    this.projects = slotProjects(R.projectOf(target.tenant));
   }
 
   private get tenant() {
     return this.target.tenant;
   }
 
+  prepareReads(): R.PrepareReads {
+    return this.compose.prepareReads();
+  }
+
+  inspect(): Script {
+    return slotsInspection(this.tenant);
+  }
+
+  /**
+   * The live release (.env) and the live slot's containers (none live yet: the in-place stack's), and
+   * each slot's recorded release and state: the idle one holds the release a switch back returns to.
+   */
+  status(i: TenantInspection): StrategyStatus {
+    const live = i.slots?.live;
+    const first = this.tenant.images[0]?.variable ?? '';
+    const slot = (s: SlotName): SlotStatus => {
+      const { refs = {}, containers = [] } = i.slots?.[s] ?? {};
+      const ref = refs[first];
+      return { ...(ref ? { version: R.versionOf(ref) } : {}), refs, state: stackState(containers) };
+    };
+    return {
+      ...this.compose.status(i),
+      containers: live ? i.slots![live].containers : i.containers,
+      slots: { ...(live ? { live } : {}), blue: slot('blue'), green: slot('green') },
+    };
+  }
+
+  /** The running release (.env's); the slots' projects follow from its project, as the server derived it. */
   current(p: R.Prepared): Release {
-    this.running = this.compose.current(p);
-    this.projects = slotProjects(p.project!);
-    if (!COMPOSE_PROJECT.re.test(this.projects.green))
+    const running = this.compose.current(p);
+    if (!COMPOSE_PROJECT.re.test(slotProjects(p.project!).green))
       throw new StepFailure(
         'prepare',
         `the slots' Compose projects of ${p.project} would be longer than 63 characters; set a shorter compose.project`,
       );
-    return this.running;
+    this.running = running;
+    return running;
+  }
+
+  /** The slots' projects: from the running release's project once `current` read it, else from the registry. */
+  private get projects(): Projects {
+    return slotProjects(this.running?.project ?? R.projectOf(this.tenant));
   }
 
   release(spec: ReleaseSpec): Release {
@@ -81,38 +148,47 @@ export class BlueGreenStrategy implements ReleaseStrategy {
 
   /** Reads the slots and the proxy (a proxy that is down fails here, before anything starts), then pulls. */
   async fetch(ctx: StrategyContext, next: Release): Promise<void> {
-    await this.readState(ctx);
+    const read = await this.readState(ctx);
+    // The running release's images are the live slot's (`prepare` saw only the in-place project's).
+    this.running?.imageIds.splice(0, Infinity, ...read.liveImages);
+    this.deploy = { read, reached: 'read' };
     if (this.bg.proxy.kind === 'flag-file') await this.proxyAnswers(ctx);
     await this.compose.fetch(ctx, next);
   }
 
-  private async readState(ctx: StrategyContext): Promise<void> {
-    const r = await ctx.shell.exec(B.readSlots(this.tenant, this.projects, this.proxy.read()));
+  /** The slots and where the proxy sends the tenant, in one round trip: nothing changes. */
+  private async readState(ctx: StrategyContext): Promise<SlotsRead> {
+    const projects = this.projects;
+    const r = await ctx.shell.exec(B.readSlots(this.tenant, projects, this.proxy.read()));
     if (r.code === B.PROXY_DOWN)
       throw new StepFailure(
         'pull',
         `${this.proxy.label} did not answer, so nothing was started: ${describe(r)}`,
       );
     if (r.code !== 0) throw new StepFailure('pull', `reading the slots failed: ${describe(r)}`);
-    const slots = (this.slots = B.parseSlots(r.stdout));
+    const slots = B.parseSlots(r.stdout);
     const upstream = this.proxy.parse(slots.proxy);
     if ('error' in upstream) throw new StepFailure('pull', `${this.proxy.label}: ${upstream.error}`);
     const slot = SLOTS.find((s) => this.bg.slots[s].port === upstream.port);
-    this.live = {
-      port: upstream.port,
-      ...(slot
-        ? { slot, project: this.projects[slot], name: `slot ${slot}` }
-        : { project: this.projects.base, name: `the in-place stack on port ${upstream.port}` }),
+    const live: Live = slot
+      ? this.slotLive(slot, projects)
+      : { port: upstream.port, project: projects.base, name: `the in-place stack on port ${upstream.port}` };
+    return {
+      projects,
+      slots,
+      live,
+      idle: slot === 'blue' ? 'green' : 'blue',
+      liveImages: slot ? slots[slot].running : slots.legacyRunning,
     };
-    this.idle = slot === 'blue' ? 'green' : 'blue';
-    // The running release's images are the live slot's (`prepare` saw only the in-place project's).
-    const ids = slot ? slots[slot].running : slots.legacyRunning;
-    this.running?.imageIds.splice(0, Infinity, ...ids);
+  }
+
+  private slotLive(slot: SlotName, projects: Projects): Live {
+    return { slot, port: this.bg.slots[slot].port, project: projects[slot], name: `slot ${slot}` };
   }
 
   /** Something runs (a slot, or the in-place stack): only then can the backup's dump go through it. */
   stackRunning(): boolean {
-    const s = this.slots;
+    const s = this.deploy?.read.slots;
     if (!s) return this.compose.stackRunning();
     return s.blue.running.length + s.green.running.length + s.legacyRunning.length > 0;
   }
@@ -130,18 +206,15 @@ export class BlueGreenStrategy implements ReleaseStrategy {
     }
   }
 
-  /** True when `slot` runs `release` now: its recorded references and its containers' images. */
-  private runs(slot: SlotName, release: Release): boolean {
-    const s = this.slots?.[slot];
-    if (!s || s.running.length === 0 || release.imageIds.length === 0) return false;
-    return (
-      Object.entries(release.refs).every(([k, v]) => s.refs[k] === v) &&
-      release.imageIds.every((id) => s.running.includes(id))
-    );
+  /** What `fetch` read, for a step that needs it (every step after it). */
+  private read(step: string): SlotsRead {
+    if (!this.deploy) throw new StepFailure(step, 'the slots were not read before this step');
+    return this.deploy.read;
   }
 
   unchanged(_current: Release, next: Release): boolean {
-    return this.live?.slot !== undefined && this.runs(this.live.slot, next);
+    const live = this.deploy?.read.live.slot;
+    return live !== undefined && runs(this.deploy!.read.slots[live], next);
   }
 
   async switchTo(
@@ -150,29 +223,40 @@ export class BlueGreenStrategy implements ReleaseStrategy {
     _current: Release,
     switched: () => void,
   ): Promise<void> {
+    const read = this.read('start');
     switched(); // from here on a failure stops the idle slot (and switches the proxy back once it moved)
-    this.checked = this.projects[this.idle];
-    if (this.runs(this.idle, next)) return; // the old slot of a switch back: up already
-    const port = { variable: this.bg.portVariable, value: this.bg.slots[this.idle].port };
+    this.deploy = { read, reached: 'started' };
+    const { idle, projects } = read;
+    if (runs(read.slots[idle], next)) return; // the old slot of a switch back: up already
+    const port = { variable: this.bg.portVariable, value: this.bg.slots[idle].port };
     await ctx.shell.must(
       'start',
-      B.startSlot(this.tenant, this.idle, this.projects[this.idle], next.refs, port),
+      B.startSlot(this.tenant, idle, projects[idle], next.refs, port),
       ctx.pullTimeoutMs,
     );
   }
 
+  /** The idle slot's port (blue before the slots were read: as the dry run shows it). */
   gatePort(): number {
-    return this.bg.slots[this.idle].port;
+    return this.bg.slots[this.deploy?.read.idle ?? 'blue'].port;
   }
 
+  /** The new slot's containers; after a switch back, the live slot's. */
   containerHealth(): Script {
-    return R.containerHealth(this.tenant, this.checked ?? this.projects[this.idle]);
+    const d = this.deploy;
+    const project = !d
+      ? this.projects.blue
+      : d.switchedBack
+        ? d.read.live.project
+        : d.read.projects[d.read.idle];
+    return R.containerHealth(this.tenant, project);
   }
 
   async promote(ctx: StrategyContext, next: Release): Promise<Promoted> {
-    const port = this.bg.slots[this.idle].port;
-    const to = `slot ${this.idle} (127.0.0.1:${port})`;
-    this.proxyTouched = true;
+    const read = this.read('promote');
+    const port = this.bg.slots[read.idle].port;
+    const to = `slot ${read.idle} (127.0.0.1:${port})`;
+    this.deploy = { read, reached: 'proxy' };
     await this.pointProxy(ctx, port, to, 'promote');
     const check = this.tenant.health;
     const seen = usersSaw(ctx.clock);
@@ -186,8 +270,8 @@ export class BlueGreenStrategy implements ReleaseStrategy {
       ctx.signal,
     );
     if (!g.ok) throw new StepFailure('promote', `through the proxy on port ${check.port}: ${g.reason}`);
-    await ctx.shell.must('promote', B.recordLive(this.tenant, this.idle, next.refs));
-    this.recorded = true;
+    await ctx.shell.must('promote', B.recordLive(this.tenant, read.idle, next.refs));
+    this.deploy = { read, reached: 'recorded' };
     const downtimeMs = seen.downtimeMs();
     const down = downtimeMs ? `, down ${(downtimeMs / 1000).toFixed(1)} s` : '';
     return {
@@ -218,7 +302,7 @@ export class BlueGreenStrategy implements ReleaseStrategy {
 
   /** Waits until no connection to the old slot is open (or the drain timeout), then stops it. */
   async retire(ctx: StrategyContext): Promise<string> {
-    const old = this.live!;
+    const old = this.read('retire').live;
     const start = ctx.clock.now();
     let open: number;
     for (;;) {
@@ -242,15 +326,17 @@ export class BlueGreenStrategy implements ReleaseStrategy {
    * until `retire`), record it as live again, then stop the failed slot.
    */
   async switchBack(ctx: StrategyContext, previous: Release, failed: Release): Promise<void> {
-    if (!this.live) await this.recoverState(ctx, previous, failed);
-    const live = this.live!;
-    if (this.proxyTouched && (await this.proxyPort(ctx)) !== live.port) {
+    const deploy = this.deploy ?? (await this.recoverState(ctx, previous, failed));
+    const { read, reached } = deploy;
+    const { live, idle } = read;
+    const proxyMoved = reached === 'proxy' || reached === 'recorded';
+    if (proxyMoved && (await this.proxyPort(ctx)) !== live.port) {
       await this.pointProxy(ctx, live.port, live.name, 'rollback');
-      if (this.recorded && Object.keys(previous.refs).length)
+      if (reached === 'recorded' && Object.keys(previous.refs).length)
         await ctx.shell.must('rollback', B.recordLive(this.tenant, live.slot, previous.refs));
     }
-    this.checked = live.project;
-    await ctx.shell.must('rollback', B.stopProject(this.tenant, this.projects[this.idle]));
+    this.deploy = { ...deploy, switchedBack: true };
+    await ctx.shell.must('rollback', B.stopProject(this.tenant, read.projects[idle]));
   }
 
   /**
@@ -258,23 +344,22 @@ export class BlueGreenStrategy implements ReleaseStrategy {
    * the slots and the proxy, and when the proxy already sends the tenant to the slot that holds
    * `failed` while the other holds `previous`, takes that other slot as the one to return to.
    */
-  private async recoverState(ctx: StrategyContext, previous: Release, failed: Release): Promise<void> {
-    await this.readState(ctx);
+  private async recoverState(ctx: StrategyContext, previous: Release, failed: Release): Promise<Deploy> {
+    const read = await this.readState(ctx);
     const holds = (slot: SlotName, r: Release) =>
-      Object.entries(r.refs).every(([k, v]) => this.slots![slot].refs[k] === v);
-    const moved = this.live!.slot;
+      Object.entries(r.refs).every(([k, v]) => read.slots[slot].refs[k] === v);
+    const moved = read.live.slot;
     const back = moved === 'blue' ? 'green' : 'blue';
-    if (moved && holds(moved, failed) && holds(back, previous) && this.slots![back].running.length) {
-      const port = this.bg.slots[back].port;
-      this.live = { slot: back, port, project: this.projects[back], name: `slot ${back}` };
-      this.idle = moved;
-      this.proxyTouched = this.recorded = true;
-    } else if (!holds(this.idle, failed)) {
+    if (moved && holds(moved, failed) && holds(back, previous) && read.slots[back].running.length) {
+      const live = this.slotLive(back, read.projects);
+      return { read: { ...read, live, idle: moved }, reached: 'recorded' };
+    }
+    if (!holds(read.idle, failed))
       throw new StepFailure(
         'rollback',
         `neither slot holds ${failed.version ?? 'the failed release'}: nothing to switch back`,
       );
-    }
+    return { read, reached: 'read' };
   }
 
   prunable(history: History, next: Release, current: Release): string[] {

@@ -5,10 +5,12 @@
  */
 import type { Commands, Target } from '../../registry/model';
 import * as R from '../../remote/commands';
+import { sh, type Script } from '../../remote/shell';
+import { currentInspection, type TenantInspection } from '../../remote/status';
 import { hookEnv } from '../hooks';
 import type { Release } from '../result';
 import { StepFailure } from '../shell';
-import type { ReleaseSpec, ReleaseStrategy, StrategyContext } from '../strategy';
+import type { ReleaseSpec, ReleaseStrategy, StrategyContext, StrategyStatus } from '../strategy';
 
 export class CommandsStrategy implements ReleaseStrategy {
   readonly switchStep = 'deploy';
@@ -17,6 +19,20 @@ export class CommandsStrategy implements ReleaseStrategy {
     private readonly target: Target,
     private readonly commands: Commands,
   ) {}
+
+  /** No preflight checks (the commands own the stack); the version `current` prints. */
+  prepareReads(): R.PrepareReads {
+    return { checks: [], state: [sh`echo '@@current'; sh -c ${this.commands.current} || exit 1`] };
+  }
+
+  inspect(): Script {
+    return currentInspection(this.commands.current);
+  }
+
+  /** What `current` printed; the tool sees no containers, so the target counts as running. */
+  status(i: TenantInspection): StrategyStatus {
+    return { ...(i.current ? { version: i.current } : {}), containers: i.containers, state: 'running' };
+  }
 
   current(p: R.Prepared): Release {
     return p.current

@@ -8,6 +8,7 @@ import { IMAGE_REF } from '../../registry/patterns';
 import * as R from '../../remote/commands';
 import { containerRuns } from '../../remote/containers';
 import type { Script } from '../../remote/shell';
+import { composeInspection, type TenantInspection } from '../../remote/status';
 import type { CrashWatchSpec } from '../crash-watch';
 import type { PulledImage } from '../pulls';
 import type { History } from '../history';
@@ -20,6 +21,7 @@ import {
   type ReleaseSpec,
   type ReleaseStrategy,
   type StrategyContext,
+  type StrategyStatus,
 } from '../strategy';
 
 export class ComposeStrategy implements ReleaseStrategy {
@@ -39,6 +41,20 @@ export class ComposeStrategy implements ReleaseStrategy {
     return this.target.tenant;
   }
 
+  prepareReads(): R.PrepareReads {
+    return R.composeReads(this.tenant);
+  }
+
+  inspect(): Script {
+    return composeInspection(this.tenant);
+  }
+
+  /** The release in .env and the project's containers. */
+  status(i: TenantInspection): StrategyStatus {
+    const first = i.env[this.tenant.images[0]?.variable ?? ''];
+    return { ...(first ? { version: R.versionOf(first) } : {}), containers: i.containers };
+  }
+
   /**
    * The release in .env. Each reference is checked like user input: a value that is not an image
    * reference could neither be rolled back to nor safely written again, so the deploy stops here.
@@ -47,7 +63,8 @@ export class ComposeStrategy implements ReleaseStrategy {
     if (!p.project)
       throw new StepFailure(
         'prepare',
-        `could not tell the Compose project of ${this.tenant.path} (from COMPOSE_PROJECT_NAME, the compose file's name: or the directory); set compose.project in the registry`,
+        `could not tell the Compose project of ${this.tenant.path} (from COMPOSE_PROJECT_NAME, the compose file's name: ` +
+          'or the directory); set compose.project in the registry',
       );
     this.project = p.project;
     this.asleep = R.hibernationOf(p.containers);
@@ -64,7 +81,8 @@ export class ComposeStrategy implements ReleaseStrategy {
       if (!IMAGE_REF.test(ref))
         throw new StepFailure(
           'prepare',
-          `${i.variable} in ${this.tenant.path}/.env is ${JSON.stringify(ref)}, not an image reference (repository:tag or repository@sha256:…): it could not be rolled back to, so nothing is deployed over it; fix that line`,
+          `${i.variable} in ${this.tenant.path}/.env is ${JSON.stringify(ref)}, not an image reference ` +
+            '(repository:tag or repository@sha256:…): it could not be rolled back to, so nothing is deployed over it; fix that line',
         );
       refs[i.variable] = ref;
     }
@@ -222,13 +240,27 @@ export class ComposeStrategy implements ReleaseStrategy {
  * What a registry or engine says of an image that is not there or not readable (docker, podman,
  * containerd): no retry brings it. Anything else (a timeout, a reset, a 5xx) is retried.
  */
-const PERMANENT_PULL_ERROR =
-  /manifest unknown|manifest for \S+ not found|not found: manifest|name unknown|repository does not exist|pull access denied|unauthorized|authentication required|invalid reference format/i;
+const PERMANENT_PULL_ERROR = new RegExp(
+  [
+    'manifest unknown',
+    'manifest for \\S+ not found',
+    'not found: manifest',
+    'name unknown',
+    'repository does not exist',
+    'pull access denied',
+    'unauthorized',
+    'authentication required',
+    'invalid reference format',
+  ].join('|'),
+  'i',
+);
 
 /** What to do about a pull that a registry refused for want of credentials. */
 function credentialsHint(why: string): string {
   return /unauthorized|authentication required|denied|no basic auth credentials|401/i.test(why)
-    ? ' (the registry wants credentials: set FLEET_REGISTRY_HOST, FLEET_REGISTRY_USERNAME and FLEET_REGISTRY_PASSWORD for the CLI, or the registry-host, registry-username and registry-password inputs, for the host of that image; see docs/deploy.md)'
+    ? ' (the registry wants credentials: set FLEET_REGISTRY_HOST, FLEET_REGISTRY_USERNAME and FLEET_REGISTRY_PASSWORD ' +
+        'for the CLI, or the registry-host, registry-username and registry-password inputs, for the host of that image; ' +
+        'see docs/deploy.md)'
     : '';
 }
 
