@@ -41,7 +41,6 @@ export type Verb =
   | 'containerLogs'
   | 'prePull'
   | 'finish'
-  | 'releaseLock'
   | 'readHistory'
   | 'runUserCommand'
   | 'backup';

@@ -4,7 +4,10 @@
  * nothing. It walks the same step list as the deploy itself (DEPLOY_STEPS), so the two cannot drift.
  */
 import type { Target } from '../registry/model';
-import * as R from '../remote/commands';
+import { containerHealth } from '../remote/containers';
+import { runUserCommand } from '../remote/hooks';
+import { finish } from '../remote/lock';
+import { prepare } from '../remote/prepare';
 import { backup } from '../remote/backup';
 import type { Script } from '../remote/shell';
 import { hookEnv } from './hooks';
@@ -44,14 +47,14 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
 
   private hooks(kind: 'preDeploy' | 'postDeploy', step: string): PlannedCommand[] {
     const env = hookEnv(this.target, this.version, '<previous>');
-    return this.tenant.hooks[kind].flatMap((h) => this.cmd(step, R.runUserCommand(this.tenant, h.run, env)));
+    return this.tenant.hooks[kind].flatMap((h) => this.cmd(step, runUserCommand(this.tenant, h.run, env)));
   }
 
   prepare() {
     const owner = JSON.stringify({ token: '<token>', run: '<run>', actor: '<actor>', version: this.version });
     return this.cmd(
       'prepare',
-      R.prepare(this.tenant, { owner, leaseS: leaseTerms(this.options.recoveryWindowMs ?? 60_000).leaseS }),
+      prepare(this.tenant, { owner, leaseS: leaseTerms(this.options.recoveryWindowMs ?? 60_000).leaseS }),
     );
   }
   pull() {
@@ -78,7 +81,7 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
       step: 'health',
       command: `# GET ${h.url ?? `http://127.0.0.1:${this.strategy.gatePort?.() ?? h.port}${h.path} (through the SSH connection)`} every ${h.intervalMs} ms until ${h.successes} healthy answers in a row, at most ${h.deadlineMs} ms`,
     };
-    return [probe, ...this.cmd('health', h.containerHealth ? R.containerHealth(this.tenant) : undefined)];
+    return [probe, ...this.cmd('health', h.containerHealth ? containerHealth(this.tenant) : undefined)];
   }
   promote() {
     return (this.strategy.preview(this.next).promote ?? []).flatMap((s) => this.cmd('promote', s));
@@ -96,7 +99,7 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
   }
   finish() {
     const remove = ['<images beyond the last releases>'];
-    return this.cmd('finish', R.finish(this.tenant, { token: '<token>', history: '<entry>', remove }));
+    return this.cmd('finish', finish(this.tenant, { token: '<token>', history: '<entry>', remove }));
   }
 }
 

@@ -5,7 +5,8 @@
  * (a target running something other than most of its wave) is added by `waveDrift`. Pure.
  */
 import type { Target } from '../registry/model';
-import { configHashOf, versionOf } from '../remote/commands';
+import { versionOf } from '../registry/release';
+import { configHashOf } from '../remote/compose';
 import type { ContainerState, TenantInspection } from '../remote/status';
 import { History, parseHistory, type HistoryEntry } from './history';
 import { longestQuiet } from './locks';

@@ -5,7 +5,9 @@
  * proxy, …) is a new file in strategies/ and one line in `strategyFor`.
  */
 import type { Target } from '../registry/model';
-import type { Hibernation, Prepared, PullLogin } from '../remote/commands';
+import type { Hibernation } from '../remote/containers';
+import type { PullLogin } from '../remote/images';
+import type { Prepared } from '../remote/prepare';
 import type { Script } from '../remote/shell';
 import type { History } from './history';
 import type { CrashWatchSpec } from './crash-watch';

@@ -6,17 +6,11 @@
  * the deploy's pre-deploy step, `fleet-deploy backup` and the copy a restore keeps of what it replaces.
  */
 import type { Backup, Tenant } from '../registry/model';
-import {
-  BACKUP_DIR,
-  composeArgv,
-  containersOf,
-  deriveProject,
-  LOCK_DIR,
-  PROJECT_VAR,
-  STATE_DIR,
-} from './commands';
+import { composeArgv, deriveProject, PROJECT_VAR } from './compose';
+import { containersOf } from './containers';
 import { inPrivateDir, tenantFromPrivate } from './private-dir';
 import { envPrefix, named, Script, sh } from './shell';
+import { BACKUP_DIR, LOCK_DIR, STATE_DIR } from './tenant-dir';
 
 /** A backup's ID: its time and an optional label. What `restore --backup` accepts. */
 export const BACKUP_ID = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z(?:-[a-z]+)*$/;

@@ -4,7 +4,8 @@
  * `follow` (the command then runs until its channel closes).
  */
 import type { Tenant } from '../registry/model';
-import { containersOf, deriveProject, engineOf, PROJECT_VAR } from './commands';
+import { deriveProject, engineOf, PROJECT_VAR } from './compose';
+import { containersOf } from './containers';
 import { named, Script, sh } from './shell';
 
 export interface LogsOptions {

@@ -4,8 +4,10 @@
  * engine's store. A filesystem with less than `minFreeMb` free is left alone (`@@low-disk FREE`).
  */
 import type { Tenant } from '../registry/model';
-import { engineOf, enter, registryLogin, type PullLogin } from './commands';
+import { engineOf } from './compose';
+import { registryLogin, type PullLogin } from './images';
 import { named, Script, sh } from './shell';
+import { enter } from './tenant-dir';
 
 export function prePullImages(
   t: Tenant,

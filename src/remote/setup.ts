@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import type { Tenant } from '../registry/model';
 import { ENV_VAR } from '../registry/patterns';
-import { composeArgv } from './commands';
+import { composeArgv } from './compose';
 import { inPrivateDir } from './private-dir';
 import { named, Script, sh } from './shell';
 

@@ -6,22 +6,12 @@
  */
 import type { Tenant } from '../registry/model';
 import { COMPOSE_PROJECT } from '../registry/patterns';
-import {
-  CONFIG_HASH_LABEL,
-  containerState,
-  containersOf,
-  type ContainerState,
-  deriveProject,
-  engineOf,
-  HISTORY_FILE,
-  LEASE_MARKER,
-  LOCK_DIR,
-  normalizeId,
-  parseLeaseMarker,
-  parseImages,
-  PROJECT_VAR,
-} from './commands';
+import { CONFIG_HASH_LABEL, deriveProject, engineOf, PROJECT_VAR } from './compose';
+import { containerState, containersOf, type ContainerState } from './containers';
+import { normalizeId, parseImages } from './images';
+import { LEASE_MARKER, parseLeaseMarker } from './lock';
 import { named, Script, sh } from './shell';
+import { HISTORY_FILE, LOCK_DIR } from './tenant-dir';
 
 const INSPECT = `{{.Name}}|{{.State.Status}}|{{.Image}}|{{index .Config.Labels "${CONFIG_HASH_LABEL}"}}|{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}`;
 
@@ -45,7 +35,8 @@ export function inspectTenant(t: Tenant, historyLines = 50): Script {
   return named('inspectTenant', new Script(lines.map(String).join('\n')));
 }
 
-export { CONFIG_HASH_LABEL, CONTAINER_STATES, type ContainerState } from './commands';
+export { CONFIG_HASH_LABEL } from './compose';
+export { CONTAINER_STATES, type ContainerState } from './containers';
 
 export interface ContainerInfo {
   name: string;

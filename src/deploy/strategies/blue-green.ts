@@ -11,7 +11,9 @@
 import type { BlueGreen, SlotName, Target } from '../../registry/model';
 import { SLOTS } from '../../registry/model';
 import { COMPOSE_PROJECT } from '../../registry/patterns';
-import * as R from '../../remote/commands';
+import { projectOf } from '../../remote/compose';
+import { containerHealth } from '../../remote/containers';
+import type { Prepared } from '../../remote/prepare';
 import * as B from '../../remote/blue-green';
 import { Script } from '../../remote/shell';
 import { runGate, type GateProbe } from '../../health/gate';
@@ -57,14 +59,14 @@ export class BlueGreenStrategy implements ReleaseStrategy {
   ) {
     this.compose = new ComposeStrategy(target);
     this.proxy = proxyDriver(target.tenant, bg.proxy);
-    this.projects = slotProjects(R.projectOf(target.tenant));
+    this.projects = slotProjects(projectOf(target.tenant));
   }
 
   private get tenant() {
     return this.target.tenant;
   }
 
-  current(p: R.Prepared): Release {
+  current(p: Prepared): Release {
     this.running = this.compose.current(p);
     this.projects = slotProjects(p.project!);
     if (!COMPOSE_PROJECT.re.test(this.projects.green))
@@ -166,7 +168,7 @@ export class BlueGreenStrategy implements ReleaseStrategy {
   }
 
   containerHealth(): Script {
-    return R.containerHealth(this.tenant, this.checked ?? this.projects[this.idle]);
+    return containerHealth(this.tenant, this.checked ?? this.projects[this.idle]);
   }
 
   async promote(ctx: StrategyContext, next: Release): Promise<Promoted> {

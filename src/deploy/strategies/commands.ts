@@ -4,7 +4,8 @@
  * pulled or pruned by the tool: the commands own the images.
  */
 import type { Commands, Target } from '../../registry/model';
-import * as R from '../../remote/commands';
+import { runUserCommand } from '../../remote/hooks';
+import type { Prepared } from '../../remote/prepare';
 import { hookEnv } from '../hooks';
 import type { Release } from '../result';
 import { StepFailure } from '../shell';
@@ -18,7 +19,7 @@ export class CommandsStrategy implements ReleaseStrategy {
     private readonly commands: Commands,
   ) {}
 
-  current(p: R.Prepared): Release {
+  current(p: Prepared): Release {
     return p.current
       ? { refs: { version: p.current }, version: p.current, imageIds: [], digests: [] }
       : { refs: {}, imageIds: [], digests: [] };
@@ -35,7 +36,7 @@ export class CommandsStrategy implements ReleaseStrategy {
   }
 
   private run(command: string, to: string, from: string) {
-    return R.runUserCommand(this.target.tenant, command, hookEnv(this.target, to, from));
+    return runUserCommand(this.target.tenant, command, hookEnv(this.target, to, from));
   }
 
   async switchTo(ctx: StrategyContext, next: Release, current: Release, switched: () => void): Promise<void> {

@@ -1,0 +1,14 @@
+/**
+ * The release history (`.fleet/history.jsonl`, one JSON line per release) as read from the server.
+ */
+import type { Tenant } from '../registry/model';
+import { named, type Script, sh } from './shell';
+import { enter, HISTORY_FILE } from './tenant-dir';
+
+/** The last lines of the release history, for `fleet-deploy history`. */
+export function readHistory(t: Tenant, lines: number): Script {
+  return named(
+    'readHistory',
+    sh`${enter(t)} 2>/dev/null && { tail -n ${lines} ${HISTORY_FILE} 2>/dev/null || true; }`,
+  );
+}
