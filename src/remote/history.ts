@@ -12,3 +12,7 @@ export function readHistory(t: Tenant, lines: number): Script {
     sh`${enter(t)} 2>/dev/null && { tail -n ${lines} ${HISTORY_FILE} 2>/dev/null || true; }`,
   );
 }
+
+/** Appends one entry to the history; `@@history-failed` when it could not (a full disk), the script goes on. */
+export const appendHistory = (entry: string) =>
+  sh`{ printf '%s\n' ${entry} >> ${HISTORY_FILE} || echo '@@history-failed'; }`;

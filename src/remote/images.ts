@@ -2,6 +2,7 @@
  * Images on the server: registry logins, the pull and what it printed (image IDs and digests).
  */
 import type { Tenant } from '../registry/model';
+import { IMAGE_REF } from '../registry/patterns';
 import { engineOf } from './compose';
 import { LOGIN_FAILED } from './exit-codes';
 import { named, Script, sh } from './shell';
@@ -68,4 +69,14 @@ export function parseImages(stdout: string): Array<{ id: string; digests: string
       }
       return { id: normalizeId(id), digests };
     });
+}
+
+/**
+ * Removes the pruned releases' images (only what reads as an image reference), ignoring the engine's
+ * refusal for those a container still uses; undefined when there is none to remove.
+ */
+export function pruneImages(t: Tenant, refs: readonly string[]): Script | undefined {
+  const remove = refs.filter((r) => IMAGE_REF.test(r));
+  if (!remove.length) return undefined;
+  return sh`{ ${engineOf(t.compose.command)} image rm -- ${remove} >/dev/null 2>&1 || true; }`;
 }

@@ -4,11 +4,11 @@
  * last round trip that releases it.
  */
 import type { Tenant } from '../registry/model';
-import { IMAGE_REF } from '../registry/patterns';
-import { engineOf } from './compose';
 import { LOCK_HELD, PREFLIGHT } from './exit-codes';
+import { appendHistory } from './history';
+import { pruneImages } from './images';
 import { named, Script, sh } from './shell';
-import { enter, HISTORY_FILE, LOCK_DIR } from './tenant-dir';
+import { enter, LOCK_DIR } from './tenant-dir';
 
 /** Seconds since the lock was last touched (its directory's mtime). */
 const LOCK_AGE = sh`$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || date +%s) ))`;
@@ -37,12 +37,22 @@ export function parseLeaseMarker(value: string | undefined): { expiresS: number;
 /** A second lock for a few shell lines: breaking, taking over and renewing are done under it. */
 const GUARD = `${LOCK_DIR}.break`;
 const GUARD_AGE = sh`$(( $(date +%s) - $(stat -c %Y ${GUARD} 2>/dev/null || date +%s) ))`;
+/** Removes GUARD if the shell dies holding it. */
+const GUARD_TRAP = sh`trap 'rmdir ${GUARD} 2>/dev/null' EXIT HUP INT PIPE TERM`;
 /** Takes GUARD (one a minute old is an accident's) and removes it if the shell dies holding it. */
-const takeGuard = sh`{ [ ${GUARD_AGE} -lt 60 ] || rmdir ${GUARD} 2>/dev/null; mkdir ${GUARD} 2>/dev/null; } && trap 'rmdir ${GUARD} 2>/dev/null' EXIT HUP INT PIPE TERM`;
+const takeGuard = sh`{ [ ${GUARD_AGE} -lt 60 ] || rmdir ${GUARD} 2>/dev/null; mkdir ${GUARD} 2>/dev/null; } && ${GUARD_TRAP}`;
 const dropGuard = sh`rmdir ${GUARD}; trap - EXIT HUP INT PIPE TERM`;
 /** Server text printed on one line, at most `n` bytes, printable ASCII only. */
 const oneLine = (file: string, n: number) =>
   sh`$(head -c ${String(n)} ${file} 2>/dev/null | tr -cd '[:print:]')`;
+
+/** True while the lock's owner file holds `token`: the lock is the caller's. */
+const ownedBy = (token: string) => sh`grep -qF -- ${token} ${LOCK_DIR}/owner 2>/dev/null`;
+/** Writes a lease running out `leaseS` seconds from the server's now. */
+const writeLease = (leaseS: number) =>
+  sh`printf '%s\n' "$(( $(date +%s) + ${String(leaseS)} ))" > ${LEASE_FILE}`;
+/** The holder of the lock, for the one who found it held: `@@lock` OWNER, `@@age`, `@@lease`. */
+const PRINT_HOLDER = sh`echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${LOCK_AGE}"; ${LEASE_MARKER}`;
 
 /** How `prepare` takes the lock. */
 export interface LockTerms {
@@ -54,22 +64,45 @@ export interface LockTerms {
   breakAfterS?: number;
 }
 
+/**
+ * Makes the lock with its owner and lease. A lock without either would read as another deploy's: when
+ * one cannot be written (a full disk takes the file's bytes, not the directory), the lock is removed
+ * again and the script exits lockUnwritable.
+ */
+function takeLock({ owner, leaseS }: LockTerms): Script {
+  const write = sh`{ printf '%s\n' ${owner} > ${LOCK_DIR}/owner && ${writeLease(leaseS)}; }`;
+  return sh`mkdir ${LOCK_DIR} 2>/dev/null && { ${write} || { rm -rf -- ${LOCK_DIR}; exit ${PREFLIGHT.lockUnwritable}; }; }`;
+}
+
+/** True when the lock's lease has run out (`$exp`: its second); false when it has none. */
+const LEASE_EXPIRED = sh`{ exp=${LEASE_EXPIRES}; [ -n "$exp" ] && [ "$(date +%s)" -ge "$exp" ]; }`;
+/** True when the lock is at least `breakAfterS` old; never without a value. */
+const staleAfter = (breakAfterS?: number) =>
+  breakAfterS === undefined ? sh`false` : sh`[ ${LOCK_AGE} -ge ${String(breakAfterS)} ]`;
+/** Keeps the old lock's owner and switch note (`$old`, `$note`, one line each) and removes the lock. */
+const REMOVE_OLD = sh`old=${oneLine(`${LOCK_DIR}/owner`, 1000)}; note=${oneLine(SWITCH_NOTE, 4000)}; rm -rf -- ${LOCK_DIR}`;
+/** A takeover, printed: how long past its lease the lock was, its old owner and the switch it noted. */
+const TELL_TAKEOVER = sh`echo "@@takeover $past"; printf '@@oldowner %s\n' "$old"; printf '@@oldswitch %s\n' "$note"`;
+/** What was replaced, printed once GUARD is dropped: the takeover, or the stale lock's owner. */
+const TELL_REPLACED = sh`if [ "$how" = takeover ]; then ${TELL_TAKEOVER}; elif [ -n "$how" ]; then echo "@@stale $old"; fi`;
+
+/**
+ * Under GUARD, an expired or stale lock replaced by ours; true when ours was taken. The lease or age is
+ * checked again under GUARD, so of two deploys that both found the lock expired only one takes it — the
+ * other then finds it held. A holder renews under GUARD too, so a renewal and a takeover never
+ * interleave. Nothing is printed while GUARD is held (a closed channel would stop the shell there).
+ */
+function replaceLock(terms: LockTerms): Script {
+  const stale = staleAfter(terms.breakAfterS);
+  const how = sh`how=; if ${LEASE_EXPIRED}; then how=takeover; past=$(( $(date +%s) - exp )); elif ${stale}; then how=stale; fi`;
+  const swap = sh`${how}; [ -z "$how" ] || { ${REMOVE_OLD}; }; ${takeLock(terms)}; took=$?; ${dropGuard}; [ $took -eq 0 ]`;
+  return sh`{ ${LEASE_EXPIRED} || ${stale}; } && ${takeGuard} && { ${swap}; }`;
+}
+
 /** The lock's shell: take it, take over an expired lease, break a stale lock (when asked), or report it held. */
 export function lockScript(terms: LockTerms): Script {
-  const { owner, leaseS, breakAfterS } = terms;
-  // A lock without its owner or lease would read as another deploy's: when either cannot be written (a
-  // full disk takes the file's bytes, not the directory), the lock is removed again and the deploy stops.
-  const write = sh`{ printf '%s\n' ${owner} > ${LOCK_DIR}/owner && printf '%s\n' "$(( $(date +%s) + ${String(leaseS)} ))" > ${LEASE_FILE}; }`;
-  const take = sh`mkdir ${LOCK_DIR} 2>/dev/null && { ${write} || { rm -rf -- ${LOCK_DIR}; exit ${PREFLIGHT.lockUnwritable}; }; }`;
-  // Taking over and breaking are done under GUARD, and the lease or age checked again under it, so of
-  // two deploys that both found the lock expired only one takes it — the other then finds it held. A
-  // holder renews under GUARD too, so a renewal and a takeover never interleave. Nothing is printed
-  // while GUARD is held (a closed channel would stop the shell there).
-  const expired = sh`{ exp=${LEASE_EXPIRES}; [ -n "$exp" ] && [ "$(date +%s)" -ge "$exp" ]; }`;
-  const stale = breakAfterS === undefined ? sh`false` : sh`[ ${LOCK_AGE} -ge ${String(breakAfterS)} ]`;
-  const replace = sh`old=${oneLine(`${LOCK_DIR}/owner`, 1000)}; note=${oneLine(SWITCH_NOTE, 4000)}; rm -rf -- ${LOCK_DIR}`;
-  const over = sh`elif { ${expired} || ${stale}; } && ${takeGuard} && { how=; if ${expired}; then how=takeover; past=$(( $(date +%s) - exp )); elif ${stale}; then how=stale; fi; [ -z "$how" ] || { ${replace}; }; ${take}; took=$?; ${dropGuard}; [ $took -eq 0 ]; }; then if [ "$how" = takeover ]; then echo "@@takeover $past"; printf '@@oldowner %s\n' "$old"; printf '@@oldswitch %s\n' "$note"; elif [ -n "$how" ]; then echo "@@stale $old"; fi; `;
-  return sh`if ${take}; then :; ${over}else echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${LOCK_AGE}"; ${LEASE_MARKER}; exit ${LOCK_HELD}; fi`;
+  const held = sh`${PRINT_HOLDER}; exit ${LOCK_HELD}`;
+  return sh`if ${takeLock(terms)}; then :; elif ${replaceLock(terms)}; then ${TELL_REPLACED}; else ${held}; fi`;
 }
 
 /**
@@ -78,12 +111,9 @@ export function lockScript(terms: LockTerms): Script {
  * `@@lease busy`: another deploy was taking over or breaking it at that moment; try again.
  */
 export function renewLease(t: Tenant, token: string, leaseS: number): Script {
-  const ours = sh`grep -qF -- ${token} ${LOCK_DIR}/owner 2>/dev/null && exp=${LEASE_EXPIRES} && [ -n "$exp" ] && [ "$(date +%s)" -lt "$exp" ]`;
-  const write = sh`printf '%s\n' "$(( $(date +%s) + ${String(leaseS)} ))" > ${LEASE_FILE}`;
-  return named(
-    'renewLease',
-    sh`${enter(t)} && if ${takeGuard}; then if ${ours} && ${write}; then r=ok; else r=lost; fi; ${dropGuard}; echo "@@lease $r"; else echo '@@lease busy'; fi`,
-  );
+  const ours = sh`${ownedBy(token)} && exp=${LEASE_EXPIRES} && [ -n "$exp" ] && [ "$(date +%s)" -lt "$exp" ]`;
+  const renew = sh`if ${ours} && ${writeLease(leaseS)}; then r=ok; else r=lost; fi; ${dropGuard}; echo "@@lease $r"`;
+  return named('renewLease', sh`${enter(t)} && if ${takeGuard}; then ${renew}; else echo '@@lease busy'; fi`);
 }
 
 /**
@@ -96,27 +126,31 @@ export function finish(
   o: { token: string; history?: string; remove?: readonly string[] },
 ): Script {
   const work: Script[] = [];
-  if (o.history) work.push(sh`{ printf '%s\n' ${o.history} >> ${HISTORY_FILE} || echo '@@history-failed'; }`);
-  const remove = (o.remove ?? []).filter((r) => IMAGE_REF.test(r));
-  if (remove.length)
-    work.push(sh`{ ${engineOf(t.compose.command)} image rm -- ${remove} >/dev/null 2>&1 || true; }`);
-  work.push(sh`rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`);
+  if (o.history) work.push(appendHistory(o.history));
+  const remove = pruneImages(t, o.remove ?? []);
+  if (remove) work.push(remove);
+  work.push(RELEASE);
+  const ours = new Script(work.map(String).join('; '));
   return named(
     'finish',
-    sh`${enter(t)} && if grep -qF -- ${o.token} ${LOCK_DIR}/owner 2>/dev/null; then ${new Script(work.map(String).join('; '))}; else echo '@@unlock not-ours'; fi`,
+    sh`${enter(t)} && if ${ownedBy(o.token)}; then ${ours}; else echo '@@unlock not-ours'; fi`,
   );
 }
 
+/** Removes the lock, whoever holds it. */
+const RELEASE = sh`rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`;
+
 /** Removes the lock whoever holds it: `fleet-deploy unlock --force` when its owner cannot be read. */
 export function breakLock(t: Tenant): Script {
-  return named('breakLock', sh`${enter(t)} && rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`);
+  return named('breakLock', sh`${enter(t)} && ${RELEASE}`);
 }
 
 /** A tenant's lock for `fleet-deploy unlock`: its owner, its age and the switch it was making, if any. */
 export function inspectLock(t: Tenant): Script {
+  const lock = sh`${PRINT_HOLDER}; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null`;
   return named(
     'inspectLock',
-    sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then echo '@@lock'; cat ${LOCK_DIR}/owner 2>/dev/null; echo; echo "@@age ${LOCK_AGE}"; ${LEASE_MARKER}; echo '@@switch'; cat ${SWITCH_NOTE} 2>/dev/null; fi; echo '@@end'`,
+    sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}; if [ -d ${LOCK_DIR} ]; then ${lock}; fi; echo '@@end'`,
   );
 }
 
