@@ -29,15 +29,28 @@ export interface PullLogin {
  * docker, REGISTRY_AUTH_FILE for podman) and a trap removes it when the command ends, however it ends.
  */
 export function registryLogin(engine: string, login: PullLogin): Script {
-  const throwaway = login.keep
-    ? sh``
-    : sh`tmp=$(umask 077; mktemp -d) || exit 1; trap 'rm -rf -- "$tmp"' EXIT; trap 'exit 129' HUP INT PIPE TERM; export DOCKER_CONFIG="$tmp" REGISTRY_AUTH_FILE="$tmp/auth.json"; `;
-  const logins = login.logins.map(
-    ({ host, username }) =>
-      sh`{ IFS= read -r pw && printf '%s\n' "$pw" | ${engine} login --username ${username} --password-stdin ${host} >/dev/null || { printf '%s\n' ${`registry login to ${host} as ${username} failed`} >&2; exit ${LOGIN_FAILED}; }; }`
-        .text,
-  );
+  const throwaway = login.keep ? sh`` : sh`${THROWAWAY_CONFIG}; `;
+  const logins = login.logins.map(({ host, username }) => loginTo(engine, host, username).text);
   return new Script(`${throwaway.text}${logins.join(' && ')}`);
+}
+
+/** A directory for this command only (`$tmp`, mode 0700), removed when the command ends, however it ends. */
+const TEMP_DIR = sh`tmp=$(umask 077; mktemp -d) || exit 1; trap 'rm -rf -- "$tmp"' EXIT; trap 'exit 129' HUP INT PIPE TERM`;
+/** The engines' login config in that directory, so no login outlives the command. */
+const THROWAWAY_CONFIG = sh`${TEMP_DIR}; export DOCKER_CONFIG="$tmp" REGISTRY_AUTH_FILE="$tmp/auth.json"`;
+
+/** One registry login, its password the next line of stdin; a refusal exits LOGIN_FAILED, naming host and user. */
+function loginTo(engine: string, host: string, username: string): Script {
+  const login = sh`printf '%s\n' "$pw" | ${engine} login --username ${username} --password-stdin ${host} >/dev/null`;
+  const failed = sh`{ printf '%s\n' ${`registry login to ${host} as ${username} failed`} >&2; exit ${LOGIN_FAILED}; }`;
+  return sh`{ IFS= read -r pw && ${login} || ${failed}; }`;
+}
+
+/** The registry logins when asked, then each image pulled (quietly), stopping at the first that fails. */
+export function pullAll(engine: string, refs: readonly string[], login?: PullLogin): Script {
+  const pulls = refs.map((ref) => sh`${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
+  const before = login ? sh`${registryLogin(engine, login)} && ` : sh``;
+  return sh`${before}${new Script(pulls)}`;
 }
 
 /**
@@ -46,12 +59,8 @@ export function registryLogin(engine: string, login: PullLogin): Script {
  */
 export function pullImages(t: Tenant, refs: readonly string[], login?: PullLogin): Script {
   const engine = engineOf(t.compose.command);
-  const pulls = refs.map((ref) => sh`${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
-  const before = login ? sh`${registryLogin(engine, login)} && ` : sh``;
-  return named(
-    'pull',
-    sh`${touchLockFromHome(t)} && ${before}${new Script(pulls)} && ${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`,
-  );
+  const inspect = sh`${engine} image inspect --format '{{.Id}}|{{json .RepoDigests}}' ${[...refs]}`;
+  return named('pull', sh`${touchLockFromHome(t)} && ${pullAll(engine, refs, login)} && ${inspect}`);
 }
 
 export function parseImages(stdout: string): Array<{ id: string; digests: string[] }> {

@@ -5,7 +5,7 @@
  */
 import type { Tenant } from '../registry/model';
 import { engineOf } from './compose';
-import { registryLogin, type PullLogin } from './images';
+import { pullAll, type PullLogin } from './images';
 import { named, Script, sh } from './shell';
 import { enter } from './tenant-dir';
 
@@ -16,12 +16,11 @@ export function prePullImages(
   login?: PullLogin,
 ): Script {
   const engine = engineOf(t.compose.command);
-  const pulls = refs.map((ref) => sh`${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
-  const before = login ? sh`${registryLogin(engine, login)} && ` : sh``;
   const free = sh`free=$(df -Pk . | awk 'NR==2 {print int($4 / 1024)}')`;
+  const enoughDisk = sh`${free} && { [ "$free" -ge ${minFreeMb} ] || { echo "@@low-disk $free"; exit 0; }; }`;
   return named(
     'prePull',
-    sh`${enter(t)} && ${free} && { [ "$free" -ge ${minFreeMb} ] || { echo "@@low-disk $free"; exit 0; }; } && ${before}${new Script(pulls)} && echo '@@prepulled'`,
+    sh`${enter(t)} && ${enoughDisk} && ${pullAll(engine, refs, login)} && echo '@@prepulled'`,
   );
 }
 
