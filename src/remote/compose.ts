@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ComposeCommand, Tenant } from '../registry/model';
+import { imageLines } from './env-file';
 import { SWITCH_FAILED } from './exit-codes';
 import { inPrivateDir } from './private-dir';
 import { Script, sh } from './shell';
@@ -41,10 +42,36 @@ export function normalizeProject(name: string): string {
 export function deriveProject(t: Tenant): Script {
   if (t.compose.project) return sh`project=${t.compose.project}; echo "@@project $project"`;
   const first = t.compose.files[0]!;
-  const value = new Script(`tr -d '\\r"'"'"' ' | tail -n 1`);
-  const fromSession = new Script('"${COMPOSE_PROJECT_NAME:-}"'); // set -u safe
-  return sh`project=${fromSession}; [ -n "$project" ] || project="$(sed -n 's/^[[:space:]]*\(export[[:space:]]*\)\{0,1\}COMPOSE_PROJECT_NAME=//p' .env 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(sed -n 's/^name:[[:space:]]*//p' ${first} 2>/dev/null | ${value})"; [ -n "$project" ] || project="$(basename -- "$(cd -- "$(dirname -- ${first})" && pwd)")"; project="$(printf '%s' "$project" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9_-' | sed 's/^[-_]*//')"; echo "@@project $project"`;
+  const steps = [
+    PROJECT_FROM_SESSION,
+    orElse(PROJECT_IN_ENV_FILE),
+    orElse(nameIn(first)),
+    orElse(directoryOf(first)),
+    NORMALIZE_PROJECT,
+    sh`echo "@@project $project"`,
+  ];
+  return new Script(steps.map(String).join('; '));
 }
+
+/** A value as Compose reads it from a file: its last line, without CR, quotes or spaces. */
+const LAST_VALUE = new Script(`tr -d '\\r"'"'"' ' | tail -n 1`);
+/** The session's COMPOSE_PROJECT_NAME (empty when unset: safe under `set -u`). */
+const PROJECT_FROM_SESSION = sh`project=${new Script('"${COMPOSE_PROJECT_NAME:-}"')}`;
+/** `$project`, when still empty, set to what `value` prints. */
+const orElse = (value: Script) => sh`[ -n "$project" ] || project="$(${value})"`;
+/** What a sed expression picks out of a file, read as Compose reads a value (LAST_VALUE). */
+const valueIn = (pick: Script, file: string) => sh`sed -n ${pick} ${file} 2>/dev/null | ${LAST_VALUE}`;
+/** COMPOSE_PROJECT_NAME in the tenant's .env (with or without `export`). */
+const PROJECT_IN_ENV_FILE = valueIn(
+  sh`'s/^[[:space:]]*\(export[[:space:]]*\)\{0,1\}COMPOSE_PROJECT_NAME=//p'`,
+  '.env',
+);
+/** The top-level `name:` of a compose file. */
+const nameIn = (file: string) => valueIn(sh`'s/^name:[[:space:]]*//p'`, file);
+/** The name of a compose file's directory. */
+const directoryOf = (file: string) => sh`basename -- "$(cd -- "$(dirname -- ${file})" && pwd)"`;
+/** `$project` normalized as Compose does (see normalizeProject). */
+const NORMALIZE_PROJECT = sh`project="$(printf '%s' "$project" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9_-' | sed 's/^[-_]*//')"`;
 
 /**
  * A cheap check that the compose command exists. Compose v1 and podman-compose are Python programs
@@ -96,15 +123,30 @@ export const COMPOSE_CHECKED_MARK = '@@compose-checked';
  * running containers it could not start again. Compose is a process (~0.4 s of CPU for compose v1), so
  * it runs only when something it reads changed since it last passed: a sha256 over the compose command
  * and files, the files' text and .env without the image variables the deploy itself switches, kept in
- * .fleet/compose-checked (made in a private directory and renamed into place, never written through a link). Files the compose files name
- * (`env_file`, `extends`) are not in it: a change there alone is found by `compose up`, which rolls back.
+ * .fleet/compose-checked (made in a private directory and renamed into place, never written through a
+ * link). Files the compose files name (`env_file`, `extends`) are not in it: a change there alone is
+ * found by `compose up`, which rolls back.
  */
 export function checkComposeFiles(t: Tenant): Script {
-  const unparsable = `the compose files of ${t.path} do not parse (${t.compose.command} config failed): nothing was changed`;
-  const names = t.images.map((i) => i.variable).join('|');
-  const fingerprint = sh`sum=$({ printf '%s\n' ${composeArgv(t)}; cat -- ${t.compose.files}; grep -vE ${`^(export[[:space:]]+)?(${names})=`} .env; } 2>/dev/null | sha256sum) || sum=`;
-  const write = sh`{ printf '%s\n' "$sum" > new && mv -fT -- new ${`../${COMPOSE_CHECKED.slice(STATE_DIR.length + 1)}`}; } 2>/dev/null || :`;
-  const remember = sh`{ [ -z "$sum" ] || [ ! -d ${STATE_DIR} ] || ${inPrivateDir(STATE_DIR, write)}; }`;
-  const config = sh`{ ${composeArgv(t)} config >/dev/null || { printf '%s\n' ${unparsable} >&2; exit ${SWITCH_FAILED}; }; echo ${COMPOSE_CHECKED_MARK}; ${remember}; }`;
-  return sh`{ ${fingerprint}; if [ -z "$sum" ] || [ "$sum" != "$(cat ${COMPOSE_CHECKED} 2>/dev/null)" ]; then ${config}; fi; }`;
+  const changed = sh`[ -z "$sum" ] || [ "$sum" != "$(cat ${COMPOSE_CHECKED} 2>/dev/null)" ]`;
+  return sh`{ ${composeFingerprint(t)}; if ${changed}; then ${composeConfig(t)}; fi; }`;
 }
+
+/** `$sum`: the sha256 of what `compose config` reads, but the image variables; empty when it cannot be taken. */
+function composeFingerprint(t: Tenant): Script {
+  const inputs = sh`printf '%s\n' ${composeArgv(t)}; cat -- ${t.compose.files}; grep -vE ${imageLines(t)} .env`;
+  return sh`sum=$({ ${inputs}; } 2>/dev/null | sha256sum) || sum=`;
+}
+
+/** Runs `compose config`: files that do not parse exit SWITCH_FAILED; files that do are remembered as `$sum`. */
+function composeConfig(t: Tenant): Script {
+  const unparsable = `the compose files of ${t.path} do not parse (${t.compose.command} config failed): nothing was changed`;
+  const failed = sh`{ printf '%s\n' ${unparsable} >&2; exit ${SWITCH_FAILED}; }`;
+  return sh`{ ${composeArgv(t)} config >/dev/null || ${failed}; echo ${COMPOSE_CHECKED_MARK}; ${REMEMBER_CHECKED}; }`;
+}
+
+/** Writes `$sum` into COMPOSE_CHECKED, from the private directory in STATE_DIR; a failure is ignored. */
+const CHECKED_FROM_PRIVATE = `../${COMPOSE_CHECKED.slice(STATE_DIR.length + 1)}`;
+const WRITE_CHECKED = sh`{ printf '%s\n' "$sum" > new && mv -fT -- new ${CHECKED_FROM_PRIVATE}; } 2>/dev/null || :`;
+/** `$sum` remembered as the fingerprint that passed (never written through a link: private-dir.ts). */
+const REMEMBER_CHECKED = sh`{ [ -z "$sum" ] || [ ! -d ${STATE_DIR} ] || ${inPrivateDir(STATE_DIR, WRITE_CHECKED)}; }`;

@@ -2,9 +2,15 @@
  * The tenant's .env: the program that rewrites its image variables, and the switch that puts the new file
  * in place as a compare-and-swap against other writers.
  */
+import type { Tenant } from '../registry/model';
 import { SWITCH_FAILED } from './exit-codes';
 import { inPrivateDir } from './private-dir';
 import { type Script, sh } from './shell';
+
+/** An extended regular expression for the lines of .env that set one of the tenant's image variables. */
+export function imageLines(t: Tenant): string {
+  return `^(export[[:space:]]+)?(${t.images.map((i) => i.variable).join('|')})=`;
+}
 
 /**
  * The program that rewrites .env: each `NAME=value` of $FLEET_SET replaces that variable's line (an

@@ -5,6 +5,7 @@ import type { Tenant } from '../registry/model';
 import { COMPOSE_PROJECT } from '../registry/patterns';
 import { composeAvailable, deriveProject, engineOf, PROJECT_VAR } from './compose';
 import { containersOf, containerState, type ContainerState } from './containers';
+import { imageLines } from './env-file';
 import { PREFLIGHT } from './exit-codes';
 import { normalizeId } from './images';
 import { lockScript, parseLeaseMarker, type LockTerms } from './lock';
@@ -37,10 +38,9 @@ export function prepare(t: Tenant, terms: LockTerms): Script {
   if (t.commands) {
     lines.push(sh`echo '@@current'; sh -c ${t.commands.current} || exit 1`);
   } else {
-    const names = t.images.map((i) => i.variable).join('|');
     const engine = engineOf(t.compose.command);
     lines.push(deriveProject(t));
-    lines.push(sh`echo '@@env'; grep -E ${`^(export[[:space:]]+)?(${names})=`} .env`);
+    lines.push(sh`echo '@@env'; grep -E ${imageLines(t)} .env`);
     // every container, stopped ones too: a paused or stopped (hibernated) tenant is told apart
     lines.push(
       sh`echo '@@running'; ids=$(${containersOf(t, PROJECT_VAR, true)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}} {{.State.Status}} {{.Id}}' $ids || exit 1; fi`,
