@@ -107,12 +107,6 @@ export function configHashOf(labels: readonly string[]): string | undefined {
   return createHash('sha256').update(hashes.join('\n')).digest('hex');
 }
 
-/** The config hash `update` read after `compose up` (the lines after its @@confighash marker). */
-export function parseConfigHash(stdout: string): string | undefined {
-  const at = stdout.lastIndexOf('@@confighash\n');
-  return at < 0 ? undefined : configHashOf(stdout.slice(at + '@@confighash\n'.length).split('\n'));
-}
-
 /** Where `update` keeps the fingerprint of the compose files it last found to parse. */
 export const COMPOSE_CHECKED = `${STATE_DIR}/compose-checked`;
 /** Printed by `update` when it ran `compose config` (the files or what they read changed). */

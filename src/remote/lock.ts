@@ -137,6 +137,10 @@ export function finish(
   );
 }
 
+/** Notes in the lock, while it is there, the switch about to be made (one line); a failure is ignored. */
+export const noteSwitch = (note: string) =>
+  sh`{ [ ! -d ${LOCK_DIR} ] || printf '%s\n' ${note} > ${SWITCH_NOTE} || :; }`;
+
 /** Removes the lock, whoever holds it. */
 const RELEASE = sh`rm -rf -- ${LOCK_DIR} && echo '@@unlock released'`;
 

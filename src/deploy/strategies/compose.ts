@@ -6,7 +6,7 @@
 import type { Image, Target, Tenant } from '../../registry/model';
 import { IMAGE_REF } from '../../registry/patterns';
 import { imageRef, registryHost, versionOf } from '../../registry/release';
-import { COMPOSE_CHECKED_MARK, parseConfigHash, projectOf } from '../../remote/compose';
+import { COMPOSE_CHECKED_MARK, projectOf } from '../../remote/compose';
 import {
   containerHealth,
   containerRuns,
@@ -17,7 +17,7 @@ import {
 import { LOGIN_FAILED, SWITCH_FAILED } from '../../remote/exit-codes';
 import { parseImages, pullImages } from '../../remote/images';
 import type { Prepared } from '../../remote/prepare';
-import { update } from '../../remote/update';
+import { parseConfigHash, update } from '../../remote/update';
 import type { Script } from '../../remote/shell';
 import type { CrashWatchSpec } from '../crash-watch';
 import type { PulledImage } from '../pulls';
