@@ -41,27 +41,30 @@ export function hibernationOf(containers: readonly { state: ContainerState }[]):
   return containers.every((c) => c.state === 'paused') ? 'paused' : 'stopped';
 }
 
+/** Enters the tenant directory, keeps the lock fresh and sets `$ids` to the project's containers (`all`: stopped ones too). */
+const idsOf = (t: Tenant, project: string, all = false) =>
+  sh`${enter(t)} && ${touchLock} && ids=$(${containersOf(t, project, all)})`;
+
 /** Puts a hibernated tenant back to sleep after a deploy: its project's running containers paused or stopped. */
 export function hibernate(t: Tenant, project: string, how: Hibernation): Script {
-  const engine = engineOf(t.compose.command);
-  return named(
-    'hibernate',
-    sh`${enter(t)} && ${touchLock} && ids=$(${containersOf(t, project)}) && { [ -z "$ids" ] || ${engine} ${how === 'paused' ? 'pause' : 'stop'} $ids >/dev/null; }`,
-  );
+  const sleep = sh`${engineOf(t.compose.command)} ${how === 'paused' ? 'pause' : 'stop'} $ids >/dev/null`;
+  return named('hibernate', sh`${idsOf(t, project)} && { [ -z "$ids" ] || ${sleep}; }`);
 }
 
 /** Removes every container of the project, with force, until none is left (five tries a second apart). */
 export function removeContainers(t: Tenant, project: string): Script {
-  const engine = engineOf(t.compose.command);
-  return sh`for try in 1 2 3 4 5; do ids=$(${containersOf(t, project, true)}) || exit 1; [ -n "$ids" ] || break; ${engine} rm -f $ids >/dev/null 2>&1 || sleep 1; done; [ -z "$(${containersOf(t, project, true)})" ]`;
+  const all = containersOf(t, project, true);
+  const remove = sh`${engineOf(t.compose.command)} rm -f $ids >/dev/null 2>&1 || sleep 1`;
+  const removeOnce = sh`ids=$(${all}) || exit 1; [ -n "$ids" ] || break; ${remove}`;
+  return sh`for try in 1 2 3 4 5; do ${removeOnce}; done; [ -z "$(${all})" ]`;
 }
+
+const HEALTH_FORMAT = '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}';
 
 /** The containers' own HEALTHCHECK states: healthy, unhealthy, starting, or none. */
 export function containerHealth(t: Tenant, project: string = projectOf(t)): Script {
-  return named(
-    'containerHealth',
-    sh`${enter(t)} && ${touchLock} && ids=$(${containersOf(t, project)}) && [ -n "$ids" ] && ${engineOf(t.compose.command)} inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $ids`,
-  );
+  const inspect = sh`${engineOf(t.compose.command)} inspect --format ${HEALTH_FORMAT} $ids`;
+  return named('containerHealth', sh`${idsOf(t, project)} && [ -n "$ids" ] && ${inspect}`);
 }
 
 export interface ContainerRun {
@@ -79,10 +82,8 @@ const FORMAT =
 
 /** Every container of the project (stopped ones too) as one `ID STATUS RESTARTS EXIT POLICY` line each. */
 export function containerRuns(t: Tenant, project: string): Script {
-  return named(
-    'containerRuns',
-    sh`${enter(t)} && ${touchLock} && ids=$(${containersOf(t, project, true)}) && { [ -z "$ids" ] || ${engineOf(t.compose.command)} inspect --format ${FORMAT} $ids; }`,
-  );
+  const inspect = sh`${engineOf(t.compose.command)} inspect --format ${FORMAT} $ids`;
+  return named('containerRuns', sh`${idsOf(t, project, true)} && { [ -z "$ids" ] || ${inspect}; }`);
 }
 
 const LINE = /^([a-f0-9]{12,64}) ([a-z]{1,20}) (\d{1,9}) (-?\d{1,5}) ?([a-z-]{0,20})$/;

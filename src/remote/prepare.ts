@@ -24,30 +24,47 @@ import { HISTORY_FILE, STATE_DIR } from './tenant-dir';
  * that old is removed and taken whatever its lease says.
  */
 export function prepare(t: Tenant, terms: LockTerms): Script {
-  const lines: Script[] = [sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`];
-  if (!t.commands) {
-    for (const f of t.compose.files)
-      lines.push(sh`test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`);
-    lines.push(sh`test -f .env || exit ${PREFLIGHT.noEnvFile}`);
-    lines.push(sh`test ! -L .env || exit ${PREFLIGHT.envIsLink}`);
-    lines.push(sh`${composeAvailable(t.compose.command)} || exit ${PREFLIGHT.noComposeCommand}`);
-  }
-  lines.push(sh`df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`);
-  lines.push(sh`mkdir -p ${STATE_DIR} || exit 1`);
-  lines.push(lockScript(terms));
-  if (t.commands) {
-    lines.push(sh`echo '@@current'; sh -c ${t.commands.current} || exit 1`);
-  } else {
-    const engine = engineOf(t.compose.command);
-    lines.push(deriveProject(t));
-    lines.push(sh`echo '@@env'; grep -E ${imageLines(t)} .env`);
-    // every container, stopped ones too: a paused or stopped (hibernated) tenant is told apart
-    lines.push(
-      sh`echo '@@running'; ids=$(${containersOf(t, PROJECT_VAR, true)}) || exit 1; if [ -n "$ids" ]; then ${engine} inspect --format '{{.Image}} {{.State.Status}} {{.Id}}' $ids || exit 1; fi`,
-    );
-  }
-  lines.push(sh`echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
+  const { checks, current } = byStrategy(t);
+  const lines: Script[] = [
+    sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`,
+    ...checks,
+    sh`df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`,
+    sh`mkdir -p ${STATE_DIR} || exit 1`,
+    lockScript(terms),
+    ...current,
+    sh`echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`,
+  ];
   return new Script(lines.map(String).join('\n'), 'prepare');
+}
+
+/**
+ * The one place `prepare` differs by strategy: the checks before the lock (Compose's files, .env and
+ * command; none for the commands strategy) and how the running release is read after it (the
+ * `current` command's output; or the project, .env's image variables and the project's containers).
+ */
+function byStrategy(t: Tenant): { checks: Script[]; current: Script[] } {
+  if (t.commands)
+    return { checks: [], current: [sh`echo '@@current'; sh -c ${t.commands.current} || exit 1`] };
+  const envLines = sh`echo '@@env'; grep -E ${imageLines(t)} .env`;
+  return { checks: composeChecks(t), current: [deriveProject(t), envLines, readContainers(t)] };
+}
+
+/** Each compose file, a .env that is a regular file, and the compose command: each missing one its own exit code. */
+function composeChecks(t: Tenant): Script[] {
+  return [
+    ...t.compose.files.map(
+      (f) => sh`test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`,
+    ),
+    sh`test -f .env || exit ${PREFLIGHT.noEnvFile}`,
+    sh`test ! -L .env || exit ${PREFLIGHT.envIsLink}`,
+    sh`${composeAvailable(t.compose.command)} || exit ${PREFLIGHT.noComposeCommand}`,
+  ];
+}
+
+/** `@@running`: every container of the project, stopped ones too, so a paused or stopped (hibernated) tenant is told apart. */
+function readContainers(t: Tenant): Script {
+  const inspect = sh`${engineOf(t.compose.command)} inspect --format '{{.Image}} {{.State.Status}} {{.Id}}' $ids || exit 1`;
+  return sh`echo '@@running'; ids=$(${containersOf(t, PROJECT_VAR, true)}) || exit 1; if [ -n "$ids" ]; then ${inspect}; fi`;
 }
 
 const CONTAINER_ID = /^[a-f0-9]{12,64}$/;
