@@ -24,34 +24,37 @@ import { HISTORY_FILE, STATE_DIR } from './tenant-dir';
  * that old is removed and taken whatever its lease says.
  */
 export function prepare(t: Tenant, terms: LockTerms): Script {
-  const { checks, current } = byStrategy(t);
+  const reads = byStrategy(t);
   const lines: Script[] = [
     sh`cd -- ${t.path} 2>/dev/null || exit ${PREFLIGHT.noDirectory}`,
-    ...checks,
+    ...reads.checks,
     sh`df -Pk . | awk 'NR==2 {print "free_kb=" $4}'`,
     sh`mkdir -p ${STATE_DIR} || exit 1`,
     lockScript(terms),
-    ...current,
+    ...reads.state,
     sh`echo '@@history'; tail -n 200 ${HISTORY_FILE} 2>/dev/null; echo '@@end'`,
   ];
   return new Script(lines.map(String).join('\n'), 'prepare');
 }
 
-/**
- * The one place `prepare` differs by strategy: the checks before the lock (Compose's files, .env and
- * command; none for the commands strategy) and how the running release is read after it (the
- * `current` command's output; or the project, .env's image variables and the project's containers).
- */
-function byStrategy(t: Tenant): { checks: Script[]; current: Script[] } {
-  if (t.commands)
-    return { checks: [], current: [sh`echo '@@current'; sh -c ${t.commands.current} || exit 1`] };
-  const envLines = sh`echo '@@env'; grep -E ${imageLines(t)} .env`;
-  return { checks: composeChecks(t), current: [deriveProject(t), envLines, readContainers(t)] };
+/** A strategy's part of `prepare`: preflight checks (before the lock), and what it reads of the running release. */
+export interface PrepareReads {
+  checks: Script[];
+  state: Script[];
 }
 
-/** Each compose file, a .env that is a regular file, and the compose command: each missing one its own exit code. */
-function composeChecks(t: Tenant): Script[] {
-  return [
+/**
+ * The one place `prepare` differs by strategy (the branch on `t.commands`): the commands strategy checks
+ * nothing before the lock and reads what its `current` command prints; Compose is `composeReads`.
+ */
+function byStrategy(t: Tenant): PrepareReads {
+  if (t.commands) return { checks: [], state: [sh`echo '@@current'; sh -c ${t.commands.current} || exit 1`] };
+  return composeReads(t);
+}
+
+/** `prepare`'s part for a Compose stack: its files, .env and compose command; .env's image variables and every container. */
+export function composeReads(t: Tenant): PrepareReads {
+  const checks = [
     ...t.compose.files.map(
       (f) => sh`test -f ${f} || { printf '%s\n' ${f}; exit ${PREFLIGHT.noComposeFile}; }`,
     ),
@@ -59,6 +62,8 @@ function composeChecks(t: Tenant): Script[] {
     sh`test ! -L .env || exit ${PREFLIGHT.envIsLink}`,
     sh`${composeAvailable(t.compose.command)} || exit ${PREFLIGHT.noComposeCommand}`,
   ];
+  const state = [deriveProject(t), sh`echo '@@env'; grep -E ${imageLines(t)} .env`, readContainers(t)];
+  return { checks, state };
 }
 
 /** `@@running`: every container of the project, stopped ones too, so a paused or stopped (hibernated) tenant is told apart. */
