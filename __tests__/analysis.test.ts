@@ -337,7 +337,7 @@ test('`plan` shows the checks each wave will run, templated for it, and none aft
   expect(text.match(/Analysis after/g)).toHaveLength(1);
 });
 
-test('the example registry (servers/examples/analysis.json, seed 003 as checks) is valid', () => {
+test('the example registry (servers/examples/analysis.json: failure rates and heartbeats as Prometheus and HTTP checks) is valid', () => {
   const file = 'servers/examples/analysis.json';
   const reg = parseRegistry(readFileSync(file, 'utf8'), file);
   expect(reg.analysis!.checks.map((c) => c.name)).toEqual([

@@ -1,5 +1,5 @@
 /**
- * What a new user meets in the first minutes, tried as one (issue 22): `init` refusing an existing file
+ * What a new user meets in the first minutes, tried as one: `init` refusing an existing file
  * before it asks or connects, an empty $FLEET_REGISTRY, `-v`, `--json` everywhere, "did you mean" for
  * registry keys, `sandbox status` with no sandbox. In process; nothing here connects anywhere.
  */

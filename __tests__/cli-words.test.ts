@@ -1,4 +1,4 @@
-/** The words a person reads when something is missing (issue 11, item 8). */
+/** The words a person reads when something is missing: the registry file. */
 import { runCli } from '../src/cli/main';
 import { cli } from './helpers/cli';
 

@@ -1,7 +1,7 @@
 import { judge, runGate } from '../src/health/gate';
 import { CrashJudge, describeCrash } from '../src/health/crash';
 import { parseContainerRuns } from '../src/remote/containers';
-import { ConnectionLost } from '../src/deploy/ports';
+import { ConnectionLost } from '../src/ports';
 import type { HealthCheck } from '../src/registry';
 import { FakeClock } from './helpers/fakes';
 

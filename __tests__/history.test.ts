@@ -1,6 +1,6 @@
 /** The release history (src/deploy/history.ts): parsing what a server sends back, and the choices made from it. */
 import { History, historyLine, parseHistory, repositoryOf } from '../src/deploy/history';
-import { serverPrunable } from '../src/deploy/prune';
+import { serverPrunable } from '../src/fleet/prune';
 
 const h = (from: string | null, to: string, extra: object = {}) =>
   JSON.stringify({ outcome: 'deployed', from, to, ...extra });

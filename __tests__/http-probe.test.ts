@@ -5,7 +5,7 @@
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { systemClock } from '../src/deploy/ports';
+import { systemClock } from '../src/ports';
 import { runGate } from '../src/health/gate';
 import { PROBE_BODY_LIMIT } from '../src/http/body';
 import { fetchUrl } from '../src/http/fetch';

@@ -429,9 +429,9 @@ test('a once hook runs once while the other targets wait for it; if it fails, th
   expect(c.log.filter((l) => l.command.includes('npm run migrate'))).toHaveLength(1);
   expect(report.targets.map((t) => t.outcome)).toEqual(['failed', 'failed', 'failed']);
   expect(report.targets.map((t) => t.error).sort()).toEqual([
-    'preDeploy hook failed: exit code 1: migration 42 failed',
-    'the once-per-rollout hook failed on another target: preDeploy hook failed: exit code 1: migration 42 failed',
-    'the once-per-rollout hook failed on another target: preDeploy hook failed: exit code 1: migration 42 failed',
+    'pre-deploy hook failed: exit code 1: migration 42 failed',
+    'the once-per-rollout hook failed on another target: pre-deploy hook failed: exit code 1: migration 42 failed',
+    'the once-per-rollout hook failed on another target: pre-deploy hook failed: exit code 1: migration 42 failed',
   ]);
 });
 

@@ -4,7 +4,7 @@
  * A fake clock and a double connector (no real waiting): the connector honours the deadline it is
  * given, as SshConnector does (its cut-off against a real socket is in transport.test.ts).
  */
-import type { ConnectOptions, Connector, Transport } from '../src/deploy/ports';
+import type { ConnectOptions, Connector, Transport } from '../src/ports';
 import type { Server } from '../src/registry/model';
 import { Session } from '../src/deploy/session';
 import { FakeClock } from './helpers/fakes';

@@ -94,7 +94,7 @@ describe('the summary', () => {
   });
 
   const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
-  /** A rollout at scale as seed 001 saw it: 5% failed in wave 2 (two reasons), the rest skipped. */
+  /** A rollout at scale: 5% failed in wave 2 (two reasons), the rest skipped. */
   function atScale(n: number): FleetReport {
     const ts = Array.from({ length: n }, (_, i) => {
       const wave = i < 10 ? 1 : i < Math.ceil(n * 0.4) ? 2 : 3;

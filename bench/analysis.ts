@@ -15,7 +15,7 @@
 import { createServer } from 'node:http';
 import { analyseWave } from '../src/analysis/run';
 import type { Analysis } from '../src/analysis/model';
-import { systemClock } from '../src/deploy/ports';
+import { systemClock } from '../src/ports';
 import { fetchUrl } from '../src/http/fetch';
 import { freePort } from '../src/testing';
 import {

@@ -33,7 +33,7 @@ import { setupServer, setupTenant } from '../../src/remote/setup';
 import { sh, type Script } from '../../src/remote/shell';
 import { SshConnector } from '../../src/ssh/transport';
 import { haveSshd, handOver, makeKeyPair, startOpenSsh, type OpenSsh } from '../../src/testing';
-import type { Transport } from '../../src/deploy/ports';
+import type { Transport } from '../../src/ports';
 import { makeClientKey, startSshd, tempRoot, type ClientKey, type TestSshd } from '../helpers/sshd';
 import { scenario } from './lib/record';
 

@@ -10,7 +10,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deployFleet, type FleetOptions } from '../../src/deploy/fleet';
-import { systemClock } from '../../src/deploy/ports';
+import { systemClock } from '../../src/ports';
 import type { StepEvent } from '../../src/deploy/target';
 import { fetchUrl } from '../../src/http/fetch';
 import { planDeployment } from '../../src/plan/plan';

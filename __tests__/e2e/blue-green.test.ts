@@ -295,7 +295,7 @@ describeE2e('e2e blue-green: real engine, Compose, sshd, Caddy and nginx', () =>
     for (const [i, t] of tenants.entries()) {
       const r = result(report, t);
       expect(r.outcome).toBe('rolled-back');
-      expect(r.error).toMatch(/^postDeploy hook failed: exit code 3: smoke test failed/);
+      expect(r.error).toMatch(/^post-deploy hook failed: exit code 3: smoke test failed/);
       expect(steps(r)).toEqual([
         'connect',
         'prepare',

@@ -1,5 +1,5 @@
 import { deployFleet, type FleetOptions, type FleetReport } from '../../src/deploy/fleet';
-import { systemClock, type Connector } from '../../src/deploy/ports';
+import { systemClock, type Connector } from '../../src/ports';
 import { planDeployment } from '../../src/plan/plan';
 import { fetchUrl } from '../../src/http/fetch';
 import type { Registry } from '../../src/registry';

@@ -3,14 +3,7 @@
  * scripted transport that answers each remote command by its first matching rule and records them all.
  * The real SSH transport is covered by the integration tests against sshd.
  */
-import type {
-  Clock,
-  Connector,
-  ExecOptions,
-  ExecResult,
-  HttpResponse,
-  Transport,
-} from '../../src/deploy/ports';
+import type { Clock, Connector, ExecOptions, ExecResult, HttpResponse, Transport } from '../../src/ports';
 import type { Server } from '../../src/registry';
 import type { Script } from '../../src/remote/shell';
 

@@ -12,7 +12,7 @@
  */
 import { core } from './log';
 import { historyLine } from '../deploy/history';
-import { systemClock } from '../deploy/ports';
+import { systemClock } from '../ports';
 import { Session } from '../deploy/session';
 import { TargetShell } from '../deploy/shell';
 import { strategyFor } from '../deploy/strategies';

@@ -12,7 +12,7 @@ import { ConfigurationError } from '../errors';
 import { deployFleet, prePullWave, type FleetOptions, type FleetReport } from '../deploy/fleet';
 import { dryRunCommands } from '../deploy/dry-run';
 import { describePrePull, type PrePullEvent } from '../deploy/prepull';
-import { systemClock } from '../deploy/ports';
+import { systemClock } from '../ports';
 import type { LockEvent } from '../deploy/target';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment, type Plan } from '../plan/plan';

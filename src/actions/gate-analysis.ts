@@ -12,7 +12,7 @@ import { logAnalysis } from './deploy';
 import type { WaveAnalysis } from '../analysis';
 import { analyseFleetWave, toRollBack } from '../deploy/analysis';
 import { deployFleet, type FleetReport } from '../deploy/fleet';
-import { systemClock } from '../deploy/ports';
+import { systemClock } from '../ports';
 import { Session } from '../deploy/session';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment, type Plan } from '../plan/plan';

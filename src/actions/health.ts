@@ -5,7 +5,7 @@
  */
 import { core } from './log';
 import { ConfigurationError } from '../errors';
-import { systemClock, type Transport } from '../deploy/ports';
+import { systemClock, type Transport } from '../ports';
 import { runGate } from '../health/gate';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment } from '../plan/plan';

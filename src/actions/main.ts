@@ -1,5 +1,5 @@
 /** One entry for every action: each action.yml runs a stub that calls runAction with its name. */
-import { failStep } from '../github/report-error';
+import { failStep } from './report-error';
 import { runDeployAction } from './deploy';
 import { runDeployPost } from './deploy-post';
 import { runPlan } from './plan';

@@ -1,7 +1,7 @@
 /**
- * One server without a registry (seed 004's phase 1): the target is given by inputs — typically from
- * repository secrets — and becomes a one-server, one-tenant registry, validated by the same schema, so
- * a user can start with one server and move to a registry file later without changing tools.
+ * One server without a registry: the target is given by inputs — typically from repository secrets — and
+ * becomes a one-server, one-tenant registry, validated by the same schema, so a team can start with one
+ * server and move to a registry file later without changing tools.
  */
 import { readFile } from 'node:fs/promises';
 import { core } from './log';

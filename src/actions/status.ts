@@ -2,17 +2,23 @@
  * The status action (actions/status): `fleet-deploy status` in a workflow. Writes the status table into
  * the job summary, sets outputs (drifted, unreachable, statuses as JSON, drift-list as Markdown) and, with
  * `fail-on-drift`, fails
- * the step when a target drifted. The work is the CLI's (`fleetStatus`), given the inputs as its flags.
+ * the step when a target drifted. It reads and renders the status as `fleet-deploy status` does
+ * (`fleetStatus`, `statusRows`).
  */
-import { readFile } from 'node:fs/promises';
 import { core } from './log';
-import { fleetStatus, statusRows, STATUS_HEADERS } from '../cli/status';
-import { hasDrift, type TargetStatus } from '../deploy/status';
+import { fleetStatus, plannedTargets } from '../fleet/read-status';
+import { hasDrift, type TargetStatus } from '../fleet/status';
 import { ConfigurationError } from '../errors';
+import { fetchUrl } from '../http/fetch';
+import { planDeployment } from '../plan/plan';
 import { jsonText } from '../report/sanitize';
 import { driftList, renderStatusSummary } from '../report/status-summary';
+import { statusRows, STATUS_HEADERS } from '../report/status-table';
+import { checkTrust } from '../ssh/known-hosts';
+import { SshConnector } from '../ssh/transport';
 import { checkBoolean } from '../values';
 import { positiveInt, text } from './inputs';
+import { actionRegistry } from './single';
 
 /** A target that needs a look: drifted, unreachable, not running, or a lock left in place. */
 const attention = (s: TargetStatus) =>
@@ -30,19 +36,21 @@ function sshKey(): string {
 
 export async function runStatusAction(): Promise<void> {
   const failOnDrift = checkBoolean(text('fail-on-drift', 'false'), 'input "fail-on-drift"');
-  const values = {
-    registry: text('registry', 'servers/production.json'),
+  const concurrency = positiveInt('concurrency', 8);
+  const privateKey = sshKey();
+  const registry = await actionRegistry();
+  const plan = planDeployment(registry, {
     select: core.getInput('select').trim() || undefined,
     waves: core.getInput('waves').trim() || undefined,
-    concurrency: String(positiveInt('concurrency', 8)),
-  };
-  const io = {
-    stdout: (t: string) => core.info(t.trimEnd()),
-    stderr: (t: string) => core.info(t.trimEnd()),
-    readText: (p: string) => readFile(p, 'utf8'),
-    env: { FLEET_SSH_KEY: sshKey(), FLEET_KNOWN_HOSTS: core.getInput('known-hosts') },
-  };
-  const statuses = await fleetStatus(values, io);
+  });
+  const knownHosts = core.getInput('known-hosts');
+  checkTrust(registry, plan, knownHosts);
+  const statuses = await fleetStatus({
+    ...plannedTargets(plan),
+    connector: new SshConnector({ privateKey, knownHosts }),
+    concurrency,
+    getUrl: fetchUrl,
+  });
   const rows = statusRows(statuses);
   const drifted = statuses.filter(hasDrift).length;
   const unreachable = statuses.filter((s) => s.error).length;

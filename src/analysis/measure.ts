@@ -4,7 +4,7 @@
  * never run, and only short excerpts reach a report.
  */
 import type { CelInput } from '@bufbuild/cel';
-import type { ExecResult, HttpResponse } from '../deploy/ports';
+import type { ExecResult, HttpResponse } from '../ports';
 import { sh, envPrefix, type Script } from '../remote/shell';
 import type { Target } from '../registry/model';
 import { sanitizeLine } from '../report/sanitize';
@@ -167,7 +167,9 @@ export class Judge {
     if (this.usesValue && !('value' in o.vars))
       return {
         outcome: 'inconclusive',
-        detail: `"value" needs exactly one series, the query returned ${(o.vars.result as unknown[]).length}: use result.all(…) or aggregate`,
+        detail:
+          `"value" needs exactly one series, the query returned ${(o.vars.result as unknown[]).length}: ` +
+          `use result.all(…) or aggregate`,
       };
     const f = this.failure?.(o.vars);
     if (typeof f === 'string') return { outcome: 'inconclusive', detail: `failureCondition: ${f}` };

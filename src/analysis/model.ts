@@ -46,8 +46,6 @@ export interface Analysis {
   rings: Readonly<Record<string, RingAnalysis>>;
 }
 
-export const checkKind = (c: Check): CheckKind => c.source.kind;
-
 /** What the checks of one wave will run, after templating: for --dry-run, `plan` and the reports. */
 export type PlannedCheck = Omit<Check, 'source' | 'timeoutMs'> & {
   kind: CheckKind;

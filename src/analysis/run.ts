@@ -6,7 +6,7 @@
  * decide nothing. Fleet mode (src/deploy/fleet.ts) and the workflow's gate job (src/actions/gate.ts)
  * both call `analyseWave`.
  */
-import type { ExecResult, Clock, UrlGet } from '../deploy/ports';
+import type { ExecResult, Clock, UrlGet } from '../ports';
 import type { Target } from '../registry/model';
 import type { Script } from '../remote/shell';
 import {

@@ -1,7 +1,7 @@
 /** `fleet-deploy backup`, `backups` and `restore`: the tenants' archives on their servers (src/remote/backup.ts). */
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
-import { eachServer, type Outcome } from '../deploy/each-server';
+import { eachServer, type Settled } from '../fleet/each-server';
 import { describe } from '../deploy/shell';
 import { ConfigurationError } from '../errors';
 import type { Target } from '../registry/model';
@@ -71,7 +71,7 @@ export const RESTORE_OPTIONS = {
   up: { type: 'boolean' },
 } as const;
 
-type Results<T> = Map<string, Outcome<T>>;
+type Results<T> = Map<string, Settled<T>>;
 
 function json<T>(targets: readonly Target[], results: Results<T>): string {
   const out = Object.fromEntries(

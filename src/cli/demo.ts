@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deployFleet, type FleetOptions, type FleetReport } from '../deploy/fleet';
-import { systemClock } from '../deploy/ports';
+import { systemClock } from '../ports';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment } from '../plan/plan';
 import { parseRegistry, targetsOf, type Registry, type Target, type Tenant } from '../registry';
@@ -49,7 +49,9 @@ export async function runDemo(_values: Values, io: CliIO): Promise<number> {
     const down = demo.tearDown();
     if (interruption(io)) io.exitSoon?.(code);
     demo.say(
-      `\n${demo.paint('9. Torn down', 'bold')}: sandbox servers stopped, ${plural(down.services, 'service')} stopped. Demo took ${((Date.now() - started) / 1000).toFixed(1)} s.`,
+      `\n${demo.paint('9. Torn down', 'bold')}: sandbox servers stopped, ` +
+        `${plural(down.services, 'service')} stopped. Demo took ` +
+        `${((Date.now() - started) / 1000).toFixed(1)} s.`,
     );
   }
   return code;
@@ -215,7 +217,8 @@ async function deployEverywhere(demo: Demo, fleet: DemoFleet): Promise<void> {
   const r = await demo.untilStopped(fleet.deploy('v1'));
   demo.say(
     demo.paint(
-      `   ${r.totals.deployed} deployed in ${(r.durationMs / 1000).toFixed(1)} s, one SSH connection per server (${demo.handshakes} handshakes)`,
+      `   ${r.totals.deployed} deployed in ${(r.durationMs / 1000).toFixed(1)} s, one SSH connection ` +
+        `per server (${demo.handshakes} handshakes)`,
       'green',
     ),
   );
@@ -258,7 +261,9 @@ async function rollBackOne(demo: Demo, fleet: DemoFleet): Promise<Target> {
   const r = await demo.untilStopped(fleet.deploy('previous', { select: `id=${victim.id}`, rollback: {} }));
   const t = r.targets[0]!;
   demo.say(
-    `   ${victim.id}: ${t.outcome === 'deployed' ? demo.paint('rolled back', 'green') : demo.paint(t.outcome, 'red')} ${t.previous?.version} → ${t.next?.version}`,
+    `   ${victim.id}: ` +
+      `${t.outcome === 'deployed' ? demo.paint('rolled back', 'green') : demo.paint(t.outcome, 'red')} ` +
+      `${t.previous?.version} → ${t.next?.version}`,
   );
   return victim;
 }
@@ -296,11 +301,15 @@ async function rollOutWatched(demo: Demo, fleet: DemoFleet): Promise<void> {
       );
       for (const a of r.analysis ?? [])
         demo.say(
-          `   analysis after wave ${a.wave}: ${demo.paint(a.outcome, a.outcome === 'successful' ? 'green' : 'red')}, ${a.checks[0]?.measurements.length ?? 0} measurement(s) in ${(a.durationMs / 1000).toFixed(1)} s, last: ${a.checks[0]?.measurements.at(-1)?.value ?? '-'}`,
+          `   analysis after wave ${a.wave}: ` +
+            `${demo.paint(a.outcome, a.outcome === 'successful' ? 'green' : 'red')}, ` +
+            `${a.checks[0]?.measurements.length ?? 0} measurement(s) in ${(a.durationMs / 1000).toFixed(1)} ` +
+            `s, last: ${a.checks[0]?.measurements.at(-1)?.value ?? '-'}`,
         );
       const t = r.totals;
       demo.say(
-        `   ${t.deployed} deployed, ${t['rolled-back']} rolled back, ${t.skipped} skipped${r.stopped ? ` — ${demo.paint('stopped', 'yellow')}` : ''}`,
+        `   ${t.deployed} deployed, ${t['rolled-back']} rolled back, ${t.skipped} skipped` +
+          (r.stopped ? ` — ${demo.paint('stopped', 'yellow')}` : ''),
       );
     }
   } finally {

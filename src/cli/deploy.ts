@@ -3,7 +3,7 @@ import { describeWaveAnalysis } from '../deploy/analysis';
 import { deployFleet, type FleetOptions } from '../deploy/fleet';
 import { dryRunCommands, type DryRunOptions } from '../deploy/dry-run';
 import { describePrePull, prePullJobs, prePullPreview } from '../deploy/prepull';
-import { systemClock } from '../deploy/ports';
+import { systemClock } from '../ports';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment, type Plan } from '../plan/plan';
 import type { Registry } from '../registry';

@@ -4,7 +4,7 @@ import { readHistory } from '../remote/history';
 import { table } from '../report/table';
 import { jsonText } from '../report/sanitize';
 import { wholeNumber } from '../values';
-import { eachServer } from '../deploy/each-server';
+import { eachServer } from '../fleet/each-server';
 import { describe } from '../deploy/shell';
 import { openRemote, REMOTE_HELP, type Values } from './remote';
 import type { CliIO } from './io';

@@ -131,7 +131,10 @@ async function consent(server: ServerSpec, key: OfferedKey, setup: Setup, io: Cl
 /** What to run once the fingerprint is compared: the server is in the registry by then. */
 function notPinned(io: CliIO, server: string, fingerprint: string, file: string): string {
   const r = file === registryPath({}, io) ? '' : ` -r ${file}`;
-  return `  Not pinned. Once you have compared it: ${io.self ?? 'fleet-deploy'} pin-host-key --server ${server}${r} --accept-host-key ${fingerprint}\n`;
+  return (
+    `  Not pinned. Once you have compared it: ${io.self ?? 'fleet-deploy'} pin-host-key --server ` +
+    `${server}${r} --accept-host-key ${fingerprint}\n`
+  );
 }
 
 // ---- discovery ----
@@ -147,7 +150,10 @@ const COMPOSE_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yml', 'doc
 /** The shell that lists Compose projects under `roots` and the image variables of their .env files. */
 export function discoverScript(roots: readonly string[]): Script {
   const where = roots.length ? sh`${[...roots]}` : new Script('/srv /opt "$HOME"');
-  return sh`find ${where} -maxdepth 3 -type f \( -name compose.yaml -o -name compose.yml -o -name docker-compose.yml -o -name docker-compose.yaml \) 2>/dev/null | sort | while IFS= read -r f; do d=$(dirname -- "$f"); printf '@@project %s %s\n' "$d" "$(basename -- "$f")"; if [ -f "$d/.env" ]; then grep -E '^[A-Za-z0-9_]*IMAGE[A-Za-z0-9_]*=' "$d/.env"; fi; done; true`;
+  const named = new Script(`\\( ${COMPOSE_FILES.map((f) => `-name ${f}`).join(' -o ')} \\)`);
+  const project = sh`d=$(dirname -- "$f"); printf '@@project %s %s\n' "$d" "$(basename -- "$f")"`;
+  const images = sh`if [ -f "$d/.env" ]; then grep -E '^[A-Za-z0-9_]*IMAGE[A-Za-z0-9_]*=' "$d/.env"; fi`;
+  return sh`find ${where} -maxdepth 3 -type f ${named} 2>/dev/null | sort | while IFS= read -r f; do ${project}; ${images}; done; true`;
 }
 
 /** What the server sent, each value checked like user input; the rest dropped. */
@@ -328,7 +334,8 @@ async function refuseExisting(io: CliIO, file: string): Promise<void> {
     throw bad(
       '--registry',
       `${file} exists already`,
-      `add to it: ${io.self ?? 'fleet-deploy'} add-server / add-tenant${file === DEFAULT_REGISTRY ? '' : ` -r ${file}`}; or write another file: -r FILE`,
+      `add to it: ${io.self ?? 'fleet-deploy'} add-server / ` +
+        `add-tenant${file === DEFAULT_REGISTRY ? '' : ` -r ${file}`}; or write another file: -r FILE`,
     );
 }
 
@@ -397,7 +404,8 @@ export async function runInit(values: Values, io: CliIO): Promise<number> {
   notePlaceholders(registry, tenantsOf(entries));
   await writeNew(io, setup.file, checked(registry, setup.file), false);
   io.stdout(
-    `Wrote ${setup.file}: ${entries.length} server(s), ${entries.flatMap((e) => e.tenants as Json[]).length} tenant(s).\n${nextSteps(io, setup.file)}`,
+    `Wrote ${setup.file}: ${entries.length} server(s), ` +
+      `${entries.flatMap((e) => e.tenants as Json[]).length} tenant(s).\n${nextSteps(io, setup.file)}`,
   );
   return 0;
 }
@@ -492,7 +500,8 @@ export async function runPinHostKey(values: Values, io: CliIO): Promise<number> 
   }
   if (pins.length)
     io.stderr(
-      `${name} is pinned to ${pins.join(', ')} in ${setup.file}, but now offers another key. Re-pin only if the server was rebuilt or its key rotated; otherwise this may be a man-in-the-middle.\n`,
+      `${name} is pinned to ${pins.join(', ')} in ${setup.file}, but now offers another key. Re-pin ` +
+        `only if the server was rebuilt or its key rotated; otherwise this may be a man-in-the-middle.\n`,
     );
   if (!(await consent(spec, offered, setup, io))) {
     io.stderr(notPinned(io, name, offered.fingerprint, setup.file));
@@ -540,7 +549,11 @@ const COMMON = `  -r, --registry FILE         the registry file (default: $FLEET
       --yes                       ask nothing (a host key is then pinned only by --accept-host-key)
   -h, --help                      show this help`;
 
-export const INIT_USAGE = `fleet-deploy init --server NAME=USER@HOST[:PORT] [--tenant [SERVER/]ID:PATH]… [--region NAME] [--discover] [--accept-host-key SHA256:…] [--yes] [-r FILE]
+const INIT_LINE =
+  'fleet-deploy init --server NAME=USER@HOST[:PORT] [--tenant [SERVER/]ID:PATH]… [--region NAME] ' +
+  '[--discover] [--accept-host-key SHA256:…] [--yes] [-r FILE]';
+
+export const INIT_USAGE = `${INIT_LINE}
 
 Writes a starter registry for your servers. For each server it fetches the host key (the connection stops
 at the key exchange; nothing logs in), prints its SHA256 fingerprint for you to compare out of band, and
@@ -552,7 +565,11 @@ e.g. fleet-deploy init --server eu-1=deploy@203.0.113.10 --tenant acme:/srv/app/
 Options:
 ${COMMON}`;
 
-export const ADD_SERVER_USAGE = `fleet-deploy add-server --server NAME=USER@HOST[:PORT] [--tenant [SERVER/]ID:PATH]… [--region NAME] [--discover] [--accept-host-key SHA256:…] [-r FILE]
+const ADD_SERVER_LINE =
+  'fleet-deploy add-server --server NAME=USER@HOST[:PORT] [--tenant [SERVER/]ID:PATH]… [--region NAME] ' +
+  '[--discover] [--accept-host-key SHA256:…] [-r FILE]';
+
+export const ADD_SERVER_USAGE = `${ADD_SERVER_LINE}
 
 Adds servers to an existing registry, their host keys fetched and pinned as init does.
 

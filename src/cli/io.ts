@@ -52,7 +52,8 @@ export function processIO(): CliIO {
     if (interrupts === 1) {
       write(
         process.stderr,
-        `\n${sig}: finishing the targets in progress (rolling back where needed) and releasing their locks; no new target starts. Again to quit at once.\n`,
+        `\n${sig}: finishing the targets in progress (rolling back where needed) and releasing their ` +
+          `locks; no new target starts. Again to quit at once.\n`,
       );
       controller.abort(sig);
     } else {
@@ -141,5 +142,9 @@ export function quitMessage(locked: readonly string[], self = 'fleet-deploy'): s
   if (locked.length === 0) return '\nQuit at once; no lock was left behind.\n';
   const one = locked.length === 1;
   const shown = locked.slice(0, 10).join(', ') + (locked.length > 10 ? `, … (${locked.length} in all)` : '');
-  return `\nQuit at once: ${one ? 'this target keeps its' : `these ${locked.length} targets keep their`} deploy lock: ${shown}.\nRelease ${one ? 'it' : 'them'} (this deploy is gone): ${self} unlock --force --select 'id=${locked.join('|')}'\n`;
+  return (
+    `\nQuit at once: ${one ? 'this target keeps its' : `these ${locked.length} targets keep their`} ` +
+    `deploy lock: ${shown}.\nRelease ${one ? 'it' : 'them'} (this deploy is gone): ${self} unlock ` +
+    `--force --select 'id=${locked.join('|')}'\n`
+  );
 }

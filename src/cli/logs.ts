@@ -3,7 +3,7 @@
  * following every tenant at once — one connection per server, one exec channel per tenant on it.
  */
 import { sanitizeLine } from '../report/sanitize';
-import { eachServer } from '../deploy/each-server';
+import { eachServer } from '../fleet/each-server';
 import { describe } from '../deploy/shell';
 import { ConfigurationError } from '../errors';
 import { LOG_LINE_LIMIT, logs, SINCE } from '../remote/logs';

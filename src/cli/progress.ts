@@ -134,7 +134,9 @@ export class Progress {
       const m = e.measurement;
       const color = m.outcome === 'successful' ? 'green' : m.outcome === 'failed' ? 'red' : 'yellow';
       this.line(
-        `check ${e.check.name}${e.check.dryRun ? ' (dry run)' : ''}  ${this.paint(m.outcome, color)}  ${sanitizeLine(m.value)}${m.detail ? `  ${sanitizeLine(m.detail)}` : ''}`,
+        `check ${e.check.name}${e.check.dryRun ? ' (dry run)' : ''}  ${this.paint(m.outcome, color)}  ` +
+          sanitizeLine(m.value) +
+          (m.detail ? `  ${sanitizeLine(m.detail)}` : ''),
       );
     } else {
       const a = e.analysis;
@@ -170,7 +172,8 @@ export class Progress {
           ? 'yellow'
           : 'red';
     this.line(
-      `${r.id}  ${this.paint(r.outcome, color)}  ${seconds(r.durationMs)}${r.error && r.outcome !== 'skipped' ? `  ${sanitizeLine(r.error)}` : ''}`,
+      `${r.id}  ${this.paint(r.outcome, color)}  ${seconds(r.durationMs)}` +
+        (r.error && r.outcome !== 'skipped' ? `  ${sanitizeLine(r.error)}` : ''),
     );
   };
 

@@ -1,10 +1,10 @@
 /**
  * `fleet-deploy prune`: the deploy's image retention as a command. Per server, over its one connection:
  * read every selected tenant's running release and history, then remove the images of older releases
- * that no tenant sharing the server keeps (src/deploy/prune.ts). `--dry-run` lists them and their size.
+ * that no tenant sharing the server keeps (src/fleet/prune.ts). `--dry-run` lists them and their size.
  */
-import { byServer, eachServer } from '../deploy/each-server';
-import { serverPrunable } from '../deploy/prune';
+import { byServer, eachServer } from '../fleet/each-server';
+import { serverPrunable } from '../fleet/prune';
 import { describe } from '../deploy/shell';
 import type { Target } from '../registry/model';
 import type { Script } from '../remote/shell';

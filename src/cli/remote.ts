@@ -2,7 +2,8 @@
  * What every command that works on servers starts with: the registry, the selected targets, the SSH key
  * and trusted host keys (checked like a deploy's), and a connector; and the options they share.
  */
-import type { Connector } from '../deploy/ports';
+import type { Connector } from '../ports';
+import { plannedTargets } from '../fleet/read-status';
 import { planDeployment } from '../plan/plan';
 import type { Registry, Target } from '../registry/model';
 import { SshConnector, type SshOptions } from '../ssh/transport';
@@ -50,8 +51,7 @@ export async function openRemote(values: Values, io: CliIO, ssh: Partial<SshOpti
   const trust = await sshSettings(values, io, registry, plan);
   return {
     registry,
-    targets: plan.plan.flatMap((w) => w.targets),
-    waveOf: new Map(plan.plan.flatMap((w) => w.targets.map((t) => [t.id, w.index] as const))),
+    ...plannedTargets(plan),
     connector: new SshConnector({ ...trust, ...ssh }),
     concurrency: wholeNumber(values.concurrency as string | undefined, '--concurrency', 10),
   };

@@ -40,7 +40,10 @@ export async function runSandbox(values: Values, positionals: string[], io: CliI
       const self = io.self ?? 'fleet-deploy';
       const r = await sandboxUp(dir, { servers, tenantsPerServer: tenants }, undefined, self);
       io.stdout(
-        `Sandbox fleet up: ${plural(servers, 'server')} × ${plural(tenants, 'tenant')} on 127.0.0.1 (SANDBOX: local processes, not containers)\n  registry     ${r.registry}\n  key          ${r.keyFile}\n  known_hosts  ${r.knownHosts}\nTry: ${self} deploy -r ${r.registry} --key ${r.keyFile} --version v1\nStop: ${self} sandbox down --dir ${dir}\n`,
+        `Sandbox fleet up: ${plural(servers, 'server')} × ${plural(tenants, 'tenant')} on 127.0.0.1 ` +
+          `(SANDBOX: local processes, not containers)\n  registry     ${r.registry}\n  key          ` +
+          `${r.keyFile}\n  known_hosts  ${r.knownHosts}\nTry: ${self} deploy -r ${r.registry} --key ` +
+          `${r.keyFile} --version v1\nStop: ${self} sandbox down --dir ${dir}\n`,
       );
       return 0;
     }

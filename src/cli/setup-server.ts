@@ -5,7 +5,7 @@
  * optional systemd unit. Every step says unchanged, changed or failed; a second run changes nothing.
  * Prints the host key each server offered, to pin in the registry.
  */
-import { eachServer } from '../deploy/each-server';
+import { eachServer } from '../fleet/each-server';
 import { describe } from '../deploy/shell';
 import { ConfigurationError } from '../errors';
 import { fingerprintOf } from '../registry/hostkey';

@@ -10,8 +10,8 @@ import type { Target } from '../registry/model';
 import * as R from '../remote/lock';
 import { table } from '../report/table';
 import { flagOptions, fromFlags, identity, optionsHelp, rolloutSettings, synopsis } from '../settings';
-import { eachServer } from '../deploy/each-server';
-import type { Transport } from '../deploy/ports';
+import { eachServer } from '../fleet/each-server';
+import type { Transport } from '../ports';
 import { openRemote, type Values } from './remote';
 import type { CliIO } from './io';
 

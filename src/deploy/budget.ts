@@ -2,7 +2,6 @@
  * The failure budget, and the gate between waves in the reusable workflow (pure): from the finished waves' reports and the
  * budget, continue or stop — the same rule the fleet engine applies between its own waves.
  */
-import type { FleetReport } from './fleet';
 import { isFailure, type TargetResult } from './result';
 
 export interface Budget {
@@ -36,13 +35,13 @@ export interface GateDecision {
 }
 
 export function decideGate(
-  reports: readonly FleetReport[],
+  reports: readonly { targets: readonly TargetResult[] }[],
   budget: { maxFailurePercent: number; maxFailures?: number },
   expectedTargets?: number,
 ): GateDecision {
   const results = reports.flatMap((r) => r.targets);
   const done = results.filter((r) => r.outcome !== 'skipped');
-  const failures = done.filter((r) => r.outcome === 'failed' || r.outcome === 'rolled-back').length;
+  const failures = done.filter((r) => isFailure(r.outcome)).length;
   if (expectedTargets !== undefined && results.length < expectedTargets) {
     return {
       proceed: false,

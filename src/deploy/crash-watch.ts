@@ -10,7 +10,7 @@ import type { Tenant } from '../registry/model';
 import { containerLogTail, parseContainerRuns } from '../remote/containers';
 import type { Script } from '../remote/shell';
 import { sanitizeLine } from '../report/sanitize';
-import type { Clock } from './ports';
+import type { Clock } from '../ports';
 import type { TargetShell } from './shell';
 
 /** What a strategy gives the watch: the script listing its containers, and the IDs that ran before the switch. */

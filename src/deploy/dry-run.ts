@@ -10,7 +10,7 @@ import { finish } from '../remote/lock';
 import { prepare } from '../remote/prepare';
 import { backup } from '../remote/backup';
 import type { Script } from '../remote/shell';
-import { hookEnv } from './hooks';
+import { hookEnv, HOOK_NAMES } from './hooks';
 import { leaseTerms } from './lease';
 import type { ReleaseStrategy } from './strategy';
 import { strategyFor } from './strategies';
@@ -45,9 +45,11 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
     return script ? [{ step, command: script.text }] : [];
   }
 
-  private hooks(kind: 'preDeploy' | 'postDeploy', step: string): PlannedCommand[] {
+  private hooks(kind: 'preDeploy' | 'postDeploy'): PlannedCommand[] {
     const env = hookEnv(this.target, this.version, '<previous>');
-    return this.tenant.hooks[kind].flatMap((h) => this.cmd(step, runUserCommand(this.tenant, h.run, env)));
+    return this.tenant.hooks[kind].flatMap((h) =>
+      this.cmd(HOOK_NAMES[kind], runUserCommand(this.tenant, h.run, env)),
+    );
   }
 
   prepare() {
@@ -70,7 +72,7 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
     return this.cmd('backup', this.tenant.backup && backup(this.tenant, '<time>'));
   }
   preDeploy() {
-    return this.hooks('preDeploy', 'pre-deploy hook');
+    return this.hooks('preDeploy');
   }
   switch() {
     return this.cmd(this.strategy.switchStep, this.strategy.preview(this.next).switch);
@@ -87,7 +89,7 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
     return (this.strategy.preview(this.next).promote ?? []).flatMap((s) => this.cmd('promote', s));
   }
   postDeploy() {
-    return this.hooks('postDeploy', 'post-deploy hook');
+    return this.hooks('postDeploy');
   }
   retire() {
     return (this.strategy.preview(this.next).retire ?? []).flatMap((s) => this.cmd('retire', s));

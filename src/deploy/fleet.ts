@@ -7,7 +7,7 @@
  */
 import type { Plan } from '../plan/plan';
 import type { Target } from '../registry/model';
-import type { Clock, Connector, UrlGet } from './ports';
+import type { Clock, Connector, UrlGet } from '../ports';
 import { countOutcomes, isFailure, type Outcome, type TargetResult } from './result';
 import { budgetExceeded } from './budget';
 import { OnceHooks } from './hooks';

@@ -3,6 +3,19 @@ import type { Hook, Hooks, Target } from '../registry/model';
 import { runUserCommand } from '../remote/hooks';
 import type { TargetShell } from './shell';
 
+/**
+ * Each kind of hook in words, the one name used everywhere: a failure's message and a dry-run line name
+ * one hook (`pre-deploy hook`), the step that runs a kind's hooks in order is the plural (`hookStep`).
+ */
+export const HOOK_NAMES: Record<keyof Hooks, string> = {
+  preDeploy: 'pre-deploy hook',
+  postDeploy: 'post-deploy hook',
+  onRollback: 'on-rollback hook',
+};
+
+/** The step that runs a kind's hooks, as reports and progress name it: `pre-deploy hooks`. */
+export const hookStep = (kind: keyof Hooks) => `${HOOK_NAMES[kind]}s`;
+
 /** What a hook or a user's deploy command is told: FLEET_VERSION, FLEET_PREVIOUS_VERSION, FLEET_TARGET. */
 export function hookEnv(target: Target, version: string, previous: string): Record<string, string> {
   return { FLEET_VERSION: version, FLEET_PREVIOUS_VERSION: previous, FLEET_TARGET: target.id };
@@ -41,7 +54,7 @@ export async function runHooks(
   const env = hookEnv(target, version, previous);
   for (const hook of target.tenant.hooks[kind]) {
     const run = () =>
-      shell.must(`${kind} hook`, runUserCommand(target.tenant, hook.run, env), hook.timeoutMs);
+      shell.must(HOOK_NAMES[kind], runUserCommand(target.tenant, hook.run, env), hook.timeoutMs);
     if (hook.once) await once.run(hook, run);
     else await run();
   }

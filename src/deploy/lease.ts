@@ -16,7 +16,7 @@
 import type { Tenant } from '../registry/model';
 import { IMAGE_REF } from '../registry/patterns';
 import { isVersion } from './history';
-import type { Clock, ExecResult } from './ports';
+import type { Clock, ExecResult } from '../ports';
 import type { Release } from './result';
 
 /** How a holder's lease is timed, from its recovery window and its command timeout. */

@@ -8,7 +8,7 @@ import { LOCK_HELD, PREFLIGHT } from '../remote/exit-codes';
 import type { LockTerms } from '../remote/lock';
 import { parsePrepared, prepare, type Prepared } from '../remote/prepare';
 import { describeHolder, unlockCommand } from './locks';
-import type { Clock } from './ports';
+import type { Clock } from '../ports';
 import { describe, StepFailure, type TargetShell } from './shell';
 
 export interface LockRequest extends LockTerms {

@@ -12,7 +12,7 @@ import type { Plan } from '../plan/plan';
 import type { Target } from '../registry/model';
 import { registryHost } from '../registry/release';
 import { parsePrePull, prePullImages } from '../remote/prepull';
-import type { Clock } from './ports';
+import type { Clock } from '../ports';
 import type { ServerPulls } from './pulls';
 import { describe } from './shell';
 import type { ServerSession } from './shell';

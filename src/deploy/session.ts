@@ -3,7 +3,7 @@
  * closed after its last (`remaining` counts them down).
  */
 import type { Server } from '../registry/model';
-import type { Clock, Connector, Transport } from './ports';
+import type { Clock, Connector, Transport } from '../ports';
 import type { ServerSession } from './shell';
 
 /**

@@ -4,7 +4,7 @@
  * output, or a lost connection). Every remote step checks its exit code; a null code is a failure.
  */
 import type { Script } from '../remote/shell';
-import type { Clock, ExecResult, Transport } from './ports';
+import type { Clock, ExecResult, Transport } from '../ports';
 
 /** A step that failed, with the message people see; `step` names it in the report. */
 export class StepFailure extends Error {

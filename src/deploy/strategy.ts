@@ -11,7 +11,7 @@ import type { Prepared } from '../remote/prepare';
 import type { Script } from '../remote/shell';
 import type { History } from './history';
 import type { CrashWatchSpec } from './crash-watch';
-import type { Clock } from './ports';
+import type { Clock } from '../ports';
 import type { ServerPulls } from './pulls';
 import type { Release } from './result';
 import type { TargetShell } from './shell';

@@ -17,10 +17,10 @@ import { backup, backupId, parseBackupTaken } from '../remote/backup';
 import { runGate, type GateResult } from '../health/gate';
 import { crashWatch } from './crash-watch';
 import { History, historyLine, parseHistory } from './history';
-import { OnceHooks, runHooks } from './hooks';
+import { hookStep, OnceHooks, runHooks } from './hooks';
 import { interruptedSwitch, Lease, leaseTerms } from './lease';
 import { describeHolder, parseLockOwner, unlockCommand } from './locks';
-import type { Clock, UrlGet } from './ports';
+import type { Clock, UrlGet } from '../ports';
 import { prepareTarget } from './prepare';
 import type { ServerPulls } from './pulls';
 import type { Release, StepTiming, TargetResult } from './result';
@@ -286,7 +286,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   }
 
   async preDeploy(): StepReturn {
-    await this.hooks('preDeploy', 'pre-deploy hooks', this.version, this.previousVersion);
+    await this.hooks('preDeploy', this.version, this.previousVersion);
   }
 
   async switch(): StepReturn {
@@ -328,7 +328,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   }
 
   async postDeploy(): StepReturn {
-    await this.hooks('postDeploy', 'post-deploy hooks', this.version, this.previousVersion);
+    await this.hooks('postDeploy', this.version, this.previousVersion);
   }
 
   async retire(): StepReturn {
@@ -431,7 +431,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
         gateDetail,
       );
       this.result.outcome = 'rolled-back';
-      await this.hooks('onRollback', 'on-rollback hooks', previous, this.version);
+      await this.hooks('onRollback', previous, this.version);
       await this.hibernate(); // the previous release goes back to sleep too
     } catch (e) {
       if (this.result.outcome !== 'rolled-back') {
@@ -530,14 +530,11 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     }
   }
 
-  private async hooks(
-    kind: 'preDeploy' | 'postDeploy' | 'onRollback',
-    name: string,
-    version: string,
-    previous: string,
-  ) {
+  private async hooks(kind: 'preDeploy' | 'postDeploy' | 'onRollback', version: string, previous: string) {
     if (this.target.tenant.hooks[kind].length === 0) return;
-    await this.step(name, () => runHooks(kind, this.target, this.shell, this.ports.once, version, previous));
+    await this.step(hookStep(kind), () =>
+      runHooks(kind, this.target, this.shell, this.ports.once, version, previous),
+    );
   }
 
   /**

@@ -4,7 +4,7 @@
  * last probe failed and how many passed, so a flapping service is told apart from a dead one.
  */
 import type { HealthCheck } from '../registry/model';
-import { ConnectionLost, type Clock, type HttpResponse } from '../deploy/ports';
+import { ConnectionLost, type Clock, type HttpResponse } from '../ports';
 
 export type Verdict = { ok: true } | { ok: false; reason: string };
 

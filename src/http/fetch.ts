@@ -2,7 +2,7 @@
  * HTTP GET from the runner (for health URLs that are public), with a timeout that covers the whole answer
  * and a cap on how much of the body is read (an endless body is cut at PROBE_BODY_LIMIT, not buffered).
  */
-import type { HttpResponse } from '../deploy/ports';
+import type { HttpResponse } from '../ports';
 import { readCapped } from './body';
 
 export async function fetchUrl(url: string, timeoutMs: number): Promise<HttpResponse> {

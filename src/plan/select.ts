@@ -78,8 +78,12 @@ export function parseSelection(expr: string, targets: readonly Target[], source 
           {
             path: [],
             source,
-            message: `unknown key ${JSON.stringify(rawKey)} in ${JSON.stringify(part.trim())}: it is neither a built-in key nor a label of any target`,
-            hint: `${near ? `did you mean "${near}"? ` : ''}keys: ${BUILTIN.join(', ')}${labelKeys.length ? `; labels: ${labelKeys.join(', ')}` : ''}`,
+            message:
+              `unknown key ${JSON.stringify(rawKey)} in ${JSON.stringify(part.trim())}: it is neither a ` +
+              `built-in key nor a label of any target`,
+            hint:
+              `${near ? `did you mean "${near}"? ` : ''}keys: ${BUILTIN.join(', ')}` +
+              (labelKeys.length ? `; labels: ${labelKeys.join(', ')}` : ''),
           },
         ]);
       }

@@ -5,7 +5,7 @@
  */
 import type { Proxy } from '../registry/model';
 import { named, sh } from '../remote/shell';
-import { loopbackPort, type ProxyDriver, type Upstream } from './index';
+import { loopbackPort, type ProxyDriver, type Upstream } from './driver';
 
 type Caddy = Extract<Proxy, { kind: 'caddy' }>;
 
@@ -15,11 +15,11 @@ export function caddy(p: Caddy): ProxyDriver {
   return {
     label: `caddy route ${p.route} (admin 127.0.0.1:${p.adminPort})`,
     read: () => named('proxyRead', get),
-    switchTo: (port) =>
-      named(
-        'proxySwitch',
-        sh`curl -sS --fail-with-body --max-time 10 -X PATCH -H 'Content-Type: application/json' --data-binary ${JSON.stringify([{ dial: `127.0.0.1:${port}` }])} ${url} >/dev/null && ${get}`,
-      ),
+    switchTo: (port) => {
+      const upstreams = JSON.stringify([{ dial: `127.0.0.1:${port}` }]);
+      const patch = sh`curl -sS --fail-with-body --max-time 10 -X PATCH -H 'Content-Type: application/json'`;
+      return named('proxySwitch', sh`${patch} --data-binary ${upstreams} ${url} >/dev/null && ${get}`);
+    },
     parse: parseUpstreams,
   };
 }

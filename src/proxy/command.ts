@@ -1,7 +1,7 @@
 /** Any other proxy, by the user's commands: `switch` points the tenant at $FLEET_UPSTREAM, `current` prints the port. */
 import type { Proxy, Tenant } from '../registry/model';
 import { envPrefix, named, sh } from '../remote/shell';
-import { loopbackPort, type ProxyDriver } from './index';
+import { loopbackPort, type ProxyDriver } from './driver';
 
 type Command = Extract<Proxy, { kind: 'command' }>;
 

@@ -9,7 +9,7 @@ import type { BlueGreen, SlotName, Tenant } from '../registry/model';
 import { SLOTS_DIR } from '../remote/blue-green';
 import { inPrivateDir } from '../remote/private-dir';
 import { named, sh } from '../remote/shell';
-import { loopbackPort, type ProxyDriver } from './index';
+import { loopbackPort, type ProxyDriver } from './driver';
 
 export const flagFile = (slot: SlotName) => `${SLOTS_DIR}/live-${slot}`;
 
@@ -18,7 +18,8 @@ export function flagFileProxy(t: Tenant, bg: BlueGreen): ProxyDriver {
   const ports = { blue: bg.slots.blue.port, green: bg.slots.green.port };
   const inPlace = sh`sed -n ${`s/^${bg.portVariable}=//p`} .env 2>/dev/null | tail -n 1`;
   // Neither flag: the in-place stack's port (.env), or slot blue's when the tenant never had one.
-  const read = sh`if [ -e ${blue} ]; then echo ${ports.blue}; elif [ -e ${green} ]; then echo ${ports.green}; else p="$(${inPlace})"; if [ -n "$p" ]; then echo "$p"; else echo ${ports.blue}; fi; fi`;
+  const neither = sh`p="$(${inPlace})"; if [ -n "$p" ]; then echo "$p"; else echo ${ports.blue}; fi`;
+  const read = sh`if [ -e ${blue} ]; then echo ${ports.blue}; elif [ -e ${green} ]; then echo ${ports.green}; else ${neither}; fi`;
   // Renamed, or made in a private directory and renamed into place (`-T`: never into a directory a
   // planted link names, never written through a name someone else could have made a link).
   const raise = (slot: SlotName, other: SlotName) => {

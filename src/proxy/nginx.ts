@@ -6,7 +6,7 @@
  */
 import type { Proxy } from '../registry/model';
 import { named, Script, sh, type Value } from '../remote/shell';
-import { loopbackPort, type ProxyDriver } from './index';
+import { loopbackPort, type ProxyDriver } from './driver';
 
 type Nginx = Extract<Proxy, { kind: 'nginx' }>;
 
@@ -19,10 +19,14 @@ export function nginx(p: Nginx): ProxyDriver {
       const write = (content: Value) =>
         sh`{ tmp="$(mktemp "$f.fleet-XXXXXX")" && printf '%s\n' ${content} > "$tmp" && chmod 644 "$tmp" && mv -f -- "$tmp" "$f"; }`;
       const restore = write(new Script('"$old"')); // the old file's text, expanded by the shell
-      return named(
-        'proxySwitch',
-        sh`f=${p.upstreamFile}; old="$(cat -- "$f")" || exit 3; ${write(`server 127.0.0.1:${port};`)} || { rm -f -- "$tmp"; exit 3; }; if ! sh -c ${p.check}; then echo 'nginx refused the configuration: the upstream file was put back' >&2; ${restore}; exit 3; fi; if ! sh -c ${p.reload}; then echo 'nginx did not reload (is it running?): the upstream file was put back' >&2; ${restore}; exit 3; fi; ${read}`,
-      );
+      const written = write(`server 127.0.0.1:${port};`);
+      const replace = sh`f=${p.upstreamFile}; old="$(cat -- "$f")" || exit 3; ${written} || { rm -f -- "$tmp"; exit 3; }`;
+      // The check or the reload failed: the old upstream file goes back, and the switch fails.
+      const unless = (command: string, what: string) =>
+        sh`if ! sh -c ${command}; then echo ${`${what}: the upstream file was put back`} >&2; ${restore}; exit 3; fi`;
+      const check = unless(p.check, 'nginx refused the configuration');
+      const reload = unless(p.reload, 'nginx did not reload (is it running?)');
+      return named('proxySwitch', sh`${replace}; ${check}; ${reload}; ${read}`);
     },
     parse: parseServerLine,
   };

@@ -30,7 +30,11 @@ export function parseHostKey(text: string): PinnedHostKey | string {
   const len = blob.readUInt32BE(0);
   const embedded = blob.subarray(4, 4 + len).toString('latin1');
   if (embedded !== type) {
-    return `declares type ${type} but its base64 holds ${embedded ? `a "${embedded.slice(0, 30)}" key` : 'no key'}; paste the whole line of \`ssh-keyscan HOST\` without the host name`;
+    return (
+      `declares type ${type} but its base64 holds ` +
+      `${embedded ? `a "${embedded.slice(0, 30)}" key` : 'no key'}; paste the whole line of ` +
+      `\`ssh-keyscan HOST\` without the host name`
+    );
   }
   return { type, fingerprint: fingerprintOf(blob) };
 }

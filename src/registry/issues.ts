@@ -120,7 +120,9 @@ export function issueProblems(schema: z.ZodType, issues: readonly Issue[], base:
         else
           out.push({
             path,
-            message: `${show(input)} is ${typeName(input)}, but ${issue.message.startsWith('must') ? issue.message.replace(/^must be /, 'must be ') : `must be ${issue.expected}`}`,
+            message:
+              `${show(input)} is ${typeName(input)}, but ` +
+              (issue.message.startsWith('must') ? issue.message : `must be ${issue.expected}`),
           });
         break;
       default:

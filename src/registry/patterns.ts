@@ -25,9 +25,12 @@ export const TENANT_ID: Pattern = {
   example: 'acme-corp',
 };
 
+/** One label of a DNS name: letters, digits and inner "-", at most 63 characters. */
+const DNS_LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+
 export const HOST: Pattern = {
   // A DNS name, an IPv4 address or a bracket-less IPv6 address.
-  re: /^(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/,
+  re: new RegExp(`^(?:(?:${DNS_LABEL})(?:\\.${DNS_LABEL})*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$`),
   valid: 'a DNS name, an IPv4 address or an IPv6 address without brackets',
   example: 'eu-1.example.com',
 };
@@ -55,7 +58,8 @@ export const LABEL_VALUE: Pattern = {
 export const REMOTE_PATH: Pattern = {
   re: new RegExp(`^/?${pathSegment}(?:/${pathSegment})*/?$`),
   valid:
-    'an absolute path or one relative to the SSH user\'s home, of letters, digits, ".", "_", "-" and "/" (no "~", spaces, ".." or shell characters)',
+    'an absolute path or one relative to the SSH user\'s home, of letters, digits, ".", "_", "-" and ' +
+    '"/" (no "~", spaces, ".." or shell characters)',
   example: '/srv/tenants/{tenant}',
 };
 
@@ -104,9 +108,12 @@ export const ENV_VAR: Pattern = {
   example: 'APP_IMAGE',
 };
 
+/** One label of a registry host name (any length, as Docker's reference grammar has it). */
+const REGISTRY_LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?';
+
 export const IMAGE_REPOSITORY: Pattern = {
   re: new RegExp(
-    `^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?/)?${repoComponent}(?:/${repoComponent})*$`,
+    `^(?:${REGISTRY_LABEL}(?:\\.${REGISTRY_LABEL})*(?::[0-9]{1,5})?/)?${repoComponent}(?:/${repoComponent})*$`,
   ),
   valid: 'an image repository without tag or digest: [registry[:port]/]namespace/name, the path in lowercase',
   example: 'ghcr.io/acme/app',
@@ -144,10 +151,19 @@ export const DURATION: Pattern = {
   example: '30s',
 };
 
+const HOST_KEY_TYPES = [
+  'ssh-ed25519',
+  'ssh-rsa',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+];
+
 export const HOST_KEY: Pattern = {
-  re: /^(?:(?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/]+={0,2}|SHA256:[A-Za-z0-9+/]{43})$/,
+  re: new RegExp(`^(?:(?:${HOST_KEY_TYPES.join('|')}) [A-Za-z0-9+/]+={0,2}|SHA256:[A-Za-z0-9+/]{43})$`),
   valid:
-    'the server\'s public host key as "TYPE BASE64" (a line of `ssh-keyscan`, without the host), or its fingerprint "SHA256:…" (from `ssh-keygen -lf`)',
+    'the server\'s public host key as "TYPE BASE64" (a line of `ssh-keyscan`, without the host), or ' +
+    'its fingerprint "SHA256:…" (from `ssh-keygen -lf`)',
   example: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA…',
 };
 

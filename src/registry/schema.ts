@@ -127,7 +127,9 @@ const image = z
     ),
     service: oneOrMany(
       str(P.SERVICE, 'service name', 'A Compose service.'),
-      'The Compose service(s) that run this image. When every image names its services, the in-place switch restarts only the services whose image changed (`up -d --no-deps SERVICE…`). Default: none, so every service is restarted.',
+      'The Compose service(s) that run this image. When every image names its services, the in-place ' +
+        'switch restarts only the services whose image changed (`up -d --no-deps SERVICE…`). Default: ' +
+        'none, so every service is restarted.',
     ).optional(),
   })
   .meta({ description: "One image of the stack, set through a variable in the tenant's .env." });
@@ -141,7 +143,8 @@ const jsonExpectation = z
   )
   .meta({
     description:
-      'Fields the JSON body must hold, by dotted path, e.g. {"status": "ok", "version": "{version}"}. "{version}" is replaced by the version being deployed, so a stale container cannot pass.',
+      'Fields the JSON body must hold, by dotted path, e.g. {"status": "ok", "version": "{version}"}. ' +
+      '"{version}" is replaced by the version being deployed, so a stale container cannot pass.',
   });
 
 const health = z
@@ -262,10 +265,15 @@ const backup = z
     dump: z
       .strictObject({
         command: shellCommand(
-          'Prints the database dump on stdout, run in the tenant directory with COMPOSE_FILE and COMPOSE_PROJECT_NAME set to the tenant\'s, e.g. "docker compose exec -T db pg_dump -U app app". A deploy to a tenant with no container running archives its files without the dump.',
+          'Prints the database dump on stdout, run in the tenant directory with COMPOSE_FILE and ' +
+            'COMPOSE_PROJECT_NAME set to the tenant\'s, e.g. "docker compose exec -T db pg_dump -U app app". ' +
+            'A deploy to a tenant with no container running archives its files without the dump.',
         ),
         restore: shellCommand(
-          'Reads a dump on stdin and loads it, run like `command`, e.g. "docker compose exec -T db sh -c \'dropdb -U app --force app && createdb -U app app && psql -U app -d app -1 -v ON_ERROR_STOP=1\'" (a restore into a fresh database: psql alone keeps the tables made since the backup). Used by `fleet-deploy restore --database`.',
+          'Reads a dump on stdin and loads it, run like `command`, e.g. "docker compose exec -T db sh -c ' +
+            "'dropdb -U app --force app && createdb -U app app && psql -U app -d app -1 -v " +
+            'ON_ERROR_STOP=1\'" (a restore into a fresh database: psql alone keeps the tables made since the ' +
+            'backup). Used by `fleet-deploy restore --database`.',
         ).optional(),
         file: refineString(
           str(
@@ -454,7 +462,8 @@ const tenantFields = {
     .enum(['restore', 'wake'], { error: 'must be "restore" or "wake"' })
     .meta({
       description:
-        'A deploy to a tenant whose containers are paused or stopped (hibernated): "restore" deploys, gates, then pauses or stops them again; "wake" leaves them running. Default: "restore".',
+        'A deploy to a tenant whose containers are paused or stopped (hibernated): "restore" deploys, ' +
+        'gates, then pauses or stops them again; "wake" leaves them running. Default: "restore".',
     })
     .optional(),
 };
@@ -541,7 +550,8 @@ const analysisCheck = z
             .min(1, { error: 'must not be empty' })
             .meta({
               description:
-                'A PromQL instant query. {tenants}, {servers}, {otherTenants} and {ring} are regexes for `=~"…"`; every placeholder is escaped for a PromQL string.',
+                'A PromQL instant query. {tenants}, {servers}, {otherTenants} and {ring} are regexes for ' +
+                '`=~"…"`; every placeholder is escaped for a PromQL string.',
             }),
           analysisPlaceholders,
         ),
@@ -558,12 +568,15 @@ const analysisCheck = z
       .optional(),
     command: refineString(
       shellCommand(
-        "Run on each target of the wave, in the tenant directory, over the deploy's SSH connection; exit 0 passes. Placeholders become quoted words; $FLEET_VERSION, $FLEET_PREVIOUS_VERSION, $FLEET_TARGET, $FLEET_WAVE are set.",
+        "Run on each target of the wave, in the tenant directory, over the deploy's SSH connection; exit " +
+          '0 passes. Placeholders become quoted words; $FLEET_VERSION, $FLEET_PREVIOUS_VERSION, ' +
+          '$FLEET_TARGET, $FLEET_WAVE are set.',
       ),
       analysisPlaceholders,
     ).optional(),
     successCondition: condition(
-      'CEL: the measurement is successful when true (with failureCondition too: inconclusive when neither holds). Default for http: "status >= 200 && status < 300".',
+      'CEL: the measurement is successful when true (with failureCondition too: inconclusive when ' +
+        'neither holds). Default for http: "status >= 200 && status < 300".',
     ).optional(),
     failureCondition: condition(
       'CEL: the measurement failed when true. Default for command: "failed > 0"; use e.g. "failedPercent > 1".',
@@ -630,14 +643,17 @@ const analysis = z
       .enum(INCONCLUSIVE, { error: `must be one of ${INCONCLUSIVE.join(', ')}` })
       .meta({
         description:
-          'When a check is inconclusive (no data, a query error, a timeout): "stop" the rollout (default), "continue", or "pause" for a person (fleet mode stops without rolling back; the workflow waits for an environment\'s approval).',
+          'When a check is inconclusive (no data, a query error, a timeout): "stop" the rollout (default), ' +
+          '"continue", or "pause" for a person (fleet mode stops without rolling back; the workflow waits ' +
+          "for an environment's approval).",
       })
       .optional(),
     rollback: z
       .enum(ROLLBACK, { error: `must be one of ${ROLLBACK.join(', ')}` })
       .meta({
         description:
-          'After a failed analysis: roll back the "wave" that failed (default), "all" waves done so far, or "none" (the targets stay for a person to look at).',
+          'After a failed analysis: roll back the "wave" that failed (default), "all" waves done so far, ' +
+          'or "none" (the targets stay for a person to look at).',
       })
       .optional(),
     rings: z
@@ -705,7 +721,8 @@ export const registrySchema = z
       .record(z.string(), z.union([z.string(), z.number()]))
       .meta({
         description:
-          'Written by init: the JSON path of each value it could not know (a health port, a stand-in image) and the value it wrote there. `validate` flags each while it still has that value.',
+          'Written by init: the JSON path of each value it could not know (a health port, a stand-in ' +
+          'image) and the value it wrote there. `validate` flags each while it still has that value.',
       })
       .optional(),
   })

@@ -13,7 +13,11 @@ export function analysisMarkdown(a: WaveAnalysis, rolledBack?: string): string {
     ]
       .filter(Boolean)
       .join('; ');
-    return `| ${cell(c.name)}${c.dryRun ? ' (dry run)' : ''} | ${c.outcome} | ${cell(last?.value ?? '-')}${last?.detail ? ` (${cell(last.detail)})` : ''} | \`${cell(condition)}\` | \`${cell(c.what)}\` |`;
+    return (
+      `| ${cell(c.name)}${c.dryRun ? ' (dry run)' : ''} | ${c.outcome} | ` +
+      `${cell(last?.value ?? '-')}${last?.detail ? ` (${cell(last.detail)})` : ''} | ` +
+      `\`${cell(condition)}\` | \`${cell(c.what)}\` |`
+    );
   });
   return [
     `### Analysis after wave ${a.wave}: ${a.outcome} → ${a.decision}`,

@@ -106,7 +106,8 @@ export function shortVersion(v: string): string {
 const version = (r: TargetResult, which: 'previous' | 'next') =>
   serverCell(shortVersion(r[which]?.version ?? ''));
 const row = (r: TargetResult) =>
-  `| ${cell(r.id)} | ${cell(r.region)} | ${EMOJI[r.outcome]} ${r.outcome} | ${version(r, 'previous')} → ${version(r, 'next')} | ${targetTime(r)} | ${serverCell(reason(r))} |`;
+  `| ${cell(r.id)} | ${cell(r.region)} | ${EMOJI[r.outcome]} ${r.outcome} | ` +
+  `${version(r, 'previous')} → ${version(r, 'next')} | ${targetTime(r)} | ${serverCell(reason(r))} |`;
 const isBad = (r: TargetResult) => r.outcome === 'failed' || r.outcome === 'rolled-back';
 const isGood = (r: TargetResult) => r.outcome === 'deployed' || r.outcome === 'unchanged';
 
@@ -175,7 +176,8 @@ function downtimeLine(rs: readonly TargetResult[]): string[] {
   const worst = down[0]!;
   return [
     '',
-    `Downtime users saw, as the health checks measured it, on ${down.length} of ${rs.length} targets, at most ${seconds(worst.downtimeMs!)} (${cell(worst.id)})`,
+    `Downtime users saw, as the health checks measured it, on ${down.length} of ${rs.length} ` +
+      `targets, at most ${seconds(worst.downtimeMs!)} (${cell(worst.id)})`,
   ];
 }
 

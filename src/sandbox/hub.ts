@@ -1,8 +1,8 @@
 /**
- * A stand-in for seed 003's Hub heartbeat API, for the sandbox and the demo: GET /heartbeats?tenants=a,b
- * asks each named tenant's service for its heartbeat (GET /heartbeat on its port) and answers
- * {"tenants": N, "silent": K, "dropPercent": K/N×100}. An analysis HTTP check reads it:
- * `failureCondition: "json.dropPercent > 3"`.
+ * A stand-in for a hub's heartbeat API (a fleet-wide endpoint an analysis check reads), for the sandbox
+ * and the demo: GET /heartbeats?tenants=a,b asks each named tenant's service for its heartbeat (GET
+ * /heartbeat on its port) and answers {"tenants": N, "silent": K, "dropPercent": K/N×100}. An analysis
+ * HTTP check reads it: `failureCondition: "json.dropPercent > 3"`.
  */
 import * as http from 'node:http';
 import { fetchUrl } from '../http/fetch';

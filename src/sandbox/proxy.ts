@@ -16,7 +16,9 @@ export const SANDBOX_PROXY_UPSTREAM = 'SANDBOX_PROXY_UPSTREAM';
 /** The registry's `strategy.proxy` for a tenant behind a sandbox proxy (commands run in its directory). */
 export const sandboxProxyCommands = {
   kind: 'command',
-  switch: `printf '%s\\n' "$FLEET_UPSTREAM_PORT" > ${SANDBOX_PROXY_UPSTREAM}.tmp && mv -f ${SANDBOX_PROXY_UPSTREAM}.tmp ${SANDBOX_PROXY_UPSTREAM}`,
+  switch:
+    `printf '%s\\n' "$FLEET_UPSTREAM_PORT" > ${SANDBOX_PROXY_UPSTREAM}.tmp && mv -f ` +
+    `${SANDBOX_PROXY_UPSTREAM}.tmp ${SANDBOX_PROXY_UPSTREAM}`,
   current: `cat ${SANDBOX_PROXY_UPSTREAM}`,
 } as const;
 

@@ -373,7 +373,8 @@ function removeImages(refs: string[]): void {
   for (const ref of refs) {
     if (used.has(ref)) {
       process.stderr.write(
-        `Error response from daemon: conflict: unable to remove repository reference "${ref}" (must force) - container is using its referenced image\n`,
+        `Error response from daemon: conflict: unable to remove repository reference "${ref}" (must ` +
+          `force) - container is using its referenced image\n`,
       );
       failed = true;
     } else if (existsSync(fileOf(ref))) {
@@ -407,7 +408,8 @@ function serve(port: number, version: string, forceBroken: boolean): void {
       const beating = !/^silent/.test(version);
       const text =
         req.url === '/metrics'
-          ? `# HELP sandbox_heartbeat_ok 1 while the tenant's heartbeats reach the hub.\n# TYPE sandbox_heartbeat_ok gauge\nsandbox_heartbeat_ok ${beating ? 1 : 0}\n`
+          ? `# HELP sandbox_heartbeat_ok 1 while the tenant's heartbeats reach the hub.\n# TYPE ` +
+            `sandbox_heartbeat_ok gauge\nsandbox_heartbeat_ok ${beating ? 1 : 0}\n`
           : JSON.stringify({ ok: beating, version });
       res.writeHead(200, {
         'content-type': req.url === '/metrics' ? 'text/plain; version=0.0.4' : 'application/json',

@@ -55,7 +55,8 @@ export function writeDockerShim(binDir: string, runtime: string): void {
   mkdirSync(binDir, { recursive: true });
   writeFileSync(
     join(binDir, 'docker'),
-    `#!/bin/sh\n# the SANDBOX container runtime (a test double of the docker CLI), standing in for docker here\nexec ${quote(process.execPath)} ${quote(runtime)} "$@"\n`,
+    `#!/bin/sh\n# the SANDBOX container runtime (a test double of the docker CLI), standing in for ` +
+      `docker here\nexec ${quote(process.execPath)} ${quote(runtime)} "$@"\n`,
   );
   chmodSync(join(binDir, 'docker'), 0o755);
 }

@@ -109,7 +109,10 @@ export function verifyHostKey(
   if (revokedFingerprints(knownHosts, host, port).includes(fingerprint)) {
     return {
       ok: false,
-      message: `host key verification failed for ${label} (${host}:${port}): it offered ${fingerprint}, a key marked @revoked in the known_hosts text, which is refused even where it is pinned. Give the server a new host key and pin that one`,
+      message:
+        `host key verification failed for ${label} (${host}:${port}): it offered ${fingerprint}, a key ` +
+        `marked @revoked in the known_hosts text, which is refused even where it is pinned. Give the ` +
+        `server a new host key and pin that one`,
     };
   }
   const expected = [...pinned.map((k) => k.fingerprint), ...knownFingerprints(knownHosts, host, port)];
@@ -117,12 +120,18 @@ export function verifyHostKey(
   if (expected.length === 0) {
     return {
       ok: false,
-      message: `host key verification failed for ${label} (${host}:${port}): no host key is pinned for it and the known_hosts text has no entry; it offered ${fingerprint}. Pin it in the registry ("hostKey") after checking it out of band (ssh-keyscan -p ${port} ${host} | ssh-keygen -lf -)`,
+      message:
+        `host key verification failed for ${label} (${host}:${port}): no host key is pinned for it and ` +
+        `the known_hosts text has no entry; it offered ${fingerprint}. Pin it in the registry ` +
+        `("hostKey") after checking it out of band (ssh-keyscan -p ${port} ${host} | ssh-keygen -lf -)`,
     };
   }
   return {
     ok: false,
-    message: `host key verification failed for ${label} (${host}:${port}): expected ${expected.join(' or ')}, but the server offered ${fingerprint}. If the key was rotated, pin the new one in the registry; otherwise this may be a man-in-the-middle`,
+    message:
+      `host key verification failed for ${label} (${host}:${port}): expected ${expected.join(' or ')}, ` +
+      `but the server offered ${fingerprint}. If the key was rotated, pin the new one in the registry; ` +
+      `otherwise this may be a man-in-the-middle`,
   };
 }
 
@@ -144,7 +153,9 @@ function trustProblem(
   const scan = `ssh-keyscan -p ${port} ${host}`;
   if (revokedPins.length > 0)
     return {
-      message: `${what} (${host}:${port}) is pinned only to revoked keys (${revokedPins.join(', ')} marked @revoked in the known_hosts text), so it cannot be verified`,
+      message:
+        `${what} (${host}:${port}) is pinned only to revoked keys (${revokedPins.join(', ')} marked ` +
+        `@revoked in the known_hosts text), so it cannot be verified`,
       hint: `give it a new host key and pin that one; get it with: ${scan}`,
     };
   return {

@@ -29,7 +29,10 @@ export class OutputTail {
     let skip = 0; // start on a whole UTF-8 character
     while (skip < kept.length && skip < 3 && (kept[skip]! & 0xc0) === 0x80) skip++;
     kept = kept.subarray(skip);
-    return `[fleet-deploy: ${this.cut + skip} bytes of ${this.stream} cut here; the last ${kept.length} bytes follow]\n${kept.toString('utf8')}`;
+    return (
+      `[fleet-deploy: ${this.cut + skip} bytes of ${this.stream} cut here; the last ${kept.length} ` +
+      `bytes follow]\n${kept.toString('utf8')}`
+    );
   }
 
   private trim(): void {

@@ -21,7 +21,7 @@ import {
   type ExecResult,
   type HttpResponse,
   type Transport,
-} from '../deploy/ports';
+} from '../ports';
 import { readCapped } from '../http/body';
 import { OutputTail, STDERR_TAIL_LIMIT, STDOUT_TAIL_LIMIT } from './tail';
 import { parseKnownHosts, verifyHostKey, type KnownHostEntry } from './known-hosts';
@@ -59,8 +59,13 @@ export class ConnectError extends Error {
 /** The wait after failed attempt n (1, 2, …) before the next: 0.5 s, 1 s, 2 s, … */
 const connectBackoffMs = (attempt: number) => 500 * 2 ** (attempt - 1);
 
-const TRANSIENT =
-  /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET|EAI_AGAIN|Timed out while waiting for handshake|Connection lost before handshake|socket hang up/i;
+const TRANSIENT = new RegExp(
+  [
+    'ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET|EAI_AGAIN',
+    'Timed out while waiting for handshake|Connection lost before handshake|socket hang up',
+  ].join('|'),
+  'i',
+);
 
 export class SshConnector implements Connector {
   private readonly known: KnownHostEntry[];
@@ -361,14 +366,17 @@ export class SshTransport implements Transport {
     const g = `-${pgid}`;
     const r = await this.run(
       new Script(
-        `kill -TERM -- ${g} 2>/dev/null || exit 0; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.5; kill -0 -- ${g} 2>/dev/null || exit 0; done; kill -KILL -- ${g} 2>/dev/null; sleep 0.2; ! kill -0 -- ${g} 2>/dev/null`,
+        `kill -TERM -- ${g} 2>/dev/null || exit 0; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.5; kill -0 ` +
+          `-- ${g} 2>/dev/null || exit 0; done; kill -KILL -- ${g} 2>/dev/null; sleep 0.2; ! kill -0 -- ` +
+          `${g} 2>/dev/null`,
       ),
       { timeoutMs: 15_000 },
       false,
     );
     return r.code === 0
       ? `its processes on the server (process group ${pgid}) were stopped`
-      : `its processes on the server (process group ${pgid}) could not be stopped (${r.code === null ? 'no answer' : `exit ${r.code}`}): they may still run there`;
+      : `its processes on the server (process group ${pgid}) could not be stopped ` +
+          `(${r.code === null ? 'no answer' : `exit ${r.code}`}): they may still run there`;
   }
 
   get(port: number, path: string, timeoutMs: number): Promise<HttpResponse> {

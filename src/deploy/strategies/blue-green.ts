@@ -19,7 +19,7 @@ import { Script } from '../../remote/shell';
 import { runGate, type GateProbe } from '../../health/gate';
 import { proxyDriver, type ProxyDriver } from '../../proxy';
 import type { History } from '../history';
-import type { Clock } from '../ports';
+import type { Clock } from '../../ports';
 import type { Release } from '../result';
 import { describe, StepFailure } from '../shell';
 import type { Promoted, ReleaseSpec, ReleaseStrategy, StrategyContext } from '../strategy';

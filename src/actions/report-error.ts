@@ -2,7 +2,7 @@
  * Turns an error into what GitHub shows: a configuration error becomes one annotation per problem, on the
  * registry file's line when it has one; any other error a failure with its message. Then fails the step.
  */
-import { core } from '../actions/log';
+import { core } from './log';
 import { formatPath, isConfigurationError } from '../errors';
 
 export function failStep(error: unknown): void {

@@ -5,9 +5,13 @@
  * Each target fails alone; a server that cannot be reached fails its targets with the connect error.
  */
 import type { Server, Target } from '../registry/model';
-import type { Connector, Transport } from './ports';
+import type { Connector, Transport } from '../ports';
 
-export type Outcome<T> = { ok: true; value: T } | { ok: false; error: string };
+/**
+ * How one target's work ended: its value, or the error's message. (Not a deploy's `Outcome`
+ * (deploy/result.ts), which says what a deploy did to a target.)
+ */
+export type Settled<T> = { ok: true; value: T } | { ok: false; error: string };
 
 export interface EachServerOptions {
   /** Servers worked on at once (default 8). */
@@ -37,14 +41,14 @@ export async function bounded<I>(items: readonly I[], limit: number, work: (item
   await Promise.all(lanes);
 }
 
-/** Each target's outcome, keyed by target id (every target of `targets` has one). */
+/** How each target's work ended, keyed by target id (every target of `targets` has one). */
 export async function eachServer<T>(
   targets: readonly Target[],
   connector: Connector,
   work: (target: Target, transport: Transport) => Promise<T>,
   options: EachServerOptions = {},
-): Promise<Map<string, Outcome<T>>> {
-  const results = new Map<string, Outcome<T>>();
+): Promise<Map<string, Settled<T>>> {
+  const results = new Map<string, Settled<T>>();
   await bounded(byServer(targets), options.concurrency ?? 8, async (list) => {
     const server = list[0]!.server;
     let transport: Transport | undefined;

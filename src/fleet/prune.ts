@@ -5,8 +5,8 @@
  * registry names them (the history on the server may name any image). Pure.
  */
 import type { Tenant } from '../registry/model';
-import { History, parseHistory } from './history';
-import type { Release } from './result';
+import { History, parseHistory } from '../deploy/history';
+import type { Release } from '../deploy/result';
 
 export interface TenantImages {
   tenant: Tenant;

@@ -8,8 +8,8 @@ import type { Target } from '../registry/model';
 import { versionOf } from '../registry/release';
 import { configHashOf } from '../remote/compose';
 import type { ContainerState, TenantInspection } from '../remote/status';
-import { History, parseHistory, type HistoryEntry } from './history';
-import { longestQuiet } from './locks';
+import { History, parseHistory, type HistoryEntry } from '../deploy/history';
+import { longestQuiet } from '../deploy/locks';
 
 export interface TargetStatus {
   id: string;

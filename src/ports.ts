@@ -1,9 +1,10 @@
 /**
- * The small interfaces deploy/ talks to the world through. The SSH edge (src/ssh) implements Transport
- * and Connector over node-ssh; tests use real sshd, and orchestration tests a recording double.
+ * The small interfaces the pure rooms (deploy/, fleet/, health/, analysis/) talk to the world through, at
+ * the top of src/ so that every layer can import them. The SSH edge (src/ssh) implements Transport and
+ * Connector over node-ssh, src/http the UrlGet; tests use real sshd, and orchestration tests a recording double.
  */
-import type { Server } from '../registry/model';
-import type { Script } from '../remote/shell';
+import type { Server } from './registry/model';
+import type { Script } from './remote/shell';
 
 export interface ExecResult {
   /** null when the connection was lost or the command was killed: always a failure. */
