@@ -1,6 +1,7 @@
 /**
- * The exit codes of the remote scripts that deploy/ tells apart, in one table so no two collide
- * (private-dir.ts's PRIVATE_DIR_REFUSED is 31, backup.ts's RESTORE_EXIT are its own).
+ * The exit codes of the deploy's verbs (prepare, pull, update) that deploy/ tells apart, in one table so
+ * none of them collides. Other scripts keep their own beside them: private-dir.ts's PRIVATE_DIR_REFUSED
+ * (31, inside update's switch), backup.ts's RESTORE_EXIT, blue-green.ts's PROXY_DOWN.
  */
 
 /** Exit codes of preflight's checks, so each failure gets its own message. */

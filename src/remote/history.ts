@@ -1,5 +1,5 @@
 /**
- * The release history (`.fleet/history.jsonl`, one JSON line per release) as read from the server.
+ * The release history on the server (`.fleet/history.jsonl`, one JSON line per release): read, and appended to.
  */
 import type { Tenant } from '../registry/model';
 import { named, type Script, sh } from './shell';
