@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { floorScript } from '../bench/fleet/floor';
 import type { BenchTarget } from '../bench/fleet/servers';
 import { parseRegistry, targetsOf } from '../src/registry';
-import { prepare, pullImages, update } from '../src/remote/commands';
+import { pullImages } from '../src/remote/images';
+import { prepare } from '../src/remote/prepare';
+import { update } from '../src/remote/update';
 import { freePort, sandboxRuntimeEnv, stopServices, writeTenantDir } from '../src/testing';
 import { ED25519 } from './helpers/keys';
 

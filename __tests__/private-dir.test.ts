@@ -25,7 +25,7 @@ import { parseRegistry, targetsOf, type Tenant } from '../src/registry';
 import { backup, backupId, parseBackupTaken } from '../src/remote/backup';
 import { recordLive, startSlot } from '../src/remote/blue-green';
 import { inPrivateDir, PRIVATE_DIR_REFUSED } from '../src/remote/private-dir';
-import { update } from '../src/remote/commands';
+import { update } from '../src/remote/update';
 import { setupTenant } from '../src/remote/setup';
 import { sh, type Script } from '../src/remote/shell';
 import { baseRegistry } from './helpers/registry';

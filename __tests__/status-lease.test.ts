@@ -3,7 +3,7 @@
  * the lease, not by its age. The inspection is server text: a forged or malformed lease is no lease.
  */
 import { parseInspection } from '../src/remote/status';
-import { parseLeaseMarker } from '../src/remote/commands';
+import { parseLeaseMarker } from '../src/remote/lock';
 
 const owner = JSON.stringify({ token: 't', run: 'ci-run-7', actor: 'alice' });
 const inspect = (lockSection: string) =>

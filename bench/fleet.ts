@@ -1,7 +1,7 @@
 // npm run bench:fleet — deploys v2 to a real fleet of S sshd "servers" × T tenants on this machine, at
 // concurrency C, three ways from the same script on the same fleet, each from v1:
 //   ours     node dist/cli.js deploy … --concurrency C --per-server T (one SSH connection per server)
-//   floor    the same remote commands (built by src/remote/commands.ts) as one POSIX sh script per target,
+//   floor    the same remote commands (built by the builders of src/remote/) as one POSIX sh script per target,
 //            `ssh host sh -s`, under GNU `parallel -j C` (one ssh connection per target): the fastest a
 //            plain script goes (bench/fleet/floor.ts)
 //   ansible  ansible-playbook (Debian's ansible-core), the same steps as shell tasks, forks = C

@@ -13,7 +13,7 @@ import type { RegistryCredentials, RegistryLogin } from './deploy/strategy';
 import { ConfigurationError, type Problem } from './errors';
 import { ENV_VAR } from './registry/patterns';
 import type { Target } from './registry/model';
-import { checkVersion } from './remote/commands';
+import { checkVersion } from './registry/release';
 import { checkBoolean, checkDuration, checkPercent, checkWholeNumber, given, type Check } from './values';
 
 export interface Setting<T = unknown> {

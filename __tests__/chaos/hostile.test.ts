@@ -17,7 +17,11 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { ConfigurationError } from '../../src/errors';
 import { parseRegistry } from '../../src/registry';
-import * as R from '../../src/remote/commands';
+import * as release from '../../src/registry/release';
+import * as images from '../../src/remote/images';
+import * as lock from '../../src/remote/lock';
+import * as prepare from '../../src/remote/prepare';
+import * as update from '../../src/remote/update';
 import { sh } from '../../src/remote/shell';
 import { sanitize, sanitizeLine } from '../../src/report/sanitize';
 import { parseHistory } from '../../src/deploy/history';
@@ -26,6 +30,9 @@ import { ComposeStrategy } from '../../src/deploy/strategies/compose';
 import { StepFailure } from '../../src/deploy/shell';
 import { baseRegistry } from '../helpers/registry';
 import { scenario } from './lib/record';
+
+/** The remote verbs this file drives, from their files by concern, under the one name it has always used. */
+const R = { ...release, ...images, ...lock, ...prepare, ...update };
 
 const root = mkdtempSync(join(tmpdir(), 'fd-chaos-hostile-'));
 const CANARY = join(root, 'canary');

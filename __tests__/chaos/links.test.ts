@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { parseRegistry, targetsOf, type Tenant } from '../../src/registry';
 import * as B from '../../src/remote/blue-green';
 import { backup, backupId } from '../../src/remote/backup';
-import * as R from '../../src/remote/commands';
+import * as R from '../../src/remote/update';
 import { setupServer, setupTenant } from '../../src/remote/setup';
 import { sh, type Script } from '../../src/remote/shell';
 import { SshConnector } from '../../src/ssh/transport';

@@ -34,7 +34,6 @@ export type Verb =
   | 'containerLogs'
   | 'prePull'
   | 'finish'
-  | 'releaseLock'
   | 'readHistory'
   | 'runUserCommand'
   | 'backup';

@@ -1,6 +1,6 @@
 /**
  * The floor: the fastest a plain script goes. One POSIX sh script per target, made of the very scripts
- * fleet-deploy runs (src/remote/commands.ts: prepare, pullImages, update, finish) and a health poll with
+ * fleet-deploy runs (src/remote/: prepare, pullImages, update, finish) and a health poll with
  * curl on the server, sent over one `ssh host sh -s` per target under GNU `parallel -j C`. Built from the
  * same builders, it cannot drift from what ours runs; what it leaves out is ours' orchestration: one SSH
  * connection per server, the health probes through it, the report.
@@ -12,7 +12,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { finish, imageRef, prepare, pullImages, update, versionOf } from '../../src/remote/commands';
+import { imageRef, versionOf } from '../../src/registry/release';
+import { pullImages } from '../../src/remote/images';
+import { finish } from '../../src/remote/lock';
+import { prepare } from '../../src/remote/prepare';
+import { update } from '../../src/remote/update';
 import { quote, type Script } from '../../src/remote/shell';
 import { DEPLOY_USER } from '../../src/testing';
 import { envOf, HEALTH, type BenchTarget, type Fleet } from './servers';
@@ -60,7 +64,7 @@ export function floorScript(t: BenchTarget, version: string): string {
     );
   const port = String(t.appPort);
   return `#!/bin/sh
-# ${t.target.id}: ${prev} -> ${next}, from the command builders of src/remote/commands.ts
+# ${t.target.id}: ${prev} -> ${next}, from the command builders of src/remote/
 set -u
 health() ( ${healthPoll('$1', '$2')}
 )

@@ -18,7 +18,7 @@ import { TargetShell } from '../deploy/shell';
 import { strategyFor } from '../deploy/strategies';
 import type { LockEvent } from '../deploy/target';
 import { targetsOf, type Target } from '../registry';
-import { finish, renewLease } from '../remote/commands';
+import { finish, renewLease } from '../remote/lock';
 import { identity, setting } from '../settings';
 import { Lease, leaseTerms } from '../deploy/lease';
 import { SshConnector } from '../ssh/transport';

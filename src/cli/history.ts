@@ -1,6 +1,6 @@
 /** `fleet-deploy history`: the release history of the selected targets, read over SSH. */
 import { parseHistory, type HistoryEntry } from '../deploy/history';
-import { readHistory } from '../remote/commands';
+import { readHistory } from '../remote/history';
 import { table } from '../report/table';
 import { jsonText } from '../report/sanitize';
 import { wholeNumber } from '../values';

@@ -7,7 +7,7 @@
 import { historyLine, isVersion } from '../deploy/history';
 import { describeHolder, longestQuiet, parseLockOwner } from '../deploy/locks';
 import type { Target } from '../registry/model';
-import * as R from '../remote/commands';
+import * as R from '../remote/lock';
 import { table } from '../report/table';
 import { flagOptions, fromFlags, identity, optionsHelp, rolloutSettings, synopsis } from '../settings';
 import { eachServer } from '../fleet/each-server';

@@ -4,7 +4,9 @@
  * nothing. It walks the same step list as the deploy itself (DEPLOY_STEPS), so the two cannot drift.
  */
 import type { Target } from '../registry/model';
-import * as R from '../remote/commands';
+import { runUserCommand } from '../remote/hooks';
+import { finish } from '../remote/lock';
+import { prepare } from '../remote/prepare';
 import { backup } from '../remote/backup';
 import type { Script } from '../remote/shell';
 import { hookEnv, HOOK_NAMES } from './hooks';
@@ -45,7 +47,7 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
   private hooks(kind: 'preDeploy' | 'postDeploy'): PlannedCommand[] {
     const env = hookEnv(this.target, this.version, '<previous>');
     return this.tenant.hooks[kind].flatMap((h) =>
-      this.cmd(HOOK_NAMES[kind], R.runUserCommand(this.tenant, h.run, env)),
+      this.cmd(HOOK_NAMES[kind], runUserCommand(this.tenant, h.run, env)),
     );
   }
 
@@ -53,7 +55,7 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
     const owner = JSON.stringify({ token: '<token>', run: '<run>', actor: '<actor>', version: this.version });
     return this.cmd(
       'prepare',
-      R.prepare(
+      prepare(
         this.tenant,
         { owner, leaseS: leaseTerms(this.options.recoveryWindowMs ?? 60_000).leaseS },
         this.strategy.prepareReads(),
@@ -105,7 +107,7 @@ class Preview implements Record<DeployStep, () => PlannedCommand[]> {
   }
   finish() {
     const remove = ['<images beyond the last releases>'];
-    return this.cmd('finish', R.finish(this.tenant, { token: '<token>', history: '<entry>', remove }));
+    return this.cmd('finish', finish(this.tenant, { token: '<token>', history: '<entry>', remove }));
   }
 }
 

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { ENV_VAR, IMAGE_DIGEST, IMAGE_REF, IMAGE_TAG } from '../registry/patterns';
-import { versionOf } from '../remote/commands';
+import { versionOf } from '../registry/release';
 import type { Outcome, Release } from './result';
 
 /** A version as the registry and the flags accept it: an image tag or a digest. */

@@ -1,6 +1,6 @@
 /** The tenant's hooks (pre-deploy, post-deploy, on-rollback) and the environment they run with. */
 import type { Hook, Hooks, Target } from '../registry/model';
-import { runUserCommand } from '../remote/commands';
+import { runUserCommand } from '../remote/hooks';
 import type { TargetShell } from './shell';
 
 /**

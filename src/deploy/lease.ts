@@ -3,7 +3,7 @@
  * (the server's clock: both the holder's renewals and a later deploy's check run there, so no two clocks
  * are compared) and renews it while it works, over the same connection. When the connection is lost the
  * holder stops trying once its last renewal would have run out, so a lease past its second means its
- * holder has given up: the next deploy takes the lock over (src/remote/commands.ts `prepare`) and first
+ * holder has given up: the next deploy takes the lock over (src/remote/lock.ts `lockScript`, run by `prepare`) and first
  * mends what the holder was doing (`interruptedSwitch`). A live lease is never broken.
  *
  * Why the holder's deadline is safe on the runner's clock: a renewal sent at runner time `s` runs on the

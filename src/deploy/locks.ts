@@ -1,7 +1,7 @@
 /**
  * When a tenant's lock may be called stale. A lock's age is the time since its directory was last
  * touched: taking it touches it, and so does every later round trip of the deploy that holds it (pull,
- * switch, hooks, backup, container health — see src/remote/commands.ts). So a live deploy leaves its
+ * switch, hooks, backup, container health — see src/remote/tenant-dir.ts `touchLock`). So a live deploy leaves its
  * lock untouched for at most its longest stretch between two of those — a hook, or the switch's
  * `compose up` followed by the health gate — and `--break-stale-locks AGE` is safe well above that.
  */

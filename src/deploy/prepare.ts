@@ -1,15 +1,17 @@
 /**
  * The first round trip of a target's deploy: preflight, the lock, and what runs now (see
- * `prepare` in src/remote/commands.ts). This module waits for a lock another deploy holds, within
+ * `prepare` in src/remote/prepare.ts). This module waits for a lock another deploy holds, within
  * `lockWaitMs`, and turns each preflight exit code into a message that says what to fix.
  */
 import type { Target } from '../registry/model';
-import * as R from '../remote/commands';
+import { LOCK_HELD, PREFLIGHT } from '../remote/exit-codes';
+import type { LockTerms } from '../remote/lock';
+import { parsePrepared, prepare, type PrepareReads, type Prepared } from '../remote/prepare';
 import { describeHolder, unlockCommand } from './locks';
 import type { Clock } from '../ports';
 import { describe, StepFailure, type TargetShell } from './shell';
 
-export interface LockRequest extends R.LockTerms {
+export interface LockRequest extends LockTerms {
   waitMs: number;
 }
 
@@ -26,24 +28,24 @@ export interface PrepareHooks {
 function preflightProblem(target: Target, code: number | null, stdout: string): string | undefined {
   const t = target.tenant;
   switch (code) {
-    case R.PREFLIGHT.noDirectory:
+    case PREFLIGHT.noDirectory:
       return `directory ${t.path} does not exist on ${target.server.name} (or is not accessible to ${target.server.user})`;
-    case R.PREFLIGHT.noComposeFile:
+    case PREFLIGHT.noComposeFile:
       return `compose file ${stdout.trim().split('\n').at(-1)} not found in ${t.path}`;
-    case R.PREFLIGHT.noEnvFile:
+    case PREFLIGHT.noEnvFile:
       return `no .env in ${t.path}: the image variables (${t.images.map((i) => i.variable).join(', ')}) live there`;
-    case R.PREFLIGHT.lockUnwritable: {
-      const free = R.parsePrepared(stdout).freeMb;
+    case PREFLIGHT.lockUnwritable: {
+      const free = parsePrepared(stdout).freeMb;
       return `cannot write the deploy lock in ${t.path}/.fleet on ${target.server.name}${free === undefined ? '' : ` (${free} MiB free)`}: is the disk full? Nothing was changed`;
     }
-    case R.PREFLIGHT.noComposeCommand:
+    case PREFLIGHT.noComposeCommand:
       return `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set compose.command in the registry`;
     default:
       return undefined;
   }
 }
 
-function lockedBy(target: Target, p: R.Prepared, waitedMs: number): string {
+function lockedBy(target: Target, p: Prepared, waitedMs: number): string {
   const holder = describeHolder(p.lock?.owner ?? '', p.lock?.ageS ?? 0);
   const left = p.lock?.leaseLeftS;
   const lease =
@@ -56,20 +58,20 @@ function lockedBy(target: Target, p: R.Prepared, waitedMs: number): string {
 /** Runs `prepare` until the lock is ours, or fails the step saying why. */
 export async function prepareTarget(
   target: Target,
-  reads: R.PrepareReads,
+  reads: PrepareReads,
   shell: TargetShell,
   lock: LockRequest,
   hooks: PrepareHooks,
-): Promise<R.Prepared> {
+): Promise<Prepared> {
   const t = target.tenant;
   const deadline = hooks.clock.now() + lock.waitMs;
   for (let attempt = 0; ; attempt++) {
     const sent = hooks.clock.now();
-    const r = await shell.exec(R.prepare(t, lock, reads));
+    const r = await shell.exec(prepare(t, lock, reads));
     const problem = preflightProblem(target, r.code, r.stdout);
     if (problem) throw new StepFailure('prepare', problem);
-    const p = R.parsePrepared(r.stdout);
-    const held = r.code === R.LOCK_HELD;
+    const p = parsePrepared(r.stdout);
+    const held = r.code === LOCK_HELD;
     // Past preflight and not refused: the lock may be ours (finish releases it only if it is).
     if (!held) hooks.locked(sent);
     if (!held && p.freeMb !== undefined && p.freeMb < t.minFreeDiskMb) {

@@ -10,7 +10,7 @@
  */
 import type { Plan } from '../plan/plan';
 import type { Target } from '../registry/model';
-import { registryHost } from '../remote/commands';
+import { registryHost } from '../registry/release';
 import { parsePrePull, prePullImages } from '../remote/prepull';
 import type { Clock } from '../ports';
 import type { ServerPulls } from './pulls';

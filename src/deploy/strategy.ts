@@ -6,7 +6,9 @@
  * `strategyFor`; the contract test (__tests__/strategy-contract.test.ts) runs every kind through this interface.
  */
 import type { SlotName } from '../registry/model';
-import type { Hibernation, PrepareReads, Prepared, PullLogin } from '../remote/commands';
+import type { Hibernation } from '../remote/containers';
+import type { PullLogin } from '../remote/images';
+import type { Prepared, PrepareReads } from '../remote/prepare';
 import type { Script } from '../remote/shell';
 import type { ContainerInfo, ContainerState, TenantInspection } from '../remote/status';
 import type { History } from './history';

@@ -11,7 +11,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Target } from '../registry/model';
-import * as R from '../remote/commands';
+import { finish, renewLease } from '../remote/lock';
+import type { Prepared } from '../remote/prepare';
 import { backup, backupId, parseBackupTaken } from '../remote/backup';
 import { runGate, type GateResult } from '../health/gate';
 import { crashWatch } from './crash-watch';
@@ -144,7 +145,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   private readonly shell: TargetShell;
   private readonly strategy: ReleaseStrategy;
   private readonly ctx: StrategyContext;
-  private prepared?: R.Prepared;
+  private prepared?: Prepared;
   /** The deploy's gate failed without any probe reaching the health port (quickRollbackGate). */
   private portNeverAnswered = false;
   private current: Release = { refs: {}, imageIds: [], digests: [] };
@@ -202,7 +203,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       terms.holdMs,
       terms.everyMs,
       async () =>
-        (await ports.session.transport()).exec(R.renewLease(target.tenant, this.token, terms.leaseS), {
+        (await ports.session.transport()).exec(renewLease(target.tenant, this.token, terms.leaseS), {
           timeoutMs: terms.renewTimeoutMs,
         }),
       (why) => (this.shell.halted = `${target.id} stopped: ${why}`),
@@ -383,7 +384,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
    * it ran before — the last one that passed its gate — and the history records the cut-off deploy; with
    * no switch noted, nothing had changed (.env, the containers and the history still agree).
    */
-  private async takeOver(p: R.Prepared): Promise<string> {
+  private async takeOver(p: Prepared): Promise<string> {
     const old = p.tookOver!;
     const holder = describeHolder(old.owner, old.pastS).replace(/; last active .*$/, '');
     const said = `took over the lock of ${holder}: its lease ran out ${old.pastS} s ago`;
@@ -476,7 +477,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     let last: string;
     for (let attempt = 1; ; attempt++) {
       try {
-        const r = await this.shell.exec(R.finish(this.target.tenant, { token: this.token, history, remove }));
+        const r = await this.shell.exec(finish(this.target.tenant, { token: this.token, history, remove }));
         if (r.code === 0) {
           this.ports.onLock?.({ ...this.lockEvent(), held: false });
           return r.stdout;
@@ -638,7 +639,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     };
   }
 
-  private preparedDetail(p: R.Prepared): string {
+  private preparedDetail(p: Prepared): string {
     const running = this.current.version;
     return [
       p.freeMb !== undefined ? `${p.freeMb} MiB free` : '',
@@ -649,7 +650,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   }
 
   /** The release a rollback goes to, each image at the version recorded, from the history read by `prepare`. */
-  private rollbackRelease(p: R.Prepared): { version: string; versions?: ImageVersions } {
+  private rollbackRelease(p: Prepared): { version: string; versions?: ImageVersions } {
     const choice = History.parse(p.history).rollbackTarget(
       this.target.id,
       this.current,

@@ -5,7 +5,7 @@
  * (a target running something other than most of its wave) is added by `waveDrift`. Pure.
  */
 import type { Target } from '../registry/model';
-import { configHashOf } from '../remote/commands';
+import { configHashOf } from '../remote/compose';
 import { stackState, type ContainerInfo, type ContainerState, type TenantInspection } from '../remote/status';
 import { History, parseHistory, type HistoryEntry } from '../deploy/history';
 import { longestQuiet } from '../deploy/locks';

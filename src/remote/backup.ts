@@ -6,17 +6,11 @@
  * the deploy's pre-deploy step, `fleet-deploy backup` and the copy a restore keeps of what it replaces.
  */
 import type { Backup, Tenant } from '../registry/model';
-import {
-  BACKUP_DIR,
-  composeArgv,
-  containersOf,
-  deriveProject,
-  LOCK_DIR,
-  PROJECT_VAR,
-  STATE_DIR,
-} from './commands';
+import { composeArgv, deriveProject, PROJECT_VAR } from './compose';
+import { containersOf } from './containers';
 import { inPrivateDir, tenantFromPrivate } from './private-dir';
 import { envPrefix, named, Script, sh } from './shell';
+import { BACKUP_DIR, enter, LOCK_DIR, STATE_DIR, touchLock } from './tenant-dir';
 
 /** A backup's ID: its time and an optional label. What `restore --backup` accepts. */
 export const BACKUP_ID = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z(?:-[a-z]+)*$/;
@@ -102,8 +96,12 @@ function takeBackup(
   }
   const archive = sh`tar -czf part ${dumpFile ? sh`${dumpFile} ` : sh``}-C ${top} -- ${files}`;
   const name = `${id}.tar.gz`;
-  const place = sh`sum=$(sha256sum < part | cut -c 1-64) && bytes=$(stat -c %s part) && printf '%s  %s\n' "$sum" ${name} > sum && mv -fT -- part ${`../${name}`} && mv -fT -- sum ${`../${name}.sha256`} && echo "@@backup ${id} $bytes $sum"`;
-  return sh`umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}${inPrivateDir(BACKUP_DIR, sh`${dump}${archive} && ${place}`)}${applyRetention ? sh` && ${retention(b)}` : sh``}`;
+  // the checksum file written beside the archive; both renamed into place only once complete
+  const sums = sh`sum=$(sha256sum < part | cut -c 1-64) && bytes=$(stat -c %s part) && printf '%s  %s\n' "$sum" ${name} > sum`;
+  const place = sh`${sums} && mv -fT -- part ${`../${name}`} && mv -fT -- sum ${`../${name}.sha256`} && echo "@@backup ${id} $bytes $sum"`;
+  const made = inPrivateDir(BACKUP_DIR, sh`${dump}${archive} && ${place}`);
+  const retain = applyRetention ? sh` && ${retention(b)}` : sh``;
+  return sh`umask 077 && mkdir -p ${BACKUP_DIR} && ${pre}${made}${retain}`;
 }
 
 /**
@@ -111,11 +109,13 @@ function takeBackup(
  * `keepCount`, all but the newest N — only files named as this tool names them; each with its checksum.
  */
 export function retention(b: Backup): Script {
-  const byAge = sh`find . -maxdepth 1 -type f -name '*.tar.gz' -mmin +${b.keepDays * 1440} | sed 's|^[.]/||' | grep -E ${ARCHIVE_ERE}`;
+  const olderThan = sh`-mmin +${b.keepDays * 1440}`;
+  const byAge = sh`find . -maxdepth 1 -type f -name '*.tar.gz' ${olderThan} | sed 's|^[.]/||' | grep -E ${ARCHIVE_ERE}`;
   const byCount = b.keepCount
     ? sh`; ls -1 | grep -E ${ARCHIVE_ERE} | sort -r | tail -n +${b.keepCount + 1}`
     : sh``;
-  return sh`(cd -- ${BACKUP_DIR} && { ${byAge}${byCount}; } | sort -u | while IFS= read -r f; do rm -f -- "$f" "$f.sha256" && echo "@@removed $f"; done)`;
+  const remove = sh`while IFS= read -r f; do rm -f -- "$f" "$f.sha256" && echo "@@removed $f"; done`;
+  return sh`(cd -- ${BACKUP_DIR} && { ${byAge}${byCount}; } | sort -u | ${remove})`;
 }
 
 /**
@@ -124,10 +124,7 @@ export function retention(b: Backup): Script {
  * the database dump, which could only fail: the dump runs through the containers.
  */
 export function backup(t: Tenant, id: string, withDump = true): Script {
-  return named(
-    'backup',
-    sh`cd -- ${t.path} && { touch -c -- ${LOCK_DIR} 2>/dev/null || :; } && ${takeBackup(t, id, true, withDump)}`,
-  );
+  return named('backup', sh`${enter(t)} && ${touchLock} && ${takeBackup(t, id, true, withDump)}`);
 }
 
 export interface BackupTaken {
@@ -153,10 +150,9 @@ export function parseBackupTaken(stdout: string): BackupTaken | undefined {
 
 /** Lists the tenant's archives: `NAME|BYTES|MTIME|SHA256` a line (the checksum empty when its file is missing). */
 export function listBackups(t: Tenant): Script {
-  return named(
-    'listBackups',
-    sh`cd -- ${t.path} && { cd -- ${BACKUP_DIR} 2>/dev/null || exit 0; } && for f in *.tar.gz; do [ -f "$f" ] || continue; printf '%s|%s|%s|%s\n' "$f" "$(stat -c %s -- "$f")" "$(stat -c %Y -- "$f")" "$(cut -c 1-64 -- "$f.sha256" 2>/dev/null)"; done`,
-  );
+  const stats = sh`"$(stat -c %s -- "$f")" "$(stat -c %Y -- "$f")" "$(cut -c 1-64 -- "$f.sha256" 2>/dev/null)"`;
+  const each = sh`for f in *.tar.gz; do [ -f "$f" ] || continue; printf '%s|%s|%s|%s\n' "$f" ${stats}; done`;
+  return named('listBackups', sh`${enter(t)} && { cd -- ${BACKUP_DIR} 2>/dev/null || exit 0; } && ${each}`);
 }
 
 export interface BackupEntry {
@@ -207,18 +203,46 @@ function swapIn(id: string, top: string, files: readonly string[], keepAs: strin
   const exists = (p: string) => new Script(`{ [ -e ${p} ] || [ -L ${p} ]; }`);
   const isDir = (p: string) => new Script(`{ [ -d ${p} ] && [ ! -L ${p} ]; }`);
   const [x, t, o] = ['"x/$f"', '"$t"', 'old/"$f"'].map((p) => new Script(p)) as [Script, Script, Script];
-  const aside = sh`if ${exists(t.text)}; then if ${isDir(x.text)} || ${isDir(t.text)} || ! ln -P -- ${t} ${o} 2>/dev/null; then mv -T -- ${t} ${o} || break; fi; fi`;
-  const place = sh`for f in ${files}; do ${exists(x.text)} || continue; cur=$f; t=${top}/"$f"; d=$(dirname -- "$f") && mkdir -p -- ${top}/"$d" old/"$d" || break; ${aside}; mv -fT -- ${x} ${t} || break; cur=; placed="$f $placed"; done`;
+  // what is there kept in `old`: hard-linked when it can be, else moved
+  const cannotLink = sh`${isDir(x.text)} || ${isDir(t.text)} || ! ln -P -- ${t} ${o} 2>/dev/null`;
+  const aside = sh`if ${exists(t.text)}; then if ${cannotLink}; then mv -T -- ${t} ${o} || break; fi; fi`;
+  const dirs = sh`d=$(dirname -- "$f") && mkdir -p -- ${top}/"$d" old/"$d" || break`;
+  const placeOne = sh`cur=$f; t=${top}/"$f"; ${dirs}; ${aside}; mv -fT -- ${x} ${t} || break; cur=; placed="$f $placed"`;
+  const place = sh`for f in ${files}; do ${exists(x.text)} || continue; ${placeOne}; done`;
+  // undone: the path that failed, then each one placed, put back as it was
   const current = sh`f=$cur; t=${top}/"$f"; if ! ${exists(t.text)} && ${exists(o.text)}; then mv -T -- ${o} ${t} || back=; fi`;
-  const putBack = sh`for f in $placed; do t=${top}/"$f"; if ${isDir(t.text)} || ${isDir(o.text)} || ! ${exists(o.text)}; then mv -T -- ${t} ${x} || back=; fi; if ${exists(o.text)}; then mv -fT -- ${o} ${t} || back=; fi; done`;
-  const undone = `the restore of ${id} could not put a path in place (a directory where the archive has a file, a mount point, or a name changed meanwhile): what it had replaced was put back, nothing was changed:`;
-  const onWay = `the restore of ${id} found a link or a file where a directory on the way to a path belongs (it does not write through links): nothing was changed:`;
-  const stuck = `the restore of ${id} could not put a path in place, and putting back what it had replaced failed too: the files as they were before the restore are in backup ${keepAs}:`;
-  // a link (or a file) where a directory on the way to a path belongs: refused before anything is replaced
-  const parent = new Script('[ "${q%/*}" != "$q" ]; do q=${q%/*}');
-  const onTheWay = sh`for f in ${files}; do q=$f; while ${parent}; t=${top}/"$q"; if [ -L "$t" ] || { [ -e "$t" ] && [ ! -d "$t" ]; }; then printf '%s %s\n' ${onWay} "$f" >&2; exit ${RESTORE_EXIT.notSwapped}; fi; done; done`;
+  const moveOut = sh`if ${isDir(t.text)} || ${isDir(o.text)} || ! ${exists(o.text)}; then mv -T -- ${t} ${x} || back=; fi`;
+  const moveBack = sh`if ${exists(o.text)}; then mv -fT -- ${o} ${t} || back=; fi`;
+  const putBack = sh`for f in $placed; do t=${top}/"$f"; ${moveOut}; ${moveBack}; done`;
+  const { undone, stuck } = swapFailures(id, keepAs);
+  const tell = sh`if [ -n "$back" ]; then printf '%s %s\n' ${undone} "$bad" >&2; else printf '%s %s\n' ${stuck} "$bad" >&2; fi`;
+  const exit = sh`[ -n "$back" ] && exit ${RESTORE_EXIT.notSwapped}; exit ${RESTORE_EXIT.notPutBack}`;
+  const undo = sh`back=yes; bad=$cur; ${current}; ${putBack}; ${tell}; ${exit}`;
   // one brace group: it follows `&&` in the restore, so nothing in it runs when a step before it failed
-  return sh`{ ${onTheWay}; placed=; cur=; ${place}; if [ -n "$cur" ]; then back=yes; bad=$cur; ${current}; ${putBack}; if [ -n "$back" ]; then printf '%s %s\n' ${undone} "$bad" >&2; else printf '%s %s\n' ${stuck} "$bad" >&2; fi; [ -n "$back" ] && exit ${RESTORE_EXIT.notSwapped}; exit ${RESTORE_EXIT.notPutBack}; fi; echo '@@restored files'; }`;
+  return sh`{ ${linksOnTheWay(id, top, files)}; placed=; cur=; ${place}; if [ -n "$cur" ]; then ${undo}; fi; echo '@@restored files'; }`;
+}
+
+/** What a swap that failed says: all put back (`undone`), or not even that (`stuck`). */
+function swapFailures(id: string, keepAs: string): { undone: string; stuck: string } {
+  return {
+    undone:
+      `the restore of ${id} could not put a path in place (a directory where the archive has a file, a mount point, ` +
+      'or a name changed meanwhile): what it had replaced was put back, nothing was changed:',
+    stuck:
+      `the restore of ${id} could not put a path in place, and putting back what it had replaced failed too: ` +
+      `the files as they were before the restore are in backup ${keepAs}:`,
+  };
+}
+
+/** A link (or a file) where a directory on the way to a path belongs: refused before anything is replaced. */
+function linksOnTheWay(id: string, top: string, files: readonly string[]): Script {
+  const onWay =
+    `the restore of ${id} found a link or a file where a directory on the way to a path belongs ` +
+    '(it does not write through links): nothing was changed:';
+  const parent = new Script('[ "${q%/*}" != "$q" ]; do q=${q%/*}');
+  const refuse = sh`printf '%s %s\n' ${onWay} "$f" >&2; exit ${RESTORE_EXIT.notSwapped}`;
+  const check = sh`t=${top}/"$q"; if [ -L "$t" ] || { [ -e "$t" ] && [ ! -d "$t" ]; }; then ${refuse}; fi`;
+  return sh`for f in ${files}; do q=$f; while ${parent}; ${check}; done; done`;
 }
 
 /**
@@ -245,8 +269,36 @@ export function restore(t: Tenant, id: string, o: RestoreOptions): Script {
     throw new Error(`not a sha256: ${JSON.stringify(o.sha256)}`);
   const b = settings(t);
   const top = tenantFromPrivate(STATE_DIR);
+  const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
+  const swap = swapIn(id, top, files, o.keepAs);
+  const database =
+    o.database && b.dump?.restore
+      ? sh` && ${loadDump(t, `${DUMP_DIR}/${b.dump.file}`, b.dump.restore)}`
+      : sh``;
+  const keep = sh`(cd -- ${top} && ${takeBackup(t, o.keepAs, false, o.database, o.database)})`;
+  const up = o.up ? sh` && ${composeArgv(t)} up -d && echo '@@up'` : sh``;
+  const start = o.database && b.dump ? sh`${startDatabase(t)} && ` : sh``;
+  // in order, in the private directory: copy and check, keep what is replaced, extract, swap, load
+  const steps = sh`${fetchArchive(id, o.sha256)} && ${keep} && ${extractArchive(t, id)} && ${swap}${database}`;
+  return named(
+    'restore',
+    sh`cd -- ${t.path} && ${restoreLock(o.owner)} && ${start}${inPrivateDir(STATE_DIR, steps)}${up}`,
+  );
+}
+
+/** The deploy lock taken for the restore (held: RESTORE_EXIT.locked), removed when the script ends. */
+function restoreLock(owner: string): Script {
+  const held = sh`{ echo 'a deploy or restore holds the lock' >&2; exit ${RESTORE_EXIT.locked}; }`;
+  const take = sh`mkdir -p ${STATE_DIR} && { mkdir ${LOCK_DIR} 2>/dev/null || ${held}; }`;
+  return sh`${take} && trap 'rm -rf -- ${LOCK_DIR}' EXIT && printf '%s\n' ${owner} > ${`${LOCK_DIR}/owner`}`;
+}
+
+/**
+ * The archive copied into the private directory as `a` and checked against `sha256` when given, else
+ * against the `.sha256` beside it (RESTORE_EXIT.noBackup, .badChecksum).
+ */
+function fetchArchive(id: string, sha256: string | undefined): Script {
   const backups = `../${BACKUP_DIR.slice(STATE_DIR.length + 1)}`;
-  const lock = sh`mkdir -p ${STATE_DIR} && { mkdir ${LOCK_DIR} 2>/dev/null || { echo 'a deploy or restore holds the lock' >&2; exit ${RESTORE_EXIT.locked}; }; } && trap 'rm -rf -- ${LOCK_DIR}' EXIT && printf '%s\n' ${o.owner} > ${`${LOCK_DIR}/owner`}`;
   // read from BACKUP_DIR itself (entered with cd -P and found to be a directory of this .fleet, not a link
   // to another tenant's) and never through a link there (dd iflag=nofollow): root reads any file
   const inBackups = (file: string, then: Script) =>
@@ -254,34 +306,43 @@ export function restore(t: Tenant, id: string, o: RestoreOptions): Script {
   const read = (file: string) => sh`dd if=${file} iflag=nofollow status=none`;
   const archive = `${id}.tar.gz`;
   const want =
-    o.sha256 ??
+    sha256 ??
     sh`"$( ${inBackups(`${archive}.sha256`, read(`${archive}.sha256`))} 2>/dev/null | cut -c 1-64)"`;
-  const check = sh`fleet=$(stat -c %d:%i ..) && { ${inBackups(archive, read(archive))} > a || exit ${RESTORE_EXIT.noBackup}; } && want=${want} && { [ -n "$want" ] && [ "$(sha256sum < a | cut -c 1-64)" = "$want" ] || exit ${RESTORE_EXIT.badChecksum}; }`;
-  const files = [...new Set(['.env', ...t.compose.files, ...b.paths])];
+  const copied = sh`{ ${inBackups(archive, read(archive))} > a || exit ${RESTORE_EXIT.noBackup}; }`;
+  const matches = sh`[ -n "$want" ] && [ "$(sha256sum < a | cut -c 1-64)" = "$want" ]`;
+  return sh`fleet=$(stat -c %d:%i ..) && ${copied} && want=${want} && { ${matches} || exit ${RESTORE_EXIT.badChecksum}; }`;
+}
+
+/**
+ * The archive extracted into a fresh `x` (and `old` made for the swap): refused (RESTORE_EXIT.badArchive)
+ * when tar fails, or .env or a compose file is not a regular file, or it holds a device or setuid file.
+ */
+function extractArchive(t: Tenant, id: string): Script {
   const regular = ['.env', ...t.compose.files];
-  const bad = `the archive ${id} could not be extracted whole, or holds a link or special file where .env or a compose file belongs, or a device or setuid/setgid file: nothing was changed`;
+  const bad =
+    `the archive ${id} could not be extracted whole, or holds a link or special file where .env or a compose file belongs, ` +
+    'or a device or setuid/setgid file: nothing was changed';
   // tar run by root makes the devices and keeps the owners and setuid/setgid bits an archive names: refused
   const special = sh`[ -z "$(find x \( -type b -o -type c -o \( ! -type d \( -perm -4000 -o -perm -2000 \) \) \) -print | head -n 1)" ]`;
+  const whole = sh`mkdir x old && tar -xzf a -C x --exclude=${DUMP_DIR} && ${special} && [ -f x/.env ] && [ ! -L x/.env ]`;
+  const regularOrAbsent = sh`{ [ ! -e "x/$f" ] && [ ! -L "x/$f" ]; } || { [ -f "x/$f" ] && [ ! -L "x/$f" ]; } || ok=`;
+  const refuse = sh`{ printf '%s\n' ${bad} >&2; exit ${RESTORE_EXIT.badArchive}; }`;
   // braced whole: `keep && { … } || refuse` would report a failed pre-restore backup as a bad archive
-  const extract = sh`{ { mkdir x old && tar -xzf a -C x --exclude=${DUMP_DIR} && ${special} && [ -f x/.env ] && [ ! -L x/.env ] && ok=1 && for f in ${regular}; do { [ ! -e "x/$f" ] && [ ! -L "x/$f" ]; } || { [ -f "x/$f" ] && [ ! -L "x/$f" ]; } || ok=; done && [ -n "$ok" ]; } || { printf '%s\n' ${bad} >&2; exit ${RESTORE_EXIT.badArchive}; }; }`;
-  const swap = swapIn(id, top, files, o.keepAs);
-  const dumpFile = b.dump ? `${DUMP_DIR}/${b.dump.file}` : '';
-  const database =
-    o.database && b.dump?.restore
-      ? sh` && { tar -xzOf a -- ${dumpFile} > dump 2>/dev/null || exit ${RESTORE_EXIT.noDump}; } && (cd -- ${top} && ${composeEnv(t)} sh -c ${b.dump.restore}) < dump && echo '@@restored database'`
-      : sh``;
-  const keep = sh`(cd -- ${top} && ${takeBackup(t, o.keepAs, false, o.database, o.database)})`;
-  const up = o.up ? sh` && ${composeArgv(t)} up -d && echo '@@up'` : sh``;
-  const start = o.database && b.dump ? sh`${startDatabase(t)} && ` : sh``;
-  return named(
-    'restore',
-    sh`cd -- ${t.path} && ${lock} && ${start}${inPrivateDir(STATE_DIR, sh`${check} && ${keep} && ${extract} && ${swap}${database}`)}${up}`,
-  );
+  return sh`{ { ${whole} && ok=1 && for f in ${regular}; do ${regularOrAbsent}; done && [ -n "$ok" ]; } || ${refuse}; }`;
+}
+
+/** The archive's database dump loaded through the tenant's restore command (no dump in it: RESTORE_EXIT.noDump). */
+function loadDump(t: Tenant, dumpFile: string, command: string): Script {
+  const top = tenantFromPrivate(STATE_DIR);
+  const dump = sh`{ tar -xzOf a -- ${dumpFile} > dump 2>/dev/null || exit ${RESTORE_EXIT.noDump}; }`;
+  return sh`${dump} && (cd -- ${top} && ${composeEnv(t)} sh -c ${command}) < dump && echo '@@restored database'`;
 }
 
 /** Starts the tenant's stack when none of its containers runs (see `restore`); sets `dump_tries`. */
 function startDatabase(t: Tenant): Script {
-  const refused = sh`{ echo 'the database is not running and compose up -d failed' >&2; exit ${RESTORE_EXIT.notStarted}; }`;
+  const failed = 'the database is not running and compose up -d failed';
+  const refused = sh`{ echo ${new Script(`'${failed}'`)} >&2; exit ${RESTORE_EXIT.notStarted}; }`;
   const up = sh`{ { ${composeArgv(t)} up -d >&2 || ${refused}; } && echo '@@started' && dump_tries=${DUMP_WAIT_S}; }`;
-  return sh`{ ${deriveProject(t)}; } >/dev/null && dump_tries=1 && { [ -n "$(${containersOf(t, PROJECT_VAR)})" ] || ${up}; }`;
+  const running = sh`[ -n "$(${containersOf(t, PROJECT_VAR)})" ]`;
+  return sh`{ ${deriveProject(t)}; } >/dev/null && dump_tries=1 && { ${running} || ${up}; }`;
 }

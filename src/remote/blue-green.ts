@@ -7,9 +7,12 @@
  */
 import type { SlotName, Tenant } from '../registry/model';
 import { ENV_VAR, IMAGE_REF } from '../registry/patterns';
-import { containersOf, engineOf, enter, ENV_PROGRAM, STATE_DIR, touchLock } from './commands';
+import { engineOf } from './compose';
+import { containersOf } from './containers';
+import { ENV_PROGRAM } from './env-file';
 import { inPrivateDir, tenantFromPrivate } from './private-dir';
 import { named, Script, sh } from './shell';
+import { enter, STATE_DIR, touchLock } from './tenant-dir';
 
 export const SLOTS_DIR = `${STATE_DIR}/slots`;
 export const ACTIVE_FILE = `${SLOTS_DIR}/active`;

@@ -4,7 +4,8 @@
  * `follow` (the command then runs until its channel closes).
  */
 import type { Tenant } from '../registry/model';
-import { containersOf, deriveProject, engineOf, PROJECT_VAR } from './commands';
+import { deriveProject, engineOf, PROJECT_VAR } from './compose';
+import { containersOf } from './containers';
 import { named, Script, sh } from './shell';
 
 export interface LogsOptions {
@@ -31,9 +32,10 @@ export function logs(t: Tenant, o: LogsOptions): Script {
     ...(o.follow ? ['--follow'] : []),
   ];
   // a container's name from the server is only used when it is a plain name (it goes into sed's text)
-  const name = sh`name=$(${engine} inspect --format '{{.Name}}' "$id" 2>/dev/null); name=${new Script('${name#/}')}; case "$name" in '' | *[!A-Za-z0-9_.-]*) name=$id ;; esac`;
-  return named(
-    'logs',
-    sh`cd -- ${t.path} && { ${deriveProject(t)}; } >/dev/null && ids=$(${containersOf(t, PROJECT_VAR, true)}) && for id in $ids; do ${name}; ${engine} logs ${flags} "$id" 2>&1 | sed "s|^|$name |" & done; wait`,
-  );
+  const plain = sh`case "$name" in '' | *[!A-Za-z0-9_.-]*) name=$id ;; esac`;
+  const name = sh`name=$(${engine} inspect --format '{{.Name}}' "$id" 2>/dev/null); name=${new Script('${name#/}')}; ${plain}`;
+  // each container's lines, prefixed with its name, all at once
+  const each = sh`for id in $ids; do ${name}; ${engine} logs ${flags} "$id" 2>&1 | sed "s|^|$name |" & done; wait`;
+  const ids = sh`{ ${deriveProject(t)}; } >/dev/null && ids=$(${containersOf(t, PROJECT_VAR, true)})`;
+  return named('logs', sh`cd -- ${t.path} && ${ids} && ${each}`);
 }

@@ -4,8 +4,10 @@
  * engine's store. A filesystem with less than `minFreeMb` free is left alone (`@@low-disk FREE`).
  */
 import type { Tenant } from '../registry/model';
-import { engineOf, enter, registryLogin, type PullLogin } from './commands';
+import { engineOf } from './compose';
+import { pullAll, type PullLogin } from './images';
 import { named, Script, sh } from './shell';
+import { enter } from './tenant-dir';
 
 export function prePullImages(
   t: Tenant,
@@ -14,12 +16,11 @@ export function prePullImages(
   login?: PullLogin,
 ): Script {
   const engine = engineOf(t.compose.command);
-  const pulls = refs.map((ref) => sh`${engine} pull -q ${ref} >/dev/null`.text).join(' && ');
-  const before = login ? sh`${registryLogin(engine, login)} && ` : sh``;
   const free = sh`free=$(df -Pk . | awk 'NR==2 {print int($4 / 1024)}')`;
+  const enoughDisk = sh`${free} && { [ "$free" -ge ${minFreeMb} ] || { echo "@@low-disk $free"; exit 0; }; }`;
   return named(
     'prePull',
-    sh`${enter(t)} && ${free} && { [ "$free" -ge ${minFreeMb} ] || { echo "@@low-disk $free"; exit 0; }; } && ${before}${new Script(pulls)} && echo '@@prepulled'`,
+    sh`${enter(t)} && ${enoughDisk} && ${pullAll(engine, refs, login)} && echo '@@prepulled'`,
   );
 }
 

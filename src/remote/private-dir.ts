@@ -40,9 +40,13 @@ export const PRIVATE_DIR_REFUSED = 31;
  */
 export function inPrivateDir(dir: string, body: Script): Script {
   const top = tenantFromPrivate(dir);
-  const refused = `fleet-deploy: refusing to write in ${dir}: the private directory it made there was replaced (a link, or not its own): nothing was written`;
+  const refused =
+    `fleet-deploy: refusing to write in ${dir}: the private directory it made there was replaced ` +
+    '(a link, or not its own): nothing was written';
   const made = sh`top=$(stat -c %d:%i .) && p=$(umask 077 && mktemp -d ${`${dir}/.fleet-tmp.XXXXXX`}) || exit 1`;
-  const check = sh`cd -P -- "$p" 2>/dev/null && [ "$(stat -c %u:%a .)" = "$(id -u):700" ] && [ -z "$(ls -A)" ] && [ "$(stat -c %d:%i ${top})" = "$top" ] || { printf '%s\n' ${refused} >&2; exit ${PRIVATE_DIR_REFUSED}; }`;
+  // entered without following a link, and found to be the one made: ours, 0700, empty, in `dir`
+  const ours = sh`[ "$(stat -c %u:%a .)" = "$(id -u):700" ] && [ -z "$(ls -A)" ] && [ "$(stat -c %d:%i ${top})" = "$top" ]`;
+  const check = sh`cd -P -- "$p" 2>/dev/null && ${ours} || { printf '%s\n' ${refused} >&2; exit ${PRIVATE_DIR_REFUSED}; }`;
   const cleanup = `trap 'find . -mindepth 1 -delete 2>/dev/null; cd .. && rmdir -- "\${p##*/}" 2>/dev/null' EXIT`;
   return sh`{ ( ${made}; ${check}; ${new Script(cleanup)}; ${body} ) || exit $?; }`;
 }

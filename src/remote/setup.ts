@@ -15,9 +15,9 @@
 import { createHash } from 'node:crypto';
 import type { Tenant } from '../registry/model';
 import { ENV_VAR } from '../registry/patterns';
-import { composeArgv } from './commands';
+import { composeArgv } from './compose';
 import { inPrivateDir } from './private-dir';
-import { named, Script, sh } from './shell';
+import { cases, named, Script, sh } from './shell';
 
 export type StepResult = 'unchanged' | 'changed' | 'failed';
 export interface SetupStep {
@@ -85,9 +85,61 @@ export interface ServerSetup {
  * that user, a link in its home leads nowhere it could not write itself.
  */
 function authorizeKey(publicKey: string): string {
-  return sh`umask 077; key=${publicKey}; f="$HOME/.ssh/authorized_keys"; if [ -f "$f" ] && grep -qxF -- "$key" "$f"; then exit ${UNCHANGED}; fi; mkdir -p -- "$HOME/.ssh" && printf '%s\n' "$key" >> "$f" && chmod 600 -- "$f"`
+  const there = sh`[ -f "$f" ] && grep -qxF -- "$key" "$f"`;
+  const append = sh`mkdir -p -- "$HOME/.ssh" && printf '%s\n' "$key" >> "$f" && chmod 600 -- "$f"`;
+  return sh`umask 077; key=${publicKey}; f="$HOME/.ssh/authorized_keys"; if ${there}; then exit ${UNCHANGED}; fi; ${append}`
     .text;
 }
+
+/** The deploy user's home and group (`$home`, `$ug`); `$ug` fails when there is no such user. */
+const HOME_AND_GROUP = sh`home=$(getent passwd "$user" | cut -d: -f6); ug=$(id -g "$user" 2>/dev/null)`;
+
+/** The deploy user: there, or made with a home and bash. */
+const USER_STEP = cases(
+  [
+    [sh`id -u "$user" >/dev/null 2>&1`, sh`step user unchanged "$user exists"`],
+    [sh`useradd -m -s /bin/bash "$user"`, sh`step user changed "created $user"`],
+  ],
+  sh`step user failed "useradd $user failed"`,
+);
+
+/** No password (`usermod -p '*'`), so only keys log the deploy user in. */
+const PASSWORD_STEP = sh`pw=$(getent shadow "$user" | cut -d: -f2); ${cases(
+  [
+    [sh`[ "$pw" = '*' ]`, sh`step password unchanged 'no password (key login only)'`],
+    [sh`usermod -p '*' "$user"`, sh`step password changed 'set to none (key login only)'`],
+  ],
+  sh`step password failed 'usermod -p failed'`,
+)}`;
+
+/** The deploy user in the engine's group (which must exist: the engine is installed first). */
+const GROUP_STEP = cases(
+  [
+    [
+      sh`! getent group "$group" >/dev/null`,
+      sh`step group failed "no group $group on this server: install the container engine first, or pass --group"`,
+    ],
+    [
+      sh`id -nG "$user" 2>/dev/null | tr ' ' '\n' | grep -qxF -- "$group"`,
+      sh`step group unchanged "$user is in $group"`,
+    ],
+    [sh`usermod -aG "$group" "$user"`, sh`step group changed "added $user to $group"`],
+  ],
+  sh`step group failed "usermod -aG $group failed"`,
+);
+
+/** The deploy user's authorized key, written as that user (authorizeKey). */
+const keyStep = (publicKey: string) =>
+  cases(
+    [[sh`[ -z "$home" ]`, sh`step key failed 'no home directory'`]],
+    userStep(
+      'key',
+      authorizeKey(publicKey),
+      sh`"added to $home/.ssh/authorized_keys"`,
+      sh`'authorized'`,
+      sh`"could not write $home/.ssh/authorized_keys as $user"`,
+    ),
+  );
 
 /**
  * The server's steps: the deploy user (made with a home and bash; no password: `usermod -p '*'`, so only
@@ -97,11 +149,11 @@ export function setupServer(o: ServerSetup): Script {
   const lines: Script[] = [
     STEP_FN,
     sh`user=${o.user}; group=${o.group}; key=${o.publicKey}`,
-    sh`if id -u "$user" >/dev/null 2>&1; then step user unchanged "$user exists"; elif useradd -m -s /bin/bash "$user"; then step user changed "created $user"; else step user failed "useradd $user failed"; fi`,
-    sh`pw=$(getent shadow "$user" | cut -d: -f2); if [ "$pw" = '*' ]; then step password unchanged 'no password (key login only)'; elif usermod -p '*' "$user"; then step password changed 'set to none (key login only)'; else step password failed 'usermod -p failed'; fi`,
-    sh`if ! getent group "$group" >/dev/null; then step group failed "no group $group on this server: install the container engine first, or pass --group"; elif id -nG "$user" 2>/dev/null | tr ' ' '\n' | grep -qxF -- "$group"; then step group unchanged "$user is in $group"; elif usermod -aG "$group" "$user"; then step group changed "added $user to $group"; else step group failed "usermod -aG $group failed"; fi`,
-    sh`home=$(getent passwd "$user" | cut -d: -f6); ug=$(id -g "$user" 2>/dev/null)`,
-    sh`if [ -z "$home" ]; then step key failed 'no home directory'; else as_user ${authorizeKey(o.publicKey)}; case $? in 0) step key changed "added to $home/.ssh/authorized_keys" ;; ${UNCHANGED}) step key unchanged 'authorized' ;; *) step key failed "could not write $home/.ssh/authorized_keys as $user" ;; esac; fi`,
+    USER_STEP,
+    PASSWORD_STEP,
+    GROUP_STEP,
+    HOME_AND_GROUP,
+    keyStep(o.publicKey),
   ];
   return named('setupServer', new Script(lines.map(String).join('\n')));
 }
@@ -121,8 +173,12 @@ export interface TenantSetup {
  * Replaces each placeholder ($FLEET_PH, one a line) by the value in $FLEET_S_<i>, literally (index(), not
  * a regular expression). Values come through the environment, never awk -v, which reads backslashes.
  */
-const FILL_PROGRAM = `BEGIN { n = split(ENVIRON["FLEET_PH"], ph, "\\n") }
-{ line = $0; for (i = 1; i <= n; i++) { v = ENVIRON["FLEET_S_" i]; out = ""; while ((p = index(line, ph[i])) > 0) { out = out substr(line, 1, p - 1) v; line = substr(line, p + length(ph[i])) } line = out line } print line }`;
+const FILL_PROGRAM = [
+  'BEGIN { n = split(ENVIRON["FLEET_PH"], ph, "\\n") }',
+  '{ line = $0; for (i = 1; i <= n; i++) { v = ENVIRON["FLEET_S_" i]; out = ""; ' +
+    'while ((p = index(line, ph[i])) > 0) { out = out substr(line, 1, p - 1) v; line = substr(line, p + length(ph[i])) } ' +
+    'line = out line } print line }',
+].join('\n');
 
 /**
  * Run as the deploy user in the tenant directory: a new .env when there is none. The secrets are made
@@ -131,13 +187,16 @@ const FILL_PROGRAM = `BEGIN { n = split(ENVIRON["FLEET_PH"], ph, "\\n") }
  */
 function writeEnv(template: string, secrets: readonly Secret[]): string {
   const make = secrets.map((s, i) => {
-    const v = `FLEET_S_${i + 1}`; // a constant name: the value is only ever in this variable
-    return sh`${new Script(v)}=$(head -c ${s.length * 2 + 64} /dev/urandom | base64 | tr -dc A-Za-z0-9 | head -c ${s.length}); [ ${new Script(`\${#${v}}`)} -eq ${s.length} ] || ok=; export ${new Script(v)}`;
+    const v = new Script(`FLEET_S_${i + 1}`); // a constant name: the value is only ever in this variable
+    const random = sh`$(head -c ${s.length * 2 + 64} /dev/urandom | base64 | tr -dc A-Za-z0-9 | head -c ${s.length})`;
+    return sh`${v}=${random}; [ ${new Script(`\${#${v.text}}`)} -eq ${s.length} ] || ok=; export ${v}`;
   });
   const placeholders = secrets.map((s) => s.placeholder).join('\n');
-  const fill = sh`umask 077; ok=1; ${new Script(make.map(String).join('; ') || ':')}; [ -n "$ok" ] && printf '%s' ${template} | FLEET_PH=${placeholders} awk ${FILL_PROGRAM} > new && chmod 600 new && ln -T -- new ../.env`;
-  return sh`cd -- "$dir" || exit 1; if [ -e .env ] || [ -L .env ]; then exit ${UNCHANGED}; fi; ${inPrivateDir('.', fill)}`
-    .text;
+  const filled = sh`printf '%s' ${template} | FLEET_PH=${placeholders} awk ${FILL_PROGRAM} > new`;
+  const secretsMade = new Script(make.map(String).join('; ') || ':');
+  const fill = sh`umask 077; ok=1; ${secretsMade}; [ -n "$ok" ] && ${filled} && chmod 600 new && ln -T -- new ../.env`;
+  const kept = sh`if [ -e .env ] || [ -L .env ]; then exit ${UNCHANGED}; fi`;
+  return sh`cd -- "$dir" || exit 1; ${kept}; ${inPrivateDir('.', fill)}`.text;
 }
 
 /**
@@ -149,7 +208,8 @@ function putFile(file: string, text: string, mode: string): string {
   const dir = slash < 0 ? '.' : file.slice(0, slash);
   const sum = createHash('sha256').update(text).digest('hex');
   const write = sh`printf '%s' ${text} > new && chmod ${mode} new && mv -fT -- new ${`../${file.slice(slash + 1)}`}`;
-  return sh`cd -- "$dir" || exit 1; if [ -f ${file} ] && [ "$(sha256sum < ${file} | cut -c 1-64)" = ${sum} ]; then exit ${UNCHANGED}; fi; mkdir -p -- ${dir} && ${inPrivateDir(dir, write)}`
+  const same = sh`[ -f ${file} ] && [ "$(sha256sum < ${file} | cut -c 1-64)" = ${sum} ]`;
+  return sh`cd -- "$dir" || exit 1; if ${same}; then exit ${UNCHANGED}; fi; mkdir -p -- ${dir} && ${inPrivateDir(dir, write)}`
     .text;
 }
 
@@ -157,7 +217,9 @@ function putFile(file: string, text: string, mode: string): string {
  * Run as the deploy user: the tenant directory when it is the user's own already (unchanged), or made
  * by the user (so a link on the way, e.g. in its home, leads only where it could write anyway).
  */
-const USER_DIR = `if [ -d "$dir" ] && [ ! -L "$dir" ] && [ "$(stat -c %u -- "$dir")" = "$(id -u)" ]; then exit ${UNCHANGED}; fi; [ ! -e "$dir" ] && [ ! -L "$dir" ] && mkdir -p -- "$dir" && chmod 750 -- "$dir"`;
+const OWN_DIR = '[ -d "$dir" ] && [ ! -L "$dir" ] && [ "$(stat -c %u -- "$dir")" = "$(id -u)" ]';
+const MAKE_DIR = '[ ! -e "$dir" ] && [ ! -L "$dir" ] && mkdir -p -- "$dir" && chmod 750 -- "$dir"';
+const USER_DIR = `if ${OWN_DIR}; then exit ${UNCHANGED}; fi; ${MAKE_DIR}`;
 
 /**
  * `root_only PATH` succeeds when PATH and every directory above it that exists resolve to directories
@@ -165,8 +227,14 @@ const USER_DIR = `if [ -d "$dir" ] && [ ! -L "$dir" ] && [ "$(stat -c %u -- "$di
  * the way sits in such a directory: root put it there, nobody else can have.
  */
 export const ROOT_ONLY = new Script(
-  `root_only() { p=$1; while :; do if [ -e "$p" ]; then set -- $(stat -L -c '%u %a' -- "$p"); m=$((0$2)); [ "$1" = 0 ] && { [ $((m & 18)) -eq 0 ] || [ $((m & 512)) -ne 0 ]; } || return 1; fi; [ "$p" = / ] && return 0; p=$(dirname -- "$p"); done; }`,
+  `root_only() { p=$1; while :; do ${rootOnlyOne()}; [ "$p" = / ] && return 0; p=$(dirname -- "$p"); done; }`,
 );
+
+/** The one path `$p`, when it exists: owned by root, and not writable by group or others (022) unless sticky (01000). */
+function rootOnlyOne(): string {
+  const rootsAlone = '[ "$1" = 0 ] && { [ $((m & 18)) -eq 0 ] || [ $((m & 512)) -ne 0 ]; }';
+  return `if [ -e "$p" ]; then set -- $(stat -L -c '%u %a' -- "$p"); m=$((0$2)); ${rootsAlone} || return 1; fi`;
+}
 
 /**
  * The tenant directory's step. The deploy user makes it, or finds it its own, when it can. Otherwise root
@@ -174,14 +242,55 @@ export const ROOT_ONLY = new Script(
  * change (root_only: so nobody else can have put a link on the way), and never when it is a link.
  */
 function directoryStep(): Script {
-  const shared =
-    'is not owned by $user, and a directory above it can be changed by another user than root: fleet-deploy does not create or chown it as root; check it and chown it by hand, or put the tenant under a root-owned directory';
-  return sh`as_user ${USER_DIR}; rc=$?; if [ $rc -eq ${UNCHANGED} ]; then step directory unchanged "$dir"; elif [ $rc -eq 0 ]; then step directory changed "created $dir"; else canon=$dir; if ! root_only "$(dirname -- "$canon")"; then step directory failed "$dir ${new Script(shared)}"; exit 0; elif [ -L "$canon" ] || { [ -e "$canon" ] && [ ! -d "$canon" ]; }; then step directory failed "$canon is not a directory (a link or a file): fleet-deploy does not follow or chown it"; exit 0; elif [ -d "$canon" ] && chown -h "$user:$ug" "$canon"; then step directory changed "$dir now owned by $user"; elif mkdir -p -- "$canon" && chown -h "$user:$ug" "$canon" && chmod 750 "$canon"; then step directory changed "created $dir"; else step directory failed "could not make $dir"; exit 0; fi; fi`;
+  const asUser = cases(
+    [
+      [sh`[ $rc -eq ${UNCHANGED} ]`, sh`step directory unchanged "$dir"`],
+      [sh`[ $rc -eq 0 ]`, sh`step directory changed "created $dir"`],
+    ],
+    sh`canon=$dir; ${AS_ROOT_DIR}`,
+  );
+  return sh`as_user ${USER_DIR}; rc=$?; ${asUser}`;
 }
 
+const SHARED =
+  'is not owned by $user, and a directory above it can be changed by another user than root: ' +
+  'fleet-deploy does not create or chown it as root; ' +
+  'check it and chown it by hand, or put the tenant under a root-owned directory';
+const NOT_A_DIRECTORY = 'is not a directory (a link or a file): fleet-deploy does not follow or chown it';
+
+/** Root's part of the directory step: refused above a directory others can change, or on a link; else chown or mkdir. */
+const AS_ROOT_DIR = cases(
+  [
+    [
+      sh`! root_only "$(dirname -- "$canon")"`,
+      sh`step directory failed "$dir ${new Script(SHARED)}"; exit 0`,
+    ],
+    [
+      sh`[ -L "$canon" ] || { [ -e "$canon" ] && [ ! -d "$canon" ]; }`,
+      sh`step directory failed "$canon ${new Script(NOT_A_DIRECTORY)}"; exit 0`,
+    ],
+    [
+      sh`[ -d "$canon" ] && chown -h "$user:$ug" "$canon"`,
+      sh`step directory changed "$dir now owned by $user"`,
+    ],
+    [
+      sh`mkdir -p -- "$canon" && chown -h "$user:$ug" "$canon" && chmod 750 "$canon"`,
+      sh`step directory changed "created $dir"`,
+    ],
+  ],
+  sh`step directory failed "could not make $dir"; exit 0`,
+);
+
 /** A step run as the deploy user: its script's exit code says changed (0), unchanged or failed. */
-function userStep(name: string, script: string, changed: string, unchanged: string, failed: string): Script {
-  return sh`as_user ${script}; case $? in 0) step ${name} changed ${changed} ;; ${UNCHANGED}) step ${name} unchanged ${unchanged} ;; *) step ${name} failed ${failed} ;; esac`;
+function userStep(
+  name: string,
+  script: string,
+  changed: string | Script,
+  unchanged: string | Script,
+  failed: string | Script,
+): Script {
+  const ok = sh`0) step ${name} changed ${changed} ;; ${UNCHANGED}) step ${name} unchanged ${unchanged} ;;`;
+  return sh`as_user ${script}; case $? in ${ok} *) step ${name} failed ${failed} ;; esac`;
 }
 
 /** The systemd unit that brings the tenant's stack up at boot (as the deploy user, in its directory). */
@@ -220,7 +329,7 @@ export function setupTenant(o: TenantSetup): Script {
   const lines: Script[] = [
     STEP_FN,
     ROOT_ONLY,
-    sh`user=${o.user}; path=${t.path}; home=$(getent passwd "$user" | cut -d: -f6); ug=$(id -g "$user" 2>/dev/null) || { step directory failed "no user $user"; exit 0; }`,
+    sh`user=${o.user}; path=${t.path}; ${HOME_AND_GROUP} || { step directory failed "no user $user"; exit 0; }`,
     new Script('case $path in /*) dir=$path ;; *) dir="$home/$path" ;; esac; dir=${dir%/}; export dir'),
     directoryStep(),
   ];
@@ -250,15 +359,41 @@ export function setupTenant(o: TenantSetup): Script {
       'could not write .env (as the deploy user)',
     ),
   );
-  if (o.systemdDir !== undefined) {
-    const unit = sh`${o.systemdDir}/${unitName(t)}`;
-    const text = systemdUnit(t, o.user, '@DIR@');
-    lines.push(
-      sh`unit=$(printf '%s' ${text} | sed "s|@DIR@|$dir|g"); if [ -f ${unit} ] && [ "$(cat ${unit}; echo x)" = "$unit"x ]; then what=unchanged; elif mkdir -p ${o.systemdDir} && printf '%s' "$unit" > ${unit}.tmp && mv -f ${unit}.tmp ${unit}; then what=changed; else step systemd failed 'could not write the unit'; what=; fi`,
-      sh`if [ -z "$what" ]; then :; elif ! command -v systemctl >/dev/null 2>&1 || [ ! -d /run/systemd/system ]; then step systemd "$what" ${`${unitName(t)} written; not enabled: systemd does not run here`}; elif systemctl is-enabled --quiet ${unitName(t)} 2>/dev/null && [ "$what" = unchanged ]; then step systemd unchanged ${`${unitName(t)} enabled`}; elif systemctl daemon-reload && systemctl enable --quiet ${unitName(t)}; then step systemd changed ${`${unitName(t)} written and enabled`}; else step systemd failed 'systemctl enable failed'; fi`,
-    );
-  }
+  if (o.systemdDir !== undefined) lines.push(...systemdSteps(t, o.user, o.systemdDir));
   return named('setupTenant', new Script(lines.map(String).join('\n')));
+}
+
+/** The systemd unit written when it differs, then enabled where systemd runs. */
+function systemdSteps(t: Tenant, user: string, systemdDir: string): Script[] {
+  const name = unitName(t);
+  const unit = sh`${systemdDir}/${name}`;
+  const same = sh`[ -f ${unit} ] && [ "$(cat ${unit}; echo x)" = "$unit"x ]`;
+  const written = sh`mkdir -p ${systemdDir} && printf '%s' "$unit" > ${unit}.tmp && mv -f ${unit}.tmp ${unit}`;
+  const write = cases(
+    [
+      [same, sh`what=unchanged`],
+      [written, sh`what=changed`],
+    ],
+    sh`step systemd failed 'could not write the unit'; what=`,
+  );
+  const noSystemd = sh`! command -v systemctl >/dev/null 2>&1 || [ ! -d /run/systemd/system ]`;
+  const enable = cases(
+    [
+      [sh`[ -z "$what" ]`, sh`:`],
+      [noSystemd, sh`step systemd "$what" ${`${name} written; not enabled: systemd does not run here`}`],
+      [
+        sh`systemctl is-enabled --quiet ${name} 2>/dev/null && [ "$what" = unchanged ]`,
+        sh`step systemd unchanged ${`${name} enabled`}`,
+      ],
+      [
+        sh`systemctl daemon-reload && systemctl enable --quiet ${name}`,
+        sh`step systemd changed ${`${name} written and enabled`}`,
+      ],
+    ],
+    sh`step systemd failed 'systemctl enable failed'`,
+  );
+  const text = systemdUnit(t, user, '@DIR@');
+  return [sh`unit=$(printf '%s' ${text} | sed "s|@DIR@|$dir|g"); ${write}`, enable];
 }
 
 /** The step lines of a setup script's output (server text: names and results checked, details bounded). */

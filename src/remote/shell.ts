@@ -63,3 +63,14 @@ export function envPrefix(env: Readonly<Record<string, string>>): Script {
       .join(' '),
   );
 }
+
+/**
+ * `if C1; then B1; elif C2; then B2; …; else E; fi` from its cases in order, so a long chain reads as a
+ * list: each condition beside what it does. Only Scripts go in (no value is left unquoted).
+ */
+export function cases(branches: ReadonlyArray<readonly [Script, Script]>, otherwise?: Script): Script {
+  const arms = branches.map(
+    ([condition, body], i) => `${i ? 'elif' : 'if'} ${condition.text}; then ${body.text}; `,
+  );
+  return new Script(`${arms.join('')}${otherwise ? `else ${otherwise.text}; ` : ''}fi`);
+}

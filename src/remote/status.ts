@@ -6,21 +6,11 @@
  */
 import { SLOTS, type SlotName, type Tenant } from '../registry/model';
 import { COMPOSE_PROJECT, IMAGE_REF } from '../registry/patterns';
-import {
-  CONFIG_HASH_LABEL,
-  containerState,
-  containersOf,
-  type ContainerState,
-  deriveProject,
-  engineOf,
-  HISTORY_FILE,
-  LEASE_MARKER,
-  LOCK_DIR,
-  normalizeId,
-  parseLeaseMarker,
-  parseImages,
-  PROJECT_VAR,
-} from './commands';
+import { CONFIG_HASH_LABEL, deriveProject, engineOf, PROJECT_VAR } from './compose';
+import { containerState, containersOf, type ContainerState } from './containers';
+import { normalizeId, parseImages } from './images';
+import { LEASE_MARKER, parseLeaseMarker } from './lock';
+import { HISTORY_FILE, LOCK_DIR } from './tenant-dir';
 import { ACTIVE_FILE, slotEnvFile } from './blue-green';
 import { named, Script, sh } from './shell';
 
@@ -89,7 +79,8 @@ export function slotsInspection(t: Tenant): Script {
   );
 }
 
-export { CONFIG_HASH_LABEL, CONTAINER_STATES, type ContainerState } from './commands';
+export { CONFIG_HASH_LABEL } from './compose';
+export { CONTAINER_STATES, type ContainerState } from './containers';
 
 export interface ContainerInfo {
   name: string;

@@ -11,7 +11,10 @@
 import type { BlueGreen, SlotName, Target } from '../../registry/model';
 import { SLOTS } from '../../registry/model';
 import { COMPOSE_PROJECT } from '../../registry/patterns';
-import * as R from '../../remote/commands';
+import { versionOf } from '../../registry/release';
+import { projectOf } from '../../remote/compose';
+import { containerHealth } from '../../remote/containers';
+import type { PrepareReads, Prepared } from '../../remote/prepare';
 import * as B from '../../remote/blue-green';
 import { Script } from '../../remote/shell';
 import { slotsInspection, stackState, type TenantInspection } from '../../remote/status';
@@ -98,7 +101,7 @@ export class BlueGreenStrategy implements ReleaseStrategy {
     return this.target.tenant;
   }
 
-  prepareReads(): R.PrepareReads {
+  prepareReads(): PrepareReads {
     return this.compose.prepareReads();
   }
 
@@ -116,7 +119,7 @@ export class BlueGreenStrategy implements ReleaseStrategy {
     const slot = (s: SlotName): SlotStatus => {
       const { refs = {}, containers = [] } = i.slots?.[s] ?? {};
       const ref = refs[first];
-      return { ...(ref ? { version: R.versionOf(ref) } : {}), refs, state: stackState(containers) };
+      return { ...(ref ? { version: versionOf(ref) } : {}), refs, state: stackState(containers) };
     };
     return {
       ...this.compose.status(i),
@@ -126,7 +129,7 @@ export class BlueGreenStrategy implements ReleaseStrategy {
   }
 
   /** The running release (.env's); the slots' projects follow from its project, as the server derived it. */
-  current(p: R.Prepared): Release {
+  current(p: Prepared): Release {
     const running = this.compose.current(p);
     if (!COMPOSE_PROJECT.re.test(slotProjects(p.project!).green))
       throw new StepFailure(
@@ -139,7 +142,7 @@ export class BlueGreenStrategy implements ReleaseStrategy {
 
   /** The slots' projects: from the running release's project once `current` read it, else from the registry. */
   private get projects(): Projects {
-    return slotProjects(this.running?.project ?? R.projectOf(this.tenant));
+    return slotProjects(this.running?.project ?? projectOf(this.tenant));
   }
 
   release(spec: ReleaseSpec): Release {
@@ -249,7 +252,7 @@ export class BlueGreenStrategy implements ReleaseStrategy {
       : d.switchedBack
         ? d.read.live.project
         : d.read.projects[d.read.idle];
-    return R.containerHealth(this.tenant, project);
+    return containerHealth(this.tenant, project);
   }
 
   async promote(ctx: StrategyContext, next: Release): Promise<Promoted> {

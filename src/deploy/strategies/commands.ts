@@ -4,7 +4,8 @@
  * pulled or pruned by the tool: the commands own the images.
  */
 import type { Commands, Target } from '../../registry/model';
-import * as R from '../../remote/commands';
+import { runUserCommand } from '../../remote/hooks';
+import type { PrepareReads, Prepared } from '../../remote/prepare';
 import { sh, type Script } from '../../remote/shell';
 import { currentInspection, type TenantInspection } from '../../remote/status';
 import { hookEnv } from '../hooks';
@@ -21,7 +22,7 @@ export class CommandsStrategy implements ReleaseStrategy {
   ) {}
 
   /** No preflight checks (the commands own the stack); the version `current` prints. */
-  prepareReads(): R.PrepareReads {
+  prepareReads(): PrepareReads {
     return { checks: [], state: [sh`echo '@@current'; sh -c ${this.commands.current} || exit 1`] };
   }
 
@@ -34,7 +35,7 @@ export class CommandsStrategy implements ReleaseStrategy {
     return { ...(i.current ? { version: i.current } : {}), containers: i.containers, state: 'running' };
   }
 
-  current(p: R.Prepared): Release {
+  current(p: Prepared): Release {
     return p.current
       ? { refs: { version: p.current }, version: p.current, imageIds: [], digests: [] }
       : { refs: {}, imageIds: [], digests: [] };
@@ -51,7 +52,7 @@ export class CommandsStrategy implements ReleaseStrategy {
   }
 
   private run(command: string, to: string, from: string) {
-    return R.runUserCommand(this.target.tenant, command, hookEnv(this.target, to, from));
+    return runUserCommand(this.target.tenant, command, hookEnv(this.target, to, from));
   }
 
   async switchTo(ctx: StrategyContext, next: Release, current: Release, switched: () => void): Promise<void> {

@@ -5,8 +5,19 @@
  */
 import type { Image, Target, Tenant } from '../../registry/model';
 import { IMAGE_REF } from '../../registry/patterns';
-import * as R from '../../remote/commands';
-import { containerRuns } from '../../remote/containers';
+import { imageRef, registryHost, versionOf } from '../../registry/release';
+import { COMPOSE_CHECKED_MARK, projectOf } from '../../remote/compose';
+import {
+  containerHealth,
+  containerRuns,
+  hibernate,
+  type Hibernation,
+  hibernationOf,
+} from '../../remote/containers';
+import { LOGIN_FAILED, SWITCH_FAILED } from '../../remote/exit-codes';
+import { parseImages, pullImages } from '../../remote/images';
+import { composeReads, type PrepareReads, type Prepared } from '../../remote/prepare';
+import { parseConfigHash, update } from '../../remote/update';
 import type { Script } from '../../remote/shell';
 import { composeInspection, type TenantInspection } from '../../remote/status';
 import type { CrashWatchSpec } from '../crash-watch';
@@ -29,7 +40,7 @@ export class ComposeStrategy implements ReleaseStrategy {
   /** The Compose project as derived on the server by `prepare` (the registry's when it sets one). */
   private project?: string;
   /** How the tenant slept when `prepare` read it, and its paused containers (woken for the switch). */
-  private asleep?: R.Hibernation;
+  private asleep?: Hibernation;
   private paused: string[] = [];
   /** Every container of the project when `prepare` read it (the crash watch counts new ones from zero). */
   private before: string[] = [];
@@ -41,8 +52,8 @@ export class ComposeStrategy implements ReleaseStrategy {
     return this.target.tenant;
   }
 
-  prepareReads(): R.PrepareReads {
-    return R.composeReads(this.tenant);
+  prepareReads(): PrepareReads {
+    return composeReads(this.tenant);
   }
 
   inspect(): Script {
@@ -52,14 +63,14 @@ export class ComposeStrategy implements ReleaseStrategy {
   /** The release in .env and the project's containers. */
   status(i: TenantInspection): StrategyStatus {
     const first = i.env[this.tenant.images[0]?.variable ?? ''];
-    return { ...(first ? { version: R.versionOf(first) } : {}), containers: i.containers };
+    return { ...(first ? { version: versionOf(first) } : {}), containers: i.containers };
   }
 
   /**
    * The release in .env. Each reference is checked like user input: a value that is not an image
    * reference could neither be rolled back to nor safely written again, so the deploy stops here.
    */
-  current(p: R.Prepared): Release {
+  current(p: Prepared): Release {
     if (!p.project)
       throw new StepFailure(
         'prepare',
@@ -67,7 +78,7 @@ export class ComposeStrategy implements ReleaseStrategy {
           'or the directory); set compose.project in the registry',
       );
     this.project = p.project;
-    this.asleep = R.hibernationOf(p.containers);
+    this.asleep = hibernationOf(p.containers);
     this.paused = p.containers.filter((c) => c.state === 'paused').map((c) => c.id);
     this.before = p.containers.map((c) => c.id);
     // (a server that lists bare image IDs gives no states: those are running containers)
@@ -89,7 +100,7 @@ export class ComposeStrategy implements ReleaseStrategy {
     const first = p.env[this.tenant.images[0]!.variable];
     return {
       refs,
-      ...(first ? { version: R.versionOf(first) } : {}),
+      ...(first ? { version: versionOf(first) } : {}),
       imageIds: p.running,
       digests: [],
       project: p.project,
@@ -99,7 +110,7 @@ export class ComposeStrategy implements ReleaseStrategy {
   /** Each image at its version in `versions`, else at `version`; the release's version is the first image's. */
   release({ version, versions }: ReleaseSpec): Release {
     const versionOf = (i: Image) => versions[i.variable] ?? version;
-    const refs = Object.fromEntries(this.tenant.images.map((i) => [i.variable, R.imageRef(i, versionOf(i))]));
+    const refs = Object.fromEntries(this.tenant.images.map((i) => [i.variable, imageRef(i, versionOf(i))]));
     return { refs, version: versionOf(this.tenant.images[0]!), imageIds: [], digests: [] };
   }
 
@@ -118,10 +129,10 @@ export class ComposeStrategy implements ReleaseStrategy {
   private async pull(ctx: StrategyContext, refs: string[]): Promise<PulledImage[]> {
     const { login, stdin } = this.login(ctx.registry) ?? {};
     for (let attempt = 1; ; attempt++) {
-      const r = await ctx.shell.exec(R.pullImages(this.tenant, refs, login), ctx.pullTimeoutMs, stdin);
-      if (r.code === 0) return R.parseImages(r.stdout);
+      const r = await ctx.shell.exec(pullImages(this.tenant, refs, login), ctx.pullTimeoutMs, stdin);
+      if (r.code === 0) return parseImages(r.stdout);
       const why = redactPasswords(describe(r), ctx.registry);
-      if (r.code === R.LOGIN_FAILED) throw new StepFailure('pull', why);
+      if (r.code === LOGIN_FAILED) throw new StepFailure('pull', why);
       // an image that does not exist or may not be read will not appear on a retry: fail at once
       const permanent = PERMANENT_PULL_ERROR.test(why);
       if (permanent || attempt >= ctx.pullAttempts)
@@ -137,7 +148,7 @@ export class ComposeStrategy implements ReleaseStrategy {
   private login(registry: RegistryCredentials | undefined) {
     return pullLogin(
       registry,
-      this.tenant.images.map((i) => R.registryHost(i.repository)),
+      this.tenant.images.map((i) => registryHost(i.repository)),
     );
   }
 
@@ -163,7 +174,7 @@ export class ComposeStrategy implements ReleaseStrategy {
     });
     const only = changedServices(this.tenant, current, next);
     const r = await ctx.shell.exec(
-      R.update(this.tenant, next.refs, {
+      update(this.tenant, next.refs, {
         note,
         // paused containers are woken first: Compose recreates only what changed, and the rest must answer the gate
         unpause: this.paused,
@@ -172,16 +183,16 @@ export class ComposeStrategy implements ReleaseStrategy {
       }),
       ctx.pullTimeoutMs,
     );
-    if (r.code === R.SWITCH_FAILED)
+    if (r.code === SWITCH_FAILED)
       throw new StepFailure(
         'update',
         `switching the image in ${this.tenant.path}/.env failed: ${describe(r)}`,
       );
     switched(); // from here on a failure rolls back; .env is the old or the new file, never a mix
     if (r.code !== 0) throw new StepFailure('update', `compose up failed: ${describe(r)}`);
-    const hash = R.parseConfigHash(r.stdout);
+    const hash = parseConfigHash(r.stdout);
     if (hash) next.configHash = hash;
-    if (r.stdout.includes(`${R.COMPOSE_CHECKED_MARK}\n`))
+    if (r.stdout.includes(`${COMPOSE_CHECKED_MARK}\n`))
       return 'compose files checked (changed since their last check)';
   }
 
@@ -190,23 +201,23 @@ export class ComposeStrategy implements ReleaseStrategy {
       throw new StepFailure('rollback', 'no previous release in .env to roll back to');
     // The failed release's containers go first, by force: one that crash-loops under a restart policy
     // would otherwise make `up -d` fail with "container state improper" and leave two containers.
-    const replace = { project: previous.project ?? this.project ?? R.projectOf(this.tenant) };
-    await ctx.shell.must('rollback', R.update(this.tenant, previous.refs, { replace }), ctx.pullTimeoutMs);
+    const replace = { project: previous.project ?? this.project ?? projectOf(this.tenant) };
+    await ctx.shell.must('rollback', update(this.tenant, previous.refs, { replace }), ctx.pullTimeoutMs);
   }
 
   crashWatch(): CrashWatchSpec {
     return {
-      script: containerRuns(this.tenant, this.project ?? R.projectOf(this.tenant)),
+      script: containerRuns(this.tenant, this.project ?? projectOf(this.tenant)),
       before: this.before,
     };
   }
 
   /** The remote script that lists the containers' own health states. */
   containerHealth(): Script {
-    return R.containerHealth(this.tenant, this.project);
+    return containerHealth(this.tenant, this.project);
   }
 
-  hibernated(): R.Hibernation | undefined {
+  hibernated(): Hibernation | undefined {
     return this.asleep;
   }
 
@@ -214,8 +225,8 @@ export class ComposeStrategy implements ReleaseStrategy {
     return this.running;
   }
 
-  hibernate(how: R.Hibernation): Script {
-    return R.hibernate(this.tenant, this.project ?? R.projectOf(this.tenant), how);
+  hibernate(how: Hibernation): Script {
+    return hibernate(this.tenant, this.project ?? projectOf(this.tenant), how);
   }
 
   prunable(history: History, next: Release, current: Release): string[] {
@@ -229,8 +240,8 @@ export class ComposeStrategy implements ReleaseStrategy {
 
   preview(next: Release, registry?: RegistryCredentials) {
     return {
-      fetch: R.pullImages(this.tenant, Object.values(next.refs), this.login(registry)?.login),
-      switch: R.update(this.tenant, next.refs, { configHash: { project: R.projectOf(this.tenant) } }),
+      fetch: pullImages(this.tenant, Object.values(next.refs), this.login(registry)?.login),
+      switch: update(this.tenant, next.refs, { configHash: { project: projectOf(this.tenant) } }),
     };
   }
 }

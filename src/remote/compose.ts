@@ -1,0 +1,146 @@
+/**
+ * Compose on the server: the engine behind a compose command, its argv, the project as Compose derives it,
+ * the check that the compose files parse (run only when they changed) and the config hash read after `up`.
+ */
+import { createHash } from 'node:crypto';
+import type { ComposeCommand, Tenant } from '../registry/model';
+import { imageLines } from './env-file';
+import { SWITCH_FAILED } from './exit-codes';
+import { inPrivateDir } from './private-dir';
+import { Script, sh } from './shell';
+import { STATE_DIR } from './tenant-dir';
+
+/** The container engine CLI behind a compose command (for pull, inspect, image rm). */
+export function engineOf(command: ComposeCommand): 'docker' | 'podman' {
+  return command.startsWith('podman') ? 'podman' : 'docker';
+}
+
+/**
+ * The Compose project name when the registry sets it; otherwise Compose decides on the server (see
+ * `deriveProject`), and this is only the guess from the directory name, for checks across the registry.
+ */
+export function projectOf(t: Tenant): string {
+  if (t.compose.project) return t.compose.project;
+  return normalizeProject(t.path.replace(/\/+$/, '').split('/').at(-1) ?? '');
+}
+
+/** As Compose normalizes a project name: lowercase; letters, digits, "-" and "_"; no leading "-" or "_". */
+export function normalizeProject(name: string): string {
+  return name
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, '')
+    .replace(/^[-_]+/, '');
+}
+
+/**
+ * Sets `$project` to the Compose project as Compose itself derives it when no `-p` is given: the
+ * session's COMPOSE_PROJECT_NAME, else COMPOSE_PROJECT_NAME in the tenant's .env, else the top-level
+ * `name:` of the first compose file, else the name of that file's directory — normalized as Compose
+ * does. The value comes from files on the server: it is only ever expanded inside double quotes here,
+ * and `parsePrepared` checks it against the project pattern before any later command uses it.
+ */
+export function deriveProject(t: Tenant): Script {
+  if (t.compose.project) return sh`project=${t.compose.project}; echo "@@project $project"`;
+  const first = t.compose.files[0]!;
+  const steps = [
+    PROJECT_FROM_SESSION,
+    orElse(PROJECT_IN_ENV_FILE),
+    orElse(nameIn(first)),
+    orElse(directoryOf(first)),
+    NORMALIZE_PROJECT,
+    sh`echo "@@project $project"`,
+  ];
+  return new Script(steps.map(String).join('; '));
+}
+
+/** A value as Compose reads it from a file: its last line, without CR, quotes or spaces. */
+const LAST_VALUE = new Script(`tr -d '\\r"'"'"' ' | tail -n 1`);
+/** The session's COMPOSE_PROJECT_NAME (empty when unset: safe under `set -u`). */
+const PROJECT_FROM_SESSION = sh`project=${new Script('"${COMPOSE_PROJECT_NAME:-}"')}`;
+/** `$project`, when still empty, set to what `value` prints. */
+const orElse = (value: Script) => sh`[ -n "$project" ] || project="$(${value})"`;
+/** What a sed expression picks out of a file, read as Compose reads a value (LAST_VALUE). */
+const valueIn = (pick: Script, file: string) => sh`sed -n ${pick} ${file} 2>/dev/null | ${LAST_VALUE}`;
+/** COMPOSE_PROJECT_NAME in the tenant's .env (with or without `export`). */
+const PROJECT_IN_ENV_FILE = valueIn(
+  sh`'s/^[[:space:]]*\(export[[:space:]]*\)\{0,1\}COMPOSE_PROJECT_NAME=//p'`,
+  '.env',
+);
+/** The top-level `name:` of a compose file. */
+const nameIn = (file: string) => valueIn(sh`'s/^name:[[:space:]]*//p'`, file);
+/** The name of a compose file's directory. */
+const directoryOf = (file: string) => sh`basename -- "$(cd -- "$(dirname -- ${file})" && pwd)"`;
+/** `$project` normalized as Compose does (see normalizeProject). */
+const NORMALIZE_PROJECT = sh`project="$(printf '%s' "$project" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9_-' | sed 's/^[-_]*//')"`;
+
+/**
+ * A cheap check that the compose command exists. Compose v1 and podman-compose are Python programs
+ * costing ~0.4 s of CPU per run, so they are looked up, not run; `docker compose` is a fast plugin.
+ */
+export function composeAvailable(command: ComposeCommand): Script {
+  if (command === 'docker compose') return sh`docker compose version >/dev/null 2>&1`;
+  return sh`command -v ${command.split(' ')[0]!} >/dev/null 2>&1`;
+}
+
+/** The project derived on the server by `deriveProject`, as shell text for double quotes. */
+export const PROJECT_VAR = new Script('$project');
+
+export function composeArgv(t: Tenant): string[] {
+  const argv = t.compose.command.split(' ');
+  for (const f of t.compose.files) argv.push('-f', f);
+  if (t.compose.project) argv.push('-p', t.compose.project);
+  return argv;
+}
+
+/** The label Compose puts on each container: a hash of its service's configuration. */
+export const CONFIG_HASH_LABEL = 'com.docker.compose.config-hash';
+const CONFIG_HASH = /^[a-f0-9]{64}$/;
+
+/**
+ * One hash for a release's Compose configuration: the config-hash label of its one service, or for
+ * several services a sha256 over their distinct labels, sorted (so a change to any service shows).
+ * Labels that are not hashes (server text) are ignored; undefined when none is left.
+ */
+export function configHashOf(labels: readonly string[]): string | undefined {
+  const hashes = [...new Set(labels.map((l) => l.trim()).filter((l) => CONFIG_HASH.test(l)))].sort();
+  if (hashes.length <= 1) return hashes[0];
+  return createHash('sha256').update(hashes.join('\n')).digest('hex');
+}
+
+/** Where `update` keeps the fingerprint of the compose files it last found to parse. */
+export const COMPOSE_CHECKED = `${STATE_DIR}/compose-checked`;
+/** Printed by `update` when it ran `compose config` (the files or what they read changed). */
+export const COMPOSE_CHECKED_MARK = '@@compose-checked';
+
+/**
+ * Compose files that do not parse fail here, before .env changes and before a rollback removes the
+ * running containers it could not start again. Compose is a process (~0.4 s of CPU for compose v1), so
+ * it runs only when something it reads changed since it last passed: a sha256 over the compose command
+ * and files, the files' text and .env without the image variables the deploy itself switches, kept in
+ * .fleet/compose-checked (made in a private directory and renamed into place, never written through a
+ * link). Files the compose files name (`env_file`, `extends`) are not in it: a change there alone is
+ * found by `compose up`, which rolls back.
+ */
+export function checkComposeFiles(t: Tenant): Script {
+  const changed = sh`[ -z "$sum" ] || [ "$sum" != "$(cat ${COMPOSE_CHECKED} 2>/dev/null)" ]`;
+  return sh`{ ${composeFingerprint(t)}; if ${changed}; then ${composeConfig(t)}; fi; }`;
+}
+
+/** `$sum`: the sha256 of what `compose config` reads, but the image variables; empty when it cannot be taken. */
+function composeFingerprint(t: Tenant): Script {
+  const inputs = sh`printf '%s\n' ${composeArgv(t)}; cat -- ${t.compose.files}; grep -vE ${imageLines(t)} .env`;
+  return sh`sum=$({ ${inputs}; } 2>/dev/null | sha256sum) || sum=`;
+}
+
+/** Runs `compose config`: files that do not parse exit SWITCH_FAILED; files that do are remembered as `$sum`. */
+function composeConfig(t: Tenant): Script {
+  const unparsable = `the compose files of ${t.path} do not parse (${t.compose.command} config failed): nothing was changed`;
+  const failed = sh`{ printf '%s\n' ${unparsable} >&2; exit ${SWITCH_FAILED}; }`;
+  return sh`{ ${composeArgv(t)} config >/dev/null || ${failed}; echo ${COMPOSE_CHECKED_MARK}; ${REMEMBER_CHECKED}; }`;
+}
+
+/** Writes `$sum` into COMPOSE_CHECKED, from the private directory in STATE_DIR; a failure is ignored. */
+const CHECKED_FROM_PRIVATE = `../${COMPOSE_CHECKED.slice(STATE_DIR.length + 1)}`;
+const WRITE_CHECKED = sh`{ printf '%s\n' "$sum" > new && mv -fT -- new ${CHECKED_FROM_PRIVATE}; } 2>/dev/null || :`;
+/** `$sum` remembered as the fingerprint that passed (never written through a link: private-dir.ts). */
+const REMEMBER_CHECKED = sh`{ [ -z "$sum" ] || [ ! -d ${STATE_DIR} ] || ${inPrivateDir(STATE_DIR, WRITE_CHECKED)}; }`;
