@@ -20,8 +20,9 @@ export function failStep(error: unknown): void {
         core.error(p.source ? `${p.source}: ${text}` : text, { title: 'fleet-deploy: configuration error' });
       }
     }
+    const n = error.problems.length;
     core.setFailed(
-      `configuration error: ${error.problems.length === 1 ? 'see the annotation above' : `${error.problems.length} problems, see the annotations above`}`,
+      `configuration error: ${n === 1 ? 'see the annotation above' : `${n} problems, see the annotations above`}`,
     );
     return;
   }

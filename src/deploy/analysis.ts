@@ -139,7 +139,8 @@ export function describeWaveAnalysis(
   const values = templateValues(plan, wave, version, []);
   const checks = checksFor(analysis, values.rings);
   const lines = [
-    `Analysis after wave ${wave.index}: soak ${duration(soakFor(analysis, values.rings))}, ${checks.length} check(s), on failure roll back: ${analysis.rollback}, inconclusive: ${analysis.inconclusive}`,
+    `Analysis after wave ${wave.index}: soak ${duration(soakFor(analysis, values.rings))}, ` +
+      `${checks.length} check(s), on failure roll back: ${analysis.rollback}, inconclusive: ${analysis.inconclusive}`,
   ];
   for (const c of checks.map((x) => plannedCheck(x, values))) {
     const conditions = [
@@ -147,7 +148,9 @@ export function describeWaveAnalysis(
       c.successCondition ? `success: ${c.successCondition}` : '',
     ].filter(Boolean);
     lines.push(
-      `  ${c.name}${c.dryRun ? ' (dry run)' : ''}: ${c.kind} every ${duration(c.intervalMs)}${c.count ? ` ×${c.count}` : ''}, failureLimit ${c.failureLimit}, inconclusiveLimit ${c.inconclusiveLimit}; ${conditions.join('; ')}`,
+      `  ${c.name}${c.dryRun ? ' (dry run)' : ''}: ${c.kind} every ` +
+        `${duration(c.intervalMs)}${c.count ? ` ×${c.count}` : ''}, failureLimit ${c.failureLimit}, ` +
+        `inconclusiveLimit ${c.inconclusiveLimit}; ${conditions.join('; ')}`,
       `    ${c.what}`,
     );
   }

@@ -63,7 +63,9 @@ export function staleLockProblem(
   return {
     path: [],
     source,
-    message: `${exact(ageMs)} could break the lock of a deploy still at work: one may leave its lock untouched for up to ${minutes(worst.ms)} (${worst.step} of ${worst.id})`,
+    message:
+      `${exact(ageMs)} could break the lock of a deploy still at work: one may leave its lock ` +
+      `untouched for up to ${minutes(worst.ms)} (${worst.step} of ${worst.id})`,
     hint: `give at least twice that, e.g. ${minutes(least)}`,
   };
 }

@@ -36,10 +36,17 @@ function preflightProblem(target: Target, code: number | null, stdout: string): 
       return `no .env in ${t.path}: the image variables (${t.images.map((i) => i.variable).join(', ')}) live there`;
     case PREFLIGHT.lockUnwritable: {
       const free = parsePrepared(stdout).freeMb;
-      return `cannot write the deploy lock in ${t.path}/.fleet on ${target.server.name}${free === undefined ? '' : ` (${free} MiB free)`}: is the disk full? Nothing was changed`;
+      return (
+        `cannot write the deploy lock in ${t.path}/.fleet on ` +
+        `${target.server.name}${free === undefined ? '' : ` (${free} MiB free)`}: is the disk full? ` +
+        `Nothing was changed`
+      );
     }
     case PREFLIGHT.noComposeCommand:
-      return `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set compose.command in the registry`;
+      return (
+        `compose command "${t.compose.command}" does not run on ${target.server.name}; install it or set ` +
+        `compose.command in the registry`
+      );
     default:
       return undefined;
   }
@@ -52,7 +59,10 @@ function lockedBy(target: Target, p: Prepared, waitedMs: number): string {
     left === undefined
       ? `it has no lease (a restore's, or an older fleet-deploy's): if that deploy is gone, release it: ${unlockCommand(target.id)}`
       : `its lease runs ${left} s more; if its holder is gone, a deploy after that takes the lock over`;
-  return `${target.tenant.path} on ${target.server.name} is locked by another deploy: ${holder}; waited ${Math.round(waitedMs / 1000)} s; ${lease}`;
+  return (
+    `${target.tenant.path} on ${target.server.name} is locked by another deploy: ${holder}; waited ` +
+    `${Math.round(waitedMs / 1000)} s; ${lease}`
+  );
 }
 
 /** Runs `prepare` until the lock is ours, or fails the step saying why. */

@@ -290,7 +290,8 @@ const backup = z
   })
   .meta({
     description:
-      'Archive .env, the compose files, these paths and a database dump into .fleet/backups/ (gzip, with a sha256 checksum) before each deploy and on `fleet-deploy backup`.',
+      'Archive .env, the compose files, these paths and a database dump into .fleet/backups/ (gzip, ' +
+      'with a sha256 checksum) before each deploy and on `fleet-deploy backup`.',
   });
 
 const commandsFields = {
@@ -321,7 +322,8 @@ const proxy = z
             str(
               P.CADDY_ID_TEMPLATE,
               'Caddy @id',
-              'The "@id" of the tenant\'s reverse_proxy handler in the Caddy config; its upstreams are replaced at /id/ROUTE/upstreams. May use {tenant}, {server}, {region}, {ring}. Default: "fleet-{tenant}".',
+              'The "@id" of the tenant\'s reverse_proxy handler in the Caddy config; its upstreams are ' +
+                'replaced at /id/ROUTE/upstreams. May use {tenant}, {server}, {region}, {ring}. Default: "fleet-{tenant}".',
               'fleet-{tenant}',
             ),
             knownPlaceholders,
@@ -338,7 +340,8 @@ const proxy = z
             str(
               P.REMOTE_PATH_TEMPLATE,
               'path',
-              "The file holding the upstream's one `server 127.0.0.1:PORT;` line, included in an `upstream { }` block; written atomically by the deploy user. May use {tenant}, {server}, {region}, {ring}.",
+              "The file holding the upstream's one `server 127.0.0.1:PORT;` line, included in an `upstream { " +
+                '}` block; written atomically by the deploy user. May use {tenant}, {server}, {region}, {ring}.',
               '/etc/nginx/fleet/{tenant}.conf',
             ),
             (v) =>
@@ -356,13 +359,16 @@ const proxy = z
         }),
       z.strictObject({ kind: z.literal('flag-file') }).meta({
         description:
-          'Any proxy that picks the live slot per request by which flag file exists, .fleet/slots/live-blue or .fleet/slots/live-green in the tenant directory (Caddy: a `file` matcher; nginx: `if (-f …)`): the switch renames one into the other, with no proxy reload.',
+          'Any proxy that picks the live slot per request by which flag file exists, ' +
+          '.fleet/slots/live-blue or .fleet/slots/live-green in the tenant directory (Caddy: a `file` ' +
+          'matcher; nginx: `if (-f …)`): the switch renames one into the other, with no proxy reload.',
       }),
       z
         .strictObject({
           kind: z.literal('command'),
           switch: shellCommand(
-            'Points the tenant at 127.0.0.1:$FLEET_UPSTREAM_PORT ($FLEET_UPSTREAM is "127.0.0.1:PORT"); exits non-zero when the proxy refused.',
+            'Points the tenant at 127.0.0.1:$FLEET_UPSTREAM_PORT ($FLEET_UPSTREAM is "127.0.0.1:PORT"); ' +
+              'exits non-zero when the proxy refused.',
           ),
           current: shellCommand(
             'Prints the port the proxy sends the tenant to now (one line); fails when the proxy is down.',
@@ -410,7 +416,9 @@ export const strategy = z
         })
         .meta({
           description:
-            'Start the new release in the idle slot beside the live one, gate it directly, switch the proxy, verify through it (health.port is the port the proxy serves the tenant on), drain and stop the old slot.',
+            'Start the new release in the idle slot beside the live one, gate it directly, switch the proxy, ' +
+            'verify through it (health.port is the port the proxy serves the tenant on), drain and stop the ' +
+            'old slot.',
         }),
     ],
     { error: 'must have "kind": "in-place", "commands" or "blue-green"' },
