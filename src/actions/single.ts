@@ -7,6 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { core } from './log';
 import { ConfigurationError, type Problem } from '../errors';
 import { parseRegistry, type Registry } from '../registry';
+import { DEFAULT_REGISTRY, setting, SETTINGS } from '../settings';
+import { actionInputs } from './inputs';
 
 /** Registry path → the input that sets it, so errors name the input. */
 const FIELDS: Array<[string, string, (v: string) => unknown]> = [
@@ -21,10 +23,8 @@ const FIELDS: Array<[string, string, (v: string) => unknown]> = [
   ['health-path', 'servers.0.tenants.0.health.path', (v) => v],
 ];
 
-export const SINGLE_INPUTS = [...FIELDS.map(([i]) => i), 'image-variable', 'image-repository'];
-
 export function singleServerRequested(): boolean {
-  return core.getInput('host').trim() !== '';
+  return setting(actionInputs, 'host') !== undefined;
 }
 
 export function registryFromInputs(): Registry {
@@ -41,8 +41,8 @@ export function registryFromInputs(): Registry {
     o[keys.at(-1)!] = convert(v);
   }
   raw.servers[0].tenants[0].images[0] = {
-    variable: core.getInput('image-variable').trim() || 'APP_IMAGE',
-    repository: core.getInput('image-repository').trim(),
+    variable: setting(actionInputs, 'imageVariable'),
+    repository: setting(actionInputs, 'imageRepository') ?? '',
   };
   try {
     return parseRegistry(JSON.stringify(raw), 'inputs');
@@ -69,9 +69,11 @@ export function registryFromInputs(): Registry {
 }
 
 /** The registry of an action: the file named by `registry`, or the single server given by inputs. */
-export async function actionRegistry(input = 'registry'): Promise<Registry> {
+export async function actionRegistry(row: 'registry' | 'analysisRegistry' = 'registry'): Promise<Registry> {
   if (singleServerRequested()) return registryFromInputs();
-  const path = core.getInput(input).trim() || 'servers/production.json';
+  const input = SETTINGS[row].input;
+  // the analysis registry has no default: the gate reads it only when given
+  const path = setting(actionInputs, row) ?? DEFAULT_REGISTRY;
   let source: string;
   try {
     source = await readFile(path, 'utf8');

@@ -8,41 +8,34 @@ import { readFile } from 'node:fs/promises';
 import { core } from './log';
 import { fleetStatus, statusRows, STATUS_HEADERS } from '../cli/status';
 import { hasDrift, type TargetStatus } from '../deploy/status';
-import { ConfigurationError } from '../errors';
 import { jsonText } from '../report/sanitize';
 import { driftList, renderStatusSummary } from '../report/status-summary';
-import { checkBoolean } from '../values';
-import { positiveInt, text } from './inputs';
+import { setting } from '../settings';
+import { actionInputs, sshKey } from './inputs';
 
 /** A target that needs a look: drifted, unreachable, not running, or a lock left in place. */
 const attention = (s: TargetStatus) =>
   hasDrift(s) || Boolean(s.error) || s.state !== 'running' || Boolean(s.lock) || s.probe?.ok === false;
 
-function sshKey(): string {
-  const key = core.getInput('ssh-key');
-  if (!key.trim())
-    throw new ConfigurationError([
-      { path: [], source: 'input "ssh-key"', message: 'is required: status reads every server over SSH' },
-    ]);
-  core.setSecret(key);
-  return key;
-}
-
 export async function runStatusAction(): Promise<void> {
-  const failOnDrift = checkBoolean(text('fail-on-drift', 'false'), 'input "fail-on-drift"');
-  const values = {
-    registry: text('registry', 'servers/production.json'),
-    select: core.getInput('select').trim() || undefined,
-    waves: core.getInput('waves').trim() || undefined,
-    concurrency: String(positiveInt('concurrency', 8)),
+  const failOnDrift = setting(actionInputs, 'failOnDrift')!;
+  const select = setting(actionInputs, 'select');
+  const settings = {
+    registry: setting(actionInputs, 'registry')!,
+    ...(select !== undefined ? { select } : {}),
+    waves: setting(actionInputs, 'waves')!,
+    concurrency: setting(actionInputs, 'serverConcurrency')!,
   };
   const io = {
     stdout: (t: string) => core.info(t.trimEnd()),
     stderr: (t: string) => core.info(t.trimEnd()),
     readText: (p: string) => readFile(p, 'utf8'),
-    env: { FLEET_SSH_KEY: sshKey(), FLEET_KNOWN_HOSTS: core.getInput('known-hosts') },
+    env: {
+      FLEET_SSH_KEY: sshKey('status reads every server over SSH'),
+      FLEET_KNOWN_HOSTS: setting(actionInputs, 'knownHostsText') ?? '',
+    },
   };
-  const statuses = await fleetStatus(values, io);
+  const statuses = await fleetStatus(settings, io);
   const rows = statusRows(statuses);
   const drifted = statuses.filter(hasDrift).length;
   const unreachable = statuses.filter((s) => s.error).length;

@@ -7,7 +7,7 @@ import { eachServer } from '../deploy/each-server';
 import type { HttpResponse, Transport } from '../deploy/ports';
 import { describe } from '../deploy/shell';
 import { hasDrift, targetStatus, waveDrift, type TargetStatus } from '../deploy/status';
-import { FORMAT_OPTIONS, outputFormat } from './args';
+import { EXIT, FORMAT_FLAGS, outputFormat } from './args';
 import { judge } from '../health/gate';
 import { fetchUrl } from '../http/fetch';
 import type { Target } from '../registry/model';
@@ -15,7 +15,10 @@ import { inspectTenant, parseInspection } from '../remote/status';
 import { plural, table } from '../report/table';
 import { jsonText } from '../report/sanitize';
 import type { CliIO } from './io';
-import { openRemote, REMOTE_HELP, REMOTE_OPTIONS, type Values } from './remote';
+import { flagOptions, REMOTE_FLAGS, type RemoteSettings } from '../settings';
+import { openRemote, remoteFlags, remoteHelp, type Values } from './remote';
+
+const STATUS_FLAGS = [...FORMAT_FLAGS, 'statusWaves', 'failOnDrift'] as const;
 
 export const STATUS_USAGE = `fleet-deploy status [--select EXPR] [--waves SPEC] [--format table|json] [--json] [--fail-on-drift] [options]
 
@@ -28,20 +31,9 @@ release (.env or the running images), its Compose config-hash differs from the d
 recorded), or it runs another version than most of its wave. Reads only; takes no lock.
 
 Options:
-  -f, --format FORMAT   table (default) or json
-      --json            the same as --format json
-  -w, --waves SPEC      the waves "most of its wave" compares within (default: all targets are one wave)
-      --fail-on-drift   exit 3 when any target drifted (for scheduled checks)
-${REMOTE_HELP}`;
+${remoteHelp(STATUS_FLAGS)}`;
 
-export const STATUS_OPTIONS = {
-  ...REMOTE_OPTIONS,
-  ...FORMAT_OPTIONS,
-  waves: { type: 'string', short: 'w' },
-  'fail-on-drift': { type: 'boolean' },
-} as const;
-
-export const DRIFT_EXIT = 3;
+export const STATUS_OPTIONS = flagOptions([...STATUS_FLAGS, ...REMOTE_FLAGS]);
 
 /** One GET of the registry's health check (the answer is judged once the version is known). */
 async function get(t: Target, transport: Transport): Promise<HttpResponse | Error> {
@@ -62,8 +54,8 @@ function verdict(t: Target, answer: HttpResponse | Error, version: string): Targ
 }
 
 /** The status of every selected target, drift across waves included (the status action uses it too). */
-export async function fleetStatus(values: Values, io: CliIO): Promise<TargetStatus[]> {
-  const { targets, connector, concurrency, waveOf } = await openRemote(values, io);
+export async function fleetStatus(settings: RemoteSettings, io: CliIO): Promise<TargetStatus[]> {
+  const { targets, connector, concurrency, waveOf } = await openRemote(settings, io);
   const results = await eachServer(
     targets,
     connector,
@@ -141,7 +133,7 @@ export const STATUS_HEADERS = [
 
 export async function runStatus(values: Values, io: CliIO): Promise<number> {
   const format = outputFormat(values, ['table', 'json']);
-  const statuses = await fleetStatus(values, io);
+  const statuses = await fleetStatus(remoteFlags(values), io);
   const drifted = statuses.filter(hasDrift).length;
   if (format === 'json') io.stdout(`${jsonText(statuses, 2)}\n`);
   else {
@@ -151,5 +143,5 @@ export async function runStatus(values: Values, io: CliIO): Promise<number> {
     );
   }
   if (statuses.some((s) => s.error)) return 1;
-  return values['fail-on-drift'] && drifted ? DRIFT_EXIT : 0;
+  return values['fail-on-drift'] && drifted ? EXIT.drift : EXIT.ok;
 }

@@ -5,6 +5,7 @@
  * (a target running something other than most of its wave) is added by `waveDrift`. Pure.
  */
 import type { Target } from '../registry/model';
+import { defaultOf } from '../settings';
 import { configHashOf, versionOf } from '../remote/commands';
 import type { ContainerState, TenantInspection } from '../remote/status';
 import { History, parseHistory, type HistoryEntry } from './history';
@@ -45,7 +46,10 @@ export interface TargetStatus {
 }
 
 /** The defaults of --command-timeout and --pull-timeout: how long a live deploy may leave its lock untouched. */
-const DEFAULT_LIMITS = { commandTimeoutMs: 120_000, pullTimeoutMs: 900_000 };
+const DEFAULT_LIMITS = {
+  commandTimeoutMs: defaultOf('commandTimeoutMs'),
+  pullTimeoutMs: defaultOf('pullTimeoutMs'),
+};
 
 function aggregate(states: readonly ContainerState[]): ContainerState {
   if (states.length === 0) return 'missing';
