@@ -5,7 +5,6 @@
 import { core } from './log';
 import { ConfigurationError } from '../errors';
 import { fromInputs, setting, SETTINGS } from '../settings';
-import { percent, wholeNumber } from '../values';
 
 /** The rollout settings' inputs (src/settings.ts), read the same way as the CLI's flags. */
 export const actionInputs = fromInputs((name) => core.getInput(name));
@@ -13,14 +12,6 @@ export const actionInputs = fromInputs((name) => core.getInput(name));
 export function text(name: string, fallback: string): string {
   const v = core.getInput(name).trim();
   return v === '' ? fallback : v;
-}
-
-export function positiveInt(name: string, fallback: number, min = 1): number {
-  return wholeNumber(core.getInput(name), `input "${name}"`, fallback, min);
-}
-
-export function percentInput(name: string, fallback: number): number {
-  return percent(core.getInput(name), `input "${name}"`, fallback);
 }
 
 /**

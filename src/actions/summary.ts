@@ -9,7 +9,8 @@ import * as github from '@actions/github';
 import { failureAnnotations } from '../report/annotations';
 import { mergeReports, renderSummary } from '../report/summary';
 import { readReports } from './reports';
-import { text } from './inputs';
+import { setting, SETTINGS } from '../settings';
+import { actionInputs, text } from './inputs';
 import { ConfigurationError } from '../errors';
 
 function octokit() {
@@ -31,7 +32,7 @@ type Totals = ReturnType<typeof mergeReports>['totals'];
 type Where = { owner: string; repo: string; environment: string };
 
 export async function runSummary(): Promise<void> {
-  const mode = text('deployment', 'none');
+  const mode = setting(actionInputs, 'deployment')!;
   if (!['none', 'start', 'finish'].includes(mode))
     throw new ConfigurationError([
       {
@@ -40,7 +41,7 @@ export async function runSummary(): Promise<void> {
         message: `${JSON.stringify(mode)} is not one of none, start, finish`,
       },
     ]);
-  const where: Where = { ...github.context.repo, environment: text('environment', 'production') };
+  const where: Where = { ...github.context.repo, environment: setting(actionInputs, 'environment')! };
   if (mode === 'start') return startDeployment(where);
   const { totals: t, success } = await summarize();
   if (mode === 'finish') await finishDeployment(where, t, success);
@@ -76,14 +77,14 @@ async function startDeployment({ owner, repo, environment }: Where): Promise<voi
 
 /** Every job's report merged: the job summary, the failures' annotations and the outputs. */
 async function summarize(): Promise<{ totals: Totals; success: boolean }> {
-  const reports = await readReports(text('reports', 'fleet-deploy-reports'), 'input "reports"');
+  const reports = await readReports(setting(actionInputs, 'reports')!, actionInputs.name(SETTINGS.reports));
   const merged = mergeReports(reports);
   // The gate's stop reason (matrix mode), when the reports themselves carry none (fleet mode does).
   const stopped = merged.stopped ?? (core.getInput('stopped').trim() || undefined);
   const report = { ...merged, ...(stopped ? { stopped } : {}) };
   const markdown = renderSummary(report, {
     title: text('title', `Deploy ${report.version}`),
-    reportLink: text('report-link', 'the fleet-deploy-reports artifact'),
+    reportLink: setting(actionInputs, 'reportLink')!,
   });
   await core.summary.addRaw(markdown, true).write();
   for (const a of failureAnnotations(report, await registryText())) {
