@@ -361,7 +361,9 @@ const READ_ROWS = {
     short: 'w',
     arg: 'SPEC',
     check: text,
-    help: 'cumulative steps, counts or shares rounded up, ending at 100%: "1,5%,25%,100%"; or "rings" for one wave per ring; or "all" (default) for one wave',
+    help:
+      'cumulative steps, counts or shares rounded up, ending at 100%: "1,5%,25%,100%"; ' +
+      'or "rings" for one wave per ring; or "all" (default) for one wave',
   }),
   maxPerJob: row({
     flag: 'max-per-job',
@@ -434,7 +436,9 @@ const READ_ROWS = {
   database: row({
     flag: 'database',
     check: checkBoolean,
-    help: "also restore the database dump (needs backup.dump.restore); when none of the stack's containers runs, starts it first (compose up -d) for the dumps",
+    help:
+      'also restore the database dump (needs backup.dump.restore); ' +
+      "when none of the stack's containers runs, starts it first (compose up -d) for the dumps",
   }),
   up: row({ flag: 'up', check: checkBoolean, help: 'compose up -d after the restore' }),
   force: row({
@@ -730,12 +734,13 @@ function checkVersions(text: string, source: string): Record<string, string> {
     if (!pair) continue;
     const eq = pair.indexOf('=');
     const variable = pair.slice(0, eq).trim();
-    if (eq < 0 || !ENV_VAR.re.test(variable) || variable in out)
+    const malformed = eq < 0 || !ENV_VAR.re.test(variable);
+    if (malformed || variable in out)
       throw new ConfigurationError([
         {
           path: [],
           source,
-          message: `${JSON.stringify(pair)} is not ${eq < 0 || !ENV_VAR.re.test(variable) ? 'IMAGE_VARIABLE=VERSION' : 'the only version of its variable'}`,
+          message: `${JSON.stringify(pair)} is not ${malformed ? 'IMAGE_VARIABLE=VERSION' : 'the only version of its variable'}`,
           hint: 'give each image variable once, e.g. "APP_IMAGE=sha256:…,WORKER_IMAGE=v3"',
         },
       ]);
@@ -762,6 +767,7 @@ function versionsProblems(
       hint: `the image variables of the selection: ${known.join(', ') || 'none (no target selected)'}`,
     }));
   if (version !== undefined) return problems;
+  const versionName = source.name(SETTINGS.version);
   for (const t of targets) {
     const missing = t.tenant.images.map((i) => i.variable).filter((v) => !(v in versions));
     if (missing.length)
@@ -769,7 +775,7 @@ function versionsProblems(
         path: [],
         source: where,
         message: `names no version for ${missing.join(', ')} of ${t.id}`,
-        hint: `add ${missing.map((m) => `${m}=…`).join(',')} to it, or give ${source.name(SETTINGS.version)} for the images it leaves out`,
+        hint: `add ${missing.map((m) => `${m}=…`).join(',')} to it, or give ${versionName} for the images it leaves out`,
       });
   }
   return problems;
@@ -815,7 +821,8 @@ function singleLogin(
     throw loginProblem(
       source.name(SETTINGS.registryHost),
       `is needed with a registry login: the registry host the login of ${username} is for`,
-      "name the host of the images it is for (ghcr.io for GitHub's registry, docker.io for Docker Hub); only those images log in, so a token never reaches another registry",
+      "name the host of the images it is for (ghcr.io for GitHub's registry, docker.io for Docker Hub); " +
+        'only those images log in, so a token never reaches another registry',
     );
   if (/[\r\n]/.test(password))
     throw loginProblem(
