@@ -532,7 +532,7 @@ const ACTION_ROWS = {
     input: 'deployment',
     default: 'none',
     check: text,
-    help: 'create, finish or none: the GitHub Deployment',
+    help: 'start, finish or none: the GitHub Deployment',
   }),
   deploymentId: row({ input: 'deployment-id', check: text, help: 'the Deployment to finish' }),
   environmentUrl: row({

@@ -6,13 +6,8 @@ import { core } from './log';
 import { ConfigurationError } from '../errors';
 import { fromInputs, setting, SETTINGS } from '../settings';
 
-/** The rollout settings' inputs (src/settings.ts), read the same way as the CLI's flags. */
+/** Every action's inputs, rows of the settings table (src/settings.ts), read the same way as the CLI's flags. */
 export const actionInputs = fromInputs((name) => core.getInput(name));
-
-export function text(name: string, fallback: string): string {
-  const v = core.getInput(name).trim();
-  return v === '' ? fallback : v;
-}
 
 /**
  * The `ssh-key` input, masked in the log (the whole key and each line of it), ending in a newline; empty:

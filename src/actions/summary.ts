@@ -10,7 +10,7 @@ import { failureAnnotations } from '../report/annotations';
 import { mergeReports, renderSummary } from '../report/summary';
 import { readReports } from './reports';
 import { setting, SETTINGS } from '../settings';
-import { actionInputs, text } from './inputs';
+import { actionInputs } from './inputs';
 import { ConfigurationError } from '../errors';
 
 function octokit() {
@@ -55,9 +55,9 @@ async function startDeployment({ owner, repo, environment }: Where): Promise<voi
   const created = await api.rest.repos.createDeployment({
     owner,
     repo,
-    ref: text('ref', github.context.sha),
+    ref: setting(actionInputs, 'ref') ?? github.context.sha,
     environment,
-    description: text('title', 'fleet-deploy'),
+    description: setting(actionInputs, 'title') ?? 'fleet-deploy',
     auto_merge: false,
     required_contexts: [],
     transient_environment: false,
@@ -80,10 +80,10 @@ async function summarize(): Promise<{ totals: Totals; success: boolean }> {
   const reports = await readReports(setting(actionInputs, 'reports')!, actionInputs.name(SETTINGS.reports));
   const merged = mergeReports(reports);
   // The gate's stop reason (matrix mode), when the reports themselves carry none (fleet mode does).
-  const stopped = merged.stopped ?? (core.getInput('stopped').trim() || undefined);
+  const stopped = merged.stopped ?? setting(actionInputs, 'stopped');
   const report = { ...merged, ...(stopped ? { stopped } : {}) };
   const markdown = renderSummary(report, {
-    title: text('title', `Deploy ${report.version}`),
+    title: setting(actionInputs, 'title') ?? `Deploy ${report.version}`,
     reportLink: setting(actionInputs, 'reportLink')!,
   });
   await core.summary.addRaw(markdown, true).write();
@@ -121,7 +121,7 @@ async function finishDeployment(
         hint: 'pass the deployment-id output of the summary action run with deployment: start',
       },
     ]);
-  const url = core.getInput('environment-url').trim();
+  const url = setting(actionInputs, 'environmentUrl') ?? '';
   await octokit().rest.repos.createDeploymentStatus({
     owner,
     repo,
