@@ -1,9 +1,14 @@
 /**
- * The settings of a rollout (a deploy or a rollback) in one table: per setting its CLI flag, its action
- * input, the check of its text (from values.ts), its default and its help line. From the table come the
- * fleet engine's typed options for the CLI and the actions alike, the CLI's option specs and the options
- * part of its usage text; __tests__/settings.test.ts holds every action.yml default to it. So a default is
- * written once, here (and in the action.yml files, which cannot import it, under that test).
+ * Every setting of every entry point in one table: per setting its CLI flag, its action input (or a
+ * reusable workflow's own input), the check of its text (from values.ts), its default and its help line.
+ * The rows: a command's (release, selection, SSH, report), the rollout engine's, the read commands' and
+ * plan's, the actions' own (SSH key text, the single server, plan, gate, summary) and the workflows' own.
+ * From the table come the typed settings each entry point resolves once (`resolveRollout` for a deploy or
+ * rollback, CLI and actions alike; `remoteSettings` for the read commands), the CLI's option specs and the
+ * Options part of every usage, and the reusable workflows' inputs (.ci/workflows.mjs).
+ * __tests__/settings.test.ts holds every CLI flag and help line, every action.yml input and every workflow
+ * input to it, defaults included. So a default is written once, here (and in the action.yml files, which
+ * cannot import it, under that test).
  *
  * Pure: an edge hands in how to read its flags or inputs (a `SettingSource`).
  */
