@@ -38,8 +38,10 @@ export const PASSED_SETTINGS = [
   'prePull',
   'prePullMinFreeMb',
 ];
-/** The wave jobs' timeout-minutes when the caller sets none (GitHub's own default is 360). */
-export const WAVE_TIMEOUT_MINUTES = 60;
+/** The wave jobs' timeout-minutes when the caller sets none (GitHub's own default is 360): the table's. */
+export const WAVE_TIMEOUT_MINUTES = Number(loadSettings().waveTimeout.default);
+/** A number input's default, from its row of the settings table. */
+const num = (row) => Number(row.default);
 
 /** src/settings.ts's table, loaded the way the benchmarks load TypeScript on Node 20. */
 export function loadSettings() {
@@ -643,7 +645,7 @@ on:
       registry:
         description: 'Path of the server registry in the calling repository.'
         type: string
-        default: 'servers/production.json'
+        default: '${settings.registry.default}'
       version:
         description: 'The image tag or digest to deploy (a digest pins exactly what was built): of every image not named in versions. Give this, versions, or both.'
         type: string
@@ -659,23 +661,23 @@ on:
       waves:
         description: 'Cumulative steps ("1,5%,25%,100%"), "rings" or "all". At most ${WAVES} waves in matrix mode.'
         type: string
-        default: 'all'
+        default: '${settings.waves.default}'
       max-parallel:
         description: 'Matrix jobs of one wave running at once.'
         type: number
-        default: 20
+        default: ${num(settings.maxParallel)}
       max-per-job:
         description: 'Targets one matrix job deploys (a wave never has more than 256 jobs).'
         type: number
-        default: 1
+        default: ${num(settings.maxPerJob)}
       max-jobs-per-server:
         description: "Matrix jobs of one wave on the same server. 1 (the default): a server's tenants in a wave share one job."
         type: number
-        default: 1
+        default: ${num(settings.maxJobsPerServer)}
       max-failure-percent:
         description: 'After each wave, stop when more than this share of the targets so far failed or were rolled back.'
         type: number
-        default: 0
+        default: ${num(settings.maxFailurePercent)}
       analysis-url:
         description: 'Optional canary analysis between waves: an HTTP(S) URL whose 2xx answer lets the rollout go on.'
         type: string
@@ -683,11 +685,11 @@ on:
       analysis-approval-environment:
         description: 'The environment whose reviewers approve the next wave when the registry''s analysis is inconclusive under the "pause" policy (give it required reviewers).'
         type: string
-        default: 'fleet-deploy-approval'
+        default: '${settings.approvalEnvironment.default}'
       environment:
         description: 'GitHub environment of the deploy jobs (protection rules, approvals, secrets), the Deployment and the concurrency group.'
         type: string
-        default: 'production'
+        default: '${settings.environment.default}'
       wave-environments:
         description: 'One GitHub environment per wave, e.g. "canary,production": the Nth for wave N, the last for later waves. Empty: environment.'
         type: string
@@ -710,7 +712,7 @@ on:
       mode:
         description: '"matrix": one job per target or batch, a job per wave; "fleet": one job deploys the whole selection in waves.'
         type: string
-        default: 'matrix'
+        default: '${settings.mode.default}'
       deployments:
         description: 'Record a GitHub Deployment (in_progress, success, failure). The calling job must then grant deployments: write.'
         type: boolean
@@ -718,7 +720,7 @@ on:
       wave-timeout-minutes:
         description: 'How long one wave job may run before GitHub stops it (its post step then switches back and unlocks).'
         type: number
-        default: ${WAVE_TIMEOUT_MINUTES}${indent(settingInputs(settings), 6)}${indent(REGISTRY_INPUTS, 6)}${indent(SINGLE_SERVER_INPUTS, 6)}
+        default: ${num(settings.waveTimeout)}${indent(settingInputs(settings), 6)}${indent(REGISTRY_INPUTS, 6)}${indent(SINGLE_SERVER_INPUTS, 6)}
     secrets:${indent(SECRETS, 6)}
     outputs:
       success:
@@ -752,7 +754,7 @@ on:
       registry:
         description: 'Path of the server registry in the calling repository.'
         type: string
-        default: 'servers/production.json'
+        default: '${settings.registry.default}'
       select:
         description: 'Which targets: a selection expression such as "tenant=acme-corp". Empty: every target.'
         type: string
@@ -764,11 +766,11 @@ on:
       concurrency:
         description: 'Targets rolled back at once.'
         type: number
-        default: 10
+        default: ${num(settings.concurrency)}
       environment:
         description: 'GitHub environment (protection rules, approvals, secrets) and concurrency group.'
         type: string
-        default: 'production'${indent(settingInputs(settings), 6)}${indent(REGISTRY_INPUTS, 6)}${indent(SINGLE_SERVER_INPUTS, 6)}
+        default: '${settings.environment.default}'${indent(settingInputs(settings), 6)}${indent(REGISTRY_INPUTS, 6)}${indent(SINGLE_SERVER_INPUTS, 6)}
     secrets:${indent(SECRETS, 6)}
     outputs:
       success:

@@ -1,14 +1,21 @@
 /**
- * The one table of rollout settings (src/settings.ts): every action.yml and reusable workflow agrees with
- * its defaults, the CLI's usage names only its flags, and flags and inputs give the same typed settings.
+ * The one table of settings (src/settings.ts): every CLI command's flags and Options help, every action.yml
+ * input and every reusable workflow input is a row of it and agrees with its defaults; flags and inputs give
+ * the same typed settings.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { DEPLOY_FLAGS, DEPLOY_USAGE, ROLLBACK_FLAGS, ROLLBACK_USAGE } from '../src/cli/deploy';
+import { COMMANDS } from '../src/cli/main';
 import { parseRegistry, targetsOf } from '../src/registry';
 import {
+  defaultOf,
   flagOptions,
+  REMOTE_FLAGS,
+  remoteSettings,
+  resolveRollout,
+  type SettingName,
   fromFlags,
   fromInputs,
   identity,
@@ -47,7 +54,8 @@ test('the table is declared where it is read', () => {
 test.each(declared)('%s has the default of the table', (_, name, row, spec) => {
   const yamlDefault = spec.default === undefined ? undefined : String(spec.default);
   if (row.default === undefined) expect([name, yamlDefault ?? '']).toEqual([name, '']);
-  else if (yamlDefault === undefined) expect(spec.description).toContain(row.default);
+  // an empty default the action fills in itself: the description says which
+  else if (yamlDefault === undefined || yamlDefault === '') expect(spec.description).toContain(row.default);
   else expect([name, yamlDefault]).toEqual([name, row.default]);
 });
 
@@ -91,13 +99,11 @@ test.each([
   }
 });
 
-test('the CLI option specs: a string per flag with a value, a switch for --dry-run, one-letter forms unique', () => {
+test('the CLI option specs: a string per flag with a value, a switch for --dry-run', () => {
   const options = flagOptions(DEPLOY_FLAGS);
   expect(options.concurrency).toEqual({ type: 'string', short: 'c' });
   expect(options['pull-timeout']).toEqual({ type: 'string' });
   expect(options['dry-run']).toEqual({ type: 'boolean' });
-  const shorts = rows.flatMap(([, r]) => (r.short ? [r.short] : []));
-  expect(new Set([...shorts, 'h']).size).toBe(shorts.length + 1);
 });
 
 const registry = parseRegistry(readFileSync('servers/example.json', 'utf8'), 'servers/example.json');
@@ -116,7 +122,7 @@ test('nothing given: the defaults', () => {
     prePull: true,
     prePullMinFreeMb: 1024,
     recoveryWindowMs: 60_000,
-    skipOnceHooks: false,
+    onceHooks: true,
   };
   expect(rolloutSettings(fromFlags({}), targets)).toEqual(expected);
   expect(
@@ -156,11 +162,11 @@ test('flags and inputs give the same settings', () => {
     prePull: false,
     prePullMinFreeMb: 50,
     recoveryWindowMs: 60_000,
-    skipOnceHooks: false,
+    onceHooks: true,
   };
   expect(rolloutSettings(fromFlags(given), targets)).toEqual(expected);
   const inputs = fromInputs((name) => ({ ...given, 'once-hooks': 'false' })[name] ?? '');
-  expect(rolloutSettings(inputs, targets)).toEqual({ ...expected, skipOnceHooks: true });
+  expect(rolloutSettings(inputs, targets)).toEqual({ ...expected, onceHooks: false });
 });
 
 test.each([
@@ -411,5 +417,113 @@ test('who and which run: one rule for the CLI and the actions', () => {
   ).toEqual({
     actor: 'unknown',
     runId: 'action-2026-01-02T03:04:05.000Z',
+  });
+});
+
+describe('every entry point from the one table', () => {
+  /** CLI commands whose flags are their own (they write or provision, and take none of the table's). */
+  const OWN_FLAGS = [
+    'init',
+    'add-server',
+    'add-tenant',
+    'pin-host-key',
+    'sandbox',
+    'setup-server',
+    'completion',
+  ];
+  const byFlag = (flag: string) => rows.filter(([, r]) => r.flag === flag);
+  const tabled = Object.entries(COMMANDS).filter(([name]) => !OWN_FLAGS.includes(name));
+
+  test('every commands is either tabled or named as having its own flags', () => {
+    expect(tabled.length).toBeGreaterThanOrEqual(14);
+    for (const name of OWN_FLAGS) expect(COMMANDS).toHaveProperty([name]);
+  });
+
+  test.each(tabled)('%s: each flag is a row of the table, one-letter forms unique', (_, command) => {
+    const specs = Object.entries(command.options);
+    for (const [flag, spec] of specs) {
+      const candidates = byFlag(flag).map(([name]) =>
+        JSON.stringify(flagOptions([name as SettingName])[flag]),
+      );
+      expect([flag, candidates.includes(JSON.stringify(spec))]).toEqual([flag, true]);
+    }
+    const shorts = specs.flatMap(([, s]) => ('short' in s && s.short ? [s.short] : []));
+    expect(new Set([...shorts, 'h']).size).toBe(shorts.length + 1);
+  });
+
+  test.each(tabled.filter(([, c]) => Object.keys(c.options).length > 0))(
+    "%s: the usage's Options show each flag and its row's help and default",
+    (_, command) => {
+      const options = command.usage.slice(command.usage.indexOf('\nOptions:'));
+      const shown = new Set(
+        [...options.matchAll(/^ {2}(?:-\w, | {4})--([a-z][a-z0-9-]*)/gm)].map((m) => m[1]!),
+      );
+      expect([...shown].sort()).toEqual([...Object.keys(command.options), 'help'].sort());
+      for (const flag of Object.keys(command.options)) {
+        const said = byFlag(flag).some(([, r]) => options.includes(`--${flag}`) && options.includes(r.help));
+        expect([flag, said]).toEqual([flag, true]);
+      }
+    },
+  );
+
+  test('every action input and every reusable workflow input is a row of the table', () => {
+    const inputs = new Set(rows.flatMap(([, r]) => (r.input ? [r.input] : [])));
+    const workflowOnly = new Set(rows.flatMap(([, r]) => (r.workflow ? [r.workflow] : [])));
+    const unknown = declarations.flatMap(({ file, inputs: declared }) =>
+      Object.keys(declared)
+        .filter((i) => !inputs.has(i) && !(file.startsWith('.github') && workflowOnly.has(i)))
+        .map((i) => `${file}: ${i}`),
+    );
+    // the reusable workflows' secrets-like inputs are passed on as the actions' inputs of the same name
+    expect(unknown).toEqual([]);
+  });
+
+  test.each(
+    declarations
+      .filter((d) => d.file.startsWith('.github'))
+      .flatMap((d) =>
+        rows
+          .filter(([, r]) => r.workflow !== undefined && r.workflow in d.inputs)
+          .map(([name, r]) => [`${d.file}: ${r.workflow}`, name, r, d.inputs[r.workflow!]!] as const),
+      ),
+  )("%s (a workflow's own input) has the default of the table", (_, name, row, spec) => {
+    const yamlDefault = spec.default === undefined ? '' : String(spec.default);
+    expect([name, yamlDefault]).toEqual([name, row.default ?? '']);
+  });
+
+  test('defaults written once: the read commands and the status action work on as many servers as a deploy on targets', () => {
+    expect(defaultOf('serverConcurrency')).toBe(defaultOf('concurrency'));
+    expect(flagOptions(REMOTE_FLAGS)).toEqual({
+      registry: { type: 'string', short: 'r' },
+      select: { type: 'string', short: 's' },
+      concurrency: { type: 'string', short: 'c' },
+      key: { type: 'string' },
+      'known-hosts': { type: 'string' },
+    });
+    expect(remoteSettings(fromFlags({}))).toEqual({ concurrency: 10 });
+    expect(remoteSettings(fromFlags({ concurrency: '3', waves: 'rings', key: 'k' }))).toEqual({
+      concurrency: 3,
+      waves: 'rings',
+      key: 'k',
+    });
+    expect(() => remoteSettings(fromFlags({ concurrency: '0' }))).toThrow(
+      '--concurrency: "0" is not a whole number of at least 1',
+    );
+  });
+
+  test('a deploy resolved once: the same typed rollout from flags and from inputs', () => {
+    const flags = { version: 'v2', waves: '1,100%', 'dry-run': true, concurrency: '3' };
+    const inputs = fromInputs(
+      (n) => ({ version: 'v2', waves: '1,100%', 'dry-run': 'true', concurrency: '3' })[n] ?? '',
+    );
+    const env = { GITHUB_ACTOR: 'ana', GITHUB_RUN_ID: '7' };
+    const cli = resolveRollout(fromFlags(flags), 'deploy', registry, { name: 'cli', env });
+    const action = resolveRollout(inputs, 'deploy', registry, { name: 'action', env });
+    expect(cli).toEqual(action);
+    expect(cli.dryRun).toBe(true);
+    expect(cli.options).toMatchObject({ version: 'v2', concurrency: 3, actor: 'ana', onceHooks: true });
+    expect(cli.plan.plan.map((w) => w.targets.length)).toEqual([1, targets.length - 1]);
+    const rollback = resolveRollout(fromFlags(flags), 'rollback', registry, { name: 'cli', env });
+    expect([rollback.dryRun, rollback.options.version]).toEqual([false, 'previous']);
   });
 });

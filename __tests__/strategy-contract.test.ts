@@ -7,6 +7,7 @@
  * the release's version the first image's. A strategy that drops `versions` fails here (blue-green did:
  * `deploy --versions` and per-image rollbacks deployed the one version to blue-green tenants).
  */
+import { defaultStepLimits } from '../src/settings';
 import { formatPath } from '../src/errors';
 import { parseRegistry, targetsOf } from '../src/registry';
 import { STRATEGY_KINDS, type StrategyKind } from '../src/registry/model';
@@ -146,7 +147,7 @@ describe('every kind of strategy', () => {
 describe("status of a blue-green target: the live slot's containers, and what each slot holds", () => {
   const statusOf = (inspection: string) => {
     const target = targetOf('blue-green');
-    return targetStatus(target, 1, parseInspection(inspection), strategyFor(target));
+    return targetStatus(target, 1, parseInspection(inspection), strategyFor(target), defaultStepLimits());
   };
 
   test("green live: its containers are the target's, and the idle slot holds v2", () => {

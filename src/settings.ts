@@ -1,18 +1,24 @@
 /**
- * The settings of a rollout (a deploy or a rollback) in one table: per setting its CLI flag, its action
- * input, the check of its text (from values.ts), its default and its help line. From the table come the
- * fleet engine's typed options for the CLI and the actions alike, the CLI's option specs and the options
- * part of its usage text; __tests__/settings.test.ts holds every action.yml default to it. So a default is
- * written once, here (and in the action.yml files, which cannot import it, under that test).
+ * Every setting of every entry point in one table: per setting its CLI flag, its action input (or a
+ * reusable workflow's own input), the check of its text (from values.ts), its default and its help line.
+ * The rows: a command's (release, selection, SSH, report), the rollout engine's, the read commands' and
+ * plan's, the actions' own (SSH key text, the single server, plan, gate, summary) and the workflows' own.
+ * From the table come the typed settings each entry point resolves once (`resolveRollout` for a deploy or
+ * rollback, CLI and actions alike; `remoteSettings` for the read commands), the CLI's option specs and the
+ * Options part of every usage, and the reusable workflows' inputs (.ci/workflows.mjs).
+ * __tests__/settings.test.ts holds every CLI flag and help line, every action.yml input and every workflow
+ * input to it, defaults included. So a default is written once, here (and in the action.yml files, which
+ * cannot import it, under that test).
  *
  * Pure: an edge hands in how to read its flags or inputs (a `SettingSource`).
  */
 import type { FleetOptions } from './deploy/fleet';
-import { staleLockProblem } from './deploy/locks';
+import { staleLockProblem, type StepLimits } from './deploy/locks';
 import type { RegistryCredentials, RegistryLogin } from './deploy/strategy';
 import { ConfigurationError, type Problem } from './errors';
 import { ENV_VAR } from './registry/patterns';
-import type { Target } from './registry/model';
+import type { Registry, Target } from './registry/model';
+import { planDeployment, type Plan } from './plan/plan';
 import { checkVersion } from './registry/release';
 import { checkBoolean, checkDuration, checkPercent, checkWholeNumber, given, type Check } from './values';
 
@@ -22,8 +28,10 @@ export interface Setting<T = unknown> {
   short?: string;
   /** What the flag takes, as the usage names it (`N`, `FILE`); none: the flag is a switch. */
   arg?: string;
-  /** The action input. */
+  /** The action input (and the reusable workflows' input of the same name, when they pass it on). */
   input?: string;
+  /** A reusable workflow's own input, which no action reads (the workflow uses it itself). */
+  workflow?: string;
   /** The default as a person writes it; every action.yml that declares the input has it too. */
   default?: string;
   /** The default as the help tells it, when the command works it out (from the environment, say). */
@@ -50,7 +58,7 @@ export type RolloutSettings = Pick<
   | 'prePull'
   | 'prePullMinFreeMb'
   | 'recoveryWindowMs'
-  | 'skipOnceHooks'
+  | 'onceHooks'
 >;
 
 /** One row per option; an option the engine needs has a default, so "not given" always has a value. */
@@ -68,13 +76,21 @@ const atLeast =
 /** A remote command's timer: at least a second, and at most a day (far within what a Node timer can wait). */
 const timeout: Check<number> = (t, source) => checkDuration(t, source, { min: '1s', max: '24h' });
 
+/** The registry a command reads when none is named (the CLI: and $FLEET_REGISTRY is unset). */
+export const DEFAULT_REGISTRY = 'servers/production.json';
+/**
+ * Targets a deploy works on at once, and servers a read command works on at once (one connection each):
+ * the same 10, so a person who learnt one knows the other.
+ */
+const CONCURRENCY = '10';
+
 const ROLLOUT_ROWS: RolloutRows = {
   concurrency: {
     flag: 'concurrency',
     short: 'c',
     arg: 'N',
     input: 'concurrency',
-    default: '10',
+    default: CONCURRENCY,
     check: atLeast(1),
     help: 'targets deployed at once',
   },
@@ -173,16 +189,16 @@ const ROLLOUT_ROWS: RolloutRows = {
     check: timeout,
     help: 'how long to keep reconnecting to a server that dropped off mid-deploy, to finish its rollback, history and unlock',
   },
-  skipOnceHooks: {
+  onceHooks: {
     input: 'once-hooks',
     default: 'true',
-    check: (t, source) => !checkBoolean(t, source),
+    check: checkBoolean,
     help: 'run the hooks marked "once" (true), or skip them: another job of the rollout runs them (false)',
   },
 };
 
 const row = <T>(r: Setting<T>) => r;
-const REGISTRY = 'servers/production.json';
+const REGISTRY = DEFAULT_REGISTRY;
 
 /** What a command reads besides: the release, which targets, the SSH trust, the report, who deploys. */
 const COMMAND_ROWS = {
@@ -259,7 +275,8 @@ const COMMAND_ROWS = {
   key: row({
     flag: 'key',
     arg: 'FILE',
-    defaultHelp: '$FLEET_SSH_KEY (the key or its path), $FLEET_SSH_KEY_FILE, else the ssh-agent',
+    defaultHelp:
+      '$FLEET_SSH_KEY (the key or its path), $FLEET_SSH_KEY_FILE, else the ssh-agent at $SSH_AUTH_SOCK',
     check: text,
     help: 'SSH private key',
   }),
@@ -314,12 +331,320 @@ const COMMAND_ROWS = {
   }),
 };
 
+/** What the read-and-maintain commands (status, logs, history, backup, restore, prune, unlock) and plan read besides. */
+const READ_ROWS = {
+  serverConcurrency: row({
+    flag: 'concurrency',
+    short: 'c',
+    arg: 'N',
+    input: 'concurrency',
+    default: CONCURRENCY,
+    check: atLeast(1),
+    help: 'servers worked on at once, one SSH connection each',
+  }),
+  format: row({ flag: 'format', short: 'f', arg: 'FORMAT', check: text, help: 'table (default) or json' }),
+  planFormat: row({
+    flag: 'format',
+    short: 'f',
+    arg: 'FORMAT',
+    check: text,
+    help: 'table (default), json (the whole plan) or matrix (one GitHub matrix per wave)',
+  }),
+  jsonFormat: row({ flag: 'json', check: checkBoolean, help: 'the same as --format json' }),
+  planSelect: row({
+    flag: 'select',
+    short: 's',
+    arg: 'EXPR',
+    defaultHelp: 'every target',
+    check: text,
+    help:
+      'which targets: clauses KEY=VALUE or KEY!=VALUE joined by "," (AND), alternatives by "|", "*" as a wildcard. ' +
+      'Keys: tenant, server, region, ring, id, or a label. e.g. "region=eu,ring!=sandbox", "tenant=acme-*|globex", "tier=enterprise"',
+  }),
+  planWaves: row({
+    flag: 'waves',
+    short: 'w',
+    arg: 'SPEC',
+    check: text,
+    help:
+      'cumulative steps, counts or shares rounded up, ending at 100%: "1,5%,25%,100%"; ' +
+      'or "rings" for one wave per ring; or "all" (default) for one wave',
+  }),
+  maxPerJob: row({
+    flag: 'max-per-job',
+    arg: 'N',
+    input: 'max-per-job',
+    default: '1',
+    check: atLeast(1),
+    help: 'targets per GitHub matrix job; a wave never exceeds 256 jobs',
+  }),
+  statusWaves: row({
+    flag: 'waves',
+    short: 'w',
+    arg: 'SPEC',
+    defaultHelp: 'all targets are one wave',
+    check: text,
+    help: 'the waves "most of its wave" compares within',
+  }),
+  failOnDrift: row({
+    flag: 'fail-on-drift',
+    input: 'fail-on-drift',
+    default: 'false',
+    check: checkBoolean,
+    help: 'exit 3 when any target drifted (for scheduled checks)',
+  }),
+  limit: row({
+    flag: 'limit',
+    short: 'n',
+    arg: 'N',
+    default: '10',
+    check: atLeast(1),
+    help: 'entries per target',
+  }),
+  tail: row({
+    flag: 'tail',
+    short: 'n',
+    arg: 'N',
+    default: '100',
+    check: atLeast(0),
+    help: 'lines per container',
+  }),
+  since: row({
+    flag: 'since',
+    arg: 'TIME',
+    check: text,
+    help: 'only lines since TIME: a duration (10m, 2h, 1d) or a date (2024-05-01T12:00:00Z)',
+  }),
+  follow: row({
+    flag: 'follow',
+    short: 'f',
+    check: checkBoolean,
+    help: "keep following (at most 10 tenants a server: sshd's MaxSessions)",
+  }),
+  pruneDryRun: row({
+    flag: 'dry-run',
+    check: checkBoolean,
+    help: 'list what would be removed and the space it would free; remove nothing',
+  }),
+  backup: row({
+    flag: 'backup',
+    arg: 'ID',
+    check: text,
+    help: 'the backup to restore (see fleet-deploy backups)',
+  }),
+  sha256: row({
+    flag: 'sha256',
+    arg: 'HEX',
+    check: text,
+    help: "the archive's sha256 as fleet-deploy backup printed it (kept off the server)",
+  }),
+  database: row({
+    flag: 'database',
+    check: checkBoolean,
+    help:
+      'also restore the database dump (needs backup.dump.restore); ' +
+      "when none of the stack's containers runs, starts it first (compose up -d) for the dumps",
+  }),
+  up: row({ flag: 'up', check: checkBoolean, help: 'compose up -d after the restore' }),
+  force: row({
+    flag: 'force',
+    check: checkBoolean,
+    help: 'release locks that still look in use (their deploy was killed, say)',
+  }),
+};
+
+/** Inputs only the actions have: the SSH key as text, the single server, the plan's, gate's and summary's own. */
+const ACTION_ROWS = {
+  sshKey: row({
+    input: 'ssh-key',
+    check: text,
+    help: 'the SSH private key of the deploy user, from a secret (masked)',
+  }),
+  knownHostsText: row({
+    input: 'known-hosts',
+    check: text,
+    help: 'known_hosts lines trusted besides the host keys pinned in the registry',
+  }),
+  targets: row({
+    input: 'targets',
+    check: text,
+    help: 'target ids separated by spaces or commas (a matrix entry), or select',
+  }),
+  prePullWave: row({
+    input: 'pre-pull-wave',
+    check: atLeast(1),
+    help: "only pre-pull wave N's images on their servers",
+  }),
+  expectedVersion: row({
+    input: 'version',
+    check: text,
+    help: 'the version the health check expects (for {version} in its URL or body)',
+  }),
+  maxJobsPerServer: row({
+    input: 'max-jobs-per-server',
+    default: '1',
+    check: atLeast(1),
+    help: 'matrix jobs of one wave on one server',
+  }),
+  environment: row({
+    input: 'environment',
+    default: 'production',
+    check: text,
+    help: 'the GitHub environment',
+  }),
+  waveEnvironments: row({ input: 'wave-environments', check: text, help: 'a GitHub environment per wave' }),
+  reports: row({
+    input: 'reports',
+    default: 'fleet-deploy-reports',
+    check: text,
+    help: "the directory of the waves' JSON reports",
+  }),
+  wave: row({ input: 'wave', check: atLeast(1), help: 'the wave just finished' }),
+  expectedTargets: row({
+    input: 'expected-targets',
+    check: atLeast(0),
+    help: 'targets the waves so far planned',
+  }),
+  analysisUrl: row({
+    input: 'analysis-url',
+    check: text,
+    help: 'an HTTP(S) URL whose 2xx answer lets the rollout go on',
+  }),
+  analysisCommand: row({
+    input: 'analysis-command',
+    check: text,
+    help: 'a command whose exit code 0 lets the rollout go on',
+  }),
+  analysisRegistry: row({
+    input: 'analysis-registry',
+    check: text,
+    help: 'the registry whose rollout.analysis the gate measures',
+  }),
+  // the summary action's
+  stopped: row({
+    input: 'stopped',
+    check: text,
+    help: 'why the rollout stopped, when the reports do not say',
+  }),
+  title: row({ input: 'title', check: text, help: 'the title of the summary and the Deployment' }),
+  reportLink: row({
+    input: 'report-link',
+    default: 'the fleet-deploy-reports artifact',
+    check: text,
+    help: 'where the summary points for the reports',
+  }),
+  deployment: row({
+    input: 'deployment',
+    default: 'none',
+    check: text,
+    help: 'start, finish or none: the GitHub Deployment',
+  }),
+  deploymentId: row({ input: 'deployment-id', check: text, help: 'the Deployment to finish' }),
+  environmentUrl: row({
+    input: 'environment-url',
+    check: text,
+    help: 'URL shown on the environment and the Deployment',
+  }),
+  ref: row({ input: 'ref', check: text, help: "the commit of the Deployment (default: the run's)" }),
+  token: row({
+    input: 'token',
+    default: '${{ github.token }}',
+    check: text,
+    help: 'the token that writes the Deployment',
+  }),
+  failOnFailure: row({
+    input: 'fail-on-failure',
+    default: 'true',
+    check: checkBoolean,
+    help: 'fail the step when a target was not deployed',
+  }),
+  // one server without a registry (src/actions/single.ts): each the registry field it stands for
+  host: row({ input: 'host', check: text, help: "the server's host (servers[0].host)" }),
+  sshUser: row({ input: 'ssh-user', check: text, help: 'the deploy user (servers[0].user)' }),
+  sshPort: row({ input: 'ssh-port', check: text, help: 'the SSH port (servers[0].port)' }),
+  hostKey: row({ input: 'host-key', check: text, help: "the server's pinned host key (servers[0].hostKey)" }),
+  path: row({ input: 'path', check: text, help: "the tenant's directory" }),
+  composeCommand: row({ input: 'compose-command', check: text, help: 'the Compose command' }),
+  healthPort: row({ input: 'health-port', check: text, help: 'the health check port on the server' }),
+  healthUrl: row({ input: 'health-url', check: text, help: 'the health check URL' }),
+  healthPath: row({ input: 'health-path', check: text, help: 'the health check path' }),
+  imageVariable: row({
+    input: 'image-variable',
+    default: 'APP_IMAGE',
+    check: text,
+    help: 'the variable in .env that holds the image',
+  }),
+  imageRepository: row({ input: 'image-repository', check: text, help: 'the image repository' }),
+};
+
+/** The reusable workflows' own inputs (.ci/workflows.mjs), which they use themselves. */
+const WORKFLOW_ROWS = {
+  maxParallel: row({
+    workflow: 'max-parallel',
+    default: '20',
+    check: atLeast(1),
+    help: 'matrix jobs of one wave running at once',
+  }),
+  approvalEnvironment: row({
+    workflow: 'analysis-approval-environment',
+    default: 'fleet-deploy-approval',
+    check: text,
+    help: 'the environment whose reviewers approve a paused rollout',
+  }),
+  prePullEnvironment: row({
+    workflow: 'pre-pull-environment',
+    check: text,
+    help: 'the environment of the prepull-N jobs',
+  }),
+  mode: row({
+    workflow: 'mode',
+    default: 'matrix',
+    check: text,
+    help: 'matrix (a job per wave and server) or fleet (one job)',
+  }),
+  deployments: row({
+    workflow: 'deployments',
+    default: 'false',
+    check: checkBoolean,
+    help: 'create a GitHub Deployment',
+  }),
+  waveTimeout: row({
+    workflow: 'wave-timeout-minutes',
+    default: '60',
+    check: atLeast(1),
+    help: "a wave job's time limit",
+  }),
+  fleetDeployRef: row({
+    workflow: 'fleet-deploy-ref',
+    check: text,
+    help: 'the fleet-deploy commit, on older GitHub Enterprise Server',
+  }),
+  fleetDeployRepository: row({
+    workflow: 'fleet-deploy-repository',
+    check: text,
+    help: 'the fleet-deploy repository, on older GitHub Enterprise Server',
+  }),
+  callKey: row({ workflow: 'call-key', check: text, help: "names this call's report artifacts" }),
+};
+
 /** The one table. */
-export const SETTINGS = { ...COMMAND_ROWS, ...ROLLOUT_ROWS };
+export const SETTINGS = { ...COMMAND_ROWS, ...ROLLOUT_ROWS, ...READ_ROWS, ...ACTION_ROWS, ...WORKFLOW_ROWS };
 export type SettingName = keyof typeof SETTINGS;
 /** The rows that become the engine's options (`rolloutSettings`). */
 export const ROLLOUT_NAMES = Object.keys(ROLLOUT_ROWS) as ReadonlyArray<keyof RolloutSettings>;
 type ValueOf<K extends SettingName> = (typeof SETTINGS)[K] extends Setting<infer T> ? T : never;
+
+/** A setting's default, checked: for code that needs it without a person's flags or inputs. */
+/** The step limits a deploy runs with by default: how a lock without a lease is judged. */
+export function defaultStepLimits(): StepLimits {
+  return { commandTimeoutMs: defaultOf('commandTimeoutMs'), pullTimeoutMs: defaultOf('pullTimeoutMs') };
+}
+
+export function defaultOf<K extends SettingName>(name: K): ValueOf<K> {
+  const r = SETTINGS[name] as Setting<ValueOf<K>>;
+  if (r.default === undefined) throw new Error(`settings.${name} has no default`);
+  return r.check(r.default, `the default of ${name}`);
+}
 
 /** Where a command's settings come from: CLI flags or action inputs. */
 export interface SettingSource {
@@ -419,12 +744,13 @@ function checkVersions(text: string, source: string): Record<string, string> {
     if (!pair) continue;
     const eq = pair.indexOf('=');
     const variable = pair.slice(0, eq).trim();
-    if (eq < 0 || !ENV_VAR.re.test(variable) || variable in out)
+    const malformed = eq < 0 || !ENV_VAR.re.test(variable);
+    if (malformed || variable in out)
       throw new ConfigurationError([
         {
           path: [],
           source,
-          message: `${JSON.stringify(pair)} is not ${eq < 0 || !ENV_VAR.re.test(variable) ? 'IMAGE_VARIABLE=VERSION' : 'the only version of its variable'}`,
+          message: `${JSON.stringify(pair)} is not ${malformed ? 'IMAGE_VARIABLE=VERSION' : 'the only version of its variable'}`,
           hint: 'give each image variable once, e.g. "APP_IMAGE=sha256:…,WORKER_IMAGE=v3"',
         },
       ]);
@@ -451,6 +777,7 @@ function versionsProblems(
       hint: `the image variables of the selection: ${known.join(', ') || 'none (no target selected)'}`,
     }));
   if (version !== undefined) return problems;
+  const versionName = source.name(SETTINGS.version);
   for (const t of targets) {
     const missing = t.tenant.images.map((i) => i.variable).filter((v) => !(v in versions));
     if (missing.length)
@@ -458,7 +785,7 @@ function versionsProblems(
         path: [],
         source: where,
         message: `names no version for ${missing.join(', ')} of ${t.id}`,
-        hint: `add ${missing.map((m) => `${m}=…`).join(',')} to it, or give ${source.name(SETTINGS.version)} for the images it leaves out`,
+        hint: `add ${missing.map((m) => `${m}=…`).join(',')} to it, or give ${versionName} for the images it leaves out`,
       });
   }
   return problems;
@@ -504,7 +831,8 @@ function singleLogin(
     throw loginProblem(
       source.name(SETTINGS.registryHost),
       `is needed with a registry login: the registry host the login of ${username} is for`,
-      "name the host of the images it is for (ghcr.io for GitHub's registry, docker.io for Docker Hub); only those images log in, so a token never reaches another registry",
+      "name the host of the images it is for (ghcr.io for GitHub's registry, docker.io for Docker Hub); " +
+        'only those images log in, so a token never reaches another registry',
     );
   if (/[\r\n]/.test(password))
     throw loginProblem(
@@ -582,6 +910,81 @@ export function identity(
     runId: env.GITHUB_RUN_ID
       ? `${env.GITHUB_REPOSITORY ?? ''}#${env.GITHUB_RUN_ID}.${env.GITHUB_RUN_ATTEMPT || '1'}`
       : `${edge}-${now.toISOString()}`,
+  };
+}
+
+/** A deploy or rollback resolved once from its flags or inputs: the plan, the engine's options, what to print. */
+export interface Rollout {
+  plan: Plan;
+  targets: Target[];
+  options: FleetOptions;
+  /** Print each target's remote commands, connect to nothing (a deploy only). */
+  dryRun: boolean;
+  /** The CLI's: where to write the JSON report, and whether to print it instead of the table. */
+  report?: string;
+  json: boolean;
+}
+
+/**
+ * Every setting of a deploy or rollback, checked, before anything connects: the selection (`select`,
+ * else the setting), the waves, the release, who deploys, the engine's options and the registry logins.
+ * The CLI and the actions both call it; `env` gives the variables a setting falls back to.
+ */
+export function resolveRollout(
+  source: SettingSource,
+  mode: 'deploy' | 'rollback',
+  registry: Registry,
+  edge: { name: 'cli' | 'action'; env: Readonly<Record<string, string | undefined>>; select?: string },
+): Rollout {
+  const plan = planDeployment(registry, {
+    select: edge.select ?? setting(source, 'select'),
+    waves: setting(source, 'waves'),
+  });
+  const targets = plan.plan.flatMap((w) => w.targets);
+  const login = registryLogin(source, edge.env);
+  const options: FleetOptions = {
+    ...release(source, mode, targets),
+    ...identity(source, edge.env, edge.name),
+    ...rolloutSettings(source, targets),
+    ...(login ? { registry: login } : {}),
+    ...(mode === 'deploy' && registry.analysis ? { analysis: registry.analysis } : {}),
+  };
+  const report = setting(source, 'report');
+  return {
+    plan,
+    targets,
+    options,
+    dryRun: mode === 'deploy' && (setting(source, 'dryRun') ?? false),
+    ...(report !== undefined ? { report } : {}),
+    json: setting(source, 'json') ?? false,
+  };
+}
+
+/** The flags every command that works on servers takes (status, logs, history, backup, restore, prune). */
+export const REMOTE_FLAGS = ['registry', 'select', 'serverConcurrency', 'key', 'knownHosts'] as const;
+
+/** What a command that works on servers reads from them, resolved once. */
+export interface RemoteSettings {
+  registry?: string;
+  select?: string;
+  waves?: string;
+  concurrency: number;
+  key?: string;
+  knownHosts?: string;
+}
+
+export function remoteSettings(source: SettingSource): RemoteSettings {
+  const named = {
+    // not its default: the CLI then reads $FLEET_REGISTRY first (cli/args.ts registryPath)
+    registry: given(source.read(SETTINGS.registry)),
+    select: setting(source, 'select'),
+    waves: setting(source, 'statusWaves'),
+    key: setting(source, 'key'),
+    knownHosts: setting(source, 'knownHosts'),
+  };
+  return {
+    ...Object.fromEntries(Object.entries(named).filter(([, v]) => v !== undefined)),
+    concurrency: setting(source, 'serverConcurrency')!,
   };
 }
 

@@ -22,8 +22,8 @@ import { finish, renewLease } from '../remote/lock';
 import { identity, setting } from '../settings';
 import { Lease, leaseTerms } from '../deploy/lease';
 import { SshConnector } from '../ssh/transport';
-import { DEPLOY_INPUTS, sshKey, STATE_LOCKS } from './deploy';
-import { actionInputs } from './inputs';
+import { STATE_LOCKS } from './deploy';
+import { actionInputs, sshKey } from './inputs';
 import { actionRegistry } from './single';
 
 /** The post step's whole work: every command and reconnect of every target (a connect in flight may add its timeout). */
@@ -35,10 +35,11 @@ export async function runDeployPost(): Promise<void> {
   const registry = await actionRegistry();
   const targets = new Map(targetsOf(registry).map((t) => [t.id, t]));
   const deadline = Date.now() + POST_BUDGET_MS;
-  const windowMs = Math.min(setting(actionInputs, 'recoveryWindowMs') ?? 60_000, POST_BUDGET_MS);
+  // the table's default when not given (every rollout row has one)
+  const windowMs = Math.min(setting(actionInputs, 'recoveryWindowMs')!, POST_BUDGET_MS);
   const connector = new SshConnector({
-    privateKey: sshKey(),
-    knownHosts: core.getInput(DEPLOY_INPUTS.knownHosts),
+    privateKey: sshKey('the SSH private key, from a secret'),
+    knownHosts: setting(actionInputs, 'knownHostsText') ?? '',
     connectAttempts: 2,
     connectTimeoutMs: 15_000,
   });

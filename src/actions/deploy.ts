@@ -15,47 +15,20 @@ import { describePrePull, type PrePullEvent } from '../deploy/prepull';
 import { systemClock } from '../ports';
 import type { LockEvent } from '../deploy/target';
 import { fetchUrl } from '../http/fetch';
-import { planDeployment, type Plan } from '../plan/plan';
 import { targetsOf, type Registry, type Target } from '../registry';
 import { OUTCOME_ORDER, reason, renderReport, seconds } from '../report/render';
 import { checkTrust } from '../ssh/known-hosts';
 import { SshConnector } from '../ssh/transport';
-import { checkWholeNumber } from '../values';
-import { identity, registryLogin, release, rolloutSettings, setting } from '../settings';
-import { actionInputs } from './inputs';
+import { resolveRollout, setting, SETTINGS, type Rollout } from '../settings';
+import { actionInputs, sshKey } from './inputs';
 import { actionRegistry } from './single';
-
-/** The inputs read here; the rollout settings' inputs are in src/settings.ts. */
-export const DEPLOY_INPUTS = {
-  targets: 'targets',
-  sshKey: 'ssh-key',
-  knownHosts: 'known-hosts',
-  prePullWave: 'pre-pull-wave',
-} as const;
 
 /** The action's state: the locks this job holds, and the switch each is making (for the post step). */
 export const STATE_LOCKS = 'fleet-deploy-locks';
 
-export function sshKey(): string {
-  const key = core.getInput(DEPLOY_INPUTS.sshKey);
-  if (!key.trim())
-    throw new ConfigurationError([
-      {
-        path: [],
-        source: `input "${DEPLOY_INPUTS.sshKey}"`,
-        message: 'is required: the SSH private key, from a secret',
-        hint: 'ssh-key: ${{ secrets.SSH_PRIVATE_KEY }}',
-      },
-    ]);
-  core.setSecret(key);
-  for (const line of key.split('\n'))
-    if (line.trim().length > 8 && !line.startsWith('-----')) core.setSecret(line.trim());
-  return key.endsWith('\n') ? key : `${key}\n`;
-}
-
 /** The matrix entry's `targets` (ids separated by spaces or commas) as a selection, every id checked. */
 function selection(registry: Registry): string {
-  const targets = core.getInput(DEPLOY_INPUTS.targets).trim();
+  const targets = setting(actionInputs, 'targets');
   const select = setting(actionInputs, 'select') ?? '';
   if (targets && select)
     throw new ConfigurationError([
@@ -69,7 +42,7 @@ function selection(registry: Registry): string {
     throw new ConfigurationError([
       {
         path: [],
-        source: `input "${DEPLOY_INPUTS.targets}"`,
+        source: actionInputs.name(SETTINGS.targets),
         message: `${unknown.map((u) => JSON.stringify(u)).join(', ')} ${unknown.length === 1 ? 'is not a target' : 'are not targets'} of ${registry.source}`,
         hint: 'targets are "server/tenant" ids, as in the plan action\'s matrix',
       },
@@ -103,27 +76,20 @@ function worst(report: FleetReport): string {
 
 export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): Promise<void> {
   const registry = await actionRegistry();
-  const plan = planDeployment(registry, {
+  const rollout = resolveRollout(actionInputs, mode, registry, {
+    name: 'action',
+    env: process.env,
     select: selection(registry),
-    waves: setting(actionInputs, 'waves'),
   });
-  const targets = plan.plan.flatMap((w) => w.targets);
-  const login = registryLogin(actionInputs, process.env);
-  for (const l of login?.logins ?? []) core.setSecret(l.password);
-  const options: FleetOptions = {
-    ...release(actionInputs, mode, targets),
-    ...identity(actionInputs, process.env, 'action'),
-    ...rolloutSettings(actionInputs, targets),
-    ...(login ? { registry: login } : {}),
-    ...(mode === 'deploy' && registry.analysis ? { analysis: registry.analysis } : {}),
-  };
+  const { plan, targets, options } = rollout;
+  for (const l of options.registry?.logins ?? []) core.setSecret(l.password);
   const version = options.version;
-  const prePullOnly = core.getInput(DEPLOY_INPUTS.prePullWave).trim();
-  if (prePullOnly) return runPrePullWave(registry, plan, options, prePullOnly);
-  if (setting(actionInputs, 'dryRun')) return printDryRun(targets, options);
-  const knownHosts = core.getInput(DEPLOY_INPUTS.knownHosts);
+  const prePullOnly = setting(actionInputs, 'prePullWave');
+  if (prePullOnly !== undefined) return runPrePullWave(registry, rollout, prePullOnly);
+  if (rollout.dryRun) return printDryRun(targets, options);
+  const knownHosts = setting(actionInputs, 'knownHostsText') ?? '';
   checkTrust(registry, plan, knownHosts);
-  const privateKey = sshKey();
+  const privateKey = sshKey('the SSH private key, from a secret');
 
   const held = new Map<string, LockEvent>();
   const saveLocks = (e: LockEvent) => {
@@ -160,8 +126,7 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
  * N's images on its servers, each logged as in fleet mode. It fails nothing: a failed or skipped pre-pull
  * is a warning (the wave's own pull then does the work), and the step succeeds.
  */
-async function runPrePullWave(registry: Registry, plan: Plan, options: FleetOptions, input: string) {
-  const wave = checkWholeNumber(input, `input "${DEPLOY_INPUTS.prePullWave}"`, 1);
+async function runPrePullWave(registry: Registry, { plan, options, dryRun }: Rollout, wave: number) {
   core.setOutput('outcome', 'skipped');
   core.setOutput('report', '');
   if (!options.prePull || options.rollback || wave < 2 || wave > plan.plan.length) {
@@ -172,11 +137,10 @@ async function runPrePullWave(registry: Registry, plan: Plan, options: FleetOpti
         : `the plan has no wave ${wave} after another`;
     return core.info(`No pre-pull of wave ${wave}: ${why}`);
   }
-  if (setting(actionInputs, 'dryRun'))
-    return core.info(`No pre-pull of wave ${wave}: a dry run connects to nothing`);
-  const knownHosts = core.getInput(DEPLOY_INPUTS.knownHosts);
+  if (dryRun) return core.info(`No pre-pull of wave ${wave}: a dry run connects to nothing`);
+  const knownHosts = setting(actionInputs, 'knownHostsText') ?? '';
   checkTrust(registry, plan, knownHosts);
-  const privateKey = sshKey();
+  const privateKey = sshKey('the SSH private key, from a secret');
   core.info(`Pre-pulling the images of wave ${wave} of ${plan.plan.length} on their servers`);
   const events = await prePullWave(plan, wave, options, {
     connector: new SshConnector({ privateKey, knownHosts }),

@@ -6,7 +6,7 @@
  * it, command checks are inconclusive and nothing is rolled back.
  */
 import { core } from './log';
-import { actionInputs } from './inputs';
+import { actionInputs, optionalSshKey } from './inputs';
 import { actionRegistry } from './single';
 import { logAnalysis } from './deploy';
 import type { WaveAnalysis } from '../analysis';
@@ -29,15 +29,11 @@ export interface GateAnalysis {
 
 /** The SSH connector of the gate, when the workflow gave it the key; checked against the pins first. */
 function connector(registry: Registry, plan: Plan): SshConnector | undefined {
-  const privateKey = core.getInput('ssh-key');
-  if (!privateKey.trim()) return undefined;
-  core.setSecret(privateKey);
-  const knownHosts = core.getInput('known-hosts');
+  const privateKey = optionalSshKey();
+  if (privateKey === undefined) return undefined;
+  const knownHosts = setting(actionInputs, 'knownHostsText') ?? '';
   checkTrust(registry, plan, knownHosts);
-  return new SshConnector({
-    privateKey: privateKey.endsWith('\n') ? privateKey : `${privateKey}\n`,
-    knownHosts,
-  });
+  return new SshConnector({ privateKey, knownHosts });
 }
 
 /** Rolls back the targets the policy names, as the rollback workflow would: a deploy to their previous release. */
@@ -74,8 +70,8 @@ export async function analyseInGate(
   wave: number,
   reports: readonly FleetReport[],
 ): Promise<GateAnalysis | undefined> {
-  if (!core.getInput('analysis-registry').trim()) return undefined;
-  const registry = await actionRegistry('analysis-registry');
+  if (setting(actionInputs, 'analysisRegistry') === undefined) return undefined;
+  const registry = await actionRegistry('analysisRegistry');
   if (!registry.analysis) return undefined;
   const plan = planDeployment(registry, {
     select: setting(actionInputs, 'select'),
@@ -85,7 +81,7 @@ export async function analyseInGate(
   if (!w || wave >= plan.plan.length) return undefined;
   const results = reports.flatMap((r) => r.targets);
   const version =
-    core.getInput('version').trim() || results.find((r) => r.next?.version)?.next?.version || '';
+    setting(actionInputs, 'expectedVersion') ?? results.find((r) => r.next?.version)?.next?.version ?? '';
   const ssh = connector(registry, plan);
   const sessions = new Map<string, Session>();
   if (ssh)

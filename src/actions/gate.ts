@@ -10,33 +10,30 @@ import { core } from './log';
 import { decideGate } from '../deploy/budget';
 import { fetchUrl } from '../http/fetch';
 import { latestResults } from '../report/summary';
-import { percentInput, positiveInt, text } from './inputs';
+import { setting, SETTINGS } from '../settings';
+import { actionInputs } from './inputs';
 import { readReports } from './reports';
 import { analyseInGate } from './gate-analysis';
 import { analysisMarkdown } from '../report/analysis';
 
 export async function runWaveGate(): Promise<void> {
-  const dir = text('reports', 'fleet-deploy-reports');
+  const dir = setting(actionInputs, 'reports')!;
   // After a re-run of failed jobs the artifacts hold every attempt's reports, and reports of later waves an
   // earlier attempt got to: judge only each target's newest result, and only waves up to this one.
-  const wave = core.getInput('wave').trim();
-  const reports = latestResults(
-    await readReports(dir, 'input "reports"'),
-    wave ? positiveInt('wave', 1) : undefined,
-  );
-  const expectedText = core.getInput('expected-targets').trim();
-  const maxFailures = core.getInput('max-failures').trim();
+  const wave = setting(actionInputs, 'wave');
+  const reports = latestResults(await readReports(dir, actionInputs.name(SETTINGS.reports)), wave);
+  const maxFailures = setting(actionInputs, 'maxFailures');
   let decision = decideGate(
     reports,
     {
-      maxFailurePercent: percentInput('max-failure-percent', 0),
-      ...(maxFailures ? { maxFailures: positiveInt('max-failures', 0, 0) } : {}),
+      maxFailurePercent: setting(actionInputs, 'maxFailurePercent')!,
+      ...(maxFailures !== undefined ? { maxFailures } : {}),
     },
-    expectedText ? positiveInt('expected-targets', 0, 0) : undefined,
+    setting(actionInputs, 'expectedTargets'),
   );
   let pause = false;
-  if (decision.proceed && wave) {
-    const gated = await analyseInGate(positiveInt('wave', 1), reports);
+  if (decision.proceed && wave !== undefined) {
+    const gated = await analyseInGate(wave, reports);
     if (gated) {
       const a = gated.analysis;
       pause = a.decision === 'pause';
@@ -45,8 +42,8 @@ export async function runWaveGate(): Promise<void> {
       await core.summary.addRaw(analysisMarkdown(a, gated.rolledBack), true).write();
     }
   }
-  const url = core.getInput('analysis-url').trim();
-  const command = core.getInput('analysis-command').trim();
+  const url = setting(actionInputs, 'analysisUrl');
+  const command = setting(actionInputs, 'analysisCommand');
   if (decision.proceed && url) {
     try {
       const r = await fetchUrl(url, 30_000);

@@ -4,41 +4,33 @@
  * it is stable or the deadline passes, with the same policy as a deploy's gate.
  */
 import { core } from './log';
-import { ConfigurationError } from '../errors';
 import { systemClock, type Transport } from '../ports';
 import { runGate } from '../health/gate';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment } from '../plan/plan';
 import { checkTrust } from '../ssh/known-hosts';
 import { SshConnector } from '../ssh/transport';
+import { setting } from '../settings';
+import { actionInputs, sshKey } from './inputs';
 import { actionRegistry } from './single';
 
 export async function runHealth(): Promise<void> {
   const registry = await actionRegistry();
-  const targets = core.getInput('targets').trim();
+  const targets = setting(actionInputs, 'targets');
   const select = targets
     ? `id=${targets
         .split(/[\s,]+/)
         .filter(Boolean)
         .join('|')}`
-    : core.getInput('select').trim();
+    : setting(actionInputs, 'select');
   const plan = planDeployment(registry, { select });
-  const version = core.getInput('version').trim();
+  const version = setting(actionInputs, 'expectedVersion') ?? '';
   const all = plan.plan.flatMap((w) => w.targets);
   const viaSsh = all.filter((t) => t.tenant.health.url === undefined);
   let connector: SshConnector | undefined;
   if (viaSsh.length) {
-    const key = core.getInput('ssh-key');
-    if (!key.trim())
-      throw new ConfigurationError([
-        {
-          path: [],
-          source: 'input "ssh-key"',
-          message: 'is required for health checks probed through SSH (health.port)',
-        },
-      ]);
-    core.setSecret(key);
-    const knownHosts = core.getInput('known-hosts');
+    const key = sshKey('health checks probed through SSH (health.port) need it');
+    const knownHosts = setting(actionInputs, 'knownHostsText') ?? '';
     checkTrust(registry, plan, knownHosts);
     connector = new SshConnector({ privateKey: key, knownHosts });
   }

@@ -3,21 +3,35 @@
  * runner, so every rule lives here, and every error names the input and its value.
  */
 import { core } from './log';
-import { fromInputs } from '../settings';
-import { percent, wholeNumber } from '../values';
+import { ConfigurationError } from '../errors';
+import { fromInputs, setting, SETTINGS } from '../settings';
 
-/** The rollout settings' inputs (src/settings.ts), read the same way as the CLI's flags. */
+/** Every action's inputs, rows of the settings table (src/settings.ts), read the same way as the CLI's flags. */
 export const actionInputs = fromInputs((name) => core.getInput(name));
 
-export function text(name: string, fallback: string): string {
-  const v = core.getInput(name).trim();
-  return v === '' ? fallback : v;
+/**
+ * The `ssh-key` input, masked in the log (the whole key and each line of it), ending in a newline; empty:
+ * undefined. The one reading of the key for every action.
+ */
+export function optionalSshKey(): string | undefined {
+  const key = setting(actionInputs, 'sshKey');
+  if (key === undefined) return undefined;
+  core.setSecret(key);
+  for (const line of key.split('\n'))
+    if (line.trim().length > 8 && !line.startsWith('-----')) core.setSecret(line.trim());
+  return key.endsWith('\n') ? key : `${key}\n`;
 }
 
-export function positiveInt(name: string, fallback: number, min = 1): number {
-  return wholeNumber(core.getInput(name), `input "${name}"`, fallback, min);
-}
-
-export function percentInput(name: string, fallback: number): number {
-  return percent(core.getInput(name), `input "${name}"`, fallback);
+/** The `ssh-key` input, required: `why` says what needs it. */
+export function sshKey(why: string): string {
+  const key = optionalSshKey();
+  if (key !== undefined) return key;
+  throw new ConfigurationError([
+    {
+      path: [],
+      source: actionInputs.name(SETTINGS.sshKey),
+      message: `is required: ${why}`,
+      hint: 'ssh-key: ${{ secrets.SSH_PRIVATE_KEY }}',
+    },
+  ]);
 }

@@ -3,7 +3,8 @@ import { core } from './log';
 import { matrices, planDeployment, planJson, waveOneRest } from '../plan/plan';
 import { waveEnvironments } from '../plan/waves';
 import { plural } from '../report/table';
-import { positiveInt, text } from './inputs';
+import { setting } from '../settings';
+import { actionInputs } from './inputs';
 import { actionRegistry } from './single';
 
 export const INPUTS = {
@@ -28,15 +29,15 @@ export const OUTPUTS = {
 
 export async function runPlan(): Promise<void> {
   const settings = {
-    select: text(INPUTS.select, ''),
-    waves: text(INPUTS.waves, 'all'),
-    maxPerJob: positiveInt(INPUTS.maxPerJob, 1),
-    maxJobsPerServer: positiveInt(INPUTS.maxJobsPerServer, 1),
+    select: setting(actionInputs, 'select') ?? '',
+    waves: setting(actionInputs, 'waves')!,
+    maxPerJob: setting(actionInputs, 'maxPerJob')!,
+    maxJobsPerServer: setting(actionInputs, 'maxJobsPerServer')!,
   };
   const plan = planDeployment(await actionRegistry(), settings);
   const environments = waveEnvironments(
     core.getInput(INPUTS.waveEnvironments),
-    text(INPUTS.environment, 'production'),
+    setting(actionInputs, 'environment')!,
     plan.plan.length,
     `input "${INPUTS.waveEnvironments}"`,
   );

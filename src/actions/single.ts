@@ -4,27 +4,39 @@
  * server and move to a registry file later without changing tools.
  */
 import { readFile } from 'node:fs/promises';
-import { core } from './log';
 import { ConfigurationError, type Problem } from '../errors';
 import { parseRegistry, type Registry } from '../registry';
+import { DEFAULT_REGISTRY, setting, SETTINGS } from '../settings';
+import { actionInputs } from './inputs';
 
-/** Registry path → the input that sets it, so errors name the input. */
-const FIELDS: Array<[string, string, (v: string) => unknown]> = [
-  ['host', 'servers.0.host', (v) => v],
-  ['ssh-user', 'servers.0.user', (v) => v],
-  ['ssh-port', 'servers.0.port', (v) => (/^\d+$/.test(v) ? Number(v) : v)],
-  ['host-key', 'servers.0.hostKey', (v) => v],
-  ['path', 'servers.0.tenants.0.path', (v) => v],
-  ['compose-command', 'servers.0.tenants.0.compose.command', (v) => v],
-  ['health-port', 'servers.0.tenants.0.health.port', (v) => (/^\d+$/.test(v) ? Number(v) : v)],
-  ['health-url', 'servers.0.tenants.0.health.url', (v) => v],
-  ['health-path', 'servers.0.tenants.0.health.path', (v) => v],
-];
-
-export const SINGLE_INPUTS = [...FIELDS.map(([i]) => i), 'image-variable', 'image-repository'];
+type SingleRow =
+  | 'host'
+  | 'sshUser'
+  | 'sshPort'
+  | 'hostKey'
+  | 'path'
+  | 'composeCommand'
+  | 'healthPort'
+  | 'healthUrl'
+  | 'healthPath';
+const number = (v: string) => (/^\d+$/.test(v) ? Number(v) : v);
+/** The settings row of each input (src/settings.ts) → the registry path it sets, so errors name the input. */
+const FIELDS = (
+  [
+    ['host', 'servers.0.host'],
+    ['sshUser', 'servers.0.user'],
+    ['sshPort', 'servers.0.port', number],
+    ['hostKey', 'servers.0.hostKey'],
+    ['path', 'servers.0.tenants.0.path'],
+    ['composeCommand', 'servers.0.tenants.0.compose.command'],
+    ['healthPort', 'servers.0.tenants.0.health.port', number],
+    ['healthUrl', 'servers.0.tenants.0.health.url'],
+    ['healthPath', 'servers.0.tenants.0.health.path'],
+  ] as Array<[SingleRow, string, ((v: string) => unknown)?]>
+).map(([row, path, convert]) => [SETTINGS[row].input!, path, convert ?? ((v: string) => v), row] as const);
 
 export function singleServerRequested(): boolean {
-  return core.getInput('host').trim() !== '';
+  return setting(actionInputs, 'host') !== undefined;
 }
 
 export function registryFromInputs(): Registry {
@@ -32,17 +44,17 @@ export function registryFromInputs(): Registry {
   const raw: any = {
     servers: [{ name: 'server', region: 'default', tenants: [{ id: 'app', images: [{}] }] }],
   };
-  for (const [input, path, convert] of FIELDS) {
-    const v = core.getInput(input).trim();
-    if (!v) continue;
+  for (const [, path, convert, row] of FIELDS) {
+    const v = setting(actionInputs, row);
+    if (v === undefined) continue;
     const keys = path.split('.');
     let o = raw;
     for (const k of keys.slice(0, -1)) o = o[k] ??= {};
     o[keys.at(-1)!] = convert(v);
   }
   raw.servers[0].tenants[0].images[0] = {
-    variable: core.getInput('image-variable').trim() || 'APP_IMAGE',
-    repository: core.getInput('image-repository').trim(),
+    variable: setting(actionInputs, 'imageVariable'),
+    repository: setting(actionInputs, 'imageRepository') ?? '',
   };
   try {
     return parseRegistry(JSON.stringify(raw), 'inputs');
@@ -69,9 +81,11 @@ export function registryFromInputs(): Registry {
 }
 
 /** The registry of an action: the file named by `registry`, or the single server given by inputs. */
-export async function actionRegistry(input = 'registry'): Promise<Registry> {
+export async function actionRegistry(row: 'registry' | 'analysisRegistry' = 'registry'): Promise<Registry> {
   if (singleServerRequested()) return registryFromInputs();
-  const path = core.getInput(input).trim() || 'servers/production.json';
+  const input = SETTINGS[row].input;
+  // the analysis registry has no default: the gate reads it only when given
+  const path = setting(actionInputs, row) ?? DEFAULT_REGISTRY;
   let source: string;
   try {
     source = await readFile(path, 'utf8');

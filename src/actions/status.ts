@@ -8,48 +8,38 @@
 import { core } from './log';
 import { fleetStatus, plannedTargets } from '../fleet/read-status';
 import { hasDrift, type TargetStatus } from '../fleet/status';
-import { ConfigurationError } from '../errors';
 import { fetchUrl } from '../http/fetch';
 import { planDeployment } from '../plan/plan';
 import { jsonText } from '../report/sanitize';
 import { driftList, renderStatusSummary } from '../report/status-summary';
 import { statusRows, STATUS_HEADERS } from '../report/status-table';
+import { defaultStepLimits, setting } from '../settings';
 import { checkTrust } from '../ssh/known-hosts';
 import { SshConnector } from '../ssh/transport';
-import { checkBoolean } from '../values';
-import { positiveInt, text } from './inputs';
+import { actionInputs, sshKey } from './inputs';
 import { actionRegistry } from './single';
 
 /** A target that needs a look: drifted, unreachable, not running, or a lock left in place. */
 const attention = (s: TargetStatus) =>
   hasDrift(s) || Boolean(s.error) || s.state !== 'running' || Boolean(s.lock) || s.probe?.ok === false;
 
-function sshKey(): string {
-  const key = core.getInput('ssh-key');
-  if (!key.trim())
-    throw new ConfigurationError([
-      { path: [], source: 'input "ssh-key"', message: 'is required: status reads every server over SSH' },
-    ]);
-  core.setSecret(key);
-  return key;
-}
-
 export async function runStatusAction(): Promise<void> {
-  const failOnDrift = checkBoolean(text('fail-on-drift', 'false'), 'input "fail-on-drift"');
-  const concurrency = positiveInt('concurrency', 8);
-  const privateKey = sshKey();
+  const failOnDrift = setting(actionInputs, 'failOnDrift')!;
+  const concurrency = setting(actionInputs, 'serverConcurrency')!;
+  const privateKey = sshKey('status reads every server over SSH');
   const registry = await actionRegistry();
   const plan = planDeployment(registry, {
-    select: core.getInput('select').trim() || undefined,
-    waves: core.getInput('waves').trim() || undefined,
+    select: setting(actionInputs, 'select'),
+    waves: setting(actionInputs, 'waves'),
   });
-  const knownHosts = core.getInput('known-hosts');
+  const knownHosts = setting(actionInputs, 'knownHostsText') ?? '';
   checkTrust(registry, plan, knownHosts);
   const statuses = await fleetStatus({
     ...plannedTargets(plan),
     connector: new SshConnector({ privateKey, knownHosts }),
     concurrency,
     getUrl: fetchUrl,
+    limits: defaultStepLimits(),
   });
   const rows = statusRows(statuses);
   const drifted = statuses.filter(hasDrift).length;

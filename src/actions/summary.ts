@@ -9,7 +9,8 @@ import * as github from '@actions/github';
 import { failureAnnotations } from '../report/annotations';
 import { mergeReports, renderSummary } from '../report/summary';
 import { readReports } from './reports';
-import { text } from './inputs';
+import { setting, SETTINGS } from '../settings';
+import { actionInputs } from './inputs';
 import { ConfigurationError } from '../errors';
 
 function octokit() {
@@ -31,7 +32,7 @@ type Totals = ReturnType<typeof mergeReports>['totals'];
 type Where = { owner: string; repo: string; environment: string };
 
 export async function runSummary(): Promise<void> {
-  const mode = text('deployment', 'none');
+  const mode = setting(actionInputs, 'deployment')!;
   if (!['none', 'start', 'finish'].includes(mode))
     throw new ConfigurationError([
       {
@@ -40,7 +41,7 @@ export async function runSummary(): Promise<void> {
         message: `${JSON.stringify(mode)} is not one of none, start, finish`,
       },
     ]);
-  const where: Where = { ...github.context.repo, environment: text('environment', 'production') };
+  const where: Where = { ...github.context.repo, environment: setting(actionInputs, 'environment')! };
   if (mode === 'start') return startDeployment(where);
   const { totals: t, success } = await summarize();
   if (mode === 'finish') await finishDeployment(where, t, success);
@@ -54,9 +55,9 @@ async function startDeployment({ owner, repo, environment }: Where): Promise<voi
   const created = await api.rest.repos.createDeployment({
     owner,
     repo,
-    ref: text('ref', github.context.sha),
+    ref: setting(actionInputs, 'ref') ?? github.context.sha,
     environment,
-    description: text('title', 'fleet-deploy'),
+    description: setting(actionInputs, 'title') ?? 'fleet-deploy',
     auto_merge: false,
     required_contexts: [],
     transient_environment: false,
@@ -76,14 +77,14 @@ async function startDeployment({ owner, repo, environment }: Where): Promise<voi
 
 /** Every job's report merged: the job summary, the failures' annotations and the outputs. */
 async function summarize(): Promise<{ totals: Totals; success: boolean }> {
-  const reports = await readReports(text('reports', 'fleet-deploy-reports'), 'input "reports"');
+  const reports = await readReports(setting(actionInputs, 'reports')!, actionInputs.name(SETTINGS.reports));
   const merged = mergeReports(reports);
   // The gate's stop reason (matrix mode), when the reports themselves carry none (fleet mode does).
-  const stopped = merged.stopped ?? (core.getInput('stopped').trim() || undefined);
+  const stopped = merged.stopped ?? setting(actionInputs, 'stopped');
   const report = { ...merged, ...(stopped ? { stopped } : {}) };
   const markdown = renderSummary(report, {
-    title: text('title', `Deploy ${report.version}`),
-    reportLink: text('report-link', 'the fleet-deploy-reports artifact'),
+    title: setting(actionInputs, 'title') ?? `Deploy ${report.version}`,
+    reportLink: setting(actionInputs, 'reportLink')!,
   });
   await core.summary.addRaw(markdown, true).write();
   for (const a of failureAnnotations(report, await registryText())) {
@@ -120,7 +121,7 @@ async function finishDeployment(
         hint: 'pass the deployment-id output of the summary action run with deployment: start',
       },
     ]);
-  const url = core.getInput('environment-url').trim();
+  const url = setting(actionInputs, 'environmentUrl') ?? '';
   await octokit().rest.repos.createDeploymentStatus({
     owner,
     repo,

@@ -1,13 +1,14 @@
 /** The registry a command reads: --registry, else $FLEET_REGISTRY, else servers/production.json. */
 import { ConfigurationError } from '../errors';
 import { parseRegistry, type Registry } from '../registry';
-import { flagOptions } from '../settings';
+import { DEFAULT_REGISTRY } from '../settings';
 import { readUserFile, type CliIO } from './io';
 
-export const DEFAULT_REGISTRY = 'servers/production.json';
+/** The CLI's exit codes: `drift` is status --fail-on-drift's, when a target drifted. */
+export const EXIT = { ok: 0, failure: 1, configuration: 2, drift: 3 } as const;
 
-/** `--format FORMAT` and `--json` (the settings table's flag, as deploy and rollback take it): every command that prints data. */
-export const FORMAT_OPTIONS = { format: { type: 'string', short: 'f' }, ...flagOptions(['json']) } as const;
+/** `--format FORMAT` and `--json` (rows of the settings table): every command that prints data. */
+export const FORMAT_FLAGS = ['format', 'jsonFormat'] as const;
 
 /** The format asked for: --json, else --format (checked against `formats`), else the first of `formats`. */
 export function outputFormat<F extends string>(values: Record<string, unknown>, formats: readonly F[]): F {
@@ -26,11 +27,11 @@ export function outputFormat<F extends string>(values: Record<string, unknown>, 
 }
 
 /** The registry's path: --registry, else $FLEET_REGISTRY when set and not empty, else the default. */
-export function registryPath(values: Record<string, unknown>, io: CliIO): string {
+export function registryPath(values: { readonly registry?: unknown }, io: CliIO): string {
   return (values.registry as string | undefined) ?? (io.env.FLEET_REGISTRY || DEFAULT_REGISTRY);
 }
 
-export async function loadRegistry(values: Record<string, unknown>, io: CliIO): Promise<Registry> {
+export async function loadRegistry(values: { readonly registry?: unknown }, io: CliIO): Promise<Registry> {
   const flag = values.registry as string | undefined;
   const path = registryPath(values, io);
   // Name where the path came from: a person who passed no --registry is not told "--registry".

@@ -20,9 +20,12 @@ import {
 import { plural, table } from '../report/table';
 import { jsonText } from '../report/sanitize';
 import type { CliIO } from './io';
-import { openRemote, REMOTE_HELP, REMOTE_OPTIONS, type Values } from './remote';
+import { flagOptions, REMOTE_FLAGS } from '../settings';
+import { openRemote, remoteFlags, remoteHelp, type Values } from './remote';
 
 const TIMEOUT_MS = 30 * 60_000; // a database dump can take a while
+
+const RESTORE_FLAGS = ['backup', 'sha256', 'database', 'up'] as const;
 
 export const BACKUP_USAGE = `fleet-deploy backup [--select EXPR] [--format table|json] [options]
 
@@ -34,16 +37,14 @@ Prints each archive's sha256: keep it off the server (the JSON output, the job's
 restore --sha256, so a restore can tell an archive someone changed on the server.
 
 Options:
-  -f, --format FORMAT   table (default) or json
-${REMOTE_HELP}`;
+${remoteHelp(['format'])}`;
 
 export const BACKUPS_USAGE = `fleet-deploy backups [--select EXPR] [--format table|json] [options]
 
 Lists each selected tenant's backups, newest first: ID, time, size and sha256.
 
 Options:
-  -f, --format FORMAT   table (default) or json
-${REMOTE_HELP}`;
+${remoteHelp(['format'])}`;
 
 export const RESTORE_USAGE = `fleet-deploy restore --backup ID [--sha256 HEX] --select EXPR [--database] [--up] [options]
 
@@ -55,21 +56,10 @@ archive changes nothing), and with --database loads the archived dump through ba
 --up, runs compose up -d afterwards so the restored files take effect.
 
 Options:
-      --backup ID       the backup to restore (see fleet-deploy backups)
-      --sha256 HEX      the archive's sha256 as fleet-deploy backup printed it (kept off the server)
-      --database        also restore the database dump (needs backup.dump.restore); when none of the
-                        stack's containers runs, starts it first (compose up -d) for the dumps
-      --up              compose up -d after the restore
-${REMOTE_HELP}`;
+${remoteHelp(RESTORE_FLAGS)}`;
 
-export const BACKUP_OPTIONS = { ...REMOTE_OPTIONS, format: { type: 'string', short: 'f' } } as const;
-export const RESTORE_OPTIONS = {
-  ...REMOTE_OPTIONS,
-  backup: { type: 'string' },
-  sha256: { type: 'string' },
-  database: { type: 'boolean' },
-  up: { type: 'boolean' },
-} as const;
+export const BACKUP_OPTIONS = flagOptions(['format', ...REMOTE_FLAGS]);
+export const RESTORE_OPTIONS = flagOptions([...RESTORE_FLAGS, ...REMOTE_FLAGS]);
 
 type Results<T> = Map<string, Settled<T>>;
 
@@ -88,7 +78,7 @@ const size = (bytes: number) =>
   bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${Math.ceil(bytes / 1024)} KiB`;
 
 export async function runBackup(values: Values, io: CliIO): Promise<number> {
-  const { targets, connector, concurrency } = await openRemote(values, io);
+  const { targets, connector, concurrency } = await openRemote(remoteFlags(values), io);
   const id = backupId(new Date());
   const results = await eachServer(
     targets,
@@ -115,7 +105,7 @@ export async function runBackup(values: Values, io: CliIO): Promise<number> {
 }
 
 export async function runBackups(values: Values, io: CliIO): Promise<number> {
-  const { targets, connector, concurrency } = await openRemote(values, io);
+  const { targets, connector, concurrency } = await openRemote(remoteFlags(values), io);
   const results = await eachServer(
     targets,
     connector,
@@ -189,7 +179,7 @@ function backupFlag(values: Values): string {
 export async function runRestore(values: Values, io: CliIO): Promise<number> {
   const id = backupFlag(values);
   const sha256 = sha256Flag(values);
-  const { targets, connector, concurrency } = await openRemote(values, io);
+  const { targets, connector, concurrency } = await openRemote(remoteFlags(values), io);
   const database = Boolean(values.database);
   for (const t of targets)
     if (database && !t.tenant.backup?.dump?.restore)

@@ -5,23 +5,13 @@ import { dryRunCommands, type DryRunOptions } from '../deploy/dry-run';
 import { describePrePull, prePullJobs, prePullPreview } from '../deploy/prepull';
 import { systemClock } from '../ports';
 import { fetchUrl } from '../http/fetch';
-import { planDeployment, type Plan } from '../plan/plan';
+import type { Plan } from '../plan/plan';
 import type { Registry } from '../registry';
 import { renderReport, succeeded } from '../report/render';
 import { sanitizeLine } from '../report/sanitize';
 import { plural } from '../report/table';
 import { jsonText } from '../report/sanitize';
-import {
-  fromFlags,
-  identity,
-  optionsHelp,
-  registryLogin,
-  release,
-  rolloutSettings,
-  setting,
-  synopsis,
-  type SettingName,
-} from '../settings';
+import { fromFlags, optionsHelp, resolveRollout, setting, synopsis, type SettingName } from '../settings';
 import { checkTrust } from '../ssh/known-hosts';
 import { userInfo } from 'node:os';
 import { SshConnector, type SshOptions } from '../ssh/transport';
@@ -98,22 +88,22 @@ export async function runDeploy(
 ): Promise<number> {
   const flags = fromFlags(values);
   const registry = await loadRegistry(values, io);
-  const plan = planDeployment(registry, { select: setting(flags, 'select'), waves: setting(flags, 'waves') });
-  const targets = plan.plan.flatMap((w) => w.targets);
-  const login = registryLogin(flags, io.env);
-  const options: FleetOptions = {
-    ...release(flags, mode, targets),
-    // With $USER unset (a container, cron), the OS account rather than "unknown".
-    ...identity(flags, { ...io.env, USER: io.env.USER || osUser() }, 'cli'),
-    ...rolloutSettings(flags, targets),
-    ...(login ? { registry: login } : {}),
-    ...(mode === 'deploy' && registry.analysis ? { analysis: registry.analysis } : {}),
-  };
-  if (mode === 'deploy' && setting(flags, 'dryRun'))
-    return printDryRun(plan, { ...options, analysis: registry.analysis }, io);
+  // Every flag checked once, before anything connects. With $USER unset (a container, cron), the OS
+  // account rather than "unknown".
+  const rollout = resolveRollout(flags, mode, registry, {
+    name: 'cli',
+    env: { ...io.env, USER: io.env.USER || osUser() },
+  });
+  const { plan, options } = rollout;
+  if (rollout.dryRun) return printDryRun(plan, { ...options, analysis: registry.analysis }, io);
 
   // Everything below touches servers: check the trust anchors and the key first.
-  const ssh = await sshSettings(values, io, registry, plan);
+  const ssh = await sshSettings(
+    { key: setting(flags, 'key'), knownHosts: setting(flags, 'knownHosts') },
+    io,
+    registry,
+    plan,
+  );
 
   const progress = new Progress({
     write: io.stderr,
@@ -139,12 +129,11 @@ export async function runDeploy(
     onPrePull: (e) => e.status !== 'pulled' && io.stderr(`warning: ${sanitizeLine(describePrePull(e))}\n`),
   });
   progress.finish();
-  const reportFile = setting(flags, 'report');
-  if (reportFile) {
+  if (rollout.report) {
     if (!io.writeText) throw new Error('this environment cannot write files');
-    await io.writeText(reportFile, `${JSON.stringify(report, null, 2)}\n`);
+    await io.writeText(rollout.report, `${JSON.stringify(report, null, 2)}\n`);
   }
-  if (setting(flags, 'json')) io.stdout(`${jsonText(report, 2)}\n`);
+  if (rollout.json) io.stdout(`${jsonText(report, 2)}\n`);
   else io.stdout(`\n${renderReport(report, { rollback: Boolean(options.rollback) })}`);
   return succeeded(report) ? 0 : 1;
 }
@@ -159,21 +148,19 @@ function osUser(): string | undefined {
 
 /** The SSH credentials and host-key trust for a command that connects, checked before anything does. */
 export async function sshSettings(
-  values: Values,
+  given: { key?: string; knownHosts?: string },
   io: CliIO,
   registry: Registry,
   plan: Plan,
 ): Promise<SshOptions> {
-  const flags = fromFlags(values);
-  const known = await knownHostsText(setting(flags, 'knownHosts'), io);
+  const known = await knownHostsText(given.knownHosts, io);
   checkTrust(registry, plan, known.text, (s) => `${io.self ?? 'fleet-deploy'} pin-host-key --server ${s}`);
-  const keyFlag = setting(flags, 'key');
-  const { from, ...credentials } = await sshCredentials(keyFlag, io);
+  const { from, ...credentials } = await sshCredentials(given.key, io);
   // Say where the key and the trust came from when the person did not name them (an environment
   // variable that may hold a path or a key, the agent, ~/.ssh/known_hosts).
   const said = [
-    keyFlag ? '' : from,
-    known.from && known.from !== setting(flags, 'knownHosts') ? `known hosts from ${known.from}` : '',
+    given.key ? '' : from,
+    known.from && known.from !== given.knownHosts ? `known hosts from ${known.from}` : '',
   ].filter(Boolean);
   if (said.length) io.stderr(`SSH: ${said.join('; ')}\n`);
   return { ...credentials, knownHosts: known.text };

@@ -3,12 +3,15 @@ import { parseHistory, type HistoryEntry } from '../deploy/history';
 import { readHistory } from '../remote/history';
 import { table } from '../report/table';
 import { jsonText } from '../report/sanitize';
-import { wholeNumber } from '../values';
 import { eachServer } from '../fleet/each-server';
 import { describe } from '../deploy/shell';
-import { openRemote, REMOTE_HELP, type Values } from './remote';
+import { openRemote, remoteFlags, remoteHelp, type Values } from './remote';
 import type { CliIO } from './io';
-import { outputFormat } from './args';
+import { FORMAT_FLAGS, outputFormat } from './args';
+import { flagOptions, fromFlags, REMOTE_FLAGS, setting } from '../settings';
+
+const HISTORY_FLAGS = ['limit', ...FORMAT_FLAGS] as const;
+export const HISTORY_OPTIONS = flagOptions([...HISTORY_FLAGS, ...REMOTE_FLAGS]);
 
 export const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--json] [--concurrency N] [--key FILE] [--known-hosts FILE]
 
@@ -16,15 +19,12 @@ Reads each selected target's release history (.fleet/history.jsonl in its direct
 outcome, from → to, digests), newest first, over one SSH connection per server.
 
 Options:
-  -n, --limit N         entries per target (default 10)
-  -f, --format FORMAT   table (default) or json
-      --json            the same as --format json
-${REMOTE_HELP}`;
+${remoteHelp(HISTORY_FLAGS)}`;
 
 export async function runHistory(values: Values, io: CliIO): Promise<number> {
-  const limit = wholeNumber(values.limit as string | undefined, '--limit', 10);
+  const limit = setting(fromFlags(values), 'limit')!;
   const format = outputFormat(values, ['table', 'json']);
-  const { targets, connector, concurrency } = await openRemote(values, io);
+  const { targets, connector, concurrency } = await openRemote(remoteFlags(values), io);
   const outcomes = await eachServer(
     targets,
     connector,

@@ -15,7 +15,8 @@ import { ENV_VAR, HOST, IMAGE_REF, NAME, REMOTE_PATH, TENANT_ID, USER, matches }
 import type { Server } from '../registry/model';
 import { Script, sh } from '../remote/shell';
 import { SshConnector } from '../ssh/transport';
-import { DEFAULT_REGISTRY, registryPath } from './args';
+import { DEFAULT_REGISTRY } from '../settings';
+import { registryPath } from './args';
 import { readUserFile, type CliIO } from './io';
 import { sshCredentials } from './keys';
 

@@ -7,9 +7,11 @@ import { eachServer } from '../fleet/each-server';
 import { describe } from '../deploy/shell';
 import { ConfigurationError } from '../errors';
 import { LOG_LINE_LIMIT, logs, SINCE } from '../remote/logs';
-import { wholeNumber } from '../values';
 import type { CliIO } from './io';
-import { openRemote, REMOTE_HELP, REMOTE_OPTIONS, type Values } from './remote';
+import { flagOptions, fromFlags, REMOTE_FLAGS, setting } from '../settings';
+import { openRemote, remoteFlags, remoteHelp, type Values } from './remote';
+
+const LOGS_FLAGS = ['tail', 'since', 'follow'] as const;
 
 export const LOGS_USAGE = `fleet-deploy logs [--select EXPR] [--tail N] [--since TIME] [-f] [options]
 
@@ -18,17 +20,9 @@ keeps following all of them at once (Ctrl-C stops) over one SSH connection per s
 than ${LOG_LINE_LIMIT} characters is cut there and marked "[fleet-deploy: line cut at … characters]".
 
 Options:
-  -n, --tail N          lines per container (default 100)
-      --since TIME      only lines since TIME: a duration (10m, 2h, 1d) or a date (2024-05-01T12:00:00Z)
-  -f, --follow          keep following (at most 10 tenants a server: sshd's MaxSessions)
-${REMOTE_HELP}`;
+${remoteHelp(LOGS_FLAGS)}`;
 
-export const LOGS_OPTIONS = {
-  ...REMOTE_OPTIONS,
-  tail: { type: 'string', short: 'n' },
-  since: { type: 'string' },
-  follow: { type: 'boolean', short: 'f' },
-} as const;
+export const LOGS_OPTIONS = flagOptions([...LOGS_FLAGS, ...REMOTE_FLAGS]);
 
 function sinceFlag(values: Values): string | undefined {
   const since = values.since as string | undefined;
@@ -78,11 +72,11 @@ export function lineWriter(prefix: string, write: (text: string) => void, limit 
 
 export async function runLogs(values: Values, io: CliIO): Promise<number> {
   const options = {
-    tail: wholeNumber(values.tail as string | undefined, '--tail', 100, 0),
+    tail: setting(fromFlags(values), 'tail')!,
     since: sinceFlag(values),
-    follow: Boolean(values.follow),
+    follow: setting(fromFlags(values), 'follow') ?? false,
   };
-  const { targets, connector, concurrency } = await openRemote(values, io);
+  const { targets, connector, concurrency } = await openRemote(remoteFlags(values), io);
   const results = await eachServer(
     targets,
     connector,

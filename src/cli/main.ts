@@ -1,6 +1,7 @@
 /**
  * fleet-deploy's command line. `runCli(argv, io)` returns the exit code: 0 success, 1 failure,
- * 2 configuration error (bad registry, bad flags, a selection that matches nothing).
+ * 2 configuration error (bad registry, bad flags, a selection that matches nothing), 3 drift (`status
+ * --fail-on-drift`): `EXIT` in args.ts.
  */
 import type { Analysis } from '../analysis';
 import { describeWaveAnalysis } from '../deploy/analysis';
@@ -16,9 +17,8 @@ import { plural, table } from '../report/table';
 import { processIO, type CliIO } from './io';
 import { VERSION } from '../version';
 import { DEPLOY_FLAGS, DEPLOY_USAGE, ROLLBACK_FLAGS, ROLLBACK_USAGE, runDeploy } from './deploy';
-import { HISTORY_USAGE, runHistory } from './history';
+import { HISTORY_OPTIONS, HISTORY_USAGE, runHistory } from './history';
 import { runUnlock, UNLOCK_OPTIONS, UNLOCK_USAGE } from './unlock';
-import { REMOTE_OPTIONS } from './remote';
 import { PRUNE_OPTIONS, PRUNE_USAGE, runPrune } from './prune';
 import { LOGS_OPTIONS, LOGS_USAGE, runLogs } from './logs';
 import { runStatus, STATUS_OPTIONS, STATUS_USAGE } from './status';
@@ -35,9 +35,8 @@ import {
 import { runDemo } from './demo';
 import { runSandbox, SANDBOX_USAGE } from './sandbox';
 import { runSetupServer, SETUP_OPTIONS, SETUP_USAGE } from './setup-server';
-import { DEFAULT_REGISTRY, FORMAT_OPTIONS, loadRegistry, outputFormat } from './args';
-import { wholeNumber } from '../values';
-import { flagOptions } from '../settings';
+import { EXIT, loadRegistry, outputFormat } from './args';
+import { flagOptions, fromFlags, optionsHelp, setting } from '../settings';
 import { closest } from '../registry/issues';
 import {
   ADD_SERVER_USAGE,
@@ -52,8 +51,6 @@ import {
   runInit,
 } from './init';
 import { completionScript, SHELLS, type Completable, type Shell } from './completion';
-
-export const EXIT = { ok: 0, failure: 1, configuration: 2 } as const;
 
 interface Command {
   summary: string;
@@ -72,9 +69,10 @@ interface Command {
   hiddenVerbs?: readonly string[];
 }
 
-const registryOption = { registry: { type: 'string', short: 'r' } } as const;
+/** The flags of plan (rows of the settings table). */
+const PLAN_FLAGS = ['registry', 'planSelect', 'planWaves', 'maxPerJob', 'planFormat', 'jsonFormat'] as const;
 
-const COMMANDS: Record<string, Command> = {
+export const COMMANDS: Record<string, Command> = {
   validate: {
     summary: 'Check a server registry and report every problem with its line',
     usage: `fleet-deploy validate [--registry FILE]
@@ -84,9 +82,8 @@ and one health port per tenant on a server, known rings, …). Prints every prob
 FILE:LINE:COLUMN, the JSON path, the bad value and what would be valid.
 
 Options:
-  -r, --registry FILE   the server registry (default: $FLEET_REGISTRY or ${DEFAULT_REGISTRY})
-  -h, --help            show this help`,
-    options: { ...registryOption },
+${optionsHelp(['registry'])}`,
+    options: flagOptions(['registry']),
     run: async (values, io) => {
       const registry = await loadRegistry(values, io);
       // what init wrote without knowing it, still unedited: a deploy would wait on a port nothing serves
@@ -122,11 +119,7 @@ Options:
   history: {
     summary: "Show the selected targets' release history (the audit log on each server)",
     usage: HISTORY_USAGE,
-    options: {
-      ...REMOTE_OPTIONS,
-      limit: { type: 'string', short: 'n' },
-      ...FORMAT_OPTIONS,
-    },
+    options: HISTORY_OPTIONS,
     run: (values, io) => runHistory(values, io),
   },
   unlock: {
@@ -228,31 +221,16 @@ and once with 30% (it goes on) — shows the history of that tenant and a manual
 Selects targets (a target is one tenant on one server, "server/tenant") and cuts them into waves.
 
 Options:
-  -r, --registry FILE   the server registry (default: $FLEET_REGISTRY or ${DEFAULT_REGISTRY})
-  -s, --select EXPR     which targets: clauses KEY=VALUE or KEY!=VALUE joined by "," (AND), alternatives
-                        by "|", "*" as a wildcard. Keys: tenant, server, region, ring, id, or a label.
-                        e.g. "region=eu,ring!=sandbox", "tenant=acme-*|globex", "tier=enterprise"
-                        (default: every target)
-  -w, --waves SPEC      cumulative steps, counts or shares rounded up, ending at 100%: "1,5%,25%,100%";
-                        or "rings" for one wave per ring; or "all" (default) for one wave
-      --max-per-job N   targets per GitHub matrix job (default 1; a wave never exceeds 256 jobs)
-  -f, --format FORMAT   table (default), json (the whole plan) or matrix (one GitHub matrix per wave)
-      --json            the same as --format json
-  -h, --help            show this help`,
-    options: {
-      ...registryOption,
-      select: { type: 'string', short: 's' },
-      waves: { type: 'string', short: 'w' },
-      'max-per-job': { type: 'string' },
-      ...FORMAT_OPTIONS,
-    },
+${optionsHelp(PLAN_FLAGS)}`,
+    options: flagOptions(PLAN_FLAGS),
     run: async (values, io) => {
       const format = outputFormat(values, ['table', 'json', 'matrix']);
       const registry = await loadRegistry(values, io);
+      const flags = fromFlags(values);
       const plan = planDeployment(registry, {
-        select: values.select as string | undefined,
-        waves: values.waves as string | undefined,
-        maxPerJob: wholeNumber(values['max-per-job'] as string | undefined, '--max-per-job', 1),
+        select: setting(flags, 'planSelect'),
+        waves: setting(flags, 'planWaves'),
+        maxPerJob: setting(flags, 'maxPerJob'),
       });
       if (format === 'json') io.stdout(`${JSON.stringify(planJson(plan), null, 2)}\n`);
       else if (format === 'matrix') io.stdout(`${JSON.stringify(matrices(plan))}\n`);

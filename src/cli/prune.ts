@@ -12,7 +12,8 @@ import { inspectTenant, parseInspection, removeImages } from '../remote/status';
 import { strategyFor } from '../deploy/strategies';
 import { plural, table } from '../report/table';
 import type { CliIO } from './io';
-import { openRemote, REMOTE_HELP, REMOTE_OPTIONS, type Values } from './remote';
+import { flagOptions, REMOTE_FLAGS } from '../settings';
+import { openRemote, remoteFlags, remoteHelp, type Values } from './remote';
 
 export const PRUNE_USAGE = `fleet-deploy prune [--select EXPR] [--dry-run] [options]
 
@@ -22,10 +23,9 @@ server keeps. Only images this tool deployed (from the histories) are considered
 tenants of a server left out of the selection are not read, so prune skips servers selected only in part.
 
 Options:
-      --dry-run         list what would be removed and the space it would free; remove nothing
-${REMOTE_HELP}`;
+${remoteHelp(['pruneDryRun'])}`;
 
-export const PRUNE_OPTIONS = { ...REMOTE_OPTIONS, 'dry-run': { type: 'boolean' } } as const;
+export const PRUNE_OPTIONS = flagOptions(['pruneDryRun', ...REMOTE_FLAGS]);
 
 interface Pruned {
   image: string;
@@ -53,7 +53,7 @@ async function pruneServer(list: readonly Target[], exec: (s: Script) => Promise
 }
 
 export async function runPrune(values: Values, io: CliIO): Promise<number> {
-  const { registry, targets, connector, concurrency } = await openRemote(values, io);
+  const { registry, targets, connector, concurrency } = await openRemote(remoteFlags(values), io);
   const dryRun = Boolean(values['dry-run']);
   const whole = byServer(targets).filter((list) => {
     const all = registry.servers.find((s) => s.name === list[0]!.server.name)!.tenants.length;

@@ -1,13 +1,21 @@
 /**
  * What every command that works on servers starts with: the registry, the selected targets, the SSH key
- * and trusted host keys (checked like a deploy's), and a connector; and the options they share.
+ * and trusted host keys (checked like a deploy's), and a connector; and the flags they share (the settings
+ * table's REMOTE_FLAGS).
  */
 import type { Connector } from '../ports';
 import { plannedTargets } from '../fleet/read-status';
 import { planDeployment } from '../plan/plan';
 import type { Registry, Target } from '../registry/model';
+import {
+  flagOptions,
+  fromFlags,
+  optionsHelp,
+  REMOTE_FLAGS,
+  remoteSettings,
+  type RemoteSettings,
+} from '../settings';
 import { SshConnector, type SshOptions } from '../ssh/transport';
-import { wholeNumber } from '../values';
 import { loadRegistry } from './args';
 import { sshSettings } from './deploy';
 import type { CliIO } from './io';
@@ -15,23 +23,11 @@ import type { CliIO } from './io';
 export type Values = Record<string, string | boolean | undefined>;
 
 /** The flags of every remote command. */
-export const REMOTE_OPTIONS = {
-  registry: { type: 'string', short: 'r' },
-  select: { type: 'string', short: 's' },
-  key: { type: 'string' },
-  'known-hosts': { type: 'string' },
-  concurrency: { type: 'string', short: 'c' },
-} as const;
+export const REMOTE_OPTIONS = flagOptions(REMOTE_FLAGS);
 
-/** Their help lines, for each command's usage. */
-export const REMOTE_HELP = `  -r, --registry FILE   the server registry (default: $FLEET_REGISTRY or servers/production.json)
-  -s, --select EXPR     which targets (default: every target)
-  -c, --concurrency N   servers worked on at once, one SSH connection each (default 10)
-      --key FILE        SSH private key (default: $FLEET_SSH_KEY (the key or its path),
-                        $FLEET_SSH_KEY_FILE, else the ssh-agent at $SSH_AUTH_SOCK)
-      --known-hosts FILE  trusted host keys besides the registry's pins (default: $FLEET_KNOWN_HOSTS
-                        text, else ~/.ssh/known_hosts when not in CI)
-  -h, --help            show this help`;
+/** A remote command's "Options:" lines: its own flags (rows of the settings table), then the shared ones. */
+export const remoteHelp = (own: Parameters<typeof optionsHelp>[0] = []) =>
+  optionsHelp([...own, ...REMOTE_FLAGS]);
 
 export interface Remote {
   registry: Registry;
@@ -42,17 +38,21 @@ export interface Remote {
   concurrency: number;
 }
 
-export async function openRemote(values: Values, io: CliIO, ssh: Partial<SshOptions> = {}): Promise<Remote> {
-  const registry = await loadRegistry(values, io);
-  const plan = planDeployment(registry, {
-    select: values.select as string | undefined,
-    waves: values.waves as string | undefined,
-  });
-  const trust = await sshSettings(values, io, registry, plan);
+/** The flags of a remote command, resolved once (checked, defaults applied). */
+export const remoteFlags = (values: Values): RemoteSettings => remoteSettings(fromFlags(values));
+
+export async function openRemote(
+  settings: RemoteSettings,
+  io: CliIO,
+  ssh: Partial<SshOptions> = {},
+): Promise<Remote> {
+  const registry = await loadRegistry(settings, io);
+  const plan = planDeployment(registry, { select: settings.select, waves: settings.waves });
+  const trust = await sshSettings(settings, io, registry, plan);
   return {
     registry,
     ...plannedTargets(plan),
     connector: new SshConnector({ ...trust, ...ssh }),
-    concurrency: wholeNumber(values.concurrency as string | undefined, '--concurrency', 10),
+    concurrency: settings.concurrency,
   };
 }

@@ -16,7 +16,8 @@ import { plural, table } from '../report/table';
 import type { Script } from '../remote/shell';
 import { asRoot, parseSteps, secretsOf, setupServer, setupTenant, type SetupStep } from '../remote/setup';
 import { readUserFile, type CliIO } from './io';
-import { openRemote, REMOTE_OPTIONS, type Values } from './remote';
+import { DEFAULT_REGISTRY, SETTINGS } from '../settings';
+import { openRemote, remoteFlags, REMOTE_OPTIONS, type Values } from './remote';
 
 export const SETUP_USAGE = `fleet-deploy setup-server --admin-key FILE --deploy-key-pub FILE [--select EXPR] [options]
 
@@ -44,9 +45,9 @@ Options:
       --env-template FILE   the .env template for tenants that have no .env yet
       --systemd             write a systemd unit per tenant stack
       --systemd-dir DIR     where the units go (default /etc/systemd/system)
-  -r, --registry FILE       the server registry (default: $FLEET_REGISTRY or servers/production.json)
+  -r, --registry FILE       the server registry (default: $FLEET_REGISTRY or ${DEFAULT_REGISTRY})
   -s, --select EXPR         which targets (default: every target)
-  -c, --concurrency N       servers worked on at once (default 8)
+  -c, --concurrency N       servers worked on at once (default ${SETTINGS.serverConcurrency.default})
       --known-hosts FILE    trusted host keys besides the registry's pins (a new server's, checked by you)
   -h, --help                show this help`;
 
@@ -130,9 +131,13 @@ function keyLine(blob: Buffer): string {
 export async function runSetupServer(values: Values, io: CliIO): Promise<number> {
   const inputs = await readInputs(values, io);
   const hostKeys = new Map<string, string>();
-  const { targets, connector, concurrency } = await openRemote({ ...values, key: values['admin-key'] }, io, {
-    onHostKey: (server, key) => hostKeys.set(server, keyLine(key)),
-  });
+  const { targets, connector, concurrency } = await openRemote(
+    remoteFlags({ ...values, key: values['admin-key'] }),
+    io,
+    {
+      onHostKey: (server, key) => hostKeys.set(server, keyLine(key)),
+    },
+  );
   const done = new Set<string>();
   const results = await eachServer(
     targets,

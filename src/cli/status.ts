@@ -9,9 +9,12 @@ import { fetchUrl } from '../http/fetch';
 import { jsonText } from '../report/sanitize';
 import { statusRows, STATUS_HEADERS } from '../report/status-table';
 import { plural, table } from '../report/table';
-import { FORMAT_OPTIONS, outputFormat } from './args';
+import { EXIT, FORMAT_FLAGS, outputFormat } from './args';
 import type { CliIO } from './io';
-import { openRemote, REMOTE_HELP, REMOTE_OPTIONS, type Values } from './remote';
+import { defaultStepLimits, flagOptions, REMOTE_FLAGS } from '../settings';
+import { openRemote, remoteFlags, remoteHelp, type Values } from './remote';
+
+const STATUS_FLAGS = [...FORMAT_FLAGS, 'statusWaves', 'failOnDrift'] as const;
 
 export const STATUS_USAGE = `fleet-deploy status [--select EXPR] [--waves SPEC] [--format table|json] [--json] [--fail-on-drift] [options]
 
@@ -25,25 +28,14 @@ recorded), or it runs another version than most of its wave. A blue-green target
 containers are the ones shown) and the release each slot holds. Reads only; takes no lock.
 
 Options:
-  -f, --format FORMAT   table (default) or json
-      --json            the same as --format json
-  -w, --waves SPEC      the waves "most of its wave" compares within (default: all targets are one wave)
-      --fail-on-drift   exit 3 when any target drifted (for scheduled checks)
-${REMOTE_HELP}`;
+${remoteHelp(STATUS_FLAGS)}`;
 
-export const STATUS_OPTIONS = {
-  ...REMOTE_OPTIONS,
-  ...FORMAT_OPTIONS,
-  waves: { type: 'string', short: 'w' },
-  'fail-on-drift': { type: 'boolean' },
-} as const;
-
-export const DRIFT_EXIT = 3;
+export const STATUS_OPTIONS = flagOptions([...STATUS_FLAGS, ...REMOTE_FLAGS]);
 
 export async function runStatus(values: Values, io: CliIO): Promise<number> {
   const format = outputFormat(values, ['table', 'json']);
-  const remote = await openRemote(values, io);
-  const statuses = await fleetStatus({ ...remote, getUrl: fetchUrl });
+  const remote = await openRemote(remoteFlags(values), io);
+  const statuses = await fleetStatus({ ...remote, getUrl: fetchUrl, limits: defaultStepLimits() });
   const drifted = statuses.filter(hasDrift).length;
   if (format === 'json') io.stdout(`${jsonText(statuses, 2)}\n`);
   else {
@@ -53,5 +45,5 @@ export async function runStatus(values: Values, io: CliIO): Promise<number> {
     );
   }
   if (statuses.some((s) => s.error)) return 1;
-  return values['fail-on-drift'] && drifted ? DRIFT_EXIT : 0;
+  return values['fail-on-drift'] && drifted ? EXIT.drift : EXIT.ok;
 }

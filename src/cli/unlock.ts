@@ -9,7 +9,16 @@ import { describeHolder, longestQuiet, parseLockOwner } from '../deploy/locks';
 import type { Target } from '../registry/model';
 import * as R from '../remote/lock';
 import { table } from '../report/table';
-import { flagOptions, fromFlags, identity, optionsHelp, rolloutSettings, synopsis } from '../settings';
+import {
+  flagOptions,
+  fromFlags,
+  identity,
+  optionsHelp,
+  remoteSettings,
+  rolloutSettings,
+  setting,
+  synopsis,
+} from '../settings';
 import { eachServer } from '../fleet/each-server';
 import type { Transport } from '../ports';
 import { openRemote, type Values } from './remote';
@@ -23,11 +32,12 @@ const FLAGS = [
   'commandTimeoutMs',
   'pullTimeoutMs',
   'actor',
+  'force',
 ] as const;
 
-export const UNLOCK_OPTIONS = { ...flagOptions(FLAGS), force: { type: 'boolean' as const } };
+export const UNLOCK_OPTIONS = flagOptions(FLAGS);
 
-export const UNLOCK_USAGE = `${synopsis('unlock', FLAGS)} [--force]
+export const UNLOCK_USAGE = `${synopsis('unlock', FLAGS)}
 
 Shows each selected target's deploy lock: who holds it, which run, since when, how long ago its holder last
 touched it, and the switch it was making if it was cut off there. Releases a lock whose holder is gone: its
@@ -38,7 +48,6 @@ in the target's history.
 
 Options:
 ${optionsHelp(FLAGS)}
-      --force  release locks that still look in use (their deploy was killed, say)
 
 Exit codes: 0 nothing left locked, 1 a lock is still held, 2 bad input.`;
 
@@ -65,11 +74,11 @@ function interruptedSwitch(note: string | undefined): { from?: string; to: strin
 
 export async function runUnlock(values: Values, io: CliIO): Promise<number> {
   const flags = fromFlags(values);
-  const remote = await openRemote(values, io, { passphrase: io.env.FLEET_SSH_PASSPHRASE });
+  const remote = await openRemote(remoteSettings(flags), io, { passphrase: io.env.FLEET_SSH_PASSPHRASE });
   const how: UnlockHow = {
     limits: rolloutSettings(flags, remote.targets),
     who: identity(flags, io.env, 'cli'),
-    force: Boolean(values.force),
+    force: setting(flags, 'force') ?? false,
   };
   const results = await eachServer(
     remote.targets,

@@ -25,8 +25,8 @@ export interface FleetOptions extends DeployOptions {
   maxFailurePercent: number;
   /** …or this count, when given. */
   maxFailures?: number;
-  /** Hooks marked `once` already ran elsewhere in this rollout (another matrix job): skip them. */
-  skipOnceHooks?: boolean;
+  /** Run the hooks marked `once` (default); false: they run elsewhere in this rollout (another matrix job). */
+  onceHooks?: boolean;
   /** Checks measured after each wave but the last, through its soak (registry `rollout.analysis`). */
   analysis?: Analysis;
   /** Tenants of one server deploying the same images share one pull (pulls.ts); default true. */
@@ -125,7 +125,7 @@ export async function deployFleet(
   ports: FleetPorts,
 ): Promise<FleetReport> {
   const started = ports.clock.now();
-  const once = new OnceHooks(options.skipOnceHooks);
+  const once = new OnceHooks(options.onceHooks === false);
   const sessions = sessionsFor(plan, options, ports);
   const pulls = new Map<string, ServerPulls>();
   const prePull = prePullFor(plan, options, ports, sessions, pulls);

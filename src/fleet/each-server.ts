@@ -14,8 +14,8 @@ import type { Connector, Transport } from '../ports';
 export type Settled<T> = { ok: true; value: T } | { ok: false; error: string };
 
 export interface EachServerOptions {
-  /** Servers worked on at once (default 8). */
-  concurrency?: number;
+  /** Servers worked on at once (the CLI's --concurrency, the settings table's default when not given). */
+  concurrency: number;
   /**
    * Targets of one server worked on at once over its connection, one exec channel each (default 1,
    * sequential). `logs -f` follows every tenant at once; sshd's MaxSessions (10 by default) bounds it.
@@ -46,10 +46,10 @@ export async function eachServer<T>(
   targets: readonly Target[],
   connector: Connector,
   work: (target: Target, transport: Transport) => Promise<T>,
-  options: EachServerOptions = {},
+  options: EachServerOptions,
 ): Promise<Map<string, Settled<T>>> {
   const results = new Map<string, Settled<T>>();
-  await bounded(byServer(targets), options.concurrency ?? 8, async (list) => {
+  await bounded(byServer(targets), options.concurrency, async (list) => {
     const server = list[0]!.server;
     let transport: Transport | undefined;
     try {

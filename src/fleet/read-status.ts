@@ -3,6 +3,7 @@
  * connection, one probe of its health check; one connection per server. The result is checked data
  * (`TargetStatus`), drift across each wave included; the CLI and the status action render it.
  */
+import type { StepLimits } from '../deploy/locks';
 import { describe } from '../deploy/shell';
 import { strategyFor } from '../deploy/strategies';
 import { judge } from '../health/gate';
@@ -41,6 +42,8 @@ export interface StatusSource {
   concurrency: number;
   /** a GET from here, for health checks with a public URL */
   getUrl: UrlGet;
+  /** the step limits deploys run with, by which a lock without a lease is judged */
+  limits: StepLimits;
 }
 
 /** A plan's targets in order, and each one's wave. */
@@ -58,6 +61,7 @@ export async function fleetStatus({
   connector,
   concurrency,
   getUrl,
+  limits,
 }: StatusSource): Promise<TargetStatus[]> {
   const results = await eachServer(
     targets,
@@ -70,7 +74,7 @@ export async function fleetStatus({
         get(t, transport, getUrl),
       ]);
       if (r.code !== 0) throw new Error(`cannot inspect: ${describe(r)}`);
-      const status = targetStatus(t, waveOf.get(t.id) ?? 1, parseInspection(r.stdout), strategy);
+      const status = targetStatus(t, waveOf.get(t.id) ?? 1, parseInspection(r.stdout), strategy, limits);
       if (status.state !== 'missing') status.probe = verdict(t, answer, status.version ?? '');
       return status;
     },

@@ -8,7 +8,7 @@ import type { Target } from '../registry/model';
 import { configHashOf } from '../remote/compose';
 import { stackState, type ContainerInfo, type ContainerState, type TenantInspection } from '../remote/status';
 import { History, parseHistory, type HistoryEntry } from '../deploy/history';
-import { longestQuiet } from '../deploy/locks';
+import { longestQuiet, type StepLimits } from '../deploy/locks';
 import type { ReleaseStrategy, StrategyStatus } from '../deploy/strategy';
 
 export interface TargetStatus {
@@ -47,15 +47,21 @@ export interface TargetStatus {
   error?: string;
 }
 
-/** The defaults of --command-timeout and --pull-timeout: how long a live deploy may leave its lock untouched. */
-const DEFAULT_LIMITS = { commandTimeoutMs: 120_000, pullTimeoutMs: 900_000 };
-
 function healthOf(states: readonly string[]): string {
   for (const h of ['unhealthy', 'starting', 'healthy']) if (states.includes(h)) return h;
   return states.length ? 'none' : '';
 }
 
-function lockOf(target: Target, lock: NonNullable<TenantInspection['lock']>): TargetStatus['lock'] {
+/**
+ * The lock left on the target; `limits` are the step limits a deploy runs with (the defaults of
+ * --command-timeout and --pull-timeout): a lock without a lease untouched longer than any step takes is
+ * judged interrupted.
+ */
+function lockOf(
+  target: Target,
+  lock: NonNullable<TenantInspection['lock']>,
+  limits: StepLimits,
+): TargetStatus['lock'] {
   let owner: { actor?: unknown; run?: unknown } = {};
   try {
     owner = JSON.parse(lock.owner) as typeof owner;
@@ -63,7 +69,7 @@ function lockOf(target: Target, lock: NonNullable<TenantInspection['lock']>): Ta
     // an owner that is not ours to read is shown as text
   }
   const text = (v: unknown) => (typeof v === 'string' && !/[\r\n]/.test(v) ? v.slice(0, 200) : undefined);
-  const quietMs = longestQuiet(target.tenant, DEFAULT_LIMITS).ms;
+  const quietMs = longestQuiet(target.tenant, limits).ms;
   return {
     ageS: lock.ageS,
     owner: lock.owner.slice(0, 500),
@@ -111,6 +117,7 @@ export function targetStatus(
   wave: number,
   i: TenantInspection,
   strategy: Pick<ReleaseStrategy, 'status'>,
+  limits: StepLimits,
 ): TargetStatus {
   if (i.noDirectory)
     return {
@@ -152,7 +159,7 @@ export function targetStatus(
         }
       : {}),
     health: healthOf(containers.map((c) => c.health)),
-    ...(i.lock ? { lock: lockOf(target, i.lock) } : {}),
+    ...(i.lock ? { lock: lockOf(target, i.lock, limits) } : {}),
     drift: driftOf(i, containers, images, lastDeployed(entries)),
   };
 }
