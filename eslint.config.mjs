@@ -35,7 +35,6 @@ export default tseslint.config(
       'src/fleet/**/*.ts',
       'src/ports.ts',
     ],
-    ignores: ['src/registry/load.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -48,6 +47,7 @@ export default tseslint.config(
             'node:fs',
             'net',
             'node:net',
+            'child_process',
             'node:child_process',
           ],
         },
