@@ -7,6 +7,8 @@
  * in __tests__/e2e/blue-green.test.ts.
  */
 import { deployFleet, type FleetOptions } from '../src/deploy/fleet';
+import { TargetShell } from '../src/deploy/shell';
+import { strategyFor } from '../src/deploy/strategies';
 import { planDeployment } from '../src/plan/plan';
 import { parseRegistry } from '../src/registry';
 import { syntheticRegistry } from '../src/sandbox/synthetic';
@@ -126,4 +128,43 @@ test('a post-deploy hook fails after the promote: the proxy goes back, blue is r
     'stop app-green',
   ]);
   expect(proxy).toBe(BLUE);
+});
+
+test("a switch back by a strategy that did not run the deploy (a cancelled job's post step) finds the slots under the project the server derived", async () => {
+  // The registry sets no compose.project: the server derived "shop" (the compose file's `name:`), not the
+  // directory's name; the release to return to carries it, as the lock's switch note recorded it.
+  const target = planDeployment(registry(), {}).plan[0]!.targets[0]!;
+  const slots = [
+    '@@active',
+    'blue',
+    '@@env blue',
+    `APP_IMAGE=${REPO}:v1`,
+    '@@running blue',
+    'a'.repeat(64),
+    '@@env green',
+    `APP_IMAGE=${REPO}:v2`,
+    '@@running green',
+    'b'.repeat(64),
+    '@@running legacy',
+    '@@proxy',
+    JSON.stringify([{ dial: `127.0.0.1:${BLUE}` }]),
+  ].join('\n');
+  const c = new ScriptedConnector(() => [
+    { match: /@@active/, reply: ok(slots) },
+    { match: /[^]*/, reply: ok() },
+  ]);
+  const transport = await c.connect(target.server);
+  const shell = new TargetShell({ transport: async () => transport }, 1000);
+  const release = (v: string, project?: string) => ({
+    refs: { APP_IMAGE: `${REPO}:${v}` },
+    version: v,
+    imageIds: [],
+    digests: [],
+    ...(project ? { project } : {}),
+  });
+  const ctx = { shell, clock: new FakeClock(), pullTimeoutMs: 1000, pullAttempts: 1 };
+  await strategyFor(target).switchBack(ctx, release('v1', 'shop'), release('v2'));
+  expect(c.log.map((l) => l.verb)).toEqual(['readSlots', 'stopProject']);
+  expect(c.log[0]!.command).toContain('label=com.docker.compose.project=shop-blue');
+  expect(c.log[1]!.command).toContain('label=com.docker.compose.project=shop-green');
 });
