@@ -3,8 +3,9 @@
  * src/deploy/strategies/blue-green.ts): a failure before the proxy moved stops the idle slot only; once
  * the proxy moved, it is pointed back at the old slot; once the new slot was recorded as live, the old
  * one is recorded again. Whole deploys through `deployFleet` over the scripted transport (a double) with
- * a Caddy admin API double that holds where the proxy sends the tenant; the real proxies and engine are
- * in __tests__/e2e/blue-green.test.ts.
+ * a Caddy admin API double that holds where the proxy sends the tenant; and the switch back of a
+ * cancelled job's post step, which reads how far the deploy got from the slots. The real proxies and
+ * engine are in __tests__/e2e/blue-green.test.ts.
  */
 import { deployFleet, type FleetOptions } from '../src/deploy/fleet';
 import { TargetShell } from '../src/deploy/shell';
@@ -167,4 +168,58 @@ test("a switch back by a strategy that did not run the deploy (a cancelled job's
   expect(c.log.map((l) => l.verb)).toEqual(['readSlots', 'stopProject']);
   expect(c.log[0]!.command).toContain('label=com.docker.compose.project=shop-blue');
   expect(c.log[1]!.command).toContain('label=com.docker.compose.project=shop-green');
+});
+
+test("the post step's switch back after the promote: the proxy back to blue, blue recorded live again, green stopped", async () => {
+  const target = planDeployment(registry(), {}).plan[0]!.targets[0]!;
+  let proxy = GREEN;
+  const upstreams = () => ok(JSON.stringify([{ dial: `127.0.0.1:${proxy}` }]));
+  const slots = [
+    '@@active',
+    'green',
+    '@@env blue',
+    `APP_IMAGE=${REPO}:v1`,
+    '@@running blue',
+    'a'.repeat(64),
+    '@@env green',
+    `APP_IMAGE=${REPO}:v2`,
+    '@@running green',
+    'b'.repeat(64),
+    '@@running legacy',
+    '@@proxy',
+    JSON.stringify([{ dial: `127.0.0.1:${GREEN}` }]),
+  ].join('\n');
+  const c = new ScriptedConnector(() => [
+    { match: /@@active/, reply: ok(slots) },
+    {
+      match: /-X PATCH/,
+      reply: (cmd) => {
+        proxy = Number(/127\.0\.0\.1:(\d+)/.exec(cmd)![1]);
+        return upstreams();
+      },
+    },
+    { match: /\/upstreams/, reply: () => upstreams() },
+    { match: /[^]*/, reply: ok() },
+  ]);
+  const transport = await c.connect(target.server);
+  const shell = new TargetShell({ transport: async () => transport }, 1000);
+  const release = (v: string) => ({
+    refs: { APP_IMAGE: `${REPO}:${v}` },
+    version: v,
+    imageIds: [],
+    digests: [],
+  });
+  const ctx = { shell, clock: new FakeClock(), pullTimeoutMs: 1000, pullAttempts: 1 };
+  await strategyFor(target).switchBack(ctx, release('v1'), release('v2'));
+  expect(c.log.map((l) => l.verb)).toEqual([
+    'readSlots',
+    'proxyRead',
+    'proxySwitch',
+    'recordLive',
+    'stopProject',
+  ]);
+  expect(proxy).toBe(BLUE);
+  expect(c.log[3]!.command).toContain(`APP_IMAGE=${REPO}:v1`);
+  expect(c.log[3]!.command).toMatch(/printf '%s\\n' '?blue'? > new/);
+  expect(c.log[4]!.command).toContain('label=com.docker.compose.project=t00000-green');
 });
