@@ -46,7 +46,6 @@ export default tseslint.config(
       'src/fleet/**/*.ts',
       'src/ports.ts',
     ],
-    ignores: ['src/registry/load.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -59,6 +58,7 @@ export default tseslint.config(
             'node:fs',
             'net',
             'node:net',
+            'child_process',
             'node:child_process',
           ],
         },

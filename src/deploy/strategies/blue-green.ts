@@ -140,9 +140,13 @@ export class BlueGreenStrategy implements ReleaseStrategy {
     return running;
   }
 
-  /** The slots' projects: from the running release's project once `current` read it, else from the registry. */
-  private get projects(): Projects {
-    return slotProjects(this.running?.project ?? projectOf(this.tenant));
+  /**
+   * The slots' projects: from the running release's project once `current` read it; for a switch back by a
+   * strategy that did not run the deploy, from the project of the release it returns to (as the server
+   * derived it when the deploy began); else from the registry.
+   */
+  private projects(returnTo?: Release): Projects {
+    return slotProjects(this.running?.project ?? returnTo?.project ?? projectOf(this.tenant));
   }
 
   release(spec: ReleaseSpec): Release {
@@ -160,8 +164,8 @@ export class BlueGreenStrategy implements ReleaseStrategy {
   }
 
   /** The slots and where the proxy sends the tenant, in one round trip: nothing changes. */
-  private async readState(ctx: StrategyContext): Promise<SlotsRead> {
-    const projects = this.projects;
+  private async readState(ctx: StrategyContext, returnTo?: Release): Promise<SlotsRead> {
+    const projects = this.projects(returnTo);
     const r = await ctx.shell.exec(B.readSlots(this.tenant, projects, this.proxy.read()));
     if (r.code === B.PROXY_DOWN)
       throw new StepFailure(
@@ -248,7 +252,7 @@ export class BlueGreenStrategy implements ReleaseStrategy {
   containerHealth(): Script {
     const d = this.deploy;
     const project = !d
-      ? this.projects.blue
+      ? this.projects().blue
       : d.switchedBack
         ? d.read.live.project
         : d.read.projects[d.read.idle];
@@ -348,7 +352,7 @@ export class BlueGreenStrategy implements ReleaseStrategy {
    * `failed` while the other holds `previous`, takes that other slot as the one to return to.
    */
   private async recoverState(ctx: StrategyContext, previous: Release, failed: Release): Promise<Deploy> {
-    const read = await this.readState(ctx);
+    const read = await this.readState(ctx, previous);
     const holds = (slot: SlotName, r: Release) =>
       Object.entries(r.refs).every(([k, v]) => read.slots[slot].refs[k] === v);
     const moved = read.live.slot;
@@ -373,13 +377,13 @@ export class BlueGreenStrategy implements ReleaseStrategy {
   preview(next: Release) {
     const t = this.tenant;
     const [blue, green] = [this.bg.slots.blue.port, this.bg.slots.green.port];
-    const fetch = [B.readSlots(t, this.projects, this.proxy.read()), this.compose.preview(next).fetch!];
+    const fetch = [B.readSlots(t, this.projects(), this.proxy.read()), this.compose.preview(next).fetch!];
     const port = { variable: this.bg.portVariable, value: blue };
     return {
       fetch: new Script(fetch.map(String).join('\n')),
-      switch: B.startSlot(t, 'blue', this.projects.blue, next.refs, port),
+      switch: B.startSlot(t, 'blue', this.projects().blue, next.refs, port),
       promote: [B.inTenant(t, this.proxy.switchTo(blue)), B.recordLive(t, 'blue', next.refs)],
-      retire: [B.connectionsTo(green), B.stopProject(t, this.projects.green)],
+      retire: [B.connectionsTo(green), B.stopProject(t, this.projects().green)],
     };
   }
 }
