@@ -26,6 +26,7 @@ import { checkTrust } from '../ssh/known-hosts';
 import { userInfo } from 'node:os';
 import { SshConnector, type SshOptions } from '../ssh/transport';
 import { loadRegistry } from './args';
+import { shipFiles } from '../files/local';
 import type { CliIO } from './io';
 import { knownHostsText, sshCredentials } from './keys';
 import { Progress } from './progress';
@@ -109,6 +110,8 @@ export async function runDeploy(
     ...(login ? { registry: login } : {}),
     ...(mode === 'deploy' && registry.analysis ? { analysis: registry.analysis } : {}),
   };
+  const files = mode === 'deploy' ? shipFiles(targets, { root: process.cwd(), env: io.env }) : undefined;
+  if (files?.releases.size) options.files = files.releases;
   if (mode === 'deploy' && setting(flags, 'dryRun'))
     return printDryRun(plan, { ...options, analysis: registry.analysis }, io);
 

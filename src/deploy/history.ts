@@ -7,7 +7,7 @@
  * rollback rule), and the images a deploy may prune. Pure.
  */
 import { z } from 'zod';
-import { ENV_VAR, IMAGE_DIGEST, IMAGE_REF, IMAGE_TAG } from '../registry/patterns';
+import { ENV_VAR, hasDotSegment, IMAGE_DIGEST, IMAGE_REF, IMAGE_TAG, RELATIVE_FILE } from '../registry/patterns';
 import { versionOf } from '../remote/commands';
 import type { Outcome, Release } from './result';
 
@@ -29,6 +29,12 @@ const text = (max: number) =>
     .max(max)
     .refine((s) => !/[\r\n]/.test(s));
 
+/** Shipped files as recorded: a path in the tenant directory → its sha256. */
+const fileHashes = z.record(
+  z.string().refine((p) => RELATIVE_FILE.re.test(p) && !hasDotSegment(p)),
+  z.string().regex(/^[a-f0-9]{64}$/),
+);
+
 const entrySchema = z.object({
   time: z.string().max(64).optional(),
   actor: text(256).optional(),
@@ -47,6 +53,9 @@ const entrySchema = z.object({
     .string()
     .regex(/^[a-f0-9]{64}$/)
     .optional(),
+  /** The files shipped with the release (registry `files`): path → sha256, and those before it. */
+  files: fileHashes.optional(),
+  fromFiles: fileHashes.optional(),
   rollback: z.boolean().optional(),
   error: z.string().max(4096).optional(),
 });
@@ -116,6 +125,7 @@ export function historyLine(r: Recorded): string {
     toImages: r.next.imageIds,
     digests: r.next.digests,
     ...(r.next.configHash ? { configHash: r.next.configHash } : {}),
+    ...(r.next.files ? { files: r.next.files, fromFiles: r.previous.files ?? {} } : {}),
     ...(r.rollback ? { rollback: true } : {}),
     ...(r.error ? { error: r.error } : {}),
     ...(r.reason ? { reason: r.reason } : {}),

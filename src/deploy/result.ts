@@ -25,6 +25,8 @@ export interface Release {
   project?: string;
   /** Its Compose configuration's hash, read after `compose up` (see configHashOf). */
   configHash?: string;
+  /** The files shipped with it (registry `files`): path in the tenant directory → sha256. */
+  files?: Record<string, string>;
 }
 
 export interface StepTiming {

@@ -15,6 +15,7 @@ import * as R from '../remote/commands';
 import { backup, backupId, parseBackupTaken } from '../remote/backup';
 import { runGate, type GateResult } from '../health/gate';
 import { crashWatch } from './crash-watch';
+import { TargetFiles, type FileRelease } from './files';
 import { History, historyLine, parseHistory } from './history';
 import { OnceHooks, runHooks } from './hooks';
 import { interruptedSwitch, Lease, leaseTerms } from './lease';
@@ -65,6 +66,8 @@ export interface DeployOptions {
    * 0: never, and the recovery steps are bounded by the window only — for tests on a fake clock.
    */
   leaseRenewMs?: number;
+  /** The files each target's release ships (registry `files`), by target ID, read by src/files/local.ts. */
+  files?: ReadonlyMap<string, FileRelease>;
 }
 
 export type StepEvent = {
@@ -163,6 +166,8 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   private takenOverEntry?: string;
   /** When the switch started: the crash watch counts restarts from here. */
   private switchedAt = 0;
+  /** The files the release ships, when the tenant has any (files.ts). */
+  private readonly files?: TargetFiles;
 
   constructor(
     private readonly target: Target,
@@ -196,6 +201,8 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       ...(ports.pulls ? { pulls: ports.pulls } : {}),
     };
     this.next = { refs: {}, version: options.version, imageIds: [], digests: [] };
+    const files = options.rollback ? undefined : options.files?.get(target.id);
+    if (files) this.files = new TargetFiles(target.tenant, files, this.shell, options.commandTimeoutMs);
     const terms = this.leaseTerms();
     this.lease = new Lease(
       ports.clock,
@@ -265,7 +272,9 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   }
 
   async compare(): StepReturn {
-    if (this.strategy.unchanged(this.current, this.next)) return UNCHANGED;
+    const files = this.files;
+    if (files) await this.step('files', () => files.check(this.current, this.next), (d) => d);
+    if (this.strategy.unchanged(this.current, this.next) && !files?.changed) return UNCHANGED;
   }
 
   async backup(): StepReturn {
@@ -295,6 +304,11 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       switching: { from: this.current, to: this.next },
     });
     this.switchedAt = this.ports.clock.now();
+    const files = this.files;
+    if (files?.changed) {
+      this.switched = true; // a file may change from here: a failure restores the previous ones
+      await this.step('install files', () => files.install(), (d) => d);
+    }
     await this.step(
       this.strategy.switchStep,
       () => this.strategy.switchTo(this.ctx, this.next, this.current, () => (this.switched = true)),
@@ -423,7 +437,10 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   private async rollback(): Promise<void> {
     const previous = this.previousVersion;
     try {
-      await this.step('rollback', () => this.strategy.switchBack(this.ctx, this.current, this.next));
+      await this.step('rollback', async () => {
+        await this.files?.restore(); // the previous files first: the switch back starts the stack on them
+        await this.strategy.switchBack(this.ctx, this.current, this.next);
+      });
       await this.step(
         'rollback health',
         () => this.gate(previous, false, undefined, this.quickRollbackGate()),

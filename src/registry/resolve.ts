@@ -8,6 +8,7 @@ import { resolveAnalysis } from './analysis';
 import { formatPath, show, type Problem } from '../errors';
 import { parseHostKey, type PinnedHostKey } from './hostkey';
 import type { BlueGreen, HealthCheck, Hook, Proxy, Registry, Server, Tenant } from './model';
+import { resolveFiles } from './files';
 import * as P from './patterns';
 import {
   DEFAULT_RINGS,
@@ -213,6 +214,11 @@ function resolveTenant(scope: ServerScope, rawTenant: RawTenant, at: Path): Tena
       postDeploy: hookList(layers, 'postDeploy'),
       onRollback: hookList(layers, 'onRollback'),
     },
+    ...resolveFiles(
+      pick(layers, 'files', 'ship'),
+      layers.map((l) => (l.data as RawTenantFields | undefined)?.files?.variables),
+      t.problem,
+    ),
     ...(backup ? { backup: resolveBackup(backup) } : {}),
     ...(commands ? { commands } : {}),
     ...(blueGreen ? { blueGreen } : {}),

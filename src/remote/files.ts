@@ -1,0 +1,187 @@
+/**
+ * The remote side of files shipped with a release (issue 25). Each file is kept on the server by its
+ * sha256 in `.fleet/files/` (written only from a private directory there, inPrivateDir), so a release
+ * whose files did not change sends their hashes only, and the files a release replaced stay there as its
+ * rollback point. `.fleet/files/current` lists what the last release installed ("SHA256 MODE PATH").
+ *
+ * - `probeFiles`: what the server has — the stored hashes asked about, the installed files (hash and
+ *   mode) and any link on the way to one; no write.
+ * - `stageFiles`: stores what the server lacks (stdin: one base64 line per file), keeps the installed
+ *   files about to be replaced, checks every hash and that the compose files parse; no tenant file changes.
+ * - `installFiles`: in the switch, puts each file in place from the store (its hash checked again) by
+ *   rename from a private directory in its own directory, removes the ones that go, and records the list.
+ *   The rollback is the same script with the previous list.
+ */
+import type { Tenant } from '../registry/model';
+import { RELATIVE_FILE, hasDotSegment } from '../registry/patterns';
+import { enter, STATE_DIR, touchLock } from './commands';
+import { inPrivateDir, tenantFromPrivate } from './private-dir';
+import { named, Script, sh } from './shell';
+
+/** Where the files of releases are kept by hash, and the list of the installed ones. */
+export const FILES_DIR = `${STATE_DIR}/files`;
+export const FILES_LIST = `${FILES_DIR}/current`;
+/** The exit code of a files script that found something wrong (a link, a hash, a compose file). */
+export const FILES_REFUSED = 32;
+
+/** One file of a release: where it goes in the tenant directory, its sha256, its mode, its size. */
+export interface ShippedEntry {
+  to: string;
+  sha256: string;
+  mode: number;
+  size: number;
+}
+
+/** A path's state on the server: a file (hash, mode), nothing, or a link (refused). */
+export type Installed = { sha256: string; mode: number } | 'absent' | 'link';
+
+export interface Probed {
+  /** The hashes asked about that the server keeps. */
+  have: Set<string>;
+  /** Each path asked about (and each in the installed list) → its state. */
+  installed: Map<string, Installed>;
+  /** The installed list, as the last release wrote it (checked lines only). */
+  list: Array<{ sha256: string; mode: number; to: string }>;
+  /** Directories on the way to a shipped file that are links. */
+  links: string[];
+}
+
+const SHA = /^[a-f0-9]{64}$/;
+const isPath = (p: string) => RELATIVE_FILE.re.test(p) && !hasDotSegment(p);
+const hashOf = (f: string) => `$(sha256sum < ${f} | cut -c1-64)`;
+
+/** The parents of a relative path, shortest first ("a/b/c" → "a", "a/b"). */
+function parentsOf(path: string): string[] {
+  const parts = path.split('/').slice(0, -1);
+  return parts.map((_, i) => parts.slice(0, i + 1).join('/'));
+}
+
+function checkPaths(paths: readonly string[]): void {
+  for (const p of paths) if (!isPath(p)) throw new Error(`not a plain relative path: ${JSON.stringify(p)}`);
+}
+
+/** What the server has of a release: stored hashes, installed files and links on their way. */
+export function probeFiles(t: Tenant, wanted: readonly string[], paths: readonly string[]): Script {
+  checkPaths(paths);
+  for (const s of wanted) if (!SHA.test(s)) throw new Error(`not a sha256: ${s}`);
+  const dirs = [...new Set(paths.flatMap(parentsOf))];
+  const have = wanted.length
+    ? sh`for s in ${wanted}; do [ -f ${FILES_DIR}/"$s" ] && [ ! -L ${FILES_DIR}/"$s" ] && echo "@@have $s"; done;`
+    : sh``;
+  const links = dirs.length ? sh`for d in ${dirs}; do [ ! -L "$d" ] || echo "@@link $d"; done;` : sh``;
+  const list = sh`{ [ ! -f ${FILES_LIST} ] || [ -L ${FILES_LIST} ] || head -c 1048576 ${FILES_LIST} | sed 's/^/@@listed /'; };`;
+  const state = sh`if [ -L "$f" ]; then echo "@@link $f"; elif [ -f "$f" ]; then echo "@@installed ${new Script(hashOf('"$f"'))} $(stat -c %a -- "$f") $f"; else echo "@@absent $f"; fi`;
+  const each = sh`{ printf '%s\n' ${[...paths, '']}; [ -L ${FILES_LIST} ] || awk '{print $3}' ${FILES_LIST} 2>/dev/null; } | sort -u | while IFS= read -r f; do [ -n "$f" ] || continue; case "$f" in /*|..|../*|*/..|*/../*) continue;; esac; ${state}; done`;
+  return named('probeFiles', sh`${enter(t)} && ${touchLock} && { ${have} ${links} ${list} ${each}; }`);
+}
+
+export function parseProbe(stdout: string): Probed {
+  const out: Probed = { have: new Set(), installed: new Map(), list: [], links: [] };
+  for (const line of stdout.split('\n')) {
+    const [tag, ...rest] = line.split(' ');
+    if (tag === '@@have' && SHA.test(rest[0] ?? '')) out.have.add(rest[0]!);
+    else if (tag === '@@link' && isPath(rest.join(' '))) out.links.push(rest.join(' '));
+    else if (tag === '@@absent' && isPath(rest.join(' '))) out.installed.set(rest.join(' '), 'absent');
+    else if (tag === '@@installed' || tag === '@@listed') {
+      const [sha256, mode, ...p] = rest;
+      const to = p.join(' ');
+      if (!SHA.test(sha256 ?? '') || !/^[0-7]{3,4}$/.test(mode ?? '') || !isPath(to)) continue;
+      const entry = { sha256: sha256!, mode: parseInt(mode!, 8) };
+      if (tag === '@@listed') out.list.push({ ...entry, to });
+      else out.installed.set(to, entry);
+    }
+  }
+  for (const l of out.links) if (!out.installed.has(l)) out.installed.set(l, 'link');
+  return out;
+}
+
+/** A file the server has installed that the stage keeps in the store first (the rollback point). */
+export interface Kept {
+  to: string;
+  sha256: string;
+}
+
+/**
+ * Stores the `send` hashes (stdin: one base64 line each, in that order) and the `keep` files, then checks
+ * every hash of `all` in the store and that `compose` (the compose files, each a stored hash or a
+ * path in the tenant directory) parses. Changes no file of the tenant's.
+ */
+export function stageFiles(
+  t: Tenant,
+  o: { send: readonly string[]; keep: readonly Kept[]; all: readonly string[]; compose?: readonly string[] },
+): Script {
+  for (const s of [...o.send, ...o.all, ...o.keep.map((k) => k.sha256)])
+    if (!SHA.test(s)) throw new Error(`not a sha256: ${s}`);
+  checkPaths(o.keep.map((k) => k.to));
+  const top = tenantFromPrivate(FILES_DIR);
+  const fail = (why: string) => sh`{ printf '%s\n' ${why} >&2; exit ${FILES_REFUSED}; }`;
+  const steps: Script[] = [];
+  if (o.send.length) steps.push(sh`split -l 1 -d -a 6 - part.`);
+  o.send.forEach((s, i) => {
+    const part = `part.${String(i).padStart(6, '0')}`;
+    steps.push(
+      sh`base64 -d ${part} > o && [ "${new Script(hashOf('o'))}" = ${s} ] && mv -fT -- o ${`../${s}`} || ${fail(`a file sent for ${t.path} arrived with another sha256 than ${s}`)}`,
+    );
+  });
+  for (const k of o.keep)
+    steps.push(
+      sh`{ [ -f ${`../${k.sha256}`} ] || { cat -- ${`${top}/${k.to}`} > o && [ "${new Script(hashOf('o'))}" = ${k.sha256} ] && mv -fT -- o ${`../${k.sha256}`}; }; } || ${fail(`${k.to} in ${t.path} changed on the server during the deploy: nothing was changed`)}`,
+    );
+  const body = steps.length ? sh`${steps.reduce((a, b) => sh`${a} && ${b}`)}` : sh`:`;
+  const verify = o.all.length
+    ? sh`for s in ${[...o.all]}; do [ -f ${FILES_DIR}/"$s" ] && [ ! -L ${FILES_DIR}/"$s" ] && [ "${new Script(hashOf(`${FILES_DIR}/"$s"`))}" = "$s" ] || ${fail(`a stored file of ${t.path} does not match its sha256: nothing was changed`)}; done`
+    : sh`:`;
+  return named(
+    'stageFiles',
+    sh`${enter(t)} && ${touchLock} && mkdir -p -- ${FILES_DIR} && ${inPrivateDir(FILES_DIR, body)} && ${verify}${composeCheck(t, o.compose)}`,
+  );
+}
+
+/** `compose config` on the staged compose files, from the tenant directory; nothing when none ships. */
+function composeCheck(t: Tenant, files: readonly string[] | undefined): Script {
+  if (!files?.length) return sh``;
+  const argv = t.compose.command.split(' ');
+  const f = files.flatMap((x) => ['-f', SHA.test(x) ? `${FILES_DIR}/${x}` : x]);
+  const project = t.compose.project ? ['-p', t.compose.project] : [];
+  const why = `the compose files shipped to ${t.path} do not parse (${t.compose.command} config failed): nothing was changed`;
+  return sh` && { ${argv} --project-directory . ${f} ${project} config >/dev/null || { printf '%s\n' ${why} >&2; exit ${FILES_REFUSED}; }; }`;
+}
+
+/**
+ * Puts `entries` in place from the store (each hash checked again), removes the `remove` paths, and
+ * writes the installed list (`list`: its lines; none removes it). Each file is finished in a private
+ * directory made in its own directory and renamed into place.
+ */
+export function installFiles(
+  t: Tenant,
+  o: { entries: readonly ShippedEntry[]; remove: readonly string[]; list?: string },
+): Script {
+  checkPaths([...o.entries.map((e) => e.to), ...o.remove]);
+  const byDir = new Map<string, Array<{ name: string; put?: ShippedEntry }>>();
+  const add = (to: string, put?: ShippedEntry) => {
+    const i = to.lastIndexOf('/');
+    const dir = i < 0 ? '.' : to.slice(0, i);
+    byDir.set(dir, [...(byDir.get(dir) ?? []), { name: to.slice(i + 1), ...(put ? { put } : {}) }]);
+  };
+  for (const e of o.entries) add(e.to, e);
+  for (const r of o.remove) add(r);
+  const parts: Script[] = [];
+  for (const [dir, files] of byDir) {
+    const store = `${tenantFromPrivate(dir)}/${FILES_DIR}`;
+    const each = files.map(({ name, put }) =>
+      put
+        ? sh`cp -- ${`${store}/${put.sha256}`} f && [ "${new Script(hashOf('f'))}" = ${put.sha256} ] && chmod ${put.mode.toString(8)} f && mv -fT -- f ${`../${name}`}`
+        : sh`rm -f -- ${`../${name}`}`,
+    );
+    const body = each.reduce((a, b) => sh`${a} && ${b}`);
+    parts.push(dir === '.' ? inPrivateDir('.', body) : sh`mkdir -p -- ${dir} && ${inPrivateDir(dir, body)}`);
+  }
+  const list =
+    o.list === undefined
+      ? sh`rm -f -- ${FILES_LIST}`
+      : inPrivateDir(FILES_DIR, sh`printf '%s' ${o.list} > l && mv -fT -- l ../current`);
+  return named(
+    'installFiles',
+    sh`${enter(t)} && ${touchLock} && ${parts.reduce((a, b) => sh`${a} && ${b}`, sh`:`)} && ${list}`,
+  );
+}
