@@ -147,6 +147,13 @@ function composeCheck(t: Tenant, files: readonly string[] | undefined): Script {
   return sh` && { ${argv} --project-directory . ${f} ${project} config >/dev/null || { printf '%s\n' ${why} >&2; exit ${FILES_REFUSED}; }; }`;
 }
 
+/** Makes `dir` one level at a time, refusing a level that is a link (no directory made through one). */
+function makeDirs(t: Tenant, dir: string): Script {
+  const levels = [...parentsOf(dir), dir];
+  const why = `refusing to ship files into ${t.path}: a directory on the way to ${dir} is a symbolic link: nothing was written through it`;
+  return sh`for d in ${levels}; do [ ! -L "$d" ] || { printf '%s\n' ${why} >&2; exit ${FILES_REFUSED}; }; [ -d "$d" ] || mkdir -m 755 -- "$d" || exit 1; done`;
+}
+
 /**
  * Puts `entries` in place from the store (each hash checked again), removes the `remove` paths, and
  * writes the installed list (`list`: its lines; none removes it). Each file is finished in a private
@@ -174,7 +181,7 @@ export function installFiles(
         : sh`rm -f -- ${`../${name}`}`,
     );
     const body = each.reduce((a, b) => sh`${a} && ${b}`);
-    parts.push(dir === '.' ? inPrivateDir('.', body) : sh`mkdir -p -- ${dir} && ${inPrivateDir(dir, body)}`);
+    parts.push(dir === '.' ? inPrivateDir('.', body) : sh`${makeDirs(t, dir)} && ${inPrivateDir(dir, body)}`);
   }
   const list =
     o.list === undefined
