@@ -11,7 +11,7 @@ import { ConfigurationError } from '../src/errors';
 import { shipFiles } from '../src/files/local';
 import { fill, placeholdersIn } from '../src/files/template';
 import { parseRegistry, targetsOf } from '../src/registry';
-import { historyLine, parseHistory } from '../src/deploy/history';
+import { History, historyLine, parseHistory } from '../src/deploy/history';
 import { baseRegistry, problemsOf, tenant } from './helpers/registry';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -212,4 +212,69 @@ test('history: the files of a release and those before it are recorded and read 
     fromFiles: { 'docker-compose.yml': 'a'.repeat(64) },
   });
   expect(parseHistory([line.replace('"docker-compose.yml":"b', '"../x":"b')])).toEqual([]);
+  // a rollback finds the files a version ran with: of the deploy that brought it in, else that replaced it
+  const h = History.parse([line.replace('"from":null', '"from":"v0"')]);
+  expect(h.filesOf('v1')).toEqual({ files: { 'docker-compose.yml': 'b'.repeat(64) }, modes: {} });
+  expect(h.filesOf('v0')).toEqual({ files: { 'docker-compose.yml': 'a'.repeat(64) }, modes: {} });
+  expect(h.filesOf('v9')).toBeUndefined();
+});
+
+describe('CLI: validate and --dry-run with files', () => {
+  const registryFile = () => {
+    const r = registryWith({
+      ship: [
+        { from: 'deploy/docker-compose.yml', to: 'docker-compose.yml', template: true },
+        { from: 'policy/', to: 'config/policy/' },
+      ],
+      variables: { POLICY: { env: 'POLICY_TOKEN' } },
+    });
+    // a third tenant whose compose file templates to the same bytes as acme's would not exist ({tenant}
+    // differs), so the policy-only set is what tenants share: beta ships the policy alone
+    r.servers[0].tenants[1].files = { ship: [{ from: 'policy/', to: 'config/policy/' }] };
+    r.servers[0].tenants.push(
+      tenant('gamma', 8082, { files: { ship: [{ from: 'policy/', to: 'config/policy/' }] } }),
+    );
+    const file = join(repo, 'fleet.json');
+    writeFileSync(file, JSON.stringify(r));
+    return file;
+  };
+
+  test('--dry-run lists each distinct set of files once (hashes, never content), the others name the first', async () => {
+    const { cli } = await import('./helpers/cli');
+    const out = await cli(
+      ['deploy', '--dry-run', '--version', 'v2', '--registry', registryFile()],
+      {},
+      {
+        GITHUB_WORKSPACE: repo,
+        POLICY_TOKEN: 'tok-SECRET-123',
+      },
+    );
+    expect(out.code).toBe(0);
+    const files = out.stdout.split('\n').filter((l) => l.startsWith('[files]'));
+    expect(files.filter((l) => l.includes('docker-compose.yml'))).toHaveLength(1);
+    expect(files.filter((l) => l.includes('config/policy/base.rego'))).toHaveLength(2); // acme's set, and beta's
+    expect(files.filter((l) => l.includes(': the same as eu-1/beta'))).toHaveLength(1); // gamma
+    expect(out.stdout).not.toContain('tok-SECRET-123');
+    expect(out.stdout).not.toContain('package base');
+  });
+
+  test('validate refuses a pin that does not match and a link out of the repository, exit 2', async () => {
+    const { cli } = await import('./helpers/cli');
+    const r = registryWith({
+      ship: [
+        { from: 'policy/base.rego', to: 'p.rego', sha256: 'c'.repeat(64) },
+        { from: 'deploy/leak.yml', to: 'leak.yml' },
+      ],
+    });
+    const file = join(repo, 'bad.json');
+    writeFileSync(file, JSON.stringify(r));
+    const out = await cli(['validate', '--registry', file], {}, { GITHUB_WORKSPACE: repo });
+    expect(out.code).toBe(2);
+    expect(out.stderr).toContain(
+      `defaults.tenant.files.ship[0].sha256: policy/base.rego has sha256 ${sha('package base\n')}, not the pinned ${'c'.repeat(64)}`,
+    );
+    expect(out.stderr).toContain(
+      'defaults.tenant.files.ship[1].from: deploy/leak.yml leads out of the repository',
+    );
+  });
 });

@@ -38,7 +38,7 @@ import { DEFAULT_REGISTRY, FORMAT_OPTIONS, loadRegistry, outputFormat } from './
 import { wholeNumber } from '../values';
 import { flagOptions } from '../settings';
 import { closest } from '../registry/issues';
-import { shipFiles } from '../files/local';
+import { repositoryRoot, shipFiles } from '../files/local';
 import {
   ADD_SERVER_USAGE,
   ADD_TENANT_USAGE,
@@ -93,7 +93,7 @@ Options:
       const placeholders = placeholderProblems(await io.readText(registry.source), registry.source);
       if (placeholders.length) throw new ConfigurationError(placeholders);
       const targets = targetsOf(registry);
-      shipFiles(targets, { root: process.cwd(), env: io.env, checkOnly: true }); // the files' paths and pins
+      shipFiles(targets, { root: repositoryRoot(io.env), env: io.env, checkOnly: true }); // the files' paths and pins
 
       const regions = new Set(registry.servers.map((s) => s.region));
       const rings = registry.rings

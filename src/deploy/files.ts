@@ -21,6 +21,21 @@ export interface FileRelease {
 export const fileHashes = (entries: readonly { to: string; sha256: string }[]): Record<string, string> =>
   Object.fromEntries(entries.map((e) => [e.to, e.sha256]));
 
+/** The modes of `entries` that are not 644, as the history records them. */
+const modesOf = (entries: readonly F.ShippedEntry[]): Record<string, string> =>
+  Object.fromEntries(entries.filter((e) => e.mode !== 0o644).map((e) => [e.to, e.mode.toString(8)]));
+
+/** A release's files as the history recorded them (their bytes are on the server, in the store). */
+export function recordedRelease(files: Record<string, string>, modes: Record<string, string>): FileRelease {
+  const entries = Object.entries(files).map(([to, sha256]) => ({
+    to,
+    sha256,
+    mode: modes[to] ? parseInt(modes[to], 8) : 0o644,
+    size: 0,
+  }));
+  return { entries, contents: new Map() };
+}
+
 const listText = (list: readonly { sha256: string; mode: number; to: string }[]) =>
   list.map((e) => `${e.sha256} ${e.mode.toString(8)} ${e.to}\n`).join('');
 
@@ -30,6 +45,7 @@ export class TargetFiles {
   /** The install began: a rollback restores the previous files. */
   installing = false;
   private remove: string[] = [];
+  private changedPaths = new Set<string>();
   private previous: { entries: F.ShippedEntry[]; remove: string[]; list?: string } = {
     entries: [],
     remove: [],
@@ -75,11 +91,20 @@ export class TargetFiles {
       .map((l) => l.to)
       .filter((to) => !shipped.has(to) && typeof installedOf(to) === 'object');
     const differ = entries.filter((e) => !same(e));
+    this.changedPaths = new Set([...differ.map((e) => e.to), ...this.remove]);
     this.changed = differ.length > 0 || this.remove.length > 0;
     next.files = fileHashes(entries);
+    next.fileModes = modesOf(entries);
     current.files = this.recordPrevious(probed, [...shipped, ...this.remove]);
+    current.fileModes = modesOf(this.previous.entries);
     if (!this.changed) return `${entries.length} files unchanged (hashes only sent)`;
     const send = wanted.filter((s) => !probed.have.has(s));
+    const lost = send.filter((s) => !this.release.contents.has(s));
+    if (lost.length)
+      throw new StepFailure(
+        'files',
+        `${lost.length} of the files of the release to put back are no longer kept in ${t.path}/${F.FILES_DIR}: deploy that release from its commit instead`,
+      );
     const stdin = send
       .map((s) => `${Buffer.from(this.release.contents.get(s)!).toString('base64')}\n`)
       .join('');
@@ -99,15 +124,26 @@ export class TargetFiles {
   }
 
   /** The switch: the release's files in place (before `.env`); from here a failure restores the previous ones. */
-  async install(): Promise<string> {
+  async install(project?: string): Promise<string> {
     this.installing = true;
     const list = listText(this.release.entries);
-    await this.shell.must(
+    // a compose file changed: the services it no longer has are removed (as `up --remove-orphans` would)
+    const compose = this.tenant.compose.files.some((f) => this.changedPaths.has(f));
+    const orphans = compose && project ? { orphans: project } : {};
+    const out = await this.shell.must(
       'install files',
-      F.installFiles(this.tenant, { entries: this.release.entries, remove: this.remove, list }),
+      F.installFiles(this.tenant, { entries: this.release.entries, remove: this.remove, list, ...orphans }),
       this.timeoutMs,
     );
-    return `${this.release.entries.length} files in place${this.remove.length ? `, ${this.remove.length} removed` : ''}`;
+    const orphaned = F.parseOrphans(out);
+    return [
+      `${this.release.entries.length} files in place`,
+      this.remove.length ? `${this.remove.length} removed` : '',
+      orphaned.length ? `containers of ${orphaned.join(', ')} removed (no longer in the compose files)` : '',
+      compose && !project ? 'compose project unknown: orphans left' : '',
+    ]
+      .filter(Boolean)
+      .join(', ');
   }
 
   /** The rollback: the files the release replaced, back byte for byte (and the ones it added removed). */

@@ -27,6 +27,8 @@ export interface Release {
   configHash?: string;
   /** The files shipped with it (registry `files`): path in the tenant directory → sha256. */
   files?: Record<string, string>;
+  /** Their modes where not 644 (path → octal mode). */
+  fileModes?: Record<string, string>;
 }
 
 export interface StepTiming {

@@ -15,7 +15,7 @@ import * as R from '../remote/commands';
 import { backup, backupId, parseBackupTaken } from '../remote/backup';
 import { runGate, type GateResult } from '../health/gate';
 import { crashWatch } from './crash-watch';
-import { TargetFiles, type FileRelease } from './files';
+import { recordedRelease, TargetFiles, type FileRelease } from './files';
 import { History, historyLine, parseHistory } from './history';
 import { OnceHooks, runHooks } from './hooks';
 import { interruptedSwitch, Lease, leaseTerms } from './lease';
@@ -167,7 +167,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   /** When the switch started: the crash watch counts restarts from here. */
   private switchedAt = 0;
   /** The files the release ships, when the tenant has any (files.ts). */
-  private readonly files?: TargetFiles;
+  private files?: TargetFiles;
 
   constructor(
     private readonly target: Target,
@@ -259,6 +259,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       );
     const { version, versions } = this.options.rollback ? this.rollbackRelease(this.prepared) : this.options;
     this.next = this.strategy.release({ version, versions: versions ?? {} });
+    if (this.options.rollback && this.target.tenant.files) this.files = this.recordedFiles(version);
   }
 
   async pull(): StepReturn {
@@ -273,7 +274,12 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
 
   async compare(): StepReturn {
     const files = this.files;
-    if (files) await this.step('files', () => files.check(this.current, this.next), (d) => d);
+    if (files)
+      await this.step(
+        'files',
+        () => files.check(this.current, this.next),
+        (d) => d,
+      );
     if (this.strategy.unchanged(this.current, this.next) && !files?.changed) return UNCHANGED;
   }
 
@@ -307,7 +313,11 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     const files = this.files;
     if (files?.changed) {
       this.switched = true; // a file may change from here: a failure restores the previous ones
-      await this.step('install files', () => files.install(), (d) => d);
+      await this.step(
+        'install files',
+        () => files.install(),
+        (d) => d,
+      );
     }
     await this.step(
       this.strategy.switchStep,
@@ -673,6 +683,14 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       throw new StepFailure('prepare', choice.error);
     }
     return choice;
+  }
+
+  /** A rollback's files: those the history recorded for the release it goes back to, when it has them. */
+  private recordedFiles(version: string): TargetFiles | undefined {
+    const recorded = History.parse(this.prepared?.history ?? []).filesOf(version);
+    if (!recorded) return undefined;
+    const release = recordedRelease(recorded.files, recorded.modes);
+    return new TargetFiles(this.target.tenant, release, this.shell, this.options.commandTimeoutMs);
   }
 
   private historyEntry(): string {

@@ -40,6 +40,10 @@ export interface ShippedFiles {
   secrets: string[];
 }
 
+/** The repository's root: the checkout in a GitHub workflow ($GITHUB_WORKSPACE), else the working directory. */
+export const repositoryRoot = (env: Readonly<Record<string, string | undefined>>): string =>
+  env.GITHUB_WORKSPACE || process.cwd();
+
 /** Reads, checks, templates and hashes the files every target ships (none: an empty map). */
 export function shipFiles(targets: readonly Target[], o: ShipOptions): ShippedFiles {
   const problems: Problem[] = [];

@@ -14,7 +14,7 @@
  */
 import type { Tenant } from '../registry/model';
 import { RELATIVE_FILE, hasDotSegment } from '../registry/patterns';
-import { enter, STATE_DIR, touchLock } from './commands';
+import { composeArgv, containersOf, enter, engineOf, STATE_DIR, touchLock } from './commands';
 import { inPrivateDir, tenantFromPrivate } from './private-dir';
 import { named, Script, sh } from './shell';
 
@@ -74,6 +74,17 @@ export function probeFiles(t: Tenant, wanted: readonly string[], paths: readonly
   const each = sh`{ printf '%s\n' ${[...paths, '']}; [ -L ${FILES_LIST} ] || awk '{print $3}' ${FILES_LIST} 2>/dev/null; } | sort -u | while IFS= read -r f; do [ -n "$f" ] || continue; case "$f" in /*|..|../*|*/..|*/../*) continue;; esac; ${state}; done`;
   return named('probeFiles', sh`${enter(t)} && ${touchLock} && { ${have} ${links} ${list} ${each}; }`);
 }
+
+/** The services whose containers `installFiles` removed (the compose files no longer have them). */
+export const parseOrphans = (stdout: string): string[] => [
+  ...new Set(
+    stdout
+      .split('\n')
+      .filter((l) => l.startsWith('@@orphan '))
+      .map((l) => l.slice(9))
+      .filter((s) => /^[A-Za-z0-9._-]{1,128}$/.test(s)),
+  ),
+];
 
 export function parseProbe(stdout: string): Probed {
   const out: Probed = { have: new Set(), installed: new Map(), list: [], links: [] };
@@ -147,6 +158,16 @@ function composeCheck(t: Tenant, files: readonly string[] | undefined): Script {
   return sh` && { ${argv} --project-directory . ${f} ${project} config >/dev/null || { printf '%s\n' ${why} >&2; exit ${FILES_REFUSED}; }; }`;
 }
 
+/**
+ * Removes the containers of `project` whose service the compose files (as installed now) no longer have:
+ * what `up -d --remove-orphans` would remove, for a release whose compose files dropped a service.
+ */
+function removeOrphans(t: Tenant, project: string): Script {
+  const engine = engineOf(t.compose.command);
+  const label = '{{index .Config.Labels "com.docker.compose.service"}}';
+  return sh`{ svcs=" $(${composeArgv(t)} config --services | tr '\n' ' ') " && for id in $(${containersOf(t, project, true)}); do s=$(${engine} inspect --format ${label} "$id") || continue; case "$svcs" in *" $s "*) ;; *) ${engine} rm -f "$id" >/dev/null && echo "@@orphan $s";; esac; done; }`;
+}
+
 /** Makes `dir` one level at a time, refusing a level that is a link (no directory made through one). */
 function makeDirs(t: Tenant, dir: string): Script {
   const levels = [...parentsOf(dir), dir];
@@ -161,7 +182,7 @@ function makeDirs(t: Tenant, dir: string): Script {
  */
 export function installFiles(
   t: Tenant,
-  o: { entries: readonly ShippedEntry[]; remove: readonly string[]; list?: string },
+  o: { entries: readonly ShippedEntry[]; remove: readonly string[]; list?: string; orphans?: string },
 ): Script {
   checkPaths([...o.entries.map((e) => e.to), ...o.remove]);
   const byDir = new Map<string, Array<{ name: string; put?: ShippedEntry }>>();
@@ -187,8 +208,9 @@ export function installFiles(
     o.list === undefined
       ? sh`rm -f -- ${FILES_LIST}`
       : inPrivateDir(FILES_DIR, sh`printf '%s' ${o.list} > l && mv -fT -- l ../current`);
+  const orphans = o.orphans ? sh` && ${removeOrphans(t, o.orphans)}` : sh``;
   return named(
     'installFiles',
-    sh`${enter(t)} && ${touchLock} && ${parts.reduce((a, b) => sh`${a} && ${b}`, sh`:`)} && ${list}`,
+    sh`${enter(t)} && ${touchLock} && ${parts.reduce((a, b) => sh`${a} && ${b}`, sh`:`)} && ${list}${orphans}`,
   );
 }
