@@ -239,7 +239,7 @@ describe('CLI: validate and --dry-run with files', () => {
     return file;
   };
 
-  test('--dry-run lists each distinct set of files once (hashes, never content), the others name the first', async () => {
+  test('--dry-run lists each distinct file once (hashes, never content); a set seen before names its first target', async () => {
     const { cli } = await import('./helpers/cli');
     const out = await cli(
       ['deploy', '--dry-run', '--version', 'v2', '--registry', registryFile()],
@@ -252,7 +252,8 @@ describe('CLI: validate and --dry-run with files', () => {
     expect(out.code).toBe(0);
     const files = out.stdout.split('\n').filter((l) => l.startsWith('[files]'));
     expect(files.filter((l) => l.includes('docker-compose.yml'))).toHaveLength(1);
-    expect(files.filter((l) => l.includes('config/policy/base.rego'))).toHaveLength(2); // acme's set, and beta's
+    expect(files.filter((l) => l.includes('config/policy/base.rego'))).toHaveLength(1); // listed once, for acme
+    expect(files.filter((l) => l.includes('2 more as listed for eu-1/acme'))).toHaveLength(1); // beta's policy
     expect(files.filter((l) => l.includes(': the same as eu-1/beta'))).toHaveLength(1); // gamma
     expect(out.stdout).not.toContain('tok-SECRET-123');
     expect(out.stdout).not.toContain('package base');

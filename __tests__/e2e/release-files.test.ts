@@ -177,4 +177,17 @@ describeE2e('e2e: release files on the real engine', () => {
     expect(again.outcome).toBe('unchanged');
     expect(again.steps.find((s) => s.step === 'files')?.detail).toBe('2 files unchanged (hashes only sent)');
   }, 120_000);
+
+  test('`rollback` goes back to v1 with the files v1 ran with, from the history (their bytes kept on the server)', async () => {
+    const r = (await deploy(registry, stack.key, 'v1', { options: { rollback: {} } })).targets[0]!;
+    expect([r.outcome, r.error]).toEqual(['deployed', undefined]);
+    expect(r.steps.find((s) => s.step === 'files')?.detail).toMatch(/^2 of 2 files change, 0 sent/);
+    expect(readFileSync(join(dir, 'docker-compose.yml'))).toEqual(Buffer.from(APP));
+    expect(onServer('config/policy/base.rego')).toBe('package base # 1\n');
+    expect(r.steps.find((s) => s.step === 'install files')?.detail).toBe(
+      '2 files in place, containers of worker removed (no longer in the compose files)',
+    );
+    expect(Object.keys(containers())).toEqual(['app']);
+    expect(image()).toBe(`${stack.repo}:v1`);
+  }, 120_000);
 });

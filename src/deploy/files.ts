@@ -6,6 +6,7 @@
  * the server through TargetShell and the scripts of src/remote/files.ts.
  */
 import type { Tenant } from '../registry/model';
+import { projectOf } from '../remote/commands';
 import * as F from '../remote/files';
 import type { Release } from './result';
 import { describe, StepFailure, type TargetShell } from './shell';
@@ -124,12 +125,13 @@ export class TargetFiles {
   }
 
   /** The switch: the release's files in place (before `.env`); from here a failure restores the previous ones. */
-  async install(project?: string): Promise<string> {
+  async install(running?: string): Promise<string> {
+    const project = running ?? projectOf(this.tenant);
     this.installing = true;
     const list = listText(this.release.entries);
     // a compose file changed: the services it no longer has are removed (as `up --remove-orphans` would)
     const compose = this.tenant.compose.files.some((f) => this.changedPaths.has(f));
-    const orphans = compose && project ? { orphans: project } : {};
+    const orphans = compose ? { orphans: project } : {};
     const out = await this.shell.must(
       'install files',
       F.installFiles(this.tenant, { entries: this.release.entries, remove: this.remove, list, ...orphans }),
@@ -140,7 +142,6 @@ export class TargetFiles {
       `${this.release.entries.length} files in place`,
       this.remove.length ? `${this.remove.length} removed` : '',
       orphaned.length ? `containers of ${orphaned.join(', ')} removed (no longer in the compose files)` : '',
-      compose && !project ? 'compose project unknown: orphans left' : '',
     ]
       .filter(Boolean)
       .join(', ');

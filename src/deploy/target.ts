@@ -315,7 +315,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       this.switched = true; // a file may change from here: a failure restores the previous ones
       await this.step(
         'install files',
-        () => files.install(),
+        () => files.install(this.current.project),
         (d) => d,
       );
     }
