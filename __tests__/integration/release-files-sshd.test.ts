@@ -22,6 +22,9 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { TargetFiles } from '../../src/deploy/files';
+import { historyLine } from '../../src/deploy/history';
+import { targetStatus } from '../../src/deploy/status';
+import { inspectTenant, parseInspection } from '../../src/remote/status';
 import { systemClock, type Transport } from '../../src/deploy/ports';
 import type { Release } from '../../src/deploy/result';
 import { TargetShell } from '../../src/deploy/shell';
@@ -192,6 +195,38 @@ describeSshd('release files over real sshd', () => {
     expect(read('.fleet/files/current')).toBe(
       `${sha(COMPOSE_V1)} 644 docker-compose.yml\n${sha('package base\n')} 644 config/policy/base.rego\n`,
     );
+  });
+
+  test('status: a file edited on the server since the last release shows as drift; none before the edit', async () => {
+    writeFileSync(
+      join(dir, '.fleet', 'history.jsonl'),
+      `${historyLine({
+        time: new Date(0),
+        actor: 'jest',
+        run: 'r',
+        target: target.id,
+        outcome: 'deployed',
+        previous: { refs: {}, imageIds: [], digests: [] },
+        next: { refs: { APP_IMAGE: 'registry.test/acme/app:v1' }, version: 'v1', imageIds: [], digests: [] },
+        rollback: false,
+      })}\n`,
+    );
+    handOver(join(dir, '.fleet'));
+    const drift = async () => {
+      const r = await transport.exec(inspectTenant(target.tenant), { timeoutMs: 20_000 });
+      expect(r.code).toBe(0);
+      return targetStatus(target, 1, parseInspection(r.stdout)).drift;
+    };
+    expect(await drift()).toEqual([]);
+    const released = readFileSync(join(dir, 'config/policy/base.rego'));
+    writeFileSync(join(dir, 'config/policy/base.rego'), 'package base # edited by hand\n');
+    try {
+      expect(await drift()).toEqual([
+        `config/policy/base.rego was edited on the server since the last release (sha256 ${sha('package base # edited by hand\n').slice(0, 12)}, released ${sha(released).slice(0, 12)})`,
+      ]);
+    } finally {
+      writeFileSync(join(dir, 'config/policy/base.rego'), released);
+    }
   });
 
   test('a compose file that does not parse: refused at staging, before any tenant file changed', async () => {

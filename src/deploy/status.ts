@@ -7,6 +7,7 @@
 import type { Target } from '../registry/model';
 import { configHashOf, versionOf } from '../remote/commands';
 import type { ContainerState, TenantInspection } from '../remote/status';
+import { fileDrift } from '../remote/files';
 import { History, parseHistory, type HistoryEntry } from './history';
 import { longestQuiet } from './locks';
 
@@ -100,6 +101,7 @@ function driftOf(i: TenantInspection, images: string[], last: HistoryEntry | und
   const now = configHashOf(i.containers.flatMap((c) => (c.configHash ? [c.configHash] : [])));
   if (last.configHash && now && now !== last.configHash)
     drift.push('its Compose config differs from the deployed one (config-hash label)');
+  if (i.files) drift.push(...fileDrift(i.files));
   return drift;
 }
 

@@ -86,6 +86,37 @@ export const parseOrphans = (stdout: string): string[] => [
   ),
 ];
 
+/**
+ * For `status` (inside its inspection, in the tenant directory): the files the last release installed
+ * (`.fleet/files/current`) and what is there now, each a line of the `@@files` section; writes nothing.
+ */
+export function inspectFiles(): Script {
+  const state = sh`if [ -L "$f" ]; then echo "link $f"; elif [ -f "$f" ]; then echo "installed ${new Script(hashOf('"$f"'))} $(stat -c %a -- "$f") $f"; else echo "absent $f"; fi`;
+  return sh`echo '@@files'; if [ -f ${FILES_LIST} ] && [ ! -L ${FILES_LIST} ]; then head -c 1048576 ${FILES_LIST} | sed 's/^/listed /'; awk '{print $3}' ${FILES_LIST} | while IFS= read -r f; do case "$f" in ''|/*|..|../*|*/..|*/../*) continue;; esac; ${state}; done; fi`;
+}
+
+/** What drifted in the lines of `inspectFiles`: a file the last release installed, changed or gone since. */
+export function fileDrift(lines: readonly string[]): string[] {
+  const probed = parseProbe(lines.map((l) => `@@${l}`).join('\n'));
+  const drift: string[] = [];
+  for (const l of probed.list) {
+    const now = probed.installed.get(l.to);
+    if (now === undefined) continue;
+    if (now === 'absent') drift.push(`${l.to} was removed on the server since the last release`);
+    else if (now === 'link')
+      drift.push(`${l.to} was replaced by a link on the server since the last release`);
+    else if (now.sha256 !== l.sha256)
+      drift.push(
+        `${l.to} was edited on the server since the last release (sha256 ${now.sha256.slice(0, 12)}, released ${l.sha256.slice(0, 12)})`,
+      );
+    else if (now.mode !== l.mode)
+      drift.push(
+        `${l.to} has mode ${now.mode.toString(8)} on the server, the last release set ${l.mode.toString(8)}`,
+      );
+  }
+  return drift;
+}
+
 export function parseProbe(stdout: string): Probed {
   const out: Probed = { have: new Set(), installed: new Map(), list: [], links: [] };
   for (const line of stdout.split('\n')) {

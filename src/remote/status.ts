@@ -21,6 +21,7 @@ import {
   parseImages,
   PROJECT_VAR,
 } from './commands';
+import { inspectFiles } from './files';
 import { named, Script, sh } from './shell';
 
 const INSPECT = `{{.Name}}|{{.State.Status}}|{{.Image}}|{{index .Config.Labels "${CONFIG_HASH_LABEL}"}}|{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}`;
@@ -41,6 +42,7 @@ export function inspectTenant(t: Tenant, historyLines = 50): Script {
   lines.push(
     sh`if [ -d ${LOCK_DIR} ]; then echo "@@lock $(( $(date +%s) - $(stat -c %Y ${LOCK_DIR}) ))"; head -c 2048 ${`${LOCK_DIR}/owner`} 2>/dev/null; echo; ${LEASE_MARKER}; fi`,
   );
+  if (t.files) lines.push(inspectFiles());
   lines.push(sh`echo '@@history'; tail -n ${historyLines} ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
   return named('inspectTenant', new Script(lines.map(String).join('\n')));
 }
@@ -67,6 +69,8 @@ export interface TenantInspection {
   /** A lock in place: its age, its owner (server text) and its lease, when it has one (the server's clock). */
   lock?: { ageS: number; owner: string; lease?: { expiresS: number; leftS: number } };
   history: string[];
+  /** The lines of the `@@files` section (inspectFiles), when the tenant ships files. */
+  files?: string[];
 }
 
 const NAME = /^\/?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -113,6 +117,7 @@ export function parseInspection(stdout: string): TenantInspection {
     else if (section === 'lock') lockLines.push(line);
     else if (section === 'current') out.current = line.trim().slice(0, 200);
     else if (section === 'history') out.history.push(line);
+    else if (section === 'files') (out.files ??= []).push(line);
   }
   for (const i of parseImages(imageLines.join('\n'))) out.digests[i.id] = i.digests;
   if (out.lock) out.lock.owner = lockLines.join('\n').trim();
