@@ -10,6 +10,7 @@ import { setMaxListeners } from 'node:events';
 import { core } from './log';
 import { ConfigurationError } from '../errors';
 import { deployFleet, prePullWave, type FleetOptions, type FleetReport } from '../deploy/fleet';
+import { repositoryRoot, shipFiles } from '../files/local';
 import { dryRunCommands } from '../deploy/dry-run';
 import { describePrePull, type PrePullEvent } from '../deploy/prepull';
 import { systemClock } from '../deploy/ports';
@@ -117,6 +118,13 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
     ...(login ? { registry: login } : {}),
     ...(mode === 'deploy' && registry.analysis ? { analysis: registry.analysis } : {}),
   };
+  // the files the release ships (registry `files`), from the caller's checkout; secret values masked in logs
+  const files =
+    mode === 'deploy'
+      ? shipFiles(targets, { root: repositoryRoot(process.env), env: process.env })
+      : undefined;
+  for (const secret of files?.secrets ?? []) core.setSecret(secret);
+  if (files?.releases.size) options.files = files.releases;
   const version = options.version;
   const prePullOnly = core.getInput(DEPLOY_INPUTS.prePullWave).trim();
   if (prePullOnly) return runPrePullWave(registry, plan, options, prePullOnly);
