@@ -279,3 +279,12 @@ describe('CLI: validate and --dry-run with files', () => {
     );
   });
 });
+
+test('files on a tenant not switched in place (commands, blue-green) are refused before any server', () => {
+  const r = registryWith({ ship: [{ from: 'policy/', to: 'config/policy/' }] }, (x) => {
+    x.servers[0].tenants[1].commands = { deploy: 'true', current: 'echo v1' };
+  });
+  expect(() => shipFiles(targetsOf(parse(r)), { root: repo, env: {} })).toThrow(
+    'tenant beta ships files, which only the in-place Compose strategy installs',
+  );
+});

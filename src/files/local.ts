@@ -10,6 +10,8 @@ import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, sep } from 'node:path';
 import { ConfigurationError, type Problem } from '../errors';
 import type { FileRelease } from '../deploy/files';
+import { strategyFor } from '../deploy/strategies';
+import { ComposeStrategy } from '../deploy/strategies/compose';
 import type { ShippedEntry } from '../remote/files';
 import type { Registry, Target, Tenant } from '../registry/model';
 import { RELATIVE_FILE } from '../registry/patterns';
@@ -54,7 +56,7 @@ export function shipFiles(targets: readonly Target[], o: ShipOptions): ShippedFi
   for (const target of targets) {
     const files = target.tenant.files;
     if (!files) continue;
-    if (target.tenant.commands || target.tenant.blueGreen) {
+    if (!(strategyFor(target) instanceof ComposeStrategy)) {
       problems.push({
         path: [...target.tenant.at, 'files'],
         message: `tenant ${target.tenant.id} ships files, which only the in-place Compose strategy installs`,
