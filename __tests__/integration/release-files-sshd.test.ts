@@ -184,7 +184,17 @@ describeSshd('release files over real sshd', () => {
     expect(await f.check(current, next)).toMatch(
       /^3 of 3 files change, 2 sent \(\d+ bytes\), staged and checked$/,
     );
-    await f.install();
+    // the store keeps this release's files and those it replaces (and the releases kept): the first
+    // compose file (setup-server's), kept by the first release, is pruned
+    const storeBefore = readdirSync(join(dir, '.fleet', 'files')).filter((n) => n !== 'current');
+    expect(await f.install(undefined, [])).toBe(
+      '2 files in place, 1 removed, 1 stored files of older releases pruned',
+    );
+    const store = readdirSync(join(dir, '.fleet', 'files')).filter((n) => n !== 'current');
+    expect(storeBefore.filter((n) => !store.includes(n))).toHaveLength(1);
+    expect(store.sort()).toEqual(
+      [sha(COMPOSE_V1), sha(COMPOSE_V2), sha('package base\n'), sha('package new\n')].sort(),
+    );
     expect(read('docker-compose.yml')).toBe(COMPOSE_V2);
     expect(existsSync(join(dir, 'config/policy/base.rego'))).toBe(false);
     expect(read('config/policy/new.rego')).toBe('package new\n');

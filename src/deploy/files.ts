@@ -125,7 +125,7 @@ export class TargetFiles {
   }
 
   /** The switch: the release's files in place (before `.env`); from here a failure restores the previous ones. */
-  async install(running?: string): Promise<string> {
+  async install(running?: string, kept: readonly string[] = []): Promise<string> {
     const project = running ?? projectOf(this.tenant);
     this.installing = true;
     const list = listText(this.release.entries);
@@ -134,14 +134,25 @@ export class TargetFiles {
     const orphans = compose ? { orphans: project } : {};
     const out = await this.shell.must(
       'install files',
-      F.installFiles(this.tenant, { entries: this.release.entries, remove: this.remove, list, ...orphans }),
+      F.installFiles(this.tenant, {
+        entries: this.release.entries,
+        remove: this.remove,
+        list,
+        ...orphans,
+        // the store keeps this release's files, those it replaces, and those of the releases kept
+        keep: [
+          ...new Set([...this.release.entries, ...this.previous.entries].map((e) => e.sha256).concat(kept)),
+        ],
+      }),
       this.timeoutMs,
     );
     const orphaned = F.parseOrphans(out);
+    const pruned = Number(/^@@pruned (\d+)$/m.exec(out)?.[1] ?? 0);
     return [
       `${this.release.entries.length} files in place`,
       this.remove.length ? `${this.remove.length} removed` : '',
       orphaned.length ? `containers of ${orphaned.join(', ')} removed (no longer in the compose files)` : '',
+      pruned ? `${pruned} stored files of older releases pruned` : '',
     ]
       .filter(Boolean)
       .join(', ');

@@ -313,6 +313,19 @@ export class History {
     return from ? { files: from.fromFiles!, modes: from.fromFileModes ?? {} } : undefined;
   }
 
+  /**
+   * The file hashes a tenant keeps in its store (`.fleet/files/`): those of its last `keep` deployed
+   * releases and of the files each replaced, so `rollback` can go back that far (as with images).
+   */
+  keptFiles(keep: number): string[] {
+    const kept = new Set<string>();
+    for (const e of this.deployed()
+      .filter((x) => x.files)
+      .slice(0, keep))
+      for (const sha of [...Object.values(e.files ?? {}), ...Object.values(e.fromFiles ?? {})]) kept.add(sha);
+    return [...kept];
+  }
+
   /** The references `version` ran with: of the newest deploy that brought it in, else that replaced it. */
   private refsOf(version: string): Record<string, string> | undefined {
     const deployed = this.deployed();

@@ -315,7 +315,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       this.switched = true; // a file may change from here: a failure restores the previous ones
       await this.step(
         'install files',
-        () => files.install(this.current.project),
+        () => files.install(this.current.project, this.keptFiles()),
         (d) => d,
       );
     }
@@ -683,6 +683,11 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       throw new StepFailure('prepare', choice.error);
     }
     return choice;
+  }
+
+  /** The file hashes of the releases the tenant keeps (`keepReleases`): its store keeps their files. */
+  private keptFiles(): string[] {
+    return History.parse(this.prepared?.history ?? []).keptFiles(this.target.tenant.keepReleases);
   }
 
   /** A rollback's files: those the history recorded for the release it goes back to, when it has them. */

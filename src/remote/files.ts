@@ -199,6 +199,16 @@ function removeOrphans(t: Tenant, project: string): Script {
   return sh`{ svcs=" $(${composeArgv(t)} config --services | tr '\n' ' ') " && for id in $(${containersOf(t, project, true)}); do s=$(${engine} inspect --format ${label} "$id") || continue; case "$svcs" in *" $s "*) ;; *) ${engine} rm -f "$id" >/dev/null && echo "@@orphan $s";; esac; done; }`;
 }
 
+/**
+ * Removes the stored files (named by their sha256) that are not in `keep`, from inside a private
+ * directory of the store (so `..` is the store itself, never a link's target); prints `@@pruned N`.
+ */
+function pruneStore(keep: readonly string[]): Script {
+  for (const s of keep) if (!SHA.test(s)) throw new Error(`not a sha256: ${s}`);
+  const body = sh`n=0; keep=${` ${keep.join(' ')} `}; for f in ../*; do s=$(basename -- "$f"); case "$keep" in *" $s "*) ;; *) [ "$s" = current ] || { [ -f "../$s" ] && rm -f -- "../$s" && n=$((n + 1)); };; esac; done; echo "@@pruned $n"`;
+  return inPrivateDir(FILES_DIR, body);
+}
+
 /** Makes `dir` one level at a time, refusing a level that is a link (no directory made through one). */
 function makeDirs(t: Tenant, dir: string): Script {
   const levels = [...parentsOf(dir), dir];
@@ -213,7 +223,14 @@ function makeDirs(t: Tenant, dir: string): Script {
  */
 export function installFiles(
   t: Tenant,
-  o: { entries: readonly ShippedEntry[]; remove: readonly string[]; list?: string; orphans?: string },
+  o: {
+    entries: readonly ShippedEntry[];
+    remove: readonly string[];
+    list?: string;
+    orphans?: string;
+    /** Prune the store: every stored file whose hash is not one of these goes. */
+    keep?: readonly string[];
+  },
 ): Script {
   checkPaths([...o.entries.map((e) => e.to), ...o.remove]);
   const byDir = new Map<string, Array<{ name: string; put?: ShippedEntry }>>();
@@ -240,8 +257,9 @@ export function installFiles(
       ? sh`rm -f -- ${FILES_LIST}`
       : inPrivateDir(FILES_DIR, sh`printf '%s' ${o.list} > l && mv -fT -- l ../current`);
   const orphans = o.orphans ? sh` && ${removeOrphans(t, o.orphans)}` : sh``;
+  const prune = o.keep ? sh` && ${pruneStore(o.keep)}` : sh``;
   return named(
     'installFiles',
-    sh`${enter(t)} && ${touchLock} && ${parts.reduce((a, b) => sh`${a} && ${b}`, sh`:`)} && ${list}${orphans}`,
+    sh`${enter(t)} && ${touchLock} && ${parts.reduce((a, b) => sh`${a} && ${b}`, sh`:`)} && ${list}${prune}${orphans}`,
   );
 }
