@@ -234,6 +234,11 @@ describeSshd('release files over real sshd', () => {
       expect(await drift()).toEqual([
         `config/policy/base.rego was edited on the server since the last release (sha256 ${sha('package base # edited by hand\n').slice(0, 12)}, released ${sha(released).slice(0, 12)})`,
       ]);
+      // the next deploy's files step says so too (and would replace it)
+      const [current, next] = releases();
+      expect(await files().files.check(current, next)).toContain(
+        '; drift replaced: config/policy/base.rego was edited on the server since the last release',
+      );
     } finally {
       writeFileSync(join(dir, 'config/policy/base.rego'), released);
     }

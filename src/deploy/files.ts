@@ -121,7 +121,8 @@ export class TargetFiles {
     );
     if (staged.code !== 0)
       throw new StepFailure('files', `staging the files of ${t.path} failed: ${describe(staged)}`);
-    return `${differ.length + this.remove.length} of ${entries.length + this.remove.length} files change, ${send.length} sent (${this.sentBytes} bytes), staged and checked`;
+    const drift = F.driftOf(probed);
+    return `${differ.length + this.remove.length} of ${entries.length + this.remove.length} files change, ${send.length} sent (${this.sentBytes} bytes), staged and checked${drift.length ? `; drift replaced: ${drift.join('; ')}` : ''}`;
   }
 
   /** The switch: the release's files in place (before `.env`); from here a failure restores the previous ones. */

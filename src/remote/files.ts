@@ -97,7 +97,11 @@ export function inspectFiles(): Script {
 
 /** What drifted in the lines of `inspectFiles`: a file the last release installed, changed or gone since. */
 export function fileDrift(lines: readonly string[]): string[] {
-  const probed = parseProbe(lines.map((l) => `@@${l}`).join('\n'));
+  return driftOf(parseProbe(lines.map((l) => `@@${l}`).join('\n')));
+}
+
+/** What drifted in a probe: each file of the installed list changed, gone or a link since it was installed. */
+export function driftOf(probed: Probed): string[] {
   const drift: string[] = [];
   for (const l of probed.list) {
     const now = probed.installed.get(l.to);
