@@ -10,6 +10,7 @@ import { setMaxListeners } from 'node:events';
 import { core } from './log';
 import { ConfigurationError } from '../errors';
 import { deployFleet, prePullWave, type FleetOptions, type FleetReport } from '../deploy/fleet';
+import { repositoryRoot, shipFiles } from '../files/local';
 import { dryRunCommands } from '../deploy/dry-run';
 import { describePrePull, type PrePullEvent } from '../deploy/prepull';
 import { systemClock } from '../ports';
@@ -83,6 +84,13 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
   });
   const { plan, targets, options } = rollout;
   for (const l of options.registry?.logins ?? []) core.setSecret(l.password);
+  // the files the release ships (registry `files`), from the caller's checkout; secret values masked in logs
+  const files =
+    mode === 'deploy'
+      ? shipFiles(targets, { root: repositoryRoot(process.env), env: process.env })
+      : undefined;
+  for (const secret of files?.secrets ?? []) core.setSecret(secret);
+  if (files?.releases.size) options.files = files.releases;
   const version = options.version;
   const prePullOnly = setting(actionInputs, 'prePullWave');
   if (prePullOnly !== undefined) return runPrePullWave(registry, rollout, prePullOnly);

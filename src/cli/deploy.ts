@@ -16,6 +16,8 @@ import { checkTrust } from '../ssh/known-hosts';
 import { userInfo } from 'node:os';
 import { SshConnector, type SshOptions } from '../ssh/transport';
 import { loadRegistry } from './args';
+import { repositoryRoot, shipFiles } from '../files/local';
+import { FilesPreview } from '../files/preview';
 import type { CliIO } from './io';
 import { knownHostsText, sshCredentials } from './keys';
 import { Progress } from './progress';
@@ -95,6 +97,9 @@ export async function runDeploy(
     env: { ...io.env, USER: io.env.USER || osUser() },
   });
   const { plan, options } = rollout;
+  const files =
+    mode === 'deploy' ? shipFiles(rollout.targets, { root: repositoryRoot(io.env), env: io.env }) : undefined;
+  if (files?.releases.size) options.files = files.releases;
   if (rollout.dryRun) return printDryRun(plan, { ...options, analysis: registry.analysis }, io);
 
   // Everything below touches servers: check the trust anchors and the key first.
@@ -169,6 +174,7 @@ export async function sshSettings(
 /** `--dry-run`: each target's remote commands, wave by wave; nothing is contacted. */
 function printDryRun(plan: Plan, options: DryRunOptions & Partial<FleetOptions>, io: CliIO): number {
   const jobs = prePullJobs(plan, options);
+  const files = new FilesPreview();
   io.stdout(
     `Dry run: ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}, version ${options.version}. Nothing is contacted.\n`,
   );
@@ -182,6 +188,7 @@ function printDryRun(plan: Plan, options: DryRunOptions & Partial<FleetOptions>,
         `\n# ${t.id}  (ssh ${t.server.user}@${t.server.host}:${t.server.port}${t.server.jump ? ` via ${t.server.jump.host}` : ''})\n`,
       );
       for (const c of dryRunCommands(t, options)) io.stdout(`[${c.step}] ${c.command}\n`);
+      for (const line of files.lines(t.id, options.files?.get(t.id))) io.stdout(`${line}\n`);
     }
     const analysis = describeWaveAnalysis(options.analysis, plan, wave, options.version);
     if (analysis.length) io.stdout(`\n${analysis.join('\n')}\n`);

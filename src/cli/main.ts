@@ -38,6 +38,7 @@ import { runSetupServer, SETUP_OPTIONS, SETUP_USAGE } from './setup-server';
 import { EXIT, loadRegistry, outputFormat } from './args';
 import { flagOptions, fromFlags, optionsHelp, setting } from '../settings';
 import { closest } from '../registry/issues';
+import { repositoryRoot, shipFiles } from '../files/local';
 import {
   ADD_SERVER_USAGE,
   ADD_TENANT_USAGE,
@@ -90,6 +91,8 @@ ${optionsHelp(['registry'])}`,
       const placeholders = placeholderProblems(await io.readText(registry.source), registry.source);
       if (placeholders.length) throw new ConfigurationError(placeholders);
       const targets = targetsOf(registry);
+      shipFiles(targets, { root: repositoryRoot(io.env), env: io.env, checkOnly: true }); // the files' paths and pins
+
       const regions = new Set(registry.servers.map((s) => s.region));
       const rings = registry.rings
         .map((r) => `${r} ${targets.filter((t) => t.tenant.ring === r).length}`)

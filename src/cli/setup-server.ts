@@ -41,7 +41,8 @@ Options:
       --admin-key FILE      that user's SSH private key (required)
       --deploy-key-pub FILE the deploy user's public key (required)
       --group NAME          the group that gives access to the container engine (default docker)
-      --compose-source FILE the compose file to copy into each tenant directory
+      --compose-source FILE the compose file to copy into each tenant directory: the first install (later changes
+                            ship with releases, registry "files": docs/release-channels.md)
       --env-template FILE   the .env template for tenants that have no .env yet
       --systemd             write a systemd unit per tenant stack
       --systemd-dir DIR     where the units go (default /etc/systemd/system)

@@ -7,7 +7,14 @@
  * rollback rule), and the images a deploy may prune. Pure.
  */
 import { z } from 'zod';
-import { ENV_VAR, IMAGE_DIGEST, IMAGE_REF, IMAGE_TAG } from '../registry/patterns';
+import {
+  ENV_VAR,
+  hasDotSegment,
+  IMAGE_DIGEST,
+  IMAGE_REF,
+  IMAGE_TAG,
+  RELATIVE_FILE,
+} from '../registry/patterns';
 import { versionOf } from '../registry/release';
 import type { Outcome, Release } from './result';
 
@@ -29,6 +36,17 @@ const text = (max: number) =>
     .max(max)
     .refine((s) => !/[\r\n]/.test(s));
 
+/** Shipped files as recorded: a path in the tenant directory → its sha256. */
+const fileHashes = z.record(
+  z.string().refine((p) => RELATIVE_FILE.re.test(p) && !hasDotSegment(p)),
+  z.string().regex(/^[a-f0-9]{64}$/),
+);
+
+const fileModes = z.record(
+  z.string().refine((p) => RELATIVE_FILE.re.test(p) && !hasDotSegment(p)),
+  z.string().regex(/^[0-7]{3}$/),
+);
+
 const entrySchema = z.object({
   time: z.string().max(64).optional(),
   actor: text(256).optional(),
@@ -47,6 +65,12 @@ const entrySchema = z.object({
     .string()
     .regex(/^[a-f0-9]{64}$/)
     .optional(),
+  /** The files shipped with the release (registry `files`): path → sha256, and those before it. */
+  files: fileHashes.optional(),
+  fromFiles: fileHashes.optional(),
+  /** Their modes where not 644 (path → octal mode). */
+  fileModes: fileModes.optional(),
+  fromFileModes: fileModes.optional(),
   rollback: z.boolean().optional(),
   error: z.string().max(4096).optional(),
 });
@@ -116,6 +140,11 @@ export function historyLine(r: Recorded): string {
     toImages: r.next.imageIds,
     digests: r.next.digests,
     ...(r.next.configHash ? { configHash: r.next.configHash } : {}),
+    ...(r.next.files ? { files: r.next.files, fromFiles: r.previous.files ?? {} } : {}),
+    ...(r.next.files && Object.keys(r.next.fileModes ?? {}).length ? { fileModes: r.next.fileModes } : {}),
+    ...(r.next.files && Object.keys(r.previous.fileModes ?? {}).length
+      ? { fromFileModes: r.previous.fileModes }
+      : {}),
     ...(r.rollback ? { rollback: true } : {}),
     ...(r.error ? { error: r.error } : {}),
     ...(r.reason ? { reason: r.reason } : {}),
@@ -270,6 +299,31 @@ export class History {
     return {
       error: `${targetId} has no earlier release in its history to roll back to (running ${now.version ?? 'nothing'}${known.length ? `; known versions: ${known.join(', ')}, pick one with --to` : ''})`,
     };
+  }
+
+  /**
+   * The files `version` ran with (path → sha256, and the modes that are not 644), found as its
+   * references are: the newest deploy that brought it in, else the one that replaced it.
+   */
+  filesOf(version: string): { files: Record<string, string>; modes: Record<string, string> } | undefined {
+    const deployed = this.deployed();
+    const to = deployed.find((e) => e.to === version && e.files);
+    if (to) return { files: to.files!, modes: to.fileModes ?? {} };
+    const from = deployed.find((e) => e.from === version && e.fromFiles);
+    return from ? { files: from.fromFiles!, modes: from.fromFileModes ?? {} } : undefined;
+  }
+
+  /**
+   * The file hashes a tenant keeps in its store (`.fleet/files/`): those of its last `keep` deployed
+   * releases and of the files each replaced, so `rollback` can go back that far (as with images).
+   */
+  keptFiles(keep: number): string[] {
+    const kept = new Set<string>();
+    for (const e of this.deployed()
+      .filter((x) => x.files)
+      .slice(0, keep))
+      for (const sha of [...Object.values(e.files ?? {}), ...Object.values(e.fromFiles ?? {})]) kept.add(sha);
+    return [...kept];
   }
 
   /** The references `version` ran with: of the newest deploy that brought it in, else that replaced it. */

@@ -25,6 +25,10 @@ export interface Release {
   project?: string;
   /** Its Compose configuration's hash, read after `compose up` (see configHashOf). */
   configHash?: string;
+  /** The files shipped with it (registry `files`): path in the tenant directory → sha256. */
+  files?: Record<string, string>;
+  /** Their modes where not 644 (path → octal mode). */
+  fileModes?: Record<string, string>;
 }
 
 export interface StepTiming {

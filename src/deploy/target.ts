@@ -16,6 +16,7 @@ import type { Prepared } from '../remote/prepare';
 import { backup, backupId, parseBackupTaken } from '../remote/backup';
 import { runGate, type GateResult } from '../health/gate';
 import { crashWatch } from './crash-watch';
+import { recordedRelease, TargetFiles, type FileRelease } from './files';
 import { History, historyLine, parseHistory } from './history';
 import { hookStep, OnceHooks, runHooks } from './hooks';
 import { interruptedSwitch, Lease, leaseTerms } from './lease';
@@ -66,6 +67,8 @@ export interface DeployOptions {
    * 0: never, and the recovery steps are bounded by the window only — for tests on a fake clock.
    */
   leaseRenewMs?: number;
+  /** The files each target's release ships (registry `files`), by target ID, read by src/files/local.ts. */
+  files?: ReadonlyMap<string, FileRelease>;
 }
 
 export type StepEvent = {
@@ -164,6 +167,8 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   private takenOverEntry?: string;
   /** When the switch started: the crash watch counts restarts from here. */
   private switchedAt = 0;
+  /** The files the release ships, when the tenant has any (files.ts). */
+  private files?: TargetFiles;
 
   constructor(
     private readonly target: Target,
@@ -197,6 +202,8 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       ...(ports.pulls ? { pulls: ports.pulls } : {}),
     };
     this.next = { refs: {}, version: options.version, imageIds: [], digests: [] };
+    const files = options.rollback ? undefined : options.files?.get(target.id);
+    if (files) this.files = new TargetFiles(target.tenant, files, this.shell, options.commandTimeoutMs);
     const terms = this.leaseTerms();
     this.lease = new Lease(
       ports.clock,
@@ -260,6 +267,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       );
     const { version, versions } = this.options.rollback ? this.rollbackRelease(this.prepared) : this.options;
     this.next = this.strategy.release({ version, versions: versions ?? {} });
+    if (this.options.rollback && this.target.tenant.files) this.files = this.recordedFiles(version);
   }
 
   async pull(): StepReturn {
@@ -273,7 +281,14 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   }
 
   async compare(): StepReturn {
-    if (this.strategy.unchanged(this.current, this.next)) return UNCHANGED;
+    const files = this.files;
+    if (files)
+      await this.step(
+        'files',
+        () => files.check(this.current, this.next),
+        (d) => d,
+      );
+    if (this.strategy.unchanged(this.current, this.next) && !files?.changed) return UNCHANGED;
   }
 
   async backup(): StepReturn {
@@ -303,6 +318,15 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       switching: { from: this.current, to: this.next },
     });
     this.switchedAt = this.ports.clock.now();
+    const files = this.files;
+    if (files?.changed) {
+      this.switched = true; // a file may change from here: a failure restores the previous ones
+      await this.step(
+        'install files',
+        () => files.install(this.current.project, this.keptFiles()),
+        (d) => d,
+      );
+    }
     await this.step(
       this.strategy.switchStep,
       () => this.strategy.switchTo(this.ctx, this.next, this.current, () => (this.switched = true)),
@@ -431,7 +455,10 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   private async rollback(): Promise<void> {
     const previous = this.previousVersion;
     try {
-      await this.step('rollback', () => this.strategy.switchBack(this.ctx, this.current, this.next));
+      await this.step('rollback', async () => {
+        await this.files?.restore(); // the previous files first: the switch back starts the stack on them
+        await this.strategy.switchBack(this.ctx, this.current, this.next);
+      });
       await this.step(
         'rollback health',
         () => this.gate(previous, false, undefined, this.quickRollbackGate()),
@@ -661,6 +688,19 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
       throw new StepFailure('prepare', choice.error);
     }
     return choice;
+  }
+
+  /** The file hashes of the releases the tenant keeps (`keepReleases`): its store keeps their files. */
+  private keptFiles(): string[] {
+    return History.parse(this.prepared?.history ?? []).keptFiles(this.target.tenant.keepReleases);
+  }
+
+  /** A rollback's files: those the history recorded for the release it goes back to, when it has them. */
+  private recordedFiles(version: string): TargetFiles | undefined {
+    const recorded = History.parse(this.prepared?.history ?? []).filesOf(version);
+    if (!recorded) return undefined;
+    const release = recordedRelease(recorded.files, recorded.modes);
+    return new TargetFiles(this.target.tenant, release, this.shell, this.options.commandTimeoutMs);
   }
 
   private historyEntry(): string {

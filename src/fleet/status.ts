@@ -6,6 +6,7 @@
  */
 import type { Target } from '../registry/model';
 import { configHashOf } from '../remote/compose';
+import { fileDrift } from '../remote/files';
 import { stackState, type ContainerInfo, type ContainerState, type TenantInspection } from '../remote/status';
 import { History, parseHistory, type HistoryEntry } from '../deploy/history';
 import { longestQuiet, type StepLimits } from '../deploy/locks';
@@ -108,6 +109,7 @@ function driftOf(
   const now = configHashOf(containers.flatMap((c) => (c.configHash ? [c.configHash] : [])));
   if (last.configHash && now && now !== last.configHash)
     drift.push('its Compose config differs from the deployed one (config-hash label)');
+  if (i.files) drift.push(...fileDrift(i.files));
   return drift;
 }
 

@@ -52,6 +52,27 @@ export interface Backup {
   dump?: { command: string; restore?: string; file: string };
 }
 
+/** A file or directory of the caller's repository shipped with each release (files.ts). */
+export interface ShippedFile {
+  /** Relative to the repository's root; a directory ends in "/". */
+  from: string;
+  /** Relative to the tenant directory; a directory ends in "/". */
+  to: string;
+  /** The expected sha256 of the file as read (before templating). */
+  sha256?: string;
+  template: boolean;
+  /** JSON path of this entry, for messages. */
+  at: ReadonlyArray<string | number>;
+}
+
+/** A variable of templated files: a value, or one from the runner's environment (secret unless said). */
+export type FileVariable = { value: string } | { env: string; secret: boolean };
+
+export interface TenantFiles {
+  ship: readonly ShippedFile[];
+  variables: Readonly<Record<string, FileVariable>>;
+}
+
 /** The in-place switch (the default): the image variables in .env, then `compose up -d`. */
 export interface InPlace {
   kind: 'in-place';
@@ -110,6 +131,8 @@ export interface Tenant {
   images: readonly Image[];
   health: HealthCheck;
   hooks: Hooks;
+  /** Files shipped with each release (absent: none; the release is the images only). */
+  files?: TenantFiles;
   backup?: Backup;
   strategy: Strategy;
   keepReleases: number;

@@ -18,6 +18,7 @@ import type {
   Strategy,
   Tenant,
 } from './model';
+import { resolveFiles } from './files';
 import * as P from './patterns';
 import {
   DEFAULT_RINGS,
@@ -222,6 +223,11 @@ function resolveTenant(scope: ServerScope, rawTenant: RawTenant, at: Path): Tena
       postDeploy: hookList(layers, 'postDeploy'),
       onRollback: hookList(layers, 'onRollback'),
     },
+    ...resolveFiles(
+      pick(layers, 'files', 'ship'),
+      layers.map((l) => (l.data as RawTenantFields | undefined)?.files?.variables),
+      t.problem,
+    ),
     ...(backup ? { backup: resolveBackup(backup) } : {}),
     strategy,
     keepReleases: pick<number>(layers, 'keepReleases')?.value ?? 3,

@@ -425,6 +425,97 @@ export const strategy = z
   )
   .meta({ description: 'How a release is switched. Default: in place.' });
 
+/** A file-variable name: {NAME} in a templated file. */
+const FILE_VAR: P.Pattern = {
+  re: /^[A-Z][A-Z0-9_]{0,63}$/,
+  valid: 'upper-case letters, digits and "_"',
+  example: 'POLICY_VERSION',
+};
+
+/** A shipped file's path: relative, plain segments; a directory ends in "/". */
+const SHIPPED_PATH: P.Pattern = {
+  re: new RegExp(P.RELATIVE_FILE.re.source.replace(/\$$/, '/?$')),
+  valid: 'a relative path of letters, digits, ".", "_", "-" and "/" (a directory ends in "/"; no "..")',
+  example: 'deploy/docker-compose.yml',
+};
+
+const shippedFile = z
+  .strictObject({
+    from: refineString(
+      str(
+        SHIPPED_PATH,
+        'repository path',
+        'A file or directory (ending in "/") of the repository the deploy runs from, relative to its root.',
+        'deploy/docker-compose.yml',
+      ),
+      noDotSegments('a repository path'),
+    ),
+    to: refineString(
+      str(
+        SHIPPED_PATH,
+        'tenant path',
+        'Where it goes, relative to the tenant directory (a directory ends in "/"). Not .env, not under .fleet.',
+        'docker-compose.yml',
+      ),
+      (v) =>
+        P.hasDotSegment(v)
+          ? '"." and ".." segments are not allowed in a tenant path'
+          : /^(\.env|\.fleet)(\/|$)/.test(v)
+            ? `${v.split('/')[0]} is the tool's own: a file shipped there would replace what a deploy writes; ship it elsewhere`
+            : true,
+    ),
+    sha256: z
+      .string()
+      .regex(/^[a-f0-9]{64}$/, { error: 'must be a sha256: 64 lower-case hex digits' })
+      .meta({
+        description:
+          "The file's expected sha256 (of a single file, before templating): refused when it differs.",
+      })
+      .optional(),
+    template: z
+      .boolean()
+      .meta({
+        description:
+          'Replace {tenant}, {server}, {region}, {ring} and {NAME} of the declared variables in it (never ${…}). Default: false.',
+      })
+      .optional(),
+  })
+  .meta({ description: 'A file or directory shipped with each release.' });
+
+const fileVariable = z.union([
+  z.string().max(4096).meta({ description: 'The value.' }),
+  z
+    .strictObject({
+      env: str(
+        P.ENV_VAR,
+        'variable name',
+        "The runner's environment variable that holds the value.",
+        'POLICY_TOKEN',
+      ),
+      secret: z
+        .boolean()
+        .meta({ description: 'Redact its value in plans and dry runs. Default: true.' })
+        .optional(),
+    })
+    .meta({ description: "A value from the runner's environment (only when declared here)." }),
+]);
+
+const files = z
+  .strictObject({
+    ship: z
+      .array(shippedFile)
+      .meta({ description: 'The files shipped with each release. A list replaces the one in defaults.' })
+      .optional(),
+    variables: z
+      .record(str(FILE_VAR, 'file variable name', 'A variable of templated files.'), fileVariable)
+      .meta({ description: 'Variables of templated files, {NAME} in them.' })
+      .optional(),
+  })
+  .meta({
+    description:
+      'Files of the repository (compose files, config bundles) shipped with each release, pinned by sha256, rolled back with the images (docs/release-channels.md).',
+  });
+
 /** Tenant fields that `defaults.tenant` and `servers[].tenantDefaults` may also set. */
 const tenantFields = {
   path: refineString(
@@ -444,6 +535,7 @@ const tenantFields = {
     .optional(),
   health: health.optional(),
   hooks: hooks.optional(),
+  files: files.optional(),
   backup: backup.optional(),
   commands: commands.optional(),
   strategy: strategy.optional(),
@@ -750,6 +842,7 @@ export type RawTenant = z.input<typeof tenantSchema>;
 export type RawTenantFields = z.input<typeof tenantDefaults>;
 export type RawHealth = z.input<typeof health>;
 export type RawAnalysis = z.input<typeof analysis>;
+export type RawFiles = z.input<typeof files>;
 
 /** The JSON Schema for editors, generated from the zod schema (servers/registry.schema.json). */
 export function registryJsonSchema(): Record<string, unknown> {

@@ -12,6 +12,7 @@ import { normalizeId, parseImages } from './images';
 import { LEASE_MARKER, parseLeaseMarker } from './lock';
 import { HISTORY_FILE, LOCK_DIR } from './tenant-dir';
 import { ACTIVE_FILE, slotEnvFile } from './blue-green';
+import { inspectFiles } from './files';
 import { named, Script, sh } from './shell';
 
 const INSPECT = [
@@ -31,6 +32,7 @@ export function inspectTenant(t: Tenant, part: Script, historyLines = 50): Scrip
   const age = sh`$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR}) ))`;
   const owner = sh`head -c 2048 ${`${LOCK_DIR}/owner`} 2>/dev/null`;
   lines.push(sh`if [ -d ${LOCK_DIR} ]; then echo "@@lock ${age}"; ${owner}; echo; ${LEASE_MARKER}; fi`);
+  if (t.files) lines.push(inspectFiles());
   lines.push(sh`echo '@@history'; tail -n ${historyLines} ${HISTORY_FILE} 2>/dev/null; echo '@@end'`);
   return named('inspectTenant', new Script(lines.map(String).join('\n')));
 }
@@ -91,6 +93,8 @@ export interface ContainerInfo {
 }
 
 export interface TenantInspection {
+  /** The lines of the `@@files` section (inspectFiles), when the tenant ships files. */
+  files?: string[];
   /** The tenant directory does not exist. */
   noDirectory: boolean;
   project?: string;
@@ -155,6 +159,7 @@ export function parseInspection(stdout: string): TenantInspection {
     } else if (section === 'active' && out.slots && (SLOTS as readonly string[]).includes(line.trim()))
       out.slots.live = line.trim() as SlotName;
     else if (section === 'images') imageLines.push(line);
+    else if (section === 'files') (out.files ??= []).push(line);
     else if (section === 'lock') lockLines.push(line);
     else if (section === 'current') out.current = line.trim().slice(0, 200);
     else if (section === 'history') out.history.push(line);
