@@ -44,7 +44,9 @@ function selection(registry: Registry): string {
       {
         path: [],
         source: actionInputs.name(SETTINGS.targets),
-        message: `${unknown.map((u) => JSON.stringify(u)).join(', ')} ${unknown.length === 1 ? 'is not a target' : 'are not targets'} of ${registry.source}`,
+        message:
+          `${unknown.map((u) => JSON.stringify(u)).join(', ')} ` +
+          `${unknown.length === 1 ? 'is not a target' : 'are not targets'} of ${registry.source}`,
         hint: 'targets are "server/tenant" ids, as in the plan action\'s matrix',
       },
     ]);
@@ -107,7 +109,8 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
   };
   const signal = cancelOnSignals();
   core.info(
-    `${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${version}`} to ${plan.total} target(s) in ${plan.plan.length} wave(s)`,
+    `${options.rollback ? `Rolling back to ${options.rollback.to ?? 'the previous release'}` : `Deploying ${version}`} ` +
+      `to ${plan.total} target(s) in ${plan.plan.length} wave(s)`,
   );
   const report = await deployFleet(plan, options, {
     connector: new SshConnector({ privateKey, knownHosts }),
@@ -118,7 +121,9 @@ export async function runDeployAction(mode: 'deploy' | 'rollback' = 'deploy'): P
     onStep: (e) => {
       if (e.status !== 'start' || e.detail)
         core.info(
-          `${e.target}  ${e.step}  ${e.status === 'start' ? '' : e.status}${e.ms !== undefined ? `  ${seconds(e.ms)}` : ''}${e.detail ? `  ${e.detail}` : ''}`,
+          `${e.target}  ${e.step}  ${e.status === 'start' ? '' : e.status}` +
+            (e.ms !== undefined ? `  ${seconds(e.ms)}` : '') +
+            (e.detail ? `  ${e.detail}` : ''),
         );
     },
     onWave: (w) => w.status === 'start' && core.info(`── wave ${w.wave} of ${w.of}: ${w.targets} target(s)`),
@@ -170,7 +175,8 @@ export function logAnalysis(e: AnalysisEvent): void {
     core.info(`── analysis after wave ${e.wave}: soak ${seconds(e.soakMs)}, checks ${e.checks.join(', ')}`);
   else if (e.status === 'measurement')
     core.info(
-      `check ${e.check.name}${e.check.dryRun ? ' (dry run)' : ''}  ${e.measurement.outcome}  ${e.measurement.value}${e.measurement.detail ? `  ${e.measurement.detail}` : ''}`,
+      `check ${e.check.name}${e.check.dryRun ? ' (dry run)' : ''}  ${e.measurement.outcome}  ${e.measurement.value}` +
+        (e.measurement.detail ? `  ${e.measurement.detail}` : ''),
     );
   else if (e.analysis.decision === 'proceed')
     core.info(`analysis after wave ${e.wave}: ${e.analysis.reason}`);
@@ -206,7 +212,8 @@ async function publishReport(report: FleetReport): Promise<void> {
   const bad = report.totals.failed + report.totals['rolled-back'] + report.totals.skipped;
   if (bad > 0)
     core.setFailed(
-      `${bad} of ${report.totals.targets} target(s) not deployed: ${report.totals.failed} failed, ${report.totals['rolled-back']} rolled back, ${report.totals.skipped} skipped`,
+      `${bad} of ${report.totals.targets} target(s) not deployed: ${report.totals.failed} failed, ` +
+        `${report.totals['rolled-back']} rolled back, ${report.totals.skipped} skipped`,
     );
 }
 

@@ -52,9 +52,17 @@ export async function runPlan(): Promise<void> {
   core.setOutput(OUTPUTS.cumulative, JSON.stringify(plan.plan.map((w) => (sum += w.targets.length))));
   core.setOutput(OUTPUTS.environments, JSON.stringify(environments));
   core.info(
-    `Planned ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}: ${plan.plan.map((w, i) => `${w.targets.length} (${plural(w.jobs.length, 'job')}, ${environments[i]})`).join(' → ')}`,
+    `Planned ${plural(plan.total, 'target')} in ${plural(plan.plan.length, 'wave')}: ` +
+      plan.plan
+        .map((w, i) => `${w.targets.length} (${plural(w.jobs.length, 'job')}, ${environments[i]})`)
+        .join(' → '),
   );
   core.info(
-    `Matrix jobs: at most ${plural(settings.maxPerJob, 'target')} each, and at most ${plural(settings.maxJobsPerServer, 'job')} of a wave on one server (${settings.maxJobsPerServer === 1 ? "a server's tenants in a wave share one job and one SSH connection" : 'max-jobs-per-server'})`,
+    `Matrix jobs: at most ${plural(settings.maxPerJob, 'target')} each, and at most ` +
+      `${plural(settings.maxJobsPerServer, 'job')} of a wave on one server (` +
+      (settings.maxJobsPerServer === 1
+        ? "a server's tenants in a wave share one job and one SSH connection"
+        : 'max-jobs-per-server') +
+      ')',
   );
 }

@@ -95,7 +95,9 @@ export async function actionRegistry(row: 'registry' | 'analysisRegistry' = 'reg
         path: [],
         source: `input "${input}"`,
         message: `cannot read ${JSON.stringify(path)}: ${(e as NodeJS.ErrnoException).code ?? e}`,
-        hint: 'check out the repository first (actions/checkout) and give the path from its root, or give a single server with the host, path, image-repository and health-port inputs',
+        hint:
+          'check out the repository first (actions/checkout) and give the path from its root, or give a ' +
+          'single server with the host, path, image-repository and health-port inputs',
       },
     ]);
   }

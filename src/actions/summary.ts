@@ -96,7 +96,8 @@ async function summarize(): Promise<{ totals: Totals; success: boolean }> {
   const missing = Math.max(0, expected - t.targets);
   if (missing)
     core.warning(
-      `${missing} of ${expected} planned targets have no result: their wave did not run (the rollout stopped or was cancelled) or their job died before reporting`,
+      `${missing} of ${expected} planned targets have no result: their wave did not run (the rollout ` +
+        `stopped or was cancelled) or their job died before reporting`,
     );
   const success = t.targets > 0 && missing === 0 && t.deployed + t.unchanged === t.targets;
   core.setOutput('success', String(success));

@@ -140,11 +140,14 @@ const RESTORE_FAILURES: Record<number, string> = {
   [RESTORE_EXIT.locked]: 'a deploy or another restore holds the lock: not restored',
   [RESTORE_EXIT.noDump]: 'the backup holds no database dump',
   [RESTORE_EXIT.badArchive]:
-    'the archive could not be extracted whole, or holds a link or special file where .env or a compose file belongs, or a device or setuid/setgid file: nothing was changed',
+    'the archive could not be extracted whole, or holds a link or special file where .env or a ' +
+    'compose file belongs, or a device or setuid/setgid file: nothing was changed',
   [RESTORE_EXIT.notSwapped]:
-    'a path in the archive could not be put in place (a mount point, or a link where a directory on its way belongs): what the restore had replaced was put back, nothing was changed',
+    'a path in the archive could not be put in place (a mount point, or a link where a directory on ' +
+    'its way belongs): what the restore had replaced was put back, nothing was changed',
   [RESTORE_EXIT.notPutBack]:
-    'a path in the archive could not be put in place, and putting back what the restore had replaced failed too: restore the backup it took first',
+    'a path in the archive could not be put in place, and putting back what the restore had replaced ' +
+    'failed too: restore the backup it took first',
   [RESTORE_EXIT.notStarted]:
     'the database is not running and compose up -d failed to start the stack: nothing was changed; ' +
     'start it (or restore the files first, without --database, then the database)',
@@ -221,7 +224,8 @@ export async function runRestore(values: Values, io: CliIO): Promise<number> {
     const r = results.get(t.id)!;
     io.stdout(
       r.ok
-        ? `${t.id}: restored ${r.value.what} from ${id}; what it replaced is kept as backup ${keepAs}${r.value.started ? startedNote : ''}\n`
+        ? `${t.id}: restored ${r.value.what} from ${id}; what it replaced is kept as backup ${keepAs}` +
+            `${r.value.started ? startedNote : ''}\n`
         : `${t.id}: ${r.error}\n`,
     );
   }

@@ -118,8 +118,14 @@ export async function runDeploy(
     columns: io.columns,
     onResize: io.onResize,
   });
+  const previous = plan.total === 1 ? 'its previous release' : 'their previous releases';
+  const what = options.rollback
+    ? `Rolling ${plural(plan.total, 'target')} back to ${options.rollback.to ?? previous}`
+    : `Deploying ${options.version} to ${plural(plan.total, 'target')}`;
+  const budget =
+    options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`;
   io.stderr(
-    `${options.rollback ? `Rolling ${plural(plan.total, 'target')} back to ${options.rollback.to ?? (plan.total === 1 ? 'its previous release' : 'their previous releases')}` : `Deploying ${options.version} to ${plural(plan.total, 'target')}`} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${options.maxFailures !== undefined ? `${options.maxFailures} targets` : `${options.maxFailurePercent}%`})\n`,
+    `${what} in ${plural(plan.plan.length, 'wave')} (concurrency ${options.concurrency}, failure budget ${budget})\n`,
   );
   const report = await deployFleet(plan, options, {
     connector: new SshConnector(ssh),

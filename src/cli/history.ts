@@ -13,7 +13,11 @@ import { flagOptions, fromFlags, REMOTE_FLAGS, setting } from '../settings';
 const HISTORY_FLAGS = ['limit', ...FORMAT_FLAGS] as const;
 export const HISTORY_OPTIONS = flagOptions([...HISTORY_FLAGS, ...REMOTE_FLAGS]);
 
-export const HISTORY_USAGE = `fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] [--json] [--concurrency N] [--key FILE] [--known-hosts FILE]
+const HISTORY_LINE =
+  'fleet-deploy history [--registry FILE] [--select EXPR] [--limit N] [--format table|json] ' +
+  '[--json] [--concurrency N] [--key FILE] [--known-hosts FILE]';
+
+export const HISTORY_USAGE = `${HISTORY_LINE}
 
 Reads each selected target's release history (.fleet/history.jsonl in its directory: time, actor, CI run,
 outcome, from → to, digests), newest first, over one SSH connection per server.

@@ -98,11 +98,13 @@ ${optionsHelp(['registry'])}`,
         .map((r) => `${r} ${targets.filter((t) => t.tenant.ring === r).length}`)
         .join(', ');
       io.stdout(
-        `${registry.source}: valid — ${plural(registry.servers.length, 'server')}, ${plural(targets.length, 'tenant')} in ${plural(regions.size, 'region')} (rings: ${rings})\n`,
+        `${registry.source}: valid — ${plural(registry.servers.length, 'server')}, ` +
+          `${plural(targets.length, 'tenant')} in ${plural(regions.size, 'region')} (rings: ${rings})\n`,
       );
       for (const s of registry.servers.filter((x) => x.hostKeys.length === 0))
         io.stderr(
-          `warning: ${s.name} has no pinned host key: deploys refuse it unless a known_hosts text has its key; pin it: ${io.self ?? 'fleet-deploy'} pin-host-key --server ${s.name}\n`,
+          `warning: ${s.name} has no pinned host key: deploys refuse it unless a known_hosts text has its key; ` +
+            `pin it: ${io.self ?? 'fleet-deploy'} pin-host-key --server ${s.name}\n`,
         );
       return EXIT.ok;
     },
@@ -297,7 +299,8 @@ export function renderPlan(plan: Plan, analysis?: Analysis): string {
     done += w.targets.length;
     out.push(
       '',
-      `Wave ${w.index} · ${plural(w.targets.length, 'target')} · ${plural(w.jobs.length, 'job')} · ${Math.round((done / plan.total) * 1000) / 10}% done after it`,
+      `Wave ${w.index} · ${plural(w.targets.length, 'target')} · ${plural(w.jobs.length, 'job')} · ` +
+        `${Math.round((done / plan.total) * 1000) / 10}% done after it`,
     );
     if (w.index > 1) {
       const servers = new Set(w.targets.filter((t) => strategyFor(t).fetch).map((t) => t.server.name)).size;

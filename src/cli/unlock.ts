@@ -43,8 +43,8 @@ Shows each selected target's deploy lock: who holds it, which run, since when, h
 touched it, and the switch it was making if it was cut off there. Releases a lock whose holder is gone: its
 lease has run out (a deploy renews its lease while it works; the next deploy also takes such a lock over
 by itself), or, for a lock without a lease, not touched for twice the longest stretch a live deploy stays
-quiet (from the timeouts below). A lock that still looks in use is left alone unless --force is given. Releasing a lock cut off mid-switch records that
-in the target's history.
+quiet (from the timeouts below). A lock that still looks in use is left alone unless --force is given.
+Releasing a lock cut off mid-switch records that in the target's history.
 
 Options:
 ${optionsHelp(FLAGS)}
@@ -127,8 +127,10 @@ async function unlockTarget(target: Target, transport: Transport, how: UnlockHow
   if (!gone && !force)
     return kept(
       left !== undefined
-        ? `kept: its lease runs ${left} s more (its holder renews it while it works; once it runs out the next deploy takes the lock over); --force releases it`
-        : `kept: its holder may be at work (a live deploy can stay quiet ${Math.ceil(quiet.ms / 60_000)} min, ${quiet.step}); --force releases it`,
+        ? `kept: its lease runs ${left} s more (its holder renews it while it works; once it runs out the ` +
+            `next deploy takes the lock over); --force releases it`
+        : `kept: its holder may be at work (a live deploy can stay quiet ${Math.ceil(quiet.ms / 60_000)} ` +
+            `min, ${quiet.step}); --force releases it`,
     );
   const owner = parseLockOwner(lock.owner);
   const entry = cut ? cutOffEntry(target, how.who, cut, owner?.run) : undefined;
@@ -154,7 +156,8 @@ async function unlockTarget(target: Target, transport: Transport, how: UnlockHow
 /** The LOCK column: held, or the switch it was cut off in and how to finish it. */
 function lockState(cut: Switch | undefined): string {
   return cut
-    ? `cut off while switching ${cut.from ?? 'nothing'} → ${cut.to}: it may run either; finish with \`fleet-deploy deploy --version ${cut.to}\`${cut.from ? ` or \`fleet-deploy rollback --to ${cut.from}\`` : ''}`
+    ? `cut off while switching ${cut.from ?? 'nothing'} → ${cut.to}: it may run either; finish with ` +
+        `\`fleet-deploy deploy --version ${cut.to}\`${cut.from ? ` or \`fleet-deploy rollback --to ${cut.from}\`` : ''}`
     : 'held';
 }
 

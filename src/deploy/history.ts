@@ -291,13 +291,17 @@ export class History {
     if (to !== undefined) {
       if (known.includes(to)) return withVersions(to, this.refsOf(to));
       return {
-        error: `version ${to} is not in the release history of ${targetId}; known versions: ${known.length ? known.join(', ') : 'none (no history yet)'}`,
+        error:
+          `version ${to} is not in the release history of ${targetId}; known versions: ` +
+          (known.length ? known.join(', ') : 'none (no history yet)'),
       };
     }
     const before = this.previousRelease(now);
     if (before) return withVersions(before.version, before.refs ?? this.refsOf(before.version));
     return {
-      error: `${targetId} has no earlier release in its history to roll back to (running ${now.version ?? 'nothing'}${known.length ? `; known versions: ${known.join(', ')}, pick one with --to` : ''})`,
+      error:
+        `${targetId} has no earlier release in its history to roll back to (running ${now.version ?? 'nothing'}` +
+        `${known.length ? `; known versions: ${known.join(', ')}, pick one with --to` : ''})`,
     };
   }
 

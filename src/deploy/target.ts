@@ -129,7 +129,8 @@ type StepReturn = Promise<void | typeof UNCHANGED>;
 
 /** The gate's figures; its downtime only when it probed what users reach (not a slot no user sees yet). */
 const gateDetail = (g: GateResult, usersSee = true) =>
-  `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s${g.downtimeMs && usersSee ? `, down ${(g.downtimeMs / 1000).toFixed(1)} s` : ''}`;
+  `${g.passed}/${g.probes} probes in ${(g.ms / 1000).toFixed(1)} s` +
+  (g.downtimeMs && usersSee ? `, down ${(g.downtimeMs / 1000).toFixed(1)} s` : '');
 
 export async function deployTarget(
   target: Target,
@@ -415,14 +416,21 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     const cut = old.switchNote ? interruptedSwitch(old.switchNote, this.target.tenant) : undefined;
     if (!cut) return `${said}; it had not begun a switch, so nothing needed mending`;
     if (!cut.from)
-      return `${said}; it was cut off switching to ${cut.to.version} with no earlier release to go back to: this deploy's switch replaces it`;
+      return (
+        `${said}; it was cut off switching to ${cut.to.version} with no earlier release to go back to: ` +
+        `this deploy's switch replaces it`
+      );
     const owner = parseLockOwner(old.owner);
-    let error = `cut off during the switch to ${cut.to.version}; its lease ran out and run ${this.options.runId} took the lock over and switched back to ${cut.from.version}`;
+    let error =
+      `cut off during the switch to ${cut.to.version}; its lease ran out and run ${this.options.runId} ` +
+      `took the lock over and switched back to ${cut.from.version}`;
     try {
       await this.strategy.switchBack(this.ctx, { ...cut.from, project: this.current.project }, cut.to);
       this.current = { ...this.current, refs: cut.from.refs, version: cut.from.version, imageIds: [] };
     } catch (e) {
-      error = `cut off during the switch to ${cut.to.version}; switching back to ${cut.from.version} after taking the lock over failed: ${(e as Error).message}`;
+      error =
+        `cut off during the switch to ${cut.to.version}; switching back to ${cut.from.version} after ` +
+        `taking the lock over failed: ${(e as Error).message}`;
       throw new StepFailure('take over', `${said}; ${error}`);
     } finally {
       this.takenOverEntry = historyLine({
@@ -437,7 +445,10 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
         error,
       });
     }
-    return `${said}; it was cut off switching ${cut.from.version} → ${cut.to.version}: switched back to ${cut.from.version} (reverted), history noted`;
+    return (
+      `${said}; it was cut off switching ${cut.from.version} → ${cut.to.version}: switched back to ` +
+      `${cut.from.version} (reverted), history noted`
+    );
   }
 
   /**
@@ -526,12 +537,15 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     const t = this.target;
     const until = this.lease.until;
     const lock = Number.isFinite(until)
-      ? `the lock stays at ${t.tenant.path}/.fleet/lock until its lease runs out (${new Date(until).toISOString()} or a few seconds later): the next deploy then takes it over and mends what was left, no person needed (or release it now: ${unlockCommand(t.id)} --force)`
+      ? `the lock stays at ${t.tenant.path}/.fleet/lock until its lease runs out ` +
+        `(${new Date(until).toISOString()} or a few seconds later): the next deploy then takes it over ` +
+        `and mends what was left, no person needed (or release it now: ${unlockCommand(t.id)} --force)`
       : `the lock stays at ${t.tenant.path}/.fleet/lock (release it: ${unlockCommand(t.id)})`;
     const parts = [lock, 'no history entry was written'];
     if (this.switched && this.result.outcome !== 'rolled-back')
       parts.push(
-        `the switch to ${this.version} was not rolled back, so the tenant may run ${this.version} or ${this.previousVersion || 'its old release'}: finish it with a deploy or a rollback`,
+        `the switch to ${this.version} was not rolled back, so the tenant may run ${this.version} or ` +
+          `${this.previousVersion || 'its old release'}: finish it with a deploy or a rollback`,
       );
     return parts.join('; ');
   }

@@ -311,8 +311,10 @@ function checkNested(t: TenantScope, path: string, at: Path): void {
     const where = inner.parts[outer.parts.length] === '.fleet' ? 'the .fleet directory' : 'the directory';
     t.problem(
       at,
-      `tenant ${show(inner.id)} (path ${show(inner.path)}) is inside ${where} of tenant ${show(outer.id)} (path ${show(outer.path)}) on server ${t.server.name}`,
-      "each tenant needs a directory of its own, not inside another tenant's: one's deploys, backups and restores would reach into the other's files",
+      `tenant ${show(inner.id)} (path ${show(inner.path)}) is inside ${where} of tenant ` +
+        `${show(outer.id)} (path ${show(outer.path)}) on server ${t.server.name}`,
+      "each tenant needs a directory of its own, not inside another tenant's: one's deploys, backups " +
+        "and restores would reach into the other's files",
     );
   }
   t.dirs.push(mine);

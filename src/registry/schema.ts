@@ -513,7 +513,8 @@ const files = z
   })
   .meta({
     description:
-      'Files of the repository (compose files, config bundles) shipped with each release, pinned by sha256, rolled back with the images (docs/release-channels.md).',
+      'Files of the repository (compose files, config bundles) shipped with each release, pinned by ' +
+      'sha256, rolled back with the images (docs/release-channels.md).',
   });
 
 /** Tenant fields that `defaults.tenant` and `servers[].tenantDefaults` may also set. */
