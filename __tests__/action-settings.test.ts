@@ -67,6 +67,16 @@ describe('actions through the settings table (with a double of @actions/core)', 
       'input "pre-pull-wave": "0" is not a whole number of at least 1',
     ],
     ['gate', { 'max-failures': '-1' }, 'input "max-failures": "-1" is not a whole number'],
+    [
+      'status',
+      { registry: 'servers/example.json', 'ssh-key': HOST_KEY },
+      'input "ssh-key": this is a public key; pass the private one',
+    ],
+    [
+      'deploy',
+      { ...SINGLE, version: 'v2', 'host-key': HOST_KEY, 'ssh-key': 'not a key at all' },
+      'input "ssh-key": not an SSH private key',
+    ],
   ])('%s: %j fails before anything connects', async (action, inputs, says) => {
     core.reset(inputs);
     await runAction(action);

@@ -13,8 +13,8 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { utils } from 'ssh2';
 import { ConfigurationError } from '../errors';
+import { checkPrivateKey } from '../ssh/private-key';
 import { readUserFile, type CliIO } from './io';
 
 export interface SshCredentials {
@@ -59,38 +59,15 @@ async function keyText(
   };
 }
 
-/** Checks the key's text can log in: a private key, decryptable with the passphrase given. */
-function checkKey(text: string, source: string, passphrase: string | undefined): void {
-  const parsed = utils.parseKey(text, passphrase);
-  if (parsed instanceof Error) {
-    if (/encrypted/i.test(parsed.message))
-      throw problem(
-        source,
-        'the private key is encrypted and no passphrase was given',
-        'set $FLEET_SSH_PASSPHRASE, or load the key into your ssh-agent (ssh-add) and pass no key',
-      );
-    if (/passphrase/i.test(parsed.message))
-      throw problem(source, 'the private key cannot be decrypted: wrong $FLEET_SSH_PASSPHRASE?');
-    throw problem(
-      source,
-      `not an SSH private key (${parsed.message})`,
-      'pass the private key file, e.g. ~/.ssh/id_ed25519',
-    );
-  }
-  const key = Array.isArray(parsed) ? parsed[0] : parsed;
-  if (!key?.isPrivateKey())
-    throw problem(
-      source,
-      'this is a public key; pass the private one',
-      'the private key is the file without ".pub", e.g. ~/.ssh/id_ed25519',
-    );
-}
-
 export async function sshCredentials(keyFlag: string | undefined, io: CliIO): Promise<SshCredentials> {
   const passphrase = io.env.FLEET_SSH_PASSPHRASE || undefined;
   const key = await keyText(keyFlag, io);
   if (key) {
-    checkKey(key.text, key.source, passphrase);
+    checkPrivateKey(key.text, key.source, passphrase, {
+      notAKey: 'pass the private key file (the one without ".pub"), e.g. ~/.ssh/id_ed25519',
+      encrypted: 'set $FLEET_SSH_PASSPHRASE, or load the key into your ssh-agent (ssh-add) and pass no key',
+      passphrase: '$FLEET_SSH_PASSPHRASE',
+    });
     return { privateKey: key.text, ...(passphrase ? { passphrase } : {}), from: key.from };
   }
   const agent = io.env.SSH_AUTH_SOCK;
