@@ -8,7 +8,7 @@
 import type { Plan } from '../plan/plan';
 import type { Target } from '../registry/model';
 import type { Clock, Connector, UrlGet } from '../ports';
-import { countOutcomes, isFailure, type Outcome, type TargetResult } from './result';
+import { countOutcomes, isFailure, resultOf, type Outcome, type TargetResult } from './result';
 import { budgetExceeded } from './budget';
 import { OnceHooks } from './hooks';
 import { PrePull, type PrePullEvent } from './prepull';
@@ -84,12 +84,7 @@ export interface FleetReport {
 
 function skipped(target: Target, wave: number, reason: string, clock: Clock): TargetResult {
   return {
-    id: target.id,
-    server: target.server.name,
-    tenant: target.tenant.id,
-    region: target.server.region,
-    ring: target.tenant.ring,
-    wave,
+    ...resultOf(target, wave),
     outcome: 'skipped',
     steps: [],
     error: reason,

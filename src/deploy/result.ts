@@ -1,4 +1,5 @@
 /** What a deploy reports for each target and for the whole run. */
+import type { Target } from '../registry/model';
 
 /** Every outcome, in the order reports list them. */
 export const OUTCOMES = ['deployed', 'unchanged', 'rolled-back', 'failed', 'skipped'] as const;
@@ -36,6 +37,21 @@ export interface StepTiming {
   ms: number;
   ok: boolean;
   detail?: string;
+}
+
+/** Where a target's result stands in the fleet: its names and its wave, as every report shows them. */
+export function resultOf(
+  target: Target,
+  wave: number,
+): Pick<TargetResult, 'id' | 'server' | 'tenant' | 'region' | 'ring' | 'wave'> {
+  return {
+    id: target.id,
+    server: target.server.name,
+    tenant: target.tenant.id,
+    region: target.server.region,
+    ring: target.tenant.ring,
+    wave,
+  };
 }
 
 export interface TargetResult {

@@ -24,7 +24,7 @@ import { describeHolder, parseLockOwner, unlockCommand } from './locks';
 import type { Clock, UrlGet } from '../ports';
 import { prepareTarget } from './prepare';
 import type { ServerPulls } from './pulls';
-import type { Release, StepTiming, TargetResult } from './result';
+import { resultOf, type Release, type StepTiming, type TargetResult } from './result';
 import { describe, StepFailure, TargetShell, type ServerSession } from './shell';
 import type { ImageVersions, RegistryCredentials, ReleaseStrategy, StrategyContext } from './strategy';
 import { strategyFor } from './strategies';
@@ -179,12 +179,7 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
   ) {
     this.started = ports.clock.now();
     this.result = {
-      id: target.id,
-      server: target.server.name,
-      tenant: target.tenant.id,
-      region: target.server.region,
-      ring: target.tenant.ring,
-      wave,
+      ...resultOf(target, wave),
       outcome: 'failed',
       steps: this.steps,
       startedAt: new Date(this.started).toISOString(),
