@@ -23,7 +23,7 @@
 // but the last, as real images do. Each server's engine gets v1 before the runs (links unlimited); before
 // each run the fleet is brought back to v1 and v2 removed from every engine, so each run pulls v2's layer.
 //
-// Fleet: BENCH_SERVERS (12) real OpenSSH servers with 2 to BENCH_TENANTS_MAX (5) tenants each (2, 3, 4, 5,
+// Fleet: BENCH_SERVERS (20) real OpenSSH servers with 2 to BENCH_TENANTS_MAX (5) tenants each (2, 3, 4, 5,
 // 2, …). Each engine's store holds about 250 MiB and its service about 40 MiB of memory.
 //
 // Root required. Knobs: BENCH_SERVERS, BENCH_TENANTS_MAX, BENCH_CONCURRENCY (20), BENCH_SOAK_S,
@@ -73,7 +73,7 @@ function runsOf(v: string | undefined): RunName[] {
 }
 
 const knobs = {
-  servers: whole('BENCH_SERVERS', 12),
+  servers: whole('BENCH_SERVERS', 20),
   tenantsMax: Math.max(2, whole('BENCH_TENANTS_MAX', 5)),
   concurrency: whole('BENCH_CONCURRENCY', 20),
   soakS: whole('BENCH_SOAK_S', 10),
