@@ -22,7 +22,8 @@
 // Diagnostics: BENCH_ONLY picks runs and their order (default "ours,floor,ansible"), BENCH_TRACE=1 times
 // every remote docker / docker-compose call (wrappers first on the sessions' PATH), BENCH_KEEP=1 keeps the
 // temp dir and its logs, BENCH_OUT names the result files (default fleet-latest).
-// Writes bench/results/fleet-latest.json and bench/results/fleet-latest.md (for docs/PERFORMANCE.md).
+// Writes bench/results/fleet-latest.json and bench/results/fleet-latest.md, and (a whole run: no BENCH_ONLY,
+// BENCH_OUT or BENCH_TRACE) its section of docs/PERFORMANCE.md.
 //
 // TypeScript, run by `node --require ./bench/lib/register-ts.cjs bench/fleet.ts` (see that file); the
 // servers, tenants, ports and processes come from the fleet fixture the tests use (src/testing).
@@ -36,8 +37,10 @@ import { engineUp, type Engine } from './fleet/engine';
 import { floorArgv } from './fleet/floor';
 import { readKnobs, type Knobs, type RunName } from './fleet/knobs';
 import { machineCpuS, onVersion, traceOffsets, traceSince, waitQuiet } from './fleet/measure';
+import { formatMarkdown, writeSection } from './lib/markdown';
 import {
   fastestOf,
+  markdown,
   succeeded,
   text,
   writeResults,
@@ -354,6 +357,13 @@ async function main(): Promise<number> {
   if (now !== distHash) log(`WARNING: dist/index.js changed during the benchmark (${distHash} → ${now})`);
   writeResults(join(REPO_DIR, 'bench', 'results'), report);
   log(`wrote bench/results/${knobs.out}.json and bench/results/${knobs.out}.md`);
+  if (!process.env.BENCH_OUT && !process.env.BENCH_ONLY && !knobs.trace) {
+    const begin = '<!-- bench:fleet begin (written by npm run bench:fleet) -->';
+    const end = '<!-- bench:fleet end -->';
+    const md = (await formatMarkdown(markdown(report).replace(/^## .*/, '### The latest whole run'))).trim();
+    writeSection(join(REPO_DIR, 'docs/PERFORMANCE.md'), begin, end, `${begin}\n\n${md}\n\n${end}`);
+    log('wrote its section of docs/PERFORMANCE.md');
+  }
   return knobs.runs.every((n) => succeeded(report.results[n], knobs.targets)) ? 0 : 1;
 }
 

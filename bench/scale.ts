@@ -18,7 +18,7 @@
 // sandbox" section of docs/PERFORMANCE.md. About 20 minutes with the defaults on 2 cores.
 //
 // TypeScript, run by `node --require ./bench/lib/register-ts.cjs bench/scale.ts`.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   closeSync,
@@ -265,6 +265,9 @@ interface Run {
   oursCpuVsLinear?: number;
 }
 
+/** The deploy running now, to stop (by its PID) on an interrupt. */
+let deploying: ChildProcess | undefined;
+
 /** The deploying process's exit code, run under the rusage preload with its output in `log`. */
 function deployProcess(
   sb: Sandbox,
@@ -297,9 +300,13 @@ function deployProcess(
       stdio: ['ignore', out, out],
       env: { ...process.env, BENCH_RUSAGE_FILE: files.rusage, NO_COLOR: '1' },
     });
+    deploying = child;
     child.on('error', fail);
     child.on('exit', (c) => done(c));
-  }).finally(() => closeSync(out));
+  }).finally(() => {
+    deploying = undefined;
+    closeSync(out);
+  });
 }
 
 interface DeployFiles {
@@ -449,8 +456,11 @@ async function measureAll(k: Knobs): Promise<Measured> {
   for (const sig of ['SIGINT', 'SIGTERM'] as const)
     process.once(sig, () => {
       log(`${sig}: tearing the sandbox down`);
-      if (live)
+      deploying?.kill('SIGKILL'); // it would wait for the servers the teardown stops
+      if (live) {
         spawnSync(process.execPath, [CLI, 'sandbox', 'down', '--dir', live.dir], { stdio: 'inherit' });
+        rmSync(live.dir, { recursive: true, force: true });
+      }
       process.exit(130);
     });
   for (const n of k.sizes) {

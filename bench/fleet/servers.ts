@@ -130,7 +130,11 @@ function registryOf(servers: Server[], tenants: Omit<BenchTarget, 'target'>[], e
 /** Starts the servers, lays out their tenants on v1, writes known_hosts and the registry. */
 export async function startFleet(
   root: string,
-  knobs: Pick<Knobs, 'servers' | 'tenants' | 'trace'> & { tenantsOf?: (server: number) => number },
+  knobs: Pick<Knobs, 'servers' | 'tenants' | 'trace'> & {
+    tenantsOf?: (server: number) => number;
+    /** The engine of server `s` (1-based) when each has its own (bench:rollout); else `engine` for all. */
+    engineOf?: (server: number) => Engine;
+  },
   engine: Engine,
   session: Session,
 ): Promise<Fleet> {
@@ -138,7 +142,8 @@ export async function startFleet(
   const servers: Server[] = [];
   const tenants: Omit<BenchTarget, 'target'>[] = [];
   for (let s = 1; s <= knobs.servers; s++) {
-    const server = await startServer(`srv-${s}`, root, key.publicKey, engine, knobs.trace, session);
+    const own = knobs.engineOf?.(s) ?? engine;
+    const server = await startServer(`srv-${s}`, root, key.publicKey, own, knobs.trace, session);
     servers.push(server);
     for (let i = 1; i <= (knobs.tenantsOf?.(s) ?? knobs.tenants); i++) {
       const id = `t${s}-${i}`;
