@@ -180,7 +180,7 @@ function notes(r: Report): string[] {
     'CPU (machine): every process on this machine during the run (sshd, shells, docker/compose, the engine, the apps), from /proc/stat; CPU (engine): the podman API service and the registry.',
     `Every "server" shares this machine's ${cpus().length} cores, so no run can take less than CPU (machine) / ${cpus().length}.`,
     'handshakes: "Accepted publickey" lines in each sshd\'s log during the run.',
-    `floor: one POSIX sh script per target made of the scripts ours runs (the builders of src/remote/commands.ts, bench/fleet/floor.ts) plus a curl health poll, over \`ssh host sh -s\`, under \`parallel -j ${r.knobs.concurrency}\`.`,
+    `floor: one POSIX sh script per target made of the scripts ours runs (the builders of src/remote/, bench/fleet/floor.ts) plus a curl health poll, over \`ssh host sh -s\`, under \`parallel -j ${r.knobs.concurrency}\`.`,
     `ansible: ansible-core ${r.ansibleVersion}, forks ${r.knobs.concurrency}, pipelining, ControlPersist 60s, no facts; one shell task per step, looped over the host's tenants.`,
   ];
 }
