@@ -168,7 +168,9 @@ export class PrePull {
         this.lowDisk.add(job.server);
         return done(
           'skipped',
-          `only ${said.lowDiskMb} MiB free on the filesystem of ${job.target.tenant.path}, under the pre-pull's ${this.options.prePullMinFreeMb} MiB: pre-pull stopped on ${job.server} (the deploy pulls as usual)`,
+          `only ${said.lowDiskMb} MiB free on the filesystem of ${job.target.tenant.path}, under the ` +
+            `pre-pull's ${this.options.prePullMinFreeMb} MiB: pre-pull stopped on ${job.server} (the deploy ` +
+            `pulls as usual)`,
         );
       }
       if (said) return done('pulled');
