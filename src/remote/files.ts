@@ -227,8 +227,8 @@ function makeDirs(t: Tenant, dir: string): Script {
  * Puts `entries` in place from the store (each hash checked again), removes the `remove` paths, and
  * writes the installed list (`list`: its lines; none removes it). Each file is finished in a private
  * directory made in its own directory and renamed into place. With a `note` (the switch's, one line of
- * JSON), it is written first to FILES_NOTE, from a private directory of the lock, so a deploy cut off
- * after this is mended with its previous files too (`@@oldfiles`).
+ * JSON), it is written first to FILES_NOTE (when the lock is there), from a private directory of the
+ * lock, so a deploy cut off after this is mended with its previous files too (`@@oldfiles`).
  */
 export function installFiles(
   t: Tenant,
@@ -280,5 +280,6 @@ export function installFiles(
 function noteFiles(note: string): Script {
   if (/[\n\r]/.test(note)) throw new Error('a files note is one line');
   const name = `../${FILES_NOTE.slice(LOCK_DIR.length + 1)}`;
-  return inPrivateDir(LOCK_DIR, sh`printf '%s\n' ${note} > n && mv -fT -- n ${name}`);
+  // no lock (a script run on its own, outside a deploy): nobody to mend a cut-off switch, nothing noted
+  return sh`{ [ ! -d ${LOCK_DIR} ] || ${inPrivateDir(LOCK_DIR, sh`printf '%s\n' ${note} > n && mv -fT -- n ${name}`)}; }`;
 }
