@@ -3,7 +3,8 @@
  * SANDBOX runtime, the docker double): its server drops off after `install files` and `update` and stays
  * away past the recovery window, so the lock's lease runs out with the new files and images in place.
  * The next deploy takes the lock over and puts back the previous release's files byte for byte (from
- * `.fleet/files`, as the switch noted them in the lock) together with its images, and the history says so.
+ * `.fleet/files`, as the switch noted them in the lock) together with its images, and the history says so;
+ * cut off after `install files` but before its images switched, the take-over puts back the files only.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -114,6 +115,39 @@ describeSshd('a deploy with files cut off after its switch, taken over', () => {
     });
     expect(deployed).toMatchObject({ outcome: 'deployed', from: 'v2', to: 'v3' });
     expect(onServer('base.rego', 'extra.rego')).toEqual(v2);
+    expect(lockExists(t())).toBe(false);
+  }, 90_000);
+  test('cut off after install files, before its images switched: the take-over puts back the files only', async () => {
+    const v2 = { 'base.rego': 'package base\nallow = false\n' };
+    const bad = { 'base.rego': 'package base\nallow = 1\n', 'extra.rego': 'package extra\n' };
+    const cut = await deploy(fleet.registry, fleet.key, 'bad-4', {
+      options: { files: policy(bad), recoveryWindowMs: 3000 },
+      onStep: (e: { step: string; status: string }) => {
+        if (e.step === 'install files' && e.status === 'ok') sshd().kill();
+      },
+    });
+    expect(cut.targets[0]!.outcome).toBe('failed');
+    expect(onServer('base.rego', 'extra.rego')).toEqual(bad);
+    expect(fleet.env(t())).toContain(`APP_IMAGE=${REPO}:v3\n`); // no switch noted: the images did not change
+
+    await sshd().restart();
+    await leaseRunsOut();
+    let afterTakeOver: Record<string, string> | undefined;
+    const next = await deploy(fleet.registry, fleet.key, 'v4', {
+      options: { files: policy(v2) },
+      onStep: (e: { step: string; status: string }) => {
+        if (e.step === 'take over' && e.status !== 'start')
+          afterTakeOver = onServer('base.rego', 'extra.rego');
+      },
+    });
+    const n = next.targets[0]!;
+    expect(afterTakeOver).toEqual(v2);
+    expect(n.steps.find((s) => s.step === 'take over')?.detail).toMatch(
+      /; it was cut off after installing its files: its previous 1 files put back, 1 it had added removed$/,
+    );
+    expect(n.steps.find((s) => s.step === 'files')?.detail).toBe('1 files unchanged (hashes only sent)');
+    expect(n.outcome).toBe('deployed');
+    expect(historyOf(t()).at(-1)).toMatchObject({ outcome: 'deployed', from: 'v3', to: 'v4' });
     expect(lockExists(t())).toBe(false);
   }, 90_000);
 });
