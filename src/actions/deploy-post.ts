@@ -11,6 +11,7 @@
  * which runs out by itself. A post step that is itself force-stopped leaves the same: a lease that runs out.
  */
 import { core } from './log';
+import { parseFilesNote, restoreNoted } from '../deploy/files';
 import { historyLine } from '../deploy/history';
 import { systemClock } from '../ports';
 import { Session } from '../deploy/session';
@@ -113,11 +114,19 @@ async function mend(
     if (lock.switching) {
       const { from, to } = lock.switching;
       const ctx = { shell, clock: systemClock, pullTimeoutMs: left(), pullAttempts: 1 };
-      let error = `the job was cancelled during the switch; its post step switched back to ${from.version ?? 'the previous release'}`;
+      // its `install files` may have run: the files it replaced go back too (checked, as server text is)
+      const noted = lock.switching.files ? parseFilesNote(JSON.stringify(lock.switching.files)) : undefined;
+      const what = noted ? ' and its files' : '';
+      let error = `the job was cancelled during the switch; its post step switched back to ${from.version ?? 'the previous release'}${what}`;
       try {
+        if (noted) {
+          await restoreNoted(target.tenant, shell, noted, left());
+          Object.assign(from, { files: noted.fromFiles, fileModes: noted.fromFileModes });
+          Object.assign(to, { files: noted.files, fileModes: noted.fileModes });
+        }
         await strategyFor(target).switchBack(ctx, from, to);
         core.info(
-          `${target.id}: cut off during the switch to ${to.version}: switched back to ${from.version}`,
+          `${target.id}: cut off during the switch to ${to.version}: switched back to ${from.version}${what}`,
         );
       } catch (e) {
         error = `the job was cancelled during the switch and switching back failed: ${(e as Error).message}`;

@@ -6,6 +6,7 @@
  * the server through TargetShell and the scripts of src/remote/files.ts.
  */
 import type { Tenant } from '../registry/model';
+import { RELATIVE_FILE, hasDotSegment } from '../registry/patterns';
 import { projectOf } from '../remote/compose';
 import * as F from '../remote/files';
 import type { Release } from './result';
@@ -39,6 +40,83 @@ export function recordedRelease(files: Record<string, string>, modes: Record<str
 
 const listText = (list: readonly { sha256: string; mode: number; to: string }[]) =>
   list.map((e) => `${e.sha256} ${e.mode.toString(8)} ${e.to}\n`).join('');
+
+/**
+ * What a switch's `install files` notes in the lock before the first file changes (and the deploy
+ * action keeps in its state): the files it installs and those they replace, by hash (the store keeps
+ * both), the paths it adds (the restore removes them) and the installed list before it. A deploy cut off
+ * after that — killed, its lease run out — is mended with it: the post step or the next deploy's
+ * take-over puts the replaced files back byte for byte (`restoreNoted`) with the previous images.
+ */
+export interface FilesNote {
+  files: Record<string, string>;
+  fileModes: Record<string, string>;
+  fromFiles: Record<string, string>;
+  fromFileModes: Record<string, string>;
+  /** Paths the switch adds or that had no file before it: the restore removes them. */
+  remove: string[];
+  /** The installed list before the switch ("SHA256 MODE PATH" each); null: there was none. */
+  fromList: string[] | null;
+}
+
+const SHA = /^[a-f0-9]{64}$/;
+const MODE = /^[0-7]{3,4}$/;
+const isPath = (p: unknown): p is string =>
+  typeof p === 'string' && RELATIVE_FILE.re.test(p) && !hasDotSegment(p);
+const LIST_LINE = /^([a-f0-9]{64}) ([0-7]{3,4}) (.+)$/;
+
+/** path → value, every path and value checked (`undefined`: anything else). */
+function checkedMap(v: unknown, value: RegExp): Record<string, string> | undefined {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (!isPath(k) || typeof x !== 'string' || !value.test(x)) return undefined;
+    out[k] = x;
+  }
+  return out;
+}
+
+/**
+ * A files note read back (server text, or the action's state): every hash, mode and path checked
+ * against the patterns; anything else, or a mode of a file the note does not have, refuses the whole note.
+ */
+export function parseFilesNote(text: string): FilesNote | undefined {
+  let n: Record<string, unknown>;
+  try {
+    n = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (n === null || typeof n !== 'object') return undefined;
+  const [files, fileModes, fromFiles, fromFileModes] = [
+    checkedMap(n.files, SHA),
+    checkedMap(n.fileModes, MODE),
+    checkedMap(n.fromFiles, SHA),
+    checkedMap(n.fromFileModes, MODE),
+  ];
+  if (!files || !fileModes || !fromFiles || !fromFileModes) return undefined;
+  if (!Object.keys(fromFileModes).every((p) => p in fromFiles)) return undefined;
+  const remove = n.remove;
+  if (!Array.isArray(remove) || !remove.every(isPath) || remove.some((p) => p in fromFiles)) return undefined;
+  const list = n.fromList;
+  const listOk = (l: unknown) => typeof l === 'string' && LIST_LINE.test(l) && isPath(LIST_LINE.exec(l)![3]);
+  if (list !== null && (!Array.isArray(list) || !list.every(listOk))) return undefined;
+  return { files, fileModes, fromFiles, fromFileModes, remove, fromList: list as string[] | null };
+}
+
+/** The previous files of a note back in place, byte for byte (the store keeps them): a cut-off switch undone. */
+export async function restoreNoted(
+  tenant: Tenant,
+  shell: TargetShell,
+  note: FilesNote,
+  timeoutMs?: number,
+): Promise<string> {
+  const { entries } = recordedRelease(note.fromFiles, note.fromFileModes);
+  const list = note.fromList === null ? {} : { list: note.fromList.map((l) => `${l}\n`).join('') };
+  await shell.must('files', F.installFiles(tenant, { entries, remove: note.remove, ...list }), timeoutMs);
+  const added = note.remove.length ? `, ${note.remove.length} it had added removed` : '';
+  return `its previous ${entries.length} files put back${added}`;
+}
 
 export class TargetFiles {
   /** The files differ from the installed ones: the switch installs them. */
@@ -139,6 +217,7 @@ export class TargetFiles {
         entries: this.release.entries,
         remove: this.remove,
         list,
+        note: JSON.stringify(this.note()),
         ...orphans,
         // the store keeps this release's files, those it replaces, and those of the releases kept
         keep: [
@@ -163,6 +242,19 @@ export class TargetFiles {
   async restore(): Promise<void> {
     if (!this.installing) return;
     await this.shell.must('rollback', F.installFiles(this.tenant, this.previous), this.timeoutMs);
+  }
+
+  /** What the switch installs and what it replaces: noted in the lock before it (FilesNote). */
+  note(): FilesNote {
+    const prev = this.previous;
+    return {
+      files: fileHashes(this.release.entries),
+      fileModes: modesOf(this.release.entries),
+      fromFiles: fileHashes(prev.entries),
+      fromFileModes: modesOf(prev.entries),
+      remove: prev.remove,
+      fromList: prev.list === undefined ? null : prev.list.split('\n').filter(Boolean),
+    };
   }
 
   /** What the files were before this release (for the restore and the history). */

@@ -16,7 +16,14 @@ import type { Prepared } from '../remote/prepare';
 import { backup, backupId, parseBackupTaken } from '../remote/backup';
 import { runGate, type GateResult } from '../health/gate';
 import { crashWatch } from './crash-watch';
-import { recordedRelease, TargetFiles, type FileRelease } from './files';
+import {
+  parseFilesNote,
+  recordedRelease,
+  restoreNoted,
+  TargetFiles,
+  type FileRelease,
+  type FilesNote,
+} from './files';
 import { History, historyLine, parseHistory } from './history';
 import { hookStep, OnceHooks, runHooks } from './hooks';
 import { interruptedSwitch, Lease, leaseTerms } from './lease';
@@ -89,7 +96,8 @@ export type LockEvent = {
   path: string;
   token: string;
   held: boolean;
-  switching?: { from: Release; to: Release };
+  /** `files`: what its `install files` notes (FilesNote), when the switch changes files. */
+  switching?: { from: Release; to: Release; files?: FilesNote };
 };
 
 export interface TargetPorts {
@@ -311,7 +319,11 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     this.ports.onLock?.({
       ...this.lockEvent(),
       held: true,
-      switching: { from: this.current, to: this.next },
+      switching: {
+        from: this.current,
+        to: this.next,
+        ...(this.files?.changed ? { files: this.files.note() } : {}),
+      },
     });
     this.switchedAt = this.ports.clock.now();
     const files = this.files;
@@ -409,16 +421,27 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     const holder = describeHolder(old.owner, old.pastS).replace(/; last active .*$/, '');
     const said = `took over the lock of ${holder}: its lease ran out ${old.pastS} s ago`;
     const cut = old.switchNote ? interruptedSwitch(old.switchNote, this.target.tenant) : undefined;
-    if (!cut) return `${said}; it had not begun a switch, so nothing needed mending`;
+    // its `install files` ran (noted): the files it replaced go back first, byte for byte
+    const noted = old.filesNote ? parseFilesNote(old.filesNote) : undefined;
+    const put = noted ? await this.restoreTakenOver(said, noted) : undefined;
+    const andFiles = put ? ` and its files (${put})` : '';
+    if (!cut)
+      return put
+        ? `${said}; it was cut off after installing its files: ${put}`
+        : `${said}; it had not begun a switch, so nothing needed mending`;
     if (!cut.from)
       return (
-        `${said}; it was cut off switching to ${cut.to.version} with no earlier release to go back to: ` +
-        `this deploy's switch replaces it`
+        `${said}; it was cut off switching to ${cut.to.version} with no earlier release to go back to` +
+        `${put ? ` (${put})` : ''}: this deploy's switch replaces it`
       );
+    if (noted) {
+      Object.assign(cut.from, { files: noted.fromFiles, fileModes: noted.fromFileModes });
+      Object.assign(cut.to, { files: noted.files, fileModes: noted.fileModes });
+    }
     const owner = parseLockOwner(old.owner);
     let error =
       `cut off during the switch to ${cut.to.version}; its lease ran out and run ${this.options.runId} ` +
-      `took the lock over and switched back to ${cut.from.version}`;
+      `took the lock over and switched back to ${cut.from.version}${noted ? ' and its files' : ''}`;
     try {
       await this.strategy.switchBack(this.ctx, { ...cut.from, project: this.current.project }, cut.to);
       this.current = { ...this.current, refs: cut.from.refs, version: cut.from.version, imageIds: [] };
@@ -442,8 +465,20 @@ export class TargetRun implements Record<DeployStep, () => StepReturn> {
     }
     return (
       `${said}; it was cut off switching ${cut.from.version} → ${cut.to.version}: switched back to ` +
-      `${cut.from.version} (reverted), history noted`
+      `${cut.from.version}${andFiles} (reverted), history noted`
     );
+  }
+
+  /** The files a taken-over deploy replaced, back in place (restoreNoted); a failure stops this deploy. */
+  private async restoreTakenOver(said: string, noted: FilesNote): Promise<string> {
+    try {
+      return await restoreNoted(this.target.tenant, this.shell, noted, this.options.commandTimeoutMs);
+    } catch (e) {
+      throw new StepFailure(
+        'take over',
+        `${said}; putting back the files it replaced failed: ${(e as Error).message}`,
+      );
+    }
   }
 
   /**

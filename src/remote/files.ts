@@ -16,7 +16,8 @@ import type { Tenant } from '../registry/model';
 import { RELATIVE_FILE, hasDotSegment } from '../registry/patterns';
 import { composeArgv, engineOf } from './compose';
 import { containersOf } from './containers';
-import { enter, STATE_DIR, touchLock } from './tenant-dir';
+import { FILES_NOTE } from './lock';
+import { enter, LOCK_DIR, STATE_DIR, touchLock } from './tenant-dir';
 import { inPrivateDir, tenantFromPrivate } from './private-dir';
 import { named, Script, sh } from './shell';
 
@@ -225,7 +226,9 @@ function makeDirs(t: Tenant, dir: string): Script {
 /**
  * Puts `entries` in place from the store (each hash checked again), removes the `remove` paths, and
  * writes the installed list (`list`: its lines; none removes it). Each file is finished in a private
- * directory made in its own directory and renamed into place.
+ * directory made in its own directory and renamed into place. With a `note` (the switch's, one line of
+ * JSON), it is written first to FILES_NOTE (when the lock is there), from a private directory of the
+ * lock, so a deploy cut off after this is mended with its previous files too (`@@oldfiles`).
  */
 export function installFiles(
   t: Tenant,
@@ -236,6 +239,7 @@ export function installFiles(
     orphans?: string;
     /** Prune the store: every stored file whose hash is not one of these goes. */
     keep?: readonly string[];
+    note?: string;
   },
 ): Script {
   checkPaths([...o.entries.map((e) => e.to), ...o.remove]);
@@ -264,8 +268,18 @@ export function installFiles(
       : inPrivateDir(FILES_DIR, sh`printf '%s' ${o.list} > l && mv -fT -- l ../current`);
   const orphans = o.orphans ? sh` && ${removeOrphans(t, o.orphans)}` : sh``;
   const prune = o.keep ? sh` && ${pruneStore(o.keep)}` : sh``;
+  const note = o.note === undefined ? sh`:` : noteFiles(o.note);
+  const put = parts.reduce((a, b) => sh`${a} && ${b}`, sh`:`);
   return named(
     'installFiles',
-    sh`${enter(t)} && ${touchLock} && ${parts.reduce((a, b) => sh`${a} && ${b}`, sh`:`)} && ${list}${prune}${orphans}`,
+    sh`${enter(t)} && ${touchLock} && ${note} && ${put} && ${list}${prune}${orphans}`,
   );
+}
+
+/** Writes `note` (one line) to FILES_NOTE: finished in a private directory of the lock, renamed into place. */
+function noteFiles(note: string): Script {
+  if (/[\n\r]/.test(note)) throw new Error('a files note is one line');
+  const name = `../${FILES_NOTE.slice(LOCK_DIR.length + 1)}`;
+  // no lock (a script run on its own, outside a deploy): nobody to mend a cut-off switch, nothing noted
+  return sh`{ [ ! -d ${LOCK_DIR} ] || ${inPrivateDir(LOCK_DIR, sh`printf '%s\n' ${note} > n && mv -fT -- n ${name}`)}; }`;
 }

@@ -15,6 +15,14 @@ const LOCK_AGE = sh`$(( $(date +%s) - $(stat -c %Y ${LOCK_DIR} 2>/dev/null || da
 /** Where a deploy notes, while it holds the lock, the switch it is making (for `unlock` and `status`). */
 export const SWITCH_NOTE = `${LOCK_DIR}/switch`;
 /**
+ * Beside it, written by `install files` before the first file changes (from a private directory of the
+ * lock, src/remote/files.ts): the files the switch installs and those they replace, by hash (one line of
+ * JSON, deploy/files.ts FilesNote), so a deploy cut off after it gets its previous files back too.
+ */
+export const FILES_NOTE = `${LOCK_DIR}/files`;
+/** How much of the files note a take-over reads back (a larger one is cut, so it fails its checks). */
+const FILES_NOTE_MAX = 262144;
+/**
  * The lock's lease: one line, the second (the server's clock, `date +%s`) at which its holder gives up
  * — it renews it while it works (renewLease) and stops trying once its last renewal would have run out.
  * A lease at or past that second is the holder's leftover: the next deploy takes the lock over.
@@ -80,9 +88,11 @@ const LEASE_EXPIRED = sh`{ exp=${LEASE_EXPIRES}; [ -n "$exp" ] && [ "$(date +%s)
 const staleAfter = (breakAfterS?: number) =>
   breakAfterS === undefined ? sh`false` : sh`[ ${LOCK_AGE} -ge ${String(breakAfterS)} ]`;
 /** Keeps the old lock's owner and switch note (`$old`, `$note`, one line each) and removes the lock. */
-const REMOVE_OLD = sh`old=${oneLine(`${LOCK_DIR}/owner`, 1000)}; note=${oneLine(SWITCH_NOTE, 4000)}; rm -rf -- ${LOCK_DIR}`;
-/** A takeover, printed: how long past its lease the lock was, its old owner and the switch it noted. */
-const TELL_TAKEOVER = sh`echo "@@takeover $past"; printf '@@oldowner %s\n' "$old"; printf '@@oldswitch %s\n' "$note"`;
+const OLD_FILES = sh`files=; [ -L ${FILES_NOTE} ] || files=${oneLine(FILES_NOTE, FILES_NOTE_MAX)}`;
+const REMOVE_OLD = sh`old=${oneLine(`${LOCK_DIR}/owner`, 1000)}; note=${oneLine(SWITCH_NOTE, 4000)}; ${OLD_FILES}; rm -rf -- ${LOCK_DIR}`;
+/** A takeover, printed: how long past its lease the lock was, its old owner, the switch and the files it noted. */
+const TELL_OLD = sh`printf '@@oldowner %s\n' "$old"; printf '@@oldswitch %s\n' "$note"; printf '@@oldfiles %s\n' "$files"`;
+const TELL_TAKEOVER = sh`echo "@@takeover $past"; ${TELL_OLD}`;
 /** What was replaced, printed once GUARD is dropped: the takeover, or the stale lock's owner. */
 const TELL_REPLACED = sh`if [ "$how" = takeover ]; then ${TELL_TAKEOVER}; elif [ -n "$how" ]; then echo "@@stale $old"; fi`;
 

@@ -76,7 +76,7 @@ export interface Prepared {
    * A lock whose lease had run out, taken over: its owner and the switch it noted (server text, one
    * line each, to be checked before use), and how many seconds past its lease it was.
    */
-  tookOver?: { owner: string; switchNote: string; pastS: number };
+  tookOver?: { owner: string; switchNote: string; pastS: number; filesNote?: string };
   lock?: { owner: string; ageS: number; leaseLeftS?: number };
   /** variable → reference in .env (compose) */
   env: Record<string, string>;
@@ -128,6 +128,7 @@ function readLockMarker(out: Prepared, section: string, value: string): void {
   if (section === 'takeover') out.tookOver = { owner: '', switchNote: '', pastS: digits(value) ?? 0 };
   else if (section === 'oldowner' && out.tookOver) out.tookOver.owner = value;
   else if (section === 'oldswitch' && out.tookOver) out.tookOver.switchNote = value;
+  else if (section === 'oldfiles' && out.tookOver && value) out.tookOver.filesNote = value;
   else if (section === 'lease' && out.lock) {
     const lease = parseLeaseMarker(value);
     if (lease) out.lock.leaseLeftS = lease.leftS;
