@@ -60,7 +60,8 @@ export async function runDeployPost(): Promise<void> {
         for (const { lock, target } of list) {
           if (Date.now() >= deadline) {
             core.warning(
-              `${target.id}: not mended within the post step's ${POST_BUDGET_MS / 60_000} minutes: its lock's lease runs out by itself and the next deploy takes it over and switches it back`,
+              `${target.id}: not mended within the post step's ${POST_BUDGET_MS / 60_000} minutes: its lock's ` +
+                `lease runs out by itself and the next deploy takes it over and switches it back`,
             );
             continue;
           }
@@ -106,7 +107,8 @@ async function mend(
     if (!first.stdout.includes('@@lease ok')) {
       const why = first.stdout.includes('@@lease')
         ? 'its lease ran out or the lock is no longer ours: the next deploy takes it over and mends it'
-        : `the server did not answer (${first.stderr.trim().split('\n').at(-1) || `exit ${first.code}`}): its lease runs out by itself and the next deploy takes it over and mends it`;
+        : `the server did not answer (${first.stderr.trim().split('\n').at(-1) || `exit ${first.code}`}): ` +
+          `its lease runs out by itself and the next deploy takes it over and mends it`;
       core.warning(`${target.id}: left as it is: ${why}`);
       return;
     }
@@ -117,7 +119,9 @@ async function mend(
       // its `install files` may have run: the files it replaced go back too (checked, as server text is)
       const noted = lock.switching.files ? parseFilesNote(JSON.stringify(lock.switching.files)) : undefined;
       const what = noted ? ' and its files' : '';
-      let error = `the job was cancelled during the switch; its post step switched back to ${from.version ?? 'the previous release'}${what}`;
+      let error =
+        'the job was cancelled during the switch; its post step switched back to ' +
+        `${from.version ?? 'the previous release'}${what}`;
       try {
         if (noted) {
           await restoreNoted(target.tenant, shell, noted, left());
@@ -147,7 +151,12 @@ async function mend(
     }
     const r = await shell.exec(finish(target.tenant, { token: lock.token, history }));
     core.info(
-      `${target.id}: ${r.stdout.includes('@@unlock released') ? 'lock released' : r.code === 0 ? 'lock was no longer ours' : `could not release the lock (exit ${r.code})`}`,
+      `${target.id}: ` +
+        (r.stdout.includes('@@unlock released')
+          ? 'lock released'
+          : r.code === 0
+            ? 'lock was no longer ours'
+            : `could not release the lock (exit ${r.code})`),
     );
   } catch (e) {
     core.warning(`${target.id}: could not release its lock at ${lock.path}: ${(e as Error).message}`);

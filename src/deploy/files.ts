@@ -158,7 +158,10 @@ export class TargetFiles {
     if (links.length)
       throw new StepFailure(
         'files',
-        `refusing to ship files into ${t.path}: ${links.join(', ')} ${links.length > 1 ? 'are symbolic links' : 'is a symbolic link'} (a release writes no file through a link); make ${links.length > 1 ? 'them' : 'it'} a plain ${links.length > 1 ? 'files or directories' : 'file or directory'}: nothing was changed`,
+        `refusing to ship files into ${t.path}: ${links.join(', ')} ` +
+          `${links.length > 1 ? 'are symbolic links' : 'is a symbolic link'} (a release writes no file ` +
+          `through a link); make ${links.length > 1 ? 'them' : 'it'} a plain ` +
+          `${links.length > 1 ? 'files or directories' : 'file or directory'}: nothing was changed`,
       );
     const installedOf = (to: string) => probed.installed.get(to) as F.Installed | undefined;
     const same = (e: F.ShippedEntry) => {
@@ -182,7 +185,8 @@ export class TargetFiles {
     if (lost.length)
       throw new StepFailure(
         'files',
-        `${lost.length} of the files of the release to put back are no longer kept in ${t.path}/${F.FILES_DIR}: deploy that release from its commit instead`,
+        `${lost.length} of the files of the release to put back are no longer kept in ` +
+          `${t.path}/${F.FILES_DIR}: deploy that release from its commit instead`,
       );
     const stdin = send
       .map((s) => `${Buffer.from(this.release.contents.get(s)!).toString('base64')}\n`)
@@ -200,7 +204,10 @@ export class TargetFiles {
     if (staged.code !== 0)
       throw new StepFailure('files', `staging the files of ${t.path} failed: ${describe(staged)}`);
     const drift = F.driftOf(probed);
-    return `${differ.length + this.remove.length} of ${entries.length + this.remove.length} files change, ${send.length} sent (${this.sentBytes} bytes), staged and checked${drift.length ? `; drift replaced: ${drift.join('; ')}` : ''}`;
+    return (
+      `${differ.length + this.remove.length} of ${entries.length + this.remove.length} files change, ` +
+      `${send.length} sent (${this.sentBytes} bytes), staged and checked${drift.length ? `; drift replaced: ${drift.join('; ')}` : ''}`
+    );
   }
 
   /** The switch: the release's files in place (before `.env`); from here a failure restores the previous ones. */

@@ -52,6 +52,9 @@ export interface Probed {
 const SHA = /^[a-f0-9]{64}$/;
 const isPath = (p: string) => RELATIVE_FILE.re.test(p) && !hasDotSegment(p);
 const hashOf = (f: string) => `$(sha256sum < ${f} | cut -c1-64)`;
+/** The test that file `f` (shell text) has the sha256 `sha`: a checked hash (quoted), or shell text ("$s"). */
+const sameHash = (f: string, sha: string) =>
+  SHA.test(sha) ? sh`[ "${new Script(hashOf(f))}" = ${sha} ]` : new Script(`[ "${hashOf(f)}" = ${sha} ]`);
 
 /** The parents of a relative path, shortest first ("a/b/c" → "a", "a/b"). */
 function parentsOf(path: string): string[] {
@@ -73,9 +76,19 @@ export function probeFiles(t: Tenant, wanted: readonly string[], paths: readonly
     : sh``;
   const links = dirs.length ? sh`for d in ${dirs}; do [ ! -L "$d" ] || echo "@@link $d"; done;` : sh``;
   const list = sh`{ [ ! -f ${FILES_LIST} ] || [ -L ${FILES_LIST} ] || head -c 1048576 ${FILES_LIST} | sed 's/^/@@listed /'; };`;
-  const state = sh`if [ -L "$f" ]; then echo "@@link $f"; elif [ -f "$f" ]; then echo "@@installed ${new Script(hashOf('"$f"'))} $(stat -c %a -- "$f") $f"; else echo "@@absent $f"; fi`;
-  const each = sh`{ printf '%s\n' ${[...paths, '']}; [ -L ${FILES_LIST} ] || awk '{print $3}' ${FILES_LIST} 2>/dev/null; } | sort -u | while IFS= read -r f; do [ -n "$f" ] || continue; case "$f" in /*|..|../*|*/..|*/../*) continue;; esac; ${state}; done`;
+  // every path of the release and of the installed list, once; none that leaves the tenant directory
+  const names = sh`{ printf '%s\n' ${[...paths, '']}; [ -L ${FILES_LIST} ] || awk '{print $3}' ${FILES_LIST} 2>/dev/null; }`;
+  const inside = sh`[ -n "$f" ] || continue; case "$f" in /*|..|../*|*/..|*/../*) continue;; esac`;
+  const each = sh`${names} | sort -u | while IFS= read -r f; do ${inside}; ${fileState('@@')}; done`;
   return named('probeFiles', sh`${enter(t)} && ${touchLock} && { ${have} ${links} ${list} ${each}; }`);
+}
+
+/** What is at path "$f" now: `PREFIX`link, `PREFIX`installed (its sha256 and mode) or `PREFIX`absent. */
+function fileState(prefix: string): Script {
+  const installed = sh`echo "${new Script(prefix)}installed ${new Script(hashOf('"$f"'))} $(stat -c %a -- "$f") $f"`;
+  const link = new Script(`echo "${prefix}link $f"`);
+  const absent = new Script(`echo "${prefix}absent $f"`);
+  return sh`if [ -L "$f" ]; then ${link}; elif [ -f "$f" ]; then ${installed}; else ${absent}; fi`;
 }
 
 /** The services whose containers `installFiles` removed (the compose files no longer have them). */
@@ -94,8 +107,10 @@ export const parseOrphans = (stdout: string): string[] => [
  * (`.fleet/files/current`) and what is there now, each a line of the `@@files` section; writes nothing.
  */
 export function inspectFiles(): Script {
-  const state = sh`if [ -L "$f" ]; then echo "link $f"; elif [ -f "$f" ]; then echo "installed ${new Script(hashOf('"$f"'))} $(stat -c %a -- "$f") $f"; else echo "absent $f"; fi`;
-  return sh`echo '@@files'; if [ -f ${FILES_LIST} ] && [ ! -L ${FILES_LIST} ]; then head -c 1048576 ${FILES_LIST} | sed 's/^/listed /'; awk '{print $3}' ${FILES_LIST} | while IFS= read -r f; do case "$f" in ''|/*|..|../*|*/..|*/../*) continue;; esac; ${state}; done; fi`;
+  const listed = sh`head -c 1048576 ${FILES_LIST} | sed 's/^/listed /'`;
+  const inside = sh`case "$f" in ''|/*|..|../*|*/..|*/../*) continue;; esac`;
+  const each = sh`awk '{print $3}' ${FILES_LIST} | while IFS= read -r f; do ${inside}; ${fileState('')}; done`;
+  return sh`echo '@@files'; if [ -f ${FILES_LIST} ] && [ ! -L ${FILES_LIST} ]; then ${listed}; ${each}; fi`;
 }
 
 /** What drifted in the lines of `inspectFiles`: a file the last release installed, changed or gone since. */
@@ -168,21 +183,25 @@ export function stageFiles(
   if (o.send.length) steps.push(sh`split -l 1 -d -a 6 - part.`);
   o.send.forEach((s, i) => {
     const part = `part.${String(i).padStart(6, '0')}`;
-    steps.push(
-      sh`base64 -d ${part} > o && [ "${new Script(hashOf('o'))}" = ${s} ] && mv -fT -- o ${`../${s}`} || ${fail(`a file sent for ${t.path} arrived with another sha256 than ${s}`)}`,
-    );
+    const refused = fail(`a file sent for ${t.path} arrived with another sha256 than ${s}`);
+    steps.push(sh`base64 -d ${part} > o && ${sameHash('o', s)} && mv -fT -- o ${`../${s}`} || ${refused}`);
   });
-  for (const k of o.keep)
-    steps.push(
-      sh`{ [ -f ${`../${k.sha256}`} ] || { cat -- ${`${top}/${k.to}`} > o && [ "${new Script(hashOf('o'))}" = ${k.sha256} ] && mv -fT -- o ${`../${k.sha256}`}; }; } || ${fail(`${k.to} in ${t.path} changed on the server during the deploy: nothing was changed`)}`,
-    );
+  for (const k of o.keep) {
+    const stored = `../${k.sha256}`;
+    const copy = sh`cat -- ${`${top}/${k.to}`} > o && ${sameHash('o', k.sha256)} && mv -fT -- o ${stored}`;
+    const changed = fail(`${k.to} in ${t.path} changed on the server during the deploy: nothing was changed`);
+    steps.push(sh`{ [ -f ${stored} ] || { ${copy}; }; } || ${changed}`);
+  }
   const body = steps.length ? sh`${steps.reduce((a, b) => sh`${a} && ${b}`)}` : sh`:`;
+  const stored = new Script(`${FILES_DIR}/"$s"`);
+  const bad = fail(`a stored file of ${t.path} does not match its sha256: nothing was changed`);
   const verify = o.all.length
-    ? sh`for s in ${[...o.all]}; do [ -f ${FILES_DIR}/"$s" ] && [ ! -L ${FILES_DIR}/"$s" ] && [ "${new Script(hashOf(`${FILES_DIR}/"$s"`))}" = "$s" ] || ${fail(`a stored file of ${t.path} does not match its sha256: nothing was changed`)}; done`
+    ? sh`for s in ${[...o.all]}; do [ -f ${stored} ] && [ ! -L ${stored} ] && ${sameHash(stored.text, '"$s"')} || ${bad}; done`
     : sh`:`;
+  const store = sh`mkdir -p -- ${FILES_DIR} && ${inPrivateDir(FILES_DIR, body)}`;
   return named(
     'stageFiles',
-    sh`${enter(t)} && ${touchLock} && mkdir -p -- ${FILES_DIR} && ${inPrivateDir(FILES_DIR, body)} && ${verify}${composeCheck(t, o.compose)}`,
+    sh`${enter(t)} && ${touchLock} && ${store} && ${verify}${composeCheck(t, o.compose)}`,
   );
 }
 
@@ -192,8 +211,11 @@ function composeCheck(t: Tenant, files: readonly string[] | undefined): Script {
   const argv = t.compose.command.split(' ');
   const f = files.flatMap((x) => ['-f', SHA.test(x) ? `${FILES_DIR}/${x}` : x]);
   const project = t.compose.project ? ['-p', t.compose.project] : [];
-  const why = `the compose files shipped to ${t.path} do not parse (${t.compose.command} config failed): nothing was changed`;
-  return sh` && { ${argv} --project-directory . ${f} ${project} config >/dev/null || { printf '%s\n' ${why} >&2; exit ${FILES_REFUSED}; }; }`;
+  const why =
+    `the compose files shipped to ${t.path} do not parse (${t.compose.command} config failed): ` +
+    'nothing was changed';
+  const refused = sh`{ printf '%s\n' ${why} >&2; exit ${FILES_REFUSED}; }`;
+  return sh` && { ${argv} --project-directory . ${f} ${project} config >/dev/null || ${refused}; }`;
 }
 
 /**
@@ -203,7 +225,10 @@ function composeCheck(t: Tenant, files: readonly string[] | undefined): Script {
 function removeOrphans(t: Tenant, project: string): Script {
   const engine = engineOf(t.compose.command);
   const label = '{{index .Config.Labels "com.docker.compose.service"}}';
-  return sh`{ svcs=" $(${composeArgv(t)} config --services | tr '\n' ' ') " && for id in $(${containersOf(t, project, true)}); do s=$(${engine} inspect --format ${label} "$id") || continue; case "$svcs" in *" $s "*) ;; *) ${engine} rm -f "$id" >/dev/null && echo "@@orphan $s";; esac; done; }`;
+  const services = sh`svcs=" $(${composeArgv(t)} config --services | tr '\n' ' ') "`;
+  const removeUnlisted = sh`case "$svcs" in *" $s "*) ;; *) ${engine} rm -f "$id" >/dev/null && echo "@@orphan $s";; esac`;
+  const each = sh`s=$(${engine} inspect --format ${label} "$id") || continue; ${removeUnlisted}`;
+  return sh`{ ${services} && for id in $(${containersOf(t, project, true)}); do ${each}; done; }`;
 }
 
 /**
@@ -212,15 +237,20 @@ function removeOrphans(t: Tenant, project: string): Script {
  */
 function pruneStore(keep: readonly string[]): Script {
   for (const s of keep) if (!SHA.test(s)) throw new Error(`not a sha256: ${s}`);
-  const body = sh`n=0; keep=${` ${keep.join(' ')} `}; for f in ../*; do s=$(basename -- "$f"); case "$keep" in *" $s "*) ;; *) [ "$s" = current ] || { [ -f "../$s" ] && rm -f -- "../$s" && n=$((n + 1)); };; esac; done; echo "@@pruned $n"`;
+  const remove = sh`[ "$s" = current ] || { [ -f "../$s" ] && rm -f -- "../$s" && n=$((n + 1)); }`;
+  const each = sh`s=$(basename -- "$f"); case "$keep" in *" $s "*) ;; *) ${remove};; esac`;
+  const body = sh`n=0; keep=${` ${keep.join(' ')} `}; for f in ../*; do ${each}; done; echo "@@pruned $n"`;
   return inPrivateDir(FILES_DIR, body);
 }
 
 /** Makes `dir` one level at a time, refusing a level that is a link (no directory made through one). */
 function makeDirs(t: Tenant, dir: string): Script {
   const levels = [...parentsOf(dir), dir];
-  const why = `refusing to ship files into ${t.path}: a directory on the way to ${dir} is a symbolic link: nothing was written through it`;
-  return sh`for d in ${levels}; do [ ! -L "$d" ] || { printf '%s\n' ${why} >&2; exit ${FILES_REFUSED}; }; [ -d "$d" ] || mkdir -m 755 -- "$d" || exit 1; done`;
+  const why =
+    `refusing to ship files into ${t.path}: a directory on the way to ${dir} is a symbolic link: ` +
+    'nothing was written through it';
+  const refused = sh`{ printf '%s\n' ${why} >&2; exit ${FILES_REFUSED}; }`;
+  return sh`for d in ${levels}; do [ ! -L "$d" ] || ${refused}; [ -d "$d" ] || mkdir -m 755 -- "$d" || exit 1; done`;
 }
 
 /**
@@ -256,7 +286,7 @@ export function installFiles(
     const store = `${tenantFromPrivate(dir)}/${FILES_DIR}`;
     const each = files.map(({ name, put }) =>
       put
-        ? sh`cp -- ${`${store}/${put.sha256}`} f && [ "${new Script(hashOf('f'))}" = ${put.sha256} ] && chmod ${put.mode.toString(8)} f && mv -fT -- f ${`../${name}`}`
+        ? sh`cp -- ${`${store}/${put.sha256}`} f && ${sameHash('f', put.sha256)} && ${modeAndPlace(put.mode, name)}`
         : sh`rm -f -- ${`../${name}`}`,
     );
     const body = each.reduce((a, b) => sh`${a} && ${b}`);
@@ -276,10 +306,15 @@ export function installFiles(
   );
 }
 
+/** File `f` of a private directory given `mode` and renamed to `name` in the directory above. */
+const modeAndPlace = (mode: number, name: string) =>
+  sh`chmod ${mode.toString(8)} f && mv -fT -- f ${`../${name}`}`;
+
 /** Writes `note` (one line) to FILES_NOTE: finished in a private directory of the lock, renamed into place. */
 function noteFiles(note: string): Script {
   if (/[\n\r]/.test(note)) throw new Error('a files note is one line');
   const name = `../${FILES_NOTE.slice(LOCK_DIR.length + 1)}`;
   // no lock (a script run on its own, outside a deploy): nobody to mend a cut-off switch, nothing noted
-  return sh`{ [ ! -d ${LOCK_DIR} ] || ${inPrivateDir(LOCK_DIR, sh`printf '%s\n' ${note} > n && mv -fT -- n ${name}`)}; }`;
+  const write = inPrivateDir(LOCK_DIR, sh`printf '%s\n' ${note} > n && mv -fT -- n ${name}`);
+  return sh`{ [ ! -d ${LOCK_DIR} ] || ${write}; }`;
 }
