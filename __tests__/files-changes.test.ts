@@ -166,6 +166,44 @@ test('identical changes grouped across targets; per-tenant ones apart; rendered 
   expect(text).toContain('unchanged: s9/y');
 });
 
+test('a per-tenant file changed the same way on every target: one group, the tenant standing as {tenant}', () => {
+  const { releases, secrets } = ship();
+  const changes = targets.map((t): [string, FileChange[]] => [
+    t.id,
+    fileChanges(
+      t.tenant,
+      releases.get(t.id)!,
+      new Map([
+        ['docker-compose.yml', file(COMPOSE_NEW)],
+        // the url line is new in this release, on every tenant
+        ['config/db.yml', file(filled(t.tenant.id, SECRET).replace(/^url: .*\n/m, ''))],
+      ]),
+      secrets,
+      { tenant: t.tenant.id, server: t.server.name },
+    ),
+  ]);
+  const groups = groupChanges(changes);
+  expect(groups).toHaveLength(1);
+  expect(groups[0]!.targets).toHaveLength(6);
+  const text = renderChanges(groups, { unchanged: [], unread: [] });
+  expect(text).toContain(
+    [
+      '== config/db.yml — same change on 6 targets: s1/acme-1, s1/globex-1, s2/acme-2, s2/globex-2, s3/acme-3 and 1 more ' +
+        '({tenant} and {server} stand for each target’s)',
+      '--- server/config/db.yml',
+      '+++ release/config/db.yml',
+      '@@ -1,2 +1,3 @@',
+      ' tenant: {tenant}',
+      ' password: ‹redacted›',
+      '+url: postgres://app:‹redacted›@db/{tenant}',
+    ].join('\n'),
+  );
+  // one target alone: its own names
+  expect(renderChanges(groupChanges(changes.slice(0, 1)), { unchanged: [], unread: [] })).toContain(
+    ' tenant: acme-1\n',
+  );
+});
+
 test("the server's answer: only plain relative paths and base64 kept; a file the last release installed shows as removed", () => {
   const parsed = parseShippedFiles(
     [

@@ -22,6 +22,20 @@ const HIDDEN = '‹a line of the server’s file, hidden: this file is templated
 export interface FileChange {
   path: string;
   text: string;
+  /**
+   * The text with the target's own names ({tenant}, {server}) in place of their values, when it has any:
+   * a per-tenant file changed the same way everywhere groups as one change.
+   */
+  generic?: string;
+}
+
+/** `text` with each of `names`' values, as a whole word, replaced by its {placeholder}; undefined when none is in it. */
+function genericOf(text: string, names: Readonly<Record<string, string>>): string | undefined {
+  let out = text;
+  for (const [name, value] of Object.entries(names).sort((a, b) => b[1].length - a[1].length))
+    if (value.length >= 3)
+      out = out.replace(new RegExp(`(?<![\\w.-])${escape(value)}(?![\\w-])`, 'g'), `{${name}}`);
+  return out === text ? undefined : out;
 }
 
 const isBinary = (b: Uint8Array) => b.includes(0);
@@ -73,7 +87,13 @@ export function fileChanges(
   release: FileRelease,
   server: ReadonlyMap<string, ServerFile>,
   secrets: readonly string[],
+  /** the target's names, for grouping per-tenant changes: { tenant, server } */
+  names: Readonly<Record<string, string>> = {},
 ): FileChange[] {
+  const withGeneric = (c: FileChange): FileChange => {
+    const generic = genericOf(c.text, names);
+    return generic ? { ...c, generic } : c;
+  };
   const guarded = guardedPaths(tenant);
   const out: FileChange[] = [];
   const shipped = new Set(release.entries.map((e) => e.to));
@@ -128,7 +148,7 @@ export function fileChanges(
         : `${path}: removed (the last release installed it)`;
     out.push({ path, text });
   }
-  return out;
+  return out.map(withGeneric);
 }
 
 /** One distinct change and the targets it is the same on, in plan order. */
@@ -144,7 +164,7 @@ export function groupChanges(
   const groups = new Map<string, ChangeGroup>();
   for (const [id, list] of changes)
     for (const change of list) {
-      const key = `${change.path}\0${change.text}`;
+      const key = `${change.path}\0${change.generic ?? change.text}`;
       const g = groups.get(key);
       if (g) g.targets.push(id);
       else groups.set(key, { change, targets: [id] });
@@ -175,7 +195,10 @@ export function renderChanges(groups: readonly ChangeGroup[], summary: DiffSumma
       g.targets.length === 1
         ? `on ${g.targets[0]}`
         : `same change on ${g.targets.length} targets: ${targetList(g.targets)}`;
-    out.push('', `== ${g.change.path} — ${on}`, sanitize(g.change.text).trimEnd()); // server text: no terminal control
+    // one target: its own text; several: the text with {tenant}/{server} standing for each one's
+    const text = g.targets.length > 1 && g.change.generic ? g.change.generic : g.change.text;
+    const each = text === g.change.text ? '' : ' ({tenant} and {server} stand for each target’s)';
+    out.push('', `== ${g.change.path} — ${on}${each}`, sanitize(text).trimEnd()); // server text: no terminal control
   }
   if (summary.unchanged.length) out.push('', `unchanged: ${targetList(summary.unchanged)}`);
   for (const [id, error] of summary.unread) out.push('', `not read: ${id}: ${sanitizeLine(error)}`);

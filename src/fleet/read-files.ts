@@ -45,7 +45,8 @@ export async function fleetFileChanges(
         { timeoutMs: 60_000 },
       );
       if (r.code !== 0) throw new Error(`cannot read the files of ${t.tenant.path}: ${describe(r)}`);
-      return fileChanges(t.tenant, release, parseShippedFiles(r.stdout), o.secrets);
+      const names = { tenant: t.tenant.id, server: t.server.name };
+      return fileChanges(t.tenant, release, parseShippedFiles(r.stdout), o.secrets, names);
     },
     { concurrency: o.concurrency, perServer: 4 },
   );
