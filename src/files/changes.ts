@@ -39,7 +39,8 @@ function genericOf(text: string, names: Readonly<Record<string, string>>): strin
 }
 
 const isBinary = (b: Uint8Array) => b.includes(0);
-const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+const same = (a: Uint8Array, b: Uint8Array) =>
+  a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** The text with every secret value replaced (longest first, so a value containing another goes whole). */
