@@ -351,6 +351,13 @@ const READ_ROWS = {
     help: 'table (default), json (the whole plan) or matrix (one GitHub matrix per wave)',
   }),
   jsonFormat: row({ flag: 'json', check: checkBoolean, help: 'the same as --format json' }),
+  planDiff: row({
+    flag: 'diff',
+    check: checkBoolean,
+    help:
+      "connect read-only (one SSH connection per server) and print a unified diff of each tenant's shipped files " +
+      'against what a release would ship, identical changes grouped, values of secret variables redacted',
+  }),
   planSelect: row({
     flag: 'select',
     short: 's',

@@ -18,6 +18,7 @@ import { processIO, type CliIO } from './io';
 import { VERSION } from '../version';
 import { DEPLOY_FLAGS, DEPLOY_USAGE, ROLLBACK_FLAGS, ROLLBACK_USAGE, runDeploy } from './deploy';
 import { HISTORY_OPTIONS, HISTORY_USAGE, runHistory } from './history';
+import { planDiff } from './plan-diff';
 import { runUnlock, UNLOCK_OPTIONS, UNLOCK_USAGE } from './unlock';
 import { PRUNE_OPTIONS, PRUNE_USAGE, runPrune } from './prune';
 import { LOGS_OPTIONS, LOGS_USAGE, runLogs } from './logs';
@@ -71,7 +72,22 @@ interface Command {
 }
 
 /** The flags of plan (rows of the settings table). */
-const PLAN_FLAGS = ['registry', 'planSelect', 'planWaves', 'maxPerJob', 'planFormat', 'jsonFormat'] as const;
+const PLAN_FLAGS = [
+  'registry',
+  'planSelect',
+  'planWaves',
+  'maxPerJob',
+  'planFormat',
+  'jsonFormat',
+  'planDiff',
+  'serverConcurrency',
+  'key',
+  'knownHosts',
+] as const;
+
+const PLAN_LINE =
+  'fleet-deploy plan [--registry FILE] [--select EXPR] [--waves SPEC] [--max-per-job N] ' +
+  '[--format table|json|matrix] [--json] [--diff]';
 
 export const COMMANDS: Record<string, Command> = {
   validate: {
@@ -221,15 +237,18 @@ and once with 30% (it goes on) — shows the history of that tenant and a manual
   },
   plan: {
     summary: 'Select targets and cut them into waves and GitHub matrices',
-    usage: `fleet-deploy plan [--registry FILE] [--select EXPR] [--waves SPEC] [--max-per-job N] [--format table|json|matrix] [--json]
+    usage: `${PLAN_LINE}
 
 Selects targets (a target is one tenant on one server, "server/tenant") and cuts them into waves.
+With --diff, also shows what a release would change in each tenant's shipped files (docs/release-channels.md).
 
 Options:
 ${optionsHelp(PLAN_FLAGS)}`,
     options: flagOptions(PLAN_FLAGS),
     run: async (values, io) => {
       const format = outputFormat(values, ['table', 'json', 'matrix']);
+      if (values.diff && format !== 'table')
+        throw new ConfigurationError('--diff prints text: use it without --format/--json');
       const registry = await loadRegistry(values, io);
       const flags = fromFlags(values);
       const plan = planDeployment(registry, {
@@ -240,6 +259,7 @@ ${optionsHelp(PLAN_FLAGS)}`,
       if (format === 'json') io.stdout(`${JSON.stringify(planJson(plan), null, 2)}\n`);
       else if (format === 'matrix') io.stdout(`${JSON.stringify(matrices(plan))}\n`);
       else io.stdout(renderPlan(plan, registry.analysis));
+      if (setting(flags, 'planDiff')) return planDiff(plan, registry, flags, io);
       return EXIT.ok;
     },
   },
