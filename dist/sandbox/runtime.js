@@ -431,7 +431,8 @@ function removeImages(refs) {
     let failed = false;
     for (const ref of refs) {
         if (used.has(ref)) {
-            process.stderr.write(`Error response from daemon: conflict: unable to remove repository reference "${ref}" (must force) - container is using its referenced image\n`);
+            process.stderr.write(`Error response from daemon: conflict: unable to remove repository reference "${ref}" (must ` +
+                `force) - container is using its referenced image\n`);
             failed = true;
         }
         else if ((0,external_node_fs_namespaceObject.existsSync)(fileOf(ref))) {
@@ -462,7 +463,8 @@ function serve(port, version, forceBroken) {
             // A "silent…" release answers /health but its heartbeats stop: what only an analysis sees.
             const beating = !/^silent/.test(version);
             const text = req.url === '/metrics'
-                ? `# HELP sandbox_heartbeat_ok 1 while the tenant's heartbeats reach the hub.\n# TYPE sandbox_heartbeat_ok gauge\nsandbox_heartbeat_ok ${beating ? 1 : 0}\n`
+                ? `# HELP sandbox_heartbeat_ok 1 while the tenant's heartbeats reach the hub.\n# TYPE ` +
+                    `sandbox_heartbeat_ok gauge\nsandbox_heartbeat_ok ${beating ? 1 : 0}\n`
                 : JSON.stringify({ ok: beating, version });
             res.writeHead(200, {
                 'content-type': req.url === '/metrics' ? 'text/plain; version=0.0.4' : 'application/json',
