@@ -21,7 +21,8 @@
 // only ever adds time — the JSON keeps every run).
 // Diagnostics: BENCH_ONLY picks runs and their order (default "ours,floor,ansible"), BENCH_TRACE=1 times
 // every remote docker / docker-compose call (wrappers first on the sessions' PATH), BENCH_KEEP=1 keeps the
-// temp dir and its logs, BENCH_OUT names the result files (default fleet-latest).
+// temp dir and its logs, BENCH_OUT names the result files (default fleet-latest), BENCH_CPU_PROF=DIR
+// writes a V8 CPU profile of ours into DIR (node --cpu-prof: its CPU figures then include the profiler).
 // Writes bench/results/fleet-latest.json and bench/results/fleet-latest.md, and (a whole run: no BENCH_ONLY,
 // BENCH_OUT or BENCH_TRACE) its section of docs/PERFORMANCE.md.
 //
@@ -104,8 +105,10 @@ interface Bench {
 }
 
 function oursArgv(b: Bench, label: string): string[] {
+  const prof = process.env.BENCH_CPU_PROF;
   return [
     process.execPath,
+    ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
     join(REPO_DIR, 'dist/cli.js'),
     'deploy',
     '-r',

@@ -1,8 +1,7 @@
 /**
- * The bundle's entry (dist/index.js). It only exports; the stubs in dist/ call into it:
- * dist/cli.js (the `fleet-deploy` bin) → runCli, dist/actions/NAME.js (action.yml `main`) → runAction.
+ * The actions' bundle (dist/index.js). It only exports: dist/actions/NAME.js (action.yml `main`) calls
+ * runAction, the build reads the registry's JSON Schema. The command is a bundle of its own (cli/bin.ts).
  */
-export { runCli } from './cli/main';
 export { runAction } from './actions/main';
 export { parseRegistry, registryJsonSchema } from './registry';
 export { planDeployment, matrices, planJson } from './plan/plan';
