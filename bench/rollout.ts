@@ -202,11 +202,61 @@ interface Run {
   pullShare?: number;
   /** Pre-pulls done (ours). */
   prePulls?: number;
+  /** Where the time went, wave by wave (ours). */
+  waves?: WaveTimes[];
 }
 
 interface OursReport {
-  targets: Array<{ durationMs: number; steps: Array<{ step: string; ms: number; ok: boolean }> }>;
+  targets: Array<{
+    wave: number;
+    startedAt: string;
+    durationMs: number;
+    steps: Array<{ step: string; ms: number; ok: boolean }>;
+  }>;
   prePulls?: Array<{ status: string }>;
+}
+
+/** One wave of ours' run: its span, the gap before it (soak and analysis) and its steps' medians. */
+interface WaveTimes {
+  wave: number;
+  targets: number;
+  /** From the wave's first target's start to its last target's end. */
+  spanS: number;
+  /** From the previous wave's last end to this wave's first start. */
+  gapS: number;
+  /** Median and longest of each step over the wave's targets, in seconds. */
+  steps: Record<string, { median: number; max: number }>;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2 : NaN;
+};
+
+/** ours' report, wave by wave. */
+function waveTimes(report: OursReport): WaveTimes[] {
+  const out: WaveTimes[] = [];
+  let lastEnd: number | undefined;
+  for (const wave of [...new Set(report.targets.map((t) => t.wave))].sort((a, b) => a - b)) {
+    const ts = report.targets.filter((t) => t.wave === wave && t.steps.length > 0);
+    if (!ts.length) continue;
+    const start = Math.min(...ts.map((t) => Date.parse(t.startedAt)));
+    const end = Math.max(...ts.map((t) => Date.parse(t.startedAt) + t.durationMs));
+    const steps: WaveTimes['steps'] = {};
+    for (const name of [...new Set(ts.flatMap((t) => t.steps.map((x) => x.step)))]) {
+      const ms = ts.map((t) => t.steps.filter((x) => x.step === name).reduce((a, x) => a + x.ms, 0));
+      steps[name] = { median: median(ms) / 1000, max: Math.max(...ms) / 1000 };
+    }
+    out.push({
+      wave,
+      targets: ts.length,
+      spanS: (end - start) / 1000,
+      gapS: lastEnd === undefined ? 0 : (start - lastEnd) / 1000,
+      steps,
+    });
+    lastEnd = end;
+  }
+  return out;
 }
 
 /** Runs `body` (the timed part) and measures what the fleet pulled and the machine spent meanwhile. */
@@ -247,6 +297,7 @@ async function runOurs(b: Bench, label: string, extra: string[]): Promise<Run> {
     ...r,
     pullShare: pullMs / sum((t) => t.durationMs),
     prePulls: (report.prePulls ?? []).filter((p) => p.status === 'pulled').length,
+    waves: waveTimes(report),
   };
 }
 
@@ -343,6 +394,20 @@ const NAMES: Record<Exclude<RunName, 'crash'>, string> = {
   ansible: 'Ansible, per wave',
 };
 
+/** ours and ours without shared pulls and pre-pull, wave by wave: the span, the gap, the steps. */
+function waveRows(runs: Partial<Record<RunName, Run>>): string[] {
+  const steps = ['prepare', 'pull', 'update', 'health', 'finish'];
+  const cell = (w: WaveTimes, step: string) =>
+    w.steps[step] ? `${w.steps[step]!.median.toFixed(1)} / ${w.steps[step]!.max.toFixed(1)} s` : '–';
+  return (['ours', 'ours-plain'] as const).flatMap((k) =>
+    (runs[k]?.waves ?? []).map(
+      (w) =>
+        `| ${k === 'ours' ? 'ours' : 'without'} | ${w.wave} | ${w.targets} | ${w.gapS.toFixed(1)} s | ` +
+        `${w.spanS.toFixed(1)} s | ${steps.map((x) => cell(w, x)).join(' | ')} |`,
+    ),
+  );
+}
+
 function targetRows(runs: Partial<Record<RunName, Run>>, crash: Crash | undefined): string[] {
   const rows: string[] = [];
   const { ours, floor } = runs;
@@ -414,6 +479,12 @@ ${table.join('\n')}
 | target | value | |
 | --- | ---: | --- |
 ${targetRows(runs, crash).join('\n')}
+
+Where the time went, wave by wave (from the reports; a step's median / longest over the wave's targets):
+
+| run | wave | targets | gap before it | wave's span | prepare | pull | update (compose up) | health | finish |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+${waveRows(runs).join('\n')}
 
 - ${runs.ours?.prePulls ?? 0} pre-pulls ran in the ours run${crash ? `; the crash-looping release's error: \`${crash.error.slice(0, 160)}\`` : ''}.
 - "pulled per server": the bytes each server's link delivered during the run (layers and manifests); one copy of the new layer is ${knobs.appMb} MiB. Manifest GETs count the pulls each run asked the registry for: with shared pulls one per server and image, plus one per pre-pull; without, one per target.
