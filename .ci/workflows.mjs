@@ -36,6 +36,7 @@ export const PASSED_SETTINGS = [
   'pullAttempts',
   'recoveryWindowMs',
   'prePull',
+  'prePullWaves',
   'prePullMinFreeMb',
 ];
 /** The wave jobs' timeout-minutes when the caller sets none (GitHub's own default is 360): the table's. */

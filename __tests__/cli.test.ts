@@ -245,8 +245,30 @@ describe('fleet-deploy deploy (no server needed)', () => {
     expect((await cli([...args, '--pre-pull', 'false'])).stdout).not.toContain('pre-pull');
     const plan = await cli(['plan', '-s', 'tenant=acme-corp|soylent', '--waves', '1,100%']);
     expect(plan.stdout).toContain(
-      'its images pre-pulled on its 1 server while wave 1 gates (deploy --pre-pull false: not)',
+      'its images pre-pulled on its 1 server while wave 1 gates (deploy --pre-pull-waves all: from wave 1 on; --pre-pull false: not)',
     );
+  });
+
+  test('--pre-pull-waves all: every later wave pre-pulls while wave 1 gates; 2: two waves ahead; bad values refused', async () => {
+    const args = [
+      'deploy',
+      '--dry-run',
+      '-v',
+      'v2',
+      '-s',
+      'tenant=acme-corp|soylent|initech',
+      '--waves',
+      '1,2,100%',
+    ];
+    const beside = (out: string) =>
+      [...out.matchAll(/^# pre-pull, while wave (\d) gates/gm)].map((m) => m[1]);
+    expect(beside((await cli(args)).stdout)).toEqual(['1', '2']);
+    expect(beside((await cli([...args, '--pre-pull-waves', 'all'])).stdout)).toEqual(['1', '1']);
+    expect(beside((await cli([...args, '--pre-pull-waves', '2'])).stdout)).toEqual(['1', '1']);
+    const bad = await cli([...args, '--pre-pull-waves', 'some']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--pre-pull-waves.*"some" is not a number of waves/);
+    expect(bad.stderr).toContain('write a whole number of at least 1, or all');
   });
 
   test('--dry-run with --versions and a registry login: each image at its version, the password never shown', async () => {

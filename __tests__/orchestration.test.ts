@@ -500,6 +500,39 @@ describe("pre-pull: the next wave's images pulled on their servers while a wave 
     ]);
   });
 
+  test('prePullWaves: 1 pulls wave 3 once wave 2 is past its pulls; Infinity pulls waves 2 and 3 once wave 1 is', async () => {
+    const at = (c: ScriptedConnector, server: string, verb: string) =>
+      c.log.findIndex((l) => l.server === server && l.verb === verb);
+    const threeWaves = { waves: '1,2,100%' };
+    for (const [ahead, startsAfter] of [
+      [1, ['pull on wave 1', 'pull on wave 2']],
+      [Number.POSITIVE_INFINITY, ['pull on wave 1', 'pull on wave 1']],
+    ] as const) {
+      const c = new ScriptedConnector(() => [
+        { match: 'prePull', reply: ok('@@prepulled\n') },
+        ...happyRules(`${REPO}:v1`),
+      ]);
+      versionAware(c, () => false);
+      const report = await run(registry(3, 1), c, { prePull: true, prePullWaves: ahead }, threeWaves);
+      expect(report.targets.map((r) => r.outcome)).toEqual(['deployed', 'deployed', 'deployed']);
+      const servers = [1, 2, 3].map((w) => report.targets.find((r) => r.wave === w)!.server);
+      expect(report.prePulls!.map((p) => [p.wave, p.server])).toEqual([
+        [2, servers[1]],
+        [3, servers[2]],
+      ]);
+      // each pre-pull starts after the pulls of the wave it runs beside, and before its own wave starts
+      for (const [k, w] of [2, 3].entries()) {
+        const prePull = at(c, servers[w - 1]!, 'prePull');
+        const beside = startsAfter[k] === 'pull on wave 1' ? servers[0]! : servers[1]!;
+        expect([ahead, w, prePull > at(c, beside, 'pull')]).toEqual([ahead, w, true]);
+        expect(prePull).toBeLessThan(at(c, servers[w - 1]!, 'prepare'));
+      }
+      if (ahead === Number.POSITIVE_INFINITY)
+        expect(at(c, servers[2]!, 'prePull')).toBeLessThan(at(c, servers[1]!, 'pull'));
+      else expect(at(c, servers[2]!, 'prePull')).toBeGreaterThan(at(c, servers[1]!, 'pull'));
+    }
+  });
+
   test('a disk too full for it stops the pre-pull on that server with a warning; the deploy goes on and pulls as usual', async () => {
     const c = new ScriptedConnector(() => [
       { match: 'prePull', reply: ok('@@low-disk 12\n') },

@@ -120,6 +120,7 @@ test('nothing given: the defaults', () => {
     pullAttempts: 3,
     sharePulls: true,
     prePull: true,
+    prePullWaves: 1,
     prePullMinFreeMb: 1024,
     recoveryWindowMs: 60_000,
     onceHooks: true,
@@ -146,6 +147,7 @@ test('flags and inputs give the same settings', () => {
     'pull-attempts': '1',
     'share-pulls': 'false',
     'pre-pull': 'false',
+    'pre-pull-waves': 'all',
     'pre-pull-min-free': '50',
   };
   const expected = {
@@ -160,6 +162,7 @@ test('flags and inputs give the same settings', () => {
     pullAttempts: 1,
     sharePulls: false,
     prePull: false,
+    prePullWaves: Number.POSITIVE_INFINITY,
     prePullMinFreeMb: 50,
     recoveryWindowMs: 60_000,
     onceHooks: true,

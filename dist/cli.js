@@ -67816,6 +67816,9 @@ class prepull_PrePull {
     jobs;
     running = [];
     started = new Set();
+    /** The jobs of the waves started, in wave order, and the workers taking them (at most `concurrency`). */
+    queue = [];
+    workers = 0;
     /** Servers whose disk was too full: no more pre-pulls there in this rollout. */
     lowDisk = new Set();
     events = [];
@@ -67826,14 +67829,18 @@ class prepull_PrePull {
     }
     /**
      * Watches wave `index` (its targets' IDs): once each is past its pull (its pull step ended, or the
-     * target did), the next wave's pre-pull starts. Returns the two hooks to call from the wave.
+     * target did), the pre-pulls of the next `prePullWaves` waves start. Returns the hooks for the wave.
      */
     watch(index, targets) {
         const past = new Set();
+        const ahead = this.options.prePullWaves ?? 1;
+        const last = Math.max(0, ...this.jobs.map((j) => j.wave));
         const seen = (id) => {
             past.add(id);
-            if (past.size >= targets.length)
-                this.start(index + 1);
+            if (past.size < targets.length)
+                return;
+            for (let w = index + 1; w <= Math.min(index + ahead, last); w++)
+                this.start(w);
         };
         return {
             onStep: (e) => {
@@ -67843,19 +67850,21 @@ class prepull_PrePull {
             onTarget: (r) => seen(r.id),
         };
     }
-    /** Starts the pre-pull of wave `wave` (once), at most `concurrency` jobs at once. */
+    /** Starts the pre-pull of wave `wave` (once): its jobs join the queue; at most `concurrency` run at once. */
     start(wave) {
         if (this.started.has(wave) || this.ports.signal?.aborted)
             return;
         this.started.add(wave);
-        const queue = this.jobs.filter((j) => j.wave === wave);
+        this.queue.push(...this.jobs.filter((j) => j.wave === wave));
         const worker = async () => {
-            for (let job = queue.shift(); job; job = queue.shift())
+            for (let job = this.queue.shift(); job; job = this.queue.shift())
                 await this.run(job);
+            this.workers--;
         };
-        const n = Math.min(this.options.concurrency, queue.length);
-        for (let i = 0; i < n; i++)
+        while (this.workers < this.options.concurrency && this.workers < this.queue.length) {
+            this.workers++;
             this.running.push(worker());
+        }
     }
     /** Waits for every pre-pull started (they never reject). */
     async settle() {
@@ -67922,11 +67931,16 @@ function describePrePull(e) {
         return `${what}: pulled in ${(e.ms / 1000).toFixed(1)} s`;
     return `${what}: ${e.status}${e.detail ? `: ${e.detail}` : ''}`;
 }
-/** For --dry-run: per wave (from the second), the pre-pulls that run while the wave before it gates. */
-function prePullPreview(jobs, wave, minFreeMb) {
+/**
+ * For --dry-run: per wave (from the second), its pre-pulls and the wave they run beside: the one before
+ * it, or with `prePullWaves` k the wave k before it (the first wave at the earliest).
+ */
+function prePullPreview(jobs, wave, options) {
+    const beside = Math.max(1, wave - (options.prePullWaves ?? 1));
+    const free = options.prePullMinFreeMb ?? 0;
     return jobs
         .filter((j) => j.wave === wave)
-        .map((j) => `# pre-pull, while wave ${wave - 1} gates (after its pulls), on ${j.server} if ${minFreeMb} MiB are free: ${j.refs.join(', ')}`);
+        .map((j) => `# pre-pull, while wave ${beside} gates (after its pulls), on ${j.server} if ${free} MiB are free: ${j.refs.join(', ')}`);
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/pulls.ts
@@ -70216,6 +70230,14 @@ function checkWholeNumber(text, source, min = 1) {
         throw problem(source, `${JSON.stringify(text)} is not a whole number of at least ${min}`);
     return Number(text);
 }
+/** A count of waves: a whole number of at least 1, or `all` (Infinity). */
+function checkWaveCount(text, source) {
+    if (text === 'all')
+        return Number.POSITIVE_INFINITY;
+    if (!/^\d+$/.test(text) || Number(text) < 1)
+        throw problem(source, `${JSON.stringify(text)} is not a number of waves`, 'write a whole number of at least 1, or all');
+    return Number(text);
+}
 /**
  * "90s", "10m", "2h", "500ms" → milliseconds, within `range` when given (written as durations too; a timer
  * cannot wait much longer than 24 days: Node fires a longer one at once).
@@ -70360,6 +70382,15 @@ const ROLLOUT_ROWS = {
         default: 'true',
         check: checkBoolean,
         help: "while a wave gates, pull the next wave's images on their servers (true), or not (false)",
+    },
+    prePullWaves: {
+        flag: 'pre-pull-waves',
+        arg: 'N|all',
+        input: 'pre-pull-waves',
+        default: '1',
+        check: checkWaveCount,
+        help: 'how many waves ahead to pre-pull: 1, the next wave while a wave gates; all, every later wave from the ' +
+            'first one on (more pulled if the rollout stops)',
     },
     prePullMinFreeMb: {
         flag: 'pre-pull-min-free',
@@ -73183,6 +73214,7 @@ const ROLLOUT_FLAGS = [
     'pullAttempts',
     'sharePulls',
     'prePull',
+    'prePullWaves',
     'prePullMinFreeMb',
     'recoveryWindowMs',
     'registryHost',
@@ -73302,7 +73334,7 @@ function printDryRun(plan, options, io) {
     for (const wave of plan.plan) {
         io.stdout(`\n== wave ${wave.index}\n`);
         if (options.prePull)
-            for (const line of prePullPreview(jobs, wave.index, options.prePullMinFreeMb ?? 0))
+            for (const line of prePullPreview(jobs, wave.index, options))
                 io.stdout(`${line}\n`);
         for (const t of wave.targets) {
             io.stdout(`\n# ${t.id}  (ssh ${t.server.user}@${t.server.host}:${t.server.port}${t.server.jump ? ` via ${t.server.jump.host}` : ''})\n`);
@@ -76981,7 +77013,8 @@ function renderPlan(plan, analysis) {
         if (w.index > 1) {
             const servers = new Set(w.targets.filter((t) => strategyFor(t).fetch).map((t) => t.server.name)).size;
             if (servers)
-                out.push(`  its images pre-pulled on its ${plural(servers, 'server')} while wave ${w.index - 1} gates (deploy --pre-pull false: not)`);
+                out.push(`  its images pre-pulled on its ${plural(servers, 'server')} while wave ${w.index - 1} gates ` +
+                    `(deploy --pre-pull-waves all: from wave 1 on; --pre-pull false: not)`);
         }
         const rows = w.targets.slice(0, SHOWN_PER_WAVE).map((t) => [t.id, t.server.region, t.tenant.ring]);
         out.push(table(['TARGET', 'REGION', 'RING'], rows, '  '));

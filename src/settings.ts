@@ -20,7 +20,15 @@ import { ENV_VAR } from './registry/patterns';
 import type { Registry, Target } from './registry/model';
 import { planDeployment, type Plan } from './plan/plan';
 import { checkVersion } from './registry/release';
-import { checkBoolean, checkDuration, checkPercent, checkWholeNumber, given, type Check } from './values';
+import {
+  checkBoolean,
+  checkDuration,
+  checkPercent,
+  checkWaveCount,
+  checkWholeNumber,
+  given,
+  type Check,
+} from './values';
 
 export interface Setting<T = unknown> {
   /** The CLI flag without its dashes, and its one-letter form. */
@@ -56,6 +64,7 @@ export type RolloutSettings = Pick<
   | 'pullAttempts'
   | 'sharePulls'
   | 'prePull'
+  | 'prePullWaves'
   | 'prePullMinFreeMb'
   | 'recoveryWindowMs'
   | 'onceHooks'
@@ -172,6 +181,16 @@ const ROLLOUT_ROWS: RolloutRows = {
     default: 'true',
     check: checkBoolean,
     help: "while a wave gates, pull the next wave's images on their servers (true), or not (false)",
+  },
+  prePullWaves: {
+    flag: 'pre-pull-waves',
+    arg: 'N|all',
+    input: 'pre-pull-waves',
+    default: '1',
+    check: checkWaveCount,
+    help:
+      'how many waves ahead to pre-pull: 1, the next wave while a wave gates; all, every later wave from the ' +
+      'first one on (more pulled if the rollout stops)',
   },
   prePullMinFreeMb: {
     flag: 'pre-pull-min-free',

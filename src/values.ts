@@ -28,6 +28,18 @@ export function checkWholeNumber(text: string, source: string, min = 1): number 
   return Number(text);
 }
 
+/** A count of waves: a whole number of at least 1, or `all` (Infinity). */
+export function checkWaveCount(text: string, source: string): number {
+  if (text === 'all') return Number.POSITIVE_INFINITY;
+  if (!/^\d+$/.test(text) || Number(text) < 1)
+    throw problem(
+      source,
+      `${JSON.stringify(text)} is not a number of waves`,
+      'write a whole number of at least 1, or all',
+    );
+  return Number(text);
+}
+
 /**
  * "90s", "10m", "2h", "500ms" → milliseconds, within `range` when given (written as durations too; a timer
  * cannot wait much longer than 24 days: Node fires a longer one at once).

@@ -42,6 +42,7 @@ const ROLLOUT_FLAGS = [
   'pullAttempts',
   'sharePulls',
   'prePull',
+  'prePullWaves',
   'prePullMinFreeMb',
   'recoveryWindowMs',
   'registryHost',
@@ -186,9 +187,7 @@ function printDryRun(plan: Plan, options: DryRunOptions & Partial<FleetOptions>,
   );
   for (const wave of plan.plan) {
     io.stdout(`\n== wave ${wave.index}\n`);
-    if (options.prePull)
-      for (const line of prePullPreview(jobs, wave.index, options.prePullMinFreeMb ?? 0))
-        io.stdout(`${line}\n`);
+    if (options.prePull) for (const line of prePullPreview(jobs, wave.index, options)) io.stdout(`${line}\n`);
     for (const t of wave.targets) {
       io.stdout(
         `\n# ${t.id}  (ssh ${t.server.user}@${t.server.host}:${t.server.port}${t.server.jump ? ` via ${t.server.jump.host}` : ''})\n`,

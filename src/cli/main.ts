@@ -326,7 +326,8 @@ export function renderPlan(plan: Plan, analysis?: Analysis): string {
       const servers = new Set(w.targets.filter((t) => strategyFor(t).fetch).map((t) => t.server.name)).size;
       if (servers)
         out.push(
-          `  its images pre-pulled on its ${plural(servers, 'server')} while wave ${w.index - 1} gates (deploy --pre-pull false: not)`,
+          `  its images pre-pulled on its ${plural(servers, 'server')} while wave ${w.index - 1} gates ` +
+            `(deploy --pre-pull-waves all: from wave 1 on; --pre-pull false: not)`,
         );
     }
     const rows = w.targets.slice(0, SHOWN_PER_WAVE).map((t) => [t.id, t.server.region, t.tenant.ring]);

@@ -33,6 +33,8 @@ export interface FleetOptions extends DeployOptions {
   sharePulls?: boolean;
   /** While a wave gates, pull the next wave's images on their servers (prepull.ts); default false here. */
   prePull?: boolean;
+  /** How many waves ahead the pre-pull runs (1: the next wave; Infinity: every later wave). Default 1. */
+  prePullWaves?: number;
   /** A server's filesystem with less free than this (MiB) gets no pre-pull. */
   prePullMinFreeMb?: number;
 }

@@ -2,7 +2,9 @@
  * Pre-pull: while wave N gates and soaks, the images of wave N+1 are pulled on their servers, so that
  * wave starts with its images present. It starts once every target of wave N is past its own pull (so
  * the two do not compete for the registry), runs at most `concurrency` servers at once, one script per
- * server and set of image references, over the server's one connection, and holds no lock. A pre-pull
+ * server and set of image references, over the server's one connection, and holds no lock. With
+ * `prePullWaves` k, the waves N+1 … N+k start then (all later waves: from the first wave on), queued in
+ * wave order, so a pull longer than one wave's gate and soak is hidden by several. A pre-pull
  * never changes what runs (src/remote/prepull.ts), never fails the deploy: a disk with less than
  * `prePullMinFreeMb` free stops it on that server with a warning, and a failed one is a warning too (the
  * wave's own pull then does the work). Images already pulled on the server in this rollout are skipped.
@@ -28,6 +30,8 @@ export interface PrePullOptions {
   concurrency: number;
   pullTimeoutMs: number;
   prePullMinFreeMb: number;
+  /** How many waves ahead (1: the next; Infinity: all later). Default 1. */
+  prePullWaves?: number;
 }
 
 /** One pre-pull: a server's images for a later wave. */
@@ -86,6 +90,9 @@ export class PrePull {
   private readonly jobs: PrePullJob[];
   private readonly running: Promise<void>[] = [];
   private readonly started = new Set<number>();
+  /** The jobs of the waves started, in wave order, and the workers taking them (at most `concurrency`). */
+  private readonly queue: PrePullJob[] = [];
+  private workers = 0;
   /** Servers whose disk was too full: no more pre-pulls there in this rollout. */
   private readonly lowDisk = new Set<string>();
   readonly events: PrePullEvent[] = [];
@@ -100,13 +107,16 @@ export class PrePull {
 
   /**
    * Watches wave `index` (its targets' IDs): once each is past its pull (its pull step ended, or the
-   * target did), the next wave's pre-pull starts. Returns the two hooks to call from the wave.
+   * target did), the pre-pulls of the next `prePullWaves` waves start. Returns the hooks for the wave.
    */
   watch(index: number, targets: readonly string[]) {
     const past = new Set<string>();
+    const ahead = this.options.prePullWaves ?? 1;
+    const last = Math.max(0, ...this.jobs.map((j) => j.wave));
     const seen = (id: string) => {
       past.add(id);
-      if (past.size >= targets.length) this.start(index + 1);
+      if (past.size < targets.length) return;
+      for (let w = index + 1; w <= Math.min(index + ahead, last); w++) this.start(w);
     };
     return {
       onStep: (e: { target: string; step: string; status: string }) => {
@@ -116,16 +126,19 @@ export class PrePull {
     };
   }
 
-  /** Starts the pre-pull of wave `wave` (once), at most `concurrency` jobs at once. */
+  /** Starts the pre-pull of wave `wave` (once): its jobs join the queue; at most `concurrency` run at once. */
   start(wave: number): void {
     if (this.started.has(wave) || this.ports.signal?.aborted) return;
     this.started.add(wave);
-    const queue = this.jobs.filter((j) => j.wave === wave);
+    this.queue.push(...this.jobs.filter((j) => j.wave === wave));
     const worker = async () => {
-      for (let job = queue.shift(); job; job = queue.shift()) await this.run(job);
+      for (let job = this.queue.shift(); job; job = this.queue.shift()) await this.run(job);
+      this.workers--;
     };
-    const n = Math.min(this.options.concurrency, queue.length);
-    for (let i = 0; i < n; i++) this.running.push(worker());
+    while (this.workers < this.options.concurrency && this.workers < this.queue.length) {
+      this.workers++;
+      this.running.push(worker());
+    }
   }
 
   /** Waits for every pre-pull started (they never reject). */
@@ -195,12 +208,21 @@ export function describePrePull(e: PrePullEvent): string {
   return `${what}: ${e.status}${e.detail ? `: ${e.detail}` : ''}`;
 }
 
-/** For --dry-run: per wave (from the second), the pre-pulls that run while the wave before it gates. */
-export function prePullPreview(jobs: readonly PrePullJob[], wave: number, minFreeMb: number): string[] {
+/**
+ * For --dry-run: per wave (from the second), its pre-pulls and the wave they run beside: the one before
+ * it, or with `prePullWaves` k the wave k before it (the first wave at the earliest).
+ */
+export function prePullPreview(
+  jobs: readonly PrePullJob[],
+  wave: number,
+  options: { prePullWaves?: number; prePullMinFreeMb?: number },
+): string[] {
+  const beside = Math.max(1, wave - (options.prePullWaves ?? 1));
+  const free = options.prePullMinFreeMb ?? 0;
   return jobs
     .filter((j) => j.wave === wave)
     .map(
       (j) =>
-        `# pre-pull, while wave ${wave - 1} gates (after its pulls), on ${j.server} if ${minFreeMb} MiB are free: ${j.refs.join(', ')}`,
+        `# pre-pull, while wave ${beside} gates (after its pulls), on ${j.server} if ${free} MiB are free: ${j.refs.join(', ')}`,
     );
 }
