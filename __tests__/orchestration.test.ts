@@ -533,6 +533,23 @@ describe("pre-pull: the next wave's images pulled on their servers while a wave 
     }
   });
 
+  test('prePullWaves Infinity: a server with tenants in two later waves pre-pulls its images once', async () => {
+    const c = new ScriptedConnector(() => [
+      { match: 'prePull', reply: ok('@@prepulled\n') },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, () => false);
+    const waves = { waves: '1,2,3,100%' };
+    const report = await run(registry(2, 2), c, { prePull: true, prePullWaves: Infinity }, waves);
+    expect(report.targets.map((r) => r.outcome)).toEqual(Array(4).fill('deployed'));
+    const first = report.targets.find((r) => r.wave === 1)!.server;
+    const other = report.targets.find((r) => r.server !== first)!.server;
+    // the other server's two tenants are in two of waves 2-4: two jobs, one pre-pull
+    expect(new Set(report.targets.filter((r) => r.server === other).map((r) => r.wave)).size).toBe(2);
+    expect(c.log.filter((l) => l.verb === 'prePull').map((l) => l.server)).toEqual([other]);
+    expect(report.prePulls!.map((p) => [p.server, p.status])).toEqual([[other, 'pulled']]);
+  });
+
   test('a disk too full for it stops the pre-pull on that server with a warning; the deploy goes on and pulls as usual', async () => {
     const c = new ScriptedConnector(() => [
       { match: 'prePull', reply: ok('@@low-disk 12\n') },

@@ -67819,6 +67819,8 @@ class prepull_PrePull {
     /** The jobs of the waves started, in wave order, and the workers taking them (at most `concurrency`). */
     queue = [];
     workers = 0;
+    /** Server and images of each pre-pull begun (a server in several later waves pulls its images once). */
+    begun = new Set();
     /** Servers whose disk was too full: no more pre-pulls there in this rollout. */
     lowDisk = new Set();
     events = [];
@@ -67890,6 +67892,10 @@ class prepull_PrePull {
             return done('skipped', 'the disk was too full for a pre-pull');
         if (this.ports.pulls(job.server)?.has(job.refs))
             return; // pulled in this rollout already: nothing to do
+        const key = `${job.server}\n${[...job.refs].sort().join('\n')}`;
+        if (this.begun.has(key))
+            return; // pre-pulled for an earlier wave (or being): nothing to do
+        this.begun.add(key);
         const session = this.ports.sessions.get(job.server);
         if (!session)
             return done('skipped', 'no connection');

@@ -93,6 +93,8 @@ export class PrePull {
   /** The jobs of the waves started, in wave order, and the workers taking them (at most `concurrency`). */
   private readonly queue: PrePullJob[] = [];
   private workers = 0;
+  /** Server and images of each pre-pull begun (a server in several later waves pulls its images once). */
+  private readonly begun = new Set<string>();
   /** Servers whose disk was too full: no more pre-pulls there in this rollout. */
   private readonly lowDisk = new Set<string>();
   readonly events: PrePullEvent[] = [];
@@ -163,6 +165,9 @@ export class PrePull {
     if (this.ports.signal?.aborted) return done('skipped', 'cancelled');
     if (this.lowDisk.has(job.server)) return done('skipped', 'the disk was too full for a pre-pull');
     if (this.ports.pulls(job.server)?.has(job.refs)) return; // pulled in this rollout already: nothing to do
+    const key = `${job.server}\n${[...job.refs].sort().join('\n')}`;
+    if (this.begun.has(key)) return; // pre-pulled for an earlier wave (or being): nothing to do
+    this.begun.add(key);
     const session = this.ports.sessions.get(job.server);
     if (!session) return done('skipped', 'no connection');
     const auth = pullLogin(this.options.registry, job.refs.map(hostOf));
