@@ -7,7 +7,9 @@
  * wave order, so a pull longer than one wave's gate and soak is hidden by several. A pre-pull
  * never changes what runs (src/remote/prepull.ts), never fails the deploy: a disk with less than
  * `prePullMinFreeMb` free stops it on that server with a warning, and a failed one is a warning too (the
- * wave's own pull then does the work). Images already pulled on the server in this rollout are skipped.
+ * wave's own pull then does the work). A server's images are pre-pulled once in the rollout, for the
+ * earliest wave that needs them there (never where wave 1 pulls them); images a wave's own pull already
+ * fetched, ahead of a pre-pull still queued, are skipped.
  * A rollout that stops leaves what was pulled to the usual retention (`prune`).
  */
 import type { Plan } from '../plan/plan';
@@ -54,15 +56,18 @@ export interface PrePullEvent {
   detail?: string;
 }
 
-/** What pre-pulls before each wave: per server, the distinct image references of its targets (Compose tenants). */
+/**
+ * What pre-pulls before each wave: per server, the distinct image references of its targets (Compose
+ * tenants), once in the rollout — at the earliest wave that needs them there; none where wave 1 pulls them.
+ */
 export function prePullJobs(
   plan: Plan,
   options: Pick<PrePullOptions, 'version' | 'versions' | 'rollback'>,
 ): PrePullJob[] {
   if (options.rollback) return [];
   const jobs: PrePullJob[] = [];
-  for (const wave of plan.plan.slice(1)) {
-    const seen = new Set<string>();
+  const seen = new Set<string>();
+  for (const wave of plan.plan) {
     for (const t of wave.targets) {
       const strategy = strategyFor(t);
       if (!strategy.fetch) continue; // nothing to pull: the user's commands own their images
@@ -72,7 +77,7 @@ export function prePullJobs(
       const key = `${t.server.name}\n${[...refs].sort().join('\n')}`;
       if (refs.length === 0 || seen.has(key)) continue;
       seen.add(key);
-      jobs.push({ wave: wave.index, server: t.server.name, refs, target: t });
+      if (wave.index > 1) jobs.push({ wave: wave.index, server: t.server.name, refs, target: t });
     }
   }
   return jobs;
@@ -90,11 +95,11 @@ export class PrePull {
   private readonly jobs: PrePullJob[];
   private readonly running: Promise<void>[] = [];
   private readonly started = new Set<number>();
+  /** The last wave with a pre-pull. */
+  private readonly lastWave: number;
   /** The jobs of the waves started, in wave order, and the workers taking them (at most `concurrency`). */
   private readonly queue: PrePullJob[] = [];
   private workers = 0;
-  /** Server and images of each pre-pull begun (a server in several later waves pulls its images once). */
-  private readonly begun = new Set<string>();
   /** Servers whose disk was too full: no more pre-pulls there in this rollout. */
   private readonly lowDisk = new Set<string>();
   readonly events: PrePullEvent[] = [];
@@ -105,6 +110,7 @@ export class PrePull {
     private readonly ports: PrePullPorts,
   ) {
     this.jobs = prePullJobs(plan, options);
+    this.lastWave = this.jobs.reduce((w, j) => Math.max(w, j.wave), 0);
   }
 
   /**
@@ -113,12 +119,11 @@ export class PrePull {
    */
   watch(index: number, targets: readonly string[]) {
     const past = new Set<string>();
-    const ahead = this.options.prePullWaves ?? 1;
-    const last = Math.max(0, ...this.jobs.map((j) => j.wave));
+    const until = Math.min(index + (this.options.prePullWaves ?? 1), this.lastWave);
     const seen = (id: string) => {
       past.add(id);
       if (past.size < targets.length) return;
-      for (let w = index + 1; w <= Math.min(index + ahead, last); w++) this.start(w);
+      for (let w = index + 1; w <= until; w++) this.start(w);
     };
     return {
       onStep: (e: { target: string; step: string; status: string }) => {
@@ -165,9 +170,6 @@ export class PrePull {
     if (this.ports.signal?.aborted) return done('skipped', 'cancelled');
     if (this.lowDisk.has(job.server)) return done('skipped', 'the disk was too full for a pre-pull');
     if (this.ports.pulls(job.server)?.has(job.refs)) return; // pulled in this rollout already: nothing to do
-    const key = `${job.server}\n${[...job.refs].sort().join('\n')}`;
-    if (this.begun.has(key)) return; // pre-pulled for an earlier wave (or being): nothing to do
-    this.begun.add(key);
     const session = this.ports.sessions.get(job.server);
     if (!session) return done('skipped', 'no connection');
     const auth = pullLogin(this.options.registry, job.refs.map(hostOf));
