@@ -22,22 +22,27 @@ const orFallback = <T>(check: Check<T>, text: string | undefined, source: string
 const problem = (source: string, message: string, hint?: string) =>
   new ConfigurationError([{ path: [], source, message, ...(hint ? { hint } : {}) }]);
 
+/** The number `text` writes, when it is a whole number of at least `min`. */
+const asWholeNumber = (text: string, min: number) =>
+  /^\d+$/.test(text) && Number(text) >= min ? Number(text) : undefined;
+
 export function checkWholeNumber(text: string, source: string, min = 1): number {
-  if (!/^\d+$/.test(text) || Number(text) < min)
+  const n = asWholeNumber(text, min);
+  if (n === undefined)
     throw problem(source, `${JSON.stringify(text)} is not a whole number of at least ${min}`);
-  return Number(text);
+  return n;
 }
 
 /** A count of waves: a whole number of at least 1, or `all` (Infinity). */
 export function checkWaveCount(text: string, source: string): number {
-  if (text === 'all') return Number.POSITIVE_INFINITY;
-  if (!/^\d+$/.test(text) || Number(text) < 1)
+  const n = text === 'all' ? Number.POSITIVE_INFINITY : asWholeNumber(text, 1);
+  if (n === undefined)
     throw problem(
       source,
       `${JSON.stringify(text)} is not a number of waves`,
       'write a whole number of at least 1, or all',
     );
-  return Number(text);
+  return n;
 }
 
 /**
