@@ -25,6 +25,7 @@ import {
   type TestPrometheus,
 } from '../src/testing/prometheus';
 import { formatMarkdown, writeSection } from './lib/markdown';
+import { median } from './lib/stats';
 
 const INTERVALS = (process.env.BENCH_INTERVALS ?? '1,2,5').split(',').map(Number);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 5);
@@ -110,7 +111,6 @@ async function oneRun(prom: TestPrometheus, gauge: { value: number }, intervalS:
   };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 async function main() {

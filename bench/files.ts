@@ -31,6 +31,7 @@ import { SshConnector } from '../src/ssh/transport';
 import { handOver, haveSshd } from '../src/testing';
 import { makeClientKey, startSshd } from '../__tests__/helpers/sshd';
 import { formatMarkdown, writeSection } from './lib/markdown';
+import { median } from './lib/stats';
 
 const REPO = resolve(__dirname, '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -41,7 +42,6 @@ const BEGIN = '<!-- bench:files begin (written by npm run bench:files) -->';
 const END = '<!-- bench:files end -->';
 const log = (msg: string) => process.stderr.write(`bench:files: ${msg}\n`);
 
-const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = (x: number) => `${x.toFixed(0)} ms`;
 const time = (f: () => void) => {
   const t0 = performance.now();

@@ -46,6 +46,7 @@ import { startFleet, type Fleet } from './fleet/servers';
 import { dropFrom, pullInto, startEngine, type ServerEngine } from './rollout/engines';
 import { planDeployment } from '../src/plan/plan';
 import { parseRegistry } from '../src/registry';
+import { median } from './lib/stats';
 
 const REPO_DIR = resolve(__dirname, '..');
 const WAVES = '1,5%,25%,100%';
@@ -227,11 +228,6 @@ interface WaveTimes {
   /** Median and longest of each step over the wave's targets, in seconds. */
   steps: Record<string, { median: number; max: number }>;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2 : NaN;
-};
 
 /** ours' report, wave by wave. */
 function waveTimes(report: OursReport): WaveTimes[] {
