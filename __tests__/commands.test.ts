@@ -372,6 +372,72 @@ describe('the .env switch, run by a real shell', () => {
   });
 });
 
+describe("Compose v1 runs with the engine's API version the run asked for, not asking the engine again", () => {
+  /** A tenant deployed with docker-compose, whose double records the API version it was given. */
+  const v1 = (env: string) => {
+    const w = workdir(env);
+    const bin = join(w.dir, '..', 'bin');
+    const log = join(w.dir, '..', 'compose.log');
+    writeFileSync(
+      join(bin, 'docker-compose'),
+      `#!/bin/sh\n# double of docker-compose: records the API version it runs with\necho "api=\${COMPOSE_API_VERSION:-} $*" >> ${log}\n`,
+    );
+    chmodSync(join(bin, 'docker-compose'), 0o755);
+    const t = tenant({ path: w.dir, compose: { command: 'docker-compose' } });
+    const ups = () =>
+      readFileSync(log, 'utf8')
+        .trim()
+        .split('\n')
+        .filter((l) => l.includes(' up -d'));
+    return { ...w, t, ups };
+  };
+
+  test('the version given is exported for `up` (and only for Compose v1)', () => {
+    const w = v1('APP_IMAGE=r/app:v1\n');
+    expect(w.run(R.update(w.t, { APP_IMAGE: 'r/app:v2' }, { apiVersion: '1.41' })).status).toBe(0);
+    expect(w.ups()).toEqual(['api=1.41 -f docker-compose.yml up -d']);
+    expect(R.update(tenant(), { APP_IMAGE: 'r/app:v2' }, { apiVersion: '1.41' }).text).not.toContain(
+      'COMPOSE_API_VERSION',
+    );
+    // none given (the engine's CLI did not say): Compose asks the engine itself, as before
+    expect(w.run(R.update(w.t, { APP_IMAGE: 'r/app:v3' })).status).toBe(0);
+    expect(w.ups()[1]).toBe('api= -f docker-compose.yml up -d');
+  });
+
+  test("an env file that names its own engine, context or API version, or the session's own, is left to Compose", () => {
+    for (const own of [
+      'DOCKER_HOST=unix:///run/user/1000/podman.sock',
+      ' export DOCKER_CONTEXT=rootless',
+      'COMPOSE_API_VERSION=1.40',
+    ]) {
+      const w = v1(`APP_IMAGE=r/app:v1\n${own}\n`);
+      expect(w.run(R.update(w.t, { APP_IMAGE: 'r/app:v2' }, { apiVersion: '1.41' })).status).toBe(0);
+      expect(w.ups()).toEqual(['api= -f docker-compose.yml up -d']);
+    }
+    const w = v1('APP_IMAGE=r/app:v1\n');
+    const script = R.update(w.t, { APP_IMAGE: 'r/app:v2' }, { apiVersion: '1.41' });
+    const r = spawnSync('sh', ['-c', script.text], {
+      encoding: 'utf8',
+      env: { PATH: `${join(w.dir, '..', 'bin')}:/usr/bin:/bin`, COMPOSE_API_VERSION: '1.39' },
+    });
+    expect(r.status).toBe(0);
+    expect(w.ups()).toEqual(['api=1.39 -f docker-compose.yml up -d']);
+  });
+
+  test('what the engine printed is taken only when it is an API version; a bad one never reaches a script', () => {
+    expect(R.engineApiVersion(tenant({ compose: { command: 'docker-compose' } })).text).toBe(
+      "docker version --format '{{.Server.APIVersion}}' 2>/dev/null",
+    );
+    expect(R.parseApiVersion('1.41\n')).toBe('1.41');
+    for (const bad of ['', '1.41; reboot', '1.41\n1.40', 'v1.41', '1.4100000', '$(x)'])
+      expect(R.parseApiVersion(bad)).toBeUndefined();
+    const t1 = tenant({ compose: { command: 'docker-compose' } });
+    expect(() => R.update(t1, { APP_IMAGE: 'r/app:v2' }, { apiVersion: '1.41; reboot' })).toThrow(
+      'not an engine API version',
+    );
+  });
+});
+
 describe('the Compose project, derived on the server as Compose does', () => {
   const project = (
     env: string,

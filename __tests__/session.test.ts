@@ -54,3 +54,21 @@ test('a step that must end earlier (its lease) cuts the try off at its own time'
   expect(connector.deadlines.slice(1).every((d) => d === by)).toBe(true);
   expect(clock.now()).toBe(by);
 });
+
+test("what a server's targets share is made once for the run; a failed one is made again by the next to ask", async () => {
+  const clock = new FakeClock();
+  const session = new Session(server, new HangingConnector(clock), clock, 8000, 3);
+  let made = 0;
+  const answer = () => Promise.resolve(`1.4${++made}`);
+  // three targets at once, then one later: one answer for all
+  const first = await Promise.all([1, 2, 3].map(() => session.shared('api-version docker', answer)));
+  expect(first).toEqual(['1.41', '1.41', '1.41']);
+  expect(await session.shared('api-version docker', answer)).toBe('1.41');
+  expect(made).toBe(1);
+  // another key is another fact
+  expect(await session.shared('api-version podman', answer)).toBe('1.42');
+  // no answer (a lost connection): forgotten, so the next target asks again
+  await expect(session.shared('x', () => Promise.reject(new Error('lost')))).rejects.toThrow('lost');
+  expect(await session.shared('x', answer)).toBe('1.43');
+  expect(made).toBe(3);
+});

@@ -53772,6 +53772,44 @@ function composeAvailable(command) {
         return sh `docker compose version >/dev/null 2>&1`;
     return sh `command -v ${command.split(' ')[0]} >/dev/null 2>&1`;
 }
+/** An engine API version as Compose v1 takes it in COMPOSE_API_VERSION. */
+const API_VERSION = /^1\.\d{1,3}$/;
+/**
+ * The API version of the engine behind `t`'s compose command, as its CLI reads it (one GET /version),
+ * for `pinApiVersion`: asked once per server and run (deploy/engine-api.ts).
+ */
+function engineApiVersion(t) {
+    const ask = sh `${engineOf(t.compose.command)} version --format '{{.Server.APIVersion}}' 2>/dev/null`;
+    return named('engineApiVersion', ask);
+}
+/** What `engineApiVersion` printed, when it is an API version (server text: anything else is ignored). */
+function parseApiVersion(stdout) {
+    const v = stdout.trim();
+    return API_VERSION.test(v) ? v : undefined;
+}
+/**
+ * What Compose v1 reads from the environment or from the env file it loads instead of the engine the
+ * session's CLI talks to: there the version the CLI reported may not be that engine's.
+ */
+const OWN_ENGINE = '^[[:space:]]*(export[[:space:]]+)?(COMPOSE_API_VERSION|DOCKER_HOST|DOCKER_CONTEXT)=';
+/**
+ * Compose v1 (`docker-compose`, a Python program) asks the engine for its API version (GET /version) at
+ * every run unless COMPOSE_API_VERSION names it; on podman that one request costs about 0.3 s of the
+ * server's CPU, as much as a quarter of a switch (docs/PERFORMANCE.md). Given `api`, the version the
+ * engine reported to this run, this exports COMPOSE_API_VERSION for the compose command after it — what
+ * Compose would have asked for — unless the session sets it already or `envFile` (the env file Compose
+ * loads) names an API version, an engine or a context of its own. Nothing for any other compose
+ * command, or without `api`.
+ */
+function pinApiVersion(t, api, envFile = '.env') {
+    if (api === undefined || t.compose.command !== 'docker-compose')
+        return undefined;
+    if (!API_VERSION.test(api))
+        throw new Error(`not an engine API version: ${JSON.stringify(api)}`);
+    const own = sh `grep -qsE ${OWN_ENGINE} ${envFile}`;
+    const unset = new Script('[ -z "${COMPOSE_API_VERSION:-}" ]');
+    return sh `{ if ${unset} && ! ${own}; then export COMPOSE_API_VERSION=${api}; fi; }`;
+}
 /** The project derived on the server by `deriveProject`, as shell text for double quotes. */
 const PROJECT_VAR = new Script('$project');
 function composeArgv(t) {
@@ -54006,10 +54044,14 @@ function slotCompose(t, slot, project) {
         argv.push('-f', f);
     return [...argv, '--env-file', slotEnvFile(slot), '-p', project];
 }
-/** Records the slot's release and port in its env file, then `compose up -d` its project. */
-function startSlot(t, slot, project, refs, port) {
+/**
+ * Records the slot's release and port in its env file, then `compose up -d` its project (with the
+ * engine's API version for Compose v1, when given: `pinApiVersion`).
+ */
+function startSlot(t, slot, project, refs, port, apiVersion) {
     const set = assignments(refs, { [port.variable]: String(port.value) });
-    const up = sh `${slotCompose(t, slot, project)} up -d ${t.compose.services ?? []}`;
+    const pin = pinApiVersion(t, apiVersion, slotEnvFile(slot));
+    const up = sh `${pin ? sh `${pin} && ` : sh ``}${slotCompose(t, slot, project)} up -d ${t.compose.services ?? []}`;
     return named('startSlot', sh `${enter(t)} && ${touchLock} && mkdir -p ${SLOTS_DIR} && ${writeFromEnv(slotEnvFile(slot), set)} && ${up}`);
 }
 /** Records the live release: its image references in .env, and the live slot's name (none: legacy). */
@@ -55018,6 +55060,25 @@ function proxyDriver(tenant, proxy) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/deploy/engine-api.ts
+
+/**
+ * The version the engine reported, for a tenant deployed with `docker-compose`; undefined for any other
+ * compose command, or when the engine's CLI did not say (Compose then asks the engine itself, as
+ * always). An answer is kept for the run; no answer at all (a lost connection) is asked again later.
+ */
+async function composeApiVersion(shell, t) {
+    if (t.compose.command !== 'docker-compose')
+        return undefined;
+    const ask = async () => {
+        const r = await shell.exec(engineApiVersion(t));
+        if (r.code === null)
+            throw new Error('no answer');
+        return r.code === 0 ? parseApiVersion(r.stdout) : undefined;
+    };
+    return shell.shared(`api-version ${engineOf(t.compose.command)}`, ask).catch(() => undefined);
+}
+
 ;// CONCATENATED MODULE: ./src/deploy/shell.ts
 /** A step that failed, with the message people see; `step` names it in the report. */
 class StepFailure extends Error {
@@ -55059,6 +55120,10 @@ class TargetShell {
     /** When the recovery steps stop: the server's recovery window, or this target's lease if it ends first. */
     recoveryDeadline(fallback) {
         return Math.min(this.session.recoveryDeadline?.() ?? fallback, this.giveUpBy?.() ?? Infinity);
+    }
+    /** What the server's targets share for the run, made once (ServerSession.shared). */
+    shared(key, make) {
+        return this.session.shared ? this.session.shared(key, make) : make();
     }
     /** `stdin`: written to the command's stdin, then closed (a secret that must not be on its command line). */
     async exec(script, timeoutMs = this.commandTimeoutMs, stdin) {
@@ -55222,7 +55287,7 @@ function readContainer(out, line) {
 function update(t, assignments, options = {}) {
     const switched = switchEnv(t, assignments); // throws on a bad assignment, before anything else
     const engine = engineOf(t.compose.command);
-    const { note, replace, unpause, only, configHash } = options;
+    const { note, replace, unpause, only, configHash, apiVersion } = options;
     const upArgs = only ? sh `--no-deps ${only}` : sh `${t.compose.services ?? []}`;
     // run in this order, each only when the one before it succeeded
     const steps = [
@@ -55233,6 +55298,7 @@ function update(t, assignments, options = {}) {
         switched,
         replace ? removeContainers(t, replace.project) : undefined,
         unpause?.length ? sh `${engine} unpause ${[...unpause]} >/dev/null` : undefined,
+        pinApiVersion(t, apiVersion),
         sh `${composeArgv(t)} up -d ${upArgs}`,
         configHash ? printConfigHash(t, configHash.project) : undefined,
     ];
@@ -55275,6 +55341,7 @@ function redactPasswords(text, registry) {
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/strategies/compose.ts
+
 
 
 
@@ -55400,8 +55467,10 @@ class ComposeStrategy {
             toRefs: next.refs,
         });
         const only = changedServices(this.tenant, current, next);
+        const apiVersion = await composeApiVersion(ctx.shell, this.tenant);
         const r = await ctx.shell.exec(update(this.tenant, next.refs, {
             note,
+            apiVersion,
             // paused containers are woken first: Compose recreates only what changed, and the rest must answer the gate
             unpause: this.paused,
             ...(this.project ? { configHash: { project: this.project } } : {}),
@@ -55424,7 +55493,9 @@ class ComposeStrategy {
         // The failed release's containers go first, by force: one that crash-loops under a restart policy
         // would otherwise make `up -d` fail with "container state improper" and leave two containers.
         const replace = { project: previous.project ?? this.project ?? projectOf(this.tenant) };
-        await ctx.shell.must('rollback', update(this.tenant, previous.refs, { replace }), ctx.pullTimeoutMs);
+        const apiVersion = await composeApiVersion(ctx.shell, this.tenant);
+        const rollback = update(this.tenant, previous.refs, { replace, apiVersion });
+        await ctx.shell.must('rollback', rollback, ctx.pullTimeoutMs);
     }
     crashWatch() {
         return {
@@ -55498,6 +55569,7 @@ function changedServices(t, current, next) {
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/strategies/blue-green.ts
+
 
 
 
@@ -55653,7 +55725,8 @@ class BlueGreenStrategy {
         if (runs(read.slots[idle], next))
             return; // the old slot of a switch back: up already
         const port = { variable: this.bg.portVariable, value: this.bg.slots[idle].port };
-        await ctx.shell.must('start', startSlot(this.tenant, idle, projects[idle], next.refs, port), ctx.pullTimeoutMs);
+        const api = await composeApiVersion(ctx.shell, this.tenant);
+        await ctx.shell.must('start', startSlot(this.tenant, idle, projects[idle], next.refs, port, api), ctx.pullTimeoutMs);
     }
     /** The idle slot's port (blue before the slots were read: as the dry run shows it). */
     gatePort() {
@@ -68010,6 +68083,8 @@ class session_Session {
     /** When the open recovery window started (undefined: none is open). */
     windowStart;
     remaining;
+    /** What the server's targets ask once per run (`shared`), by key. */
+    facts = new Map();
     constructor(server, connector, clock, recoveryMs, targets) {
         this.server = server;
         this.connector = connector;
@@ -68023,6 +68098,19 @@ class session_Session {
         if (!reconnect)
             return this.current; // a failed connect fails every target of the server alike
         return this.recover(by);
+    }
+    /**
+     * `make()` once per server and run, however many of its targets ask under `key`, at once or later. A
+     * rejected one is forgotten, so the next target to ask makes it again.
+     */
+    shared(key, make) {
+        const known = this.facts.get(key);
+        if (known)
+            return known;
+        const made = make();
+        this.facts.set(key, made);
+        made.catch(() => this.facts.get(key) === made && this.facts.delete(key));
+        return made;
     }
     /** A command sent at `at` came back: the server was there then, so an open window closes. */
     heard(at) {

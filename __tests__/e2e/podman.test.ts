@@ -507,6 +507,87 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
     }, 120_000);
   });
 
+  describe("Compose v1 runs with the engine's API version, asked once per server and run", () => {
+    // A third sshd whose sessions find logging wrappers first on PATH: each `docker` and `docker-compose`
+    // call is written down with the COMPOSE_API_VERSION it ran with, then the real program runs.
+    let traced: TestSshd | undefined;
+    let log: string;
+    beforeAll(async () => {
+      const bin = join(root, 'traced-bin');
+      log = join(root, 'traced.log');
+      mkdirSync(bin);
+      for (const tool of ['docker', 'docker-compose']) {
+        const real = execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
+        const wrapper = `#!/bin/sh\necho "api=\${COMPOSE_API_VERSION:-} ${tool} $*" >> ${log}\nexec ${real} "$@"\n`;
+        writeFileSync(join(bin, tool), wrapper, { mode: 0o755 });
+      }
+      writeFileSync(log, '');
+      handOver(log);
+      traced = await startSshd('e2e-traced', root, key, {
+        PATH: `${bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`,
+        DOCKER_HOST: env.DOCKER_HOST!,
+      });
+      handOver(traced.dir);
+    });
+    afterAll(async () => {
+      await traced?.stop();
+    });
+    const viaTraced = (): Registry => {
+      fleetRegistry({ repository: repo, deadline: '8s' });
+      const raw = JSON.parse(readFileSync(join(root, 'registry.json'), 'utf8'));
+      Object.assign(raw.servers[0], { port: traced!.port, hostKey: traced!.hostKey });
+      return parseRegistry(JSON.stringify(raw), join(root, 'registry.json'));
+    };
+    /** The calls written down since the log was last read. */
+    const calls = () => {
+      const lines = readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
+      writeFileSync(log, '');
+      return lines;
+    };
+    const ups = (lines: string[]) =>
+      lines
+        .filter((l) => / docker-compose .* up -d/.test(l))
+        .map((l) => `${/-p (\S+)/.exec(l)?.[1]} ${l.split(' ')[0]}`)
+        .sort();
+
+    test('two tenants of one server: one `docker version`, and both switches run with what it said', async () => {
+      const api = docker(['version', '--format', '{{.Server.APIVersion}}']);
+      expect(api).toMatch(/^1\.\d+$/);
+      calls();
+      const report = await deploy(viaTraced(), key, 'v1');
+      expect(report.targets.map((r) => [r.id, r.outcome, r.error])).toEqual([
+        ['e2e-1/alpha', 'deployed', undefined],
+        ['e2e-1/beta', 'deployed', undefined],
+      ]);
+      const lines = calls();
+      expect(lines.filter((l) => l.includes(' docker version '))).toEqual([
+        'api= docker version --format {{.Server.APIVersion}}',
+      ]);
+      expect(ups(lines)).toEqual([`e2e-alpha api=${api}`, `e2e-beta api=${api}`]);
+      for (const t of tenants) expect(await health(t)).toBe('200 {"status":"ok","version":"v1"}');
+    }, 120_000);
+
+    test('a tenant whose .env names its own engine is left to ask it; the other still runs pinned', async () => {
+      const api = docker(['version', '--format', '{{.Server.APIVersion}}']);
+      const beta = tenants[1]!;
+      writeFileSync(join(beta.dir, '.env'), `${envText(beta, 'v1')}DOCKER_HOST=${env.DOCKER_HOST}\n`);
+      handOver(join(beta.dir, '.env'));
+      calls();
+      try {
+        const report = await deploy(viaTraced(), key, 'v2');
+        expect(report.targets.map((r) => [r.id, r.outcome, r.error])).toEqual([
+          ['e2e-1/alpha', 'deployed', undefined],
+          ['e2e-1/beta', 'deployed', undefined],
+        ]);
+        expect(ups(calls())).toEqual([`e2e-alpha api=${api}`, 'e2e-beta api=']);
+        for (const t of tenants) expect(await health(t)).toBe('200 {"status":"ok","version":"v2"}');
+      } finally {
+        writeFileSync(join(beta.dir, '.env'), envText(beta, 'v2'));
+        handOver(join(beta.dir, '.env'));
+      }
+    }, 120_000);
+  });
+
   describe('hibernated tenants: paused and stopped on the real engine', () => {
     const [alpha, beta] = [() => tenants[0]!, () => tenants[1]!];
     const containerOf = (t: Tenant) =>

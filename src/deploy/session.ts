@@ -24,6 +24,8 @@ export class Session implements ServerSession {
   /** When the open recovery window started (undefined: none is open). */
   private windowStart?: number;
   remaining: number;
+  /** What the server's targets ask once per run (`shared`), by key. */
+  private readonly facts = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly server: Server,
@@ -39,6 +41,19 @@ export class Session implements ServerSession {
     if (!this.current) this.current = this.connector.connect(this.server);
     if (!reconnect) return this.current; // a failed connect fails every target of the server alike
     return this.recover(by);
+  }
+
+  /**
+   * `make()` once per server and run, however many of its targets ask under `key`, at once or later. A
+   * rejected one is forgotten, so the next target to ask makes it again.
+   */
+  shared<T>(key: string, make: () => Promise<T>): Promise<T> {
+    const known = this.facts.get(key) as Promise<T> | undefined;
+    if (known) return known;
+    const made = make();
+    this.facts.set(key, made);
+    made.catch(() => this.facts.get(key) === made && this.facts.delete(key));
+    return made;
   }
 
   /** A command sent at `at` came back: the server was there then, so an open window closes. */

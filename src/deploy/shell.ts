@@ -39,6 +39,8 @@ export interface ServerSession {
   heard?(at: number): void;
   /** When the server's recovery window ends: one per server and loss, shared by its steps and targets. */
   recoveryDeadline?(): number;
+  /** `make()` once for all the server's targets in this run (Session.shared); without it, each makes its own. */
+  shared?<T>(key: string, make: () => Promise<T>): Promise<T>;
 }
 
 export class TargetShell {
@@ -62,6 +64,11 @@ export class TargetShell {
   /** When the recovery steps stop: the server's recovery window, or this target's lease if it ends first. */
   recoveryDeadline(fallback: number): number {
     return Math.min(this.session.recoveryDeadline?.() ?? fallback, this.giveUpBy?.() ?? Infinity);
+  }
+
+  /** What the server's targets share for the run, made once (ServerSession.shared). */
+  shared<T>(key: string, make: () => Promise<T>): Promise<T> {
+    return this.session.shared ? this.session.shared(key, make) : make();
   }
 
   /** `stdin`: written to the command's stdin, then closed (a secret that must not be on its command line). */

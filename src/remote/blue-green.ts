@@ -7,7 +7,7 @@
  */
 import type { SlotName, Tenant } from '../registry/model';
 import { ENV_VAR, IMAGE_REF } from '../registry/patterns';
-import { engineOf } from './compose';
+import { engineOf, pinApiVersion } from './compose';
 import { containersOf } from './containers';
 import { ENV_PROGRAM } from './env-file';
 import { inPrivateDir, tenantFromPrivate } from './private-dir';
@@ -140,16 +140,21 @@ function slotCompose(t: Tenant, slot: SlotName, project: string): string[] {
   return [...argv, '--env-file', slotEnvFile(slot), '-p', project];
 }
 
-/** Records the slot's release and port in its env file, then `compose up -d` its project. */
+/**
+ * Records the slot's release and port in its env file, then `compose up -d` its project (with the
+ * engine's API version for Compose v1, when given: `pinApiVersion`).
+ */
 export function startSlot(
   t: Tenant,
   slot: SlotName,
   project: string,
   refs: Readonly<Record<string, string>>,
   port: { variable: string; value: number },
+  apiVersion?: string,
 ): Script {
   const set = assignments(refs, { [port.variable]: String(port.value) });
-  const up = sh`${slotCompose(t, slot, project)} up -d ${t.compose.services ?? []}`;
+  const pin = pinApiVersion(t, apiVersion, slotEnvFile(slot));
+  const up = sh`${pin ? sh`${pin} && ` : sh``}${slotCompose(t, slot, project)} up -d ${t.compose.services ?? []}`;
   return named(
     'startSlot',
     sh`${enter(t)} && ${touchLock} && mkdir -p ${SLOTS_DIR} && ${writeFromEnv(slotEnvFile(slot), set)} && ${up}`,

@@ -7,7 +7,7 @@ import type { ComposeCommand, Tenant } from '../registry/model';
 import { imageLines } from './env-file';
 import { SWITCH_FAILED } from './exit-codes';
 import { inPrivateDir } from './private-dir';
-import { Script, sh } from './shell';
+import { named, Script, sh } from './shell';
 import { STATE_DIR } from './tenant-dir';
 
 /** The container engine CLI behind a compose command (for pull, inspect, image rm). */
@@ -80,6 +80,47 @@ const NORMALIZE_PROJECT = sh`project="$(printf '%s' "$project" | tr 'A-Z' 'a-z' 
 export function composeAvailable(command: ComposeCommand): Script {
   if (command === 'docker compose') return sh`docker compose version >/dev/null 2>&1`;
   return sh`command -v ${command.split(' ')[0]!} >/dev/null 2>&1`;
+}
+
+/** An engine API version as Compose v1 takes it in COMPOSE_API_VERSION. */
+const API_VERSION = /^1\.\d{1,3}$/;
+
+/**
+ * The API version of the engine behind `t`'s compose command, as its CLI reads it (one GET /version),
+ * for `pinApiVersion`: asked once per server and run (deploy/engine-api.ts).
+ */
+export function engineApiVersion(t: Tenant): Script {
+  const ask = sh`${engineOf(t.compose.command)} version --format '{{.Server.APIVersion}}' 2>/dev/null`;
+  return named('engineApiVersion', ask);
+}
+
+/** What `engineApiVersion` printed, when it is an API version (server text: anything else is ignored). */
+export function parseApiVersion(stdout: string): string | undefined {
+  const v = stdout.trim();
+  return API_VERSION.test(v) ? v : undefined;
+}
+
+/**
+ * What Compose v1 reads from the environment or from the env file it loads instead of the engine the
+ * session's CLI talks to: there the version the CLI reported may not be that engine's.
+ */
+const OWN_ENGINE = '^[[:space:]]*(export[[:space:]]+)?(COMPOSE_API_VERSION|DOCKER_HOST|DOCKER_CONTEXT)=';
+
+/**
+ * Compose v1 (`docker-compose`, a Python program) asks the engine for its API version (GET /version) at
+ * every run unless COMPOSE_API_VERSION names it; on podman that one request costs about 0.3 s of the
+ * server's CPU, as much as a quarter of a switch (docs/PERFORMANCE.md). Given `api`, the version the
+ * engine reported to this run, this exports COMPOSE_API_VERSION for the compose command after it — what
+ * Compose would have asked for — unless the session sets it already or `envFile` (the env file Compose
+ * loads) names an API version, an engine or a context of its own. Nothing for any other compose
+ * command, or without `api`.
+ */
+export function pinApiVersion(t: Tenant, api: string | undefined, envFile = '.env'): Script | undefined {
+  if (api === undefined || t.compose.command !== 'docker-compose') return undefined;
+  if (!API_VERSION.test(api)) throw new Error(`not an engine API version: ${JSON.stringify(api)}`);
+  const own = sh`grep -qsE ${OWN_ENGINE} ${envFile}`;
+  const unset = new Script('[ -z "${COMPOSE_API_VERSION:-}" ]');
+  return sh`{ if ${unset} && ! ${own}; then export COMPOSE_API_VERSION=${api}; fi; }`;
 }
 
 /** The project derived on the server by `deriveProject`, as shell text for double quotes. */

@@ -2,7 +2,14 @@
  * `update`: the switch of a release in one round trip — .env rewritten, then `compose up -d`.
  */
 import type { Tenant } from '../registry/model';
-import { checkComposeFiles, composeArgv, CONFIG_HASH_LABEL, configHashOf, engineOf } from './compose';
+import {
+  checkComposeFiles,
+  composeArgv,
+  CONFIG_HASH_LABEL,
+  configHashOf,
+  engineOf,
+  pinApiVersion,
+} from './compose';
 import { containersOf, removeContainers } from './containers';
 import { switchEnv } from './env-file';
 import { noteSwitch } from './lock';
@@ -26,6 +33,8 @@ export interface UpdateOptions {
    * ones whose image changed, so the others keep serving. Absent: the tenant's services, or all.
    */
   only?: readonly string[];
+  /** The engine's API version, for Compose v1 (`pinApiVersion`): asked once per server, not at every `up`. */
+  apiVersion?: string;
 }
 
 /**
@@ -45,7 +54,7 @@ export function update(
 ): Script {
   const switched = switchEnv(t, assignments); // throws on a bad assignment, before anything else
   const engine = engineOf(t.compose.command);
-  const { note, replace, unpause, only, configHash } = options;
+  const { note, replace, unpause, only, configHash, apiVersion } = options;
   const upArgs = only ? sh`--no-deps ${only}` : sh`${t.compose.services ?? []}`;
   // run in this order, each only when the one before it succeeded
   const steps: Array<Script | undefined> = [
@@ -56,6 +65,7 @@ export function update(
     switched,
     replace ? removeContainers(t, replace.project) : undefined,
     unpause?.length ? sh`${engine} unpause ${[...unpause]} >/dev/null` : undefined,
+    pinApiVersion(t, apiVersion),
     sh`${composeArgv(t)} up -d ${upArgs}`,
     configHash ? printConfigHash(t, configHash.project) : undefined,
   ];

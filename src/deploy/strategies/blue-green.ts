@@ -20,6 +20,7 @@ import { Script } from '../../remote/shell';
 import { slotsInspection, stackState, type TenantInspection } from '../../remote/status';
 import { runGate, type GateProbe } from '../../health/gate';
 import { proxyDriver, type ProxyDriver } from '../../proxy';
+import { composeApiVersion } from '../engine-api';
 import type { History } from '../history';
 import type { Clock } from '../../ports';
 import type { Release } from '../result';
@@ -236,9 +237,10 @@ export class BlueGreenStrategy implements ReleaseStrategy {
     const { idle, projects } = read;
     if (runs(read.slots[idle], next)) return; // the old slot of a switch back: up already
     const port = { variable: this.bg.portVariable, value: this.bg.slots[idle].port };
+    const api = await composeApiVersion(ctx.shell, this.tenant);
     await ctx.shell.must(
       'start',
-      B.startSlot(this.tenant, idle, projects[idle], next.refs, port),
+      B.startSlot(this.tenant, idle, projects[idle], next.refs, port, api),
       ctx.pullTimeoutMs,
     );
   }

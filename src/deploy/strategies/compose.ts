@@ -21,6 +21,7 @@ import { parseConfigHash, update } from '../../remote/update';
 import type { Script } from '../../remote/shell';
 import { composeInspection, type TenantInspection } from '../../remote/status';
 import type { CrashWatchSpec } from '../crash-watch';
+import { composeApiVersion } from '../engine-api';
 import type { PulledImage } from '../pulls';
 import type { History } from '../history';
 import type { Release } from '../result';
@@ -173,9 +174,11 @@ export class ComposeStrategy implements ReleaseStrategy {
       toRefs: next.refs,
     });
     const only = changedServices(this.tenant, current, next);
+    const apiVersion = await composeApiVersion(ctx.shell, this.tenant);
     const r = await ctx.shell.exec(
       update(this.tenant, next.refs, {
         note,
+        apiVersion,
         // paused containers are woken first: Compose recreates only what changed, and the rest must answer the gate
         unpause: this.paused,
         ...(this.project ? { configHash: { project: this.project } } : {}),
@@ -202,7 +205,9 @@ export class ComposeStrategy implements ReleaseStrategy {
     // The failed release's containers go first, by force: one that crash-loops under a restart policy
     // would otherwise make `up -d` fail with "container state improper" and leave two containers.
     const replace = { project: previous.project ?? this.project ?? projectOf(this.tenant) };
-    await ctx.shell.must('rollback', update(this.tenant, previous.refs, { replace }), ctx.pullTimeoutMs);
+    const apiVersion = await composeApiVersion(ctx.shell, this.tenant);
+    const rollback = update(this.tenant, previous.refs, { replace, apiVersion });
+    await ctx.shell.must('rollback', rollback, ctx.pullTimeoutMs);
   }
 
   crashWatch(): CrashWatchSpec {
