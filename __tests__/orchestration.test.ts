@@ -859,3 +859,60 @@ describe('the pre-deploy backup and the database dump', () => {
     );
   });
 });
+
+describe("Compose v1: the engine's API version asked once per server and run, before the switches that use it", () => {
+  const composeV1 = (r: any) =>
+    (r.defaults.tenant.compose = { ...r.defaults.tenant.compose, command: 'docker-compose' });
+  const rules = (): Rule[] => [
+    { match: 'engineApiVersion', reply: ok('1.41\n') },
+    { match: 'prePull', reply: ok('@@prepulled\n') },
+    ...happyRules(`${REPO}:v1`),
+  ];
+  const verbsOn = (c: ScriptedConnector, server: string) =>
+    c.log.filter((l) => l.server === server).map((l) => l.verb);
+
+  test("one ask per server for all its tenants; every switch runs with the answer; a later wave's server asks beside its pre-pull", async () => {
+    const c = new ScriptedConnector(rules);
+    versionAware(c, () => false);
+    const report = await run(
+      registry(2, 2, composeV1),
+      c,
+      { prePull: true, perServer: 2 },
+      { waves: '1,100%' },
+    );
+    expect(report.targets.map((r) => r.outcome)).toEqual(Array(4).fill('deployed'));
+    const first = report.targets.find((r) => r.wave === 1)!.server;
+    const other = report.targets.find((r) => r.server !== first)!.server;
+    for (const server of [first, other])
+      expect(verbsOn(c, server).filter((v) => v === 'engineApiVersion')).toHaveLength(1);
+    const updates = c.log.filter((l) => l.verb === 'update');
+    expect(updates).toHaveLength(4);
+    for (const u of updates)
+      expect(u.command).toContain('then export COMPOSE_API_VERSION=1.41; fi; } && docker-compose');
+    // the server whose tenants are all in wave 2 asked after its pre-pull, before its deploys began
+    const on = verbsOn(c, other);
+    expect(on.indexOf('engineApiVersion')).toBe(on.indexOf('prePull') + 1);
+    expect(on.indexOf('engineApiVersion')).toBeLessThan(on.indexOf('prepare'));
+  });
+
+  test('an engine that does not say (or says something else) leaves Compose to ask it; an unchanged deploy asks nothing', async () => {
+    const c = new ScriptedConnector(() => [
+      { match: 'engineApiVersion', reply: ok('1.41; reboot\n') },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, () => false);
+    const report = await run(registry(1, 2, composeV1), c, { perServer: 2 });
+    expect(report.targets.map((r) => r.outcome)).toEqual(['deployed', 'deployed']);
+    expect(c.log.filter((l) => l.verb === 'engineApiVersion')).toHaveLength(1);
+    for (const u of c.log.filter((l) => l.verb === 'update'))
+      expect(u.command).not.toContain('COMPOSE_API_VERSION');
+
+    const same = new ScriptedConnector(() => [
+      { match: 'prepare', reply: prepared(`${REPO}:v2`, ['sha256:new']) },
+      ...rules(),
+    ]);
+    const again = await run(registry(1, 2, composeV1), same, { perServer: 2 });
+    expect(again.targets.map((r) => r.outcome)).toEqual(['unchanged', 'unchanged']);
+    expect(same.log.filter((l) => l.verb === 'engineApiVersion')).toHaveLength(0);
+  });
+});

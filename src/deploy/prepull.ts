@@ -17,9 +17,9 @@ import type { Target } from '../registry/model';
 import { registryHost } from '../registry/release';
 import { parsePrePull, prePullImages } from '../remote/prepull';
 import type { Clock } from '../ports';
+import { composeApiVersion } from './engine-api';
 import type { ServerPulls } from './pulls';
-import { describe } from './shell';
-import type { ServerSession } from './shell';
+import { describe, TargetShell, type ServerSession } from './shell';
 import { pullLogin, redactPasswords, type ImageVersions, type RegistryCredentials } from './strategy';
 import { strategyFor } from './strategies';
 
@@ -193,7 +193,12 @@ export class PrePull {
             `pulls as usual)`,
         );
       }
-      if (said) return done('pulled');
+      if (said) {
+        // the switches to come on this server will want the engine's API version (Compose v1): ask it now,
+        // while the wave before them gates and soaks, not in line before the first of them
+        void composeApiVersion(new TargetShell(session, this.options.pullTimeoutMs), job.target.tenant);
+        return done('pulled');
+      }
       done('failed', redactPasswords(describe(r), this.options.registry));
     } catch (e) {
       done('failed', (e as Error).message);

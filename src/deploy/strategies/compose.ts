@@ -46,6 +46,8 @@ export class ComposeStrategy implements ReleaseStrategy {
   /** Every container of the project when `prepare` read it (the crash watch counts new ones from zero). */
   private before: string[] = [];
   private running = false;
+  /** The image references in .env when `prepare` read it. */
+  private runningRefs: Readonly<Record<string, string>> = {};
 
   constructor(private readonly target: Target) {}
 
@@ -98,6 +100,7 @@ export class ComposeStrategy implements ReleaseStrategy {
         );
       refs[i.variable] = ref;
     }
+    this.runningRefs = refs;
     const first = p.env[this.tenant.images[0]!.variable];
     return {
       refs,
@@ -117,6 +120,10 @@ export class ComposeStrategy implements ReleaseStrategy {
 
   /** Pulls `next`'s images, or waits for the same pull another tenant of the server started (pulls.ts). */
   async fetch(ctx: StrategyContext, next: Release): Promise<string | void> {
+    // A release that names other images will be switched to: the server's first such target asks the
+    // engine's API version for the switch now, beside the pull, not in line before its `up`.
+    if (Object.entries(next.refs).some(([k, v]) => this.runningRefs[k] !== v))
+      void composeApiVersion(ctx.shell, this.tenant);
     const refs = Object.values(next.refs);
     const pull = () => this.pull(ctx, refs);
     const shared = ctx.pulls && ctx.targetId ? ctx.pulls.share(refs, ctx.targetId, pull) : { images: pull() };
