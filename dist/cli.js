@@ -55364,6 +55364,8 @@ class ComposeStrategy {
     /** Every container of the project when `prepare` read it (the crash watch counts new ones from zero). */
     before = [];
     running = false;
+    /** The image references in .env when `prepare` read it. */
+    runningRefs = {};
     constructor(target) {
         this.target = target;
     }
@@ -55407,6 +55409,7 @@ class ComposeStrategy {
                     '(repository:tag or repository@sha256:…): it could not be rolled back to, so nothing is deployed over it; fix that line');
             refs[i.variable] = ref;
         }
+        this.runningRefs = refs;
         const first = p.env[this.tenant.images[0].variable];
         return {
             refs,
@@ -55424,6 +55427,10 @@ class ComposeStrategy {
     }
     /** Pulls `next`'s images, or waits for the same pull another tenant of the server started (pulls.ts). */
     async fetch(ctx, next) {
+        // A release that names other images will be switched to: the server's first such target asks the
+        // engine's API version for the switch now, beside the pull, not in line before its `up`.
+        if (Object.entries(next.refs).some(([k, v]) => this.runningRefs[k] !== v))
+            void composeApiVersion(ctx.shell, this.tenant);
         const refs = Object.values(next.refs);
         const pull = () => this.pull(ctx, refs);
         const shared = ctx.pulls && ctx.targetId ? ctx.pulls.share(refs, ctx.targetId, pull) : { images: pull() };
@@ -67862,6 +67869,7 @@ function parsePrePull(stdout) {
 
 
 
+
 /**
  * What pre-pulls before each wave: per server, the distinct image references of its targets (Compose
  * tenants), once in the rollout — at the earliest wave that needs them there; none where wave 1 pulls them.
@@ -67988,8 +67996,12 @@ class prepull_PrePull {
                     `pre-pull's ${this.options.prePullMinFreeMb} MiB: pre-pull stopped on ${job.server} (the deploy ` +
                     `pulls as usual)`);
             }
-            if (said)
+            if (said) {
+                // the switches to come on this server will want the engine's API version (Compose v1): ask it now,
+                // while the wave before them gates and soaks, not in line before the first of them
+                void composeApiVersion(new TargetShell(session, this.options.pullTimeoutMs), job.target.tenant);
                 return done('pulled');
+            }
             done('failed', redactPasswords(shell_describe(r), this.options.registry));
         }
         catch (e) {

@@ -33,6 +33,7 @@ export type Verb =
   | 'containerRuns'
   | 'containerLogs'
   | 'prePull'
+  | 'engineApiVersion'
   | 'finish'
   | 'readHistory'
   | 'runUserCommand'
