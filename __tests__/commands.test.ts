@@ -31,6 +31,7 @@ import * as lock from '../src/remote/lock';
 import * as prepare from '../src/remote/prepare';
 import * as update from '../src/remote/update';
 import { backup, backupId, restore, RESTORE_EXIT } from '../src/remote/backup';
+import { startSlot } from '../src/remote/blue-green';
 import { baseRegistry } from './helpers/registry';
 
 /** The remote verbs this file drives, from their files by concern, under the one name it has always used. */
@@ -404,10 +405,11 @@ describe("Compose v1 runs with the engine's API version the run asked for, not a
     expect(w.ups()[1]).toBe('api= -f docker-compose.yml up -d');
   });
 
-  test("an env file that names its own engine, context or API version, or the session's own, is left to Compose", () => {
+  test('an env file that names its own engine or API version (however written), or a session with its own version or docker context, is left to Compose', () => {
     for (const own of [
       'DOCKER_HOST=unix:///run/user/1000/podman.sock',
-      ' export DOCKER_CONTEXT=rootless',
+      ' export DOCKER_HOST = tcp://10.0.0.2:2375',
+      '\ufeffDOCKER_HOST=ssh://deploy@other',
       'COMPOSE_API_VERSION=1.40',
     ]) {
       const w = v1(`APP_IMAGE=r/app:v1\n${own}\n`);
@@ -422,6 +424,25 @@ describe("Compose v1 runs with the engine's API version the run asked for, not a
     });
     expect(r.status).toBe(0);
     expect(w.ups()).toEqual(['api=1.39 -f docker-compose.yml up -d']);
+    // DOCKER_CONTEXT in the session: the engine's CLI follows it, Compose v1 does not
+    const inContext = spawnSync('sh', ['-c', script.text], {
+      encoding: 'utf8',
+      env: { PATH: `${join(w.dir, '..', 'bin')}:/usr/bin:/bin`, DOCKER_CONTEXT: 'other' },
+    });
+    expect(inContext.status).toBe(0);
+    expect(w.ups()[1]).toBe('api= -f docker-compose.yml up -d');
+  });
+
+  test("blue-green: a slot's `up` runs with it unless the slot's env file names an engine of its own", () => {
+    const t1 = tenant({ compose: { command: 'docker-compose' } });
+    const port = { variable: 'APP_PORT', value: 8081 };
+    const text = startSlot(t1, 'green', 'acme-green', { APP_IMAGE: 'r/app:v2' }, port, '1.41').text;
+    expect(text).toMatch(
+      /grep -qsE '[^']+' \.fleet\/slots\/green\.env; then export COMPOSE_API_VERSION=1\.41; fi; } && docker-compose /,
+    );
+    expect(startSlot(t1, 'green', 'acme-green', { APP_IMAGE: 'r/app:v2' }, port).text).not.toContain(
+      'COMPOSE_API_VERSION',
+    );
   });
 
   test('what the engine printed is taken only when it is an API version; a bad one never reaches a script', () => {

@@ -640,6 +640,23 @@ describe("pre-pull of one wave only (the reusable workflow's prepull-N job, besi
     expect(seen).toEqual(events);
   });
 
+  test('Compose v1 tenants: the job asks no engine API version (no switch of this job would use it)', async () => {
+    const v1Plan = planDeployment(
+      registry(
+        3,
+        1,
+        (r) => (r.defaults.tenant.compose = { ...r.defaults.tenant.compose, command: 'docker-compose' }),
+      ),
+      { waves: '1,2,100%' },
+    );
+    const c = new ScriptedConnector(() => [
+      { match: 'prePull', reply: ok('@@prepulled\n') },
+      { match: 'engineApiVersion', reply: ok('1.41\n') },
+    ]);
+    await prePullWave(v1Plan, 2, options({ prePull: true }), { connector: c, clock: new FakeClock() });
+    expect(c.log.map((l) => l.verb)).toEqual(['prePull']);
+  });
+
   test('wave 1 (nothing runs before it) and a wave the plan lacks: nothing connected, nothing pulled', async () => {
     const c = new ScriptedConnector(() => []);
     expect(await prePullOnly(c, 1)).toEqual([]);
@@ -889,10 +906,24 @@ describe("Compose v1: the engine's API version asked once per server and run, be
     expect(updates).toHaveLength(4);
     for (const u of updates)
       expect(u.command).toContain('then export COMPOSE_API_VERSION=1.41; fi; } && docker-compose');
+    // wave 1's server asked beside its first pull (sent before it), not in line before its first switch
+    const first1 = verbsOn(c, first);
+    expect(first1.indexOf('engineApiVersion')).toBeLessThan(first1.indexOf('pull'));
     // the server whose tenants are all in wave 2 asked after its pre-pull, before its deploys began
     const on = verbsOn(c, other);
     expect(on.indexOf('engineApiVersion')).toBe(on.indexOf('prePull') + 1);
     expect(on.indexOf('engineApiVersion')).toBeLessThan(on.indexOf('prepare'));
+  });
+
+  test('a rollback runs without it: the way back never relies on the version asked', async () => {
+    const c = new ScriptedConnector(rules);
+    versionAware(c, (_server, version) => version === 'v2');
+    const report = await run(registry(1, 1, composeV1), c);
+    expect(report.targets.map((r) => r.outcome)).toEqual(['rolled-back']);
+    const [forward, back] = c.log.filter((l) => l.verb === 'update').map((l) => l.command);
+    expect(forward).toContain('export COMPOSE_API_VERSION=1.41');
+    expect(back).toContain(`APP_IMAGE=${REPO}:v1`);
+    expect(back).not.toContain('COMPOSE_API_VERSION');
   });
 
   test('an engine that does not say (or says something else) leaves Compose to ask it; an unchanged deploy asks nothing', async () => {

@@ -53788,18 +53788,21 @@ function parseApiVersion(stdout) {
     return API_VERSION.test(v) ? v : undefined;
 }
 /**
- * What Compose v1 reads from the environment or from the env file it loads instead of the engine the
- * session's CLI talks to: there the version the CLI reported may not be that engine's.
+ * An env file line that gives Compose v1 an API version or an engine of its own (it reads both from the
+ * env file it loads), matched loosely — anywhere in a line, spaces before `=` — so that a line Compose
+ * would read is never missed; a false match only leaves Compose to ask the engine, as before.
  */
-const OWN_ENGINE = '^[[:space:]]*(export[[:space:]]+)?(COMPOSE_API_VERSION|DOCKER_HOST|DOCKER_CONTEXT)=';
+const OWN_ENGINE = '(^|[^A-Za-z0-9_])(COMPOSE_API_VERSION|DOCKER_HOST)[[:space:]]*=';
 /**
  * Compose v1 (`docker-compose`, a Python program) asks the engine for its API version (GET /version) at
  * every run unless COMPOSE_API_VERSION names it; on podman that one request costs about 0.3 s of the
  * server's CPU, as much as a quarter of a switch (docs/PERFORMANCE.md). Given `api`, the version the
  * engine reported to this run, this exports COMPOSE_API_VERSION for the compose command after it — what
- * Compose would have asked for — unless the session sets it already or `envFile` (the env file Compose
- * loads) names an API version, an engine or a context of its own. Nothing for any other compose
- * command, or without `api`.
+ * Compose would have asked for — unless the session sets it already or sets DOCKER_CONTEXT (which the
+ * engine's CLI follows and Compose v1 does not: the answer may be another engine's), or `envFile` (the
+ * env file Compose loads) names an API version or an engine of its own. Nothing for any other compose
+ * command, or without `api`. A rollback runs without it, as before this existed: should the version ever
+ * be wrong, the switch fails and the way back does not.
  */
 function pinApiVersion(t, api, envFile = '.env') {
     if (api === undefined || t.compose.command !== 'docker-compose')
@@ -53807,7 +53810,7 @@ function pinApiVersion(t, api, envFile = '.env') {
     if (!API_VERSION.test(api))
         throw new Error(`not an engine API version: ${JSON.stringify(api)}`);
     const own = sh `grep -qsE ${OWN_ENGINE} ${envFile}`;
-    const unset = new Script('[ -z "${COMPOSE_API_VERSION:-}" ]');
+    const unset = new Script('[ -z "${COMPOSE_API_VERSION:-}" ] && [ -z "${DOCKER_CONTEXT:-}" ]');
     return sh `{ if ${unset} && ! ${own}; then export COMPOSE_API_VERSION=${api}; fi; }`;
 }
 /** The project derived on the server by `deriveProject`, as shell text for double quotes. */
@@ -55499,10 +55502,9 @@ class ComposeStrategy {
             throw new StepFailure('rollback', 'no previous release in .env to roll back to');
         // The failed release's containers go first, by force: one that crash-loops under a restart policy
         // would otherwise make `up -d` fail with "container state improper" and leave two containers.
+        // Compose asks the engine's API version itself here (pinApiVersion: the way back does not rely on it).
         const replace = { project: previous.project ?? this.project ?? projectOf(this.tenant) };
-        const apiVersion = await composeApiVersion(ctx.shell, this.tenant);
-        const rollback = update(this.tenant, previous.refs, { replace, apiVersion });
-        await ctx.shell.must('rollback', rollback, ctx.pullTimeoutMs);
+        await ctx.shell.must('rollback', update(this.tenant, previous.refs, { replace }), ctx.pullTimeoutMs);
     }
     crashWatch() {
         return {
@@ -67999,7 +68001,8 @@ class prepull_PrePull {
             if (said) {
                 // the switches to come on this server will want the engine's API version (Compose v1): ask it now,
                 // while the wave before them gates and soaks, not in line before the first of them
-                void composeApiVersion(new TargetShell(session, this.options.pullTimeoutMs), job.target.tenant);
+                if (this.ports.askApiVersion)
+                    void composeApiVersion(new TargetShell(session, this.options.pullTimeoutMs), job.target.tenant);
                 return done('pulled');
             }
             done('failed', redactPasswords(shell_describe(r), this.options.registry));
@@ -70014,6 +70017,7 @@ function prePullFor(plan, options, ports, sessions, pulls) {
     return new prepull_PrePull(plan, { ...options, prePullMinFreeMb: options.prePullMinFreeMb ?? 1024 }, {
         sessions,
         pulls: (server) => serverPulls(pulls, server),
+        askApiVersion: true,
         clock: ports.clock,
         ...(ports.signal ? { signal: ports.signal } : {}),
         ...(ports.onPrePull ? { onPrePull: ports.onPrePull } : {}),

@@ -289,6 +289,7 @@ function prePullFor(
     {
       sessions,
       pulls: (server) => serverPulls(pulls, server),
+      askApiVersion: true,
       clock: ports.clock,
       ...(ports.signal ? { signal: ports.signal } : {}),
       ...(ports.onPrePull ? { onPrePull: ports.onPrePull } : {}),

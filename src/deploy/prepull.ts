@@ -86,6 +86,8 @@ export function prePullJobs(
 export interface PrePullPorts {
   sessions: ReadonlyMap<string, ServerSession>;
   pulls: (server: string) => ServerPulls | undefined;
+  /** The switches to come share the server's sessions: ask the engine's API version beside the pre-pull. */
+  askApiVersion?: boolean;
   clock: Clock;
   signal?: AbortSignal;
   onPrePull?: (e: PrePullEvent) => void;
@@ -196,7 +198,8 @@ export class PrePull {
       if (said) {
         // the switches to come on this server will want the engine's API version (Compose v1): ask it now,
         // while the wave before them gates and soaks, not in line before the first of them
-        void composeApiVersion(new TargetShell(session, this.options.pullTimeoutMs), job.target.tenant);
+        if (this.ports.askApiVersion)
+          void composeApiVersion(new TargetShell(session, this.options.pullTimeoutMs), job.target.tenant);
         return done('pulled');
       }
       done('failed', redactPasswords(describe(r), this.options.registry));

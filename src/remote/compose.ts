@@ -101,25 +101,28 @@ export function parseApiVersion(stdout: string): string | undefined {
 }
 
 /**
- * What Compose v1 reads from the environment or from the env file it loads instead of the engine the
- * session's CLI talks to: there the version the CLI reported may not be that engine's.
+ * An env file line that gives Compose v1 an API version or an engine of its own (it reads both from the
+ * env file it loads), matched loosely — anywhere in a line, spaces before `=` — so that a line Compose
+ * would read is never missed; a false match only leaves Compose to ask the engine, as before.
  */
-const OWN_ENGINE = '^[[:space:]]*(export[[:space:]]+)?(COMPOSE_API_VERSION|DOCKER_HOST|DOCKER_CONTEXT)=';
+const OWN_ENGINE = '(^|[^A-Za-z0-9_])(COMPOSE_API_VERSION|DOCKER_HOST)[[:space:]]*=';
 
 /**
  * Compose v1 (`docker-compose`, a Python program) asks the engine for its API version (GET /version) at
  * every run unless COMPOSE_API_VERSION names it; on podman that one request costs about 0.3 s of the
  * server's CPU, as much as a quarter of a switch (docs/PERFORMANCE.md). Given `api`, the version the
  * engine reported to this run, this exports COMPOSE_API_VERSION for the compose command after it — what
- * Compose would have asked for — unless the session sets it already or `envFile` (the env file Compose
- * loads) names an API version, an engine or a context of its own. Nothing for any other compose
- * command, or without `api`.
+ * Compose would have asked for — unless the session sets it already or sets DOCKER_CONTEXT (which the
+ * engine's CLI follows and Compose v1 does not: the answer may be another engine's), or `envFile` (the
+ * env file Compose loads) names an API version or an engine of its own. Nothing for any other compose
+ * command, or without `api`. A rollback runs without it, as before this existed: should the version ever
+ * be wrong, the switch fails and the way back does not.
  */
 export function pinApiVersion(t: Tenant, api: string | undefined, envFile = '.env'): Script | undefined {
   if (api === undefined || t.compose.command !== 'docker-compose') return undefined;
   if (!API_VERSION.test(api)) throw new Error(`not an engine API version: ${JSON.stringify(api)}`);
   const own = sh`grep -qsE ${OWN_ENGINE} ${envFile}`;
-  const unset = new Script('[ -z "${COMPOSE_API_VERSION:-}" ]');
+  const unset = new Script('[ -z "${COMPOSE_API_VERSION:-}" ] && [ -z "${DOCKER_CONTEXT:-}" ]');
   return sh`{ if ${unset} && ! ${own}; then export COMPOSE_API_VERSION=${api}; fi; }`;
 }
 

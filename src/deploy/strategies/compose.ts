@@ -211,10 +211,9 @@ export class ComposeStrategy implements ReleaseStrategy {
       throw new StepFailure('rollback', 'no previous release in .env to roll back to');
     // The failed release's containers go first, by force: one that crash-loops under a restart policy
     // would otherwise make `up -d` fail with "container state improper" and leave two containers.
+    // Compose asks the engine's API version itself here (pinApiVersion: the way back does not rely on it).
     const replace = { project: previous.project ?? this.project ?? projectOf(this.tenant) };
-    const apiVersion = await composeApiVersion(ctx.shell, this.tenant);
-    const rollback = update(this.tenant, previous.refs, { replace, apiVersion });
-    await ctx.shell.must('rollback', rollback, ctx.pullTimeoutMs);
+    await ctx.shell.must('rollback', update(this.tenant, previous.refs, { replace }), ctx.pullTimeoutMs);
   }
 
   crashWatch(): CrashWatchSpec {
