@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { median } from './lib/stats';
 
 const REPO = resolve(__dirname, '..');
 /** The bundle, not the source: what users run. */
@@ -19,7 +20,6 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 9);
 const TARGETS = 10_000;
 const WAVES = '1,5%,25%,100%';
 
-const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 
 function inProcess(file: string): number {
