@@ -53772,6 +53772,8 @@ function composeAvailable(command) {
         return sh `docker compose version >/dev/null 2>&1`;
     return sh `command -v ${command.split(' ')[0]} >/dev/null 2>&1`;
 }
+/** Whether a compose command asks the engine its API version at every run (Compose v1, a Python program). */
+const asksApiVersion = (command) => command === 'docker-compose';
 /** An engine API version as Compose v1 takes it in COMPOSE_API_VERSION. */
 const API_VERSION = /^1\.\d{1,3}$/;
 /**
@@ -53805,7 +53807,7 @@ const OWN_ENGINE = '(^|[^A-Za-z0-9_])(COMPOSE_API_VERSION|DOCKER_HOST)[[:space:]
  * be wrong, the switch fails and the way back does not.
  */
 function pinApiVersion(t, api, envFile = '.env') {
-    if (api === undefined || t.compose.command !== 'docker-compose')
+    if (api === undefined || !asksApiVersion(t.compose.command))
         return undefined;
     if (!API_VERSION.test(api))
         throw new Error(`not an engine API version: ${JSON.stringify(api)}`);
@@ -55066,12 +55068,13 @@ function proxyDriver(tenant, proxy) {
 ;// CONCATENATED MODULE: ./src/deploy/engine-api.ts
 
 /**
- * The version the engine reported, for a tenant deployed with `docker-compose`; undefined for any other
- * compose command, or when the engine's CLI did not say (Compose then asks the engine itself, as
- * always). An answer is kept for the run; no answer at all (a lost connection) is asked again later.
+ * The version the engine reported, for a tenant whose compose command would ask it (`asksApiVersion`);
+ * undefined for any other compose command, or when the engine's CLI did not say (Compose then asks the
+ * engine itself, as always). An answer is kept for the run; no answer at all (a lost connection) is
+ * asked again later.
  */
 async function composeApiVersion(shell, t) {
-    if (t.compose.command !== 'docker-compose')
+    if (!asksApiVersion(t.compose.command))
         return undefined;
     const ask = async () => {
         const r = await shell.exec(engineApiVersion(t));
@@ -55079,7 +55082,7 @@ async function composeApiVersion(shell, t) {
             throw new Error('no answer');
         return r.code === 0 ? parseApiVersion(r.stdout) : undefined;
     };
-    return shell.shared(`api-version ${engineOf(t.compose.command)}`, ask).catch(() => undefined);
+    return shell.shared('engine-api-version', ask).catch(() => undefined);
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/shell.ts

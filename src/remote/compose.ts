@@ -82,6 +82,9 @@ export function composeAvailable(command: ComposeCommand): Script {
   return sh`command -v ${command.split(' ')[0]!} >/dev/null 2>&1`;
 }
 
+/** Whether a compose command asks the engine its API version at every run (Compose v1, a Python program). */
+export const asksApiVersion = (command: ComposeCommand): boolean => command === 'docker-compose';
+
 /** An engine API version as Compose v1 takes it in COMPOSE_API_VERSION. */
 const API_VERSION = /^1\.\d{1,3}$/;
 
@@ -119,7 +122,7 @@ const OWN_ENGINE = '(^|[^A-Za-z0-9_])(COMPOSE_API_VERSION|DOCKER_HOST)[[:space:]
  * be wrong, the switch fails and the way back does not.
  */
 export function pinApiVersion(t: Tenant, api: string | undefined, envFile = '.env'): Script | undefined {
-  if (api === undefined || t.compose.command !== 'docker-compose') return undefined;
+  if (api === undefined || !asksApiVersion(t.compose.command)) return undefined;
   if (!API_VERSION.test(api)) throw new Error(`not an engine API version: ${JSON.stringify(api)}`);
   const own = sh`grep -qsE ${OWN_ENGINE} ${envFile}`;
   const unset = new Script('[ -z "${COMPOSE_API_VERSION:-}" ] && [ -z "${DOCKER_CONTEXT:-}" ]');
