@@ -19,6 +19,7 @@ import {
   symlinkSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { parseRegistry, targetsOf, type Tenant } from '../src/registry';
 import * as release from '../src/registry/release';
@@ -446,9 +447,6 @@ describe("Compose v1 runs with the engine's API version the run asked for, not a
   });
 
   test('what the engine printed is taken only when it is an API version; a bad one never reaches a script', () => {
-    expect(R.engineApiVersion(tenant({ compose: { command: 'docker-compose' } })).text).toBe(
-      "docker version --format '{{.Server.APIVersion}}' 2>/dev/null",
-    );
     expect(R.parseApiVersion('1.41\n')).toBe('1.41');
     for (const bad of ['', '1.41; reboot', '1.41\n1.40', 'v1.41', '1.4100000', '$(x)'])
       expect(R.parseApiVersion(bad)).toBeUndefined();
@@ -456,6 +454,96 @@ describe("Compose v1 runs with the engine's API version the run asked for, not a
     expect(() => R.update(t1, { APP_IMAGE: 'r/app:v2' }, { apiVersion: '1.41; reboot' })).toThrow(
       'not an engine API version',
     );
+  });
+});
+
+describe("the engine's API version, asked by a real shell: the ping's header, else the engine's CLI", () => {
+  // Stands in for the engine's Docker API on a Unix socket (a double, named so here; the e2e tests ask
+  // the real engine): GET /_ping answers with the `Api-Version` header the engine sends, or without it.
+  let engine: Server;
+  let sock: string;
+  let header: string | undefined = '1.43';
+  const pings: string[] = [];
+  let root: string;
+  let bin: string;
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'fd-api-'));
+    roots.push(root);
+    sock = join(root, 'engine.sock');
+    bin = join(root, 'bin');
+    mkdirSync(bin);
+    // doubles of the docker CLI (answers 1.40) and a recording wrapper around the real curl
+    writeFileSync(join(bin, 'docker'), `#!/bin/sh\necho "docker $*" >> ${root}/calls\necho 1.40\n`);
+    const curl = execFileSync('sh', ['-c', 'command -v curl'], { encoding: 'utf8' }).trim();
+    writeFileSync(join(bin, 'curl'), `#!/bin/sh\necho "curl $*" >> ${root}/calls\nexec ${curl} "$@"\n`);
+    chmodSync(join(bin, 'docker'), 0o755);
+    chmodSync(join(bin, 'curl'), 0o755);
+    engine = createServer((req, res) => {
+      pings.push(`${req.method} ${req.url}`);
+      if (header !== undefined) res.setHeader('Api-Version', header);
+      res.end('OK');
+    });
+    await new Promise<void>((done) => engine.listen(sock, done));
+  });
+  afterAll(() => new Promise<void>((done) => engine.close(() => done())));
+
+  const script = R.engineApiVersion(tenant({ compose: { command: 'docker-compose' } })).text;
+  /** Runs the ask in a real shell (asynchronously: the engine double answers in this process). */
+  const ask = (env: Record<string, string>, path = `${bin}:/usr/bin:/bin`) =>
+    new Promise<{ out: string; calls: string[] }>((done, fail) => {
+      rmSync(join(root, 'calls'), { force: true });
+      const p = spawn('/bin/sh', ['-c', `set -u; ${script}`], { env: { PATH: path, HOME: root, ...env } });
+      let out = '';
+      p.stdout.on('data', (d: Buffer) => (out += d));
+      p.on('error', fail);
+      p.on('close', () => {
+        const log = join(root, 'calls');
+        const calls = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : [];
+        done({ out, calls: calls.map((c) => c.replace(/^(\S+) .*?(\S+)$/, '$1 … $2')) });
+      });
+    });
+
+  test('a unix:// DOCKER_HOST: one GET /_ping on that socket, and its Api-Version header; the CLI is not run', async () => {
+    pings.length = 0;
+    const r = await ask({ DOCKER_HOST: `unix://${sock}` });
+    expect(R.parseApiVersion(r.out)).toBe('1.43');
+    expect(pings).toEqual(['GET /_ping']);
+    expect(r.calls).toEqual(['curl … http://engine/_ping']);
+  });
+
+  test('no Api-Version header, or no curl: the engine CLI answers', async () => {
+    header = undefined;
+    try {
+      const r = await ask({ DOCKER_HOST: `unix://${sock}` });
+      expect(R.parseApiVersion(r.out)).toBe('1.40');
+      expect(r.calls).toEqual(['curl … http://engine/_ping', 'docker … {{.Server.APIVersion}}']);
+    } finally {
+      header = '1.43';
+    }
+    // a PATH with the shell's tools and the docker double, but no curl
+    const noCurl = join(root, 'no-curl');
+    mkdirSync(noCurl);
+    for (const tool of ['grep', 'sed', 'tr']) {
+      const at = execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
+      symlinkSync(at, join(noCurl, tool));
+    }
+    symlinkSync(join(bin, 'docker'), join(noCurl, 'docker'));
+    const r = await ask({ DOCKER_HOST: `unix://${sock}` }, noCurl);
+    expect(R.parseApiVersion(r.out)).toBe('1.40');
+    expect(r.calls).toEqual(['docker … {{.Server.APIVersion}}']);
+  });
+
+  test('a TCP host or a current context is left to the CLI; with neither, the default socket is pinged', async () => {
+    expect((await ask({ DOCKER_HOST: 'tcp://127.0.0.1:2375' })).calls).toEqual([
+      'docker … {{.Server.APIVersion}}',
+    ]);
+    const config = join(root, 'docker-config');
+    mkdirSync(config);
+    writeFileSync(join(config, 'config.json'), '{"currentContext":"remote"}\n');
+    expect((await ask({ DOCKER_CONFIG: config })).calls).toEqual(['docker … {{.Server.APIVersion}}']);
+    const none = await ask({});
+    expect(none.calls[0]).toBe('curl … http://engine/_ping');
+    expect(readFileSync(join(root, 'calls'), 'utf8')).toContain('--unix-socket /var/run/docker.sock ');
   });
 });
 

@@ -508,15 +508,15 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
   });
 
   describe("Compose v1 runs with the engine's API version, asked once per server and run", () => {
-    // A third sshd whose sessions find logging wrappers first on PATH: each `docker` and `docker-compose`
-    // call is written down with the COMPOSE_API_VERSION it ran with, then the real program runs.
+    // A third sshd whose sessions find logging wrappers first on PATH: each `docker`, `docker-compose` and
+    // `curl` call is written down with the COMPOSE_API_VERSION it ran with, then the real program runs.
     let traced: TestSshd | undefined;
     let log: string;
     beforeAll(async () => {
       const bin = join(root, 'traced-bin');
       log = join(root, 'traced.log');
       mkdirSync(bin);
-      for (const tool of ['docker', 'docker-compose']) {
+      for (const tool of ['docker', 'docker-compose', 'curl']) {
         const real = execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
         const wrapper = `#!/bin/sh\necho "api=\${COMPOSE_API_VERSION:-} ${tool} $*" >> ${log}\nexec ${real} "$@"\n`;
         writeFileSync(join(bin, tool), wrapper, { mode: 0o755 });
@@ -550,7 +550,7 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
         .map((l) => `${/-p (\S+)/.exec(l)?.[1]} ${l.split(' ')[0]}`)
         .sort();
 
-    test('two tenants of one server: one `docker version`, and both switches run with what it said', async () => {
+    test("two tenants of one server: one GET /_ping, and both switches run with the version it said (the engine CLI's)", async () => {
       const api = docker(['version', '--format', '{{.Server.APIVersion}}']);
       expect(api).toMatch(/^1\.\d+$/);
       calls();
@@ -560,9 +560,11 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
         ['e2e-1/beta', 'deployed', undefined],
       ]);
       const lines = calls();
-      expect(lines.filter((l) => l.includes(' docker version '))).toEqual([
-        'api= docker version --format {{.Server.APIVersion}}',
+      // the ask: the engine's socket pinged once, for both tenants; its answer the one `docker version` gives
+      expect(lines.filter((l) => / curl .*_ping$/.test(l))).toEqual([
+        `api= curl -fsS --max-time 10 -o /dev/null -D - --unix-socket ${env.DOCKER_HOST!.replace('unix://', '')} http://engine/_ping`,
       ]);
+      expect(lines.filter((l) => l.includes(' docker version '))).toEqual([]);
       expect(ups(lines)).toEqual([`e2e-alpha api=${api}`, `e2e-beta api=${api}`]);
       for (const t of tenants) expect(await health(t)).toBe('200 {"status":"ok","version":"v1"}');
     }, 120_000);
