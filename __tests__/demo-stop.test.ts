@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isRunning } from '../src/testing';
+import { commandEnv } from './helpers/run';
 
 function processesMentioning(text: string): number[] {
   const found: number[] = [];
@@ -30,7 +31,7 @@ type Stop = 'SIGINT' | 'SIGTERM' | 'close stdout';
 async function demoStoppedAt(marker: string, how: Stop) {
   const tmp = mkdtempSync(join(tmpdir(), 'fd-demo-stop-'));
   const child = spawn(process.execPath, ['dist/cli.js', 'demo'], {
-    env: { PATH: process.env.PATH ?? '', HOME: tmp, TMPDIR: tmp },
+    env: commandEnv({ HOME: tmp, TMPDIR: tmp }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

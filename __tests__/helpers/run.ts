@@ -63,9 +63,18 @@ export function runBundledAction(
   };
 }
 
+/**
+ * The environment a test gives the command: PATH, and the code cache's directory of this test run
+ * (helpers/code-cache-setup.cjs: kept out of the HOME a test gives the command), then `env`.
+ */
+export function commandEnv(env: Record<string, string> = {}): Record<string, string> {
+  const cache = process.env.XDG_CACHE_HOME;
+  return { PATH: process.env.PATH ?? '', ...(cache ? { XDG_CACHE_HOME: cache } : {}), ...env };
+}
+
 export function runBundledCli(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000) {
   const r = spawnSync(process.execPath, ['dist/cli.js', ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
+    env: commandEnv(env),
     encoding: 'utf8',
     timeout: timeoutMs,
   });
