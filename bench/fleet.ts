@@ -296,6 +296,8 @@ function tempRoot(knobs: Knobs): { root: string; logs: string; session: Session 
   chmodSync(root, 0o755);
   const logs = join(root, 'logs');
   mkdirSync(logs);
+  // ours' code cache (src/cli/code-cache.ts) in the run's own directory: warmed by its first run, the dry run
+  process.env.XDG_CACHE_HOME = join(root, 'cache');
   const session = new Session(logs, log);
   session.installHandlers();
   session.onCleanup(() => {

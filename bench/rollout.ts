@@ -569,6 +569,8 @@ async function main(): Promise<number> {
   chmodSync(root, 0o755);
   const logs = join(root, 'logs');
   mkdirSync(logs);
+  // ours' code cache (src/cli/code-cache.ts) in the run's own directory, removed with it
+  process.env.XDG_CACHE_HOME = join(root, 'cache');
   const session = new Session(logs, log);
   session.installHandlers();
   session.onCleanup(() =>
