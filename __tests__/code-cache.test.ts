@@ -14,12 +14,13 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import Module from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cacheDir, cacheFile, readCache, writeCache } from '../src/cli/code-cache';
+import { cacheDir, cacheFile, readCache, tidyCache, writeCache } from '../src/cli/code-cache';
 
 const roots: string[] = [];
 afterAll(() => roots.forEach((root) => rmSync(root, { recursive: true, force: true })));
@@ -34,18 +35,38 @@ const asRoot = process.getuid?.() === 0;
 describe('where the cache is kept', () => {
   test('$XDG_CACHE_HOME/fleet-deploy, made mode 700; else ~/.cache/fleet-deploy; none when switched off', () => {
     const root = temp();
+    expect(cacheDir({ XDG_CACHE_HOME: join(root, 'xdg') })).toBeUndefined(); // it must exist
+    mkdirSync(join(root, 'xdg'));
     expect(cacheDir({ XDG_CACHE_HOME: join(root, 'xdg') })).toBe(join(root, 'xdg', 'fleet-deploy'));
     expect(statSync(join(root, 'xdg', 'fleet-deploy')).mode & 0o777).toBe(0o700);
-    // a relative XDG_CACHE_HOME is ignored, as the XDG spec says
+    // a relative XDG_CACHE_HOME is ignored, as the XDG spec says; ~/.cache is made when missing
+    mkdirSync(join(root, 'home'));
     expect(cacheDir({ XDG_CACHE_HOME: 'rel', HOME: join(root, 'home') })).toBe(
       join(root, 'home', '.cache', 'fleet-deploy'),
     );
+    expect(statSync(join(root, 'home', '.cache')).mode & 0o777).toBe(0o700);
     expect(cacheDir({ XDG_CACHE_HOME: join(root, 'xdg'), FLEET_DEPLOY_CODE_CACHE: '0' })).toBeUndefined();
   });
+
+  (asRoot ? test : test.skip)(
+    "nothing is made in a home or cache directory of someone else's (sudo keeps HOME)",
+    () => {
+      const root = temp();
+      for (const d of ['home', 'xdg']) {
+        mkdirSync(join(root, d));
+        chownSync(join(root, d), 65534, 65534);
+      }
+      expect(cacheDir({ HOME: join(root, 'home') })).toBeUndefined();
+      expect(cacheDir({ XDG_CACHE_HOME: join(root, 'xdg') })).toBeUndefined();
+      expect([readdirSync(join(root, 'home')), readdirSync(join(root, 'xdg'))]).toEqual([[], []]);
+    },
+  );
 
   test("a directory that is a link, writable by others or someone else's is not used", () => {
     const root = temp();
     mkdirSync(join(root, 'elsewhere'), { mode: 0o700 });
+    mkdirSync(join(root, 'read-only', 'fleet-deploy'), { recursive: true, mode: 0o500 });
+    if (!asRoot) expect(cacheDir({ XDG_CACHE_HOME: join(root, 'read-only') })).toBeUndefined();
     mkdirSync(join(root, 'linked'));
     symlinkSync(join(root, 'elsewhere'), join(root, 'linked', 'fleet-deploy'));
     expect(cacheDir({ XDG_CACHE_HOME: join(root, 'linked') })).toBeUndefined();
@@ -88,6 +109,21 @@ describe('a cache file', () => {
     expect(readCache(join(dir, 'missing.v8'))).toBeUndefined();
   });
 
+  test("room is made for a build's files: other builds' go, and killed writes' left-overs after an hour", () => {
+    const dir = temp();
+    const mine = cacheFile(dir, SHA, 'deploy');
+    const old = cacheFile(dir, 'cd'.repeat(32), 'deploy');
+    for (const f of [mine, old, join(dir, '.tmp-1-new'), join(dir, '.tmp-2-old'), join(dir, 'notes.txt')])
+      writeFileSync(f, 'x');
+    const hourAgo = new Date(Date.now() - 3_700_000);
+    utimesSync(join(dir, '.tmp-2-old'), hourAgo, hourAgo);
+    expect(tidyCache(dir, SHA)).toBe(true);
+    expect(readdirSync(dir).sort()).toEqual(['.tmp-1-new', mine.slice(dir.length + 1), 'notes.txt'].sort());
+    // a build keeps 24 files at most (a mistyped subcommand is a file too)
+    for (let i = 0; i < 23; i++) writeFileSync(cacheFile(dir, SHA, `c${String.fromCharCode(97 + i)}`), 'x');
+    expect(tidyCache(dir, SHA)).toBe(false);
+  });
+
   test('written whole: a new file (mode 600) renamed over the old one, nothing left beside it', () => {
     const dir = temp();
     const file = join(dir, 'c.v8');
@@ -112,7 +148,7 @@ describe('dist/cli.js, run as the command', () => {
       timeout: 30_000,
     });
   const version = JSON.parse(readFileSync('package.json', 'utf8')).version as string;
-  // From Node 22.1 on, Node keeps the cache itself (module.enableCompileCache), in files of its own.
+  // From Node 22.8 on, Node keeps the cache itself (module.enableCompileCache), in files of its own.
   const ownCache = typeof (Module as { enableCompileCache?: unknown }).enableCompileCache !== 'function';
 
   (ownCache ? test : test.skip)(

@@ -489,10 +489,11 @@ describe("the engine's API version, asked by a real shell: the ping's header, el
 
   const script = R.engineApiVersion(tenant({ compose: { command: 'docker-compose' } })).text;
   /** Runs the ask in a real shell (asynchronously: the engine double answers in this process). */
-  const ask = (env: Record<string, string>, path = `${bin}:/usr/bin:/bin`) =>
+  const ask = (env: Record<string, string>, path = `${bin}:/usr/bin:/bin`, shell = ['/bin/sh', 'set -u']) =>
     new Promise<{ out: string; calls: string[] }>((done, fail) => {
       rmSync(join(root, 'calls'), { force: true });
-      const p = spawn('/bin/sh', ['-c', `set -u; ${script}`], { env: { PATH: path, HOME: root, ...env } });
+      const [sh, opts] = shell as [string, string];
+      const p = spawn(sh, ['-c', `${opts}; ${script}`], { env: { PATH: path, HOME: root, ...env } });
       let out = '';
       p.stdout.on('data', (d: Buffer) => (out += d));
       p.on('error', fail);
@@ -541,9 +542,36 @@ describe("the engine's API version, asked by a real shell: the ping's header, el
     mkdirSync(config);
     writeFileSync(join(config, 'config.json'), '{"currentContext":"remote"}\n');
     expect((await ask({ DOCKER_CONFIG: config })).calls).toEqual(['docker … {{.Server.APIVersion}}']);
+    // DOCKER_CONFIG without a config file: docker-py falls back to ~/.docker/config.json, and so does the ask
+    mkdirSync(join(root, '.docker'));
+    writeFileSync(join(root, '.docker', 'config.json'), '{"currentContext":"remote"}\n');
+    expect((await ask({ DOCKER_CONFIG: join(root, 'empty') })).calls).toEqual([
+      'docker … {{.Server.APIVersion}}',
+    ]);
+    rmSync(join(root, '.docker'), { recursive: true });
     const none = await ask({});
     expect(none.calls[0]).toBe('curl … http://engine/_ping');
     expect(readFileSync(join(root, 'calls'), 'utf8')).toContain('--unix-socket /var/run/docker.sock ');
+  });
+
+  test('a header that is not a version is left to the CLI; the same under bash with set -e and pipefail', async () => {
+    header = 'latest';
+    try {
+      const r = await ask({ DOCKER_HOST: `unix://${sock}` });
+      expect([R.parseApiVersion(r.out), r.calls.length]).toEqual(['1.40', 2]);
+    } finally {
+      header = '1.43';
+    }
+    const strict = ['/bin/bash', 'set -euo pipefail'];
+    expect(R.parseApiVersion((await ask({ DOCKER_HOST: `unix://${sock}` }, undefined, strict)).out)).toBe(
+      '1.43',
+    );
+    // the socket is gone: curl fails inside the pipeline, and the CLI still answers
+    const gone = await ask({ DOCKER_HOST: `unix://${join(root, 'gone.sock')}` }, undefined, strict);
+    expect([R.parseApiVersion(gone.out), gone.calls]).toEqual([
+      '1.40',
+      ['curl … http://engine/_ping', 'docker … {{.Server.APIVersion}}'],
+    ]);
   });
 });
 

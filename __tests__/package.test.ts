@@ -17,6 +17,7 @@ test('npm pack: the bundle, stubs, actions and schema; no sources, tests or depe
   const files: string[] = info.files.map((f: { path: string }) => f.path);
   for (const f of [
     'dist/cli.js',
+    'dist/cli.bundle.js',
     'dist/index.js',
     'dist/sandbox/runtime.js',
     'action.yml',

@@ -112,6 +112,9 @@ function print(rows: readonly Row[]): void {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fd-bench-'));
+  // the command's code cache (src/cli/code-cache.ts) in this run's directory: written by the first CLI
+  // process, used by the rest, as on a user's machine after the first start
+  process.env.XDG_CACHE_HOME = dir;
   try {
     const file = join(dir, 'fleet-10000.json');
     const registry = dist.syntheticRegistry({ servers: TARGETS / 8, tenantsPerServer: 8 });

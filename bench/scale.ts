@@ -640,6 +640,10 @@ async function main(): Promise<void> {
   if (!k) return;
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
   if (process.platform !== 'linux') throw new Error('bench:scale reads /proc: it runs on Linux');
+  // ours' code cache (src/cli/code-cache.ts) in a directory of this run, removed at its end
+  const cacheRoot = mkdtempSync(join(tmpdir(), 'fd-scale-cache-'));
+  process.env.XDG_CACHE_HOME = cacheRoot;
+  process.on('exit', () => rmSync(cacheRoot, { recursive: true, force: true }));
   const code: Code = {
     gitHead: spawnSync('git', ['rev-parse', '--short', 'HEAD'], {
       cwd: REPO,

@@ -37,6 +37,7 @@ var __importStar = (this && this.__importStar) || (function () {
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.cacheDir = cacheDir;
 exports.cacheFile = cacheFile;
+exports.tidyCache = tidyCache;
 exports.readCache = readCache;
 exports.writeCache = writeCache;
 exports.launch = launch;
@@ -44,7 +45,7 @@ exports.launch = launch;
  * The entry of the `fleet-deploy` command (dist/cli.js, written by .ci/build.mjs from this file): it runs
  * the command's bundle (dist/cli.bundle.js, src/cli/bin.ts) from a V8 code cache kept for that very
  * bundle, so that Node does not compile its 2.8 MB at every start (about 50 ms of a start's 200 ms of
- * CPU: docs/PERFORMANCE.md). On Node 22.1 and later that is Node's own compile cache
+ * CPU: docs/PERFORMANCE.md). On Node 22.8 and later that is Node's own compile cache
  * (`module.enableCompileCache`); on Node 20 the bundle is compiled here, by `vm.Script` with the cached
  * data, which is written back once the command has run (so it holds what the run compiled).
  *
@@ -69,40 +70,117 @@ function ours(st) {
     const uid = process.getuid?.();
     return (uid === undefined || st.uid === uid) && (st.mode & 0o022) === 0;
 }
+/** Whether `path` is a directory (not a link) of this user's. */
+function ownDirectory(path) {
+    try {
+        const st = (0, node_fs_1.lstatSync)(path);
+        const uid = process.getuid?.();
+        return st.isDirectory() && (uid === undefined || st.uid === uid);
+    }
+    catch {
+        return false;
+    }
+}
+/** `path`, made (mode 700) when missing, when it is then a directory of the user's alone. */
+function privateDirectory(path) {
+    try {
+        (0, node_fs_1.mkdirSync)(path, { mode: 0o700 });
+    }
+    catch (e) {
+        if (e.code !== 'EEXIST')
+            return false;
+    }
+    try {
+        const st = (0, node_fs_1.lstatSync)(path);
+        return st.isDirectory() && ours(st);
+    }
+    catch {
+        return false;
+    }
+}
 /**
- * The directory the cache is kept in, made if missing (mode 700); undefined when the cache is switched
- * off or the directory is not the user's alone: a link, another owner, writable by group or others.
+ * The directory the cache is kept in: fleet-deploy in $XDG_CACHE_HOME (an existing directory of the
+ * user's), else in ~/.cache (made when missing, in a home of the user's), made if missing (mode 700). Undefined when
+ * the cache is switched off, or that directory is not the user's alone (a link, another owner, writable
+ * by group or others), or cannot be written: nothing is ever made in someone else's home (`sudo` keeps
+ * HOME), and nothing but a slower start follows.
  */
 function cacheDir(env = process.env) {
     if (env.FLEET_DEPLOY_CODE_CACHE === '0')
         return undefined;
     const xdg = env.XDG_CACHE_HOME;
-    let base = xdg && (0, node_path_1.isAbsolute)(xdg) ? xdg : undefined;
-    if (!base) {
+    let base;
+    if (xdg && (0, node_path_1.isAbsolute)(xdg)) {
+        if (!ownDirectory(xdg))
+            return undefined;
+        base = xdg;
+    }
+    else {
         const home = env.HOME || (0, node_os_1.homedir)();
-        if (!home || !(0, node_path_1.isAbsolute)(home))
+        if (!home || !(0, node_path_1.isAbsolute)(home) || !ownDirectory(home))
             return undefined;
         base = (0, node_path_1.join)(home, '.cache');
+        if (!isDirectory(base) && !privateDirectory(base))
+            return undefined;
     }
     const dir = (0, node_path_1.join)(base, 'fleet-deploy');
+    if (!privateDirectory(dir))
+        return undefined;
     try {
-        (0, node_fs_1.mkdirSync)(dir, { recursive: true, mode: 0o700 });
-        const st = (0, node_fs_1.lstatSync)(dir);
-        return st.isDirectory() && ours(st) ? dir : undefined;
+        (0, node_fs_1.accessSync)(dir, node_fs_1.constants.W_OK);
+        return dir;
     }
     catch {
         return undefined;
     }
+}
+function isDirectory(path) {
+    try {
+        return (0, node_fs_1.statSync)(path).isDirectory();
+    }
+    catch {
+        return false;
+    }
+}
+/** How many cache files one build keeps at most (one per subcommand; a mistyped one counts too). */
+const MAX_FILES = 24;
+/** The start of the names of the cache files of a bundle with this sha256, on this Node and platform. */
+function buildPrefix(sha256) {
+    if (!/^[a-f0-9]{64}$/.test(sha256))
+        throw new Error(`not a sha256: ${JSON.stringify(sha256)}`);
+    return `cli-${sha256.slice(0, 32)}-${process.version}-${process.platform}-${process.arch}-`;
 }
 /**
  * The cache file for a bundle with this sha256 on this Node and platform, one per subcommand (`deploy`,
  * `status`, …: what a run compiles depends on it, and a cache holds what the run that wrote it compiled).
  */
 function cacheFile(dir, sha256, command) {
-    if (!/^[a-f0-9]{64}$/.test(sha256))
-        throw new Error(`not a sha256: ${JSON.stringify(sha256)}`);
     const name = command !== undefined && /^[a-z][a-z-]{0,31}$/.test(command) ? command : 'other';
-    return (0, node_path_1.join)(dir, `cli-${sha256.slice(0, 32)}-${process.version}-${process.platform}-${process.arch}-${name}.v8`);
+    return (0, node_path_1.join)(dir, `${buildPrefix(sha256)}${name}.v8`);
+}
+/**
+ * Makes room before a new cache file of the build `sha256` is written: removes the files of other builds
+ * and Node versions, and temporary files left an hour ago or more (a run killed while writing). False when
+ * the build has MAX_FILES already (the new file is then not written).
+ */
+function tidyCache(dir, sha256, now = Date.now()) {
+    const prefix = buildPrefix(sha256);
+    let kept = 0;
+    try {
+        for (const name of (0, node_fs_1.readdirSync)(dir)) {
+            const path = (0, node_path_1.join)(dir, name);
+            if (name.startsWith(prefix))
+                kept++;
+            else if (/^cli-.*\.v8$/.test(name))
+                (0, node_fs_1.rmSync)(path, { force: true });
+            else if (name.startsWith('.tmp-') && now - (0, node_fs_1.lstatSync)(path).mtimeMs > 3_600_000)
+                (0, node_fs_1.rmSync)(path, { force: true });
+        }
+    }
+    catch {
+        return false;
+    }
+    return kept < MAX_FILES;
 }
 /** The cached data in `file`, when it is a regular file of the user's alone (opened without following a link). */
 function readCache(file) {
@@ -149,11 +227,20 @@ function launch(file, sha256) {
     }
     const cache = cacheFile(dir, sha256, process.argv[2]);
     const cachedData = readCache(cache);
-    const script = new node_vm_1.Script(node_module_1.default.wrap((0, node_fs_1.readFileSync)(file, 'utf8')), { filename: file, cachedData });
+    // (a dynamic import() in the bundle loads as from a file: USE_MAIN_CONTEXT_DEFAULT_LOADER, Node 20.12+)
+    const dynamic = node_vm_1.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
+    const script = new node_vm_1.Script(node_module_1.default.wrap((0, node_fs_1.readFileSync)(file, 'utf8')), {
+        filename: file,
+        cachedData,
+        ...(dynamic !== undefined ? { importModuleDynamically: dynamic } : {}),
+    });
     if (cachedData === undefined || script.cachedDataRejected === true)
-        process.once('exit', () => writeCache(cache, script.createCachedData()));
+        process.once('exit', () => {
+            if (tidyCache(dir, sha256))
+                writeCache(cache, script.createCachedData());
+        });
     const module = { exports: {}, filename: file, id: file, loaded: false };
     const wrapper = script.runInThisContext();
     wrapper.call(module.exports, module.exports, load, module, file, (0, node_path_1.dirname)(file));
 }
-launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'd9eb6cd10b57a912a99fef2d22c6848308722a5eab40f2fdf67a1bff09ed0a8f');
+launch(require('node:path').join(__dirname, 'cli.bundle.js'), '75dafe59c94c4f665769714bba36e26c490e10ded322ff470f6a7385c21a3a77');

@@ -1,7 +1,8 @@
 // The command's code cache (src/cli/code-cache.ts), kept out of the user's home while the tests run: the
 // commands the tests start write theirs under a temporary XDG_CACHE_HOME (inherited by the workers and
 // the processes they start), removed at the end; a command started with a bare environment (no
-// XDG_CACHE_HOME) writes to ~/.cache/fleet-deploy, where whatever the run added is removed too.
+// XDG_CACHE_HOME) writes to ~/.cache/fleet-deploy, where whatever the run added is removed too (on Node
+// 22.8+ a directory: Node's own compile cache).
 /* eslint-disable @typescript-eslint/no-require-imports -- jest loads a global setup as CommonJS */
 const { existsSync, mkdtempSync, readdirSync, rmSync, rmdirSync } = require('node:fs');
 const { tmpdir, userInfo } = require('node:os');
@@ -26,7 +27,8 @@ async function teardown() {
   if (!state) return;
   rmSync(state.tmp, { recursive: true, force: true });
   for (const { dir, entries: had } of state.before) {
-    for (const name of entries(dir) ?? []) if (!had?.includes(name)) rmSync(join(dir, name), { force: true });
+    for (const name of entries(dir) ?? [])
+      if (!had?.includes(name)) rmSync(join(dir, name), { recursive: true, force: true });
     if (had === undefined && existsSync(dir)) rmdirSync(dir);
   }
 }

@@ -2,7 +2,7 @@
  * The entry of the `fleet-deploy` command (dist/cli.js, written by .ci/build.mjs from this file): it runs
  * the command's bundle (dist/cli.bundle.js, src/cli/bin.ts) from a V8 code cache kept for that very
  * bundle, so that Node does not compile its 2.8 MB at every start (about 50 ms of a start's 200 ms of
- * CPU: docs/PERFORMANCE.md). On Node 22.1 and later that is Node's own compile cache
+ * CPU: docs/PERFORMANCE.md). On Node 22.8 and later that is Node's own compile cache
  * (`module.enableCompileCache`); on Node 20 the bundle is compiled here, by `vm.Script` with the cached
  * data, which is written back once the command has run (so it holds what the run compiled).
  *
@@ -18,21 +18,24 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  accessSync,
   closeSync,
   constants,
   fstatSync,
   lstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
-import { Script } from 'node:vm';
+import { Script, constants as vmConstants } from 'node:vm';
 
 /** Whether a file's owner and mode leave it to this user alone (owner us; no group or other write). */
 function ours(st: { uid: number; mode: number }): boolean {
@@ -40,27 +43,77 @@ function ours(st: { uid: number; mode: number }): boolean {
   return (uid === undefined || st.uid === uid) && (st.mode & 0o022) === 0;
 }
 
+/** Whether `path` is a directory (not a link) of this user's. */
+function ownDirectory(path: string): boolean {
+  try {
+    const st = lstatSync(path);
+    const uid = process.getuid?.();
+    return st.isDirectory() && (uid === undefined || st.uid === uid);
+  } catch {
+    return false;
+  }
+}
+
+/** `path`, made (mode 700) when missing, when it is then a directory of the user's alone. */
+function privateDirectory(path: string): boolean {
+  try {
+    mkdirSync(path, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+  }
+  try {
+    const st = lstatSync(path);
+    return st.isDirectory() && ours(st);
+  } catch {
+    return false;
+  }
+}
+
 /**
- * The directory the cache is kept in, made if missing (mode 700); undefined when the cache is switched
- * off or the directory is not the user's alone: a link, another owner, writable by group or others.
+ * The directory the cache is kept in: fleet-deploy in $XDG_CACHE_HOME (an existing directory of the
+ * user's), else in ~/.cache (made when missing, in a home of the user's), made if missing (mode 700). Undefined when
+ * the cache is switched off, or that directory is not the user's alone (a link, another owner, writable
+ * by group or others), or cannot be written: nothing is ever made in someone else's home (`sudo` keeps
+ * HOME), and nothing but a slower start follows.
  */
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.FLEET_DEPLOY_CODE_CACHE === '0') return undefined;
   const xdg = env.XDG_CACHE_HOME;
-  let base = xdg && isAbsolute(xdg) ? xdg : undefined;
-  if (!base) {
+  let base: string;
+  if (xdg && isAbsolute(xdg)) {
+    if (!ownDirectory(xdg)) return undefined;
+    base = xdg;
+  } else {
     const home = env.HOME || homedir();
-    if (!home || !isAbsolute(home)) return undefined;
+    if (!home || !isAbsolute(home) || !ownDirectory(home)) return undefined;
     base = join(home, '.cache');
+    if (!isDirectory(base) && !privateDirectory(base)) return undefined;
   }
   const dir = join(base, 'fleet-deploy');
+  if (!privateDirectory(dir)) return undefined;
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const st = lstatSync(dir);
-    return st.isDirectory() && ours(st) ? dir : undefined;
+    accessSync(dir, constants.W_OK);
+    return dir;
   } catch {
     return undefined;
   }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** How many cache files one build keeps at most (one per subcommand; a mistyped one counts too). */
+const MAX_FILES = 24;
+
+/** The start of the names of the cache files of a bundle with this sha256, on this Node and platform. */
+function buildPrefix(sha256: string): string {
+  if (!/^[a-f0-9]{64}$/.test(sha256)) throw new Error(`not a sha256: ${JSON.stringify(sha256)}`);
+  return `cli-${sha256.slice(0, 32)}-${process.version}-${process.platform}-${process.arch}-`;
 }
 
 /**
@@ -68,12 +121,30 @@ export function cacheDir(env: NodeJS.ProcessEnv = process.env): string | undefin
  * `status`, …: what a run compiles depends on it, and a cache holds what the run that wrote it compiled).
  */
 export function cacheFile(dir: string, sha256: string, command: string | undefined): string {
-  if (!/^[a-f0-9]{64}$/.test(sha256)) throw new Error(`not a sha256: ${JSON.stringify(sha256)}`);
   const name = command !== undefined && /^[a-z][a-z-]{0,31}$/.test(command) ? command : 'other';
-  return join(
-    dir,
-    `cli-${sha256.slice(0, 32)}-${process.version}-${process.platform}-${process.arch}-${name}.v8`,
-  );
+  return join(dir, `${buildPrefix(sha256)}${name}.v8`);
+}
+
+/**
+ * Makes room before a new cache file of the build `sha256` is written: removes the files of other builds
+ * and Node versions, and temporary files left an hour ago or more (a run killed while writing). False when
+ * the build has MAX_FILES already (the new file is then not written).
+ */
+export function tidyCache(dir: string, sha256: string, now = Date.now()): boolean {
+  const prefix = buildPrefix(sha256);
+  let kept = 0;
+  try {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (name.startsWith(prefix)) kept++;
+      else if (/^cli-.*\.v8$/.test(name)) rmSync(path, { force: true });
+      else if (name.startsWith('.tmp-') && now - lstatSync(path).mtimeMs > 3_600_000)
+        rmSync(path, { force: true });
+    }
+  } catch {
+    return false;
+  }
+  return kept < MAX_FILES;
 }
 
 /** The cached data in `file`, when it is a regular file of the user's alone (opened without following a link). */
@@ -117,9 +188,17 @@ export function launch(file: string, sha256: string): void {
   }
   const cache = cacheFile(dir, sha256, process.argv[2]);
   const cachedData = readCache(cache);
-  const script = new Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, cachedData });
+  // (a dynamic import() in the bundle loads as from a file: USE_MAIN_CONTEXT_DEFAULT_LOADER, Node 20.12+)
+  const dynamic = (vmConstants as Partial<typeof vmConstants> | undefined)?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
+  const script = new Script(Module.wrap(readFileSync(file, 'utf8')), {
+    filename: file,
+    cachedData,
+    ...(dynamic !== undefined ? { importModuleDynamically: dynamic } : {}),
+  });
   if (cachedData === undefined || script.cachedDataRejected === true)
-    process.once('exit', () => writeCache(cache, script.createCachedData()));
+    process.once('exit', () => {
+      if (tidyCache(dir, sha256)) writeCache(cache, script.createCachedData());
+    });
   const module = { exports: {}, filename: file, id: file, loaded: false };
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
   wrapper.call(module.exports, module.exports, load, module, file, dirname(file));

@@ -92,22 +92,25 @@ const API_VERSION = /^1\.\d{1,3}$/;
  * The API version of the engine behind `t`'s compose command, for `pinApiVersion`: asked once per server
  * and run (deploy/engine-api.ts). Read from the `Api-Version` header of the engine's `GET /_ping` (with
  * curl) when the shell can name the Unix socket Compose v1 would talk to — the session's DOCKER_HOST, or
- * the default socket when neither DOCKER_HOST nor a current context is set; else (no curl, no answer, a
- * TCP or SSH host, a context) from the engine's CLI, `version --format '{{.Server.APIVersion}}'`. Both
+ * the default socket when neither DOCKER_HOST nor a current context is set (in the CLI's config file or
+ * the one docker-py falls back to); else (no curl, no answer, a TCP or SSH host, a context) from the
+ * engine's CLI, `version --format '{{.Server.APIVersion}}'`. Both
  * say what Compose's own `GET /version` would; the ping costs the engine nothing, while podman answers
  * `GET /version` by querying its packages' versions (about 0.3 s of CPU: docs/PERFORMANCE.md).
  */
 export function engineApiVersion(t: Tenant): Script {
   const cli = sh`${engineOf(t.compose.command)} version --format '{{.Server.APIVersion}}' 2>/dev/null`;
   const ping = sh`if [ -n "$sock" ] && command -v curl >/dev/null 2>&1; then api="$(${PING} | ${API_HEADER})" || api=; fi`;
-  return named(
-    'engineApiVersion',
-    sh`${ENGINE_SOCKET}; api=; ${ping}; if [ -n "$api" ]; then echo "$api"; else ${cli}; fi`,
-  );
+  const answer = sh`case "$api" in 1.[0-9]*) echo "$api" ;; *) ${cli} ;; esac`;
+  return named('engineApiVersion', sh`${ENGINE_SOCKET}; api=; ${ping}; ${answer}`);
 }
 
+/** The engine CLI's config file, and the one docker-py falls back to when DOCKER_CONFIG has none. */
+const DOCKER_CONFIGS = new Script(
+  '"${DOCKER_CONFIG:-${HOME:-}/.docker}/config.json" "${HOME:-}/.docker/config.json"',
+);
 /** `$sock`: the socket of a `unix://` DOCKER_HOST; with none, the default one unless a context is current. */
-const ENGINE_SOCKET = sh`sock=; case ${new Script('"${DOCKER_HOST:-}"')} in unix://*) sock=${new Script('"${DOCKER_HOST#unix://}"')} ;; '') grep -qs '"currentContext"' ${new Script('"${DOCKER_CONFIG:-${HOME:-}/.docker}/config.json"')} || sock=/var/run/docker.sock ;; esac`;
+const ENGINE_SOCKET = sh`sock=; case ${new Script('"${DOCKER_HOST:-}"')} in unix://*) sock=${new Script('"${DOCKER_HOST#unix://}"')} ;; '') grep -qs '"currentContext"' ${DOCKER_CONFIGS} || sock=/var/run/docker.sock ;; esac`;
 /** The engine's answer to `GET /_ping` on `$sock`: its headers. */
 const PING = sh`curl -fsS --max-time 10 -o /dev/null -D - --unix-socket "$sock" http://engine/_ping 2>/dev/null`;
 /** The value of an `Api-Version` header (in any case), without its CR. */
