@@ -20,7 +20,7 @@ import {
 import Module from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cacheDir, cacheFile, readCache, tidyCache, writeCache } from '../src/cli/code-cache';
+import { cacheDir, cacheFile, readCache, runOf, tidyCache, writeCache } from '../src/cli/code-cache';
 
 const roots: string[] = [];
 afterAll(() => roots.forEach((root) => rmSync(root, { recursive: true, force: true })));
@@ -83,13 +83,19 @@ describe('where the cache is kept', () => {
 });
 
 describe('a cache file', () => {
-  test('named by the bundle, Node, the platform and the subcommand; an odd argument is "other"', () => {
+  test('named by the bundle, Node, the platform and the subcommand (a dry run apart); an odd argument is "other"', () => {
     const name = (command?: string) => cacheFile('/c', SHA, command).slice('/c/'.length);
     const node = `${process.version}-${process.platform}-${process.arch}`;
     expect(name('deploy')).toBe(`cli-${'ab'.repeat(16)}-${node}-deploy.v8`);
     for (const odd of [undefined, '--version', '../../x', 'a'.repeat(40)])
       expect(name(odd)).toBe(`cli-${'ab'.repeat(16)}-${node}-other.v8`);
     expect(() => cacheFile('/c', 'x', 'deploy')).toThrow('not a sha256');
+    // a dry run is a run of its own: it compiles far less than the deploy it stands for
+    expect([runOf(['deploy', '-v', 'v2']), runOf(['deploy', '--dry-run']), runOf([])]).toEqual([
+      'deploy',
+      'deploy-dry-run',
+      undefined,
+    ]);
   });
 
   test("read only when it is a regular file of the user's alone, never through a link", () => {

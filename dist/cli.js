@@ -37,6 +37,7 @@ var __importStar = (this && this.__importStar) || (function () {
 Object.defineProperty(exports, "__esModule", { value: true });
 exports.cacheDir = cacheDir;
 exports.cacheFile = cacheFile;
+exports.runOf = runOf;
 exports.tidyCache = tidyCache;
 exports.readCache = readCache;
 exports.writeCache = writeCache;
@@ -159,6 +160,14 @@ function cacheFile(dir, sha256, command) {
     return (0, node_path_1.join)(dir, `${buildPrefix(sha256)}${name}.v8`);
 }
 /**
+ * What a run is, for its cache: its subcommand, and `-dry-run` after it when it only prints what it
+ * would do (a dry run compiles far less than the real one: its cache would serve the real one badly).
+ */
+function runOf(args) {
+    const [command] = args;
+    return command !== undefined && args.includes('--dry-run') ? `${command}-dry-run` : command;
+}
+/**
  * Makes room before a new cache file of the build `sha256` is written: removes the files of other builds
  * and Node versions, and temporary files left an hour ago or more (a run killed while writing). False when
  * the build has MAX_FILES already (the new file is then not written).
@@ -225,7 +234,7 @@ function launch(file, sha256) {
         load(file);
         return;
     }
-    const cache = cacheFile(dir, sha256, process.argv[2]);
+    const cache = cacheFile(dir, sha256, runOf(process.argv.slice(2)));
     const cachedData = readCache(cache);
     // (a dynamic import() in the bundle loads as from a file: USE_MAIN_CONTEXT_DEFAULT_LOADER, Node 20.12+)
     const dynamic = node_vm_1.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;

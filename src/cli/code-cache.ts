@@ -126,6 +126,15 @@ export function cacheFile(dir: string, sha256: string, command: string | undefin
 }
 
 /**
+ * What a run is, for its cache: its subcommand, and `-dry-run` after it when it only prints what it
+ * would do (a dry run compiles far less than the real one: its cache would serve the real one badly).
+ */
+export function runOf(args: readonly string[]): string | undefined {
+  const [command] = args;
+  return command !== undefined && args.includes('--dry-run') ? `${command}-dry-run` : command;
+}
+
+/**
  * Makes room before a new cache file of the build `sha256` is written: removes the files of other builds
  * and Node versions, and temporary files left an hour ago or more (a run killed while writing). False when
  * the build has MAX_FILES already (the new file is then not written).
@@ -186,7 +195,7 @@ export function launch(file: string, sha256: string): void {
     load(file);
     return;
   }
-  const cache = cacheFile(dir, sha256, process.argv[2]);
+  const cache = cacheFile(dir, sha256, runOf(process.argv.slice(2)));
   const cachedData = readCache(cache);
   // (a dynamic import() in the bundle loads as from a file: USE_MAIN_CONTEXT_DEFAULT_LOADER, Node 20.12+)
   const dynamic = (vmConstants as Partial<typeof vmConstants> | undefined)?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
