@@ -66,23 +66,26 @@ const node_module_1 = __importStar(require("node:module"));
 const node_os_1 = require("node:os");
 const node_path_1 = require("node:path");
 const node_vm_1 = require("node:vm");
+const uid = process.getuid?.();
+/** Whether a file is this user's (on a platform without uids, every file is). */
+const mine = (st) => uid === undefined || st.uid === uid;
 /** Whether a file's owner and mode leave it to this user alone (owner us; no group or other write). */
-function ours(st) {
-    const uid = process.getuid?.();
-    return (uid === undefined || st.uid === uid) && (st.mode & 0o022) === 0;
+const ours = (st) => mine(st) && (st.mode & 0o022) === 0;
+/** The status of `path` (of a link itself, unless `follow`), or undefined when there is none. */
+function statOf(path, follow = false) {
+    try {
+        return follow ? (0, node_fs_1.statSync)(path) : (0, node_fs_1.lstatSync)(path);
+    }
+    catch {
+        return undefined;
+    }
 }
 /** Whether `path` is a directory (not a link) of this user's. */
 function ownDirectory(path) {
-    try {
-        const st = (0, node_fs_1.lstatSync)(path);
-        const uid = process.getuid?.();
-        return st.isDirectory() && (uid === undefined || st.uid === uid);
-    }
-    catch {
-        return false;
-    }
+    const st = statOf(path);
+    return st !== undefined && st.isDirectory() && mine(st);
 }
-/** `path`, made (mode 700) when missing, when it is then a directory of the user's alone. */
+/** `path`, made (mode 700) when missing, when it is then a directory (not a link) of the user's alone. */
 function privateDirectory(path) {
     try {
         (0, node_fs_1.mkdirSync)(path, { mode: 0o700 });
@@ -91,20 +94,15 @@ function privateDirectory(path) {
         if (e.code !== 'EEXIST')
             return false;
     }
-    try {
-        const st = (0, node_fs_1.lstatSync)(path);
-        return st.isDirectory() && ours(st);
-    }
-    catch {
-        return false;
-    }
+    const st = statOf(path);
+    return st !== undefined && st.isDirectory() && ours(st);
 }
 /**
- * The directory the cache is kept in: fleet-deploy in $XDG_CACHE_HOME (an existing directory of the
- * user's), else in ~/.cache (made when missing, in a home of the user's), made if missing (mode 700). Undefined when
- * the cache is switched off, or that directory is not the user's alone (a link, another owner, writable
- * by group or others), or cannot be written: nothing is ever made in someone else's home (`sudo` keeps
- * HOME), and nothing but a slower start follows.
+ * The directory the cache is kept in: fleet-deploy (made when missing, mode 700) in $XDG_CACHE_HOME, an
+ * existing directory of the user's, else in ~/.cache (made when missing, in a home of the user's).
+ * Undefined when the cache is switched off, or that directory is not the user's alone (a link, another
+ * owner, writable by group or others), or cannot be written: nothing is ever made in someone else's home
+ * (`sudo` keeps HOME), and nothing but a slower start follows.
  */
 function cacheDir(env = process.env) {
     if (env.FLEET_DEPLOY_CODE_CACHE === '0')
@@ -121,7 +119,7 @@ function cacheDir(env = process.env) {
         if (!home || !(0, node_path_1.isAbsolute)(home) || !ownDirectory(home))
             return undefined;
         base = (0, node_path_1.join)(home, '.cache');
-        if (!isDirectory(base) && !privateDirectory(base))
+        if (!statOf(base, true)?.isDirectory() && !privateDirectory(base))
             return undefined;
     }
     const dir = (0, node_path_1.join)(base, 'fleet-deploy');
@@ -133,14 +131,6 @@ function cacheDir(env = process.env) {
     }
     catch {
         return undefined;
-    }
-}
-function isDirectory(path) {
-    try {
-        return (0, node_fs_1.statSync)(path).isDirectory();
-    }
-    catch {
-        return false;
     }
 }
 /** How many cache files one build keeps at most (one per subcommand; a mistyped one counts too). */
@@ -252,4 +242,4 @@ function launch(file, sha256) {
     const wrapper = script.runInThisContext();
     wrapper.call(module.exports, module.exports, load, module, file, (0, node_path_1.dirname)(file));
 }
-launch(require('node:path').join(__dirname, 'cli.bundle.js'), '75dafe59c94c4f665769714bba36e26c490e10ded322ff470f6a7385c21a3a77');
+launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'd9df713db2c6f438de6e29c5c9909cda9ba09a8e9780bdc9d194b617d4022a3f');

@@ -31,50 +31,52 @@ import {
   rmSync,
   statSync,
   writeFileSync,
+  type Stats,
 } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { Script, constants as vmConstants } from 'node:vm';
 
+const uid = process.getuid?.();
+
+/** Whether a file is this user's (on a platform without uids, every file is). */
+const mine = (st: { uid: number }): boolean => uid === undefined || st.uid === uid;
 /** Whether a file's owner and mode leave it to this user alone (owner us; no group or other write). */
-function ours(st: { uid: number; mode: number }): boolean {
-  const uid = process.getuid?.();
-  return (uid === undefined || st.uid === uid) && (st.mode & 0o022) === 0;
+const ours = (st: { uid: number; mode: number }): boolean => mine(st) && (st.mode & 0o022) === 0;
+
+/** The status of `path` (of a link itself, unless `follow`), or undefined when there is none. */
+function statOf(path: string, follow = false): Stats | undefined {
+  try {
+    return follow ? statSync(path) : lstatSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether `path` is a directory (not a link) of this user's. */
 function ownDirectory(path: string): boolean {
-  try {
-    const st = lstatSync(path);
-    const uid = process.getuid?.();
-    return st.isDirectory() && (uid === undefined || st.uid === uid);
-  } catch {
-    return false;
-  }
+  const st = statOf(path);
+  return st !== undefined && st.isDirectory() && mine(st);
 }
 
-/** `path`, made (mode 700) when missing, when it is then a directory of the user's alone. */
+/** `path`, made (mode 700) when missing, when it is then a directory (not a link) of the user's alone. */
 function privateDirectory(path: string): boolean {
   try {
     mkdirSync(path, { mode: 0o700 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return false;
   }
-  try {
-    const st = lstatSync(path);
-    return st.isDirectory() && ours(st);
-  } catch {
-    return false;
-  }
+  const st = statOf(path);
+  return st !== undefined && st.isDirectory() && ours(st);
 }
 
 /**
- * The directory the cache is kept in: fleet-deploy in $XDG_CACHE_HOME (an existing directory of the
- * user's), else in ~/.cache (made when missing, in a home of the user's), made if missing (mode 700). Undefined when
- * the cache is switched off, or that directory is not the user's alone (a link, another owner, writable
- * by group or others), or cannot be written: nothing is ever made in someone else's home (`sudo` keeps
- * HOME), and nothing but a slower start follows.
+ * The directory the cache is kept in: fleet-deploy (made when missing, mode 700) in $XDG_CACHE_HOME, an
+ * existing directory of the user's, else in ~/.cache (made when missing, in a home of the user's).
+ * Undefined when the cache is switched off, or that directory is not the user's alone (a link, another
+ * owner, writable by group or others), or cannot be written: nothing is ever made in someone else's home
+ * (`sudo` keeps HOME), and nothing but a slower start follows.
  */
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.FLEET_DEPLOY_CODE_CACHE === '0') return undefined;
@@ -87,7 +89,7 @@ export function cacheDir(env: NodeJS.ProcessEnv = process.env): string | undefin
     const home = env.HOME || homedir();
     if (!home || !isAbsolute(home) || !ownDirectory(home)) return undefined;
     base = join(home, '.cache');
-    if (!isDirectory(base) && !privateDirectory(base)) return undefined;
+    if (!statOf(base, true)?.isDirectory() && !privateDirectory(base)) return undefined;
   }
   const dir = join(base, 'fleet-deploy');
   if (!privateDirectory(dir)) return undefined;
@@ -96,14 +98,6 @@ export function cacheDir(env: NodeJS.ProcessEnv = process.env): string | undefin
     return dir;
   } catch {
     return undefined;
-  }
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
   }
 }
 

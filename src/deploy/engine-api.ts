@@ -8,7 +8,7 @@ import type { TargetShell } from './shell';
 
 /**
  * The version the engine reported, for a tenant whose compose command would ask it (`asksApiVersion`);
- * undefined for any other compose command, or when the engine's CLI did not say (Compose then asks the
+ * undefined for any other compose command, or when the engine did not say (Compose then asks the
  * engine itself, as always). An answer is kept for the run; no answer at all (a lost connection) is
  * asked again later.
  */

@@ -94,9 +94,9 @@ const API_VERSION = /^1\.\d{1,3}$/;
  * curl) when the shell can name the Unix socket Compose v1 would talk to — the session's DOCKER_HOST, or
  * the default socket when neither DOCKER_HOST nor a current context is set (in the CLI's config file or
  * the one docker-py falls back to); else (no curl, no answer, a TCP or SSH host, a context) from the
- * engine's CLI, `version --format '{{.Server.APIVersion}}'`. Both
- * say what Compose's own `GET /version` would; the ping costs the engine nothing, while podman answers
- * `GET /version` by querying its packages' versions (about 0.3 s of CPU: docs/PERFORMANCE.md).
+ * engine's CLI, `version --format '{{.Server.APIVersion}}'`. Both say what Compose's own `GET /version`
+ * would; the ping costs the engine nothing, while podman answers `GET /version` by querying its packages'
+ * versions (about 0.3 s of CPU: docs/PERFORMANCE.md).
  */
 export function engineApiVersion(t: Tenant): Script {
   const cli = sh`${engineOf(t.compose.command)} version --format '{{.Server.APIVersion}}' 2>/dev/null`;
@@ -109,8 +109,12 @@ export function engineApiVersion(t: Tenant): Script {
 const DOCKER_CONFIGS = new Script(
   '"${DOCKER_CONFIG:-${HOME:-}/.docker}/config.json" "${HOME:-}/.docker/config.json"',
 );
+const DOCKER_HOST = new Script('"${DOCKER_HOST:-}"');
+const HOST_SOCKET = new Script('"${DOCKER_HOST#unix://}"');
+/** True unless a config file names a current context (which Compose v1 and the engine's CLI follow). */
+const NO_CONTEXT = sh`! grep -qs '"currentContext"' ${DOCKER_CONFIGS}`;
 /** `$sock`: the socket of a `unix://` DOCKER_HOST; with none, the default one unless a context is current. */
-const ENGINE_SOCKET = sh`sock=; case ${new Script('"${DOCKER_HOST:-}"')} in unix://*) sock=${new Script('"${DOCKER_HOST#unix://}"')} ;; '') grep -qs '"currentContext"' ${DOCKER_CONFIGS} || sock=/var/run/docker.sock ;; esac`;
+const ENGINE_SOCKET = sh`sock=; case ${DOCKER_HOST} in unix://*) sock=${HOST_SOCKET} ;; '') ${NO_CONTEXT} && sock=/var/run/docker.sock ;; esac`;
 /** The engine's answer to `GET /_ping` on `$sock`: its headers. */
 const PING = sh`curl -fsS --max-time 10 -o /dev/null -D - --unix-socket "$sock" http://engine/_ping 2>/dev/null`;
 /** The value of an `Api-Version` header (in any case), without its CR. */
