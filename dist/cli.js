@@ -242,4 +242,4 @@ function launch(file, sha256) {
     const wrapper = script.runInThisContext();
     wrapper.call(module.exports, module.exports, load, module, file, (0, node_path_1.dirname)(file));
 }
-launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'd9df713db2c6f438de6e29c5c9909cda9ba09a8e9780bdc9d194b617d4022a3f');
+launch(require('node:path').join(__dirname, 'cli.bundle.js'), '04d625259505d61486575976eecb3a2b0415bd82d85efb474f37323e28f91593');

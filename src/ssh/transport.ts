@@ -25,6 +25,7 @@ import {
 import { readCapped } from '../http/body';
 import { OutputTail, STDERR_TAIL_LIMIT, STDOUT_TAIL_LIMIT } from './tail';
 import { parseKnownHosts, verifyHostKey, type KnownHostEntry } from './known-hosts';
+import { connectCoalescing } from './coalescing-socket';
 
 export interface SshOptions {
   /** The private key's text (OpenSSH or PEM). Held in memory only; never written to disk. */
@@ -122,6 +123,10 @@ export class SshConnector implements Connector {
   ): Promise<NodeSSH> {
     let refusal: string | undefined;
     const ssh = new NodeSSH();
+    // Through a jump host the connection rides a channel of the jump's; otherwise its own TCP socket, one
+    // that sends each turn's packets in one system call. ssh2 takes a socket still connecting as its own.
+    const tcp = sock ? undefined : connectCoalescing(host, port);
+    tcp?.on('error', () => undefined); // ssh2 reports it; this only keeps one before ssh2 listens from crashing
     try {
       await ssh.connect({
         host,
@@ -130,7 +135,7 @@ export class SshConnector implements Connector {
         ...(this.options.privateKey ? { privateKey: this.options.privateKey } : {}),
         ...(this.options.agent ? { agent: this.options.agent } : {}),
         ...(this.options.passphrase ? { passphrase: this.options.passphrase } : {}),
-        ...(sock ? { sock } : {}),
+        sock: sock ?? tcp,
         readyTimeout: timeoutMs,
         keepaliveInterval: this.options.keepaliveIntervalMs ?? 10_000,
         keepaliveCountMax: 3,
@@ -143,6 +148,7 @@ export class SshConnector implements Connector {
       });
     } catch (e) {
       ssh.dispose();
+      tcp?.destroy();
       if (refusal) throw new ConnectError(refusal, false);
       const message = (e as Error).message;
       if (/authentication methods failed/i.test(message))
