@@ -162,6 +162,20 @@ describe('command strings', () => {
     );
   });
 
+  test("a compose file in a subdirectory: Compose is pointed at the tenant's .env, which it would not read", () => {
+    const sub = tenant({ compose: { command: 'docker-compose', file: ['deploy/compose.yml', 'prod.yml'] } });
+    expect(R.update(sub, { A: 'x/y:1' }).text).toMatch(
+      /&& docker-compose -f deploy\/compose\.yml -f prod\.yml --env-file \.env up -d $/,
+    );
+    // the compose check and its fingerprint run the same command
+    expect(R.update(sub, { A: 'x/y:1' }).text).toContain(
+      'docker-compose -f deploy/compose.yml -f prod.yml --env-file .env config >/dev/null',
+    );
+    // not when the first file is the tenant directory's own (a later one may sit anywhere)
+    const top = tenant({ compose: { command: 'docker-compose', file: ['compose.yml', 'extra/more.yml'] } });
+    expect(R.update(top, { A: 'x/y:1' }).text).not.toContain('--env-file');
+  });
+
   test('finish: only while the lock is ours — history line quoted whole, prune, unlock', () => {
     const entry = JSON.stringify({ note: "it's $(x)" });
     expect(

@@ -53836,10 +53836,18 @@ function pinApiVersion(t, api, envFile = '.env') {
 }
 /** The project derived on the server by `deriveProject`, as shell text for double quotes. */
 const PROJECT_VAR = new Script('$project');
+/**
+ * The tenant's compose command, run in its directory. Compose reads `.env` from the project directory,
+ * the first compose file's: when that file sits in a subdirectory, `--env-file .env` gives Compose the
+ * tenant's `.env` — the one a deploy switches — while the paths in the files still resolve from their
+ * own directory. (Not given otherwise: it is the same file, and Compose v1 refuses a missing one.)
+ */
 function composeArgv(t) {
     const argv = t.compose.command.split(' ');
     for (const f of t.compose.files)
         argv.push('-f', f);
+    if (t.compose.files[0].includes('/'))
+        argv.push('--env-file', '.env');
     if (t.compose.project)
         argv.push('-p', t.compose.project);
     return argv;
@@ -66151,7 +66159,8 @@ const composeCommands = [
     'podman-compose',
 ];
 const compose = strictObject({
-    file: oneOrMany(refineString(str(RELATIVE_FILE, 'compose file', 'A Compose file relative to the tenant path.'), noDotSegments('a compose file')), 'Compose file(s), relative to the tenant path, passed with -f in order. Default: "docker-compose.yml".').optional(),
+    file: oneOrMany(refineString(str(RELATIVE_FILE, 'compose file', 'A Compose file relative to the tenant path.'), noDotSegments('a compose file')), "Compose file(s), relative to the tenant path, passed with -f in order; Compose reads the tenant's " +
+        '.env even when the first sits in a subdirectory (given --env-file). Default: "docker-compose.yml".').optional(),
     command: schemas_enum(composeCommands, { error: `must be one of ${composeCommands.map((c) => `"${c}"`).join(', ')}` })
         .meta({ description: 'The Compose command on the server. Default: "docker compose".' })
         .optional(),

@@ -242,4 +242,4 @@ function launch(file, sha256) {
     const wrapper = script.runInThisContext();
     wrapper.call(module.exports, module.exports, load, module, file, (0, node_path_1.dirname)(file));
 }
-launch(require('node:path').join(__dirname, 'cli.bundle.js'), '04d625259505d61486575976eecb3a2b0415bd82d85efb474f37323e28f91593');
+launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'd75499a5ae7a638018b31a337622bfbf566fa73144c536751ee1de3b912a792a');

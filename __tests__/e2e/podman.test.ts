@@ -590,6 +590,64 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
     }, 120_000);
   });
 
+  describe('a compose file in a subdirectory of the tenant (Compose would read .env from there)', () => {
+    let gamma: Tenant;
+    beforeAll(async () => {
+      const dir = join(root, 'tenants', 'gamma');
+      mkdirSync(join(dir, 'deploy', 'static'), { recursive: true });
+      gamma = { id: 'gamma', dir, port: await freePort(), project: 'e2e-gamma' };
+      writeFileSync(
+        join(dir, 'deploy', 'compose.yml'),
+        [
+          'services:',
+          '  app:',
+          '    image: ${APP_IMAGE}',
+          '    network_mode: host',
+          '    environment:',
+          '      APP_PORT: ${APP_PORT}',
+          '    volumes:',
+          '      - ./static:/srv/static:ro',
+          '',
+        ].join('\n'),
+      );
+      writeFileSync(join(dir, '.env'), envText(gamma, 'v1'));
+      handOver(dir);
+    });
+    /** One server, gamma alone, its compose file `deploy/compose.yml`. */
+    const gammaRegistry = (): Registry => {
+      fleetRegistry({ repository: repo, deadline: '8s' });
+      const raw = JSON.parse(readFileSync(join(root, 'registry.json'), 'utf8'));
+      const [a] = raw.servers[0].tenants;
+      raw.servers[0].tenants = [
+        {
+          ...a,
+          id: gamma.id,
+          path: gamma.dir,
+          compose: { ...a.compose, file: 'deploy/compose.yml' },
+          health: { ...a.health, port: gamma.port },
+        },
+      ];
+      return parseRegistry(JSON.stringify(raw), join(root, 'registry.json'));
+    };
+
+    test("Compose is given the tenant's .env: v1, then v2, deployed and running; the file's paths still resolve from its directory", async () => {
+      for (const version of ['v1', 'v2']) {
+        const report = await deploy(gammaRegistry(), key, version);
+        expect(report.targets.map((r) => [r.id, r.outcome, r.error])).toEqual([
+          ['e2e-1/gamma', 'deployed', undefined],
+        ]);
+        expect(await health(gamma)).toBe(`200 {"status":"ok","version":"${version}"}`);
+        expect(envOf(gamma)).toBe(envText(gamma, version));
+      }
+      const v2 = docker(['image', 'inspect', '--format', '{{.Id}}', `${repo}:v2`]);
+      expect(runningImages(gamma)).toEqual([v2]);
+      const id = docker(['ps', '-q', '--filter', `label=com.docker.compose.project=${gamma.project}`]);
+      expect(docker(['inspect', '--format', '{{range .Mounts}}{{.Source}}{{end}}', id])).toBe(
+        join(gamma.dir, 'deploy', 'static'),
+      );
+    }, 120_000);
+  });
+
   describe('hibernated tenants: paused and stopped on the real engine', () => {
     const [alpha, beta] = [() => tenants[0]!, () => tenants[1]!];
     const containerOf = (t: Tenant) =>

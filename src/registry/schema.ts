@@ -90,7 +90,8 @@ const compose = z
         str(P.RELATIVE_FILE, 'compose file', 'A Compose file relative to the tenant path.'),
         noDotSegments('a compose file'),
       ),
-      'Compose file(s), relative to the tenant path, passed with -f in order. Default: "docker-compose.yml".',
+      "Compose file(s), relative to the tenant path, passed with -f in order; Compose reads the tenant's " +
+        '.env even when the first sits in a subdirectory (given --env-file). Default: "docker-compose.yml".',
     ).optional(),
     command: z
       .enum(composeCommands, { error: `must be one of ${composeCommands.map((c) => `"${c}"`).join(', ')}` })

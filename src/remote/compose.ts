@@ -155,9 +155,16 @@ export function pinApiVersion(t: Tenant, api: string | undefined, envFile = '.en
 /** The project derived on the server by `deriveProject`, as shell text for double quotes. */
 export const PROJECT_VAR = new Script('$project');
 
+/**
+ * The tenant's compose command, run in its directory. Compose reads `.env` from the project directory,
+ * the first compose file's: when that file sits in a subdirectory, `--env-file .env` gives Compose the
+ * tenant's `.env` — the one a deploy switches — while the paths in the files still resolve from their
+ * own directory. (Not given otherwise: it is the same file, and Compose v1 refuses a missing one.)
+ */
 export function composeArgv(t: Tenant): string[] {
   const argv = t.compose.command.split(' ');
   for (const f of t.compose.files) argv.push('-f', f);
+  if (t.compose.files[0]!.includes('/')) argv.push('--env-file', '.env');
   if (t.compose.project) argv.push('-p', t.compose.project);
   return argv;
 }
