@@ -54350,7 +54350,24 @@ function parseLock(stdout) {
     };
 }
 
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: ./src/remote/files.ts
+/**
+ * The remote side of files shipped with a release (issue 25). Each file is kept on the server by its
+ * sha256 in `.fleet/files/` (written only from a private directory there, inPrivateDir), so a release
+ * whose files did not change sends their hashes only, and the files a release replaced stay there as its
+ * rollback point. `.fleet/files/current` lists what the last release installed ("SHA256 MODE PATH").
+ *
+ * - `probeFiles`: what the server has — the stored hashes asked about, the installed files (hash and
+ *   mode) and any link on the way to one; no write.
+ * - `stageFiles`: stores what the server lacks (stdin: one base64 line per file), keeps the installed
+ *   files about to be replaced, checks every hash and that the compose files parse; no tenant file changes.
+ * - `installFiles`: in the switch, puts each file in place from the store (its hash checked again) by
+ *   rename from a private directory in its own directory, removes the ones that go, and records the list.
+ *   The rollback is the same script with the previous list.
+ */
+
 
 
 
@@ -54505,17 +54522,26 @@ function stageFiles(t, o) {
     const store = sh `mkdir -p -- ${FILES_DIR} && ${inPrivateDir(FILES_DIR, body)}`;
     return named('stageFiles', sh `${enter(t)} && ${touchLock} && ${store} && ${verify}${composeCheck(t, o.compose)}`);
 }
-/** `compose config` on the staged compose files, from the tenant directory; nothing when none ships. */
+/**
+ * `compose config` on the staged compose files, from the tenant directory; nothing when none ships. The
+ * project directory is where the first file will be, not where it is staged, so that its relative paths
+ * (`env_file:`, `extends`, bind mounts) resolve as they will for `up`; and `.env` is the tenant's, as
+ * `composeArgv` gives it.
+ */
 function composeCheck(t, files) {
     if (!files?.length)
         return sh ``;
-    const argv = t.compose.command.split(' ');
+    const first = t.compose.files[0];
+    const dir = first.includes('/') ? external_node_path_namespaceObject.posix.dirname(first) : '.';
+    const argv = [...t.compose.command.split(' '), '--project-directory', dir];
+    if (dir !== '.')
+        argv.push('--env-file', '.env');
     const f = files.flatMap((x) => ['-f', SHA.test(x) ? `${FILES_DIR}/${x}` : x]);
     const project = t.compose.project ? ['-p', t.compose.project] : [];
     const why = `the compose files shipped to ${t.path} do not parse (${t.compose.command} config failed): ` +
         'nothing was changed';
     const refused = sh `{ printf '%s\n' ${why} >&2; exit ${FILES_REFUSED}; }`;
-    return sh ` && { ${argv} --project-directory . ${f} ${project} config >/dev/null || ${refused}; }`;
+    return sh ` && { ${argv} ${f} ${project} config >/dev/null || ${refused}; }`;
 }
 /**
  * Removes the containers of `project` whose service the compose files (as installed now) no longer have:
@@ -67651,8 +67677,6 @@ function plural(n, word, many = `${word}s`) {
 const external_node_events_namespaceObject = require("node:events");
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = require("node:fs/promises");
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: external "node:readline/promises"
 const external_node_readline_promises_namespaceObject = require("node:readline/promises");
 ;// CONCATENATED MODULE: external "node:fs"

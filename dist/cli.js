@@ -242,4 +242,4 @@ function launch(file, sha256) {
     const wrapper = script.runInThisContext();
     wrapper.call(module.exports, module.exports, load, module, file, (0, node_path_1.dirname)(file));
 }
-launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'd75499a5ae7a638018b31a337622bfbf566fa73144c536751ee1de3b912a792a');
+launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'b698a972522639c7e8d0656ee356a07aacfe5e58a33755daa3f61bf2f3a60b46');

@@ -249,6 +249,51 @@ describeSshd('release files over real sshd', () => {
     }
   });
 
+  test("a compose file shipped into a subdirectory is checked from there: its env_file found beside it, .env the tenant's", async () => {
+    const sub = join(root, 'sub-tenant');
+    mkdirSync(join(sub, 'deploy'), { recursive: true });
+    writeFileSync(join(sub, 'deploy', 'app.env'), 'GREETING=hello\n');
+    writeFileSync(join(sub, '.env'), 'APP_IMAGE=registry.test/acme/app:v1\n');
+    handOver(sub);
+    writeFileSync(
+      join(repo, 'sub-compose.yml'),
+      'services:\n  app:\n    image: ${APP_IMAGE}\n    env_file: app.env\n    network_mode: host\n',
+    );
+    const raw = {
+      servers: [
+        {
+          name: 'rf-1',
+          host: '127.0.0.1',
+          port: sshd.port,
+          user: sshd.user,
+          hostKey: sshd.hostKey,
+          region: 'local',
+          tenants: [
+            {
+              id: 'sub',
+              path: sub,
+              compose: { command: 'docker-compose', project: 'rf-sub', file: 'deploy/compose.yml' },
+              images: [{ variable: 'APP_IMAGE', repository: 'registry.test/acme/app' }],
+              health: { port: 1 },
+              files: { ship: [{ from: 'sub-compose.yml', to: 'deploy/compose.yml' }] },
+            },
+          ],
+        },
+      ],
+    };
+    const t = targetsOf(parseRegistry(JSON.stringify(raw), 'reg.json'))[0]!;
+    const shell = new TargetShell({ transport: async () => transport }, 20_000, systemClock);
+    const release = shipFiles([t], { root: repo, env: {} }).releases.get(t.id)!;
+    const f = new TargetFiles(t.tenant, release, shell, 20_000);
+    const [current, next] = releases();
+    await f.check(current, next); // Compose ran `config` on the staged file: it parsed, env_file found
+    const check = sent.scripts.at(-1)!;
+    expect(check).toContain('docker-compose --project-directory deploy --env-file .env -f .fleet/files/');
+    // the tenant's files are not changed by the check
+    expect(existsSync(join(sub, 'deploy', 'compose.yml'))).toBe(false);
+    expect(readFileSync(join(sub, '.env'), 'utf8')).toBe('APP_IMAGE=registry.test/acme/app:v1\n');
+  });
+
   test('a compose file that does not parse: refused at staging, before any tenant file changed', async () => {
     writeFileSync(join(repo, 'deploy', 'docker-compose.yml'), 'services:\n  app:\n    image: [unclosed\n');
     const { files: f } = files();

@@ -12,6 +12,7 @@
  *   rename from a private directory in its own directory, removes the ones that go, and records the list.
  *   The rollback is the same script with the previous list.
  */
+import { posix } from 'node:path';
 import type { Tenant } from '../registry/model';
 import { RELATIVE_FILE, hasDotSegment } from '../registry/patterns';
 import { composeArgv, engineOf } from './compose';
@@ -205,17 +206,25 @@ export function stageFiles(
   );
 }
 
-/** `compose config` on the staged compose files, from the tenant directory; nothing when none ships. */
+/**
+ * `compose config` on the staged compose files, from the tenant directory; nothing when none ships. The
+ * project directory is where the first file will be, not where it is staged, so that its relative paths
+ * (`env_file:`, `extends`, bind mounts) resolve as they will for `up`; and `.env` is the tenant's, as
+ * `composeArgv` gives it.
+ */
 function composeCheck(t: Tenant, files: readonly string[] | undefined): Script {
   if (!files?.length) return sh``;
-  const argv = t.compose.command.split(' ');
+  const first = t.compose.files[0]!;
+  const dir = first.includes('/') ? posix.dirname(first) : '.';
+  const argv = [...t.compose.command.split(' '), '--project-directory', dir];
+  if (dir !== '.') argv.push('--env-file', '.env');
   const f = files.flatMap((x) => ['-f', SHA.test(x) ? `${FILES_DIR}/${x}` : x]);
   const project = t.compose.project ? ['-p', t.compose.project] : [];
   const why =
     `the compose files shipped to ${t.path} do not parse (${t.compose.command} config failed): ` +
     'nothing was changed';
   const refused = sh`{ printf '%s\n' ${why} >&2; exit ${FILES_REFUSED}; }`;
-  return sh` && { ${argv} --project-directory . ${f} ${project} config >/dev/null || ${refused}; }`;
+  return sh` && { ${argv} ${f} ${project} config >/dev/null || ${refused}; }`;
 }
 
 /**
