@@ -2,6 +2,7 @@
  * The SSH connection's TCP socket: what one turn of the event loop writes leaves in one system call
  * (Node's `_writev`, the stream's one call for several chunks), in order, and nothing waits for it.
  */
+import { jest } from '@jest/globals';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { connectCoalescing } from '../src/ssh/coalescing-socket';
 
