@@ -981,6 +981,25 @@ describe("backup and restore: the dump commands run with the tenant's Compose fi
         encoding: 'utf8',
       }),
     ).toBe('docker-compose.yml|unset\n');
+    // a compose file in a subdirectory: the project the deploy's Compose derives from the tenant's .env,
+    // not the one Compose would derive from the subdirectory's
+    mkdirSync(join(dir, 'deploy'));
+    writeFileSync(join(dir, 'deploy', 'compose.yml'), 'services: {}\n');
+    writeFileSync(join(dir, '.env'), 'APP_IMAGE=r/app:v1\nCOMPOSE_PROJECT_NAME=Acme-Prod\n');
+    const sub = tenant(
+      {
+        compose: { file: 'deploy/compose.yml' },
+        backup: { keepDays: 7, dump: { command: seen, file: 'db.sql' } },
+      },
+      dir,
+    );
+    const id3 = backupId(new Date('2024-05-01T14:00:00Z'));
+    expect(run(backup(sub, id3)).status).toBe(0);
+    expect(
+      execFileSync('tar', ['-xzOf', join(dir, '.fleet', 'backups', `${id3}.tar.gz`), '.fleet/dump/db.sql'], {
+        encoding: 'utf8',
+      }),
+    ).toBe('deploy/compose.yml|acme-prod\n');
   });
 });
 

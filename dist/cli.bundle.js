@@ -68267,13 +68267,18 @@ const settings = (t) => t.backup ?? DEFAULT_BACKUP;
  * the tenant's compose files and, when the registry sets it, its project — so that a plain
  * `docker compose exec -T db pg_dump …` run in the tenant directory reaches the same project as the
  * deploy's `compose -f … -p …` (without them Compose would take the project from the directory's name).
- * A command that passes its own `-f` or `-p` still wins.
+ * When the first file sits in a subdirectory, Compose there would read that directory's `.env`, not the
+ * tenant's that the deploy gives it (`composeArgv`): the project is then the one derived on the server as
+ * the deploy's Compose derives it. A command that passes its own `-f` or `-p` still wins.
  */
 function composeEnv(t) {
-    return envPrefix({
-        COMPOSE_FILE: t.compose.files.join(':'),
-        ...(t.compose.project ? { COMPOSE_PROJECT_NAME: t.compose.project } : {}),
-    });
+    const files = envPrefix({ COMPOSE_FILE: t.compose.files.join(':') });
+    if (t.compose.project)
+        return sh `${files} ${envPrefix({ COMPOSE_PROJECT_NAME: t.compose.project })}`;
+    if (!t.compose.files[0].includes('/'))
+        return files;
+    const derived = sh `"$({ ${deriveProject(t)}; } | sed -n 's/^@@project //p')"`;
+    return sh `${files} COMPOSE_PROJECT_NAME=${derived}`;
 }
 /**
  * Takes one backup and applies the retention (not while restoring: it could remove the archive restored).

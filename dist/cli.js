@@ -242,4 +242,4 @@ function launch(file, sha256) {
     const wrapper = script.runInThisContext();
     wrapper.call(module.exports, module.exports, load, module, file, (0, node_path_1.dirname)(file));
 }
-launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'b698a972522639c7e8d0656ee356a07aacfe5e58a33755daa3f61bf2f3a60b46');
+launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'd1455a3a41396d5ab2f9af4f8c5bf2f968446fd5c25e0de4ce5598a351d2bc35');
