@@ -137,13 +137,11 @@ describeSshd('release files over real sshd', () => {
   const read = (p: string) => readFileSync(join(dir, p), 'utf8');
   const reset = () => Object.assign(sent, { script: 0, stdin: 0, scripts: [] });
 
-  test('first release: staged and checked without changing a tenant file, then installed; the replaced file kept', async () => {
+  test('first release: staged without changing a tenant file (not parsed: the policy is not in place yet), then installed; the replaced file kept', async () => {
     const { files: f } = files();
     const [current, next] = releases();
     const before = read('docker-compose.yml');
-    expect(await f.check(current, next)).toMatch(
-      /^2 of 2 files change, 2 sent \(\d+ bytes\), staged and checked$/,
-    );
+    expect(await f.check(current, next)).toMatch(/^2 of 2 files change, 2 sent \(\d+ bytes\), staged$/);
     expect(read('docker-compose.yml')).toBe(before);
     expect(existsSync(join(dir, 'config'))).toBe(false);
     expect(next.files).toEqual({
@@ -183,9 +181,7 @@ describeSshd('release files over real sshd', () => {
     const { files: f } = files();
     const [current, next] = releases();
     reset();
-    expect(await f.check(current, next)).toMatch(
-      /^3 of 3 files change, 2 sent \(\d+ bytes\), staged and checked$/,
-    );
+    expect(await f.check(current, next)).toMatch(/^3 of 3 files change, 2 sent \(\d+ bytes\), staged$/);
     // the store keeps this release's files and those it replaces (and the releases kept): the first
     // compose file (setup-server's), kept by the first release, is pruned
     const storeBefore = readdirSync(join(dir, '.fleet', 'files')).filter((n) => n !== 'current');
@@ -249,59 +245,90 @@ describeSshd('release files over real sshd', () => {
     }
   });
 
-  test("a compose file shipped into a subdirectory is checked from there: its env_file found beside it, .env the tenant's", async () => {
-    const sub = join(root, 'sub-tenant');
-    mkdirSync(join(sub, 'deploy'), { recursive: true });
-    writeFileSync(join(sub, 'deploy', 'app.env'), 'GREETING=hello\n');
-    writeFileSync(join(sub, '.env'), 'APP_IMAGE=registry.test/acme/app:v1\n');
-    handOver(sub);
-    writeFileSync(
-      join(repo, 'sub-compose.yml'),
-      'services:\n  app:\n    image: ${APP_IMAGE}\n    env_file: app.env\n    network_mode: host\n',
-    );
-    const raw = {
-      servers: [
-        {
-          name: 'rf-1',
-          host: '127.0.0.1',
-          port: sshd.port,
-          user: sshd.user,
-          hostKey: sshd.hostKey,
-          region: 'local',
-          tenants: [
-            {
-              id: 'sub',
-              path: sub,
-              compose: { command: 'docker-compose', project: 'rf-sub', file: 'deploy/compose.yml' },
-              images: [{ variable: 'APP_IMAGE', repository: 'registry.test/acme/app' }],
-              health: { port: 1 },
-              files: { ship: [{ from: 'sub-compose.yml', to: 'deploy/compose.yml' }] },
-            },
-          ],
-        },
-      ],
+  describe('a compose file shipped into a subdirectory (deploy/compose.yml, naming env_file app.env beside it)', () => {
+    let sub: string;
+    beforeAll(() => {
+      sub = join(root, 'sub-tenant');
+      mkdirSync(sub);
+      writeFileSync(join(sub, '.env'), 'APP_IMAGE=registry.test/acme/app:v1\n');
+      handOver(sub);
+      writeFileSync(
+        join(repo, 'sub-compose.yml'),
+        'services:\n  app:\n    image: ${APP_IMAGE}\n    env_file: app.env\n    network_mode: host\n',
+      );
+      writeFileSync(join(repo, 'sub-app.env'), 'GREETING=hello\n');
+    });
+    /** The tenant `sub`, shipping the compose file and, with `envToo`, app.env beside it. */
+    const subFiles = (command: string, envToo: boolean) => {
+      const ship = [
+        { from: 'sub-compose.yml', to: 'deploy/compose.yml' },
+        ...(envToo ? [{ from: 'sub-app.env', to: 'deploy/app.env' }] : []),
+      ];
+      const tenant = {
+        id: 'sub',
+        path: sub,
+        compose: { command, project: 'rf-sub', file: 'deploy/compose.yml' },
+        images: [{ variable: 'APP_IMAGE', repository: 'registry.test/acme/app' }],
+        health: { port: 1 },
+        files: { ship },
+      };
+      const server = { name: 'rf-1', host: '127.0.0.1', port: sshd.port, user: sshd.user };
+      const raw = { servers: [{ ...server, hostKey: sshd.hostKey, region: 'local', tenants: [tenant] }] };
+      const t = targetsOf(parseRegistry(JSON.stringify(raw), 'reg.json'))[0]!;
+      const shell = new TargetShell({ transport: async () => transport }, 20_000, systemClock);
+      const release = shipFiles([t], { root: repo, env: {} }).releases.get(t.id)!;
+      return new TargetFiles(t.tenant, release, shell, 20_000);
     };
-    const t = targetsOf(parseRegistry(JSON.stringify(raw), 'reg.json'))[0]!;
-    const shell = new TargetShell({ transport: async () => transport }, 20_000, systemClock);
-    const release = shipFiles([t], { root: repo, env: {} }).releases.get(t.id)!;
-    const f = new TargetFiles(t.tenant, release, shell, 20_000);
-    const [current, next] = releases();
-    await f.check(current, next); // Compose ran `config` on the staged file: it parsed, env_file found
-    const check = sent.scripts.at(-1)!;
-    expect(check).toContain('docker-compose --project-directory deploy --env-file .env -f .fleet/files/');
-    // the tenant's files are not changed by the check
-    expect(existsSync(join(sub, 'deploy', 'compose.yml'))).toBe(false);
-    expect(readFileSync(join(sub, '.env'), 'utf8')).toBe('APP_IMAGE=registry.test/acme/app:v1\n');
+    const untouched = () => {
+      expect(existsSync(join(sub, 'deploy', 'compose.yml'))).toBe(false);
+      expect(readFileSync(join(sub, '.env'), 'utf8')).toBe('APP_IMAGE=registry.test/acme/app:v1\n');
+    };
+
+    test('shipped with its env_file for the first time: staged, not parsed yet (app.env is not in place before install)', async () => {
+      const [current, next] = releases();
+      expect(await subFiles('docker-compose', true).check(current, next)).toMatch(
+        /^2 of 2 files change, 2 sent \(\d+ bytes\), staged$/,
+      );
+      expect(sent.scripts.at(-1)).not.toContain(' config');
+      untouched();
+    });
+
+    test("alone, its env_file already there: parsed from its own directory, with the tenant's .env", async () => {
+      mkdirSync(join(sub, 'deploy'));
+      writeFileSync(join(sub, 'deploy', 'app.env'), 'GREETING=hello\n');
+      handOver(join(sub, 'deploy'));
+      const [current, next] = releases();
+      expect(await subFiles('docker-compose', false).check(current, next)).toMatch(/staged and checked$/);
+      expect(sent.scripts.at(-1)).toContain(
+        'docker-compose --project-directory deploy --env-file .env -f .fleet/files/',
+      );
+      untouched();
+    });
+
+    test('podman-compose (no --project-directory): staged, and parsed in place by the switch', async () => {
+      const [current, next] = releases();
+      expect(await subFiles('podman-compose', false).check(current, next)).toMatch(/, staged$/);
+      expect(sent.scripts.at(-1)).not.toContain('project-directory');
+      untouched();
+    });
   });
 
-  test('a compose file that does not parse: refused at staging, before any tenant file changed', async () => {
+  test('a compose file that does not parse: refused at staging, before any tenant file changed; with a file the server lacks, left to the switch', async () => {
     writeFileSync(join(repo, 'deploy', 'docker-compose.yml'), 'services:\n  app:\n    image: [unclosed\n');
-    const { files: f } = files();
+    // the policy as the server has it (the last release was restored to v1's): only the compose file changes
+    rmSync(join(repo, 'policy', 'new.rego'));
+    writeFileSync(join(repo, 'policy', 'base.rego'), 'package base\n');
     const [current, next] = releases();
-    await expect(f.check(current, next)).rejects.toThrow(
+    await expect(files().files.check(current, next)).rejects.toThrow(
       `the compose files shipped to ${dir} do not parse (docker-compose config failed): nothing was changed`,
     );
     expect(read('docker-compose.yml')).toBe(COMPOSE_V1);
+    // a policy file the server does not have yet: the compose file could name it, so staging does not
+    // parse it from the tree as it is now (the switch's compose check does, after install)
+    writeFileSync(join(repo, 'policy', 'new.rego'), 'package new\n');
+    expect(await files().files.check(...releases())).toMatch(/, staged$/);
+    expect(read('docker-compose.yml')).toBe(COMPOSE_V1);
+    rmSync(join(repo, 'policy', 'base.rego'));
     writeFileSync(join(repo, 'deploy', 'docker-compose.yml'), COMPOSE_V2);
   });
 

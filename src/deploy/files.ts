@@ -193,7 +193,11 @@ export class TargetFiles {
       .join('');
     this.sentBytes = stdin.length;
     const keep = this.previous.entries.map((e) => ({ to: e.to, sha256: e.sha256 }));
-    const compose = t.compose.files.some((f) => shipped.has(f))
+    // files of the release not on the server yet, besides the compose files
+    const arriving = differ.filter(
+      (e) => !t.compose.files.includes(e.to) && typeof installedOf(e.to) !== 'object',
+    );
+    const compose = this.checksStaged(shipped, arriving.length > 0)
       ? t.compose.files.map((f) => entries.find((e) => e.to === f)?.sha256 ?? f)
       : undefined;
     const staged = await this.shell.exec(
@@ -206,7 +210,26 @@ export class TargetFiles {
     const drift = F.driftOf(probed);
     return (
       `${differ.length + this.remove.length} of ${entries.length + this.remove.length} files change, ` +
-      `${send.length} sent (${this.sentBytes} bytes), staged and checked${drift.length ? `; drift replaced: ${drift.join('; ')}` : ''}`
+      `${send.length} sent (${this.sentBytes} bytes), staged${compose ? ' and checked' : ''}` +
+      (drift.length ? `; drift replaced: ${drift.join('; ')}` : '')
+    );
+  }
+
+  /**
+   * Whether staging parses the compose files: the staged copies stand in for the shipped compose files,
+   * and everything else they name (an `env_file:`, an `extends` file, a build context) is read from the
+   * tenant's directory as it is now — so not when the release brings a file the server does not have yet
+   * (the compose file may name it: refused as not parsing, the release could never land), nor when
+   * Compose takes no `--project-directory` (podman-compose; `podman compose` may hand over to it). Then
+   * the switch meets them in place, after the files are installed (its compose check when they changed,
+   * and `up`), where a failure puts the previous ones back.
+   */
+  private checksStaged(shipped: ReadonlySet<string>, arriving: boolean): boolean {
+    const command = this.tenant.compose.command;
+    return (
+      this.tenant.compose.files.some((f) => shipped.has(f)) &&
+      !arriving &&
+      (command === 'docker compose' || command === 'docker-compose')
     );
   }
 
