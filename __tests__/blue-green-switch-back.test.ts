@@ -170,7 +170,8 @@ test("a switch back by a strategy that did not run the deploy (a cancelled job's
   expect(c.log[1]!.command).toContain('label=com.docker.compose.project=shop-green');
 });
 
-test("the post step's switch back after the promote: the proxy back to blue, blue recorded live again, green stopped", async () => {
+/** The post step's switch back with the proxy on green (promoted); `answers`: what blue says through it. */
+async function switchBackAfterPromote(answers: 'v1' | 'an error') {
   const target = planDeployment(registry(), {}).plan[0]!.targets[0]!;
   let proxy = GREEN;
   const upstreams = () => ok(JSON.stringify([{ dial: `127.0.0.1:${proxy}` }]));
@@ -201,6 +202,11 @@ test("the post step's switch back after the promote: the proxy back to blue, blu
     { match: /\/upstreams/, reply: () => upstreams() },
     { match: /[^]*/, reply: ok() },
   ]);
+  // through the proxy: the release of the slot it sends the tenant to
+  c.http = () =>
+    proxy === BLUE && answers === 'an error'
+      ? { status: 502, body: 'bad gateway' }
+      : { status: 200, body: JSON.stringify({ version: proxy === BLUE ? 'v1' : 'v2' }) };
   const transport = await c.connect(target.server);
   const shell = new TargetShell({ transport: async () => transport }, 1000);
   const release = (v: string) => ({
@@ -210,16 +216,33 @@ test("the post step's switch back after the promote: the proxy back to blue, blu
     digests: [],
   });
   const ctx = { shell, clock: new FakeClock(), pullTimeoutMs: 1000, pullAttempts: 1 };
-  await strategyFor(target).switchBack(ctx, release('v1'), release('v2'));
+  const done = strategyFor(target).switchBack(ctx, release('v1'), release('v2'));
+  return { done, c, proxy: () => proxy };
+}
+
+test("the post step's switch back after the promote: the proxy back to blue, blue recorded live again, green stopped", async () => {
+  const { done, c, proxy } = await switchBackAfterPromote('v1');
+  await done;
   expect(c.log.map((l) => l.verb)).toEqual([
     'readSlots',
     'proxyRead',
     'proxySwitch',
     'recordLive',
+    'connectionsTo', // green drained (the proxy's old workers may still send to it) before it stops
     'stopProject',
   ]);
-  expect(proxy).toBe(BLUE);
+  expect(proxy()).toBe(BLUE);
   expect(c.log[3]!.command).toContain(`APP_IMAGE=${REPO}:v1`);
   expect(c.log[3]!.command).toMatch(/printf '%s\\n' '?blue'? > new/);
-  expect(c.log[4]!.command).toContain('label=com.docker.compose.project=t00000-green');
+  expect(c.log[4]!.command).toContain(`sport = :${GREEN}`);
+  expect(c.log[5]!.command).toContain('label=com.docker.compose.project=t00000-green');
+});
+
+test('a switch back whose proxy does not answer with the old release: it fails, green left running', async () => {
+  const { done, c, proxy } = await switchBackAfterPromote('an error');
+  await expect(done).rejects.toThrow(
+    'through the proxy on port 18000, after it was pointed back to slot blue: not healthy within 5 s',
+  );
+  expect(proxy()).toBe(BLUE);
+  expect(c.log.map((l) => l.verb)).toEqual(['readSlots', 'proxyRead', 'proxySwitch']);
 });

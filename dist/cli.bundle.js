@@ -55845,27 +55845,38 @@ class BlueGreenStrategy {
     /** Waits until no connection to the old slot is open (or the drain timeout), then stops it. */
     async retire(ctx) {
         const old = this.read('retire').live;
-        const start = ctx.clock.now();
-        let open;
-        for (;;) {
-            const r = await ctx.shell.exec(connectionsTo(old.port));
-            open = r.code === 0 ? Number(r.stdout.trim()) || 0 : -1;
-            if (open === 0)
-                break;
-            if (ctx.signal?.aborted)
-                return `drain cancelled with ${open} connections open: ${old.name} left running`;
-            if (ctx.clock.now() - start >= this.bg.drainTimeoutMs)
-                break;
-            await ctx.clock.sleep(DRAIN_POLL_MS, ctx.signal);
-        }
-        const s = ((ctx.clock.now() - start) / 1000).toFixed(1);
-        const drained = open === 0 ? `drained ${old.name} in ${s} s` : `${old.name} still had ${open} connections after ${s} s`;
+        const { open, seconds } = await this.drain(ctx, old.port);
+        if (open !== 0 && ctx.signal?.aborted)
+            return `drain cancelled with ${open} connections open: ${old.name} left running`;
+        const drained = open === 0
+            ? `drained ${old.name} in ${seconds} s`
+            : `${old.name} still had ${open} connections after ${seconds} s`;
         const r = await ctx.shell.exec(stopProject(this.tenant, old.project));
         return r.code === 0 ? `${drained}, stopped` : `${drained}, NOT stopped: ${shell_describe(r)}`;
     }
     /**
+     * Polls the connections to a slot's port until none is open, the drain timeout passes or the run is
+     * stopped; says how many were open at the last poll (-1: unknown) and after how long.
+     */
+    async drain(ctx, port) {
+        const start = ctx.clock.now();
+        let open;
+        for (;;) {
+            const r = await ctx.shell.exec(connectionsTo(port));
+            open = r.code === 0 ? Number(r.stdout.trim()) || 0 : -1;
+            if (open === 0 || ctx.signal?.aborted)
+                break;
+            if (ctx.clock.now() - start >= this.bg.drainTimeoutMs)
+                break;
+            await ctx.clock.sleep(DRAIN_POLL_MS, ctx.signal);
+        }
+        return { open, seconds: ((ctx.clock.now() - start) / 1000).toFixed(1) };
+    }
+    /**
      * Before the proxy moved: stop the idle slot. After: point the proxy back at the old slot (it runs
-     * until `retire`), record it as live again, then stop the failed slot.
+     * until `retire`), see the old release answer through the proxy, record it as live again, and let the
+     * failed slot drain before it is stopped — as a promote does for the slot it leaves: a proxy that
+     * reloads (nginx) keeps sending new requests to the failed slot until its old workers have quit.
      */
     async switchBack(ctx, previous, failed) {
         const deploy = this.deploy ?? (await this.recoverState(ctx, previous, failed));
@@ -55874,11 +55885,24 @@ class BlueGreenStrategy {
         const proxyMoved = reached === 'proxy' || reached === 'recorded';
         if (proxyMoved && (await this.proxyPort(ctx)) !== live.port) {
             await this.pointProxy(ctx, live.port, live.name, 'rollback');
+            await this.answersThroughProxy(ctx, previous, live.name);
             if (reached === 'recorded' && Object.keys(previous.refs).length)
                 await ctx.shell.must('rollback', recordLive(this.tenant, live.slot, previous.refs));
         }
         this.deploy = { ...deploy, switchedBack: true };
+        if (proxyMoved)
+            await this.drain(ctx, this.bg.slots[idle].port);
         await ctx.shell.must('rollback', stopProject(this.tenant, read.projects[idle]));
+    }
+    /**
+     * The health gate through the proxy, for the release it was pointed back to (a run being stopped
+     * does not wait for it). A gate that fails leaves the failed slot running: the proxy may still use it.
+     */
+    async answersThroughProxy(ctx, release, name) {
+        const check = this.tenant.health;
+        const g = await runGate(check, release.version ?? '', async (timeoutMs) => (await ctx.shell.transport()).get(check.port, check.path, timeoutMs), ctx.clock, ctx.signal);
+        if (!g.ok && !ctx.signal?.aborted)
+            throw new StepFailure('rollback', `through the proxy on port ${check.port}, after it was pointed back to ${name}: ${g.reason}`);
     }
     /**
      * For a switch back by a strategy that did not run the deploy (a cancelled job's post step): reads
@@ -68731,7 +68755,9 @@ class TargetFiles {
             .join('');
         this.sentBytes = stdin.length;
         const keep = this.previous.entries.map((e) => ({ to: e.to, sha256: e.sha256 }));
-        const compose = t.compose.files.some((f) => shipped.has(f))
+        // files of the release not on the server yet, besides the compose files
+        const arriving = differ.filter((e) => !t.compose.files.includes(e.to) && typeof installedOf(e.to) !== 'object');
+        const compose = this.checksStaged(shipped, arriving.length > 0)
             ? t.compose.files.map((f) => entries.find((e) => e.to === f)?.sha256 ?? f)
             : undefined;
         const staged = await this.shell.exec(stageFiles(t, { send, keep, all: wanted, ...(compose ? { compose } : {}) }), this.timeoutMs, stdin);
@@ -68739,7 +68765,23 @@ class TargetFiles {
             throw new StepFailure('files', `staging the files of ${t.path} failed: ${shell_describe(staged)}`);
         const drift = driftOf(probed);
         return (`${differ.length + this.remove.length} of ${entries.length + this.remove.length} files change, ` +
-            `${send.length} sent (${this.sentBytes} bytes), staged and checked${drift.length ? `; drift replaced: ${drift.join('; ')}` : ''}`);
+            `${send.length} sent (${this.sentBytes} bytes), staged${compose ? ' and checked' : ''}` +
+            (drift.length ? `; drift replaced: ${drift.join('; ')}` : ''));
+    }
+    /**
+     * Whether staging parses the compose files: the staged copies stand in for the shipped compose files,
+     * and everything else they name (an `env_file:`, an `extends` file, a build context) is read from the
+     * tenant's directory as it is now — so not when the release brings a file the server does not have yet
+     * (the compose file may name it: refused as not parsing, the release could never land), nor when
+     * Compose takes no `--project-directory` (podman-compose; `podman compose` may hand over to it). Then
+     * the switch meets them in place, after the files are installed (its compose check when they changed,
+     * and `up`), where a failure puts the previous ones back.
+     */
+    checksStaged(shipped, arriving) {
+        const command = this.tenant.compose.command;
+        return (this.tenant.compose.files.some((f) => shipped.has(f)) &&
+            !arriving &&
+            (command === 'docker compose' || command === 'docker-compose'));
     }
     /** The switch: the release's files in place (before `.env`); from here a failure restores the previous ones. */
     async install(running, kept = []) {

@@ -242,4 +242,4 @@ function launch(file, sha256) {
     const wrapper = script.runInThisContext();
     wrapper.call(module.exports, module.exports, load, module, file, (0, node_path_1.dirname)(file));
 }
-launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'd1455a3a41396d5ab2f9af4f8c5bf2f968446fd5c25e0de4ce5598a351d2bc35');
+launch(require('node:path').join(__dirname, 'cli.bundle.js'), '4a70660d6664a267aff144d9dfd05df201d7ed1aba2049d172f8e497eaf23cbc');

@@ -312,27 +312,39 @@ export class BlueGreenStrategy implements ReleaseStrategy {
   /** Waits until no connection to the old slot is open (or the drain timeout), then stops it. */
   async retire(ctx: StrategyContext): Promise<string> {
     const old = this.read('retire').live;
-    const start = ctx.clock.now();
-    let open: number;
-    for (;;) {
-      const r = await ctx.shell.exec(B.connectionsTo(old.port));
-      open = r.code === 0 ? Number(r.stdout.trim()) || 0 : -1;
-      if (open === 0) break;
-      if (ctx.signal?.aborted)
-        return `drain cancelled with ${open} connections open: ${old.name} left running`;
-      if (ctx.clock.now() - start >= this.bg.drainTimeoutMs) break;
-      await ctx.clock.sleep(DRAIN_POLL_MS, ctx.signal);
-    }
-    const s = ((ctx.clock.now() - start) / 1000).toFixed(1);
+    const { open, seconds } = await this.drain(ctx, old.port);
+    if (open !== 0 && ctx.signal?.aborted)
+      return `drain cancelled with ${open} connections open: ${old.name} left running`;
     const drained =
-      open === 0 ? `drained ${old.name} in ${s} s` : `${old.name} still had ${open} connections after ${s} s`;
+      open === 0
+        ? `drained ${old.name} in ${seconds} s`
+        : `${old.name} still had ${open} connections after ${seconds} s`;
     const r = await ctx.shell.exec(B.stopProject(this.tenant, old.project));
     return r.code === 0 ? `${drained}, stopped` : `${drained}, NOT stopped: ${describe(r)}`;
   }
 
   /**
+   * Polls the connections to a slot's port until none is open, the drain timeout passes or the run is
+   * stopped; says how many were open at the last poll (-1: unknown) and after how long.
+   */
+  private async drain(ctx: StrategyContext, port: number): Promise<{ open: number; seconds: string }> {
+    const start = ctx.clock.now();
+    let open: number;
+    for (;;) {
+      const r = await ctx.shell.exec(B.connectionsTo(port));
+      open = r.code === 0 ? Number(r.stdout.trim()) || 0 : -1;
+      if (open === 0 || ctx.signal?.aborted) break;
+      if (ctx.clock.now() - start >= this.bg.drainTimeoutMs) break;
+      await ctx.clock.sleep(DRAIN_POLL_MS, ctx.signal);
+    }
+    return { open, seconds: ((ctx.clock.now() - start) / 1000).toFixed(1) };
+  }
+
+  /**
    * Before the proxy moved: stop the idle slot. After: point the proxy back at the old slot (it runs
-   * until `retire`), record it as live again, then stop the failed slot.
+   * until `retire`), see the old release answer through the proxy, record it as live again, and let the
+   * failed slot drain before it is stopped — as a promote does for the slot it leaves: a proxy that
+   * reloads (nginx) keeps sending new requests to the failed slot until its old workers have quit.
    */
   async switchBack(ctx: StrategyContext, previous: Release, failed: Release): Promise<void> {
     const deploy = this.deploy ?? (await this.recoverState(ctx, previous, failed));
@@ -341,11 +353,33 @@ export class BlueGreenStrategy implements ReleaseStrategy {
     const proxyMoved = reached === 'proxy' || reached === 'recorded';
     if (proxyMoved && (await this.proxyPort(ctx)) !== live.port) {
       await this.pointProxy(ctx, live.port, live.name, 'rollback');
+      await this.answersThroughProxy(ctx, previous, live.name);
       if (reached === 'recorded' && Object.keys(previous.refs).length)
         await ctx.shell.must('rollback', B.recordLive(this.tenant, live.slot, previous.refs));
     }
     this.deploy = { ...deploy, switchedBack: true };
+    if (proxyMoved) await this.drain(ctx, this.bg.slots[idle].port);
     await ctx.shell.must('rollback', B.stopProject(this.tenant, read.projects[idle]));
+  }
+
+  /**
+   * The health gate through the proxy, for the release it was pointed back to (a run being stopped
+   * does not wait for it). A gate that fails leaves the failed slot running: the proxy may still use it.
+   */
+  private async answersThroughProxy(ctx: StrategyContext, release: Release, name: string): Promise<void> {
+    const check = this.tenant.health;
+    const g = await runGate(
+      check,
+      release.version ?? '',
+      async (timeoutMs: number) => (await ctx.shell.transport()).get(check.port!, check.path, timeoutMs),
+      ctx.clock,
+      ctx.signal,
+    );
+    if (!g.ok && !ctx.signal?.aborted)
+      throw new StepFailure(
+        'rollback',
+        `through the proxy on port ${check.port}, after it was pointed back to ${name}: ${g.reason}`,
+      );
   }
 
   /**
