@@ -113,17 +113,17 @@ test('cancelled while its gate waits: rolled back, the reason "cancelled", recor
 describe('the crash watch: a container that keeps restarting fails the gate at once', () => {
   const ID = 'a'.repeat(64);
   /** The containers as the engine tells them: `restarts(n)` for the n-th look (1, 2, …). */
-  const watched = (restarts: (n: number) => number, status = 'stopped') => {
+  const LOGS = 'starting\n\u001b[31mboom: exit 3\u001b[0m\n::warning::x\n@@logs-exit 0\n';
+  /** `logs`: what each read of the log lines answers, in turn (the last one from then on). */
+  const watched = (restarts: (n: number) => number, status = 'stopped', logs = [LOGS]) => {
     let n = 0;
+    let read = 0;
     return [
       {
         match: 'containerRuns' as const,
         reply: () => ok(`${ID} ${status} ${restarts(++n)} 3 unless-stopped\n`),
       },
-      {
-        match: 'containerLogs' as const,
-        reply: ok('starting\n\u001b[31mboom: exit 3\u001b[0m\n::warning::x\n'),
-      },
+      { match: 'containerLogs' as const, reply: () => ok(logs[Math.min(read++, logs.length - 1)]) },
     ];
   };
 
@@ -138,6 +138,26 @@ describe('the crash watch: a container that keeps restarting fails the gate at o
     // one look after the first failed probe was enough; the rollback's gate does not watch
     expect(c.log.filter((l) => l.verb === 'containerRuns')).toHaveLength(1);
     expect(r.steps.find((s) => s.step === 'health')?.detail).toBe(r.error);
+  });
+
+  test("the engine's own error while it reads a restarting container is not taken for its log lines: read again", async () => {
+    const engineError =
+      'Error response from daemon: read /proc/32334/cgroup: no such process\n@@logs-exit 1\n';
+    const rules = watched((n) => 2 * n, 'stopped', [engineError, LOGS]); // made once: it counts the reads
+    const c = new ScriptedConnector(() => [...rules, ...happyRules(`${REPO}:v1`)]);
+    versionAware(c, (_, v) => v === 'v2');
+    const r = (await run(registry(1, 1), c)).targets[0]!;
+    expect(r.error).toMatch(
+      /; last exit code 3; last log lines: starting \| boom: exit 3 \| \u200b::warning::x$/,
+    );
+    expect(c.log.filter((l) => l.verb === 'containerLogs')).toHaveLength(2);
+    // an engine that never gives them: no log lines said, and never its error
+    const always = watched((n) => 2 * n, 'stopped', [engineError]);
+    const never = new ScriptedConnector(() => [...always, ...happyRules(`${REPO}:v1`)]);
+    versionAware(never, (_, v) => v === 'v2');
+    const e = (await run(registry(1, 1), never)).targets[0]!.error!;
+    expect(e).toMatch(/restarted 2 times in \d+\.\d s; last exit code 3$/);
+    expect(never.log.filter((l) => l.verb === 'containerLogs')).toHaveLength(3);
   });
 
   test('a container that restarted once and then answers is judged by the gate as before: deployed', async () => {

@@ -53965,7 +53965,20 @@ function parseContainerRuns(stdout) {
 function containerLogTail(t, id, lines = 5) {
     if (!/^[a-f0-9]{12,64}$/.test(id))
         throw new Error(`not a container ID: ${JSON.stringify(id)}`);
-    return named('containerLogs', sh `${enter(t)} && ${engineOf(t.compose.command)} logs --tail ${lines} ${id} 2>&1 | tail -c 2000`);
+    const logs = sh `${engineOf(t.compose.command)} logs --tail ${lines} ${id} 2>&1`;
+    return named('containerLogs', sh `${enter(t)} && { ${logs}; echo "${LOGS_EXIT} $?"; } | tail -c 2000`);
+}
+const LOGS_EXIT = '@@logs-exit';
+/**
+ * The container's last log lines from `containerLogTail`'s output (both of its streams), or undefined when
+ * the engine did not give them: what it printed then is its own error (podman, reading a container that
+ * is restarting: "read /proc/…/cgroup: no such process"), not the container's.
+ */
+function parseLogTail(stdout) {
+    const m = /(?:^|\n)@@logs-exit (\d+)\n?$/.exec(stdout);
+    if (!m || m[1] !== '0')
+        return undefined;
+    return stdout.slice(0, m.index).split('\n');
 }
 
 ;// CONCATENATED MODULE: ./src/remote/blue-green.ts
@@ -68600,16 +68613,22 @@ function crashWatch(tenant, spec, shell, clock, since) {
         if (!crash)
             return undefined;
         const seconds = (clock.now() - since) / 1000;
-        const logs = await shell.exec(containerLogTail(tenant, crash.id)).catch(() => undefined);
-        const lines = logs?.code === 0
-            ? logs.stdout
-                .split('\n')
-                .map((l) => sanitizeLine(l).trim())
-                .filter(Boolean)
-                .slice(-5)
-            : [];
-        return describeCrash(crash, seconds, lines);
+        const lines = (await lastLogLines(tenant, crash.id, shell, clock)) ?? [];
+        return describeCrash(crash, seconds, lines
+            .map((l) => sanitizeLine(l).trim())
+            .filter(Boolean)
+            .slice(-5));
     };
+}
+/** The engine may fail to read a container that is restarting right then: asked up to 3 times, 250 ms apart. */
+async function lastLogLines(tenant, id, shell, clock) {
+    for (let attempt = 1;; attempt++) {
+        const r = await shell.exec(containerLogTail(tenant, id)).catch(() => undefined);
+        const lines = r?.code === 0 ? parseLogTail(r.stdout) : undefined;
+        if (lines || attempt === 3)
+            return lines;
+        await clock.sleep(250);
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/files.ts

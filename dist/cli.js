@@ -242,4 +242,4 @@ function launch(file, sha256) {
     const wrapper = script.runInThisContext();
     wrapper.call(module.exports, module.exports, load, module, file, (0, node_path_1.dirname)(file));
 }
-launch(require('node:path').join(__dirname, 'cli.bundle.js'), '4a70660d6664a267aff144d9dfd05df201d7ed1aba2049d172f8e497eaf23cbc');
+launch(require('node:path').join(__dirname, 'cli.bundle.js'), '5f087dede1f60706f1f8b4d6944652cedf7b0d9a9235105daf87f25269abe786');

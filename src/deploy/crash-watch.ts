@@ -7,7 +7,7 @@
 import { CrashJudge, describeCrash } from '../health/crash';
 import type { GateWatch } from '../health/gate';
 import type { Tenant } from '../registry/model';
-import { containerLogTail, parseContainerRuns } from '../remote/containers';
+import { containerLogTail, parseContainerRuns, parseLogTail } from '../remote/containers';
 import type { Script } from '../remote/shell';
 import { sanitizeLine } from '../report/sanitize';
 import type { Clock } from '../ports';
@@ -34,15 +34,29 @@ export function crashWatch(
     const crash = judge.judge(parseContainerRuns(r.stdout));
     if (!crash) return undefined;
     const seconds = (clock.now() - since) / 1000;
-    const logs = await shell.exec(containerLogTail(tenant, crash.id)).catch(() => undefined);
-    const lines =
-      logs?.code === 0
-        ? logs.stdout
-            .split('\n')
-            .map((l) => sanitizeLine(l).trim())
-            .filter(Boolean)
-            .slice(-5)
-        : [];
-    return describeCrash(crash, seconds, lines);
+    const lines = (await lastLogLines(tenant, crash.id, shell, clock)) ?? [];
+    return describeCrash(
+      crash,
+      seconds,
+      lines
+        .map((l) => sanitizeLine(l).trim())
+        .filter(Boolean)
+        .slice(-5),
+    );
   };
+}
+
+/** The engine may fail to read a container that is restarting right then: asked up to 3 times, 250 ms apart. */
+async function lastLogLines(
+  tenant: Tenant,
+  id: string,
+  shell: TargetShell,
+  clock: Clock,
+): Promise<string[] | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await shell.exec(containerLogTail(tenant, id)).catch(() => undefined);
+    const lines = r?.code === 0 ? parseLogTail(r.stdout) : undefined;
+    if (lines || attempt === 3) return lines;
+    await clock.sleep(250);
+  }
 }

@@ -102,8 +102,19 @@ export function parseContainerRuns(stdout: string): ContainerRun[] {
 /** The last `lines` lines a container wrote (stdout and stderr), at most 2,000 bytes. */
 export function containerLogTail(t: Tenant, id: string, lines = 5): Script {
   if (!/^[a-f0-9]{12,64}$/.test(id)) throw new Error(`not a container ID: ${JSON.stringify(id)}`);
-  return named(
-    'containerLogs',
-    sh`${enter(t)} && ${engineOf(t.compose.command)} logs --tail ${lines} ${id} 2>&1 | tail -c 2000`,
-  );
+  const logs = sh`${engineOf(t.compose.command)} logs --tail ${lines} ${id} 2>&1`;
+  return named('containerLogs', sh`${enter(t)} && { ${logs}; echo "${LOGS_EXIT} $?"; } | tail -c 2000`);
+}
+
+const LOGS_EXIT = '@@logs-exit';
+
+/**
+ * The container's last log lines from `containerLogTail`'s output (both of its streams), or undefined when
+ * the engine did not give them: what it printed then is its own error (podman, reading a container that
+ * is restarting: "read /proc/…/cgroup: no such process"), not the container's.
+ */
+export function parseLogTail(stdout: string): string[] | undefined {
+  const m = /(?:^|\n)@@logs-exit (\d+)\n?$/.exec(stdout);
+  if (!m || m[1] !== '0') return undefined;
+  return stdout.slice(0, m.index).split('\n');
 }
