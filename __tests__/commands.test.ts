@@ -945,6 +945,11 @@ describe('prepare, run by a real shell', () => {
 describe("backup and restore: the dump commands run with the tenant's Compose files and project", () => {
   test('a plain `docker compose exec` in dump.command and dump.restore reaches the deploy’s project', () => {
     const { dir, run, stackRuns } = workdir('APP_IMAGE=r/app:v1\n');
+    /** The database dump in the backup `id` (what the dump command printed). */
+    const dumpOf = (id: string) =>
+      execFileSync('tar', ['-xzOf', join(dir, '.fleet', 'backups', `${id}.tar.gz`), '.fleet/dump/db.sql'], {
+        encoding: 'utf8',
+      });
     stackRuns();
     writeFileSync(join(dir, 'base.yml'), 'services: {}\n');
     writeFileSync(join(dir, 'prod.yml'), 'services: {}\n');
@@ -962,9 +967,7 @@ describe("backup and restore: the dump commands run with the tenant's Compose fi
     const id = backupId(new Date('2024-05-01T12:00:00Z'));
     const taken = run(backup(t, id));
     expect([taken.status, taken.stderr]).toEqual([0, '']);
-    const archive = join(dir, '.fleet', 'backups', `${id}.tar.gz`);
-    const dump = execFileSync('tar', ['-xzOf', archive, '.fleet/dump/db.sql'], { encoding: 'utf8' });
-    expect(dump).toBe('base.yml:prod.yml|acme\n');
+    expect(dumpOf(id)).toBe('base.yml:prod.yml|acme\n');
     const restored = run(
       restore(t, id, { keepAs: backupId(new Date(), 'pre-restore'), database: true, up: false, owner: '{}' }),
     );
@@ -976,11 +979,7 @@ describe("backup and restore: the dump commands run with the tenant's Compose fi
     const derived = tenant({ backup: { keepDays: 7, dump: { command: seen, file: 'db.sql' } } }, dir);
     const id2 = backupId(new Date('2024-05-01T13:00:00Z'));
     expect(run(backup(derived, id2)).status).toBe(0);
-    expect(
-      execFileSync('tar', ['-xzOf', join(dir, '.fleet', 'backups', `${id2}.tar.gz`), '.fleet/dump/db.sql'], {
-        encoding: 'utf8',
-      }),
-    ).toBe('docker-compose.yml|unset\n');
+    expect(dumpOf(id2)).toBe('docker-compose.yml|unset\n');
     // a compose file in a subdirectory: the project the deploy's Compose derives from the tenant's .env,
     // not the one Compose would derive from the subdirectory's
     mkdirSync(join(dir, 'deploy'));
@@ -995,11 +994,7 @@ describe("backup and restore: the dump commands run with the tenant's Compose fi
     );
     const id3 = backupId(new Date('2024-05-01T14:00:00Z'));
     expect(run(backup(sub, id3)).status).toBe(0);
-    expect(
-      execFileSync('tar', ['-xzOf', join(dir, '.fleet', 'backups', `${id3}.tar.gz`), '.fleet/dump/db.sql'], {
-        encoding: 'utf8',
-      }),
-    ).toBe('deploy/compose.yml|acme-prod\n');
+    expect(dumpOf(id3)).toBe('deploy/compose.yml|acme-prod\n');
   });
 });
 

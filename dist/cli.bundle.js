@@ -53519,6 +53519,8 @@ function registryHost(repository) {
 
 ;// CONCATENATED MODULE: external "node:crypto"
 const external_node_crypto_namespaceObject = require("node:crypto");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: ./src/remote/exit-codes.ts
 /**
  * The exit codes of the deploy's verbs (prepare, pull, update) that deploy/ tells apart, in one table so
@@ -53705,6 +53707,7 @@ const touchLockFromHome = (t) => sh `{ touch -c -- ${`${t.path}/${LOCK_DIR}`} 2>
 
 
 
+
 /** The container engine CLI behind a compose command (for pull, inspect, image rm). */
 function engineOf(command) {
     return command.startsWith('podman') ? 'podman' : 'docker';
@@ -53773,6 +53776,20 @@ function composeAvailable(command) {
 }
 /** Whether a compose command asks the engine its API version at every run (Compose v1, a Python program). */
 const asksApiVersion = (command) => command === 'docker-compose';
+/**
+ * Whether a compose command takes `--project-directory` (Docker's Compose, v1 and v2; podman-compose does
+ * not, and `podman compose` may hand over to it).
+ */
+const takesProjectDirectory = (command) => command === 'docker compose' || command === 'docker-compose';
+/** Compose's project directory for the tenant: its first compose file's ('.': the tenant directory). */
+const composeDirectory = (t) => external_node_path_namespaceObject.posix.dirname(t.compose.files[0]);
+/**
+ * `--env-file .env` when Compose's project directory is not the tenant's: Compose reads `.env` from the
+ * project directory, and the tenant's `.env` is the one a deploy switches. Paths in the compose files
+ * still resolve from their own directory. (Nothing otherwise: it is the same file, and Compose v1 refuses
+ * a missing one.)
+ */
+const tenantEnvFile = (t) => composeDirectory(t) === '.' ? [] : ['--env-file', '.env'];
 /** An engine API version as Compose v1 takes it in COMPOSE_API_VERSION. */
 const API_VERSION = /^1\.\d{1,3}$/;
 /**
@@ -53836,18 +53853,12 @@ function pinApiVersion(t, api, envFile = '.env') {
 }
 /** The project derived on the server by `deriveProject`, as shell text for double quotes. */
 const PROJECT_VAR = new Script('$project');
-/**
- * The tenant's compose command, run in its directory. Compose reads `.env` from the project directory,
- * the first compose file's: when that file sits in a subdirectory, `--env-file .env` gives Compose the
- * tenant's `.env` — the one a deploy switches — while the paths in the files still resolve from their
- * own directory. (Not given otherwise: it is the same file, and Compose v1 refuses a missing one.)
- */
+/** The tenant's compose command, run in its directory, reading the tenant's `.env` (`tenantEnvFile`). */
 function composeArgv(t) {
     const argv = t.compose.command.split(' ');
     for (const f of t.compose.files)
         argv.push('-f', f);
-    if (t.compose.files[0].includes('/'))
-        argv.push('--env-file', '.env');
+    argv.push(...tenantEnvFile(t));
     if (t.compose.project)
         argv.push('-p', t.compose.project);
     return argv;
@@ -53966,9 +53977,8 @@ function containerLogTail(t, id, lines = 5) {
     if (!/^[a-f0-9]{12,64}$/.test(id))
         throw new Error(`not a container ID: ${JSON.stringify(id)}`);
     const logs = sh `${engineOf(t.compose.command)} logs --tail ${lines} ${id} 2>&1`;
-    return named('containerLogs', sh `${enter(t)} && { ${logs}; echo "${LOGS_EXIT} $?"; } | tail -c 2000`);
+    return named('containerLogs', sh `${enter(t)} && { ${logs}; echo "@@logs-exit $?"; } | tail -c 2000`);
 }
-const LOGS_EXIT = '@@logs-exit';
 /**
  * The container's last log lines from `containerLogTail`'s output (both of its streams), or undefined when
  * the engine did not give them: what it printed then is its own error (podman, reading a container that
@@ -54363,24 +54373,7 @@ function parseLock(stdout) {
     };
 }
 
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: ./src/remote/files.ts
-/**
- * The remote side of files shipped with a release (issue 25). Each file is kept on the server by its
- * sha256 in `.fleet/files/` (written only from a private directory there, inPrivateDir), so a release
- * whose files did not change sends their hashes only, and the files a release replaced stay there as its
- * rollback point. `.fleet/files/current` lists what the last release installed ("SHA256 MODE PATH").
- *
- * - `probeFiles`: what the server has — the stored hashes asked about, the installed files (hash and
- *   mode) and any link on the way to one; no write.
- * - `stageFiles`: stores what the server lacks (stdin: one base64 line per file), keeps the installed
- *   files about to be replaced, checks every hash and that the compose files parse; no tenant file changes.
- * - `installFiles`: in the switch, puts each file in place from the store (its hash checked again) by
- *   rename from a private directory in its own directory, removes the ones that go, and records the list.
- *   The rollback is the same script with the previous list.
- */
-
 
 
 
@@ -54544,11 +54537,12 @@ function stageFiles(t, o) {
 function composeCheck(t, files) {
     if (!files?.length)
         return sh ``;
-    const first = t.compose.files[0];
-    const dir = first.includes('/') ? external_node_path_namespaceObject.posix.dirname(first) : '.';
-    const argv = [...t.compose.command.split(' '), '--project-directory', dir];
-    if (dir !== '.')
-        argv.push('--env-file', '.env');
+    const argv = [
+        ...t.compose.command.split(' '),
+        '--project-directory',
+        composeDirectory(t),
+        ...tenantEnvFile(t),
+    ];
     const f = files.flatMap((x) => ['-f', SHA.test(x) ? `${FILES_DIR}/${x}` : x]);
     const project = t.compose.project ? ['-p', t.compose.project] : [];
     const why = `the compose files shipped to ${t.path} do not parse (${t.compose.command} config failed): ` +
@@ -55779,7 +55773,7 @@ class BlueGreenStrategy {
     async proxyAnswers(ctx) {
         const check = this.tenant.health;
         try {
-            await (await ctx.shell.transport()).get(check.port, check.path, check.timeoutMs);
+            await this.throughProxy(ctx)(check.timeoutMs);
         }
         catch (e) {
             throw new StepFailure('pull', `the proxy on 127.0.0.1:${check.port} did not answer, so nothing was started: ${e.message}`);
@@ -55828,7 +55822,7 @@ class BlueGreenStrategy {
         await this.pointProxy(ctx, port, to, 'promote');
         const check = this.tenant.health;
         const seen = usersSaw(ctx.clock);
-        const g = await runGate(check, next.version ?? '', seen.probe(async (timeoutMs) => (await ctx.shell.transport()).get(check.port, check.path, timeoutMs)), ctx.clock, ctx.signal);
+        const g = await runGate(check, next.version ?? '', seen.probe(this.throughProxy(ctx)), ctx.clock, ctx.signal);
         if (!g.ok)
             throw new StepFailure('promote', `through the proxy on port ${check.port}: ${g.reason}`);
         await ctx.shell.must('promote', recordLive(this.tenant, read.idle, next.refs));
@@ -55839,6 +55833,11 @@ class BlueGreenStrategy {
             detail: `${this.proxy.label} → ${to}, verified through port ${check.port} (${g.passed}/${g.probes} probes${down})`,
             downtimeMs,
         };
+    }
+    /** The tenant's health check asked through the proxy (its port on the server, over the SSH connection). */
+    throughProxy(ctx) {
+        const check = this.tenant.health;
+        return async (timeoutMs) => (await ctx.shell.transport()).get(check.port, check.path, timeoutMs);
     }
     /** Switches the proxy to `port` and reads it back: a proxy that refused or holds another port fails. */
     async pointProxy(ctx, port, to, step) {
@@ -55913,7 +55912,7 @@ class BlueGreenStrategy {
      */
     async answersThroughProxy(ctx, release, name) {
         const check = this.tenant.health;
-        const g = await runGate(check, release.version ?? '', async (timeoutMs) => (await ctx.shell.transport()).get(check.port, check.path, timeoutMs), ctx.clock, ctx.signal);
+        const g = await runGate(check, release.version ?? '', this.throughProxy(ctx), ctx.clock, ctx.signal);
         if (!g.ok && !ctx.signal?.aborted)
             throw new StepFailure('rollback', `through the proxy on port ${check.port}, after it was pointed back to ${name}: ${g.reason}`);
     }
@@ -68305,14 +68304,14 @@ const settings = (t) => t.backup ?? DEFAULT_BACKUP;
  * `docker compose exec -T db pg_dump …` run in the tenant directory reaches the same project as the
  * deploy's `compose -f … -p …` (without them Compose would take the project from the directory's name).
  * When the first file sits in a subdirectory, Compose there would read that directory's `.env`, not the
- * tenant's that the deploy gives it (`composeArgv`): the project is then the one derived on the server as
+ * tenant's that the deploy gives it (`tenantEnvFile`): the project is then the one derived on the server as
  * the deploy's Compose derives it. A command that passes its own `-f` or `-p` still wins.
  */
 function composeEnv(t) {
     const files = envPrefix({ COMPOSE_FILE: t.compose.files.join(':') });
     if (t.compose.project)
         return sh `${files} ${envPrefix({ COMPOSE_PROJECT_NAME: t.compose.project })}`;
-    if (!t.compose.files[0].includes('/'))
+    if (composeDirectory(t) === '.')
         return files;
     const derived = sh `"$({ ${deriveProject(t)}; } | sed -n 's/^@@project //p')"`;
     return sh `${files} COMPOSE_PROJECT_NAME=${derived}`;
@@ -68797,10 +68796,8 @@ class TargetFiles {
      * and `up`), where a failure puts the previous ones back.
      */
     checksStaged(shipped, arriving) {
-        const command = this.tenant.compose.command;
-        return (this.tenant.compose.files.some((f) => shipped.has(f)) &&
-            !arriving &&
-            (command === 'docker compose' || command === 'docker-compose'));
+        const compose = this.tenant.compose;
+        return compose.files.some((f) => shipped.has(f)) && !arriving && takesProjectDirectory(compose.command);
     }
     /** The switch: the release's files in place (before `.env`); from here a failure restores the previous ones. */
     async install(running, kept = []) {

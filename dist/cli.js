@@ -242,4 +242,4 @@ function launch(file, sha256) {
     const wrapper = script.runInThisContext();
     wrapper.call(module.exports, module.exports, load, module, file, (0, node_path_1.dirname)(file));
 }
-launch(require('node:path').join(__dirname, 'cli.bundle.js'), '5f087dede1f60706f1f8b4d6944652cedf7b0d9a9235105daf87f25269abe786');
+launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'f25f426d7d51acf42e1cdaa8a6ab3c5c93aca7cd62e46d0cf79aefc10d924ad1');

@@ -49,6 +49,18 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
   let sshd: TestSshd;
   const docker = (args: string[]) => stack!.docker(args);
 
+  /** A tenant's compose file: the app on host networking, its image and port from .env, then `more` lines. */
+  const appCompose = (more: string[]) =>
+    [
+      'services:',
+      '  app:',
+      '    image: ${APP_IMAGE}',
+      '    network_mode: host',
+      '    environment:',
+      '      APP_PORT: ${APP_PORT}',
+      ...more,
+      '',
+    ].join('\n');
   const envOf = (t: Tenant) => readFileSync(join(t.dir, '.env'), 'utf8');
   const envText = (t: Tenant, version: string) =>
     `# tenant ${t.id}: written by the e2e test\nAPP_IMAGE=${repo}:${version}\nAPP_PORT=${t.port}\n`;
@@ -151,19 +163,7 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
       const dir = join(tenantsRoot, id);
       mkdirSync(dir, { recursive: true });
       const t: Tenant = { id, dir, port: await freePort(), project: `e2e-${id}` };
-      writeFileSync(
-        join(dir, 'docker-compose.yml'),
-        [
-          'services:',
-          '  app:',
-          '    image: ${APP_IMAGE}',
-          '    network_mode: host',
-          '    restart: unless-stopped',
-          '    environment:',
-          '      APP_PORT: ${APP_PORT}',
-          '',
-        ].join('\n'),
-      );
+      writeFileSync(join(dir, 'docker-compose.yml'), appCompose(['    restart: unless-stopped']));
       writeFileSync(join(dir, '.env'), envText(t, 'v1'));
       tenants.push(t);
     }
@@ -598,17 +598,7 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
       gamma = { id: 'gamma', dir, port: await freePort(), project: 'e2e-gamma' };
       writeFileSync(
         join(dir, 'deploy', 'compose.yml'),
-        [
-          'services:',
-          '  app:',
-          '    image: ${APP_IMAGE}',
-          '    network_mode: host',
-          '    environment:',
-          '      APP_PORT: ${APP_PORT}',
-          '    volumes:',
-          '      - ./static:/srv/static:ro',
-          '',
-        ].join('\n'),
+        appCompose(['    volumes:', '      - ./static:/srv/static:ro']),
       );
       writeFileSync(join(dir, '.env'), envText(gamma, 'v1'));
       handOver(dir);

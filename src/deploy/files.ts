@@ -7,7 +7,7 @@
  */
 import type { Tenant } from '../registry/model';
 import { RELATIVE_FILE, hasDotSegment } from '../registry/patterns';
-import { projectOf } from '../remote/compose';
+import { projectOf, takesProjectDirectory } from '../remote/compose';
 import * as F from '../remote/files';
 import type { Release } from './result';
 import { describe, StepFailure, type TargetShell } from './shell';
@@ -225,12 +225,8 @@ export class TargetFiles {
    * and `up`), where a failure puts the previous ones back.
    */
   private checksStaged(shipped: ReadonlySet<string>, arriving: boolean): boolean {
-    const command = this.tenant.compose.command;
-    return (
-      this.tenant.compose.files.some((f) => shipped.has(f)) &&
-      !arriving &&
-      (command === 'docker compose' || command === 'docker-compose')
-    );
+    const compose = this.tenant.compose;
+    return compose.files.some((f) => shipped.has(f)) && !arriving && takesProjectDirectory(compose.command);
   }
 
   /** The switch: the release's files in place (before `.env`); from here a failure restores the previous ones. */

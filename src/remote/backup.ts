@@ -6,7 +6,7 @@
  * the deploy's pre-deploy step, `fleet-deploy backup` and the copy a restore keeps of what it replaces.
  */
 import type { Backup, Tenant } from '../registry/model';
-import { composeArgv, deriveProject, PROJECT_VAR } from './compose';
+import { composeArgv, composeDirectory, deriveProject, PROJECT_VAR } from './compose';
 import { containersOf } from './containers';
 import { inPrivateDir, tenantFromPrivate } from './private-dir';
 import { envPrefix, named, Script, sh } from './shell';
@@ -53,13 +53,13 @@ const settings = (t: Tenant) => t.backup ?? DEFAULT_BACKUP;
  * `docker compose exec -T db pg_dump …` run in the tenant directory reaches the same project as the
  * deploy's `compose -f … -p …` (without them Compose would take the project from the directory's name).
  * When the first file sits in a subdirectory, Compose there would read that directory's `.env`, not the
- * tenant's that the deploy gives it (`composeArgv`): the project is then the one derived on the server as
+ * tenant's that the deploy gives it (`tenantEnvFile`): the project is then the one derived on the server as
  * the deploy's Compose derives it. A command that passes its own `-f` or `-p` still wins.
  */
 function composeEnv(t: Tenant): Script {
   const files = envPrefix({ COMPOSE_FILE: t.compose.files.join(':') });
   if (t.compose.project) return sh`${files} ${envPrefix({ COMPOSE_PROJECT_NAME: t.compose.project })}`;
-  if (!t.compose.files[0]!.includes('/')) return files;
+  if (composeDirectory(t) === '.') return files;
   const derived = sh`"$({ ${deriveProject(t)}; } | sed -n 's/^@@project //p')"`;
   return sh`${files} COMPOSE_PROJECT_NAME=${derived}`;
 }

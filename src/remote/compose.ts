@@ -3,6 +3,7 @@
  * the check that the compose files parse (run only when they changed) and the config hash read after `up`.
  */
 import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
 import type { ComposeCommand, Tenant } from '../registry/model';
 import { imageLines } from './env-file';
 import { SWITCH_FAILED } from './exit-codes';
@@ -85,6 +86,25 @@ export function composeAvailable(command: ComposeCommand): Script {
 /** Whether a compose command asks the engine its API version at every run (Compose v1, a Python program). */
 export const asksApiVersion = (command: ComposeCommand): boolean => command === 'docker-compose';
 
+/**
+ * Whether a compose command takes `--project-directory` (Docker's Compose, v1 and v2; podman-compose does
+ * not, and `podman compose` may hand over to it).
+ */
+export const takesProjectDirectory = (command: ComposeCommand): boolean =>
+  command === 'docker compose' || command === 'docker-compose';
+
+/** Compose's project directory for the tenant: its first compose file's ('.': the tenant directory). */
+export const composeDirectory = (t: Tenant): string => posix.dirname(t.compose.files[0]!);
+
+/**
+ * `--env-file .env` when Compose's project directory is not the tenant's: Compose reads `.env` from the
+ * project directory, and the tenant's `.env` is the one a deploy switches. Paths in the compose files
+ * still resolve from their own directory. (Nothing otherwise: it is the same file, and Compose v1 refuses
+ * a missing one.)
+ */
+export const tenantEnvFile = (t: Tenant): string[] =>
+  composeDirectory(t) === '.' ? [] : ['--env-file', '.env'];
+
 /** An engine API version as Compose v1 takes it in COMPOSE_API_VERSION. */
 const API_VERSION = /^1\.\d{1,3}$/;
 
@@ -155,16 +175,11 @@ export function pinApiVersion(t: Tenant, api: string | undefined, envFile = '.en
 /** The project derived on the server by `deriveProject`, as shell text for double quotes. */
 export const PROJECT_VAR = new Script('$project');
 
-/**
- * The tenant's compose command, run in its directory. Compose reads `.env` from the project directory,
- * the first compose file's: when that file sits in a subdirectory, `--env-file .env` gives Compose the
- * tenant's `.env` — the one a deploy switches — while the paths in the files still resolve from their
- * own directory. (Not given otherwise: it is the same file, and Compose v1 refuses a missing one.)
- */
+/** The tenant's compose command, run in its directory, reading the tenant's `.env` (`tenantEnvFile`). */
 export function composeArgv(t: Tenant): string[] {
   const argv = t.compose.command.split(' ');
   for (const f of t.compose.files) argv.push('-f', f);
-  if (t.compose.files[0]!.includes('/')) argv.push('--env-file', '.env');
+  argv.push(...tenantEnvFile(t));
   if (t.compose.project) argv.push('-p', t.compose.project);
   return argv;
 }

@@ -103,10 +103,8 @@ export function parseContainerRuns(stdout: string): ContainerRun[] {
 export function containerLogTail(t: Tenant, id: string, lines = 5): Script {
   if (!/^[a-f0-9]{12,64}$/.test(id)) throw new Error(`not a container ID: ${JSON.stringify(id)}`);
   const logs = sh`${engineOf(t.compose.command)} logs --tail ${lines} ${id} 2>&1`;
-  return named('containerLogs', sh`${enter(t)} && { ${logs}; echo "${LOGS_EXIT} $?"; } | tail -c 2000`);
+  return named('containerLogs', sh`${enter(t)} && { ${logs}; echo "@@logs-exit $?"; } | tail -c 2000`);
 }
-
-const LOGS_EXIT = '@@logs-exit';
 
 /**
  * The container's last log lines from `containerLogTail`'s output (both of its streams), or undefined when

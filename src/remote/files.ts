@@ -12,10 +12,9 @@
  *   rename from a private directory in its own directory, removes the ones that go, and records the list.
  *   The rollback is the same script with the previous list.
  */
-import { posix } from 'node:path';
 import type { Tenant } from '../registry/model';
 import { RELATIVE_FILE, hasDotSegment } from '../registry/patterns';
-import { composeArgv, engineOf } from './compose';
+import { composeArgv, composeDirectory, engineOf, tenantEnvFile } from './compose';
 import { containersOf } from './containers';
 import { FILES_NOTE } from './lock';
 import { enter, LOCK_DIR, STATE_DIR, touchLock } from './tenant-dir';
@@ -214,10 +213,12 @@ export function stageFiles(
  */
 function composeCheck(t: Tenant, files: readonly string[] | undefined): Script {
   if (!files?.length) return sh``;
-  const first = t.compose.files[0]!;
-  const dir = first.includes('/') ? posix.dirname(first) : '.';
-  const argv = [...t.compose.command.split(' '), '--project-directory', dir];
-  if (dir !== '.') argv.push('--env-file', '.env');
+  const argv = [
+    ...t.compose.command.split(' '),
+    '--project-directory',
+    composeDirectory(t),
+    ...tenantEnvFile(t),
+  ];
   const f = files.flatMap((x) => ['-f', SHA.test(x) ? `${FILES_DIR}/${x}` : x]);
   const project = t.compose.project ? ['-p', t.compose.project] : [];
   const why =

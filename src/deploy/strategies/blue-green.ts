@@ -205,7 +205,7 @@ export class BlueGreenStrategy implements ReleaseStrategy {
   private async proxyAnswers(ctx: StrategyContext): Promise<void> {
     const check = this.tenant.health;
     try {
-      await (await ctx.shell.transport()).get(check.port!, check.path, check.timeoutMs);
+      await this.throughProxy(ctx)(check.timeoutMs);
     } catch (e) {
       throw new StepFailure(
         'pull',
@@ -272,9 +272,7 @@ export class BlueGreenStrategy implements ReleaseStrategy {
     const g = await runGate(
       check,
       next.version ?? '',
-      seen.probe(async (timeoutMs: number) =>
-        (await ctx.shell.transport()).get(check.port!, check.path, timeoutMs),
-      ),
+      seen.probe(this.throughProxy(ctx)),
       ctx.clock,
       ctx.signal,
     );
@@ -287,6 +285,12 @@ export class BlueGreenStrategy implements ReleaseStrategy {
       detail: `${this.proxy.label} → ${to}, verified through port ${check.port} (${g.passed}/${g.probes} probes${down})`,
       downtimeMs,
     };
+  }
+
+  /** The tenant's health check asked through the proxy (its port on the server, over the SSH connection). */
+  private throughProxy(ctx: StrategyContext): GateProbe {
+    const check = this.tenant.health;
+    return async (timeoutMs) => (await ctx.shell.transport()).get(check.port!, check.path, timeoutMs);
   }
 
   /** Switches the proxy to `port` and reads it back: a proxy that refused or holds another port fails. */
@@ -368,13 +372,7 @@ export class BlueGreenStrategy implements ReleaseStrategy {
    */
   private async answersThroughProxy(ctx: StrategyContext, release: Release, name: string): Promise<void> {
     const check = this.tenant.health;
-    const g = await runGate(
-      check,
-      release.version ?? '',
-      async (timeoutMs: number) => (await ctx.shell.transport()).get(check.port!, check.path, timeoutMs),
-      ctx.clock,
-      ctx.signal,
-    );
+    const g = await runGate(check, release.version ?? '', this.throughProxy(ctx), ctx.clock, ctx.signal);
     if (!g.ok && !ctx.signal?.aborted)
       throw new StepFailure(
         'rollback',
