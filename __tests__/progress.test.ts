@@ -37,12 +37,12 @@ test('in a terminal: a live status line with a bar and counts, redrawn in place,
   p.onTarget(result('a/x', 'deployed') as any);
   p.onTarget(result('a/y', 'failed', 'boom') as any);
   p.finish();
-  expect(out).toContain('\r\x1b[2K');
+  expect(out).toContain('\r\x1b[J');
   expect(out).toContain('wave 1/1 █████░░░░░░░░░░░░░░░ 1/4');
   expect(out).toContain('\x1b[32mdeployed\x1b[39m');
   expect(out).toContain('\x1b[31mfailed\x1b[39m  1.5 s  boom');
   expect(out).toContain('2/4\x1b[31m · 1 failed\x1b[39m');
-  expect(out.endsWith('\r\x1b[2K')).toBe(true);
+  expect(out.endsWith('\r\x1b[J')).toBe(true);
 });
 
 test('in a terminal: the status line is clipped to the width, and redrawn over its wrapped rows on a resize', () => {
@@ -60,7 +60,7 @@ test('in a terminal: the status line is clipped to the width, and redrawn over i
   p.onWave({ wave: 1, of: 1, targets: 40, status: 'start' });
   for (const t of ['eu-1/acme-corporation', 'eu-1/globex-international', 'eu-2/initech-holdings', 'us-1/x'])
     p.onStep({ target: t, step: 'pull', status: 'start' });
-  const last = () => out.slice(out.lastIndexOf('\x1b[2K') + 4);
+  const last = () => out.slice(out.lastIndexOf('\r') + 1);
   expect(last()).toBe(
     'wave 1/1 ░░░░░░░░░░░░░░░░░░░░ 0/40 · eu-1/acme-corporation pull 0s, eu-1/globex-international pull 0s, eu-2/initech-ho…',
   );
@@ -72,6 +72,31 @@ test('in a terminal: the status line is clipped to the width, and redrawn over i
   expect(last()).toBe('wave 1/1 ░░░░░░░░░░░░░░░░░░░░ 0/40 · e…');
   expect([...last()].length).toBe(39);
   p.finish();
+});
+
+test('in a terminal: a line that comes after a resize but before its signal still clears the wrapped status line', () => {
+  let out = '';
+  let columns = 120;
+  const p = new Progress({
+    write: (t) => (out += t),
+    tty: true,
+    color: false,
+    total: 40,
+    columns: () => columns,
+    onResize: () => () => undefined, // the signal never comes in time
+  });
+  p.onWave({ wave: 1, of: 1, targets: 40, status: 'start' });
+  for (const t of ['eu-1/acme-corporation', 'eu-1/globex-international', 'eu-2/initech-holdings'])
+    p.onStep({ target: t, step: 'pull', status: 'start' });
+  columns = 80; // the terminal reflowed the 119 characters drawn at 120 columns onto 2 rows
+  out = '';
+  p.onTarget(result('eu-1/acme-corporation', 'deployed') as any);
+  expect(out.startsWith('\r\x1b[1A\x1b[Jeu-1/acme-corporation  deployed  1.5 s\n')).toBe(true);
+  // drawn again for 80 columns; the next clear, at the same width, is of one row
+  expect([...out.slice(out.lastIndexOf('\r') + 1)].length).toBe(79);
+  out = '';
+  p.finish();
+  expect(out).toBe('\r\x1b[J');
 });
 
 test("in a terminal: the status line shows each target's step and its time so far", () => {

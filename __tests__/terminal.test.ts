@@ -4,7 +4,7 @@
  * command quietly, exit 0, no stack. The bundled CLI, as a person runs it.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { syntheticRegistry } from '../src/sandbox/synthetic';
@@ -14,6 +14,22 @@ const describeTmux = haveTmux ? describe : describe.skip;
 if (!haveTmux) console.warn('skipped: the terminal tests need tmux (npm run setup as root installs it)');
 
 const cli = resolve('dist/cli.js');
+
+/** The one child process of `pid` (from /proc: field 4 of stat is the parent's PID). */
+function childOf(pid: number): number {
+  const children = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false; // gone since the listing
+      }
+    });
+  expect(children).toHaveLength(1);
+  return Number(children[0]);
+}
 let root: string;
 beforeAll(() => (root = mkdtempSync(join(tmpdir(), 'fd-term-'))));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -40,10 +56,20 @@ describeTmux('a deploy in a terminal 80 columns wide', () => {
     tmux('new-session', '-d', '-x', '120', '-y', '50', '-s', 'fd', command);
     tmux('set-option', '-t', 'fd', 'remain-on-exit', 'on');
     const screen = () => tmux('capture-pane', '-p', '-J', '-S', '-', '-t', 'fd');
-    // narrow the terminal while the deploy runs (once the first target is done and the others wait on
-    // their gates, so no redraw races the resize itself): the status line is redrawn for 80 columns
+    // narrow the terminal while the deploy runs, once the first target is done and the others wait on
+    // their gates: the status line is redrawn for 80 columns. The command is stopped across the resize
+    // and for longer than its once-a-second redraw, so on waking that redraw is due before the resize
+    // signal is handled — as on a loaded machine, where a redraw can fall between the two.
     while (!/ deployed /.test(screen())) await new Promise((r) => setTimeout(r, 50));
-    tmux('resize-window', '-t', 'fd', '-x', '80', '-y', '50');
+    const shell = tmux('display-message', '-p', '-t', 'fd', '#{pane_pid}').trim();
+    const node = childOf(Number(shell));
+    process.kill(node, 'SIGSTOP');
+    try {
+      tmux('resize-window', '-t', 'fd', '-x', '80', '-y', '50');
+      await new Promise((r) => setTimeout(r, 1500));
+    } finally {
+      process.kill(node, 'SIGCONT');
+    }
     while (!screen().includes('@@exit')) await new Promise((r) => setTimeout(r, 100));
     const lines = tmux('capture-pane', '-p', '-S', '-', '-t', 'fd').split('\n');
     expect(lines.filter((l) => l.includes('@@exit'))).toEqual(['@@exit 0']);

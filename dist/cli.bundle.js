@@ -67810,7 +67810,7 @@ function processIO() {
         },
         ...(stderr.isTTY
             ? {
-                columns: () => stderr.columns,
+                columns: () => terminalColumns(stderr),
                 onResize: (redraw) => {
                     stderr.on('resize', redraw);
                     return () => stderr.off('resize', redraw);
@@ -67818,6 +67818,17 @@ function processIO() {
             }
             : {}),
     };
+}
+/**
+ * The terminal's width as it is now. `columns` is Node's copy, refreshed when the process handles
+ * SIGWINCH — on a busy event loop after lines already drawn for the old width; the handle's own
+ * `getWindowSize` (what that refresh calls, one ioctl) asks the terminal itself.
+ */
+function terminalColumns(tty) {
+    const handle = tty._handle;
+    const size = [0, 0];
+    const columns = handle?.getWindowSize?.(size) === 0 ? size[0] : undefined;
+    return columns && columns > 0 ? columns : tty.columns;
 }
 async function ask(question) {
     const rl = (0,external_node_readline_promises_namespaceObject.createInterface)({ input: process.stdin, output: process.stderr });
@@ -73343,8 +73354,8 @@ class Progress {
         return (this.o.now ?? Date.now)();
     }
     line(text) {
-        if (this.o.tty && this.statusShown)
-            this.o.write('\r\x1b[2K');
+        if (this.o.tty)
+            this.clearStatus(this.columns());
         this.o.write(`${text}\n`);
         if (this.o.tty)
             this.status();
@@ -73353,18 +73364,25 @@ class Progress {
         return Math.max(10, this.o.columns?.() ?? 80);
     }
     /**
-     * After a resize: a terminal that reflows (most do) may have wrapped the old status line onto several
-     * rows of the narrower width; go up to its first row and clear to the end of the screen, then draw.
+     * Clears the status line. If the terminal is narrower than when it was drawn, a terminal that reflows
+     * (most do) may have wrapped it onto several rows of the new width: go up to its first row and clear
+     * to the end of the screen. Every clear checks, not only the one a resize signal calls: on a loaded
+     * machine a line or a redraw can come between the resize and the signal's handling.
      */
-    redraw() {
+    clearStatus(columns) {
         if (!this.statusShown)
             return;
-        const rows = Math.ceil(this.drawn.length / this.columns());
+        const rows = columns === this.drawn.columns ? 1 : Math.ceil(this.drawn.length / columns);
         this.o.write(`\r${rows > 1 ? `\x1b[${rows - 1}A` : ''}\x1b[J`);
         this.statusShown = false;
-        this.status();
+    }
+    redraw() {
+        if (this.statusShown)
+            this.status();
     }
     status() {
+        const columns = this.columns();
+        this.clearStatus(columns);
         const names = [...this.running].map(([id, r]) => `${id} ${r.step} ${Math.floor((this.now() - r.since) / 1000)}s`);
         const shown = names.slice(0, 3).join(', ') + (names.length > 3 ? ` +${names.length - 3}` : '');
         const width = 20;
@@ -73376,9 +73394,8 @@ class Progress {
             ...(shown ? [[` · ${shown}`, 'dim']] : []),
         ];
         // One column short of the width: a line that fills the last column wraps on some terminals.
-        const columns = this.columns();
         const line = clip(segments, columns - 1);
-        this.o.write(`\r\x1b[2K${line.map(([t, style]) => (style ? this.paint(t, style) : t)).join('')}`);
+        this.o.write(`\r${line.map(([t, style]) => (style ? this.paint(t, style) : t)).join('')}`);
         this.drawn = { columns, length: line.reduce((n, [t]) => n + [...t].length, 0) };
         this.statusShown = true;
     }
@@ -73437,8 +73454,8 @@ class Progress {
         this.stopResize?.();
         if (this.ticker)
             clearInterval(this.ticker);
-        if (this.o.tty && this.statusShown)
-            this.o.write('\r\x1b[2K');
+        if (this.o.tty)
+            this.clearStatus(this.columns());
     }
 }
 

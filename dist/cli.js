@@ -242,4 +242,4 @@ function launch(file, sha256) {
     const wrapper = script.runInThisContext();
     wrapper.call(module.exports, module.exports, load, module, file, (0, node_path_1.dirname)(file));
 }
-launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'f25f426d7d51acf42e1cdaa8a6ab3c5c93aca7cd62e46d0cf79aefc10d924ad1');
+launch(require('node:path').join(__dirname, 'cli.bundle.js'), '64c6ffe9c83d174a09bf392df865864a105938ec7488255819313856877e7e48');

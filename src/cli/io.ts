@@ -93,7 +93,7 @@ export function processIO(): CliIO {
     },
     ...(stderr.isTTY
       ? {
-          columns: () => stderr.columns,
+          columns: () => terminalColumns(stderr),
           onResize: (redraw: () => void) => {
             stderr.on('resize', redraw);
             return () => stderr.off('resize', redraw);
@@ -101,6 +101,18 @@ export function processIO(): CliIO {
         }
       : {}),
   };
+}
+
+/**
+ * The terminal's width as it is now. `columns` is Node's copy, refreshed when the process handles
+ * SIGWINCH — on a busy event loop after lines already drawn for the old width; the handle's own
+ * `getWindowSize` (what that refresh calls, one ioctl) asks the terminal itself.
+ */
+function terminalColumns(tty: NodeJS.WriteStream): number | undefined {
+  const handle = (tty as { _handle?: { getWindowSize?: (size: number[]) => number } })._handle;
+  const size = [0, 0];
+  const columns = handle?.getWindowSize?.(size) === 0 ? size[0] : undefined;
+  return columns && columns > 0 ? columns : tty.columns;
 }
 
 async function ask(question: string): Promise<string> {

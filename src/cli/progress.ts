@@ -18,7 +18,10 @@ export interface ProgressOptions {
   color: boolean;
   total: number;
   now?: () => number;
-  /** The terminal's width now (it changes); undefined: 80. */
+  /**
+   * The terminal's width now, asked of the terminal at each draw (it changes, and a busy process hears
+   * of a resize late); undefined: 80.
+   */
   columns?: () => number | undefined;
   /** Calls `redraw` on each resize; returns how to stop. */
   onResize?: (redraw: () => void) => () => void;
@@ -71,7 +74,7 @@ export class Progress {
   }
 
   private line(text: string): void {
-    if (this.o.tty && this.statusShown) this.o.write('\r\x1b[2K');
+    if (this.o.tty) this.clearStatus(this.columns());
     this.o.write(`${text}\n`);
     if (this.o.tty) this.status();
   }
@@ -81,18 +84,25 @@ export class Progress {
   }
 
   /**
-   * After a resize: a terminal that reflows (most do) may have wrapped the old status line onto several
-   * rows of the narrower width; go up to its first row and clear to the end of the screen, then draw.
+   * Clears the status line. If the terminal is narrower than when it was drawn, a terminal that reflows
+   * (most do) may have wrapped it onto several rows of the new width: go up to its first row and clear
+   * to the end of the screen. Every clear checks, not only the one a resize signal calls: on a loaded
+   * machine a line or a redraw can come between the resize and the signal's handling.
    */
-  private redraw(): void {
+  private clearStatus(columns: number): void {
     if (!this.statusShown) return;
-    const rows = Math.ceil(this.drawn.length / this.columns());
+    const rows = columns === this.drawn.columns ? 1 : Math.ceil(this.drawn.length / columns);
     this.o.write(`\r${rows > 1 ? `\x1b[${rows - 1}A` : ''}\x1b[J`);
     this.statusShown = false;
-    this.status();
+  }
+
+  private redraw(): void {
+    if (this.statusShown) this.status();
   }
 
   private status(): void {
+    const columns = this.columns();
+    this.clearStatus(columns);
     const names = [...this.running].map(
       ([id, r]) => `${id} ${r.step} ${Math.floor((this.now() - r.since) / 1000)}s`,
     );
@@ -106,9 +116,8 @@ export class Progress {
       ...(shown ? [[` · ${shown}`, 'dim'] as Segment] : []),
     ];
     // One column short of the width: a line that fills the last column wraps on some terminals.
-    const columns = this.columns();
     const line = clip(segments, columns - 1);
-    this.o.write(`\r\x1b[2K${line.map(([t, style]) => (style ? this.paint(t, style) : t)).join('')}`);
+    this.o.write(`\r${line.map(([t, style]) => (style ? this.paint(t, style) : t)).join('')}`);
     this.drawn = { columns, length: line.reduce((n, [t]) => n + [...t].length, 0) };
     this.statusShown = true;
   }
@@ -180,6 +189,6 @@ export class Progress {
   finish(): void {
     this.stopResize?.();
     if (this.ticker) clearInterval(this.ticker);
-    if (this.o.tty && this.statusShown) this.o.write('\r\x1b[2K');
+    if (this.o.tty) this.clearStatus(this.columns());
   }
 }
