@@ -22,14 +22,18 @@
 // Diagnostics: BENCH_ONLY picks runs and their order (default "ours,floor,ansible"), BENCH_TRACE=1 times
 // every remote docker / docker-compose call (wrappers first on the sessions' PATH), BENCH_KEEP=1 keeps the
 // temp dir and its logs, BENCH_OUT names the result files (default fleet-latest), BENCH_CPU_PROF=DIR
-// writes a V8 CPU profile of ours into DIR (node --cpu-prof: its CPU figures then include the profiler).
+// writes a V8 CPU profile of ours into DIR (node --cpu-prof: its CPU figures then include the profiler;
+// V8 samples on wall time), BENCH_PERF=DIR records ours with `perf record -e cpu-clock` into DIR/LABEL.data
+// (samples on CPU time; JavaScript frames named through node --perf-basic-prof's /tmp/perf-PID.map).
+// Ours' first deploy of the build, before the rounds, writes the code cache the rounds start from; it is
+// measured and shown apart ("ours, first run").
 // Writes bench/results/fleet-latest.json and bench/results/fleet-latest.md, and (a whole run: no BENCH_ONLY,
 // BENCH_OUT or BENCH_TRACE) its section of docs/PERFORMANCE.md.
 //
 // TypeScript, run by `node --require ./bench/lib/register-ts.cjs bench/fleet.ts` (see that file); the
 // servers, tenants, ports and processes come from the fleet fixture the tests use (src/testing).
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DEPLOY_USER, ensureDeployUser, SSHD } from '../src/testing';
 import { Session, tryRun } from './lib/session';
@@ -106,8 +110,13 @@ interface Bench {
 
 function oursArgv(b: Bench, label: string): string[] {
   const prof = process.env.BENCH_CPU_PROF;
+  const perf = process.env.BENCH_PERF;
   return [
+    ...(perf
+      ? ['perf', 'record', '-e', 'cpu-clock', '-F', '4000', '-g', '-o', join(perf, `${label}.data`), '--']
+      : []),
     process.execPath,
+    ...(perf ? ['--perf-basic-prof', '--interpreted-frames-native-stack'] : []),
     ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
     join(REPO_DIR, 'dist/cli.js'),
     'deploy',
@@ -274,20 +283,27 @@ function logRun(b: Bench, label: string, r: RunResult): void {
 }
 
 /** Every round of every run; each tool reported by its fastest. */
-async function runAll(b: Bench): Promise<Pick<Report, 'results' | 'oursSteps'>> {
+async function runAll(b: Bench): Promise<Pick<Report, 'results' | 'oursSteps' | 'oursFirst'>> {
   const { runs, repeat } = b.knobs;
   const oursSteps: Record<string, StepCost> = {};
   const rounds = Object.fromEntries(runs.map((n) => [n, [] as RunResult[]]));
   await bringTo(b, 'v1', 'initial');
+  // ours' first deploy of this build writes the code cache the rounds start from: measured, apart
+  const oursFirst = runs.includes('ours') ? await measure(b, 'ours', 'ours-first', 0, {}) : undefined;
+  if (oursFirst) {
+    logRun(b, 'ours-first', oursFirst);
+    if (!readdirSync(process.env.XDG_CACHE_HOME!).some((f) => f.endsWith('-deploy.v8')))
+      log('WARNING: ours wrote no code cache: the rounds compile its bundle as the first run did');
+  }
   for (let round = 1; round <= repeat; round++)
     for (const name of runs) {
       const label = repeat > 1 ? `${name}#${round}` : name;
-      if (name !== runs[0] || round > 1) await bringTo(b, 'v1', `before-${label}`);
+      if (oursFirst || name !== runs[0] || round > 1) await bringTo(b, 'v1', `before-${label}`);
       const result = await measure(b, name, label, round, oursSteps);
       rounds[name]!.push(result);
       logRun(b, label, result);
     }
-  return { results: Object.fromEntries(runs.map((n) => [n, fastestOf(rounds[n]!)])), oursSteps };
+  return { results: Object.fromEntries(runs.map((n) => [n, fastestOf(rounds[n]!)])), oursSteps, oursFirst };
 }
 
 /** The temp dir everything lives in, removed at clean-up unless BENCH_KEEP=1. */
@@ -296,8 +312,10 @@ function tempRoot(knobs: Knobs): { root: string; logs: string; session: Session 
   chmodSync(root, 0o755);
   const logs = join(root, 'logs');
   mkdirSync(logs);
-  // ours' code cache (src/cli/code-cache.ts) in the run's own directory: warmed by its first run, the dry run
+  // ours' code cache (src/cli/code-cache.ts) in the run's own directory (it must exist: the command makes
+  // nothing in an XDG_CACHE_HOME that is not there), written by ours' first deploy (runAll)
   process.env.XDG_CACHE_HOME = join(root, 'cache');
+  mkdirSync(process.env.XDG_CACHE_HOME, { mode: 0o700 });
   const session = new Session(logs, log);
   session.installHandlers();
   session.onCleanup(() => {
@@ -343,11 +361,12 @@ async function main(): Promise<number> {
   let report: Report;
   try {
     const commands = await oursCommands(b);
-    const { results, oursSteps } = await runAll(b);
+    const { results, oursSteps, oursFirst } = await runAll(b);
     report = {
       knobs,
       engine: b.engine.kind,
       results,
+      ...(oursFirst ? { oursFirst } : {}),
       oursCommands: commands,
       oursSteps,
       ansibleVersion: b.ansible?.version ?? 'n/a',

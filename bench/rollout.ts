@@ -569,8 +569,10 @@ async function main(): Promise<number> {
   chmodSync(root, 0o755);
   const logs = join(root, 'logs');
   mkdirSync(logs);
-  // ours' code cache (src/cli/code-cache.ts) in the run's own directory, removed with it
+  // ours' code cache (src/cli/code-cache.ts) in the run's own directory, removed with it (it must exist:
+  // the command makes nothing in an XDG_CACHE_HOME that is not there)
   process.env.XDG_CACHE_HOME = join(root, 'cache');
+  mkdirSync(process.env.XDG_CACHE_HOME, { mode: 0o700 });
   const session = new Session(logs, log);
   session.installHandlers();
   session.onCleanup(() =>

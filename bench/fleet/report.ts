@@ -43,6 +43,11 @@ export interface Report {
   knobs: Knobs;
   engine: 'podman' | 'sandbox';
   results: Partial<Record<RunName, RunResult>>;
+  /**
+   * Ours' first run of this build, before the rounds: it compiles the bundle and writes the code cache
+   * (src/cli/code-cache.ts) that the rounds — as a person's every later command — start from.
+   */
+  oursFirst?: RunResult;
   /** What ours runs per target (from --dry-run). */
   oursCommands?: Array<{ step: string; remote: boolean }>;
   oursSteps: Record<string, StepCost>;
@@ -97,9 +102,20 @@ const check = (name: string, value: string, met: boolean, available: boolean): C
   result: !available ? 'n/a' : met ? 'met' : 'MISSED',
 });
 
+/** The median of the rounds' controller CPU per target (the rounds' spread is as large as a gain). */
+export const medianCpuMsPerTarget = (x: RunResult): number | undefined => {
+  const all = (x.runs ?? [x]).map((y) => y.cpuMsPerTarget).filter((v): v is number => v !== undefined);
+  if (!all.length) return undefined;
+  const sorted = all.sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
 function targetsOf(r: Report): Check[] {
   const { ours, floor, ansible } = r.results;
   const ok = succeeded(ours, r.knobs.targets);
+  const cpu = ours ? medianCpuMsPerTarget(ours) : undefined;
+  const rounds = ours?.runs?.length ?? 1;
   return [
     check(
       'ours wall ≤ 1.05× the floor',
@@ -108,15 +124,15 @@ function targetsOf(r: Report): Check[] {
       !!(ours && floor),
     ),
     check(
-      'ours ≥ 1.4× faster than Ansible',
+      'ours ≥ 2.5× faster than Ansible',
       ours && ansible ? `${(ansible.wallS / ours.wallS).toFixed(2)}×` : 'n/a',
-      !!(ours && ansible) && ansible.wallS >= 1.4 * ours.wallS && ok,
+      !!(ours && ansible) && ansible.wallS >= 2.5 * ours.wallS && ok,
       !!(ours && ansible),
     ),
     check(
-      'ours CPU ≤ 50 ms per target',
-      ours ? f1(ours.cpuMsPerTarget, ' ms') : 'n/a',
-      !!ours && (ours.cpuMsPerTarget ?? Infinity) <= 50,
+      `ours CPU ≤ 25 ms per target (${rounds > 1 ? `median of ${rounds} rounds` : 'one round'})`,
+      f1(cpu, ' ms'),
+      (cpu ?? Infinity) <= 25,
       !!ours,
     ),
     check(
@@ -149,8 +165,9 @@ const COLUMNS = [
 function rowsOf(r: Report): string[][] {
   const floor = r.results.floor;
   const targets = r.knobs.targets;
-  return r.knobs.runs.map((name) => {
-    const x = r.results[name];
+  const runs: Array<[string, RunResult | undefined]> = r.knobs.runs.map((name) => [name, r.results[name]]);
+  if (r.oursFirst) runs.unshift(['ours, first run', r.oursFirst]);
+  return runs.map(([name, x]) => {
     if (!x) return [name, 'not run', '', '', '', '', '', '', ''];
     return [
       name,
@@ -176,6 +193,11 @@ function header(r: Report): string {
 function notes(r: Report): string[] {
   return [
     'wall: the whole process, from start to exit.',
+    ...(r.oursFirst
+      ? [
+          "ours, first run: ours' first deploy of this build, before the rounds, which compiles the command's bundle and writes its code cache (src/cli/code-cache.ts); the rounds of ours, like a person's every later command, start from that cache.",
+        ]
+      : []),
     'CPU (controller): user+sys of the process and its children (/usr/bin/time): node for ours; parallel, its shells and one ssh client per target for the floor; ansible-playbook and its worker forks for Ansible.',
     'CPU (machine): every process on this machine during the run (sshd, shells, docker/compose, the engine, the apps), from /proc/stat; CPU (engine): the podman API service and the registry.',
     `Every "server" shares this machine's ${cpus().length} cores, so no run can take less than CPU (machine) / ${cpus().length}.`,
@@ -279,6 +301,7 @@ export function writeResults(dir: string, r: Report): void {
       engine: r.engine,
     },
     runs: r.results,
+    ...(r.oursFirst ? { oursFirst: r.oursFirst } : {}),
     ours: { remoteCommandsPerTarget: remoteSteps(r).length, commands: r.oursCommands, steps: r.oursSteps },
     targets: targetsOf(r),
   };
