@@ -616,6 +616,40 @@ describe('the Compose project, derived on the server as Compose does', () => {
   });
   test("then the compose file's top-level name:", () => {
     expect(project('A=1\n', {}, 'name: shop-eu\nservices: {}\n')).toBe('shop-eu');
+    expect(project('A=1\n', {}, 'name: "shop-eu" # the EU shop\nservices:\n  a:\n    name: x\n')).toBe(
+      'shop-eu',
+    );
+  });
+
+  /** .env lines and the project Compose makes of them (checked against Compose itself below). */
+  const ENV_CASES: Array<[string, string]> = [
+    ['COMPOSE_PROJECT_NAME=acme # the tenant', 'acme'],
+    ['COMPOSE_PROJECT_NAME=acme\t# a tab before the comment', 'acme'],
+    ['COMPOSE_PROJECT_NAME = acme', 'acme'],
+    ['  export  COMPOSE_PROJECT_NAME="Acme_Prod" # quoted, then a comment', 'acme_prod'],
+    ["COMPOSE_PROJECT_NAME='x#y'", 'xy'],
+    ['COMPOSE_PROJECT_NAME=acme#1', 'acme1'],
+    ['COMPOSE_PROJECT_NAME=a b  ', 'ab'],
+    ['COMPOSE_PROJECT_NAME=first\nCOMPOSE_PROJECT_NAME=second', 'second'],
+    ['#COMPOSE_PROJECT_NAME=old\nA=1', 'tenant'],
+    ['COMPOSE_PROJECT_NAME=', 'tenant'],
+  ];
+  test.each(ENV_CASES)('.env %j gives the project %j, as Compose reads it', (line, expected) => {
+    expect(project(`A=1\r\n${line}\r\n`)).toBe(expected);
+  });
+
+  // Compose v1's own reading (python-dotenv, then its get_project_name), where it is installed
+  const composeV1 = spawnSync('/usr/bin/python3', ['-c', 'import compose.cli.command'], { stdio: 'ignore' });
+  (composeV1.status === 0 ? test : test.skip)('the cases above are what Compose v1 itself derives', () => {
+    for (const [line, expected] of ENV_CASES) {
+      const w = workdir(`A=1\r\n${line}\r\n`);
+      const r = spawnSync(
+        '/usr/bin/python3',
+        ['-c', 'from compose.cli.command import get_project_name as p; print(p("."))'],
+        { cwd: w.dir, encoding: 'utf8' },
+      );
+      expect([line, r.stdout.trim()]).toEqual([line, expected]);
+    }
   });
   test('else the directory of the compose file, normalized', () => {
     expect(project('A=1\n')).toBe('tenant');

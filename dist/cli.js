@@ -242,4 +242,4 @@ function launch(file, sha256) {
     const wrapper = script.runInThisContext();
     wrapper.call(module.exports, module.exports, load, module, file, (0, node_path_1.dirname)(file));
 }
-launch(require('node:path').join(__dirname, 'cli.bundle.js'), '64c6ffe9c83d174a09bf392df865864a105938ec7488255819313856877e7e48');
+launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'ae732c16f068178894b10efbc476e9734c6526b9abc274b6be13cac46a4a3adc');

@@ -54,21 +54,37 @@ export function deriveProject(t: Tenant): Script {
   return new Script(steps.map(String).join('; '));
 }
 
-/** A value as Compose reads it from a file: its last line, without CR, quotes or spaces. */
-const LAST_VALUE = new Script(`tr -d '\\r"'"'"' ' | tail -n 1`);
 /** The session's COMPOSE_PROJECT_NAME (empty when unset: safe under `set -u`). */
 const PROJECT_FROM_SESSION = sh`project=${new Script('"${COMPOSE_PROJECT_NAME:-}"')}`;
 /** `$project`, when still empty, set to what `value` prints. */
 const orElse = (value: Script) => sh`[ -n "$project" ] || project="$(${value})"`;
-/** What a sed expression picks out of a file, read as Compose reads a value (LAST_VALUE). */
-const valueIn = (pick: Script, file: string) => sh`sed -n ${pick} ${file} 2>/dev/null | ${LAST_VALUE}`;
-/** COMPOSE_PROJECT_NAME in the tenant's .env (with or without `export`). */
+
+/**
+ * A sed program printing the value of each line that starts with `key` (a basic regular expression up
+ * to and including the separator) as a dotenv file (python-dotenv, Compose v1; compose-go's, v2) and YAML
+ * read one: spaces after the separator skipped; a quoted value is what stands between its quotes; an
+ * unquoted one ends before a ` #` comment, its trailing spaces dropped. (Not read as Compose does: escapes
+ * inside double quotes, and `${VAR}` in a value, which python-dotenv expands; the project name's
+ * normalization removes what they leave.)
+ */
+const valueAfter = (key: string) =>
+  [
+    `/${key}[[:space:]]*/{s///`, // (an empty regular expression is the last one used: the key's)
+    String.raw`/^"/{s/^"\([^"]*\)".*/\1/;p;d;}`,
+    String.raw`/^'/{s/^'\([^']*\)'.*/\1/;p;d;}`,
+    's/[[:space:]][[:space:]]*#.*//;s/[[:space:]]*$//;p;}',
+  ].join(';');
+
+/** The value the last line setting `key` in `file` gives it (valueAfter), CRs dropped; none without the file. */
+const valueIn = (key: string, file: string) =>
+  sh`{ tr -d '\r' < ${file}; } 2>/dev/null | sed -n ${valueAfter(key)} | tail -n 1`;
+/** COMPOSE_PROJECT_NAME in the tenant's .env (with or without `export`, spaces around the `=`). */
 const PROJECT_IN_ENV_FILE = valueIn(
-  sh`'s/^[[:space:]]*\(export[[:space:]]*\)\{0,1\}COMPOSE_PROJECT_NAME=//p'`,
+  '^[[:space:]]*\\(export[[:space:]][[:space:]]*\\)\\{0,1\\}COMPOSE_PROJECT_NAME[[:space:]]*=',
   '.env',
 );
 /** The top-level `name:` of a compose file. */
-const nameIn = (file: string) => valueIn(sh`'s/^name:[[:space:]]*//p'`, file);
+const nameIn = (file: string) => valueIn('^name[[:space:]]*:', file);
 /** The name of a compose file's directory. */
 const directoryOf = (file: string) => sh`basename -- "$(cd -- "$(dirname -- ${file})" && pwd)"`;
 /** `$project` normalized as Compose does (see normalizeProject). */
