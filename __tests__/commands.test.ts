@@ -621,34 +621,50 @@ describe('the Compose project, derived on the server as Compose does', () => {
     );
   });
 
-  /** .env lines and the project Compose makes of them (checked against Compose itself below). */
-  const ENV_CASES: Array<[string, string]> = [
-    ['COMPOSE_PROJECT_NAME=acme # the tenant', 'acme'],
-    ['COMPOSE_PROJECT_NAME=acme\t# a tab before the comment', 'acme'],
-    ['COMPOSE_PROJECT_NAME = acme', 'acme'],
-    ['  export  COMPOSE_PROJECT_NAME="Acme_Prod" # quoted, then a comment', 'acme_prod'],
-    ["COMPOSE_PROJECT_NAME='x#y'", 'xy'],
-    ['COMPOSE_PROJECT_NAME=acme#1', 'acme1'],
-    ['COMPOSE_PROJECT_NAME=a b  ', 'ab'],
-    ['COMPOSE_PROJECT_NAME=first\nCOMPOSE_PROJECT_NAME=second', 'second'],
-    ['#COMPOSE_PROJECT_NAME=old\nA=1', 'tenant'],
-    ['COMPOSE_PROJECT_NAME=', 'tenant'],
+  /**
+   * .env lines and the project Compose v1 (python-dotenv; checked against Compose v1 itself below) and
+   * Compose v2 (compose-go's dotenv: an unquoted value ends at " #" only; `KEY: value` taken) make of them.
+   */
+  const ENV_CASES: Array<[line: string, v1: string, v2: string]> = [
+    ['COMPOSE_PROJECT_NAME=acme # the tenant', 'acme', 'acme'],
+    ['COMPOSE_PROJECT_NAME=acme\t# a tab before the comment', 'acme', 'acmeatabbeforethecomment'],
+    ['COMPOSE_PROJECT_NAME = acme', 'acme', 'acme'],
+    ['  export  COMPOSE_PROJECT_NAME="Acme_Prod" # quoted, then a comment', 'acme_prod', 'acme_prod'],
+    ["COMPOSE_PROJECT_NAME='x#y'", 'xy', 'xy'],
+    ['COMPOSE_PROJECT_NAME=acme#1', 'acme1', 'acme1'],
+    ['COMPOSE_PROJECT_NAME=a b  ', 'ab', 'ab'],
+    ['COMPOSE_PROJECT_NAME=first\nCOMPOSE_PROJECT_NAME=second', 'second', 'second'],
+    ['#COMPOSE_PROJECT_NAME=old\nA=1', 'tenant', 'tenant'],
+    ['COMPOSE_PROJECT_NAME=', 'tenant', 'tenant'],
+    ['COMPOSE_PROJECT_NAME: acme', 'tenant', 'acme'],
   ];
-  test.each(ENV_CASES)('.env %j gives the project %j, as Compose reads it', (line, expected) => {
-    expect(project(`A=1\r\n${line}\r\n`)).toBe(expected);
+  const envText = (line: string) => `\uFEFFA=1\r\n${line}\r\n`; // a byte order mark, CRLF lines
+  const v1 = { compose: { command: 'docker-compose' } };
+  const v2 = { compose: { command: 'docker compose' } };
+  test.each(ENV_CASES)('.env %j: Compose v1 makes the project %j, v2 %j', (line, p1, p2) => {
+    expect(project(envText(line), v1)).toBe(p1);
+    expect(project(envText(line), v2)).toBe(p2);
+  });
+  test('a byte order mark before the first line is no part of its key', () => {
+    expect(project('\uFEFFCOMPOSE_PROJECT_NAME=bom\n', v1)).toBe('bom');
+    expect(project('\uFEFFCOMPOSE_PROJECT_NAME=bom\n', v2)).toBe('bom');
   });
 
   // Compose v1's own reading (python-dotenv, then its get_project_name), where it is installed
   const composeV1 = spawnSync('/usr/bin/python3', ['-c', 'import compose.cli.command'], { stdio: 'ignore' });
-  (composeV1.status === 0 ? test : test.skip)('the cases above are what Compose v1 itself derives', () => {
-    for (const [line, expected] of ENV_CASES) {
-      const w = workdir(`A=1\r\n${line}\r\n`);
+  (composeV1.status === 0 ? test : test.skip)('the v1 column above is what Compose v1 itself derives', () => {
+    const cases = [
+      ...ENV_CASES.map(([line, p1]) => [envText(line), p1]),
+      ['\uFEFFCOMPOSE_PROJECT_NAME=bom\n', 'bom'],
+    ];
+    for (const [text, expected] of cases) {
+      const w = workdir(text!);
       const r = spawnSync(
         '/usr/bin/python3',
         ['-c', 'from compose.cli.command import get_project_name as p; print(p("."))'],
         { cwd: w.dir, encoding: 'utf8' },
       );
-      expect([line, r.stdout.trim()]).toEqual([line, expected]);
+      expect([text, r.stdout.trim()]).toEqual([text, expected]);
     }
   });
   test('else the directory of the compose file, normalized', () => {

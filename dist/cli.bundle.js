@@ -53732,7 +53732,7 @@ function normalizeProject(name) {
  * Sets `$project` to the Compose project as Compose itself derives it when no `-p` is given: the
  * session's COMPOSE_PROJECT_NAME, else COMPOSE_PROJECT_NAME in the tenant's .env, else the top-level
  * `name:` of the first compose file, else the name of that file's directory — normalized as Compose
- * does. The value comes from files on the server: it is only ever expanded inside double quotes here,
+ * does (`.env` read by the rules of the tenant's compose command: dotenvRules). The value comes from files on the server: it is only ever expanded inside double quotes here,
  * and `parsePrepared` checks it against the project pattern before any later command uses it.
  */
 function deriveProject(t) {
@@ -53741,7 +53741,7 @@ function deriveProject(t) {
     const first = t.compose.files[0];
     const steps = [
         PROJECT_FROM_SESSION,
-        orElse(PROJECT_IN_ENV_FILE),
+        orElse(projectInEnvFile(dotenvRules(t.compose.command))),
         orElse(nameIn(first)),
         orElse(directoryOf(first)),
         NORMALIZE_PROJECT,
@@ -53753,26 +53753,31 @@ function deriveProject(t) {
 const PROJECT_FROM_SESSION = sh `project=${new Script('"${COMPOSE_PROJECT_NAME:-}"')}`;
 /** `$project`, when still empty, set to what `value` prints. */
 const orElse = (value) => sh `[ -n "$project" ] || project="$(${value})"`;
+const COMPOSE_GO = { separator: '[=:]', comment: ' #' };
+const PYTHON_DOTENV = { separator: '=', comment: '[[:space:]]#' };
+const dotenvRules = (command) => command === 'docker compose' ? COMPOSE_GO : PYTHON_DOTENV;
 /**
  * A sed program printing the value of each line that starts with `key` (a basic regular expression up
- * to and including the separator) as a dotenv file (python-dotenv, Compose v1; compose-go's, v2) and YAML
- * read one: spaces after the separator skipped; a quoted value is what stands between its quotes; an
- * unquoted one ends before a ` #` comment, its trailing spaces dropped. (Not read as Compose does: escapes
- * inside double quotes, and `${VAR}` in a value, which python-dotenv expands; the project name's
- * normalization removes what they leave.)
+ * to and including the separator), read as dotenv files and YAML read one: a UTF-8 byte order mark
+ * dropped; spaces after the separator skipped; a quoted value is what stands between its quotes; an
+ * unquoted one ends before `comment` (a blank and `#`), its trailing spaces dropped. Not read as Compose
+ * reads them: an escaped quote inside double quotes (the value ends there), and `$VAR` or `${VAR}` in the
+ * value, which Compose expands and this leaves as the variable's name — a tenant whose project name is
+ * built from variables needs `compose.project` in the registry.
  */
-const valueAfter = (key) => [
+const valueAfter = (key, comment) => [
+    '1s/^\uFEFF//', // (applied to line 1 before the key's regular expression, so `s///` below is still the key's)
     `/${key}[[:space:]]*/{s///`, // (an empty regular expression is the last one used: the key's)
     String.raw `/^"/{s/^"\([^"]*\)".*/\1/;p;d;}`,
     String.raw `/^'/{s/^'\([^']*\)'.*/\1/;p;d;}`,
-    's/[[:space:]][[:space:]]*#.*//;s/[[:space:]]*$//;p;}',
+    `s/${comment}.*//;s/[[:space:]]*$//;p;}`,
 ].join(';');
 /** The value the last line setting `key` in `file` gives it (valueAfter), CRs dropped; none without the file. */
-const valueIn = (key, file) => sh `{ tr -d '\r' < ${file}; } 2>/dev/null | sed -n ${valueAfter(key)} | tail -n 1`;
-/** COMPOSE_PROJECT_NAME in the tenant's .env (with or without `export`, spaces around the `=`). */
-const PROJECT_IN_ENV_FILE = valueIn('^[[:space:]]*\\(export[[:space:]][[:space:]]*\\)\\{0,1\\}COMPOSE_PROJECT_NAME[[:space:]]*=', '.env');
-/** The top-level `name:` of a compose file. */
-const nameIn = (file) => valueIn('^name[[:space:]]*:', file);
+const valueIn = (key, comment, file) => sh `{ tr -d '\r' < ${file}; } 2>/dev/null | sed -n ${valueAfter(key, comment)} | tail -n 1`;
+/** COMPOSE_PROJECT_NAME in the tenant's .env (with or without `export`, spaces around the separator). */
+const projectInEnvFile = ({ separator, comment }) => valueIn(String.raw `^[[:space:]]*\(export[[:space:]][[:space:]]*\)\{0,1\}COMPOSE_PROJECT_NAME[[:space:]]*${separator}`, comment, '.env');
+/** The top-level `name:` of a compose file (YAML: a comment starts at a blank and `#`). */
+const nameIn = (file) => valueIn('^name[[:space:]]*:', '[[:space:]]#', file);
 /** The name of a compose file's directory. */
 const directoryOf = (file) => sh `basename -- "$(cd -- "$(dirname -- ${file})" && pwd)"`;
 /** `$project` normalized as Compose does (see normalizeProject). */
@@ -67840,7 +67845,8 @@ function terminalColumns(tty) {
     const handle = tty._handle;
     const size = [0, 0];
     const columns = handle?.getWindowSize?.(size) === 0 ? size[0] : undefined;
-    return columns && columns > 0 ? columns : tty.columns;
+    // a terminal of no size (`docker run -t`, `ssh -tt` without one) says 0: the caller's default then
+    return columns || tty.columns || undefined;
 }
 async function ask(question) {
     const rl = (0,external_node_readline_promises_namespaceObject.createInterface)({ input: process.stdin, output: process.stderr });

@@ -112,7 +112,8 @@ function terminalColumns(tty: NodeJS.WriteStream): number | undefined {
   const handle = (tty as { _handle?: { getWindowSize?: (size: number[]) => number } })._handle;
   const size = [0, 0];
   const columns = handle?.getWindowSize?.(size) === 0 ? size[0] : undefined;
-  return columns && columns > 0 ? columns : tty.columns;
+  // a terminal of no size (`docker run -t`, `ssh -tt` without one) says 0: the caller's default then
+  return columns || tty.columns || undefined;
 }
 
 async function ask(question: string): Promise<string> {
