@@ -515,7 +515,8 @@ approve-${n}:
 }
 
 /**
- * Wave n's pre-pull: once wave n-1 ended (its pulls are over), beside gate n-1 and its soak, pull wave n's
+ * Wave n's pre-pull: once wave n-1 ended (a job's needs wait for whole jobs; fleet mode starts it at wave
+ * n-1's first successful pull), beside gate n-1 and its soak, pull wave n's
  * images on its servers (the deploy action's pre-pull-wave). It never delays or blocks wave n: no job needs
  * it, and a failure is continue-on-error. It runs in wave n's environment (its SSH key), or in
  * pre-pull-environment when that is set (one without required reviewers: docs/workflows.md).

@@ -235,21 +235,21 @@ describe('fleet-deploy deploy (no server needed)', () => {
     );
   });
 
-  test('--dry-run says what each wave pre-pulls while the wave before it gates; --pre-pull false: nothing; plan says which waves', async () => {
+  test('--dry-run says what each wave pre-pulls while the wave before it runs and gates; --pre-pull false: nothing; plan says which waves', async () => {
     const args = ['deploy', '--dry-run', '-v', 'v2', '-s', 'tenant=acme-corp|soylent', '--waves', '1,100%'];
     const r = await cli(args);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(
-      '== wave 2\n# pre-pull, while wave 1 gates (after its pulls), on us-2 if 1024 MiB are free: ghcr.io/acme/openclaw:v2, ghcr.io/acme/safety-wrapper:v2\n',
+      '== wave 2\n# pre-pull, while wave 1 runs and gates (from its first pull), on us-2 if 1024 MiB are free: ghcr.io/acme/openclaw:v2, ghcr.io/acme/safety-wrapper:v2\n',
     );
     expect((await cli([...args, '--pre-pull', 'false'])).stdout).not.toContain('pre-pull');
     const plan = await cli(['plan', '-s', 'tenant=acme-corp|soylent', '--waves', '1,100%']);
     expect(plan.stdout).toContain(
-      'its images pre-pulled on its 1 server while wave 1 gates (deploy --pre-pull-waves all: from wave 1 on; --pre-pull false: not)',
+      'its images pre-pulled on its 1 server while wave 1 runs and gates (deploy --pre-pull-waves all: from wave 1 on; --pre-pull false: not)',
     );
   });
 
-  test('--pre-pull-waves all: every later wave pre-pulls while wave 1 gates; 2: two waves ahead; bad values refused', async () => {
+  test('--pre-pull-waves all: every later wave pre-pulls while wave 1 runs and gates; 2: two waves ahead; bad values refused', async () => {
     const args = [
       'deploy',
       '--dry-run',
@@ -261,7 +261,7 @@ describe('fleet-deploy deploy (no server needed)', () => {
       '1,2,100%',
     ];
     const beside = (out: string) =>
-      [...out.matchAll(/^# pre-pull, while wave (\d) gates/gm)].map((m) => m[1]);
+      [...out.matchAll(/^# pre-pull, while wave (\d) runs and gates/gm)].map((m) => m[1]);
     expect(beside((await cli(args)).stdout)).toEqual(['1', '2']);
     expect(beside((await cli([...args, '--pre-pull-waves', 'all'])).stdout)).toEqual(['1', '1']);
     expect(beside((await cli([...args, '--pre-pull-waves', '2'])).stdout)).toEqual(['1', '1']);

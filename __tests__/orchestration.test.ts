@@ -553,6 +553,49 @@ describe("pre-pull: the next wave's images pulled on their servers while a wave 
     }
   });
 
+  test("the next wave's pre-pull starts at the wave's first pull that succeeds, not after its slowest", async () => {
+    const order: string[] = [];
+    let pulls = 0;
+    const prePulled = () => order.some((o) => o.startsWith('prePull'));
+    const c = new ScriptedConnector((server) => [
+      {
+        match: 'prePull',
+        reply: async () => (order.push(`prePull ${server}`), ok('@@prepulled\n')),
+      },
+      {
+        match: 'pull',
+        reply: async () => {
+          // wave 1's second pull is slow: it ends once a pre-pull has begun (or after a bound, so the
+          // test fails rather than hangs when none begins)
+          if (++pulls === 2)
+            for (let i = 0; i < 500 && !prePulled(); i++) await new Promise((r) => setImmediate(r));
+          order.push(`pull ${server}`);
+          return ok('sha256:new|["r/app@sha256:d1"]\n');
+        },
+      },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    versionAware(c, () => false);
+    const report = await run(registry(3, 1), c, { prePull: true, concurrency: 3 }, { waves: '2,100%' });
+    expect(report.targets.map((r) => r.outcome)).toEqual(['deployed', 'deployed', 'deployed']);
+    const [a, b] = report.targets.filter((r) => r.wave === 1).map((r) => r.server);
+    const later = report.targets.find((r) => r.wave === 2)!.server;
+    expect(order.slice(0, 3).sort()).toEqual([`prePull ${later}`, `pull ${a}`, `pull ${b}`].sort());
+    expect(order.indexOf(`prePull ${later}`)).toBe(1); // after the first pull, before the slow one ended
+  });
+
+  test('a wave whose every pull failed starts no pre-pull of the next', async () => {
+    const c = new ScriptedConnector(() => [
+      { match: 'prePull', reply: ok('@@prepulled\n') },
+      { match: 'pull', reply: fail(1, 'manifest unknown') },
+      ...happyRules(`${REPO}:v1`),
+    ]);
+    const report = await run(registry(3, 1), c, { prePull: true, pullAttempts: 1 }, { waves: '2,100%' });
+    expect(report.targets.filter((r) => r.wave === 1).map((r) => r.outcome)).toEqual(['failed', 'failed']);
+    expect(c.log.filter((l) => l.verb === 'prePull')).toEqual([]);
+    expect(report.prePulls ?? []).toEqual([]);
+  });
+
   test('prePullWaves Infinity: a server with tenants in two later waves pre-pulls its images once', async () => {
     const c = new ScriptedConnector(() => [
       { match: 'prePull', reply: ok('@@prepulled\n') },

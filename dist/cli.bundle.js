@@ -68038,25 +68038,36 @@ class prepull_PrePull {
         this.lastWave = this.jobs.reduce((w, j) => Math.max(w, j.wave), 0);
     }
     /**
-     * Watches wave `index` (its targets' IDs): once each is past its pull (its pull step ended, or the
-     * target did), the pre-pulls of the next `prePullWaves` waves start. Returns the hooks for the wave.
+     * Watches wave `index` (its targets' IDs): the pre-pulls of the next `prePullWaves` waves start at the
+     * wave's first pull that succeeds — the release is then known to be there and pullable, so a missing
+     * tag or a refused login fails one pull, not one per server of the waves after — or, in a wave that
+     * pulled nothing (every target unchanged), once every target is done; never after a wave whose every
+     * pull failed. A wave whose images
+     * were pre-pulled has its first pull done at once, so the next wave's pre-pulls run beside all of it:
+     * its switches, its gate and its soak. Returns the hooks for the wave.
      */
     watch(index, targets) {
-        const past = new Set();
+        const done = new Set();
+        let pullFailed = false;
         const until = Math.min(index + (this.options.prePullWaves ?? 1), this.lastWave);
-        const seen = (id) => {
-            past.add(id);
-            if (past.size < targets.length)
-                return;
+        const begin = () => {
             for (let w = index + 1; w <= until; w++)
                 this.start(w);
         };
         return {
             onStep: (e) => {
-                if (e.step === 'pull' && e.status !== 'start')
-                    seen(e.target);
+                if (e.step !== 'pull' || e.status === 'start')
+                    return;
+                if (e.status === 'ok')
+                    begin();
+                else
+                    pullFailed = true;
             },
-            onTarget: (r) => seen(r.id),
+            onTarget: (r) => {
+                done.add(r.id);
+                if (done.size >= targets.length && !pullFailed)
+                    begin();
+            },
         };
     }
     /** Starts the pre-pull of wave `wave` (once): its jobs join the queue; at most `concurrency` run at once. */
@@ -68120,7 +68131,7 @@ class prepull_PrePull {
             }
             if (said) {
                 // the switches to come on this server will want the engine's API version (Compose v1): ask it now,
-                // while the wave before them gates and soaks, not in line before the first of them
+                // while the wave before them runs, gates and soaks, not in line before the first of them
                 if (this.ports.askApiVersion)
                     void composeApiVersion(new TargetShell(session, this.options.pullTimeoutMs), job.target.tenant);
                 return done('pulled');
@@ -68154,7 +68165,8 @@ function prePullPreview(jobs, wave, options) {
     const free = options.prePullMinFreeMb ?? 0;
     return jobs
         .filter((j) => j.wave === wave)
-        .map((j) => `# pre-pull, while wave ${beside} gates (after its pulls), on ${j.server} if ${free} MiB are free: ${j.refs.join(', ')}`);
+        .map((j) => `# pre-pull, while wave ${beside} runs and gates (from its first pull), on ${j.server} ` +
+        `if ${free} MiB are free: ${j.refs.join(', ')}`);
 }
 
 ;// CONCATENATED MODULE: ./src/deploy/pulls.ts
@@ -70640,7 +70652,7 @@ const ROLLOUT_ROWS = {
         input: 'pre-pull',
         default: 'true',
         check: checkBoolean,
-        help: "while a wave gates, pull the next wave's images on their servers (true), or not (false)",
+        help: "while a wave runs and gates, pull the next wave's images on their servers (true), or not (false)",
     },
     prePullWaves: {
         flag: 'pre-pull-waves',
@@ -70648,7 +70660,7 @@ const ROLLOUT_ROWS = {
         input: 'pre-pull-waves',
         default: '1',
         check: checkWaveCount,
-        help: 'how many waves ahead to pre-pull: 1, the next wave while a wave gates; all, every later wave from the ' +
+        help: 'how many waves ahead to pre-pull: 1, the next wave while a wave runs and gates; all, every later wave from the ' +
             'first one on (more pulled if the rollout stops)',
     },
     prePullMinFreeMb: {
@@ -77315,7 +77327,7 @@ function renderPlan(plan, analysis) {
         if (w.index > 1) {
             const servers = new Set(w.targets.filter((t) => strategyFor(t).fetch).map((t) => t.server.name)).size;
             if (servers)
-                out.push(`  its images pre-pulled on its ${plural(servers, 'server')} while wave ${w.index - 1} gates ` +
+                out.push(`  its images pre-pulled on its ${plural(servers, 'server')} while wave ${w.index - 1} runs and gates ` +
                     `(deploy --pre-pull-waves all: from wave 1 on; --pre-pull false: not)`);
         }
         const rows = w.targets.slice(0, SHOWN_PER_WAVE).map((t) => [t.id, t.server.region, t.tenant.ring]);

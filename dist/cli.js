@@ -242,4 +242,4 @@ function launch(file, sha256) {
     const wrapper = script.runInThisContext();
     wrapper.call(module.exports, module.exports, load, module, file, (0, node_path_1.dirname)(file));
 }
-launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'ea6771e7faeb6507b16d5a4f90ecb118d0c7949870f19528811441a821597d4a');
+launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'e7c9f8b9353fc388a49ad556e3afa7d55c3dd2bbdbfa959fcf99038f840f55bb');

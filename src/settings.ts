@@ -180,7 +180,7 @@ const ROLLOUT_ROWS: RolloutRows = {
     input: 'pre-pull',
     default: 'true',
     check: checkBoolean,
-    help: "while a wave gates, pull the next wave's images on their servers (true), or not (false)",
+    help: "while a wave runs and gates, pull the next wave's images on their servers (true), or not (false)",
   },
   prePullWaves: {
     flag: 'pre-pull-waves',
@@ -189,7 +189,7 @@ const ROLLOUT_ROWS: RolloutRows = {
     default: '1',
     check: checkWaveCount,
     help:
-      'how many waves ahead to pre-pull: 1, the next wave while a wave gates; all, every later wave from the ' +
+      'how many waves ahead to pre-pull: 1, the next wave while a wave runs and gates; all, every later wave from the ' +
       'first one on (more pulled if the rollout stops)',
   },
   prePullMinFreeMb: {

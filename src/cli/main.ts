@@ -326,7 +326,7 @@ export function renderPlan(plan: Plan, analysis?: Analysis): string {
       const servers = new Set(w.targets.filter((t) => strategyFor(t).fetch).map((t) => t.server.name)).size;
       if (servers)
         out.push(
-          `  its images pre-pulled on its ${plural(servers, 'server')} while wave ${w.index - 1} gates ` +
+          `  its images pre-pulled on its ${plural(servers, 'server')} while wave ${w.index - 1} runs and gates ` +
             `(deploy --pre-pull-waves all: from wave 1 on; --pre-pull false: not)`,
         );
     }

@@ -31,7 +31,7 @@ export interface FleetOptions extends DeployOptions {
   analysis?: Analysis;
   /** Tenants of one server deploying the same images share one pull (pulls.ts); default true. */
   sharePulls?: boolean;
-  /** While a wave gates, pull the next wave's images on their servers (prepull.ts); default false here. */
+  /** While a wave runs and gates, pull the next wave's images on their servers (prepull.ts); default false here. */
   prePull?: boolean;
   /** How many waves ahead the pre-pull runs (1: the next wave; Infinity: every later wave). Default 1. */
   prePullWaves?: number;

@@ -1,7 +1,8 @@
 /**
- * Pre-pull: while wave N gates and soaks, the images of wave N+1 are pulled on their servers, so that
- * wave starts with its images present. It starts once every target of wave N is past its own pull (so
- * the two do not compete for the registry), runs at most `concurrency` servers at once, one script per
+ * Pre-pull: while wave N runs, gates and soaks, the images of wave N+1 are pulled on their servers, so
+ * that wave starts with its images present. It starts at wave N's first successful pull (the release is
+ * then known to be pullable; with wave N's own images pre-pulled, that is at once), or once every target
+ * of wave N is past its pull when none succeeds, runs at most `concurrency` servers at once, one script per
  * server and set of image references, over the server's one connection, and holds no lock. With
  * `prePullWaves` k, the waves N+1 … N+k start then (all later waves: from the first wave on), queued in
  * wave order, so a pull longer than one wave's gate and soak is hidden by several. A pre-pull
@@ -116,22 +117,31 @@ export class PrePull {
   }
 
   /**
-   * Watches wave `index` (its targets' IDs): once each is past its pull (its pull step ended, or the
-   * target did), the pre-pulls of the next `prePullWaves` waves start. Returns the hooks for the wave.
+   * Watches wave `index` (its targets' IDs): the pre-pulls of the next `prePullWaves` waves start at the
+   * wave's first pull that succeeds — the release is then known to be there and pullable, so a missing
+   * tag or a refused login fails one pull, not one per server of the waves after — or, in a wave that
+   * pulled nothing (every target unchanged), once every target is done; never after a wave whose every
+   * pull failed. A wave whose images
+   * were pre-pulled has its first pull done at once, so the next wave's pre-pulls run beside all of it:
+   * its switches, its gate and its soak. Returns the hooks for the wave.
    */
   watch(index: number, targets: readonly string[]) {
-    const past = new Set<string>();
+    const done = new Set<string>();
+    let pullFailed = false;
     const until = Math.min(index + (this.options.prePullWaves ?? 1), this.lastWave);
-    const seen = (id: string) => {
-      past.add(id);
-      if (past.size < targets.length) return;
+    const begin = () => {
       for (let w = index + 1; w <= until; w++) this.start(w);
     };
     return {
       onStep: (e: { target: string; step: string; status: string }) => {
-        if (e.step === 'pull' && e.status !== 'start') seen(e.target);
+        if (e.step !== 'pull' || e.status === 'start') return;
+        if (e.status === 'ok') begin();
+        else pullFailed = true;
       },
-      onTarget: (r: { id: string }) => seen(r.id),
+      onTarget: (r: { id: string }) => {
+        done.add(r.id);
+        if (done.size >= targets.length && !pullFailed) begin();
+      },
     };
   }
 
@@ -197,7 +207,7 @@ export class PrePull {
       }
       if (said) {
         // the switches to come on this server will want the engine's API version (Compose v1): ask it now,
-        // while the wave before them gates and soaks, not in line before the first of them
+        // while the wave before them runs, gates and soaks, not in line before the first of them
         if (this.ports.askApiVersion)
           void composeApiVersion(new TargetShell(session, this.options.pullTimeoutMs), job.target.tenant);
         return done('pulled');
@@ -238,6 +248,7 @@ export function prePullPreview(
     .filter((j) => j.wave === wave)
     .map(
       (j) =>
-        `# pre-pull, while wave ${beside} gates (after its pulls), on ${j.server} if ${free} MiB are free: ${j.refs.join(', ')}`,
+        `# pre-pull, while wave ${beside} runs and gates (from its first pull), on ${j.server} ` +
+        `if ${free} MiB are free: ${j.refs.join(', ')}`,
     );
 }
