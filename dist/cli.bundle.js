@@ -70208,7 +70208,7 @@ async function prePullWave(plan, wave, options, ports) {
     }
     return prePull.events;
 }
-/** The wave's ports, telling the pre-pull when its targets are past their pulls (the next wave's pre-pull then starts). */
+/** The wave's ports, telling the pre-pull how its targets' pulls went (the next wave's pre-pull starts at the first that succeeds). */
 function withPrePull(ports, prePull, index, targets) {
     if (!prePull)
         return ports;

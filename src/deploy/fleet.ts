@@ -335,7 +335,7 @@ export async function prePullWave(
   return prePull.events;
 }
 
-/** The wave's ports, telling the pre-pull when its targets are past their pulls (the next wave's pre-pull then starts). */
+/** The wave's ports, telling the pre-pull how its targets' pulls went (the next wave's pre-pull starts at the first that succeeds). */
 function withPrePull(
   ports: FleetPorts,
   prePull: PrePull | undefined,

@@ -1,8 +1,8 @@
 /**
  * Pre-pull: while wave N runs, gates and soaks, the images of wave N+1 are pulled on their servers, so
  * that wave starts with its images present. It starts at wave N's first successful pull (the release is
- * then known to be pullable; with wave N's own images pre-pulled, that is at once), or once every target
- * of wave N is past its pull when none succeeds, runs at most `concurrency` servers at once, one script per
+ * then known to be pullable; with wave N's own images pre-pulled, that is at once; see `watch`), runs at
+ * most `concurrency` servers at once, one script per
  * server and set of image references, over the server's one connection, and holds no lock. With
  * `prePullWaves` k, the waves N+1 … N+k start then (all later waves: from the first wave on), queued in
  * wave order, so a pull longer than one wave's gate and soak is hidden by several. A pre-pull
