@@ -45,58 +45,60 @@ test('in a terminal: a live status line with a bar and counts, redrawn in place,
   expect(out.endsWith('\r\x1b[J')).toBe(true);
 });
 
-test('in a terminal: the status line is clipped to the width, and redrawn over its wrapped rows on a resize', () => {
-  let out = '';
-  let columns = 120;
-  let resize: () => void = () => undefined;
+/** A deploy of 40 targets shown in a terminal of `columns()` columns; what it wrote is in `out`. */
+function inTerminal(columns: () => number, onResize: (redraw: () => void) => () => void) {
+  const t = { out: '', last: () => t.out.slice(t.out.lastIndexOf('\r') + 1) };
   const p = new Progress({
-    write: (t) => (out += t),
+    write: (x) => (t.out += x),
     tty: true,
     color: false,
     total: 40,
-    columns: () => columns,
-    onResize: (redraw) => ((resize = redraw), () => (resize = () => undefined)),
+    columns,
+    onResize,
   });
   p.onWave({ wave: 1, of: 1, targets: 40, status: 'start' });
-  for (const t of ['eu-1/acme-corporation', 'eu-1/globex-international', 'eu-2/initech-holdings', 'us-1/x'])
-    p.onStep({ target: t, step: 'pull', status: 'start' });
-  const last = () => out.slice(out.lastIndexOf('\r') + 1);
-  expect(last()).toBe(
+  return Object.assign(t, { p });
+}
+
+test('in a terminal: the status line is clipped to the width, and redrawn over its wrapped rows on a resize', () => {
+  let columns = 120;
+  let resize: () => void = () => undefined;
+  const t = inTerminal(
+    () => columns,
+    (redraw) => ((resize = redraw), () => (resize = () => undefined)),
+  );
+  for (const id of ['eu-1/acme-corporation', 'eu-1/globex-international', 'eu-2/initech-holdings', 'us-1/x'])
+    t.p.onStep({ target: id, step: 'pull', status: 'start' });
+  expect(t.last()).toBe(
     'wave 1/1 ░░░░░░░░░░░░░░░░░░░░ 0/40 · eu-1/acme-corporation pull 0s, eu-1/globex-international pull 0s, eu-2/initech-ho…',
   );
   columns = 40;
-  out = '';
+  t.out = '';
   resize();
   // the 119 characters drawn at 120 columns take 3 rows of 40: up 2 rows, clear to the end, draw 39
-  expect(out.startsWith('\r\x1b[2A\x1b[J')).toBe(true);
-  expect(last()).toBe('wave 1/1 ░░░░░░░░░░░░░░░░░░░░ 0/40 · e…');
-  expect([...last()].length).toBe(39);
-  p.finish();
+  expect(t.out.startsWith('\r\x1b[2A\x1b[J')).toBe(true);
+  expect(t.last()).toBe('wave 1/1 ░░░░░░░░░░░░░░░░░░░░ 0/40 · e…');
+  expect([...t.last()].length).toBe(39);
+  t.p.finish();
 });
 
 test('in a terminal: a line that comes after a resize but before its signal still clears the wrapped status line', () => {
-  let out = '';
   let columns = 120;
-  const p = new Progress({
-    write: (t) => (out += t),
-    tty: true,
-    color: false,
-    total: 40,
-    columns: () => columns,
-    onResize: () => () => undefined, // the signal never comes in time
-  });
-  p.onWave({ wave: 1, of: 1, targets: 40, status: 'start' });
-  for (const t of ['eu-1/acme-corporation', 'eu-1/globex-international', 'eu-2/initech-holdings'])
-    p.onStep({ target: t, step: 'pull', status: 'start' });
+  const t = inTerminal(
+    () => columns,
+    () => () => undefined, // the signal never comes in time
+  );
+  for (const id of ['eu-1/acme-corporation', 'eu-1/globex-international', 'eu-2/initech-holdings'])
+    t.p.onStep({ target: id, step: 'pull', status: 'start' });
   columns = 80; // the terminal reflowed the 119 characters drawn at 120 columns onto 2 rows
-  out = '';
-  p.onTarget(result('eu-1/acme-corporation', 'deployed') as any);
-  expect(out.startsWith('\r\x1b[1A\x1b[Jeu-1/acme-corporation  deployed  1.5 s\n')).toBe(true);
+  t.out = '';
+  t.p.onTarget(result('eu-1/acme-corporation', 'deployed') as any);
+  expect(t.out.startsWith('\r\x1b[1A\x1b[Jeu-1/acme-corporation  deployed  1.5 s\n')).toBe(true);
   // drawn again for 80 columns; the next clear, at the same width, is of one row
-  expect([...out.slice(out.lastIndexOf('\r') + 1)].length).toBe(79);
-  out = '';
-  p.finish();
-  expect(out).toBe('\r\x1b[J');
+  expect([...t.last()].length).toBe(79);
+  t.out = '';
+  t.p.finish();
+  expect(t.out).toBe('\r\x1b[J');
 });
 
 test("in a terminal: the status line shows each target's step and its time so far", () => {
