@@ -242,4 +242,4 @@ function launch(file, sha256) {
     const wrapper = script.runInThisContext();
     wrapper.call(module.exports, module.exports, load, module, file, (0, node_path_1.dirname)(file));
 }
-launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'b6de5f8299b7b25760e1b460fc472d11299ca7281c2d940e5d62ca3b18b0e84f');
+launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'af536e6b01e1929d32e17eb1d33e79a9b84e629d3c34bb8eb86fb723cd3e5fe4');

@@ -37,8 +37,9 @@ export function normalizeProject(name: string): string {
  * Sets `$project` to the Compose project as Compose itself derives it when no `-p` is given: the
  * session's COMPOSE_PROJECT_NAME, else COMPOSE_PROJECT_NAME in the tenant's .env, else the top-level
  * `name:` of the first compose file, else the name of that file's directory — normalized as Compose
- * does (`.env` read by the rules of the tenant's compose command: dotenvRules). The value comes from files on the server: it is only ever expanded inside double quotes here,
- * and `parsePrepared` checks it against the project pattern before any later command uses it.
+ * does (`.env` read by the rules of the tenant's compose command: dotenvRules). The value comes from
+ * files on the server: it is only ever expanded inside double quotes here, and `parsePrepared` checks it
+ * against the project pattern before any later command uses it.
  */
 export function deriveProject(t: Tenant): Script {
   if (t.compose.project) return sh`project=${t.compose.project}; echo "@@project $project"`;
