@@ -68043,9 +68043,8 @@ class prepull_PrePull {
      * wave's first pull that succeeds — the release is then known to be there and pullable, so a missing
      * tag or a refused login fails one pull, not one per server of the waves after — or, in a wave that
      * pulled nothing (every target unchanged), once every target is done; never after a wave whose every
-     * pull failed. A wave whose images
-     * were pre-pulled has its first pull done at once, so the next wave's pre-pulls run beside all of it:
-     * its switches, its gate and its soak. Returns the hooks for the wave.
+     * pull failed. A wave whose images were pre-pulled has its first pull done at once, so the next wave's
+     * pre-pulls run beside all of it: its switches, its gate and its soak. Returns the hooks for the wave.
      */
     watch(index, targets) {
         const done = new Set();

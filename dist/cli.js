@@ -242,4 +242,4 @@ function launch(file, sha256) {
     const wrapper = script.runInThisContext();
     wrapper.call(module.exports, module.exports, load, module, file, (0, node_path_1.dirname)(file));
 }
-launch(require('node:path').join(__dirname, 'cli.bundle.js'), 'af536e6b01e1929d32e17eb1d33e79a9b84e629d3c34bb8eb86fb723cd3e5fe4');
+launch(require('node:path').join(__dirname, 'cli.bundle.js'), '69c94a5ec93bba6f27417b5b928f10ed1927448fc86c2f91dd4e3d9b4be69856');

@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deploy } from '../helpers/deploy';
-import { DEPLOY_USER, freePort, handOver } from '../../src/testing';
+import { DEPLOY_USER, freePort, handOver, TENANT_COMPOSE } from '../../src/testing';
 import { parseRegistry, type Registry } from '../../src/registry';
 import { startSshd, type ClientKey, type TestSshd } from '../helpers/sshd';
 import { e2eSkipReason, stackUp, type Stack } from './stack';
@@ -49,18 +49,8 @@ describeE2e('e2e: real podman engine, registry, docker-compose 1.29 and sshd', (
   let sshd: TestSshd;
   const docker = (args: string[]) => stack!.docker(args);
 
-  /** A tenant's compose file: the app on host networking, its image and port from .env, then `more` lines. */
-  const appCompose = (more: string[]) =>
-    [
-      'services:',
-      '  app:',
-      '    image: ${APP_IMAGE}',
-      '    network_mode: host',
-      '    environment:',
-      '      APP_PORT: ${APP_PORT}',
-      ...more,
-      '',
-    ].join('\n');
+  /** A tenant's compose file (the local fleets' TENANT_COMPOSE), then `more` lines. */
+  const appCompose = (more: string[]) => TENANT_COMPOSE + more.map((l) => `${l}\n`).join('');
   const envOf = (t: Tenant) => readFileSync(join(t.dir, '.env'), 'utf8');
   const envText = (t: Tenant, version: string) =>
     `# tenant ${t.id}: written by the e2e test\nAPP_IMAGE=${repo}:${version}\nAPP_PORT=${t.port}\n`;

@@ -18,7 +18,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join, resolve } from 'node:path';
 import { cli } from '../helpers/cli';
 import { deploy } from '../helpers/deploy';
-import { freePort, handOver } from '../../src/testing';
+import { freePort, handOver, TENANT_COMPOSE } from '../../src/testing';
 import { parseRegistry } from '../../src/registry';
 import { e2eSkipReason, run, stackUp, type Stack } from './stack';
 
@@ -156,24 +156,19 @@ describeE2e(
       appPort = await freePort();
       writeFileSync(
         join(dir, 'docker-compose.yml'),
-        [
-          'services:',
-          '  app:',
-          '    image: ${APP_IMAGE}',
-          '    network_mode: host',
-          '    environment:',
-          '      APP_PORT: ${APP_PORT}',
-          '  db:',
-          '    image: ${PG_IMAGE}',
-          '    network_mode: none # unix socket only: clients run in the container',
-          '    environment:',
-          '      POSTGRES_USER: app',
-          '    volumes:',
-          '      - pgdata:/var/lib/postgresql/data',
-          'volumes:',
-          '  pgdata: {}',
-          '',
-        ].join('\n'),
+        TENANT_COMPOSE +
+          [
+            '  db:',
+            '    image: ${PG_IMAGE}',
+            '    network_mode: none # unix socket only: clients run in the container',
+            '    environment:',
+            '      POSTGRES_USER: app',
+            '    volumes:',
+            '      - pgdata:/var/lib/postgresql/data',
+            'volumes:',
+            '  pgdata: {}',
+            '',
+          ].join('\n'),
       );
       writeFileSync(join(dir, '.env'), envText());
       handOver(join(stack.root, 'tenants'));

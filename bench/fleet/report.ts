@@ -4,6 +4,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { Knobs, RunName } from './knobs';
 import type { VerbCost } from './measure';
+import { median } from '../lib/stats';
 
 export interface Handshakes {
   perServer: number[];
@@ -111,10 +112,7 @@ export const medianCpuMsPerTarget = (x: RunResult, targets: number): number | un
     .filter((y) => succeeded(y, targets))
     .map((y) => y.cpuMsPerTarget)
     .filter((v): v is number => v !== undefined);
-  if (!all.length) return undefined;
-  const sorted = all.sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return all.length ? median(all) : undefined;
 };
 
 function targetsOf(r: Report): Check[] {

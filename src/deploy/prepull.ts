@@ -2,8 +2,8 @@
  * Pre-pull: while wave N runs, gates and soaks, the images of wave N+1 are pulled on their servers, so
  * that wave starts with its images present. It starts at wave N's first successful pull (the release is
  * then known to be pullable; with wave N's own images pre-pulled, that is at once; see `watch`), runs at
- * most `concurrency` servers at once, one script per
- * server and set of image references, over the server's one connection, and holds no lock. With
+ * most `concurrency` servers at once, one script per server and set of image references, over the
+ * server's one connection, and holds no lock. With
  * `prePullWaves` k, the waves N+1 … N+k start then (all later waves: from the first wave on), queued in
  * wave order, so a pull longer than one wave's gate and soak is hidden by several. A pre-pull
  * never changes what runs (src/remote/prepull.ts), never fails the deploy: a disk with less than
@@ -121,9 +121,8 @@ export class PrePull {
    * wave's first pull that succeeds — the release is then known to be there and pullable, so a missing
    * tag or a refused login fails one pull, not one per server of the waves after — or, in a wave that
    * pulled nothing (every target unchanged), once every target is done; never after a wave whose every
-   * pull failed. A wave whose images
-   * were pre-pulled has its first pull done at once, so the next wave's pre-pulls run beside all of it:
-   * its switches, its gate and its soak. Returns the hooks for the wave.
+   * pull failed. A wave whose images were pre-pulled has its first pull done at once, so the next wave's
+   * pre-pulls run beside all of it: its switches, its gate and its soak. Returns the hooks for the wave.
    */
   watch(index: number, targets: readonly string[]) {
     const done = new Set<string>();
